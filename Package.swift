@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "relocator",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "relocator", targets: ["relocator"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries: module maps only.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+
+        // Levels, configuration, errors — no I/O.
+        .target(name: "RelocatorCore"),
+        .target(
+            name: "RedisClient",
+            dependencies: [
+                "CHiredis", "RelocatorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "SQLStore",
+            dependencies: [
+                "CLibPQ", "CMariaDB", "CSQLite", "RelocatorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "relocator",
+            dependencies: [
+                "RelocatorCore", "RedisClient", "SQLStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        .testTarget(name: "RelocatorCoreTests", dependencies: ["RelocatorCore"]),
+        .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["TestSupport", "relocator"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+    ]
+)

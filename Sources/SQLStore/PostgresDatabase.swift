@@ -1,0 +1,191 @@
+import CLibPQ
+import Foundation
+import RelocatorCore
+
+/// PostgreSQL through libpq. Statements go through `PQexecParams` with text parameters.
+public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
+    public let dialect = SQLDialect.postgres
+    public let location: String
+    private var connection: OpaquePointer?
+    private let server: DatabaseURL.ServerDatabase
+
+    public init(_ server: DatabaseURL.ServerDatabase, connectTimeoutSeconds: Int = 5) throws {
+        self.server = server
+        self.location = "postgres \(server.host):\(server.port)/\(server.database)"
+        var params: [(String, String)] = [
+            ("host", server.host), ("port", String(server.port)), ("dbname", server.database),
+            ("connect_timeout", String(connectTimeoutSeconds)), ("application_name", "relocator"),
+            ("client_encoding", "UTF8"),
+        ]
+        if let user = server.user { params.append(("user", user)) }
+        if let password = server.password { params.append(("password", password)) }
+        for (key, value) in server.options.sorted(by: { $0.key < $1.key }) { params.append((key, value)) }
+        connection = Self.connect(params)
+        guard let conn = connection else {
+            throw SQLError(code: .other, location: location, message: "libpq could not allocate a connection")
+        }
+        if PQstatus(conn) != CONNECTION_OK {
+            let message = Self.message(PQerrorMessage(conn))
+            PQfinish(conn)
+            connection = nil
+            throw SQLError(code: Self.classifyConnectFailure(message), location: location, message: message)
+        }
+        PQsetNoticeProcessor(conn, { _, _ in }, nil)
+    }
+
+    deinit { close() }
+
+    public func close() {
+        if let conn = connection {
+            PQfinish(conn)
+            connection = nil
+        }
+    }
+
+    @discardableResult
+    public func execute(_ query: SQLQuery) throws -> Int {
+        let result = try run(query)
+        defer { PQclear(result) }
+        return Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    public func query(_ query: SQLQuery) throws -> [SQLRow] {
+        let result = try run(query)
+        defer { PQclear(result) }
+        let columnCount = Int(PQnfields(result))
+        let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        let types = (0..<columnCount).map { PQftype(result, Int32($0)) }
+        var rows: [SQLRow] = []
+        let rowCount = Int(PQntuples(result))
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            var values: [SQLValue] = []
+            values.reserveCapacity(columnCount)
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    values.append(.null)
+                    continue
+                }
+                let text = String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                values.append(Self.decode(text, oid: types[column]))
+            }
+            rows.append(SQLRow(columns: columns, values: values))
+        }
+        return rows
+    }
+
+    public func executeScript(_ sql: String) throws {
+        let result = try run(SQLQuery(unsafeSQL: sql))
+        PQclear(result)
+    }
+
+    // MARK: - libpq
+
+    private func run(_ query: SQLQuery) throws -> OpaquePointer {
+        let conn = try liveConnection()
+        let (sql, binds) = query.render(for: dialect)
+        let texts: [String?] = binds.map { value in
+            switch value {
+            case .null: return nil
+            case .int(let v): return String(v)
+            case .double(let v): return String(v)
+            case .text(let v): return v
+            }
+        }
+        let result: OpaquePointer? = Self.withCStrings(texts) { pointers in
+            PQexecParams(conn, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+        }
+        guard let result else {
+            throw SQLError(code: .connectionLost, location: location, message: Self.message(PQerrorMessage(conn)))
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return result
+        default:
+            let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            let message = Self.message(PQresultErrorMessage(result))
+            PQclear(result)
+            let code: SQLError.Code = PQstatus(conn) == CONNECTION_BAD ? .connectionLost : Self.classify(sqlState: state)
+            throw SQLError(code: code, location: location, message: message, serverCode: state)
+        }
+    }
+
+    /// The connection, re-established if the server dropped it since the last call.
+    private func liveConnection() throws -> OpaquePointer {
+        guard let conn = connection else {
+            throw SQLError(code: .connectionLost, location: location, message: "the connection is closed")
+        }
+        if PQstatus(conn) == CONNECTION_BAD {
+            PQreset(conn)
+            if PQstatus(conn) != CONNECTION_OK {
+                let message = Self.message(PQerrorMessage(conn))
+                throw SQLError(code: Self.classifyConnectFailure(message), location: location, message: message)
+            }
+        }
+        return conn
+    }
+
+    private static func connect(_ params: [(String, String)]) -> OpaquePointer? {
+        withCStrings(params.map { $0.0 }) { keys in
+            withCStrings(params.map { $0.1 }) { values in
+                var keyArray = Array(keys) + [nil]
+                var valueArray = Array(values) + [nil]
+                return keyArray.withUnsafeMutableBufferPointer { k in
+                    valueArray.withUnsafeMutableBufferPointer { v in
+                        PQconnectdbParams(k.baseAddress, v.baseAddress, 0)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls `body` with C strings for `strings` (NULL for nil), valid for the call only.
+    private static func withCStrings<R>(_ strings: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies: [UnsafeMutablePointer<CChar>?] = strings.map { $0.map { strdup($0)! } }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer($0) }
+        return pointers.withUnsafeBufferPointer(body)
+    }
+
+    private static func message(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "unknown error" }
+        let lines = String(cString: pointer).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return lines.joined(separator: "; ")
+    }
+
+    static func classifyConnectFailure(_ message: String) -> SQLError.Code {
+        let lower = message.lowercased()
+        if lower.contains("password authentication failed") || lower.contains("no password supplied")
+            || lower.contains("authentication failed") || lower.contains("role") && lower.contains("does not exist") {
+            return .authenticationFailed
+        }
+        if lower.contains("database") && lower.contains("does not exist") { return .unknownDatabase }
+        if lower.contains("connection refused") || lower.contains("could not connect") || lower.contains("timeout")
+            || lower.contains("could not translate host name") || lower.contains("no route to host") {
+            return .connectionRefused
+        }
+        if lower.contains("server closed the connection") || lower.contains("shutting down") { return .connectionLost }
+        return .other
+    }
+
+    static func classify(sqlState: String?) -> SQLError.Code {
+        guard let state = sqlState else { return .other }
+        if state.hasPrefix("23") { return .constraintViolation }
+        if state.hasPrefix("42") { return .badSQL }
+        if state.hasPrefix("28") { return .authenticationFailed }
+        if state.hasPrefix("08") || state.hasPrefix("57P") { return .connectionLost }
+        if state == "3D000" { return .unknownDatabase }
+        return .other
+    }
+
+    /// Text-format values by type OID: integers, floats and booleans become numbers.
+    static func decode(_ text: String, oid: Oid) -> SQLValue {
+        switch oid {
+        case 20, 21, 23, 26: return Int64(text).map(SQLValue.int) ?? .text(text)
+        case 700, 701, 1700: return Double(text).map(SQLValue.double) ?? .text(text)
+        case 16: return .int(text == "t" ? 1 : 0)
+        default: return .text(text)
+        }
+    }
+}

@@ -1,0 +1,47 @@
+/// A database failure. The description says what went wrong and where (backend, host) but never a
+/// password, and never the statement's parameters.
+public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: String, Sendable {
+        /// Nothing listens at the address, or the host cannot be reached.
+        case connectionRefused = "connection refused"
+        /// The server refused the user or password.
+        case authenticationFailed = "authentication failed"
+        /// The connection broke while in use.
+        case connectionLost = "connection lost"
+        /// The database named in the URL does not exist, or a file cannot be opened.
+        case unknownDatabase = "unknown database"
+        /// The statement is not valid SQL, or names a table or column that does not exist.
+        case badSQL = "bad SQL"
+        /// A unique, primary-key, foreign-key or NOT NULL constraint refused the change.
+        case constraintViolation = "constraint violation"
+        /// A column could not be read as the type asked for.
+        case decoding
+        /// A migration file is missing or malformed.
+        case migration
+        /// Any other database error.
+        case other = "database error"
+    }
+
+    public var code: Code
+    /// `postgres 127.0.0.1:5432`, `mysql …` or `sqlite path`, when known.
+    public var location: String?
+    public var message: String
+    /// The SQLSTATE (PostgreSQL) or error number (MySQL, SQLite), when the server gave one.
+    public var serverCode: String?
+
+    public init(code: Code, location: String? = nil, message: String, serverCode: String? = nil) {
+        self.code = code
+        self.location = location
+        self.message = message
+        self.serverCode = serverCode
+    }
+
+    public var description: String {
+        let place = location.map { "\($0): " } ?? ""
+        let server = serverCode.map { " [\($0)]" } ?? ""
+        return "\(place)\(code.rawValue): \(message)\(server)"
+    }
+
+    /// True for failures that may go away by themselves (the server is down or restarting).
+    public var isTransient: Bool { code == .connectionRefused || code == .connectionLost }
+}
