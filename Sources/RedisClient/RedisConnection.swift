@@ -85,7 +85,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// the socket timeout is stretched by that much for this one call.
     @discardableResult
     public func sendBlocking(_ command: RedisCommand, block: Duration) throws -> RedisReply {
-        try connectIfNeeded()
+        try connectIfNeeded(for: command.name)
         redisSetTimeout(context!, Self.timeval(commandTimeout + block))
         defer { if let ctx = context { redisSetTimeout(ctx, Self.timeval(commandTimeout)) } }
         return try roundTrip([command])[0].throwingServerError(address: url.address, command: command.name)
@@ -94,7 +94,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// Writes all commands, then reads all replies, in order. Error replies are returned in place.
     public func pipeline(_ commands: [RedisCommand]) throws -> [RedisReply] {
         if commands.isEmpty { return [] }
-        try connectIfNeeded()
+        try connectIfNeeded(for: commands[0].name)
         return try roundTrip(commands)
     }
 
@@ -121,9 +121,14 @@ public final class RedisConnection: @unchecked Sendable {
 
     // MARK: - hiredis
 
-    private func connectIfNeeded() throws {
+    private func connectIfNeeded(for command: String) throws {
         if let ctx = context, Self.peerClosed(ctx) { close() }
-        try connect()
+        do {
+            try connect()
+        } catch var error as RedisError where error.command == nil {
+            error.command = command
+            throw error
+        }
     }
 
     /// An idle connection must have nothing to read: readable (EOF or stray bytes) means the server

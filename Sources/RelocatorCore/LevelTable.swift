@@ -30,6 +30,11 @@ public struct LevelTable: Equatable, Sendable {
         public var level: String
         /// Set when the count is above every `max_counts`: the top level's new `max_counts`.
         public var raiseMaxCounts: Int64?
+
+        public init(level: String, raiseMaxCounts: Int64?) {
+            self.level = level
+            self.raiseMaxCounts = raiseMaxCounts
+        }
     }
 
     /// The level whose `[min_counts, max_counts]` holds `count` (the one with the highest

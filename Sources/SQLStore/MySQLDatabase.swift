@@ -126,15 +126,30 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         let columns = (0..<columnCount).map { String(cString: fields[$0].name) }
         let types = (0..<columnCount).map { fields[$0].type }
 
-        // Bind every column with no buffer: fetch reports each length, then fetch_column reads it.
+        // Numbers are fetched into 8-byte buffers; text columns are bound with no buffer: fetch
+        // reports each length, then fetch_column reads the bytes.
         var lengths = [UInt](repeating: 0, count: columnCount)
         var nulls = [my_bool](repeating: 0, count: columnCount)
+        let numbers = UnsafeMutableRawPointer.allocate(byteCount: 8 * max(columnCount, 1), alignment: 8)
+        defer { numbers.deallocate() }
+        let kinds = types.map(Self.kind)
         var results = [MYSQL_BIND](repeating: MYSQL_BIND(), count: columnCount)
         var rows: [SQLRow] = []
         try lengths.withUnsafeMutableBufferPointer { lengthPointer in
             try nulls.withUnsafeMutableBufferPointer { nullPointer in
                 for column in 0..<columnCount {
-                    results[column].buffer_type = MYSQL_TYPE_STRING
+                    switch kinds[column] {
+                    case .integer:
+                        results[column].buffer_type = MYSQL_TYPE_LONGLONG
+                        results[column].buffer = numbers + 8 * column
+                        results[column].buffer_length = 8
+                    case .double:
+                        results[column].buffer_type = MYSQL_TYPE_DOUBLE
+                        results[column].buffer = numbers + 8 * column
+                        results[column].buffer_length = 8
+                    case .text:
+                        results[column].buffer_type = MYSQL_TYPE_STRING
+                    }
                     results[column].length = lengthPointer.baseAddress! + column
                     results[column].is_null = nullPointer.baseAddress! + column
                 }
@@ -150,23 +165,14 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
                             values.append(.null)
                             continue
                         }
-                        let length = Int(lengthPointer[column])
-                        var bytes = [UInt8](repeating: 0, count: length)
-                        if length > 0 {
-                            var single = MYSQL_BIND()
-                            single.buffer_type = MYSQL_TYPE_STRING
-                            var fetched: UInt = 0
-                            let status = bytes.withUnsafeMutableBytes { raw -> Int32 in
-                                single.buffer = raw.baseAddress
-                                single.buffer_length = UInt(length)
-                                return withUnsafeMutablePointer(to: &fetched) { fetchedPointer in
-                                    single.length = fetchedPointer
-                                    return mysql_stmt_fetch_column(statement, &single, UInt32(column), 0)
-                                }
-                            }
-                            if status != 0 { throw statementError(statement) }
+                        switch kinds[column] {
+                        case .integer:
+                            values.append(.int(numbers.load(fromByteOffset: 8 * column, as: Int64.self)))
+                        case .double:
+                            values.append(.double(numbers.load(fromByteOffset: 8 * column, as: Double.self)))
+                        case .text:
+                            values.append(.text(try fetchText(statement, column: column, length: Int(lengthPointer[column]))))
                         }
-                        values.append(Self.decode(bytes, type: types[column]))
                     }
                     rows.append(SQLRow(columns: columns, values: values))
                 }
@@ -175,16 +181,36 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         return rows
     }
 
-    private static func decode(_ bytes: [UInt8], type: enum_field_types) -> SQLValue {
-        let text = String(decoding: bytes, as: UTF8.self)
+    private enum ColumnKind { case integer, double, text }
+
+    private static func kind(_ type: enum_field_types) -> ColumnKind {
         switch type {
         case MYSQL_TYPE_TINY, MYSQL_TYPE_SHORT, MYSQL_TYPE_LONG, MYSQL_TYPE_LONGLONG, MYSQL_TYPE_INT24, MYSQL_TYPE_YEAR:
-            return Int64(text).map(SQLValue.int) ?? .text(text)
-        case MYSQL_TYPE_FLOAT, MYSQL_TYPE_DOUBLE, MYSQL_TYPE_DECIMAL, MYSQL_TYPE_NEWDECIMAL:
-            return Double(text).map(SQLValue.double) ?? .text(text)
+            return .integer
+        case MYSQL_TYPE_FLOAT, MYSQL_TYPE_DOUBLE:
+            return .double
         default:
-            return .text(text)
+            // DECIMAL arrives as text and stays text: no precision is lost.
+            return .text
         }
+    }
+
+    private func fetchText(_ statement: UnsafeMutablePointer<MYSQL_STMT>, column: Int, length: Int) throws -> String {
+        guard length > 0 else { return "" }
+        var bytes = [UInt8](repeating: 0, count: length)
+        var fetched: UInt = 0
+        let status = bytes.withUnsafeMutableBytes { raw -> Int32 in
+            withUnsafeMutablePointer(to: &fetched) { fetchedPointer in
+                var single = MYSQL_BIND()
+                single.buffer_type = MYSQL_TYPE_STRING
+                single.buffer = raw.baseAddress
+                single.buffer_length = UInt(length)
+                single.length = fetchedPointer
+                return mysql_stmt_fetch_column(statement, &single, UInt32(column), 0)
+            }
+        }
+        if status != 0 { throw statementError(statement) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private func statementError(_ statement: UnsafeMutablePointer<MYSQL_STMT>) -> SQLError {

@@ -19,6 +19,7 @@ public protocol SQLDatabase: AnyObject {
 
 extension SQLDatabase {
     /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
+    @discardableResult
     public func transaction<T>(_ body: () throws -> T) throws -> T {
         try executeScript(dialect == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN")
         let result: T

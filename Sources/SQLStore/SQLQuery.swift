@@ -47,6 +47,11 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
             parts.append(.bind(value.sqlValue))
         }
 
+        /// A bound parameter that may be NULL.
+        public mutating func appendInterpolation<T: SQLValueConvertible>(_ value: T?) {
+            parts.append(.bind(value?.sqlValue ?? .null))
+        }
+
         /// SQL text taken as it is: only for text the program wrote, never for input.
         public mutating func appendInterpolation(unsafeSQL sql: String) {
             parts.append(.sql(sql))
