@@ -7,7 +7,7 @@ public final class RedisServer: @unchecked Sendable {
     public let port: Int
     public let password: String?
     private let directory: TemporaryDirectory
-    private var process: Process?
+    private var process: ChildProcess?
 
     public init(password: String? = nil) throws {
         self.port = try freeLoopbackPort()
@@ -27,12 +27,7 @@ public final class RedisServer: @unchecked Sendable {
         var arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                          "--dir", directory.path, "--enable-debug-command", "yes", "--logfile", directory.path + "/redis.log"]
         if let password { arguments += ["--requirepass", password] }
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(binary.path, arguments, environment: ProcessInfo.processInfo.environment)
         self.process = process
         // Ready when it accepts a TCP connection.
         let deadline = Date().addingTimeInterval(10)
@@ -44,13 +39,8 @@ public final class RedisServer: @unchecked Sendable {
 
     /// Stops the server (SIGTERM, then SIGKILL) and waits until it is gone.
     public func stop() {
-        guard let process, process.isRunning else { self.process = nil; return }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        self.process = nil
+        process?.stop(timeout: .seconds(5))
+        process = nil
     }
 
     private static func accepts(port: Int) -> Bool {
