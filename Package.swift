@@ -37,10 +37,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        .target(name: "JobQueue", dependencies: ["RedisClient", "RelocatorCore"]),
+        .target(
+            name: "FileMover",
+            dependencies: ["RelocatorCore", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "relocator",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -48,6 +53,8 @@ let package = Package(
 
         .testTarget(name: "RelocatorCoreTests", dependencies: ["RelocatorCore"]),
         .testTarget(name: "RedisClientTests", dependencies: ["RedisClient", "TestSupport"]),
+        .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "TestSupport"]),
+        .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
         .testTarget(name: "CommandLineTests", dependencies: ["TestSupport", "relocator"]),
         .target(name: "TestSupport", dependencies: ["RelocatorCore", "SQLStore"], path: "Tests/TestSupport"),
