@@ -1,0 +1,98 @@
+import Foundation
+
+/// A small tmpfs mounted for one test: a second filesystem (cross-device moves), a full disk
+/// (`sizeKiB`), or a read-only one. Unmounted and removed by `remove()`.
+public final class TmpfsMount: @unchecked Sendable {
+    public let path: String
+    private var mounted = false
+
+    public init(sizeKiB: Int = 64 * 1024, readOnly: Bool = false) throws {
+        path = try TemporaryDirectory("relocator-tmpfs").path
+        let options = "size=\(sizeKiB)k,mode=0755" + (readOnly ? ",ro" : "")
+        try Self.run("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", path])
+        mounted = true
+    }
+
+    deinit { remove() }
+
+    public func remount(readOnly: Bool) throws {
+        try Self.run("/bin/mount", ["-o", "remount," + (readOnly ? "ro" : "rw"), path])
+    }
+
+    public func remove() {
+        if mounted {
+            _ = try? Self.run("/bin/umount", ["-l", path])
+            mounted = false
+        }
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    private static func run(_ tool: String, _ arguments: [String]) throws {
+        let result = try ProcessRunner.run(URL(fileURLWithPath: tool), arguments)
+        guard result.status == 0 else {
+            throw POSIXError(.EPERM, userInfo: [NSLocalizedDescriptionKey: "\(tool) \(arguments.joined(separator: " ")): \(result.stderr)"])
+        }
+    }
+}
+
+/// Files for tests: made with random bytes, hashed with coreutils (independent of the code under test).
+public enum TestFiles {
+    @discardableResult
+    public static func make(_ path: String, bytes: Int, mode: mode_t = 0o640, mtime: Date? = Date(timeIntervalSince1970: 1_600_000_000)) throws -> String {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        var generator = SystemRandomNumberGenerator()
+        var data = Data(count: bytes)
+        data.withUnsafeMutableBytes { raw in
+            var offset = 0
+            while offset < bytes {
+                var word = generator.next()
+                let n = min(8, bytes - offset)
+                withUnsafeBytes(of: &word) { raw.baseAddress!.advanced(by: offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
+                offset += n
+            }
+        }
+        try data.write(to: url)
+        chmod(path, mode)
+        if let mtime {
+            try FileManager.default.setAttributes([.modificationDate: mtime], ofItemAtPath: path)
+        }
+        return try sha256(path)
+    }
+
+    /// `sha256sum` of a file.
+    public static func sha256(_ path: String) throws -> String {
+        let result = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/sha256sum"), [path])
+        guard result.status == 0, let sum = result.stdout.split(separator: " ").first else {
+            throw POSIXError(.EIO, userInfo: [NSLocalizedDescriptionKey: "sha256sum \(path): \(result.stderr)"])
+        }
+        return String(sum)
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0
+    }
+
+    public static func mode(_ path: String) -> mode_t {
+        var info = stat()
+        stat(path, &info)
+        return info.st_mode & 0o7777
+    }
+
+    public static func mtime(_ path: String) -> Int {
+        var info = stat()
+        stat(path, &info)
+        return info.st_mtim.tv_sec
+    }
+
+    /// Every file under a directory whose name ends in `.part`.
+    public static func partFiles(under directory: String) -> [String] {
+        let enumerator = FileManager.default.enumerator(atPath: directory)
+        var found: [String] = []
+        while let item = enumerator?.nextObject() as? String {
+            if item.hasSuffix(".part") { found.append(item) }
+        }
+        return found
+    }
+}
