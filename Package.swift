@@ -42,10 +42,19 @@ let package = Package(
             name: "FileMover",
             dependencies: ["RelocatorCore", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(
+            name: "RelocatorAPI",
+            dependencies: [
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "relocator",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -1,9 +1,12 @@
 import ArgumentParser
 
 @main
-struct Relocator: ParsableCommand {
+struct Relocator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Keeps content files on the right disk.",
-        subcommands: [Migrate.self, Levels.self]
+        subcommands: [
+            Serve.self, WorkerCommand.self, CommitterCommand.self, Migrate.self, Enqueue.self, Status.self, DLQ.self,
+            Levels.self, Contents.self, Relocations.self,
+        ]
     )
 }

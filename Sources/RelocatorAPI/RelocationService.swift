@@ -1,0 +1,121 @@
+import JobQueue
+import Logging
+import RedisClient
+import RelocatorCore
+import SQLStore
+
+/// What the API and the `enqueue` command do: turn a content's new count into a job, and answer
+/// about contents, jobs, queues and dead letters. Every blocking call goes through the pools.
+public final class RelocationService: Sendable {
+    public let redis: RedisPool
+    public let sql: SQLPool
+    public let queue: JobQueue
+    public let levels: LevelCache
+    /// How long a committed job's hash stays readable.
+    public let jobTTL: Duration
+    let logger: Logger
+
+    public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
+                jobTTL: Duration = .seconds(86400), logger: Logger) {
+        self.redis = redis
+        self.sql = sql
+        self.queue = queue
+        self.levels = levels
+        self.jobTTL = jobTTL
+        self.logger = logger
+    }
+
+    public struct Submitted: Sendable {
+        public var content: Content
+        public var count: Int64
+        public var target: String
+        public var submission: JobQueue.Submission
+    }
+
+    /// A new view count for a content: the level it falls in, and a job unless it is already there.
+    public func submit(cid: Int64, count: Int64) async throws -> Submitted {
+        guard cid > 0 else { throw ServiceError.badRequest("cid must be a positive whole number, got \(cid)") }
+        guard count >= 0 else { throw ServiceError.badRequest("count must be a whole number ≥ 0, got \(count)") }
+        let content = try await sql.withDatabase { try ContentStore(database: $0).content(cid: cid) }
+        guard let content else { throw ServiceError.unknownContent(cid) }
+        do {
+            _ = try Filename(content.filename)
+        } catch let invalid as Filename.Invalid {
+            throw ServiceError.unprocessable("invalid_filename", "the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
+        }
+        let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
+        guard let choice = table.choose(count: count) else {
+            throw ServiceError.unprocessable("no_level", "no level holds the count \(count); check the level table")
+        }
+        if let raised = choice.raiseMaxCounts {
+            try await sql.withDatabase { try ContentStore(database: $0).raiseMaxCounts(level: choice.level, to: raised) }
+            levels.raise(level: choice.level, to: raised)
+            logger.info("raised max_counts", metadata: ["level": "\(choice.level)", "level.max_counts": "\(raised)"])
+        }
+        let queue = self.queue
+        let submission = try await redis.withConnection {
+            try queue.submit(cid: cid, count: count, filename: content.filename, dbLevel: content.level,
+                             target: choice.level, on: $0)
+        }
+        logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
+        return Submitted(content: content, count: count, target: choice.level, submission: submission)
+    }
+
+    /// The original `/update_sentence`: true when the job is committed (a done job is committed
+    /// now, idempotently — the committer may write the same row again without harm).
+    public func commitIfDone(cid: Int64) async throws -> Bool {
+        let queue = self.queue
+        guard let job = try await redis.withConnection({ try queue.job(cid: cid, on: $0) }) else { return false }
+        switch job.status {
+        case .committed: return true
+        case .done:
+            let entry = CommitEntry(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
+                                    checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
+            try await sql.withDatabase { try ContentStore(database: $0).commit([entry]) }
+            let ttl = jobTTL
+            try await redis.withConnection { try queue.markCommitted(ids: [job.id], from: nil, ttl: ttl, on: $0) }
+            return true
+        default: return false
+        }
+    }
+
+    public func content(cid: Int64) async throws -> (Content, [String: String]) {
+        guard let content = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
+            throw ServiceError.unknownContent(cid)
+        }
+        let queue = self.queue
+        let fields = try await redis.withConnection { try queue.fields(cid: cid, on: $0) }
+        return (content, fields)
+    }
+
+    public func jobFields(cid: Int64) async throws -> [String: String] {
+        let queue = self.queue
+        let fields = try await redis.withConnection { try queue.fields(cid: cid, on: $0) }
+        guard !fields.isEmpty else { throw ServiceError.noJob(cid) }
+        return fields
+    }
+
+    public func stats() async throws -> QueueStats {
+        let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
+        let names = table.ranges.map(\.name)
+        let queue = self.queue
+        return try await redis.withConnection { try queue.stats(levels: names, on: $0) }
+    }
+
+    public func deadJobs() async throws -> [(id: String, job: Job?)] {
+        let queue = self.queue
+        return try await redis.withConnection { try queue.deadJobs(on: $0) }
+    }
+
+    public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [String] {
+        let queue = self.queue
+        return try await redis.withConnection { try queue.dead(action, cids: cids, on: $0) }
+    }
+
+    /// Readiness: Redis answers PING and the database a trivial query.
+    public func readiness() async -> (redis: Bool, database: Bool) {
+        async let redisOK = (try? await redis.send("PING")) == .status("PONG")
+        async let sqlOK = (try? await sql.withDatabase { try $0.query("SELECT 1 AS one").count }) == 1
+        return await (redisOK, sqlOK)
+    }
+}

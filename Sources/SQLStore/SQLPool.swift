@@ -1,0 +1,32 @@
+import RelocatorCore
+
+/// A connection held by `SQLPool`.
+public final class PooledDatabase: @unchecked Sendable {
+    public let database: any SQLDatabase
+    init(_ database: any SQLDatabase) { self.database = database }
+}
+
+/// A few database connections for async callers; each blocking libpq / Connector/C / SQLite call runs
+/// on a Dispatch thread (see `BlockingPool`). A connection whose server went away is discarded and
+/// a new one opened on the next call.
+public final class SQLPool: Sendable {
+    public let url: DatabaseURL
+    private let pool: BlockingPool<PooledDatabase>
+
+    public init(url: DatabaseURL, size: Int = 4) {
+        self.url = url
+        let location = url.description
+        pool = BlockingPool(
+            size: size, label: "relocator.sql-pool",
+            make: { PooledDatabase(try openDatabase(url)) },
+            close: { $0.database.close() },
+            closedError: { SQLError(code: .connectionLost, location: location, message: "the connection pool is closed") }
+        )
+    }
+
+    public func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await pool.withResource(isBroken: { ($0 as? SQLError)?.isTransient == true }) { try body($0.database) }
+    }
+
+    public func close() { pool.close() }
+}

@@ -1,0 +1,135 @@
+import Foundation
+import JobQueue
+import Logging
+import RedisClient
+import RelocatorCore
+import ServiceLifecycle
+import SQLStore
+import Synchronization
+
+/// Records verified moves in SQL: takes up to `batch` done jobs into `committing:<id>`, writes them
+/// in one transaction, then marks them committed (or starts their follow-up). While the database or
+/// Redis is down it waits with backoff; the jobs wait in `done`/`committing`, nothing is lost, and a
+/// batch written twice is recorded once.
+final class Committer: Service, @unchecked Sendable {
+    struct Settings {
+        var id: String
+        var batch: Int
+        var redis: RedisURL
+        var keys: RedisKeys
+        var database: DatabaseURL
+        var jobTTL: Duration
+        var heartbeatTTL: Duration
+    }
+
+    let settings: Settings
+    let queue: JobQueue
+    let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    private var database: (any SQLDatabase)?
+    private var lastHeartbeat = ContinuousClock.now - .seconds(3600)
+
+    init(settings: Settings, logger: Logger) {
+        self.settings = settings
+        self.queue = JobQueue(keys: settings.keys)
+        var logger = logger
+        logger[metadataKey: "committer"] = "\(settings.id)"
+        self.logger = logger
+    }
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let thread = Thread { continuation.resume(with: Result { try self.runBlocking() }) }
+                thread.name = "committer"
+                thread.start()
+            }
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    private var isStopping: Bool { stopping.load(ordering: .relaxed) }
+
+    func runBlocking() throws {
+        let redis = RedisConnection(url: settings.redis)
+        // Open the database now, so a wrong URL or password stops the process at once.
+        database = try openDatabase(settings.database)
+        try queue.heartbeat(worker: settings.id, ttl: settings.heartbeatTTL, on: redis)
+        lastHeartbeat = .now
+        logger.info("started", metadata: ["batch": "\(settings.batch)", "database": "\(settings.database)"])
+        var failures = 0
+        while !isStopping {
+            do {
+                try heartbeatIfDue(redis)
+                let batch = try queue.takeDone(committer: settings.id, max: settings.batch, on: redis)
+                if batch.isEmpty {
+                    _ = try queue.waitForDone(committer: settings.id, timeout: .seconds(1), on: redis)
+                    continue
+                }
+                try commit(batch, redis: redis)
+                failures = 0
+            } catch {
+                failures += 1
+                logger.warning("cannot commit yet: \(error)")
+                pause(.milliseconds(min(10_000, 250 << min(failures, 6))), redis: redis)
+            }
+        }
+        // What is still held goes back to `done` for the next committer.
+        _ = try? queue.release(worker: settings.id, on: redis)
+        _ = try? queue.unregister(worker: settings.id, on: redis)
+        database?.close()
+        logger.info("stopped")
+    }
+
+    private func commit(_ batch: [(id: String, job: Job?)], redis: RedisConnection) throws {
+        let entries = batch.compactMap { item -> CommitEntry? in
+            guard let job = item.job, job.status == .done, job.id == item.id else { return nil }
+            return CommitEntry(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
+                               checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
+        }
+        try writeUntilStored(entries, redis: redis)
+        let followUps = try queue.markCommitted(ids: batch.map(\.id), from: settings.id, ttl: settings.jobTTL, on: redis)
+        logger.info("committed", metadata: ["batch.size": "\(entries.count)", "batch.follow_ups": "\(followUps)"])
+    }
+
+    /// The SQL transaction, again and again while the database is unreachable.
+    private func writeUntilStored(_ entries: [CommitEntry], redis: RedisConnection) throws {
+        var failures = 0
+        while true {
+            do {
+                if database == nil { database = try openDatabase(settings.database) }
+                try ContentStore(database: database!).commit(entries)
+                if failures > 0 { logger.info("the database is back") }
+                return
+            } catch let error as SQLError {
+                if error.isTransient || error.code == .unknownDatabase || error.code == .authenticationFailed {
+                    database?.close()
+                    database = nil
+                }
+                failures += 1
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning("cannot write \(entries.count) jobs (they wait in committing:\(settings.id)): \(error)")
+                }
+                if isStopping { throw error }
+                pause(.milliseconds(min(5000, 100 << min(failures, 6))), redis: redis)
+            }
+        }
+    }
+
+    /// Sleeps in short steps, keeping the heartbeat alive so the reaper leaves the batch alone.
+    private func pause(_ duration: Duration, redis: RedisConnection) {
+        let deadline = ContinuousClock.now + duration
+        while ContinuousClock.now < deadline && !isStopping {
+            try? heartbeatIfDue(redis)
+            usleep(50_000)
+        }
+    }
+
+    private func heartbeatIfDue(_ redis: RedisConnection) throws {
+        let interval = settings.heartbeatTTL / 3
+        guard ContinuousClock.now - lastHeartbeat >= interval else { return }
+        try queue.heartbeat(worker: settings.id, ttl: settings.heartbeatTTL, on: redis)
+        lastHeartbeat = .now
+    }
+}

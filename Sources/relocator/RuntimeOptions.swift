@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Logging
+import RedisClient
+import RelocatorCore
+
+/// Settings every long-running part reads: flags win over environment variables, which win over
+/// the defaults. A bad value stops the process with one line naming the setting.
+///
+/// | variable | flag | default |
+/// |---|---|---|
+/// | `REDIS_URL` | `--redis-url` | `redis://127.0.0.1:6379/0` |
+/// | `RELOCATOR_PREFIX` | `--prefix` | `{relocator}` |
+/// | `RELOCATOR_LEVELS` | `--level-dirs` | (needed by workers only) |
+/// | `RELOCATOR_RETRY_BASE_MS`, `RELOCATOR_RETRY_CAP_MS`, `RELOCATOR_MAX_ATTEMPTS` | | 1000, 300000, 5 |
+/// | `RELOCATOR_JOB_TTL` (seconds a committed job stays readable) | | 86400 |
+/// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 |
+/// | `RELOCATOR_LOG_LEVEL` | | `info` |
+struct RuntimeOptions: ParsableArguments {
+    @Option(name: .customLong("redis-url"), help: "redis://[:password@]host:port/db (default: $REDIS_URL, else redis://127.0.0.1:6379/0).")
+    var redisURL: String?
+
+    @Option(help: "Prefix of every Redis key (default: $RELOCATOR_PREFIX, else {relocator}).")
+    var prefix: String?
+
+    @OptionGroup var database: DatabaseOptions
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func redis() throws -> RedisURL {
+        if let flag = redisURL { return try RedisURL(parsing: flag, setting: "--redis-url") }
+        if let value = environment["REDIS_URL"], !value.isEmpty { return try RedisURL(parsing: value) }
+        return .default
+    }
+
+    func keys() throws -> RedisKeys {
+        let value = prefix ?? environment["RELOCATOR_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? RedisKeys.defaultPrefix
+        guard value.count <= 64, !value.contains(where: { $0.isWhitespace }) else {
+            throw ConfigurationError(setting: prefix == nil ? "RELOCATOR_PREFIX" : "--prefix", expected: "at most 64 characters without spaces")
+        }
+        return RedisKeys(prefix: value)
+    }
+
+    func retryPolicy() throws -> RetryPolicy {
+        RetryPolicy(base: .milliseconds(try integer("RELOCATOR_RETRY_BASE_MS", default: 1000, minimum: 1)),
+                    cap: .milliseconds(try integer("RELOCATOR_RETRY_CAP_MS", default: 300_000, minimum: 1)),
+                    maxAttempts: Int(try integer("RELOCATOR_MAX_ATTEMPTS", default: 5, minimum: 1)))
+    }
+
+    func jobTTL() throws -> Duration { .seconds(try integer("RELOCATOR_JOB_TTL", default: 86400, minimum: 1)) }
+
+    func heartbeatTTL() throws -> Duration { .milliseconds(try integer("RELOCATOR_HEARTBEAT_TTL_MS", default: 10_000, minimum: 300)) }
+
+    /// A whole-number environment variable.
+    func integer(_ name: String, default fallback: Int64, minimum: Int64) throws -> Int64 {
+        guard let text = environment[name], !text.isEmpty else { return fallback }
+        guard let value = Int64(text), value >= minimum else {
+            throw ConfigurationError(setting: name, expected: "a whole number ≥ \(minimum), got '\(text.prefix(40))'")
+        }
+        return value
+    }
+
+    func levelDirectories(flag: String?) throws -> LevelDirectories {
+        if let flag { return try LevelDirectories(parsing: flag, setting: "--level-dirs") }
+        guard let value = environment["RELOCATOR_LEVELS"], !value.isEmpty else {
+            throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (or --level-dirs)")
+        }
+        return try LevelDirectories(parsing: value)
+    }
+
+    func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = environment["RELOCATOR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        return logger
+    }
+}
+
+/// Logs to standard error; set once, by the command, never by a library.
+enum Logs {
+    static func bootstrap() {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import FileMover
+import Foundation
+import RelocatorCore
+import ServiceLifecycle
+
+extension Relocator {
+    struct WorkerCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "worker", abstract: "Move files for the queues of some levels.")
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        @Option(help: "Levels whose queues this worker serves, comma-separated (default: every level of RELOCATOR_LEVELS).")
+        var levels: String?
+
+        @Option(help: "Moves at once in this process.")
+        var concurrency = 4
+
+        @Option(help: "The worker's name, unique among running workers (default: host:pid).")
+        var id: String?
+
+        @Option(help: "level=directory pairs (default: $RELOCATOR_LEVELS).")
+        var levelDirs: String?
+
+        @Option(help: "Seconds that moves in flight get to finish after SIGTERM before they are cancelled and handed back.")
+        var gracePeriod = 30
+
+        func validate() throws {
+            guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
+            guard gracePeriod >= 0 else { throw ValidationError("--grace-period must be ≥ 0") }
+            if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
+                throw ValidationError("--id must be 1–128 characters without spaces")
+            }
+        }
+
+        func run() async throws {
+            Logs.bootstrap()
+            let directories = try runtime.levelDirectories(flag: levelDirs)
+            var served = directories.names
+            if let levels {
+                served = levels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                for level in served where directories.directory(of: level) == nil {
+                    throw ValidationError("--levels: '\(level)' has no directory in RELOCATOR_LEVELS (\(directories.names.joined(separator: ", ")))")
+                }
+                guard !served.isEmpty else { throw ValidationError("--levels names no level") }
+            }
+            for level in directories.names {
+                var isDirectory: ObjCBool = false
+                let path = directories.directory(of: level)!
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
+                    throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "an existing directory for level '\(level)' (\(path) is not one)")
+                }
+            }
+            let logger = runtime.logger("relocator.worker")
+            let worker = Worker(settings: .init(
+                id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
+                concurrency: concurrency, redis: try runtime.redis(), keys: try runtime.keys(), retry: try runtime.retryPolicy(),
+                heartbeatTTL: try runtime.heartbeatTTL(), gracePeriod: .seconds(gracePeriod), mover: FileMover()
+            ), logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    struct CommitterCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "committer", abstract: "Record finished moves in the database, in batches.")
+
+        @OptionGroup var runtime: RuntimeOptions
+
+        @Option(help: "Jobs per transaction.")
+        var batch = 500
+
+        @Option(help: "The committer's name (default: committer-host:pid).")
+        var id: String?
+
+        func validate() throws {
+            guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000") }
+        }
+
+        func run() async throws {
+            Logs.bootstrap()
+            let logger = runtime.logger("relocator.committer")
+            let committer = Committer(settings: .init(
+                id: id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())", batch: batch, redis: try runtime.redis(),
+                keys: try runtime.keys(), database: try runtime.database.resolve(), jobTTL: try runtime.jobTTL(),
+                heartbeatTTL: try runtime.heartbeatTTL()
+            ), logger: logger)
+            let group = ServiceGroup(configuration: .init(services: [committer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+}
