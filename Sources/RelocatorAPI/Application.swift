@@ -27,7 +27,7 @@ public struct APIConfiguration: Sendable {
 public func buildApplication(service: RelocationService, configuration: APIConfiguration, logger: Logger,
                              onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = Router()
-    router.add(middleware: ErrorMiddleware(logger: logger))
+    router.add(middleware: ErrorMiddleware(logger: logger, maxBody: configuration.maxBodyBytes))
     if let token = configuration.token, !token.isEmpty {
         router.add(middleware: TokenMiddleware(token: token))
     }

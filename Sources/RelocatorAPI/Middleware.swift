@@ -6,6 +6,7 @@ import Logging
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let logger: Logger
+    let maxBody: Int
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
@@ -17,14 +18,15 @@ struct ErrorMiddleware: RouterMiddleware {
             }
             if let http = error as? any HTTPResponseError {
                 let status = Int(http.status.code)
+                var message = http.status.reasonPhrase
                 let code: String
                 switch status {
-                case 404: code = "not_found"
+                case 404: code = "not_found"; message = "no route \(request.method) \(request.uri.path.prefix(200))"
                 case 405: code = "method_not_allowed"
-                case 413: code = "payload_too_large"
+                case 413: code = "payload_too_large"; message = "the request body is larger than \(maxBody) bytes"
                 default: code = status < 500 ? "bad_request" : "internal"
                 }
-                return JSONBody.response(status, ["error": code, "message": http.status.reasonPhrase])
+                return JSONBody.response(status, ["error": code, "message": message])
             }
             logger.error("request failed", metadata: ["http.path": "\(request.uri.path)", "error": "\(error)"])
             return JSONBody.response(500, ["error": "internal", "message": "internal error"])

@@ -53,8 +53,13 @@ final class Committer: Service, @unchecked Sendable {
 
     func runBlocking() throws {
         let redis = RedisConnection(url: settings.redis)
-        // Open the database now, so a wrong URL or password stops the process at once.
-        database = try openDatabase(settings.database)
+        // Open the database now, so a wrong password or database name stops the process at once;
+        // a server that is down is waited for.
+        do {
+            database = try openDatabase(settings.database)
+        } catch let error as SQLError where error.isTransient {
+            logger.warning("the database is unreachable; waiting for it: \(error)")
+        }
         try queue.heartbeat(worker: settings.id, ttl: settings.heartbeatTTL, on: redis)
         lastHeartbeat = .now
         logger.info("started", metadata: ["batch": "\(settings.batch)", "database": "\(settings.database)"])

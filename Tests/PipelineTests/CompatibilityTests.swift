@@ -1,0 +1,105 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The original system's two endpoints answer exactly as before; bad input is a JSON 4xx that
+/// enqueues nothing.
+@Suite(.serialized) struct CompatibilityTests {
+    @Test func postSentenceAndUpdateSentenceAnswerAsTheOriginal() throws {
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        let sums = try pipeline.addContents([(7, "g.mp4", "bronze", 20_000)])
+        let port = try pipeline.cluster.startAPI()
+
+        let posted = try pipeline.post(7, 1964)
+        #expect(posted.status == 200)
+        #expect(posted.headers["content-type"] == "application/json")
+        let json = try #require(posted.json)
+        #expect(Set(json.keys) == ["cid", "count", "target", "db_level", "filename", "worker_id", "status"])
+        #expect(json["cid"] as? String == "7" && json["count"] as? String == "1964")
+        #expect(json["target"] as? String == "silver" && json["db_level"] as? String == "bronze")
+        #expect(json["filename"] as? String == "g.mp4" && json["status"] as? String == "update")
+        #expect(json["worker_id"] is NSNull)
+
+        // Not moved yet.
+        #expect(try HTTP.postForm(port, "/update_sentence", [("cid", "7")]).body == "check your status again")
+        #expect(try HTTP.postForm(port, "/update_sentence", [("cid", "12345")]).body == "check your status again")
+
+        // A worker moves it; without a committer the job waits in `done`.
+        try pipeline.cluster.startWorker("w1")
+        try pipeline.cluster.waitUntil("the move") { try pipeline.job(7)?["status"] as? String == "done" }
+        #expect(try pipeline.level(of: 7) == "bronze")
+        let answer = try HTTP.postForm(port, "/update_sentence", [("cid", "7")])
+        #expect(answer.status == 200 && answer.body == "7")
+        #expect(try pipeline.level(of: 7) == "silver")
+        #expect(try pipeline.job(7)?["status"] as? String == "committed")
+        // Asked again: the same answer, nothing written twice.
+        #expect(try HTTP.postForm(port, "/update_sentence", [("cid", "7")]).body == "7")
+        #expect(try pipeline.relocations().filter { $0.cid == 7 }.count == 1)
+        #expect(try TestFiles.sha256(pipeline.directories["silver"]! + "/g.mp4") == sums[7])
+        #expect(pipeline.whereIs("g.mp4") == ["silver"])
+
+        // The same level again: nothing to move.
+        let again = try #require(try pipeline.post(7, 2000).json)
+        #expect(again["status"] as? String == "in_place" && again["worker_id"] is NSNull)
+    }
+
+    @Test func badInputIsAClearJSONErrorAndEnqueuesNothing() throws {
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        try pipeline.addContents([(1, "ok.mp4", "bronze", 100)])
+        let db = try pipeline.open()
+        // A filename that would escape its level directory, planted straight in the database.
+        try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(2), \("../../etc/passwd"), \("bronze"))")
+        db.close()
+        let port = try pipeline.cluster.startAPI()
+
+        func expectError(_ response: HTTPResult, _ status: Int, _ code: String, _ fragment: String) {
+            #expect(response.status == status, "\(response.body)")
+            #expect(response.json?["error"] as? String == code, "\(response.body)")
+            #expect((response.json?["message"] as? String)?.contains(fragment) == true, "\(response.body)")
+        }
+        expectError(try HTTP.postForm(port, "/post_sentence", [("count", "5")]), 400, "bad_request", "'cid' is missing")
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "1")]), 400, "bad_request", "'count' is missing")
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", "abc")]), 400, "bad_request", "whole number")
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", "-5")]), 400, "bad_request", "at least 0")
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "x1"), ("count", "5")]), 400, "bad_request", "'cid'")
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "999"), ("count", "5")]), 404, "unknown_cid", "999")
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "2"), ("count", "50000")]), 422, "invalid_filename", "'..'")
+        expectError(try HTTP.postForm(port, "/update_sentence", []), 400, "bad_request", "'cid' is missing")
+        expectError(try HTTP.postJSON(port, "/v1/contents/1/count", "{\"count\": \"many\"}"), 400, "bad_request", "whole number")
+        expectError(try HTTP.postJSON(port, "/v1/contents/1/count", "{\"count\": 1.5}"), 400, "bad_request", "whole number")
+        expectError(try HTTP.postJSON(port, "/v1/contents/1/count", "not json"), 400, "bad_request", "count")
+        expectError(try HTTP.postJSON(port, "/v1/contents/0/count", "{\"count\": 1}"), 400, "bad_request", "positive")
+        expectError(try HTTP.get(port, "/v1/jobs/1"), 404, "no_job", "cid 1")
+        expectError(try HTTP.get(port, "/v1/contents/31337"), 404, "unknown_cid", "31337")
+        expectError(try HTTP.get(port, "/no/such/route"), 404, "not_found", "no route GET /no/such/route")
+        let huge = String(repeating: "a", count: 200_000)
+        expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", huge)]), 413, "payload_too_large", "larger than 65536 bytes")
+        #expect(try pipeline.cluster.isIdle())
+
+        // The /v1 route works for good input: 202 with the job.
+        let accepted = try HTTP.postJSON(port, "/v1/contents/1/count", "{\"count\": 50000}")
+        #expect(accepted.status == 202)
+        #expect((accepted.json?["job"] as? [String: Any])?["target"] as? String == "gold")
+        let content = try #require(try HTTP.get(port, "/v1/contents/1").json)
+        #expect(content["content_level"] as? String == "bronze" && (content["job"] as? [String: Any])?["status"] as? String == "queued")
+        #expect(try HTTP.get(port, "/healthz").status == 200)
+        #expect(try HTTP.get(port, "/readyz").json?["status"] as? String == "ready")
+    }
+
+    @Test func withATokenMutatingRoutesNeedIt() throws {
+        let pipeline = try Pipeline(environment: ["RELOCATOR_API_TOKEN": "s3cret-token"])
+        defer { pipeline.tearDown() }
+        try pipeline.addContents([(1, "a.mp4", "bronze", 100)])
+        let port = try pipeline.cluster.startAPI()
+        let refused = try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", "5000")])
+        #expect(refused.status == 401 && refused.json?["error"] as? String == "unauthorized")
+        let wrong = try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", "5000")], headers: ["Authorization": "Bearer s3cret-tokeN"])
+        #expect(wrong.status == 401)
+        let allowed = try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", "5000")], headers: ["Authorization": "Bearer s3cret-token"])
+        #expect(allowed.status == 200)
+        #expect(try HTTP.get(port, "/v1/queues").status == 200)
+        #expect(!pipeline.cluster.log("api").contains("s3cret-token"))
+    }
+}
