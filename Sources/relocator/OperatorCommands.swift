@@ -56,7 +56,7 @@ extension Relocator {
             print("done\t\(stats.done)")
             print("committing\t\(stats.committing)")
             print("dead\t\(stats.dead)")
-            print("workers\t\(stats.aliveWorkers) alive of \(stats.workers)")
+            print("workers+committers\t\(stats.aliveWorkers) alive of \(stats.workers)")
         }
     }
 
