@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
         .testTarget(name: "CommandLineTests", dependencies: ["TestSupport", "relocator"]),
-        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "RelocatorCore", "SQLStore", "relocator"]),
+        .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "RelocatorCore", "RedisClient", "SQLStore", "relocator"]),
         .target(name: "TestSupport", dependencies: ["RelocatorCore", "SQLStore"], path: "Tests/TestSupport"),
     ]
 )

@@ -12,9 +12,18 @@ public final class LevelCache: Sendable {
         self.maxAge = maxAge
     }
 
+    /// The table; when reloading fails (the database is down) a table loaded before is used.
     public func table(load: () async throws -> [LevelRange]) async throws -> LevelTable {
-        if let cached = state.withLock({ $0 }), ContinuousClock.now - cached.loaded < maxAge { return cached.table }
-        let table = LevelTable(try await load())
+        let cached = state.withLock { $0 }
+        if let cached, ContinuousClock.now - cached.loaded < maxAge { return cached.table }
+        let ranges: [LevelRange]
+        do {
+            ranges = try await load()
+        } catch {
+            if let cached { return cached.table }
+            throw error
+        }
+        let table = LevelTable(ranges)
         state.withLock { $0 = (table, ContinuousClock.now) }
         return table
     }

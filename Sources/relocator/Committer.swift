@@ -80,9 +80,14 @@ final class Committer: Service, @unchecked Sendable {
                 pause(.milliseconds(min(10_000, 250 << min(failures, 6))), redis: redis)
             }
         }
-        // What is still held goes back to `done` for the next committer.
-        _ = try? queue.release(worker: settings.id, on: redis)
-        _ = try? queue.unregister(worker: settings.id, on: redis)
+        // What is still held goes back to `done` for the next committer (or, if Redis is down now,
+        // to the reaper once the heartbeat expires).
+        do {
+            try queue.release(worker: settings.id, on: redis)
+            try queue.unregister(worker: settings.id, on: redis)
+        } catch {
+            logger.warning("cannot hand back the batch before stopping (the reaper will): \(error)")
+        }
         database?.close()
         logger.info("stopped")
     }
@@ -126,7 +131,11 @@ final class Committer: Service, @unchecked Sendable {
     private func pause(_ duration: Duration, redis: RedisConnection) {
         let deadline = ContinuousClock.now + duration
         while ContinuousClock.now < deadline && !isStopping {
-            try? heartbeatIfDue(redis)
+            do {
+                try heartbeatIfDue(redis)
+            } catch {
+                logger.debug("heartbeat failed: \(error)")
+            }
             usleep(50_000)
         }
     }

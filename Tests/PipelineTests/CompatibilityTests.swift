@@ -1,4 +1,5 @@
 import Foundation
+import RedisClient
 import Testing
 import TestSupport
 
@@ -101,5 +102,37 @@ import TestSupport
         #expect(allowed.status == 200)
         #expect(try HTTP.get(port, "/v1/queues").status == 200)
         #expect(!pipeline.cluster.log("api").contains("s3cret-token"))
+    }
+}
+
+/// The operator commands against a running pipeline.
+@Suite(.serialized) struct OperatorCommandTests {
+    @Test func enqueueAndStatusFromTheShell() throws {
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        try pipeline.addContents([(1, "a.mp4", "bronze", 1000), (2, "b.mp4", "bronze", 1000)])
+        let queued = try pipeline.cluster.run(["enqueue", "--cid", "1", "--count", "20000"])
+        #expect(queued.status == 0 && queued.stdout.contains("created, bronze → gold"), "\(queued.stdout)\(queued.stderr)")
+        let same = try pipeline.cluster.run(["enqueue", "--cid", "2", "--count", "5"])
+        #expect(same.status == 0 && same.stdout.contains("already on bronze"))
+        let unknown = try pipeline.cluster.run(["enqueue", "--cid", "99", "--count", "5"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("no content with cid 99"))
+        let negative = try pipeline.cluster.run(["enqueue", "--cid", "1", "--count", "-3"])
+        #expect(negative.status != 0)
+
+        let status = try pipeline.cluster.run(["status", "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect((json["queues"] as? [String: Int])?["gold"] == 1)
+        #expect(try pipeline.cluster.run(["status"]).stdout.contains("queue:gold\t1"))
+    }
+
+    @Test func aWorkerWarnsWhenRedisMayEvictJobs() throws {
+        let server = try RedisServer()
+        _ = try RedisClient.RedisConnection(url: server.url).send("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        pipeline.cluster.environment["REDIS_URL"] = "redis://127.0.0.1:\(server.port)/0"
+        try pipeline.cluster.startWorker("w1")
+        try pipeline.cluster.waitUntil("the warning") { pipeline.cluster.log("w1").contains("maxmemory-policy is 'allkeys-lru'") }
     }
 }
