@@ -16,9 +16,13 @@ public struct MoveRequest: Sendable {
     public var gen: Int64
     /// The checksum a previous delivery recorded before publishing the file, if any.
     public var expectedChecksum: String?
+    /// A temporary file an earlier delivery of this content's job recorded (maybe in another
+    /// level's directory, if the job was re-aimed since): removed before this move starts.
+    public var stalePart: String?
 
     public init(filename: Filename, sourceDirectory: String, targetDirectory: String, otherDirectories: [String] = [],
-                cid: Int64, gen: Int64, expectedChecksum: String? = nil) {
+                cid: Int64, gen: Int64, expectedChecksum: String? = nil, stalePart: String? = nil) {
+        self.stalePart = stalePart
         self.filename = filename
         self.sourceDirectory = sourceDirectory
         self.targetDirectory = targetDirectory
@@ -52,7 +56,21 @@ public struct MoveResult: Sendable, Equatable {
     }
 }
 
-/// The steps of a move, reported to `FileMover.onStep` (fault injection in tests).
+/// Faults a test can inject; none in normal runs.
+public struct MoveFaults: Sendable {
+    /// Called after each step; may throw (or end the process) to simulate a crash there.
+    public var onStep: (@Sendable (MoveStep) throws -> Void)?
+    /// Asked once per copy after the fsync: true flips one byte of the temporary file before it is
+    /// read back, as a failing device would.
+    public var corruptBeforeReadBack: (@Sendable () -> Bool)?
+
+    public init(onStep: (@Sendable (MoveStep) throws -> Void)? = nil, corruptBeforeReadBack: (@Sendable () -> Bool)? = nil) {
+        self.onStep = onStep
+        self.corruptBeforeReadBack = corruptBeforeReadBack
+    }
+}
+
+/// The steps of a move, reported to `MoveFaults.onStep` (fault injection in tests).
 public enum MoveStep: String, Sendable, CaseIterable {
     case copied, synced, verified, published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced
 }
@@ -62,20 +80,30 @@ public enum MoveStep: String, Sendable, CaseIterable {
 public struct FileMover: Sendable {
     /// Bytes per read and write.
     public var chunkSize: Int
-    /// Called after each step; a test hook that may throw to simulate a crash there. Nil in normal runs.
-    public var onStep: (@Sendable (MoveStep) throws -> Void)?
+    /// Test hooks; nil in normal runs.
+    public var faults: MoveFaults?
 
-    public init(chunkSize: Int = 1 << 20, onStep: (@Sendable (MoveStep) throws -> Void)? = nil) {
+    public init(chunkSize: Int = 1 << 20, faults: MoveFaults? = nil) {
         self.chunkSize = chunkSize
-        self.onStep = onStep
+        self.faults = faults
+    }
+
+    /// The temporary file of a job: `.<name>.relocator-<cid>-<gen>.part` beside the final name.
+    public static func partPath(_ request: MoveRequest) -> String {
+        let destination = request.targetDirectory + "/" + request.filename.value
+        let slash = destination.lastIndex(of: "/")!
+        return String(destination[..<slash]) + "/.\(request.filename.baseName).relocator-\(request.cid)-\(request.gen).part"
     }
 
     /// Moves the file.
     /// - Parameters:
+    ///   - beforeCopy: called with the temporary file's path before it is created (the worker records
+    ///     it in the job, so that a later delivery removes it even if the job was re-aimed).
     ///   - beforePublish: called with the verified checksum and size before the file appears under
     ///     its final name (the worker records them in the job, so a later delivery can check).
     ///   - shouldStop: polled between chunks; true cancels the copy (the temporary file is removed).
-    public func move(_ request: MoveRequest, beforePublish: (String, Int64) throws -> Void = { _, _ in },
+    public func move(_ request: MoveRequest, beforeCopy: (String) throws -> Void = { _ in },
+                     beforePublish: (String, Int64) throws -> Void = { _, _ in },
                      shouldStop: () -> Bool = { false }) throws -> MoveResult {
         let relative = request.filename.value
         let destination = join(request.targetDirectory, relative)
@@ -84,7 +112,10 @@ public struct FileMover: Sendable {
         try requireDirectory(request.targetDirectory)
         try refuseSymlinkedDirectories(base: request.targetDirectory, relative: relative)
         try refuseSymlinkedDirectories(base: request.sourceDirectory, relative: relative)
-        removeLeftoverParts(directory: destinationDirectory, name: request.filename.baseName, cid: request.cid)
+        // Temporary files of earlier deliveries: removed, the copy restarts.
+        for part in [request.stalePart, Self.partPath(request)].compactMap({ $0 }) where part.hasSuffix(".part") {
+            if unlink(part) != 0 && errno != ENOENT { throw MoveError.system("cannot remove the stale", part, errno: errno) }
+        }
 
         var source = join(request.sourceDirectory, relative)
         var sourceInfo = try lstatIfPresent(source)
@@ -149,7 +180,7 @@ public struct FileMover: Sendable {
             }
         }
         return try copyAcrossFilesystems(input: input, status: status, source: source, destination: destination,
-                                         request: request, beforePublish: beforePublish, shouldStop: shouldStop)
+                                         request: request, beforeCopy: beforeCopy, beforePublish: beforePublish, shouldStop: shouldStop)
     }
 
     // MARK: - Same filesystem
@@ -187,8 +218,10 @@ public struct FileMover: Sendable {
     // MARK: - Across filesystems
 
     private func copyAcrossFilesystems(input: Int32, status: stat, source: String, destination: String, request: MoveRequest,
-                                       beforePublish: (String, Int64) throws -> Void, shouldStop: () -> Bool) throws -> MoveResult {
-        let part = join(parent(of: destination), ".\(request.filename.baseName).relocator-\(request.cid)-\(request.gen).part")
+                                       beforeCopy: (String) throws -> Void, beforePublish: (String, Int64) throws -> Void,
+                                       shouldStop: () -> Bool) throws -> MoveResult {
+        let part = Self.partPath(request)
+        try beforeCopy(part)
         let output = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw MoveError.system("cannot create", part, errno: errno) }
         var published = false
@@ -230,6 +263,7 @@ public struct FileMover: Sendable {
 
         guard fsync(output) == 0 else { throw MoveError.system("cannot fsync", part, errno: errno) }
         try step(.synced)
+        if copied > 0, faults?.corruptBeforeReadBack?() == true { corruptOneByte(part, at: copied / 2) }
         // Read back what the device holds, not what the page cache remembers.
         _ = posix_fadvise(output, 0, 0, POSIX_FADV_DONTNEED)
         let (readBack, readBytes) = try hashFile(at: part, dropCache: true)
@@ -267,7 +301,19 @@ public struct FileMover: Sendable {
     // MARK: - Helpers
 
     private func step(_ step: MoveStep) throws {
-        try onStep?(step)
+        try faults?.onStep?(step)
+    }
+
+    /// Fault injection only: flips one byte of a file on the device.
+    private func corruptOneByte(_ path: String, at offset: Int64) {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        guard pread(fd, &byte, 1, off_t(offset)) == 1 else { return }
+        byte ^= 0xff
+        _ = pwrite(fd, &byte, 1, off_t(offset))
+        _ = fsync(fd)
     }
 
     private func removeSource(_ source: String) throws {
@@ -358,21 +404,6 @@ public struct FileMover: Sendable {
             path += "/" + component
             if mkdir(path, 0o755) != 0 && errno != EEXIST { throw MoveError.system("cannot create the directory", path, errno: errno) }
         }
-    }
-
-    /// Temporary files of earlier deliveries of this content's jobs: removed, the copy restarts.
-    private func removeLeftoverParts(directory: String, name: String, cid: Int64) {
-        guard let dir = opendir(directory) else { return }
-        defer { closedir(dir) }
-        let prefix = ".\(name).relocator-\(cid)-"
-        var leftovers: [String] = []
-        while let entry = readdir(dir) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if entryName.hasPrefix(prefix) && entryName.hasSuffix(".part") { leftovers.append(entryName) }
-        }
-        for leftover in leftovers { unlink(join(directory, leftover)) }
     }
 
     private func lstatIfPresent(_ path: String) throws -> stat? {

@@ -131,6 +131,7 @@ enum Scripts {
         local h = redis.call('HMGET', jobkey(cid), 'gen', 'status', 'worker_id')
         if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker then return 0 end
         redis.call('HSET', jobkey(cid), 'status', 'done', 'checksum', ARGV[4], 'bytes', ARGV[5], 'updated_at', now)
+        redis.call('HDEL', jobkey(cid), 'part')
         redis.call('LPUSH', prefix .. 'done', id)
         return 1
         """)

@@ -26,6 +26,8 @@ public struct Job: Equatable, Sendable {
     public var enqueuedAt: Int64
     public var updatedAt: Int64
     public var nextTarget: String?
+    /// The temporary file the last delivery was writing, if it crossed filesystems.
+    public var part: String?
 
     /// The id that sits in the lists: `<cid>:<gen>`.
     public var id: String { JobID(cid: cid, gen: gen).description }
@@ -67,6 +69,7 @@ public struct Job: Equatable, Sendable {
             enqueuedAt: nonEmpty("enqueued_at").flatMap(Int64.init) ?? 0,
             updatedAt: nonEmpty("updated_at").flatMap(Int64.init) ?? 0, nextTarget: nonEmpty("next_target")
         )
+        part = nonEmpty("part")
     }
 
     /// Every field as text (absent ones as nil), in the hash's names.
@@ -76,6 +79,7 @@ public struct Job: Equatable, Sendable {
             ("target", target), ("status", status.rawValue), ("attempts", String(attempts)), ("worker_id", workerID),
             ("last_error", lastError), ("checksum", checksum), ("bytes", bytes.map(String.init)), ("gen", String(gen)),
             ("enqueued_at", String(enqueuedAt)), ("updated_at", String(updatedAt)), ("next_target", nextTarget),
+            ("part", part),
         ]
     }
 }

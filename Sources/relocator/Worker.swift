@@ -25,6 +25,8 @@ final class Worker: Service, @unchecked Sendable {
         var heartbeatTTL: Duration
         var gracePeriod: Duration
         var mover: FileMover
+        /// Fault injection for tests: end the process between a verified move and its ack.
+        var crashBeforeAck = false
     }
 
     let settings: Settings
@@ -181,12 +183,16 @@ final class Worker: Service, @unchecked Sendable {
         let others = settings.directories.names.filter { $0 != job.dbLevel && $0 != job.target }
             .compactMap(settings.directories.directory(of:))
         let request = MoveRequest(filename: filename, sourceDirectory: source, targetDirectory: target, otherDirectories: others,
-                                  cid: job.cid, gen: job.gen, expectedChecksum: job.checksum)
+                                  cid: job.cid, gen: job.gen, expectedChecksum: job.checksum, stalePart: ownPart(job))
+        let jobKey = queue.keys.job(job.cid)
         let result: MoveResult
         do {
-            result = try settings.mover.move(request, beforePublish: { checksum, bytes in
+            result = try settings.mover.move(request, beforeCopy: { part in
+                // Recorded before the file is created, so that whichever delivery comes next removes it.
+                try redis.send("HSET", jobKey, "part", part)
+            }, beforePublish: { checksum, bytes in
                 // Recorded before the file appears, so a later delivery can verify what it finds.
-                try redis.send("HSET", self.queue.keys.job(job.cid), "checksum", checksum, "bytes", bytes)
+                try redis.send("HSET", jobKey, "checksum", checksum, "bytes", bytes)
             }, shouldStop: { self.cancelMoves.load(ordering: .relaxed) })
         } catch let error as MoveError where error.kind == .cancelled {
             log.info("move cancelled by shutdown; the job goes back to its queue")
@@ -197,6 +203,10 @@ final class Worker: Service, @unchecked Sendable {
             // The checksum could not be recorded (Redis): nothing was published; try again later.
             return fail(job, MoveError(.io, "cannot record the checksum: \(error)"), on: redis, log)
         }
+        if settings.crashBeforeAck {
+            log.critical("fault injection: crashing between the move and the ack")
+            kill(getpid(), SIGKILL)
+        }
         retrying("ack", log) {
             if try self.queue.ack(job, worker: self.settings.id, checksum: result.checksum, bytes: result.bytes, on: redis) {
                 log.info("moved", metadata: ["job.from": "\(job.dbLevel)", "job.to": "\(job.target)", "job.bytes": "\(result.bytes)",
@@ -205,6 +215,21 @@ final class Worker: Service, @unchecked Sendable {
                 log.warning("moved, but the job was no longer ours (its heartbeat had expired); the next delivery will find it in place")
             }
         }
+    }
+
+    /// The temporary file recorded in the job, if it is one this program names, inside a level
+    /// directory (the hash is data: never unlink a path it merely claims).
+    private func ownPart(_ job: Job) -> String? {
+        guard let part = job.part, let slash = part.lastIndex(of: "/") else { return nil }
+        let name = part[part.index(after: slash)...]
+        let directory = String(part[..<slash])
+        guard name.hasPrefix("."), name.hasSuffix(".part"), name.contains(".relocator-\(job.cid)-"), !part.contains("/../"),
+              settings.directories.names.contains(where: { level in
+                  let root = settings.directories.directory(of: level)!
+                  return directory == root || directory.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+              })
+        else { return nil }
+        return part
     }
 
     private func fail(_ job: Job, _ error: MoveError, permanent forced: Bool = false, on redis: RedisConnection, _ log: Logger) {

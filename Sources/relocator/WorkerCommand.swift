@@ -3,6 +3,7 @@ import FileMover
 import Foundation
 import RelocatorCore
 import ServiceLifecycle
+import Synchronization
 
 extension Relocator {
     struct WorkerCommand: AsyncParsableCommand {
@@ -52,10 +53,13 @@ extension Relocator {
                 }
             }
             let logger = runtime.logger("relocator.worker")
+            let faults = try Faults(runtime.environment["RELOCATOR_FAULTS"])
+            if faults.active { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
             let worker = Worker(settings: .init(
                 id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
                 concurrency: concurrency, redis: try runtime.redis(), keys: try runtime.keys(), retry: try runtime.retryPolicy(),
-                heartbeatTTL: try runtime.heartbeatTTL(), gracePeriod: .seconds(gracePeriod), mover: FileMover()
+                heartbeatTTL: try runtime.heartbeatTTL(), gracePeriod: .seconds(gracePeriod),
+                mover: FileMover(faults: faults.moveFaults), crashBeforeAck: faults.crashBeforeAck
             ), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -88,5 +92,42 @@ extension Relocator {
             let group = ServiceGroup(configuration: .init(services: [committer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
+    }
+}
+
+/// Fault injection for tests, from `RELOCATOR_FAULTS` (unset in normal runs, where nothing changes):
+/// `crash-after=<step>` ends the process with SIGKILL after that step of a move
+/// (copied, synced, verified, published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced);
+/// `crash-before-ack` ends it between a verified move and its ack; `corrupt-read-back=N` flips a
+/// byte of the first N copies between the write and the read-back.
+struct Faults {
+    var moveFaults: MoveFaults?
+    var crashBeforeAck = false
+    var active: Bool { moveFaults != nil || crashBeforeAck }
+
+    init(_ text: String?) throws {
+        guard let text, !text.isEmpty else { return }
+        var faults = MoveFaults()
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            switch (parts[0], parts.count > 1 ? parts[1] : nil) {
+            case ("crash-after", let name?):
+                guard let step = MoveStep(rawValue: name) else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, one of \(MoveStep.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                faults.onStep = { if $0 == step { kill(getpid(), SIGKILL) } }
+            case ("crash-before-ack", nil):
+                crashBeforeAck = true
+            case ("corrupt-read-back", let count?):
+                guard let limit = Int(count), limit > 0 else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "corrupt-read-back=N with N ≥ 1")
+                }
+                let remaining = Atomic<Int>(limit)
+                faults.corruptBeforeReadBack = { remaining.subtract(1, ordering: .relaxed).newValue >= 0 }
+            default:
+                throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, crash-before-ack or corrupt-read-back=N (got '\(item)')")
+            }
+        }
+        moveFaults = faults
     }
 }

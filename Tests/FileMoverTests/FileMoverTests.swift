@@ -34,7 +34,7 @@ import TestSupport
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/movies/2024/big.bin", bytes: 5_000_001, mode: 0o604)
         var published: (String, Int64)?
-        let result = try mover.move(request("movies/2024/big.bin", from: root.path, to: disk.path)) { published = ($0, $1) }
+        let result = try mover.move(request("movies/2024/big.bin", from: root.path, to: disk.path), beforePublish: { published = ($0, $1) })
         #expect(result == MoveResult(bytes: 5_000_001, checksum: sum, method: .copied))
         #expect(published?.0 == sum && published?.1 == 5_000_001)
         #expect(try TestFiles.sha256(disk.path + "/movies/2024/big.bin") == sum)
@@ -58,10 +58,15 @@ import TestSupport
         let disk = try TmpfsMount(sizeKiB: 4096)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/a.bin", bytes: 100_000)
-        try TestFiles.make(disk.path + "/.a.bin.relocator-7-1.part", bytes: 5000)
-        try TestFiles.make(disk.path + "/.a.bin.relocator-7-0.part", bytes: 10)
-        #expect(try mover.move(request("a.bin", from: root.path, to: disk.path, gen: 2)).checksum == sum)
-        #expect(TestFiles.partFiles(under: disk.path).isEmpty)
+        // This gen's own leftover, and one of an older gen recorded in the job, in another directory.
+        try TestFiles.make(disk.path + "/.a.bin.relocator-7-2.part", bytes: 5000)
+        try TestFiles.make(root.path + "/other/.a.bin.relocator-7-1.part", bytes: 10)
+        var req = try request("a.bin", from: root.path, to: disk.path, gen: 2)
+        req.stalePart = root.path + "/other/.a.bin.relocator-7-1.part"
+        var recorded: String?
+        #expect(try mover.move(req, beforeCopy: { recorded = $0 }).checksum == sum)
+        #expect(recorded == disk.path + "/.a.bin.relocator-7-2.part")
+        #expect(TestFiles.partFiles(under: disk.path).isEmpty && TestFiles.partFiles(under: root.path).isEmpty)
         #expect(try TestFiles.sha256(disk.path + "/a.bin") == sum)
     }
 
@@ -182,10 +187,10 @@ import TestSupport
             let target = crossDevice ? disk.path : root.path + "/dst"
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
             let sum = try TestFiles.make(source + "/f.bin", bytes: 200_000)
-            let crashing = FileMover(chunkSize: 64 * 1024, onStep: { if $0 == step { throw Crash() } })
+            let crashing = FileMover(chunkSize: 64 * 1024, faults: MoveFaults(onStep: { if $0 == step { throw Crash() } }))
             nonisolated(unsafe) var recorded: String?
             do {
-                _ = try crashing.move(request("f.bin", from: source, to: target)) { checksum, _ in recorded = checksum }
+                _ = try crashing.move(request("f.bin", from: source, to: target), beforePublish: { checksum, _ in recorded = checksum })
             } catch is Crash {}
             let result = try mover.move(request("f.bin", from: source, to: target, gen: 1, expected: recorded))
             #expect(result.checksum == sum, "step \(step), cross-device \(crossDevice)")
@@ -193,6 +198,21 @@ import TestSupport
             #expect(!TestFiles.exists(source + "/f.bin"), "step \(step), cross-device \(crossDevice)")
             #expect(TestFiles.partFiles(under: target).isEmpty)
         }
+    }
+
+    @Test func aByteCorruptedBeforeReadBackIsCaughtAndNothingIsPublished() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let sum = try TestFiles.make(root.path + "/v.bin", bytes: 500_000)
+        let corrupting = FileMover(faults: MoveFaults(corruptBeforeReadBack: { true }))
+        #expect { try corrupting.move(request("v.bin", from: root.path, to: disk.path)) } throws: { error in
+            guard let error = error as? MoveError else { return false }
+            return error.kind == .checksumMismatch && !error.isPermanent
+        }
+        #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
+        #expect(try TestFiles.sha256(root.path + "/v.bin") == sum)
+        #expect(try mover.move(request("v.bin", from: root.path, to: disk.path)).checksum == sum)
     }
 
     @Test func errnoClassification() {

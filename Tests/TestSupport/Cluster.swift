@@ -53,6 +53,7 @@ public final class Cluster: @unchecked Sendable {
     /// Starts the API on a free port and waits until it listens.
     @discardableResult
     public func startAPI(environment extra: [String: String] = [:]) throws -> Int {
+        unlink(directory.path + "/api.out")  // a line from an earlier start must not be read
         let process = try start("api", ["serve", "--port", "0"], environment: extra)
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
