@@ -298,6 +298,19 @@ public struct FileMover: Sendable {
         return MoveResult(bytes: copied, checksum: checksum, method: .copied)
     }
 
+    // MARK: - Reconciliation
+
+    /// SHA-256 of a file, lower-case hex (not following a symlink).
+    public func checksum(of path: String) throws -> String {
+        try hashFile(at: path).0
+    }
+
+    /// Removes one of several copies that were verified identical, and syncs its directory.
+    public func removeVerifiedDuplicate(_ path: String) throws {
+        guard unlink(path) == 0 || errno == ENOENT else { throw MoveError.system("cannot remove", path, errno: errno) }
+        try syncDirectory(parent(of: path))
+    }
+
     // MARK: - Helpers
 
     private func step(_ step: MoveStep) throws {

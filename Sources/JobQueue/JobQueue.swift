@@ -206,6 +206,40 @@ public struct JobQueue: Sendable {
         return reply.array?.compactMap(\.string) ?? []
     }
 
+    // MARK: - Reconciliation
+
+    /// Every content id that has a job hash (SCAN, in batches).
+    public func jobCIDs(on redis: RedisConnection) throws -> [Int64] {
+        var cursor = "0"
+        var cids: [Int64] = []
+        let pattern = keys.job(0).dropLast(1) + "*"
+        repeat {
+            guard let reply = try redis.send("SCAN", cursor, "MATCH", String(pattern), "COUNT", 1000).array, reply.count == 2,
+                  let next = reply[0].string, let names = reply[1].array
+            else { throw malformed(redis, "scan") }
+            cursor = next
+            cids += names.compactMap { $0.string.flatMap { Int64($0.dropFirst(pattern.count - 1)) } }
+        } while cursor != "0"
+        return cids
+    }
+
+    /// Jobs whose id is missing from the list its status calls for; with `fix`, put back there.
+    public func orphans(cids: [Int64], fix: Bool, on redis: RedisConnection) throws -> [(cid: Int64, status: String, id: String)] {
+        var found: [(Int64, String, String)] = []
+        var index = 0
+        while index < cids.count {
+            let batch = cids[index..<min(index + 500, cids.count)]
+            index += 500
+            let reply = try redis.evalScript(Scripts.orphans, arguments: [keys.prefix, fix ? "1" : "0"] + Array(batch))
+            for item in reply.array ?? [] {
+                guard let fields = item.array, fields.count == 3, let cid = fields[0].string.flatMap(Int64.init),
+                      let status = fields[1].string, let id = fields[2].string else { throw malformed(redis, "orphans") }
+                found.append((cid, status, id))
+            }
+        }
+        return found
+    }
+
     private func malformed(_ redis: RedisConnection, _ script: String) -> RedisError {
         RedisError(code: .protocolViolation, address: redis.url.address, command: "EVALSHA", message: "unexpected reply from the \(script) script")
     }

@@ -321,6 +321,52 @@ enum Scripts {
         return done
         """)
 
+    /// Jobs whose id sits in none of the lists its status says it should (Redis lost a write):
+    /// reported, and with ARGV[2] = 1 put back. ARGV: prefix, fix, cids…
+    /// Returns {{cid, status, id}…} for each orphan found.
+    static let orphans = RedisScript(prelude + """
+        local fix = ARGV[2] == '1'
+        local workers = redis.call('SMEMBERS', prefix .. 'workers')
+        local function inLists(kind, id)
+          for _, w in ipairs(workers) do
+            if redis.call('LPOS', prefix .. kind .. ':' .. w, id) then return true end
+          end
+          return false
+        end
+        local found = {}
+        for i = 3, #ARGV do
+          local cid = ARGV[i]
+          local key = jobkey(cid)
+          local h = redis.call('HMGET', key, 'gen', 'status', 'target', 'worker_id')
+          if h[1] and h[2] then
+            local id = cid .. ':' .. h[1]
+            local status, queue = h[2], prefix .. 'queue:' .. (h[3] or '')
+            local orphan = false
+            if status == 'queued' then
+              orphan = not redis.call('LPOS', queue, id) and not inLists('processing', id)
+              if orphan and fix then redis.call('LPUSH', queue, id) end
+            elseif status == 'retrying' then
+              orphan = not redis.call('ZSCORE', prefix .. 'retry', id)
+              if orphan and fix then redis.call('ZADD', prefix .. 'retry', now, id) end
+            elseif status == 'moving' then
+              orphan = not inLists('processing', id)
+              if orphan and fix then
+                redis.call('HSET', key, 'status', 'queued', 'worker_id', '', 'updated_at', now)
+                redis.call('RPUSH', queue, id)
+              end
+            elseif status == 'done' then
+              orphan = not redis.call('LPOS', prefix .. 'done', id) and not inLists('committing', id)
+              if orphan and fix then redis.call('LPUSH', prefix .. 'done', id) end
+            elseif status == 'dead' then
+              orphan = not redis.call('LPOS', prefix .. 'dead', id)
+              if orphan and fix then redis.call('LPUSH', prefix .. 'dead', id) end
+            end
+            if orphan then table.insert(found, {cid, status, id}) end
+          end
+        end
+        return found
+        """)
+
     /// Counts for `status` and `/v1/queues`. ARGV: prefix, levels…
     /// Returns {{level, depth}…}, processing, committing, retry, dead, done, workers, alive.
     static let stats = RedisScript(prelude + """

@@ -66,6 +66,19 @@ public struct ContentStore {
         }
     }
 
+    /// Every content, by cid.
+    public func contents() throws -> [Content] {
+        try database.query("SELECT cid, filename, content_level, update_time FROM contents ORDER BY cid").map {
+            Content(cid: try $0.decode("cid"), filename: try $0.decode("filename"), level: try $0.decode("content_level"),
+                    updateTime: try $0.decodeIfPresent("update_time"))
+        }
+    }
+
+    /// Records where a content's file really is (reconcile), without a relocation row.
+    public func setLevel(cid: Int64, level: String) throws {
+        try database.execute("UPDATE contents SET content_level = \(level), update_time = \(now: ()) WHERE cid = \(cid)")
+    }
+
     /// Adds a content, or changes its filename and level.
     public func put(_ content: Content) throws {
         let d = database.dialect
