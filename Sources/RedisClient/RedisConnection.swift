@@ -46,7 +46,7 @@ public final class RedisConnection: @unchecked Sendable {
                 let auth = url.username.map { RedisCommand("AUTH", $0, password) } ?? RedisCommand("AUTH", password)
                 do {
                     _ = try roundTrip([auth]).first!.throwingServerError(address: url.address, command: "AUTH")
-                } catch var error as RedisError where error.code == .server {
+                } catch var error as RedisError where error.code == .server || error.code == .authentication {
                     error.code = .authentication
                     error.message = "authentication failed: \(error.message)"
                     throw error

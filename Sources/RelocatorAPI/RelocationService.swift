@@ -1,4 +1,6 @@
 import JobQueue
+import Dispatch
+import Foundation
 import Logging
 import RedisClient
 import RelocatorCore
@@ -13,10 +15,14 @@ public final class RelocationService: Sendable {
     public let levels: LevelCache
     /// How long a committed job's hash stays readable.
     public let jobTTL: Duration
+    /// The level directories, when this process can see them: a filename that is a symlink there
+    /// is refused at once (workers refuse it again when they open it).
+    public let directories: LevelDirectories?
     let logger: Logger
 
     public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
-                jobTTL: Duration = .seconds(86400), logger: Logger) {
+                jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, logger: Logger) {
+        self.directories = directories
         self.redis = redis
         self.sql = sql
         self.queue = queue
@@ -43,6 +49,9 @@ public final class RelocationService: Sendable {
         } catch let invalid as Filename.Invalid {
             throw ServiceError.unprocessable("invalid_filename", "the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
         }
+        if let directory = directories?.directory(of: content.level), let link = await Self.symlink(in: directory, content.filename) {
+            throw ServiceError.unprocessable("invalid_filename", "the filename of cid \(cid) passes through a symbolic link (\(link)); refused")
+        }
         let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
         guard let choice = table.choose(count: count) else {
             throw ServiceError.unprocessable("no_level", "no level holds the count \(count); check the level table")
@@ -59,6 +68,27 @@ public final class RelocationService: Sendable {
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)
+    }
+
+    /// The first component of `directory/relative` that is a symbolic link, if any (lstat on a
+    /// Dispatch thread: a slow disk must not hold up the caller's thread).
+    static func symlink(in directory: String, _ relative: String) async -> String? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var path = directory
+                var found: String?
+                for component in relative.split(separator: "/") {
+                    path += "/" + component
+                    var info = stat()
+                    if lstat(path, &info) != 0 { break }
+                    if (info.st_mode & S_IFMT) == S_IFLNK {
+                        found = String(path.dropFirst(directory.count + 1))
+                        break
+                    }
+                }
+                continuation.resume(returning: found)
+            }
+        }
     }
 
     /// The original `/update_sentence`: true when the job is committed (a done job is committed

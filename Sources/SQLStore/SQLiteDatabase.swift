@@ -81,7 +81,14 @@ public final class SQLiteDatabase: SQLDatabase, @unchecked Sendable {
             case .null: status = sqlite3_bind_null(statement, index)
             case .int(let v): status = sqlite3_bind_int64(statement, index, v)
             case .double(let v): status = sqlite3_bind_double(statement, index, v)
-            case .text(let v): status = sqlite3_bind_text(statement, index, v, -1, Self.transient)
+            case .text(let v):
+                // With its byte length: a NUL inside the text must not end it.
+                let bytes = Array(v.utf8) + [0]
+                status = bytes.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) {
+                        sqlite3_bind_text(statement, index, $0.baseAddress, Int32(bytes.count - 1), Self.transient)
+                    }
+                }
             }
             if status != SQLITE_OK { throw error(status: status, message: String(cString: sqlite3_errmsg(db))) }
         }

@@ -5,6 +5,7 @@ import JobQueue
 import Logging
 import RedisClient
 import RelocatorAPI
+import RelocatorCore
 import SQLStore
 
 extension Relocator {
@@ -41,5 +42,8 @@ extension Relocator {
 func makeService(_ runtime: RuntimeOptions, logger: Logger) throws -> RelocationService {
     let redis = RedisPool(url: try runtime.redis(), size: 8)
     let sql = SQLPool(url: try runtime.database.resolve(), size: 4)
-    return RelocationService(redis: redis, sql: sql, queue: JobQueue(keys: try runtime.keys()), jobTTL: try runtime.jobTTL(), logger: logger)
+    // The level directories are optional here: an API on a machine without the disks skips the symlink check.
+    let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
+    return RelocationService(redis: redis, sql: sql, queue: JobQueue(keys: try runtime.keys()), jobTTL: try runtime.jobTTL(),
+                             directories: directories, logger: logger)
 }

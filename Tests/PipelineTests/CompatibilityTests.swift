@@ -89,6 +89,38 @@ import TestSupport
         #expect(try HTTP.get(port, "/readyz").json?["status"] as? String == "ready")
     }
 
+    @Test func hostileFilenamesAreRefusedAtEnqueueAndInjectionStringsAreJustData() throws {
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        let outside = try TemporaryDirectory("relocator-outside")
+        defer { outside.remove() }
+        let secret = try TestFiles.make(outside.path + "/secret", bytes: 64)
+        let injection = "'; DROP TABLE contents; --.mp4"
+        try pipeline.addContents([(1, "link.mp4", "bronze", nil), (2, "via/secret", "bronze", nil), (3, injection, "bronze", 500)])
+        symlink(outside.path + "/secret", pipeline.directories["bronze"]! + "/link.mp4")
+        symlink(outside.path, pipeline.directories["bronze"]! + "/via")
+        let db = try pipeline.open()
+        try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(4), \("/etc/passwd"), \("bronze"))")
+        try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(5), \("nul\u{0}byte"), \("bronze"))")
+        db.close()
+        let port = try pipeline.cluster.startAPI()
+        for cid in [1, 2, 4, 5] {
+            let refused = try pipeline.post(cid, 50000)
+            #expect(refused.status == 422 && refused.json?["error"] as? String == "invalid_filename", "cid \(cid): \(refused.body)")
+        }
+        #expect(try pipeline.cluster.isIdle())
+
+        let stored = try #require(try pipeline.post(3, 5000).json)
+        #expect(stored["filename"] as? String == injection)
+        #expect(try HTTP.get(port, "/v1/contents/3").json?["filename"] as? String == injection)
+        try pipeline.cluster.startWorker("w1")
+        try pipeline.cluster.startCommitter()
+        try pipeline.cluster.waitUntil("the commit") { try pipeline.job(3)?["status"] as? String == "committed" }
+        #expect(pipeline.whereIs(injection) == ["silver"])
+        #expect(try pipeline.level(of: 3) == "silver")
+        #expect(try TestFiles.sha256(outside.path + "/secret") == secret)
+    }
+
     @Test func withATokenMutatingRoutesNeedIt() throws {
         let pipeline = try Pipeline(environment: ["RELOCATOR_API_TOKEN": "s3cret-token"])
         defer { pipeline.tearDown() }
@@ -124,6 +156,35 @@ import TestSupport
         let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
         #expect((json["queues"] as? [String: Int])?["gold"] == 1)
         #expect(try pipeline.cluster.run(["status"]).stdout.contains("queue:gold\t1"))
+    }
+
+    @Test func passwordsNeverReachLogsOrErrors() throws {
+        let redis = try RedisServer(password: "Redis-Pass-42")
+        let test = try TestDatabase(.postgres)
+        defer { test.drop() }
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        let secrets = ["Redis-Pass-42", "Wr0ng-Redis", "Sup3r-Secret-DB"]
+
+        let committer = try pipeline.cluster.start("committer", ["committer"],
+                                                   environment: ["DATABASE_URL": TestDatabase.text(test.withPassword("Sup3r-Secret-DB"))])
+        #expect(committer.wait(timeout: .seconds(20)).map { $0 != 0 } == true)
+        #expect(pipeline.cluster.log("committer").contains("authentication failed"))
+
+        let worker = try pipeline.cluster.start("worker", ["worker"], environment: ["REDIS_URL": "redis://:Wr0ng-Redis@127.0.0.1:\(redis.port)/0"])
+        #expect(worker.wait(timeout: .seconds(20)).map { $0 != 0 } == true)
+        #expect(pipeline.cluster.log("worker").contains("authentication failed"))
+
+        // A working API with a Redis password, logging at debug level.
+        pipeline.cluster.environment["REDIS_URL"] = "redis://:Redis-Pass-42@127.0.0.1:\(redis.port)/0"
+        let port = try pipeline.cluster.startAPI()
+        #expect(try HTTP.get(port, "/readyz").status == 200)
+        #expect(try HTTP.get(port, "/v1/queues").status == 200)
+        pipeline.cluster.stop(keepLogs: true)
+        for name in ["committer", "worker", "api"] {
+            let log = pipeline.cluster.log(name)
+            for secret in secrets { #expect(!log.contains(secret), "\(name) logged a password: \(log)") }
+        }
     }
 
     @Test func aWorkerWarnsWhenRedisMayEvictJobs() throws {
