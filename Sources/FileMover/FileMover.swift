@@ -195,7 +195,13 @@ public struct FileMover: Sendable {
             let code = errno
             switch code {
             case EXDEV: return nil
-            case EEXIST: throw MoveError(.destinationConflict, "\(destination) appeared while moving; left untouched")
+            case EEXIST:
+                // Another delivery of this job got there first: fine if it holds these very bytes.
+                guard try hashFile(at: destination).0 == checksum else {
+                    throw MoveError(.destinationConflict, "\(destination) appeared while moving with other content; left untouched")
+                }
+                try removeSource(source)
+                return MoveResult(bytes: bytes, checksum: checksum, method: .alreadyInPlace)
             case EPERM, EOPNOTSUPP, EMLINK:
                 // No hard links here: rename, the destination having been checked absent.
                 guard rename(source, destination) == 0 else { throw MoveError.system("cannot rename to", destination, errno: errno) }
@@ -222,13 +228,14 @@ public struct FileMover: Sendable {
                                        shouldStop: () -> Bool) throws -> MoveResult {
         let part = Self.partPath(request)
         try beforeCopy(part)
-        let output = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let output = open(part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw MoveError.system("cannot create", part, errno: errno) }
-        var published = false
-        var outputOpen = true
+        // From here on the temporary file is used through its descriptor only: if a second delivery
+        // of the job (after a false reap) replaced the name, this one still verifies and publishes
+        // exactly the bytes it wrote, and never removes the other's file.
         defer {
-            if outputOpen { close(output) }
-            if !published { unlink(part) }
+            removeIfSame(part, as: output)
+            close(output)
         }
 
         let size = Int64(status.st_size)
@@ -266,7 +273,7 @@ public struct FileMover: Sendable {
         if copied > 0, faults?.corruptBeforeReadBack?() == true { corruptOneByte(part, at: copied / 2) }
         // Read back what the device holds, not what the page cache remembers.
         _ = posix_fadvise(output, 0, 0, POSIX_FADV_DONTNEED)
-        let (readBack, readBytes) = try hashFile(at: part, dropCache: true)
+        let (readBack, readBytes) = try hash(descriptor: output, path: part)
         guard readBack == checksum, readBytes == copied else {
             throw MoveError(.checksumMismatch, "\(part) read back as \(readBack.prefix(16))… but \(source) hashed to \(checksum.prefix(16))…")
         }
@@ -277,25 +284,55 @@ public struct FileMover: Sendable {
         guard fchmod(output, status.st_mode & 0o7777) == 0 else { throw MoveError.system("cannot set the mode of", part, errno: errno) }
         var times = [status.st_atim, status.st_mtim]
         guard futimens(output, &times) == 0 else { throw MoveError.system("cannot set the times of", part, errno: errno) }
-        close(output)
-        outputOpen = false
+        guard fsync(output) == 0 else { throw MoveError.system("cannot fsync", part, errno: errno) }
 
         try beforePublish(checksum, copied)
-        if link(part, destination) == 0 {
-            unlink(part)
-        } else {
-            let code = errno
-            if code == EEXIST { throw MoveError(.destinationConflict, "\(destination) appeared while copying; left untouched") }
-            guard code == EPERM || code == EOPNOTSUPP || code == EMLINK, rename(part, destination) == 0 else {
-                throw MoveError.system("cannot publish", destination, errno: code)
-            }
-        }
-        published = true
+        try publish(output, part: part, as: destination, checksum: checksum)
+        removeIfSame(part, as: output)
         try step(.published)
         try syncDirectory(parent(of: destination))
         try step(.targetDirectorySynced)
         try removeSource(source)
         return MoveResult(bytes: copied, checksum: checksum, method: .copied)
+    }
+
+    /// Gives the open temporary file its final name without replacing anything: a hard link made
+    /// from the descriptor (`/proc/self/fd`), so the name gets the very inode that was verified.
+    private func publish(_ fd: Int32, part: String, as destination: String, checksum: String) throws {
+        var linked = linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, destination, AT_SYMLINK_FOLLOW) == 0
+        var code = errno
+        if !linked && code == ENOENT && access("/proc/self/fd", F_OK) != 0 {
+            // No /proc: link by name, after checking the name is still ours.
+            guard isSame(part, as: fd) else { throw MoveError(.io, "\(part) was replaced while copying; the copy restarts") }
+            linked = link(part, destination) == 0
+            code = errno
+        }
+        if linked { return }
+        switch code {
+        case EEXIST:
+            // Another delivery of this job published first: fine if it holds these very bytes.
+            guard try hashFile(at: destination).0 == checksum else {
+                throw MoveError(.destinationConflict, "\(destination) appeared while copying with other content; left untouched")
+            }
+        case EPERM, EOPNOTSUPP, EMLINK:
+            // No hard links on this filesystem: rename the name, if it is still ours.
+            guard isSame(part, as: fd), rename(part, destination) == 0 else { throw MoveError.system("cannot publish", destination, errno: code) }
+        case ENOENT:
+            throw MoveError(.io, "\(part) was removed while copying; the copy restarts")
+        default:
+            throw MoveError.system("cannot publish", destination, errno: code)
+        }
+    }
+
+    /// True when `path` names the file open as `fd`.
+    private func isSame(_ path: String, as fd: Int32) -> Bool {
+        var named = stat(), open = stat()
+        return lstat(path, &named) == 0 && fstat(fd, &open) == 0 && named.st_dev == open.st_dev && named.st_ino == open.st_ino
+    }
+
+    /// Removes the temporary file's name only while it still names this delivery's file.
+    private func removeIfSame(_ path: String, as fd: Int32) {
+        if isSame(path, as: fd) { unlink(path) }
     }
 
     // MARK: - Reconciliation

@@ -139,17 +139,18 @@ public struct JobQueue: Sendable {
         try redis.evalScript(Scripts.promote, arguments: [keys.prefix, limit]).int ?? 0
     }
 
-    /// Gives back what every worker whose heartbeat expired holds; returns how many jobs.
+    /// Gives back what every worker holds whose heartbeat has been missing for `grace` (seen
+    /// missing by an earlier call at least that long ago); returns how many jobs.
     @discardableResult
-    public func reapDeadWorkers(on redis: RedisConnection) throws -> Int {
-        try redis.evalScript(Scripts.release, arguments: [keys.prefix, ""]).int ?? 0
+    public func reapDeadWorkers(grace: Duration, on redis: RedisConnection) throws -> Int {
+        try redis.evalScript(Scripts.release, arguments: [keys.prefix, "", Int(grace.milliseconds)]).int ?? 0
     }
 
     /// Gives back what one worker or committer holds (at its start and at its end).
     @discardableResult
     public func release(worker: String, on redis: RedisConnection) throws -> Int {
         precondition(!worker.isEmpty)
-        return try redis.evalScript(Scripts.release, arguments: [keys.prefix, worker]).int ?? 0
+        return try redis.evalScript(Scripts.release, arguments: [keys.prefix, worker, 0]).int ?? 0
     }
 
     // MARK: - Committers

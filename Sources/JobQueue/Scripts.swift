@@ -188,7 +188,8 @@ enum Scripts {
         """)
 
     /// Give back everything a worker (or committer) holds, without counting an attempt: its
-    /// processing list to the queues, its committing list to `done`. ARGV: prefix, id.
+    /// processing list to the queues, its committing list to `done`. ARGV: prefix, id (empty: the
+    /// reaper), grace ms.
     /// Returns the number of jobs given back.
     static let release = RedisScript(prelude + """
         local function releaseOne(w)
@@ -205,12 +206,25 @@ enum Scripts {
           return n
         end
         if ARGV[2] ~= '' then return releaseOne(ARGV[2]) end
-        -- Reaper: every known worker whose heartbeat has expired.
+        -- Reaper: every known worker whose heartbeat has been gone for at least ARGV[3] ms. A missing
+        -- heartbeat is first only marked (suspect:<w>): after a Redis restart every heartbeat may
+        -- have expired at once, and live workers get that long to renew theirs before anything of
+        -- theirs is handed to another worker.
+        local grace = tonumber(ARGV[3])
         local n = 0
         for _, w in ipairs(redis.call('SMEMBERS', prefix .. 'workers')) do
-          if redis.call('EXISTS', prefix .. 'worker:' .. w) == 0 then
-            n = n + releaseOne(w)
-            redis.call('SREM', prefix .. 'workers', w)
+          local suspect = prefix .. 'suspect:' .. w
+          if redis.call('EXISTS', prefix .. 'worker:' .. w) == 1 then
+            redis.call('DEL', suspect)
+          else
+            local since = tonumber(redis.call('GET', suspect))
+            if not since then
+              redis.call('SET', suspect, now, 'PX', grace * 4)
+            elseif now - since >= grace then
+              n = n + releaseOne(w)
+              redis.call('SREM', prefix .. 'workers', w)
+              redis.call('DEL', suspect)
+            end
           end
         end
         return n

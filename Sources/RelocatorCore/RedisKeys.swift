@@ -14,6 +14,8 @@ public struct RedisKeys: Equatable, Sendable {
     public func processing(_ worker: String) -> String { "\(prefix)processing:\(worker)" }
     public func heartbeat(_ worker: String) -> String { "\(prefix)worker:\(worker)" }
     public func committing(_ committer: String) -> String { "\(prefix)committing:\(committer)" }
+    /// When the reaper first saw a worker's heartbeat missing.
+    public func suspect(_ worker: String) -> String { "\(prefix)suspect:\(worker)" }
     public var workers: String { "\(prefix)workers" }
     public var retry: String { "\(prefix)retry" }
     public var dead: String { "\(prefix)dead" }

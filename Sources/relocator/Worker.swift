@@ -111,7 +111,7 @@ final class Worker: Service, @unchecked Sendable {
                 try queue.heartbeat(worker: settings.id, ttl: settings.heartbeatTTL, on: redis)
                 let promoted = try queue.promoteDueRetries(on: redis)
                 if promoted > 0 { logger.debug("promoted \(promoted) due retries") }
-                let reaped = try queue.reapDeadWorkers(on: redis)
+                let reaped = try queue.reapDeadWorkers(grace: settings.heartbeatTTL, on: redis)
                 if reaped > 0 { logger.warning("gave back \(reaped) jobs of workers whose heartbeat stopped") }
             } catch {
                 logger.warning("maintenance failed: \(error)")

@@ -215,6 +215,41 @@ import TestSupport
         #expect(try mover.move(request("v.bin", from: root.path, to: disk.path)).checksum == sum)
     }
 
+    /// A second delivery of the same job (after a false reap) replaces the temporary file's name
+    /// mid-copy: this delivery never publishes the other's bytes nor removes the other's file, and
+    /// keeps the source; it fails with a transient error and the job is tried again.
+    @Test func aTemporaryFileReplacedMidCopyDoesNotGetPublished() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let sum = try TestFiles.make(root.path + "/r.bin", bytes: 300_000)
+        let part = disk.path + "/.r.bin.relocator-7-1.part"
+        let intruding = FileMover(faults: MoveFaults(onStep: { step in
+            guard step == .verified else { return }
+            unlink(part)
+            FileManager.default.createFile(atPath: part, contents: Data(repeating: 0x41, count: 1000))
+        }))
+        #expect { try intruding.move(request("r.bin", from: root.path, to: disk.path)) } throws: {
+            ($0 as? MoveError)?.kind == .io && ($0 as? MoveError)?.isPermanent == false
+        }
+        #expect(!TestFiles.exists(disk.path + "/r.bin"))
+        #expect(TestFiles.exists(part), "the other delivery's file is not ours to remove")
+        #expect(try TestFiles.sha256(root.path + "/r.bin") == sum)
+    }
+
+    @Test func aDestinationPublishedMeanwhileWithTheSameBytesCountsAsDone() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let sum = try TestFiles.make(root.path + "/s.bin", bytes: 100_000)
+        let racing = FileMover(faults: MoveFaults(onStep: { step in
+            if step == .verified { _ = try? FileManager.default.copyItem(atPath: root.path + "/s.bin", toPath: disk.path + "/s.bin") }
+        }))
+        #expect(try racing.move(request("s.bin", from: root.path, to: disk.path)).checksum == sum)
+        #expect(TestFiles.partFiles(under: disk.path).isEmpty && !TestFiles.exists(root.path + "/s.bin"))
+        #expect(try TestFiles.sha256(disk.path + "/s.bin") == sum)
+    }
+
     @Test func errnoClassification() {
         #expect(MoveError(.permission, "x").isPermanent == false)
         #expect(MoveError(.sourceMissing, "x").isPermanent)

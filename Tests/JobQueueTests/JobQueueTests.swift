@@ -149,17 +149,37 @@ import TestSupport
         try queue.heartbeat(worker: "dying", ttl: .milliseconds(150), on: r)
         try queue.heartbeat(worker: "alive", ttl: .seconds(60), on: r)
         let job = try #require(try queue.fetch(worker: "dying", levels: ["gold"], on: r))
-        #expect(try queue.reapDeadWorkers(on: r) == 0)
+        #expect(try queue.reapDeadWorkers(grace: .milliseconds(200), on: r) == 0)
         // Wait for the heartbeat to expire, on the condition itself.
         let deadline = ContinuousClock.now + .seconds(5)
         while try r.send("EXISTS", queue.keys.heartbeat("dying")).int == 1, ContinuousClock.now < deadline { usleep(20_000) }
-        #expect(try queue.reapDeadWorkers(on: r) == 1)
+        // First seen missing: only marked.
+        #expect(try queue.reapDeadWorkers(grace: .milliseconds(200), on: r) == 0)
+        #expect(try r.send("EXISTS", queue.keys.suspect("dying")).int == 1)
+        usleep(250_000)
+        #expect(try queue.reapDeadWorkers(grace: .milliseconds(200), on: r) == 1)
         #expect(try list(queue.keys.processing("dying"), r).isEmpty)
         #expect(try r.send("SMEMBERS", queue.keys.workers) == .array([.bulk(Array("alive".utf8))]))
         let again = try #require(try queue.fetch(worker: "alive", levels: ["gold"], on: r))
         #expect(again.id == job.id && again.attempts == 0)
         // The dead worker's late ack no longer counts.
         #expect(try !queue.ack(job, worker: "dying", checksum: "x", bytes: 1, on: r))
+    }
+
+    @Test func aWorkerThatRenewsItsHeartbeatWithinTheGraceIsNotReaped() throws {
+        let r = try redis()
+        defer { try? cleanUp(r) }
+        _ = try queue.submit(cid: 12, count: 20000, filename: "l", dbLevel: "bronze", target: "gold", on: r)
+        try queue.heartbeat(worker: "w1", ttl: .seconds(60), on: r)
+        let job = try #require(try queue.fetch(worker: "w1", levels: ["gold"], on: r))
+        // As after a Redis restart: the heartbeat is gone, the worker is alive.
+        try r.send("DEL", queue.keys.heartbeat("w1"))
+        #expect(try queue.reapDeadWorkers(grace: .milliseconds(100), on: r) == 0)
+        try queue.heartbeat(worker: "w1", ttl: .seconds(60), on: r)
+        usleep(150_000)
+        #expect(try queue.reapDeadWorkers(grace: .milliseconds(100), on: r) == 0)
+        #expect(try r.send("EXISTS", queue.keys.suspect("w1")).int == 0)
+        #expect(try list(queue.keys.processing("w1"), r) == [job.id])
     }
 
     @Test func aBlockingTakeIsClaimedByFetch() throws {
