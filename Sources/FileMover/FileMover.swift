@@ -109,6 +109,9 @@ public struct FileMover: Sendable {
         let destination = join(request.targetDirectory, relative)
         let destinationDirectory = parent(of: destination)
 
+        guard request.sourceDirectory != request.targetDirectory else {
+            throw MoveError(.invalidFilename, "the source and target level share the directory \(request.targetDirectory); nothing to move")
+        }
         try requireDirectory(request.targetDirectory)
         try refuseSymlinkedDirectories(base: request.targetDirectory, relative: relative)
         try refuseSymlinkedDirectories(base: request.sourceDirectory, relative: relative)

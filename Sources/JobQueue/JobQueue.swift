@@ -153,6 +153,15 @@ public struct JobQueue: Sendable {
         return try redis.evalScript(Scripts.release, arguments: [keys.prefix, worker, 0]).int ?? 0
     }
 
+    /// Temporary files of jobs that were dropped or purged while a delivery had one.
+    public func staleParts(limit: Int = 100, on redis: RedisConnection) throws -> [String] {
+        try redis.send("SRANDMEMBER", keys.staleParts, limit).array?.compactMap(\.string) ?? []
+    }
+
+    public func forgetStalePart(_ path: String, on redis: RedisConnection) throws {
+        try redis.send("SREM", keys.staleParts, path)
+    }
+
     // MARK: - Committers
 
     /// Up to `max` done jobs, moved into the committer's list (what it already held first).

@@ -14,6 +14,13 @@ enum Scripts {
           return cid, gen
         end
         local function jobkey(cid) return prefix .. 'job:' .. cid end
+        -- Delete a job hash; a temporary file its last delivery recorded is handed to the workers'
+        -- clean-up (stale-parts), so that no .part outlives its job.
+        local function forget(key)
+          local part = redis.call('HGET', key, 'part')
+          if part then redis.call('SADD', prefix .. 'stale-parts', part) end
+          redis.call('DEL', key)
+        end
         -- Put a job back on its queue without counting an attempt (reaper, shutdown, restart).
         -- Only a job still 'queued' (taken but not claimed) or 'moving' for this worker goes back.
         local function giveback(id, worker)
@@ -50,11 +57,11 @@ enum Scripts {
         if not status or status == 'committed' or status == 'dead' then
           if status == 'dead' then redis.call('LREM', prefix .. 'dead', 0, cid .. ':' .. oldGen) end
           if target == dbLevel then
-            if status == 'dead' then redis.call('DEL', key) end
+            if status == 'dead' then forget(key) end
             return {'in_place', {}}
           end
           local gen = newGen()
-          redis.call('DEL', key)
+          forget(key)
           redis.call('HSET', key, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
             'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
           redis.call('LPUSH', prefix .. 'queue:' .. target, cid .. ':' .. gen)
@@ -67,7 +74,7 @@ enum Scripts {
           if status == 'retrying' then redis.call('ZREM', prefix .. 'retry', cid .. ':' .. oldGen) end
           if target == curDb then
             -- The file is already where it belongs: the job goes; its id left in a queue is stale.
-            redis.call('DEL', key)
+            forget(key)
             return {'dropped', {}}
           end
           local gen = newGen()
@@ -153,7 +160,7 @@ enum Scripts {
           -- A newer count arrived while this move ran: aim the retry at it.
           redis.call('HDEL', key, 'next_target')
           if h[4] == h[5] then
-            redis.call('DEL', key)
+            forget(key)
             return 'dropped'
           end
           redis.call('HSET', key, 'target', h[4])
@@ -325,7 +332,7 @@ enum Scripts {
                     redis.call('HDEL', key, 'last_error', 'worker_id')
                     redis.call('LPUSH', prefix .. 'queue:' .. h[3], id)
                   else
-                    redis.call('DEL', key)
+                    forget(key)
                   end
                 end
               end

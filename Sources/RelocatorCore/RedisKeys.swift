@@ -20,4 +20,6 @@ public struct RedisKeys: Equatable, Sendable {
     public var retry: String { "\(prefix)retry" }
     public var dead: String { "\(prefix)dead" }
     public var done: String { "\(prefix)done" }
+    /// Temporary files of jobs that are gone, for a worker to remove.
+    public var staleParts: String { "\(prefix)stale-parts" }
 }

@@ -113,8 +113,26 @@ final class Worker: Service, @unchecked Sendable {
                 if promoted > 0 { logger.debug("promoted \(promoted) due retries") }
                 let reaped = try queue.reapDeadWorkers(grace: settings.heartbeatTTL, on: redis)
                 if reaped > 0 { logger.warning("gave back \(reaped) jobs of workers whose heartbeat stopped") }
+                try removeStaleParts(redis)
             } catch {
                 logger.warning("maintenance failed: \(error)")
+            }
+        }
+    }
+
+    /// Removes temporary files of jobs that were dropped or purged mid-move, when they lie in this
+    /// worker's level directories (another worker may see other disks).
+    private func removeStaleParts(_ redis: RedisConnection) throws {
+        for path in try queue.staleParts(on: redis) {
+            guard let part = validPart(path, cid: nil) else {
+                if !isInsideLevels(path) { continue }
+                logger.warning("ignoring a stale temporary file entry that is not one of ours: \(path)")
+                try queue.forgetStalePart(path, on: redis)
+                continue
+            }
+            if unlink(part) == 0 || errno == ENOENT {
+                logger.info("removed the temporary file of a job that is gone: \(part)")
+                try queue.forgetStalePart(path, on: redis)
             }
         }
     }
@@ -220,16 +238,22 @@ final class Worker: Service, @unchecked Sendable {
     /// The temporary file recorded in the job, if it is one this program names, inside a level
     /// directory (the hash is data: never unlink a path it merely claims).
     private func ownPart(_ job: Job) -> String? {
-        guard let part = job.part, let slash = part.lastIndex(of: "/") else { return nil }
+        job.part.flatMap { validPart($0, cid: job.cid) }
+    }
+
+    private func validPart(_ part: String, cid: Int64?) -> String? {
+        guard let slash = part.lastIndex(of: "/"), !part.contains("/../"), !part.contains("/./"), isInsideLevels(part) else { return nil }
         let name = part[part.index(after: slash)...]
-        let directory = String(part[..<slash])
-        guard name.hasPrefix("."), name.hasSuffix(".part"), name.contains(".relocator-\(job.cid)-"), !part.contains("/../"),
-              settings.directories.names.contains(where: { level in
-                  let root = settings.directories.directory(of: level)!
-                  return directory == root || directory.hasPrefix(root.hasSuffix("/") ? root : root + "/")
-              })
-        else { return nil }
+        let marker = cid.map { ".relocator-\($0)-" } ?? ".relocator-"
+        guard name.hasPrefix("."), name.hasSuffix(".part"), name.contains(marker) else { return nil }
         return part
+    }
+
+    private func isInsideLevels(_ path: String) -> Bool {
+        settings.directories.names.contains { level in
+            let root = settings.directories.directory(of: level)!
+            return path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
+        }
     }
 
     private func fail(_ job: Job, _ error: MoveError, permanent forced: Bool = false, on redis: RedisConnection, _ log: Logger) {

@@ -66,6 +66,19 @@ import TestSupport
         #expect(try queue.job(cid: 4, on: r) == nil)
     }
 
+    @Test func aDroppedJobHandsItsTemporaryFileToTheCleanUp() throws {
+        let r = try redis()
+        defer { try? cleanUp(r) }
+        _ = try queue.submit(cid: 13, count: 20000, filename: "m", dbLevel: "bronze", target: "gold", on: r)
+        // A delivery crashed mid-copy (its part recorded), the job went back to the queue…
+        try r.send("HSET", queue.keys.job(13), "part", "/data/ssd/.m.relocator-13-1.part")
+        // …and a new count says the file is where it belongs.
+        #expect(try queue.submit(cid: 13, count: 5, filename: "m", dbLevel: "bronze", target: "bronze", on: r).outcome == .dropped)
+        #expect(try queue.staleParts(on: r) == ["/data/ssd/.m.relocator-13-1.part"])
+        try queue.forgetStalePart("/data/ssd/.m.relocator-13-1.part", on: r)
+        #expect(try queue.staleParts(on: r).isEmpty)
+    }
+
     @Test func theHappyPathToCommitted() throws {
         let r = try redis()
         defer { try? cleanUp(r) }
