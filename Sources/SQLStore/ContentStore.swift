@@ -95,24 +95,84 @@ public struct ContentStore {
 
     /// Writes a batch of verified moves in one transaction: each content's new level and update
     /// time, and one `relocations` row per job. A job already recorded (a batch delivered twice) is
-    /// not recorded again.
+    /// not recorded again. Rows go in multi-row statements of up to 500 jobs.
     public func commit(_ entries: [CommitEntry]) throws {
         if entries.isEmpty { return }
-        let d = database.dialect
-        let insert = d.insertIgnoring(
-            into: "relocations", columns: ["job_id", "cid", "from_level", "to_level", "bytes", "checksum", "worker", "attempts"],
-            conflict: ["job_id"])
         try database.transaction {
-            for entry in entries {
-                try database.execute("""
-                    UPDATE contents SET content_level = \(entry.to), update_time = \(now: ()) WHERE cid = \(entry.cid)
-                    """)
-                try database.execute("""
-                    \(unsafeSQL: insert.head) VALUES (\(entry.jobID), \(entry.cid), \(entry.from), \(entry.to), \(entry.bytes),
-                    \(entry.checksum), \(entry.worker), \(entry.attempts)) \(unsafeSQL: insert.tail)
-                    """)
+            var start = 0
+            while start < entries.count {
+                let chunk = Array(entries[start..<min(start + 500, entries.count)])
+                start += chunk.count
+                try updateLevels(Self.latestPerContent(chunk))
+                try insertRelocations(chunk)
             }
         }
+    }
+
+    /// One entry per content: the newest job (highest gen) wins, so a batch holding an older
+    /// delivery too can never set an older level.
+    static func latestPerContent(_ entries: [CommitEntry]) -> [CommitEntry] {
+        var latest: [Int64: CommitEntry] = [:]
+        for entry in entries {
+            if let kept = latest[entry.cid], gen(kept.jobID) > gen(entry.jobID) { continue }
+            latest[entry.cid] = entry
+        }
+        return latest.values.sorted { $0.cid < $1.cid }
+    }
+
+    private static func gen(_ jobID: String) -> Int64 { JobID(jobID)?.gen ?? 0 }
+
+    private func updateLevels(_ entries: [CommitEntry]) throws {
+        let d = database.dialect
+        switch d {
+        case .postgres:
+            let tuples = Array(repeating: "(?::bigint, ?::varchar)", count: entries.count).joined(separator: ", ")
+            try database.execute(SQLQuery(unsafeSQL: """
+                UPDATE contents SET content_level = v.level, update_time = \(d.currentTime)
+                FROM (VALUES \(tuples)) AS v(cid, level) WHERE contents.cid = v.cid
+                """, binds: entries.flatMap { [.int($0.cid), .text($0.to)] }))
+        case .mysql:
+            let rows = Array(repeating: "SELECT ? AS cid, ? AS level", count: entries.count).joined(separator: " UNION ALL ")
+            try database.execute(SQLQuery(unsafeSQL: """
+                UPDATE contents AS c JOIN (\(rows)) AS v ON c.cid = v.cid
+                SET c.content_level = v.level, c.update_time = \(d.currentTime)
+                """, binds: entries.flatMap { [.int($0.cid), .text($0.to)] }))
+        case .sqlite:
+            // In-process: one statement per row costs no round trip.
+            for entry in entries {
+                try database.execute("UPDATE contents SET content_level = \(entry.to), update_time = \(now: ()) WHERE cid = \(entry.cid)")
+            }
+        }
+    }
+
+    private func insertRelocations(_ entries: [CommitEntry]) throws {
+        let insert = database.dialect.insertIgnoring(
+            into: "relocations", columns: ["job_id", "cid", "from_level", "to_level", "bytes", "checksum", "worker", "attempts"],
+            conflict: ["job_id"])
+        let tuples = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: entries.count).joined(separator: ", ")
+        let binds: [SQLValue] = entries.flatMap {
+            [.text($0.jobID), .int($0.cid), .text($0.from), .text($0.to), .int($0.bytes), .text($0.checksum), .text($0.worker), .int(Int64($0.attempts))]
+        }
+        try database.execute(SQLQuery(unsafeSQL: "\(insert.head) VALUES \(tuples) \(insert.tail)", binds: binds))
+    }
+
+    /// The contents of many cids at once (for bulk submission), in chunks of 1,000.
+    public func contents(cids: [Int64]) throws -> [Int64: Content] {
+        var found: [Int64: Content] = [:]
+        var start = 0
+        while start < cids.count {
+            let chunk = Array(cids[start..<min(start + 1000, cids.count)])
+            start += chunk.count
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            let rows = try database.query(SQLQuery(unsafeSQL: "SELECT cid, filename, content_level, update_time FROM contents WHERE cid IN (\(marks))",
+                                                   binds: chunk.map { .int($0) }))
+            for row in rows {
+                let content = Content(cid: try row.decode("cid"), filename: try row.decode("filename"), level: try row.decode("content_level"),
+                                      updateTime: try row.decodeIfPresent("update_time"))
+                found[content.cid] = content
+            }
+        }
+        return found
     }
 
     /// The latest relocations, newest first.

@@ -150,6 +150,26 @@ import TestSupport
     }
 
     @Test(arguments: Backend.allCases)
+    func aCommittedBatchIsRecordedOnceAndTheNewestJobWins(backend: Backend) throws {
+        try withDatabase(backend) { db, _ in
+            let store = ContentStore(database: db)
+            for cid in 1...1200 { try store.put(Content(cid: Int64(cid), filename: "f\(cid)", level: "bronze")) }
+            var entries = (1...1200).map {
+                CommitEntry(jobID: "\($0):10", cid: Int64($0), from: "bronze", to: "silver", bytes: Int64($0), checksum: "c\($0)", worker: "w", attempts: 0)
+            }
+            // An older and a newer job of cid 1 in one batch: the newer one's level stands.
+            entries.append(CommitEntry(jobID: "1:20", cid: 1, from: "silver", to: "gold", bytes: 1, checksum: "c1", worker: "w", attempts: 1))
+            try store.commit(entries)
+            try store.commit(entries)  // delivered twice
+            #expect(try store.relocations(limit: 5000).count == 1201)
+            #expect(try store.content(cid: 1)?.level == "gold")
+            #expect(try store.content(cid: 1200)?.level == "silver")
+            #expect(try store.content(cid: 1200)?.updateTime != nil)
+            #expect(try store.contents(cids: [1, 5, 99999]).keys.sorted() == [1, 5])
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
     func seedingLevelsRefusesATableThatHasRows(backend: Backend) throws {
         try withDatabase(backend) { db, _ in
             let store = LevelStore(database: db)
