@@ -45,6 +45,21 @@ public struct JobQueue: Sendable {
         return Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
     }
 
+    /// Many submissions in one pipeline (bulk `enqueue`): the same script as `submit`, per item.
+    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
+                           on redis: RedisConnection) throws -> [Submission] {
+        let replies = try redis.pipelineScript(Scripts.enqueue, calls: items.map {
+            (keys: [], arguments: [keys.prefix, $0.cid, $0.count, $0.filename, $0.dbLevel, $0.target])
+        })
+        return try replies.map { reply in
+            let reply = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA")
+            guard let parts = reply.array, parts.count == 2, let word = parts[0].string, let outcome = SubmitOutcome(rawValue: word)
+            else { throw malformed(redis, "enqueue") }
+            let fields = parts[1].hash ?? [:]
+            return Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
+        }
+    }
+
     // MARK: - Reading
 
     /// The job hash of a content, as stored; empty when there is none.

@@ -111,6 +111,26 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
+    /// Runs a script many times in one pipeline. Calls the server answered NOSCRIPT (a flush in
+    /// between) are sent again after loading it; the others ran once. Error replies stay in place.
+    public func pipelineScript(_ script: RedisScript,
+                               calls: [(keys: [any RedisArgumentConvertible], arguments: [any RedisArgumentConvertible])]) throws -> [RedisReply] {
+        if calls.isEmpty { return [] }
+        var sha = script.loadedSHA
+        if sha == nil { sha = try load(script) }
+        var replies = try pipeline(calls.map { script.command(sha: sha!, keys: $0.keys, arguments: $0.arguments) })
+        let missing = replies.indices.filter {
+            if case .error(let message) = replies[$0] { return message.hasPrefix("NOSCRIPT") }
+            return false
+        }
+        if !missing.isEmpty {
+            let reloaded = try load(script)
+            let again = try pipeline(missing.map { script.command(sha: reloaded, keys: calls[$0].keys, arguments: calls[$0].arguments) })
+            for (index, reply) in zip(missing, again) { replies[index] = reply }
+        }
+        return replies
+    }
+
     private func load(_ script: RedisScript) throws -> String {
         guard let sha = try send("SCRIPT", "LOAD", script.source).string else {
             throw RedisError(code: .protocolViolation, address: url.address, command: "SCRIPT", message: "SCRIPT LOAD did not answer a SHA1")

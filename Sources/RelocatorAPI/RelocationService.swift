@@ -91,6 +91,39 @@ public final class RelocationService: Sendable {
         }
     }
 
+    /// Many counts at once (`relocator enqueue --file`): one SQL query per 1,000 contents and one
+    /// Redis pipeline per 1,000 submissions. Returns how many of each outcome; a cid that is unknown,
+    /// has an unsafe filename or a count no level holds is reported and skipped.
+    public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
+        let cids = counts.map(\.cid)
+        let contents = try await sql.withDatabase { try ContentStore(database: $0).contents(cids: cids) }
+        let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
+        var skipped: [String] = []
+        var items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)] = []
+        var raises: [String: Int64] = [:]
+        for (cid, count) in counts {
+            guard let content = contents[cid] else { skipped.append("cid \(cid): no such content"); continue }
+            guard (try? Filename(content.filename)) != nil else { skipped.append("cid \(cid): unsafe filename"); continue }
+            guard count >= 0, let choice = table.choose(count: count) else { skipped.append("cid \(cid): no level holds \(count)"); continue }
+            if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
+            items.append((cid, count, content.filename, content.level, choice.level))
+        }
+        for (level, count) in raises {
+            try await sql.withDatabase { try ContentStore(database: $0).raiseMaxCounts(level: level, to: count) }
+            levels.raise(level: level, to: count)
+        }
+        var outcomes: [String: Int] = [:]
+        let queue = self.queue
+        var start = 0
+        while start < items.count {
+            let chunk = Array(items[start..<min(start + 1000, items.count)])
+            start += chunk.count
+            let submissions = try await redis.withConnection { try queue.submitMany(chunk, on: $0) }
+            for submission in submissions { outcomes[submission.outcome.rawValue, default: 0] += 1 }
+        }
+        return (outcomes, skipped)
+    }
+
     /// The original `/update_sentence`: true when the job is committed (a done job is committed
     /// now, idempotently — the committer may write the same row again without harm).
     public func commitIfDone(cid: Int64) async throws -> Bool {

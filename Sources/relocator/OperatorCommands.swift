@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileMover
 import Foundation
 import JobQueue
 import Logging
@@ -18,10 +19,16 @@ extension Relocator {
         static let configuration = CommandConfiguration(abstract: "Submit a content's view count, as the API does.")
 
         @OptionGroup var runtime: RuntimeOptions
-        @Option(help: "The content's id.") var cid: Int64
-        @Option(help: "Its view count.") var count: Int64
+        @Option(help: "The content's id.") var cid: Int64?
+        @Option(help: "Its view count.") var count: Int64?
+        @Option(help: "Many counts at once: a CSV file of `cid,count` lines ('-' for standard input).") var file: String?
 
         func validate() throws {
+            if file != nil {
+                guard cid == nil, count == nil else { throw ValidationError("give --file, or --cid and --count") }
+                return
+            }
+            guard let cid, let count else { throw ValidationError("give --cid N --count N, or --file FILE") }
             guard cid > 0 else { throw ValidationError("--cid must be a positive whole number") }
             guard count >= 0 else { throw ValidationError("--count must be a whole number ≥ 0") }
         }
@@ -29,6 +36,8 @@ extension Relocator {
         func run() async throws {
             let service = try makeService(runtime, logger: Logger(label: "relocator.enqueue", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.redis.close(); service.sql.close() }
+            if let file { return try await bulk(file, service) }
+            guard let cid, let count else { return }
             let submitted = try await service.submit(cid: cid, count: count)
             let job = submitted.submission.job
             switch submitted.submission.outcome {
@@ -36,6 +45,24 @@ extension Relocator {
             case .followUp: print("cid \(cid): moving to \(job?.target ?? "?") now; then to \(submitted.target) (job \(job?.id ?? "?"))")
             default: print("cid \(cid): \(submitted.submission.outcome.rawValue), \(job?.dbLevel ?? "?") → \(job?.target ?? "?") (job \(job?.id ?? "?"), \(job?.status.rawValue ?? "?"))")
             }
+        }
+
+        private func bulk(_ file: String, _ service: RelocationService) async throws {
+            let data = file == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+            guard let data else { throw ValidationError("cannot read \(file)") }
+            var counts: [(cid: Int64, count: Int64)] = []
+            for (index, line) in String(decoding: data, as: UTF8.self).split(separator: "\n").enumerated() {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+                let fields = trimmed.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard fields.count == 2, let cid = Int64(fields[0]), cid > 0, let count = Int64(fields[1]), count >= 0 else {
+                    throw ValidationError("\(file) line \(index + 1): expected cid,count with whole numbers")
+                }
+                counts.append((cid, count))
+            }
+            let result = try await service.submitMany(counts)
+            for line in result.skipped { print("skipped \(line)") }
+            print(result.outcomes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }
     }
 
@@ -217,6 +244,19 @@ extension Relocator {
             for row in rows {
                 print("\(row.cid)\t\(row.from) → \(row.to)\t\(row.bytes) bytes\tsha256 \(row.checksum.prefix(16))…\t\(row.worker)\t\(row.movedAt)")
             }
+        }
+    }
+}
+
+extension Relocator {
+    struct Checksum: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the SHA-256 of files as the workers compute it (the format of sha256sum).")
+        @Argument(help: "Files.") var files: [String]
+
+        func run() throws {
+            let mover = FileMover()
+            for file in files { print("\(try mover.checksum(of: file))  \(file)") }
         }
     }
 }

@@ -6,7 +6,7 @@ struct Relocator: AsyncParsableCommand {
         abstract: "Keeps content files on the right disk.",
         subcommands: [
             Serve.self, WorkerCommand.self, CommitterCommand.self, Migrate.self, Enqueue.self, Status.self, DLQ.self,
-            Levels.self, Contents.self, Relocations.self, Reconcile.self,
+            Levels.self, Contents.self, Relocations.self, Reconcile.self, Checksum.self,
         ]
     )
 }

@@ -27,6 +27,8 @@ final class Worker: Service, @unchecked Sendable {
         var mover: FileMover
         /// Fault injection for tests: end the process between a verified move and its ack.
         var crashBeforeAck = false
+        /// Benchmarks only: acknowledge without touching any file.
+        var noopMove = false
     }
 
     let settings: Settings
@@ -200,6 +202,10 @@ final class Worker: Service, @unchecked Sendable {
         }
         let others = settings.directories.names.filter { $0 != job.dbLevel && $0 != job.target }
             .compactMap(settings.directories.directory(of:))
+        if settings.noopMove {
+            retrying("ack", log) { _ = try self.queue.ack(job, worker: self.settings.id, checksum: "noop", bytes: 0, on: redis) }
+            return
+        }
         let request = MoveRequest(filename: filename, sourceDirectory: source, targetDirectory: target, otherDirectories: others,
                                   cid: job.cid, gen: job.gen, expectedChecksum: job.checksum, stalePart: ownPart(job))
         let jobKey = queue.keys.job(job.cid)

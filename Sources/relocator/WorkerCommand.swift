@@ -59,7 +59,7 @@ extension Relocator {
                 id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
                 concurrency: concurrency, redis: try runtime.redis(), keys: try runtime.keys(), retry: try runtime.retryPolicy(),
                 heartbeatTTL: try runtime.heartbeatTTL(), gracePeriod: .seconds(gracePeriod),
-                mover: FileMover(faults: faults.moveFaults), crashBeforeAck: faults.crashBeforeAck
+                mover: FileMover(faults: faults.moveFaults), crashBeforeAck: faults.crashBeforeAck, noopMove: faults.noopMove
             ), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
@@ -99,11 +99,13 @@ extension Relocator {
 /// `crash-after=<step>` ends the process with SIGKILL after that step of a move
 /// (copied, synced, verified, published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced);
 /// `crash-before-ack` ends it between a verified move and its ack; `corrupt-read-back=N` flips a
-/// byte of the first N copies between the write and the read-back.
+/// byte of the first N copies between the write and the read-back; `noop-move` acknowledges jobs
+/// without touching any file (Scripts/bench measures the queue's own cost with it).
 struct Faults {
     var moveFaults: MoveFaults?
     var crashBeforeAck = false
-    var active: Bool { moveFaults != nil || crashBeforeAck }
+    var noopMove = false
+    var active: Bool { moveFaults != nil || crashBeforeAck || noopMove }
 
     init(_ text: String?) throws {
         guard let text, !text.isEmpty else { return }
@@ -118,6 +120,8 @@ struct Faults {
                 faults.onStep = { if $0 == step { kill(getpid(), SIGKILL) } }
             case ("crash-before-ack", nil):
                 crashBeforeAck = true
+            case ("noop-move", nil):
+                noopMove = true
             case ("corrupt-read-back", let count?):
                 guard let limit = Int(count), limit > 0 else {
                     throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "corrupt-read-back=N with N ≥ 1")
@@ -125,7 +129,7 @@ struct Faults {
                 let remaining = Atomic<Int>(limit)
                 faults.corruptBeforeReadBack = { remaining.subtract(1, ordering: .relaxed).newValue >= 0 }
             default:
-                throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, crash-before-ack or corrupt-read-back=N (got '\(item)')")
+                throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, crash-before-ack, corrupt-read-back=N or noop-move (got '\(item)')")
             }
         }
         moveFaults = faults

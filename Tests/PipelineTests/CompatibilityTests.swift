@@ -158,6 +158,23 @@ import TestSupport
         #expect(try pipeline.cluster.run(["status"]).stdout.contains("queue:gold\t1"))
     }
 
+    @Test func bulkEnqueueFromAFile() throws {
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        try pipeline.addContents((1...30).map { ($0, "f\($0)", "bronze", nil) })
+        let csv = pipeline.root.path + "/counts.csv"
+        try ((1...30).map { "\($0),\($0 % 2 == 0 ? 5000 : 500)" } + ["999,5000"]).joined(separator: "\n").write(toFile: csv, atomically: true, encoding: .utf8)
+        let result = try pipeline.cluster.run(["enqueue", "--file", csv])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("skipped cid 999: no such content"))
+        #expect(result.stdout.contains("created 15, in_place 15"), "\(result.stdout)")
+        let status = try pipeline.cluster.run(["status", "--json"])
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any])
+        #expect((json["queues"] as? [String: Int])?["silver"] == 15)
+        let bad = try pipeline.cluster.run(["enqueue", "--file", csv, "--cid", "1"])
+        #expect(bad.status != 0)
+    }
+
     @Test func passwordsNeverReachLogsOrErrors() throws {
         let redis = try RedisServer(password: "Redis-Pass-42")
         let test = try TestDatabase(.postgres)
