@@ -38,9 +38,21 @@ public struct JobQueue: Sendable {
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
                        on redis: RedisConnection) throws -> Submission {
         let reply = try redis.evalScript(Scripts.enqueue, arguments: [keys.prefix, cid, count, filename, dbLevel, target])
+        return try submission(from: reply, address: redis.url.address)
+    }
+
+    /// The same submission as a call for a `RedisPipeliner` (the API's hot path).
+    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String) -> RedisCall {
+        .script(Scripts.enqueue, keys: [], arguments: [keys.prefix, cid, count, filename, dbLevel, target])
+    }
+
+    /// Reads the enqueue script's reply.
+    public func submission(from reply: RedisReply, address: String) throws -> Submission {
         guard let items = reply.array, items.count == 2, let word = items[0].string,
               let outcome = SubmitOutcome(rawValue: word)
-        else { throw malformed(redis, "enqueue") }
+        else {
+            throw RedisError(code: .protocolViolation, address: address, command: "EVALSHA", message: "unexpected reply from the enqueue script")
+        }
         let fields = items[1].hash ?? [:]
         return Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
     }
@@ -51,12 +63,8 @@ public struct JobQueue: Sendable {
         let replies = try redis.pipelineScript(Scripts.enqueue, calls: items.map {
             (keys: [], arguments: [keys.prefix, $0.cid, $0.count, $0.filename, $0.dbLevel, $0.target])
         })
-        return try replies.map { reply in
-            let reply = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA")
-            guard let parts = reply.array, parts.count == 2, let word = parts[0].string, let outcome = SubmitOutcome(rawValue: word)
-            else { throw malformed(redis, "enqueue") }
-            let fields = parts[1].hash ?? [:]
-            return Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
+        return try replies.map {
+            try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA"), address: redis.url.address)
         }
     }
 

@@ -38,7 +38,8 @@ enum Scripts {
 
         """
 
-    /// Submit a count: create, coalesce or drop the content's job.
+    /// Submit a count: create, coalesce or drop the content's job. The caller's db_level counts only
+    /// when no committed job says otherwise.
     /// ARGV: prefix, cid, count, filename, db_level, target.
     /// Returns {outcome, {hash fields}}; outcome is created, updated, retargeted, follow_up,
     /// in_place or dropped.
@@ -55,6 +56,8 @@ enum Scripts {
         local function answer(outcome) return {outcome, redis.call('HGETALL', key)} end
 
         if not status or status == 'committed' or status == 'dead' then
+          -- A job committed lately knows where the file is now, whatever a caller's cached view says.
+          if status == 'committed' and curTarget then dbLevel = curTarget end
           if status == 'dead' then redis.call('LREM', prefix .. 'dead', 0, cid .. ':' .. oldGen) end
           if target == dbLevel then
             if status == 'dead' then forget(key) end

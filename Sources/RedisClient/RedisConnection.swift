@@ -111,21 +111,33 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// Runs a script many times in one pipeline. Calls the server answered NOSCRIPT (a flush in
-    /// between) are sent again after loading it; the others ran once. Error replies stay in place.
+    /// Runs a script many times in one pipeline (see `pipeline(calls:)`).
     public func pipelineScript(_ script: RedisScript,
                                calls: [(keys: [any RedisArgumentConvertible], arguments: [any RedisArgumentConvertible])]) throws -> [RedisReply] {
+        try pipeline(calls: calls.map { .script(script, keys: $0.keys, arguments: $0.arguments) })
+    }
+
+    /// Commands and script runs in one pipeline. Scripts the server answered NOSCRIPT for (a flush
+    /// in between) are loaded and those calls sent again; every other call ran once. Error replies
+    /// stay in place.
+    public func pipeline(calls: [RedisCall]) throws -> [RedisReply] {
         if calls.isEmpty { return [] }
-        var sha = script.loadedSHA
-        if sha == nil { sha = try load(script) }
-        var replies = try pipeline(calls.map { script.command(sha: sha!, keys: $0.keys, arguments: $0.arguments) })
+        func command(_ call: RedisCall) throws -> RedisCommand {
+            switch call {
+            case .command(let command): return command
+            case .script(let script, let keys, let arguments):
+                let sha = try script.loadedSHA ?? load(script)
+                return script.command(sha: sha, keys: keys, arguments: arguments)
+            }
+        }
+        var replies = try pipeline(calls.map(command))
         let missing = replies.indices.filter {
             if case .error(let message) = replies[$0] { return message.hasPrefix("NOSCRIPT") }
             return false
         }
         if !missing.isEmpty {
-            let reloaded = try load(script)
-            let again = try pipeline(missing.map { script.command(sha: reloaded, keys: calls[$0].keys, arguments: calls[$0].arguments) })
+            for index in missing { if case .script(let script, _, _) = calls[index] { script.loadedSHA = nil } }
+            let again = try pipeline(try missing.map { try command(calls[$0]) })
             for (index, reply) in zip(missing, again) { replies[index] = reply }
         }
         return replies
@@ -248,6 +260,19 @@ public final class RedisConnection: @unchecked Sendable {
     static func timeval(_ duration: Duration) -> Glibc.timeval {
         let (seconds, attoseconds) = duration.components
         return Glibc.timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+    }
+}
+
+/// One call in a mixed pipeline.
+public enum RedisCall: Sendable {
+    case command(RedisCommand)
+    case script(RedisScript, keys: [any RedisArgumentConvertible], arguments: [any RedisArgumentConvertible])
+
+    var name: String {
+        switch self {
+        case .command(let command): return command.name
+        case .script: return "EVALSHA"
+        }
     }
 }
 

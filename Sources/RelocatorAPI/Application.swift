@@ -69,7 +69,8 @@ struct Routes: Sendable {
         let job = submitted.submission.job
         var body: [String: Any] = [
             "cid": String(cid), "count": String(count), "filename": submitted.content.filename,
-            "db_level": job?.dbLevel ?? submitted.content.level, "target": job?.target ?? submitted.target,
+            // No job: the file is already on the target level.
+            "db_level": job?.dbLevel ?? submitted.target, "target": job?.target ?? submitted.target,
             "worker_id": job?.workerID ?? NSNull(),
             "status": job?.status.compatName ?? JobQueue.SubmitOutcome.inPlace.rawValue,
         ]
@@ -96,7 +97,7 @@ struct Routes: Sendable {
         let submitted = try await service.submit(cid: cid, count: count)
         switch submitted.submission.outcome {
         case .inPlace, .dropped:
-            return JSONBody.response(200, ["status": "in_place", "cid": cid, "level": submitted.content.level])
+            return JSONBody.response(200, ["status": "in_place", "cid": cid, "level": submitted.target])
         default:
             return JSONBody.response(202, ["outcome": submitted.submission.outcome.rawValue, "job": submitted.submission.fields])
         }

@@ -1,4 +1,5 @@
 import RelocatorCore
+import SQLStore
 import Synchronization
 
 /// The level table, kept in the process: read again from SQL when older than `maxAge` (so a level
@@ -42,4 +43,37 @@ public final class LevelCache: Sendable {
     }
 
     public func invalidate() { state.withLock { $0 = nil } }
+}
+
+/// Contents (filename, level) seen lately, so that a popular content's counts do not each cost a
+/// database query. An entry is used for at most `maxAge`; the level it holds matters only for a
+/// content without a job in Redis (a job committed lately overrides it in the enqueue script), and a
+/// content moved by this system always has one for a day after the move.
+public final class ContentCache: Sendable {
+    private let maxAge: Duration
+    private let capacity: Int
+    private let entries = Mutex<[Int64: (content: Content, loaded: ContinuousClock.Instant)]>([:])
+
+    public init(maxAge: Duration = .seconds(30), capacity: Int = 200_000) {
+        self.maxAge = maxAge
+        self.capacity = capacity
+    }
+
+    public func content(_ cid: Int64) -> Content? {
+        entries.withLock { entries in
+            guard let entry = entries[cid] else { return nil }
+            if ContinuousClock.now - entry.loaded >= maxAge {
+                entries[cid] = nil
+                return nil
+            }
+            return entry.content
+        }
+    }
+
+    public func store(_ content: Content) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[content.cid] = (content, .now)
+        }
+    }
 }

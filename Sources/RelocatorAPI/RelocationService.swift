@@ -10,9 +10,12 @@ import SQLStore
 /// about contents, jobs, queues and dead letters. Every blocking call goes through the pools.
 public final class RelocationService: Sendable {
     public let redis: RedisPool
+    /// Submissions of concurrent requests share pipelined round trips through this.
+    public let pipeliner: RedisPipeliner
     public let sql: SQLPool
     public let queue: JobQueue
     public let levels: LevelCache
+    public let contents: ContentCache
     /// How long a committed job's hash stays readable.
     public let jobTTL: Duration
     /// The level directories, when this process can see them: a filename that is a symlink there
@@ -21,7 +24,10 @@ public final class RelocationService: Sendable {
     let logger: Logger
 
     public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
-                jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, logger: Logger) {
+                contents: ContentCache = ContentCache(), jobTTL: Duration = .seconds(86400),
+                directories: LevelDirectories? = nil, logger: Logger) {
+        self.contents = contents
+        self.pipeliner = RedisPipeliner(url: redis.url)
         self.directories = directories
         self.redis = redis
         self.sql = sql
@@ -29,6 +35,13 @@ public final class RelocationService: Sendable {
         self.levels = levels
         self.jobTTL = jobTTL
         self.logger = logger
+    }
+
+    /// Closes the pools and the pipeliner.
+    public func close() {
+        pipeliner.close()
+        redis.close()
+        sql.close()
     }
 
     public struct Submitted: Sendable {
@@ -42,8 +55,12 @@ public final class RelocationService: Sendable {
     public func submit(cid: Int64, count: Int64) async throws -> Submitted {
         guard cid > 0 else { throw ServiceError.badRequest("cid must be a positive whole number, got \(cid)") }
         guard count >= 0 else { throw ServiceError.badRequest("count must be a whole number ≥ 0, got \(count)") }
-        let content = try await sql.withDatabase { try ContentStore(database: $0).content(cid: cid) }
-        guard let content else { throw ServiceError.unknownContent(cid) }
+        var cached = contents.content(cid)
+        if cached == nil {
+            cached = try await sql.withDatabase { try ContentStore(database: $0).content(cid: cid) }
+            if let found = cached { contents.store(found) }
+        }
+        guard let content = cached else { throw ServiceError.unknownContent(cid) }
         do {
             _ = try Filename(content.filename)
         } catch let invalid as Filename.Invalid {
@@ -61,11 +78,9 @@ public final class RelocationService: Sendable {
             levels.raise(level: choice.level, to: raised)
             logger.info("raised max_counts", metadata: ["level": "\(choice.level)", "level.max_counts": "\(raised)"])
         }
-        let queue = self.queue
-        let submission = try await redis.withConnection {
-            try queue.submit(cid: cid, count: count, filename: content.filename, dbLevel: content.level,
-                             target: choice.level, on: $0)
-        }
+        let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
+                                                              dbLevel: content.level, target: choice.level))
+        let submission = try queue.submission(from: reply, address: redis.url.address)
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)
     }

@@ -35,7 +35,7 @@ extension Relocator {
 
         func run() async throws {
             let service = try makeService(runtime, logger: Logger(label: "relocator.enqueue", factory: { _ in SwiftLogNoOpLogHandler() }))
-            defer { service.redis.close(); service.sql.close() }
+            defer { service.close() }
             if let file { return try await bulk(file, service) }
             guard let cid, let count else { return }
             let submitted = try await service.submit(cid: cid, count: count)
@@ -74,7 +74,7 @@ extension Relocator {
 
         func run() async throws {
             let service = try makeService(runtime, logger: Logger(label: "relocator.status", factory: { _ in SwiftLogNoOpLogHandler() }))
-            defer { service.redis.close(); service.sql.close() }
+            defer { service.close() }
             let stats = try await service.stats()
             if json { return try printJSON(stats.json) }
             for (level, depth) in stats.queues { print("queue:\(level)\t\(depth)") }

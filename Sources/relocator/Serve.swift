@@ -24,7 +24,7 @@ extension Relocator {
             Logs.bootstrap()
             let logger = runtime.logger("relocator.api")
             let service = try makeService(runtime, logger: logger)
-            defer { service.redis.close(); service.sql.close() }
+            defer { service.close() }
             let token = ProcessInfo.processInfo.environment["RELOCATOR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             let app = buildApplication(
                 service: service, configuration: APIConfiguration(host: host, port: port, token: token), logger: logger,

@@ -1,0 +1,88 @@
+import Dispatch
+import Foundation
+import RelocatorCore
+import Synchronization
+
+/// Sends the calls of many concurrent callers through one connection, pipelined: a thread of its
+/// own takes everything that is waiting, writes it in one go and reads the replies. Under load the
+/// batches grow by themselves, so a burst of requests costs a few round trips and thread wake-ups
+/// instead of one each (the API's hot path uses it for submissions).
+public final class RedisPipeliner: Sendable {
+    private struct Pending {
+        let call: RedisCall
+        let continuation: CheckedContinuation<RedisReply, any Error>
+    }
+
+    private struct State: ~Copyable {
+        var pending: [Pending] = []
+        var closed = false
+    }
+
+    public let url: RedisURL
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    /// Used by the pipeliner's thread only.
+    nonisolated(unsafe) private let connection: RedisConnection
+
+    public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
+        self.url = url
+        self.connection = RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+        let thread = Thread { [self] in run() }
+        thread.name = "redis-pipeliner"
+        thread.start()
+    }
+
+    /// One call; its error reply is thrown as a `RedisError` (`.server`).
+    public func call(_ call: RedisCall) async throws -> RedisReply {
+        try await withCheckedThrowingContinuation { continuation in
+            let accepted = state.withLock { state -> Bool in
+                if state.closed { return false }
+                state.pending.append(Pending(call: call, continuation: continuation))
+                return true
+            }
+            if accepted {
+                wake.signal()
+            } else {
+                continuation.resume(throwing: RedisError(code: .closed, address: url.address, message: "the pipeliner is closed"))
+            }
+        }
+    }
+
+    /// Fails what is waiting and stops the thread.
+    public func close() {
+        let waiting = state.withLock { state -> [Pending] in
+            state.closed = true
+            defer { state.pending = [] }
+            return state.pending
+        }
+        for item in waiting {
+            item.continuation.resume(throwing: RedisError(code: .closed, address: url.address, message: "the pipeliner is closed"))
+        }
+        wake.signal()
+    }
+
+    private func run() {
+        while true {
+            wake.wait()
+            let (batch, closed) = state.withLock { state -> ([Pending], Bool) in
+                defer { state.pending = [] }
+                return (state.pending, state.closed)
+            }
+            if batch.isEmpty {
+                if closed { break }
+                continue
+            }
+            do {
+                let replies = try connection.pipeline(calls: batch.map(\.call))
+                for (item, reply) in zip(batch, replies) {
+                    item.continuation.resume(with: Result {
+                        try reply.throwingServerError(address: url.address, command: item.call.name)
+                    })
+                }
+            } catch {
+                for item in batch { item.continuation.resume(throwing: error) }
+            }
+        }
+        connection.close()
+    }
+}
