@@ -189,8 +189,10 @@ public struct JobQueue: Sendable {
 
     /// Up to `max` done jobs, moved into the committer's list (what it already held first).
     /// Entries whose hash is gone come back with a nil job.
-    public func takeDone(committer: String, max: Int, on redis: RedisConnection) throws -> [(id: String, job: Job?)] {
-        let reply = try redis.evalScript(Scripts.takeBatch, keys: [keys.committing(committer)], arguments: [keys.prefix, max])
+    /// With `fresh`, only jobs newly taken from `done` (the committer is still writing what it holds).
+    public func takeDone(committer: String, max: Int, fresh: Bool = false, on redis: RedisConnection) throws -> [(id: String, job: Job?)] {
+        let reply = try redis.evalScript(Scripts.takeBatch, keys: [keys.committing(committer)],
+                                         arguments: [keys.prefix, max, fresh ? "1" : "0"])
         guard let items = reply.array else { throw malformed(redis, "take") }
         return try items.map { item in
             guard let pair = item.array, pair.count == 2, let id = pair[0].string else { throw malformed(redis, "take") }

@@ -241,11 +241,13 @@ enum Scripts {
         """)
 
     /// Take up to ARGV[2] done jobs into committing:<committer> (after what it already holds from
-    /// an earlier try). KEYS: committing:<committer>. ARGV: prefix, max.
+    /// an earlier try, unless ARGV[3] is 1). KEYS: committing:<committer>. ARGV: prefix, max, fresh.
     /// Returns {{id, {hash fields}}…}; a job whose hash is gone comes with an empty list.
     static let takeBatch = RedisScript(prelude + """
         local committing, max = KEYS[1], tonumber(ARGV[2])
-        local ids = redis.call('LRANGE', committing, 0, max - 1)
+        local ids = {}
+        -- ARGV[3] = 1: only fresh jobs (the committer is still writing what it holds).
+        if ARGV[3] ~= '1' then ids = redis.call('LRANGE', committing, 0, max - 1) end
         while #ids < max do
           local id = redis.call('RPOPLPUSH', prefix .. 'done', committing)
           if not id then break end
@@ -268,9 +270,26 @@ enum Scripts {
     static let committed = RedisScript(prelude + """
         local list, ttl = KEYS[1], tonumber(ARGV[2])
         local followUps = 0
+        -- The usual case: the batch is the oldest part of a committer's list (its tail; a batch
+        -- taken since sits at the head): trim it off rather than search the list once per id.
+        local n = #ARGV - 2
+        local trimmed = false
+        if list ~= prefix .. 'done' then
+          local tail = redis.call('LRANGE', list, -n, -1)
+          if #tail == n then
+            local wanted = {}
+            for i = 3, #ARGV do wanted[ARGV[i]] = true end
+            trimmed = true
+            for _, id in ipairs(tail) do
+              if not wanted[id] then trimmed = false break end
+              wanted[id] = nil
+            end
+            if trimmed then redis.call('LTRIM', list, 0, -(n + 1)) end
+          end
+        end
         for i = 3, #ARGV do
           local id = ARGV[i]
-          redis.call('LREM', list, 0, id)
+          if not trimmed then redis.call('LREM', list, 0, id) end
           local cid, gen = parse(id)
           if cid then
             local key = jobkey(cid)

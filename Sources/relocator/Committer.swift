@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import JobQueue
 import Logging
@@ -64,17 +65,29 @@ final class Committer: Service, @unchecked Sendable {
         lastHeartbeat = .now
         logger.info("started", metadata: ["batch": "\(settings.batch)", "database": "\(settings.database)"])
         var failures = 0
+        // The next batch is taken on a second connection while the database writes the current one.
+        let prefetchConnection = RedisConnection(url: settings.redis)
+        defer { prefetchConnection.close() }
+        var prefetched: [(id: String, job: Job?)]?
         while !isStopping {
             do {
                 try heartbeatIfDue(redis)
-                let batch = try queue.takeDone(committer: settings.id, max: settings.batch, on: redis)
+                let batch: [(id: String, job: Job?)]
+                if let next = prefetched, !next.isEmpty {
+                    batch = next
+                } else {
+                    batch = try queue.takeDone(committer: settings.id, max: settings.batch, on: redis)
+                }
+                prefetched = nil
                 if batch.isEmpty {
                     _ = try queue.waitForDone(committer: settings.id, timeout: .seconds(1), on: redis)
                     continue
                 }
-                try commit(batch, redis: redis)
+                prefetched = try commit(batch, redis: redis, prefetchOn: prefetchConnection)
                 failures = 0
             } catch {
+                // Whatever was taken stays in committing:<id> and is taken again (held first).
+                prefetched = nil
                 failures += 1
                 logger.warning("cannot commit yet: \(error)")
                 pause(.milliseconds(min(10_000, 250 << min(failures, 6))), redis: redis)
@@ -92,15 +105,28 @@ final class Committer: Service, @unchecked Sendable {
         logger.info("stopped")
     }
 
-    private func commit(_ batch: [(id: String, job: Job?)], redis: RedisConnection) throws {
+    /// Writes a batch and marks it committed; meanwhile takes the next batch on `prefetchOn`,
+    /// which it returns (fresh jobs only: they sit at the head of the list, this batch at its tail).
+    private func commit(_ batch: [(id: String, job: Job?)], redis: RedisConnection,
+                        prefetchOn second: RedisConnection) throws -> [(id: String, job: Job?)] {
         let entries = batch.compactMap { item -> CommitEntry? in
             guard let job = item.job, job.status == .done, job.id == item.id else { return nil }
             return CommitEntry(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
                                checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
         }
+        nonisolated(unsafe) var next: Result<[(id: String, job: Job?)], any Error> = .success([])
+        let group = DispatchGroup()
+        let (queue, id, max) = (self.queue, settings.id, settings.batch)
+        DispatchQueue.global().async(group: group) {
+            next = Result { try queue.takeDone(committer: id, max: max, fresh: true, on: second) }
+        }
+        defer { group.wait() }
         try writeUntilStored(entries, redis: redis)
         let followUps = try queue.markCommitted(ids: batch.map(\.id), from: settings.id, ttl: settings.jobTTL, on: redis)
         logger.info("committed", metadata: ["batch.size": "\(entries.count)", "batch.follow_ups": "\(followUps)"])
+        group.wait()
+        // A failed prefetch loses nothing: its jobs are in committing:<id> and are taken again.
+        return (try? next.get()) ?? []
     }
 
     /// The SQL transaction, again and again while the database is unreachable.
