@@ -1,4 +1,5 @@
 import Crypto
+import Dispatch
 import RelocatorCore
 #if canImport(Glibc)
 import Glibc
@@ -247,23 +248,36 @@ public struct FileMover: Sendable {
             if code == ENOSPC || code == EDQUOT || code == EFBIG { throw MoveError.system("cannot reserve \(size) bytes for", part, errno: code) }
         }
 
-        // One pass over the source: hash what is read, write it.
+        // One pass over the source, on two cores: while chunk i is hashed, it is written and chunk
+        // i + 1 is read into the other buffer.
         var hasher = SHA256()
         var copied: Int64 = 0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096)
-        defer { buffer.deallocate() }
-        while true {
+        let buffers = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096) }
+        defer { buffers.forEach { $0.deallocate() } }
+        _ = posix_fadvise(input, 0, 0, POSIX_FADV_SEQUENTIAL)
+        var current = 0
+        var length = try readChunk(input, into: buffers[0], path: source)
+        while length > 0 {
             if shouldStop() { throw MoveError(.cancelled, "stopped while copying \(source)") }
-            let count = read(input, buffer.baseAddress, chunkSize)
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw MoveError.system("cannot read", source, errno: errno)
+            // Two lanes touch disjoint buffers (one reads `chunk`, the other fills `spare`).
+            nonisolated(unsafe) let chunk = UnsafeRawBufferPointer(rebasing: buffers[current][0..<length])
+            nonisolated(unsafe) let spare = buffers[1 - current]
+            nonisolated(unsafe) var hashing = hasher
+            nonisolated(unsafe) var outcome: Result<Int, MoveError> = .success(0)
+            DispatchQueue.concurrentPerform(iterations: 2) { lane in
+                if lane == 0 {
+                    hashing.update(bufferPointer: chunk)
+                } else {
+                    outcome = Result {
+                        try writeAll(output, chunk, path: part)
+                        return try readChunk(input, into: spare, path: source)
+                    }.mapError { $0 as? MoveError ?? MoveError(.io, "\($0)") }
+                }
             }
-            if count == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<count])
-            hasher.update(bufferPointer: chunk)
-            try writeAll(output, chunk, path: part)
-            copied += Int64(count)
+            hasher = hashing
+            copied += Int64(length)
+            length = try outcome.get()
+            current = 1 - current
         }
         guard copied == size else {
             throw MoveError(.io, "\(source) changed size while being copied (\(size) → \(copied) bytes)")
@@ -374,6 +388,21 @@ public struct FileMover: Sendable {
         try step(.sourceRemoved)
         try syncDirectory(parent(of: source))
         try step(.sourceDirectorySynced)
+    }
+
+    /// Fills `buffer` from `fd` as far as the file goes; 0 at its end.
+    private func readChunk(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let count = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw MoveError.system("cannot read", path, errno: errno)
+            }
+            if count == 0 { break }
+            filled += count
+        }
+        return filled
     }
 
     private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RedisClient
 import RelocatorCore
 
@@ -34,16 +37,23 @@ public struct JobQueue: Sendable {
         public var fields: [String: String]
     }
 
-    /// Creates, coalesces or drops the content's job (one Lua script).
+    /// Creates, coalesces or drops the content's job (one Lua script). `readAt` is when `dbLevel`
+    /// was read from the database (ms since 1970; default now): a job committed after that wins.
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       on redis: RedisConnection) throws -> Submission {
-        let reply = try redis.evalScript(Scripts.enqueue, arguments: [keys.prefix, cid, count, filename, dbLevel, target])
+                       readAt: Int64 = JobQueue.nowMilliseconds(), on redis: RedisConnection) throws -> Submission {
+        let reply = try redis.evalScript(Scripts.enqueue, arguments: [keys.prefix, cid, count, filename, dbLevel, target, readAt])
         return try submission(from: reply, address: redis.url.address)
     }
 
     /// The same submission as a call for a `RedisPipeliner` (the API's hot path).
-    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String) -> RedisCall {
-        .script(Scripts.enqueue, keys: [], arguments: [keys.prefix, cid, count, filename, dbLevel, target])
+    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64) -> RedisCall {
+        .script(Scripts.enqueue, keys: [], arguments: [keys.prefix, cid, count, filename, dbLevel, target, readAt])
+    }
+
+    public static func nowMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     /// Reads the enqueue script's reply.
@@ -59,9 +69,9 @@ public struct JobQueue: Sendable {
 
     /// Many submissions in one pipeline (bulk `enqueue`): the same script as `submit`, per item.
     public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
-                           on redis: RedisConnection) throws -> [Submission] {
+                           readAt: Int64, on redis: RedisConnection) throws -> [Submission] {
         let replies = try redis.pipelineScript(Scripts.enqueue, calls: items.map {
-            (keys: [], arguments: [keys.prefix, $0.cid, $0.count, $0.filename, $0.dbLevel, $0.target])
+            (keys: [], arguments: [keys.prefix, $0.cid, $0.count, $0.filename, $0.dbLevel, $0.target, readAt])
         })
         return try replies.map {
             try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA"), address: redis.url.address)

@@ -38,9 +38,9 @@ enum Scripts {
 
         """
 
-    /// Submit a count: create, coalesce or drop the content's job. The caller's db_level counts only
-    /// when no committed job says otherwise.
-    /// ARGV: prefix, cid, count, filename, db_level, target.
+    /// Submit a count: create, coalesce or drop the content's job. The caller's db_level counts
+    /// unless a job was committed after the caller read it.
+    /// ARGV: prefix, cid, count, filename, db_level, target, when db_level was read (ms since 1970).
     /// Returns {outcome, {hash fields}}; outcome is created, updated, retargeted, follow_up,
     /// in_place or dropped.
     static let enqueue = RedisScript(prelude + """
@@ -56,8 +56,12 @@ enum Scripts {
         local function answer(outcome) return {outcome, redis.call('HGETALL', key)} end
 
         if not status or status == 'committed' or status == 'dead' then
-          -- A job committed lately knows where the file is now, whatever a caller's cached view says.
-          if status == 'committed' and curTarget then dbLevel = curTarget end
+          -- A job committed after the caller read db_level (ARGV[7], ms) knows better where the file
+          -- is now; a level read after the commit (an operator's later change included) stands.
+          if status == 'committed' and curTarget then
+            local committedAt = tonumber(redis.call('HGET', key, 'updated_at') or '0') or 0
+            if committedAt > (tonumber(ARGV[7]) or 0) then dbLevel = curTarget end
+          end
           if status == 'dead' then redis.call('LREM', prefix .. 'dead', 0, cid .. ':' .. oldGen) end
           if target == dbLevel then
             if status == 'dead' then forget(key) end

@@ -46,34 +46,35 @@ public final class LevelCache: Sendable {
 }
 
 /// Contents (filename, level) seen lately, so that a popular content's counts do not each cost a
-/// database query. An entry is used for at most `maxAge`; the level it holds matters only for a
-/// content without a job in Redis (a job committed lately overrides it in the enqueue script), and a
-/// content moved by this system always has one for a day after the move.
+/// database query. An entry is used for at most `maxAge`, and carries when it was read: the enqueue
+/// script prefers the level of a job committed after that moment (a move by this system keeps its
+/// job readable for a day), so a cached level never sends a move from the wrong place.
 public final class ContentCache: Sendable {
     private let maxAge: Duration
     private let capacity: Int
-    private let entries = Mutex<[Int64: (content: Content, loaded: ContinuousClock.Instant)]>([:])
+    private let entries = Mutex<[Int64: (content: Content, loaded: ContinuousClock.Instant, readAt: Int64)]>([:])
 
     public init(maxAge: Duration = .seconds(30), capacity: Int = 200_000) {
         self.maxAge = maxAge
         self.capacity = capacity
     }
 
-    public func content(_ cid: Int64) -> Content? {
+    /// The content and when it was read from the database (ms since 1970).
+    public func content(_ cid: Int64) -> (content: Content, readAt: Int64)? {
         entries.withLock { entries in
             guard let entry = entries[cid] else { return nil }
             if ContinuousClock.now - entry.loaded >= maxAge {
                 entries[cid] = nil
                 return nil
             }
-            return entry.content
+            return (entry.content, entry.readAt)
         }
     }
 
-    public func store(_ content: Content) {
+    public func store(_ content: Content, readAt: Int64) {
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[content.cid] = (content, .now)
+            entries[content.cid] = (content, .now, readAt)
         }
     }
 }

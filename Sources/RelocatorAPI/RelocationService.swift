@@ -57,10 +57,13 @@ public final class RelocationService: Sendable {
         guard count >= 0 else { throw ServiceError.badRequest("count must be a whole number ≥ 0, got \(count)") }
         var cached = contents.content(cid)
         if cached == nil {
-            cached = try await sql.withDatabase { try ContentStore(database: $0).content(cid: cid) }
-            if let found = cached { contents.store(found) }
+            let readAt = JobQueue.nowMilliseconds()
+            if let found = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) {
+                contents.store(found, readAt: readAt)
+                cached = (found, readAt)
+            }
         }
-        guard let content = cached else { throw ServiceError.unknownContent(cid) }
+        guard let (content, readAt) = cached else { throw ServiceError.unknownContent(cid) }
         do {
             _ = try Filename(content.filename)
         } catch let invalid as Filename.Invalid {
@@ -79,7 +82,7 @@ public final class RelocationService: Sendable {
             logger.info("raised max_counts", metadata: ["level": "\(choice.level)", "level.max_counts": "\(raised)"])
         }
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
-                                                              dbLevel: content.level, target: choice.level))
+                                                              dbLevel: content.level, target: choice.level, readAt: readAt))
         let submission = try queue.submission(from: reply, address: redis.url.address)
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)
@@ -111,6 +114,7 @@ public final class RelocationService: Sendable {
     /// has an unsafe filename or a count no level holds is reported and skipped.
     public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
         let cids = counts.map(\.cid)
+        let readAt = JobQueue.nowMilliseconds()
         let contents = try await sql.withDatabase { try ContentStore(database: $0).contents(cids: cids) }
         let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
         var skipped: [String] = []
@@ -133,7 +137,7 @@ public final class RelocationService: Sendable {
         while start < items.count {
             let chunk = Array(items[start..<min(start + 1000, items.count)])
             start += chunk.count
-            let submissions = try await redis.withConnection { try queue.submitMany(chunk, on: $0) }
+            let submissions = try await redis.withConnection { try queue.submitMany(chunk, readAt: readAt, on: $0) }
             for submission in submissions { outcomes[submission.outcome.rawValue, default: 0] += 1 }
         }
         return (outcomes, skipped)

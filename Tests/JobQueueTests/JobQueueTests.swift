@@ -101,6 +101,23 @@ import TestSupport
         #expect(try queue.job(cid: 5, on: r)?.status == .committed)
     }
 
+    @Test func aLevelReadBeforeTheLastCommitIsOverruledAndOneReadAfterItStands() throws {
+        let r = try redis()
+        defer { try? cleanUp(r) }
+        let before = JobQueue.nowMilliseconds() - 60_000
+        _ = try queue.submit(cid: 14, count: 20000, filename: "n", dbLevel: "bronze", target: "gold", on: r)
+        let job = try #require(try queue.fetch(worker: "w1", levels: ["gold"], on: r))
+        try queue.ack(job, worker: "w1", checksum: "x", bytes: 1, on: r)
+        _ = try queue.takeDone(committer: "c1", max: 10, on: r)
+        try queue.markCommitted(ids: [job.id], from: "c1", ttl: .seconds(60), on: r)
+        // A cached view from before the commit still says bronze: the file is on gold now.
+        #expect(try queue.submit(cid: 14, count: 30000, filename: "n", dbLevel: "bronze", target: "gold", readAt: before, on: r).outcome == .inPlace)
+        // The database, read now, says bronze (an operator moved it back): that stands.
+        let again = try queue.submit(cid: 14, count: 30000, filename: "n", dbLevel: "bronze", target: "gold",
+                                     readAt: JobQueue.nowMilliseconds() + 1000, on: r)
+        #expect(again.outcome == .created && again.job?.dbLevel == "bronze")
+    }
+
     @Test func aCountDuringTheMoveFollowsUpAfterCommit() throws {
         let r = try redis()
         defer { try? cleanUp(r) }
