@@ -60,18 +60,17 @@ public struct ContentStore {
     }
 
     public func content(cid: Int64) throws -> Content? {
-        try database.query("SELECT cid, filename, content_level, update_time FROM contents WHERE cid = \(cid)").first.map {
-            Content(cid: try $0.decode("cid"), filename: try $0.decode("filename"), level: try $0.decode("content_level"),
-                    updateTime: try $0.decodeIfPresent("update_time"))
-        }
+        try database.query("SELECT cid, filename, content_level, update_time FROM contents WHERE cid = \(cid)").first.map(Self.content)
     }
 
     /// Every content, by cid.
     public func contents() throws -> [Content] {
-        try database.query("SELECT cid, filename, content_level, update_time FROM contents ORDER BY cid").map {
-            Content(cid: try $0.decode("cid"), filename: try $0.decode("filename"), level: try $0.decode("content_level"),
-                    updateTime: try $0.decodeIfPresent("update_time"))
-        }
+        try database.query("SELECT cid, filename, content_level, update_time FROM contents ORDER BY cid").map(Self.content)
+    }
+
+    private static func content(_ row: SQLRow) throws -> Content {
+        Content(cid: try row.decode("cid"), filename: try row.decode("filename"), level: try row.decode("content_level"),
+                updateTime: try row.decodeIfPresent("update_time"))
     }
 
     /// Records where a content's file really is (reconcile), without a relocation row.
@@ -167,8 +166,7 @@ public struct ContentStore {
             let rows = try database.query(SQLQuery(unsafeSQL: "SELECT cid, filename, content_level, update_time FROM contents WHERE cid IN (\(marks))",
                                                    binds: chunk.map { .int($0) }))
             for row in rows {
-                let content = Content(cid: try row.decode("cid"), filename: try row.decode("filename"), level: try row.decode("content_level"),
-                                      updateTime: try row.decodeIfPresent("update_time"))
+                let content = try Self.content(row)
                 found[content.cid] = content
             }
         }

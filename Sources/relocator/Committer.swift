@@ -39,14 +39,8 @@ final class Committer: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let thread = Thread { continuation.resume(with: Result { try self.runBlocking() }) }
-                thread.name = "committer"
-                thread.start()
-            }
-        } onGracefulShutdown: {
-            self.stopping.store(true, ordering: .sequentiallyConsistent)
+        try await runOnThread("committer", onShutdown: { self.stopping.store(true, ordering: .sequentiallyConsistent) }) {
+            try self.runBlocking()
         }
     }
 

@@ -47,15 +47,7 @@ final class Worker: Service, @unchecked Sendable {
     }
 
     func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let thread = Thread { continuation.resume(with: Result { try self.runBlocking() }) }
-                thread.name = "worker-main"
-                thread.start()
-            }
-        } onGracefulShutdown: {
-            self.stop()
-        }
+        try await runOnThread("worker-main", onShutdown: { self.stop() }) { try self.runBlocking() }
     }
 
     func stop() {
@@ -306,5 +298,19 @@ final class Worker: Service, @unchecked Sendable {
         }
         logger.error("cannot \(what): \(last!)")
         throw last!
+    }
+}
+
+/// Runs a blocking loop on a thread of its own as a `Service`: a graceful shutdown (SIGTERM) calls
+/// `onShutdown`, and the service ends when the loop returns.
+func runOnThread(_ name: String, onShutdown: @escaping @Sendable () -> Void, _ body: @escaping @Sendable () throws -> Void) async throws {
+    try await withGracefulShutdownHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.name = name
+            thread.start()
+        }
+    } onGracefulShutdown: {
+        onShutdown()
     }
 }
