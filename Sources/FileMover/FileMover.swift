@@ -290,7 +290,7 @@ public struct FileMover: Sendable {
         if copied > 0, faults?.corruptBeforeReadBack?() == true { corruptOneByte(part, at: copied / 2) }
         // Read back what the device holds, not what the page cache remembers.
         _ = posix_fadvise(output, 0, 0, POSIX_FADV_DONTNEED)
-        let (readBack, readBytes) = try hash(descriptor: output, path: part)
+        let (readBack, readBytes) = try hashOverlapped(descriptor: output, path: part, buffers: buffers)
         guard readBack == checksum, readBytes == copied else {
             throw MoveError(.checksumMismatch, "\(part) read back as \(readBack.prefix(16))… but \(source) hashed to \(checksum.prefix(16))…")
         }
@@ -388,6 +388,42 @@ public struct FileMover: Sendable {
         try step(.sourceRemoved)
         try syncDirectory(parent(of: source))
         try step(.sourceDirectorySynced)
+    }
+
+    /// SHA-256 and size of an open file from its start, reading chunk i + 1 while chunk i is hashed.
+    private func hashOverlapped(descriptor fd: Int32, path: String, buffers: [UnsafeMutableRawBufferPointer]) throws -> (String, Int64) {
+        var hasher = SHA256()
+        var total: Int64 = 0
+        @Sendable func readAt(_ offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+            var filled = 0
+            while filled < buffer.count {
+                let count = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset) + off_t(filled))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw MoveError.system("cannot read back", path, errno: errno)
+                }
+                if count == 0 { break }
+                filled += count
+            }
+            return filled
+        }
+        var current = 0
+        var length = try readAt(0, into: buffers[0])
+        while length > 0 {
+            nonisolated(unsafe) let chunk = UnsafeRawBufferPointer(rebasing: buffers[current][0..<length])
+            nonisolated(unsafe) let spare = buffers[1 - current]
+            nonisolated(unsafe) var hashing = hasher
+            nonisolated(unsafe) var next: Result<Int, any Error> = .success(0)
+            let offset = total + Int64(length)
+            DispatchQueue.concurrentPerform(iterations: 2) { lane in
+                if lane == 0 { hashing.update(bufferPointer: chunk) } else { next = Result { try readAt(offset, into: spare) } }
+            }
+            hasher = hashing
+            total = offset
+            length = try next.get()
+            current = 1 - current
+        }
+        return (hex(hasher.finalize()), total)
     }
 
     /// Fills `buffer` from `fd` as far as the file goes; 0 at its end.
