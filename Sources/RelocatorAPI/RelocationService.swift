@@ -151,8 +151,7 @@ public final class RelocationService: Sendable {
         switch job.status {
         case .committed: return true
         case .done:
-            let entry = CommitEntry(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
-                                    checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
+            let entry = CommitEntry(job)
             try await sql.withDatabase { try ContentStore(database: $0).commit([entry]) }
             let ttl = jobTTL
             try await redis.withConnection { try queue.markCommitted(ids: [job.id], from: nil, ttl: ttl, on: $0) }

@@ -38,6 +38,14 @@ public struct CommitEntry: Equatable, Sendable {
     }
 }
 
+extension CommitEntry {
+    /// What a done job records.
+    public init(_ job: Job) {
+        self.init(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
+                  checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
+    }
+}
+
 /// A row of `relocations`.
 public struct Relocation: Equatable, Sendable, Codable {
     public var jobID: String

@@ -105,8 +105,7 @@ final class Committer: Service, @unchecked Sendable {
                         prefetchOn second: RedisConnection) throws -> [(id: String, job: Job?)] {
         let entries = batch.compactMap { item -> CommitEntry? in
             guard let job = item.job, job.status == .done, job.id == item.id else { return nil }
-            return CommitEntry(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
-                               checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
+            return CommitEntry(job)
         }
         nonisolated(unsafe) var next: Result<[(id: String, job: Job?)], any Error> = .success([])
         let group = DispatchGroup()
