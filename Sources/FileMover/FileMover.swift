@@ -394,21 +394,8 @@ public struct FileMover: Sendable {
     private func hashOverlapped(descriptor fd: Int32, path: String, buffers: [UnsafeMutableRawBufferPointer]) throws -> (String, Int64) {
         var hasher = SHA256()
         var total: Int64 = 0
-        @Sendable func readAt(_ offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-            var filled = 0
-            while filled < buffer.count {
-                let count = pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t(offset) + off_t(filled))
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw MoveError.system("cannot read back", path, errno: errno)
-                }
-                if count == 0 { break }
-                filled += count
-            }
-            return filled
-        }
         var current = 0
-        var length = try readAt(0, into: buffers[0])
+        var length = try readChunk(fd, into: buffers[0], at: 0, path: path)
         while length > 0 {
             nonisolated(unsafe) let chunk = UnsafeRawBufferPointer(rebasing: buffers[current][0..<length])
             nonisolated(unsafe) let spare = buffers[1 - current]
@@ -416,7 +403,11 @@ public struct FileMover: Sendable {
             nonisolated(unsafe) var next: Result<Int, any Error> = .success(0)
             let offset = total + Int64(length)
             DispatchQueue.concurrentPerform(iterations: 2) { lane in
-                if lane == 0 { hashing.update(bufferPointer: chunk) } else { next = Result { try readAt(offset, into: spare) } }
+                if lane == 0 {
+                    hashing.update(bufferPointer: chunk)
+                } else {
+                    next = Result { try readChunk(fd, into: spare, at: offset, path: path) }
+                }
             }
             hasher = hashing
             total = offset
@@ -426,11 +417,12 @@ public struct FileMover: Sendable {
         return (hex(hasher.finalize()), total)
     }
 
-    /// Fills `buffer` from `fd` as far as the file goes; 0 at its end.
-    private func readChunk(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, path: String) throws -> Int {
+    /// Fills `buffer` from `fd` (from its position, or from `offset`) as far as the file goes; 0 at its end.
+    private func readChunk(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64? = nil, path: String) throws -> Int {
         var filled = 0
         while filled < buffer.count {
-            let count = read(fd, buffer.baseAddress! + filled, buffer.count - filled)
+            let count = offset.map { pread(fd, buffer.baseAddress! + filled, buffer.count - filled, off_t($0) + off_t(filled)) }
+                ?? read(fd, buffer.baseAddress! + filled, buffer.count - filled)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw MoveError.system("cannot read", path, errno: errno)
