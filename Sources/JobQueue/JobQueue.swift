@@ -203,11 +203,7 @@ public struct JobQueue: Sendable {
     public func takeDone(committer: String, max: Int, fresh: Bool = false, on redis: RedisConnection) throws -> [(id: String, job: Job?)] {
         let reply = try redis.evalScript(Scripts.takeBatch, keys: [keys.committing(committer)],
                                          arguments: [keys.prefix, max, fresh ? "1" : "0"])
-        guard let items = reply.array else { throw malformed(redis, "take") }
-        return try items.map { item in
-            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { throw malformed(redis, "take") }
-            return (id, Job(hash: pair[1].hash ?? [:]))
-        }
+        return try idsWithJobs(reply, redis, "take")
     }
 
     /// Waits up to `timeout` for a done job, moving it into the committer's list.
@@ -230,10 +226,14 @@ public struct JobQueue: Sendable {
     // MARK: - Dead letters
 
     public func deadJobs(on redis: RedisConnection) throws -> [(id: String, job: Job?)] {
-        let reply = try redis.evalScript(Scripts.deadList, arguments: [keys.prefix])
-        guard let items = reply.array else { throw malformed(redis, "dead") }
+        try idsWithJobs(redis.evalScript(Scripts.deadList, arguments: [keys.prefix]), redis, "dead")
+    }
+
+    /// Reads the scripts' `{{id, {hash fields}}…}` replies.
+    private func idsWithJobs(_ reply: RedisReply, _ redis: RedisConnection, _ script: String) throws -> [(id: String, job: Job?)] {
+        guard let items = reply.array else { throw malformed(redis, script) }
         return try items.map { item in
-            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { throw malformed(redis, "dead") }
+            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { throw malformed(redis, script) }
             return (id, Job(hash: pair[1].hash ?? [:]))
         }
     }

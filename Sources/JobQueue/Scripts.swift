@@ -14,6 +14,17 @@ enum Scripts {
           return cid, gen
         end
         local function jobkey(cid) return prefix .. 'job:' .. cid end
+        -- {{id, {hash fields}}…} for a list of ids; a job whose hash is gone comes with {}.
+        local function withFields(ids)
+          local out = {}
+          for _, id in ipairs(ids) do
+            local cid = parse(id)
+            local fields = {}
+            if cid then fields = redis.call('HGETALL', jobkey(cid)) end
+            table.insert(out, {id, fields})
+          end
+          return out
+        end
         -- Delete a job hash; a temporary file its last delivery recorded is handed to the workers'
         -- clean-up (stale-parts), so that no .part outlives its job.
         local function forget(key)
@@ -257,14 +268,7 @@ enum Scripts {
           if not id then break end
           table.insert(ids, id)
         end
-        local out = {}
-        for _, id in ipairs(ids) do
-          local cid = parse(id)
-          local fields = {}
-          if cid then fields = redis.call('HGETALL', jobkey(cid)) end
-          table.insert(out, {id, fields})
-        end
-        return out
+        return withFields(ids)
         """)
 
     /// After the SQL transaction: mark jobs committed (kept ARGV[2] seconds), or start the follow-up
@@ -321,14 +325,7 @@ enum Scripts {
 
     /// The dead-letter list with each job's fields. ARGV: prefix. Returns {{id, {fields}}…}.
     static let deadList = RedisScript(prelude + """
-        local out = {}
-        for _, id in ipairs(redis.call('LRANGE', prefix .. 'dead', 0, -1)) do
-          local cid = parse(id)
-          local fields = {}
-          if cid then fields = redis.call('HGETALL', jobkey(cid)) end
-          table.insert(out, {id, fields})
-        end
-        return out
+        return withFields(redis.call('LRANGE', prefix .. 'dead', 0, -1))
         """)
 
     /// Replay or purge dead jobs. ARGV: prefix, action (replay | purge | dry-run), cids… (none: all).

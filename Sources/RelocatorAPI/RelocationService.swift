@@ -122,7 +122,12 @@ public final class RelocationService: Sendable {
         var raises: [String: Int64] = [:]
         for (cid, count) in counts {
             guard let content = contents[cid] else { skipped.append("cid \(cid): no such content"); continue }
-            guard (try? Filename(content.filename)) != nil else { skipped.append("cid \(cid): unsafe filename"); continue }
+            do {
+                _ = try Filename(content.filename)
+            } catch {
+                skipped.append("cid \(cid): unsafe filename (\(error))")
+                continue
+            }
             guard count >= 0, let choice = table.choose(count: count) else { skipped.append("cid \(cid): no level holds \(count)"); continue }
             if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
             items.append((cid, count, content.filename, content.level, choice.level))

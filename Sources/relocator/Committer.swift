@@ -118,8 +118,13 @@ final class Committer: Service, @unchecked Sendable {
         let followUps = try queue.markCommitted(ids: batch.map(\.id), from: settings.id, ttl: settings.jobTTL, on: redis)
         logger.info("committed", metadata: ["batch.size": "\(entries.count)", "batch.follow_ups": "\(followUps)"])
         group.wait()
-        // A failed prefetch loses nothing: its jobs are in committing:<id> and are taken again.
-        return (try? next.get()) ?? []
+        do {
+            return try next.get()
+        } catch {
+            // Nothing is lost: whatever the prefetch moved is in committing:<id>, taken again next.
+            logger.warning("cannot take the next batch yet: \(error)")
+            return []
+        }
     }
 
     /// The SQL transaction, again and again while the database is unreachable.

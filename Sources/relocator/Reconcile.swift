@@ -110,8 +110,11 @@ struct Reconciler {
     }
 
     private mutating func check(_ content: Content) throws {
-        guard let filename = try? Filename(content.filename) else {
-            return report(Finding(kind: "invalid_filename", cid: content.cid, detail: "'\(content.filename.prefix(200))' cannot be a level-relative path"))
+        let filename: Filename
+        do {
+            filename = try Filename(content.filename)
+        } catch {
+            return report(Finding(kind: "invalid_filename", cid: content.cid, detail: "'\(content.filename.prefix(200))': \(error)"))
         }
         let places = directories.names.filter { level in
             var info = stat()

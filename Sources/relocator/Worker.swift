@@ -216,8 +216,9 @@ final class Worker: Service, @unchecked Sendable {
         } catch let error as MoveError {
             return fail(job, error, on: redis, log)
         } catch {
-            // The checksum could not be recorded (Redis): nothing was published; try again later.
-            return fail(job, MoveError(.io, "cannot record the checksum: \(error)"), on: redis, log)
+            // The temporary file or the checksum could not be recorded (Redis): nothing was
+            // published yet; try again later.
+            return fail(job, MoveError(.io, "cannot record the move's progress in Redis: \(error)"), on: redis, log)
         }
         if settings.crashBeforeAck {
             log.critical("fault injection: crashing between the move and the ack")

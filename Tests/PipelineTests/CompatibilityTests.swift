@@ -75,6 +75,9 @@ import TestSupport
         expectError(try HTTP.get(port, "/v1/jobs/1"), 404, "no_job", "cid 1")
         expectError(try HTTP.get(port, "/v1/contents/31337"), 404, "unknown_cid", "31337")
         expectError(try HTTP.get(port, "/no/such/route"), 404, "not_found", "no route GET /no/such/route")
+        let multipart = try HTTP.request(port, "POST", "/post_sentence", body: Data("--x\r\n".utf8),
+                                         headers: ["Content-Type": "multipart/form-data; boundary=x"])
+        expectError(multipart, 415, "unsupported_media_type", "application/x-www-form-urlencoded")
         let huge = String(repeating: "a", count: 200_000)
         expectError(try HTTP.postForm(port, "/post_sentence", [("cid", "1"), ("count", huge)]), 413, "payload_too_large", "larger than 65536 bytes")
         #expect(try pipeline.cluster.isIdle())
@@ -96,7 +99,9 @@ import TestSupport
         defer { outside.remove() }
         let secret = try TestFiles.make(outside.path + "/secret", bytes: 64)
         let injection = "'; DROP TABLE contents; --.mp4"
-        try pipeline.addContents([(1, "link.mp4", "bronze", nil), (2, "via/secret", "bronze", nil), (3, injection, "bronze", 500)])
+        let escapes = "tab\tand \"quotes\" and back\\slash é.mp4"  // what the JSON writer must escape
+        try pipeline.addContents([(1, "link.mp4", "bronze", nil), (2, "via/secret", "bronze", nil), (3, injection, "bronze", 500),
+                                  (6, escapes, "bronze", nil)])
         symlink(outside.path + "/secret", pipeline.directories["bronze"]! + "/link.mp4")
         symlink(outside.path, pipeline.directories["bronze"]! + "/via")
         let db = try pipeline.open()
@@ -113,6 +118,8 @@ import TestSupport
         let stored = try #require(try pipeline.post(3, 5000).json)
         #expect(stored["filename"] as? String == injection)
         #expect(try HTTP.get(port, "/v1/contents/3").json?["filename"] as? String == injection)
+        #expect(try HTTP.get(port, "/v1/contents/6").json?["filename"] as? String == escapes)
+        #expect(try pipeline.post(6, 50).json?["filename"] as? String == escapes)
         try pipeline.cluster.startWorker("w1")
         try pipeline.cluster.startCommitter()
         try pipeline.cluster.waitUntil("the commit") { try pipeline.job(3)?["status"] as? String == "committed" }
