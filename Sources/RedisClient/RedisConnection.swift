@@ -104,10 +104,16 @@ public final class RedisConnection: @unchecked Sendable {
         var sha = script.loadedSHA
         if sha == nil { sha = try load(script) }
         do {
-            return try send(script.command(sha: sha!, keys: keys, arguments: arguments))
-        } catch let error as RedisError where error.isNoScript {
-            let reloaded = try load(script)
-            return try send(script.command(sha: reloaded, keys: keys, arguments: arguments))
+            do {
+                return try send(script.command(sha: sha!, keys: keys, arguments: arguments))
+            } catch let error as RedisError where error.isNoScript {
+                let reloaded = try load(script)
+                return try send(script.command(sha: reloaded, keys: keys, arguments: arguments))
+            }
+        } catch var error as RedisError where error.code == .server {
+            error.command = "EVALSHA \(script.name)"
+            error.message = script.translate(error.message)
+            throw error
         }
     }
 
@@ -139,6 +145,12 @@ public final class RedisConnection: @unchecked Sendable {
             for index in missing { if case .script(let script, _, _) = calls[index] { script.loadedSHA = nil } }
             let again = try pipeline(try missing.map { try command(calls[$0]) })
             for (index, reply) in zip(missing, again) { replies[index] = reply }
+        }
+        // Script errors name the script's file and line.
+        for index in replies.indices {
+            if case .error(let message) = replies[index], case .script(let script, _, _) = calls[index] {
+                replies[index] = .error(script.translate(message))
+            }
         }
         return replies
     }
@@ -271,7 +283,7 @@ public enum RedisCall: Sendable {
     var name: String {
         switch self {
         case .command(let command): return command.name
-        case .script: return "EVALSHA"
+        case .script(let script, _, _): return "EVALSHA \(script.name)"
         }
     }
 }

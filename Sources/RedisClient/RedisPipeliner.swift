@@ -1,5 +1,4 @@
 import Dispatch
-import Foundation
 import RelocatorCore
 import Synchronization
 
@@ -22,14 +21,13 @@ public final class RedisPipeliner: Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     /// Used by the pipeliner's thread only.
-    nonisolated(unsafe) private let connection: RedisConnection
+    private let connection: RedisConnection
 
     public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
         self.url = url
         self.connection = RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
-        let thread = Thread { [self] in run() }
-        thread.name = "redis-pipeliner"
-        thread.start()
+        // A dedicated thread: it waits for work for as long as the process runs.
+        BlockingExecutor.thread(named: "redis-pipeliner") { [self] in run() }
     }
 
     /// One call; its error reply is thrown as a `RedisError` (`.server`).

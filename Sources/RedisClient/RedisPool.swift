@@ -10,7 +10,7 @@ public final class RedisPool: Sendable {
         self.url = url
         let address = url.address
         pool = BlockingPool(
-            size: size, label: "relocator.redis-pool",
+            size: size,
             make: { RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout) },
             close: { $0.close() },
             closedError: { RedisError(code: .closed, address: address, message: "the connection pool is closed") }

@@ -2,12 +2,32 @@ import Synchronization
 
 /// A Lua script run with EVALSHA. The server loads it on first use and again after `SCRIPT FLUSH`
 /// or a restart (`NOSCRIPT`), so callers never send the source with every call.
+///
+/// A script may be made of a shared prelude and a body read from a file: Redis numbers the lines of
+/// the whole source (`user_script:<line>`), and `translate(_:)` turns that back into the file and
+/// line a reader can open (`enqueue.lua:12`, or `helpers.lua:3` for a line of the prelude).
 public final class RedisScript: Sendable {
     public let source: String
+    /// The file the body comes from, e.g. `enqueue.lua`.
+    public let name: String
+    /// The file the prelude comes from, and how many lines it has (0: no prelude).
+    public let preludeName: String
+    public let preludeLines: Int
     private let sha = Mutex<String?>(nil)
 
-    public init(_ source: String) {
+    public init(_ source: String, name: String = "script", preludeName: String = "", preludeLines: Int = 0) {
         self.source = source
+        self.name = name
+        self.preludeName = preludeName
+        self.preludeLines = preludeLines
+    }
+
+    /// Builds the script from a prelude and a body: the body's line n is line `prelude lines + n`.
+    public convenience init(name: String, body: String, preludeName: String = "", prelude: String = "") {
+        var text = prelude
+        if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+        let lines = text.isEmpty ? 0 : text.split(separator: "\n", omittingEmptySubsequences: false).count - 1
+        self.init(text + body, name: name, preludeName: preludeName, preludeLines: lines)
     }
 
     /// The SHA1 the server answered to the last `SCRIPT LOAD`, if any.
@@ -18,5 +38,24 @@ public final class RedisScript: Sendable {
 
     func command(sha: String, keys: [any RedisArgumentConvertible], arguments: [any RedisArgumentConvertible]) -> RedisCommand {
         RedisCommand(["EVALSHA", sha, keys.count] + keys + arguments)
+    }
+
+    /// A server error message with every `user_script:<line>` turned into `<file>:<line>`.
+    public func translate(_ message: String) -> String {
+        var out = ""
+        var rest = Substring(message)
+        let marker = "user_script:"
+        while let range = rest.range(of: marker) {
+            out += rest[..<range.lowerBound]
+            rest = rest[range.upperBound...]
+            let digits = rest.prefix(while: { $0.isASCII && $0.isNumber })
+            guard let line = Int(digits) else {
+                out += marker
+                continue
+            }
+            rest = rest.dropFirst(digits.count)
+            out += line <= preludeLines ? "\(preludeName):\(line)" : "\(name):\(line - preludeLines)"
+        }
+        return out + rest
     }
 }

@@ -17,7 +17,7 @@ public final class SQLPool: Sendable {
         self.url = url
         let location = url.description
         pool = BlockingPool(
-            size: size, label: "relocator.sql-pool",
+            size: size,
             make: { PooledDatabase(try openDatabase(url)) },
             close: { $0.database.close() },
             closedError: { SQLError(code: .connectionLost, location: location, message: "the connection pool is closed") }
