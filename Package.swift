@@ -1,9 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// Linux only: the mover uses openat2, /proc/self/fd and posix_fadvise; the clients link hiredis,
+// libpq, libmariadb and libsqlite3 from Debian.
 let package = Package(
     name: "relocator",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "relocator", targets: ["relocator"]),
     ],
@@ -13,6 +14,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // System libraries: module maps only.
@@ -37,7 +39,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "JobQueue", dependencies: ["RedisClient", "RelocatorCore"]),
+        .target(name: "JobQueue", dependencies: ["RedisClient", "RelocatorCore"], resources: [.embedInCode("Lua")]),
         .target(
             name: "FileMover",
             dependencies: ["RelocatorCore", .product(name: "Crypto", package: "swift-crypto")]
@@ -50,10 +52,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The long-lived services (worker, committer, reconciler) over a queue protocol.
+        .target(
+            name: "RelocatorServices",
+            dependencies: [
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "relocator",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI", "RelocatorServices",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -65,6 +77,7 @@ let package = Package(
         .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "TestSupport"]),
         .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
+        .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "TestSupport"]),
         .testTarget(name: "CommandLineTests", dependencies: ["TestSupport", "relocator"]),
         .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "RelocatorCore", "RedisClient", "SQLStore", "relocator"]),
         .target(name: "TestSupport", dependencies: ["RelocatorCore", "SQLStore"], path: "Tests/TestSupport"),

@@ -4,30 +4,45 @@ import Glibc
 import RedisClient
 import RelocatorCore
 
-/// The reliable queue of DESIGN.md over Redis lists. Every method is one round trip (a Lua script or a
-/// single command) on a connection the caller owns; the API calls them through a `RedisPool`, workers
-/// and committers on connections of their own.
+/// The reliable queue over Redis: one typed method per Lua script of `Lua/`, plus the plain reads
+/// around them. Every key a script touches is computed here, from `KeySchema`, and passed in KEYS;
+/// the scripts get only values in ARGV. A content's job lives in its shard; a method that serves
+/// every shard (promoting, reaping, statistics) goes through them in turn.
+///
+/// Methods block on a connection the caller owns (one thread at a time): the API calls them through
+/// a `RedisPool`, workers and committers on connections of their own.
 public struct JobQueue: Sendable {
-    public let keys: RedisKeys
+    public let keys: KeySchema
 
-    public init(keys: RedisKeys = RedisKeys()) {
+    public init(keys: KeySchema) {
         self.keys = keys
     }
 
-    // MARK: - Submitting
+    public static func nowMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
 
-    public enum SubmitOutcome: String, Sendable {
+    // MARK: - Submitting (enqueue.lua)
+
+    public enum SubmitOutcome: String, Sendable, CaseIterable {
         /// A new job was queued.
         case created
         /// The job already aimed at this target; only the count changed.
         case updated
-        /// A queued job got a new target (new gen, pushed on the new target's queue).
+        /// A waiting job got a new target (new gen, pushed on the new target's queue).
         case retargeted
-        /// A move is in flight; a follow-up to the new target is enqueued after it commits.
+        /// A job whose copy may already be at its target was sent back where it came from: the next
+        /// delivery removes that copy (or moves the file back).
+        case reversed
+        /// A dead job whose copy may be at its target runs again to finish its move.
+        case requeued
+        /// A move is in flight; a follow-up to the new target is queued after it commits.
         case followUp = "follow_up"
         /// The file is already on this level: nothing to do.
         case inPlace = "in_place"
-        /// A queued job was dropped: the new target is where the file already is.
+        /// A waiting job was dropped: the new target is where the file already is.
         case dropped
     }
 
@@ -37,276 +52,628 @@ public struct JobQueue: Sendable {
         public var fields: [String: String]
     }
 
-    /// Creates, coalesces or drops the content's job (one Lua script). `readAt` is when `dbLevel`
-    /// was read from the database (ms since 1970; default now): a job committed after that wins.
+    /// The enqueue script as one call (for a pipeline or the API's pipeliner).
+    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64) -> RedisCall {
+        let shard = keys.shard(of: cid)
+        return .script(QueueScripts.enqueue,
+                       keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.staleParts],
+                       arguments: [cid, count, filename, dbLevel, target, readAt])
+    }
+
+    /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
+    /// database (ms since 1970): a job committed after that knows better.
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
                        readAt: Int64 = JobQueue.nowMilliseconds(), on redis: RedisConnection) throws -> Submission {
-        let reply = try redis.evalScript(Scripts.enqueue, arguments: [keys.prefix, cid, count, filename, dbLevel, target, readAt])
-        return try submission(from: reply, address: redis.url.address)
+        let reply = try redis.pipeline(calls: [submitCall(cid: cid, count: count, filename: filename, dbLevel: dbLevel,
+                                                          target: target, readAt: readAt)])[0]
+        return try submission(from: reply.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"),
+                              address: redis.url.address)
     }
 
-    /// The same submission as a call for a `RedisPipeliner` (the API's hot path).
-    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64) -> RedisCall {
-        .script(Scripts.enqueue, keys: [], arguments: [keys.prefix, cid, count, filename, dbLevel, target, readAt])
-    }
-
-    public static func nowMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    /// Many submissions in one pipeline (bulk `enqueue`).
+    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
+                           readAt: Int64, on redis: RedisConnection) throws -> [Submission] {
+        let replies = try redis.pipeline(calls: items.map {
+            submitCall(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: readAt)
+        })
+        return try replies.map {
+            try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"), address: redis.url.address)
+        }
     }
 
     /// Reads the enqueue script's reply.
     public func submission(from reply: RedisReply, address: String) throws -> Submission {
         guard let items = reply.array, items.count == 2, let word = items[0].string,
               let outcome = SubmitOutcome(rawValue: word)
-        else {
-            throw RedisError(code: .protocolViolation, address: address, command: "EVALSHA", message: "unexpected reply from the enqueue script")
-        }
+        else { throw malformed(address, "enqueue.lua") }
         let fields = items[1].hash ?? [:]
         return Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
-    }
-
-    /// Many submissions in one pipeline (bulk `enqueue`): the same script as `submit`, per item.
-    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
-                           readAt: Int64, on redis: RedisConnection) throws -> [Submission] {
-        let replies = try redis.pipelineScript(Scripts.enqueue, calls: items.map {
-            (keys: [], arguments: [keys.prefix, $0.cid, $0.count, $0.filename, $0.dbLevel, $0.target, readAt])
-        })
-        return try replies.map {
-            try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA"), address: redis.url.address)
-        }
     }
 
     // MARK: - Reading
 
     /// The job hash of a content, as stored; empty when there is none.
     public func fields(cid: Int64, on redis: RedisConnection) throws -> [String: String] {
-        try redis.send("HGETALL", keys.job(cid)).hash ?? [:]
+        try redis.send("HGETALL", keys.shard(of: cid).job(cid)).hash ?? [:]
     }
 
     public func job(cid: Int64, on redis: RedisConnection) throws -> Job? {
         Job(hash: try fields(cid: cid, on: redis))
     }
 
-    public func stats(levels: [String], on redis: RedisConnection) throws -> QueueStats {
-        let reply = try redis.evalScript(Scripts.stats, arguments: [keys.prefix] + levels)
-        guard let items = reply.array, items.count == 8, let queues = items[0].array else { throw malformed(redis, "stats") }
-        var depths: [(String, Int)] = []
-        for entry in queues {
-            guard let pair = entry.array, pair.count == 2, let level = pair[0].string, let depth = pair[1].int else {
-                throw malformed(redis, "stats")
-            }
-            depths.append((level, depth))
-        }
-        let numbers = items[1...].map { $0.int ?? 0 }
-        return QueueStats(queues: depths, processing: numbers[0], committing: numbers[1], retry: numbers[2],
-                          dead: numbers[3], done: numbers[4], workers: numbers[5], aliveWorkers: numbers[6])
+    /// A content's job status and generation (one small read), nil when it has no job.
+    public func jobState(cid: Int64, on redis: RedisConnection) throws -> (status: JobStatus, gen: Int64)? {
+        let values = try redis.send("HMGET", keys.shard(of: cid).job(cid), JobField.status.rawValue, JobField.gen.rawValue).array ?? []
+        guard values.count == 2, let status = values[0].string.flatMap(JobStatus.init(rawValue:)),
+              let gen = values[1].string.flatMap(Int64.init) else { return nil }
+        return (status, gen)
     }
 
-    // MARK: - Workers
+    // MARK: - Taking work (take.lua, BRPOPLPUSH, claim.lua)
 
-    /// Claims a job: `taken` is an id a BRPOPLPUSH already put in the processing list; then the
-    /// queues of `levels`, in order. Nil when there is no work.
-    public func fetch(worker: String, levels: [String], taken: String? = nil, on redis: RedisConnection) throws -> Job? {
-        let reply = try redis.evalScript(Scripts.fetch, keys: [keys.processing(worker)],
-                                         arguments: [keys.prefix, worker, taken ?? ""] + levels)
+    /// An id moved into a worker's processing list, not yet claimed.
+    public struct Taken: Sendable, Equatable {
+        public var id: String
+        public var shard: Int
+        /// The level whose queue it came from.
+        public var level: String
+    }
+
+    /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,
+    /// moved into the worker's processing list; nil when they are all empty. Does not block.
+    public func take(worker: String, shard index: Int, levels: [String], on redis: RedisConnection) throws -> Taken? {
+        if levels.isEmpty { return nil }
+        let shard = keys.shard(index)
+        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker)] + levels.map(shard.queue))
         if reply.isNull { return nil }
-        guard let items = reply.array, items.count == 2, let fields = items[1].hash else { throw malformed(redis, "fetch") }
-        guard let job = Job(hash: fields) else {
-            throw RedisError(code: .protocolViolation, address: redis.url.address, command: "EVALSHA",
-                             message: "job \(items[0].string ?? "?") has a malformed hash")
-        }
-        return job
+        guard let items = reply.array, items.count == 2, let id = items[0].string, let position = items[1].int,
+              position >= 1, position <= levels.count
+        else { throw malformed(redis.url.address, "take.lua") }
+        return Taken(id: id, shard: index, level: levels[position - 1])
     }
 
-    /// Waits up to `timeout` for an id on one level's queue, moving it into the worker's
-    /// processing list (BRPOPLPUSH). The id still has to be claimed with `fetch(taken:)`.
-    public func waitForWork(worker: String, level: String, timeout: Duration, on redis: RedisConnection) throws -> String? {
-        let seconds = max(1, Int((Double(timeout.milliseconds) / 1000).rounded(.up)))
+    /// Waits up to `timeout` for an id on one level's queue of one shard, moving it into the
+    /// worker's processing list (BRPOPLPUSH). It still has to be claimed.
+    public func waitForWork(worker: String, shard index: Int, level: String, timeout: Duration,
+                            on redis: RedisConnection) throws -> Taken? {
+        let shard = keys.shard(index)
         let reply = try redis.sendBlocking(
-            RedisCommand("BRPOPLPUSH", keys.queue(level), keys.processing(worker), seconds), block: .seconds(seconds))
-        return reply.string
+            RedisCommand("BRPOPLPUSH", shard.queue(level), shard.processing(worker), Self.blockSeconds(timeout)), block: timeout)
+        return reply.string.map { Taken(id: $0, shard: index, level: level) }
     }
 
-    /// The move is verified: the job goes to `done`. False when the job is no longer this worker's.
+    /// BRPOPLPUSH's timeout in seconds, at least 10 ms (0 would block for ever).
+    static func blockSeconds(_ timeout: Duration) -> String {
+        let milliseconds = max(10, timeout.milliseconds)
+        return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - String(milliseconds % 1000).count))\(milliseconds % 1000)"
+    }
+
+    public enum Claim: Sendable, Equatable {
+        /// The job is this worker's now (`moving`); its hash as stored.
+        case claimed([String: String])
+        /// An older generation or a dropped job: nothing to do (the id was removed).
+        case stale
+        /// A reconcile run holds the content: the id went back to its queue.
+        case leased
+    }
+
+    public func claim(_ taken: Taken, worker: String, on redis: RedisConnection) throws -> Claim {
+        guard let id = JobID(taken.id) else {
+            // Not an id this program writes: drop it from the processing list.
+            try redis.send("LREM", keys.shard(taken.shard).processing(worker), 1, taken.id)
+            return .stale
+        }
+        let shard = keys.shard(taken.shard)
+        let reply = try redis.evalScript(QueueScripts.claim,
+                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level)],
+                                         arguments: [taken.id, worker])
+        guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
+        switch word {
+        case "claimed":
+            guard items.count == 2, let fields = items[1].hash else { throw malformed(redis.url.address, "claim.lua") }
+            return .claimed(fields)
+        case "stale": return .stale
+        case "leased": return .leased
+        default: throw malformed(redis.url.address, "claim.lua")
+        }
+    }
+
+    // MARK: - Moving (progress.lua, ack.lua, fail.lua, defer.lua)
+
+    /// Records how far a move has gone while the job is still this delivery's. False: the job is
+    /// no longer this worker's (reaped, re-aimed, forgotten) — the move must stop before publishing.
+    public func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)], on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        let reply = try redis.evalScript(QueueScripts.progress, keys: [shard.job(id.cid)],
+                                         arguments: [id.description, worker] + fields.flatMap { [$0.0.rawValue, $0.1] })
+        return reply.int == 1
+    }
+
+    /// The move is verified: the job goes to `done`. `foundIn` names the level the file was taken
+    /// from when it was not the job's `db_level`. False when the job is no longer this worker's.
     @discardableResult
-    public func ack(_ job: Job, worker: String, checksum: String, bytes: Int64, on redis: RedisConnection) throws -> Bool {
-        let reply = try redis.evalScript(Scripts.ack, keys: [keys.processing(worker)],
-                                         arguments: [keys.prefix, job.id, worker, checksum, bytes])
+    public func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats],
+                                         arguments: [id.description, worker, checksum, bytes, foundIn ?? ""])
         return reply.int == 1
     }
 
     public enum FailOutcome: String, Sendable {
-        case retrying, dead, dropped, stale
+        case retrying, dead, dropped, reversed, stale
     }
 
-    /// The move failed: schedule a retry after `delay`, or dead-letter it.
+    /// The move failed: a retry after `delay`, or the dead-letter list.
     @discardableResult
-    public func fail(_ job: Job, worker: String, error: String, permanent: Bool, delay: Duration, maxAttempts: Int,
-                     on redis: RedisConnection) throws -> FailOutcome {
-        let reply = try redis.evalScript(Scripts.fail, keys: [keys.processing(worker)], arguments: [
-            keys.prefix, job.id, worker, String(error.prefix(1000)), permanent ? "1" : "0", Int(delay.milliseconds), maxAttempts,
-        ])
-        guard let word = reply.string, let outcome = FailOutcome(rawValue: word) else { throw malformed(redis, "fail") }
+    public func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+                     maxAttempts: Int, on redis: RedisConnection) throws -> FailOutcome {
+        let shard = keys.shard(of: id.cid)
+        let reply = try redis.evalScript(
+            QueueScripts.fail,
+            keys: [shard.processing(worker), shard.job(id.cid), shard.retry, shard.dead, shard.staleParts, shard.stats],
+            arguments: [id.description, worker, reason, String(message.prefix(1000)), permanent ? "1" : "0",
+                        Int(delay.milliseconds), maxAttempts])
+        guard let word = reply.string, let outcome = FailOutcome(rawValue: word) else { throw malformed(redis.url.address, "fail.lua") }
         return outcome
     }
 
-    /// Announces a worker (or committer) as alive for `ttl`.
-    public func heartbeat(worker: String, ttl: Duration, on redis: RedisConnection) throws {
+    /// The job must wait (no room on its target, or a residency window): `deferred` until `due`
+    /// (ms since 1970), without counting an attempt. False when it is no longer this worker's.
+    @discardableResult
+    public func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        return try redis.evalScript(QueueScripts.deferJob, keys: [shard.processing(worker), shard.job(id.cid), shard.deferred],
+                                    arguments: [id.description, worker, reason, due]).int == 1
+    }
+
+    // MARK: - Maintenance (due.lua, promote.lua, giveback.lua, handback.lua)
+
+    /// Moves due retries and deferrals of every shard back to their queues; returns how many.
+    @discardableResult
+    public func promoteDue(limit: Int = 500, on redis: RedisConnection) throws -> Int {
+        var promoted = 0
+        for shard in keys.shards {
+            for (set, status) in [(shard.retry, JobStatus.retrying), (shard.deferred, .deferred)] {
+                let due = try redis.evalScript(QueueScripts.due, keys: [set], arguments: [limit]).array?.compactMap(\.string) ?? []
+                promoted += try settle(due, in: shard, on: redis) { id, target in
+                    .script(QueueScripts.promote, keys: [set, shard.job(id.cid), shard.queue(target)],
+                            arguments: [id.description, target, status.rawValue])
+                } outcome: { $0 == "promoted" }
+            }
+        }
+        return promoted
+    }
+
+    /// Runs one script per id whose keys depend on the job's target: reads the targets, runs the
+    /// scripts in one pipeline, and again for those whose target moved in between ("changed").
+    /// Returns how many calls `outcome` counted.
+    private func settle(_ ids: [String], in shard: ShardKeys, on redis: RedisConnection,
+                        _ call: (JobID, String) -> RedisCall, outcome: (String) -> Bool,
+                        invalid: ((String) -> RedisCall)? = nil) throws -> Int {
+        var pending = ids
+        var counted = 0
+        for _ in 0..<5 where !pending.isEmpty {
+            var calls: [RedisCall] = []
+            var parsed: [(String, JobID)] = []
+            for raw in pending {
+                if let id = JobID(raw) { parsed.append((raw, id)) } else if let invalid { calls.append(invalid(raw)) }
+            }
+            let targets = try redis.pipeline(parsed.map { RedisCommand("HGET", shard.job($0.1.cid), JobField.target.rawValue) })
+            calls += zip(parsed, targets).map { call($0.0.1, $0.1.string ?? "") }
+            if calls.isEmpty { break }
+            let replies = try redis.pipeline(calls: calls)
+            var again: [String] = []
+            let offset = calls.count - parsed.count
+            for (index, reply) in replies.enumerated() {
+                let word = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA").string ?? ""
+                if word == "changed", index >= offset { again.append(parsed[index - offset].0) }
+                if outcome(word) { counted += 1 }
+            }
+            pending = again
+        }
+        return counted
+    }
+
+    /// The ids a worker holds in its processing lists, by shard.
+    public func held(worker: String, on redis: RedisConnection) throws -> [(shard: Int, id: String)] {
+        let replies = try redis.pipeline(keys.shards.map { RedisCommand("LRANGE", $0.processing(worker), 0, -1) })
+        return try zip(keys.shards, replies).flatMap { shard, reply in
+            try (reply.throwingServerError(address: redis.url.address, command: "LRANGE").array ?? []).compactMap(\.string)
+                .map { (shard.index, $0) }
+        }
+    }
+
+    /// Puts jobs a worker holds back on their queues without counting an attempt: the given ids,
+    /// or everything in its processing lists. Returns how many went back.
+    @discardableResult
+    public func giveBack(worker: String, ids: [(shard: Int, id: String)]? = nil, on redis: RedisConnection) throws -> Int {
+        let all = try ids ?? held(worker: worker, on: redis)
+        var given = 0
+        for shard in keys.shards {
+            let mine = all.filter { $0.shard == shard.index }.map(\.id)
+            if mine.isEmpty { continue }
+            given += try settle(mine, in: shard, on: redis) { id, target in
+                .script(QueueScripts.giveback, keys: [shard.processing(worker), shard.job(id.cid), shard.queue(target)],
+                        arguments: [id.description, worker, target])
+            } outcome: { $0 == "given" } invalid: { raw in
+                .command(RedisCommand("LREM", shard.processing(worker), 1, raw))
+            }
+        }
+        return given
+    }
+
+    /// What a committer holds goes back to `done` in every shard. Returns how many ids.
+    @discardableResult
+    public func handBack(committer: String, on redis: RedisConnection) throws -> Int {
+        let replies = try redis.pipeline(calls: keys.shards.map {
+            .script(QueueScripts.handback, keys: [$0.committing(committer), $0.done], arguments: [])
+        })
+        return try replies.reduce(0) { $0 + (try $1.throwingServerError(address: redis.url.address, command: "EVALSHA handback.lua").int ?? 0) }
+    }
+
+    /// Everything a worker or committer holds goes back (at its start and at its end).
+    @discardableResult
+    public func release(worker: String, on redis: RedisConnection) throws -> Int {
+        precondition(!worker.isEmpty)
+        return try giveBack(worker: worker, on: redis) + handBack(committer: worker, on: redis)
+    }
+
+    /// Temporary files of jobs that were dropped or purged while a delivery had one.
+    public func staleParts(limit: Int = 100, on redis: RedisConnection) throws -> [(shard: Int, path: String)] {
+        let replies = try redis.pipeline(keys.shards.map { RedisCommand("SRANDMEMBER", $0.staleParts, limit) })
+        return zip(keys.shards, replies).flatMap { shard, reply in (reply.array ?? []).compactMap(\.string).map { (shard.index, $0) } }
+    }
+
+    public func forgetStalePart(shard: Int, _ path: String, on redis: RedisConnection) throws {
+        try redis.send("SREM", keys.shard(shard).staleParts, path)
+    }
+
+    // MARK: - Workers and committers (control slot: reap-check.lua, forget-worker.lua)
+
+    /// Announces a worker (or committer) as alive for `ttl`, with what `status` shows of it.
+    public func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration, on redis: RedisConnection) throws {
+        let control = keys.control
+        var fields: [any RedisArgumentConvertible] = ["HSET", control.heartbeat(worker), WorkerField.beatAt.rawValue, Self.nowMilliseconds()]
+        for (field, value) in info { fields += [field.rawValue, value] }
         let replies = try redis.pipeline([
-            RedisCommand("SADD", keys.workers, worker),
-            RedisCommand("SET", keys.heartbeat(worker), "alive", "PX", Int(ttl.milliseconds)),
+            RedisCommand("SADD", control.workers, worker),
+            RedisCommand(fields),
+            RedisCommand("PEXPIRE", control.heartbeat(worker), Int(ttl.milliseconds)),
         ])
         for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "HEARTBEAT") }
     }
 
     /// Says goodbye: the heartbeat and the membership go.
     public func unregister(worker: String, on redis: RedisConnection) throws {
-        _ = try redis.pipeline([RedisCommand("DEL", keys.heartbeat(worker)), RedisCommand("SREM", keys.workers, worker)])
-    }
-
-    /// Moves due retries back to their queues; returns how many.
-    @discardableResult
-    public func promoteDueRetries(limit: Int = 1000, on redis: RedisConnection) throws -> Int {
-        try redis.evalScript(Scripts.promote, arguments: [keys.prefix, limit]).int ?? 0
+        let replies = try redis.pipeline([RedisCommand("DEL", keys.control.heartbeat(worker)), RedisCommand("SREM", keys.control.workers, worker)])
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "UNREGISTER") }
     }
 
     /// Gives back what every worker holds whose heartbeat has been missing for `grace` (seen
     /// missing by an earlier call at least that long ago); returns how many jobs.
     @discardableResult
-    public func reapDeadWorkers(grace: Duration, on redis: RedisConnection) throws -> Int {
-        try redis.evalScript(Scripts.release, arguments: [keys.prefix, "", Int(grace.milliseconds)]).int ?? 0
+    public func reap(grace: Duration, on redis: RedisConnection) throws -> Int {
+        let control = keys.control
+        let workers = try redis.send("SMEMBERS", control.workers).array?.compactMap(\.string) ?? []
+        if workers.isEmpty { return 0 }
+        let verdicts = try redis.pipeline(calls: workers.map {
+            .script(QueueScripts.reapCheck, keys: [control.workers, control.heartbeat($0), control.suspect($0)],
+                    arguments: [$0, Int(grace.milliseconds)])
+        })
+        var given = 0
+        for (worker, verdict) in zip(workers, verdicts) where verdict.string == "dead" {
+            given += try release(worker: worker, on: redis)
+            try redis.evalScript(QueueScripts.forgetWorker, keys: [control.workers, control.heartbeat(worker), control.suspect(worker)],
+                                 arguments: [worker])
+        }
+        return given
     }
 
-    /// Gives back what one worker or committer holds (at its start and at its end).
+    /// Every worker and committer whose heartbeat is alive, with what it reports.
+    public func liveWorkers(on redis: RedisConnection) throws -> [String: [WorkerField: String]] {
+        let workers = try redis.send("SMEMBERS", keys.control.workers).array?.compactMap(\.string) ?? []
+        let beats = try redis.pipeline(workers.map { RedisCommand("HGETALL", keys.control.heartbeat($0)) })
+        var result: [String: [WorkerField: String]] = [:]
+        for (worker, reply) in zip(workers, beats) {
+            guard let info = reply.hash, !info.isEmpty else { continue }
+            result[worker] = Dictionary(uniqueKeysWithValues: info.compactMap { name, value in WorkerField(rawValue: name).map { ($0, value) } })
+        }
+        return result
+    }
+
+    // MARK: - Pausing a level (control slot)
+
+    public func paused(on redis: RedisConnection) throws -> Set<String> {
+        Set(try redis.send("SMEMBERS", keys.control.paused).array?.compactMap(\.string) ?? [])
+    }
+
+    public func pause(level: String, on redis: RedisConnection) throws {
+        try redis.send("SADD", keys.control.paused, level)
+    }
+
+    public func resume(level: String, on redis: RedisConnection) throws {
+        try redis.send("SREM", keys.control.paused, level)
+    }
+
+    // MARK: - Committers (take-done.lua, committed.lua)
+
+    /// Up to `max` done jobs of one shard, moved into the committer's list (what it already held
+    /// first, unless `fresh`), each with its hash as stored (empty when the hash is gone).
+    public func takeDone(committer: String, shard index: Int, max: Int, fresh: Bool = false,
+                         on redis: RedisConnection) throws -> [(id: String, fields: [String: String])] {
+        let shard = keys.shard(index)
+        let reply = try redis.evalScript(QueueScripts.takeDone, keys: [shard.done, shard.committing(committer)],
+                                         arguments: [max, fresh ? "1" : "0"])
+        let ids = reply.array?.compactMap(\.string) ?? []
+        return try withFields(ids, in: shard, on: redis)
+    }
+
+    /// Each id with its job hash (one pipeline).
+    func withFields(_ ids: [String], in shard: ShardKeys, on redis: RedisConnection) throws -> [(id: String, fields: [String: String])] {
+        let parsed = ids.map(JobID.init)
+        let commands = parsed.compactMap { $0.map { RedisCommand("HGETALL", shard.job($0.cid)) } }
+        var replies = try redis.pipeline(commands).makeIterator()
+        return ids.indices.map { index in
+            guard parsed[index] != nil, let reply = replies.next() else { return (ids[index], [:]) }
+            return (ids[index], reply.hash ?? [:])
+        }
+    }
+
+    /// Waits up to `timeout` for a done job of one shard, moving it into the committer's list.
+    public func waitForDone(committer: String, shard index: Int, timeout: Duration, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(index)
+        return try !redis.sendBlocking(RedisCommand("BRPOPLPUSH", shard.done, shard.committing(committer), Self.blockSeconds(timeout)),
+                                       block: timeout).isNull
+    }
+
+    /// After the SQL commit: jobs of one shard become `committed` (kept for `ttl`) or start their
+    /// follow-up. `committer` names the list the ids are in (nil: `done`, a commit straight from
+    /// /update_sentence). `levels` names every level a follow-up may go to. Returns the follow-ups
+    /// queued and the ids whose follow-up named a level not in `levels` (committed without it).
     @discardableResult
-    public func release(worker: String, on redis: RedisConnection) throws -> Int {
-        precondition(!worker.isEmpty)
-        return try redis.evalScript(Scripts.release, arguments: [keys.prefix, worker, 0]).int ?? 0
+    public func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration, levels: [String],
+                              on redis: RedisConnection) throws -> (followUps: Int, unknownLevel: [String]) {
+        if ids.isEmpty { return (0, []) }
+        let shard = keys.shard(index)
+        let list = committer.map(shard.committing) ?? shard.done
+        let jobKeys = ids.map { JobID($0).map { shard.job($0.cid) } ?? shard.job(0) }
+        let reply = try redis.evalScript(
+            QueueScripts.committed,
+            keys: [list, shard.stats] + levels.map(shard.queue) + jobKeys,
+            arguments: [max(1, Int(ttl.milliseconds / 1000)), committer == nil ? "0" : "1", levels.count] + levels + ids)
+        guard let items = reply.array, items.count == 2, let followUps = items[0].int else { throw malformed(redis.url.address, "committed.lua") }
+        return (followUps, items[1].array?.compactMap(\.string) ?? [])
     }
 
-    /// Temporary files of jobs that were dropped or purged while a delivery had one.
-    public func staleParts(limit: Int = 100, on redis: RedisConnection) throws -> [String] {
-        try redis.send("SRANDMEMBER", keys.staleParts, limit).array?.compactMap(\.string) ?? []
+    // MARK: - Dead letters (dead-action.lua)
+
+    public struct DeadJob: Sendable {
+        public var id: String
+        public var shard: Int
+        /// Nil when the hash is gone or cannot be read as a job.
+        public var job: Job?
+        public var fields: [String: String]
     }
 
-    public func forgetStalePart(_ path: String, on redis: RedisConnection) throws {
-        try redis.send("SREM", keys.staleParts, path)
-    }
-
-    // MARK: - Committers
-
-    /// Up to `max` done jobs, moved into the committer's list (what it already held first).
-    /// Entries whose hash is gone come back with a nil job.
-    /// With `fresh`, only jobs newly taken from `done` (the committer is still writing what it holds).
-    public func takeDone(committer: String, max: Int, fresh: Bool = false, on redis: RedisConnection) throws -> [(id: String, job: Job?)] {
-        let reply = try redis.evalScript(Scripts.takeBatch, keys: [keys.committing(committer)],
-                                         arguments: [keys.prefix, max, fresh ? "1" : "0"])
-        return try idsWithJobs(reply, redis, "take")
-    }
-
-    /// Waits up to `timeout` for a done job, moving it into the committer's list.
-    public func waitForDone(committer: String, timeout: Duration, on redis: RedisConnection) throws -> Bool {
-        let seconds = max(1, Int((Double(timeout.milliseconds) / 1000).rounded(.up)))
-        return try !redis.sendBlocking(RedisCommand("BRPOPLPUSH", keys.done, keys.committing(committer), seconds),
-                                       block: .seconds(seconds)).isNull
-    }
-
-    /// After the SQL commit: jobs become `committed` (kept for `ttl`) or start their follow-up.
-    /// `from` is the committer's list, or nil for a job committed straight from `done`.
-    @discardableResult
-    public func markCommitted(ids: [String], from committer: String?, ttl: Duration, on redis: RedisConnection) throws -> Int {
-        if ids.isEmpty { return 0 }
-        let list = committer.map(keys.committing) ?? keys.done
-        let seconds = max(1, Int(ttl.milliseconds / 1000))
-        return try redis.evalScript(Scripts.committed, keys: [list], arguments: [keys.prefix, seconds] + ids).int ?? 0
-    }
-
-    // MARK: - Dead letters
-
-    public func deadJobs(on redis: RedisConnection) throws -> [(id: String, job: Job?)] {
-        try idsWithJobs(redis.evalScript(Scripts.deadList, arguments: [keys.prefix]), redis, "dead")
-    }
-
-    /// Reads the scripts' `{{id, {hash fields}}…}` replies.
-    private func idsWithJobs(_ reply: RedisReply, _ redis: RedisConnection, _ script: String) throws -> [(id: String, job: Job?)] {
-        guard let items = reply.array else { throw malformed(redis, script) }
-        return try items.map { item in
-            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { throw malformed(redis, script) }
-            return (id, Job(hash: pair[1].hash ?? [:]))
+    /// Every dead job of every shard, newest first within a shard.
+    public func deadJobs(on redis: RedisConnection) throws -> [DeadJob] {
+        try keys.shards.flatMap { shard in
+            let ids = try redis.send("LRANGE", shard.dead, 0, -1).array?.compactMap(\.string) ?? []
+            return try withFields(ids, in: shard, on: redis).map { DeadJob(id: $0.id, shard: shard.index, job: Job(hash: $0.fields), fields: $0.fields) }
         }
     }
 
     public enum DeadAction: String, Sendable {
         case replay, purge
-        case dryRun = "dry-run"
     }
 
-    /// Replays (attempts reset, back on the queue) or purges dead jobs: the given cids, or all when
-    /// `cids` is nil. Returns the ids acted on.
-    public func dead(_ action: DeadAction, cids: [Int64]?, on redis: RedisConnection) throws -> [String] {
-        if let cids, cids.isEmpty { return [] }
-        let reply = try redis.evalScript(Scripts.deadAction, arguments: [keys.prefix, action.rawValue] + (cids ?? []))
-        return reply.array?.compactMap(\.string) ?? []
+    public enum DeadOutcome: String, Sendable {
+        case replayed, purged, reversed, missing, stale, changed
     }
 
-    // MARK: - Reconciliation
+    /// Replays (attempts reset, back on the queue) or purges dead jobs: those of the given cids, or
+    /// all when `cids` is nil. Works on a snapshot of the list, so a job that fails again during a
+    /// replay is not met twice. Returns each id acted on with what happened.
+    public func dead(_ action: DeadAction, cids: [Int64]?, on redis: RedisConnection) throws -> [(id: String, outcome: DeadOutcome)] {
+        let wanted = cids.map(Set.init)
+        var results: [(String, DeadOutcome)] = []
+        for entry in try deadJobs(on: redis) {
+            guard let id = JobID(entry.id) else {
+                if wanted == nil {
+                    try redis.send("LREM", keys.shard(entry.shard).dead, 0, entry.id)
+                    results.append((entry.id, .stale))
+                }
+                continue
+            }
+            if let wanted, !wanted.contains(id.cid) { continue }
+            let shard = keys.shard(entry.shard)
+            var outcome = DeadOutcome.changed
+            for _ in 0..<5 where outcome == .changed {
+                let levels = try redis.send("HMGET", shard.job(id.cid), JobField.target.rawValue, JobField.dbLevel.rawValue).array ?? []
+                let target = levels.first?.string ?? "", origin = levels.last?.string ?? ""
+                let reply = try redis.evalScript(QueueScripts.deadAction,
+                                                 keys: [shard.dead, shard.job(id.cid), shard.queue(target), shard.queue(origin), shard.staleParts],
+                                                 arguments: [entry.id, action.rawValue, target, origin])
+                guard let word = reply.string, let parsed = DeadOutcome(rawValue: word) else { throw malformed(redis.url.address, "dead-action.lua") }
+                outcome = parsed
+            }
+            results.append((entry.id, outcome))
+        }
+        return results
+    }
 
-    /// Every content id that has a job hash (SCAN, in batches).
+    // MARK: - Reconciliation (restore.lua, lease.lua, unlease.lua)
+
+    /// Every content id that has a job hash, in every shard (SCAN).
     public func jobCIDs(on redis: RedisConnection) throws -> [Int64] {
-        var cursor = "0"
         var cids: [Int64] = []
-        let pattern = keys.job(0).dropLast(1) + "*"
-        repeat {
-            guard let reply = try redis.send("SCAN", cursor, "MATCH", String(pattern), "COUNT", 1000).array, reply.count == 2,
-                  let next = reply[0].string, let names = reply[1].array
-            else { throw malformed(redis, "scan") }
-            cursor = next
-            cids += names.compactMap { $0.string.flatMap { Int64($0.dropFirst(pattern.count - 1)) } }
-        } while cursor != "0"
+        for shard in keys.shards {
+            let prefix = shard.job(0).dropLast(1)
+            for name in try redis.scan(match: shard.jobPattern) {
+                if name.hasPrefix(prefix), let cid = Int64(name.dropFirst(prefix.count)) { cids.append(cid) }
+            }
+        }
         return cids
     }
 
-    /// Jobs whose id is missing from the list its status calls for; with `fix`, put back there.
-    public func orphans(cids: [Int64], fix: Bool, on redis: RedisConnection) throws -> [(cid: Int64, status: String, id: String)] {
-        var found: [(Int64, String, String)] = []
-        var index = 0
-        while index < cids.count {
-            let batch = cids[index..<min(index + 500, cids.count)]
-            index += 500
-            let reply = try redis.evalScript(Scripts.orphans, arguments: [keys.prefix, fix ? "1" : "0"] + Array(batch))
-            for item in reply.array ?? [] {
-                guard let fields = item.array, fields.count == 3, let cid = fields[0].string.flatMap(Int64.init),
-                      let status = fields[1].string, let id = fields[2].string else { throw malformed(redis, "orphans") }
-                found.append((cid, status, id))
+    public struct Orphan: Sendable, Equatable {
+        public var cid: Int64
+        public var status: JobStatus
+        public var id: String
+        /// True when `fix` put it back.
+        public var restored: Bool
+    }
+
+    /// Jobs whose id is missing from the list their status calls for (Redis lost a write); with
+    /// `fix`, put back there.
+    public func orphans(cids: [Int64], fix: Bool, on redis: RedisConnection) throws -> [Orphan] {
+        let workers = try redis.send("SMEMBERS", keys.control.workers).array?.compactMap(\.string) ?? []
+        var found: [Orphan] = []
+        for chunk in cids.chunks(of: 500) {
+            let hashes = try redis.pipeline(chunk.map {
+                RedisCommand("HMGET", keys.shard(of: $0).job($0), JobField.gen.rawValue, JobField.status.rawValue, JobField.target.rawValue)
+            })
+            for (cid, reply) in zip(chunk, hashes) {
+                guard let values = reply.array, values.count == 3, let gen = values[0].string.flatMap(Int64.init),
+                      let status = values[1].string.flatMap(JobStatus.init(rawValue:)) else { continue }
+                let target = values[2].string ?? ""
+                let shard = keys.shard(of: cid)
+                let id = JobID(cid: cid, gen: gen).description
+                let held = workers.map { shard.processing($0) }, committing = workers.map { shard.committing($0) }
+                var homes: [(key: String, zset: Bool)]
+                let restoreTo: String
+                switch status {
+                case .queued: homes = [(shard.queue(target), false)] + held.map { ($0, false) }; restoreTo = shard.queue(target)
+                case .moving: homes = held.map { ($0, false) }; restoreTo = shard.queue(target)
+                case .retrying: homes = [(shard.retry, true)]; restoreTo = shard.retry
+                case .deferred: homes = [(shard.deferred, true)]; restoreTo = shard.deferred
+                case .done: homes = [(shard.done, false)] + committing.map { ($0, false) }; restoreTo = shard.done
+                case .dead: homes = [(shard.dead, false)]; restoreTo = shard.dead
+                case .committed: continue
+                }
+                let present = try redis.pipeline(homes.map { $0.zset ? RedisCommand("ZSCORE", $0.key, id) : RedisCommand("LPOS", $0.key, id) })
+                if present.contains(where: { !$0.isNull }) { continue }
+                var orphan = Orphan(cid: cid, status: status, id: id, restored: false)
+                if fix {
+                    let word = try redis.evalScript(QueueScripts.restore, keys: [shard.job(cid), restoreTo], arguments: [id, status.rawValue]).string
+                    orphan.restored = word == "restored"
+                    if word == "changed" || word == "present" { continue }
+                }
+                found.append(orphan)
             }
         }
         return found
     }
 
-    private func malformed(_ redis: RedisConnection, _ script: String) -> RedisError {
-        RedisError(code: .protocolViolation, address: redis.url.address, command: "EVALSHA", message: "unexpected reply from the \(script) script")
+    /// Holds a content for a reconcile run (no worker claims its job meanwhile); false when the
+    /// content has a job that is not committed.
+    public func lease(cid: Int64, token: String, ttl: Duration, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: cid)
+        return try redis.evalScript(QueueScripts.lease, keys: [shard.job(cid), shard.lease(cid)],
+                                    arguments: [token, Int(ttl.milliseconds)]).int == 1
+    }
+
+    public func unlease(cid: Int64, token: String, on redis: RedisConnection) throws {
+        try redis.evalScript(QueueScripts.unlease, keys: [keys.shard(of: cid).lease(cid)], arguments: [token])
+    }
+
+    // MARK: - Statistics
+
+    /// Depths, ages and totals of every shard and the workers' state, for `status`, `/v1/queues`,
+    /// the metrics and the dashboard (one pipeline per shard and one for the control slot).
+    public func stats(levels: [String], on redis: RedisConnection) throws -> QueueStats {
+        let control = keys.control
+        let workers = (try redis.send("SMEMBERS", control.workers).array?.compactMap(\.string) ?? []).sorted()
+        let paused = try self.paused(on: redis)
+        var stats = QueueStats(levels: levels.map { QueueStats.Level(name: $0, paused: paused.contains($0)) })
+        var heldBy: [String: Int] = [:]
+        let now = Self.nowMilliseconds()
+        for shard in keys.shards {
+            var commands: [RedisCommand] = []
+            for level in levels {
+                commands.append(RedisCommand("LLEN", shard.queue(level)))
+                commands.append(RedisCommand("LINDEX", shard.queue(level), -1))
+            }
+            commands += [RedisCommand("ZCARD", shard.retry), RedisCommand("ZCARD", shard.deferred), RedisCommand("LLEN", shard.dead),
+                         RedisCommand("LLEN", shard.done), RedisCommand("HGETALL", shard.stats)]
+            for worker in workers {
+                commands.append(RedisCommand("LLEN", shard.processing(worker)))
+                commands.append(RedisCommand("LLEN", shard.committing(worker)))
+            }
+            let replies = try redis.pipeline(commands).map { try $0.throwingServerError(address: redis.url.address, command: "STATS") }
+            var index = 0
+            for position in levels.indices {
+                stats.levels[position].depth += replies[index].int ?? 0
+                if let oldest = replies[index + 1].string.flatMap(JobID.init) {
+                    let age = max(0, now - oldest.gen)
+                    stats.levels[position].oldestAgeMilliseconds = max(stats.levels[position].oldestAgeMilliseconds ?? 0, age)
+                }
+                index += 2
+            }
+            stats.retry += replies[index].int ?? 0
+            stats.deferred += replies[index + 1].int ?? 0
+            stats.dead += replies[index + 2].int ?? 0
+            stats.done += replies[index + 3].int ?? 0
+            for (name, value) in replies[index + 4].hash ?? [:] {
+                if let field = StatField(rawValue: name), let number = Int64(value) { stats.totals[field, default: 0] += number }
+            }
+            index += 5
+            for worker in workers {
+                let processing = replies[index].int ?? 0, committing = replies[index + 1].int ?? 0
+                stats.processing += processing
+                stats.committing += committing
+                heldBy[worker, default: 0] += processing + committing
+                index += 2
+            }
+        }
+        let beats = try redis.pipeline(workers.map { RedisCommand("HGETALL", control.heartbeat($0)) })
+        for (worker, reply) in zip(workers, beats) {
+            let info = reply.hash ?? [:]
+            var fields: [WorkerField: String] = [:]
+            for (name, value) in info { if let field = WorkerField(rawValue: name) { fields[field] = value } }
+            stats.workers.append(QueueStats.Worker(id: worker, alive: !info.isEmpty, info: fields, held: heldBy[worker] ?? 0))
+        }
+        return stats
+    }
+
+    private func malformed(_ address: String, _ script: String) -> RedisError {
+        RedisError(code: .protocolViolation, address: address, command: "EVALSHA \(script)", message: "unexpected reply from \(script)")
     }
 }
 
-/// Depths of every list, for `relocator status` and `/v1/queues`.
+/// Depths, ages and totals of the queue, for `status`, `/v1/queues`, the metrics and the dashboard.
 public struct QueueStats: Sendable, Equatable {
-    public var queues: [(String, Int)]
-    public var processing: Int
-    public var committing: Int
-    public var retry: Int
-    public var dead: Int
-    public var done: Int
-    public var workers: Int
-    public var aliveWorkers: Int
+    public struct Level: Sendable, Equatable {
+        public var name: String
+        public var depth = 0
+        /// How long the oldest waiting job has waited (since it was queued or re-aimed).
+        public var oldestAgeMilliseconds: Int64?
+        public var paused = false
+    }
 
-    public static func == (a: QueueStats, b: QueueStats) -> Bool {
-        a.queues.map(\.0) == b.queues.map(\.0) && a.queues.map(\.1) == b.queues.map(\.1) && a.processing == b.processing
-            && a.committing == b.committing && a.retry == b.retry && a.dead == b.dead && a.done == b.done
-            && a.workers == b.workers && a.aliveWorkers == b.aliveWorkers
+    public struct Worker: Sendable, Equatable {
+        public var id: String
+        /// False when its heartbeat expired (the reaper will give its jobs back).
+        public var alive: Bool
+        public var info: [WorkerField: String]
+        /// Jobs in its processing or committing lists.
+        public var held: Int
+    }
+
+    public var levels: [Level]
+    public var processing = 0
+    public var committing = 0
+    public var retry = 0
+    public var deferred = 0
+    public var dead = 0
+    public var done = 0
+    public var totals: [StatField: Int64] = [:]
+    public var workers: [Worker] = []
+
+    public init(levels: [Level]) {
+        self.levels = levels
     }
 
     /// Jobs somewhere between submission and commit.
-    public var inFlight: Int { queues.reduce(0) { $0 + $1.1 } + processing + committing + retry + done }
+    public var inFlight: Int { levels.reduce(0) { $0 + $1.depth } + processing + committing + retry + deferred + done }
 }

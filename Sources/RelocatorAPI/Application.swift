@@ -140,7 +140,7 @@ struct Routes: Sendable {
             cids = list
         default: throw ServiceError.badRequest("send \(expected)")
         }
-        let replayed = try await service.dead(.replay, cids: cids)
+        let replayed = try await service.dead(.replay, cids: cids).filter { $0.outcome == .replayed }.map(\.id)
         return JSONBody.response(200, ["replayed": replayed])
     }
 
@@ -174,9 +174,9 @@ extension Job {
 extension QueueStats {
     public var json: [String: Any] {
         [
-            "queues": Dictionary(queues, uniquingKeysWith: { a, _ in a }), "processing": processing,
-            "committing": committing, "retry": retry, "dead": dead, "done": done,
-            "workers": workers, "workers_alive": aliveWorkers,
+            "queues": Dictionary(levels.map { ($0.name, $0.depth) }, uniquingKeysWith: { a, _ in a }), "processing": processing,
+            "committing": committing, "retry": retry, "deferred": deferred, "dead": dead, "done": done,
+            "workers": workers.count, "workers_alive": workers.filter(\.alive).count,
         ]
     }
 }

@@ -159,7 +159,11 @@ public final class RelocationService: Sendable {
             let entry = CommitEntry(job)
             try await sql.withDatabase { try ContentStore(database: $0).commit([entry]) }
             let ttl = jobTTL
-            try await redis.withConnection { try queue.markCommitted(ids: [job.id], from: nil, ttl: ttl, on: $0) }
+            let levels = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }.ranges.map(\.name)
+            let shard = queue.keys.shardIndex(of: cid)
+            _ = try await redis.withConnection {
+                try queue.markCommitted(ids: [job.id], shard: shard, committer: nil, ttl: ttl, levels: levels, on: $0)
+            }
             return true
         default: return false
         }
@@ -188,12 +192,12 @@ public final class RelocationService: Sendable {
         return try await redis.withConnection { try queue.stats(levels: names, on: $0) }
     }
 
-    public func deadJobs() async throws -> [(id: String, job: Job?)] {
+    public func deadJobs() async throws -> [JobQueue.DeadJob] {
         let queue = self.queue
         return try await redis.withConnection { try queue.deadJobs(on: $0) }
     }
 
-    public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [String] {
+    public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
         let queue = self.queue
         return try await redis.withConnection { try queue.dead(action, cids: cids, on: $0) }
     }

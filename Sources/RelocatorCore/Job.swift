@@ -1,10 +1,47 @@
-/// Where a relocation job is in its life: `queued → moving → done → committed`, with `retrying` and
-/// `dead` on the failure side.
+/// Where a relocation job is in its life: `queued → moving → done → committed`, with `retrying`,
+/// `deferred` and `dead` beside them. docs/QUEUE.md has the state table.
 public enum JobStatus: String, Sendable, Codable, CaseIterable {
-    case queued, moving, done, committed, retrying, dead
+    case queued, moving, done, committed, retrying, deferred, dead
 
     /// The word the original `/post_sentence` answered for this status.
     public var compatName: String { self == .queued ? "update" : rawValue }
+}
+
+/// How far a move has gone, recorded in the job so that a job whose copy may already be at its
+/// target is never dropped or re-aimed as if nothing had happened.
+public enum MoveStage: String, Sendable, CaseIterable {
+    /// A temporary file is being written (its path is in `part`).
+    case copying
+    /// The copy was verified; it is being (or has been) published under its final name. From here
+    /// on a copy may exist at the target.
+    case publishing
+    /// The source was removed: the file is only at the target.
+    case sourceRemoved = "source_removed"
+
+    /// True when a copy may exist at the target.
+    public var mayHaveCopyAtTarget: Bool { self != .copying }
+}
+
+/// The fields of a `job:<cid>` hash: the one list of their names (the Lua scripts spell the same
+/// names; a test compares the two).
+public enum JobField: String, Sendable, CaseIterable {
+    case cid, count, filename, target, status, attempts, checksum, bytes, gen, part, stage, reason
+    case dbLevel = "db_level"
+    case workerID = "worker_id"
+    case lastError = "last_error"
+    /// The error of an attempt before the one that succeeded (history, not a current problem).
+    case earlierError = "earlier_error"
+    case enqueuedAt = "enqueued_at"
+    case updatedAt = "updated_at"
+    /// When the current delivery claimed the job (ms), for a move's rate and ETA.
+    case startedAt = "started_at"
+    case nextTarget = "next_target"
+    /// Bytes copied so far by the delivery in flight, and the size of the file it copies.
+    case bytesDone = "bytes_done"
+    case bytesTotal = "bytes_total"
+    /// Why a deferred job waits, and until when (ms).
+    case deferReason = "defer_reason"
+    case dueAt = "due_at"
 }
 
 /// A relocation job as stored in the `job:<cid>` hash.
@@ -20,14 +57,23 @@ public struct Job: Equatable, Sendable {
     public var attempts: Int
     public var workerID: String?
     public var lastError: String?
+    /// The error code of the last failure (`MoveError` kinds: `no_space`, `unsafe_path`…).
+    public var reason: String?
+    public var earlierError: String?
     public var checksum: String?
     public var bytes: Int64?
     public var gen: Int64
     public var enqueuedAt: Int64
     public var updatedAt: Int64
+    public var startedAt: Int64?
     public var nextTarget: String?
     /// The temporary file the last delivery was writing, if it crossed filesystems.
     public var part: String?
+    public var stage: MoveStage?
+    public var bytesDone: Int64?
+    public var bytesTotal: Int64?
+    public var deferReason: String?
+    public var dueAt: Int64?
 
     /// The id that sits in the lists: `<cid>:<gen>`.
     public var id: String { JobID(cid: cid, gen: gen).description }
@@ -52,34 +98,74 @@ public struct Job: Equatable, Sendable {
         self.nextTarget = nextTarget
     }
 
-    /// Reads the hash fields; nil when a required field is missing or malformed (a hash written by
-    /// something else, or with nulls), so callers can report it instead of crashing.
-    public init?(hash: [String: String]) {
-        func nonEmpty(_ key: String) -> String? { hash[key].flatMap { $0.isEmpty || $0 == "null" ? nil : $0 } }
-        guard let cid = nonEmpty("cid").flatMap(Int64.init), let filename = nonEmpty("filename"),
-              let dbLevel = nonEmpty("db_level"), let target = nonEmpty("target"),
-              let status = nonEmpty("status").flatMap(JobStatus.init(rawValue:)),
-              let gen = nonEmpty("gen").flatMap(Int64.init)
-        else { return nil }
-        self.init(
-            cid: cid, count: nonEmpty("count").flatMap(Int64.init) ?? 0, filename: filename, dbLevel: dbLevel,
-            target: target, status: status, attempts: nonEmpty("attempts").flatMap(Int.init) ?? 0,
-            workerID: nonEmpty("worker_id"), lastError: nonEmpty("last_error"), checksum: nonEmpty("checksum"),
-            bytes: nonEmpty("bytes").flatMap(Int64.init), gen: gen,
-            enqueuedAt: nonEmpty("enqueued_at").flatMap(Int64.init) ?? 0,
-            updatedAt: nonEmpty("updated_at").flatMap(Int64.init) ?? 0, nextTarget: nonEmpty("next_target")
-        )
-        part = nonEmpty("part")
+    /// Why a hash is not a job: the field that is missing or malformed.
+    public struct DecodingError: Error, CustomStringConvertible, Equatable, Sendable {
+        public let field: JobField
+        public let value: String?
+        public var description: String {
+            guard let value else { return "the job has no '\(field.rawValue)' field" }
+            return "the job's '\(field.rawValue)' field is malformed: '\(value.prefix(80))'"
+        }
     }
 
-    /// Every field as text (absent ones as nil), in the hash's names.
-    public var fields: [(String, String?)] {
+    /// Reads the hash fields. Every string is taken as it is — `null` is a filename like any other —
+    /// and an empty value counts as absent.
+    public static func decode(_ hash: [String: String]) -> Result<Job, DecodingError> {
+        func text(_ field: JobField) -> String? { hash[field.rawValue].flatMap { $0.isEmpty ? nil : $0 } }
+        func required(_ field: JobField) throws(DecodingError) -> String {
+            guard let value = text(field) else { throw DecodingError(field: field, value: nil) }
+            return value
+        }
+        func number(_ field: JobField) throws(DecodingError) -> Int64? {
+            guard let value = text(field) else { return nil }
+            guard let number = Int64(value) else { throw DecodingError(field: field, value: value) }
+            return number
+        }
+        do throws(DecodingError) {
+            guard let cid = try number(.cid) else { throw DecodingError(field: .cid, value: nil) }
+            guard let gen = try number(.gen) else { throw DecodingError(field: .gen, value: nil) }
+            let statusText = try required(.status)
+            guard let status = JobStatus(rawValue: statusText) else { throw DecodingError(field: .status, value: statusText) }
+            var job = Job(cid: cid, count: try number(.count) ?? 0, filename: try required(.filename),
+                          dbLevel: try required(.dbLevel), target: try required(.target), status: status,
+                          attempts: Int(try number(.attempts) ?? 0), workerID: text(.workerID), lastError: text(.lastError),
+                          checksum: text(.checksum), bytes: try number(.bytes), gen: gen,
+                          enqueuedAt: try number(.enqueuedAt) ?? 0, updatedAt: try number(.updatedAt) ?? 0,
+                          nextTarget: text(.nextTarget))
+            job.reason = text(.reason)
+            job.earlierError = text(.earlierError)
+            job.startedAt = try number(.startedAt)
+            job.part = text(.part)
+            if let stage = text(.stage) {
+                guard let value = MoveStage(rawValue: stage) else { throw DecodingError(field: .stage, value: stage) }
+                job.stage = value
+            }
+            job.bytesDone = try number(.bytesDone)
+            job.bytesTotal = try number(.bytesTotal)
+            job.deferReason = text(.deferReason)
+            job.dueAt = try number(.dueAt)
+            return .success(job)
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// The job, or nil when the hash is empty or not a job.
+    public init?(hash: [String: String]) {
+        guard case .success(let job) = Self.decode(hash) else { return nil }
+        self = job
+    }
+
+    /// Every field as text (absent ones as nil).
+    public var fields: [(JobField, String?)] {
         [
-            ("cid", String(cid)), ("count", String(count)), ("filename", filename), ("db_level", dbLevel),
-            ("target", target), ("status", status.rawValue), ("attempts", String(attempts)), ("worker_id", workerID),
-            ("last_error", lastError), ("checksum", checksum), ("bytes", bytes.map(String.init)), ("gen", String(gen)),
-            ("enqueued_at", String(enqueuedAt)), ("updated_at", String(updatedAt)), ("next_target", nextTarget),
-            ("part", part),
+            (.cid, String(cid)), (.count, String(count)), (.filename, filename), (.dbLevel, dbLevel),
+            (.target, target), (.status, status.rawValue), (.attempts, String(attempts)), (.workerID, workerID),
+            (.lastError, lastError), (.reason, reason), (.earlierError, earlierError), (.checksum, checksum),
+            (.bytes, bytes.map(String.init)), (.gen, String(gen)), (.enqueuedAt, String(enqueuedAt)),
+            (.updatedAt, String(updatedAt)), (.startedAt, startedAt.map(String.init)), (.nextTarget, nextTarget),
+            (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
+            (.bytesTotal, bytesTotal.map(String.init)), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
         ]
     }
 }
@@ -95,10 +181,27 @@ public struct JobID: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init?(_ text: String) {
-        let parts = text.split(separator: ":")
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let cid = Int64(parts[0]), let gen = Int64(parts[1]) else { return nil }
         self.init(cid: cid, gen: gen)
     }
 
     public var description: String { "\(cid):\(gen)" }
+}
+
+/// The fields of a worker's or committer's heartbeat hash (`worker:<id>`).
+public enum WorkerField: String, Sendable, CaseIterable {
+    case kind, host, pid, levels, concurrency, held, paused
+    case startedAt = "started_at"
+    case beatAt = "beat_at"
+    /// `level=used,free,size;…` from the worker's `statvfs` of its level directories.
+    case disks
+    /// `level=directory,…` as this worker sees them.
+    case directories
+}
+
+/// Counters kept per shard in the `stats` hash.
+public enum StatField: String, Sendable, CaseIterable {
+    case moved, retried, dead, committed
+    case movedBytes = "moved_bytes"
 }

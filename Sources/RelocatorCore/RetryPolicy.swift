@@ -46,3 +46,9 @@ extension Duration {
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }
+
+extension RetryPolicy {
+    /// How loops wait between calls to a server that does not answer (Redis, the database):
+    /// 100 ms doubling up to 5 s, with jitter, for as long as it takes.
+    public static let reconnect = RetryPolicy(base: .milliseconds(100), cap: .seconds(5), maxAttempts: .max)
+}

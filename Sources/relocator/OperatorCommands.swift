@@ -77,13 +77,13 @@ extension Relocator {
             defer { service.close() }
             let stats = try await service.stats()
             if json { return try printJSON(stats.json) }
-            for (level, depth) in stats.queues { print("queue:\(level)\t\(depth)") }
+            for level in stats.levels { print("queue:\(level.name)\t\(level.depth)") }
             print("processing\t\(stats.processing)")
             print("retry\t\(stats.retry)")
             print("done\t\(stats.done)")
             print("committing\t\(stats.committing)")
             print("dead\t\(stats.dead)")
-            print("workers+committers\t\(stats.aliveWorkers) alive of \(stats.workers)")
+            print("workers+committers\t\(stats.workers.filter(\.alive).count) alive of \(stats.workers.count)")
         }
     }
 
@@ -119,7 +119,7 @@ extension Relocator {
                 if json { return try printJSON(dead.map { $0.job?.summary ?? ["id": $0.id] }) }
                 if dead.isEmpty { print("the dead-letter list is empty") }
                 let formatter = ISO8601DateFormatter()
-                for (id, job) in dead {
+                for (id, job) in dead.map({ ($0.id, $0.job) }) {
                     guard let job else { print("\(id)\t(job hash missing)"); continue }
                     let when = formatter.string(from: Date(timeIntervalSince1970: Double(job.updatedAt) / 1000))
                     print("\(job.cid)\t\(job.filename)\t\(job.dbLevel) → \(job.target)\tattempts \(job.attempts)\t\(when)\t\(job.lastError ?? "")")
@@ -135,7 +135,13 @@ extension Relocator {
 
             func run() throws {
                 let (queue, redis) = try DLQ.queue(runtime)
-                let ids = try queue.dead(dryRun ? .dryRun : .replay, cids: selection.cids, on: redis)
+                let ids: [String]
+                if dryRun {
+                    let wanted = selection.cids.map(Set.init)
+                    ids = try queue.deadJobs(on: redis).map(\.id).filter { id in wanted.map { JobID(id).map { w in $0.contains(w.cid) } ?? false } ?? true }
+                } else {
+                    ids = try queue.dead(.replay, cids: selection.cids, on: redis).filter { $0.outcome == .replayed }.map(\.id)
+                }
                 if let wanted = selection.cids {
                     let found = Set(ids.compactMap { JobID($0)?.cid })
                     let missing = wanted.filter { !found.contains($0) }
@@ -155,8 +161,9 @@ extension Relocator {
 
             func run() throws {
                 let (queue, redis) = try DLQ.queue(runtime)
-                let ids = try queue.dead(.purge, cids: selection.cids, on: redis)
-                for id in ids { print("purged \(id)") }
+                let results = try queue.dead(.purge, cids: selection.cids, on: redis)
+                let ids = results.map(\.id)
+                for (id, outcome) in results { print(outcome == .reversed ? "purged \(id); its copy was already published, a job now removes it" : "purged \(id)") }
                 if ids.isEmpty { print("nothing to purge") }
             }
         }

@@ -33,12 +33,18 @@ struct RuntimeOptions: ParsableArguments {
         return .default
     }
 
-    func keys() throws -> RedisKeys {
-        let value = prefix ?? environment["RELOCATOR_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? RedisKeys.defaultPrefix
+    func keys() throws -> KeySchema {
+        let value = prefix ?? environment["RELOCATOR_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? KeySchema.defaultPrefix
+        let setting = prefix == nil ? "RELOCATOR_PREFIX" : "--prefix"
         guard value.count <= 64, !value.contains(where: { $0.isWhitespace }) else {
-            throw ConfigurationError(setting: prefix == nil ? "RELOCATOR_PREFIX" : "--prefix", expected: "at most 64 characters without spaces")
+            throw ConfigurationError(setting: setting, expected: "at most 64 characters without spaces")
         }
-        return RedisKeys(prefix: value)
+        let shards = Int(try integer("RELOCATOR_SHARDS", default: 1, minimum: 1))
+        do {
+            return try KeySchema(prefix: value, shards: shards)
+        } catch let error as KeySchema.Invalid {
+            throw ConfigurationError(setting: shards > 1 ? "RELOCATOR_SHARDS" : setting, expected: error.description)
+        }
     }
 
     func retryPolicy() throws -> RetryPolicy {
@@ -66,6 +72,12 @@ struct RuntimeOptions: ParsableArguments {
             throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (or --level-dirs)")
         }
         return try LevelDirectories(parsing: value)
+    }
+
+    /// The checksum of moves: `RELOCATOR_CHECKSUM` (`xxh128`, the default, or `sha256`).
+    func checksumAlgorithm() throws -> ChecksumAlgorithm {
+        guard let text = environment["RELOCATOR_CHECKSUM"], !text.isEmpty else { return .xxh128 }
+        return try ChecksumAlgorithm(parsing: text, setting: "RELOCATOR_CHECKSUM")
     }
 
     func logger(_ label: String) -> Logger {

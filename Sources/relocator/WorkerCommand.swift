@@ -1,8 +1,11 @@
 import ArgumentParser
 import FileMover
 import Foundation
+import JobQueue
 import RelocatorCore
+import RelocatorServices
 import ServiceLifecycle
+import SQLStore
 import Synchronization
 
 extension Relocator {
@@ -37,30 +40,26 @@ extension Relocator {
         func run() async throws {
             Logs.bootstrap()
             let directories = try runtime.levelDirectories(flag: levelDirs)
+            _ = try verifyLevelLayout(directories, setting: levelDirs == nil ? "RELOCATOR_LEVELS" : "--level-dirs")
             var served = directories.names
             if let levels {
                 served = levels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
                 for level in served where directories.directory(of: level) == nil {
-                    throw ValidationError("--levels: '\(level)' has no directory in RELOCATOR_LEVELS (\(directories.names.joined(separator: ", ")))")
+                    throw ValidationError("--levels: '\(level)' has no directory in \(levelDirs == nil ? "RELOCATOR_LEVELS" : "--level-dirs") (\(directories.names.joined(separator: ", ")))")
                 }
                 guard !served.isEmpty else { throw ValidationError("--levels names no level") }
-            }
-            for level in directories.names {
-                var isDirectory: ObjCBool = false
-                let path = directories.directory(of: level)!
-                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-                    throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "an existing directory for level '\(level)' (\(path) is not one)")
-                }
             }
             let logger = runtime.logger("relocator.worker")
             let faults = try Faults(runtime.environment["RELOCATOR_FAULTS"])
             if faults.active { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
-            let worker = Worker(settings: .init(
+            var settings = Worker.Settings(
                 id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
-                concurrency: concurrency, redis: try runtime.redis(), keys: try runtime.keys(), retry: try runtime.retryPolicy(),
-                heartbeatTTL: try runtime.heartbeatTTL(), gracePeriod: .seconds(gracePeriod),
-                mover: FileMover(faults: faults.moveFaults), crashBeforeAck: faults.crashBeforeAck, noopMove: faults.noopMove
-            ), logger: logger)
+                concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: try runtime.heartbeatTTL(),
+                gracePeriod: .seconds(gracePeriod))
+            settings.crashBeforeAck = faults.crashBeforeAck
+            settings.noopMove = faults.noopMove
+            let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
+                                mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.moveFaults), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
@@ -84,11 +83,12 @@ extension Relocator {
         func run() async throws {
             Logs.bootstrap()
             let logger = runtime.logger("relocator.committer")
-            let committer = Committer(settings: .init(
-                id: id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())", batch: batch, redis: try runtime.redis(),
-                keys: try runtime.keys(), database: try runtime.database.resolve(), jobTTL: try runtime.jobTTL(),
-                heartbeatTTL: try runtime.heartbeatTTL()
-            ), logger: logger)
+            let database = try runtime.database.resolve()
+            let committer = Committer(
+                settings: .init(id: id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())", batch: batch,
+                                jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL()),
+                driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
+                openDatabase: { try openDatabase(database) }, logger: logger)
             let group = ServiceGroup(configuration: .init(services: [committer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

@@ -175,7 +175,7 @@ import TestSupport
         try pipeline.cluster.startWorker("w1")
         for row in rows { #expect(try pipeline.post(row.cid, 5000).status == 200) }
         let redis = RedisConnection(url: try TestEnvironment.redisURL())
-        let keys = RedisKeys(prefix: pipeline.cluster.prefix)
+        let keys = try KeySchema(prefix: pipeline.cluster.prefix).shard(0)
         try pipeline.cluster.waitUntil("every move") { try redis.send("LLEN", keys.done).int == 20 }
 
         server.stop()

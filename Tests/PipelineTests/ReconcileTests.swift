@@ -17,7 +17,8 @@ import TestSupport
         try FileManager.default.copyItem(atPath: bronze + "/dup.bin", toPath: gold + "/dup.bin")
         let conflictA = try TestFiles.make(bronze + "/conflict.bin", bytes: 100)
         let conflictB = try TestFiles.make(gold + "/conflict.bin", bytes: 100)
-        try TestFiles.make(gold + "/.stale.bin.relocator-5-123.part", bytes: 10)
+        // A temporary file of a job that is gone, left long enough ago to be stale.
+        try TestFiles.make(gold + "/.stale.bin.relocator-5-123.part", bytes: 10, mtime: Date(timeIntervalSinceNow: -7200))
 
         // A job moved and acked, whose `done` entry Redis then lost.
         try pipeline.cluster.startAPI()
@@ -25,12 +26,12 @@ import TestSupport
         #expect(try pipeline.post(6, 5000).status == 200)
         try pipeline.cluster.waitUntil("the move") { try pipeline.job(6)?["status"] as? String == "done" }
         let redis = RedisConnection(url: try TestEnvironment.redisURL())
-        let keys = RedisKeys(prefix: pipeline.cluster.prefix)
+        let keys = try KeySchema(prefix: pipeline.cluster.prefix).shard(0)
         #expect(try redis.send("DEL", keys.done).int == 1)
 
         let report = try pipeline.cluster.run(["reconcile"])
         #expect(report.status == 2, "\(report.stderr)")
-        for line in ["wrong_level cid=1: database says bronze, wrong.bin is on silver", "duplicate cid=2:", "conflict cid=3:",
+        for line in ["wrong_level cid=1: the database says bronze, wrong.bin is on silver", "duplicate cid=2:", "conflict cid=3:",
                      "missing cid=4:", "stale_part cid=5:", "orphaned_job cid=6: job 6:"] {
             #expect(report.stdout.contains(line), "\(line)\n\(report.stdout)")
         }

@@ -1,0 +1,22 @@
+-- Claim an id a worker took into its processing list: the job becomes `moving` for this worker.
+-- KEYS: processing:<worker>, job:<cid>, lease:<cid>, the queue the id was taken from
+-- ARGV: id, worker
+-- Returns {'claimed', {job hash fields}}, {'stale'} (an older generation or a dropped job: the id
+-- is removed) or {'leased'} (a reconcile run holds the content: the id goes back to its queue).
+local processing, job, lease, queue = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id, worker = ARGV[1], ARGV[2]
+local cid, gen = parse(id)
+local h = {}
+if cid then h = redis.call('HMGET', job, 'gen', 'status') end
+if not cid or h[1] ~= gen or h[2] ~= 'queued' then
+  redis.call('LREM', processing, 1, id)
+  return {'stale'}
+end
+if redis.call('EXISTS', lease) == 1 then
+  redis.call('LREM', processing, 1, id)
+  redis.call('LPUSH', queue, id)
+  return {'leased'}
+end
+redis.call('HSET', job, 'status', 'moving', 'worker_id', worker, 'updated_at', now, 'started_at', now)
+redis.call('HDEL', job, 'bytes_done', 'bytes_total')
+return {'claimed', redis.call('HGETALL', job)}

@@ -1,0 +1,47 @@
+-- A failed move: retry later, or dead when the attempts are used up or the failure is permanent.
+-- KEYS: processing:<worker>, job:<cid>, retry, dead, stale-parts, stats
+-- ARGV: id, worker, reason (an error code), message, permanent (0/1), delay (ms), max attempts
+-- Returns retrying, dead, dropped (a newer count sent the job back to where the file is), reversed
+-- (the same, but a copy may already be at the target: the job now removes it) or stale.
+local processing, job, retry, dead, staleParts, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, worker, reason, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local permanent, delay, maxAttempts = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+redis.call('LREM', processing, 1, id)
+local cid, gen = parse(id)
+if not cid then return 'stale' end
+local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'next_target', 'db_level', 'target', 'stage')
+if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker then return 'stale' end
+local nextTarget, origin, target, stage = h[4], h[5], h[6], h[7]
+local attempts = (tonumber(redis.call('HGET', job, 'attempts')) or 0) + 1
+redis.call('HSET', job, 'attempts', attempts, 'last_error', message, 'reason', reason, 'worker_id', '', 'updated_at', now)
+redis.call('HDEL', job, 'bytes_done', 'bytes_total', 'started_at')
+if nextTarget then
+  if published(stage) then
+    if nextTarget == origin then
+      local newer = reverse(job, gen, origin, target)
+      redis.call('HSET', job, 'status', 'retrying')
+      redis.call('ZADD', retry, now + delay, cid .. ':' .. newer)
+      redis.call('HINCRBY', stats, 'retried', 1)
+      return 'reversed'
+    end
+    -- A third level: this move (whose copy may be at its target) finishes first.
+  else
+    redis.call('HDEL', job, 'next_target')
+    if nextTarget == origin then
+      -- Nothing was published: the file is only at its origin, where the newer count wants it.
+      forget(job, staleParts)
+      return 'dropped'
+    end
+    redis.call('HSET', job, 'target', nextTarget)
+  end
+end
+if permanent or attempts >= maxAttempts then
+  redis.call('HSET', job, 'status', 'dead')
+  redis.call('LPUSH', dead, id)
+  redis.call('HINCRBY', stats, 'dead', 1)
+  return 'dead'
+end
+redis.call('HSET', job, 'status', 'retrying')
+redis.call('ZADD', retry, now + delay, id)
+redis.call('HINCRBY', stats, 'retried', 1)
+return 'retrying'

@@ -1,0 +1,55 @@
+-- Shared by every script: it is put in front of each one when the script is loaded, and an error
+-- on one of these lines is reported as helpers.lua:<line>. Keys arrive in KEYS; these functions
+-- only use the keys they are given.
+
+-- Redis' own clock, in milliseconds: every time stored in a job comes from here.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+
+-- '<cid>:<gen>' → cid, gen (as strings), or nil for anything else.
+local function parse(id)
+  return string.match(id, '^(%d+):(%d+)$')
+end
+
+-- A generation newer than `old`: Redis time in ms, unique per content.
+local function newGen(old)
+  local before = tonumber(old or '0') or 0
+  if now > before then return now end
+  return before + 1
+end
+
+-- True when a copy of the file may already be at the job's target (the worker recorded the
+-- verified checksum before publishing it): such a job is never dropped as if nothing had moved.
+local function published(stage)
+  return stage == 'publishing' or stage == 'source_removed'
+end
+
+-- Deletes a job hash; the temporary file its last delivery recorded goes to the workers'
+-- clean-up, so that no .part file outlives its job.
+local function forget(job, staleParts)
+  local part = redis.call('HGET', job, 'part')
+  if part then redis.call('SADD', staleParts, part) end
+  redis.call('DEL', job)
+end
+
+-- The error of an earlier attempt stays readable as history once it no longer applies.
+local function retireError(job)
+  local message = redis.call('HGET', job, 'last_error')
+  if message then
+    redis.call('HSET', job, 'earlier_error', message)
+    redis.call('HDEL', job, 'last_error', 'reason')
+  end
+end
+
+-- Turns a job whose copy may be at its target around, so that exactly one copy ends at its
+-- origin: the target (where a verified copy may be) becomes the source and the origin the target.
+-- The next delivery finds both copies identical and removes the one at the old target, or — if
+-- the source was already removed — moves the file back. Returns the new generation.
+local function reverse(job, gen, origin, target)
+  local newer = newGen(gen)
+  redis.call('HSET', job, 'db_level', target, 'target', origin, 'gen', newer, 'attempts', 0,
+    'status', 'queued', 'worker_id', '', 'updated_at', now)
+  redis.call('HDEL', job, 'next_target', 'stage', 'bytes_done', 'bytes_total', 'started_at')
+  retireError(job)
+  return newer
+end

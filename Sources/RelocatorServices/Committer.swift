@@ -1,0 +1,208 @@
+import Foundation
+import JobQueue
+import Logging
+import RelocatorCore
+import ServiceLifecycle
+import SQLStore
+import Synchronization
+
+/// Records verified moves in SQL: takes up to `batch` done jobs of a shard into
+/// `committing:<id>`, writes them in one transaction, then marks them committed (or starts their
+/// follow-up). While the database or Redis is down it waits with backoff; the jobs wait in
+/// `done`/`committing`, nothing is lost, and a batch written twice is recorded once. Its heartbeat
+/// runs on a thread of its own, so a long transaction or an outage never lets the reaper take the
+/// batch it holds; a stop during an outage hands the batch back to `done`.
+public final class Committer: Service, Sendable {
+    public struct Settings: Sendable {
+        public var id: String
+        public var batch: Int
+        public var jobTTL: Duration
+        public var heartbeatTTL: Duration
+        /// How long an idle committer blocks on one shard's `done` list before it looks at all.
+        public var idleWait: Duration = .milliseconds(500)
+
+        public init(id: String, batch: Int = 500, jobTTL: Duration = .seconds(86400), heartbeatTTL: Duration = .seconds(10)) {
+            self.id = id
+            self.batch = batch
+            self.jobTTL = jobTTL
+            self.heartbeatTTL = heartbeatTTL
+        }
+    }
+
+    public let settings: Settings
+    let driver: any QueueDriver
+    let openDatabase: @Sendable () throws -> any SQLDatabase
+    let logger: Logger
+    let redisHealth: OutageLog
+    let databaseHealth: OutageLog
+    let stopping = StopSignal()
+    /// What the last batch did, for tests and metrics.
+    public let committedJobs = Atomic<Int>(0)
+
+    public init(settings: Settings, driver: any QueueDriver, openDatabase: @escaping @Sendable () throws -> any SQLDatabase, logger: Logger) {
+        self.settings = settings
+        self.driver = driver
+        self.openDatabase = openDatabase
+        var logger = logger
+        logger[metadataKey: "committer"] = "\(settings.id)"
+        self.logger = logger
+        redisHealth = OutageLog("Redis", logger: logger)
+        databaseHealth = OutageLog("the database", logger: logger)
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await BlockingExecutor.onThread(named: "committer") { try self.runBlocking() }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    public func stop() {
+        if stopping.raise() { logger.info("stopping after the batch in hand") }
+    }
+
+    public func runBlocking() throws {
+        let session = driver.session()
+        defer { session.close() }
+        let heartbeatDone = StopSignal()
+        BlockingExecutor.thread(named: "committer-beat") {
+            self.heartbeatLoop()
+            heartbeatDone.raise()
+        }
+        logger.info("started", metadata: ["batch": "\(settings.batch)", "shards": "\(session.shardCount)"])
+        var database: (any SQLDatabase)?
+        defer { database?.close() }
+        // The next batch is taken on a second session while the database writes the current one.
+        let prefetchSession = driver.session()
+        defer { prefetchSession.close() }
+        var prefetched: (shard: Int, batch: [(id: String, fields: [String: String])])?
+        var rotation = 0
+        var failures = 0
+        while !stopping.isRaised {
+            do {
+                var next = prefetched
+                prefetched = nil
+                if next == nil || next!.batch.isEmpty { next = try takeBatch(session, rotation: &rotation) }
+                redisHealth.succeeded()
+                failures = 0
+                guard let (shard, batch) = next, !batch.isEmpty else { continue }
+                prefetched = try commit(batch, shard: shard, session: session, database: &database, prefetchOn: prefetchSession)
+            } catch {
+                // Whatever was taken stays in committing:<id> and is taken again (held first).
+                prefetched = nil
+                redisHealth.failed(error)
+                failures += 1
+                stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+            }
+        }
+        // What is still held goes back to `done` for the next committer (or, if Redis is down, to
+        // the reaper once the heartbeat expires).
+        heartbeatDone.wait(for: .seconds(10))
+        do {
+            let handed = try session.release(worker: settings.id)
+            if handed > 0 { logger.info("handed \(handed) jobs back to done") }
+            try session.unregister(worker: settings.id)
+        } catch {
+            logger.warning("cannot hand back the batch before stopping (the reaper will): \(error)")
+        }
+        logger.info("stopped")
+    }
+
+    /// The next batch of any shard; after an idle wait on one shard, nil.
+    private func takeBatch(_ session: any QueueSession, rotation: inout Int) throws -> (shard: Int, batch: [(id: String, fields: [String: String])])? {
+        let shards = session.shardCount
+        rotation &+= 1
+        for step in 0..<shards {
+            let shard = (rotation + step) % shards
+            let batch = try session.takeDone(committer: settings.id, shard: shard, max: settings.batch, fresh: false)
+            if !batch.isEmpty { return (shard, batch) }
+        }
+        _ = try session.waitForDone(committer: settings.id, shard: rotation % shards, timeout: settings.idleWait)
+        return nil
+    }
+
+    /// Writes a batch and marks it committed; meanwhile takes the next batch of the same shard on
+    /// `prefetchOn` (fresh jobs only: they sit at the head of the list, this batch at its tail),
+    /// which it returns.
+    private func commit(_ batch: [(id: String, fields: [String: String])], shard: Int, session: any QueueSession,
+                        database: inout (any SQLDatabase)?, prefetchOn second: any QueueSession) throws -> (shard: Int, batch: [(id: String, fields: [String: String])])? {
+        let entries = batch.compactMap { item -> CommitEntry? in
+            guard let job = Job(hash: item.fields), job.status == .done, job.id == item.id else { return nil }
+            return CommitEntry(job)
+        }
+        let (id, max) = (settings.id, settings.batch)
+        nonisolated(unsafe) let prefetchSession = second
+        let next = BlockingExecutor.shared.start { try prefetchSession.takeDone(committer: id, shard: shard, max: max, fresh: true) }
+        let started = ContinuousClock.now
+        let levels = try writeUntilStored(entries, database: &database)
+        ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
+        var outcome: (followUps: Int, unknownLevel: [String]) = (0, [])
+        var failures = 0
+        while true {
+            do {
+                outcome = try session.markCommitted(ids: batch.map(\.id), shard: shard, committer: settings.id, ttl: settings.jobTTL,
+                                                    levels: levels)
+                break
+            } catch {
+                // Written in SQL: the batch stays held and is written again (harmlessly) if this
+                // committer stops now.
+                redisHealth.failed(error)
+                failures += 1
+                if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
+            }
+        }
+        redisHealth.succeeded()
+        committedJobs.add(entries.count, ordering: .relaxed)
+        logger.info("committed", metadata: ["batch.size": "\(entries.count)", "batch.follow_ups": "\(outcome.followUps)"])
+        for id in outcome.unknownLevel {
+            logger.warning("job \(id): its follow-up names a level the level table no longer has; committed without it")
+        }
+        do {
+            return (shard, try next.wait())
+        } catch {
+            // Nothing is lost: whatever the prefetch moved is in committing:<id>, taken again next.
+            logger.warning("cannot take the next batch yet: \(error)")
+            return nil
+        }
+    }
+
+    /// The SQL transaction, again and again while the database is unreachable. Returns the level
+    /// names (where a follow-up may go).
+    private func writeUntilStored(_ entries: [CommitEntry], database: inout (any SQLDatabase)?) throws -> [String] {
+        var failures = 0
+        while true {
+            do {
+                if database == nil { database = try openDatabase() }
+                try ContentStore(database: database!).commit(entries)
+                let levels = try LevelStore(database: database!).levels().map(\.name)
+                databaseHealth.succeeded()
+                return levels
+            } catch let error as SQLError {
+                if error.isTransient || error.code == .unknownDatabase || error.code == .authenticationFailed {
+                    database?.close()
+                    database = nil
+                }
+                databaseHealth.failed(error)
+                failures += 1
+                if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
+            }
+        }
+    }
+
+    /// The heartbeat, every third of its time to live, until the committer stops.
+    private func heartbeatLoop() {
+        let session = driver.session()
+        defer { session.close() }
+        let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        let info: [WorkerField: String] = [.kind: "committer", .host: ProcessInfo.processInfo.hostName, .pid: String(getpid()),
+                                           .startedAt: String(JobQueue.nowMilliseconds())]
+        repeat {
+            do {
+                try session.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
+            } catch {
+                redisHealth.failed(error)
+            }
+        } while !stopping.wait(for: interval)
+    }
+}

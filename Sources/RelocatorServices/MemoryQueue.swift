@@ -1,0 +1,595 @@
+import Foundation
+import JobQueue
+import RelocatorCore
+
+/// The job life cycle in memory, for tests of the worker's and committer's rules without a server
+/// (as swift-jobs tests its processor on a memory driver). It keeps the same lists, hashes and
+/// transitions as the Lua scripts of `JobQueue` — `QueueContractTests` runs one scenario on both and
+/// compares — but it is not the proof that the queue works: that is the real-Redis tests' job.
+///
+/// Time comes from `clock` (ms), so tests move it instead of sleeping.
+public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
+    public let keys: KeySchema
+    private let condition = NSCondition()
+    private var lists: [String: [String]] = [:]
+    private var hashes: [String: [String: String]] = [:]
+    private var sortedSets: [String: [String: Int64]] = [:]
+    private var sets: [String: Set<String>] = [:]
+    private var expiries: [String: Int64] = [:]
+    private var clockOffset: Int64 = 0
+    /// Calls that throw (for tests of a Redis outage): while true, every call fails.
+    private var failing = false
+
+    public init(keys: KeySchema? = nil) {
+        self.keys = keys ?? (try! KeySchema())
+    }
+
+    public func session() -> any QueueSession { self }
+    public func startupWarnings() throws -> [String] { [] }
+    public var shardCount: Int { keys.shardCount }
+    public func close() {}
+
+    // MARK: - Test controls
+
+    /// Moves the queue's clock forward (due retries, heartbeats).
+    public func advance(_ duration: Duration) {
+        locked { clockOffset += duration.milliseconds }
+    }
+
+    /// While set, every call throws as a lost connection would.
+    public func setUnavailable(_ unavailable: Bool) {
+        locked { failing = unavailable }
+    }
+
+    public struct Unavailable: Error, CustomStringConvertible {
+        public var description: String { "the memory queue is unavailable (test)" }
+    }
+
+    /// A list as Redis would answer LRANGE 0 -1 (head first).
+    public func list(_ key: String) -> [String] { locked { lists[key] ?? [] } }
+    public func hash(_ key: String) -> [String: String] { locked { live(key) ? hashes[key] ?? [:] : [:] } }
+    public func job(_ cid: Int64) -> Job? { Job(hash: hash(keys.shard(of: cid).job(cid))) }
+    public func scheduled(_ key: String) -> [String: Int64] { locked { sortedSets[key] ?? [:] } }
+    public func members(_ key: String) -> Set<String> { locked { sets[key] ?? [] } }
+
+    /// Overwrites a job hash field (a test of a hash another program mangled).
+    public func corrupt(cid: Int64, field: JobField, value: String) {
+        locked { hashes[keys.shard(of: cid).job(cid)]?[field.rawValue] = value }
+    }
+
+    // MARK: - Submitting (enqueue.lua)
+
+    @discardableResult
+    public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
+                       readAt: Int64? = nil) -> JobQueue.Submission {
+        locked {
+            let shard = keys.shard(of: cid)
+            let key = shard.job(cid)
+            let now = self.now
+            let readAt = readAt ?? now
+            var h = live(key) ? hashes[key] ?? [:] : [:]
+            let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
+            let oldID = "\(cid):\(oldGen ?? "")"
+            func answer(_ outcome: JobQueue.SubmitOutcome) -> JobQueue.Submission {
+                let fields = hashes[key] ?? [:]
+                return JobQueue.Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
+            }
+            func push(_ gen: Int64) { lpush(shard.queue(target), "\(cid):\(gen)") }
+            func unschedule() {
+                if status == "retrying" { sortedSets[shard.retry]?[oldID] = nil }
+                if status == "deferred" { sortedSets[shard.deferred]?[oldID] = nil }
+                if status == "dead" { lists[shard.dead]?.removeAll { $0 == oldID } }
+            }
+            let published = Self.published(stage)
+            if status == "queued" || status == "retrying" || status == "deferred" || (status == "dead" && published) {
+                set(key, ["count": String(count), "updated_at": String(now)])
+                if published {
+                    if target == curDb {
+                        unschedule()
+                        push(reverse(key, gen: oldGen, origin: curDb!, target: curTarget!))
+                        return answer(.reversed)
+                    }
+                    if target != curTarget { set(key, ["next_target": target]) } else { hashes[key]?["next_target"] = nil }
+                    if status == "dead" {
+                        unschedule()
+                        set(key, ["status": "queued", "attempts": "0"])
+                        retireError(key)
+                        push(Int64(oldGen ?? "0") ?? 0)
+                        return answer(.requeued)
+                    }
+                    return answer(target != curTarget ? .followUp : .updated)
+                }
+                if target == curTarget { return answer(.updated) }
+                unschedule()
+                if target == curDb {
+                    forget(key, shard: shard)
+                    return JobQueue.Submission(outcome: .dropped, job: nil, fields: [:])
+                }
+                let gen = newGen(oldGen)
+                set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
+                for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                retireError(key)
+                push(gen)
+                return answer(.retargeted)
+            }
+            if status == nil || status == "committed" || status == "dead" {
+                var origin = dbLevel
+                if status == "committed", let curTarget, (Int64(h["updated_at"] ?? "0") ?? 0) > readAt { origin = curTarget }
+                if status == "dead" { unschedule() }
+                if target == origin {
+                    if status == "dead" { forget(key, shard: shard) }
+                    return JobQueue.Submission(outcome: .inPlace, job: nil, fields: [:])
+                }
+                let gen = newGen(oldGen)
+                forget(key, shard: shard)
+                h = ["cid": String(cid), "count": String(count), "filename": filename, "db_level": origin, "target": target,
+                     "status": "queued", "attempts": "0", "gen": String(gen), "enqueued_at": String(now), "updated_at": String(now)]
+                hashes[key] = h
+                push(gen)
+                return answer(.created)
+            }
+            set(key, ["count": String(count), "updated_at": String(now)])
+            if target == curTarget {
+                hashes[key]?["next_target"] = nil
+                return answer(.updated)
+            }
+            set(key, ["next_target": target])
+            return answer(.followUp)
+        }
+    }
+
+    // MARK: - QueueSession: worker slots
+
+    public func take(worker: String, shard: Int, levels: [String]) throws -> JobQueue.Taken? {
+        try available {
+            let keys = self.keys.shard(shard)
+            for level in levels {
+                if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return JobQueue.Taken(id: id, shard: shard, level: level) }
+            }
+            return nil
+        }
+    }
+
+    public func waitForWork(worker: String, shard: Int, level: String, timeout: Duration) throws -> JobQueue.Taken? {
+        let deadline = Date().addingTimeInterval(Double(timeout.milliseconds) / 1000)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if failing { throw Unavailable() }
+            let keys = self.keys.shard(shard)
+            if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return JobQueue.Taken(id: id, shard: shard, level: level) }
+            if !condition.wait(until: deadline) { return nil }
+        }
+    }
+
+    public func claim(_ taken: JobQueue.Taken, worker: String) throws -> JobQueue.Claim {
+        try available {
+            let shard = keys.shard(taken.shard)
+            let processing = shard.processing(worker)
+            guard let id = JobID(taken.id), let h = live(shard.job(id.cid)) ? hashes[shard.job(id.cid)] : nil,
+                  h["gen"] == String(id.gen), h["status"] == "queued" else {
+                lrem(processing, taken.id)
+                return .stale
+            }
+            if live(shard.lease(id.cid)), hashes[shard.lease(id.cid)] != nil {
+                lrem(processing, taken.id)
+                lpush(shard.queue(taken.level), taken.id)
+                return .leased
+            }
+            let key = shard.job(id.cid)
+            set(key, ["status": "moving", "worker_id": worker, "updated_at": String(now), "started_at": String(now)])
+            hashes[key]?["bytes_done"] = nil
+            hashes[key]?["bytes_total"] = nil
+            return .claimed(hashes[key] ?? [:])
+        }
+    }
+
+    /// The job of `id` when it is `moving` for `worker`.
+    private func owned(_ id: JobID, _ worker: String) -> String? {
+        let key = keys.shard(of: id.cid).job(id.cid)
+        guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "moving", h["worker_id"] == worker else { return nil }
+        return key
+    }
+
+    public func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)]) throws -> Bool {
+        try available {
+            guard let key = owned(id, worker) else { return false }
+            for (field, value) in fields { hashes[key]?[field.rawValue] = value }
+            return true
+        }
+    }
+
+    public func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
+        try available {
+            let shard = keys.shard(of: id.cid)
+            lrem(shard.processing(worker), id.description)
+            guard let key = owned(id, worker) else { return false }
+            set(key, ["status": "done", "checksum": checksum, "bytes": String(bytes), "updated_at": String(now)])
+            if let foundIn { set(key, ["db_level": foundIn]) }
+            for field in ["part", "stage", "bytes_done", "bytes_total"] { hashes[key]?[field] = nil }
+            retireError(key)
+            lpush(shard.done, id.description)
+            count(shard, .moved, 1)
+            count(shard, .movedBytes, bytes)
+            return true
+        }
+    }
+
+    public func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+                     maxAttempts: Int) throws -> JobQueue.FailOutcome {
+        try available {
+            let shard = keys.shard(of: id.cid)
+            lrem(shard.processing(worker), id.description)
+            guard let key = owned(id, worker), let h = hashes[key] else { return .stale }
+            let attempts = (Int(h["attempts"] ?? "0") ?? 0) + 1
+            set(key, ["attempts": String(attempts), "last_error": message, "reason": reason, "worker_id": "", "updated_at": String(now)])
+            for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
+            let due = now + delay.milliseconds
+            if let next = h["next_target"], let origin = h["db_level"], let target = h["target"] {
+                if Self.published(h["stage"]) {
+                    if next == origin {
+                        let newer = reverse(key, gen: String(id.gen), origin: origin, target: target)
+                        set(key, ["status": "retrying"])
+                        sortedSets[shard.retry, default: [:]]["\(id.cid):\(newer)"] = due
+                        count(shard, .retried, 1)
+                        return .reversed
+                    }
+                } else {
+                    hashes[key]?["next_target"] = nil
+                    if next == origin {
+                        forget(key, shard: shard)
+                        return .dropped
+                    }
+                    set(key, ["target": next])
+                }
+            }
+            if permanent || attempts >= maxAttempts {
+                set(key, ["status": "dead"])
+                lpush(shard.dead, id.description)
+                count(shard, .dead, 1)
+                return .dead
+            }
+            set(key, ["status": "retrying"])
+            sortedSets[shard.retry, default: [:]][id.description] = due
+            count(shard, .retried, 1)
+            return .retrying
+        }
+    }
+
+    public func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64) throws -> Bool {
+        try available {
+            let shard = keys.shard(of: id.cid)
+            lrem(shard.processing(worker), id.description)
+            guard let key = owned(id, worker) else { return false }
+            set(key, ["status": "deferred", "defer_reason": reason, "due_at": String(due), "worker_id": "", "updated_at": String(now)])
+            for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
+            sortedSets[shard.deferred, default: [:]][id.description] = due
+            return true
+        }
+    }
+
+    // MARK: - QueueSession: maintenance
+
+    public func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws {
+        try available {
+            sets[keys.control.workers, default: []].insert(worker)
+            let key = keys.control.heartbeat(worker)
+            var fields = hashes[key] ?? [:]
+            fields[WorkerField.beatAt.rawValue] = String(now)
+            for (field, value) in info { fields[field.rawValue] = value }
+            hashes[key] = fields
+            expiries[key] = now + ttl.milliseconds
+        }
+    }
+
+    public func unregister(worker: String) throws {
+        try available {
+            hashes[keys.control.heartbeat(worker)] = nil
+            sets[keys.control.workers]?.remove(worker)
+        }
+    }
+
+    public func promoteDue(limit: Int) throws -> Int {
+        try available {
+            var promoted = 0
+            for shard in keys.shards {
+                for (set, status) in [(shard.retry, "retrying"), (shard.deferred, "deferred")] {
+                    let due = (sortedSets[set] ?? [:]).filter { $0.value <= now }.sorted { $0.value < $1.value }.prefix(limit)
+                    for (raw, _) in due {
+                        sortedSets[set]?[raw] = nil
+                        guard let id = JobID(raw) else { continue }
+                        let key = shard.job(id.cid)
+                        guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == status, let target = h["target"] else { continue }
+                        self.set(key, ["status": "queued", "updated_at": String(now)])
+                        hashes[key]?["defer_reason"] = nil
+                        hashes[key]?["due_at"] = nil
+                        lpush(shard.queue(target), raw)
+                        promoted += 1
+                    }
+                }
+            }
+            return promoted
+        }
+    }
+
+    public func reap(grace: Duration) throws -> Int {
+        let dead: [String] = try available {
+            let control = keys.control
+            var verdicts: [String] = []
+            for worker in sets[control.workers] ?? [] {
+                let suspect = control.suspect(worker)
+                if live(control.heartbeat(worker)), hashes[control.heartbeat(worker)] != nil {
+                    hashes[suspect] = nil
+                } else if live(suspect), let since = Int64(hashes[suspect]?["since"] ?? "") {
+                    if now - since >= grace.milliseconds { verdicts.append(worker) }
+                } else {
+                    hashes[suspect] = ["since": String(now)]
+                    expiries[suspect] = now + 4 * grace.milliseconds
+                }
+            }
+            return verdicts
+        }
+        var given = 0
+        for worker in dead {
+            given += try release(worker: worker)
+            try available {
+                sets[keys.control.workers]?.remove(worker)
+                hashes[keys.control.suspect(worker)] = nil
+            }
+        }
+        return given
+    }
+
+    public func held(worker: String) throws -> [(shard: Int, id: String)] {
+        try available { keys.shards.flatMap { shard in (lists[shard.processing(worker)] ?? []).map { (shard.index, $0) } } }
+    }
+
+    public func giveBack(worker: String, ids: [(shard: Int, id: String)]?) throws -> Int {
+        let all = try ids ?? held(worker: worker)
+        return try available {
+            var given = 0
+            for (index, raw) in all {
+                let shard = keys.shard(index)
+                lrem(shard.processing(worker), raw)
+                guard let id = JobID(raw), live(shard.job(id.cid)), let h = hashes[shard.job(id.cid)], h["gen"] == String(id.gen),
+                      h["status"] == "queued" || (h["status"] == "moving" && h["worker_id"] == worker), let target = h["target"] else { continue }
+                set(shard.job(id.cid), ["status": "queued", "worker_id": "", "updated_at": String(now)])
+                for field in ["bytes_done", "bytes_total", "started_at"] { hashes[shard.job(id.cid)]?[field] = nil }
+                lists[shard.queue(target), default: []].append(raw)
+                given += 1
+            }
+            condition.broadcast()
+            return given
+        }
+    }
+
+    public func release(worker: String) throws -> Int {
+        let given = try giveBack(worker: worker, ids: nil)
+        return given + (try available {
+            var handed = 0
+            for shard in keys.shards {
+                let ids = lists[shard.committing(worker)] ?? []
+                lists[shard.done, default: []].append(contentsOf: ids)
+                lists[shard.committing(worker)] = nil
+                handed += ids.count
+            }
+            condition.broadcast()
+            return handed
+        })
+    }
+
+    public func staleParts(limit: Int) throws -> [(shard: Int, path: String)] {
+        try available { keys.shards.flatMap { shard in (sets[shard.staleParts] ?? []).prefix(limit).map { (shard.index, $0) } } }
+    }
+
+    public func forgetStalePart(shard: Int, _ path: String) throws {
+        try available { _ = sets[keys.shard(shard).staleParts]?.remove(path) }
+    }
+
+    public func paused() throws -> Set<String> {
+        try available { sets[keys.control.paused] ?? [] }
+    }
+
+    public func liveWorkers() throws -> [String: [WorkerField: String]] {
+        try available {
+            var result: [String: [WorkerField: String]] = [:]
+            for worker in sets[keys.control.workers] ?? [] {
+                let key = keys.control.heartbeat(worker)
+                guard live(key), let info = hashes[key] else { continue }
+                result[worker] = Dictionary(uniqueKeysWithValues: info.compactMap { name, value in WorkerField(rawValue: name).map { ($0, value) } })
+            }
+            return result
+        }
+    }
+
+    public func pause(_ level: String) { locked { _ = sets[keys.control.paused, default: []].insert(level) } }
+    public func resume(_ level: String) { locked { _ = sets[keys.control.paused]?.remove(level) } }
+
+    // MARK: - QueueSession: committers
+
+    public func takeDone(committer: String, shard index: Int, max: Int, fresh: Bool) throws -> [(id: String, fields: [String: String])] {
+        try available {
+            let shard = keys.shard(index)
+            var ids = fresh ? [] : Array((lists[shard.committing(committer)] ?? []).prefix(max))
+            while ids.count < max, let id = rpoplpush(shard.done, shard.committing(committer)) { ids.append(id) }
+            return ids.map { raw in
+                let key = JobID(raw).map { shard.job($0.cid) } ?? ""
+                return (raw, live(key) ? hashes[key] ?? [:] : [:])
+            }
+        }
+    }
+
+    public func waitForDone(committer: String, shard index: Int, timeout: Duration) throws -> Bool {
+        let deadline = Date().addingTimeInterval(Double(timeout.milliseconds) / 1000)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if failing { throw Unavailable() }
+            let shard = keys.shard(index)
+            if rpoplpush(shard.done, shard.committing(committer)) != nil { return true }
+            if !condition.wait(until: deadline) { return false }
+        }
+    }
+
+    public func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration,
+                              levels: [String]) throws -> (followUps: Int, unknownLevel: [String]) {
+        try available {
+            let shard = keys.shard(index)
+            let list = committer.map(shard.committing) ?? shard.done
+            var followUps = 0
+            var unknown: [String] = []
+            for raw in ids {
+                lrem(list, raw)
+                guard let id = JobID(raw) else { continue }
+                let key = shard.job(id.cid)
+                guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "done", let target = h["target"] else { continue }
+                count(shard, .committed, 1)
+                var next = h["next_target"]
+                if let wanted = next, wanted != target, !levels.contains(wanted) {
+                    unknown.append(raw)
+                    next = nil
+                }
+                if let next, next != target {
+                    let newer = newGen(String(id.gen))
+                    set(key, ["db_level": target, "target": next, "status": "queued", "attempts": "0", "gen": String(newer),
+                              "enqueued_at": String(now), "updated_at": String(now)])
+                    for field in ["next_target", "checksum", "bytes", "worker_id", "last_error", "reason", "earlier_error", "started_at"] {
+                        hashes[key]?[field] = nil
+                    }
+                    expiries[key] = nil
+                    lpush(shard.queue(next), "\(id.cid):\(newer)")
+                    followUps += 1
+                } else {
+                    set(key, ["status": "committed", "updated_at": String(now)])
+                    hashes[key]?["next_target"] = nil
+                    expiries[key] = now + ttl.milliseconds
+                }
+            }
+            return (followUps, unknown)
+        }
+    }
+
+    // MARK: - The data structures
+
+    private var now: Int64 { JobQueue.nowMilliseconds() + clockOffset }
+
+    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return try body()
+    }
+
+    private func available<T>(_ body: () throws -> T) throws -> T {
+        try locked {
+            if failing { throw Unavailable() }
+            return try body()
+        }
+    }
+
+    /// False once a key with a time to live has expired (it is then removed).
+    private func live(_ key: String) -> Bool {
+        if let expiry = expiries[key], expiry <= now {
+            hashes[key] = nil
+            expiries[key] = nil
+            return false
+        }
+        return true
+    }
+
+    private func set(_ key: String, _ fields: [String: String]) {
+        hashes[key, default: [:]].merge(fields) { $1 }
+    }
+
+    private func lpush(_ key: String, _ value: String) {
+        lists[key, default: []].insert(value, at: 0)
+        condition.broadcast()
+    }
+
+    private func lrem(_ key: String, _ value: String) {
+        if let index = lists[key]?.firstIndex(of: value) { lists[key]?.remove(at: index) }
+    }
+
+    private func rpoplpush(_ source: String, _ destination: String) -> String? {
+        guard let value = lists[source]?.popLast() else { return nil }
+        lists[destination, default: []].insert(value, at: 0)
+        return value
+    }
+
+    private func count(_ shard: ShardKeys, _ field: StatField, _ amount: Int64) {
+        let current = Int64(hashes[shard.stats]?[field.rawValue] ?? "0") ?? 0
+        hashes[shard.stats, default: [:]][field.rawValue] = String(current + amount)
+    }
+
+    private func newGen(_ old: String?) -> Int64 {
+        let before = Int64(old ?? "0") ?? 0
+        return now > before ? now : before + 1
+    }
+
+    private static func published(_ stage: String?) -> Bool { stage == "publishing" || stage == "source_removed" }
+
+    private func forget(_ key: String, shard: ShardKeys) {
+        if let part = hashes[key]?["part"] { sets[shard.staleParts, default: []].insert(part) }
+        hashes[key] = nil
+        expiries[key] = nil
+    }
+
+    private func retireError(_ key: String) {
+        if let message = hashes[key]?["last_error"] {
+            hashes[key]?["earlier_error"] = message
+            hashes[key]?["last_error"] = nil
+            hashes[key]?["reason"] = nil
+        }
+    }
+
+    private func reverse(_ key: String, gen: String?, origin: String, target: String) -> Int64 {
+        let newer = newGen(gen)
+        set(key, ["db_level": target, "target": origin, "gen": String(newer), "attempts": "0", "status": "queued",
+                  "worker_id": "", "updated_at": String(now)])
+        for field in ["next_target", "stage", "bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
+        retireError(key)
+        return newer
+    }
+
+    // MARK: - QueueSession: reconciliation
+
+    public func jobCIDs() throws -> [Int64] {
+        try available {
+            let prefixes = keys.shards.map { $0.job(0).dropLast() }
+            return hashes.keys.compactMap { key in
+                guard live(key), let prefix = prefixes.first(where: { key.hasPrefix($0) }) else { return nil }
+                return Int64(key.dropFirst(prefix.count))
+            }.sorted()
+        }
+    }
+
+    public func jobState(cid: Int64) throws -> (status: JobStatus, gen: Int64)? {
+        try available {
+            let key = keys.shard(of: cid).job(cid)
+            guard live(key), let h = hashes[key], let status = h["status"].flatMap(JobStatus.init(rawValue:)),
+                  let gen = h["gen"].flatMap(Int64.init) else { return nil }
+            return (status, gen)
+        }
+    }
+
+    /// Orphans are a Redis matter (a lost write); the memory queue never loses one.
+    public func orphans(cids: [Int64], fix: Bool) throws -> [JobQueue.Orphan] { [] }
+
+    public func lease(cid: Int64, token: String, ttl: Duration) throws -> Bool {
+        try available {
+            let shard = keys.shard(of: cid)
+            if live(shard.job(cid)), let status = hashes[shard.job(cid)]?["status"], status != "committed" { return false }
+            let key = shard.lease(cid)
+            if live(key), hashes[key] != nil { return false }
+            hashes[key] = ["token": token]
+            expiries[key] = now + ttl.milliseconds
+            return true
+        }
+    }
+
+    public func unlease(cid: Int64, token: String) throws {
+        try available {
+            let key = keys.shard(of: cid).lease(cid)
+            if hashes[key]?["token"] == token { hashes[key] = nil }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import JobQueue
+import RelocatorCore
+
+/// What the worker, the committer and their maintenance need from the job queue, one call at a
+/// time on one thread. `RedisQueueSession` is the real one (the Lua scripts of `JobQueue`);
+/// `MemoryQueue` keeps the same life cycle in memory so that the services' rules can be tested in
+/// milliseconds without a server. Every call may block; none is made from an event loop.
+public protocol QueueSession: AnyObject {
+    /// How many shards the queue has (each has its own queues, processing and done lists).
+    var shardCount: Int { get }
+
+    // MARK: Worker slots
+    /// The oldest id waiting on the first of `levels` that has one, in one shard; does not block.
+    func take(worker: String, shard: Int, levels: [String]) throws -> JobQueue.Taken?
+    /// Waits up to `timeout` for an id on one level's queue of one shard.
+    func waitForWork(worker: String, shard: Int, level: String, timeout: Duration) throws -> JobQueue.Taken?
+    func claim(_ taken: JobQueue.Taken, worker: String) throws -> JobQueue.Claim
+    /// False: the job is no longer this worker's; the move must stop before publishing.
+    func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)]) throws -> Bool
+    func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool
+    func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+              maxAttempts: Int) throws -> JobQueue.FailOutcome
+    func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64) throws -> Bool
+
+    // MARK: Maintenance
+    func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws
+    func unregister(worker: String) throws
+    func promoteDue(limit: Int) throws -> Int
+    func reap(grace: Duration) throws -> Int
+    func held(worker: String) throws -> [(shard: Int, id: String)]
+    func giveBack(worker: String, ids: [(shard: Int, id: String)]?) throws -> Int
+    func release(worker: String) throws -> Int
+    func staleParts(limit: Int) throws -> [(shard: Int, path: String)]
+    func forgetStalePart(shard: Int, _ path: String) throws
+    func paused() throws -> Set<String>
+    /// Every worker and committer whose heartbeat is alive, with what it reports.
+    func liveWorkers() throws -> [String: [WorkerField: String]]
+
+    // MARK: Committers
+    func takeDone(committer: String, shard: Int, max: Int, fresh: Bool) throws -> [(id: String, fields: [String: String])]
+    func waitForDone(committer: String, shard: Int, timeout: Duration) throws -> Bool
+    func markCommitted(ids: [String], shard: Int, committer: String?, ttl: Duration,
+                       levels: [String]) throws -> (followUps: Int, unknownLevel: [String])
+
+    // MARK: Reconciliation
+    /// Every content id that has a job hash.
+    func jobCIDs() throws -> [Int64]
+    /// A content's job status and generation, nil when it has no job.
+    func jobState(cid: Int64) throws -> (status: JobStatus, gen: Int64)?
+    /// Jobs whose id is missing from the list their status calls for; with `fix`, put back.
+    func orphans(cids: [Int64], fix: Bool) throws -> [JobQueue.Orphan]
+    /// Holds a content (no worker claims its job meanwhile); false when it has a job in flight.
+    func lease(cid: Int64, token: String, ttl: Duration) throws -> Bool
+    func unlease(cid: Int64, token: String) throws
+
+    /// Problems of the queue's server an operator should know at start (e.g. Redis may evict keys).
+    func startupWarnings() throws -> [String]
+
+    /// Closes what the session holds open (its connection).
+    func close()
+}
+
+/// Makes a session per thread that needs one.
+public protocol QueueDriver: Sendable {
+    func session() -> any QueueSession
+}

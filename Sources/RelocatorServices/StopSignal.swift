@@ -1,0 +1,39 @@
+import Foundation
+
+/// A flag that threads of a service poll and sleep on: `wait(for:)` returns early when the flag
+/// is raised, so no loop sleeps through a shutdown.
+public final class StopSignal: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var raised = false
+
+    public init() {}
+
+    public var isRaised: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return raised
+    }
+
+    /// Raises the flag and wakes every waiter. Returns false when it was already raised.
+    @discardableResult
+    public func raise() -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        if raised { return false }
+        raised = true
+        condition.broadcast()
+        return true
+    }
+
+    /// Sleeps up to `duration`; true when the flag is (or gets) raised.
+    @discardableResult
+    public func wait(for duration: Duration) -> Bool {
+        let deadline = Date().addingTimeInterval(Double(duration.milliseconds) / 1000)
+        condition.lock()
+        defer { condition.unlock() }
+        while !raised {
+            if !condition.wait(until: deadline) { break }
+        }
+        return raised
+    }
+}

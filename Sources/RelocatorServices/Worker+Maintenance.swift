@@ -1,0 +1,158 @@
+import FileMover
+import Foundation
+import JobQueue
+import Logging
+import RelocatorCore
+
+extension Worker {
+    /// Every third of the heartbeat's time to live, until the slots have ended: the heartbeat
+    /// (with what `status` shows of this worker), due retries promoted, dead workers reaped, stale
+    /// temporary files removed, held ids no slot knows given back, paused levels refreshed. After
+    /// a stop, cancels the moves in flight once the grace period is over.
+    func maintenanceLoop(_ control: any QueueSession, until slotsDone: StopSignal) {
+        let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        var unknownBefore: Set<String> = []
+        var stopDeadline: ContinuousClock.Instant?
+        while !slotsDone.wait(for: interval) {
+            if stopping.isRaised {
+                let deadline = stopDeadline ?? .now + settings.gracePeriod
+                stopDeadline = deadline
+                if ContinuousClock.now >= deadline, cancel.raise() {
+                    logger.warning("grace period over: cancelling the moves in flight; their jobs go back to the queue")
+                }
+            }
+            do {
+                try heartbeat(control)
+                let paused = try control.paused()
+                pausedLevels.withLock { $0 = paused }
+                if !stopping.isRaised {
+                    let promoted = try control.promoteDue(limit: 500)
+                    if promoted > 0 { logger.debug("promoted \(promoted) due jobs") }
+                    let reaped = try control.reap(grace: settings.heartbeatTTL)
+                    if reaped > 0 { logger.warning("gave back \(reaped) jobs of workers whose heartbeat stopped") }
+                }
+                unknownBefore = try giveBackUnknown(control, seenBefore: unknownBefore)
+                try removeStaleParts(control)
+                redisHealth.succeeded()
+            } catch {
+                redisHealth.failed(error)
+            }
+        }
+    }
+
+    /// The heartbeat, with what `status` and the dashboard show of this worker.
+    func heartbeat(_ control: any QueueSession) throws {
+        var info: [WorkerField: String] = [
+            .kind: "worker", .host: ProcessInfo.processInfo.hostName, .pid: String(getpid()),
+            .levels: settings.levels.joined(separator: ","), .concurrency: String(settings.concurrency),
+            .held: String(holding.withLock { $0.count }), .startedAt: String(startedAt),
+            .directories: settings.directories.names.map { "\($0)=\(settings.directories.directory(of: $0)!)" }.joined(separator: ","),
+        ]
+        info[.disks] = DiskReport.current(settings.directories).encoded
+        try control.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
+    }
+
+    /// Ids in this worker's processing lists that no slot holds — a take or a claim whose reply was
+    /// lost — go back to their queues once seen on two passes in a row (a slot that just took one
+    /// has it in `holding` long before the next pass). Returns the ids seen this pass.
+    func giveBackUnknown(_ control: any QueueSession, seenBefore: Set<String>) throws -> Set<String> {
+        let inRedis = try control.held(worker: settings.id)
+        let mine = holding.withLock { $0 }
+        let unknown = inRedis.filter { !mine.contains(Self.key($0.shard, $0.id)) }
+        let confirmed = unknown.filter { seenBefore.contains(Self.key($0.shard, $0.id)) }
+        if !confirmed.isEmpty {
+            let given = try control.giveBack(worker: settings.id, ids: confirmed)
+            logger.warning("gave back \(given) of \(confirmed.count) jobs held in Redis but by no slot (a reply was lost)")
+        }
+        return Set(unknown.map { Self.key($0.shard, $0.id) }).subtracting(confirmed.map { Self.key($0.shard, $0.id) })
+    }
+
+    /// Removes temporary files of jobs that were dropped or purged mid-move, when they lie in this
+    /// worker's level directories (another worker may see other disks). An entry that is not a
+    /// temporary file of ours, or lies in a directory no live worker serves, is dropped with a
+    /// warning.
+    func removeStaleParts(_ control: any QueueSession) throws {
+        let entries = try control.staleParts(limit: 100)
+        if entries.isEmpty { return }
+        var otherDirectories: [String]?
+        for (shard, path) in entries {
+            if let (place, relative) = settings.directories.place(containing: path) {
+                do {
+                    if try LevelRoot(place).removePart(relative) {
+                        logger.info("removed the temporary file of a job that is gone: \(path)")
+                    }
+                } catch let error as MoveError where error.kind == .invalidFilename || error.kind == .unsafePath || error.kind == .notRegularFile {
+                    logger.warning("ignoring a clean-up entry that is not a temporary file of a move: \(path) (\(error))")
+                } catch {
+                    logger.warning("cannot remove the stale temporary file \(path) yet: \(error)")
+                    continue
+                }
+                try control.forgetStalePart(shard: shard, path)
+                continue
+            }
+            if otherDirectories == nil {
+                otherDirectories = try control.liveWorkers().values.flatMap { info in
+                    (info[.directories] ?? "").split(separator: ",").compactMap { $0.split(separator: "=", maxSplits: 1).last.map(String.init) }
+                }
+            }
+            if !(otherDirectories ?? []).contains(where: { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) {
+                logger.warning("no live worker serves the directory of the stale temporary file \(path); forgetting it (remove it by hand if it is there)")
+                try control.forgetStalePart(shard: shard, path)
+            }
+        }
+    }
+}
+
+extension LevelDirectories {
+    /// The level whose directory holds `path`, with the path relative to it.
+    func place(containing path: String) -> (LevelPlace, String)? {
+        for level in names {
+            let root = directory(of: level)!
+            let prefix = root.hasSuffix("/") ? root : root + "/"
+            if path.hasPrefix(prefix), path.count > prefix.count { return (place(of: level)!, String(path.dropFirst(prefix.count))) }
+        }
+        return nil
+    }
+}
+
+/// Each level directory's size and free space, from `statvfs`, as the heartbeat reports it:
+/// `gold=used,free,size;silver=…` (bytes).
+public struct DiskReport: Sendable, Equatable {
+    public struct Usage: Sendable, Equatable {
+        public var used: Int64
+        public var free: Int64
+        public var size: Int64
+    }
+
+    public var levels: [String: Usage]
+
+    public init(levels: [String: Usage]) {
+        self.levels = levels
+    }
+
+    public static func current(_ directories: LevelDirectories) -> DiskReport {
+        var levels: [String: Usage] = [:]
+        for level in directories.names {
+            var info = statvfs()
+            guard statvfs(directories.directory(of: level)!, &info) == 0 else { continue }
+            let unit = Int64(info.f_frsize)
+            levels[level] = Usage(used: (Int64(info.f_blocks) - Int64(info.f_bfree)) * unit, free: Int64(info.f_bavail) * unit,
+                                  size: Int64(info.f_blocks) * unit)
+        }
+        return DiskReport(levels: levels)
+    }
+
+    public var encoded: String {
+        levels.keys.sorted().map { "\($0)=\(levels[$0]!.used),\(levels[$0]!.free),\(levels[$0]!.size)" }.joined(separator: ";")
+    }
+
+    public init(decoding text: String) {
+        var levels: [String: Usage] = [:]
+        for item in text.split(separator: ";") {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            let numbers = parts.last?.split(separator: ",").compactMap { Int64($0) } ?? []
+            if parts.count == 2, numbers.count == 3 { levels[String(parts[0])] = Usage(used: numbers[0], free: numbers[1], size: numbers[2]) }
+        }
+        self.levels = levels
+    }
+}

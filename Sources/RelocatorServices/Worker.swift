@@ -1,0 +1,162 @@
+import FileMover
+import Foundation
+import JobQueue
+import Logging
+import RelocatorCore
+import ServiceLifecycle
+import Synchronization
+
+/// Moves files: `concurrency` slots take jobs of the levels it serves (from every shard), move them
+/// safely and acknowledge or fail them; a maintenance loop keeps the heartbeat, promotes due
+/// retries, reaps dead workers, removes stale temporary files and gives back what the worker holds
+/// in Redis but no slot knows of (a claim whose reply was lost).
+///
+/// Stopping (SIGTERM): no new job is taken; moves in flight get `gracePeriod` to finish, then are
+/// cancelled; whatever is still held goes back to its queue without counting an attempt.
+public final class Worker: Service, Sendable {
+    public struct Settings: Sendable {
+        public var id: String
+        /// Levels whose queues this worker takes jobs from.
+        public var levels: [String]
+        /// Every level's directory on this machine (a move reads from and writes to them).
+        public var directories: LevelDirectories
+        public var concurrency: Int
+        public var retry: RetryPolicy
+        public var heartbeatTTL: Duration
+        public var gracePeriod: Duration
+        /// How long an idle slot blocks on one queue before it looks at all of them again.
+        public var idleWait: Duration = .milliseconds(500)
+        /// Moves of at least this many bytes record their progress in the job, at most once per
+        /// `progressInterval`.
+        public var progressMinimumBytes: Int64 = 8 << 20
+        public var progressInterval: Duration = .seconds(1)
+        /// Fault injection for tests: end the process between a verified move and its ack.
+        public var crashBeforeAck = false
+        /// Benchmarks only: acknowledge without touching any file.
+        public var noopMove = false
+
+        public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
+                    heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {
+            self.id = id
+            self.levels = levels
+            self.directories = directories
+            self.concurrency = concurrency
+            self.retry = retry
+            self.heartbeatTTL = heartbeatTTL
+            self.gracePeriod = gracePeriod
+        }
+    }
+
+    public let settings: Settings
+    let driver: any QueueDriver
+    let mover: any FileMoving
+    let logger: Logger
+    let redisHealth: OutageLog
+    /// Raised when the worker stops taking jobs; `cancel` when moves in flight must end.
+    let stopping = StopSignal()
+    let cancel = StopSignal()
+    /// The ids the slots hold (taken, not yet acknowledged or failed), as `shard/id`.
+    let holding = Mutex<Set<String>>([])
+    /// Levels an operator paused (refreshed by the maintenance loop).
+    let pausedLevels = Mutex<Set<String>>([])
+    let startedAt = JobQueue.nowMilliseconds()
+
+    public init(settings: Settings, driver: any QueueDriver, mover: any FileMoving, logger: Logger) {
+        self.settings = settings
+        self.driver = driver
+        self.mover = mover
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(settings.id)"
+        self.logger = logger
+        self.redisHealth = OutageLog("Redis", logger: logger)
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await BlockingExecutor.onThread(named: "worker") { try self.runBlocking() }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+    }
+
+    /// Stops taking jobs; moves in flight get the grace period.
+    public func stop() {
+        if stopping.raise() {
+            logger.info("stopping: no new jobs; moves in flight have \(settings.gracePeriod) to finish")
+        }
+    }
+
+    /// The worker's life on the calling thread: returns once every slot has ended and what the
+    /// worker held went back.
+    public func runBlocking() throws {
+        let control = driver.session()
+        defer { control.close() }
+        let recovered = try untilAvailable("announce the worker") {
+            for warning in try control.startupWarnings() { self.logger.warning("\(warning)") }
+            try self.heartbeat(control)
+            return try control.release(worker: self.settings.id)
+        }
+        guard let recovered else { return }
+        if recovered > 0 { logger.info("gave back \(recovered) jobs held by an earlier run of this worker") }
+        logger.info("started", metadata: ["levels": "\(settings.levels.joined(separator: ","))",
+                                          "concurrency": "\(settings.concurrency)", "shards": "\(control.shardCount)"])
+        let remaining = Atomic<Int>(settings.concurrency)
+        let slotsDone = StopSignal()
+        for slot in 0..<settings.concurrency {
+            BlockingExecutor.thread(named: "slot-\(slot)") {
+                self.slotLoop(slot)
+                if remaining.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { slotsDone.raise() }
+            }
+        }
+        maintenanceLoop(control, until: slotsDone)
+
+        // Hand back what is still held (cancelled moves, ids taken as the stop came), then leave.
+        var failures = 0
+        while true {
+            do {
+                let given = try control.release(worker: settings.id)
+                if given > 0 { logger.info("gave back \(given) jobs") }
+                try control.unregister(worker: settings.id)
+                break
+            } catch {
+                failures += 1
+                if failures >= 5 {
+                    logger.error("cannot give back the jobs before stopping (the reaper will, once the heartbeat expires): \(error)")
+                    break
+                }
+                usleep(UInt32(RetryPolicy.reconnect.delay(afterFailures: failures).milliseconds) * 1000)
+            }
+        }
+        logger.info("stopped")
+    }
+
+    /// Runs `body` until the queue answers; nil when the worker stops first.
+    func untilAvailable<T>(_ what: String, _ body: () throws -> T) throws -> T? {
+        var failures = 0
+        while !stopping.isRaised {
+            do {
+                let value = try body()
+                redisHealth.succeeded()
+                return value
+            } catch {
+                redisHealth.failed(error)
+                failures += 1
+                stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+            }
+        }
+        return nil
+    }
+
+    static func key(_ shard: Int, _ id: String) -> String { "\(shard)/\(id)" }
+
+    /// How a move between two levels goes: link when both directories are on one filesystem.
+    func method(from: String, to: String) -> String {
+        func device(_ level: String) -> UInt64? {
+            guard let path = settings.directories.directory(of: level) else { return nil }
+            var info = stat()
+            return stat(path, &info) == 0 ? UInt64(info.st_dev) : nil
+        }
+        guard let a = device(from), let b = device(to) else { return "copy" }
+        return a == b ? "link" : "copy"
+    }
+}
