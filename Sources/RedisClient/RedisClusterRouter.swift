@@ -33,6 +33,7 @@ final class RedisClusterRouter: RedisRouter {
     }
 
     var isConnected: Bool { nodes.values.contains { $0.isConnected } }
+    var nodeConnections: [RedisNodeConnection] { Array(nodes.values) }
 
     /// Loads the slot map (which connects to a node).
     func connect() throws {

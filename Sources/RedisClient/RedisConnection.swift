@@ -17,6 +17,10 @@ import RelocatorCore
 /// surely did not run (see `RedisClusterRouter`, `RedisSentinelRouter`). A connection that breaks
 /// after a command was written throws, whatever the topology: the command may have run.
 ///
+/// On a cluster, a Lua script must name its keys in KEYS (all in one slot): a script called with no
+/// key runs on any master, where keys of other slots are refused. MULTI/EXEC and pub/sub are not
+/// routed.
+///
 /// Errors name the server (the node, for a cluster or sentinel connection) and the command, never
 /// its arguments.
 public final class RedisConnection: @unchecked Sendable {
@@ -27,7 +31,7 @@ public final class RedisConnection: @unchecked Sendable {
     /// after redirects and failovers fit within it too.
     public let commandTimeout: Duration
 
-    private let router: any RedisRouter
+    let router: any RedisRouter
 
     public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
         self.url = url

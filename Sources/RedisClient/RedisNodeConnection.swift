@@ -22,6 +22,8 @@ final class RedisNodeConnection {
     /// SHA1s of the scripts this server is known to hold: loaded or run through this connection since
     /// it connected (a new connection may be to a restarted server, so it starts empty).
     private var knownScripts: Set<String> = []
+    /// How many times `send` wrote a batch: one per round trip (for tests of pipelining).
+    private(set) var batchesSent = 0
 
     init(endpoint: RedisURL.Endpoint, username: String?, password: String?, database: Int,
          connectTimeout: Duration, commandTimeout: Duration) {
@@ -160,6 +162,7 @@ final class RedisNodeConnection {
             return Frame(commands: commands, script: item.script, loadsScript: loads)
         }
         let all = frames.flatMap(\.commands)
+        batchesSent += 1
         try write(all)
         try flush(command: all.first?.name ?? "")
         return frames

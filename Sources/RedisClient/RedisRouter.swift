@@ -17,6 +17,8 @@ struct RedisAnswer {
 /// is safe. The next command then looks for the right server again.
 protocol RedisRouter: AnyObject {
     var isConnected: Bool { get }
+    /// The node connections it holds now (for tests and diagnostics).
+    var nodeConnections: [RedisNodeConnection] { get }
     func connect() throws
     /// One command; `block` is the server-side block time of a blocking command. With `script`
     /// (the command is its EVALSHA), the node it goes to loads the script first when it may not
@@ -76,6 +78,7 @@ final class RedisStandaloneRouter: RedisRouter {
     }
 
     var isConnected: Bool { node.isConnected }
+    var nodeConnections: [RedisNodeConnection] { [node] }
 
     func connect() throws { try node.connect() }
 

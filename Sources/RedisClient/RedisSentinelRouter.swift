@@ -37,6 +37,7 @@ final class RedisSentinelRouter: RedisRouter {
     }
 
     var isConnected: Bool { master?.isConnected ?? false }
+    var nodeConnections: [RedisNodeConnection] { master.map { [$0] } ?? [] }
 
     func connect() throws {
         var backoff = RetryBackoff(budget: commandTimeout)

@@ -85,11 +85,18 @@ import TestSupport
                 expected.append(.status("PONG"))
             }
         }
-        #expect(redis.clusterMaster(ofSlot: 0) == nil)  // no map before the first call
+        try redis.connect()  // loads the slot map
+        #expect(Set(keys.compactMap { redis.clusterMaster(ofSlot: RedisSlot.of(key: $0)) }).count == 3)
+        func batches() -> [String: Int] {
+            Dictionary(uniqueKeysWithValues: redis.router.nodeConnections.map { ($0.address, $0.batchesSent) })
+        }
+        let before = batches()
         let replies = try redis.pipeline(commands)
         #expect(replies == expected)
-        // The map the pipeline loaded spreads these keys over the three masters.
-        #expect(Set(keys.compactMap { redis.clusterMaster(ofSlot: RedisSlot.of(key: $0)) }).count == 3)
+        // One round trip to each of the three masters.
+        let after = batches()
+        #expect(after.count == 3)
+        #expect(after.allSatisfy { $0.value - (before[$0.key] ?? 0) == 1 })
     }
 
     @Test func pipelinedScriptCallsAreLoadedOnEachNodeAndKeepTheirOrder() throws {
