@@ -7,6 +7,8 @@ extension RedisCommand {
     ///   COMMAND, CLIENT…): nil.
     /// - XREAD and XREADGROUP: the first key after STREAMS; MEMORY USAGE, OBJECT, XINFO and BITOP: the
     ///   third argument.
+    /// - SCAN with a MATCH pattern that holds a hash tag (`{relocator:3}job:*`): the pattern, so the
+    ///   scan runs on the node that holds every key it can match.
     /// - Every other command: its first argument.
     ///
     /// A command with several keys must keep them in one slot (a hash tag); the server refuses
@@ -14,6 +16,11 @@ extension RedisCommand {
     public var routingKey: [UInt8]? {
         guard arguments.count > 1 else { return nil }
         let name = self.name
+        if name == "SCAN", let match = arguments.firstIndex(where: { String(decoding: $0, as: UTF8.self).uppercased() == "MATCH" }),
+           match + 1 < arguments.count {
+            let pattern = arguments[match + 1], tag = RedisSlot.hashTag(of: pattern)
+            if tag.count < pattern.count, !tag.contains(where: { Array("*?[\\".utf8).contains($0) }) { return pattern }
+        }
         if Self.keyless.contains(name) { return nil }
         switch name {
         case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
