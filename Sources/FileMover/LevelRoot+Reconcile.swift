@@ -19,24 +19,28 @@ extension LevelRoot {
     /// followed (a linked directory is not entered).
     public func partFiles() throws -> [PartFile] {
         var found: [PartFile] = []
-        var pending: [(Descriptor, String)] = [(try reopenRoot(), "")]
-        while let (directory, path) = pending.popLast() {
+        // Directories still to list, each opened only when its turn comes: what stays open is the
+        // directories on the way down that still have some to list.
+        var pending: [(parent: Descriptor?, relative: String)] = [(nil, "")]
+        while let (parent, relative) = pending.popLast() {
+            let directory: Descriptor
+            if let parent {
+                let name = String(relative.split(separator: "/").last!)
+                switch Linux.openAt(parent.fd, name, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
+                case .success(let fd): directory = Descriptor(fd, display: display(relative))
+                // Removed, or swapped for a link, since it was listed: not ours to enter.
+                case .failure(.noSuchFileOrDirectory), .failure(.tooManySymbolicLinkLevels), .failure(.notDirectory): continue
+                case .failure(let error): throw MoveError.system("cannot open the directory", display(relative), error)
+                }
+            } else {
+                directory = try reopenRoot()
+            }
             for (name, type) in try entries(of: directory) {
-                let relative = path.isEmpty ? name : path + "/" + name
-                switch type {
-                case .directory:
-                    switch Linux.openAt(directory.fd, name, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
-                    case .success(let fd): pending.append((Descriptor(fd, display: display(relative)), relative))
-                    // Removed, or swapped for a link, since it was listed: not ours to enter.
-                    case .failure(.noSuchFileOrDirectory), .failure(.tooManySymbolicLinkLevels), .failure(.notDirectory): break
-                    case .failure(let error): throw MoveError.system("cannot open the directory", display(relative), error)
-                    }
-                case .regular:
-                    if let part = PartName(parsing: name) {
-                        found.append(PartFile(relativePath: relative, name: part, path: join(self.directory, relative)))
-                    }
-                default:
-                    break
+                let child = relative.isEmpty ? name : relative + "/" + name
+                if type == .directory {
+                    pending.append((directory, child))
+                } else if type == .regular, let part = PartName(parsing: name) {
+                    found.append(PartFile(relativePath: child, name: part, path: join(self.directory, child)))
                 }
             }
         }
