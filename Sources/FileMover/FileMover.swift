@@ -217,6 +217,7 @@ final class Move {
         try step(.sourceRemoved)
         try entry.root.sync(entry.directory)
         try step(.sourceDirectorySynced)
+        source.file.closeInBackground()
         hooks.didRemoveSource()
     }
 

@@ -1,3 +1,4 @@
+import RelocatorCore
 import Synchronization
 import SystemPackage
 #if canImport(Glibc)
@@ -106,6 +107,7 @@ enum Linux {
 final class Descriptor {
     let fd: FileDescriptor
     let display: String
+    private var closesOnRelease = true
 
     init(_ fd: FileDescriptor, display: String) {
         self.fd = fd
@@ -115,9 +117,42 @@ final class Descriptor {
     deinit {
         // Files written by the mover are fsynced before anything depends on them, and the rest
         // were only read: a failing close loses nothing here.
-        _ = Glibc.close(fd.rawValue)
+        if closesOnRelease { _ = Glibc.close(fd.rawValue) }
     }
 
+    /// For a file whose last name was removed: its last close frees its blocks, which takes
+    /// as long as `rm` (seconds per GiB on a filesystem mounted with `discard`), so it happens
+    /// on `BlockingExecutor.shared` while the move returns. Do not use the descriptor after this.
+    func closeInBackground() {
+        closesOnRelease = false
+        RemovedFiles.close(fd)
+    }
+}
+
+/// The background closes of `Descriptor.closeInBackground`. At most `limit` run at once: the
+/// oldest is waited for before another starts, so a worker moving many big files keeps pace with
+/// the kernel and holds few descriptors. (The last few are never waited for: `wait` only hands
+/// back the result of `close`, which nobody needs.)
+enum RemovedFiles {
+    static let limit = 4
+    private static let closing = Mutex<[BlockingExecutor.Pending<Int32>]>([])
+
+    static func close(_ fd: FileDescriptor) {
+        let started = BlockingExecutor.shared.start { Glibc.close(fd.rawValue) }
+        let oldest = closing.withLock { list -> BlockingExecutor.Pending<Int32>? in
+            list.append(started)
+            return list.count > limit ? list.removeFirst() : nil
+        }
+        do {
+            // The result of a close of a file that is gone and was only read tells nothing.
+            _ = try oldest?.wait()
+        } catch {
+            // `close` does not throw.
+        }
+    }
+}
+
+extension Descriptor {
     func stat() throws -> Stat {
         do { return try fd.stat() } catch { throw MoveError.system("cannot stat", display, error) }
     }
