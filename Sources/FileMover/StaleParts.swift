@@ -21,9 +21,12 @@ extension Move {
         if let entry = try root.entry(relative, create: false) { try removeIfRegularFile(entry) }
     }
 
+    /// A regular file goes; a link planted under the name is refused (the copy could not create
+    /// its file there); anything else stays, and creating the file then fails.
     private func removeIfRegularFile(_ entry: LevelRoot.Entry) throws {
-        guard let status = try entry.status(), status.isRegularFile else { return }
-        try entry.remove()
+        guard let status = try entry.status() else { return }
+        if status.isSymbolicLink { throw MoveError.symbolicLink(entry.display) }
+        if status.isRegularFile { try entry.remove() }
     }
 
     /// The level of the request whose directory holds `path`, and the path relative to it.

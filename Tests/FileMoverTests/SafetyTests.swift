@@ -135,6 +135,45 @@ import TestSupport
         #expect(try TestFiles.sha256(bronze + "/u.moved/x.bin") == sum)
     }
 
+    /// Links at the final name or at the temporary file's name are refused; what they point to
+    /// is not touched.
+    @Test(arguments: [true, false])
+    func linksPlantedAtTheTargetNamesAreRefused(crossDevice: Bool) throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        let outside = try TemporaryDirectory("relocator-outside")
+        defer { root.remove(); disk.remove(); outside.remove() }
+        let bronze = root.path + "/bronze"
+        let gold = crossDevice ? disk.path : root.path + "/gold"
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        let sum = try TestFiles.make(bronze + "/t.bin", bytes: 10_000)
+        try TestFiles.make(outside.path + "/victim", bytes: 100)
+        let before = try DirectorySnapshot(outside.path)
+        for name in ["t.bin", ".t.bin.relocator-7-1.part"] {
+            symlink(outside.path + "/victim", gold + "/" + name)
+            #expect { try FileMover().move(moveRequest("t.bin", from: bronze, to: gold)) } throws: {
+                ($0 as? MoveError)?.description == "unsafe_path: to/\(name) is a symbolic link; a filename must stay inside its level directory"
+            }
+            unlink(gold + "/" + name)
+        }
+        #expect(try DirectorySnapshot(outside.path) == before)
+        #expect(try TestFiles.sha256(bronze + "/t.bin") == sum)
+    }
+
+    /// Two mounts of one filesystem (a bind mount) cannot be linked across (EXDEV): the move
+    /// copies and verifies instead.
+    @Test func aBindMountOfTheSameFilesystemFallsBackToACopy() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        try FileManager.default.createDirectory(atPath: root.path + "/gold", withIntermediateDirectories: true)
+        let bind = try BindMount(of: root.path + "/gold")
+        defer { bind.remove() }
+        let sum = try TestFiles.make(root.path + "/bronze/b.bin", bytes: 100_000)
+        let result = try FileMover().move(moveRequest("b.bin", from: root.path + "/bronze", to: bind.path))
+        #expect(result.method == .copied)
+        #expect(try TestFiles.sha256(root.path + "/gold/b.bin") == sum && !TestFiles.exists(root.path + "/bronze/b.bin"))
+    }
+
     // MARK: - 4. A source changed during the copy
 
     /// Appends to, rewrites in place (same size), replaces or removes a file.
