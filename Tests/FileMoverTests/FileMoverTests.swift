@@ -1,19 +1,39 @@
-import FileMover
+@testable import FileMover
 import Foundation
 import RelocatorCore
+import Synchronization
 import Testing
 import TestSupport
+
+/// A request from level `from` to level `to` (others: `other0`, `other1`…), cid 7.
+func moveRequest(_ name: String, from source: String, to target: String, others: [String] = [], gen: Int64 = 1,
+                 expected: Checksum? = nil) throws -> MoveRequest {
+    MoveRequest(filename: try Filename(name), source: LevelPlace(level: "from", directory: source),
+                target: LevelPlace(level: "to", directory: target),
+                others: others.enumerated().map { LevelPlace(level: "other\($0.offset)", directory: $0.element) },
+                cid: 7, gen: gen, expectedChecksum: expected)
+}
+
+/// XXH3-128 of a file as `xxhsum -H2` computes it.
+func xxh128(_ path: String) throws -> Checksum {
+    try Checksum(algorithm: .xxh128, hex: try TestFiles.xxh128(path))
+}
+
+func moveError(_ error: any Error, _ kind: MoveError.Kind) -> Bool {
+    (error as? MoveError)?.kind == kind
+}
+
+/// Values written from the mover's hooks and read by the test.
+final class Recorder<Value: Sendable>: Sendable {
+    private let values = Mutex<[Value]>([])
+    func append(_ value: Value) { values.withLock { $0.append(value) } }
+    var all: [Value] { values.withLock { $0 } }
+}
 
 /// Real files between real directories; a tmpfs mount where a second filesystem, a full disk or a
 /// read-only one is needed.
 @Suite struct FileMoverTests {
     let mover = FileMover(chunkSize: 64 * 1024)
-
-    func request(_ name: String, from source: String, to target: String, others: [String] = [], gen: Int64 = 1,
-                 expected: String? = nil) throws -> MoveRequest {
-        MoveRequest(filename: try Filename(name), sourceDirectory: source, targetDirectory: target,
-                    otherDirectories: others, cid: 7, gen: gen, expectedChecksum: expected)
-    }
 
     @Test func onOneFilesystemTheNameMovesAndTheChecksumIsRecorded() throws {
         let root = try TemporaryDirectory()
@@ -21,8 +41,9 @@ import TestSupport
         let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
         try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
         let sum = try TestFiles.make(bronze + "/g.mp4", bytes: 300_000)
-        let result = try mover.move(request("g.mp4", from: bronze, to: gold))
-        #expect(result == MoveResult(bytes: 300_000, checksum: sum, method: .renamed))
+        let expected = try xxh128(bronze + "/g.mp4")
+        let result = try mover.move(moveRequest("g.mp4", from: bronze, to: gold))
+        #expect(result == MoveResult(bytes: 300_000, checksum: expected, method: .linked, foundIn: "from"))
         #expect(!TestFiles.exists(bronze + "/g.mp4"))
         #expect(try TestFiles.sha256(gold + "/g.mp4") == sum)
         #expect(TestFiles.mode(gold + "/g.mp4") == 0o640)
@@ -33,10 +54,12 @@ import TestSupport
         let disk = try TmpfsMount(sizeKiB: 16 * 1024)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/movies/2024/big.bin", bytes: 5_000_001, mode: 0o604)
-        var published: (String, Int64)?
-        let result = try mover.move(request("movies/2024/big.bin", from: root.path, to: disk.path), beforePublish: { published = ($0, $1) })
-        #expect(result == MoveResult(bytes: 5_000_001, checksum: sum, method: .copied))
-        #expect(published?.0 == sum && published?.1 == 5_000_001)
+        let expected = try xxh128(root.path + "/movies/2024/big.bin")
+        nonisolated(unsafe) var published: (Checksum, Int64)?
+        let result = try mover.move(moveRequest("movies/2024/big.bin", from: root.path, to: disk.path),
+                                    hooks: MoveHooks(willPublish: { published = ($0, $1) }))
+        #expect(result == MoveResult(bytes: 5_000_001, checksum: expected, method: .copied, foundIn: "from"))
+        #expect(published?.0 == expected && published?.1 == 5_000_001)
         #expect(try TestFiles.sha256(disk.path + "/movies/2024/big.bin") == sum)
         #expect(TestFiles.mode(disk.path + "/movies/2024/big.bin") == 0o604)
         #expect(TestFiles.mtime(disk.path + "/movies/2024/big.bin") == 1_600_000_000)
@@ -48,8 +71,9 @@ import TestSupport
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 1024)
         defer { root.remove(); disk.remove() }
-        let sum = try TestFiles.make(root.path + "/empty", bytes: 0)
-        #expect(try mover.move(request("empty", from: root.path, to: disk.path)).checksum == sum)
+        try TestFiles.make(root.path + "/empty", bytes: 0)
+        let expected = try xxh128(root.path + "/empty")
+        #expect(try mover.move(moveRequest("empty", from: root.path, to: disk.path)).checksum == expected)
         #expect(TestFiles.exists(disk.path + "/empty") && !TestFiles.exists(root.path + "/empty"))
     }
 
@@ -61,10 +85,10 @@ import TestSupport
         // This gen's own leftover, and one of an older gen recorded in the job, in another directory.
         try TestFiles.make(disk.path + "/.a.bin.relocator-7-2.part", bytes: 5000)
         try TestFiles.make(root.path + "/other/.a.bin.relocator-7-1.part", bytes: 10)
-        var req = try request("a.bin", from: root.path, to: disk.path, gen: 2)
-        req.stalePart = root.path + "/other/.a.bin.relocator-7-1.part"
-        var recorded: String?
-        #expect(try mover.move(req, beforeCopy: { recorded = $0 }).checksum == sum)
+        var request = try moveRequest("a.bin", from: root.path, to: disk.path, gen: 2)
+        request.stalePart = root.path + "/other/.a.bin.relocator-7-1.part"
+        nonisolated(unsafe) var recorded: String?
+        #expect(try mover.move(request, hooks: MoveHooks(recordPart: { recorded = $0 })).bytes == 100_000)
         #expect(recorded == disk.path + "/.a.bin.relocator-7-2.part")
         #expect(TestFiles.partFiles(under: disk.path).isEmpty && TestFiles.partFiles(under: root.path).isEmpty)
         #expect(try TestFiles.sha256(disk.path + "/a.bin") == sum)
@@ -76,43 +100,56 @@ import TestSupport
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/same.bin", bytes: 70_000)
         try FileManager.default.copyItem(atPath: root.path + "/same.bin", toPath: disk.path + "/same.bin")
-        #expect(try mover.move(request("same.bin", from: root.path, to: disk.path)).method == .alreadyInPlace)
+        #expect(try mover.move(moveRequest("same.bin", from: root.path, to: disk.path)).method == .alreadyInPlace)
         #expect(!TestFiles.exists(root.path + "/same.bin"))
         #expect(try TestFiles.sha256(disk.path + "/same.bin") == sum)
 
         let mine = try TestFiles.make(root.path + "/differs.bin", bytes: 1000)
         let theirs = try TestFiles.make(disk.path + "/differs.bin", bytes: 1000)
-        #expect { try mover.move(request("differs.bin", from: root.path, to: disk.path)) } throws: {
-            ($0 as? MoveError)?.kind == .destinationConflict && ($0 as? MoveError)?.isPermanent == true
+        #expect { try mover.move(moveRequest("differs.bin", from: root.path, to: disk.path)) } throws: {
+            moveError($0, .destinationConflict) && ($0 as? MoveError)?.isPermanent == true
         }
         #expect(try TestFiles.sha256(root.path + "/differs.bin") == mine)
         #expect(try TestFiles.sha256(disk.path + "/differs.bin") == theirs)
     }
 
+    /// Records name their algorithm; a bare 64-hex record (written before algorithms were named)
+    /// is a SHA-256 and still verifies.
     @Test func aPublishedFileWhoseSourceIsGoneIsCheckedAgainstTheRecordedChecksum() throws {
         let root = try TemporaryDirectory()
         defer { root.remove() }
         let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
         let sum = try TestFiles.make(gold + "/done.bin", bytes: 4096)
         try FileManager.default.createDirectory(atPath: bronze, withIntermediateDirectories: true)
-        #expect(try mover.move(request("done.bin", from: bronze, to: gold, expected: sum)) == MoveResult(bytes: 4096, checksum: sum, method: .alreadyInPlace))
-        #expect { try mover.move(request("done.bin", from: bronze, to: gold, expected: String(repeating: "0", count: 64))) } throws: {
-            ($0 as? MoveError)?.kind == .destinationConflict
+        let xxh = try xxh128(gold + "/done.bin")
+        #expect(try mover.move(moveRequest("done.bin", from: bronze, to: gold, expected: xxh))
+            == MoveResult(bytes: 4096, checksum: xxh, method: .alreadyInPlace, foundIn: "to"))
+        let old = try Checksum(parsing: sum)
+        #expect(old.algorithm == .sha256)
+        #expect(try mover.move(moveRequest("done.bin", from: bronze, to: gold, expected: old)).checksum == old)
+        for wrong in [try Checksum(parsing: String(repeating: "0", count: 64)), try Checksum(algorithm: .xxh128, hex: String(repeating: "0", count: 32))] {
+            #expect { try mover.move(moveRequest("done.bin", from: bronze, to: gold, expected: wrong)) } throws: {
+                moveError($0, .destinationConflict)
+            }
         }
         #expect(try TestFiles.sha256(gold + "/done.bin") == sum)
     }
 
-    @Test func aSourceMissingEverywhereIsPermanentAndOneOnAnotherDiskIsFound() throws {
+    @Test func aSourceMissingEverywhereIsPermanentNamesEveryPlaceAndOneOnAnotherDiskIsFound() throws {
         let root = try TemporaryDirectory()
         defer { root.remove() }
         let (bronze, silver, gold) = (root.path + "/bronze", root.path + "/silver", root.path + "/gold")
         for dir in [bronze, silver, gold] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        #expect { try mover.move(request("nowhere.mp4", from: bronze, to: gold, others: [silver])) } throws: {
-            ($0 as? MoveError)?.kind == .sourceMissing && ($0 as? MoveError)?.isPermanent == true
+        #expect { try mover.move(moveRequest("nowhere.mp4", from: bronze, to: gold, others: [silver])) } throws: { error in
+            guard let error = error as? MoveError else { return false }
+            return error.kind == .sourceMissing && error.isPermanent
+                && error.description == "source_missing: nowhere.mp4 is on no level's disk (looked in from (\(bronze)), other0 (\(silver)), to (\(gold)))"
         }
         let sum = try TestFiles.make(silver + "/strayed.mp4", bytes: 1234)
-        #expect(try mover.move(request("strayed.mp4", from: bronze, to: gold, others: [silver])).checksum == sum)
+        let result = try mover.move(moveRequest("strayed.mp4", from: bronze, to: gold, others: [silver]))
+        #expect(result.foundIn == "other0" && result.method == .linked)
         #expect(!TestFiles.exists(silver + "/strayed.mp4") && TestFiles.exists(gold + "/strayed.mp4"))
+        #expect(try TestFiles.sha256(gold + "/strayed.mp4") == sum)
     }
 
     @Test func symlinksThatCouldLeaveTheLevelDirectoryAreRefused() throws {
@@ -121,16 +158,18 @@ import TestSupport
         defer { root.remove(); outside.remove() }
         let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
         for dir in [bronze, gold] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        let secret = try TestFiles.make(outside.path + "/secret", bytes: 100)
+        try TestFiles.make(outside.path + "/secret", bytes: 100)
+        let before = try DirectorySnapshot(outside.path)
         symlink(outside.path + "/secret", bronze + "/link.mp4")
-        #expect { try mover.move(request("link.mp4", from: bronze, to: gold)) } throws: {
-            ($0 as? MoveError)?.kind == .notRegularFile
+        #expect { try mover.move(moveRequest("link.mp4", from: bronze, to: gold)) } throws: {
+            ($0 as? MoveError)?.description == "unsafe_path: from/link.mp4 is a symbolic link; a filename must stay inside its level directory"
         }
         symlink(outside.path, bronze + "/sub")
-        #expect { try mover.move(request("sub/secret", from: bronze, to: gold)) } throws: {
-            ($0 as? MoveError)?.kind == .invalidFilename
+        #expect { try mover.move(moveRequest("sub/secret", from: bronze, to: gold)) } throws: {
+            ($0 as? MoveError)?.description == "unsafe_path: from/sub is a symbolic link; a filename must stay inside its level directory"
+                && ($0 as? MoveError)?.isPermanent == true
         }
-        #expect(try TestFiles.sha256(outside.path + "/secret") == secret)
+        #expect(try DirectorySnapshot(outside.path) == before)
         #expect((try FileManager.default.contentsOfDirectory(atPath: gold)).isEmpty)
     }
 
@@ -139,7 +178,7 @@ import TestSupport
         let disk = try TmpfsMount(sizeKiB: 1024)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/big.bin", bytes: 3 * 1024 * 1024)
-        #expect { try mover.move(request("big.bin", from: root.path, to: disk.path)) } throws: { error in
+        #expect { try mover.move(moveRequest("big.bin", from: root.path, to: disk.path)) } throws: { error in
             guard let error = error as? MoveError else { return false }
             return error.kind == .noSpace && !error.isPermanent && error.description.contains("ENOSPC")
         }
@@ -152,12 +191,13 @@ import TestSupport
         let disk = try TmpfsMount(sizeKiB: 1024, readOnly: true)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/x.bin", bytes: 10_000)
-        #expect { try mover.move(request("x.bin", from: root.path, to: disk.path)) } throws: { error in
+        #expect { try mover.move(moveRequest("x.bin", from: root.path, to: disk.path)) } throws: { error in
             guard let error = error as? MoveError else { return false }
             return error.kind == .readOnly && !error.isPermanent && error.description.contains("EROFS")
         }
         try disk.remount(readOnly: false)
-        #expect(try mover.move(request("x.bin", from: root.path, to: disk.path)).checksum == sum)
+        #expect(try mover.move(moveRequest("x.bin", from: root.path, to: disk.path)).bytes == 10_000)
+        #expect(try TestFiles.sha256(disk.path + "/x.bin") == sum)
     }
 
     @Test func aCancelledCopyRemovesItsPartFileAndKeepsTheSource() throws {
@@ -166,8 +206,8 @@ import TestSupport
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/c.bin", bytes: 1_000_000)
         nonisolated(unsafe) var chunks = 0
-        #expect { try mover.move(request("c.bin", from: root.path, to: disk.path), shouldStop: { chunks += 1; return chunks > 3 }) } throws: {
-            ($0 as? MoveError)?.kind == .cancelled
+        #expect { try mover.move(moveRequest("c.bin", from: root.path, to: disk.path), hooks: MoveHooks(shouldStop: { chunks += 1; return chunks > 3 })) } throws: {
+            moveError($0, .cancelled)
         }
         #expect(try TestFiles.sha256(root.path + "/c.bin") == sum)
         #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
@@ -188,12 +228,13 @@ import TestSupport
             try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
             let sum = try TestFiles.make(source + "/f.bin", bytes: 200_000)
             let crashing = FileMover(chunkSize: 64 * 1024, faults: MoveFaults(onStep: { if $0 == step { throw Crash() } }))
-            nonisolated(unsafe) var recorded: String?
+            nonisolated(unsafe) var recorded: Checksum?
             do {
-                _ = try crashing.move(request("f.bin", from: source, to: target), beforePublish: { checksum, _ in recorded = checksum })
+                _ = try crashing.move(moveRequest("f.bin", from: source, to: target), hooks: MoveHooks(willPublish: { checksum, _ in recorded = checksum }))
             } catch is Crash {}
-            let result = try mover.move(request("f.bin", from: source, to: target, gen: 1, expected: recorded))
-            #expect(result.checksum == sum, "step \(step), cross-device \(crossDevice)")
+            let result = try mover.move(moveRequest("f.bin", from: source, to: target, gen: 1, expected: recorded))
+            #expect(try result.checksum == xxh128(target + "/f.bin"), "step \(step), cross-device \(crossDevice)")
+            #expect(recorded == nil || recorded == result.checksum)
             #expect(try TestFiles.sha256(target + "/f.bin") == sum)
             #expect(!TestFiles.exists(source + "/f.bin"), "step \(step), cross-device \(crossDevice)")
             #expect(TestFiles.partFiles(under: target).isEmpty)
@@ -205,14 +246,18 @@ import TestSupport
         let disk = try TmpfsMount(sizeKiB: 4096)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/v.bin", bytes: 500_000)
-        let corrupting = FileMover(faults: MoveFaults(corruptBeforeReadBack: { true }))
-        #expect { try corrupting.move(request("v.bin", from: root.path, to: disk.path)) } throws: { error in
-            guard let error = error as? MoveError else { return false }
-            return error.kind == .checksumMismatch && !error.isPermanent
+        for algorithm in ChecksumAlgorithm.allCases {
+            let corrupting = FileMover(algorithm: algorithm, faults: MoveFaults(corruptBeforeReadBack: { true }))
+            #expect { try corrupting.move(moveRequest("v.bin", from: root.path, to: disk.path)) } throws: { error in
+                guard let error = error as? MoveError else { return false }
+                return error.kind == .checksumMismatch && !error.isPermanent
+            }
+            #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
+            #expect(try TestFiles.sha256(root.path + "/v.bin") == sum)
         }
-        #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
-        #expect(try TestFiles.sha256(root.path + "/v.bin") == sum)
-        #expect(try mover.move(request("v.bin", from: root.path, to: disk.path)).checksum == sum)
+        let moved = try mover.move(moveRequest("v.bin", from: root.path, to: disk.path))
+        #expect(try moved.checksum == xxh128(disk.path + "/v.bin"))
+        #expect(try TestFiles.sha256(disk.path + "/v.bin") == sum)
     }
 
     /// A second delivery of the same job (after a false reap) replaces the temporary file's name
@@ -227,10 +272,10 @@ import TestSupport
         let intruding = FileMover(faults: MoveFaults(onStep: { step in
             guard step == .verified else { return }
             unlink(part)
-            FileManager.default.createFile(atPath: part, contents: Data(repeating: 0x41, count: 1000))
+            try Data(repeating: 0x41, count: 1000).write(to: URL(fileURLWithPath: part))
         }))
-        #expect { try intruding.move(request("r.bin", from: root.path, to: disk.path)) } throws: {
-            ($0 as? MoveError)?.kind == .io && ($0 as? MoveError)?.isPermanent == false
+        #expect { try intruding.move(moveRequest("r.bin", from: root.path, to: disk.path)) } throws: {
+            moveError($0, .ioError) && ($0 as? MoveError)?.isPermanent == false
         }
         #expect(!TestFiles.exists(disk.path + "/r.bin"))
         #expect(TestFiles.exists(part), "the other delivery's file is not ours to remove")
@@ -243,17 +288,25 @@ import TestSupport
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/s.bin", bytes: 100_000)
         let racing = FileMover(faults: MoveFaults(onStep: { step in
-            if step == .verified { _ = try? FileManager.default.copyItem(atPath: root.path + "/s.bin", toPath: disk.path + "/s.bin") }
+            if step == .verified { try FileManager.default.copyItem(atPath: root.path + "/s.bin", toPath: disk.path + "/s.bin") }
         }))
-        #expect(try racing.move(request("s.bin", from: root.path, to: disk.path)).checksum == sum)
+        let result = try racing.move(moveRequest("s.bin", from: root.path, to: disk.path))
+        let published = try xxh128(disk.path + "/s.bin")
+        #expect(result.method == .alreadyInPlace && result.checksum == published)
         #expect(TestFiles.partFiles(under: disk.path).isEmpty && !TestFiles.exists(root.path + "/s.bin"))
         #expect(try TestFiles.sha256(disk.path + "/s.bin") == sum)
     }
 
-    @Test func errnoClassification() {
-        #expect(MoveError(.permission, "x").isPermanent == false)
-        #expect(MoveError(.sourceMissing, "x").isPermanent)
-        #expect(MoveError(.invalidFilename, "x").isPermanent)
-        #expect(MoveError(.checksumMismatch, "x").isPermanent == false)
+    @Test func errorKindsAreSnakeCaseCodesAndClassified() {
+        let permanent: [MoveError.Kind] = [.invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict]
+        let transient: [MoveError.Kind] = [.sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost]
+        #expect(Set(permanent + transient).count == MoveError.Kind.allCases.count)
+        #expect(permanent.allSatisfy { MoveError($0, "x").isPermanent })
+        #expect(transient.allSatisfy { !MoveError($0, "x").isPermanent })
+        #expect(MoveError.Kind.allCases.map(\.rawValue) == [
+            "invalid_filename", "unsafe_path", "unknown_level", "source_missing", "not_regular_file", "destination_conflict",
+            "source_changed", "no_space", "permission_denied", "read_only", "io_error", "checksum_mismatch", "cancelled", "lease_lost",
+        ])
+        #expect(MoveError(.sourceChanged, "gold/a changed").description == "source_changed: gold/a changed")
     }
 }

@@ -47,7 +47,7 @@ import TestSupport
         try pipeline.cluster.waitUntil("the commit") { try pipeline.job(1)?["status"] as? String == "committed" }
         let job = try #require(try pipeline.job(1))
         #expect(job["attempts"] as? String == "1")
-        #expect((job["last_error"] as? String)?.contains("checksum mismatch") == true)
+        #expect((job["last_error"] as? String)?.contains("checksum_mismatch") == true)
         #expect(try TestFiles.sha256(pipeline.gold.path + "/once.bin") == sums[1])
         #expect(try pipeline.relocations().first?.checksum == sums[1])
         pipeline.cluster.stop(keepLogs: true)

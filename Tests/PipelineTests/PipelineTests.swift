@@ -122,7 +122,7 @@ import TestSupport
 
         let listed = try pipeline.cluster.run(["dlq", "list"])
         #expect(listed.status == 0 && listed.stdout.contains("missing.mp4") && listed.stdout.contains("bronze → silver")
-            && listed.stdout.contains("source missing"), "\(listed.stdout)")
+            && listed.stdout.contains("source_missing"), "\(listed.stdout)")
         let dry = try pipeline.cluster.run(["dlq", "replay", "--cid", "2", "--dry-run"])
         #expect(dry.status == 0 && dry.stdout.contains("would replay 2:"))
         #expect(try pipeline.job(2)?["status"] as? String == "dead")

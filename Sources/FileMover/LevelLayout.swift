@@ -1,0 +1,80 @@
+import RelocatorCore
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A level directory as the system sees it.
+public struct ResolvedLevel: Equatable, Sendable {
+    public var name: String
+    /// As configured.
+    public var directory: String
+    /// After `realpath`: no link, no `//`, no trailing slash.
+    public var realPath: String
+    public var device: UInt64
+    public var inode: UInt64
+}
+
+/// Checks `RELOCATOR_LEVELS` before anything moves: every level directory exists and is a
+/// directory, and no two levels are the same directory or one inside another — by path after
+/// `realpath` and by device and inode (a bind mount shows one directory under two paths). Two
+/// level names for one directory would make a move find "source and destination both present and
+/// identical" and remove the only copy. Throws a `ConfigurationError` whose description is one
+/// line naming the levels, e.g.
+/// `RELOCATOR_LEVELS: levels 'gold' and 'silver' are the same directory (/d/ssd)`.
+public func verifyLevelLayout(_ directories: LevelDirectories, setting: String = "RELOCATOR_LEVELS") throws -> [ResolvedLevel] {
+    var levels: [ResolvedLevel] = []
+    for name in directories.names {
+        let directory = directories.directory(of: name)!
+        guard let real = realpath(directory, nil) else {
+            let error = Errno(rawValue: errno)
+            if error == .noSuchFileOrDirectory {
+                throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): no such directory")
+            }
+            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): \(error) (\(Linux.errorName(error)))")
+        }
+        let realPath = String(cString: real)
+        free(real)
+        let status: Stat
+        do {
+            status = try Stat(FilePath(realPath))
+        } catch {
+            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): \(error) (\(Linux.errorName(error)))")
+        }
+        guard status.isDirectory else {
+            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)) is \(status.typeDescription), not a directory")
+        }
+        let identity = FileIdentity(status)
+        levels.append(ResolvedLevel(name: name, directory: directory, realPath: realPath, device: identity.device, inode: identity.inode))
+    }
+
+    for (index, level) in levels.enumerated() {
+        for other in levels[..<index] where other.device == level.device && other.inode == level.inode {
+            let paths = other.realPath == level.realPath ? other.realPath : "\(other.realPath) and \(level.realPath)"
+            throw ConfigurationError(setting: setting, expected: "levels '\(other.name)' and '\(level.name)' are the same directory (\(paths))")
+        }
+    }
+    for level in levels {
+        // Every directory above this level, by device and inode, so a bind mount cannot hide it.
+        var path = level.realPath
+        while path != "/" {
+            path = parentPath(of: path)
+            let identity: FileIdentity
+            do {
+                identity = FileIdentity(try Stat(FilePath(path)))
+            } catch {
+                throw ConfigurationError(setting: setting, expected: "level '\(level.name)' (\(level.directory)): cannot stat \(path): \(error) (\(Linux.errorName(error)))")
+            }
+            if let outer = levels.first(where: { $0.device == identity.device && $0.inode == identity.inode }) {
+                throw ConfigurationError(setting: setting, expected: "level '\(level.name)' (\(level.realPath)) lies inside '\(outer.name)' (\(outer.realPath))")
+            }
+        }
+    }
+    return levels
+}
+
+/// The parent of an absolute path without a trailing slash (`/` for `/a`).
+private func parentPath(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    return String(path[..<slash])
+}

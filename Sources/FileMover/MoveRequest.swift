@@ -1,0 +1,128 @@
+import RelocatorCore
+
+/// A level and its directory on this machine.
+public struct LevelPlace: Sendable, Equatable, CustomStringConvertible {
+    public var level: String
+    public var directory: String
+
+    public init(level: String, directory: String) {
+        self.level = level
+        self.directory = directory
+    }
+
+    /// `gold (/data/ssd)`
+    public var description: String { "\(level) (\(directory))" }
+}
+
+extension LevelDirectories {
+    /// The place of `level`, nil for a level without a directory here.
+    public func place(of level: String) -> LevelPlace? {
+        directory(of: level).map { LevelPlace(level: level, directory: $0) }
+    }
+}
+
+/// One move: `<source>/<filename>` to `<target>/<filename>`.
+public struct MoveRequest: Sendable {
+    public var filename: Filename
+    /// Where the database says the file is.
+    public var source: LevelPlace
+    public var target: LevelPlace
+    /// Every other level, searched (safely, like the source) when the file is not at `source`.
+    public var others: [LevelPlace]
+    /// Name this job's temporary file: `PartName`.
+    public var cid: Int64
+    public var gen: Int64
+    /// The checksum an earlier delivery recorded before it published the file, if any: a
+    /// published file whose source is gone must match it (hashed with the algorithm it names).
+    public var expectedChecksum: Checksum?
+    /// A temporary file an earlier delivery of this content's job recorded (maybe in another
+    /// level's directory, if the job was re-aimed since): removed before this move starts — only
+    /// when it is a `PartName` of this cid inside one of the request's level directories.
+    public var stalePart: String?
+    /// The old callers' recorded checksum, parsed when they move (Legacy.swift).
+    var recordedChecksumText: String?
+
+    public init(filename: Filename, source: LevelPlace, target: LevelPlace, others: [LevelPlace] = [],
+                cid: Int64, gen: Int64, expectedChecksum: Checksum? = nil, stalePart: String? = nil) {
+        self.filename = filename
+        self.source = source
+        self.target = target
+        self.others = others
+        self.cid = cid
+        self.gen = gen
+        self.expectedChecksum = expectedChecksum
+        self.stalePart = stalePart
+    }
+
+    /// The full path of this move's temporary file, as `MoveHooks.recordPart` gets it.
+    public var partPath: String {
+        join(target.directory, PartName.relativePath(for: filename, cid: cid, gen: gen))
+    }
+}
+
+/// What the worker learns and decides during a move. Every hook is optional.
+public struct MoveHooks {
+    /// Called with the temporary file's full path before it is created (the worker records it in
+    /// the job, so that a later delivery removes it even if the job was re-aimed).
+    public var recordPart: (String) throws -> Void
+    /// Called with the verified checksum and size before the file gets its final name (the worker
+    /// records them, so a later delivery can check what it finds). Throwing aborts the move — for
+    /// instance `MoveError(.leaseLost, …)` — and removes the temporary file.
+    public var willPublish: (Checksum, Int64) throws -> Void
+    /// Called once the source is removed and its directory synced.
+    public var didRemoveSource: () -> Void
+    /// Called per chunk while hashing or copying: bytes done, bytes in all.
+    public var progress: (_ done: Int64, _ total: Int64) -> Void
+    /// Polled between chunks; true stops the move with `MoveError(.cancelled, …)`, before anything
+    /// is published (the temporary file is removed).
+    public var shouldStop: () -> Bool
+
+    public init(recordPart: @escaping (String) throws -> Void = { _ in },
+                willPublish: @escaping (Checksum, Int64) throws -> Void = { _, _ in },
+                didRemoveSource: @escaping () -> Void = {},
+                progress: @escaping (_ done: Int64, _ total: Int64) -> Void = { _, _ in },
+                shouldStop: @escaping () -> Bool = { false }) {
+        self.recordPart = recordPart
+        self.willPublish = willPublish
+        self.didRemoveSource = didRemoveSource
+        self.progress = progress
+        self.shouldStop = shouldStop
+    }
+}
+
+public struct MoveResult: Sendable, Equatable {
+    public enum Method: String, Sendable {
+        /// Same filesystem: linked under the new name (or renamed without replacing), then the old
+        /// name removed; the bytes could not change.
+        case linked
+        /// Across filesystems: copied, read back from the device and verified.
+        case copied
+        /// An earlier delivery had already published the file; it was verified (and a remaining
+        /// identical source removed).
+        case alreadyInPlace = "already_in_place"
+    }
+
+    public var bytes: Int64
+    public var checksum: Checksum
+    public var method: Method
+    /// The level the file was taken from: the request's source, or another level where it was
+    /// found (or the target, when it was already in place).
+    public var foundIn: String
+
+    public init(bytes: Int64, checksum: Checksum, method: Method, foundIn: String) {
+        self.bytes = bytes
+        self.checksum = checksum
+        self.method = method
+        self.foundIn = foundIn
+    }
+}
+
+/// The move as the worker sees it; `FileMover` is the real one.
+public protocol FileMoving: Sendable {
+    func move(_ request: MoveRequest, hooks: MoveHooks) throws -> MoveResult
+}
+
+/// `directory/relative`, one slash between.
+func join(_ directory: String, _ relative: String) -> String {
+    directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
+}

@@ -1,0 +1,178 @@
+@testable import FileMover
+import Foundation
+import RelocatorCore
+import Testing
+import TestSupport
+
+/// The one path-safety check the API, the mover and reconcile share, and what reconcile does with
+/// it; with `openat2` and with the `openat` walk.
+@Suite struct LevelRootTests {
+    static let resolutions: [LevelRoot.PathResolution] = [.automatic, .componentWalk]
+
+    func root(_ level: String, _ directory: String, _ resolution: LevelRoot.PathResolution) throws -> LevelRoot {
+        try LevelRoot(LevelPlace(level: level, directory: directory), resolution: resolution, onDirectorySynced: nil)
+    }
+
+    @Test(arguments: resolutions)
+    func lookupTellsFilesFromMissingAndOthersAndRefusesLinks(resolution: LevelRoot.PathResolution) throws {
+        let dir = try TemporaryDirectory()
+        let outside = try TemporaryDirectory("relocator-outside")
+        defer { dir.remove(); outside.remove() }
+        try TestFiles.make(dir.path + "/a/b/file.mp4", bytes: 123)
+        try TestFiles.make(outside.path + "/secret.mp4", bytes: 10)
+        mkfifo(dir.path + "/a/fifo", 0o644)
+        symlink(outside.path, dir.path + "/a/out")
+        symlink(outside.path + "/secret.mp4", dir.path + "/a/link.mp4")
+        let gold = try root("gold", dir.path, resolution)
+        #expect(try gold.lookup(Filename("a/b/file.mp4")) == .regularFile(size: 123))
+        #expect(try gold.lookup(Filename("a/b/none.mp4")) == .missing)
+        #expect(try gold.lookup(Filename("a/nodir/none.mp4")) == .missing)
+        #expect(try gold.lookup(Filename("a/b/file.mp4/deeper")) == .missing, "a file where a directory would be")
+        #expect(try gold.lookup(Filename("a/b")) == .notRegularFile("a directory"))
+        #expect(try gold.lookup(Filename("a/fifo")) == .notRegularFile("a FIFO"))
+        for (name, component) in [("a/out/secret.mp4", "gold/a/out"), ("a/link.mp4", "gold/a/link.mp4")] {
+            #expect { try gold.lookup(Filename(name)) } throws: {
+                ($0 as? MoveError)?.description == "unsafe_path: \(component) is a symbolic link; a filename must stay inside its level directory"
+            }
+        }
+        #expect { try root("gold", dir.path + "/missing", resolution) } throws: { ($0 as? MoveError)?.description.contains("ENOENT") == true }
+    }
+
+    @Test(arguments: resolutions)
+    func temporaryFilesAreListedWithoutEnteringLinksAndRemovedSafely(resolution: LevelRoot.PathResolution) throws {
+        let dir = try TemporaryDirectory()
+        let outside = try TemporaryDirectory("relocator-outside")
+        defer { dir.remove(); outside.remove() }
+        try TestFiles.make(dir.path + "/.a.mp4.relocator-5-1.part", bytes: 1)
+        try TestFiles.make(dir.path + "/m/2024/.b.mp4.relocator-6-9.part", bytes: 1)
+        try TestFiles.make(dir.path + "/m/b.mp4", bytes: 1)
+        try TestFiles.make(dir.path + "/m/.b.mp4.relocator-x.part", bytes: 1)
+        try FileManager.default.createDirectory(atPath: dir.path + "/m/.c.relocator-1-1.part", withIntermediateDirectories: true)
+        try TestFiles.make(outside.path + "/.d.relocator-8-1.part", bytes: 1)
+        symlink(outside.path, dir.path + "/m/out")
+        symlink(outside.path + "/.d.relocator-8-1.part", dir.path + "/.e.relocator-9-1.part")
+        let before = try DirectorySnapshot(outside.path)
+        let gold = try root("gold", dir.path, resolution)
+        let parts = try gold.partFiles()
+        #expect(parts.map(\.relativePath) == [".a.mp4.relocator-5-1.part", "m/2024/.b.mp4.relocator-6-9.part"])
+        #expect(parts.map(\.name) == [PartName(baseName: "a.mp4", cid: 5, gen: 1), PartName(baseName: "b.mp4", cid: 6, gen: 9)])
+        #expect(parts[1].path == dir.path + "/m/2024/.b.mp4.relocator-6-9.part")
+
+        #expect(try gold.removePart("m/2024/.b.mp4.relocator-6-9.part"))
+        #expect(!TestFiles.exists(dir.path + "/m/2024/.b.mp4.relocator-6-9.part"))
+        #expect(try gold.removePart("m/2024/.b.mp4.relocator-6-9.part") == false)
+        #expect { try gold.removePart("m/b.mp4") } throws: { ($0 as? MoveError)?.kind == .invalidFilename }
+        #expect { try gold.removePart("m/out/.d.relocator-8-1.part") } throws: { ($0 as? MoveError)?.kind == .unsafePath }
+        #expect { try gold.removePart(".e.relocator-9-1.part") } throws: { ($0 as? MoveError)?.kind == .unsafePath }
+        #expect { try gold.removePart("m/.c.relocator-1-1.part") } throws: { ($0 as? MoveError)?.kind == .notRegularFile }
+        #expect { try gold.removePart("../x/.a.relocator-1-1.part") } throws: { ($0 as? MoveError)?.kind == .invalidFilename }
+        #expect(try DirectorySnapshot(outside.path) == before)
+    }
+
+    @Test func aDuplicateIsRemovedOnlyWhenTheKeptCopyHoldsTheSameBytes() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let (silver, gold) = (dir.path + "/silver", dir.path + "/gold")
+        let sum = try TestFiles.make(gold + "/m/dup.bin", bytes: 100_000)
+        try FileManager.default.createDirectory(atPath: silver + "/m", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: gold + "/m/dup.bin", toPath: silver + "/m/dup.bin")
+        let mine = try TestFiles.make(silver + "/m/differs.bin", bytes: 1000)
+        let theirs = try TestFiles.make(gold + "/m/differs.bin", bytes: 1000)
+        try TestFiles.make(silver + "/alone.bin", bytes: 10)
+        let silverRoot = try LevelRoot(LevelPlace(level: "silver", directory: silver))
+        let goldRoot = try LevelRoot(LevelPlace(level: "gold", directory: gold))
+
+        #expect(try silverRoot.checksum(of: Filename("m/dup.bin"), algorithm: .sha256) == Checksum(algorithm: .sha256, hex: sum))
+        #expect(try silverRoot.checksum(of: Filename("m/none.bin"), algorithm: .sha256) == nil)
+        #expect(try silverRoot.removeDuplicate(Filename("m/dup.bin"), keeping: goldRoot, algorithm: .xxh128) == xxh128(gold + "/m/dup.bin"))
+        #expect(!TestFiles.exists(silver + "/m/dup.bin"))
+        #expect(try TestFiles.sha256(gold + "/m/dup.bin") == sum)
+
+        #expect { try silverRoot.removeDuplicate(Filename("m/differs.bin"), keeping: goldRoot, algorithm: .xxh128) } throws: {
+            ($0 as? MoveError)?.kind == .destinationConflict
+        }
+        #expect { try silverRoot.removeDuplicate(Filename("alone.bin"), keeping: goldRoot, algorithm: .xxh128) } throws: {
+            ($0 as? MoveError)?.kind == .sourceMissing
+        }
+        // The same directory under a second level name is not a second copy.
+        let alias = try LevelRoot(LevelPlace(level: "alias", directory: silver + "/"))
+        #expect { try silverRoot.removeDuplicate(Filename("alone.bin"), keeping: alias, algorithm: .xxh128) } throws: {
+            ($0 as? MoveError)?.kind == .unsafePath
+        }
+        #expect(try TestFiles.sha256(silver + "/m/differs.bin") == mine)
+        #expect(try TestFiles.sha256(gold + "/m/differs.bin") == theirs)
+        #expect(TestFiles.exists(silver + "/alone.bin"))
+    }
+}
+
+/// `verifyLevelLayout`: what every process checks in `RELOCATOR_LEVELS` at start.
+@Suite struct LevelLayoutTests {
+    func layout(_ pairs: [(String, String)]) throws -> [ResolvedLevel] {
+        try verifyLevelLayout(LevelDirectories(pairs))
+    }
+
+    func refusal(_ pairs: [(String, String)]) -> String? {
+        do {
+            _ = try layout(pairs)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func separateDirectoriesAreResolved() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        for name in ["a", "b", "c"] { try FileManager.default.createDirectory(atPath: root.path + "/" + name, withIntermediateDirectories: true) }
+        symlink(root.path + "/c", root.path + "/c-link")
+        let levels = try layout([("gold", root.path + "/a/"), ("silver", root.path + "//b"), ("bronze", root.path + "/c-link")])
+        let real = URL(fileURLWithPath: root.path).resolvingSymlinksInPath().path
+        #expect(levels.map(\.name) == ["gold", "silver", "bronze"])
+        #expect(levels.map(\.realPath) == [real + "/a", real + "/b", real + "/c"])
+        #expect(levels[2].directory == root.path + "/c-link")
+    }
+
+    @Test func twoNamesForOneDirectoryAreRefusedHoweverSpelled() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let ssd = root.path + "/ssd"
+        try FileManager.default.createDirectory(atPath: ssd, withIntermediateDirectories: true)
+        symlink(ssd, root.path + "/alias")
+        let bind = try BindMount(of: ssd)
+        defer { bind.remove() }
+        let real = URL(fileURLWithPath: ssd).resolvingSymlinksInPath().path
+        for spelling in [ssd + "/", root.path + "//ssd", root.path + "/alias", root.path + "/ssd/."] {
+            #expect(refusal([("gold", spelling), ("silver", ssd)]) == "RELOCATOR_LEVELS: levels 'gold' and 'silver' are the same directory (\(real))")
+        }
+        #expect(refusal([("gold", ssd), ("bronze", root.path), ("silver", bind.path)])
+            == "RELOCATOR_LEVELS: levels 'gold' and 'silver' are the same directory (\(real) and \(bind.path))")
+    }
+
+    @Test func aLevelInsideAnotherIsRefusedAlsoThroughABindMount() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        try FileManager.default.createDirectory(atPath: root.path + "/a/b/c", withIntermediateDirectories: true)
+        let real = URL(fileURLWithPath: root.path).resolvingSymlinksInPath().path
+        #expect(refusal([("gold", root.path + "/a"), ("silver", root.path + "/a/b/c")])
+            == "RELOCATOR_LEVELS: level 'silver' (\(real)/a/b/c) lies inside 'gold' (\(real)/a)")
+        #expect(refusal([("silver", root.path + "/a/b"), ("gold", root.path + "/a")])
+            == "RELOCATOR_LEVELS: level 'silver' (\(real)/a/b) lies inside 'gold' (\(real)/a)")
+        // /a seen under another path: /a/b lies inside it all the same.
+        let bind = try BindMount(of: root.path + "/a")
+        defer { bind.remove() }
+        #expect(refusal([("gold", bind.path), ("silver", root.path + "/a/b")])
+            == "RELOCATOR_LEVELS: level 'silver' (\(real)/a/b) lies inside 'gold' (\(bind.path))")
+    }
+
+    @Test func aMissingDirectoryOrAFileIsRefusedInOneLine() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        try TestFiles.make(root.path + "/file", bytes: 1)
+        try FileManager.default.createDirectory(atPath: root.path + "/ok", withIntermediateDirectories: true)
+        #expect(refusal([("gold", root.path + "/ok"), ("silver", root.path + "/none")])
+            == "RELOCATOR_LEVELS: level 'silver' (\(root.path)/none): no such directory")
+        #expect(refusal([("gold", root.path + "/file")])
+            == "RELOCATOR_LEVELS: level 'gold' (\(root.path)/file) is a regular file, not a directory")
+        #expect(refusal([("gold", root.path + "/file/x")]) == "RELOCATOR_LEVELS: level 'gold' (\(root.path)/file/x): Not a directory (ENOTDIR)")
+    }
+}
