@@ -50,6 +50,12 @@ public struct JobQueue: Sendable {
         public var outcome: SubmitOutcome
         public var job: Job?
         public var fields: [String: String]
+
+        public init(outcome: SubmitOutcome, job: Job?, fields: [String: String]) {
+            self.outcome = outcome
+            self.job = job
+            self.fields = fields
+        }
     }
 
     /// The enqueue script as one call (for a pipeline or the API's pipeliner).
@@ -117,6 +123,12 @@ public struct JobQueue: Sendable {
         public var shard: Int
         /// The level whose queue it came from.
         public var level: String
+
+        public init(id: String, shard: Int, level: String) {
+            self.id = id
+            self.shard = shard
+            self.level = level
+        }
     }
 
     /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,

@@ -93,6 +93,8 @@ public final class Worker: Service, Sendable {
         defer { control.close() }
         let recovered = try untilAvailable("announce the worker") {
             for warning in try control.startupWarnings() { self.logger.warning("\(warning)") }
+            let paused = try control.paused()
+            self.pausedLevels.withLock { $0 = paused }
             try self.heartbeat(control)
             return try control.release(worker: self.settings.id)
         }

@@ -138,7 +138,10 @@ extension Relocator {
                 let ids: [String]
                 if dryRun {
                     let wanted = selection.cids.map(Set.init)
-                    ids = try queue.deadJobs(on: redis).map(\.id).filter { id in wanted.map { JobID(id).map { w in $0.contains(w.cid) } ?? false } ?? true }
+                    ids = try queue.deadJobs(on: redis).map(\.id).filter { id in
+                        guard let wanted else { return true }
+                        return JobID(id).map { wanted.contains($0.cid) } ?? false
+                    }
                 } else {
                     ids = try queue.dead(.replay, cids: selection.cids, on: redis).filter { $0.outcome == .replayed }.map(\.id)
                 }
@@ -263,7 +266,7 @@ extension Relocator {
 
         func run() throws {
             let mover = FileMover()
-            for file in files { print("\(try mover.checksum(of: file))  \(file)") }
+            for file in files { print("\(try mover.checksum(of: file, algorithm: .sha256).hex)  \(file)") }
         }
     }
 }
