@@ -10,14 +10,23 @@ extension Migration {
         .postgres: [
             ("0001_original_tables.postgres.sql", PackageResources._001_original_tables_postgres_sql),
             ("0002_relocations.postgres.sql", PackageResources._002_relocations_postgres_sql),
+            ("0003_unique_filenames.postgres.sql", PackageResources._003_unique_filenames_postgres_sql),
+            ("0004_relocation_gen.postgres.sql", PackageResources._004_relocation_gen_postgres_sql),
+            ("0005_level_policy.postgres.sql", PackageResources._005_level_policy_postgres_sql),
         ],
         .mysql: [
             ("0001_original_tables.mysql.sql", PackageResources._001_original_tables_mysql_sql),
             ("0002_relocations.mysql.sql", PackageResources._002_relocations_mysql_sql),
+            ("0003_unique_filenames.mysql.sql", PackageResources._003_unique_filenames_mysql_sql),
+            ("0004_relocation_gen.mysql.sql", PackageResources._004_relocation_gen_mysql_sql),
+            ("0005_level_policy.mysql.sql", PackageResources._005_level_policy_mysql_sql),
         ],
         .sqlite: [
             ("0001_original_tables.sqlite.sql", PackageResources._001_original_tables_sqlite_sql),
             ("0002_relocations.sqlite.sql", PackageResources._002_relocations_sqlite_sql),
+            ("0003_unique_filenames.sqlite.sql", PackageResources._003_unique_filenames_sqlite_sql),
+            ("0004_relocation_gen.sqlite.sql", PackageResources._004_relocation_gen_sqlite_sql),
+            ("0005_level_policy.sqlite.sql", PackageResources._005_level_policy_sqlite_sql),
         ],
     ]
 

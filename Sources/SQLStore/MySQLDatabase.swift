@@ -9,7 +9,9 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
     public let location: String
     private var handle: UnsafeMutablePointer<MYSQL>?
 
-    /// Connects. With `.readOnly` access the session refuses every write; `.create` is `.readWrite`.
+    /// Connects. Transactions run at READ COMMITTED (each statement sees what committed before it,
+    /// as on PostgreSQL: a commit that waited for a row lock then reads the rows the other commit
+    /// wrote). With `.readOnly` access the session refuses every write; `.create` is `.readWrite`.
     public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: UInt32 = 5) throws {
         location = "mysql \(server.host):\(server.port)/\(server.database)"
         guard let mysql = mysql_init(nil) else {
@@ -28,7 +30,7 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         handle = mysql
         try executeScript("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
         try executeScript("SET time_zone = '+00:00'")
-        if access == .readOnly { try executeScript("SET SESSION TRANSACTION READ ONLY") }
+        try executeScript("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED" + (access == .readOnly ? ", READ ONLY" : ""))
     }
 
     deinit { close() }

@@ -21,6 +21,12 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
         case badSQL = "bad SQL"
         /// A unique, primary-key, foreign-key, check or NOT NULL constraint refused the change.
         case constraintViolation = "constraint violation"
+        /// A content's filename already belongs to another content.
+        case duplicateFilename = "duplicate filename"
+        /// An edit of the level table would leave it with gaps or overlaps.
+        case invalidLevelTable = "invalid level table"
+        /// A level policy outside its limits (a percentage above 100, a low water above the high).
+        case invalidPolicy = "invalid level policy"
         /// A column could not be read as the type asked for.
         case decoding
         /// A migration file is missing or malformed, or a migration's precondition does not hold.
@@ -57,7 +63,7 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
         switch code {
         case .schemaMissing:
             return message
-        case .databaseFileMissing, .permissionDenied:
+        case .databaseFileMissing, .permissionDenied, .duplicateFilename, .invalidLevelTable, .invalidPolicy:
             return "\(place)\(message)"
         default:
             return "\(place)\(code.rawValue): \(message)\(server)"

@@ -6,7 +6,7 @@ import TestSupport
 
 /// The migrations compiled into the binary, their preconditions, and the migrator's status.
 @Suite struct MigrationTests {
-    static let allIDs = ["0001_original_tables", "0002_relocations"]
+    static let allIDs = ["0001_original_tables", "0002_relocations", "0003_unique_filenames", "0004_relocation_gen", "0005_level_policy"]
 
     // MARK: - Embedded files (no server)
 
@@ -27,6 +27,13 @@ import TestSupport
     @Test func everyDialectHasTheSameMigrationsInTheSameOrder() {
         for dialect in SQLDialect.allCases {
             #expect(Migration.embedded(dialect: dialect).map(\.id) == Self.allIDs)
+        }
+        // The unique-filename migration checks for duplicates first, on every dialect.
+        for dialect in SQLDialect.allCases {
+            let unique = Migration.embedded(dialect: dialect)[2]
+            #expect(unique.preconditions.count == 1)
+            #expect(unique.preconditions.first?.problem == "filenames that belong to more than one content")
+            #expect(unique.preconditions.first?.fix.contains("relocator contents add --cid N --filename NEW") == true)
         }
     }
 
@@ -112,8 +119,8 @@ import TestSupport
         #expect(!status.isCurrent)
         #expect(status.applied.isEmpty)
         #expect(status.pending == Self.allIDs)
-        #expect(status.latestKnown == "0002_relocations")
-        #expect(status.latestKnownVersion == 2)
+        #expect(status.latestKnown == "0005_level_policy")
+        #expect(status.latestKnownVersion == 5)
         #expect(status.summary == "no schema: run `relocator migrate`")
         // Nothing was created: the table is still missing.
         let missing = #expect(throws: SQLError.self) { try db.query("SELECT version FROM schema_migrations") }
@@ -124,27 +131,64 @@ import TestSupport
     func theStatusNamesAppliedPendingAndUnknownMigrations(backend: Backend) throws {
         try withDatabase(backend) { db, test in
             let all = try test.migrations()
-            try Migrator(database: db, migrations: Array(all.prefix(1))).migrate()
+            try Migrator(database: db, migrations: Array(all.prefix(2))).migrate()
             let migrator = Migrator(database: db, migrations: all)
             let partial = try migrator.status()
             #expect(partial.schemaPresent)
-            #expect(partial.applied == ["0001_original_tables"])
-            #expect(partial.pending == ["0002_relocations"])
+            #expect(partial.applied == ["0001_original_tables", "0002_relocations"])
+            #expect(partial.pending == ["0003_unique_filenames", "0004_relocation_gen", "0005_level_policy"])
             #expect(!partial.isCurrent)
-            #expect(partial.summary == "schema at version 0001_original_tables, 1 migration pending (0002_relocations): run `relocator migrate`")
+            #expect(partial.summary == "schema at version 0002_relocations, 3 migrations pending (0003_unique_filenames, 0004_relocation_gen, 0005_level_policy): run `relocator migrate`")
 
-            #expect(try migrator.migrate().map(\.id) == ["0002_relocations"])
+            #expect(try migrator.migrate().map(\.id) == ["0003_unique_filenames", "0004_relocation_gen", "0005_level_policy"])
             let current = try migrator.status()
             #expect(current.isCurrent)
             #expect(current.applied == Self.allIDs)
-            #expect(current.summary == "schema at version 0002_relocations, the latest this binary knows")
+            #expect(current.summary == "schema at version 0005_level_policy, the latest this binary knows")
 
             // A newer binary applied 0006: still current for this one, and said.
             try db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(6), \("from_the_future"), \(now: ()))")
             let newer = try migrator.status()
             #expect(newer.isCurrent)
             #expect(newer.unknown == ["0006_from_the_future"])
-            #expect(newer.summary == "schema at version 0006_from_the_future, newer than this binary (0002_relocations is the latest it knows)")
+            #expect(newer.summary == "schema at version 0006_from_the_future, newer than this binary (0005_level_policy is the latest it knows)")
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func duplicateFilenamesStopTheUniqueIndexMigrationWithTheirListAndTheFix(backend: Backend) throws {
+        try withDatabase(backend) { db, test in
+            let all = try test.migrations()
+            try Migrator(database: db, migrations: Array(all.prefix(2))).migrate()
+            // 22 filenames held by two contents each (cids n and n + 100); names that differ only
+            // in case or a trailing space are different files, not duplicates.
+            for n in 1...22 {
+                let name = "dup-\(n < 10 ? "0" : "")\(n).mp4"
+                try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(n), \(name), \("bronze"))")
+                try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(n + 100), \(name), \("bronze"))")
+            }
+            for (cid, name) in [(500, "Case.mp4"), (501, "case.mp4"), (502, "case.mp4 ")] {
+                try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(cid), \(name), \("bronze"))")
+            }
+            let migrator = Migrator(database: db, migrations: all)
+            let refused = #expect(throws: SQLError.self) { try migrator.migrate() }
+            #expect(refused?.code == .migration)
+            let text = refused?.description ?? ""
+            #expect(text.contains("0003_unique_filenames not applied: 22 filenames that belong to more than one content: filename 'dup-01.mp4' (cids 1, 101), filename 'dup-02.mp4' (cids 2, 102),"), "\(text)")
+            #expect(text.contains("filename 'dup-20.mp4' (cids 20, 120), and 2 more; fix: give each of those contents its own filename (`relocator contents add --cid N --filename NEW --level L`) or delete the extra rows, then run `relocator migrate` again"))
+            #expect(!text.contains("dup-21") && !text.contains("ase.mp4"))
+            // Nothing of 0003 was applied, and nothing after it.
+            #expect(try migrator.status().applied == ["0001_original_tables", "0002_relocations"])
+            try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(999), \("dup-01.mp4"), \("bronze"))")
+
+            // Fixed: each filename once; the rest applies, and the index refuses a duplicate from now on.
+            try db.execute("DELETE FROM contents WHERE cid > \(100) AND cid < \(500) OR cid = \(999)")
+            #expect(try migrator.migrate().map(\.id) == ["0003_unique_filenames", "0004_relocation_gen", "0005_level_policy"])
+            let duplicate = #expect(throws: SQLError.self) {
+                try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(998), \("dup-01.mp4"), \("bronze"))")
+            }
+            #expect(duplicate?.code == .constraintViolation)
+            try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(997), \("DUP-01.mp4"), \("bronze"))")
         }
     }
 

@@ -20,16 +20,16 @@ import TestSupport
         try withDatabase(backend, migrated: false) { db, test in
             let migrator = Migrator(database: db, migrations: try test.migrations())
             let first = try migrator.migrate()
-            #expect(first.map(\.id) == ["0001_original_tables", "0002_relocations"])
+            #expect(first.map(\.id) == ["0001_original_tables", "0002_relocations", "0003_unique_filenames", "0004_relocation_gen", "0005_level_policy"])
             try db.execute("INSERT INTO level (content_level, min_counts, max_counts) VALUES (\("gold"), \(10), \(20))")
             #expect(try migrator.migrate().isEmpty)
             #expect(try migrator.pending().isEmpty)
-            #expect(try db.query("SELECT version FROM schema_migrations ORDER BY version").map { try $0.decode("version", as: Int.self) } == [1, 2])
+            #expect(try db.query("SELECT version FROM schema_migrations ORDER BY version").map { try $0.decode("version", as: Int.self) } == [1, 2, 3, 4, 5])
             // The rows written between the runs are still there.
             #expect(try LevelStore(database: db).levels() == [LevelRange(name: "gold", minCounts: 10, maxCounts: 20)])
             // The original tables keep their names and columns.
             #expect(try db.query("SELECT cid, filename, content_level, update_time FROM contents").isEmpty)
-            _ = try db.query("SELECT cid, from_level, to_level, bytes, checksum, worker, attempts, moved_at, job_id FROM relocations")
+            _ = try db.query("SELECT cid, from_level, to_level, bytes, checksum, worker, attempts, moved_at, job_id, gen FROM relocations")
             // The original level table stays exactly as it was: these three columns and no other.
             #expect(try db.query("SELECT * FROM level")[0].columns == ["content_level", "min_counts", "max_counts"])
         }
