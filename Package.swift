@@ -39,7 +39,10 @@ let package = Package(
             dependencies: [
                 "CLibPQ", "CMariaDB", "CSQLite", "RelocatorCore",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // Migrations/<dialect>/NNNN_name.<dialect>.sql, compiled into the binary
+            // (PackageResources.<mangled file name>, listed in EmbeddedMigrations.swift).
+            resources: [.embedInCode("Migrations")]
         ),
         .target(name: "JobQueue", dependencies: ["RedisClient", "RelocatorCore"], resources: [.embedInCode("Lua")]),
         .target(

@@ -1,10 +1,12 @@
 import RelocatorCore
 
 /// A row of the original `contents` table.
-public struct Content: Equatable, Sendable {
+/// JSON: `{"cid": 7, "filename": "g.mp4", "level": "silver", "update_time": "2026-11-27T21:47:15.123Z"}`.
+public struct Content: Equatable, Sendable, Codable {
     public var cid: Int64
     public var filename: String
     public var level: String
+    /// When the level last changed, RFC 3339 UTC; nil when never recorded.
     public var updateTime: String?
 
     public init(cid: Int64, filename: String, level: String, updateTime: String? = nil) {
@@ -12,6 +14,11 @@ public struct Content: Equatable, Sendable {
         self.filename = filename
         self.level = level
         self.updateTime = updateTime
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case cid, filename, level
+        case updateTime = "update_time"
     }
 }
 
@@ -25,8 +32,12 @@ public struct CommitEntry: Equatable, Sendable {
     public var checksum: String
     public var worker: String
     public var attempts: Int
+    /// The job's generation: of two jobs of one content, the higher gen is the newer.
+    public var gen: Int64
 
-    public init(jobID: String, cid: Int64, from: String, to: String, bytes: Int64, checksum: String, worker: String, attempts: Int) {
+    /// `gen` defaults to the one in `jobID` (`<cid>:<gen>`), 0 when it holds none.
+    public init(jobID: String, cid: Int64, from: String, to: String, bytes: Int64, checksum: String, worker: String,
+                attempts: Int, gen: Int64? = nil) {
         self.jobID = jobID
         self.cid = cid
         self.from = from
@@ -35,6 +46,7 @@ public struct CommitEntry: Equatable, Sendable {
         self.checksum = checksum
         self.worker = worker
         self.attempts = attempts
+        self.gen = gen ?? JobID(jobID)?.gen ?? 0
     }
 }
 
@@ -42,11 +54,13 @@ extension CommitEntry {
     /// What a done job records.
     public init(_ job: Job) {
         self.init(jobID: job.id, cid: job.cid, from: job.dbLevel, to: job.target, bytes: job.bytes ?? 0,
-                  checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts)
+                  checksum: job.checksum ?? "", worker: job.workerID ?? "", attempts: job.attempts, gen: job.gen)
     }
 }
 
-/// A row of `relocations`.
+/// A row of `relocations`: one committed move.
+/// JSON: `{"job_id": "7:3", "cid": 7, "from": "bronze", "to": "silver", "bytes": 1048576,
+/// "checksum": "…", "worker": "ssd-box-1", "attempts": 0, "moved_at": "2026-11-27T21:47:15.123Z", "gen": 3}`.
 public struct Relocation: Equatable, Sendable, Codable {
     public var jobID: String
     public var cid: Int64
@@ -56,7 +70,31 @@ public struct Relocation: Equatable, Sendable, Codable {
     public var checksum: String
     public var worker: String
     public var attempts: Int
+    /// When the move was committed, RFC 3339 UTC.
     public var movedAt: String
+    /// The job's generation; nil for rows recorded before generations were.
+    public var gen: Int64?
+
+    public init(jobID: String, cid: Int64, from: String, to: String, bytes: Int64, checksum: String, worker: String,
+                attempts: Int, movedAt: String, gen: Int64?) {
+        self.jobID = jobID
+        self.cid = cid
+        self.from = from
+        self.to = to
+        self.bytes = bytes
+        self.checksum = checksum
+        self.worker = worker
+        self.attempts = attempts
+        self.movedAt = movedAt
+        self.gen = gen
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case jobID = "job_id"
+        case cid, from, to, bytes, checksum, worker, attempts
+        case movedAt = "moved_at"
+        case gen
+    }
 }
 
 /// The contents, levels and relocations tables.
@@ -67,18 +105,27 @@ public struct ContentStore {
         self.database = database
     }
 
+    private static let contentColumns = "cid, filename, content_level, update_time"
+
     public func content(cid: Int64) throws -> Content? {
-        try database.query("SELECT cid, filename, content_level, update_time FROM contents WHERE cid = \(cid)").first.map(Self.content)
+        try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents WHERE cid = \(cid)").first.map(Self.content)
     }
 
     /// Every content, by cid.
     public func contents() throws -> [Content] {
-        try database.query("SELECT cid, filename, content_level, update_time FROM contents ORDER BY cid").map(Self.content)
+        try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents ORDER BY cid").map(Self.content)
+    }
+
+    /// A page of contents by cid (`relocator contents list`), optionally of one level only.
+    public func contents(limit: Int, offset: Int = 0, level: String? = nil) throws -> [Content] {
+        let filter: SQLQuery = level.map { (level: String) -> SQLQuery in "WHERE content_level = \(level)" } ?? ""
+        let query: SQLQuery = "SELECT \(unsafeSQL: Self.contentColumns) FROM contents \(filter) ORDER BY cid LIMIT \(max(0, limit)) OFFSET \(max(0, offset))"
+        return try database.query(query).map(Self.content)
     }
 
     private static func content(_ row: SQLRow) throws -> Content {
         Content(cid: try row.decode("cid"), filename: try row.decode("filename"), level: try row.decode("content_level"),
-                updateTime: try row.decodeIfPresent("update_time"))
+                updateTime: try row.decodeTimestampIfPresent("update_time"))
     }
 
     /// Records where a content's file really is (reconcile), without a relocation row.
@@ -86,79 +133,187 @@ public struct ContentStore {
         try database.execute("UPDATE contents SET content_level = \(level), update_time = \(now: ()) WHERE cid = \(cid)")
     }
 
-    /// Adds a content, or changes its filename and level.
+    /// Adds a content, or changes its filename and level. A filename that belongs to another
+    /// content is refused (`.duplicateFilename`: "filename 'x' already belongs to cid 12"). Runs
+    /// in the caller's transaction, if any.
     public func put(_ content: Content) throws {
-        let d = database.dialect
-        try database.execute("""
-            INSERT INTO contents (cid, filename, content_level) VALUES (\(content.cid), \(content.filename), \(content.level))
-            \(unsafeSQL: d.upsertClause(conflict: ["cid"], update: ["filename", "content_level"]))
-            """)
+        if let owner = try database.query("""
+            SELECT cid FROM contents WHERE filename = \(content.filename) AND cid <> \(content.cid) ORDER BY cid LIMIT 1
+            """).first {
+            throw SQLError(code: .duplicateFilename, location: database.location,
+                           message: "filename '\(content.filename)' already belongs to cid \(try owner.decode("cid", as: Int64.self))")
+        }
+        try insertContents([content])
+    }
+
+    /// Adds or changes many contents in one transaction, in multi-row statements of 500
+    /// (`relocator contents import`). Nothing is written when any filename is taken: by another
+    /// content in the database, or by two rows of `contents` with different cids. Returns how many
+    /// rows were given.
+    @discardableResult
+    public func put(_ contents: [Content]) throws -> Int {
+        if contents.isEmpty { return 0 }
+        // The last row of a cid wins, as a row at a time would.
+        var byCid: [Int64: Content] = [:]
+        for content in contents { byCid[content.cid] = content }
+        var byFilename: [String: Int64] = [:]
+        for content in byCid.values.sorted(by: { $0.cid < $1.cid }) {
+            if let other = byFilename[content.filename] {
+                throw SQLError(code: .duplicateFilename, location: database.location,
+                               message: "filename '\(content.filename)' is given to both cid \(other) and cid \(content.cid)")
+            }
+            byFilename[content.filename] = content.cid
+        }
+        let rows = byCid.values.sorted { $0.cid < $1.cid }
+        try database.transaction {
+            try forChunks(of: rows, size: 500) { chunk in
+                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                let owners = try database.query(SQLQuery(
+                    unsafeSQL: "SELECT cid, filename FROM contents WHERE filename IN (\(marks)) ORDER BY cid",
+                    binds: chunk.map { .text($0.filename) }))
+                for owner in owners {
+                    let cid: Int64 = try owner.decode("cid")
+                    let filename: String = try owner.decode("filename")
+                    // Taken, unless by this cid, or by a cid this import renames.
+                    if let wanted = byFilename[filename], wanted != cid, byCid[cid].map({ $0.filename == filename }) ?? true {
+                        throw SQLError(code: .duplicateFilename, location: database.location,
+                                       message: "filename '\(filename)' already belongs to cid \(cid)")
+                    }
+                }
+            }
+            try forChunks(of: rows, size: 500) { try insertContents($0) }
+        }
+        return contents.count
+    }
+
+    /// The upsert; the unique index on `contents(filename)` refusing a row that raced past the
+    /// check above is reported as a duplicate filename too.
+    private func insertContents(_ rows: [Content]) throws {
+        let tuples = Array(repeating: "(?, ?, ?)", count: rows.count).joined(separator: ", ")
+        let tail = database.dialect.upsertClause(conflict: ["cid"], update: ["filename", "content_level"])
+        do {
+            try database.execute(SQLQuery(unsafeSQL: "INSERT INTO contents (cid, filename, content_level) VALUES \(tuples) \(tail)",
+                                          binds: rows.flatMap { [.int($0.cid), .text($0.filename), .text($0.level)] }))
+        } catch let error as SQLError where error.code == .constraintViolation
+            && (error.message.contains("contents_filename") || error.message.contains("contents.filename")) {
+            throw SQLError(code: .duplicateFilename, location: database.location,
+                           message: "a filename of these contents already belongs to another content (\(error.message))",
+                           serverCode: error.serverCode)
+        }
+    }
+
+    private func forChunks<T>(of items: [T], size: Int, _ body: ([T]) throws -> Void) throws {
+        var start = 0
+        while start < items.count {
+            let chunk = Array(items[start..<min(start + size, items.count)])
+            start += chunk.count
+            try body(chunk)
+        }
     }
 
     /// The original rule: a count above the top level's `max_counts` raises it. Only ever raises.
+    /// (`LevelStore.raiseMaxCounts` also says whether it changed the row and what it held.)
     public func raiseMaxCounts(level: String, to count: Int64) throws {
         try database.execute("UPDATE level SET max_counts = \(count) WHERE content_level = \(level) AND max_counts < \(count)")
     }
 
-    /// Writes a batch of verified moves in one transaction: each content's new level and update
-    /// time, and one `relocations` row per job. A job already recorded (a batch delivered twice) is
-    /// not recorded again. Rows go in multi-row statements of up to 500 jobs.
+    /// Writes a batch of verified moves in one transaction: one `relocations` row per job (a job
+    /// already recorded — a batch delivered twice — is not recorded again), and each content's
+    /// level and update time from its newest job, but only when that job is newer (higher gen) than
+    /// every job recorded for the content before: a late commit of an older job never rolls a
+    /// level back.
+    ///
+    /// Two commits at once (the committer and `/update_sentence`) are serialised by the contents
+    /// rows: each locks the rows of its cids first, in cid order (`SELECT … FOR UPDATE`; SQLite
+    /// serialises writers with `BEGIN IMMEDIATE`), then compares gens with what is committed by
+    /// then (PostgreSQL and MariaDB both at READ COMMITTED). Rows go in multi-row statements of up to
+    /// 500 jobs.
     public func commit(_ entries: [CommitEntry]) throws {
         if entries.isEmpty { return }
+        let latest = Self.latestPerContent(entries)
         try database.transaction {
-            var start = 0
-            while start < entries.count {
-                let chunk = Array(entries[start..<min(start + 500, entries.count)])
-                start += chunk.count
-                try updateLevels(Self.latestPerContent(chunk))
-                try insertRelocations(chunk)
-            }
+            try forChunks(of: latest, size: 500) { try lockContents($0.map(\.cid)) }
+            // Levels first: the comparison must not see this batch's own relocation rows.
+            try forChunks(of: latest, size: 500) { try updateLevels($0) }
+            try forChunks(of: entries, size: 500) { try insertRelocations($0) }
         }
     }
 
-    /// One entry per content: the newest job (highest gen) wins, so a batch holding an older
-    /// delivery too can never set an older level.
+    /// One entry per content, in cid order: the newest job (highest gen) wins, so a batch holding
+    /// an older delivery too can never set an older level.
     static func latestPerContent(_ entries: [CommitEntry]) -> [CommitEntry] {
         var latest: [Int64: CommitEntry] = [:]
         for entry in entries {
-            if let kept = latest[entry.cid], gen(kept.jobID) > gen(entry.jobID) { continue }
+            if let kept = latest[entry.cid], kept.gen > entry.gen { continue }
             latest[entry.cid] = entry
         }
         return latest.values.sorted { $0.cid < $1.cid }
     }
 
-    private static func gen(_ jobID: String) -> Int64 { JobID(jobID)?.gen ?? 0 }
+    private func lockContents(_ cids: [Int64]) throws {
+        switch database.dialect {
+        case .sqlite:
+            return  // BEGIN IMMEDIATE holds the write lock already
+        case .postgres:
+            _ = try database.query(SQLQuery(unsafeSQL: "SELECT cid FROM contents WHERE cid = ANY(?::bigint[]) ORDER BY cid FOR UPDATE",
+                                            binds: [PostgresArray.integers(cids)]))
+        case .mysql:
+            let marks = Array(repeating: "?", count: cids.count).joined(separator: ", ")
+            _ = try database.query(SQLQuery(unsafeSQL: "SELECT cid FROM contents WHERE cid IN (\(marks)) ORDER BY cid FOR UPDATE",
+                                            binds: cids.map { .int($0) }))
+        }
+    }
 
+    /// Sets each content's level where its entry is newer than every recorded job of the content.
     private func updateLevels(_ entries: [CommitEntry]) throws {
         let d = database.dialect
+        let newer = "v.gen > COALESCE((SELECT MAX(r.gen) FROM relocations r WHERE r.cid = v.cid), -1)"
         switch d {
         case .postgres:
-            let tuples = Array(repeating: "(?::bigint, ?::varchar)", count: entries.count).joined(separator: ", ")
+            // Three array parameters rather than 1,500 scalars: far less to parse and plan.
             try database.execute(SQLQuery(unsafeSQL: """
                 UPDATE contents SET content_level = v.level, update_time = \(d.currentTime)
-                FROM (VALUES \(tuples)) AS v(cid, level) WHERE contents.cid = v.cid
-                """, binds: entries.flatMap { [.int($0.cid), .text($0.to)] }))
+                FROM unnest(?::bigint[], ?::varchar[], ?::bigint[]) AS v(cid, level, gen) WHERE contents.cid = v.cid AND \(newer)
+                """, binds: [PostgresArray.integers(entries.map(\.cid)), PostgresArray.texts(entries.map(\.to)),
+                             PostgresArray.integers(entries.map(\.gen))]))
         case .mysql:
-            let rows = Array(repeating: "SELECT ? AS cid, ? AS level", count: entries.count).joined(separator: " UNION ALL ")
+            let rows = Array(repeating: "SELECT ? AS cid, ? AS level, ? AS gen", count: entries.count).joined(separator: " UNION ALL ")
             try database.execute(SQLQuery(unsafeSQL: """
                 UPDATE contents AS c JOIN (\(rows)) AS v ON c.cid = v.cid
-                SET c.content_level = v.level, c.update_time = \(d.currentTime)
-                """, binds: entries.flatMap { [.int($0.cid), .text($0.to)] }))
+                SET c.content_level = v.level, c.update_time = \(d.currentTime) WHERE \(newer)
+                """, binds: entries.flatMap { [.int($0.cid), .text($0.to), .int($0.gen)] }))
         case .sqlite:
-            // In-process: one statement per row costs no round trip.
-            for entry in entries {
-                try database.execute("UPDATE contents SET content_level = \(entry.to), update_time = \(now: ()) WHERE cid = \(entry.cid)")
-            }
+            let tuples = Array(repeating: "(?, ?, ?)", count: entries.count).joined(separator: ", ")
+            try database.execute(SQLQuery(unsafeSQL: """
+                WITH v(cid, level, gen) AS (VALUES \(tuples))
+                UPDATE contents SET content_level = v.level, update_time = \(d.currentTime)
+                FROM v WHERE contents.cid = v.cid AND \(newer)
+                """, binds: entries.flatMap { [.int($0.cid), .text($0.to), .int($0.gen)] }))
         }
     }
 
     private func insertRelocations(_ entries: [CommitEntry]) throws {
+        if database.dialect == .postgres {
+            try database.execute(SQLQuery(unsafeSQL: """
+                INSERT INTO relocations (job_id, cid, from_level, to_level, bytes, checksum, worker, attempts, gen)
+                SELECT * FROM unnest(?::varchar[], ?::bigint[], ?::varchar[], ?::varchar[], ?::bigint[], ?::varchar[], ?::varchar[], ?::integer[], ?::bigint[])
+                ON CONFLICT (job_id) DO NOTHING
+                """, binds: [
+                    PostgresArray.texts(entries.map(\.jobID)), PostgresArray.integers(entries.map(\.cid)),
+                    PostgresArray.texts(entries.map(\.from)), PostgresArray.texts(entries.map(\.to)),
+                    PostgresArray.integers(entries.map(\.bytes)), PostgresArray.texts(entries.map(\.checksum)),
+                    PostgresArray.texts(entries.map(\.worker)), PostgresArray.integers(entries.map { Int64($0.attempts) }),
+                    PostgresArray.integers(entries.map(\.gen)),
+                ]))
+            return
+        }
         let insert = database.dialect.insertIgnoring(
-            into: "relocations", columns: ["job_id", "cid", "from_level", "to_level", "bytes", "checksum", "worker", "attempts"],
+            into: "relocations", columns: ["job_id", "cid", "from_level", "to_level", "bytes", "checksum", "worker", "attempts", "gen"],
             conflict: ["job_id"])
-        let tuples = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: entries.count).joined(separator: ", ")
+        let tuples = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: entries.count).joined(separator: ", ")
         let binds: [SQLValue] = entries.flatMap {
-            [.text($0.jobID), .int($0.cid), .text($0.from), .text($0.to), .int($0.bytes), .text($0.checksum), .text($0.worker), .int(Int64($0.attempts))]
+            [.text($0.jobID), .int($0.cid), .text($0.from), .text($0.to), .int($0.bytes), .text($0.checksum), .text($0.worker),
+             .int(Int64($0.attempts)), .int($0.gen)]
         }
         try database.execute(SQLQuery(unsafeSQL: "\(insert.head) VALUES \(tuples) \(insert.tail)", binds: binds))
     }
@@ -166,12 +321,9 @@ public struct ContentStore {
     /// The contents of many cids at once (for bulk submission), in chunks of 1,000.
     public func contents(cids: [Int64]) throws -> [Int64: Content] {
         var found: [Int64: Content] = [:]
-        var start = 0
-        while start < cids.count {
-            let chunk = Array(cids[start..<min(start + 1000, cids.count)])
-            start += chunk.count
+        try forChunks(of: cids, size: 1000) { chunk in
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
-            let rows = try database.query(SQLQuery(unsafeSQL: "SELECT cid, filename, content_level, update_time FROM contents WHERE cid IN (\(marks))",
+            let rows = try database.query(SQLQuery(unsafeSQL: "SELECT \(Self.contentColumns) FROM contents WHERE cid IN (\(marks))",
                                                    binds: chunk.map { .int($0) }))
             for row in rows {
                 let content = try Self.content(row)
@@ -181,15 +333,49 @@ public struct ContentStore {
         return found
     }
 
-    /// The latest relocations, newest first.
-    public func relocations(limit: Int = 100) throws -> [Relocation] {
-        try database.query("""
-            SELECT job_id, cid, from_level, to_level, bytes, checksum, worker, attempts, moved_at
-            FROM relocations ORDER BY id DESC LIMIT \(limit)
-            """).map {
-            Relocation(jobID: try $0.decode("job_id"), cid: try $0.decode("cid"), from: try $0.decode("from_level"),
-                       to: try $0.decode("to_level"), bytes: try $0.decode("bytes"), checksum: try $0.decode("checksum"),
-                       worker: try $0.decode("worker"), attempts: try $0.decode("attempts"), movedAt: try $0.decode("moved_at"))
+    private static let relocationColumns = "job_id, cid, from_level, to_level, bytes, checksum, worker, attempts, moved_at, gen"
+
+    /// The latest relocations, newest first; of one content only when `cid` is given.
+    public func relocations(cid: Int64? = nil, limit: Int = 100) throws -> [Relocation] {
+        let filter: SQLQuery = cid.map { (cid: Int64) -> SQLQuery in "WHERE cid = \(cid)" } ?? ""
+        return try database.query("""
+            SELECT \(unsafeSQL: Self.relocationColumns) FROM relocations \(filter) ORDER BY id DESC LIMIT \(max(0, limit))
+            """).map(Self.relocation)
+    }
+
+    /// Every committed move of one content, oldest first (`relocator why`): where it came from and
+    /// went, bytes, checksum, when, which job.
+    public func history(cid: Int64) throws -> [Relocation] {
+        try database.query("SELECT \(unsafeSQL: Self.relocationColumns) FROM relocations WHERE cid = \(cid) ORDER BY id")
+            .map(Self.relocation)
+    }
+
+    private static func relocation(_ row: SQLRow) throws -> Relocation {
+        Relocation(jobID: try row.decode("job_id"), cid: try row.decode("cid"), from: try row.decode("from_level"),
+                   to: try row.decode("to_level"), bytes: try row.decode("bytes"), checksum: try row.decode("checksum"),
+                   worker: try row.decode("worker"), attempts: try row.decode("attempts"),
+                   movedAt: try row.decodeTimestamp("moved_at"), gen: try row.decodeIfPresent("gen"))
+    }
+}
+
+/// PostgreSQL array literals bound as one text parameter (`{1,2,3}`, `{"a","b\"c"}`).
+enum PostgresArray {
+    static func integers(_ values: [Int64]) -> SQLValue {
+        .text("{" + values.map(String.init).joined(separator: ",") + "}")
+    }
+
+    /// Every element quoted, with `"` and `\` escaped: any text (PostgreSQL text holds no NUL).
+    static func texts(_ values: [String]) -> SQLValue {
+        var literal = "{"
+        for (index, value) in values.enumerated() {
+            if index > 0 { literal += "," }
+            literal += "\""
+            for character in value.unicodeScalars {
+                if character == "\"" || character == "\\" { literal += "\\" }
+                literal.unicodeScalars.append(character)
+            }
+            literal += "\""
         }
+        return .text(literal + "}")
     }
 }

@@ -1,6 +1,36 @@
 import RelocatorCore
 
-/// Reads and seeds the original `level` table.
+/// What `LevelStore.raiseMaxCounts` did.
+public struct MaxCountsRaise: Equatable, Sendable {
+    public var level: String
+    /// True when the row was raised.
+    public var changed: Bool
+    /// `max_counts` before the call; nil when the level table has no such level.
+    public var previous: Int64?
+
+    public init(level: String, changed: Bool, previous: Int64?) {
+        self.level = level
+        self.changed = changed
+        self.previous = previous
+    }
+}
+
+/// What `LevelStore.setRange` did.
+public struct LevelRangeEdit: Equatable, Sendable {
+    /// The level's row before the edit; nil when the edit added the level.
+    public var previous: LevelRange?
+    public var range: LevelRange
+    /// What is wrong with the table after the edit: empty unless the edit was forced.
+    public var problems: [LevelTable.Problem]
+
+    public init(previous: LevelRange?, range: LevelRange, problems: [LevelTable.Problem]) {
+        self.previous = previous
+        self.range = range
+        self.problems = problems
+    }
+}
+
+/// The original `level` table and the `level_policy` table.
 public struct LevelStore {
     public let database: any SQLDatabase
 
@@ -9,10 +39,16 @@ public struct LevelStore {
     }
 
     public func levels() throws -> [LevelRange] {
-        try database.query("SELECT content_level, min_counts, max_counts FROM level ORDER BY min_counts").map {
-            LevelRange(name: try $0.decode("content_level"), minCounts: try $0.decode("min_counts"), maxCounts: try $0.decode("max_counts"))
-        }
+        try database.query("SELECT content_level, min_counts, max_counts FROM level ORDER BY min_counts").map(Self.range)
     }
+
+    private static func range(_ row: SQLRow) throws -> LevelRange {
+        LevelRange(name: try row.decode("content_level"), minCounts: try row.decode("min_counts"), maxCounts: try row.decode("max_counts"))
+    }
+
+    /// ` FOR UPDATE` where the dialect locks rows that way (SQLite's `BEGIN IMMEDIATE` holds the
+    /// whole database already).
+    private var forUpdate: String { database.dialect == .sqlite ? "" : " FOR UPDATE" }
 
     /// Writes `ranges` into an empty `level` table, in one transaction. Refuses a table that
     /// already has rows: an operator's own levels are never overwritten.
@@ -29,6 +65,102 @@ public struct LevelStore {
                     VALUES (\(range.name), \(range.minCounts), \(range.maxCounts))
                     """)
             }
+        }
+    }
+
+    /// Sets one level's `[min_counts, max_counts]`, or adds the level, in a transaction that
+    /// holds the table's rows: applied only when the table that results is sound
+    /// (`LevelTable.validate`), or when `force` is set. Refused edits change nothing and throw
+    /// `.invalidLevelTable` listing the problems.
+    @discardableResult
+    public func setRange(level: String, min: Int64, max: Int64, force: Bool = false) throws -> LevelRangeEdit {
+        guard LevelDirectories.isValidName(level) else {
+            throw SQLError(code: .invalidLevelTable, location: database.location,
+                           message: "level name '\(level.prefix(80))': use letters, digits, '_' and '-' (at most 64)")
+        }
+        return try database.transaction {
+            let current = try database.query(SQLQuery(unsafeSQL: "SELECT content_level, min_counts, max_counts FROM level ORDER BY content_level\(forUpdate)"))
+                .map(Self.range)
+            let range = LevelRange(name: level, minCounts: min, maxCounts: max)
+            let problems = LevelTable.validate(LevelTable.applying(range, to: current))
+            if !problems.isEmpty && !force {
+                let shown = problems.map(\.description).joined(separator: "; ")
+                throw SQLError(code: .invalidLevelTable, location: database.location,
+                               message: "level '\(level)' \(min)–\(max) would leave the level table with \(problems.count == 1 ? "a problem" : "\(problems.count) problems"): \(shown); nothing changed (force to apply it anyway)")
+            }
+            let previous = current.first { $0.name == level }
+            if previous == nil {
+                try database.execute("INSERT INTO level (content_level, min_counts, max_counts) VALUES (\(level), \(min), \(max))")
+            } else {
+                try database.execute("UPDATE level SET min_counts = \(min), max_counts = \(max) WHERE content_level = \(level)")
+            }
+            return LevelRangeEdit(previous: previous, range: range, problems: problems)
+        }
+    }
+
+    /// The original rule: a count above the top level's `max_counts` raises it to the count. Only
+    /// ever raises. Says whether it changed the row and what the row held before. Runs its own
+    /// transaction (not inside another).
+    @discardableResult
+    public func raiseMaxCounts(level: String, to count: Int64) throws -> MaxCountsRaise {
+        try database.transaction {
+            let rows = try database.query("SELECT max_counts FROM level WHERE content_level = \(level)\(unsafeSQL: forUpdate)")
+            guard let previous = try rows.first?.decode("max_counts", as: Int64.self) else {
+                return MaxCountsRaise(level: level, changed: false, previous: nil)
+            }
+            guard previous < count else { return MaxCountsRaise(level: level, changed: false, previous: previous) }
+            try database.execute("UPDATE level SET max_counts = \(count) WHERE content_level = \(level) AND max_counts < \(count)")
+            return MaxCountsRaise(level: level, changed: true, previous: previous)
+        }
+    }
+
+    // MARK: - Policies
+
+    private static let policyColumns = "content_level, high_water, low_water, min_residency, hysteresis, max_moves, bandwidth, priority"
+
+    /// Every level's policy, by level name.
+    public func policies() throws -> [String: LevelPolicy] {
+        var result: [String: LevelPolicy] = [:]
+        for row in try database.query("SELECT \(unsafeSQL: Self.policyColumns) FROM level_policy") {
+            result[try row.decode("content_level")] = try Self.policy(row)
+        }
+        return result
+    }
+
+    private static func policy(_ row: SQLRow) throws -> LevelPolicy {
+        LevelPolicy(highWater: try row.decodeIfPresent("high_water"), lowWater: try row.decodeIfPresent("low_water"),
+                    minResidency: try row.decodeIfPresent("min_residency"), hysteresis: try row.decodeIfPresent("hysteresis"),
+                    maxMoves: try row.decodeIfPresent("max_moves"), bandwidth: try row.decodeIfPresent("bandwidth"),
+                    priority: try row.decodeIfPresent("priority"))
+    }
+
+    /// Changes some settings of a level's policy (creating its row), in a transaction; the others
+    /// keep their values, `.clear` sets one back to NULL. The level must be in the level table, and
+    /// the policy that results must be sound (`LevelPolicy.problems`), else nothing changes and
+    /// `.invalidPolicy` says why. Returns the policy as stored.
+    @discardableResult
+    public func setPolicy(level: String, _ edit: LevelPolicy.Edit) throws -> LevelPolicy {
+        try database.transaction {
+            guard try !database.query("SELECT content_level FROM level WHERE content_level = \(level)").isEmpty else {
+                throw SQLError(code: .invalidPolicy, location: database.location,
+                               message: "level '\(level.prefix(80))' is not in the level table")
+            }
+            let existing = try database.query("SELECT \(unsafeSQL: Self.policyColumns) FROM level_policy WHERE content_level = \(level)\(unsafeSQL: forUpdate)")
+                .first.map(Self.policy)
+            let policy = edit.applied(to: existing ?? LevelPolicy())
+            let problems = policy.problems(level: level)
+            guard problems.isEmpty else {
+                throw SQLError(code: .invalidPolicy, location: database.location,
+                               message: problems.joined(separator: "; ") + "; nothing changed")
+            }
+            let d = database.dialect
+            try database.execute("""
+                INSERT INTO level_policy (\(unsafeSQL: Self.policyColumns))
+                VALUES (\(level), \(policy.highWater), \(policy.lowWater), \(policy.minResidency), \(policy.hysteresis),
+                        \(policy.maxMoves), \(policy.bandwidth), \(policy.priority))
+                \(unsafeSQL: d.upsertClause(conflict: ["content_level"], update: ["high_water", "low_water", "min_residency", "hysteresis", "max_moves", "bandwidth", "priority"]))
+                """)
+            return policy
         }
     }
 }

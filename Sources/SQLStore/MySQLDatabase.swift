@@ -9,7 +9,10 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
     public let location: String
     private var handle: UnsafeMutablePointer<MYSQL>?
 
-    public init(_ server: DatabaseURL.ServerDatabase, connectTimeoutSeconds: UInt32 = 5) throws {
+    /// Connects. Transactions run at READ COMMITTED (each statement sees what committed before it,
+    /// as on PostgreSQL: a commit that waited for a row lock then reads the rows the other commit
+    /// wrote). With `.readOnly` access the session refuses every write; `.create` is `.readWrite`.
+    public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: UInt32 = 5) throws {
         location = "mysql \(server.host):\(server.port)/\(server.database)"
         guard let mysql = mysql_init(nil) else {
             throw SQLError(code: .other, location: location, message: "cannot allocate a connection")
@@ -27,6 +30,7 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         handle = mysql
         try executeScript("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
         try executeScript("SET time_zone = '+00:00'")
+        try executeScript("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED" + (access == .readOnly ? ", READ ONLY" : ""))
     }
 
     deinit { close() }
@@ -214,15 +218,26 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
     }
 
     private func statementError(_ statement: UnsafeMutablePointer<MYSQL_STMT>) -> SQLError {
-        let number = mysql_stmt_errno(statement)
-        let message = String(cString: mysql_stmt_error(statement))
-        return SQLError(code: Self.classify(number), location: location, message: message, serverCode: String(number))
+        Self.error(number: mysql_stmt_errno(statement), message: String(cString: mysql_stmt_error(statement)), location: location)
     }
 
     private static func error(_ mysql: UnsafeMutablePointer<MYSQL>, location: String) -> SQLError {
-        let number = mysql_errno(mysql)
-        let message = String(cString: mysql_error(mysql))
+        error(number: mysql_errno(mysql), message: String(cString: mysql_error(mysql)), location: location)
+    }
+
+    static func error(number: UInt32, message: String, location: String) -> SQLError {
+        if number == 1146, let table = missingTable(message) {
+            return SQLError.schemaMissing(table: table, location: location, serverCode: String(number))
+        }
         return SQLError(code: classify(number), location: location, message: message, serverCode: String(number))
+    }
+
+    /// `contents` from `Table 'media.contents' doesn't exist`.
+    static func missingTable(_ message: String) -> String? {
+        guard let open = message.firstIndex(of: "'"),
+              let close = message[message.index(after: open)...].firstIndex(of: "'") else { return nil }
+        let name = message[message.index(after: open)..<close]
+        return String(name.split(separator: ".").last ?? name)
     }
 
     static func classify(_ number: UInt32) -> SQLError.Code {
@@ -232,6 +247,7 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         case 1045, 1044, 1698: return .authenticationFailed
         case 1049: return .unknownDatabase
         case 1062, 1048, 1451, 1452, 1364, 4025: return .constraintViolation
+        case 1142, 1290, 1792: return .permissionDenied
         case 1064, 1146, 1054, 1149: return .badSQL
         default: return .other
         }

@@ -9,7 +9,10 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     private var connection: OpaquePointer?
     private let server: DatabaseURL.ServerDatabase
 
-    public init(_ server: DatabaseURL.ServerDatabase, connectTimeoutSeconds: Int = 5) throws {
+    /// Connects. With `.readOnly` access the session refuses every write
+    /// (`default_transaction_read_only`); `.create` is `.readWrite` (a server database is made by
+    /// its administrator, never by Relocator).
+    public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: Int = 5) throws {
         self.server = server
         self.location = "postgres \(server.host):\(server.port)/\(server.database)"
         var params: [(String, String)] = [
@@ -19,7 +22,12 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         ]
         if let user = server.user { params.append(("user", user)) }
         if let password = server.password { params.append(("password", password)) }
-        for (key, value) in server.options.sorted(by: { $0.key < $1.key }) { params.append((key, value)) }
+        var options = server.options
+        if access == .readOnly {
+            // Server settings travel in libpq's `options`, after any the URL gave.
+            options["options"] = [options["options"], "-c default_transaction_read_only=on"].compactMap { $0 }.joined(separator: " ")
+        }
+        for (key, value) in options.sorted(by: { $0.key < $1.key }) { params.append((key, value)) }
         connection = Self.connect(params)
         guard let conn = connection else {
             throw SQLError(code: .other, location: location, message: "libpq could not allocate a connection")
@@ -105,6 +113,9 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
             let message = Self.message(PQresultErrorMessage(result))
             PQclear(result)
+            if state == "42P01", let table = Self.missingTable(message) {
+                throw SQLError.schemaMissing(table: table, location: location, serverCode: state)
+            }
             let code: SQLError.Code = PQstatus(conn) == CONNECTION_BAD ? .connectionLost : Self.classify(sqlState: state)
             throw SQLError(code: code, location: location, message: message, serverCode: state)
         }
@@ -169,8 +180,17 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         return .other
     }
 
+    /// `contents` from `ERROR: relation "public.contents" does not exist; …`.
+    static func missingTable(_ message: String) -> String? {
+        guard let open = message.firstIndex(of: "\""),
+              let close = message[message.index(after: open)...].firstIndex(of: "\"") else { return nil }
+        let name = message[message.index(after: open)..<close]
+        return String(name.split(separator: ".").last ?? name)
+    }
+
     static func classify(sqlState: String?) -> SQLError.Code {
         guard let state = sqlState else { return .other }
+        if state == "25006" || state == "42501" { return .permissionDenied }
         if state.hasPrefix("23") { return .constraintViolation }
         if state.hasPrefix("42") { return .badSQL }
         if state.hasPrefix("28") { return .authenticationFailed }

@@ -39,11 +39,41 @@ extension SQLDatabase {
     }
 }
 
-/// Opens the database a URL names.
-public func openDatabase(_ url: DatabaseURL) throws -> any SQLDatabase {
+/// What a command may do to its database.
+public enum DatabaseAccess: String, Sendable, CaseIterable {
+    /// Read only: nothing is created or written (`status`, `levels`, `relocations`, `/readyz`).
+    /// PostgreSQL and MariaDB sessions are read-only; SQLite opens the file read-only and never
+    /// switches it to WAL.
+    case readOnly
+    /// Read and write an existing database: a missing SQLite file is an error, never created.
+    case readWrite
+    /// Read and write, creating a missing SQLite file (`relocator migrate` only).
+    case create
+}
+
+/// Opens the database a URL names, for what the caller will do with it.
+public func openDatabase(_ url: DatabaseURL, access: DatabaseAccess) throws -> any SQLDatabase {
     switch url {
-    case .postgres(let server): return try PostgresDatabase(server)
-    case .mysql(let server): return try MySQLDatabase(server)
-    case .sqlite(let path): return try SQLiteDatabase(path: path)
+    case .postgres(let server): return try PostgresDatabase(server, access: access)
+    case .mysql(let server): return try MySQLDatabase(server, access: access)
+    case .sqlite(let path): return try SQLiteDatabase(path: path, access: access)
+    }
+}
+
+/// Opens the database a URL names with `.create` access, as every command did before access modes
+/// existed. Kept only until each caller passes its mode: read-only commands `.readOnly`, the
+/// API, worker and committer `.readWrite`, `migrate` `.create` (or `Migrator.migrate(_:directory:)`).
+public func openDatabase(_ url: DatabaseURL) throws -> any SQLDatabase {
+    try openDatabase(url, access: .create)
+}
+
+extension SQLDialect {
+    /// The dialect of the database a URL names.
+    public init(_ url: DatabaseURL) {
+        switch url {
+        case .postgres: self = .postgres
+        case .mysql: self = .mysql
+        case .sqlite: self = .sqlite
+        }
     }
 }

@@ -10,20 +10,33 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
         case connectionLost = "connection lost"
         /// The database named in the URL does not exist, or a file cannot be opened.
         case unknownDatabase = "unknown database"
-        /// The statement is not valid SQL, or names a table or column that does not exist.
+        /// A SQLite database file is not there (and the caller may not create it).
+        case databaseFileMissing = "no database file"
+        /// The operating system or the server refused access: a file or directory the user may
+        /// not read or write (`EACCES`), a read-only filesystem (`EROFS`), a read-only connection.
+        case permissionDenied = "permission denied"
+        /// A table the statement needs does not exist: the database was never migrated.
+        case schemaMissing = "schema missing"
+        /// The statement is not valid SQL, or names a column that does not exist.
         case badSQL = "bad SQL"
-        /// A unique, primary-key, foreign-key or NOT NULL constraint refused the change.
+        /// A unique, primary-key, foreign-key, check or NOT NULL constraint refused the change.
         case constraintViolation = "constraint violation"
+        /// A content's filename already belongs to another content.
+        case duplicateFilename = "duplicate filename"
+        /// An edit of the level table would leave it with gaps or overlaps.
+        case invalidLevelTable = "invalid level table"
+        /// A level policy outside its limits (a percentage above 100, a low water above the high).
+        case invalidPolicy = "invalid level policy"
         /// A column could not be read as the type asked for.
         case decoding
-        /// A migration file is missing or malformed.
+        /// A migration file is missing or malformed, or a migration's precondition does not hold.
         case migration
         /// Any other database error.
         case other = "database error"
     }
 
     public var code: Code
-    /// `postgres 127.0.0.1:5432`, `mysql …` or `sqlite path`, when known.
+    /// `postgres 127.0.0.1:5432/db`, `mysql …` or `sqlite path`, when known.
     public var location: String?
     public var message: String
     /// The SQLSTATE (PostgreSQL) or error number (MySQL, SQLite), when the server gave one.
@@ -36,10 +49,25 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
         self.serverCode = serverCode
     }
 
+    /// `the database <location> has no table '<table>': run `relocator migrate``.
+    public static func schemaMissing(table: String, location: String?, serverCode: String?) -> SQLError {
+        SQLError(code: .schemaMissing, location: location,
+                 message: "the database \(location ?? "") has no table '\(table)': run `relocator migrate`", serverCode: serverCode)
+    }
+
+    /// One line. Codes whose message says it all in an operator's words are not repeated in it:
+    /// `sqlite ./x.sqlite: no database file here; run `relocator migrate` to create it`.
     public var description: String {
         let place = location.map { "\($0): " } ?? ""
         let server = serverCode.map { " [\($0)]" } ?? ""
-        return "\(place)\(code.rawValue): \(message)\(server)"
+        switch code {
+        case .schemaMissing:
+            return message
+        case .databaseFileMissing, .permissionDenied, .duplicateFilename, .invalidLevelTable, .invalidPolicy:
+            return "\(place)\(message)"
+        default:
+            return "\(place)\(code.rawValue): \(message)\(server)"
+        }
     }
 
     /// True for failures that may go away by themselves (the server is down or restarting).

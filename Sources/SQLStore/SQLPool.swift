@@ -13,12 +13,14 @@ public final class SQLPool: Sendable {
     public let url: DatabaseURL
     private let pool: BlockingPool<PooledDatabase>
 
-    public init(url: DatabaseURL, size: Int = 4) {
+    /// Connections open with `access`: `.readWrite` by default, so a service never creates a
+    /// database (a missing SQLite file says to run `relocator migrate`).
+    public init(url: DatabaseURL, size: Int = 4, access: DatabaseAccess = .readWrite) {
         self.url = url
         let location = url.description
         pool = BlockingPool(
             size: size,
-            make: { PooledDatabase(try openDatabase(url)) },
+            make: { PooledDatabase(try openDatabase(url, access: access)) },
             close: { $0.database.close() },
             closedError: { SQLError(code: .connectionLost, location: location, message: "the connection pool is closed") }
         )

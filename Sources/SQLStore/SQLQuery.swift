@@ -52,6 +52,11 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
             parts.append(.bind(value?.sqlValue ?? .null))
         }
 
+        /// Another query's text and parameters, in place (a `WHERE` clause built apart).
+        public mutating func appendInterpolation(_ fragment: SQLQuery) {
+            parts.append(contentsOf: fragment.parts)
+        }
+
         /// SQL text taken as it is: only for text the program wrote, never for input.
         public mutating func appendInterpolation(unsafeSQL sql: String) {
             parts.append(.sql(sql))

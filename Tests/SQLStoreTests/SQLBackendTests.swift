@@ -20,16 +20,18 @@ import TestSupport
         try withDatabase(backend, migrated: false) { db, test in
             let migrator = Migrator(database: db, migrations: try test.migrations())
             let first = try migrator.migrate()
-            #expect(first.map(\.id) == ["0001_original_tables", "0002_relocations"])
+            #expect(first.map(\.id) == ["0001_original_tables", "0002_relocations", "0003_unique_filenames", "0004_relocation_gen", "0005_level_policy"])
             try db.execute("INSERT INTO level (content_level, min_counts, max_counts) VALUES (\("gold"), \(10), \(20))")
             #expect(try migrator.migrate().isEmpty)
             #expect(try migrator.pending().isEmpty)
-            #expect(try db.query("SELECT version FROM schema_migrations ORDER BY version").map { try $0.decode("version", as: Int.self) } == [1, 2])
+            #expect(try db.query("SELECT version FROM schema_migrations ORDER BY version").map { try $0.decode("version", as: Int.self) } == [1, 2, 3, 4, 5])
             // The rows written between the runs are still there.
             #expect(try LevelStore(database: db).levels() == [LevelRange(name: "gold", minCounts: 10, maxCounts: 20)])
             // The original tables keep their names and columns.
             #expect(try db.query("SELECT cid, filename, content_level, update_time FROM contents").isEmpty)
-            _ = try db.query("SELECT cid, from_level, to_level, bytes, checksum, worker, attempts, moved_at, job_id FROM relocations")
+            _ = try db.query("SELECT cid, from_level, to_level, bytes, checksum, worker, attempts, moved_at, job_id, gen FROM relocations")
+            // The original level table stays exactly as it was: these three columns and no other.
+            #expect(try db.query("SELECT * FROM level")[0].columns == ["content_level", "min_counts", "max_counts"])
         }
     }
 
@@ -115,7 +117,7 @@ import TestSupport
     func badSQLIsReportedAsSuch(backend: Backend) throws {
         try withDatabase(backend) { db, _ in
             #expect { try db.query("SELEC nonsense") } throws: { ($0 as? SQLError)?.code == .badSQL }
-            #expect { try db.query("SELECT * FROM no_such_table") } throws: { ($0 as? SQLError)?.code == .badSQL }
+            #expect { try db.query("SELECT no_such_column FROM contents") } throws: { ($0 as? SQLError)?.code == .badSQL }
             let one = try db.query("SELECT 1 AS one")[0].decode("one", as: Int.self)
             #expect(one == 1)
         }
@@ -140,12 +142,12 @@ import TestSupport
         }
     }
 
-    @Test func anUnopenableSQLiteFileIsAClearError() throws {
+    @Test func aSQLiteFileInADirectoryThatDoesNotExistIsAClearError() throws {
         #expect {
-            try SQLiteDatabase(path: "/nonexistent-relocator-dir/x/db.sqlite")
+            try SQLiteDatabase(path: "/nonexistent-relocator-dir/x/db.sqlite", access: .create)
         } throws: { error in
-            guard let error = error as? SQLError else { return false }
-            return error.code == .unknownDatabase && error.description.contains("/nonexistent-relocator-dir/x/db.sqlite")
+            (error as? SQLError)?.description
+                == "sqlite /nonexistent-relocator-dir/x/db.sqlite: cannot create the database file: No such file or directory (ENOENT)"
         }
     }
 

@@ -30,7 +30,7 @@ public final class TestDatabase: @unchecked Sendable {
             let variable = backend == .postgres ? "RELOCATOR_TEST_POSTGRES_URL" : "RELOCATOR_TEST_MYSQL_URL"
             let adminURL = try DatabaseURL(parsing: TestEnvironment.value(variable), setting: variable)
             admin = adminURL
-            let db = try openDatabase(adminURL)
+            let db = try openDatabase(adminURL, access: .readWrite)
             defer { db.close() }
             try db.executeScript("CREATE DATABASE \(db.dialect.quote(name))")
             switch adminURL {
@@ -72,19 +72,21 @@ public final class TestDatabase: @unchecked Sendable {
         }
     }
 
-    public func open() throws -> any SQLDatabase { try openDatabase(url) }
+    /// A connection; `.create` (the default) makes the SQLite file when it is not there yet.
+    public func open(access: DatabaseAccess = .create) throws -> any SQLDatabase { try openDatabase(url, access: access) }
 
     public func drop() {
         directory?.remove()
-        guard let admin, let db = try? openDatabase(admin) else { return }
+        guard let admin, let db = try? openDatabase(admin, access: .readWrite) else { return }
         defer { db.close() }
         let force = backend == .postgres ? " WITH (FORCE)" : ""
         try? db.executeScript("DROP DATABASE IF EXISTS \(db.dialect.quote(name))\(force)")
     }
 
-    /// The checkout's migrations for this backend.
+    public var dialect: SQLDialect { SQLDialect(url) }
+
+    /// The migrations compiled into the binary for this backend.
     public func migrations() throws -> [Migration] {
-        let dialect: SQLDialect = switch backend { case .sqlite: .sqlite; case .postgres: .postgres; case .mysql: .mysql }
-        return try Migration.load(directory: TestEnvironment.packageRoot.appendingPathComponent("migrations/\(dialect.rawValue)"))
+        Migration.embedded(dialect: dialect)
     }
 }
