@@ -1,6 +1,7 @@
 import Foundation
 import JobQueue
 import Logging
+import RedisClient
 import RelocatorCore
 import ServiceLifecycle
 import SQLStore
@@ -65,14 +66,28 @@ public final class Committer: Service, Sendable {
     public func runBlocking() throws {
         let session = driver.session()
         defer { session.close() }
+        // A wrong password or database name stops the process at once; a server that is down is
+        // waited for.
+        var database: (any SQLDatabase)?
+        defer { database?.close() }
+        do {
+            database = try openDatabase()
+        } catch let error as SQLError where error.isTransient {
+            databaseHealth.failed(error)
+        }
+        do {
+            try session.heartbeat(worker: settings.id, info: [.kind: "committer"], ttl: settings.heartbeatTTL)
+        } catch let error as RedisError where error.code == .authentication {
+            throw error
+        } catch {
+            redisHealth.failed(error)
+        }
         let heartbeatDone = StopSignal()
         BlockingExecutor.thread(named: "committer-beat") {
             self.heartbeatLoop()
             heartbeatDone.raise()
         }
         logger.info("started", metadata: ["batch": "\(settings.batch)", "shards": "\(session.shardCount)"])
-        var database: (any SQLDatabase)?
-        defer { database?.close() }
         // The next batch is taken on a second session while the database writes the current one.
         let prefetchSession = driver.session()
         defer { prefetchSession.close() }
@@ -179,7 +194,7 @@ public final class Committer: Service, Sendable {
                 databaseHealth.succeeded()
                 return levels
             } catch let error as SQLError {
-                if error.isTransient || error.code == .unknownDatabase || error.code == .authenticationFailed {
+                if error.isTransient || [.unknownDatabase, .authenticationFailed, .databaseFileMissing, .permissionDenied].contains(error.code) {
                     database?.close()
                     database = nil
                 }

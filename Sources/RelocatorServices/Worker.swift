@@ -2,6 +2,7 @@ import FileMover
 import Foundation
 import JobQueue
 import Logging
+import RedisClient
 import RelocatorCore
 import ServiceLifecycle
 import Synchronization
@@ -132,7 +133,8 @@ public final class Worker: Service, Sendable {
         logger.info("stopped")
     }
 
-    /// Runs `body` until the queue answers; nil when the worker stops first.
+    /// Runs `body` until the queue answers; nil when the worker stops first. A refused password
+    /// is not waited out: it stops the worker.
     func untilAvailable<T>(_ what: String, _ body: () throws -> T) throws -> T? {
         var failures = 0
         while !stopping.isRaised {
@@ -140,6 +142,8 @@ public final class Worker: Service, Sendable {
                 let value = try body()
                 redisHealth.succeeded()
                 return value
+            } catch let error as RedisError where error.code == .authentication {
+                throw error
             } catch {
                 redisHealth.failed(error)
                 failures += 1

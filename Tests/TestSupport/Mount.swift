@@ -69,6 +69,16 @@ public enum TestFiles {
         return String(sum)
     }
 
+    /// The checksum a worker records for the file: `xxh128:<hex>` as `xxhsum -H2` (Debian's xxhash)
+    /// computes it.
+    public static func recordedChecksum(_ path: String) throws -> String {
+        let result = try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/xxhsum"), ["-H2", path])
+        guard result.status == 0, let sum = result.stdout.split(separator: " ").first else {
+            throw POSIXError(.EIO, userInfo: [NSLocalizedDescriptionKey: "xxhsum \(path): \(result.stderr)"])
+        }
+        return "xxh128:" + sum
+    }
+
     public static func exists(_ path: String) -> Bool {
         var info = stat()
         return lstat(path, &info) == 0

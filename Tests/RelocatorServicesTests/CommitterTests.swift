@@ -1,0 +1,143 @@
+import Foundation
+import JobQueue
+import Logging
+import RelocatorCore
+import RelocatorServices
+import SQLStore
+import Synchronization
+import Testing
+import TestSupport
+
+/// The committer's rules on the memory queue and a SQLite file: no server, no root.
+@Suite struct CommitterTests {
+    /// A migrated SQLite database in a directory of its own, with the default levels and contents.
+    final class Database: @unchecked Sendable {
+        let directory: TemporaryDirectory
+        let path: String
+        /// While set, opening the database fails as an unreachable server would.
+        let down = Mutex(false)
+
+        init(contents: [(Int64, String, String)]) throws {
+            directory = try TemporaryDirectory("relocator-committer")
+            path = directory.path + "/db.sqlite"
+            let db = try openDatabase(.sqlite(path: path), access: .create)
+            defer { db.close() }
+            _ = try Migrator(database: db, migrations: Migration.embedded(dialect: .sqlite)).migrate()
+            try LevelStore(database: db).seed(LevelRange.defaults)
+            for (cid, filename, level) in contents { try ContentStore(database: db).put(Content(cid: cid, filename: filename, level: level)) }
+        }
+
+        func open() throws -> any SQLDatabase {
+            if down.withLock({ $0 }) { throw SQLError(code: .connectionRefused, location: "sqlite \(path)", message: "down for the test") }
+            return try openDatabase(.sqlite(path: path), access: .readWrite)
+        }
+
+        func level(_ cid: Int64) throws -> String? {
+            let db = try openDatabase(.sqlite(path: path), access: .readWrite)
+            defer { db.close() }
+            return try ContentStore(database: db).content(cid: cid)?.level
+        }
+
+        func relocations() throws -> [Relocation] {
+            let db = try openDatabase(.sqlite(path: path), access: .readWrite)
+            defer { db.close() }
+            return try ContentStore(database: db).relocations(limit: 1000)
+        }
+    }
+
+    /// Jobs moved to `done` as a worker would leave them.
+    func moved(_ queue: MemoryQueue, _ cids: [Int64], to target: String = "gold") throws {
+        for cid in cids { queue.submit(cid: cid, count: 20000, filename: "f\(cid)", dbLevel: "bronze", target: target) }
+        while let taken = try queue.take(worker: "w1", shard: 0, levels: [target]) {
+            guard case .claimed(let fields) = try queue.claim(taken, worker: "w1"), let job = Job(hash: fields) else { continue }
+            #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", checksum: "xxh128:01", bytes: 10, foundIn: nil))
+        }
+    }
+
+    func committer(_ queue: MemoryQueue, _ database: Database, batch: Int = 100) -> Committer {
+        var settings = Committer.Settings(id: "c1", batch: batch, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
+        settings.idleWait = .milliseconds(50)
+        return Committer(settings: settings, driver: queue, openDatabase: { try database.open() },
+                         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    func start(_ committer: Committer) -> StopSignal {
+        let done = StopSignal()
+        BlockingExecutor.thread(named: "test-committer") {
+            do { try committer.runBlocking() } catch { Issue.record("the committer failed: \(error)") }
+            done.raise()
+        }
+        return done
+    }
+
+    @Test func doneJobsAreCommittedInBatchesWithOneRelocationEach() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: (1...25).map { ($0, "f\($0)", "bronze") })
+        defer { database.directory.remove() }
+        try moved(queue, Array(1...25))
+        let committer = committer(queue, database, batch: 10)
+        let done = start(committer)
+        try waitUntil("every job is committed") { (1...25).allSatisfy { queue.job($0)?.status == .committed } }
+        committer.stop()
+        #expect(done.wait(for: .seconds(10)))
+        #expect(try (1...25).allSatisfy { try database.level($0) == "gold" })
+        let rows = try database.relocations()
+        #expect(rows.count == 25 && Set(rows.map(\.cid)) == Set(1...25) && rows.allSatisfy { $0.from == "bronze" && $0.to == "gold" })
+        #expect(queue.list(queue.keys.shard(0).committing("c1")).isEmpty)
+    }
+
+    @Test func aDatabaseOutageKeepsTheBatchHeldAndCommitsItOnceBack() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: (1...5).map { ($0, "f\($0)", "bronze") })
+        defer { database.directory.remove() }
+        database.down.withLock { $0 = true }
+        try moved(queue, Array(1...5))
+        let committer = committer(queue, database)
+        let done = start(committer)
+        try waitUntil("the batch is held") { queue.list(queue.keys.shard(0).committing("c1")).count == 5 }
+        usleep(200_000)
+        #expect((1...5).allSatisfy { queue.job($0)?.status == .done })
+        database.down.withLock { $0 = false }
+        try waitUntil("the batch is committed") { (1...5).allSatisfy { queue.job($0)?.status == .committed } }
+        committer.stop()
+        #expect(done.wait(for: .seconds(10)))
+        #expect(try database.relocations().count == 5)
+    }
+
+    @Test func aStopDuringAnOutageHandsTheBatchBackToDone() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: [(1, "f1", "bronze"), (2, "f2", "bronze")])
+        defer { database.directory.remove() }
+        database.down.withLock { $0 = true }
+        try moved(queue, [1, 2])
+        let committer = committer(queue, database)
+        let done = start(committer)
+        try waitUntil("the batch is held") { queue.list(queue.keys.shard(0).committing("c1")).count == 2 }
+        committer.stop()
+        #expect(done.wait(for: .seconds(10)))
+        #expect(Set(queue.list(queue.keys.shard(0).done)) == Set([queue.job(1)!.id, queue.job(2)!.id]))
+        #expect(queue.list(queue.keys.shard(0).committing("c1")).isEmpty)
+        #expect(try database.level(1) == "bronze")
+    }
+
+    @Test func aCountDuringTheMoveStartsTheFollowUpAfterTheCommit() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: [(1, "f1", "bronze")])
+        defer { database.directory.remove() }
+        queue.submit(cid: 1, count: 20000, filename: "f1", dbLevel: "bronze", target: "gold")
+        let taken = try #require(try queue.take(worker: "w1", shard: 0, levels: ["gold"]))
+        guard case .claimed(let fields) = try queue.claim(taken, worker: "w1"), let job = Job(hash: fields) else {
+            Issue.record("not claimed")
+            return
+        }
+        #expect(queue.submit(cid: 1, count: 2000, filename: "f1", dbLevel: "bronze", target: "silver").outcome == .followUp)
+        #expect(try queue.ack(JobID(cid: 1, gen: job.gen), worker: "w1", checksum: "xxh128:01", bytes: 10, foundIn: nil))
+        let committer = committer(queue, database)
+        let done = start(committer)
+        try waitUntil("the follow-up is queued") { queue.job(1)?.status == .queued && queue.job(1)?.target == "silver" }
+        committer.stop()
+        #expect(done.wait(for: .seconds(10)))
+        #expect(try database.level(1) == "gold")
+        #expect(queue.job(1)?.dbLevel == "gold")
+    }
+}

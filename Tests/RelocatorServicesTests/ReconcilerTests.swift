@@ -1,0 +1,110 @@
+import FileMover
+import Foundation
+import JobQueue
+import RelocatorCore
+import RelocatorServices
+import SQLStore
+import Testing
+import TestSupport
+
+/// Reconcile on real directories, a SQLite file and the memory queue: no server, no root.
+@Suite struct ReconcilerTests {
+    final class Site: @unchecked Sendable {
+        let root: TemporaryDirectory
+        let database: CommitterTests.Database
+        let queue = MemoryQueue()
+        let directories: LevelDirectories
+
+        init(contents: [(Int64, String, String)]) throws {
+            let root = try TemporaryDirectory("relocator-reconcile")
+            self.root = root
+            database = try CommitterTests.Database(contents: contents)
+            directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, root.path + "/" + $0) })
+            for level in directories.names { try FileManager.default.createDirectory(atPath: directories.directory(of: level)!, withIntermediateDirectories: true) }
+        }
+
+        func remove() {
+            root.remove()
+            database.directory.remove()
+        }
+
+        func path(_ level: String, _ name: String) -> String { directories.directory(of: level)! + "/" + name }
+
+        func run(fix: Bool) throws -> [Finding] {
+            let db = try database.open()
+            defer { db.close() }
+            var settings = Reconciler.Settings(directories: directories, fix: fix)
+            settings.partGrace = .seconds(60)
+            var reconciler = try Reconciler(settings: settings, session: queue, store: ContentStore(database: db))
+            try reconciler.run()
+            return reconciler.findings
+        }
+    }
+
+    @Test func aFileOnAnotherLevelIsRecordedWhereItIs() throws {
+        let site = try Site(contents: [(1, "a.mp4", "bronze")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("gold", "a.mp4"), bytes: 100)
+        let found = try site.run(fix: false)
+        #expect(found.map(\.kind) == [.wrongLevel] && found[0].fixed == nil)
+        #expect(try site.database.level(1) == "bronze")
+        #expect(try site.run(fix: true).map(\.fixed) == ["database set to gold"])
+        #expect(try site.database.level(1) == "gold" && site.run(fix: false).isEmpty)
+    }
+
+    @Test func anIdenticalCopyGoesOnlyBesideTheCopyTheDatabaseNamesAndADifferentOneStays() throws {
+        let site = try Site(contents: [(1, "same.bin", "silver"), (2, "differ.bin", "silver")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("silver", "same.bin"), bytes: 5000)
+        try FileManager.default.copyItem(atPath: site.path("silver", "same.bin"), toPath: site.path("gold", "same.bin"))
+        try TestFiles.make(site.path("silver", "differ.bin"), bytes: 5000)
+        try TestFiles.make(site.path("gold", "differ.bin"), bytes: 5000)
+        let found = try site.run(fix: true)
+        #expect(Set(found.map(\.kind)) == [.duplicate, .conflict])
+        #expect(found.first { $0.kind == .duplicate }?.fixed == "kept the copy on silver, removed gold")
+        #expect(!TestFiles.exists(site.path("gold", "same.bin")) && TestFiles.exists(site.path("silver", "same.bin")))
+        #expect(TestFiles.exists(site.path("gold", "differ.bin")) && TestFiles.exists(site.path("silver", "differ.bin")))
+    }
+
+    @Test func bothCopiesOfAMoveInFlightAreLeftAlone() throws {
+        let site = try Site(contents: [(1, "moving.bin", "bronze")])
+        defer { site.remove() }
+        // A worker published the copy on gold and is about to remove the source on bronze.
+        try TestFiles.make(site.path("bronze", "moving.bin"), bytes: 2000)
+        try FileManager.default.copyItem(atPath: site.path("bronze", "moving.bin"), toPath: site.path("gold", "moving.bin"))
+        site.queue.submit(cid: 1, count: 20000, filename: "moving.bin", dbLevel: "bronze", target: "gold")
+        _ = try site.queue.claim(try #require(try site.queue.take(worker: "w1", shard: 0, levels: ["gold"])), worker: "w1")
+        #expect(try site.run(fix: true).isEmpty)
+        #expect(TestFiles.exists(site.path("gold", "moving.bin")) && TestFiles.exists(site.path("bronze", "moving.bin")))
+    }
+
+    @Test func aStalePartGoesOnlyWhenItsJobIsGoneAndItIsOld() throws {
+        let site = try Site(contents: [(1, "a.bin", "bronze")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("bronze", "a.bin"), bytes: 10)
+        let old = Date(timeIntervalSinceNow: -3600)
+        try TestFiles.make(site.path("gold", ".a.bin.relocator-1-5.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("gold", ".a.bin.relocator-1-6.part"), bytes: 10, mtime: Date())
+        // A job of generation 7 is moving: its part must stay whatever its age.
+        site.queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
+        let gen = try #require(site.queue.job(1)?.gen)
+        try TestFiles.make(site.path("gold", ".a.bin.relocator-1-\(gen).part"), bytes: 10, mtime: old)
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.stalePart] && found[0].detail.contains("relocator-1-5.part") && found[0].fixed == "removed")
+        #expect(!TestFiles.exists(site.path("gold", ".a.bin.relocator-1-5.part")))
+        #expect(TestFiles.exists(site.path("gold", ".a.bin.relocator-1-6.part")))
+        #expect(TestFiles.exists(site.path("gold", ".a.bin.relocator-1-\(gen).part")))
+    }
+
+    @Test func aFilenameThroughASymlinkIsReportedAndNothingOutsideIsTouched() throws {
+        let site = try Site(contents: [(1, "u/victim.txt", "gold")])
+        let outside = try TemporaryDirectory("relocator-outside")
+        defer { site.remove(); outside.remove() }
+        let sum = try TestFiles.make(outside.path + "/victim.txt", bytes: 100)
+        try FileManager.default.createSymbolicLink(atPath: site.path("gold", "u"), withDestinationPath: outside.path)
+        try TestFiles.make(site.path("bronze", "u/victim.txt"), bytes: 100)
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.unsafeFilename])
+        #expect(try TestFiles.sha256(outside.path + "/victim.txt") == sum)
+    }
+}
