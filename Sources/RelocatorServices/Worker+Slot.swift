@@ -23,6 +23,11 @@ extension Worker {
                 failures = 0
                 guard let (taken, claim) = next else { continue }
                 defer { _ = holding.withLock { $0.remove(Self.key(taken.shard, taken.id)) } }
+                if case .claimed = claim, settings.faults.loseReply > 0,
+                   claims.add(1, ordering: .relaxed).newValue % settings.faults.loseReply == 0 {
+                    logger.warning("fault injection: the reply to the claim of \(taken.id) is lost")
+                    continue
+                }
                 if case .claimed(let fields) = claim { process(taken, fields, session) }
             } catch {
                 redisHealth.failed(error)
@@ -95,7 +100,7 @@ extension Worker {
             return report(id, attempts: job.attempts, MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
                     + "(RELOCATOR_LEVELS names \(directories.names.joined(separator: ", ")))"), context, session, log)
         }
-        if settings.noopMove {
+        if settings.faults.noopMove {
             acknowledge(id, checksum: "noop", bytes: 0, foundIn: nil, session, log) { _ in }
             return
         }
@@ -128,7 +133,7 @@ extension Worker {
             return report(id, attempts: job.attempts, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context,
                           session, log)
         }
-        if settings.crashBeforeAck {
+        if settings.faults.crashBeforeAck {
             log.critical("fault injection: crashing between the move and the ack")
             kill(getpid(), SIGKILL)
         }

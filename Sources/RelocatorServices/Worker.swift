@@ -31,10 +31,8 @@ public final class Worker: Service, Sendable {
         /// `progressInterval`.
         public var progressMinimumBytes: Int64 = 8 << 20
         public var progressInterval: Duration = .seconds(1)
-        /// Fault injection for tests: end the process between a verified move and its ack.
-        public var crashBeforeAck = false
-        /// Benchmarks only: acknowledge without touching any file.
-        public var noopMove = false
+        /// Fault injection for tests and benchmarks (the mover's own faults go to the mover).
+        public var faults = WorkerFaults()
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {
@@ -61,6 +59,8 @@ public final class Worker: Service, Sendable {
     /// Levels an operator paused (refreshed by the maintenance loop).
     let pausedLevels = Mutex<Set<String>>([])
     let startedAt = JobQueue.nowMilliseconds()
+    /// Claims so far, for the `lose-reply` fault.
+    let claims = Atomic<Int>(0)
 
     public init(settings: Settings, driver: any QueueDriver, mover: any FileMoving, logger: Logger) {
         self.settings = settings

@@ -50,16 +50,15 @@ extension Relocator {
                 guard !served.isEmpty else { throw ValidationError("--levels names no level") }
             }
             let logger = runtime.logger("relocator.worker")
-            let faults = try Faults(runtime.environment["RELOCATOR_FAULTS"])
-            if faults.active { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
+            let faults = try WorkerFaults(parsing: runtime.environment["RELOCATOR_FAULTS"])
+            if faults.isActive { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
             var settings = Worker.Settings(
                 id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
                 concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: try runtime.heartbeatTTL(),
                 gracePeriod: .seconds(gracePeriod))
-            settings.crashBeforeAck = faults.crashBeforeAck
-            settings.noopMove = faults.noopMove
+            settings.faults = faults
             let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
-                                mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.moveFaults), logger: logger)
+                                mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move), logger: logger)
             let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
@@ -92,46 +91,5 @@ extension Relocator {
             let group = ServiceGroup(configuration: .init(services: [committer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
-    }
-}
-
-/// Fault injection for tests, from `RELOCATOR_FAULTS` (unset in normal runs, where nothing changes):
-/// `crash-after=<step>` ends the process with SIGKILL after that step of a move
-/// (copied, synced, verified, published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced);
-/// `crash-before-ack` ends it between a verified move and its ack; `corrupt-read-back=N` flips a
-/// byte of the first N copies between the write and the read-back; `noop-move` acknowledges jobs
-/// without touching any file (Scripts/bench measures the queue's own cost with it).
-struct Faults {
-    var moveFaults: MoveFaults?
-    var crashBeforeAck = false
-    var noopMove = false
-    var active: Bool { moveFaults != nil || crashBeforeAck || noopMove }
-
-    init(_ text: String?) throws {
-        guard let text, !text.isEmpty else { return }
-        var faults = MoveFaults()
-        for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
-            switch (parts[0], parts.count > 1 ? parts[1] : nil) {
-            case ("crash-after", let name?):
-                guard let step = MoveStep(rawValue: name) else {
-                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, one of \(MoveStep.allCases.map(\.rawValue).joined(separator: ", "))")
-                }
-                faults.onStep = { if $0 == step { kill(getpid(), SIGKILL) } }
-            case ("crash-before-ack", nil):
-                crashBeforeAck = true
-            case ("noop-move", nil):
-                noopMove = true
-            case ("corrupt-read-back", let count?):
-                guard let limit = Int(count), limit > 0 else {
-                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "corrupt-read-back=N with N ≥ 1")
-                }
-                let remaining = Atomic<Int>(limit)
-                faults.corruptBeforeReadBack = { remaining.subtract(1, ordering: .relaxed).newValue >= 0 }
-            default:
-                throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, crash-before-ack, corrupt-read-back=N or noop-move (got '\(item)')")
-            }
-        }
-        moveFaults = faults
     }
 }

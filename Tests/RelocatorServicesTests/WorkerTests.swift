@@ -1,4 +1,5 @@
 import FileMover
+import Logging
 import Foundation
 import JobQueue
 import RelocatorCore
@@ -189,5 +190,35 @@ import Testing
         h.queue.setUnavailable(false)
         h.queue.submit(cid: 20, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
         try waitUntil("the job moves once the queue answers") { h.queue.job(20)?.status == .done }
+    }
+}
+
+@Suite struct WorkerFaultTests {
+    @Test func lostClaimRepliesAreGivenBackAndEveryJobIsMovedOnce() throws {
+        let h = WorkerHarness(concurrency: 1)
+        var settings = h.worker.settings
+        settings.faults.loseReply = 2
+        let worker = Worker(settings: settings, driver: h.queue, mover: h.mover, logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        for cid in Int64(1)...4 { h.queue.submit(cid: cid, count: 20000, filename: "f\(cid)", dbLevel: "bronze", target: "gold") }
+        let done = StopSignal()
+        BlockingExecutor.thread(named: "test-worker") {
+            do { try worker.runBlocking() } catch { Issue.record("\(error)") }
+            done.raise()
+        }
+        try waitUntil("every job is moved", timeout: .seconds(20)) { (1...4).allSatisfy { h.queue.job($0)?.status == .done } }
+        worker.stop()
+        #expect(done.wait(for: .seconds(10)))
+        #expect(h.mover.requests.count == 4)
+    }
+
+    @Test func theFaultsOfTheEnvironmentAreParsedAndABadOneIsNamed() throws {
+        let faults = try WorkerFaults(parsing: "fail-after=published*2,lose-reply=3,crash-before-ack")
+        #expect(faults.loseReply == 3 && faults.crashBeforeAck && faults.move?.onStep != nil)
+        #expect(throws: Never.self) { try faults.move?.onStep?(.copied) }
+        #expect(throws: MoveError.self) { try faults.move?.onStep?(.published) }
+        #expect(throws: MoveError.self) { try faults.move?.onStep?(.published) }
+        #expect(throws: Never.self) { try faults.move?.onStep?(.published) }
+        #expect(throws: ConfigurationError.self) { try WorkerFaults(parsing: "fail-after=nowhere") }
+        #expect(try WorkerFaults(parsing: nil).isActive == false)
     }
 }

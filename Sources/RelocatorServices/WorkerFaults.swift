@@ -1,0 +1,91 @@
+import FileMover
+import Foundation
+import RelocatorCore
+import Synchronization
+
+/// Fault injection for tests, from `RELOCATOR_FAULTS` (unset in normal runs, where nothing changes),
+/// comma-separated:
+/// - `crash-after=<step>`: SIGKILL after that step of a move (`MoveStep`: copied, synced, verified,
+///   published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced);
+/// - `fail-after=<step>` or `fail-after=<step>*N`: an I/O error right after that step, for every move
+///   or the first N (`fail-after=published*20`: a failure after the copy was published);
+/// - `crash-before-ack`: SIGKILL between a verified move and its ack;
+/// - `corrupt-read-back=N`: flip a byte of the first N copies between the write and the read-back;
+/// - `lose-reply=N`: act on every Nth claim as if its reply had been lost (the job stays in the
+///   worker's processing list for the maintenance loop to give back);
+/// - `noop-move`: acknowledge jobs without touching any file (the benchmark's measure of the queue).
+public struct WorkerFaults: Sendable {
+    public var move: MoveFaults?
+    public var crashBeforeAck = false
+    public var noopMove = false
+    /// Every `loseReply`th claim is treated as lost (0: never).
+    public var loseReply = 0
+    public var isActive: Bool { move != nil || crashBeforeAck || noopMove || loseReply > 0 }
+
+    public init() {}
+
+    public init(parsing text: String?) throws {
+        guard let text, !text.isEmpty else { return }
+        let steps = MoveStep.allCases.map(\.rawValue).joined(separator: ", ")
+        var crashAfter: MoveStep?
+        var failures: [(MoveStep, Countdown?)] = []
+        var corrupt: Countdown?
+        for item in text.split(separator: ",") {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            switch (parts[0], parts.count > 1 ? parts[1] : nil) {
+            case ("crash-after", let name?):
+                guard let step = MoveStep(rawValue: name) else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after=<step>, one of \(steps)")
+                }
+                crashAfter = step
+            case ("fail-after", let value?):
+                let pieces = value.split(separator: "*", maxSplits: 1).map(String.init)
+                guard let step = MoveStep(rawValue: pieces[0]), pieces.count == 1 || Int(pieces[1]).map({ $0 > 0 }) == true else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "fail-after=<step> or fail-after=<step>*N, with a step of \(steps)")
+                }
+                failures.append((step, pieces.count == 2 ? Countdown(Int(pieces[1])!) : nil))
+            case ("crash-before-ack", nil):
+                crashBeforeAck = true
+            case ("noop-move", nil):
+                noopMove = true
+            case ("lose-reply", let count?):
+                guard let every = Int(count), every > 0 else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "lose-reply=N with N ≥ 1")
+                }
+                loseReply = every
+            case ("corrupt-read-back", let count?):
+                guard let limit = Int(count), limit > 0 else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "corrupt-read-back=N with N ≥ 1")
+                }
+                corrupt = Countdown(limit)
+            default:
+                throw ConfigurationError(setting: "RELOCATOR_FAULTS",
+                                         expected: "crash-after=<step>, fail-after=<step>[*N], crash-before-ack, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
+            }
+        }
+        if crashAfter == nil && failures.isEmpty && corrupt == nil { return }
+        var faults = MoveFaults()
+        if crashAfter != nil || !failures.isEmpty {
+            let (injected, crash) = (failures, crashAfter)
+            faults.onStep = { step in
+                if step == crash { kill(getpid(), SIGKILL) }
+                for (failing, remaining) in injected where failing == step {
+                    if let remaining, !remaining.take() { continue }
+                    throw MoveError(.ioError, "fault injection: a failure after the step '\(step.rawValue)'")
+                }
+            }
+        }
+        if let corrupt {
+            faults.corruptBeforeReadBack = { corrupt.take() }
+        }
+        move = faults
+    }
+}
+
+/// A number of faults left to inject.
+final class Countdown: Sendable {
+    private let left: Atomic<Int>
+    init(_ count: Int) { left = Atomic(count) }
+    /// True while some are left (and uses one up).
+    func take() -> Bool { left.subtract(1, ordering: .relaxed).newValue >= 0 }
+}
