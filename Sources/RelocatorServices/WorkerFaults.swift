@@ -9,6 +9,8 @@ import Synchronization
 ///   published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced);
 /// - `fail-after=<step>` or `fail-after=<step>*N`: an I/O error right after that step, for every move
 ///   or the first N (`fail-after=published*20`: a failure after the copy was published);
+/// - `pause-after=<step>:<ms>`: sleep that long right after that step of every move (a slow disk
+///   between two steps, for tests that must land in that window);
 /// - `crash-before-ack`: SIGKILL between a verified move and its ack;
 /// - `corrupt-read-back=N`: flip a byte of the first N copies between the write and the read-back;
 /// - `lose-reply=N`: act on every Nth claim as if its reply had been lost (the job stays in the
@@ -28,6 +30,7 @@ public struct WorkerFaults: Sendable {
         guard let text, !text.isEmpty else { return }
         let steps = MoveStep.allCases.map(\.rawValue).joined(separator: ", ")
         var crashAfter: MoveStep?
+        var pauses: [(MoveStep, UInt32)] = []
         var failures: [(MoveStep, Countdown?)] = []
         var corrupt: Countdown?
         for item in text.split(separator: ",") {
@@ -44,6 +47,12 @@ public struct WorkerFaults: Sendable {
                     throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "fail-after=<step> or fail-after=<step>*N, with a step of \(steps)")
                 }
                 failures.append((step, pieces.count == 2 ? Countdown(Int(pieces[1])!) : nil))
+            case ("pause-after", let value?):
+                let pieces = value.split(separator: ":", maxSplits: 1).map(String.init)
+                guard pieces.count == 2, let step = MoveStep(rawValue: pieces[0]), let ms = UInt32(pieces[1]) else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "pause-after=<step>:<ms>, with a step of \(steps)")
+                }
+                pauses.append((step, ms))
             case ("crash-before-ack", nil):
                 crashBeforeAck = true
             case ("noop-move", nil):
@@ -60,14 +69,15 @@ public struct WorkerFaults: Sendable {
                 corrupt = Countdown(limit)
             default:
                 throw ConfigurationError(setting: "RELOCATOR_FAULTS",
-                                         expected: "crash-after=<step>, fail-after=<step>[*N], crash-before-ack, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
+                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, crash-before-ack, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
             }
         }
-        if crashAfter == nil && failures.isEmpty && corrupt == nil { return }
+        if crashAfter == nil && failures.isEmpty && corrupt == nil && pauses.isEmpty { return }
         var faults = MoveFaults()
-        if crashAfter != nil || !failures.isEmpty {
-            let (injected, crash) = (failures, crashAfter)
+        if crashAfter != nil || !failures.isEmpty || !pauses.isEmpty {
+            let (injected, crash, sleeps) = (failures, crashAfter, pauses)
             faults.onStep = { step in
+                for (pausing, ms) in sleeps where pausing == step { usleep(ms * 1000) }
                 if step == crash { kill(getpid(), SIGKILL) }
                 for (failing, remaining) in injected where failing == step {
                     if let remaining, !remaining.take() { continue }

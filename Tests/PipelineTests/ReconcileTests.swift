@@ -1,6 +1,7 @@
 import Foundation
 import RedisClient
 import RelocatorCore
+import SQLStore
 import Testing
 import TestSupport
 
@@ -58,5 +59,62 @@ import TestSupport
 
         let after = try pipeline.cluster.run(["reconcile"])
         #expect(after.stdout.contains("2 findings, 0 fixed, 2 need attention"), "\(after.stdout)")
+    }
+
+    /// reconcile --fix from cron while a worker is between publishing a copy and removing its source:
+    /// the content has a move in flight, so both copies stay; the move then leaves one.
+    @Test func reconcileBetweenPublishAndSourceRemovalLeavesBothCopiesToTheMove() throws {
+        let pipeline = try Pipeline()
+        defer { pipeline.tearDown() }
+        let sums = try pipeline.addContents([(1, "film.mkv", "bronze", 2_000_000)])
+        try pipeline.cluster.startAPI()
+        try pipeline.cluster.startCommitter()
+        try pipeline.cluster.startWorker("slow", concurrency: 1, environment: ["RELOCATOR_FAULTS": "pause-after=targetDirectorySynced:4000"])
+        #expect(try pipeline.post(1, 50000).status == 200)
+        try pipeline.cluster.waitUntil("the copy is published") { pipeline.whereIs("film.mkv") == ["bronze", "gold"] }
+        let fix = try pipeline.cluster.run(["reconcile", "--fix"])
+        #expect(fix.status == 0, "\(fix.stdout)\(fix.stderr)")
+        #expect(fix.stdout.contains("1 contents with a job in flight left alone"), "\(fix.stdout)")
+        #expect(pipeline.whereIs("film.mkv") == ["bronze", "gold"])
+        try pipeline.cluster.waitUntil("the commit") { try pipeline.job(1)?["status"] as? String == "committed" }
+        #expect(pipeline.whereIs("film.mkv") == ["gold"])
+        #expect(try TestFiles.sha256(pipeline.gold.path + "/film.mkv") == sums[1])
+    }
+
+    /// Two contents may not name one file: reconcile reports a site that has them, migrate refuses
+    /// to add the unique index while they exist (listing them), and once fixed, adding a taken
+    /// filename is refused.
+    @Test func twoContentsNamingOneFileAreReportedRefusedByMigrateAndThenImpossible() throws {
+        let root = try TemporaryDirectory("relocator-unique")
+        defer { root.remove() }
+        let early = root.path + "/migrations/sqlite"
+        try FileManager.default.createDirectory(atPath: early, withIntermediateDirectories: true)
+        let source = TestEnvironment.packageRoot.appendingPathComponent("Sources/SQLStore/Migrations/sqlite")
+        for file in try FileManager.default.contentsOfDirectory(atPath: source.path) where file.hasPrefix("0001") || file.hasPrefix("0002") {
+            try FileManager.default.copyItem(atPath: source.path + "/" + file, toPath: early + "/" + file)
+        }
+        let levels = ["gold", "silver", "bronze"].map { ($0, root.path + "/" + $0) }
+        for (_, path) in levels { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        let database = DatabaseURL.sqlite(path: root.path + "/site.sqlite")
+        let cluster = try Cluster(redis: try TestEnvironment.value("RELOCATOR_TEST_REDIS_URL"), database: database, levels: levels)
+        defer { cluster.stop() }
+        #expect(try cluster.run(["migrate", "--migrations", root.path + "/migrations"]).status == 0)
+        // A site of the original system: two rows name one file.
+        let db = try openDatabase(database, access: .readWrite)
+        try db.execute("INSERT INTO contents (cid, filename, content_level) VALUES (\(Int64(1)), \("same.mp4"), \("bronze")), (\(Int64(2)), \("same.mp4"), \("bronze"))")
+        db.close()
+        try TestFiles.make(root.path + "/bronze/same.mp4", bytes: 100)
+        let report = try cluster.run(["reconcile"])
+        #expect(report.stdout.contains("shared_filename cid=1: cids 1, 2 all name same.mp4"), "\(report.stdout)")
+
+        let refused = try cluster.run(["migrate"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("same.mp4") && refused.stderr.contains("1") && refused.stderr.contains("2"), "\(refused.stderr)")
+        let fix = try openDatabase(database, access: .readWrite)
+        try fix.execute("DELETE FROM contents WHERE cid = \(Int64(2))")
+        fix.close()
+        #expect(try cluster.run(["migrate"]).status == 0)
+        let duplicate = try cluster.run(["contents", "add", "--cid", "3", "--filename", "same.mp4", "--level", "bronze"])
+        #expect(duplicate.status != 0 && duplicate.stderr.contains("already belongs to cid 1"), "\(duplicate.stderr)")
     }
 }
