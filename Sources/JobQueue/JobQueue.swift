@@ -26,6 +26,26 @@ public struct JobQueue: Sendable {
 
     // MARK: - Submitting (enqueue.lua)
 
+    /// What the placement policy adds to a submission: counts decaying with a half-life (their
+    /// scores in the residents sets), and each level's minimum residency (a new job of a content
+    /// that moved more recently waits as `deferred`). `.none` is the seed's behaviour.
+    public struct CountPolicy: Sendable, Equatable {
+        public var halfLife: Duration?
+        public var residencies: [String: Duration]
+
+        public init(halfLife: Duration? = nil, residencies: [String: Duration] = [:]) {
+            self.halfLife = halfLife
+            self.residencies = residencies
+        }
+
+        public static let none = CountPolicy()
+
+        var halfLifeArgument: Int64 { halfLife?.milliseconds ?? 0 }
+        var residencyArgument: String {
+            residencies.filter { $0.value > .zero }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.milliseconds)" }.joined(separator: ",")
+        }
+    }
+
     public enum SubmitOutcome: String, Sendable, CaseIterable {
         /// A new job was queued.
         case created
@@ -59,28 +79,31 @@ public struct JobQueue: Sendable {
     }
 
     /// The enqueue script as one call (for a pipeline or the API's pipeliner).
-    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64) -> RedisCall {
+    public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64,
+                           policy: CountPolicy = .none) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
-                       keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.staleParts],
-                       arguments: [cid, count, filename, dbLevel, target, readAt])
+                       keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.staleParts,
+                              shard.movedAt, shard.residents(dbLevel)],
+                       arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
     /// database (ms since 1970): a job committed after that knows better.
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64 = JobQueue.nowMilliseconds(), on redis: RedisConnection) throws -> Submission {
+                       readAt: Int64 = JobQueue.nowMilliseconds(), policy: CountPolicy = .none, on redis: RedisConnection) throws -> Submission {
         let reply = try redis.pipeline(calls: [submitCall(cid: cid, count: count, filename: filename, dbLevel: dbLevel,
-                                                          target: target, readAt: readAt)])[0]
+                                                          target: target, readAt: readAt, policy: policy)])[0]
         return try submission(from: reply.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"),
                               address: redis.url.address)
     }
 
     /// Many submissions in one pipeline (bulk `enqueue`).
     public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
-                           readAt: Int64, on redis: RedisConnection) throws -> [Submission] {
+                           readAt: Int64, policy: CountPolicy = .none, on redis: RedisConnection) throws -> [Submission] {
         let replies = try redis.pipeline(calls: items.map {
-            submitCall(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: readAt)
+            submitCall(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: readAt,
+                       policy: policy)
         })
         return try replies.map {
             try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"), address: redis.url.address)
@@ -206,7 +229,8 @@ public struct JobQueue: Sendable {
     @discardableResult
     public func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?, on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
-        let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats],
+        let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
+                                                                  shard.movedAt],
                                          arguments: [id.description, worker, checksum, bytes, foundIn ?? ""])
         return reply.int == 1
     }
@@ -393,6 +417,87 @@ public struct JobQueue: Sendable {
         return result
     }
 
+    // MARK: - Placement (hit.lua, permit.lua, bandwidth.lua)
+
+    /// Adds `hits` to a content's decaying counter; returns its value now.
+    public func hit(cid: Int64, hits: Double, halfLife: Duration, on redis: RedisConnection) throws -> Double {
+        let reply = try redis.evalScript(QueueScripts.hit, keys: [keys.shard(of: cid).hits],
+                                         arguments: [cid, String(hits), max(1, halfLife.milliseconds)])
+        guard let value = reply.string.flatMap(Double.init) else { throw malformed(redis.url.address, "hit.lua") }
+        return value
+    }
+
+    /// The coldest residents of a level (lowest score first), up to `limit`, from every shard.
+    public func coldest(level: String, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
+        let replies = try redis.pipeline(keys.shards.map { RedisCommand("ZRANGE", $0.residents(level), 0, limit - 1, "WITHSCORES") })
+        var found: [(Int64, Double)] = []
+        for reply in replies {
+            let items = try reply.throwingServerError(address: redis.url.address, command: "ZRANGE").array ?? []
+            for pair in items.chunks(of: 2) where pair.count == 2 {
+                if let cid = pair.first?.string.flatMap(Int64.init), let score = pair.last?.string.flatMap(Double.init) { found.append((cid, score)) }
+            }
+        }
+        return Array(found.sorted { $0.1 < $1.1 }.prefix(limit))
+    }
+
+    /// Residents of a level whose score is below `score`, from every shard (lowest first).
+    public func residents(level: String, below score: Double, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
+        let replies = try redis.pipeline(keys.shards.map {
+            RedisCommand("ZRANGEBYSCORE", $0.residents(level), "-inf", "(\(score)", "WITHSCORES", "LIMIT", 0, limit)
+        })
+        var found: [(Int64, Double)] = []
+        for reply in replies {
+            let items = try reply.throwingServerError(address: redis.url.address, command: "ZRANGEBYSCORE").array ?? []
+            for pair in items.chunks(of: 2) where pair.count == 2 {
+                if let cid = pair.first?.string.flatMap(Int64.init), let score = pair.last?.string.flatMap(Double.init) { found.append((cid, score)) }
+            }
+        }
+        return Array(found.sorted { $0.1 < $1.1 }.prefix(limit))
+    }
+
+    /// A content's score on a level, nil when it is not a known resident there.
+    public func residentScore(cid: Int64, level: String, on redis: RedisConnection) throws -> Double? {
+        try redis.send("ZSCORE", keys.shard(of: cid).residents(level), cid).string.flatMap(Double.init)
+    }
+
+    /// When a content last moved (ms), nil when never (as far as Redis knows).
+    public func lastMoved(cid: Int64, on redis: RedisConnection) throws -> Int64? {
+        try redis.send("HGET", keys.shard(of: cid).movedAt, cid).string.flatMap(Int64.init)
+    }
+
+    /// A permit for one more move into `level` (at most `most` at once); false when it has them all.
+    public func permit(level: String, holder: String, most: Int, ttl: Duration, on redis: RedisConnection) throws -> Bool {
+        try redis.evalScript(QueueScripts.permit, keys: [keys.control.permits(level)], arguments: [holder, most, max(1, ttl.milliseconds)]).int == 1
+    }
+
+    public func releasePermit(level: String, holder: String, on redis: RedisConnection) throws {
+        try redis.send("ZREM", keys.control.permits(level), holder)
+    }
+
+    /// Takes `bytes` from the level's shared token bucket (`rate` bytes per second); 0 when granted,
+    /// else how long to wait before asking again.
+    public func takeBandwidth(level: String, rate: Int64, bytes: Int64, on redis: RedisConnection) throws -> Duration {
+        let wait = try redis.evalScript(QueueScripts.bandwidth, keys: [keys.control.bandwidth(level)], arguments: [max(1, rate), max(1, bytes)]).int ?? 0
+        return .milliseconds(wait)
+    }
+
+    /// The level table and policies as the committer last published them (JSON), nil when none.
+    public func placementSnapshot(on redis: RedisConnection) throws -> String? {
+        try redis.send("GET", keys.control.placement).string
+    }
+
+    public func publishPlacement(_ json: String, on redis: RedisConnection) throws {
+        try redis.send("SET", keys.control.placement, json)
+    }
+
+    /// The rebalancer's lock: held for `ttl` by `holder` (renewed when it already holds it).
+    public func holdRebalancer(_ holder: String, ttl: Duration, on redis: RedisConnection) throws -> Bool {
+        if try redis.send("SET", keys.control.rebalancer, holder, "PX", max(1, ttl.milliseconds), "NX") == .status("OK") { return true }
+        guard try redis.send("GET", keys.control.rebalancer).string == holder else { return false }
+        try redis.send("PEXPIRE", keys.control.rebalancer, max(1, ttl.milliseconds))
+        return true
+    }
+
     // MARK: - Pausing a level (control slot)
 
     public func paused(on redis: RedisConnection) throws -> Set<String> {
@@ -444,15 +549,16 @@ public struct JobQueue: Sendable {
     /// queued and the ids whose follow-up named a level not in `levels` (committed without it).
     @discardableResult
     public func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration, levels: [String],
-                              on redis: RedisConnection) throws -> (followUps: Int, unknownLevel: [String]) {
+                              policy: CountPolicy = .none, on redis: RedisConnection) throws -> (followUps: Int, unknownLevel: [String]) {
         if ids.isEmpty { return (0, []) }
         let shard = keys.shard(index)
         let list = committer.map(shard.committing) ?? shard.done
         let jobKeys = ids.map { JobID($0).map { shard.job($0.cid) } ?? shard.job(0) }
         let reply = try redis.evalScript(
             QueueScripts.committed,
-            keys: [list, shard.stats] + levels.map(shard.queue) + jobKeys,
-            arguments: [max(1, Int(ttl.milliseconds / 1000)), committer == nil ? "0" : "1", levels.count] + levels + ids)
+            keys: [list, shard.stats, shard.deferred, shard.movedAt] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys,
+            arguments: [max(1, Int(ttl.milliseconds / 1000)), committer == nil ? "0" : "1", levels.count, policy.halfLifeArgument,
+                        policy.residencyArgument] + levels + ids)
         guard let items = reply.array, items.count == 2, let followUps = items[0].int else { throw malformed(redis.url.address, "committed.lua") }
         return (followUps, items[1].array?.compactMap(\.string) ?? [])
     }

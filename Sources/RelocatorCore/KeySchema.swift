@@ -87,6 +87,13 @@ public struct ShardKeys: Equatable, Sendable, Hashable {
     public func lease(_ cid: Int64) -> String { "\(prefix)lease:\(cid)" }
     /// Counters of what happened in this shard (`StatField`).
     public var stats: String { "\(prefix)stats" }
+    /// Each resident content of a level with its recent count as score (a decayed-count score when
+    /// a half-life is set): "the coldest on gold" is one range query.
+    public func residents(_ level: String) -> String { "\(prefix)residents:\(level)" }
+    /// When each content last moved (ms), for the minimum residency.
+    public var movedAt: String { "\(prefix)moved-at" }
+    /// Each content's decaying hit counter, `<value>:<ms>`.
+    public var hits: String { "\(prefix)hits" }
 
     /// Every key name pattern of the shard, for a `SCAN` of one kind.
     public var jobPattern: String { "\(prefix)job:*" }
@@ -106,4 +113,13 @@ public struct ControlKeys: Equatable, Sendable {
     public var paused: String { "\(prefix)paused" }
     /// Settings every process must agree on (the shard count).
     public var config: String { "\(prefix)config" }
+    /// The level table and the level policies, as the committer last read them from SQL (JSON),
+    /// for the workers, which have no database.
+    public var placement: String { "\(prefix)placement" }
+    /// Moves in flight into a level, one member per worker slot, scored by when it lapses (ms).
+    public func permits(_ level: String) -> String { "\(prefix)permits:\(level)" }
+    /// The token bucket of bytes written into a level.
+    public func bandwidth(_ level: String) -> String { "\(prefix)bandwidth:\(level)" }
+    /// Held by the one rebalancer at work.
+    public var rebalancer: String { "\(prefix)rebalancer" }
 }

@@ -21,6 +21,8 @@ public final class Committer: Service, Sendable {
         public var heartbeatTTL: Duration
         /// How long an idle committer blocks on one shard's `done` list before it looks at all.
         public var idleWait: Duration = .milliseconds(500)
+        /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
+        public var halfLife: Duration?
 
         public init(id: String, batch: Int = 500, jobTTL: Duration = .seconds(86400), heartbeatTTL: Duration = .seconds(10)) {
             self.id = id
@@ -150,14 +152,14 @@ public final class Committer: Service, Sendable {
         nonisolated(unsafe) let prefetchSession = second
         let next = BlockingExecutor.shared.start { try prefetchSession.takeDone(committer: id, shard: shard, max: max, fresh: true) }
         let started = ContinuousClock.now
-        let levels = try writeUntilStored(entries, database: &database)
+        let (levels, policy) = try writeUntilStored(entries, database: &database)
         ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
         var outcome: (followUps: Int, unknownLevel: [String]) = (0, [])
         var failures = 0
         while true {
             do {
                 outcome = try session.markCommitted(ids: batch.map(\.id), shard: shard, committer: settings.id, ttl: settings.jobTTL,
-                                                    levels: levels)
+                                                    levels: levels, policy: policy)
                 break
             } catch {
                 // Written in SQL: the batch stays held and is written again (harmlessly) if this
@@ -183,16 +185,17 @@ public final class Committer: Service, Sendable {
     }
 
     /// The SQL transaction, again and again while the database is unreachable. Returns the level
-    /// names (where a follow-up may go).
-    private func writeUntilStored(_ entries: [CommitEntry], database: inout (any SQLDatabase)?) throws -> [String] {
+    /// names (where a follow-up may go) and what the policies say of a follow-up.
+    private func writeUntilStored(_ entries: [CommitEntry], database: inout (any SQLDatabase)?) throws -> ([String], JobQueue.CountPolicy) {
         var failures = 0
         while true {
             do {
                 if database == nil { database = try openDatabase() }
                 try ContentStore(database: database!).commit(entries)
-                let levels = try LevelStore(database: database!).levels().map(\.name)
+                let store = LevelStore(database: database!)
+                let snapshot = PlacementSnapshot(levels: try store.levels(), policies: try store.policies(), halfLife: settings.halfLife)
                 databaseHealth.succeeded()
-                return levels
+                return (snapshot.levels.map(\.name), snapshot.countPolicy)
             } catch let error as SQLError {
                 if error.isTransient || [.unknownDatabase, .authenticationFailed, .databaseFileMissing, .permissionDenied].contains(error.code) {
                     database?.close()

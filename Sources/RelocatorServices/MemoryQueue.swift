@@ -209,6 +209,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
             for field in ["part", "stage", "bytes_done", "bytes_total"] { hashes[key]?[field] = nil }
             retireError(key)
             lpush(shard.done, id.description)
+            hashes[shard.movedAt, default: [:]][String(id.cid)] = String(now)
             count(shard, .moved, 1)
             count(shard, .movedBytes, bytes)
             return true
@@ -402,6 +403,52 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
+    /// What the committer would publish (tests set it).
+    public func publish(_ snapshot: PlacementSnapshot) throws {
+        let text = try snapshot.encoded()
+        locked { hashes[keys.control.placement] = ["json": text] }
+    }
+
+    public func placementSnapshot() throws -> String? {
+        try available { hashes[keys.control.placement]?["json"] }
+    }
+
+    public func permit(level: String, holder: String, most: Int, ttl: Duration) throws -> Bool {
+        try available {
+            let key = keys.control.permits(level)
+            var held = sortedSets[key] ?? [:]
+            held = held.filter { $0.value > now }
+            if held[holder] != nil || held.count < most {
+                held[holder] = now + ttl.milliseconds
+                sortedSets[key] = held
+                return true
+            }
+            sortedSets[key] = held
+            return false
+        }
+    }
+
+    public func releasePermit(level: String, holder: String) throws {
+        try available { sortedSets[keys.control.permits(level)]?[holder] = nil }
+    }
+
+    /// Permits held now, for tests.
+    public func permitsHeld(_ level: String) -> Int { locked { (sortedSets[keys.control.permits(level)] ?? [:]).filter { $0.value > now }.count } }
+
+    public func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration {
+        try available {
+            let key = keys.control.bandwidth(level)
+            let want = Double(min(bytes, rate))
+            var tokens = Double(hashes[key]?["tokens"] ?? "") ?? Double(rate)
+            let at = Int64(hashes[key]?["at"] ?? "") ?? now
+            tokens = min(Double(rate), tokens + Double(now - at) * Double(rate) / 1000)
+            var wait: Int64 = 0
+            if tokens >= want { tokens -= want } else { wait = Int64(((want - tokens) * 1000 / Double(rate)).rounded(.up)) }
+            hashes[key] = ["tokens": String(tokens), "at": String(now)]
+            return .milliseconds(wait)
+        }
+    }
+
     public func pause(_ level: String) { locked { _ = sets[keys.control.paused, default: []].insert(level) } }
     public func resume(_ level: String) { locked { _ = sets[keys.control.paused]?.remove(level) } }
 
@@ -431,8 +478,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration,
-                              levels: [String]) throws -> (followUps: Int, unknownLevel: [String]) {
+    public func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration, levels: [String],
+                              policy: JobQueue.CountPolicy) throws -> (followUps: Int, unknownLevel: [String]) {
         try available {
             let shard = keys.shard(index)
             let list = committer.map(shard.committing) ?? shard.done
@@ -457,7 +504,14 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                         hashes[key]?[field] = nil
                     }
                     expiries[key] = nil
-                    lpush(shard.queue(next), "\(id.cid):\(newer)")
+                    let moved = Int64(hashes[shard.movedAt]?[String(id.cid)] ?? "")
+                    if let residency = policy.residencies[target], let moved, moved + residency.milliseconds > now {
+                        set(key, ["status": "deferred", "due_at": String(moved + residency.milliseconds),
+                                  "defer_reason": "just moved to \(target)"])
+                        sortedSets[shard.deferred, default: [:]]["\(id.cid):\(newer)"] = moved + residency.milliseconds
+                    } else {
+                        lpush(shard.queue(next), "\(id.cid):\(newer)")
+                    }
                     followUps += 1
                 } else {
                     set(key, ["status": "committed", "updated_at": String(now)])

@@ -36,11 +36,20 @@ public protocol QueueSession: AnyObject {
     /// Every worker and committer whose heartbeat is alive, with what it reports.
     func liveWorkers() throws -> [String: [WorkerField: String]]
 
+    // MARK: Placement
+    /// The level table and policies the committer published (JSON), nil before any.
+    func placementSnapshot() throws -> String?
+    /// A permit for one more move into `level` (at most `most` at once); false when it has them.
+    func permit(level: String, holder: String, most: Int, ttl: Duration) throws -> Bool
+    func releasePermit(level: String, holder: String) throws
+    /// Bytes from the level's shared token bucket: zero when granted, else how long to wait.
+    func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration
+
     // MARK: Committers
     func takeDone(committer: String, shard: Int, max: Int, fresh: Bool) throws -> [(id: String, fields: [String: String])]
     func waitForDone(committer: String, shard: Int, timeout: Duration) throws -> Bool
-    func markCommitted(ids: [String], shard: Int, committer: String?, ttl: Duration,
-                       levels: [String]) throws -> (followUps: Int, unknownLevel: [String])
+    func markCommitted(ids: [String], shard: Int, committer: String?, ttl: Duration, levels: [String],
+                       policy: JobQueue.CountPolicy) throws -> (followUps: Int, unknownLevel: [String])
 
     // MARK: Reconciliation
     /// Every content id that has a job hash.

@@ -111,9 +111,25 @@ public final class RedisQueueSession: QueueSession {
         try queue.waitForDone(committer: committer, shard: shard, timeout: timeout, on: redis)
     }
 
-    public func markCommitted(ids: [String], shard: Int, committer: String?, ttl: Duration,
-                              levels: [String]) throws -> (followUps: Int, unknownLevel: [String]) {
-        try queue.markCommitted(ids: ids, shard: shard, committer: committer, ttl: ttl, levels: levels, on: redis)
+    public func markCommitted(ids: [String], shard: Int, committer: String?, ttl: Duration, levels: [String],
+                              policy: JobQueue.CountPolicy) throws -> (followUps: Int, unknownLevel: [String]) {
+        try queue.markCommitted(ids: ids, shard: shard, committer: committer, ttl: ttl, levels: levels, policy: policy, on: redis)
+    }
+
+    public func placementSnapshot() throws -> String? {
+        try queue.placementSnapshot(on: redis)
+    }
+
+    public func permit(level: String, holder: String, most: Int, ttl: Duration) throws -> Bool {
+        try queue.permit(level: level, holder: holder, most: most, ttl: ttl, on: redis)
+    }
+
+    public func releasePermit(level: String, holder: String) throws {
+        try queue.releasePermit(level: level, holder: holder, on: redis)
+    }
+
+    public func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration {
+        try queue.takeBandwidth(level: level, rate: rate, bytes: bytes, on: redis)
     }
 
     public func jobCIDs() throws -> [Int64] {

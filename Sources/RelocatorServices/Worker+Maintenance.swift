@@ -25,6 +25,7 @@ extension Worker {
                 try heartbeat(control)
                 let paused = try control.paused()
                 pausedLevels.withLock { $0 = paused }
+                try refreshPlacement(control)
                 if !stopping.isRaised {
                     let promoted = try control.promoteDue(limit: 500)
                     if promoted > 0 { logger.debug("promoted \(promoted) due jobs") }
@@ -37,6 +38,17 @@ extension Worker {
             } catch {
                 redisHealth.failed(error)
             }
+        }
+    }
+
+    /// Reads the level table and policies the committer published.
+    func refreshPlacement(_ control: any QueueSession) throws {
+        guard let text = try control.placementSnapshot() else { return }
+        do {
+            let snapshot = try PlacementSnapshot(decoding: text)
+            placement.withLock { $0 = snapshot }
+        } catch {
+            logger.warning("cannot read the published level policies (\(error)); keeping the last ones")
         }
     }
 

@@ -16,19 +16,23 @@ extension Worker {
         defer { session.close() }
         var rotation = slot
         var failures = 0
+        let holder = "\(settings.id)/\(slot)"
         while !stopping.isRaised {
             do {
-                let next = try nextJob(session, rotation: &rotation)
+                let next = try nextJob(session, slot: holder, rotation: &rotation)
                 redisHealth.succeeded()
                 failures = 0
                 guard let (taken, claim) = next else { continue }
-                defer { _ = holding.withLock { $0.remove(Self.key(taken.shard, taken.id)) } }
+                defer {
+                    _ = holding.withLock { $0.remove(Self.key(taken.shard, taken.id)) }
+                    releasePermit(taken.level, holder, session)
+                }
                 if case .claimed = claim, settings.faults.loseReply > 0,
                    claims.add(1, ordering: .relaxed).newValue % settings.faults.loseReply == 0 {
                     logger.warning("fault injection: the reply to the claim of \(taken.id) is lost")
                     continue
                 }
-                if case .claimed(let fields) = claim { process(taken, fields, session) }
+                if case .claimed(let fields) = claim { process(taken, fields, session, permit: holder) }
             } catch {
                 redisHealth.failed(error)
                 failures += 1
@@ -37,26 +41,61 @@ extension Worker {
         }
     }
 
-    /// The next id taken and claimed, or nil after an idle wait.
-    func nextJob(_ session: any QueueSession, rotation: inout Int) throws -> (JobQueue.Taken, JobQueue.Claim)? {
+    /// The next id taken and claimed, or nil after an idle wait. With level policies, levels are
+    /// taken in the placement's order (priority, then promotions before demotions), and a level
+    /// with a `max-moves` limit only while this slot holds one of its permits.
+    func nextJob(_ session: any QueueSession, slot holder: String, rotation: inout Int) throws -> (JobQueue.Taken, JobQueue.Claim)? {
         let paused = pausedLevels.withLock { $0 }
-        let levels = settings.levels.filter { !paused.contains($0) }
-        if levels.isEmpty {
+        let snapshot = placement.withLock { $0 }
+        var levels = settings.levels.filter { !paused.contains($0) }
+        rotation &+= 1
+        if let snapshot, snapshot.hasPolicies {
+            levels = snapshot.placement.takingOrder(levels)
+        } else {
+            levels = (0..<levels.count).map { levels[(rotation + $0) % levels.count] }
+        }
+        // Levels at their limit of moves in flight wait.
+        var permitted: [String] = []
+        var permits: [String] = []
+        for level in levels {
+            if let most = snapshot?.policies[level]?.maxMoves, most > 0 {
+                guard try session.permit(level: level, holder: holder, most: most, ttl: permitTTL) else { continue }
+                permits.append(level)
+            }
+            permitted.append(level)
+        }
+        func keep(_ taken: JobQueue.Taken?) {
+            for level in permits where level != taken?.level { releasePermit(level, holder, session) }
+        }
+        if permitted.isEmpty {
             stopping.wait(for: settings.idleWait)
             return nil
         }
         let shards = session.shardCount
-        rotation &+= 1
-        let order = (0..<levels.count).map { levels[(rotation + $0) % levels.count] }
         for step in 0..<shards {
-            if let taken = try session.take(worker: settings.id, shard: (rotation + step) % shards, levels: order) {
+            if let taken = try session.take(worker: settings.id, shard: (rotation + step) % shards, levels: permitted) {
+                keep(taken)
                 return (taken, try claim(taken, session))
             }
         }
-        let pair = rotation % (shards * levels.count)
-        guard let taken = try session.waitForWork(worker: settings.id, shard: pair / levels.count, level: levels[pair % levels.count],
-                                                  timeout: settings.idleWait) else { return nil }
+        let pair = rotation % (shards * permitted.count)
+        let taken = try session.waitForWork(worker: settings.id, shard: pair / permitted.count, level: permitted[pair % permitted.count],
+                                            timeout: settings.idleWait)
+        keep(taken)
+        guard let taken else { return nil }
         return (taken, try claim(taken, session))
+    }
+
+    /// How long a permit for a move in flight lasts unless renewed (the move renews it as it copies).
+    var permitTTL: Duration { max(.seconds(30), settings.heartbeatTTL * 3) }
+
+    func releasePermit(_ level: String, _ holder: String, _ session: any QueueSession) {
+        guard placement.withLock({ $0?.policies[level]?.maxMoves }) != nil else { return }
+        do {
+            try session.releasePermit(level: level, holder: holder)
+        } catch {
+            logger.debug("cannot release the permit of \(level) (it lapses by itself): \(error)")
+        }
     }
 
     private func claim(_ taken: JobQueue.Taken, _ session: any QueueSession) throws -> JobQueue.Claim {
@@ -72,7 +111,7 @@ extension Worker {
     }
 
     /// Moves one claimed job and reports the outcome to the queue.
-    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession) {
+    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession, permit holder: String = "") {
         let started = ContinuousClock.now
         var log = logger
         log[metadataKey: "job.id"] = "\(taken.id)"
@@ -116,9 +155,23 @@ extension Worker {
             filename: filename, source: directories.place(of: job.dbLevel)!, target: directories.place(of: job.target)!,
             others: directories.names.filter { $0 != job.dbLevel && $0 != job.target }.compactMap(directories.place(of:)),
             cid: job.cid, gen: job.gen, expectedChecksum: expected, stalePart: job.part)
+        let snapshot = placement.withLock { $0 }
+        var reserved: Int64 = 0
+        if let snapshot, context.method == "copy", !(job.stage?.mayHaveCopyAtTarget ?? false),
+           let wait = admission(job, request, snapshot, reserved: &reserved, log) {
+            retrying("defer the job", log) {
+                if try session.deferJob(id, worker: settings.id, reason: wait, until: JobQueue.nowMilliseconds() + settings.deferRetry.milliseconds) {
+                    log.notice("move deferred: \(wait)")
+                }
+            }
+            return
+        }
+        defer { if reserved > 0 { copying.withLock { $0[job.target, default: 0] -= reserved } } }
+        let limit = context.method == "copy" ? snapshot?.policies[job.target]?.bandwidth : nil
         let result: MoveResult
         do {
-            result = try mover.move(request, hooks: hooks(for: id, session, log))
+            result = try mover.move(request, hooks: hooks(for: id, session, log, bandwidth: limit.map { (job.target, $0) },
+                                                          permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil))
         } catch let error as MoveError where error.kind == .cancelled {
             log.info("move cancelled by the shutdown; the job goes back to its queue")
             return
@@ -152,12 +205,42 @@ extension Worker {
         }
     }
 
-    /// What the mover tells the queue while it works.
-    private func hooks(for id: JobID, _ session: any QueueSession, _ log: Logger) -> MoveHooks {
+    /// Why a copy into the job's target must wait (the target would rise above its high
+    /// watermark), or nil; when it may go, `reserved` holds the bytes it will add, counted against
+    /// the other slots' admissions until the move ends.
+    private func admission(_ job: Job, _ request: MoveRequest, _ snapshot: PlacementSnapshot, reserved: inout Int64, _ log: Logger) -> String? {
+        guard snapshot.policies[job.target]?.highWater != nil else { return nil }
+        var size: Int64 = 0
+        do {
+            if case .regularFile(let bytes) = try LevelRoot(request.source).lookup(request.filename) { size = bytes }
+        } catch {
+            // The move itself reports what is wrong with the source.
+            log.debug("cannot size the source before the move: \(error)")
+            return nil
+        }
+        guard let usage = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target] else { return nil }
+        let inFlight = copying.withLock { $0[job.target] ?? 0 }
+        if let reason = snapshot.placement.admission(into: job.target, usage: .init(used: usage.used, size: usage.size), adding: size,
+                                                       inFlight: inFlight) {
+            return reason
+        }
+        reserved = size
+        copying.withLock { $0[job.target, default: 0] += size }
+        return nil
+    }
+
+    /// What the mover tells the queue while it works; with a bandwidth limit on the target, every
+    /// byte written is taken from the level's token bucket first; with a limit of moves in flight,
+    /// the permit is renewed as the copy goes.
+    private func hooks(for id: JobID, _ session: any QueueSession, _ log: Logger, bandwidth: (level: String, rate: Int64)? = nil,
+                       permit: (level: String, holder: String)? = nil) -> MoveHooks {
         let worker = settings.id
         let lost = { MoveError(.leaseLost, "job \(id) is no longer this worker's") }
         var lastProgress = ContinuousClock.now
         let (minimum, interval) = (settings.progressMinimumBytes, settings.progressInterval)
+        var unpaid: Int64 = 0, counted: Int64 = 0
+        var permitRenewed = ContinuousClock.now
+        let renewEvery = permitTTL / 3
         return MoveHooks(
             recordPart: { path in
                 guard try session.recordProgress(id, worker: worker, [(.part, path), (.stage, MoveStage.copying.rawValue)]) else { throw lost() }
@@ -174,6 +257,28 @@ extension Worker {
                 }
             },
             progress: { done, total in
+                if let bandwidth {
+                    unpaid += max(0, done - counted)
+                    counted = done
+                    let grant = max(64 << 10, min(4 << 20, bandwidth.rate / 4))
+                    while unpaid >= grant && !self.cancel.isRaised {
+                        do {
+                            let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: grant)
+                            if wait == .zero { unpaid -= grant } else { self.cancel.wait(for: wait) }
+                        } catch {
+                            log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
+                            unpaid = 0
+                        }
+                    }
+                }
+                if let permit, ContinuousClock.now - permitRenewed >= renewEvery {
+                    permitRenewed = .now
+                    do {
+                        _ = try session.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL)
+                    } catch {
+                        log.debug("cannot renew the permit of \(permit.level): \(error)")
+                    }
+                }
                 guard total >= minimum, ContinuousClock.now - lastProgress >= interval else { return }
                 lastProgress = .now
                 do {

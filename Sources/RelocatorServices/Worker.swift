@@ -31,6 +31,8 @@ public final class Worker: Service, Sendable {
         /// `progressInterval`.
         public var progressMinimumBytes: Int64 = 8 << 20
         public var progressInterval: Duration = .seconds(1)
+        /// How long a job deferred for lack of room waits before it is tried again.
+        public var deferRetry: Duration = .seconds(30)
         /// Fault injection for tests and benchmarks (the mover's own faults go to the mover).
         public var faults = WorkerFaults()
 
@@ -59,6 +61,10 @@ public final class Worker: Service, Sendable {
     /// Levels an operator paused (refreshed by the maintenance loop).
     let pausedLevels = Mutex<Set<String>>([])
     let startedAt = JobQueue.nowMilliseconds()
+    /// The level table and policies the committer published (nil before any).
+    let placement = Mutex<PlacementSnapshot?>(nil)
+    /// Bytes of copies in flight by this worker, by target level (counted in admissions).
+    let copying = Mutex<[String: Int64]>([:])
     /// Claims so far, for the `lose-reply` fault.
     let claims = Atomic<Int>(0)
 
@@ -96,6 +102,7 @@ public final class Worker: Service, Sendable {
             for warning in try control.startupWarnings() { self.logger.warning("\(warning)") }
             let paused = try control.paused()
             self.pausedLevels.withLock { $0 = paused }
+            try self.refreshPlacement(control)
             try self.heartbeat(control)
             return try control.release(worker: self.settings.id)
         }

@@ -119,6 +119,10 @@ import TestSupport
         _ = try q.queue.orphans(cids: [7], fix: true, on: redis)
         #expect(try q.queue.lease(cid: 100, token: "t", ttl: .seconds(5), on: redis))
         try q.queue.unlease(cid: 100, token: "t", on: redis)
+        // hit, permit, bandwidth
+        _ = try q.queue.hit(cid: 8, hits: 3, halfLife: .seconds(60), on: redis)
+        #expect(try q.queue.permit(level: "gold", holder: "w1/0", most: 1, ttl: .seconds(5), on: redis))
+        _ = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: redis)
         _ = try q.queue.stats(levels: levels, on: redis)
     }
 
@@ -171,7 +175,9 @@ import TestSupport
         for (name, text) in try Self.luaFiles() {
             for call in Self.redisCalls(in: text) where call.count >= 2 {
                 let command = (Self.literal(call[0]) ?? call[0]).uppercased()
-                guard command.hasPrefix("H") else { continue }
+                // The job hash (`job`) and the counters (`stats`); other hashes (hits, the bandwidth
+                // bucket) have fields of their own.
+                guard command.hasPrefix("H"), call[1] == "job" || call[1] == "stats" else { continue }
                 let known = call[1] == "stats" ? stats : fields
                 let rest = Array(call.dropFirst(2))
                 let fieldPositions: [Int]

@@ -1,8 +1,8 @@
 -- A verified move: the job goes to `done` for the committer.
--- KEYS: processing:<worker>, job:<cid>, done, stats
+-- KEYS: processing:<worker>, job:<cid>, done, stats, moved-at
 -- ARGV: id, worker, checksum, bytes, the level the file was found on ('' when it was db_level)
 -- Returns 1, or 0 when the job is no longer this worker's (the reaper gave it away).
-local processing, job, done, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local processing, job, done, stats, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, worker, checksum, bytes, foundIn = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 redis.call('LREM', processing, 1, id)
 local cid, gen = parse(id)
@@ -14,6 +14,7 @@ if foundIn ~= '' then redis.call('HSET', job, 'db_level', foundIn) end
 redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total')
 retireError(job)
 redis.call('LPUSH', done, id)
+redis.call('HSET', movedAt, cid, now)
 redis.call('HINCRBY', stats, 'moved', 1)
 redis.call('HINCRBY', stats, 'moved_bytes', tonumber(bytes) or 0)
 return 1

@@ -1,16 +1,22 @@
 -- After the SQL transaction: the jobs become `committed` (kept readable for a while), or start
--- their follow-up move when a newer count arrived meanwhile.
+-- their follow-up move when a newer count arrived meanwhile (deferred while the content's new level
+-- keeps it for its minimum residency). A content's score moves to the residents of its new level.
 -- KEYS: the list the ids are in (committing:<committer>, or done for a commit straight from
---       /update_sentence), stats, queue:<level> for each of the L levels named in ARGV, then
---       job:<cid> for each id, in the order of the ids
+--       /update_sentence), stats, deferred, moved-at, queue:<level> for each of the L levels named in
+--       ARGV, residents:<level> for each of them, then job:<cid> for each id, in the order of the ids
 -- ARGV: seconds to keep a committed job, trim (1: the ids are the oldest end of a committer's
---       list), L, the L level names, then the ids
+--       list), L, half-life of counts (ms, 0: none), minimum residencies ('gold=3600000,…'), the L
+--       level names, then the ids
 -- Returns {follow-ups queued, {ids whose follow-up names a level not given (committed without it)}}.
-local list, stats = KEYS[1], KEYS[2]
+local list, stats, deferred, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ttl, trim, levels = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
-local queues = {}
-for i = 1, levels do queues[ARGV[3 + i]] = KEYS[2 + i] end
-local first = 4 + levels
+local halfLife, residencies = tonumber(ARGV[4]) or 0, ARGV[5]
+local queues, residents = {}, {}
+for i = 1, levels do
+  queues[ARGV[5 + i]] = KEYS[4 + i]
+  residents[ARGV[5 + i]] = KEYS[4 + levels + i]
+end
+local first = 6 + levels
 local n = #ARGV - first + 1
 
 -- The usual case: the batch is the oldest end of the committer's list (a batch taken since sits
@@ -33,13 +39,17 @@ end
 local followUps, unknown = 0, {}
 for i = first, #ARGV do
   local id = ARGV[i]
-  local job = KEYS[2 + levels + (i - first) + 1]
+  local job = KEYS[4 + 2 * levels + (i - first) + 1]
   if not trimmed then redis.call('LREM', list, 0, id) end
   local cid, gen = parse(id)
   if cid then
-    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target')
+    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count')
     if h[1] == gen and h[2] == 'done' then
       redis.call('HINCRBY', stats, 'committed', 1)
+      -- The content now lives on its target.
+      local score = residents[h[5]] and redis.call('ZSCORE', residents[h[5]], cid)
+      if residents[h[5]] then redis.call('ZREM', residents[h[5]], cid) end
+      if residents[h[3]] then redis.call('ZADD', residents[h[3]], score or countScore(h[6], halfLife), cid) end
       local nextTarget = h[4]
       if nextTarget and nextTarget ~= h[3] and not queues[nextTarget] then
         table.insert(unknown, id)
@@ -52,7 +62,15 @@ for i = first, #ARGV do
         redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
           'earlier_error', 'started_at')
         redis.call('PERSIST', job)
-        redis.call('LPUSH', queues[nextTarget], cid .. ':' .. newer)
+        local residency = residencyOf(residencies, h[3])
+        local moved = tonumber(redis.call('HGET', movedAt, cid))
+        if residency > 0 and moved and moved + residency > now then
+          redis.call('HSET', job, 'status', 'deferred', 'due_at', moved + residency,
+            'defer_reason', 'just moved to ' .. h[3] .. ', which keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
+          redis.call('ZADD', deferred, moved + residency, cid .. ':' .. newer)
+        else
+          redis.call('LPUSH', queues[nextTarget], cid .. ':' .. newer)
+        end
         followUps = followUps + 1
       else
         redis.call('HSET', job, 'status', 'committed', 'updated_at', now)

@@ -1,18 +1,43 @@
 -- A new count for a content: create, coalesce, re-aim or drop its one job.
--- KEYS: job:<cid>, queue:<target>, retry, deferred, dead, stale-parts
--- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms)
+-- A new job of a content that moved less than its level's minimum residency ago waits as
+-- `deferred` until the window has passed; later counts coalesce into it. The content's count is
+-- kept as its score in the residents set of the level it is on.
+-- KEYS: job:<cid>, queue:<target>, retry, deferred, dead, stale-parts, moved-at,
+--       residents:<db_level as the caller read it>
+-- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms),
+--       half-life of counts (ms, 0: counts as they are), minimum residencies ('gold=3600000,…')
 -- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place or dropped.
 local job, queue, retry, deferred, dead, staleParts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local movedAt, residents = KEYS[7], KEYS[8]
 local cid, count, filename, dbLevel, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local readAt = tonumber(ARGV[6]) or 0
+local halfLife, residencies = tonumber(ARGV[7]) or 0, ARGV[8]
+local callerLevel = dbLevel
 
 local h = redis.call('HMGET', job, 'status', 'gen', 'target', 'db_level', 'stage', 'updated_at')
 local status, oldGen, curTarget, curDb, stage = h[1], h[2], h[3], h[4], h[5]
 local oldID = cid .. ':' .. (oldGen or '')
 
-local function answer(outcome) return {outcome, redis.call('HGETALL', job)} end
+local function answer(outcome)
+  -- The content is on the caller's level unless a newer commit says otherwise.
+  if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+  return {outcome, redis.call('HGETALL', job)}
+end
 local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end
+-- Queues a new or re-aimed job, or defers it while the content's residency window lasts.
+local function start(gen, origin)
+  local residency = residencyOf(residencies, origin)
+  local moved = tonumber(redis.call('HGET', movedAt, cid))
+  if residency > 0 and moved and moved + residency > now then
+    local due = moved + residency
+    redis.call('HSET', job, 'status', 'deferred', 'due_at', due,
+      'defer_reason', 'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
+    redis.call('ZADD', deferred, due, cid .. ':' .. gen)
+    return
+  end
+  push(gen)
+end
 -- Takes a waiting job out of the scheduled sets (a retry, a deferral) or the dead-letter list.
 local function unschedule()
   if status == 'retrying' then redis.call('ZREM', retry, oldID) end
@@ -52,13 +77,14 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
   if target == curDb then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
     forget(job, staleParts)
+    if curDb == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
     return {'dropped', {}}
   end
   local gen = newGen(oldGen)
   redis.call('HSET', job, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
   redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
   retireError(job)
-  push(gen)
+  start(gen, curDb)
   return answer('retargeted')
 end
 
@@ -73,13 +99,14 @@ if not status or status == 'committed' or status == 'dead' then
   if status == 'dead' then unschedule() end
   if target == dbLevel then
     if status == 'dead' then forget(job, staleParts) end
+    if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
     return {'in_place', {}}
   end
   local gen = newGen(oldGen)
   forget(job, staleParts)
   redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
     'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
-  push(gen)
+  start(gen, dbLevel)
   return answer('created')
 end
 

@@ -53,3 +53,21 @@ local function reverse(job, gen, origin, target)
   retireError(job)
   return newer
 end
+
+-- The sorted-set score of a content's count: the count itself, or with a half-life (ms) the
+-- decayed-count score log2(count) + now / half-life, which orders contents by their current decayed
+-- value however long ago each was scored.
+local function countScore(count, halfLife)
+  local value = tonumber(count) or 0
+  if not halfLife or halfLife <= 0 then return value end
+  if value < 1e-300 then value = 1e-300 end
+  return math.log(value) / math.log(2) + now / halfLife
+end
+
+-- The minimum residency (ms) of `level` in a list 'gold=3600000,silver=60000' ('' when none).
+local function residencyOf(list, level)
+  for name, ms in string.gmatch(list or '', '([%w_-]+)=(%d+)') do
+    if name == level then return tonumber(ms) end
+  end
+  return 0
+end

@@ -1,0 +1,242 @@
+import FileMover
+import Foundation
+import JobQueue
+import RedisClient
+import RelocatorCore
+import SQLStore
+
+/// What placement would do now, for the current counts and policies: the moves already queued, the
+/// demotions of levels above their high watermark (coldest contents first, down to the low
+/// watermark; a hotter content waiting for room displaces a colder resident), the contents whose
+/// decayed hit count fell out of their level, and each level's projected fill. `relocator plan`
+/// prints it and changes nothing; the rebalancer carries out the moves it proposes.
+public struct Planner {
+    public let queue: JobQueue
+    public let redis: RedisConnection
+    public let database: any SQLDatabase
+    public let halfLife: Duration?
+    /// How many of a level's coldest residents one round looks at.
+    public var candidates = 200
+
+    public init(queue: JobQueue, redis: RedisConnection, database: any SQLDatabase, halfLife: Duration?) {
+        self.queue = queue
+        self.redis = redis
+        self.database = database
+        self.halfLife = halfLife
+    }
+
+    public struct Move: Codable, Sendable, Equatable {
+        public enum Kind: String, Codable, Sendable {
+            /// A job already exists (queued, retrying, deferred or moving).
+            case pending
+            /// The level is above its high watermark: its coldest contents go down.
+            case watermark
+            /// A hotter content waits for room on a full level: a colder resident makes it.
+            case displacement
+            /// The content's decayed hit count fell below its level's range.
+            case decay
+        }
+
+        public var cid: Int64
+        public var filename: String?
+        public var from: String
+        public var to: String
+        public var kind: Kind
+        /// Why, in a sentence.
+        public var reason: String
+        /// The count placement used (a decayed value with a half-life).
+        public var count: Double?
+        /// For a pending job: its status (`queued`, `deferred`…).
+        public var status: String?
+    }
+
+    public struct LevelFill: Codable, Sendable, Equatable {
+        public var level: String
+        public var used: Int64?
+        public var size: Int64?
+        /// Bytes the planned moves bring in and take out (known sizes only).
+        public var incoming: Int64
+        public var outgoing: Int64
+        public var highWater: Int?
+        public var lowWater: Int?
+
+        /// Used after the planned moves, in percent of the disk.
+        public var projectedPercent: Double? {
+            guard let used, let size, size > 0 else { return nil }
+            return Double(used + incoming - outgoing) * 100 / Double(size)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case level, used, size, incoming, outgoing
+            case highWater = "high_water"
+            case lowWater = "low_water"
+        }
+    }
+
+    public struct Plan: Codable, Sendable, Equatable {
+        public var moves: [Move]
+        public var levels: [LevelFill]
+    }
+
+    /// The plan. `full` also lists the jobs already in flight (a scan of every job: for the
+    /// command, not for the rebalancer's rounds).
+    public func plan(full: Bool, now: Int64 = JobQueue.nowMilliseconds()) throws -> Plan {
+        let levelStore = LevelStore(database: database)
+        let snapshot = PlacementSnapshot(levels: try levelStore.levels(), policies: try levelStore.policies(), halfLife: halfLife)
+        let placement = snapshot.placement
+        let store = ContentStore(database: database)
+        let disks = try diskUsage()
+        var moves: [Move] = []
+        var busy = Set<Int64>()
+
+        if full {
+            for cid in try queue.jobCIDs(on: redis) {
+                guard let job = try queue.job(cid: cid, on: redis), job.status != .committed, job.status != .dead else { continue }
+                busy.insert(cid)
+                let why: String
+                switch job.status {
+                case .deferred: why = "waiting: \(job.deferReason ?? "deferred")"
+                case .retrying: why = "retrying after: \(job.lastError ?? "a failure")"
+                case .moving: why = "moving now (worker \(job.workerID ?? "?"))"
+                case .done: why = "moved, waiting for the committer"
+                default: why = "queued for its count \(job.count)"
+                }
+                moves.append(Move(cid: cid, filename: job.filename, from: job.dbLevel, to: job.target, kind: .pending, reason: why,
+                                  count: Double(job.count), status: job.status.rawValue))
+            }
+        }
+
+        let counter = halfLife.map(DecayingCounter.init)
+        func value(_ score: Double) -> Double { counter.map { $0.value(ofScore: score, now: now) } ?? score }
+        func isBusy(_ cid: Int64) throws -> Bool {
+            if busy.contains(cid) { return true }
+            guard let state = try queue.jobState(cid: cid, on: redis) else { return false }
+            return state.status != .committed && state.status != .dead
+        }
+        var planned = Set(moves.map(\.cid))
+
+        // Decayed counts that fell out of their level.
+        if let counter {
+            for range in snapshot.levels {
+                let floor = Double(range.minCounts) * (1 - Double(snapshot.policies[range.name]?.hysteresis ?? 0) / 100)
+                guard floor > 0 else { continue }
+                for (cid, score) in try queue.residents(level: range.name, below: counter.score(below: floor, now: now), limit: candidates, on: redis)
+                where !planned.contains(cid) {
+                    let current = value(score)
+                    guard let decision = placement.target(count: Int64(current.rounded(.down)), current: range.name),
+                          decision.level != range.name, !(try isBusy(cid)) else { continue }
+                    planned.insert(cid)
+                    moves.append(Move(cid: cid, filename: nil, from: range.name, to: decision.level, kind: .decay,
+                                      reason: "its hit count decayed to \(current.formatted(decimals: 1)), below \(range.name)'s \(Int64(floor.rounded(.up)))",
+                                      count: current, status: nil))
+                }
+            }
+        }
+
+        // Levels above their high watermark shed their coldest contents; a hotter content waiting
+        // for room on a level displaces its coldest resident.
+        let waiting = try deferredForRoom()
+        for level in placement.rankedLevels {
+            guard let policy = snapshot.policies[level], policy.highWater != nil, let below = placement.levelBelow(level) else { continue }
+            let usage = disks[level]
+            var shed: Int64 = 0
+            var want: Int = 0
+            var why = ""
+            if let usage, let excess = placement.excess(of: level, usage: usage) {
+                shed = excess
+                why = "\(level) is at \(usage.percent.formatted(decimals: 1)) %, above its high watermark \(policy.highWater!) %"
+            }
+            let hotter = waiting.filter { $0.target == level }
+            let cold = try coldestResidents(level, store: store, value: value)
+            if shed == 0, let hottest = hotter.map(\.count).max(), let coldest = cold.first(where: { !planned.contains($0.cid) }),
+               Double(hottest) > coldest.count {
+                want = hotter.filter { Double($0.count) > coldest.count }.count
+                why = "a content with count \(hottest) waits for room on \(level); colder residents make it"
+            }
+            if shed == 0 && want == 0 { continue }
+            let average = usage.map { $0.used / Int64(max(1, cold.count)) } ?? 1
+            var freed: Int64 = 0
+            var taken = 0
+            for resident in cold where !planned.contains(resident.cid) {
+                if shed > 0 && freed >= shed { break }
+                if shed == 0 && taken >= want { break }
+                if try isBusy(resident.cid) { continue }
+                planned.insert(resident.cid)
+                let bytes = try store.history(cid: resident.cid).last?.bytes ?? average
+                freed += bytes
+                taken += 1
+                moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below,
+                                  kind: shed > 0 ? .watermark : .displacement,
+                                  reason: "\(why); count \(resident.count.formatted(decimals: 1)) is among its coldest",
+                                  count: resident.count, status: nil))
+            }
+        }
+
+        // Each level's fill after the moves (sizes from the last recorded move of each content).
+        var fills: [String: LevelFill] = [:]
+        for range in snapshot.levels {
+            let usage = disks[range.name]
+            fills[range.name] = LevelFill(level: range.name, used: usage?.used, size: usage?.size, incoming: 0, outgoing: 0,
+                                          highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
+        }
+        for index in moves.indices {
+            let bytes = try store.history(cid: moves[index].cid).last?.bytes ?? 0
+            if moves[index].filename == nil { moves[index].filename = try store.content(cid: moves[index].cid)?.filename }
+            if moves[index].kind == .pending && moves[index].status == "done" { continue }
+            fills[moves[index].from]?.outgoing += bytes
+            fills[moves[index].to]?.incoming += bytes
+        }
+        return Plan(moves: moves, levels: snapshot.levels.reversed().compactMap { fills[$0.name] })
+    }
+
+    /// A resident of a level with its current count.
+    struct Resident {
+        var cid: Int64
+        var filename: String?
+        var count: Double
+    }
+
+    /// A level's coldest contents: those never counted first (count 0), then the residents set's
+    /// lowest scores.
+    private func coldestResidents(_ level: String, store: ContentStore, value: (Double) -> Double) throws -> [Resident] {
+        let scored = try queue.coldest(level: level, limit: candidates, on: redis)
+        let known = Set(scored.map(\.cid))
+        var never: [Resident] = []
+        for content in try store.contents(limit: candidates, offset: 0, level: level) where !known.contains(content.cid) {
+            if try queue.residentScore(cid: content.cid, level: level, on: redis) == nil {
+                never.append(Resident(cid: content.cid, filename: content.filename, count: 0))
+            }
+        }
+        return never + scored.map { Resident(cid: $0.cid, filename: nil, count: value($0.score)) }
+    }
+
+    /// Deferred jobs waiting for room (a watermark), with their target and count.
+    private func deferredForRoom() throws -> [(cid: Int64, target: String, count: Int64)] {
+        var found: [(Int64, String, Int64)] = []
+        for shard in queue.keys.shards {
+            let ids = try redis.send("ZRANGE", shard.deferred, 0, 999).array?.compactMap(\.string) ?? []
+            let parsed = ids.compactMap(JobID.init)
+            let replies = try redis.pipeline(parsed.map {
+                RedisCommand("HMGET", shard.job($0.cid), JobField.target.rawValue, JobField.count.rawValue, JobField.deferReason.rawValue)
+            })
+            for (id, reply) in zip(parsed, replies) {
+                guard let values = reply.array, values.count == 3, let target = values[0].string,
+                      let count = values[1].string.flatMap(Int64.init), values[2].string?.contains("watermark") == true else { continue }
+                found.append((id.cid, target, count))
+            }
+        }
+        return found
+    }
+
+    /// Each level's disk as the live workers report it (the fullest report of a level wins).
+    private func diskUsage() throws -> [String: Placement.Usage] {
+        var usage: [String: Placement.Usage] = [:]
+        for (_, info) in try queue.liveWorkers(on: redis) {
+            for (level, disk) in DiskReport(decoding: info[.disks] ?? "").levels {
+                let report = Placement.Usage(used: disk.used, size: disk.size)
+                if report.percent > usage[level]?.percent ?? -1 { usage[level] = report }
+            }
+        }
+        return usage
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import JobQueue
+import Logging
+import RedisClient
+import RelocatorCore
+import ServiceLifecycle
+import SQLStore
+
+/// Carries out what the `Planner` proposes, every few seconds, in one place at a time: it runs in
+/// every committer (which already holds the database and Redis), and a lock in Redis lets one of
+/// them work while the others wait, so several committers are safe. Each round it publishes the
+/// level table and policies for the workers, then queues the watermark demotions, displacements and
+/// decay demotions as ordinary jobs (through the enqueue script, so they coalesce with counts). A
+/// level whose last demotions are still moving is left alone until they are done: the disk reports
+/// must show their effect before more goes.
+public final class Rebalancer: Service, Sendable {
+    public struct Settings: Sendable {
+        public var id: String
+        public var interval: Duration = .seconds(5)
+        public var halfLife: Duration?
+
+        public init(id: String, halfLife: Duration? = nil) {
+            self.id = id
+            self.halfLife = halfLife
+        }
+    }
+
+    let settings: Settings
+    let queue: JobQueue
+    let url: RedisURL
+    let openDatabase: @Sendable () throws -> any SQLDatabase
+    let logger: Logger
+    let stopping = StopSignal()
+
+    public init(settings: Settings, queue: JobQueue, url: RedisURL, openDatabase: @escaping @Sendable () throws -> any SQLDatabase,
+                logger: Logger) {
+        self.settings = settings
+        self.queue = queue
+        self.url = url
+        self.openDatabase = openDatabase
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await BlockingExecutor.onThread(named: "rebalancer") { self.runBlocking() }
+        } onGracefulShutdown: {
+            self.stopping.raise()
+        }
+    }
+
+    public func stop() { stopping.raise() }
+
+    public func runBlocking() {
+        let redis = RedisConnection(url: url)
+        defer { redis.close() }
+        var database: (any SQLDatabase)?
+        defer { database?.close() }
+        var inFlight: Set<Int64> = []
+        repeat {
+            do {
+                if database == nil { database = try openDatabase() }
+                inFlight = try round(redis, database!, inFlight: inFlight)
+            } catch let error as SQLError where error.isTransient {
+                database?.close()
+                database = nil
+                logger.debug("the rebalancer waits for the database: \(error)")
+            } catch {
+                logger.debug("rebalancing round skipped: \(error)")
+            }
+        } while !stopping.wait(for: settings.interval)
+    }
+
+    /// One round; returns the contents whose demotion is still moving.
+    func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: Set<Int64>) throws -> Set<Int64> {
+        guard try queue.holdRebalancer(settings.id, ttl: settings.interval * 3, on: redis) else { return inFlight }
+        let levels = LevelStore(database: database)
+        let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
+        try queue.publishPlacement(try snapshot.encoded(), on: redis)
+        var still: Set<Int64> = []
+        for cid in inFlight {
+            if let state = try queue.jobState(cid: cid, on: redis), state.status != .committed, state.status != .dead { still.insert(cid) }
+        }
+        let planner = Planner(queue: queue, redis: redis, database: database, halfLife: settings.halfLife)
+        let plan = try planner.plan(full: false)
+        let busyLevels = Set(try still.compactMap { try ContentStore(database: database).content(cid: $0)?.level })
+        let store = ContentStore(database: database)
+        for move in plan.moves where move.kind != .pending {
+            // Demotions from a level wait until the last ones have landed.
+            if move.kind != .decay && busyLevels.contains(move.from) { continue }
+            guard let content = try store.content(cid: move.cid), content.level == move.from else { continue }
+            let submitted = try queue.submit(cid: move.cid, count: Int64((move.count ?? 0).rounded(.down)), filename: content.filename,
+                                             dbLevel: content.level, target: move.to, policy: snapshot.countPolicy, on: redis)
+            if [.created, .retargeted].contains(submitted.outcome) {
+                still.insert(move.cid)
+                logger.info("rebalancing", metadata: ["job.cid": "\(move.cid)", "job.from": "\(move.from)", "job.to": "\(move.to)",
+                                                      "job.kind": "\(move.kind.rawValue)", "reason": "\(move.reason)"])
+            }
+        }
+        return still
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import JobQueue
+import RedisClient
+import RelocatorCore
+import Testing
+import TestSupport
+
+/// The placement parts of the scripts against the real Redis: residency, residents' scores, hit
+/// counters, permits and the bandwidth bucket.
+@Suite struct PlacementScriptTests {
+    let levels = ["gold", "silver", "bronze"]
+
+    @Test func aContentThatMovedRecentlyGetsADeferredJobUntilItsResidencyEnds() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let policy = JobQueue.CountPolicy(residencies: ["gold": .seconds(60)])
+        try q.submit(1)
+        try q.moveAndCommit(try #require(try q.fetch()))
+        // Back down within a minute of landing on gold: the job waits.
+        let back = try q.queue.submit(cid: 1, count: 5, filename: "f1", dbLevel: "gold", target: "bronze", policy: policy, on: q.redis)
+        #expect(back.outcome == .created && back.job?.status == .deferred)
+        let due = try #require(back.job?.dueAt)
+        #expect(Double(due) > (try q.redisNow()) + 55_000)
+        #expect(back.job?.deferReason?.contains("gold keeps contents at least 60 s") == true)
+        #expect(try q.list(q.shard.queue("bronze")).isEmpty)
+        // Later counts coalesce into the waiting job.
+        #expect(try q.queue.submit(cid: 1, count: 2000, filename: "f1", dbLevel: "gold", target: "silver", policy: policy, on: q.redis).outcome
+            == .retargeted)
+        #expect(try q.job(1)?.status == .deferred && q.job(1)?.target == "silver")
+        // Without a residency the same count queues at once.
+        try q.submit(2)
+        try q.moveAndCommit(try #require(try q.fetch()))
+        #expect(try q.queue.submit(cid: 2, count: 5, filename: "f2", dbLevel: "gold", target: "bronze", on: q.redis).job?.status == .queued)
+    }
+
+    @Test func residentsKeepTheirCountsAndFollowTheirContentToItsNewLevel() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        for (cid, count) in [(Int64(1), Int64(10)), (2, 500), (3, 300)] {
+            try q.submit(cid, count, to: "bronze")   // already on bronze: no job, just a count
+        }
+        #expect(try q.queue.coldest(level: "bronze", limit: 2, on: q.redis).map(\.cid) == [1, 3])
+        try q.submit(2, 20000)
+        try q.moveAndCommit(try #require(try q.fetch()))
+        #expect(try q.queue.coldest(level: "bronze", limit: 10, on: q.redis).map(\.cid) == [1, 3])
+        #expect(try q.queue.residentScore(cid: 2, level: "gold", on: q.redis) == 20000)
+        #expect(try q.queue.residents(level: "bronze", below: 300, limit: 10, on: q.redis).map(\.cid) == [1])
+        #expect(try q.queue.lastMoved(cid: 2, on: q.redis) != nil && q.queue.lastMoved(cid: 1, on: q.redis) == nil)
+    }
+
+    @Test func aHitCounterHalvesEveryHalfLife() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        #expect(try q.queue.hit(cid: 5, hits: 100, halfLife: .milliseconds(300), on: q.redis) == 100)
+        usleep(300_000)
+        let later = try q.queue.hit(cid: 5, hits: 0, halfLife: .milliseconds(300), on: q.redis)
+        #expect(later > 35 && later < 52, "\(later)")
+    }
+
+    @Test func permitsBoundTheMovesInFlightOfALevel() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        #expect(try q.queue.permit(level: "gold", holder: "w1/0", most: 2, ttl: .seconds(10), on: q.redis))
+        #expect(try q.queue.permit(level: "gold", holder: "w2/0", most: 2, ttl: .seconds(10), on: q.redis))
+        #expect(try !q.queue.permit(level: "gold", holder: "w3/0", most: 2, ttl: .seconds(10), on: q.redis))
+        // A holder renews its own.
+        #expect(try q.queue.permit(level: "gold", holder: "w1/0", most: 2, ttl: .seconds(10), on: q.redis))
+        try q.queue.releasePermit(level: "gold", holder: "w2/0", on: q.redis)
+        #expect(try q.queue.permit(level: "gold", holder: "w3/0", most: 2, ttl: .seconds(10), on: q.redis))
+        // A permit whose holder died lapses.
+        #expect(try q.queue.permit(level: "silver", holder: "dead/0", most: 1, ttl: .milliseconds(50), on: q.redis))
+        usleep(80_000)
+        #expect(try q.queue.permit(level: "silver", holder: "w1/0", most: 1, ttl: .seconds(10), on: q.redis))
+    }
+
+    @Test func theBandwidthBucketHandsOutItsRateAndMakesTheRestWait() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        #expect(try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 1000, on: q.redis) == .zero)
+        let wait = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 500, on: q.redis)
+        #expect(wait > .milliseconds(400) && wait <= .milliseconds(500), "\(wait)")
+    }
+}

@@ -1,0 +1,118 @@
+import FileMover
+import Foundation
+import JobQueue
+import Logging
+import RelocatorCore
+import RelocatorServices
+import Synchronization
+import Testing
+import TestSupport
+
+/// The worker under level policies, on the memory queue: no server, no root.
+@Suite struct WorkerPlacementTests {
+    func snapshot(_ policies: [String: LevelPolicy]) -> PlacementSnapshot {
+        PlacementSnapshot(levels: LevelRange.defaults, policies: policies, halfLife: nil)
+    }
+
+    func worker(_ queue: MemoryQueue, _ mover: FakeMover, directories: LevelDirectories, concurrency: Int = 1) -> Worker {
+        var settings = Worker.Settings(id: "w1", levels: ["gold", "silver", "bronze"], directories: directories, concurrency: concurrency,
+                                       retry: RetryPolicy(base: .milliseconds(20), cap: .milliseconds(50), maxAttempts: 5),
+                                       heartbeatTTL: .milliseconds(300), gracePeriod: .seconds(5))
+        settings.idleWait = .milliseconds(30)
+        settings.deferRetry = .milliseconds(100)
+        return Worker(settings: settings, driver: queue, mover: mover, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    }
+
+    func run(_ worker: Worker) -> StopSignal {
+        let done = StopSignal()
+        BlockingExecutor.thread(named: "test-worker") {
+            do { try worker.runBlocking() } catch { Issue.record("\(error)") }
+            done.raise()
+        }
+        return done
+    }
+
+    @Test func aCopyIntoALevelAboveItsHighWatermarkIsDeferredWithItsReason() throws {
+        // Two filesystems: the temporary directory and /dev/shm (a tmpfs).
+        let bronze = try TemporaryDirectory("relocator-bronze")
+        let gold = "/dev/shm/" + TestEnvironment.uniqueName("relocator-gold")
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        defer { bronze.remove(); try? FileManager.default.removeItem(atPath: gold) }
+        try TestFiles.make(bronze.path + "/a.bin", bytes: 4096)
+        let queue = MemoryQueue()
+        // Any byte more puts gold above a 0 % watermark.
+        try queue.publish(snapshot(["gold": LevelPolicy(highWater: 0, lowWater: 0)]))
+        queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
+        let mover = FakeMover()
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
+        let done = run(w)
+        try waitUntil("the job is deferred") { queue.job(1)?.status == .deferred }
+        let job = try #require(queue.job(1))
+        #expect(job.attempts == 0 && job.deferReason?.contains("high watermark 0 %") == true && mover.requests.isEmpty)
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+    }
+
+    @Test func aLevelWithAMoveLimitNeverHasMoreMovesInFlight() throws {
+        let queue = MemoryQueue()
+        try queue.publish(snapshot(["gold": LevelPolicy(maxMoves: 1)]))
+        let active = Mutex((now: 0, most: 0))
+        let mover = FakeMover { request, hooks, attempt in
+            active.withLock { $0.now += 1; $0.most = max($0.most, $0.now) }
+            usleep(30_000)
+            active.withLock { $0.now -= 1 }
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        for cid in Int64(1)...6 { queue.submit(cid: cid, count: 20000, filename: "f\(cid)", dbLevel: "bronze", target: "gold") }
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", "/levels/gold"), ("silver", "/levels/silver"), ("bronze", "/levels/bronze")]),
+                       concurrency: 3)
+        let done = run(w)
+        try waitUntil("every move", timeout: .seconds(20)) { (1...6).allSatisfy { queue.job($0)?.status == .done } }
+        #expect(active.withLock { $0.most } == 1)
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+        #expect(queue.permitsHeld("gold") == 0)
+    }
+
+    @Test func promotionsAreTakenBeforeDemotions() throws {
+        let queue = MemoryQueue()
+        try queue.publish(snapshot(["silver": LevelPolicy(hysteresis: 10)]))
+        let order = Mutex<[String]>([])
+        let mover = FakeMover { request, hooks, attempt in
+            order.withLock { $0.append(request.target.level) }
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        for cid in Int64(1)...3 { queue.submit(cid: cid, count: 5, filename: "d\(cid)", dbLevel: "gold", target: "bronze") }
+        for cid in Int64(4)...6 { queue.submit(cid: cid, count: 20000, filename: "p\(cid)", dbLevel: "bronze", target: "gold") }
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", "/levels/gold"), ("silver", "/levels/silver"), ("bronze", "/levels/bronze")]))
+        let done = run(w)
+        try waitUntil("every move", timeout: .seconds(20)) { (1...6).allSatisfy { queue.job($0)?.status == .done } }
+        #expect(order.withLock { $0 } == ["gold", "gold", "gold", "bronze", "bronze", "bronze"])
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+    }
+
+    @Test func copiesIntoALevelWithABandwidthLimitWaitForTheBucket() throws {
+        let queue = MemoryQueue()
+        let bronze = try TemporaryDirectory("relocator-bronze")
+        let gold = "/dev/shm/" + TestEnvironment.uniqueName("relocator-gold")
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        defer { bronze.remove(); try? FileManager.default.removeItem(atPath: gold) }
+        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: 1 << 20)]))
+        let mover = FakeMover { request, hooks, attempt in
+            // 3 MiB in 256 KiB chunks through the progress hook, as a copy reports them.
+            for chunk in 1...12 { hooks.progress(Int64(chunk) << 18, 3 << 20) }
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
+        let started = ContinuousClock.now
+        let done = run(w)
+        try waitUntil("the move", timeout: .seconds(20)) { queue.job(1)?.status == .done }
+        let took = ContinuousClock.now - started
+        // 3 MiB at 1 MiB/s with a bucket of one second: at least 2 s.
+        #expect(took >= .milliseconds(1900), "\(took)")
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+    }
+}
