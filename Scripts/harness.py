@@ -65,6 +65,171 @@ class Redis:
             self.process.wait(30)
 
 
+class RedisCluster:
+    """A Redis Cluster of plain processes on loopback: `masters` masters with one replica each, a short
+    node timeout so failovers are quick. `failover()` has a replica take over its master
+    (CLUSTER FAILOVER); `kill9()` kills a master so its replica is promoted."""
+
+    def __init__(self, directory, masters=3):
+        self.directory = directory
+        self.ports = [free_port() for _ in range(masters * 2)]
+        # The cluster bus gets a free port of its own (by default port + 10000, which may not exist).
+        self.bus_ports = {port: free_port() for port in self.ports}
+        self.masters = masters
+        self.processes = {}
+        os.makedirs(directory, exist_ok=True)
+
+    @property
+    def url(self):
+        return "redis-cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports[:self.masters])
+
+    def start(self):
+        for port in self.ports:
+            self.start_node(port)
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports], "--cluster-replicas", "1",
+                        "--cluster-yes"], capture_output=True, text=True, check=True)
+        wait_for(self.healthy, "the cluster", timeout=60)
+
+    def start_node(self, port):
+        data = os.path.join(self.directory, str(port))
+        os.makedirs(data, exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--cluster-port", str(self.bus_ports[port]), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes",
+             "--cluster-config-file", os.path.join(data, "nodes.conf"), "--cluster-node-timeout", "1000",
+             "--cluster-replica-validity-factor", "0", "--dir", data, "--save", "", "--appendonly", "no",
+             "--maxmemory-policy", "noeviction", "--logfile", os.path.join(data, "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self.cli(port, "ping").strip() == "PONG", f"redis node {port}")
+
+    def cli(self, port, *arguments):
+        return subprocess.run(["redis-cli", "-p", str(port), "--raw", *arguments], capture_output=True, text=True).stdout
+
+    def nodes(self):
+        """(port, is_master, master_id, id, failing) of every node, as one live node sees them."""
+        for port in self.alive():
+            text = self.cli(port, "CLUSTER", "NODES")
+            if text.strip():
+                found = []
+                for line in text.splitlines():
+                    fields = line.split()
+                    node_port = int(fields[1].split("@")[0].split(":")[1])
+                    found.append((node_port, "master" in fields[2], fields[3], fields[0], "fail" in fields[2]))
+                return found
+        return []
+
+    def alive(self):
+        return [port for port, process in self.processes.items() if process.poll() is None]
+
+    def healthy(self):
+        for port in self.alive():
+            if "cluster_state:ok" not in self.cli(port, "CLUSTER", "INFO"):
+                return False
+        masters = [n for n in self.nodes() if n[1] and not n[4] and n[0] in self.alive()]
+        return len(masters) == self.masters
+
+    def master_ports(self):
+        return [n[0] for n in self.nodes() if n[1] and not n[4] and n[0] in self.alive()]
+
+    def failover(self):
+        """A replica takes over from its master, both alive. Returns (old master, new master)."""
+        nodes = self.nodes()
+        master = next(n for n in nodes if n[1] and not n[4] and n[0] in self.alive())
+        replica = next(n for n in nodes if not n[1] and n[2] == master[3] and n[0] in self.alive())
+        self.cli(replica[0], "CLUSTER", "FAILOVER")
+        wait_for(lambda: replica[0] in self.master_ports(), "the cluster failover", timeout=30)
+        wait_for(self.healthy, "the cluster after a failover", timeout=60)
+        return master[0], replica[0]
+
+    def kill9(self):
+        """Kills a master; its replica is promoted. Returns the killed port."""
+        victim = self.master_ports()[0]
+        self.processes[victim].kill()
+        self.processes[victim].wait()
+        wait_for(self.healthy, "the cluster after a master was killed", timeout=60)
+        return victim
+
+    def stop(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class RedisSentinel:
+    """A master, a replica and three sentinels (quorum 2) on loopback. `kill9()` kills the master;
+    the sentinels promote the replica."""
+
+    name = "relocator"
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.data_ports = [free_port(), free_port()]
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.processes = {}
+        os.makedirs(directory, exist_ok=True)
+
+    @property
+    def url(self):
+        return "redis-sentinel://" + ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports) + "/" + self.name
+
+    def start(self):
+        master, replica = self.data_ports
+        for port, extra in ((master, []), (replica, ["--replicaof", "127.0.0.1", str(master)])):
+            data = os.path.join(self.directory, str(port))
+            os.makedirs(data, exist_ok=True)
+            self.processes[port] = subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", data, "--save", "", "--appendonly", "no",
+                 "--maxmemory-policy", "noeviction", "--logfile", os.path.join(data, "redis.log"), *extra],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for(lambda port=port: self.cli(port, "ping").strip() == "PONG", f"redis {port}")
+        for port in self.sentinel_ports:
+            config = os.path.join(self.directory, f"sentinel-{port}.conf")
+            with open(config, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\nsentinel monitor {self.name} 127.0.0.1 {master} 2\n"
+                        f"sentinel down-after-milliseconds {self.name} 1000\nsentinel failover-timeout {self.name} 5000\n"
+                        f"sentinel parallel-syncs {self.name} 1\n")
+            self.processes[port] = subprocess.Popen(["redis-server", config, "--sentinel", "--logfile",
+                                                     os.path.join(self.directory, f"sentinel-{port}.log")],
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for(lambda port=port: self.cli(port, "ping").strip() == "PONG", f"sentinel {port}")
+        wait_for(lambda: "slave0" in self.cli(master, "INFO", "replication"), "the replica")
+
+    def cli(self, port, *arguments):
+        return subprocess.run(["redis-cli", "-p", str(port), "--raw", *arguments], capture_output=True, text=True).stdout
+
+    def master(self):
+        answer = self.cli(self.sentinel_ports[0], "SENTINEL", "get-master-addr-by-name", self.name).split()
+        return int(answer[1]) if len(answer) == 2 else None
+
+    def kill9(self):
+        victim = self.master()
+        self.processes[victim].kill()
+        self.processes[victim].wait()
+        wait_for(lambda: self.master() not in (None, victim), "the sentinels' failover", timeout=60)
+        return victim
+
+    def failover(self):
+        old = self.master()
+        self.cli(self.sentinel_ports[0], "SENTINEL", "FAILOVER", self.name)
+        wait_for(lambda: self.master() not in (None, old), "the sentinel failover", timeout=60)
+        return old, self.master()
+
+    def stop(self):
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 class Postgres:
     """A PostgreSQL cluster of its own, owned by the postgres user, on a free loopback port."""
 

@@ -75,16 +75,18 @@ final class Move {
         var source = try open(at: request.source)
         var foundIn = request.source
         if source == nil {
-            if let existing {
-                return try verifyPublished(existing)
-            }
-            // Not where the database says: look on the other levels' disks, just as safely.
+            // Not where the database says: look on the other levels' disks, just as safely — also
+            // when the target holds a copy already: an earlier delivery may have taken the file from
+            // another level and published it, and that copy must go too (both are compared below).
             for place in request.others where place.level != request.target.level && place.level != request.source.level {
                 if let found = try open(at: place) {
                     source = found
                     foundIn = place
                     break
                 }
+            }
+            if source == nil, let existing {
+                return try verifyPublished(existing)
             }
         }
         guard let source else {

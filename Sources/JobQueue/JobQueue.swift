@@ -64,7 +64,13 @@ public struct JobQueue: Sendable {
         case inPlace = "in_place"
         /// A waiting job was dropped: the new target is where the file already is.
         case dropped
+        /// The content changed level after the caller read it: read it again and resubmit (with
+        /// `readAt` = `JobQueue.freshRead`).
+        case staleLevel = "stale_level"
     }
+
+    /// The `readAt` of a level read from the database just now: it stands whatever Redis holds.
+    public static let freshRead: Int64 = -1
 
     public struct Submission: Sendable {
         public var outcome: SubmitOutcome
@@ -684,15 +690,51 @@ public struct JobQueue: Sendable {
     }
 
     /// Holds a content for a reconcile run (no worker claims its job meanwhile); false when the
-    /// content has a job that is not committed.
+    /// content has a job in flight (neither committed nor dead).
     public func lease(cid: Int64, token: String, ttl: Duration, on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: cid)
         return try redis.evalScript(QueueScripts.lease, keys: [shard.job(cid), shard.lease(cid)],
                                     arguments: [token, Int(ttl.milliseconds)]).int == 1
     }
 
+    /// Notes that a content's level changed in the database outside a move (reconcile --fix).
+    public func levelChanged(cid: Int64, on redis: RedisConnection) throws {
+        try redis.evalScript(QueueScripts.levelChanged, keys: [keys.shard(of: cid).movedAt], arguments: [cid])
+    }
+
     public func unlease(cid: Int64, token: String, on redis: RedisConnection) throws {
         try redis.evalScript(QueueScripts.unlease, keys: [keys.shard(of: cid).lease(cid)], arguments: [token])
+    }
+
+    // MARK: - The shard count
+
+    /// A change of `RELOCATOR_SHARDS` with jobs still in the old layout would strand them; refused.
+    public struct ShardCountChange: Error, CustomStringConvertible, Sendable {
+        public let recorded: Int
+        public let wanted: Int
+        public let busy: Int
+        public var description: String {
+            "RELOCATOR_SHARDS: the queue was laid out in \(recorded) shard\(recorded == 1 ? "" : "s") and \(busy) jobs are still in it; "
+                + "keep RELOCATOR_SHARDS=\(recorded) until `relocator status` shows nothing queued, moving, retrying, deferred, done or dead, then change it"
+        }
+    }
+
+    /// Records the shard count on first use; refuses a different one while the old layout holds
+    /// jobs that are not committed, and takes the new one once it is empty.
+    public func checkShardCount(on redis: RedisConnection) throws {
+        let control = keys.control
+        let recorded = try redis.send("HGET", control.config, "shards").string.flatMap(Int.init)
+        if recorded == keys.shardCount { return }
+        if let recorded, recorded != keys.shardCount {
+            let old = JobQueue(keys: try KeySchema(prefix: keys.prefix, shards: recorded))
+            var busy = 0
+            for cid in try old.jobCIDs(on: redis) {
+                let status = try redis.send("HGET", old.keys.shard(of: cid).job(cid), JobField.status.rawValue).string
+                if let status, status != JobStatus.committed.rawValue { busy += 1 }
+            }
+            if busy > 0 { throw ShardCountChange(recorded: recorded, wanted: keys.shardCount, busy: busy) }
+        }
+        try redis.send("HSET", control.config, "shards", keys.shardCount)
     }
 
     // MARK: - Statistics

@@ -60,10 +60,11 @@ public final class RelocationService: Sendable {
             let readAt = JobQueue.nowMilliseconds()
             if let found = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) {
                 contents.store(found, readAt: readAt)
-                cached = (found, readAt)
+                cached = (found, JobQueue.freshRead)
             }
         }
-        guard let (content, readAt) = cached else { throw ServiceError.unknownContent(cid) }
+        guard let (cachedContent, readAt) = cached else { throw ServiceError.unknownContent(cid) }
+        var content = cachedContent
         do {
             _ = try Filename(content.filename)
         } catch let invalid as Filename.Invalid {
@@ -83,7 +84,19 @@ public final class RelocationService: Sendable {
         }
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
                                                               dbLevel: content.level, target: choice.level, readAt: readAt))
-        let submission = try queue.submission(from: reply, address: redis.url.address)
+        var submission = try queue.submission(from: reply, address: redis.url.address)
+        if submission.outcome == .staleLevel {
+            // The content changed level since it was cached: read it again; that read stands.
+            let readAt = JobQueue.nowMilliseconds()
+            guard let fresh = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
+                throw ServiceError.unknownContent(cid)
+            }
+            contents.store(fresh, readAt: readAt)
+            content = fresh
+            let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
+                                                                  target: choice.level, readAt: JobQueue.freshRead))
+            submission = try queue.submission(from: again, address: redis.url.address)
+        }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)
     }
@@ -114,7 +127,6 @@ public final class RelocationService: Sendable {
     /// has an unsafe filename or a count no level holds is reported and skipped.
     public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
         let cids = counts.map(\.cid)
-        let readAt = JobQueue.nowMilliseconds()
         let contents = try await sql.withDatabase { try ContentStore(database: $0).contents(cids: cids) }
         let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
         var skipped: [String] = []
@@ -142,7 +154,7 @@ public final class RelocationService: Sendable {
         while start < items.count {
             let chunk = Array(items[start..<min(start + 1000, items.count)])
             start += chunk.count
-            let submissions = try await redis.withConnection { try queue.submitMany(chunk, readAt: readAt, on: $0) }
+            let submissions = try await redis.withConnection { try queue.submitMany(chunk, readAt: JobQueue.freshRead, on: $0) }
             for submission in submissions { outcomes[submission.outcome.rawValue, default: 0] += 1 }
         }
         return (outcomes, skipped)

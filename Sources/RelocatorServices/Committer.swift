@@ -78,8 +78,11 @@ public final class Committer: Service, Sendable {
             databaseHealth.failed(error)
         }
         do {
+            try session.checkShardCount()
             try session.heartbeat(worker: settings.id, info: [.kind: "committer"], ttl: settings.heartbeatTTL)
         } catch let error as RedisError where error.code == .authentication {
+            throw error
+        } catch let error as JobQueue.ShardCountChange {
             throw error
         } catch {
             redisHealth.failed(error)

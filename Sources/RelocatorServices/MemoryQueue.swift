@@ -26,6 +26,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
 
     public func session() -> any QueueSession { self }
     public func startupWarnings() throws -> [String] { [] }
+    public func checkShardCount() throws {}
     public var shardCount: Int { keys.shardCount }
     public func close() {}
 
@@ -114,7 +115,14 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
             }
             if status == nil || status == "committed" || status == "dead" {
                 var origin = dbLevel
-                if status == "committed", let curTarget, (Int64(h["updated_at"] ?? "0") ?? 0) > readAt { origin = curTarget }
+                var overridden = false
+                if status == "committed", readAt >= 0, let curTarget, (Int64(h["updated_at"] ?? "0") ?? 0) > readAt {
+                    origin = curTarget
+                    overridden = true
+                }
+                if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed > readAt {
+                    return JobQueue.Submission(outcome: .staleLevel, job: nil, fields: [:])
+                }
                 if status == "dead" { unschedule() }
                 if target == origin {
                     if status == "dead" { forget(key, shard: shard) }
@@ -631,13 +639,17 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
     public func lease(cid: Int64, token: String, ttl: Duration) throws -> Bool {
         try available {
             let shard = keys.shard(of: cid)
-            if live(shard.job(cid)), let status = hashes[shard.job(cid)]?["status"], status != "committed" { return false }
+            if live(shard.job(cid)), let status = hashes[shard.job(cid)]?["status"], status != "committed", status != "dead" { return false }
             let key = shard.lease(cid)
             if live(key), hashes[key] != nil { return false }
             hashes[key] = ["token": token]
             expiries[key] = now + ttl.milliseconds
             return true
         }
+    }
+
+    public func levelChanged(cid: Int64) throws {
+        try available { hashes[keys.shard(of: cid).movedAt, default: [:]][String(cid)] = String(now) }
     }
 
     public func unlease(cid: Int64, token: String) throws {

@@ -61,9 +61,13 @@ public protocol QueueSession: AnyObject {
     /// Holds a content (no worker claims its job meanwhile); false when it has a job in flight.
     func lease(cid: Int64, token: String, ttl: Duration) throws -> Bool
     func unlease(cid: Int64, token: String) throws
+    /// Notes that a content's level changed in the database outside a move.
+    func levelChanged(cid: Int64) throws
 
     /// Problems of the queue's server an operator should know at start (e.g. Redis may evict keys).
     func startupWarnings() throws -> [String]
+    /// Records the shard count, or refuses a change while jobs are in the old layout.
+    func checkShardCount() throws
 
     /// Closes what the session holds open (its connection).
     func close()

@@ -40,7 +40,7 @@ public struct Finding: Sendable, Equatable {
 
 /// Compares the database with the disks and Redis and, with `fix`, repairs what is safe — from
 /// cron, at any moment, beside running workers:
-/// - a content with a job in flight is skipped; one without is *leased* (no worker claims its job
+/// - a content with a job in flight (not committed, not dead) is skipped; any other is *leased* (no worker claims its job
 ///   meanwhile) before anything destructive, and the job, the database row and the files are read
 ///   again right before each step;
 /// - a copy is removed only while another identical copy is present, at that moment, at the level
@@ -108,7 +108,8 @@ public struct Reconciler {
         for (index, content) in contents.enumerated() {
             onProgress(index, contents.count)
             if (byFilename[content.filename]?.count ?? 0) > 1 { continue }
-            if let state = try session.jobState(cid: content.cid), state.status != .committed {
+            // A job in flight owns its content's files; a dead one waits for an operator and does not.
+            if let state = try session.jobState(cid: content.cid), state.status != .committed, state.status != .dead {
                 skipped += 1
                 continue
             }
@@ -151,6 +152,7 @@ public struct Reconciler {
                     let place = try places(of: filename)
                     guard place.count == 1, place[0] != now.level else { return nil }
                     try store.setLevel(cid: content.cid, level: place[0])
+                    try session.levelChanged(cid: content.cid)
                     return "database set to \(place[0])"
                 }
             }
@@ -171,6 +173,7 @@ public struct Reconciler {
                     if !place.contains(now.level) {
                         // No copy where the database says: it names one of the copies first.
                         try store.setLevel(cid: content.cid, level: place[0])
+                        try session.levelChanged(cid: content.cid)
                         now.level = place[0]
                     }
                     let keeper = roots[now.level]!

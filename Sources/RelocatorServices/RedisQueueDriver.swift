@@ -152,6 +152,14 @@ public final class RedisQueueSession: QueueSession {
         try queue.unlease(cid: cid, token: token, on: redis)
     }
 
+    public func levelChanged(cid: Int64) throws {
+        try queue.levelChanged(cid: cid, on: redis)
+    }
+
+    public func checkShardCount() throws {
+        try queue.checkShardCount(on: redis)
+    }
+
     public func startupWarnings() throws -> [String] {
         do {
             let reply = try redis.send("CONFIG", "GET", "maxmemory-policy")

@@ -99,6 +99,7 @@ public final class Worker: Service, Sendable {
         let control = driver.session()
         defer { control.close() }
         let recovered = try untilAvailable("announce the worker") {
+            try control.checkShardCount()
             for warning in try control.startupWarnings() { self.logger.warning("\(warning)") }
             let paused = try control.paused()
             self.pausedLevels.withLock { $0 = paused }
@@ -150,6 +151,8 @@ public final class Worker: Service, Sendable {
                 redisHealth.succeeded()
                 return value
             } catch let error as RedisError where error.code == .authentication {
+                throw error
+            } catch let error as JobQueue.ShardCountChange {
                 throw error
             } catch {
                 redisHealth.failed(error)

@@ -152,6 +152,24 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(try TestFiles.sha256(gold + "/strayed.mp4") == sum)
     }
 
+    /// An earlier delivery took the file from another level than the recorded one and published it,
+    /// then failed before removing that source: delivered again, the move finds the copy left on the
+    /// other level and removes it (identical), instead of taking the published copy alone for done.
+    @Test func aPublishedCopyTakenFromAnotherLevelLeavesNoCopyBehindWhenDeliveredAgain() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let (bronze, silver) = (root.path + "/bronze", root.path + "/silver")
+        for dir in [bronze, silver] { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+        let sum = try TestFiles.make(bronze + "/strayed.bin", bytes: 200_000)
+        try FileManager.default.copyItem(atPath: bronze + "/strayed.bin", toPath: disk.path + "/strayed.bin")
+        // The job says silver; the file is on bronze and already published on the target.
+        let result = try mover.move(moveRequest("strayed.bin", from: silver, to: disk.path, others: [bronze], expected: try xxh128(bronze + "/strayed.bin")))
+        #expect(result.method == .alreadyInPlace && result.foundIn == "other0")
+        #expect(!TestFiles.exists(bronze + "/strayed.bin"))
+        #expect(try TestFiles.sha256(disk.path + "/strayed.bin") == sum)
+    }
+
     @Test func symlinksThatCouldLeaveTheLevelDirectoryAreRefused() throws {
         let root = try TemporaryDirectory()
         let outside = try TemporaryDirectory("relocator-outside")

@@ -81,3 +81,38 @@ import TestSupport
         #expect(wait > .milliseconds(400) && wait <= .milliseconds(500), "\(wait)")
     }
 }
+
+@Suite struct ShardCountTests {
+    @Test func changingTheShardCountIsRefusedWhileJobsAreInTheOldLayoutAndTakenOnceEmpty() throws {
+        let one = try QueueFixture()
+        defer { one.cleanUp() }
+        try one.queue.checkShardCount(on: one.redis)
+        try one.submit(7)
+        let four = JobQueue(keys: try KeySchema(prefix: one.queue.keys.prefix, shards: 4))
+        #expect(throws: JobQueue.ShardCountChange.self) { try four.checkShardCount(on: one.redis) }
+        do {
+            try four.checkShardCount(on: one.redis)
+        } catch {
+            #expect("\(error)".contains("keep RELOCATOR_SHARDS=1") && "\(error)".contains("1 jobs"))
+        }
+        try one.moveAndCommit(try #require(try one.fetch()))
+        try four.checkShardCount(on: one.redis)
+        #expect(try one.redis.send("HGET", one.queue.keys.control.config, "shards").string == "4")
+    }
+}
+
+@Suite struct StaleLevelTests {
+    /// A submission based on a level read before the content changed level — with no job left to
+    /// say where it went (its hash expired, or reconcile corrected the database) — is told to read
+    /// the level again; a fresh read stands.
+    @Test func aLevelReadBeforeTheContentChangedLevelIsToldToReadAgain() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let before = JobQueue.nowMilliseconds() - 60_000
+        try q.queue.levelChanged(cid: 9, on: q.redis)
+        #expect(try q.submit(9, 5, from: "gold", to: "bronze", readAt: before).outcome == .staleLevel)
+        #expect(try q.job(9) == nil)
+        #expect(try q.submit(9, 5, from: "bronze", to: "bronze", readAt: JobQueue.freshRead).outcome == .inPlace)
+        #expect(try q.submit(9, 50000, from: "bronze", to: "gold", readAt: JobQueue.freshRead).outcome == .created)
+    }
+}

@@ -123,6 +123,7 @@ import TestSupport
         _ = try q.queue.hit(cid: 8, hits: 3, halfLife: .seconds(60), on: redis)
         #expect(try q.queue.permit(level: "gold", holder: "w1/0", most: 1, ttl: .seconds(5), on: redis))
         _ = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: redis)
+        try q.queue.levelChanged(cid: 8, on: redis)
         _ = try q.queue.stats(levels: levels, on: redis)
     }
 

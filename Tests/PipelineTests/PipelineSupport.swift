@@ -15,7 +15,7 @@ final class Pipeline: @unchecked Sendable {
     private let testDatabase: TestDatabase?
 
     init(database backend: Backend = .sqlite, databaseURL: DatabaseURL? = nil, goldKiB: Int = 256 * 1024,
-         goldReadOnly: Bool = false, environment: [String: String] = [:]) throws {
+         goldReadOnly: Bool = false, redis: String? = nil, environment: [String: String] = [:]) throws {
         root = try TemporaryDirectory("relocator-pipeline")
         gold = try TmpfsMount(sizeKiB: goldKiB, readOnly: goldReadOnly)
         let directories = ["bronze": root.path + "/bronze", "silver": root.path + "/silver", "gold": gold.path]
@@ -33,7 +33,7 @@ final class Pipeline: @unchecked Sendable {
             testDatabase = test
             url = test.url
         }
-        cluster = try Cluster(redis: try TestEnvironment.value("RELOCATOR_TEST_REDIS_URL"), database: url,
+        cluster = try Cluster(redis: try redis ?? TestEnvironment.value("RELOCATOR_TEST_REDIS_URL"), database: url,
                               levels: ["gold", "silver", "bronze"].map { ($0, directories[$0]!) }, environment: environment)
         try check(cluster.run(["migrate"]))
         try check(cluster.run(["levels", "--seed-default"]))

@@ -4,10 +4,12 @@
 -- kept as its score in the residents set of the level it is on.
 -- KEYS: job:<cid>, queue:<target>, retry, deferred, dead, stale-parts, moved-at,
 --       residents:<db_level as the caller read it>
--- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms),
---       half-life of counts (ms, 0: counts as they are), minimum residencies ('gold=3600000,…')
+-- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms;
+--       -1: just now, from the database — it stands), half-life of counts (ms, 0: counts as they
+--       are), minimum residencies ('gold=3600000,…')
 -- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
--- follow_up, in_place or dropped.
+-- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
+-- and no job says where to: read the database again and resubmit).
 local job, queue, retry, deferred, dead, staleParts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local movedAt, residents = KEYS[7], KEYS[8]
 local cid, count, filename, dbLevel, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -90,11 +92,20 @@ end
 
 -- No job, a committed one, or a dead one that never published a copy: a fresh job.
 if not status or status == 'committed' or status == 'dead' then
-  if status == 'committed' and curTarget then
+  local overridden = false
+  if status == 'committed' and curTarget and readAt >= 0 then
     -- A job committed after the caller read db_level knows better where the file is now; a level
     -- read after the commit (an operator's later change included) stands.
     local committedAt = tonumber(h[6] or '0') or 0
-    if committedAt > readAt then dbLevel = curTarget end
+    if committedAt > readAt then
+      dbLevel = curTarget
+      overridden = true
+    end
+  end
+  if not overridden and readAt >= 0 then
+    -- The content changed level after the caller's read, and no job says where to.
+    local changed = tonumber(redis.call('HGET', movedAt, cid))
+    if changed and changed > readAt then return {'stale_level', {}} end
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
