@@ -53,8 +53,9 @@ public func buildRouter(service: RelocationService, configuration: APIConfigurat
 
 /// The HTTP API as a service. `relocator serve` runs it (`try await app.runService()`); the first
 /// readiness check is logged once the server listens, and a line is logged when a signal stops it.
+/// `metrics` defaults to the process's registry, bootstrapped into swift-metrics here.
 public func buildApplication(service: RelocationService, configuration: APIConfiguration, logger: Logger,
-                             metrics: PrometheusMetrics? = nil,
+                             metrics: PrometheusMetrics? = PrometheusMetrics.bootstrap(),
                              onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = buildRouter(service: service, configuration: configuration, logger: logger, metrics: metrics)
     return Application(
