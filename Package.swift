@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
     ],
     targets: [
         // System libraries: module maps only.
@@ -56,7 +58,22 @@ let package = Package(
         .target(
             name: "RelocatorAPI",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorServices", "RelocatorMetrics",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            // The dashboard's templates and script, compiled into the binary.
+            resources: [.embedInCode("Dashboard")]
+        ),
+        // Prometheus: the metrics factory, the queue gauges read at scrape time, and the small
+        // metrics endpoint of workers and committers.
+        .target(
+            name: "RelocatorMetrics",
+            dependencies: [
+                "RelocatorCore", "RedisClient", "JobQueue", "RelocatorServices",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -74,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "relocator",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI", "RelocatorServices",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI", "RelocatorServices", "RelocatorMetrics",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,6 +104,13 @@ let package = Package(
         .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
         .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "TestSupport"]),
+        .testTarget(
+            name: "RelocatorAPITests",
+            dependencies: [
+                "RelocatorAPI", "RelocatorMetrics", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "CommandLineTests", dependencies: ["TestSupport", "relocator"]),
         .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "RelocatorCore", "RedisClient", "SQLStore", "relocator"]),
         .target(name: "TestSupport", dependencies: ["RelocatorCore", "SQLStore"], path: "Tests/TestSupport"),

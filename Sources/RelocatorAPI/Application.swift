@@ -1,9 +1,8 @@
-import Foundation
 import Hummingbird
-import JobQueue
 import Logging
 import RelocatorCore
-import SQLStore
+import RelocatorMetrics
+import ServiceLifecycle
 
 /// Settings of the HTTP API.
 public struct APIConfiguration: Sendable {
@@ -22,161 +21,109 @@ public struct APIConfiguration: Sendable {
     }
 }
 
-/// The HTTP API: the original's two routes and the `/v1` routes. Tests and `relocator serve` both
-/// call this.
-public func buildApplication(service: RelocationService, configuration: APIConfiguration, logger: Logger,
-                             onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-    let router = Router()
-    router.add(middleware: ErrorMiddleware(logger: logger, maxBody: configuration.maxBodyBytes))
-    if let token = configuration.token, !token.isEmpty {
-        router.add(middleware: TokenMiddleware(token: token))
+/// The request context of every route: bodies up to 64 KiB, answers encoded by `RelocatorJSON`.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
     }
-    Routes(service: service, maxBody: configuration.maxBodyBytes).register(on: router)
+
+    public var maxUploadSize: Int { 64 * 1024 }
+    public var responseEncoder: RelocatorResponseEncoder { RelocatorResponseEncoder() }
+}
+
+/// The router with every route: the original's two, `/v1`, health, `/metrics` and the dashboard.
+/// `metrics` is the process's Prometheus registry (`PrometheusMetrics.bootstrap()`); without it
+/// `/metrics` is not served and no request metrics are recorded. Tests drive this router without
+/// a socket.
+public func buildRouter(service: RelocationService, configuration: APIConfiguration, logger: Logger,
+                        metrics: PrometheusMetrics? = nil) -> Router<APIRequestContext> {
+    let router = Router(context: APIRequestContext.self)
+    let routes = RouteRegistry(router: router)
+    registerRoutes(routes, service: service, configuration: configuration, metrics: metrics)
+    if metrics != nil { router.add(middleware: MetricsMiddleware<APIRequestContext>()) }
+    router.add(middleware: ErrorMiddleware(logger: logger, maxBody: configuration.maxBodyBytes, routes: routes.table))
+    if let token = configuration.token, !token.isEmpty {
+        router.add(middleware: TokenMiddleware(token: token, routes: routes.table))
+    }
+    routes.commit()
+    return router
+}
+
+/// The HTTP API as a service. `relocator serve` runs it (`try await app.runService()`); the first
+/// readiness check is logged once the server listens, and a line is logged when a signal stops it.
+/// `metrics` defaults to the process's registry, bootstrapped into swift-metrics here.
+public func buildApplication(service: RelocationService, configuration: APIConfiguration, logger: Logger,
+                             metrics: PrometheusMetrics? = PrometheusMetrics.bootstrap(),
+                             onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+    let router = buildRouter(service: service, configuration: configuration, logger: logger, metrics: metrics)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "relocator"),
-        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        services: [ShutdownLog(logger: logger)],
+        onServerRunning: { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            let readiness = await service.readiness()
+            if readiness.isReady {
+                logger.info("listening; \(readiness.summary)", metadata: ["http.port": "\(port)"])
+            } else {
+                logger.warning("listening; \(readiness.summary)", metadata: ["http.port": "\(port)"])
+            }
+            await onServerRunning(port)
+        },
         logger: logger
     )
 }
 
-struct Routes: Sendable {
-    let service: RelocationService
-    let maxBody: Int
+/// Logs one line when SIGTERM or SIGINT starts the graceful shutdown of `serve`.
+struct ShutdownLog: Service {
+    let logger: Logger
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.post("post_sentence") { request, _ in try await postSentence(request) }
-        router.post("update_sentence") { request, _ in try await updateSentence(request) }
-        router.post("v1/contents/:cid/count") { request, context in try await postCount(request, context) }
-        router.get("v1/contents/:cid") { _, context in try await getContent(context) }
-        router.get("v1/jobs/:cid") { _, context in try await getJob(context) }
-        router.get("v1/queues") { _, _ in try await getQueues() }
-        router.get("v1/dead") { _, _ in try await getDead() }
-        router.post("v1/dead/replay") { request, _ in try await replayDead(request) }
-        router.get("healthz") { _, _ in JSONBody.response(200, ["status": "ok"]) }
-        router.get("readyz") { _, _ in await ready() }
-    }
-
-    // MARK: The original system's routes
-
-    /// Form `cid`, `count` → the original's JSON: every value a string, `worker_id` null until a
-    /// worker takes the job, `status` `update` while queued.
-    func postSentence(_ request: Request) async throws -> Response {
-        let form = try await FormBody.parse(request, maxBytes: maxBody)
-        let cid = try form.int("cid", minimum: 1)
-        let count = try form.int("count", minimum: 0)
-        let submitted = try await service.submit(cid: cid, count: count)
-        let job = submitted.submission.job
-        var body: [String: Any] = [
-            "cid": String(cid), "count": String(count), "filename": submitted.content.filename,
-            // No job: the file is already on the target level.
-            "db_level": job?.dbLevel ?? submitted.target, "target": job?.target ?? submitted.target,
-            "worker_id": job?.workerID ?? NSNull(),
-            "status": job?.status.compatName ?? JobQueue.SubmitOutcome.inPlace.rawValue,
-        ]
-        if let next = job?.nextTarget { body["next_target"] = next }
-        return JSONBody.response(200, body)
-    }
-
-    /// Form `cid` → the cid as text once its job is done (committed now) or committed; otherwise
-    /// `check your status again`.
-    func updateSentence(_ request: Request) async throws -> Response {
-        let form = try await FormBody.parse(request, maxBytes: maxBody)
-        let cid = try form.int("cid", minimum: 1)
-        let text = try await service.commitIfDone(cid: cid) ? String(cid) : "check your status again"
-        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
-    }
-
-    // MARK: /v1
-
-    func postCount(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        let cid = try pathCID(context)
-        struct Body: Decodable { var count: Int64 }
-        let count = try await JSONBody.decode(Body.self, request, maxBytes: maxBody,
-                                              expected: "{\"count\": N} with N a whole number ≥ 0").count
-        let submitted = try await service.submit(cid: cid, count: count)
-        switch submitted.submission.outcome {
-        case .inPlace, .dropped:
-            return JSONBody.response(200, ["status": "in_place", "cid": cid, "level": submitted.target])
-        default:
-            return JSONBody.response(202, ["outcome": submitted.submission.outcome.rawValue, "job": submitted.submission.fields])
-        }
-    }
-
-    func getContent(_ context: BasicRequestContext) async throws -> Response {
-        let cid = try pathCID(context)
-        let (content, fields) = try await service.content(cid: cid)
-        return JSONBody.response(200, [
-            "cid": content.cid, "filename": content.filename, "content_level": content.level,
-            "update_time": content.updateTime ?? NSNull(), "job": fields.isEmpty ? NSNull() : fields,
-        ])
-    }
-
-    func getJob(_ context: BasicRequestContext) async throws -> Response {
-        JSONBody.response(200, try await service.jobFields(cid: try pathCID(context)))
-    }
-
-    func getQueues() async throws -> Response {
-        JSONBody.response(200, try await service.stats().json)
-    }
-
-    func getDead() async throws -> Response {
-        let dead = try await service.deadJobs()
-        return JSONBody.response(200, ["dead": dead.map { $0.job?.summary ?? ["id": $0.id] }])
-    }
-
-    func replayDead(_ request: Request) async throws -> Response {
-        struct Body: Decodable {
-            var cids: [Int64]?
-            var all: Bool?
-        }
-        let expected = "{\"cids\": [1, 2]} or {\"all\": true}"
-        let body = try await JSONBody.decode(Body.self, request, maxBytes: maxBody, expected: expected)
-        let cids: [Int64]?
-        switch (body.cids, body.all) {
-        case (nil, true?): cids = nil
-        case (let list?, nil), (let list?, false?):
-            guard list.allSatisfy({ $0 > 0 }) else { throw ServiceError.badRequest("\"cids\" must be positive whole numbers") }
-            cids = list
-        default: throw ServiceError.badRequest("send \(expected)")
-        }
-        let replayed = try await service.dead(.replay, cids: cids).filter { $0.outcome == .replayed }.map(\.id)
-        return JSONBody.response(200, ["replayed": replayed])
-    }
-
-    func ready() async -> Response {
-        let (redis, database) = await service.readiness()
-        return JSONBody.response(redis && database ? 200 : 503, [
-            "status": redis && database ? "ready" : "unavailable",
-            "redis": redis ? "ok" : "unreachable", "database": database ? "ok" : "unreachable",
-        ])
-    }
-
-    func pathCID(_ context: BasicRequestContext) throws -> Int64 {
-        let text = context.parameters.get("cid") ?? ""
-        guard let cid = Int64(text), cid > 0 else {
-            throw ServiceError.badRequest("cid must be a positive whole number, got '\(text.prefix(64))'")
-        }
-        return cid
+    func run() async throws {
+        try await gracefulShutdown()
+        logger.notice("stopping on SIGTERM/SIGINT: no new connections; finishing the requests in flight")
     }
 }
 
-extension Job {
-    /// What `dlq list` and `/v1/dead` show of a dead job.
-    public var summary: [String: Any] {
-        [
-            "id": id, "cid": cid, "filename": filename, "from": dbLevel, "to": target, "attempts": attempts,
-            "last_error": lastError ?? NSNull(), "updated_at": updatedAt,
-        ]
+/// Registers routes on the router and records their methods for the 405 answers. Middleware
+/// must be added to a Hummingbird router before its routes, so the routes are collected first
+/// and added by `commit()`.
+final class RouteRegistry: @unchecked Sendable {
+    typealias Handler = @Sendable (Request, APIRequestContext) async throws -> Response
+    let router: Router<APIRequestContext>
+    private(set) var table = RouteTable()
+    private var pending: [(String, HTTPRequest.Method, Handler)] = []
+
+    init(router: Router<APIRequestContext>) {
+        self.router = router
+    }
+
+    func get(_ path: String, _ handler: @escaping Handler) { add(path, .get, handler) }
+    func post(_ path: String, _ handler: @escaping Handler) { add(path, .post, handler) }
+
+    private func add(_ path: String, _ method: HTTPRequest.Method, _ handler: @escaping Handler) {
+        table.add(path, method)
+        pending.append((path, method, handler))
+    }
+
+    func commit() {
+        for (path, method, handler) in pending { router.on(RouterPath(path), method: method, use: handler) }
+        pending.removeAll()
     }
 }
 
-extension QueueStats {
-    public var json: [String: Any] {
-        [
-            "queues": Dictionary(levels.map { ($0.name, $0.depth) }, uniquingKeysWith: { a, _ in a }), "processing": processing,
-            "committing": committing, "retry": retry, "deferred": deferred, "dead": dead, "done": done,
-            "workers": workers.count, "workers_alive": workers.filter(\.alive).count,
-        ]
-    }
+/// A JSON answer through the project's one encoding.
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+    let data = try RelocatorJSON.encoder().encode(value)
+    var buffer = ByteBufferAllocator().buffer(capacity: data.count)
+    buffer.writeBytes(data)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+}
+
+func registerRoutes(_ routes: RouteRegistry, service: RelocationService, configuration: APIConfiguration, metrics: PrometheusMetrics?) {
+    CompatRoutes(service: service, maxBody: configuration.maxBodyBytes).register(routes)
+    V1Routes(service: service, maxBody: configuration.maxBodyBytes).register(routes)
+    HealthRoutes(service: service, metrics: metrics).register(routes)
+    DashboardRoutes(service: service, tokenRequired: !(configuration.token ?? "").isEmpty).register(routes)
 }

@@ -1,13 +1,15 @@
-import JobQueue
-import Dispatch
+import FileMover
 import Foundation
+import JobQueue
 import Logging
 import RedisClient
 import RelocatorCore
 import SQLStore
+import Synchronization
 
-/// What the API and the `enqueue` command do: turn a content's new count into a job, and answer
-/// about contents, jobs, queues and dead letters. Every blocking call goes through the pools.
+/// What the API and the command line do: turn a content's new count into a job, and answer about
+/// contents, jobs, queues, workers and dead letters. Every blocking call goes through the pools
+/// (which run on `BlockingExecutor.shared`).
 public final class RelocationService: Sendable {
     public let redis: RedisPool
     /// Submissions of concurrent requests share pipelined round trips through this.
@@ -18,10 +20,15 @@ public final class RelocationService: Sendable {
     public let contents: ContentCache
     /// How long a committed job's hash stays readable.
     public let jobTTL: Duration
-    /// The level directories, when this process can see them: a filename that is a symlink there
-    /// is refused at once (workers refuse it again when they open it).
+    /// The level directories, when this process can see them: a filename that passes through a
+    /// symbolic link there is refused at once (workers refuse it again when they open it), and
+    /// `why` says where the file really is.
     public let directories: LevelDirectories?
+    /// Moves per minute over the last hour, for the dashboard.
+    public let moveRate = MoveRate()
     let logger: Logger
+    private let roots = Mutex<[String: LevelRoot]>([:])
+    private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
 
     public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
                 contents: ContentCache = ContentCache(), jobTTL: Duration = .seconds(86400),
@@ -51,10 +58,15 @@ public final class RelocationService: Sendable {
         public var submission: JobQueue.Submission
     }
 
+    /// The level table (cached for a few seconds).
+    public func levelTable() async throws -> LevelTable {
+        try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
+    }
+
     /// A new view count for a content: the level it falls in, and a job unless it is already there.
     public func submit(cid: Int64, count: Int64) async throws -> Submitted {
-        guard cid > 0 else { throw ServiceError.badRequest("cid must be a positive whole number, got \(cid)") }
-        guard count >= 0 else { throw ServiceError.badRequest("count must be a whole number ≥ 0, got \(count)") }
+        guard cid > 0 else { throw APIError.badRequest("cid must be a positive whole number, got \(cid)") }
+        guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count))) }
         var cached = contents.content(cid)
         if cached == nil {
             let readAt = JobQueue.nowMilliseconds()
@@ -63,24 +75,28 @@ public final class RelocationService: Sendable {
                 cached = (found, JobQueue.freshRead)
             }
         }
-        guard let (cachedContent, readAt) = cached else { throw ServiceError.unknownContent(cid) }
+        guard let (cachedContent, readAt) = cached else { throw APIError.unknownContent(cid) }
         var content = cachedContent
+        let filename: Filename
         do {
-            _ = try Filename(content.filename)
+            filename = try Filename(content.filename)
         } catch let invalid as Filename.Invalid {
-            throw ServiceError.unprocessable("invalid_filename", "the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
+            throw APIError(.invalidFilename, "the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
         }
-        if let directory = directories?.directory(of: content.level), let link = await Self.symlink(in: directory, content.filename) {
-            throw ServiceError.unprocessable("invalid_filename", "the filename of cid \(cid) passes through a symbolic link (\(link)); refused")
-        }
-        let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
+        try await checkPath(filename, on: content.level, cid: cid)
+        let table = try await levelTable()
         guard let choice = table.choose(count: count) else {
-            throw ServiceError.unprocessable("no_level", "no level holds the count \(count); check the level table")
+            throw APIError(.noLevel, "no level holds the count \(count); check the level table")
         }
         if let raised = choice.raiseMaxCounts {
-            try await sql.withDatabase { try ContentStore(database: $0).raiseMaxCounts(level: choice.level, to: raised) }
+            let result = try await sql.withDatabase { try LevelStore(database: $0).raiseMaxCounts(level: choice.level, to: raised) }
             levels.raise(level: choice.level, to: raised)
-            logger.info("raised max_counts", metadata: ["level": "\(choice.level)", "level.max_counts": "\(raised)"])
+            if result.changed {
+                logger.notice("raised max_counts", metadata: [
+                    "level": "\(choice.level)", "level.previous_max_counts": "\(result.previous.map(String.init) ?? "none")",
+                    "level.max_counts": "\(raised)", "job.cid": "\(cid)",
+                ])
+            }
         }
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
                                                               dbLevel: content.level, target: choice.level, readAt: readAt))
@@ -89,7 +105,7 @@ public final class RelocationService: Sendable {
             // The content changed level since it was cached: read it again; that read stands.
             let readAt = JobQueue.nowMilliseconds()
             guard let fresh = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
-                throw ServiceError.unknownContent(cid)
+                throw APIError.unknownContent(cid)
             }
             contents.store(fresh, readAt: readAt)
             content = fresh
@@ -101,24 +117,32 @@ public final class RelocationService: Sendable {
         return Submitted(content: content, count: count, target: choice.level, submission: submission)
     }
 
-    /// The first component of `directory/relative` that is a symbolic link, if any (lstat on a
-    /// Dispatch thread: a slow disk must not hold up the caller's thread).
-    static func symlink(in directory: String, _ relative: String) async -> String? {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var path = directory
-                var found: String?
-                for component in relative.split(separator: "/") {
-                    path += "/" + component
-                    var info = stat()
-                    if lstat(path, &info) != 0 { break }
-                    if (info.st_mode & S_IFMT) == S_IFLNK {
-                        found = String(path.dropFirst(directory.count + 1))
-                        break
-                    }
-                }
-                continuation.resume(returning: found)
-            }
+    /// The level's open directory, when this process has the level's directory and can open it.
+    func root(of level: String) -> LevelRoot? {
+        guard let place = directories?.place(of: level) else { return nil }
+        if let root = roots.withLock({ $0[level] }) { return root }
+        do {
+            let root = try LevelRoot(place)
+            roots.withLock { $0[level] = root }
+            return root
+        } catch {
+            // An API without the disks (or with a directory it may not open) leaves the check to the workers.
+            logger.debug("level directory not open here; the workers check the path", metadata: ["level": "\(level)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Refuses a filename that passes through a symbolic link in its level directory, with the
+    /// mover's own resolution (`LevelRoot.lookup`) on a blocking thread.
+    func checkPath(_ filename: Filename, on level: String, cid: Int64) async throws {
+        guard let root = root(of: level) else { return }
+        do {
+            _ = try await BlockingExecutor.shared.run { try root.lookup(filename) }
+        } catch let error as MoveError where error.kind == .unsafePath {
+            throw APIError(.invalidFilename, "the filename of cid \(cid) passes through a symbolic link (\(error.message)); refused")
+        } catch let error as MoveError {
+            // Permissions, I/O: the worker meets the same and retries; nothing to refuse here.
+            logger.debug("path check inconclusive", metadata: ["job.cid": "\(cid)", "error": "\(error)"])
         }
     }
 
@@ -128,7 +152,7 @@ public final class RelocationService: Sendable {
     public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
         let cids = counts.map(\.cid)
         let contents = try await sql.withDatabase { try ContentStore(database: $0).contents(cids: cids) }
-        let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
+        let table = try await levelTable()
         var skipped: [String] = []
         var items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)] = []
         var raises: [String: Int64] = [:]
@@ -145,8 +169,13 @@ public final class RelocationService: Sendable {
             items.append((cid, count, content.filename, content.level, choice.level))
         }
         for (level, count) in raises {
-            try await sql.withDatabase { try ContentStore(database: $0).raiseMaxCounts(level: level, to: count) }
+            let result = try await sql.withDatabase { try LevelStore(database: $0).raiseMaxCounts(level: level, to: count) }
             levels.raise(level: level, to: count)
+            if result.changed {
+                logger.notice("raised max_counts", metadata: [
+                    "level": "\(level)", "level.previous_max_counts": "\(result.previous.map(String.init) ?? "none")", "level.max_counts": "\(count)",
+                ])
+            }
         }
         var outcomes: [String: Int] = [:]
         let queue = self.queue
@@ -161,7 +190,8 @@ public final class RelocationService: Sendable {
     }
 
     /// The original `/update_sentence`: true when the job is committed (a done job is committed
-    /// now, idempotently — the committer may write the same row again without harm).
+    /// now, idempotently — the committer may write the same row again without harm). A job in any
+    /// other state, a dead one too, is not.
     public func commitIfDone(cid: Int64) async throws -> Bool {
         let queue = self.queue
         guard let job = try await redis.withConnection({ try queue.job(cid: cid, on: $0) }) else { return false }
@@ -171,37 +201,54 @@ public final class RelocationService: Sendable {
             let entry = CommitEntry(job)
             try await sql.withDatabase { try ContentStore(database: $0).commit([entry]) }
             let ttl = jobTTL
-            let levels = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }.ranges.map(\.name)
+            let levels = try await levelTable().ranges.map(\.name)
             let shard = queue.keys.shardIndex(of: cid)
             _ = try await redis.withConnection {
                 try queue.markCommitted(ids: [job.id], shard: shard, committer: nil, ttl: ttl, levels: levels, on: $0)
             }
             return true
-        default: return false
+        case .queued, .moving, .retrying, .deferred, .dead: return false
         }
     }
 
-    public func content(cid: Int64) async throws -> (Content, [String: String]) {
+    /// A content's row and its job.
+    public func content(cid: Int64) async throws -> ContentView {
         guard let content = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
-            throw ServiceError.unknownContent(cid)
+            throw APIError.unknownContent(cid)
         }
-        let queue = self.queue
-        let fields = try await redis.withConnection { try queue.fields(cid: cid, on: $0) }
-        return (content, fields)
+        return ContentView(content: content, job: try await jobView(cid: cid))
     }
 
-    public func jobFields(cid: Int64) async throws -> [String: String] {
+    /// A content's job as `/v1/jobs` shows it; nil when it has none. A hash that cannot be read as
+    /// a job (a field missing or malformed) is an error that names the field.
+    public func jobView(cid: Int64) async throws -> JobView? {
         let queue = self.queue
-        let fields = try await redis.withConnection { try queue.fields(cid: cid, on: $0) }
-        guard !fields.isEmpty else { throw ServiceError.noJob(cid) }
-        return fields
+        let (fields, due) = try await redis.withConnection { redis -> ([String: String], Int64?) in
+            let fields = try queue.fields(cid: cid, on: redis)
+            guard fields[JobField.status.rawValue] == JobStatus.retrying.rawValue,
+                  let gen = fields[JobField.gen.rawValue].flatMap({ Int64($0) }) else { return (fields, nil) }
+            return (fields, try queue.retryDue(JobID(cid: cid, gen: gen), on: redis))
+        }
+        if fields.isEmpty { return nil }
+        switch Job.decode(fields) {
+        case .success(let job): return JobView(job, nextRetryAt: Timestamp(milliseconds: due))
+        case .failure(let problem):
+            throw APIError(APIError.Code("unreadable_job", .unprocessableContent), "the job of cid \(cid) cannot be read: \(problem)")
+        }
     }
 
-    public func stats() async throws -> QueueStats {
-        let table = try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
-        let names = table.ranges.map(\.name)
+    /// The queue's statistics for the level table's levels; a reading younger than `maxAge` is
+    /// reused (the metrics and the dashboard read at most once a second).
+    public func stats(maxAge: Duration = .zero) async throws -> QueueStats {
+        if maxAge > .zero, let cached = statsCache.withLock({ $0 }), ContinuousClock.now - cached.at < maxAge {
+            return cached.stats
+        }
+        let names = try await levelTable().ranges.map(\.name)
         let queue = self.queue
-        return try await redis.withConnection { try queue.stats(levels: names, on: $0) }
+        let stats = try await redis.withConnection { try queue.stats(levels: names, on: $0) }
+        statsCache.withLock { $0 = (stats, .now) }
+        moveRate.record(moved: stats.totals[.moved] ?? 0, at: JobQueue.nowMilliseconds())
+        return stats
     }
 
     public func deadJobs() async throws -> [JobQueue.DeadJob] {
@@ -211,13 +258,64 @@ public final class RelocationService: Sendable {
 
     public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
         let queue = self.queue
-        return try await redis.withConnection { try queue.dead(action, cids: cids, on: $0) }
+        let results = try await redis.withConnection { try queue.dead(action, cids: cids, on: $0) }
+        statsCache.withLock { $0 = nil }
+        return results
     }
 
-    /// Readiness: Redis answers PING and the database a trivial query.
-    public func readiness() async -> (redis: Bool, database: Bool) {
-        async let redisOK = (try? await redis.send("PING")) == .status("PONG")
-        async let sqlOK = (try? await sql.withDatabase { try $0.query("SELECT 1 AS one").count }) == 1
-        return await (redisOK, sqlOK)
+    /// Every move the live workers hold, with its job.
+    public func movesInFlight(workers: [String]) async throws -> [JobQueue.HeldMove] {
+        let queue = self.queue
+        return try await redis.withConnection { try queue.heldMoves(workers: workers, on: $0) }
+    }
+
+    /// Pauses or resumes a level of the level table; an unknown level is a 404.
+    public func setPaused(_ paused: Bool, level: String) async throws {
+        guard try await levelTable().ranges.contains(where: { $0.name == level }) else {
+            throw APIError(.unknownLevel, "no level '\(level.prefix(64))' in the level table")
+        }
+        let queue = self.queue
+        try await redis.withConnection { paused ? try queue.pause(level: level, on: $0) : try queue.resume(level: level, on: $0) }
+        statsCache.withLock { $0 = nil }
+        logger.notice(paused ? "level paused" : "level resumed", metadata: ["level": "\(level)"])
+    }
+
+    /// The latest relocations, of one content when `cid` is given.
+    public func relocations(cid: Int64?, limit: Int) async throws -> [Relocation] {
+        try await sql.withDatabase { try ContentStore(database: $0).relocations(cid: cid, limit: limit) }
+    }
+
+    /// Readiness: Redis answers PING, and the database answers with every migration this binary
+    /// knows applied.
+    public func readiness() async -> Readiness {
+        async let redisProblem: String? = {
+            do {
+                let reply = try await redis.send("PING")
+                return reply == .status("PONG") ? nil : "unexpected answer to PING"
+            } catch {
+                return "unreachable (\(APIError.from(error)?.message ?? "no answer"))"
+            }
+        }()
+        async let databaseProblem: String? = {
+            do {
+                let status = try await sql.withDatabase {
+                    try Migrator(database: $0, migrations: Migration.embedded(dialect: $0.dialect)).status()
+                }
+                return Self.schemaProblem(status)
+            } catch {
+                return APIError.from(error)?.message ?? "unreachable"
+            }
+        }()
+        return await Readiness(redisProblem: redisProblem, databaseProblem: databaseProblem)
+    }
+
+    /// Nil when the schema holds every migration this binary knows; otherwise what to do.
+    /// `schema at 0002, this binary needs 0005: run relocator migrate`.
+    static func schemaProblem(_ status: MigrationStatus) -> String? {
+        if status.isCurrent { return nil }
+        guard status.schemaPresent else { return "no schema: run relocator migrate" }
+        let have = status.applied.last.map { String($0.prefix(4)) } ?? "no version"
+        let need = status.latestKnown.map { String($0.prefix(4)) } ?? "none"
+        return "schema at \(have), this binary needs \(need): run relocator migrate"
     }
 }

@@ -1,0 +1,77 @@
+import RedisClient
+import RelocatorCore
+
+/// Reads for the dashboard, `/v1/jobs` and `why`: nothing here writes.
+extension JobQueue {
+    /// When a retrying job is due (its score in the retry set, ms since 1970); nil when it is not there.
+    public func retryDue(_ id: JobID, on redis: RedisConnection) throws -> Int64? {
+        let reply = try redis.send("ZSCORE", keys.shard(of: id.cid).retry, id.description)
+        return reply.string.flatMap { Double($0) }.map { Int64($0) }
+    }
+
+    /// A move a worker holds, with its job hash as stored (empty when the hash is gone).
+    public struct HeldMove: Sendable {
+        public var worker: String
+        public var id: String
+        public var job: Job?
+        public var fields: [String: String]
+
+        public init(worker: String, id: String, job: Job?, fields: [String: String]) {
+            self.worker = worker
+            self.id = id
+            self.job = job
+            self.fields = fields
+        }
+    }
+
+    /// What each of these workers holds in its processing lists, with the jobs' hashes (one
+    /// pipeline for the lists, one per shard for the hashes).
+    public func heldMoves(workers: [String], on redis: RedisConnection) throws -> [HeldMove] {
+        if workers.isEmpty { return [] }
+        var commands: [RedisCommand] = []
+        for worker in workers {
+            for shard in keys.shards { commands.append(RedisCommand("LRANGE", shard.processing(worker), 0, 99)) }
+        }
+        let replies = try redis.pipeline(commands)
+        var moves: [HeldMove] = []
+        var index = 0
+        for worker in workers {
+            for shard in keys.shards {
+                let ids = try replies[index].throwingServerError(address: redis.url.address, command: "LRANGE").array?.compactMap(\.string) ?? []
+                index += 1
+                for (id, fields) in try withFields(ids, in: shard, on: redis) {
+                    moves.append(HeldMove(worker: worker, id: id, job: Job(hash: fields), fields: fields))
+                }
+            }
+        }
+        return moves
+    }
+}
+
+// Values built by hand: the dashboard's and the metrics' tests render from them without Redis.
+extension QueueStats.Level {
+    public init(level name: String, depth: Int = 0, oldestAgeMilliseconds: Int64? = nil, paused: Bool = false) {
+        self.name = name
+        self.depth = depth
+        self.oldestAgeMilliseconds = oldestAgeMilliseconds
+        self.paused = paused
+    }
+}
+
+extension QueueStats.Worker {
+    public init(worker id: String, alive: Bool, info: [WorkerField: String], held: Int) {
+        self.id = id
+        self.alive = alive
+        self.info = info
+        self.held = held
+    }
+}
+
+extension JobQueue.DeadJob {
+    public init(deadID id: String, shard: Int, job: Job?, fields: [String: String]) {
+        self.id = id
+        self.shard = shard
+        self.job = job
+        self.fields = fields
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+
+/// The fields of the original routes' `application/x-www-form-urlencoded` bodies, read with
+/// Hummingbird's `URLEncodedFormDecoder` (as Flask's `request.form`). Every field is read as text
+/// and turned into a number here, so that a bad value gets a message naming the field and the range.
+struct SentenceForm: Decodable, Sendable {
+    var cid: String?
+    var count: String?
+
+    /// Decodes the body; 415 for another content type, 413 over `maxBytes`, 400 for a body that is
+    /// not valid URL encoding.
+    static func decode(_ request: Request, maxBytes: Int) async throws -> SentenceForm {
+        if let type = request.headers[.contentType], !FormRules.isURLEncoded(type) {
+            throw APIError(.unsupportedMediaType, "send the fields as application/x-www-form-urlencoded, not \(type.prefix(80))")
+        }
+        let buffer = try await request.body.collect(upTo: maxBytes)
+        do {
+            return try URLEncodedFormDecoder().decode(SentenceForm.self, from: String(buffer: buffer))
+        } catch let error as URLEncodedFormError {
+            throw APIError.badRequest(FormRules.message(for: error))
+        } catch {
+            throw APIError.badRequest("the form is not valid URL encoding: send cid=N&count=N")
+        }
+    }
+}
+
+/// The pure rules of form input: which content types are forms, and what a field must hold.
+enum FormRules {
+    static func isURLEncoded(_ contentType: String) -> Bool {
+        contentType.lowercased().hasPrefix("application/x-www-form-urlencoded")
+    }
+
+    /// `cid`: a whole number from 1 to Int64.max.
+    static func cid(_ text: String?, field: String = "cid") throws -> Int64 {
+        try wholeNumber(text, field: field, minimum: 1)
+    }
+
+    /// `count`: a whole number from 0 to Int64.max.
+    static func count(_ text: String?, field: String = "count") throws -> Int64 {
+        try wholeNumber(text, field: field, minimum: 0)
+    }
+
+    /// A whole number in `minimum...Int64.max`; the message names the field and the range
+    /// (`count must be a whole number between 0 and 9223372036854775807, got '…'`).
+    static func wholeNumber(_ text: String?, field: String, minimum: Int64) throws -> Int64 {
+        guard let text, !text.isEmpty else { throw APIError.badRequest("form field '\(field)' is missing") }
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if let value = Int64(trimmed) {
+            guard value >= minimum else { throw APIError.badRequest("form field '\(field)' must be at least \(minimum), got \(value)") }
+            return value
+        }
+        throw APIError.badRequest(rangeMessage(field, minimum: minimum, got: text))
+    }
+
+    /// `count must be a whole number between 0 and 9223372036854775807 (form field 'count' was '…')`.
+    static func rangeMessage(_ field: String, minimum: Int64, got text: String?, source: String = "form field") -> String {
+        let shown = text.map { " (\(source) '\(field)' was '\($0.prefix(64))\($0.count > 64 ? "…" : "")')" } ?? ""
+        return "\(field) must be a whole number between \(minimum) and \(Int64.max)\(shown)"
+    }
+
+    static func message(for error: URLEncodedFormError) -> String {
+        switch error.code {
+        case .duplicateKeys: return "the form has field '\(error.value.prefix(64))' more than once"
+        case .failedToPercentDecode: return "the form is not valid URL encoding near '\(error.value.prefix(64))'"
+        default: return "the form is not valid URL encoding: send cid=N&count=N"
+        }
+    }
+}

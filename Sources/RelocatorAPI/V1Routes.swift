@@ -1,0 +1,142 @@
+import Foundation
+import Hummingbird
+import JobQueue
+import RelocatorCore
+import SQLStore
+
+/// The `/v1` routes: counts, contents, jobs, why, queues, dead letters, levels, relocations.
+struct V1Routes: Sendable {
+    let service: RelocationService
+    let maxBody: Int
+
+    func register(_ routes: RouteRegistry) {
+        routes.post("v1/contents/:cid/count") { request, context in try await postCount(request, context) }
+        routes.get("v1/contents/:cid") { _, context in try json(try await service.content(cid: try Self.pathCID(context))) }
+        routes.get("v1/contents/:cid/why") { _, context in try json(try await service.why(cid: try Self.pathCID(context))) }
+        routes.get("v1/jobs/:cid") { _, context in
+            let cid = try Self.pathCID(context)
+            guard let job = try await service.jobView(cid: cid) else { throw APIError.noJob(cid) }
+            return try json(job)
+        }
+        routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats())) }
+        routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadJobs().map(DeadJobView.init))) }
+        routes.post("v1/dead/replay") { request, _ in try await deadAction(.replay, request) }
+        routes.post("v1/dead/purge") { request, _ in try await deadAction(.purge, request) }
+        routes.get("v1/levels") { _, _ in try json(LevelsView(levels: try await service.levelTable().ranges)) }
+        routes.post("v1/levels/:level/pause") { _, context in try await setPaused(true, context) }
+        routes.post("v1/levels/:level/resume") { _, context in try await setPaused(false, context) }
+        routes.get("v1/relocations") { request, _ in
+            let cid = try request.uri.queryParameters.get("cid").map { try FormRules.wholeNumber($0, field: "cid", minimum: 1) }
+            let limit = try request.uri.queryParameters.get("limit").map { try FormRules.wholeNumber($0, field: "limit", minimum: 1) } ?? 50
+            guard limit <= 1000 else { throw APIError.badRequest("limit must be at most 1000, got \(limit)") }
+            return try json(RelocationsView(relocations: try await service.relocations(cid: cid, limit: Int(limit))))
+        }
+    }
+
+    func postCount(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let cid = try Self.pathCID(context)
+        let count = try await Self.decode(CountBody.self, request, maxBytes: maxBody, expected: CountBody.expected).count
+        let submitted = try await service.submit(cid: cid, count: count)
+        switch submitted.submission.outcome {
+        case .inPlace, .dropped:
+            return try json(InPlaceView(cid: cid, level: submitted.target))
+        case .created, .updated, .retargeted, .reversed, .requeued, .followUp:
+            return try json(SubmittedView(outcome: submitted.submission.outcome.rawValue, job: submitted.submission.job.map { JobView($0) }),
+                            status: .accepted)
+        case .staleLevel:
+            // The service reads the level again and resubmits; a second change meanwhile is rare.
+            throw APIError(.unavailable, "the content of cid \(cid) changed level while the count was submitted; send it again")
+        }
+    }
+
+    func deadAction(_ action: JobQueue.DeadAction, _ request: Request) async throws -> Response {
+        let body = try await Self.decode(DeadSelection.self, request, maxBytes: maxBody, expected: DeadSelection.expected)
+        return try json(DeadActionView(action, try await service.dead(action, cids: try body.selected())))
+    }
+
+    func setPaused(_ paused: Bool, _ context: APIRequestContext) async throws -> Response {
+        let level = context.parameters.get("level") ?? ""
+        guard LevelDirectories.isValidName(level) else { throw APIError(.unknownLevel, "no level '\(level.prefix(64))' in the level table") }
+        try await service.setPaused(paused, level: level)
+        return try json(PausedView(level: level, paused: paused))
+    }
+
+    static func pathCID(_ context: APIRequestContext) throws -> Int64 {
+        let text = context.parameters.get("cid") ?? ""
+        guard let cid = Int64(text), cid > 0 else {
+            throw APIError.badRequest("cid must be a whole number between 1 and \(Int64.max), got '\(text.prefix(64))'")
+        }
+        return cid
+    }
+
+    /// Decodes a JSON body strictly: a string or a fraction where a whole number belongs is refused.
+    static func decode<T: Decodable>(_ type: T.Type, _ request: Request, maxBytes: Int, expected: String) async throws -> T {
+        let buffer = try await request.body.collect(upTo: maxBytes)
+        guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body: \(expected)") }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.badRequest("the body must be \(expected)")
+        }
+    }
+}
+
+/// `{"count": N}`: a count too large for 64 bits says so with the range.
+struct CountBody: Decodable {
+    static let expected = "{\"count\": N} with N a whole number between 0 and \(Int64.max)"
+    var count: Int64
+
+    enum CodingKeys: String, CodingKey { case count }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard container.contains(.count) else { throw APIError.badRequest("the body must be \(Self.expected): \"count\" is missing") }
+        do {
+            count = try container.decode(Int64.self, forKey: .count)
+        } catch {
+            // Not an Int64: say what it is instead when it is a number at all.
+            let number: Double
+            do {
+                number = try container.decode(Double.self, forKey: .count)
+            } catch {
+                throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: nil) + " (\"count\" was not a number)")
+            }
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: nil)
+                + (number.rounded() == number ? " (\"count\" was out of range)" : " (\"count\" was a fraction)"))
+        }
+        guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count), source: "field")) }
+    }
+}
+
+/// `{"cids": [1, 2]}` or `{"all": true}`.
+struct DeadSelection: Decodable {
+    static let expected = "{\"cids\": [1, 2]} or {\"all\": true}"
+    var cids: [Int64]?
+    var all: Bool?
+
+    /// The cids to act on; nil for all.
+    func selected() throws -> [Int64]? {
+        switch (cids, all) {
+        case (nil, true?): return nil
+        case (let list?, nil), (let list?, false?):
+            guard list.allSatisfy({ $0 > 0 }) else { throw APIError.badRequest("\"cids\" must be whole numbers between 1 and \(Int64.max)") }
+            return list
+        default: throw APIError.badRequest("send \(Self.expected)")
+        }
+    }
+}
+
+struct LevelsView: Encodable, Sendable {
+    var levels: [LevelRange]
+}
+
+struct PausedView: Encodable, Sendable {
+    var level: String
+    var paused: Bool
+}
+
+struct RelocationsView: Encodable, Sendable {
+    var relocations: [Relocation]
+}

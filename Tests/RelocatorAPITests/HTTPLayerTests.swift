@@ -1,0 +1,96 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import JobQueue
+import RelocatorCore
+import Testing
+import TestSupport
+@testable import RelocatorAPI
+
+/// The HTTP layer through the router (no socket), over real Redis and SQLite.
+@Suite struct HTTPLayerTests {
+    @Test func postSentenceAnswersTheOriginalsBytesAndUpdateSentenceWaitsForTheMove() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(7, "g.mp4", "bronze", 10), (8, "日本 ü.mp4", "bronze", 10)])
+        try await api.test { client in
+            let posted = try await client.postForm("/post_sentence", "cid=7&count=1964")
+            #expect(posted.status == .ok && posted.headers[.contentType] == "application/json")
+            #expect(posted.text == #"{"cid": "7", "count": "1964", "target": "silver", "db_level": "bronze", "filename": "g.mp4", "worker_id": null, "status": "update"}"#)
+            let unicode = try await client.postForm("/post_sentence", "cid=8&count=20000")
+            #expect(unicode.text.contains(#""filename": "\u65e5\u672c \u00fc.mp4""#))
+            #expect(try await client.postForm("/update_sentence", "cid=7").text == "check your status again")
+        }
+        // A job that dies is not done either.
+        let job = try #require(try api.claim())
+        try api.kill(job)
+        try await api.test { client in
+            let answer = try await client.postForm("/update_sentence", "cid=\(job.cid)")
+            #expect(answer.text == "check your status again")
+        }
+    }
+
+    @Test func aWrongMethodIsA405WithAllowAndAMissingTokenA401WithWWWAuthenticate() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        api.configuration.token = "s3cret"
+        try await api.test { client in
+            let wrong = try await client.get("/post_sentence")
+            #expect(wrong.status == .methodNotAllowed && wrong.headers[.allow] == "POST")
+            #expect(wrong.json?["error"] as? String == "method_not_allowed")
+            let deleted = try await client.execute(uri: "/v1/contents/5", method: .delete)
+            #expect(deleted.status == .methodNotAllowed && deleted.headers[.allow] == "GET")
+            let refused = try await client.postForm("/post_sentence", "cid=7&count=1")
+            #expect(refused.status == .unauthorized && refused.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+            #expect(refused.json?["error"] as? String == "unauthorized")
+            let unknown = try await client.get("/no/such/route")
+            #expect(unknown.status == .notFound && unknown.json?["message"] as? String == "no route GET /no/such/route")
+        }
+    }
+
+    @Test func badInputIsA4xxNamingTheFieldAndTheRange() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil)])
+        try await api.test { client in
+            func expect(_ response: TestResponse, _ status: HTTPResponse.Status, _ code: String, _ fragment: String,
+                        sourceLocation: SourceLocation = #_sourceLocation) {
+                #expect(response.status == status, "\(response.text)", sourceLocation: sourceLocation)
+                #expect(response.json?["error"] as? String == code, "\(response.text)", sourceLocation: sourceLocation)
+                #expect((response.json?["message"] as? String)?.contains(fragment) == true, "\(response.text)", sourceLocation: sourceLocation)
+            }
+            let range = "count must be a whole number between 0 and 9223372036854775807"
+            expect(try await client.postForm("/post_sentence", "cid=1&count=9223372036854775808"), .badRequest, "bad_request", range)
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 9223372036854775808}"#), .badRequest, "bad_request", range)
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": -1}"#), .badRequest, "bad_request", range)
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 1.5}"#), .badRequest, "bad_request", "fraction")
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": "many"}"#), .badRequest, "bad_request", "whole number")
+            expect(try await client.postForm("/post_sentence", "count=5"), .badRequest, "bad_request", "'cid' is missing")
+            expect(try await client.postForm("/post_sentence", "cid=1&cid=2&count=5"), .badRequest, "bad_request", "'cid' more than once")
+            expect(try await client.postForm("/post_sentence", "cid=%zz&count=5"), .badRequest, "bad_request", "URL encoding")
+            expect(try await client.postForm("/post_sentence", "cid=999&count=5"), .notFound, "unknown_cid", "999")
+            expect(try await client.execute(uri: "/post_sentence", method: .post, headers: [.contentType: "multipart/form-data; boundary=x"],
+                                            body: ByteBuffer(string: "--x\r\n")), .unsupportedMediaType, "unsupported_media_type", "urlencoded")
+            expect(try await client.postForm("/post_sentence", "cid=1&count=" + String(repeating: "9", count: 70_000)),
+                   .contentTooLarge, "payload_too_large", "65536 bytes")
+            expect(try await client.get("/v1/jobs/abc"), .badRequest, "bad_request", "cid must be a whole number")
+            expect(try await client.get("/v1/jobs/1"), .notFound, "no_job", "cid 1")
+        }
+        #expect(try api.queue.stats(levels: ["bronze", "silver", "gold"], on: api.redis).inFlight == 0)
+    }
+
+    @Test func aSymlinkOnTheWayIsRefusedAtEnqueueByTheMoversLookup() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        let outside = try TemporaryDirectory("relocator-outside")
+        defer { outside.remove() }
+        try Data("secret".utf8).write(to: URL(fileURLWithPath: outside.path + "/secret"))
+        try api.addContents([(1, "via/secret", "bronze", nil), (2, "ok/real.mp4", "bronze", 5)])
+        try FileManager.default.createSymbolicLink(atPath: api.path("bronze", "via"), withDestinationPath: outside.path)
+        try await api.test { client in
+            let refused = try await client.postForm("/post_sentence", "cid=1&count=5000")
+            #expect(refused.status == .unprocessableContent && refused.json?["error"] as? String == "invalid_filename", "\(refused.text)")
+            #expect(try await client.postForm("/post_sentence", "cid=2&count=5000").status == .ok)
+        }
+    }
+}

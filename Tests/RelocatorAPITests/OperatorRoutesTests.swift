@@ -1,0 +1,142 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import JobQueue
+import RelocatorCore
+import SQLStore
+import Testing
+import TestSupport
+@testable import RelocatorAPI
+
+/// What operators read and steer over `/v1`: jobs with their progress, dead letters, pausing a
+/// level, the queues, the why-report and readiness.
+@Suite struct OperatorRoutesTests {
+    @Test func aJobShowsBytesDoneAndADeadJobItsReason() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(3, "c.mp4", "bronze", 10)])
+        try await api.test { client in
+            let accepted = try await client.postJSON("/v1/contents/3/count", #"{"count": 50000}"#)
+            #expect(accepted.status == .accepted, "\(accepted.text)")
+            let job = try #require(accepted.json?["job"] as? [String: Any])
+            #expect(job["target"] as? String == "gold" && job["bytes_done"] as? Int == 0 && job["attempts"] as? Int == 0)
+            #expect((job["enqueued_at"] as? String)?.hasSuffix("Z") == true)
+        }
+        let claimed = try #require(try api.claim())
+        #expect(try api.queue.recordProgress(JobID(cid: 3, gen: claimed.gen), worker: "w1",
+                                             [(.bytesDone, "4096"), (.bytesTotal, "10000")], on: api.redis))
+        try await api.test { client in
+            let moving = try #require(try await client.get("/v1/jobs/3").json)
+            #expect(moving["status"] as? String == "moving" && moving["bytes_done"] as? Int == 4096 && moving["bytes_total"] as? Int == 10000)
+            #expect(moving["worker_id"] as? String == "w1")
+        }
+        try api.kill(claimed)
+        try await api.test { client in
+            let dead = try #require(try await client.get("/v1/jobs/3").json)
+            #expect(dead["status"] as? String == "dead" && dead["reason"] as? String == "source_missing")
+            #expect((dead["last_error"] as? String)?.contains("on no level's disk") == true)
+            let list = try #require(try await client.get("/v1/dead").json?["dead"] as? [[String: Any]])
+            #expect(list.count == 1 && list[0]["reason"] as? String == "source_missing" && list[0]["cid"] as? Int == 3)
+        }
+    }
+
+    @Test func replayAndPurgeWorkPerJobAndForAll() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, "a", "bronze", 1), (2, "b", "bronze", 1), (3, "c", "bronze", 1)])
+        for cid in 1...3 { _ = try await api.service.submit(cid: Int64(cid), count: 5000) }
+        while let job = try api.claim() { try api.kill(job) }
+        try await api.test { client in
+            let replayed = try await client.postJSON("/v1/dead/replay", #"{"cids": [2]}"#)
+            #expect(replayed.json?["replayed"] as? [String] != nil && (replayed.json?["replayed"] as? [String])?.count == 1, "\(replayed.text)")
+            #expect(try await client.get("/v1/jobs/2").json?["status"] as? String == "queued")
+            let purged = try await client.postJSON("/v1/dead/purge", #"{"all": true}"#)
+            #expect((purged.json?["purged"] as? [String])?.count == 2, "\(purged.text)")
+            #expect((try await client.get("/v1/dead").json?["dead"] as? [Any])?.isEmpty == true)
+            let bad = try await client.postJSON("/v1/dead/replay", #"{"cids": [0]}"#)
+            #expect(bad.status == .badRequest)
+        }
+    }
+
+    @Test func pausingALevelShowsInQueuesAndAnUnknownLevelIs404() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        api.configuration.token = "t0ken"
+        try await api.test { client in
+            let refused = try await client.execute(uri: "/v1/levels/gold/pause", method: .post)
+            #expect(refused.status == .unauthorized)
+            let auth: HTTPFields = [.authorization: "Bearer t0ken"]
+            let paused = try await client.execute(uri: "/v1/levels/gold/pause", method: .post, headers: auth)
+            #expect(paused.status == .ok && paused.json?["paused"] as? Bool == true, "\(paused.text)")
+            let queues = try #require(try await client.get("/v1/queues").json)
+            #expect(queues["paused"] as? [String] == ["gold"])
+            #expect(queues["deferred"] as? Int == 0 && queues["workers"] is [Any])
+            #expect((queues["queues"] as? [String: Int])?["gold"] == 0)
+            #expect(try await client.execute(uri: "/v1/levels/gold/resume", method: .post, headers: auth).status == .ok)
+            #expect(try await client.get("/v1/queues").json?["paused"] as? [String] == [])
+            let unknown = try await client.execute(uri: "/v1/levels/platinum/pause", method: .post, headers: auth)
+            #expect(unknown.status == .notFound && unknown.json?["error"] as? String == "unknown_level")
+        }
+        #expect(try api.queue.paused(on: api.redis).isEmpty)
+    }
+
+    @Test func whyTellsTheRangeTheDatabaseTheDisksTheJobAndTheHistory() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(5, "dir/e.mp4", "bronze", 100)])
+        // A stray copy on gold too, as after a lost write.
+        try FileManager.default.createDirectory(atPath: api.path("gold", "dir"), withIntermediateDirectories: true)
+        try Data(count: 3).write(to: URL(fileURLWithPath: api.path("gold", "dir/e.mp4")))
+        _ = try await api.service.submit(cid: 5, count: 1500)
+        let job = try #require(try api.claim())
+        #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", reason: "no_space", message: "no_space: silver is full",
+                                   permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)
+        let report = try await api.service.why(cid: 5)
+        #expect(report.countLevel == "silver" && report.lastCount == 1500 && !report.countAboveEveryRange)
+        #expect(report.foundOn == ["bronze", "gold"])
+        #expect(report.disks.first { $0.level == "bronze" }?.size == 100)
+        #expect(report.job?.job.status == .retrying && report.job?.nextRetryAt != nil)
+        #expect(report.summary.contains("falls in silver (1000–9999)") && report.summary.contains("last error: no_space: silver is full"))
+        #expect(report.summary.contains("The file is on disk at: bronze, gold."))
+        try await api.test { client in
+            let json = try #require(try await client.get("/v1/contents/5/why").json)
+            #expect(json["count_level"] as? String == "silver" && json["content_level"] as? String == "bronze")
+            #expect((json["job"] as? [String: Any])?["status"] as? String == "retrying")
+            #expect((json["levels"] as? [[String: Any]])?.count == 3 && json["history"] is [Any])
+            #expect((json["disks"] as? [[String: Any]])?.first?["state"] as? String == "file")
+            #expect(try await client.get("/v1/contents/77/why").status == .notFound)
+        }
+    }
+
+    @Test func readinessIs503UntilTheSchemaIsCurrentAndSaysWhatIsMissing() async throws {
+        let api = try APIFixture(migrate: false)
+        defer { api.tearDown() }
+        let db = try openDatabase(api.databaseURL, access: .readWrite)
+        try Migrator(database: db, migrations: Array(Migration.embedded(dialect: .sqlite).prefix(2))).migrate()
+        db.close()
+        try await api.test { client in
+            let behind = try await client.get("/readyz")
+            #expect(behind.status == .serviceUnavailable && behind.json?["redis"] as? String == "ok")
+            let latest = try #require(Migration.embedded(dialect: .sqlite).last?.id.prefix(4))
+            #expect(behind.json?["database"] as? String == "schema at 0002, this binary needs \(latest): run relocator migrate")
+        }
+        let full = try openDatabase(api.databaseURL, access: .readWrite)
+        try Migrator(database: full, migrations: Migration.embedded(dialect: .sqlite)).migrate()
+        full.close()
+        try await api.test { client in
+            let ready = try await client.get("/readyz")
+            #expect(ready.status == .ok && ready.json?["status"] as? String == "ready", "\(ready.text)")
+        }
+    }
+
+    @Test func readinessIs503WhenRedisDoesNotAnswer() async throws {
+        let port = try freeLoopbackPort()
+        let api = try APIFixture(redisURL: try RedisURL(parsing: "redis://127.0.0.1:\(port)/0", setting: "test"))
+        defer { api.tearDown() }
+        try await api.test { client in
+            let answer = try await client.get("/readyz")
+            #expect(answer.status == .serviceUnavailable && (answer.json?["redis"] as? String)?.hasPrefix("unreachable") == true)
+            #expect(answer.json?["database"] as? String == "ok")
+        }
+    }
+}

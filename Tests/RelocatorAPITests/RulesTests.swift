@@ -1,0 +1,121 @@
+import Foundation
+import Hummingbird
+import JobQueue
+import RedisClient
+import RelocatorCore
+import SQLStore
+import Testing
+@testable import RelocatorAPI
+
+/// The pure rules of the HTTP layer: form fields, error mapping, the 405 table, times, readiness
+/// words, the move rate.
+@Suite struct RulesTests {
+    func message(_ body: () throws -> Any) -> String? {
+        do {
+            _ = try body()
+            return nil
+        } catch let error as APIError {
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func aCountTooLargeForSixtyFourBitsSaysTheRange() throws {
+        let tooLarge = message { try FormRules.count("9223372036854775808") }
+        #expect(tooLarge?.hasPrefix("count must be a whole number between 0 and 9223372036854775807") == true)
+        let letters = message { try FormRules.count("12abc") }
+        #expect(letters?.contains("'count' was '12abc'") == true)
+        let negative = message { try FormRules.count("-5") }
+        #expect(negative == "form field 'count' must be at least 0, got -5")
+        let missing = message { try FormRules.count(nil) }
+        #expect(missing == "form field 'count' is missing")
+        let zero = message { try FormRules.cid("0") }
+        #expect(zero == "form field 'cid' must be at least 1, got 0")
+        #expect(try FormRules.count(" 42 ") == 42)
+        #expect(try FormRules.count("9223372036854775807") == Int64.max)
+    }
+
+    @Test func onlyURLEncodedFormsAreForms() {
+        #expect(FormRules.isURLEncoded("application/x-www-form-urlencoded; charset=utf-8"))
+        #expect(!FormRules.isURLEncoded("multipart/form-data; boundary=x"))
+        #expect(!FormRules.isURLEncoded("application/json"))
+    }
+
+    @Test func serverTroubleIsA503ThatSaysWhatToDoWithoutInternals() throws {
+        let missing = try #require(APIError.from(SQLError(code: .databaseFileMissing, location: "sqlite /secret/path.sqlite", message: "x")))
+        #expect(missing.status == .serviceUnavailable && missing.message.contains("relocator migrate") && !missing.message.contains("/secret"))
+        #expect(APIError.from(SQLError(code: .schemaMissing, message: "no table"))?.message.contains("relocator migrate") == true)
+        #expect(APIError.from(SQLError(code: .permissionDenied, message: "EACCES"))?.status == .serviceUnavailable)
+        #expect(APIError.from(SQLError(code: .connectionRefused, message: "x"))?.message == "the database is unreachable; try again later")
+        #expect(APIError.from(RedisError(code: .connection, address: "127.0.0.1:1", command: "PING", message: "refused"))?.status == .serviceUnavailable)
+        #expect(APIError.from(SQLError(code: .badSQL, message: "syntax")) == nil)
+    }
+
+    @Test func aKnownPathWithAnotherMethodIsA405ThatSaysWhichMethodsAreAllowed() {
+        var table = RouteTable()
+        table.add("post_sentence", .post)
+        table.add("v1/contents/:cid", .get)
+        table.add("v1/contents/:cid/count", .post)
+        let wrong = ErrorMiddleware.mapped(.notFound, .get, "/post_sentence", maxBody: 65536, routes: table)
+        #expect(wrong.status == .methodNotAllowed && wrong.headers[.allow] == "POST")
+        #expect(ErrorMiddleware.mapped(.notFound, .delete, "/v1/contents/7", maxBody: 65536, routes: table).headers[.allow] == "GET")
+        #expect(ErrorMiddleware.mapped(.notFound, .get, "/v1/contents/7/nothing", maxBody: 65536, routes: table).code == .notFound)
+        #expect(ErrorMiddleware.mapped(.contentTooLarge, .post, "/post_sentence", maxBody: 65536, routes: table).message
+            == "the request body is larger than 65536 bytes")
+    }
+
+    @Test func theTokenIsComparedWholeAndOnlyAsABearer() {
+        let token = Array("s3cret".utf8)
+        #expect(TokenMiddleware.authorized("Bearer s3cret", token: token))
+        #expect(!TokenMiddleware.authorized("Bearer s3cre", token: token))
+        #expect(!TokenMiddleware.authorized("Bearer s3cretX", token: token))
+        #expect(!TokenMiddleware.authorized("Basic s3cret", token: token))
+        #expect(!TokenMiddleware.authorized(nil, token: token))
+        #expect(APIError.unauthorized.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+    }
+
+    @Test func timesAreRFC3339UTCWithMilliseconds() throws {
+        #expect(Timestamp(milliseconds: 0).description == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp(milliseconds: 1_795_815_235_123).description == "2026-11-27T21:33:55.123Z")
+        let never: Int64? = nil, zero: Int64? = 0
+        #expect(Timestamp(milliseconds: never) == nil && Timestamp(milliseconds: zero) == nil)
+        let encoded = try RelocatorJSON.string(["at": Timestamp(milliseconds: 1_795_815_235_123)])
+        #expect(encoded == #"{"at":"2026-11-27T21:33:55.123Z"}"#)
+    }
+
+    /// `MigrationStatus` as the SQL layer encodes it.
+    func status(applied: [String], pending: [String], latest: String, present: Bool = true) throws -> MigrationStatus {
+        let json = try RelocatorJSON.data(StatusJSON(applied: applied, pending: pending, unknown: [], latest_known: latest,
+                                                     latest_known_version: Int(latest.prefix(4)) ?? 0, schema_present: present))
+        return try JSONDecoder().decode(MigrationStatus.self, from: json)
+    }
+
+    struct StatusJSON: Encodable {
+        var applied: [String], pending: [String], unknown: [String], latest_known: String, latest_known_version: Int, schema_present: Bool
+    }
+
+    @Test func readinessSaysWhichSchemaTheDatabaseHasAndWhichThisBinaryNeeds() throws {
+        let behind = try status(applied: ["0001_original_tables", "0002_relocations"], pending: ["0003_a", "0004_b", "0005_level_policy"],
+                                latest: "0005_level_policy")
+        #expect(RelocationService.schemaProblem(behind) == "schema at 0002, this binary needs 0005: run relocator migrate")
+        let none = try status(applied: [], pending: ["0001_a"], latest: "0001_a", present: false)
+        #expect(RelocationService.schemaProblem(none) == "no schema: run relocator migrate")
+        #expect(RelocationService.schemaProblem(try status(applied: ["0001_a"], pending: [], latest: "0001_a")) == nil)
+        let readiness = Readiness(redisProblem: nil, databaseProblem: "schema at 0002, this binary needs 0005: run relocator migrate")
+        #expect(!readiness.isReady && readiness.summary.contains("database: schema at 0002"))
+    }
+
+    @Test func movesAreSpreadOverTheMinutesBetweenTwoReadings() {
+        let rate = MoveRate()
+        let start: Int64 = 1_800_000_000_000 / 60_000 * 60_000  // a minute boundary
+        rate.record(moved: 100, at: start)
+        rate.record(moved: 160, at: start + 120_000)  // 60 moves over two minutes
+        rate.record(moved: 160, at: start + 130_000)
+        let minutes = rate.perMinute(at: start + 130_000)
+        #expect(minutes.count == 60)
+        #expect(Array(minutes.suffix(3)) == [30, 30, 0])
+        rate.record(moved: 5, at: start + 140_000)  // the counter was reset: nothing counted
+        #expect(rate.perMinute(at: start + 140_000).reduce(0, +) == 60)
+    }
+}
