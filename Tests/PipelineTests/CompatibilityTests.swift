@@ -71,7 +71,7 @@ import TestSupport
         expectError(try HTTP.postJSON(port, "/v1/contents/1/count", "{\"count\": \"many\"}"), 400, "bad_request", "whole number")
         expectError(try HTTP.postJSON(port, "/v1/contents/1/count", "{\"count\": 1.5}"), 400, "bad_request", "whole number")
         expectError(try HTTP.postJSON(port, "/v1/contents/1/count", "not json"), 400, "bad_request", "count")
-        expectError(try HTTP.postJSON(port, "/v1/contents/0/count", "{\"count\": 1}"), 400, "bad_request", "positive")
+        expectError(try HTTP.postJSON(port, "/v1/contents/0/count", "{\"count\": 1}"), 400, "bad_request", "between 1 and")
         expectError(try HTTP.get(port, "/v1/jobs/1"), 404, "no_job", "cid 1")
         expectError(try HTTP.get(port, "/v1/contents/31337"), 404, "unknown_cid", "31337")
         expectError(try HTTP.get(port, "/no/such/route"), 404, "not_found", "no route GET /no/such/route")

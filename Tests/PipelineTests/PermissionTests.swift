@@ -28,7 +28,7 @@ import TestSupport
         defer { worker.stop() }
         #expect(try pipeline.post(1, 5000).status == 200)
         try pipeline.cluster.waitUntil("two failed attempts", timeout: .seconds(30)) {
-            Int(try pipeline.job(1)?["attempts"] as? String ?? "0") ?? 0 >= 2
+            (try pipeline.job(1)?["attempts"] as? Int ?? 0) >= 2
         }
         let job = try #require(try pipeline.job(1))
         #expect((job["last_error"] as? String)?.contains("EACCES") == true, "\(job)")

@@ -91,7 +91,7 @@ import TestSupport
         // When each failed attempt was recorded.
         var seen: [Int: ContinuousClock.Instant] = [:]
         try pipeline.cluster.waitUntil("four failed attempts", timeout: .seconds(30)) {
-            if let text = try pipeline.job(1)?["attempts"] as? String, let attempts = Int(text), seen[attempts] == nil {
+            if let attempts = try pipeline.job(1)?["attempts"] as? Int, seen[attempts] == nil {
                 seen[attempts] = .now
             }
             return seen[4] != nil
@@ -122,7 +122,7 @@ import TestSupport
         try pipeline.cluster.startCommitter()
         #expect(try pipeline.post(2, 5000).status == 200)
         try pipeline.cluster.waitUntil("the dead letter") { try pipeline.job(2)?["status"] as? String == "dead" }
-        #expect(try pipeline.job(2)?["attempts"] as? String == "1")
+        #expect(try pipeline.job(2)?["attempts"] as? Int == 1)
 
         let listed = try pipeline.cluster.run(["dlq", "list"])
         #expect(listed.status == 0 && listed.stdout.contains("missing.mp4") && listed.stdout.contains("bronze → silver")
@@ -162,7 +162,7 @@ import TestSupport
         try pipeline.cluster.startWorker("rescuer", concurrency: 1)
         try pipeline.cluster.waitUntil("the commit", timeout: .seconds(60)) { try pipeline.job(1)?["status"] as? String == "committed" }
         let job = try #require(try pipeline.job(1))
-        #expect(job["attempts"] as? String == "0")
+        #expect(job["attempts"] as? Int == 0)
         #expect(job["worker_id"] as? String == "rescuer")
         #expect(pipeline.whereIs("big.bin") == ["gold"])
         #expect(TestFiles.partFiles(under: pipeline.gold.path).isEmpty)
