@@ -42,7 +42,28 @@ public final class LevelCache: Sendable {
         }
     }
 
-    public func invalidate() { state.withLock { $0 = nil } }
+    public func invalidate() {
+        state.withLock { $0 = nil }
+        policyState.withLock { $0 = nil }
+    }
+
+    private let policyState = Mutex<(policies: [String: LevelPolicy], loaded: ContinuousClock.Instant)?>(nil)
+
+    /// The level policies (`level_policy`), kept as long as the table; the last ones when the
+    /// database is down.
+    public func policies(load: () async throws -> [String: LevelPolicy]) async throws -> [String: LevelPolicy] {
+        let cached = policyState.withLock { $0 }
+        if let cached, ContinuousClock.now - cached.loaded < maxAge { return cached.policies }
+        let policies: [String: LevelPolicy]
+        do {
+            policies = try await load()
+        } catch {
+            if let cached { return cached.policies }
+            throw error
+        }
+        policyState.withLock { $0 = (policies, ContinuousClock.now) }
+        return policies
+    }
 }
 
 /// Contents (filename, level) seen lately, so that a popular content's counts do not each cost a
@@ -77,4 +98,7 @@ public final class ContentCache: Sendable {
             entries[content.cid] = (content, .now, readAt)
         }
     }
+
+    /// Forgets everything (Redis failed over: what it knew of recent moves may be lost with it).
+    public func clear() { entries.withLock { $0.removeAll(keepingCapacity: true) } }
 }

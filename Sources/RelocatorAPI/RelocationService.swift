@@ -30,9 +30,15 @@ public final class RelocationService: Sendable {
     private let roots = Mutex<[String: LevelRoot]>([:])
     private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
 
+    /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
+    public let halfLife: Duration?
+    /// What Redis was last seen as (its run id, or a cluster's epoch), checked at most once a second.
+    private let redisEpoch = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
+
     public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
                 contents: ContentCache = ContentCache(), jobTTL: Duration = .seconds(86400),
-                directories: LevelDirectories? = nil, logger: Logger) {
+                directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger) {
+        self.halfLife = halfLife
         self.contents = contents
         self.pipeliner = RedisPipeliner(url: redis.url)
         self.directories = directories
@@ -63,8 +69,69 @@ public final class RelocationService: Sendable {
         try await levels.table { try await self.sql.withDatabase { try LevelStore(database: $0).levels() } }
     }
 
+    /// The level table with the level policies (both cached for a few seconds).
+    public func placement() async throws -> Placement {
+        let table = try await levelTable()
+        let policies = try await levels.policies { try await self.sql.withDatabase { try LevelStore(database: $0).policies() } }
+        return Placement(table: table, policies: policies)
+    }
+
+    /// What a submission tells the enqueue script of the policies.
+    func countPolicy(_ placement: Placement) -> JobQueue.CountPolicy {
+        var residencies: [String: Duration] = [:]
+        for (level, policy) in placement.policies { if let seconds = policy.minResidency, seconds > 0 { residencies[level] = .seconds(seconds) } }
+        return JobQueue.CountPolicy(halfLife: halfLife, residencies: residencies)
+    }
+
+    /// Hits for a content (`POST /v1/contents/{cid}/hits`): its counter decays by half every
+    /// half-life; its value now drives placement as a posted count does.
+    public func hit(cid: Int64, hits: Int64) async throws -> (value: Double, submitted: Submitted) {
+        guard let halfLife else {
+            throw APIError(.unavailable, "hit counting needs RELOCATOR_HALF_LIFE (e.g. 24h) on the API")
+        }
+        guard hits >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("n", minimum: 0, got: String(hits))) }
+        if contents.content(cid) == nil {
+            guard try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) != nil else {
+                throw APIError.unknownContent(cid)
+            }
+        }
+        let queue = self.queue
+        let value = try await redis.withConnection { try queue.hit(cid: cid, hits: Double(hits), halfLife: halfLife, on: $0) }
+        return (value, try await submit(cid: cid, count: Int64(value.rounded(.down))))
+    }
+
+    /// Forgets the cached contents when Redis is not the one it was (a restart or a failover may
+    /// have lost what it knew of recent moves, which the cache relies on). At most once a second.
+    func checkRedisEpoch() async {
+        let due = redisEpoch.withLock { state -> Bool in
+            if let checked = state.checked, ContinuousClock.now - checked < .seconds(1) { return false }
+            state.checked = .now
+            return true
+        }
+        guard due else { return }
+        let cluster = redis.url.topology == .cluster
+        let epoch: String?
+        do {
+            let reply = try await redis.send(cluster ? RedisCommand("CLUSTER", "INFO") : RedisCommand("INFO", "server"))
+            let key = cluster ? "cluster_current_epoch:" : "run_id:"
+            epoch = reply.string?.split(whereSeparator: \.isNewline).first { $0.hasPrefix(key) }.map(String.init)
+        } catch {
+            // Unreachable now: whatever answers next may be another server.
+            epoch = "unreachable"
+        }
+        let changed = redisEpoch.withLock { state -> Bool in
+            defer { state.value = epoch }
+            return state.value != nil && state.value != epoch
+        }
+        if changed {
+            contents.clear()
+            logger.notice("Redis restarted or failed over: the content cache is emptied")
+        }
+    }
+
     /// A new view count for a content: the level it falls in, and a job unless it is already there.
     public func submit(cid: Int64, count: Int64) async throws -> Submitted {
+        await checkRedisEpoch()
         guard cid > 0 else { throw APIError.badRequest("cid must be a positive whole number, got \(cid)") }
         guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count))) }
         var cached = contents.content(cid)
@@ -84,8 +151,8 @@ public final class RelocationService: Sendable {
             throw APIError(.invalidFilename, "the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
         }
         try await checkPath(filename, on: content.level, cid: cid)
-        let table = try await levelTable()
-        guard let choice = table.choose(count: count) else {
+        let placement = try await placement()
+        guard let choice = placement.target(count: count, current: content.level) else {
             throw APIError(.noLevel, "no level holds the count \(count); check the level table")
         }
         if let raised = choice.raiseMaxCounts {
@@ -98,8 +165,9 @@ public final class RelocationService: Sendable {
                 ])
             }
         }
+        let policy = countPolicy(placement)
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
-                                                              dbLevel: content.level, target: choice.level, readAt: readAt))
+                                                              dbLevel: content.level, target: choice.level, readAt: readAt, policy: policy))
         var submission = try queue.submission(from: reply, address: redis.url.address)
         if submission.outcome == .staleLevel {
             // The content changed level since it was cached: read it again; that read stands.
@@ -110,7 +178,7 @@ public final class RelocationService: Sendable {
             contents.store(fresh, readAt: readAt)
             content = fresh
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
-                                                                  target: choice.level, readAt: JobQueue.freshRead))
+                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy))
             submission = try queue.submission(from: again, address: redis.url.address)
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
@@ -152,7 +220,8 @@ public final class RelocationService: Sendable {
     public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
         let cids = counts.map(\.cid)
         let contents = try await sql.withDatabase { try ContentStore(database: $0).contents(cids: cids) }
-        let table = try await levelTable()
+        let placement = try await placement()
+        let policy = countPolicy(placement)
         var skipped: [String] = []
         var items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)] = []
         var raises: [String: Int64] = [:]
@@ -164,7 +233,10 @@ public final class RelocationService: Sendable {
                 skipped.append("cid \(cid): unsafe filename (\(error))")
                 continue
             }
-            guard count >= 0, let choice = table.choose(count: count) else { skipped.append("cid \(cid): no level holds \(count)"); continue }
+            guard count >= 0, let choice = placement.target(count: count, current: content.level) else {
+                skipped.append("cid \(cid): no level holds \(count)")
+                continue
+            }
             if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
             items.append((cid, count, content.filename, content.level, choice.level))
         }
@@ -179,11 +251,9 @@ public final class RelocationService: Sendable {
         }
         var outcomes: [String: Int] = [:]
         let queue = self.queue
-        var start = 0
-        while start < items.count {
-            let chunk = Array(items[start..<min(start + 1000, items.count)])
-            start += chunk.count
-            let submissions = try await redis.withConnection { try queue.submitMany(chunk, readAt: JobQueue.freshRead, on: $0) }
+        for chunk in items.chunks(of: 1000) {
+            let batch = Array(chunk)
+            let submissions = try await redis.withConnection { try queue.submitMany(batch, readAt: JobQueue.freshRead, policy: policy, on: $0) }
             for submission in submissions { outcomes[submission.outcome.rawValue, default: 0] += 1 }
         }
         return (outcomes, skipped)

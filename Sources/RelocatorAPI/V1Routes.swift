@@ -11,6 +11,7 @@ struct V1Routes: Sendable {
 
     func register(_ routes: RouteRegistry) {
         routes.post("v1/contents/:cid/count") { request, context in try await postCount(request, context) }
+        routes.post("v1/contents/:cid/hits") { request, context in try await postHits(request, context) }
         routes.get("v1/contents/:cid") { _, context in try json(try await service.content(cid: try Self.pathCID(context))) }
         routes.get("v1/contents/:cid/why") { _, context in try json(try await service.why(cid: try Self.pathCID(context))) }
         routes.get("v1/jobs/:cid") { _, context in
@@ -46,6 +47,24 @@ struct V1Routes: Sendable {
         case .staleLevel:
             // The service reads the level again and resubmits; a second change meanwhile is rare.
             throw APIError(.unavailable, "the content of cid \(cid) changed level while the count was submitted; send it again")
+        }
+    }
+
+    /// Hits for a content: its decaying counter grows by `n`; the counter's value now is the count
+    /// placement uses.
+    func postHits(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let cid = try Self.pathCID(context)
+        let hits = try await Self.decode(HitsBody.self, request, maxBytes: maxBody, expected: HitsBody.expected).n
+        let (value, submitted) = try await service.hit(cid: cid, hits: hits)
+        let count = Int64(value.rounded(.down))
+        switch submitted.submission.outcome {
+        case .inPlace, .dropped:
+            return try json(HitsView(count: count, value: value, outcome: "in_place", level: submitted.target, job: nil))
+        case .created, .updated, .retargeted, .reversed, .requeued, .followUp:
+            return try json(HitsView(count: count, value: value, outcome: submitted.submission.outcome.rawValue, level: submitted.target,
+                                     job: submitted.submission.job.map { JobView($0) }), status: .accepted)
+        case .staleLevel:
+            throw APIError(.unavailable, "the content of cid \(cid) changed level while the hits were counted; they are counted, send n=0 to place it")
         }
     }
 
@@ -108,6 +127,37 @@ struct CountBody: Decodable {
         }
         guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count), source: "field")) }
     }
+}
+
+/// `{"n": 1}`: hits to add (default 1).
+struct HitsBody: Decodable {
+    static let expected = "{\"n\": N} with N a whole number between 0 and 1000000"
+    var n: Int64
+
+    enum CodingKeys: String, CodingKey { case n }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        guard container.contains(.n) else {
+            n = 1
+            return
+        }
+        do {
+            n = try container.decode(Int64.self, forKey: .n)
+        } catch {
+            throw APIError.badRequest("the body must be \(Self.expected)")
+        }
+        guard (0...1_000_000).contains(n) else { throw APIError.badRequest("the body must be \(Self.expected), got \(n)") }
+    }
+}
+
+/// What a count of hits did: the decayed counter's value, the count placement used, and the job.
+struct HitsView: Encodable, Sendable {
+    var count: Int64
+    var value: Double
+    var outcome: String
+    var level: String
+    var job: JobView?
 }
 
 /// `{"cids": [1, 2]}` or `{"all": true}`.
