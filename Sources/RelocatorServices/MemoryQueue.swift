@@ -447,9 +447,10 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         try available {
             let key = keys.control.bandwidth(level)
             let want = Double(min(bytes, rate))
-            var tokens = Double(hashes[key]?["tokens"] ?? "") ?? Double(rate)
+            let capacity = max(want, Double(rate) / 4)
+            var tokens = Double(hashes[key]?["tokens"] ?? "") ?? capacity
             let at = Int64(hashes[key]?["at"] ?? "") ?? now
-            tokens = min(Double(rate), tokens + Double(now - at) * Double(rate) / 1000)
+            tokens = min(capacity, tokens + Double(now - at) * Double(rate) / 1000)
             var wait: Int64 = 0
             if tokens >= want { tokens -= want } else { wait = Int64(((want - tokens) * 1000 / Double(rate)).rounded(.up)) }
             hashes[key] = ["tokens": String(tokens), "at": String(now)]
