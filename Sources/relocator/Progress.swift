@@ -1,0 +1,57 @@
+import Foundation
+import RelocatorCore
+
+/// Progress of a long command on standard error: on a terminal (`isatty(2)`) a bar redrawn in
+/// place at most ten times a second; otherwise a plain line every `interval` and one at the end.
+/// The text itself comes from `ProgressText`.
+final class ProgressReporter {
+    private let text: ProgressText
+    private let terminal: Bool
+    private let interval: Duration
+    private let started = ContinuousClock.now
+    private var lastDraw: ContinuousClock.Instant?
+    private var done = 0
+
+    init(label: String, total: Int?, unit: String, interval: Duration = .seconds(5)) {
+        text = ProgressText(label: label, total: total, unit: unit)
+        terminal = isatty(STDERR_FILENO) == 1
+        self.interval = interval
+    }
+
+    /// `done` items so far.
+    func update(_ done: Int) {
+        self.done = done
+        let now = ContinuousClock.now
+        let since = now - (lastDraw ?? started)
+        if terminal {
+            guard since >= .milliseconds(100) || done >= (text.total ?? Int.max) else { return }
+            write("\r" + text.bar(done: done, elapsed: now - started, width: Self.width()) + "\u{1B}[K")
+        } else {
+            guard ProgressText.plainLineDue(done: done, total: text.total, sinceLastLine: since, interval: interval) else { return }
+            write(text.line(done: done, elapsed: now - started) + "\n")
+        }
+        lastDraw = now
+    }
+
+    /// The last state, and the end of the bar's line.
+    func finish() {
+        let elapsed = ContinuousClock.now - started
+        if terminal {
+            write("\r" + text.bar(done: done, elapsed: elapsed, width: Self.width()) + "\u{1B}[K\n")
+        } else {
+            write(text.line(done: done, elapsed: elapsed) + "\n")
+        }
+    }
+
+    private func write(_ line: String) {
+        StandardError.write(line)
+    }
+
+    /// The terminal's width: `COLUMNS`, else the window size, else 80.
+    private static func width() -> Int {
+        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
+        var size = winsize()
+        if ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return 80
+    }
+}
