@@ -25,8 +25,9 @@ struct CSVInput {
     /// True when the first line was a header.
     var hadHeader = false
 
-    /// Reads `text` whose records have `columns` (`["cid", "filename", "level"]`). The header, when
-    /// there is one, starts with `columns[0]`; without one the fields are in the order given.
+    /// Reads `text` whose records have `columns` (`["cid", "filename", "level"]`). A first line
+    /// without numbers that names one of the columns is the header; without one the fields are in
+    /// the order given.
     init(_ text: String, columns: [String]) {
         let raw = Self.rawRecords(text)
         bad = raw.bad
@@ -37,9 +38,10 @@ struct CSVInput {
             if trimmed.allSatisfy(\.isEmpty) || trimmed[0].hasPrefix("#") { continue }
             if first {
                 first = false
-                if trimmed[0].lowercased() == columns[0] {
+                // A header: no field is a number and one at least names a column.
+                let names = trimmed.map { $0.lowercased() }
+                if names.allSatisfy({ Int64($0) == nil }) && names.contains(where: columns.contains) {
                     hadHeader = true
-                    let names = trimmed.map { $0.lowercased() }
                     let unknown = names.filter { !columns.contains($0) }
                     let missing = columns.filter { !names.contains($0) }
                     if !unknown.isEmpty || !missing.isEmpty || Set(names).count != names.count {
