@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RedisClient
+import RelocatorAPI
 import RelocatorCore
 import SQLStore
 
@@ -27,6 +28,8 @@ enum FailureReport {
         switch error {
         case let redis as RedisError where [.connection, .timeout, .authentication, .closed].contains(redis.code):
             text = "redis \(redis.address): \(redis.message)"
+        case let service as ServiceError:
+            text = service.message
         default:
             text = String(describing: error)
         }
