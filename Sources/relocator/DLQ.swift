@@ -50,14 +50,14 @@ extension Relocator {
             return chosen
         }
 
-        /// `cid 7 (job 7:1764…): g.mp4, bronze → gold`.
+        /// `7:1764… (cid 7): g.mp4, bronze → gold`.
         static func describe(_ entry: JobQueue.DeadJob) -> String {
-            guard let job = entry.job else { return "job \(entry.id) (its hash is missing)" }
-            return "cid \(job.cid) (job \(job.id)): \(job.filename), \(job.dbLevel) → \(job.target)"
+            guard let job = entry.job else { return "\(entry.id) (its job hash is missing)" }
+            return "\(job.id) (cid \(job.cid)): \(job.filename), \(job.dbLevel) → \(job.target)"
         }
 
         struct List: ParsableCommand, LoggedCommand {
-            static let configuration = CommandConfiguration(abstract: "Show cid, filename, from → to, attempts, reason, last error and when.")
+            static let configuration = CommandConfiguration(abstract: "Show cid, filename, from → to, attempts, when, reason and last error.")
             @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var logging: LogOptions
             @Flag(help: "Print JSON: a list of {id, cid, filename, from, to, attempts, reason, last_error, updated_at}.") var json = false
@@ -67,13 +67,13 @@ extension Relocator {
                 defer { redis.close() }
                 let dead = try queue.deadJobs(on: redis)
                 if json { return try JSONOutput.print(object: dead.map(DLQ.summary)) }
-                var table = TextTable("cid", "filename", "from", "to", "attempts", "updated_at", "reason", "last_error")
+                var table = TextTable("cid", "filename", "move", "attempts", "updated_at", "reason", "last_error")
                 for entry in dead {
                     guard let job = entry.job else {
-                        table.add([entry.id, "(job hash missing)", "-", "-", "-", "-", "-", "-"])
+                        table.add([entry.id, "(job hash missing)", "-", "-", "-", "-", "-"])
                         continue
                     }
-                    table.add([String(job.cid), job.filename, job.dbLevel, job.target, String(job.attempts),
+                    table.add([String(job.cid), job.filename, "\(job.dbLevel) → \(job.target)", String(job.attempts),
                                TimeText.rfc3339(milliseconds: job.updatedAt), job.reason.cell, job.lastError.cell])
                 }
                 table.print()

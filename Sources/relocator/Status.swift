@@ -97,8 +97,11 @@ struct StatusReport: Encodable {
     var processing, retry, deferred, dead, done, committing: Int
     var totals: [String: Int64]
 
+    /// Jobs waiting per level, as `/v1/queues` answers them.
+    var queues: [String: Int]
+
     enum CodingKeys: String, CodingKey {
-        case levels, paused, processing, retry, deferred, dead, done, committing, totals
+        case levels, paused, processing, retry, deferred, dead, done, committing, totals, queues
         case processes = "workers"
         case workersRunning = "workers_running"
         case committersRunning = "committers_running"
@@ -107,6 +110,7 @@ struct StatusReport: Encodable {
     init(_ stats: QueueStats, now: Int64) {
         levels = stats.levels.map { Level(name: $0.name, queued: $0.depth, oldestAgeMilliseconds: $0.oldestAgeMilliseconds, paused: $0.paused) }
         paused = stats.levels.filter(\.paused).map(\.name)
+        queues = Dictionary(stats.levels.map { ($0.name, $0.depth) }, uniquingKeysWith: +)
         processes = stats.workers.map { worker in
             let beat = worker.info[.beatAt].flatMap(Int64.init)
             return Process(
