@@ -11,6 +11,8 @@ final class ProgressReporter {
     private let started = ContinuousClock.now
     private var lastDraw: ContinuousClock.Instant?
     private var done = 0
+    /// What the last plain line showed.
+    private var printedDone: Int?
 
     init(label: String, total: Int?, unit: String, interval: Duration = .seconds(5)) {
         text = ProgressText(label: label, total: total, unit: unit)
@@ -29,6 +31,7 @@ final class ProgressReporter {
         } else {
             guard ProgressText.plainLineDue(done: done, total: text.total, sinceLastLine: since, interval: interval) else { return }
             write(text.line(done: done, elapsed: now - started) + "\n")
+            printedDone = done
         }
         lastDraw = now
     }
@@ -38,7 +41,7 @@ final class ProgressReporter {
         let elapsed = ContinuousClock.now - started
         if terminal {
             write("\r" + text.bar(done: done, elapsed: elapsed, width: Self.width()) + "\u{1B}[K\n")
-        } else {
+        } else if printedDone != done {
             write(text.line(done: done, elapsed: elapsed) + "\n")
         }
     }
