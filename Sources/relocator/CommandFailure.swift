@@ -49,13 +49,13 @@ enum FailureReport {
         return result
     }
 
-    /// Prints the error and ends the process. `ExitCode` and `CleanExit` keep their meaning.
+    /// Prints the error and ends the process. `ExitCode`, and what the parser ends with success
+    /// (`--help` is run as a command that throws its text), keep their meaning.
     static func exit(_ error: any Error) -> Never {
-        switch error {
-        case let code as ExitCode:
-            Relocator.exit(withError: code)
-        case is CleanExit:
+        if error is ExitCode || Relocator.exitCode(for: error) == .success {
             Relocator.exit(withError: error)
+        }
+        switch error {
         case let validation as ValidationError:
             // An argument found wrong only while the command ran: one line, the usage status.
             printError(line(validation))
