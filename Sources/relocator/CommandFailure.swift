@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import RedisClient
-import RelocatorAPI
 import RelocatorCore
 import SQLStore
 
@@ -28,8 +27,6 @@ enum FailureReport {
         switch error {
         case let redis as RedisError where [.connection, .timeout, .authentication, .closed].contains(redis.code):
             text = "redis \(redis.address): \(redis.message)"
-        case let service as ServiceError:
-            text = service.message
         default:
             text = String(describing: error)
         }

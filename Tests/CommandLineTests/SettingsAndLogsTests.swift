@@ -46,7 +46,8 @@ import TestSupport
         defer { cli.stop() }
         #expect(try cli.run(["contents", "add", "--cid", "1", "--filename", "a.mp4", "--level", "bronze"]).status == 0)
         let unknown = try cli.run(["enqueue", "--cid", "2", "--count", "5"])
-        #expect(unknown.stderr == "Error: no content with cid 2\n")
+        #expect(unknown.status == 1)
+        #expect(unknown.errorLines.count == 1 && unknown.stderr.contains("no content with cid 2"), "\(unknown.stderr)")
         let port = try freeLoopbackPort()
         for arguments in [["status"], ["dlq", "list"], ["pause", "gold"], ["enqueue", "--cid", "1", "--count", "5"]] {
             let result = try cli.run(arguments, environment: ["REDIS_URL": "redis://127.0.0.1:\(port)/0"])
