@@ -9,7 +9,8 @@ struct CSVInput {
     struct Record: Equatable {
         /// The line (from 1) the record starts on.
         var line: Int
-        /// The fields in the order of `columns`, trimmed of surrounding spaces.
+        /// The fields in the order of `columns`: trimmed of surrounding spaces, but for the columns
+        /// of `keepingSpaces`, which are as written (a quoted filename keeps its spaces).
         var fields: [String]
     }
 
@@ -28,7 +29,7 @@ struct CSVInput {
     /// Reads `text` whose records have `columns` (`["cid", "filename", "level"]`). A first line
     /// without numbers that names one of the columns is the header; without one the fields are in
     /// the order given.
-    init(_ text: String, columns: [String]) {
+    init(_ text: String, columns: [String], keepingSpaces: Set<String> = []) {
         let raw = Self.rawRecords(text)
         bad = raw.bad
         var order = Array(columns.indices)
@@ -56,7 +57,8 @@ struct CSVInput {
                 bad.append(BadLine(line: record.line, reason: "\(trimmed.count) field\(trimmed.count == 1 ? "" : "s"), expected \(columns.count) (\(columns.joined(separator: ",")))"))
                 continue
             }
-            records.append(Record(line: record.line, fields: order.map { trimmed[$0] }))
+            let keep = columns.map { keepingSpaces.contains($0) }
+            records.append(Record(line: record.line, fields: order.enumerated().map { keep[$0.offset] ? record.fields[$0.element] : trimmed[$0.element] }))
         }
         bad.sort { $0.line < $1.line }
     }

@@ -89,7 +89,7 @@ extension Relocator {
                 abstract: "Add or change contents from CSV: cid,filename,level.",
                 discussion: """
                     An optional header line (cid,filename,level, in any order) names the columns; fields may be quoted \
-                    ("a,b.mp4"); blank lines and lines starting with # are skipped. A bad line (a malformed field, an \
+                    ("a,b.mp4", "say ""hi"".mp4"), and a quoted filename keeps its spaces; blank lines and lines starting with # are skipped. A bad line (a malformed field, an \
                     unsafe filename, a level the table does not have, a filename given to two cids) is reported with its \
                     line number, and nothing is imported unless --skip-bad. All good lines go in one transaction.
                     """)
@@ -100,7 +100,7 @@ extension Relocator {
 
             func run() throws {
                 let name = file ?? "-"
-                let input = CSVInput(try InputFile.read(name), columns: ["cid", "filename", "level"])
+                let input = CSVInput(try InputFile.read(name), columns: ["cid", "filename", "level"], keepingSpaces: ["filename"])
                 let db = try database.open(.readWrite)
                 defer { db.close() }
                 let levels = try Levels.names(db)

@@ -60,6 +60,16 @@ import TestSupport
         #expect(rows.map { $0["level"] as? String } == ["bronze", "silver", "gold"])
     }
 
+    @Test func aQuotedFilenameKeepsItsSpacesTabsQuotesAndBackslashes() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let names = [" padded.mp4 ", "tab\tand \"quotes\" and back\\slash é.mp4", "'; DROP TABLE contents; --.mp4"]
+        let csv = names.enumerated().map { "\($0.offset + 1),\"\($0.element.replacingOccurrences(of: "\"", with: "\"\""))\",bronze" }
+        let result = try cli.run(["contents", "import"], input: csv.joined(separator: "\r\n"))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try listed(cli).map { $0["filename"] as? String } == names)
+    }
+
     @Test func badLinesAreReportedByNumberAndNothingIsImportedWithoutSkipBad() throws {
         let cli = try Self.workspace()
         defer { cli.stop() }
