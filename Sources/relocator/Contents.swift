@@ -28,6 +28,21 @@ extension Relocator {
             return .success(Content(cid: cid, filename: filename, level: level))
         }
 
+        /// A content in JSON, with `update_time` null when it was never recorded.
+        struct Row: Encodable {
+            var content: Content
+
+            enum CodingKeys: String, CodingKey { case cid, filename, level, updateTime = "update_time" }
+
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(content.cid, forKey: .cid)
+                try container.encode(content.filename, forKey: .filename)
+                try container.encode(content.level, forKey: .level)
+                try container.encode(content.updateTime, forKey: .updateTime)
+            }
+        }
+
         struct List: ParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(abstract: "Show contents: cid, filename, level and when the level last changed.")
 
@@ -45,7 +60,7 @@ extension Relocator {
                 defer { db.close() }
                 if let level { try Levels.requireKnown(level, in: try Levels.names(db)) }
                 let rows = try ContentStore(database: db).contents(limit: limit, offset: offset, level: level)
-                if json { return try JSONOutput.print(rows) }
+                if json { return try JSONOutput.print(rows.map(Row.init)) }
                 var table = TextTable("cid", "filename", "level", "update_time")
                 for row in rows { table.add([String(row.cid), row.filename, row.level, row.updateTime.cell]) }
                 table.print()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileMover
 import Foundation
 import Hummingbird
 import JobQueue
@@ -34,6 +35,8 @@ extension Relocator {
             let logger = Logs.logger("relocator.api")
             let service = try makeService(runtime, database, access: .readWrite, requireDatabase: false, logger: logger)
             defer { service.close() }
+            // Level directories, when given, must be sound, as for a worker.
+            if let directories = service.directories { _ = try verifyLevelLayout(directories, setting: "RELOCATOR_LEVELS") }
             let token = ProcessInfo.processInfo.environment["RELOCATOR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
             if port != 0 {
                 let (host, port) = (self.host, self.port)

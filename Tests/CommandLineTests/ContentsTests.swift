@@ -58,6 +58,7 @@ import TestSupport
         let rows = try listed(cli)
         #expect(rows.map { $0["filename"] as? String } == ["q,uoted.mp4", "say \"hi\".mp4", "plain.mp4"])
         #expect(rows.map { $0["level"] as? String } == ["bronze", "silver", "gold"])
+        #expect(rows.allSatisfy { $0["update_time"] is NSNull })
     }
 
     @Test func aQuotedFilenameKeepsItsSpacesTabsQuotesAndBackslashes() throws {

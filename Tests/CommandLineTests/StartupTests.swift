@@ -60,6 +60,17 @@ import TestSupport
                 "\(cli.stderr("committer"))")
     }
 
+    @Test func serveChecksTheLevelDirectoriesWhenItIsGivenThem() throws {
+        let cli = try CLIWorkspace()
+        defer { cli.stop() }
+        _ = try cli.makeLevels(["gold"])
+        let result = try cli.run(["serve", "--port", "0"], environment: ["RELOCATOR_LEVELS": "gold=\(cli.levelPath("gold")),silver=\(cli.levelPath("gold"))"])
+        #expect(result.status == 1)
+        #expect(result.errorLines.count == 1, "\(result.stderr)")
+        #expect(result.stderr.contains("RELOCATOR_LEVELS: "), "\(result.stderr)")
+        #expect(result.stderr.contains("'gold' and 'silver'"), "\(result.stderr)")
+    }
+
     @Test func serveOnABusyPortSaysWhichAddressInOneLine() throws {
         let cli = try CLIWorkspace()
         defer { cli.stop() }
