@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobQueue
 import RedisClient
+import RelocatorAPI
 import RelocatorCore
 
 extension Relocator {
@@ -24,16 +25,6 @@ extension Relocator {
 
         static func connect(_ runtime: RuntimeOptions) throws -> (JobQueue, RedisConnection) {
             (JobQueue(keys: try runtime.keys()), RedisConnection(url: try runtime.redis()))
-        }
-
-        /// A dead job as `dlq list --json` shows it (times RFC 3339).
-        static func summary(_ entry: JobQueue.DeadJob) -> [String: Any] {
-            guard let job = entry.job else { return ["id": entry.id, "job": NSNull()] }
-            return [
-                "id": job.id, "cid": job.cid, "filename": job.filename, "from": job.dbLevel, "to": job.target, "attempts": job.attempts,
-                "reason": job.reason ?? NSNull(), "last_error": job.lastError ?? NSNull(),
-                "updated_at": TimeText.rfc3339(milliseconds: job.updatedAt),
-            ]
         }
 
         /// The dead jobs of the selection; the cids asked for that have none make the command fail
@@ -60,13 +51,13 @@ extension Relocator {
             static let configuration = CommandConfiguration(abstract: "Show cid, filename, from → to, attempts, when, reason and last error.")
             @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var logging: LogOptions
-            @Flag(help: "Print JSON: a list of {id, cid, filename, from, to, attempts, reason, last_error, updated_at}.") var json = false
+            @Flag(help: "Print JSON: a list of {id, cid, filename, from, to, attempts, reason, last_error, updated_at}, as GET /v1/dead.") var json = false
 
             func run() throws {
                 let (queue, redis) = try DLQ.connect(runtime)
                 defer { redis.close() }
                 let dead = try queue.deadJobs(on: redis)
-                if json { return try JSONOutput.print(object: dead.map(DLQ.summary)) }
+                if json { return try JSONOutput.print(dead.map(DeadJobView.init)) }
                 var table = TextTable("cid", "filename", "move", "attempts", "updated_at", "reason", "last_error")
                 for entry in dead {
                     guard let job = entry.job else {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JobQueue
 import Logging
+import RelocatorAPI
 import RelocatorCore
 
 extension Relocator {
@@ -12,7 +13,8 @@ extension Relocator {
                 Per level: jobs waiting, how long the oldest has waited, whether the level is paused. Per worker and \
                 committer: id, kind, host, levels, heartbeat age and jobs in hand. Then processing, retry, deferred, \
                 dead, done and committing, and the totals moved, retried, dead and committed. Says plainly when no \
-                worker or no committer is running.
+                worker or no committer is running. --json prints what GET /v1/queues answers, with `levels`, \
+                `workers_running` and `committers_running` added.
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
@@ -25,68 +27,31 @@ extension Relocator {
                                           logger: Logger(label: "relocator.status", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
             let stats = try await service.stats()
-            let report = StatusReport(stats, now: JobQueue.nowMilliseconds())
-            if json { return try JSONOutput.print(report) }
+            let now = JobQueue.nowMilliseconds()
+            let report = StatusReport(stats, now: now)
+            if json { return try JSONOutput.print(object: try report.json(QueuesView(stats, now: now))) }
             print(report.text)
         }
     }
 }
 
 /// What `status` shows, built from `QueueStats` (pure, for the text and the JSON).
-struct StatusReport: Encodable {
-    struct Level: Encodable {
+struct StatusReport {
+    struct Level {
         var name: String
         var queued: Int
         var oldestAgeMilliseconds: Int64?
         var paused: Bool
-
-        enum CodingKeys: String, CodingKey {
-            case name, queued, paused
-            case oldestAgeMilliseconds = "oldest_age_ms"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(name, forKey: .name)
-            try container.encode(queued, forKey: .queued)
-            try container.encode(oldestAgeMilliseconds, forKey: .oldestAgeMilliseconds)
-            try container.encode(paused, forKey: .paused)
-        }
     }
 
-    struct Process: Encodable {
+    struct Process {
         var id: String
         var kind: String
         var host: String?
-        var pid: Int?
         var levels: [String]
         var alive: Bool
-        var heartbeatAt: String?
         var heartbeatAgeMilliseconds: Int64?
-        var startedAt: String?
         var jobsInHand: Int
-
-        enum CodingKeys: String, CodingKey {
-            case id, kind, host, pid, levels, alive
-            case heartbeatAt = "heartbeat_at"
-            case heartbeatAgeMilliseconds = "heartbeat_age_ms"
-            case startedAt = "started_at"
-            case jobsInHand = "jobs_in_hand"
-        }
-
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(id, forKey: .id)
-            try container.encode(kind, forKey: .kind)
-            try container.encode(host, forKey: .host)
-            try container.encode(pid, forKey: .pid)
-            try container.encode(levels, forKey: .levels)
-            try container.encode(alive, forKey: .alive)
-            try container.encode(heartbeatAt, forKey: .heartbeatAt)
-            try container.encode(heartbeatAgeMilliseconds, forKey: .heartbeatAgeMilliseconds)
-            try container.encode(startedAt, forKey: .startedAt)
-            try container.encode(jobsInHand, forKey: .jobsInHand)
-        }
     }
 
     var levels: [Level]
@@ -97,27 +62,15 @@ struct StatusReport: Encodable {
     var processing, retry, deferred, dead, done, committing: Int
     var totals: [String: Int64]
 
-    /// Jobs waiting per level, as `/v1/queues` answers them.
-    var queues: [String: Int]
-
-    enum CodingKeys: String, CodingKey {
-        case levels, paused, processing, retry, deferred, dead, done, committing, totals, queues
-        case processes = "workers"
-        case workersRunning = "workers_running"
-        case committersRunning = "committers_running"
-    }
-
     init(_ stats: QueueStats, now: Int64) {
         levels = stats.levels.map { Level(name: $0.name, queued: $0.depth, oldestAgeMilliseconds: $0.oldestAgeMilliseconds, paused: $0.paused) }
         paused = stats.levels.filter(\.paused).map(\.name)
-        queues = Dictionary(stats.levels.map { ($0.name, $0.depth) }, uniquingKeysWith: +)
         processes = stats.workers.map { worker in
             let beat = worker.info[.beatAt].flatMap(Int64.init)
             return Process(
-                id: worker.id, kind: worker.info[.kind] ?? "unknown", host: worker.info[.host], pid: worker.info[.pid].flatMap(Int.init),
+                id: worker.id, kind: worker.info[.kind] ?? "unknown", host: worker.info[.host],
                 levels: worker.info[.levels].map { $0.split(separator: ",").map(String.init) } ?? [], alive: worker.alive,
-                heartbeatAt: beat.map { TimeText.rfc3339(milliseconds: $0) }, heartbeatAgeMilliseconds: beat.map { max(0, now - $0) },
-                startedAt: worker.info[.startedAt].flatMap(Int64.init).map { TimeText.rfc3339(milliseconds: $0) }, jobsInHand: worker.held)
+                heartbeatAgeMilliseconds: beat.map { max(0, now - $0) }, jobsInHand: worker.held)
         }
         workersRunning = processes.filter { $0.alive && $0.kind == "worker" }.count
         committersRunning = processes.filter { $0.alive && $0.kind == "committer" }.count
@@ -128,6 +81,21 @@ struct StatusReport: Encodable {
         done = stats.done
         committing = stats.committing
         totals = Dictionary(uniqueKeysWithValues: StatField.allCases.map { ($0.rawValue, stats.totals[$0] ?? 0) })
+    }
+
+    /// `status --json`: what `/v1/queues` answers (`queues`), with each level in order
+    /// (`levels`: name, queued, oldest_age_seconds, paused) and how many workers and committers run.
+    func json(_ queues: QueuesView) throws -> [String: Any] {
+        guard var object = try JSONSerialization.jsonObject(with: RelocatorJSON.data(queues)) as? [String: Any] else {
+            throw CommandFailure("the queues' JSON is not an object")
+        }
+        object["levels"] = levels.map { level -> [String: Any] in
+            ["name": level.name, "queued": level.queued, "paused": level.paused,
+             "oldest_age_seconds": level.oldestAgeMilliseconds.map { Double($0) / 1000 as Any } ?? NSNull()]
+        }
+        object["workers_running"] = workersRunning
+        object["committers_running"] = committersRunning
+        return object
     }
 
     var text: String {
