@@ -1,11 +1,13 @@
 import ArgumentParser
 import Logging
+import RelocatorCore
+import RelocatorMetrics
 import ServiceLifecycle
 
 /// `--metrics-port` and `--metrics-host` of `worker` and `committer`: off unless a port is given.
 struct MetricsOptions: ParsableArguments {
     @Option(parsing: .unconditional,
-            help: "Serve Prometheus metrics on this port, 0 to 65535 (0: any free port); off unless given.",
+            help: "Serve Prometheus metrics (GET /metrics) on this port, 0 to 65535 (0: any free port, logged); off unless given.",
             transform: OptionValue.int(0...65535))
     var metricsPort: Int?
 
@@ -18,9 +20,12 @@ struct MetricsOptions: ParsableArguments {
         }
     }
 
-    /// The metrics server to run beside the worker or committer, when asked for.
-    func service(logger: Logger) throws -> [any Service] {
+    /// The metrics server to run beside the worker or committer, when asked for: the process's
+    /// metrics go to Prometheus from then on. A port that cannot be listened on fails at once.
+    func services(logger: Logger) async throws -> [any Service] {
         guard let port = metricsPort else { return [] }
-        throw CommandFailure("--metrics-port \(port): this build has no metrics server yet")
+        let host = metricsHost
+        if port != 0 { try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) } }
+        return [MetricsServer(host: host, port: port, metrics: PrometheusMetrics.bootstrap(), logger: logger)]
     }
 }

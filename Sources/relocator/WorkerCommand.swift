@@ -59,7 +59,7 @@ extension Relocator {
             settings.faults = faults
             let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
                                 mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move), logger: logger)
-            let services: [any Service] = [worker] + (try metrics.service(logger: logger))
+            let services: [any Service] = [worker] + (try await metrics.services(logger: logger))
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
@@ -113,7 +113,7 @@ extension Relocator {
                                 jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL()),
                 driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
                 openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
-            let services: [any Service] = [committer] + (try metrics.service(logger: logger))
+            let services: [any Service] = [committer] + (try await metrics.services(logger: logger))
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

@@ -102,7 +102,7 @@ import TestSupport
         }
         #expect(summary == (try String(contentsOf: file, encoding: .utf8)), "run RELOCATOR_UPDATE_HELP=1 swift test --filter HelpTests")
         for command in ["serve", "worker", "committer", "migrate", "enqueue", "status", "dlq list", "dlq replay", "dlq purge", "levels show",
-                        "levels set", "contents list", "contents add", "contents import", "relocations", "reconcile", "pause", "resume",
+                        "levels set", "contents list", "contents add", "contents import", "relocations", "reconcile", "why", "pause", "resume",
                         "checksum"] {
             #expect(summary.contains("relocator \(command) "), "\(command)")
         }
