@@ -26,6 +26,16 @@ import TestSupport
         let log = cli.stderr("api")
         #expect(log.contains("warning relocator.api: the database sqlite relocator.sqlite is not ready: no schema: run `relocator migrate`"), "\(log)")
         #expect(try HTTP.get(port, "/healthz").status == 200)
+        let ready = try HTTP.get(port, "/readyz")
+        #expect(ready.status == 503, "\(ready.body)")
+        #expect((ready.json?["database"] as? String)?.contains("run relocator migrate") == true, "\(ready.body)")
+
+        // Migrated while it runs: ready, and a line in the log when it stops.
+        #expect(try cli.run(["migrate"]).status == 0)
+        try cli.waitUntil("readiness") { try HTTP.get(port, "/readyz").status == 200 }
+        api.signal(SIGTERM)
+        #expect(api.wait(timeout: .seconds(20)) == 0)
+        #expect(cli.stderr("api").contains("stopping on SIGTERM"), "\(cli.stderr("api"))")
     }
 
     @Test func serveWithoutADatabaseFileSaysHowToMakeOne() throws {
