@@ -31,14 +31,9 @@ extension Relocator {
         /// before anything changes (`no dead job for cid 99, 100; nothing replayed`).
         static func selected(_ selection: Selection, from dead: [JobQueue.DeadJob], verb: String) throws -> [JobQueue.DeadJob] {
             guard let wanted = selection.cids else { return dead }
-            let chosen = dead.filter { entry in JobID(entry.id).map { wanted.contains($0.cid) } ?? false }
-            let found = Set(chosen.compactMap { JobID($0.id)?.cid })
-            var seen = Set<Int64>()
-            let missing = wanted.filter { !found.contains($0) && seen.insert($0).inserted }
-            guard missing.isEmpty else {
-                throw CommandFailure("no dead job for cid \(missing.map(String.init).joined(separator: ", ")); nothing \(verb)")
-            }
-            return chosen
+            let missing = DeadLetterSelection.missing(wanted, deadIDs: dead.map(\.id))
+            guard missing.isEmpty else { throw CommandFailure(DeadLetterSelection.message(missing: missing, action: verb)) }
+            return dead.filter { entry in JobID(entry.id).map { wanted.contains($0.cid) } ?? false }
         }
 
         /// `7:1764… (cid 7): g.mp4, bronze → gold`.
