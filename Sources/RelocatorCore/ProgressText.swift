@@ -61,10 +61,17 @@ public struct ProgressText: Sendable {
         "\(label): " + numbers(done: done, elapsed: elapsed).joined(separator: ", ")
     }
 
-    /// When a plain line is due: the first after `interval`, then one per `interval`, and the
-    /// last when everything is done.
-    public static func plainLineDue(done: Int, total: Int?, sinceLastLine: Duration, interval: Duration) -> Bool {
-        if let total, done >= total { return true }
+    /// When a plain line is due: once per `interval`; and when everything is done, if the run is
+    /// large (`total` at least `largeAbove`) — a short run off a terminal stays quiet.
+    public static func plainLineDue(done: Int, total: Int?, sinceLastLine: Duration, interval: Duration, largeAbove: Int = 0) -> Bool {
+        if let total, total >= largeAbove, done >= total { return true }
         return sinceLastLine >= interval
+    }
+
+    /// Whether the last state gets a plain line at the end: when it was not printed yet and the
+    /// run was long (a line before it) or large.
+    public static func plainFinalLineDue(done: Int, lastPrinted: Int?, total: Int?, largeAbove: Int = 0) -> Bool {
+        guard lastPrinted != done else { return false }
+        return lastPrinted != nil || (total ?? 0) >= largeAbove
     }
 }

@@ -87,7 +87,7 @@ extension Relocator {
                 }
                 let byID = Dictionary(chosen.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 let cids = chosen.compactMap { JobID($0.id)?.cid }
-                let progress = selection.all && cids.count > 1000 ? ProgressReporter(label: "replay", total: cids.count, unit: "jobs") : nil
+                let progress = ProgressReporter(label: "replay", total: cids.count, unit: "jobs")
                 var replayed = 0, other: [String] = []
                 var start = 0
                 while start < cids.count {
@@ -103,9 +103,9 @@ extension Relocator {
                         }
                     }
                     start += chunk.count
-                    progress?.update(start)
+                    progress.update(start)
                 }
-                progress?.finish()
+                progress.finish()
                 for line in other { FailureReport.printWarning("not replayed: \(line)") }
                 print("\(replayed) job\(replayed == 1 ? "" : "s") replayed")
             }

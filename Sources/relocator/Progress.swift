@@ -2,10 +2,11 @@ import Foundation
 import RelocatorCore
 
 /// Progress of a long command on standard error: on a terminal (`isatty(2)`) a bar redrawn in
-/// place at most ten times a second; otherwise a plain line every `interval` and one at the end.
-/// The text itself comes from `ProgressText`.
+/// place at most ten times a second; otherwise a plain line every `interval`, and one at the end
+/// when the run was long or large (`ProgressText.plainLineDue`). The text itself comes from
+/// `ProgressText`.
 final class ProgressReporter {
-    private let text: ProgressText
+    private var text: ProgressText
     private let terminal: Bool
     private let interval: Duration
     private let started = ContinuousClock.now
@@ -14,10 +15,19 @@ final class ProgressReporter {
     /// What the last plain line showed.
     private var printedDone: Int?
 
-    init(label: String, total: Int?, unit: String, interval: Duration = .seconds(5)) {
+    /// Off a terminal, runs of fewer items print a line only when they last longer than `interval`.
+    private let largeAbove: Int
+
+    init(label: String, total: Int?, unit: String, interval: Duration = .seconds(5), largeAbove: Int = 1000) {
         text = ProgressText(label: label, total: total, unit: unit)
         terminal = isatty(STDERR_FILENO) == 1
         self.interval = interval
+        self.largeAbove = largeAbove
+    }
+
+    /// The total, once it is known.
+    func setTotal(_ total: Int) {
+        text.total = total
     }
 
     /// `done` items so far.
@@ -29,7 +39,8 @@ final class ProgressReporter {
             guard since >= .milliseconds(100) || done >= (text.total ?? Int.max) else { return }
             write("\r" + text.bar(done: done, elapsed: now - started, width: Self.width()) + "\u{1B}[K")
         } else {
-            guard ProgressText.plainLineDue(done: done, total: text.total, sinceLastLine: since, interval: interval) else { return }
+            guard ProgressText.plainLineDue(done: done, total: text.total, sinceLastLine: since, interval: interval, largeAbove: largeAbove)
+            else { return }
             write(text.line(done: done, elapsed: now - started) + "\n")
             printedDone = done
         }
@@ -41,7 +52,7 @@ final class ProgressReporter {
         let elapsed = ContinuousClock.now - started
         if terminal {
             write("\r" + text.bar(done: done, elapsed: elapsed, width: Self.width()) + "\u{1B}[K\n")
-        } else if printedDone != done {
+        } else if ProgressText.plainFinalLineDue(done: done, lastPrinted: printedDone, total: text.total, largeAbove: largeAbove) {
             write(text.line(done: done, elapsed: elapsed) + "\n")
         }
     }

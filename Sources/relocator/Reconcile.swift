@@ -46,17 +46,16 @@ extension Relocator {
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.algorithm = try runtime.checksumAlgorithm()
             let progress = ProgressReporter(label: "reconcile", total: nil, unit: "contents")
-            var total: Int?
             let json = self.json
             var reconciler = try Reconciler(
                 settings: settings, session: session, store: ContentStore(database: db),
                 onFinding: { finding in if !json { print(finding.line) } },
                 onProgress: { done, all in
-                    total = all
-                    if all >= 1000 { progress.update(done) }
+                    progress.setTotal(all)
+                    progress.update(done)
                 })
             try reconciler.run()
-            if let total, total >= 1000 { progress.finish() }
+            progress.finish()
             let open = reconciler.findings.filter { $0.fixed == nil }.count
             if json {
                 try JSONOutput.print(object: [

@@ -59,6 +59,22 @@ import TestSupport
         #expect(result.errorLines.filter { $0.hasPrefix("enqueue: 1500/1500") }.count == 1, "\(result.stderr)")
         #expect(!result.stderr.contains("\r"))
         #expect(result.stdout.contains("submitted 1500 counts: created 1500"), "\(result.stdout)")
+
+        // A short run off a terminal stays quiet.
+        let small = try cli.run(["enqueue", "--file", "-"], input: "1,50\n2,50\n")
+        #expect(small.status == 0, "\(small.stderr)")
+        #expect(small.stderr.isEmpty, "\(small.stderr)")
+    }
+
+    @Test func reconcileShowsItsProgressOverALargeTable() throws {
+        let cli = try ContentsTests.workspace()
+        defer { cli.stop() }
+        cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
+        #expect(try cli.run(["contents", "import"], input: (1...1200).map { "\($0),f\($0).mp4,bronze" }.joined(separator: "\n")).status == 0)
+        let result = try cli.run(["reconcile", "--json"])
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.errorLines.last?.hasPrefix("reconcile: 1200/1200 contents (100%)") == true, "\(result.stderr)")
+        #expect((try result.json() as? [String: Any])?["need_attention"] as? Int == 1200)
     }
 
     @Test func enqueueFileDrawsABarOnATerminal() throws {

@@ -148,10 +148,19 @@ import Testing
         #expect(progress.bar(done: 500, elapsed: .seconds(5), width: 100).contains("[########################################]"))
     }
 
-    @Test func plainLinesComeOncePerIntervalAndAtTheEnd() {
+    @Test func plainLinesComeOncePerIntervalAndAtTheEndOfALargeRun() {
         #expect(!ProgressText.plainLineDue(done: 10, total: 500, sinceLastLine: .seconds(1), interval: .seconds(5)))
         #expect(ProgressText.plainLineDue(done: 10, total: 500, sinceLastLine: .seconds(5), interval: .seconds(5)))
         #expect(ProgressText.plainLineDue(done: 500, total: 500, sinceLastLine: .zero, interval: .seconds(5)))
+        #expect(ProgressText.plainLineDue(done: 1500, total: 1500, sinceLastLine: .zero, interval: .seconds(5), largeAbove: 1000))
+        #expect(!ProgressText.plainLineDue(done: 20, total: 20, sinceLastLine: .zero, interval: .seconds(5), largeAbove: 1000))
+    }
+
+    @Test func aShortSmallRunOffATerminalEndsWithoutALine() {
+        #expect(!ProgressText.plainFinalLineDue(done: 20, lastPrinted: nil, total: 20, largeAbove: 1000))
+        #expect(ProgressText.plainFinalLineDue(done: 20, lastPrinted: 12, total: 20, largeAbove: 1000))
+        #expect(!ProgressText.plainFinalLineDue(done: 20, lastPrinted: 20, total: 20, largeAbove: 1000))
+        #expect(ProgressText.plainFinalLineDue(done: 1500, lastPrinted: nil, total: 1500, largeAbove: 1000))
     }
 
     @Test func theETAIsTheRemainderAtTheRateSoFar() {
