@@ -84,11 +84,6 @@ public struct Migration: Sendable, Equatable {
         }
     }
 
-    /// The same as `load(_:)`, for callers that still name the argument.
-    public static func load(directory source: Source) throws -> [Migration] {
-        try load(source)
-    }
-
     /// Reads every `NNNN_name.sql` (or `NNNN_name.<dialect>.sql`) of a directory, in version order.
     public static func load(directory: URL) throws -> [Migration] {
         let files: [String]

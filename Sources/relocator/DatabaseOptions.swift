@@ -3,20 +3,38 @@ import Foundation
 import RelocatorCore
 import SQLStore
 
-/// Where the SQL database is: `--database-url`, else `DATABASE_URL`, else SQLite in the working
-/// directory.
+/// Where the SQL database is: `--database-url`, else `DATABASE_URL`, else the SQLite file
+/// `relocator.sqlite` in the working directory.
 struct DatabaseOptions: ParsableArguments {
     @Option(name: .customLong("database-url"),
-            help: "postgres://…, mysql://… or sqlite:path (default: $DATABASE_URL, else sqlite:relocator.sqlite).")
+            help: "postgres://user:password@host:port/db, mysql://user:password@host:port/db or sqlite:path (default: $DATABASE_URL, else sqlite:relocator.sqlite in the working directory).")
     var databaseURL: String?
 
-    func resolve(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DatabaseURL {
-        if let flag = databaseURL { return try DatabaseURL(parsing: flag, setting: "--database-url") }
-        if let value = environment["DATABASE_URL"], !value.isEmpty { return try DatabaseURL(parsing: value) }
-        return .defaultSQLite
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// The URL and the setting it came from.
+    func resolved() throws -> (url: DatabaseURL, setting: String?) {
+        if let flag = databaseURL { return (try DatabaseURL(parsing: flag, setting: "--database-url"), "--database-url") }
+        if let value = environment["DATABASE_URL"], !value.isEmpty { return (try DatabaseURL(parsing: value), "DATABASE_URL") }
+        return (.defaultSQLite, nil)
     }
 
-    func open() throws -> any SQLDatabase {
-        try openDatabase(resolve())
+    func resolve() throws -> DatabaseURL { try resolved().url }
+
+    /// Opens the database for what the command does with it: `.readOnly` commands never create or
+    /// write anything; only `migrate` creates a SQLite file. Without `DATABASE_URL` and without a
+    /// `relocator.sqlite` here, says so and how to make one.
+    func open(_ access: DatabaseAccess) throws -> any SQLDatabase {
+        let (url, setting) = try resolved()
+        do {
+            return try openDatabase(url, access: access)
+        } catch let error as SQLError where error.code == .databaseFileMissing && setting == nil {
+            throw Self.noDatabase
+        }
+    }
+
+    static var noDatabase: CommandFailure {
+        CommandFailure("no database: DATABASE_URL is not set and there is no relocator.sqlite in \(FileManager.default.currentDirectoryPath); "
+                       + "run `relocator migrate` to create it here, or set DATABASE_URL (or --database-url)")
     }
 }

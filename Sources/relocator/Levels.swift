@@ -6,34 +6,202 @@ import SQLStore
 extension Relocator {
     struct Levels: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the level table, or seed it with gold/silver/bronze."
-        )
+            abstract: "Show or edit the level table: count ranges and placement policy.",
+            subcommands: [Show.self, SetLevel.self], defaultSubcommand: Show.self)
 
-        @OptionGroup var database: DatabaseOptions
+        /// One level as `levels` shows it: its range and its policy (unset settings are null).
+        struct Row: Encodable {
+            var range: LevelRange
+            var policy: LevelPolicy
 
-        @Flag(help: "Write bronze 0–999, silver 1000–9999, gold 10000–99999 into an empty level table.")
-        var seedDefault = false
+            enum CodingKeys: String, CodingKey {
+                case name, minCounts = "min_counts", maxCounts = "max_counts", highWater = "high_water", lowWater = "low_water"
+                case minResidency = "min_residency", hysteresis, maxMoves = "max_moves", bandwidth, priority
+            }
 
-        @Flag(help: "Print JSON.")
-        var json = false
+            func encode(to encoder: any Encoder) throws {
+                var container = encoder.container(keyedBy: CodingKeys.self)
+                try container.encode(range.name, forKey: .name)
+                try container.encode(range.minCounts, forKey: .minCounts)
+                try container.encode(range.maxCounts, forKey: .maxCounts)
+                try container.encode(policy.highWater, forKey: .highWater)
+                try container.encode(policy.lowWater, forKey: .lowWater)
+                try container.encode(policy.minResidency, forKey: .minResidency)
+                try container.encode(policy.hysteresis, forKey: .hysteresis)
+                try container.encode(policy.maxMoves, forKey: .maxMoves)
+                try container.encode(policy.bandwidth, forKey: .bandwidth)
+                try container.encode(policy.priority, forKey: .priority)
+            }
+        }
 
-        func run() throws {
-            let db = try database.open()
-            defer { db.close() }
+        static func rows(_ db: any SQLDatabase) throws -> [Row] {
             let store = LevelStore(database: db)
-            if seedDefault { try store.seed(LevelRange.defaults) }
-            let levels = try store.levels()
-            if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                print(String(decoding: try encoder.encode(levels), as: UTF8.self))
-                return
+            let policies = try store.policies()
+            return try store.levels().map { Row(range: $0, policy: policies[$0.name] ?? LevelPolicy()) }
+        }
+
+        static func table(_ rows: [Row]) -> TextTable {
+            var table = TextTable("level", "min_counts", "max_counts", "high_water", "low_water", "min_residency", "hysteresis",
+                                  "max_moves", "bandwidth", "priority")
+            for row in rows {
+                let policy = row.policy
+                table.add([
+                    row.range.name, String(row.range.minCounts), String(row.range.maxCounts),
+                    policy.highWater.map { "\($0)%" }.cell, policy.lowWater.map { "\($0)%" }.cell,
+                    policy.minResidency.map(OperatorValues.formatDuration(seconds:)).cell, policy.hysteresis.map { "\($0)%" }.cell,
+                    policy.maxMoves.cell, policy.bandwidth.map { OperatorValues.formatBytes($0) + "/s" }.cell, policy.priority.cell,
+                ])
             }
-            if levels.isEmpty {
-                print("the level table is empty (relocator levels --seed-default writes gold/silver/bronze)")
+            return table
+        }
+
+        /// The names in the level table, for commands that must refuse unknown levels.
+        static func names(_ db: any SQLDatabase) throws -> [String] {
+            try LevelStore(database: db).levels().map(\.name)
+        }
+
+        /// Refuses a level the table does not have: `level 'platinum' is not in the level table (bronze, silver, gold)`.
+        static func requireKnown(_ level: String, in names: [String], place: String = "") throws {
+            guard names.contains(level) else {
+                if names.isEmpty {
+                    throw CommandFailure("\(place)level '\(level.prefix(80))': the level table is empty; run `relocator levels --seed-default` or `relocator levels set`")
+                }
+                throw CommandFailure("\(place)level '\(level.prefix(80))' is not in the level table (\(names.joined(separator: ", ")))")
             }
-            for level in levels {
-                print("\(level.name)\t\(level.minCounts)\t\(level.maxCounts)")
+        }
+
+        struct Show: ParsableCommand, LoggedCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Show each level's count range and placement policy (the default).")
+
+            @OptionGroup var database: DatabaseOptions
+            @OptionGroup var logging: LogOptions
+
+            @Flag(help: "Write bronze 0–999, silver 1000–9999, gold 10000–99999 into an empty level table first.")
+            var seedDefault = false
+
+            @Flag(help: "Print JSON: a list of {name, min_counts, max_counts, high_water, low_water, min_residency (seconds), hysteresis, max_moves, bandwidth (bytes/s), priority}.")
+            var json = false
+
+            func run() throws {
+                let db = try database.open(seedDefault ? .readWrite : .readOnly)
+                defer { db.close() }
+                if seedDefault {
+                    try LevelStore(database: db).seed(LevelRange.defaults)
+                    if !json { print("seeded bronze 0–999, silver 1000–9999, gold 10000–99999") }
+                }
+                let rows = try Levels.rows(db)
+                if json { return try JSONOutput.print(rows) }
+                if rows.isEmpty {
+                    print("the level table is empty (relocator levels --seed-default writes bronze, silver and gold)")
+                    return
+                }
+                Levels.table(rows).print()
+            }
+        }
+
+        struct SetLevel: ParsableCommand, LoggedCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "set",
+                abstract: "Set a level's count range or placement policy (adds the level if it is new).",
+                discussion: """
+                    The range must leave the table without gaps or overlaps (neighbours may share one boundary count), \
+                    unless --force. Policy settings take `none` to clear them. Durations: 90s, 15m, 1h, 7d; sizes: \
+                    1048576, 200MiB, 1GB.
+                    """)
+
+            @OptionGroup var database: DatabaseOptions
+            @OptionGroup var logging: LogOptions
+
+            @Argument(help: "The level's name (letters, digits, '_' and '-').")
+            var level: String
+
+            @Option(parsing: .unconditional, help: "The lowest count of the level, ≥ 0.", transform: OptionValue.int64(0...Int64.max))
+            var min: Int64?
+
+            @Option(parsing: .unconditional, help: "The highest count of the level, ≥ 0.", transform: OptionValue.int64(0...Int64.max))
+            var max: Int64?
+
+            @Flag(help: "Apply a range that leaves gaps or overlaps in the table.")
+            var force = false
+
+            @Option(parsing: .unconditional, help: "Disk usage (percent, 0 to 100) above which the level sheds contents, or none.",
+                    transform: OptionValue.percent)
+            var highWater: LevelPolicy.Change<Int>?
+
+            @Option(parsing: .unconditional, help: "Disk usage (percent, 0 to 100) to shed down to, not above --high-water, or none.",
+                    transform: OptionValue.percent)
+            var lowWater: LevelPolicy.Change<Int>?
+
+            @Option(parsing: .unconditional, help: "How long a content stays on the level before it may move again (90s, 1h, 7d), or none.",
+                    transform: OptionValue.duration)
+            var minResidency: LevelPolicy.Change<Int64>?
+
+            @Option(parsing: .unconditional, help: "Percent (0 to 100) a count must pass a threshold by before a move, or none.",
+                    transform: OptionValue.percent)
+            var hysteresis: LevelPolicy.Change<Int>?
+
+            @Option(parsing: .unconditional, help: "Most moves into or out of the level at once, or none.", transform: OptionValue.count)
+            var maxMoves: LevelPolicy.Change<Int>?
+
+            @Option(parsing: .unconditional, help: "Bytes per second moves into or out of the level may use (200MiB, 1GB), or none.",
+                    transform: OptionValue.bandwidth)
+            var bandwidth: LevelPolicy.Change<Int64>?
+
+            @Option(parsing: .unconditional, help: "Order among levels competing for work (a whole number), or none.",
+                    transform: OptionValue.priority)
+            var priority: LevelPolicy.Change<Int>?
+
+            var edit: LevelPolicy.Edit {
+                LevelPolicy.Edit(highWater: highWater ?? .keep, lowWater: lowWater ?? .keep, minResidency: minResidency ?? .keep,
+                                 hysteresis: hysteresis ?? .keep, maxMoves: maxMoves ?? .keep, bandwidth: bandwidth ?? .keep,
+                                 priority: priority ?? .keep)
+            }
+
+            var changesPolicy: Bool { edit != LevelPolicy.Edit() }
+
+            func validate() throws {
+                guard LevelDirectories.isValidName(level) else {
+                    throw ValidationError("level name '\(level.prefix(80))': use letters, digits, '_' and '-' (at most 64)")
+                }
+                guard min != nil || max != nil || changesPolicy else {
+                    throw ValidationError("nothing to set: give --min/--max or a policy option")
+                }
+                if force && min == nil && max == nil { throw ValidationError("--force goes with --min or --max") }
+            }
+
+            func run() throws {
+                let db = try database.open(.readWrite)
+                defer { db.close() }
+                let store = LevelStore(database: db)
+                let current = try store.levels().first { $0.name == level }
+                // The policy is checked before the range is written, so a refused policy changes nothing.
+                if changesPolicy {
+                    let policy = edit.applied(to: try store.policies()[level] ?? LevelPolicy())
+                    let problems = policy.problems(level: level)
+                    guard problems.isEmpty else { throw CommandFailure(problems.joined(separator: "; ") + "; nothing changed") }
+                    if current == nil && (min == nil || max == nil) {
+                        throw CommandFailure("level '\(level)' is not in the level table (\(try Levels.names(db).joined(separator: ", "))); give --min and --max to add it")
+                    }
+                }
+                if min != nil || max != nil {
+                    guard let low = min ?? current?.minCounts, let high = max ?? current?.maxCounts else {
+                        throw CommandFailure("level '\(level)' is new: give both --min and --max")
+                    }
+                    let result = try store.setRange(level: level, min: low, max: high, force: force)
+                    if let previous = result.previous {
+                        print("\(level): counts \(low)–\(high) (were \(previous.minCounts)–\(previous.maxCounts))")
+                    } else {
+                        print("\(level): added with counts \(low)–\(high)")
+                    }
+                    for problem in result.problems { print("warning (applied with --force): \(problem)") }
+                }
+                if changesPolicy {
+                    let policy = try store.setPolicy(level: level, edit)
+                    let row = Levels.table([Row(range: LevelRange(name: level, minCounts: 0, maxCounts: 0), policy: policy)])
+                    let values = zip(row.header, row.rows[0]).dropFirst(3).map { "\($0.0) \($0.1)" }
+                    print("\(level): policy \(values.joined(separator: ", "))")
+                }
             }
         }
     }

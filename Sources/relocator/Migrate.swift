@@ -3,28 +3,27 @@ import Foundation
 import SQLStore
 
 extension Relocator {
-    struct Migrate: ParsableCommand {
+    struct Migrate: ParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Create or update the database tables (applies the missing migrations/<dialect>/*.sql)."
-        )
+            abstract: "Create or update the database tables.",
+            discussion: """
+                Applies the migrations the database has not seen, in order, each in a transaction; running it again \
+                changes nothing. The migrations are compiled into the binary; --migrations (or RELOCATOR_MIGRATIONS) \
+                reads them from a directory holding postgres/, mysql/ and sqlite/ instead. Creates the SQLite file \
+                when it is missing, and removes it again when the migration fails.
+                """)
 
         @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LogOptions
 
-        @Option(help: "The migrations directory, holding postgres/, mysql/ and sqlite/ (default: $RELOCATOR_MIGRATIONS, else found beside the binary or in ./migrations).")
+        @Option(help: "A directory holding postgres/, mysql/ and sqlite/ with NNNN_name.sql files (default: $RELOCATOR_MIGRATIONS, else the migrations compiled into the binary).")
         var migrations: String?
 
         func run() throws {
-            let db = try database.open()
-            defer { db.close() }
             let explicit = migrations ?? ProcessInfo.processInfo.environment["RELOCATOR_MIGRATIONS"].flatMap { $0.isEmpty ? nil : $0 }
-            let directory = try Migration.locate(dialect: db.dialect, explicit: explicit)
-            let migrator = Migrator(database: db, migrations: try Migration.load(directory: directory))
-            let applied = try migrator.migrate()
-            if applied.isEmpty {
-                print("\(db.location): up to date (\(migrator.migrations.count) migrations)")
-            } else {
-                for migration in applied { print("\(db.location): applied \(migration.id)") }
-            }
+            let run = try Migrator.migrate(try database.resolve(), directory: explicit)
+            for id in run.applied { print("\(run.location): applied \(id)") }
+            print("\(run.location): \(run.applied.isEmpty ? "up to date, " : "")\(run.status.summary)")
         }
     }
 }

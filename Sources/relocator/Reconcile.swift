@@ -7,7 +7,7 @@ import RelocatorServices
 import SQLStore
 
 extension Relocator {
-    struct Reconcile: ParsableCommand {
+    struct Reconcile: ParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compare the database with the disks and Redis; with --fix, repair what is safe.",
             discussion: """
@@ -19,32 +19,56 @@ extension Relocator {
                 removes verified duplicates and stale .part files, and puts orphaned jobs back on their lists; \
                 conflicts and missing files are only reported. Safe beside running workers and from cron: a content \
                 with a job in flight is left alone, and every other is held (no worker takes it) while it is fixed. \
-                Exit status: 0 when nothing is left to do, 2 when findings remain that need an operator.
+                Without --fix the database is opened read-only. Exit status: 0 when nothing is left to do, 2 when \
+                findings remain that need an operator.
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LogOptions
 
-        @Option(help: "level=directory pairs (default: $RELOCATOR_LEVELS).")
+        @Option(help: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (default: $RELOCATOR_LEVELS).")
         var levelDirs: String?
 
         @Flag(help: "Repair what is safe to repair.")
         var fix = false
 
+        @Flag(help: "Print JSON: {findings: [{kind, cid, detail, fixed}], fixed, need_attention, skipped_in_flight}.")
+        var json = false
+
         func run() throws {
-            let directories = try runtime.levelDirectories(flag: levelDirs)
-            _ = try verifyLevelLayout(directories, setting: levelDirs == nil ? "RELOCATOR_LEVELS" : "--level-dirs")
+            let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+            _ = try verifyLevelLayout(directories, setting: setting)
             let session = RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()).session()
             defer { session.close() }
-            let db = try runtime.database.open()
+            let db = try database.open(fix ? .readWrite : .readOnly)
             defer { db.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.algorithm = try runtime.checksumAlgorithm()
-            var reconciler = try Reconciler(settings: settings, session: session, store: ContentStore(database: db),
-                                            onFinding: { print($0.line) })
+            let progress = ProgressReporter(label: "reconcile", total: nil, unit: "contents")
+            let json = self.json
+            var reconciler = try Reconciler(
+                settings: settings, session: session, store: ContentStore(database: db),
+                onFinding: { finding in if !json { print(finding.line) } },
+                onProgress: { done, all in
+                    progress.setTotal(all)
+                    progress.update(done)
+                })
             try reconciler.run()
+            progress.finish()
             let open = reconciler.findings.filter { $0.fixed == nil }.count
-            print("\(reconciler.findings.count) findings, \(reconciler.findings.count - open) fixed, \(open) need attention"
-                  + (reconciler.skipped > 0 ? "; \(reconciler.skipped) contents with a job in flight left alone" : ""))
+            if json {
+                try JSONOutput.print(object: [
+                    "findings": reconciler.findings.map { finding -> [String: Any] in
+                        ["kind": finding.kind.rawValue, "cid": finding.cid.map { $0 as Any } ?? NSNull(), "detail": finding.detail,
+                         "fixed": finding.fixed.map { $0 as Any } ?? NSNull()]
+                    },
+                    "fixed": reconciler.findings.count - open, "need_attention": open, "skipped_in_flight": reconciler.skipped,
+                ])
+            } else {
+                print("\(reconciler.findings.count) findings, \(reconciler.findings.count - open) fixed, \(open) need attention"
+                      + (reconciler.skipped > 0 ? "; \(reconciler.skipped) contents with a job in flight left alone" : ""))
+            }
             if open > 0 { throw ExitCode(2) }
         }
     }

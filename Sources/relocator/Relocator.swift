@@ -1,12 +1,44 @@
 import ArgumentParser
+import Foundation
+import RelocatorCore
 
 @main
 struct Relocator: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Keeps content files on the right disk.",
+        discussion: """
+            Every command reads the environment (REDIS_URL, DATABASE_URL, RELOCATOR_LEVELS, RELOCATOR_PREFIX, \
+            RELOCATOR_LOG_LEVEL, RELOCATOR_LOG_FORMAT…); its flags win. Exit status: 0 on success, 1 when the \
+            work failed (one line on standard error), 2 when reconcile leaves findings, 64 for a command line \
+            that cannot be parsed (with the usage).
+            """,
+        version: RelocatorVersion.string,
         subcommands: [
             Serve.self, WorkerCommand.self, CommitterCommand.self, Migrate.self, Enqueue.self, Status.self, DLQ.self,
-            Levels.self, Contents.self, Relocations.self, Reconcile.self, Checksum.self,
+            Levels.self, Contents.self, Relocations.self, Reconcile.self, Why.self, Pause.self, Resume.self, Checksum.self,
         ]
     )
+
+    /// Parses the command line (a refused one prints the usage, exit 64), reads the logging
+    /// settings, then runs the command; any failure of the run is one line on standard error.
+    nonisolated static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        do {
+            let flag = (command as? LoggedCommand)?.logging.logFormat
+            Logs.bootstrap(try LogSettings(flag: flag, environment: ProcessInfo.processInfo.environment))
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                var syncCommand = command
+                try syncCommand.run()
+            }
+        } catch {
+            FailureReport.exit(error)
+        }
+    }
 }

@@ -1,10 +1,9 @@
 import ArgumentParser
 import Foundation
-import Logging
 import RedisClient
 import RelocatorCore
 
-/// Settings every long-running part reads: flags win over environment variables, which win over
+/// Settings of the parts that use Redis: flags win over environment variables, which win over
 /// the defaults. A bad value stops the process with one line naming the setting.
 ///
 /// | variable | flag | default |
@@ -15,15 +14,16 @@ import RelocatorCore
 /// | `RELOCATOR_RETRY_BASE_MS`, `RELOCATOR_RETRY_CAP_MS`, `RELOCATOR_MAX_ATTEMPTS` | | 1000, 300000, 5 |
 /// | `RELOCATOR_JOB_TTL` (seconds a committed job stays readable) | | 86400 |
 /// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 |
-/// | `RELOCATOR_LOG_LEVEL` | | `info` |
+/// | `RELOCATOR_SHARDS` | | 1 |
+/// | `RELOCATOR_CHECKSUM` | | `xxh128` |
+/// | `RELOCATOR_LOG_LEVEL`, `RELOCATOR_LOG_FORMAT` | `--log-format` | `info`, `text` (read in Logs.swift) |
 struct RuntimeOptions: ParsableArguments {
-    @Option(name: .customLong("redis-url"), help: "redis://[:password@]host:port/db (default: $REDIS_URL, else redis://127.0.0.1:6379/0).")
+    @Option(name: .customLong("redis-url"),
+            help: "redis://[[user]:password@]host[:port][/db], redis-cluster://[[user]:password@]host:port,host:port or redis-sentinel://[[user]:password@]host:port,host:port/MASTER[/db] (default: $REDIS_URL, else redis://127.0.0.1:6379/0).")
     var redisURL: String?
 
     @Option(help: "Prefix of every Redis key (default: $RELOCATOR_PREFIX, else {relocator}).")
     var prefix: String?
-
-    @OptionGroup var database: DatabaseOptions
 
     var environment: [String: String] { ProcessInfo.processInfo.environment }
 
@@ -66,30 +66,18 @@ struct RuntimeOptions: ParsableArguments {
         return value
     }
 
-    func levelDirectories(flag: String?) throws -> LevelDirectories {
-        if let flag { return try LevelDirectories(parsing: flag, setting: "--level-dirs") }
+    /// The level directories: `--level-dirs`, else `RELOCATOR_LEVELS`; the setting they came from.
+    func levelDirectories(flag: String?) throws -> (directories: LevelDirectories, setting: String) {
+        if let flag { return (try LevelDirectories(parsing: flag, setting: "--level-dirs"), "--level-dirs") }
         guard let value = environment["RELOCATOR_LEVELS"], !value.isEmpty else {
             throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (or --level-dirs)")
         }
-        return try LevelDirectories(parsing: value)
+        return (try LevelDirectories(parsing: value), "RELOCATOR_LEVELS")
     }
 
     /// The checksum of moves: `RELOCATOR_CHECKSUM` (`xxh128`, the default, or `sha256`).
     func checksumAlgorithm() throws -> ChecksumAlgorithm {
         guard let text = environment["RELOCATOR_CHECKSUM"], !text.isEmpty else { return .xxh128 }
         return try ChecksumAlgorithm(parsing: text, setting: "RELOCATOR_CHECKSUM")
-    }
-
-    func logger(_ label: String) -> Logger {
-        var logger = Logger(label: label)
-        logger.logLevel = environment["RELOCATOR_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        return logger
-    }
-}
-
-/// Logs to standard error; set once, by the command, never by a library.
-enum Logs {
-    static func bootstrap() {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FileMover
 import Foundation
 import Hummingbird
 import JobQueue
@@ -9,26 +10,42 @@ import RelocatorCore
 import SQLStore
 
 extension Relocator {
-    struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Run the HTTP API.")
+    struct Serve: AsyncParsableCommand, LoggedCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the HTTP API.",
+            discussion: """
+                Starts even when Redis is unreachable or the database is not migrated: it logs what is missing \
+                and /readyz answers 503 until it is there. Prints `listening on http://HOST:PORT` once it listens. \
+                RELOCATOR_API_TOKEN, when set, is the bearer token every POST needs; RELOCATOR_LEVELS, when set, \
+                lets the API refuse a filename that passes through a symbolic link.
+                """)
 
         @OptionGroup var runtime: RuntimeOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LogOptions
 
         @Option(help: "Address to listen on.")
         var host = "127.0.0.1"
 
-        @Option(help: "Port to listen on (0: any free port, printed at start).")
+        @Option(parsing: .unconditional, help: "Port to listen on, 0 to 65535 (0: any free port, printed at start).",
+                transform: OptionValue.int(0...65535))
         var port = 8080
 
         func run() async throws {
-            Logs.bootstrap()
-            let logger = runtime.logger("relocator.api")
-            let service = try makeService(runtime, logger: logger)
+            let logger = Logs.logger("relocator.api")
+            let service = try makeService(runtime, database, access: .readWrite, requireDatabase: false, logger: logger)
             defer { service.close() }
+            // Level directories, when given, must be sound, as for a worker.
+            if let directories = service.directories { _ = try verifyLevelLayout(directories, setting: "RELOCATOR_LEVELS") }
             let token = ProcessInfo.processInfo.environment["RELOCATOR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            if port != 0 {
+                let (host, port) = (self.host, self.port)
+                try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }
+            }
+            await StartupCheck.log(redis: try runtime.redis(), database: database, logger: logger)
             let app = buildApplication(
                 service: service, configuration: APIConfiguration(host: host, port: port, token: token), logger: logger,
-                onServerRunning: { port in
+                onServerRunning: { [host] port in
                     // One line on stdout that scripts can wait for.
                     print("listening on http://\(host):\(port)")
                     fflush(nil)
@@ -38,12 +55,86 @@ extension Relocator {
     }
 }
 
-/// The pools and the service the API and `enqueue` share.
-func makeService(_ runtime: RuntimeOptions, logger: Logger) throws -> RelocationService {
+/// The pools and the service the API and the operator commands share. `access` is what the
+/// command does to the database (`.readOnly` for `status`). A one-shot command (`requireDatabase`)
+/// without `DATABASE_URL` and without `relocator.sqlite` here fails at once, saying how to make one.
+func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access: DatabaseAccess, requireDatabase: Bool = true,
+                 logger: Logger) throws -> RelocationService {
+    let (url, setting) = try database.resolved()
+    if requireDatabase, setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
+        throw DatabaseOptions.noDatabase
+    }
     let redis = RedisPool(url: try runtime.redis(), size: 8)
-    let sql = SQLPool(url: try runtime.database.resolve(), size: 4)
+    let sql = SQLPool(url: url, size: 4, access: access)
     // The level directories are optional here: an API on a machine without the disks skips the symlink check.
     let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
     return RelocationService(redis: redis, sql: sql, queue: JobQueue(keys: try runtime.keys()), jobTTL: try runtime.jobTTL(),
                              directories: directories, logger: logger)
+}
+
+/// What a long-running command says at start about the servers it needs: Redis unreachable, a
+/// database that cannot be opened or is not migrated ("run `relocator migrate`"). It logs and goes
+/// on: the services wait for Redis, and the API answers not ready meanwhile.
+enum StartupCheck {
+    static func log(redis url: RedisURL?, database: DatabaseOptions?, logger: Logger) async {
+        let problems: [String]
+        do {
+            problems = try await BlockingExecutor.shared.run { problemsNow(redis: url, database: database) }
+        } catch {
+            logger.warning("cannot check Redis and the database at start: \(FailureReport.line(error))")
+            return
+        }
+        for problem in problems { logger.warning("\(problem)") }
+    }
+
+    /// One line per thing missing (blocking).
+    static func problemsNow(redis url: RedisURL?, database: DatabaseOptions?) -> [String] {
+        var problems: [String] = []
+        if let url {
+            let connection = RedisConnection(url: url)
+            defer { connection.close() }
+            do {
+                _ = try connection.send("PING")
+            } catch {
+                problems.append("Redis is unreachable (waiting for it): \(FailureReport.line(error))")
+            }
+        }
+        if let database {
+            do {
+                let db = try database.open(.readOnly)
+                defer { db.close() }
+                let status = try Migrator(database: db, migrations: Migration.embedded(dialect: db.dialect)).status()
+                if !status.isCurrent { problems.append("the database \(db.location) is not ready: \(status.summary)") }
+            } catch {
+                problems.append("the database is not ready: \(FailureReport.line(error))")
+            }
+        }
+        return problems
+    }
+}
+
+/// Tells at once, in one line, why the API could not listen on an address (`cannot listen on
+/// 127.0.0.1:8080: address already in use`), by binding it the way the server will and letting
+/// it go again.
+enum ListenProbe {
+    static func check(host: String, port: Int) throws {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        let status = getaddrinfo(host, String(port), &hints, &list)
+        guard status == 0, let first = list else {
+            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: gai_strerror(status)))")
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
+        guard fd >= 0 else { throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: strerror(errno)).lowercased())") }
+        defer { close(fd) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        if bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
+            let code = errno
+            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: strerror(code)).lowercased())")
+        }
+    }
 }

@@ -6,50 +6,50 @@ import RelocatorCore
 import RelocatorServices
 import ServiceLifecycle
 import SQLStore
-import Synchronization
 
 extension Relocator {
-    struct WorkerCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "worker", abstract: "Move files for the queues of some levels.")
+    struct WorkerCommand: AsyncParsableCommand, LoggedCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "worker", abstract: "Move files for the queues of some levels.",
+            discussion: """
+                Needs RELOCATOR_LEVELS (or --level-dirs) with every level's directory as this machine sees it. \
+                Waits for Redis while it is unreachable, with one log line per outage. SIGTERM or SIGINT: no new \
+                job is taken, moves in flight get --grace-period seconds, then are cancelled and handed back.
+                """)
 
         @OptionGroup var runtime: RuntimeOptions
+        @OptionGroup var logging: LogOptions
 
-        @Option(help: "Levels whose queues this worker serves, comma-separated (default: every level of RELOCATOR_LEVELS).")
+        @Option(help: "Levels whose queues this worker serves, comma-separated (default: every level of --level-dirs or RELOCATOR_LEVELS).")
         var levels: String?
 
-        @Option(help: "Moves at once in this process.")
+        @Option(parsing: .unconditional, help: "Moves at once in this process, 1 to 256.", transform: OptionValue.int(1...256))
         var concurrency = 4
 
-        @Option(help: "The worker's name, unique among running workers (default: host:pid).")
+        @Option(help: "The worker's name, unique among running workers, 1 to 128 characters without spaces (default: host:pid).")
         var id: String?
 
-        @Option(help: "level=directory pairs (default: $RELOCATOR_LEVELS).")
+        @Option(help: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (default: $RELOCATOR_LEVELS).")
         var levelDirs: String?
 
-        @Option(help: "Seconds that moves in flight get to finish after SIGTERM before they are cancelled and handed back.")
+        @Option(parsing: .unconditional,
+                help: "Seconds, 0 to 86400, that moves in flight get to finish after SIGTERM before they are cancelled and handed back.",
+                transform: OptionValue.int(0...86400))
         var gracePeriod = 30
 
+        @OptionGroup var metrics: MetricsOptions
+
         func validate() throws {
-            guard (1...256).contains(concurrency) else { throw ValidationError("--concurrency must be between 1 and 256") }
-            guard gracePeriod >= 0 else { throw ValidationError("--grace-period must be ≥ 0") }
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
-                throw ValidationError("--id must be 1–128 characters without spaces")
+                throw ValidationError("--id must be 1 to 128 characters without spaces")
             }
         }
 
         func run() async throws {
-            Logs.bootstrap()
-            let directories = try runtime.levelDirectories(flag: levelDirs)
-            _ = try verifyLevelLayout(directories, setting: levelDirs == nil ? "RELOCATOR_LEVELS" : "--level-dirs")
-            var served = directories.names
-            if let levels {
-                served = levels.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                for level in served where directories.directory(of: level) == nil {
-                    throw ValidationError("--levels: '\(level)' has no directory in \(levelDirs == nil ? "RELOCATOR_LEVELS" : "--level-dirs") (\(directories.names.joined(separator: ", ")))")
-                }
-                guard !served.isEmpty else { throw ValidationError("--levels names no level") }
-            }
-            let logger = runtime.logger("relocator.worker")
+            let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+            _ = try verifyLevelLayout(directories, setting: setting)
+            let served = try Self.servedLevels(levels, directories: directories, setting: setting)
+            let logger = Logs.logger("relocator.worker")
             let faults = try WorkerFaults(parsing: runtime.environment["RELOCATOR_FAULTS"])
             if faults.isActive { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
             var settings = Worker.Settings(
@@ -59,36 +59,62 @@ extension Relocator {
             settings.faults = faults
             let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
                                 mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move), logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let services: [any Service] = [worker] + (try await metrics.services(logger: logger))
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
+        }
+
+        /// `--levels`, each of which must have a directory in `directories` (from `setting`).
+        static func servedLevels(_ text: String?, directories: LevelDirectories, setting: String) throws -> [String] {
+            guard let text else { return directories.names }
+            let served = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !served.isEmpty else { throw CommandFailure("--levels names no level") }
+            let unknown = served.filter { directories.directory(of: $0) == nil }
+            guard unknown.isEmpty else {
+                throw CommandFailure("--levels: \(unknown.map { "'\($0)'" }.joined(separator: ", ")) \(unknown.count == 1 ? "has" : "have") no directory in \(setting), which names \(directories.names.joined(separator: ", "))")
+            }
+            return served
         }
     }
 
-    struct CommitterCommand: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "committer", abstract: "Record finished moves in the database, in batches.")
+    struct CommitterCommand: AsyncParsableCommand, LoggedCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "committer", abstract: "Record finished moves in the database, in batches.",
+            discussion: """
+                Logs at start when the database is missing or not migrated; waits for Redis and the database while \
+                they are unreachable (one log line per outage). SIGTERM or SIGINT: the batch in hand is finished, \
+                what it holds goes back.
+                """)
 
         @OptionGroup var runtime: RuntimeOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LogOptions
 
-        @Option(help: "Jobs per transaction.")
+        @Option(parsing: .unconditional, help: "Jobs per transaction, 1 to 100000.", transform: OptionValue.int(1...100_000))
         var batch = 500
 
-        @Option(help: "The committer's name (default: committer-host:pid).")
+        @Option(help: "The committer's name, 1 to 128 characters without spaces (default: committer-host:pid).")
         var id: String?
 
+        @OptionGroup var metrics: MetricsOptions
+
         func validate() throws {
-            guard (1...100_000).contains(batch) else { throw ValidationError("--batch must be between 1 and 100000") }
+            if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
+                throw ValidationError("--id must be 1 to 128 characters without spaces")
+            }
         }
 
         func run() async throws {
-            Logs.bootstrap()
-            let logger = runtime.logger("relocator.committer")
-            let database = try runtime.database.resolve()
+            let logger = Logs.logger("relocator.committer")
+            let url = try database.resolve()
+            await StartupCheck.log(redis: nil, database: database, logger: logger)
             let committer = Committer(
                 settings: .init(id: id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())", batch: batch,
                                 jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL()),
                 driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
-                openDatabase: { try openDatabase(database) }, logger: logger)
-            let group = ServiceGroup(configuration: .init(services: [committer], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
+            let services: [any Service] = [committer] + (try await metrics.services(logger: logger))
+            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
     }

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Foundation
+import JobQueue
+import Logging
+import RelocatorAPI
+import RelocatorCore
+
+extension Relocator {
+    struct Status: AsyncParsableCommand, LoggedCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the queues, the workers and committers, and the totals.",
+            discussion: """
+                Per level: jobs waiting, how long the oldest has waited, whether the level is paused. Per worker and \
+                committer: id, kind, host, levels, heartbeat age and jobs in hand. Then processing, retry, deferred, \
+                dead, done and committing, and the totals moved, retried, dead and committed. Says plainly when no \
+                worker or no committer is running. --json prints what GET /v1/queues answers, with `levels`, \
+                `workers_running` and `committers_running` added.
+                """)
+
+        @OptionGroup var runtime: RuntimeOptions
+        @OptionGroup var database: DatabaseOptions
+        @OptionGroup var logging: LogOptions
+        @Flag(help: "Print JSON (times RFC 3339, ages in milliseconds).") var json = false
+
+        func run() async throws {
+            let service = try makeService(runtime, database, access: .readOnly,
+                                          logger: Logger(label: "relocator.status", factory: { _ in SwiftLogNoOpLogHandler() }))
+            defer { service.close() }
+            let stats = try await service.stats()
+            let now = JobQueue.nowMilliseconds()
+            let report = StatusReport(stats, now: now)
+            if json { return try JSONOutput.print(object: try report.json(QueuesView(stats, now: now))) }
+            print(report.text)
+        }
+    }
+}
+
+/// What `status` shows, built from `QueueStats` (pure, for the text and the JSON).
+struct StatusReport {
+    struct Level {
+        var name: String
+        var queued: Int
+        var oldestAgeMilliseconds: Int64?
+        var paused: Bool
+    }
+
+    struct Process {
+        var id: String
+        var kind: String
+        var host: String?
+        var levels: [String]
+        var alive: Bool
+        var heartbeatAgeMilliseconds: Int64?
+        var jobsInHand: Int
+    }
+
+    var levels: [Level]
+    var paused: [String]
+    var processes: [Process]
+    var workersRunning: Int
+    var committersRunning: Int
+    var processing, retry, deferred, dead, done, committing: Int
+    var totals: [String: Int64]
+
+    init(_ stats: QueueStats, now: Int64) {
+        levels = stats.levels.map { Level(name: $0.name, queued: $0.depth, oldestAgeMilliseconds: $0.oldestAgeMilliseconds, paused: $0.paused) }
+        paused = stats.levels.filter(\.paused).map(\.name)
+        processes = stats.workers.map { worker in
+            let beat = worker.info[.beatAt].flatMap(Int64.init)
+            return Process(
+                id: worker.id, kind: worker.info[.kind] ?? "unknown", host: worker.info[.host],
+                levels: worker.info[.levels].map { $0.split(separator: ",").map(String.init) } ?? [], alive: worker.alive,
+                heartbeatAgeMilliseconds: beat.map { max(0, now - $0) }, jobsInHand: worker.held)
+        }
+        workersRunning = processes.filter { $0.alive && $0.kind == "worker" }.count
+        committersRunning = processes.filter { $0.alive && $0.kind == "committer" }.count
+        processing = stats.processing
+        retry = stats.retry
+        deferred = stats.deferred
+        dead = stats.dead
+        done = stats.done
+        committing = stats.committing
+        totals = Dictionary(uniqueKeysWithValues: StatField.allCases.map { ($0.rawValue, stats.totals[$0] ?? 0) })
+    }
+
+    /// `status --json`: what `/v1/queues` answers (`queues`), with each level in order
+    /// (`levels`: name, queued, oldest_age_seconds, paused) and how many workers and committers run.
+    func json(_ queues: QueuesView) throws -> [String: Any] {
+        guard var object = try JSONSerialization.jsonObject(with: RelocatorJSON.data(queues)) as? [String: Any] else {
+            throw CommandFailure("the queues' JSON is not an object")
+        }
+        object["levels"] = levels.map { level -> [String: Any] in
+            ["name": level.name, "queued": level.queued, "paused": level.paused,
+             "oldest_age_seconds": level.oldestAgeMilliseconds.map { Double($0) / 1000 as Any } ?? NSNull()]
+        }
+        object["workers_running"] = workersRunning
+        object["committers_running"] = committersRunning
+        return object
+    }
+
+    var text: String {
+        var queues = TextTable("level", "queued", "oldest", "paused")
+        for level in levels {
+            queues.add([level.name, String(level.queued), level.oldestAgeMilliseconds.map { TimeText.age(milliseconds: $0) }.cell,
+                        level.paused ? "paused" : "no"])
+        }
+        var lines = [queues.text, ""]
+        if processes.isEmpty {
+            lines.append("no worker or committer has announced itself")
+        } else {
+            var table = TextTable("id", "kind", "host", "levels", "heartbeat", "jobs_in_hand")
+            for process in processes {
+                let beat = process.alive ? process.heartbeatAgeMilliseconds.map { "\(TimeText.age(milliseconds: $0)) ago" } ?? "-" : "expired"
+                table.add([process.id, process.kind, process.host.cell, process.levels.isEmpty ? "-" : process.levels.joined(separator: ","),
+                           beat, String(process.jobsInHand)])
+            }
+            lines.append(table.text)
+        }
+        if workersRunning == 0 { lines.append("no worker is running: nothing moves files") }
+        if committersRunning == 0 { lines.append("no committer is running: finished moves are not recorded in the database") }
+        if !paused.isEmpty { lines.append("paused: \(paused.joined(separator: ", ")) (relocator resume LEVEL)") }
+        lines.append("")
+        lines.append("jobs: processing \(processing), retry \(retry), deferred \(deferred), dead \(dead), done \(done), committing \(committing)")
+        let moved = totals[StatField.moved.rawValue] ?? 0, bytes = totals[StatField.movedBytes.rawValue] ?? 0
+        lines.append("totals: moved \(moved) (\(OperatorValues.formatBytes(bytes))), retried \(totals[StatField.retried.rawValue] ?? 0), "
+                     + "dead \(totals[StatField.dead.rawValue] ?? 0), committed \(totals[StatField.committed.rawValue] ?? 0)")
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `contents add/import/list` and `enqueue --file`: CSV read as CSV, unknown levels refused where
+/// they enter, bad lines reported by number, nothing changed unless `--skip-bad`.
+@Suite struct ContentsTests {
+    /// A migrated workspace with the default levels.
+    static func workspace() throws -> CLIWorkspace {
+        let cli = try CLIWorkspace()
+        #expect(try cli.run(["migrate"]).status == 0)
+        #expect(try cli.run(["levels", "--seed-default"]).status == 0)
+        return cli
+    }
+
+    func listed(_ cli: CLIWorkspace) throws -> [[String: Any]] {
+        let result = try cli.run(["contents", "list", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return try #require(try result.json() as? [[String: Any]])
+    }
+
+    @Test func contentsAddSaysWhatItDid() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "g.mp4", "--level", "bronze"]).stdout == "added cid 7: g.mp4 on bronze\n")
+        #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "g.mp4", "--level", "bronze"]).stdout == "cid 7 unchanged: g.mp4 on bronze\n")
+        #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "h.mp4", "--level", "gold"]).stdout
+            == "changed cid 7: filename g.mp4 → h.mp4, level bronze → gold\n")
+    }
+
+    @Test func aLevelNotInTheLevelTableIsRefusedWhereItEnters() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let add = try cli.run(["contents", "add", "--cid", "1", "--filename", "a.mp4", "--level", "platinum"])
+        #expect(add.status == 1)
+        #expect(add.stderr == "Error: level 'platinum' is not in the level table (bronze, silver, gold)\n")
+        let imported = try cli.run(["contents", "import", "-"], input: "1,a.mp4,bronze\n2,b.mp4,platinum\n")
+        #expect(imported.status == 1)
+        #expect(imported.stderr.contains("line 2: level 'platinum' is not in the level table"), "\(imported.stderr)")
+        #expect(try listed(cli).isEmpty)
+    }
+
+    @Test func quotedFieldsAndAHeaderLineAreReadAsCSV() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let csv = """
+            level,cid,filename
+            bronze,22,"q,uoted.mp4"
+            silver, 23 ,"say ""hi"".mp4"
+
+            # a comment
+            gold,24,plain.mp4
+            """
+        try csv.write(toFile: cli.path + "/contents.csv", atomically: true, encoding: .utf8)
+        let result = try cli.run(["contents", "import", "contents.csv"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "imported 3 contents\n")
+        let rows = try listed(cli)
+        #expect(rows.map { $0["filename"] as? String } == ["q,uoted.mp4", "say \"hi\".mp4", "plain.mp4"])
+        #expect(rows.map { $0["level"] as? String } == ["bronze", "silver", "gold"])
+        #expect(rows.allSatisfy { $0["update_time"] is NSNull })
+    }
+
+    @Test func aQuotedFilenameKeepsItsSpacesTabsQuotesAndBackslashes() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let names = [" padded.mp4 ", "tab\tand \"quotes\" and back\\slash é.mp4", "'; DROP TABLE contents; --.mp4"]
+        let csv = names.enumerated().map { "\($0.offset + 1),\"\($0.element.replacingOccurrences(of: "\"", with: "\"\""))\",bronze" }
+        let result = try cli.run(["contents", "import"], input: csv.joined(separator: "\r\n"))
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try listed(cli).map { $0["filename"] as? String } == names)
+    }
+
+    @Test func badLinesAreReportedByNumberAndNothingIsImportedWithoutSkipBad() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let csv = """
+            cid,filename,level
+            1,good.mp4,bronze
+            x,c.mp4,gold
+            2,"bad"x,gold
+            3,"multi
+            line.mp4",silver
+            4,../escape.mp4,gold
+            5,two,fields,too,many
+            6,good2.mp4,gold
+            7,good.mp4,silver
+            """
+        let refused = try cli.run(["contents", "import"], input: csv)
+        #expect(refused.status == 1)
+        #expect(refused.errorLines.count == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("standard input: 5 bad lines, nothing imported (--skip-bad imports the good ones)"), "\(refused.stderr)")
+        // Lines 5 and 6 are one record (a quoted line break): the lines after it keep their numbers.
+        for line in ["line 3: cid 'x'", "line 4: malformed quoting", "line 7: filename '../escape.mp4'",
+                     "line 8: 5 fields, expected 3", "line 10: filename 'good.mp4' is also given to cid 1 on line 2"] {
+            #expect(refused.stderr.contains(line), "\(line) in \(refused.stderr)")
+        }
+        #expect(try listed(cli).isEmpty)
+
+        let skipped = try cli.run(["contents", "import", "--skip-bad"], input: csv)
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        #expect(skipped.stdout == "imported 3 contents; skipped 5 bad lines\n")
+        #expect(skipped.errorLines.count == 5)
+        #expect(skipped.errorLines.allSatisfy { $0.hasPrefix("warning: skipped line ") })
+        let rows = try listed(cli)
+        #expect(rows.map { $0["cid"] as? Int } == [1, 3, 6])
+        #expect(rows[1]["filename"] as? String == "multi\nline.mp4")
+    }
+
+    @Test func contentsListFiltersByLevelWithAHeaderRowAndRefusesAnUnknownLevel() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["contents", "import"], input: "1,a.mp4,bronze\n2,b.mp4,gold\n3,c.mp4,gold\n").status == 0)
+        let gold = try cli.run(["contents", "list", "--level", "gold", "--limit", "1"])
+        #expect(gold.lines.count == 2, "\(gold.stdout)")
+        #expect(gold.lines.first?.split(separator: " ", omittingEmptySubsequences: true) == ["cid", "filename", "level", "update_time"])
+        #expect(gold.lines.last?.hasPrefix("2 ") == true)
+        let none = try cli.run(["contents", "list", "--limit", "0"])
+        #expect(none.lines.count == 1)
+        let unknown = try cli.run(["contents", "list", "--level", "platinum"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("level 'platinum' is not in the level table"))
+    }
+
+    // MARK: - enqueue --file
+
+    @Test func enqueueFileChecksEveryLineFirstAndSubmitsNothingWhenOneIsBad() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["contents", "import"], input: "1,a.mp4,bronze\n2,b.mp4,bronze\n").status == 0)
+        let csv = "cid,count\n1,5000\n\"2\",\"20000\"\n99,10\n2,-4\n1,99999999999999999999999\n"
+        let refused = try cli.run(["enqueue", "--file", "-"], input: csv)
+        #expect(refused.status == 1)
+        #expect(refused.errorLines.count == 1, "\(refused.stderr)")
+        #expect(refused.stderr.contains("standard input: 3 bad lines, nothing submitted"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("line 4: no content has cid 99"))
+        #expect(refused.stderr.contains("line 5: count: -4 is too small"))
+        #expect(refused.stderr.contains("line 6: count: 99999999999999999999999 is too large"))
+        let status = try cli.run(["status", "--json"])
+        let levels = try #require((try status.json() as? [String: Any])?["levels"] as? [[String: Any]])
+        #expect(levels.allSatisfy { $0["queued"] as? Int == 0 }, "\(levels)")
+
+        let skipped = try cli.run(["enqueue", "--file", "-", "--skip-bad"], input: csv)
+        #expect(skipped.status == 0, "\(skipped.stderr)")
+        #expect(skipped.stdout.contains("submitted 2 counts: created 2; skipped 3 bad lines"), "\(skipped.stdout)")
+        let after = try #require((try cli.run(["status", "--json"]).json() as? [String: Any])?["levels"] as? [[String: Any]])
+        #expect(after.first { $0["name"] as? String == "silver" }?["queued"] as? Int == 1)
+        #expect(after.first { $0["name"] as? String == "gold" }?["queued"] as? Int == 1)
+    }
+}

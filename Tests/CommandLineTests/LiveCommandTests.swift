@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `status`, `dlq` and `relocations` against real workers and a committer moving real files.
+@Suite struct LiveCommandTests {
+    /// A migrated, seeded workspace with level directories and contents on bronze: `present.mp4`
+    /// (cid 1, a file) and `gone.mp4` (cid 2, no file anywhere).
+    static func workspace() throws -> CLIWorkspace {
+        let cli = try ContentsTests.workspace()
+        cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
+        try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: cli.levelPath("bronze") + "/present.mp4"))
+        #expect(try cli.run(["contents", "import"], input: "1,present.mp4,bronze\n2,gone.mp4,bronze\n").status == 0)
+        return cli
+    }
+
+    func status(_ cli: CLIWorkspace) throws -> [String: Any] {
+        let result = try cli.run(["status", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        return try #require(try result.json() as? [String: Any])
+    }
+
+    func queued(_ status: [String: Any], _ level: String) -> Int? {
+        (status["levels"] as? [[String: Any]])?.first { $0["name"] as? String == level }?["queued"] as? Int
+    }
+
+    func startWorker(_ cli: CLIWorkspace, _ id: String = "w1") throws {
+        try cli.start(id, ["worker", "--id", id, "--levels", "gold,silver", "--concurrency", "1", "--grace-period", "5"])
+    }
+
+    @Test func statusSaysPlainlyWhenNoWorkerIsRunningAndShowsEachProcess() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        try cli.start("committer", ["committer", "--id", "c1"])
+        try cli.waitUntil("the committer's heartbeat") { (try status(cli)["committers_running"] as? Int) == 1 }
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
+
+        let idle = try cli.run(["status"])
+        #expect(idle.stdout.contains("no worker is running: nothing moves files"), "\(idle.stdout)")
+        #expect(!idle.stdout.contains("no committer is running"))
+        let header = try #require(idle.lines.first { $0.hasPrefix("id ") })
+        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["id", "kind", "host", "levels", "heartbeat", "jobs_in_hand"])
+        let committerRow = try #require(idle.lines.first { $0.hasPrefix("c1 ") })
+        #expect(committerRow.contains("committer") && committerRow.contains(" ago"), "\(committerRow)")
+        let goldRow = try #require(idle.lines.first { $0.hasPrefix("gold ") })
+        #expect(goldRow.split(separator: " ", omittingEmptySubsequences: true).prefix(2) == ["gold", "1"], "\(goldRow)")
+        var json = try status(cli)
+        #expect(json["workers_running"] as? Int == 0)
+        #expect(queued(json, "gold") == 1)
+        #expect((json["queues"] as? [String: Int])?["gold"] == 1)
+        let gold = try #require((json["levels"] as? [[String: Any]])?.first { $0["name"] as? String == "gold" })
+        #expect(gold["oldest_age_seconds"] is Double || gold["oldest_age_seconds"] is Int)
+
+        try startWorker(cli)
+        try cli.waitUntil("the move's commit") {
+            let now = try status(cli)
+            return (now["totals"] as? [String: Any])?["committed"] as? Int == 1
+        }
+        json = try status(cli)
+        #expect(json["workers_running"] as? Int == 1)
+        let worker = try #require((json["workers"] as? [[String: Any]])?.first { $0["id"] as? String == "w1" })
+        #expect(worker["kind"] as? String == "worker")
+        #expect(worker["levels"] as? [String] == ["gold", "silver"])
+        #expect(worker["held"] as? Int == 0)
+        #expect((worker["heartbeat_at"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
+        #expect(worker["heartbeat_age_seconds"] != nil)
+        let totals = try #require(json["totals"] as? [String: Any])
+        #expect(totals["moved"] as? Int == 1 && totals["moved_bytes"] as? Int == 4096)
+        for key in ["processing", "retry", "deferred", "dead", "done", "committing"] { #expect(json[key] as? Int == 0, "\(key)") }
+        let text = try cli.run(["status"]).stdout
+        #expect(!text.contains("no worker is running"), "\(text)")
+        #expect(text.contains("totals: moved 1 (4KiB), retried 0, dead 0, committed 1"), "\(text)")
+    }
+
+    @Test func deadJobsAreListedReplayedAndPurgedByOneNotFoundRule() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        try cli.start("committer", ["committer", "--id", "c1"])
+        try startWorker(cli)
+        #expect(try cli.run(["enqueue", "--cid", "2", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the dead job") { (try status(cli)["dead"] as? Int) == 1 }
+
+        let list = try cli.run(["dlq", "list"])
+        #expect(list.lines.first?.split(separator: " ", omittingEmptySubsequences: true)
+            == ["cid", "filename", "move", "attempts", "updated_at", "reason", "last_error"], "\(list.stdout)")
+        #expect(list.lines.count == 2)
+        #expect(list.lines[1].contains("gone.mp4  bronze → gold  1"), "\(list.stdout)")
+        let listed = try #require(try cli.run(["dlq", "list", "--json"]).json() as? [[String: Any]])
+        #expect(listed.count == 1)
+        #expect(listed[0]["cid"] as? Int == 2 && listed[0]["filename"] as? String == "gone.mp4")
+        #expect(listed[0]["from"] as? String == "bronze" && listed[0]["to"] as? String == "gold")
+        #expect((listed[0]["updated_at"] as? String)?.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
+        let id = try #require(listed[0]["id"] as? String)
+
+        let dry = try cli.run(["dlq", "replay", "--cid", "2", "--dry-run"])
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout == "would replay \(id) (cid 2): gone.mp4, bronze → gold\n1 job would be replayed\n")
+        for arguments in [["dlq", "replay", "--cid", "2", "--cid", "99", "--cid", "98"], ["dlq", "replay", "--cid", "99", "--dry-run"]] {
+            let missing = try cli.run(arguments)
+            #expect(missing.status == 1)
+            #expect(missing.stderr.hasPrefix("Error: no dead job for cid 99"), "\(missing.stderr)")
+        }
+        #expect(try cli.run(["dlq", "replay", "--cid", "2", "--cid", "99"]).stderr == "Error: no dead job for cid 99; nothing replayed\n")
+        for arguments in [["dlq", "purge", "--cid", "99"], ["dlq", "purge", "--cid", "99", "--dry-run"]] {
+            #expect(try cli.run(arguments).stderr == "Error: no dead job for cid 99; nothing purged\n")
+        }
+        #expect(try cli.run(["dlq", "purge", "--cid", "2", "--dry-run"]).stdout == "would purge \(id) (cid 2): gone.mp4, bronze → gold\n1 job would be purged\n")
+        #expect(try status(cli)["dead"] as? Int == 1)
+
+        // The file turns up: the replayed job moves it.
+        try Data(repeating: 1, count: 100).write(to: URL(fileURLWithPath: cli.levelPath("bronze") + "/gone.mp4"))
+        let replayed = try cli.run(["dlq", "replay", "--cid", "2"])
+        #expect(replayed.stdout == "replayed \(id) (cid 2): gone.mp4, bronze → gold\n1 job replayed\n", "\(replayed.stderr)")
+        try cli.waitUntil("the replayed move's commit") { (try status(cli)["totals"] as? [String: Any])?["committed"] as? Int == 1 }
+        #expect(FileManager.default.fileExists(atPath: cli.levelPath("gold") + "/gone.mp4"))
+
+        #expect(try cli.run(["contents", "add", "--cid", "3", "--filename", "never.mp4", "--level", "bronze"]).status == 0)
+        #expect(try cli.run(["enqueue", "--cid", "3", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the second dead job") { (try status(cli)["dead"] as? Int) == 1 }
+        let purged = try cli.run(["dlq", "purge", "--all"])
+        #expect(purged.stdout.hasSuffix("1 job purged\n"), "\(purged.stdout)")
+        #expect(try cli.run(["dlq", "list"]).stdout.contains("the dead-letter list is empty"))
+    }
+
+    @Test func relocationsShowEachMoveWithItsFilenameInTextAndSnakeCaseJSON() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        try cli.start("committer", ["committer", "--id", "c1"])
+        try startWorker(cli)
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the commit") { try cli.run(["relocations", "--json"]).stdout.contains("present.mp4") }
+
+        let table = try cli.run(["relocations"])
+        #expect(table.lines.count == 2, "\(table.stdout)")
+        #expect(table.lines[0].split(separator: " ", omittingEmptySubsequences: true)
+            == ["moved_at", "job_id", "cid", "filename", "from", "to", "bytes", "checksum", "worker", "attempts"])
+        let row = table.lines[1].split(separator: " ", omittingEmptySubsequences: true)
+        #expect(row[0].wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil, "\(row)")
+        #expect(Array(row[2...6]) == ["1", "present.mp4", "bronze", "gold", "4096"], "\(row)")
+        #expect(row[7].hasPrefix("xxh128:"))
+        #expect(row[8] == "w1")
+
+        let json = try #require(try cli.run(["relocations", "--json"]).json() as? [[String: Any]])
+        #expect(Set(json[0].keys) == ["job_id", "cid", "filename", "from", "to", "bytes", "checksum", "worker", "attempts", "moved_at", "gen"])
+        #expect(json[0]["filename"] as? String == "present.mp4")
+        #expect(try cli.run(["relocations", "--cid", "2"]).lines.count == 1)
+        #expect(try cli.run(["relocations", "--cid", "1"]).lines.count == 2)
+        let none = try cli.run(["relocations", "--limit", "0"])
+        #expect(none.status == 0)
+        #expect(none.lines.count == 1, "\(none.stdout)")
+        #expect(try cli.run(["relocations", "--limit", "0", "--json"]).stdout == "[]\n")
+    }
+}

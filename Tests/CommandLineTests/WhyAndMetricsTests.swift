@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `relocator why` over a real move, and the metrics server of a worker and a committer.
+@Suite struct WhyAndMetricsTests {
+    func committed(_ cli: CLIWorkspace, cid: Int) throws {
+        try cli.waitUntil("the commit of cid \(cid)") { try cli.run(["relocations", "--cid", String(cid)]).lines.count == 2 }
+    }
+
+    @Test func whySaysWhereAContentIsAndShowsAnEarlierAttemptsErrorAsHistory() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        try cli.start("committer", ["committer", "--id", "c1"])
+        // The first move fails once after publishing; the retry finishes it.
+        try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1"], environment: ["RELOCATOR_FAULTS": "fail-after=published*1"])
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
+        try committed(cli, cid: 1)
+
+        let text = try cli.run(["why", "1"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(text.stdout.hasPrefix("cid 1 (present.mp4) is on gold according to the database. The file is there on disk."), "\(text.stdout)")
+        #expect(text.stdout.contains("The last count, 20000, falls in gold (10000–99999)."), "\(text.stdout)")
+        let goldDisk = try #require(text.lines.first { $0.hasPrefix("gold ") && $0.contains(cli.levelPath("gold")) })
+        #expect(goldDisk.contains(" file ") && goldDisk.contains("4096"), "\(goldDisk)")
+        #expect(text.stdout.contains(", committed, count 20000, attempts 1"), "\(text.stdout)")
+        #expect(text.stdout.contains("  earlier error (history): "), "\(text.stdout)")
+        #expect(!text.stdout.contains("last error"), "\(text.stdout)")
+        #expect(text.lines.contains { $0.contains("bronze") && $0.contains("gold") && $0.contains("4096") && $0.contains("w1") })
+
+        let json = try #require(try cli.run(["why", "1", "--json"]).json() as? [String: Any])
+        #expect(json["content_level"] as? String == "gold")
+        #expect(json["found_on"] as? [String] == ["gold"])
+        #expect(json["count_level"] as? String == "gold")
+        #expect((json["history"] as? [[String: Any]])?.count == 1)
+        let job = try #require(json["job"] as? [String: Any])
+        #expect(job["status"] as? String == "committed")
+        #expect(job["last_error"] is NSNull)
+        #expect(job["earlier_error"] is String)
+
+        let unknown = try cli.run(["why", "99"])
+        #expect(unknown.status == 1)
+        #expect(unknown.errorLines.count == 1 && unknown.stderr.contains("no content with cid 99"), "\(unknown.stderr)")
+        #expect(try cli.run(["why", "0"]).status == 64)
+    }
+
+    @Test func whyWithoutLevelDirectoriesLeavesTheDisksOutAndNeverCreatesTheDatabase() throws {
+        let empty = try CLIWorkspace()
+        defer { empty.stop() }
+        let none = try empty.run(["why", "1"])
+        #expect(none.status == 1 && none.stderr.contains("no database"), "\(none.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: empty.databasePath))
+
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let result = try cli.run(["why", "2"], environment: ["RELOCATOR_LEVELS": ""])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("It has no job."), "\(result.stdout)")
+        #expect(!result.stdout.contains("directory"), "\(result.stdout)")
+    }
+
+    /// Starts a command with `--metrics-port 0` and returns the port it logged.
+    func metricsPort(_ cli: CLIWorkspace, _ name: String, _ arguments: [String]) throws -> (ChildProcess, Int) {
+        let process = try cli.start(name, arguments + ["--metrics-port", "0"])
+        var port: Int?
+        try cli.waitUntil("the metrics server of \(name)") {
+            if let match = cli.stderr(name).firstMatch(of: /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/) { port = Int(match.1) }
+            return port != nil || !process.isRunning
+        }
+        return (process, try #require(port, "\(cli.stderr(name))"))
+    }
+
+    @Test func aWorkerAndACommitterServeTheirMetricsWhenGivenAPort() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let (workerProcess, workerPort) = try metricsPort(cli, "w1", ["worker", "--id", "w1", "--concurrency", "1"])
+        let (committerProcess, committerPort) = try metricsPort(cli, "c1", ["committer", "--id", "c1"])
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
+        try committed(cli, cid: 1)
+        let worker = try HTTP.get(workerPort, "/metrics")
+        #expect(worker.status == 200)
+        #expect(worker.body.contains("relocator_"), "\(worker.body.prefix(400))")
+        let committer = try HTTP.get(committerPort, "/metrics")
+        #expect(committer.status == 200)
+        #expect(try HTTP.get(committerPort, "/healthz").status == 200)
+        // SIGTERM stops the metrics server with the worker and the committer.
+        for process in [workerProcess, committerProcess] { process.signal(SIGTERM) }
+        #expect(workerProcess.wait(timeout: .seconds(20)) == 0, "\(cli.stderr("w1"))")
+        #expect(committerProcess.wait(timeout: .seconds(20)) == 0, "\(cli.stderr("c1"))")
+    }
+
+    @Test func noMetricsServerRunsUnlessAPortIsGiven() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let worker = try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1"])
+        try cli.waitUntil("the worker's start") { cli.stderr("w1").contains("started") || !worker.isRunning }
+        #expect(!cli.stderr("w1").contains("metrics on"))
+        #expect(try cli.run(["worker", "--metrics-host", "0.0.0.0"]).stderr.contains("--metrics-host needs --metrics-port"))
+    }
+}
