@@ -15,7 +15,7 @@ struct Relocator: AsyncParsableCommand {
         version: RelocatorVersion.string,
         subcommands: [
             Serve.self, WorkerCommand.self, CommitterCommand.self, Migrate.self, Enqueue.self, Status.self, DLQ.self,
-            Levels.self, Contents.self, Relocations.self, Reconcile.self, Why.self, Pause.self, Resume.self, Checksum.self,
+            Levels.self, Contents.self, Relocations.self, Reconcile.self, Why.self, Plan.self, Pause.self, Resume.self, Checksum.self,
         ]
     )
 

@@ -14,8 +14,10 @@ import RelocatorCore
 /// | `RELOCATOR_RETRY_BASE_MS`, `RELOCATOR_RETRY_CAP_MS`, `RELOCATOR_MAX_ATTEMPTS` | | 1000, 300000, 5 |
 /// | `RELOCATOR_JOB_TTL` (seconds a committed job stays readable) | | 86400 |
 /// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 |
+/// | `RELOCATOR_DEFER_RETRY_MS` (how long a move waiting for room on its target waits before it looks again) | | 30000 |
 /// | `RELOCATOR_SHARDS` | | 1 |
 /// | `RELOCATOR_CHECKSUM` | | `xxh128` |
+/// | `RELOCATOR_HALF_LIFE` (hit counters decay; placement uses decayed counts) | | none: counts are absolute |
 /// | `RELOCATOR_LOG_LEVEL`, `RELOCATOR_LOG_FORMAT` | `--log-format` | `info`, `text` (read in Logs.swift) |
 struct RuntimeOptions: ParsableArguments {
     @Option(name: .customLong("redis-url"),
@@ -57,6 +59,8 @@ struct RuntimeOptions: ParsableArguments {
 
     func heartbeatTTL() throws -> Duration { .milliseconds(try integer("RELOCATOR_HEARTBEAT_TTL_MS", default: 10_000, minimum: 300)) }
 
+    func deferRetry() throws -> Duration { .milliseconds(try integer("RELOCATOR_DEFER_RETRY_MS", default: 30_000, minimum: 100)) }
+
     /// A whole-number environment variable.
     func integer(_ name: String, default fallback: Int64, minimum: Int64) throws -> Int64 {
         guard let text = environment[name], !text.isEmpty else { return fallback }
@@ -73,6 +77,17 @@ struct RuntimeOptions: ParsableArguments {
             throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (or --level-dirs)")
         }
         return (try LevelDirectories(parsing: value), "RELOCATOR_LEVELS")
+    }
+
+    /// The half-life of hit counters: `RELOCATOR_HALF_LIFE` (`24h`, `7d`…), nil when unset (counts
+    /// are absolute, as in the original).
+    func halfLife() throws -> Duration? {
+        guard let text = environment["RELOCATOR_HALF_LIFE"], !text.isEmpty else { return nil }
+        do {
+            return .seconds(try OperatorValues.durationSeconds(text))
+        } catch {
+            throw ConfigurationError(setting: "RELOCATOR_HALF_LIFE", expected: error.description)
+        }
     }
 
     /// The checksum of moves: `RELOCATOR_CHECKSUM` (`xxh128`, the default, or `sha256`).

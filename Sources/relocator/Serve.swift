@@ -69,7 +69,7 @@ func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access:
     // The level directories are optional here: an API on a machine without the disks skips the symlink check.
     let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
     return RelocationService(redis: redis, sql: sql, queue: JobQueue(keys: try runtime.keys()), jobTTL: try runtime.jobTTL(),
-                             directories: directories, logger: logger)
+                             directories: directories, halfLife: try runtime.halfLife(), logger: logger)
 }
 
 /// What a long-running command says at start about the servers it needs: Redis unreachable, a

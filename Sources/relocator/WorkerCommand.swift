@@ -57,6 +57,7 @@ extension Relocator {
                 concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: try runtime.heartbeatTTL(),
                 gracePeriod: .seconds(gracePeriod))
             settings.faults = faults
+            settings.deferRetry = try runtime.deferRetry()
             let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
                                 mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move), logger: logger)
             let services: [any Service] = [worker] + (try await metrics.services(logger: logger))
@@ -96,11 +97,23 @@ extension Relocator {
         @Option(help: "The committer's name, 1 to 128 characters without spaces (default: committer-host:pid).")
         var id: String?
 
+        @Option(help: "How often the rebalancer looks at the levels' watermarks and decayed counts (90s, 5m…), or 'off'. Several committers may run it: one at a time holds its lock.")
+        var rebalanceInterval = "5s"
+
         @OptionGroup var metrics: MetricsOptions
 
         func validate() throws {
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
                 throw ValidationError("--id must be 1 to 128 characters without spaces")
+            }
+            if rebalanceInterval != "off" {
+                do {
+                    guard try OperatorValues.durationSeconds(rebalanceInterval) >= 1 else {
+                        throw ValidationError("--rebalance-interval must be at least 1s, or 'off'")
+                    }
+                } catch let error as OperatorValues.Invalid {
+                    throw ValidationError("--rebalance-interval: \(error.description), or 'off'")
+                }
             }
         }
 
@@ -108,12 +121,24 @@ extension Relocator {
             let logger = Logs.logger("relocator.committer")
             let url = try database.resolve()
             await StartupCheck.log(redis: nil, database: database, logger: logger)
-            let committer = Committer(
-                settings: .init(id: id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())", batch: batch,
-                                jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL()),
-                driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
-                openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
-            let services: [any Service] = [committer] + (try await metrics.services(logger: logger))
+            let name = id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())"
+            let queue = JobQueue(keys: try runtime.keys())
+            let halfLife = try runtime.halfLife()
+            var settings = Committer.Settings(id: name, batch: batch, jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL())
+            settings.halfLife = halfLife
+            let committer = Committer(settings: settings, driver: RedisQueueDriver(queue: queue, url: try runtime.redis()),
+                                      openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
+            var services: [any Service] = [committer]
+            if rebalanceInterval != "off" {
+                // Placement (watermarks, displacement, decay) runs here: the committer already holds the
+                // database and Redis, and the rebalancer's lock lets several committers run it safely.
+                var rebalancing = Rebalancer.Settings(id: name, halfLife: halfLife)
+                rebalancing.interval = .seconds(try OperatorValues.durationSeconds(rebalanceInterval))
+                services.append(Rebalancer(settings: rebalancing, queue: queue, url: try runtime.redis(),
+                                           openDatabase: { try openDatabase(url, access: .readWrite) },
+                                           logger: Logs.logger("relocator.rebalancer")))
+            }
+            services += try await metrics.services(logger: logger)
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

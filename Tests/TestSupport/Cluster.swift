@@ -77,8 +77,8 @@ public final class Cluster: @unchecked Sendable {
     }
 
     @discardableResult
-    public func startCommitter(_ id: String = "committer", batch: Int = 100) throws -> ChildProcess {
-        try start(id, ["committer", "--id", id, "--batch", String(batch)])
+    public func startCommitter(_ id: String = "committer", batch: Int = 100, arguments extra: [String] = []) throws -> ChildProcess {
+        try start(id, ["committer", "--id", id, "--batch", String(batch)] + extra)
     }
 
     /// Standard error of a started process, for failure messages.

@@ -12,7 +12,7 @@ public final class PostgresServer: @unchecked Sendable {
 
     public init() throws {
         guard let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
-            .sorted { $0.compare($1, options: .numeric) == .orderedAscending }.last.map({ "/usr/lib/postgresql/\($0)/bin" })
+            .sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last.map({ "/usr/lib/postgresql/\($0)/bin" })
         else { throw TestEnvironment.Missing(variable: "PostgreSQL under /usr/lib/postgresql (run Scripts/setup)") }
         self.bin = bin
         port = try freeLoopbackPort()
@@ -63,7 +63,7 @@ extension TestFiles {
     @discardableResult
     public static func makeLarge(_ path: String, mebibytes: Int) throws -> String {
         guard let handle = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             return FileHandle(forWritingAtPath: path)
         }() else { throw POSIXError(.EIO) }
         var block = [UInt8](repeating: 0, count: 1 << 20)

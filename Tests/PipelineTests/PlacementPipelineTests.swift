@@ -1,0 +1,121 @@
+import Foundation
+import RelocatorCore
+import SQLStore
+import Testing
+import TestSupport
+
+/// Placement with the built binary: a level policy set with `relocator levels set`, the committer's
+/// rebalancer, workers admitting moves against a real tmpfs's free space.
+@Suite(.serialized) struct PlacementPipelineTests {
+    static let mebibyte = 1 << 20
+
+    /// Percent of the gold tmpfs in use, from statvfs as the workers see it.
+    func goldPercent(_ pipeline: Pipeline) throws -> Double {
+        var stats = statvfs()
+        guard statvfs(pipeline.gold.path, &stats) == 0 else { throw POSIXError(.EIO) }
+        let size = Double(stats.f_blocks) * Double(stats.f_frsize)
+        return (size - Double(stats.f_bfree) * Double(stats.f_frsize)) * 100 / size
+    }
+
+    func jobs(_ pipeline: Pipeline, _ cids: ClosedRange<Int>) throws -> [Int: [String: Any]] {
+        var jobs: [Int: [String: Any]] = [:]
+        for cid in cids {
+            let response = try HTTP.get(pipeline.cluster.apiPort!, "/v1/jobs/\(cid)")
+            if response.status == 200, let json = response.json { jobs[cid] = json }
+        }
+        return jobs
+    }
+
+    /// Twelve 1 MiB contents whose counts all say gold, on an 8 MiB gold disk with a 60 % high and a
+    /// 40 % low watermark: nothing dies of ENOSPC, the moves that find no room wait as `deferred`
+    /// with their reason, gold stays under its high watermark, and the hottest contents end on gold
+    /// (a hotter content waiting for room displaces a colder resident).
+    @Test func aFullLevelDefersMovesAndKeepsItsHottestContents() throws {
+        let pipeline = try Pipeline(goldKiB: 8 * 1024, environment: ["RELOCATOR_DEFER_RETRY_MS": "300", "RELOCATOR_HEARTBEAT_TTL_MS": "1500"])
+        defer { pipeline.tearDown() }
+        try pipeline.check(pipeline.cluster.run(["levels", "set", "gold", "--high-water", "60", "--low-water", "40"]), "levels set")
+        let cids = 1...12
+        try pipeline.addContents(cids.map { ($0, "hot-\($0).bin", "silver", Self.mebibyte) })
+        try pipeline.cluster.startAPI()
+        try pipeline.cluster.startCommitter(arguments: ["--rebalance-interval", "1s"])
+        try pipeline.cluster.startWorker("w1", concurrency: 2)
+        try pipeline.cluster.startWorker("w2", concurrency: 2)
+        // The workers read gold's policy from the rebalancer's snapshot with each heartbeat (every 0.5 s here).
+        Thread.sleep(forTimeInterval: 3)
+
+        // Coldest first, so the first to arrive fill gold and the hotter ones must displace them.
+        for cid in cids { #expect(try pipeline.post(cid, 10_000 + cid * 100).status == 200) }
+
+        var sawDeferred = false
+        var highest = 0.0
+        try pipeline.cluster.waitUntil("gold holds the hottest contents and nothing moves", timeout: .seconds(120)) {
+            highest = max(highest, try goldPercent(pipeline))
+            let jobs = try jobs(pipeline, cids)
+            for job in jobs.values where job["status"] as? String == "deferred" {
+                sawDeferred = true
+                #expect((job["defer_reason"] as? String)?.contains("gold") == true, "\(job)")
+            }
+            let moving = jobs.values.filter { ["queued", "moving", "retrying", "done"].contains($0["status"] as? String ?? "") }
+            let onGold = cids.filter { pipeline.whereIs("hot-\($0).bin") == ["gold"] }
+            guard moving.isEmpty, !onGold.isEmpty else { return false }
+            // The residents are the hottest ones: every content on gold is hotter than every one off it.
+            return onGold.min()! > cids.filter { !onGold.contains($0) }.max() ?? 0
+        }
+        let onGold = cids.filter { pipeline.whereIs("hot-\($0).bin") == ["gold"] }
+        #expect(onGold.count >= 2, "gold holds \(onGold)")
+        #expect(sawDeferred, "some move waited for room")
+        #expect(try goldPercent(pipeline) <= 60, "gold ends under its high watermark")
+        #expect(highest <= 75, "gold never rose far above its high watermark (peak \(highest) %)")
+        let dead = try HTTP.get(pipeline.cluster.apiPort!, "/v1/dead").json?["dead"] as? [Any] ?? []
+        #expect(dead.isEmpty, "no job died: \(dead)")
+        // Every file exists exactly once, and the database agrees with the disks.
+        for cid in cids {
+            let places = pipeline.whereIs("hot-\(cid).bin")
+            #expect(places.count == 1, "cid \(cid) on \(places)")
+            #expect(try pipeline.level(of: cid) == places.first, "cid \(cid)")
+        }
+        // The displaced residents were recorded as moves down from gold.
+        #expect(try pipeline.relocations().contains { $0.from == "gold" && $0.to == "silver" }, "a colder resident was displaced")
+        // `plan` sees the deferred jobs that remain and gold's fill.
+        let plan = try pipeline.cluster.run(["plan"])
+        #expect(plan.status == 0 && plan.stdout.contains("gold"), "\(plan.stdout)\(plan.stderr)")
+    }
+
+    /// Silver with a 20 % hysteresis and a one-hour minimum residency: a count that wobbles just
+    /// under silver's minimum moves nothing, one far under it waits as `deferred` for the residency
+    /// window, and a count back up cancels the wait — one move in all.
+    @Test func wobblingCountsMoveAContentOncePerResidencyWindow() throws {
+        let pipeline = try Pipeline(environment: ["RELOCATOR_HEARTBEAT_TTL_MS": "1500"])
+        defer { pipeline.tearDown() }
+        try pipeline.check(pipeline.cluster.run(["levels", "set", "silver", "--hysteresis", "20", "--min-residency", "1h"]), "levels set")
+        try pipeline.addContents([(1, "wobbly.bin", "bronze", 4096)])
+        try pipeline.cluster.startAPI()
+        try pipeline.cluster.startCommitter(arguments: ["--rebalance-interval", "1s"])
+        try pipeline.cluster.startWorker("w1", concurrency: 2)
+
+        #expect(try pipeline.post(1, 1500).status == 200)
+        try pipeline.cluster.waitUntil("the move to silver committed") { try pipeline.level(of: 1) == "silver" }
+        for count in [950, 990, 820] {
+            #expect(try pipeline.post(1, count).status == 200)
+        }
+        Thread.sleep(forTimeInterval: 2)
+        #expect(try pipeline.level(of: 1) == "silver", "inside the hysteresis band nothing moves")
+        #expect(try pipeline.relocations().count == 1)
+
+        #expect(try pipeline.post(1, 300).status == 200)
+        try pipeline.cluster.waitUntil("the demotion waits for the residency window") {
+            let job = try HTTP.get(pipeline.cluster.apiPort!, "/v1/jobs/1").json
+            return job?["status"] as? String == "deferred"
+        }
+        let job = try HTTP.get(pipeline.cluster.apiPort!, "/v1/jobs/1").json ?? [:]
+        #expect((job["defer_reason"] as? String)?.contains("keeps contents at least") == true, "\(job)")
+        let why = try pipeline.cluster.run(["why", "1"])
+        #expect(why.stdout.contains("deferred"), "\(why.stdout)")
+
+        #expect(try pipeline.post(1, 5000).status == 200)
+        Thread.sleep(forTimeInterval: 3)
+        #expect(try pipeline.level(of: 1) == "silver")
+        #expect(pipeline.whereIs("wobbly.bin") == ["silver"])
+        #expect(try pipeline.relocations().count == 1, "one move in all")
+    }
+}
