@@ -107,16 +107,16 @@ public final class SQLiteDatabase: SQLDatabase, @unchecked Sendable {
 
     private enum Probe { case exists, missing, failed(Int32) }
 
-    /// Opens the file the way SQLite will (without following the open through a FIFO), to tell a
-    /// missing file from one the user may not read or write.
+    /// Tells a missing file from one the user may not read or write, without opening it: closing
+    /// any descriptor of the file would drop every POSIX lock this process holds on it, and with
+    /// them the locks of another SQLite connection here (the committer's, while the rebalancer opens
+    /// its own). SQLite would then let a connection elsewhere delete the WAL in use.
     private static func probe(_ path: String, writable: Bool) -> Probe {
-        let fd = Glibc.open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK)
-        if fd >= 0 {
-            Glibc.close(fd)
-            return .exists
-        }
-        let code = errno
-        return code == ENOENT ? .missing : .failed(code)
+        var info = stat()
+        guard stat(path, &info) == 0 else { return errno == ENOENT ? .missing : .failed(errno) }
+        if info.st_mode & S_IFMT == S_IFDIR { return .failed(EISDIR) }
+        guard faccessat(AT_FDCWD, path, writable ? R_OK | W_OK : R_OK, AT_EACCESS) == 0 else { return .failed(errno) }
+        return .exists
     }
 
     private static func onReadOnlyFilesystem(_ path: String) -> Bool {

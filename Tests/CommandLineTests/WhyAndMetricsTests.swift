@@ -5,7 +5,16 @@ import TestSupport
 /// `relocator why` over a real move, and the metrics server of a worker and a committer.
 @Suite struct WhyAndMetricsTests {
     func committed(_ cli: CLIWorkspace, cid: Int) throws {
-        try cli.waitUntil("the commit of cid \(cid)") { try cli.run(["relocations", "--cid", String(cid)]).lines.count == 2 }
+        var last: ProcessResult?
+        do {
+            try cli.waitUntil("the commit of cid \(cid)") {
+                last = try cli.run(["relocations", "--cid", String(cid)])
+                return last?.lines.count == 2
+            }
+        } catch {
+            Issue.record("the last `relocations --cid \(cid)`: \(String(describing: last))")
+            throw error
+        }
     }
 
     @Test func whySaysWhereAContentIsAndShowsAnEarlierAttemptsErrorAsHistory() throws {

@@ -43,7 +43,7 @@ import TestSupport
         defer { api.tearDown() }
         try api.addContents([(1, "a.mp4", "bronze", 10)])
         try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "bronze,silver,gold", .disks: "gold=100,900,1000;silver=5,5,10"],
-                                ttl: .seconds(30), on: api.redis)
+                                ttl: .seconds(600), on: api.redis)
         try api.queue.pause(level: "silver", on: api.redis)
         try await api.test(metrics: metrics) { client in
             #expect(try await client.postForm("/post_sentence", "cid=1&count=5000").status == .ok)

@@ -7,6 +7,26 @@ import TestSupport
 /// Open modes and the errors an operator can act on: a missing table, a missing file, a file or
 /// directory the user may not read or write, a read-only filesystem.
 @Suite struct AccessTests {
+    /// Two connections in one process (the committer and its rebalancer): opening the second must
+    /// not drop the first one's locks, or another process closing the database believes it is the
+    /// last, deletes the WAL in use, and every later commit of the first connection is lost.
+    @Test func aSecondConnectionInTheProcessKeepsTheFirstOnesCommitsVisible() throws {
+        let directory = try TemporaryDirectory("relocator-wal")
+        defer { directory.remove() }
+        let path = directory.path + "/relocator.sqlite"
+        let first = try openDatabase(.sqlite(path: path), access: .create)
+        defer { first.close() }
+        try first.executeScript("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1)")
+        let second = try openDatabase(.sqlite(path: path), access: .readWrite)
+        second.close()
+        let sqlite3 = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        // Another process opens and closes the database.
+        #expect(try ProcessRunner.run(sqlite3, [path, "SELECT count(*) FROM t"]).stdout == "1\n")
+        try first.executeScript("INSERT INTO t VALUES (2)")
+        #expect(FileManager.default.fileExists(atPath: path + "-wal"))
+        #expect(try ProcessRunner.run(sqlite3, [path, "SELECT count(*) FROM t"]).stdout == "2\n", "the second row was committed")
+    }
+
     @Test(arguments: Backend.allCases)
     func aMissingTableSaysToRunMigrate(backend: Backend) throws {
         let test = try TestDatabase(backend)

@@ -12,6 +12,11 @@ public final class ChildProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - stdoutPath, stderrPath: files to append to (`/dev/null` when nil).
     ///   - directory: the working directory (through `env -C`).
+    private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
+    }()
+
     public init(_ executable: String, _ arguments: [String], environment: [String: String],
                 stdoutPath: String? = nil, stderrPath: String? = nil, directory: String? = nil) throws {
         self.executable = executable
@@ -27,6 +32,11 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, stdoutPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        // Nothing else of the test process goes along: a long-running child that inherited the write
+        // end of another test's output pipe would keep that test reading until the child exits.
+        // (glibc ≥ 2.34 has posix_spawn_file_actions_addclosefrom_np; Swift's Glibc module does not export it.)
+        guard let closeFrom = Self.addCloseFrom else { throw POSIXError(.ENOSYS) }
+        _ = closeFrom(&actions, 3)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
