@@ -9,9 +9,9 @@ public struct LevelPolicy: Equatable, Sendable, Codable {
     public var minResidency: Int64?
     /// Percent (0–100) a count must pass a threshold by before a move.
     public var hysteresis: Int?
-    /// Most moves into or out of the level at once.
+    /// Most moves into the level at once, across all workers.
     public var maxMoves: Int?
-    /// Bytes per second moves into or out of the level may use.
+    /// Bytes per second that copies into the level may write, across all workers.
     public var bandwidth: Int64?
     /// Order among levels competing for work (a plain integer; the rule using it decides its sense).
     public var priority: Int?

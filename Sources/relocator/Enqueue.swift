@@ -24,12 +24,20 @@ extension Relocator {
         var cid: Int64?
         @Option(parsing: .unconditional, help: "Its view count, a whole number ≥ 0.", transform: OptionValue.int64(0...Int64.max))
         var count: Int64?
+        @Option(parsing: .unconditional,
+                help: "Hits to add to the content's decaying counter instead of a count, 1 to 1000000 (needs RELOCATOR_HALF_LIFE), as POST /v1/contents/{cid}/hits.",
+                transform: OptionValue.int64(1...1_000_000))
+        var hits: Int64?
         @Option(help: "Many counts at once: a CSV file of cid,count lines ('-' for standard input).")
         var file: String?
         @Flag(help: "With --file: submit the good lines and report the bad ones, rather than refusing the whole file.")
         var skipBad = false
 
         func validate() throws {
+            if hits != nil {
+                guard cid != nil, count == nil, file == nil else { throw ValidationError("--hits goes with --cid alone (not --count or --file)") }
+                return
+            }
             if file != nil {
                 guard cid == nil, count == nil else { throw ValidationError("give --file, or --cid and --count (not both)") }
                 return
@@ -42,6 +50,13 @@ extension Relocator {
             let service = try makeService(runtime, database, access: .readWrite, logger: Logger(label: "relocator.enqueue", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
             if let file { return try await bulk(file, service) }
+            if let cid, let hits {
+                let (value, submitted) = try await service.hit(cid: cid, hits: hits)
+                let job = submitted.submission.job
+                print("cid \(cid): \(hits) \(hits == 1 ? "hit" : "hits") added, decayed count now \(String(format: "%.1f", value)), which falls in \(submitted.target); "
+                      + (job.map { "\(submitted.submission.outcome.rawValue), \($0.dbLevel) → \($0.target) (job \($0.id), \($0.status.rawValue))" } ?? "nothing to move"))
+                return
+            }
             guard let cid, let count else { return }
             if let raised = try await Self.raiseTopLevel(for: count, service) { print(raised) }
             let submitted = try await service.submit(cid: cid, count: count)

@@ -141,10 +141,10 @@ extension Relocator {
                     transform: OptionValue.percent)
             var hysteresis: LevelPolicy.Change<Int>?
 
-            @Option(parsing: .unconditional, help: "Most moves into or out of the level at once, or none.", transform: OptionValue.count)
+            @Option(parsing: .unconditional, help: "Most moves into the level at once, across all workers, or none.", transform: OptionValue.count)
             var maxMoves: LevelPolicy.Change<Int>?
 
-            @Option(parsing: .unconditional, help: "Bytes per second moves into or out of the level may use (200MiB, 1GB), or none.",
+            @Option(parsing: .unconditional, help: "Bytes per second that copies into the level may write, across all workers (200MiB, 1GB), or none.",
                     transform: OptionValue.bandwidth)
             var bandwidth: LevelPolicy.Change<Int64>?
 

@@ -118,4 +118,30 @@ import TestSupport
         #expect(pipeline.whereIs("wobbly.bin") == ["silver"])
         #expect(try pipeline.relocations().count == 1, "one move in all")
     }
+
+    /// Hits with a 2 s half-life: 2,000 hits take a content from bronze to silver; as the counter
+    /// decays below silver's minimum, the rebalancer takes it back down — and `enqueue --hits` adds
+    /// to the same counter.
+    @Test func hitsMoveAContentUpAndTheDecayTakesItBackDown() throws {
+        let pipeline = try Pipeline(environment: ["RELOCATOR_HALF_LIFE": "2s", "RELOCATOR_HEARTBEAT_TTL_MS": "1500"])
+        defer { pipeline.tearDown() }
+        try pipeline.addContents([(1, "trending.bin", "bronze", 8192), (2, "other.bin", "bronze", 4096)])
+        let port = try pipeline.cluster.startAPI()
+        try pipeline.cluster.startCommitter(arguments: ["--rebalance-interval", "1s"])
+        try pipeline.cluster.startWorker("w1", concurrency: 2)
+
+        let response = try HTTP.postJSON(port, "/v1/contents/1/hits", #"{"n": 2000}"#)
+        #expect(response.status == 202, "\(response.body)")
+        try pipeline.cluster.waitUntil("the hits' move up", timeout: .seconds(30)) { try pipeline.level(of: 1) == "silver" }
+        #expect(pipeline.whereIs("trending.bin") == ["silver"])
+        // Nothing posts again: the counter decays under 1,000 after one half-life, and the rebalancer moves it down.
+        try pipeline.cluster.waitUntil("the decay's move down", timeout: .seconds(40)) { try pipeline.level(of: 1) == "bronze" }
+        #expect(pipeline.whereIs("trending.bin") == ["bronze"])
+        let moves = try pipeline.relocations().filter { $0.cid == 1 }.map { "\($0.from)→\($0.to)" }
+        #expect(moves.sorted() == ["bronze→silver", "silver→bronze"], "one move up, one down")
+
+        let added = try pipeline.cluster.run(["enqueue", "--cid", "2", "--hits", "30000"])
+        #expect(added.status == 0 && added.stdout.contains("30000 hits added") && added.stdout.contains("gold"), "\(added.stdout)\(added.stderr)")
+        try pipeline.cluster.waitUntil("the move up of cid 2", timeout: .seconds(30)) { try pipeline.level(of: 2) == "gold" }
+    }
 }
