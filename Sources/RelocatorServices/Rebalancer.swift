@@ -42,9 +42,15 @@ public final class Rebalancer: Service, Sendable {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await BlockingExecutor.onThread(named: "rebalancer") { self.runBlocking() }
-        } onGracefulShutdown: {
+        // A graceful shutdown and a cancelled group (another service of the process failed, e.g. a
+        // committer refused at start) both end the rounds.
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await BlockingExecutor.onThread(named: "rebalancer") { self.runBlocking() }
+            } onGracefulShutdown: {
+                self.stopping.raise()
+            }
+        } onCancel: {
             self.stopping.raise()
         }
     }

@@ -56,7 +56,11 @@ final class Pipeline: @unchecked Sendable {
     @discardableResult
     func addContents(_ rows: [(cid: Int, filename: String, level: String, bytes: Int?)]) throws -> [Int: String] {
         let csv = root.path + "/contents.csv"
-        try rows.map { "\($0.cid),\($0.filename),\($0.level)" }.joined(separator: "\n").write(toFile: csv, atomically: true, encoding: .utf8)
+        // A filename with a quote, a comma or a line break is quoted, its quotes doubled (RFC 4180).
+        func field(_ text: String) -> String {
+            text.contains(where: { "\",\r\n".contains($0) }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        try rows.map { "\($0.cid),\(field($0.filename)),\($0.level)" }.joined(separator: "\n").write(toFile: csv, atomically: true, encoding: .utf8)
         try check(cluster.run(["contents", "import", csv]), "contents import")
         var sums: [Int: String] = [:]
         for row in rows {

@@ -114,6 +114,7 @@ import TestSupport
         try fix.execute("DELETE FROM contents WHERE cid = \(Int64(2))")
         fix.close()
         #expect(try cluster.run(["migrate"]).status == 0)
+        #expect(try cluster.run(["levels", "show", "--seed-default"]).status == 0)
         let duplicate = try cluster.run(["contents", "add", "--cid", "3", "--filename", "same.mp4", "--level", "bronze"])
         #expect(duplicate.status != 0 && duplicate.stderr.contains("already belongs to cid 1"), "\(duplicate.stderr)")
     }
