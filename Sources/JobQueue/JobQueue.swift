@@ -447,6 +447,19 @@ public struct JobQueue: Sendable {
     }
 
     /// Residents of a level whose score is below `score`, from every shard (lowest first).
+    /// A level's hottest residents (highest scores first over every shard), at most `limit`.
+    public func hottest(level: String, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
+        let replies = try redis.pipeline(keys.shards.map { RedisCommand("ZREVRANGE", $0.residents(level), 0, limit - 1, "WITHSCORES") })
+        var found: [(cid: Int64, score: Double)] = []
+        for reply in replies {
+            let items = try reply.throwingServerError(address: redis.url.address, command: "ZREVRANGE").array ?? []
+            for pair in items.chunks(of: 2) where pair.count == 2 {
+                if let cid = pair.first?.string.flatMap(Int64.init), let score = pair.last?.string.flatMap(Double.init) { found.append((cid, score)) }
+            }
+        }
+        return Array(found.sorted { $0.score > $1.score }.prefix(limit))
+    }
+
     public func residents(level: String, below score: Double, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
         let replies = try redis.pipeline(keys.shards.map {
             RedisCommand("ZRANGEBYSCORE", $0.residents(level), "-inf", "(\(score)", "WITHSCORES", "LIMIT", 0, limit)
@@ -496,12 +509,10 @@ public struct JobQueue: Sendable {
         try redis.send("SET", keys.control.placement, json)
     }
 
-    /// The rebalancer's lock: held for `ttl` by `holder` (renewed when it already holds it).
+    /// The rebalancer's lock (hold.lua): held for `ttl` by `holder`, a token unique to the process
+    /// (renewed when it already holds it). False when another holds it.
     public func holdRebalancer(_ holder: String, ttl: Duration, on redis: RedisConnection) throws -> Bool {
-        if try redis.send("SET", keys.control.rebalancer, holder, "PX", max(1, ttl.milliseconds), "NX") == .status("OK") { return true }
-        guard try redis.send("GET", keys.control.rebalancer).string == holder else { return false }
-        try redis.send("PEXPIRE", keys.control.rebalancer, max(1, ttl.milliseconds))
-        return true
+        try redis.evalScript(QueueScripts.hold, keys: [keys.control.rebalancer], arguments: [holder, max(1, ttl.milliseconds)]).int == 1
     }
 
     // MARK: - Pausing a level (control slot)

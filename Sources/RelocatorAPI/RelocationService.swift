@@ -152,11 +152,12 @@ public final class RelocationService: Sendable {
         }
         try await checkPath(filename, on: content.level, cid: cid)
         let placement = try await placement()
-        guard let choice = placement.target(count: count, current: content.level) else {
+        guard var choice = placement.target(count: count, current: content.level) else {
             throw APIError(.noLevel, "no level holds the count \(count); check the level table")
         }
         if let raised = choice.raiseMaxCounts {
-            let result = try await sql.withDatabase { try LevelStore(database: $0).raiseMaxCounts(level: choice.level, to: raised) }
+            let raisedLevel = choice.level
+            let result = try await sql.withDatabase { try LevelStore(database: $0).raiseMaxCounts(level: raisedLevel, to: raised) }
             levels.raise(level: choice.level, to: raised)
             if result.changed {
                 logger.notice("raised max_counts", metadata: [
@@ -177,9 +178,21 @@ public final class RelocationService: Sendable {
             }
             contents.store(fresh, readAt: readAt)
             content = fresh
+            // Hysteresis depends on the level the content is on: decide again from the fresh one.
+            if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
                                                                   target: choice.level, readAt: JobQueue.freshRead, policy: policy))
             submission = try queue.submission(from: again, address: redis.url.address)
+        }
+        if [.created, .retargeted].contains(submission.outcome), let job = submission.job, job.dbLevel != content.level,
+           let redo = placement.target(count: count, current: job.dbLevel), redo.level != choice.level {
+            // The queue knew better where the file is (a move committed after the content was
+            // cached): hysteresis decides from that level, and the job follows (or goes).
+            choice = redo
+            let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename, dbLevel: job.dbLevel,
+                                                                  target: redo.level, readAt: JobQueue.freshRead, policy: policy))
+            submission = try queue.submission(from: again, address: redis.url.address)
+            content.level = job.dbLevel
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)

@@ -35,6 +35,9 @@ public struct Planner {
             case displacement
             /// The content's decayed hit count fell below its level's range.
             case decay
+            /// A content displaced earlier (or kept out) is hotter than a resident of the level its
+            /// count names: it goes back up (waiting for room if need be, then displacing the colder).
+            case promotion
         }
 
         public var cid: Int64
@@ -148,6 +151,24 @@ public struct Planner {
             }
             let hotter = waiting.filter { $0.target == level }
             let cold = try coldestResidents(level, store: store, value: value)
+            // Contents below whose count names this level and which are hotter than its coldest
+            // resident, without a job: they come back (a strictly hotter one each time, so this ends).
+            if let coldest = cold.first(where: { !planned.contains($0.cid) }) {
+                var proposed = 0
+                for lower in placement.rankedLevels.drop(while: { $0 != level }).dropFirst() {
+                    for (cid, score) in try queue.hottest(level: lower, limit: 20, on: redis) where !planned.contains(cid) && proposed < 10 {
+                        let current = value(score)
+                        guard current > coldest.count,
+                              placement.target(count: Int64(current.rounded(.down)), current: lower)?.level == level,
+                              !(try isBusy(cid)), let content = try store.content(cid: cid), content.level == lower else { continue }
+                        planned.insert(cid)
+                        proposed += 1
+                        moves.append(Move(cid: cid, filename: content.filename, from: lower, to: level, kind: .promotion,
+                                          reason: "its count \(current.formatted(decimals: 1)) names \(level), and it is hotter than \(level)'s coldest resident (\(coldest.count.formatted(decimals: 1)))",
+                                          count: current, status: nil))
+                    }
+                }
+            }
             if shed == 0, let hottest = hotter.map(\.count).max(), let coldest = cold.first(where: { !planned.contains($0.cid) }),
                Double(hottest) > coldest.count {
                 want = hotter.filter { Double($0.count) > coldest.count }.count

@@ -31,6 +31,9 @@ public final class Rebalancer: Service, Sendable {
     let openDatabase: @Sendable () throws -> any SQLDatabase
     let logger: Logger
     let stopping = StopSignal()
+    /// The lock's holder: the committer's id and a token of this process, so that two committers
+    /// given one `--id` still never both hold it.
+    let token: String
 
     public init(settings: Settings, queue: JobQueue, url: RedisURL, openDatabase: @escaping @Sendable () throws -> any SQLDatabase,
                 logger: Logger) {
@@ -39,6 +42,7 @@ public final class Rebalancer: Service, Sendable {
         self.url = url
         self.openDatabase = openDatabase
         self.logger = logger
+        token = "\(settings.id)/\(UUID().uuidString)"
     }
 
     public func run() async throws {
@@ -63,6 +67,7 @@ public final class Rebalancer: Service, Sendable {
         var database: (any SQLDatabase)?
         defer { database?.close() }
         var inFlight: Set<Int64> = []
+        var lastProblem: String?
         repeat {
             do {
                 if database == nil { database = try openDatabase() }
@@ -71,15 +76,23 @@ public final class Rebalancer: Service, Sendable {
                 database?.close()
                 database = nil
                 logger.debug("the rebalancer waits for the database: \(error)")
+                continue
             } catch {
-                logger.debug("rebalancing round skipped: \(error)")
+                // Said once per distinct problem: watermarks are not enforced meanwhile.
+                let text = "\(error)"
+                if text != lastProblem { logger.warning("rebalancing rounds fail: \(text)") }
+                lastProblem = text
+                continue
             }
+            if lastProblem != nil { logger.notice("rebalancing rounds work again") }
+            lastProblem = nil
         } while !stopping.wait(for: settings.interval)
     }
 
     /// One round; returns the contents whose demotion is still moving.
     func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: Set<Int64>) throws -> Set<Int64> {
-        guard try queue.holdRebalancer(settings.id, ttl: settings.interval * 3, on: redis) else { return inFlight }
+        // The lock outlasts a slow round (a busy database, a Redis timeout), whatever the interval.
+        guard try queue.holdRebalancer(token, ttl: max(settings.interval * 3, .seconds(30)), on: redis) else { return inFlight }
         let levels = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
         try queue.publishPlacement(try snapshot.encoded(), on: redis)
@@ -91,7 +104,7 @@ public final class Rebalancer: Service, Sendable {
         let plan = try planner.plan(full: false)
         let busyLevels = Set(try still.compactMap { try ContentStore(database: database).content(cid: $0)?.level })
         let store = ContentStore(database: database)
-        for move in plan.moves where move.kind != .pending {
+        for move in plan.moves where move.kind != .pending && !stopping.isRaised {
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }
             guard let content = try store.content(cid: move.cid), content.level == move.from else { continue }

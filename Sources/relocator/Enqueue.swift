@@ -35,7 +35,9 @@ extension Relocator {
 
         func validate() throws {
             if hits != nil {
-                guard cid != nil, count == nil, file == nil else { throw ValidationError("--hits goes with --cid alone (not --count or --file)") }
+                guard cid != nil, count == nil, file == nil, !skipBad else {
+                    throw ValidationError("--hits goes with --cid alone (not --count, --file or --skip-bad)")
+                }
                 return
             }
             if file != nil {
@@ -51,6 +53,9 @@ extension Relocator {
             defer { service.close() }
             if let file { return try await bulk(file, service) }
             if let cid, let hits {
+                guard try runtime.halfLife() != nil else {
+                    throw CommandFailure("--hits needs RELOCATOR_HALF_LIFE (e.g. 24h): hits add to a counter that decays with it")
+                }
                 let (value, submitted) = try await service.hit(cid: cid, hits: hits)
                 let job = submitted.submission.job
                 print("cid \(cid): \(hits) \(hits == 1 ? "hit" : "hits") added, decayed count now \(String(format: "%.1f", value)), which falls in \(submitted.target); "

@@ -86,6 +86,8 @@ import TestSupport
         let levels = ["gold", "silver", "bronze"]
         let redis = q.redis
         try q.queue.heartbeat(worker: "w1", info: [.kind: "worker"], ttl: .seconds(60), on: redis)
+        #expect(try q.queue.holdRebalancer("r1", ttl: .seconds(5), on: redis))
+        #expect(try !q.queue.holdRebalancer("r2", ttl: .seconds(5), on: redis))
         for cid in Int64(1)...6 { try q.submit(cid) }
         // take, claim, progress, ack, take-done, committed
         let first = try #require(try q.fetch())
