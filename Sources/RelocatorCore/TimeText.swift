@@ -30,8 +30,8 @@ public enum TimeText {
         return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
     }
 
-    /// Year, month, day of a day number since 1970-01-01 (Howard Hinnant's algorithm).
-    private static func civil(days: Int64) -> (Int64, Int64, Int64) {
+    /// Year, month, day of a day number since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    public static func civil(days: Int64) -> (Int64, Int64, Int64) {
         let z = days + 719_468
         let era = z.floorDivided(by: 146_097)
         let dayOfEra = z - era * 146_097

@@ -1,3 +1,5 @@
+import RelocatorCore
+
 /// Time values as every dialect returns them, read as RFC 3339 in UTC: `2026-11-27T21:47:15Z`,
 /// fractional seconds kept when the database stores them (`2026-11-27T21:47:15.123456Z`), without
 /// trailing zeros.
@@ -53,7 +55,8 @@ public enum SQLTimestamp {
             let seconds = days(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60 + second - offset
             let dayNumber = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
             let inDay = seconds - dayNumber * 86_400
-            (y, mo, d) = civil(days: dayNumber)
+            let (year, month, day) = TimeText.civil(days: Int64(dayNumber))
+            (y, mo, d) = (Int(year), Int(month), Int(day))
             (h, mi, s) = (inDay / 3600, inDay / 60 % 60, inDay % 60)
         }
         func pad(_ value: Int, _ width: Int) -> String {
@@ -86,19 +89,6 @@ public enum SQLTimestamp {
         let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
-    }
-
-    /// The civil date of a day number (`civil_from_days`).
-    private static func civil(days: Int) -> (Int, Int, Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     private struct Scanner {
