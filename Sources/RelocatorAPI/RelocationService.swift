@@ -14,6 +14,8 @@ public final class RelocationService: Sendable {
     public let redis: RedisPool
     /// Submissions of concurrent requests share pipelined round trips through this.
     public let pipeliner: RedisPipeliner
+    /// The Redis server as error messages name it (built once, not per request).
+    let redisAddress: String
     public let sql: SQLPool
     public let queue: JobQueue
     public let levels: LevelCache
@@ -41,6 +43,7 @@ public final class RelocationService: Sendable {
         self.halfLife = halfLife
         self.contents = contents
         self.pipeliner = RedisPipeliner(url: redis.url)
+        redisAddress = redis.url.address
         self.directories = directories
         self.redis = redis
         self.sql = sql
@@ -169,7 +172,7 @@ public final class RelocationService: Sendable {
         let policy = countPolicy(placement)
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
                                                               dbLevel: content.level, target: choice.level, readAt: readAt, policy: policy))
-        var submission = try queue.submission(from: reply, address: redis.url.address)
+        var submission = try queue.submission(from: reply, address: redisAddress)
         if submission.outcome == .staleLevel {
             // The content changed level since it was cached: read it again; that read stands.
             let readAt = JobQueue.nowMilliseconds()
@@ -182,7 +185,7 @@ public final class RelocationService: Sendable {
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
                                                                   target: choice.level, readAt: JobQueue.freshRead, policy: policy))
-            submission = try queue.submission(from: again, address: redis.url.address)
+            submission = try queue.submission(from: again, address: redisAddress)
         }
         if [.created, .retargeted].contains(submission.outcome), let job = submission.job, job.dbLevel != content.level,
            let redo = placement.target(count: count, current: job.dbLevel), redo.level != choice.level {
@@ -191,7 +194,7 @@ public final class RelocationService: Sendable {
             choice = redo
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename, dbLevel: job.dbLevel,
                                                                   target: redo.level, readAt: JobQueue.freshRead, policy: policy))
-            submission = try queue.submission(from: again, address: redis.url.address)
+            submission = try queue.submission(from: again, address: redisAddress)
             content.level = job.dbLevel
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])

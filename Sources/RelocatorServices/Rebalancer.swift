@@ -102,8 +102,8 @@ public final class Rebalancer: Service, Sendable {
         }
         let planner = Planner(queue: queue, redis: redis, database: database, halfLife: settings.halfLife)
         let plan = try planner.plan(full: false)
-        let busyLevels = Set(try still.compactMap { try ContentStore(database: database).content(cid: $0)?.level })
         let store = ContentStore(database: database)
+        let busyLevels = Set(try still.compactMap { try store.content(cid: $0)?.level })
         for move in plan.moves where move.kind != .pending && !stopping.isRaised {
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }

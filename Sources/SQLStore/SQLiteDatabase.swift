@@ -114,7 +114,8 @@ public final class SQLiteDatabase: SQLDatabase, @unchecked Sendable {
     private static func probe(_ path: String, writable: Bool) -> Probe {
         var info = stat()
         guard stat(path, &info) == 0 else { return errno == ENOENT ? .missing : .failed(errno) }
-        if info.st_mode & S_IFMT == S_IFDIR { return .failed(EISDIR) }
+        // A directory, a FIFO (SQLite's open would hang on it), a device: not a database file.
+        if info.st_mode & S_IFMT != S_IFREG { return .failed(info.st_mode & S_IFMT == S_IFDIR ? EISDIR : EINVAL) }
         guard faccessat(AT_FDCWD, path, writable ? R_OK | W_OK : R_OK, AT_EACCESS) == 0 else { return .failed(errno) }
         return .exists
     }

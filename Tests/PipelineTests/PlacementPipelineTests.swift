@@ -100,9 +100,15 @@ import TestSupport
         }
         // The displaced residents were recorded as moves down from gold.
         #expect(try pipeline.relocations().contains { $0.from == "gold" && $0.to == "silver" }, "a colder resident was displaced")
-        // `plan` sees the deferred jobs that remain and gold's fill.
-        let plan = try pipeline.cluster.run(["plan"])
-        #expect(plan.status == 0 && plan.stdout.contains("gold"), "\(plan.stdout)\(plan.stderr)")
+        // `plan` lists the deferred jobs that remain, as pending moves to gold, and gold's watermarks.
+        let planned = try pipeline.cluster.run(["plan", "--json"])
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(planned.stdout.utf8)) as? [String: Any], "\(planned.stderr)")
+        let pending = Set(((plan["moves"] as? [[String: Any]]) ?? []).filter { $0["kind"] as? String == "pending" && $0["to"] as? String == "gold" }
+            .compactMap { $0["cid"] as? Int })
+        let deferred = Set(try jobs(pipeline, cids).filter { $0.value["status"] as? String == "deferred" }.map(\.key))
+        #expect(pending == deferred, "plan: \(planned.stdout)")
+        let gold = ((plan["levels"] as? [[String: Any]]) ?? []).first { $0["level"] as? String == "gold" }
+        #expect(gold?["high_water"] as? Int == 60 && gold?["low_water"] as? Int == 40, "\(String(describing: gold))")
         finished = true
     }
 

@@ -9,14 +9,14 @@ public final class ChildProcess: @unchecked Sendable {
     private var exitStatus: Int32?
     private let lock = NSLock()
 
-    /// - Parameters:
-    ///   - stdoutPath, stderrPath: files to append to (`/dev/null` when nil).
-    ///   - directory: the working directory (through `env -C`).
     private static let addCloseFrom: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32)? = {
         guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else { return nil }
         return unsafeBitCast(symbol, to: (@convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32).self)
     }()
 
+    /// - Parameters:
+    ///   - stdoutPath, stderrPath: files to append to (`/dev/null` when nil).
+    ///   - directory: the working directory (through `env -C`).
     public init(_ executable: String, _ arguments: [String], environment: [String: String],
                 stdoutPath: String? = nil, stderrPath: String? = nil, directory: String? = nil) throws {
         self.executable = executable
@@ -36,7 +36,7 @@ public final class ChildProcess: @unchecked Sendable {
         // end of another test's output pipe would keep that test reading until the child exits.
         // (glibc ≥ 2.34 has posix_spawn_file_actions_addclosefrom_np; Swift's Glibc module does not export it.)
         guard let closeFrom = Self.addCloseFrom else { throw POSIXError(.ENOSYS) }
-        _ = closeFrom(&actions, 3)
+        guard closeFrom(&actions, 3) == 0 else { throw POSIXError(.EINVAL) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
