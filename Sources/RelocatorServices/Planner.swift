@@ -17,6 +17,9 @@ public struct Planner {
     public let halfLife: Duration?
     /// How many of a level's coldest residents one round looks at.
     public var candidates = 200
+    /// Per level, the time (ms) a disk report must be newer than to count: the rebalancer's last
+    /// moves out of the level landed then.
+    public var reportsAfter: [String: Int64] = [:]
 
     public init(queue: JobQueue, redis: RedisConnection, database: any SQLDatabase, halfLife: Duration?) {
         self.queue = queue
@@ -253,7 +256,8 @@ public struct Planner {
     private func diskUsage() throws -> [String: Placement.Usage] {
         var usage: [String: Placement.Usage] = [:]
         for (_, info) in try queue.liveWorkers(on: redis) {
-            for (level, disk) in DiskReport(decoding: info[.disks] ?? "").levels {
+            let beat = info[.beatAt].flatMap { Int64($0) } ?? 0
+            for (level, disk) in DiskReport(decoding: info[.disks] ?? "").levels where beat > reportsAfter[level] ?? Int64.min {
                 let report = Placement.Usage(used: disk.used, size: disk.size)
                 if report.percent > usage[level]?.percent ?? -1 { usage[level] = report }
             }

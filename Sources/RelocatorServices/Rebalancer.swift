@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import JobQueue
 import Logging
 import RedisClient
@@ -66,7 +67,7 @@ public final class Rebalancer: Service, Sendable {
         defer { redis.close() }
         var database: (any SQLDatabase)?
         defer { database?.close() }
-        var inFlight: Set<Int64> = []
+        var inFlight: [Int64: String] = [:]
         var lastProblem: String?
         repeat {
             do {
@@ -89,21 +90,31 @@ public final class Rebalancer: Service, Sendable {
         } while !stopping.wait(for: settings.interval)
     }
 
-    /// One round; returns the contents whose demotion is still moving.
-    func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: Set<Int64>) throws -> Set<Int64> {
+    /// When each level's last move out landed (ms): a disk report older than that still counts the
+    /// files that left, and would make the next round shed them a second time.
+    private let landed = Mutex<[String: Int64]>([:])
+
+    /// One round; returns the contents whose move out is still under way, with the level they leave.
+    func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: [Int64: String]) throws -> [Int64: String] {
         // The lock outlasts a slow round (a busy database, a Redis timeout), whatever the interval.
         guard try queue.holdRebalancer(token, ttl: max(settings.interval * 3, .seconds(30)), on: redis) else { return inFlight }
         let levels = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
         try queue.publishPlacement(try snapshot.encoded(), on: redis)
-        var still: Set<Int64> = []
-        for cid in inFlight {
-            if let state = try queue.jobState(cid: cid, on: redis), state.status != .committed, state.status != .dead { still.insert(cid) }
+        var still: [Int64: String] = [:]
+        let now = JobQueue.nowMilliseconds()
+        for (cid, from) in inFlight {
+            if let state = try queue.jobState(cid: cid, on: redis), state.status != .committed, state.status != .dead {
+                still[cid] = from
+            } else {
+                landed.withLock { $0[from] = now }
+            }
         }
-        let planner = Planner(queue: queue, redis: redis, database: database, halfLife: settings.halfLife)
+        var planner = Planner(queue: queue, redis: redis, database: database, halfLife: settings.halfLife)
+        planner.reportsAfter = landed.withLock { $0 }
         let plan = try planner.plan(full: false)
         let store = ContentStore(database: database)
-        let busyLevels = Set(try still.compactMap { try store.content(cid: $0)?.level })
+        let busyLevels = Set(still.values)
         for move in plan.moves where move.kind != .pending && !stopping.isRaised {
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }
@@ -111,7 +122,7 @@ public final class Rebalancer: Service, Sendable {
             let submitted = try queue.submit(cid: move.cid, count: Int64((move.count ?? 0).rounded(.down)), filename: content.filename,
                                              dbLevel: content.level, target: move.to, policy: snapshot.countPolicy, on: redis)
             if [.created, .retargeted].contains(submitted.outcome) {
-                still.insert(move.cid)
+                still[move.cid] = move.from
                 logger.info("rebalancing", metadata: ["job.cid": "\(move.cid)", "job.from": "\(move.from)", "job.to": "\(move.to)",
                                                       "job.kind": "\(move.kind.rawValue)", "reason": "\(move.reason)"])
             }
