@@ -423,7 +423,7 @@ public struct JobQueue: Sendable {
         return result
     }
 
-    // MARK: - Placement (hit.lua, permit.lua, bandwidth.lua)
+    // MARK: - Placement (hit.lua, permit.lua, room.lua, bandwidth.lua)
 
     /// Adds `hits` to a content's decaying counter; returns its value now.
     public func hit(cid: Int64, hits: Double, halfLife: Duration, on redis: RedisConnection) throws -> Double {
@@ -491,6 +491,23 @@ public struct JobQueue: Sendable {
 
     public func releasePermit(level: String, holder: String, on redis: RedisConnection) throws {
         try redis.send("ZREM", keys.control.permits(level), holder)
+    }
+
+    /// Reserves room for a copy of `bytes` into `level`, which has `room` bytes left below its
+    /// high watermark by the caller's reading of its disk, counting what other slots reserved and
+    /// have not released: granted or not, and the bytes the others hold.
+    public func reserveRoom(level: String, holder: String, bytes: Int64, room: Int64, ttl: Duration,
+                            on redis: RedisConnection) throws -> (granted: Bool, others: Int64) {
+        let reply = try redis.evalScript(QueueScripts.room, keys: [keys.control.reserved(level)],
+                                         arguments: [holder, max(0, bytes), room, max(1, ttl.milliseconds)])
+        guard let items = reply.array, items.count == 2, let granted = items[0].int, let others = items[1].int else {
+            throw malformed(redis.url.address, "room.lua")
+        }
+        return (granted == 1, Int64(others))
+    }
+
+    public func releaseRoom(level: String, holder: String, on redis: RedisConnection) throws {
+        try redis.send("HDEL", keys.control.reserved(level), holder)
     }
 
     /// Takes `bytes` from the level's shared token bucket (`rate` bytes per second); 0 when granted,

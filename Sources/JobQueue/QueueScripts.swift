@@ -33,10 +33,11 @@ enum QueueScripts {
     static let bandwidth = script("bandwidth.lua", PackageResources.bandwidth_lua)
     static let levelChanged = script("level-changed.lua", PackageResources.level_changed_lua)
     static let hold = script("hold.lua", PackageResources.hold_lua)
+    static let room = script("room.lua", PackageResources.room_lua)
 
     /// Every script, for tests that run them all.
     static let all: [RedisScript] = [
         enqueue, take, claim, progress, ack, fail, deferJob, due, promote, giveback, handback, takeDone, committed,
-        deadAction, restore, lease, unlease, reapCheck, forgetWorker, hit, permit, bandwidth, levelChanged, hold,
+        deadAction, restore, lease, unlease, reapCheck, forgetWorker, hit, permit, bandwidth, levelChanged, hold, room,
     ]
 }

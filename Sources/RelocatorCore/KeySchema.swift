@@ -118,6 +118,9 @@ public struct ControlKeys: Equatable, Sendable {
     public var placement: String { "\(prefix)placement" }
     /// Moves in flight into a level, one member per worker slot, scored by when it lapses (ms).
     public func permits(_ level: String) -> String { "\(prefix)permits:\(level)" }
+    /// Bytes of copies into a level admitted and not yet finished, one field per worker slot
+    /// (`room.lua`).
+    public func reserved(_ level: String) -> String { "\(prefix)reserved:\(level)" }
     /// The token bucket of bytes written into a level.
     public func bandwidth(_ level: String) -> String { "\(prefix)bandwidth:\(level)" }
     /// Held by the one rebalancer at work.

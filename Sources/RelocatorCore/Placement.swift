@@ -87,6 +87,13 @@ public struct Placement: Equatable, Sendable {
         return "\(level) would be at \(after.formatted(decimals: 1)) % (high watermark \(high) %)"
     }
 
+    /// Bytes a level may still take before it rises above its high watermark (negative when it is
+    /// above already); nil when it has none.
+    public func room(in level: String, usage: Usage) -> Int64? {
+        guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
+        return Int64((Double(usage.size) * Double(high) / 100).rounded(.down)) - usage.used
+    }
+
     /// Bytes to move off a level that is above its high watermark to bring it to its low one
     /// (the high one when no low one is set); nil when it is not above.
     public func excess(of level: String, usage: Usage) -> Int64? {

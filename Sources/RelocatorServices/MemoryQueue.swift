@@ -440,6 +440,24 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         try available { sortedSets[keys.control.permits(level)]?[holder] = nil }
     }
 
+    public func reserveRoom(level: String, holder: String, bytes: Int64, room: Int64, ttl: Duration) throws -> (granted: Bool, others: Int64) {
+        try available {
+            let key = keys.control.reserved(level)
+            var held = (hashes[key] ?? [:]).filter { entry in
+                entry.value.split(separator: " ").last.flatMap { Int64($0) }.map { $0 > now } ?? false
+            }
+            let others = held.filter { $0.key != holder }.reduce(Int64(0)) { $0 + (Int64($1.value.split(separator: " ")[0]) ?? 0) }
+            let granted = others + max(0, bytes) <= room
+            if granted { held[holder] = "\(max(0, bytes)) \(now + ttl.milliseconds)" }
+            hashes[key] = held
+            return (granted, others)
+        }
+    }
+
+    public func releaseRoom(level: String, holder: String) throws {
+        try available { hashes[keys.control.reserved(level)]?[holder] = nil }
+    }
+
     /// Permits held now, for tests.
     public func permitsHeld(_ level: String) -> Int { locked { (sortedSets[keys.control.permits(level)] ?? [:]).filter { $0.value > now }.count } }
 

@@ -42,6 +42,10 @@ public protocol QueueSession: AnyObject {
     /// A permit for one more move into `level` (at most `most` at once); false when it has them.
     func permit(level: String, holder: String, most: Int, ttl: Duration) throws -> Bool
     func releasePermit(level: String, holder: String) throws
+    /// Room for a copy of `bytes` into `level` (which has `room` bytes left below its high
+    /// watermark), counting the copies other slots have reserved: granted, and the others' bytes.
+    func reserveRoom(level: String, holder: String, bytes: Int64, room: Int64, ttl: Duration) throws -> (granted: Bool, others: Int64)
+    func releaseRoom(level: String, holder: String) throws
     /// Bytes from the level's shared token bucket: zero when granted, else how long to wait.
     func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration
 

@@ -128,6 +128,14 @@ public final class RedisQueueSession: QueueSession {
         try queue.releasePermit(level: level, holder: holder, on: redis)
     }
 
+    public func reserveRoom(level: String, holder: String, bytes: Int64, room: Int64, ttl: Duration) throws -> (granted: Bool, others: Int64) {
+        try queue.reserveRoom(level: level, holder: holder, bytes: bytes, room: room, ttl: ttl, on: redis)
+    }
+
+    public func releaseRoom(level: String, holder: String) throws {
+        try queue.releaseRoom(level: level, holder: holder, on: redis)
+    }
+
     public func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration {
         try queue.takeBandwidth(level: level, rate: rate, bytes: bytes, on: redis)
     }

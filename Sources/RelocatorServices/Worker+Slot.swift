@@ -111,7 +111,7 @@ extension Worker {
     }
 
     /// Moves one claimed job and reports the outcome to the queue.
-    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession, permit holder: String = "") {
+    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession, permit holder: String) {
         let started = ContinuousClock.now
         var log = logger
         log[metadataKey: "job.id"] = "\(taken.id)"
@@ -156,9 +156,9 @@ extension Worker {
             others: directories.names.filter { $0 != job.dbLevel && $0 != job.target }.compactMap(directories.place(of:)),
             cid: job.cid, gen: job.gen, expectedChecksum: expected, stalePart: job.part)
         let snapshot = placement.withLock { $0 }
-        var reserved: Int64 = 0
+        var reserved: Int64?
         if let snapshot, context.method == "copy", !(job.stage?.mayHaveCopyAtTarget ?? false),
-           let wait = admission(job, request, snapshot, reserved: &reserved, log) {
+           let wait = admission(job, request, snapshot, holder: holder, session, reserved: &reserved, log) {
             retrying("defer the job", log) {
                 if try session.deferJob(id, worker: settings.id, reason: wait, until: JobQueue.nowMilliseconds() + settings.deferRetry.milliseconds) {
                     log.notice("move deferred: \(wait)")
@@ -166,12 +166,21 @@ extension Worker {
             }
             return
         }
-        defer { if reserved > 0 { copying.withLock { $0[job.target, default: 0] -= reserved } } }
+        defer {
+            if reserved != nil {
+                do {
+                    try session.releaseRoom(level: job.target, holder: holder)
+                } catch {
+                    log.debug("cannot release the room reserved in \(job.target) (it lapses by itself): \(error)")
+                }
+            }
+        }
         let limit = context.method == "copy" ? snapshot?.policies[job.target]?.bandwidth : nil
         let result: MoveResult
         do {
             result = try mover.move(request, hooks: hooks(for: id, session, log, bandwidth: limit.map { (job.target, $0) },
-                                                          permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil))
+                                                          permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil,
+                                                          room: reserved.map { (job.target, holder, $0) }))
         } catch let error as MoveError where error.kind == .cancelled {
             log.info("move cancelled by the shutdown; the job goes back to its queue")
             return
@@ -206,9 +215,10 @@ extension Worker {
     }
 
     /// Why a copy into the job's target must wait (the target would rise above its high
-    /// watermark), or nil; when it may go, `reserved` holds the bytes it will add, counted against
-    /// the other slots' admissions until the move ends.
-    private func admission(_ job: Job, _ request: MoveRequest, _ snapshot: PlacementSnapshot, reserved: inout Int64, _ log: Logger) -> String? {
+    /// watermark), or nil; when it may go, `reserved` holds the bytes it will add, reserved in
+    /// Redis against every other slot's admission (of every worker) until the move ends.
+    private func admission(_ job: Job, _ request: MoveRequest, _ snapshot: PlacementSnapshot, holder: String, _ session: any QueueSession,
+                           reserved: inout Int64?, _ log: Logger) -> String? {
         guard snapshot.policies[job.target]?.highWater != nil else { return nil }
         var size: Int64 = 0
         do {
@@ -218,22 +228,30 @@ extension Worker {
             log.debug("cannot size the source before the move: \(error)")
             return nil
         }
-        guard let usage = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target] else { return nil }
-        let inFlight = copying.withLock { $0[job.target] ?? 0 }
-        if let reason = snapshot.placement.admission(into: job.target, usage: .init(used: usage.used, size: usage.size), adding: size,
-                                                       inFlight: inFlight) {
-            return reason
+        guard let report = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target] else { return nil }
+        let usage = Placement.Usage(used: report.used, size: report.size)
+        guard let room = snapshot.placement.room(in: job.target, usage: usage) else { return nil }
+        let others: Int64
+        do {
+            let answer = try session.reserveRoom(level: job.target, holder: holder, bytes: size, room: room, ttl: permitTTL)
+            if answer.granted {
+                reserved = size
+                return nil
+            }
+            others = answer.others
+        } catch {
+            // Not knowing what the others are copying there, this one waits rather than overfill.
+            return "cannot reserve room in \(job.target): \(error)"
         }
-        reserved = size
-        copying.withLock { $0[job.target, default: 0] += size }
-        return nil
+        return snapshot.placement.admission(into: job.target, usage: usage, adding: size, inFlight: others)
+            ?? "\(job.target) has room for \(room) bytes, and other copies into it hold \(others)"
     }
 
     /// What the mover tells the queue while it works; with a bandwidth limit on the target, every
     /// byte written is taken from the level's token bucket first; with a limit of moves in flight,
     /// the permit is renewed as the copy goes.
     private func hooks(for id: JobID, _ session: any QueueSession, _ log: Logger, bandwidth: (level: String, rate: Int64)? = nil,
-                       permit: (level: String, holder: String)? = nil) -> MoveHooks {
+                       permit: (level: String, holder: String)? = nil, room: (level: String, holder: String, bytes: Int64)? = nil) -> MoveHooks {
         let worker = settings.id
         let lost = { MoveError(.leaseLost, "job \(id) is no longer this worker's") }
         var lastProgress = ContinuousClock.now
@@ -271,12 +289,15 @@ extension Worker {
                         }
                     }
                 }
-                if let permit, ContinuousClock.now - permitRenewed >= renewEvery {
+                if permit != nil || room != nil, ContinuousClock.now - permitRenewed >= renewEvery {
                     permitRenewed = .now
                     do {
-                        _ = try session.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL)
+                        if let permit { _ = try session.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL) }
+                        if let room {
+                            _ = try session.reserveRoom(level: room.level, holder: room.holder, bytes: room.bytes, room: .max, ttl: self.permitTTL)
+                        }
                     } catch {
-                        log.debug("cannot renew the permit of \(permit.level): \(error)")
+                        log.debug("cannot renew the permit or the room reserved in \(permit?.level ?? room?.level ?? ""): \(error)")
                     }
                 }
                 guard total >= minimum, ContinuousClock.now - lastProgress >= interval else { return }

@@ -63,8 +63,6 @@ public final class Worker: Service, Sendable {
     let startedAt = JobQueue.nowMilliseconds()
     /// The level table and policies the committer published (nil before any).
     let placement = Mutex<PlacementSnapshot?>(nil)
-    /// Bytes of copies in flight by this worker, by target level (counted in admissions).
-    let copying = Mutex<[String: Int64]>([:])
     /// Claims so far, for the `lose-reply` fault.
     let claims = Atomic<Int>(0)
 

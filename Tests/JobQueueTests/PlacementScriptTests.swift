@@ -73,6 +73,26 @@ import TestSupport
         #expect(try q.queue.permit(level: "silver", holder: "w1/0", most: 1, ttl: .seconds(10), on: q.redis))
     }
 
+    @Test func roomReservedByOneSlotCountsAgainstEveryOtherUntilReleasedOrLapsed() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        // 100 bytes of room: two copies of 40 fit, a third waits, naming what the others hold.
+        #expect(try q.queue.reserveRoom(level: "gold", holder: "w1/0", bytes: 40, room: 100, ttl: .seconds(10), on: q.redis) == (true, 0))
+        #expect(try q.queue.reserveRoom(level: "gold", holder: "w2/0", bytes: 40, room: 100, ttl: .seconds(10), on: q.redis) == (true, 40))
+        #expect(try q.queue.reserveRoom(level: "gold", holder: "w2/1", bytes: 40, room: 100, ttl: .seconds(10), on: q.redis) == (false, 80))
+        // Another level is another room.
+        #expect(try q.queue.reserveRoom(level: "silver", holder: "w2/1", bytes: 40, room: 100, ttl: .seconds(10), on: q.redis) == (true, 0))
+        // A holder renewing its own reservation does not count itself.
+        #expect(try q.queue.reserveRoom(level: "gold", holder: "w1/0", bytes: 40, room: .max, ttl: .seconds(10), on: q.redis) == (true, 40))
+        try q.queue.releaseRoom(level: "gold", holder: "w1/0", on: q.redis)
+        #expect(try q.queue.reserveRoom(level: "gold", holder: "w2/1", bytes: 40, room: 100, ttl: .seconds(10), on: q.redis) == (true, 40))
+        // The reservation of a slot that died lapses.
+        #expect(try q.queue.reserveRoom(level: "bronze", holder: "dead/0", bytes: 90, room: 100, ttl: .milliseconds(50), on: q.redis) == (true, 0))
+        #expect(try q.queue.reserveRoom(level: "bronze", holder: "w1/0", bytes: 90, room: 100, ttl: .seconds(10), on: q.redis) == (false, 90))
+        usleep(80_000)
+        #expect(try q.queue.reserveRoom(level: "bronze", holder: "w1/0", bytes: 90, room: 100, ttl: .seconds(10), on: q.redis) == (true, 0))
+    }
+
     @Test func theBandwidthBucketHandsOutItsRateAndMakesTheRestWait() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -121,9 +121,10 @@ import TestSupport
         _ = try q.queue.orphans(cids: [7], fix: true, on: redis)
         #expect(try q.queue.lease(cid: 100, token: "t", ttl: .seconds(5), on: redis))
         try q.queue.unlease(cid: 100, token: "t", on: redis)
-        // hit, permit, bandwidth
+        // hit, permit, room, bandwidth
         _ = try q.queue.hit(cid: 8, hits: 3, halfLife: .seconds(60), on: redis)
         #expect(try q.queue.permit(level: "gold", holder: "w1/0", most: 1, ttl: .seconds(5), on: redis))
+        #expect(try q.queue.reserveRoom(level: "gold", holder: "w1/0", bytes: 10, room: 100, ttl: .seconds(5), on: redis).granted)
         _ = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: redis)
         try q.queue.levelChanged(cid: 8, on: redis)
         _ = try q.queue.stats(levels: levels, on: redis)

@@ -14,8 +14,8 @@ import TestSupport
         PlacementSnapshot(levels: LevelRange.defaults, policies: policies, halfLife: nil)
     }
 
-    func worker(_ queue: MemoryQueue, _ mover: FakeMover, directories: LevelDirectories, concurrency: Int = 1) -> Worker {
-        var settings = Worker.Settings(id: "w1", levels: ["gold", "silver", "bronze"], directories: directories, concurrency: concurrency,
+    func worker(_ queue: MemoryQueue, _ mover: FakeMover, directories: LevelDirectories, concurrency: Int = 1, id: String = "w1") -> Worker {
+        var settings = Worker.Settings(id: id, levels: ["gold", "silver", "bronze"], directories: directories, concurrency: concurrency,
                                        retry: RetryPolicy(base: .milliseconds(20), cap: .milliseconds(50), maxAttempts: 5),
                                        heartbeatTTL: .milliseconds(300), gracePeriod: .seconds(5))
         settings.idleWait = .milliseconds(30)
@@ -51,6 +51,43 @@ import TestSupport
         #expect(job.attempts == 0 && job.deferReason?.contains("high watermark 0 %") == true && mover.requests.isEmpty)
         w.stop()
         #expect(done.wait(for: .seconds(10)))
+    }
+
+    /// Two workers read the same free space at once; the room one of them reserved for its copy
+    /// counts against the other, so the second copy waits instead of taking the level over its
+    /// high watermark (each worker counting only its own copies would let both go).
+    @Test func twoWorkersCannotBothTakeTheLastRoomBelowAHighWatermark() throws {
+        let bronze = try TemporaryDirectory("relocator-bronze")
+        let gold = try TmpfsMount(sizeKiB: 1024)
+        defer { bronze.remove(); gold.remove() }
+        // 512 KiB of room below 50 %: one file of 300,000 bytes fits, two do not.
+        try TestFiles.make(bronze.path + "/a.bin", bytes: 300_000)
+        try TestFiles.make(bronze.path + "/b.bin", bytes: 300_000)
+        let queue = MemoryQueue()
+        try queue.publish(snapshot(["gold": LevelPolicy(highWater: 50)]))
+        queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
+        queue.submit(cid: 2, count: 20000, filename: "b.bin", dbLevel: "bronze", target: "gold")
+        // The copy holds on until the test lets it go; it writes nothing, so the disk's usage
+        // does not tell the other worker about it.
+        let release = StopSignal()
+        let mover = FakeMover { request, hooks, attempt in
+            _ = release.wait(for: .seconds(20))
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        let directories = LevelDirectories([("gold", gold.path), ("silver", bronze.path + "/s"), ("bronze", bronze.path)])
+        let workers = [worker(queue, mover, directories: directories, id: "w1"), worker(queue, mover, directories: directories, id: "w2")]
+        let done = workers.map(run)
+        try waitUntil("one copy under way and the other deferred") {
+            mover.requests.count == 1 && [1, 2].contains { queue.job($0)?.status == .deferred }
+        }
+        let waiting = try #require([Int64(1), 2].compactMap { queue.job($0) }.first { $0.status == .deferred })
+        #expect(waiting.deferReason?.contains("high watermark 50 %") == true, "\(String(describing: waiting.deferReason))")
+        release.raise()
+        // Once the first copy ends its room is free again (this fake left the disk empty).
+        try waitUntil("both moves", timeout: .seconds(20)) { [1, 2].allSatisfy { queue.job($0)?.status == .done } }
+        #expect(mover.requests.count == 2)
+        workers.forEach { $0.stop() }
+        #expect(done.allSatisfy { $0.wait(for: .seconds(10)) })
     }
 
     @Test func aLevelWithAMoveLimitNeverHasMoreMovesInFlight() throws {
