@@ -9,7 +9,11 @@ extension Move {
     /// copy back from the device and compare, then publish the verified inode and remove the source.
     func copyAcrossFilesystems(_ source: LevelRoot.OpenFile, to target: LevelRoot.Entry, foundIn: LevelPlace) throws -> MoveResult {
         let part = target.sibling(PartName(for: filename, cid: request.cid, gen: request.gen).fileName)
+        // The source's first chunks are read from the device while the queue records the temporary
+        // file's name (advice only).
+        _ = posix_fadvise(source.file.fd.rawValue, 0, off_t(min(source.identity.size, Int64(2 * mover.chunkSize))), POSIX_FADV_WILLNEED)
         try hooks.recordPart(request.partPath)
+        clock.lap(.queue)
         let output: Descriptor
         switch Linux.openAt(target.directory.fd, part.name, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) {
         case .success(let fd):
@@ -28,10 +32,13 @@ extension Move {
 
         let size = source.identity.size
         try reserve(size, in: output)
+        clock.lap(.create)
         let checksum = try copy(source, into: output)
+        clock.lap(.copy)
         try step(.copied)
 
         try output.sync()
+        clock.lap(.fsync)
         try step(.synced)
         if size > 0, mover.faults?.corruptBeforeReadBack?() == true { try corruptOneByte(output, at: size / 2) }
         // Read back what the device holds, not what the page cache remembers (advice only: a
@@ -41,18 +48,23 @@ extension Move {
         guard readBack == checksum, readBytes == size else {
             throw MoveError(.checksumMismatch, "\(part.display) read back as \(readBack.short) (\(readBytes) bytes) but \(source.entry.display) hashed to \(checksum.short) (\(size) bytes)")
         }
+        clock.lap(.readBack)
         try step(.verified)
         try keepAttributes(of: source, on: output)
+        clock.lap(.attributes)
 
         // Cheap, before the file gets its name; again right before the source is removed.
         try source.requireUnchanged()
         try hooks.willPublish(checksum, size)
+        clock.lap(.queue)
         try requireInPlace(target)
         let publishedByOther = try publish(output, part: part, identity: partIdentity, as: target, checksum: checksum)
         removeTemporary(part, partIdentity)
         named = false
+        clock.lap(.publish)
         try step(.published)
         try target.root.sync(target.directory)
+        clock.lap(.targetDirectoryFsync)
         try step(.targetDirectorySynced)
 
         try removeSource(source, since: source.identity, destination: target,
@@ -74,12 +86,19 @@ extension Move {
             let chunk = UnsafeRawBufferPointer(rebasing: buffers[current][0..<length])
             let spare = buffers[1 - current]
             let offset = copied
-            let hashing = BlockingExecutor.shared.start { hash.update(chunk) }
-            let next = Result { () throws -> Int in
+            let rest = { () throws -> Int in
                 try output.write(chunk, at: offset)
                 return try source.file.read(into: spare, at: offset + Int64(chunk.count))
             }
-            try hashing.wait()
+            let next: Result<Int, any Error>
+            if length <= ChunkBuffers.inlineHashing {
+                hash.update(chunk)
+                next = Result(catching: rest)
+            } else {
+                let hashing = BlockingExecutor.shared.start { hash.update(chunk) }
+                next = Result(catching: rest)
+                try hashing.wait()
+            }
             copied += Int64(length)
             hooks.progress(copied, size)
             length = try next.get()

@@ -43,12 +43,14 @@ final class Move {
     let hooks: MoveHooks
     let buffers: ChunkBuffers
     private var roots: [String: LevelRoot] = [:]
+    var clock: PhaseClock
 
     init(mover: FileMover, request: MoveRequest, hooks: MoveHooks) {
         self.mover = mover
         self.request = request
         self.hooks = hooks
         self.buffers = ChunkBuffers(chunkSize: mover.chunkSize)
+        self.clock = PhaseClock(hooks.phase)
     }
 
     var algorithm: ChecksumAlgorithm { mover.algorithm }
@@ -95,6 +97,8 @@ final class Move {
             throw MoveError(.sourceMissing, "\(filename) is on no level's disk (looked in \(places.map(\.description).joined(separator: ", ")))")
         }
 
+        buffers.fit(source.identity.size)
+        clock.lap(.prepare)
         if let existing {
             return try settleBoth(source, existing, foundIn: foundIn)
         }
@@ -103,6 +107,7 @@ final class Move {
         }
         try target.refuseSameDirectory(source.entry, targetEntry)
         let targetDevice = FileIdentity(try targetEntry.directory.stat()).device
+        clock.lap(.prepare)
         if source.identity.device == targetDevice, let result = try moveWithinFilesystem(source, to: targetEntry, foundIn: foundIn) {
             return result
         }
@@ -156,6 +161,7 @@ final class Move {
         }
         try destination.root.refuseSameDirectory(source.entry, destination)
         let (sum, bytes) = try hashSource(source)
+        clock.lap(.copy)
         if !published.identity.isSameFile(as: source.identity) {
             // (The same inode under both names is a move on one filesystem that stopped between
             // the link and the unlink: nothing to compare.)
@@ -217,7 +223,9 @@ final class Move {
         case .failure(let error): throw MoveError.system("cannot remove the source", entry.display, error)
         }
         try step(.sourceRemoved)
+        clock.lap(.removeSource)
         try entry.root.sync(entry.directory)
+        clock.lap(.sourceDirectoryFsync)
         try step(.sourceDirectorySynced)
         source.file.closeInBackground()
         hooks.didRemoveSource()

@@ -75,16 +75,34 @@ final class RunningHash {
 /// Two chunk buffers, page-aligned: the mover's whole working memory for one move.
 final class ChunkBuffers {
     let chunkSize: Int
-    private let storage: [UnsafeMutableRawBufferPointer]
+    private var storage: [UnsafeMutableRawBufferPointer] = []
 
     init(chunkSize: Int) {
         self.chunkSize = chunkSize
-        storage = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 4096) }
     }
 
     deinit { storage.forEach { $0.deallocate() } }
 
-    subscript(_ index: Int) -> UnsafeMutableRawBufferPointer { storage[index] }
+    /// Before the first use: buffers no bigger than a file of `size` bytes needs (a small file's
+    /// move then neither maps nor touches a whole chunk of memory). A file that grew meanwhile
+    /// is still read whole, in more pieces.
+    func fit(_ size: Int64) {
+        guard storage.isEmpty else { return }
+        allocate(Int(min(Int64(chunkSize), max(4096, (size + 4095) / 4096 * 4096))))
+    }
+
+    /// Chunks at most this small are hashed on the calling thread: handing them to another
+    /// thread costs more than it overlaps.
+    static let inlineHashing = 256 << 10
+
+    subscript(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        if storage.isEmpty { allocate(chunkSize) }
+        return storage[index]
+    }
+
+    private func allocate(_ bytes: Int) {
+        storage = (0..<2).map { _ in UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 4096) }
+    }
 }
 
 extension Descriptor {
@@ -121,9 +139,15 @@ extension Descriptor {
         var length = try read(into: buffers[0], at: 0)
         while length > 0 {
             let chunk = UnsafeRawBufferPointer(rebasing: buffers[current][0..<length])
-            let hashing = BlockingExecutor.shared.start { hash.update(chunk) }
-            let next = Result { try read(into: buffers[1 - current], at: total + Int64(length)) }
-            try hashing.wait()
+            let next: Result<Int, any Error>
+            if length <= ChunkBuffers.inlineHashing {
+                hash.update(chunk)
+                next = Result { try read(into: buffers[1 - current], at: total + Int64(length)) }
+            } else {
+                let hashing = BlockingExecutor.shared.start { hash.update(chunk) }
+                next = Result { try read(into: buffers[1 - current], at: total + Int64(length)) }
+                try hashing.wait()
+            }
             total += Int64(length)
             try progress(total)
             length = try next.get()

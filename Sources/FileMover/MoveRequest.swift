@@ -76,12 +76,16 @@ public struct MoveHooks {
     /// Polled between chunks; true stops the move with `MoveError(.cancelled, …)`, before anything
     /// is published (the temporary file is removed).
     public var shouldStop: () -> Bool
+    /// Told how long each phase of the move took (a phase may be told more than once per move);
+    /// nil when nobody asks, and then the move reads no clock for it.
+    public var phase: ((MovePhase, Duration) -> Void)?
 
     public init(recordPart: @escaping (String) throws -> Void = { _ in },
                 willPublish: @escaping (Checksum, Int64) throws -> Void = { _, _ in },
                 didRemoveSource: @escaping () -> Void = {},
                 progress: @escaping (_ done: Int64, _ total: Int64) -> Void = { _, _ in },
-                shouldStop: @escaping () -> Bool = { false }) {
+                shouldStop: @escaping () -> Bool = { false }, phase: ((MovePhase, Duration) -> Void)? = nil) {
+        self.phase = phase
         self.recordPart = recordPart
         self.willPublish = willPublish
         self.didRemoveSource = didRemoveSource

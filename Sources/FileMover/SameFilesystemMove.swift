@@ -6,8 +6,10 @@ extension Move {
     /// directories cannot be linked across (EXDEV: bind mounts of one filesystem): copy instead.
     func moveWithinFilesystem(_ source: LevelRoot.OpenFile, to target: LevelRoot.Entry, foundIn: LevelPlace) throws -> MoveResult? {
         let (sum, bytes) = try hashSource(source)
+        clock.lap(.copy)
         try source.requireUnchanged()
         try hooks.willPublish(sum, bytes)
+        clock.lap(.queue)
         try requireInPlace(target)
 
         switch Linux.link(source.file.fd, into: target.directory.fd, as: target.name) {
@@ -24,8 +26,10 @@ extension Move {
         case .failure(let error):
             throw MoveError.system("cannot link to", target.display, error)
         }
+        clock.lap(.publish)
         try step(.published)
         try target.root.sync(target.directory)
+        clock.lap(.targetDirectoryFsync)
         try step(.targetDirectorySynced)
 
         // The link changed the file's change time: what it is now is the reference, as long as
@@ -67,10 +71,13 @@ extension Move {
             }
             throw MoveError(.sourceChanged, "\(entry.display) was replaced during the move; nothing moved")
         }
+        clock.lap(.publish)
         try step(.published)
         try target.root.sync(target.directory)
+        clock.lap(.targetDirectoryFsync)
         try step(.targetDirectorySynced)
         try entry.root.sync(entry.directory)
+        clock.lap(.sourceDirectoryFsync)
         try step(.sourceDirectorySynced)
         hooks.didRemoveSource()
         return MoveResult(bytes: bytes, checksum: sum, method: .linked, foundIn: foundIn.level)

@@ -62,6 +62,10 @@ public enum MetricNames {
         "relocator_move_duration_seconds": Known(
             name: "relocator_move_duration_seconds", help: "How long a move took, by method (link on one filesystem, copy across).",
             buckets: seconds([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800])),
+        "relocator_move_phase_seconds": Known(
+            name: "relocator_move_phase_seconds",
+            help: "Time a worker slot spent in one phase of a move (copy, fsync, read_back, source_directory_fsync…) or in one queue call around it (take, claim, ack).",
+            buckets: seconds([0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300])),
         "relocator_commits_total": Known(name: "relocator_commits_total", help: "Jobs whose new level was written in SQL."),
         "relocator_commit_batch_seconds": Known(
             name: "relocator_commit_batch_seconds", help: "How long one SQL transaction of the committer took.",

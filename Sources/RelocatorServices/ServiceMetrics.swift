@@ -1,4 +1,5 @@
 import CoreMetrics
+import Synchronization
 
 /// What the worker and the committer count, through swift-metrics (the executable bootstraps the
 /// Prometheus factory; without it these are no-ops). Names follow Prometheus: snake case, base
@@ -12,6 +13,19 @@ enum ServiceMetrics {
         }
         Timer(label: "relocator_move_duration_seconds", dimensions: [("method", method)]).recordNanoseconds(duration.nanoseconds)
     }
+
+    /// Time a move spent in one of its phases (`MovePhase`), or the worker in one of its calls to
+    /// the queue around a move (`take`, `claim`, `ack`): the cost of a job, step by step.
+    static func phase(_ name: String, _ duration: Duration) {
+        phaseTimers.withLock { timers in
+            if let timer = timers[name] { return timer }
+            let timer = Timer(label: "relocator_move_phase_seconds", dimensions: [("phase", name)])
+            timers[name] = timer
+            return timer
+        }.recordNanoseconds(duration.nanoseconds)
+    }
+
+    private static let phaseTimers = Mutex<[String: Timer]>([:])
 
     /// A batch was written in SQL.
     static func commit(jobs: Int, duration: Duration) {

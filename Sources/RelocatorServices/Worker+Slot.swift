@@ -73,7 +73,9 @@ extension Worker {
         }
         let shards = session.shardCount
         for step in 0..<shards {
+            let started = ContinuousClock.now
             if let taken = try session.take(worker: settings.id, shard: (rotation + step) % shards, levels: permitted) {
+                ServiceMetrics.phase("take", .now - started)
                 keep(taken)
                 return (taken, try claim(taken, session))
             }
@@ -102,6 +104,8 @@ extension Worker {
         let key = Self.key(taken.shard, taken.id)
         holding.withLock { _ = $0.insert(key) }
         do {
+            let started = ContinuousClock.now
+            defer { ServiceMetrics.phase("claim", .now - started) }
             return try session.claim(taken, worker: settings.id)
         } catch {
             // The id stays in the processing list: the maintenance loop gives it back.
@@ -267,13 +271,9 @@ extension Worker {
                 guard try session.recordProgress(id, worker: worker, [(.checksum, checksum.description), (.bytes, String(bytes)),
                                                                        (.stage, MoveStage.publishing.rawValue)]) else { throw lost() }
             },
-            didRemoveSource: {
-                do {
-                    _ = try session.recordProgress(id, worker: worker, [(.stage, MoveStage.sourceRemoved.rawValue)])
-                } catch {
-                    log.debug("cannot record that the source was removed (the next delivery finds out): \(error)")
-                }
-            },
+            // Once the source is removed the ack follows at once, and it says more than a stage
+            // would: no round trip of its own.
+            didRemoveSource: {},
             progress: { done, total in
                 if let bandwidth {
                     unpaid += max(0, done - counted)
@@ -308,7 +308,8 @@ extension Worker {
                     log.debug("cannot record the move's progress: \(error)")
                 }
             },
-            shouldStop: { self.cancel.isRaised })
+            shouldStop: { self.cancel.isRaised },
+            phase: { ServiceMetrics.phase($0.rawValue, $1) })
     }
 
     /// Acknowledges a move, again and again while Redis does not answer (the move is done: it must
@@ -316,8 +317,11 @@ extension Worker {
     /// goes back to its queue, and the next delivery finds the file in place.
     private func acknowledge(_ id: JobID, checksum: String, bytes: Int64, foundIn: String?, _ session: any QueueSession,
                              _ log: Logger, then: (Bool) -> Void) {
+        let started = ContinuousClock.now
         retrying("acknowledge the move", log) {
-            then(try session.ack(id, worker: settings.id, checksum: checksum, bytes: bytes, foundIn: foundIn))
+            let mine = try session.ack(id, worker: settings.id, checksum: checksum, bytes: bytes, foundIn: foundIn)
+            ServiceMetrics.phase("ack", .now - started)
+            then(mine)
         }
     }
 

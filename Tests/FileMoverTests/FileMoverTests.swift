@@ -67,6 +67,27 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(TestFiles.partFiles(under: disk.path).isEmpty)
     }
 
+    @Test func everyPhaseOfAMoveIsTimedAndTogetherTheyTakeNoLongerThanTheMove() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4 * 1024)
+        defer { root.remove(); disk.remove() }
+        try FileManager.default.createDirectory(atPath: root.path + "/gold", withIntermediateDirectories: true)
+        _ = try TestFiles.make(root.path + "/bronze/a.bin", bytes: 200_000)
+        _ = try TestFiles.make(root.path + "/bronze/b.bin", bytes: 200_000)
+        for (name, target, expected) in [("a.bin", disk.path, Set(MovePhase.allCases)),
+                                         ("b.bin", root.path + "/gold",
+                                          Set(MovePhase.allCases).subtracting([.create, .fsync, .readBack, .attributes]))] {
+            let phases = Recorder<(MovePhase, Duration)>()
+            let started = ContinuousClock.now
+            _ = try mover.move(moveRequest(name, from: root.path + "/bronze", to: target),
+                               hooks: MoveHooks(phase: { phases.append(($0, $1)) }))
+            let took = ContinuousClock.now - started
+            #expect(Set(phases.all.map(\.0)) == expected, "\(name)")
+            let sum = phases.all.reduce(Duration.zero) { $0 + $1.1 }
+            #expect(sum <= took && sum > .zero, "\(name): phases \(sum), move \(took)")
+        }
+    }
+
     @Test func anEmptyFileMovesToo() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 1024)
