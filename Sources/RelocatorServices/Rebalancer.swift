@@ -88,6 +88,19 @@ public final class Rebalancer: Service, Sendable {
             if lastProblem != nil { logger.notice("rebalancing rounds work again") }
             lastProblem = nil
         } while !stopping.wait(for: settings.interval)
+        release(redis)
+    }
+
+    /// Gives the lock up on the way out, so that another committer's rebalancer takes over at its
+    /// next round rather than when the lock lapses (30 s or more after the last round): the lock is
+    /// renewed for one millisecond when this process holds it, and left alone when another does
+    /// (a free lock is taken for that millisecond, which changes nothing).
+    private func release(_ redis: RedisConnection) {
+        do {
+            _ = try queue.holdRebalancer(token, ttl: .milliseconds(1), on: redis)
+        } catch {
+            logger.debug("cannot give the rebalancing lock up; it lapses by itself: \(error)")
+        }
     }
 
     /// When each level's last move out landed (ms): a disk report older than that still counts the
