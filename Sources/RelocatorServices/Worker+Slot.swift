@@ -279,10 +279,13 @@ extension Worker {
                     unpaid += max(0, done - counted)
                     counted = done
                     let grant = max(64 << 10, min(4 << 20, bandwidth.rate / 4))
-                    while unpaid >= grant && !self.cancel.isRaised {
+                    // A file's last bytes are paid for too, however few: else every file's tail
+                    // short of a grant is written for free (a 3 MiB file paid 2 MiB at 8 MiB/s).
+                    while (unpaid >= grant || (done >= total && unpaid > 0)) && !self.cancel.isRaised {
+                        let bytes = min(grant, unpaid)
                         do {
-                            let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: grant)
-                            if wait == .zero { unpaid -= grant } else { self.cancel.wait(for: wait) }
+                            let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: bytes)
+                            if wait == .zero { unpaid -= bytes } else { self.cancel.wait(for: wait) }
                         } catch {
                             log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
                             unpaid = 0

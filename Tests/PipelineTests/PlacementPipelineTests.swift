@@ -79,8 +79,6 @@ import TestSupport
             }
             let moving = jobs.values.filter { ["queued", "moving", "retrying", "done"].contains($0["status"] as? String ?? "") }
             let onGold = cids.filter { pipeline.whereIs("hot-\($0).bin") == ["gold"] }
-            // Two workers may admit copies at once and take gold a little over its high watermark;
-            // the rebalancer then sheds the coldest down to the low one.
             guard moving.isEmpty, !onGold.isEmpty, try goldPercent(pipeline) <= 60 else { return false }
             // The residents are the hottest ones: every content on gold is hotter than every one off it.
             return onGold.min()! > cids.filter { !onGold.contains($0) }.max() ?? 0
@@ -89,7 +87,8 @@ import TestSupport
         #expect(onGold.count >= 2, "gold holds \(onGold)")
         #expect(sawDeferred, "some move waited for room")
         #expect(try goldPercent(pipeline) <= 60, "gold ends under its high watermark")
-        #expect(highest <= 75, "gold never rose far above its high watermark (peak \(highest) %)")
+        // The workers reserve room for their copies in Redis: two of them cannot both take the last of it.
+        #expect(highest <= 60, "gold never rose above its high watermark (peak \(highest) %)")
         let dead = try HTTP.get(pipeline.cluster.apiPort!, "/v1/dead").json?["dead"] as? [Any] ?? []
         #expect(dead.isEmpty, "no job died: \(dead)")
         // Every file exists exactly once, and the database agrees with the disks.
@@ -105,8 +104,10 @@ import TestSupport
         let plan = try #require(try JSONSerialization.jsonObject(with: Data(planned.stdout.utf8)) as? [String: Any], "\(planned.stderr)")
         let pending = Set(((plan["moves"] as? [[String: Any]]) ?? []).filter { $0["kind"] as? String == "pending" && $0["to"] as? String == "gold" }
             .compactMap { $0["cid"] as? Int })
-        let deferred = Set(try jobs(pipeline, cids).filter { $0.value["status"] as? String == "deferred" }.map(\.key))
-        #expect(pending == deferred, "plan: \(planned.stdout)")
+        // A deferred job tries again every 300 ms, so between the plan and this read it may be
+        // queued or moving for a moment (and deferred again, gold being full).
+        let waiting = Set(try jobs(pipeline, cids).filter { ["deferred", "queued", "moving"].contains($0.value["status"] as? String ?? "") }.map(\.key))
+        #expect(pending == waiting, "plan: \(planned.stdout)")
         let gold = ((plan["levels"] as? [[String: Any]]) ?? []).first { $0["level"] as? String == "gold" }
         #expect(gold?["high_water"] as? Int == 60 && gold?["low_water"] as? Int == 40, "\(String(describing: gold))")
         finished = true

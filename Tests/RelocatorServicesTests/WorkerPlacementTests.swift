@@ -152,4 +152,30 @@ import TestSupport
         w.stop()
         #expect(done.wait(for: .seconds(10)))
     }
+
+    @Test func theLastBytesOfAFileShortOfAGrantArePaidForToo() throws {
+        let queue = MemoryQueue()
+        let bronze = try TemporaryDirectory("relocator-bronze")
+        let gold = "/dev/shm/" + TestEnvironment.uniqueName("relocator-gold")
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        defer { bronze.remove(); try? FileManager.default.removeItem(atPath: gold) }
+        // 4 MiB/s: grants of 1 MiB, a bucket of 1 MiB.
+        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: 4 << 20)]))
+        let total: Int64 = (2 << 20) + (960 << 10)
+        let mover = FakeMover { request, hooks, attempt in
+            for chunk in Int64(1)...47 { hooks.progress(min(total, chunk << 16), total) }
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
+        let started = ContinuousClock.now
+        let done = run(w)
+        try waitUntil("the move", timeout: .seconds(20)) { queue.job(1)?.status == .done }
+        let took = ContinuousClock.now - started
+        // 2,960 KiB, less the bucket's 1 MiB, at 4 MiB/s: at least 0.48 s. Paying whole grants only
+        // (2 MiB, the last 960 KiB free) would take 0.25 s.
+        #expect(took >= .milliseconds(450), "\(took)")
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+    }
 }
