@@ -87,6 +87,8 @@ extension Move {
             let spare = buffers[1 - current]
             let offset = copied
             let rest = { () throws -> Int in
+                self.hooks.willWrite(Int64(chunk.count))
+                if self.hooks.shouldStop() { throw MoveError(.cancelled, "stopped while copying \(source.entry.display)") }
                 try output.write(chunk, at: offset)
                 return try source.file.read(into: spare, at: offset + Int64(chunk.count))
             }

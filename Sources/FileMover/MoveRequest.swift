@@ -73,6 +73,9 @@ public struct MoveHooks {
     public var didRemoveSource: () -> Void
     /// Called per chunk while hashing or copying: bytes done, bytes in all.
     public var progress: (_ done: Int64, _ total: Int64) -> Void
+    /// Called across filesystems before each chunk is written, with its size; may block (a
+    /// bandwidth limit pays for the bytes before they reach the disk).
+    public var willWrite: (_ bytes: Int64) -> Void
     /// Polled between chunks; true stops the move with `MoveError(.cancelled, …)`, before anything
     /// is published (the temporary file is removed).
     public var shouldStop: () -> Bool
@@ -84,12 +87,14 @@ public struct MoveHooks {
                 willPublish: @escaping (Checksum, Int64) throws -> Void = { _, _ in },
                 didRemoveSource: @escaping () -> Void = {},
                 progress: @escaping (_ done: Int64, _ total: Int64) -> Void = { _, _ in },
+                willWrite: @escaping (_ bytes: Int64) -> Void = { _ in },
                 shouldStop: @escaping () -> Bool = { false }, phase: ((MovePhase, Duration) -> Void)? = nil) {
         self.phase = phase
         self.recordPart = recordPart
         self.willPublish = willPublish
         self.didRemoveSource = didRemoveSource
         self.progress = progress
+        self.willWrite = willWrite
         self.shouldStop = shouldStop
     }
 }

@@ -465,8 +465,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         try available {
             let key = keys.control.bandwidth(level)
             let want = Double(min(bytes, rate))
-            let capacity = max(want, Double(rate) / 4)
-            var tokens = Double(hashes[key]?["tokens"] ?? "") ?? capacity
+            let capacity = max(want, Double(rate) / 10)
+            var tokens = Double(hashes[key]?["tokens"] ?? "") ?? 0
             let at = Int64(hashes[key]?["at"] ?? "") ?? now
             tokens = min(capacity, tokens + Double(now - at) * Double(rate) / 1000)
             var wait: Int64 = 0

@@ -260,9 +260,21 @@ extension Worker {
         let lost = { MoveError(.leaseLost, "job \(id) is no longer this worker's") }
         var lastProgress = ContinuousClock.now
         let (minimum, interval) = (settings.progressMinimumBytes, settings.progressInterval)
-        var unpaid: Int64 = 0, counted: Int64 = 0
         var permitRenewed = ContinuousClock.now
         let renewEvery = permitTTL / 3
+        /// Renews the permit and the room reservation of a move that lasts.
+        func renew() {
+            guard permit != nil || room != nil, ContinuousClock.now - permitRenewed >= renewEvery else { return }
+            permitRenewed = .now
+            do {
+                if let permit { _ = try session.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL) }
+                if let room {
+                    _ = try session.reserveRoom(level: room.level, holder: room.holder, bytes: room.bytes, room: .max, ttl: self.permitTTL)
+                }
+            } catch {
+                log.debug("cannot renew the permit or the room reserved in \(permit?.level ?? room?.level ?? ""): \(error)")
+            }
+        }
         return MoveHooks(
             recordPart: { path in
                 guard try session.recordProgress(id, worker: worker, [(.part, path), (.stage, MoveStage.copying.rawValue)]) else { throw lost() }
@@ -275,40 +287,30 @@ extension Worker {
             // would: no round trip of its own.
             didRemoveSource: {},
             progress: { done, total in
-                if let bandwidth {
-                    unpaid += max(0, done - counted)
-                    counted = done
-                    let grant = max(64 << 10, min(4 << 20, bandwidth.rate / 4))
-                    // A file's last bytes are paid for too, however few: else every file's tail
-                    // short of a grant is written for free (a 3 MiB file paid 2 MiB at 8 MiB/s).
-                    while (unpaid >= grant || (done >= total && unpaid > 0)) && !self.cancel.isRaised {
-                        let bytes = min(grant, unpaid)
-                        do {
-                            let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: bytes)
-                            if wait == .zero { unpaid -= bytes } else { self.cancel.wait(for: wait) }
-                        } catch {
-                            log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
-                            unpaid = 0
-                        }
-                    }
-                }
-                if permit != nil || room != nil, ContinuousClock.now - permitRenewed >= renewEvery {
-                    permitRenewed = .now
-                    do {
-                        if let permit { _ = try session.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL) }
-                        if let room {
-                            _ = try session.reserveRoom(level: room.level, holder: room.holder, bytes: room.bytes, room: .max, ttl: self.permitTTL)
-                        }
-                    } catch {
-                        log.debug("cannot renew the permit or the room reserved in \(permit?.level ?? room?.level ?? ""): \(error)")
-                    }
-                }
+                renew()
                 guard total >= minimum, ContinuousClock.now - lastProgress >= interval else { return }
                 lastProgress = .now
                 do {
                     _ = try session.recordProgress(id, worker: worker, [(.bytesDone, String(done)), (.bytesTotal, String(total))])
                 } catch {
                     log.debug("cannot record the move's progress: \(error)")
+                }
+            },
+            willWrite: { bytes in
+                // Every byte is paid for before it is written, in pieces of at most a twentieth of
+                // a second of the rate, so the level's rate holds from the first byte on.
+                guard let bandwidth else { return }
+                var owed = bytes
+                while owed > 0 && !self.cancel.isRaised {
+                    let piece = min(owed, max(4096, bandwidth.rate / 20))
+                    do {
+                        let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: piece)
+                        if wait == .zero { owed -= piece } else { self.cancel.wait(for: wait) }
+                    } catch {
+                        log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
+                        return
+                    }
+                    renew()
                 }
             },
             shouldStop: { self.cancel.isRaised },

@@ -96,10 +96,16 @@ import TestSupport
     @Test func theBandwidthBucketHandsOutItsRateAndMakesTheRestWait() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }
-        // A quarter of a second of bytes at most, then the rate.
-        #expect(try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 250, on: q.redis) == .zero)
-        let wait = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 500, on: q.redis)
-        #expect(wait > .milliseconds(400) && wait <= .milliseconds(500), "\(wait)")
+        // A new bucket is empty: the first bytes wait for the rate.
+        let first = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: q.redis)
+        #expect(first > .milliseconds(90) && first <= .milliseconds(100), "\(first)")
+        usleep(UInt32(first.milliseconds * 1000) + 5000)
+        #expect(try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: q.redis) == .zero)
+        // After a quiet spell it holds a tenth of a second of bytes at most, then the rate.
+        usleep(400_000)
+        #expect(try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: q.redis) == .zero)
+        let wait = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 50, on: q.redis)
+        #expect(wait > .milliseconds(40) && wait <= .milliseconds(50), "\(wait)")
     }
 }
 

@@ -51,10 +51,10 @@ import TestSupport
     }
 
     /// Gold limited to 8 MiB/s, two workers of three slots each copying 14 files of 2.5–6 MiB
-    /// (54.5 MiB, most not a whole number of the workers' 2 MiB requests to the bucket) from the
+    /// (54.5 MiB, in files of uneven sizes) from the
     /// root filesystem into gold's tmpfs: the aggregate rate written into gold, from the first
     /// temporary file's birth to the last published file's change, stays within 10 % of the limit.
-    /// (The bucket may start full, a quarter of a second of the rate: 2 MiB of 54.5 MiB, 4 %.)
+    /// (Every byte is paid for before it is written, from a bucket that starts empty.)
     @Test func aBandwidthLimitHoldsAcrossWorkersWithinTenPercent() throws {
         let limit = 8 * Self.mebibyte
         let pipeline = try Pipeline(goldKiB: 128 * 1024)

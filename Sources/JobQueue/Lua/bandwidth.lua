@@ -1,15 +1,15 @@
 -- Takes bytes from a level's token bucket, shared by every worker writing into the level: it
--- refills at `rate` bytes per second and holds at most a quarter of a second of them (or one
--- request, if larger), so a burst after a quiet spell stays small.
+-- starts empty, refills at `rate` bytes per second and holds at most a tenth of a second of them
+-- (or one request, if larger), so a burst after a quiet spell stays small.
 -- KEYS: bandwidth:<level>
 -- ARGV: rate (bytes per second), bytes wanted (at most `rate` are granted at once)
 -- Returns 0 when granted, else how many ms to wait before asking again.
 local bucket = KEYS[1]
 local rate, want = tonumber(ARGV[1]), tonumber(ARGV[2])
 if want > rate then want = rate end
-local capacity = math.max(want, rate / 4)
+local capacity = math.max(want, rate / 10)
 local h = redis.call('HMGET', bucket, 'tokens', 'at')
-local tokens, at = tonumber(h[1]) or capacity, tonumber(h[2]) or now
+local tokens, at = tonumber(h[1]) or 0, tonumber(h[2]) or now
 tokens = math.min(capacity, tokens + (now - at) * rate / 1000)
 local wait = 0
 if tokens >= want then
