@@ -9,7 +9,8 @@ import Synchronization
 public final class RedisPipeliner: Sendable {
     private struct Pending {
         let call: RedisCall
-        let continuation: CheckedContinuation<RedisReply, any Error>
+        /// Resumed exactly once: with its reply by the thread, or with an error by `close`.
+        let continuation: UnsafeContinuation<RedisReply, any Error>
     }
 
     private struct State: ~Copyable {
@@ -18,6 +19,8 @@ public final class RedisPipeliner: Sendable {
     }
 
     public let url: RedisURL
+    /// `host:port` for error messages, built once.
+    private let address: String
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     /// Used by the pipeliner's thread only.
@@ -25,6 +28,7 @@ public final class RedisPipeliner: Sendable {
 
     public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
         self.url = url
+        self.address = url.address
         self.connection = RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
         // A dedicated thread: it waits for work for as long as the process runs.
         BlockingExecutor.thread(named: "redis-pipeliner") { [self] in run() }
@@ -32,7 +36,7 @@ public final class RedisPipeliner: Sendable {
 
     /// One call; its error reply is thrown as a `RedisError` (`.server`).
     public func call(_ call: RedisCall) async throws -> RedisReply {
-        try await withCheckedThrowingContinuation { continuation in
+        try await withUnsafeThrowingContinuation { continuation in
             let accepted = state.withLock { state -> Bool in
                 if state.closed { return false }
                 state.pending.append(Pending(call: call, continuation: continuation))
@@ -41,7 +45,7 @@ public final class RedisPipeliner: Sendable {
             if accepted {
                 wake.signal()
             } else {
-                continuation.resume(throwing: RedisError(code: .closed, address: url.address, message: "the pipeliner is closed"))
+                continuation.resume(throwing: RedisError(code: .closed, address: address, message: "the pipeliner is closed"))
             }
         }
     }
@@ -54,7 +58,7 @@ public final class RedisPipeliner: Sendable {
             return state.pending
         }
         for item in waiting {
-            item.continuation.resume(throwing: RedisError(code: .closed, address: url.address, message: "the pipeliner is closed"))
+            item.continuation.resume(throwing: RedisError(code: .closed, address: address, message: "the pipeliner is closed"))
         }
         wake.signal()
     }
@@ -73,9 +77,12 @@ public final class RedisPipeliner: Sendable {
             do {
                 let replies = try connection.pipeline(calls: batch.map(\.call))
                 for (item, reply) in zip(batch, replies) {
-                    item.continuation.resume(with: Result {
-                        try reply.throwingServerError(address: url.address, command: item.call.name)
-                    })
+                    // The error's words (the command's name) are built only for an error reply.
+                    if case .error = reply {
+                        item.continuation.resume(with: Result { try reply.throwingServerError(address: address, command: item.call.name) })
+                    } else {
+                        item.continuation.resume(returning: reply)
+                    }
                 }
             } catch {
                 for item in batch { item.continuation.resume(throwing: error) }

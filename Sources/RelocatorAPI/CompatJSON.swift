@@ -40,7 +40,10 @@ enum CompatJSON {
     static func writeString(_ text: String, asciiOnly: Bool, to buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt8(ascii: "\""))
         // Most strings need no escape at all: written as they are.
-        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && (!asciiOnly || $0 < 0x7F) }) {
+        let plain = text.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && (!asciiOnly || $0 < 0x7F) }
+        } ?? text.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C && (!asciiOnly || $0 < 0x7F) }
+        if plain {
             buffer.writeString(text)
             buffer.writeInteger(UInt8(ascii: "\""))
             return

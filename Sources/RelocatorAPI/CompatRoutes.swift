@@ -27,16 +27,35 @@ struct CompatRoutes: Sendable {
 
     /// `{"cid": "7", "count": "1964", "target": "silver", "db_level": "bronze", "filename": "g.mp4", "worker_id": null, "status": "update"}`
     /// (and `next_target` last, when a move in flight has a follow-up — the original had none).
+    /// Written straight into the buffer (the same bytes as `CompatJSON.python` of these pairs,
+    /// without building the pairs on every request).
     static func compatBody(cid: Int64, count: Int64, filename: String, target: String, job: Job?) -> ByteBuffer {
-        var pairs: [(String, CompatJSON.Value)] = [
-            ("cid", .string(String(cid))), ("count", .string(String(count))),
-            // No job: the file is already on the target level.
-            ("target", .string(job?.target ?? target)), ("db_level", .string(job?.dbLevel ?? target)),
-            ("filename", .string(filename)), ("worker_id", job?.workerID.map { .string($0) } ?? .null),
-            ("status", .string(job?.status.compatName ?? JobQueue.SubmitOutcome.inPlace.rawValue)),
-        ]
-        if let next = job?.nextTarget { pairs.append(("next_target", .string(next))) }
-        return CompatJSON.python(pairs)
+        var buffer = ByteBufferAllocator().buffer(capacity: 160 + filename.utf8.count)
+        buffer.writeStaticString("{\"cid\": \"")
+        buffer.writeString(String(cid))
+        buffer.writeStaticString("\", \"count\": \"")
+        buffer.writeString(String(count))
+        buffer.writeStaticString("\", \"target\": ")
+        // No job: the file is already on the target level.
+        CompatJSON.writeString(job?.target ?? target, asciiOnly: true, to: &buffer)
+        buffer.writeStaticString(", \"db_level\": ")
+        CompatJSON.writeString(job?.dbLevel ?? target, asciiOnly: true, to: &buffer)
+        buffer.writeStaticString(", \"filename\": ")
+        CompatJSON.writeString(filename, asciiOnly: true, to: &buffer)
+        buffer.writeStaticString(", \"worker_id\": ")
+        if let worker = job?.workerID {
+            CompatJSON.writeString(worker, asciiOnly: true, to: &buffer)
+        } else {
+            buffer.writeStaticString("null")
+        }
+        buffer.writeStaticString(", \"status\": ")
+        CompatJSON.writeString(job?.status.compatName ?? JobQueue.SubmitOutcome.inPlace.rawValue, asciiOnly: true, to: &buffer)
+        if let next = job?.nextTarget {
+            buffer.writeStaticString(", \"next_target\": ")
+            CompatJSON.writeString(next, asciiOnly: true, to: &buffer)
+        }
+        buffer.writeInteger(UInt8(ascii: "}"))
+        return buffer
     }
 
     /// Form `cid` → the cid as text once its job is done (committed now) or committed; otherwise

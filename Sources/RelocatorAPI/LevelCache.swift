@@ -71,9 +71,28 @@ public final class LevelCache: Sendable {
 /// script prefers the level of a job committed after that moment (a move by this system keeps its
 /// job readable for a day), so a cached level never sends a move from the wrong place.
 public final class ContentCache: Sendable {
+    /// A content as read, when, and its filename checked once per read (not on every count).
+    public struct Entry: Sendable {
+        public var content: Content
+        /// When it was read from the database (ms since 1970).
+        public var readAt: Int64
+        /// `Filename(content.filename)`: the checked name, or why it cannot be moved safely.
+        public var filename: Result<Filename, any Error>
+
+        public init(content: Content, readAt: Int64) {
+            self.content = content
+            self.readAt = readAt
+            do {
+                filename = .success(try Filename(content.filename))
+            } catch {
+                filename = .failure(error)
+            }
+        }
+    }
+
     private let maxAge: Duration
     private let capacity: Int
-    private let entries = Mutex<[Int64: (content: Content, loaded: ContinuousClock.Instant, readAt: Int64)]>([:])
+    private let entries = Mutex<[Int64: (entry: Entry, loaded: ContinuousClock.Instant)]>([:])
 
     public init(maxAge: Duration = .seconds(30), capacity: Int = 200_000) {
         self.maxAge = maxAge
@@ -82,20 +101,31 @@ public final class ContentCache: Sendable {
 
     /// The content and when it was read from the database (ms since 1970).
     public func content(_ cid: Int64) -> (content: Content, readAt: Int64)? {
-        entries.withLock { entries in
-            guard let entry = entries[cid] else { return nil }
-            if ContinuousClock.now - entry.loaded >= maxAge {
+        entry(cid).map { ($0.content, $0.readAt) }
+    }
+
+    /// The content's entry while it is younger than `maxAge`.
+    public func entry(_ cid: Int64) -> Entry? {
+        let now = ContinuousClock.now
+        return entries.withLock { entries in
+            guard let cached = entries[cid] else { return nil }
+            if now - cached.loaded >= maxAge {
                 entries[cid] = nil
                 return nil
             }
-            return (entry.content, entry.readAt)
+            return cached.entry
         }
     }
 
     public func store(_ content: Content, readAt: Int64) {
+        store(Entry(content: content, readAt: readAt))
+    }
+
+    public func store(_ entry: Entry) {
+        let now = ContinuousClock.now
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[content.cid] = (content, .now, readAt)
+            entries[entry.content.cid] = (entry, now)
         }
     }
 

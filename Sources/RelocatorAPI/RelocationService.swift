@@ -137,21 +137,26 @@ public final class RelocationService: Sendable {
         await checkRedisEpoch()
         guard cid > 0 else { throw APIError.badRequest("cid must be a positive whole number, got \(cid)") }
         guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count))) }
-        var cached = contents.content(cid)
+        var cached = contents.entry(cid)
         if cached == nil {
             let readAt = JobQueue.nowMilliseconds()
             if let found = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) {
-                contents.store(found, readAt: readAt)
-                cached = (found, JobQueue.freshRead)
+                var entry = ContentCache.Entry(content: found, readAt: readAt)
+                contents.store(entry)
+                // Just read: that read stands.
+                entry.readAt = JobQueue.freshRead
+                cached = entry
             }
         }
-        guard let (cachedContent, readAt) = cached else { throw APIError.unknownContent(cid) }
-        var content = cachedContent
+        guard let entry = cached else { throw APIError.unknownContent(cid) }
+        var content = entry.content
+        let readAt = entry.readAt
         let filename: Filename
-        do {
-            filename = try Filename(content.filename)
-        } catch let invalid as Filename.Invalid {
+        switch entry.filename {
+        case .success(let checked): filename = checked
+        case .failure(let invalid as Filename.Invalid):
             throw APIError(.invalidFilename, "the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
+        case .failure(let error): throw error
         }
         try await checkPath(filename, on: content.level, cid: cid)
         let placement = try await placement()

@@ -1,8 +1,6 @@
 import Foundation
 import Hummingbird
-#if canImport(Glibc)
-import Glibc
-#endif
+import RelocatorCore
 
 /// The one JSON encoding of the API and of the command line's `--json`: snake_case keys (spelled
 /// by each type's `CodingKeys`), keys sorted, `/` not escaped, times as RFC 3339 UTC strings
@@ -54,16 +52,56 @@ public struct Timestamp: Encodable, Equatable, Sendable, CustomStringConvertible
     }
 
     public var description: String {
-        var seconds = time_t(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
-        let millis = Int(milliseconds - Int64(seconds) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        var buffer = ByteBufferAllocator().buffer(capacity: 24)
+        write(to: &buffer)
+        return String(buffer: buffer)
+    }
+
+    /// `2026-11-27T21:47:15.123Z` (the date from `TimeText.civil`), without building strings.
+    public func write(to buffer: inout ByteBuffer) {
+        func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+            let quotient = value / divisor
+            return value % divisor < 0 ? quotient - 1 : quotient
         }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))T"
-            + "\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2)).\(pad(millis, 3))Z"
+        let seconds = floorDivide(milliseconds, 1000)
+        let days = floorDivide(seconds, 86400)
+        let secondOfDay = seconds - days * 86400
+        let (year, month, day) = TimeText.civil(days: days)
+        Self.writePadded(year, 4, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "-"))
+        Self.writePadded(month, 2, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "-"))
+        Self.writePadded(day, 2, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "T"))
+        Self.writePadded(secondOfDay / 3600, 2, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: ":"))
+        Self.writePadded(secondOfDay % 3600 / 60, 2, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: ":"))
+        Self.writePadded(secondOfDay % 60, 2, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "."))
+        Self.writePadded(milliseconds - seconds * 1000, 3, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "Z"))
+    }
+
+    /// `value` in decimal, with leading zeros up to `width` digits.
+    private static func writePadded(_ value: Int64, _ width: Int, to buffer: inout ByteBuffer) {
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
+            = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        if value < 0 { buffer.writeInteger(UInt8(ascii: "-")) }
+        var rest = value.magnitude
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { raw in
+            repeat {
+                raw[raw.count - 1 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            } while rest > 0
+            while count < width {
+                raw[raw.count - 1 - count] = UInt8(ascii: "0")
+                count += 1
+            }
+            buffer.writeBytes(UnsafeRawBufferPointer(rebasing: raw[(raw.count - count)...]))
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

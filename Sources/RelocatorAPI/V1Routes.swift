@@ -36,14 +36,15 @@ struct V1Routes: Sendable {
 
     func postCount(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let cid = try Self.pathCID(context)
-        let count = try await Self.decode(CountBody.self, request, maxBytes: maxBody, expected: CountBody.expected).count
+        let count = try await Self.countBody(request, maxBytes: maxBody)
         let submitted = try await service.submit(cid: cid, count: count)
+        // The answers are written by `CountAnswerJSON`, with the bytes `json(_:)` would give.
         switch submitted.submission.outcome {
         case .inPlace, .dropped:
-            return try json(InPlaceView(cid: cid, level: submitted.target))
+            return Self.jsonResponse(CountAnswerJSON.inPlace(cid: cid, level: submitted.target), status: .ok)
         case .created, .updated, .retargeted, .reversed, .requeued, .followUp:
-            return try json(SubmittedView(outcome: submitted.submission.outcome.rawValue, job: submitted.submission.job.map { JobView($0) }),
-                            status: .accepted)
+            let body = CountAnswerJSON.submitted(outcome: submitted.submission.outcome.rawValue, job: submitted.submission.job.map { JobView($0) })
+            return Self.jsonResponse(body, status: .accepted)
         case .staleLevel:
             // The service reads the level again and resubmits; a second change meanwhile is rare.
             throw APIError(.unavailable, "the content of cid \(cid) changed level while the count was submitted; send it again")
@@ -80,6 +81,10 @@ struct V1Routes: Sendable {
         return try json(PausedView(level: level, paused: paused))
     }
 
+    static func jsonResponse(_ body: ByteBuffer, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
+    }
+
     static func pathCID(_ context: APIRequestContext) throws -> Int64 {
         let text = context.parameters.get("cid") ?? ""
         guard let cid = Int64(text), cid > 0 else {
@@ -88,9 +93,19 @@ struct V1Routes: Sendable {
         return cid
     }
 
+    /// `{"count": N}`: the usual body read without Foundation; anything else through `decode`.
+    static func countBody(_ request: Request, maxBytes: Int) async throws -> Int64 {
+        let buffer = try await request.body.collect(upTo: maxBytes)
+        if let count = buffer.withUnsafeReadableBytes({ CountBody.plain($0) }) { return count }
+        return try decode(CountBody.self, buffer, expected: CountBody.expected).count
+    }
+
     /// Decodes a JSON body strictly: a string or a fraction where a whole number belongs is refused.
     static func decode<T: Decodable>(_ type: T.Type, _ request: Request, maxBytes: Int, expected: String) async throws -> T {
-        let buffer = try await request.body.collect(upTo: maxBytes)
+        try decode(type, try await request.body.collect(upTo: maxBytes), expected: expected)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer, expected: String) throws -> T {
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body: \(expected)") }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
@@ -108,6 +123,44 @@ struct CountBody: Decodable {
     var count: Int64
 
     enum CodingKeys: String, CodingKey { case count }
+
+    /// `{"count": N}` with N a JSON whole number of at most 18 digits (no sign, no leading zero,
+    /// no fraction or exponent), JSON whitespace around the tokens; nil for any other body, which
+    /// `JSONDecoder` then reads (or refuses with its message).
+    static func plain(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        var index = 0
+        func skipSpace() {
+            while index < bytes.count, bytes[index] == 0x20 || bytes[index] == 0x09 || bytes[index] == 0x0A || bytes[index] == 0x0D { index += 1 }
+        }
+        func take(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard index + count <= bytes.count else { return false }
+            for offset in 0..<count where bytes[index + offset] != text.utf8Start[offset] { return false }
+            index += count
+            return true
+        }
+        skipSpace()
+        guard take("{") else { return nil }
+        skipSpace()
+        guard take("\"count\"") else { return nil }
+        skipSpace()
+        guard take(":") else { return nil }
+        skipSpace()
+        let start = index
+        var value: Int64 = 0
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+            // More than 18 digits may not fit: the decoder says so.
+            guard index - start < 18 else { return nil }
+            value = value * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+            index += 1
+        }
+        let digits = index - start
+        guard digits >= 1, digits <= 18, digits == 1 || bytes[start] != UInt8(ascii: "0") else { return nil }
+        skipSpace()
+        guard take("}") else { return nil }
+        skipSpace()
+        return index == bytes.count ? value : nil
+    }
 
     init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
