@@ -32,7 +32,10 @@ public struct FileMover: FileMoving {
 
     /// Moves the file; see the type's description. Blocks: call it from a worker thread.
     public func move(_ request: MoveRequest, hooks: MoveHooks = MoveHooks()) throws -> MoveResult {
-        try Move(mover: self, request: request, hooks: hooks).run()
+        let move = Move(mover: self, request: request, hooks: hooks)
+        var result = try move.run()
+        result.pendingSync = move.pendingSync
+        return result
     }
 }
 
@@ -44,6 +47,8 @@ final class Move {
     let buffers: ChunkBuffers
     private var roots: [String: LevelRoot] = [:]
     var clock: PhaseClock
+    /// The source's directory, when its fsync is left to the caller.
+    var pendingSync: PendingDirectorySync?
 
     init(mover: FileMover, request: MoveRequest, hooks: MoveHooks) {
         self.mover = mover
@@ -224,9 +229,13 @@ final class Move {
         }
         try step(.sourceRemoved)
         clock.lap(.removeSource)
-        try entry.root.sync(entry.directory)
-        clock.lap(.sourceDirectoryFsync)
-        try step(.sourceDirectorySynced)
+        if hooks.deferSourceDirectorySync {
+            pendingSync = try PendingDirectorySync(entry.directory, faults: mover.faults)
+        } else {
+            try entry.root.sync(entry.directory)
+            clock.lap(.sourceDirectoryFsync)
+            try step(.sourceDirectorySynced)
+        }
         source.file.closeInBackground()
         hooks.didRemoveSource()
     }

@@ -82,14 +82,19 @@ public struct MoveHooks {
     /// Told how long each phase of the move took (a phase may be told more than once per move);
     /// nil when nobody asks, and then the move reads no clock for it.
     public var phase: ((MovePhase, Duration) -> Void)?
+    /// True: the source's directory is not fsynced by the move; the result's `pendingSync` is,
+    /// and the move counts as done only once its caller has synced it.
+    public var deferSourceDirectorySync: Bool
 
     public init(recordPart: @escaping (String) throws -> Void = { _ in },
                 willPublish: @escaping (Checksum, Int64) throws -> Void = { _, _ in },
                 didRemoveSource: @escaping () -> Void = {},
                 progress: @escaping (_ done: Int64, _ total: Int64) -> Void = { _, _ in },
                 willWrite: @escaping (_ bytes: Int64) -> Void = { _ in },
-                shouldStop: @escaping () -> Bool = { false }, phase: ((MovePhase, Duration) -> Void)? = nil) {
+                shouldStop: @escaping () -> Bool = { false }, phase: ((MovePhase, Duration) -> Void)? = nil,
+                deferSourceDirectorySync: Bool = false) {
         self.phase = phase
+        self.deferSourceDirectorySync = deferSourceDirectorySync
         self.recordPart = recordPart
         self.willPublish = willPublish
         self.didRemoveSource = didRemoveSource
@@ -117,6 +122,8 @@ public struct MoveResult: Sendable, Equatable {
     /// The level the file was taken from: the request's source, or another level where it was
     /// found (or the target, when it was already in place).
     public var foundIn: String
+    /// With `MoveHooks.deferSourceDirectorySync`: the source's directory, still to be fsynced.
+    public var pendingSync: PendingDirectorySync?
 
     public init(bytes: Int64, checksum: Checksum, method: Method, foundIn: String) {
         self.bytes = bytes

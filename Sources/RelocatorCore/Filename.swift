@@ -10,7 +10,7 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
 
     public init(_ value: String) throws {
         guard !value.isEmpty else { throw Invalid(reason: "the filename is empty") }
-        guard !value.contains("\0") else { throw Invalid(reason: "the filename contains a NUL byte") }
+        guard !value.utf8.contains(0) else { throw Invalid(reason: "the filename contains a NUL byte") }
         guard !value.hasPrefix("/") else { throw Invalid(reason: "the filename is an absolute path") }
         guard value.utf8.count <= 1024 else { throw Invalid(reason: "the filename is longer than 1024 bytes") }
         let components = value.split(separator: "/", omittingEmptySubsequences: false)

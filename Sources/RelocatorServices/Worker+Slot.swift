@@ -23,8 +23,10 @@ extension Worker {
                 redisHealth.succeeded()
                 failures = 0
                 guard let (taken, claim) = next else { continue }
+                // A move handed to the finisher stays held until it is acknowledged.
+                var handedOver = false
                 defer {
-                    _ = holding.withLock { $0.remove(Self.key(taken.shard, taken.id)) }
+                    if !handedOver { _ = holding.withLock { $0.remove(Self.key(taken.shard, taken.id)) } }
                     releasePermit(taken.level, holder, session)
                 }
                 if case .claimed = claim, settings.faults.loseReply > 0,
@@ -32,7 +34,7 @@ extension Worker {
                     logger.warning("fault injection: the reply to the claim of \(taken.id) is lost")
                     continue
                 }
-                if case .claimed(let fields) = claim { process(taken, fields, session, permit: holder) }
+                if case .claimed(let fields) = claim { handedOver = process(taken, fields, session, permit: holder) }
             } catch {
                 redisHealth.failed(error)
                 failures += 1
@@ -114,8 +116,10 @@ extension Worker {
         }
     }
 
-    /// Moves one claimed job and reports the outcome to the queue.
-    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession, permit holder: String) {
+    /// Moves one claimed job and reports the outcome to the queue. True when the move was handed to
+    /// the finisher, which syncs the source's directory and then acknowledges it.
+    @discardableResult
+    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession, permit holder: String) -> Bool {
         let started = ContinuousClock.now
         var log = logger
         log[metadataKey: "job.id"] = "\(taken.id)"
@@ -123,10 +127,10 @@ extension Worker {
         switch Job.decode(fields) {
         case .success(let decoded): job = decoded
         case .failure(let problem):
-            guard let id = JobID(taken.id) else { return }
+            guard let id = JobID(taken.id) else { return false }
             log.error("a job that cannot be read goes to the dead-letter list: \(problem)")
             fail(id, attempts: 0, reason: "undecodable_job", message: "undecodable_job: \(problem)", permanent: true, nil, session, log)
-            return
+            return false
         }
         log[metadataKey: "job.cid"] = "\(job.cid)"
         let id = JobID(cid: job.cid, gen: job.gen)
@@ -135,17 +139,19 @@ extension Worker {
         do {
             filename = try Filename(job.filename)
         } catch {
-            return report(id, attempts: job.attempts, MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)"),
-                          context, session, log)
+            report(id, attempts: job.attempts, MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)"),
+                   context, session, log)
+            return false
         }
         let directories = settings.directories
         for level in [job.dbLevel, job.target] where directories.directory(of: level) == nil {
-            return report(id, attempts: job.attempts, MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
+            report(id, attempts: job.attempts, MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
                     + "(RELOCATOR_LEVELS names \(directories.names.joined(separator: ", ")))"), context, session, log)
+            return false
         }
         if settings.faults.noopMove {
             acknowledge(id, checksum: "noop", bytes: 0, foundIn: nil, session, log) { _ in }
-            return
+            return false
         }
         var expected: Checksum?
         if let recorded = job.checksum {
@@ -168,7 +174,7 @@ extension Worker {
                     log.notice("move deferred: \(wait)")
                 }
             }
-            return
+            return false
         }
         defer {
             if reserved != nil {
@@ -187,22 +193,43 @@ extension Worker {
                                                           room: reserved.map { (job.target, holder, $0) }))
         } catch let error as MoveError where error.kind == .cancelled {
             log.info("move cancelled by the shutdown; the job goes back to its queue")
-            return
+            return false
         } catch let error as MoveError where error.kind == .leaseLost {
             log.warning("the job is no longer this worker's (given away or re-aimed meanwhile); the move stopped before publishing")
-            return
+            return false
         } catch let error as MoveError {
-            return report(id, attempts: job.attempts, error, repeatedChecksum: job.reason == MoveError.Kind.checksumMismatch.rawValue,
-                          context, session, log)
+            report(id, attempts: job.attempts, error, repeatedChecksum: job.reason == MoveError.Kind.checksumMismatch.rawValue,
+                   context, session, log)
+            return false
         } catch {
             // A hook could not reach Redis: nothing was published; the move is tried again.
-            return report(id, attempts: job.attempts, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context,
-                          session, log)
+            report(id, attempts: job.attempts, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context,
+                   session, log)
+            return false
         }
         if settings.faults.crashBeforeAck {
             log.critical("fault injection: crashing between the move and the ack")
             kill(getpid(), SIGKILL)
         }
+        if let pending = result.pendingSync {
+            // The source is removed; its directory's fsync and then the ack are the finisher's.
+            let log = log
+            finishing.add(FinishingMoves.Move(holdingKey: Self.key(taken.shard, taken.id), sync: pending) { session, failure in
+                if let failure {
+                    self.report(id, attempts: job.attempts, failure, context, session, log)
+                } else {
+                    self.finish(id, job, result, context, session, log)
+                }
+            })
+            return true
+        }
+        finish(id, job, result, context, session, log)
+        return false
+    }
+
+    /// Acknowledges a move whose every step is durable, and counts it.
+    private func finish(_ id: JobID, _ job: Job, _ result: MoveResult, _ context: MoveContext, _ session: any QueueSession, _ log: Logger) {
+        let started = context.started
         acknowledge(id, checksum: result.checksum.description, bytes: result.bytes,
                     foundIn: result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn, session, log) { mine in
             if mine {
@@ -314,7 +341,8 @@ extension Worker {
                 }
             },
             shouldStop: { self.cancel.isRaised },
-            phase: { ServiceMetrics.phase($0.rawValue, $1) })
+            phase: { ServiceMetrics.phase($0.rawValue, $1) },
+            deferSourceDirectorySync: true)
     }
 
     /// Acknowledges a move, again and again while Redis does not answer (the move is done: it must

@@ -8,7 +8,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Moves files: `concurrency` slots take jobs of the levels it serves (from every shard), move them
-/// safely and acknowledge or fail them; a maintenance loop keeps the heartbeat, promotes due
+/// safely and acknowledge or fail them (a move whose source is removed goes to the finisher, which
+/// fsyncs the source directories of many moves at once and then acknowledges them); a maintenance loop keeps the heartbeat, promotes due
 /// retries, reaps dead workers, removes stale temporary files and gives back what the worker holds
 /// in Redis but no slot knows of (a claim whose reply was lost).
 ///
@@ -63,6 +64,8 @@ public final class Worker: Service, Sendable {
     let startedAt = JobQueue.nowMilliseconds()
     /// The level table and policies the committer published (nil before any).
     let placement = Mutex<PlacementSnapshot?>(nil)
+    /// Moves handed from the slots to the finisher (their source directories still to be synced).
+    let finishing = FinishingMoves()
     /// Claims so far, for the `lose-reply` fault.
     let claims = Atomic<Int>(0)
 
@@ -117,7 +120,12 @@ public final class Worker: Service, Sendable {
                 if remaining.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { slotsDone.raise() }
             }
         }
-        maintenanceLoop(control, until: slotsDone)
+        let finished = StopSignal()
+        BlockingExecutor.thread(named: "finisher") {
+            self.finisherLoop(until: slotsDone)
+            finished.raise()
+        }
+        maintenanceLoop(control, until: finished)
 
         // Hand back what is still held (cancelled moves, ids taken as the stop came), then leave.
         var failures = 0

@@ -88,6 +88,27 @@ final class Recorder<Value: Sendable>: Sendable {
         }
     }
 
+    @Test func aDeferredSourceDirectorySyncIsLeftToTheCallerAndDoneByTheResult() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4 * 1024)
+        defer { root.remove(); disk.remove() }
+        let synced = Recorder<String>()
+        let mover = FileMover(chunkSize: 64 * 1024, faults: MoveFaults(onDirectorySynced: { synced.append($0) }))
+        _ = try TestFiles.make(root.path + "/bronze/a.bin", bytes: 100_000)
+        let result = try mover.move(moveRequest("a.bin", from: root.path + "/bronze", to: disk.path),
+                                    hooks: MoveHooks(deferSourceDirectorySync: true))
+        #expect(!TestFiles.exists(root.path + "/bronze/a.bin") && TestFiles.exists(disk.path + "/a.bin"))
+        // The target's directory is synced by the move; the source's is not, yet.
+        #expect(synced.all.contains(disk.path) && !synced.all.contains(root.path + "/bronze"), "\(synced.all)")
+        let pending = try #require(result.pendingSync)
+        try pending.sync()
+        #expect(synced.all.last == root.path + "/bronze")
+        // Without the hook, the move syncs it and leaves nothing pending.
+        _ = try TestFiles.make(root.path + "/bronze/b.bin", bytes: 100_000)
+        let plain = try mover.move(moveRequest("b.bin", from: root.path + "/bronze", to: disk.path))
+        #expect(plain.pendingSync == nil && synced.all.filter { $0 == root.path + "/bronze" }.count == 2)
+    }
+
     @Test func anEmptyFileMovesToo() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 1024)
