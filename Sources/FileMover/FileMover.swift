@@ -154,6 +154,22 @@ final class Move {
         if let expected = request.expectedChecksum, expected != sum {
             throw MoveError(.destinationConflict, "\(destination.display) hashes to \(sum.short), not to the \(expected.short) recorded for this job, and the source is gone; left untouched")
         }
+        // The delivery that removed the source may have stopped (or failed) before its directory
+        // was fsynced: that removal is made durable now.
+        let sourceDirectory: Descriptor?
+        do {
+            sourceDirectory = try root(request.source).entry(filename, create: false)?.directory
+        } catch {
+            // Not reachable safely any more (removed, or a link planted since): nothing there to sync.
+            sourceDirectory = nil
+        }
+        if let directory = sourceDirectory {
+            if hooks.deferSourceDirectorySync {
+                pendingSync = try PendingDirectorySync(directory, faults: mover.faults)
+            } else {
+                try directory.sync()
+            }
+        }
         return MoveResult(bytes: bytes, checksum: sum, method: .alreadyInPlace, foundIn: request.target.level)
     }
 

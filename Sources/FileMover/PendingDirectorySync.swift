@@ -16,11 +16,11 @@ public final class PendingDirectorySync: @unchecked Sendable, Equatable {
     private let faults: MoveFaults?
 
     init(_ directory: Descriptor, faults: MoveFaults?) throws {
+        let identity = FileIdentity(try directory.stat())
         let copy = fcntl(directory.fd.rawValue, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { throw MoveError.system("cannot keep open", directory.display, Errno(rawValue: errno)) }
         fd = FileDescriptor(rawValue: copy)
         display = directory.display
-        let identity = FileIdentity(try directory.stat())
         key = "\(identity.device):\(identity.inode)"
         self.faults = faults
     }

@@ -118,6 +118,9 @@ public struct JobQueue: Sendable {
 
     /// Reads the enqueue script's reply.
     public func submission(from reply: RedisReply, address: String) throws -> Submission {
+        // An error reply (a Redis still loading its data after a restart, say) is the server's
+        // error, not a malformed answer.
+        let reply = try reply.throwingServerError(address: address, command: "EVALSHA enqueue.lua")
         guard let items = reply.array, items.count == 2, let word = items[0].string,
               let outcome = SubmitOutcome(rawValue: word)
         else { throw malformed(address, "enqueue.lua") }

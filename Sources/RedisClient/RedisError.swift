@@ -37,4 +37,13 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
 
     /// True when the server answered `NOSCRIPT` (EVALSHA of a script it does not hold).
     public var isNoScript: Bool { code == .server && message.hasPrefix("NOSCRIPT") }
+
+    /// The server cannot run commands for a while (loading its data after a restart, a script
+    /// running too long, a failover or a cluster change in progress): the command did not run, and
+    /// asking again later is the answer.
+    public var isTransientServerState: Bool {
+        code == .server && ["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"].contains {
+            message.hasPrefix($0 + " ") || message == $0
+        }
+    }
 }

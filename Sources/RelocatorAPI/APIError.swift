@@ -86,6 +86,8 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
         case let error as APIError: return error
         case let error as RedisError where [.connection, .timeout, .authentication, .closed].contains(error.code):
             return .unavailable("Redis")
+        case let error as RedisError where error.isTransientServerState:
+            return APIError(.unavailable, "Redis cannot answer now (\(error.message.prefix(80))); try again later")
         case let error as SQLError:
             switch error.code {
             case .connectionRefused, .connectionLost, .authenticationFailed, .unknownDatabase:

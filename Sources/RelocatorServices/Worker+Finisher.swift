@@ -7,14 +7,27 @@ import Synchronization
 /// finisher. A slot hands its move over and takes its next job; the finisher fsyncs each
 /// directory once for all the removals made before it began (a group commit: on ext4 a directory
 /// fsync waits for a journal commit, which costs milliseconds and covers any number of
-/// removals), then acknowledges each move — never before its directory is synced.
+/// removals), then acknowledges each move whose directory it synced. When the fsync fails, the
+/// move is failed instead (retried: its next delivery finds the file published and syncs the
+/// source's directory before it acknowledges).
 final class FinishingMoves: Sendable {
     struct Move: Sendable {
         /// The slot's `holding` entry, removed once the move is acknowledged or failed.
         var holdingKey: String
         var sync: PendingDirectorySync
-        /// Acknowledges the move (nil) or reports the fsync's failure, with the finisher's session.
-        var complete: @Sendable (any QueueSession, MoveError?) -> Void
+        /// Acknowledges the move (no error) or fails it (the fsync's error), in one try with the
+        /// finisher's session: false when the queue could not be reached.
+        var complete: @Sendable (any QueueSession, MoveError?) -> Bool
+        /// Set once its directory was synced (or could not be), for a move whose ack waits for
+        /// the queue to come back.
+        var synced = false
+        var failure: MoveError?
+
+        init(holdingKey: String, sync: PendingDirectorySync, complete: @escaping @Sendable (any QueueSession, MoveError?) -> Bool) {
+            self.holdingKey = holdingKey
+            self.sync = sync
+            self.complete = complete
+        }
     }
 
     private let waiting = Mutex<[Move]>([])
@@ -23,6 +36,11 @@ final class FinishingMoves: Sendable {
     func add(_ move: Move) {
         waiting.withLock { $0.append(move) }
         arrived.signal()
+    }
+
+    /// Moves whose ack could not reach the queue, first in line for the next round.
+    func putBack(_ moves: [Move]) {
+        waiting.withLock { $0.insert(contentsOf: moves, at: 0) }
     }
 
     /// Every move handed over so far (waiting up to `timeout` for the first).
@@ -34,39 +52,57 @@ final class FinishingMoves: Sendable {
         }
     }
 
-    var isEmpty: Bool { waiting.withLock { $0.isEmpty } }
+    var count: Int { waiting.withLock { $0.count } }
 }
 
 extension Worker {
     /// The finisher: until the slots have ended and nothing is left, syncs the directories of the
-    /// moves handed over and acknowledges them.
+    /// moves handed over and acknowledges them. A move whose ack cannot reach the queue waits for
+    /// the next round (the others go on); once moves are being cancelled it stays held, and the
+    /// worker gives it back as it stops.
     func finisherLoop(until slotsDone: StopSignal) {
         let session = driver.session()
         defer { session.close() }
+        var failures = 0
         while true {
-            let batch = finishing.take(waitingUpTo: .milliseconds(50))
+            var batch = finishing.take(waitingUpTo: .milliseconds(50))
             if batch.isEmpty {
-                if slotsDone.isRaised && finishing.isEmpty { return }
+                if slotsDone.isRaised && finishing.count == 0 { return }
                 continue
             }
-            // Every move in the batch removed its source before this fsync starts.
+            // Every move not yet synced removed its source before this fsync starts.
             let started = ContinuousClock.now
-            var failures: [String: MoveError] = [:]
-            var synced: Set<String> = []
-            for move in batch where !synced.contains(move.sync.key) {
-                synced.insert(move.sync.key)
-                do {
-                    try move.sync.sync()
-                } catch let error as MoveError {
-                    failures[move.sync.key] = error
-                } catch {
-                    failures[move.sync.key] = MoveError(.ioError, "cannot fsync \(move.sync.display): \(error)")
+            var results: [String: MoveError?] = [:]
+            for index in batch.indices where !batch[index].synced {
+                let key = batch[index].sync.key
+                if results[key] == nil {
+                    do {
+                        try batch[index].sync.sync()
+                        results[key] = .some(nil)
+                    } catch let error as MoveError {
+                        results[key] = error
+                    } catch {
+                        results[key] = MoveError(.ioError, "cannot fsync \(batch[index].sync.display): \(error)")
+                    }
+                }
+                batch[index].synced = true
+                batch[index].failure = results[key] ?? nil
+            }
+            if !results.isEmpty { ServiceMetrics.phase(MovePhase.sourceDirectoryFsync.rawValue, .now - started) }
+            var unreachable: [FinishingMoves.Move] = []
+            for move in batch {
+                if move.complete(session, move.failure) || cancel.isRaised {
+                    _ = holding.withLock { $0.remove(move.holdingKey) }
+                } else {
+                    unreachable.append(move)
                 }
             }
-            ServiceMetrics.phase(MovePhase.sourceDirectoryFsync.rawValue, .now - started)
-            for move in batch {
-                move.complete(session, failures[move.sync.key])
-                _ = holding.withLock { $0.remove(move.holdingKey) }
+            if unreachable.isEmpty {
+                failures = 0
+            } else {
+                finishing.putBack(unreachable)
+                failures += 1
+                cancel.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
             }
         }
     }

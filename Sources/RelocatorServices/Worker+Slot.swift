@@ -185,7 +185,8 @@ extension Worker {
                 }
             }
         }
-        let limit = context.method == "copy" ? snapshot?.policies[job.target]?.bandwidth : nil
+        // A bandwidth of 0 is no limit (as rclone's --bwlimit 0, and as max-moves 0).
+        let limit = context.method == "copy" ? snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil } : nil
         let result: MoveResult
         do {
             result = try mover.move(request, hooks: hooks(for: id, session, log, bandwidth: limit.map { (job.target, $0) },
@@ -214,12 +215,13 @@ extension Worker {
         if let pending = result.pendingSync {
             // The source is removed; its directory's fsync and then the ack are the finisher's.
             let log = log
+            // (A full backlog makes the slot wait: its moves' descriptors and held jobs stay bounded.)
+            while finishing.count >= max(4, 2 * settings.concurrency) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
             finishing.add(FinishingMoves.Move(holdingKey: Self.key(taken.shard, taken.id), sync: pending) { session, failure in
                 if let failure {
-                    self.report(id, attempts: job.attempts, failure, context, session, log)
-                } else {
-                    self.finish(id, job, result, context, session, log)
+                    return self.report(id, attempts: job.attempts, failure, context, session, log, once: true)
                 }
+                return self.finish(id, job, result, context, session, log, once: true)
             })
             return true
         }
@@ -227,11 +229,15 @@ extension Worker {
         return false
     }
 
-    /// Acknowledges a move whose every step is durable, and counts it.
-    private func finish(_ id: JobID, _ job: Job, _ result: MoveResult, _ context: MoveContext, _ session: any QueueSession, _ log: Logger) {
+    /// Acknowledges a move whose every step is durable, and counts it; with `once`, false when the
+    /// queue could not be reached.
+    @discardableResult
+    private func finish(_ id: JobID, _ job: Job, _ result: MoveResult, _ context: MoveContext, _ session: any QueueSession, _ log: Logger,
+                        once: Bool = false) -> Bool {
         let started = context.started
-        acknowledge(id, checksum: result.checksum.description, bytes: result.bytes,
-                    foundIn: result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn, session, log) { mine in
+        return acknowledge(id, checksum: result.checksum.description, bytes: result.bytes,
+                           foundIn: result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn, session, log,
+                           once: once) { mine in
             if mine {
                 let from = result.foundIn == job.target ? job.dbLevel : result.foundIn
                 ServiceMetrics.move(from: from, to: job.target, outcome: "moved",
@@ -258,6 +264,14 @@ extension Worker {
             // The move itself reports what is wrong with the source.
             log.debug("cannot size the source before the move: \(error)")
             return nil
+        }
+        // An earlier delivery of this job that stopped mid-copy left its temporary file, its blocks
+        // reserved: those bytes are in the disk's usage already (the move removes the file first).
+        do {
+            let part = try Filename(PartName.relativePath(for: request.filename, cid: job.cid, gen: job.gen))
+            if case .regularFile(let bytes) = try LevelRoot(request.target).lookup(part) { size = max(0, size - bytes) }
+        } catch {
+            log.debug("cannot look for an earlier delivery's temporary file: \(error)")
         }
         guard let report = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target] else { return nil }
         let usage = Placement.Usage(used: report.used, size: report.size)
@@ -310,8 +324,8 @@ extension Worker {
                 guard try session.recordProgress(id, worker: worker, [(.checksum, checksum.description), (.bytes, String(bytes)),
                                                                        (.stage, MoveStage.publishing.rawValue)]) else { throw lost() }
             },
-            // Once the source is removed the ack follows at once, and it says more than a stage
-            // would: no round trip of its own.
+            // Once the source is removed the move goes to the finisher and its ack, which says
+            // more than a stage would: no round trip of its own.
             didRemoveSource: {},
             progress: { done, total in
                 renew()
@@ -329,7 +343,7 @@ extension Worker {
                 guard let bandwidth else { return }
                 var owed = bytes
                 while owed > 0 && !self.cancel.isRaised {
-                    let piece = min(owed, max(4096, bandwidth.rate / 20))
+                    let piece = min(owed, max(1, bandwidth.rate / 20))
                     do {
                         let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: piece)
                         if wait == .zero { owed -= piece } else { self.cancel.wait(for: wait) }
@@ -348,10 +362,13 @@ extension Worker {
     /// Acknowledges a move, again and again while Redis does not answer (the move is done: it must
     /// not be lost); gives up only when moves are being cancelled — the job then stays held and
     /// goes back to its queue, and the next delivery finds the file in place.
+    /// With `once`, one try: false when the queue could not be reached (the finisher tries the
+    /// move again in its next round rather than hold every other move up).
+    @discardableResult
     private func acknowledge(_ id: JobID, checksum: String, bytes: Int64, foundIn: String?, _ session: any QueueSession,
-                             _ log: Logger, then: (Bool) -> Void) {
+                             _ log: Logger, once: Bool = false, then: (Bool) -> Void) -> Bool {
         let started = ContinuousClock.now
-        retrying("acknowledge the move", log) {
+        return retrying("acknowledge the move", log, once: once) {
             let mine = try session.ack(id, worker: settings.id, checksum: checksum, bytes: bytes, foundIn: foundIn)
             ServiceMetrics.phase("ack", .now - started)
             then(mine)
@@ -360,16 +377,20 @@ extension Worker {
 
     /// Fails a move: a retry after the policy's delay, or the dead-letter list. A checksum mismatch
     /// seen twice in a row is permanent.
+    @discardableResult
     func report(_ id: JobID, attempts: Int, _ error: MoveError, repeatedChecksum: Bool = false, _ context: MoveContext,
-                _ session: any QueueSession, _ log: Logger) {
+                _ session: any QueueSession, _ log: Logger, once: Bool = false) -> Bool {
         let permanent = error.isPermanent || (error.kind == .checksumMismatch && repeatedChecksum)
-        fail(id, attempts: attempts, reason: error.kind.rawValue, message: error.description, permanent: permanent, context, session, log)
+        return fail(id, attempts: attempts, reason: error.kind.rawValue, message: error.description, permanent: permanent, context, session, log,
+                    once: once)
     }
 
+    /// With `once`, one try: false when the queue could not be reached.
+    @discardableResult
     func fail(_ id: JobID, attempts: Int, reason: String, message: String, permanent: Bool, _ context: MoveContext?,
-              _ session: any QueueSession, _ log: Logger) {
+              _ session: any QueueSession, _ log: Logger, once: Bool = false) -> Bool {
         let delay = settings.retry.delay(afterFailures: attempts + 1)
-        retrying("record the failure", log) {
+        return retrying("record the failure", log, once: once) {
             let outcome = try session.fail(id, worker: settings.id, reason: reason, message: message,
                                            permanent: permanent, delay: delay, maxAttempts: settings.retry.maxAttempts)
             if let context, outcome != .stale {
@@ -387,19 +408,22 @@ extension Worker {
 
     /// Runs a queue call until it succeeds (Redis may be restarting); gives up only when moves are
     /// being cancelled.
-    private func retrying(_ what: String, _ log: Logger, _ body: () throws -> Void) {
+    /// With `once`, gives up after one failure and returns false.
+    @discardableResult
+    private func retrying(_ what: String, _ log: Logger, once: Bool = false, _ body: () throws -> Void) -> Bool {
         var failures = 0
         while true {
             do {
                 try body()
                 redisHealth.succeeded()
-                return
+                return true
             } catch {
                 redisHealth.failed(error)
                 if cancel.isRaised {
                     log.error("cannot \(what) before stopping: \(error); the job stays held and goes back to its queue")
-                    return
+                    return true
                 }
+                if once { return false }
                 failures += 1
                 cancel.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
             }

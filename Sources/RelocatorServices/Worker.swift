@@ -14,7 +14,9 @@ import Synchronization
 /// in Redis but no slot knows of (a claim whose reply was lost).
 ///
 /// Stopping (SIGTERM): no new job is taken; moves in flight get `gracePeriod` to finish, then are
-/// cancelled; whatever is still held goes back to its queue without counting an attempt.
+/// cancelled (a move already handed to the finisher is synced and acknowledged, or, if Redis cannot
+/// be reached by then, stays held); whatever is still held goes back to its queue without counting
+/// an attempt.
 public final class Worker: Service, Sendable {
     public struct Settings: Sendable {
         public var id: String

@@ -87,9 +87,9 @@ import TestSupport
         try q.queue.releaseRoom(level: "gold", holder: "w1/0", on: q.redis)
         #expect(try q.queue.reserveRoom(level: "gold", holder: "w2/1", bytes: 40, room: 100, ttl: .seconds(10), on: q.redis) == (true, 40))
         // The reservation of a slot that died lapses.
-        #expect(try q.queue.reserveRoom(level: "bronze", holder: "dead/0", bytes: 90, room: 100, ttl: .milliseconds(50), on: q.redis) == (true, 0))
+        #expect(try q.queue.reserveRoom(level: "bronze", holder: "dead/0", bytes: 90, room: 100, ttl: .milliseconds(1500), on: q.redis) == (true, 0))
         #expect(try q.queue.reserveRoom(level: "bronze", holder: "w1/0", bytes: 90, room: 100, ttl: .seconds(10), on: q.redis) == (false, 90))
-        usleep(80_000)
+        usleep(1_600_000)
         #expect(try q.queue.reserveRoom(level: "bronze", holder: "w1/0", bytes: 90, room: 100, ttl: .seconds(10), on: q.redis) == (true, 0))
     }
 
@@ -104,8 +104,9 @@ import TestSupport
         // After a quiet spell it holds a tenth of a second of bytes at most, then the rate.
         usleep(400_000)
         #expect(try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: q.redis) == .zero)
-        let wait = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 50, on: q.redis)
-        #expect(wait > .milliseconds(40) && wait <= .milliseconds(50), "\(wait)")
+        // (The bucket refills while the test runs: the wait is 100 ms less the time between the calls.)
+        let wait = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: q.redis)
+        #expect(wait > .zero && wait <= .milliseconds(100), "\(wait)")
     }
 }
 

@@ -52,6 +52,26 @@ import Testing
         #expect(APIError.from(SQLError(code: .badSQL, message: "syntax")) == nil)
     }
 
+    @Test func aRedisThatIsLoadingOrFailingOverIsA503AndItsErrorReplyIsNotAMalformedOne() throws {
+        // Right after a restart Redis answers every command with LOADING until its data is read.
+        let queue = JobQueue(keys: try KeySchema(prefix: "{rules}", shards: 1))
+        do {
+            _ = try queue.submission(from: .error("LOADING Redis is loading the dataset in memory"), address: "127.0.0.1:1")
+            Issue.record("an error reply was read as a submission")
+        } catch let error as RedisError {
+            #expect(error.code == .server && error.isTransientServerState, "\(error)")
+            let answer = try #require(APIError.from(error))
+            #expect(answer.status == .serviceUnavailable && answer.message.contains("try again later"), "\(answer.message)")
+        }
+        for word in ["BUSY Redis is busy running a script", "MASTERDOWN Link with MASTER is down", "READONLY You can't write against a read only replica.",
+                     "TRYAGAIN Multiple keys request during rehashing of slot", "CLUSTERDOWN The cluster is down"] {
+            #expect(APIError.from(RedisError(code: .server, address: "a", message: word))?.status == .serviceUnavailable, "\(word)")
+        }
+        // Anything else from the server stays an internal error (a bug to look at, not to retry).
+        #expect(APIError.from(RedisError(code: .server, address: "a", message: "ERR unknown command 'X'")) == nil)
+        #expect(APIError.from(RedisError(code: .server, address: "a", message: "LOADINGX")) == nil)
+    }
+
     @Test func aKnownPathWithAnotherMethodIsA405ThatSaysWhichMethodsAreAllowed() {
         var table = RouteTable()
         table.add("post_sentence", .post)

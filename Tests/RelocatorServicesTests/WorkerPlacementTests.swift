@@ -90,6 +90,45 @@ import TestSupport
         #expect(done.allSatisfy { $0.wait(for: .seconds(10)) })
     }
 
+    /// A delivery that stopped mid-copy left its temporary file with its blocks reserved: they are
+    /// in the disk's usage already, so the next delivery does not count them a second time (which
+    /// would defer it for ever on a level with room for the file once but not twice).
+    @Test func anEarlierDeliverysTemporaryFileIsNotCountedTwiceAgainstTheRoom() throws {
+        let bronze = try TemporaryDirectory("relocator-bronze")
+        let gold = try TmpfsMount(sizeKiB: 1024)
+        defer { bronze.remove(); gold.remove() }
+        try TestFiles.make(bronze.path + "/a.bin", bytes: 300_000)
+        let queue = MemoryQueue()
+        try queue.publish(snapshot(["gold": LevelPolicy(highWater: 50)]))
+        queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
+        let gen = try #require(queue.job(1)?.gen)
+        // 512 KiB of room below 50 %, of which the leftover takes 300,000 bytes.
+        try TestFiles.make(gold.path + "/" + PartName.relativePath(for: try Filename("a.bin"), cid: 1, gen: gen), bytes: 300_000)
+        let w = worker(queue, FakeMover(), directories: LevelDirectories([("gold", gold.path), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
+        let done = run(w)
+        try waitUntil("the move") { queue.job(1)?.status == .done }
+        #expect(queue.job(1)?.attempts == 0)
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+    }
+
+    @Test func aBandwidthOfZeroIsNoLimit() throws {
+        let queue = MemoryQueue()
+        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: 0)]))
+        let mover = FakeMover { request, hooks, attempt in
+            for _ in 1...4 { hooks.willWrite(1 << 20) }
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", "/levels/gold"), ("silver", "/levels/silver"), ("bronze", "/levels/bronze")]))
+        let done = run(w)
+        try waitUntil("the move") { queue.job(1)?.status == .done }
+        // No bucket was asked.
+        #expect(queue.hash(queue.keys.control.bandwidth("gold")).isEmpty)
+        w.stop()
+        #expect(done.wait(for: .seconds(10)))
+    }
+
     @Test func aLevelWithAMoveLimitNeverHasMoreMovesInFlight() throws {
         let queue = MemoryQueue()
         try queue.publish(snapshot(["gold": LevelPolicy(maxMoves: 1)]))
