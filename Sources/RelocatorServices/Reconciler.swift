@@ -113,7 +113,13 @@ public struct Reconciler {
                 skipped += 1
                 continue
             }
-            try check(content)
+            do {
+                try check(content)
+            } catch let error as MoveError where error.kind == .unsafePath {
+                // A link planted on the way while the check ran (the first lookup found none):
+                // reported, nothing done, and the run goes on.
+                report(Finding(kind: .unsafeFilename, cid: content.cid, detail: "'\(content.filename.prefix(200))': \(error)"))
+            }
         }
         onProgress(contents.count, contents.count)
         try staleParts()
@@ -220,7 +226,12 @@ public struct Reconciler {
                     // Read the job again right before the unlink.
                     let again = try session.jobState(cid: part.name.cid)
                     if again == nil || again!.gen != part.name.gen || again!.status == .committed || again!.status == .dead {
-                        finding.fixed = try root.removePart(part.relativePath) ? "removed" : "already gone"
+                        do {
+                            finding.fixed = try root.removePart(part.relativePath) ? "removed" : "already gone"
+                        } catch let error as MoveError where error.kind == .unsafePath {
+                            // Its directory was swapped for a link since it was listed: not entered.
+                            finding.detail += "; left alone: \(error)"
+                        }
                     }
                 }
                 report(finding)
