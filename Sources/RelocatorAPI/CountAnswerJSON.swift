@@ -101,38 +101,13 @@ enum CountAnswerJSON {
         buffer.writeInteger(UInt8(ascii: "\""))
     }
 
+    /// A string as JSONEncoder writes it (UTF-8 as is; quote, backslash and control characters
+    /// escaped), with the escaping `CompatJSON` already has; nil as `null`.
     static func writeString(_ text: String?, to buffer: inout ByteBuffer) {
         guard let text else {
             buffer.writeStaticString("null")
             return
         }
-        buffer.writeInteger(UInt8(ascii: "\""))
-        let plain = text.utf8.withContiguousStorageIfAvailable { bytes in
-            bytes.allSatisfy { $0 >= 0x20 && $0 != 0x22 && $0 != 0x5C }
-        } ?? false
-        if plain {
-            buffer.writeString(text)
-        } else {
-            // As JSONEncoder escapes: the quote, the backslash and control characters; UTF-8 as is.
-            for byte in text.utf8 {
-                switch byte {
-                case 0x22: buffer.writeStaticString("\\\"")
-                case 0x5C: buffer.writeStaticString("\\\\")
-                case 0x0A: buffer.writeStaticString("\\n")
-                case 0x0D: buffer.writeStaticString("\\r")
-                case 0x09: buffer.writeStaticString("\\t")
-                case 0x08: buffer.writeStaticString("\\b")
-                case 0x0C: buffer.writeStaticString("\\f")
-                case 0..<0x20:
-                    buffer.writeStaticString("\\u00")
-                    buffer.writeInteger(hex[Int(byte >> 4)])
-                    buffer.writeInteger(hex[Int(byte & 0xF)])
-                default: buffer.writeInteger(byte)
-                }
-            }
-        }
-        buffer.writeInteger(UInt8(ascii: "\""))
+        CompatJSON.writeString(text, asciiOnly: false, to: &buffer)
     }
-
-    private static let hex = Array("0123456789abcdef".utf8)
 }
