@@ -141,10 +141,24 @@ public struct JobQueue: Sendable {
 
     /// A content's job status and generation (one small read), nil when it has no job.
     public func jobState(cid: Int64, on redis: RedisConnection) throws -> (status: JobStatus, gen: Int64)? {
-        let values = try redis.send("HMGET", keys.shard(of: cid).job(cid), JobField.status.rawValue, JobField.gen.rawValue).array ?? []
-        guard values.count == 2, let status = values[0].string.flatMap(JobStatus.init(rawValue:)),
-              let gen = values[1].string.flatMap(Int64.init) else { return nil }
-        return (status, gen)
+        try jobStates(cids: [cid], on: redis)[cid] ?? nil
+    }
+
+    /// The job status and generation of many contents in one pipelined round trip (per node).
+    public func jobStates(cids: [Int64], on redis: RedisConnection) throws -> [Int64: (status: JobStatus, gen: Int64)?] {
+        let replies = try redis.pipeline(cids.map {
+            RedisCommand("HMGET", keys.shard(of: $0).job($0), JobField.status.rawValue, JobField.gen.rawValue)
+        })
+        var states: [Int64: (status: JobStatus, gen: Int64)?] = [:]
+        for (cid, reply) in zip(cids, replies) {
+            let values = try reply.throwingServerError(address: redis.url.address, command: "HMGET").array ?? []
+            if values.count == 2, let status = values[0].string.flatMap(JobStatus.init(rawValue:)), let gen = values[1].string.flatMap(Int64.init) {
+                states[cid] = (status, gen)
+            } else {
+                states[cid] = .some(nil)
+            }
+        }
+        return states
     }
 
     // MARK: - Taking work (take.lua, BRPOPLPUSH, claim.lua)

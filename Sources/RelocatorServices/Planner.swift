@@ -120,9 +120,9 @@ public struct Planner {
             return state.status != .committed && state.status != .dead
         }
         var planned = Set(moves.map(\.cid))
-        // Sizes guessed for contents with no recorded move (a level's average), so the projected
-        // fill counts what the shedding counted.
-        var estimated: [Int64: Int64] = [:]
+        // The size the shedding counted for each content it chose (its last recorded move, else the
+        // level's average), so the projected fill counts the same without reading it again.
+        var sizes: [Int64: Int64] = [:]
 
         // Decayed counts that fell out of their level.
         if let counter {
@@ -189,9 +189,8 @@ public struct Planner {
                 if shed == 0 && taken >= want { break }
                 if try isBusy(resident.cid) { continue }
                 planned.insert(resident.cid)
-                let recorded = try store.history(cid: resident.cid).last?.bytes
-                if recorded == nil { estimated[resident.cid] = average }
-                let bytes = recorded ?? average
+                let bytes = try store.history(cid: resident.cid).last?.bytes ?? average
+                sizes[resident.cid] = bytes
                 freed += bytes
                 taken += 1
                 moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below,
@@ -210,7 +209,7 @@ public struct Planner {
                                           highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
         }
         for index in moves.indices {
-            let bytes = try store.history(cid: moves[index].cid).last?.bytes ?? estimated[moves[index].cid] ?? 0
+            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
             if moves[index].filename == nil { moves[index].filename = try store.content(cid: moves[index].cid)?.filename }
             if moves[index].kind == .pending && moves[index].status == "done" { continue }
             fills[moves[index].from]?.outgoing += bytes

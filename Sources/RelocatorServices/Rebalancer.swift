@@ -116,8 +116,9 @@ public final class Rebalancer: Service, Sendable {
         try queue.publishPlacement(try snapshot.encoded(), on: redis)
         var still: [Int64: String] = [:]
         let now = JobQueue.nowMilliseconds()
+        let states = try queue.jobStates(cids: Array(inFlight.keys), on: redis)
         for (cid, from) in inFlight {
-            if let state = try queue.jobState(cid: cid, on: redis), state.status != .committed, state.status != .dead {
+            if let state = states[cid] ?? nil, state.status != .committed, state.status != .dead {
                 still[cid] = from
             } else {
                 landed.withLock { $0[from] = now }
