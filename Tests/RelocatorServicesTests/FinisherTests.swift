@@ -11,56 +11,71 @@ import TestSupport
 /// move whose source is removed to the finisher and takes its next job; the move is acknowledged
 /// only once its source directory has been fsynced.
 @Suite struct FinisherTests {
+    /// A worker of one slot over bronze and gold in one temporary directory, the real mover with
+    /// `faults`, running on a thread of its own until `stop` (which also waits for it to end).
+    struct Setup {
+        let root: TemporaryDirectory
+        let queue = MemoryQueue()
+        let worker: Worker
+        let done = StopSignal()
+        var bronze: String { root.path + "/bronze" }
+        var gold: String { root.path + "/gold" }
+
+        init(files: [String], faults: MoveFaults) throws {
+            root = try TemporaryDirectory("relocator-finisher")
+            try FileManager.default.createDirectory(atPath: root.path + "/gold", withIntermediateDirectories: true)
+            for name in files { try TestFiles.make(root.path + "/bronze/" + name, bytes: 10_000) }
+            var settings = Worker.Settings(id: "w1", levels: ["gold", "silver", "bronze"],
+                                           directories: LevelDirectories([("gold", root.path + "/gold"), ("silver", root.path + "/silver"),
+                                                                          ("bronze", root.path + "/bronze")]),
+                                           concurrency: 1, retry: RetryPolicy(base: .milliseconds(20), cap: .milliseconds(50), maxAttempts: 5),
+                                           heartbeatTTL: .milliseconds(300), gracePeriod: .seconds(5))
+            settings.idleWait = .milliseconds(30)
+            let worker = Worker(settings: settings, driver: queue, mover: FileMover(faults: faults),
+                                logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+            self.worker = worker
+            let done = self.done
+            BlockingExecutor.thread(named: "test-worker") {
+                do { try worker.runBlocking() } catch { Issue.record("\(error)") }
+                done.raise()
+            }
+            for (index, name) in files.enumerated() {
+                queue.submit(cid: Int64(index + 1), count: 20000, filename: name, dbLevel: "bronze", target: "gold")
+            }
+        }
+
+        func stop() {
+            worker.stop()
+            #expect(done.wait(for: .seconds(10)), "the worker stops")
+            root.remove()
+        }
+    }
+
     @Test func aMoveIsAcknowledgedOnlyAfterItsSourceDirectoryIsSyncedWhileTheSlotGoesOn() throws {
-        let root = try TemporaryDirectory("relocator-finisher")
-        defer { root.remove() }
-        let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
-        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
-        try TestFiles.make(bronze + "/a.bin", bytes: 10_000)
-        try TestFiles.make(bronze + "/b.bin", bytes: 10_000)
         // The finisher's first directory sync holds on until the test lets it go.
         let release = StopSignal()
         let synced = Mutex<[String]>([])
         let faults = MoveFaults(onStep: { step in
             if step == .sourceDirectorySynced { _ = release.wait(for: .seconds(20)) }
         }, onDirectorySynced: { path in synced.withLock { $0.append(path) } })
-        let queue = MemoryQueue()
-        var settings = Worker.Settings(id: "w1", levels: ["gold", "silver", "bronze"],
-                                       directories: LevelDirectories([("gold", gold), ("silver", root.path + "/silver"), ("bronze", bronze)]),
-                                       concurrency: 1, heartbeatTTL: .milliseconds(300), gracePeriod: .seconds(5))
-        settings.idleWait = .milliseconds(30)
-        let worker = Worker(settings: settings, driver: queue, mover: FileMover(faults: faults),
-                            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let done = StopSignal()
-        BlockingExecutor.thread(named: "test-worker") {
-            do { try worker.runBlocking() } catch { Issue.record("\(error)") }
-            done.raise()
-        }
+        let setup = try Setup(files: ["a.bin", "b.bin"], faults: faults)
         defer {
             release.raise()
-            worker.stop()
-            _ = done.wait(for: .seconds(10))
+            setup.stop()
         }
-        queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
-        queue.submit(cid: 2, count: 20000, filename: "b.bin", dbLevel: "bronze", target: "gold")
         // The one slot moved both files while the first move's directory sync is still held:
         // neither is acknowledged.
         try waitUntil("both files moved") {
-            TestFiles.exists(gold + "/a.bin") && TestFiles.exists(gold + "/b.bin") && !TestFiles.exists(bronze + "/a.bin")
-                && !TestFiles.exists(bronze + "/b.bin")
+            TestFiles.exists(setup.gold + "/a.bin") && TestFiles.exists(setup.gold + "/b.bin") && !TestFiles.exists(setup.bronze + "/a.bin")
+                && !TestFiles.exists(setup.bronze + "/b.bin")
         }
         try waitUntil("the finisher's first sync") { synced.withLock { $0 }.contains { $0.hasSuffix("/bronze") } }
-        #expect(queue.job(1)?.status == .moving && queue.job(2)?.status == .moving)
+        #expect(setup.queue.job(1)?.status == .moving && setup.queue.job(2)?.status == .moving)
         release.raise()
-        try waitUntil("both moves acknowledged") { queue.job(1)?.status == .done && queue.job(2)?.status == .done }
+        try waitUntil("both moves acknowledged") { setup.queue.job(1)?.status == .done && setup.queue.job(2)?.status == .done }
     }
 
     @Test func aMoveWhoseSourceDirectoryCannotBeSyncedIsRetriedAndTheNextDeliveryFinishesIt() throws {
-        let root = try TemporaryDirectory("relocator-finisher")
-        defer { root.remove() }
-        let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
-        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
-        try TestFiles.make(bronze + "/a.bin", bytes: 10_000)
         // The first directory sync fails, as a failing device's would.
         let failures = Atomic<Int>(0)
         let synced = Mutex<[String]>([])
@@ -69,28 +84,12 @@ import TestSupport
                 throw MoveError(.ioError, "the device failed the fsync")
             }
         }, onDirectorySynced: { path in synced.withLock { $0.append(path) } })
-        let queue = MemoryQueue()
-        var settings = Worker.Settings(id: "w1", levels: ["gold", "silver", "bronze"],
-                                       directories: LevelDirectories([("gold", gold), ("silver", root.path + "/silver"), ("bronze", bronze)]),
-                                       concurrency: 1, retry: RetryPolicy(base: .milliseconds(20), cap: .milliseconds(50), maxAttempts: 5),
-                                       heartbeatTTL: .milliseconds(300), gracePeriod: .seconds(5))
-        settings.idleWait = .milliseconds(30)
-        let worker = Worker(settings: settings, driver: queue, mover: FileMover(faults: faults),
-                            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        let done = StopSignal()
-        BlockingExecutor.thread(named: "test-worker") {
-            do { try worker.runBlocking() } catch { Issue.record("\(error)") }
-            done.raise()
-        }
-        defer {
-            worker.stop()
-            _ = done.wait(for: .seconds(10))
-        }
-        queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
-        try waitUntil("the move acknowledged after a retry") { queue.job(1)?.status == .done }
-        let job = try #require(queue.job(1))
+        let setup = try Setup(files: ["a.bin"], faults: faults)
+        defer { setup.stop() }
+        try waitUntil("the move acknowledged after a retry") { setup.queue.job(1)?.status == .done }
+        let job = try #require(setup.queue.job(1))
         #expect(job.attempts == 1 && job.earlierError == "io_error: the device failed the fsync", "\(job)")
-        #expect(TestFiles.exists(gold + "/a.bin") && !TestFiles.exists(bronze + "/a.bin"))
+        #expect(TestFiles.exists(setup.gold + "/a.bin") && !TestFiles.exists(setup.bronze + "/a.bin"))
         // The next delivery found the file published and synced the source's directory before its ack.
         #expect(synced.withLock { $0 }.filter { $0.hasSuffix("/bronze") }.count == 2, "\(synced.withLock { $0 })")
     }

@@ -18,16 +18,9 @@ import TestSupport
         let mebibyte: Int64 = 1 << 20
         let database = try CommitterTests.Database(contents: (1...4).map { (Int64($0), "f\($0)", "gold") })
         defer { database.directory.remove() }
-        let queue = JobQueue(keys: try KeySchema(prefix: "{\(TestEnvironment.uniqueName("plan"))}"))
-        let redis = RedisConnection(url: try TestEnvironment.redisURL())
-        defer {
-            do {
-                for name in try redis.scan(match: queue.keys.control.prefix + "*") { try redis.send("DEL", name) }
-            } catch {
-                Issue.record("cannot remove the test's keys: \(error)")
-            }
-            redis.close()
-        }
+        let fixture = try RedisTestQueue("plan")
+        defer { fixture.cleanUp() }
+        let (queue, redis) = (fixture.queue, fixture.redis)
         let sql = try database.open()
         defer { sql.close() }
         _ = try LevelStore(database: sql).setPolicy(level: "gold", LevelPolicy.Edit(highWater: .set(60), lowWater: .set(40)))

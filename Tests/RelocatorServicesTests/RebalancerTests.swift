@@ -15,17 +15,9 @@ import TestSupport
     @Test func aStoppedRebalancerGivesItsLockUpAtOnce() throws {
         let database = try CommitterTests.Database(contents: [])
         defer { database.directory.remove() }
-        let queue = JobQueue(keys: try KeySchema(prefix: "{\(TestEnvironment.uniqueName("rb"))}"))
-        let url = try TestEnvironment.redisURL()
-        let redis = RedisConnection(url: url)
-        defer {
-            do {
-                for name in try redis.scan(match: queue.keys.control.prefix + "*") { try redis.send("DEL", name) }
-            } catch {
-                Issue.record("cannot remove the test's keys: \(error)")
-            }
-            redis.close()
-        }
+        let fixture = try RedisTestQueue("rb")
+        defer { fixture.cleanUp() }
+        let (queue, url, redis) = (fixture.queue, fixture.url, fixture.redis)
         var settings = Rebalancer.Settings(id: "c1")
         settings.interval = .milliseconds(100)
         let rebalancer = Rebalancer(settings: settings, queue: queue, url: url, openDatabase: { try database.open() },

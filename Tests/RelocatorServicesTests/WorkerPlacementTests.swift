@@ -35,16 +35,15 @@ import TestSupport
     @Test func aCopyIntoALevelAboveItsHighWatermarkIsDeferredWithItsReason() throws {
         // Two filesystems: the temporary directory and /dev/shm (a tmpfs).
         let bronze = try TemporaryDirectory("relocator-bronze")
-        let gold = "/dev/shm/" + TestEnvironment.uniqueName("relocator-gold")
-        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
-        defer { bronze.remove(); try? FileManager.default.removeItem(atPath: gold) }
+        let gold = try TemporaryDirectory("relocator-gold", under: "/dev/shm")
+        defer { bronze.remove(); gold.remove() }
         try TestFiles.make(bronze.path + "/a.bin", bytes: 4096)
         let queue = MemoryQueue()
         // Any byte more puts gold above a 0 % watermark.
         try queue.publish(snapshot(["gold": LevelPolicy(highWater: 0, lowWater: 0)]))
         queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
         let mover = FakeMover()
-        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold.path), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
         let done = run(w)
         try waitUntil("the job is deferred") { queue.job(1)?.status == .deferred }
         let job = try #require(queue.job(1))
@@ -113,20 +112,11 @@ import TestSupport
     }
 
     @Test func aBandwidthOfZeroIsNoLimit() throws {
-        let queue = MemoryQueue()
-        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: 0)]))
-        let mover = FakeMover { request, hooks, attempt in
+        let (_, queue) = try copyIntoGold(bandwidth: 0) { hooks in
             for _ in 1...4 { hooks.willWrite(1 << 20) }
-            return try FakeMover.succeed(request, hooks, attempt)
         }
-        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
-        let w = worker(queue, mover, directories: LevelDirectories([("gold", "/levels/gold"), ("silver", "/levels/silver"), ("bronze", "/levels/bronze")]))
-        let done = run(w)
-        try waitUntil("the move") { queue.job(1)?.status == .done }
         // No bucket was asked.
         #expect(queue.hash(queue.keys.control.bandwidth("gold")).isEmpty)
-        w.stop()
-        #expect(done.wait(for: .seconds(10)))
     }
 
     @Test func aLevelWithAMoveLimitNeverHasMoreMovesInFlight() throws {
@@ -168,43 +158,47 @@ import TestSupport
         #expect(done.wait(for: .seconds(10)))
     }
 
-    @Test func copiesIntoALevelWithABandwidthLimitWaitForTheBucket() throws {
+    /// One copy from bronze (the temporary directory's filesystem) into gold (/dev/shm, a tmpfs)
+    /// with `bandwidth` as gold's limit, the fake mover writing as `write` says: how long the
+    /// worker took from its start to the ack, and the queue.
+    func copyIntoGold(bandwidth: Int64, _ write: @escaping @Sendable (MoveHooks) -> Void) throws -> (Duration, MemoryQueue) {
         let queue = MemoryQueue()
         let bronze = try TemporaryDirectory("relocator-bronze")
-        let gold = "/dev/shm/" + TestEnvironment.uniqueName("relocator-gold")
-        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
-        defer { bronze.remove(); try? FileManager.default.removeItem(atPath: gold) }
-        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: 1 << 20)]))
+        let gold = try TemporaryDirectory("relocator-gold", under: "/dev/shm")
+        defer { bronze.remove(); gold.remove() }
+        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: bandwidth)]))
         let mover = FakeMover { request, hooks, attempt in
-            // 3 MiB in 256 KiB chunks, each announced before it is written, as a copy does.
+            write(hooks)
+            return try FakeMover.succeed(request, hooks, attempt)
+        }
+        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
+        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold.path), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
+        let started = ContinuousClock.now
+        let done = run(w)
+        defer {
+            w.stop()
+            #expect(done.wait(for: .seconds(10)))
+        }
+        try waitUntil("the move", timeout: .seconds(20)) { queue.job(1)?.status == .done }
+        return (ContinuousClock.now - started, queue)
+    }
+
+    @Test func copiesIntoALevelWithABandwidthLimitWaitForTheBucket() throws {
+        // 3 MiB in 256 KiB chunks, each announced before it is written, as a copy does.
+        let (took, _) = try copyIntoGold(bandwidth: 1 << 20) { hooks in
             for chunk in 1...12 {
                 hooks.willWrite(1 << 18)
                 hooks.progress(Int64(chunk) << 18, 3 << 20)
             }
-            return try FakeMover.succeed(request, hooks, attempt)
         }
-        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
-        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
-        let started = ContinuousClock.now
-        let done = run(w)
-        try waitUntil("the move", timeout: .seconds(20)) { queue.job(1)?.status == .done }
-        let took = ContinuousClock.now - started
         // 3 MiB at 1 MiB/s from an empty bucket: at least 3 s.
         #expect(took >= .milliseconds(2950), "\(took)")
-        w.stop()
-        #expect(done.wait(for: .seconds(10)))
     }
 
     @Test func everyByteIsPaidForBeforeItIsWrittenUpToTheLastPieceOfAFile() throws {
-        let queue = MemoryQueue()
-        let bronze = try TemporaryDirectory("relocator-bronze")
-        let gold = "/dev/shm/" + TestEnvironment.uniqueName("relocator-gold")
-        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
-        defer { bronze.remove(); try? FileManager.default.removeItem(atPath: gold) }
-        try queue.publish(snapshot(["gold": LevelPolicy(bandwidth: 4 << 20)]))
         // 2,960 KiB in 1 MiB chunks: the last one is 912 KiB.
         let total: Int64 = (2 << 20) + (960 << 10)
-        let mover = FakeMover { request, hooks, attempt in
+        let (took, _) = try copyIntoGold(bandwidth: 4 << 20) { hooks in
             var done: Int64 = 0
             while done < total {
                 let chunk = min(1 << 20, total - done)
@@ -212,18 +206,9 @@ import TestSupport
                 done += chunk
                 hooks.progress(done, total)
             }
-            return try FakeMover.succeed(request, hooks, attempt)
         }
-        queue.submit(cid: 1, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
-        let w = worker(queue, mover, directories: LevelDirectories([("gold", gold), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
-        let started = ContinuousClock.now
-        let done = run(w)
-        try waitUntil("the move", timeout: .seconds(20)) { queue.job(1)?.status == .done }
-        let took = ContinuousClock.now - started
         // 2,960 KiB at 4 MiB/s from an empty bucket: at least 0.72 s; the last chunk unpaid would
         // take 0.5 s.
         #expect(took >= .milliseconds(700), "\(took)")
-        w.stop()
-        #expect(done.wait(for: .seconds(10)))
     }
 }

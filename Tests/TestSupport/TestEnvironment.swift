@@ -44,8 +44,10 @@ public enum TestEnvironment {
 public struct TemporaryDirectory: Sendable {
     public let url: URL
 
-    public init(_ prefix: String = "relocator-test") throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName(prefix))
+    /// Under the temporary directory, or under `parent` (`/dev/shm` for a second filesystem).
+    public init(_ prefix: String = "relocator-test", under parent: String? = nil) throws {
+        let base = parent.map { URL(fileURLWithPath: $0) } ?? FileManager.default.temporaryDirectory
+        url = base.appendingPathComponent(TestEnvironment.uniqueName(prefix))
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 
