@@ -1,3 +1,4 @@
+import Foundation
 import RelocatorCore
 import SystemPackage
 #if canImport(Glibc)
@@ -6,19 +7,19 @@ import Glibc
 
 /// What `relocator reconcile` does on a level's disk, with the same safe resolution as the mover.
 extension LevelRoot {
-    /// A temporary file found under the level directory.
-    public struct PartFile: Equatable, Sendable {
+    /// A file found under an earlier version's temporary name (`LegacyPartName`).
+    public struct LegacyPart: Equatable, Sendable {
         /// Relative to the level directory: `movies/.a.mp4.relocator-7-3.part`.
         public var relativePath: String
-        public var name: PartName
-        /// The level directory joined with `relativePath`.
-        public var path: String
+        public var name: LegacyPartName
+        /// Seconds since 1970.
+        public var modified: Int64
     }
 
-    /// Every file under the level directory whose name is a `PartName`. Symbolic links are never
-    /// followed (a linked directory is not entered).
-    public func partFiles() throws -> [PartFile] {
-        var found: [PartFile] = []
+    /// Every regular file under the level directory whose name is a `LegacyPartName`, outside the
+    /// reserved directory. Symbolic links are never followed (a linked directory is not entered).
+    public func legacyParts() throws -> [LegacyPart] {
+        var found: [LegacyPart] = []
         // Directories still to list, each opened only when its turn comes: what stays open is the
         // directories on the way down that still have some to list.
         var pending: [(parent: Descriptor?, relative: String)] = [(nil, "")]
@@ -38,31 +39,41 @@ extension LevelRoot {
             for (name, type) in try entries(of: directory) {
                 let child = relative.isEmpty ? name : relative + "/" + name
                 if type == .directory {
+                    if relative.isEmpty && name == ReservedDirectory.name { continue }
                     pending.append((directory, child))
-                } else if type == .regular, let part = PartName(parsing: name) {
-                    found.append(PartFile(relativePath: child, name: part, path: join(self.directory, child)))
+                } else if type == .regular, let part = LegacyPartName(parsing: name),
+                          case .success(let status?) = Linux.status(of: name, in: directory.fd), status.isRegularFile {
+                    found.append(LegacyPart(relativePath: child, name: part, modified: Int64(status.st_mtim.tv_sec)))
                 }
             }
         }
         return found.sorted { $0.relativePath < $1.relativePath }
     }
 
-    /// Removes a temporary file (a regular file whose name is a `PartName`) and fsyncs its
-    /// directory; false when it was already gone. Anything else at that name is left alone.
-    @discardableResult
-    public func removePart(_ relativePath: String) throws -> Bool {
-        let filename: Filename
-        do { filename = try Filename(relativePath) } catch {
-            throw MoveError(.invalidFilename, "\(display(relativePath)): \(error)")
-        }
-        guard PartName(parsing: filename.baseName) != nil else {
-            throw MoveError(.invalidFilename, "\(display(relativePath)) is not the name of a temporary file of a move")
-        }
-        guard let entry = try entry(filename, create: false), let status = try entry.status() else { return false }
+    /// Moves a file found under an earlier version's temporary name into `.relocator/orphans/` (its
+    /// relative path as the name, `/` written `%2F`), never replacing anything, and fsyncs both
+    /// directories: nothing is deleted for what its name looks like. The caller holds the
+    /// content's lock. Returns where it went (relative to the level), nil when it was gone.
+    public func moveAside(_ part: LegacyPart, holding lock: ContentLock) throws -> String? {
+        precondition(lock.cid == part.name.cid, "the lock of another content")
+        let components = part.relativePath.split(separator: "/")
+        let directoryPath = components.dropLast().joined(separator: "/")
+        guard let directory = try openDirectory(Array(components.dropLast()), create: false) else { return nil }
+        let entry = Entry(root: self, directory: directory, directoryPath: directoryPath, name: String(components.last!))
+        guard let status = try entry.status() else { return nil }
         if status.isSymbolicLink { throw MoveError.symbolicLink(entry.display) }
         guard status.isRegularFile else { throw MoveError(.notRegularFile, "\(entry.display) is \(status.typeDescription); left alone") }
-        try entry.remove()
-        return true
+        let reserved = try reservedDirectory()
+        let orphans = try openOrMakeReserved(ReservedDirectory.orphans, in: reserved)
+        let name = part.relativePath.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+        switch Linux.renameNoReplace(directory.fd, entry.name, to: orphans.fd, name) {
+        case .success: break
+        case .failure(.noSuchFileOrDirectory): return nil
+        case .failure(let error): throw MoveError.system("cannot move \(entry.display) to", display(ReservedDirectory.name + "/" + ReservedDirectory.orphans + "/" + name), error)
+        }
+        try sync(orphans)
+        try sync(directory)
+        return ReservedDirectory.name + "/" + ReservedDirectory.orphans + "/" + name
     }
 
     /// The checksum of `filename` here; nil when there is no such file.
@@ -109,7 +120,7 @@ extension LevelRoot {
     }
 
     /// The names in a directory with their types (`.` and `..` left out).
-    private func entries(of directory: Descriptor) throws -> [(String, FileType)] {
+    func entries(of directory: Descriptor) throws -> [(String, FileType)] {
         // fdopendir takes the descriptor over: give it a duplicate.
         let copy: FileDescriptor
         do { copy = try directory.fd.duplicate() } catch { throw MoveError.system("cannot list", directory.display, error) }

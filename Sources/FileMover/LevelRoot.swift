@@ -1,4 +1,5 @@
 import RelocatorCore
+import Synchronization
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -20,8 +21,14 @@ public final class LevelRoot: Sendable {
     public let level: String
     public let directory: String
     let descriptor: FileDescriptor
+    /// The device and inode of the directory when it was opened: a level whose path names another
+    /// directory since (unmounted, remounted, replaced) is no longer this one (`stillInPlace`).
+    let device: UInt64
+    let inode: UInt64
     let resolution: PathResolution
     let onDirectorySynced: (@Sendable (String) -> Void)?
+    /// Set once the reserved directory and its temporary directory exist.
+    let reservedMade = Atomic<Bool>(false)
 
     /// How filenames are resolved: `openat2` when the kernel has it, else a walk; tests force the walk.
     enum PathResolution: Sendable {
@@ -43,6 +50,36 @@ public final class LevelRoot: Sendable {
             descriptor = try FileDescriptor.open(FilePath(place.directory), .readOnly, options: [.directory, .closeOnExec])
         } catch {
             throw MoveError.system("cannot open the level directory of", "'\(place.level)' (\(place.directory))", error)
+        }
+        do {
+            let status = try descriptor.stat()
+            device = UInt64(status.deviceID.rawValue)
+            inode = UInt64(status.inode.rawValue)
+        } catch {
+            _ = Glibc.close(descriptor.rawValue)
+            throw MoveError.system("cannot stat the level directory of", "'\(place.level)' (\(place.directory))", error)
+        }
+    }
+
+    /// True while the level's path still names the directory opened (the same device and inode):
+    /// false once it was unmounted (the path now names the bare mountpoint), remounted elsewhere or
+    /// replaced. Throws when the path cannot be looked at.
+    public func stillInPlace() throws -> Bool {
+        let status: Stat
+        do {
+            status = try Stat(FilePath(directory))
+        } catch .noSuchFileOrDirectory, .notDirectory {
+            return false
+        } catch {
+            throw MoveError.system("cannot stat the level directory of", "'\(level)' (\(directory))", error)
+        }
+        return UInt64(status.deviceID.rawValue) == device && UInt64(status.inode.rawValue) == inode
+    }
+
+    /// Throws `level_unavailable` unless `stillInPlace`.
+    func requireInPlace() throws {
+        guard try stillInPlace() else {
+            throw MoveError(.levelUnavailable, "level '\(level)' (\(directory)) is no longer the directory checked at start (unmounted, remounted or replaced); nothing is moved into or out of it until it is back")
         }
     }
 

@@ -31,6 +31,13 @@ public struct MoveError: Error, CustomStringConvertible, Sendable, Equatable {
         /// `MoveHooks.willPublish` said the job is no longer this worker's: not a failure; the move
         /// stopped before publishing and removed its temporary file.
         case leaseLost = "lease_lost"
+        /// Another delivery holds the content's lock on this host: not a failure; nothing was done,
+        /// and the job waits (deferred) without counting an attempt.
+        case contentLocked = "content_locked"
+        /// A level's directory is no longer the one checked when the worker started (unmounted,
+        /// remounted, replaced): not a failure of the job; it waits, and the worker takes the level
+        /// out of service until it is back.
+        case levelUnavailable = "level_unavailable"
     }
 
     public var kind: Kind
@@ -51,7 +58,8 @@ public struct MoveError: Error, CustomStringConvertible, Sendable, Equatable {
         switch kind {
         case .invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict:
             return true
-        case .sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost:
+        case .sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost,
+             .contentLocked, .levelUnavailable:
             return false
         }
     }

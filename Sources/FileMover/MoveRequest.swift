@@ -29,21 +29,15 @@ public struct MoveRequest: Sendable {
     public var target: LevelPlace
     /// Every other level, searched (safely, like the source) when the file is not at `source`.
     public var others: [LevelPlace]
-    /// Name this job's temporary file: `PartName`.
+    /// The job: its content's lock, and its temporary file's name (`PartName`).
     public var cid: Int64
     public var gen: Int64
     /// The checksum an earlier delivery recorded before it published the file, if any: a
     /// published file whose source is gone must match it (hashed with the algorithm it names).
     public var expectedChecksum: Checksum?
-    /// A temporary file an earlier delivery of this content's job recorded (maybe in another
-    /// level's directory, if the job was re-aimed since): removed before this move starts — only
-    /// when it is a `PartName` of this cid inside one of the request's level directories.
-    public var stalePart: String?
-    /// The old callers' recorded checksum, parsed when they move (Legacy.swift).
-    var recordedChecksumText: String?
 
     public init(filename: Filename, source: LevelPlace, target: LevelPlace, others: [LevelPlace] = [],
-                cid: Int64, gen: Int64, expectedChecksum: Checksum? = nil, stalePart: String? = nil) {
+                cid: Int64, gen: Int64, expectedChecksum: Checksum? = nil) {
         self.filename = filename
         self.source = source
         self.target = target
@@ -51,23 +45,16 @@ public struct MoveRequest: Sendable {
         self.cid = cid
         self.gen = gen
         self.expectedChecksum = expectedChecksum
-        self.stalePart = stalePart
-    }
-
-    /// The full path of this move's temporary file, as `MoveHooks.recordPart` gets it.
-    public var partPath: String {
-        join(target.directory, PartName.relativePath(for: filename, cid: cid, gen: gen))
     }
 }
 
 /// What the worker learns and decides during a move. Every hook is optional.
 public struct MoveHooks {
-    /// Called with the temporary file's full path before it is created (the worker records it in
-    /// the job, so that a later delivery removes it even if the job was re-aimed).
-    public var recordPart: (String) throws -> Void
-    /// Called with the verified checksum and size before the file gets its final name (the worker
-    /// records them, so a later delivery can check what it finds). Throwing aborts the move — for
-    /// instance `MoveError(.leaseLost, …)` — and removes the temporary file.
+    /// Called, under the content's lock, with the verified checksum and size before the file gets
+    /// its final name and before any copy is removed (the worker records them in the job if the
+    /// job is still this delivery's, so a later delivery can check what it finds). Throwing aborts
+    /// the move — `MoveError(.leaseLost, …)` when the job is no longer this delivery's — and removes
+    /// the temporary file: nothing is published or removed.
     public var willPublish: (Checksum, Int64) throws -> Void
     /// Called once the source is removed and its directory synced.
     public var didRemoveSource: () -> Void
@@ -86,8 +73,7 @@ public struct MoveHooks {
     /// and the move counts as done only once its caller has synced it.
     public var deferSourceDirectorySync: Bool
 
-    public init(recordPart: @escaping (String) throws -> Void = { _ in },
-                willPublish: @escaping (Checksum, Int64) throws -> Void = { _, _ in },
+    public init(willPublish: @escaping (Checksum, Int64) throws -> Void = { _, _ in },
                 didRemoveSource: @escaping () -> Void = {},
                 progress: @escaping (_ done: Int64, _ total: Int64) -> Void = { _, _ in },
                 willWrite: @escaping (_ bytes: Int64) -> Void = { _ in },
@@ -95,7 +81,6 @@ public struct MoveHooks {
                 deferSourceDirectorySync: Bool = false) {
         self.phase = phase
         self.deferSourceDirectorySync = deferSourceDirectorySync
-        self.recordPart = recordPart
         self.willPublish = willPublish
         self.didRemoveSource = didRemoveSource
         self.progress = progress
@@ -104,8 +89,8 @@ public struct MoveHooks {
     }
 }
 
-public struct MoveResult: Sendable, Equatable {
-    public enum Method: String, Sendable {
+public struct MoveResult: Sendable, Hashable {
+    public enum Method: String, Sendable, Hashable {
         /// Same filesystem: linked under the new name (or renamed without replacing), then the old
         /// name removed; the bytes could not change.
         case linked

@@ -7,7 +7,7 @@ import Glibc
 /// The fsync of a source's directory that a move left to its caller (`MoveHooks.deferSourceDirectorySync`):
 /// the worker syncs the directories of many finished moves at once — one fsync for every removal
 /// made before it began — and acknowledges each move only after its directory was synced.
-public final class PendingDirectorySync: @unchecked Sendable, Equatable {
+public final class PendingDirectorySync: @unchecked Sendable, Hashable {
     private let fd: FileDescriptor
     /// The directory as messages name it.
     public let display: String
@@ -35,4 +35,5 @@ public final class PendingDirectorySync: @unchecked Sendable, Equatable {
     }
 
     public static func == (a: PendingDirectorySync, b: PendingDirectorySync) -> Bool { a === b }
+    public func hash(into hasher: inout Hasher) { hasher.combine(ObjectIdentifier(self)) }
 }

@@ -89,7 +89,7 @@ public struct JobQueue: Sendable {
                            policy: CountPolicy = .none) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
-                       keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.staleParts,
+                       keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
                        arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument])
     }
@@ -238,23 +238,27 @@ public struct JobQueue: Sendable {
 
     // MARK: - Moving (progress.lua, ack.lua, fail.lua, defer.lua)
 
-    /// Records how far a move has gone while the job is still this delivery's. False: the job is
-    /// no longer this worker's (reaped, re-aimed, forgotten) — the move must stop before publishing.
-    public func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)], on redis: RedisConnection) throws -> Bool {
+    /// Records how far a move has gone while the job is still this delivery's (its generation,
+    /// worker and token). False: the job is no longer this delivery's (reaped, re-aimed,
+    /// forgotten) — the move must stop before publishing. The caller holds the content's lock: the
+    /// fence of an earlier delivery is cleared.
+    public func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)],
+                               on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
         let reply = try redis.evalScript(QueueScripts.progress, keys: [shard.job(id.cid)],
-                                         arguments: [id.description, worker] + fields.flatMap { [$0.0.rawValue, $0.1] })
+                                         arguments: [id.description, worker, token] + fields.flatMap { [$0.0.rawValue, $0.1] })
         return reply.int == 1
     }
 
     /// The move is verified: the job goes to `done`. `foundIn` names the level the file was taken
-    /// from when it was not the job's `db_level`. False when the job is no longer this worker's.
+    /// from when it was not the job's `db_level`. False when the job is no longer this delivery's.
     @discardableResult
-    public func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?, on redis: RedisConnection) throws -> Bool {
+    public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?,
+                    on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
         let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
                                                                   shard.movedAt],
-                                         arguments: [id.description, worker, checksum, bytes, foundIn ?? ""])
+                                         arguments: [id.description, worker, token, checksum, bytes, foundIn ?? ""])
         return reply.int == 1
     }
 
@@ -264,25 +268,28 @@ public struct JobQueue: Sendable {
 
     /// The move failed: a retry after `delay`, or the dead-letter list.
     @discardableResult
-    public func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+    public func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
                      maxAttempts: Int, on redis: RedisConnection) throws -> FailOutcome {
         let shard = keys.shard(of: id.cid)
         let reply = try redis.evalScript(
             QueueScripts.fail,
-            keys: [shard.processing(worker), shard.job(id.cid), shard.retry, shard.dead, shard.staleParts, shard.stats],
-            arguments: [id.description, worker, reason, String(message.prefix(1000)), permanent ? "1" : "0",
+            keys: [shard.processing(worker), shard.job(id.cid), shard.retry, shard.dead, shard.gens, shard.stats],
+            arguments: [id.description, worker, token, reason, String(message.prefix(1000)), permanent ? "1" : "0",
                         Int(delay.milliseconds), maxAttempts])
         guard let word = reply.string, let outcome = FailOutcome(rawValue: word) else { throw malformed(redis.url.address, "fail.lua") }
         return outcome
     }
 
-    /// The job must wait (no room on its target, or a residency window): `deferred` until `due`
-    /// (ms since 1970), without counting an attempt. False when it is no longer this worker's.
+    /// The job must wait (no room on its target, a residency window, the content's lock held by
+    /// another delivery): `deferred` until `due` (ms since 1970), without counting an attempt.
+    /// `locked`: the delivery held the content's lock (the fence of an earlier one is cleared).
+    /// False when it is no longer this delivery's.
     @discardableResult
-    public func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64, on redis: RedisConnection) throws -> Bool {
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool,
+                         on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
         return try redis.evalScript(QueueScripts.deferJob, keys: [shard.processing(worker), shard.job(id.cid), shard.deferred],
-                                    arguments: [id.description, worker, reason, due]).int == 1
+                                    arguments: [id.description, worker, token, reason, due, locked ? "1" : "0"]).int == 1
     }
 
     // MARK: - Maintenance (due.lua, promote.lua, giveback.lua, handback.lua)
@@ -343,9 +350,11 @@ public struct JobQueue: Sendable {
     }
 
     /// Puts jobs a worker holds back on their queues without counting an attempt: the given ids,
-    /// or everything in its processing lists. Returns how many went back.
+    /// or everything in its processing lists. Returns how many went back. `fence`: the deliveries
+    /// may still be acting (a reaped worker may only be paused; an earlier run under the same id may
+    /// still live) — false only when the worker gives back what it holds after its moves ended.
     @discardableResult
-    public func giveBack(worker: String, ids: [(shard: Int, id: String)]? = nil, on redis: RedisConnection) throws -> Int {
+    public func giveBack(worker: String, ids: [(shard: Int, id: String)]? = nil, fence: Bool = true, on redis: RedisConnection) throws -> Int {
         let all = try ids ?? held(worker: worker, on: redis)
         var given = 0
         for shard in keys.shards {
@@ -353,7 +362,7 @@ public struct JobQueue: Sendable {
             if mine.isEmpty { continue }
             given += try settle(mine, in: shard, on: redis) { id, target in
                 .script(QueueScripts.giveback, keys: [shard.processing(worker), shard.job(id.cid), shard.queue(target)],
-                        arguments: [id.description, worker, target])
+                        arguments: [id.description, worker, target, fence ? "1" : "0"])
             } outcome: { $0 == "given" } invalid: { raw in
                 .command(RedisCommand("LREM", shard.processing(worker), 1, raw))
             }
@@ -370,21 +379,12 @@ public struct JobQueue: Sendable {
         return try replies.reduce(0) { $0 + (try $1.throwingServerError(address: redis.url.address, command: "EVALSHA handback.lua").int ?? 0) }
     }
 
-    /// Everything a worker or committer holds goes back (at its start and at its end).
+    /// Everything a worker or committer holds goes back (at its start, when reaped, and at its
+    /// end). `fence` as for `giveBack`.
     @discardableResult
-    public func release(worker: String, on redis: RedisConnection) throws -> Int {
+    public func release(worker: String, fence: Bool = true, on redis: RedisConnection) throws -> Int {
         precondition(!worker.isEmpty)
-        return try giveBack(worker: worker, on: redis) + handBack(committer: worker, on: redis)
-    }
-
-    /// Temporary files of jobs that were dropped or purged while a delivery had one.
-    public func staleParts(limit: Int = 100, on redis: RedisConnection) throws -> [(shard: Int, path: String)] {
-        let replies = try redis.pipeline(keys.shards.map { RedisCommand("SRANDMEMBER", $0.staleParts, limit) })
-        return zip(keys.shards, replies).flatMap { shard, reply in (reply.array ?? []).compactMap(\.string).map { (shard.index, $0) } }
-    }
-
-    public func forgetStalePart(shard: Int, _ path: String, on redis: RedisConnection) throws {
-        try redis.send("SREM", keys.shard(shard).staleParts, path)
+        return try giveBack(worker: worker, fence: fence, on: redis) + handBack(committer: worker, on: redis)
     }
 
     // MARK: - Workers and committers (control slot: reap-check.lua, forget-worker.lua)
@@ -607,7 +607,7 @@ public struct JobQueue: Sendable {
         let jobKeys = ids.map { JobID($0).map { shard.job($0.cid) } ?? shard.job(0) }
         let reply = try redis.evalScript(
             QueueScripts.committed,
-            keys: [list, shard.stats, shard.deferred, shard.movedAt] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys,
+            keys: [list, shard.stats, shard.deferred, shard.movedAt, shard.gens] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys,
             arguments: [max(1, Int(ttl.milliseconds / 1000)), committer == nil ? "0" : "1", levels.count, policy.halfLifeArgument,
                         policy.residencyArgument] + levels + ids)
         guard let items = reply.array, items.count == 2, let followUps = items[0].int else { throw malformed(redis.url.address, "committed.lua") }
@@ -661,7 +661,7 @@ public struct JobQueue: Sendable {
                 let levels = try redis.send("HMGET", shard.job(id.cid), JobField.target.rawValue, JobField.dbLevel.rawValue).array ?? []
                 let target = levels.first?.string ?? "", origin = levels.last?.string ?? ""
                 let reply = try redis.evalScript(QueueScripts.deadAction,
-                                                 keys: [shard.dead, shard.job(id.cid), shard.queue(target), shard.queue(origin), shard.staleParts],
+                                                 keys: [shard.dead, shard.job(id.cid), shard.queue(target), shard.queue(origin), shard.gens],
                                                  arguments: [entry.id, action.rawValue, target, origin])
                 guard let word = reply.string, let parsed = DeadOutcome(rawValue: word) else { throw malformed(redis.url.address, "dead-action.lua") }
                 outcome = parsed

@@ -1,5 +1,6 @@
 /// A content's filename, checked before it is joined to a level directory: relative, no `..` or `.`
-/// component, no NUL, no empty component, not too long. Subdirectories (`a/b.mp4`) are allowed.
+/// component, no NUL, no empty component, not too long, not inside the directory Relocator reserves
+/// in each level (`.relocator/`). Subdirectories (`a/b.mp4`) are allowed.
 public struct Filename: Equatable, Sendable, CustomStringConvertible {
     public let value: String
 
@@ -18,6 +19,9 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
             if component == ".." { throw Invalid(reason: "the filename contains '..'") }
             if component == "." || component.isEmpty { throw Invalid(reason: "the filename has an empty or '.' component") }
             if component.utf8.count > 255 { throw Invalid(reason: "a filename component is longer than 255 bytes") }
+        }
+        if components.first == Substring(ReservedDirectory.name) {
+            throw Invalid(reason: "the filename is inside \(ReservedDirectory.name)/, the directory Relocator reserves in each level")
         }
         self.value = value
     }

@@ -31,6 +31,12 @@ public enum JobField: String, Sendable, CaseIterable {
     case lastError = "last_error"
     /// The error of an attempt before the one that succeeded (history, not a current problem).
     case earlierError = "earlier_error"
+    /// The delivery token: bumped by every claim; every call a delivery makes carries it, and a
+    /// call with an older token is refused (the delivery is no longer the job's).
+    case token
+    /// The token of a delivery that was reaped while it may still act (a paused process): until
+    /// a later delivery has taken the content's lock, the job is neither reversed nor re-aimed.
+    case fence
     case enqueuedAt = "enqueued_at"
     case updatedAt = "updated_at"
     /// When the current delivery claimed the job (ms), for a move's rate and ETA.
@@ -74,6 +80,13 @@ public struct Job: Equatable, Sendable {
     public var bytesTotal: Int64?
     public var deferReason: String?
     public var dueAt: Int64?
+    /// The delivery token of the last claim (nil before any).
+    public var token: Int64?
+    /// A reaped delivery that may still act (see `JobField.fence`).
+    public var fence: Int64?
+
+    /// The delivery token as the queue's calls carry it ("" before any claim).
+    public var deliveryToken: String { token.map(String.init) ?? "" }
 
     /// The id that sits in the lists: `<cid>:<gen>`.
     public var id: String { JobID(cid: cid, gen: gen).description }
@@ -144,6 +157,8 @@ public struct Job: Equatable, Sendable {
             job.bytesTotal = try number(.bytesTotal)
             job.deferReason = text(.deferReason)
             job.dueAt = try number(.dueAt)
+            job.token = try number(.token)
+            job.fence = try number(.fence)
             return .success(job)
         } catch {
             return .failure(error)
@@ -166,6 +181,7 @@ public struct Job: Equatable, Sendable {
             (.updatedAt, String(updatedAt)), (.startedAt, startedAt.map(String.init)), (.nextTarget, nextTarget),
             (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
             (.bytesTotal, bytesTotal.map(String.init)), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
+            (.token, token.map(String.init)), (.fence, fence.map(String.init)),
         ]
     }
 }
@@ -198,6 +214,9 @@ public enum WorkerField: String, Sendable, CaseIterable {
     case disks
     /// `level=directory,…` as this worker sees them.
     case directories
+    /// Levels out of service for this worker (their directory is no longer the one it checked at
+    /// start), comma-separated.
+    case unavailable
 }
 
 /// Counters kept per shard in the `stats` hash.

@@ -81,8 +81,10 @@ public struct ShardKeys: Equatable, Sendable, Hashable {
     public var dead: String { "\(prefix)dead" }
     /// Verified moves waiting for the committer.
     public var done: String { "\(prefix)done" }
-    /// Temporary files of jobs that are gone, for a worker to remove.
-    public var staleParts: String { "\(prefix)stale-parts" }
+    /// The last generation given to each content's job: a new generation is always higher, whatever
+    /// Redis' clock does and however long ago the content's last job expired, so the committer's
+    /// "a later move wins" holds.
+    public var gens: String { "\(prefix)gens" }
     /// A reconcile run holding a content: no worker claims its job meanwhile.
     public func lease(_ cid: Int64) -> String { "\(prefix)lease:\(cid)" }
     /// Counters of what happened in this shard (`StatField`).

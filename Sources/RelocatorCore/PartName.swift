@@ -1,30 +1,73 @@
-/// The name of a move's temporary file: `.<base>.relocator-<cid>-<gen>.part`, beside the final
-/// name in the target level's directory. The one place that spells it: the mover creates it, the
-/// worker records it in the job, reconcile finds stale ones by parsing names back.
+/// The directory Relocator keeps in each level directory for itself, `.relocator/`: the content
+/// lock file and the temporary files of copies in flight live there. No content may (a `Filename`
+/// whose first component is `.relocator` is refused by the API, the CLI and import), so what is in
+/// it is provably Relocator's, and nothing is ever deleted for what its name looks like.
+public enum ReservedDirectory {
+    /// The directory's name in a level directory.
+    public static let name = ".relocator"
+    /// The content lock file: whoever changes a content's names in this level holds an OFD lock on
+    /// byte `cid` of it (`ContentLock`).
+    public static let lockFile = "lock"
+    /// Temporary files of copies in flight: `PartName`.
+    public static let temporary = "tmp"
+    /// Where `reconcile --fix` puts files found under an earlier version's temporary names
+    /// (`LegacyPartName`) that no content and no job owns: moved aside, never deleted.
+    public static let orphans = "orphans"
+
+    /// `.relocator/tmp`, relative to a level directory.
+    public static var temporaryPath: String { "\(name)/\(temporary)" }
+}
+
+/// The name of a move's temporary file, `<cid>-<gen>.part`, in the target level's
+/// `.relocator/tmp/`. It is derived from the job: the exclusive create (`O_EXCL`) of this name is
+/// what detects a concurrent delivery of the same job.
 public struct PartName: Equatable, Hashable, Sendable, CustomStringConvertible {
-    /// The final file's last component (shortened when the whole name would not fit in 255 bytes).
+    public let cid: Int64
+    public let gen: Int64
+
+    static let suffix = ".part"
+
+    public init(cid: Int64, gen: Int64) {
+        self.cid = cid
+        self.gen = gen
+    }
+
+    /// Parses a file name back (one component); nil for any name this type did not make.
+    public init?(parsing name: String) {
+        guard name.hasSuffix(Self.suffix) else { return nil }
+        let numbers = name.dropLast(Self.suffix.count).split(separator: "-", omittingEmptySubsequences: false)
+        guard numbers.count == 2, let cid = decimal(numbers[0]), let gen = decimal(numbers[1]) else { return nil }
+        self.init(cid: cid, gen: gen)
+    }
+
+    /// `<cid>-<gen>.part`
+    public var fileName: String { "\(cid)-\(gen)\(Self.suffix)" }
+
+    /// `.relocator/tmp/<cid>-<gen>.part`, relative to a level directory.
+    public var relativePath: String { "\(ReservedDirectory.temporaryPath)/\(fileName)" }
+
+    public var description: String { fileName }
+}
+
+/// The temporary file name earlier versions gave a copy beside its final name,
+/// `.<base>.relocator-<cid>-<gen>.part`. Only `reconcile` still reads it: such a file is moved into
+/// `.relocator/orphans/` when no content row names it and its job is gone — never deleted, since a
+/// content may have a name that looks like this.
+public struct LegacyPartName: Equatable, Hashable, Sendable, CustomStringConvertible {
     public let baseName: String
     public let cid: Int64
     public let gen: Int64
 
     static let marker = ".relocator-"
     static let suffix = ".part"
-    /// Longest file name (one component) Linux filesystems take.
-    static let maximumLength = 255
 
     public init(baseName: String, cid: Int64, gen: Int64) {
-        let overhead = 1 + Self.marker.utf8.count + "\(cid)-\(gen)".utf8.count + Self.suffix.utf8.count
-        self.baseName = Self.prefix(of: baseName, maxBytes: max(1, Self.maximumLength - overhead))
+        self.baseName = baseName
         self.cid = cid
         self.gen = gen
     }
 
-    /// The temporary file of the move of `filename` (its last component) for job `cid`, `gen`.
-    public init(for filename: Filename, cid: Int64, gen: Int64) {
-        self.init(baseName: filename.baseName, cid: cid, gen: gen)
-    }
-
-    /// Parses a file name (one component, no `/`) back; nil for any name this type did not make.
+    /// Parses a file name (one component, no `/`) back; nil for any other name.
     public init?(parsing name: String) {
         guard name.hasPrefix("."), name.hasSuffix(Self.suffix), !name.contains("/"),
               let marker = Self.lastRange(of: Self.marker, in: name),
@@ -32,25 +75,14 @@ public struct PartName: Equatable, Hashable, Sendable, CustomStringConvertible {
         let base = name[name.index(after: name.startIndex)..<marker.lowerBound]
         let tag = name[marker.upperBound..<name.index(name.endIndex, offsetBy: -Self.suffix.count)]
         let numbers = tag.split(separator: "-", omittingEmptySubsequences: false)
-        guard numbers.count == 2,
-              let cid = Self.decimal(numbers[0]), let gen = Self.decimal(numbers[1]) else { return nil }
-        self.baseName = String(base)
-        self.cid = cid
-        self.gen = gen
+        guard numbers.count == 2, let cid = decimal(numbers[0]), let gen = decimal(numbers[1]) else { return nil }
+        self.init(baseName: String(base), cid: cid, gen: gen)
     }
 
     /// `.<base>.relocator-<cid>-<gen>.part`
     public var fileName: String { ".\(baseName)\(Self.marker)\(cid)-\(gen)\(Self.suffix)" }
 
     public var description: String { fileName }
-
-    /// The temporary file's path relative to a level directory: `filename`'s directories, then
-    /// `fileName`.
-    public static func relativePath(for filename: Filename, cid: Int64, gen: Int64) -> String {
-        let name = PartName(for: filename, cid: cid, gen: gen).fileName
-        guard let slash = filename.value.lastIndex(of: "/") else { return name }
-        return String(filename.value[...slash]) + name
-    }
 
     /// Where `needle` last occurs in `text`.
     private static func lastRange(of needle: String, in text: String) -> Range<String.Index>? {
@@ -62,24 +94,10 @@ public struct PartName: Equatable, Hashable, Sendable, CustomStringConvertible {
         }
         return found
     }
+}
 
-    /// Digits only (no sign, no spaces), within Int64.
-    private static func decimal(_ text: Substring) -> Int64? {
-        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
-        return Int64(text)
-    }
-
-    /// The longest prefix of `text` of at most `maxBytes` UTF-8 bytes that ends on a character.
-    private static func prefix(of text: String, maxBytes: Int) -> String {
-        guard text.utf8.count > maxBytes else { return text }
-        var result = ""
-        var used = 0
-        for character in text {
-            let size = character.utf8.count
-            if used + size > maxBytes { break }
-            result.append(character)
-            used += size
-        }
-        return result
-    }
+/// Digits only (no sign, no spaces), within Int64.
+private func decimal(_ text: Substring) -> Int64? {
+    guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+    return Int64(text)
 }

@@ -120,7 +120,7 @@ public final class Committer: Service, Sendable {
         // the reaper once the heartbeat expires).
         heartbeatDone.wait(for: .seconds(10))
         do {
-            let handed = try session.release(worker: settings.id)
+            let handed = try session.release(worker: settings.id, fence: false)
             if handed > 0 { logger.info("handed \(handed) jobs back to done") }
             try session.unregister(worker: settings.id)
         } catch {

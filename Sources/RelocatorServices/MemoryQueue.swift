@@ -84,10 +84,19 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
             let published = Self.published(stage)
             if status == "queued" || status == "retrying" || status == "deferred" || (status == "dead" && published) {
                 set(key, ["count": String(count), "updated_at": String(now)])
+                if !(h["fence"] ?? "").isEmpty {
+                    // A reaped delivery may still act: the new target follows after the commit.
+                    if target != curTarget {
+                        set(key, ["next_target": target])
+                        return answer(.followUp)
+                    }
+                    hashes[key]?["next_target"] = nil
+                    return answer(.updated)
+                }
                 if published {
                     if target == curDb {
                         unschedule()
-                        push(reverse(key, gen: oldGen, origin: curDb!, target: curTarget!))
+                        push(reverse(key, shard: shard, cid: cid, gen: oldGen, origin: curDb!, target: curTarget!))
                         return answer(.reversed)
                     }
                     if target != curTarget { set(key, ["next_target": target]) } else { hashes[key]?["next_target"] = nil }
@@ -103,10 +112,10 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                 if target == curTarget { return answer(.updated) }
                 unschedule()
                 if target == curDb {
-                    forget(key, shard: shard)
+                    forget(key)
                     return JobQueue.Submission(outcome: .dropped, job: nil, fields: [:])
                 }
-                let gen = newGen(oldGen)
+                let gen = newGen(oldGen, shard: shard, cid: cid)
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
                 for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
                 retireError(key)
@@ -125,11 +134,11 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                 }
                 if status == "dead" { unschedule() }
                 if target == origin {
-                    if status == "dead" { forget(key, shard: shard) }
+                    if status == "dead" { forget(key) }
                     return JobQueue.Submission(outcome: .inPlace, job: nil, fields: [:])
                 }
-                let gen = newGen(oldGen)
-                forget(key, shard: shard)
+                let gen = newGen(oldGen, shard: shard, cid: cid)
+                forget(key)
                 h = ["cid": String(cid), "count": String(count), "filename": filename, "db_level": origin, "target": target,
                      "status": "queued", "attempts": "0", "gen": String(gen), "enqueued_at": String(now), "updated_at": String(now)]
                 hashes[key] = h
@@ -185,36 +194,39 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                 return .leased
             }
             let key = shard.job(id.cid)
-            set(key, ["status": "moving", "worker_id": worker, "updated_at": String(now), "started_at": String(now)])
+            let token = (Int64(h["token"] ?? "0") ?? 0) + 1
+            set(key, ["status": "moving", "worker_id": worker, "updated_at": String(now), "started_at": String(now), "token": String(token)])
             hashes[key]?["bytes_done"] = nil
             hashes[key]?["bytes_total"] = nil
             return .claimed(hashes[key] ?? [:])
         }
     }
 
-    /// The job of `id` when it is `moving` for `worker`.
-    private func owned(_ id: JobID, _ worker: String) -> String? {
+    /// The job of `id` when it is `moving` for `worker`'s delivery `token`.
+    private func owned(_ id: JobID, _ worker: String, _ token: String) -> String? {
         let key = keys.shard(of: id.cid).job(id.cid)
-        guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "moving", h["worker_id"] == worker else { return nil }
+        guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "moving", h["worker_id"] == worker,
+              (h["token"] ?? "") == token else { return nil }
         return key
     }
 
-    public func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)]) throws -> Bool {
+    public func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)]) throws -> Bool {
         try available {
-            guard let key = owned(id, worker) else { return false }
+            guard let key = owned(id, worker, token) else { return false }
+            hashes[key]?["fence"] = nil
             for (field, value) in fields { hashes[key]?[field.rawValue] = value }
             return true
         }
     }
 
-    public func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
+    public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
         try available {
             let shard = keys.shard(of: id.cid)
             lrem(shard.processing(worker), id.description)
-            guard let key = owned(id, worker) else { return false }
+            guard let key = owned(id, worker, token) else { return false }
             set(key, ["status": "done", "checksum": checksum, "bytes": String(bytes), "updated_at": String(now)])
             if let foundIn { set(key, ["db_level": foundIn]) }
-            for field in ["part", "stage", "bytes_done", "bytes_total"] { hashes[key]?[field] = nil }
+            for field in ["part", "stage", "bytes_done", "bytes_total", "fence"] { hashes[key]?[field] = nil }
             retireError(key)
             lpush(shard.done, id.description)
             hashes[shard.movedAt, default: [:]][String(id.cid)] = String(now)
@@ -224,12 +236,13 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+    public func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
                      maxAttempts: Int) throws -> JobQueue.FailOutcome {
         try available {
             let shard = keys.shard(of: id.cid)
             lrem(shard.processing(worker), id.description)
-            guard let key = owned(id, worker), let h = hashes[key] else { return .stale }
+            guard let key = owned(id, worker, token), let h = hashes[key] else { return .stale }
+            hashes[key]?["fence"] = nil
             let attempts = (Int(h["attempts"] ?? "0") ?? 0) + 1
             set(key, ["attempts": String(attempts), "last_error": message, "reason": reason, "worker_id": "", "updated_at": String(now)])
             for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
@@ -237,7 +250,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
             if let next = h["next_target"], let origin = h["db_level"], let target = h["target"] {
                 if Self.published(h["stage"]) {
                     if next == origin {
-                        let newer = reverse(key, gen: String(id.gen), origin: origin, target: target)
+                        let newer = reverse(key, shard: shard, cid: id.cid, gen: String(id.gen), origin: origin, target: target)
                         set(key, ["status": "retrying"])
                         sortedSets[shard.retry, default: [:]]["\(id.cid):\(newer)"] = due
                         count(shard, .retried, 1)
@@ -246,7 +259,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                 } else {
                     hashes[key]?["next_target"] = nil
                     if next == origin {
-                        forget(key, shard: shard)
+                        forget(key)
                         return .dropped
                     }
                     set(key, ["target": next])
@@ -265,11 +278,12 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64) throws -> Bool {
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool) throws -> Bool {
         try available {
             let shard = keys.shard(of: id.cid)
             lrem(shard.processing(worker), id.description)
-            guard let key = owned(id, worker) else { return false }
+            guard let key = owned(id, worker, token) else { return false }
+            if locked { hashes[key]?["fence"] = nil }
             set(key, ["status": "deferred", "defer_reason": reason, "due_at": String(due), "worker_id": "", "updated_at": String(now)])
             for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
             sortedSets[shard.deferred, default: [:]][id.description] = due
@@ -340,7 +354,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
         var given = 0
         for worker in dead {
-            given += try release(worker: worker)
+            given += try release(worker: worker, fence: true)
             try available {
                 sets[keys.control.workers]?.remove(worker)
                 hashes[keys.control.suspect(worker)] = nil
@@ -353,7 +367,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         try available { keys.shards.flatMap { shard in (lists[shard.processing(worker)] ?? []).map { (shard.index, $0) } } }
     }
 
-    public func giveBack(worker: String, ids: [(shard: Int, id: String)]?) throws -> Int {
+    public func giveBack(worker: String, ids: [(shard: Int, id: String)]?, fence: Bool) throws -> Int {
         let all = try ids ?? held(worker: worker)
         return try available {
             var given = 0
@@ -362,6 +376,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                 lrem(shard.processing(worker), raw)
                 guard let id = JobID(raw), live(shard.job(id.cid)), let h = hashes[shard.job(id.cid)], h["gen"] == String(id.gen),
                       h["status"] == "queued" || (h["status"] == "moving" && h["worker_id"] == worker), let target = h["target"] else { continue }
+                if h["status"] == "moving" && fence { set(shard.job(id.cid), ["fence": h["token"] ?? "0"]) }
                 set(shard.job(id.cid), ["status": "queued", "worker_id": "", "updated_at": String(now)])
                 for field in ["bytes_done", "bytes_total", "started_at"] { hashes[shard.job(id.cid)]?[field] = nil }
                 lists[shard.queue(target), default: []].append(raw)
@@ -372,8 +387,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func release(worker: String) throws -> Int {
-        let given = try giveBack(worker: worker, ids: nil)
+    public func release(worker: String, fence: Bool) throws -> Int {
+        let given = try giveBack(worker: worker, ids: nil, fence: fence)
         return given + (try available {
             var handed = 0
             for shard in keys.shards {
@@ -385,14 +400,6 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
             condition.broadcast()
             return handed
         })
-    }
-
-    public func staleParts(limit: Int) throws -> [(shard: Int, path: String)] {
-        try available { keys.shards.flatMap { shard in (sets[shard.staleParts] ?? []).prefix(limit).map { (shard.index, $0) } } }
-    }
-
-    public func forgetStalePart(shard: Int, _ path: String) throws {
-        try available { _ = sets[keys.shard(shard).staleParts]?.remove(path) }
     }
 
     public func paused() throws -> Set<String> {
@@ -524,7 +531,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                     next = nil
                 }
                 if let next, next != target {
-                    let newer = newGen(String(id.gen))
+                    let newer = newGen(String(id.gen), shard: shard, cid: id.cid)
                     set(key, ["db_level": target, "target": next, "status": "queued", "attempts": "0", "gen": String(newer),
                               "enqueued_at": String(now), "updated_at": String(now)])
                     for field in ["next_target", "checksum", "bytes", "worker_id", "last_error", "reason", "earlier_error", "started_at"] {
@@ -601,15 +608,18 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         hashes[shard.stats, default: [:]][field.rawValue] = String(current + amount)
     }
 
-    private func newGen(_ old: String?) -> Int64 {
-        let before = Int64(old ?? "0") ?? 0
-        return now > before ? now : before + 1
+    /// Higher than `old` and than every generation the content had (the `gens` hash).
+    private func newGen(_ old: String?, shard: ShardKeys, cid: Int64) -> Int64 {
+        var before = Int64(old ?? "0") ?? 0
+        if let last = Int64(hashes[shard.gens]?[String(cid)] ?? ""), last > before, last < (1 << 53) - 1 { before = last }
+        let gen = now > before ? now : before + 1
+        hashes[shard.gens, default: [:]][String(cid)] = String(gen)
+        return gen
     }
 
     private static func published(_ stage: String?) -> Bool { stage == "publishing" || stage == "source_removed" }
 
-    private func forget(_ key: String, shard: ShardKeys) {
-        if let part = hashes[key]?["part"] { sets[shard.staleParts, default: []].insert(part) }
+    private func forget(_ key: String) {
         hashes[key] = nil
         expiries[key] = nil
     }
@@ -622,8 +632,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    private func reverse(_ key: String, gen: String?, origin: String, target: String) -> Int64 {
-        let newer = newGen(gen)
+    private func reverse(_ key: String, shard: ShardKeys, cid: Int64, gen: String?, origin: String, target: String) -> Int64 {
+        let newer = newGen(gen, shard: shard, cid: cid)
         set(key, ["db_level": target, "target": origin, "gen": String(newer), "attempts": "0", "status": "queued",
                   "worker_id": "", "updated_at": String(now)])
         for field in ["next_target", "stage", "bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }

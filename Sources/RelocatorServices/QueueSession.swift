@@ -14,13 +14,15 @@ public protocol QueueSession: AnyObject {
     func take(worker: String, shard: Int, levels: [String]) throws -> JobQueue.Taken?
     /// Waits up to `timeout` for an id on one level's queue of one shard.
     func waitForWork(worker: String, shard: Int, level: String, timeout: Duration) throws -> JobQueue.Taken?
+    /// The job becomes this delivery's; its hash carries the delivery's token.
     func claim(_ taken: JobQueue.Taken, worker: String) throws -> JobQueue.Claim
-    /// False: the job is no longer this worker's; the move must stop before publishing.
-    func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)]) throws -> Bool
-    func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool
-    func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+    /// False: the job is no longer this delivery's; the move must stop before publishing.
+    func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)]) throws -> Bool
+    func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool
+    func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
               maxAttempts: Int) throws -> JobQueue.FailOutcome
-    func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64) throws -> Bool
+    /// `locked`: the delivery held the content's lock before it deferred.
+    func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool) throws -> Bool
 
     // MARK: Maintenance
     func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws
@@ -28,10 +30,9 @@ public protocol QueueSession: AnyObject {
     func promoteDue(limit: Int) throws -> Int
     func reap(grace: Duration) throws -> Int
     func held(worker: String) throws -> [(shard: Int, id: String)]
-    func giveBack(worker: String, ids: [(shard: Int, id: String)]?) throws -> Int
-    func release(worker: String) throws -> Int
-    func staleParts(limit: Int) throws -> [(shard: Int, path: String)]
-    func forgetStalePart(shard: Int, _ path: String) throws
+    /// `fence`: the deliveries given back may still be acting (see `JobQueue.giveBack`).
+    func giveBack(worker: String, ids: [(shard: Int, id: String)]?, fence: Bool) throws -> Int
+    func release(worker: String, fence: Bool) throws -> Int
     func paused() throws -> Set<String>
     /// Every worker and committer whose heartbeat is alive, with what it reports.
     func liveWorkers() throws -> [String: [WorkerField: String]]

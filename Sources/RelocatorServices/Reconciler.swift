@@ -16,8 +16,11 @@ public struct Finding: Sendable, Equatable {
         case conflict
         /// On no level's disk.
         case missing
-        /// A temporary file of a move no job owns any more.
+        /// A temporary file of a move in a level's reserved directory that no delivery is using.
         case stalePart = "stale_part"
+        /// A file under an earlier version's temporary name, beside the contents, that no content
+        /// row names and no job in flight owns: moved into `.relocator/orphans/`, never deleted.
+        case legacyPart = "legacy_part"
         /// A job whose id Redis lost from the list its status calls for.
         case orphanedJob = "orphaned_job"
         /// A filename that cannot be moved safely (absolute, `..`, a symbolic link on its way).
@@ -41,12 +44,15 @@ public struct Finding: Sendable, Equatable {
 /// Compares the database with the disks and Redis and, with `fix`, repairs what is safe — from
 /// cron, at any moment, beside running workers:
 /// - a content with a job in flight (not committed, not dead) is skipped; any other is *leased* (no worker claims its job
-///   meanwhile) before anything destructive, and the job, the database row and the files are read
-///   again right before each step;
+///   meanwhile) and *locked* (the content lock every process respects on this host: no delivery
+///   is between its checks and its removal) before anything destructive, and the job, the
+///   database row and the files are read again right before each step;
 /// - a copy is removed only while another identical copy is present, at that moment, at the level
 ///   the database names (`LevelRoot.removeDuplicate` hashes both and re-checks the names);
-/// - a temporary `.part` file is removed only when its job is gone and the file is older than
-///   `partGrace`.
+/// - a temporary file in a level's `.relocator/tmp/` older than `partGrace` is removed under its
+///   content's lock; a file beside the contents under an earlier version's temporary name is moved
+///   into `.relocator/orphans/` only when no content row names it and its job is gone — nothing
+///   is deleted for what its name looks like.
 public struct Reconciler {
     public struct Settings: Sendable {
         public var directories: LevelDirectories
@@ -123,6 +129,7 @@ public struct Reconciler {
         }
         onProgress(contents.count, contents.count)
         try staleParts()
+        try legacyParts(named: Set(contents.map(\.filename)))
     }
 
     /// Where a content's file is: the levels whose directory holds it as a regular file.
@@ -152,7 +159,7 @@ public struct Reconciler {
         case 1:
             var finding = Finding(kind: .wrongLevel, cid: content.cid, detail: "the database says \(content.level), \(filename) is on \(found[0])")
             if settings.fix {
-                finding.fixed = try leased(content.cid) { () -> String? in
+                finding.fixed = try leased(content.cid) { _ -> String? in
                     // Read again under the lease: a move may have finished since.
                     guard let now = try store.content(cid: content.cid), now.filename == content.filename else { return nil }
                     let place = try places(of: filename)
@@ -172,7 +179,7 @@ public struct Reconciler {
             var finding = Finding(kind: .duplicate, cid: content.cid,
                                   detail: "identical copies of \(filename) on \(found.joined(separator: " and ")); the database says \(content.level)")
             if settings.fix {
-                finding.fixed = try leased(content.cid) { () -> String? in
+                finding.fixed = try leased(content.cid) { _ -> String? in
                     guard var now = try store.content(cid: content.cid), now.filename == content.filename else { return nil }
                     let place = try places(of: filename)
                     guard place.count > 1 else { return nil }
@@ -195,8 +202,10 @@ public struct Reconciler {
         }
     }
 
-    /// Runs `body` while holding the content; nil (nothing done) when a job is in flight.
-    private func leased(_ cid: Int64, _ body: () throws -> String?) throws -> String? {
+    /// Runs `body` while holding the content — its lease in Redis (no worker claims its job) and
+    /// its lock on this host (no delivery is under way) —; nil (nothing done) when a job is in
+    /// flight or another process holds the lock.
+    private func leased(_ cid: Int64, _ body: (ContentLock) throws -> String?) throws -> String? {
         guard try session.lease(cid: cid, token: token, ttl: settings.leaseTTL) else { return nil }
         defer {
             do {
@@ -205,32 +214,53 @@ public struct Reconciler {
                 // The lease expires by itself.
             }
         }
-        return try body()
+        guard let lock = try ContentLock.tryLock(cid: cid, in: Array(roots.values)) else { return nil }
+        defer { lock.release() }
+        return try body(lock)
     }
 
-    /// `.part` files whose job is gone (no job, another generation, or committed or dead) and that
-    /// are older than the grace period.
+    /// Temporary files in the levels' reserved directories older than the grace period: removed
+    /// under their content's lock (a temporary file is used only by the delivery that made it,
+    /// which holds the lock as long as it lives).
     private mutating func staleParts() throws {
-        let cutoff = Date().addingTimeInterval(-Double(settings.partGrace.milliseconds) / 1000)
+        let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
         for level in settings.directories.names {
             let root = roots[level]!
-            for part in try root.partFiles() {
-                var info = stat()
-                guard lstat(part.path, &info) == 0 else { continue }
-                let modified = Date(timeIntervalSince1970: Double(info.st_mtim.tv_sec))
-                let state = try session.jobState(cid: part.name.cid)
-                if let state, state.gen == part.name.gen, state.status != .committed, state.status != .dead { continue }
-                guard modified < cutoff else { continue }
-                var finding = Finding(kind: .stalePart, cid: part.name.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
+            for (part, modified) in try root.temporaryFiles() where modified < cutoff {
+                var finding = Finding(kind: .stalePart, cid: part.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
                 if settings.fix {
-                    // Read the job again right before the unlink.
-                    let again = try session.jobState(cid: part.name.cid)
-                    if again == nil || again!.gen != part.name.gen || again!.status == .committed || again!.status == .dead {
-                        do {
-                            finding.fixed = try root.removePart(part.relativePath) ? "removed" : "already gone"
-                        } catch let error as MoveError where error.kind == .unsafePath {
-                            // Its directory was swapped for a link since it was listed: not entered.
-                            finding.detail += "; left alone: \(error)"
+                    if let lock = try ContentLock.tryLock(cid: part.cid, in: Array(roots.values)) {
+                        defer { lock.release() }
+                        finding.fixed = try root.removeTemporary(part, holding: lock) ? "removed" : "already gone"
+                    } else {
+                        finding.detail += "; left alone: a delivery of the content holds its lock"
+                    }
+                }
+                report(finding)
+            }
+        }
+    }
+
+    /// Files under an earlier version's temporary name beside the contents: moved aside into
+    /// `.relocator/orphans/` when no content row names them, no job in flight has their generation,
+    /// and they are older than the grace period.
+    private mutating func legacyParts(named filenames: Set<String>) throws {
+        let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
+        for level in settings.directories.names {
+            let root = roots[level]!
+            for part in try root.legacyParts() where part.modified < cutoff {
+                if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
+                if let state = try session.jobState(cid: part.name.cid), state.gen == part.name.gen,
+                   state.status != .committed, state.status != .dead { continue }
+                var finding = Finding(kind: .legacyPart, cid: part.name.cid,
+                                      detail: "\(level)/\(part.relativePath) is an earlier version's temporary file that no content names")
+                if settings.fix {
+                    // New workers never use such a name: the content's lock is enough (its job, if
+                    // any, may be in flight), and the row is read again under it.
+                    if let lock = try ContentLock.tryLock(cid: part.name.cid, in: Array(roots.values)) {
+                        defer { lock.release() }
+                        if try store.content(filename: part.relativePath) == nil {
+                            finding.fixed = try root.moveAside(part, holding: lock).map { "moved to \(level)/\($0)" } ?? "already gone"
                         }
                     }
                 }

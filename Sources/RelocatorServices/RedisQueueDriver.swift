@@ -41,22 +41,22 @@ public final class RedisQueueSession: QueueSession {
         try queue.claim(taken, worker: worker, on: redis)
     }
 
-    public func recordProgress(_ id: JobID, worker: String, _ fields: [(JobField, String)]) throws -> Bool {
-        try queue.recordProgress(id, worker: worker, fields, on: redis)
+    public func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)]) throws -> Bool {
+        try queue.recordProgress(id, worker: worker, token: token, fields, on: redis)
     }
 
-    public func ack(_ id: JobID, worker: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
-        try queue.ack(id, worker: worker, checksum: checksum, bytes: bytes, foundIn: foundIn, on: redis)
+    public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
+        try queue.ack(id, worker: worker, token: token, checksum: checksum, bytes: bytes, foundIn: foundIn, on: redis)
     }
 
-    public func fail(_ id: JobID, worker: String, reason: String, message: String, permanent: Bool, delay: Duration,
+    public func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
                      maxAttempts: Int) throws -> JobQueue.FailOutcome {
-        try queue.fail(id, worker: worker, reason: reason, message: message, permanent: permanent, delay: delay,
+        try queue.fail(id, worker: worker, token: token, reason: reason, message: message, permanent: permanent, delay: delay,
                        maxAttempts: maxAttempts, on: redis)
     }
 
-    public func deferJob(_ id: JobID, worker: String, reason: String, until due: Int64) throws -> Bool {
-        try queue.deferJob(id, worker: worker, reason: reason, until: due, on: redis)
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool) throws -> Bool {
+        try queue.deferJob(id, worker: worker, token: token, reason: reason, until: due, locked: locked, on: redis)
     }
 
     public func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws {
@@ -79,20 +79,12 @@ public final class RedisQueueSession: QueueSession {
         try queue.held(worker: worker, on: redis)
     }
 
-    public func giveBack(worker: String, ids: [(shard: Int, id: String)]?) throws -> Int {
-        try queue.giveBack(worker: worker, ids: ids, on: redis)
+    public func giveBack(worker: String, ids: [(shard: Int, id: String)]?, fence: Bool) throws -> Int {
+        try queue.giveBack(worker: worker, ids: ids, fence: fence, on: redis)
     }
 
-    public func release(worker: String) throws -> Int {
-        try queue.release(worker: worker, on: redis)
-    }
-
-    public func staleParts(limit: Int) throws -> [(shard: Int, path: String)] {
-        try queue.staleParts(limit: limit, on: redis)
-    }
-
-    public func forgetStalePart(shard: Int, _ path: String) throws {
-        try queue.forgetStalePart(shard: shard, path, on: redis)
+    public func release(worker: String, fence: Bool) throws -> Int {
+        try queue.release(worker: worker, fence: fence, on: redis)
     }
 
     public func paused() throws -> Set<String> {

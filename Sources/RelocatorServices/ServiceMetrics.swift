@@ -27,6 +27,12 @@ enum ServiceMetrics {
 
     private static let phaseTimers = Mutex<[String: Timer]>([:])
 
+    /// 1 while a level is out of service for this worker (its directory is no longer the one it
+    /// checked at start), else 0.
+    static func levelUnavailable(_ level: String, _ unavailable: Bool) {
+        Gauge(label: "relocator_level_unavailable", dimensions: [("level", level)]).record(unavailable ? 1 : 0)
+    }
+
     /// A batch was written in SQL.
     static func commit(jobs: Int, duration: Duration) {
         Counter(label: "relocator_commits_total").increment(by: jobs)

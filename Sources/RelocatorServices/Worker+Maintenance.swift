@@ -13,7 +13,13 @@ extension Worker {
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
         var unknownBefore: Set<String> = []
         var stopDeadline: ContinuousClock.Instant?
+        var swept = ContinuousClock.now
         while !slotsDone.wait(for: interval) {
+            checkLevels()
+            if ContinuousClock.now - swept >= settings.sweepInterval {
+                swept = .now
+                sweepTemporaries()
+            }
             if stopping.isRaised {
                 let deadline = stopDeadline ?? .now + settings.gracePeriod
                 stopDeadline = deadline
@@ -33,7 +39,6 @@ extension Worker {
                     if reaped > 0 { logger.warning("gave back \(reaped) jobs of workers whose heartbeat stopped") }
                 }
                 unknownBefore = try giveBackUnknown(control, seenBefore: unknownBefore)
-                try removeStaleParts(control)
                 redisHealth.succeeded()
             } catch {
                 redisHealth.failed(error)
@@ -61,6 +66,8 @@ extension Worker {
             .directories: settings.directories.names.map { "\($0)=\(settings.directories.directory(of: $0)!)" }.joined(separator: ","),
         ]
         info[.disks] = DiskReport.current(settings.directories).encoded
+        let unavailable = unavailableLevels.withLock { $0 }
+        if !unavailable.isEmpty { info[.unavailable] = unavailable.keys.sorted().joined(separator: ",") }
         try control.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
     }
 
@@ -73,57 +80,53 @@ extension Worker {
         let unknown = inRedis.filter { !mine.contains(Self.key($0.shard, $0.id)) }
         let confirmed = unknown.filter { seenBefore.contains(Self.key($0.shard, $0.id)) }
         if !confirmed.isEmpty {
-            let given = try control.giveBack(worker: settings.id, ids: confirmed)
+            // No slot ever acted on these: no fence.
+            let given = try control.giveBack(worker: settings.id, ids: confirmed, fence: false)
             logger.warning("gave back \(given) of \(confirmed.count) jobs held in Redis but by no slot (a reply was lost)")
         }
         return Set(unknown.map { Self.key($0.shard, $0.id) }).subtracting(confirmed.map { Self.key($0.shard, $0.id) })
     }
 
-    /// Removes temporary files of jobs that were dropped or purged mid-move, when they lie in this
-    /// worker's level directories (another worker may see other disks). An entry that is not a
-    /// temporary file of ours, or lies in a directory no live worker serves, is dropped with a
-    /// warning.
-    func removeStaleParts(_ control: any QueueSession) throws {
-        let entries = try control.staleParts(limit: 100)
-        if entries.isEmpty { return }
-        var otherDirectories: [String]?
-        for (shard, path) in entries {
-            if let (place, relative) = settings.directories.place(containing: path) {
-                do {
-                    if try LevelRoot(place).removePart(relative) {
-                        logger.info("removed the temporary file of a job that is gone: \(path)")
-                    }
-                } catch let error as MoveError where error.kind == .invalidFilename || error.kind == .unsafePath || error.kind == .notRegularFile {
-                    logger.warning("ignoring a clean-up entry that is not a temporary file of a move: \(path) (\(error))")
-                } catch {
-                    logger.warning("cannot remove the stale temporary file \(path) yet: \(error)")
-                    continue
-                }
-                try control.forgetStalePart(shard: shard, path)
-                continue
-            }
-            if otherDirectories == nil {
-                otherDirectories = try control.liveWorkers().values.flatMap { info in
-                    (info[.directories] ?? "").split(separator: ",").compactMap { $0.split(separator: "=", maxSplits: 1).last.map(String.init) }
-                }
-            }
-            if !(otherDirectories ?? []).contains(where: { path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }) {
-                logger.warning("no live worker serves the directory of the stale temporary file \(path); forgetting it (remove it by hand if it is there)")
-                try control.forgetStalePart(shard: shard, path)
-            }
+    /// Takes a level out of service when its directory is no longer the one held since the start
+    /// (unmounted, remounted, replaced) — one log line, a `status` line through the heartbeat and
+    /// the `relocator_level_unavailable` gauge — and back in once it is the same again.
+    func checkLevels() {
+        guard let levels else { return }
+        let now = levels.unavailable()
+        let before = unavailableLevels.withLock { current in
+            defer { current = now }
+            return current
         }
+        for (level, why) in now where before[level] == nil {
+            logger.error("level '\(level)' is out of service for this worker: \(why); no job into or out of it is taken until it is back")
+        }
+        for level in before.keys where now[level] == nil {
+            logger.notice("level '\(level)' is back in service: its directory is the one checked at start again")
+        }
+        for level in settings.levels { ServiceMetrics.levelUnavailable(level, now[level] != nil) }
     }
-}
 
-extension LevelDirectories {
-    /// The level whose directory holds `path`, with the path relative to it.
-    func place(containing path: String) -> (LevelPlace, String)? {
-        for level in names {
-            let root = directory(of: level)!
-            let prefix = root.hasSuffix("/") ? root : root + "/"
-            if path.hasPrefix(prefix), path.count > prefix.count { return (place(of: level)!, String(path.dropFirst(prefix.count))) }
+    /// Removes the temporary files left in this worker's levels' reserved directories by
+    /// deliveries that stopped (a crash, a job dropped mid-copy). Each is removed only under its
+    /// content's lock: a delivery of that content is then not under way on this host, and a
+    /// temporary file is never used by another delivery than the one that made it.
+    func sweepTemporaries() {
+        guard let levels else { return }
+        let roots = Array(levels.roots.values)
+        let unavailable = unavailableLevels.withLock { $0 }
+        for root in roots where unavailable[root.level] == nil {
+            do {
+                for (part, _) in try root.temporaryFiles() {
+                    guard let lock = try ContentLock.tryLock(cid: part.cid, in: roots) else { continue }
+                    defer { lock.release() }
+                    if try root.removeTemporary(part, holding: lock) {
+                        logger.info("removed the temporary file of a delivery that stopped: \(root.directory)/\(part.relativePath)")
+                    }
+                }
+            } catch {
+                logger.warning("cannot sweep the temporary files of level '\(root.level)' yet: \(error)")
+            }
         }
-        return nil
     }
 }
 

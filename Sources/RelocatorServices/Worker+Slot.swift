@@ -48,8 +48,9 @@ extension Worker {
     /// with a `max-moves` limit only while this slot holds one of its permits.
     func nextJob(_ session: any QueueSession, slot holder: String, rotation: inout Int) throws -> (JobQueue.Taken, JobQueue.Claim)? {
         let paused = pausedLevels.withLock { $0 }
+        let unavailable = unavailableLevels.withLock { $0 }
         let snapshot = placement.withLock { $0 }
-        var levels = settings.levels.filter { !paused.contains($0) }
+        var levels = settings.levels.filter { !paused.contains($0) && unavailable[$0] == nil }
         rotation &+= 1
         if let snapshot, snapshot.hasPolicies {
             levels = snapshot.placement.takingOrder(levels)
@@ -129,28 +130,31 @@ extension Worker {
         case .failure(let problem):
             guard let id = JobID(taken.id) else { return false }
             log.error("a job that cannot be read goes to the dead-letter list: \(problem)")
-            fail(id, attempts: 0, reason: "undecodable_job", message: "undecodable_job: \(problem)", permanent: true, nil, session, log)
+            fail(id, token: fields[JobField.token.rawValue] ?? "", attempts: 0, reason: "undecodable_job", message: "undecodable_job: \(problem)",
+                 permanent: true, nil, session, log)
             return false
         }
         log[metadataKey: "job.cid"] = "\(job.cid)"
         let id = JobID(cid: job.cid, gen: job.gen)
+        // This delivery's token: every call it makes carries it, and one with an older token is refused.
+        let token = job.deliveryToken
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)
         let filename: Filename
         do {
             filename = try Filename(job.filename)
         } catch {
-            report(id, attempts: job.attempts, MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)"),
+            report(id, token: token, attempts: job.attempts, MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)"),
                    context, session, log)
             return false
         }
         let directories = settings.directories
         for level in [job.dbLevel, job.target] where directories.directory(of: level) == nil {
-            report(id, attempts: job.attempts, MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
+            report(id, token: token, attempts: job.attempts, MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
                     + "(RELOCATOR_LEVELS names \(directories.names.joined(separator: ", ")))"), context, session, log)
             return false
         }
         if settings.faults.noopMove {
-            acknowledge(id, checksum: "noop", bytes: 0, foundIn: nil, session, log) { _ in }
+            acknowledge(id, token: token, checksum: "noop", bytes: 0, foundIn: nil, session, log) { _ in }
             return false
         }
         var expected: Checksum?
@@ -164,16 +168,12 @@ extension Worker {
         let request = MoveRequest(
             filename: filename, source: directories.place(of: job.dbLevel)!, target: directories.place(of: job.target)!,
             others: directories.names.filter { $0 != job.dbLevel && $0 != job.target }.compactMap(directories.place(of:)),
-            cid: job.cid, gen: job.gen, expectedChecksum: expected, stalePart: job.part)
+            cid: job.cid, gen: job.gen, expectedChecksum: expected)
         let snapshot = placement.withLock { $0 }
         var reserved: Int64?
         if let snapshot, context.method == "copy", !(job.stage?.mayHaveCopyAtTarget ?? false),
            let wait = admission(job, request, snapshot, holder: holder, session, reserved: &reserved, log) {
-            retrying("defer the job", log) {
-                if try session.deferJob(id, worker: settings.id, reason: wait, until: JobQueue.nowMilliseconds() + settings.deferRetry.milliseconds) {
-                    log.notice("move deferred: \(wait)")
-                }
-            }
+            deferJob(id, token: token, reason: wait, for: settings.deferRetry, locked: false, session, log)
             return false
         }
         defer {
@@ -189,22 +189,33 @@ extension Worker {
         let limit = context.method == "copy" ? snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil } : nil
         let result: MoveResult
         do {
-            result = try mover.move(request, hooks: hooks(for: id, session, log, bandwidth: limit.map { (job.target, $0) },
+            result = try mover.move(request, hooks: hooks(for: id, token: token, session, log, bandwidth: limit.map { (job.target, $0) },
                                                           permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil,
                                                           room: reserved.map { (job.target, holder, $0) }))
         } catch let error as MoveError where error.kind == .cancelled {
             log.info("move cancelled by the shutdown; the job goes back to its queue")
             return false
         } catch let error as MoveError where error.kind == .leaseLost {
-            log.warning("the job is no longer this worker's (given away or re-aimed meanwhile); the move stopped before publishing")
+            log.warning("the job is no longer this delivery's (given away or re-aimed meanwhile); the move stopped before publishing or removing anything")
+            return false
+        } catch let error as MoveError where error.kind == .contentLocked {
+            // Another delivery of this content (a paused process that was reaped, say) holds its
+            // lock: this one waits, counting no attempt, until the lock is free.
+            deferJob(id, token: token, reason: error.message, for: settings.lockedRetry, locked: false, session, log)
+            return false
+        } catch let error as MoveError where error.kind == .levelUnavailable {
+            // A level is no longer the directory checked at start: the job waits, counting no
+            // attempt, and the maintenance loop takes the level out of service.
+            checkLevels()
+            deferJob(id, token: token, reason: error.message, for: settings.deferRetry, locked: true, session, log)
             return false
         } catch let error as MoveError {
-            report(id, attempts: job.attempts, error, repeatedChecksum: job.reason == MoveError.Kind.checksumMismatch.rawValue,
+            report(id, token: token, attempts: job.attempts, error, repeatedChecksum: job.reason == MoveError.Kind.checksumMismatch.rawValue,
                    context, session, log)
             return false
         } catch {
             // A hook could not reach Redis: nothing was published; the move is tried again.
-            report(id, attempts: job.attempts, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context,
+            report(id, token: token, attempts: job.attempts, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context,
                    session, log)
             return false
         }
@@ -219,23 +230,35 @@ extension Worker {
             while finishing.count >= max(4, 2 * settings.concurrency) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
             finishing.add(FinishingMoves.Move(holdingKey: Self.key(taken.shard, taken.id), sync: pending) { session, failure in
                 if let failure {
-                    return self.report(id, attempts: job.attempts, failure, context, session, log, once: true)
+                    return self.report(id, token: token, attempts: job.attempts, failure, context, session, log, once: true)
                 }
-                return self.finish(id, job, result, context, session, log, once: true)
+                return self.finish(id, token: token, job, result, context, session, log, once: true)
             })
             return true
         }
-        finish(id, job, result, context, session, log)
+        finish(id, token: token, job, result, context, session, log)
         return false
+    }
+
+    /// The job waits `delay` as `deferred`, counting no attempt. `locked`: the delivery held the
+    /// content's lock (the fence of an earlier delivery is gone).
+    private func deferJob(_ id: JobID, token: String, reason: String, for delay: Duration, locked: Bool, _ session: any QueueSession,
+                          _ log: Logger) {
+        retrying("defer the job", log) {
+            if try session.deferJob(id, worker: settings.id, token: token, reason: reason,
+                                    until: JobQueue.nowMilliseconds() + delay.milliseconds, locked: locked) {
+                log.notice("move deferred: \(reason)")
+            }
+        }
     }
 
     /// Acknowledges a move whose every step is durable, and counts it; with `once`, false when the
     /// queue could not be reached.
     @discardableResult
-    private func finish(_ id: JobID, _ job: Job, _ result: MoveResult, _ context: MoveContext, _ session: any QueueSession, _ log: Logger,
-                        once: Bool = false) -> Bool {
+    private func finish(_ id: JobID, token: String, _ job: Job, _ result: MoveResult, _ context: MoveContext, _ session: any QueueSession,
+                        _ log: Logger, once: Bool = false) -> Bool {
         let started = context.started
-        return acknowledge(id, checksum: result.checksum.description, bytes: result.bytes,
+        return acknowledge(id, token: token, checksum: result.checksum.description, bytes: result.bytes,
                            foundIn: result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn, session, log,
                            once: once) { mine in
             if mine {
@@ -246,7 +269,7 @@ extension Worker {
                 log.info("moved", metadata: ["job.from": "\(result.foundIn == job.target ? job.dbLevel : result.foundIn)",
                                              "job.to": "\(job.target)", "job.bytes": "\(result.bytes)", "job.method": "\(result.method.rawValue)"])
             } else {
-                log.warning("moved, but the job was no longer this worker's; the next delivery finds the file in place")
+                log.warning("moved, but the job was no longer this delivery's; the next delivery finds the file in place")
             }
         }
     }
@@ -268,8 +291,8 @@ extension Worker {
         // An earlier delivery of this job that stopped mid-copy left its temporary file, its blocks
         // reserved: those bytes are in the disk's usage already (the move removes the file first).
         do {
-            let part = try Filename(PartName.relativePath(for: request.filename, cid: job.cid, gen: job.gen))
-            if case .regularFile(let bytes) = try LevelRoot(request.target).lookup(part) { size = max(0, size - bytes) }
+            let target = try levels?.root(request.target) ?? LevelRoot(request.target)
+            if let bytes = try target.temporarySize(cid: job.cid, gen: job.gen) { size = max(0, size - bytes) }
         } catch {
             log.debug("cannot look for an earlier delivery's temporary file: \(error)")
         }
@@ -295,10 +318,10 @@ extension Worker {
     /// What the mover tells the queue while it works; with a bandwidth limit on the target, every
     /// byte written is taken from the level's token bucket first; with a limit of moves in flight,
     /// the permit is renewed as the copy goes.
-    private func hooks(for id: JobID, _ session: any QueueSession, _ log: Logger, bandwidth: (level: String, rate: Int64)? = nil,
+    private func hooks(for id: JobID, token: String, _ session: any QueueSession, _ log: Logger, bandwidth: (level: String, rate: Int64)? = nil,
                        permit: (level: String, holder: String)? = nil, room: (level: String, holder: String, bytes: Int64)? = nil) -> MoveHooks {
         let worker = settings.id
-        let lost = { MoveError(.leaseLost, "job \(id) is no longer this worker's") }
+        let lost = { MoveError(.leaseLost, "job \(id) is no longer this delivery's") }
         var lastProgress = ContinuousClock.now
         let (minimum, interval) = (settings.progressMinimumBytes, settings.progressInterval)
         var permitRenewed = ContinuousClock.now
@@ -317,12 +340,10 @@ extension Worker {
             }
         }
         return MoveHooks(
-            recordPart: { path in
-                guard try session.recordProgress(id, worker: worker, [(.part, path), (.stage, MoveStage.copying.rawValue)]) else { throw lost() }
-            },
             willPublish: { checksum, bytes in
-                guard try session.recordProgress(id, worker: worker, [(.checksum, checksum.description), (.bytes, String(bytes)),
-                                                                       (.stage, MoveStage.publishing.rawValue)]) else { throw lost() }
+                guard try session.recordProgress(id, worker: worker, token: token,
+                                                 [(.checksum, checksum.description), (.bytes, String(bytes)),
+                                                  (.stage, MoveStage.publishing.rawValue)]) else { throw lost() }
             },
             // Once the source is removed the move goes to the finisher and its ack, which says
             // more than a stage would: no round trip of its own.
@@ -332,7 +353,7 @@ extension Worker {
                 guard total >= minimum, ContinuousClock.now - lastProgress >= interval else { return }
                 lastProgress = .now
                 do {
-                    _ = try session.recordProgress(id, worker: worker, [(.bytesDone, String(done)), (.bytesTotal, String(total))])
+                    _ = try session.recordProgress(id, worker: worker, token: token, [(.bytesDone, String(done)), (.bytesTotal, String(total))])
                 } catch {
                     log.debug("cannot record the move's progress: \(error)")
                 }
@@ -365,11 +386,11 @@ extension Worker {
     /// With `once`, one try: false when the queue could not be reached (the finisher tries the
     /// move again in its next round rather than hold every other move up).
     @discardableResult
-    private func acknowledge(_ id: JobID, checksum: String, bytes: Int64, foundIn: String?, _ session: any QueueSession,
+    private func acknowledge(_ id: JobID, token: String, checksum: String, bytes: Int64, foundIn: String?, _ session: any QueueSession,
                              _ log: Logger, once: Bool = false, then: (Bool) -> Void) -> Bool {
         let started = ContinuousClock.now
         return retrying("acknowledge the move", log, once: once) {
-            let mine = try session.ack(id, worker: settings.id, checksum: checksum, bytes: bytes, foundIn: foundIn)
+            let mine = try session.ack(id, worker: settings.id, token: token, checksum: checksum, bytes: bytes, foundIn: foundIn)
             ServiceMetrics.phase("ack", .now - started)
             then(mine)
         }
@@ -378,20 +399,20 @@ extension Worker {
     /// Fails a move: a retry after the policy's delay, or the dead-letter list. A checksum mismatch
     /// seen twice in a row is permanent.
     @discardableResult
-    func report(_ id: JobID, attempts: Int, _ error: MoveError, repeatedChecksum: Bool = false, _ context: MoveContext,
+    func report(_ id: JobID, token: String, attempts: Int, _ error: MoveError, repeatedChecksum: Bool = false, _ context: MoveContext,
                 _ session: any QueueSession, _ log: Logger, once: Bool = false) -> Bool {
         let permanent = error.isPermanent || (error.kind == .checksumMismatch && repeatedChecksum)
-        return fail(id, attempts: attempts, reason: error.kind.rawValue, message: error.description, permanent: permanent, context, session, log,
+        return fail(id, token: token, attempts: attempts, reason: error.kind.rawValue, message: error.description, permanent: permanent, context, session, log,
                     once: once)
     }
 
     /// With `once`, one try: false when the queue could not be reached.
     @discardableResult
-    func fail(_ id: JobID, attempts: Int, reason: String, message: String, permanent: Bool, _ context: MoveContext?,
+    func fail(_ id: JobID, token: String, attempts: Int, reason: String, message: String, permanent: Bool, _ context: MoveContext?,
               _ session: any QueueSession, _ log: Logger, once: Bool = false) -> Bool {
         let delay = settings.retry.delay(afterFailures: attempts + 1)
         return retrying("record the failure", log, once: once) {
-            let outcome = try session.fail(id, worker: settings.id, reason: reason, message: message,
+            let outcome = try session.fail(id, worker: settings.id, token: token, reason: reason, message: message,
                                            permanent: permanent, delay: delay, maxAttempts: settings.retry.maxAttempts)
             if let context, outcome != .stale {
                 ServiceMetrics.move(from: context.from, to: context.to, outcome: outcome == .dead ? "dead" : "retried", method: context.method,

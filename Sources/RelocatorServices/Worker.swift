@@ -36,6 +36,10 @@ public final class Worker: Service, Sendable {
         public var progressInterval: Duration = .seconds(1)
         /// How long a job deferred for lack of room waits before it is tried again.
         public var deferRetry: Duration = .seconds(30)
+        /// How long a job whose content's lock another delivery holds waits before it is tried again.
+        public var lockedRetry: Duration = .seconds(2)
+        /// How often the temporary files left in the levels' reserved directories are swept.
+        public var sweepInterval: Duration = .seconds(30)
         /// Fault injection for tests and benchmarks (the mover's own faults go to the mover).
         public var faults = WorkerFaults()
 
@@ -63,6 +67,11 @@ public final class Worker: Service, Sendable {
     let holding = Mutex<Set<String>>([])
     /// Levels an operator paused (refreshed by the maintenance loop).
     let pausedLevels = Mutex<Set<String>>([])
+    /// The level directories held open since the start (nil: a test's worker without them).
+    let levels: HeldLevels?
+    /// Levels whose directory is no longer the one held (unmounted, remounted, replaced), with
+    /// why: out of service for this worker until they are the same again.
+    let unavailableLevels = Mutex<[String: String]>([:])
     let startedAt = JobQueue.nowMilliseconds()
     /// The level table and policies the committer published (nil before any).
     let placement = Mutex<PlacementSnapshot?>(nil)
@@ -71,10 +80,11 @@ public final class Worker: Service, Sendable {
     /// Claims so far, for the `lose-reply` fault.
     let claims = Atomic<Int>(0)
 
-    public init(settings: Settings, driver: any QueueDriver, mover: any FileMoving, logger: Logger) {
+    public init(settings: Settings, driver: any QueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
         self.settings = settings
         self.driver = driver
         self.mover = mover
+        self.levels = levels
         var logger = logger
         logger[metadataKey: "worker"] = "\(settings.id)"
         self.logger = logger
@@ -108,7 +118,8 @@ public final class Worker: Service, Sendable {
             self.pausedLevels.withLock { $0 = paused }
             try self.refreshPlacement(control)
             try self.heartbeat(control)
-            return try control.release(worker: self.settings.id)
+            // An earlier run under this id may still live (a paused process): its deliveries are fenced.
+            return try control.release(worker: self.settings.id, fence: true)
         }
         guard let recovered else { return }
         if recovered > 0 { logger.info("gave back \(recovered) jobs held by an earlier run of this worker") }
@@ -133,7 +144,8 @@ public final class Worker: Service, Sendable {
         var failures = 0
         while true {
             do {
-                let given = try control.release(worker: settings.id)
+                // Every slot has ended: nothing given back here is still being acted on.
+                let given = try control.release(worker: settings.id, fence: false)
                 if given > 0 { logger.info("gave back \(given) jobs") }
                 try control.unregister(worker: settings.id)
                 break

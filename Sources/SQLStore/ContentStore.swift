@@ -111,6 +111,11 @@ public struct ContentStore {
         try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents WHERE cid = \(cid)").first.map(Self.content)
     }
 
+    /// The content whose file has this name, nil when none.
+    public func content(filename: String) throws -> Content? {
+        try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents WHERE filename = \(filename)").first.map(Self.content)
+    }
+
     /// Every content, by cid.
     public func contents() throws -> [Content] {
         try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents ORDER BY cid").map(Self.content)

@@ -58,8 +58,12 @@ extension Relocator {
                 gracePeriod: .seconds(gracePeriod))
             settings.faults = faults
             settings.deferRetry = try runtime.deferRetry()
+            // The level directories checked above stay open for the worker's life: a level whose path
+            // later names another directory (unmounted, remounted) is taken out of service.
+            let held = try HeldLevels(directories)
             let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
-                                mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move), logger: logger)
+                                mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held),
+                                levels: held, logger: logger)
             let services: [any Service] = [worker] + (try await metrics.services(logger: logger))
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

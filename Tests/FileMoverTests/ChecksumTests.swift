@@ -43,22 +43,37 @@ import TestSupport
     }
 
     @Test func temporaryFileNamesRoundTripAndNothingElseParses() throws {
-        let part = PartName(for: try Filename("movies/2024/a.b.mp4"), cid: 7, gen: 1_700_000_000_123)
-        #expect(part.fileName == ".a.b.mp4.relocator-7-1700000000123.part")
+        let part = PartName(cid: 7, gen: 1_700_000_000_123)
+        #expect(part.fileName == "7-1700000000123.part")
+        #expect(part.relativePath == ".relocator/tmp/7-1700000000123.part")
         #expect(PartName(parsing: part.fileName) == part)
-        #expect(PartName.relativePath(for: try Filename("movies/2024/a.b.mp4"), cid: 7, gen: 3) == "movies/2024/.a.b.mp4.relocator-7-3.part")
-        #expect(PartName.relativePath(for: try Filename("x"), cid: 1, gen: 2) == ".x.relocator-1-2.part")
+        #expect(PartName(parsing: PartName(cid: Int64.max, gen: Int64.max).fileName) == PartName(cid: Int64.max, gen: Int64.max))
+        for name in ["a.mp4", "7-1.parts", "7.part", "7-1-2.part", "-7-1.part", "x-1.part", "7-+1.part", "99999999999999999999-1.part",
+                     ".a.relocator-7-1.part", "7-1.part.b", "d/7-1.part"] {
+            #expect(PartName(parsing: name) == nil, "\(name)")
+        }
+    }
+
+    @Test func earlierVersionsTemporaryFileNamesParseForReconcileOnly() throws {
+        let part = try #require(LegacyPartName(parsing: ".a.b.mp4.relocator-7-1700000000123.part"))
+        #expect(part == LegacyPartName(baseName: "a.b.mp4", cid: 7, gen: 1_700_000_000_123))
         // A base name that holds the marker itself: the last one counts.
-        let tricky = PartName(baseName: "a.relocator-1-2.part", cid: 3, gen: 4)
-        #expect(PartName(parsing: tricky.fileName) == tricky)
+        let tricky = LegacyPartName(baseName: "a.relocator-1-2.part", cid: 3, gen: 4)
+        #expect(LegacyPartName(parsing: tricky.fileName) == tricky)
         for name in ["a.mp4", ".a.mp4", ".a.relocator-7-1.parts", ".relocator-7-1.part", "..relocator-7-1.part", ".a.relocator-7.part",
                      ".a.relocator-7-1-2.part", ".a.relocator--7-1.part", ".a.relocator-x-1.part", ".a.relocator-7-+1.part",
                      ".a.relocator-99999999999999999999-1.part", "d/.a.relocator-7-1.part", ".a.relocator-7-1.part.b"] {
-            #expect(PartName(parsing: name) == nil, "\(name)")
+            #expect(LegacyPartName(parsing: name) == nil, "\(name)")
         }
-        // Always a valid file name: at most 255 bytes, the base shortened on a character boundary.
-        let long = PartName(baseName: String(repeating: "é", count: 127) + "x", cid: Int64.max, gen: Int64.max)
-        #expect(long.fileName.utf8.count <= 255 && long.fileName.utf8.count > 240)
-        #expect(PartName(parsing: long.fileName) == long)
+    }
+
+    @Test func noContentMayLiveInTheReservedDirectory() throws {
+        for name in [".relocator/tmp/7-1.part", ".relocator/lock", ".relocator"] {
+            #expect { try Filename(name) } throws: { "\($0)".contains(".relocator/") }
+        }
+        // Only the level's own reserved directory: a deeper one, or a look-alike, is a name like any other.
+        for name in ["a/.relocator/x", ".relocator2/x", "relocator/x", ".notes.relocator-9-1.part"] {
+            #expect(try Filename(name).value == name)
+        }
     }
 }

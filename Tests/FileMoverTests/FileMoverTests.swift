@@ -95,6 +95,7 @@ final class Recorder<Value: Sendable>: Sendable {
         let synced = Recorder<String>()
         let mover = FileMover(chunkSize: 64 * 1024, faults: MoveFaults(onDirectorySynced: { synced.append($0) }))
         _ = try TestFiles.make(root.path + "/bronze/a.bin", bytes: 100_000)
+        for level in [root.path + "/bronze", disk.path] { try TestFiles.makeReservedDirectory(in: level) }
         let result = try mover.move(moveRequest("a.bin", from: root.path + "/bronze", to: disk.path),
                                     hooks: MoveHooks(deferSourceDirectorySync: true))
         #expect(!TestFiles.exists(root.path + "/bronze/a.bin") && TestFiles.exists(disk.path + "/a.bin"))
@@ -119,19 +120,15 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(TestFiles.exists(disk.path + "/empty") && !TestFiles.exists(root.path + "/empty"))
     }
 
-    @Test func aLeftoverPartFileIsRemovedAndTheCopyRestarts() throws {
+    @Test func aLeftoverTemporaryFileIsRemovedAndTheCopyRestarts() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 4096)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/a.bin", bytes: 100_000)
-        // This gen's own leftover, and one of an older gen recorded in the job, in another directory.
-        try TestFiles.make(disk.path + "/.a.bin.relocator-7-2.part", bytes: 5000)
-        try TestFiles.make(root.path + "/other/.a.bin.relocator-7-1.part", bytes: 10)
-        var request = try moveRequest("a.bin", from: root.path, to: disk.path, gen: 2)
-        request.stalePart = root.path + "/other/.a.bin.relocator-7-1.part"
-        nonisolated(unsafe) var recorded: String?
-        #expect(try mover.move(request, hooks: MoveHooks(recordPart: { recorded = $0 })).bytes == 100_000)
-        #expect(recorded == disk.path + "/.a.bin.relocator-7-2.part")
+        // This job's own leftover, in the target level's reserved directory.
+        try FileManager.default.createDirectory(atPath: disk.path + "/.relocator/tmp", withIntermediateDirectories: true)
+        try TestFiles.make(disk.path + "/.relocator/tmp/7-2.part", bytes: 5000)
+        #expect(try mover.move(try moveRequest("a.bin", from: root.path, to: disk.path, gen: 2)).bytes == 100_000)
         #expect(TestFiles.partFiles(under: disk.path).isEmpty && TestFiles.partFiles(under: root.path).isEmpty)
         #expect(try TestFiles.sha256(disk.path + "/a.bin") == sum)
     }
@@ -230,7 +227,7 @@ final class Recorder<Value: Sendable>: Sendable {
                 && ($0 as? MoveError)?.isPermanent == true
         }
         #expect(try DirectorySnapshot(outside.path) == before)
-        #expect((try FileManager.default.contentsOfDirectory(atPath: gold)).isEmpty)
+        #expect(try TestFiles.levelContents(gold).isEmpty)
     }
 
     @Test func aFullDiskIsATransientNoSpaceErrorAndLeavesNothingBehind() throws {
@@ -243,7 +240,7 @@ final class Recorder<Value: Sendable>: Sendable {
             return error.kind == .noSpace && !error.isPermanent && error.description.contains("ENOSPC")
         }
         #expect(try TestFiles.sha256(root.path + "/big.bin") == sum)
-        #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
+        #expect(try TestFiles.levelContents(disk.path).isEmpty)
     }
 
     @Test func aReadOnlyDestinationIsTransientAndWorksOnceWritable() throws {
@@ -270,7 +267,7 @@ final class Recorder<Value: Sendable>: Sendable {
             moveError($0, .cancelled)
         }
         #expect(try TestFiles.sha256(root.path + "/c.bin") == sum)
-        #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
+        #expect(try TestFiles.levelContents(disk.path).isEmpty)
     }
 
     struct Crash: Error {}
@@ -312,7 +309,7 @@ final class Recorder<Value: Sendable>: Sendable {
                 guard let error = error as? MoveError else { return false }
                 return error.kind == .checksumMismatch && !error.isPermanent
             }
-            #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
+            #expect(try TestFiles.levelContents(disk.path).isEmpty)
             #expect(try TestFiles.sha256(root.path + "/v.bin") == sum)
         }
         let moved = try mover.move(moveRequest("v.bin", from: root.path, to: disk.path))
@@ -328,7 +325,7 @@ final class Recorder<Value: Sendable>: Sendable {
         let disk = try TmpfsMount(sizeKiB: 4096)
         defer { root.remove(); disk.remove() }
         let sum = try TestFiles.make(root.path + "/r.bin", bytes: 300_000)
-        let part = disk.path + "/.r.bin.relocator-7-1.part"
+        let part = disk.path + "/.relocator/tmp/7-1.part"
         let intruding = FileMover(faults: MoveFaults(onStep: { step in
             guard step == .verified else { return }
             unlink(part)
@@ -359,13 +356,15 @@ final class Recorder<Value: Sendable>: Sendable {
 
     @Test func errorKindsAreSnakeCaseCodesAndClassified() {
         let permanent: [MoveError.Kind] = [.invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict]
-        let transient: [MoveError.Kind] = [.sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost]
+        let transient: [MoveError.Kind] = [.sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost,
+                                           .contentLocked, .levelUnavailable]
         #expect(Set(permanent + transient).count == MoveError.Kind.allCases.count)
         #expect(permanent.allSatisfy { MoveError($0, "x").isPermanent })
         #expect(transient.allSatisfy { !MoveError($0, "x").isPermanent })
         #expect(MoveError.Kind.allCases.map(\.rawValue) == [
             "invalid_filename", "unsafe_path", "unknown_level", "source_missing", "not_regular_file", "destination_conflict",
             "source_changed", "no_space", "permission_denied", "read_only", "io_error", "checksum_mismatch", "cancelled", "lease_lost",
+            "content_locked", "level_unavailable",
         ])
         #expect(MoveError(.sourceChanged, "gold/a changed").description == "source_changed: gold/a changed")
     }

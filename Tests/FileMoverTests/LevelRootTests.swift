@@ -47,26 +47,46 @@ import TestSupport
         try TestFiles.make(dir.path + "/m/2024/.b.mp4.relocator-6-9.part", bytes: 1)
         try TestFiles.make(dir.path + "/m/b.mp4", bytes: 1)
         try TestFiles.make(dir.path + "/m/.b.mp4.relocator-x.part", bytes: 1)
+        try TestFiles.make(dir.path + "/.relocator/orphans/.f.relocator-4-1.part", bytes: 1)
         try FileManager.default.createDirectory(atPath: dir.path + "/m/.c.relocator-1-1.part", withIntermediateDirectories: true)
         try TestFiles.make(outside.path + "/.d.relocator-8-1.part", bytes: 1)
         symlink(outside.path, dir.path + "/m/out")
         symlink(outside.path + "/.d.relocator-8-1.part", dir.path + "/.e.relocator-9-1.part")
         let before = try DirectorySnapshot(outside.path)
         let gold = try root("gold", dir.path, resolution)
-        let parts = try gold.partFiles()
+        let parts = try gold.legacyParts()
         #expect(parts.map(\.relativePath) == [".a.mp4.relocator-5-1.part", "m/2024/.b.mp4.relocator-6-9.part"])
-        #expect(parts.map(\.name) == [PartName(baseName: "a.mp4", cid: 5, gen: 1), PartName(baseName: "b.mp4", cid: 6, gen: 9)])
-        #expect(parts[1].path == dir.path + "/m/2024/.b.mp4.relocator-6-9.part")
+        #expect(parts.map(\.name) == [LegacyPartName(baseName: "a.mp4", cid: 5, gen: 1), LegacyPartName(baseName: "b.mp4", cid: 6, gen: 9)])
 
-        #expect(try gold.removePart("m/2024/.b.mp4.relocator-6-9.part"))
+        // Moved aside, never deleted, and only under the content's lock.
+        let lock = try #require(try ContentLock.tryLock(cid: 6, in: [gold]))
+        #expect(try gold.moveAside(parts[1], holding: lock) == ".relocator/orphans/m%2F2024%2F.b.mp4.relocator-6-9.part")
+        lock.release()
         #expect(!TestFiles.exists(dir.path + "/m/2024/.b.mp4.relocator-6-9.part"))
-        #expect(try gold.removePart("m/2024/.b.mp4.relocator-6-9.part") == false)
-        #expect { try gold.removePart("m/b.mp4") } throws: { ($0 as? MoveError)?.kind == .invalidFilename }
-        #expect { try gold.removePart("m/out/.d.relocator-8-1.part") } throws: { ($0 as? MoveError)?.kind == .unsafePath }
-        #expect { try gold.removePart(".e.relocator-9-1.part") } throws: { ($0 as? MoveError)?.kind == .unsafePath }
-        #expect { try gold.removePart("m/.c.relocator-1-1.part") } throws: { ($0 as? MoveError)?.kind == .notRegularFile }
-        #expect { try gold.removePart("../x/.a.relocator-1-1.part") } throws: { ($0 as? MoveError)?.kind == .invalidFilename }
+        #expect(TestFiles.exists(dir.path + "/.relocator/orphans/m%2F2024%2F.b.mp4.relocator-6-9.part"))
+        let again = try #require(try ContentLock.tryLock(cid: 6, in: [gold]))
+        #expect(try gold.moveAside(parts[1], holding: again) == nil)
         #expect(try DirectorySnapshot(outside.path) == before)
+    }
+
+    @Test func temporaryFilesAreListedAndRemovedInTheReservedDirectoryOnlyUnderTheContentsLock() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let gold = try LevelRoot(LevelPlace(level: "gold", directory: dir.path))
+        try FileManager.default.createDirectory(atPath: dir.path + "/.relocator/tmp", withIntermediateDirectories: true)
+        try TestFiles.make(dir.path + "/.relocator/tmp/5-1.part", bytes: 1)
+        try TestFiles.make(dir.path + "/.relocator/tmp/notes.txt", bytes: 1)
+        try TestFiles.make(dir.path + "/5-1.part", bytes: 1)
+        #expect(try gold.temporaryFiles().map(\.name) == [PartName(cid: 5, gen: 1)])
+        #expect(try gold.temporarySize(cid: 5, gen: 1) == 1 && gold.temporarySize(cid: 5, gen: 2) == nil)
+        // Another holder of content 5's lock (a delivery in another process, or this one) keeps it.
+        let holder = try #require(try ContentLock.tryLock(cid: 5, in: [gold]))
+        #expect(try ContentLock.tryLock(cid: 5, in: [gold]) == nil)
+        #expect(try ContentLock.tryLock(cid: 6, in: [gold]) != nil, "another content's lock is another byte")
+        #expect(try gold.removeTemporary(PartName(cid: 5, gen: 1), holding: holder))
+        holder.release()
+        #expect(!TestFiles.exists(dir.path + "/.relocator/tmp/5-1.part"))
+        #expect(TestFiles.exists(dir.path + "/.relocator/tmp/notes.txt") && TestFiles.exists(dir.path + "/5-1.part"))
     }
 
     @Test func aDuplicateIsRemovedOnlyWhenTheKeptCopyHoldsTheSameBytes() throws {

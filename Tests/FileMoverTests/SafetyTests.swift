@@ -72,7 +72,7 @@ import TestSupport
             ($0 as? MoveError)?.description == "unsafe_path: other0/u is a symbolic link; a filename must stay inside its level directory"
         }
         #expect(try DirectorySnapshot(elsewhere.path) == before)
-        #expect((try FileManager.default.contentsOfDirectory(atPath: gold)).isEmpty)
+        #expect(try TestFiles.levelContents(gold).isEmpty)
     }
 
     // MARK: - 3. A directory swapped for a link mid-move
@@ -106,7 +106,8 @@ import TestSupport
         }
         #expect(try DirectorySnapshot(outside.path) == before)
         #expect(try TestFiles.sha256(bronze + "/u/x.bin") == sum)
-        #expect((try FileManager.default.contentsOfDirectory(atPath: gold + "/u.moved")).isEmpty, "no temporary file left")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: gold + "/u.moved").isEmpty)
+        #expect(try TestFiles.levelContents(gold).filter { $0.hasPrefix(ReservedDirectory.name) }.isEmpty, "no temporary file left")
     }
 
     /// Between the publish and the removal of the source, the source's directory becomes a link to
@@ -135,8 +136,8 @@ import TestSupport
         #expect(try TestFiles.sha256(bronze + "/u.moved/x.bin") == sum)
     }
 
-    /// Links at the final name or at the temporary file's name are refused; what they point to
-    /// is not touched.
+    /// Links at the final name, at the temporary file's name or at the reserved directory are
+    /// refused; what they point to is not touched.
     @Test(arguments: [true, false])
     func linksPlantedAtTheTargetNamesAreRefused(crossDevice: Bool) throws {
         let root = try TemporaryDirectory()
@@ -149,8 +150,11 @@ import TestSupport
         let sum = try TestFiles.make(bronze + "/t.bin", bytes: 10_000)
         try TestFiles.make(outside.path + "/victim", bytes: 100)
         let before = try DirectorySnapshot(outside.path)
-        for name in ["t.bin", ".t.bin.relocator-7-1.part"] {
-            symlink(outside.path + "/victim", gold + "/" + name)
+        try TestFiles.makeReservedDirectory(in: gold)
+        // (The temporary file's name matters across filesystems only.)
+        for name in ["t.bin", ".relocator/tmp/7-1.part", ".relocator"] where crossDevice || name != ".relocator/tmp/7-1.part" {
+            if name == ".relocator" { try FileManager.default.removeItem(atPath: gold + "/.relocator") }
+            symlink(outside.path + (name == ".relocator" ? "" : "/victim"), gold + "/" + name)
             #expect { try FileMover().move(moveRequest("t.bin", from: bronze, to: gold)) } throws: {
                 ($0 as? MoveError)?.description == "unsafe_path: to/\(name) is a symbolic link; a filename must stay inside its level directory"
             }
@@ -216,7 +220,7 @@ import TestSupport
             guard let error = error as? MoveError else { return false }
             return error.kind == .sourceChanged && !error.isPermanent
         }
-        #expect((try FileManager.default.contentsOfDirectory(atPath: disk.path)).isEmpty)
+        #expect(try TestFiles.levelContents(disk.path).isEmpty)
         let changed = try TestFiles.sha256(source)
         _ = try FileMover().move(moveRequest("c.bin", from: root.path, to: disk.path))
         #expect(try TestFiles.sha256(disk.path + "/c.bin") == changed && !TestFiles.exists(source))
@@ -265,6 +269,7 @@ import TestSupport
         let gold = crossDevice ? disk.path : root.path + "/gold"
         try FileManager.default.createDirectory(atPath: gold + "/a", withIntermediateDirectories: true)
         try TestFiles.make(bronze + "/a/b/c/x.bin", bytes: 10_000)
+        for level in [bronze, gold] { try TestFiles.makeReservedDirectory(in: level) }
         let synced = Recorder<String>()
         let mover = mover(resolution, faults: MoveFaults(onDirectorySynced: { synced.append($0) }))
         _ = try mover.move(moveRequest("a/b/c/x.bin", from: bronze, to: gold))
@@ -293,7 +298,7 @@ import TestSupport
         #expect { try FileMover().move(moveRequest("l.bin", from: bronze, to: gold), hooks: hooks) } throws: {
             ($0 as? MoveError)?.kind == .leaseLost
         }
-        #expect((try FileManager.default.contentsOfDirectory(atPath: gold)).isEmpty)
+        #expect(try TestFiles.levelContents(gold).isEmpty)
         #expect(try TestFiles.sha256(bronze + "/l.bin") == sum)
     }
 
@@ -312,26 +317,19 @@ import TestSupport
         #expect(removals.all.count == 1)
     }
 
-    /// A recorded temporary file is removed only when it is one of this cid's, inside a level (the
-    /// source itself, recorded by mistake, stays).
-    @Test func aRecordedTemporaryFileOutsideTheLevelsIsLeftAlone() throws {
+    /// The mover removes only its own temporary file, in the reserved directory: a content whose
+    /// name looks like a temporary file (an earlier version's, even this very job's) is a content.
+    @Test func aContentNamedLikeATemporaryFileIsNeverRemoved() throws {
         let root = try TemporaryDirectory()
-        let outside = try TemporaryDirectory("relocator-outside")
-        defer { root.remove(); outside.remove() }
-        let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
-        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
-        try TestFiles.make(bronze + "/s.bin", bytes: 1000)
-        try TestFiles.make(outside.path + "/.s.bin.relocator-7-1.part", bytes: 10)
-        try TestFiles.make(gold + "/.s.bin.relocator-8-1.part", bytes: 10)
-        let before = try DirectorySnapshot(outside.path)
-        for stale in [outside.path + "/.s.bin.relocator-7-1.part", gold + "/../../" + outside.url.lastPathComponent + "/.s.bin.relocator-7-1.part",
-                      gold + "/.s.bin.relocator-8-1.part", bronze + "/s.bin"] {
-            var request = try moveRequest("s.bin", from: bronze, to: gold, gen: 2)
-            request.stalePart = stale
-            _ = try FileMover().move(request)
-            _ = try FileMover().move(moveRequest("s.bin", from: gold, to: bronze))
-        }
-        #expect(try DirectorySnapshot(outside.path) == before)
-        #expect(TestFiles.exists(gold + "/.s.bin.relocator-8-1.part"), "another cid's")
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let (bronze, gold) = (root.path + "/bronze", disk.path)
+        try TestFiles.make(bronze + "/e2/notes.bin", bytes: 1000)
+        let lookAlikes = ["e2/.notes.bin.relocator-7-2.part", "e2/.notes.relocator-9-1.part", "7-2.part", "e2/7-2.part"]
+        var sums: [String: String] = [:]
+        for name in lookAlikes { sums[name] = try TestFiles.make(gold + "/" + name, bytes: 333) }
+        _ = try FileMover(chunkSize: 64 * 1024).move(moveRequest("e2/notes.bin", from: bronze, to: gold, gen: 2))
+        _ = try FileMover().move(moveRequest("e2/notes.bin", from: gold, to: bronze, gen: 3))
+        for name in lookAlikes { #expect(try TestFiles.sha256(gold + "/" + name) == sums[name], "\(name)") }
     }
 }

@@ -50,17 +50,25 @@ import TestSupport
         #expect(try q.job(4) == nil)
     }
 
-    @Test func aDroppedJobHandsItsTemporaryFileToTheCleanUp() throws {
+    /// The committer writes a content's level only from a higher generation than the last it wrote:
+    /// a content's generations must only grow, whatever Redis' clock does and however long ago its
+    /// last job expired.
+    @Test func aContentsNextJobHasAHigherGenerationWhateverRedisClockSaysAndAfterItsJobExpired() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }
         try q.submit(13, 20000, to: "gold")
-        // A delivery crashed mid-copy (its part recorded), the job went back to the queue…
-        try q.redis.send("HSET", q.shard.job(13), JobField.part.rawValue, "/data/ssd/.m.relocator-13-1.part")
-        // …and a new count says the file is where it belongs.
-        #expect(try q.submit(13, 5, to: "bronze").outcome == .dropped)
-        #expect(try q.queue.staleParts(on: q.redis).map(\.path) == ["/data/ssd/.m.relocator-13-1.part"])
-        try q.queue.forgetStalePart(shard: 0, "/data/ssd/.m.relocator-13-1.part", on: q.redis)
-        #expect(try q.queue.staleParts(on: q.redis).isEmpty)
+        let first = try #require(try q.fetch())
+        try q.moveAndCommit(first)
+        // The committed job's hash expires, and Redis' clock is now two hours behind the last move.
+        try q.redis.send("DEL", q.shard.job(13))
+        let ahead = Int64(try q.redisNow()) + 2 * 3_600_000
+        try q.redis.send("HSET", q.shard.gens, 13, ahead)
+        #expect(try q.submit(13, 5, from: "gold", to: "bronze", readAt: JobQueue.freshRead).outcome == .created)
+        let second = try #require(try q.job(13))
+        #expect(second.gen == ahead + 1)
+        // Re-aimed, reversed or followed up: always higher again.
+        #expect(try q.submit(13, 2000, from: "gold", to: "silver", readAt: JobQueue.freshRead).outcome == .retargeted)
+        #expect(try #require(try q.job(13)).gen == ahead + 2)
     }
 
     @Test func theHappyPathToCommitted() throws {
@@ -69,7 +77,7 @@ import TestSupport
         try q.submit(5)
         let job = try #require(try q.fetch(levels: ["gold"]))
         let id = JobID(cid: 5, gen: job.gen)
-        #expect(try q.queue.ack(id, worker: "w1", checksum: "xxh128:abc", bytes: 42, foundIn: nil, on: q.redis))
+        #expect(try q.queue.ack(id, worker: "w1", token: job.deliveryToken, checksum: "xxh128:abc", bytes: 42, foundIn: nil, on: q.redis))
         #expect(try q.list(q.shard.processing("w1")).isEmpty)
         #expect(try q.list(q.shard.done) == [job.id])
         let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 10, on: q.redis)
@@ -122,7 +130,7 @@ import TestSupport
         try q.submit(16)
         let job = try #require(try q.fetch())
         try q.submit(16, 1, to: "platinum")
-        #expect(try q.queue.ack(JobID(cid: 16, gen: job.gen), worker: "w1", checksum: "x", bytes: 1, foundIn: nil, on: q.redis))
+        #expect(try q.queue.ack(JobID(cid: 16, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "x", bytes: 1, foundIn: nil, on: q.redis))
         let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 10, on: q.redis)
         let result = try q.queue.markCommitted(ids: batch.map(\.id), shard: 0, committer: "c1", ttl: .seconds(60),
                                                levels: ["gold", "bronze"], on: q.redis)
@@ -190,7 +198,7 @@ import TestSupport
         #expect(again.id == job.id && again.attempts == 0)
         // The dead worker's late ack and progress no longer count.
         #expect(try !q.record(job, worker: "dying", [(.stage, MoveStage.publishing.rawValue)]))
-        #expect(try !q.queue.ack(JobID(cid: 10, gen: job.gen), worker: "dying", checksum: "x", bytes: 1, foundIn: nil, on: q.redis))
+        #expect(try !q.queue.ack(JobID(cid: 10, gen: job.gen), worker: "dying", token: job.deliveryToken, checksum: "x", bytes: 1, foundIn: nil, on: q.redis))
     }
 
     @Test func aWorkerThatRenewsItsHeartbeatWithinTheGraceIsNotReaped() throws {

@@ -58,11 +58,10 @@ import TestSupport
         defer { q.cleanUp() }
         try q.submit(22)
         let job = try #require(try q.fetch())
-        #expect(try q.record(job, [(.part, "/ssd/.f22.relocator-22-1.part"), (.stage, MoveStage.copying.rawValue)]))
+        #expect(try q.record(job, [(.bytesDone, "100"), (.bytesTotal, "1000")]))
         #expect(try q.submit(22, 5, to: "bronze").outcome == .followUp)
         #expect(try q.fail(job, reason: "no_space") == .dropped)
         #expect(try q.job(22) == nil)
-        #expect(try q.queue.staleParts(on: q.redis).map(\.path) == ["/ssd/.f22.relocator-22-1.part"])
     }
 
     @Test func purgingADeadJobWhoseCopyWasPublishedQueuesTheCleanUp() throws {
@@ -93,18 +92,47 @@ import TestSupport
         #expect(try q.fetch()?.id == job.id)
     }
 
-    @Test func aGivenBackJobWithAPublishedCopyIsReversedNotDropped() throws {
+    /// A reaped delivery may be a paused process that still acts: until a later delivery has held
+    /// the content's lock (its first record clears the fence), a count back to the origin does not
+    /// reverse the job — it follows after the commit — and the reaped delivery can record nothing.
+    @Test func aReapedDeliverysJobIsNotReversedUntilTheNextDeliveryHeldTheLock() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }
         try q.submit(25)
         let job = try #require(try q.fetch())
         #expect(try q.record(job, [(.checksum, "xxh128:ee"), (.stage, MoveStage.publishing.rawValue)]))
-        // The slow worker was reaped: its job went back to the queue, copy published.
-        #expect(try q.queue.giveBack(worker: "w1", on: q.redis) == 1)
-        #expect(try q.submit(25, 5, to: "bronze").outcome == .reversed)
+        // The slow worker was reaped: its job went back to the queue, copy published, fenced.
+        #expect(try q.queue.giveBack(worker: "w1", fence: true, on: q.redis) == 1)
+        #expect(try q.job(25)?.fence == job.token)
+        #expect(try q.submit(25, 5, to: "bronze").outcome == .followUp)
+        #expect(try q.job(25)?.target == "gold" && q.job(25)?.nextTarget == "bronze")
         // The slow worker can no longer record or acknowledge anything.
-        #expect(try !q.record(job, [(.stage, MoveStage.sourceRemoved.rawValue)]))
-        #expect(try !q.queue.ack(JobID(cid: 25, gen: job.gen), worker: "w1", checksum: "x", bytes: 1, foundIn: nil, on: q.redis))
+        #expect(try !q.record(job, [(.stage, MoveStage.publishing.rawValue)]))
+        #expect(try !q.queue.ack(JobID(cid: 25, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "x", bytes: 1, foundIn: nil,
+                                 on: q.redis))
+        // Another worker's delivery: a new token; the old one is refused even under the same worker id.
+        let next = try #require(try q.fetch("w1"))
+        #expect(next.token == job.token! + 1)
+        #expect(try !q.record(job, [(.checksum, "xxh128:ee")]))
+        // It holds the lock and records: the fence is gone, and a count may reverse the job again.
+        #expect(try q.record(next, [(.checksum, "xxh128:ee"), (.stage, MoveStage.publishing.rawValue)]))
+        #expect(try q.job(25)?.fence == nil)
+        // Its failure now turns the job around for the count that waited: the copy at gold goes.
+        #expect(try q.fail(next, reason: "io_error") == .reversed)
+        #expect(try q.job(25)?.dbLevel == "gold" && q.job(25)?.target == "bronze")
+    }
+
+    /// A worker giving back what it holds after its moves ended leaves no fence: a count may
+    /// reverse the job at once.
+    @Test func aJobGivenBackByItsOwnWorkerAfterItsMovesEndedIsNotFenced() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.submit(26)
+        let job = try #require(try q.fetch())
+        #expect(try q.record(job, [(.checksum, "xxh128:ee"), (.stage, MoveStage.publishing.rawValue)]))
+        #expect(try q.queue.release(worker: "w1", fence: false, on: q.redis) == 1)
+        #expect(try q.job(26)?.fence == nil)
+        #expect(try q.submit(26, 5, to: "bronze").outcome == .reversed)
     }
 }
 
@@ -155,7 +183,7 @@ import TestSupport
         }
         #expect(problem.field == .attempts)
         let id = try #require(JobID(taken.id))
-        #expect(try q.queue.fail(id, worker: "w1", reason: "undecodable_job", message: "\(problem)", permanent: true, delay: .zero,
+        #expect(try q.queue.fail(id, worker: "w1", token: fields[JobField.token.rawValue] ?? "", reason: "undecodable_job", message: "\(problem)", permanent: true, delay: .zero,
                                  maxAttempts: 5, on: q.redis) == .dead)
         let dead = try q.queue.deadJobs(on: q.redis)
         #expect(dead.map(\.id) == [taken.id] && dead[0].fields[JobField.reason.rawValue] == "undecodable_job")
@@ -193,7 +221,8 @@ import TestSupport
         defer { q.cleanUp() }
         try q.submit(37)
         let job = try #require(try q.fetch())
-        #expect(try q.queue.deferJob(JobID(cid: 37, gen: job.gen), worker: "w1", reason: "gold above 90%", until: Int64(try q.redisNow()) + 60_000,
+        #expect(try q.queue.deferJob(JobID(cid: 37, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "gold above 90%",
+                                     until: Int64(try q.redisNow()) + 60_000, locked: true,
                                      on: q.redis))
         let waiting = try #require(try q.job(37))
         #expect(waiting.status == .deferred && waiting.attempts == 0 && waiting.deferReason == "gold above 90%")

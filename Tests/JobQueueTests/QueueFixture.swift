@@ -53,7 +53,7 @@ struct QueueFixture {
 
     /// A verified move of `job` by `worker`, up to its commit.
     func moveAndCommit(_ job: Job, worker: String = "w1", committer: String = "c1") throws {
-        #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: worker, checksum: "xxh128:00", bytes: 1, foundIn: nil, on: redis))
+        #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: worker, token: job.deliveryToken, checksum: "xxh128:00", bytes: 1, foundIn: nil, on: redis))
         let shard = queue.keys.shardIndex(of: job.cid)
         let batch = try queue.takeDone(committer: committer, shard: shard, max: 100, on: redis)
         try queue.markCommitted(ids: batch.map(\.id), shard: shard, committer: committer, ttl: .seconds(60),
@@ -63,12 +63,12 @@ struct QueueFixture {
     /// Records a stage of the move, as the worker's hooks do.
     @discardableResult
     func record(_ job: Job, worker: String = "w1", _ fields: [(JobField, String)]) throws -> Bool {
-        try queue.recordProgress(JobID(cid: job.cid, gen: job.gen), worker: worker, fields, on: redis)
+        try queue.recordProgress(JobID(cid: job.cid, gen: job.gen), worker: worker, token: job.deliveryToken, fields, on: redis)
     }
 
     func fail(_ job: Job, worker: String = "w1", reason: String = "io_error", permanent: Bool = false, delay: Duration = .zero,
               maxAttempts: Int = 5) throws -> JobQueue.FailOutcome {
-        try queue.fail(JobID(cid: job.cid, gen: job.gen), worker: worker, reason: reason, message: "\(reason): test", permanent: permanent,
+        try queue.fail(JobID(cid: job.cid, gen: job.gen), worker: worker, token: job.deliveryToken, reason: reason, message: "\(reason): test", permanent: permanent,
                        delay: delay, maxAttempts: maxAttempts, on: redis)
     }
 

@@ -99,7 +99,8 @@ import TestSupport
         #expect(try q.queue.promoteDue(on: redis) == 1)
         // defer
         let third = try #require(try q.fetch())
-        try q.queue.deferJob(JobID(cid: third.cid, gen: third.gen), worker: "w1", reason: "full", until: 0, on: redis)
+        try q.queue.deferJob(JobID(cid: third.cid, gen: third.gen), worker: "w1", token: third.deliveryToken, reason: "full", until: 0, locked: true,
+                                 on: redis)
         // dead-action (replay, purge)
         let fourth = try #require(try q.fetch())
         _ = try q.fail(fourth, permanent: true)
@@ -277,7 +278,7 @@ import TestSupport
             .firstIndex(where: { $0.contains("redis.call('HSET', job, ARGV[i], ARGV[i + 1])") })) + 1
         // A field without a value: HSET gets nil and Redis refuses, inside progress.lua.
         do {
-            try q.redis.evalScript(QueueScripts.progress, keys: [q.shard.job(40)], arguments: [job.id, "w1", "stage"])
+            try q.redis.evalScript(QueueScripts.progress, keys: [q.shard.job(40)], arguments: [job.id, "w1", job.deliveryToken, "stage"])
             Issue.record("the script should have failed")
         } catch let error as RedisError {
             #expect(error.description.contains("progress.lua:\(line)"), "\(error)")

@@ -51,11 +51,14 @@ import TestSupport
         defer { pipeline.tearDown() }
         let bronze = pipeline.directories["bronze"]!, gold = pipeline.gold.path
         let sums = try pipeline.addContents([(1, "kept.mp4", "bronze", 200_000)])
-        // nobody may read the source and write into gold, but not remove anything from bronze.
+        // nobody may read the source and write into gold, but not remove anything from bronze. Its
+        // reserved directories are the worker's user's, as an operator sets up an unprivileged worker.
         chmod(pipeline.root.path, 0o755)
         chmod(bronze, 0o755)
         chmod(bronze + "/kept.mp4", 0o644)
         chown(gold, 65534, 65534)
+        try TestFiles.makeReservedDirectory(in: bronze)
+        for path in [bronze + "/.relocator", bronze + "/.relocator/tmp"] { chown(path, 65534, 65534) }
         let binary = pipeline.root.path + "/relocator"
         try FileManager.default.copyItem(atPath: try TestEnvironment.relocatorBinary().path, toPath: binary)
         chmod(binary, 0o755)

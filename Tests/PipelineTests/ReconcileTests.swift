@@ -18,8 +18,10 @@ import TestSupport
         try FileManager.default.copyItem(atPath: bronze + "/dup.bin", toPath: gold + "/dup.bin")
         let conflictA = try TestFiles.make(bronze + "/conflict.bin", bytes: 100)
         let conflictB = try TestFiles.make(gold + "/conflict.bin", bytes: 100)
-        // A temporary file of a job that is gone, left long enough ago to be stale.
-        try TestFiles.make(gold + "/.stale.bin.relocator-5-123.part", bytes: 10, mtime: Date(timeIntervalSinceNow: -7200))
+        // A temporary file of a delivery that stopped, left long enough ago to be stale, and a file
+        // under an earlier version's temporary name that no content names.
+        try TestFiles.make(gold + "/.relocator/tmp/5-123.part", bytes: 10, mtime: Date(timeIntervalSinceNow: -7200))
+        try TestFiles.make(gold + "/.stale.bin.relocator-5-124.part", bytes: 10, mtime: Date(timeIntervalSinceNow: -7200))
 
         // A job moved and acked, whose `done` entry Redis then lost.
         try pipeline.cluster.startAPI()
@@ -33,25 +35,29 @@ import TestSupport
         let report = try pipeline.cluster.run(["reconcile"])
         #expect(report.status == 2, "\(report.stderr)")
         for line in ["wrong_level cid=1: the database says bronze, wrong.bin is on silver", "duplicate cid=2:", "conflict cid=3:",
-                     "missing cid=4:", "stale_part cid=5:", "orphaned_job cid=6: job 6:"] {
+                     "missing cid=4:", "stale_part cid=5:", "legacy_part cid=5:", "orphaned_job cid=6: job 6:"] {
             #expect(report.stdout.contains(line), "\(line)\n\(report.stdout)")
         }
         #expect(!report.stdout.contains("cid=7"))
-        #expect(report.stdout.contains("6 findings, 0 fixed, 6 need attention"))
+        #expect(report.stdout.contains("7 findings, 0 fixed, 7 need attention"), "\(report.stdout)")
         // A report changes nothing.
         #expect(try pipeline.level(of: 1) == "bronze")
-        #expect(TestFiles.exists(gold + "/dup.bin") && TestFiles.exists(gold + "/.stale.bin.relocator-5-123.part"))
+        #expect(TestFiles.exists(gold + "/dup.bin") && TestFiles.exists(gold + "/.relocator/tmp/5-123.part"))
+        #expect(TestFiles.exists(gold + "/.stale.bin.relocator-5-124.part"))
 
         let fixed = try pipeline.cluster.run(["reconcile", "--fix"])
         #expect(fixed.status == 2)
-        #expect(fixed.stdout.contains("6 findings, 4 fixed, 2 need attention"), "\(fixed.stdout)")
+        #expect(fixed.stdout.contains("7 findings, 5 fixed, 2 need attention"), "\(fixed.stdout)")
         #expect(try pipeline.level(of: 1) == "silver")
         #expect(try TestFiles.sha256(silver + "/wrong.bin") == wrongSum)
         #expect(pipeline.whereIs("dup.bin") == ["bronze"])
         #expect(try TestFiles.sha256(bronze + "/dup.bin") == sums[2])
         #expect(try TestFiles.sha256(bronze + "/conflict.bin") == conflictA)
         #expect(try TestFiles.sha256(gold + "/conflict.bin") == conflictB)
-        #expect(!TestFiles.exists(gold + "/.stale.bin.relocator-5-123.part"))
+        #expect(!TestFiles.exists(gold + "/.relocator/tmp/5-123.part"))
+        // Moved aside, not deleted: a content could have had that name.
+        #expect(!TestFiles.exists(gold + "/.stale.bin.relocator-5-124.part"))
+        #expect(TestFiles.exists(gold + "/.relocator/orphans/.stale.bin.relocator-5-124.part"))
         // The orphan is back in `done`: a committer now records it.
         try pipeline.cluster.startCommitter()
         try pipeline.cluster.waitUntil("the commit") { try pipeline.job(6)?["status"] as? String == "committed" }

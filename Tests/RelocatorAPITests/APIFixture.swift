@@ -101,7 +101,7 @@ final class APIFixture: @unchecked Sendable {
 
     /// A claimed job fails for good: it goes to `dead`.
     func kill(_ job: Job, worker: String = "w1", reason: String = "source_missing") throws {
-        let outcome = try queue.fail(JobID(cid: job.cid, gen: job.gen), worker: worker, reason: reason,
+        let outcome = try queue.fail(JobID(cid: job.cid, gen: job.gen), worker: worker, token: job.deliveryToken, reason: reason,
                                      message: "\(reason): bronze/\(job.filename) is on no level's disk", permanent: true,
                                      delay: .zero, maxAttempts: 5, on: redis)
         #expect(outcome == .dead)

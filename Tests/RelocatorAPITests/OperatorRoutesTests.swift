@@ -23,7 +23,7 @@ import TestSupport
             #expect((job["enqueued_at"] as? String)?.hasSuffix("Z") == true)
         }
         let claimed = try #require(try api.claim())
-        #expect(try api.queue.recordProgress(JobID(cid: 3, gen: claimed.gen), worker: "w1",
+        #expect(try api.queue.recordProgress(JobID(cid: 3, gen: claimed.gen), worker: "w1", token: claimed.deliveryToken,
                                              [(.bytesDone, "4096"), (.bytesTotal, "10000")], on: api.redis))
         try await api.test { client in
             let moving = try #require(try await client.get("/v1/jobs/3").json)
@@ -89,7 +89,7 @@ import TestSupport
         try Data(count: 3).write(to: URL(fileURLWithPath: api.path("gold", "dir/e.mp4")))
         _ = try await api.service.submit(cid: 5, count: 1500)
         let job = try #require(try api.claim())
-        #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", reason: "no_space", message: "no_space: silver is full",
+        #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space", message: "no_space: silver is full",
                                    permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)
         let report = try await api.service.why(cid: 5)
         #expect(report.countLevel == "silver" && report.lastCount == 1500 && !report.countAboveEveryRange)

@@ -50,7 +50,8 @@ import TestSupport
         for cid in cids { queue.submit(cid: cid, count: 20000, filename: "f\(cid)", dbLevel: "bronze", target: target) }
         while let taken = try queue.take(worker: "w1", shard: 0, levels: [target]) {
             guard case .claimed(let fields) = try queue.claim(taken, worker: "w1"), let job = Job(hash: fields) else { continue }
-            #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", checksum: "xxh128:01", bytes: 10, foundIn: nil))
+            #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:01", bytes: 10,
+                                  foundIn: nil))
         }
     }
 
@@ -131,7 +132,7 @@ import TestSupport
             return
         }
         #expect(queue.submit(cid: 1, count: 2000, filename: "f1", dbLevel: "bronze", target: "silver").outcome == .followUp)
-        #expect(try queue.ack(JobID(cid: 1, gen: job.gen), worker: "w1", checksum: "xxh128:01", bytes: 10, foundIn: nil))
+        #expect(try queue.ack(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:01", bytes: 10, foundIn: nil))
         let committer = committer(queue, database)
         let done = start(committer)
         try waitUntil("the follow-up is queued") { queue.job(1)?.status == .queued && queue.job(1)?.target == "silver" }

@@ -29,7 +29,6 @@ final class FakeMover: FileMoving, Sendable {
 
     /// A verified move of 1,000 bytes, with the hooks called as the real mover calls them.
     static let succeed: @Sendable (MoveRequest, MoveHooks, Int) throws -> MoveResult = { request, hooks, _ in
-        try hooks.recordPart(request.partPath)
         let checksum = try Checksum(parsing: "xxh128:" + String(repeating: "ab", count: 16))
         try hooks.willPublish(checksum, 1000)
         hooks.didRemoveSource()

@@ -25,6 +25,8 @@ import TestSupport
             root = try TemporaryDirectory("relocator-finisher")
             try FileManager.default.createDirectory(atPath: root.path + "/gold", withIntermediateDirectories: true)
             for name in files { try TestFiles.make(root.path + "/bronze/" + name, bytes: 10_000) }
+            // As a worker leaves them after its first move: the fsyncs counted below are the moves' own.
+            for level in ["gold", "bronze"] { try TestFiles.makeReservedDirectory(in: root.path + "/" + level) }
             var settings = Worker.Settings(id: "w1", levels: ["gold", "silver", "bronze"],
                                            directories: LevelDirectories([("gold", root.path + "/gold"), ("silver", root.path + "/silver"),
                                                                           ("bronze", root.path + "/bronze")]),

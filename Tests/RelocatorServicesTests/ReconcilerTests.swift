@@ -78,21 +78,45 @@ import TestSupport
         #expect(TestFiles.exists(site.path("gold", "moving.bin")) && TestFiles.exists(site.path("bronze", "moving.bin")))
     }
 
-    @Test func aStalePartGoesOnlyWhenItsJobIsGoneAndItIsOld() throws {
+    @Test func anOldTemporaryFileInTheReservedDirectoryGoesUnderItsContentsLock() throws {
         let site = try Site(contents: [(1, "a.bin", "bronze")])
         defer { site.remove() }
         try TestFiles.make(site.path("bronze", "a.bin"), bytes: 10)
         let old = Date(timeIntervalSinceNow: -3600)
-        try TestFiles.make(site.path("gold", ".a.bin.relocator-1-5.part"), bytes: 10, mtime: old)
-        try TestFiles.make(site.path("gold", ".a.bin.relocator-1-6.part"), bytes: 10, mtime: Date())
-        // A job of generation 7 is moving: its part must stay whatever its age.
+        try TestFiles.make(site.path("gold", ".relocator/tmp/1-5.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("gold", ".relocator/tmp/1-6.part"), bytes: 10, mtime: Date())
+        try TestFiles.make(site.path("gold", ".relocator/tmp/2-1.part"), bytes: 10, mtime: old)
+        // A delivery of content 2 holds its lock (another process, paused, say): its file stays.
+        let roots = try site.directories.names.map { try LevelRoot(site.directories.place(of: $0)!) }
+        let holder = try #require(try ContentLock.tryLock(cid: 2, in: roots))
+        defer { holder.release() }
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.stalePart, .stalePart])
+        #expect(found[0].detail.contains("1-5.part") && found[0].fixed == "removed")
+        #expect(found[1].detail.contains("2-1.part") && found[1].fixed == nil && found[1].detail.contains("holds its lock"))
+        #expect(!TestFiles.exists(site.path("gold", ".relocator/tmp/1-5.part")))
+        #expect(TestFiles.exists(site.path("gold", ".relocator/tmp/1-6.part")) && TestFiles.exists(site.path("gold", ".relocator/tmp/2-1.part")))
+    }
+
+    /// A content whose name looks like an earlier version's temporary file is a content: never
+    /// removed. A file under such a name that no content names and whose job is gone is moved into
+    /// `.relocator/orphans/`, not deleted.
+    @Test func aFileNamedLikeAnEarlierTemporaryFileIsMovedAsideOnlyWhenNoContentNamesItAndItsJobIsGone() throws {
+        let site = try Site(contents: [(1, "a.bin", "bronze"), (9, "e2/.notes.relocator-9-1.part", "gold")])
+        defer { site.remove() }
+        let old = Date(timeIntervalSinceNow: -7200)
+        try TestFiles.make(site.path("bronze", "a.bin"), bytes: 10)
+        let content = try TestFiles.make(site.path("gold", "e2/.notes.relocator-9-1.part"), bytes: 10, mtime: old)
+        let leftover = try TestFiles.make(site.path("gold", ".a.bin.relocator-1-5.part"), bytes: 10, mtime: old)
+        // A job of content 1 with this generation is queued: its file stays whatever its age.
         site.queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
         let gen = try #require(site.queue.job(1)?.gen)
         try TestFiles.make(site.path("gold", ".a.bin.relocator-1-\(gen).part"), bytes: 10, mtime: old)
         let found = try site.run(fix: true)
-        #expect(found.map(\.kind) == [.stalePart] && found[0].detail.contains("relocator-1-5.part") && found[0].fixed == "removed")
-        #expect(!TestFiles.exists(site.path("gold", ".a.bin.relocator-1-5.part")))
-        #expect(TestFiles.exists(site.path("gold", ".a.bin.relocator-1-6.part")))
+        #expect(found.map(\.kind) == [.legacyPart], "\(found)")
+        #expect(found.first?.fixed == "moved to gold/.relocator/orphans/.a.bin.relocator-1-5.part")
+        #expect(try TestFiles.sha256(site.path("gold", ".relocator/orphans/.a.bin.relocator-1-5.part")) == leftover)
+        #expect(try TestFiles.sha256(site.path("gold", "e2/.notes.relocator-9-1.part")) == content)
         #expect(TestFiles.exists(site.path("gold", ".a.bin.relocator-1-\(gen).part")))
     }
 

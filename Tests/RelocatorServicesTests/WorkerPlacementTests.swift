@@ -102,7 +102,8 @@ import TestSupport
         queue.submit(cid: 1, count: 20000, filename: "a.bin", dbLevel: "bronze", target: "gold")
         let gen = try #require(queue.job(1)?.gen)
         // 512 KiB of room below 50 %, of which the leftover takes 300,000 bytes.
-        try TestFiles.make(gold.path + "/" + PartName.relativePath(for: try Filename("a.bin"), cid: 1, gen: gen), bytes: 300_000)
+        try FileManager.default.createDirectory(atPath: gold.path + "/" + ReservedDirectory.temporaryPath, withIntermediateDirectories: true)
+        try TestFiles.make(gold.path + "/" + PartName(cid: 1, gen: gen).relativePath, bytes: 300_000)
         let w = worker(queue, FakeMover(), directories: LevelDirectories([("gold", gold.path), ("silver", bronze.path + "/s"), ("bronze", bronze.path)]))
         let done = run(w)
         try waitUntil("the move") { queue.job(1)?.status == .done }

@@ -133,14 +133,16 @@ import Testing
         try waitUntil("gold's job moves after the resume") { h.queue.job(16)?.status == .done }
     }
 
-    @Test func aJobReAimedDuringItsMoveStopsBeforePublishing() throws {
+    @Test func aDeliveryReapedDuringItsMoveStopsBeforePublishingAndANewCountFollowsAfterTheCommit() throws {
         let queue = MemoryQueue()
         let mover = FakeMover { request, hooks, attempt in
-            try hooks.recordPart(request.partPath)
             if attempt == 1 {
-                // Reaped while copying: the job went back and a newer count re-aimed it.
-                _ = try queue.giveBack(worker: "w1", ids: nil)
-                queue.submit(cid: 18, count: 2000, filename: "a", dbLevel: "bronze", target: "silver")
+                // Reaped while copying (a paused process looks dead): the job went back, fenced, and
+                // a newer count arrived. The delivery may still act, so the job is not re-aimed:
+                // the count follows after the commit.
+                _ = try queue.giveBack(worker: "w1", ids: nil, fence: true)
+                #expect(queue.submit(cid: 18, count: 2000, filename: "a", dbLevel: "bronze", target: "silver").outcome == .followUp)
+                #expect(queue.job(18)?.fence != nil)
             }
             return try FakeMover.succeed(request, hooks, attempt)
         }
@@ -148,16 +150,16 @@ import Testing
         queue.submit(cid: 18, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
         h.start()
         defer { try? h.stop() }
-        try waitUntil("the re-aimed job is moved") { queue.job(18)?.status == .done }
-        #expect(queue.job(18)?.target == "silver" && queue.job(18)?.attempts == 0)
-        #expect(mover.requests.map(\.target.level) == ["gold", "silver"])
+        try waitUntil("the job is moved by the next delivery") { queue.job(18)?.status == .done }
+        let job = try #require(queue.job(18))
+        #expect(job.target == "gold" && job.nextTarget == "silver" && job.attempts == 0 && job.fence == nil)
+        #expect(mover.requests.map(\.target.level) == ["gold", "gold"])
     }
 
     @Test func aLongMoveRecordsItsProgressInTheJob() throws {
         let queue = MemoryQueue()
         let seen = Mutex<Int64?>(nil)
         let mover = FakeMover { request, hooks, attempt in
-            try hooks.recordPart(request.partPath)
             hooks.progress(40 << 20, 100 << 20)
             seen.withLock { $0 = queue.job(19)?.bytesDone }
             return try FakeMover.succeed(request, hooks, attempt)

@@ -1,4 +1,5 @@
 import Foundation
+import RelocatorCore
 
 /// A small tmpfs mounted for one test: a second filesystem (cross-device moves), a full disk
 /// (`sizeKiB`), or a read-only one. Unmounted and removed by `remove()`.
@@ -94,6 +95,23 @@ public enum TestFiles {
         var info = stat()
         stat(path, &info)
         return info.st_mtim.tv_sec
+    }
+
+    /// What a level directory holds besides its reserved directory, plus the temporary files in
+    /// that directory's `tmp/` (as `.relocator/tmp/<name>`): empty when a move left nothing behind.
+    public static func levelContents(_ directory: String) throws -> [String] {
+        var found = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0 != ReservedDirectory.name }
+        let temporary = directory + "/" + ReservedDirectory.temporaryPath
+        if FileManager.default.fileExists(atPath: temporary) {
+            found += try FileManager.default.contentsOfDirectory(atPath: temporary).map { ReservedDirectory.temporaryPath + "/" + $0 }
+        }
+        return found.sorted()
+    }
+
+    /// Makes the reserved directory of a level, as a worker finds it after its first move (tests
+    /// that count the directories a move fsyncs start from there).
+    public static func makeReservedDirectory(in level: String) throws {
+        try FileManager.default.createDirectory(atPath: level + "/" + ReservedDirectory.temporaryPath, withIntermediateDirectories: true)
     }
 
     /// Every file under a directory whose name ends in `.part`.

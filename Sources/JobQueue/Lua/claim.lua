@@ -1,4 +1,5 @@
--- Claim an id a worker took into its processing list: the job becomes `moving` for this worker.
+-- Claim an id a worker took into its processing list: the job becomes `moving` for this worker,
+-- with a new delivery token (every later call of this delivery carries it).
 -- KEYS: processing:<worker>, job:<cid>, lease:<cid>, the queue the id was taken from
 -- ARGV: id, worker
 -- Returns {'claimed', {job hash fields}}, {'stale'} (an older generation or a dropped job: the id
@@ -17,6 +18,7 @@ if redis.call('EXISTS', lease) == 1 then
   redis.call('LPUSH', queue, id)
   return {'leased'}
 end
+redis.call('HINCRBY', job, 'token', 1)
 redis.call('HSET', job, 'status', 'moving', 'worker_id', worker, 'updated_at', now, 'started_at', now)
 redis.call('HDEL', job, 'bytes_done', 'bytes_total')
 return {'claimed', redis.call('HGETALL', job)}

@@ -2,19 +2,19 @@
 -- their follow-up move when a newer count arrived meanwhile (deferred while the content's new level
 -- keeps it for its minimum residency). A content's score moves to the residents of its new level.
 -- KEYS: the list the ids are in (committing:<committer>, or done for a commit straight from
---       /update_sentence), stats, deferred, moved-at, queue:<level> for each of the L levels named in
+--       /update_sentence), stats, deferred, moved-at, gens, queue:<level> for each of the L levels named in
 --       ARGV, residents:<level> for each of them, then job:<cid> for each id, in the order of the ids
 -- ARGV: seconds to keep a committed job, trim (1: the ids are the oldest end of a committer's
 --       list), L, half-life of counts (ms, 0: none), minimum residencies ('gold=3600000,…'), the L
 --       level names, then the ids
 -- Returns {follow-ups queued, {ids whose follow-up names a level not given (committed without it)}}.
-local list, stats, deferred, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local list, stats, deferred, movedAt, gens = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local ttl, trim, levels = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3])
 local halfLife, residencies = tonumber(ARGV[4]) or 0, ARGV[5]
 local queues, residents = {}, {}
 for i = 1, levels do
-  queues[ARGV[5 + i]] = KEYS[4 + i]
-  residents[ARGV[5 + i]] = KEYS[4 + levels + i]
+  queues[ARGV[5 + i]] = KEYS[5 + i]
+  residents[ARGV[5 + i]] = KEYS[5 + levels + i]
 end
 local first = 6 + levels
 local n = #ARGV - first + 1
@@ -39,7 +39,7 @@ end
 local followUps, unknown = 0, {}
 for i = first, #ARGV do
   local id = ARGV[i]
-  local job = KEYS[4 + 2 * levels + (i - first) + 1]
+  local job = KEYS[5 + 2 * levels + (i - first) + 1]
   if not trimmed then redis.call('LREM', list, 0, id) end
   local cid, gen = parse(id)
   if cid then
@@ -56,7 +56,7 @@ for i = first, #ARGV do
         nextTarget = nil
       end
       if nextTarget and nextTarget ~= h[3] then
-        local newer = newGen(gen)
+        local newer = newGen(gen, gens, cid)
         redis.call('HSET', job, 'db_level', h[3], 'target', nextTarget, 'status', 'queued', 'attempts', 0,
           'gen', newer, 'enqueued_at', now, 'updated_at', now)
         redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',

@@ -1,11 +1,11 @@
 -- Replay or purge one dead job.
--- KEYS: dead, job:<cid>, queue:<target>, queue:<db_level>, stale-parts
+-- KEYS: dead, job:<cid>, queue:<target>, queue:<db_level>, gens
 -- ARGV: id, action (replay | purge), the target and the db_level the caller read
 -- Returns replayed (attempts reset, back on its queue), purged (forgotten; the file stays where it
 -- is), reversed (purged, but a copy may already be at its target: a job now removes that copy,
 -- leaving the file only where the database says), missing (not in the dead-letter list), stale
 -- (its hash is gone or newer; the id is removed) or changed (the levels moved: read them again).
-local dead, job, targetQueue, originQueue, staleParts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local dead, job, targetQueue, originQueue, gens = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id, action, target, origin = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if not redis.call('LPOS', dead, id) then return 'missing' end
 local cid, gen = parse(id)
@@ -22,9 +22,9 @@ if action == 'replay' then
   return 'replayed'
 end
 if published(h[5]) then
-  local newer = reverse(job, gen, origin, target)
+  local newer = reverse(job, gen, origin, target, gens, cid)
   redis.call('LPUSH', originQueue, cid .. ':' .. newer)
   return 'reversed'
 end
-forget(job, staleParts)
+forget(job)
 return 'purged'

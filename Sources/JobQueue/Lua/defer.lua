@@ -1,15 +1,18 @@
 -- A claimed job that must not move yet (its target is above its high watermark, or the content
 -- moved less than its minimum residency ago) waits as `deferred`, without counting an attempt.
+-- A content whose lock another delivery holds on this host waits the same way.
 -- KEYS: processing:<worker>, job:<cid>, deferred
--- ARGV: id, worker, reason, when to look again (ms since 1970)
--- Returns 1, or 0 when the job is no longer this worker's.
+-- ARGV: id, worker, token, reason, when to look again (ms since 1970), locked (1: the delivery held
+--       the content's lock, so the fence of any earlier one is gone)
+-- Returns 1, or 0 when the job is no longer this delivery's.
 local processing, job, deferred = KEYS[1], KEYS[2], KEYS[3]
-local id, worker, reason, due = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local id, worker, token, reason, due = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 redis.call('LREM', processing, 1, id)
 local cid, gen = parse(id)
 if not cid then return 0 end
-local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id')
-if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker then return 0 end
+local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token')
+if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then return 0 end
+if ARGV[6] == '1' then redis.call('HDEL', job, 'fence') end
 redis.call('HSET', job, 'status', 'deferred', 'defer_reason', reason, 'due_at', due, 'worker_id', '',
   'updated_at', now)
 redis.call('HDEL', job, 'bytes_done', 'bytes_total', 'started_at')

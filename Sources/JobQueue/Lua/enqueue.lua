@@ -1,8 +1,10 @@
 -- A new count for a content: create, coalesce, re-aim or drop its one job.
 -- A new job of a content that moved less than its level's minimum residency ago waits as
 -- `deferred` until the window has passed; later counts coalesce into it. The content's count is
--- kept as its score in the residents set of the level it is on.
--- KEYS: job:<cid>, queue:<target>, retry, deferred, dead, stale-parts, moved-at,
+-- kept as its score in the residents set of the level it is on. A job whose last delivery was reaped
+-- while it may still act (`fence`) is never reversed, re-aimed or dropped: the new target follows
+-- after its commit.
+-- KEYS: job:<cid>, queue:<target>, retry, deferred, dead, gens, moved-at,
 --       residents:<db_level as the caller read it>
 -- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms;
 --       -1: just now, from the database — it stands), half-life of counts (ms, 0: counts as they
@@ -10,7 +12,7 @@
 -- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
-local job, queue, retry, deferred, dead, staleParts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local job, queue, retry, deferred, dead, gens = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local movedAt, residents = KEYS[7], KEYS[8]
 local cid, count, filename, dbLevel, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local readAt = tonumber(ARGV[6]) or 0
@@ -50,11 +52,21 @@ end
 -- A job that waits (queued, scheduled, or dead after its copy may have been published).
 if status == 'queued' or status == 'retrying' or status == 'deferred' or (status == 'dead' and published(stage)) then
   redis.call('HSET', job, 'count', count, 'updated_at', now)
+  if fenced(job) then
+    -- A reaped delivery may still be acting on the files: the job finishes as it is aimed, and a
+    -- different target follows after its commit.
+    if target ~= curTarget then
+      redis.call('HSET', job, 'next_target', target)
+      return answer('follow_up')
+    end
+    redis.call('HDEL', job, 'next_target')
+    return answer('updated')
+  end
   if published(stage) then
     if target == curDb then
       -- Back to where the file came from: the copy at the target goes, the origin keeps its copy.
       unschedule()
-      push(reverse(job, oldGen, curDb, curTarget))
+      push(reverse(job, oldGen, curDb, curTarget, gens, cid))
       return answer('reversed')
     end
     if target ~= curTarget then
@@ -78,11 +90,11 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
   unschedule()
   if target == curDb then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
-    forget(job, staleParts)
+    forget(job)
     if curDb == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
     return {'dropped', {}}
   end
-  local gen = newGen(oldGen)
+  local gen = newGen(oldGen, gens, cid)
   redis.call('HSET', job, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
   redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
   retireError(job)
@@ -109,12 +121,12 @@ if not status or status == 'committed' or status == 'dead' then
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
-    if status == 'dead' then forget(job, staleParts) end
+    if status == 'dead' then forget(job) end
     if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
     return {'in_place', {}}
   end
-  local gen = newGen(oldGen)
-  forget(job, staleParts)
+  local gen = newGen(oldGen, gens, cid)
+  forget(job)
   redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
     'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
   start(gen, dbLevel)

@@ -1,16 +1,18 @@
 -- A failed move: retry later, or dead when the attempts are used up or the failure is permanent.
--- KEYS: processing:<worker>, job:<cid>, retry, dead, stale-parts, stats
--- ARGV: id, worker, reason (an error code), message, permanent (0/1), delay (ms), max attempts
+-- The delivery held the content's lock (the fence of any earlier one is gone: it is cleared).
+-- KEYS: processing:<worker>, job:<cid>, retry, dead, gens, stats
+-- ARGV: id, worker, token, reason (an error code), message, permanent (0/1), delay (ms), max attempts
 -- Returns retrying, dead, dropped (a newer count sent the job back to where the file is), reversed
 -- (the same, but a copy may already be at the target: the job now removes it) or stale.
-local processing, job, retry, dead, staleParts, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local id, worker, reason, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local permanent, delay, maxAttempts = ARGV[5] == '1', tonumber(ARGV[6]), tonumber(ARGV[7])
+local processing, job, retry, dead, gens, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local id, worker, token, reason, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local permanent, delay, maxAttempts = ARGV[6] == '1', tonumber(ARGV[7]), tonumber(ARGV[8])
 redis.call('LREM', processing, 1, id)
 local cid, gen = parse(id)
 if not cid then return 'stale' end
-local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'next_target', 'db_level', 'target', 'stage')
-if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker then return 'stale' end
+local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'next_target', 'db_level', 'target', 'stage', 'token')
+if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[8] or '') ~= token then return 'stale' end
+redis.call('HDEL', job, 'fence')
 local nextTarget, origin, target, stage = h[4], h[5], h[6], h[7]
 local attempts = (tonumber(redis.call('HGET', job, 'attempts')) or 0) + 1
 redis.call('HSET', job, 'attempts', attempts, 'last_error', message, 'reason', reason, 'worker_id', '', 'updated_at', now)
@@ -18,7 +20,7 @@ redis.call('HDEL', job, 'bytes_done', 'bytes_total', 'started_at')
 if nextTarget then
   if published(stage) then
     if nextTarget == origin then
-      local newer = reverse(job, gen, origin, target)
+      local newer = reverse(job, gen, origin, target, gens, cid)
       redis.call('HSET', job, 'status', 'retrying')
       redis.call('ZADD', retry, now + delay, cid .. ':' .. newer)
       redis.call('HINCRBY', stats, 'retried', 1)
@@ -29,7 +31,7 @@ if nextTarget then
     redis.call('HDEL', job, 'next_target')
     if nextTarget == origin then
       -- Nothing was published: the file is only at its origin, where the newer count wants it.
-      forget(job, staleParts)
+      forget(job)
       return 'dropped'
     end
     redis.call('HSET', job, 'target', nextTarget)

@@ -11,11 +11,18 @@ local function parse(id)
   return string.match(id, '^(%d+):(%d+)$')
 end
 
--- A generation newer than `old`: Redis time in ms, unique per content.
-local function newGen(old)
+-- A generation newer than `old` and than every generation this content's jobs had before, kept in
+-- the shard's `gens` hash (never expires): Redis time in ms when that is higher, else one more.
+-- The committer writes a content's level only from a higher generation than the last it wrote, so
+-- a later move always wins however Redis' clock steps and however long ago a job hash expired.
+local function newGen(old, gens, cid)
   local before = tonumber(old or '0') or 0
-  if now > before then return now end
-  return before + 1
+  local last = tonumber(redis.call('HGET', gens, cid) or '0') or 0
+  if last > before and last < 9007199254740991 then before = last end
+  local gen = now
+  if gen <= before then gen = before + 1 end
+  redis.call('HSET', gens, cid, gen)
+  return gen
 end
 
 -- True when a copy of the file may already be at the job's target (the worker recorded the
@@ -24,11 +31,9 @@ local function published(stage)
   return stage == 'publishing' or stage == 'source_removed'
 end
 
--- Deletes a job hash; the temporary file its last delivery recorded goes to the workers'
--- clean-up, so that no .part file outlives its job.
-local function forget(job, staleParts)
-  local part = redis.call('HGET', job, 'part')
-  if part then redis.call('SADD', staleParts, part) end
+-- Deletes a job hash. (A temporary file its last delivery left lies in the target level's
+-- .relocator/tmp/, where workers remove it under the content's lock.)
+local function forget(job)
   redis.call('DEL', job)
 end
 
@@ -44,14 +49,22 @@ end
 -- Turns a job whose copy may be at its target around, so that exactly one copy ends at its
 -- origin: the target (where a verified copy may be) becomes the source and the origin the target.
 -- The next delivery finds both copies identical and removes the one at the old target, or — if
--- the source was already removed — moves the file back. Returns the new generation.
-local function reverse(job, gen, origin, target)
-  local newer = newGen(gen)
+-- the source was already removed — moves the file back. Returns the new generation. Callers
+-- never reverse a job whose `fence` is set (a reaped delivery that may still act).
+local function reverse(job, gen, origin, target, gens, cid)
+  local newer = newGen(gen, gens, cid)
   redis.call('HSET', job, 'db_level', target, 'target', origin, 'gen', newer, 'attempts', 0,
     'status', 'queued', 'worker_id', '', 'updated_at', now)
   redis.call('HDEL', job, 'next_target', 'stage', 'bytes_done', 'bytes_total', 'started_at')
   retireError(job)
   return newer
+end
+
+-- True when a delivery that was reaped may still act on the content's files (a paused process):
+-- until a later delivery has held the content's lock, the job is not reversed or re-aimed.
+local function fenced(job)
+  local fence = redis.call('HGET', job, 'fence')
+  return fence ~= false and fence ~= nil and fence ~= ''
 end
 
 -- The sorted-set score of a content's count: the count itself, or with a half-life (ms) the

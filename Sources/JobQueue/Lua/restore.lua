@@ -17,7 +17,9 @@ if status == 'retrying' or status == 'deferred' then
 end
 if redis.call('LPOS', home, id) then return 'present' end
 if status == 'moving' then
-  -- No worker's list holds it: it goes back to its queue, as the reaper would do.
+  -- No worker's list holds it: it goes back to its queue, as the reaper would do (fenced: its
+  -- delivery may still act).
+  redis.call('HSET', job, 'fence', redis.call('HGET', job, 'token') or '0')
   redis.call('HSET', job, 'status', 'queued', 'worker_id', '', 'updated_at', now)
   redis.call('RPUSH', home, id)
 else

@@ -1,0 +1,164 @@
+import RelocatorCore
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The copy across filesystems: the temporary file lives in the target level's reserved directory
+/// (`.relocator/tmp/<cid>-<gen>.part`), where no content can be, and is used through its
+/// descriptor only once created.
+extension LevelWorld {
+    var partName: PartName { PartName(cid: request.cid, gen: request.gen) }
+
+    /// This job's temporary file left by an earlier delivery of it (the caller holds the content's
+    /// lock: no delivery of this content is copying here).
+    func removeStaleTemporaries() throws {
+        guard let root = try root(.target), let directory = try root.existingTemporaryDirectory() else { return }
+        switch Linux.status(of: partName.fileName, in: directory.fd) {
+        case .success(nil):
+            return
+        case .success(let status?):
+            if status.isSymbolicLink { throw MoveError.symbolicLink(root.display(partName.relativePath)) }
+            guard status.isRegularFile else { return }  // creating the file then fails, naming it
+            switch Linux.unlink(directory.fd, partName.fileName) {
+            case .success, .failure(.noSuchFileOrDirectory): return
+            case .failure(let error): throw MoveError.system("cannot remove", root.display(partName.relativePath), error)
+            }
+        case .failure(let error):
+            throw MoveError.system("cannot stat", root.display(partName.relativePath), error)
+        }
+    }
+
+    func createTemporary() throws -> File {
+        let root = try root(.target)!
+        let directory = try root.temporaryDirectory()
+        let entry = LevelRoot.Entry(root: root, directory: directory, directoryPath: ReservedDirectory.temporaryPath, name: partName.fileName)
+        switch Linux.openAt(directory.fd, partName.fileName, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) {
+        case .success(let fd):
+            let output = Descriptor(fd, display: entry.display)
+            return LevelRoot.OpenFile(entry: entry, file: output, identity: FileIdentity(try output.stat()))
+        case .failure(.fileExists):
+            throw MoveError(.ioError, "\(entry.display) exists: another delivery of this job is copying; tried again later")
+        case .failure(let error):
+            throw MoveError.system("cannot create", entry.display, error)
+        }
+    }
+
+    /// One pass over the source on two threads: while chunk i is hashed (on
+    /// `BlockingExecutor.shared`), it is written and chunk i + 1 is read into the other buffer.
+    func copy(_ source: File, into copy: File) throws -> Checksum {
+        let size = source.identity.size
+        let output = copy.file
+        buffers.fit(size)
+        try reserve(size, in: output)
+        clock.lap(.create)
+        let hash = RunningHash(algorithm)
+        _ = posix_fadvise(source.file.fd.rawValue, 0, 0, POSIX_FADV_SEQUENTIAL)  // advice only
+        var copied: Int64 = 0
+        var current = 0
+        var length = try source.file.read(into: buffers[0], at: 0)
+        while length > 0 {
+            if hooks.shouldStop() { throw MoveError(.cancelled, "stopped while copying \(source.entry.display)") }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffers[current][0..<length])
+            let spare = buffers[1 - current]
+            let offset = copied
+            let rest = { () throws -> Int in
+                self.hooks.willWrite(Int64(chunk.count))
+                if self.hooks.shouldStop() { throw MoveError(.cancelled, "stopped while copying \(source.entry.display)") }
+                try output.write(chunk, at: offset)
+                return try source.file.read(into: spare, at: offset + Int64(chunk.count))
+            }
+            let next: Result<Int, any Error>
+            if length <= ChunkBuffers.inlineHashing {
+                hash.update(chunk)
+                next = Result(catching: rest)
+            } else {
+                let hashing = BlockingExecutor.shared.start { hash.update(chunk) }
+                next = Result(catching: rest)
+                try hashing.wait()
+            }
+            copied += Int64(length)
+            hooks.progress(copied, size)
+            length = try next.get()
+            current = 1 - current
+        }
+        guard copied == size else {
+            throw MoveError(.sourceChanged, "\(source.entry.display) changed size while it was copied (\(size) → \(copied) bytes)")
+        }
+        return hash.finalize()
+    }
+
+    /// Reserves the file's blocks up front: a full disk fails here, and writing into reserved
+    /// blocks is faster.
+    private func reserve(_ size: Int64, in output: Descriptor) throws {
+        guard size > 0 else { return }
+        var code: Int32
+        repeat { code = posix_fallocate(output.fd.rawValue, 0, off_t(size)) } while code == EINTR
+        switch Errno(rawValue: code) {
+        case Errno(rawValue: 0), .notSupported, .invalidArgument:
+            return  // written as it comes
+        case let error:
+            throw MoveError.system("cannot reserve \(size) bytes for", output.display, error)
+        }
+    }
+
+    func syncFile(_ file: File) throws { try file.file.sync() }
+
+    /// Reads back what the device holds, not what the page cache remembers (advice only: a
+    /// filesystem in memory keeps its pages, and that is what it holds).
+    func readBack(_ file: File) throws -> (Checksum, Int64) {
+        let size = try file.file.stat().size
+        if size > 0, mover.faults?.corruptBeforeReadBack?() == true { try corruptOneByte(file.file, at: size / 2) }
+        _ = posix_fadvise(file.file.fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)
+        return try file.file.hash(algorithm, buffers: buffers)
+    }
+
+    /// Mode, owner (when root) and access and modification times of the source.
+    func keepAttributes(of source: File, on copy: File) throws {
+        let output = copy.file
+        let status = try source.file.stat()
+        if geteuid() == 0 {
+            // Best effort: a filesystem without owners refuses it, and the file is root's then.
+            _ = fchown(output.fd.rawValue, status.userID.rawValue, status.groupID.rawValue)
+        }
+        if case .failure(let error) = Linux.call({ fchmod(output.fd.rawValue, status.mode.permissions.rawValue & 0o7777) }) {
+            throw MoveError.system("cannot set the mode of", output.display, error)
+        }
+        var times = [status.st_atim, status.st_mtim]
+        if case .failure(let error) = Linux.call({ futimens(output.fd.rawValue, &times) }) {
+            throw MoveError.system("cannot set the times of", output.display, error)
+        }
+        try output.sync()
+    }
+
+    /// Where hard links are refused: the temporary name is renamed, if it still names this copy.
+    func renameTemporary(_ file: File, to target: Entry) throws -> RenameOutcome {
+        let part = file.entry
+        guard try part.names(file.identity) else { throw MoveError(.ioError, "\(part.display) was replaced while copying; the copy restarts") }
+        switch Linux.renameNoReplace(part.directory.fd, part.name, to: target.directory.fd, target.name) {
+        case .success: return .renamed
+        case .failure(.fileExists): return .exists
+        case .failure(.improperLink): return .crossDevice
+        case .failure(let error): throw MoveError.system("cannot publish", target.display, error)
+        }
+    }
+
+    /// Removes the temporary file's name while it still names this delivery's file. Best effort:
+    /// what is left is removed by the next delivery or the worker's sweep, under the lock.
+    func removeTemporary(_ file: File) {
+        do {
+            if try file.entry.names(file.identity) { _ = Linux.unlink(file.entry.directory.fd, file.entry.name) }
+        } catch {
+            // Left for the next delivery (see above).
+        }
+    }
+
+    /// Fault injection only: flips one byte of the copy on the device.
+    private func corruptOneByte(_ output: Descriptor, at offset: Int64) throws {
+        var byte: UInt8 = 0
+        _ = try withUnsafeMutableBytes(of: &byte) { try output.read(into: $0, at: offset) }
+        byte ^= 0xff
+        try withUnsafeBytes(of: &byte) { try output.write($0, at: offset) }
+        try output.sync()
+    }
+}
