@@ -20,14 +20,17 @@ public struct MoveMachine<World: MoveWorld> {
         /// Only the target holds the file (an earlier delivery removed the source): verified.
         case verifyPublished
         /// Both hold it: compared, the job's token checked, the source removed.
-        case compareCopies, recordBeforeSettling, settle
+        case compareCopies, recordBeforeSettling
         /// One filesystem: hashed, recorded, linked under the new name, the old name removed.
-        case hashSource, recordBeforeLinking, link, syncLinkedDirectory, removeLinkedSource
+        case hashSource, recordBeforeLinking, link, syncLinkedDirectory, checkLinked
         /// One filesystem where hard links are refused: renamed.
         case renameSource
         /// Across filesystems: a temporary file written, verified from the device, published.
         case removeStaleTemporaries, createTemporary, copy, syncCopy, readBack, keepAttributes
-        case recordBeforePublishing, publish, removeTemporaryName, syncTargetDirectory, removeCopiedSource
+        case recordBeforePublishing, publish, removeTemporaryName, syncTargetDirectory
+        /// Every path that removes a source: the copy kept is checked, then the source removed
+        /// (two steps: another process may act between them, unless it respects the lock).
+        case checkKept, removeSource
         case unlock, syncSourceDirectory, ended
     }
 
@@ -47,9 +50,14 @@ public struct MoveMachine<World: MoveWorld> {
     var foundIn: MoveSide = .source
     /// The target's final name.
     var target: World.Entry?
-    /// A copy already at the target (the both-copies path), and its identity when hashed.
+    /// A copy already at the target (the both-copies path).
     var existing: World.Entry?
+    /// The copy kept when the source goes, and its identity when verified.
+    var keptEntry: World.Entry?
     var kept: World.Identity?
+    /// What the source must still be when it is removed; what to discard if it changed.
+    var reference: World.Identity?
+    var discarding: World.Identity?
     var temporary: World.File?
     var temporaryNamed = false
     var checksum: Checksum?
@@ -85,9 +93,14 @@ public struct MoveMachine<World: MoveWorld> {
                     throw MoveError(.leaseLost, "the job is no longer this delivery's; nothing was published or removed")
                 }
                 world.lap(.queue)
-                step = step == .recordBeforeSettling ? .settle : step == .recordBeforeLinking ? .link : .publish
-            case .settle:
-                try settle(world)
+                if step == .recordBeforeSettling {
+                    keptEntry = existing
+                    reference = world.identity(of: source!)
+                    result = MoveResult(bytes: bytes, checksum: checksum!, method: .alreadyInPlace, foundIn: world.level(foundIn))
+                    step = .checkKept
+                } else {
+                    step = step == .recordBeforeLinking ? .link : .publish
+                }
             case .hashSource:
                 let source = source!
                 (checksum, bytes) = try world.hashSource(source)
@@ -100,9 +113,9 @@ public struct MoveMachine<World: MoveWorld> {
                 try world.syncDirectory(of: target!)
                 world.lap(.targetDirectoryFsync)
                 try world.fault(.targetDirectorySynced)
-                step = .removeLinkedSource
-            case .removeLinkedSource:
-                try removeLinkedSource(world)
+                step = .checkLinked
+            case .checkLinked:
+                try checkLinked(world)
             case .renameSource:
                 try renameSource(world)
             case .removeStaleTemporaries:
@@ -150,9 +163,23 @@ public struct MoveMachine<World: MoveWorld> {
                 try world.syncDirectory(of: target!)
                 world.lap(.targetDirectoryFsync)
                 try world.fault(.targetDirectorySynced)
-                step = .removeCopiedSource
-            case .removeCopiedSource:
-                try removeCopiedSource(world)
+                keptEntry = target
+                reference = world.identity(of: source!)
+                discarding = publishedByOther ? nil : kept
+                result = MoveResult(bytes: bytes, checksum: checksum!, method: publishedByOther ? .alreadyInPlace : .copied,
+                                    foundIn: world.level(foundIn))
+                step = .checkKept
+            case .checkKept:
+                // The copy to keep is still at its name, the same file, unchanged since it was verified.
+                guard try world.names(keptEntry!, kept!) else {
+                    throw MoveError(.sourceChanged, "\(world.display(keptEntry!)) changed or disappeared before the source was removed; nothing removed")
+                }
+                step = .removeSource
+            case .removeSource:
+                try world.removeSource(source!, since: reference!, keeping: keptEntry!, discarding: discarding)
+                world.lap(.removeSource)
+                syncEntry = world.entry(of: source!)
+                step = .unlock
             case .unlock:
                 world.unlockContent()
                 locked = false
@@ -276,24 +303,6 @@ public struct MoveMachine<World: MoveWorld> {
         step = .recordBeforeSettling
     }
 
-    /// Re-checks the copy kept, then removes the source.
-    private mutating func settle(_ world: World) throws {
-        let source = source!, entry = existing!
-        try requireKept(world, entry, kept!)
-        try world.removeSource(source, since: world.identity(of: source), keeping: entry, discarding: nil)
-        world.lap(.removeSource)
-        syncEntry = world.entry(of: source)
-        result = MoveResult(bytes: bytes, checksum: checksum!, method: .alreadyInPlace, foundIn: world.level(foundIn))
-        step = .unlock
-    }
-
-    /// The copy to keep is still at its name, the same file, unchanged since it was verified.
-    private func requireKept(_ world: World, _ entry: World.Entry, _ identity: World.Identity) throws {
-        guard try world.names(entry, identity) else {
-            throw MoveError(.sourceChanged, "\(world.display(entry)) changed or disappeared before the source was removed; nothing removed")
-        }
-    }
-
     private mutating func link(_ world: World) throws {
         let source = source!, target = target!
         try world.requireInPlace(target)
@@ -315,19 +324,19 @@ public struct MoveMachine<World: MoveWorld> {
 
     /// The link changed the file's change time: what it is now is the reference, as long as its
     /// size and modification time are still those that were hashed.
-    private mutating func removeLinkedSource(_ world: World) throws {
+    private mutating func checkLinked(_ world: World) throws {
         let source = source!, target = target!
         let linked = try world.currentIdentity(of: source)
         guard world.sameContent(linked, world.identity(of: source)) else {
             let note = world.discard(target, linked, keeping: world.entry(of: source))
             throw MoveError(.sourceChanged, "\(world.display(world.entry(of: source))) was written to while it was being moved; \(note)")
         }
-        try requireKept(world, target, linked)
-        try world.removeSource(source, since: linked, keeping: target, discarding: linked)
-        world.lap(.removeSource)
-        syncEntry = world.entry(of: source)
+        keptEntry = target
+        kept = linked
+        reference = linked
+        discarding = linked
         result = MoveResult(bytes: bytes, checksum: checksum!, method: .linked, foundIn: world.level(foundIn))
-        step = .unlock
+        step = .checkKept
     }
 
     private mutating func renameSource(_ world: World) throws {
@@ -378,17 +387,6 @@ public struct MoveMachine<World: MoveWorld> {
             throw MoveError(.ioError, "cannot publish \(world.display(target)): its directory is another mount than the reserved directory")
         }
         step = .removeTemporaryName
-    }
-
-    private mutating func removeCopiedSource(_ world: World) throws {
-        let source = source!, target = target!
-        try requireKept(world, target, kept!)
-        try world.removeSource(source, since: world.identity(of: source), keeping: target, discarding: publishedByOther ? nil : kept)
-        world.lap(.removeSource)
-        syncEntry = world.entry(of: source)
-        result = MoveResult(bytes: bytes, checksum: checksum!, method: publishedByOther ? .alreadyInPlace : .copied,
-                            foundIn: world.level(foundIn))
-        step = .unlock
     }
 }
 

@@ -23,6 +23,7 @@ public struct JobView: Encodable, Equatable, Sendable {
         case bytesDone = "bytes_done", bytesTotal = "bytes_total", nextTarget = "next_target", deferReason = "defer_reason"
         case enqueuedAt = "enqueued_at", updatedAt = "updated_at", startedAt = "started_at", dueAt = "due_at"
         case nextRetryAt = "next_retry_at"
+        case token, fence
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -52,6 +53,8 @@ public struct JobView: Encodable, Equatable, Sendable {
         try c.encode(Timestamp(milliseconds: job.startedAt), forKey: .startedAt)
         try c.encode(Timestamp(milliseconds: job.dueAt), forKey: .dueAt)
         try c.encode(nextRetryAt, forKey: .nextRetryAt)
+        try c.encode(job.token, forKey: .token)
+        try c.encode(job.fence, forKey: .fence)
     }
 }
 

@@ -11,6 +11,9 @@ import Synchronization
 ///   or the first N (`fail-after=published*20`: a failure after the copy was published);
 /// - `pause-after=<step>:<ms>`: sleep that long right after that step of every move (a slow disk
 ///   between two steps, for tests that must land in that window);
+/// - `stop-after=<step>` or `stop-after=<step>*N`: the process stops itself (SIGSTOP) right after
+///   that step, the first time or the first N times — a VM pause, for a test to wake it with
+///   SIGCONT once others have acted;
 /// - `crash-before-ack`: SIGKILL between a verified move and its ack;
 /// - `corrupt-read-back=N`: flip a byte of the first N copies between the write and the read-back;
 /// - `lose-reply=N`: act on every Nth claim as if its reply had been lost (the job stays in the
@@ -31,6 +34,7 @@ public struct WorkerFaults: Sendable {
         let steps = MoveStep.allCases.map(\.rawValue).joined(separator: ", ")
         var crashAfter: MoveStep?
         var pauses: [(MoveStep, UInt32)] = []
+        var stops: [(MoveStep, Countdown)] = []
         var failures: [(MoveStep, Countdown?)] = []
         var corrupt: Countdown?
         for item in text.split(separator: ",") {
@@ -53,6 +57,12 @@ public struct WorkerFaults: Sendable {
                     throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "pause-after=<step>:<ms>, with a step of \(steps)")
                 }
                 pauses.append((step, ms))
+            case ("stop-after", let value?):
+                let pieces = value.split(separator: "*", maxSplits: 1).map(String.init)
+                guard let step = MoveStep(rawValue: pieces[0]), pieces.count == 1 || Int(pieces[1]).map({ $0 > 0 }) == true else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "stop-after=<step> or stop-after=<step>*N, with a step of \(steps)")
+                }
+                stops.append((step, Countdown(pieces.count == 2 ? Int(pieces[1])! : 1)))
             case ("crash-before-ack", nil):
                 crashBeforeAck = true
             case ("noop-move", nil):
@@ -69,15 +79,16 @@ public struct WorkerFaults: Sendable {
                 corrupt = Countdown(limit)
             default:
                 throw ConfigurationError(setting: "RELOCATOR_FAULTS",
-                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, crash-before-ack, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
+                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, stop-after=<step>[*N], crash-before-ack, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
             }
         }
-        if crashAfter == nil && failures.isEmpty && corrupt == nil && pauses.isEmpty { return }
+        if crashAfter == nil && failures.isEmpty && corrupt == nil && pauses.isEmpty && stops.isEmpty { return }
         var faults = MoveFaults()
-        if crashAfter != nil || !failures.isEmpty || !pauses.isEmpty {
-            let (injected, crash, sleeps) = (failures, crashAfter, pauses)
+        if crashAfter != nil || !failures.isEmpty || !pauses.isEmpty || !stops.isEmpty {
+            let (injected, crash, sleeps, halts) = (failures, crashAfter, pauses, stops)
             faults.onStep = { step in
                 for (pausing, ms) in sleeps where pausing == step { usleep(ms * 1000) }
+                for (stopping, remaining) in halts where stopping == step && remaining.take() { kill(getpid(), SIGSTOP) }
                 if step == crash { kill(getpid(), SIGKILL) }
                 for (failing, remaining) in injected where failing == step {
                     if let remaining, !remaining.take() { continue }

@@ -52,6 +52,8 @@ struct StatusReport {
         var alive: Bool
         var heartbeatAgeMilliseconds: Int64?
         var jobsInHand: Int
+        /// Levels out of service for this worker: their directory is no longer the one it checked.
+        var unavailable: [String]
     }
 
     var levels: [Level]
@@ -70,7 +72,8 @@ struct StatusReport {
             return Process(
                 id: worker.id, kind: worker.info[.kind] ?? "unknown", host: worker.info[.host],
                 levels: worker.info[.levels].map { $0.split(separator: ",").map(String.init) } ?? [], alive: worker.alive,
-                heartbeatAgeMilliseconds: beat.map { max(0, now - $0) }, jobsInHand: worker.held)
+                heartbeatAgeMilliseconds: beat.map { max(0, now - $0) }, jobsInHand: worker.held,
+                unavailable: worker.alive ? worker.info[.unavailable].map { $0.split(separator: ",").map(String.init) } ?? [] : [])
         }
         workersRunning = processes.filter { $0.alive && $0.kind == "worker" }.count
         committersRunning = processes.filter { $0.alive && $0.kind == "committer" }.count
@@ -119,6 +122,9 @@ struct StatusReport {
         if workersRunning == 0 { lines.append("no worker is running: nothing moves files") }
         if committersRunning == 0 { lines.append("no committer is running: finished moves are not recorded in the database") }
         if !paused.isEmpty { lines.append("paused: \(paused.joined(separator: ", ")) (relocator resume LEVEL)") }
+        for process in processes where !process.unavailable.isEmpty {
+            lines.append("level \(process.unavailable.joined(separator: ", ")) out of service on \(process.id): its directory is no longer the one the worker checked at start (unmounted or replaced); mount it back or restart the worker")
+        }
         lines.append("")
         lines.append("jobs: processing \(processing), retry \(retry), deferred \(deferred), dead \(dead), done \(done), committing \(committing)")
         let moved = totals[StatField.moved.rawValue] ?? 0, bytes = totals[StatField.movedBytes.rawValue] ?? 0

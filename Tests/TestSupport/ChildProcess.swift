@@ -78,6 +78,13 @@ public final class ChildProcess: @unchecked Sendable {
 
     public var isRunning: Bool { status == nil }
 
+    /// True while the process is stopped (SIGSTOP): its state in `/proc/<pid>/stat` is `T`.
+    public var isStopped: Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].split(separator: " ").first == "T"
+    }
+
     public func signal(_ signal: Int32) {
         if isRunning { kill(pid, signal) }
     }
