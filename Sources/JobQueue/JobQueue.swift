@@ -281,15 +281,15 @@ public struct JobQueue: Sendable {
     }
 
     /// The job must wait (no room on its target, a residency window, the content's lock held by
-    /// another delivery): `deferred` until `due` (ms since 1970), without counting an attempt.
+    /// another delivery): `deferred` for `delay` by Redis' clock, without counting an attempt.
     /// `locked`: the delivery held the content's lock (the fence of an earlier one is cleared).
     /// False when it is no longer this delivery's.
     @discardableResult
-    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool,
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool,
                          on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
         return try redis.evalScript(QueueScripts.deferJob, keys: [shard.processing(worker), shard.job(id.cid), shard.deferred],
-                                    arguments: [id.description, worker, token, reason, due, locked ? "1" : "0"]).int == 1
+                                    arguments: [id.description, worker, token, reason, max(0, delay.milliseconds), locked ? "1" : "0"]).int == 1
     }
 
     // MARK: - Maintenance (due.lua, promote.lua, giveback.lua, handback.lua)

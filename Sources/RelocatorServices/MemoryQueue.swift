@@ -278,8 +278,9 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool) throws -> Bool {
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool) throws -> Bool {
         try available {
+            let due = now + max(0, delay.milliseconds)
             let shard = keys.shard(of: id.cid)
             lrem(shard.processing(worker), id.description)
             guard let key = owned(id, worker, token) else { return false }

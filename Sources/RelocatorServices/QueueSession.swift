@@ -21,8 +21,8 @@ public protocol QueueSession: AnyObject {
     func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool
     func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
               maxAttempts: Int) throws -> JobQueue.FailOutcome
-    /// `locked`: the delivery held the content's lock before it deferred.
-    func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool) throws -> Bool
+    /// Waits `delay` by the queue's clock. `locked`: the delivery held the content's lock before it deferred.
+    func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool) throws -> Bool
 
     // MARK: Maintenance
     func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws

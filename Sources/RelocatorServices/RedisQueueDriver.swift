@@ -55,8 +55,8 @@ public final class RedisQueueSession: QueueSession {
                        maxAttempts: maxAttempts, on: redis)
     }
 
-    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, until due: Int64, locked: Bool) throws -> Bool {
-        try queue.deferJob(id, worker: worker, token: token, reason: reason, until: due, locked: locked, on: redis)
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool) throws -> Bool {
+        try queue.deferJob(id, worker: worker, token: token, reason: reason, for: delay, locked: locked, on: redis)
     }
 
     public func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws {

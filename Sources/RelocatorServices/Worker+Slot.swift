@@ -245,8 +245,7 @@ extension Worker {
     private func deferJob(_ id: JobID, token: String, reason: String, for delay: Duration, locked: Bool, _ session: any QueueSession,
                           _ log: Logger) {
         retrying("defer the job", log) {
-            if try session.deferJob(id, worker: settings.id, token: token, reason: reason,
-                                    until: JobQueue.nowMilliseconds() + delay.milliseconds, locked: locked) {
+            if try session.deferJob(id, worker: settings.id, token: token, reason: reason, for: delay, locked: locked) {
                 log.notice("move deferred: \(reason)")
             }
         }

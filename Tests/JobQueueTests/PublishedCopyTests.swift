@@ -222,7 +222,7 @@ import TestSupport
         try q.submit(37)
         let job = try #require(try q.fetch())
         #expect(try q.queue.deferJob(JobID(cid: 37, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "gold above 90%",
-                                     until: Int64(try q.redisNow()) + 60_000, locked: true,
+                                     for: .seconds(60), locked: true,
                                      on: q.redis))
         let waiting = try #require(try q.job(37))
         #expect(waiting.status == .deferred && waiting.attempts == 0 && waiting.deferReason == "gold above 90%")

@@ -99,7 +99,7 @@ import TestSupport
         #expect(try q.queue.promoteDue(on: redis) == 1)
         // defer
         let third = try #require(try q.fetch())
-        try q.queue.deferJob(JobID(cid: third.cid, gen: third.gen), worker: "w1", token: third.deliveryToken, reason: "full", until: 0, locked: true,
+        try q.queue.deferJob(JobID(cid: third.cid, gen: third.gen), worker: "w1", token: third.deliveryToken, reason: "full", for: .zero, locked: true,
                                  on: redis)
         // dead-action (replay, purge)
         let fourth = try #require(try q.fetch())

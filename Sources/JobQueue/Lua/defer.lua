@@ -2,11 +2,12 @@
 -- moved less than its minimum residency ago) waits as `deferred`, without counting an attempt.
 -- A content whose lock another delivery holds on this host waits the same way.
 -- KEYS: processing:<worker>, job:<cid>, deferred
--- ARGV: id, worker, token, reason, when to look again (ms since 1970), locked (1: the delivery held
---       the content's lock, so the fence of any earlier one is gone)
+-- ARGV: id, worker, token, reason, how long to wait (ms, from Redis' clock: a worker's clock may be
+--       off), locked (1: the delivery held the content's lock, so the fence of any earlier one is gone)
 -- Returns 1, or 0 when the job is no longer this delivery's.
 local processing, job, deferred = KEYS[1], KEYS[2], KEYS[3]
-local id, worker, token, reason, due = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local id, worker, token, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local due = now + math.max(0, tonumber(ARGV[5]) or 0)
 redis.call('LREM', processing, 1, id)
 local cid, gen = parse(id)
 if not cid then return 0 end
