@@ -25,6 +25,7 @@ public struct RetryPolicy: Equatable, Sendable {
 
     /// The jittered delay: `unit` is a uniform draw in [0, 1] (injected so tests need no randomness).
     public func delay(afterFailures failures: Int, unit: Double) -> Duration {
+        if Mutant.zeroBackoff.isActive { return .zero }
         let ceiling = ceiling(afterFailures: failures).milliseconds
         let low = ceiling / 2
         let drawn = low + Int64((Double(ceiling - low) * min(max(unit, 0), 1)).rounded())

@@ -30,14 +30,19 @@ import Testing
             if attempt == 1 { throw MoveError(.noSpace, "gold is full") }
             return try FakeMover.succeed(request, hooks, attempt)
         }
-        let h = WorkerHarness(mover: mover)
+        // A backoff of an hour: the retry waits for the queue's clock, which the test moves.
+        let h = WorkerHarness(retry: RetryPolicy(base: .seconds(3600), cap: .seconds(7200), maxAttempts: 3), mover: mover)
         h.queue.submit(cid: 8, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
         h.start()
         defer { try? h.stop() }
         try waitUntil("the retry is scheduled") { h.queue.job(8)?.status == .retrying }
         let retrying = try #require(h.queue.job(8))
         #expect(retrying.attempts == 1 && retrying.reason == "no_space" && retrying.lastError == "no_space: gold is full")
-        // 50 ms doubling, jittered: due within 50 ms; the maintenance loop promotes it.
+        // Due after the first backoff, jittered within [base/2, base].
+        let due = try #require(h.queue.scheduled(h.queue.keys.shard(of: 8).retry)[retrying.id])
+        #expect(due - retrying.updatedAt >= 1_800_000 && due - retrying.updatedAt <= 3_600_000, "due \(due - retrying.updatedAt) ms after the failure")
+        #expect(mover.requests.count == 1)
+        h.queue.advance(.seconds(3600))
         try waitUntil("the retry succeeds") { h.queue.job(8)?.status == .done }
         #expect(h.queue.job(8)?.earlierError == "no_space: gold is full" && h.queue.job(8)?.lastError == nil)
         #expect(mover.requests.count == 2)
