@@ -28,6 +28,18 @@ import TestSupport
             == "changed cid 7: filename g.mp4 → h.mp4, level bronze → gold\n")
     }
 
+    @Test func aFilenameInsideTheReservedDirectoryIsRefusedWhereItEnters() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let add = try cli.run(["contents", "add", "--cid", "1", "--filename", ".relocator/tmp/1-1.part", "--level", "gold"])
+        #expect(add.status == 1)
+        #expect(add.stderr.contains("the filename is inside .relocator/, the directory Relocator reserves in each level"), "\(add.stderr)")
+        let imported = try cli.run(["contents", "import", "-"], input: "1,a.mp4,bronze\n2,.relocator/lock,bronze\n")
+        #expect(imported.status == 1)
+        #expect(imported.stderr.contains("line 2: filename '.relocator/lock'"), "\(imported.stderr)")
+        #expect(try listed(cli).isEmpty)
+    }
+
     @Test func aLevelNotInTheLevelTableIsRefusedWhereItEnters() throws {
         let cli = try Self.workspace()
         defer { cli.stop() }

@@ -79,6 +79,19 @@ import TestSupport
         #expect(try api.queue.stats(levels: ["bronze", "silver", "gold"], on: api.redis).inFlight == 0)
     }
 
+    /// A row naming a file inside the reserved directory (written by an older version, or by hand)
+    /// is never queued: no content may live where the temporary files are.
+    @Test func aFilenameInsideTheReservedDirectoryIsRefusedAtEnqueue() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, ".relocator/tmp/1-1.part", "bronze", nil)])
+        try await api.test { client in
+            let refused = try await client.postForm("/post_sentence", "cid=1&count=5000")
+            #expect(refused.status == .unprocessableContent && refused.json?["error"] as? String == "invalid_filename", "\(refused.text)")
+            #expect(refused.text.contains(".relocator/"), "\(refused.text)")
+        }
+    }
+
     @Test func aSymlinkOnTheWayIsRefusedAtEnqueueByTheMoversLookup() async throws {
         let api = try APIFixture()
         defer { api.tearDown() }
