@@ -86,6 +86,11 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
         case let error as APIError: return error
         case let error as RedisError where [.connection, .timeout, .authentication, .closed].contains(error.code):
             return .unavailable("Redis")
+        case let error as RedisError where error.code == .replication:
+            return APIError(.unavailable, "Redis did not confirm this write on its replicas in time (\(error.message.prefix(160))): "
+                + "it may or may not have been kept; sending it again is safe (counts coalesce)")
+        case let error as RedisError where error.isOutOfMemory:
+            return APIError(.unavailable, "Redis is out of memory (maxmemory reached) and refuses new writes; nothing was written; try again later")
         case let error as RedisError where error.isTransientServerState:
             return APIError(.unavailable, "Redis cannot answer now (\(error.message.prefix(80))); try again later")
         case let error as SQLError:

@@ -42,7 +42,7 @@ public final class RelocationService: Sendable {
                 directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger) {
         self.halfLife = halfLife
         self.contents = contents
-        self.pipeliner = RedisPipeliner(url: redis.url)
+        self.pipeliner = RedisPipeliner(url: redis.url, replication: redis.replication)
         redisAddress = redis.url.address
         self.directories = directories
         self.redis = redis
@@ -274,7 +274,9 @@ public final class RelocationService: Sendable {
         let queue = self.queue
         for chunk in items.chunks(of: 1000) {
             let batch = Array(chunk)
-            let submissions = try await redis.withConnection { try queue.submitMany(batch, readAt: JobQueue.freshRead, policy: policy, on: $0) }
+            let submissions = try await redis.withConnection { redis in
+                try redis.replicated { try queue.submitMany(batch, readAt: JobQueue.freshRead, policy: policy, on: redis) }
+            }
             for submission in submissions { outcomes[submission.outcome.rawValue, default: 0] += 1 }
         }
         return (outcomes, skipped)
@@ -294,8 +296,8 @@ public final class RelocationService: Sendable {
             let ttl = jobTTL
             let levels = try await levelTable().ranges.map(\.name)
             let shard = queue.keys.shardIndex(of: cid)
-            _ = try await redis.withConnection {
-                try queue.markCommitted(ids: [job.id], shard: shard, committer: nil, ttl: ttl, levels: levels, on: $0)
+            _ = try await redis.withConnection { redis in
+                try redis.replicated { try queue.markCommitted(ids: [job.id], shard: shard, committer: nil, ttl: ttl, levels: levels, on: redis) }
             }
             return true
         case .queued, .moving, .retrying, .deferred, .dead: return false
@@ -349,7 +351,7 @@ public final class RelocationService: Sendable {
 
     public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
         let queue = self.queue
-        let results = try await redis.withConnection { try queue.dead(action, cids: cids, on: $0) }
+        let results = try await redis.withConnection { redis in try redis.replicated { try queue.dead(action, cids: cids, on: redis) } }
         statsCache.withLock { $0 = nil }
         return results
     }

@@ -64,7 +64,7 @@ func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access:
     if requireDatabase, setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
         throw DatabaseOptions.noDatabase
     }
-    let redis = RedisPool(url: try runtime.redis(), size: 8)
+    let redis = RedisPool(url: try runtime.redis(), size: 8, replication: try runtime.replication())
     let sql = SQLPool(url: url, size: 4, access: access)
     // The level directories are optional here: an API on a machine without the disks skips the symlink check.
     let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
