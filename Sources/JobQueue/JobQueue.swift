@@ -549,6 +549,17 @@ public struct JobQueue: Sendable {
         try redis.evalScript(QueueScripts.hold, keys: [keys.control.rebalancer], arguments: [holder, max(1, ttl.milliseconds)]).int == 1
     }
 
+    // MARK: - Readiness (writable.lua)
+
+    /// Throws the error Redis answers when it refuses writes (`OOM`, `READONLY`, `NOREPLICAS`,
+    /// `MISCONF`…) on the control slot's node or on any shard's: the same refusal a submission would
+    /// meet. Writes nothing.
+    public func checkWritable(on redis: RedisConnection) throws {
+        let slots = [keys.control.workers] + keys.shards.map(\.stats)
+        let replies = try redis.pipeline(calls: slots.map { .script(QueueScripts.writable, keys: [$0], arguments: []) })
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA writable.lua") }
+    }
+
     // MARK: - Pausing a level (control slot)
 
     public func paused(on redis: RedisConnection) throws -> Set<String> {

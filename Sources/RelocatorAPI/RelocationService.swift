@@ -378,13 +378,22 @@ public final class RelocationService: Sendable {
         try await sql.withDatabase { try ContentStore(database: $0).relocations(cid: cid, limit: limit) }
     }
 
-    /// Readiness: Redis answers PING, and the database answers with every migration this binary
-    /// knows applied.
+    /// Readiness: Redis answers PING and takes writes (not over its `maxmemory`, not a replica…),
+    /// and the database answers with every migration this binary knows applied.
     public func readiness() async -> Readiness {
+        let queue = self.queue
         async let redisProblem: String? = {
             do {
                 let reply = try await redis.send("PING")
-                return reply == .status("PONG") ? nil : "unexpected answer to PING"
+                guard reply == .status("PONG") else { return "unexpected answer to PING" }
+            } catch {
+                return "unreachable (\(APIError.from(error)?.message ?? "no answer"))"
+            }
+            do {
+                try await redis.withConnection { try queue.checkWritable(on: $0) }
+                return nil
+            } catch let error as RedisError where error.code == .server {
+                return "refuses writes (\(error.message.prefix(120)))"
             } catch {
                 return "unreachable (\(APIError.from(error)?.message ?? "no answer"))"
             }

@@ -1,3 +1,4 @@
+#!lua
 -- Takes bytes from a level's token bucket, shared by every worker writing into the level: it
 -- starts empty, refills at `rate` bytes per second and holds at most a tenth of a second of them
 -- (or one request, if larger), so a burst after a quiet spell stays small.

@@ -1,3 +1,4 @@
+#!lua
 -- A failed move: retry later, or dead when the attempts are used up or the failure is permanent.
 -- KEYS: processing:<worker>, job:<cid>, retry, dead, stale-parts, stats
 -- ARGV: id, worker, reason (an error code), message, permanent (0/1), delay (ms), max attempts

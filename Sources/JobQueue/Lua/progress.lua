@@ -1,3 +1,4 @@
+#!lua
 -- Record how far a move has gone (its temporary file, the verified checksum before publishing,
 -- the source removed, bytes copied), only while the job is still this delivery's: a stale worker
 -- can neither recreate a forgotten job nor write into a newer generation.
