@@ -178,11 +178,12 @@ public struct JobQueue: Sendable {
     }
 
     /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,
-    /// moved into the worker's processing list; nil when they are all empty. Does not block.
+    /// moved into the worker's processing list; nil when they are all empty or paused. Does not block.
     public func take(worker: String, shard index: Int, levels: [String], on redis: RedisConnection) throws -> Taken? {
         if levels.isEmpty { return nil }
         let shard = keys.shard(index)
-        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker)] + levels.map(shard.queue))
+        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker), shard.paused] + levels.map(shard.queue),
+                                         arguments: levels)
         if reply.isNull { return nil }
         guard let items = reply.array, items.count == 2, let id = items[0].string, let position = items[1].int,
               position >= 1, position <= levels.count
@@ -213,6 +214,9 @@ public struct JobQueue: Sendable {
         case stale
         /// A reconcile run holds the content: the id went back to its queue.
         case leased
+        /// Its level is paused: the id went back to the head of its queue, untouched; take nothing
+        /// more from that queue until the level is resumed.
+        case paused
     }
 
     public func claim(_ taken: Taken, worker: String, on redis: RedisConnection) throws -> Claim {
@@ -223,7 +227,8 @@ public struct JobQueue: Sendable {
         }
         let shard = keys.shard(taken.shard)
         let reply = try redis.evalScript(QueueScripts.claim,
-                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level)],
+                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level),
+                                                shard.paused],
                                          arguments: [taken.id, worker])
         guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
         switch word {
@@ -232,6 +237,7 @@ public struct JobQueue: Sendable {
             return .claimed(fields)
         case "stale": return .stale
         case "leased": return .leased
+        case "paused": return .paused
         default: throw malformed(redis.url.address, "claim.lua")
         }
     }
@@ -566,12 +572,26 @@ public struct JobQueue: Sendable {
         Set(try redis.send("SMEMBERS", keys.control.paused).array?.compactMap(\.string) ?? [])
     }
 
+    /// Pauses a level: written in the control slot (what `status` shows) and in every shard's
+    /// copy, which that shard's take and claim scripts read. When this returns, no worker starts a
+    /// move into the level, whatever it was waiting on; moves already started finish.
     public func pause(level: String, on redis: RedisConnection) throws {
-        try redis.send("SADD", keys.control.paused, level)
+        try setPaused(true, level: level, on: redis)
     }
 
+    /// Resumes a level in every shard and in the control slot.
     public func resume(level: String, on redis: RedisConnection) throws {
-        try redis.send("SREM", keys.control.paused, level)
+        try setPaused(false, level: level, on: redis)
+    }
+
+    private func setPaused(_ paused: Bool, level: String, on redis: RedisConnection) throws {
+        var names = [keys.control.paused]
+        for shard in keys.shards where !names.contains(shard.paused) { names.append(shard.paused) }
+        // Resumed in the shards first, paused there last: `status` never shows a level running
+        // while a shard still holds its pause.
+        if !paused { names.reverse() }
+        let replies = try redis.pipeline(names.map { RedisCommand(paused ? "SADD" : "SREM", $0, level) })
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: paused ? "SADD" : "SREM") }
     }
 
     // MARK: - Committers (take-done.lua, committed.lua)

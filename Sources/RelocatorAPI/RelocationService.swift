@@ -362,13 +362,17 @@ public final class RelocationService: Sendable {
         return try await redis.withConnection { try queue.heldMoves(workers: workers, on: $0) }
     }
 
-    /// Pauses or resumes a level of the level table; an unknown level is a 404.
+    /// Pauses or resumes a level of the level table; an unknown level is a 404. A pause holds
+    /// when this returns: no worker starts a move into the level from then on.
     public func setPaused(_ paused: Bool, level: String) async throws {
         guard try await levelTable().ranges.contains(where: { $0.name == level }) else {
             throw APIError(.unknownLevel, "no level '\(level.prefix(64))' in the level table")
         }
         let queue = self.queue
-        try await redis.withConnection { paused ? try queue.pause(level: level, on: $0) : try queue.resume(level: level, on: $0) }
+        // In force when this returns: every shard's take and claim scripts read the pause.
+        try await redis.withConnection { redis in
+            try redis.replicated { paused ? try queue.pause(level: level, on: redis) : try queue.resume(level: level, on: redis) }
+        }
         statsCache.withLock { $0 = nil }
         logger.notice(paused ? "level paused" : "level resumed", metadata: ["level": "\(level)"])
     }
