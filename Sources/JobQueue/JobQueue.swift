@@ -851,7 +851,9 @@ public struct JobQueue: Sendable {
             stats.dead += replies[index + 2].int ?? 0
             stats.done += replies[index + 3].int ?? 0
             for (name, value) in replies[index + 4].hash ?? [:] {
-                if let field = StatField(rawValue: name), let number = Int64(value) { stats.totals[field, default: 0] += number }
+                if let field = StatField(rawValue: name), let number = Int64(value) {
+                    stats.totals[field] = (stats.totals[field] ?? 0).saturatingAdd(number)
+                }
             }
             index += 5
             for worker in workers {

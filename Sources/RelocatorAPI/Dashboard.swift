@@ -70,14 +70,14 @@ enum Human {
         guard let seconds, seconds.isFinite, seconds >= 0 else { return "–" }
         if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
         if seconds < 60 { return "\(seconds.formatted(decimals: seconds < 10 ? 1 : 0)) s" }
-        let whole = Int(seconds.rounded())
+        let whole = Int(Int64(clamping: seconds.rounded()))
         if whole < 3600 { return "\(whole / 60) min \(whole % 60) s" }
         return "\(whole / 3600) h \(whole % 3600 / 60) min"
     }
 
     static func rate(bytesPerSecond: Double?) -> String {
         guard let bytesPerSecond, bytesPerSecond.isFinite, bytesPerSecond > 0 else { return "–" }
-        return bytes(Int64(bytesPerSecond)) + "/s"
+        return bytes(Int64(clamping: bytesPerSecond)) + "/s"
     }
 }
 
@@ -135,12 +135,13 @@ struct WorkersModel {
     static func move(worker: String, job: Job, now: Int64) -> Move {
         let done = job.bytesDone ?? 0
         let total = job.bytesTotal
-        let elapsed = job.startedAt.map { Double(max(1, now - $0)) / 1000 }
+        // Numbers read from the job hash: whatever they hold, nothing here overflows.
+        let elapsed = job.startedAt.map { Double(max(1, now.saturatingSubtract($0))) / 1000 }
         let rate = elapsed.map { Double(done) / $0 }
-        let percent = total.map { $0 > 0 ? Int(min(100, done * 100 / $0)) : 100 } ?? 0
+        let percent = total.map { $0 > 0 ? Int(min(100, max(0, Double(done) * 100 / Double($0)))) : 100 } ?? 0
         let eta: Double? = {
             guard let total, let rate, rate > 0 else { return nil }
-            return Double(max(0, total - done)) / rate
+            return max(0, Double(total) - Double(done)) / rate
         }()
         return Move(worker: worker, cid: job.cid, filename: job.filename, from: job.dbLevel, to: job.target,
                     done: Human.bytes(done), total: Human.bytes(total), percent: percent, rate: Human.rate(bytesPerSecond: rate),

@@ -51,9 +51,9 @@ struct DashboardRoutes: Sendable {
 
     /// A page; when Redis or the database cannot be read, the page says so (503) instead of JSON.
     func page(_ dashboard: Dashboard, _ name: String, _ model: (Int64) async throws -> Any) async throws -> Response {
-        let now = JobQueue.nowMilliseconds()
+        let now = service.clock()
         do {
-            return Self.html(dashboard.render(page: name, model: try await model(now), tokenRequired: tokenRequired, now: now), .ok)
+            return Self.html(dashboard.render(page: name, model: try await model(now), adminRequired: adminRequired, now: now), .ok)
         } catch {
             guard let known = APIError.from(error), known.status.code >= 500 else { throw error }
             struct Message { var message: String }

@@ -18,7 +18,7 @@ struct HealthRoutes: Sendable {
             routes.get("metrics") { _, _ in
                 // The queue's numbers, read from Redis at most once a second however often Prometheus scrapes.
                 do {
-                    gauges.update(try await service.stats(maxAge: .seconds(1)), now: JobQueue.nowMilliseconds())
+                    gauges.update(try await service.stats(maxAge: .seconds(1)), now: service.clock())
                 } catch {
                     gauges.markUnavailable()
                 }

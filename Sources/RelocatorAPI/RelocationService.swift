@@ -34,13 +34,17 @@ public final class RelocationService: Sendable {
 
     /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
     public let halfLife: Duration?
+    /// This process's clock (ms since 1970); tests give one that jumps.
+    public let clock: @Sendable () -> Int64
     /// What Redis was last seen as (its run id, or a cluster's epoch), checked at most once a second.
     private let redisEpoch = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
 
     public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
                 contents: ContentCache = ContentCache(), jobTTL: Duration = .seconds(86400),
-                directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger) {
+                directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = JobQueue.nowMilliseconds) {
         self.halfLife = halfLife
+        self.clock = clock
         self.contents = contents
         self.pipeliner = RedisPipeliner(url: redis.url, replication: redis.replication)
         redisAddress = redis.url.address
@@ -99,8 +103,12 @@ public final class RelocationService: Sendable {
             }
         }
         let queue = self.queue
-        let value = try await redis.withConnection { try queue.hit(cid: cid, hits: Double(hits), halfLife: halfLife, on: $0) }
-        return (value, try await submit(cid: cid, count: Int64(value.rounded(.down))))
+        let counter = try await redis.withConnection { redis in
+            try redis.replicated { try queue.hit(cid: cid, hits: Double(hits), halfLife: halfLife, on: redis) }
+        }
+        // Within the range of a count whatever Redis held (hit.lua keeps it there too).
+        let value = counter.isNaN ? 0 : min(max(counter, 0), Double(CountBound.max))
+        return (value, try await submit(cid: cid, count: CountBound.clamped(value)))
     }
 
     /// Forgets the cached contents when Redis is not the one it was (a restart or a failover may
@@ -136,10 +144,12 @@ public final class RelocationService: Sendable {
     public func submit(cid: Int64, count: Int64) async throws -> Submitted {
         await checkRedisEpoch()
         guard cid > 0 else { throw APIError.badRequest("cid must be a positive whole number, got \(cid)") }
-        guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count))) }
+        guard CountBound.range.contains(count) else {
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))
+        }
         var cached = contents.entry(cid)
         if cached == nil {
-            let readAt = JobQueue.nowMilliseconds()
+            let readAt = clock()
             if let found = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) {
                 var entry = ContentCache.Entry(content: found, readAt: readAt)
                 contents.store(entry)
@@ -180,7 +190,7 @@ public final class RelocationService: Sendable {
         var submission = try queue.submission(from: reply, address: redisAddress)
         if submission.outcome == .staleLevel {
             // The content changed level since it was cached: read it again; that read stands.
-            let readAt = JobQueue.nowMilliseconds()
+            let readAt = clock()
             guard let fresh = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
                 throw APIError.unknownContent(cid)
             }
@@ -254,7 +264,11 @@ public final class RelocationService: Sendable {
                 skipped.append("cid \(cid): unsafe filename (\(error))")
                 continue
             }
-            guard count >= 0, let choice = placement.target(count: count, current: content.level) else {
+            guard CountBound.range.contains(count) else {
+                skipped.append("cid \(cid): \(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))")
+                continue
+            }
+            guard let choice = placement.target(count: count, current: content.level) else {
                 skipped.append("cid \(cid): no level holds \(count)")
                 continue
             }
@@ -340,7 +354,7 @@ public final class RelocationService: Sendable {
         let queue = self.queue
         let stats = try await redis.withConnection { try queue.stats(levels: names, on: $0) }
         statsCache.withLock { $0 = (stats, .now) }
-        moveRate.record(moved: stats.totals[.moved] ?? 0, at: JobQueue.nowMilliseconds())
+        moveRate.record(moved: stats.totals[.moved] ?? 0, at: clock())
         return stats
     }
 

@@ -57,7 +57,7 @@ struct V1Routes: Sendable {
         let cid = try Self.pathCID(context)
         let hits = try await Self.decode(HitsBody.self, request, maxBytes: maxBody, expected: HitsBody.expected).n
         let (value, submitted) = try await service.hit(cid: cid, hits: hits)
-        let count = Int64(value.rounded(.down))
+        let count = CountBound.clamped(value)
         switch submitted.submission.outcome {
         case .inPlace, .dropped:
             return try json(HitsView(count: count, value: value, outcome: "in_place", level: submitted.target, job: nil))
@@ -94,10 +94,14 @@ struct V1Routes: Sendable {
     }
 
     /// `{"count": N}`: the usual body read without Foundation; anything else through `decode`.
+    /// A count beyond 2^53 − 1 is refused with the bound.
     static func countBody(_ request: Request, maxBytes: Int) async throws -> Int64 {
         let buffer = try await request.body.collect(upTo: maxBytes)
-        if let count = buffer.withUnsafeReadableBytes({ CountBody.plain($0) }) { return count }
-        return try decode(CountBody.self, buffer, expected: CountBody.expected).count
+        let count = try buffer.withUnsafeReadableBytes({ CountBody.plain($0) }) ?? decode(CountBody.self, buffer, expected: CountBody.expected).count
+        guard count <= CountBound.max else {
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count), source: "field"))
+        }
+        return count
     }
 
     /// Decodes a JSON body strictly: a string or a fraction where a whole number belongs is refused.
@@ -119,7 +123,7 @@ struct V1Routes: Sendable {
 
 /// `{"count": N}`: a count too large for 64 bits says so with the range.
 struct CountBody: Decodable {
-    static let expected = "{\"count\": N} with N a whole number between 0 and \(Int64.max)"
+    static let expected = "{\"count\": N} with N a whole number between 0 and \(CountBound.text)"
     var count: Int64
 
     enum CodingKeys: String, CodingKey { case count }
@@ -173,12 +177,14 @@ struct CountBody: Decodable {
             do {
                 number = try container.decode(Double.self, forKey: .count)
             } catch {
-                throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: nil) + " (\"count\" was not a number)")
+                throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: nil) + " (\"count\" was not a number)")
             }
-            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: nil)
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: nil)
                 + (number.rounded() == number ? " (\"count\" was out of range)" : " (\"count\" was a fraction)"))
         }
-        guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count), source: "field")) }
+        guard count >= 0 else {
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count), source: "field"))
+        }
     }
 }
 

@@ -28,7 +28,8 @@ final class APIFixture: @unchecked Sendable {
     static let metrics = PrometheusMetrics.bootstrap()
 
     init(migrate: Bool = true, levels: [LevelRange] = LevelRange.defaults, redisURL: RedisURL? = nil, halfLife: Duration? = nil,
-         contents: ContentCache = ContentCache(maxAge: .zero), replication: RedisReplication? = nil) throws {
+         contents: ContentCache = ContentCache(maxAge: .zero), replication: RedisReplication? = nil,
+         clock: @escaping @Sendable () -> Int64 = JobQueue.nowMilliseconds) throws {
         let directory = try TemporaryDirectory("relocator-api")
         self.directory = directory
         // A setup step that throws leaves nothing behind either.
@@ -53,7 +54,7 @@ final class APIFixture: @unchecked Sendable {
         }
         service = RelocationService(redis: RedisPool(url: url, size: 2, replication: replication), sql: SQLPool(url: databaseURL, size: 2),
                                     queue: queue, levels: LevelCache(maxAge: .zero), contents: contents,
-                                    directories: directories, halfLife: halfLife, logger: Logger(label: "test.api"))
+                                    directories: directories, halfLife: halfLife, logger: Logger(label: "test.api"), clock: clock)
         ready = true
     }
 
