@@ -540,6 +540,16 @@ public struct JobQueue: Sendable {
         return .milliseconds(wait)
     }
 
+    /// A deferred job whose content can never fit below its target's high watermark goes to the
+    /// dead letters with reason `does_not_fit` and `message` (does-not-fit.lua). False when the job
+    /// changed meanwhile.
+    @discardableResult
+    public func giveUpDoesNotFit(_ id: JobID, message: String, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        return try redis.evalScript(QueueScripts.doesNotFit, keys: [shard.job(id.cid), shard.deferred, shard.dead, shard.stats],
+                                    arguments: [id.description, String(message.prefix(1000))]).int == 1
+    }
+
     /// The level table and policies as the committer last published them (JSON), nil when none.
     public func placementSnapshot(on redis: RedisConnection) throws -> String? {
         try redis.send("GET", keys.control.placement).string

@@ -38,11 +38,12 @@ enum QueueScripts {
     static let hold = script("hold.lua", PackageResources.hold_lua)
     static let room = script("room.lua", PackageResources.room_lua)
     static let writable = script("writable.lua", PackageResources.writable_lua)
+    static let doesNotFit = script("does-not-fit.lua", PackageResources.does_not_fit_lua)
 
     /// Every script, for tests that run them all.
     static let all: [RedisScript] = [
         enqueue, take, claim, progress, ack, fail, deferJob, due, promote, giveback, handback, takeDone, committed,
         deadAction, restore, lease, unlease, reapCheck, forgetWorker, hit, permit, bandwidth, levelChanged, hold, room,
-        writable,
+        writable, doesNotFit,
     ]
 }

@@ -161,6 +161,8 @@ public final class RelocationService: Sendable {
         guard let entry = cached else { throw APIError.unknownContent(cid) }
         var content = entry.content
         let readAt = entry.readAt
+        // True once the content's level was read from the database for this count: it stands.
+        var readNow = readAt == JobQueue.freshRead
         let filename: Filename
         switch entry.filename {
         case .success(let checked): filename = checked
@@ -196,21 +198,31 @@ public final class RelocationService: Sendable {
             }
             contents.store(fresh, readAt: readAt)
             content = fresh
+            readNow = true
             // Hysteresis depends on the level the content is on: decide again from the fresh one.
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
                                                                   target: choice.level, readAt: JobQueue.freshRead, policy: policy))
             submission = try queue.submission(from: again, address: redisAddress)
         }
-        if [.created, .retargeted].contains(submission.outcome), let job = submission.job, job.dbLevel != content.level,
-           let redo = placement.target(count: count, current: job.dbLevel), redo.level != choice.level {
-            // The queue knew better where the file is (a move committed after the content was
-            // cached): hysteresis decides from that level, and the job follows (or goes).
-            choice = redo
-            let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename, dbLevel: job.dbLevel,
-                                                                  target: redo.level, readAt: JobQueue.freshRead, policy: policy))
+        // Where the queue says the file is: its job's origin, or this count's level when the count
+        // found the file already there.
+        let known = [.inPlace, .dropped].contains(submission.outcome) ? choice.level : submission.job?.dbLevel
+        if !readNow, let known, known != content.level {
+            // The cached level is behind a move committed since it was read: the script kept the
+            // count off the level the content is on (its residents' score, the job's count). Read
+            // the content again and submit once more from there, so that placement, the residents'
+            // scores and `why` have this count; hysteresis decides from the level it is on.
+            let readAt = clock()
+            guard let fresh = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
+                throw APIError.unknownContent(cid)
+            }
+            contents.store(fresh, readAt: readAt)
+            content = fresh
+            if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
+            let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
+                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy))
             submission = try queue.submission(from: again, address: redisAddress)
-            content.level = job.dbLevel
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)

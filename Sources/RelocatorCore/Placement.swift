@@ -79,12 +79,38 @@ public struct Placement: Equatable, Sendable {
     }
 
     /// Why a move of `bytes` into `level` must wait (its disk would rise above the high watermark,
-    /// counting `inFlight` bytes other moves are writing there), or nil when it may go.
+    /// counting `inFlight` bytes other moves are writing there), or nil when it may go. A content
+    /// larger than the whole room below the high watermark of an empty disk never fits: the reason
+    /// then starts with `doesNotFitPrefix`, and the rebalancer sends the job to the dead letters
+    /// (`does_not_fit`) instead of displacing residents for it.
     public func admission(into level: String, usage: Usage, adding bytes: Int64, inFlight: Int64 = 0) -> String? {
         guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
-        let after = Double(usage.used + inFlight + bytes) * 100 / Double(usage.size)
+        if let reason = doesNotFit(level, usage: usage, bytes: bytes) { return reason }
+        let after = (Double(usage.used) + Double(inFlight) + Double(bytes)) * 100 / Double(usage.size)
         guard after > Double(high) else { return nil }
         return "\(level) would be at \(after.formatted(decimals: 1)) % (high watermark \(high) %)"
+    }
+
+    /// Starts the reason of a content that cannot fit below a level's high watermark even on an
+    /// empty disk.
+    public static let doesNotFitPrefix = "does not fit: "
+
+    /// Why a content of `bytes` can never be moved into `level` (larger than the level's whole room
+    /// below its high watermark, the disk empty), or nil when it could.
+    public func doesNotFit(_ level: String, usage: Usage, bytes: Int64) -> String? {
+        guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
+        let limit = Int64(clamping: Double(usage.size) * Double(high) / 100)
+        guard bytes > limit else { return nil }
+        return Self.doesNotFitPrefix + "a file of \(OperatorValues.formatBytes(bytes)) cannot fit under \(level)'s high watermark \(high) % "
+            + "even on an empty disk (room \(OperatorValues.formatBytes(limit)) of \(OperatorValues.formatBytes(usage.size)))"
+    }
+
+    /// The bytes of a level's disk at its high watermark and at its low one (the high one when no low
+    /// one is set); nil without a high watermark.
+    public func watermarkBytes(of level: String, size: Int64) -> (high: Int64, low: Int64)? {
+        guard let high = policies[level]?.highWater, size > 0 else { return nil }
+        let low = min(high, policies[level]?.lowWater ?? high)
+        return (Int64(clamping: Double(size) * Double(high) / 100), Int64(clamping: Double(size) * Double(low) / 100))
     }
 
     /// Bytes a level may still take before it rises above its high watermark (negative when it is
