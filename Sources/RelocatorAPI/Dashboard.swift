@@ -39,17 +39,19 @@ public struct Dashboard: Sendable {
         var title: String
         var nav: [NavItem]
         var generatedAt: String
-        var tokenRequired: Bool
+        var adminRequired: Bool
         var body: String
     }
 
     /// A whole page: `model` rendered with the page's template inside the layout.
-    public func render(page: String, model: Any, tokenRequired: Bool, now: Int64) -> String {
+    /// With `adminRequired`, the action buttons stay hidden until the tab gives the administrator
+    /// credential (the page is read-only until then).
+    public func render(page: String, model: Any, adminRequired: Bool, now: Int64) -> String {
         let body = library.render(model, withTemplate: page) ?? ""
         let title = Self.pages.first { $0.name == page }?.label ?? "Error"
         let layout = Layout(title: title, nav: Self.pages.map { NavItem(href: $0.href, label: $0.label, current: $0.name == page) },
                             generatedAt: String(Timestamp(milliseconds: now).description.prefix(19)).replacingOccurrences(of: "T", with: " ") + " UTC",
-                            tokenRequired: tokenRequired, body: body)
+                            adminRequired: adminRequired, body: body)
         return library.render(layout, withTemplate: "layout") ?? body
     }
 }

@@ -5,12 +5,13 @@ import RelocatorCore
 /// `/ui`: the dashboard's pages, its script and its stylesheet.
 struct DashboardRoutes: Sendable {
     let service: RelocationService
-    let tokenRequired: Bool
+    /// True when an administrator credential is set: the pages are read-only until a tab gives it.
+    let adminRequired: Bool
     let dashboard: Dashboard?
 
-    init(service: RelocationService, tokenRequired: Bool) {
+    init(service: RelocationService, adminRequired: Bool) {
         self.service = service
-        self.tokenRequired = tokenRequired
+        self.adminRequired = adminRequired
         do {
             dashboard = try Dashboard()
         } catch {
@@ -57,7 +58,7 @@ struct DashboardRoutes: Sendable {
         } catch {
             guard let known = APIError.from(error), known.status.code >= 500 else { throw error }
             struct Message { var message: String }
-            return Self.html(dashboard.render(page: "error", model: Message(message: known.message), tokenRequired: tokenRequired, now: now),
+            return Self.html(dashboard.render(page: "error", model: Message(message: known.message), adminRequired: adminRequired, now: now),
                              known.status)
         }
     }

@@ -8,8 +8,8 @@ struct HealthRoutes: Sendable {
     let metrics: PrometheusMetrics?
 
     func register(_ routes: RouteRegistry) {
-        routes.get("healthz") { _, _ in try json(["status": "ok"]) }
-        routes.get("readyz") { _, _ in
+        routes.get("healthz", scope: .health) { _, _ in try json(["status": "ok"]) }
+        routes.get("readyz", scope: .health) { _, _ in
             let readiness = await service.readiness()
             return try json(readiness, status: readiness.isReady ? .ok : .serviceUnavailable)
         }

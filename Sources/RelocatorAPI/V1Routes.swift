@@ -10,8 +10,8 @@ struct V1Routes: Sendable {
     let maxBody: Int
 
     func register(_ routes: RouteRegistry) {
-        routes.post("v1/contents/:cid/count") { request, context in try await postCount(request, context) }
-        routes.post("v1/contents/:cid/hits") { request, context in try await postHits(request, context) }
+        routes.post("v1/contents/:cid/count", scope: .submit) { request, context in try await postCount(request, context) }
+        routes.post("v1/contents/:cid/hits", scope: .submit) { request, context in try await postHits(request, context) }
         routes.get("v1/contents/:cid") { _, context in try json(try await service.content(cid: try Self.pathCID(context))) }
         routes.get("v1/contents/:cid/why") { _, context in try json(try await service.why(cid: try Self.pathCID(context))) }
         routes.get("v1/jobs/:cid") { _, context in
@@ -19,13 +19,13 @@ struct V1Routes: Sendable {
             guard let job = try await service.jobView(cid: cid) else { throw APIError.noJob(cid) }
             return try json(job)
         }
-        routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats())) }
+        routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats(), now: service.clock())) }
         routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadJobs().map(DeadJobView.init))) }
-        routes.post("v1/dead/replay") { request, _ in try await deadAction(.replay, request) }
-        routes.post("v1/dead/purge") { request, _ in try await deadAction(.purge, request) }
+        routes.post("v1/dead/replay", scope: .admin) { request, _ in try await deadAction(.replay, request) }
+        routes.post("v1/dead/purge", scope: .admin) { request, _ in try await deadAction(.purge, request) }
         routes.get("v1/levels") { _, _ in try json(LevelsView(levels: try await service.levelTable().ranges)) }
-        routes.post("v1/levels/:level/pause") { _, context in try await setPaused(true, context) }
-        routes.post("v1/levels/:level/resume") { _, context in try await setPaused(false, context) }
+        routes.post("v1/levels/:level/pause", scope: .admin) { _, context in try await setPaused(true, context) }
+        routes.post("v1/levels/:level/resume", scope: .admin) { _, context in try await setPaused(false, context) }
         routes.get("v1/relocations") { request, _ in
             let cid = try request.uri.queryParameters.get("cid").map { try FormRules.wholeNumber($0, field: "cid", minimum: 1) }
             let limit = try request.uri.queryParameters.get("limit").map { try FormRules.wholeNumber($0, field: "limit", minimum: 1) } ?? 50

@@ -76,9 +76,9 @@ import Testing
 
     @Test func aKnownPathWithAnotherMethodIsA405ThatSaysWhichMethodsAreAllowed() {
         var table = RouteTable()
-        table.add("post_sentence", .post)
-        table.add("v1/contents/:cid", .get)
-        table.add("v1/contents/:cid/count", .post)
+        table.add("post_sentence", .post, scope: .submit)
+        table.add("v1/contents/:cid", .get, scope: .read)
+        table.add("v1/contents/:cid/count", .post, scope: .submit)
         let wrong = ErrorMiddleware.mapped(.notFound, .get, "/post_sentence", maxBody: 65536, routes: table)
         #expect(wrong.status == .methodNotAllowed && wrong.headers[.allow] == "POST")
         #expect(ErrorMiddleware.mapped(.notFound, .delete, "/v1/contents/7", maxBody: 65536, routes: table).headers[.allow] == "GET")
@@ -87,14 +87,24 @@ import Testing
             == "the request body is larger than 65536 bytes")
     }
 
-    @Test func theTokenIsComparedWholeAndOnlyAsABearer() {
-        let token = Array("s3cret".utf8)
-        #expect(TokenMiddleware.authorized("Bearer s3cret", token: token))
-        #expect(!TokenMiddleware.authorized("Bearer s3cre", token: token))
-        #expect(!TokenMiddleware.authorized("Bearer s3cretX", token: token))
-        #expect(!TokenMiddleware.authorized("Basic s3cret", token: token))
-        #expect(!TokenMiddleware.authorized(nil, token: token))
+    @Test func aCredentialIsComparedWholeAsABearerOrABasicPassword() {
+        let credentials = APICredentials(submit: "sub", admin: "s3cret", read: "look")
+        func basic(_ user: String, _ password: String) -> String { "Basic " + Data("\(user):\(password)".utf8).base64EncodedString() }
+        #expect(credentials.scopes(of: "Bearer s3cret") == [.health, .read, .submit, .admin])
+        #expect(credentials.scopes(of: basic("anyone", "s3cret")) == [.health, .read, .submit, .admin])
+        for wrong in ["Bearer s3cre", "Bearer s3cretX", "Bearer ", "s3cret", "Basic s3cret", basic("s3cret", ""), "Bearer S3CRET"] {
+            #expect(credentials.scopes(of: wrong) == [.health], "\(wrong)")
+        }
+        #expect(credentials.scopes(of: nil) == [.health])
+        #expect(credentials.scopes(of: "Bearer sub") == [.health, .submit])
+        #expect(credentials.scopes(of: "Bearer look") == [.health, .read])
+        // A scope without a credential is open; the older single token stands for submit and admin.
+        #expect(APICredentials(admin: "a").scopes(of: nil) == [.health, .read, .submit])
+        let legacy = APICredentials(legacy: "old")
+        #expect(legacy.submit == "old" && legacy.admin == "old" && legacy.read == nil)
+        #expect(APICredentials(admin: "", legacy: "").isOpen)
         #expect(APIError.unauthorized.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+        #expect(APIError.unauthorizedBrowser.headers[.wwwAuthenticate]?.hasPrefix("Basic") == true)
     }
 
     @Test func timesAreRFC3339UTCWithMilliseconds() throws {
