@@ -64,12 +64,23 @@ import TestSupport
         #expect((hits.json?["value"] as? Double).map { $0 > 100 && $0 <= 101 } == true, "\(hits.body)")
         #expect(try HTTP.get(port, "/healthz").status == 200)
 
+        // A heartbeat and counters at Int64's bounds, a job whose numbers are too.
+        try redis.send("SADD", keys.control.workers, "w-x")
+        try redis.send("HSET", keys.control.heartbeat("w-x"), "kind", "worker", "beat_at", Int64.min, "started_at", Int64.max,
+                       "disks", "gold=9223372036854775807,-1,9223372036854775807", "levels", "gold")
+        try redis.send("HSET", keys.shard(0).stats, "moved", Int64.max, "committed", Int64.min)
+        try redis.send("HSET", keys.shard(0).job(2), "cid", 2, "count", Int64.max, "filename", "b.bin", "db_level", "silver", "target", "gold",
+                       "status", "moving", "gen", 1, "attempts", Int64.max, "worker_id", "w-x", "bytes_done", Int64.max, "bytes_total", 1,
+                       "started_at", Int64.min, "enqueued_at", Int64.max, "updated_at", Int64.min)
+        try redis.send("LPUSH", keys.shard(0).processing("w-x"), "2:1")
         // Every read route, the dashboard and /metrics answer; so do the commands.
-        for path in ["/metrics", "/ui", "/ui/workers", "/ui/dead", "/ui/levels", "/v1/queues", "/v1/contents/1/why", "/v1/contents/3", "/v1/levels"] {
+        for path in ["/metrics", "/ui", "/ui/workers", "/ui/dead", "/ui/levels", "/v1/queues", "/v1/contents/1/why", "/v1/contents/2/why",
+                     "/v1/jobs/2", "/v1/contents/3", "/v1/levels"] {
             let answer = try HTTP.get(port, path)
             #expect(answer.status == 200, "\(path): \(answer.status) \(answer.body.prefix(300))")
         }
-        for arguments in [["status"], ["status", "--json"], ["why", "1"], ["why", "3", "--json"], ["plan"], ["plan", "--json"]] {
+        for arguments in [["status"], ["status", "--json"], ["why", "1"], ["why", "2"], ["why", "3", "--json"], ["plan"], ["plan", "--json"],
+                          ["dlq", "list"]] {
             let result = try pipeline.cluster.run(arguments)
             #expect(result.status == 0, "\(arguments): \(result.stderr)")
         }
