@@ -178,11 +178,12 @@ public struct JobQueue: Sendable {
     }
 
     /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,
-    /// moved into the worker's processing list; nil when they are all empty. Does not block.
+    /// moved into the worker's processing list; nil when they are all empty or paused. Does not block.
     public func take(worker: String, shard index: Int, levels: [String], on redis: RedisConnection) throws -> Taken? {
         if levels.isEmpty { return nil }
         let shard = keys.shard(index)
-        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker)] + levels.map(shard.queue))
+        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker), shard.paused] + levels.map(shard.queue),
+                                         arguments: levels)
         if reply.isNull { return nil }
         guard let items = reply.array, items.count == 2, let id = items[0].string, let position = items[1].int,
               position >= 1, position <= levels.count
@@ -213,6 +214,9 @@ public struct JobQueue: Sendable {
         case stale
         /// A reconcile run holds the content: the id went back to its queue.
         case leased
+        /// Its level is paused: the id went back to the head of its queue, untouched; take nothing
+        /// more from that queue until the level is resumed.
+        case paused
     }
 
     public func claim(_ taken: Taken, worker: String, on redis: RedisConnection) throws -> Claim {
@@ -223,7 +227,8 @@ public struct JobQueue: Sendable {
         }
         let shard = keys.shard(taken.shard)
         let reply = try redis.evalScript(QueueScripts.claim,
-                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level)],
+                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level),
+                                                shard.paused],
                                          arguments: [taken.id, worker])
         guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
         switch word {
@@ -232,6 +237,7 @@ public struct JobQueue: Sendable {
             return .claimed(fields)
         case "stale": return .stale
         case "leased": return .leased
+        case "paused": return .paused
         default: throw malformed(redis.url.address, "claim.lua")
         }
     }
@@ -534,6 +540,16 @@ public struct JobQueue: Sendable {
         return .milliseconds(wait)
     }
 
+    /// A deferred job whose content can never fit below its target's high watermark goes to the
+    /// dead letters with reason `does_not_fit` and `message` (does-not-fit.lua). False when the job
+    /// changed meanwhile.
+    @discardableResult
+    public func giveUpDoesNotFit(_ id: JobID, message: String, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        return try redis.evalScript(QueueScripts.doesNotFit, keys: [shard.job(id.cid), shard.deferred, shard.dead, shard.stats],
+                                    arguments: [id.description, String(message.prefix(1000))]).int == 1
+    }
+
     /// The level table and policies as the committer last published them (JSON), nil when none.
     public func placementSnapshot(on redis: RedisConnection) throws -> String? {
         try redis.send("GET", keys.control.placement).string
@@ -549,18 +565,43 @@ public struct JobQueue: Sendable {
         try redis.evalScript(QueueScripts.hold, keys: [keys.control.rebalancer], arguments: [holder, max(1, ttl.milliseconds)]).int == 1
     }
 
+    // MARK: - Readiness (writable.lua)
+
+    /// Throws the error Redis answers when it refuses writes (`OOM`, `READONLY`, `NOREPLICAS`,
+    /// `MISCONF`…) on the control slot's node or on any shard's: the same refusal a submission would
+    /// meet. Writes nothing.
+    public func checkWritable(on redis: RedisConnection) throws {
+        let slots = [keys.control.workers] + keys.shards.map(\.stats)
+        let replies = try redis.pipeline(calls: slots.map { .script(QueueScripts.writable, keys: [$0], arguments: []) })
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA writable.lua") }
+    }
+
     // MARK: - Pausing a level (control slot)
 
     public func paused(on redis: RedisConnection) throws -> Set<String> {
         Set(try redis.send("SMEMBERS", keys.control.paused).array?.compactMap(\.string) ?? [])
     }
 
+    /// Pauses a level: written in the control slot (what `status` shows) and in every shard's
+    /// copy, which that shard's take and claim scripts read. When this returns, no worker starts a
+    /// move into the level, whatever it was waiting on; moves already started finish.
     public func pause(level: String, on redis: RedisConnection) throws {
-        try redis.send("SADD", keys.control.paused, level)
+        try setPaused(true, level: level, on: redis)
     }
 
+    /// Resumes a level in every shard and in the control slot.
     public func resume(level: String, on redis: RedisConnection) throws {
-        try redis.send("SREM", keys.control.paused, level)
+        try setPaused(false, level: level, on: redis)
+    }
+
+    private func setPaused(_ paused: Bool, level: String, on redis: RedisConnection) throws {
+        var names = [keys.control.paused]
+        for shard in keys.shards where !names.contains(shard.paused) { names.append(shard.paused) }
+        // Resumed in the shards first, paused there last: `status` never shows a level running
+        // while a shard still holds its pause.
+        if !paused { names.reverse() }
+        let replies = try redis.pipeline(names.map { RedisCommand(paused ? "SADD" : "SREM", $0, level) })
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: paused ? "SADD" : "SREM") }
     }
 
     // MARK: - Committers (take-done.lua, committed.lua)
@@ -820,7 +861,9 @@ public struct JobQueue: Sendable {
             stats.dead += replies[index + 2].int ?? 0
             stats.done += replies[index + 3].int ?? 0
             for (name, value) in replies[index + 4].hash ?? [:] {
-                if let field = StatField(rawValue: name), let number = Int64(value) { stats.totals[field, default: 0] += number }
+                if let field = StatField(rawValue: name), let number = Int64(value) {
+                    stats.totals[field] = (stats.totals[field] ?? 0).saturatingAdd(number)
+                }
             }
             index += 5
             for worker in workers {

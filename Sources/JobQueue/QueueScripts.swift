@@ -2,8 +2,11 @@ import RedisClient
 import RelocatorCore
 
 /// The Lua scripts of the job life cycle, one file each under `Sources/JobQueue/Lua/`, embedded in
-/// the binary. `helpers.lua` is put in front of each; a Redis error names the script's file and the
-/// line in it (`RedisScript.translate`). docs/QUEUE.md lists which script does each transition.
+/// the binary. `helpers.lua` is put in front of each, after the script's first line: a Redis 7
+/// shebang that declares its flags (`#!lua`: refused while Redis is over its `maxmemory`;
+/// `#!lua flags=allow-oom` for the scripts that only move or free what exists; `no-writes`). A
+/// Redis error names the script's file and the line in it (`RedisScript.translate`). docs/QUEUE.md
+/// lists which script does each transition.
 enum QueueScripts {
     private static func script(_ name: String, _ bytes: [UInt8]) -> RedisScript {
         var body = String(decoding: bytes, as: UTF8.self)
@@ -60,10 +63,13 @@ enum QueueScripts {
     static let levelChanged = script("level-changed.lua", PackageResources.level_changed_lua)
     static let hold = script("hold.lua", PackageResources.hold_lua)
     static let room = script("room.lua", PackageResources.room_lua)
+    static let writable = script("writable.lua", PackageResources.writable_lua)
+    static let doesNotFit = script("does-not-fit.lua", PackageResources.does_not_fit_lua)
 
     /// Every script, for tests that run them all.
     static let all: [RedisScript] = [
         enqueue, take, claim, progress, ack, fail, deferJob, due, promote, giveback, handback, takeDone, committed,
         deadAction, restore, lease, unlease, reapCheck, forgetWorker, hit, permit, bandwidth, levelChanged, hold, room,
+        writable, doesNotFit,
     ]
 }

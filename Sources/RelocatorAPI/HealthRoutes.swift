@@ -8,8 +8,8 @@ struct HealthRoutes: Sendable {
     let metrics: PrometheusMetrics?
 
     func register(_ routes: RouteRegistry) {
-        routes.get("healthz") { _, _ in try json(["status": "ok"]) }
-        routes.get("readyz") { _, _ in
+        routes.get("healthz", scope: .health) { _, _ in try json(["status": "ok"]) }
+        routes.get("readyz", scope: .health) { _, _ in
             let readiness = await service.readiness()
             return try json(readiness, status: readiness.isReady ? .ok : .serviceUnavailable)
         }
@@ -18,7 +18,7 @@ struct HealthRoutes: Sendable {
             routes.get("metrics") { _, _ in
                 // The queue's numbers, read from Redis at most once a second however often Prometheus scrapes.
                 do {
-                    gauges.update(try await service.stats(maxAge: .seconds(1)), now: JobQueue.nowMilliseconds())
+                    gauges.update(try await service.stats(maxAge: .seconds(1)), now: service.clock())
                 } catch {
                     gauges.markUnavailable()
                 }

@@ -160,7 +160,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
     public func take(worker: String, shard: Int, levels: [String]) throws -> JobQueue.Taken? {
         try available {
             let keys = self.keys.shard(shard)
-            for level in levels {
+            let paused = sets[self.keys.control.paused] ?? []
+            for level in levels where !paused.contains(level) {
                 if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return JobQueue.Taken(id: id, shard: shard, level: level) }
             }
             return nil
@@ -187,6 +188,11 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                   h["gen"] == String(id.gen), h["status"] == "queued" else {
                 lrem(processing, taken.id)
                 return .stale
+            }
+            if (sets[keys.control.paused] ?? []).contains(h["target"] ?? "") {
+                lrem(processing, taken.id)
+                lists[shard.queue(taken.level), default: []].append(taken.id)
+                return .paused
             }
             if live(shard.lease(id.cid)), hashes[shard.lease(id.cid)] != nil {
                 lrem(processing, taken.id)

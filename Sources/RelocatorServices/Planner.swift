@@ -20,6 +20,9 @@ public struct Planner {
     /// Per level, the time (ms) a disk report must be newer than to count: the rebalancer's last
     /// moves out of the level landed then.
     public var reportsAfter: [String: Int64] = [:]
+    /// Per level, the bytes of the rebalancer's moves out of it still under way: counted as freed
+    /// (the disk report does not show them yet), so they are never shed a second time.
+    public var leaving: [String: Int64] = [:]
 
     public init(queue: JobQueue, redis: RedisConnection, database: any SQLDatabase, halfLife: Duration?) {
         self.queue = queue
@@ -41,6 +44,9 @@ public struct Planner {
             /// A content displaced earlier (or kept out) is hotter than a resident of the level its
             /// count names: it goes back up (waiting for room if need be, then displacing the colder).
             case promotion
+            /// A deferred job whose content cannot fit below its target's high watermark even on an
+            /// empty disk: it displaces nobody and goes to the dead letters (`does_not_fit`).
+            case doesNotFit = "does_not_fit"
         }
 
         public var cid: Int64
@@ -54,6 +60,8 @@ public struct Planner {
         public var count: Double?
         /// For a pending job: its status (`queued`, `deferred`…).
         public var status: String?
+        /// The bytes the plan counts for it (its last recorded move, else an estimate).
+        public var bytes: Int64? = nil
     }
 
     public struct LevelFill: Codable, Sendable, Equatable {
@@ -69,7 +77,7 @@ public struct Planner {
         /// Used after the planned moves, in percent of the disk.
         public var projectedPercent: Double? {
             guard let used, let size, size > 0 else { return nil }
-            return Double(used + incoming - outgoing) * 100 / Double(size)
+            return (Double(used) + Double(incoming) - Double(outgoing)) * 100 / Double(size)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -108,20 +116,25 @@ public struct Planner {
                 default: why = "queued for its count \(job.count)"
                 }
                 moves.append(Move(cid: cid, filename: job.filename, from: job.dbLevel, to: job.target, kind: .pending, reason: why,
-                                  count: Double(job.count), status: job.status.rawValue))
+                                  count: Double(min(max(job.count, 0), CountBound.max)), status: job.status.rawValue))
             }
         }
 
         let counter = halfLife.map(DecayingCounter.init)
-        func value(_ score: Double) -> Double { counter.map { $0.value(ofScore: score, now: now) } ?? score }
+        /// A score as a count: decayed with a half-life, and within the range of a count whatever
+        /// Redis holds (a score of 1e300, a clock that stepped).
+        func value(_ score: Double) -> Double {
+            let raw = counter.map { $0.value(ofScore: score, now: now) } ?? score
+            return raw.isNaN ? 0 : min(max(raw, 0), Double(CountBound.max))
+        }
         func isBusy(_ cid: Int64) throws -> Bool {
             if busy.contains(cid) { return true }
             guard let state = try queue.jobState(cid: cid, on: redis) else { return false }
             return state.status != .committed && state.status != .dead
         }
         var planned = Set(moves.map(\.cid))
-        // The size the shedding counted for each content it chose (its last recorded move, else the
-        // level's average), so the projected fill counts the same without reading it again.
+        // The size counted for each content a move was planned for (its last recorded move, else an
+        // estimate), so the projected fill counts the same without reading it again.
         var sizes: [Int64: Int64] = [:]
 
         // Decayed counts that fell out of their level.
@@ -132,30 +145,33 @@ public struct Planner {
                 for (cid, score) in try queue.residents(level: range.name, below: counter.score(below: floor, now: now), limit: candidates, on: redis)
                 where !planned.contains(cid) {
                     let current = value(score)
-                    guard let decision = placement.target(count: Int64(current.rounded(.down)), current: range.name),
+                    guard let decision = placement.target(count: CountBound.clamped(current), current: range.name),
                           decision.level != range.name, !(try isBusy(cid)) else { continue }
                     planned.insert(cid)
                     moves.append(Move(cid: cid, filename: nil, from: range.name, to: decision.level, kind: .decay,
-                                      reason: "its hit count decayed to \(current.formatted(decimals: 1)), below \(range.name)'s \(Int64(floor.rounded(.up)))",
+                                      reason: "its hit count decayed to \(current.formatted(decimals: 1)), below \(range.name)'s \(Int64(clamping: floor.rounded(.up)))",
                                       count: current, status: nil))
                 }
             }
         }
 
-        // Levels above their high watermark shed their coldest contents; a hotter content waiting
-        // for room on a level displaces its coldest resident.
+        // Deferred jobs that wait for room: those that can never fit go to the dead letters; the
+        // others may displace colder residents.
         let waiting = try deferredForRoom()
+        for job in waiting {
+            guard let message = job.doesNotFit else { continue }
+            if let index = moves.firstIndex(where: { $0.cid == job.cid }) { moves.remove(at: index) }
+            planned.insert(job.cid)
+            moves.append(Move(cid: job.cid, filename: nil, from: job.from, to: job.target, kind: .doesNotFit,
+                              reason: message, count: Double(job.count), status: JobStatus.deferred.rawValue))
+        }
+
+        // Levels above their high watermark shed their coldest contents, down to the low watermark
+        // and never more than one content below it; a hotter content waiting for room on a level
+        // displaces colder residents, each waiting content the coldest one not yet chosen, within
+        // the same bound.
         for level in placement.rankedLevels {
             guard let policy = snapshot.policies[level], policy.highWater != nil, let below = placement.levelBelow(level) else { continue }
-            let usage = disks[level]
-            var shed: Int64 = 0
-            var want: Int = 0
-            var why = ""
-            if let usage, let excess = placement.excess(of: level, usage: usage) {
-                shed = excess
-                why = "\(level) is at \(usage.percent.formatted(decimals: 1)) %, above its high watermark \(policy.highWater!) %"
-            }
-            let hotter = waiting.filter { $0.target == level }
             let cold = try coldestResidents(level, store: store, value: value)
             // Contents below whose count names this level and which are hotter than its coldest
             // resident, without a job: they come back (a strictly hotter one each time, so this ends).
@@ -165,8 +181,11 @@ public struct Planner {
                     for (cid, score) in try queue.hottest(level: lower, limit: 20, on: redis) where !planned.contains(cid) && proposed < 10 {
                         let current = value(score)
                         guard current > coldest.count,
-                              placement.target(count: Int64(current.rounded(.down)), current: lower)?.level == level,
-                              !(try isBusy(cid)), let content = try store.content(cid: cid), content.level == lower else { continue }
+                              placement.target(count: CountBound.clamped(current), current: lower)?.level == level else { continue }
+                        // A content with a job, or whose last job is dead (one that could never fit,
+                        // say), is left to its job and to the operator.
+                        if let state = try queue.jobState(cid: cid, on: redis), state.status != .committed { continue }
+                        guard let content = try store.content(cid: cid), content.level == lower else { continue }
                         planned.insert(cid)
                         proposed += 1
                         moves.append(Move(cid: cid, filename: content.filename, from: lower, to: level, kind: .promotion,
@@ -175,28 +194,62 @@ public struct Planner {
                     }
                 }
             }
-            if shed == 0, let hottest = hotter.map(\.count).max(), let coldest = cold.first(where: { !planned.contains($0.cid) }),
-               Double(hottest) > coldest.count {
-                want = hotter.filter { Double($0.count) > coldest.count }.count
-                why = "a content with count \(hottest) waits for room on \(level); colder residents make it"
+            // Without a fresh report of the disk nothing is shed or displaced.
+            guard let usage = disks[level], let marks = placement.watermarkBytes(of: level, size: usage.size) else { continue }
+            // What the disk will hold once the moves out already under way have landed.
+            let used = max(0, usage.used.saturatingSubtract(leaving[level] ?? 0))
+            let average = usage.used / Int64(max(1, cold.count))
+            func size(_ cid: Int64) throws -> Int64 {
+                if let known = sizes[cid] { return known }
+                let bytes = max(0, try store.history(cid: cid).last?.bytes ?? average)
+                sizes[cid] = bytes
+                return bytes
             }
-            if shed == 0 && want == 0 { continue }
-            let average = usage.map { $0.used / Int64(max(1, cold.count)) } ?? 1
+            // At most this much leaves in one round: down to the low watermark, plus the one content
+            // that crosses it.
+            let budget = max(0, used.saturatingSubtract(marks.low))
             var freed: Int64 = 0
-            var taken = 0
-            for resident in cold where !planned.contains(resident.cid) {
-                if shed > 0 && freed >= shed { break }
-                if shed == 0 && taken >= want { break }
-                if try isBusy(resident.cid) { continue }
+            var residents = cold.filter { !planned.contains($0.cid) }.makeIterator()
+            /// The coldest resident not yet chosen that may go (no job of its own), or nil.
+            func nextResident() throws -> Resident? {
+                while let resident = residents.next() {
+                    if planned.contains(resident.cid) { continue }
+                    if try isBusy(resident.cid) { continue }
+                    // An entry left in the set by a count that met a stale cache of another level
+                    // is not a resident: the database says where the content is.
+                    if try store.content(cid: resident.cid)?.level != level { continue }
+                    return resident
+                }
+                return nil
+            }
+            func demote(_ resident: Resident, kind: Move.Kind, why: String) throws {
                 planned.insert(resident.cid)
-                let bytes = try store.history(cid: resident.cid).last?.bytes ?? average
-                sizes[resident.cid] = bytes
-                freed += bytes
-                taken += 1
-                moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below,
-                                  kind: shed > 0 ? .watermark : .displacement,
+                freed = freed.saturatingAdd(try size(resident.cid))
+                moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below, kind: kind,
                                   reason: "\(why); count \(resident.count.formatted(decimals: 1)) is among its coldest",
                                   count: resident.count, status: nil))
+            }
+            if used > marks.high {
+                let percent = Double(used) * 100 / Double(usage.size)
+                let why = "\(level) is at \(percent.formatted(decimals: 1)) %, above its high watermark \(policy.highWater!) %"
+                while freed < budget, let resident = try nextResident() { try demote(resident, kind: .watermark, why: why) }
+                continue
+            }
+            // Room for the waiting contents, hottest first: each that does not fit in the room left
+            // displaces colder residents, one hotter content never displacing a hotter resident.
+            var room = marks.high.saturatingSubtract(used)
+            for hot in waiting.filter({ $0.target == level && $0.doesNotFit == nil }).sorted(by: { $0.count > $1.count }) {
+                let needed = try size(hot.cid)
+                while room < needed, freed <= budget {
+                    // The residents come coldest first: one not colder than this content is not
+                    // colder than the next ones either.
+                    guard let resident = try nextResident(), resident.count < Double(hot.count) else { break }
+                    room = room.saturatingAdd(try size(resident.cid))
+                    try demote(resident, kind: .displacement,
+                               why: "a content with count \(hot.count) waits for room on \(level); colder residents make it")
+                }
+                guard room >= needed else { break }
+                room -= needed
             }
         }
 
@@ -209,11 +262,13 @@ public struct Planner {
                                           highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
         }
         for index in moves.indices {
-            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
             if moves[index].filename == nil { moves[index].filename = try store.content(cid: moves[index].cid)?.filename }
+            if moves[index].kind == .doesNotFit { continue }
             if moves[index].kind == .pending && moves[index].status == "done" { continue }
-            fills[moves[index].from]?.outgoing += bytes
-            fills[moves[index].to]?.incoming += bytes
+            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
+            moves[index].bytes = bytes
+            if let outgoing = fills[moves[index].from]?.outgoing { fills[moves[index].from]?.outgoing = outgoing.saturatingAdd(bytes) }
+            if let incoming = fills[moves[index].to]?.incoming { fills[moves[index].to]?.incoming = incoming.saturatingAdd(bytes) }
         }
         return Plan(moves: moves, levels: snapshot.levels.reversed().compactMap { fills[$0.name] })
     }
@@ -239,19 +294,34 @@ public struct Planner {
         return never + scored.map { Resident(cid: $0.cid, filename: nil, count: value($0.score)) }
     }
 
+    /// A deferred job waiting for room on its target (a watermark).
+    struct Waiting {
+        var cid: Int64
+        var from: String
+        var target: String
+        var count: Int64
+        /// Set when its content can never fit there: why.
+        var doesNotFit: String?
+    }
+
     /// Deferred jobs waiting for room (a watermark), with their target and count.
-    private func deferredForRoom() throws -> [(cid: Int64, target: String, count: Int64)] {
-        var found: [(Int64, String, Int64)] = []
+    private func deferredForRoom() throws -> [Waiting] {
+        var found: [Waiting] = []
         for shard in queue.keys.shards {
             let ids = try redis.send("ZRANGE", shard.deferred, 0, 999).array?.compactMap(\.string) ?? []
             let parsed = ids.compactMap(JobID.init)
             let replies = try redis.pipeline(parsed.map {
-                RedisCommand("HMGET", shard.job($0.cid), JobField.target.rawValue, JobField.count.rawValue, JobField.deferReason.rawValue)
+                RedisCommand("HMGET", shard.job($0.cid), JobField.target.rawValue, JobField.count.rawValue, JobField.deferReason.rawValue,
+                             JobField.dbLevel.rawValue, JobField.gen.rawValue, JobField.status.rawValue)
             })
             for (id, reply) in zip(parsed, replies) {
-                guard let values = reply.array, values.count == 3, let target = values[0].string,
-                      let count = values[1].string.flatMap(Int64.init), values[2].string?.contains("watermark") == true else { continue }
-                found.append((id.cid, target, count))
+                guard let values = reply.array, values.count == 6, let target = values[0].string,
+                      let count = values[1].string.flatMap(Int64.init), let reason = values[2].string,
+                      values[4].string == String(id.gen), values[5].string == JobStatus.deferred.rawValue else { continue }
+                let doesNotFit = reason.hasPrefix(Placement.doesNotFitPrefix) ? String(reason.dropFirst(Placement.doesNotFitPrefix.count)) : nil
+                guard doesNotFit != nil || reason.contains("watermark") else { continue }
+                found.append(Waiting(cid: id.cid, from: values[3].string ?? "", target: target, count: min(max(0, count), CountBound.max),
+                                     doesNotFit: doesNotFit.map { "cid \(id.cid): \($0)" }))
             }
         }
         return found

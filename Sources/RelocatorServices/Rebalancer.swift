@@ -67,7 +67,7 @@ public final class Rebalancer: Service, Sendable {
         defer { redis.close() }
         var database: (any SQLDatabase)?
         defer { database?.close() }
-        var inFlight: [Int64: String] = [:]
+        var inFlight: [Int64: Leaving] = [:]
         var lastProblem: String?
         repeat {
             do {
@@ -107,36 +107,53 @@ public final class Rebalancer: Service, Sendable {
     /// files that left, and would make the next round shed them a second time.
     private let landed = Mutex<[String: Int64]>([:])
 
+    /// A move out of a level the rebalancer queued: the level it leaves and its bytes.
+    struct Leaving: Sendable, Equatable {
+        var from: String
+        var bytes: Int64
+    }
+
     /// One round; returns the contents whose move out is still under way, with the level they leave.
-    func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: [Int64: String]) throws -> [Int64: String] {
+    func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: [Int64: Leaving]) throws -> [Int64: Leaving] {
         // The lock outlasts a slow round (a busy database, a Redis timeout), whatever the interval.
         guard try queue.holdRebalancer(token, ttl: max(settings.interval * 3, .seconds(30)), on: redis) else { return inFlight }
         let levels = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
         try queue.publishPlacement(try snapshot.encoded(), on: redis)
-        var still: [Int64: String] = [:]
+        var still: [Int64: Leaving] = [:]
         let now = JobQueue.nowMilliseconds()
         let states = try queue.jobStates(cids: Array(inFlight.keys), on: redis)
-        for (cid, from) in inFlight {
+        for (cid, leaving) in inFlight {
             if let state = states[cid] ?? nil, state.status != .committed, state.status != .dead {
-                still[cid] = from
+                still[cid] = leaving
             } else {
-                landed.withLock { $0[from] = now }
+                landed.withLock { $0[leaving.from] = now }
             }
         }
         var planner = Planner(queue: queue, redis: redis, database: database, halfLife: settings.halfLife)
         planner.reportsAfter = landed.withLock { $0 }
+        // Moves out still under way count as freed: they are never shed a second time.
+        for leaving in still.values { planner.leaving[leaving.from] = (planner.leaving[leaving.from] ?? 0).saturatingAdd(leaving.bytes) }
         let plan = try planner.plan(full: false)
         let store = ContentStore(database: database)
-        let busyLevels = Set(still.values)
+        let busyLevels = Set(still.values.map(\.from))
         for move in plan.moves where move.kind != .pending && !stopping.isRaised {
+            if move.kind == .doesNotFit {
+                // It displaces nobody: the dead letters say why, and a replay moves it once it fits.
+                guard let state = try queue.jobState(cid: move.cid, on: redis), state.status == .deferred else { continue }
+                if try queue.giveUpDoesNotFit(JobID(cid: move.cid, gen: state.gen), message: move.reason, on: redis) {
+                    logger.warning("a content that cannot fit goes to the dead letters",
+                                   metadata: ["job.cid": "\(move.cid)", "job.to": "\(move.to)", "reason": "\(move.reason)"])
+                }
+                continue
+            }
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }
             guard let content = try store.content(cid: move.cid), content.level == move.from else { continue }
-            let submitted = try queue.submit(cid: move.cid, count: Int64((move.count ?? 0).rounded(.down)), filename: content.filename,
+            let submitted = try queue.submit(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
                                              dbLevel: content.level, target: move.to, policy: snapshot.countPolicy, on: redis)
             if [.created, .retargeted].contains(submitted.outcome) {
-                still[move.cid] = move.from
+                still[move.cid] = Leaving(from: move.from, bytes: move.bytes ?? 0)
                 logger.info("rebalancing", metadata: ["job.cid": "\(move.cid)", "job.from": "\(move.from)", "job.to": "\(move.to)",
                                                       "job.kind": "\(move.kind.rawValue)", "reason": "\(move.reason)"])
             }

@@ -34,6 +34,9 @@ extension Worker {
                     logger.warning("fault injection: the reply to the claim of \(taken.id) is lost")
                     continue
                 }
+                // A level paused while this slot waited on its queue: the claim put the id back;
+                // take nothing more from it until the maintenance loop reads it resumed.
+                if case .paused = claim { pausedLevels.withLock { _ = $0.insert(taken.level) } }
                 if case .claimed(let fields) = claim { handedOver = process(taken, fields, session, permit: holder) }
             } catch {
                 redisHealth.failed(error)

@@ -72,7 +72,7 @@ struct StatusReport {
             return Process(
                 id: worker.id, kind: worker.info[.kind] ?? "unknown", host: worker.info[.host],
                 levels: worker.info[.levels].map { $0.split(separator: ",").map(String.init) } ?? [], alive: worker.alive,
-                heartbeatAgeMilliseconds: beat.map { max(0, now - $0) }, jobsInHand: worker.held,
+                heartbeatAgeMilliseconds: beat.map { max(0, now.saturatingSubtract($0)) }, jobsInHand: worker.held,
                 unavailable: worker.alive ? worker.info[.unavailable].map { $0.split(separator: ",").map(String.init) } ?? [] : [])
         }
         workersRunning = processes.filter { $0.alive && $0.kind == "worker" }.count
