@@ -18,33 +18,11 @@ public struct JobQueue: Sendable {
         self.keys = keys
     }
 
-    public static func nowMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
+    public static func nowMilliseconds() -> Int64 { WallClock.milliseconds() }
 
     // MARK: - Submitting (enqueue.lua)
 
-    /// What the placement policy adds to a submission: counts decaying with a half-life (their
-    /// scores in the residents sets), and each level's minimum residency (a new job of a content
-    /// that moved more recently waits as `deferred`). `.none` is the seed's behaviour.
-    public struct CountPolicy: Sendable, Equatable {
-        public var halfLife: Duration?
-        public var residencies: [String: Duration]
-
-        public init(halfLife: Duration? = nil, residencies: [String: Duration] = [:]) {
-            self.halfLife = halfLife
-            self.residencies = residencies
-        }
-
-        public static let none = CountPolicy()
-
-        var halfLifeArgument: Int64 { halfLife?.milliseconds ?? 0 }
-        var residencyArgument: String {
-            residencies.filter { $0.value > .zero }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.milliseconds)" }.joined(separator: ",")
-        }
-    }
+    public typealias CountPolicy = RelocatorCore.CountPolicy
 
     public enum SubmitOutcome: String, Sendable, CaseIterable {
         /// A new job was queued.
@@ -113,6 +91,31 @@ public struct JobQueue: Sendable {
         })
         return try replies.map {
             try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"), address: redis.url.address)
+        }
+    }
+
+    /// The enqueue script for one request.
+    public func submitCall(_ request: SubmitRequest) -> RedisCall {
+        submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
+                   readAt: request.readAt, policy: request.policy)
+    }
+
+    /// Reads the enqueue script's reply as a result.
+    public func submitResult(from reply: RedisReply, address: String) throws -> SubmitResult {
+        let submission = try submission(from: reply, address: address)
+        return SubmitResult(outcome: RelocatorCore.SubmitOutcome(rawValue: submission.outcome.rawValue)!, job: submission.job)
+    }
+
+    /// Problems of the server an operator should know at start (Redis may evict keys).
+    public func startupWarnings(on redis: RedisConnection) throws -> [String] {
+        do {
+            let reply = try redis.send("CONFIG", "GET", "maxmemory-policy")
+            if let policy = reply.array?.last?.string, policy != "noeviction" {
+                return ["Redis maxmemory-policy is '\(policy)': Redis may evict jobs under memory pressure; set it to noeviction"]
+            }
+            return []
+        } catch let error as RedisError where error.code == .server {
+            return ["cannot read Redis maxmemory-policy (\(error.message)); make sure it is noeviction"]
         }
     }
 
@@ -673,13 +676,8 @@ public struct JobQueue: Sendable {
         }
     }
 
-    public enum DeadAction: String, Sendable {
-        case replay, purge
-    }
-
-    public enum DeadOutcome: String, Sendable {
-        case replayed, purged, reversed, missing, stale, changed
-    }
+    public typealias DeadAction = RelocatorCore.DeadAction
+    public typealias DeadOutcome = RelocatorCore.DeadOutcome
 
     /// Replays (attempts reset, back on the queue) or purges dead jobs: those of the given cids, or
     /// all when `cids` is nil. Works on a snapshot of the list, so a job that fails again during a
@@ -726,13 +724,7 @@ public struct JobQueue: Sendable {
         return cids
     }
 
-    public struct Orphan: Sendable, Equatable {
-        public var cid: Int64
-        public var status: JobStatus
-        public var id: String
-        /// True when `fix` put it back.
-        public var restored: Bool
-    }
+    public typealias Orphan = RelocatorCore.Orphan
 
     /// Jobs whose id is missing from the list their status calls for (Redis lost a write); with
     /// `fix`, put back there.
@@ -831,7 +823,7 @@ public struct JobQueue: Sendable {
         let control = keys.control
         let workers = (try redis.send("SMEMBERS", control.workers).array?.compactMap(\.string) ?? []).sorted()
         let paused = try self.paused(on: redis)
-        var stats = QueueStats(levels: levels.map { QueueStats.Level(name: $0, paused: paused.contains($0)) })
+        var stats = QueueStats(levels: levels.map { QueueStats.Level(level: $0, paused: paused.contains($0)) })
         var heldBy: [String: Int] = [:]
         let now = Self.nowMilliseconds()
         for shard in keys.shards {
@@ -879,7 +871,7 @@ public struct JobQueue: Sendable {
             let info = reply.hash ?? [:]
             var fields: [WorkerField: String] = [:]
             for (name, value) in info { if let field = WorkerField(rawValue: name) { fields[field] = value } }
-            stats.workers.append(QueueStats.Worker(id: worker, alive: !info.isEmpty, info: fields, held: heldBy[worker] ?? 0))
+            stats.workers.append(QueueStats.Worker(worker: worker, alive: !info.isEmpty, info: fields, held: heldBy[worker] ?? 0))
         }
         return stats
     }
@@ -889,39 +881,3 @@ public struct JobQueue: Sendable {
     }
 }
 
-/// Depths, ages and totals of the queue, for `status`, `/v1/queues`, the metrics and the dashboard.
-public struct QueueStats: Sendable, Equatable {
-    public struct Level: Sendable, Equatable {
-        public var name: String
-        public var depth = 0
-        /// How long the oldest waiting job has waited (since it was queued or re-aimed).
-        public var oldestAgeMilliseconds: Int64?
-        public var paused = false
-    }
-
-    public struct Worker: Sendable, Equatable {
-        public var id: String
-        /// False when its heartbeat expired (the reaper will give its jobs back).
-        public var alive: Bool
-        public var info: [WorkerField: String]
-        /// Jobs in its processing or committing lists.
-        public var held: Int
-    }
-
-    public var levels: [Level]
-    public var processing = 0
-    public var committing = 0
-    public var retry = 0
-    public var deferred = 0
-    public var dead = 0
-    public var done = 0
-    public var totals: [StatField: Int64] = [:]
-    public var workers: [Worker] = []
-
-    public init(levels: [Level]) {
-        self.levels = levels
-    }
-
-    /// Jobs somewhere between submission and commit.
-    public var inFlight: Int { levels.reduce(0) { $0 + $1.depth } + processing + committing + retry + deferred + done }
-}

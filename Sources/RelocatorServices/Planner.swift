@@ -1,7 +1,5 @@
 import FileMover
 import Foundation
-import JobQueue
-import RedisClient
 import RelocatorCore
 import SQLStore
 
@@ -11,8 +9,7 @@ import SQLStore
 /// decayed hit count fell out of their level, and each level's projected fill. `relocator plan`
 /// prints it and changes nothing; the rebalancer carries out the moves it proposes.
 public struct Planner {
-    public let queue: JobQueue
-    public let redis: RedisConnection
+    public let queue: any QueueReading
     public let database: any SQLDatabase
     public let halfLife: Duration?
     /// How many of a level's coldest residents one round looks at.
@@ -24,9 +21,8 @@ public struct Planner {
     /// (the disk report does not show them yet), so they are never shed a second time.
     public var leaving: [String: Int64] = [:]
 
-    public init(queue: JobQueue, redis: RedisConnection, database: any SQLDatabase, halfLife: Duration?) {
+    public init(queue: any QueueReading, database: any SQLDatabase, halfLife: Duration?) {
         self.queue = queue
-        self.redis = redis
         self.database = database
         self.halfLife = halfLife
     }
@@ -94,7 +90,7 @@ public struct Planner {
 
     /// The plan. `full` also lists the jobs already in flight (a scan of every job: for the
     /// command, not for the rebalancer's rounds).
-    public func plan(full: Bool, now: Int64 = JobQueue.nowMilliseconds()) throws -> Plan {
+    public func plan(full: Bool, now: Int64 = WallClock.milliseconds()) throws -> Plan {
         let levelStore = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levelStore.levels(), policies: try levelStore.policies(), halfLife: halfLife)
         let placement = snapshot.placement
@@ -104,8 +100,9 @@ public struct Planner {
         var busy = Set<Int64>()
 
         if full {
-            for cid in try queue.jobCIDs(on: redis) {
-                guard let job = try queue.job(cid: cid, on: redis), job.status != .committed, job.status != .dead else { continue }
+            let jobs = try queue.jobs(cids: try queue.jobCIDs())
+            for cid in jobs.keys.sorted() {
+                guard let job = jobs[cid], job.status != .committed, job.status != .dead else { continue }
                 busy.insert(cid)
                 let why: String
                 switch job.status {
@@ -129,7 +126,7 @@ public struct Planner {
         }
         func isBusy(_ cid: Int64) throws -> Bool {
             if busy.contains(cid) { return true }
-            guard let state = try queue.jobState(cid: cid, on: redis) else { return false }
+            guard let state = try queue.states(cids: [cid])[cid] else { return false }
             return state.status != .committed && state.status != .dead
         }
         var planned = Set(moves.map(\.cid))
@@ -142,8 +139,9 @@ public struct Planner {
             for range in snapshot.levels {
                 let floor = Double(range.minCounts) * (1 - Double(snapshot.policies[range.name]?.hysteresis ?? 0) / 100)
                 guard floor > 0 else { continue }
-                for (cid, score) in try queue.residents(level: range.name, below: counter.score(below: floor, now: now), limit: candidates, on: redis)
-                where !planned.contains(cid) {
+                for resident in try queue.residents(level: range.name, .below(counter.score(below: floor, now: now), limit: candidates))
+                where !planned.contains(resident.cid) {
+                    let (cid, score) = (resident.cid, resident.score)
                     let current = value(score)
                     guard let decision = placement.target(count: CountBound.clamped(current), current: range.name),
                           decision.level != range.name, !(try isBusy(cid)) else { continue }
@@ -178,13 +176,14 @@ public struct Planner {
             if let coldest = cold.first(where: { !planned.contains($0.cid) }) {
                 var proposed = 0
                 for lower in placement.rankedLevels.drop(while: { $0 != level }).dropFirst() {
-                    for (cid, score) in try queue.hottest(level: lower, limit: 20, on: redis) where !planned.contains(cid) && proposed < 10 {
+                    for hot in try queue.residents(level: lower, .hottest(limit: 20)) where !planned.contains(hot.cid) && proposed < 10 {
+                        let (cid, score) = (hot.cid, hot.score)
                         let current = value(score)
                         guard current > coldest.count,
                               placement.target(count: CountBound.clamped(current), current: lower)?.level == level else { continue }
                         // A content with a job, or whose last job is dead (one that could never fit,
                         // say), is left to its job and to the operator.
-                        if let state = try queue.jobState(cid: cid, on: redis), state.status != .committed { continue }
+                        if let state = try queue.states(cids: [cid])[cid], state.status != .committed { continue }
                         guard let content = try store.content(cid: cid), content.level == lower else { continue }
                         planned.insert(cid)
                         proposed += 1
@@ -283,11 +282,11 @@ public struct Planner {
     /// A level's coldest contents: those never counted first (count 0), then the residents set's
     /// lowest scores.
     private func coldestResidents(_ level: String, store: ContentStore, value: (Double) -> Double) throws -> [Resident] {
-        let scored = try queue.coldest(level: level, limit: candidates, on: redis)
+        let scored = try queue.residents(level: level, .coldest(limit: candidates))
         let known = Set(scored.map(\.cid))
         var never: [Resident] = []
         for content in try store.contents(limit: candidates, offset: 0, level: level) where !known.contains(content.cid) {
-            if try queue.residentScore(cid: content.cid, level: level, on: redis) == nil {
+            if try queue.residents(level: level, .cid(content.cid)).isEmpty {
                 never.append(Resident(cid: content.cid, filename: content.filename, count: 0))
             }
         }
@@ -306,33 +305,20 @@ public struct Planner {
 
     /// Deferred jobs waiting for room (a watermark), with their target and count.
     private func deferredForRoom() throws -> [Waiting] {
-        var found: [Waiting] = []
-        for shard in queue.keys.shards {
-            let ids = try redis.send("ZRANGE", shard.deferred, 0, 999).array?.compactMap(\.string) ?? []
-            let parsed = ids.compactMap(JobID.init)
-            let replies = try redis.pipeline(parsed.map {
-                RedisCommand("HMGET", shard.job($0.cid), JobField.target.rawValue, JobField.count.rawValue, JobField.deferReason.rawValue,
-                             JobField.dbLevel.rawValue, JobField.gen.rawValue, JobField.status.rawValue)
-            })
-            for (id, reply) in zip(parsed, replies) {
-                guard let values = reply.array, values.count == 6, let target = values[0].string,
-                      let count = values[1].string.flatMap(Int64.init), let reason = values[2].string,
-                      values[4].string == String(id.gen), values[5].string == JobStatus.deferred.rawValue else { continue }
-                let doesNotFit = reason.hasPrefix(Placement.doesNotFitPrefix) ? String(reason.dropFirst(Placement.doesNotFitPrefix.count)) : nil
-                guard doesNotFit != nil || reason.contains("watermark") else { continue }
-                found.append(Waiting(cid: id.cid, from: values[3].string ?? "", target: target, count: min(max(0, count), CountBound.max),
-                                     doesNotFit: doesNotFit.map { "cid \(id.cid): \($0)" }))
-            }
+        try queue.scheduled(.deferred, limit: 1000).compactMap { job in
+            guard job.status == .deferred, let reason = job.deferReason else { return nil }
+            let doesNotFit = reason.hasPrefix(Placement.doesNotFitPrefix) ? String(reason.dropFirst(Placement.doesNotFitPrefix.count)) : nil
+            guard doesNotFit != nil || reason.contains("watermark") else { return nil }
+            return Waiting(cid: job.cid, from: job.dbLevel, target: job.target, count: min(max(0, job.count), CountBound.max),
+                           doesNotFit: doesNotFit.map { "cid \(job.cid): \($0)" })
         }
-        return found
     }
 
     /// Each level's disk as the live workers report it (the fullest report of a level wins).
     private func diskUsage() throws -> [String: Placement.Usage] {
         var usage: [String: Placement.Usage] = [:]
-        for (_, info) in try queue.liveWorkers(on: redis) {
-            let beat = info[.beatAt].flatMap { Int64($0) } ?? 0
-            for (level, disk) in DiskReport(decoding: info[.disks] ?? "").levels where beat > reportsAfter[level] ?? Int64.min {
+        for beat in try queue.heartbeats() {
+            for (level, disk) in beat.disks?.levels ?? [:] where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min {
                 let report = Placement.Usage(used: disk.used, size: disk.size)
                 if report.percent > usage[level]?.percent ?? -1 { usage[level] = report }
             }

@@ -6,8 +6,10 @@ import Synchronization
 /// units, `_total` for counters.
 enum ServiceMetrics {
     /// A move ended: `outcome` is moved, retried or dead; `method` link (one filesystem) or copy.
-    static func move(from: String, to: String, outcome: String, method: String, bytes: Int64, duration: Duration) {
-        Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", outcome)]).increment()
+    static func move(from: String, to: String, outcome: String, method: String, bytes: Int64, duration: Duration, reason: String? = nil) {
+        var dimensions = [("from", from), ("to", to), ("outcome", outcome)]
+        if let reason { dimensions.append(("reason", reason)) }
+        Counter(label: "relocator_moves_total", dimensions: dimensions).increment()
         if outcome == "moved" {
             Counter(label: "relocator_moved_bytes_total", dimensions: [("from", from), ("to", to)]).increment(by: Int(max(0, bytes)))
         }

@@ -56,7 +56,7 @@ public final class Worker: Service, Sendable {
     }
 
     public let settings: Settings
-    let driver: any QueueDriver
+    let driver: any JobQueueDriver
     let mover: any FileMoving
     let logger: Logger
     let redisHealth: OutageLog
@@ -80,7 +80,7 @@ public final class Worker: Service, Sendable {
     /// Claims so far, for the `lose-reply` fault.
     let claims = Atomic<Int>(0)
 
-    public init(settings: Settings, driver: any QueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
+    public init(settings: Settings, driver: any JobQueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
         self.settings = settings
         self.driver = driver
         self.mover = mover
@@ -112,12 +112,10 @@ public final class Worker: Service, Sendable {
         let control = driver.session()
         defer { control.close() }
         let recovered = try untilAvailable("announce the worker") {
-            try control.checkShardCount()
-            for warning in try control.startupWarnings() { self.logger.warning("\(warning)") }
-            let paused = try control.paused()
-            self.pausedLevels.withLock { $0 = paused }
-            try self.refreshPlacement(control)
-            try self.heartbeat(control)
+            if case .warnings(let warnings) = try control.control(.start) {
+                for warning in warnings { self.logger.warning("\(warning)") }
+            }
+            try self.maintain(control, promote: false)
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
             return try control.release(worker: self.settings.id, fence: true)
         }
@@ -147,7 +145,7 @@ public final class Worker: Service, Sendable {
                 // Every slot has ended: nothing given back here is still being acted on.
                 let given = try control.release(worker: settings.id, fence: false)
                 if given > 0 { logger.info("gave back \(given) jobs") }
-                try control.unregister(worker: settings.id)
+                _ = try control.control(.unregister(worker: settings.id))
                 break
             } catch {
                 failures += 1
@@ -185,14 +183,14 @@ public final class Worker: Service, Sendable {
 
     static func key(_ shard: Int, _ id: String) -> String { "\(shard)/\(id)" }
 
-    /// How a move between two levels goes: link when both directories are on one filesystem.
-    func method(from: String, to: String) -> String {
+    /// How a move between two levels goes: linked when both directories are on one filesystem.
+    func method(from: String, to: String) -> MoveMethod {
         func device(_ level: String) -> UInt64? {
             guard let path = settings.directories.directory(of: level) else { return nil }
             var info = stat()
             return stat(path, &info) == 0 ? UInt64(info.st_dev) : nil
         }
-        guard let a = device(from), let b = device(to) else { return "copy" }
-        return a == b ? "link" : "copy"
+        guard let a = device(from), let b = device(to) else { return .copied }
+        return a == b ? .linked : .copied
     }
 }

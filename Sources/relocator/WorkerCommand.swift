@@ -61,7 +61,7 @@ extension Relocator {
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
-            let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
+            let worker = Worker(settings: settings, driver: RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
                                 mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held),
                                 levels: held, logger: logger)
             let services: [any Service] = [worker] + (try await metrics.services(logger: logger))
@@ -130,7 +130,7 @@ extension Relocator {
             let halfLife = try runtime.halfLife()
             var settings = Committer.Settings(id: name, batch: batch, jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL())
             settings.halfLife = halfLife
-            let committer = Committer(settings: settings, driver: RedisQueueDriver(queue: queue, url: try runtime.redis()),
+            let committer = Committer(settings: settings, driver: RedisJobQueueDriver(queue: queue, url: try runtime.redis()),
                                       openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
             var services: [any Service] = [committer]
             if rebalanceInterval != "off" {
@@ -138,7 +138,7 @@ extension Relocator {
                 // database and Redis, and the rebalancer's lock lets several committers run it safely.
                 var rebalancing = Rebalancer.Settings(id: name, halfLife: halfLife)
                 rebalancing.interval = .seconds(try OperatorValues.durationSeconds(rebalanceInterval))
-                services.append(Rebalancer(settings: rebalancing, queue: queue, url: try runtime.redis(),
+                services.append(Rebalancer(settings: rebalancing, driver: RedisJobQueueDriver(queue: queue, url: try runtime.redis()),
                                            openDatabase: { try openDatabase(url, access: .readWrite) },
                                            logger: Logs.logger("relocator.rebalancer")))
             }

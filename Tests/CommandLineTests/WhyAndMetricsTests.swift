@@ -90,7 +90,7 @@ import TestSupport
         #expect(worker.status == 200)
         #expect(worker.body.contains("relocator_"), "\(worker.body.prefix(400))")
         // The cost of the job, phase by phase (one filesystem here: a link, no copy).
-        for phase in ["claim", "prepare", "copy", "queue", "publish", "target_directory_fsync", "remove_source", "source_directory_fsync", "ack"] {
+        for phase in ["next", "prepare", "copy", "queue", "publish", "target_directory_fsync", "remove_source", "source_directory_fsync", "ack"] {
             #expect(worker.body.contains(#"relocator_move_phase_seconds_count{phase="\#(phase)"}"#), "\(phase): \(worker.body)")
         }
         let committer = try HTTP.get(committerPort, "/metrics")

@@ -51,7 +51,7 @@ import TestSupport
         let now = JobQueue.nowMilliseconds()
         for halfLife in [nil, Duration.seconds(60)] {
             for jump in [-Self.twoHours, 0, Self.twoHours] {
-                let plan = try Planner(queue: queue, redis: redis, database: sql, halfLife: halfLife).plan(full: true, now: now + jump)
+                let plan = try Planner(queue: RedisJobQueue(queue: queue, redis: redis), database: sql, halfLife: halfLife).plan(full: true, now: now + jump)
                 #expect(plan.moves.allSatisfy { ($0.count ?? 0) <= Double(CountBound.max) }, "\(plan.moves)")
                 _ = try JSONEncoder().encode(plan)
             }
@@ -59,11 +59,12 @@ import TestSupport
         for halfLife in [nil, Duration.seconds(60)] {
             var settings = Rebalancer.Settings(id: "c1", halfLife: halfLife)
             settings.interval = .milliseconds(100)
-            let rebalancer = Rebalancer(settings: settings, queue: queue, url: url, openDatabase: { try database.open() },
+            let rebalancer = Rebalancer(settings: settings, driver: RedisJobQueueDriver(queue: queue, url: url), openDatabase: { try database.open() },
                                         logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-            var inFlight = try rebalancer.round(redis, sql, inFlight: [:])
-            inFlight = try rebalancer.round(redis, sql, inFlight: inFlight)
-            _ = try rebalancer.round(redis, sql, inFlight: inFlight.mapValues { Rebalancer.Leaving(from: $0.from, bytes: Int64.max) })
+            let session = RedisJobQueue(queue: queue, redis: redis)
+            var inFlight = try rebalancer.round(session, sql, inFlight: [:])
+            inFlight = try rebalancer.round(session, sql, inFlight: inFlight)
+            _ = try rebalancer.round(session, sql, inFlight: inFlight.mapValues { Rebalancer.Leaving(from: $0.from, bytes: Int64.max) })
         }
         // The one that can never fit went to the dead letters; the snapshot the workers read holds the policies.
         #expect(try queue.job(cid: 12, on: redis)?.status == .dead)
@@ -78,7 +79,7 @@ import TestSupport
         try redis.send("LPUSH", shard.done, "9:1")
         var settings = Committer.Settings(id: "c-extremes", batch: 10, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
         settings.idleWait = .milliseconds(50)
-        let committer = Committer(settings: settings, driver: RedisQueueDriver(queue: queue, url: url), openDatabase: { try database.open() },
+        let committer = Committer(settings: settings, driver: RedisJobQueueDriver(queue: queue, url: url), openDatabase: { try database.open() },
                                   logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let done = StopSignal()
         BlockingExecutor.thread(named: "test-committer") {

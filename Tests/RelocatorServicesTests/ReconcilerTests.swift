@@ -3,6 +3,7 @@ import Foundation
 import JobQueue
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import SQLStore
 import Testing
 import TestSupport
@@ -73,7 +74,7 @@ import TestSupport
         try TestFiles.make(site.path("bronze", "moving.bin"), bytes: 2000)
         try FileManager.default.copyItem(atPath: site.path("bronze", "moving.bin"), toPath: site.path("gold", "moving.bin"))
         site.queue.submit(cid: 1, count: 20000, filename: "moving.bin", dbLevel: "bronze", target: "gold")
-        _ = try site.queue.claim(try #require(try site.queue.take(worker: "w1", shard: 0, levels: ["gold"])), worker: "w1")
+        _ = try site.queue.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
         #expect(try site.run(fix: true).isEmpty)
         #expect(TestFiles.exists(site.path("gold", "moving.bin")) && TestFiles.exists(site.path("bronze", "moving.bin")))
     }

@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import Synchronization
 import Testing
 
@@ -110,14 +111,14 @@ import Testing
         #expect(job.status == .queued && job.attempts == 0 && job.workerID == nil)
         #expect(h.queue.list(h.queue.keys.shard(0).queue("gold")) == [job.id])
         #expect(h.queue.list(h.queue.keys.shard(0).processing("w1")).isEmpty)
-        #expect(try h.queue.liveWorkers().isEmpty)
+        #expect(try h.queue.heartbeats().isEmpty)
     }
 
     @Test func anIdHeldInTheQueueButByNoSlotIsGivenBackAndMoved() throws {
         let h = WorkerHarness(levels: ["silver"])
         h.queue.submit(cid: 15, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
         // A take whose reply was lost: the id sits in w1's processing list; no slot knows it.
-        _ = try h.queue.take(worker: "w1", shard: 0, levels: ["gold"])
+        h.queue.loseTake(worker: "w1", level: "gold")
         h.start()
         defer { try? h.stop() }
         try waitUntil("the lost id goes back to its queue") { h.queue.list(h.queue.keys.shard(0).queue("gold")).count == 1 }
@@ -145,7 +146,7 @@ import Testing
                 // Reaped while copying (a paused process looks dead): the job went back, fenced, and
                 // a newer count arrived. The delivery may still act, so the job is not re-aimed:
                 // the count follows after the commit.
-                _ = try queue.giveBack(worker: "w1", ids: nil, fence: true)
+                _ = try queue.release(worker: "w1", fence: true)
                 #expect(queue.submit(cid: 18, count: 2000, filename: "a", dbLevel: "bronze", target: "silver").outcome == .followUp)
                 #expect(queue.job(18)?.fence != nil)
             }
@@ -182,10 +183,10 @@ import Testing
         let h = WorkerHarness()
         h.start()
         defer { try? h.stop() }
-        try waitUntil("the heartbeat") { try h.queue.liveWorkers()["w1"] != nil }
-        let info = try #require(try h.queue.liveWorkers()["w1"])
-        #expect(info[.kind] == "worker" && info[.levels] == "gold,silver,bronze" && info[.concurrency] == "2")
-        #expect(info[.directories] == "gold=/levels/gold,silver=/levels/silver,bronze=/levels/bronze")
+        try waitUntil("the heartbeat") { try h.queue.heartbeats().first?.id == "w1" }
+        let beat = try #require(try h.queue.heartbeats().first)
+        #expect(beat.kind == .worker && beat.levels == ["gold", "silver", "bronze"] && beat.concurrency == 2)
+        #expect(beat.directories == ["gold": "/levels/gold", "silver": "/levels/silver", "bronze": "/levels/bronze"])
     }
 
     @Test func aQueueOutageIsWaitedOutAndNothingIsLost() throws {
