@@ -110,6 +110,8 @@ let package = Package(
         .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "TestSupport"]),
         .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
+        // One contract, two queues: every life-cycle scenario on the Redis queue and the memory queue.
+        .testTarget(name: "QueueContractTests", dependencies: ["JobQueue", "RelocatorTesting", "TestSupport"]),
         .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "RelocatorTesting", "JobQueue", "TestSupport"]),
         .testTarget(
             name: "RelocatorAPITests",

@@ -130,10 +130,12 @@ extension MemoryQueue {
             try available {}
             return .warnings([])
         case .pause(let level):
-            try available { pause(level) }
+            try available {}
+            pause(level)
             return .done
         case .resume(let level):
-            try available { resume(level) }
+            try available {}
+            resume(level)
             return .done
         case .dead(let action, let cids):
             return .dead(try dead(action, cids: cids))

@@ -86,6 +86,17 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 return SubmitResult(outcome: outcome, job: Job(hash: fields))
             }
             func push(_ gen: Int64) { lpush(shard.queue(target), "\(cid):\(gen)") }
+            // Queues a new or re-aimed job, or defers it while the content's residency window lasts.
+            func start(_ gen: Int64, origin: String) {
+                let moved = Int64(hashes[shard.movedAt]?[String(cid)] ?? "")
+                if let residency = policy.residencies[origin]?.milliseconds, residency > 0, let moved, moved + residency > now {
+                    set(key, ["status": "deferred", "due_at": String(moved + residency),
+                              "defer_reason": "moved \((now - moved) / 1000) s ago; \(origin) keeps contents at least \(residency / 1000) s"])
+                    sortedSets[shard.deferred, default: [:]]["\(cid):\(gen)"] = moved + residency
+                    return
+                }
+                push(gen)
+            }
             func unschedule() {
                 if status == "retrying" { sortedSets[shard.retry]?[oldID] = nil }
                 if status == "deferred" { sortedSets[shard.deferred]?[oldID] = nil }
@@ -129,7 +140,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
                 for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
                 retireError(key)
-                push(gen)
+                start(gen, origin: curDb ?? dbLevel)
                 return answer(.retargeted)
             }
             if status == nil || status == "committed" || status == "dead" {
@@ -152,7 +163,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 h = ["cid": String(cid), "count": String(count), "filename": filename, "db_level": origin, "target": target,
                      "status": "queued", "attempts": "0", "gen": String(gen), "enqueued_at": String(now), "updated_at": String(now)]
                 hashes[key] = h
-                push(gen)
+                start(gen, origin: origin)
                 return answer(.created)
             }
             set(key, ["count": String(count), "updated_at": String(now)])
@@ -566,9 +577,9 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     }
                     expiries[key] = nil
                     let moved = Int64(hashes[shard.movedAt]?[String(id.cid)] ?? "")
-                    if let residency = policy.residencies[target], let moved, moved + residency.milliseconds > now {
+                    if let residency = policy.residencies[target], residency > .zero, let moved, moved + residency.milliseconds > now {
                         set(key, ["status": "deferred", "due_at": String(moved + residency.milliseconds),
-                                  "defer_reason": "just moved to \(target)"])
+                                  "defer_reason": "just moved to \(target), which keeps contents at least \(residency.milliseconds / 1000) s"])
                         sortedSets[shard.deferred, default: [:]]["\(id.cid):\(newer)"] = moved + residency.milliseconds
                     } else {
                         lpush(shard.queue(next), "\(id.cid):\(newer)")
