@@ -42,7 +42,7 @@ public func buildRouter(service: RelocationService, configuration: APIConfigurat
     let router = Router(context: APIRequestContext.self)
     let routes = RouteRegistry(router: router)
     registerRoutes(routes, service: service, configuration: configuration, metrics: metrics)
-    if metrics != nil { router.add(middleware: MetricsMiddleware<APIRequestContext>()) }
+    if let metrics { router.add(middleware: RequestMetricsMiddleware<APIRequestContext>(metrics: metrics)) }
     router.add(middleware: ErrorMiddleware(logger: logger, maxBody: configuration.maxBodyBytes, routes: routes.table))
     if let token = configuration.token, !token.isEmpty {
         router.add(middleware: TokenMiddleware(token: token, routes: routes.table))

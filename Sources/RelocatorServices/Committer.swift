@@ -205,6 +205,7 @@ public final class Committer: Service, Sendable {
                     database = nil
                 }
                 databaseHealth.failed(error)
+                ServiceMetrics.commitFailed()
                 failures += 1
                 if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
             }

@@ -262,9 +262,7 @@ extension Worker {
                            once: once) { mine in
             if mine {
                 let from = result.foundIn == job.target ? job.dbLevel : result.foundIn
-                ServiceMetrics.move(from: from, to: job.target, outcome: "moved",
-                                    method: result.method == .copied ? "copy" : result.method == .linked ? "link" : context.method,
-                                    bytes: result.bytes, duration: .now - started)
+                ServiceMetrics.moved(from: from, to: job.target, method: result.method.rawValue, bytes: result.bytes, duration: .now - started)
                 log.info("moved", metadata: ["job.from": "\(result.foundIn == job.target ? job.dbLevel : result.foundIn)",
                                              "job.to": "\(job.target)", "job.bytes": "\(result.bytes)", "job.method": "\(result.method.rawValue)"])
             } else {
@@ -414,8 +412,7 @@ extension Worker {
             let outcome = try session.fail(id, worker: settings.id, token: token, reason: reason, message: message,
                                            permanent: permanent, delay: delay, maxAttempts: settings.retry.maxAttempts)
             if let context, outcome != .stale {
-                ServiceMetrics.move(from: context.from, to: context.to, outcome: outcome == .dead ? "dead" : "retried", method: context.method,
-                                    bytes: 0, duration: .now - context.started)
+                ServiceMetrics.failed(from: context.from, to: context.to, outcome: outcome == .dead ? "dead" : "retried", reason: reason)
             }
             switch outcome {
             case .retrying: log.warning("move failed, retrying in \(delay): \(message)")
