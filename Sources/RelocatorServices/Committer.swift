@@ -41,6 +41,8 @@ public final class Committer: Service, Sendable {
     let stopping = StopSignal()
     /// What the last batch did, for tests and metrics.
     public let committedJobs = Atomic<Int>(0)
+    /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).
+    let metricsPort = Atomic<Int>(0)
 
     public init(settings: Settings, driver: any QueueDriver, openDatabase: @escaping @Sendable () throws -> any SQLDatabase, logger: Logger) {
         self.settings = settings
@@ -59,6 +61,11 @@ public final class Committer: Service, Sendable {
         } onGracefulShutdown: {
             self.stop()
         }
+    }
+
+    /// The process serves its metrics on `port` from now on: the heartbeat says so.
+    public func metricsServed(on port: Int) {
+        metricsPort.store(port, ordering: .relaxed)
     }
 
     public func stop() {
@@ -217,10 +224,12 @@ public final class Committer: Service, Sendable {
         let session = driver.session()
         defer { session.close() }
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
-        let info: [WorkerField: String] = [.kind: "committer", .host: ProcessInfo.processInfo.hostName, .pid: String(getpid()),
+        var info: [WorkerField: String] = [.kind: "committer", .host: ProcessInfo.processInfo.hostName, .pid: String(getpid()),
                                            .startedAt: String(JobQueue.nowMilliseconds())]
         repeat {
             do {
+                let port = metricsPort.load(ordering: .relaxed)
+                if port > 0 { info[.metricsPort] = String(port) }
                 try session.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
             } catch {
                 redisHealth.failed(error)

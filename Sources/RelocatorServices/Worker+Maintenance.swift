@@ -52,8 +52,21 @@ extension Worker {
         do {
             let snapshot = try PlacementSnapshot(decoding: text)
             placement.withLock { $0 = snapshot }
+            warnOfLevelsNotInTheTable(snapshot)
         } catch {
             logger.warning("cannot read the published level policies (\(error)); keeping the last ones")
+        }
+    }
+
+    /// Once per level: a level this worker serves that the level table (as the committer last
+    /// published it) does not have. No count sends a job there; its files stay where they are.
+    func warnOfLevelsNotInTheTable(_ snapshot: PlacementSnapshot) {
+        let table = snapshot.levels.map(\.name)
+        for level in settings.levels where !table.contains(level) && warnedLevels.withLock({ $0.insert(level).inserted }) {
+            logger.warning("""
+                this worker serves level '\(level)', which the level table does not have (it has \(table.joined(separator: ", "))): \
+                no count sends a job there; add it with `relocator levels set \(level) --min N --max N`, or leave it out of --levels
+                """)
         }
     }
 
@@ -68,6 +81,8 @@ extension Worker {
         info[.disks] = DiskReport.current(settings.directories).encoded
         let unavailable = unavailableLevels.withLock { $0 }
         if !unavailable.isEmpty { info[.unavailable] = unavailable.keys.sorted().joined(separator: ",") }
+        let port = metricsPort.load(ordering: .relaxed)
+        if port > 0 { info[.metricsPort] = String(port) }
         try control.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
     }
 

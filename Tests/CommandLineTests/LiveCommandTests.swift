@@ -39,7 +39,7 @@ import TestSupport
         #expect(idle.stdout.contains("no worker is running: nothing moves files"), "\(idle.stdout)")
         #expect(!idle.stdout.contains("no committer is running"))
         let header = try #require(idle.lines.first { $0.hasPrefix("id ") })
-        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["id", "kind", "host", "levels", "heartbeat", "jobs_in_hand"])
+        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["id", "kind", "host", "levels", "heartbeat", "jobs_in_hand", "metrics"])
         let committerRow = try #require(idle.lines.first { $0.hasPrefix("c1 ") })
         #expect(committerRow.contains("committer") && committerRow.contains(" ago"), "\(committerRow)")
         let goldRow = try #require(idle.lines.first { $0.hasPrefix("gold ") })
