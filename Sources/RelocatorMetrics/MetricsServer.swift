@@ -43,6 +43,9 @@ public struct MetricsServer: Service {
         router.get("metrics") { _, _ in PrometheusMetrics.response(metrics.scrape()) }
         router.get("healthz") { _, _ in Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "ok\n"))) }
         let logger = self.logger, onServerRunning = self.onServerRunning, host = self.host
+        // The server's own start line would repeat the one below, in the worker's log.
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, .notice)
         for configuredPort in ports {
             // A port another process listens on is passed over without a try (and its error log).
             if ports.count > 1, !ListenProbe.isFree(host: host, port: configuredPort) { continue }
@@ -56,7 +59,7 @@ public struct MetricsServer: Service {
                     logger.info("metrics on http://\(host):\(port)/metrics")
                     await onServerRunning(port)
                 },
-                logger: logger)
+                logger: serverLogger)
             do {
                 return try await app.run()
             } catch {
