@@ -116,8 +116,9 @@ let package = Package(
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [
-                "RelocatorAPI", "RelocatorMetrics", "TestSupport",
+                "RelocatorAPI", "RelocatorMetrics", "RelocatorServices", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Help/: the reference --help texts the tests compare with (read from the checkout).

@@ -172,7 +172,7 @@ def check(run, page, results):
     assert status == 200, "GET /metrics answered %d" % status
     checked = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
     assert checked.returncode == 0, "promtool: " + checked.stdout + checked.stderr
-    assert 'relocator_queue_depth{level="silver"} 0' in scrape
+    assert 'relocator_queue_depth{level="silver",shard="0"} 0' in scrape
     results.append("promtool accepts the API's /metrics")
 
 

@@ -775,6 +775,17 @@ public struct JobQueue: Sendable {
                                     arguments: [token, Int(ttl.milliseconds)]).int == 1
     }
 
+    /// Forgets what the queue keeps of a content besides its job (`relocator contents remove`):
+    /// its place among each level's residents, when it last moved, its hit counter. Its
+    /// generation counter stays, so that a content added again under this cid still gets
+    /// higher generations.
+    public func forgetContent(cid: Int64, levels: [String], on redis: RedisConnection) throws {
+        let shard = keys.shard(of: cid)
+        let commands = levels.map { RedisCommand("ZREM", shard.residents($0), cid) }
+            + [RedisCommand("HDEL", shard.movedAt, cid), RedisCommand("HDEL", shard.hits, cid)]
+        for reply in try redis.pipeline(commands) { _ = try reply.throwingServerError(address: redis.url.address, command: "FORGET CONTENT") }
+    }
+
     /// Notes that a content's level changed in the database outside a move (reconcile --fix).
     public func levelChanged(cid: Int64, on redis: RedisConnection) throws {
         try redis.evalScript(QueueScripts.levelChanged, keys: [keys.shard(of: cid).movedAt], arguments: [cid])

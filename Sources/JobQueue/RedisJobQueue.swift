@@ -295,6 +295,7 @@ extension Heartbeat {
         info[.disks] = disks?.encoded
         if !directories.isEmpty { info[.directories] = directories.keys.sorted().map { "\($0)=\(directories[$0]!)" }.joined(separator: ",") }
         if !unavailable.isEmpty { info[.unavailable] = unavailable.joined(separator: ",") }
+        info[.metricsPort] = metricsPort.map(String.init)
         return info
     }
 
@@ -308,6 +309,7 @@ extension Heartbeat {
         self.init(id: id, kind: fields[.kind].flatMap(Kind.init(rawValue:)) ?? .worker, host: fields[.host], pid: fields[.pid].flatMap { Int($0) },
                   levels: list(.levels), concurrency: fields[.concurrency].flatMap { Int($0) }, held: fields[.held].flatMap { Int($0) },
                   startedAt: fields[.startedAt].flatMap { Int64($0) }, beatAt: fields[.beatAt].flatMap { Int64($0) },
-                  disks: fields[.disks].map(DiskReport.init(decoding:)), directories: directories, unavailable: list(.unavailable))
+                  disks: fields[.disks].map(DiskReport.init(decoding:)), directories: directories, unavailable: list(.unavailable),
+                  metricsPort: fields[.metricsPort].flatMap { Int($0) })
     }
 }

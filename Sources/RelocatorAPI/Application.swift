@@ -48,7 +48,7 @@ public func buildRouter(service: RelocationService, configuration: APIConfigurat
     let router = Router(context: APIRequestContext.self)
     let routes = RouteRegistry(router: router)
     registerRoutes(routes, service: service, configuration: configuration, metrics: metrics)
-    if metrics != nil { router.add(middleware: MetricsMiddleware<APIRequestContext>()) }
+    if let metrics { router.add(middleware: RequestMetricsMiddleware<APIRequestContext>(metrics: metrics)) }
     router.add(middleware: ErrorMiddleware(logger: logger, maxBody: configuration.maxBodyBytes, routes: routes.table))
     if !configuration.credentials.isOpen {
         router.add(middleware: AccessMiddleware(credentials: configuration.credentials, routes: routes.table))

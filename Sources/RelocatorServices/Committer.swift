@@ -43,6 +43,8 @@ public final class Committer: Service, Sendable {
     public let committedJobs = Atomic<Int>(0)
     /// What `status` and the dashboard show of it.
     let beat: Heartbeat
+    /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).
+    let metricsPort = Atomic<Int>(0)
 
     public init(settings: Settings, driver: any JobQueueDriver, openDatabase: @escaping @Sendable () throws -> any SQLDatabase, logger: Logger) {
         self.settings = settings
@@ -63,6 +65,11 @@ public final class Committer: Service, Sendable {
         } onGracefulShutdown: {
             self.stop()
         }
+    }
+
+    /// The process serves its metrics on `port` from now on: the heartbeat says so.
+    public func metricsServed(on port: Int) {
+        metricsPort.store(port, ordering: .relaxed)
     }
 
     public func stop() {
@@ -206,6 +213,7 @@ public final class Committer: Service, Sendable {
                     database = nil
                 }
                 databaseHealth.failed(error)
+                ServiceMetrics.commitFailed()
                 failures += 1
                 if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
             }
@@ -217,8 +225,11 @@ public final class Committer: Service, Sendable {
         let session = driver.session()
         defer { session.close() }
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        var beat = beat
         repeat {
             do {
+                let port = metricsPort.load(ordering: .relaxed)
+                beat.metricsPort = port > 0 ? port : nil
                 _ = try session.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL))
             } catch {
                 redisHealth.failed(error)

@@ -188,7 +188,7 @@ public struct Planner {
                         planned.insert(cid)
                         proposed += 1
                         moves.append(Move(cid: cid, filename: content.filename, from: lower, to: level, kind: .promotion,
-                                          reason: "its count \(current.formatted(decimals: 1)) names \(level), and it is hotter than \(level)'s coldest resident (\(coldest.count.formatted(decimals: 1)))",
+                                          reason: "its count \(current.countText) names \(level), and it is hotter than \(level)'s coldest resident (\(coldest.count.countText))",
                                           count: current, status: nil))
                     }
                 }
@@ -225,7 +225,7 @@ public struct Planner {
                 planned.insert(resident.cid)
                 freed = freed.saturatingAdd(try size(resident.cid))
                 moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below, kind: kind,
-                                  reason: "\(why); count \(resident.count.formatted(decimals: 1)) is among its coldest",
+                                  reason: "\(why); count \(resident.count.countText) is among its coldest",
                                   count: resident.count, status: nil))
             }
             if used > marks.high {

@@ -66,15 +66,18 @@ public final class Rebalancer: Service, Sendable {
         var inFlight: [Int64: Leaving] = [:]
         var lastProblem: String?
         repeat {
+            let started = ContinuousClock.now
             do {
                 if database == nil { database = try openDatabase() }
                 inFlight = try round(redis, database!, inFlight: inFlight)
             } catch let error as SQLError where error.isTransient {
+                ServiceMetrics.rebalanceRound("failed", duration: .now - started)
                 database?.close()
                 database = nil
                 logger.debug("the rebalancer waits for the database: \(error)")
                 continue
             } catch {
+                ServiceMetrics.rebalanceRound("failed", duration: .now - started)
                 // Said once per distinct problem: watermarks are not enforced meanwhile.
                 let text = "\(error)"
                 if text != lastProblem { logger.warning("rebalancing rounds fail: \(text)") }
@@ -112,7 +115,11 @@ public final class Rebalancer: Service, Sendable {
     /// One round; returns the contents whose move out is still under way, with the level they leave.
     func round(_ queue: any JobQueueSession, _ database: any SQLDatabase, inFlight: [Int64: Leaving]) throws -> [Int64: Leaving] {
         // The lock outlasts a slow round (a busy database, a Redis timeout), whatever the interval.
-        guard try queue.control(.holdRebalancer(holder: token, ttl: max(settings.interval * 3, .seconds(30)))) == .flag(true) else { return inFlight }
+        let started = ContinuousClock.now
+        guard try queue.control(.holdRebalancer(holder: token, ttl: max(settings.interval * 3, .seconds(30)))) == .flag(true) else {
+            ServiceMetrics.rebalanceRound("skipped", duration: .now - started)
+            return inFlight
+        }
         let levels = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
         _ = try queue.control(.publishPlacement(snapshot))
@@ -150,11 +157,13 @@ public final class Rebalancer: Service, Sendable {
                                                            dbLevel: content.level, target: move.to, readAt: SubmitRequest.freshRead,
                                                            policy: snapshot.countPolicy))
             if [.created, .retargeted].contains(submitted.outcome) {
+                ServiceMetrics.rebalanceQueued(kind: move.kind.rawValue, from: move.from, to: move.to)
                 still[move.cid] = Leaving(from: move.from, bytes: move.bytes ?? 0)
                 logger.info("rebalancing", metadata: ["job.cid": "\(move.cid)", "job.from": "\(move.from)", "job.to": "\(move.to)",
                                                       "job.kind": "\(move.kind.rawValue)", "reason": "\(move.reason)"])
             }
         }
+        ServiceMetrics.rebalanceRound("done", duration: .now - started)
         return still
     }
 }

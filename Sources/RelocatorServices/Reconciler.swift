@@ -155,8 +155,17 @@ public struct Reconciler {
         if found == [content.level] { return }
         switch found.count {
         case 0:
+            // Something else at the content's path (a directory, a FIFO…) is named as what it is.
+            let others = try settings.directories.names.compactMap { level -> String? in
+                guard case .notRegularFile(let what) = try roots[level]!.lookup(filename) else { return nil }
+                return "\(what), not a file, on \(level) (\(settings.directories.directory(of: level)!)/\(filename))"
+            }
+            let looked = settings.directories.names.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
+            let detail = others.isEmpty
+                ? "\(filename) is on no level's disk (looked in \(looked)); the database says \(content.level)"
+                : "\(filename) is \(others.joined(separator: " and ")); no level holds it as a file; the database says \(content.level)"
             report(Finding(kind: .missing, cid: content.cid,
-                           detail: "\(filename) is on no level's disk (looked in \(settings.directories.names.map { settings.directories.place(of: $0)!.description }.joined(separator: ", "))); the database says \(content.level)"))
+                           detail: detail + "; if it is gone for good, `relocator contents remove --cid \(content.cid)` forgets the content"))
         case 1:
             var finding = Finding(kind: .wrongLevel, cid: content.cid, detail: "the database says \(content.level), \(filename) is on \(found[0])")
             if settings.fix {

@@ -43,21 +43,37 @@ extension Worker {
     @discardableResult
     func maintain(_ control: any JobQueueing, promote: Bool) throws -> [HeldJob] {
         let unavailable = unavailableLevels.withLock { $0 }
+        let port = metricsPort.load(ordering: .relaxed)
         let beat = Heartbeat(id: settings.id, kind: .worker, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), levels: settings.levels,
                              concurrency: settings.concurrency, held: holding.withLock { $0.count }, startedAt: startedAt,
                              disks: DiskReport.current(settings.directories),
                              directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
-                             unavailable: unavailable.keys.sorted())
+                             unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil)
         let report = try control.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL, promoteDue: promote,
                                                              reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true))
         pausedLevels.withLock { $0 = report.paused }
-        if let snapshot = report.placement { placement.withLock { $0 = snapshot } }
+        if let snapshot = report.placement {
+            placement.withLock { $0 = snapshot }
+            warnOfLevelsNotInTheTable(snapshot)
+        }
         if let problem = report.placementProblem {
             logger.warning("cannot read the published level policies (\(problem)); keeping the last ones")
         }
         if report.promoted > 0 { logger.debug("promoted \(report.promoted) due jobs") }
         if report.reaped > 0 { logger.warning("gave back \(report.reaped) jobs of workers whose heartbeat stopped") }
         return report.held
+    }
+
+    /// Once per level: a level this worker serves that the level table (as the committer last
+    /// published it) does not have. No count sends a job there; its files stay where they are.
+    func warnOfLevelsNotInTheTable(_ snapshot: PlacementSnapshot) {
+        let table = snapshot.levels.map(\.name)
+        for level in settings.levels where !table.contains(level) && warnedLevels.withLock({ $0.insert(level).inserted }) {
+            logger.warning("""
+                this worker serves level '\(level)', which the level table does not have (it has \(table.joined(separator: ", "))): \
+                no count sends a job there; add it with `relocator levels set \(level) --min N --max N`, or leave it out of --levels
+                """)
+        }
     }
 
     /// Ids in this worker's processing lists that no slot holds — a take or a claim whose reply was

@@ -232,8 +232,8 @@ extension Worker {
             ServiceMetrics.phase("ack", .now - context.started)
             if ended == .done {
                 let from = result.foundIn == job.target ? job.dbLevel : result.foundIn
-                ServiceMetrics.move(from: from, to: job.target, outcome: "moved", method: result.method.rawValue, bytes: result.bytes,
-                                    duration: .now - context.started)
+                ServiceMetrics.moved(from: from, to: job.target, method: result.method.rawValue, bytes: result.bytes,
+                                     duration: .now - context.started)
                 log.info("moved", metadata: ["job.from": "\(from)", "job.to": "\(job.target)", "job.bytes": "\(result.bytes)",
                                              "job.method": "\(result.method.rawValue)"])
             } else {
@@ -281,8 +281,7 @@ extension Worker {
                 if ended == .deferred { log.notice("move deferred: \(reason)") }
             case .failed(let reason, let message, _, let delay, _):
                 if ended != .stale {
-                    ServiceMetrics.move(from: context.from, to: context.to, outcome: ended == .dead ? "dead" : "retried",
-                                        method: context.method.rawValue, bytes: 0, duration: .now - context.started, reason: reason.rawValue)
+                    ServiceMetrics.failed(from: context.from, to: context.to, outcome: ended == .dead ? "dead" : "retried", reason: reason.rawValue)
                 }
                 switch ended {
                 case .retrying: log.warning("move failed, retrying in \(delay): \(message)")

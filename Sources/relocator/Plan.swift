@@ -47,7 +47,7 @@ extension Relocator {
                 var moves = TextTable("cid", "file", "move", "kind", "count", "why")
                 for move in plan.moves {
                     moves.add([String(move.cid), move.filename ?? "", "\(move.from) → \(move.to)", move.kind.rawValue,
-                               move.count.map { String(format: "%.1f", $0) } ?? "", move.reason])
+                               move.count.map(\.countText) ?? "", move.reason])
                 }
                 lines.append(moves.text)
             }

@@ -7,6 +7,7 @@ import Logging
 import RedisClient
 import RelocatorAPI
 import RelocatorCore
+import RelocatorMetrics
 import SQLStore
 
 extension Relocator {
@@ -31,7 +32,7 @@ extension Relocator {
         @Option(help: "Address to listen on.")
         var host = "127.0.0.1"
 
-        @Option(parsing: .unconditional, help: "Port to listen on, 0 to 65535 (0: any free port, printed at start).",
+        @Option(parsing: .unconditional, help: "Port to listen on, 0 to 65535 (0: any free port, printed at start). (default: 8080)",
                 transform: OptionValue.int(0...65535))
         var port = 8080
 
@@ -131,31 +132,5 @@ enum StartupCheck {
             }
         }
         return problems
-    }
-}
-
-/// Tells at once, in one line, why the API could not listen on an address (`cannot listen on
-/// 127.0.0.1:8080: address already in use`), by binding it the way the server will and letting
-/// it go again.
-enum ListenProbe {
-    static func check(host: String, port: Int) throws {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &list)
-        guard status == 0, let first = list else {
-            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: gai_strerror(status)))")
-        }
-        defer { freeaddrinfo(list) }
-        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-        guard fd >= 0 else { throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: strerror(errno)).lowercased())") }
-        defer { close(fd) }
-        var on: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        if bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
-            let code = errno
-            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: strerror(code)).lowercased())")
-        }
     }
 }

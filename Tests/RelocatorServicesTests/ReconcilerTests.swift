@@ -53,6 +53,20 @@ import TestSupport
         #expect(try site.database.level(1) == "gold" && site.run(fix: false).isEmpty)
     }
 
+    @Test func aDirectoryAtAContentsPathIsNamedAsADirectoryNotAFile() throws {
+        let site = try Site(contents: [(1, "a.mp4", "gold"), (2, "b.mp4", "gold")])
+        defer { site.remove() }
+        try FileManager.default.createDirectory(atPath: site.path("gold", "a.mp4"), withIntermediateDirectories: true)
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.missing, .missing] && found.allSatisfy { $0.fixed == nil })
+        let directory = try #require(found.first { $0.cid == 1 })
+        #expect(directory.detail == "a.mp4 is a directory, not a file, on gold (\(site.path("gold", "a.mp4"))); no level holds it as a file; "
+                + "the database says gold; if it is gone for good, `relocator contents remove --cid 1` forgets the content", "\(directory.detail)")
+        let missing = try #require(found.first { $0.cid == 2 })
+        #expect(missing.detail.hasPrefix("b.mp4 is on no level's disk (looked in "), "\(missing.detail)")
+        #expect(TestFiles.exists(site.path("gold", "a.mp4")))
+    }
+
     @Test func anIdenticalCopyGoesOnlyBesideTheCopyTheDatabaseNamesAndADifferentOneStays() throws {
         let site = try Site(contents: [(1, "same.bin", "silver"), (2, "differ.bin", "silver")])
         defer { site.remove() }

@@ -266,10 +266,12 @@ public struct Heartbeat: Sendable, Equatable {
     public var directories: [String: String]
     /// Levels out of service for it.
     public var unavailable: [String]
+    /// The port of its metrics server (nil: none).
+    public var metricsPort: Int?
 
     public init(id: String, kind: Kind, host: String? = nil, pid: Int? = nil, levels: [String] = [], concurrency: Int? = nil, held: Int? = nil,
                 startedAt: Int64? = nil, beatAt: Int64? = nil, disks: DiskReport? = nil, directories: [String: String] = [:],
-                unavailable: [String] = []) {
+                unavailable: [String] = [], metricsPort: Int? = nil) {
         self.id = id
         self.kind = kind
         self.host = host
@@ -282,5 +284,6 @@ public struct Heartbeat: Sendable, Equatable {
         self.disks = disks
         self.directories = directories
         self.unavailable = unavailable
+        self.metricsPort = metricsPort
     }
 }
