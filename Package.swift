@@ -62,13 +62,21 @@ let package = Package(
         .target(
             name: "RelocatorAPI",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorServices", "RelocatorMetrics",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorServices", "RelocatorMetrics", "RelocatorApp",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             // The dashboard's templates and script, compiled into the binary.
             resources: [.embedInCode("Dashboard")]
+        ),
+        // The application: the use cases every front end calls, over a queue and a store protocol.
+        .target(
+            name: "RelocatorApp",
+            dependencies: [
+                "RelocatorCore", "FileMover",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // Prometheus: the metrics factory, the queue gauges read at scrape time, and the small
         // metrics endpoint of workers and committers.
@@ -116,7 +124,7 @@ let package = Package(
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [
-                "RelocatorAPI", "RelocatorMetrics", "RelocatorServices", "TestSupport",
+                "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -787,8 +787,13 @@ public struct JobQueue: Sendable {
     }
 
     /// Notes that a content's level changed in the database outside a move (reconcile --fix).
-    public func levelChanged(cid: Int64, on redis: RedisConnection) throws {
-        try redis.evalScript(QueueScripts.levelChanged, keys: [keys.shard(of: cid).movedAt], arguments: [cid])
+    /// Returns the generation the change takes.
+    @discardableResult
+    public func levelChanged(cid: Int64, on redis: RedisConnection) throws -> Int64 {
+        let shard = keys.shard(of: cid)
+        let reply = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid])
+        guard let gen = reply.int else { throw malformed(redis.url.address, "level-changed.lua") }
+        return Int64(gen)
     }
 
     public func unlease(cid: Int64, token: String, on redis: RedisConnection) throws {

@@ -193,8 +193,7 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             try queue.unlease(cid: cid, token: token, on: redis)
             return .done
         case .levelChanged(let cid):
-            try queue.levelChanged(cid: cid, on: redis)
-            return .done
+            return .count(Int(try queue.levelChanged(cid: cid, on: redis)))
         case .orphans(let cids, let fix):
             return .orphans(try queue.orphans(cids: cids, fix: fix, on: redis))
         case .hit(let cid, let hits, let halfLife):
@@ -217,6 +216,11 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             if let job = Job(hash: try reply.throwingServerError(address: redis.url.address, command: "HGETALL").hash ?? [:]) { jobs[cid] = job }
         }
         return jobs
+    }
+
+    public func readJob(cid: Int64) throws -> Result<Job, Job.DecodingError>? {
+        let fields = try queue.fields(cid: cid, on: redis)
+        return fields.isEmpty ? nil : Job.decode(fields)
     }
 
     public func states(cids: [Int64]) throws -> [Int64: JobState] {
@@ -267,6 +271,14 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
 
     public func movesInFlight(workers: [String]) throws -> [(worker: String, id: String, job: Job?)] {
         try queue.heldMoves(workers: workers, on: redis).map { ($0.worker, $0.id, $0.job) }
+    }
+
+    public func jobsByLevel(levels: [String], known: [String: String]) throws -> (JobsByLevel, [String: String]) {
+        try queue.jobsByLevel(levels: levels, known: known, on: redis)
+    }
+
+    public func publishedPlacement() throws -> PlacementSnapshot? {
+        try queue.placementSnapshot(on: redis).map { try PlacementSnapshot(decoding: $0) }
     }
 }
 

@@ -1,3 +1,5 @@
+import RelocatorCore
+
 /// A failure talking to Redis. The description names the server and the command (never its
 /// arguments, which may hold data or passwords).
 public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -53,4 +55,23 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The server is over its `maxmemory` and refused a command that may write (`OOM …`). A script
     /// that declares its flags is refused before it runs, so nothing of it was written.
     public var isOutOfMemory: Bool { code == .server && (message.hasPrefix("OOM ") || message == "OOM") }
+}
+
+extension RedisError: OutageDescribing {
+    /// What a client is told when Redis is out of reach or refuses for now.
+    public var outage: String? {
+        switch code {
+        case .connection, .timeout, .authentication, .closed:
+            return "Redis is unreachable; try again later"
+        case .replication:
+            return "Redis did not confirm this write on its replicas in time (\(message.prefix(160))): "
+                + "it may or may not have been kept; sending it again is safe (counts coalesce)"
+        case .server where isOutOfMemory:
+            return "Redis is out of memory (maxmemory reached) and refuses new writes; nothing was written; try again later"
+        case .server where isTransientServerState:
+            return "Redis cannot answer now (\(message.prefix(80))); try again later"
+        default:
+            return nil
+        }
+    }
 }

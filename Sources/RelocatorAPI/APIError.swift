@@ -1,3 +1,4 @@
+import RelocatorApp
 import Hummingbird
 import RedisClient
 import SQLStore
@@ -99,6 +100,16 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
     public static func from(_ error: any Error) -> APIError? {
         switch error {
         case let error as APIError: return error
+        case let error as AppError:
+            let status: HTTPResponse.Status
+            switch error.kind {
+            case .badRequest: status = .badRequest
+            case .notFound: status = .notFound
+            case .unprocessable: status = .unprocessableContent
+            case .unavailable: status = .serviceUnavailable
+            case .conflict: status = .conflict
+            }
+            return APIError(Code(error.code, status), error.message)
         case let error as RedisError where [.connection, .timeout, .authentication, .closed].contains(error.code):
             return .unavailable("Redis")
         case let error as RedisError where error.code == .replication:

@@ -1,3 +1,4 @@
+import RelocatorApp
 import Hummingbird
 import Logging
 import RelocatorCore
@@ -43,7 +44,7 @@ public struct APIRequestContext: RequestContext {
 /// `metrics` is the process's Prometheus registry (`PrometheusMetrics.bootstrap()`); without it
 /// `/metrics` is not served and no request metrics are recorded. Tests drive this router without
 /// a socket.
-public func buildRouter(service: RelocationService, configuration: APIConfiguration, logger: Logger,
+public func buildRouter(service: App, configuration: APIConfiguration, logger: Logger,
                         metrics: PrometheusMetrics? = nil) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
     let routes = RouteRegistry(router: router)
@@ -60,7 +61,7 @@ public func buildRouter(service: RelocationService, configuration: APIConfigurat
 /// The HTTP API as a service. `relocator serve` runs it (`try await app.runService()`); the first
 /// readiness check is logged once the server listens, and a line is logged when a signal stops it.
 /// `metrics` defaults to the process's registry, bootstrapped into swift-metrics here.
-public func buildApplication(service: RelocationService, configuration: APIConfiguration, logger: Logger,
+public func buildApplication(service: App, configuration: APIConfiguration, logger: Logger,
                              metrics: PrometheusMetrics? = PrometheusMetrics.bootstrap(),
                              onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
     let router = buildRouter(service: service, configuration: configuration, logger: logger, metrics: metrics)
@@ -136,7 +137,7 @@ func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> 
     return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
 }
 
-func registerRoutes(_ routes: RouteRegistry, service: RelocationService, configuration: APIConfiguration, metrics: PrometheusMetrics?) {
+func registerRoutes(_ routes: RouteRegistry, service: App, configuration: APIConfiguration, metrics: PrometheusMetrics?) {
     CompatRoutes(service: service, maxBody: configuration.maxBodyBytes).register(routes)
     V1Routes(service: service, maxBody: configuration.maxBodyBytes).register(routes)
     HealthRoutes(service: service, metrics: metrics).register(routes)

@@ -1,10 +1,11 @@
+import RelocatorApp
 import Hummingbird
 import JobQueue
 import RelocatorCore
 
 /// The original Flask system's two routes, answering as it did.
 struct CompatRoutes: Sendable {
-    let service: RelocationService
+    let service: App
     let maxBody: Int
 
     func register(_ routes: RouteRegistry) {
@@ -21,7 +22,7 @@ struct CompatRoutes: Sendable {
         let count = try FormRules.count(form.count)
         let submitted = try await service.submit(cid: cid, count: count)
         let body = Self.compatBody(cid: cid, count: count, filename: submitted.content.filename, target: submitted.target,
-                                   job: submitted.submission.job)
+                                   job: submitted.result.job)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))
     }
 
@@ -49,7 +50,7 @@ struct CompatRoutes: Sendable {
             buffer.writeStaticString("null")
         }
         buffer.writeStaticString(", \"status\": ")
-        CompatJSON.writeString(job?.status.compatName ?? JobQueue.SubmitOutcome.inPlace.rawValue, asciiOnly: true, to: &buffer)
+        CompatJSON.writeString(job?.status.compatName ?? SubmitOutcome.inPlace.rawValue, asciiOnly: true, to: &buffer)
         if let next = job?.nextTarget {
             buffer.writeStaticString(", \"next_target\": ")
             CompatJSON.writeString(next, asciiOnly: true, to: &buffer)

@@ -1,3 +1,4 @@
+import RelocatorApp
 import Hummingbird
 import JobQueue
 import Mustache
@@ -92,7 +93,7 @@ struct OverviewModel {
     var movesLastHour: Int, movesThisMinute: Int
     var bars: [Bar]
 
-    init(stats: QueueStats, moves: [JobQueue.HeldMove], perMinute: [Int]) {
+    init(stats: QueueStats, moves: [HeldMove], perMinute: [Int]) {
         let disks = QueueGauges.disks(stats)
         levels = stats.levels.map { level in
             Level(name: level.name, depth: level.depth, oldest: Human.duration(seconds: level.oldestAgeMilliseconds.map { Double($0) / 1000 }),
@@ -120,7 +121,7 @@ struct WorkersModel {
     var workers: [Worker]
     var moves: [Move]
 
-    init(stats: QueueStats, moves held: [JobQueue.HeldMove], now: Int64) {
+    init(stats: QueueStats, moves held: [HeldMove], now: Int64) {
         workers = stats.workers.map { worker in
             let view = WorkerView(worker, now: now)
             return Worker(id: view.id, kind: view.kind ?? "–", host: view.host ?? "–", levels: view.levels.joined(separator: ", "),
@@ -156,7 +157,7 @@ struct DeadModel {
         var attempts: String; var lastError: String; var when: String }
     var jobs: [Row]
 
-    init(dead: [JobQueue.DeadJob]) {
+    init(dead: [DeadLetter]) {
         jobs = dead.map { entry in
             guard let job = entry.job else {
                 return Row(cid: JobID(entry.id).map { String($0.cid) } ?? entry.id, filename: "(job hash missing)", from: "–", to: "–",

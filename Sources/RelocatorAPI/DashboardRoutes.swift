@@ -1,15 +1,18 @@
+import RelocatorApp
 import Hummingbird
 import JobQueue
 import RelocatorCore
 
 /// `/ui`: the dashboard's pages, its script and its stylesheet.
 struct DashboardRoutes: Sendable {
-    let service: RelocationService
+    let service: App
     /// True when an administrator credential is set: the pages are read-only until a tab gives it.
     let adminRequired: Bool
     let dashboard: Dashboard?
+    /// Moves per minute, from the queue's moved total as the pages read it.
+    let moveRate = MoveRate()
 
-    init(service: RelocationService, adminRequired: Bool) {
+    init(service: App, adminRequired: Bool) {
         self.service = service
         self.adminRequired = adminRequired
         do {
@@ -27,15 +30,16 @@ struct DashboardRoutes: Sendable {
         routes.get("ui/dashboard.css") { _, _ in Self.asset(Dashboard.stylesheet, "text/css; charset=utf-8") }
         routes.get("ui") { _, _ in try await page(dashboard, "overview") { now in
             let stats = try await service.stats(maxAge: .seconds(1))
+            moveRate.record(moved: stats.totals[.moved] ?? 0, at: now)
             let moves = try await service.movesInFlight(workers: stats.workers.filter(\.alive).map(\.id))
-            return OverviewModel(stats: stats, moves: moves, perMinute: service.moveRate.perMinute(at: now))
+            return OverviewModel(stats: stats, moves: moves, perMinute: moveRate.perMinute(at: now))
         } }
         routes.get("ui/workers") { _, _ in try await page(dashboard, "workers") { now in
             let stats = try await service.stats(maxAge: .seconds(1))
             let moves = try await service.movesInFlight(workers: stats.workers.map(\.id))
             return WorkersModel(stats: stats, moves: moves, now: now)
         } }
-        routes.get("ui/dead") { _, _ in try await page(dashboard, "dead") { _ in DeadModel(dead: try await service.deadJobs()) } }
+        routes.get("ui/dead") { _, _ in try await page(dashboard, "dead") { _ in DeadModel(dead: try await service.deadLetters()) } }
         routes.get("ui/relocations") { request, _ in
             let text = request.uri.queryParameters.get("cid") ?? ""
             let cid = text.isEmpty ? nil : try FormRules.wholeNumber(text, field: "cid", minimum: 1)

@@ -97,12 +97,9 @@ enum FormRules {
         throw APIError.badRequest(rangeMessage(field, minimum: minimum, maximum: maximum, got: text))
     }
 
-    /// `count must be a whole number between 0 and 9007199254740991 (2^53 − 1, …) (form field 'count' was '…')`.
     static func rangeMessage(_ field: String, minimum: Int64, maximum: Int64 = Int64.max, got text: String?,
                              source: String = "form field") -> String {
-        let shown = text.map { " (\(source) '\(field)' was '\($0.prefix(64))\($0.count > 64 ? "…" : "")')" } ?? ""
-        let top = maximum == CountBound.max ? CountBound.text : String(maximum)
-        return "\(field) must be a whole number between \(minimum) and \(top)\(shown)"
+        CountBound.rangeMessage(field, minimum: minimum, maximum: maximum, got: text, source: source)
     }
 
     static func message(for error: URLEncodedFormError) -> String {

@@ -1,5 +1,5 @@
+import RelocatorApp
 import Hummingbird
-import JobQueue
 import RelocatorCore
 import RelocatorMetrics
 import RelocatorServices
@@ -7,7 +7,7 @@ import Synchronization
 
 /// Liveness, readiness and the Prometheus scrape.
 struct HealthRoutes: Sendable {
-    let service: RelocationService
+    let service: App
     let metrics: PrometheusMetrics?
 
     func register(_ routes: RouteRegistry) {
@@ -27,11 +27,11 @@ struct HealthRoutes: Sendable {
                     let stats = try await service.stats(maxAge: .seconds(1))
                     let levels = stats.levels.map(\.name)
                     let byLevel = try await jobs.reading(maxAge: .seconds(1)) { known in
-                        try await service.redis.withConnection { try queue.jobsByLevel(levels: levels, known: known, on: $0) }
+                        try await queue.withSession { try $0.jobsByLevel(levels: levels, known: known) }
                     }
-                    let placement = try await service.redis.withConnection { try queue.placementSnapshot(on: $0) }
-                    gauges.update(stats, jobs: byLevel, shards: queue.keys.shardCount,
-                                  placement: placement.flatMap { try? PlacementSnapshot(decoding: $0) })
+                    // A snapshot that does not decode shows as none.
+                    let placement = try await queue.withSession { try? $0.publishedPlacement() }
+                    gauges.update(stats, jobs: byLevel, shards: queue.shardCount, placement: placement)
                 } catch {
                     gauges.markUnavailable()
                 }

@@ -1,26 +1,29 @@
+import RelocatorApp
 import Foundation
 import Hummingbird
-import JobQueue
 import RelocatorCore
-import SQLStore
 
 /// The `/v1` routes: counts, contents, jobs, why, queues, dead letters, levels, relocations.
 struct V1Routes: Sendable {
-    let service: RelocationService
+    let service: App
     let maxBody: Int
 
     func register(_ routes: RouteRegistry) {
         routes.post("v1/contents/:cid/count", scope: .submit) { request, context in try await postCount(request, context) }
         routes.post("v1/contents/:cid/hits", scope: .submit) { request, context in try await postHits(request, context) }
-        routes.get("v1/contents/:cid") { _, context in try json(try await service.content(cid: try Self.pathCID(context))) }
-        routes.get("v1/contents/:cid/why") { _, context in try json(try await service.why(cid: try Self.pathCID(context))) }
+        routes.get("v1/contents/:cid") { _, context in
+            let cid = try Self.pathCID(context)
+            let content = try await service.content(cid: cid)
+            return try json(ContentView(content: content, job: try await service.job(cid: cid).map { JobView($0.job, nextRetryAt: Timestamp(milliseconds: $0.nextRetryAt)) }))
+        }
+        routes.get("v1/contents/:cid/why") { _, context in try json(WhyReport(try await service.why(cid: try Self.pathCID(context)))) }
         routes.get("v1/jobs/:cid") { _, context in
             let cid = try Self.pathCID(context)
-            guard let job = try await service.jobView(cid: cid) else { throw APIError.noJob(cid) }
-            return try json(job)
+            guard let found = try await service.job(cid: cid) else { throw APIError.noJob(cid) }
+            return try json(JobView(found.job, nextRetryAt: Timestamp(milliseconds: found.nextRetryAt)))
         }
         routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats(), now: service.clock())) }
-        routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadJobs().map(DeadJobView.init))) }
+        routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadLetters().map(DeadJobView.init))) }
         routes.post("v1/dead/replay", scope: .admin) { request, _ in try await deadAction(.replay, request) }
         routes.post("v1/dead/purge", scope: .admin) { request, _ in try await deadAction(.purge, request) }
         routes.get("v1/levels") { _, _ in try json(LevelsView(levels: try await service.levelTable().ranges)) }
@@ -39,11 +42,11 @@ struct V1Routes: Sendable {
         let count = try await Self.countBody(request, maxBytes: maxBody)
         let submitted = try await service.submit(cid: cid, count: count)
         // The answers are written by `CountAnswerJSON`, with the bytes `json(_:)` would give.
-        switch submitted.submission.outcome {
+        switch submitted.result.outcome {
         case .inPlace, .dropped:
             return Self.jsonResponse(CountAnswerJSON.inPlace(cid: cid, level: submitted.target), status: .ok)
         case .created, .updated, .retargeted, .reversed, .requeued, .followUp:
-            let body = CountAnswerJSON.submitted(outcome: submitted.submission.outcome.rawValue, job: submitted.submission.job.map { JobView($0) })
+            let body = CountAnswerJSON.submitted(outcome: submitted.result.outcome.rawValue, job: submitted.result.job.map { JobView($0) })
             return Self.jsonResponse(body, status: .accepted)
         case .staleLevel:
             // The service reads the level again and resubmits; a second change meanwhile is rare.
@@ -58,18 +61,18 @@ struct V1Routes: Sendable {
         let hits = try await Self.decode(HitsBody.self, request, maxBytes: maxBody, expected: HitsBody.expected).n
         let (value, submitted) = try await service.hit(cid: cid, hits: hits)
         let count = CountBound.clamped(value)
-        switch submitted.submission.outcome {
+        switch submitted.result.outcome {
         case .inPlace, .dropped:
             return try json(HitsView(count: count, value: value, outcome: "in_place", level: submitted.target, job: nil))
         case .created, .updated, .retargeted, .reversed, .requeued, .followUp:
-            return try json(HitsView(count: count, value: value, outcome: submitted.submission.outcome.rawValue, level: submitted.target,
-                                     job: submitted.submission.job.map { JobView($0) }), status: .accepted)
+            return try json(HitsView(count: count, value: value, outcome: submitted.result.outcome.rawValue, level: submitted.target,
+                                     job: submitted.result.job.map { JobView($0) }), status: .accepted)
         case .staleLevel:
             throw APIError(.unavailable, "the content of cid \(cid) changed level while the hits were counted; they are counted, send n=0 to place it")
         }
     }
 
-    func deadAction(_ action: JobQueue.DeadAction, _ request: Request) async throws -> Response {
+    func deadAction(_ action: DeadAction, _ request: Request) async throws -> Response {
         let body = try await Self.decode(DeadSelection.self, request, maxBytes: maxBody, expected: DeadSelection.expected)
         return try json(DeadActionView(action, try await service.dead(action, cids: try body.selected())))
     }

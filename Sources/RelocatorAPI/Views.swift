@@ -104,7 +104,7 @@ public struct DeadJobView: Encodable, Sendable {
     public var id: String
     public var job: Job?
 
-    public init(_ dead: JobQueue.DeadJob) {
+    public init(_ dead: DeadLetter) {
         id = dead.id
         job = dead.job
     }
@@ -139,7 +139,7 @@ struct DeadActionView: Encodable, Sendable {
     var purged: [String]?
     var skipped: [String: String]
 
-    init(_ action: JobQueue.DeadAction, _ results: [(id: String, outcome: JobQueue.DeadOutcome)]) {
+    init(_ action: DeadAction, _ results: [(id: String, outcome: DeadOutcome)]) {
         let done = results.filter { $0.outcome == (action == .replay ? .replayed : .purged) }.map(\.id)
         if action == .replay { replayed = done } else { purged = done }
         skipped = Dictionary(results.filter { !done.contains($0.id) }.map { ($0.id, $0.outcome.rawValue) }, uniquingKeysWith: { a, _ in a })
@@ -244,32 +244,3 @@ public struct QueuesView: Encodable, Sendable {
     }
 }
 
-/// `/readyz`: "ok", or what is missing and what to do.
-public struct Readiness: Encodable, Sendable, Equatable {
-    /// Nil when Redis answers; otherwise why not.
-    public var redisProblem: String?
-    /// Nil when the database answers with every table at this binary's version; otherwise why not.
-    public var databaseProblem: String?
-
-    public init(redisProblem: String?, databaseProblem: String?) {
-        self.redisProblem = redisProblem
-        self.databaseProblem = databaseProblem
-    }
-
-    public var isReady: Bool { redisProblem == nil && databaseProblem == nil }
-
-    /// One line for the log: `ready` or the problems.
-    public var summary: String {
-        isReady ? "ready: Redis answers and the database schema is current"
-            : "not ready: " + [redisProblem.map { "redis: \($0)" }, databaseProblem.map { "database: \($0)" }].compactMap { $0 }.joined(separator: "; ")
-    }
-
-    enum CodingKeys: String, CodingKey { case status, redis, database }
-
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(isReady ? "ready" : "unavailable", forKey: .status)
-        try c.encode(redisProblem ?? "ok", forKey: .redis)
-        try c.encode(databaseProblem ?? "ok", forKey: .database)
-    }
-}

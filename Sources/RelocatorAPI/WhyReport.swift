@@ -1,7 +1,5 @@
-import FileMover
-import JobQueue
+import RelocatorApp
 import RelocatorCore
-import SQLStore
 
 /// Why a content is where it is: `GET /v1/contents/{cid}/why` and `relocator why <cid>` (the same
 /// JSON). The level table and the range the last count falls in, the level SQL records, where the
@@ -20,34 +18,7 @@ public struct WhyReport: Encodable, Sendable {
     public var job: JobView?
     public var history: [Relocation]
 
-    public struct Disk: Encodable, Sendable, Equatable {
-        public var level: String
-        public var directory: String
-        /// `file`, `missing`, `not_regular_file`, `unsafe_path` or `unreadable`.
-        public var state: String
-        public var size: Int64?
-        /// What the state means in words, for the states other than `file` and `missing`.
-        public var detail: String?
-
-        public init(level: String, directory: String, state: String, size: Int64? = nil, detail: String? = nil) {
-            self.level = level
-            self.directory = directory
-            self.state = state
-            self.size = size
-            self.detail = detail
-        }
-
-        enum CodingKeys: String, CodingKey { case level, directory, state, size, detail }
-
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(level, forKey: .level)
-            try c.encode(directory, forKey: .directory)
-            try c.encode(state, forKey: .state)
-            try c.encode(size, forKey: .size)
-            try c.encode(detail, forKey: .detail)
-        }
-    }
+    public typealias Disk = FileSighting
 
     /// `residentCount` is the content's count as its level's residents set holds it (the last
     /// count or hit accepted, decayed with a half-life): the last count unless a job in flight
@@ -66,6 +37,12 @@ public struct WhyReport: Encodable, Sendable {
         let choice = lastCount.flatMap { LevelTable(levels).choose(count: $0) }
         countLevel = choice?.level
         countAboveEveryRange = choice?.raiseMaxCounts != nil
+    }
+
+    /// The report of `why`'s facts.
+    public init(_ facts: WhyFacts) {
+        self.init(content: facts.content, levels: facts.levels, job: facts.job.map { JobView($0, nextRetryAt: Timestamp(milliseconds: facts.nextRetryAt)) },
+                  disks: facts.disks, history: facts.history, residentCount: facts.residentCount)
     }
 
     /// The levels whose directory holds the file.
@@ -126,51 +103,5 @@ public struct WhyReport: Encodable, Sendable {
         try c.encode(job, forKey: .job)
         try c.encode(history, forKey: .history)
         try c.encode(summary, forKey: .summary)
-    }
-}
-
-extension RelocationService {
-    /// The why-report of one content (`/v1/contents/{cid}/why`, `relocator why`).
-    public func why(cid: Int64) async throws -> WhyReport {
-        let content = try await self.content(cid: cid)
-        let (ranges, history) = try await sql.withDatabase { db in
-            (try LevelStore(database: db).levels(), try ContentStore(database: db).history(cid: cid))
-        }
-        var disks: [WhyReport.Disk] = []
-        if let directories {
-            for level in directories.names {
-                disks.append(await disk(level: level, directory: directories.directory(of: level) ?? "", filename: content.content.filename))
-            }
-        }
-        let queue = self.queue, level = content.content.level
-        let score = try await redis.withConnection { try queue.residentScore(cid: cid, level: level, on: $0) }
-        let residentCount = score.map { score in
-            CountBound.clamped(halfLife.map { DecayingCounter(halfLife: $0).value(ofScore: score, now: clock()) } ?? score)
-        }
-        return WhyReport(content: content.content, levels: ranges, job: content.job, disks: disks, history: history, residentCount: residentCount)
-    }
-
-    /// What `filename` is in one level directory, looked up as the mover does.
-    func disk(level: String, directory: String, filename: String) async -> WhyReport.Disk {
-        let name: Filename
-        do {
-            name = try Filename(filename)
-        } catch {
-            return .init(level: level, directory: directory, state: "unsafe_path", detail: "\(error)")
-        }
-        guard let root = root(of: level) else {
-            return .init(level: level, directory: directory, state: "unreadable", detail: "the level directory cannot be opened here")
-        }
-        do {
-            switch try await BlockingExecutor.shared.run({ try root.lookup(name) }) {
-            case .regularFile(let size): return .init(level: level, directory: directory, state: "file", size: size)
-            case .missing: return .init(level: level, directory: directory, state: "missing")
-            case .notRegularFile(let kind): return .init(level: level, directory: directory, state: "not_regular_file", detail: kind)
-            }
-        } catch let error as MoveError where error.kind == .unsafePath {
-            return .init(level: level, directory: directory, state: "unsafe_path", detail: error.message)
-        } catch {
-            return .init(level: level, directory: directory, state: "unreadable", detail: "\(error)")
-        }
     }
 }

@@ -15,6 +15,14 @@ public enum CountBound {
 
     /// `value` as a count: rounded down and clamped to `0…max`; NaN is 0.
     public static func clamped(_ value: Double) -> Int64 { Int64(clamping: value, to: range) }
+
+    /// `count must be a whole number between 0 and 9007199254740991 (2^53 − 1, …) (form field 'count' was '…')`.
+    public static func rangeMessage(_ field: String, minimum: Int64, maximum: Int64 = Int64.max, got text: String?,
+                                    source: String = "form field") -> String {
+        let shown = text.map { " (\(source) '\(field)' was '\($0.prefix(64))\($0.count > 64 ? "…" : "")')" } ?? ""
+        let top = maximum == max ? self.text : String(maximum)
+        return "\(field) must be a whole number between \(minimum) and \(top)\(shown)"
+    }
 }
 
 extension Int64 {

@@ -39,8 +39,11 @@ public struct KeySchema: Equatable, Sendable {
     }
 
     /// The shard a content's job lives in: a stable function of its cid.
-    public func shardIndex(of cid: Int64) -> Int {
-        Int(UInt64(bitPattern: cid) % UInt64(shardCount))
+    public func shardIndex(of cid: Int64) -> Int { Self.shardIndex(of: cid, shards: shardCount) }
+
+    /// The shard of a content among `shards`.
+    public static func shardIndex(of cid: Int64, shards: Int) -> Int {
+        Int(UInt64(bitPattern: cid) % UInt64(max(1, shards)))
     }
 
     public func shard(_ index: Int) -> ShardKeys {

@@ -159,8 +159,7 @@ extension MemoryQueue {
             try unlease(cid: cid, token: token)
             return .done
         case .levelChanged(let cid):
-            try levelChanged(cid: cid)
-            return .done
+            return .count(Int(try levelChanged(cid: cid)))
         case .orphans(let cids, let fix):
             return .orphans(try orphans(cids: cids, fix: fix))
         case .hit(let cid, let hits, let halfLife):
@@ -186,6 +185,12 @@ extension MemoryQueue {
         var jobs: [Int64: Job] = [:]
         for cid in cids { if let job = job(cid) { jobs[cid] = job } }
         return jobs
+    }
+
+    public func readJob(cid: Int64) throws -> Result<Job, Job.DecodingError>? {
+        try available {}
+        let fields = hash(keys.shard(of: cid).job(cid))
+        return fields.isEmpty ? nil : Job.decode(fields)
     }
 
     public func states(cids: [Int64]) throws -> [Int64: JobState] {
@@ -215,6 +220,39 @@ extension MemoryQueue {
     public func heartbeats() throws -> [Heartbeat] {
         try liveHeartbeats()
     }
+
+    public func jobsByLevel(levels: [String], known: [String: String]) throws -> (JobsByLevel, [String: String]) {
+        try available {}
+        let workers = members(keys.control.workers).sorted()
+        let now = WallClock.milliseconds() + clockOffsetMilliseconds
+        var result = JobsByLevel()
+        var targets: [String: String] = [:]
+        for shard in keys.shards {
+            for level in levels {
+                let queued = list(shard.queue(level))
+                result.counts[.init(.queued, level, shard.index), default: 0] += queued.count
+                if let oldest = queued.last.flatMap(JobID.init) { result.oldest[.init(.queued, level, shard.index)] = max(0, now.saturatingSubtract(oldest.gen)) }
+            }
+            var ids: [(JobsByLevel.State, String)] = []
+            ids += scheduled(shard.retry).keys.map { (.retry, $0) }
+            ids += scheduled(shard.deferred).keys.map { (.deferred, $0) }
+            ids += list(shard.dead).map { (.dead, $0) }
+            ids += list(shard.done).map { (.done, $0) }
+            for worker in workers {
+                ids += list(shard.processing(worker)).map { (.processing, $0) }
+                ids += list(shard.committing(worker)).map { (.committing, $0) }
+            }
+            for (state, id) in ids {
+                let key = "\(shard.index)/\(id)"
+                let target = known[key] ?? JobID(id).flatMap { parsed in job(parsed.cid).flatMap { $0.gen == parsed.gen ? $0.target : nil } }
+                if let target { targets[key] = target }
+                result.counts[.init(state, target ?? JobsByLevel.unknownLevel, shard.index), default: 0] += 1
+            }
+        }
+        return (result, targets)
+    }
+
+    public func publishedPlacement() throws -> PlacementSnapshot? { try placementSnapshot() }
 
     public func movesInFlight(workers: [String]) throws -> [(worker: String, id: String, job: Job?)] {
         try available {}

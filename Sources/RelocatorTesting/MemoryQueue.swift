@@ -598,6 +598,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
     // MARK: - The data structures
 
     private var now: Int64 { WallClock.milliseconds() + clockOffset }
+    var clockOffsetMilliseconds: Int64 { locked { clockOffset } }
 
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         condition.lock()
@@ -715,8 +716,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func levelChanged(cid: Int64) throws {
-        try available { hashes[keys.shard(of: cid).movedAt, default: [:]][String(cid)] = String(now) }
+    func levelChanged(cid: Int64) throws -> Int64 {
+        try available {
+            let shard = keys.shard(of: cid)
+            hashes[shard.movedAt, default: [:]][String(cid)] = String(now)
+            return newGen(hashes[shard.job(cid)]?["gen"], shard: shard, cid: cid)
+        }
     }
 
     func unlease(cid: Int64, token: String) throws {

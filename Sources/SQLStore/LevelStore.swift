@@ -1,35 +1,5 @@
 import RelocatorCore
 
-/// What `LevelStore.raiseMaxCounts` did.
-public struct MaxCountsRaise: Equatable, Sendable {
-    public var level: String
-    /// True when the row was raised.
-    public var changed: Bool
-    /// `max_counts` before the call; nil when the level table has no such level.
-    public var previous: Int64?
-
-    public init(level: String, changed: Bool, previous: Int64?) {
-        self.level = level
-        self.changed = changed
-        self.previous = previous
-    }
-}
-
-/// What `LevelStore.setRange` did.
-public struct LevelRangeEdit: Equatable, Sendable {
-    /// The level's row before the edit; nil when the edit added the level.
-    public var previous: LevelRange?
-    public var range: LevelRange
-    /// What is wrong with the table after the edit: empty unless the edit was forced.
-    public var problems: [LevelTable.Problem]
-
-    public init(previous: LevelRange?, range: LevelRange, problems: [LevelTable.Problem]) {
-        self.previous = previous
-        self.range = range
-        self.problems = problems
-    }
-}
-
 /// The original `level` table and the `level_policy` table.
 public struct LevelStore {
     public let database: any SQLDatabase

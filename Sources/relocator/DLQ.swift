@@ -52,7 +52,7 @@ extension Relocator {
                 let (queue, redis) = try DLQ.connect(runtime)
                 defer { redis.close() }
                 let dead = try queue.deadJobs(on: redis)
-                if json { return try JSONOutput.print(dead.map(DeadJobView.init)) }
+                if json { return try JSONOutput.print(dead.map { DeadJobView(DeadLetter(id: $0.id, shard: $0.shard, job: $0.job)) }) }
                 var table = TextTable("cid", "filename", "move", "attempts", "updated_at", "reason", "last_error")
                 for entry in dead {
                     guard let job = entry.job else {

@@ -1,3 +1,4 @@
+import RelocatorApp
 import ArgumentParser
 import Foundation
 import JobQueue
@@ -58,38 +59,33 @@ extension Relocator {
                     throw CommandFailure("--hits needs RELOCATOR_HALF_LIFE (e.g. 24h): hits add to a counter that decays with it")
                 }
                 let (value, submitted) = try await service.hit(cid: cid, hits: hits)
-                let job = submitted.submission.job
+                let job = submitted.result.job
                 print("cid \(cid): \(hits) \(hits == 1 ? "hit" : "hits") added, decayed count now \(String(format: "%.1f", value)), which falls in \(submitted.target); "
-                      + (job.map { "\(submitted.submission.outcome.rawValue), \($0.dbLevel) → \($0.target) (job \($0.id), \($0.status.rawValue))" } ?? "nothing to move"))
+                      + (job.map { "\(submitted.result.outcome.rawValue), \($0.dbLevel) → \($0.target) (job \($0.id), \($0.status.rawValue))" } ?? "nothing to move"))
                 return
             }
             guard let cid, let count else { return }
             if let raised = try await Self.raiseTopLevel(for: count, service) { print(raised) }
             let submitted = try await service.submit(cid: cid, count: count)
-            let job = submitted.submission.job
-            switch submitted.submission.outcome {
+            let job = submitted.result.job
+            switch submitted.result.outcome {
             case .inPlace, .dropped:
                 print("cid \(cid): already on \(submitted.target); nothing to move")
             case .followUp:
                 print("cid \(cid): moving to \(job?.target ?? "?") now, then to \(submitted.target) (job \(job?.id ?? "?"))")
             default:
-                print("cid \(cid): \(submitted.submission.outcome.rawValue), \(job?.dbLevel ?? "?") → \(job?.target ?? "?") (job \(job?.id ?? "?"), \(job?.status.rawValue ?? "?"))")
+                print("cid \(cid): \(submitted.result.outcome.rawValue), \(job?.dbLevel ?? "?") → \(job?.target ?? "?") (job \(job?.id ?? "?"), \(job?.status.rawValue ?? "?"))")
             }
         }
 
         /// The original rule, said aloud: a count above the top level's `max_counts` raises it.
         /// Done here, before submitting, so the command can report what it changed.
-        static func raiseTopLevel(for count: Int64, _ service: RelocationService) async throws -> String? {
-            let raise = try await service.sql.withDatabase { db -> MaxCountsRaise? in
-                let store = LevelStore(database: db)
-                guard let choice = LevelTable(try store.levels()).choose(count: count), let raised = choice.raiseMaxCounts else { return nil }
-                return try store.raiseMaxCounts(level: choice.level, to: raised)
-            }
-            guard let raise, raise.changed, let previous = raise.previous else { return nil }
+        static func raiseTopLevel(for count: Int64, _ service: App) async throws -> String? {
+            guard let raise = try await service.raiseTopLevel(for: count), let previous = raise.previous else { return nil }
             return "raised \(raise.level)'s max_counts from \(previous) to \(count)"
         }
 
-        private func bulk(_ file: String, _ service: RelocationService) async throws {
+        private func bulk(_ file: String, _ service: App) async throws {
             let text = try await BlockingExecutor.shared.run { try InputFile.read(file) }
             let input = CSVInput(text, columns: ["cid", "count"])
             var bad = input.bad
@@ -108,8 +104,8 @@ extension Relocator {
             }
             // What the service would skip, found before anything is submitted.
             let cids = counts.map(\.cid)
-            let (contents, table) = try await service.sql.withDatabase { db in
-                (try ContentStore(database: db).contents(cids: cids), LevelTable(try LevelStore(database: db).levels()))
+            let (contents, table) = try await service.store.withStore { store in
+                (try store.contents(cids: cids), LevelTable(try store.levels()))
             }
             var good: [(cid: Int64, count: Int64)] = []
             for item in counts {

@@ -1,3 +1,4 @@
+import RelocatorApp
 import ArgumentParser
 import FileMover
 import Foundation
@@ -81,17 +82,17 @@ extension Relocator {
 /// command does to the database (`.readOnly` for `status`). A one-shot command (`requireDatabase`)
 /// without `DATABASE_URL` and without `relocator.sqlite` here fails at once, saying how to make one.
 func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access: DatabaseAccess, requireDatabase: Bool = true,
-                 logger: Logger) throws -> RelocationService {
+                 logger: Logger) throws -> App {
     let (url, setting) = try database.resolved()
     if requireDatabase, setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
         throw DatabaseOptions.noDatabase
     }
     let redis = RedisPool(url: try runtime.redis(), size: 8, replication: try runtime.replication())
-    let sql = SQLPool(url: url, size: 4, access: access)
+    let queue = RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: redis)
     // The level directories are optional here: an API on a machine without the disks skips the symlink check.
     let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
-    return RelocationService(redis: redis, sql: sql, queue: JobQueue(keys: try runtime.keys()), jobTTL: try runtime.jobTTL(),
-                             directories: directories, halfLife: try runtime.halfLife(), logger: logger)
+    return App(queue: queue, store: SQLStoreGateway(url: url, size: 4, access: access), jobTTL: try runtime.jobTTL(),
+               directories: directories, halfLife: try runtime.halfLife(), logger: logger)
 }
 
 /// What a long-running command says at start about the servers it needs: Redis unreachable, a

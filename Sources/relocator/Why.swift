@@ -1,3 +1,4 @@
+import RelocatorApp
 import ArgumentParser
 import FileMover
 import Foundation
@@ -35,12 +36,11 @@ extension Relocator {
             }
             let (url, setting) = try database.resolved()
             if setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) { throw DatabaseOptions.noDatabase }
-            let service = RelocationService(
-                redis: RedisPool(url: try runtime.redis(), size: 2), sql: SQLPool(url: url, size: 2, access: .readOnly),
-                queue: JobQueue(keys: try runtime.keys()), jobTTL: try runtime.jobTTL(), directories: directories,
-                logger: Logger(label: "relocator.why", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let service = App(queue: RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: RedisPool(url: try runtime.redis(), size: 2)),
+                              store: SQLStoreGateway(url: url, size: 2, access: .readOnly), jobTTL: try runtime.jobTTL(), directories: directories,
+                              logger: Logger(label: "relocator.why", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
-            let report = try await service.why(cid: cid)
+            let report = WhyReport(try await service.why(cid: cid))
             if json { return try JSONOutput.print(report) }
             print(Self.text(report))
         }

@@ -4,6 +4,7 @@ import HummingbirdTesting
 import JobQueue
 import Logging
 import RedisClient
+import RelocatorApp
 import RelocatorCore
 import RelocatorMetrics
 import SQLStore
@@ -18,7 +19,7 @@ final class APIFixture: @unchecked Sendable {
     let databaseURL: DatabaseURL
     let queue: JobQueue
     let redis: RedisConnection
-    let service: RelocationService
+    let service: App
     let directories: LevelDirectories
     var configuration = APIConfiguration()
     /// False for a fixture on a Redis that does not answer: nothing to clean there.
@@ -52,9 +53,9 @@ final class APIFixture: @unchecked Sendable {
             try Migrator(database: db, migrations: Migration.embedded(dialect: db.dialect)).migrate()
             if !levels.isEmpty { try LevelStore(database: db).seed(levels) }
         }
-        service = RelocationService(redis: RedisPool(url: url, size: 2, replication: replication), sql: SQLPool(url: databaseURL, size: 2),
-                                    queue: queue, levels: LevelCache(maxAge: .zero), contents: contents,
-                                    directories: directories, halfLife: halfLife, logger: Logger(label: "test.api"), clock: clock)
+        service = App(queue: RedisQueueGateway(queue: queue, pool: RedisPool(url: url, size: 2, replication: replication)),
+                      store: SQLStoreGateway(url: databaseURL, size: 2), levels: LevelCache(maxAge: .zero), contents: contents,
+                      directories: directories, halfLife: halfLife, logger: Logger(label: "test.api"), clock: clock)
         ready = true
     }
 

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import JobQueue
+import RelocatorApp
 import RelocatorCore
 import SQLStore
 import Testing
@@ -19,12 +20,12 @@ import Testing
         return stats
     }
 
-    func move(done: Int64, total: Int64, startedAt: Int64) -> JobQueue.HeldMove {
+    func move(done: Int64, total: Int64, startedAt: Int64) -> HeldMove {
         var job = Job(cid: 9, count: 1, filename: "<b>x</b>.mp4", dbLevel: "bronze", target: "gold", status: .moving, gen: 1, enqueuedAt: 1, updatedAt: 1)
         job.bytesDone = done
         job.bytesTotal = total
         job.startedAt = startedAt
-        return .init(worker: "w<1>", id: "9:1", job: job, fields: [:])
+        return HeldMove(worker: "w<1>", id: "9:1", job: job)
     }
 
     @Test func theOverviewRendersEveryLevelTheTotalsAndTheRateChart() throws {
@@ -59,7 +60,7 @@ import Testing
         var job = Job(cid: 4, count: 1, filename: "d.mp4", dbLevel: "bronze", target: "gold", status: .dead, attempts: 5,
                       lastError: "source_missing: gone", gen: 1, enqueuedAt: 1, updatedAt: 1_795_815_235_123)
         job.reason = "source_missing"
-        let html = dashboard.render(page: "dead", model: DeadModel(dead: [JobQueue.DeadJob(deadID: "4:1", shard: 0, job: job, fields: [:])]),
+        let html = dashboard.render(page: "dead", model: DeadModel(dead: [DeadLetter(id: "4:1", shard: 0, job: job)]),
                                     adminRequired: false, now: 0)
         #expect(html.contains(#"data-body='{"cids": [4]}'>Replay</button>"#) && html.contains("source_missing: gone"))
         #expect(html.contains("2026-11-27T21:33:55.123Z") && html.contains(">Purge all</button>"))

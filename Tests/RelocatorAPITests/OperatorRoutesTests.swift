@@ -91,7 +91,7 @@ import TestSupport
         let job = try #require(try api.claim())
         #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space", message: "no_space: silver is full",
                                    permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)
-        let report = try await api.service.why(cid: 5)
+        let report = WhyReport(try await api.service.why(cid: 5))
         #expect(report.countLevel == "silver" && report.lastCount == 1500 && !report.countAboveEveryRange)
         #expect(report.foundOn == ["bronze", "gold"])
         #expect(report.disks.first { $0.level == "bronze" }?.size == 100)

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import JobQueue
 import RedisClient
+import RelocatorApp
 import RelocatorCore
 import SQLStore
 import Testing
@@ -130,10 +131,10 @@ import Testing
     @Test func readinessSaysWhichSchemaTheDatabaseHasAndWhichThisBinaryNeeds() throws {
         let behind = try status(applied: ["0001_original_tables", "0002_relocations"], pending: ["0003_a", "0004_b", "0005_level_policy"],
                                 latest: "0005_level_policy")
-        #expect(RelocationService.schemaProblem(behind) == "schema at 0002, this binary needs 0005: run relocator migrate")
+        #expect(SQLContentStore.schemaProblem(behind) == "schema at 0002, this binary needs 0005: run relocator migrate")
         let none = try status(applied: [], pending: ["0001_a"], latest: "0001_a", present: false)
-        #expect(RelocationService.schemaProblem(none) == "no schema: run relocator migrate")
-        #expect(RelocationService.schemaProblem(try status(applied: ["0001_a"], pending: [], latest: "0001_a")) == nil)
+        #expect(SQLContentStore.schemaProblem(none) == "no schema: run relocator migrate")
+        #expect(SQLContentStore.schemaProblem(try status(applied: ["0001_a"], pending: [], latest: "0001_a")) == nil)
         let readiness = Readiness(redisProblem: nil, databaseProblem: "schema at 0002, this binary needs 0005: run relocator migrate")
         #expect(!readiness.isReady && readiness.summary.contains("database: schema at 0002"))
     }

@@ -1,8 +1,10 @@
 /// What the queue holds, for the operators' views (`status`, `why`, the dashboard, `/metrics`) and
 /// for placement and reconcile, which decide from it: reads only.
 public protocol QueueReading: AnyObject {
-    /// The jobs of these contents (those that have one).
+    /// The jobs of these contents (those that have one; a hash that cannot be read is left out).
     func jobs(cids: [Int64]) throws -> [Int64: Job]
+    /// A content's job as stored: nil when it has none, else the job or what is wrong with its hash.
+    func readJob(cid: Int64) throws -> Result<Job, Job.DecodingError>?
     /// Their status and generation only (a smaller read), those that have a job.
     func states(cids: [Int64]) throws -> [Int64: JobState]
     /// Every content that has a job.
@@ -19,6 +21,12 @@ public protocol QueueReading: AnyObject {
     func heartbeats() throws -> [Heartbeat]
     /// What these workers hold, with the jobs.
     func movesInFlight(workers: [String]) throws -> [(worker: String, id: String, job: Job?)]
+    /// Every job id in the queues, processing, retry, deferred, dead, done and committing lists,
+    /// counted by target level and shard. `known` maps `shard/id` to a target read before (an id's
+    /// target never changes), so only new ids cost a read; the map returned holds the ids seen.
+    func jobsByLevel(levels: [String], known: [String: String]) throws -> (JobsByLevel, [String: String])
+    /// The placement the rebalancer published last; nil when none was.
+    func publishedPlacement() throws -> PlacementSnapshot?
 }
 
 /// Where jobs wait for a time: a retry's backoff, or a deferral (room, residency, a lock).

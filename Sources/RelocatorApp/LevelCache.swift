@@ -1,8 +1,7 @@
 import RelocatorCore
-import SQLStore
 import Synchronization
 
-/// The level table, kept in the process: read again from SQL when older than `maxAge` (so a level
+/// The level table, kept in the process: read again from the store when older than `maxAge` (so a level
 /// added by an operator shows up within that time), and updated at once when this process raises a
 /// `max_counts` itself.
 public final class LevelCache: Sendable {

@@ -1,0 +1,191 @@
+import Logging
+import RelocatorCore
+
+/// Submitting counts and hits, and `/update_sentence`'s commit: the only ways a job is created or
+/// a done job is committed from outside the workers' pipeline.
+extension App {
+    public typealias Submitted = SubmitMachine.Submitted
+
+    /// Forgets the cached contents when the queue's server is not the one it was (a restart or a
+    /// failover may have lost what it knew of recent moves, which the cache relies on). At most
+    /// once a second.
+    func checkQueueIdentity() async {
+        let due = queueIdentity.withLock { state -> Bool in
+            if let checked = state.checked, ContinuousClock.now - checked < .seconds(1) { return false }
+            state.checked = .now
+            return true
+        }
+        guard due else { return }
+        // Unreachable now: whatever answers next may be another server.
+        let identity = await queue.identity() ?? "unreachable"
+        let changed = queueIdentity.withLock { state -> Bool in
+            defer { state.value = identity }
+            return state.value != nil && state.value != identity
+        }
+        if changed {
+            contents.clear()
+            logger.notice("Redis restarted or failed over: the content cache is emptied")
+        }
+    }
+
+    /// A new view count for a content: the level it falls in, and a job unless it is already there.
+    public func submit(cid: Int64, count: Int64) async throws -> Submitted {
+        await checkQueueIdentity()
+        guard cid > 0 else { throw AppError.badRequest("cid must be a positive whole number, got \(cid)") }
+        guard CountBound.range.contains(count) else {
+            throw AppError.badRequest(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))
+        }
+        let placement = try await placement()
+        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement))
+        let cached = contents.entry(cid)
+        var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead)
+        var checked: Set<String> = []
+        while true {
+            switch action {
+            case .readContent:
+                let readAt = clock()
+                let found = try await store.withStore { try $0.content(cid: cid) }
+                if let found { contents.store(found, readAt: readAt) }
+                action = machine.contentRead(found)
+            case .submit(let request, let raise):
+                // The filename is checked once per content read (the cache keeps the verdict).
+                if !checked.contains(request.filename) {
+                    let filename = try checkedFilename(cid: cid, request.filename)
+                    try await checkPath(filename, on: request.dbLevel, cid: cid)
+                    checked.insert(request.filename)
+                }
+                if let raise { try await raiseMaxCounts(raise.level, to: raise.count, cid: cid) }
+                action = machine.submitted(try await queue.submit(request))
+            case .finish(let submitted):
+                logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(submitted.target)",
+                                                     "job.outcome": "\(submitted.result.outcome.rawValue)"])
+                return submitted
+            case .fail(.unknownContent(let cid)):
+                throw AppError.unknownContent(cid)
+            case .fail(.noLevel(let count)):
+                throw AppError.noLevel("no level holds the count \(count); check the level table")
+            case .fail(.unsettled(let cid)):
+                throw AppError.unavailable("the level of cid \(cid) kept changing while its count was submitted; try again")
+            }
+        }
+    }
+
+    /// The checked filename of a content (the cache keeps the verdict of its last read).
+    private func checkedFilename(cid: Int64, _ name: String) throws -> Filename {
+        let verdict: Result<Filename, any Error>
+        if let entry = contents.entry(cid), entry.content.filename == name {
+            verdict = entry.filename
+        } else {
+            verdict = Result { try Filename(name) }
+        }
+        switch verdict {
+        case .success(let checked): return checked
+        case .failure(let invalid as Filename.Invalid):
+            throw AppError.invalidFilename("the filename of cid \(cid) cannot be moved safely: \(invalid.reason)")
+        case .failure(let error): throw error
+        }
+    }
+
+    /// The original rule said aloud (`relocator enqueue`): when `count` is above every level's
+    /// range, the top level's `max_counts` is raised to it now, and what changed is returned (nil
+    /// when nothing did), so that the caller can report it before submitting.
+    public func raiseTopLevel(for count: Int64) async throws -> MaxCountsRaise? {
+        guard let choice = try await levelTable().choose(count: count), let raised = choice.raiseMaxCounts else { return nil }
+        let result = try await store.withStore { try $0.raiseMaxCounts(level: choice.level, to: raised) }
+        levels.raise(level: choice.level, to: raised)
+        return result.changed ? result : nil
+    }
+
+    /// The original rule: a count above the top level's `max_counts` raises it.
+    private func raiseMaxCounts(_ level: String, to count: Int64, cid: Int64?) async throws {
+        let result = try await store.withStore { try $0.raiseMaxCounts(level: level, to: count) }
+        levels.raise(level: level, to: count)
+        if result.changed {
+            var metadata: Logger.Metadata = [
+                "level": "\(level)", "level.previous_max_counts": "\(result.previous.map(String.init) ?? "none")", "level.max_counts": "\(count)",
+            ]
+            if let cid { metadata["job.cid"] = "\(cid)" }
+            logger.notice("raised max_counts", metadata: metadata)
+        }
+    }
+
+    /// Hits for a content (`POST /v1/contents/{cid}/hits`): its counter decays by half every
+    /// half-life; its value now drives placement as a posted count does.
+    public func hit(cid: Int64, hits: Int64) async throws -> (value: Double, submitted: Submitted) {
+        guard let halfLife else {
+            throw AppError.unavailable("hit counting needs RELOCATOR_HALF_LIFE (e.g. 24h) on the API")
+        }
+        guard hits >= 0 else { throw AppError.badRequest(CountBound.rangeMessage("n", minimum: 0, got: String(hits))) }
+        if contents.entry(cid) == nil {
+            guard try await store.withStore({ try $0.content(cid: cid) }) != nil else { throw AppError.unknownContent(cid) }
+        }
+        let counter = try await queue.withSession(replicated: true) { session -> Double in
+            guard case .value(let value) = try session.control(.hit(cid: cid, hits: Double(hits), halfLife: halfLife)) else { return 0 }
+            return value
+        }
+        // Within the range of a count whatever the queue held (hit.lua keeps it there too).
+        let value = counter.isNaN ? 0 : min(max(counter, 0), Double(CountBound.max))
+        return (value, try await submit(cid: cid, count: CountBound.clamped(value)))
+    }
+
+    /// Many counts at once (`relocator enqueue --file`): one store query per 1,000 contents and
+    /// one round trip per 1,000 submissions. Returns how many of each outcome; a cid that is
+    /// unknown, has an unsafe filename or a count no level holds is reported and skipped.
+    public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
+        let cids = counts.map(\.cid)
+        let found = try await store.withStore { try $0.contents(cids: cids) }
+        let placement = try await placement()
+        let policy = countPolicy(placement)
+        var skipped: [String] = []
+        var requests: [SubmitRequest] = []
+        var raises: [String: Int64] = [:]
+        for (cid, count) in counts {
+            guard let content = found[cid] else { skipped.append("cid \(cid): no such content"); continue }
+            do {
+                _ = try Filename(content.filename)
+            } catch {
+                skipped.append("cid \(cid): unsafe filename (\(error))")
+                continue
+            }
+            guard CountBound.range.contains(count) else {
+                skipped.append("cid \(cid): \(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))")
+                continue
+            }
+            guard let choice = placement.target(count: count, current: content.level) else {
+                skipped.append("cid \(cid): no level holds \(count)")
+                continue
+            }
+            if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
+            requests.append(SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
+                                          readAt: SubmitRequest.freshRead, policy: policy))
+        }
+        for (level, count) in raises { try await raiseMaxCounts(level, to: count, cid: nil) }
+        var outcomes: [String: Int] = [:]
+        for chunk in requests.chunks(of: 1000) {
+            let batch = Array(chunk)
+            let results = try await queue.withSession(replicated: true) { try $0.submit(batch).map(\.outcome) }
+            for outcome in results { outcomes[outcome.rawValue, default: 0] += 1 }
+        }
+        return (outcomes, skipped)
+    }
+
+    /// The original `/update_sentence`: true when the job is committed (a done job is committed
+    /// now, idempotently — the committer may write the same row again without harm). A job in any
+    /// other state, a dead one too, is not.
+    public func commitIfDone(cid: Int64) async throws -> Bool {
+        guard let job = try await queue.withSession({ try $0.jobs(cids: [cid])[cid] }) else { return false }
+        switch job.status {
+        case .committed: return true
+        case .done:
+            let halfLife = self.halfLife
+            let (levels, policy) = try await store.withStore { try Commit.record([job], in: $0, halfLife: halfLife) }
+            let keep = jobTTL, shards = queue.shardCount
+            _ = try await queue.withSession(replicated: true) { session in
+                let batch = DoneBatch(shard: KeySchema.shardIndex(of: cid, shards: shards), ids: [job.id], jobs: [job])
+                return try session.commit(batch, committer: nil, levels: levels, policy: policy, keep: keep).followUps
+            }
+            return true
+        case .queued, .moving, .retrying, .deferred, .dead: return false
+        }
+    }
+}

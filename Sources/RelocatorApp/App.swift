@@ -1,0 +1,244 @@
+import FileMover
+import Logging
+import RelocatorCore
+import Synchronization
+
+/// The application: every use case the HTTP API, the command line and the rebalancer call —
+/// submit a count or hits, commit a done job, replay and purge dead letters, pause and resume a
+/// level, read a content, its job and why it is where it is, the queue's statistics, readiness —
+/// written against a queue (`QueueGateway`) and a store (`StoreGateway`), and nothing below them.
+/// The API and the command line wire it over Redis and SQL; tests over the memory queue and store.
+public final class App: Sendable {
+    public let queue: any QueueGateway
+    public let store: any StoreGateway
+    public let levels: LevelCache
+    public let contents: ContentCache
+    /// How long a committed job's hash stays readable.
+    public let jobTTL: Duration
+    /// The level directories, when this process can see them: a filename that passes through a
+    /// symbolic link there is refused at once (workers refuse it again when they open it), and
+    /// `why` says where the file really is.
+    public let directories: LevelDirectories?
+    /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
+    public let halfLife: Duration?
+    /// This process's clock (ms since 1970); tests give one that jumps.
+    public let clock: @Sendable () -> Int64
+    public let logger: Logger
+    private let roots = Mutex<[String: LevelRoot]>([:])
+    private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
+    /// What the queue's server was last seen as, checked at most once a second.
+    let queueIdentity = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
+
+    public init(queue: any QueueGateway, store: any StoreGateway, levels: LevelCache = LevelCache(), contents: ContentCache = ContentCache(),
+                jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds) {
+        self.queue = queue
+        self.store = store
+        self.levels = levels
+        self.contents = contents
+        self.jobTTL = jobTTL
+        self.directories = directories
+        self.halfLife = halfLife
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Closes the queue's and the store's connections.
+    public func close() {
+        queue.close()
+        store.close()
+    }
+
+    // MARK: - The level table and policies
+
+    /// The level table (cached for a few seconds).
+    public func levelTable() async throws -> LevelTable {
+        try await levels.table { try await self.store.withStore { try $0.levels() } }
+    }
+
+    /// The level table with the level policies (both cached for a few seconds).
+    public func placement() async throws -> Placement {
+        let table = try await levelTable()
+        let policies = try await levels.policies { try await self.store.withStore { try $0.policies() } }
+        return Placement(table: table, policies: policies)
+    }
+
+    /// What a submission tells the queue of the policies.
+    func countPolicy(_ placement: Placement) -> CountPolicy {
+        var residencies: [String: Duration] = [:]
+        for (level, policy) in placement.policies { if let seconds = policy.minResidency, seconds > 0 { residencies[level] = .seconds(seconds) } }
+        return CountPolicy(halfLife: halfLife, residencies: residencies)
+    }
+
+    /// A level the table has, or `unknown_level`.
+    func requireLevel(_ level: String) async throws {
+        guard try await levelTable().ranges.contains(where: { $0.name == level }) else { throw AppError.unknownLevel(level) }
+    }
+
+    // MARK: - Reads
+
+    /// A content's job as stored, with when a retrying one is due; nil when it has none. A hash
+    /// that cannot be read as a job is an error that names the field.
+    public func job(cid: Int64) async throws -> (job: Job, nextRetryAt: Int64?)? {
+        let read = try await queue.withSession { session -> (Result<Job, Job.DecodingError>, Int64?)? in
+            guard let read = try session.readJob(cid: cid) else { return nil }
+            guard case .success(let job) = read, job.status == .retrying else { return (read, nil) }
+            return (read, try session.retryDue(JobID(cid: cid, gen: job.gen)))
+        }
+        guard let (result, due) = read else { return nil }
+        switch result {
+        case .success(let job): return (job, due)
+        case .failure(let problem): throw AppError(.unprocessable, "unreadable_job", "the job of cid \(cid) cannot be read: \(problem)")
+        }
+    }
+
+    /// A content's row; `unknown_cid` when there is none.
+    public func content(cid: Int64) async throws -> Content {
+        guard let content = try await store.withStore({ try $0.content(cid: cid) }) else { throw AppError.unknownContent(cid) }
+        return content
+    }
+
+    /// The queue's statistics for the level table's levels; a reading younger than `maxAge` is
+    /// reused (the metrics and the dashboard read at most once a second).
+    public func stats(maxAge: Duration = .zero) async throws -> QueueStats {
+        if maxAge > .zero, let cached = statsCache.withLock({ $0 }), ContinuousClock.now - cached.at < maxAge {
+            return cached.stats
+        }
+        let names = try await levelTable().ranges.map(\.name)
+        let stats = try await queue.withSession { try $0.stats(levels: names) }
+        statsCache.withLock { $0 = (stats, .now) }
+        return stats
+    }
+
+    public func deadLetters() async throws -> [DeadLetter] {
+        try await queue.withSession { try $0.deadLetters() }
+    }
+
+    /// Every move the live workers hold, with its job.
+    public func movesInFlight(workers: [String]) async throws -> [HeldMove] {
+        try await queue.withSession { session in
+            try session.movesInFlight(workers: workers).map { HeldMove(worker: $0.worker, id: $0.id, job: $0.job) }
+        }
+    }
+
+    /// The latest relocations, of one content when `cid` is given.
+    public func relocations(cid: Int64?, limit: Int) async throws -> [Relocation] {
+        try await store.withStore { try $0.relocations(cid: cid, limit: limit) }
+    }
+
+    // MARK: - Control
+
+    /// Replays or purges dead letters (those of `cids`, or all).
+    public func dead(_ action: DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: DeadOutcome)] {
+        let results = try await queue.withSession(replicated: true) { session -> [DeadResult] in
+            guard case .dead(let outcomes) = try session.control(.dead(action, cids: cids)) else { return [] }
+            return outcomes.map { DeadResult(id: $0.id, outcome: $0.outcome) }
+        }
+        statsCache.withLock { $0 = nil }
+        return results.map { ($0.id, $0.outcome) }
+    }
+
+    /// Pauses or resumes a level of the level table; an unknown level is `unknown_level`. A pause
+    /// holds when this returns: no worker starts a move into the level from then on.
+    public func setPaused(_ paused: Bool, level: String) async throws {
+        try await requireLevel(level)
+        _ = try await queue.withSession(replicated: true) { try $0.control(paused ? .pause(level: level) : .resume(level: level)) }
+        statsCache.withLock { $0 = nil }
+        logger.notice(paused ? "level paused" : "level resumed", metadata: ["level": "\(level)"])
+    }
+
+    // MARK: - Readiness
+
+    /// Readiness: the queue answers and takes writes, and the store answers with every migration
+    /// this binary knows applied.
+    public func readiness() async -> Readiness {
+        async let queueProblem = queue.problem()
+        async let storeProblem: String? = {
+            do {
+                return try await store.withStore { try $0.schemaProblem() }
+            } catch {
+                return (error as? OutageDescribing)?.outage ?? "unreachable"
+            }
+        }()
+        return await Readiness(redisProblem: queueProblem, databaseProblem: storeProblem)
+    }
+
+    // MARK: - Level directories
+
+    /// The level's open directory, when this process has the level's directory and can open it.
+    func root(of level: String) -> LevelRoot? {
+        guard let place = directories?.place(of: level) else { return nil }
+        if let root = roots.withLock({ $0[level] }) { return root }
+        do {
+            let root = try LevelRoot(place)
+            roots.withLock { $0[level] = root }
+            return root
+        } catch {
+            // A process without the disks (or with a directory it may not open) leaves the check to the workers.
+            logger.debug("level directory not open here; the workers check the path", metadata: ["level": "\(level)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// Refuses a filename that passes through a symbolic link in its level directory, with the
+    /// mover's own resolution (`LevelRoot.lookup`) on a blocking thread.
+    func checkPath(_ filename: Filename, on level: String, cid: Int64) async throws {
+        guard let root = root(of: level) else { return }
+        do {
+            _ = try await BlockingExecutor.shared.run { try root.lookup(filename) }
+        } catch let error as MoveError where error.kind == .unsafePath {
+            throw AppError.invalidFilename("the filename of cid \(cid) passes through a symbolic link (\(error.message)); refused")
+        } catch let error as MoveError {
+            // Permissions, I/O: the worker meets the same and retries; nothing to refuse here.
+            logger.debug("path check inconclusive", metadata: ["job.cid": "\(cid)", "error": "\(error)"])
+        }
+    }
+}
+
+/// A move a live worker holds: the worker, the job's id and the job (nil when its hash is gone).
+public struct HeldMove: Sendable {
+    public var worker: String
+    public var id: String
+    public var job: Job?
+
+    public init(worker: String, id: String, job: Job?) {
+        self.worker = worker
+        self.id = id
+        self.job = job
+    }
+}
+
+struct DeadResult: Sendable {
+    var id: String
+    var outcome: DeadOutcome
+}
+
+/// Readiness (`/readyz`): "ok", or what is missing and what to do.
+public struct Readiness: Encodable, Sendable, Equatable {
+    /// Nil when the queue answers; otherwise why not.
+    public var redisProblem: String?
+    /// Nil when the store answers with every table at this binary's version; otherwise why not.
+    public var databaseProblem: String?
+
+    public init(redisProblem: String?, databaseProblem: String?) {
+        self.redisProblem = redisProblem
+        self.databaseProblem = databaseProblem
+    }
+
+    public var isReady: Bool { redisProblem == nil && databaseProblem == nil }
+
+    /// One line for the log: `ready` or the problems.
+    public var summary: String {
+        isReady ? "ready: Redis answers and the database schema is current"
+            : "not ready: " + [redisProblem.map { "redis: \($0)" }, databaseProblem.map { "database: \($0)" }].compactMap { $0 }.joined(separator: "; ")
+    }
+
+    enum CodingKeys: String, CodingKey { case status, redis, database }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(isReady ? "ready" : "unavailable", forKey: .status)
+        try c.encode(redisProblem ?? "ok", forKey: .redis)
+        try c.encode(databaseProblem ?? "ok", forKey: .database)
+    }
+}

@@ -1,0 +1,106 @@
+import RelocatorCore
+
+/// How one count becomes a submission, as a state machine without I/O: it takes events (the
+/// content as cached or read, the queue's answer) and returns what to do next. The application's
+/// loop performs the actions (a read of the content, a submission); the rules live here, where
+/// they are tested without servers.
+///
+/// The rules: the level a count falls in is decided from the level the content is on (hysteresis
+/// keeps it there until the count falls far enough). A level the content was read at before — a
+/// cached read — may be behind a move committed since: the queue answers `stale_level` when it
+/// knows the level changed after that read, and names the job's origin when a committed job knows
+/// better. Either way the content is read again, the level decided again from where it is, and the
+/// count submitted once more, as a fresh read that stands. A count is submitted at most three
+/// times; a fresh read is never read again.
+public struct SubmitMachine: Sendable {
+    public enum Action: Sendable, Equatable {
+        /// Read the content from the store (nil when the content does not exist), then call
+        /// `contentRead`.
+        case readContent
+        /// Submit `request` (after raising `raise`'s level's `max_counts` to its count, when set),
+        /// then call `submitted`.
+        case submit(SubmitRequest, raise: Raise?)
+        /// The count is placed.
+        case finish(Submitted)
+        case fail(Failure)
+    }
+
+    public struct Raise: Sendable, Equatable {
+        public var level: String
+        public var count: Int64
+    }
+
+    public enum Failure: Sendable, Equatable {
+        case unknownContent(Int64)
+        case noLevel(count: Int64)
+        /// The queue kept answering that the level changed: a bug or a storm of changes.
+        case unsettled(Int64)
+    }
+
+    /// What a placed count did.
+    public struct Submitted: Sendable, Equatable {
+        public var content: Content
+        public var count: Int64
+        /// The level the count sends the content to.
+        public var target: String
+        public var result: SubmitResult
+    }
+
+    public let cid: Int64
+    public let count: Int64
+    private let placement: Placement
+    private let policy: CountPolicy
+    private var content: Content?
+    /// When the content was read (the caller's clock for the queue), or `SubmitRequest.freshRead`.
+    private var readAt: Int64 = SubmitRequest.freshRead
+    private var target: String?
+    private var submissions = 0
+
+    public init(cid: Int64, count: Int64, placement: Placement, policy: CountPolicy) {
+        self.cid = cid
+        self.count = count
+        self.placement = placement
+        self.policy = policy
+    }
+
+    /// The start: with the content as a cache holds it (`readAt`: when it was read), or nil.
+    public mutating func start(cached: Content?, readAt: Int64) -> Action {
+        guard let cached else { return .readContent }
+        content = cached
+        self.readAt = readAt
+        return decide()
+    }
+
+    /// The content as the store has it now: that read stands.
+    public mutating func contentRead(_ found: Content?) -> Action {
+        guard let found else { return .fail(.unknownContent(cid)) }
+        content = found
+        readAt = SubmitRequest.freshRead
+        return decide()
+    }
+
+    public mutating func submitted(_ result: SubmitResult) -> Action {
+        guard let content, let target else { return .fail(.unsettled(cid)) }
+        if readAt != SubmitRequest.freshRead {
+            // Where the queue says the file is: its job's origin, or this count's level when the
+            // count found the file already there.
+            let known = [.inPlace, .dropped].contains(result.outcome) ? target : result.job?.dbLevel
+            if result.outcome == .staleLevel || (known != nil && known != content.level) { return .readContent }
+        } else if result.outcome == .staleLevel {
+            // A fresh read stands: the script never answers this to one; give up rather than loop.
+            return .fail(.unsettled(cid))
+        }
+        return .finish(Submitted(content: content, count: count, target: target, result: result))
+    }
+
+    private mutating func decide() -> Action {
+        guard let content else { return .readContent }
+        guard submissions < 3 else { return .fail(.unsettled(cid)) }
+        guard let choice = placement.target(count: count, current: content.level) else { return .fail(.noLevel(count: count)) }
+        target = choice.level
+        submissions += 1
+        let request = SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
+                                    readAt: readAt, policy: policy)
+        return .submit(request, raise: choice.raiseMaxCounts.map { Raise(level: choice.level, count: $0) })
+    }
+}
