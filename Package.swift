@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "RelocatorServices",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover",
+                "RelocatorCore", "RelocatorApp", "RedisClient", "SQLStore", "JobQueue", "FileMover",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
@@ -119,6 +119,7 @@ let package = Package(
         .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
         // One contract, two queues: every life-cycle scenario on the Redis queue and the memory queue.
+        .testTarget(name: "AppTests", dependencies: ["RelocatorApp", "RelocatorTesting"]),
         .testTarget(name: "QueueContractTests", dependencies: ["JobQueue", "RelocatorTesting", "TestSupport"]),
         .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "RelocatorTesting", "JobQueue", "TestSupport"]),
         .testTarget(

@@ -64,12 +64,13 @@ public struct JobQueue: Sendable {
 
     /// The enqueue script as one call (for a pipeline or the API's pipeliner).
     public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64,
-                           policy: CountPolicy = .none) -> RedisCall {
+                           policy: CountPolicy = .none, sentAt: Int64? = nil) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
                        keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
-                       arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument])
+                       arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument,
+                                   sentAt.map(String.init) ?? ""])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
@@ -97,7 +98,7 @@ public struct JobQueue: Sendable {
     /// The enqueue script for one request.
     public func submitCall(_ request: SubmitRequest) -> RedisCall {
         submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
-                   readAt: request.readAt, policy: request.policy)
+                   readAt: request.readAt, policy: request.policy, sentAt: request.sentAt)
     }
 
     /// Reads the enqueue script's reply as a result.

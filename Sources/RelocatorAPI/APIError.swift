@@ -1,6 +1,7 @@
 import RelocatorApp
 import Hummingbird
 import RedisClient
+import RelocatorCore
 import SQLStore
 
 /// An error a client may see: an HTTP status, a machine-readable code and a message that names
@@ -131,6 +132,8 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
                 return APIError(.unavailable, "the database refused access (permissions or a read-only database): check the API's database user and file")
             default: return nil
             }
+        case let error as OutageDescribing:
+            return error.outage.map { APIError(.unavailable, $0) }
         default: return nil
         }
     }

@@ -36,7 +36,7 @@ extension App {
             throw AppError.badRequest(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))
         }
         let placement = try await placement()
-        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement))
+        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock())
         let cached = contents.entry(cid)
         var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead)
         var checked: Set<String> = []

@@ -28,6 +28,11 @@ public struct SubmitMachine: Sendable {
     public struct Raise: Sendable, Equatable {
         public var level: String
         public var count: Int64
+
+        public init(level: String, count: Int64) {
+            self.level = level
+            self.count = count
+        }
     }
 
     public enum Failure: Sendable, Equatable {
@@ -44,6 +49,13 @@ public struct SubmitMachine: Sendable {
         /// The level the count sends the content to.
         public var target: String
         public var result: SubmitResult
+
+        public init(content: Content, count: Int64, target: String, result: SubmitResult) {
+            self.content = content
+            self.count = count
+            self.target = target
+            self.result = result
+        }
     }
 
     public let cid: Int64
@@ -55,8 +67,11 @@ public struct SubmitMachine: Sendable {
     private var readAt: Int64 = SubmitRequest.freshRead
     private var target: String?
     private var submissions = 0
+    private let now: Int64?
 
-    public init(cid: Int64, count: Int64, placement: Placement, policy: CountPolicy) {
+    /// `now`: the caller's clock when it submits, the clock `readAt` is on.
+    public init(cid: Int64, count: Int64, placement: Placement, policy: CountPolicy, now: Int64? = nil) {
+        self.now = now
         self.cid = cid
         self.count = count
         self.placement = placement
@@ -100,7 +115,7 @@ public struct SubmitMachine: Sendable {
         target = choice.level
         submissions += 1
         let request = SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
-                                    readAt: readAt, policy: policy)
+                                    readAt: readAt, policy: policy, sentAt: readAt == SubmitRequest.freshRead ? nil : now)
         return .submit(request, raise: choice.raiseMaxCounts.map { Raise(level: choice.level, count: $0) })
     }
 }

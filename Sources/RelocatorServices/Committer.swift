@@ -1,3 +1,4 @@
+import RelocatorApp
 import Foundation
 import JobQueue
 import Logging
@@ -164,7 +165,7 @@ public final class Committer: Service, Sendable {
             try prefetchSession.nextDone(committer: id, shard: shard, max: max, wait: .zero, fresh: true)
         }
         let started = ContinuousClock.now
-        let (levels, policy) = try writeUntilStored(entries, database: &database)
+        let (levels, policy) = try writeUntilStored(batch.jobs, database: &database)
         ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
         var outcome = CommitResult(followUps: 0, unknownLevel: [])
         var failures = 0
@@ -197,16 +198,14 @@ public final class Committer: Service, Sendable {
 
     /// The SQL transaction, again and again while the database is unreachable. Returns the level
     /// names (where a follow-up may go) and what the policies say of a follow-up.
-    private func writeUntilStored(_ entries: [CommitEntry], database: inout (any SQLDatabase)?) throws -> ([String], CountPolicy) {
+    private func writeUntilStored(_ jobs: [Job], database: inout (any SQLDatabase)?) throws -> ([String], CountPolicy) {
         var failures = 0
         while true {
             do {
                 if database == nil { database = try openDatabase() }
-                try ContentStore(database: database!).commit(entries)
-                let store = LevelStore(database: database!)
-                let snapshot = PlacementSnapshot(levels: try store.levels(), policies: try store.policies(), halfLife: settings.halfLife)
+                let recorded = try Commit.record(jobs, in: SQLContentStore(database: database!), halfLife: settings.halfLife)
                 databaseHealth.succeeded()
-                return (snapshot.levels.map(\.name), snapshot.countPolicy)
+                return recorded
             } catch let error as SQLError {
                 if error.isTransient || [.unknownDatabase, .authenticationFailed, .databaseFileMissing, .permissionDenied].contains(error.code) {
                     database?.close()

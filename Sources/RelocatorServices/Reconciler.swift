@@ -1,3 +1,4 @@
+import RelocatorApp
 import FileMover
 import Foundation
 import JobQueue
@@ -72,6 +73,8 @@ public struct Reconciler {
     let settings: Settings
     let session: any JobQueueSession
     let store: ContentStore
+    /// The `worker` of the relocation row a fix of the database records.
+    static let recorder = "reconcile"
     let roots: [String: LevelRoot]
     let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(WallClock.milliseconds())"
     /// Called with each finding as it is made (the command prints it), and with progress.
@@ -174,8 +177,8 @@ public struct Reconciler {
                     guard let now = try store.content(cid: content.cid), now.filename == content.filename else { return nil }
                     let place = try places(of: filename)
                     guard place.count == 1, place[0] != now.level else { return nil }
-                    try store.setLevel(cid: content.cid, level: place[0])
-                    _ = try session.control(.levelChanged(cid: content.cid))
+                    try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], by: Self.recorder,
+                                           store: SQLContentStore(database: store.database), queue: session)
                     return "database set to \(place[0])"
                 }
             }
@@ -195,8 +198,8 @@ public struct Reconciler {
                     guard place.count > 1 else { return nil }
                     if !place.contains(now.level) {
                         // No copy where the database says: it names one of the copies first.
-                        try store.setLevel(cid: content.cid, level: place[0])
-                        _ = try session.control(.levelChanged(cid: content.cid))
+                        try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], by: Self.recorder,
+                                               store: SQLContentStore(database: store.database), queue: session)
                         now.level = place[0]
                     }
                     let keeper = roots[now.level]!

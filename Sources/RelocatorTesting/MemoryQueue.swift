@@ -72,12 +72,14 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64? = nil, policy: CountPolicy = .none) -> SubmitResult {
+                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
             let now = self.now
-            let readAt = readAt ?? now
+            var readAt = readAt ?? now
+            // The read's age on the caller's clock, placed on the queue's (enqueue.lua does the same).
+            if readAt >= 0, let sentAt { readAt = now.saturatingSubtract(max(0, sentAt.saturatingSubtract(readAt))) }
             var h = live(key) ? hashes[key] ?? [:] : [:]
             let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
             let oldID = "\(cid):\(oldGen ?? "")"

@@ -43,11 +43,6 @@ public struct ContentStore {
         try database.execute("DELETE FROM contents WHERE cid = \(cid)") > 0
     }
 
-    /// Records where a content's file really is (reconcile), without a relocation row.
-    public func setLevel(cid: Int64, level: String) throws {
-        try database.execute("UPDATE contents SET content_level = \(level), update_time = \(now: ()) WHERE cid = \(cid)")
-    }
-
     /// Adds a content, or changes its filename and level. A filename that belongs to another
     /// content is refused (`.duplicateFilename`: "filename 'x' already belongs to cid 12"). Runs
     /// in the caller's transaction, if any.

@@ -143,4 +143,29 @@ import TestSupport
         #expect(try q.submit(9, 5, from: "bronze", to: "bronze", readAt: JobQueue.freshRead).outcome == .inPlace)
         #expect(try q.submit(9, 50000, from: "bronze", to: "gold", readAt: JobQueue.freshRead).outcome == .created)
     }
+
+    /// The caller's clock two hours ahead of Redis' (or behind): a level read before the content
+    /// changed level is still told to read again, because the queue takes only the read's age
+    /// from the caller (`sentAt`) and places it on its own clock; a read after the change stands.
+    @Test(arguments: [Int64(7_200_000), -7_200_000])
+    func theAgeOfARead_NotTheCallersClock_DecidesWhetherItIsStale(skew: Int64) throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        // Read 60 s ago on the caller's clock, then the content moved (now, on Redis' clock).
+        let callerNow = JobQueue.nowMilliseconds() + skew
+        _ = try q.queue.levelChanged(cid: 9, on: q.redis)
+        let before = SubmitRequest(cid: 9, count: 5, filename: "f9", dbLevel: "gold", target: "bronze", readAt: callerNow - 60_000,
+                                   sentAt: callerNow)
+        let reply = try q.redis.pipeline(calls: [q.queue.submitCall(before)])[0]
+        #expect(try q.queue.submitResult(from: reply, address: "test").outcome == .staleLevel)
+        // Without the caller's clock, a read from a clock ahead looks newer than the move: what sentAt prevents.
+        if skew > 0 { #expect(try q.submit(9, 5, from: "gold", to: "bronze", readAt: callerNow - 60_000).outcome != .staleLevel) }
+        try q.redis.send("DEL", q.queue.keys.shard(of: 9).job(9))
+        // A read made after the move (100 ms ago, the move 1 s ago on the queue's clock) stands.
+        try q.redis.send("HSET", q.queue.keys.shard(of: 9).movedAt, "9", String(JobQueue.nowMilliseconds() - 1000))
+        let after = SubmitRequest(cid: 9, count: 5, filename: "f9", dbLevel: "gold", target: "bronze", readAt: callerNow - 100, sentAt: callerNow)
+        let second = try q.redis.pipeline(calls: [q.queue.submitCall(after)])[0]
+        #expect(try q.queue.submitResult(from: second, address: "test").outcome == .created)
+    }
 }
+

@@ -7,7 +7,8 @@ import Testing
 import TestSupport
 @testable import RelocatorAPI
 
-/// The HTTP layer through the router (no socket), over real Redis and SQLite.
+/// The HTTP layer through the router (no socket), over real Redis and SQLite, or over the memory
+/// queue and store where nothing but the HTTP layer is under test.
 @Suite struct HTTPLayerTests {
     @Test func postSentenceAnswersTheOriginalsBytesAndUpdateSentenceWaitsForTheMove() async throws {
         let api = try APIFixture()
@@ -31,9 +32,8 @@ import TestSupport
     }
 
     @Test func aWrongMethodIsA405WithAllowAndAMissingTokenA401WithWWWAuthenticate() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        api.configuration.token = "s3cret"
+        let api = MemoryAPI()
+        api.configuration.withLock { $0.token = "s3cret" }
         try await api.test { client in
             let wrong = try await client.get("/post_sentence")
             #expect(wrong.status == .methodNotAllowed && wrong.headers[.allow] == "POST")
@@ -49,9 +49,8 @@ import TestSupport
     }
 
     @Test func badInputIsA4xxNamingTheFieldAndTheRange() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
         try await api.test { client in
             func expect(_ response: TestResponse, _ status: HTTPResponse.Status, _ code: String, _ fragment: String,
                         sourceLocation: SourceLocation = #_sourceLocation) {
@@ -80,7 +79,7 @@ import TestSupport
             expect(try await client.get("/v1/jobs/abc"), .badRequest, "bad_request", "cid must be a whole number")
             expect(try await client.get("/v1/jobs/1"), .notFound, "no_job", "cid 1")
         }
-        #expect(try api.queue.stats(levels: ["bronze", "silver", "gold"], on: api.redis).inFlight == 0)
+        #expect(try api.queue.stats(levels: ["bronze", "silver", "gold"]).inFlight == 0)
     }
 
     /// A row naming a file inside the reserved directory (written by an older version, or by hand)

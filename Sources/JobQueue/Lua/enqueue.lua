@@ -9,7 +9,8 @@
 --       residents:<db_level as the caller read it>
 -- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms;
 --       -1: just now, from the database — it stands), half-life of counts (ms, 0: counts as they
---       are), minimum residencies ('gold=3600000,…')
+--       are), minimum residencies ('gold=3600000,…'), when the caller sent this (ms, the clock
+--       db_level's read time is on; '': that clock is Redis')
 -- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
@@ -18,6 +19,12 @@ local movedAt, residents = KEYS[7], KEYS[8]
 local cid, count, filename, dbLevel, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local readAt = tonumber(ARGV[6]) or 0
 local halfLife, residencies = tonumber(ARGV[7]) or 0, ARGV[8]
+local sentAt = tonumber(ARGV[9] or '')
+if readAt >= 0 and sentAt then
+  -- The read's age on the caller's clock, placed on Redis' clock: the two clocks may differ by
+  -- hours (a step of either), the age of a read does not. A read from the future is a read now.
+  readAt = now - math.max(0, sentAt - readAt)
+end
 local callerLevel = dbLevel
 
 local h = redis.call('HMGET', job, 'status', 'gen', 'target', 'db_level', 'stage', 'updated_at')

@@ -78,14 +78,22 @@ public struct SubmitRequest: Sendable, Equatable {
     /// Where the caller read the file to be.
     public var dbLevel: String
     public var target: String
-    /// When `dbLevel` was read (ms, Redis' clock or the caller's), or `SubmitRequest.freshRead`.
+    /// When `dbLevel` was read (ms, on the queue's clock unless `sentAt` is given), or
+    /// `SubmitRequest.freshRead`.
     public var readAt: Int64
     public var policy: CountPolicy
+    /// When the caller sent this, on the clock `readAt` is on (the caller's own): the queue then
+    /// takes only the read's age from the caller, and places it on its own clock, so that a clock
+    /// stepped on either side cannot make an old read look newer than a move. Nil: `readAt` is on
+    /// the queue's clock.
+    public var sentAt: Int64?
 
     /// A level read from the database just now: it stands whatever the queue holds.
     public static let freshRead: Int64 = -1
 
-    public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none) {
+    public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
+                sentAt: Int64? = nil) {
+        self.sentAt = sentAt
         self.cid = cid
         self.count = count
         self.filename = filename

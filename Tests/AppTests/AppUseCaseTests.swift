@@ -1,0 +1,64 @@
+import Logging
+import RelocatorApp
+import RelocatorCore
+import RelocatorTesting
+import Testing
+
+/// The use cases over the memory queue and store, without servers.
+@Suite struct AppUseCaseTests {
+    let queue = MemoryQueue()
+    let store = MemoryStore()
+    let app: App
+
+    init() throws {
+        app = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
+                  logger: Logger(label: "test.app"))
+        _ = try store.put([Content(cid: 7, filename: "g.mp4", level: "bronze"), Content(cid: 8, filename: "../x", level: "bronze")])
+    }
+
+    @Test func aCountCreatesOneJobAndASecondCoalesces() async throws {
+        let first = try await app.submit(cid: 7, count: 20000)
+        #expect(first.target == "gold" && first.result.outcome == .created)
+        let second = try await app.submit(cid: 7, count: 25000)
+        #expect(second.result.outcome == .updated && queue.job(7)?.count == 25000)
+    }
+
+    @Test func whatCannotBeSubmittedIsRefusedWithACodeThatNamesIt() async throws {
+        await #expect(throws: AppError.unknownContent(99)) { try await app.submit(cid: 99, count: 5) }
+        await #expect { try await app.submit(cid: 8, count: 20000) } throws: { ($0 as? AppError)?.code == "invalid_filename" }
+        await #expect { try await app.submit(cid: 7, count: -1) } throws: { ($0 as? AppError)?.kind == .badRequest }
+        await #expect { try await app.hit(cid: 7, hits: 1) } throws: { ($0 as? AppError)?.kind == .unavailable }
+        await #expect(throws: AppError.unknownLevel("platinum")) { try await app.setPaused(true, level: "platinum") }
+        #expect(queue.job(7) == nil && queue.job(8) == nil)
+    }
+
+    @Test func aCountAboveEveryRangeRaisesTheTopLevelOnceAndSaysSo() async throws {
+        let raise = try #require(try await app.raiseTopLevel(for: 150_000))
+        #expect(raise.level == "gold" && raise.previous == 99_999)
+        #expect(try await app.raiseTopLevel(for: 150_000) == nil)
+        #expect(try store.levels().first { $0.name == "gold" }?.maxCounts == 150_000)
+    }
+
+    @Test func onlyADoneJobIsCommittedByTheOriginalsUpdateRoute() async throws {
+        _ = try await app.submit(cid: 7, count: 2000)
+        #expect(try await app.commitIfDone(cid: 7) == false)
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            Issue.record("no delivery")
+            return
+        }
+        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "cd", count: 16))
+        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        #expect(try await app.commitIfDone(cid: 7))
+        #expect(try store.content(cid: 7)?.level == "silver")
+        // Twice is the same answer and no second row.
+        #expect(try await app.commitIfDone(cid: 7))
+        #expect(try store.history(cid: 7).count == 1)
+    }
+
+    @Test func readinessNamesWhatIsOutOfReach() async throws {
+        #expect(await app.readiness().isReady)
+        store.setUnavailable(true)
+        let readiness = await app.readiness()
+        #expect(!readiness.isReady && readiness.redisProblem == nil && readiness.databaseProblem?.contains("unreachable") == true)
+    }
+}
