@@ -79,7 +79,7 @@ struct V1Routes: Sendable {
 
     func setPaused(_ paused: Bool, _ context: APIRequestContext) async throws -> Response {
         let level = context.parameters.get("level") ?? ""
-        guard LevelDirectories.isValidName(level) else { throw APIError(.unknownLevel, "no level '\(level.prefix(64))' in the level table") }
+        guard LevelDirectories.isValidName(level) else { throw APIError(.unknownLevel, "level '\(level.prefix(64))' is not in the level table") }
         try await service.setPaused(paused, level: level)
         return try json(PausedView(level: level, paused: paused))
     }

@@ -72,7 +72,13 @@ public final class App: Sendable {
 
     /// A level the table has, or `unknown_level`.
     func requireLevel(_ level: String) async throws {
-        guard try await levelTable().ranges.contains(where: { $0.name == level }) else { throw AppError.unknownLevel(level) }
+        let names = try await levelTable().ranges.map(\.name)  // in the table's order
+        guard names.contains(level) else {
+            var error = AppError.unknownLevel(level)
+            error.message += names.isEmpty ? "; the level table is empty: run `relocator levels --seed-default` or `relocator levels set`"
+                : " (\(names.joined(separator: ", ")))"
+            throw error
+        }
     }
 
     // MARK: - Reads
@@ -104,7 +110,7 @@ public final class App: Sendable {
         if maxAge > .zero, let cached = statsCache.withLock({ $0 }), ContinuousClock.now - cached.at < maxAge {
             return cached.stats
         }
-        let names = try await levelTable().ranges.map(\.name)
+        let names = try await levelTable().ranges.map(\.name)  // in the table's order
         let stats = try await queue.withSession { try $0.stats(levels: names) }
         statsCache.withLock { $0 = (stats, .now) }
         return stats

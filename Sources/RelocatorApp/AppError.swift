@@ -33,7 +33,7 @@ public struct AppError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func unknownContent(_ cid: Int64) -> AppError { AppError(.notFound, "unknown_cid", "no content with cid \(cid)") }
     public static func noJob(_ cid: Int64) -> AppError { AppError(.notFound, "no_job", "no job for cid \(cid)") }
     public static func unknownLevel(_ level: String) -> AppError {
-        AppError(.notFound, "unknown_level", "no level '\(level.prefix(64))' in the level table")
+        AppError(.notFound, "unknown_level", "level '\(level.prefix(64))' is not in the level table")
     }
     public static func invalidFilename(_ message: String) -> AppError { AppError(.unprocessable, "invalid_filename", message) }
     public static func noLevel(_ message: String) -> AppError { AppError(.unprocessable, "no_level", message) }

@@ -1,33 +1,25 @@
 import ArgumentParser
 import Foundation
-import JobQueue
-import RedisClient
+import Logging
 import RelocatorCore
 
 extension Relocator {
-    /// What `pause` and `resume` share: a level of the level table, and the queue.
+    /// What `pause` and `resume` share: a level of the level table.
     struct LevelSwitch: ParsableArguments {
         @OptionGroup var runtime: RuntimeOptions
         @OptionGroup var database: DatabaseOptions
         @Argument(help: "A level of the level table.") var level: String
 
-        /// Checks the level against the level table, then runs `body` on the queue.
-        func apply(_ body: (JobQueue, RedisConnection) throws -> Void) throws {
-            let db = try database.open(.readOnly)
-            let names: [String]
-            do {
-                defer { db.close() }
-                names = try Levels.names(db)
-            }
-            try Levels.requireKnown(level, in: names)
-            let redis = RedisConnection(url: try runtime.redis(), replication: try runtime.replication())
-            defer { redis.close() }
-            let queue = JobQueue(keys: try runtime.keys())
-            try redis.replicated { try body(queue, redis) }
+        /// Pauses or resumes the level through the application (which checks the level table).
+        func apply(paused: Bool) async throws {
+            let service = try makeService(runtime, database, access: .readOnly,
+                                          logger: Logger(label: "relocator.pause", factory: { _ in SwiftLogNoOpLogHandler() }))
+            defer { service.close() }
+            try await service.setPaused(paused, level: level)
         }
     }
 
-    struct Pause: ParsableCommand, LoggedCommand {
+    struct Pause: AsyncParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop workers taking jobs from a level's queue (moves in flight finish).",
             discussion: """
@@ -38,21 +30,21 @@ extension Relocator {
         @OptionGroup var logging: LogOptions
         @OptionGroup var target: LevelSwitch
 
-        func run() throws {
+        func run() async throws {
             let level = target.level
-            try target.apply { queue, redis in try queue.pause(level: level, on: redis) }
+            try await target.apply(paused: true)
             print("paused \(level): workers take no job from its queue until `relocator resume \(level)`")
         }
     }
 
-    struct Resume: ParsableCommand, LoggedCommand {
+    struct Resume: AsyncParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(abstract: "Let workers take jobs from a paused level's queue again.")
         @OptionGroup var logging: LogOptions
         @OptionGroup var target: LevelSwitch
 
-        func run() throws {
+        func run() async throws {
             let level = target.level
-            try target.apply { queue, redis in try queue.resume(level: level, on: redis) }
+            try await target.apply(paused: false)
             print("resumed \(level)")
         }
     }

@@ -28,7 +28,9 @@ import Testing
         await #expect { try await app.submit(cid: 8, count: 20000) } throws: { ($0 as? AppError)?.code == "invalid_filename" }
         await #expect { try await app.submit(cid: 7, count: -1) } throws: { ($0 as? AppError)?.kind == .badRequest }
         await #expect { try await app.hit(cid: 7, hits: 1) } throws: { ($0 as? AppError)?.kind == .unavailable }
-        await #expect(throws: AppError.unknownLevel("platinum")) { try await app.setPaused(true, level: "platinum") }
+        await #expect { try await app.setPaused(true, level: "platinum") } throws: {
+            ($0 as? AppError)?.code == "unknown_level" && "\($0)" == "level 'platinum' is not in the level table (bronze, silver, gold)"
+        }
         #expect(queue.job(7) == nil && queue.job(8) == nil)
     }
 

@@ -11,6 +11,7 @@ public final class PostgresServer: @unchecked Sendable {
     private var running = false
 
     public init() throws {
+        try TestEnvironment.requireServersAllowed("a private PostgreSQL")
         guard let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?
             .sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last.map({ "/usr/lib/postgresql/\($0)/bin" })
         else { throw TestEnvironment.Missing(variable: "PostgreSQL under /usr/lib/postgresql (run Scripts/setup)") }

@@ -17,6 +17,7 @@ public enum RedisProcesses {
     /// Starts `redis-server` with `arguments` (its config file first, for a sentinel) and waits until
     /// it accepts connections on `port`. Output goes to `log`.
     static func start(port: Int, arguments: [String], log: String) throws -> ChildProcess {
+        try TestEnvironment.requireServersAllowed("a private redis-server")
         let process = try ChildProcess(try binary("redis-server"), arguments, environment: ProcessInfo.processInfo.environment,
                                        stdoutPath: log, stderrPath: log)
         let deadline = ContinuousClock.now + .seconds(10)

@@ -21,6 +21,7 @@ public final class RedisServer: @unchecked Sendable {
     public var url: RedisURL { RedisURL(host: "127.0.0.1", port: port, password: password) }
 
     public func start() throws {
+        try TestEnvironment.requireServersAllowed("a private redis-server")
         guard let binary = ProcessRunner.which("redis-server") else {
             throw TestEnvironment.Missing(variable: "redis-server on PATH")
         }

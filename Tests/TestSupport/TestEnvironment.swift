@@ -14,6 +14,14 @@ public enum TestEnvironment {
         return value
     }
 
+    /// False under `Scripts/test-census`, which counts the tests that need no server: a test that
+    /// would start a server of its own fails instead.
+    public static func requireServersAllowed(_ what: String) throws {
+        if let value = ProcessInfo.processInfo.environment["RELOCATOR_TEST_NO_SERVERS"], !value.isEmpty {
+            throw Missing(variable: "\(what) (RELOCATOR_TEST_NO_SERVERS is set: no test starts a server)")
+        }
+    }
+
     public static func redisURL() throws -> RedisURL {
         try RedisURL(parsing: value("RELOCATOR_TEST_REDIS_URL"), setting: "RELOCATOR_TEST_REDIS_URL")
     }
