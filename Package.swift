@@ -37,6 +37,7 @@ let package = Package(
             name: "RedisClient",
             dependencies: [
                 "CHiredis", "RelocatorCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
