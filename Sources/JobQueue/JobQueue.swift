@@ -62,32 +62,35 @@ public struct JobQueue: Sendable {
         }
     }
 
-    /// The enqueue script as one call (for a pipeline or the API's pipeliner).
+    /// The enqueue script as one call (for a pipeline or the API's pipeliner). `queuedBy`: who
+    /// submits and the rule that chose `target`, kept in the job when this creates or re-aims it.
     public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64,
-                           policy: CountPolicy = .none) -> RedisCall {
+                           policy: CountPolicy = .none, queuedBy: QueuedBy? = nil) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
                        keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
-                       arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument])
+                       arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument,
+                                   queuedBy?.stored ?? ""])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
     /// database (ms since 1970): a job committed after that knows better.
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64 = JobQueue.nowMilliseconds(), policy: CountPolicy = .none, on redis: RedisConnection) throws -> Submission {
+                       readAt: Int64 = JobQueue.nowMilliseconds(), policy: CountPolicy = .none, queuedBy: QueuedBy? = nil,
+                       on redis: RedisConnection) throws -> Submission {
         let reply = try redis.pipeline(calls: [submitCall(cid: cid, count: count, filename: filename, dbLevel: dbLevel,
-                                                          target: target, readAt: readAt, policy: policy)])[0]
+                                                          target: target, readAt: readAt, policy: policy, queuedBy: queuedBy)])[0]
         return try submission(from: reply.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"),
                               address: redis.url.address)
     }
 
     /// Many submissions in one pipeline (bulk `enqueue`).
-    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
+    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, queuedBy: QueuedBy?)],
                            readAt: Int64, policy: CountPolicy = .none, on redis: RedisConnection) throws -> [Submission] {
         let replies = try redis.pipeline(calls: items.map {
             submitCall(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: readAt,
-                       policy: policy)
+                       policy: policy, queuedBy: $0.queuedBy)
         })
         return try replies.map {
             try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"), address: redis.url.address)
@@ -97,7 +100,7 @@ public struct JobQueue: Sendable {
     /// The enqueue script for one request.
     public func submitCall(_ request: SubmitRequest) -> RedisCall {
         submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
-                   readAt: request.readAt, policy: request.policy)
+                   readAt: request.readAt, policy: request.policy, queuedBy: request.queuedBy)
     }
 
     /// Reads the enqueue script's reply as a result.
@@ -681,8 +684,11 @@ public struct JobQueue: Sendable {
 
     /// Replays (attempts reset, back on the queue) or purges dead jobs: those of the given cids, or
     /// all when `cids` is nil. Works on a snapshot of the list, so a job that fails again during a
-    /// replay is not met twice. Returns each id acted on with what happened.
-    public func dead(_ action: DeadAction, cids: [Int64]?, on redis: RedisConnection) throws -> [(id: String, outcome: DeadOutcome)] {
+    /// replay is not met twice. Returns each id acted on with what happened. `by` names who asks
+    /// (`relocator dlq replay`, `POST /v1/dead/replay`): a replayed job, or one a purge sends back,
+    /// says so in its `queued_by`.
+    public func dead(_ action: DeadAction, cids: [Int64]?, by who: String = "an operator",
+                     on redis: RedisConnection) throws -> [(id: String, outcome: DeadOutcome)] {
         let wanted = cids.map(Set.init)
         var results: [(String, DeadOutcome)] = []
         for entry in try deadJobs(on: redis) {
@@ -697,11 +703,15 @@ public struct JobQueue: Sendable {
             let shard = keys.shard(entry.shard)
             var outcome = DeadOutcome.changed
             for _ in 0..<5 where outcome == .changed {
-                let levels = try redis.send("HMGET", shard.job(id.cid), JobField.target.rawValue, JobField.dbLevel.rawValue).array ?? []
-                let target = levels.first?.string ?? "", origin = levels.last?.string ?? ""
+                let read = try redis.send("HMGET", shard.job(id.cid), JobField.target.rawValue, JobField.dbLevel.rawValue,
+                                          JobField.queuedBy.rawValue).array ?? []
+                let target = read.first?.string ?? "", origin = read.count > 1 ? read[1].string ?? "" : ""
+                let earlier = read.count > 2 ? read[2].string.map(QueuedBy.init(stored:)) : nil
+                let replayed = QueuedBy.replay(by: who, earlier: earlier)
+                let reversed = QueuedBy.purgeReversal(by: who, copyOn: target, backTo: origin)
                 let reply = try redis.evalScript(QueueScripts.deadAction,
                                                  keys: [shard.dead, shard.job(id.cid), shard.queue(target), shard.queue(origin), shard.gens],
-                                                 arguments: [entry.id, action.rawValue, target, origin])
+                                                 arguments: [entry.id, action.rawValue, target, origin, replayed.stored, reversed.stored])
                 guard let word = reply.string, let parsed = DeadOutcome(rawValue: word) else { throw malformed(redis.url.address, "dead-action.lua") }
                 outcome = parsed
             }

@@ -170,8 +170,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .resume(let level):
             try queue.resume(level: level, on: redis)
             return .done
-        case .dead(let action, let cids):
-            return .dead(try queue.dead(action, cids: cids, on: redis))
+        case .dead(let action, let cids, let who):
+            return .dead(try queue.dead(action, cids: cids, by: who, on: redis))
         case .publishPlacement(let snapshot):
             try queue.publishPlacement(try snapshot.encoded(), on: redis)
             return .done

@@ -92,7 +92,7 @@ public final class RelocationService: Sendable {
 
     /// Hits for a content (`POST /v1/contents/{cid}/hits`): its counter decays by half every
     /// half-life; its value now drives placement as a posted count does.
-    public func hit(cid: Int64, hits: Int64) async throws -> (value: Double, submitted: Submitted) {
+    public func hit(cid: Int64, hits: Int64, from submitter: Submitter = .hitsRoute) async throws -> (value: Double, submitted: Submitted) {
         guard let halfLife else {
             throw APIError(.unavailable, "hit counting needs RELOCATOR_HALF_LIFE (e.g. 24h) on the API")
         }
@@ -108,7 +108,7 @@ public final class RelocationService: Sendable {
         }
         // Within the range of a count whatever Redis held (hit.lua keeps it there too).
         let value = counter.isNaN ? 0 : min(max(counter, 0), Double(CountBound.max))
-        return (value, try await submit(cid: cid, count: CountBound.clamped(value)))
+        return (value, try await submit(cid: cid, count: CountBound.clamped(value), from: submitter))
     }
 
     /// Forgets the cached contents when Redis is not the one it was (a restart or a failover may
@@ -140,8 +140,16 @@ public final class RelocationService: Sendable {
         }
     }
 
+    /// Who submits a count and the rule that chose its level, for the job's `queued_by`.
+    static func queuedBy(_ decision: Placement.Decision, count: Int64, from submitter: Submitter, placement: Placement) -> QueuedBy {
+        if let held = decision.heldBy { return QueuedBy(who: submitter.who, rule: "count \(count) keeps it on \(decision.level): \(held)") }
+        return .count(count, from: submitter, level: decision.level, range: placement.table.ranges.first { $0.name == decision.level },
+                      raised: decision.raiseMaxCounts != nil)
+    }
+
     /// A new view count for a content: the level it falls in, and a job unless it is already there.
-    public func submit(cid: Int64, count: Int64) async throws -> Submitted {
+    /// `submitter` says who sent it (kept in the job with the rule that chose its level).
+    public func submit(cid: Int64, count: Int64, from submitter: Submitter) async throws -> Submitted {
         await checkRedisEpoch()
         guard cid > 0 else { throw APIError.badRequest("cid must be a positive whole number, got \(cid)") }
         guard CountBound.range.contains(count) else {
@@ -188,7 +196,8 @@ public final class RelocationService: Sendable {
         }
         let policy = countPolicy(placement)
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
-                                                              dbLevel: content.level, target: choice.level, readAt: readAt, policy: policy))
+                                                              dbLevel: content.level, target: choice.level, readAt: readAt, policy: policy,
+                                                              queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
         var submission = try queue.submission(from: reply, address: redisAddress)
         if submission.outcome == .staleLevel {
             // The content changed level since it was cached: read it again; that read stands.
@@ -202,7 +211,8 @@ public final class RelocationService: Sendable {
             // Hysteresis depends on the level the content is on: decide again from the fresh one.
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
-                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy))
+                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy,
+                                                                  queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
             submission = try queue.submission(from: again, address: redisAddress)
         }
         // Where the queue says the file is: its job's origin, or this count's level when the count
@@ -221,7 +231,8 @@ public final class RelocationService: Sendable {
             content = fresh
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
-                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy))
+                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy,
+                                                                  queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
             submission = try queue.submission(from: again, address: redisAddress)
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
@@ -260,13 +271,14 @@ public final class RelocationService: Sendable {
     /// Many counts at once (`relocator enqueue --file`): one SQL query per 1,000 contents and one
     /// Redis pipeline per 1,000 submissions. Returns how many of each outcome; a cid that is unknown,
     /// has an unsafe filename or a count no level holds is reported and skipped.
-    public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
+    public func submitMany(_ counts: [(cid: Int64, count: Int64)], from submitter: Submitter = .enqueueCommand) async throws
+        -> (outcomes: [String: Int], skipped: [String]) {
         let cids = counts.map(\.cid)
         let contents = try await sql.withDatabase { try ContentStore(database: $0).contents(cids: cids) }
         let placement = try await placement()
         let policy = countPolicy(placement)
         var skipped: [String] = []
-        var items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)] = []
+        var items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, queuedBy: QueuedBy?)] = []
         var raises: [String: Int64] = [:]
         for (cid, count) in counts {
             guard let content = contents[cid] else { skipped.append("cid \(cid): no such content"); continue }
@@ -285,7 +297,8 @@ public final class RelocationService: Sendable {
                 continue
             }
             if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
-            items.append((cid, count, content.filename, content.level, choice.level))
+            items.append((cid, count, content.filename, content.level, choice.level,
+                          Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
         }
         for (level, count) in raises {
             let result = try await sql.withDatabase { try LevelStore(database: $0).raiseMaxCounts(level: level, to: count) }
@@ -375,9 +388,9 @@ public final class RelocationService: Sendable {
         return try await redis.withConnection { try queue.deadJobs(on: $0) }
     }
 
-    public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
+    public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?, by who: String) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
         let queue = self.queue
-        let results = try await redis.withConnection { redis in try redis.replicated { try queue.dead(action, cids: cids, on: redis) } }
+        let results = try await redis.withConnection { redis in try redis.replicated { try queue.dead(action, cids: cids, by: who, on: redis) } }
         statsCache.withLock { $0 = nil }
         return results
     }

@@ -37,7 +37,7 @@ struct V1Routes: Sendable {
     func postCount(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let cid = try Self.pathCID(context)
         let count = try await Self.countBody(request, maxBytes: maxBody)
-        let submitted = try await service.submit(cid: cid, count: count)
+        let submitted = try await service.submit(cid: cid, count: count, from: .countRoute)
         // The answers are written by `CountAnswerJSON`, with the bytes `json(_:)` would give.
         switch submitted.submission.outcome {
         case .inPlace, .dropped:
@@ -56,7 +56,7 @@ struct V1Routes: Sendable {
     func postHits(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let cid = try Self.pathCID(context)
         let hits = try await Self.decode(HitsBody.self, request, maxBytes: maxBody, expected: HitsBody.expected).n
-        let (value, submitted) = try await service.hit(cid: cid, hits: hits)
+        let (value, submitted) = try await service.hit(cid: cid, hits: hits, from: .hitsRoute)
         let count = CountBound.clamped(value)
         switch submitted.submission.outcome {
         case .inPlace, .dropped:
@@ -71,7 +71,7 @@ struct V1Routes: Sendable {
 
     func deadAction(_ action: JobQueue.DeadAction, _ request: Request) async throws -> Response {
         let body = try await Self.decode(DeadSelection.self, request, maxBytes: maxBody, expected: DeadSelection.expected)
-        return try json(DeadActionView(action, try await service.dead(action, cids: try body.selected())))
+        return try json(DeadActionView(action, try await service.dead(action, cids: try body.selected(), by: "POST /v1/dead/\(action.rawValue)")))
     }
 
     func setPaused(_ paused: Bool, _ context: APIRequestContext) async throws -> Response {

@@ -10,7 +10,7 @@ extension MemoryQueue {
         try available {}
         return requests.map {
             submit(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: $0.readAt,
-                   policy: $0.policy)
+                   policy: $0.policy, queuedBy: $0.queuedBy)
         }
     }
 
@@ -137,8 +137,8 @@ extension MemoryQueue {
             try available {}
             resume(level)
             return .done
-        case .dead(let action, let cids):
-            return .dead(try dead(action, cids: cids))
+        case .dead(let action, let cids, let who):
+            return .dead(try dead(action, cids: cids, by: who))
         case .publishPlacement(let snapshot):
             try available {}
             try publish(snapshot)

@@ -72,7 +72,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64? = nil, policy: CountPolicy = .none) -> SubmitResult {
+                       readAt: Int64? = nil, policy: CountPolicy = .none, queuedBy: QueuedBy? = nil) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
@@ -82,6 +82,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
             let oldID = "\(cid):\(oldGen ?? "")"
             func answer(_ outcome: SubmitOutcome) -> SubmitResult {
+                if let queuedBy {
+                    if [.created, .retargeted, .reversed].contains(outcome) { set(key, ["queued_by": queuedBy.stored]) }
+                    if outcome == .followUp { set(key, ["next_queued_by": queuedBy.stored]) }
+                }
                 let fields = hashes[key] ?? [:]
                 return SubmitResult(outcome: outcome, job: Job(hash: fields))
             }
@@ -287,6 +291,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
             let due = now + delay.milliseconds
             if let next = h["next_target"], let origin = h["db_level"], let target = h["target"] {
+                if let asked = h["next_queued_by"], next == origin || !Self.published(h["stage"]) {
+                    set(key, ["queued_by": asked])
+                    hashes[key]?["next_queued_by"] = nil
+                }
                 if Self.published(h["stage"]) {
                     if next == origin {
                         let newer = reverse(key, shard: shard, cid: id.cid, gen: String(id.gen), origin: origin, target: target)
@@ -575,6 +583,8 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     for field in ["next_target", "checksum", "bytes", "worker_id", "last_error", "reason", "earlier_error", "started_at"] {
                         hashes[key]?[field] = nil
                     }
+                    set(key, ["queued_by": QueuedBy.followUpPrefix(after: target) + (h["next_queued_by"] ?? "a count sent while it moved\n")])
+                    hashes[key]?["next_queued_by"] = nil
                     expiries[key] = nil
                     let moved = Int64(hashes[shard.movedAt]?[String(id.cid)] ?? "")
                     if let residency = policy.residencies[target], residency > .zero, let moved, moved + residency.milliseconds > now {
@@ -588,6 +598,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 } else {
                     set(key, ["status": "committed", "updated_at": String(now)])
                     hashes[key]?["next_target"] = nil
+                    hashes[key]?["next_queued_by"] = nil
                     expiries[key] = now + ttl.milliseconds
                 }
             }
@@ -728,7 +739,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     // MARK: - Operators and placement
 
-    func dead(_ action: DeadAction, cids: [Int64]?) throws -> [(id: String, outcome: DeadOutcome)] {
+    func dead(_ action: DeadAction, cids: [Int64]?, by who: String = "an operator") throws -> [(id: String, outcome: DeadOutcome)] {
         try available {
             let wanted = cids.map(Set.init)
             var results: [(id: String, outcome: DeadOutcome)] = []
@@ -753,10 +764,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         set(key, ["status": "queued", "attempts": "0", "worker_id": "", "updated_at": String(now)])
                         retireError(key)
                         lpush(shard.queue(target), raw)
+                        set(key, ["queued_by": QueuedBy.replay(by: who, earlier: h["queued_by"].map(QueuedBy.init(stored:))).stored])
                         results.append((raw, .replayed))
                     } else if Self.published(h["stage"]) {
                         let newer = reverse(key, shard: shard, cid: id.cid, gen: h["gen"], origin: origin, target: target)
                         lpush(shard.queue(origin), "\(id.cid):\(newer)")
+                        set(key, ["queued_by": QueuedBy.purgeReversal(by: who, copyOn: target, backTo: origin).stored])
                         results.append((raw, .reversed))
                     } else {
                         forget(key)

@@ -69,8 +69,8 @@ import Testing
         let api = try APIFixture()
         defer { api.tearDown() }
         try api.addContents([(1, "a.mp4", "bronze", 10), (2, "b.mp4", "bronze", 10)])
-        _ = try await api.service.submit(cid: 1, count: 50000)
-        _ = try await api.service.submit(cid: 2, count: 50000)
+        _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
+        _ = try await api.service.submit(cid: 2, count: 50000, from: .countRoute)
         let job = try #require(try api.claim())
         try api.kill(job)
         try await api.test { client in

@@ -44,7 +44,7 @@ import TestSupport
         let api = try APIFixture()
         defer { api.tearDown() }
         try api.addContents([(1, "a", "bronze", 1), (2, "b", "bronze", 1), (3, "c", "bronze", 1)])
-        for cid in 1...3 { _ = try await api.service.submit(cid: Int64(cid), count: 5000) }
+        for cid in 1...3 { _ = try await api.service.submit(cid: Int64(cid), count: 5000, from: .countRoute) }
         while let job = try api.claim() { try api.kill(job) }
         try await api.test { client in
             let replayed = try await client.postJSON("/v1/dead/replay", #"{"cids": [2]}"#)
@@ -87,7 +87,7 @@ import TestSupport
         // A stray copy on gold too, as after a lost write.
         try FileManager.default.createDirectory(atPath: api.path("gold", "dir"), withIntermediateDirectories: true)
         try Data(count: 3).write(to: URL(fileURLWithPath: api.path("gold", "dir/e.mp4")))
-        _ = try await api.service.submit(cid: 5, count: 1500)
+        _ = try await api.service.submit(cid: 5, count: 1500, from: .countRoute)
         let job = try #require(try api.claim())
         #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space", message: "no_space: silver is full",
                                    permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)

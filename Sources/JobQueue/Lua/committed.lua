@@ -62,6 +62,10 @@ for i = first, #ARGV do
           'gen', newer, 'enqueued_at', now, 'updated_at', now)
         redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
           'earlier_error', 'started_at')
+        -- Who asked for the follow-up (QueuedBy.followUpPrefix spells the same words).
+        local asked = redis.call('HGET', job, 'next_queued_by')
+        redis.call('HSET', job, 'queued_by', 'a follow-up after the move to ' .. h[3] .. ' of ' .. (asked or 'a count sent while it moved\n'))
+        redis.call('HDEL', job, 'next_queued_by')
         redis.call('PERSIST', job)
         local residency = residencyOf(residencies, h[3])
         local moved = tonumber(redis.call('HGET', movedAt, cid))
@@ -75,7 +79,7 @@ for i = first, #ARGV do
         followUps = followUps + 1
       else
         redis.call('HSET', job, 'status', 'committed', 'updated_at', now)
-        redis.call('HDEL', job, 'next_target')
+        redis.call('HDEL', job, 'next_target', 'next_queued_by')
         redis.call('EXPIRE', job, ttl)
       end
     end

@@ -9,7 +9,9 @@
 --       residents:<db_level as the caller read it>
 -- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms;
 --       -1: just now, from the database — it stands), half-life of counts (ms, 0: counts as they
---       are), minimum residencies ('gold=3600000,…')
+--       are), minimum residencies ('gold=3600000,…'), who submits and the rule that chose the
+--       target (kept as queued_by when the job is created or re-aimed, as next_queued_by with a
+--       follow-up; '' keeps what the job has)
 -- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
@@ -18,6 +20,7 @@ local movedAt, residents = KEYS[7], KEYS[8]
 local cid, count, filename, dbLevel, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local readAt = tonumber(ARGV[6]) or 0
 local halfLife, residencies = tonumber(ARGV[7]) or 0, ARGV[8]
+local queuedBy = ARGV[9] or ''
 local callerLevel = dbLevel
 
 local h = redis.call('HMGET', job, 'status', 'gen', 'target', 'db_level', 'stage', 'updated_at')
@@ -27,6 +30,10 @@ local oldID = cid .. ':' .. (oldGen or '')
 local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise.
   if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+  if queuedBy ~= '' then
+    if outcome == 'created' or outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
+    if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
+  end
   return {outcome, redis.call('HGETALL', job)}
 end
 local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end

@@ -81,11 +81,15 @@ public struct SubmitRequest: Sendable, Equatable {
     /// When `dbLevel` was read (ms, Redis' clock or the caller's), or `SubmitRequest.freshRead`.
     public var readAt: Int64
     public var policy: CountPolicy
+    /// Who submits and the rule that chose `target`: the job's `queued_by` when this creates or
+    /// re-aims it, its `next_queued_by` when it asks for a follow-up.
+    public var queuedBy: QueuedBy?
 
     /// A level read from the database just now: it stands whatever the queue holds.
     public static let freshRead: Int64 = -1
 
-    public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none) {
+    public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
+                queuedBy: QueuedBy? = nil) {
         self.cid = cid
         self.count = count
         self.filename = filename
@@ -93,6 +97,7 @@ public struct SubmitRequest: Sendable, Equatable {
         self.target = target
         self.readAt = readAt
         self.policy = policy
+        self.queuedBy = queuedBy
     }
 }
 
@@ -198,8 +203,9 @@ public enum ControlAction: Sendable, Equatable {
     case start
     case pause(level: String)
     case resume(level: String)
-    /// Replays or purges dead jobs: those of `cids`, or all.
-    case dead(DeadAction, cids: [Int64]?)
+    /// Replays or purges dead jobs: those of `cids`, or all; `by` names who asks (`relocator dlq
+    /// replay`…), for the jobs' `queued_by`.
+    case dead(DeadAction, cids: [Int64]?, by: String = "an operator")
     case publishPlacement(PlacementSnapshot)
     /// The rebalancer's lock, taken or renewed by `holder`.
     case holdRebalancer(holder: String, ttl: Duration)
