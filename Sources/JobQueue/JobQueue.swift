@@ -269,7 +269,7 @@ public struct JobQueue: Sendable {
                     on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
         let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
-                                                                  shard.movedAt],
+                                                                  shard.movedAt, shard.movedPerMinute],
                                          arguments: [id.description, worker, token, checksum, bytes, foundIn ?? ""])
         return reply.int == 1
     }
@@ -654,7 +654,8 @@ public struct JobQueue: Sendable {
         let jobKeys = ids.map { JobID($0).map { shard.job($0.cid) } ?? shard.job(0) }
         let reply = try redis.evalScript(
             QueueScripts.committed,
-            keys: [list, shard.stats, shard.deferred, shard.movedAt, shard.gens] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys,
+            keys: [list, shard.stats, shard.deferred, shard.movedAt, shard.gens] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys
+                + [shard.committedPerMinute],
             arguments: [max(1, Int(ttl.milliseconds / 1000)), committer == nil ? "0" : "1", levels.count, policy.halfLifeArgument,
                         policy.residencyArgument] + levels + ids)
         guard let items = reply.array, items.count == 2, let followUps = items[0].int else { throw malformed(redis.url.address, "committed.lua") }

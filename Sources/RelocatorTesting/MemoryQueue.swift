@@ -275,6 +275,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             hashes[shard.movedAt, default: [:]][String(id.cid)] = String(now)
             count(shard, .moved, 1)
             count(shard, .movedBytes, bytes)
+            ThroughputRing.add(1, bytes: bytes, now: now, to: &hashes[shard.movedPerMinute, default: [:]])
             return true
         }
     }
@@ -571,6 +572,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 let key = shard.job(id.cid)
                 guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "done", let target = h["target"] else { continue }
                 count(shard, .committed, 1)
+                ThroughputRing.add(1, bytes: 0, now: now, to: &hashes[shard.committedPerMinute, default: [:]])
                 var next = h["next_target"]
                 if let wanted = next, wanted != target, !levels.contains(wanted) {
                     unknown.append(raw)
