@@ -235,6 +235,18 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         try queue.deadJobs(on: redis).map { DeadLetter(id: $0.id, shard: $0.shard, job: $0.job) }
     }
 
+    public func deadPage(_ request: PageRequest) throws -> Page<DeadLetter> {
+        try queue.deadPage(request, on: redis).map { DeadLetter(id: $0.id, shard: $0.shard, job: $0.job) }
+    }
+
+    public func scheduledPage(_ schedule: Schedule, _ request: PageRequest) throws -> Page<ScheduledJob> {
+        try queue.scheduledPage(schedule, request, on: redis)
+    }
+
+    public func throughput(now: Int64, window: Int) throws -> Throughput {
+        try queue.throughput(now: now, window: window, on: redis)
+    }
+
     public func residents(level: String, _ which: ResidentQuery) throws -> [Resident] {
         switch which {
         case .coldest(let limit): return try queue.coldest(level: level, limit: limit, on: redis).map { Resident(cid: $0.cid, score: $0.score) }

@@ -20,7 +20,13 @@ struct V1Routes: Sendable {
             return try json(job)
         }
         routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats(), now: service.clock())) }
-        routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadJobs().map(DeadJobView.init))) }
+        routes.get("v1/dead") { request, _ in
+            let request = try PageParameters.from(request)
+            let page = try await service.deadPage(request)
+            return try json(PageView(name: "dead", items: page.items.map { DeadJobView($0) }, total: page.total, limit: request.limit, next: page.next))
+        }
+        routes.get("v1/retrying") { request, _ in try await scheduled(.retry, "retrying", request) }
+        routes.get("v1/deferred") { request, _ in try await scheduled(.deferred, "deferred", request) }
         routes.post("v1/dead/replay", scope: .admin) { request, _ in try await deadAction(.replay, request) }
         routes.post("v1/dead/purge", scope: .admin) { request, _ in try await deadAction(.purge, request) }
         routes.get("v1/levels") { _, _ in try json(LevelsView(levels: try await service.levelTable().ranges)) }
@@ -28,10 +34,18 @@ struct V1Routes: Sendable {
         routes.post("v1/levels/:level/resume", scope: .admin) { _, context in try await setPaused(false, context) }
         routes.get("v1/relocations") { request, _ in
             let cid = try request.uri.queryParameters.get("cid").map { try FormRules.wholeNumber($0, field: "cid", minimum: 1) }
-            let limit = try request.uri.queryParameters.get("limit").map { try FormRules.wholeNumber($0, field: "limit", minimum: 1) } ?? 50
-            guard limit <= 1000 else { throw APIError.badRequest("limit must be at most 1000, got \(limit)") }
-            return try json(RelocationsView(relocations: try await service.relocations(cid: cid, limit: Int(limit))))
+            let pageRequest = try PageParameters.from(request)
+            let page = try await service.relocationsPage(cid: cid, pageRequest)
+            return try json(PageView(name: "relocations", items: page.items, total: page.total, limit: pageRequest.limit, next: page.next))
         }
+    }
+
+    /// `/v1/retrying`, `/v1/deferred`: a page of the jobs waiting in that set, soonest due first.
+    func scheduled(_ schedule: Schedule, _ name: String, _ request: Request) async throws -> Response {
+        let pageRequest = try PageParameters.from(request)
+        let page = try await service.scheduledPage(schedule, pageRequest)
+        return try json(PageView(name: name, items: page.items.map(ScheduledJobView.init), total: page.total, limit: pageRequest.limit,
+                                 next: page.next))
     }
 
     func postCount(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -246,6 +260,4 @@ struct PausedView: Encodable, Sendable {
     var paused: Bool
 }
 
-struct RelocationsView: Encodable, Sendable {
-    var relocations: [Relocation]
-}
+

@@ -123,6 +123,11 @@ public struct DeadJobView: Encodable, Sendable {
         job = dead.job
     }
 
+    public init(_ dead: DeadLetter) {
+        id = dead.id
+        job = dead.job
+    }
+
     enum CodingKeys: String, CodingKey {
         case id, cid, filename, from, to, attempts, reason
         case lastError = "last_error", updatedAt = "updated_at"
@@ -140,11 +145,6 @@ public struct DeadJobView: Encodable, Sendable {
         try c.encode(job?.lastError, forKey: .lastError)
         try c.encode(job.flatMap { Timestamp(milliseconds: $0.updatedAt) }, forKey: .updatedAt)
     }
-}
-
-/// `/v1/dead`.
-struct DeadListView: Encodable, Sendable {
-    var dead: [DeadJobView]
 }
 
 /// What `/v1/dead/replay` and `/v1/dead/purge` did: the ids acted on, and the others by outcome.

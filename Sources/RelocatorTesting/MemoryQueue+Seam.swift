@@ -207,6 +207,39 @@ extension MemoryQueue {
         }
     }
 
+    public func deadPage(_ request: PageRequest) throws -> Page<DeadLetter> {
+        try available {}
+        let ids = keys.shards.flatMap { shard in list(shard.dead).map { (id: $0, shard: shard.index) } }
+        let shards = Dictionary(ids.map { ($0.id, $0.shard) }, uniquingKeysWith: { first, _ in first })
+        return DeadLetterOrder.page(ids.map(\.id), after: request.cursor, limit: request.limit).map { id in
+            DeadLetter(id: id, shard: shards[id] ?? 0, job: JobID(id).flatMap { job($0.cid) })
+        }
+    }
+
+    public func scheduledPage(_ schedule: Schedule, _ request: PageRequest) throws -> Page<ScheduledJob> {
+        try available {}
+        let after = request.cursor.flatMap(ScheduleOrder.init(cursor:))
+        var all: [(order: ScheduleOrder, shard: Int)] = []
+        for shard in keys.shards {
+            for (member, due) in scheduled(schedule == .retry ? shard.retry : shard.deferred) {
+                all.append((ScheduleOrder(score: Double(due), member: member), shard.index))
+            }
+        }
+        let following = all.filter { after == nil || after! < $0.order }.sorted { $0.order < $1.order }
+        let page = Array(following.prefix(request.limit))
+        return Page(items: page.map { entry in
+                        ScheduledJob(id: entry.order.member, shard: entry.shard, due: Int64(entry.order.score),
+                                     job: JobID(entry.order.member).flatMap { job($0.cid) }.flatMap { $0.id == entry.order.member ? $0 : nil })
+                    },
+                    total: all.count, next: following.count > request.limit ? page.last?.order.cursor : nil)
+    }
+
+    public func throughput(now: Int64, window: Int) throws -> Throughput {
+        try available {}
+        return Throughput(moved: ThroughputRing.window(keys.shards.map { hash($0.movedPerMinute) }, now: now, window: window),
+                          committed: ThroughputRing.window(keys.shards.map { hash($0.committedPerMinute) }, now: now, window: window))
+    }
+
     public func retryDue(_ id: JobID) throws -> Int64? {
         try available {}
         return scheduled(keys.shard(of: id.cid).retry)[id.description]
