@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [
-                "RelocatorAPI", "RelocatorMetrics", "RelocatorServices", "TestSupport",
+                "RelocatorAPI", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -26,8 +26,6 @@ public final class RelocationService: Sendable {
     /// symbolic link there is refused at once (workers refuse it again when they open it), and
     /// `why` says where the file really is.
     public let directories: LevelDirectories?
-    /// Moves per minute over the last hour, for the dashboard.
-    public let moveRate = MoveRate()
     let logger: Logger
     private let roots = Mutex<[String: LevelRoot]>([:])
     private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
@@ -379,7 +377,6 @@ public final class RelocationService: Sendable {
         let queue = self.queue
         let stats = try await redis.withConnection { try queue.stats(levels: names, on: $0) }
         statsCache.withLock { $0 = (stats, .now) }
-        moveRate.record(moved: stats.totals[.moved] ?? 0, at: clock())
         return stats
     }
 
