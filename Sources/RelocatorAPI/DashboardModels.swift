@@ -167,6 +167,8 @@ struct ThroughputChart: Sendable {
     var xLabels: [Label]
     var bottom: Int
     var right: Int
+    /// The drawing's width: the plot and room for the last label (`now`) centred on its edge.
+    var width: Int
     var moved: Int64
     var movedThisMinute: Int64
     var movedBytes: String
@@ -179,6 +181,7 @@ struct ThroughputChart: Sendable {
         let (left, plotTop, height, width) = (Self.left, Self.top, Self.plotHeight, Self.barWidth)
         bottom = plotTop + height
         right = left + count * width
+        self.width = right + 25
         func y(_ value: Int64) -> Int { plotTop + height - Int(Int64(clamping: Double(value) * Double(height) / Double(top))) }
         bars = moved.enumerated().map { index, minute in
             let ago = count - 1 - index
