@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [
-                "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "TestSupport",
+                "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -110,6 +110,8 @@ def check(run, page, results):
     with open(os.path.join(run.work, "contents.csv"), "w") as file:
         file.write("\n".join(rows) + "\n")
     run.cli("contents", "import", os.path.join(run.work, "contents.csv"))
+    # Watermarks on silver: the fill bars draw them.
+    run.cli("levels", "set", "silver", "--high-water", "90", "--low-water", "80")
 
     api = run.start("api", ["serve", "--port", "0"])
     line = api.stdout.readline()
@@ -131,7 +133,12 @@ def check(run, page, results):
         status, body = run.http("POST", "/post_sentence", "cid=%d&count=5000" % cid)
         assert status == 200, "post_sentence: %d %s" % (status, body)
     run.wait_for("the queued moves on the page", lambda: number(page, silver) == 61, timeout=20)
+    # No worker serves silver yet: a banner says so, without a reload.
+    stuck = page.locator('[data-banner="stuck"]')
+    run.wait_for("the banner of jobs no worker takes", lambda: stuck.count() == 1 and stuck.is_visible(), timeout=20)
+    assert "61 jobs queued for silver and no live worker takes them" in stuck.inner_text(), stuck.inner_text()
     page.screenshot(path=os.path.join(run.out, "overview-queued.png"), full_page=True)
+    results.append("a banner says jobs are queued that no live worker takes")
     # …and a worker drains the queue while the page watches.
     run.start("worker", ["worker", "--levels", "silver", "--concurrency", "1", "--id", "bt-worker"])
     seen = set()
@@ -146,12 +153,51 @@ def check(run, page, results):
     page.screenshot(path=os.path.join(run.out, "overview-moved.png"), full_page=True)
     results.append("the numbers change while moves run (%d distinct depths seen)" % len(seen))
 
+    # 2b. The new parts of the overview: the stuck banner is gone, silver's fill is drawn against
+    # its watermarks from the worker's disk report, the chart of moves per minute has its axes and
+    # this minute's bar, workers are counted apart from committers.
+    run.wait_for("the stuck banner to go", lambda: page.locator('[data-banner="stuck"]').count() == 0, timeout=20)
+    fill = page.locator('tr[data-level="silver"] .fill')
+    run.wait_for("silver's fill bar", lambda: fill.count() == 1 and fill.get_attribute("data-percent") not in (None, ""), timeout=20)
+    assert fill.is_visible() and fill.bounding_box()["width"] > 50, "silver's fill bar is not drawn"
+    assert page.locator('tr[data-level="silver"] .fill .mark.high').count() == 1, "no high watermark mark on silver's bar"
+    assert page.locator('tr[data-level="silver"] .fill .mark.low').count() == 1, "no low watermark mark on silver's bar"
+    assert re.match(r"^\d+\.\d %$", page.locator('tr[data-level="silver"] [data-field="fill"]').inner_text().strip())
+    assert "high water 90 % · low water 80 %" in page.locator('tr[data-level="silver"] [data-field="policy"]').inner_text()
+    chart = page.locator("svg#rate")
+    assert chart.is_visible() and chart.bounding_box()["height"] > 100, "the chart is not drawn"
+    labels = [label.text_content() for label in chart.locator("text").all()]
+    assert "now" in labels and "−60 min" in labels and "per minute" in labels, "the chart has no axes: %r" % labels
+    heights = [float(bar.get_attribute("height")) for bar in chart.locator("rect").all()]
+    assert len(heights) == 60 and max(heights) > 0, "no bar for this hour's moves: %r" % heights
+    assert number(page, '[data-field="moves-last-hour"]') == 60, "the chart does not count 60 moves this hour"
+    assert number(page, '[data-field="workers-alive"]') == 1 and number(page, '[data-field="committers-alive"]') == 0
+    page.locator("svg#rate").screenshot(path=os.path.join(run.out, "chart.png"))
+    page.locator('tr[data-level="silver"]').screenshot(path=os.path.join(run.out, "fill-silver.png"))
+    results.append("the overview draws silver's fill against its watermarks and the moves per minute with axes")
+
+    # 2c. The other new pages render: waiting (deferred and retrying), workers apart from
+    # committers with the banner of moves no committer records, placement with its fills.
+    for path, selectors, name in [
+            ("/ui/waiting", ["#deferred-jobs", "#retrying-jobs", '[data-pager="deferred"]'], "waiting.png"),
+            ("/ui/workers", ['tr[data-worker="bt-worker"]', "#committer-list", '[data-banner="uncommitted"]'], "workers.png"),
+            ("/ui/placement", ['#placement-levels tr[data-level="silver"] .fill', "#plan", "#move-matrix"], "placement.png"),
+            ("/ui/levels", ['#level-table tr[data-level="silver"] .fill .mark.high'], "levels.png")]:
+        page.goto("http://127.0.0.1:%d%s" % (run.port, path))
+        for selector in selectors:
+            assert page.locator(selector).first.is_visible(), "%s: %s is not shown" % (path, selector)
+        page.screenshot(path=os.path.join(run.out, name), full_page=True)
+    results.append("the waiting, workers, placement and levels pages render their new parts")
+
     # 3. Replay on the dead job brings it back to its queue (the page asks for the token once).
     assert run.job(99)["status"] == "dead", "cid 99 is not dead"
     with open(os.path.join(run.levels["bronze"], "lost.mp4"), "wb") as file:
         file.write(b"found again")
     page.goto("http://127.0.0.1:%d/ui/dead" % run.port)
     page.screenshot(path=os.path.join(run.out, "dead.png"), full_page=True)
+    pager = page.locator('[data-pager="dead"]')
+    assert pager.is_visible() and pager.inner_text().startswith("1 of 1 dead job"), pager.inner_text()
+    assert "POST /post_sentence: count 5000 falls in silver" in page.locator('tr[data-cid="99"] .queued-by').inner_text()
     # Read-only until the tab gives the administrator credential.
     replay = page.locator('tr[data-cid="99"] button', has_text="Replay")
     assert not replay.is_visible(), "the Replay button shows before the administrator credential was given"

@@ -48,6 +48,20 @@ extension JobQueue {
     }
 }
 
+extension JobQueue {
+    /// Moves (with their bytes) and commits in each of the last `window` minutes up to `now` (ms),
+    /// oldest first, from every shard's per-minute rings (one pipeline).
+    public func throughput(now: Int64, window: Int = 60, on redis: RedisConnection) throws -> Throughput {
+        let shards = keys.shards
+        let replies = try redis.pipeline(shards.flatMap { [RedisCommand("HGETALL", $0.movedPerMinute), RedisCommand("HGETALL", $0.committedPerMinute)] })
+            .map { try $0.throwingServerError(address: redis.url.address, command: "HGETALL per-minute") }
+        let moved = stride(from: 0, to: replies.count, by: 2).map { replies[$0].hash ?? [:] }
+        let committed = stride(from: 1, to: replies.count, by: 2).map { replies[$0].hash ?? [:] }
+        return Throughput(moved: ThroughputRing.window(moved, now: now, window: window),
+                          committed: ThroughputRing.window(committed, now: now, window: window))
+    }
+}
+
 extension JobQueue.DeadJob {
     public init(deadID id: String, shard: Int, job: Job?, fields: [String: String]) {
         self.id = id

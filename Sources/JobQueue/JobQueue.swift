@@ -62,33 +62,35 @@ public struct JobQueue: Sendable {
         }
     }
 
-    /// The enqueue script as one call (for a pipeline or the API's pipeliner).
+    /// The enqueue script as one call (for a pipeline or the API's pipeliner). `queuedBy`: who
+    /// submits and the rule that chose `target`, kept in the job when this creates or re-aims it.
     public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64,
-                           policy: CountPolicy = .none, sentAt: Int64? = nil) -> RedisCall {
+                           policy: CountPolicy = .none, sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
                        keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
                        arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument,
-                                   sentAt.map(String.init) ?? ""])
+                                   queuedBy?.stored ?? "", sentAt.map(String.init) ?? ""])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
     /// database (ms since 1970): a job committed after that knows better.
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64 = JobQueue.nowMilliseconds(), policy: CountPolicy = .none, on redis: RedisConnection) throws -> Submission {
+                       readAt: Int64 = JobQueue.nowMilliseconds(), policy: CountPolicy = .none, queuedBy: QueuedBy? = nil,
+                       on redis: RedisConnection) throws -> Submission {
         let reply = try redis.pipeline(calls: [submitCall(cid: cid, count: count, filename: filename, dbLevel: dbLevel,
-                                                          target: target, readAt: readAt, policy: policy)])[0]
+                                                          target: target, readAt: readAt, policy: policy, queuedBy: queuedBy)])[0]
         return try submission(from: reply.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"),
                               address: redis.url.address)
     }
 
     /// Many submissions in one pipeline (bulk `enqueue`).
-    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String)],
+    public func submitMany(_ items: [(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, queuedBy: QueuedBy?)],
                            readAt: Int64, policy: CountPolicy = .none, on redis: RedisConnection) throws -> [Submission] {
         let replies = try redis.pipeline(calls: items.map {
             submitCall(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: readAt,
-                       policy: policy)
+                       policy: policy, queuedBy: $0.queuedBy)
         })
         return try replies.map {
             try submission(from: $0.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"), address: redis.url.address)
@@ -98,7 +100,7 @@ public struct JobQueue: Sendable {
     /// The enqueue script for one request.
     public func submitCall(_ request: SubmitRequest) -> RedisCall {
         submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
-                   readAt: request.readAt, policy: request.policy, sentAt: request.sentAt)
+                   readAt: request.readAt, policy: request.policy, sentAt: request.sentAt, queuedBy: request.queuedBy)
     }
 
     /// Reads the enqueue script's reply as a result.
@@ -267,7 +269,7 @@ public struct JobQueue: Sendable {
                     on redis: RedisConnection) throws -> Bool {
         let shard = keys.shard(of: id.cid)
         let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
-                                                                  shard.movedAt],
+                                                                  shard.movedAt, shard.movedPerMinute],
                                          arguments: [id.description, worker, token, checksum, bytes, foundIn ?? ""])
         return reply.int == 1
     }
@@ -652,7 +654,8 @@ public struct JobQueue: Sendable {
         let jobKeys = ids.map { JobID($0).map { shard.job($0.cid) } ?? shard.job(0) }
         let reply = try redis.evalScript(
             QueueScripts.committed,
-            keys: [list, shard.stats, shard.deferred, shard.movedAt, shard.gens] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys,
+            keys: [list, shard.stats, shard.deferred, shard.movedAt, shard.gens] + levels.map(shard.queue) + levels.map(shard.residents) + jobKeys
+                + [shard.committedPerMinute],
             arguments: [max(1, Int(ttl.milliseconds / 1000)), committer == nil ? "0" : "1", levels.count, policy.halfLifeArgument,
                         policy.residencyArgument] + levels + ids)
         guard let items = reply.array, items.count == 2, let followUps = items[0].int else { throw malformed(redis.url.address, "committed.lua") }
@@ -682,8 +685,11 @@ public struct JobQueue: Sendable {
 
     /// Replays (attempts reset, back on the queue) or purges dead jobs: those of the given cids, or
     /// all when `cids` is nil. Works on a snapshot of the list, so a job that fails again during a
-    /// replay is not met twice. Returns each id acted on with what happened.
-    public func dead(_ action: DeadAction, cids: [Int64]?, on redis: RedisConnection) throws -> [(id: String, outcome: DeadOutcome)] {
+    /// replay is not met twice. Returns each id acted on with what happened. `by` names who asks
+    /// (`relocator dlq replay`, `POST /v1/dead/replay`): a replayed job, or one a purge sends back,
+    /// says so in its `queued_by`.
+    public func dead(_ action: DeadAction, cids: [Int64]?, by who: String = "an operator",
+                     on redis: RedisConnection) throws -> [(id: String, outcome: DeadOutcome)] {
         let wanted = cids.map(Set.init)
         var results: [(String, DeadOutcome)] = []
         for entry in try deadJobs(on: redis) {
@@ -698,11 +704,15 @@ public struct JobQueue: Sendable {
             let shard = keys.shard(entry.shard)
             var outcome = DeadOutcome.changed
             for _ in 0..<5 where outcome == .changed {
-                let levels = try redis.send("HMGET", shard.job(id.cid), JobField.target.rawValue, JobField.dbLevel.rawValue).array ?? []
-                let target = levels.first?.string ?? "", origin = levels.last?.string ?? ""
+                let read = try redis.send("HMGET", shard.job(id.cid), JobField.target.rawValue, JobField.dbLevel.rawValue,
+                                          JobField.queuedBy.rawValue).array ?? []
+                let target = read.first?.string ?? "", origin = read.count > 1 ? read[1].string ?? "" : ""
+                let earlier = read.count > 2 ? read[2].string.map(QueuedBy.init(stored:)) : nil
+                let replayed = QueuedBy.replay(by: who, earlier: earlier)
+                let reversed = QueuedBy.purgeReversal(by: who, copyOn: target, backTo: origin)
                 let reply = try redis.evalScript(QueueScripts.deadAction,
                                                  keys: [shard.dead, shard.job(id.cid), shard.queue(target), shard.queue(origin), shard.gens],
-                                                 arguments: [entry.id, action.rawValue, target, origin])
+                                                 arguments: [entry.id, action.rawValue, target, origin, replayed.stored, reversed.stored])
                 guard let word = reply.string, let parsed = DeadOutcome(rawValue: word) else { throw malformed(redis.url.address, "dead-action.lua") }
                 outcome = parsed
             }
@@ -787,14 +797,25 @@ public struct JobQueue: Sendable {
         for reply in try redis.pipeline(commands) { _ = try reply.throwingServerError(address: redis.url.address, command: "FORGET CONTENT") }
     }
 
-    /// Notes that a content's level changed in the database outside a move (reconcile --fix).
-    /// Returns the generation the change takes.
-    @discardableResult
-    public func levelChanged(cid: Int64, on redis: RedisConnection) throws -> Int64 {
+    /// The two steps of `level-changed.lua`, around the database's write.
+    public enum LevelChangeStep: String, CaseIterable, Sendable {
+        case generation, changed
+    }
+
+    /// A generation for a change of the content's level outside a move (`level-changed.lua`,
+    /// before the database's write); nil while the content has a job in flight.
+    public func levelChangeGeneration(cid: Int64, on redis: RedisConnection) throws -> Int64? {
         let shard = keys.shard(of: cid)
-        let reply = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid])
+        let reply = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid, LevelChangeStep.generation.rawValue])
         guard let gen = reply.int else { throw malformed(redis.url.address, "level-changed.lua") }
-        return Int64(gen)
+        return gen < 0 ? nil : Int64(gen)
+    }
+
+    /// Notes that the content's level changed in the database now (after the write): a
+    /// submission based on an older read is told to read it again.
+    public func levelChanged(cid: Int64, on redis: RedisConnection) throws {
+        let shard = keys.shard(of: cid)
+        _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid, LevelChangeStep.changed.rawValue])
     }
 
     public func unlease(cid: Int64, token: String, on redis: RedisConnection) throws {

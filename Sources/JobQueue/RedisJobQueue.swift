@@ -170,8 +170,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .resume(let level):
             try queue.resume(level: level, on: redis)
             return .done
-        case .dead(let action, let cids):
-            return .dead(try queue.dead(action, cids: cids, on: redis))
+        case .dead(let action, let cids, let who):
+            return .dead(try queue.dead(action, cids: cids, by: who, on: redis))
         case .publishPlacement(let snapshot):
             try queue.publishPlacement(try snapshot.encoded(), on: redis)
             return .done
@@ -192,8 +192,11 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .unlease(let cid, let token):
             try queue.unlease(cid: cid, token: token, on: redis)
             return .done
+        case .levelGeneration(let cid):
+            return .count(try queue.levelChangeGeneration(cid: cid, on: redis).map { Int(clamping: $0) } ?? -1)
         case .levelChanged(let cid):
-            return .count(Int(try queue.levelChanged(cid: cid, on: redis)))
+            try queue.levelChanged(cid: cid, on: redis)
+            return .done
         case .orphans(let cids, let fix):
             return .orphans(try queue.orphans(cids: cids, fix: fix, on: redis))
         case .hit(let cid, let hits, let halfLife):
@@ -239,6 +242,18 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         try queue.deadJobs(on: redis).map { DeadLetter(id: $0.id, shard: $0.shard, job: $0.job) }
     }
 
+    public func deadPage(_ request: PageRequest) throws -> Page<DeadLetter> {
+        try queue.deadPage(request, on: redis).map { DeadLetter(id: $0.id, shard: $0.shard, job: $0.job) }
+    }
+
+    public func scheduledPage(_ schedule: Schedule, _ request: PageRequest) throws -> Page<ScheduledJob> {
+        try queue.scheduledPage(schedule, request, on: redis)
+    }
+
+    public func throughput(now: Int64, window: Int) throws -> Throughput {
+        try queue.throughput(now: now, window: window, on: redis)
+    }
+
     public func residents(level: String, _ which: ResidentQuery) throws -> [Resident] {
         switch which {
         case .coldest(let limit): return try queue.coldest(level: level, limit: limit, on: redis).map { Resident(cid: $0.cid, score: $0.score) }
@@ -277,8 +292,9 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         try queue.jobsByLevel(levels: levels, known: known, on: redis)
     }
 
+    /// A snapshot that does not decode (written by another version) is none.
     public func publishedPlacement() throws -> PlacementSnapshot? {
-        try queue.placementSnapshot(on: redis).map { try PlacementSnapshot(decoding: $0) }
+        try queue.placementSnapshot(on: redis).flatMap { try? PlacementSnapshot(decoding: $0) }
     }
 }
 

@@ -20,7 +20,7 @@ struct CompatRoutes: Sendable {
         let form = try await SentenceForm.decode(request, maxBytes: maxBody)
         let cid = try FormRules.cid(form.cid)
         let count = try FormRules.count(form.count)
-        let submitted = try await service.submit(cid: cid, count: count)
+        let submitted = try await service.submit(cid: cid, count: count, from: .postSentence)
         let body = Self.compatBody(cid: cid, count: count, filename: submitted.content.filename, target: submitted.target,
                                    job: submitted.result.job)
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: body))

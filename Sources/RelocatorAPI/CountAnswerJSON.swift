@@ -68,10 +68,14 @@ enum CountAnswerJSON {
         buffer.writeString(String(job.gen))
         buffer.writeStaticString("\",\"last_error\":")
         writeString(job.lastError, to: &buffer)
+        buffer.writeStaticString(",\"next_queued_by\":")
+        writeQueuedBy(job.nextQueuedBy, to: &buffer)
         buffer.writeStaticString(",\"next_retry_at\":")
         writeTime(view.nextRetryAt, to: &buffer)
         buffer.writeStaticString(",\"next_target\":")
         writeString(job.nextTarget, to: &buffer)
+        buffer.writeStaticString(",\"queued_by\":")
+        writeQueuedBy(job.queuedBy, to: &buffer)
         buffer.writeStaticString(",\"reason\":")
         writeString(job.reason, to: &buffer)
         buffer.writeStaticString(",\"stage\":")
@@ -88,6 +92,19 @@ enum CountAnswerJSON {
         writeTime(Timestamp(milliseconds: job.updatedAt), to: &buffer)
         buffer.writeStaticString(",\"worker_id\":")
         writeString(job.workerID, to: &buffer)
+        buffer.writeInteger(UInt8(ascii: "}"))
+    }
+
+    /// `{"rule":…,"who":…}` as `QueuedByView` encodes, or `null`.
+    static func writeQueuedBy(_ value: QueuedBy?, to buffer: inout ByteBuffer) {
+        guard let value else {
+            buffer.writeStaticString("null")
+            return
+        }
+        buffer.writeStaticString("{\"rule\":")
+        writeString(value.rule, to: &buffer)
+        buffer.writeStaticString(",\"who\":")
+        writeString(value.who, to: &buffer)
         buffer.writeInteger(UInt8(ascii: "}"))
     }
 

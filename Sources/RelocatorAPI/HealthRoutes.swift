@@ -29,8 +29,7 @@ struct HealthRoutes: Sendable {
                     let byLevel = try await jobs.reading(maxAge: .seconds(1)) { known in
                         try await queue.withSession { try $0.jobsByLevel(levels: levels, known: known) }
                     }
-                    // A snapshot that does not decode shows as none.
-                    let placement = try await queue.withSession { try? $0.publishedPlacement() }
+                    let placement = try await queue.withSession { try $0.publishedPlacement() }
                     gauges.update(stats, jobs: byLevel, shards: queue.shardCount, placement: placement)
                 } catch {
                     gauges.markUnavailable()

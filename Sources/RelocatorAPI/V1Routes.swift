@@ -23,7 +23,13 @@ struct V1Routes: Sendable {
             return try json(JobView(found.job, nextRetryAt: Timestamp(milliseconds: found.nextRetryAt)))
         }
         routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats(), now: service.clock())) }
-        routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadLetters().map(DeadJobView.init))) }
+        routes.get("v1/dead") { request, _ in
+            let request = try PageParameters.from(request)
+            let page = try await service.deadPage(request)
+            return try json(PageView(name: "dead", items: page.items.map { DeadJobView($0) }, total: page.total, limit: request.limit, next: page.next))
+        }
+        routes.get("v1/retrying") { request, _ in try await scheduled(.retry, "retrying", request) }
+        routes.get("v1/deferred") { request, _ in try await scheduled(.deferred, "deferred", request) }
         routes.post("v1/dead/replay", scope: .admin) { request, _ in try await deadAction(.replay, request) }
         routes.post("v1/dead/purge", scope: .admin) { request, _ in try await deadAction(.purge, request) }
         routes.get("v1/levels") { _, _ in try json(LevelsView(levels: try await service.levelTable().ranges)) }
@@ -31,16 +37,24 @@ struct V1Routes: Sendable {
         routes.post("v1/levels/:level/resume", scope: .admin) { _, context in try await setPaused(false, context) }
         routes.get("v1/relocations") { request, _ in
             let cid = try request.uri.queryParameters.get("cid").map { try FormRules.wholeNumber($0, field: "cid", minimum: 1) }
-            let limit = try request.uri.queryParameters.get("limit").map { try FormRules.wholeNumber($0, field: "limit", minimum: 1) } ?? 50
-            guard limit <= 1000 else { throw APIError.badRequest("limit must be at most 1000, got \(limit)") }
-            return try json(RelocationsView(relocations: try await service.relocations(cid: cid, limit: Int(limit))))
+            let pageRequest = try PageParameters.from(request)
+            let page = try await service.relocationsPage(cid: cid, pageRequest)
+            return try json(PageView(name: "relocations", items: page.items, total: page.total, limit: pageRequest.limit, next: page.next))
         }
+    }
+
+    /// `/v1/retrying`, `/v1/deferred`: a page of the jobs waiting in that set, soonest due first.
+    func scheduled(_ schedule: Schedule, _ name: String, _ request: Request) async throws -> Response {
+        let pageRequest = try PageParameters.from(request)
+        let page = try await service.scheduledPage(schedule, pageRequest)
+        return try json(PageView(name: name, items: page.items.map(ScheduledJobView.init), total: page.total, limit: pageRequest.limit,
+                                 next: page.next))
     }
 
     func postCount(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let cid = try Self.pathCID(context)
         let count = try await Self.countBody(request, maxBytes: maxBody)
-        let submitted = try await service.submit(cid: cid, count: count)
+        let submitted = try await service.submit(cid: cid, count: count, from: .countRoute)
         // The answers are written by `CountAnswerJSON`, with the bytes `json(_:)` would give.
         switch submitted.result.outcome {
         case .inPlace, .dropped:
@@ -59,7 +73,7 @@ struct V1Routes: Sendable {
     func postHits(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let cid = try Self.pathCID(context)
         let hits = try await Self.decode(HitsBody.self, request, maxBytes: maxBody, expected: HitsBody.expected).n
-        let (value, submitted) = try await service.hit(cid: cid, hits: hits)
+        let (value, submitted) = try await service.hit(cid: cid, hits: hits, from: .hitsRoute)
         let count = CountBound.clamped(value)
         switch submitted.result.outcome {
         case .inPlace, .dropped:
@@ -74,7 +88,7 @@ struct V1Routes: Sendable {
 
     func deadAction(_ action: DeadAction, _ request: Request) async throws -> Response {
         let body = try await Self.decode(DeadSelection.self, request, maxBytes: maxBody, expected: DeadSelection.expected)
-        return try json(DeadActionView(action, try await service.dead(action, cids: try body.selected())))
+        return try json(DeadActionView(action, try await service.dead(action, cids: try body.selected(), by: "POST /v1/dead/\(action.rawValue)")))
     }
 
     func setPaused(_ paused: Bool, _ context: APIRequestContext) async throws -> Response {
@@ -249,6 +263,4 @@ struct PausedView: Encodable, Sendable {
     var paused: Bool
 }
 
-struct RelocationsView: Encodable, Sendable {
-    var relocations: [Relocation]
-}
+

@@ -24,6 +24,7 @@ public struct JobView: Encodable, Equatable, Sendable {
         case enqueuedAt = "enqueued_at", updatedAt = "updated_at", startedAt = "started_at", dueAt = "due_at"
         case nextRetryAt = "next_retry_at"
         case token, fence
+        case queuedBy = "queued_by", nextQueuedBy = "next_queued_by"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -55,6 +56,19 @@ public struct JobView: Encodable, Equatable, Sendable {
         try c.encode(nextRetryAt, forKey: .nextRetryAt)
         try c.encode(job.token, forKey: .token)
         try c.encode(job.fence, forKey: .fence)
+        try c.encode(job.queuedBy.map(QueuedByView.init), forKey: .queuedBy)
+        try c.encode(job.nextQueuedBy.map(QueuedByView.init), forKey: .nextQueuedBy)
+    }
+}
+
+/// Who queued a job and the rule that chose its target: `{"who": …, "rule": …}`.
+public struct QueuedByView: Encodable, Equatable, Sendable {
+    public var who: String
+    public var rule: String
+
+    public init(_ value: QueuedBy) {
+        who = value.who
+        rule = value.rule
     }
 }
 
@@ -126,11 +140,6 @@ public struct DeadJobView: Encodable, Sendable {
         try c.encode(job?.lastError, forKey: .lastError)
         try c.encode(job.flatMap { Timestamp(milliseconds: $0.updatedAt) }, forKey: .updatedAt)
     }
-}
-
-/// `/v1/dead`.
-struct DeadListView: Encodable, Sendable {
-    var dead: [DeadJobView]
 }
 
 /// What `/v1/dead/replay` and `/v1/dead/purge` did: the ids acted on, and the others by outcome.

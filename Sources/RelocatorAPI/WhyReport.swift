@@ -75,6 +75,15 @@ public struct WhyReport: Encodable, Sendable {
             if let error = job.lastError, job.status == .retrying || job.status == .dead { text += "; last error: \(error)" }
             if let next = view.nextRetryAt { text += "; next try at \(next)" }
             lines.append(text + ".")
+            if let by = job.queuedBy {
+                lines.append("It was queued by \(by.who)" + (by.rule.isEmpty ? "." : "; its target: \(by.rule)."))
+            } else {
+                lines.append("Who queued it is not recorded (a job queued before this version).")
+            }
+            if let next = job.nextTarget {
+                let asked = job.nextQueuedBy.map { " (asked by \($0.who)" + ($0.rule.isEmpty ? ")" : ": \($0.rule))") } ?? ""
+                lines.append("Once this move is committed it goes on to \(next)\(asked).")
+            }
         } else {
             lines.append("It has no job.")
         }

@@ -29,14 +29,16 @@ extension App {
     }
 
     /// A new view count for a content: the level it falls in, and a job unless it is already there.
-    public func submit(cid: Int64, count: Int64) async throws -> Submitted {
+    /// `submitter` says who sent it (kept in the job with the rule that chose its level).
+    public func submit(cid: Int64, count: Int64, from submitter: Submitter = .other("a caller of the application")) async throws -> Submitted {
         await checkQueueIdentity()
         guard cid > 0 else { throw AppError.badRequest("cid must be a positive whole number, got \(cid)") }
         guard CountBound.range.contains(count) else {
             throw AppError.badRequest(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))
         }
         let placement = try await placement()
-        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock())
+        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock(),
+                                    submitter: submitter)
         let cached = contents.entry(cid)
         var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead)
         var checked: Set<String> = []
@@ -55,7 +57,10 @@ extension App {
                     checked.insert(request.filename)
                 }
                 if let raise { try await raiseMaxCounts(raise.level, to: raise.count, cid: cid) }
-                action = machine.submitted(try await queue.submit(request))
+                var sent = request
+                // The read's age is measured up to the moment it is sent, after the checks above.
+                if sent.sentAt != nil { sent.sentAt = clock() }
+                action = machine.submitted(try await queue.submit(sent))
             case .finish(let submitted):
                 logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(submitted.target)",
                                                      "job.outcome": "\(submitted.result.outcome.rawValue)"])
@@ -111,7 +116,7 @@ extension App {
 
     /// Hits for a content (`POST /v1/contents/{cid}/hits`): its counter decays by half every
     /// half-life; its value now drives placement as a posted count does.
-    public func hit(cid: Int64, hits: Int64) async throws -> (value: Double, submitted: Submitted) {
+    public func hit(cid: Int64, hits: Int64, from submitter: Submitter = .hitsRoute) async throws -> (value: Double, submitted: Submitted) {
         guard let halfLife else {
             throw AppError.unavailable("hit counting needs RELOCATOR_HALF_LIFE (e.g. 24h) on the API")
         }
@@ -125,13 +130,14 @@ extension App {
         }
         // Within the range of a count whatever the queue held (hit.lua keeps it there too).
         let value = counter.isNaN ? 0 : min(max(counter, 0), Double(CountBound.max))
-        return (value, try await submit(cid: cid, count: CountBound.clamped(value)))
+        return (value, try await submit(cid: cid, count: CountBound.clamped(value), from: submitter))
     }
 
     /// Many counts at once (`relocator enqueue --file`): one store query per 1,000 contents and
     /// one round trip per 1,000 submissions. Returns how many of each outcome; a cid that is
     /// unknown, has an unsafe filename or a count no level holds is reported and skipped.
-    public func submitMany(_ counts: [(cid: Int64, count: Int64)]) async throws -> (outcomes: [String: Int], skipped: [String]) {
+    public func submitMany(_ counts: [(cid: Int64, count: Int64)], from submitter: Submitter = .enqueueCommand) async throws
+        -> (outcomes: [String: Int], skipped: [String]) {
         let cids = counts.map(\.cid)
         let found = try await store.withStore { try $0.contents(cids: cids) }
         let placement = try await placement()
@@ -157,7 +163,8 @@ extension App {
             }
             if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
             requests.append(SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
-                                          readAt: SubmitRequest.freshRead, policy: policy))
+                                          readAt: SubmitRequest.freshRead, policy: policy,
+                                          queuedBy: SubmitMachine.queuedBy(choice, count: count, from: submitter, placement: placement)))
         }
         for (level, count) in raises { try await raiseMaxCounts(level, to: count, cid: nil) }
         var outcomes: [String: Int] = [:]

@@ -3,7 +3,7 @@ import Logging
 import RelocatorCore
 import Synchronization
 
-/// The application: every use case the HTTP API, the command line and the rebalancer call —
+/// The application: every use case the HTTP API and the command line call —
 /// submit a count or hits, commit a done job, replay and purge dead letters, pause and resume a
 /// level, read a content, its job and why it is where it is, the queue's statistics, readiness —
 /// written against a queue (`QueueGateway`) and a store (`StoreGateway`), and nothing below them.
@@ -135,9 +135,10 @@ public final class App: Sendable {
     // MARK: - Control
 
     /// Replays or purges dead letters (those of `cids`, or all).
-    public func dead(_ action: DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: DeadOutcome)] {
+    /// `who` is named in a replayed job's `queued_by`.
+    public func dead(_ action: DeadAction, cids: [Int64]?, by who: String) async throws -> [(id: String, outcome: DeadOutcome)] {
         let results = try await queue.withSession(replicated: true) { session -> [DeadResult] in
-            guard case .dead(let outcomes) = try session.control(.dead(action, cids: cids)) else { return [] }
+            guard case .dead(let outcomes) = try session.control(.dead(action, cids: cids, by: who)) else { return [] }
             return outcomes.map { DeadResult(id: $0.id, outcome: $0.outcome) }
         }
         statsCache.withLock { $0 = nil }

@@ -68,10 +68,14 @@ public struct SubmitMachine: Sendable {
     private var target: String?
     private var submissions = 0
     private let now: Int64?
+    private let submitter: Submitter
 
-    /// `now`: the caller's clock when it submits, the clock `readAt` is on.
-    public init(cid: Int64, count: Int64, placement: Placement, policy: CountPolicy, now: Int64? = nil) {
+    /// `now`: the caller's clock when it submits, the clock `readAt` is on. `submitter`: who sent
+    /// the count (kept in the job with the rule that chose its level).
+    public init(cid: Int64, count: Int64, placement: Placement, policy: CountPolicy, now: Int64? = nil,
+                submitter: Submitter = .other("a caller of the application")) {
         self.now = now
+        self.submitter = submitter
         self.cid = cid
         self.count = count
         self.placement = placement
@@ -108,6 +112,13 @@ public struct SubmitMachine: Sendable {
         return .finish(Submitted(content: content, count: count, target: target, result: result))
     }
 
+    /// Who submits a count and the rule that chose its level, for the job's `queued_by`.
+    public static func queuedBy(_ decision: Placement.Decision, count: Int64, from submitter: Submitter, placement: Placement) -> QueuedBy {
+        if let held = decision.heldBy { return QueuedBy(who: submitter.who, rule: "count \(count) keeps it on \(decision.level): \(held)") }
+        return .count(count, from: submitter, level: decision.level, range: placement.table.ranges.first { $0.name == decision.level },
+                      raised: decision.raiseMaxCounts != nil)
+    }
+
     private mutating func decide() -> Action {
         guard let content else { return .readContent }
         guard submissions < 3 else { return .fail(.unsettled(cid)) }
@@ -115,7 +126,8 @@ public struct SubmitMachine: Sendable {
         target = choice.level
         submissions += 1
         let request = SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
-                                    readAt: readAt, policy: policy, sentAt: readAt == SubmitRequest.freshRead ? nil : now)
+                                    readAt: readAt, policy: policy, sentAt: readAt == SubmitRequest.freshRead ? nil : now,
+                                    queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement))
         return .submit(request, raise: choice.raiseMaxCounts.map { Raise(level: choice.level, count: $0) })
     }
 }

@@ -48,6 +48,11 @@ public enum JobField: String, Sendable, CaseIterable {
     /// Why a deferred job waits, and until when (ms).
     case deferReason = "defer_reason"
     case dueAt = "due_at"
+    /// Who queued the job and the rule that chose its target (`QueuedBy`), written when the job
+    /// is created or re-aimed.
+    case queuedBy = "queued_by"
+    /// Who asked for the `next_target` of a job in flight: the follow-up's `queued_by` once it starts.
+    case nextQueuedBy = "next_queued_by"
 }
 
 /// A relocation job as stored in the `job:<cid>` hash.
@@ -84,6 +89,10 @@ public struct Job: Equatable, Sendable {
     public var token: Int64?
     /// A reaped delivery that may still act (see `JobField.fence`).
     public var fence: Int64?
+    /// Who queued the job, and why its target.
+    public var queuedBy: QueuedBy?
+    /// Who asked for `nextTarget`.
+    public var nextQueuedBy: QueuedBy?
 
     /// The delivery token as the queue's calls carry it ("" before any claim).
     public var deliveryToken: String { token.map(String.init) ?? "" }
@@ -159,6 +168,8 @@ public struct Job: Equatable, Sendable {
             job.dueAt = try number(.dueAt)
             job.token = try number(.token)
             job.fence = try number(.fence)
+            job.queuedBy = text(.queuedBy).map(QueuedBy.init(stored:))
+            job.nextQueuedBy = text(.nextQueuedBy).map(QueuedBy.init(stored:))
             return .success(job)
         } catch {
             return .failure(error)
@@ -182,6 +193,7 @@ public struct Job: Equatable, Sendable {
             (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
             (.bytesTotal, bytesTotal.map(String.init)), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
             (.token, token.map(String.init)), (.fence, fence.map(String.init)),
+            (.queuedBy, queuedBy?.stored), (.nextQueuedBy, nextQueuedBy?.stored),
         ]
     }
 }

@@ -104,6 +104,12 @@ public struct ShardKeys: Equatable, Sendable, Hashable {
     /// is the control key itself.
     public var paused: String { "\(prefix)paused" }
 
+    /// Moves acknowledged in each of the last 120 minutes, with their bytes (`ack.lua`), and jobs
+    /// committed (`committed.lua`): hashes of at most 120 fields, `minute mod 120` →
+    /// `<minute> <count> <bytes>` (`ThroughputRing`), which the dashboard's chart reads.
+    public var movedPerMinute: String { "\(prefix)per-minute:moved" }
+    public var committedPerMinute: String { "\(prefix)per-minute:committed" }
+
     /// Every key name pattern of the shard, for a `SCAN` of one kind.
     public var jobPattern: String { "\(prefix)job:*" }
 }

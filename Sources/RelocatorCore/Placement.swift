@@ -66,16 +66,42 @@ public struct Placement: Equatable, Sendable {
         return end > now ? end : nil
     }
 
-    /// A level's disk, as a worker reports it.
+    /// A level's disk, as a worker reports it. Its fill is the one `df` shows: used / (used +
+    /// available) — the blocks a filesystem reserves for root are neither used nor available to
+    /// the workers, so they count in neither (ext4 reserves 5 % by default). Watermarks, room and
+    /// every percentage shown are of that capacity, not of the disk's size.
     public struct Usage: Equatable, Sendable {
+        /// Bytes in use.
         public var used: Int64
-        public var size: Int64
-        public init(used: Int64, size: Int64) {
-            self.used = used
-            self.size = size
+        /// Bytes an unprivileged writer may still use (`statvfs`' `f_bavail`).
+        public var available: Int64
+
+        /// Values from a heartbeat are taken as they come: a negative one counts as 0.
+        public init(used: Int64, available: Int64) {
+            self.used = max(0, used)
+            self.available = max(0, available)
         }
 
-        public var percent: Double { size > 0 ? Double(used) * 100 / Double(size) : 0 }
+        /// A disk report's numbers.
+        public init(_ report: DiskReport.Usage) {
+            self.init(used: report.used, available: report.free)
+        }
+
+        /// What the fill is a share of: used + available.
+        public var capacity: Int64 { used.saturatingAdd(available) }
+
+        /// The fill in percent (0 to 100), as `df`'s Use% (which rounds it up to a whole number).
+        public var percent: Double { Self.percent(used: Double(used), capacity: capacity) }
+
+        /// `used` bytes in percent of `capacity` bytes (0 for an empty capacity).
+        public static func percent(used: Double, capacity: Int64) -> Double {
+            capacity > 0 ? used * 100 / Double(capacity) : 0
+        }
+
+        /// The bytes of `percent` of the capacity.
+        public func bytes(atPercent percent: Int) -> Int64 {
+            Int64(clamping: Double(capacity) * Double(percent) / 100)
+        }
     }
 
     /// Why a move of `bytes` into `level` must wait (its disk would rise above the high watermark,
@@ -84,9 +110,9 @@ public struct Placement: Equatable, Sendable {
     /// then starts with `doesNotFitPrefix`, and the rebalancer sends the job to the dead letters
     /// (`does_not_fit`) instead of displacing residents for it.
     public func admission(into level: String, usage: Usage, adding bytes: Int64, inFlight: Int64 = 0) -> String? {
-        guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
+        guard let high = policies[level]?.highWater, usage.capacity > 0 else { return nil }
         if let reason = doesNotFit(level, usage: usage, bytes: bytes) { return reason }
-        let after = (Double(usage.used) + Double(inFlight) + Double(bytes)) * 100 / Double(usage.size)
+        let after = Usage.percent(used: Double(usage.used) + Double(inFlight) + Double(bytes), capacity: usage.capacity)
         guard after > Double(high) else { return nil }
         return "\(level) would be at \(after.formatted(decimals: 1)) % (high watermark \(high) %)"
     }
@@ -98,34 +124,34 @@ public struct Placement: Equatable, Sendable {
     /// Why a content of `bytes` can never be moved into `level` (larger than the level's whole room
     /// below its high watermark, the disk empty), or nil when it could.
     public func doesNotFit(_ level: String, usage: Usage, bytes: Int64) -> String? {
-        guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
-        let limit = Int64(clamping: Double(usage.size) * Double(high) / 100)
+        guard let high = policies[level]?.highWater, usage.capacity > 0 else { return nil }
+        let limit = usage.bytes(atPercent: high)
         guard bytes > limit else { return nil }
         return Self.doesNotFitPrefix + "a file of \(OperatorValues.formatBytes(bytes)) cannot fit under \(level)'s high watermark \(high) % "
-            + "even on an empty disk (room \(OperatorValues.formatBytes(limit)) of \(OperatorValues.formatBytes(usage.size)))"
+            + "even on an empty disk (room \(OperatorValues.formatBytes(limit)) of \(OperatorValues.formatBytes(usage.capacity)))"
     }
 
     /// The bytes of a level's disk at its high watermark and at its low one (the high one when no low
     /// one is set); nil without a high watermark.
-    public func watermarkBytes(of level: String, size: Int64) -> (high: Int64, low: Int64)? {
-        guard let high = policies[level]?.highWater, size > 0 else { return nil }
+    public func watermarkBytes(of level: String, usage: Usage) -> (high: Int64, low: Int64)? {
+        guard let high = policies[level]?.highWater, usage.capacity > 0 else { return nil }
         let low = min(high, policies[level]?.lowWater ?? high)
-        return (Int64(clamping: Double(size) * Double(high) / 100), Int64(clamping: Double(size) * Double(low) / 100))
+        return (usage.bytes(atPercent: high), usage.bytes(atPercent: low))
     }
 
     /// Bytes a level may still take before it rises above its high watermark (negative when it is
     /// above already); nil when it has none.
     public func room(in level: String, usage: Usage) -> Int64? {
-        guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
-        return Int64(clamping: Double(usage.size) * Double(high) / 100).saturatingSubtract(usage.used)
+        guard let high = policies[level]?.highWater, usage.capacity > 0 else { return nil }
+        return usage.bytes(atPercent: high).saturatingSubtract(usage.used)
     }
 
     /// Bytes to move off a level that is above its high watermark to bring it to its low one
     /// (the high one when no low one is set); nil when it is not above.
     public func excess(of level: String, usage: Usage) -> Int64? {
-        guard let high = policies[level]?.highWater, usage.size > 0, usage.percent > Double(high) else { return nil }
-        let low = Double(policies[level]?.lowWater ?? high)
-        return max(1, usage.used.saturatingSubtract(Int64(clamping: Double(usage.size) * low / 100)))
+        guard let high = policies[level]?.highWater, usage.capacity > 0, usage.percent > Double(high) else { return nil }
+        let low = min(high, policies[level]?.lowWater ?? high)
+        return max(1, usage.used.saturatingSubtract(usage.bytes(atPercent: low)))
     }
 
     /// The order a worker takes queues in: higher `priority` first, then higher levels first, so

@@ -86,6 +86,8 @@ public final class QueueGauges: Sendable {
                 .set(Double(usage.free))
             gauge("relocator_level_size_bytes", "Size of the level's filesystem in bytes, from the heartbeat of the live worker that beat last.", labels)
                 .set(Double(usage.size))
+            gauge("relocator_level_fill_ratio", "The level's fill as df's Use% computes it, used / (used + available), 0 to 1: what its watermarks are compared with.", labels)
+                .set(Placement.Usage(usage).percent / 100)
         }
         for (level, policy) in placement?.policies ?? [:] {
             if let high = policy.highWater {

@@ -60,9 +60,12 @@ public struct Planner {
         public var bytes: Int64? = nil
     }
 
-    public struct LevelFill: Codable, Sendable, Equatable {
+    public struct LevelFill: Encodable, Sendable, Equatable {
         public var level: String
         public var used: Int64?
+        /// Bytes an unprivileged writer may still use (`df`'s Avail).
+        public var available: Int64?
+        /// The filesystem's size (`df`'s Size), for information: fills are of used + available.
         public var size: Int64?
         /// Bytes the planned moves bring in and take out (known sizes only).
         public var incoming: Int64
@@ -70,20 +73,44 @@ public struct Planner {
         public var highWater: Int?
         public var lowWater: Int?
 
-        /// Used after the planned moves, in percent of the disk.
+        /// The fill now, as `df` shows it: used / (used + available), in percent.
+        public var percent: Double? {
+            guard let used, let available else { return nil }
+            return Placement.Usage(used: used, available: available).percent
+        }
+
+        /// The fill after the planned moves, in percent of the same capacity (a move in takes
+        /// from what is available, a move out gives back to it).
         public var projectedPercent: Double? {
-            guard let used, let size, size > 0 else { return nil }
-            return (Double(used) + Double(incoming) - Double(outgoing)) * 100 / Double(size)
+            guard let used, let available else { return nil }
+            let usage = Placement.Usage(used: used, available: available)
+            guard usage.capacity > 0 else { return nil }
+            return Placement.Usage.percent(used: Double(usage.used) + Double(incoming) - Double(outgoing), capacity: usage.capacity)
         }
 
         enum CodingKeys: String, CodingKey {
-            case level, used, size, incoming, outgoing
+            case level, used, available, size, incoming, outgoing, percent
+            case projectedPercent = "projected_percent"
             case highWater = "high_water"
             case lowWater = "low_water"
         }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(level, forKey: .level)
+            try c.encode(used, forKey: .used)
+            try c.encode(available, forKey: .available)
+            try c.encode(size, forKey: .size)
+            try c.encode(incoming, forKey: .incoming)
+            try c.encode(outgoing, forKey: .outgoing)
+            try c.encode(percent, forKey: .percent)
+            try c.encode(projectedPercent, forKey: .projectedPercent)
+            try c.encode(highWater, forKey: .highWater)
+            try c.encode(lowWater, forKey: .lowWater)
+        }
     }
 
-    public struct Plan: Codable, Sendable, Equatable {
+    public struct Plan: Encodable, Sendable, Equatable {
         public var moves: [Move]
         public var levels: [LevelFill]
     }
@@ -194,7 +221,7 @@ public struct Planner {
                 }
             }
             // Without a fresh report of the disk nothing is shed or displaced.
-            guard let usage = disks[level], let marks = placement.watermarkBytes(of: level, size: usage.size) else { continue }
+            guard let usage = disks[level].map(Placement.Usage.init), let marks = placement.watermarkBytes(of: level, usage: usage) else { continue }
             // What the disk will hold once the moves out already under way have landed.
             let used = max(0, usage.used.saturatingSubtract(leaving[level] ?? 0))
             let average = usage.used / Int64(max(1, cold.count))
@@ -229,7 +256,7 @@ public struct Planner {
                                   count: resident.count, status: nil))
             }
             if used > marks.high {
-                let percent = Double(used) * 100 / Double(usage.size)
+                let percent = Placement.Usage.percent(used: Double(used), capacity: usage.capacity)
                 let why = "\(level) is at \(percent.formatted(decimals: 1)) %, above its high watermark \(policy.highWater!) %"
                 while freed < budget, let resident = try nextResident() { try demote(resident, kind: .watermark, why: why) }
                 continue
@@ -257,7 +284,7 @@ public struct Planner {
         var fills: [String: LevelFill] = [:]
         for range in snapshot.levels {
             let usage = disks[range.name]
-            fills[range.name] = LevelFill(level: range.name, used: usage?.used, size: usage?.size, incoming: 0, outgoing: 0,
+            fills[range.name] = LevelFill(level: range.name, used: usage?.used, available: usage?.free, size: usage?.size, incoming: 0, outgoing: 0,
                                           highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
         }
         for index in moves.indices {
@@ -314,13 +341,13 @@ public struct Planner {
         }
     }
 
-    /// Each level's disk as the live workers report it (the fullest report of a level wins).
-    private func diskUsage() throws -> [String: Placement.Usage] {
-        var usage: [String: Placement.Usage] = [:]
+    /// Each level's disk as the live workers report it (the fullest report of a level wins, its
+    /// fill as `df` computes it).
+    private func diskUsage() throws -> [String: DiskReport.Usage] {
+        var usage: [String: DiskReport.Usage] = [:]
         for beat in try queue.heartbeats() {
             for (level, disk) in beat.disks?.levels ?? [:] where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min {
-                let report = Placement.Usage(used: disk.used, size: disk.size)
-                if report.percent > usage[level]?.percent ?? -1 { usage[level] = report }
+                if Placement.Usage(disk).percent > usage[level].map({ Placement.Usage($0).percent }) ?? -1 { usage[level] = disk }
             }
         }
         return usage

@@ -155,7 +155,9 @@ public final class Rebalancer: Service, Sendable {
             guard let content = try store.content(cid: move.cid), content.level == move.from else { continue }
             let submitted = try queue.submit(SubmitRequest(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
                                                            dbLevel: content.level, target: move.to, readAt: SubmitRequest.freshRead,
-                                                           policy: snapshot.countPolicy))
+                                                           policy: snapshot.countPolicy,
+                                                           queuedBy: QueuedBy(who: Submitter.rebalancer(kind: move.kind.rawValue).who,
+                                                                              rule: move.reason)))
             if [.created, .retargeted].contains(submitted.outcome) {
                 ServiceMetrics.rebalanceQueued(kind: move.kind.rawValue, from: move.from, to: move.to)
                 still[move.cid] = Leaving(from: move.from, bytes: move.bytes ?? 0)

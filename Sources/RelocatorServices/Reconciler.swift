@@ -144,6 +144,12 @@ public struct Reconciler {
         }
     }
 
+    /// The file's size on `level` (0 when it is not a file there).
+    private func size(of filename: Filename, on level: String) throws -> Int64 {
+        if case .regularFile(let size) = try roots[level]!.lookup(filename) { return size }
+        return 0
+    }
+
     private mutating func check(_ content: Content) throws {
         let filename: Filename
         let found: [String]
@@ -177,8 +183,10 @@ public struct Reconciler {
                     guard let now = try store.content(cid: content.cid), now.filename == content.filename else { return nil }
                     let place = try places(of: filename)
                     guard place.count == 1, place[0] != now.level else { return nil }
-                    try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], by: Self.recorder,
-                                           store: SQLContentStore(database: store.database), queue: session)
+                    // Not while a job of the content is in flight: its move decides where the file goes.
+                    guard try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], bytes: try size(of: filename, on: place[0]),
+                                                 by: Self.recorder, store: SQLContentStore(database: store.database), queue: session)
+                    else { return nil }
                     return "database set to \(place[0])"
                 }
             }
@@ -198,8 +206,10 @@ public struct Reconciler {
                     guard place.count > 1 else { return nil }
                     if !place.contains(now.level) {
                         // No copy where the database says: it names one of the copies first.
-                        try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], by: Self.recorder,
-                                               store: SQLContentStore(database: store.database), queue: session)
+                        guard try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0],
+                                                     bytes: try size(of: filename, on: place[0]), by: Self.recorder,
+                                                     store: SQLContentStore(database: store.database), queue: session)
+                        else { return nil }
                         now.level = place[0]
                     }
                     let keeper = roots[now.level]!

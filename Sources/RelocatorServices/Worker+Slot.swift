@@ -318,7 +318,7 @@ extension Worker {
             log.debug("cannot look for an earlier delivery's temporary file: \(error)")
         }
         guard let report = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target] else { return nil }
-        let usage = Placement.Usage(used: report.used, size: report.size)
+        let usage = Placement.Usage(report)
         guard let room = snapshot.placement.room(in: job.target, usage: usage) else { return nil }
         let others: Int64
         do {

@@ -10,7 +10,7 @@ extension MemoryQueue {
         try available {}
         return requests.map {
             submit(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: $0.readAt,
-                   policy: $0.policy, sentAt: $0.sentAt)
+                   policy: $0.policy, sentAt: $0.sentAt, queuedBy: $0.queuedBy)
         }
     }
 
@@ -137,8 +137,8 @@ extension MemoryQueue {
             try available {}
             resume(level)
             return .done
-        case .dead(let action, let cids):
-            return .dead(try dead(action, cids: cids))
+        case .dead(let action, let cids, let who):
+            return .dead(try dead(action, cids: cids, by: who))
         case .publishPlacement(let snapshot):
             try available {}
             try publish(snapshot)
@@ -158,8 +158,11 @@ extension MemoryQueue {
         case .unlease(let cid, let token):
             try unlease(cid: cid, token: token)
             return .done
+        case .levelGeneration(let cid):
+            return .count(try levelChangeGeneration(cid: cid).map { Int(clamping: $0) } ?? -1)
         case .levelChanged(let cid):
-            return .count(Int(try levelChanged(cid: cid)))
+            try levelChanged(cid: cid)
+            return .done
         case .orphans(let cids, let fix):
             return .orphans(try orphans(cids: cids, fix: fix))
         case .hit(let cid, let hits, let halfLife):
@@ -210,6 +213,39 @@ extension MemoryQueue {
             scheduled(schedule == .retry ? shard.retry : shard.deferred).sorted { ($0.value, $0.key) < ($1.value, $1.key) }.prefix(limit)
                 .compactMap { entry in JobID(entry.key).flatMap { id in job(id.cid).flatMap { $0.id == entry.key ? $0 : nil } } }
         }
+    }
+
+    public func deadPage(_ request: PageRequest) throws -> Page<DeadLetter> {
+        try available {}
+        let ids = keys.shards.flatMap { shard in list(shard.dead).map { (id: $0, shard: shard.index) } }
+        let shards = Dictionary(ids.map { ($0.id, $0.shard) }, uniquingKeysWith: { first, _ in first })
+        return DeadLetterOrder.page(ids.map(\.id), after: request.cursor, limit: request.limit).map { id in
+            DeadLetter(id: id, shard: shards[id] ?? 0, job: JobID(id).flatMap { job($0.cid) })
+        }
+    }
+
+    public func scheduledPage(_ schedule: Schedule, _ request: PageRequest) throws -> Page<ScheduledJob> {
+        try available {}
+        let after = request.cursor.flatMap(ScheduleOrder.init(cursor:))
+        var all: [(order: ScheduleOrder, shard: Int)] = []
+        for shard in keys.shards {
+            for (member, due) in scheduled(schedule == .retry ? shard.retry : shard.deferred) {
+                all.append((ScheduleOrder(score: Double(due), member: member), shard.index))
+            }
+        }
+        let following = all.filter { after == nil || after! < $0.order }.sorted { $0.order < $1.order }
+        let page = Array(following.prefix(request.limit))
+        return Page(items: page.map { entry in
+                        ScheduledJob(id: entry.order.member, shard: entry.shard, due: Int64(entry.order.score),
+                                     job: JobID(entry.order.member).flatMap { job($0.cid) }.flatMap { $0.id == entry.order.member ? $0 : nil })
+                    },
+                    total: all.count, next: following.count > request.limit ? page.last?.order.cursor : nil)
+    }
+
+    public func throughput(now: Int64, window: Int) throws -> Throughput {
+        try available {}
+        return Throughput(moved: ThroughputRing.window(keys.shards.map { hash($0.movedPerMinute) }, now: now, window: window),
+                          committed: ThroughputRing.window(keys.shards.map { hash($0.committedPerMinute) }, now: now, window: window))
     }
 
     public func retryDue(_ id: JobID) throws -> Int64? {

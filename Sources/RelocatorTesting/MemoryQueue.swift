@@ -72,18 +72,22 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil) -> SubmitResult {
+                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
             let now = self.now
             var readAt = readAt ?? now
             // The read's age on the caller's clock, placed on the queue's (enqueue.lua does the same).
-            if readAt >= 0, let sentAt { readAt = now.saturatingSubtract(max(0, sentAt.saturatingSubtract(readAt))) }
+            if readAt >= 0, let sentAt { readAt = sentAt < readAt ? 0 : max(0, now.saturatingSubtract(sentAt.saturatingSubtract(readAt))) }
             var h = live(key) ? hashes[key] ?? [:] : [:]
             let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
             let oldID = "\(cid):\(oldGen ?? "")"
             func answer(_ outcome: SubmitOutcome) -> SubmitResult {
+                if let queuedBy {
+                    if [.created, .retargeted, .reversed].contains(outcome) { set(key, ["queued_by": queuedBy.stored]) }
+                    if outcome == .followUp { set(key, ["next_queued_by": queuedBy.stored]) }
+                }
                 let fields = hashes[key] ?? [:]
                 return SubmitResult(outcome: outcome, job: Job(hash: fields))
             }
@@ -148,7 +152,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             if status == nil || status == "committed" || status == "dead" {
                 var origin = dbLevel
                 var overridden = false
-                if status == "committed", readAt >= 0, let curTarget, (Int64(h["updated_at"] ?? "0") ?? 0) > readAt {
+                let newest = Int64(hashes[shard.gens]?[String(cid)] ?? "") ?? 0
+                let committedAt = Int64(h["updated_at"] ?? "0") ?? 0
+                // Unless the level changed again after this job (a newer generation): then only the database knows.
+                if status == "committed", readAt >= 0, let curTarget, committedAt > readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
                     origin = curTarget
                     overridden = true
                 }
@@ -273,6 +280,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             hashes[shard.movedAt, default: [:]][String(id.cid)] = String(now)
             count(shard, .moved, 1)
             count(shard, .movedBytes, bytes)
+            ThroughputRing.add(1, bytes: bytes, now: now, to: &hashes[shard.movedPerMinute, default: [:]])
             return true
         }
     }
@@ -289,6 +297,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
             let due = now + delay.milliseconds
             if let next = h["next_target"], let origin = h["db_level"], let target = h["target"] {
+                if let asked = h["next_queued_by"], next == origin || !Self.published(h["stage"]) {
+                    set(key, ["queued_by": asked])
+                    hashes[key]?["next_queued_by"] = nil
+                }
                 if Self.published(h["stage"]) {
                     if next == origin {
                         let newer = reverse(key, shard: shard, cid: id.cid, gen: String(id.gen), origin: origin, target: target)
@@ -565,6 +577,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 let key = shard.job(id.cid)
                 guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "done", let target = h["target"] else { continue }
                 count(shard, .committed, 1)
+                ThroughputRing.add(1, bytes: 0, now: now, to: &hashes[shard.committedPerMinute, default: [:]])
                 var next = h["next_target"]
                 if let wanted = next, wanted != target, !levels.contains(wanted) {
                     unknown.append(raw)
@@ -577,6 +590,8 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     for field in ["next_target", "checksum", "bytes", "worker_id", "last_error", "reason", "earlier_error", "started_at"] {
                         hashes[key]?[field] = nil
                     }
+                    set(key, ["queued_by": QueuedBy.followUpPrefix(after: target) + (h["next_queued_by"] ?? "a count sent while it moved\n")])
+                    hashes[key]?["next_queued_by"] = nil
                     expiries[key] = nil
                     let moved = Int64(hashes[shard.movedAt]?[String(id.cid)] ?? "")
                     if let residency = policy.residencies[target], residency > .zero, let moved, moved + residency.milliseconds > now {
@@ -590,6 +605,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 } else {
                     set(key, ["status": "committed", "updated_at": String(now)])
                     hashes[key]?["next_target"] = nil
+                    hashes[key]?["next_queued_by"] = nil
                     expiries[key] = now + ttl.milliseconds
                 }
             }
@@ -718,11 +734,18 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func levelChanged(cid: Int64) throws -> Int64 {
+    func levelChangeGeneration(cid: Int64) throws -> Int64? {
         try available {
             let shard = keys.shard(of: cid)
-            hashes[shard.movedAt, default: [:]][String(cid)] = String(now)
-            return newGen(hashes[shard.job(cid)]?["gen"], shard: shard, cid: cid)
+            let job = live(shard.job(cid)) ? hashes[shard.job(cid)] : nil
+            if let status = job?["status"], status != "committed", status != "dead" { return nil }
+            return newGen(job?["gen"], shard: shard, cid: cid)
+        }
+    }
+
+    func levelChanged(cid: Int64) throws {
+        try available {
+            hashes[keys.shard(of: cid).movedAt, default: [:]][String(cid)] = String(now)
         }
     }
 
@@ -735,7 +758,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     // MARK: - Operators and placement
 
-    func dead(_ action: DeadAction, cids: [Int64]?) throws -> [(id: String, outcome: DeadOutcome)] {
+    func dead(_ action: DeadAction, cids: [Int64]?, by who: String = "an operator") throws -> [(id: String, outcome: DeadOutcome)] {
         try available {
             let wanted = cids.map(Set.init)
             var results: [(id: String, outcome: DeadOutcome)] = []
@@ -760,10 +783,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         set(key, ["status": "queued", "attempts": "0", "worker_id": "", "updated_at": String(now)])
                         retireError(key)
                         lpush(shard.queue(target), raw)
+                        set(key, ["queued_by": QueuedBy.replay(by: who, earlier: h["queued_by"].map(QueuedBy.init(stored:))).stored])
                         results.append((raw, .replayed))
                     } else if Self.published(h["stage"]) {
                         let newer = reverse(key, shard: shard, cid: id.cid, gen: h["gen"], origin: origin, target: target)
                         lpush(shard.queue(origin), "\(id.cid):\(newer)")
+                        set(key, ["queued_by": QueuedBy.purgeReversal(by: who, copyOn: target, backTo: origin).stored])
                         results.append((raw, .reversed))
                     } else {
                         forget(key)

@@ -54,7 +54,7 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
     public func content(cid: Int64) throws -> Content? { try available { rows[cid] } }
     public func content(filename: String) throws -> Content? { try available { rows.values.first { $0.filename == filename } } }
     public func contents(cids: [Int64]) throws -> [Int64: Content] {
-        try available { Dictionary(uniqueKeysWithValues: cids.compactMap { cid in rows[cid].map { (cid, $0) } }) }
+        try available { Dictionary(cids.compactMap { cid in rows[cid].map { (cid, $0) } }, uniquingKeysWith: { first, _ in first }) }
     }
     public func contents(limit: Int, offset: Int, level: String?) throws -> [Content] {
         try available {
@@ -113,7 +113,31 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
 
     public func history(cid: Int64) throws -> [Relocation] { try available { moves.filter { $0.cid == cid } } }
 
-    public func levels() throws -> [LevelRange] { try available { ranges.values.sorted { $0.name < $1.name } } }
+    /// Ids are places in the list, from 1, as the SQL table's ids grow.
+    public func relocationsPage(cid: Int64?, before: Int64?, limit: Int) throws -> (rows: [Relocation], total: Int, next: Int64?) {
+        try available {
+            let matching = moves.enumerated().filter { cid == nil || $0.element.cid == cid }.map { (id: Int64($0.offset + 1), row: $0.element) }
+            let older = matching.reversed().filter { before == nil || $0.id < before! }
+            let page = Array(older.prefix(max(1, limit)))
+            return (page.map(\.row), matching.count, older.count > page.count ? page.last?.id : nil)
+        }
+    }
+
+    public func recentMoves(withinSeconds seconds: Int, newest: Int) throws -> (counts: [LevelMoves], complete: Bool) {
+        try available {
+            let since = TimeText.rfc3339(milliseconds: clock().saturatingSubtract(Int64(seconds) * 1000))
+            var counts: [String: LevelMoves] = [:]
+            let recent = moves.suffix(max(1, newest)).filter { $0.movedAt >= since }
+            for move in recent {
+                counts["\(move.from)\n\(move.to)", default: LevelMoves(from: move.from, to: move.to, moves: 0, bytes: 0)].moves += 1
+                counts["\(move.from)\n\(move.to)"]!.bytes = counts["\(move.from)\n\(move.to)"]!.bytes.saturatingAdd(move.bytes)
+            }
+            return (counts.values.sorted { ($0.from, $0.to) < ($1.from, $1.to) }, recent.count < max(1, newest))
+        }
+    }
+
+    /// In the table's order (by `min_counts`), as the SQL store answers.
+    public func levels() throws -> [LevelRange] { try available { LevelTable(Array(ranges.values)).ranges } }
 
     public func seed(_ seeded: [LevelRange]) throws {
         try available {

@@ -253,6 +253,40 @@ public struct ContentStore {
             """).map(Self.relocation)
     }
 
+    /// A page of the relocations, newest first (of one content when `cid` is given): at most
+    /// `limit` rows with an id below `before` (the `next` of the page before), the total, and the
+    /// id to pass as `before` for the next page (nil on the last). Rows added meanwhile have higher
+    /// ids, so no page repeats or skips one.
+    public func relocationsPage(cid: Int64?, before: Int64?, limit: Int) throws -> (rows: [Relocation], total: Int, next: Int64?) {
+        let cidFilter: SQLQuery = cid.map { (cid: Int64) -> SQLQuery in "AND cid = \(cid)" } ?? ""
+        let beforeFilter: SQLQuery = before.map { (id: Int64) -> SQLQuery in "AND id < \(id)" } ?? ""
+        let limit = max(1, limit)
+        let rows = try database.query("""
+            SELECT id, \(unsafeSQL: Self.relocationColumns) FROM relocations WHERE 1 = 1 \(cidFilter) \(beforeFilter) ORDER BY id DESC LIMIT \(limit + 1)
+            """)
+        let total = try database.query("SELECT COUNT(*) AS n FROM relocations WHERE 1 = 1 \(cidFilter)").first?.decode("n", as: Int.self) ?? 0
+        let page = Array(rows.prefix(limit))
+        let next = rows.count > limit ? try page.last?.decode("id", as: Int64.self) : nil
+        return (try page.map(Self.relocation), total, next)
+    }
+
+    /// Moves and bytes from level to level among the relocations committed in the last `seconds`,
+    /// looking at the newest `newest` rows at most (so a busy table costs one bounded scan of its
+    /// primary key): `complete` is false when those rows were all within the window (there may be more).
+    public func recentMoves(withinSeconds seconds: Int, newest: Int = 20_000) throws -> (counts: [LevelMoves], complete: Bool) {
+        let dialect = database.dialect
+        let rows = try database.query("""
+            SELECT from_level, to_level, COUNT(*) AS moves, SUM(bytes) AS bytes FROM \
+            (SELECT from_level, to_level, bytes, moved_at FROM relocations ORDER BY id DESC LIMIT \(max(1, newest))) recent \
+            WHERE moved_at >= \(unsafeSQL: dialect.timeAgo(seconds: seconds)) GROUP BY from_level, to_level
+            """)
+        let counts = try rows.map { row in
+            LevelMoves(from: try row.decode("from_level"), to: try row.decode("to_level"), moves: try row.decode("moves"),
+                       bytes: Int64(clamping: try row.decodeIfPresent("bytes", as: Double.self) ?? 0))
+        }
+        return (counts.sorted { ($0.from, $0.to) < ($1.from, $1.to) }, counts.reduce(0) { $0 + $1.moves } < Int64(max(1, newest)))
+    }
+
     /// Every committed move of one content, oldest first (`relocator why`): where it came from and
     /// went, bytes, checksum, when, which job.
     public func history(cid: Int64) throws -> [Relocation] {

@@ -23,6 +23,12 @@ public final class SQLContentStore: ContentStoring {
     public func commit(_ entries: [CommitEntry]) throws { try rows.commit(entries) }
     public func relocations(cid: Int64?, limit: Int) throws -> [Relocation] { try rows.relocations(cid: cid, limit: limit) }
     public func history(cid: Int64) throws -> [Relocation] { try rows.history(cid: cid) }
+    public func relocationsPage(cid: Int64?, before: Int64?, limit: Int) throws -> (rows: [Relocation], total: Int, next: Int64?) {
+        try rows.relocationsPage(cid: cid, before: before, limit: limit)
+    }
+    public func recentMoves(withinSeconds seconds: Int, newest: Int) throws -> (counts: [LevelMoves], complete: Bool) {
+        try rows.recentMoves(withinSeconds: seconds, newest: newest)
+    }
 
     public func levels() throws -> [LevelRange] { try levelTable.levels() }
     public func seed(_ ranges: [LevelRange]) throws { try levelTable.seed(ranges) }

@@ -26,6 +26,17 @@ public enum SQLDialect: String, Sendable, CaseIterable {
         }
     }
 
+    /// The expression for the time `seconds` ago, comparable with timestamp columns as
+    /// `currentTime` writes them.
+    public func timeAgo(seconds: Int) -> String {
+        let seconds = max(0, seconds)
+        switch self {
+        case .postgres: return "now() - make_interval(secs => \(seconds))"
+        case .mysql: return "CURRENT_TIMESTAMP(6) - INTERVAL \(seconds) SECOND"
+        case .sqlite: return "strftime('%Y-%m-%d %H:%M:%f', 'now', '-\(seconds) seconds')"
+        }
+    }
+
     /// Column types, by what they hold.
     public enum ColumnType: Sendable {
         case bigint, integer, text, shortText, timestamp

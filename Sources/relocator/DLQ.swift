@@ -43,18 +43,39 @@ extension Relocator {
         }
 
         struct List: ParsableCommand, LoggedCommand {
-            static let configuration = CommandConfiguration(abstract: "Show cid, filename, from → to, attempts, when, reason and last error.")
+            static let configuration = CommandConfiguration(
+                abstract: "Show cid, filename, from → to, attempts, when, reason and last error, a page at a time.",
+                discussion: """
+                    Newest jobs first, --limit at a time, then how many the list holds and the --cursor of the next page. \
+                    A cursor names the last job shown, so dead jobs replayed or purged between two pages make the next \
+                    one neither skip nor repeat a job.
+                    """)
             @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var logging: LogOptions
-            @Flag(help: "Print JSON: a list of {id, cid, filename, from, to, attempts, reason, last_error, updated_at}, as GET /v1/dead.") var json = false
+            @Option(parsing: .unconditional, help: "Jobs per page, 1 to \(PageRequest.maximumLimit). (default: \(PageRequest.defaultLimit))",
+                    transform: OptionValue.int(1...PageRequest.maximumLimit))
+            var limit = PageRequest.defaultLimit
+            @Option(parsing: .unconditional, help: "Start after the job this cursor names (the next cursor a page printed). (default: the first page)")
+            var cursor: String?
+            @Flag(help: "Print JSON as GET /v1/dead answers: {dead: [{id, cid, filename, from, to, attempts, reason, last_error, updated_at}], total, limit, next_cursor}.")
+            var json = false
+
+            func validate() throws {
+                if let problem = PageRequest.problem(limit: nil, cursor: cursor) { throw ValidationError(problem) }
+            }
 
             func run() throws {
                 let (queue, redis) = try DLQ.connect(runtime)
                 defer { redis.close() }
-                let dead = try queue.deadJobs(on: redis)
-                if json { return try JSONOutput.print(dead.map { DeadJobView(DeadLetter(id: $0.id, shard: $0.shard, job: $0.job)) }) }
+                let page = try queue.deadPage(PageRequest(limit: limit, cursor: cursor), on: redis)
+                if json {
+                    return try JSONOutput.print(object: [
+                        "dead": try page.items.map { try JSONSerialization.jsonObject(with: RelocatorJSON.data(DeadJobView(DeadLetter(id: $0.id, shard: $0.shard, job: $0.job)))) },
+                        "total": page.total, "limit": limit, "next_cursor": page.next ?? NSNull(),
+                    ])
+                }
                 var table = TextTable("cid", "filename", "move", "attempts", "updated_at", "reason", "last_error")
-                for entry in dead {
+                for entry in page.items {
                     guard let job = entry.job else {
                         table.add([entry.id, "(job hash missing)", "-", "-", "-", "-", "-"])
                         continue
@@ -62,8 +83,18 @@ extension Relocator {
                     table.add([String(job.cid), job.filename, "\(job.dbLevel) → \(job.target)", String(job.attempts),
                                TimeText.rfc3339(milliseconds: job.updatedAt), job.reason.cell, job.lastError.cell])
                 }
+                if page.total == 0 {
+                    print("the dead-letter list is empty")
+                    return
+                }
                 table.print()
-                if dead.isEmpty { print("the dead-letter list is empty") }
+                print(Self.footer(shown: page.items.count, total: page.total, next: page.next, limit: limit))
+            }
+
+            /// `50 of 80000 dead jobs shown; next page: relocator dlq list --limit 50 --cursor 7:1764…`.
+            static func footer(shown: Int, total: Int, next: String?, limit: Int) -> String {
+                "\(shown) of \(total) dead job\(total == 1 ? "" : "s") shown"
+                    + (next.map { "; next page: relocator dlq list --limit \(limit) --cursor \($0)" } ?? "")
             }
         }
 
@@ -92,7 +123,7 @@ extension Relocator {
                 var start = 0
                 while start < cids.count {
                     let chunk = Array(cids[start..<min(start + 1000, cids.count)])
-                    for (id, outcome) in try redis.replicated({ try queue.dead(.replay, cids: chunk, on: redis) }) {
+                    for (id, outcome) in try redis.replicated({ try queue.dead(.replay, cids: chunk, by: "relocator dlq replay", on: redis) }) {
                         let what = byID[id].map(DLQ.describe) ?? "job \(id)"
                         switch outcome {
                         case .replayed:
@@ -131,7 +162,7 @@ extension Relocator {
                 }
                 let byID = Dictionary(chosen.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 var purged = 0
-                for (id, outcome) in try redis.replicated({ try queue.dead(.purge, cids: selection.cids, on: redis) }) {
+                for (id, outcome) in try redis.replicated({ try queue.dead(.purge, cids: selection.cids, by: "relocator dlq purge", on: redis) }) {
                     let what = byID[id].map(DLQ.describe) ?? "job \(id)"
                     switch outcome {
                     case .purged, .stale:

@@ -58,7 +58,7 @@ extension Relocator {
                 guard try runtime.halfLife() != nil else {
                     throw CommandFailure("--hits needs RELOCATOR_HALF_LIFE (e.g. 24h): hits add to a counter that decays with it")
                 }
-                let (value, submitted) = try await service.hit(cid: cid, hits: hits)
+                let (value, submitted) = try await service.hit(cid: cid, hits: hits, from: .hitsCommand)
                 let job = submitted.result.job
                 print("cid \(cid): \(hits) \(hits == 1 ? "hit" : "hits") added, decayed count now \(String(format: "%.1f", value)), which falls in \(submitted.target); "
                       + (job.map { "\(submitted.result.outcome.rawValue), \($0.dbLevel) → \($0.target) (job \($0.id), \($0.status.rawValue))" } ?? "nothing to move"))
@@ -66,7 +66,7 @@ extension Relocator {
             }
             guard let cid, let count else { return }
             if let raised = try await Self.raiseTopLevel(for: count, service) { print(raised) }
-            let submitted = try await service.submit(cid: cid, count: count)
+            let submitted = try await service.submit(cid: cid, count: count, from: .enqueueCommand)
             let job = submitted.result.job
             switch submitted.result.outcome {
             case .inPlace, .dropped:

@@ -51,11 +51,13 @@ extension Relocator {
                 }
                 lines.append(moves.text)
             }
-            var levels = TextTable("level", "used", "size", "in", "out", "after", "high/low water")
+            // Fills as df shows them: used / (used + available).
+            var levels = TextTable("level", "used", "available", "fill", "in", "out", "after", "high/low water")
             for level in plan.levels {
                 let water = level.highWater.map { "\($0)%/\(level.lowWater.map { "\($0)%" } ?? "-")" } ?? "-"
                 levels.add([level.level, level.used.map(OperatorValues.formatBytes) ?? "unknown",
-                            level.size.map(OperatorValues.formatBytes) ?? "unknown", OperatorValues.formatBytes(level.incoming),
+                            level.available.map(OperatorValues.formatBytes) ?? "unknown",
+                            level.percent.map { String(format: "%.1f%%", $0) } ?? "unknown", OperatorValues.formatBytes(level.incoming),
                             OperatorValues.formatBytes(level.outgoing), level.projectedPercent.map { String(format: "%.1f%%", $0) } ?? "unknown",
                             water])
             }

@@ -11,6 +11,9 @@ extension Relocator {
         @Option(parsing: .unconditional, help: "How many, 0 to 10000. (default: 20)", transform: OptionValue.int(0...10_000)) var limit = 20
         @Option(parsing: .unconditional, help: "Only the moves of this content (≥ 1).", transform: OptionValue.int64(1...Int64.max))
         var cid: Int64?
+        @Option(parsing: .unconditional, help: "Start below the move this cursor names (the next cursor a page printed). (default: the first page)",
+                transform: OptionValue.int64(1...Int64.max))
+        var cursor: Int64?
         @Flag(help: "Print JSON: a list of {moved_at, job_id, cid, filename, from, to, bytes, checksum, worker, attempts, gen}.")
         var json = false
 
@@ -32,7 +35,8 @@ extension Relocator {
             let db = try database.open(.readOnly)
             defer { db.close() }
             let store = ContentStore(database: db)
-            let relocations = try store.relocations(cid: cid, limit: limit)
+            let page: (rows: [Relocation], total: Int, next: Int64?) = limit == 0 ? ([], 0, nil) : try store.relocationsPage(cid: cid, before: cursor, limit: limit)
+            let relocations = page.rows
             let names = try store.contents(cids: Array(Set(relocations.map(\.cid)))).mapValues(\.filename)
             let rows = relocations.map { Row(relocation: $0, filename: names[$0.cid]) }
             if json { return try JSONOutput.print(rows) }
@@ -43,6 +47,10 @@ extension Relocator {
                            Self.short(r.checksum), r.worker, String(r.attempts)])
             }
             table.print()
+            // The total and the next page when there is one (on standard error: the table stays a table).
+            if let next = page.next {
+                FileHandle.standardError.write(Data("\(relocations.count) of \(page.total) moves shown; next page: relocator relocations --limit \(limit)\(cid.map { " --cid \($0)" } ?? "") --cursor \(next)\n".utf8))
+            }
         }
 
         /// `xxh128:0123456789abcdef…`: enough to tell two apart.

@@ -4,6 +4,7 @@ import JobQueue
 import Logging
 import RelocatorAPI
 import RelocatorCore
+import RelocatorMetrics
 
 extension Relocator {
     struct Status: AsyncParsableCommand, LoggedCommand {
@@ -42,6 +43,9 @@ struct StatusReport {
         var queued: Int
         var oldestAgeMilliseconds: Int64?
         var paused: Bool
+        /// The level's fill as `df` shows it (used / (used + available), percent), from the
+        /// newest live heartbeat that reports the level; nil without one.
+        var fillPercent: Double?
     }
 
     struct Process {
@@ -67,7 +71,11 @@ struct StatusReport {
     var totals: [String: Int64]
 
     init(_ stats: QueueStats, now: Int64) {
-        levels = stats.levels.map { Level(name: $0.name, queued: $0.depth, oldestAgeMilliseconds: $0.oldestAgeMilliseconds, paused: $0.paused) }
+        let disks = QueueGauges.disks(stats)
+        levels = stats.levels.map {
+            Level(name: $0.name, queued: $0.depth, oldestAgeMilliseconds: $0.oldestAgeMilliseconds, paused: $0.paused,
+                  fillPercent: disks[$0.name].map { Placement.Usage($0).percent })
+        }
         paused = stats.levels.filter(\.paused).map(\.name)
         processes = stats.workers.map { worker in
             let beat = worker.info[.beatAt].flatMap(Int64.init)
@@ -90,14 +98,16 @@ struct StatusReport {
     }
 
     /// `status --json`: what `/v1/queues` answers (`queues`), with each level in order
-    /// (`levels`: name, queued, oldest_age_seconds, paused) and how many workers and committers run.
+    /// (`levels`: name, queued, oldest_age_seconds, paused, fill_percent as `df` computes it) and how
+    /// many workers and committers run.
     func json(_ queues: QueuesView) throws -> [String: Any] {
         guard var object = try JSONSerialization.jsonObject(with: RelocatorJSON.data(queues)) as? [String: Any] else {
             throw CommandFailure("the queues' JSON is not an object")
         }
         object["levels"] = levels.map { level -> [String: Any] in
             ["name": level.name, "queued": level.queued, "paused": level.paused,
-             "oldest_age_seconds": level.oldestAgeMilliseconds.map { Double($0) / 1000 as Any } ?? NSNull()]
+             "oldest_age_seconds": level.oldestAgeMilliseconds.map { Double($0) / 1000 as Any } ?? NSNull(),
+             "fill_percent": level.fillPercent.map { ($0 * 10).rounded() / 10 as Any } ?? NSNull()]
         }
         // Each process's metrics port, beside what /v1/queues says of it.
         if let workers = object["workers"] as? [[String: Any]] {
@@ -114,10 +124,10 @@ struct StatusReport {
     }
 
     var text: String {
-        var queues = TextTable("level", "queued", "oldest", "paused")
+        var queues = TextTable("level", "queued", "oldest", "paused", "fill")
         for level in levels {
             queues.add([level.name, String(level.queued), level.oldestAgeMilliseconds.map { TimeText.age(milliseconds: $0) }.cell,
-                        level.paused ? "paused" : "no"])
+                        level.paused ? "paused" : "no", level.fillPercent.map { String(format: "%.1f%%", $0) } ?? "-"])
         }
         var lines = [queues.text, ""]
         if processes.isEmpty {

@@ -63,4 +63,27 @@ import Testing
         let readiness = await app.readiness()
         #expect(!readiness.isReady && readiness.redisProblem == nil && readiness.databaseProblem?.contains("unreachable") == true)
     }
+
+    /// A change of level outside a move (reconcile's fix) waits for a job in flight, and takes a
+    /// generation after every move before it, so that the next move wins over it in turn.
+    @Test func aLevelRecordedOutsideAMoveWaitsForAJobInFlightAndIsOrderedAmongTheMoves() async throws {
+        _ = try await app.submit(cid: 7, count: 2000)
+        #expect(try Commit.recordLevel(cid: 7, from: "bronze", to: "gold", by: "reconcile", store: store, queue: queue) == false)
+        #expect(try store.content(cid: 7)?.level == "bronze")
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            Issue.record("no delivery")
+            return
+        }
+        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ef", count: 16))
+        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        #expect(try await app.commitIfDone(cid: 7))
+        #expect(try Commit.recordLevel(cid: 7, from: "silver", to: "gold", bytes: 9, by: "reconcile", store: store, queue: queue))
+        #expect(try store.content(cid: 7)?.level == "gold" && store.history(cid: 7).last?.bytes == 9)
+        // The next move, queued after the fix, has a newer generation: its commit wins.
+        let next = try await app.submit(cid: 7, count: 5)
+        #expect(next.content.level == "gold" && next.result.job?.dbLevel == "gold" && next.result.job?.target == "bronze", "\(next)")
+        let fixGen = try #require(try store.history(cid: 7).last?.gen)
+        #expect(try #require(next.result.job?.gen) > fixGen)
+    }
 }
+

@@ -40,7 +40,9 @@ import Testing
         let silver = Content(cid: 7, filename: "g.mp4", level: "silver")
         guard case .submit(let again, _) = m.contentRead(silver) else { Issue.record("no second submission"); return }
         #expect(again.dbLevel == "silver" && again.readAt == SubmitRequest.freshRead && again.sentAt == nil)
-        #expect(m.submitted(SubmitResult(outcome: .created, job: job(from: "silver", to: "gold"))) != .readContent)
+        let created = SubmitResult(outcome: .created, job: job(from: "silver", to: "gold"))
+        let silverRead = Content(cid: 7, filename: "g.mp4", level: "silver")
+        #expect(m.submitted(created) == .finish(.init(content: silverRead, count: 20000, target: "gold", result: created)))
     }
 
     @Test func aCachedReadThatAJobContradictsIsReadAgain() {

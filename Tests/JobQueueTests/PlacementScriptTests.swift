@@ -167,5 +167,26 @@ import TestSupport
         let second = try q.redis.pipeline(calls: [q.queue.submitCall(after)])[0]
         #expect(try q.queue.submitResult(from: second, address: "test").outcome == .created)
     }
+
+    /// A change of level outside a move waits for a job in flight, and once made, a committed
+    /// job no longer says where the file is: a count read before the change is told to read again.
+    @Test func aLevelChangeAfterACommitOutranksTheCommittedJob() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let before = JobQueue.nowMilliseconds() - 60_000
+        _ = try q.submit(9, 20000, from: "bronze", to: "gold", readAt: JobQueue.freshRead)
+        #expect(try q.queue.levelChangeGeneration(cid: 9, on: q.redis) == nil)
+        try q.moveAndCommit(try #require(try q.fetch()))
+        // Without a change since, the committed job says the file is on gold.
+        #expect(try q.submit(9, 5, from: "bronze", to: "bronze", readAt: before).job?.dbLevel == "gold")
+        try q.redis.send("DEL", q.queue.keys.shard(of: 9).job(9))
+        _ = try q.submit(9, 20000, from: "gold", to: "gold", readAt: JobQueue.freshRead)
+        _ = try q.submit(9, 20000, from: "bronze", to: "gold", readAt: JobQueue.freshRead)
+        try q.moveAndCommit(try #require(try q.fetch()))
+        let gen = try #require(try q.queue.levelChangeGeneration(cid: 9, on: q.redis))
+        #expect(gen > (try q.job(9)?.gen ?? .max))
+        try q.queue.levelChanged(cid: 9, on: q.redis)
+        #expect(try q.submit(9, 5, from: "bronze", to: "bronze", readAt: before).outcome == .staleLevel)
+    }
 }
 

@@ -204,10 +204,12 @@ import TestSupport
                     }
                 }
             }
-            // Every status or stage a script compares with.
+            // Every status, stage or submission outcome a script compares with.
+            let outcomes = Set(SubmitOutcome.allCases.map(\.rawValue))
             for literal in Self.comparedLiterals(in: text) {
-                #expect(statuses.contains(literal) || stages.contains(literal) || ["1", "replay", "purge", ""].contains(literal),
-                        "\(name) compares with '\(literal)', which is neither a status nor a stage")
+                #expect(statuses.contains(literal) || stages.contains(literal) || outcomes.contains(literal)
+                        || JobQueue.LevelChangeStep.allCases.map(\.rawValue).contains(literal) || ["1", "replay", "purge", ""].contains(literal),
+                        "\(name) compares with '\(literal)', which is neither a status, a stage nor an outcome")
             }
         }
         #expect(seenFields.isSuperset(of: ["status", "gen", "target", "db_level", "stage", "part", "checksum"]))

@@ -5,6 +5,7 @@ import JobQueue
 import RelocatorApp
 import RelocatorCore
 import SQLStore
+import TestSupport
 import Testing
 @testable import RelocatorAPI
 
@@ -30,18 +31,34 @@ import Testing
 
     @Test func theOverviewRendersEveryLevelTheTotalsAndTheRateChart() throws {
         let dashboard = try Dashboard()
-        var perMinute = Array(repeating: 0, count: 60)
-        perMinute[59] = 12
-        perMinute[10] = 3
-        let html = dashboard.render(page: "overview", model: OverviewModel(stats: stats(), moves: [move(done: 1, total: 2, startedAt: 1)], perMinute: perMinute),
-                                    adminRequired: true, now: 2000)
+        let now: Int64 = 1_800_000_000_000
+        let minute = now / 60_000
+        var moved = (0..<60).map { ThroughputRing.Minute(minute: minute - 59 + Int64($0)) }
+        moved[59].count = 12
+        moved[10].count = 3
+        let committed = moved.map { ThroughputRing.Minute(minute: $0.minute, count: $0.count / 3) }
+        let model = OverviewModel(stats: stats(), moves: [move(done: 1, total: 2, startedAt: 1)],
+                                  policies: ["gold": LevelPolicy(highWater: 90, lowWater: 80)],
+                                  throughput: ThroughputChart(moved: moved, committed: committed))
+        let html = dashboard.render(page: "overview", model: model, adminRequired: true, now: 2000, banners: Banner.from(stats()))
         #expect(html.contains(#"<tr data-level="gold">"#) && html.contains(#"<td class="num" data-field="depth">4</td>"#))
         #expect(html.contains(#"data-field="oldest">1 min 30 s<"#) && html.contains(#"data-field="in-flight">1<"#))
-        #expect(html.contains(#"data-field="disk-free">2.0 GiB<"#) && html.contains("data-action=\"/v1/levels/gold/resume\""))
+        // gold: 1 GiB used, 2 GiB available: a third full as df says it, with both watermarks drawn.
+        #expect(html.contains(#"data-percent="33.3""#) && html.contains(#"class="mark high" style="left: 90%""#)
+                && html.contains(#"class="mark low" style="left: 80%""#) && html.contains("high water 90 % · low water 80 %"))
+        #expect(html.contains("data-action=\"/v1/levels/gold/resume\""))
         #expect(html.contains(#"data-field="dead"><a href="/ui/dead">2</a>"#) && html.contains(#"data-field="moves-last-hour">15<"#))
+        #expect(html.contains(#"data-field="commits-last-hour">5<"#) && html.contains(#"data-field="moves-this-minute">12<"#))
+        #expect(html.contains(#"data-field="workers-alive"><a href="/ui/workers">1</a>"#)
+                && html.contains(#"data-field="committers-alive"><a href="/ui/workers#committers">0</a>"#))
         #expect(html.contains(#"data-admin-required="true""#) && html.contains(#"<script src="/ui/dashboard.js" defer>"#))
         #expect(!html.contains("http://") && !html.contains("https://"), "no external asset")
         #expect(html.components(separatedBy: "<rect ").count - 1 == 60)
+        // The axes: ticks 0, 10 and 20 moves a minute, and the minutes from −60 to now.
+        #expect(html.contains(">20</text>") && html.contains(">10</text>") && html.contains(">0</text>"))
+        #expect(html.contains(">−60 min</text>") && html.contains(">now</text>") && html.contains(#"<polyline class="commits""#))
+        // Gold is paused with 4 jobs: a banner says so.
+        #expect(html.contains(#"data-banner="paused""#))
     }
 
     @Test func workersShowEachMoveWithProgressRateAndETAWithNamesEscaped() throws {
@@ -55,23 +72,27 @@ import Testing
         #expect(html.contains("w&lt;1&gt;"))
     }
 
-    @Test func deadLettersHaveReplayAndPurgeButtons() throws {
+    @Test func deadLettersHaveReplayAndPurgeButtonsAndAPager() throws {
         let dashboard = try Dashboard()
         var job = Job(cid: 4, count: 1, filename: "d.mp4", dbLevel: "bronze", target: "gold", status: .dead, attempts: 5,
                       lastError: "source_missing: gone", gen: 1, enqueuedAt: 1, updatedAt: 1_795_815_235_123)
         job.reason = "source_missing"
-        let html = dashboard.render(page: "dead", model: DeadModel(dead: [DeadLetter(id: "4:1", shard: 0, job: job)]),
-                                    adminRequired: false, now: 0)
+        job.queuedBy = QueuedBy(who: "POST /post_sentence", rule: "count 5000 falls in gold (1000–9999)")
+        let page = Page(items: [DeadLetter(id: "4:1", shard: 0, job: job)], total: 80_000, next: "4:1")
+        let html = dashboard.render(page: "dead", model: DeadModel(page: page, limit: 1, cursor: nil), adminRequired: false, now: 0)
         #expect(html.contains(#"data-body='{"cids": [4]}'>Replay</button>"#) && html.contains("source_missing: gone"))
         #expect(html.contains("2026-11-27T21:33:55.123Z") && html.contains(">Purge all</button>"))
+        #expect(html.contains("POST /post_sentence: count 5000 falls in gold (1000–9999)"))
+        #expect(html.contains(#"<span data-field="shown">1</span> of <span data-field="total">80000</span> dead jobs shown"#))
+        #expect(html.contains(#"<a href="/ui/dead?limit=1&amp;cursor=4%3A1" rel="next">"#) && !html.contains(#"rel="first""#))
     }
 
     @Test func thePagesAreServedWithLiveDataAndTheScriptIsEmbedded() async throws {
         let api = try APIFixture()
         defer { api.tearDown() }
         try api.addContents([(1, "a.mp4", "bronze", 10), (2, "b.mp4", "bronze", 10)])
-        _ = try await api.service.submit(cid: 1, count: 50000)
-        _ = try await api.service.submit(cid: 2, count: 50000)
+        _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
+        _ = try await api.service.submit(cid: 2, count: 50000, from: .countRoute)
         let job = try #require(try api.claim())
         try api.kill(job)
         try await api.test { client in
@@ -86,6 +107,101 @@ import Testing
             let script = try await client.get("/ui/dashboard.js")
             #expect(script.text.contains("setInterval(refresh, 2000)") && script.text.contains("sessionStorage"))
             #expect(try await client.get("/ui/dashboard.css").status == .ok)
+        }
+    }
+
+    /// Jobs queued for a level no live worker serves, and finished moves no committer records: a
+    /// banner says each. Workers and committers are counted apart.
+    @Test func bannersSayWhatIsStuckAndWorkersAreCountedApartFromCommitters() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
+        _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
+        try api.queue.heartbeat(worker: "w9", info: [.kind: "worker", .levels: "silver", .beatAt: String(JobQueue.nowMilliseconds())],
+                                ttl: .seconds(600), on: api.redis)
+        try await api.test { client in
+            let overview = try await client.get("/ui")
+            #expect(overview.status == .ok)
+            #expect(overview.text.contains(#"data-banner="stuck""#)
+                    && overview.text.contains("1 job queued for gold and no live worker takes them: start one with relocator worker --levels gold."))
+            #expect(overview.text.contains(#"data-field="workers-alive"><a href="/ui/workers">1</a>"#)
+                    && overview.text.contains(#"data-field="committers-alive"><a href="/ui/workers#committers">0</a>"#))
+            // A worker for gold takes the job and moves it: nothing is stuck, but no committer records it.
+            let job = try #require(try api.claim(worker: "w1", levels: ["gold"]))
+            try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "gold", .beatAt: String(JobQueue.nowMilliseconds())],
+                                    ttl: .seconds(600), on: api.redis)
+            #expect(try api.queue.ack(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00", bytes: 1,
+                                      foundIn: nil, on: api.redis))
+            // The stats are read at most once a second: wait for a reading that has the change.
+            func page(until condition: (String) -> Bool) async throws -> String {
+                var text = ""
+                for _ in 0..<200 {
+                    text = try await client.get("/ui/workers").text
+                    if condition(text) { break }
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                return text
+            }
+            let after = try await page { $0.contains(#"<tr data-worker="w1">"#) }
+            #expect(!after.contains(#"data-banner="stuck""#) && after.contains(#"data-banner="uncommitted""#))
+            #expect(after.contains(#"<tr data-worker="w1">"#) && after.contains("No committer has announced itself."))
+            try api.queue.heartbeat(worker: "c1", info: [.kind: "committer", .beatAt: String(JobQueue.nowMilliseconds())], ttl: .seconds(600),
+                                    on: api.redis)
+            let page = try await page { $0.contains(#"<tr data-committer="c1">"#) }
+            #expect(page.contains(#"<tr data-committer="c1">"#) && !page.contains(#"data-banner="uncommitted""#))
+            #expect(!page.contains(#"<tr data-worker="c1""#), "a committer is not listed as a worker")
+        }
+    }
+
+    /// Redis stops: each page still renders, with a banner that says what cannot be read and the
+    /// last data it showed (or none yet) — never an error page; once Redis is back the banner goes.
+    @Test func whileRedisIsDownThePagesRenderWithABannerAndTheLastReading() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let api = try APIFixture(redisURL: server.url)
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil)])
+        _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
+        try await api.test { client in
+            let before = try await client.get("/ui")
+            #expect(before.status == .ok && before.text.contains(#"data-field="depth">1<"#))
+            server.stop()
+            let during = try await client.get("/ui")
+            #expect(during.status == .serviceUnavailable && during.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(during.text.contains(#"data-banner="outage""#) && during.text.contains("Cannot read the data now: "))
+            #expect(during.text.contains(#"<tr data-level="gold">"#) && during.text.contains(#"data-field="depth">1<"#), "the last reading")
+            #expect(!during.text.contains("Cannot show this page"))
+            let never = try await client.get("/ui/waiting")
+            #expect(never.status == .serviceUnavailable && never.text.contains(#"data-banner="outage""#)
+                    && never.text.contains("nothing was read since this API process started") && never.text.contains("Nothing read yet"))
+            try server.start()
+            var back = try await client.get("/ui")
+            for _ in 0..<100 where back.status != .ok {
+                try await Task.sleep(for: .milliseconds(50))
+                back = try await client.get("/ui")
+            }
+            #expect(back.status == .ok && !back.text.contains(#"data-banner="outage""#))
+        }
+    }
+
+    /// A move's progress as its worker reports it while it copies (bytes copied of the total), on
+    /// the workers page; the waiting page lists deferred jobs with why and when.
+    @Test func aMoveInFlightShowsItsBytesCopiedOfTheTotal() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil)])
+        _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
+        let job = try #require(try api.claim(worker: "w1", levels: ["gold"]))
+        try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "gold", .beatAt: String(JobQueue.nowMilliseconds())],
+                                ttl: .seconds(600), on: api.redis)
+        try await api.test { client in
+            #expect(try await client.get("/ui/workers").text.contains("starting (progress shows after its first second)"))
+            // What the worker's copy records as it goes (RedisJobQueue.record(.copied)).
+            #expect(try api.queue.recordProgress(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken,
+                                                 [(.bytesDone, String(3 << 20)), (.bytesTotal, String(12 << 20))], on: api.redis))
+            let page = try await client.get("/ui/workers").text
+            #expect(page.contains(#"<td class="num" data-field="copied">3.0 MiB</td><td class="num" data-field="total">12 MiB</td>"#), "\(page)")
+            #expect(page.contains(#"<progress max="100" value="25">"#))
         }
     }
 }

@@ -78,6 +78,8 @@ import Testing
         full.deferReason = awkward
         full.dueAt = 253_402_300_799_999
         full.filename = awkward
+        full.queuedBy = QueuedBy(who: "POST /post_sentence", rule: awkward)
+        full.nextQueuedBy = QueuedBy(stored: awkward)
         plain.bytesDone = nil
         return [JobView(plain), JobView(full, nextRetryAt: Timestamp(milliseconds: 1)), JobView(full, nextRetryAt: nil)]
     }

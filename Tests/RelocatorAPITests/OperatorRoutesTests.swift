@@ -44,7 +44,7 @@ import TestSupport
         let api = try APIFixture()
         defer { api.tearDown() }
         try api.addContents([(1, "a", "bronze", 1), (2, "b", "bronze", 1), (3, "c", "bronze", 1)])
-        for cid in 1...3 { _ = try await api.service.submit(cid: Int64(cid), count: 5000) }
+        for cid in 1...3 { _ = try await api.service.submit(cid: Int64(cid), count: 5000, from: .countRoute) }
         while let job = try api.claim() { try api.kill(job) }
         try await api.test { client in
             let replayed = try await client.postJSON("/v1/dead/replay", #"{"cids": [2]}"#)
@@ -55,6 +55,34 @@ import TestSupport
             #expect((try await client.get("/v1/dead").json?["dead"] as? [Any])?.isEmpty == true)
             let bad = try await client.postJSON("/v1/dead/replay", #"{"cids": [0]}"#)
             #expect(bad.status == .badRequest)
+        }
+    }
+
+    /// Who queued a job and why its target, from the count that queued it to a replay of its dead
+    /// letter: in the job view, in why and on the dashboard's dead letters.
+    @Test func whySaysWhoQueuedTheJobFromTheCountToAReplay() async throws {
+        let api = try APIFixture(halfLife: .seconds(3600))
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
+        try await api.test { client in
+            #expect(try await client.postForm("/post_sentence", "cid=1&count=5000").status == .ok)
+            let job = try #require(try await client.get("/v1/jobs/1").json)
+            let by = try #require(job["queued_by"] as? [String: Any])
+            #expect(by["who"] as? String == "POST /post_sentence" && by["rule"] as? String == "count 5000 falls in silver (1000–9999)")
+            #expect(job["next_queued_by"] is NSNull)
+            let why = try #require(try await client.get("/v1/contents/1/why").json?["summary"] as? String)
+            #expect(why.contains("It was queued by POST /post_sentence; its target: count 5000 falls in silver (1000–9999)."), "\(why)")
+
+            #expect(try await client.postJSON("/v1/contents/2/hits", #"{"n": 20000}"#).status == .accepted)
+            let hits = try #require(try await client.get("/v1/jobs/2").json?["queued_by"] as? [String: Any])
+            #expect(hits["who"] as? String == "POST /v1/contents/{cid}/hits" && (hits["rule"] as? String)?.hasPrefix("count ") == true)
+
+            try api.kill(try #require(try api.claim(levels: ["silver"])))
+            #expect(try await client.get("/ui/dead").text.contains("POST /post_sentence: count 5000 falls in silver (1000–9999)"))
+            #expect(try await client.postJSON("/v1/dead/replay", #"{"cids": [1]}"#).status == .ok)
+            let replayed = try #require(try await client.get("/v1/contents/1/why").json?["summary"] as? String)
+            #expect(replayed.contains("It was queued by a replay (POST /v1/dead/replay) of a job queued by POST /post_sentence; "
+                                      + "its target: count 5000 falls in silver (1000–9999)."), "\(replayed)")
         }
     }
 
@@ -87,7 +115,7 @@ import TestSupport
         // A stray copy on gold too, as after a lost write.
         try FileManager.default.createDirectory(atPath: api.path("gold", "dir"), withIntermediateDirectories: true)
         try Data(count: 3).write(to: URL(fileURLWithPath: api.path("gold", "dir/e.mp4")))
-        _ = try await api.service.submit(cid: 5, count: 1500)
+        _ = try await api.service.submit(cid: 5, count: 1500, from: .countRoute)
         let job = try #require(try api.claim())
         #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space", message: "no_space: silver is full",
                                    permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)

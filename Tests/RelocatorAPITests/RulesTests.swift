@@ -138,17 +138,4 @@ import Testing
         let readiness = Readiness(redisProblem: nil, databaseProblem: "schema at 0002, this binary needs 0005: run relocator migrate")
         #expect(!readiness.isReady && readiness.summary.contains("database: schema at 0002"))
     }
-
-    @Test func movesAreSpreadOverTheMinutesBetweenTwoReadings() {
-        let rate = MoveRate()
-        let start: Int64 = 1_800_000_000_000 / 60_000 * 60_000  // a minute boundary
-        rate.record(moved: 100, at: start)
-        rate.record(moved: 160, at: start + 120_000)  // 60 moves over two minutes
-        rate.record(moved: 160, at: start + 130_000)
-        let minutes = rate.perMinute(at: start + 130_000)
-        #expect(minutes.count == 60)
-        #expect(Array(minutes.suffix(3)) == [30, 30, 0])
-        rate.record(moved: 5, at: start + 140_000)  // the counter was reset: nothing counted
-        #expect(rate.perMinute(at: start + 140_000).reduce(0, +) == 60)
-    }
 }

@@ -12,8 +12,8 @@ import Testing
             let decision = placement.target(count: count, current: "gold")
             #expect(decision?.level == seed?.level && decision?.raiseMaxCounts == seed?.raiseMaxCounts && decision?.heldBy == nil)
         }
-        #expect(placement.admission(into: "gold", usage: .init(used: 99, size: 100), adding: 10) == nil)
-        #expect(placement.excess(of: "gold", usage: .init(used: 99, size: 100)) == nil)
+        #expect(placement.admission(into: "gold", usage: .init(used: 99, available: 1), adding: 10) == nil)
+        #expect(placement.excess(of: "gold", usage: .init(used: 99, available: 1)) == nil)
         #expect(placement.residencyEnds(level: "gold", lastMoved: 0, now: 1) == nil)
         #expect(placement.takingOrder(["bronze", "gold", "silver"]) == ["gold", "silver", "bronze"])
     }
@@ -42,13 +42,33 @@ import Testing
 
     @Test func aMoveThatWouldRiseAboveTheHighWatermarkWaitsAndAFullLevelShedsToItsLowOne() {
         let placement = Placement(table: table, policies: ["gold": LevelPolicy(highWater: 90, lowWater: 70)])
-        let usage = Placement.Usage(used: 85, size: 100)
+        let usage = Placement.Usage(used: 85, available: 15)
         #expect(placement.admission(into: "gold", usage: usage, adding: 4) == nil)
         #expect(placement.admission(into: "gold", usage: usage, adding: 6)?.contains("high watermark 90") == true)
         #expect(placement.admission(into: "gold", usage: usage, adding: 2, inFlight: 4)?.contains("91.0 %") == true)
         #expect(placement.excess(of: "gold", usage: usage) == nil)
-        #expect(placement.excess(of: "gold", usage: .init(used: 95, size: 100)) == 25)
+        #expect(placement.excess(of: "gold", usage: .init(used: 95, available: 5)) == 25)
         #expect(placement.levelBelow("gold") == "silver" && placement.levelBelow("bronze") == nil)
+    }
+
+    /// A disk of 100 bytes of which the filesystem reserves 20 for root: 40 used, 40 available.
+    /// `df` says 50 % (used / (used + available)), not 40 % (used / size), and so does placement:
+    /// every watermark is a share of the 80 bytes a worker may fill.
+    @Test func theFillIsDfsUsedOverUsedPlusAvailableForEveryWatermark() {
+        let usage = Placement.Usage(DiskReport.Usage(used: 40, free: 40, size: 100))
+        #expect(usage.capacity == 80 && usage.percent == 50)
+        let placement = Placement(table: table, policies: ["gold": LevelPolicy(highWater: 45, lowWater: 40)])
+        // Above 45 % by df's measure, though used / size is only 40 %.
+        #expect(placement.excess(of: "gold", usage: usage) == 8)
+        #expect(placement.room(in: "gold", usage: usage) == -4)
+        #expect(placement.watermarkBytes(of: "gold", usage: usage).map { [$0.high, $0.low] } == [36, 32])
+        #expect(placement.admission(into: "gold", usage: usage, adding: 0)?.contains("50.0 % (high watermark 45 %)") == true)
+        #expect(placement.doesNotFit("gold", usage: usage, bytes: 37)?.contains("(room 36B of 80B)") == true)
+        #expect(placement.doesNotFit("gold", usage: usage, bytes: 36) == nil)
+        // Numbers from a heartbeat are taken as they come: nothing traps.
+        let odd = Placement.Usage(DiskReport.Usage(used: .max, free: .max, size: -1))
+        #expect(odd.capacity == .max && odd.percent == 100)
+        #expect(Placement.Usage(DiskReport.Usage(used: -5, free: -5, size: 0)).percent == 0)
     }
 
     @Test func promotionsComeFirstUnlessAPriorityOrdersOtherwise() {

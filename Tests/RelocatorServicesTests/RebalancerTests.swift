@@ -3,7 +3,8 @@ import JobQueue
 import Logging
 import RedisClient
 import RelocatorCore
-import RelocatorServices
+@testable import RelocatorServices
+import SQLStore
 import RelocatorTesting
 import Testing
 import TestSupport
@@ -36,6 +37,32 @@ import TestSupport
         // Well under the lock's 30 s: without the release this times out.
         try waitUntil("another holder takes the lock", timeout: .seconds(5)) {
             try queue.holdRebalancer("other", ttl: .seconds(5), on: redis)
+        }
+    }
+
+    /// A demotion the rebalancer queues says so in its job: who (the rebalancer, and the move's
+    /// kind) and why (the plan's reason), for `why` and the dashboard.
+    @Test func aDemotionSaysTheRebalancerQueuedItAndWhy() throws {
+        let mebibyte: Int64 = 1 << 20
+        let database = try CommitterTests.Database(contents: (1...4).map { (Int64($0), "f\($0)", "gold") })
+        defer { database.directory.remove() }
+        let fixture = try RedisTestQueue("rbq")
+        defer { fixture.cleanUp() }
+        let (queue, url, redis) = (fixture.queue, fixture.url, fixture.redis)
+        let sql = try database.open()
+        defer { sql.close() }
+        _ = try LevelStore(database: sql).setPolicy(level: "gold", LevelPolicy.Edit(highWater: .set(60), lowWater: .set(40)))
+        let report = DiskReport(decoding: "gold=\(6 * mebibyte),\(2 * mebibyte),\(8 * mebibyte)")
+        try queue.heartbeat(worker: "w1", info: [.disks: report.encoded], ttl: .seconds(30), on: redis)
+        let rebalancer = Rebalancer(settings: Rebalancer.Settings(id: "c1"), driver: RedisJobQueueDriver(queue: queue, url: url),
+                                    openDatabase: { try database.open() },
+                                    logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let leaving = try rebalancer.round(RedisJobQueue(queue: queue, redis: redis), sql, inFlight: [:])
+        #expect(leaving.count == 2, "\(leaving)")
+        for cid in leaving.keys {
+            let job = try #require(try queue.job(cid: cid, on: redis))
+            #expect(job.target == "silver" && job.queuedBy?.who == "the rebalancer (watermark)", "\(job)")
+            #expect(job.queuedBy?.rule.contains("gold is at 75.0 %, above its high watermark 60 %") == true, "\(String(describing: job.queuedBy))")
         }
     }
 }

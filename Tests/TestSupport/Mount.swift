@@ -36,6 +36,49 @@ public final class TmpfsMount: @unchecked Sendable {
     }
 }
 
+/// A small ext4 filesystem in an image file, loop-mounted for one test: unlike tmpfs it reserves
+/// blocks for root (`reservedPercent`), so `df`'s Used / Size differs from its Use%. Unmounted,
+/// its loop device freed and its image removed by `remove()`, even when the mount failed half-way.
+public final class Ext4LoopMount: @unchecked Sendable {
+    public let path: String
+    private let directory: TemporaryDirectory
+    private var mounted = false
+
+    public init(sizeMiB: Int = 32, reservedPercent: Int = 10) throws {
+        directory = try TemporaryDirectory("relocator-ext4")
+        path = directory.path + "/mnt"
+        let image = directory.path + "/image"
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            try Self.run("/usr/bin/truncate", ["-s", "\(sizeMiB)M", image])
+            try Self.run("/usr/sbin/mkfs.ext4", ["-q", "-F", "-m", String(reservedPercent), image])
+            // `-o loop` sets autoclear: the loop device goes with the unmount.
+            try Self.run("/bin/mount", ["-t", "ext4", "-o", "loop", image, path])
+            mounted = true
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    deinit { remove() }
+
+    public func remove() {
+        if mounted {
+            if (try? Self.run("/bin/umount", [path])) == nil { _ = try? Self.run("/bin/umount", ["-l", path]) }
+            mounted = false
+        }
+        directory.remove()
+    }
+
+    private static func run(_ tool: String, _ arguments: [String]) throws {
+        let result = try ProcessRunner.run(URL(fileURLWithPath: tool), arguments)
+        guard result.status == 0 else {
+            throw POSIXError(.EPERM, userInfo: [NSLocalizedDescriptionKey: "\(tool) \(arguments.joined(separator: " ")): \(result.stderr)"])
+        }
+    }
+}
+
 /// Files for tests: made with random bytes, hashed with coreutils (independent of the code under test).
 public enum TestFiles {
     @discardableResult

@@ -1,6 +1,6 @@
 #!lua flags=allow-oom
 -- A verified move: the job goes to `done` for the committer.
--- KEYS: processing:<worker>, job:<cid>, done, stats, moved-at
+-- KEYS: processing:<worker>, job:<cid>, done, stats, moved-at, per-minute:moved
 -- ARGV: id, worker, token, checksum, bytes, the level the file was found on ('' when it was db_level)
 -- Returns 1, or 0 when the job is no longer this delivery's (the reaper gave it away).
 local processing, job, done, stats, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -18,4 +18,5 @@ redis.call('LPUSH', done, id)
 redis.call('HSET', movedAt, cid, now)
 redis.call('HINCRBY', stats, 'moved', 1)
 redis.call('HINCRBY', stats, 'moved_bytes', tonumber(bytes) or 0)
+countThisMinute(KEYS[6], 1, tonumber(bytes) or 0)
 return 1

@@ -4,7 +4,8 @@
 -- keeps it for its minimum residency). A content's score moves to the residents of its new level.
 -- KEYS: the list the ids are in (committing:<committer>, or done for a commit straight from
 --       /update_sentence), stats, deferred, moved-at, gens, queue:<level> for each of the L levels named in
---       ARGV, residents:<level> for each of them, then job:<cid> for each id, in the order of the ids
+--       ARGV, residents:<level> for each of them, then job:<cid> for each id, in the order of the ids,
+--       and last per-minute:committed
 -- ARGV: seconds to keep a committed job, trim (1: the ids are the oldest end of a committer's
 --       list), L, half-life of counts (ms, 0: none), minimum residencies ('gold=3600000,…'), the L
 --       level names, then the ids
@@ -47,6 +48,7 @@ for i = first, #ARGV do
     local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count')
     if h[1] == gen and h[2] == 'done' then
       redis.call('HINCRBY', stats, 'committed', 1)
+      countThisMinute(KEYS[#KEYS], 1, 0)
       -- The content now lives on its target.
       local score = residents[h[5]] and redis.call('ZSCORE', residents[h[5]], cid)
       if residents[h[5]] then redis.call('ZREM', residents[h[5]], cid) end
@@ -62,6 +64,10 @@ for i = first, #ARGV do
           'gen', newer, 'enqueued_at', now, 'updated_at', now)
         redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
           'earlier_error', 'started_at')
+        -- Who asked for the follow-up (QueuedBy.followUpPrefix spells the same words).
+        local asked = redis.call('HGET', job, 'next_queued_by')
+        redis.call('HSET', job, 'queued_by', 'a follow-up after the move to ' .. h[3] .. ' of ' .. (asked or 'a count sent while it moved\n'))
+        redis.call('HDEL', job, 'next_queued_by')
         redis.call('PERSIST', job)
         local residency = residencyOf(residencies, h[3])
         local moved = tonumber(redis.call('HGET', movedAt, cid))
@@ -75,7 +81,7 @@ for i = first, #ARGV do
         followUps = followUps + 1
       else
         redis.call('HSET', job, 'status', 'committed', 'updated_at', now)
-        redis.call('HDEL', job, 'next_target')
+        redis.call('HDEL', job, 'next_target', 'next_queued_by')
         redis.call('EXPIRE', job, ttl)
       end
     end

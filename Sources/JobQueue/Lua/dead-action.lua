@@ -1,7 +1,8 @@
 #!lua flags=allow-oom
 -- Replay or purge one dead job.
 -- KEYS: dead, job:<cid>, queue:<target>, queue:<db_level>, gens
--- ARGV: id, action (replay | purge), the target and the db_level the caller read
+-- ARGV: id, action (replay | purge), the target and the db_level the caller read, then the job's
+--       queued_by after a replay and after a purge that reverses it ('': left as it is)
 -- Returns replayed (attempts reset, back on its queue), purged (forgotten; the file stays where it
 -- is), reversed (purged, but a copy may already be at its target: a job now removes that copy,
 -- leaving the file only where the database says), missing (not in the dead-letter list), stale
@@ -20,11 +21,13 @@ if action == 'replay' then
   redis.call('HSET', job, 'status', 'queued', 'attempts', 0, 'worker_id', '', 'updated_at', now)
   retireError(job)
   redis.call('LPUSH', targetQueue, id)
+  if (ARGV[5] or '') ~= '' then redis.call('HSET', job, 'queued_by', ARGV[5]) end
   return 'replayed'
 end
 if published(h[5]) then
   local newer = reverse(job, gen, origin, target, gens, cid)
   redis.call('LPUSH', originQueue, cid .. ':' .. newer)
+  if (ARGV[6] or '') ~= '' then redis.call('HSET', job, 'queued_by', ARGV[6]) end
   return 'reversed'
 end
 forget(job)

@@ -9,8 +9,10 @@
 --       residents:<db_level as the caller read it>
 -- ARGV: cid, count, filename, db_level as the caller read it, target, when db_level was read (ms;
 --       -1: just now, from the database — it stands), half-life of counts (ms, 0: counts as they
---       are), minimum residencies ('gold=3600000,…'), when the caller sent this (ms, the clock
---       db_level's read time is on; '': that clock is Redis')
+--       are), minimum residencies ('gold=3600000,…'), who submits and the rule that chose the
+--       target (kept as queued_by when the job is created or re-aimed, as next_queued_by with a
+--       follow-up; '' keeps what the job has), when the caller sent this (ms, the clock db_level's
+--       read time is on; '': that clock is Redis')
 -- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
@@ -19,11 +21,14 @@ local movedAt, residents = KEYS[7], KEYS[8]
 local cid, count, filename, dbLevel, target = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local readAt = tonumber(ARGV[6]) or 0
 local halfLife, residencies = tonumber(ARGV[7]) or 0, ARGV[8]
-local sentAt = tonumber(ARGV[9] or '')
+local queuedBy = ARGV[9] or ''
+local sentAt = tonumber(ARGV[10] or '')
 if readAt >= 0 and sentAt then
   -- The read's age on the caller's clock, placed on Redis' clock: the two clocks may differ by
-  -- hours (a step of either), the age of a read does not. A read from the future is a read now.
-  readAt = now - math.max(0, sentAt - readAt)
+  -- hours (a step of either), the age of a read does not. A read the caller's clock puts after its
+  -- sending (that clock stepped back meanwhile) has no age to trust: it counts as older than
+  -- anything (0), so that the database is read again.
+  if sentAt < readAt then readAt = 0 else readAt = math.max(0, now - (sentAt - readAt)) end
 end
 local callerLevel = dbLevel
 
@@ -34,6 +39,10 @@ local oldID = cid .. ':' .. (oldGen or '')
 local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise.
   if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+  if queuedBy ~= '' then
+    if outcome == 'created' or outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
+    if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
+  end
   return {outcome, redis.call('HGETALL', job)}
 end
 local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end
@@ -117,7 +126,10 @@ if not status or status == 'committed' or status == 'dead' then
     -- A job committed after the caller read db_level knows better where the file is now; a level
     -- read after the commit (an operator's later change included) stands.
     local committedAt = tonumber(h[6] or '0') or 0
-    if committedAt > readAt then
+    -- Unless the level changed again after this job (reconcile, an operator: a newer generation
+    -- in gens): then only the database knows, and the caller is told to read it again below.
+    local newest = tonumber(redis.call('HGET', gens, cid) or '0') or 0
+    if committedAt > readAt and newest <= (tonumber(oldGen or '0') or 0) then
       dbLevel = curTarget
       overridden = true
     end

@@ -19,6 +19,12 @@ local attempts = (tonumber(redis.call('HGET', job, 'attempts')) or 0) + 1
 redis.call('HSET', job, 'attempts', attempts, 'last_error', message, 'reason', reason, 'worker_id', '', 'updated_at', now)
 redis.call('HDEL', job, 'bytes_done', 'bytes_total', 'started_at')
 if nextTarget then
+  -- The count that asked for nextTarget aims the job from here on (a third level waits for the commit).
+  local asked = redis.call('HGET', job, 'next_queued_by')
+  if asked and (nextTarget == origin or not published(stage)) then
+    redis.call('HSET', job, 'queued_by', asked)
+    redis.call('HDEL', job, 'next_queued_by')
+  end
   if published(stage) then
     if nextTarget == origin then
       local newer = reverse(job, gen, origin, target, gens, cid)

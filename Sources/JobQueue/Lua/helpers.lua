@@ -84,3 +84,15 @@ local function residencyOf(list, level)
   end
   return 0
 end
+
+-- Adds to this minute's moves (or commits) in a ring of the last 120 minutes: a hash whose field
+-- is the minute number modulo 120 and whose value is '<minute> <count> <bytes>' (a slot last
+-- written a lap ago starts again), so the dashboard reads the last hour in one HGETALL and the
+-- hash never holds more than 120 fields (ThroughputRing reads it).
+local function countThisMinute(ring, count, bytes)
+  local minute = math.floor(now / 60000)
+  local slot = string.format('%d', minute % 120)
+  local m, c, b = string.match(redis.call('HGET', ring, slot) or '', '^(%d+) (%d+) (%d+)$')
+  if tonumber(m) ~= minute then c, b = 0, 0 end
+  redis.call('HSET', ring, slot, string.format('%d %d %d', minute, tonumber(c) + count, tonumber(b) + math.max(0, bytes)))
+end

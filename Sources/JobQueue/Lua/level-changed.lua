@@ -1,10 +1,18 @@
 #!lua
--- Notes that a content's level changed in the database without a move of this queue (reconcile
--- --fix put the database where the file is, an operator edited it): a submission based on an
--- older read of the level is then told to read it again, and the change takes a generation of its
--- own, after every job of the content so far, so that the database orders it among the moves.
+-- A content's level changed in the database without a move of this queue (reconcile --fix put the
+-- database where the file is, an operator edited it), in two steps around the database's write:
+--   'generation' (before it): a generation of its own, after every job of the content so far, so
+--     that the database orders the change among the moves — refused (-1) while the content has a
+--     job in flight, whose move would otherwise be ordered before a change it never saw;
+--   'changed' (after it): a submission based on a read of the level from before now is told to
+--     read it again.
 -- KEYS: moved-at, gens, job:<cid>
--- ARGV: cid
--- Returns the new generation.
-redis.call('HSET', KEYS[1], ARGV[1], now)
-return newGen(redis.call('HGET', KEYS[3], 'gen'), KEYS[2], ARGV[1])
+-- ARGV: cid, step ('generation' or 'changed')
+-- Returns the new generation, -1, or 0 for 'changed'.
+if ARGV[2] == 'changed' then
+  redis.call('HSET', KEYS[1], ARGV[1], now)
+  return 0
+end
+local h = redis.call('HMGET', KEYS[3], 'status', 'gen')
+if h[1] and h[1] ~= 'committed' and h[1] ~= 'dead' then return -1 end
+return newGen(h[2], KEYS[2], ARGV[1])

@@ -1,5 +1,5 @@
 // Relocator dashboard: refreshes the page's data every 2 seconds (the page fetched again, its
-// <main> swapped in) and runs the action buttons as POSTs. When an administrator credential is
+// <main> swapped in, banners included) and runs the action buttons as POSTs. When an administrator credential is
 // set the page is read-only: its buttons show once this tab has given the credential (asked by
 // "Unlock administration", checked with GET /v1/access, kept in sessionStorage for this tab).
 (function () {
@@ -11,7 +11,11 @@
     if (busy || document.hidden) { return; }
     busy = true;
     fetch(location.href, { headers: { "Accept": "text/html" }, cache: "no-store" })
-      .then(function (response) { return response.ok ? response.text() : null; })
+      // During an outage the page comes with a 503 and a banner: it is shown too.
+      .then(function (response) {
+        var html = (response.headers.get("Content-Type") || "").indexOf("text/html") === 0;
+        return html ? response.text() : null;
+      })
       .then(function (html) {
         if (html === null) { return; }
         var page = new DOMParser().parseFromString(html, "text/html");

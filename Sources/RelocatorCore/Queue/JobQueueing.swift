@@ -87,12 +87,15 @@ public struct SubmitRequest: Sendable, Equatable {
     /// stepped on either side cannot make an old read look newer than a move. Nil: `readAt` is on
     /// the queue's clock.
     public var sentAt: Int64?
+    /// Who submits and the rule that chose `target`: the job's `queued_by` when this creates or
+    /// re-aims it, its `next_queued_by` when it asks for a follow-up.
+    public var queuedBy: QueuedBy?
 
     /// A level read from the database just now: it stands whatever the queue holds.
     public static let freshRead: Int64 = -1
 
     public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
-                sentAt: Int64? = nil) {
+                sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) {
         self.sentAt = sentAt
         self.cid = cid
         self.count = count
@@ -101,6 +104,7 @@ public struct SubmitRequest: Sendable, Equatable {
         self.target = target
         self.readAt = readAt
         self.policy = policy
+        self.queuedBy = queuedBy
     }
 }
 
@@ -206,8 +210,9 @@ public enum ControlAction: Sendable, Equatable {
     case start
     case pause(level: String)
     case resume(level: String)
-    /// Replays or purges dead jobs: those of `cids`, or all.
-    case dead(DeadAction, cids: [Int64]?)
+    /// Replays or purges dead jobs: those of `cids`, or all; `by` names who asks (`relocator dlq
+    /// replay`…), for the jobs' `queued_by`.
+    case dead(DeadAction, cids: [Int64]?, by: String = "an operator")
     case publishPlacement(PlacementSnapshot)
     /// The rebalancer's lock, taken or renewed by `holder`.
     case holdRebalancer(holder: String, ttl: Duration)
@@ -219,7 +224,10 @@ public enum ControlAction: Sendable, Equatable {
     /// A reconcile run holds a content (no claim meanwhile) or lets it go.
     case lease(cid: Int64, token: String, ttl: Duration)
     case unlease(cid: Int64, token: String)
-    /// A content's level changed in the database outside a move.
+    /// Before a change of a content's level outside a move: a generation for it (`.count`), or
+    /// `.count(-1)` while the content has a job in flight.
+    case levelGeneration(cid: Int64)
+    /// After it: a submission based on an older read of the level is told to read it again.
     case levelChanged(cid: Int64)
     /// Jobs missing from the list their status calls for; with `fix`, put back.
     case orphans(cids: [Int64], fix: Bool)

@@ -27,6 +27,18 @@ public protocol QueueReading: AnyObject {
     func jobsByLevel(levels: [String], known: [String: String]) throws -> (JobsByLevel, [String: String])
     /// The placement the rebalancer published last; nil when none was.
     func publishedPlacement() throws -> PlacementSnapshot?
+
+    // The operators' lists, a page at a time (`/v1/dead`, `/v1/retrying`, `/v1/deferred`, the
+    // dashboard, `dlq list`): only the page's jobs are read, however long a list is.
+
+    /// A page of the dead letters of every shard, newest job first (`DeadLetterOrder`).
+    func deadPage(_ request: PageRequest) throws -> Page<DeadLetter>
+    /// A page of the retrying or the deferred jobs of every shard, soonest due first
+    /// (`ScheduleOrder`); a cursor that does not read as one starts from the first.
+    func scheduledPage(_ schedule: Schedule, _ request: PageRequest) throws -> Page<ScheduledJob>
+    /// Moves and commits in each of the `window` minutes up to `now` (ms), oldest first, as the
+    /// workers and committers counted them (`ThroughputRing`).
+    func throughput(now: Int64, window: Int) throws -> Throughput
 }
 
 /// Where jobs wait for a time: a retry's backoff, or a deferral (room, residency, a lock).

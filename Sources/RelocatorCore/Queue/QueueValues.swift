@@ -136,6 +136,22 @@ public struct DeadLetter: Sendable, Equatable {
     }
 }
 
+/// A job waiting in the retry or the deferred set, with when it is due (its score, ms).
+public struct ScheduledJob: Sendable, Equatable {
+    public var id: String
+    public var shard: Int
+    public var due: Int64
+    /// Nil when its hash is gone or cannot be read as a job.
+    public var job: Job?
+
+    public init(id: String, shard: Int, due: Int64, job: Job?) {
+        self.id = id
+        self.shard = shard
+        self.due = due
+        self.job = job
+    }
+}
+
 public enum DeadAction: String, Sendable {
     case replay, purge
 }

@@ -28,6 +28,13 @@ public protocol ContentStoring: AnyObject {
     func relocations(cid: Int64?, limit: Int) throws -> [Relocation]
     /// Every relocation of one content, oldest first.
     func history(cid: Int64) throws -> [Relocation]
+    /// A page of the relocations, newest first (of one content when `cid` is given): at most
+    /// `limit` rows older than `before` (the `next` of the page before), the total, and the
+    /// `before` of the next page (nil on the last).
+    func relocationsPage(cid: Int64?, before: Int64?, limit: Int) throws -> (rows: [Relocation], total: Int, next: Int64?)
+    /// Moves and bytes from level to level committed in the last `seconds`, among the newest
+    /// `newest` rows; `complete` is false when there may be more.
+    func recentMoves(withinSeconds seconds: Int, newest: Int) throws -> (counts: [LevelMoves], complete: Bool)
 
     func levels() throws -> [LevelRange]
     /// Writes `ranges` into an empty level table; refuses one that has rows.

@@ -58,6 +58,21 @@ extension CommitEntry {
     }
 }
 
+/// How many moves went from one level to another, and their bytes.
+public struct LevelMoves: Equatable, Sendable {
+    public var from: String
+    public var to: String
+    public var moves: Int64
+    public var bytes: Int64
+
+    public init(from: String, to: String, moves: Int64, bytes: Int64) {
+        self.from = from
+        self.to = to
+        self.moves = moves
+        self.bytes = bytes
+    }
+}
+
 /// A row of `relocations`: one committed move.
 /// JSON: `{"job_id": "7:3", "cid": 7, "from": "bronze", "to": "silver", "bytes": 1048576,
 /// "checksum": "…", "worker": "ssd-box-1", "attempts": 0, "moved_at": "2026-11-27T21:47:15.123Z", "gen": 3}`.
