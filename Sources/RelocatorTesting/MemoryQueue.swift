@@ -155,11 +155,11 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 let newest = Int64(hashes[shard.gens]?[String(cid)] ?? "") ?? 0
                 let committedAt = Int64(h["updated_at"] ?? "0") ?? 0
                 // Unless the level changed again after this job (a newer generation): then only the database knows.
-                if status == "committed", readAt >= 0, let curTarget, committedAt > readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
+                if status == "committed", readAt >= 0, let curTarget, committedAt >= readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
                     origin = curTarget
                     overridden = true
                 }
-                if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed > readAt {
+                if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed >= readAt {
                     return SubmitResult(outcome: .staleLevel, job: nil)
                 }
                 if status == "dead" { unschedule() }

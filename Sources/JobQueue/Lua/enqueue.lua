@@ -129,7 +129,7 @@ if not status or status == 'committed' or status == 'dead' then
     -- Unless the level changed again after this job (reconcile, an operator: a newer generation
     -- in gens): then only the database knows, and the caller is told to read it again below.
     local newest = tonumber(redis.call('HGET', gens, cid) or '0') or 0
-    if committedAt > readAt and newest <= (tonumber(oldGen or '0') or 0) then
+    if committedAt >= readAt and newest <= (tonumber(oldGen or '0') or 0) then
       dbLevel = curTarget
       overridden = true
     end
@@ -137,7 +137,8 @@ if not status or status == 'committed' or status == 'dead' then
   if not overridden and readAt >= 0 then
     -- The content changed level after the caller's read, and no job says where to.
     local changed = tonumber(redis.call('HGET', movedAt, cid))
-    if changed and changed > readAt then return {'stale_level', {}} end
+    -- (A change in the very millisecond of the read counts as after it: a read again costs little.)
+    if changed and changed >= readAt then return {'stale_level', {}} end
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
