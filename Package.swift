@@ -101,12 +101,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Fault injection for tests (RELOCATOR_FAULTS), as decorators of the worker's queue and mover.
+        .target(
+            name: "RelocatorFaults",
+            dependencies: ["RelocatorCore", "FileMover", .product(name: "Logging", package: "swift-log")]
+        ),
         // The memory twin of the queue, for tests of the rules above it.
         .target(name: "RelocatorTesting", dependencies: ["RelocatorCore"]),
         .executableTarget(
             name: "relocator",
             dependencies: [
-                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI", "RelocatorServices", "RelocatorMetrics",
+                "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI", "RelocatorServices", "RelocatorMetrics", "RelocatorFaults",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,7 +127,7 @@ let package = Package(
         // One contract, two queues: every life-cycle scenario on the Redis queue and the memory queue.
         .testTarget(name: "AppTests", dependencies: ["RelocatorApp", "RelocatorTesting"]),
         .testTarget(name: "QueueContractTests", dependencies: ["JobQueue", "RelocatorTesting", "TestSupport"]),
-        .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "RelocatorTesting", "JobQueue", "TestSupport"]),
+        .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "RelocatorTesting", "RelocatorFaults", "JobQueue", "TestSupport"]),
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [

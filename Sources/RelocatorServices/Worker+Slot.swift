@@ -42,10 +42,6 @@ extension Worker {
                         if !handedOver { _ = holding.withLock { $0.remove(key) } }
                         for level in permits { releasePermit(level, holder, session) }
                     }
-                    if settings.faults.loseReply > 0, claims.add(1, ordering: .relaxed).newValue % settings.faults.loseReply == 0 {
-                        logger.warning("fault injection: the reply to the claim of \(delivery.id) is lost")
-                        continue
-                    }
                     handedOver = process(delivery, session, permit: holder)
                 }
             } catch {
@@ -131,11 +127,6 @@ extension Worker {
             report(delivery, error, context, session, log)
             return false
         }
-        if settings.faults.noopMove {
-            let noop = MoveResult(bytes: 0, checksum: Self.noopChecksum, method: .alreadyInPlace, foundIn: job.dbLevel)
-            finish(delivery, noop, context, session, log)
-            return false
-        }
         let snapshot = placement.withLock { $0 }
         var reserved: Int64?
         if let snapshot, context.method == .copied, !(job.stage?.mayHaveCopyAtTarget ?? false),
@@ -168,10 +159,6 @@ extension Worker {
             report(delivery, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context, session, log)
             return false
         }
-        if settings.faults.crashBeforeAck {
-            log.critical("fault injection: crashing between the move and the ack")
-            kill(getpid(), SIGKILL)
-        }
         if let pending = result.pendingSync {
             // The source is removed; its directory's fsync and then the ack are the finisher's.
             let log = log
@@ -190,7 +177,6 @@ extension Worker {
     }
 
     /// The checksum a `noop-move` reports (benchmarks of the queue alone).
-    static let noopChecksum = try! Checksum(algorithm: .xxh128, hex: String(repeating: "0", count: 32))
 
     /// The move of a job on this worker's directories, or why there is none.
     private func moveRequest(for job: Job) -> Result<MoveRequest, MoveError> {

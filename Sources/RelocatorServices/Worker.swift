@@ -40,8 +40,6 @@ public final class Worker: Service, Sendable {
         public var lockedRetry: Duration = .seconds(2)
         /// How often the temporary files left in the levels' reserved directories are swept.
         public var sweepInterval: Duration = .seconds(30)
-        /// Fault injection for tests and benchmarks (the mover's own faults go to the mover).
-        public var faults = WorkerFaults()
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {
@@ -77,8 +75,6 @@ public final class Worker: Service, Sendable {
     let placement = Mutex<PlacementSnapshot?>(nil)
     /// Moves handed from the slots to the finisher (their source directories still to be synced).
     let finishing = FinishingMoves()
-    /// Claims so far, for the `lose-reply` fault.
-    let claims = Atomic<Int>(0)
     /// Levels served that the level table does not have, each warned of once.
     let warnedLevels = Mutex<Set<String>>([])
     /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).

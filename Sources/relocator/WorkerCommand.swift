@@ -3,6 +3,7 @@ import FileMover
 import Foundation
 import JobQueue
 import RelocatorCore
+import RelocatorFaults
 import RelocatorServices
 import ServiceLifecycle
 import SQLStore
@@ -56,14 +57,16 @@ extension Relocator {
                 id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
                 concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: try runtime.heartbeatTTL(),
                 gracePeriod: .seconds(gracePeriod))
-            settings.faults = faults
             settings.deferRetry = try runtime.deferRetry()
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
-            let worker = Worker(settings: settings, driver: RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
-                                mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held),
-                                levels: held, logger: logger)
+            // With RELOCATOR_FAULTS, the queue and the mover are wrapped; the worker knows nothing of it.
+            let redisDriver = RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis())
+            let driver: any JobQueueDriver = faults.isActive ? FaultyQueueDriver(redisDriver, faults: faults, logger: logger) : redisDriver
+            let mover: any FileMoving = faults.noopMove ? NoopMover()
+                : FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held)
+            let worker = Worker(settings: settings, driver: driver, mover: mover, levels: held, logger: logger)
             let services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

@@ -3,6 +3,7 @@ import Logging
 import Foundation
 import JobQueue
 import RelocatorCore
+import RelocatorFaults
 import RelocatorServices
 import RelocatorTesting
 import Synchronization
@@ -204,9 +205,11 @@ import Testing
 @Suite struct WorkerFaultTests {
     @Test func lostClaimRepliesAreGivenBackAndEveryJobIsMovedOnce() throws {
         let h = WorkerHarness(concurrency: 1)
-        var settings = h.worker.settings
-        settings.faults.loseReply = 2
-        let worker = Worker(settings: settings, driver: h.queue, mover: h.mover, logger: .init(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        var faults = WorkerFaults()
+        faults.loseReply = 2
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let worker = Worker(settings: h.worker.settings, driver: FaultyQueueDriver(h.queue, faults: faults, logger: logger), mover: h.mover,
+                            logger: logger)
         for cid in Int64(1)...4 { h.queue.submit(cid: cid, count: 20000, filename: "f\(cid)", dbLevel: "bronze", target: "gold") }
         let done = StopSignal()
         BlockingExecutor.thread(named: "test-worker") {

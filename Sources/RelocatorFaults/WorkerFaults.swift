@@ -3,8 +3,9 @@ import Foundation
 import RelocatorCore
 import Synchronization
 
-/// Fault injection for tests, from `RELOCATOR_FAULTS` (unset in normal runs, where nothing changes),
-/// comma-separated:
+/// Fault injection for tests, from `RELOCATOR_FAULTS` (unset in normal runs, where nothing is
+/// wrapped), comma-separated. The worker knows none of it: `relocator worker` wraps its queue
+/// (`FaultyQueueDriver`) and its mover (`NoopMover`, the mover's step hooks) when it is set.
 /// - `crash-after=<step>`: SIGKILL after that step of a move (`MoveStep`: copied, synced, verified,
 ///   published, targetDirectorySynced, sourceRemoved, sourceDirectorySynced);
 /// - `fail-after=<step>` or `fail-after=<step>*N`: an I/O error right after that step, for every move
