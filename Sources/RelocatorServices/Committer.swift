@@ -110,22 +110,21 @@ public final class Committer: Service, Sendable {
         defer { prefetchSession.close() }
         var prefetched: DoneBatch?
         var rotation = 0
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while !stopping.isRaised {
             do {
                 var next = prefetched
                 prefetched = nil
                 if next == nil || next!.isEmpty { next = try takeBatch(session, rotation: &rotation) }
                 redisHealth.succeeded()
-                failures = 0
+                backoff.succeeded()
                 guard let batch = next, !batch.isEmpty else { continue }
                 prefetched = try commit(batch, session: session, database: &database, prefetchOn: prefetchSession)
             } catch {
                 // Whatever was taken stays in committing:<id> and is taken again (held first).
                 prefetched = nil
                 redisHealth.failed(error)
-                failures += 1
-                stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+                backoff.failed(waitingOn: stopping)
             }
         }
         // What is still held goes back to `done` for the next committer (or, if Redis is down, to
@@ -168,7 +167,7 @@ public final class Committer: Service, Sendable {
         let (levels, policy) = try writeUntilStored(batch.jobs, database: &database)
         ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
         var outcome = CommitResult(followUps: 0, unknownLevel: [])
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while true {
             do {
                 outcome = try session.commit(batch, committer: settings.id, levels: levels, policy: policy, keep: settings.jobTTL)
@@ -177,8 +176,7 @@ public final class Committer: Service, Sendable {
                 // Written in SQL: the batch stays held and is written again (harmlessly) if this
                 // committer stops now.
                 redisHealth.failed(error)
-                failures += 1
-                if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
+                if backoff.failed(waitingOn: stopping) { throw error }
             }
         }
         redisHealth.succeeded()
@@ -199,7 +197,7 @@ public final class Committer: Service, Sendable {
     /// The SQL transaction, again and again while the database is unreachable. Returns the level
     /// names (where a follow-up may go) and what the policies say of a follow-up.
     private func writeUntilStored(_ jobs: [Job], database: inout (any SQLDatabase)?) throws -> ([String], CountPolicy) {
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while true {
             do {
                 if database == nil { database = try openDatabase() }
@@ -213,8 +211,7 @@ public final class Committer: Service, Sendable {
                 }
                 databaseHealth.failed(error)
                 ServiceMetrics.commitFailed()
-                failures += 1
-                if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
+                if backoff.failed(waitingOn: stopping) { throw error }
             }
         }
     }

@@ -1,3 +1,4 @@
+import RelocatorCore
 import Foundation
 
 /// A flag that threads of a service poll and sleep on: `wait(for:)` returns early when the flag
@@ -35,5 +36,22 @@ public final class StopSignal: @unchecked Sendable {
             if !condition.wait(until: deadline) { break }
         }
         return raised
+    }
+}
+
+/// The reconnect backoff of a loop that talks to a server (`RetryPolicy.reconnect`): one step
+/// longer per failure in a row, back to the first after a success. Every loop of the services
+/// waits through it, so that one policy decides how they all wait.
+struct ReconnectBackoff {
+    /// Failures in a row.
+    private(set) var failures = 0
+
+    mutating func succeeded() { failures = 0 }
+
+    /// One more failure: waits its delay on `stop`; true when `stop` was raised meanwhile.
+    @discardableResult
+    mutating func failed(waitingOn stop: StopSignal) -> Bool {
+        failures += 1
+        return stop.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
     }
 }

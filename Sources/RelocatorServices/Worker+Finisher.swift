@@ -63,7 +63,7 @@ extension Worker {
     func finisherLoop(until slotsDone: StopSignal) {
         let session = driver.session()
         defer { session.close() }
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while true {
             var batch = finishing.take(waitingUpTo: .milliseconds(50))
             if batch.isEmpty {
@@ -98,11 +98,10 @@ extension Worker {
                 }
             }
             if unreachable.isEmpty {
-                failures = 0
+                backoff.succeeded()
             } else {
                 finishing.putBack(unreachable)
-                failures += 1
-                cancel.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+                backoff.failed(waitingOn: cancel)
             }
         }
     }

@@ -14,13 +14,13 @@ extension Worker {
         let session = driver.session()
         defer { session.close() }
         var rotation = slot
-        var failures = 0
+        var backoff = ReconnectBackoff()
         let holder = "\(settings.id)/\(slot)"
         while !stopping.isRaised {
             do {
                 let (next, permits) = try nextDelivery(session, slot: holder, rotation: &rotation)
                 redisHealth.succeeded()
-                failures = 0
+                backoff.succeeded()
                 switch next {
                 case .idle:
                     continue
@@ -46,8 +46,7 @@ extension Worker {
                 }
             } catch {
                 redisHealth.failed(error)
-                failures += 1
-                stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+                backoff.failed(waitingOn: stopping)
             }
         }
     }
@@ -393,7 +392,7 @@ extension Worker {
     /// being cancelled. With `once`, gives up after one failure and returns false.
     @discardableResult
     func retrying(_ what: String, _ log: Logger, once: Bool = false, _ body: () throws -> Void) -> Bool {
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while true {
             do {
                 try body()
@@ -406,8 +405,7 @@ extension Worker {
                     return true
                 }
                 if once { return false }
-                failures += 1
-                cancel.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+                backoff.failed(waitingOn: cancel)
             }
         }
     }

@@ -146,7 +146,7 @@ public final class Worker: Service, Sendable {
         maintenanceLoop(control, until: finished)
 
         // Hand back what is still held (cancelled moves, ids taken as the stop came), then leave.
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while true {
             do {
                 // Every slot has ended: nothing given back here is still being acted on.
@@ -155,12 +155,12 @@ public final class Worker: Service, Sendable {
                 _ = try control.control(.unregister(worker: settings.id))
                 break
             } catch {
-                failures += 1
-                if failures >= 5 {
+                if backoff.failures >= 4 {
                     logger.error("cannot give back the jobs before stopping (the reaper will, once the heartbeat expires): \(error)")
                     break
                 }
-                usleep(UInt32(RetryPolicy.reconnect.delay(afterFailures: failures).milliseconds) * 1000)
+                // The worker is stopping: the wait is the backoff's alone.
+                backoff.failed(waitingOn: StopSignal())
             }
         }
         logger.info("stopped")
@@ -169,7 +169,7 @@ public final class Worker: Service, Sendable {
     /// Runs `body` until the queue answers; nil when the worker stops first. A refused password
     /// is not waited out: it stops the worker.
     func untilAvailable<T>(_ what: String, _ body: () throws -> T) throws -> T? {
-        var failures = 0
+        var backoff = ReconnectBackoff()
         while !stopping.isRaised {
             do {
                 let value = try body()
@@ -181,8 +181,7 @@ public final class Worker: Service, Sendable {
                 throw error
             } catch {
                 redisHealth.failed(error)
-                failures += 1
-                stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
+                backoff.failed(waitingOn: stopping)
             }
         }
         return nil
