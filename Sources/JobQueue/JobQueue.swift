@@ -464,43 +464,34 @@ public struct JobQueue: Sendable {
 
     /// The coldest residents of a level (lowest score first), up to `limit`, from every shard.
     public func coldest(level: String, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
-        let replies = try redis.pipeline(keys.shards.map { RedisCommand("ZRANGE", $0.residents(level), 0, limit - 1, "WITHSCORES") })
-        var found: [(Int64, Double)] = []
-        for reply in replies {
-            let items = try reply.throwingServerError(address: redis.url.address, command: "ZRANGE").array ?? []
-            for pair in items.chunks(of: 2) where pair.count == 2 {
-                if let cid = pair.first?.string.flatMap(Int64.init), let score = pair.last?.string.flatMap(Double.init) { found.append((cid, score)) }
-            }
-        }
-        return Array(found.sorted { $0.1 < $1.1 }.prefix(limit))
+        try residents(level: level, limit: limit, highestFirst: false, on: redis) { RedisCommand("ZRANGE", $0, 0, limit - 1, "WITHSCORES") }
+    }
+
+    /// A level's hottest residents (highest scores first over every shard), at most `limit`.
+    public func hottest(level: String, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
+        try residents(level: level, limit: limit, highestFirst: true, on: redis) { RedisCommand("ZREVRANGE", $0, 0, limit - 1, "WITHSCORES") }
     }
 
     /// Residents of a level whose score is below `score`, from every shard (lowest first).
-    /// A level's hottest residents (highest scores first over every shard), at most `limit`.
-    public func hottest(level: String, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
-        let replies = try redis.pipeline(keys.shards.map { RedisCommand("ZREVRANGE", $0.residents(level), 0, limit - 1, "WITHSCORES") })
-        var found: [(cid: Int64, score: Double)] = []
-        for reply in replies {
-            let items = try reply.throwingServerError(address: redis.url.address, command: "ZREVRANGE").array ?? []
-            for pair in items.chunks(of: 2) where pair.count == 2 {
-                if let cid = pair.first?.string.flatMap(Int64.init), let score = pair.last?.string.flatMap(Double.init) { found.append((cid, score)) }
-            }
+    public func residents(level: String, below score: Double, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
+        try residents(level: level, limit: limit, highestFirst: false, on: redis) {
+            RedisCommand("ZRANGEBYSCORE", $0, "-inf", "(\(score)", "WITHSCORES", "LIMIT", 0, limit)
         }
-        return Array(found.sorted { $0.score > $1.score }.prefix(limit))
     }
 
-    public func residents(level: String, below score: Double, limit: Int, on redis: RedisConnection) throws -> [(cid: Int64, score: Double)] {
-        let replies = try redis.pipeline(keys.shards.map {
-            RedisCommand("ZRANGEBYSCORE", $0.residents(level), "-inf", "(\(score)", "WITHSCORES", "LIMIT", 0, limit)
-        })
-        var found: [(Int64, Double)] = []
+    /// One read of each shard's residents set of `level` (`command` for its key, answering
+    /// member–score pairs), merged in score order, at most `limit`.
+    private func residents(level: String, limit: Int, highestFirst: Bool, on redis: RedisConnection,
+                           _ command: (String) -> RedisCommand) throws -> [(cid: Int64, score: Double)] {
+        let replies = try redis.pipeline(keys.shards.map { command($0.residents(level)) })
+        var found: [(cid: Int64, score: Double)] = []
         for reply in replies {
-            let items = try reply.throwingServerError(address: redis.url.address, command: "ZRANGEBYSCORE").array ?? []
+            let items = try reply.throwingServerError(address: redis.url.address, command: "residents of \(level)").array ?? []
             for pair in items.chunks(of: 2) where pair.count == 2 {
                 if let cid = pair.first?.string.flatMap(Int64.init), let score = pair.last?.string.flatMap(Double.init) { found.append((cid, score)) }
             }
         }
-        return Array(found.sorted { $0.1 < $1.1 }.prefix(limit))
+        return Array(found.sorted { highestFirst ? $0.score > $1.score : $0.score < $1.score }.prefix(limit))
     }
 
     /// A content's score on a level, nil when it is not a known resident there.
