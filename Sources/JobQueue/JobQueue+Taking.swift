@@ -1,0 +1,141 @@
+import RedisClient
+import RelocatorCore
+
+extension JobQueue {
+    // MARK: - Taking work (take.lua, BRPOPLPUSH, claim.lua)
+
+    /// An id moved into a worker's processing list, not yet claimed.
+    public struct Taken: Sendable, Equatable {
+        public var id: String
+        public var shard: Int
+        /// The level whose queue it came from.
+        public var level: String
+
+        public init(id: String, shard: Int, level: String) {
+            self.id = id
+            self.shard = shard
+            self.level = level
+        }
+    }
+
+    /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,
+    /// moved into the worker's processing list; nil when they are all empty or paused. Does not block.
+    public func take(worker: String, shard index: Int, levels: [String], on redis: RedisConnection) throws -> Taken? {
+        if levels.isEmpty { return nil }
+        let shard = keys.shard(index)
+        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker), shard.paused] + levels.map(shard.queue),
+                                         arguments: levels)
+        if reply.isNull { return nil }
+        guard let items = reply.array, items.count == 2, let id = items[0].string, let position = items[1].int,
+              position >= 1, position <= levels.count
+        else { throw malformed(redis.url.address, "take.lua") }
+        return Taken(id: id, shard: index, level: levels[position - 1])
+    }
+
+    /// Waits up to `timeout` for an id on one level's queue of one shard, moving it into the
+    /// worker's processing list (BRPOPLPUSH). It still has to be claimed.
+    public func waitForWork(worker: String, shard index: Int, level: String, timeout: Duration,
+                            on redis: RedisConnection) throws -> Taken? {
+        let shard = keys.shard(index)
+        let reply = try redis.sendBlocking(
+            RedisCommand("BRPOPLPUSH", shard.queue(level), shard.processing(worker), Self.blockSeconds(timeout)), block: timeout)
+        return reply.string.map { Taken(id: $0, shard: index, level: level) }
+    }
+
+    /// BRPOPLPUSH's timeout in seconds, at least 10 ms (0 would block for ever).
+    static func blockSeconds(_ timeout: Duration) -> String {
+        let milliseconds = max(10, timeout.milliseconds)
+        return "\(milliseconds / 1000).\(String(repeating: "0", count: 3 - String(milliseconds % 1000).count))\(milliseconds % 1000)"
+    }
+
+    public enum Claim: Sendable, Equatable {
+        /// The job is this worker's now (`moving`); its hash as stored.
+        case claimed([String: String])
+        /// An older generation or a dropped job: nothing to do (the id was removed).
+        case stale
+        /// A reconcile run holds the content: the id went back to its queue.
+        case leased
+        /// Its level is paused: the id went back to the head of its queue, untouched; take nothing
+        /// more from that queue until the level is resumed.
+        case paused
+    }
+
+    public func claim(_ taken: Taken, worker: String, on redis: RedisConnection) throws -> Claim {
+        guard let id = JobID(taken.id) else {
+            // Not an id this program writes: drop it from the processing list.
+            try redis.send("LREM", keys.shard(taken.shard).processing(worker), 1, taken.id)
+            return .stale
+        }
+        let shard = keys.shard(taken.shard)
+        let reply = try redis.evalScript(QueueScripts.claim,
+                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level),
+                                                shard.paused],
+                                         arguments: [taken.id, worker])
+        guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
+        switch word {
+        case "claimed":
+            guard items.count == 2, let fields = items[1].hash else { throw malformed(redis.url.address, "claim.lua") }
+            return .claimed(fields)
+        case "stale": return .stale
+        case "leased": return .leased
+        case "paused": return .paused
+        default: throw malformed(redis.url.address, "claim.lua")
+        }
+    }
+
+    // MARK: - Moving (progress.lua, ack.lua, fail.lua, defer.lua)
+
+    /// Records how far a move has gone while the job is still this delivery's (its generation,
+    /// worker and token). False: the job is no longer this delivery's (reaped, re-aimed,
+    /// forgotten) — the move must stop before publishing. The caller holds the content's lock: the
+    /// fence of an earlier delivery is cleared.
+    public func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)],
+                               on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        let reply = try redis.evalScript(QueueScripts.progress, keys: [shard.job(id.cid)],
+                                         arguments: [id.description, worker, token] + fields.flatMap { [$0.0.rawValue, $0.1] })
+        return reply.int == 1
+    }
+
+    /// The move is verified: the job goes to `done`. `foundIn` names the level the file was taken
+    /// from when it was not the job's `db_level`. False when the job is no longer this delivery's.
+    @discardableResult
+    public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?,
+                    on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
+                                                                  shard.movedAt, shard.movedPerMinute],
+                                         arguments: [id.description, worker, token, checksum, bytes, foundIn ?? ""])
+        return reply.int == 1
+    }
+
+    public enum FailOutcome: String, Sendable {
+        case retrying, dead, dropped, reversed, stale
+    }
+
+    /// The move failed: a retry after `delay`, or the dead-letter list.
+    @discardableResult
+    public func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
+                     maxAttempts: Int, on redis: RedisConnection) throws -> FailOutcome {
+        let shard = keys.shard(of: id.cid)
+        let reply = try redis.evalScript(
+            QueueScripts.fail,
+            keys: [shard.processing(worker), shard.job(id.cid), shard.retry, shard.dead, shard.gens, shard.stats],
+            arguments: [id.description, worker, token, reason, String(message.prefix(1000)), permanent ? "1" : "0",
+                        Int(delay.milliseconds), maxAttempts])
+        guard let word = reply.string, let outcome = FailOutcome(rawValue: word) else { throw malformed(redis.url.address, "fail.lua") }
+        return outcome
+    }
+
+    /// The job must wait (no room on its target, a residency window, the content's lock held by
+    /// another delivery): `deferred` for `delay` by Redis' clock, without counting an attempt.
+    /// `locked`: the delivery held the content's lock (the fence of an earlier one is cleared).
+    /// False when it is no longer this delivery's.
+    @discardableResult
+    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool,
+                         on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        return try redis.evalScript(QueueScripts.deferJob, keys: [shard.processing(worker), shard.job(id.cid), shard.deferred],
+                                    arguments: [id.description, worker, token, reason, max(0, delay.milliseconds), locked ? "1" : "0"]).int == 1
+    }
+}
