@@ -200,13 +200,14 @@ struct ThroughputChart: Sendable {
         self.committed = committed.reduce(0) { $0.saturatingAdd($1.count) }
     }
 
-    /// The axis' top: 1, 2 or 5 times a power of ten, at least the peak (and at least 4, so the
-    /// middle tick is a whole number).
+    /// The axis' top: 4, or 1, 2 or 5 times a power of ten from 10 on, at least the peak — always
+    /// even, so the middle tick is a whole number at the middle.
     static func niceCeiling(_ value: Int64) -> Int64 {
-        var step: Int64 = 1
+        if value <= 4 { return 4 }
+        var step: Int64 = 10
         while true {
-            for factor: Int64 in [1, 2, 5] where step.saturatingMultiply(factor) >= max(4, value) { return step.saturatingMultiply(factor) }
-            if step > Int64.max / 10 { return Int64.max }
+            for factor: Int64 in [1, 2, 5] where step.saturatingMultiply(factor) >= value { return step.saturatingMultiply(factor) }
+            if step > Int64.max / 10 { return Int64.max - 1 }
             step *= 10
         }
     }

@@ -60,6 +60,11 @@ import Testing
         #expect(html.contains(#"data-banner="paused""#))
     }
 
+    @Test func theChartsTopIsEvenAndAtLeastThePeak() {
+        #expect([0, 1, 4, 5, 10, 11, 20, 21, 50, 51, 999, 1001].map(ThroughputChart.niceCeiling) == [4, 4, 4, 10, 10, 20, 20, 50, 50, 100, 1000, 2000])
+        #expect(ThroughputChart.niceCeiling(.max) % 2 == 0 && ThroughputChart.niceCeiling(.max) >= Int64.max / 2)
+    }
+
     @Test func workersShowEachMoveWithProgressRateAndETAWithNamesEscaped() throws {
         let dashboard = try Dashboard()
         // 25 MiB of 100 MiB in 10 s: 2.5 MiB/s, 30 s left.
