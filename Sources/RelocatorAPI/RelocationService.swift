@@ -138,13 +138,6 @@ public final class RelocationService: Sendable {
         }
     }
 
-    /// Who submits a count and the rule that chose its level, for the job's `queued_by`.
-    static func queuedBy(_ decision: Placement.Decision, count: Int64, from submitter: Submitter, placement: Placement) -> QueuedBy {
-        if let held = decision.heldBy { return QueuedBy(who: submitter.who, rule: "count \(count) keeps it on \(decision.level): \(held)") }
-        return .count(count, from: submitter, level: decision.level, range: placement.table.ranges.first { $0.name == decision.level },
-                      raised: decision.raiseMaxCounts != nil)
-    }
-
     /// A new view count for a content: the level it falls in, and a job unless it is already there.
     /// `submitter` says who sent it (kept in the job with the rule that chose its level).
     public func submit(cid: Int64, count: Int64, from submitter: Submitter) async throws -> Submitted {
@@ -195,7 +188,7 @@ public final class RelocationService: Sendable {
         let policy = countPolicy(placement)
         let reply = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename,
                                                               dbLevel: content.level, target: choice.level, readAt: readAt, policy: policy,
-                                                              queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
+                                                              queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
         var submission = try queue.submission(from: reply, address: redisAddress)
         if submission.outcome == .staleLevel {
             // The content changed level since it was cached: read it again; that read stands.
@@ -210,7 +203,7 @@ public final class RelocationService: Sendable {
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
                                                                   target: choice.level, readAt: JobQueue.freshRead, policy: policy,
-                                                                  queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
+                                                                  queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
             submission = try queue.submission(from: again, address: redisAddress)
         }
         // Where the queue says the file is: its job's origin, or this count's level when the count
@@ -230,7 +223,7 @@ public final class RelocationService: Sendable {
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
                                                                   target: choice.level, readAt: JobQueue.freshRead, policy: policy,
-                                                                  queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
+                                                                  queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
             submission = try queue.submission(from: again, address: redisAddress)
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
@@ -296,7 +289,7 @@ public final class RelocationService: Sendable {
             }
             if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
             items.append((cid, count, content.filename, content.level, choice.level,
-                          Self.queuedBy(choice, count: count, from: submitter, placement: placement)))
+                          QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
         }
         for (level, count) in raises {
             let result = try await sql.withDatabase { try LevelStore(database: $0).raiseMaxCounts(level: level, to: count) }
