@@ -373,11 +373,6 @@ public final class RelocationService: Sendable {
         return stats
     }
 
-    public func deadJobs() async throws -> [JobQueue.DeadJob] {
-        let queue = self.queue
-        return try await redis.withConnection { try queue.deadJobs(on: $0) }
-    }
-
     public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?, by who: String) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
         let queue = self.queue
         let results = try await redis.withConnection { redis in try redis.replicated { try queue.dead(action, cids: cids, by: who, on: redis) } }
@@ -404,11 +399,6 @@ public final class RelocationService: Sendable {
         }
         statsCache.withLock { $0 = nil }
         logger.notice(paused ? "level paused" : "level resumed", metadata: ["level": "\(level)"])
-    }
-
-    /// The latest relocations, of one content when `cid` is given.
-    public func relocations(cid: Int64?, limit: Int) async throws -> [Relocation] {
-        try await sql.withDatabase { try ContentStore(database: $0).relocations(cid: cid, limit: limit) }
     }
 
     /// Readiness: Redis answers PING and takes writes (not over its `maxmemory`, not a replica…),
