@@ -80,9 +80,10 @@ struct Pager: Sendable {
     }
 
     /// The pager of `page`, whose cursor parameter is `cursorName` among the page's `others`.
-    static func of<T>(_ page: Page<T>, name: String, what: String, path: String, cursorName: String = "cursor", current: String?,
-                      others: [(String, String?)] = []) -> Pager {
-        Pager(name: name, total: page.total, shown: page.items.count, what: what,
+    /// `what` names the items (`dead jobs`), `one` one of them (`dead job`) when that differs.
+    static func of<T>(_ page: Page<T>, name: String, what: String, one: String? = nil, path: String, cursorName: String = "cursor",
+                      current: String?, others: [(String, String?)] = []) -> Pager {
+        Pager(name: name, total: page.total, shown: page.items.count, what: page.total == 1 ? one ?? what : what,
               first: current == nil ? nil : href(path, others),
               next: page.next.map { href(path, others + [(cursorName, $0)]) })
     }
@@ -381,7 +382,7 @@ struct DeadModel: Sendable {
                        queuedBy: job.queuedBy?.sentence ?? "")
         }
         any = page.total > 0
-        pager = Pager.of(page, name: "dead", what: "dead jobs", path: "/ui/dead", current: cursor,
+        pager = Pager.of(page, name: "dead", what: "dead jobs", one: "dead job", path: "/ui/dead", current: cursor,
                          others: [("limit", limit == PageRequest.defaultLimit ? nil : String(limit))])
     }
 }
@@ -410,7 +411,7 @@ struct RelocationsModel: Sendable {
                 checksum: String($0.checksum.prefix(24)) + ($0.checksum.count > 24 ? "…" : ""), worker: $0.worker,
                 attempts: $0.attempts, jobID: $0.jobID)
         }
-        pager = Pager.of(page, name: "relocations", what: "relocations", path: "/ui/relocations", current: cursor,
+        pager = Pager.of(page, name: "relocations", what: "relocations", one: "relocation", path: "/ui/relocations", current: cursor,
                          others: [("cid", cid.map(String.init)), ("limit", limit == PageRequest.defaultLimit ? nil : String(limit))])
     }
 }
@@ -474,7 +475,7 @@ struct PlacementModel: Sendable {
                  count: $0.count.map(\.countText) ?? "–", bytes: $0.bytes.map { Human.bytes($0) } ?? "–", reason: $0.reason)
         }
         let page = Page(items: shown, total: sorted.count, next: after.count > limit ? shown.last.map { String($0.cid) } : nil)
-        pager = Pager.of(page, name: "plan", what: "planned moves", path: "/ui/placement", current: cursor.map(String.init),
+        pager = Pager.of(page, name: "plan", what: "planned moves", one: "planned move", path: "/ui/placement", current: cursor.map(String.init),
                          others: [("limit", limit == PageRequest.defaultLimit ? nil : String(limit))])
         let names = disks.map(\.level)
         columns = names

@@ -89,6 +89,9 @@ import Testing
         #expect(html.contains("POST /post_sentence: count 5000 falls in gold (1000–9999)"))
         #expect(html.contains(#"<span data-field="shown">1</span> of <span data-field="total">80000</span> dead jobs shown"#))
         #expect(html.contains(#"<a href="/ui/dead?limit=1&amp;cursor=4%3A1" rel="next">"#) && !html.contains(#"rel="first""#))
+        let one = dashboard.render(page: "dead", model: DeadModel(page: Page(items: page.items, total: 1, next: nil), limit: 50, cursor: "9:9"),
+                                   adminRequired: false, now: 0)
+        #expect(one.contains(#"<span data-field="total">1</span> dead job shown · <a href="/ui/dead" rel="first">first page</a></p>"#))
     }
 
     @Test func thePagesAreServedWithLiveDataAndTheScriptIsEmbedded() async throws {
