@@ -81,9 +81,10 @@ struct Pager: Sendable {
     }
 
     /// The pager of `page`, whose cursor parameter is `cursorName` among the page's `others`.
-    static func of<T>(_ page: Page<T>, name: String, what: String, path: String, cursorName: String = "cursor", current: String?,
-                      others: [(String, String?)] = []) -> Pager {
-        Pager(name: name, total: page.total, shown: page.items.count, what: what,
+    /// `what` names the items (`dead jobs`), `one` one of them (`dead job`) when that differs.
+    static func of<T>(_ page: Page<T>, name: String, what: String, one: String? = nil, path: String, cursorName: String = "cursor",
+                      current: String?, others: [(String, String?)] = []) -> Pager {
+        Pager(name: name, total: page.total, shown: page.items.count, what: page.total == 1 ? one ?? what : what,
               first: current == nil ? nil : href(path, others),
               next: page.next.map { href(path, others + [(cursorName, $0)]) })
     }
@@ -201,13 +202,14 @@ struct ThroughputChart: Sendable {
         self.committed = committed.reduce(0) { $0.saturatingAdd($1.count) }
     }
 
-    /// The axis' top: 1, 2 or 5 times a power of ten, at least the peak (and at least 4, so the
-    /// middle tick is a whole number).
+    /// The axis' top: 4, or 1, 2 or 5 times a power of ten from 10 on, at least the peak — always
+    /// even, so the middle tick is a whole number at the middle.
     static func niceCeiling(_ value: Int64) -> Int64 {
-        var step: Int64 = 1
+        if value <= 4 { return 4 }
+        var step: Int64 = 10
         while true {
-            for factor: Int64 in [1, 2, 5] where step.saturatingMultiply(factor) >= max(4, value) { return step.saturatingMultiply(factor) }
-            if step > Int64.max / 10 { return Int64.max }
+            for factor: Int64 in [1, 2, 5] where step.saturatingMultiply(factor) >= value { return step.saturatingMultiply(factor) }
+            if step > Int64.max / 10 { return Int64.max - 1 }
             step *= 10
         }
     }
@@ -381,7 +383,7 @@ struct DeadModel: Sendable {
                        queuedBy: job.queuedBy?.sentence ?? "")
         }
         any = page.total > 0
-        pager = Pager.of(page, name: "dead", what: "dead jobs", path: "/ui/dead", current: cursor,
+        pager = Pager.of(page, name: "dead", what: "dead jobs", one: "dead job", path: "/ui/dead", current: cursor,
                          others: [("limit", limit == PageRequest.defaultLimit ? nil : String(limit))])
     }
 }
@@ -410,7 +412,7 @@ struct RelocationsModel: Sendable {
                 checksum: String($0.checksum.prefix(24)) + ($0.checksum.count > 24 ? "…" : ""), worker: $0.worker,
                 attempts: $0.attempts, jobID: $0.jobID)
         }
-        pager = Pager.of(page, name: "relocations", what: "relocations", path: "/ui/relocations", current: cursor,
+        pager = Pager.of(page, name: "relocations", what: "relocations", one: "relocation", path: "/ui/relocations", current: cursor,
                          others: [("cid", cid.map(String.init)), ("limit", limit == PageRequest.defaultLimit ? nil : String(limit))])
     }
 }
@@ -474,7 +476,7 @@ struct PlacementModel: Sendable {
                  count: $0.count.map(\.countText) ?? "–", bytes: $0.bytes.map { Human.bytes($0) } ?? "–", reason: $0.reason)
         }
         let page = Page(items: shown, total: sorted.count, next: after.count > limit ? shown.last.map { String($0.cid) } : nil)
-        pager = Pager.of(page, name: "plan", what: "planned moves", path: "/ui/placement", current: cursor.map(String.init),
+        pager = Pager.of(page, name: "plan", what: "planned moves", one: "planned move", path: "/ui/placement", current: cursor.map(String.init),
                          others: [("limit", limit == PageRequest.defaultLimit ? nil : String(limit))])
         let names = disks.map(\.level)
         columns = names

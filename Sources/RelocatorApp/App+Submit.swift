@@ -164,7 +164,7 @@ extension App {
             if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
             requests.append(SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
                                           readAt: SubmitRequest.freshRead, policy: policy,
-                                          queuedBy: SubmitMachine.queuedBy(choice, count: count, from: submitter, placement: placement)))
+                                          queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
         }
         for (level, count) in raises { try await raiseMaxCounts(level, to: count, cid: nil) }
         var outcomes: [String: Int] = [:]

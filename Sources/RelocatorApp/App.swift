@@ -116,10 +116,6 @@ public final class App: Sendable {
         return stats
     }
 
-    public func deadLetters() async throws -> [DeadLetter] {
-        try await queue.withSession { try $0.deadLetters() }
-    }
-
     /// Every move the live workers hold, with its job.
     public func movesInFlight(workers: [String]) async throws -> [HeldMove] {
         try await queue.withSession { session in

@@ -112,13 +112,6 @@ public struct SubmitMachine: Sendable {
         return .finish(Submitted(content: content, count: count, target: target, result: result))
     }
 
-    /// Who submits a count and the rule that chose its level, for the job's `queued_by`.
-    public static func queuedBy(_ decision: Placement.Decision, count: Int64, from submitter: Submitter, placement: Placement) -> QueuedBy {
-        if let held = decision.heldBy { return QueuedBy(who: submitter.who, rule: "count \(count) keeps it on \(decision.level): \(held)") }
-        return .count(count, from: submitter, level: decision.level, range: placement.table.ranges.first { $0.name == decision.level },
-                      raised: decision.raiseMaxCounts != nil)
-    }
-
     private mutating func decide() -> Action {
         guard let content else { return .readContent }
         guard submissions < 3 else { return .fail(.unsettled(cid)) }
@@ -127,7 +120,7 @@ public struct SubmitMachine: Sendable {
         submissions += 1
         let request = SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
                                     readAt: readAt, policy: policy, sentAt: readAt == SubmitRequest.freshRead ? nil : now,
-                                    queuedBy: Self.queuedBy(choice, count: count, from: submitter, placement: placement))
+                                    queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement))
         return .submit(request, raise: choice.raiseMaxCounts.map { Raise(level: choice.level, count: $0) })
     }
 }

@@ -76,6 +76,14 @@ extension QueuedBy {
         return QueuedBy(who: submitter.who, rule: rule)
     }
 
+    /// A count's, from the placement's decision for it: the range it falls in, the top level's
+    /// raised `max_counts`, or the rule that keeps it where it is (hysteresis, a residency).
+    public static func count(_ count: Int64, from submitter: Submitter, decision: Placement.Decision, placement: Placement) -> QueuedBy {
+        if let held = decision.heldBy { return QueuedBy(who: submitter.who, rule: "count \(count) keeps it on \(decision.level): \(held)") }
+        return .count(count, from: submitter, level: decision.level, range: placement.table.ranges.first { $0.name == decision.level },
+                      raised: decision.raiseMaxCounts != nil)
+    }
+
     /// A replay of a dead letter: the job keeps its target and the rule that chose it.
     public static func replay(by who: String, earlier: QueuedBy?) -> QueuedBy {
         QueuedBy(who: "a replay (\(who))" + (earlier.map { " of a job queued by \($0.who)" } ?? ""),

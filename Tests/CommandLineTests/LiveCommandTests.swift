@@ -58,6 +58,11 @@ import TestSupport
         }
         json = try status(cli)
         #expect(json["workers_running"] as? Int == 1)
+        // Each level's fill as df shows it for the level's directory (the worker's heartbeat reports it).
+        let fill = try #require((json["levels"] as? [[String: Any]])?.first { $0["name"] as? String == "gold" }?["fill_percent"] as? Double)
+        let df = try ProcessRunner.run(URL(fileURLWithPath: "/bin/df"), ["-B1", "--output=used,avail", cli.levelPath("gold")])
+        let numbers = df.stdout.split(separator: "\n").last?.split(separator: " ").compactMap { Double($0) } ?? []
+        #expect(numbers.count == 2 && abs(fill - numbers[0] * 100 / (numbers[0] + numbers[1])) < 0.5, "status \(fill) %, df \(df.stdout)")
         let worker = try #require((json["workers"] as? [[String: Any]])?.first { $0["id"] as? String == "w1" })
         #expect(worker["kind"] as? String == "worker")
         #expect(worker["levels"] as? [String] == ["gold", "silver"])
@@ -70,6 +75,30 @@ import TestSupport
         let text = try cli.run(["status"]).stdout
         #expect(!text.contains("no worker is running"), "\(text)")
         #expect(text.contains("totals: moved 1 (4KiB), retried 0, dead 0, committed 1"), "\(text)")
+    }
+
+    /// `dlq list` a page at a time: `--limit` rows, then the total and the command for the next
+    /// page, whose `--cursor` goes on where the page stopped; a limit out of range is refused.
+    @Test func deadJobsAreListedAPageAtATimeWithTheTotal() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["contents", "import"], input: "3,gone-3.mp4,bronze\n4,gone-4.mp4,bronze\n").status == 0)
+        try startWorker(cli)
+        for cid in [2, 3, 4] { #expect(try cli.run(["enqueue", "--cid", String(cid), "--count", "20000"]).status == 0) }
+        try cli.waitUntil("three dead jobs") { (try status(cli)["dead"] as? Int) == 3 }
+
+        let first = try cli.run(["dlq", "list", "--limit", "2"])
+        #expect(first.status == 0 && first.lines.count == 4, "\(first.stdout)")
+        let footer = String(try #require(first.lines.last))
+        let command = try #require(footer.firstMatch(of: /^2 of 3 dead jobs shown; next page: relocator dlq list --limit 2 --cursor (\S+)$/), "\(footer)")
+        let second = try cli.run(["dlq", "list", "--limit", "2", "--cursor", String(command.output.1)])
+        #expect(second.status == 0 && second.lines.count == 3 && second.lines.last.map(String.init) == "1 of 3 dead jobs shown", "\(second.stdout)")
+        let cids = (first.lines.dropFirst().dropLast() + second.lines.dropFirst().dropLast()).map { $0.split(separator: " ").first.map(String.init) }
+        #expect(Set(cids.compactMap { $0 }) == ["2", "3", "4"], "\(cids)")
+        let json = try #require(try cli.run(["dlq", "list", "--json", "--limit", "1"]).json() as? [String: Any])
+        #expect(json["total"] as? Int == 3 && (json["dead"] as? [Any])?.count == 1 && json["next_cursor"] is String)
+        let refused = try cli.run(["dlq", "list", "--limit", "1001"])
+        #expect(refused.status != 0 && refused.stderr.contains("1001 is too large"), "\(refused.stderr)")
     }
 
     @Test func deadJobsAreListedReplayedAndPurgedByOneNotFoundRule() throws {

@@ -30,6 +30,7 @@ import TestSupport
         #expect(text.status == 0, "\(text.stderr)")
         #expect(text.stdout.hasPrefix("cid 1 (present.mp4) is on gold according to the database. The file is there on disk."), "\(text.stdout)")
         #expect(text.stdout.contains("The last count, 20000, falls in gold (10000–99999)."), "\(text.stdout)")
+        #expect(text.stdout.contains("It was queued by relocator enqueue; its target: count 20000 falls in gold (10000–99999)."), "\(text.stdout)")
         let goldDisk = try #require(text.lines.first { $0.hasPrefix("gold ") && $0.contains(cli.levelPath("gold")) })
         #expect(goldDisk.contains(" file ") && goldDisk.contains("4096"), "\(goldDisk)")
         #expect(text.stdout.contains(", committed, count 20000, attempts 1"), "\(text.stdout)")

@@ -61,6 +61,11 @@ import Testing
         #expect(html.contains(#"data-banner="paused""#))
     }
 
+    @Test func theChartsTopIsEvenAndAtLeastThePeak() {
+        #expect([0, 1, 4, 5, 10, 11, 20, 21, 50, 51, 999, 1001].map(ThroughputChart.niceCeiling) == [4, 4, 4, 10, 10, 20, 20, 50, 50, 100, 1000, 2000])
+        #expect(ThroughputChart.niceCeiling(.max) % 2 == 0 && ThroughputChart.niceCeiling(.max) >= Int64.max / 2)
+    }
+
     @Test func workersShowEachMoveWithProgressRateAndETAWithNamesEscaped() throws {
         let dashboard = try Dashboard()
         // 25 MiB of 100 MiB in 10 s: 2.5 MiB/s, 30 s left.
@@ -85,6 +90,9 @@ import Testing
         #expect(html.contains("POST /post_sentence: count 5000 falls in gold (1000–9999)"))
         #expect(html.contains(#"<span data-field="shown">1</span> of <span data-field="total">80000</span> dead jobs shown"#))
         #expect(html.contains(#"<a href="/ui/dead?limit=1&amp;cursor=4%3A1" rel="next">"#) && !html.contains(#"rel="first""#))
+        let one = dashboard.render(page: "dead", model: DeadModel(page: Page(items: page.items, total: 1, next: nil), limit: 50, cursor: "9:9"),
+                                   adminRequired: false, now: 0)
+        #expect(one.contains(#"<span data-field="total">1</span> dead job shown · <a href="/ui/dead" rel="first">first page</a></p>"#))
     }
 
     @Test func thePagesAreServedWithLiveDataAndTheScriptIsEmbedded() async throws {

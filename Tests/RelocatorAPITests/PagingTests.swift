@@ -163,4 +163,27 @@ import Testing
             #expect(seconds.map { (1...60).contains($0) } == true, "the next attempt, from now: \(page.text)")
         }
     }
+
+    @Test func deferredJobsAreListedWithWhyTheyWaitAndUntilWhen() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
+        for cid in Int64(1)...2 { _ = try await api.service.submit(cid: cid, count: 50_000, from: .enqueueCommand) }
+        while let job = try api.claim() {
+            #expect(try api.queue.deferJob(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken,
+                                           reason: "gold would be at 95.0 % (high watermark 90 %)", for: .seconds(Int64(120 * job.cid)),
+                                           locked: true, on: api.redis))
+        }
+        try await api.test { client in
+            let body = try #require(try await client.get("/v1/deferred").json)
+            let items = try #require(body["deferred"] as? [[String: Any]])
+            #expect(items.compactMap { $0["cid"] as? Int } == [1, 2] && body["total"] as? Int == 2 && body["next_cursor"] is NSNull)
+            #expect(items[0]["defer_reason"] as? String == "gold would be at 95.0 % (high watermark 90 %)" && items[0]["status"] as? String == "deferred")
+            let page = try await client.get("/ui/waiting").text
+            #expect(page.contains(#"<td data-field="reason">gold would be at 95.0 % (high watermark 90 %)</td>"#), "\(page)")
+            // Due two minutes after it was deferred: a little less is left when the page is read.
+            #expect(page.contains(/>in (2 min 0 s|1 min \d+ s)</), "the next attempt: \(page)")
+            #expect(page.contains("relocator enqueue: count 50000 falls in gold (10000–99999)"))
+        }
+    }
 }

@@ -65,10 +65,18 @@ public final class Ext4LoopMount: @unchecked Sendable {
 
     public func remove() {
         if mounted {
-            if (try? Self.run("/bin/umount", [path])) == nil { _ = try? Self.run("/bin/umount", ["-l", path]) }
-            mounted = false
+            // A plain unmount frees the loop device at once; a busy one is detached lazily, and
+            // either is checked against the mount table.
+            if (try? Self.run("/bin/umount", [path])) == nil || Self.isMounted(path) { _ = try? Self.run("/bin/umount", ["-l", path]) }
+            mounted = Self.isMounted(path)
         }
-        directory.remove()
+        if !mounted { directory.remove() }
+    }
+
+    /// Whether `/proc/self/mounts` lists `path` as a mount point.
+    static func isMounted(_ path: String) -> Bool {
+        let table = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().first.map(String.init) == path }
     }
 
     private static func run(_ tool: String, _ arguments: [String]) throws {

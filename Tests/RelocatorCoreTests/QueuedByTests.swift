@@ -1,0 +1,30 @@
+import RelocatorCore
+import Testing
+
+/// What a job says of who queued it, pure.
+@Suite struct QueuedByRuleTests {
+    let table = LevelTable(LevelRange.defaults)
+
+    @Test func aCountSaysItsRangeTheRaisedMaxOrTheRuleThatHoldsIt() throws {
+        let plain = Placement(table: table)
+        let silver = try #require(plain.target(count: 5000, current: "bronze"))
+        #expect(QueuedBy.count(5000, from: .postSentence, decision: silver, placement: plain)
+            == QueuedBy(who: "POST /post_sentence", rule: "count 5000 falls in silver (1000–9999)"))
+        let above = try #require(plain.target(count: 200_000, current: "bronze"))
+        #expect(QueuedBy.count(200_000, from: .enqueueCommand, decision: above, placement: plain).rule
+            == "count 200000 is above every range: gold's max_counts was raised to it")
+        let held = Placement(table: table, policies: ["gold": LevelPolicy(hysteresis: 20)])
+        let stays = try #require(held.target(count: 8500, current: "gold"))
+        let by = QueuedBy.count(8500, from: .countRoute, decision: stays, placement: held)
+        #expect(by.who == "POST /v1/contents/{cid}/count" && by.rule.hasPrefix("count 8500 keeps it on gold: ") && by.rule.contains("hysteresis"))
+    }
+
+    @Test func itIsKeptAsOneTextAndReadBack() {
+        let by = QueuedBy(who: "the rebalancer (watermark)\nwith a newline", rule: "gold is at 95.0 %\nabove its high watermark")
+        let read = QueuedBy(stored: by.stored)
+        #expect(read.who == "the rebalancer (watermark) with a newline" && read.rule == by.rule)
+        #expect(QueuedBy(stored: "just who") == QueuedBy(who: "just who", rule: "") && QueuedBy(stored: "just who").sentence == "just who")
+        #expect(QueuedBy.replay(by: "relocator dlq replay", earlier: nil)
+            == QueuedBy(who: "a replay (relocator dlq replay)", rule: "the target it had when it died"))
+    }
+}
