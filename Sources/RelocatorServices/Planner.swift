@@ -28,7 +28,7 @@ public struct Planner {
     }
 
     public struct Move: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable {
+        public enum Kind: String, Codable, Sendable, CaseIterable {
             /// A job already exists (queued, retrying, deferred or moving).
             case pending
             /// The level is above its high watermark: its coldest contents go down.
@@ -69,15 +69,35 @@ public struct Planner {
         public var outgoing: Int64
         public var highWater: Int?
         public var lowWater: Int?
+        /// Bytes an unprivileged writer may still use on the level's disk (`f_bavail`), as its
+        /// fullest report says.
+        public var available: Int64? = nil
 
-        /// Used after the planned moves, in percent of the disk.
+        /// Used after the planned moves, in percent of the disk (what the watermarks are compared with).
         public var projectedPercent: Double? {
             guard let used, let size, size > 0 else { return nil }
             return (Double(used) + Double(incoming) - Double(outgoing)) * 100 / Double(size)
         }
 
+        /// The fill as `df` prints it: used / (used + available), in percent (reserved blocks left out).
+        public var fillPercent: Double? { Self.fill(used, plus: 0, of: used, available) }
+
+        /// The same after the planned moves: the bytes they bring in and take out come out of and go
+        /// back to what is available.
+        public var fillPercentAfter: Double? {
+            guard let used else { return nil }
+            return Self.fill(used, plus: Double(incoming) - Double(outgoing), of: used, available)
+        }
+
+        private static func fill(_ used: Int64?, plus delta: Double, of total: Int64?, _ available: Int64?) -> Double? {
+            guard let used, let total, let available else { return nil }
+            let whole = Double(total) + Double(available)
+            guard whole > 0 else { return nil }
+            return max(0, Double(used) + delta) * 100 / whole
+        }
+
         enum CodingKeys: String, CodingKey {
-            case level, used, size, incoming, outgoing
+            case level, used, size, incoming, outgoing, available
             case highWater = "high_water"
             case lowWater = "low_water"
         }
@@ -95,7 +115,7 @@ public struct Planner {
         let snapshot = PlacementSnapshot(levels: try levelStore.levels(), policies: try levelStore.policies(), halfLife: halfLife)
         let placement = snapshot.placement
         let store = ContentStore(database: database)
-        let disks = try diskUsage()
+        let (disks, available) = try diskUsage()
         var moves: [Move] = []
         var busy = Set<Int64>()
 
@@ -258,13 +278,19 @@ public struct Planner {
         for range in snapshot.levels {
             let usage = disks[range.name]
             fills[range.name] = LevelFill(level: range.name, used: usage?.used, size: usage?.size, incoming: 0, outgoing: 0,
-                                          highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
+                                          highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater,
+                                          available: available[range.name])
         }
+        // The filenames and last recorded sizes of every planned move, read a thousand at a time.
+        func counted(_ move: Move) -> Bool { move.kind != .doesNotFit && !(move.kind == .pending && move.status == "done") }
+        let unnamed = moves.filter { $0.filename == nil }.map(\.cid)
+        let names = unnamed.isEmpty ? [:] : try store.contents(cids: unnamed)
+        let unsized = moves.filter { counted($0) && sizes[$0.cid] == nil }.map(\.cid)
+        let lastBytes = unsized.isEmpty ? [:] : try store.lastMovedBytes(cids: unsized)
         for index in moves.indices {
-            if moves[index].filename == nil { moves[index].filename = try store.content(cid: moves[index].cid)?.filename }
-            if moves[index].kind == .doesNotFit { continue }
-            if moves[index].kind == .pending && moves[index].status == "done" { continue }
-            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
+            if moves[index].filename == nil { moves[index].filename = names[moves[index].cid]?.filename }
+            guard counted(moves[index]) else { continue }
+            let bytes = sizes[moves[index].cid] ?? lastBytes[moves[index].cid] ?? 0
             moves[index].bytes = bytes
             if let outgoing = fills[moves[index].from]?.outgoing { fills[moves[index].from]?.outgoing = outgoing.saturatingAdd(bytes) }
             if let incoming = fills[moves[index].to]?.incoming { fills[moves[index].to]?.incoming = incoming.saturatingAdd(bytes) }
@@ -314,15 +340,93 @@ public struct Planner {
         }
     }
 
-    /// Each level's disk as the live workers report it (the fullest report of a level wins).
-    private func diskUsage() throws -> [String: Placement.Usage] {
-        var usage: [String: Placement.Usage] = [:]
+    /// Each level's disk as the live workers report it (the fullest report of a level wins), and
+    /// the bytes that report says are still available.
+    private func diskUsage() throws -> (usage: [String: Placement.Usage], available: [String: Int64]) {
+        var usage: [String: Placement.Usage] = [:], available: [String: Int64] = [:]
         for beat in try queue.heartbeats() {
             for (level, disk) in beat.disks?.levels ?? [:] where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min {
                 let report = Placement.Usage(used: disk.used, size: disk.size)
-                if report.percent > usage[level]?.percent ?? -1 { usage[level] = report }
+                if report.percent > usage[level]?.percent ?? -1 {
+                    usage[level] = report
+                    available[level] = max(0, disk.free)
+                }
             }
         }
-        return usage
+        return (usage, available)
+    }
+}
+
+extension Planner {
+    /// The plan in brief, what `relocator plan` prints by default: per kind of move, how many and
+    /// their bytes; per level, its contents, its fill now and after the moves (as `df` counts it),
+    /// and the moves into and out of it by kind. Its size grows with the levels, not with the moves.
+    public struct Summary: Codable, Sendable, Equatable {
+        public struct Kind: Codable, Sendable, Equatable {
+            public var kind: Move.Kind
+            public var moves: Int
+            /// The bytes the plan counts for them (known or estimated sizes; none for a move already
+            /// done or one that can never fit).
+            public var bytes: Int64
+        }
+
+        public struct Level: Codable, Sendable, Equatable {
+            public var level: String
+            /// Contents the database places on the level.
+            public var contents: Int64
+            public var used: Int64?
+            public var available: Int64?
+            public var size: Int64?
+            /// Used / (used + available) in percent, as `df` prints it, now and after the planned moves.
+            public var fill: Double?
+            public var fillAfter: Double?
+            public var incoming: Int64
+            public var outgoing: Int64
+            public var highWater: Int?
+            public var lowWater: Int?
+            /// Used after the planned moves in percent of the disk's size: what the watermarks are
+            /// compared with.
+            public var percentAfter: Double?
+            /// Moves into and out of the level, by kind (kinds with none are absent).
+            public var movesIn: [String: Int]
+            public var movesOut: [String: Int]
+
+            enum CodingKeys: String, CodingKey {
+                case level, contents, used, available, size, fill, incoming, outgoing
+                case fillAfter = "fill_after"
+                case highWater = "high_water"
+                case lowWater = "low_water"
+                case percentAfter = "percent_after"
+                case movesIn = "moves_in"
+                case movesOut = "moves_out"
+            }
+        }
+
+        /// Every planned move.
+        public var total: Int
+        /// In the order of `Move.Kind`'s cases, those with at least one move.
+        public var kinds: [Kind]
+        /// In the plan's order (the top level first).
+        public var levels: [Level]
+    }
+
+    /// The summary of `plan`, with each level's number of contents (`ContentStore.countsByLevel`).
+    public static func summary(of plan: Plan, contents: [String: Int64]) -> Summary {
+        var byKind: [Move.Kind: (moves: Int, bytes: Int64)] = [:]
+        var into: [String: [String: Int]] = [:], outOf: [String: [String: Int]] = [:]
+        for move in plan.moves {
+            let sum = byKind[move.kind] ?? (0, 0)
+            byKind[move.kind] = (sum.moves + 1, sum.bytes.saturatingAdd(move.bytes ?? 0))
+            into[move.to, default: [:]][move.kind.rawValue, default: 0] += 1
+            outOf[move.from, default: [:]][move.kind.rawValue, default: 0] += 1
+        }
+        let kinds = Move.Kind.allCases.compactMap { kind in byKind[kind].map { Summary.Kind(kind: kind, moves: $0.moves, bytes: $0.bytes) } }
+        let levels = plan.levels.map { fill in
+            Summary.Level(level: fill.level, contents: contents[fill.level] ?? 0, used: fill.used, available: fill.available, size: fill.size,
+                          fill: fill.fillPercent, fillAfter: fill.fillPercentAfter, incoming: fill.incoming, outgoing: fill.outgoing,
+                          highWater: fill.highWater, lowWater: fill.lowWater, percentAfter: fill.projectedPercent,
+                          movesIn: into[fill.level] ?? [:], movesOut: outOf[fill.level] ?? [:])
+        }
+        return Summary(total: plan.moves.count, kinds: kinds, levels: levels)
     }
 }

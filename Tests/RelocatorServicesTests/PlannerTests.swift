@@ -38,5 +38,7 @@ import TestSupport
         let silver = try #require(plan.levels.first { $0.level == "silver" })
         #expect(silver.incoming == 3 * mebibyte, "\(silver)")
         #expect(try #require(gold.projectedPercent) <= 40, "\(gold)")
+        // What the report says is available gives the fill as df prints it: 6 of 6 + 2 MiB, then 3 of 8.
+        #expect(gold.available == 2 * mebibyte && gold.fillPercent == 75 && gold.fillPercentAfter == 37.5, "\(gold)")
     }
 }
