@@ -102,7 +102,7 @@ import TestSupport
         // The displaced residents were recorded as moves down from gold.
         #expect(try pipeline.relocations().contains { $0.from == "gold" && $0.to == "silver" }, "a colder resident was displaced")
         // `plan` lists the deferred jobs that remain, as pending moves to gold, and gold's watermarks.
-        let planned = try pipeline.cluster.run(["plan", "--json"])
+        let planned = try pipeline.cluster.run(["plan", "--json", "--details"])
         let plan = try #require(try JSONSerialization.jsonObject(with: Data(planned.stdout.utf8)) as? [String: Any], "\(planned.stderr)")
         let pending = Set(((plan["moves"] as? [[String: Any]]) ?? []).filter { $0["kind"] as? String == "pending" && $0["to"] as? String == "gold" }
             .compactMap { $0["cid"] as? Int })
