@@ -120,7 +120,14 @@ public struct Planner {
         var busy = Set<Int64>()
 
         if full {
-            let jobs = try queue.jobs(cids: try queue.jobCIDs())
+            // A thousand jobs at a time, their status first: the committed ones (readable for a day)
+            // and the dead ones are not read whole.
+            var jobs: [Int64: Job] = [:]
+            for chunk in try queue.jobCIDs().sorted().chunks(of: 1000) {
+                let states = try queue.states(cids: Array(chunk))
+                let open = chunk.filter { cid in states[cid].map { $0.status != .committed && $0.status != .dead } ?? false }
+                if !open.isEmpty { jobs.merge(try queue.jobs(cids: open)) { _, new in new } }
+            }
             for cid in jobs.keys.sorted() {
                 guard let job = jobs[cid], job.status != .committed, job.status != .dead else { continue }
                 busy.insert(cid)
