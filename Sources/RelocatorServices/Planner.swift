@@ -28,7 +28,7 @@ public struct Planner {
     }
 
     public struct Move: Codable, Sendable, Equatable {
-        public enum Kind: String, Codable, Sendable {
+        public enum Kind: String, Codable, Sendable, CaseIterable {
             /// A job already exists (queued, retrying, deferred or moving).
             case pending
             /// The level is above its high watermark: its coldest contents go down.
@@ -76,7 +76,9 @@ public struct Planner {
         /// The fill now, as `df` shows it: used / (used + available), in percent.
         public var percent: Double? {
             guard let used, let available else { return nil }
-            return Placement.Usage(used: used, available: available).percent
+            let usage = Placement.Usage(used: used, available: available)
+            // An empty disk (nothing used, nothing available) has no fill.
+            return usage.capacity > 0 ? usage.percent : nil
         }
 
         /// The fill after the planned moves, in percent of the same capacity (a move in takes
@@ -85,8 +87,10 @@ public struct Planner {
             guard let used, let available else { return nil }
             let usage = Placement.Usage(used: used, available: available)
             guard usage.capacity > 0 else { return nil }
-            return Placement.Usage.percent(used: Double(usage.used) + Double(incoming) - Double(outgoing), capacity: usage.capacity)
+            // Moves out beyond what the report counts as used leave it empty, not below zero.
+            return Placement.Usage.percent(used: max(0, Double(usage.used) + Double(incoming) - Double(outgoing)), capacity: usage.capacity)
         }
+
 
         enum CodingKeys: String, CodingKey {
             case level, used, available, size, incoming, outgoing, percent
@@ -127,7 +131,14 @@ public struct Planner {
         var busy = Set<Int64>()
 
         if full {
-            let jobs = try queue.jobs(cids: try queue.jobCIDs())
+            // A thousand jobs at a time, their status first: the committed ones (readable for a day)
+            // and the dead ones are not read whole.
+            var jobs: [Int64: Job] = [:]
+            for chunk in try queue.jobCIDs().sorted().chunks(of: 1000) {
+                let states = try queue.states(cids: Array(chunk))
+                let open = chunk.filter { cid in states[cid].map { $0.status != .committed && $0.status != .dead } ?? false }
+                if !open.isEmpty { jobs.merge(try queue.jobs(cids: open)) { _, new in new } }
+            }
             for cid in jobs.keys.sorted() {
                 guard let job = jobs[cid], job.status != .committed, job.status != .dead else { continue }
                 busy.insert(cid)
@@ -287,11 +298,16 @@ public struct Planner {
             fills[range.name] = LevelFill(level: range.name, used: usage?.used, available: usage?.free, size: usage?.size, incoming: 0, outgoing: 0,
                                           highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
         }
+        // The filenames and last recorded sizes of every planned move, read a thousand at a time.
+        func counted(_ move: Move) -> Bool { move.kind != .doesNotFit && !(move.kind == .pending && move.status == "done") }
+        let unnamed = moves.filter { $0.filename == nil }.map(\.cid)
+        let names = unnamed.isEmpty ? [:] : try store.contents(cids: unnamed)
+        let unsized = moves.filter { counted($0) && sizes[$0.cid] == nil }.map(\.cid)
+        let lastBytes = unsized.isEmpty ? [:] : try store.lastMovedBytes(cids: unsized)
         for index in moves.indices {
-            if moves[index].filename == nil { moves[index].filename = try store.content(cid: moves[index].cid)?.filename }
-            if moves[index].kind == .doesNotFit { continue }
-            if moves[index].kind == .pending && moves[index].status == "done" { continue }
-            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
+            if moves[index].filename == nil { moves[index].filename = names[moves[index].cid]?.filename }
+            guard counted(moves[index]) else { continue }
+            let bytes = sizes[moves[index].cid] ?? lastBytes[moves[index].cid] ?? 0
             moves[index].bytes = bytes
             if let outgoing = fills[moves[index].from]?.outgoing { fills[moves[index].from]?.outgoing = outgoing.saturatingAdd(bytes) }
             if let incoming = fills[moves[index].to]?.incoming { fills[moves[index].to]?.incoming = incoming.saturatingAdd(bytes) }
@@ -351,5 +367,75 @@ public struct Planner {
             }
         }
         return usage
+    }
+}
+
+extension Planner {
+    /// The plan in brief, what `relocator plan` prints by default: per kind of move, how many and
+    /// their bytes; per level, its contents, its fill now and after the moves (as `df` counts it),
+    /// and the moves into and out of it by kind. Its size grows with the levels, not with the moves.
+    public struct Summary: Codable, Sendable, Equatable {
+        public struct Kind: Codable, Sendable, Equatable {
+            public var kind: Move.Kind
+            public var moves: Int
+            /// The bytes the plan counts for them (known or estimated sizes; none for a move already
+            /// done or one that can never fit).
+            public var bytes: Int64
+        }
+
+        public struct Level: Codable, Sendable, Equatable {
+            public var level: String
+            /// Contents the database places on the level.
+            public var contents: Int64
+            public var used: Int64?
+            public var available: Int64?
+            public var size: Int64?
+            /// Used / (used + available) in percent, as `df` prints it, now and after the planned moves.
+            public var fill: Double?
+            public var fillAfter: Double?
+            public var incoming: Int64
+            public var outgoing: Int64
+            public var highWater: Int?
+            public var lowWater: Int?
+            /// Moves into and out of the level, by kind (kinds with none are absent).
+            public var movesIn: [String: Int]
+            public var movesOut: [String: Int]
+
+            enum CodingKeys: String, CodingKey {
+                case level, contents, used, available, size, fill, incoming, outgoing
+                case fillAfter = "fill_after"
+                case highWater = "high_water"
+                case lowWater = "low_water"
+                case movesIn = "moves_in"
+                case movesOut = "moves_out"
+            }
+        }
+
+        /// Every planned move.
+        public var total: Int
+        /// In the order of `Move.Kind`'s cases, those with at least one move.
+        public var kinds: [Kind]
+        /// In the plan's order (the top level first).
+        public var levels: [Level]
+    }
+
+    /// The summary of `plan`, with each level's number of contents (`ContentStore.countsByLevel`).
+    public static func summary(of plan: Plan, contents: [String: Int64]) -> Summary {
+        var byKind: [Move.Kind: (moves: Int, bytes: Int64)] = [:]
+        var into: [String: [String: Int]] = [:], outOf: [String: [String: Int]] = [:]
+        for move in plan.moves {
+            let sum = byKind[move.kind] ?? (0, 0)
+            byKind[move.kind] = (sum.moves + 1, sum.bytes.saturatingAdd(move.bytes ?? 0))
+            into[move.to, default: [:]][move.kind.rawValue, default: 0] += 1
+            outOf[move.from, default: [:]][move.kind.rawValue, default: 0] += 1
+        }
+        let kinds = Move.Kind.allCases.compactMap { kind in byKind[kind].map { Summary.Kind(kind: kind, moves: $0.moves, bytes: $0.bytes) } }
+        let levels = plan.levels.map { fill in
+            Summary.Level(level: fill.level, contents: contents[fill.level] ?? 0, used: fill.used, available: fill.available, size: fill.size,
+                          fill: fill.percent, fillAfter: fill.projectedPercent, incoming: fill.incoming, outgoing: fill.outgoing,
+                          highWater: fill.highWater, lowWater: fill.lowWater,
+                          movesIn: into[fill.level] ?? [:], movesOut: outOf[fill.level] ?? [:])
+        }
+        return Summary(total: plan.moves.count, kinds: kinds, levels: levels)
     }
 }

@@ -112,7 +112,7 @@ public struct ContentStore {
         }
     }
 
-    private func forChunks<T>(of items: [T], size: Int, _ body: ([T]) throws -> Void) throws {
+    func forChunks<T>(of items: [T], size: Int, _ body: ([T]) throws -> Void) throws {
         var start = 0
         while start < items.count {
             let chunk = Array(items[start..<min(start + size, items.count)])

@@ -158,13 +158,13 @@ import TestSupport
         let cli = try Self.workspace()
         defer { cli.stop() }
         #expect(try cli.run(["enqueue", "--cid", "1", "--count", "25000"]).status == 0)
-        // No worker runs: the job waits, and plan shows it with its count.
-        let plan = try cli.run(["plan"])
+        // No worker runs: the job waits, and plan --details shows it with its count.
+        let plan = try cli.run(["plan", "--details"])
         #expect(plan.status == 0, "\(plan.stderr)")
         let row = try #require(plan.lines.first { $0.hasPrefix("1 ") }, "\(plan.stdout)")
         #expect(row.split(separator: " ", omittingEmptySubsequences: true).contains("25000"), "\(row)")
         #expect(!plan.stdout.contains("25000.0"), "\(plan.stdout)")
-        let json = try cli.run(["plan", "--json"]).stdout
+        let json = try cli.run(["plan", "--json", "--details"]).stdout
         #expect(json.contains(#""count" : 25000"#) || json.contains(#""count":25000"#), "\(json)")
         #expect(!json.contains("25000.0"), "\(json)")
         for command in [["status"], ["why", "1"], ["status", "--json"], ["why", "1", "--json"]] {
@@ -172,6 +172,41 @@ import TestSupport
             #expect(!output.contains("25000.0"), "\(command): \(output)")
         }
         #expect(try cli.run(["why", "1"]).stdout.contains("The last count, 25000, falls in gold"))
+    }
+
+    /// `plan` prints a summary — moves by kind, each level's contents and moves in and out — and
+    /// lists each move only with --details, in text and in JSON.
+    @Test func planPrintsASummaryAndListsEachMoveOnlyWithDetails() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "25000"]).status == 0)
+
+        let summary = try cli.run(["plan"])
+        #expect(summary.status == 0, "\(summary.stderr)")
+        #expect(summary.lines.contains("1 move planned (--details lists each)"), "\(summary.stdout)")
+        #expect(!summary.lines.contains { $0.hasPrefix("1 ") && $0.contains("present.mp4") }, "\(summary.stdout)")
+        let pending = try #require(summary.lines.first { $0.hasPrefix("pending ") }, "\(summary.stdout)")
+        #expect(pending.split(separator: " ", omittingEmptySubsequences: true).prefix(2) == ["pending", "1"], "\(pending)")
+        let bronze = try #require(summary.lines.first { $0.hasPrefix("bronze ") }, "\(summary.stdout)")
+        #expect(bronze.split(separator: " ", omittingEmptySubsequences: true)[1] == "2", "two contents on bronze: \(bronze)")
+        #expect(bronze.hasSuffix("1 pending"), "one move out of bronze: \(bronze)")
+        let gold = try #require(summary.lines.first { $0.hasPrefix("gold ") }, "\(summary.stdout)")
+        #expect(gold.contains("1 pending") && gold.hasSuffix("-"), "one move into gold: \(gold)")
+
+        let detailed = try cli.run(["plan", "--details"])
+        #expect(detailed.lines.contains { $0.hasPrefix("1 ") && $0.contains("present.mp4") && $0.contains("bronze → gold") }, "\(detailed.stdout)")
+        #expect(detailed.lines.contains("1 move planned"), "\(detailed.stdout)")
+
+        let json = try #require(try cli.run(["plan", "--json"]).json() as? [String: Any])
+        #expect(json["moves"] == nil, "\(json)")
+        #expect(json["total"] as? Int == 1)
+        #expect((json["kinds"] as? [[String: Any]])?.first?["kind"] as? String == "pending")
+        let levels = try #require(json["levels"] as? [[String: Any]])
+        let bronzeJSON = try #require(levels.first { $0["level"] as? String == "bronze" })
+        #expect(bronzeJSON["contents"] as? Int == 2 && (bronzeJSON["moves_out"] as? [String: Int]) == ["pending": 1], "\(bronzeJSON)")
+        let withMoves = try #require(try cli.run(["plan", "--json", "--details"]).json() as? [String: Any])
+        #expect((withMoves["moves"] as? [[String: Any]])?.map { $0["cid"] as? Int } == [1], "\(withMoves)")
+        #expect(withMoves["total"] as? Int == 1)
     }
 
     @Test func relocationsShowEachMoveWithItsFilenameInTextAndSnakeCaseJSON() throws {

@@ -25,6 +25,8 @@ import TestSupport
         #expect(try packages(["--build"]).isSubset(of: demo))
         let tests = try packages([])
         #expect(demo.isSubset(of: tests) && tests.isSuperset(of: ["mariadb-server", "chromium", "prometheus", "wrk", "playwright (PyPI)"]))
+        // The benchmark's peers come only with --bench, from their requirements file.
+        #expect(try packages(["--bench"]) == tests.union(["flask (PyPI)", "gunicorn (PyPI)", "rq (PyPI)", "redis (PyPI)", "psycopg2-binary (PyPI)"]))
     }
 
     @Test func theDemoWithKeepPrintsTheDashboardAndAnEnvironmentToPasteWhileItRuns() throws {

@@ -73,7 +73,7 @@ import TestSupport
         var finished = false
         defer {
             if !finished {
-                let plan = (try? pipeline.cluster.run(["plan"]).stdout) ?? ""
+                let plan = (try? pipeline.cluster.run(["plan", "--details"]).stdout) ?? ""
                 print("DIAG gold=\(onGold(pipeline, cids)) lowest=\(lowest) now=\((try? goldPercent(pipeline)) ?? -1)\n\(plan)\n"
                       + pipeline.cluster.log("committer").split(separator: "\n").filter { $0.contains("rebalanc") }.suffix(20).joined(separator: "\n"))
             }

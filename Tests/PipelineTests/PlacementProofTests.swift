@@ -144,7 +144,7 @@ import TestSupport
         // The plan, once the workers report gold as it is now.
         var plan: [String: Any] = [:]
         try pipeline.cluster.waitUntil("the plan to see gold's fill", timeout: .seconds(30)) {
-            let result = try pipeline.cluster.run(["plan", "--json"])
+            let result = try pipeline.cluster.run(["plan", "--json", "--details"])
             guard result.status == 0 else { throw ClusterError("plan: \(result.stderr)") }
             plan = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
             return ((fill(plan, "gold")?["used"] as? Int) ?? 0) >= 6 * Self.mebibyte

@@ -38,5 +38,33 @@ import TestSupport
         let silver = try #require(plan.levels.first { $0.level == "silver" })
         #expect(silver.incoming == 3 * mebibyte, "\(silver)")
         #expect(try #require(gold.projectedPercent) <= 40, "\(gold)")
+        // What the report says is available gives the fill as df prints it: 6 of 6 + 2 MiB, then 3 of 8.
+        #expect(gold.available == 2 * mebibyte && gold.percent == 75 && gold.projectedPercent == 37.5, "\(gold)")
+    }
+
+    /// `plan` reads the jobs a thousand at a time and only the open ones whole: past a chunk's end,
+    /// every queued job is listed with its filename and every committed or dead one left out.
+    @Test func everyOpenJobIsPlannedAcrossChunksAndNoClosedOne() throws {
+        let database = try CommitterTests.Database(contents: [])
+        defer { database.directory.remove() }
+        let fixture = try RedisTestQueue("plan-chunks")
+        defer { fixture.cleanUp() }
+        let (queue, redis) = (fixture.queue, fixture.redis)
+        let cids = Array(Int64(1)...2_345)
+        for chunk in cids.chunks(of: 500) {
+            _ = try queue.submitMany(chunk.map { (cid: $0, count: 50_000, filename: "f\($0).bin", dbLevel: "bronze", target: "gold", queuedBy: nil) },
+                                     readAt: 0, on: redis)
+        }
+        // Every third job as the committer leaves it, every seventh as a dead one is.
+        let committed = Set(cids.filter { $0 % 3 == 0 }), dead = Set(cids.filter { $0 % 7 == 0 && $0 % 3 != 0 })
+        _ = try redis.pipeline(committed.map { RedisCommand("HSET", queue.keys.shard(of: $0).job($0), JobField.status.rawValue, "committed") }
+            + dead.map { RedisCommand("HSET", queue.keys.shard(of: $0).job($0), JobField.status.rawValue, "dead") })
+        let sql = try database.open()
+        defer { sql.close() }
+
+        let plan = try Planner(queue: fixture.session, database: sql, halfLife: nil).plan(full: true)
+        let open = cids.filter { !committed.contains($0) && !dead.contains($0) }
+        #expect(plan.moves.map(\.cid) == open)
+        #expect(plan.moves.allSatisfy { $0.kind == .pending && $0.filename == "f\($0.cid).bin" && $0.from == "bronze" && $0.to == "gold" })
     }
 }
