@@ -7,6 +7,9 @@ let package = Package(
     name: "relocator",
     products: [
         .executable(name: "relocator", targets: ["relocator"]),
+        // The memory queue and what else tests of code above the queue need, as Hummingbird ships
+        // HummingbirdTesting.
+        .library(name: "RelocatorTesting", targets: ["RelocatorTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -89,6 +92,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The memory twin of the queue, for tests of the rules above it.
+        .target(name: "RelocatorTesting", dependencies: ["RelocatorCore"]),
         .executableTarget(
             name: "relocator",
             dependencies: [
@@ -105,12 +110,15 @@ let package = Package(
         .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "TestSupport"]),
         .testTarget(name: "FileMoverTests", dependencies: ["FileMover", "TestSupport"]),
         .testTarget(name: "SQLStoreTests", dependencies: ["SQLStore", "TestSupport"]),
-        .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "TestSupport"]),
+        // One contract, two queues: every life-cycle scenario on the Redis queue and the memory queue.
+        .testTarget(name: "QueueContractTests", dependencies: ["JobQueue", "RelocatorTesting", "TestSupport"]),
+        .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "RelocatorTesting", "JobQueue", "TestSupport"]),
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [
-                "RelocatorAPI", "RelocatorMetrics", "TestSupport",
+                "RelocatorAPI", "RelocatorMetrics", "RelocatorServices", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Help/: the reference --help texts the tests compare with (read from the checkout).

@@ -2,7 +2,8 @@
 
 Starts the API and, later, a worker of the built binary on a private key prefix and an SQLite file,
 and checks what an operator sees: the page loads; its numbers change while moves run, without a
-reload; Replay on a dead job brings it back to its queue. Every process is stopped by PID and every
+reload; the page is read-only until Unlock administration is given the token, then Replay on a
+dead job brings it back to its queue. Every process is stopped by PID and every
 key and file removed, also when a check fails. Prints `browser-test: N passed, M failed`.
 """
 import argparse
@@ -151,7 +152,13 @@ def check(run, page, results):
         file.write(b"found again")
     page.goto("http://127.0.0.1:%d/ui/dead" % run.port)
     page.screenshot(path=os.path.join(run.out, "dead.png"), full_page=True)
-    page.locator('tr[data-cid="99"] button', has_text="Replay").click()
+    # Read-only until the tab gives the administrator credential.
+    replay = page.locator('tr[data-cid="99"] button', has_text="Replay")
+    assert not replay.is_visible(), "the Replay button shows before the administrator credential was given"
+    page.locator("#unlock").click()
+    run.wait_for("the page to take the administrator credential",
+                 lambda: "admin" in (page.evaluate("document.body.className") or ""), timeout=10)
+    replay.click()
     run.wait_for("the replayed job to leave the dead-letter list",
                  lambda: run.job(99)["status"] in ("queued", "moving", "done", "committed"), timeout=20)
     run.wait_for("the dead row to go from the page", lambda: page.locator('tr[data-cid="99"]').count() == 0, timeout=20)
@@ -165,7 +172,7 @@ def check(run, page, results):
     assert status == 200, "GET /metrics answered %d" % status
     checked = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
     assert checked.returncode == 0, "promtool: " + checked.stdout + checked.stderr
-    assert 'relocator_queue_depth{level="silver"} 0' in scrape
+    assert 'relocator_queue_depth{level="silver",shard="0"} 0' in scrape
     results.append("promtool accepts the API's /metrics")
 
 

@@ -66,6 +66,10 @@ extension LevelRoot {
         let reserved = try reservedDirectory()
         let orphans = try openOrMakeReserved(ReservedDirectory.orphans, in: reserved)
         let name = part.relativePath.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+        if Mutant.legacyPartDeleted.isActive {
+            _ = Linux.unlink(directory.fd, entry.name)
+            return ReservedDirectory.name + "/" + ReservedDirectory.orphans + "/" + name
+        }
         switch Linux.renameNoReplace(directory.fd, entry.name, to: orphans.fd, name) {
         case .success: break
         case .failure(.noSuchFileOrDirectory): return nil

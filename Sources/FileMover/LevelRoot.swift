@@ -65,6 +65,7 @@ public final class LevelRoot: Sendable {
     /// false once it was unmounted (the path now names the bare mountpoint), remounted elsewhere or
     /// replaced. Throws when the path cannot be looked at.
     public func stillInPlace() throws -> Bool {
+        if Mutant.levelCheckSkipped.isActive { return true }
         let status: Stat
         do {
             status = try Stat(FilePath(directory))

@@ -90,16 +90,8 @@ public struct MoveHooks {
 }
 
 public struct MoveResult: Sendable, Hashable {
-    public enum Method: String, Sendable, Hashable {
-        /// Same filesystem: linked under the new name (or renamed without replacing), then the old
-        /// name removed; the bytes could not change.
-        case linked
-        /// Across filesystems: copied, read back from the device and verified.
-        case copied
-        /// An earlier delivery had already published the file; it was verified (and a remaining
-        /// identical source removed).
-        case alreadyInPlace = "already_in_place"
-    }
+    /// How the file was moved (`MoveMethod`: linked, copied, already in place).
+    public typealias Method = MoveMethod
 
     public var bytes: Int64
     public var checksum: Checksum

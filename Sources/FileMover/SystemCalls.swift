@@ -41,7 +41,7 @@ enum Linux {
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: 3) { how in
             how[0] = UInt64(UInt32(bitPattern: flags))
             how[1] = 0
-            how[2] = resolveBeneath | resolveNoSymlinks | resolveNoMagicLinks
+            how[2] = resolveBeneath | (Mutant.followSymlinks.isActive ? 0 : resolveNoSymlinks) | resolveNoMagicLinks
             return path.withCString { name in
                 call {
                     Int32(truncatingIfNeeded: rawSyscall(openat2Number, Int(directory.rawValue), Int(bitPattern: name),

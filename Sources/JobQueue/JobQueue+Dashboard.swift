@@ -48,25 +48,6 @@ extension JobQueue {
     }
 }
 
-// Values built by hand: the dashboard's and the metrics' tests render from them without Redis.
-extension QueueStats.Level {
-    public init(level name: String, depth: Int = 0, oldestAgeMilliseconds: Int64? = nil, paused: Bool = false) {
-        self.name = name
-        self.depth = depth
-        self.oldestAgeMilliseconds = oldestAgeMilliseconds
-        self.paused = paused
-    }
-}
-
-extension QueueStats.Worker {
-    public init(worker id: String, alive: Bool, info: [WorkerField: String], held: Int) {
-        self.id = id
-        self.alive = alive
-        self.info = info
-        self.held = held
-    }
-}
-
 extension JobQueue.DeadJob {
     public init(deadID id: String, shard: Int, job: Job?, fields: [String: String]) {
         self.id = id

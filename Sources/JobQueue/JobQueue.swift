@@ -18,33 +18,11 @@ public struct JobQueue: Sendable {
         self.keys = keys
     }
 
-    public static func nowMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
+    public static func nowMilliseconds() -> Int64 { WallClock.milliseconds() }
 
     // MARK: - Submitting (enqueue.lua)
 
-    /// What the placement policy adds to a submission: counts decaying with a half-life (their
-    /// scores in the residents sets), and each level's minimum residency (a new job of a content
-    /// that moved more recently waits as `deferred`). `.none` is the seed's behaviour.
-    public struct CountPolicy: Sendable, Equatable {
-        public var halfLife: Duration?
-        public var residencies: [String: Duration]
-
-        public init(halfLife: Duration? = nil, residencies: [String: Duration] = [:]) {
-            self.halfLife = halfLife
-            self.residencies = residencies
-        }
-
-        public static let none = CountPolicy()
-
-        var halfLifeArgument: Int64 { halfLife?.milliseconds ?? 0 }
-        var residencyArgument: String {
-            residencies.filter { $0.value > .zero }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.milliseconds)" }.joined(separator: ",")
-        }
-    }
+    public typealias CountPolicy = RelocatorCore.CountPolicy
 
     public enum SubmitOutcome: String, Sendable, CaseIterable {
         /// A new job was queued.
@@ -116,6 +94,31 @@ public struct JobQueue: Sendable {
         }
     }
 
+    /// The enqueue script for one request.
+    public func submitCall(_ request: SubmitRequest) -> RedisCall {
+        submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
+                   readAt: request.readAt, policy: request.policy)
+    }
+
+    /// Reads the enqueue script's reply as a result.
+    public func submitResult(from reply: RedisReply, address: String) throws -> SubmitResult {
+        let submission = try submission(from: reply, address: address)
+        return SubmitResult(outcome: RelocatorCore.SubmitOutcome(rawValue: submission.outcome.rawValue)!, job: submission.job)
+    }
+
+    /// Problems of the server an operator should know at start (Redis may evict keys).
+    public func startupWarnings(on redis: RedisConnection) throws -> [String] {
+        do {
+            let reply = try redis.send("CONFIG", "GET", "maxmemory-policy")
+            if let policy = reply.array?.last?.string, policy != "noeviction" {
+                return ["Redis maxmemory-policy is '\(policy)': Redis may evict jobs under memory pressure; set it to noeviction"]
+            }
+            return []
+        } catch let error as RedisError where error.code == .server {
+            return ["cannot read Redis maxmemory-policy (\(error.message)); make sure it is noeviction"]
+        }
+    }
+
     /// Reads the enqueue script's reply.
     public func submission(from reply: RedisReply, address: String) throws -> Submission {
         // An error reply (a Redis still loading its data after a restart, say) is the server's
@@ -178,11 +181,12 @@ public struct JobQueue: Sendable {
     }
 
     /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,
-    /// moved into the worker's processing list; nil when they are all empty. Does not block.
+    /// moved into the worker's processing list; nil when they are all empty or paused. Does not block.
     public func take(worker: String, shard index: Int, levels: [String], on redis: RedisConnection) throws -> Taken? {
         if levels.isEmpty { return nil }
         let shard = keys.shard(index)
-        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker)] + levels.map(shard.queue))
+        let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker), shard.paused] + levels.map(shard.queue),
+                                         arguments: levels)
         if reply.isNull { return nil }
         guard let items = reply.array, items.count == 2, let id = items[0].string, let position = items[1].int,
               position >= 1, position <= levels.count
@@ -213,6 +217,9 @@ public struct JobQueue: Sendable {
         case stale
         /// A reconcile run holds the content: the id went back to its queue.
         case leased
+        /// Its level is paused: the id went back to the head of its queue, untouched; take nothing
+        /// more from that queue until the level is resumed.
+        case paused
     }
 
     public func claim(_ taken: Taken, worker: String, on redis: RedisConnection) throws -> Claim {
@@ -223,7 +230,8 @@ public struct JobQueue: Sendable {
         }
         let shard = keys.shard(taken.shard)
         let reply = try redis.evalScript(QueueScripts.claim,
-                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level)],
+                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level),
+                                                shard.paused],
                                          arguments: [taken.id, worker])
         guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
         switch word {
@@ -232,6 +240,7 @@ public struct JobQueue: Sendable {
             return .claimed(fields)
         case "stale": return .stale
         case "leased": return .leased
+        case "paused": return .paused
         default: throw malformed(redis.url.address, "claim.lua")
         }
     }
@@ -534,6 +543,16 @@ public struct JobQueue: Sendable {
         return .milliseconds(wait)
     }
 
+    /// A deferred job whose content can never fit below its target's high watermark goes to the
+    /// dead letters with reason `does_not_fit` and `message` (does-not-fit.lua). False when the job
+    /// changed meanwhile.
+    @discardableResult
+    public func giveUpDoesNotFit(_ id: JobID, message: String, on redis: RedisConnection) throws -> Bool {
+        let shard = keys.shard(of: id.cid)
+        return try redis.evalScript(QueueScripts.doesNotFit, keys: [shard.job(id.cid), shard.deferred, shard.dead, shard.stats],
+                                    arguments: [id.description, String(message.prefix(1000))]).int == 1
+    }
+
     /// The level table and policies as the committer last published them (JSON), nil when none.
     public func placementSnapshot(on redis: RedisConnection) throws -> String? {
         try redis.send("GET", keys.control.placement).string
@@ -549,18 +568,43 @@ public struct JobQueue: Sendable {
         try redis.evalScript(QueueScripts.hold, keys: [keys.control.rebalancer], arguments: [holder, max(1, ttl.milliseconds)]).int == 1
     }
 
+    // MARK: - Readiness (writable.lua)
+
+    /// Throws the error Redis answers when it refuses writes (`OOM`, `READONLY`, `NOREPLICAS`,
+    /// `MISCONF`…) on the control slot's node or on any shard's: the same refusal a submission would
+    /// meet. Writes nothing.
+    public func checkWritable(on redis: RedisConnection) throws {
+        let slots = [keys.control.workers] + keys.shards.map(\.stats)
+        let replies = try redis.pipeline(calls: slots.map { .script(QueueScripts.writable, keys: [$0], arguments: []) })
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA writable.lua") }
+    }
+
     // MARK: - Pausing a level (control slot)
 
     public func paused(on redis: RedisConnection) throws -> Set<String> {
         Set(try redis.send("SMEMBERS", keys.control.paused).array?.compactMap(\.string) ?? [])
     }
 
+    /// Pauses a level: written in the control slot (what `status` shows) and in every shard's
+    /// copy, which that shard's take and claim scripts read. When this returns, no worker starts a
+    /// move into the level, whatever it was waiting on; moves already started finish.
     public func pause(level: String, on redis: RedisConnection) throws {
-        try redis.send("SADD", keys.control.paused, level)
+        try setPaused(true, level: level, on: redis)
     }
 
+    /// Resumes a level in every shard and in the control slot.
     public func resume(level: String, on redis: RedisConnection) throws {
-        try redis.send("SREM", keys.control.paused, level)
+        try setPaused(false, level: level, on: redis)
+    }
+
+    private func setPaused(_ paused: Bool, level: String, on redis: RedisConnection) throws {
+        var names = [keys.control.paused]
+        for shard in keys.shards where !names.contains(shard.paused) { names.append(shard.paused) }
+        // Resumed in the shards first, paused there last: `status` never shows a level running
+        // while a shard still holds its pause.
+        if !paused { names.reverse() }
+        let replies = try redis.pipeline(names.map { RedisCommand(paused ? "SADD" : "SREM", $0, level) })
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: paused ? "SADD" : "SREM") }
     }
 
     // MARK: - Committers (take-done.lua, committed.lua)
@@ -632,13 +676,8 @@ public struct JobQueue: Sendable {
         }
     }
 
-    public enum DeadAction: String, Sendable {
-        case replay, purge
-    }
-
-    public enum DeadOutcome: String, Sendable {
-        case replayed, purged, reversed, missing, stale, changed
-    }
+    public typealias DeadAction = RelocatorCore.DeadAction
+    public typealias DeadOutcome = RelocatorCore.DeadOutcome
 
     /// Replays (attempts reset, back on the queue) or purges dead jobs: those of the given cids, or
     /// all when `cids` is nil. Works on a snapshot of the list, so a job that fails again during a
@@ -685,13 +724,7 @@ public struct JobQueue: Sendable {
         return cids
     }
 
-    public struct Orphan: Sendable, Equatable {
-        public var cid: Int64
-        public var status: JobStatus
-        public var id: String
-        /// True when `fix` put it back.
-        public var restored: Bool
-    }
+    public typealias Orphan = RelocatorCore.Orphan
 
     /// Jobs whose id is missing from the list their status calls for (Redis lost a write); with
     /// `fix`, put back there.
@@ -742,6 +775,17 @@ public struct JobQueue: Sendable {
                                     arguments: [token, Int(ttl.milliseconds)]).int == 1
     }
 
+    /// Forgets what the queue keeps of a content besides its job (`relocator contents remove`):
+    /// its place among each level's residents, when it last moved, its hit counter. Its
+    /// generation counter stays, so that a content added again under this cid still gets
+    /// higher generations.
+    public func forgetContent(cid: Int64, levels: [String], on redis: RedisConnection) throws {
+        let shard = keys.shard(of: cid)
+        let commands = levels.map { RedisCommand("ZREM", shard.residents($0), cid) }
+            + [RedisCommand("HDEL", shard.movedAt, cid), RedisCommand("HDEL", shard.hits, cid)]
+        for reply in try redis.pipeline(commands) { _ = try reply.throwingServerError(address: redis.url.address, command: "FORGET CONTENT") }
+    }
+
     /// Notes that a content's level changed in the database outside a move (reconcile --fix).
     public func levelChanged(cid: Int64, on redis: RedisConnection) throws {
         try redis.evalScript(QueueScripts.levelChanged, keys: [keys.shard(of: cid).movedAt], arguments: [cid])
@@ -790,7 +834,7 @@ public struct JobQueue: Sendable {
         let control = keys.control
         let workers = (try redis.send("SMEMBERS", control.workers).array?.compactMap(\.string) ?? []).sorted()
         let paused = try self.paused(on: redis)
-        var stats = QueueStats(levels: levels.map { QueueStats.Level(name: $0, paused: paused.contains($0)) })
+        var stats = QueueStats(levels: levels.map { QueueStats.Level(level: $0, paused: paused.contains($0)) })
         var heldBy: [String: Int] = [:]
         let now = Self.nowMilliseconds()
         for shard in keys.shards {
@@ -820,7 +864,9 @@ public struct JobQueue: Sendable {
             stats.dead += replies[index + 2].int ?? 0
             stats.done += replies[index + 3].int ?? 0
             for (name, value) in replies[index + 4].hash ?? [:] {
-                if let field = StatField(rawValue: name), let number = Int64(value) { stats.totals[field, default: 0] += number }
+                if let field = StatField(rawValue: name), let number = Int64(value) {
+                    stats.totals[field] = (stats.totals[field] ?? 0).saturatingAdd(number)
+                }
             }
             index += 5
             for worker in workers {
@@ -836,7 +882,7 @@ public struct JobQueue: Sendable {
             let info = reply.hash ?? [:]
             var fields: [WorkerField: String] = [:]
             for (name, value) in info { if let field = WorkerField(rawValue: name) { fields[field] = value } }
-            stats.workers.append(QueueStats.Worker(id: worker, alive: !info.isEmpty, info: fields, held: heldBy[worker] ?? 0))
+            stats.workers.append(QueueStats.Worker(worker: worker, alive: !info.isEmpty, info: fields, held: heldBy[worker] ?? 0))
         }
         return stats
     }
@@ -846,39 +892,3 @@ public struct JobQueue: Sendable {
     }
 }
 
-/// Depths, ages and totals of the queue, for `status`, `/v1/queues`, the metrics and the dashboard.
-public struct QueueStats: Sendable, Equatable {
-    public struct Level: Sendable, Equatable {
-        public var name: String
-        public var depth = 0
-        /// How long the oldest waiting job has waited (since it was queued or re-aimed).
-        public var oldestAgeMilliseconds: Int64?
-        public var paused = false
-    }
-
-    public struct Worker: Sendable, Equatable {
-        public var id: String
-        /// False when its heartbeat expired (the reaper will give its jobs back).
-        public var alive: Bool
-        public var info: [WorkerField: String]
-        /// Jobs in its processing or committing lists.
-        public var held: Int
-    }
-
-    public var levels: [Level]
-    public var processing = 0
-    public var committing = 0
-    public var retry = 0
-    public var deferred = 0
-    public var dead = 0
-    public var done = 0
-    public var totals: [StatField: Int64] = [:]
-    public var workers: [Worker] = []
-
-    public init(levels: [Level]) {
-        self.levels = levels
-    }
-
-    /// Jobs somewhere between submission and commit.
-    public var inFlight: Int { levels.reduce(0) { $0 + $1.depth } + processing + committing + retry + deferred + done }
-}

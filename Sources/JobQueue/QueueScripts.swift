@@ -1,12 +1,41 @@
 import RedisClient
+import RelocatorCore
 
 /// The Lua scripts of the job life cycle, one file each under `Sources/JobQueue/Lua/`, embedded in
-/// the binary. `helpers.lua` is put in front of each; a Redis error names the script's file and the
-/// line in it (`RedisScript.translate`). docs/QUEUE.md lists which script does each transition.
+/// the binary. `helpers.lua` is put in front of each, after the script's first line: a Redis 7
+/// shebang that declares its flags (`#!lua`: refused while Redis is over its `maxmemory`;
+/// `#!lua flags=allow-oom` for the scripts that only move or free what exists; `no-writes`). A
+/// Redis error names the script's file and the line in it (`RedisScript.translate`). docs/QUEUE.md
+/// lists which script does each transition.
 enum QueueScripts {
     private static func script(_ name: String, _ bytes: [UInt8]) -> RedisScript {
-        RedisScript(name: name, body: String(decoding: bytes, as: UTF8.self),
-                    preludeName: "helpers.lua", prelude: String(decoding: PackageResources.helpers_lua, as: UTF8.self))
+        var body = String(decoding: bytes, as: UTF8.self)
+        var prelude = String(decoding: PackageResources.helpers_lua, as: UTF8.self)
+        if let mutant = Mutant.active { (body, prelude) = mutated(name, body, prelude, mutant) }
+        return RedisScript(name: name, body: body, preludeName: "helpers.lua", prelude: prelude)
+    }
+
+    /// The scripts' mutants (`Mutant`, debug builds only): one line changed.
+    private static func mutated(_ name: String, _ body: String, _ prelude: String, _ mutant: Mutant) -> (String, String) {
+        let changes: [(Mutant, String, String, String)] = [
+            (.pushCoalescedTwice, "enqueue.lua", "  if target == curTarget then return answer('updated') end",
+             "  if target == curTarget then push(oldGen) return answer('updated') end"),
+            (.fenceIgnored, "enqueue.lua", "  if fenced(job) then", "  if false then"),
+            (.tokenIgnored, "progress.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
+            (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
+            (.gensIgnored, "helpers.lua", "  if last > before and last < 9007199254740991 then before = last end\n", ""),
+        ]
+        var (body, prelude) = (body, prelude)
+        for (candidate, file, from, to) in changes where candidate == mutant {
+            if file == "helpers.lua" {
+                precondition(prelude.contains(from), "mutant \(mutant.rawValue): helpers.lua has no '\(from)'")
+                prelude = prelude.replacingOccurrences(of: from, with: to)
+            } else if file == name {
+                precondition(body.contains(from), "mutant \(mutant.rawValue): \(name) has no '\(from)'")
+                body = body.replacingOccurrences(of: from, with: to)
+            }
+        }
+        return (body, prelude)
     }
 
     static let enqueue = script("enqueue.lua", PackageResources.enqueue_lua)
@@ -34,10 +63,13 @@ enum QueueScripts {
     static let levelChanged = script("level-changed.lua", PackageResources.level_changed_lua)
     static let hold = script("hold.lua", PackageResources.hold_lua)
     static let room = script("room.lua", PackageResources.room_lua)
+    static let writable = script("writable.lua", PackageResources.writable_lua)
+    static let doesNotFit = script("does-not-fit.lua", PackageResources.does_not_fit_lua)
 
     /// Every script, for tests that run them all.
     static let all: [RedisScript] = [
         enqueue, take, claim, progress, ack, fail, deferJob, due, promote, giveback, handback, takeDone, committed,
         deadAction, restore, lease, unlease, reapCheck, forgetWorker, hit, permit, bandwidth, levelChanged, hold, room,
+        writable, doesNotFit,
     ]
 }

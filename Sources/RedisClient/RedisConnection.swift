@@ -30,13 +30,20 @@ public final class RedisConnection: @unchecked Sendable {
     /// How long to wait for a reply; blocking commands add their own block time to it. Retries
     /// after redirects and failovers fit within it too.
     public let commandTimeout: Duration
+    /// With a replica count above 0, `replicated { … }` acknowledges writes only once that many
+    /// replicas hold them (`WAIT`).
+    public let replication: RedisReplication?
 
     let router: any RedisRouter
+    /// The node connections that answered inside `replicated`, and which connection of each.
+    var writers: [(node: RedisNodeConnection, connection: Int)]?
 
-    public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
+    public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5),
+                replication: RedisReplication? = nil) {
         self.url = url
         self.connectTimeout = connectTimeout
         self.commandTimeout = commandTimeout
+        self.replication = replication
         switch url.topology {
         case .standalone:
             let node = RedisNodeConnection(endpoint: url.endpoints[0], username: url.username, password: url.password,
@@ -75,6 +82,7 @@ public final class RedisConnection: @unchecked Sendable {
     @discardableResult
     public func send(_ command: RedisCommand) throws -> RedisReply {
         let answer = try router.execute(command, script: nil, block: nil)
+        noteWriter(answer.node)
         return try answer.reply.throwingServerError(address: answer.node.address, command: command.name)
     }
 
@@ -89,13 +97,16 @@ public final class RedisConnection: @unchecked Sendable {
     @discardableResult
     public func sendBlocking(_ command: RedisCommand, block: Duration) throws -> RedisReply {
         let answer = try router.execute(command, script: nil, block: block)
+        noteWriter(answer.node)
         return try answer.reply.throwingServerError(address: answer.node.address, command: command.name)
     }
 
     /// Writes all commands, then reads all replies, in order. Error replies are returned in place.
     /// On a cluster, one round trip per master (see `RedisClusterRouter.pipeline`).
     public func pipeline(_ commands: [RedisCommand]) throws -> [RedisReply] {
-        try router.pipeline(commands, scripts: commands.map { _ in nil }).map(\.reply)
+        let answers = try router.pipeline(commands, scripts: commands.map { _ in nil })
+        for answer in answers { noteWriter(answer.node) }
+        return answers.map(\.reply)
     }
 
     /// Runs a Lua script by its SHA1, loading it first when the server does not hold it.
@@ -110,6 +121,7 @@ public final class RedisConnection: @unchecked Sendable {
         let command = script.command(sha: script.sha1, keys: keys, arguments: arguments)
         do {
             let answer = try run(command, script: script)
+            noteWriter(answer.node)
             return try answer.reply.throwingServerError(address: answer.node.address, command: command.name)
         } catch var error as RedisError where error.code == .server {
             error.command = "EVALSHA \(script.name)"
@@ -147,6 +159,7 @@ public final class RedisConnection: @unchecked Sendable {
             guard let script = scripts[index] else { continue }
             answers[index] = try run(commands[index], script: script)
         }
+        for answer in answers { noteWriter(answer.node) }
         // Script errors name the script's file and line.
         return answers.indices.map { index in
             if case .error(let message) = answers[index].reply, let script = scripts[index] {

@@ -14,6 +14,9 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
         case protocolViolation
         /// The pool was shut down.
         case closed
+        /// A write ran but fewer replicas than asked for confirmed it (`WAIT`) in time: it may or
+        /// may not survive a failover.
+        case replication
     }
 
     public var code: Code
@@ -39,11 +42,15 @@ public struct RedisError: Error, CustomStringConvertible, Sendable, Equatable {
     public var isNoScript: Bool { code == .server && message.hasPrefix("NOSCRIPT") }
 
     /// The server cannot run commands for a while (loading its data after a restart, a script
-    /// running too long, a failover or a cluster change in progress): the command did not run, and
-    /// asking again later is the answer.
+    /// running too long, a failover or a cluster change in progress, its memory full under
+    /// `noeviction`): the command did not run, and asking again later is the answer.
     public var isTransientServerState: Bool {
-        code == .server && ["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"].contains {
+        code == .server && ["LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "OOM", "MISCONF"].contains {
             message.hasPrefix($0 + " ") || message == $0
         }
     }
+
+    /// The server is over its `maxmemory` and refused a command that may write (`OOM …`). A script
+    /// that declares its flags is refused before it runs, so nothing of it was written.
+    public var isOutOfMemory: Bool { code == .server && (message.hasPrefix("OOM ") || message == "OOM") }
 }

@@ -24,6 +24,9 @@ final class RedisNodeConnection {
     private var knownScripts: Set<String> = []
     /// How many times `send` wrote a batch: one per round trip (for tests of pipelining).
     private(set) var batchesSent = 0
+    /// Counts the connections made: a `WAIT` after a write must go to the connection that wrote
+    /// (on a new one it would wait for nothing).
+    private(set) var connectionNumber = 0
 
     init(endpoint: RedisURL.Endpoint, username: String?, password: String?, database: Int,
          connectTimeout: Duration, commandTimeout: Duration) {
@@ -53,6 +56,7 @@ final class RedisNodeConnection {
         }
         redisSetTimeout(ctx, Self.timeval(commandTimeout))
         context = ctx
+        connectionNumber += 1
         knownScripts = []
         do {
             if let password {

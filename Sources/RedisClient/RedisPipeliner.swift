@@ -5,7 +5,8 @@ import Synchronization
 /// Sends the calls of many concurrent callers through one connection, pipelined: a thread of its
 /// own takes everything that is waiting, writes it in one go and reads the replies. Under load the
 /// batches grow by themselves, so a burst of requests costs a few round trips and thread wake-ups
-/// instead of one each (the API's hot path uses it for submissions).
+/// instead of one each (the API's hot path uses it for submissions). Every call is taken for a
+/// write: with `replication`, a batch's replies are given only after `WAIT`.
 public final class RedisPipeliner: Sendable {
     private struct Pending {
         let call: RedisCall
@@ -26,10 +27,12 @@ public final class RedisPipeliner: Sendable {
     /// Used by the pipeliner's thread only.
     private let connection: RedisConnection
 
-    public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
+    public init(url: RedisURL, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5),
+                replication: RedisReplication? = nil) {
         self.url = url
         self.address = url.address
-        self.connection = RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout)
+        self.connection = RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout,
+                                          replication: replication)
         // A dedicated thread: it waits for work for as long as the process runs.
         BlockingExecutor.thread(named: "redis-pipeliner") { [self] in run() }
     }
@@ -75,7 +78,9 @@ public final class RedisPipeliner: Sendable {
                 continue
             }
             do {
-                let replies = try connection.pipeline(calls: batch.map(\.call))
+                // With a replica count, a batch is answered once the replicas hold it (one WAIT
+                // per batch and node, on the connection that wrote it).
+                let replies = try connection.replicated { try connection.pipeline(calls: batch.map(\.call)) }
                 for (item, reply) in zip(batch, replies) {
                     // The error's words (the command's name) are built only for an error reply.
                     if case .error = reply {

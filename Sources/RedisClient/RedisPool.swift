@@ -4,14 +4,18 @@ import RelocatorCore
 /// blocking hiredis call on a Dispatch thread (see `BlockingPool`), never on an event loop.
 public final class RedisPool: Sendable {
     public let url: RedisURL
+    /// What `RedisConnection.replicated` waits for on this pool's connections.
+    public let replication: RedisReplication?
     private let pool: BlockingPool<RedisConnection>
 
-    public init(url: RedisURL, size: Int = 4, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5)) {
+    public init(url: RedisURL, size: Int = 4, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(5),
+                replication: RedisReplication? = nil) {
         self.url = url
+        self.replication = replication
         let address = url.address
         pool = BlockingPool(
             size: size,
-            make: { RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout) },
+            make: { RedisConnection(url: url, connectTimeout: connectTimeout, commandTimeout: commandTimeout, replication: replication) },
             close: { $0.close() },
             closedError: { RedisError(code: .closed, address: address, message: "the connection pool is closed") }
         )

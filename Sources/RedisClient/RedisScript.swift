@@ -6,6 +6,12 @@ import Synchronization
 /// A script may be made of a shared prelude and a body read from a file: Redis numbers the lines of
 /// the whole source (`user_script:<line>`), and `translate(_:)` turns that back into the file and
 /// line a reader can open (`enqueue.lua:12`, or `helpers.lua:3` for a line of the prelude).
+///
+/// A body whose first line is a Redis 7 shebang (`#!lua` or `#!lua flags=allow-oom`) keeps that
+/// line first, ahead of the prelude: Redis reads the flags only from the script's first line. A
+/// script with a shebang and without `allow-oom` (or `no-writes`) is refused before it runs while
+/// the server is over its `maxmemory`; without one it would be refused only at its first write that
+/// adds memory, after a `DEL` had already gone through.
 public final class RedisScript: Sendable {
     public let source: String
     /// The file the body comes from, e.g. `enqueue.lua`.
@@ -13,21 +19,39 @@ public final class RedisScript: Sendable {
     /// The file the prelude comes from, and how many lines it has (0: no prelude).
     public let preludeName: String
     public let preludeLines: Int
+    /// Lines of the body ahead of the prelude (1 for a shebang, else 0).
+    public let headerLines: Int
     private let sha = Mutex<String?>(nil)
 
-    public init(_ source: String, name: String = "script", preludeName: String = "", preludeLines: Int = 0) {
+    public init(_ source: String, name: String = "script", preludeName: String = "", preludeLines: Int = 0, headerLines: Int = 0) {
         self.source = source
         self.name = name
         self.preludeName = preludeName
         self.preludeLines = preludeLines
+        self.headerLines = headerLines
     }
 
-    /// Builds the script from a prelude and a body: the body's line n is line `prelude lines + n`.
+    /// Builds the script from a prelude and a body: the body's line n is line `prelude lines + n`
+    /// (a shebang, the body's line 1, stays line 1, the prelude following it).
     public convenience init(name: String, body: String, preludeName: String = "", prelude: String = "") {
         var text = prelude
         if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
         let lines = text.isEmpty ? 0 : text.split(separator: "\n", omittingEmptySubsequences: false).count - 1
-        self.init(text + body, name: name, preludeName: preludeName, preludeLines: lines)
+        if body.hasPrefix("#!"), let end = body.firstIndex(of: "\n") {
+            let shebang = body[...end]
+            self.init(shebang + text + body[body.index(after: end)...], name: name, preludeName: preludeName, preludeLines: lines,
+                      headerLines: 1)
+        } else {
+            self.init(text + body, name: name, preludeName: preludeName, preludeLines: lines)
+        }
+    }
+
+    /// The flags the script declares in its shebang (`allow-oom`, `no-writes`…); nil without one.
+    public var flags: [String]? {
+        guard source.hasPrefix("#!") else { return nil }
+        let line = source.prefix { $0 != "\n" }
+        guard let range = line.range(of: "flags=") else { return [] }
+        return line[range.upperBound...].prefix { $0 != " " }.split(separator: ",").map(String.init)
     }
 
     /// The SHA1 the server answered to the last `SCRIPT LOAD`, if any.
@@ -54,7 +78,13 @@ public final class RedisScript: Sendable {
                 continue
             }
             rest = rest.dropFirst(digits.count)
-            out += line <= preludeLines ? "\(preludeName):\(line)" : "\(name):\(line - preludeLines)"
+            if line <= headerLines {
+                out += "\(name):\(line)"
+            } else if line <= headerLines + preludeLines {
+                out += "\(preludeName):\(line - headerLines)"
+            } else {
+                out += "\(name):\(line - preludeLines)"
+            }
         }
         return out + rest
     }

@@ -22,6 +22,7 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
 
         public static let badRequest = Code("bad_request", .badRequest)
         public static let unauthorized = Code("unauthorized", .unauthorized)
+        public static let forbidden = Code("forbidden", .forbidden)
         public static let notFound = Code("not_found", .notFound)
         public static let unknownCID = Code("unknown_cid", .notFound)
         public static let noJob = Code("no_job", .notFound)
@@ -74,6 +75,20 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
     public static func unprocessable(_ code: Code, _ message: String) -> APIError { APIError(code, message) }
     public static let unauthorized = APIError(.unauthorized, "a valid 'Authorization: Bearer <token>' header is required",
                                               headers: [.wwwAuthenticate: "Bearer realm=\"relocator\""])
+    /// The dashboard's pages: a browser asks for the read credential as a password (any user name).
+    public static let unauthorizedBrowser = APIError(.unauthorized, "this page needs the read credential (as the password; any user name)",
+                                                     headers: [.wwwAuthenticate: "Basic realm=\"relocator\", charset=\"UTF-8\""])
+
+    /// A valid credential of another scope (a submitter's on an administrator's route).
+    public static func forbidden(_ scope: AccessScope) -> APIError {
+        let what: String
+        switch scope {
+        case .admin: what = "the administrator credential (RELOCATOR_ADMIN_TOKEN)"
+        case .submit: what = "the submit credential (RELOCATOR_SUBMIT_TOKEN) or the administrator's"
+        case .read, .health: what = "the read credential (RELOCATOR_READ_TOKEN) or the administrator's"
+        }
+        return APIError(.forbidden, "this credential may not do that; this route needs \(what)")
+    }
 
     /// Redis or the database cannot be reached: 503, without the server's own words.
     public static func unavailable(_ what: String) -> APIError {
@@ -86,6 +101,11 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
         case let error as APIError: return error
         case let error as RedisError where [.connection, .timeout, .authentication, .closed].contains(error.code):
             return .unavailable("Redis")
+        case let error as RedisError where error.code == .replication:
+            return APIError(.unavailable, "Redis did not confirm this write on its replicas in time (\(error.message.prefix(160))): "
+                + "it may or may not have been kept; sending it again is safe (counts coalesce)")
+        case let error as RedisError where error.isOutOfMemory:
+            return APIError(.unavailable, "Redis is out of memory (maxmemory reached) and refuses new writes; nothing was written; try again later")
         case let error as RedisError where error.isTransientServerState:
             return APIError(.unavailable, "Redis cannot answer now (\(error.message.prefix(80))); try again later")
         case let error as SQLError:

@@ -8,15 +8,21 @@ import ServiceLifecycle
 public struct APIConfiguration: Sendable {
     public var host: String
     public var port: Int
-    /// When set, every mutating route needs `Authorization: Bearer <token>`.
-    public var token: String?
+    /// Who may submit, administer and read (`AccessMiddleware`).
+    public var credentials: APICredentials
     /// Largest request body accepted.
     public var maxBodyBytes: Int
 
-    public init(host: String = "127.0.0.1", port: Int = 8080, token: String? = nil, maxBodyBytes: Int = 64 * 1024) {
+    /// `token` is the older single credential (`RELOCATOR_API_TOKEN`): submitting and administering.
+    public var token: String? {
+        get { credentials.submit == credentials.admin ? credentials.admin : nil }
+        set { credentials = APICredentials(read: credentials.read, legacy: newValue) }
+    }
+
+    public init(host: String = "127.0.0.1", port: Int = 8080, credentials: APICredentials = APICredentials(), maxBodyBytes: Int = 64 * 1024) {
         self.host = host
         self.port = port
-        self.token = token
+        self.credentials = credentials
         self.maxBodyBytes = maxBodyBytes
     }
 }
@@ -42,10 +48,10 @@ public func buildRouter(service: RelocationService, configuration: APIConfigurat
     let router = Router(context: APIRequestContext.self)
     let routes = RouteRegistry(router: router)
     registerRoutes(routes, service: service, configuration: configuration, metrics: metrics)
-    if metrics != nil { router.add(middleware: MetricsMiddleware<APIRequestContext>()) }
+    if let metrics { router.add(middleware: RequestMetricsMiddleware<APIRequestContext>(metrics: metrics)) }
     router.add(middleware: ErrorMiddleware(logger: logger, maxBody: configuration.maxBodyBytes, routes: routes.table))
-    if let token = configuration.token, !token.isEmpty {
-        router.add(middleware: TokenMiddleware(token: token, routes: routes.table))
+    if !configuration.credentials.isOpen {
+        router.add(middleware: AccessMiddleware(credentials: configuration.credentials, routes: routes.table))
     }
     routes.commit()
     return router
@@ -99,11 +105,13 @@ final class RouteRegistry: @unchecked Sendable {
         self.router = router
     }
 
-    func get(_ path: String, _ handler: @escaping Handler) { add(path, .get, handler) }
-    func post(_ path: String, _ handler: @escaping Handler) { add(path, .post, handler) }
+    /// A read (the health routes say `.health`).
+    func get(_ path: String, scope: AccessScope = .read, _ handler: @escaping Handler) { add(path, .get, scope, handler) }
+    /// A change: a submission or an administrator's action.
+    func post(_ path: String, scope: AccessScope, _ handler: @escaping Handler) { add(path, .post, scope, handler) }
 
-    private func add(_ path: String, _ method: HTTPRequest.Method, _ handler: @escaping Handler) {
-        table.add(path, method)
+    private func add(_ path: String, _ method: HTTPRequest.Method, _ scope: AccessScope, _ handler: @escaping Handler) {
+        table.add(path, method, scope: scope)
         pending.append((path, method, handler))
     }
 
@@ -111,6 +119,13 @@ final class RouteRegistry: @unchecked Sendable {
         for (path, method, handler) in pending { router.on(RouterPath(path), method: method, use: handler) }
         pending.removeAll()
     }
+}
+
+/// What a credential opens: `GET /v1/access`.
+struct AccessView: Encodable, Sendable {
+    var read: Bool
+    var submit: Bool
+    var admin: Bool
 }
 
 /// A JSON answer through the project's one encoding.
@@ -125,5 +140,10 @@ func registerRoutes(_ routes: RouteRegistry, service: RelocationService, configu
     CompatRoutes(service: service, maxBody: configuration.maxBodyBytes).register(routes)
     V1Routes(service: service, maxBody: configuration.maxBodyBytes).register(routes)
     HealthRoutes(service: service, metrics: metrics).register(routes)
-    DashboardRoutes(service: service, tokenRequired: !(configuration.token ?? "").isEmpty).register(routes)
+    DashboardRoutes(service: service, adminRequired: configuration.credentials.admin != nil).register(routes)
+    routes.get("v1/access", scope: .health) { request, _ in
+        // What the presented credential opens (the dashboard asks before it enables its buttons).
+        let scopes = configuration.credentials.scopes(of: request.headers[.authorization])
+        return try json(AccessView(read: scopes.contains(.read), submit: scopes.contains(.submit), admin: scopes.contains(.admin)))
+    }
 }

@@ -8,8 +8,8 @@ struct CompatRoutes: Sendable {
     let maxBody: Int
 
     func register(_ routes: RouteRegistry) {
-        routes.post("post_sentence") { request, _ in try await postSentence(request) }
-        routes.post("update_sentence") { request, _ in try await updateSentence(request) }
+        routes.post("post_sentence", scope: .submit) { request, _ in try await postSentence(request) }
+        routes.post("update_sentence", scope: .submit) { request, _ in try await updateSentence(request) }
     }
 
     /// Form `cid`, `count` → the original's JSON, byte for byte as Python's `json.dumps` wrote it:

@@ -39,17 +39,19 @@ public struct Dashboard: Sendable {
         var title: String
         var nav: [NavItem]
         var generatedAt: String
-        var tokenRequired: Bool
+        var adminRequired: Bool
         var body: String
     }
 
     /// A whole page: `model` rendered with the page's template inside the layout.
-    public func render(page: String, model: Any, tokenRequired: Bool, now: Int64) -> String {
+    /// With `adminRequired`, the action buttons stay hidden until the tab gives the administrator
+    /// credential (the page is read-only until then).
+    public func render(page: String, model: Any, adminRequired: Bool, now: Int64) -> String {
         let body = library.render(model, withTemplate: page) ?? ""
         let title = Self.pages.first { $0.name == page }?.label ?? "Error"
         let layout = Layout(title: title, nav: Self.pages.map { NavItem(href: $0.href, label: $0.label, current: $0.name == page) },
                             generatedAt: String(Timestamp(milliseconds: now).description.prefix(19)).replacingOccurrences(of: "T", with: " ") + " UTC",
-                            tokenRequired: tokenRequired, body: body)
+                            adminRequired: adminRequired, body: body)
         return library.render(layout, withTemplate: "layout") ?? body
     }
 }
@@ -70,14 +72,14 @@ enum Human {
         guard let seconds, seconds.isFinite, seconds >= 0 else { return "–" }
         if seconds < 1 { return "\(Int((seconds * 1000).rounded())) ms" }
         if seconds < 60 { return "\(seconds.formatted(decimals: seconds < 10 ? 1 : 0)) s" }
-        let whole = Int(seconds.rounded())
+        let whole = Int(Int64(clamping: seconds.rounded()))
         if whole < 3600 { return "\(whole / 60) min \(whole % 60) s" }
         return "\(whole / 3600) h \(whole % 3600 / 60) min"
     }
 
     static func rate(bytesPerSecond: Double?) -> String {
         guard let bytesPerSecond, bytesPerSecond.isFinite, bytesPerSecond > 0 else { return "–" }
-        return bytes(Int64(bytesPerSecond)) + "/s"
+        return bytes(Int64(clamping: bytesPerSecond)) + "/s"
     }
 }
 
@@ -135,12 +137,13 @@ struct WorkersModel {
     static func move(worker: String, job: Job, now: Int64) -> Move {
         let done = job.bytesDone ?? 0
         let total = job.bytesTotal
-        let elapsed = job.startedAt.map { Double(max(1, now - $0)) / 1000 }
+        // Numbers read from the job hash: whatever they hold, nothing here overflows.
+        let elapsed = job.startedAt.map { Double(max(1, now.saturatingSubtract($0))) / 1000 }
         let rate = elapsed.map { Double(done) / $0 }
-        let percent = total.map { $0 > 0 ? Int(min(100, done * 100 / $0)) : 100 } ?? 0
+        let percent = total.map { $0 > 0 ? Int(min(100, max(0, Double(done) * 100 / Double($0)))) : 100 } ?? 0
         let eta: Double? = {
             guard let total, let rate, rate > 0 else { return nil }
-            return Double(max(0, total - done)) / rate
+            return max(0, Double(total) - Double(done)) / rate
         }()
         return Move(worker: worker, cid: job.cid, filename: job.filename, from: job.dbLevel, to: job.target,
                     done: Human.bytes(done), total: Human.bytes(total), percent: percent, rate: Human.rate(bytesPerSecond: rate),

@@ -5,12 +5,13 @@ import RelocatorCore
 /// `/ui`: the dashboard's pages, its script and its stylesheet.
 struct DashboardRoutes: Sendable {
     let service: RelocationService
-    let tokenRequired: Bool
+    /// True when an administrator credential is set: the pages are read-only until a tab gives it.
+    let adminRequired: Bool
     let dashboard: Dashboard?
 
-    init(service: RelocationService, tokenRequired: Bool) {
+    init(service: RelocationService, adminRequired: Bool) {
         self.service = service
-        self.tokenRequired = tokenRequired
+        self.adminRequired = adminRequired
         do {
             dashboard = try Dashboard()
         } catch {
@@ -51,13 +52,13 @@ struct DashboardRoutes: Sendable {
 
     /// A page; when Redis or the database cannot be read, the page says so (503) instead of JSON.
     func page(_ dashboard: Dashboard, _ name: String, _ model: (Int64) async throws -> Any) async throws -> Response {
-        let now = JobQueue.nowMilliseconds()
+        let now = service.clock()
         do {
-            return Self.html(dashboard.render(page: name, model: try await model(now), tokenRequired: tokenRequired, now: now), .ok)
+            return Self.html(dashboard.render(page: name, model: try await model(now), adminRequired: adminRequired, now: now), .ok)
         } catch {
             guard let known = APIError.from(error), known.status.code >= 500 else { throw error }
             struct Message { var message: String }
-            return Self.html(dashboard.render(page: "error", model: Message(message: known.message), tokenRequired: tokenRequired, now: now),
+            return Self.html(dashboard.render(page: "error", model: Message(message: known.message), adminRequired: adminRequired, now: now),
                              known.status)
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import RelocatorCore
 
 /// The fields of the original routes' `application/x-www-form-urlencoded` bodies, read with
 /// Hummingbird's `URLEncodedFormDecoder` (as Flask's `request.form`). Every field is read as text
@@ -78,27 +79,30 @@ enum FormRules {
         try wholeNumber(text, field: field, minimum: 1)
     }
 
-    /// `count`: a whole number from 0 to Int64.max.
+    /// `count`: a whole number from 0 to 2^53 − 1 (`CountBound`).
     static func count(_ text: String?, field: String = "count") throws -> Int64 {
-        try wholeNumber(text, field: field, minimum: 0)
+        try wholeNumber(text, field: field, minimum: 0, maximum: CountBound.max)
     }
 
-    /// A whole number in `minimum...Int64.max`; the message names the field and the range
-    /// (`count must be a whole number between 0 and 9223372036854775807, got '…'`).
-    static func wholeNumber(_ text: String?, field: String, minimum: Int64) throws -> Int64 {
+    /// A whole number in `minimum...maximum`; the message names the field and the range
+    /// (`count must be a whole number between 0 and 9007199254740991 (2^53 − 1, …), got '…'`).
+    static func wholeNumber(_ text: String?, field: String, minimum: Int64, maximum: Int64 = Int64.max) throws -> Int64 {
         guard let text, !text.isEmpty else { throw APIError.badRequest("form field '\(field)' is missing") }
         // The usual form has no spaces: only then is Foundation's trimming paid for.
         if let value = Int64(text) ?? Int64(text.trimmingCharacters(in: .whitespaces)) {
             guard value >= minimum else { throw APIError.badRequest("form field '\(field)' must be at least \(minimum), got \(value)") }
+            guard value <= maximum else { throw APIError.badRequest(rangeMessage(field, minimum: minimum, maximum: maximum, got: text)) }
             return value
         }
-        throw APIError.badRequest(rangeMessage(field, minimum: minimum, got: text))
+        throw APIError.badRequest(rangeMessage(field, minimum: minimum, maximum: maximum, got: text))
     }
 
-    /// `count must be a whole number between 0 and 9223372036854775807 (form field 'count' was '…')`.
-    static func rangeMessage(_ field: String, minimum: Int64, got text: String?, source: String = "form field") -> String {
+    /// `count must be a whole number between 0 and 9007199254740991 (2^53 − 1, …) (form field 'count' was '…')`.
+    static func rangeMessage(_ field: String, minimum: Int64, maximum: Int64 = Int64.max, got text: String?,
+                             source: String = "form field") -> String {
         let shown = text.map { " (\(source) '\(field)' was '\($0.prefix(64))\($0.count > 64 ? "…" : "")')" } ?? ""
-        return "\(field) must be a whole number between \(minimum) and \(Int64.max)\(shown)"
+        let top = maximum == CountBound.max ? CountBound.text : String(maximum)
+        return "\(field) must be a whole number between \(minimum) and \(top)\(shown)"
     }
 
     static func message(for error: URLEncodedFormError) -> String {

@@ -23,7 +23,7 @@ public final class MoveRate: Sendable {
             defer { state.last = (now, moved) }
             guard let last = state.last, now > last.at else { return }
             // A counter that went down was reset (Redis flushed): start again from here.
-            let growth = moved - last.moved
+            let growth = moved.saturatingSubtract(last.moved)
             guard growth > 0 else { return }
             let first = last.at / 60_000, final = now / 60_000
             let span = Double(now - last.at)
@@ -39,7 +39,7 @@ public final class MoveRate: Sendable {
     public func perMinute(at now: Int64) -> [Int] {
         let current = now / 60_000
         return state.withLock { state in
-            (0..<Self.window).map { offset in Int((state.minutes[current - Int64(Self.window - 1 - offset)] ?? 0).rounded()) }
+            (0..<Self.window).map { offset in Int(Int64(clamping: (state.minutes[current - Int64(Self.window - 1 - offset)] ?? 0).rounded())) }
         }
     }
 }

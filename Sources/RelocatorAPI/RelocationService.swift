@@ -34,15 +34,19 @@ public final class RelocationService: Sendable {
 
     /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
     public let halfLife: Duration?
+    /// This process's clock (ms since 1970); tests give one that jumps.
+    public let clock: @Sendable () -> Int64
     /// What Redis was last seen as (its run id, or a cluster's epoch), checked at most once a second.
     private let redisEpoch = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
 
     public init(redis: RedisPool, sql: SQLPool, queue: JobQueue, levels: LevelCache = LevelCache(),
                 contents: ContentCache = ContentCache(), jobTTL: Duration = .seconds(86400),
-                directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger) {
+                directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,
+                clock: @escaping @Sendable () -> Int64 = JobQueue.nowMilliseconds) {
         self.halfLife = halfLife
+        self.clock = clock
         self.contents = contents
-        self.pipeliner = RedisPipeliner(url: redis.url)
+        self.pipeliner = RedisPipeliner(url: redis.url, replication: redis.replication)
         redisAddress = redis.url.address
         self.directories = directories
         self.redis = redis
@@ -99,8 +103,12 @@ public final class RelocationService: Sendable {
             }
         }
         let queue = self.queue
-        let value = try await redis.withConnection { try queue.hit(cid: cid, hits: Double(hits), halfLife: halfLife, on: $0) }
-        return (value, try await submit(cid: cid, count: Int64(value.rounded(.down))))
+        let counter = try await redis.withConnection { redis in
+            try redis.replicated { try queue.hit(cid: cid, hits: Double(hits), halfLife: halfLife, on: redis) }
+        }
+        // Within the range of a count whatever Redis held (hit.lua keeps it there too).
+        let value = counter.isNaN ? 0 : min(max(counter, 0), Double(CountBound.max))
+        return (value, try await submit(cid: cid, count: CountBound.clamped(value)))
     }
 
     /// Forgets the cached contents when Redis is not the one it was (a restart or a failover may
@@ -136,10 +144,12 @@ public final class RelocationService: Sendable {
     public func submit(cid: Int64, count: Int64) async throws -> Submitted {
         await checkRedisEpoch()
         guard cid > 0 else { throw APIError.badRequest("cid must be a positive whole number, got \(cid)") }
-        guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count))) }
+        guard CountBound.range.contains(count) else {
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))
+        }
         var cached = contents.entry(cid)
         if cached == nil {
-            let readAt = JobQueue.nowMilliseconds()
+            let readAt = clock()
             if let found = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) {
                 var entry = ContentCache.Entry(content: found, readAt: readAt)
                 contents.store(entry)
@@ -151,6 +161,8 @@ public final class RelocationService: Sendable {
         guard let entry = cached else { throw APIError.unknownContent(cid) }
         var content = entry.content
         let readAt = entry.readAt
+        // True once the content's level was read from the database for this count: it stands.
+        var readNow = readAt == JobQueue.freshRead
         let filename: Filename
         switch entry.filename {
         case .success(let checked): filename = checked
@@ -180,27 +192,37 @@ public final class RelocationService: Sendable {
         var submission = try queue.submission(from: reply, address: redisAddress)
         if submission.outcome == .staleLevel {
             // The content changed level since it was cached: read it again; that read stands.
-            let readAt = JobQueue.nowMilliseconds()
+            let readAt = clock()
             guard let fresh = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
                 throw APIError.unknownContent(cid)
             }
             contents.store(fresh, readAt: readAt)
             content = fresh
+            readNow = true
             // Hysteresis depends on the level the content is on: decide again from the fresh one.
             if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
             let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
                                                                   target: choice.level, readAt: JobQueue.freshRead, policy: policy))
             submission = try queue.submission(from: again, address: redisAddress)
         }
-        if [.created, .retargeted].contains(submission.outcome), let job = submission.job, job.dbLevel != content.level,
-           let redo = placement.target(count: count, current: job.dbLevel), redo.level != choice.level {
-            // The queue knew better where the file is (a move committed after the content was
-            // cached): hysteresis decides from that level, and the job follows (or goes).
-            choice = redo
-            let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: content.filename, dbLevel: job.dbLevel,
-                                                                  target: redo.level, readAt: JobQueue.freshRead, policy: policy))
+        // Where the queue says the file is: its job's origin, or this count's level when the count
+        // found the file already there.
+        let known = [.inPlace, .dropped].contains(submission.outcome) ? choice.level : submission.job?.dbLevel
+        if !readNow, let known, known != content.level {
+            // The cached level is behind a move committed since it was read: the script kept the
+            // count off the level the content is on (its residents' score, the job's count). Read
+            // the content again and submit once more from there, so that placement, the residents'
+            // scores and `why` have this count; hysteresis decides from the level it is on.
+            let readAt = clock()
+            guard let fresh = try await sql.withDatabase({ try ContentStore(database: $0).content(cid: cid) }) else {
+                throw APIError.unknownContent(cid)
+            }
+            contents.store(fresh, readAt: readAt)
+            content = fresh
+            if let fresher = placement.target(count: count, current: fresh.level) { choice = fresher }
+            let again = try await pipeliner.call(queue.submitCall(cid: cid, count: count, filename: fresh.filename, dbLevel: fresh.level,
+                                                                  target: choice.level, readAt: JobQueue.freshRead, policy: policy))
             submission = try queue.submission(from: again, address: redisAddress)
-            content.level = job.dbLevel
         }
         logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(choice.level)", "job.outcome": "\(submission.outcome.rawValue)"])
         return Submitted(content: content, count: count, target: choice.level, submission: submission)
@@ -254,7 +276,11 @@ public final class RelocationService: Sendable {
                 skipped.append("cid \(cid): unsafe filename (\(error))")
                 continue
             }
-            guard count >= 0, let choice = placement.target(count: count, current: content.level) else {
+            guard CountBound.range.contains(count) else {
+                skipped.append("cid \(cid): \(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))")
+                continue
+            }
+            guard let choice = placement.target(count: count, current: content.level) else {
                 skipped.append("cid \(cid): no level holds \(count)")
                 continue
             }
@@ -274,7 +300,9 @@ public final class RelocationService: Sendable {
         let queue = self.queue
         for chunk in items.chunks(of: 1000) {
             let batch = Array(chunk)
-            let submissions = try await redis.withConnection { try queue.submitMany(batch, readAt: JobQueue.freshRead, policy: policy, on: $0) }
+            let submissions = try await redis.withConnection { redis in
+                try redis.replicated { try queue.submitMany(batch, readAt: JobQueue.freshRead, policy: policy, on: redis) }
+            }
             for submission in submissions { outcomes[submission.outcome.rawValue, default: 0] += 1 }
         }
         return (outcomes, skipped)
@@ -294,8 +322,8 @@ public final class RelocationService: Sendable {
             let ttl = jobTTL
             let levels = try await levelTable().ranges.map(\.name)
             let shard = queue.keys.shardIndex(of: cid)
-            _ = try await redis.withConnection {
-                try queue.markCommitted(ids: [job.id], shard: shard, committer: nil, ttl: ttl, levels: levels, on: $0)
+            _ = try await redis.withConnection { redis in
+                try redis.replicated { try queue.markCommitted(ids: [job.id], shard: shard, committer: nil, ttl: ttl, levels: levels, on: redis) }
             }
             return true
         case .queued, .moving, .retrying, .deferred, .dead: return false
@@ -338,7 +366,7 @@ public final class RelocationService: Sendable {
         let queue = self.queue
         let stats = try await redis.withConnection { try queue.stats(levels: names, on: $0) }
         statsCache.withLock { $0 = (stats, .now) }
-        moveRate.record(moved: stats.totals[.moved] ?? 0, at: JobQueue.nowMilliseconds())
+        moveRate.record(moved: stats.totals[.moved] ?? 0, at: clock())
         return stats
     }
 
@@ -349,7 +377,7 @@ public final class RelocationService: Sendable {
 
     public func dead(_ action: JobQueue.DeadAction, cids: [Int64]?) async throws -> [(id: String, outcome: JobQueue.DeadOutcome)] {
         let queue = self.queue
-        let results = try await redis.withConnection { try queue.dead(action, cids: cids, on: $0) }
+        let results = try await redis.withConnection { redis in try redis.replicated { try queue.dead(action, cids: cids, on: redis) } }
         statsCache.withLock { $0 = nil }
         return results
     }
@@ -360,13 +388,17 @@ public final class RelocationService: Sendable {
         return try await redis.withConnection { try queue.heldMoves(workers: workers, on: $0) }
     }
 
-    /// Pauses or resumes a level of the level table; an unknown level is a 404.
+    /// Pauses or resumes a level of the level table; an unknown level is a 404. A pause holds
+    /// when this returns: no worker starts a move into the level from then on.
     public func setPaused(_ paused: Bool, level: String) async throws {
         guard try await levelTable().ranges.contains(where: { $0.name == level }) else {
             throw APIError(.unknownLevel, "no level '\(level.prefix(64))' in the level table")
         }
         let queue = self.queue
-        try await redis.withConnection { paused ? try queue.pause(level: level, on: $0) : try queue.resume(level: level, on: $0) }
+        // In force when this returns: every shard's take and claim scripts read the pause.
+        try await redis.withConnection { redis in
+            try redis.replicated { paused ? try queue.pause(level: level, on: redis) : try queue.resume(level: level, on: redis) }
+        }
         statsCache.withLock { $0 = nil }
         logger.notice(paused ? "level paused" : "level resumed", metadata: ["level": "\(level)"])
     }
@@ -376,13 +408,22 @@ public final class RelocationService: Sendable {
         try await sql.withDatabase { try ContentStore(database: $0).relocations(cid: cid, limit: limit) }
     }
 
-    /// Readiness: Redis answers PING, and the database answers with every migration this binary
-    /// knows applied.
+    /// Readiness: Redis answers PING and takes writes (not over its `maxmemory`, not a replica…),
+    /// and the database answers with every migration this binary knows applied.
     public func readiness() async -> Readiness {
+        let queue = self.queue
         async let redisProblem: String? = {
             do {
                 let reply = try await redis.send("PING")
-                return reply == .status("PONG") ? nil : "unexpected answer to PING"
+                guard reply == .status("PONG") else { return "unexpected answer to PING" }
+            } catch {
+                return "unreachable (\(APIError.from(error)?.message ?? "no answer"))"
+            }
+            do {
+                try await redis.withConnection { try queue.checkWritable(on: $0) }
+                return nil
+            } catch let error as RedisError where error.code == .server {
+                return "refuses writes (\(error.message.prefix(120)))"
             } catch {
                 return "unreachable (\(APIError.from(error)?.message ?? "no answer"))"
             }

@@ -79,7 +79,8 @@ public struct Timestamp: Encodable, Equatable, Sendable, CustomStringConvertible
         buffer.writeInteger(UInt8(ascii: ":"))
         Self.writePadded(secondOfDay % 60, 2, to: &buffer)
         buffer.writeInteger(UInt8(ascii: "."))
-        Self.writePadded(milliseconds - seconds * 1000, 3, to: &buffer)
+        // Wrapping: the remainder fits even for Int64.min, where `seconds * 1000` would not.
+        Self.writePadded(milliseconds &- seconds &* 1000, 3, to: &buffer)
         buffer.writeInteger(UInt8(ascii: "Z"))
     }
 

@@ -10,8 +10,8 @@ struct V1Routes: Sendable {
     let maxBody: Int
 
     func register(_ routes: RouteRegistry) {
-        routes.post("v1/contents/:cid/count") { request, context in try await postCount(request, context) }
-        routes.post("v1/contents/:cid/hits") { request, context in try await postHits(request, context) }
+        routes.post("v1/contents/:cid/count", scope: .submit) { request, context in try await postCount(request, context) }
+        routes.post("v1/contents/:cid/hits", scope: .submit) { request, context in try await postHits(request, context) }
         routes.get("v1/contents/:cid") { _, context in try json(try await service.content(cid: try Self.pathCID(context))) }
         routes.get("v1/contents/:cid/why") { _, context in try json(try await service.why(cid: try Self.pathCID(context))) }
         routes.get("v1/jobs/:cid") { _, context in
@@ -19,13 +19,13 @@ struct V1Routes: Sendable {
             guard let job = try await service.jobView(cid: cid) else { throw APIError.noJob(cid) }
             return try json(job)
         }
-        routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats())) }
+        routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats(), now: service.clock())) }
         routes.get("v1/dead") { _, _ in try json(DeadListView(dead: try await service.deadJobs().map(DeadJobView.init))) }
-        routes.post("v1/dead/replay") { request, _ in try await deadAction(.replay, request) }
-        routes.post("v1/dead/purge") { request, _ in try await deadAction(.purge, request) }
+        routes.post("v1/dead/replay", scope: .admin) { request, _ in try await deadAction(.replay, request) }
+        routes.post("v1/dead/purge", scope: .admin) { request, _ in try await deadAction(.purge, request) }
         routes.get("v1/levels") { _, _ in try json(LevelsView(levels: try await service.levelTable().ranges)) }
-        routes.post("v1/levels/:level/pause") { _, context in try await setPaused(true, context) }
-        routes.post("v1/levels/:level/resume") { _, context in try await setPaused(false, context) }
+        routes.post("v1/levels/:level/pause", scope: .admin) { _, context in try await setPaused(true, context) }
+        routes.post("v1/levels/:level/resume", scope: .admin) { _, context in try await setPaused(false, context) }
         routes.get("v1/relocations") { request, _ in
             let cid = try request.uri.queryParameters.get("cid").map { try FormRules.wholeNumber($0, field: "cid", minimum: 1) }
             let limit = try request.uri.queryParameters.get("limit").map { try FormRules.wholeNumber($0, field: "limit", minimum: 1) } ?? 50
@@ -57,7 +57,7 @@ struct V1Routes: Sendable {
         let cid = try Self.pathCID(context)
         let hits = try await Self.decode(HitsBody.self, request, maxBytes: maxBody, expected: HitsBody.expected).n
         let (value, submitted) = try await service.hit(cid: cid, hits: hits)
-        let count = Int64(value.rounded(.down))
+        let count = CountBound.clamped(value)
         switch submitted.submission.outcome {
         case .inPlace, .dropped:
             return try json(HitsView(count: count, value: value, outcome: "in_place", level: submitted.target, job: nil))
@@ -94,10 +94,14 @@ struct V1Routes: Sendable {
     }
 
     /// `{"count": N}`: the usual body read without Foundation; anything else through `decode`.
+    /// A count beyond 2^53 − 1 is refused with the bound.
     static func countBody(_ request: Request, maxBytes: Int) async throws -> Int64 {
         let buffer = try await request.body.collect(upTo: maxBytes)
-        if let count = buffer.withUnsafeReadableBytes({ CountBody.plain($0) }) { return count }
-        return try decode(CountBody.self, buffer, expected: CountBody.expected).count
+        let count = try buffer.withUnsafeReadableBytes({ CountBody.plain($0) }) ?? decode(CountBody.self, buffer, expected: CountBody.expected).count
+        guard count <= CountBound.max else {
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count), source: "field"))
+        }
+        return count
     }
 
     /// Decodes a JSON body strictly: a string or a fraction where a whole number belongs is refused.
@@ -119,7 +123,7 @@ struct V1Routes: Sendable {
 
 /// `{"count": N}`: a count too large for 64 bits says so with the range.
 struct CountBody: Decodable {
-    static let expected = "{\"count\": N} with N a whole number between 0 and \(Int64.max)"
+    static let expected = "{\"count\": N} with N a whole number between 0 and \(CountBound.text)"
     var count: Int64
 
     enum CodingKeys: String, CodingKey { case count }
@@ -173,12 +177,14 @@ struct CountBody: Decodable {
             do {
                 number = try container.decode(Double.self, forKey: .count)
             } catch {
-                throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: nil) + " (\"count\" was not a number)")
+                throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: nil) + " (\"count\" was not a number)")
             }
-            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: nil)
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: nil)
                 + (number.rounded() == number ? " (\"count\" was out of range)" : " (\"count\" was a fraction)"))
         }
-        guard count >= 0 else { throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, got: String(count), source: "field")) }
+        guard count >= 0 else {
+            throw APIError.badRequest(FormRules.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count), source: "field"))
+        }
     }
 }
 

@@ -177,7 +177,7 @@ public struct WorkerView: Encodable, Sendable {
         alive = worker.alive
         let beat = worker.info[.beatAt].flatMap { Int64($0) }
         heartbeatAt = Timestamp(milliseconds: beat)
-        heartbeatAgeSeconds = beat.map { Double(max(0, now - $0)) / 1000 }
+        heartbeatAgeSeconds = beat.map { Double(max(0, now.saturatingSubtract($0))) / 1000 }
         held = worker.held
         concurrency = worker.info[.concurrency].flatMap { Int($0) }
         startedAt = Timestamp(milliseconds: worker.info[.startedAt].flatMap { Int64($0) })

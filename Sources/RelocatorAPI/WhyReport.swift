@@ -49,13 +49,20 @@ public struct WhyReport: Encodable, Sendable {
         }
     }
 
-    public init(content: Content, levels: [LevelRange], job: JobView?, disks: [Disk], history: [Relocation]) {
+    /// `residentCount` is the content's count as its level's residents set holds it (the last
+    /// count or hit accepted, decayed with a half-life): the last count unless a job in flight
+    /// holds a newer one.
+    public init(content: Content, levels: [LevelRange], job: JobView?, disks: [Disk], history: [Relocation], residentCount: Int64? = nil) {
         self.content = content
         self.levels = LevelTable(levels).ranges
         self.job = job
         self.disks = disks
         self.history = history
-        lastCount = job?.job.count
+        if let active = job?.job, active.status != .committed, active.status != .dead {
+            lastCount = active.count
+        } else {
+            lastCount = residentCount ?? job?.job.count
+        }
         let choice = lastCount.flatMap { LevelTable(levels).choose(count: $0) }
         countLevel = choice?.level
         countAboveEveryRange = choice?.raiseMaxCounts != nil
@@ -135,7 +142,12 @@ extension RelocationService {
                 disks.append(await disk(level: level, directory: directories.directory(of: level) ?? "", filename: content.content.filename))
             }
         }
-        return WhyReport(content: content.content, levels: ranges, job: content.job, disks: disks, history: history)
+        let queue = self.queue, level = content.content.level
+        let score = try await redis.withConnection { try queue.residentScore(cid: cid, level: level, on: $0) }
+        let residentCount = score.map { score in
+            CountBound.clamped(halfLife.map { DecayingCounter(halfLife: $0).value(ofScore: score, now: clock()) } ?? score)
+        }
+        return WhyReport(content: content.content, levels: ranges, job: content.job, disks: disks, history: history, residentCount: residentCount)
     }
 
     /// What `filename` is in one level directory, looked up as the mover does.

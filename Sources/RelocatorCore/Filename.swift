@@ -20,7 +20,7 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
             if component == "." || component.isEmpty { throw Invalid(reason: "the filename has an empty or '.' component") }
             if component.utf8.count > 255 { throw Invalid(reason: "a filename component is longer than 255 bytes") }
         }
-        if components.first == Substring(ReservedDirectory.name) {
+        if components.first == Substring(ReservedDirectory.name) && !Mutant.reservedNameAllowed.isActive {
             throw Invalid(reason: "the filename is inside \(ReservedDirectory.name)/, the directory Relocator reserves in each level")
         }
         self.value = value

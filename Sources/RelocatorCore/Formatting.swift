@@ -13,3 +13,12 @@ extension Double {
         return text
     }
 }
+
+extension Double {
+    /// A count as a whole number: `25000`, never `25000.0`. A decayed count (`812.7`) is rounded
+    /// down, as placement compares it with whole `min_counts` (`812.7 < 813` and `812 < 813`).
+    public var countText: String {
+        guard isFinite, abs(self) < 9.2e18 else { return "\(self)" }
+        return String(Int64(rounded(.down)))
+    }
+}

@@ -217,6 +217,8 @@ public enum WorkerField: String, Sendable, CaseIterable {
     /// Levels out of service for this worker (their directory is no longer the one it checked at
     /// start), comma-separated.
     case unavailable
+    /// The port of the process's metrics server (`GET /metrics`), when it serves one.
+    case metricsPort = "metrics_port"
 }
 
 /// Counters kept per shard in the `stats` hash.

@@ -96,6 +96,10 @@ public struct ShardKeys: Equatable, Sendable, Hashable {
     public var movedAt: String { "\(prefix)moved-at" }
     /// Each content's decaying hit counter, `<value>:<ms>`.
     public var hits: String { "\(prefix)hits" }
+    /// This shard's copy of the paused levels (`ControlKeys.paused`), which its take and claim
+    /// scripts read: a pause holds in every shard from the moment it is written. With one shard it
+    /// is the control key itself.
+    public var paused: String { "\(prefix)paused" }
 
     /// Every key name pattern of the shard, for a `SCAN` of one kind.
     public var jobPattern: String { "\(prefix)job:*" }

@@ -53,7 +53,7 @@ public struct Placement: Equatable, Sendable {
         let floor = Double(range.minCounts) * (1 - Double(percent) / 100)
         if Double(count) >= floor {
             decision.level = current
-            decision.heldBy = "hysteresis: \(count) is not below \(current)'s \(range.minCounts) − \(percent) % (\(Int64(floor.rounded(.up))))"
+            decision.heldBy = "hysteresis: \(count) is not below \(current)'s \(range.minCounts) − \(percent) % (\(Int64(clamping: floor.rounded(.up))))"
         }
         return decision
     }
@@ -62,7 +62,7 @@ public struct Placement: Equatable, Sendable {
     /// may now (no residency set, never moved, or the window has passed).
     public func residencyEnds(level: String, lastMoved: Int64?, now: Int64) -> Int64? {
         guard let seconds = policies[level]?.minResidency, seconds > 0, let lastMoved else { return nil }
-        let end = lastMoved + seconds * 1000
+        let end = lastMoved.saturatingAdd(seconds.saturatingMultiply(1000))
         return end > now ? end : nil
     }
 
@@ -79,19 +79,45 @@ public struct Placement: Equatable, Sendable {
     }
 
     /// Why a move of `bytes` into `level` must wait (its disk would rise above the high watermark,
-    /// counting `inFlight` bytes other moves are writing there), or nil when it may go.
+    /// counting `inFlight` bytes other moves are writing there), or nil when it may go. A content
+    /// larger than the whole room below the high watermark of an empty disk never fits: the reason
+    /// then starts with `doesNotFitPrefix`, and the rebalancer sends the job to the dead letters
+    /// (`does_not_fit`) instead of displacing residents for it.
     public func admission(into level: String, usage: Usage, adding bytes: Int64, inFlight: Int64 = 0) -> String? {
         guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
-        let after = Double(usage.used + inFlight + bytes) * 100 / Double(usage.size)
+        if let reason = doesNotFit(level, usage: usage, bytes: bytes) { return reason }
+        let after = (Double(usage.used) + Double(inFlight) + Double(bytes)) * 100 / Double(usage.size)
         guard after > Double(high) else { return nil }
         return "\(level) would be at \(after.formatted(decimals: 1)) % (high watermark \(high) %)"
+    }
+
+    /// Starts the reason of a content that cannot fit below a level's high watermark even on an
+    /// empty disk.
+    public static let doesNotFitPrefix = "does not fit: "
+
+    /// Why a content of `bytes` can never be moved into `level` (larger than the level's whole room
+    /// below its high watermark, the disk empty), or nil when it could.
+    public func doesNotFit(_ level: String, usage: Usage, bytes: Int64) -> String? {
+        guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
+        let limit = Int64(clamping: Double(usage.size) * Double(high) / 100)
+        guard bytes > limit else { return nil }
+        return Self.doesNotFitPrefix + "a file of \(OperatorValues.formatBytes(bytes)) cannot fit under \(level)'s high watermark \(high) % "
+            + "even on an empty disk (room \(OperatorValues.formatBytes(limit)) of \(OperatorValues.formatBytes(usage.size)))"
+    }
+
+    /// The bytes of a level's disk at its high watermark and at its low one (the high one when no low
+    /// one is set); nil without a high watermark.
+    public func watermarkBytes(of level: String, size: Int64) -> (high: Int64, low: Int64)? {
+        guard let high = policies[level]?.highWater, size > 0 else { return nil }
+        let low = min(high, policies[level]?.lowWater ?? high)
+        return (Int64(clamping: Double(size) * Double(high) / 100), Int64(clamping: Double(size) * Double(low) / 100))
     }
 
     /// Bytes a level may still take before it rises above its high watermark (negative when it is
     /// above already); nil when it has none.
     public func room(in level: String, usage: Usage) -> Int64? {
         guard let high = policies[level]?.highWater, usage.size > 0 else { return nil }
-        return Int64((Double(usage.size) * Double(high) / 100).rounded(.down)) - usage.used
+        return Int64(clamping: Double(usage.size) * Double(high) / 100).saturatingSubtract(usage.used)
     }
 
     /// Bytes to move off a level that is above its high watermark to bring it to its low one
@@ -99,7 +125,7 @@ public struct Placement: Equatable, Sendable {
     public func excess(of level: String, usage: Usage) -> Int64? {
         guard let high = policies[level]?.highWater, usage.size > 0, usage.percent > Double(high) else { return nil }
         let low = Double(policies[level]?.lowWater ?? high)
-        return max(1, usage.used - Int64(Double(usage.size) * low / 100))
+        return max(1, usage.used.saturatingSubtract(Int64(clamping: Double(usage.size) * low / 100)))
     }
 
     /// The order a worker takes queues in: higher `priority` first, then higher levels first, so
@@ -127,9 +153,11 @@ public struct DecayingCounter: Equatable, Sendable {
         halfLifeMilliseconds = max(1, Double(halfLife.milliseconds))
     }
 
-    /// The counter's value at `now` (ms) from one stored at `storedAt`.
+    /// The counter's value at `now` (ms) from one stored at `storedAt`. A clock that stepped back
+    /// (`now` before `storedAt`) decays nothing: the value stays as stored.
     public func value(_ stored: Double, storedAt: Int64, now: Int64) -> Double {
-        stored * exp2(-Double(now - storedAt) / halfLifeMilliseconds)
+        let elapsed = max(0, Double(now) - Double(storedAt))
+        return stored * exp2(-elapsed / halfLifeMilliseconds)
     }
 
     /// The value after `hits` more at `now`.
@@ -142,9 +170,11 @@ public struct DecayingCounter: Equatable, Sendable {
         log2(max(value, 1e-300)) + Double(time) / halfLifeMilliseconds
     }
 
-    /// The value at `now` of a score.
+    /// The value at `now` of a score, within `0…CountBound.max` (a score written by a clock far
+    /// ahead, or one of 1e300, reads as the largest count, not as infinity).
     public func value(ofScore score: Double, now: Int64) -> Double {
-        exp2(score - Double(now) / halfLifeMilliseconds)
+        let value = exp2(score - Double(now) / halfLifeMilliseconds)
+        return value.isNaN ? 0 : min(value, Double(CountBound.max))
     }
 
     /// The score below which a content's value at `now` is under `threshold`.

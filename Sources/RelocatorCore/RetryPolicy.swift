@@ -25,9 +25,10 @@ public struct RetryPolicy: Equatable, Sendable {
 
     /// The jittered delay: `unit` is a uniform draw in [0, 1] (injected so tests need no randomness).
     public func delay(afterFailures failures: Int, unit: Double) -> Duration {
+        if Mutant.zeroBackoff.isActive { return .zero }
         let ceiling = ceiling(afterFailures: failures).milliseconds
         let low = ceiling / 2
-        let drawn = low + Int64((Double(ceiling - low) * min(max(unit, 0), 1)).rounded())
+        let drawn = low + Int64(clamping: (Double(ceiling - low) * min(max(unit, 0), 1)).rounded(), to: 0...max(0, ceiling - low))
         return .milliseconds(drawn)
     }
 
@@ -40,10 +41,11 @@ public struct RetryPolicy: Equatable, Sendable {
 }
 
 extension Duration {
-    /// Whole milliseconds (truncated).
+    /// Whole milliseconds (truncated); a duration beyond Int64's milliseconds (seconds read from
+    /// SQL, say) gives the nearest bound rather than a trap.
     public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        return seconds.saturatingMultiply(1000).saturatingAdd(attoseconds / 1_000_000_000_000_000)
     }
 }
 

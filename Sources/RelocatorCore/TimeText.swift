@@ -5,7 +5,9 @@ public enum TimeText {
     /// RFC 3339 UTC of a time in milliseconds since 1970.
     public static func rfc3339(milliseconds: Int64) -> String {
         let seconds = milliseconds.floorDivided(by: 1000)
-        let millis = milliseconds - seconds * 1000
+        // The remainder fits whatever the time (a value read from Redis may be Int64.min): the
+        // wrapping operations give it without an intermediate overflow.
+        let millis = milliseconds &- seconds &* 1000
         let days = seconds.floorDivided(by: 86400)
         let secondOfDay = seconds - days * 86400
         let (year, month, day) = civil(days: days)

@@ -1,18 +1,27 @@
 import CoreMetrics
 import Hummingbird
 import Prometheus
+import RelocatorCore
 
 /// The process's Prometheus registry and the swift-metrics factory that feeds it. Every metric
 /// gets a `# HELP` line and a Prometheus name (snake case, base units, `_total` counters):
 /// Relocator's own names are kept, Hummingbird's request metrics are renamed
 /// (`hb.requests` → `relocator_http_requests_total`…), anything else is sanitized.
+///
+/// Every registry also carries `relocator_build_info{version}` and the standard process metrics
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`…), read when it is scraped.
 public final class PrometheusMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: RelocatorMetricsFactory
+    let process: ProcessMetrics
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         factory = RelocatorMetricsFactory(registry: registry)
+        process = ProcessMetrics(registry: registry)
+        registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "relocator_build_info", unitName: "",
+                                                           helpText: "Always 1; the labels name the build (version)."),
+                           labels: [("version", RelocatorVersion.string)]).set(1.0)
     }
 
     private static let bootstrapped: PrometheusMetrics = {
@@ -28,6 +37,7 @@ public final class PrometheusMetrics: Sendable {
 
     /// The text exposition format of everything registered.
     public func scrape() -> [UInt8] {
+        process.update()
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)
@@ -50,37 +60,45 @@ public enum MetricNames {
         public var name: String
         public var help: String
         public var buckets: [Duration]?
+
+        public init(name: String, help: String, buckets: [Duration]? = nil) {
+            self.name = name
+            self.help = help
+            self.buckets = buckets
+        }
     }
 
     static func seconds(_ values: [Double]) -> [Duration] { values.map { .nanoseconds(Int64($0 * 1e9)) } }
 
     /// By the label code passes to swift-metrics.
-    public static let known: [String: Known] = [
-        "relocator_moves_total": Known(name: "relocator_moves_total",
-                                       help: "Moves that ended, by source and target level and outcome (moved, retried, dead)."),
-        "relocator_moved_bytes_total": Known(name: "relocator_moved_bytes_total", help: "Bytes of the files moved, by source and target level."),
-        "relocator_move_duration_seconds": Known(
-            name: "relocator_move_duration_seconds", help: "How long a move took, by method (link on one filesystem, copy across).",
-            buckets: seconds([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800])),
-        "relocator_move_phase_seconds": Known(
-            name: "relocator_move_phase_seconds",
-            help: "Time a worker slot spent in one phase of a move (copy, fsync, read_back, source_directory_fsync…) or in one queue call around it (take, claim, ack).",
-            buckets: seconds([0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300])),
-        "relocator_commits_total": Known(name: "relocator_commits_total", help: "Jobs whose new level was written in SQL."),
-        "relocator_commit_batch_seconds": Known(
-            name: "relocator_commit_batch_seconds", help: "How long one SQL transaction of the committer took.",
-            buckets: seconds([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])),
-        "hb.requests": Known(name: "relocator_http_requests_total", help: "HTTP requests answered, by route, method and status."),
-        "hb.request.errors": Known(name: "relocator_http_request_errors_total", help: "HTTP requests that ended in an error, by route, method and status."),
-        "http.server.request.duration": Known(
-            name: "relocator_http_request_duration_seconds", help: "How long an HTTP request took, by route, method and status.",
-            buckets: seconds([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5])),
-        "http.server.active_requests": Known(name: "relocator_http_active_requests", help: "HTTP requests in progress, by method."),
-    ]
+    public static let known: [String: Known] = Dictionary(uniqueKeysWithValues: [
+        Known(name: "relocator_moves_total",
+              help: "Moves that ended in this worker, by source and target level, outcome (moved, retried, dead) and, for failures, reason (no_space, source_missing…)."),
+        Known(name: "relocator_moved_bytes_total", help: "Bytes of the files this worker moved, by source and target level."),
+        Known(name: "relocator_move_duration_seconds",
+              help: "How long a move that succeeded took, by method: linked (one filesystem), copied (across filesystems) or already_in_place (an earlier delivery had moved it).",
+              buckets: seconds([0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800])),
+        Known(name: "relocator_move_phase_seconds",
+              help: "Time a worker slot spent in one phase of a move (copy, fsync, read_back, source_directory_fsync…) or in one queue call around it (take, claim, ack).",
+              buckets: seconds([0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5, 30, 300])),
+        Known(name: "relocator_level_unavailable",
+              help: "1 while a level is out of service for this worker (its directory is no longer the one it checked at start), else 0."),
+        Known(name: "relocator_commits_total", help: "Jobs whose new level this committer wrote in SQL."),
+        Known(name: "relocator_commit_failures_total", help: "Committer transactions that failed (they are tried again; the jobs wait in Redis)."),
+        Known(name: "relocator_commit_batch_seconds", help: "How long one SQL transaction of the committer took.",
+              buckets: seconds([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])),
+        Known(name: "relocator_rebalancer_rounds_total",
+              help: "Rounds of this committer's rebalancer, by outcome: done, skipped (another committer holds the rebalancing lock) or failed."),
+        Known(name: "relocator_rebalancer_moves_queued_total",
+              help: "Moves the rebalancer queued, by kind (watermark demotion, displacement, decay demotion, promotion) and source and target level."),
+        Known(name: "relocator_rebalancer_round_seconds", help: "How long one round of the rebalancer took.",
+              buckets: seconds([0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])),
+        Known(name: "relocator_rebalancer_last_round_timestamp_seconds", help: "When the rebalancer last finished a round, in seconds since 1970."),
+    ].map { ($0.name, $0) })
 
-    /// Hummingbird's dimension names, shortened.
+    /// Dimension names of libraries, shortened.
     public static let labels: [String: String] = [
-        "http.route": "route", "http.request.method": "method", "http.response.status_code": "status", "error.type": "status",
+        "http.route": "route", "http.request.method": "method", "http.response.status_code": "status",
     ]
 
     /// A Prometheus name for anything else: letters, digits and `_`.

@@ -33,7 +33,7 @@ public final class Committer: Service, Sendable {
     }
 
     public let settings: Settings
-    let driver: any QueueDriver
+    let driver: any JobQueueDriver
     let openDatabase: @Sendable () throws -> any SQLDatabase
     let logger: Logger
     let redisHealth: OutageLog
@@ -41,8 +41,12 @@ public final class Committer: Service, Sendable {
     let stopping = StopSignal()
     /// What the last batch did, for tests and metrics.
     public let committedJobs = Atomic<Int>(0)
+    /// What `status` and the dashboard show of it.
+    let beat: Heartbeat
+    /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).
+    let metricsPort = Atomic<Int>(0)
 
-    public init(settings: Settings, driver: any QueueDriver, openDatabase: @escaping @Sendable () throws -> any SQLDatabase, logger: Logger) {
+    public init(settings: Settings, driver: any JobQueueDriver, openDatabase: @escaping @Sendable () throws -> any SQLDatabase, logger: Logger) {
         self.settings = settings
         self.driver = driver
         self.openDatabase = openDatabase
@@ -51,6 +55,8 @@ public final class Committer: Service, Sendable {
         self.logger = logger
         redisHealth = OutageLog("Redis", logger: logger)
         databaseHealth = OutageLog("the database", logger: logger)
+        beat = Heartbeat(id: settings.id, kind: .committer, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()),
+                         startedAt: WallClock.milliseconds())
     }
 
     public func run() async throws {
@@ -59,6 +65,11 @@ public final class Committer: Service, Sendable {
         } onGracefulShutdown: {
             self.stop()
         }
+    }
+
+    /// The process serves its metrics on `port` from now on: the heartbeat says so.
+    public func metricsServed(on port: Int) {
+        metricsPort.store(port, ordering: .relaxed)
     }
 
     public func stop() {
@@ -78,8 +89,8 @@ public final class Committer: Service, Sendable {
             databaseHealth.failed(error)
         }
         do {
-            try session.checkShardCount()
-            try session.heartbeat(worker: settings.id, info: [.kind: "committer"], ttl: settings.heartbeatTTL)
+            _ = try session.control(.start)
+            _ = try session.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL))
         } catch let error as RedisError where error.code == .authentication {
             throw error
         } catch let error as JobQueue.ShardCountChange {
@@ -96,18 +107,18 @@ public final class Committer: Service, Sendable {
         // The next batch is taken on a second session while the database writes the current one.
         let prefetchSession = driver.session()
         defer { prefetchSession.close() }
-        var prefetched: (shard: Int, batch: [(id: String, fields: [String: String])])?
+        var prefetched: DoneBatch?
         var rotation = 0
         var failures = 0
         while !stopping.isRaised {
             do {
                 var next = prefetched
                 prefetched = nil
-                if next == nil || next!.batch.isEmpty { next = try takeBatch(session, rotation: &rotation) }
+                if next == nil || next!.isEmpty { next = try takeBatch(session, rotation: &rotation) }
                 redisHealth.succeeded()
                 failures = 0
-                guard let (shard, batch) = next, !batch.isEmpty else { continue }
-                prefetched = try commit(batch, shard: shard, session: session, database: &database, prefetchOn: prefetchSession)
+                guard let batch = next, !batch.isEmpty else { continue }
+                prefetched = try commit(batch, session: session, database: &database, prefetchOn: prefetchSession)
             } catch {
                 // Whatever was taken stays in committing:<id> and is taken again (held first).
                 prefetched = nil
@@ -122,7 +133,7 @@ public final class Committer: Service, Sendable {
         do {
             let handed = try session.release(worker: settings.id, fence: false)
             if handed > 0 { logger.info("handed \(handed) jobs back to done") }
-            try session.unregister(worker: settings.id)
+            _ = try session.control(.unregister(worker: settings.id))
         } catch {
             logger.warning("cannot hand back the batch before stopping (the reaper will): \(error)")
         }
@@ -130,39 +141,36 @@ public final class Committer: Service, Sendable {
     }
 
     /// The next batch of any shard; after an idle wait on one shard, nil.
-    private func takeBatch(_ session: any QueueSession, rotation: inout Int) throws -> (shard: Int, batch: [(id: String, fields: [String: String])])? {
+    private func takeBatch(_ session: any JobQueueSession, rotation: inout Int) throws -> DoneBatch? {
         let shards = session.shardCount
         rotation &+= 1
         for step in 0..<shards {
-            let shard = (rotation + step) % shards
-            let batch = try session.takeDone(committer: settings.id, shard: shard, max: settings.batch, fresh: false)
-            if !batch.isEmpty { return (shard, batch) }
+            let batch = try session.nextDone(committer: settings.id, shard: (rotation + step) % shards, max: settings.batch, wait: .zero, fresh: false)
+            if !batch.isEmpty { return batch }
         }
-        _ = try session.waitForDone(committer: settings.id, shard: rotation % shards, timeout: settings.idleWait)
-        return nil
+        let waited = try session.nextDone(committer: settings.id, shard: rotation % shards, max: settings.batch, wait: settings.idleWait, fresh: false)
+        return waited.isEmpty ? nil : waited
     }
 
     /// Writes a batch and marks it committed; meanwhile takes the next batch of the same shard on
     /// `prefetchOn` (fresh jobs only: they sit at the head of the list, this batch at its tail),
     /// which it returns.
-    private func commit(_ batch: [(id: String, fields: [String: String])], shard: Int, session: any QueueSession,
-                        database: inout (any SQLDatabase)?, prefetchOn second: any QueueSession) throws -> (shard: Int, batch: [(id: String, fields: [String: String])])? {
-        let entries = batch.compactMap { item -> CommitEntry? in
-            guard let job = Job(hash: item.fields), job.status == .done, job.id == item.id else { return nil }
-            return CommitEntry(job)
-        }
-        let (id, max) = (settings.id, settings.batch)
+    private func commit(_ batch: DoneBatch, session: any JobQueueSession, database: inout (any SQLDatabase)?,
+                        prefetchOn second: any JobQueueSession) throws -> DoneBatch? {
+        let entries = batch.jobs.map(CommitEntry.init)
+        let (id, max, shard) = (settings.id, settings.batch, batch.shard)
         nonisolated(unsafe) let prefetchSession = second
-        let next = BlockingExecutor.shared.start { try prefetchSession.takeDone(committer: id, shard: shard, max: max, fresh: true) }
+        let next = BlockingExecutor.shared.start {
+            try prefetchSession.nextDone(committer: id, shard: shard, max: max, wait: .zero, fresh: true)
+        }
         let started = ContinuousClock.now
         let (levels, policy) = try writeUntilStored(entries, database: &database)
         ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
-        var outcome: (followUps: Int, unknownLevel: [String]) = (0, [])
+        var outcome = CommitResult(followUps: 0, unknownLevel: [])
         var failures = 0
         while true {
             do {
-                outcome = try session.markCommitted(ids: batch.map(\.id), shard: shard, committer: settings.id, ttl: settings.jobTTL,
-                                                    levels: levels, policy: policy)
+                outcome = try session.commit(batch, committer: settings.id, levels: levels, policy: policy, keep: settings.jobTTL)
                 break
             } catch {
                 // Written in SQL: the batch stays held and is written again (harmlessly) if this
@@ -179,7 +187,7 @@ public final class Committer: Service, Sendable {
             logger.warning("job \(id): its follow-up names a level the level table no longer has; committed without it")
         }
         do {
-            return (shard, try next.wait())
+            return try next.wait()
         } catch {
             // Nothing is lost: whatever the prefetch moved is in committing:<id>, taken again next.
             logger.warning("cannot take the next batch yet: \(error)")
@@ -189,7 +197,7 @@ public final class Committer: Service, Sendable {
 
     /// The SQL transaction, again and again while the database is unreachable. Returns the level
     /// names (where a follow-up may go) and what the policies say of a follow-up.
-    private func writeUntilStored(_ entries: [CommitEntry], database: inout (any SQLDatabase)?) throws -> ([String], JobQueue.CountPolicy) {
+    private func writeUntilStored(_ entries: [CommitEntry], database: inout (any SQLDatabase)?) throws -> ([String], CountPolicy) {
         var failures = 0
         while true {
             do {
@@ -205,6 +213,7 @@ public final class Committer: Service, Sendable {
                     database = nil
                 }
                 databaseHealth.failed(error)
+                ServiceMetrics.commitFailed()
                 failures += 1
                 if stopping.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures)) { throw error }
             }
@@ -216,11 +225,12 @@ public final class Committer: Service, Sendable {
         let session = driver.session()
         defer { session.close() }
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
-        let info: [WorkerField: String] = [.kind: "committer", .host: ProcessInfo.processInfo.hostName, .pid: String(getpid()),
-                                           .startedAt: String(JobQueue.nowMilliseconds())]
+        var beat = beat
         repeat {
             do {
-                try session.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
+                let port = metricsPort.load(ordering: .relaxed)
+                beat.metricsPort = port > 0 ? port : nil
+                _ = try session.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL))
             } catch {
                 redisHealth.failed(error)
             }

@@ -1,7 +1,5 @@
 import FileMover
 import Foundation
-import JobQueue
-import RedisClient
 import RelocatorCore
 import SQLStore
 
@@ -11,8 +9,7 @@ import SQLStore
 /// decayed hit count fell out of their level, and each level's projected fill. `relocator plan`
 /// prints it and changes nothing; the rebalancer carries out the moves it proposes.
 public struct Planner {
-    public let queue: JobQueue
-    public let redis: RedisConnection
+    public let queue: any QueueReading
     public let database: any SQLDatabase
     public let halfLife: Duration?
     /// How many of a level's coldest residents one round looks at.
@@ -20,10 +17,12 @@ public struct Planner {
     /// Per level, the time (ms) a disk report must be newer than to count: the rebalancer's last
     /// moves out of the level landed then.
     public var reportsAfter: [String: Int64] = [:]
+    /// Per level, the bytes of the rebalancer's moves out of it still under way: counted as freed
+    /// (the disk report does not show them yet), so they are never shed a second time.
+    public var leaving: [String: Int64] = [:]
 
-    public init(queue: JobQueue, redis: RedisConnection, database: any SQLDatabase, halfLife: Duration?) {
+    public init(queue: any QueueReading, database: any SQLDatabase, halfLife: Duration?) {
         self.queue = queue
-        self.redis = redis
         self.database = database
         self.halfLife = halfLife
     }
@@ -41,6 +40,9 @@ public struct Planner {
             /// A content displaced earlier (or kept out) is hotter than a resident of the level its
             /// count names: it goes back up (waiting for room if need be, then displacing the colder).
             case promotion
+            /// A deferred job whose content cannot fit below its target's high watermark even on an
+            /// empty disk: it displaces nobody and goes to the dead letters (`does_not_fit`).
+            case doesNotFit = "does_not_fit"
         }
 
         public var cid: Int64
@@ -54,6 +56,8 @@ public struct Planner {
         public var count: Double?
         /// For a pending job: its status (`queued`, `deferred`…).
         public var status: String?
+        /// The bytes the plan counts for it (its last recorded move, else an estimate).
+        public var bytes: Int64? = nil
     }
 
     public struct LevelFill: Codable, Sendable, Equatable {
@@ -69,7 +73,7 @@ public struct Planner {
         /// Used after the planned moves, in percent of the disk.
         public var projectedPercent: Double? {
             guard let used, let size, size > 0 else { return nil }
-            return Double(used + incoming - outgoing) * 100 / Double(size)
+            return (Double(used) + Double(incoming) - Double(outgoing)) * 100 / Double(size)
         }
 
         enum CodingKeys: String, CodingKey {
@@ -86,7 +90,7 @@ public struct Planner {
 
     /// The plan. `full` also lists the jobs already in flight (a scan of every job: for the
     /// command, not for the rebalancer's rounds).
-    public func plan(full: Bool, now: Int64 = JobQueue.nowMilliseconds()) throws -> Plan {
+    public func plan(full: Bool, now: Int64 = WallClock.milliseconds()) throws -> Plan {
         let levelStore = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levelStore.levels(), policies: try levelStore.policies(), halfLife: halfLife)
         let placement = snapshot.placement
@@ -96,8 +100,9 @@ public struct Planner {
         var busy = Set<Int64>()
 
         if full {
-            for cid in try queue.jobCIDs(on: redis) {
-                guard let job = try queue.job(cid: cid, on: redis), job.status != .committed, job.status != .dead else { continue }
+            let jobs = try queue.jobs(cids: try queue.jobCIDs())
+            for cid in jobs.keys.sorted() {
+                guard let job = jobs[cid], job.status != .committed, job.status != .dead else { continue }
                 busy.insert(cid)
                 let why: String
                 switch job.status {
@@ -108,20 +113,25 @@ public struct Planner {
                 default: why = "queued for its count \(job.count)"
                 }
                 moves.append(Move(cid: cid, filename: job.filename, from: job.dbLevel, to: job.target, kind: .pending, reason: why,
-                                  count: Double(job.count), status: job.status.rawValue))
+                                  count: Double(min(max(job.count, 0), CountBound.max)), status: job.status.rawValue))
             }
         }
 
         let counter = halfLife.map(DecayingCounter.init)
-        func value(_ score: Double) -> Double { counter.map { $0.value(ofScore: score, now: now) } ?? score }
+        /// A score as a count: decayed with a half-life, and within the range of a count whatever
+        /// Redis holds (a score of 1e300, a clock that stepped).
+        func value(_ score: Double) -> Double {
+            let raw = counter.map { $0.value(ofScore: score, now: now) } ?? score
+            return raw.isNaN ? 0 : min(max(raw, 0), Double(CountBound.max))
+        }
         func isBusy(_ cid: Int64) throws -> Bool {
             if busy.contains(cid) { return true }
-            guard let state = try queue.jobState(cid: cid, on: redis) else { return false }
+            guard let state = try queue.states(cids: [cid])[cid] else { return false }
             return state.status != .committed && state.status != .dead
         }
         var planned = Set(moves.map(\.cid))
-        // The size the shedding counted for each content it chose (its last recorded move, else the
-        // level's average), so the projected fill counts the same without reading it again.
+        // The size counted for each content a move was planned for (its last recorded move, else an
+        // estimate), so the projected fill counts the same without reading it again.
         var sizes: [Int64: Int64] = [:]
 
         // Decayed counts that fell out of their level.
@@ -129,74 +139,116 @@ public struct Planner {
             for range in snapshot.levels {
                 let floor = Double(range.minCounts) * (1 - Double(snapshot.policies[range.name]?.hysteresis ?? 0) / 100)
                 guard floor > 0 else { continue }
-                for (cid, score) in try queue.residents(level: range.name, below: counter.score(below: floor, now: now), limit: candidates, on: redis)
-                where !planned.contains(cid) {
+                for resident in try queue.residents(level: range.name, .below(counter.score(below: floor, now: now), limit: candidates))
+                where !planned.contains(resident.cid) {
+                    let (cid, score) = (resident.cid, resident.score)
                     let current = value(score)
-                    guard let decision = placement.target(count: Int64(current.rounded(.down)), current: range.name),
+                    guard let decision = placement.target(count: CountBound.clamped(current), current: range.name),
                           decision.level != range.name, !(try isBusy(cid)) else { continue }
                     planned.insert(cid)
                     moves.append(Move(cid: cid, filename: nil, from: range.name, to: decision.level, kind: .decay,
-                                      reason: "its hit count decayed to \(current.formatted(decimals: 1)), below \(range.name)'s \(Int64(floor.rounded(.up)))",
+                                      reason: "its hit count decayed to \(current.formatted(decimals: 1)), below \(range.name)'s \(Int64(clamping: floor.rounded(.up)))",
                                       count: current, status: nil))
                 }
             }
         }
 
-        // Levels above their high watermark shed their coldest contents; a hotter content waiting
-        // for room on a level displaces its coldest resident.
+        // Deferred jobs that wait for room: those that can never fit go to the dead letters; the
+        // others may displace colder residents.
         let waiting = try deferredForRoom()
+        for job in waiting {
+            guard let message = job.doesNotFit else { continue }
+            if let index = moves.firstIndex(where: { $0.cid == job.cid }) { moves.remove(at: index) }
+            planned.insert(job.cid)
+            moves.append(Move(cid: job.cid, filename: nil, from: job.from, to: job.target, kind: .doesNotFit,
+                              reason: message, count: Double(job.count), status: JobStatus.deferred.rawValue))
+        }
+
+        // Levels above their high watermark shed their coldest contents, down to the low watermark
+        // and never more than one content below it; a hotter content waiting for room on a level
+        // displaces colder residents, each waiting content the coldest one not yet chosen, within
+        // the same bound.
         for level in placement.rankedLevels {
             guard let policy = snapshot.policies[level], policy.highWater != nil, let below = placement.levelBelow(level) else { continue }
-            let usage = disks[level]
-            var shed: Int64 = 0
-            var want: Int = 0
-            var why = ""
-            if let usage, let excess = placement.excess(of: level, usage: usage) {
-                shed = excess
-                why = "\(level) is at \(usage.percent.formatted(decimals: 1)) %, above its high watermark \(policy.highWater!) %"
-            }
-            let hotter = waiting.filter { $0.target == level }
             let cold = try coldestResidents(level, store: store, value: value)
             // Contents below whose count names this level and which are hotter than its coldest
             // resident, without a job: they come back (a strictly hotter one each time, so this ends).
             if let coldest = cold.first(where: { !planned.contains($0.cid) }) {
                 var proposed = 0
                 for lower in placement.rankedLevels.drop(while: { $0 != level }).dropFirst() {
-                    for (cid, score) in try queue.hottest(level: lower, limit: 20, on: redis) where !planned.contains(cid) && proposed < 10 {
+                    for hot in try queue.residents(level: lower, .hottest(limit: 20)) where !planned.contains(hot.cid) && proposed < 10 {
+                        let (cid, score) = (hot.cid, hot.score)
                         let current = value(score)
                         guard current > coldest.count,
-                              placement.target(count: Int64(current.rounded(.down)), current: lower)?.level == level,
-                              !(try isBusy(cid)), let content = try store.content(cid: cid), content.level == lower else { continue }
+                              placement.target(count: CountBound.clamped(current), current: lower)?.level == level else { continue }
+                        // A content with a job, or whose last job is dead (one that could never fit,
+                        // say), is left to its job and to the operator.
+                        if let state = try queue.states(cids: [cid])[cid], state.status != .committed { continue }
+                        guard let content = try store.content(cid: cid), content.level == lower else { continue }
                         planned.insert(cid)
                         proposed += 1
                         moves.append(Move(cid: cid, filename: content.filename, from: lower, to: level, kind: .promotion,
-                                          reason: "its count \(current.formatted(decimals: 1)) names \(level), and it is hotter than \(level)'s coldest resident (\(coldest.count.formatted(decimals: 1)))",
+                                          reason: "its count \(current.countText) names \(level), and it is hotter than \(level)'s coldest resident (\(coldest.count.countText))",
                                           count: current, status: nil))
                     }
                 }
             }
-            if shed == 0, let hottest = hotter.map(\.count).max(), let coldest = cold.first(where: { !planned.contains($0.cid) }),
-               Double(hottest) > coldest.count {
-                want = hotter.filter { Double($0.count) > coldest.count }.count
-                why = "a content with count \(hottest) waits for room on \(level); colder residents make it"
+            // Without a fresh report of the disk nothing is shed or displaced.
+            guard let usage = disks[level], let marks = placement.watermarkBytes(of: level, size: usage.size) else { continue }
+            // What the disk will hold once the moves out already under way have landed.
+            let used = max(0, usage.used.saturatingSubtract(leaving[level] ?? 0))
+            let average = usage.used / Int64(max(1, cold.count))
+            func size(_ cid: Int64) throws -> Int64 {
+                if let known = sizes[cid] { return known }
+                let bytes = max(0, try store.history(cid: cid).last?.bytes ?? average)
+                sizes[cid] = bytes
+                return bytes
             }
-            if shed == 0 && want == 0 { continue }
-            let average = usage.map { $0.used / Int64(max(1, cold.count)) } ?? 1
+            // At most this much leaves in one round: down to the low watermark, plus the one content
+            // that crosses it.
+            let budget = max(0, used.saturatingSubtract(marks.low))
             var freed: Int64 = 0
-            var taken = 0
-            for resident in cold where !planned.contains(resident.cid) {
-                if shed > 0 && freed >= shed { break }
-                if shed == 0 && taken >= want { break }
-                if try isBusy(resident.cid) { continue }
+            var residents = cold.filter { !planned.contains($0.cid) }.makeIterator()
+            /// The coldest resident not yet chosen that may go (no job of its own), or nil.
+            func nextResident() throws -> Resident? {
+                while let resident = residents.next() {
+                    if planned.contains(resident.cid) { continue }
+                    if try isBusy(resident.cid) { continue }
+                    // An entry left in the set by a count that met a stale cache of another level
+                    // is not a resident: the database says where the content is.
+                    if try store.content(cid: resident.cid)?.level != level { continue }
+                    return resident
+                }
+                return nil
+            }
+            func demote(_ resident: Resident, kind: Move.Kind, why: String) throws {
                 planned.insert(resident.cid)
-                let bytes = try store.history(cid: resident.cid).last?.bytes ?? average
-                sizes[resident.cid] = bytes
-                freed += bytes
-                taken += 1
-                moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below,
-                                  kind: shed > 0 ? .watermark : .displacement,
-                                  reason: "\(why); count \(resident.count.formatted(decimals: 1)) is among its coldest",
+                freed = freed.saturatingAdd(try size(resident.cid))
+                moves.append(Move(cid: resident.cid, filename: resident.filename, from: level, to: below, kind: kind,
+                                  reason: "\(why); count \(resident.count.countText) is among its coldest",
                                   count: resident.count, status: nil))
+            }
+            if used > marks.high {
+                let percent = Double(used) * 100 / Double(usage.size)
+                let why = "\(level) is at \(percent.formatted(decimals: 1)) %, above its high watermark \(policy.highWater!) %"
+                while freed < budget, let resident = try nextResident() { try demote(resident, kind: .watermark, why: why) }
+                continue
+            }
+            // Room for the waiting contents, hottest first: each that does not fit in the room left
+            // displaces colder residents, one hotter content never displacing a hotter resident.
+            var room = marks.high.saturatingSubtract(used)
+            for hot in waiting.filter({ $0.target == level && $0.doesNotFit == nil }).sorted(by: { $0.count > $1.count }) {
+                let needed = try size(hot.cid)
+                while room < needed, freed <= budget {
+                    // The residents come coldest first: one not colder than this content is not
+                    // colder than the next ones either.
+                    guard let resident = try nextResident(), resident.count < Double(hot.count) else { break }
+                    room = room.saturatingAdd(try size(resident.cid))
+                    try demote(resident, kind: .displacement,
+                               why: "a content with count \(hot.count) waits for room on \(level); colder residents make it")
+                }
+                guard room >= needed else { break }
+                room -= needed
             }
         }
 
@@ -209,11 +261,13 @@ public struct Planner {
                                           highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
         }
         for index in moves.indices {
-            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
             if moves[index].filename == nil { moves[index].filename = try store.content(cid: moves[index].cid)?.filename }
+            if moves[index].kind == .doesNotFit { continue }
             if moves[index].kind == .pending && moves[index].status == "done" { continue }
-            fills[moves[index].from]?.outgoing += bytes
-            fills[moves[index].to]?.incoming += bytes
+            let bytes = try sizes[moves[index].cid] ?? store.history(cid: moves[index].cid).last?.bytes ?? 0
+            moves[index].bytes = bytes
+            if let outgoing = fills[moves[index].from]?.outgoing { fills[moves[index].from]?.outgoing = outgoing.saturatingAdd(bytes) }
+            if let incoming = fills[moves[index].to]?.incoming { fills[moves[index].to]?.incoming = incoming.saturatingAdd(bytes) }
         }
         return Plan(moves: moves, levels: snapshot.levels.reversed().compactMap { fills[$0.name] })
     }
@@ -228,41 +282,43 @@ public struct Planner {
     /// A level's coldest contents: those never counted first (count 0), then the residents set's
     /// lowest scores.
     private func coldestResidents(_ level: String, store: ContentStore, value: (Double) -> Double) throws -> [Resident] {
-        let scored = try queue.coldest(level: level, limit: candidates, on: redis)
+        let scored = try queue.residents(level: level, .coldest(limit: candidates))
         let known = Set(scored.map(\.cid))
         var never: [Resident] = []
         for content in try store.contents(limit: candidates, offset: 0, level: level) where !known.contains(content.cid) {
-            if try queue.residentScore(cid: content.cid, level: level, on: redis) == nil {
+            if try queue.residents(level: level, .cid(content.cid)).isEmpty {
                 never.append(Resident(cid: content.cid, filename: content.filename, count: 0))
             }
         }
         return never + scored.map { Resident(cid: $0.cid, filename: nil, count: value($0.score)) }
     }
 
+    /// A deferred job waiting for room on its target (a watermark).
+    struct Waiting {
+        var cid: Int64
+        var from: String
+        var target: String
+        var count: Int64
+        /// Set when its content can never fit there: why.
+        var doesNotFit: String?
+    }
+
     /// Deferred jobs waiting for room (a watermark), with their target and count.
-    private func deferredForRoom() throws -> [(cid: Int64, target: String, count: Int64)] {
-        var found: [(Int64, String, Int64)] = []
-        for shard in queue.keys.shards {
-            let ids = try redis.send("ZRANGE", shard.deferred, 0, 999).array?.compactMap(\.string) ?? []
-            let parsed = ids.compactMap(JobID.init)
-            let replies = try redis.pipeline(parsed.map {
-                RedisCommand("HMGET", shard.job($0.cid), JobField.target.rawValue, JobField.count.rawValue, JobField.deferReason.rawValue)
-            })
-            for (id, reply) in zip(parsed, replies) {
-                guard let values = reply.array, values.count == 3, let target = values[0].string,
-                      let count = values[1].string.flatMap(Int64.init), values[2].string?.contains("watermark") == true else { continue }
-                found.append((id.cid, target, count))
-            }
+    private func deferredForRoom() throws -> [Waiting] {
+        try queue.scheduled(.deferred, limit: 1000).compactMap { job in
+            guard job.status == .deferred, let reason = job.deferReason else { return nil }
+            let doesNotFit = reason.hasPrefix(Placement.doesNotFitPrefix) ? String(reason.dropFirst(Placement.doesNotFitPrefix.count)) : nil
+            guard doesNotFit != nil || reason.contains("watermark") else { return nil }
+            return Waiting(cid: job.cid, from: job.dbLevel, target: job.target, count: min(max(0, job.count), CountBound.max),
+                           doesNotFit: doesNotFit.map { "cid \(job.cid): \($0)" })
         }
-        return found
     }
 
     /// Each level's disk as the live workers report it (the fullest report of a level wins).
     private func diskUsage() throws -> [String: Placement.Usage] {
         var usage: [String: Placement.Usage] = [:]
-        for (_, info) in try queue.liveWorkers(on: redis) {
-            let beat = info[.beatAt].flatMap { Int64($0) } ?? 0
-            for (level, disk) in DiskReport(decoding: info[.disks] ?? "").levels where beat > reportsAfter[level] ?? Int64.min {
+        for beat in try queue.heartbeats() {
+            for (level, disk) in beat.disks?.levels ?? [:] where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min {
                 let report = Placement.Usage(used: disk.used, size: disk.size)
                 if report.percent > usage[level]?.percent ?? -1 { usage[level] = report }
             }

@@ -1,8 +1,6 @@
 import Foundation
 import Synchronization
-import JobQueue
 import Logging
-import RedisClient
 import RelocatorCore
 import ServiceLifecycle
 import SQLStore
@@ -27,8 +25,7 @@ public final class Rebalancer: Service, Sendable {
     }
 
     let settings: Settings
-    let queue: JobQueue
-    let url: RedisURL
+    let driver: any JobQueueDriver
     let openDatabase: @Sendable () throws -> any SQLDatabase
     let logger: Logger
     let stopping = StopSignal()
@@ -36,11 +33,10 @@ public final class Rebalancer: Service, Sendable {
     /// given one `--id` still never both hold it.
     let token: String
 
-    public init(settings: Settings, queue: JobQueue, url: RedisURL, openDatabase: @escaping @Sendable () throws -> any SQLDatabase,
+    public init(settings: Settings, driver: any JobQueueDriver, openDatabase: @escaping @Sendable () throws -> any SQLDatabase,
                 logger: Logger) {
         self.settings = settings
-        self.queue = queue
-        self.url = url
+        self.driver = driver
         self.openDatabase = openDatabase
         self.logger = logger
         token = "\(settings.id)/\(UUID().uuidString)"
@@ -63,22 +59,25 @@ public final class Rebalancer: Service, Sendable {
     public func stop() { stopping.raise() }
 
     public func runBlocking() {
-        let redis = RedisConnection(url: url)
+        let redis = driver.session()
         defer { redis.close() }
         var database: (any SQLDatabase)?
         defer { database?.close() }
-        var inFlight: [Int64: String] = [:]
+        var inFlight: [Int64: Leaving] = [:]
         var lastProblem: String?
         repeat {
+            let started = ContinuousClock.now
             do {
                 if database == nil { database = try openDatabase() }
                 inFlight = try round(redis, database!, inFlight: inFlight)
             } catch let error as SQLError where error.isTransient {
+                ServiceMetrics.rebalanceRound("failed", duration: .now - started)
                 database?.close()
                 database = nil
                 logger.debug("the rebalancer waits for the database: \(error)")
                 continue
             } catch {
+                ServiceMetrics.rebalanceRound("failed", duration: .now - started)
                 // Said once per distinct problem: watermarks are not enforced meanwhile.
                 let text = "\(error)"
                 if text != lastProblem { logger.warning("rebalancing rounds fail: \(text)") }
@@ -95,9 +94,9 @@ public final class Rebalancer: Service, Sendable {
     /// next round rather than when the lock lapses (30 s or more after the last round): the lock is
     /// renewed for one millisecond when this process holds it, and left alone when another does
     /// (a free lock is taken for that millisecond, which changes nothing).
-    private func release(_ redis: RedisConnection) {
+    private func release(_ queue: any JobQueueSession) {
         do {
-            _ = try queue.holdRebalancer(token, ttl: .milliseconds(1), on: redis)
+            _ = try queue.control(.holdRebalancer(holder: token, ttl: .milliseconds(1)))
         } catch {
             logger.debug("cannot give the rebalancing lock up; it lapses by itself: \(error)")
         }
@@ -107,40 +106,64 @@ public final class Rebalancer: Service, Sendable {
     /// files that left, and would make the next round shed them a second time.
     private let landed = Mutex<[String: Int64]>([:])
 
+    /// A move out of a level the rebalancer queued: the level it leaves and its bytes.
+    struct Leaving: Sendable, Equatable {
+        var from: String
+        var bytes: Int64
+    }
+
     /// One round; returns the contents whose move out is still under way, with the level they leave.
-    func round(_ redis: RedisConnection, _ database: any SQLDatabase, inFlight: [Int64: String]) throws -> [Int64: String] {
+    func round(_ queue: any JobQueueSession, _ database: any SQLDatabase, inFlight: [Int64: Leaving]) throws -> [Int64: Leaving] {
         // The lock outlasts a slow round (a busy database, a Redis timeout), whatever the interval.
-        guard try queue.holdRebalancer(token, ttl: max(settings.interval * 3, .seconds(30)), on: redis) else { return inFlight }
+        let started = ContinuousClock.now
+        guard try queue.control(.holdRebalancer(holder: token, ttl: max(settings.interval * 3, .seconds(30)))) == .flag(true) else {
+            ServiceMetrics.rebalanceRound("skipped", duration: .now - started)
+            return inFlight
+        }
         let levels = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
-        try queue.publishPlacement(try snapshot.encoded(), on: redis)
-        var still: [Int64: String] = [:]
-        let now = JobQueue.nowMilliseconds()
-        let states = try queue.jobStates(cids: Array(inFlight.keys), on: redis)
-        for (cid, from) in inFlight {
-            if let state = states[cid] ?? nil, state.status != .committed, state.status != .dead {
-                still[cid] = from
+        _ = try queue.control(.publishPlacement(snapshot))
+        var still: [Int64: Leaving] = [:]
+        let now = WallClock.milliseconds()
+        let states = try queue.states(cids: Array(inFlight.keys))
+        for (cid, leaving) in inFlight {
+            if let state = states[cid], state.status != .committed, state.status != .dead {
+                still[cid] = leaving
             } else {
-                landed.withLock { $0[from] = now }
+                landed.withLock { $0[leaving.from] = now }
             }
         }
-        var planner = Planner(queue: queue, redis: redis, database: database, halfLife: settings.halfLife)
+        var planner = Planner(queue: queue, database: database, halfLife: settings.halfLife)
         planner.reportsAfter = landed.withLock { $0 }
+        // Moves out still under way count as freed: they are never shed a second time.
+        for leaving in still.values { planner.leaving[leaving.from] = (planner.leaving[leaving.from] ?? 0).saturatingAdd(leaving.bytes) }
         let plan = try planner.plan(full: false)
         let store = ContentStore(database: database)
-        let busyLevels = Set(still.values)
+        let busyLevels = Set(still.values.map(\.from))
         for move in plan.moves where move.kind != .pending && !stopping.isRaised {
+            if move.kind == .doesNotFit {
+                // It displaces nobody: the dead letters say why, and a replay moves it once it fits.
+                guard let state = try queue.states(cids: [move.cid])[move.cid], state.status == .deferred else { continue }
+                if try queue.control(.doesNotFit(JobID(cid: move.cid, gen: state.gen), message: move.reason)) == .flag(true) {
+                    logger.warning("a content that cannot fit goes to the dead letters",
+                                   metadata: ["job.cid": "\(move.cid)", "job.to": "\(move.to)", "reason": "\(move.reason)"])
+                }
+                continue
+            }
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }
             guard let content = try store.content(cid: move.cid), content.level == move.from else { continue }
-            let submitted = try queue.submit(cid: move.cid, count: Int64((move.count ?? 0).rounded(.down)), filename: content.filename,
-                                             dbLevel: content.level, target: move.to, policy: snapshot.countPolicy, on: redis)
+            let submitted = try queue.submit(SubmitRequest(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
+                                                           dbLevel: content.level, target: move.to, readAt: SubmitRequest.freshRead,
+                                                           policy: snapshot.countPolicy))
             if [.created, .retargeted].contains(submitted.outcome) {
-                still[move.cid] = move.from
+                ServiceMetrics.rebalanceQueued(kind: move.kind.rawValue, from: move.from, to: move.to)
+                still[move.cid] = Leaving(from: move.from, bytes: move.bytes ?? 0)
                 logger.info("rebalancing", metadata: ["job.cid": "\(move.cid)", "job.from": "\(move.from)", "job.to": "\(move.to)",
                                                       "job.kind": "\(move.kind.rawValue)", "reason": "\(move.reason)"])
             }
         }
+        ServiceMetrics.rebalanceRound("done", duration: .now - started)
         return still
     }
 }

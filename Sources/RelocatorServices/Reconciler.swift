@@ -70,10 +70,10 @@ public struct Reconciler {
     }
 
     let settings: Settings
-    let session: any QueueSession
+    let session: any JobQueueSession
     let store: ContentStore
     let roots: [String: LevelRoot]
-    let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(JobQueue.nowMilliseconds())"
+    let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(WallClock.milliseconds())"
     /// Called with each finding as it is made (the command prints it), and with progress.
     let onFinding: (Finding) -> Void
     let onProgress: (_ done: Int, _ total: Int) -> Void
@@ -82,7 +82,7 @@ public struct Reconciler {
     /// Contents left alone because a job was in flight.
     public private(set) var skipped = 0
 
-    public init(settings: Settings, session: any QueueSession, store: ContentStore, onFinding: @escaping (Finding) -> Void = { _ in },
+    public init(settings: Settings, session: any JobQueueSession, store: ContentStore, onFinding: @escaping (Finding) -> Void = { _ in },
                 onProgress: @escaping (Int, Int) -> Void = { _, _ in }) throws {
         self.settings = settings
         self.session = session
@@ -101,7 +101,8 @@ public struct Reconciler {
 
     public mutating func run() throws {
         // Jobs first: an orphan put back is in flight again, and its content is then left alone.
-        for orphan in try session.orphans(cids: try session.jobCIDs(), fix: settings.fix) {
+        guard case .orphans(let orphans) = try session.control(.orphans(cids: try session.jobCIDs(), fix: settings.fix)) else { return }
+        for orphan in orphans {
             report(Finding(kind: .orphanedJob, cid: orphan.cid, detail: "job \(orphan.id) is \(orphan.status.rawValue) but in no list for that status",
                            fixed: orphan.restored ? "put back on its list" : nil))
         }
@@ -115,7 +116,7 @@ public struct Reconciler {
             onProgress(index, contents.count)
             if (byFilename[content.filename]?.count ?? 0) > 1 { continue }
             // A job in flight owns its content's files; a dead one waits for an operator and does not.
-            if let state = try session.jobState(cid: content.cid), state.status != .committed, state.status != .dead {
+            if let state = try session.states(cids: [content.cid])[content.cid], state.status != .committed, state.status != .dead {
                 skipped += 1
                 continue
             }
@@ -154,8 +155,17 @@ public struct Reconciler {
         if found == [content.level] { return }
         switch found.count {
         case 0:
+            // Something else at the content's path (a directory, a FIFO…) is named as what it is.
+            let others = try settings.directories.names.compactMap { level -> String? in
+                guard case .notRegularFile(let what) = try roots[level]!.lookup(filename) else { return nil }
+                return "\(what), not a file, on \(level) (\(settings.directories.directory(of: level)!)/\(filename))"
+            }
+            let looked = settings.directories.names.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
+            let detail = others.isEmpty
+                ? "\(filename) is on no level's disk (looked in \(looked)); the database says \(content.level)"
+                : "\(filename) is \(others.joined(separator: " and ")); no level holds it as a file; the database says \(content.level)"
             report(Finding(kind: .missing, cid: content.cid,
-                           detail: "\(filename) is on no level's disk (looked in \(settings.directories.names.map { settings.directories.place(of: $0)!.description }.joined(separator: ", "))); the database says \(content.level)"))
+                           detail: detail + "; if it is gone for good, `relocator contents remove --cid \(content.cid)` forgets the content"))
         case 1:
             var finding = Finding(kind: .wrongLevel, cid: content.cid, detail: "the database says \(content.level), \(filename) is on \(found[0])")
             if settings.fix {
@@ -165,7 +175,7 @@ public struct Reconciler {
                     let place = try places(of: filename)
                     guard place.count == 1, place[0] != now.level else { return nil }
                     try store.setLevel(cid: content.cid, level: place[0])
-                    try session.levelChanged(cid: content.cid)
+                    _ = try session.control(.levelChanged(cid: content.cid))
                     return "database set to \(place[0])"
                 }
             }
@@ -186,7 +196,7 @@ public struct Reconciler {
                     if !place.contains(now.level) {
                         // No copy where the database says: it names one of the copies first.
                         try store.setLevel(cid: content.cid, level: place[0])
-                        try session.levelChanged(cid: content.cid)
+                        _ = try session.control(.levelChanged(cid: content.cid))
                         now.level = place[0]
                     }
                     let keeper = roots[now.level]!
@@ -206,10 +216,10 @@ public struct Reconciler {
     /// its lock on this host (no delivery is under way) —; nil (nothing done) when a job is in
     /// flight or another process holds the lock.
     private func leased(_ cid: Int64, _ body: (ContentLock) throws -> String?) throws -> String? {
-        guard try session.lease(cid: cid, token: token, ttl: settings.leaseTTL) else { return nil }
+        guard try session.control(.lease(cid: cid, token: token, ttl: settings.leaseTTL)) == .flag(true) else { return nil }
         defer {
             do {
-                try session.unlease(cid: cid, token: token)
+                _ = try session.control(.unlease(cid: cid, token: token))
             } catch {
                 // The lease expires by itself.
             }
@@ -250,7 +260,7 @@ public struct Reconciler {
             let root = roots[level]!
             for part in try root.legacyParts() where part.modified < cutoff {
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
-                if let state = try session.jobState(cid: part.name.cid), state.gen == part.name.gen,
+                if let state = try session.states(cids: [part.name.cid])[part.name.cid], state.gen == part.name.gen,
                    state.status != .committed, state.status != .dead { continue }
                 var finding = Finding(kind: .legacyPart, cid: part.name.cid,
                                       detail: "\(level)/\(part.relativePath) is an earlier version's temporary file that no content names")

@@ -1,17 +1,23 @@
 import CoreMetrics
+import JobQueue
 import Synchronization
 
 /// What the worker and the committer count, through swift-metrics (the executable bootstraps the
 /// Prometheus factory; without it these are no-ops). Names follow Prometheus: snake case, base
 /// units, `_total` for counters.
 enum ServiceMetrics {
-    /// A move ended: `outcome` is moved, retried or dead; `method` link (one filesystem) or copy.
-    static func move(from: String, to: String, outcome: String, method: String, bytes: Int64, duration: Duration) {
-        Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", outcome)]).increment()
-        if outcome == "moved" {
-            Counter(label: "relocator_moved_bytes_total", dimensions: [("from", from), ("to", to)]).increment(by: Int(max(0, bytes)))
-        }
+    /// A move succeeded: `method` is how, in the words of the worker's log (`linked`, `copied`,
+    /// `already_in_place`, `MoveResult.Method`).
+    static func moved(from: String, to: String, method: String, bytes: Int64, duration: Duration) {
+        Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", "moved")]).increment()
+        Counter(label: "relocator_moved_bytes_total", dimensions: [("from", from), ("to", to)]).increment(by: Int(max(0, bytes)))
         Timer(label: "relocator_move_duration_seconds", dimensions: [("method", method)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A move failed: `outcome` is retried or dead; `reason` the failure's code (`no_space`,
+    /// `source_missing`…, `MoveError.Kind`).
+    static func failed(from: String, to: String, outcome: String, reason: String) {
+        Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", outcome), ("reason", reason)]).increment()
     }
 
     /// Time a move spent in one of its phases (`MovePhase`), or the worker in one of its calls to
@@ -37,6 +43,24 @@ enum ServiceMetrics {
     static func commit(jobs: Int, duration: Duration) {
         Counter(label: "relocator_commits_total").increment(by: jobs)
         Timer(label: "relocator_commit_batch_seconds").recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// A committer transaction failed (it is tried again).
+    static func commitFailed() {
+        Counter(label: "relocator_commit_failures_total").increment()
+    }
+
+    /// How a rebalancer round ended: `done`, `skipped` (another committer holds the lock) or `failed`.
+    static func rebalanceRound(_ outcome: String, duration: Duration) {
+        Counter(label: "relocator_rebalancer_rounds_total", dimensions: [("outcome", outcome)]).increment()
+        guard outcome == "done" else { return }
+        Timer(label: "relocator_rebalancer_round_seconds").recordNanoseconds(duration.nanoseconds)
+        Gauge(label: "relocator_rebalancer_last_round_timestamp_seconds").record(Double(JobQueue.nowMilliseconds()) / 1000)
+    }
+
+    /// The rebalancer queued a move (`Planner.Move.Kind`: watermark, displacement, decay, promotion).
+    static func rebalanceQueued(kind: String, from: String, to: String) {
+        Counter(label: "relocator_rebalancer_moves_queued_total", dimensions: [("kind", kind), ("from", from), ("to", to)]).increment()
     }
 }
 

@@ -17,13 +17,13 @@ final class FinishingMoves: Sendable {
         var sync: PendingDirectorySync
         /// Acknowledges the move (no error) or fails it (the fsync's error), in one try with the
         /// finisher's session: false when the queue could not be reached.
-        var complete: @Sendable (any QueueSession, MoveError?) -> Bool
+        var complete: @Sendable (any JobQueueing, MoveError?) -> Bool
         /// Set once its directory was synced (or could not be), for a move whose ack waits for
         /// the queue to come back.
         var synced = false
         var failure: MoveError?
 
-        init(holdingKey: String, sync: PendingDirectorySync, complete: @escaping @Sendable (any QueueSession, MoveError?) -> Bool) {
+        init(holdingKey: String, sync: PendingDirectorySync, complete: @escaping @Sendable (any JobQueueing, MoveError?) -> Bool) {
             self.holdingKey = holdingKey
             self.sync = sync
             self.complete = complete

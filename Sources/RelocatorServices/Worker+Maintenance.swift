@@ -9,7 +9,7 @@ extension Worker {
     /// (with what `status` shows of this worker), due retries promoted, dead workers reaped, stale
     /// temporary files removed, held ids no slot knows given back, paused levels refreshed. After
     /// a stop, cancels the moves in flight once the grace period is over.
-    func maintenanceLoop(_ control: any QueueSession, until slotsDone: StopSignal) {
+    func maintenanceLoop(_ control: any JobQueueing, until slotsDone: StopSignal) {
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
         var unknownBefore: Set<String> = []
         var stopDeadline: ContinuousClock.Instant?
@@ -28,17 +28,8 @@ extension Worker {
                 }
             }
             do {
-                try heartbeat(control)
-                let paused = try control.paused()
-                pausedLevels.withLock { $0 = paused }
-                try refreshPlacement(control)
-                if !stopping.isRaised {
-                    let promoted = try control.promoteDue(limit: 500)
-                    if promoted > 0 { logger.debug("promoted \(promoted) due jobs") }
-                    let reaped = try control.reap(grace: settings.heartbeatTTL)
-                    if reaped > 0 { logger.warning("gave back \(reaped) jobs of workers whose heartbeat stopped") }
-                }
-                unknownBefore = try giveBackUnknown(control, seenBefore: unknownBefore)
+                let held = try maintain(control, promote: !stopping.isRaised)
+                unknownBefore = try giveBackUnknown(control, held: held, seenBefore: unknownBefore)
                 redisHealth.succeeded()
             } catch {
                 redisHealth.failed(error)
@@ -46,42 +37,55 @@ extension Worker {
         }
     }
 
-    /// Reads the level table and policies the committer published.
-    func refreshPlacement(_ control: any QueueSession) throws {
-        guard let text = try control.placementSnapshot() else { return }
-        do {
-            let snapshot = try PlacementSnapshot(decoding: text)
+    /// One round with the queue: the heartbeat (with what `status` and the dashboard show of this
+    /// worker), due retries promoted and dead workers reaped (`promote`), the paused levels and the
+    /// placement read. Returns the ids this worker holds in Redis.
+    @discardableResult
+    func maintain(_ control: any JobQueueing, promote: Bool) throws -> [HeldJob] {
+        let unavailable = unavailableLevels.withLock { $0 }
+        let port = metricsPort.load(ordering: .relaxed)
+        let beat = Heartbeat(id: settings.id, kind: .worker, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), levels: settings.levels,
+                             concurrency: settings.concurrency, held: holding.withLock { $0.count }, startedAt: startedAt,
+                             disks: DiskReport.current(settings.directories),
+                             directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
+                             unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil)
+        let report = try control.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL, promoteDue: promote,
+                                                             reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true))
+        pausedLevels.withLock { $0 = report.paused }
+        if let snapshot = report.placement {
             placement.withLock { $0 = snapshot }
-        } catch {
-            logger.warning("cannot read the published level policies (\(error)); keeping the last ones")
+            warnOfLevelsNotInTheTable(snapshot)
         }
+        if let problem = report.placementProblem {
+            logger.warning("cannot read the published level policies (\(problem)); keeping the last ones")
+        }
+        if report.promoted > 0 { logger.debug("promoted \(report.promoted) due jobs") }
+        if report.reaped > 0 { logger.warning("gave back \(report.reaped) jobs of workers whose heartbeat stopped") }
+        return report.held
     }
 
-    /// The heartbeat, with what `status` and the dashboard show of this worker.
-    func heartbeat(_ control: any QueueSession) throws {
-        var info: [WorkerField: String] = [
-            .kind: "worker", .host: ProcessInfo.processInfo.hostName, .pid: String(getpid()),
-            .levels: settings.levels.joined(separator: ","), .concurrency: String(settings.concurrency),
-            .held: String(holding.withLock { $0.count }), .startedAt: String(startedAt),
-            .directories: settings.directories.names.map { "\($0)=\(settings.directories.directory(of: $0)!)" }.joined(separator: ","),
-        ]
-        info[.disks] = DiskReport.current(settings.directories).encoded
-        let unavailable = unavailableLevels.withLock { $0 }
-        if !unavailable.isEmpty { info[.unavailable] = unavailable.keys.sorted().joined(separator: ",") }
-        try control.heartbeat(worker: settings.id, info: info, ttl: settings.heartbeatTTL)
+    /// Once per level: a level this worker serves that the level table (as the committer last
+    /// published it) does not have. No count sends a job there; its files stay where they are.
+    func warnOfLevelsNotInTheTable(_ snapshot: PlacementSnapshot) {
+        let table = snapshot.levels.map(\.name)
+        for level in settings.levels where !table.contains(level) && warnedLevels.withLock({ $0.insert(level).inserted }) {
+            logger.warning("""
+                this worker serves level '\(level)', which the level table does not have (it has \(table.joined(separator: ", "))): \
+                no count sends a job there; add it with `relocator levels set \(level) --min N --max N`, or leave it out of --levels
+                """)
+        }
     }
 
     /// Ids in this worker's processing lists that no slot holds — a take or a claim whose reply was
     /// lost — go back to their queues once seen on two passes in a row (a slot that just took one
     /// has it in `holding` long before the next pass). Returns the ids seen this pass.
-    func giveBackUnknown(_ control: any QueueSession, seenBefore: Set<String>) throws -> Set<String> {
-        let inRedis = try control.held(worker: settings.id)
+    func giveBackUnknown(_ control: any JobQueueing, held inRedis: [HeldJob], seenBefore: Set<String>) throws -> Set<String> {
         let mine = holding.withLock { $0 }
         let unknown = inRedis.filter { !mine.contains(Self.key($0.shard, $0.id)) }
         let confirmed = unknown.filter { seenBefore.contains(Self.key($0.shard, $0.id)) }
         if !confirmed.isEmpty {
-            // No slot ever acted on these: no fence.
-            let given = try control.giveBack(worker: settings.id, ids: confirmed, fence: false)
+            // No slot acted on these: a slot inserts its job before it starts; fenced all the same.
+            let given = try control.release(worker: settings.id, ids: confirmed, fence: true)
             logger.warning("gave back \(given) of \(confirmed.count) jobs held in Redis but by no slot (a reply was lost)")
         }
         return Set(unknown.map { Self.key($0.shard, $0.id) }).subtracting(confirmed.map { Self.key($0.shard, $0.id) })
@@ -130,44 +134,3 @@ extension Worker {
     }
 }
 
-/// Each level directory's size and free space, from `statvfs`, as the heartbeat reports it:
-/// `gold=used,free,size;silver=…` (bytes).
-public struct DiskReport: Sendable, Equatable {
-    public struct Usage: Sendable, Equatable {
-        public var used: Int64
-        public var free: Int64
-        public var size: Int64
-    }
-
-    public var levels: [String: Usage]
-
-    public init(levels: [String: Usage]) {
-        self.levels = levels
-    }
-
-    public static func current(_ directories: LevelDirectories) -> DiskReport {
-        var levels: [String: Usage] = [:]
-        for level in directories.names {
-            var info = statvfs()
-            guard statvfs(directories.directory(of: level)!, &info) == 0 else { continue }
-            let unit = Int64(info.f_frsize)
-            levels[level] = Usage(used: (Int64(info.f_blocks) - Int64(info.f_bfree)) * unit, free: Int64(info.f_bavail) * unit,
-                                  size: Int64(info.f_blocks) * unit)
-        }
-        return DiskReport(levels: levels)
-    }
-
-    public var encoded: String {
-        levels.keys.sorted().map { "\($0)=\(levels[$0]!.used),\(levels[$0]!.free),\(levels[$0]!.size)" }.joined(separator: ";")
-    }
-
-    public init(decoding text: String) {
-        var levels: [String: Usage] = [:]
-        for item in text.split(separator: ";") {
-            let parts = item.split(separator: "=", maxSplits: 1)
-            let numbers = parts.last?.split(separator: ",").compactMap { Int64($0) } ?? []
-            if parts.count == 2, numbers.count == 3 { levels[String(parts[0])] = Usage(used: numbers[0], free: numbers[1], size: numbers[2]) }
-        }
-        self.levels = levels
-    }
-}

@@ -1,16 +1,15 @@
 import FileMover
 import Foundation
-import JobQueue
 import Logging
 import RelocatorCore
 
 extension Worker {
-    /// One slot: take a job, move it, acknowledge or fail it, until the worker stops.
+    /// One slot: take the next delivery, move it, end it with the queue, until the worker stops.
     ///
-    /// Fairness without busy-waiting across shards and levels: a slot first looks at every shard
-    /// without blocking (one round trip per shard, its levels in a rotating order); when all are
-    /// empty it blocks on one (shard, level) queue for at most `idleWait`, a different one each
-    /// time, so a job waits at most about `idleWait` for an idle slot whichever queue it is on.
+    /// Fairness without busy-waiting across shards and levels: the queue's `next` looks at every
+    /// shard without blocking, then blocks on one (shard, level) queue for at most `idleWait`, a
+    /// different one each time (`rotation`), so a job waits at most about `idleWait` for an idle
+    /// slot whichever queue it is on.
     func slotLoop(_ slot: Int) {
         let session = driver.session()
         defer { session.close() }
@@ -19,22 +18,36 @@ extension Worker {
         let holder = "\(settings.id)/\(slot)"
         while !stopping.isRaised {
             do {
-                let next = try nextJob(session, slot: holder, rotation: &rotation)
+                let (next, permits) = try nextDelivery(session, slot: holder, rotation: &rotation)
                 redisHealth.succeeded()
                 failures = 0
-                guard let (taken, claim) = next else { continue }
-                // A move handed to the finisher stays held until it is acknowledged.
-                var handedOver = false
-                defer {
-                    if !handedOver { _ = holding.withLock { $0.remove(Self.key(taken.shard, taken.id)) } }
-                    releasePermit(taken.level, holder, session)
-                }
-                if case .claimed = claim, settings.faults.loseReply > 0,
-                   claims.add(1, ordering: .relaxed).newValue % settings.faults.loseReply == 0 {
-                    logger.warning("fault injection: the reply to the claim of \(taken.id) is lost")
+                switch next {
+                case .idle:
                     continue
+                case .paused(let level):
+                    // A level paused while this slot waited on its queue: the job went back; take
+                    // nothing more from it until the maintenance loop reads it resumed.
+                    pausedLevels.withLock { _ = $0.insert(level) }
+                case .undecodable(let held, let token, let problem):
+                    logger.error("a job that cannot be read goes to the dead-letter list: \(problem)")
+                    retrying("send the unreadable job to the dead letters", logger) {
+                        _ = try session.control(.bury(held, worker: settings.id, token: token, problem: problem))
+                    }
+                case .delivery(let delivery):
+                    let key = Self.key(delivery.shard, delivery.id.description)
+                    holding.withLock { _ = $0.insert(key) }
+                    // A move handed to the finisher stays held until it is acknowledged.
+                    var handedOver = false
+                    defer {
+                        if !handedOver { _ = holding.withLock { $0.remove(key) } }
+                        for level in permits { releasePermit(level, holder, session) }
+                    }
+                    if settings.faults.loseReply > 0, claims.add(1, ordering: .relaxed).newValue % settings.faults.loseReply == 0 {
+                        logger.warning("fault injection: the reply to the claim of \(delivery.id) is lost")
+                        continue
+                    }
+                    handedOver = process(delivery, session, permit: holder)
                 }
-                if case .claimed(let fields) = claim { handedOver = process(taken, fields, session, permit: holder) }
             } catch {
                 redisHealth.failed(error)
                 failures += 1
@@ -43,10 +56,11 @@ extension Worker {
         }
     }
 
-    /// The next id taken and claimed, or nil after an idle wait. With level policies, levels are
-    /// taken in the placement's order (priority, then promotions before demotions), and a level
-    /// with a `max-moves` limit only while this slot holds one of its permits.
-    func nextJob(_ session: any QueueSession, slot holder: String, rotation: inout Int) throws -> (JobQueue.Taken, JobQueue.Claim)? {
+    /// The next delivery, or `.idle` after an idle wait, with the permits of levels with a
+    /// `max-moves` limit this slot holds for it (to release once the move ends). With level
+    /// policies, levels are taken in the placement's order (priority, then promotions before
+    /// demotions), and a level with a limit only while this slot holds one of its permits.
+    func nextDelivery(_ session: any JobQueueing, slot holder: String, rotation: inout Int) throws -> (NextResult, [String]) {
         let paused = pausedLevels.withLock { $0 }
         let unavailable = unavailableLevels.withLock { $0 }
         let snapshot = placement.withLock { $0 }
@@ -62,161 +76,96 @@ extension Worker {
         var permits: [String] = []
         for level in levels {
             if let most = snapshot?.policies[level]?.maxMoves, most > 0 {
-                guard try session.permit(level: level, holder: holder, most: most, ttl: permitTTL) else { continue }
+                guard try session.admit(.permit(level: level, holder: holder, most: most, ttl: permitTTL)) == .granted else { continue }
                 permits.append(level)
             }
             permitted.append(level)
         }
-        func keep(_ taken: JobQueue.Taken?) {
-            for level in permits where level != taken?.level { releasePermit(level, holder, session) }
-        }
         if permitted.isEmpty {
             stopping.wait(for: settings.idleWait)
-            return nil
+            return (.idle, [])
         }
-        let shards = session.shardCount
-        for step in 0..<shards {
-            let started = ContinuousClock.now
-            if let taken = try session.take(worker: settings.id, shard: (rotation + step) % shards, levels: permitted) {
-                ServiceMetrics.phase("take", .now - started)
-                keep(taken)
-                return (taken, try claim(taken, session))
-            }
+        let started = ContinuousClock.now
+        let next: NextResult
+        do {
+            next = try session.next(NextRequest(worker: settings.id, levels: permitted, rotation: rotation, wait: settings.idleWait))
+        } catch {
+            for level in permits { releasePermit(level, holder, session) }
+            throw error
         }
-        let pair = rotation % (shards * permitted.count)
-        let taken = try session.waitForWork(worker: settings.id, shard: pair / permitted.count, level: permitted[pair % permitted.count],
-                                            timeout: settings.idleWait)
-        keep(taken)
-        guard let taken else { return nil }
-        return (taken, try claim(taken, session))
+        var kept: [String] = []
+        if case .delivery(let delivery) = next {
+            ServiceMetrics.phase("next", .now - started)
+            kept = permits.filter { $0 == delivery.level }
+        }
+        for level in permits where !kept.contains(level) { releasePermit(level, holder, session) }
+        return (next, kept)
     }
 
     /// How long a permit for a move in flight lasts unless renewed (the move renews it as it copies).
     var permitTTL: Duration { max(.seconds(30), settings.heartbeatTTL * 3) }
 
-    func releasePermit(_ level: String, _ holder: String, _ session: any QueueSession) {
+    func releasePermit(_ level: String, _ holder: String, _ session: any JobQueueing) {
         guard placement.withLock({ $0?.policies[level]?.maxMoves }) != nil else { return }
         do {
-            try session.releasePermit(level: level, holder: holder)
+            _ = try session.admit(.releasePermit(level: level, holder: holder))
         } catch {
             logger.debug("cannot release the permit of \(level) (it lapses by itself): \(error)")
         }
     }
 
-    private func claim(_ taken: JobQueue.Taken, _ session: any QueueSession) throws -> JobQueue.Claim {
-        let key = Self.key(taken.shard, taken.id)
-        holding.withLock { _ = $0.insert(key) }
-        do {
-            let started = ContinuousClock.now
-            defer { ServiceMetrics.phase("claim", .now - started) }
-            return try session.claim(taken, worker: settings.id)
-        } catch {
-            // The id stays in the processing list: the maintenance loop gives it back.
-            holding.withLock { _ = $0.remove(key) }
-            throw error
-        }
-    }
-
-    /// Moves one claimed job and reports the outcome to the queue. True when the move was handed to
-    /// the finisher, which syncs the source's directory and then acknowledges it.
+    /// Moves one delivery and ends it with the queue. True when the move was handed to the
+    /// finisher, which syncs the source's directory and then acknowledges it.
     @discardableResult
-    func process(_ taken: JobQueue.Taken, _ fields: [String: String], _ session: any QueueSession, permit holder: String) -> Bool {
+    func process(_ delivery: Delivery, _ session: any JobQueueing, permit holder: String) -> Bool {
         let started = ContinuousClock.now
+        let job = delivery.job
         var log = logger
-        log[metadataKey: "job.id"] = "\(taken.id)"
-        let job: Job
-        switch Job.decode(fields) {
-        case .success(let decoded): job = decoded
-        case .failure(let problem):
-            guard let id = JobID(taken.id) else { return false }
-            log.error("a job that cannot be read goes to the dead-letter list: \(problem)")
-            fail(id, token: fields[JobField.token.rawValue] ?? "", attempts: 0, reason: "undecodable_job", message: "undecodable_job: \(problem)",
-                 permanent: true, nil, session, log)
-            return false
-        }
+        log[metadataKey: "job.id"] = "\(delivery.id)"
         log[metadataKey: "job.cid"] = "\(job.cid)"
-        let id = JobID(cid: job.cid, gen: job.gen)
-        // This delivery's token: every call it makes carries it, and one with an older token is refused.
-        let token = job.deliveryToken
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)
-        let filename: Filename
-        do {
-            filename = try Filename(job.filename)
-        } catch {
-            report(id, token: token, attempts: job.attempts, MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)"),
-                   context, session, log)
-            return false
-        }
-        let directories = settings.directories
-        for level in [job.dbLevel, job.target] where directories.directory(of: level) == nil {
-            report(id, token: token, attempts: job.attempts, MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
-                    + "(RELOCATOR_LEVELS names \(directories.names.joined(separator: ", ")))"), context, session, log)
+        let request: MoveRequest
+        switch moveRequest(for: job) {
+        case .success(let built): request = built
+        case .failure(let error):
+            report(delivery, error, context, session, log)
             return false
         }
         if settings.faults.noopMove {
-            acknowledge(id, token: token, checksum: "noop", bytes: 0, foundIn: nil, session, log) { _ in }
+            let noop = MoveResult(bytes: 0, checksum: Self.noopChecksum, method: .alreadyInPlace, foundIn: job.dbLevel)
+            finish(delivery, noop, context, session, log)
             return false
         }
-        var expected: Checksum?
-        if let recorded = job.checksum {
-            do {
-                expected = try Checksum(parsing: recorded)
-            } catch {
-                log.warning("the job's recorded checksum cannot be read (\(error)); a published copy is compared with the source instead")
-            }
-        }
-        let request = MoveRequest(
-            filename: filename, source: directories.place(of: job.dbLevel)!, target: directories.place(of: job.target)!,
-            others: directories.names.filter { $0 != job.dbLevel && $0 != job.target }.compactMap(directories.place(of:)),
-            cid: job.cid, gen: job.gen, expectedChecksum: expected)
         let snapshot = placement.withLock { $0 }
         var reserved: Int64?
-        if let snapshot, context.method == "copy", !(job.stage?.mayHaveCopyAtTarget ?? false),
+        if let snapshot, context.method == .copied, !(job.stage?.mayHaveCopyAtTarget ?? false),
            let wait = admission(job, request, snapshot, holder: holder, session, reserved: &reserved, log) {
-            deferJob(id, token: token, reason: wait, for: settings.deferRetry, locked: false, session, log)
+            end(delivery, .deferred(reason: wait, delay: settings.deferRetry, lockHeld: false), context, session, log)
             return false
         }
         defer {
             if reserved != nil {
                 do {
-                    try session.releaseRoom(level: job.target, holder: holder)
+                    _ = try session.admit(.releaseRoom(level: job.target, holder: holder))
                 } catch {
                     log.debug("cannot release the room reserved in \(job.target) (it lapses by itself): \(error)")
                 }
             }
         }
         // A bandwidth of 0 is no limit (as rclone's --bwlimit 0, and as max-moves 0).
-        let limit = context.method == "copy" ? snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil } : nil
+        let limit = context.method == .copied ? snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil } : nil
         let result: MoveResult
         do {
-            result = try mover.move(request, hooks: hooks(for: id, token: token, session, log, bandwidth: limit.map { (job.target, $0) },
+            result = try mover.move(request, hooks: hooks(for: delivery, session, log, bandwidth: limit.map { (job.target, $0) },
                                                           permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil,
                                                           room: reserved.map { (job.target, holder, $0) }))
-        } catch let error as MoveError where error.kind == .cancelled {
-            log.info("move cancelled by the shutdown; the job goes back to its queue")
-            return false
-        } catch let error as MoveError where error.kind == .leaseLost {
-            log.warning("the job is no longer this delivery's (given away or re-aimed meanwhile); the move stopped before publishing or removing anything")
-            return false
-        } catch let error as MoveError where error.kind == .contentLocked {
-            // Another delivery of this content (a paused process that was reaped, say) holds its
-            // lock: this one waits, counting no attempt, until the lock is free.
-            deferJob(id, token: token, reason: error.message, for: settings.lockedRetry, locked: false, session, log)
-            return false
-        } catch let error as MoveError where error.kind == .levelUnavailable {
-            // A level is no longer the directory checked at start: the job waits, counting no
-            // attempt, and the maintenance loop takes the level out of service.
-            checkLevels()
-            deferJob(id, token: token, reason: error.message, for: settings.deferRetry, locked: true, session, log)
-            return false
         } catch let error as MoveError {
-            report(id, token: token, attempts: job.attempts, error, repeatedChecksum: job.reason == MoveError.Kind.checksumMismatch.rawValue,
-                   context, session, log)
+            if error.kind == .levelUnavailable { checkLevels() }
+            report(delivery, error, context, session, log)
             return false
         } catch {
             // A hook could not reach Redis: nothing was published; the move is tried again.
-            report(id, token: token, attempts: job.attempts, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context,
-                   session, log)
+            report(delivery, MoveError(.ioError, "cannot record the move's progress in Redis: \(error)"), context, session, log)
             return false
         }
         if settings.faults.crashBeforeAck {
@@ -228,47 +177,120 @@ extension Worker {
             let log = log
             // (A full backlog makes the slot wait: its moves' descriptors and held jobs stay bounded.)
             while finishing.count >= max(4, 2 * settings.concurrency) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
-            finishing.add(FinishingMoves.Move(holdingKey: Self.key(taken.shard, taken.id), sync: pending) { session, failure in
+            finishing.add(FinishingMoves.Move(holdingKey: Self.key(delivery.shard, delivery.id.description), sync: pending) { session, failure in
                 if let failure {
-                    return self.report(id, token: token, attempts: job.attempts, failure, context, session, log, once: true)
+                    return self.report(delivery, failure, context, session, log, once: true)
                 }
-                return self.finish(id, token: token, job, result, context, session, log, once: true)
+                return self.finish(delivery, result, context, session, log, once: true)
             })
             return true
         }
-        finish(id, token: token, job, result, context, session, log)
+        finish(delivery, result, context, session, log)
         return false
     }
 
-    /// The job waits `delay` as `deferred`, counting no attempt. `locked`: the delivery held the
-    /// content's lock (the fence of an earlier delivery is gone).
-    private func deferJob(_ id: JobID, token: String, reason: String, for delay: Duration, locked: Bool, _ session: any QueueSession,
-                          _ log: Logger) {
-        retrying("defer the job", log) {
-            if try session.deferJob(id, worker: settings.id, token: token, reason: reason, for: delay, locked: locked) {
-                log.notice("move deferred: \(reason)")
+    /// The checksum a `noop-move` reports (benchmarks of the queue alone).
+    static let noopChecksum = try! Checksum(algorithm: .xxh128, hex: String(repeating: "0", count: 32))
+
+    /// The move of a job on this worker's directories, or why there is none.
+    private func moveRequest(for job: Job) -> Result<MoveRequest, MoveError> {
+        let filename: Filename
+        do {
+            filename = try Filename(job.filename)
+        } catch {
+            return .failure(MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)"))
+        }
+        let directories = settings.directories
+        for level in [job.dbLevel, job.target] where directories.directory(of: level) == nil {
+            return .failure(MoveError(.unknownLevel, "level '\(level)' has no directory on this worker "
+                                          + "(RELOCATOR_LEVELS names \(directories.names.joined(separator: ", ")))"))
+        }
+        var expected: Checksum?
+        if let recorded = job.checksum {
+            do {
+                expected = try Checksum(parsing: recorded)
+            } catch {
+                logger.warning("job \(job.id): its recorded checksum cannot be read (\(error)); a published copy is compared with the source instead")
             }
         }
+        return .success(MoveRequest(
+            filename: filename, source: directories.place(of: job.dbLevel)!, target: directories.place(of: job.target)!,
+            others: directories.names.filter { $0 != job.dbLevel && $0 != job.target }.compactMap(directories.place(of:)),
+            cid: job.cid, gen: job.gen, expectedChecksum: expected))
     }
 
     /// Acknowledges a move whose every step is durable, and counts it; with `once`, false when the
     /// queue could not be reached.
     @discardableResult
-    private func finish(_ id: JobID, token: String, _ job: Job, _ result: MoveResult, _ context: MoveContext, _ session: any QueueSession,
-                        _ log: Logger, once: Bool = false) -> Bool {
-        let started = context.started
-        return acknowledge(id, token: token, checksum: result.checksum.description, bytes: result.bytes,
-                           foundIn: result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn, session, log,
-                           once: once) { mine in
-            if mine {
+    private func finish(_ delivery: Delivery, _ result: MoveResult, _ context: MoveContext, _ session: any JobQueueing, _ log: Logger,
+                        once: Bool = false) -> Bool {
+        let job = delivery.job
+        let foundIn = result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn
+        let outcome = Outcome.moved(result.checksum, bytes: result.bytes, method: result.method, foundIn: foundIn)
+        return retrying("acknowledge the move", log, once: once) {
+            let ended = try session.complete(delivery, outcome)
+            ServiceMetrics.phase("ack", .now - context.started)
+            if ended == .done {
                 let from = result.foundIn == job.target ? job.dbLevel : result.foundIn
-                ServiceMetrics.move(from: from, to: job.target, outcome: "moved",
-                                    method: result.method == .copied ? "copy" : result.method == .linked ? "link" : context.method,
-                                    bytes: result.bytes, duration: .now - started)
-                log.info("moved", metadata: ["job.from": "\(result.foundIn == job.target ? job.dbLevel : result.foundIn)",
-                                             "job.to": "\(job.target)", "job.bytes": "\(result.bytes)", "job.method": "\(result.method.rawValue)"])
+                ServiceMetrics.moved(from: from, to: job.target, method: result.method.rawValue, bytes: result.bytes,
+                                     duration: .now - context.started)
+                log.info("moved", metadata: ["job.from": "\(from)", "job.to": "\(job.target)", "job.bytes": "\(result.bytes)",
+                                             "job.method": "\(result.method.rawValue)"])
             } else {
                 log.warning("moved, but the job was no longer this delivery's; the next delivery finds the file in place")
+            }
+        }
+    }
+
+    /// Ends a delivery that did not move: the decision (`RetryDecision`) from the failure, the
+    /// job's history and the retry policy. With `once`, one try: false when the queue could not be
+    /// reached.
+    @discardableResult
+    func report(_ delivery: Delivery, _ error: MoveError, _ context: MoveContext, _ session: any JobQueueing, _ log: Logger,
+                once: Bool = false) -> Bool {
+        let job = delivery.job
+        let decision = RetryDecision.decide(error.kind, attempts: job.attempts, previous: job.reason.flatMap(FailureReason.init(rawValue:)),
+                                            policy: settings.retry, lockedRetry: settings.lockedRetry, unavailableRetry: settings.deferRetry,
+                                            random: Double.random(in: 0...1))
+        switch decision {
+        case .drop:
+            if error.kind == .leaseLost {
+                log.warning("the job is no longer this delivery's (given away or re-aimed meanwhile); the move stopped before publishing or removing anything")
+            } else {
+                log.info("move cancelled by the shutdown; the job goes back to its queue")
+            }
+            return true
+        case .wait(let delay, let lockHeld):
+            // Another delivery of this content holds its lock (a paused process that was reaped, say),
+            // or a level is out of service: the job waits, counting no attempt.
+            return end(delivery, .deferred(reason: error.message, delay: delay, lockHeld: lockHeld), context, session, log, once: once)
+        case .fail(let permanent, let delay):
+            return end(delivery, .failed(error.kind, message: error.description, permanent: permanent, delay: delay,
+                                         maxAttempts: settings.retry.maxAttempts), context, session, log, once: once)
+        }
+    }
+
+    /// Ends a delivery with `outcome` (a failure or a deferral), logging what the queue did.
+    @discardableResult
+    private func end(_ delivery: Delivery, _ outcome: Outcome, _ context: MoveContext, _ session: any JobQueueing, _ log: Logger,
+                     once: Bool = false) -> Bool {
+        retrying("end the move", log, once: once) {
+            let ended = try session.complete(delivery, outcome)
+            switch outcome {
+            case .deferred(let reason, _, _):
+                if ended == .deferred { log.notice("move deferred: \(reason)") }
+            case .failed(let reason, let message, _, let delay, _):
+                if ended != .stale {
+                    ServiceMetrics.failed(from: context.from, to: context.to, outcome: ended == .dead ? "dead" : "retried", reason: reason.rawValue)
+                }
+                switch ended {
+                case .retrying: log.warning("move failed, retrying in \(delay): \(message)")
+                case .dead: log.error("move failed for good; the job is in the dead-letter list: \(message)")
+                case .reversed: log.warning("move failed (\(message)); a newer count sends the file back, the job now removes the copy it published")
+                default: log.info("move failed (\(message)); the job had changed meanwhile (\(ended.rawValue))")
+                }
+            case .moved:
+                break
             }
         }
     }
@@ -276,12 +298,12 @@ extension Worker {
     /// Why a copy into the job's target must wait (the target would rise above its high
     /// watermark), or nil; when it may go, `reserved` holds the bytes it will add, reserved in
     /// Redis against every other slot's admission (of every worker) until the move ends.
-    private func admission(_ job: Job, _ request: MoveRequest, _ snapshot: PlacementSnapshot, holder: String, _ session: any QueueSession,
+    private func admission(_ job: Job, _ request: MoveRequest, _ snapshot: PlacementSnapshot, holder: String, _ session: any JobQueueing,
                            reserved: inout Int64?, _ log: Logger) -> String? {
         guard snapshot.policies[job.target]?.highWater != nil else { return nil }
         var size: Int64 = 0
         do {
-            if case .regularFile(let bytes) = try LevelRoot(request.source).lookup(request.filename) { size = bytes }
+            if case .regularFile(let bytes) = try (levels?.root(request.source) ?? LevelRoot(request.source)).lookup(request.filename) { size = bytes }
         } catch {
             // The move itself reports what is wrong with the source.
             log.debug("cannot size the source before the move: \(error)")
@@ -300,12 +322,15 @@ extension Worker {
         guard let room = snapshot.placement.room(in: job.target, usage: usage) else { return nil }
         let others: Int64
         do {
-            let answer = try session.reserveRoom(level: job.target, holder: holder, bytes: size, room: room, ttl: permitTTL)
-            if answer.granted {
+            switch try session.admit(.room(level: job.target, holder: holder, bytes: size, room: room, ttl: permitTTL)) {
+            case .granted:
                 reserved = size
                 return nil
+            case .roomHeld(let held):
+                others = held
+            case .refused, .wait:
+                others = 0
             }
-            others = answer.others
         } catch {
             // Not knowing what the others are copying there, this one waits rather than overfill.
             return "cannot reserve room in \(job.target): \(error)"
@@ -317,10 +342,9 @@ extension Worker {
     /// What the mover tells the queue while it works; with a bandwidth limit on the target, every
     /// byte written is taken from the level's token bucket first; with a limit of moves in flight,
     /// the permit is renewed as the copy goes.
-    private func hooks(for id: JobID, token: String, _ session: any QueueSession, _ log: Logger, bandwidth: (level: String, rate: Int64)? = nil,
+    private func hooks(for delivery: Delivery, _ session: any JobQueueing, _ log: Logger, bandwidth: (level: String, rate: Int64)? = nil,
                        permit: (level: String, holder: String)? = nil, room: (level: String, holder: String, bytes: Int64)? = nil) -> MoveHooks {
-        let worker = settings.id
-        let lost = { MoveError(.leaseLost, "job \(id) is no longer this delivery's") }
+        let lost = { MoveError(.leaseLost, "job \(delivery.id) is no longer this delivery's") }
         var lastProgress = ContinuousClock.now
         let (minimum, interval) = (settings.progressMinimumBytes, settings.progressInterval)
         var permitRenewed = ContinuousClock.now
@@ -330,9 +354,9 @@ extension Worker {
             guard permit != nil || room != nil, ContinuousClock.now - permitRenewed >= renewEvery else { return }
             permitRenewed = .now
             do {
-                if let permit { _ = try session.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL) }
+                if let permit { _ = try session.admit(.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: self.permitTTL)) }
                 if let room {
-                    _ = try session.reserveRoom(level: room.level, holder: room.holder, bytes: room.bytes, room: .max, ttl: self.permitTTL)
+                    _ = try session.admit(.room(level: room.level, holder: room.holder, bytes: room.bytes, room: .max, ttl: self.permitTTL))
                 }
             } catch {
                 log.debug("cannot renew the permit or the room reserved in \(permit?.level ?? room?.level ?? ""): \(error)")
@@ -340,9 +364,7 @@ extension Worker {
         }
         return MoveHooks(
             willPublish: { checksum, bytes in
-                guard try session.recordProgress(id, worker: worker, token: token,
-                                                 [(.checksum, checksum.description), (.bytes, String(bytes)),
-                                                  (.stage, MoveStage.publishing.rawValue)]) else { throw lost() }
+                guard try session.record(delivery, .publishing(checksum, bytes: bytes)) else { throw lost() }
             },
             // Once the source is removed the move goes to the finisher and its ack, which says
             // more than a stage would: no round trip of its own.
@@ -352,7 +374,7 @@ extension Worker {
                 guard total >= minimum, ContinuousClock.now - lastProgress >= interval else { return }
                 lastProgress = .now
                 do {
-                    _ = try session.recordProgress(id, worker: worker, token: token, [(.bytesDone, String(done)), (.bytesTotal, String(total))])
+                    _ = try session.record(delivery, .copied(done, of: total))
                 } catch {
                     log.debug("cannot record the move's progress: \(error)")
                 }
@@ -365,8 +387,10 @@ extension Worker {
                 while owed > 0 && !self.cancel.isRaised {
                     let piece = min(owed, max(1, bandwidth.rate / 20))
                     do {
-                        let wait = try session.takeBandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: piece)
-                        if wait == .zero { owed -= piece } else { self.cancel.wait(for: wait) }
+                        switch try session.admit(.bandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: piece)) {
+                        case .wait(let wait): self.cancel.wait(for: wait)
+                        default: owed -= piece
+                        }
                     } catch {
                         log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
                         return
@@ -379,58 +403,10 @@ extension Worker {
             deferSourceDirectorySync: true)
     }
 
-    /// Acknowledges a move, again and again while Redis does not answer (the move is done: it must
-    /// not be lost); gives up only when moves are being cancelled — the job then stays held and
-    /// goes back to its queue, and the next delivery finds the file in place.
-    /// With `once`, one try: false when the queue could not be reached (the finisher tries the
-    /// move again in its next round rather than hold every other move up).
-    @discardableResult
-    private func acknowledge(_ id: JobID, token: String, checksum: String, bytes: Int64, foundIn: String?, _ session: any QueueSession,
-                             _ log: Logger, once: Bool = false, then: (Bool) -> Void) -> Bool {
-        let started = ContinuousClock.now
-        return retrying("acknowledge the move", log, once: once) {
-            let mine = try session.ack(id, worker: settings.id, token: token, checksum: checksum, bytes: bytes, foundIn: foundIn)
-            ServiceMetrics.phase("ack", .now - started)
-            then(mine)
-        }
-    }
-
-    /// Fails a move: a retry after the policy's delay, or the dead-letter list. A checksum mismatch
-    /// seen twice in a row is permanent.
-    @discardableResult
-    func report(_ id: JobID, token: String, attempts: Int, _ error: MoveError, repeatedChecksum: Bool = false, _ context: MoveContext,
-                _ session: any QueueSession, _ log: Logger, once: Bool = false) -> Bool {
-        let permanent = error.isPermanent || (error.kind == .checksumMismatch && repeatedChecksum)
-        return fail(id, token: token, attempts: attempts, reason: error.kind.rawValue, message: error.description, permanent: permanent, context, session, log,
-                    once: once)
-    }
-
-    /// With `once`, one try: false when the queue could not be reached.
-    @discardableResult
-    func fail(_ id: JobID, token: String, attempts: Int, reason: String, message: String, permanent: Bool, _ context: MoveContext?,
-              _ session: any QueueSession, _ log: Logger, once: Bool = false) -> Bool {
-        let delay = settings.retry.delay(afterFailures: attempts + 1)
-        return retrying("record the failure", log, once: once) {
-            let outcome = try session.fail(id, worker: settings.id, token: token, reason: reason, message: message,
-                                           permanent: permanent, delay: delay, maxAttempts: settings.retry.maxAttempts)
-            if let context, outcome != .stale {
-                ServiceMetrics.move(from: context.from, to: context.to, outcome: outcome == .dead ? "dead" : "retried", method: context.method,
-                                    bytes: 0, duration: .now - context.started)
-            }
-            switch outcome {
-            case .retrying: log.warning("move failed, retrying in \(delay): \(message)")
-            case .dead: log.error("move failed for good; the job is in the dead-letter list: \(message)")
-            case .reversed: log.warning("move failed (\(message)); a newer count sends the file back, the job now removes the copy it published")
-            case .dropped, .stale: log.info("move failed (\(message)); the job had changed meanwhile (\(outcome.rawValue))")
-            }
-        }
-    }
-
     /// Runs a queue call until it succeeds (Redis may be restarting); gives up only when moves are
-    /// being cancelled.
-    /// With `once`, gives up after one failure and returns false.
+    /// being cancelled. With `once`, gives up after one failure and returns false.
     @discardableResult
-    private func retrying(_ what: String, _ log: Logger, once: Bool = false, _ body: () throws -> Void) -> Bool {
+    func retrying(_ what: String, _ log: Logger, once: Bool = false, _ body: () throws -> Void) -> Bool {
         var failures = 0
         while true {
             do {
@@ -455,7 +431,7 @@ extension Worker {
 struct MoveContext {
     var from: String
     var to: String
-    /// link (both levels on one filesystem) or copy.
-    var method: String
+    /// linked (both levels on one filesystem) or copied.
+    var method: MoveMethod
     var started: ContinuousClock.Instant
 }

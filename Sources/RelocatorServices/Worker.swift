@@ -56,7 +56,7 @@ public final class Worker: Service, Sendable {
     }
 
     public let settings: Settings
-    let driver: any QueueDriver
+    let driver: any JobQueueDriver
     let mover: any FileMoving
     let logger: Logger
     let redisHealth: OutageLog
@@ -79,8 +79,12 @@ public final class Worker: Service, Sendable {
     let finishing = FinishingMoves()
     /// Claims so far, for the `lose-reply` fault.
     let claims = Atomic<Int>(0)
+    /// Levels served that the level table does not have, each warned of once.
+    let warnedLevels = Mutex<Set<String>>([])
+    /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).
+    let metricsPort = Atomic<Int>(0)
 
-    public init(settings: Settings, driver: any QueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
+    public init(settings: Settings, driver: any JobQueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
         self.settings = settings
         self.driver = driver
         self.mover = mover
@@ -99,6 +103,11 @@ public final class Worker: Service, Sendable {
         }
     }
 
+    /// The process serves its metrics on `port` from now on: the heartbeat says so.
+    public func metricsServed(on port: Int) {
+        metricsPort.store(port, ordering: .relaxed)
+    }
+
     /// Stops taking jobs; moves in flight get the grace period.
     public func stop() {
         if stopping.raise() {
@@ -111,13 +120,13 @@ public final class Worker: Service, Sendable {
     public func runBlocking() throws {
         let control = driver.session()
         defer { control.close() }
+        guard let owner = try untilAvailable("check the worker's id", { try self.otherOwner(of: self.settings.id, control) }) else { return }
+        if let owner { throw owner }
         let recovered = try untilAvailable("announce the worker") {
-            try control.checkShardCount()
-            for warning in try control.startupWarnings() { self.logger.warning("\(warning)") }
-            let paused = try control.paused()
-            self.pausedLevels.withLock { $0 = paused }
-            try self.refreshPlacement(control)
-            try self.heartbeat(control)
+            if case .warnings(let warnings) = try control.control(.start) {
+                for warning in warnings { self.logger.warning("\(warning)") }
+            }
+            try self.maintain(control, promote: false)
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
             return try control.release(worker: self.settings.id, fence: true)
         }
@@ -147,7 +156,7 @@ public final class Worker: Service, Sendable {
                 // Every slot has ended: nothing given back here is still being acted on.
                 let given = try control.release(worker: settings.id, fence: false)
                 if given > 0 { logger.info("gave back \(given) jobs") }
-                try control.unregister(worker: settings.id)
+                _ = try control.control(.unregister(worker: settings.id))
                 break
             } catch {
                 failures += 1
@@ -183,16 +192,51 @@ public final class Worker: Service, Sendable {
         return nil
     }
 
+    /// Another process that beats under this worker's id. A worker may reuse the id of its
+    /// previous run, whose heartbeat may not have expired yet (a crash, `kill -9`): that is not
+    /// refused. What is: a heartbeat renewed after this worker started. So a heartbeat under
+    /// the id is watched until it is renewed (refused), expires or is not renewed for a time to
+    /// live (taken over) — at once when it names a process of this host that no longer exists.
+    /// Nil when the id is free (or the worker stops meanwhile).
+    func otherOwner(of id: String, _ control: any JobQueueSession) throws -> IDInUse? {
+        func beat() throws -> Heartbeat? { try control.heartbeats().first { $0.id == id } }
+        guard let first = try beat() else { return nil }
+        let host = ProcessInfo.processInfo.hostName
+        if first.host == host, let pid = first.pid.flatMap(Int32.init(exactly:)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+            return nil
+        }
+        let deadline = ContinuousClock.now + settings.heartbeatTTL
+        while ContinuousClock.now < deadline {
+            if stopping.wait(for: .milliseconds(100)) { return nil }
+            guard let now = try beat() else { return nil }
+            if now.beatAt != first.beatAt { return IDInUse(id: id, heartbeat: now) }
+        }
+        return nil
+    }
+
     static func key(_ shard: Int, _ id: String) -> String { "\(shard)/\(id)" }
 
-    /// How a move between two levels goes: link when both directories are on one filesystem.
-    func method(from: String, to: String) -> String {
+    /// How a move between two levels goes: linked when both directories are on one filesystem.
+    func method(from: String, to: String) -> MoveMethod {
         func device(_ level: String) -> UInt64? {
             guard let path = settings.directories.directory(of: level) else { return nil }
             var info = stat()
             return stat(path, &info) == 0 ? UInt64(info.st_dev) : nil
         }
-        guard let a = device(from), let b = device(to) else { return "copy" }
-        return a == b ? "link" : "copy"
+        guard let a = device(from), let b = device(to) else { return .copied }
+        return a == b ? .linked : .copied
+    }
+}
+
+/// A worker refused its start: another live process beats under its id.
+public struct IDInUse: Error, CustomStringConvertible {
+    public let id: String
+    public let heartbeat: Heartbeat
+
+    public var description: String {
+        let host = heartbeat.host.map { " on \($0)" } ?? ""
+        let pid = heartbeat.pid.map { " (pid \($0))" } ?? ""
+        return "worker id '\(id)' is in use: a \(heartbeat.kind.rawValue)\(host)\(pid) renewed its heartbeat after this worker started; "
+            + "give this one another --id, or stop that one first"
     }
 }

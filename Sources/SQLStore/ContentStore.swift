@@ -133,6 +133,13 @@ public struct ContentStore {
                 updateTime: try row.decodeTimestampIfPresent("update_time"))
     }
 
+    /// Removes a content's row (`relocator contents remove`); its relocations stay as history.
+    /// False when there was none.
+    @discardableResult
+    public func remove(cid: Int64) throws -> Bool {
+        try database.execute("DELETE FROM contents WHERE cid = \(cid)") > 0
+    }
+
     /// Records where a content's file really is (reconcile), without a relocation row.
     public func setLevel(cid: Int64, level: String) throws {
         try database.execute("UPDATE contents SET content_level = \(level), update_time = \(now: ()) WHERE cid = \(cid)")

@@ -86,7 +86,7 @@ public struct LevelStore {
             if !problems.isEmpty && !force {
                 let shown = problems.map(\.description).joined(separator: "; ")
                 throw SQLError(code: .invalidLevelTable, location: database.location,
-                               message: "level '\(level)' \(min)–\(max) would leave the level table with \(problems.count == 1 ? "a problem" : "\(problems.count) problems"): \(shown); nothing changed (force to apply it anyway)")
+                               message: "level '\(level)' \(min)–\(max) would leave the level table with \(problems.count == 1 ? "a problem" : "\(problems.count) problems"): \(shown); nothing changed (--force applies it anyway)")
             }
             let previous = current.first { $0.name == level }
             if previous == nil {

@@ -1,13 +1,16 @@
 import ArgumentParser
+import FileMover
 import Foundation
+import JobQueue
+import RedisClient
 import RelocatorCore
 import SQLStore
 
 extension Relocator {
     struct Contents: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List contents, or add them to the database (the original system filled this table itself).",
-            subcommands: [List.self, Add.self, Import.self])
+            abstract: "List contents, add them to the database (the original system filled this table itself), or remove one.",
+            subcommands: [List.self, Add.self, Import.self, Remove.self])
 
         /// A content as given by an operator: a positive cid, a filename that stays inside its level
         /// directory, a level the level table has.
@@ -49,9 +52,9 @@ extension Relocator {
             @OptionGroup var database: DatabaseOptions
             @OptionGroup var logging: LogOptions
             @Option(help: "Only the contents of this level.") var level: String?
-            @Option(parsing: .unconditional, help: "How many, 0 to 100000, in cid order.", transform: OptionValue.int(0...100_000))
+            @Option(parsing: .unconditional, help: "How many, 0 to 100000, in cid order. (default: 100)", transform: OptionValue.int(0...100_000))
             var limit = 100
-            @Option(parsing: .unconditional, help: "How many to skip first, ≥ 0.", transform: OptionValue.int(0...Int(Int32.max)))
+            @Option(parsing: .unconditional, help: "How many to skip first, ≥ 0. (default: 0)", transform: OptionValue.int(0...Int(Int32.max)))
             var offset = 0
             @Flag(help: "Print JSON: a list of {cid, filename, level, update_time}.") var json = false
 
@@ -146,6 +149,93 @@ extension Relocator {
                 for line in bad { FailureReport.printWarning("skipped \(line)") }
                 let count = try ContentStore(database: db).put(rows)
                 print("imported \(count) content\(count == 1 ? "" : "s")" + (bad.isEmpty ? "" : "; skipped \(bad.count) bad line\(bad.count == 1 ? "" : "s")"))
+            }
+        }
+
+        struct Remove: ParsableCommand, LoggedCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Remove a content's row from the database; its file must be gone from every level.",
+                discussion: """
+                    For a content reconcile reports as missing, or one that no longer exists: removes the row only, \
+                    never a file. Refused while the content has a job that is not committed (queued, moving, retrying, \
+                    deferred, done or dead: a dead job may have left a copy at its target, so `relocator dlq purge \
+                    --cid N` it first), and while any level directory of this machine (RELOCATOR_LEVELS or \
+                    --level-dirs, which must name every level of the level table) holds a file at the content's path. \
+                    Its relocations stay as history; Redis forgets its place among the level's residents, when it \
+                    last moved and its hit counter.
+                    """)
+            @OptionGroup var runtime: RuntimeOptions
+            @OptionGroup var database: DatabaseOptions
+            @OptionGroup var logging: LogOptions
+            @Option(parsing: .unconditional, help: "The content's id, a whole number ≥ 1.", transform: OptionValue.int64(1...Int64.max))
+            var cid: Int64
+            @Option(help: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (default: $RELOCATOR_LEVELS).")
+            var levelDirs: String?
+
+            func run() throws {
+                let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+                _ = try verifyLevelLayout(directories, setting: setting)
+                let db = try database.open(.readWrite)
+                defer { db.close() }
+                let store = ContentStore(database: db)
+                guard let content = try store.content(cid: cid) else { throw CommandFailure("no content with cid \(cid)") }
+                let levels = try Levels.names(db)
+                let unseen = levels.filter { directories.directory(of: $0) == nil }
+                guard unseen.isEmpty else {
+                    throw CommandFailure("cannot check every level for cid \(cid)'s file: \(unseen.joined(separator: ", ")) \(unseen.count == 1 ? "has" : "have") no directory in \(setting); nothing removed")
+                }
+                let redis = RedisConnection(url: try runtime.redis())
+                defer { redis.close() }
+                let queue = JobQueue(keys: try runtime.keys())
+                // Held while it looks: no worker claims a job of the content meanwhile.
+                let token = "contents-remove-\(ProcessInfo.processInfo.hostName):\(getpid())"
+                guard try queue.lease(cid: cid, token: token, ttl: .seconds(60), on: redis) else {
+                    throw CommandFailure("cid \(cid) has a job in flight; nothing removed (relocator why \(cid) shows it)")
+                }
+                defer {
+                    do {
+                        try queue.unlease(cid: cid, token: token, on: redis)
+                    } catch {
+                        // The lease expires by itself within a minute.
+                    }
+                }
+                if let job = try queue.jobState(cid: cid, on: redis), job.status != .committed {
+                    let hint = job.status == .dead ? "`relocator dlq purge --cid \(cid)` forgets it (and removes a copy it may have left)" : "wait until it is committed"
+                    throw CommandFailure("cid \(cid) has a \(job.status.rawValue) job; nothing removed: \(hint)")
+                }
+                if let found = try Self.copies(of: content.filename, in: directories) {
+                    guard found.isEmpty else {
+                        throw CommandFailure("cid \(cid)'s file is still on \(found.joined(separator: ", ")); nothing removed (remove the file first, or keep the content)")
+                    }
+                }
+                try store.remove(cid: cid)
+                try queue.forgetContent(cid: cid, levels: Array(Set(levels + directories.names)), on: redis)
+                let history = try store.history(cid: cid).count
+                print("removed cid \(cid) (\(content.filename), on \(content.level) in the database)"
+                      + (history == 0 ? "" : history == 1 ? "; its relocation stays as history" : "; its \(history) relocations stay as history"))
+            }
+
+            /// Where a file lies at `filename`: `gold (/data/ssd/a.mp4)` for each level holding a
+            /// regular file there; nil for a filename no level can hold (absolute, `..`…).
+            static func copies(of filename: String, in directories: LevelDirectories) throws -> [String]? {
+                let name: Filename
+                do {
+                    name = try Filename(filename)
+                } catch {
+                    return nil
+                }
+                var found: [String] = []
+                for level in directories.names {
+                    let place = directories.place(of: level)!
+                    let status: LevelRoot.FileStatus
+                    do {
+                        status = try LevelRoot(place).lookup(name)
+                    } catch {
+                        throw CommandFailure("cannot tell whether \(level) holds \(filename): \(error); nothing removed")
+                    }
+                    if case .regularFile = status { found.append("\(level) (\(place.directory)/\(filename))") }
+                }
+                return found
             }
         }
     }

@@ -24,7 +24,7 @@ extension Relocator {
         }
 
         static func connect(_ runtime: RuntimeOptions) throws -> (JobQueue, RedisConnection) {
-            (JobQueue(keys: try runtime.keys()), RedisConnection(url: try runtime.redis()))
+            (JobQueue(keys: try runtime.keys()), RedisConnection(url: try runtime.redis(), replication: try runtime.replication()))
         }
 
         /// The dead jobs of the selection; the cids asked for that have none make the command fail
@@ -92,7 +92,7 @@ extension Relocator {
                 var start = 0
                 while start < cids.count {
                     let chunk = Array(cids[start..<min(start + 1000, cids.count)])
-                    for (id, outcome) in try queue.dead(.replay, cids: chunk, on: redis) {
+                    for (id, outcome) in try redis.replicated({ try queue.dead(.replay, cids: chunk, on: redis) }) {
                         let what = byID[id].map(DLQ.describe) ?? "job \(id)"
                         switch outcome {
                         case .replayed:
@@ -131,7 +131,7 @@ extension Relocator {
                 }
                 let byID = Dictionary(chosen.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 var purged = 0
-                for (id, outcome) in try queue.dead(.purge, cids: selection.cids, on: redis) {
+                for (id, outcome) in try redis.replicated({ try queue.dead(.purge, cids: selection.cids, on: redis) }) {
                     let what = byID[id].map(DLQ.describe) ?? "job \(id)"
                     switch outcome {
                     case .purged, .stale:

@@ -22,7 +22,8 @@ extension Relocator {
         @OptionGroup var logging: LogOptions
         @Option(parsing: .unconditional, help: "The content's id, a whole number ≥ 1.", transform: OptionValue.int64(1...Int64.max))
         var cid: Int64?
-        @Option(parsing: .unconditional, help: "Its view count, a whole number ≥ 0.", transform: OptionValue.int64(0...Int64.max))
+        @Option(parsing: .unconditional, help: "Its view count, a whole number from 0 to 2^53 − 1 (9007199254740991).",
+                transform: OptionValue.int64(CountBound.range))
         var count: Int64?
         @Option(parsing: .unconditional,
                 help: "Hits to add to the content's decaying counter instead of a count, 1 to 1000000 (needs RELOCATOR_HALF_LIFE), as POST /v1/contents/{cid}/hits.",
@@ -97,7 +98,7 @@ extension Relocator {
                 do {
                     let cid = try OperatorValues.wholeNumber(record.fields[0], in: 1...Int64.max)
                     do {
-                        counts.append((record.line, cid, try OperatorValues.wholeNumber(record.fields[1], in: 0...Int64.max)))
+                        counts.append((record.line, cid, try OperatorValues.wholeNumber(record.fields[1], in: CountBound.range)))
                     } catch {
                         bad.append(.init(line: record.line, reason: "count: \(error.reason)"))
                     }

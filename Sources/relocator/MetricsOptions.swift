@@ -4,28 +4,55 @@ import RelocatorCore
 import RelocatorMetrics
 import ServiceLifecycle
 
-/// `--metrics-port` and `--metrics-host` of `worker` and `committer`: off unless a port is given.
+/// `--metrics-port` and `--metrics-host` of `worker` and `committer`: metrics on by default, on the
+/// first free port from 9464 up.
 struct MetricsOptions: ParsableArguments {
-    @Option(parsing: .unconditional,
-            help: "Serve Prometheus metrics (GET /metrics) on this port, 0 to 65535 (0: any free port, logged); off unless given.",
-            transform: OptionValue.int(0...65535))
-    var metricsPort: Int?
+    /// Where the metrics server listens.
+    enum Port: Equatable, Sendable {
+        /// The first free port of `MetricsServer.automaticPorts`.
+        case automatic
+        /// No metrics server.
+        case off
+        case fixed(Int)
 
-    @Option(help: "Address the metrics server listens on (with --metrics-port).")
-    var metricsHost = "127.0.0.1"
-
-    func validate() throws {
-        if metricsPort == nil && metricsHost != "127.0.0.1" {
-            throw ValidationError("--metrics-host needs --metrics-port")
+        static let parse: @Sendable (String) throws -> Port = { text in
+            let port = try OptionValue.int(0...65535)(text)
+            return port == 0 ? .off : .fixed(port)
         }
     }
 
-    /// The metrics server to run beside the worker or committer, when asked for: the process's
-    /// metrics go to Prometheus from then on. A port that cannot be listened on fails at once.
-    func services(logger: Logger) async throws -> [any Service] {
-        guard let port = metricsPort else { return [] }
+    @Option(parsing: .unconditional,
+            help: """
+                Serve Prometheus metrics (GET /metrics) on this port, 1 to 65535; 0 for none (default: the first free port \
+                from 9464 to 9563, shown by status).
+                """,
+            transform: Port.parse)
+    var metricsPort: Port = .automatic
+
+    @Option(help: "Address the metrics server listens on (0.0.0.0 for a Prometheus on another machine).")
+    var metricsHost = "127.0.0.1"
+
+    func validate() throws {
+        if metricsPort == .off && metricsHost != "127.0.0.1" {
+            throw ValidationError("--metrics-host needs a metrics server; --metrics-port 0 turns it off")
+        }
+    }
+
+    /// The metrics server to run beside the worker or committer, unless turned off: the process's
+    /// metrics go to Prometheus from then on. A port given that cannot be listened on fails at
+    /// once; `onPort` learns the port listened on (for the heartbeat).
+    func services(logger: Logger, onPort: @escaping @Sendable (Int) async -> Void = { _ in }) async throws -> [any Service] {
         let host = metricsHost
-        if port != 0 { try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) } }
-        return [MetricsServer(host: host, port: port, metrics: PrometheusMetrics.bootstrap(), logger: logger)]
+        let ports: [Int]
+        switch metricsPort {
+        case .off:
+            return []
+        case .automatic:
+            ports = MetricsServer.automaticPorts
+        case .fixed(let port):
+            try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }
+            ports = [port]
+        }
+        return [MetricsServer(host: host, ports: ports, metrics: PrometheusMetrics.bootstrap(), logger: logger, onServerRunning: onPort)]
     }
 }

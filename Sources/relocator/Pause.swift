@@ -20,16 +20,21 @@ extension Relocator {
                 names = try Levels.names(db)
             }
             try Levels.requireKnown(level, in: names)
-            let redis = RedisConnection(url: try runtime.redis())
+            let redis = RedisConnection(url: try runtime.redis(), replication: try runtime.replication())
             defer { redis.close() }
-            try body(JobQueue(keys: try runtime.keys()), redis)
+            let queue = JobQueue(keys: try runtime.keys())
+            try redis.replicated { try body(queue, redis) }
         }
     }
 
     struct Pause: ParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Stop workers taking jobs from a level's queue (moves in flight finish).",
-            discussion: "Jobs keep arriving on the queue; `relocator resume LEVEL` lets workers take them again.")
+            discussion: """
+                In force when the command returns: from then on no worker starts a move into the level, even one \
+                already waiting on its queue. Jobs keep arriving on the queue; `relocator resume LEVEL` lets workers \
+                take them again.
+                """)
         @OptionGroup var logging: LogOptions
         @OptionGroup var target: LevelSwitch
 

@@ -29,11 +29,11 @@ extension Relocator {
             let queue = JobQueue(keys: try runtime.keys())
             let halfLife = try runtime.halfLife()
             let plan = try await BlockingExecutor.shared.run {
-                let redis = RedisConnection(url: redisURL)
-                defer { redis.close() }
+                let session = RedisJobQueue(queue: queue, redis: RedisConnection(url: redisURL))
+                defer { session.close() }
                 let sql = try openDatabase(url, access: .readOnly)
                 defer { sql.close() }
-                return try Planner(queue: queue, redis: redis, database: sql, halfLife: halfLife).plan(full: true)
+                return try Planner(queue: session, database: sql, halfLife: halfLife).plan(full: true)
             }
             if json { return try JSONOutput.print(plan) }
             print(Self.text(plan))
@@ -47,7 +47,7 @@ extension Relocator {
                 var moves = TextTable("cid", "file", "move", "kind", "count", "why")
                 for move in plan.moves {
                     moves.add([String(move.cid), move.filename ?? "", "\(move.from) → \(move.to)", move.kind.rawValue,
-                               move.count.map { String(format: "%.1f", $0) } ?? "", move.reason])
+                               move.count.map(\.countText) ?? "", move.reason])
                 }
                 lines.append(moves.text)
             }

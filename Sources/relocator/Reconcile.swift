@@ -39,7 +39,7 @@ extension Relocator {
         func run() throws {
             let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
             _ = try verifyLevelLayout(directories, setting: setting)
-            let session = RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()).session()
+            let session = RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()).session()
             defer { session.close() }
             let db = try database.open(fix ? .readWrite : .readOnly)
             defer { db.close() }

@@ -8,7 +8,7 @@ extension Relocator {
         static let configuration = CommandConfiguration(abstract: "Show the latest committed moves, newest first.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var logging: LogOptions
-        @Option(parsing: .unconditional, help: "How many, 0 to 10000.", transform: OptionValue.int(0...10_000)) var limit = 20
+        @Option(parsing: .unconditional, help: "How many, 0 to 10000. (default: 20)", transform: OptionValue.int(0...10_000)) var limit = 20
         @Option(parsing: .unconditional, help: "Only the moves of this content (≥ 1).", transform: OptionValue.int64(1...Int64.max))
         var cid: Int64?
         @Flag(help: "Print JSON: a list of {moved_at, job_id, cid, filename, from, to, bytes, checksum, worker, attempts, gen}.")

@@ -16,6 +16,7 @@ import RelocatorCore
 /// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 |
 /// | `RELOCATOR_DEFER_RETRY_MS` (how long a move waiting for room on its target waits before it looks again) | | 30000 |
 /// | `RELOCATOR_SHARDS` | | 1 |
+/// | `RELOCATOR_REDIS_MIN_REPLICAS`, `RELOCATOR_REDIS_REPLICA_TIMEOUT_MS` (serve and the operator commands) | | 0, 1000 |
 /// | `RELOCATOR_CHECKSUM` | | `xxh128` |
 /// | `RELOCATOR_HALF_LIFE` (hit counters decay; placement uses decayed counts) | | none: counts are absolute |
 /// | `RELOCATOR_LOG_LEVEL`, `RELOCATOR_LOG_FORMAT` | `--log-format` | `info`, `text` (read in Logs.swift) |
@@ -53,6 +54,22 @@ struct RuntimeOptions: ParsableArguments {
         RetryPolicy(base: .milliseconds(try integer("RELOCATOR_RETRY_BASE_MS", default: 1000, minimum: 1)),
                     cap: .milliseconds(try integer("RELOCATOR_RETRY_CAP_MS", default: 300_000, minimum: 1)),
                     maxAttempts: Int(try integer("RELOCATOR_MAX_ATTEMPTS", default: 5, minimum: 1)))
+    }
+
+    /// `RELOCATOR_REDIS_MIN_REPLICAS` (replicas that must hold a submission or an operator's change
+    /// before it is acknowledged; 0, the default, waits for none) and
+    /// `RELOCATOR_REDIS_REPLICA_TIMEOUT_MS` (how long to wait for them; 1000).
+    func replication() throws -> RedisReplication? {
+        let replicas = try integer("RELOCATOR_REDIS_MIN_REPLICAS", default: 0, minimum: 0)
+        guard replicas > 0 else { return nil }
+        guard replicas <= 64 else {
+            throw ConfigurationError(setting: "RELOCATOR_REDIS_MIN_REPLICAS", expected: "a whole number from 0 to 64, got \(replicas)")
+        }
+        let timeout = try integer("RELOCATOR_REDIS_REPLICA_TIMEOUT_MS", default: 1000, minimum: 1)
+        guard timeout <= 60_000 else {
+            throw ConfigurationError(setting: "RELOCATOR_REDIS_REPLICA_TIMEOUT_MS", expected: "a whole number from 1 to 60000, got \(timeout)")
+        }
+        return RedisReplication(replicas: Int(replicas), timeout: .milliseconds(timeout))
     }
 
     func jobTTL() throws -> Duration { .seconds(try integer("RELOCATOR_JOB_TTL", default: 86400, minimum: 1)) }

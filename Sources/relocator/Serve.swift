@@ -7,6 +7,7 @@ import Logging
 import RedisClient
 import RelocatorAPI
 import RelocatorCore
+import RelocatorMetrics
 import SQLStore
 
 extension Relocator {
@@ -16,8 +17,12 @@ extension Relocator {
             discussion: """
                 Starts even when Redis is unreachable or the database is not migrated: it logs what is missing \
                 and /readyz answers 503 until it is there. Prints `listening on http://HOST:PORT` once it listens. \
-                RELOCATOR_API_TOKEN, when set, is the bearer token every POST needs; RELOCATOR_LEVELS, when set, \
-                lets the API refuse a filename that passes through a symbolic link.
+                Credentials (bearer tokens): RELOCATOR_SUBMIT_TOKEN for counts and hits, RELOCATOR_ADMIN_TOKEN for \
+                pause, resume, replay and purge (it opens every route), RELOCATOR_READ_TOKEN for every read but \
+                /healthz and /readyz; RELOCATOR_API_TOKEN stands for the first two where they are not set. On an \
+                address other than loopback, serve refuses to start without an administrator credential unless \
+                --allow-open-admin. RELOCATOR_LEVELS, when set, lets the API refuse a filename that passes through \
+                a symbolic link.
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
@@ -27,9 +32,12 @@ extension Relocator {
         @Option(help: "Address to listen on.")
         var host = "127.0.0.1"
 
-        @Option(parsing: .unconditional, help: "Port to listen on, 0 to 65535 (0: any free port, printed at start).",
+        @Option(parsing: .unconditional, help: "Port to listen on, 0 to 65535 (0: any free port, printed at start). (default: 8080)",
                 transform: OptionValue.int(0...65535))
         var port = 8080
+
+        @Flag(help: "Listen on an address other than loopback without an administrator credential: anyone who reaches it may pause, resume, replay and purge.")
+        var allowOpenAdmin = false
 
         func run() async throws {
             let logger = Logs.logger("relocator.api")
@@ -37,20 +45,34 @@ extension Relocator {
             defer { service.close() }
             // Level directories, when given, must be sound, as for a worker.
             if let directories = service.directories { _ = try verifyLevelLayout(directories, setting: "RELOCATOR_LEVELS") }
-            let token = ProcessInfo.processInfo.environment["RELOCATOR_API_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+            let environment = ProcessInfo.processInfo.environment
+            let credentials = APICredentials(submit: environment["RELOCATOR_SUBMIT_TOKEN"], admin: environment["RELOCATOR_ADMIN_TOKEN"],
+                                             read: environment["RELOCATOR_READ_TOKEN"], legacy: environment["RELOCATOR_API_TOKEN"])
+            if credentials.admin == nil, !allowOpenAdmin, !Self.isLoopback(host) {
+                throw CommandFailure("serve on \(host) without RELOCATOR_ADMIN_TOKEN would let anyone who reaches it pause, resume, "
+                                     + "replay and purge: set RELOCATOR_ADMIN_TOKEN, or pass --allow-open-admin to say so")
+            }
             if port != 0 {
                 let (host, port) = (self.host, self.port)
                 try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }
             }
             await StartupCheck.log(redis: try runtime.redis(), database: database, logger: logger)
             let app = buildApplication(
-                service: service, configuration: APIConfiguration(host: host, port: port, token: token), logger: logger,
+                service: service, configuration: APIConfiguration(host: host, port: port, credentials: credentials), logger: logger,
                 onServerRunning: { [host] port in
                     // One line on stdout that scripts can wait for.
                     print("listening on http://\(host):\(port)")
                     fflush(nil)
                 })
             try await app.runService()
+        }
+
+        /// True for an address only this machine reaches: `localhost`, `127.0.0.0/8`, `::1`.
+        static func isLoopback(_ host: String) -> Bool {
+            let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            if bare == "localhost" || bare == "::1" { return true }
+            let parts = bare.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
         }
     }
 }
@@ -64,7 +86,7 @@ func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access:
     if requireDatabase, setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
         throw DatabaseOptions.noDatabase
     }
-    let redis = RedisPool(url: try runtime.redis(), size: 8)
+    let redis = RedisPool(url: try runtime.redis(), size: 8, replication: try runtime.replication())
     let sql = SQLPool(url: url, size: 4, access: access)
     // The level directories are optional here: an API on a machine without the disks skips the symlink check.
     let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
@@ -110,31 +132,5 @@ enum StartupCheck {
             }
         }
         return problems
-    }
-}
-
-/// Tells at once, in one line, why the API could not listen on an address (`cannot listen on
-/// 127.0.0.1:8080: address already in use`), by binding it the way the server will and letting
-/// it go again.
-enum ListenProbe {
-    static func check(host: String, port: Int) throws {
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        hints.ai_flags = AI_PASSIVE
-        var list: UnsafeMutablePointer<addrinfo>?
-        let status = getaddrinfo(host, String(port), &hints, &list)
-        guard status == 0, let first = list else {
-            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: gai_strerror(status)))")
-        }
-        defer { freeaddrinfo(list) }
-        let fd = socket(first.pointee.ai_family, first.pointee.ai_socktype, first.pointee.ai_protocol)
-        guard fd >= 0 else { throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: strerror(errno)).lowercased())") }
-        defer { close(fd) }
-        var on: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
-        if bind(fd, first.pointee.ai_addr, first.pointee.ai_addrlen) != 0 {
-            let code = errno
-            throw CommandFailure("cannot listen on \(host):\(port): \(String(cString: strerror(code)).lowercased())")
-        }
     }
 }

@@ -11,10 +11,10 @@ extension Relocator {
             abstract: "Show the queues, the workers and committers, and the totals.",
             discussion: """
                 Per level: jobs waiting, how long the oldest has waited, whether the level is paused. Per worker and \
-                committer: id, kind, host, levels, heartbeat age and jobs in hand. Then processing, retry, deferred, \
+                committer: id, kind, host, levels, heartbeat age, jobs in hand and the port of its metrics. Then processing, retry, deferred, \
                 dead, done and committing, and the totals moved, retried, dead and committed. Says plainly when no \
                 worker or no committer is running. --json prints what GET /v1/queues answers, with `levels`, \
-                `workers_running` and `committers_running` added.
+                `workers_running`, `committers_running` and each worker's `metrics_port` added.
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
@@ -54,6 +54,8 @@ struct StatusReport {
         var jobsInHand: Int
         /// Levels out of service for this worker: their directory is no longer the one it checked.
         var unavailable: [String]
+        /// The port of its metrics server (`GET /metrics`), when it serves one.
+        var metricsPort: Int?
     }
 
     var levels: [Level]
@@ -72,8 +74,9 @@ struct StatusReport {
             return Process(
                 id: worker.id, kind: worker.info[.kind] ?? "unknown", host: worker.info[.host],
                 levels: worker.info[.levels].map { $0.split(separator: ",").map(String.init) } ?? [], alive: worker.alive,
-                heartbeatAgeMilliseconds: beat.map { max(0, now - $0) }, jobsInHand: worker.held,
-                unavailable: worker.alive ? worker.info[.unavailable].map { $0.split(separator: ",").map(String.init) } ?? [] : [])
+                heartbeatAgeMilliseconds: beat.map { max(0, now.saturatingSubtract($0)) }, jobsInHand: worker.held,
+                unavailable: worker.alive ? worker.info[.unavailable].map { $0.split(separator: ",").map(String.init) } ?? [] : [],
+                metricsPort: worker.alive ? worker.info[.metricsPort].flatMap(Int.init) : nil)
         }
         workersRunning = processes.filter { $0.alive && $0.kind == "worker" }.count
         committersRunning = processes.filter { $0.alive && $0.kind == "committer" }.count
@@ -96,6 +99,15 @@ struct StatusReport {
             ["name": level.name, "queued": level.queued, "paused": level.paused,
              "oldest_age_seconds": level.oldestAgeMilliseconds.map { Double($0) / 1000 as Any } ?? NSNull()]
         }
+        // Each process's metrics port, beside what /v1/queues says of it.
+        if let workers = object["workers"] as? [[String: Any]] {
+            let ports = Dictionary(processes.map { ($0.id, $0.metricsPort) }, uniquingKeysWith: { first, _ in first })
+            object["workers"] = workers.map { worker -> [String: Any] in
+                var worker = worker
+                worker["metrics_port"] = (worker["id"] as? String).flatMap { ports[$0] ?? nil } ?? NSNull()
+                return worker
+            }
+        }
         object["workers_running"] = workersRunning
         object["committers_running"] = committersRunning
         return object
@@ -111,11 +123,11 @@ struct StatusReport {
         if processes.isEmpty {
             lines.append("no worker or committer has announced itself")
         } else {
-            var table = TextTable("id", "kind", "host", "levels", "heartbeat", "jobs_in_hand")
+            var table = TextTable("id", "kind", "host", "levels", "heartbeat", "jobs_in_hand", "metrics")
             for process in processes {
                 let beat = process.alive ? process.heartbeatAgeMilliseconds.map { "\(TimeText.age(milliseconds: $0)) ago" } ?? "-" : "expired"
                 table.add([process.id, process.kind, process.host.cell, process.levels.isEmpty ? "-" : process.levels.joined(separator: ","),
-                           beat, String(process.jobsInHand)])
+                           beat, String(process.jobsInHand), process.metricsPort.map { ":\($0)" } ?? "-"])
             }
             lines.append(table.text)
         }

@@ -23,7 +23,7 @@ extension Relocator {
         @Option(help: "Levels whose queues this worker serves, comma-separated (default: every level of --level-dirs or RELOCATOR_LEVELS).")
         var levels: String?
 
-        @Option(parsing: .unconditional, help: "Moves at once in this process, 1 to 256.", transform: OptionValue.int(1...256))
+        @Option(parsing: .unconditional, help: "Moves at once in this process, 1 to 256. (default: 4)", transform: OptionValue.int(1...256))
         var concurrency = 4
 
         @Option(help: "The worker's name, unique among running workers, 1 to 128 characters without spaces (default: host:pid).")
@@ -33,7 +33,7 @@ extension Relocator {
         var levelDirs: String?
 
         @Option(parsing: .unconditional,
-                help: "Seconds, 0 to 86400, that moves in flight get to finish after SIGTERM before they are cancelled and handed back.",
+                help: "Seconds, 0 to 86400, that moves in flight get to finish after SIGTERM before they are cancelled and handed back. (default: 30)",
                 transform: OptionValue.int(0...86400))
         var gracePeriod = 30
 
@@ -61,10 +61,10 @@ extension Relocator {
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
-            let worker = Worker(settings: settings, driver: RedisQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
+            let worker = Worker(settings: settings, driver: RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()),
                                 mover: FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held),
                                 levels: held, logger: logger)
-            let services: [any Service] = [worker] + (try await metrics.services(logger: logger))
+            let services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }
@@ -95,7 +95,7 @@ extension Relocator {
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var logging: LogOptions
 
-        @Option(parsing: .unconditional, help: "Jobs per transaction, 1 to 100000.", transform: OptionValue.int(1...100_000))
+        @Option(parsing: .unconditional, help: "Jobs per transaction, 1 to 100000. (default: 500)", transform: OptionValue.int(1...100_000))
         var batch = 500
 
         @Option(help: "The committer's name, 1 to 128 characters without spaces (default: committer-host:pid).")
@@ -130,7 +130,7 @@ extension Relocator {
             let halfLife = try runtime.halfLife()
             var settings = Committer.Settings(id: name, batch: batch, jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL())
             settings.halfLife = halfLife
-            let committer = Committer(settings: settings, driver: RedisQueueDriver(queue: queue, url: try runtime.redis()),
+            let committer = Committer(settings: settings, driver: RedisJobQueueDriver(queue: queue, url: try runtime.redis()),
                                       openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
             var services: [any Service] = [committer]
             if rebalanceInterval != "off" {
@@ -138,11 +138,11 @@ extension Relocator {
                 // database and Redis, and the rebalancer's lock lets several committers run it safely.
                 var rebalancing = Rebalancer.Settings(id: name, halfLife: halfLife)
                 rebalancing.interval = .seconds(try OperatorValues.durationSeconds(rebalanceInterval))
-                services.append(Rebalancer(settings: rebalancing, queue: queue, url: try runtime.redis(),
+                services.append(Rebalancer(settings: rebalancing, driver: RedisJobQueueDriver(queue: queue, url: try runtime.redis()),
                                            openDatabase: { try openDatabase(url, access: .readWrite) },
                                            logger: Logs.logger("relocator.rebalancer")))
             }
-            services += try await metrics.services(logger: logger)
+            services += try await metrics.services(logger: logger) { committer.metricsServed(on: $0) }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

@@ -28,6 +28,57 @@ import TestSupport
             == "changed cid 7: filename g.mp4 → h.mp4, level bronze → gold\n")
     }
 
+    /// `contents remove`: the row only, never while a job or a level of this machine holds the content.
+    @Test func contentsRemoveRemovesTheRowOnlyOnceNoJobAndNoLevelHoldsTheContent() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        func remove(_ cid: Int) throws -> ProcessResult { try cli.run(["contents", "remove", "--cid", String(cid)]) }
+        func cids() throws -> [Int] { try listed(cli).compactMap { $0["cid"] as? Int } }
+
+        #expect(try remove(99).stderr == "Error: no content with cid 99\n")
+        // cid 1's file is on bronze.
+        let kept = try remove(1)
+        #expect(kept.status == 1)
+        #expect(kept.stderr == "Error: cid 1's file is still on bronze (\(cli.levelPath("bronze"))/present.mp4); nothing removed (remove the file first, or keep the content)\n")
+        // A level of the table this machine does not see could hold it.
+        let blind = try cli.run(["contents", "remove", "--cid", "2"],
+                                environment: ["RELOCATOR_LEVELS": "bronze=\(cli.levelPath("bronze")),silver=\(cli.levelPath("silver"))"])
+        #expect(blind.stderr == "Error: cannot check every level for cid 2's file: gold has no directory in RELOCATOR_LEVELS; nothing removed\n")
+        // cid 2 (no file anywhere) with a job queued, then dead.
+        #expect(try cli.run(["enqueue", "--cid", "2", "--count", "20000"]).status == 0)
+        #expect(try remove(2).stderr == "Error: cid 2 has a job in flight; nothing removed (relocator why 2 shows it)\n")
+        try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1", "--metrics-port", "0"])
+        try cli.waitUntil("the dead job") { (try cli.run(["status", "--json"]).json() as? [String: Any])?["dead"] as? Int == 1 }
+        #expect(try remove(2).stderr == "Error: cid 2 has a dead job; nothing removed: `relocator dlq purge --cid 2` forgets it (and removes a copy it may have left)\n")
+        #expect(try cids() == [1, 2])
+        #expect(try cli.run(["dlq", "purge", "--cid", "2"]).status == 0)
+        let removed = try remove(2)
+        #expect(removed.status == 0 && removed.stdout == "removed cid 2 (gone.mp4, on bronze in the database)\n", "\(removed.stderr)")
+        #expect(try cids() == [1])
+
+        // cid 1 moves to gold and is committed; its file then goes away: the row goes, its move stays.
+        try cli.start("c1", ["committer", "--id", "c1", "--metrics-port", "0"])
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the commit") { try cli.run(["relocations", "--cid", "1"]).lines.count == 2 }
+        #expect(try remove(1).stderr.contains("cid 1's file is still on gold"))
+        try FileManager.default.removeItem(atPath: cli.levelPath("gold") + "/present.mp4")
+        #expect(try remove(1).stdout == "removed cid 1 (present.mp4, on gold in the database); its relocation stays as history\n")
+        #expect(try cids().isEmpty)
+        #expect(try cli.run(["relocations", "--cid", "1"]).lines.count == 2)
+    }
+
+    @Test func aFilenameInsideTheReservedDirectoryIsRefusedWhereItEnters() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let add = try cli.run(["contents", "add", "--cid", "1", "--filename", ".relocator/tmp/1-1.part", "--level", "gold"])
+        #expect(add.status == 1)
+        #expect(add.stderr.contains("the filename is inside .relocator/, the directory Relocator reserves in each level"), "\(add.stderr)")
+        let imported = try cli.run(["contents", "import", "-"], input: "1,a.mp4,bronze\n2,.relocator/lock,bronze\n")
+        #expect(imported.status == 1)
+        #expect(imported.stderr.contains("line 2: filename '.relocator/lock'"), "\(imported.stderr)")
+        #expect(try listed(cli).isEmpty)
+    }
+
     @Test func aLevelNotInTheLevelTableIsRefusedWhereItEnters() throws {
         let cli = try Self.workspace()
         defer { cli.stop() }

@@ -126,6 +126,43 @@ import TestSupport
         }
     }
 
+    /// Options that take a value and have no default: required, a filter, or a setting left as it is.
+    static let withoutDefault: Set<String> = [
+        "--cid", "--count", "--hits", "--file", "--filename", "--level", "--min", "--max", "--high-water", "--low-water",
+        "--min-residency", "--hysteresis", "--max-moves", "--bandwidth", "--priority",
+    ]
+
+    /// Every option that takes a value says its default (swift-argument-parser prints it unless the
+    /// option parses with a transform, whose help then says it).
+    @Test func everyOptionWithADefaultShowsIt() throws {
+        var helps: [[String]: [String: String]] = [:]
+        for path in try Self.commands() {
+            // Each option that takes a value, with its help text on one line.
+            var section = "", options: [String: String] = [:], current: String?
+            for line in try Self.help(path).split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
+                if !line.hasPrefix(" "), line.hasSuffix(":") { section = line }
+                guard section == "OPTIONS:" else { continue }
+                if line.hasPrefix("  --"), !line.hasPrefix("   ") {
+                    let name = String(line.dropFirst(2).prefix { $0 != " " })
+                    current = line.contains("<") ? name : nil
+                    if let current { options[current] = line }
+                } else if line.hasPrefix("      "), let current {
+                    options[current]! += " " + line.trimmingCharacters(in: .whitespaces)
+                }
+            }
+            helps[path] = options
+            for (name, text) in options.sorted(by: { $0.key < $1.key }) where !Self.withoutDefault.contains(name) {
+                #expect(text.contains("default: "), "relocator \(path.joined(separator: " ")) \(name): \(text)")
+            }
+        }
+        let expected = [(["serve"], "--port", "8080"), (["worker"], "--concurrency", "4"), (["worker"], "--grace-period", "30"),
+                        (["committer"], "--batch", "500"), (["contents", "list"], "--limit", "100"), (["relocations"], "--limit", "20")]
+        for (path, option, value) in expected {
+            let text = try #require(helps[path]?[option], "relocator \(path.joined(separator: " ")) \(option)")
+            #expect(text.hasSuffix("(default: \(value))"), "relocator \(path.joined(separator: " ")) \(option): \(text)")
+        }
+    }
+
     @Test func everyCommandTakesTheLogFormat() throws {
         for path in try Self.commands() {
             let text = try Self.help(path)

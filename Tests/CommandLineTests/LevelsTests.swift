@@ -35,6 +35,7 @@ import TestSupport
         #expect(gap.status == 1)
         #expect(gap.errorLines.count == 1, "\(gap.stderr)")
         #expect(gap.stderr.contains("counts 1000–1999 belong to no level"), "\(gap.stderr)")
+        #expect(gap.stderr.hasSuffix("; nothing changed (--force applies it anyway)\n"), "\(gap.stderr)")
         #expect(try levels(cli)[1]["min_counts"] as? Int == 1000)
 
         let overlap = try cli.run(["levels", "set", "platinum", "--min", "50000", "--max", "200000"])

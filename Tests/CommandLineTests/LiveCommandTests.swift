@@ -39,7 +39,7 @@ import TestSupport
         #expect(idle.stdout.contains("no worker is running: nothing moves files"), "\(idle.stdout)")
         #expect(!idle.stdout.contains("no committer is running"))
         let header = try #require(idle.lines.first { $0.hasPrefix("id ") })
-        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["id", "kind", "host", "levels", "heartbeat", "jobs_in_hand"])
+        #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["id", "kind", "host", "levels", "heartbeat", "jobs_in_hand", "metrics"])
         let committerRow = try #require(idle.lines.first { $0.hasPrefix("c1 ") })
         #expect(committerRow.contains("committer") && committerRow.contains(" ago"), "\(committerRow)")
         let goldRow = try #require(idle.lines.first { $0.hasPrefix("gold ") })
@@ -120,6 +120,26 @@ import TestSupport
         let purged = try cli.run(["dlq", "purge", "--all"])
         #expect(purged.stdout.hasSuffix("1 job purged\n"), "\(purged.stdout)")
         #expect(try cli.run(["dlq", "list"]).stdout.contains("the dead-letter list is empty"))
+    }
+
+    @Test func countsPrintAsWholeNumbers() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "25000"]).status == 0)
+        // No worker runs: the job waits, and plan shows it with its count.
+        let plan = try cli.run(["plan"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let row = try #require(plan.lines.first { $0.hasPrefix("1 ") }, "\(plan.stdout)")
+        #expect(row.split(separator: " ", omittingEmptySubsequences: true).contains("25000"), "\(row)")
+        #expect(!plan.stdout.contains("25000.0"), "\(plan.stdout)")
+        let json = try cli.run(["plan", "--json"]).stdout
+        #expect(json.contains(#""count" : 25000"#) || json.contains(#""count":25000"#), "\(json)")
+        #expect(!json.contains("25000.0"), "\(json)")
+        for command in [["status"], ["why", "1"], ["status", "--json"], ["why", "1", "--json"]] {
+            let output = try cli.run(command).stdout
+            #expect(!output.contains("25000.0"), "\(command): \(output)")
+        }
+        #expect(try cli.run(["why", "1"]).stdout.contains("The last count, 25000, falls in gold"))
     }
 
     @Test func relocationsShowEachMoveWithItsFilenameInTextAndSnakeCaseJSON() throws {

@@ -68,9 +68,9 @@ import TestSupport
         #expect(!result.stdout.contains("directory"), "\(result.stdout)")
     }
 
-    /// Starts a command with `--metrics-port 0` and returns the port it logged.
+    /// Starts a command and returns the port its metrics server logged (on by default).
     func metricsPort(_ cli: CLIWorkspace, _ name: String, _ arguments: [String]) throws -> (ChildProcess, Int) {
-        let process = try cli.start(name, arguments + ["--metrics-port", "0"])
+        let process = try cli.start(name, arguments)
         var port: Int?
         try cli.waitUntil("the metrics server of \(name)") {
             if let match = cli.stderr(name).firstMatch(of: /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/) { port = Int(match.1) }
@@ -79,22 +79,49 @@ import TestSupport
         return (process, try #require(port, "\(cli.stderr(name))"))
     }
 
-    @Test func aWorkerAndACommitterServeTheirMetricsWhenGivenAPort() throws {
+    /// The processes of `status --json` by id.
+    func processes(_ cli: CLIWorkspace) throws -> [String: [String: Any]] {
+        let workers = try #require(try cli.run(["status", "--json"]).json() as? [String: Any])["workers"] as? [[String: Any]] ?? []
+        return Dictionary(workers.compactMap { worker in (worker["id"] as? String).map { ($0, worker) } }, uniquingKeysWith: { $1 })
+    }
+
+    @Test func aWorkerAndACommitterServeTheirMetricsByDefaultOnPortsFrom9464() throws {
         let cli = try LiveCommandTests.workspace()
         defer { cli.stop() }
+        // The first move fails once (a retry with its reason), then succeeds.
         let (workerProcess, workerPort) = try metricsPort(cli, "w1", ["worker", "--id", "w1", "--concurrency", "1"])
-        let (committerProcess, committerPort) = try metricsPort(cli, "c1", ["committer", "--id", "c1"])
+        let (committerProcess, committerPort) = try metricsPort(cli, "c1", ["committer", "--id", "c1", "--rebalance-interval", "1s"])
+        for port in [workerPort, committerPort] { #expect(metricsPorts.contains(port), "\(port)") }
+        #expect(workerPort != committerPort)
+        // Each heartbeat carries its port: status shows it.
+        try cli.waitUntil("the ports in the heartbeats") {
+            let all = try processes(cli)
+            return all["w1"]?["metrics_port"] as? Int == workerPort && all["c1"]?["metrics_port"] as? Int == committerPort
+        }
+        let text = try cli.run(["status"])
+        #expect(text.lines.contains { $0.hasPrefix("w1 ") && $0.hasSuffix(":\(workerPort)") }, "\(text.stdout)")
+
         #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
         try committed(cli, cid: 1)
         let worker = try HTTP.get(workerPort, "/metrics")
         #expect(worker.status == 200)
-        #expect(worker.body.contains("relocator_"), "\(worker.body.prefix(400))")
-        // The cost of the job, phase by phase (one filesystem here: a link, no copy).
-        for phase in ["claim", "prepare", "copy", "queue", "publish", "target_directory_fsync", "remove_source", "source_directory_fsync", "ack"] {
+        #expect(worker.body.contains(#"relocator_moves_total{from="bronze",to="gold",outcome="moved"} 1"#), "\(worker.body)")
+        // One filesystem here: the worker's log says linked, and so does the metric.
+        #expect(cli.stderr("w1").contains("job.method=linked"), "\(cli.stderr("w1"))")
+        #expect(worker.body.contains(#"relocator_move_duration_seconds_count{method="linked"} 1"#), "\(worker.body)")
+        #expect(worker.body.contains(#"relocator_build_info{version=""#) && worker.body.contains("process_cpu_seconds_total"))
+        // The cost of the job, phase by phase (a link, no copy).
+        for phase in ["next", "prepare", "copy", "queue", "publish", "target_directory_fsync", "remove_source", "source_directory_fsync", "ack"] {
             #expect(worker.body.contains(#"relocator_move_phase_seconds_count{phase="\#(phase)"}"#), "\(phase): \(worker.body)")
         }
-        let committer = try HTTP.get(committerPort, "/metrics")
+        var committer = try HTTP.get(committerPort, "/metrics")
         #expect(committer.status == 200)
+        #expect(committer.body.contains("relocator_commits_total 1"), "\(committer.body)")
+        try cli.waitUntil("a rebalancer round") {
+            committer = try HTTP.get(committerPort, "/metrics")
+            return committer.body.contains(#"relocator_rebalancer_rounds_total{outcome="done"}"#)
+        }
+        #expect(committer.body.contains("relocator_rebalancer_last_round_timestamp_seconds "), "\(committer.body)")
         #expect(try HTTP.get(committerPort, "/healthz").status == 200)
         // SIGTERM stops the metrics server with the worker and the committer.
         for process in [workerProcess, committerProcess] { process.signal(SIGTERM) }
@@ -102,12 +129,31 @@ import TestSupport
         #expect(committerProcess.wait(timeout: .seconds(20)) == 0, "\(cli.stderr("c1"))")
     }
 
-    @Test func noMetricsServerRunsUnlessAPortIsGiven() throws {
+    @Test func aFailedMoveIsCountedWithItsReason() throws {
         let cli = try LiveCommandTests.workspace()
         defer { cli.stop() }
-        let worker = try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1"])
+        let (_, port) = try metricsPort(cli, "w1", ["worker", "--id", "w1", "--concurrency", "1"])
+        try cli.start("c1", ["committer", "--id", "c1", "--metrics-port", "0"])
+        // cid 2's file is on no disk: a permanent failure.
+        #expect(try cli.run(["enqueue", "--cid", "2", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the dead job") {
+            try HTTP.get(port, "/metrics").body.contains(#"relocator_moves_total{from="bronze",to="gold",outcome="dead",reason="source_missing"} 1"#)
+        }
+    }
+
+    @Test func metricsPortZeroServesNoMetrics() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let worker = try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1", "--metrics-port", "0"])
         try cli.waitUntil("the worker's start") { cli.stderr("w1").contains("started") || !worker.isRunning }
         #expect(!cli.stderr("w1").contains("metrics on"))
-        #expect(try cli.run(["worker", "--metrics-host", "0.0.0.0"]).stderr.contains("--metrics-host needs --metrics-port"))
+        try cli.waitUntil("the heartbeat") { try processes(cli)["w1"] != nil }
+        #expect(try processes(cli)["w1"]?["metrics_port"] is NSNull)
+        let refused = try cli.run(["worker", "--metrics-port", "0", "--metrics-host", "0.0.0.0"])
+        #expect(refused.status == 64 && refused.stderr.contains("--metrics-host needs a metrics server; --metrics-port 0 turns it off"), "\(refused.stderr)")
     }
+
 }
+
+/// The ports a worker or committer tries for its metrics.
+let metricsPorts = 9464...9563

@@ -355,7 +355,8 @@ final class Recorder<Value: Sendable>: Sendable {
     }
 
     @Test func errorKindsAreSnakeCaseCodesAndClassified() {
-        let permanent: [MoveError.Kind] = [.invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict]
+        let permanent: [MoveError.Kind] = [.invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict,
+                                           .undecodableJob, .doesNotFit]
         let transient: [MoveError.Kind] = [.sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost,
                                            .contentLocked, .levelUnavailable]
         #expect(Set(permanent + transient).count == MoveError.Kind.allCases.count)
@@ -364,7 +365,7 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(MoveError.Kind.allCases.map(\.rawValue) == [
             "invalid_filename", "unsafe_path", "unknown_level", "source_missing", "not_regular_file", "destination_conflict",
             "source_changed", "no_space", "permission_denied", "read_only", "io_error", "checksum_mismatch", "cancelled", "lease_lost",
-            "content_locked", "level_unavailable",
+            "content_locked", "level_unavailable", "undecodable_job", "does_not_fit",
         ])
         #expect(MoveError(.sourceChanged, "gold/a changed").description == "source_changed: gold/a changed")
     }

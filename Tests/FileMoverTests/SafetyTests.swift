@@ -317,6 +317,62 @@ import TestSupport
         #expect(removals.all.count == 1)
     }
 
+    /// A source written to after its copy was verified is never published: were it published, a
+    /// crash right then would leave stale bytes under the final name beside a changed source (a
+    /// permanent `destination_conflict` for the next delivery).
+    @Test func aSourceChangedAfterItsCopyWasVerifiedIsNeverPublished() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let source = root.path + "/c.bin"
+        try TestFiles.make(source, bytes: 200_000)
+        struct Crash: Error {}
+        let mover = FileMover(chunkSize: 64 * 1024, faults: MoveFaults(onStep: { step in
+            if step == .verified { try Change.appended.apply(to: source) }
+            if step == .published { throw Crash() }
+        }))
+        #expect { try mover.move(moveRequest("c.bin", from: root.path, to: disk.path)) } throws: { moveError($0, .sourceChanged) }
+        #expect(!TestFiles.exists(disk.path + "/c.bin"), "nothing published")
+        #expect(try TestFiles.levelContents(disk.path).isEmpty)
+    }
+
+    /// RESOLVE_NO_SYMLINKS, not only RESOLVE_BENEATH: a link on the way is refused even when it
+    /// stays inside the level (the README promises unsafe_path for any link).
+    @Test func aLinkThatStaysInsideTheLevelIsRefusedToo() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let (bronze, gold) = (root.path + "/bronze", root.path + "/gold")
+        try TestFiles.make(bronze + "/real/x.bin", bytes: 1000)
+        try FileManager.default.createDirectory(atPath: gold + "/real", withIntermediateDirectories: true)
+        symlink("real", bronze + "/v")
+        symlink("real", gold + "/u")
+        try TestFiles.make(bronze + "/u/y.bin", bytes: 1000)
+        for (name, link) in [("v/x.bin", "from/v"), ("u/y.bin", "to/u")] {
+            #expect { try FileMover().move(moveRequest(name, from: bronze, to: gold)) } throws: {
+                ($0 as? MoveError)?.description == "unsafe_path: \(link) is a symbolic link; a filename must stay inside its level directory"
+            }
+        }
+        #expect(TestFiles.exists(bronze + "/real/x.bin") && TestFiles.exists(bronze + "/u/y.bin") && !TestFiles.exists(gold + "/real/y.bin"))
+    }
+
+    /// The copy kept is checked again right before the source goes: if it vanished meanwhile
+    /// (another process, a disk fault), the source stays.
+    @Test(arguments: [true, false])
+    func aPublishedCopyThatVanishesBeforeTheSourceGoesKeepsTheSource(crossDevice: Bool) throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        defer { root.remove(); disk.remove() }
+        let bronze = root.path + "/bronze"
+        let gold = crossDevice ? disk.path : root.path + "/gold"
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        let sum = try TestFiles.make(bronze + "/k.bin", bytes: 100_000)
+        let mover = FileMover(chunkSize: 64 * 1024, faults: MoveFaults(onStep: { step in
+            if step == .targetDirectorySynced { unlink(gold + "/k.bin") }
+        }))
+        #expect { try mover.move(moveRequest("k.bin", from: bronze, to: gold)) } throws: { moveError($0, .sourceChanged) }
+        #expect(try TestFiles.sha256(bronze + "/k.bin") == sum)
+    }
+
     /// The mover removes only its own temporary file, in the reserved directory: a content whose
     /// name looks like a temporary file (an earlier version's, even this very job's) is a content.
     @Test func aContentNamedLikeATemporaryFileIsNeverRemoved() throws {

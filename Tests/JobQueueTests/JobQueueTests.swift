@@ -71,6 +71,18 @@ import TestSupport
         #expect(try #require(try q.job(13)).gen == ahead + 2)
     }
 
+    /// Counts coalesced into a waiting job leave its id on the queue once: a second copy would be a
+    /// second delivery of one job.
+    @Test func coalescedCountsLeaveTheJobsIdOnItsQueueOnce() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.submit(17, 20000, to: "gold")
+        for count in [25000, 30000, 20001] { #expect(try q.submit(17, Int64(count), to: "gold").outcome == .updated) }
+        let job = try #require(try q.job(17))
+        #expect(try q.list(q.shard.queue("gold")) == [job.id])
+        #expect(job.count == 20001)
+    }
+
     @Test func theHappyPathToCommitted() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -114,6 +114,9 @@ import TestSupport
         let next = try #require(try q.fetch("w1"))
         #expect(next.token == job.token! + 1)
         #expect(try !q.record(job, [(.checksum, "xxh128:ee")]))
+        #expect(try !q.queue.ack(JobID(cid: 25, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "x", bytes: 1, foundIn: nil,
+                                 on: q.redis))
+        #expect(try q.job(25)?.status == .moving)
         // It holds the lock and records: the fence is gone, and a count may reverse the job again.
         #expect(try q.record(next, [(.checksum, "xxh128:ee"), (.stage, MoveStage.publishing.rawValue)]))
         #expect(try q.job(25)?.fence == nil)

@@ -128,6 +128,9 @@ import TestSupport
         #expect(try q.queue.reserveRoom(level: "gold", holder: "w1/0", bytes: 10, room: 100, ttl: .seconds(5), on: redis).granted)
         _ = try q.queue.takeBandwidth(level: "gold", rate: 1000, bytes: 100, on: redis)
         try q.queue.levelChanged(cid: 8, on: redis)
+        // does-not-fit (the third job is still deferred), writable
+        #expect(try q.queue.giveUpDoesNotFit(JobID(cid: third.cid, gen: third.gen), message: "does not fit", on: redis))
+        try q.queue.checkWritable(on: redis)
         _ = try q.queue.stats(levels: levels, on: redis)
     }
 

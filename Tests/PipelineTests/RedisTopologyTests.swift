@@ -77,7 +77,7 @@ import TestSupport
             _ = try redis.kill9(master: second)
             try redis.waitUntilHealthy(masters: 3)
         }
-        print("cluster: \(result.moved) moves committed, \(result.resubmitted) counts submitted again after the failovers")
+        print("measured: cluster: \(result.moved) moves committed, \(result.resubmitted) counts submitted again after the failovers")
     }
 
     @Test func behindSentinelThePipelineFollowsTheMasterToItsReplica() throws {
@@ -91,6 +91,6 @@ import TestSupport
             let deadline = ContinuousClock.now + .seconds(60)
             while try redis.currentMasterPort() == old, ContinuousClock.now < deadline { usleep(200_000) }
         }
-        print("sentinel: \(result.moved) moves committed, \(result.resubmitted) counts submitted again after the failover")
+        print("measured: sentinel: \(result.moved) moves committed, \(result.resubmitted) counts submitted again after the failover")
     }
 }

@@ -120,11 +120,14 @@ import TestSupport
         var lost: [Int] = []
         var lostAfterFailover: [Int] = []
         var failedButApplied: [Int] = []
+        /// The first failure's error, for the measurement line.
+        var firstFailure: String?
 
         var description: String {
-            "\(acknowledged.count) acknowledged (\(acknowledgedAfterFailover.count) after the failover), "
-                + "\(lost.count) of them lost (\(lostAfterFailover.count) after the failover), "
+            "\(acknowledged.count) writes acknowledged (\(acknowledgedAfterFailover.count) after the failover), "
+                + "\(lost.count) of them not on the new master (\(lostAfterFailover.count) after the failover), "
                 + "\(failed.count) failed (\(failedButApplied.count) of those applied anyway)"
+                + (firstFailure.map { "; the first failure: \($0)" } ?? "")
         }
     }
 
@@ -145,7 +148,7 @@ import TestSupport
                 outcome.acknowledged.append(index)
             } catch let error as RedisError {
                 outcome.failed.append(index)
-                print("write \(index) failed: \(error)")
+                if outcome.firstFailure == nil { outcome.firstFailure = "write \(index): \(error)" }
             }
             index += 1
         }
@@ -176,7 +179,7 @@ import TestSupport
         }, failedOver: {
             try cluster.nodes().contains { $0.port == replica && $0.isMaster && !$0.slots.isEmpty }
         })
-        print("CLUSTER FAILOVER during writes: \(outcome)")
+        print("measured: CLUSTER FAILOVER during writes: \(outcome)")
         // A manual failover waits for the replica to catch up: nothing is lost, nothing fails.
         #expect(outcome.lost.isEmpty)
         #expect(outcome.failed.isEmpty)
@@ -198,7 +201,7 @@ import TestSupport
         })
         // Replication is asynchronous: writes the dead master acknowledged but had not yet sent to
         // its replica are lost. Everything acknowledged after the promotion is kept.
-        print("kill -9 of a master during writes: \(outcome)")
+        print("measured: kill -9 of a cluster master during writes (asynchronous replication may drop what it had not sent): \(outcome)")
         #expect(outcome.lostAfterFailover.isEmpty)
         #expect(outcome.acknowledgedAfterFailover.count >= 300)
         let promoted = try #require(cluster.nodes().first { replicas.contains($0.port) && $0.isMaster })
@@ -258,15 +261,15 @@ import TestSupport
         let replica = try #require(setup.dataPorts.first { $0 != oldMaster })
 
         // Writes go on: each waits (within the command timeout) for the sentinels to promote the replica.
-        var acknowledged = 0, failed = 0
+        var acknowledged = 0, failed = 0, firstFailure = ""
         let deadline = ContinuousClock.now + .seconds(90)
         while acknowledged < 300 && ContinuousClock.now < deadline {
             do {
                 try redis.send("SET", "after:\(acknowledged)", acknowledged)
                 acknowledged += 1
             } catch let error as RedisError {
+                if failed == 0 { firstFailure = "; the first failure: \(error)" }
                 failed += 1
-                print("a write failed during the failover: \(error)")
             }
         }
         var lost = 0
@@ -274,7 +277,8 @@ import TestSupport
             let value = try redis.send("GET", "before:\(index)").int
             if value != index { lost += 1 }
         }
-        print("sentinel failover after kill -9: 100 written before, \(lost) of them lost; \(acknowledged) acknowledged after, \(failed) failed")
+        print("measured: sentinel failover after a kill -9 of the master: of 100 writes made before, \(lost) not on the new master "
+              + "(asynchronous replication); \(acknowledged) acknowledged after, \(failed) failed while the sentinels promoted the replica\(firstFailure)")
         #expect(acknowledged == 300)
         let role = try redis.send("ROLE")
         #expect(role.array?.first?.string == "master")
@@ -295,7 +299,7 @@ import TestSupport
 
         // The sentinels promote the replica, later turn the old master into its replica and close the
         // old master's clients: from then on the client writes to the new master.
-        var acknowledged: [Int] = [], failed = 0
+        var acknowledged: [Int] = [], failed = 0, firstFailure = ""
         let deadline = ContinuousClock.now + .seconds(90)
         var demotedAt: Int?
         var index = 0
@@ -306,8 +310,8 @@ import TestSupport
                 try redis.send("SET", "during:\(index)", index)
                 acknowledged.append(index)
             } catch let error as RedisError {
+                if failed == 0 { firstFailure = "; the first failure: \(error)" }
                 failed += 1
-                print("a write failed during the failover: \(error)")
             }
             index += 1
         }
@@ -318,8 +322,9 @@ import TestSupport
         // Sentinel promotes the replica first and demotes the old master seconds later: what the old
         // master acknowledged in between is dropped when it resyncs (a server-side window that
         // min-replicas-to-write narrows). What was written after the demotion is on the new master.
-        print("SENTINEL FAILOVER during writes: \(acknowledged.count) acknowledged, \(lost.count) lost "
-              + "(written to the old master before it was demoted), \(failed) failed")
+        print("measured: SENTINEL FAILOVER with the old master alive: \(acknowledged.count) writes acknowledged; \(lost.count) of them, "
+              + "acknowledged by the old master between the promotion and its demotion, were dropped when it resynced as a replica "
+              + "(the window docs/SCALING.md describes), \(lost.filter { $0 > start }.count) written after the demotion; \(failed) failed\(firstFailure)")
         #expect(!lost.contains { $0 > start })
         #expect(try redis.send("ROLE").array?.first?.string == "master")
         #expect(try onNewMaster.send("GET", "before:99").int == 99)

@@ -27,7 +27,9 @@ final class APIFixture: @unchecked Sendable {
     /// The process's metrics (swift-metrics is bootstrapped once per process).
     static let metrics = PrometheusMetrics.bootstrap()
 
-    init(migrate: Bool = true, levels: [LevelRange] = LevelRange.defaults, redisURL: RedisURL? = nil) throws {
+    init(migrate: Bool = true, levels: [LevelRange] = LevelRange.defaults, redisURL: RedisURL? = nil, halfLife: Duration? = nil,
+         contents: ContentCache = ContentCache(maxAge: .zero), replication: RedisReplication? = nil,
+         clock: @escaping @Sendable () -> Int64 = JobQueue.nowMilliseconds) throws {
         let directory = try TemporaryDirectory("relocator-api")
         self.directory = directory
         // A setup step that throws leaves nothing behind either.
@@ -50,9 +52,9 @@ final class APIFixture: @unchecked Sendable {
             try Migrator(database: db, migrations: Migration.embedded(dialect: db.dialect)).migrate()
             if !levels.isEmpty { try LevelStore(database: db).seed(levels) }
         }
-        service = RelocationService(redis: RedisPool(url: url, size: 2), sql: SQLPool(url: databaseURL, size: 2), queue: queue,
-                                    levels: LevelCache(maxAge: .zero), contents: ContentCache(maxAge: .zero),
-                                    directories: directories, logger: Logger(label: "test.api"))
+        service = RelocationService(redis: RedisPool(url: url, size: 2, replication: replication), sql: SQLPool(url: databaseURL, size: 2),
+                                    queue: queue, levels: LevelCache(maxAge: .zero), contents: contents,
+                                    directories: directories, halfLife: halfLife, logger: Logger(label: "test.api"), clock: clock)
         ready = true
     }
 

@@ -33,12 +33,12 @@ import Testing
         perMinute[59] = 12
         perMinute[10] = 3
         let html = dashboard.render(page: "overview", model: OverviewModel(stats: stats(), moves: [move(done: 1, total: 2, startedAt: 1)], perMinute: perMinute),
-                                    tokenRequired: true, now: 2000)
+                                    adminRequired: true, now: 2000)
         #expect(html.contains(#"<tr data-level="gold">"#) && html.contains(#"<td class="num" data-field="depth">4</td>"#))
         #expect(html.contains(#"data-field="oldest">1 min 30 s<"#) && html.contains(#"data-field="in-flight">1<"#))
         #expect(html.contains(#"data-field="disk-free">2.0 GiB<"#) && html.contains("data-action=\"/v1/levels/gold/resume\""))
         #expect(html.contains(#"data-field="dead"><a href="/ui/dead">2</a>"#) && html.contains(#"data-field="moves-last-hour">15<"#))
-        #expect(html.contains(#"data-token-required="true""#) && html.contains(#"<script src="/ui/dashboard.js" defer>"#))
+        #expect(html.contains(#"data-admin-required="true""#) && html.contains(#"<script src="/ui/dashboard.js" defer>"#))
         #expect(!html.contains("http://") && !html.contains("https://"), "no external asset")
         #expect(html.components(separatedBy: "<rect ").count - 1 == 60)
     }
@@ -47,7 +47,7 @@ import Testing
         let dashboard = try Dashboard()
         // 25 MiB of 100 MiB in 10 s: 2.5 MiB/s, 30 s left.
         let model = WorkersModel(stats: stats(), moves: [move(done: 25 << 20, total: 100 << 20, startedAt: 0)], now: 10_000)
-        let html = dashboard.render(page: "workers", model: model, tokenRequired: false, now: 10_000)
+        let html = dashboard.render(page: "workers", model: model, adminRequired: false, now: 10_000)
         #expect(html.contains("25 MiB") && html.contains("100 MiB") && html.contains("2.5 MiB/s") && html.contains("30 s"))
         #expect(html.contains(#"<progress max="100" value="25">"#))
         #expect(html.contains("&lt;b&gt;x&lt;/b&gt;.mp4") && !html.contains("<b>x</b>"))
@@ -60,7 +60,7 @@ import Testing
                       lastError: "source_missing: gone", gen: 1, enqueuedAt: 1, updatedAt: 1_795_815_235_123)
         job.reason = "source_missing"
         let html = dashboard.render(page: "dead", model: DeadModel(dead: [JobQueue.DeadJob(deadID: "4:1", shard: 0, job: job, fields: [:])]),
-                                    tokenRequired: false, now: 0)
+                                    adminRequired: false, now: 0)
         #expect(html.contains(#"data-body='{"cids": [4]}'>Replay</button>"#) && html.contains("source_missing: gone"))
         #expect(html.contains("2026-11-27T21:33:55.123Z") && html.contains(">Purge all</button>"))
     }

@@ -59,9 +59,13 @@ import TestSupport
                 #expect(response.json?["error"] as? String == code, "\(response.text)", sourceLocation: sourceLocation)
                 #expect((response.json?["message"] as? String)?.contains(fragment) == true, "\(response.text)", sourceLocation: sourceLocation)
             }
-            let range = "count must be a whole number between 0 and 9223372036854775807"
+            let range = "count must be a whole number between 0 and 9007199254740991 (2^53 − 1"
             expect(try await client.postForm("/post_sentence", "cid=1&count=9223372036854775808"), .badRequest, "bad_request", range)
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 9223372036854775808}"#), .badRequest, "bad_request", range)
+            // Past the bound, but inside 64 bits: refused the same way, naming the bound.
+            expect(try await client.postForm("/post_sentence", "cid=1&count=9223372036854775807"), .badRequest, "bad_request", range)
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 9007199254740992}"#), .badRequest, "bad_request", range)
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 999999999999999999}"#), .badRequest, "bad_request", range)
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": -1}"#), .badRequest, "bad_request", range)
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 1.5}"#), .badRequest, "bad_request", "fraction")
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": "many"}"#), .badRequest, "bad_request", "whole number")
@@ -77,6 +81,19 @@ import TestSupport
             expect(try await client.get("/v1/jobs/1"), .notFound, "no_job", "cid 1")
         }
         #expect(try api.queue.stats(levels: ["bronze", "silver", "gold"], on: api.redis).inFlight == 0)
+    }
+
+    /// A row naming a file inside the reserved directory (written by an older version, or by hand)
+    /// is never queued: no content may live where the temporary files are.
+    @Test func aFilenameInsideTheReservedDirectoryIsRefusedAtEnqueue() async throws {
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, ".relocator/tmp/1-1.part", "bronze", nil)])
+        try await api.test { client in
+            let refused = try await client.postForm("/post_sentence", "cid=1&count=5000")
+            #expect(refused.status == .unprocessableContent && refused.json?["error"] as? String == "invalid_filename", "\(refused.text)")
+            #expect(refused.text.contains(".relocator/"), "\(refused.text)")
+        }
     }
 
     @Test func aSymlinkOnTheWayIsRefusedAtEnqueueByTheMoversLookup() async throws {

@@ -3,6 +3,7 @@ import JobQueue
 import Logging
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import SQLStore
 import Synchronization
 import Testing
@@ -48,12 +49,12 @@ import TestSupport
     /// Jobs moved to `done` as a worker would leave them.
     func moved(_ queue: MemoryQueue, _ cids: [Int64], to target: String = "gold") throws {
         for cid in cids { queue.submit(cid: cid, count: 20000, filename: "f\(cid)", dbLevel: "bronze", target: target) }
-        while let taken = try queue.take(worker: "w1", shard: 0, levels: [target]) {
-            guard case .claimed(let fields) = try queue.claim(taken, worker: "w1"), let job = Job(hash: fields) else { continue }
-            #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:01", bytes: 10,
-                                  foundIn: nil))
+        while case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: [target], rotation: 0, wait: .zero)) {
+            #expect(try queue.complete(delivery, .moved(Self.checksum, bytes: 10, method: .copied, foundIn: nil)) == .done)
         }
     }
+
+    static let checksum = try! Checksum(parsing: "xxh128:" + String(repeating: "01", count: 16))
 
     func committer(_ queue: MemoryQueue, _ database: Database, batch: Int = 100) -> Committer {
         var settings = Committer.Settings(id: "c1", batch: batch, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
@@ -126,13 +127,12 @@ import TestSupport
         let database = try Database(contents: [(1, "f1", "bronze")])
         defer { database.directory.remove() }
         queue.submit(cid: 1, count: 20000, filename: "f1", dbLevel: "bronze", target: "gold")
-        let taken = try #require(try queue.take(worker: "w1", shard: 0, levels: ["gold"]))
-        guard case .claimed(let fields) = try queue.claim(taken, worker: "w1"), let job = Job(hash: fields) else {
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero)) else {
             Issue.record("not claimed")
             return
         }
         #expect(queue.submit(cid: 1, count: 2000, filename: "f1", dbLevel: "bronze", target: "silver").outcome == .followUp)
-        #expect(try queue.ack(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:01", bytes: 10, foundIn: nil))
+        #expect(try queue.complete(delivery, .moved(Self.checksum, bytes: 10, method: .copied, foundIn: nil)) == .done)
         let committer = committer(queue, database)
         let done = start(committer)
         try waitUntil("the follow-up is queued") { queue.job(1)?.status == .queued && queue.job(1)?.target == "silver" }

@@ -4,6 +4,7 @@ import JobQueue
 import Logging
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import Synchronization
 import Testing
 

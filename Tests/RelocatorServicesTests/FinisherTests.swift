@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import Synchronization
 import Testing
 import TestSupport

@@ -3,6 +3,7 @@ import JobQueue
 import RedisClient
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import SQLStore
 import Testing
 import TestSupport
@@ -28,7 +29,7 @@ import TestSupport
         let report = DiskReport(decoding: "gold=\(6 * mebibyte),\(2 * mebibyte),\(8 * mebibyte)")
         try queue.heartbeat(worker: "w1", info: [.disks: report.encoded], ttl: .seconds(30), on: redis)
 
-        let plan = try Planner(queue: queue, redis: redis, database: sql, halfLife: nil).plan(full: true)
+        let plan = try Planner(queue: RedisJobQueue(queue: queue, redis: redis), database: sql, halfLife: nil).plan(full: true)
         let shed = plan.moves.filter { $0.kind == .watermark && $0.from == "gold" && $0.to == "silver" }
         // 2.8 MiB must go to reach 40 %: two of the four.
         #expect(shed.count == 2, "\(plan.moves)")

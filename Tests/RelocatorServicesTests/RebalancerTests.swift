@@ -4,6 +4,7 @@ import Logging
 import RedisClient
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import Testing
 import TestSupport
 
@@ -20,7 +21,7 @@ import TestSupport
         let (queue, url, redis) = (fixture.queue, fixture.url, fixture.redis)
         var settings = Rebalancer.Settings(id: "c1")
         settings.interval = .milliseconds(100)
-        let rebalancer = Rebalancer(settings: settings, queue: queue, url: url, openDatabase: { try database.open() },
+        let rebalancer = Rebalancer(settings: settings, driver: RedisJobQueueDriver(queue: queue, url: url), openDatabase: { try database.open() },
                                     logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let done = StopSignal()
         BlockingExecutor.thread(named: "test-rebalancer") {

@@ -3,6 +3,7 @@ import Foundation
 import JobQueue
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import SQLStore
 import Testing
 import TestSupport
@@ -52,6 +53,20 @@ import TestSupport
         #expect(try site.database.level(1) == "gold" && site.run(fix: false).isEmpty)
     }
 
+    @Test func aDirectoryAtAContentsPathIsNamedAsADirectoryNotAFile() throws {
+        let site = try Site(contents: [(1, "a.mp4", "gold"), (2, "b.mp4", "gold")])
+        defer { site.remove() }
+        try FileManager.default.createDirectory(atPath: site.path("gold", "a.mp4"), withIntermediateDirectories: true)
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.missing, .missing] && found.allSatisfy { $0.fixed == nil })
+        let directory = try #require(found.first { $0.cid == 1 })
+        #expect(directory.detail == "a.mp4 is a directory, not a file, on gold (\(site.path("gold", "a.mp4"))); no level holds it as a file; "
+                + "the database says gold; if it is gone for good, `relocator contents remove --cid 1` forgets the content", "\(directory.detail)")
+        let missing = try #require(found.first { $0.cid == 2 })
+        #expect(missing.detail.hasPrefix("b.mp4 is on no level's disk (looked in "), "\(missing.detail)")
+        #expect(TestFiles.exists(site.path("gold", "a.mp4")))
+    }
+
     @Test func anIdenticalCopyGoesOnlyBesideTheCopyTheDatabaseNamesAndADifferentOneStays() throws {
         let site = try Site(contents: [(1, "same.bin", "silver"), (2, "differ.bin", "silver")])
         defer { site.remove() }
@@ -73,7 +88,7 @@ import TestSupport
         try TestFiles.make(site.path("bronze", "moving.bin"), bytes: 2000)
         try FileManager.default.copyItem(atPath: site.path("bronze", "moving.bin"), toPath: site.path("gold", "moving.bin"))
         site.queue.submit(cid: 1, count: 20000, filename: "moving.bin", dbLevel: "bronze", target: "gold")
-        _ = try site.queue.claim(try #require(try site.queue.take(worker: "w1", shard: 0, levels: ["gold"])), worker: "w1")
+        _ = try site.queue.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
         #expect(try site.run(fix: true).isEmpty)
         #expect(TestFiles.exists(site.path("gold", "moving.bin")) && TestFiles.exists(site.path("bronze", "moving.bin")))
     }

@@ -17,6 +17,10 @@ struct RedisTestQueue {
         redis = RedisConnection(url: url)
     }
 
+    /// The seam over this queue's connection.
+    var session: RedisJobQueue { RedisJobQueue(queue: queue, redis: redis) }
+    var driver: RedisJobQueueDriver { RedisJobQueueDriver(queue: queue, url: url) }
+
     func cleanUp() {
         do {
             for name in try redis.scan(match: queue.keys.control.prefix + "*") { try redis.send("DEL", name) }

@@ -4,6 +4,7 @@ import Foundation
 import JobQueue
 import RelocatorCore
 import RelocatorServices
+import RelocatorTesting
 import Synchronization
 import Testing
 
@@ -30,14 +31,19 @@ import Testing
             if attempt == 1 { throw MoveError(.noSpace, "gold is full") }
             return try FakeMover.succeed(request, hooks, attempt)
         }
-        let h = WorkerHarness(mover: mover)
+        // A backoff of an hour: the retry waits for the queue's clock, which the test moves.
+        let h = WorkerHarness(retry: RetryPolicy(base: .seconds(3600), cap: .seconds(7200), maxAttempts: 3), mover: mover)
         h.queue.submit(cid: 8, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
         h.start()
         defer { try? h.stop() }
         try waitUntil("the retry is scheduled") { h.queue.job(8)?.status == .retrying }
         let retrying = try #require(h.queue.job(8))
         #expect(retrying.attempts == 1 && retrying.reason == "no_space" && retrying.lastError == "no_space: gold is full")
-        // 50 ms doubling, jittered: due within 50 ms; the maintenance loop promotes it.
+        // Due after the first backoff, jittered within [base/2, base].
+        let due = try #require(h.queue.scheduled(h.queue.keys.shard(of: 8).retry)[retrying.id])
+        #expect(due - retrying.updatedAt >= 1_800_000 && due - retrying.updatedAt <= 3_600_000, "due \(due - retrying.updatedAt) ms after the failure")
+        #expect(mover.requests.count == 1)
+        h.queue.advance(.seconds(3600))
         try waitUntil("the retry succeeds") { h.queue.job(8)?.status == .done }
         #expect(h.queue.job(8)?.earlierError == "no_space: gold is full" && h.queue.job(8)?.lastError == nil)
         #expect(mover.requests.count == 2)
@@ -105,14 +111,14 @@ import Testing
         #expect(job.status == .queued && job.attempts == 0 && job.workerID == nil)
         #expect(h.queue.list(h.queue.keys.shard(0).queue("gold")) == [job.id])
         #expect(h.queue.list(h.queue.keys.shard(0).processing("w1")).isEmpty)
-        #expect(try h.queue.liveWorkers().isEmpty)
+        #expect(try h.queue.heartbeats().isEmpty)
     }
 
     @Test func anIdHeldInTheQueueButByNoSlotIsGivenBackAndMoved() throws {
         let h = WorkerHarness(levels: ["silver"])
         h.queue.submit(cid: 15, count: 20000, filename: "a", dbLevel: "bronze", target: "gold")
         // A take whose reply was lost: the id sits in w1's processing list; no slot knows it.
-        _ = try h.queue.take(worker: "w1", shard: 0, levels: ["gold"])
+        h.queue.loseTake(worker: "w1", level: "gold")
         h.start()
         defer { try? h.stop() }
         try waitUntil("the lost id goes back to its queue") { h.queue.list(h.queue.keys.shard(0).queue("gold")).count == 1 }
@@ -140,7 +146,7 @@ import Testing
                 // Reaped while copying (a paused process looks dead): the job went back, fenced, and
                 // a newer count arrived. The delivery may still act, so the job is not re-aimed:
                 // the count follows after the commit.
-                _ = try queue.giveBack(worker: "w1", ids: nil, fence: true)
+                _ = try queue.release(worker: "w1", fence: true)
                 #expect(queue.submit(cid: 18, count: 2000, filename: "a", dbLevel: "bronze", target: "silver").outcome == .followUp)
                 #expect(queue.job(18)?.fence != nil)
             }
@@ -177,10 +183,10 @@ import Testing
         let h = WorkerHarness()
         h.start()
         defer { try? h.stop() }
-        try waitUntil("the heartbeat") { try h.queue.liveWorkers()["w1"] != nil }
-        let info = try #require(try h.queue.liveWorkers()["w1"])
-        #expect(info[.kind] == "worker" && info[.levels] == "gold,silver,bronze" && info[.concurrency] == "2")
-        #expect(info[.directories] == "gold=/levels/gold,silver=/levels/silver,bronze=/levels/bronze")
+        try waitUntil("the heartbeat") { try h.queue.heartbeats().first?.id == "w1" }
+        let beat = try #require(try h.queue.heartbeats().first)
+        #expect(beat.kind == .worker && beat.levels == ["gold", "silver", "bronze"] && beat.concurrency == 2)
+        #expect(beat.directories == ["gold": "/levels/gold", "silver": "/levels/silver", "bronze": "/levels/bronze"])
     }
 
     @Test func aQueueOutageIsWaitedOutAndNothingIsLost() throws {

@@ -37,7 +37,7 @@ import TestSupport
         try withLevels(backend) { store in
             let refused = #expect(throws: SQLError.self) { try store.setRange(level: "silver", min: 1500, max: 12000) }
             #expect(refused?.code == .invalidLevelTable)
-            #expect(refused?.message == "level 'silver' 1500–12000 would leave the level table with 2 problems: counts 1000–1499 belong to no level (between 'bronze' and 'silver'); levels 'silver' and 'gold' overlap on counts 10000–12000 (they may share one boundary count only); nothing changed (force to apply it anyway)")
+            #expect(refused?.message == "level 'silver' 1500–12000 would leave the level table with 2 problems: counts 1000–1499 belong to no level (between 'bronze' and 'silver'); levels 'silver' and 'gold' overlap on counts 10000–12000 (they may share one boundary count only); nothing changed (--force applies it anyway)")
             #expect(try store.levels() == LevelRange.defaults)
 
             let negative = #expect(throws: SQLError.self) { try store.setRange(level: "bronze", min: -1, max: 999) }

@@ -21,7 +21,8 @@ public final class CLIWorkspace: @unchecked Sendable {
         prefix = "{\(TestEnvironment.uniqueName("cli"))}"
         var environment = ProcessInfo.processInfo.environment
         for name in ["DATABASE_URL", "RELOCATOR_LEVELS", "RELOCATOR_LOG_LEVEL", "RELOCATOR_LOG_FORMAT", "RELOCATOR_FAULTS",
-                     "RELOCATOR_MIGRATIONS", "RELOCATOR_API_TOKEN", "RELOCATOR_SHARDS"] {
+                     "RELOCATOR_MIGRATIONS", "RELOCATOR_API_TOKEN", "RELOCATOR_SHARDS", "RELOCATOR_SUBMIT_TOKEN", "RELOCATOR_ADMIN_TOKEN",
+                     "RELOCATOR_READ_TOKEN", "RELOCATOR_REDIS_MIN_REPLICAS", "RELOCATOR_REDIS_REPLICA_TIMEOUT_MS"] {
             environment[name] = nil
         }
         environment["REDIS_URL"] = try redis ?? TestEnvironment.value("RELOCATOR_TEST_REDIS_URL")

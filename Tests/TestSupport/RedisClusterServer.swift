@@ -123,12 +123,14 @@ public final class RedisClusterServer: @unchecked Sendable {
     /// Runs `CLUSTER FAILOVER` on a replica of the master on `port` and returns the replica's port;
     /// with `wait`, returns once that replica is a master everyone agrees on.
     @discardableResult
-    public func failover(replicaOf port: Int, wait: Bool = true) throws -> Int {
+    public func failover(replicaOf port: Int, wait: Bool = true, force: Bool = false) throws -> Int {
         guard let replica = try replicas(of: port).first else { throw RedisProcesses.Failure("the master on \(port) has no replica") }
         try RedisProcesses.waitUntil("the replica on \(replica) to be in sync") {
             RedisProcesses.fields(try cli(replica, "INFO", "replication"))["master_link_status"] == "up"
         }
-        try cli(replica, "CLUSTER", "FAILOVER")
+        // FORCE: the replica takes over without waiting for its master to stop and hand over the
+        // last writes (the master stays alive and goes on accepting writes until it learns of it).
+        if force { try cli(replica, "CLUSTER", "FAILOVER", "FORCE") } else { try cli(replica, "CLUSTER", "FAILOVER") }
         if wait {
             try RedisProcesses.waitUntil("the replica on \(replica) to take over from \(port)") {
                 try runningPorts.allSatisfy { asked in

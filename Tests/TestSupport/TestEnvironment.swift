@@ -53,7 +53,22 @@ public struct TemporaryDirectory: Sendable {
 
     public var path: String { url.path }
 
+    /// Removes the directory and everything in it. A file may vanish while the tree is removed —
+    /// SQLite deletes a database's `-wal` and `-shm` files when a pool closes its last connection
+    /// in the background — and the removal then stops half way: it is tried again. What cannot be
+    /// removed is said on standard error, never left behind silently.
     public func remove() {
-        try? FileManager.default.removeItem(at: url)
+        var failure: (any Error)?
+        for _ in 0..<5 {
+            do {
+                try FileManager.default.removeItem(at: url)
+                return
+            } catch {
+                failure = error
+                var info = stat()
+                if lstat(path, &info) != 0 && errno == ENOENT { return }
+            }
+        }
+        FileHandle.standardError.write(Data("cannot remove the test directory \(path): \(failure.map { "\($0)" } ?? "")\n".utf8))
     }
 }

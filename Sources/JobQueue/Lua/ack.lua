@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- A verified move: the job goes to `done` for the committer.
 -- KEYS: processing:<worker>, job:<cid>, done, stats, moved-at
 -- ARGV: id, worker, token, checksum, bytes, the level the file was found on ('' when it was db_level)

@@ -1,9 +1,12 @@
+#!lua
 -- Claim an id a worker took into its processing list: the job becomes `moving` for this worker,
 -- with a new delivery token (every later call of this delivery carries it).
--- KEYS: processing:<worker>, job:<cid>, lease:<cid>, the queue the id was taken from
+-- KEYS: processing:<worker>, job:<cid>, lease:<cid>, the queue the id was taken from, paused (this
+--       shard's copy of the paused levels)
 -- ARGV: id, worker
 -- Returns {'claimed', {job hash fields}}, {'stale'} (an older generation or a dropped job: the id
--- is removed) or {'leased'} (a reconcile run holds the content: the id goes back to its queue).
+-- is removed), {'leased'} (a reconcile run holds the content: the id goes back to its queue) or
+-- {'paused'} (its level is paused: the id goes back to the head of its queue, untouched).
 local processing, job, lease, queue = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker = ARGV[1], ARGV[2]
 local cid, gen = parse(id)
@@ -12,6 +15,13 @@ if cid then h = redis.call('HMGET', job, 'gen', 'status') end
 if not cid or h[1] ~= gen or h[2] ~= 'queued' then
   redis.call('LREM', processing, 1, id)
   return {'stale'}
+end
+-- A pause holds from the moment it is written, also for a slot that was already waiting on the
+-- queue (BRPOPLPUSH): the id goes back where it was taken from, to be taken after the resume.
+if redis.call('SISMEMBER', KEYS[5], redis.call('HGET', job, 'target') or '') == 1 then
+  redis.call('LREM', processing, 1, id)
+  redis.call('RPUSH', queue, id)
+  return {'paused'}
 end
 if redis.call('EXISTS', lease) == 1 then
   redis.call('LREM', processing, 1, id)

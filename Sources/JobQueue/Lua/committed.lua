@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- After the SQL transaction: the jobs become `committed` (kept readable for a while), or start
 -- their follow-up move when a newer count arrived meanwhile (deferred while the content's new level
 -- keeps it for its minimum residency). A content's score moves to the residents of its new level.

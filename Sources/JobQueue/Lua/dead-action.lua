@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Replay or purge one dead job.
 -- KEYS: dead, job:<cid>, queue:<target>, queue:<db_level>, gens
 -- ARGV: id, action (replay | purge), the target and the db_level the caller read

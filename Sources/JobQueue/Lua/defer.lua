@@ -1,3 +1,4 @@
+#!lua
 -- A claimed job that must not move yet (its target is above its high watermark, or the content
 -- moved less than its minimum residency ago) waits as `deferred`, without counting an attempt.
 -- A content whose lock another delivery holds on this host waits the same way.

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- The ids of a scheduled set (retry, deferred) whose time has come, by Redis' clock.
 -- KEYS: the sorted set
 -- ARGV: the most to return

@@ -1,3 +1,4 @@
+#!lua
 -- A new count for a content: create, coalesce, re-aim or drop its one job.
 -- A new job of a content that moved less than its level's minimum residency ago waits as
 -- `deferred` until the window has passed; later counts coalesce into it. The content's count is

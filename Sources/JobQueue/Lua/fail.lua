@@ -1,3 +1,4 @@
+#!lua
 -- A failed move: retry later, or dead when the attempts are used up or the failure is permanent.
 -- The delivery held the content's lock (the fence of any earlier one is gone: it is cleared).
 -- KEYS: processing:<worker>, job:<cid>, retry, dead, gens, stats

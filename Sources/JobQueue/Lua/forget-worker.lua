@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Removes a reaped worker from the registry, unless it came back meanwhile.
 -- KEYS: workers, worker:<id>, suspect:<id>
 -- ARGV: id

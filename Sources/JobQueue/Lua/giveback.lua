@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Put back a job a worker holds, without counting an attempt (the worker stopped, restarted,
 -- was reaped, or lost the reply to a claim): it goes to the front of its target's queue. Unless
 -- the worker itself gives it back after its moves ended, the delivery may still be acting (a

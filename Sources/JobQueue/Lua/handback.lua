@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- What a committer holds goes back to `done` for another committer (it stopped, or was reaped).
 -- KEYS: committing:<committer>, done
 -- ARGV: none

@@ -1,3 +1,4 @@
+#!lua
 -- A lock one holder has at a time (the rebalancer's): taken when free, renewed when the holder
 -- already has it — in one step, so a lock that expires meanwhile is never renewed for the wrong
 -- holder.

@@ -1,3 +1,4 @@
+#!lua
 -- A reconcile run holds a content while it changes its files or its row: no worker claims the
 -- content's job meanwhile. Only a content without a job in flight can be held.
 -- KEYS: job:<cid>, lease:<cid>

@@ -1,3 +1,4 @@
+#!lua
 -- Notes that a content's level changed in the database without a move of this queue (reconcile
 -- --fix put the database where the file is): a submission based on an older read of the level is
 -- then told to read it again.

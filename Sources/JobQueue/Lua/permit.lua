@@ -1,3 +1,4 @@
+#!lua
 -- A permit for one more move into a level with a limit on moves in flight (its max-moves policy),
 -- held by one worker slot until released or until it lapses (the holder renews it).
 -- KEYS: permits:<level>

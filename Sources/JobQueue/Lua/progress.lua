@@ -1,3 +1,4 @@
+#!lua
 -- Record how far a move has gone (the verified checksum before publishing, bytes copied), only
 -- while the job is still this delivery's (same generation, worker and token): a stale delivery can
 -- neither recreate a forgotten job nor write into a newer generation. The caller holds the

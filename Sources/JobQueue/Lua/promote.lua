@@ -1,3 +1,4 @@
+#!lua
 -- A scheduled job whose time has come goes back to its target's queue.
 -- KEYS: the sorted set it waits in (retry or deferred), job:<cid>, queue:<target>
 -- ARGV: id, the target the caller read (its queue is KEYS[3]), the status it waits in

@@ -1,3 +1,4 @@
+#!lua
 -- Is a known worker (or committer) alive? A missing heartbeat is first only marked: after a Redis
 -- restart every heartbeat may have expired at once, and live workers get `grace` ms to renew
 -- theirs before anything of theirs is handed to another.

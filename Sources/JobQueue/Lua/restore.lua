@@ -1,3 +1,4 @@
+#!lua
 -- Put an orphaned job (its id in none of the lists its status calls for, after Redis lost a
 -- write) back where its status says it belongs. reconcile --fix uses it.
 -- KEYS: job:<cid>, the list or sorted set its status calls for (queue:<target> for queued and

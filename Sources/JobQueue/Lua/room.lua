@@ -1,3 +1,4 @@
+#!lua
 -- Room for one more copy into a level with a high watermark, shared by every worker slot: the bytes
 -- of copies admitted and not yet finished count against the room the level has left, so two
 -- workers that read the same free space cannot both take the last of it. A copy's blocks show in

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Take up to a batch of verified moves into a committer's list: what it already holds first
 -- (from a try that did not finish), then the oldest of `done`.
 -- KEYS: done, committing:<committer>

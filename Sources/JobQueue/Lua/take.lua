@@ -1,10 +1,14 @@
--- Take the oldest waiting id of the first of several queues that has one, into the worker's
--- processing list: BRPOPLPUSH's non-blocking form over many queues, in one round trip.
--- KEYS: processing:<worker>, queue:<level>…
--- ARGV: none
--- Returns {id, position of its queue among the queues (1…)}, or nil when all are empty.
-for i = 2, #KEYS do
-  local id = redis.call('RPOPLPUSH', KEYS[i], KEYS[1])
-  if id then return {id, i - 1} end
+#!lua
+-- Take the oldest waiting id of the first of several queues that has one and whose level is not
+-- paused, into the worker's processing list: BRPOPLPUSH's non-blocking form over many queues, in
+-- one round trip.
+-- KEYS: processing:<worker>, paused (this shard's copy of the paused levels), queue:<level>…
+-- ARGV: the level of each queue, in the same order
+-- Returns {id, position of its queue among the queues (1…)}, or nil when all are empty or paused.
+for i = 3, #KEYS do
+  if redis.call('SISMEMBER', KEYS[2], ARGV[i - 2]) == 0 then
+    local id = redis.call('RPOPLPUSH', KEYS[i], KEYS[1])
+    if id then return {id, i - 2} end
+  end
 end
 return nil

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Ends a reconcile run's hold on a content, if it is still that run's.
 -- KEYS: lease:<cid>
 -- ARGV: the holder's token

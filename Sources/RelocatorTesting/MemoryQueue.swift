@@ -1,14 +1,14 @@
 import Foundation
-import JobQueue
 import RelocatorCore
 
-/// The job life cycle in memory, for tests of the worker's and committer's rules without a server
-/// (as swift-jobs tests its processor on a memory driver). It keeps the same lists, hashes and
-/// transitions as the Lua scripts of `JobQueue` — `QueueContractTests` runs one scenario on both and
-/// compares — but it is not the proof that the queue works: that is the real-Redis tests' job.
+/// The job life cycle in memory, for tests of the rules above the queue without a server (as
+/// swift-jobs tests its processor on a memory driver): the same seam as `RedisJobQueue`
+/// (`JobQueueing`, `QueueReading`), the same lists, hashes and transitions as the Lua scripts —
+/// `QueueContractTests` runs every life-cycle scenario on both and compares. It is not the proof
+/// that the queue works: that is the real-Redis tests' job.
 ///
 /// Time comes from `clock` (ms), so tests move it instead of sleeping.
-public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
+public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unchecked Sendable {
     public let keys: KeySchema
     private let condition = NSCondition()
     private var lists: [String: [String]] = [:]
@@ -17,6 +17,11 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
     private var sets: [String: Set<String>] = [:]
     private var expiries: [String: Int64] = [:]
     private var clockOffset: Int64 = 0
+    /// Heartbeats as they were sent (their hash holds only when: it expires).
+    private var beats: [String: Heartbeat] = [:]
+    /// The placement published, and the rebalancer's lock.
+    private var placement: PlacementSnapshot?
+    private var rebalancer: (holder: String, until: Int64)?
     /// Calls that throw (for tests of a Redis outage): while true, every call fails.
     private var failing = false
 
@@ -24,9 +29,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         self.keys = keys ?? (try! KeySchema())
     }
 
-    public func session() -> any QueueSession { self }
-    public func startupWarnings() throws -> [String] { [] }
-    public func checkShardCount() throws {}
+    public func session() -> any JobQueueSession { self }
     public var shardCount: Int { keys.shardCount }
     public func close() {}
 
@@ -53,6 +56,13 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
     public func scheduled(_ key: String) -> [String: Int64] { locked { sortedSets[key] ?? [:] } }
     public func members(_ key: String) -> Set<String> { locked { sets[key] ?? [] } }
 
+    /// Moves the oldest id of a level's queue into a worker's processing list without claiming it,
+    /// as a take whose reply was lost leaves it.
+    @discardableResult
+    public func loseTake(worker: String, level: String, shard: Int = 0) -> String? {
+        locked { rpoplpush(keys.shard(shard).queue(level), keys.shard(shard).processing(worker)) }
+    }
+
     /// Overwrites a job hash field (a test of a hash another program mangled).
     public func corrupt(cid: Int64, field: JobField, value: String) {
         locked { hashes[keys.shard(of: cid).job(cid)]?[field.rawValue] = value }
@@ -62,7 +72,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
 
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64? = nil) -> JobQueue.Submission {
+                       readAt: Int64? = nil, policy: CountPolicy = .none) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
@@ -71,11 +81,22 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
             var h = live(key) ? hashes[key] ?? [:] : [:]
             let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
             let oldID = "\(cid):\(oldGen ?? "")"
-            func answer(_ outcome: JobQueue.SubmitOutcome) -> JobQueue.Submission {
+            func answer(_ outcome: SubmitOutcome) -> SubmitResult {
                 let fields = hashes[key] ?? [:]
-                return JobQueue.Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
+                return SubmitResult(outcome: outcome, job: Job(hash: fields))
             }
             func push(_ gen: Int64) { lpush(shard.queue(target), "\(cid):\(gen)") }
+            // Queues a new or re-aimed job, or defers it while the content's residency window lasts.
+            func start(_ gen: Int64, origin: String) {
+                let moved = Int64(hashes[shard.movedAt]?[String(cid)] ?? "")
+                if let residency = policy.residencies[origin]?.milliseconds, residency > 0, let moved, moved + residency > now {
+                    set(key, ["status": "deferred", "due_at": String(moved + residency),
+                              "defer_reason": "moved \((now - moved) / 1000) s ago; \(origin) keeps contents at least \(residency / 1000) s"])
+                    sortedSets[shard.deferred, default: [:]]["\(cid):\(gen)"] = moved + residency
+                    return
+                }
+                push(gen)
+            }
             func unschedule() {
                 if status == "retrying" { sortedSets[shard.retry]?[oldID] = nil }
                 if status == "deferred" { sortedSets[shard.deferred]?[oldID] = nil }
@@ -113,13 +134,13 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                 unschedule()
                 if target == curDb {
                     forget(key)
-                    return JobQueue.Submission(outcome: .dropped, job: nil, fields: [:])
+                    return SubmitResult(outcome: .dropped, job: nil)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
                 for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
                 retireError(key)
-                push(gen)
+                start(gen, origin: curDb ?? dbLevel)
                 return answer(.retargeted)
             }
             if status == nil || status == "committed" || status == "dead" {
@@ -130,19 +151,19 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                     overridden = true
                 }
                 if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed > readAt {
-                    return JobQueue.Submission(outcome: .staleLevel, job: nil, fields: [:])
+                    return SubmitResult(outcome: .staleLevel, job: nil)
                 }
                 if status == "dead" { unschedule() }
                 if target == origin {
                     if status == "dead" { forget(key) }
-                    return JobQueue.Submission(outcome: .inPlace, job: nil, fields: [:])
+                    return SubmitResult(outcome: .inPlace, job: nil)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 forget(key)
                 h = ["cid": String(cid), "count": String(count), "filename": filename, "db_level": origin, "target": target,
                      "status": "queued", "attempts": "0", "gen": String(gen), "enqueued_at": String(now), "updated_at": String(now)]
                 hashes[key] = h
-                push(gen)
+                start(gen, origin: origin)
                 return answer(.created)
             }
             set(key, ["count": String(count), "updated_at": String(now)])
@@ -155,31 +176,44 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    // MARK: - QueueSession: worker slots
+    // MARK: - The scripts' transitions (the seam is built on them: MemoryQueue+Seam.swift)
 
-    public func take(worker: String, shard: Int, levels: [String]) throws -> JobQueue.Taken? {
+    /// An id moved into a worker's processing list, not yet claimed.
+    struct Taken {
+        var id: String
+        var shard: Int
+        var level: String
+    }
+
+    enum Claim {
+        case claimed([String: String])
+        case stale, leased, paused
+    }
+
+    func take(worker: String, shard: Int, levels: [String]) throws -> Taken? {
         try available {
             let keys = self.keys.shard(shard)
-            for level in levels {
-                if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return JobQueue.Taken(id: id, shard: shard, level: level) }
+            let paused = sets[self.keys.control.paused] ?? []
+            for level in levels where !paused.contains(level) {
+                if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return Taken(id: id, shard: shard, level: level) }
             }
             return nil
         }
     }
 
-    public func waitForWork(worker: String, shard: Int, level: String, timeout: Duration) throws -> JobQueue.Taken? {
+    func waitForWork(worker: String, shard: Int, level: String, timeout: Duration) throws -> Taken? {
         let deadline = Date().addingTimeInterval(Double(timeout.milliseconds) / 1000)
         condition.lock()
         defer { condition.unlock() }
         while true {
             if failing { throw Unavailable() }
             let keys = self.keys.shard(shard)
-            if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return JobQueue.Taken(id: id, shard: shard, level: level) }
+            if let id = rpoplpush(keys.queue(level), keys.processing(worker)) { return Taken(id: id, shard: shard, level: level) }
             if !condition.wait(until: deadline) { return nil }
         }
     }
 
-    public func claim(_ taken: JobQueue.Taken, worker: String) throws -> JobQueue.Claim {
+    func claim(_ taken: Taken, worker: String) throws -> Claim {
         try available {
             let shard = keys.shard(taken.shard)
             let processing = shard.processing(worker)
@@ -187,6 +221,11 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                   h["gen"] == String(id.gen), h["status"] == "queued" else {
                 lrem(processing, taken.id)
                 return .stale
+            }
+            if (sets[keys.control.paused] ?? []).contains(h["target"] ?? "") {
+                lrem(processing, taken.id)
+                lists[shard.queue(taken.level), default: []].append(taken.id)
+                return .paused
             }
             if live(shard.lease(id.cid)), hashes[shard.lease(id.cid)] != nil {
                 lrem(processing, taken.id)
@@ -210,7 +249,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         return key
     }
 
-    public func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)]) throws -> Bool {
+    func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)]) throws -> Bool {
         try available {
             guard let key = owned(id, worker, token) else { return false }
             hashes[key]?["fence"] = nil
@@ -219,7 +258,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
+    func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
         try available {
             let shard = keys.shard(of: id.cid)
             lrem(shard.processing(worker), id.description)
@@ -236,8 +275,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
-                     maxAttempts: Int) throws -> JobQueue.FailOutcome {
+    func fail(_ id: JobID, worker: String, token: String, reason: String, message: String, permanent: Bool, delay: Duration,
+                     maxAttempts: Int) throws -> Completion {
         try available {
             let shard = keys.shard(of: id.cid)
             lrem(shard.processing(worker), id.description)
@@ -278,7 +317,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool) throws -> Bool {
+    func deferJob(_ id: JobID, worker: String, token: String, reason: String, for delay: Duration, locked: Bool) throws -> Bool {
         try available {
             let due = now + max(0, delay.milliseconds)
             let shard = keys.shard(of: id.cid)
@@ -294,26 +333,26 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
 
     // MARK: - QueueSession: maintenance
 
-    public func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration) throws {
+    func heartbeat(worker: String, beat: Heartbeat, ttl: Duration) throws {
         try available {
             sets[keys.control.workers, default: []].insert(worker)
             let key = keys.control.heartbeat(worker)
-            var fields = hashes[key] ?? [:]
-            fields[WorkerField.beatAt.rawValue] = String(now)
-            for (field, value) in info { fields[field.rawValue] = value }
-            hashes[key] = fields
+            var stamped = beat
+            stamped.beatAt = now
+            beats[worker] = stamped
+            hashes[key] = ["beat_at": String(now)]
             expiries[key] = now + ttl.milliseconds
         }
     }
 
-    public func unregister(worker: String) throws {
+    func unregister(worker: String) throws {
         try available {
             hashes[keys.control.heartbeat(worker)] = nil
             sets[keys.control.workers]?.remove(worker)
         }
     }
 
-    public func promoteDue(limit: Int) throws -> Int {
+    func promoteDue(limit: Int) throws -> Int {
         try available {
             var promoted = 0
             for shard in keys.shards {
@@ -336,7 +375,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func reap(grace: Duration) throws -> Int {
+    func reap(grace: Duration) throws -> Int {
         let dead: [String] = try available {
             let control = keys.control
             var verdicts: [String] = []
@@ -355,7 +394,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
         var given = 0
         for worker in dead {
-            given += try release(worker: worker, fence: true)
+            given += try releaseAll(worker: worker, fence: true)
             try available {
                 sets[keys.control.workers]?.remove(worker)
                 hashes[keys.control.suspect(worker)] = nil
@@ -364,15 +403,16 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         return given
     }
 
-    public func held(worker: String) throws -> [(shard: Int, id: String)] {
-        try available { keys.shards.flatMap { shard in (lists[shard.processing(worker)] ?? []).map { (shard.index, $0) } } }
+    func held(worker: String) throws -> [HeldJob] {
+        try available { keys.shards.flatMap { shard in (lists[shard.processing(worker)] ?? []).map { HeldJob(shard: shard.index, id: $0) } } }
     }
 
-    public func giveBack(worker: String, ids: [(shard: Int, id: String)]?, fence: Bool) throws -> Int {
+    func giveBack(worker: String, ids: [HeldJob]?, fence: Bool) throws -> Int {
         let all = try ids ?? held(worker: worker)
         return try available {
             var given = 0
-            for (index, raw) in all {
+            for held in all {
+                let (index, raw) = (held.shard, held.id)
                 let shard = keys.shard(index)
                 lrem(shard.processing(worker), raw)
                 guard let id = JobID(raw), live(shard.job(id.cid)), let h = hashes[shard.job(id.cid)], h["gen"] == String(id.gen),
@@ -388,7 +428,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func release(worker: String, fence: Bool) throws -> Int {
+    func releaseAll(worker: String, fence: Bool) throws -> Int {
         let given = try giveBack(worker: worker, ids: nil, fence: fence)
         return given + (try available {
             var handed = 0
@@ -403,33 +443,30 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         })
     }
 
-    public func paused() throws -> Set<String> {
+    func paused() throws -> Set<String> {
         try available { sets[keys.control.paused] ?? [] }
     }
 
-    public func liveWorkers() throws -> [String: [WorkerField: String]] {
+    func liveHeartbeats() throws -> [Heartbeat] {
         try available {
-            var result: [String: [WorkerField: String]] = [:]
-            for worker in sets[keys.control.workers] ?? [] {
+            (sets[keys.control.workers] ?? []).sorted().compactMap { worker in
                 let key = keys.control.heartbeat(worker)
-                guard live(key), let info = hashes[key] else { continue }
-                result[worker] = Dictionary(uniqueKeysWithValues: info.compactMap { name, value in WorkerField(rawValue: name).map { ($0, value) } })
+                guard live(key), hashes[key] != nil else { return nil }
+                return beats[worker]
             }
-            return result
         }
     }
 
     /// What the committer would publish (tests set it).
     public func publish(_ snapshot: PlacementSnapshot) throws {
-        let text = try snapshot.encoded()
-        locked { hashes[keys.control.placement] = ["json": text] }
+        locked { placement = snapshot }
     }
 
-    public func placementSnapshot() throws -> String? {
-        try available { hashes[keys.control.placement]?["json"] }
+    func placementSnapshot() throws -> PlacementSnapshot? {
+        try available { placement }
     }
 
-    public func permit(level: String, holder: String, most: Int, ttl: Duration) throws -> Bool {
+    func permit(level: String, holder: String, most: Int, ttl: Duration) throws -> Bool {
         try available {
             let key = keys.control.permits(level)
             var held = sortedSets[key] ?? [:]
@@ -444,11 +481,11 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func releasePermit(level: String, holder: String) throws {
+    func releasePermit(level: String, holder: String) throws {
         try available { sortedSets[keys.control.permits(level)]?[holder] = nil }
     }
 
-    public func reserveRoom(level: String, holder: String, bytes: Int64, room: Int64, ttl: Duration) throws -> (granted: Bool, others: Int64) {
+    func reserveRoom(level: String, holder: String, bytes: Int64, room: Int64, ttl: Duration) throws -> (granted: Bool, others: Int64) {
         try available {
             let key = keys.control.reserved(level)
             var held = (hashes[key] ?? [:]).filter { entry in
@@ -462,14 +499,14 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func releaseRoom(level: String, holder: String) throws {
+    func releaseRoom(level: String, holder: String) throws {
         try available { hashes[keys.control.reserved(level)]?[holder] = nil }
     }
 
     /// Permits held now, for tests.
     public func permitsHeld(_ level: String) -> Int { locked { (sortedSets[keys.control.permits(level)] ?? [:]).filter { $0.value > now }.count } }
 
-    public func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration {
+    func takeBandwidth(level: String, rate: Int64, bytes: Int64) throws -> Duration {
         try available {
             let key = keys.control.bandwidth(level)
             let want = Double(min(bytes, rate))
@@ -489,7 +526,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
 
     // MARK: - QueueSession: committers
 
-    public func takeDone(committer: String, shard index: Int, max: Int, fresh: Bool) throws -> [(id: String, fields: [String: String])] {
+    func takeDone(committer: String, shard index: Int, max: Int, fresh: Bool) throws -> [(id: String, fields: [String: String])] {
         try available {
             let shard = keys.shard(index)
             var ids = fresh ? [] : Array((lists[shard.committing(committer)] ?? []).prefix(max))
@@ -501,7 +538,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func waitForDone(committer: String, shard index: Int, timeout: Duration) throws -> Bool {
+    func waitForDone(committer: String, shard index: Int, timeout: Duration) throws -> Bool {
         let deadline = Date().addingTimeInterval(Double(timeout.milliseconds) / 1000)
         condition.lock()
         defer { condition.unlock() }
@@ -513,8 +550,8 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration, levels: [String],
-                              policy: JobQueue.CountPolicy) throws -> (followUps: Int, unknownLevel: [String]) {
+    func markCommitted(ids: [String], shard index: Int, committer: String?, ttl: Duration, levels: [String],
+                              policy: CountPolicy) throws -> (followUps: Int, unknownLevel: [String]) {
         try available {
             let shard = keys.shard(index)
             let list = committer.map(shard.committing) ?? shard.done
@@ -540,9 +577,9 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
                     }
                     expiries[key] = nil
                     let moved = Int64(hashes[shard.movedAt]?[String(id.cid)] ?? "")
-                    if let residency = policy.residencies[target], let moved, moved + residency.milliseconds > now {
+                    if let residency = policy.residencies[target], residency > .zero, let moved, moved + residency.milliseconds > now {
                         set(key, ["status": "deferred", "due_at": String(moved + residency.milliseconds),
-                                  "defer_reason": "just moved to \(target)"])
+                                  "defer_reason": "just moved to \(target), which keeps contents at least \(residency.milliseconds / 1000) s"])
                         sortedSets[shard.deferred, default: [:]]["\(id.cid):\(newer)"] = moved + residency.milliseconds
                     } else {
                         lpush(shard.queue(next), "\(id.cid):\(newer)")
@@ -560,15 +597,15 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
 
     // MARK: - The data structures
 
-    private var now: Int64 { JobQueue.nowMilliseconds() + clockOffset }
+    private var now: Int64 { WallClock.milliseconds() + clockOffset }
 
-    private func locked<T>(_ body: () throws -> T) rethrows -> T {
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
         condition.lock()
         defer { condition.unlock() }
         return try body()
     }
 
-    private func available<T>(_ body: () throws -> T) throws -> T {
+    func available<T>(_ body: () throws -> T) throws -> T {
         try locked {
             if failing { throw Unavailable() }
             return try body()
@@ -594,7 +631,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         condition.broadcast()
     }
 
-    private func lrem(_ key: String, _ value: String) {
+    func lrem(_ key: String, _ value: String) {
         if let index = lists[key]?.firstIndex(of: value) { lists[key]?.remove(at: index) }
     }
 
@@ -654,7 +691,7 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func jobState(cid: Int64) throws -> (status: JobStatus, gen: Int64)? {
+    func jobState(cid: Int64) throws -> (status: JobStatus, gen: Int64)? {
         try available {
             let key = keys.shard(of: cid).job(cid)
             guard live(key), let h = hashes[key], let status = h["status"].flatMap(JobStatus.init(rawValue:)),
@@ -664,9 +701,9 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
     }
 
     /// Orphans are a Redis matter (a lost write); the memory queue never loses one.
-    public func orphans(cids: [Int64], fix: Bool) throws -> [JobQueue.Orphan] { [] }
+    func orphans(cids: [Int64], fix: Bool) throws -> [Orphan] { [] }
 
-    public func lease(cid: Int64, token: String, ttl: Duration) throws -> Bool {
+    func lease(cid: Int64, token: String, ttl: Duration) throws -> Bool {
         try available {
             let shard = keys.shard(of: cid)
             if live(shard.job(cid)), let status = hashes[shard.job(cid)]?["status"], status != "committed", status != "dead" { return false }
@@ -678,14 +715,139 @@ public final class MemoryQueue: QueueDriver, QueueSession, @unchecked Sendable {
         }
     }
 
-    public func levelChanged(cid: Int64) throws {
+    func levelChanged(cid: Int64) throws {
         try available { hashes[keys.shard(of: cid).movedAt, default: [:]][String(cid)] = String(now) }
     }
 
-    public func unlease(cid: Int64, token: String) throws {
+    func unlease(cid: Int64, token: String) throws {
         try available {
             let key = keys.shard(of: cid).lease(cid)
             if hashes[key]?["token"] == token { hashes[key] = nil }
         }
+    }
+
+    // MARK: - Operators and placement
+
+    func dead(_ action: DeadAction, cids: [Int64]?) throws -> [(id: String, outcome: DeadOutcome)] {
+        try available {
+            let wanted = cids.map(Set.init)
+            var results: [(id: String, outcome: DeadOutcome)] = []
+            for shard in keys.shards {
+                for raw in lists[shard.dead] ?? [] {
+                    guard let id = JobID(raw) else {
+                        if wanted == nil {
+                            lists[shard.dead]?.removeAll { $0 == raw }
+                            results.append((raw, .stale))
+                        }
+                        continue
+                    }
+                    if let wanted, !wanted.contains(id.cid) { continue }
+                    lists[shard.dead]?.removeAll { $0 == raw }
+                    let key = shard.job(id.cid)
+                    guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "dead",
+                          let target = h["target"], let origin = h["db_level"] else {
+                        results.append((raw, .stale))
+                        continue
+                    }
+                    if action == .replay {
+                        set(key, ["status": "queued", "attempts": "0", "worker_id": "", "updated_at": String(now)])
+                        retireError(key)
+                        lpush(shard.queue(target), raw)
+                        results.append((raw, .replayed))
+                    } else if Self.published(h["stage"]) {
+                        let newer = reverse(key, shard: shard, cid: id.cid, gen: h["gen"], origin: origin, target: target)
+                        lpush(shard.queue(origin), "\(id.cid):\(newer)")
+                        results.append((raw, .reversed))
+                    } else {
+                        forget(key)
+                        results.append((raw, .purged))
+                    }
+                }
+            }
+            return results
+        }
+    }
+
+    func holdRebalancer(_ holder: String, ttl: Duration) throws -> Bool {
+        try available {
+            if let current = rebalancer, current.holder != holder, current.until > now { return false }
+            rebalancer = (holder, now + max(1, ttl.milliseconds))
+            return true
+        }
+    }
+
+    /// does-not-fit.lua: a deferred job (not fenced) goes to the dead letters.
+    func doesNotFit(_ id: JobID, message: String) throws -> Bool {
+        try available {
+            let shard = keys.shard(of: id.cid)
+            let key = shard.job(id.cid)
+            guard live(key), let h = hashes[key], h["gen"] == String(id.gen), h["status"] == "deferred", (h["fence"] ?? "").isEmpty,
+                  sortedSets[shard.deferred]?.removeValue(forKey: id.description) != nil else { return false }
+            set(key, ["status": "dead", "reason": FailureReason.doesNotFit.rawValue, "last_error": message, "updated_at": String(now)])
+            hashes[key]?["defer_reason"] = nil
+            hashes[key]?["due_at"] = nil
+            lpush(shard.dead, id.description)
+            count(shard, .dead, 1)
+            return true
+        }
+    }
+
+    /// hit.lua: the counter decays by half every half-life (nothing when the clock stepped back)
+    /// and gains `hits`, within the range of a count.
+    func hit(cid: Int64, hits: Double, halfLife: Duration) throws -> Double {
+        try available {
+            let shard = keys.shard(of: cid)
+            let stored = hashes[shard.hits]?[String(cid)]?.split(separator: ":")
+            var value = stored.flatMap { $0.first.flatMap { Double($0) } } ?? 0
+            let at = stored.flatMap { $0.last.flatMap { Int64($0) } } ?? now
+            let elapsed = Double(max(0, now - at))
+            value = value * pow(2, -elapsed / Double(max(1, halfLife.milliseconds))) + hits
+            if value.isNaN || value < 0 { value = 0 }
+            value = min(value, Double(CountBound.max))
+            hashes[shard.hits, default: [:]][String(cid)] = "\(value):\(now)"
+            return value
+        }
+    }
+
+    public func stats(levels: [String]) throws -> QueueStats {
+        try available {
+            let paused = sets[keys.control.paused] ?? []
+            var stats = QueueStats(levels: levels.map { QueueStats.Level(level: $0, paused: paused.contains($0)) })
+            let workers = (sets[keys.control.workers] ?? []).sorted()
+            var heldBy: [String: Int] = [:]
+            for shard in keys.shards {
+                for index in levels.indices {
+                    let queue = lists[shard.queue(levels[index])] ?? []
+                    stats.levels[index].depth += queue.count
+                    if let oldest = queue.last.flatMap(JobID.init) {
+                        stats.levels[index].oldestAgeMilliseconds = max(stats.levels[index].oldestAgeMilliseconds ?? 0, max(0, now - oldest.gen))
+                    }
+                }
+                stats.retry += sortedSets[shard.retry]?.count ?? 0
+                stats.deferred += sortedSets[shard.deferred]?.count ?? 0
+                stats.dead += lists[shard.dead]?.count ?? 0
+                stats.done += lists[shard.done]?.count ?? 0
+                for (name, value) in hashes[shard.stats] ?? [:] {
+                    if let field = StatField(rawValue: name), let number = Int64(value) { stats.totals[field] = (stats.totals[field] ?? 0) + number }
+                }
+                for worker in workers {
+                    let held = (lists[shard.processing(worker)]?.count ?? 0) + (lists[shard.committing(worker)]?.count ?? 0)
+                    stats.processing += lists[shard.processing(worker)]?.count ?? 0
+                    stats.committing += lists[shard.committing(worker)]?.count ?? 0
+                    heldBy[worker, default: 0] += held
+                }
+            }
+            for worker in workers {
+                let key = keys.control.heartbeat(worker)
+                let alive = live(key) && hashes[key] != nil
+                stats.workers.append(QueueStats.Worker(worker: worker, alive: alive, info: [:], held: heldBy[worker] ?? 0))
+            }
+            return stats
+        }
+    }
+
+    /// The memory queue keeps no residents sets (placement is tested on Redis).
+    public func residents(level: String, _ which: ResidentQuery) throws -> [Resident] {
+        try available { [] }
     }
 }

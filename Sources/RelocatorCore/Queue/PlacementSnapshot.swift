@@ -1,6 +1,4 @@
 import Foundation
-import JobQueue
-import RelocatorCore
 
 /// The level table and the level policies as the committer read them from SQL, published in Redis
 /// (`placement`) for the workers, which have no database. A worker without a snapshot yet behaves
@@ -12,7 +10,7 @@ public struct PlacementSnapshot: Codable, Sendable, Equatable {
     public var halfLifeMilliseconds: Int64?
     public var publishedAt: Int64
 
-    public init(levels: [LevelRange], policies: [String: LevelPolicy], halfLife: Duration?, publishedAt: Int64 = JobQueue.nowMilliseconds()) {
+    public init(levels: [LevelRange], policies: [String: LevelPolicy], halfLife: Duration?, publishedAt: Int64 = WallClock.milliseconds()) {
         self.levels = levels
         self.policies = policies
         self.halfLifeMilliseconds = halfLife?.milliseconds
@@ -31,10 +29,10 @@ public struct PlacementSnapshot: Codable, Sendable, Equatable {
     public var hasPolicies: Bool { policies.values.contains { $0 != LevelPolicy() } }
 
     /// What a submission or a commit needs of it.
-    public var countPolicy: JobQueue.CountPolicy {
+    public var countPolicy: CountPolicy {
         var residencies: [String: Duration] = [:]
         for (level, policy) in policies { if let seconds = policy.minResidency, seconds > 0 { residencies[level] = .seconds(seconds) } }
-        return JobQueue.CountPolicy(halfLife: halfLifeMilliseconds.map { .milliseconds($0) }, residencies: residencies)
+        return CountPolicy(halfLife: halfLifeMilliseconds.map { .milliseconds($0) }, residencies: residencies)
     }
 
     public func encoded() throws -> String {

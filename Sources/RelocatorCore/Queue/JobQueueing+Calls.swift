@@ -1,0 +1,15 @@
+/// The common calls of the seam, spelled as what they do.
+extension JobQueueing {
+    /// Everything a process holds goes back (`ids`: only those); `fence`: its deliveries may
+    /// still act. Returns how many jobs went back.
+    @discardableResult
+    public func release(worker: String, ids: [HeldJob]? = nil, fence: Bool) throws -> Int {
+        guard case .count(let count) = try control(.release(worker: worker, ids: ids, fence: fence)) else { return 0 }
+        return count
+    }
+
+    /// A submission of one count.
+    public func submit(_ request: SubmitRequest) throws -> SubmitResult {
+        try submit([request])[0]
+    }
+}

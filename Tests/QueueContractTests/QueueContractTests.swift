@@ -1,0 +1,262 @@
+import Foundation
+import RelocatorCore
+import Testing
+
+/// One contract, two queues: every life-cycle scenario runs through the seam on the Redis queue
+/// and on the memory queue; each must do what the scenario expects, and both must observe the same.
+@Suite struct QueueContractTests {
+    typealias Scenario = @Sendable (QueueUnderTest) throws -> Trace
+
+    static let scenarios: [(String, Scenario)] = [
+        ("claim", claim), ("ack and commit", ackAndCommit), ("retry with backoff", retry), ("dead letter and replay", deadLetter),
+        ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
+        ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
+        ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
+    ]
+
+    @Test(arguments: scenarios.map(\.0))
+    func bothQueuesKeepTheContract(scenario name: String) throws {
+        let scenario = Self.scenarios.first { $0.0 == name }!.1
+        var traces: [QueueUnderTest.Kind: Trace] = [:]
+        for kind in QueueUnderTest.Kind.allCases {
+            let queue = try QueueUnderTest(kind)
+            defer { queue.close() }
+            traces[kind] = try scenario(queue)
+        }
+        #expect(traces[.redis] == traces[.memory], "redis:\n\(traces[.redis]!)\nmemory:\n\(traces[.memory]!)")
+    }
+
+    // MARK: - Scenarios
+
+    static let claim: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.submit(1).outcome == .created)
+        let delivery = try #require(try q.next())
+        #expect(delivery.job.status == .moving && delivery.token == "1" && delivery.worker == "w1" && delivery.level == "gold")
+        trace.add(shape(delivery.job))
+        #expect(try q.next() == nil, "one job, one delivery")
+        trace.add(shape(try q.job(1)))
+        return trace
+    }
+
+    static let ackAndCommit: Scenario = { q in
+        var trace = Trace()
+        try q.submit(2)
+        let delivery = try #require(try q.next())
+        #expect(try q.moved(delivery) == .done)
+        trace.add(shape(try q.job(2)))
+        #expect(try q.job(2)?.status == .done)
+        let committed = try q.commitAll()
+        #expect(committed.followUps == 0)
+        #expect(try q.job(2)?.status == .committed)
+        trace.add(shape(try q.job(2)))
+        #expect(try q.commitAll().followUps == 0, "nothing twice")
+        return trace
+    }
+
+    static let retry: Scenario = { q in
+        var trace = Trace()
+        try q.submit(3)
+        let first = try #require(try q.next())
+        #expect(try q.failed(first, .noSpace) == .retrying)
+        let waiting = try #require(try q.job(3))
+        #expect(waiting.status == .retrying && waiting.attempts == 1 && waiting.reason == "no_space")
+        trace.add(shape(waiting))
+        #expect(try q.next() == nil, "not before it is due")
+        #expect(try q.promote() == 1)
+        let second = try #require(try q.next())
+        #expect(second.job.attempts == 1 && second.token == "2")
+        trace.add(shape(second.job))
+        return trace
+    }
+
+    static let deadLetter: Scenario = { q in
+        var trace = Trace()
+        try q.submit(4)
+        let delivery = try #require(try q.next())
+        #expect(try q.failed(delivery, .sourceMissing, permanent: true) == .dead)
+        #expect(try q.session.deadLetters().map(\.job?.cid) == [4])
+        trace.add(shape(try q.job(4)))
+        guard case .dead(let outcomes) = try q.session.control(.dead(.replay, cids: [4])) else { throw Unexpected() }
+        #expect(outcomes.map(\.outcome) == [.replayed])
+        #expect(try q.session.deadLetters().isEmpty)
+        let again = try #require(try q.next())
+        #expect(again.job.attempts == 0)
+        trace.add(shape(again.job))
+        return trace
+    }
+
+    static let purgePublished: Scenario = { q in
+        var trace = Trace()
+        try q.submit(5)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.failed(delivery, .destinationConflict, permanent: true) == .dead)
+        guard case .dead(let outcomes) = try q.session.control(.dead(.purge, cids: [5])) else { throw Unexpected() }
+        #expect(outcomes.map(\.outcome) == [.reversed])
+        let reversed = try #require(try q.job(5))
+        #expect(reversed.status == .queued && reversed.dbLevel == "gold" && reversed.target == "bronze" && reversed.gen > delivery.job.gen)
+        trace.add(shape(reversed))
+        return trace
+    }
+
+    static let reap: Scenario = { q in
+        var trace = Trace()
+        try q.submit(6)
+        _ = try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: "w1", kind: .worker), ttl: .milliseconds(1)))
+        let delivery = try #require(try q.next("w1"))
+        try waitUntil("w1's heartbeat expires") { try !q.session.heartbeats().contains { $0.id == "w1" } }
+        // A worker first seen missing is a suspect; it is reaped once it stayed missing for the grace.
+        let reaper = MaintenanceRequest(beat: Heartbeat(id: "w2", kind: .worker), ttl: .seconds(60), reapAfter: .milliseconds(20))
+        #expect(try q.session.maintain(reaper).reaped == 0, "first seen missing: suspect")
+        var reaped = 0
+        try waitUntil("w1 is reaped") {
+            reaped += try q.session.maintain(reaper).reaped
+            return reaped > 0
+        }
+        #expect(reaped == 1)
+        let given = try #require(try q.job(6))
+        #expect(given.status == .queued && given.fence == delivery.job.token && given.attempts == 0)
+        trace.add(shape(given))
+        return trace
+    }
+
+    static let giveBack: Scenario = { q in
+        var trace = Trace()
+        try q.submit(7)
+        _ = try #require(try q.next())
+        #expect(try q.session.release(worker: "w1", fence: false) == 1)
+        let given = try #require(try q.job(7))
+        #expect(given.status == .queued && given.fence == nil)
+        trace.add(shape(given))
+        #expect(try q.next() != nil, "back on its queue")
+        return trace
+    }
+
+    static let deferral: Scenario = { q in
+        var trace = Trace()
+        try q.submit(8)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.complete(delivery, .deferred(reason: "gold above 90 %", delay: .zero, lockHeld: false)) == .deferred)
+        let waiting = try #require(try q.job(8))
+        #expect(waiting.status == .deferred && waiting.attempts == 0 && waiting.deferReason == "gold above 90 %")
+        trace.add(shape(waiting))
+        #expect(try q.promote() == 1)
+        #expect(try q.next() != nil)
+        return trace
+    }
+
+    static let residency: Scenario = { q in
+        var trace = Trace()
+        let policy = CountPolicy(residencies: ["gold": .seconds(3600)])
+        try q.submit(9, policy: policy)
+        let delivery = try #require(try q.next())
+        #expect(try q.moved(delivery) == .done)
+        _ = try q.commitAll(policy: policy)
+        // Just moved to gold, which keeps contents an hour: a count sending it back waits.
+        #expect(try q.submit(9, 5, from: "gold", to: "bronze", policy: policy).outcome == .created)
+        let waiting = try #require(try q.job(9))
+        #expect(waiting.status == .deferred && waiting.deferReason?.contains("keeps contents") == true)
+        trace.add(shape(waiting))
+        return trace
+    }
+
+    static let pause: Scenario = { q in
+        var trace = Trace()
+        try q.submit(10)
+        _ = try q.session.control(.pause(level: "gold"))
+        #expect(try q.next() == nil, "a paused level gives nothing")
+        #expect(try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: "w1", kind: .worker), ttl: .seconds(60))).paused == ["gold"])
+        _ = try q.session.control(.resume(level: "gold"))
+        let delivery = try #require(try q.next())
+        trace.add(shape(delivery.job))
+        return trace
+    }
+
+    static let coalescing: Scenario = { q in
+        var trace = Trace()
+        try q.submit(11)
+        for count in [25000, 30000] as [Int64] { #expect(try q.submit(11, count).outcome == .updated) }
+        #expect(try q.submit(11, 2000, to: "silver").outcome == .retargeted)
+        #expect(try q.submit(11, 5, to: "bronze").outcome == .dropped)
+        #expect(try q.job(11) == nil)
+        #expect(try q.next() == nil, "the ids left in the queues are stale")
+        trace.add(shape(try q.job(11)))
+        return trace
+    }
+
+    static let followUp: Scenario = { q in
+        var trace = Trace()
+        try q.submit(12)
+        let delivery = try #require(try q.next())
+        #expect(try q.submit(12, 2000, to: "silver").outcome == .followUp)
+        #expect(try q.moved(delivery) == .done)
+        #expect(try q.commitAll().followUps == 1)
+        let next = try #require(try q.job(12))
+        #expect(next.status == .queued && next.dbLevel == "gold" && next.target == "silver" && next.gen > delivery.job.gen)
+        trace.add(shape(next))
+        return trace
+    }
+
+    static let fence: Scenario = { q in
+        var trace = Trace()
+        try q.submit(13)
+        let first = try #require(try q.next())
+        #expect(try q.session.record(first, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        #expect(try q.submit(13, 5).outcome == .updated)
+        #expect(try q.submit(13, 5, to: "bronze").outcome == .followUp, "a reaped delivery may still act: no reversal")
+        trace.add(shape(try q.job(13)))
+        let second = try #require(try q.next("w2"))
+        #expect(try q.session.record(second, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.job(13)?.fence == nil, "the next delivery held the lock")
+        trace.add(shape(try q.job(13)))
+        return trace
+    }
+
+    static let staleDelivery: Scenario = { q in
+        var trace = Trace()
+        try q.submit(14)
+        let first = try #require(try q.next())
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        let second = try #require(try q.next())
+        #expect(try !q.session.record(first, .copied(1, of: 2)))
+        #expect(try q.moved(first) == .stale)
+        #expect(try q.failed(first) == .stale)
+        #expect(try q.session.complete(first, .deferred(reason: "x", delay: .zero, lockHeld: true)) == .stale)
+        #expect(try q.moved(second) == .done)
+        trace.add(shape(try q.job(14)))
+        return trace
+    }
+
+    static let undecodable: Scenario = { q in
+        var trace = Trace()
+        try q.submit(15)
+        // A job whose attempts field another program mangled.
+        try q.mangle(15, .attempts, "many")
+        guard case .undecodable(let held, let token, let problem) = try q.session.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0,
+                                                                                                 wait: .zero)) else { throw Unexpected() }
+        #expect(problem.contains("attempts"))
+        _ = try q.session.control(.bury(held, worker: "w1", token: token, problem: problem))
+        #expect(try q.session.deadLetters().map(\.id) == [held.id])
+        trace.add(problem)
+        return trace
+    }
+
+    struct Unexpected: Error {}
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func waitUntil(_ what: String, timeout: Duration = .seconds(10), _ condition: () throws -> Bool) throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return }
+        usleep(2_000)
+    }
+    throw TimedOut(what: what)
+}
+
+struct TimedOut: Error, CustomStringConvertible {
+    let what: String
+    var description: String { "timed out waiting for \(what)" }
+}

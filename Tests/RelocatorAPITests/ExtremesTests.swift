@@ -1,0 +1,132 @@
+import Foundation
+import HummingbirdTesting
+import JobQueue
+import RedisClient
+import RelocatorCore
+import SQLStore
+import Synchronization
+import Testing
+import TestSupport
+@testable import RelocatorAPI
+
+/// The extremes suite, through the HTTP layer: 0, −1, 2^53 − 1, 2^53, Int64.max and beyond from a
+/// request; scores of 1e300, infinities and Int64's bounds in Redis; Redis' clock and this process's
+/// two hours off. Nothing traps (a trap would end the test process); every answer is 2xx, 4xx or 503.
+@Suite struct ExtremesTests {
+    static let twoHours: Int64 = 2 * 3600 * 1000
+    static let numbers = ["0", "-1", "9007199254740991", "9007199254740992", "9223372036854775807", "9223372036854775808",
+                          "-9223372036854775808", "-9223372036854775809", "99999999999999999999999", "1e300", "1.5", "NaN", "Infinity", "", "007"]
+
+    func expectAnswered(_ response: TestResponse, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        let code = Int(response.status.code)
+        #expect((200..<300).contains(code) || (400..<500).contains(code) || code == 503, "\(what): \(code) \(response.text.prefix(300))",
+                sourceLocation: sourceLocation)
+    }
+
+    @Test func everyNumberARequestCarriesIsBoundedAndAnsweredWith2xx4xxOr503() async throws {
+        let api = try APIFixture(halfLife: .seconds(3600))
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.bin", "bronze", nil), (2, "b.bin", "bronze", nil)])
+        try await api.test { client in
+            for number in Self.numbers {
+                let form = try await client.postForm("/post_sentence", "cid=1&count=\(number)")
+                expectAnswered(form, "count=\(number)")
+                let body = try await client.postJSON("/v1/contents/2/count", #"{"count": \#(number)}"#)
+                expectAnswered(body, "{count: \(number)}")
+                expectAnswered(try await client.postJSON("/v1/contents/1/hits", #"{"n": \#(number)}"#), "{n: \(number)}")
+                for path in ["/v1/jobs/\(number)", "/v1/contents/\(number)", "/v1/contents/\(number)/why", "/v1/relocations?cid=\(number)&limit=\(number)",
+                             "/ui/relocations?cid=\(number)", "/v1/contents/\(number)/count"] {
+                    expectAnswered(try await client.get(path), path)
+                }
+                // Beyond 2^53 − 1 a count is refused, naming the bound.
+                if let value = Int64(number), value > CountBound.max {
+                    #expect(form.status == .badRequest && (form.json?["message"] as? String)?.contains("9007199254740991 (2^53 − 1") == true, "\(form.text)")
+                    #expect(body.status == .badRequest && (body.json?["message"] as? String)?.contains("9007199254740991 (2^53 − 1") == true, "\(body.text)")
+                }
+                if number == "99999999999999999999999" || number == "9223372036854775808" {
+                    #expect(form.status == .badRequest && (form.json?["message"] as? String)?.contains("9007199254740991") == true, "\(form.text)")
+                }
+            }
+            // 2^53 − 1 itself is a count: it goes to the top level, whose max_counts rises to it.
+            let top = try await client.postForm("/post_sentence", "cid=2&count=9007199254740991")
+            #expect(top.status == .ok && top.json?["target"] as? String == "gold", "\(top.text)")
+            let levels = try await client.get("/v1/levels").json?["levels"] as? [[String: Any]] ?? []
+            #expect(levels.contains { $0["name"] as? String == "gold" && ($0["max_counts"] as? NSNumber)?.int64Value == CountBound.max }, "\(levels)")
+            #expect(try await client.postForm("/post_sentence", "cid=1&count=0").status == .ok)
+        }
+    }
+
+    /// Inside the bound, a count no level holds is still a 422.
+    @Test func inTheBoundACountNoLevelHoldsIsA422() async throws {
+        let api = try APIFixture(levels: [LevelRange(name: "silver", minCounts: 100, maxCounts: 999), LevelRange(name: "gold", minCounts: 1000, maxCounts: 9999)])
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.bin", "silver", nil)])
+        try await api.test { client in
+            let low = try await client.postForm("/post_sentence", "cid=1&count=5")
+            #expect(low.status == .unprocessableContent && low.json?["error"] as? String == "no_level", "\(low.text)")
+            let json = try await client.postJSON("/v1/contents/1/count", #"{"count": 0}"#)
+            #expect(json.status == .unprocessableContent, "\(json.text)")
+        }
+    }
+
+    /// Values Redis holds that no script of ours writes (scores of 1e300 and infinity, counters at
+    /// Int64's bounds, a heartbeat from the far past) and clocks two hours apart: every read route,
+    /// the dashboard and /metrics answer, and hits stored by a clock two hours ahead decay nothing.
+    @Test func redisValuesAtTheExtremesAndClocksTwoHoursApartTrapNothing() async throws {
+        let offset = Mutex<Int64>(0)
+        let api = try APIFixture(halfLife: .seconds(60), clock: { JobQueue.nowMilliseconds() + offset.withLock { $0 } })
+        defer { api.tearDown() }
+        try api.addContents([1, 2, 3, 4, 5, 6, 11, 12, 13, 14, 15].map { (Int64($0), "f\($0).bin", $0 >= 13 ? "silver" : "gold", nil) })
+        let shard = api.queue.keys.shard(0), control = api.queue.keys.control
+        let redis = api.redis
+        let time = try redis.send("TIME").array!.compactMap(\.string).compactMap(Int64.init)
+        let redisNow = time[0] * 1000 + time[1] / 1000
+        // Scores, hit counters and counters Redis holds.
+        for (cid, score) in [(11, "1e300"), (12, "9223372036854775808"), (13, "+inf"), (14, "-inf"), (15, "1e300"), (1, "-1e300")] {
+            try redis.send("ZADD", shard.residents(cid >= 13 ? "silver" : "gold"), score, cid)
+        }
+        try redis.send("HSET", shard.hits, 1, "1e300:\(redisNow + Self.twoHours)", 2, "100:\(redisNow + Self.twoHours)", 3, "garbage",
+                       4, "5:\(redisNow - Self.twoHours)")
+        try redis.send("HSET", shard.stats, "moved", Int64.max, "committed", Int64.min, "moved_bytes", Int64.max)
+        try redis.send("HSET", shard.movedAt, 1, Int64.min, 2, Int64.max)
+        try redis.send("SADD", control.workers, "w-x")
+        try redis.send("HSET", control.heartbeat("w-x"), "kind", "worker", "beat_at", Int64.min, "started_at", Int64.max,
+                       "disks", "gold=9223372036854775807,-1,9223372036854775807;silver=-5,-5,0", "levels", "gold,silver", "concurrency", "99999999999999999999")
+        try redis.send("HSET", shard.job(5), "cid", 5, "count", Int64.max, "filename", "f5.bin", "db_level", "silver", "target", "gold",
+                       "status", "moving", "gen", 1, "attempts", Int64.max, "worker_id", "w-x", "bytes_done", Int64.max, "bytes_total", 1,
+                       "started_at", Int64.min, "enqueued_at", Int64.max, "updated_at", Int64.min)
+        try redis.send("LPUSH", shard.processing("w-x"), "5:1")
+        try redis.send("HSET", shard.job(6), "cid", 6, "count", 0, "filename", "f6.bin", "db_level", "gold", "target", "silver",
+                       "status", "dead", "gen", Int64.max, "attempts", 1, "updated_at", Int64.min, "enqueued_at", Int64.min, "last_error", "x")
+        try redis.send("LPUSH", shard.dead, "6:\(Int64.max)")
+        try redis.send("ZADD", shard.retry, "1e300", "7:1")
+        try redis.send("LPUSH", shard.queue("gold"), "8:1")
+
+        try await api.test { client in
+            for jump in [-Self.twoHours, 0, Self.twoHours] {
+                offset.withLock { $0 = jump }
+                for path in ["/v1/queues", "/metrics", "/ui", "/ui/workers", "/ui/dead", "/ui/levels", "/ui/relocations", "/v1/dead",
+                             "/v1/jobs/5", "/v1/jobs/6", "/v1/contents/1/why", "/v1/contents/12/why", "/v1/contents/5", "/readyz", "/healthz"] {
+                    expectAnswered(try await client.get(path), "\(path) with the clock \(jump / 1000) s off")
+                }
+                for cid in 1...4 {
+                    let hits = try await client.postJSON("/v1/contents/\(cid)/hits", #"{"n": 5}"#)
+                    expectAnswered(hits, "hits of cid \(cid)")
+                    let value = hits.json?["value"] as? Double ?? -1
+                    #expect(value >= 0 && value <= Double(CountBound.max), "cid \(cid): \(hits.text)")
+                }
+                for cid in [1, 2, 11, 12, 13] {
+                    expectAnswered(try await client.postForm("/post_sentence", "cid=\(cid)&count=9007199254740991"), "count of cid \(cid)")
+                }
+            }
+        }
+        // Stored by a clock two hours ahead, the counter grew by nothing but the hits (100, then 5 hits
+        // three times, the last two decayed over a few milliseconds of a 60 s half-life), where 120
+        // half-lives of a negative elapsed time made it 2^120 times larger; a counter of 1e300 is
+        // held at the largest count.
+        let stored = try redis.send("HGET", shard.hits, 2).string?.split(separator: ":").first.flatMap { Double($0) } ?? -1
+        #expect(stored > 114 && stored <= 115, "\(stored)")
+        let big = try redis.send("HGET", shard.hits, 1).string?.split(separator: ":").first.flatMap { Double($0) } ?? -1
+        #expect(big > 8e15 && big <= Double(CountBound.max), "\(big)")
+    }
+}
