@@ -132,9 +132,18 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 }
                 if target == curTarget { return answer(.updated) }
                 unschedule()
-                if target == curDb {
+                if target == curDb, curDb == dbLevel {
                     forget(key)
                     return SubmitResult(outcome: .dropped, job: nil)
+                }
+                if target == curDb {
+                    // The database names another level than the job's origin: re-aimed from there.
+                    let gen = newGen(oldGen, shard: shard, cid: cid)
+                    set(key, ["db_level": dbLevel, "target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
+                    for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                    retireError(key)
+                    push(gen)
+                    return answer(.retargeted)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])

@@ -12,6 +12,7 @@ import Testing
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
+        ("a count after a reversal", afterReversal),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -226,6 +227,25 @@ import Testing
         #expect(try q.session.complete(first, .deferred(reason: "x", delay: .zero, lockHeld: true)) == .stale)
         #expect(try q.moved(second) == .done)
         trace.add(shape(try q.job(14)))
+        return trace
+    }
+
+    static let afterReversal: Scenario = { q in
+        var trace = Trace()
+        try q.submit(16)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.failed(delivery) == .retrying)
+        #expect(try q.submit(16, 5, to: "bronze").outcome == .reversed)
+        trace.add(shape(try q.job(16)))
+        // The database still says bronze: the count for gold re-aims the job from there.
+        #expect(try q.submit(16, 20000, from: "bronze", to: "gold").outcome == .retargeted)
+        let aimed = try #require(try q.job(16))
+        #expect(aimed.dbLevel == "bronze" && aimed.target == "gold" && aimed.status == .queued)
+        trace.add(shape(aimed))
+        let next = try #require(try q.next(levels: ["gold"]))
+        #expect(next.job.gen == aimed.gen)
+        #expect(try q.next(levels: ["bronze"]) == nil, "the reversed job's id is stale")
         return trace
     }
 
