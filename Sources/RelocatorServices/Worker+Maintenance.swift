@@ -50,7 +50,8 @@ extension Worker {
                              directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
                              unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil)
         let report = try control.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL, promoteDue: promote,
-                                                             reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true))
+                                                             reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true,
+                                                             horizons: horizons(placement.withLock { $0 })))
         pausedLevels.withLock { $0 = report.paused }
         if let snapshot = report.placement {
             placement.withLock { $0 = snapshot }
@@ -62,6 +63,15 @@ extension Worker {
         if report.promoted > 0 { logger.debug("promoted \(report.promoted) due jobs") }
         if report.reaped > 0 { logger.warning("gave back \(report.reaped) jobs of workers whose heartbeat stopped") }
         return report.held
+    }
+
+    /// The longest a retry waits (the backoff's cap) and a deferral (this worker's delays, the
+    /// longest residency window of the published policies; unknown before they are read).
+    func horizons(_ snapshot: PlacementSnapshot?) -> ScheduleHorizons {
+        let deferral = snapshot.map { snapshot in
+            ([settings.deferRetry, settings.lockedRetry] + snapshot.countPolicy.residencies.values).max()!
+        }
+        return ScheduleHorizons(retry: settings.retry.cap, deferral: deferral)
     }
 
     /// Once per level: a level this worker serves that the level table (as the committer last

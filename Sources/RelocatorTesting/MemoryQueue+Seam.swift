@@ -93,7 +93,7 @@ extension MemoryQueue {
     public func maintain(_ request: MaintenanceRequest) throws -> MaintenanceReport {
         try heartbeat(worker: request.beat.id, beat: request.beat, ttl: request.ttl)
         var report = MaintenanceReport()
-        if request.promoteDue { report.promoted = try promoteDue(limit: 500) }
+        if request.promoteDue { report.promoted = try promoteDue(limit: 500, horizons: request.horizons) }
         if let grace = request.reapAfter { report.reaped = try reap(grace: grace) }
         report.paused = try paused()
         report.placement = try placementSnapshot()

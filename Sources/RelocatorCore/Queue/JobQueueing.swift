@@ -139,13 +139,41 @@ public struct MaintenanceRequest: Sendable, Equatable {
     public var reapAfter: Duration?
     /// Report the ids this process holds in its processing lists.
     public var listHeld: Bool
+    /// With `promoteDue`: the longest a retry and a deferral wait.
+    public var horizons: ScheduleHorizons
 
-    public init(beat: Heartbeat, ttl: Duration, promoteDue: Bool = false, reapAfter: Duration? = nil, listHeld: Bool = false) {
+    public init(beat: Heartbeat, ttl: Duration, promoteDue: Bool = false, reapAfter: Duration? = nil, listHeld: Bool = false,
+                horizons: ScheduleHorizons = .none) {
         self.beat = beat
         self.ttl = ttl
         self.promoteDue = promoteDue
         self.reapAfter = reapAfter
         self.listHeld = listHeld
+        self.horizons = horizons
+    }
+}
+
+/// The longest a retry (its backoff's cap) and a deferral (the longest delay or residency window)
+/// wait. A job scheduled further ahead of Redis' clock than that was scheduled before the clock
+/// stepped back (Redis restarted with its clock behind): it is due now, not once the clock has
+/// caught up. nil: no such bound is known, the job waits for its time.
+public struct ScheduleHorizons: Sendable, Equatable {
+    public var retry: Duration?
+    public var deferral: Duration?
+
+    public init(retry: Duration? = nil, deferral: Duration? = nil) {
+        self.retry = retry
+        self.deferral = deferral
+    }
+
+    public static let none = ScheduleHorizons()
+
+    /// True when a job scheduled at `due` (ms) is due at `now` (ms) in a set whose waits last at
+    /// most `horizon`.
+    public static func isDue(_ due: Int64, now: Int64, horizon: Duration?) -> Bool {
+        if due <= now { return true }
+        guard let horizon else { return false }
+        return due > now.saturatingAdd(max(0, horizon.milliseconds))
     }
 }
 
