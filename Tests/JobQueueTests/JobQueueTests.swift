@@ -242,6 +242,17 @@ import TestSupport
         #expect(try q.queue.liveWorkers(on: q.redis).keys.sorted() == ["w1"])
     }
 
+    /// A field the process no longer reports goes (a level back in service leaves status).
+    @Test func aHeartbeatWithoutAFieldRemovesIt() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.queue.heartbeat(worker: "w1", info: [.kind: "worker", .unavailable: "gold"], ttl: .seconds(60), on: q.redis)
+        #expect(try q.queue.liveWorkers(on: q.redis)["w1"]?[.unavailable] == "gold")
+        try q.queue.heartbeat(worker: "w1", info: [.kind: "worker"], ttl: .seconds(60), on: q.redis)
+        let fields = try #require(try q.queue.liveWorkers(on: q.redis)["w1"])
+        #expect(fields[.unavailable] == nil && fields[.kind] == "worker" && fields[.beatAt] != nil)
+    }
+
     /// Redis restarted with its clock two hours behind: a dead worker's heartbeat (stamped by the
     /// clock before the step, its expiry an absolute time as far ahead) is not believed; the worker
     /// is reaped one grace period after it was first seen so, and its heartbeat goes.

@@ -12,7 +12,7 @@ import Testing
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
-        ("a count after a reversal", afterReversal),
+        ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -246,6 +246,19 @@ import Testing
         let next = try #require(try q.next(levels: ["gold"]))
         #expect(next.job.gen == aimed.gen)
         #expect(try q.next(levels: ["bronze"]) == nil, "the reversed job's id is stale")
+        return trace
+    }
+
+    static let levelBack: Scenario = { q in
+        var trace = Trace()
+        var beat = Heartbeat(id: "w1", kind: .worker, levels: ["gold", "silver"], unavailable: ["gold"])
+        _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
+        #expect(try q.session.heartbeats().map(\.unavailable) == [["gold"]])
+        trace.add("\(try q.session.heartbeats().map(\.unavailable))")
+        beat.unavailable = []
+        _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
+        #expect(try q.session.heartbeats().map(\.unavailable) == [[]], "the level is back: no process names it")
+        trace.add("\(try q.session.heartbeats().map(\.unavailable))")
         return trace
     }
 
