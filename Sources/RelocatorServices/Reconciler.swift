@@ -130,7 +130,7 @@ public struct Reconciler {
         }
         onProgress(contents.count, contents.count)
         try staleParts()
-        try legacyParts(named: Set(contents.map(\.filename)))
+        try legacyParts(of: contents)
     }
 
     /// Where a content's file is: the levels whose directory holds it as a regular file.
@@ -252,30 +252,56 @@ public struct Reconciler {
     }
 
     /// Files under an earlier version's temporary name beside the contents: moved aside into
-    /// `.relocator/orphans/` when no content row names them, no job in flight has their generation,
-    /// and they are older than the grace period.
-    private mutating func legacyParts(named filenames: Set<String>) throws {
+    /// `.relocator/orphans/` when no content row names them — neither their path nor, in another
+    /// directory, their file name (a directory renamed since) —, no job in flight has their
+    /// generation, and they are older than the grace period. The row and the job are read again
+    /// under the content's lock right before the move.
+    private mutating func legacyParts(of contents: [Content]) throws {
         let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
+        let filenames = Set(contents.map(\.filename))
+        var byFileName: [Substring: [Int64]] = [:]
+        for content in contents { byFileName[LegacyPartName.fileName(of: content.filename), default: []].append(content.cid) }
         for level in settings.directories.names {
             let root = roots[level]!
             for part in try root.legacyParts() where part.modified < cutoff {
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
-                if let state = try session.states(cids: [part.name.cid])[part.name.cid], state.gen == part.name.gen,
-                   state.status != .committed, state.status != .dead { continue }
+                let named = byFileName[LegacyPartName.fileName(of: part.relativePath)] ?? []
+                if try inFlight(part) { continue }
                 var finding = Finding(kind: .legacyPart, cid: part.name.cid,
                                       detail: "\(level)/\(part.relativePath) is an earlier version's temporary file that no content names")
-                if settings.fix {
+                if !named.isEmpty {
+                    finding.detail = "\(level)/\(part.relativePath) looks like an earlier version's temporary file, but cid "
+                        + "\(named.sorted().map(String.init).joined(separator: ", ")) has a file of that name in another directory "
+                        + "(renamed since?); left alone"
+                } else if settings.fix {
                     // New workers never use such a name: the content's lock is enough (its job, if
-                    // any, may be in flight), and the row is read again under it.
+                    // any, may be in flight), and the rows and the job are read again under it.
                     if let lock = try ContentLock.tryLock(cid: part.name.cid, in: Array(roots.values)) {
                         defer { lock.release() }
-                        if try store.content(filename: part.relativePath) == nil {
+                        if try mayMoveAside(part) {
                             finding.fixed = try root.moveAside(part, holding: lock).map { "moved to \(level)/\($0)" } ?? "already gone"
                         }
+                    } else {
+                        finding.detail += "; left alone: a delivery of cid \(part.name.cid) holds its lock"
                     }
                 }
                 report(finding)
             }
         }
+    }
+
+    /// True when the job of the part's content is in flight with the part's generation.
+    private func inFlight(_ part: LevelRoot.LegacyPart) throws -> Bool {
+        guard let state = try session.states(cids: [part.name.cid])[part.name.cid] else { return false }
+        return state.gen == part.name.gen && state.status != .committed && state.status != .dead
+    }
+
+    /// Right before a legacy part is moved aside (under its content's lock): no row names its path,
+    /// the content its name carries has no file of that name elsewhere, and no job of its
+    /// generation is in flight.
+    private func mayMoveAside(_ part: LevelRoot.LegacyPart) throws -> Bool {
+        if try store.content(filename: part.relativePath) != nil { return false }
+        if let owner = try store.content(cid: part.name.cid), LegacyPartName.mayBe(contentNamed: owner.filename, at: part.relativePath) { return false }
+        return try !inFlight(part)
     }
 }

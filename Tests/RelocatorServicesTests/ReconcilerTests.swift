@@ -135,6 +135,39 @@ import TestSupport
         #expect(TestFiles.exists(site.path("gold", ".a.bin.relocator-1-\(gen).part")))
     }
 
+    /// A content named like an earlier temporary file whose directory was renamed (an operator, a
+    /// tool; renamed back later): its path names no row, but its file name is a content's — it
+    /// stays where it is, and is found again once the directory is back.
+    @Test func aContentNamedLikeAnEarlierTemporaryFileInARenamedDirectoryIsNotMovedAside() throws {
+        let site = try Site(contents: [(9, "e2/.notes.relocator-9-1.part", "bronze"), (10, "e3/.x.relocator-77-1.part", "bronze")])
+        defer { site.remove() }
+        let old = Date(timeIntervalSinceNow: -7200)
+        let content = try TestFiles.make(site.path("bronze", "e2/.notes.relocator-9-1.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("bronze", "e3/.x.relocator-77-1.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("bronze", "legacy/.old.bin.relocator-900001-1.part"), bytes: 10, mtime: old)
+        try FileManager.default.moveItem(atPath: site.path("bronze", "e2"), toPath: site.path("bronze", "e2.moved"))
+        try FileManager.default.moveItem(atPath: site.path("bronze", "e3"), toPath: site.path("bronze", "e3.moved"))
+        let found = try site.run(fix: true)
+        let parts = found.filter { $0.kind == .legacyPart }
+        #expect(parts.count == 3, "\(found)")
+        for name in ["e2.moved/.notes.relocator-9-1.part", "e3.moved/.x.relocator-77-1.part"] {
+            let part = try #require(parts.first { $0.detail.contains(name) })
+            #expect(part.fixed == nil && part.detail.contains("left alone"), "\(part)")
+            #expect(TestFiles.exists(site.path("bronze", name)))
+        }
+        #expect(parts.first { $0.detail.contains("legacy/") }?.fixed == "moved to bronze/.relocator/orphans/legacy%2F.old.bin.relocator-900001-1.part")
+        try FileManager.default.moveItem(atPath: site.path("bronze", "e2.moved"), toPath: site.path("bronze", "e2"))
+        #expect(try TestFiles.sha256(site.path("bronze", "e2/.notes.relocator-9-1.part")) == content)
+    }
+
+    @Test func theFileNameOfAContentAnywhereKeepsALegacyLookingFile() {
+        #expect(LegacyPartName.mayBe(contentNamed: "e2/.n.relocator-9-1.part", at: "e2/.n.relocator-9-1.part"))
+        #expect(LegacyPartName.mayBe(contentNamed: "e2/.n.relocator-9-1.part", at: "e2.moved/.n.relocator-9-1.part"))
+        #expect(LegacyPartName.mayBe(contentNamed: ".n.relocator-9-1.part", at: "a/b/.n.relocator-9-1.part"))
+        #expect(!LegacyPartName.mayBe(contentNamed: "e2/n", at: "e2/.n.relocator-9-1.part"))
+        #expect(!LegacyPartName.mayBe(contentNamed: "e2/x.relocator-9-1.part", at: "e2/.x.relocator-9-1.part"))
+    }
+
     @Test func aFilenameThroughASymlinkIsReportedAndNothingOutsideIsTouched() throws {
         let site = try Site(contents: [(1, "u/victim.txt", "gold")])
         let outside = try TemporaryDirectory("relocator-outside")
