@@ -78,10 +78,14 @@ public final class HeldLevels: Sendable {
         return root
     }
 
-    /// The levels whose path no longer names the directory held, with why.
+    /// The levels whose path no longer names the directory held, or that are withdrawn, with why.
     public func unavailable() -> [String: String] {
         var found: [String: String] = [:]
         for (level, root) in roots {
+            if let reason = root.withdrawn {
+                found[level] = reason
+                continue
+            }
             do {
                 if try !root.stillInPlace() { found[level] = "\(root.directory) is no longer the directory opened at start (unmounted, remounted or replaced)" }
             } catch {

@@ -410,6 +410,14 @@ public struct JobQueue: Sendable {
         try redis.evalScript(QueueScripts.heartbeat, keys: [control.workers, control.heartbeat(worker)], arguments: arguments)
     }
 
+    /// Records `adding` as levels seen initialised; returns every level recorded so, sorted.
+    public func levelsSeen(adding: [String], on redis: RedisConnection) throws -> [String] {
+        let key = keys.control.levelsSeen
+        let replies = try redis.pipeline((adding.isEmpty ? [] : [RedisCommand(["SADD", key] + adding.map { $0 as any RedisArgumentConvertible })]) + [RedisCommand("SMEMBERS", key)])
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "SMEMBERS") }
+        return (replies.last?.array ?? []).compactMap(\.string).sorted()
+    }
+
     /// Says goodbye: the heartbeat and the membership go.
     public func unregister(worker: String, on redis: RedisConnection) throws {
         let replies = try redis.pipeline([RedisCommand("DEL", keys.control.heartbeat(worker)), RedisCommand("SREM", keys.control.workers, worker)])

@@ -205,6 +205,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .bury(let held, let worker, let token, let problem):
             try bury(held, worker: worker, token: token, problem: problem)
             return .done
+        case .levelsSeen(let adding):
+            return .names(try queue.levelsSeen(adding: adding, on: redis))
         }
     }
 

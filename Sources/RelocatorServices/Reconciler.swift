@@ -27,6 +27,8 @@ public struct Finding: Sendable, Equatable {
         case unsafeFilename = "unsafe_filename"
         /// Two contents with one filename.
         case sharedFilename = "shared_filename"
+        /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint): not looked at.
+        case levelUnavailable = "level_unavailable"
     }
 
     public var kind: Kind
@@ -72,7 +74,9 @@ public struct Reconciler {
     let settings: Settings
     let session: any JobQueueSession
     let store: ContentStore
-    let roots: [String: LevelRoot]
+    /// The levels looked at and their open directories: every level but those out of service.
+    private(set) var roots: [String: LevelRoot]
+    private(set) var levels: [String]
     let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(WallClock.milliseconds())"
     /// Called with each finding as it is made (the command prints it), and with progress.
     let onFinding: (Finding) -> Void
@@ -81,6 +85,8 @@ public struct Reconciler {
     public private(set) var findings: [Finding] = []
     /// Contents left alone because a job was in flight.
     public private(set) var skipped = 0
+    /// Contents left alone because the database places them on a level out of service.
+    public private(set) var skippedUnavailable = 0
 
     public init(settings: Settings, session: any JobQueueSession, store: ContentStore, onFinding: @escaping (Finding) -> Void = { _ in },
                 onProgress: @escaping (Int, Int) -> Void = { _, _ in }) throws {
@@ -92,6 +98,7 @@ public struct Reconciler {
         var roots: [String: LevelRoot] = [:]
         for level in settings.directories.names { roots[level] = try LevelRoot(settings.directories.place(of: level)!) }
         self.roots = roots
+        levels = settings.directories.names
     }
 
     mutating func report(_ finding: Finding) {
@@ -100,6 +107,13 @@ public struct Reconciler {
     }
 
     public mutating func run() throws {
+        // A level in use before whose directory lacks .relocator/ (a bare mountpoint) is neither
+        // looked at nor changed: what the database places there is left alone.
+        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session)
+        for (level, _) in withdrawn {
+            roots[level] = nil
+        }
+        levels = levels.filter { withdrawn[$0] == nil }
         // Jobs first: an orphan put back is in flight again, and its content is then left alone.
         guard case .orphans(let orphans) = try session.control(.orphans(cids: try session.jobCIDs(), fix: settings.fix)) else { return }
         for orphan in orphans {
@@ -115,6 +129,10 @@ public struct Reconciler {
         for (index, content) in contents.enumerated() {
             onProgress(index, contents.count)
             if (byFilename[content.filename]?.count ?? 0) > 1 { continue }
+            if withdrawn[content.level] != nil {
+                skippedUnavailable += 1
+                continue
+            }
             // A job in flight owns its content's files; a dead one waits for an operator and does not.
             if let state = try session.states(cids: [content.cid])[content.cid], state.status != .committed, state.status != .dead {
                 skipped += 1
@@ -129,13 +147,18 @@ public struct Reconciler {
             }
         }
         onProgress(contents.count, contents.count)
+        for level in withdrawn.keys.sorted() {
+            let left = contents.filter { $0.level == level }.count
+            report(Finding(kind: .levelUnavailable, cid: nil,
+                           detail: "level '\(level)' not looked at: \(withdrawn[level]!); the \(left) contents the database places on it were left alone"))
+        }
         try staleParts()
         try legacyParts(of: contents)
     }
 
     /// Where a content's file is: the levels whose directory holds it as a regular file.
     private func places(of filename: Filename) throws -> [String] {
-        try settings.directories.names.filter { level in
+        try levels.filter { level in
             if case .regularFile = try roots[level]!.lookup(filename) { return true }
             return false
         }
@@ -156,11 +179,11 @@ public struct Reconciler {
         switch found.count {
         case 0:
             // Something else at the content's path (a directory, a FIFO…) is named as what it is.
-            let others = try settings.directories.names.compactMap { level -> String? in
+            let others = try levels.compactMap { level -> String? in
                 guard case .notRegularFile(let what) = try roots[level]!.lookup(filename) else { return nil }
                 return "\(what), not a file, on \(level) (\(settings.directories.directory(of: level)!)/\(filename))"
             }
-            let looked = settings.directories.names.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
+            let looked = levels.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
             let detail = others.isEmpty
                 ? "\(filename) is on no level's disk (looked in \(looked)); the database says \(content.level)"
                 : "\(filename) is \(others.joined(separator: " and ")); no level holds it as a file; the database says \(content.level)"
@@ -234,7 +257,7 @@ public struct Reconciler {
     /// which holds the lock as long as it lives).
     private mutating func staleParts() throws {
         let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
-        for level in settings.directories.names {
+        for level in levels {
             let root = roots[level]!
             for (part, modified) in try root.temporaryFiles() where modified < cutoff {
                 var finding = Finding(kind: .stalePart, cid: part.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
@@ -261,7 +284,7 @@ public struct Reconciler {
         let filenames = Set(contents.map(\.filename))
         var byFileName: [Substring: [Int64]] = [:]
         for content in contents { byFileName[LegacyPartName.fileName(of: content.filename), default: []].append(content.cid) }
-        for level in settings.directories.names {
+        for level in levels {
             let root = roots[level]!
             for part in try root.legacyParts() where part.modified < cutoff {
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like

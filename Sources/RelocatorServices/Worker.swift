@@ -126,6 +126,10 @@ public final class Worker: Service, Sendable {
             if case .warnings(let warnings) = try control.control(.start) {
                 for warning in warnings { self.logger.warning("\(warning)") }
             }
+            // A level seen in use before whose directory lacks .relocator/ (a bare mountpoint) is
+            // out of service from the start: checkLevels logs it, the heartbeat names it.
+            if let levels = self.levels { try LevelPreparation.prepare(Array(levels.roots.values), control) }
+            self.checkLevels()
             try self.maintain(control, promote: false)
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
             return try control.release(worker: self.settings.id, fence: true)

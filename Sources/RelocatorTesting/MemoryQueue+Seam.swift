@@ -176,6 +176,8 @@ extension MemoryQueue {
             _ = try fail(id, worker: worker, token: token, reason: FailureReason.undecodableJob.rawValue, message: "undecodable_job: \(problem)",
                          permanent: true, delay: .zero, maxAttempts: 1)
             return .done
+        case .levelsSeen(let adding):
+            return .names(try levelsSeen(adding: adding))
         }
     }
 

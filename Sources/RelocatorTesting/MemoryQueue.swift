@@ -354,6 +354,13 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
+    func levelsSeen(adding: [String]) throws -> [String] {
+        try available {
+            sets[keys.control.levelsSeen, default: []].formUnion(adding)
+            return (sets[keys.control.levelsSeen] ?? []).sorted()
+        }
+    }
+
     func unregister(worker: String) throws {
         try available {
             hashes[keys.control.heartbeat(worker)] = nil

@@ -13,6 +13,7 @@ import Testing
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
+        ("levels seen", levelsSeen),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -259,6 +260,15 @@ import Testing
         _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
         #expect(try q.session.heartbeats().map(\.unavailable) == [[]], "the level is back: no process names it")
         trace.add("\(try q.session.heartbeats().map(\.unavailable))")
+        return trace
+    }
+
+    static let levelsSeen: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.session.control(.levelsSeen(adding: [])) == .names([]))
+        #expect(try q.session.control(.levelsSeen(adding: ["silver", "gold"])) == .names(["gold", "silver"]))
+        #expect(try q.session.control(.levelsSeen(adding: ["gold"])) == .names(["gold", "silver"]))
+        trace.add("\(try q.session.control(.levelsSeen(adding: [])))")
         return trace
     }
 

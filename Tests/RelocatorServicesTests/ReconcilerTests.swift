@@ -160,6 +160,35 @@ import TestSupport
         #expect(try TestFiles.sha256(site.path("bronze", "e2/.notes.relocator-9-1.part")) == content)
     }
 
+    /// A level seen in use before whose directory lacks `.relocator/` (a bare mountpoint) is not
+    /// looked at: its contents are left alone (not "missing", no copy elsewhere taken for theirs),
+    /// nothing is created in it, and a finding says so. A level never seen is initialised.
+    @Test func aLevelInUseBeforeWithoutItsReservedDirectoryIsLeftAlone() throws {
+        let site = try Site(contents: [(1, "a.bin", "gold"), (2, "b.bin", "silver")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("bronze", "a.bin"), bytes: 10)
+        try TestFiles.make(site.path("silver", "b.bin"), bytes: 10)
+        _ = try site.queue.control(.levelsSeen(adding: ["gold"]))
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.levelUnavailable], "\(found)")
+        #expect(found.first?.detail.hasPrefix("level 'gold' not looked at: \(site.directories.directory(of: "gold")!) has no .relocator/") == true)
+        #expect(found.first?.detail.hasSuffix("the 1 contents the database places on it were left alone") == true, "\(found)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: site.path("gold", "")).isEmpty)
+        #expect(try site.database.level(1) == "gold" && TestFiles.exists(site.path("bronze", "a.bin")))
+        #expect(TestFiles.exists(site.path("silver", ".relocator")) && TestFiles.exists(site.path("bronze", ".relocator")))
+        guard case .names(let seen) = try site.queue.control(.levelsSeen(adding: [])) else { throw Unexpected() }
+        #expect(seen == ["bronze", "gold", "silver"])
+    }
+
+    @Test func aLevelIsUsedWhenItHasItsReservedDirectoryAndInitialisedWhenNeverSeen() {
+        #expect(LevelReadiness.of(hasReservedDirectory: true, seenBefore: true) == .ready)
+        #expect(LevelReadiness.of(hasReservedDirectory: true, seenBefore: false) == .ready)
+        #expect(LevelReadiness.of(hasReservedDirectory: false, seenBefore: false) == .initialise)
+        #expect(LevelReadiness.of(hasReservedDirectory: false, seenBefore: true) == .unavailable)
+    }
+
+    struct Unexpected: Error {}
+
     @Test func theFileNameOfAContentAnywhereKeepsALegacyLookingFile() {
         #expect(LegacyPartName.mayBe(contentNamed: "e2/.n.relocator-9-1.part", at: "e2/.n.relocator-9-1.part"))
         #expect(LegacyPartName.mayBe(contentNamed: "e2/.n.relocator-9-1.part", at: "e2.moved/.n.relocator-9-1.part"))

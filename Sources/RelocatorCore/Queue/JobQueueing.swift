@@ -249,6 +249,8 @@ public enum ControlAction: Sendable, Equatable {
     case checkWritable
     /// A claimed job whose hash cannot be read goes to the dead letters (`undecodable_job`).
     case bury(HeldJob, worker: String, token: String, problem: String)
+    /// Records levels as initialised (`LevelReadiness`); answers every level recorded so.
+    case levelsSeen(adding: [String])
 }
 
 public enum ControlResult: Sendable, Equatable {
@@ -259,6 +261,7 @@ public enum ControlResult: Sendable, Equatable {
     case warnings([String])
     case dead([(id: String, outcome: DeadOutcome)])
     case orphans([Orphan])
+    case names([String])
 
     public static func == (a: ControlResult, b: ControlResult) -> Bool {
         switch (a, b) {
@@ -269,6 +272,7 @@ public enum ControlResult: Sendable, Equatable {
         case let (.warnings(x), .warnings(y)): return x == y
         case let (.dead(x), .dead(y)): return x.map(\.id) == y.map(\.id) && x.map(\.outcome) == y.map(\.outcome)
         case let (.orphans(x), .orphans(y)): return x == y
+        case let (.names(x), .names(y)): return x == y
         default: return false
         }
     }
@@ -287,7 +291,7 @@ public struct Heartbeat: Sendable, Equatable {
     /// Jobs in hand.
     public var held: Int?
     public var startedAt: Int64?
-    /// When it was sent (ms, the sender's clock), filled in by the queue.
+    /// When it was sent (ms, Redis' clock), filled in by the queue.
     public var beatAt: Int64?
     public var disks: DiskReport?
     /// Each level's directory as this process sees it.

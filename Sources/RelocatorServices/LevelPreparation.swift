@@ -1,0 +1,57 @@
+import FileMover
+import RelocatorCore
+
+/// What a worker and reconcile do with the level directories they open, before anything else
+/// (`LevelReadiness`): a level never seen initialised gets `.relocator/` and is recorded as seen;
+/// one that has `.relocator/` is recorded as seen; one seen before that lacks it (a bare
+/// mountpoint) is withdrawn — nothing is moved into or out of it, nothing created in it.
+public enum LevelPreparation {
+    /// Prepares every root; returns the withdrawn levels with why.
+    @discardableResult
+    public static func prepare(_ roots: [LevelRoot], _ queue: any JobQueueing) throws -> [String: String] {
+        guard case .names(let seen) = try queue.control(.levelsSeen(adding: [])) else { return [:] }
+        var ready: [String] = []
+        var withdrawn: [String: String] = [:]
+        for root in roots.sorted(by: { $0.level < $1.level }) {
+            let present: Bool
+            do {
+                present = try root.hasReservedDirectory()
+            } catch {
+                // Not knowable now (a link planted there, an I/O error): not used meanwhile.
+                let reason = "\(error)"
+                root.withdraw(because: reason)
+                withdrawn[root.level] = reason
+                continue
+            }
+            switch LevelReadiness.of(hasReservedDirectory: present, seenBefore: seen.contains(root.level)) {
+            case .ready:
+                root.withdraw(because: nil)
+                ready.append(root.level)
+            case .initialise:
+                try root.initialise()
+                ready.append(root.level)
+            case .unavailable:
+                let reason = LevelReadiness.reason(level: root.level, directory: root.directory)
+                root.withdraw(because: reason)
+                withdrawn[root.level] = reason
+            }
+        }
+        let unseen = ready.filter { !seen.contains($0) }
+        if !unseen.isEmpty { _ = try queue.control(.levelsSeen(adding: unseen)) }
+        return withdrawn
+    }
+
+    /// A withdrawn level whose directory holds `.relocator/` again (`relocator levels init` on the
+    /// directory this process holds) is back in service. Returns the levels taken back.
+    @discardableResult
+    public static func recheck(_ roots: [LevelRoot]) -> [String] {
+        var back: [String] = []
+        for root in roots where root.withdrawn != nil {
+            if (try? root.hasReservedDirectory()) == true {
+                root.withdraw(because: nil)
+                back.append(root.level)
+            }
+        }
+        return back
+    }
+}
