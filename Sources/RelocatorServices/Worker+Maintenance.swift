@@ -127,7 +127,8 @@ extension Worker {
     /// temporary file is never used by another delivery than the one that made it.
     func sweepTemporaries() {
         guard let levels else { return }
-        let roots = Array(levels.roots.values)
+        // A withdrawn level (a bare mountpoint) has no lock file, and no delivery can hold one there.
+        let roots = levels.roots.values.filter { $0.withdrawn == nil }
         let unavailable = unavailableLevels.withLock { $0 }
         for root in roots where unavailable[root.level] == nil {
             do {
