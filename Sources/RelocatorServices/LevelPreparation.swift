@@ -41,16 +41,22 @@ public enum LevelPreparation {
         return withdrawn
     }
 
-    /// A withdrawn level whose directory holds `.relocator/` again (`relocator levels init` on the
-    /// directory this process holds) is back in service. Returns the levels taken back.
+    /// A withdrawn level is back in service once its directory holds `.relocator/`: the directory
+    /// held (`relocator levels init` on it), or the one its path names now (its disk mounted since
+    /// the start), which is held from then on — nothing was ever done in the one held before.
+    /// Returns the levels taken back.
     @discardableResult
-    public static func recheck(_ roots: [LevelRoot]) -> [String] {
+    public static func recheck(_ held: HeldLevels) -> [String] {
         var back: [String] = []
-        for root in roots where root.withdrawn != nil {
+        for root in held.roots.values where root.withdrawn != nil {
             if (try? root.hasReservedDirectory()) == true {
                 root.withdraw(because: nil)
                 back.append(root.level)
+                continue
             }
+            guard let mounted = try? LevelRoot(root.place), (try? mounted.hasReservedDirectory()) == true else { continue }
+            held.replace(mounted)
+            back.append(root.level)
         }
         return back
     }

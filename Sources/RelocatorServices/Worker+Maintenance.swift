@@ -106,7 +106,7 @@ extension Worker {
     /// the `relocator_level_unavailable` gauge — and back in once it is the same again.
     func checkLevels() {
         guard let levels else { return }
-        LevelPreparation.recheck(Array(levels.roots.values))
+        LevelPreparation.recheck(levels)
         let now = levels.unavailable()
         let before = unavailableLevels.withLock { current in
             defer { current = now }
@@ -116,7 +116,7 @@ extension Worker {
             logger.error("level '\(level)' is out of service for this worker: \(why); no job into or out of it is taken until it is back")
         }
         for level in before.keys where now[level] == nil {
-            logger.notice("level '\(level)' is back in service: its directory is the one checked at start again, with its \(ReservedDirectory.name)/")
+            logger.notice("level '\(level)' is back in service: its directory is in place again, with its \(ReservedDirectory.name)/")
         }
         for level in settings.levels { ServiceMetrics.levelUnavailable(level, now[level] != nil) }
     }

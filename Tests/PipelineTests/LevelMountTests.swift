@@ -109,8 +109,9 @@ import TestSupport
 
     /// A level seen in use before whose mountpoint is bare when a worker or reconcile starts
     /// (`.relocator/` missing): out of service from the start — nothing lands in the bare
-    /// mountpoint, nothing is taken out of it for missing, and reconcile says it left it alone.
-    /// A level never seen before is initialised by the first worker and recorded as seen.
+    /// mountpoint, nothing is taken out of it for missing, and reconcile says it left it alone —
+    /// until the disk is mounted, which the worker then holds. A level never seen before is
+    /// initialised by the first worker and recorded as seen.
     @Test func aLevelInUseBeforeWhoseMountpointIsBareAtStartIsNotUsed() throws {
         let site = try Site()
         defer { site.tearDown() }
@@ -142,10 +143,11 @@ import TestSupport
         #expect(!reconcile.stdout.contains("cid=2"), "\(reconcile.stdout)")
         #expect(try FileManager.default.contentsOfDirectory(atPath: site.gold.path).isEmpty, "the bare mountpoint stays empty")
 
-        // Mounted again: the worker holds the bare directory, so it is restarted.
+        // Mounted again: the worker never used the bare directory, and takes the disk from now on.
         try site.gold.attach()
-        try site.cluster.startWorker("w3", concurrency: 1)
         try site.cluster.waitUntil("both moves done") { try site.status(1) == "committed" && site.status(2) == "committed" }
+        #expect(site.cluster.log("w2").contains("level 'gold' is back in service"))
+        #expect(try !site.cluster.run(["status"]).stdout.contains("out of service"))
         #expect(try TestFiles.sha256(site.backing + "/a.bin") == sum && TestFiles.sha256(site.bronze + "/b.bin") == goldSum)
         try site.gold.detach()
         #expect(try FileManager.default.contentsOfDirectory(atPath: site.gold.path).isEmpty, "nothing was ever written to the bare mountpoint")
