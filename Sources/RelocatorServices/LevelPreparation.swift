@@ -6,12 +6,22 @@ import RelocatorCore
 /// one that has `.relocator/` is recorded as seen; one seen before that lacks it (a bare
 /// mountpoint) is withdrawn — nothing is moved into or out of it, nothing created in it.
 public enum LevelPreparation {
-    /// Prepares every root; returns the withdrawn levels with why.
+    /// What `prepare` found.
+    public struct Outcome: Sendable, Equatable {
+        /// Levels out of service, with why.
+        public var withdrawn: [String: String] = [:]
+        /// Levels never seen whose `.relocator/` could not be created (a read-only disk, a directory
+        /// this user may not write), with why: used as before, their moves fail with that error
+        /// until it can be; recorded as seen once it exists.
+        public var notInitialised: [String: String] = [:]
+    }
+
+    /// Prepares every root.
     @discardableResult
-    public static func prepare(_ roots: [LevelRoot], _ queue: any JobQueueing) throws -> [String: String] {
-        guard case .names(let seen) = try queue.control(.levelsSeen(adding: [])) else { return [:] }
+    public static func prepare(_ roots: [LevelRoot], _ queue: any JobQueueing) throws -> Outcome {
+        guard case .names(let seen) = try queue.control(.levelsSeen(adding: [])) else { return Outcome() }
         var ready: [String] = []
-        var withdrawn: [String: String] = [:]
+        var outcome = Outcome()
         for root in roots.sorted(by: { $0.level < $1.level }) {
             let present: Bool
             do {
@@ -20,7 +30,7 @@ public enum LevelPreparation {
                 // Not knowable now (a link planted there, an I/O error): not used meanwhile.
                 let reason = "\(error)"
                 root.withdraw(because: reason)
-                withdrawn[root.level] = reason
+                outcome.withdrawn[root.level] = reason
                 continue
             }
             switch LevelReadiness.of(hasReservedDirectory: present, seenBefore: seen.contains(root.level)) {
@@ -28,17 +38,21 @@ public enum LevelPreparation {
                 root.withdraw(because: nil)
                 ready.append(root.level)
             case .initialise:
-                try root.initialise()
-                ready.append(root.level)
+                do {
+                    try root.initialise()
+                    ready.append(root.level)
+                } catch {
+                    outcome.notInitialised[root.level] = "\(error)"
+                }
             case .unavailable:
                 let reason = LevelReadiness.reason(level: root.level, directory: root.directory)
                 root.withdraw(because: reason)
-                withdrawn[root.level] = reason
+                outcome.withdrawn[root.level] = reason
             }
         }
         let unseen = ready.filter { !seen.contains($0) }
         if !unseen.isEmpty { _ = try queue.control(.levelsSeen(adding: unseen)) }
-        return withdrawn
+        return outcome
     }
 
     /// A withdrawn level is back in service once its directory holds `.relocator/`: the directory

@@ -109,7 +109,7 @@ public struct Reconciler {
     public mutating func run() throws {
         // A level in use before whose directory lacks .relocator/ (a bare mountpoint) is neither
         // looked at nor changed: what the database places there is left alone.
-        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session)
+        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session).withdrawn
         for (level, _) in withdrawn {
             roots[level] = nil
         }

@@ -128,7 +128,12 @@ public final class Worker: Service, Sendable {
             }
             // A level seen in use before whose directory lacks .relocator/ (a bare mountpoint) is
             // out of service from the start: checkLevels logs it, the heartbeat names it.
-            if let levels = self.levels { try LevelPreparation.prepare(Array(levels.roots.values), control) }
+            if let levels = self.levels {
+                let prepared = try LevelPreparation.prepare(Array(levels.roots.values), control)
+                for (level, why) in prepared.notInitialised.sorted(by: { $0.key < $1.key }) {
+                    self.logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
+                }
+            }
             self.checkLevels()
             try self.maintain(control, promote: false)
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
