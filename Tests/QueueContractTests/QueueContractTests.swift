@@ -1,5 +1,6 @@
 import Foundation
 import RelocatorCore
+import RelocatorTesting
 import Testing
 
 /// One contract, two queues: every life-cycle scenario runs through the seam on the Redis queue
@@ -26,6 +27,40 @@ import Testing
             traces[kind] = try scenario(queue)
         }
         #expect(traces[.redis] == traces[.memory], "redis:\n\(traces[.redis]!)\nmemory:\n\(traces[.memory]!)")
+    }
+
+    /// The memory twin follows the scripts' rules for a clock that stepped back (Redis restarted
+    /// with its clock behind; JobQueueTests check the scripts): a heartbeat stamped ahead is not
+    /// believed, a retry scheduled beyond its horizon is due.
+    @Test func theMemoryQueueFollowsTheScriptsWhenTheClockStepsBack() throws {
+        let memory = MemoryQueue()
+        try memory.submit(cid: 1, count: 20000, filename: "f1", dbLevel: "bronze", target: "gold")
+        _ = try memory.maintain(MaintenanceRequest(beat: Heartbeat(id: "w1", kind: .worker), ttl: .seconds(60)))
+        guard case .delivery(let delivery) = try memory.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero)) else {
+            throw Unexpected()
+        }
+        memory.advance(.seconds(-7200))
+        let reaper = MaintenanceRequest(beat: Heartbeat(id: "w2", kind: .worker), ttl: .seconds(60), reapAfter: .milliseconds(20))
+        #expect(try memory.maintain(reaper).reaped == 0, "first seen: suspect")
+        var reaped = 0
+        try waitUntil("w1 is reaped") {
+            reaped += try memory.maintain(reaper).reaped
+            return reaped > 0
+        }
+        #expect(try memory.heartbeats().map(\.id) == ["w2"])
+        #expect(try memory.jobs(cids: [1])[1]?.fence == delivery.job.token)
+        guard case .delivery(let again) = try memory.next(NextRequest(worker: "w2", levels: ["gold"], rotation: 0, wait: .zero)) else {
+            throw Unexpected()
+        }
+        #expect(try memory.complete(again, .failed(.ioError, message: "io_error: test", permanent: false, delay: .seconds(60), maxAttempts: 5))
+                == .retrying)
+        memory.advance(.seconds(-7200))
+        let promote = MaintenanceRequest(beat: Heartbeat(id: "w2", kind: .worker), ttl: .seconds(60), promoteDue: true)
+        #expect(try memory.maintain(promote).promoted == 0, "without horizons it waits for its time")
+        var bounded = promote
+        bounded.horizons = ScheduleHorizons(retry: .seconds(300))
+        #expect(try memory.maintain(bounded).promoted == 1)
+        #expect(try memory.jobs(cids: [1])[1]?.status == .queued)
     }
 
     // MARK: - Scenarios
