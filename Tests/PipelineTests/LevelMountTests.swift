@@ -76,6 +76,8 @@ import TestSupport
         try site.gold.attach()
         try site.cluster.waitUntil("gold back in service and the move done") { try site.status(2) == "committed" }
         #expect(site.cluster.log("w1").contains("level 'gold' is back in service"))
+        // The heartbeat is written anew: status stops naming the level.
+        try site.cluster.waitUntil("status names no level out of service") { try !site.cluster.run(["status"]).stdout.contains("out of service") }
         #expect(try TestFiles.sha256(site.backing + "/a.bin") == sums[1] && TestFiles.sha256(site.backing + "/b.bin") == sums[2])
         try site.gold.detach()
         #expect(try FileManager.default.contentsOfDirectory(atPath: site.gold.path).isEmpty, "nothing was ever written to the bare mountpoint")
@@ -147,7 +149,7 @@ import TestSupport
         try site.gold.attach()
         try site.cluster.waitUntil("both moves done") { try site.status(1) == "committed" && site.status(2) == "committed" }
         #expect(site.cluster.log("w2").contains("level 'gold' is back in service"))
-        #expect(try !site.cluster.run(["status"]).stdout.contains("out of service"))
+        try site.cluster.waitUntil("status names no level out of service") { try !site.cluster.run(["status"]).stdout.contains("out of service") }
         #expect(try TestFiles.sha256(site.backing + "/a.bin") == sum && TestFiles.sha256(site.bronze + "/b.bin") == goldSum)
         try site.gold.detach()
         #expect(try FileManager.default.contentsOfDirectory(atPath: site.gold.path).isEmpty, "nothing was ever written to the bare mountpoint")
@@ -179,7 +181,7 @@ import TestSupport
         let initialised = try site.cluster.run(["levels", "init", "gold"])
         #expect(initialised.status == 0 && initialised.stdout.contains("created .relocator/"), "\(initialised.stdout)\(initialised.stderr)")
         try site.cluster.waitUntil("gold back in service and the move done") { try site.status(1) == "committed" }
-        #expect(try !site.cluster.run(["status"]).stdout.contains("out of service"))
+        try site.cluster.waitUntil("status names no level out of service") { try !site.cluster.run(["status"]).stdout.contains("out of service") }
         #expect(try TestFiles.sha256(site.gold.path + "/a.bin") == sum)
         let again = try site.cluster.run(["levels", "init", "gold"])
         #expect(again.status == 0 && again.stdout.contains("has its .relocator/ already"))
