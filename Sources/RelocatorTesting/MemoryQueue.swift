@@ -130,7 +130,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     }
                     return answer(target != curTarget ? .followUp : .updated)
                 }
-                if target == curTarget { return answer(.updated) }
+                if target == curTarget {
+                    hashes[key]?["next_target"] = nil
+                    return answer(.updated)
+                }
                 unschedule()
                 if target == curDb, curDb == dbLevel {
                     forget(key)

@@ -14,7 +14,7 @@ import Testing
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
-        ("levels seen", levelsSeen),
+        ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -295,6 +295,28 @@ import Testing
         _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
         #expect(try q.session.heartbeats().map(\.unavailable) == [[]], "the level is back: no process names it")
         trace.add("\(try q.session.heartbeats().map(\.unavailable))")
+        return trace
+    }
+
+    static let followUpWithdrawn: Scenario = { q in
+        var trace = Trace()
+        try q.submit(17)
+        let first = try #require(try q.next())
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        #expect(try q.submit(17, 5, to: "bronze").outcome == .followUp, "fenced: the count back follows after the commit")
+        // The next delivery holds the lock (the fence goes) and waits; a count as the job is aimed
+        // withdraws the follow-up the earlier count asked for.
+        let second = try #require(try q.next("w2"))
+        #expect(second.job.gen == first.job.gen)
+        #expect(try q.session.complete(second, .deferred(reason: "busy", delay: .zero, lockHeld: true)) == .deferred)
+        #expect(try q.job(17)?.fence == nil && q.job(17)?.nextTarget == "bronze")
+        #expect(try q.submit(17, 30000).outcome == .updated)
+        #expect(try q.job(17)?.nextTarget == nil)
+        trace.add(shape(try q.job(17)))
+        #expect(try q.promote() == 1)
+        let third = try #require(try q.next("w2"))
+        #expect(try q.failed(third) == .retrying, "not dropped for the withdrawn follow-up")
+        trace.add(shape(try q.job(17)))
         return trace
     }
 

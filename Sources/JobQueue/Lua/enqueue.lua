@@ -87,7 +87,8 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     if target ~= curTarget then return answer('follow_up') end
     return answer('updated')
   end
-  if target == curTarget then return answer('updated') end
+  -- As it is aimed: a follow-up an earlier count asked for (while a reaped delivery was fenced) goes.
+  if target == curTarget then redis.call('HDEL', job, 'next_target') return answer('updated') end
   unschedule()
   if target == curDb and curDb == callerLevel then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
