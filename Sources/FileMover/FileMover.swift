@@ -1,4 +1,5 @@
 import RelocatorCore
+import Synchronization
 
 /// The safe move. A file is never deleted unless an identical, verified copy exists at its new
 /// place; a delivery of the same job again after a crash at any step finishes the move; two
@@ -63,13 +64,25 @@ public struct FileMover: FileMoving {
 
 /// The level directories a worker holds open from its start (see `FileMover.levels`).
 public final class HeldLevels: Sendable {
-    public let roots: [String: LevelRoot]
+    private let held: Mutex<[String: LevelRoot]>
+
+    /// The directories held now.
+    public var roots: [String: LevelRoot] { held.withLock { $0 } }
 
     /// Opens every level directory.
     public init(_ directories: LevelDirectories) throws {
         var roots: [String: LevelRoot] = [:]
         for level in directories.names { roots[level] = try LevelRoot(directories.place(of: level)!) }
-        self.roots = roots
+        held = Mutex(roots)
+    }
+
+    /// Holds `root` for its level from now on instead of the directory held so far — only for a
+    /// level withdrawn since the start (`LevelRoot.withdraw`), in which nothing was ever done.
+    public func replace(_ root: LevelRoot) {
+        held.withLock { roots in
+            guard roots[root.level]?.withdrawn != nil else { return }
+            roots[root.level] = root
+        }
     }
 
     /// The held root of a level at `directory`; nil when none is held for it.
@@ -78,10 +91,14 @@ public final class HeldLevels: Sendable {
         return root
     }
 
-    /// The levels whose path no longer names the directory held, with why.
+    /// The levels whose path no longer names the directory held, or that are withdrawn, with why.
     public func unavailable() -> [String: String] {
         var found: [String: String] = [:]
         for (level, root) in roots {
+            if let reason = root.withdrawn {
+                found[level] = reason
+                continue
+            }
             do {
                 if try !root.stillInPlace() { found[level] = "\(root.directory) is no longer the directory opened at start (unmounted, remounted or replaced)" }
             } catch {

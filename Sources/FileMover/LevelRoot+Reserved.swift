@@ -7,14 +7,27 @@ import Glibc
 /// The directory Relocator reserves in a level (`.relocator/`: the content lock file and the
 /// temporary files of copies), reached beneath the level like any name, never through a link.
 extension LevelRoot {
-    /// `.relocator/` (and its `tmp/`), created durably when missing.
+    /// `.relocator/` (and its `tmp/`), created durably when missing — never in a withdrawn level.
     func reservedDirectory() throws -> Descriptor {
+        try requireNotWithdrawn()
         let reserved = try openOrMake(ReservedDirectory.name, in: reopenRoot(), display: display(ReservedDirectory.name))
         if !reservedMade.load(ordering: .relaxed) {
             _ = try openOrMake(ReservedDirectory.temporary, in: reserved, display: display(ReservedDirectory.temporaryPath))
             reservedMade.store(true, ordering: .relaxed)
         }
         return reserved
+    }
+
+    /// True when the level directory holds `.relocator/` (a directory; never through a link).
+    public func hasReservedDirectory() throws -> Bool {
+        try open(ReservedDirectory.name, in: reopenRoot(), display: display(ReservedDirectory.name)) != nil
+    }
+
+    /// Creates `.relocator/` and its `tmp/` durably when missing (`LevelReadiness.initialise`,
+    /// `relocator levels init`); a withdrawn level is back in service after it.
+    public func initialise() throws {
+        withdraw(because: nil)
+        _ = try reservedDirectory()
     }
 
     /// `.relocator/tmp/`, created durably when missing.

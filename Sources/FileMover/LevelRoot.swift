@@ -29,6 +29,10 @@ public final class LevelRoot: Sendable {
     let onDirectorySynced: (@Sendable (String) -> Void)?
     /// Set once the reserved directory and its temporary directory exist.
     let reservedMade = Atomic<Bool>(false)
+    /// Why the level is out of service although its path still names the directory opened (its
+    /// `.relocator/` is missing though the level was in use before: `LevelReadiness`); nil when not.
+    /// Nothing is moved into or out of it, and `.relocator/` is not created in it, meanwhile.
+    let withdrawal = Mutex<String?>(nil)
 
     /// How filenames are resolved: `openat2` when the kernel has it, else a walk; tests force the walk.
     enum PathResolution: Sendable {
@@ -77,8 +81,25 @@ public final class LevelRoot: Sendable {
         return UInt64(status.deviceID.rawValue) == device && UInt64(status.inode.rawValue) == inode
     }
 
-    /// Throws `level_unavailable` unless `stillInPlace`.
+    /// Takes the level out of service for the reason given (`LevelReadiness.unavailable`), or back
+    /// into service with nil.
+    public func withdraw(because reason: String?) {
+        withdrawal.withLock { $0 = reason }
+    }
+
+    /// Why the level is withdrawn (`withdraw(because:)`), nil when it is not.
+    public var withdrawn: String? { withdrawal.withLock { $0 } }
+
+    /// Throws `level_unavailable` while withdrawn.
+    func requireNotWithdrawn() throws {
+        if let reason = withdrawn {
+            throw MoveError(.levelUnavailable, "level '\(level)' is out of service: \(reason); nothing is moved into or out of it until then")
+        }
+    }
+
+    /// Throws `level_unavailable` unless `stillInPlace` and not withdrawn.
     func requireInPlace() throws {
+        try requireNotWithdrawn()
         guard try stillInPlace() else {
             throw MoveError(.levelUnavailable, "level '\(level)' (\(directory)) is no longer the directory checked at start (unmounted, remounted or replaced); nothing is moved into or out of it until it is back")
         }

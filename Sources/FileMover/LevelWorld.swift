@@ -62,6 +62,8 @@ final class LevelWorld: MoveWorld {
         let place = place(side)
         if let root = roots[place.level] { return root }
         if let held = mover.levels?.root(place) {
+            // A withdrawn level (a bare mountpoint) is neither used nor searched: the move waits.
+            try held.requireNotWithdrawn()
             roots[place.level] = held
             return held
         }

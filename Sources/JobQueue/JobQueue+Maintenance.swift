@@ -5,12 +5,15 @@ extension JobQueue {
     // MARK: - Maintenance (due.lua, promote.lua, giveback.lua, handback.lua)
 
     /// Moves due retries and deferrals of every shard back to their queues; returns how many.
+    /// `horizons`: the longest a retry or a deferral waits; one scheduled further ahead of Redis'
+    /// clock was scheduled by a clock that has stepped back since, and is due too.
     @discardableResult
-    public func promoteDue(limit: Int = 500, on redis: RedisConnection) throws -> Int {
+    public func promoteDue(limit: Int = 500, horizons: ScheduleHorizons = .none, on redis: RedisConnection) throws -> Int {
         var promoted = 0
         for shard in keys.shards {
-            for (set, status) in [(shard.retry, JobStatus.retrying), (shard.deferred, .deferred)] {
-                let due = try redis.evalScript(QueueScripts.due, keys: [set], arguments: [limit]).array?.compactMap(\.string) ?? []
+            for (set, status, horizon) in [(shard.retry, JobStatus.retrying, horizons.retry), (shard.deferred, .deferred, horizons.deferral)] {
+                let beyond = horizon.map { min(max(0, $0.milliseconds), Int64(1) << 52) } ?? -1
+                let due = try redis.evalScript(QueueScripts.due, keys: [set], arguments: [limit, beyond]).array?.compactMap(\.string) ?? []
                 promoted += try settle(due, in: shard, on: redis) { id, target in
                     .script(QueueScripts.promote, keys: [set, shard.job(id.cid), shard.queue(target)],
                             arguments: [id.description, target, status.rawValue])
@@ -99,17 +102,21 @@ extension JobQueue {
 
     // MARK: - Workers and committers (control slot: reap-check.lua, forget-worker.lua)
 
-    /// Announces a worker (or committer) as alive for `ttl`, with what `status` shows of it.
+    /// Announces a worker (or committer) as alive for `ttl`, with what `status` shows of it;
+    /// `beat_at` is Redis' clock (heartbeat.lua).
     public func heartbeat(worker: String, info: [WorkerField: String], ttl: Duration, on redis: RedisConnection) throws {
         let control = keys.control
-        var fields: [any RedisArgumentConvertible] = ["HSET", control.heartbeat(worker), WorkerField.beatAt.rawValue, Self.nowMilliseconds()]
-        for (field, value) in info { fields += [field.rawValue, value] }
-        let replies = try redis.pipeline([
-            RedisCommand("SADD", control.workers, worker),
-            RedisCommand(fields),
-            RedisCommand("PEXPIRE", control.heartbeat(worker), Int(ttl.milliseconds)),
-        ])
-        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "HEARTBEAT") }
+        var arguments: [any RedisArgumentConvertible] = [worker, max(1, ttl.milliseconds)]
+        for (field, value) in info where field != .beatAt { arguments += [field.rawValue, value] }
+        try redis.evalScript(QueueScripts.heartbeat, keys: [control.workers, control.heartbeat(worker)], arguments: arguments)
+    }
+
+    /// Records `adding` as levels seen initialised; returns every level recorded so, sorted.
+    public func levelsSeen(adding: [String], on redis: RedisConnection) throws -> [String] {
+        let key = keys.control.levelsSeen
+        let replies = try redis.pipeline((adding.isEmpty ? [] : [RedisCommand(["SADD", key] + adding.map { $0 as any RedisArgumentConvertible })]) + [RedisCommand("SMEMBERS", key)])
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "SMEMBERS") }
+        return (replies.last?.array ?? []).compactMap(\.string).sorted()
     }
 
     /// Says goodbye: the heartbeat and the membership go.
@@ -133,7 +140,7 @@ extension JobQueue {
         for (worker, verdict) in zip(workers, verdicts) where verdict.string == "dead" {
             given += try release(worker: worker, on: redis)
             try redis.evalScript(QueueScripts.forgetWorker, keys: [control.workers, control.heartbeat(worker), control.suspect(worker)],
-                                 arguments: [worker])
+                                 arguments: [worker, Int(grace.milliseconds)])
         }
         return given
     }

@@ -18,8 +18,8 @@ enum QueueScripts {
     /// The scripts' mutants (`Mutant`, debug builds only): one line changed.
     private static func mutated(_ name: String, _ body: String, _ prelude: String, _ mutant: Mutant) -> (String, String) {
         let changes: [(Mutant, String, String, String)] = [
-            (.pushCoalescedTwice, "enqueue.lua", "  if target == curTarget then return answer('updated') end",
-             "  if target == curTarget then push(oldGen) return answer('updated') end"),
+            (.pushCoalescedTwice, "enqueue.lua", "  if target == curTarget then redis.call('HDEL', job, 'next_target') return answer('updated') end",
+             "  if target == curTarget then redis.call('HDEL', job, 'next_target') push(oldGen) return answer('updated') end"),
             (.fenceIgnored, "enqueue.lua", "  if fenced(job) then", "  if false then"),
             (.tokenIgnored, "progress.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
             (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
@@ -57,6 +57,7 @@ enum QueueScripts {
     static let unlease = script("unlease.lua", PackageResources.unlease_lua)
     static let reapCheck = script("reap-check.lua", PackageResources.reap_check_lua)
     static let forgetWorker = script("forget-worker.lua", PackageResources.forget_worker_lua)
+    static let heartbeat = script("heartbeat.lua", PackageResources.heartbeat_lua)
     static let hit = script("hit.lua", PackageResources.hit_lua)
     static let permit = script("permit.lua", PackageResources.permit_lua)
     static let bandwidth = script("bandwidth.lua", PackageResources.bandwidth_lua)
@@ -69,7 +70,7 @@ enum QueueScripts {
     /// Every script, for tests that run them all.
     static let all: [RedisScript] = [
         enqueue, take, claim, progress, ack, fail, deferJob, due, promote, giveback, handback, takeDone, committed,
-        deadAction, restore, lease, unlease, reapCheck, forgetWorker, hit, permit, bandwidth, levelChanged, hold, room,
+        deadAction, restore, lease, unlease, reapCheck, forgetWorker, heartbeat, hit, permit, bandwidth, levelChanged, hold, room,
         writable, doesNotFit,
     ]
 }

@@ -126,6 +126,9 @@ public struct ControlKeys: Equatable, Sendable {
     public func suspect(_ worker: String) -> String { "\(prefix)suspect:\(worker)" }
     /// Levels whose queues workers do not take from.
     public var paused: String { "\(prefix)paused" }
+    /// The levels a worker or reconcile found initialised (with `.relocator/`) or initialised: such
+    /// a level whose directory lacks `.relocator/` later is a bare mountpoint, not a new level.
+    public var levelsSeen: String { "\(prefix)levels-seen" }
     /// Settings every process must agree on (the shard count).
     public var config: String { "\(prefix)config" }
     /// The level table and the level policies, as the committer last read them from SQL (JSON),

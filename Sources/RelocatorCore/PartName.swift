@@ -79,6 +79,19 @@ public struct LegacyPartName: Equatable, Hashable, Sendable, CustomStringConvert
         self.init(baseName: String(base), cid: cid, gen: gen)
     }
 
+    /// True when a file found at `relativePath` under such a name may be the file of a content
+    /// named `filename`: the same path, or the same file name in another directory — a directory
+    /// on its way may have been renamed since (and may be renamed back), and the file is then the
+    /// content's all the same. Such a file is never moved aside.
+    public static func mayBe(contentNamed filename: String, at relativePath: String) -> Bool {
+        filename == relativePath || fileName(of: filename) == fileName(of: relativePath)
+    }
+
+    /// The last component of a relative path.
+    public static func fileName(of path: String) -> Substring {
+        path.split(separator: "/", omittingEmptySubsequences: false).last ?? Substring(path)
+    }
+
     /// `.<base>.relocator-<cid>-<gen>.part`
     public var fileName: String { ".\(baseName)\(Self.marker)\(cid)-\(gen)\(Self.suffix)" }
 

@@ -14,8 +14,8 @@ public struct Planner {
     public let halfLife: Duration?
     /// How many of a level's coldest residents one round looks at.
     public var candidates = 200
-    /// Per level, the time (ms) a disk report must be newer than to count: the rebalancer's last
-    /// moves out of the level landed then.
+    /// Per level, the heartbeat time (ms, Redis' clock) a disk report must be newer than to count:
+    /// the rebalancer's last moves out of the level had landed then.
     public var reportsAfter: [String: Int64] = [:]
     /// Per level, the bytes of the rebalancer's moves out of it still under way: counted as freed
     /// (the disk report does not show them yet), so they are never shed a second time.

@@ -102,8 +102,9 @@ public final class Rebalancer: Service, Sendable {
         }
     }
 
-    /// When each level's last move out landed (ms): a disk report older than that still counts the
-    /// files that left, and would make the next round shed them a second time.
+    /// When each level's last move out was seen landed (the newest heartbeat's time then, by Redis'
+    /// clock): a disk report older than that may still count the files that left, and would make the
+    /// next round shed them a second time.
     private let landed = Mutex<[String: Int64]>([:])
 
     /// A move out of a level the rebalancer queued: the level it leaves and its bytes.
@@ -124,14 +125,20 @@ public final class Rebalancer: Service, Sendable {
         let snapshot = PlacementSnapshot(levels: try levels.levels(), policies: try levels.policies(), halfLife: settings.halfLife)
         _ = try queue.control(.publishPlacement(snapshot))
         var still: [Int64: Leaving] = [:]
-        let now = WallClock.milliseconds()
+        var left: Set<String> = []
         let states = try queue.states(cids: Array(inFlight.keys))
         for (cid, leaving) in inFlight {
             if let state = states[cid], state.status != .committed, state.status != .dead {
                 still[cid] = leaving
             } else {
-                landed.withLock { $0[leaving.from] = now }
+                left.insert(leaving.from)
             }
+        }
+        if !left.isEmpty {
+            // Heartbeats are stamped by Redis' clock: a report newer than every heartbeat there now
+            // was written after these moves landed, whatever this process's clock says.
+            let newest = try queue.heartbeats().compactMap(\.beatAt).max() ?? Int64.min
+            landed.withLock { for level in left { $0[level] = newest } }
         }
         var planner = Planner(queue: queue, database: database, halfLife: settings.halfLife)
         planner.reportsAfter = landed.withLock { $0 }

@@ -28,6 +28,8 @@ public struct Finding: Sendable, Equatable {
         case unsafeFilename = "unsafe_filename"
         /// Two contents with one filename.
         case sharedFilename = "shared_filename"
+        /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint): not looked at.
+        case levelUnavailable = "level_unavailable"
     }
 
     public var kind: Kind
@@ -75,7 +77,9 @@ public struct Reconciler {
     let store: ContentStore
     /// The `worker` of the relocation row a fix of the database records.
     static let recorder = "reconcile"
-    let roots: [String: LevelRoot]
+    /// The levels looked at and their open directories: every level but those out of service.
+    private(set) var roots: [String: LevelRoot]
+    private(set) var levels: [String]
     let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(WallClock.milliseconds())"
     /// Called with each finding as it is made (the command prints it), and with progress.
     let onFinding: (Finding) -> Void
@@ -84,6 +88,8 @@ public struct Reconciler {
     public private(set) var findings: [Finding] = []
     /// Contents left alone because a job was in flight.
     public private(set) var skipped = 0
+    /// Contents left alone because the database places them on a level out of service.
+    public private(set) var skippedUnavailable = 0
 
     public init(settings: Settings, session: any JobQueueSession, store: ContentStore, onFinding: @escaping (Finding) -> Void = { _ in },
                 onProgress: @escaping (Int, Int) -> Void = { _, _ in }) throws {
@@ -95,6 +101,7 @@ public struct Reconciler {
         var roots: [String: LevelRoot] = [:]
         for level in settings.directories.names { roots[level] = try LevelRoot(settings.directories.place(of: level)!) }
         self.roots = roots
+        levels = settings.directories.names
     }
 
     mutating func report(_ finding: Finding) {
@@ -103,6 +110,13 @@ public struct Reconciler {
     }
 
     public mutating func run() throws {
+        // A level in use before whose directory lacks .relocator/ (a bare mountpoint) is neither
+        // looked at nor changed: what the database places there is left alone.
+        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session).withdrawn
+        for (level, _) in withdrawn {
+            roots[level] = nil
+        }
+        levels = levels.filter { withdrawn[$0] == nil }
         // Jobs first: an orphan put back is in flight again, and its content is then left alone.
         guard case .orphans(let orphans) = try session.control(.orphans(cids: try session.jobCIDs(), fix: settings.fix)) else { return }
         for orphan in orphans {
@@ -118,6 +132,10 @@ public struct Reconciler {
         for (index, content) in contents.enumerated() {
             onProgress(index, contents.count)
             if (byFilename[content.filename]?.count ?? 0) > 1 { continue }
+            if withdrawn[content.level] != nil {
+                skippedUnavailable += 1
+                continue
+            }
             // A job in flight owns its content's files; a dead one waits for an operator and does not.
             if let state = try session.states(cids: [content.cid])[content.cid], state.status != .committed, state.status != .dead {
                 skipped += 1
@@ -132,13 +150,18 @@ public struct Reconciler {
             }
         }
         onProgress(contents.count, contents.count)
+        for level in withdrawn.keys.sorted() {
+            let left = contents.filter { $0.level == level }.count
+            report(Finding(kind: .levelUnavailable, cid: nil,
+                           detail: "level '\(level)' not looked at: \(withdrawn[level]!); the \(left) contents the database places on it were left alone"))
+        }
         try staleParts()
-        try legacyParts(named: Set(contents.map(\.filename)))
+        try legacyParts(of: contents)
     }
 
     /// Where a content's file is: the levels whose directory holds it as a regular file.
     private func places(of filename: Filename) throws -> [String] {
-        try settings.directories.names.filter { level in
+        try levels.filter { level in
             if case .regularFile = try roots[level]!.lookup(filename) { return true }
             return false
         }
@@ -165,11 +188,11 @@ public struct Reconciler {
         switch found.count {
         case 0:
             // Something else at the content's path (a directory, a FIFO…) is named as what it is.
-            let others = try settings.directories.names.compactMap { level -> String? in
+            let others = try levels.compactMap { level -> String? in
                 guard case .notRegularFile(let what) = try roots[level]!.lookup(filename) else { return nil }
                 return "\(what), not a file, on \(level) (\(settings.directories.directory(of: level)!)/\(filename))"
             }
-            let looked = settings.directories.names.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
+            let looked = levels.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
             let detail = others.isEmpty
                 ? "\(filename) is on no level's disk (looked in \(looked)); the database says \(content.level)"
                 : "\(filename) is \(others.joined(separator: " and ")); no level holds it as a file; the database says \(content.level)"
@@ -247,7 +270,7 @@ public struct Reconciler {
     /// which holds the lock as long as it lives).
     private mutating func staleParts() throws {
         let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
-        for level in settings.directories.names {
+        for level in levels {
             let root = roots[level]!
             for (part, modified) in try root.temporaryFiles() where modified < cutoff {
                 var finding = Finding(kind: .stalePart, cid: part.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
@@ -265,30 +288,56 @@ public struct Reconciler {
     }
 
     /// Files under an earlier version's temporary name beside the contents: moved aside into
-    /// `.relocator/orphans/` when no content row names them, no job in flight has their generation,
-    /// and they are older than the grace period.
-    private mutating func legacyParts(named filenames: Set<String>) throws {
+    /// `.relocator/orphans/` when no content row names them — neither their path nor, in another
+    /// directory, their file name (a directory renamed since) —, no job in flight has their
+    /// generation, and they are older than the grace period. The row and the job are read again
+    /// under the content's lock right before the move.
+    private mutating func legacyParts(of contents: [Content]) throws {
         let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
-        for level in settings.directories.names {
+        let filenames = Set(contents.map(\.filename))
+        var byFileName: [Substring: [Int64]] = [:]
+        for content in contents { byFileName[LegacyPartName.fileName(of: content.filename), default: []].append(content.cid) }
+        for level in levels {
             let root = roots[level]!
             for part in try root.legacyParts() where part.modified < cutoff {
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
-                if let state = try session.states(cids: [part.name.cid])[part.name.cid], state.gen == part.name.gen,
-                   state.status != .committed, state.status != .dead { continue }
+                let named = byFileName[LegacyPartName.fileName(of: part.relativePath)] ?? []
+                if try inFlight(part) { continue }
                 var finding = Finding(kind: .legacyPart, cid: part.name.cid,
                                       detail: "\(level)/\(part.relativePath) is an earlier version's temporary file that no content names")
-                if settings.fix {
+                if !named.isEmpty {
+                    finding.detail = "\(level)/\(part.relativePath) looks like an earlier version's temporary file, but cid "
+                        + "\(named.sorted().map(String.init).joined(separator: ", ")) has a file of that name in another directory "
+                        + "(renamed since?); left alone"
+                } else if settings.fix {
                     // New workers never use such a name: the content's lock is enough (its job, if
-                    // any, may be in flight), and the row is read again under it.
+                    // any, may be in flight), and the rows and the job are read again under it.
                     if let lock = try ContentLock.tryLock(cid: part.name.cid, in: Array(roots.values)) {
                         defer { lock.release() }
-                        if try store.content(filename: part.relativePath) == nil {
+                        if try mayMoveAside(part) {
                             finding.fixed = try root.moveAside(part, holding: lock).map { "moved to \(level)/\($0)" } ?? "already gone"
                         }
+                    } else {
+                        finding.detail += "; left alone: a delivery of cid \(part.name.cid) holds its lock"
                     }
                 }
                 report(finding)
             }
         }
+    }
+
+    /// True when the job of the part's content is in flight with the part's generation.
+    private func inFlight(_ part: LevelRoot.LegacyPart) throws -> Bool {
+        guard let state = try session.states(cids: [part.name.cid])[part.name.cid] else { return false }
+        return state.gen == part.name.gen && state.status != .committed && state.status != .dead
+    }
+
+    /// Right before a legacy part is moved aside (under its content's lock): no row names its path,
+    /// the content its name carries has no file of that name elsewhere, and no job of its
+    /// generation is in flight.
+    private func mayMoveAside(_ part: LevelRoot.LegacyPart) throws -> Bool {
+        if try store.content(filename: part.relativePath) != nil { return false }
+        if let owner = try store.content(cid: part.name.cid), LegacyPartName.mayBe(contentNamed: owner.filename, at: part.relativePath) { return false }
+        return try !inFlight(part)
     }
 }

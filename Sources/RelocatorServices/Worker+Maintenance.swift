@@ -50,7 +50,8 @@ extension Worker {
                              directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
                              unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil)
         let report = try control.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL, promoteDue: promote,
-                                                             reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true))
+                                                             reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true,
+                                                             horizons: horizons(placement.withLock { $0 })))
         pausedLevels.withLock { $0 = report.paused }
         if let snapshot = report.placement {
             placement.withLock { $0 = snapshot }
@@ -62,6 +63,15 @@ extension Worker {
         if report.promoted > 0 { logger.debug("promoted \(report.promoted) due jobs") }
         if report.reaped > 0 { logger.warning("gave back \(report.reaped) jobs of workers whose heartbeat stopped") }
         return report.held
+    }
+
+    /// The longest a retry waits (the backoff's cap) and a deferral (this worker's delays, the
+    /// longest residency window of the published policies; unknown before they are read).
+    func horizons(_ snapshot: PlacementSnapshot?) -> ScheduleHorizons {
+        let deferral = snapshot.map { snapshot in
+            ([settings.deferRetry, settings.lockedRetry] + snapshot.countPolicy.residencies.values).max()!
+        }
+        return ScheduleHorizons(retry: settings.retry.cap, deferral: deferral)
     }
 
     /// Once per level: a level this worker serves that the level table (as the committer last
@@ -96,6 +106,7 @@ extension Worker {
     /// the `relocator_level_unavailable` gauge — and back in once it is the same again.
     func checkLevels() {
         guard let levels else { return }
+        LevelPreparation.recheck(levels)
         let now = levels.unavailable()
         let before = unavailableLevels.withLock { current in
             defer { current = now }
@@ -105,7 +116,7 @@ extension Worker {
             logger.error("level '\(level)' is out of service for this worker: \(why); no job into or out of it is taken until it is back")
         }
         for level in before.keys where now[level] == nil {
-            logger.notice("level '\(level)' is back in service: its directory is the one checked at start again")
+            logger.notice("level '\(level)' is back in service: its directory is in place again, with its \(ReservedDirectory.name)/")
         }
         for level in settings.levels { ServiceMetrics.levelUnavailable(level, now[level] != nil) }
     }
@@ -116,7 +127,8 @@ extension Worker {
     /// temporary file is never used by another delivery than the one that made it.
     func sweepTemporaries() {
         guard let levels else { return }
-        let roots = Array(levels.roots.values)
+        // A withdrawn level (a bare mountpoint) has no lock file, and no delivery can hold one there.
+        let roots = levels.roots.values.filter { $0.withdrawn == nil }
         let unavailable = unavailableLevels.withLock { $0 }
         for root in roots where unavailable[root.level] == nil {
             do {

@@ -122,6 +122,15 @@ public final class Worker: Service, Sendable {
             if case .warnings(let warnings) = try control.control(.start) {
                 for warning in warnings { self.logger.warning("\(warning)") }
             }
+            // A level seen in use before whose directory lacks .relocator/ (a bare mountpoint) is
+            // out of service from the start: checkLevels logs it, the heartbeat names it.
+            if let levels = self.levels {
+                let prepared = try LevelPreparation.prepare(Array(levels.roots.values), control)
+                for (level, why) in prepared.notInitialised.sorted(by: { $0.key < $1.key }) {
+                    self.logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
+                }
+            }
+            self.checkLevels()
             try self.maintain(control, promote: false)
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
             return try control.release(worker: self.settings.id, fence: true)

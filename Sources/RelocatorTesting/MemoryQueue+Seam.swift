@@ -93,7 +93,7 @@ extension MemoryQueue {
     public func maintain(_ request: MaintenanceRequest) throws -> MaintenanceReport {
         try heartbeat(worker: request.beat.id, beat: request.beat, ttl: request.ttl)
         var report = MaintenanceReport()
-        if request.promoteDue { report.promoted = try promoteDue(limit: 500) }
+        if request.promoteDue { report.promoted = try promoteDue(limit: 500, horizons: request.horizons) }
         if let grace = request.reapAfter { report.reaped = try reap(grace: grace) }
         report.paused = try paused()
         report.placement = try placementSnapshot()
@@ -178,6 +178,8 @@ extension MemoryQueue {
             _ = try fail(id, worker: worker, token: token, reason: FailureReason.undecodableJob.rawValue, message: "undecodable_job: \(problem)",
                          permanent: true, delay: .zero, maxAttempts: 1)
             return .done
+        case .levelsSeen(let adding):
+            return .names(try levelsSeen(adding: adding))
         }
     }
 

@@ -136,11 +136,23 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     }
                     return answer(target != curTarget ? .followUp : .updated)
                 }
-                if target == curTarget { return answer(.updated) }
+                if target == curTarget {
+                    hashes[key]?["next_target"] = nil
+                    return answer(.updated)
+                }
                 unschedule()
-                if target == curDb {
+                if target == curDb, curDb == dbLevel {
                     forget(key)
                     return SubmitResult(outcome: .dropped, job: nil)
+                }
+                if target == curDb {
+                    // The database names another level than the job's origin: re-aimed from there.
+                    let gen = newGen(oldGen, shard: shard, cid: cid)
+                    set(key, ["db_level": dbLevel, "target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
+                    for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                    retireError(key)
+                    push(gen)
+                    return answer(.retargeted)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
@@ -359,6 +371,13 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
+    func levelsSeen(adding: [String]) throws -> [String] {
+        try available {
+            sets[keys.control.levelsSeen, default: []].formUnion(adding)
+            return (sets[keys.control.levelsSeen] ?? []).sorted()
+        }
+    }
+
     func unregister(worker: String) throws {
         try available {
             hashes[keys.control.heartbeat(worker)] = nil
@@ -366,12 +385,13 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func promoteDue(limit: Int) throws -> Int {
+    func promoteDue(limit: Int, horizons: ScheduleHorizons = .none) throws -> Int {
         try available {
             var promoted = 0
             for shard in keys.shards {
-                for (set, status) in [(shard.retry, "retrying"), (shard.deferred, "deferred")] {
-                    let due = (sortedSets[set] ?? [:]).filter { $0.value <= now }.sorted { $0.value < $1.value }.prefix(limit)
+                for (set, status, horizon) in [(shard.retry, "retrying", horizons.retry), (shard.deferred, "deferred", horizons.deferral)] {
+                    let due = (sortedSets[set] ?? [:]).filter { ScheduleHorizons.isDue($0.value, now: now, horizon: horizon) }
+                        .sorted { $0.value < $1.value }.prefix(limit)
                     for (raw, _) in due {
                         sortedSets[set]?[raw] = nil
                         guard let id = JobID(raw) else { continue }
@@ -395,9 +415,9 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             var verdicts: [String] = []
             for worker in sets[control.workers] ?? [] {
                 let suspect = control.suspect(worker)
-                if live(control.heartbeat(worker)), hashes[control.heartbeat(worker)] != nil {
+                if beating(worker, tolerance: grace) {
                     hashes[suspect] = nil
-                } else if live(suspect), let since = Int64(hashes[suspect]?["since"] ?? "") {
+                } else if live(suspect), let since = Int64(hashes[suspect]?["since"] ?? ""), since <= now.saturatingAdd(grace.milliseconds) {
                     if now - since >= grace.milliseconds { verdicts.append(worker) }
                 } else {
                     hashes[suspect] = ["since": String(now)]
@@ -410,11 +430,24 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         for worker in dead {
             given += try releaseAll(worker: worker, fence: true)
             try available {
+                guard !beating(worker, tolerance: grace) else { return }
+                hashes[keys.control.heartbeat(worker)] = nil
+                beats[worker] = nil
                 sets[keys.control.workers]?.remove(worker)
                 hashes[keys.control.suspect(worker)] = nil
             }
         }
         return given
+    }
+
+    /// reap-check.lua's `beating`: the heartbeat is there and not stamped more than `tolerance`
+    /// ahead of the clock (it stepped back since).
+    private func beating(_ worker: String, tolerance: Duration) -> Bool {
+        let key = keys.control.heartbeat(worker)
+        guard live(key), let hash = hashes[key] else { return false }
+        guard let stamped = hash["beat_at"] else { return true }
+        guard let at = Int64(stamped) else { return false }
+        return at <= now.saturatingAdd(tolerance.milliseconds)
     }
 
     func held(worker: String) throws -> [HeldJob] {

@@ -176,6 +176,11 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             || lower.contains("could not translate host name") || lower.contains("no route to host") {
             return .connectionRefused
         }
+        // A server coming up (after a restart, a crash, a failover) refuses connections for a while.
+        if lower.contains("the database system is starting up") || lower.contains("the database system is in recovery mode")
+            || lower.contains("not yet accepting connections") {
+            return .connectionRefused
+        }
         if lower.contains("server closed the connection") || lower.contains("shutting down") { return .connectionLost }
         return .other
     }

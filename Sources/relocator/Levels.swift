@@ -1,5 +1,7 @@
 import ArgumentParser
+import FileMover
 import Foundation
+import JobQueue
 import RelocatorCore
 import SQLStore
 
@@ -7,7 +9,7 @@ extension Relocator {
     struct Levels: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show or edit the level table: count ranges and placement policy.",
-            subcommands: [Show.self, SetLevel.self], defaultSubcommand: Show.self)
+            subcommands: [Show.self, SetLevel.self, Init.self], defaultSubcommand: Show.self)
 
         /// One level as `levels` shows it: its range and its policy (unset settings are null).
         struct Row: Encodable {
@@ -201,6 +203,49 @@ extension Relocator {
                     let row = Levels.table([Row(range: LevelRange(name: level, minCounts: 0, maxCounts: 0), policy: policy)])
                     let values = zip(row.header, row.rows[0]).dropFirst(3).map { "\($0.0) \($0.1)" }
                     print("\(level): policy \(values.joined(separator: ", "))")
+                }
+            }
+        }
+
+        struct Init: ParsableCommand, LoggedCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "init",
+                abstract: "Start a level's directory afresh: create its .relocator/ (a new or replaced disk).",
+                discussion: """
+                    A worker or reconcile creates .relocator/ by itself in a level never seen in use before. A level seen in \
+                    use whose directory has no .relocator/ is taken for a disk that is not mounted (a bare mountpoint): \
+                    workers move nothing into or out of it and reconcile leaves it alone, until the disk is mounted again \
+                    — or until this command creates .relocator/ there, for a disk replaced by an empty one. Needs the \
+                    level's directory (RELOCATOR_LEVELS or --level-dirs) and Redis. A worker holding that very directory \
+                    takes the level back into service within a heartbeat; a worker started before the disk was mounted \
+                    must be restarted.
+                    """)
+
+            @OptionGroup var runtime: RuntimeOptions
+            @OptionGroup var logging: LogOptions
+
+            @Argument(help: "The level's name, as in RELOCATOR_LEVELS.")
+            var level: String
+
+            @Option(help: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (default: $RELOCATOR_LEVELS).")
+            var levelDirs: String?
+
+            func run() throws {
+                let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+                guard let place = directories.place(of: level) else {
+                    throw CommandFailure("level '\(level.prefix(80))' has no directory in \(setting), which names \(directories.names.joined(separator: ", "))")
+                }
+                _ = try verifyLevelLayout(directories, setting: setting)
+                let root = try LevelRoot(place)
+                let had = try root.hasReservedDirectory()
+                try root.initialise()
+                let session = RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()).session()
+                defer { session.close() }
+                _ = try session.control(.levelsSeen(adding: [level]))
+                if had {
+                    print("level \(level) (\(place.directory)) has its \(ReservedDirectory.name)/ already; recorded as in use")
+                } else {
+                    print("level \(level) (\(place.directory)): created \(ReservedDirectory.name)/; workers and reconcile use the level from now on")
                 }
             }
         }

@@ -15,7 +15,9 @@ extension Relocator {
                 two levels (duplicate when the copies are identical, conflict when they differ), a file on no level \
                 (missing), a temporary .part file no move owns (stale_part), a job whose id Redis lost from the list \
                 its status calls for (orphaned_job), a filename that cannot be moved safely (unsafe_filename) and two \
-                contents naming one file (shared_filename). --fix sets the database to where the file really is, \
+                contents naming one file (shared_filename). A level in use before whose directory has no .relocator/ (its \
+                disk not mounted) is not looked at, and the contents the database places on it are left alone \
+                (level_unavailable). --fix sets the database to where the file really is, \
                 removes verified duplicates and stale .part files, and puts orphaned jobs back on their lists; \
                 conflicts and missing files are only reported. Safe beside running workers and from cron: a content \
                 with a job in flight is left alone, and every other is held (no worker takes it) while it is fixed. \
@@ -33,7 +35,7 @@ extension Relocator {
         @Flag(help: "Repair what is safe to repair.")
         var fix = false
 
-        @Flag(help: "Print JSON: {findings: [{kind, cid, detail, fixed}], fixed, need_attention, skipped_in_flight}.")
+        @Flag(help: "Print JSON: {findings: [{kind, cid, detail, fixed}], fixed, need_attention, skipped_in_flight, skipped_unavailable}.")
         var json = false
 
         func run() throws {
@@ -64,10 +66,12 @@ extension Relocator {
                          "fixed": finding.fixed.map { $0 as Any } ?? NSNull()]
                     },
                     "fixed": reconciler.findings.count - open, "need_attention": open, "skipped_in_flight": reconciler.skipped,
+                    "skipped_unavailable": reconciler.skippedUnavailable,
                 ])
             } else {
                 print("\(reconciler.findings.count) findings, \(reconciler.findings.count - open) fixed, \(open) need attention"
-                      + (reconciler.skipped > 0 ? "; \(reconciler.skipped) contents with a job in flight left alone" : ""))
+                      + (reconciler.skipped > 0 ? "; \(reconciler.skipped) contents with a job in flight left alone" : "")
+                      + (reconciler.skippedUnavailable > 0 ? "; \(reconciler.skippedUnavailable) contents on levels out of service left alone" : ""))
             }
             if open > 0 { throw ExitCode(2) }
         }

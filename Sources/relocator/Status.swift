@@ -145,7 +145,7 @@ struct StatusReport {
         if committersRunning == 0 { lines.append("no committer is running: finished moves are not recorded in the database") }
         if !paused.isEmpty { lines.append("paused: \(paused.joined(separator: ", ")) (relocator resume LEVEL)") }
         for process in processes where !process.unavailable.isEmpty {
-            lines.append("level \(process.unavailable.joined(separator: ", ")) out of service on \(process.id): its directory is no longer the one the worker checked at start (unmounted or replaced); mount it back or restart the worker")
+            lines.append("level \(process.unavailable.joined(separator: ", ")) out of service on \(process.id): its directory is not the one the worker checked at start (unmounted or replaced), or has no \(ReservedDirectory.name)/ although the level was in use before (its disk not mounted); mount it back, restart the worker, or `relocator levels init \(process.unavailable.first ?? "<level>")` for a new disk (the worker's log says which)")
         }
         lines.append("")
         lines.append("jobs: processing \(processing), retry \(retry), deferred \(deferred), dead \(dead), done \(done), committing \(committing)")

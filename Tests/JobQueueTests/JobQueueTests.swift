@@ -229,6 +229,103 @@ import TestSupport
         #expect(try q.list(q.shard.processing("w1")) == [job.id])
     }
 
+    /// The heartbeat is stamped by Redis' clock, whatever the process's clock (or what it passes) says.
+    @Test func aHeartbeatIsStampedByRedisClock() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let before = try q.redisNow()
+        try q.queue.heartbeat(worker: "w1", info: [.kind: "worker", .beatAt: "1"], ttl: .seconds(60), on: q.redis)
+        let after = try q.redisNow()
+        let stamped = try #require(try q.redis.send("HGET", q.queue.keys.control.heartbeat("w1"), WorkerField.beatAt.rawValue).string.flatMap(Double.init))
+        #expect(stamped >= before.rounded(.down) && stamped <= after.rounded(.up))
+        #expect(try q.redis.send("HGET", q.queue.keys.control.heartbeat("w1"), WorkerField.kind.rawValue).string == "worker")
+        #expect(try q.queue.liveWorkers(on: q.redis).keys.sorted() == ["w1"])
+    }
+
+    /// A field the process no longer reports goes (a level back in service leaves status).
+    @Test func aHeartbeatWithoutAFieldRemovesIt() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.queue.heartbeat(worker: "w1", info: [.kind: "worker", .unavailable: "gold"], ttl: .seconds(60), on: q.redis)
+        #expect(try q.queue.liveWorkers(on: q.redis)["w1"]?[.unavailable] == "gold")
+        try q.queue.heartbeat(worker: "w1", info: [.kind: "worker"], ttl: .seconds(60), on: q.redis)
+        let fields = try #require(try q.queue.liveWorkers(on: q.redis)["w1"])
+        #expect(fields[.unavailable] == nil && fields[.kind] == "worker" && fields[.beatAt] != nil)
+    }
+
+    /// Redis restarted with its clock two hours behind: a dead worker's heartbeat (stamped by the
+    /// clock before the step, its expiry an absolute time as far ahead) is not believed; the worker
+    /// is reaped one grace period after it was first seen so, and its heartbeat goes.
+    @Test func aHeartbeatStampedAheadOfRedisClockIsReapedAfterTheGrace() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let control = q.queue.keys.control
+        try q.submit(13)
+        try q.queue.heartbeat(worker: "dead", info: [.kind: "worker"], ttl: .seconds(60), on: q.redis)
+        let job = try #require(try q.fetch("dead", levels: ["gold"]))
+        let ahead = Int64(try q.redisNow()) + 7_200_000
+        try q.redis.send("HSET", control.heartbeat("dead"), WorkerField.beatAt.rawValue, ahead)
+        try q.redis.send("PEXPIRE", control.heartbeat("dead"), 7_200_000)
+        // A live worker whose heartbeat was stamped ahead renews it by the clock as it runs now.
+        try q.queue.heartbeat(worker: "alive", info: [:], ttl: .seconds(60), on: q.redis)
+        try q.redis.send("HSET", control.heartbeat("alive"), WorkerField.beatAt.rawValue, ahead)
+        #expect(try q.queue.reap(grace: .milliseconds(200), on: q.redis) == 0, "first seen: suspect")
+        #expect(try q.redis.send("EXISTS", control.suspect("dead")).int == 1)
+        try q.queue.heartbeat(worker: "alive", info: [:], ttl: .seconds(60), on: q.redis)
+        var reaped = 0
+        let deadline = ContinuousClock.now + .seconds(10)
+        while reaped == 0, ContinuousClock.now < deadline {
+            usleep(50_000)
+            reaped += try q.queue.reap(grace: .milliseconds(200), on: q.redis)
+        }
+        #expect(reaped == 1)
+        #expect(try q.list(q.shard.processing("dead")).isEmpty)
+        #expect(try q.job(13)?.status == .queued && q.job(13)?.fence == job.token)
+        #expect(try q.redis.send("EXISTS", control.heartbeat("dead")).int == 0)
+        #expect(try q.redis.send("SMEMBERS", control.workers) == .array([.bulk(Array("alive".utf8))]))
+        #expect(try q.queue.liveWorkers(on: q.redis).keys.sorted() == ["alive"])
+    }
+
+    /// A suspect marked before Redis' clock stepped back is marked again: the grace is counted
+    /// from then, not from a time hours ahead.
+    @Test func aSuspectMarkedAheadOfRedisClockIsMarkedAgain() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let control = q.queue.keys.control
+        try q.redis.send("SADD", control.workers, "dead")
+        try q.redis.send("SET", control.suspect("dead"), Int64(try q.redisNow()) + 7_200_000, "PX", 60_000)
+        #expect(try q.queue.reap(grace: .milliseconds(100), on: q.redis) == 0)
+        let since = try #require(try q.redis.send("GET", control.suspect("dead")).string.flatMap(Double.init))
+        #expect(since <= (try q.redisNow()).rounded(.up))
+        usleep(150_000)
+        #expect(try q.queue.reap(grace: .milliseconds(100), on: q.redis) == 0, "it held nothing")
+        #expect(try q.redis.send("SISMEMBER", control.workers, "dead").int == 0)
+    }
+
+    /// A retry scheduled further ahead than the backoff's cap was scheduled by a clock that was
+    /// ahead of Redis' clock now (it stepped back): due now. Within the cap it waits.
+    @Test func aRetryScheduledBeyondTheBackoffsCapIsDue() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let horizons = ScheduleHorizons(retry: .seconds(300), deferral: .seconds(30))
+        try q.submit(14)
+        try q.submit(15)
+        let waiting = try #require(try q.fetch(levels: ["gold"]))
+        let stuck = try #require(try q.fetch(levels: ["gold"]))
+        #expect(try q.fail(waiting, delay: .seconds(200)) == .retrying)
+        #expect(try q.fail(stuck, delay: .seconds(7200)) == .retrying)
+        #expect(try q.queue.promoteDue(on: q.redis) == 0, "without horizons each waits for its time")
+        #expect(try q.queue.promoteDue(horizons: horizons, on: q.redis) == 1)
+        #expect(try q.job(stuck.cid)?.status == .queued && q.job(waiting.cid)?.status == .retrying)
+        // And a deferral beyond its horizon.
+        let deferred = try #require(try q.fetch(levels: ["gold"]))
+        #expect(try q.queue.deferJob(JobID(cid: deferred.cid, gen: deferred.gen), worker: "w1", token: deferred.deliveryToken, reason: "full",
+                                     for: .seconds(7200), locked: true, on: q.redis))
+        #expect(try q.queue.promoteDue(horizons: ScheduleHorizons(retry: .seconds(300)), on: q.redis) == 0, "no deferral horizon known")
+        #expect(try q.queue.promoteDue(horizons: horizons, on: q.redis) == 1)
+        #expect(try q.job(deferred.cid)?.status == .queued)
+    }
+
     @Test func aBlockingTakeIsClaimedAndAReleasePutsAnUnclaimedOneBack() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -31,6 +31,34 @@ import TestSupport
         #expect(try q.fetch(levels: ["bronze"])?.id == reversed.id)
     }
 
+    /// After a reversal the job's origin is where the copy went, while the database still names
+    /// the level it came from: a count for the copy's level re-aims the job from the database's
+    /// level (its delivery finds the file in place and the commit makes the database say so).
+    @Test func aCountForTheLevelAReversedJobLeavesReAimsItFromTheDatabasesLevel() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let job = try publishedThenFailed(q)
+        let back = try #require(try q.submit(20, 5, to: "bronze").job)
+        #expect(back.dbLevel == "gold" && back.target == "bronze")
+        let again = try q.submit(20, 20000, from: "bronze", to: "gold")
+        #expect(again.outcome == .retargeted)
+        let aimed = try #require(again.job)
+        #expect(aimed.dbLevel == "bronze" && aimed.target == "gold" && aimed.status == .queued && aimed.gen > back.gen && aimed.gen > job.gen)
+        #expect(aimed.checksum == "xxh128:aa" && aimed.attempts == 0)
+        #expect(try q.fetch(levels: ["gold"])?.id == aimed.id)
+        #expect(try q.fetch(levels: ["bronze"]) == nil, "the reversed job's id is stale")
+    }
+
+    /// A caller that read the job's origin from the database: the file is where the count wants it.
+    @Test func aCountForAReversedJobsOriginThatTheDatabaseNamesDropsIt() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        _ = try publishedThenFailed(q)
+        #expect(try q.submit(20, 5, to: "bronze").outcome == .reversed)
+        #expect(try q.submit(20, 20000, from: "gold", to: "gold").outcome == .dropped)
+        #expect(try q.job(20) == nil)
+    }
+
     @Test func aThirdLevelWaitsForTheMoveToFinish() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -1,5 +1,6 @@
 import Foundation
 import RelocatorCore
+import RelocatorTesting
 import Testing
 
 /// One contract, two queues: every life-cycle scenario runs through the seam on the Redis queue
@@ -12,6 +13,8 @@ import Testing
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
+        ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
+        ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -24,6 +27,40 @@ import Testing
             traces[kind] = try scenario(queue)
         }
         #expect(traces[.redis] == traces[.memory], "redis:\n\(traces[.redis]!)\nmemory:\n\(traces[.memory]!)")
+    }
+
+    /// The memory twin follows the scripts' rules for a clock that stepped back (Redis restarted
+    /// with its clock behind; JobQueueTests check the scripts): a heartbeat stamped ahead is not
+    /// believed, a retry scheduled beyond its horizon is due.
+    @Test func theMemoryQueueFollowsTheScriptsWhenTheClockStepsBack() throws {
+        let memory = MemoryQueue()
+        try memory.submit(cid: 1, count: 20000, filename: "f1", dbLevel: "bronze", target: "gold")
+        _ = try memory.maintain(MaintenanceRequest(beat: Heartbeat(id: "w1", kind: .worker), ttl: .seconds(60)))
+        guard case .delivery(let delivery) = try memory.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero)) else {
+            throw Unexpected()
+        }
+        memory.advance(.seconds(-7200))
+        let reaper = MaintenanceRequest(beat: Heartbeat(id: "w2", kind: .worker), ttl: .seconds(60), reapAfter: .milliseconds(20))
+        #expect(try memory.maintain(reaper).reaped == 0, "first seen: suspect")
+        var reaped = 0
+        try waitUntil("w1 is reaped") {
+            reaped += try memory.maintain(reaper).reaped
+            return reaped > 0
+        }
+        #expect(try memory.heartbeats().map(\.id) == ["w2"])
+        #expect(try memory.jobs(cids: [1])[1]?.fence == delivery.job.token)
+        guard case .delivery(let again) = try memory.next(NextRequest(worker: "w2", levels: ["gold"], rotation: 0, wait: .zero)) else {
+            throw Unexpected()
+        }
+        #expect(try memory.complete(again, .failed(.ioError, message: "io_error: test", permanent: false, delay: .seconds(60), maxAttempts: 5))
+                == .retrying)
+        memory.advance(.seconds(-7200))
+        let promote = MaintenanceRequest(beat: Heartbeat(id: "w2", kind: .worker), ttl: .seconds(60), promoteDue: true)
+        #expect(try memory.maintain(promote).promoted == 0, "without horizons it waits for its time")
+        var bounded = promote
+        bounded.horizons = ScheduleHorizons(retry: .seconds(300))
+        #expect(try memory.maintain(bounded).promoted == 1)
+        #expect(try memory.jobs(cids: [1])[1]?.status == .queued)
     }
 
     // MARK: - Scenarios
@@ -226,6 +263,69 @@ import Testing
         #expect(try q.session.complete(first, .deferred(reason: "x", delay: .zero, lockHeld: true)) == .stale)
         #expect(try q.moved(second) == .done)
         trace.add(shape(try q.job(14)))
+        return trace
+    }
+
+    static let afterReversal: Scenario = { q in
+        var trace = Trace()
+        try q.submit(16)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.failed(delivery) == .retrying)
+        #expect(try q.submit(16, 5, to: "bronze").outcome == .reversed)
+        trace.add(shape(try q.job(16)))
+        // The database still says bronze: the count for gold re-aims the job from there.
+        #expect(try q.submit(16, 20000, from: "bronze", to: "gold").outcome == .retargeted)
+        let aimed = try #require(try q.job(16))
+        #expect(aimed.dbLevel == "bronze" && aimed.target == "gold" && aimed.status == .queued)
+        trace.add(shape(aimed))
+        let next = try #require(try q.next(levels: ["gold"]))
+        #expect(next.job.gen == aimed.gen)
+        #expect(try q.next(levels: ["bronze"]) == nil, "the reversed job's id is stale")
+        return trace
+    }
+
+    static let levelBack: Scenario = { q in
+        var trace = Trace()
+        var beat = Heartbeat(id: "w1", kind: .worker, levels: ["gold", "silver"], unavailable: ["gold"])
+        _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
+        #expect(try q.session.heartbeats().map(\.unavailable) == [["gold"]])
+        trace.add("\(try q.session.heartbeats().map(\.unavailable))")
+        beat.unavailable = []
+        _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
+        #expect(try q.session.heartbeats().map(\.unavailable) == [[]], "the level is back: no process names it")
+        trace.add("\(try q.session.heartbeats().map(\.unavailable))")
+        return trace
+    }
+
+    static let followUpWithdrawn: Scenario = { q in
+        var trace = Trace()
+        try q.submit(17)
+        let first = try #require(try q.next())
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        #expect(try q.submit(17, 5, to: "bronze").outcome == .followUp, "fenced: the count back follows after the commit")
+        // The next delivery holds the lock (the fence goes) and waits; a count as the job is aimed
+        // withdraws the follow-up the earlier count asked for.
+        let second = try #require(try q.next("w2"))
+        #expect(second.job.gen == first.job.gen)
+        #expect(try q.session.complete(second, .deferred(reason: "busy", delay: .zero, lockHeld: true)) == .deferred)
+        #expect(try q.job(17)?.fence == nil && q.job(17)?.nextTarget == "bronze")
+        #expect(try q.submit(17, 30000).outcome == .updated)
+        #expect(try q.job(17)?.nextTarget == nil)
+        trace.add(shape(try q.job(17)))
+        #expect(try q.promote() == 1)
+        let third = try #require(try q.next("w2"))
+        #expect(try q.failed(third) == .retrying, "not dropped for the withdrawn follow-up")
+        trace.add(shape(try q.job(17)))
+        return trace
+    }
+
+    static let levelsSeen: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.session.control(.levelsSeen(adding: [])) == .names([]))
+        #expect(try q.session.control(.levelsSeen(adding: ["silver", "gold"])) == .names(["gold", "silver"]))
+        #expect(try q.session.control(.levelsSeen(adding: ["gold"])) == .names(["gold", "silver"]))
+        trace.add("\(try q.session.control(.levelsSeen(adding: [])))")
         return trace
     }
 

@@ -135,6 +135,68 @@ import TestSupport
         #expect(TestFiles.exists(site.path("gold", ".a.bin.relocator-1-\(gen).part")))
     }
 
+    /// A content named like an earlier temporary file whose directory was renamed (an operator, a
+    /// tool; renamed back later): its path names no row, but its file name is a content's — it
+    /// stays where it is, and is found again once the directory is back.
+    @Test func aContentNamedLikeAnEarlierTemporaryFileInARenamedDirectoryIsNotMovedAside() throws {
+        let site = try Site(contents: [(9, "e2/.notes.relocator-9-1.part", "bronze"), (10, "e3/.x.relocator-77-1.part", "bronze")])
+        defer { site.remove() }
+        let old = Date(timeIntervalSinceNow: -7200)
+        let content = try TestFiles.make(site.path("bronze", "e2/.notes.relocator-9-1.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("bronze", "e3/.x.relocator-77-1.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("bronze", "legacy/.old.bin.relocator-900001-1.part"), bytes: 10, mtime: old)
+        try FileManager.default.moveItem(atPath: site.path("bronze", "e2"), toPath: site.path("bronze", "e2.moved"))
+        try FileManager.default.moveItem(atPath: site.path("bronze", "e3"), toPath: site.path("bronze", "e3.moved"))
+        let found = try site.run(fix: true)
+        let parts = found.filter { $0.kind == .legacyPart }
+        #expect(parts.count == 3, "\(found)")
+        for name in ["e2.moved/.notes.relocator-9-1.part", "e3.moved/.x.relocator-77-1.part"] {
+            let part = try #require(parts.first { $0.detail.contains(name) })
+            #expect(part.fixed == nil && part.detail.contains("left alone"), "\(part)")
+            #expect(TestFiles.exists(site.path("bronze", name)))
+        }
+        #expect(parts.first { $0.detail.contains("legacy/") }?.fixed == "moved to bronze/.relocator/orphans/legacy%2F.old.bin.relocator-900001-1.part")
+        try FileManager.default.moveItem(atPath: site.path("bronze", "e2.moved"), toPath: site.path("bronze", "e2"))
+        #expect(try TestFiles.sha256(site.path("bronze", "e2/.notes.relocator-9-1.part")) == content)
+    }
+
+    /// A level seen in use before whose directory lacks `.relocator/` (a bare mountpoint) is not
+    /// looked at: its contents are left alone (not "missing", no copy elsewhere taken for theirs),
+    /// nothing is created in it, and a finding says so. A level never seen is initialised.
+    @Test func aLevelInUseBeforeWithoutItsReservedDirectoryIsLeftAlone() throws {
+        let site = try Site(contents: [(1, "a.bin", "gold"), (2, "b.bin", "silver")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("bronze", "a.bin"), bytes: 10)
+        try TestFiles.make(site.path("silver", "b.bin"), bytes: 10)
+        _ = try site.queue.control(.levelsSeen(adding: ["gold"]))
+        let found = try site.run(fix: true)
+        #expect(found.map(\.kind) == [.levelUnavailable], "\(found)")
+        #expect(found.first?.detail.hasPrefix("level 'gold' not looked at: \(site.directories.directory(of: "gold")!) has no .relocator/") == true)
+        #expect(found.first?.detail.hasSuffix("the 1 contents the database places on it were left alone") == true, "\(found)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: site.path("gold", "")).isEmpty)
+        #expect(try site.database.level(1) == "gold" && TestFiles.exists(site.path("bronze", "a.bin")))
+        #expect(TestFiles.exists(site.path("silver", ".relocator")) && TestFiles.exists(site.path("bronze", ".relocator")))
+        guard case .names(let seen) = try site.queue.control(.levelsSeen(adding: [])) else { throw Unexpected() }
+        #expect(seen == ["bronze", "gold", "silver"])
+    }
+
+    @Test func aLevelIsUsedWhenItHasItsReservedDirectoryAndInitialisedWhenNeverSeen() {
+        #expect(LevelReadiness.of(hasReservedDirectory: true, seenBefore: true) == .ready)
+        #expect(LevelReadiness.of(hasReservedDirectory: true, seenBefore: false) == .ready)
+        #expect(LevelReadiness.of(hasReservedDirectory: false, seenBefore: false) == .initialise)
+        #expect(LevelReadiness.of(hasReservedDirectory: false, seenBefore: true) == .unavailable)
+    }
+
+    struct Unexpected: Error {}
+
+    @Test func theFileNameOfAContentAnywhereKeepsALegacyLookingFile() {
+        #expect(LegacyPartName.mayBe(contentNamed: "e2/.n.relocator-9-1.part", at: "e2/.n.relocator-9-1.part"))
+        #expect(LegacyPartName.mayBe(contentNamed: "e2/.n.relocator-9-1.part", at: "e2.moved/.n.relocator-9-1.part"))
+        #expect(LegacyPartName.mayBe(contentNamed: ".n.relocator-9-1.part", at: "a/b/.n.relocator-9-1.part"))
+        #expect(!LegacyPartName.mayBe(contentNamed: "e2/n", at: "e2/.n.relocator-9-1.part"))
+        #expect(!LegacyPartName.mayBe(contentNamed: "e2/x.relocator-9-1.part", at: "e2/.x.relocator-9-1.part"))
+    }
+
     @Test func aFilenameThroughASymlinkIsReportedAndNothingOutsideIsTouched() throws {
         let site = try Site(contents: [(1, "u/victim.txt", "gold")])
         let outside = try TemporaryDirectory("relocator-outside")

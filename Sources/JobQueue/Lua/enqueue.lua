@@ -103,13 +103,25 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     if target ~= curTarget then return answer('follow_up') end
     return answer('updated')
   end
-  if target == curTarget then return answer('updated') end
+  -- As it is aimed: a follow-up an earlier count asked for (while a reaped delivery was fenced) goes.
+  if target == curTarget then redis.call('HDEL', job, 'next_target') return answer('updated') end
   unschedule()
-  if target == curDb then
+  if target == curDb and curDb == callerLevel then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
     forget(job)
-    if curDb == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+    redis.call('ZADD', residents, countScore(count, halfLife), cid)
     return {'dropped', {}}
+  end
+  if target == curDb then
+    -- Back to the job's origin, but the database names another level (a reversed job: its file
+    -- came here and no move of it committed): only a commit makes the database say where the file
+    -- is. The job is re-aimed from the database's level; its delivery finds the file in place.
+    local gen = newGen(oldGen, gens, cid)
+    redis.call('HSET', job, 'db_level', callerLevel, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
+    redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
+    retireError(job)
+    push(gen)
+    return answer('retargeted')
   end
   local gen = newGen(oldGen, gens, cid)
   redis.call('HSET', job, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)

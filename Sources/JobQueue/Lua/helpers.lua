@@ -6,6 +6,16 @@
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 
+-- True when a worker's heartbeat (a hash that expires) is there and stamped by Redis' clock as it
+-- runs now: a `beat_at` more than `tolerance` ms ahead was written before the clock stepped back, and
+-- the hash's expiry, an absolute time, lies as far ahead — it says nothing of the worker.
+local function beating(heartbeat, tolerance)
+  local at = redis.call('HGET', heartbeat, 'beat_at')
+  if not at then return redis.call('EXISTS', heartbeat) == 1 end
+  local stamped = tonumber(at)
+  return stamped ~= nil and stamped <= now + tolerance
+end
+
 -- '<cid>:<gen>' → cid, gen (as strings), or nil for anything else.
 local function parse(id)
   return string.match(id, '^(%d+):(%d+)$')

@@ -151,13 +151,41 @@ public struct MaintenanceRequest: Sendable, Equatable {
     public var reapAfter: Duration?
     /// Report the ids this process holds in its processing lists.
     public var listHeld: Bool
+    /// With `promoteDue`: the longest a retry and a deferral wait.
+    public var horizons: ScheduleHorizons
 
-    public init(beat: Heartbeat, ttl: Duration, promoteDue: Bool = false, reapAfter: Duration? = nil, listHeld: Bool = false) {
+    public init(beat: Heartbeat, ttl: Duration, promoteDue: Bool = false, reapAfter: Duration? = nil, listHeld: Bool = false,
+                horizons: ScheduleHorizons = .none) {
         self.beat = beat
         self.ttl = ttl
         self.promoteDue = promoteDue
         self.reapAfter = reapAfter
         self.listHeld = listHeld
+        self.horizons = horizons
+    }
+}
+
+/// The longest a retry (its backoff's cap) and a deferral (the longest delay or residency window)
+/// wait. A job scheduled further ahead of Redis' clock than that was scheduled before the clock
+/// stepped back (Redis restarted with its clock behind): it is due now, not once the clock has
+/// caught up. nil: no such bound is known, the job waits for its time.
+public struct ScheduleHorizons: Sendable, Equatable {
+    public var retry: Duration?
+    public var deferral: Duration?
+
+    public init(retry: Duration? = nil, deferral: Duration? = nil) {
+        self.retry = retry
+        self.deferral = deferral
+    }
+
+    public static let none = ScheduleHorizons()
+
+    /// True when a job scheduled at `due` (ms) is due at `now` (ms) in a set whose waits last at
+    /// most `horizon`.
+    public static func isDue(_ due: Int64, now: Int64, horizon: Duration?) -> Bool {
+        if due <= now { return true }
+        guard let horizon else { return false }
+        return due > now.saturatingAdd(max(0, horizon.milliseconds))
     }
 }
 
@@ -237,6 +265,8 @@ public enum ControlAction: Sendable, Equatable {
     case checkWritable
     /// A claimed job whose hash cannot be read goes to the dead letters (`undecodable_job`).
     case bury(HeldJob, worker: String, token: String, problem: String)
+    /// Records levels as initialised (`LevelReadiness`); answers every level recorded so.
+    case levelsSeen(adding: [String])
 }
 
 public enum ControlResult: Sendable, Equatable {
@@ -247,6 +277,7 @@ public enum ControlResult: Sendable, Equatable {
     case warnings([String])
     case dead([(id: String, outcome: DeadOutcome)])
     case orphans([Orphan])
+    case names([String])
 
     public static func == (a: ControlResult, b: ControlResult) -> Bool {
         switch (a, b) {
@@ -257,6 +288,7 @@ public enum ControlResult: Sendable, Equatable {
         case let (.warnings(x), .warnings(y)): return x == y
         case let (.dead(x), .dead(y)): return x.map(\.id) == y.map(\.id) && x.map(\.outcome) == y.map(\.outcome)
         case let (.orphans(x), .orphans(y)): return x == y
+        case let (.names(x), .names(y)): return x == y
         default: return false
         }
     }
@@ -275,7 +307,7 @@ public struct Heartbeat: Sendable, Equatable {
     /// Jobs in hand.
     public var held: Int?
     public var startedAt: Int64?
-    /// When it was sent (ms, the sender's clock), filled in by the queue.
+    /// When it was sent (ms, Redis' clock), filled in by the queue.
     public var beatAt: Int64?
     public var disks: DiskReport?
     /// Each level's directory as this process sees it.

@@ -1,0 +1,77 @@
+import FileMover
+import RelocatorCore
+
+/// What a worker and reconcile do with the level directories they open, before anything else
+/// (`LevelReadiness`): a level never seen initialised gets `.relocator/` and is recorded as seen;
+/// one that has `.relocator/` is recorded as seen; one seen before that lacks it (a bare
+/// mountpoint) is withdrawn — nothing is moved into or out of it, nothing created in it.
+public enum LevelPreparation {
+    /// What `prepare` found.
+    public struct Outcome: Sendable, Equatable {
+        /// Levels out of service, with why.
+        public var withdrawn: [String: String] = [:]
+        /// Levels never seen whose `.relocator/` could not be created (a read-only disk, a directory
+        /// this user may not write), with why: used as before, their moves fail with that error
+        /// until it can be; recorded as seen once it exists.
+        public var notInitialised: [String: String] = [:]
+    }
+
+    /// Prepares every root.
+    @discardableResult
+    public static func prepare(_ roots: [LevelRoot], _ queue: any JobQueueing) throws -> Outcome {
+        guard case .names(let seen) = try queue.control(.levelsSeen(adding: [])) else { return Outcome() }
+        var ready: [String] = []
+        var outcome = Outcome()
+        for root in roots.sorted(by: { $0.level < $1.level }) {
+            let present: Bool
+            do {
+                present = try root.hasReservedDirectory()
+            } catch {
+                // Not knowable now (a link planted there, an I/O error): not used meanwhile.
+                let reason = "\(error)"
+                root.withdraw(because: reason)
+                outcome.withdrawn[root.level] = reason
+                continue
+            }
+            switch LevelReadiness.of(hasReservedDirectory: present, seenBefore: seen.contains(root.level)) {
+            case .ready:
+                root.withdraw(because: nil)
+                ready.append(root.level)
+            case .initialise:
+                do {
+                    try root.initialise()
+                    ready.append(root.level)
+                } catch {
+                    outcome.notInitialised[root.level] = "\(error)"
+                }
+            case .unavailable:
+                let reason = LevelReadiness.reason(level: root.level, directory: root.directory)
+                root.withdraw(because: reason)
+                outcome.withdrawn[root.level] = reason
+            }
+        }
+        let unseen = ready.filter { !seen.contains($0) }
+        if !unseen.isEmpty { _ = try queue.control(.levelsSeen(adding: unseen)) }
+        return outcome
+    }
+
+    /// A withdrawn level is back in service once its directory holds `.relocator/`: the directory
+    /// held (`relocator levels init` on it), or the one its path names now (its disk mounted since
+    /// the start), which is held from then on — nothing was ever done in the one held before.
+    /// Returns the levels taken back.
+    @discardableResult
+    public static func recheck(_ held: HeldLevels) -> [String] {
+        var back: [String] = []
+        for root in held.roots.values where root.withdrawn != nil {
+            if (try? root.hasReservedDirectory()) == true {
+                root.withdraw(because: nil)
+                back.append(root.level)
+                continue
+            }
+            guard let mounted = try? LevelRoot(root.place), (try? mounted.hasReservedDirectory()) == true else { continue }
+            held.replace(mounted)
+            back.append(root.level)
+        }
+        return back
+    }
+}
