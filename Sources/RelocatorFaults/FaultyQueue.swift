@@ -56,7 +56,7 @@ final class FaultySession: JobQueueing, QueueReading {
     func complete(_ delivery: Delivery, _ outcome: Outcome) throws -> Completion {
         if faults.crashBeforeAck, case .moved = outcome {
             logger.critical("fault injection: crashing between the move and the ack")
-            kill(getpid(), SIGKILL)
+            raise(SIGKILL)
         }
         return try inner.complete(delivery, outcome)
     }

@@ -89,8 +89,8 @@ public struct WorkerFaults: Sendable {
             let (injected, crash, sleeps, halts) = (failures, crashAfter, pauses, stops)
             faults.onStep = { step in
                 for (pausing, ms) in sleeps where pausing == step { usleep(ms * 1000) }
-                for (stopping, remaining) in halts where stopping == step && remaining.take() { kill(getpid(), SIGSTOP) }
-                if step == crash { kill(getpid(), SIGKILL) }
+                for (stopping, remaining) in halts where stopping == step && remaining.take() { raise(SIGSTOP) }
+                if step == crash { raise(SIGKILL) }
                 for (failing, remaining) in injected where failing == step {
                     if let remaining, !remaining.take() { continue }
                     throw MoveError(.ioError, "fault injection: a failure after the step '\(step.rawValue)'")
