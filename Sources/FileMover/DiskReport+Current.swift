@@ -10,9 +10,13 @@ extension DiskReport {
         for level in directories.names {
             var info = statvfs()
             guard statvfs(directories.directory(of: level)!, &info) == 0 else { continue }
-            let unit = Int64(info.f_frsize)
-            levels[level] = Usage(used: (Int64(info.f_blocks) - Int64(info.f_bfree)) * unit, free: Int64(info.f_bavail) * unit,
-                                  size: Int64(info.f_blocks) * unit)
+            // Counts the kernel gives, bounded before they are multiplied (nothing here may trap).
+            func bytes(_ blocks: UInt64) -> Int64 {
+                let (product, overflow) = Int64(clamping: blocks).multipliedReportingOverflow(by: Int64(clamping: info.f_frsize))
+                return overflow ? .max : product
+            }
+            let used = info.f_blocks >= info.f_bfree ? info.f_blocks - info.f_bfree : 0
+            levels[level] = Usage(used: bytes(UInt64(used)), free: bytes(UInt64(info.f_bavail)), size: bytes(UInt64(info.f_blocks)))
         }
         return DiskReport(levels: levels)
     }

@@ -24,31 +24,10 @@ public struct JobQueue: Sendable {
 
     public typealias CountPolicy = RelocatorCore.CountPolicy
 
-    public enum SubmitOutcome: String, Sendable, CaseIterable {
-        /// A new job was queued.
-        case created
-        /// The job already aimed at this target; only the count changed.
-        case updated
-        /// A waiting job got a new target (new gen, pushed on the new target's queue).
-        case retargeted
-        /// A job whose copy may already be at its target was sent back where it came from: the next
-        /// delivery removes that copy (or moves the file back).
-        case reversed
-        /// A dead job whose copy may be at its target runs again to finish its move.
-        case requeued
-        /// A move is in flight; a follow-up to the new target is queued after it commits.
-        case followUp = "follow_up"
-        /// The file is already on this level: nothing to do.
-        case inPlace = "in_place"
-        /// A waiting job was dropped: the new target is where the file already is.
-        case dropped
-        /// The content changed level after the caller read it: read it again and resubmit (with
-        /// `readAt` = `JobQueue.freshRead`).
-        case staleLevel = "stale_level"
-    }
+    public typealias SubmitOutcome = RelocatorCore.SubmitOutcome
 
     /// The `readAt` of a level read from the database just now: it stands whatever Redis holds.
-    public static let freshRead: Int64 = -1
+    public static let freshRead = SubmitRequest.freshRead
 
     public struct Submission: Sendable {
         public var outcome: SubmitOutcome
@@ -106,7 +85,7 @@ public struct JobQueue: Sendable {
     /// Reads the enqueue script's reply as a result.
     public func submitResult(from reply: RedisReply, address: String) throws -> SubmitResult {
         let submission = try submission(from: reply, address: address)
-        return SubmitResult(outcome: RelocatorCore.SubmitOutcome(rawValue: submission.outcome.rawValue)!, job: submission.job)
+        return SubmitResult(outcome: submission.outcome, job: submission.job)
     }
 
     /// Problems of the server an operator should know at start (Redis may evict keys).
