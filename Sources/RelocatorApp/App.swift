@@ -133,12 +133,12 @@ public final class App: Sendable {
     /// Replays or purges dead letters (those of `cids`, or all).
     /// `who` is named in a replayed job's `queued_by`.
     public func dead(_ action: DeadAction, cids: [Int64]?, by who: String) async throws -> [(id: String, outcome: DeadOutcome)] {
-        let results = try await queue.withSession(replicated: true) { session -> [DeadResult] in
+        let results = try await queue.withSession(replicated: true) { session -> [(id: String, outcome: DeadOutcome)] in
             guard case .dead(let outcomes) = try session.control(.dead(action, cids: cids, by: who)) else { return [] }
-            return outcomes.map { DeadResult(id: $0.id, outcome: $0.outcome) }
+            return outcomes
         }
         statsCache.withLock { $0 = nil }
-        return results.map { ($0.id, $0.outcome) }
+        return results
     }
 
     /// Pauses or resumes a level of the level table; an unknown level is `unknown_level`. A pause
@@ -209,11 +209,6 @@ public struct HeldMove: Sendable {
         self.id = id
         self.job = job
     }
-}
-
-struct DeadResult: Sendable {
-    var id: String
-    var outcome: DeadOutcome
 }
 
 /// Readiness (`/readyz`): "ok", or what is missing and what to do.
