@@ -72,14 +72,13 @@ import TestSupport
         let contents = 20_000
         try pipeline.addContents((1...contents).map { ($0, "f\($0).bin", "bronze", nil) })
         try pipeline.cluster.startAPI()
-        let oldMaster = try setup.currentMasterPort()
-        let replica = try #require(setup.dataPorts.first { $0 != oldMaster })
         let redis = RedisConnection(url: setup.url)
         defer { redis.close() }
+        var started: (from: Int, to: Int)?
         let outcome = try submissions(pipeline, contents: contents, redis: redis, event: {
-            try RedisProcesses.cli(port: setup.sentinelPorts[0], ["SENTINEL", "FAILOVER", setup.masterName])
+            started = try setup.failover()
         }, over: {
-            try setup.cli(oldMaster, "ROLE").hasPrefix("slave") && (try setup.currentMasterPort()) == replica
+            try started.map(setup.failoverIsOver) ?? false
         })
         print("SENTINEL FAILOVER during HTTP submissions, RELOCATOR_REDIS_MIN_REPLICAS=1: \(outcome)")
         #expect(outcome.other.isEmpty, "\(outcome.other.prefix(5))")

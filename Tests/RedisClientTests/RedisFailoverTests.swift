@@ -292,10 +292,8 @@ import TestSupport
         let setup = try RedisSentinelServer()
         defer { setup.stop() }
         let redis = RedisConnection(url: setup.url)
-        let oldMaster = try setup.currentMasterPort()
-        let replica = try #require(setup.dataPorts.first { $0 != oldMaster })
         for index in 0..<100 { try redis.send("SET", "before:\(index)", index) }
-        try RedisProcesses.cli(port: setup.sentinelPorts[0], ["SENTINEL", "FAILOVER", setup.masterName])
+        let (oldMaster, replica) = try setup.failover()
 
         // The sentinels promote the replica, later turn the old master into its replica and close the
         // old master's clients: from then on the client writes to the new master.
@@ -335,9 +333,7 @@ import TestSupport
         defer { setup.stop() }
         let redis = RedisConnection(url: setup.url)
         try redis.send("SET", "probe", "old")
-        let oldMaster = try setup.currentMasterPort()
-        let replica = try #require(setup.dataPorts.first { $0 != oldMaster })
-        try RedisProcesses.cli(port: setup.sentinelPorts[0], ["SENTINEL", "FAILOVER", setup.masterName])
+        let (oldMaster, replica) = try setup.failover()
 
         // The sentinels announce +switch-master when the replica is promoted, and turn the old master
         // into a replica only seconds later. A client that only waited for errors would go on writing

@@ -14,7 +14,7 @@ public enum RedisMemory {
         _ = try RedisProcesses.cli(port: port, password: password, ["CONFIG", "SET", "maxmemory", String(used + headroom)])
         let value = String(repeating: "x", count: 16 * 1024)
         for index in 0..<10_000 {
-            let reply = try RedisProcesses.cli(port: port, password: password, ["SET", "filler:\(index)", value])
+            let reply = try RedisProcesses.reply(port: port, password: password, ["SET", "filler:\(index)", value])
             guard reply.hasPrefix("OOM") else { continue }
             // Full. A client that leaves frees its buffers and takes the server back under the limit
             // for a moment: the limit goes a little below what the data takes, so it stays full.

@@ -41,15 +41,35 @@ public enum RedisProcesses {
     }
 
     /// Runs `redis-cli -h 127.0.0.1 -p PORT ARGS…` and returns its output; fails on a non-zero exit or
-    /// an error reply.
+    /// an error reply. `redis-cli` exits 0 after an error reply and, without a terminal, prints it bare
+    /// (`INPROG Failover already in progress`), so an output that begins with one of Redis' error codes
+    /// is an error too.
     @discardableResult
     public static func cli(port: Int, password: String? = nil, _ arguments: [String]) throws -> String {
+        let output = try reply(port: port, password: password, arguments)
+        let code = output.prefix { $0.isUppercase || $0 == "-" }
+        guard !output.hasPrefix("(error)"), !(errorCodes.contains(String(code)) && output.dropFirst(code.count).first == " ") else {
+            throw Failure("redis-cli -p \(port) \(arguments.joined(separator: " ").prefix(80)): \(output)")
+        }
+        return output
+    }
+
+    /// Redis' error codes, as the first word of an error reply.
+    static let errorCodes: Set<String> = [
+        "ERR", "WRONGTYPE", "INPROG", "NOGOODSLAVE", "NOSCRIPT", "BUSY", "BUSYKEY", "LOADING", "READONLY", "NOREPLICAS",
+        "MASTERDOWN", "OOM", "NOAUTH", "WRONGPASS", "NOPERM", "CLUSTERDOWN", "MOVED", "ASK", "TRYAGAIN", "CROSSSLOT",
+        "EXECABORT", "UNBLOCKED", "NOTBUSY", "MISCONF",
+    ]
+
+    /// Runs `redis-cli` as `cli` does and returns its output, an error reply included; fails only on a
+    /// non-zero exit.
+    public static func reply(port: Int, password: String? = nil, _ arguments: [String]) throws -> String {
         var all = ["-h", "127.0.0.1", "-p", String(port)]
         if let password { all += ["-a", password, "--no-auth-warning"] }
         let result = try ProcessRunner.run(URL(fileURLWithPath: try binary("redis-cli")), all + arguments)
         let output = result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard result.status == 0, !output.hasPrefix("ERR"), !output.hasPrefix("(error)") else {
-            throw Failure("redis-cli -p \(port) \(arguments.first ?? ""): \(output) \(result.stderr)")
+        guard result.status == 0 else {
+            throw Failure("redis-cli -p \(port) \(arguments.first ?? ""): exit \(result.status): \(output) \(result.stderr)")
         }
         return output
     }

@@ -73,6 +73,37 @@ public final class RedisSentinelServer: @unchecked Sendable {
         throw lastError ?? RedisProcesses.Failure("no sentinel names the master")
     }
 
+    /// Asks the sentinels for a failover with the master alive (`SENTINEL FAILOVER`) and returns the
+    /// master it starts from and the replica it promotes. A sentinel refuses the command while a
+    /// failover is running (`INPROG`: on a loaded machine the sentinels may have started one of their
+    /// own, as a master that does not answer a PING within `down-after-milliseconds` looks down) and
+    /// while it does not yet count the replica as fit (`NOGOODSLAVE`); both are asked again until the
+    /// command is taken, from whichever node is master then.
+    @discardableResult
+    public func failover(timeout: Duration = .seconds(60)) throws -> (from: Int, to: Int) {
+        var started: (from: Int, to: Int)?
+        try RedisProcesses.waitUntil("a sentinel to take SENTINEL FAILOVER", timeout: timeout) {
+            let from = try currentMasterPort()
+            guard let to = dataPorts.first(where: { $0 != from }) else { return false }
+            let answer = try RedisProcesses.reply(port: sentinelPorts[0], ["SENTINEL", "FAILOVER", masterName])
+            guard answer == "OK" else {
+                guard answer.hasPrefix("INPROG") || answer.hasPrefix("NOGOODSLAVE") else {
+                    throw RedisProcesses.Failure("SENTINEL FAILOVER: \(answer)")
+                }
+                return false
+            }
+            started = (from, to)
+            return true
+        }
+        return started!
+    }
+
+    /// Whether the failover `failover()` started is over: the sentinels name the promoted replica and
+    /// the old master serves as a replica.
+    public func failoverIsOver(_ started: (from: Int, to: Int)) throws -> Bool {
+        try currentMasterPort() == started.to && cli(started.from, "ROLE").hasPrefix("slave")
+    }
+
     /// Kills the current master with SIGKILL (a crash) and returns its port.
     @discardableResult
     public func kill9Master() throws -> Int {
