@@ -129,9 +129,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     if target != curTarget { set(key, ["next_target": target]) } else { hashes[key]?["next_target"] = nil }
                     if status == "dead" {
                         unschedule()
-                        set(key, ["status": "queued", "attempts": "0"])
+                        let gen = newGen(oldGen, shard: shard, cid: cid)
+                        set(key, ["status": "queued", "attempts": "0", "gen": String(gen)])
                         retireError(key)
-                        push(Int64(oldGen ?? "0") ?? 0)
+                        push(gen)
                         return answer(.requeued)
                     }
                     return answer(target != curTarget ? .followUp : .updated)
@@ -813,9 +814,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         continue
                     }
                     if action == .replay {
-                        set(key, ["status": "queued", "attempts": "0", "worker_id": "", "updated_at": String(now)])
+                        let newer = newGen(h["gen"], shard: shard, cid: id.cid)
+                        set(key, ["status": "queued", "attempts": "0", "worker_id": "", "updated_at": String(now), "gen": String(newer)])
                         retireError(key)
-                        lpush(shard.queue(target), raw)
+                        lpush(shard.queue(target), "\(id.cid):\(newer)")
                         set(key, ["queued_by": QueuedBy.replay(by: who, earlier: h["queued_by"].map(QueuedBy.init(stored:))).stored])
                         results.append((raw, .replayed))
                     } else if Self.published(h["stage"]) {

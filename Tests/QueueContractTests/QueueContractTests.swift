@@ -15,6 +15,7 @@ import Testing
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
+        ("a dead job revived after a level was recorded", revivedAfterALevelChange),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -120,6 +121,42 @@ import Testing
         let again = try #require(try q.next())
         #expect(again.job.attempts == 0)
         trace.add(shape(again.job))
+        return trace
+    }
+
+    /// A dead job that comes back (a replay, or a count for its published copy) moves the file after
+    /// whatever level reconcile or an operator recorded while it was dead: its generation is newer,
+    /// so that its commit wins in the database.
+    static let revivedAfterALevelChange: Scenario = { q in
+        var trace = Trace()
+        func recordedLevel(_ cid: Int64) throws -> Int64 {
+            guard case .count(let gen) = try q.session.control(.levelGeneration(cid: cid)) else { throw Unexpected() }
+            return Int64(gen)
+        }
+        // Dead before it published: an operator replays it.
+        try q.submit(40)
+        let first = try #require(try q.next())
+        #expect(try q.failed(first, .unsafePath, permanent: true) == .dead)
+        let recorded = try recordedLevel(40)
+        #expect(recorded > first.job.gen)
+        guard case .dead(let outcomes) = try q.session.control(.dead(.replay, cids: [40])) else { throw Unexpected() }
+        #expect(outcomes.map(\.outcome) == [.replayed])
+        let replayed = try #require(try q.next())
+        #expect(replayed.job.gen > recorded, "replayed with generation \(replayed.job.gen), the level recorded at \(recorded)")
+        trace.add(shape(replayed.job))
+        // Dead after it published: a count for its target runs it again.
+        try q.submit(41)
+        let second = try #require(try q.next())
+        #expect(try q.session.record(second, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.failed(second, .destinationConflict, permanent: true) == .dead)
+        let recordedToo = try recordedLevel(41)
+        #expect(try q.submit(41).outcome == .requeued)
+        let requeued = try #require(try q.next())
+        #expect(requeued.job.gen > recordedToo, "requeued with generation \(requeued.job.gen), the level recorded at \(recordedToo)")
+        trace.add(shape(requeued.job))
+        #expect(try q.moved(requeued) == .done)
+        #expect(try q.commitAll().followUps == 0)
+        trace.add(shape(try q.job(41)))
         return trace
     }
 

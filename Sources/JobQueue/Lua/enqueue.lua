@@ -93,11 +93,13 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
       redis.call('HDEL', job, 'next_target')
     end
     if status == 'dead' then
-      -- The copy must not be forgotten: the job runs again to finish its move.
+      -- The copy must not be forgotten: the job runs again to finish its move, with a generation of
+      -- now (a level recorded while it was dead, by reconcile or an operator, is older than its move).
       unschedule()
-      redis.call('HSET', job, 'status', 'queued', 'attempts', 0)
+      local gen = newGen(oldGen, gens, cid)
+      redis.call('HSET', job, 'status', 'queued', 'attempts', 0, 'gen', gen)
       retireError(job)
-      push(oldGen)
+      push(gen)
       return answer('requeued')
     end
     if target ~= curTarget then return answer('follow_up') end
