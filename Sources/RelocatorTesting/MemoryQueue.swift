@@ -642,6 +642,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     hashes[key]?["next_queued_by"] = nil
                     expiries[key] = now + ttl.milliseconds
                 }
+                hashes[shard.movedAt, default: [:]][String(id.cid)] = String(now)
             }
             return (followUps, unknown)
         }

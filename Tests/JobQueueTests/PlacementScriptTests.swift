@@ -168,6 +168,31 @@ import TestSupport
         #expect(try q.queue.submitResult(from: second, address: "test").outcome == .created)
     }
 
+    /// A level read after a move landed but before its commit (the database still named the old
+    /// level) is told to read again, also once the job that knew better is gone (a later count
+    /// dropped it, its hash expired): the commit, not the landing, is when the database changed.
+    @Test func aLevelReadBetweenAMoveAndItsCommitIsToldToReadAgainOnceTheJobIsGone() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        _ = try q.submit(9, 20000, from: "bronze", to: "gold", readAt: JobQueue.freshRead)
+        let job = try #require(try q.fetch())
+        #expect(try q.queue.ack(JobID(cid: 9, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00", bytes: 1,
+                                foundIn: nil, on: q.redis))
+        // The file is on gold; a reader of the database still sees bronze.
+        let landed = try q.redisNow()
+        try RedisProcesses.waitUntil("Redis' clock passes the landing") { try q.redisNow() > landed + 2 }
+        let readAt = Int64(try q.redisNow())
+        try RedisProcesses.waitUntil("Redis' clock passes the read") { try q.redisNow() > Double(readAt) + 2 }
+        let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 100, on: q.redis)
+        try q.queue.markCommitted(ids: batch.map(\.id), shard: 0, committer: "c1", ttl: .seconds(60), levels: ["gold", "silver", "bronze"],
+                                  on: q.redis)
+        // A count sends it to silver, the next back to gold: the second drops the first's job.
+        #expect(try q.submit(9, 2000, from: "gold", to: "silver", readAt: JobQueue.freshRead).outcome == .created)
+        #expect(try q.submit(9, 20000, from: "gold", to: "gold", readAt: JobQueue.freshRead).outcome == .dropped)
+        #expect(try q.job(9) == nil)
+        #expect(try q.submit(9, 5, from: "bronze", to: "bronze", readAt: readAt).outcome == .staleLevel)
+    }
+
     /// A change of level outside a move waits for a job in flight, and once made, a committed
     /// job no longer says where the file is: a count read before the change is told to read again.
     @Test func aLevelChangeAfterACommitOutranksTheCommittedJob() throws {

@@ -1,7 +1,8 @@
 #!lua flags=allow-oom
 -- After the SQL transaction: the jobs become `committed` (kept readable for a while), or start
 -- their follow-up move when a newer count arrived meanwhile (deferred while the content's new level
--- keeps it for its minimum residency). A content's score moves to the residents of its new level.
+-- keeps it for its minimum residency). A content's score moves to the residents of its new level,
+-- and moved-at says when the database changed.
 -- KEYS: the list the ids are in (committing:<committer>, or done for a commit straight from
 --       /update_sentence), stats, deferred, moved-at, gens, queue:<level> for each of the L levels named in
 --       ARGV, residents:<level> for each of them, then job:<cid> for each id, in the order of the ids,
@@ -84,6 +85,9 @@ for i = first, #ARGV do
         redis.call('HDEL', job, 'next_target', 'next_queued_by')
         redis.call('EXPIRE', job, ttl)
       end
+      -- The database names the new level from now on: a level read before now (after the file
+      -- moved, before this commit) is told to read again, also once this job is gone.
+      redis.call('HSET', movedAt, cid, now)
     end
   end
 end
