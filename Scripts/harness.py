@@ -309,11 +309,11 @@ class Relocator:
             self.processes[name] = process
         return process
 
-    def start_api(self, name="api"):
+    def start_api(self, name="api", environment=None):
         path = os.path.join(self.logs, f"{name}.out")
         if os.path.exists(path):
             os.unlink(path)
-        process = self.start(name, "serve", "--port", "0")
+        process = self.start(name, "serve", "--port", "0", environment=environment)
         wait_for(lambda: "listening on" in open(path).read(), "the API")
         return process, int(open(path).read().split("listening on http://127.0.0.1:")[1].split()[0])
 

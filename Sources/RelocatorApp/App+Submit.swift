@@ -60,7 +60,13 @@ extension App {
                 var sent = request
                 // The read's age is measured up to the moment it is sent, after the checks above.
                 if sent.sentAt != nil { sent.sentAt = clock() }
-                action = machine.submitted(try await queue.submit(sent))
+                let result = try await queue.submit(sent)
+                logger.debug("submission", metadata: [
+                    "job.cid": "\(cid)", "job.db_level": "\(sent.dbLevel)", "job.target": "\(sent.target)",
+                    "read_age_ms": "\(sent.sentAt.map { String($0 - sent.readAt) } ?? "fresh")", "job.outcome": "\(result.outcome.rawValue)",
+                    "job.gen": "\(result.job.map { String($0.gen) } ?? "-")", "job.status": "\(result.job?.status.rawValue ?? "-")",
+                ])
+                action = machine.submitted(result)
             case .finish(let submitted):
                 logger.debug("submitted", metadata: ["job.cid": "\(cid)", "job.target": "\(submitted.target)",
                                                      "job.outcome": "\(submitted.result.outcome.rawValue)"])
