@@ -197,6 +197,9 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .levelChanged(let cid):
             try queue.levelChanged(cid: cid, on: redis)
             return .done
+        case .forgetContent(let cid, let levels):
+            try queue.forgetContent(cid: cid, levels: levels, on: redis)
+            return .done
         case .orphans(let cids, let fix):
             return .orphans(try queue.orphans(cids: cids, fix: fix, on: redis))
         case .hit(let cid, let hits, let halfLife):

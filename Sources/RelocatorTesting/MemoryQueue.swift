@@ -782,6 +782,15 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
+    /// The memory queue keeps no residents: what it forgets is when the content last moved and its hits.
+    func forgetContent(cid: Int64) throws {
+        try available {
+            let shard = keys.shard(of: cid)
+            hashes[shard.movedAt]?[String(cid)] = nil
+            hashes[shard.hits]?[String(cid)] = nil
+        }
+    }
+
     func unlease(cid: Int64, token: String) throws {
         try available {
             let key = keys.shard(of: cid).lease(cid)

@@ -15,6 +15,7 @@ import Testing
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
+        ("a content forgotten", forgetContent),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -326,6 +327,32 @@ import Testing
         #expect(try q.session.control(.levelsSeen(adding: ["silver", "gold"])) == .names(["gold", "silver"]))
         #expect(try q.session.control(.levelsSeen(adding: ["gold"])) == .names(["gold", "silver"]))
         trace.add("\(try q.session.control(.levelsSeen(adding: [])))")
+        return trace
+    }
+
+    /// A content removed from the store (`contents remove`): the queue forgets when it last moved
+    /// and its hits, so a read of its level older than that change counts again, and hits start
+    /// afresh.
+    static let forgetContent: Scenario = { q in
+        var trace = Trace()
+        func hit() throws -> Double {
+            guard case .value(let value) = try q.session.control(.hit(cid: 16, hits: 1, halfLife: .seconds(365 * 86400))) else { throw Unexpected() }
+            return value
+        }
+        func submitReadLongAgo() throws -> SubmitOutcome {
+            try q.session.submit([SubmitRequest(cid: 16, count: 20000, filename: "f16", dbLevel: "bronze", target: "gold", readAt: 1)])[0].outcome
+        }
+        _ = try hit()
+        let twice = try hit()
+        #expect(twice > 1.99)
+        _ = try q.session.control(.levelChanged(cid: 16))
+        #expect(try submitReadLongAgo() == .staleLevel)
+        #expect(try q.session.control(.forgetContent(cid: 16, levels: ["gold", "silver", "bronze"])) == .done)
+        let fresh = try hit()
+        #expect(fresh < 1.01, "hits start afresh")
+        let outcome = try submitReadLongAgo()
+        #expect(outcome == .created)
+        trace.add("hits \(Int(twice.rounded())) then \(Int(fresh.rounded())); a read from before: \(outcome.rawValue)")
         return trace
     }
 

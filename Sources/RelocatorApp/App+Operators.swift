@@ -1,0 +1,182 @@
+import RelocatorCore
+
+/// The operators' use cases: the level table and its policies, the contents table, the committed
+/// moves and the dead letters, as `relocator levels`, `contents`, `relocations` and `dlq` use them.
+extension App {
+    // MARK: - The level table
+
+    /// A level's count range and its policy (unset settings are nil).
+    public struct LevelSetting: Sendable, Equatable {
+        public var range: LevelRange
+        public var policy: LevelPolicy
+
+        public init(range: LevelRange, policy: LevelPolicy) {
+            self.range = range
+            self.policy = policy
+        }
+    }
+
+    /// What `setLevel` changed: the range (with the row before it), the policy after the edit.
+    public struct LevelChange: Sendable, Equatable {
+        public var range: LevelRangeEdit?
+        public var policy: LevelPolicy?
+    }
+
+    /// The level table with each level's policy, read now; with `seed`, written into an empty
+    /// table first (a table with rows refuses it).
+    public func levelSettings(seeding seed: [LevelRange]? = nil) async throws -> [LevelSetting] {
+        let settings = try await store.withStore { store -> [LevelSetting] in
+            if let seed { try store.seed(seed) }
+            let policies = try store.policies()
+            return try store.levels().map { LevelSetting(range: $0, policy: policies[$0.name] ?? LevelPolicy()) }
+        }
+        if seed != nil { levels.invalidate() }
+        return settings
+    }
+
+    /// The names in the level table, in its order, read now.
+    public func levelNames() async throws -> [String] {
+        try await store.withStore { try $0.levels().map(\.name) }
+    }
+
+    /// Sets a level's count range (`min`, `max`: nil keeps the level's own) and edits its policy.
+    /// The policy is checked before the range is written, so a refused policy changes nothing; a
+    /// new level needs both counts.
+    public func setLevel(_ level: String, min: Int64?, max: Int64?, force: Bool = false, edit: LevelPolicy.Edit = LevelPolicy.Edit()) async throws -> LevelChange {
+        let changesPolicy = edit != LevelPolicy.Edit()
+        let change = try await store.withStore { store -> LevelChange in
+            let table = try store.levels()
+            let current = table.first { $0.name == level }
+            if changesPolicy {
+                let policy = edit.applied(to: try store.policies()[level] ?? LevelPolicy())
+                let problems = policy.problems(level: level)
+                guard problems.isEmpty else { throw AppError.badRequest(problems.joined(separator: "; ") + "; nothing changed") }
+                if current == nil && (min == nil || max == nil) {
+                    throw AppError(.notFound, "unknown_level",
+                                   "level '\(level)' is not in the level table (\(table.map(\.name).joined(separator: ", "))); give --min and --max to add it")
+                }
+            }
+            var change = LevelChange()
+            if min != nil || max != nil {
+                guard let low = min ?? current?.minCounts, let high = max ?? current?.maxCounts else {
+                    throw AppError.badRequest("level '\(level)' is new: give both --min and --max")
+                }
+                change.range = try store.setRange(level: level, min: low, max: high, force: force)
+            }
+            if changesPolicy { change.policy = try store.setPolicy(level: level, edit) }
+            return change
+        }
+        levels.invalidate()
+        return change
+    }
+
+    /// Records levels as initialised (their directories hold `.relocator/`): workers and reconcile
+    /// use them from then on.
+    public func recordLevelsSeen(_ names: [String]) async throws {
+        _ = try await queue.withSession { try $0.control(.levelsSeen(adding: names)) }
+    }
+
+    /// `level 'platinum' is not in the level table (bronze, silver, gold)`, or that the table is
+    /// empty and how to fill it.
+    public static func unknownLevel(_ level: String, in names: [String]) -> AppError {
+        var error = AppError.unknownLevel(level)
+        error.message += names.isEmpty ? "; the level table is empty: run `relocator levels --seed-default` or `relocator levels set`"
+            : " (\(names.joined(separator: ", ")))"
+        return error
+    }
+
+    // MARK: - Contents
+
+    /// A content as an operator gives it: a positive cid, a filename that stays inside its level
+    /// directory, a level of `levels`; otherwise what is wrong with it.
+    public static func checkedContent(cid: Int64, filename: String, level: String, levels: [String]) -> Result<Content, AppError> {
+        guard cid > 0 else { return .failure(.badRequest("cid \(cid) is not a positive whole number")) }
+        do {
+            _ = try Filename(filename)
+        } catch {
+            return .failure(.invalidFilename("filename '\(filename.prefix(80))': \(error)"))
+        }
+        guard levels.contains(level) else { return .failure(unknownLevel(level, in: levels)) }
+        return .success(Content(cid: cid, filename: filename, level: level))
+    }
+
+    /// Contents in cid order, of one level of the level table when `level` is given.
+    public func contents(limit: Int, offset: Int, level: String?) async throws -> [Content] {
+        try await store.withStore { store in
+            if let level {
+                let names = try store.levels().map(\.name)
+                guard names.contains(level) else { throw App.unknownLevel(level, in: names) }
+            }
+            return try store.contents(limit: limit, offset: offset, level: level)
+        }
+    }
+
+    /// What `putContent` did to a content's row.
+    public enum ContentChange: Sendable, Equatable {
+        case added
+        case unchanged
+        /// The row before.
+        case changed(from: Content)
+    }
+
+    /// Adds a content, or changes its filename and level, after checking it (`checkedContent`).
+    public func putContent(cid: Int64, filename: String, level: String) async throws -> ContentChange {
+        let change = try await store.withStore { store -> ContentChange in
+            let content = try App.checkedContent(cid: cid, filename: filename, level: level, levels: try store.levels().map(\.name)).get()
+            let before = try store.content(cid: cid)
+            _ = try store.put([content])
+            switch before {
+            case nil: return .added
+            case let old? where old.filename == filename && old.level == level: return .unchanged
+            case let old?: return .changed(from: old)
+            }
+        }
+        contents.clear()
+        return change
+    }
+
+    /// Adds or changes contents already checked (`checkedContent`), in one transaction; a filename
+    /// that belongs to another content refuses them all. Returns how many were written.
+    public func putContents(_ rows: [Content]) async throws -> Int {
+        let count = try await store.withStore { try $0.put(rows) }
+        contents.clear()
+        return count
+    }
+
+    // MARK: - Committed moves
+
+    /// A page of the committed moves with the filenames of their contents.
+    public struct RelocationRows: Sendable, Equatable {
+        public var rows: [Relocation]
+        /// The filenames of the contents that still exist.
+        public var filenames: [Int64: String]
+        public var total: Int
+        /// The `before` of the next page; nil on the last.
+        public var next: Int64?
+    }
+
+    /// At most `limit` committed moves older than `before`, newest first (of one content when `cid`
+    /// is given), with the filenames of their contents.
+    public func relocationRows(cid: Int64?, before: Int64?, limit: Int) async throws -> RelocationRows {
+        guard limit > 0 else { return RelocationRows(rows: [], filenames: [:], total: 0, next: nil) }
+        return try await store.withStore { store in
+            let page = try store.relocationsPage(cid: cid, before: before, limit: limit)
+            let names = try store.contents(cids: Array(Set(page.rows.map(\.cid)))).mapValues(\.filename)
+            return RelocationRows(rows: page.rows, filenames: names, total: page.total, next: page.next)
+        }
+    }
+
+    // MARK: - Dead letters
+
+    /// The dead letters, all of them or those of `cids`. A cid asked for that has no dead job makes
+    /// the whole selection fail (`no dead job for cid 99, 100; nothing replayed`, with `action`
+    /// `replayed` or `purged`), so that nothing is changed.
+    public func deadLetters(cids: [Int64]?, action: String) async throws -> [DeadLetter] {
+        let dead = try await queue.withSession { try $0.deadLetters() }
+        guard let cids else { return dead }
+        let missing = DeadLetterSelection.missing(cids, deadIDs: dead.map(\.id))
+        guard missing.isEmpty else { throw AppError(.notFound, "no_dead_job", DeadLetterSelection.message(missing: missing, action: action)) }
+        let wanted = Set(cids)
+        return dead.filter { JobID($0.id).map { wanted.contains($0.cid) } ?? false }
+    }
+}
