@@ -96,9 +96,8 @@ import Testing
     }
 
     @Test func thePagesAreServedWithLiveDataAndTheScriptIsEmbedded() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", 10), (2, "b.mp4", "bronze", 10)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze")])
         _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
         _ = try await api.service.submit(cid: 2, count: 50000, from: .countRoute)
         let job = try #require(try api.claim())
@@ -107,7 +106,7 @@ import Testing
             let overview = try await client.get("/ui")
             #expect(overview.status == .ok && overview.headers[.contentType] == "text/html; charset=utf-8")
             #expect(overview.text.contains(#"<tr data-level="gold">"#) && overview.text.contains(#"data-field="depth">1<"#))
-            #expect(try await client.get("/ui/dead").text.contains("data-cid=\"\(job.cid)\""))
+            #expect(try await client.get("/ui/dead").text.contains("data-cid=\"\(job.job.cid)\""))
             #expect(try await client.get("/ui/workers").status == .ok)
             #expect(try await client.get("/ui/levels").text.contains(#"<tr data-level="silver">"#))
             #expect(try await client.get("/ui/relocations?cid=1").text.contains("No relocation recorded for cid 1"))
@@ -195,18 +194,15 @@ import Testing
     /// A move's progress as its worker reports it while it copies (bytes copied of the total), on
     /// the workers page; the waiting page lists deferred jobs with why and when.
     @Test func aMoveInFlightShowsItsBytesCopiedOfTheTotal() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
         _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
-        let job = try #require(try api.claim(worker: "w1", levels: ["gold"]))
-        try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "gold", .beatAt: String(JobQueue.nowMilliseconds())],
-                                ttl: .seconds(600), on: api.redis)
+        let delivery = try #require(try api.claim(worker: "w1", levels: ["gold"]))
+        try api.beat(Heartbeat(id: "w1", kind: .worker, levels: ["gold"]))
         try await api.test { client in
             #expect(try await client.get("/ui/workers").text.contains("starting (progress shows after its first second)"))
-            // What the worker's copy records as it goes (RedisJobQueue.record(.copied)).
-            #expect(try api.queue.recordProgress(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken,
-                                                 [(.bytesDone, String(3 << 20)), (.bytesTotal, String(12 << 20))], on: api.redis))
+            // What the worker's copy records as it goes.
+            #expect(try api.queue.record(delivery, .copied(3 << 20, of: 12 << 20)))
             let page = try await client.get("/ui/workers").text
             #expect(page.contains(#"<td class="num" data-field="copied">3.0 MiB</td><td class="num" data-field="total">12 MiB</td>"#), "\(page)")
             #expect(page.contains(#"<progress max="100" value="25">"#))
