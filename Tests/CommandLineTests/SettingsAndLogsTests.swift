@@ -42,7 +42,7 @@ import TestSupport
     }
 
     @Test func connectionErrorsNameTheServerNotAnInternalCommand() throws {
-        let cli = try ContentsTests.workspace()
+        let cli = try ContentsTests.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(try cli.run(["contents", "add", "--cid", "1", "--filename", "a.mp4", "--level", "bronze"]).status == 0)
         let unknown = try cli.run(["enqueue", "--cid", "2", "--count", "5"])

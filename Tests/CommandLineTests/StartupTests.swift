@@ -60,7 +60,7 @@ import TestSupport
     }
 
     @Test func theCommitterLogsAnOldSchemaAtStart() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(FileManager.default.createFile(atPath: cli.databasePath, contents: Data()))
         let committer = try cli.start("committer", ["committer", "--id", "c-startup"])

@@ -105,16 +105,20 @@ import TestSupport
     }
 
     @Test func whyTellsTheRangeTheDatabaseTheDisksTheJobAndTheHistory() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(5, "dir/e.mp4", "bronze", 100)])
+        let disks = try TemporaryDirectory("relocator-levels")
+        defer { disks.remove() }
+        for level in ["bronze", "silver", "gold"] {
+            try FileManager.default.createDirectory(atPath: disks.path + "/\(level)/dir", withIntermediateDirectories: true)
+        }
+        let api = MemoryAPI(directories: LevelDirectories(["bronze", "silver", "gold"].map { ($0, disks.path + "/" + $0) }))
+        try api.add([(5, "dir/e.mp4", "bronze")])
+        try Data(count: 100).write(to: URL(fileURLWithPath: disks.path + "/bronze/dir/e.mp4"))
         // A stray copy on gold too, as after a lost write.
-        try FileManager.default.createDirectory(atPath: api.path("gold", "dir"), withIntermediateDirectories: true)
-        try Data(count: 3).write(to: URL(fileURLWithPath: api.path("gold", "dir/e.mp4")))
+        try Data(count: 3).write(to: URL(fileURLWithPath: disks.path + "/gold/dir/e.mp4"))
         _ = try await api.service.submit(cid: 5, count: 1500, from: .countRoute)
-        let job = try #require(try api.claim())
-        #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space", message: "no_space: silver is full",
-                                   permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)
+        let delivery = try #require(try api.claim())
+        #expect(try api.queue.complete(delivery, .failed(.noSpace, message: "no_space: silver is full", permanent: false, delay: .seconds(60),
+                                                         maxAttempts: 5)) == .retrying)
         let report = WhyReport(try await api.service.why(cid: 5))
         #expect(report.countLevel == "silver" && report.lastCount == 1500 && !report.countAboveEveryRange)
         #expect(report.foundOn == ["bronze", "gold"])
