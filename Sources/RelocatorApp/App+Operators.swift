@@ -119,28 +119,65 @@ extension App {
         case changed(from: Content)
     }
 
-    /// Adds a content, or changes its filename and level, after checking it (`checkedContent`).
+    /// Adds a content, or changes its filename and level, after checking it (`checkedContent`). A
+    /// changed level of an existing content is a commit (`recordOperatorLevels`): refused while the
+    /// content has a job in flight, and ordered among the moves.
     public func putContent(cid: Int64, filename: String, level: String) async throws -> ContentChange {
-        let change = try await store.withStore { store -> ContentChange in
-            let content = try App.checkedContent(cid: cid, filename: filename, level: level, levels: try store.levels().map(\.name)).get()
-            let before = try store.content(cid: cid)
-            _ = try store.put([content])
-            switch before {
-            case nil: return .added
-            case let old? where old.filename == filename && old.level == level: return .unchanged
-            case let old?: return .changed(from: old)
-            }
+        let (before, names) = try await store.withStore { store in (try store.content(cid: cid), try store.levels().map(\.name)) }
+        let content = try App.checkedContent(cid: cid, filename: filename, level: level, levels: names).get()
+        _ = try await putContents([content], by: "relocator contents add")
+        switch before {
+        case nil: return .added
+        case let old? where old.filename == filename && old.level == level: return .unchanged
+        case let old?: return .changed(from: old)
         }
-        contents.clear()
-        return change
     }
 
-    /// Adds or changes contents already checked (`checkedContent`), in one transaction; a filename
-    /// that belongs to another content refuses them all. Returns how many were written.
-    public func putContents(_ rows: [Content]) async throws -> Int {
+    /// Adds or changes contents already checked (`checkedContent`); a filename that belongs to
+    /// another content refuses them all. The level of an existing content that changes is recorded
+    /// first, as a commit that `by` made (`recordOperatorLevels`): while one of them has a job in
+    /// flight nothing is written. Returns how many rows were given.
+    public func putContents(_ rows: [Content], by who: String) async throws -> Int {
+        var latest: [Int64: Content] = [:]
+        for row in rows { latest[row.cid] = row }  // the last row of a cid wins, as in the store
+        let cids = Array(latest.keys)
+        let existing = try await store.withStore { try $0.contents(cids: cids) }
+        let moved = latest.values.compactMap { row -> (old: Content, level: String)? in
+            guard let old = existing[row.cid], old.level != row.level else { return nil }
+            return (old, row.level)
+        }.sorted { $0.old.cid < $1.old.cid }
+        try await recordOperatorLevels(moved, by: who)
         let count = try await store.withStore { try $0.put(rows) }
         contents.clear()
         return count
+    }
+
+    /// Records operators' changes of existing contents' levels as `Commit.recordLevel` does for
+    /// reconcile: a generation from the queue orders each among the moves, a relocation row names
+    /// `by`, and a count read before is told to read the content again. Refused before anything
+    /// changes while one of the contents has a job in flight (its move decides where it is).
+    func recordOperatorLevels(_ changes: [(old: Content, level: String)], by who: String) async throws {
+        guard !changes.isEmpty else { return }
+        let cids = changes.map(\.old.cid)
+        let busy = try await queue.withSession { session in
+            try session.states(cids: cids).filter { $0.value.status != .committed && $0.value.status != .dead }.keys.sorted()
+        }
+        guard busy.isEmpty else {
+            throw AppError.conflict("job_in_flight", "cid \(busy.map(String.init).joined(separator: ", ")) \(busy.count == 1 ? "has" : "have") a job in flight "
+                                    + "(relocator why \(busy[0]) shows it); its level is its move's to change, nothing changed")
+        }
+        let gateway = store
+        let refused = try await queue.withSession(replicated: true) { session -> [Int64] in
+            let own = try gateway.open()
+            defer { own.close() }
+            return try changes.filter { change in
+                try !Commit.recordLevel(cid: change.old.cid, from: change.old.level, to: change.level, by: who, store: own, queue: session)
+            }.map(\.old.cid)
+        }
+        guard refused.isEmpty else {
+            throw AppError.conflict("job_in_flight", "cid \(refused.map(String.init).joined(separator: ", ")): a job or a move came first meanwhile; "
+                                    + "its level stays as that left it (the other changes were recorded)")
+        }
     }
 
     // MARK: - Committed moves

@@ -49,7 +49,13 @@ extension Relocator {
         }
 
         struct Add: AsyncParsableCommand, LoggedCommand {
-            static let configuration = CommandConfiguration(abstract: "Add one content, or change its filename and level.")
+            static let configuration = CommandConfiguration(
+                abstract: "Add one content, or change its filename and level.",
+                discussion: """
+                    A changed level of an existing content is recorded as a move (a relocation row naming this command, \
+                    ordered among the moves by Redis), and refused while the content has a job in flight.
+                    """)
+            @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var database: DatabaseOptions
             @OptionGroup var logging: LogOptions
             @Option(parsing: .unconditional, help: "The content's id, a whole number ≥ 1.", transform: OptionValue.int64(1...Int64.max))
@@ -60,7 +66,7 @@ extension Relocator {
             var level: String
 
             func run() async throws {
-                let service = try makeCommandService(database: database, access: .readWrite)
+                let service = try makeCommandService(runtime, database: database, access: .readWrite)
                 defer { service.close() }
                 switch try await service.putContent(cid: cid, filename: filename, level: level) {
                 case .added:
@@ -83,8 +89,11 @@ extension Relocator {
                     An optional header line (cid,filename,level, in any order) names the columns; fields may be quoted \
                     ("a,b.mp4", "say ""hi"".mp4"), and a quoted filename keeps its spaces; blank lines and lines starting with # are skipped. A bad line (a malformed field, an \
                     unsafe filename, a level the table does not have, a filename given to two cids) is reported with its \
-                    line number, and nothing is imported unless --skip-bad. All good lines go in one transaction.
+                    line number, and nothing is imported unless --skip-bad. All good lines go in one transaction. A changed \
+                    level of an existing content is recorded as a move first, as `contents add` does; while one of them has \
+                    a job in flight nothing is imported.
                     """)
+            @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var database: DatabaseOptions
             @OptionGroup var logging: LogOptions
             @Argument(help: "A CSV file; standard input when absent or '-'.") var file: String?
@@ -93,7 +102,7 @@ extension Relocator {
             func run() async throws {
                 let name = file ?? "-"
                 let input = CSVInput(try InputFile.read(name), columns: ["cid", "filename", "level"], keepingSpaces: ["filename"])
-                let service = try makeCommandService(database: database, access: .readWrite)
+                let service = try makeCommandService(runtime, database: database, access: .readWrite)
                 defer { service.close() }
                 let levels = try await service.levelNames()
                 var bad = input.bad
@@ -121,7 +130,7 @@ extension Relocator {
                     throw CommandFailure("\(name == "-" ? "standard input" : name): \(bad.count) bad line\(bad.count == 1 ? "" : "s"), nothing imported (--skip-bad imports the good ones): \(CSVInput.summary(bad))")
                 }
                 for line in bad { FailureReport.printWarning("skipped \(line)") }
-                let count = try await service.putContents(rows)
+                let count = try await service.putContents(rows, by: "relocator contents import")
                 print("imported \(count) content\(count == 1 ? "" : "s")" + (bad.isEmpty ? "" : "; skipped \(bad.count) bad line\(bad.count == 1 ? "" : "s")"))
             }
         }

@@ -98,9 +98,32 @@ import Testing
         #expect(try store.content(cid: 2) == nil)
     }
 
+    /// An operator's change of a content's level is a commit: ordered among the moves by a
+    /// generation, with a relocation row naming who made it, and refused while a job is in flight.
+    @Test func anOperatorsChangeOfLevelIsACommitAndWaitsForAJobInFlight() async throws {
+        #expect(try await app.putContent(cid: 1, filename: "a.mp4", level: "bronze") == .added)
+        #expect(try await app.putContent(cid: 1, filename: "a.mp4", level: "gold") == .changed(from: Content(cid: 1, filename: "a.mp4", level: "bronze")))
+        let history = try store.history(cid: 1)
+        #expect(history.count == 1 && history[0].from == "bronze" && history[0].to == "gold" && history[0].worker == "relocator contents add")
+        // A count read before the change is told to read the content again.
+        #expect(queue.hash(queue.keys.shard(of: 1).movedAt)["1"] != nil)
+        #expect(queue.submit(cid: 1, count: 5, filename: "a.mp4", dbLevel: "gold", target: "bronze", readAt: SubmitRequest.freshRead).outcome == .created)
+        await #expect { try await app.putContent(cid: 1, filename: "b.mp4", level: "silver") } throws: {
+            Self.code($0) == "job_in_flight" && "\($0)".contains("cid 1 has a job in flight")
+        }
+        await #expect { try await app.putContents([Content(cid: 2, filename: "c.mp4", level: "gold"), Content(cid: 1, filename: "a.mp4", level: "silver")],
+                                                  by: "test") } throws: { Self.code($0) == "job_in_flight" }
+        #expect(try store.content(cid: 1)?.level == "gold" && store.content(cid: 1)?.filename == "a.mp4" && store.content(cid: 2) == nil)
+        #expect(try store.history(cid: 1).count == 1)
+        // A new content, or a new filename on the same level, is no commit.
+        #expect(try await app.putContents([Content(cid: 2, filename: "c.mp4", level: "gold"), Content(cid: 1, filename: "z.mp4", level: "gold")],
+                                          by: "test") == 2)
+        #expect(try store.content(cid: 1)?.filename == "z.mp4" && store.history(cid: 1).count == 1 && store.history(cid: 2).isEmpty)
+    }
+
     @Test func contentsAreListedByLevelAndAnUnknownLevelIsRefused() async throws {
         #expect(try await app.putContents([Content(cid: 3, filename: "c", level: "gold"), Content(cid: 1, filename: "a", level: "gold"),
-                                           Content(cid: 2, filename: "b", level: "bronze")]) == 3)
+                                           Content(cid: 2, filename: "b", level: "bronze")], by: "test") == 3)
         #expect(try await app.contents(limit: 10, offset: 0, level: "gold").map(\.cid) == [1, 3])
         #expect(try await app.contents(limit: 1, offset: 1, level: nil).map(\.cid) == [2])
         await #expect { try await app.contents(limit: 10, offset: 0, level: "platinum") } throws: {

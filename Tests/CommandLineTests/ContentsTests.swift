@@ -19,13 +19,24 @@ import TestSupport
         return try #require(try result.json() as? [[String: Any]])
     }
 
-    @Test func contentsAddSaysWhatItDid() throws {
-        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
+    /// A changed level is a commit, as reconcile's: a relocation row names the command, and while
+    /// the content has a job in flight its move decides and nothing changes.
+    @Test func contentsAddSaysWhatItDidAndAChangedLevelIsACommit() throws {
+        let cli = try Self.workspace()
         defer { cli.stop() }
         #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "g.mp4", "--level", "bronze"]).stdout == "added cid 7: g.mp4 on bronze\n")
         #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "g.mp4", "--level", "bronze"]).stdout == "cid 7 unchanged: g.mp4 on bronze\n")
         #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "h.mp4", "--level", "gold"]).stdout
             == "changed cid 7: filename g.mp4 → h.mp4, level bronze → gold\n")
+        let moves = try #require(try cli.run(["relocations", "--cid", "7", "--json"]).json() as? [[String: Any]])
+        #expect(moves.count == 1 && moves[0]["from"] as? String == "bronze" && moves[0]["to"] as? String == "gold"
+                && moves[0]["worker"] as? String == "relocator contents add", "\(moves)")
+        #expect(try cli.run(["enqueue", "--cid", "7", "--count", "5"]).status == 0)
+        let refused = try cli.run(["contents", "add", "--cid", "7", "--filename", "h.mp4", "--level", "silver"])
+        #expect(refused.status == 1 && refused.stderr.contains("cid 7 has a job in flight"), "\(refused.stderr)")
+        let imported = try cli.run(["contents", "import"], input: "7,h.mp4,silver\n8,i.mp4,gold\n")
+        #expect(imported.status == 1 && imported.stderr.contains("nothing changed"), "\(imported.stderr)")
+        #expect(try listed(cli).map { "\($0["cid"] ?? "")=\($0["level"] ?? "")" } == ["7=gold"])
     }
 
     /// `contents remove`: the row only, never while a job or a level of this machine holds the content.
