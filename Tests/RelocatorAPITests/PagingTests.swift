@@ -132,14 +132,16 @@ import Testing
     }
 
     @Test func retryingAndDeferredJobsArePagedSoonestFirstWithTheirReasonsAndNextAttempt() async throws {
-        let api = MemoryAPI()
-        try api.add((1...5).map { (Int64($0), "f\($0).mp4", "bronze") })
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents((1...5).map { (Int64($0), "f\($0).mp4", "bronze", nil) })
         for cid in Int64(1)...5 { _ = try await api.service.submit(cid: cid, count: 50_000, from: .countRoute) }
         var due: [Int64] = []
-        while let delivery = try api.claim() {
-            #expect(try api.queue.complete(delivery, .failed(.noSpace, message: "no_space: gold is full", permanent: false,
-                                                             delay: .seconds(Int64(60 * delivery.job.cid)), maxAttempts: 5)) == .retrying)
-            due.append(delivery.job.cid)
+        while let job = try api.claim() {
+            #expect(try api.queue.fail(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space",
+                                       message: "no_space: gold is full", permanent: false, delay: .seconds(Int64(60 * job.cid)),
+                                       maxAttempts: 5, on: api.redis) == .retrying)
+            due.append(job.cid)
         }
         #expect(due.count == 5)
         try await api.test { client in
@@ -162,12 +164,14 @@ import Testing
     }
 
     @Test func deferredJobsAreListedWithWhyTheyWaitAndUntilWhen() async throws {
-        let api = MemoryAPI()
-        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze")])
+        let api = try APIFixture()
+        defer { api.tearDown() }
+        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
         for cid in Int64(1)...2 { _ = try await api.service.submit(cid: cid, count: 50_000, from: .enqueueCommand) }
-        while let delivery = try api.claim() {
-            #expect(try api.queue.complete(delivery, .deferred(reason: "gold would be at 95.0 % (high watermark 90 %)",
-                                                               delay: .seconds(Int64(120 * delivery.job.cid)), lockHeld: true)) == .deferred)
+        while let job = try api.claim() {
+            #expect(try api.queue.deferJob(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken,
+                                           reason: "gold would be at 95.0 % (high watermark 90 %)", for: .seconds(Int64(120 * job.cid)),
+                                           locked: true, on: api.redis))
         }
         try await api.test { client in
             let body = try #require(try await client.get("/v1/deferred").json)
