@@ -914,7 +914,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             for worker in workers {
                 let key = keys.control.heartbeat(worker)
                 let alive = live(key) && hashes[key] != nil
-                stats.workers.append(QueueStats.Worker(worker: worker, alive: alive, info: [:], held: heldBy[worker] ?? 0))
+                // The fields of its heartbeat as the queue keeps them (`Heartbeat.fields`), as Redis' hash holds them.
+                var info = beats[worker]?.fields ?? [:]
+                info[.beatAt] = beats[worker]?.beatAt.map(String.init)
+                stats.workers.append(QueueStats.Worker(worker: worker, alive: alive, info: alive ? info : [:], held: heldBy[worker] ?? 0))
             }
             return stats
         }

@@ -15,7 +15,7 @@ import Testing
         ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
-        ("a content forgotten", forgetContent),
+        ("a content forgotten", forgetContent), ("heartbeats in the statistics", heartbeatsInStats),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -353,6 +353,26 @@ import Testing
         let outcome = try submitReadLongAgo()
         #expect(outcome == .created)
         trace.add("hits \(Int(twice.rounded())) then \(Int(fresh.rounded())); a read from before: \(outcome.rawValue)")
+        return trace
+    }
+
+    /// What `status`, the dashboard and the metrics show of the workers: each live heartbeat's
+    /// fields, as its process sent them, with when it was stamped.
+    static let heartbeatsInStats: Scenario = { q in
+        var trace = Trace()
+        let beat = Heartbeat(id: "w1", kind: .worker, host: "h1", pid: 42, levels: ["gold", "silver"], concurrency: 2, startedAt: 1_800_000_000_000,
+                             disks: DiskReport(levels: ["gold": .init(used: 1, free: 2, size: 3)]), directories: ["gold": "/data/ssd"],
+                             unavailable: ["silver"], metricsPort: 9464)
+        _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
+        _ = try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: "c1", kind: .committer), ttl: .seconds(60)))
+        let workers = try q.session.stats(levels: ["gold"]).workers.sorted { $0.id < $1.id }
+        #expect(workers.map(\.id) == ["c1", "w1"] && workers.allSatisfy(\.alive))
+        for worker in workers {
+            #expect(worker.info[.beatAt].flatMap { Int64($0) } != nil, "\(worker.id) is stamped")
+            let fields = worker.info.filter { $0.key != .beatAt }.map { "\($0.key.rawValue)=\($0.value)" }.sorted()
+            trace.add("\(worker.id): \(fields.joined(separator: " "))")
+        }
+        #expect(Heartbeat(id: "w1", fields: workers[1].info).disks == beat.disks)
         return trace
     }
 
