@@ -134,9 +134,10 @@ extension App {
     }
 
     /// Adds or changes contents already checked (`checkedContent`); a filename that belongs to
-    /// another content refuses them all. The level of an existing content that changes is recorded
-    /// first, as a commit that `by` made (`recordOperatorLevels`): while one of them has a job in
-    /// flight nothing is written. Returns how many rows were given.
+    /// another content refuses them all. The level of an existing content that changes is not
+    /// written with the row but recorded after it, as a commit that `by` made
+    /// (`recordOperatorLevels`): while one of them has a job in flight nothing is written. Returns
+    /// how many rows were given.
     public func putContents(_ rows: [Content], by who: String) async throws -> Int {
         var latest: [Int64: Content] = [:]
         for row in rows { latest[row.cid] = row }  // the last row of a cid wins, as in the store
@@ -146,19 +147,20 @@ extension App {
             guard let old = existing[row.cid], old.level != row.level else { return nil }
             return (old, row.level)
         }.sorted { $0.old.cid < $1.old.cid }
-        try await recordOperatorLevels(moved, by: who)
-        let count = try await store.withStore { try $0.put(rows) }
+        try await refuseInFlight(moved.map(\.old.cid))
+        // The rows keep the levels they have; a changed level is a commit of its own.
+        let kept = rows.map { row in
+            existing[row.cid].map { $0.level == row.level ? row : Content(cid: row.cid, filename: row.filename, level: $0.level) } ?? row
+        }
+        let count = try await store.withStore { try $0.put(kept) }
         contents.clear()
+        try await recordOperatorLevels(moved, by: who)
         return count
     }
 
-    /// Records operators' changes of existing contents' levels as `Commit.recordLevel` does for
-    /// reconcile: a generation from the queue orders each among the moves, a relocation row names
-    /// `by`, and a count read before is told to read the content again. Refused before anything
-    /// changes while one of the contents has a job in flight (its move decides where it is).
-    func recordOperatorLevels(_ changes: [(old: Content, level: String)], by who: String) async throws {
-        guard !changes.isEmpty else { return }
-        let cids = changes.map(\.old.cid)
+    /// Refuses, before anything changes, a change of level of contents that have a job in flight.
+    func refuseInFlight(_ cids: [Int64]) async throws {
+        guard !cids.isEmpty else { return }
         let busy = try await queue.withSession { session in
             try session.states(cids: cids).filter { $0.value.status != .committed && $0.value.status != .dead }.keys.sorted()
         }
@@ -166,6 +168,14 @@ extension App {
             throw AppError.conflict("job_in_flight", "cid \(busy.map(String.init).joined(separator: ", ")) \(busy.count == 1 ? "has" : "have") a job in flight "
                                     + "(relocator why \(busy[0]) shows it); its level is its move's to change, nothing changed")
         }
+    }
+
+    /// Records operators' changes of existing contents' levels as `Commit.recordLevel` does for
+    /// reconcile: a generation from the queue orders each among the moves, a relocation row names
+    /// `by`, and a count read before is told to read the content again. A content whose job came
+    /// first meanwhile keeps the level its move gives it (the others are recorded).
+    func recordOperatorLevels(_ changes: [(old: Content, level: String)], by who: String) async throws {
+        guard !changes.isEmpty else { return }
         let gateway = store
         let refused = try await queue.withSession(replicated: true) { session -> [Int64] in
             let own = try gateway.open()
@@ -176,7 +186,7 @@ extension App {
         }
         guard refused.isEmpty else {
             throw AppError.conflict("job_in_flight", "cid \(refused.map(String.init).joined(separator: ", ")): a job or a move came first meanwhile; "
-                                    + "its level stays as that left it (the other changes were recorded)")
+                                    + "its level stays as that leaves it (the rows and the other changes were recorded)")
         }
     }
 
