@@ -197,6 +197,9 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .levelChanged(let cid):
             try queue.levelChanged(cid: cid, on: redis)
             return .done
+        case .forgetContent(let cid, let levels):
+            try queue.forgetContent(cid: cid, levels: levels, on: redis)
+            return .done
         case .orphans(let cids, let fix):
             return .orphans(try queue.orphans(cids: cids, fix: fix, on: redis))
         case .hit(let cid, let hits, let halfLife):
@@ -311,35 +314,4 @@ public struct RedisJobQueueDriver: JobQueueDriver {
     }
 
     public func session() -> any JobQueueSession { RedisJobQueue(queue: queue, redis: RedisConnection(url: url)) }
-}
-
-/// How a heartbeat is kept in Redis: the `worker:<id>` hash (`WorkerField`).
-extension Heartbeat {
-    public var fields: [WorkerField: String] {
-        var info: [WorkerField: String] = [.kind: kind.rawValue, .levels: levels.joined(separator: ",")]
-        info[.host] = host
-        info[.pid] = pid.map(String.init)
-        info[.concurrency] = concurrency.map(String.init)
-        info[.held] = held.map(String.init)
-        info[.startedAt] = startedAt.map(String.init)
-        info[.disks] = disks?.encoded
-        if !directories.isEmpty { info[.directories] = directories.keys.sorted().map { "\($0)=\(directories[$0]!)" }.joined(separator: ",") }
-        if !unavailable.isEmpty { info[.unavailable] = unavailable.joined(separator: ",") }
-        info[.metricsPort] = metricsPort.map(String.init)
-        return info
-    }
-
-    public init(id: String, fields: [WorkerField: String]) {
-        func list(_ field: WorkerField) -> [String] { (fields[field] ?? "").split(separator: ",").map(String.init) }
-        var directories: [String: String] = [:]
-        for item in list(.directories) {
-            let parts = item.split(separator: "=", maxSplits: 1)
-            if parts.count == 2 { directories[String(parts[0])] = String(parts[1]) }
-        }
-        self.init(id: id, kind: fields[.kind].flatMap(Kind.init(rawValue:)) ?? .worker, host: fields[.host], pid: fields[.pid].flatMap { Int($0) },
-                  levels: list(.levels), concurrency: fields[.concurrency].flatMap { Int($0) }, held: fields[.held].flatMap { Int($0) },
-                  startedAt: fields[.startedAt].flatMap { Int64($0) }, beatAt: fields[.beatAt].flatMap { Int64($0) },
-                  disks: fields[.disks].map(DiskReport.init(decoding:)), directories: directories, unavailable: list(.unavailable),
-                  metricsPort: fields[.metricsPort].flatMap { Int($0) })
-    }
 }

@@ -73,12 +73,7 @@ public final class App: Sendable {
     /// A level the table has, or `unknown_level`.
     func requireLevel(_ level: String) async throws {
         let names = try await levelTable().ranges.map(\.name)  // in the table's order
-        guard names.contains(level) else {
-            var error = AppError.unknownLevel(level)
-            error.message += names.isEmpty ? "; the level table is empty: run `relocator levels --seed-default` or `relocator levels set`"
-                : " (\(names.joined(separator: ", ")))"
-            throw error
-        }
+        guard names.contains(level) else { throw Self.unknownLevel(level, in: names) }
     }
 
     // MARK: - Reads

@@ -16,7 +16,7 @@ public struct RetryPolicy: Equatable, Sendable {
 
     /// The delay before the next attempt without jitter, after `failures` failed attempts (≥ 1).
     public func ceiling(afterFailures failures: Int) -> Duration {
-        let exponent = max(0, min(failures - 1, 62))
+        let exponent = failures <= 1 ? 0 : min(failures - 1, 62)
         let baseMs = base.milliseconds
         let (scaled, overflow) = baseMs.multipliedReportingOverflow(by: Int64(1) << exponent)
         let capMs = cap.milliseconds

@@ -163,6 +163,9 @@ extension MemoryQueue {
         case .levelChanged(let cid):
             try levelChanged(cid: cid)
             return .done
+        case .forgetContent(let cid, _):
+            try forgetContent(cid: cid)
+            return .done
         case .orphans(let cids, let fix):
             return .orphans(try orphans(cids: cids, fix: fix))
         case .hit(let cid, let hits, let halfLife):

@@ -784,6 +784,15 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
+    /// The memory queue keeps no residents: what it forgets is when the content last moved and its hits.
+    func forgetContent(cid: Int64) throws {
+        try available {
+            let shard = keys.shard(of: cid)
+            hashes[shard.movedAt]?[String(cid)] = nil
+            hashes[shard.hits]?[String(cid)] = nil
+        }
+    }
+
     func unlease(cid: Int64, token: String) throws {
         try available {
             let key = keys.shard(of: cid).lease(cid)
@@ -908,7 +917,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             for worker in workers {
                 let key = keys.control.heartbeat(worker)
                 let alive = live(key) && hashes[key] != nil
-                stats.workers.append(QueueStats.Worker(worker: worker, alive: alive, info: [:], held: heldBy[worker] ?? 0))
+                // The fields of its heartbeat as the queue keeps them (`Heartbeat.fields`), as Redis' hash holds them.
+                var info = beats[worker]?.fields ?? [:]
+                info[.beatAt] = beats[worker]?.beatAt.map(String.init)
+                stats.workers.append(QueueStats.Worker(worker: worker, alive: alive, info: alive ? info : [:], held: heldBy[worker] ?? 0))
             }
             return stats
         }

@@ -1,35 +1,14 @@
 import ArgumentParser
 import FileMover
 import Foundation
-import JobQueue
-import RedisClient
+import RelocatorApp
 import RelocatorCore
-import SQLStore
 
 extension Relocator {
     struct Contents: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List contents, add them to the database (the original system filled this table itself), or remove one.",
             subcommands: [List.self, Add.self, Import.self, Remove.self])
-
-        /// A content as given by an operator: a positive cid, a filename that stays inside its level
-        /// directory, a level the level table has.
-        static func checked(cid: Int64, filename: String, level: String, levels: [String]) -> Result<Content, CommandFailure> {
-            guard cid > 0 else { return .failure(CommandFailure("cid \(cid) is not a positive whole number")) }
-            do {
-                _ = try Filename(filename)
-            } catch {
-                return .failure(CommandFailure("filename '\(filename.prefix(80))': \(error)"))
-            }
-            do {
-                try Levels.requireKnown(level, in: levels)
-            } catch let failure as CommandFailure {
-                return .failure(failure)
-            } catch {
-                return .failure(CommandFailure("\(error)"))
-            }
-            return .success(Content(cid: cid, filename: filename, level: level))
-        }
 
         /// A content in JSON, with `update_time` null when it was never recorded.
         struct Row: Encodable {
@@ -46,7 +25,7 @@ extension Relocator {
             }
         }
 
-        struct List: ParsableCommand, LoggedCommand {
+        struct List: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(abstract: "Show contents: cid, filename, level and when the level last changed.")
 
             @OptionGroup var database: DatabaseOptions
@@ -58,11 +37,10 @@ extension Relocator {
             var offset = 0
             @Flag(help: "Print JSON: a list of {cid, filename, level, update_time}.") var json = false
 
-            func run() throws {
-                let db = try database.open(.readOnly)
-                defer { db.close() }
-                if let level { try Levels.requireKnown(level, in: try Levels.names(db)) }
-                let rows = try ContentStore(database: db).contents(limit: limit, offset: offset, level: level)
+            func run() async throws {
+                let service = try makeCommandService(database: database, access: .readOnly)
+                defer { service.close() }
+                let rows = try await service.contents(limit: limit, offset: offset, level: level)
                 if json { return try JSONOutput.print(rows.map(Row.init)) }
                 var table = TextTable("cid", "filename", "level", "update_time")
                 for row in rows { table.add([String(row.cid), row.filename, row.level, row.updateTime.cell]) }
@@ -70,8 +48,14 @@ extension Relocator {
             }
         }
 
-        struct Add: ParsableCommand, LoggedCommand {
-            static let configuration = CommandConfiguration(abstract: "Add one content, or change its filename and level.")
+        struct Add: AsyncParsableCommand, LoggedCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add one content, or change its filename and level.",
+                discussion: """
+                    A changed level of an existing content is recorded as a move (a relocation row naming this command, \
+                    ordered among the moves by Redis), and refused while the content has a job in flight.
+                    """)
+            @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var database: DatabaseOptions
             @OptionGroup var logging: LogOptions
             @Option(parsing: .unconditional, help: "The content's id, a whole number ≥ 1.", transform: OptionValue.int64(1...Int64.max))
@@ -81,19 +65,15 @@ extension Relocator {
             @Option(help: "The level the file is on now; it must be in the level table.")
             var level: String
 
-            func run() throws {
-                let db = try database.open(.readWrite)
-                defer { db.close() }
-                let content = try Contents.checked(cid: cid, filename: filename, level: level, levels: try Levels.names(db)).get()
-                let store = ContentStore(database: db)
-                let before = try store.content(cid: cid)
-                try store.put(content)
-                switch before {
-                case nil:
+            func run() async throws {
+                let service = try makeCommandService(runtime, database: database, access: .readWrite)
+                defer { service.close() }
+                switch try await service.putContent(cid: cid, filename: filename, level: level) {
+                case .added:
                     print("added cid \(cid): \(filename) on \(level)")
-                case let old? where old.filename == filename && old.level == level:
+                case .unchanged:
                     print("cid \(cid) unchanged: \(filename) on \(level)")
-                case let old?:
+                case .changed(let old):
                     var changes: [String] = []
                     if old.filename != filename { changes.append("filename \(old.filename) → \(filename)") }
                     if old.level != level { changes.append("level \(old.level) → \(level)") }
@@ -102,26 +82,29 @@ extension Relocator {
             }
         }
 
-        struct Import: ParsableCommand, LoggedCommand {
+        struct Import: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Add or change contents from CSV: cid,filename,level.",
                 discussion: """
                     An optional header line (cid,filename,level, in any order) names the columns; fields may be quoted \
                     ("a,b.mp4", "say ""hi"".mp4"), and a quoted filename keeps its spaces; blank lines and lines starting with # are skipped. A bad line (a malformed field, an \
                     unsafe filename, a level the table does not have, a filename given to two cids) is reported with its \
-                    line number, and nothing is imported unless --skip-bad. All good lines go in one transaction.
+                    line number, and nothing is imported unless --skip-bad. All good lines go in one transaction. A changed \
+                    level of an existing content is recorded as a move first, as `contents add` does; while one of them has \
+                    a job in flight nothing is imported.
                     """)
+            @OptionGroup var runtime: RuntimeOptions
             @OptionGroup var database: DatabaseOptions
             @OptionGroup var logging: LogOptions
             @Argument(help: "A CSV file; standard input when absent or '-'.") var file: String?
             @Flag(help: "Import the good lines and report the bad ones, rather than refusing the whole file.") var skipBad = false
 
-            func run() throws {
+            func run() async throws {
                 let name = file ?? "-"
                 let input = CSVInput(try InputFile.read(name), columns: ["cid", "filename", "level"], keepingSpaces: ["filename"])
-                let db = try database.open(.readWrite)
-                defer { db.close() }
-                let levels = try Levels.names(db)
+                let service = try makeCommandService(runtime, database: database, access: .readWrite)
+                defer { service.close() }
+                let levels = try await service.levelNames()
                 var bad = input.bad
                 var rows: [Content] = []
                 var cidOfFilename: [String: (cid: Int64, line: Int)] = [:]
@@ -130,7 +113,7 @@ extension Relocator {
                         bad.append(.init(line: record.line, reason: "cid '\(record.fields[0].prefix(40))' is not a whole number ≥ 1"))
                         continue
                     }
-                    switch Contents.checked(cid: cid, filename: record.fields[1], level: record.fields[2], levels: levels) {
+                    switch App.checkedContent(cid: cid, filename: record.fields[1], level: record.fields[2], levels: levels) {
                     case .failure(let failure):
                         bad.append(.init(line: record.line, reason: failure.description))
                     case .success(let content):
@@ -147,12 +130,12 @@ extension Relocator {
                     throw CommandFailure("\(name == "-" ? "standard input" : name): \(bad.count) bad line\(bad.count == 1 ? "" : "s"), nothing imported (--skip-bad imports the good ones): \(CSVInput.summary(bad))")
                 }
                 for line in bad { FailureReport.printWarning("skipped \(line)") }
-                let count = try ContentStore(database: db).put(rows)
+                let count = try await service.putContents(rows, by: "relocator contents import")
                 print("imported \(count) content\(count == 1 ? "" : "s")" + (bad.isEmpty ? "" : "; skipped \(bad.count) bad line\(bad.count == 1 ? "" : "s")"))
             }
         }
 
-        struct Remove: ParsableCommand, LoggedCommand {
+        struct Remove: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Remove a content's row from the database; its file must be gone from every level.",
                 discussion: """
@@ -172,70 +155,16 @@ extension Relocator {
             @Option(help: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (default: $RELOCATOR_LEVELS).")
             var levelDirs: String?
 
-            func run() throws {
+            func run() async throws {
                 let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
                 _ = try verifyLevelLayout(directories, setting: setting)
-                let db = try database.open(.readWrite)
-                defer { db.close() }
-                let store = ContentStore(database: db)
-                guard let content = try store.content(cid: cid) else { throw CommandFailure("no content with cid \(cid)") }
-                let levels = try Levels.names(db)
-                let unseen = levels.filter { directories.directory(of: $0) == nil }
-                guard unseen.isEmpty else {
-                    throw CommandFailure("cannot check every level for cid \(cid)'s file: \(unseen.joined(separator: ", ")) \(unseen.count == 1 ? "has" : "have") no directory in \(setting); nothing removed")
-                }
-                let redis = RedisConnection(url: try runtime.redis())
-                defer { redis.close() }
-                let queue = JobQueue(keys: try runtime.keys())
-                // Held while it looks: no worker claims a job of the content meanwhile.
-                let token = "contents-remove-\(ProcessInfo.processInfo.hostName):\(getpid())"
-                guard try queue.lease(cid: cid, token: token, ttl: .seconds(60), on: redis) else {
-                    throw CommandFailure("cid \(cid) has a job in flight; nothing removed (relocator why \(cid) shows it)")
-                }
-                defer {
-                    do {
-                        try queue.unlease(cid: cid, token: token, on: redis)
-                    } catch {
-                        // The lease expires by itself within a minute.
-                    }
-                }
-                if let job = try queue.jobState(cid: cid, on: redis), job.status != .committed {
-                    let hint = job.status == .dead ? "`relocator dlq purge --cid \(cid)` forgets it (and removes a copy it may have left)" : "wait until it is committed"
-                    throw CommandFailure("cid \(cid) has a \(job.status.rawValue) job; nothing removed: \(hint)")
-                }
-                if let found = try Self.copies(of: content.filename, in: directories) {
-                    guard found.isEmpty else {
-                        throw CommandFailure("cid \(cid)'s file is still on \(found.joined(separator: ", ")); nothing removed (remove the file first, or keep the content)")
-                    }
-                }
-                try store.remove(cid: cid)
-                try queue.forgetContent(cid: cid, levels: Array(Set(levels + directories.names)), on: redis)
-                let history = try store.history(cid: cid).count
-                print("removed cid \(cid) (\(content.filename), on \(content.level) in the database)"
+                let service = try makeCommandService(runtime, database: database, access: .readWrite)
+                defer { service.close() }
+                let removed = try await service.removeContent(cid: cid, directories: directories, setting: setting,
+                                                              holder: "contents-remove-\(ProcessInfo.processInfo.hostName):\(getpid())")
+                let history = removed.history
+                print("removed cid \(cid) (\(removed.content.filename), on \(removed.content.level) in the database)"
                       + (history == 0 ? "" : history == 1 ? "; its relocation stays as history" : "; its \(history) relocations stay as history"))
-            }
-
-            /// Where a file lies at `filename`: `gold (/data/ssd/a.mp4)` for each level holding a
-            /// regular file there; nil for a filename no level can hold (absolute, `..`…).
-            static func copies(of filename: String, in directories: LevelDirectories) throws -> [String]? {
-                let name: Filename
-                do {
-                    name = try Filename(filename)
-                } catch {
-                    return nil
-                }
-                var found: [String] = []
-                for level in directories.names {
-                    let place = directories.place(of: level)!
-                    let status: LevelRoot.FileStatus
-                    do {
-                        status = try LevelRoot(place).lookup(name)
-                    } catch {
-                        throw CommandFailure("cannot tell whether \(level) holds \(filename): \(error); nothing removed")
-                    }
-                    if case .regularFile = status { found.append("\(level) (\(place.directory)/\(filename))") }
-                }
-                return found
             }
         }
     }

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
-import JobQueue
-import RedisClient
 import RelocatorAPI
+import RelocatorApp
 import RelocatorCore
 
 extension Relocator {
@@ -23,26 +22,13 @@ extension Relocator {
             var cids: [Int64]? { all ? nil : cid }
         }
 
-        static func connect(_ runtime: RuntimeOptions) throws -> (JobQueue, RedisConnection) {
-            (JobQueue(keys: try runtime.keys()), RedisConnection(url: try runtime.redis(), replication: try runtime.replication()))
-        }
-
-        /// The dead jobs of the selection; the cids asked for that have none make the command fail
-        /// before anything changes (`no dead job for cid 99, 100; nothing replayed`).
-        static func selected(_ selection: Selection, from dead: [JobQueue.DeadJob], verb: String) throws -> [JobQueue.DeadJob] {
-            guard let wanted = selection.cids else { return dead }
-            let missing = DeadLetterSelection.missing(wanted, deadIDs: dead.map(\.id))
-            guard missing.isEmpty else { throw CommandFailure(DeadLetterSelection.message(missing: missing, action: verb)) }
-            return dead.filter { entry in JobID(entry.id).map { wanted.contains($0.cid) } ?? false }
-        }
-
         /// `7:1764… (cid 7): g.mp4, bronze → gold`.
-        static func describe(_ entry: JobQueue.DeadJob) -> String {
+        static func describe(_ entry: DeadLetter) -> String {
             guard let job = entry.job else { return "\(entry.id) (its job hash is missing)" }
             return "\(job.id) (cid \(job.cid)): \(job.filename), \(job.dbLevel) → \(job.target)"
         }
 
-        struct List: ParsableCommand, LoggedCommand {
+        struct List: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Show cid, filename, from → to, attempts, when, reason and last error, a page at a time.",
                 discussion: """
@@ -64,13 +50,13 @@ extension Relocator {
                 if let problem = PageRequest.problem(limit: nil, cursor: cursor) { throw ValidationError(problem) }
             }
 
-            func run() throws {
-                let (queue, redis) = try DLQ.connect(runtime)
-                defer { redis.close() }
-                let page = try queue.deadPage(PageRequest(limit: limit, cursor: cursor), on: redis)
+            func run() async throws {
+                let service = try makeCommandService(runtime, access: .readOnly, requireDatabase: false)
+                defer { service.close() }
+                let page = try await service.deadPage(PageRequest(limit: limit, cursor: cursor))
                 if json {
                     return try JSONOutput.print(object: [
-                        "dead": try page.items.map { try JSONSerialization.jsonObject(with: RelocatorJSON.data(DeadJobView(DeadLetter(id: $0.id, shard: $0.shard, job: $0.job)))) },
+                        "dead": try page.items.map { try JSONSerialization.jsonObject(with: RelocatorJSON.data(DeadJobView($0))) },
                         "total": page.total, "limit": limit, "next_cursor": page.next ?? NSNull(),
                     ])
                 }
@@ -98,7 +84,7 @@ extension Relocator {
             }
         }
 
-        struct Replay: ParsableCommand, LoggedCommand {
+        struct Replay: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Reset attempts and queue dead jobs again.",
                 discussion: "A --cid with no dead job is an error, and then nothing is replayed (with --dry-run too).")
@@ -107,10 +93,10 @@ extension Relocator {
             @OptionGroup var selection: Selection
             @Flag(help: "Show what would be replayed (filename, from and to); change nothing.") var dryRun = false
 
-            func run() throws {
-                let (queue, redis) = try DLQ.connect(runtime)
-                defer { redis.close() }
-                let chosen = try DLQ.selected(selection, from: try queue.deadJobs(on: redis), verb: "replayed")
+            func run() async throws {
+                let service = try makeCommandService(runtime, access: .readOnly, requireDatabase: false)
+                defer { service.close() }
+                let chosen = try await service.deadLetters(cids: selection.cids, action: "replayed")
                 if dryRun {
                     for entry in chosen { print("would replay \(DLQ.describe(entry))") }
                     print(chosen.isEmpty ? "nothing to replay" : "\(chosen.count) job\(chosen.count == 1 ? "" : "s") would be replayed")
@@ -123,7 +109,7 @@ extension Relocator {
                 var start = 0
                 while start < cids.count {
                     let chunk = Array(cids[start..<min(start + 1000, cids.count)])
-                    for (id, outcome) in try redis.replicated({ try queue.dead(.replay, cids: chunk, by: "relocator dlq replay", on: redis) }) {
+                    for (id, outcome) in try await service.dead(.replay, cids: chunk, by: "relocator dlq replay") {
                         let what = byID[id].map(DLQ.describe) ?? "job \(id)"
                         switch outcome {
                         case .replayed:
@@ -142,7 +128,7 @@ extension Relocator {
             }
         }
 
-        struct Purge: ParsableCommand, LoggedCommand {
+        struct Purge: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Remove dead jobs (their files stay where they are).",
                 discussion: "A --cid with no dead job is an error, and then nothing is purged (with --dry-run too).")
@@ -151,10 +137,10 @@ extension Relocator {
             @OptionGroup var selection: Selection
             @Flag(help: "Show what would be purged (filename, from and to); change nothing.") var dryRun = false
 
-            func run() throws {
-                let (queue, redis) = try DLQ.connect(runtime)
-                defer { redis.close() }
-                let chosen = try DLQ.selected(selection, from: try queue.deadJobs(on: redis), verb: "purged")
+            func run() async throws {
+                let service = try makeCommandService(runtime, access: .readOnly, requireDatabase: false)
+                defer { service.close() }
+                let chosen = try await service.deadLetters(cids: selection.cids, action: "purged")
                 if dryRun {
                     for entry in chosen { print("would purge \(DLQ.describe(entry))") }
                     print(chosen.isEmpty ? "nothing to purge" : "\(chosen.count) job\(chosen.count == 1 ? "" : "s") would be purged")
@@ -162,7 +148,7 @@ extension Relocator {
                 }
                 let byID = Dictionary(chosen.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 var purged = 0
-                for (id, outcome) in try redis.replicated({ try queue.dead(.purge, cids: selection.cids, by: "relocator dlq purge", on: redis) }) {
+                for (id, outcome) in try await service.dead(.purge, cids: selection.cids, by: "relocator dlq purge") {
                     let what = byID[id].map(DLQ.describe) ?? "job \(id)"
                     switch outcome {
                     case .purged, .stale:

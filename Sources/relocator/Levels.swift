@@ -1,9 +1,8 @@
 import ArgumentParser
 import FileMover
 import Foundation
-import JobQueue
+import RelocatorApp
 import RelocatorCore
-import SQLStore
 
 extension Relocator {
     struct Levels: ParsableCommand {
@@ -36,12 +35,6 @@ extension Relocator {
             }
         }
 
-        static func rows(_ db: any SQLDatabase) throws -> [Row] {
-            let store = LevelStore(database: db)
-            let policies = try store.policies()
-            return try store.levels().map { Row(range: $0, policy: policies[$0.name] ?? LevelPolicy()) }
-        }
-
         static func table(_ rows: [Row]) -> TextTable {
             var table = TextTable("level", "min_counts", "max_counts", "high_water", "low_water", "min_residency", "hysteresis",
                                   "max_moves", "bandwidth", "priority")
@@ -57,22 +50,7 @@ extension Relocator {
             return table
         }
 
-        /// The names in the level table, for commands that must refuse unknown levels.
-        static func names(_ db: any SQLDatabase) throws -> [String] {
-            try LevelStore(database: db).levels().map(\.name)
-        }
-
-        /// Refuses a level the table does not have: `level 'platinum' is not in the level table (bronze, silver, gold)`.
-        static func requireKnown(_ level: String, in names: [String], place: String = "") throws {
-            guard names.contains(level) else {
-                if names.isEmpty {
-                    throw CommandFailure("\(place)level '\(level.prefix(80))': the level table is empty; run `relocator levels --seed-default` or `relocator levels set`")
-                }
-                throw CommandFailure("\(place)level '\(level.prefix(80))' is not in the level table (\(names.joined(separator: ", ")))")
-            }
-        }
-
-        struct Show: ParsableCommand, LoggedCommand {
+        struct Show: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 abstract: "Show each level's count range and placement policy (the default).")
 
@@ -85,14 +63,12 @@ extension Relocator {
             @Flag(help: "Print JSON: a list of {name, min_counts, max_counts, high_water, low_water, min_residency (seconds), hysteresis, max_moves, bandwidth (bytes/s), priority}.")
             var json = false
 
-            func run() throws {
-                let db = try database.open(seedDefault ? .readWrite : .readOnly)
-                defer { db.close() }
-                if seedDefault {
-                    try LevelStore(database: db).seed(LevelRange.defaults)
-                    if !json { print("seeded bronze 0–999, silver 1000–9999, gold 10000–99999") }
-                }
-                let rows = try Levels.rows(db)
+            func run() async throws {
+                let service = try makeCommandService(database: database, access: seedDefault ? .readWrite : .readOnly)
+                defer { service.close() }
+                let settings = try await service.levelSettings(seeding: seedDefault ? LevelRange.defaults : nil)
+                if seedDefault && !json { print("seeded bronze 0–999, silver 1000–9999, gold 10000–99999") }
+                let rows = settings.map { Row(range: $0.range, policy: $0.policy) }
                 if json { return try JSONOutput.print(rows) }
                 if rows.isEmpty {
                     print("the level table is empty (relocator levels --seed-default writes bronze, silver and gold)")
@@ -102,7 +78,7 @@ extension Relocator {
             }
         }
 
-        struct SetLevel: ParsableCommand, LoggedCommand {
+        struct SetLevel: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 commandName: "set",
                 abstract: "Set a level's count range or placement policy (adds the level if it is new).",
@@ -172,34 +148,20 @@ extension Relocator {
                 if force && min == nil && max == nil { throw ValidationError("--force goes with --min or --max") }
             }
 
-            func run() throws {
-                let db = try database.open(.readWrite)
-                defer { db.close() }
-                let store = LevelStore(database: db)
-                let current = try store.levels().first { $0.name == level }
-                // The policy is checked before the range is written, so a refused policy changes nothing.
-                if changesPolicy {
-                    let policy = edit.applied(to: try store.policies()[level] ?? LevelPolicy())
-                    let problems = policy.problems(level: level)
-                    guard problems.isEmpty else { throw CommandFailure(problems.joined(separator: "; ") + "; nothing changed") }
-                    if current == nil && (min == nil || max == nil) {
-                        throw CommandFailure("level '\(level)' is not in the level table (\(try Levels.names(db).joined(separator: ", "))); give --min and --max to add it")
-                    }
-                }
-                if min != nil || max != nil {
-                    guard let low = min ?? current?.minCounts, let high = max ?? current?.maxCounts else {
-                        throw CommandFailure("level '\(level)' is new: give both --min and --max")
-                    }
-                    let result = try store.setRange(level: level, min: low, max: high, force: force)
+            func run() async throws {
+                let service = try makeCommandService(database: database, access: .readWrite)
+                defer { service.close() }
+                let change = try await service.setLevel(level, min: min, max: max, force: force, edit: edit)
+                if let result = change.range {
+                    let range = result.range
                     if let previous = result.previous {
-                        print("\(level): counts \(low)–\(high) (were \(previous.minCounts)–\(previous.maxCounts))")
+                        print("\(level): counts \(range.minCounts)–\(range.maxCounts) (were \(previous.minCounts)–\(previous.maxCounts))")
                     } else {
-                        print("\(level): added with counts \(low)–\(high)")
+                        print("\(level): added with counts \(range.minCounts)–\(range.maxCounts)")
                     }
                     for problem in result.problems { print("warning (applied with --force): \(problem)") }
                 }
-                if changesPolicy {
-                    let policy = try store.setPolicy(level: level, edit)
+                if let policy = change.policy {
                     let row = Levels.table([Row(range: LevelRange(name: level, minCounts: 0, maxCounts: 0), policy: policy)])
                     let values = zip(row.header, row.rows[0]).dropFirst(3).map { "\($0.0) \($0.1)" }
                     print("\(level): policy \(values.joined(separator: ", "))")
@@ -207,7 +169,7 @@ extension Relocator {
             }
         }
 
-        struct Init: ParsableCommand, LoggedCommand {
+        struct Init: AsyncParsableCommand, LoggedCommand {
             static let configuration = CommandConfiguration(
                 commandName: "init",
                 abstract: "Start a level's directory afresh: create its .relocator/ (a new or replaced disk).",
@@ -230,7 +192,7 @@ extension Relocator {
             @Option(help: "level=directory pairs, e.g. gold=/data/ssd,silver=/data/hdd (default: $RELOCATOR_LEVELS).")
             var levelDirs: String?
 
-            func run() throws {
+            func run() async throws {
                 let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
                 guard let place = directories.place(of: level) else {
                     throw CommandFailure("level '\(level.prefix(80))' has no directory in \(setting), which names \(directories.names.joined(separator: ", "))")
@@ -239,9 +201,9 @@ extension Relocator {
                 let root = try LevelRoot(place)
                 let had = try root.hasReservedDirectory()
                 try root.initialise()
-                let session = RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()).session()
-                defer { session.close() }
-                _ = try session.control(.levelsSeen(adding: [level]))
+                let service = try makeCommandService(runtime, access: .readOnly, requireDatabase: false)
+                defer { service.close() }
+                try await service.recordLevelsSeen([level])
                 if had {
                     print("level \(level) (\(place.directory)) has its \(ReservedDirectory.name)/ already; recorded as in use")
                 } else {

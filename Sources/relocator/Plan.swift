@@ -1,10 +1,7 @@
 import ArgumentParser
 import Foundation
-import JobQueue
-import RedisClient
 import RelocatorCore
 import RelocatorServices
-import SQLStore
 
 extension Relocator {
     struct Plan: AsyncParsableCommand, LoggedCommand {
@@ -27,19 +24,10 @@ extension Relocator {
         @Flag(help: "Print JSON: {\"total\": N, \"kinds\": [...], \"levels\": [...]}, and with --details \"moves\": [...].") var json = false
 
         func run() async throws {
-            let (url, setting) = try database.resolved()
-            if setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) { throw DatabaseOptions.noDatabase }
-            let redisURL = try runtime.redis()
-            let queue = JobQueue(keys: try runtime.keys())
-            let halfLife = try runtime.halfLife()
-            let (plan, contents) = try await BlockingExecutor.shared.run {
-                let session = RedisJobQueue(queue: queue, redis: RedisConnection(url: redisURL))
-                defer { session.close() }
-                let sql = try openDatabase(url, access: .readOnly)
-                defer { sql.close() }
-                let plan = try Planner(queue: session, database: sql, halfLife: halfLife).plan(full: true)
-                return (plan, try ContentStore(database: sql).countsByLevel())
-            }
+            let service = try makeCommandService(runtime, database: database, access: .readOnly)
+            defer { service.close() }
+            let plan = try await service.plan(full: true)
+            let contents = try await service.contentsByLevel()
             let summary = Planner.summary(of: plan, contents: contents)
             if json { return try JSONOutput.print(Report(summary: summary, moves: details ? plan.moves : nil)) }
             print(Self.text(summary, moves: details ? plan.moves : nil))

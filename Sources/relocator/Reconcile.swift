@@ -1,13 +1,11 @@
 import ArgumentParser
 import FileMover
 import Foundation
-import JobQueue
 import RelocatorCore
 import RelocatorServices
-import SQLStore
 
 extension Relocator {
-    struct Reconcile: ParsableCommand, LoggedCommand {
+    struct Reconcile: AsyncParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(
             abstract: "Compare the database with the disks and Redis; with --fix, repair what is safe.",
             discussion: """
@@ -38,25 +36,22 @@ extension Relocator {
         @Flag(help: "Print JSON: {findings: [{kind, cid, detail, fixed}], fixed, need_attention, skipped_in_flight, skipped_unavailable}.")
         var json = false
 
-        func run() throws {
+        func run() async throws {
             let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
             _ = try verifyLevelLayout(directories, setting: setting)
-            let session = RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis()).session()
-            defer { session.close() }
-            let db = try database.open(fix ? .readWrite : .readOnly)
-            defer { db.close() }
+            let service = try makeCommandService(runtime, database: database, access: fix ? .readWrite : .readOnly)
+            defer { service.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.algorithm = try runtime.checksumAlgorithm()
             let progress = ProgressReporter(label: "reconcile", total: nil, unit: "contents")
             let json = self.json
-            var reconciler = try Reconciler(
-                settings: settings, session: session, store: ContentStore(database: db),
+            let reconciler = try await service.reconcile(
+                settings,
                 onFinding: { finding in if !json { print(finding.line) } },
                 onProgress: { done, all in
                     progress.setTotal(all)
                     progress.update(done)
                 })
-            try reconciler.run()
             progress.finish()
             let open = reconciler.findings.filter { $0.fixed == nil }.count
             if json {

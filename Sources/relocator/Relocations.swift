@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
+import RelocatorApp
 import RelocatorCore
-import SQLStore
 
 extension Relocator {
-    struct Relocations: ParsableCommand, LoggedCommand {
+    struct Relocations: AsyncParsableCommand, LoggedCommand {
         static let configuration = CommandConfiguration(abstract: "Show the latest committed moves, newest first.")
         @OptionGroup var database: DatabaseOptions
         @OptionGroup var logging: LogOptions
@@ -31,14 +31,12 @@ extension Relocator {
             }
         }
 
-        func run() throws {
-            let db = try database.open(.readOnly)
-            defer { db.close() }
-            let store = ContentStore(database: db)
-            let page: (rows: [Relocation], total: Int, next: Int64?) = limit == 0 ? ([], 0, nil) : try store.relocationsPage(cid: cid, before: cursor, limit: limit)
+        func run() async throws {
+            let service = try makeCommandService(database: database, access: .readOnly)
+            defer { service.close() }
+            let page = try await service.relocationRows(cid: cid, before: cursor, limit: limit)
             let relocations = page.rows
-            let names = try store.contents(cids: Array(Set(relocations.map(\.cid)))).mapValues(\.filename)
-            let rows = relocations.map { Row(relocation: $0, filename: names[$0.cid]) }
+            let rows = relocations.map { Row(relocation: $0, filename: page.filenames[$0.cid]) }
             if json { return try JSONOutput.print(rows) }
             var table = TextTable("moved_at", "job_id", "cid", "filename", "from", "to", "bytes", "checksum", "worker", "attempts")
             for row in rows {

@@ -5,7 +5,7 @@ import TestSupport
 /// Numbers, required options and the shape of errors, through the built binary.
 @Suite struct ArgumentTests {
     @Test func aPortAboveTheRangeIsRefusedWithTheRangeInsteadOfWrapping() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(["serve", "--port", "99999"])
         #expect(result.status == 64)
@@ -28,7 +28,7 @@ import TestSupport
         (["enqueue", "--cid", "1", "--count", "9223372036854775807"], "9223372036854775807 is too large; expected a whole number from 0 to 9007199254740991"),
     ])
     func negativeAndOutOfRangeNumbersAreReadAndRefusedWithTheirRange(arguments: [String], message: String) throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(arguments)
         #expect(result.status == 64, "\(result.stderr)")
@@ -37,7 +37,7 @@ import TestSupport
     }
 
     @Test func aCountBeyondSixtyFourBitsIsTooLargeWithTheRange() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(["enqueue", "--cid", "1", "--count", "99999999999999999999999"])
         #expect(result.status == 64)
@@ -67,7 +67,7 @@ import TestSupport
     }
 
     @Test func aCommandLineTheParserRefusesShowsTheUsageWithStatus64() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(["status", "--no-such-flag"])
         #expect(result.status == 64)
@@ -76,7 +76,7 @@ import TestSupport
     }
 
     @Test func theVersionIsPrinted() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(["--version"])
         #expect(result.status == 0)

@@ -5,9 +5,9 @@ import TestSupport
 /// `contents add/import/list` and `enqueue --file`: CSV read as CSV, unknown levels refused where
 /// they enter, bad lines reported by number, nothing changed unless `--skip-bad`.
 @Suite struct ContentsTests {
-    /// A migrated workspace with the default levels.
-    static func workspace() throws -> CLIWorkspace {
-        let cli = try CLIWorkspace()
+    /// A migrated workspace with the default levels (on `redis`, default the test Redis).
+    static func workspace(redis: String? = nil) throws -> CLIWorkspace {
+        let cli = try CLIWorkspace(redis: redis)
         #expect(try cli.run(["migrate"]).status == 0)
         #expect(try cli.run(["levels", "--seed-default"]).status == 0)
         return cli
@@ -19,13 +19,24 @@ import TestSupport
         return try #require(try result.json() as? [[String: Any]])
     }
 
-    @Test func contentsAddSaysWhatItDid() throws {
+    /// A changed level is a commit, as reconcile's: a relocation row names the command, and while
+    /// the content has a job in flight its move decides and nothing changes.
+    @Test func contentsAddSaysWhatItDidAndAChangedLevelIsACommit() throws {
         let cli = try Self.workspace()
         defer { cli.stop() }
         #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "g.mp4", "--level", "bronze"]).stdout == "added cid 7: g.mp4 on bronze\n")
         #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "g.mp4", "--level", "bronze"]).stdout == "cid 7 unchanged: g.mp4 on bronze\n")
         #expect(try cli.run(["contents", "add", "--cid", "7", "--filename", "h.mp4", "--level", "gold"]).stdout
             == "changed cid 7: filename g.mp4 → h.mp4, level bronze → gold\n")
+        let moves = try #require(try cli.run(["relocations", "--cid", "7", "--json"]).json() as? [[String: Any]])
+        #expect(moves.count == 1 && moves[0]["from"] as? String == "bronze" && moves[0]["to"] as? String == "gold"
+                && moves[0]["worker"] as? String == "relocator contents add", "\(moves)")
+        #expect(try cli.run(["enqueue", "--cid", "7", "--count", "5"]).status == 0)
+        let refused = try cli.run(["contents", "add", "--cid", "7", "--filename", "h.mp4", "--level", "silver"])
+        #expect(refused.status == 1 && refused.stderr.contains("cid 7 has a job in flight"), "\(refused.stderr)")
+        let imported = try cli.run(["contents", "import"], input: "7,h.mp4,silver\n8,i.mp4,gold\n")
+        #expect(imported.status == 1 && imported.stderr.contains("nothing changed"), "\(imported.stderr)")
+        #expect(try listed(cli).map { "\($0["cid"] ?? "")=\($0["level"] ?? "")" } == ["7=gold"])
     }
 
     /// `contents remove`: the row only, never while a job or a level of this machine holds the content.
@@ -68,7 +79,7 @@ import TestSupport
     }
 
     @Test func aFilenameInsideTheReservedDirectoryIsRefusedWhereItEnters() throws {
-        let cli = try Self.workspace()
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let add = try cli.run(["contents", "add", "--cid", "1", "--filename", ".relocator/tmp/1-1.part", "--level", "gold"])
         #expect(add.status == 1)
@@ -80,7 +91,7 @@ import TestSupport
     }
 
     @Test func aLevelNotInTheLevelTableIsRefusedWhereItEnters() throws {
-        let cli = try Self.workspace()
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let add = try cli.run(["contents", "add", "--cid", "1", "--filename", "a.mp4", "--level", "platinum"])
         #expect(add.status == 1)
@@ -92,7 +103,7 @@ import TestSupport
     }
 
     @Test func quotedFieldsAndAHeaderLineAreReadAsCSV() throws {
-        let cli = try Self.workspace()
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let csv = """
             level,cid,filename
@@ -113,7 +124,7 @@ import TestSupport
     }
 
     @Test func aQuotedFilenameKeepsItsSpacesTabsQuotesAndBackslashes() throws {
-        let cli = try Self.workspace()
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let names = [" padded.mp4 ", "tab\tand \"quotes\" and back\\slash é.mp4", "'; DROP TABLE contents; --.mp4"]
         let csv = names.enumerated().map { "\($0.offset + 1),\"\($0.element.replacingOccurrences(of: "\"", with: "\"\""))\",bronze" }
@@ -123,7 +134,7 @@ import TestSupport
     }
 
     @Test func badLinesAreReportedByNumberAndNothingIsImportedWithoutSkipBad() throws {
-        let cli = try Self.workspace()
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let csv = """
             cid,filename,level
@@ -159,7 +170,7 @@ import TestSupport
     }
 
     @Test func contentsListFiltersByLevelWithAHeaderRowAndRefusesAnUnknownLevel() throws {
-        let cli = try Self.workspace()
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(try cli.run(["contents", "import"], input: "1,a.mp4,bronze\n2,b.mp4,gold\n3,c.mp4,gold\n").status == 0)
         let gold = try cli.run(["contents", "list", "--level", "gold", "--limit", "1"])

@@ -12,7 +12,7 @@ import TestSupport
 
     @Test(arguments: readOnlyCommands)
     func withoutADatabaseURLReadOnlyCommandsNeverCreateTheFileAndSayHowToMakeOne(arguments: [String]) throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(arguments)
         #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
@@ -23,7 +23,7 @@ import TestSupport
     }
 
     @Test func reconcileWithoutFixNeverCreatesTheFileEither() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
         let result = try cli.run(["reconcile"])
@@ -34,7 +34,7 @@ import TestSupport
 
     @Test(arguments: [["levels"], ["contents", "list"], ["relocations"], ["status"], ["contents", "add", "--cid", "1", "--filename", "a", "--level", "gold"]])
     func commandsOnAnUnmigratedDatabaseSayToRunMigrate(arguments: [String]) throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(FileManager.default.createFile(atPath: cli.databasePath, contents: Data()))
         let result = try cli.run(arguments)
@@ -45,7 +45,7 @@ import TestSupport
     }
 
     @Test func aFailedMigrateLeavesNoDatabaseFileBehind() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let migrations = cli.path + "/broken/sqlite"
         try FileManager.default.createDirectory(atPath: migrations, withIntermediateDirectories: true)
@@ -59,7 +59,7 @@ import TestSupport
     }
 
     @Test func migrateSaysWhereTheSchemaStands() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let first = try cli.run(["migrate"])
         #expect(first.status == 0, "\(first.stderr)")

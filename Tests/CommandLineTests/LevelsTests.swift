@@ -29,7 +29,7 @@ import TestSupport
     }
 
     @Test func levelsSetRefusesAGapOrAnOverlapUnlessForced() throws {
-        let cli = try ContentsTests.workspace()
+        let cli = try ContentsTests.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let gap = try cli.run(["levels", "set", "silver", "--min", "2000", "--max", "9999"])
         #expect(gap.status == 1)
@@ -61,7 +61,7 @@ import TestSupport
     }
 
     @Test func levelsSetStoresThePolicyWithDurationsAndSizesAndLevelsShowsItBesideTheRanges() throws {
-        let cli = try ContentsTests.workspace()
+        let cli = try ContentsTests.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let set = try cli.run(["levels", "set", "gold", "--high-water", "90", "--low-water", "75", "--min-residency", "7d",
                                "--hysteresis", "10", "--max-moves", "4", "--bandwidth", "200MiB", "--priority", "-1"])
@@ -98,7 +98,7 @@ import TestSupport
         (["--max-moves", "-1"], "-1 is too small"),
     ])
     func malformedPolicyValuesAreRefusedByTheParser(arguments: [String], message: String) throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let result = try cli.run(["levels", "set", "gold"] + arguments)
         #expect(result.status == 64)
@@ -106,7 +106,7 @@ import TestSupport
     }
 
     @Test func aPolicyOutsideItsLimitsChangesNothingAndALevelOutsideTheTableIsRefused() throws {
-        let cli = try ContentsTests.workspace()
+        let cli = try ContentsTests.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(try cli.run(["levels", "set", "gold", "--high-water", "60"]).status == 0)
         let refused = try cli.run(["levels", "set", "gold", "--low-water", "80", "--min", "10000", "--max", "200000"])

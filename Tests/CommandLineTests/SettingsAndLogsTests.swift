@@ -7,7 +7,7 @@ import TestSupport
 @Suite struct SettingsAndLogsTests {
     @Test(arguments: [["levels"], ["status"], ["checksum", "/dev/null"], ["dlq", "list"], ["migrate"]])
     func aBadLogLevelStopsEveryCommandNamingTheVariableAndTheChoices(arguments: [String]) throws {
-        let cli = try CLIWorkspace(environment: ["RELOCATOR_LOG_LEVEL": "verbose"])
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis, environment: ["RELOCATOR_LOG_LEVEL": "verbose"])
         defer { cli.stop() }
         let result = try cli.run(arguments)
         #expect(result.status == 1)
@@ -33,7 +33,7 @@ import TestSupport
         (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_CHECKSUM": "md5"], "RELOCATOR_CHECKSUM: one of xxh128, sha256 (got 'md5')"),
     ])
     func everySettingErrorNamesWhereTheValueCameFrom(arguments: [String], environment: [String: String], message: String) throws {
-        let cli = try CLIWorkspace(environment: environment)
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis, environment: environment)
         defer { cli.stop() }
         let result = try cli.run(arguments)
         #expect(result.status == 1, "\(result.stderr)")
@@ -42,7 +42,7 @@ import TestSupport
     }
 
     @Test func connectionErrorsNameTheServerNotAnInternalCommand() throws {
-        let cli = try ContentsTests.workspace()
+        let cli = try ContentsTests.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(try cli.run(["contents", "add", "--cid", "1", "--filename", "a.mp4", "--level", "bronze"]).status == 0)
         let unknown = try cli.run(["enqueue", "--cid", "2", "--count", "5"])

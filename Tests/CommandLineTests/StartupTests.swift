@@ -39,7 +39,7 @@ import TestSupport
     }
 
     @Test func serveWithoutADatabaseFileSaysHowToMakeOne() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let (api, _) = try startAPI(cli)
         #expect(api.isRunning)
@@ -60,7 +60,7 @@ import TestSupport
     }
 
     @Test func theCommitterLogsAnOldSchemaAtStart() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(FileManager.default.createFile(atPath: cli.databasePath, contents: Data()))
         let committer = try cli.start("committer", ["committer", "--id", "c-startup"])
@@ -71,7 +71,7 @@ import TestSupport
     }
 
     @Test func serveChecksTheLevelDirectoriesWhenItIsGivenThem() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         _ = try cli.makeLevels(["gold"])
         let result = try cli.run(["serve", "--port", "0"], environment: ["RELOCATOR_LEVELS": "gold=\(cli.levelPath("gold")),silver=\(cli.levelPath("gold"))"])
@@ -82,7 +82,7 @@ import TestSupport
     }
 
     @Test func serveOnABusyPortSaysWhichAddressInOneLine() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(try cli.run(["migrate"]).status == 0)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -5,7 +5,7 @@ import TestSupport
 /// `checksum`, progress on long commands and `reconcile --json`.
 @Suite struct ToolCommandTests {
     @Test func checksumGoesOnAfterAMissingFileAndExitsOneAtTheEndAsSha256sumDoes() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let a = cli.path + "/a.bin", b = cli.path + "/b.bin"
         try Data(repeating: 3, count: 70_000).write(to: URL(fileURLWithPath: a))
@@ -21,7 +21,7 @@ import TestSupport
     }
 
     @Test func checksumDefaultsToTheWorkersXXH128AndReadsStandardInput() throws {
-        let cli = try CLIWorkspace()
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         let file = cli.path + "/c.bin"
         try Data((0..<50_000).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: file))

@@ -16,6 +16,7 @@ import Testing
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
+        ("a content forgotten", forgetContent), ("heartbeats in the statistics", heartbeatsInStats),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -363,6 +364,52 @@ import Testing
         #expect(try q.session.control(.levelsSeen(adding: ["silver", "gold"])) == .names(["gold", "silver"]))
         #expect(try q.session.control(.levelsSeen(adding: ["gold"])) == .names(["gold", "silver"]))
         trace.add("\(try q.session.control(.levelsSeen(adding: [])))")
+        return trace
+    }
+
+    /// A content removed from the store (`contents remove`): the queue forgets when it last moved
+    /// and its hits, so a read of its level older than that change counts again, and hits start
+    /// afresh.
+    static let forgetContent: Scenario = { q in
+        var trace = Trace()
+        func hit() throws -> Double {
+            guard case .value(let value) = try q.session.control(.hit(cid: 16, hits: 1, halfLife: .seconds(365 * 86400))) else { throw Unexpected() }
+            return value
+        }
+        func submitReadLongAgo() throws -> SubmitOutcome {
+            try q.session.submit([SubmitRequest(cid: 16, count: 20000, filename: "f16", dbLevel: "bronze", target: "gold", readAt: 1)])[0].outcome
+        }
+        _ = try hit()
+        let twice = try hit()
+        #expect(twice > 1.99)
+        _ = try q.session.control(.levelChanged(cid: 16))
+        #expect(try submitReadLongAgo() == .staleLevel)
+        #expect(try q.session.control(.forgetContent(cid: 16, levels: ["gold", "silver", "bronze"])) == .done)
+        let fresh = try hit()
+        #expect(fresh < 1.01, "hits start afresh")
+        let outcome = try submitReadLongAgo()
+        #expect(outcome == .created)
+        trace.add("hits \(Int(twice.rounded())) then \(Int(fresh.rounded())); a read from before: \(outcome.rawValue)")
+        return trace
+    }
+
+    /// What `status`, the dashboard and the metrics show of the workers: each live heartbeat's
+    /// fields, as its process sent them, with when it was stamped.
+    static let heartbeatsInStats: Scenario = { q in
+        var trace = Trace()
+        let beat = Heartbeat(id: "w1", kind: .worker, host: "h1", pid: 42, levels: ["gold", "silver"], concurrency: 2, startedAt: 1_800_000_000_000,
+                             disks: DiskReport(levels: ["gold": .init(used: 1, free: 2, size: 3)]), directories: ["gold": "/data/ssd"],
+                             unavailable: ["silver"], metricsPort: 9464)
+        _ = try q.session.maintain(MaintenanceRequest(beat: beat, ttl: .seconds(60)))
+        _ = try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: "c1", kind: .committer), ttl: .seconds(60)))
+        let workers = try q.session.stats(levels: ["gold"]).workers.sorted { $0.id < $1.id }
+        #expect(workers.map(\.id) == ["c1", "w1"] && workers.allSatisfy(\.alive))
+        for worker in workers {
+            #expect(worker.info[.beatAt].flatMap { Int64($0) } != nil, "\(worker.id) is stamped")
+            let fields = worker.info.filter { $0.key != .beatAt }.map { "\($0.key.rawValue)=\($0.value)" }.sorted()
+            trace.add("\(worker.id): \(fields.joined(separator: " "))")
+        }
+        #expect(Heartbeat(id: "w1", fields: workers[1].info).disks == beat.disks)
         return trace
     }
 

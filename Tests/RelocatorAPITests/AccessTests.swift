@@ -1,25 +1,22 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
-import JobQueue
 import RelocatorCore
 import RelocatorMetrics
 import Testing
-import TestSupport
 @testable import RelocatorAPI
 
 /// Who may do what: separate credentials for submitting, administering and (optionally) reading,
-/// through the router.
+/// through the router (over the memory queue and store: what is proved is the HTTP layer's).
 @Suite struct AccessTests {
     static let submit = "sub-7f3a", admin = "adm-91c2", read = "rd-44e0"
 
     func bearer(_ token: String) -> HTTPFields { [.authorization: "Bearer \(token)"] }
 
     @Test func withoutASubmitCredentialTheOriginalRoutesNeedNoneAndAdministeringNeedsTheAdministrators() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil)])
-        api.configuration.credentials = APICredentials(admin: Self.admin)
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
+        api.configuration.withLock { $0.credentials = APICredentials(admin: Self.admin) }
         try await api.test { client in
             // The original clients send no credential and keep working.
             #expect(try await client.postForm("/post_sentence", "cid=1&count=5000").status == .ok)
@@ -44,10 +41,9 @@ import TestSupport
     }
 
     @Test func eachCredentialOpensItsOwnScopeAndTheAdministratorsOpensAll() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil)])
-        api.configuration.credentials = APICredentials(submit: Self.submit, admin: Self.admin, read: Self.read)
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
+        api.configuration.withLock { $0.credentials = APICredentials(submit: Self.submit, admin: Self.admin, read: Self.read) }
         // A registry of its own: the process's is read by MetricsTests, which runs meanwhile.
         try await api.test(metrics: PrometheusMetrics()) { client in
             // Submitting: the submit credential or the administrator's.
@@ -87,9 +83,8 @@ import TestSupport
     /// are hidden by the stylesheet until the script, having checked the credential with
     /// `/v1/access`, marks the page as administered.
     @Test func theDashboardIsReadOnlyUntilATabGivesItTheAdministratorsCredential() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        api.configuration.credentials = APICredentials(admin: Self.admin)
+        let api = MemoryAPI()
+        api.configuration.withLock { $0.credentials = APICredentials(admin: Self.admin) }
         try await api.test { client in
             let page = try await client.get("/ui")
             #expect(page.status == .ok)
@@ -100,7 +95,7 @@ import TestSupport
             #expect(script.contains(#"fetch("/v1/access""#) && script.contains("sessionStorage"))
         }
         // Without an administrator credential the buttons show, as before.
-        api.configuration.credentials = APICredentials()
+        api.configuration.withLock { $0.credentials = APICredentials() }
         try await api.test { client in
             let page = try await client.get("/ui")
             #expect(page.text.contains(#"<body data-admin-required="false">"#) && !page.text.contains(#"id="unlock""#))

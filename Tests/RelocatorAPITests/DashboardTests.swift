@@ -96,9 +96,8 @@ import Testing
     }
 
     @Test func thePagesAreServedWithLiveDataAndTheScriptIsEmbedded() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", 10), (2, "b.mp4", "bronze", 10)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze")])
         _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
         _ = try await api.service.submit(cid: 2, count: 50000, from: .countRoute)
         let job = try #require(try api.claim())
@@ -107,7 +106,7 @@ import Testing
             let overview = try await client.get("/ui")
             #expect(overview.status == .ok && overview.headers[.contentType] == "text/html; charset=utf-8")
             #expect(overview.text.contains(#"<tr data-level="gold">"#) && overview.text.contains(#"data-field="depth">1<"#))
-            #expect(try await client.get("/ui/dead").text.contains("data-cid=\"\(job.cid)\""))
+            #expect(try await client.get("/ui/dead").text.contains("data-cid=\"\(job.job.cid)\""))
             #expect(try await client.get("/ui/workers").status == .ok)
             #expect(try await client.get("/ui/levels").text.contains(#"<tr data-level="silver">"#))
             #expect(try await client.get("/ui/relocations?cid=1").text.contains("No relocation recorded for cid 1"))
@@ -121,12 +120,10 @@ import Testing
     /// Jobs queued for a level no live worker serves, and finished moves no committer records: a
     /// banner says each. Workers and committers are counted apart.
     @Test func bannersSayWhatIsStuckAndWorkersAreCountedApartFromCommitters() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze")])
         _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
-        try api.queue.heartbeat(worker: "w9", info: [.kind: "worker", .levels: "silver", .beatAt: String(JobQueue.nowMilliseconds())],
-                                ttl: .seconds(600), on: api.redis)
+        try api.beat(Heartbeat(id: "w9", kind: .worker, levels: ["silver"]))
         try await api.test { client in
             let overview = try await client.get("/ui")
             #expect(overview.status == .ok)
@@ -135,11 +132,10 @@ import Testing
             #expect(overview.text.contains(#"data-field="workers-alive"><a href="/ui/workers">1</a>"#)
                     && overview.text.contains(#"data-field="committers-alive"><a href="/ui/workers#committers">0</a>"#))
             // A worker for gold takes the job and moves it: nothing is stuck, but no committer records it.
-            let job = try #require(try api.claim(worker: "w1", levels: ["gold"]))
-            try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "gold", .beatAt: String(JobQueue.nowMilliseconds())],
-                                    ttl: .seconds(600), on: api.redis)
-            #expect(try api.queue.ack(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00", bytes: 1,
-                                      foundIn: nil, on: api.redis))
+            let delivery = try #require(try api.claim(worker: "w1", levels: ["gold"]))
+            try api.beat(Heartbeat(id: "w1", kind: .worker, levels: ["gold"]))
+            #expect(try api.queue.complete(delivery, .moved(try Checksum(algorithm: .xxh128, hex: String(repeating: "00", count: 16)), bytes: 1,
+                                                            method: .copied, foundIn: nil)) == .done)
             // The stats are read at most once a second: wait for a reading that has the change.
             func page(until condition: (String) -> Bool) async throws -> String {
                 var text = ""
@@ -153,8 +149,7 @@ import Testing
             let after = try await page { $0.contains(#"<tr data-worker="w1">"#) }
             #expect(!after.contains(#"data-banner="stuck""#) && after.contains(#"data-banner="uncommitted""#))
             #expect(after.contains(#"<tr data-worker="w1">"#) && after.contains("No committer has announced itself."))
-            try api.queue.heartbeat(worker: "c1", info: [.kind: "committer", .beatAt: String(JobQueue.nowMilliseconds())], ttl: .seconds(600),
-                                    on: api.redis)
+            try api.beat(Heartbeat(id: "c1", kind: .committer))
             let page = try await page { $0.contains(#"<tr data-committer="c1">"#) }
             #expect(page.contains(#"<tr data-committer="c1">"#) && !page.contains(#"data-banner="uncommitted""#))
             #expect(!page.contains(#"<tr data-worker="c1""#), "a committer is not listed as a worker")
@@ -195,18 +190,15 @@ import Testing
     /// A move's progress as its worker reports it while it copies (bytes copied of the total), on
     /// the workers page; the waiting page lists deferred jobs with why and when.
     @Test func aMoveInFlightShowsItsBytesCopiedOfTheTotal() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
         _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
-        let job = try #require(try api.claim(worker: "w1", levels: ["gold"]))
-        try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "gold", .beatAt: String(JobQueue.nowMilliseconds())],
-                                ttl: .seconds(600), on: api.redis)
+        let delivery = try #require(try api.claim(worker: "w1", levels: ["gold"]))
+        try api.beat(Heartbeat(id: "w1", kind: .worker, levels: ["gold"]))
         try await api.test { client in
             #expect(try await client.get("/ui/workers").text.contains("starting (progress shows after its first second)"))
-            // What the worker's copy records as it goes (RedisJobQueue.record(.copied)).
-            #expect(try api.queue.recordProgress(JobID(cid: 1, gen: job.gen), worker: "w1", token: job.deliveryToken,
-                                                 [(.bytesDone, String(3 << 20)), (.bytesTotal, String(12 << 20))], on: api.redis))
+            // What the worker's copy records as it goes.
+            #expect(try api.queue.record(delivery, .copied(3 << 20, of: 12 << 20)))
             let page = try await client.get("/ui/workers").text
             #expect(page.contains(#"<td class="num" data-field="copied">3.0 MiB</td><td class="num" data-field="total">12 MiB</td>"#), "\(page)")
             #expect(page.contains(#"<progress max="100" value="25">"#))

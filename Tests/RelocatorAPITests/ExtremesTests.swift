@@ -24,9 +24,8 @@ import TestSupport
     }
 
     @Test func everyNumberARequestCarriesIsBoundedAndAnsweredWith2xx4xxOr503() async throws {
-        let api = try APIFixture(halfLife: .seconds(3600))
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.bin", "bronze", nil), (2, "b.bin", "bronze", nil)])
+        let api = MemoryAPI(halfLife: .seconds(3600))
+        try api.add([(1, "a.bin", "bronze"), (2, "b.bin", "bronze")])
         try await api.test { client in
             for number in Self.numbers {
                 let form = try await client.postForm("/post_sentence", "cid=1&count=\(number)")
@@ -58,9 +57,8 @@ import TestSupport
 
     /// Inside the bound, a count no level holds is still a 422.
     @Test func inTheBoundACountNoLevelHoldsIsA422() async throws {
-        let api = try APIFixture(levels: [LevelRange(name: "silver", minCounts: 100, maxCounts: 999), LevelRange(name: "gold", minCounts: 1000, maxCounts: 9999)])
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.bin", "silver", nil)])
+        let api = MemoryAPI(levels: [LevelRange(name: "silver", minCounts: 100, maxCounts: 999), LevelRange(name: "gold", minCounts: 1000, maxCounts: 9999)])
+        try api.add([(1, "a.bin", "silver")])
         try await api.test { client in
             let low = try await client.postForm("/post_sentence", "cid=1&count=5")
             #expect(low.status == .unprocessableContent && low.json?["error"] as? String == "no_level", "\(low.text)")

@@ -85,9 +85,8 @@ import TestSupport
     /// A row naming a file inside the reserved directory (written by an older version, or by hand)
     /// is never queued: no content may live where the temporary files are.
     @Test func aFilenameInsideTheReservedDirectoryIsRefusedAtEnqueue() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, ".relocator/tmp/1-1.part", "bronze", nil)])
+        let api = MemoryAPI()
+        try api.add([(1, ".relocator/tmp/1-1.part", "bronze")])
         try await api.test { client in
             let refused = try await client.postForm("/post_sentence", "cid=1&count=5000")
             #expect(refused.status == .unprocessableContent && refused.json?["error"] as? String == "invalid_filename", "\(refused.text)")
@@ -96,13 +95,16 @@ import TestSupport
     }
 
     @Test func aSymlinkOnTheWayIsRefusedAtEnqueueByTheMoversLookup() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
+        let levels = try TemporaryDirectory("relocator-levels")
+        defer { levels.remove() }
         let outside = try TemporaryDirectory("relocator-outside")
         defer { outside.remove() }
+        try FileManager.default.createDirectory(atPath: levels.path + "/bronze/ok", withIntermediateDirectories: true)
+        let api = MemoryAPI(directories: LevelDirectories([("bronze", levels.path + "/bronze")]))
         try Data("secret".utf8).write(to: URL(fileURLWithPath: outside.path + "/secret"))
-        try api.addContents([(1, "via/secret", "bronze", nil), (2, "ok/real.mp4", "bronze", 5)])
-        try FileManager.default.createSymbolicLink(atPath: api.path("bronze", "via"), withDestinationPath: outside.path)
+        try Data(count: 5).write(to: URL(fileURLWithPath: levels.path + "/bronze/ok/real.mp4"))
+        try api.add([(1, "via/secret", "bronze"), (2, "ok/real.mp4", "bronze")])
+        try FileManager.default.createSymbolicLink(atPath: levels.path + "/bronze/via", withDestinationPath: outside.path)
         try await api.test { client in
             let refused = try await client.postForm("/post_sentence", "cid=1&count=5000")
             #expect(refused.status == .unprocessableContent && refused.json?["error"] as? String == "invalid_filename", "\(refused.text)")

@@ -6,6 +6,7 @@ import RelocatorCore
 import RelocatorMetrics
 import RelocatorTesting
 import Synchronization
+import Testing
 @testable import RelocatorAPI
 
 /// One test's API over the memory queue and the memory store: the HTTP layer and the use cases
@@ -24,13 +25,13 @@ final class MemoryAPI: Sendable {
     }
 
     init(levels: [LevelRange] = LevelRange.defaults, halfLife: Duration? = nil, skew: Int64 = 0,
-         configuration: APIConfiguration = APIConfiguration()) {
+         configuration: APIConfiguration = APIConfiguration(), directories: LevelDirectories? = nil) {
         store = MemoryStore(levels: levels)
         let offset = Offset(skew)
         self.offset = offset
         self.configuration = Mutex(configuration)
         service = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
-                      contents: ContentCache(maxAge: .seconds(3600)), halfLife: halfLife, logger: Logger(label: "test.memory-api"),
+                      contents: ContentCache(maxAge: .seconds(3600)), directories: directories, halfLife: halfLife, logger: Logger(label: "test.memory-api"),
                       clock: { WallClock.milliseconds() + offset.value.withLock { $0 } })
     }
 
@@ -51,9 +52,21 @@ final class MemoryAPI: Sendable {
     }
 
     /// The next job of any level, taken and claimed as a worker slot does.
-    func claim(worker: String = "w1") throws -> Delivery? {
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: worker, levels: ["gold", "silver", "bronze"], rotation: 0, wait: .zero))
+    func claim(worker: String = "w1", levels: [String] = ["gold", "silver", "bronze"]) throws -> Delivery? {
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: worker, levels: levels, rotation: 0, wait: .zero))
         else { return nil }
         return delivery
+    }
+
+    /// A worker's or committer's heartbeat, alive for ten minutes.
+    func beat(_ heartbeat: Heartbeat) throws {
+        _ = try queue.maintain(MaintenanceRequest(beat: heartbeat, ttl: .seconds(600)))
+    }
+
+    /// A claimed job fails for good: it goes to `dead`.
+    func kill(_ delivery: Delivery, reason: FailureReason = .sourceMissing) throws {
+        let outcome = try queue.complete(delivery, .failed(reason, message: "\(reason.rawValue): bronze/\(delivery.job.filename) is on no level's disk",
+                                                          permanent: true, delay: .zero, maxAttempts: 5))
+        #expect(outcome == .dead)
     }
 }

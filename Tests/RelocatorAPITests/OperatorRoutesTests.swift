@@ -9,12 +9,12 @@ import TestSupport
 @testable import RelocatorAPI
 
 /// What operators read and steer over `/v1`: jobs with their progress, dead letters, pausing a
-/// level, the queues, the why-report and readiness.
+/// level, the queues, the why-report and readiness. The routes' answers are proved over the memory
+/// queue and store; what depends on the disks, the schema and Redis' answers over the real ones.
 @Suite struct OperatorRoutesTests {
     @Test func aJobShowsBytesDoneAndADeadJobItsReason() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(3, "c.mp4", "bronze", 10)])
+        let api = MemoryAPI()
+        try api.add([(3, "c.mp4", "bronze")])
         try await api.test { client in
             let accepted = try await client.postJSON("/v1/contents/3/count", #"{"count": 50000}"#)
             #expect(accepted.status == .accepted, "\(accepted.text)")
@@ -23,8 +23,7 @@ import TestSupport
             #expect((job["enqueued_at"] as? String)?.hasSuffix("Z") == true)
         }
         let claimed = try #require(try api.claim())
-        #expect(try api.queue.recordProgress(JobID(cid: 3, gen: claimed.gen), worker: "w1", token: claimed.deliveryToken,
-                                             [(.bytesDone, "4096"), (.bytesTotal, "10000")], on: api.redis))
+        #expect(try api.queue.record(claimed, .copied(4096, of: 10000)))
         try await api.test { client in
             let moving = try #require(try await client.get("/v1/jobs/3").json)
             #expect(moving["status"] as? String == "moving" && moving["bytes_done"] as? Int == 4096 && moving["bytes_total"] as? Int == 10000)
@@ -41,9 +40,8 @@ import TestSupport
     }
 
     @Test func replayAndPurgeWorkPerJobAndForAll() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a", "bronze", 1), (2, "b", "bronze", 1), (3, "c", "bronze", 1)])
+        let api = MemoryAPI()
+        try api.add([(1, "a", "bronze"), (2, "b", "bronze"), (3, "c", "bronze")])
         for cid in 1...3 { _ = try await api.service.submit(cid: Int64(cid), count: 5000, from: .countRoute) }
         while let job = try api.claim() { try api.kill(job) }
         try await api.test { client in
@@ -61,9 +59,8 @@ import TestSupport
     /// Who queued a job and why its target, from the count that queued it to a replay of its dead
     /// letter: in the job view, in why and on the dashboard's dead letters.
     @Test func whySaysWhoQueuedTheJobFromTheCountToAReplay() async throws {
-        let api = try APIFixture(halfLife: .seconds(3600))
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
+        let api = MemoryAPI(halfLife: .seconds(3600))
+        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze")])
         try await api.test { client in
             #expect(try await client.postForm("/post_sentence", "cid=1&count=5000").status == .ok)
             let job = try #require(try await client.get("/v1/jobs/1").json)
@@ -87,9 +84,8 @@ import TestSupport
     }
 
     @Test func pausingALevelShowsInQueuesAndAnUnknownLevelIs404() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        api.configuration.token = "t0ken"
+        let api = MemoryAPI()
+        api.configuration.withLock { $0.token = "t0ken" }
         try await api.test { client in
             let refused = try await client.execute(uri: "/v1/levels/gold/pause", method: .post)
             #expect(refused.status == .unauthorized)
@@ -105,20 +101,24 @@ import TestSupport
             let unknown = try await client.execute(uri: "/v1/levels/platinum/pause", method: .post, headers: auth)
             #expect(unknown.status == .notFound && unknown.json?["error"] as? String == "unknown_level")
         }
-        #expect(try api.queue.paused(on: api.redis).isEmpty)
+        #expect(try api.queue.stats(levels: ["gold"]).levels.allSatisfy { !$0.paused })
     }
 
     @Test func whyTellsTheRangeTheDatabaseTheDisksTheJobAndTheHistory() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(5, "dir/e.mp4", "bronze", 100)])
+        let disks = try TemporaryDirectory("relocator-levels")
+        defer { disks.remove() }
+        for level in ["bronze", "silver", "gold"] {
+            try FileManager.default.createDirectory(atPath: disks.path + "/\(level)/dir", withIntermediateDirectories: true)
+        }
+        let api = MemoryAPI(directories: LevelDirectories(["bronze", "silver", "gold"].map { ($0, disks.path + "/" + $0) }))
+        try api.add([(5, "dir/e.mp4", "bronze")])
+        try Data(count: 100).write(to: URL(fileURLWithPath: disks.path + "/bronze/dir/e.mp4"))
         // A stray copy on gold too, as after a lost write.
-        try FileManager.default.createDirectory(atPath: api.path("gold", "dir"), withIntermediateDirectories: true)
-        try Data(count: 3).write(to: URL(fileURLWithPath: api.path("gold", "dir/e.mp4")))
+        try Data(count: 3).write(to: URL(fileURLWithPath: disks.path + "/gold/dir/e.mp4"))
         _ = try await api.service.submit(cid: 5, count: 1500, from: .countRoute)
-        let job = try #require(try api.claim())
-        #expect(try api.queue.fail(JobID(cid: 5, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space", message: "no_space: silver is full",
-                                   permanent: false, delay: .seconds(60), maxAttempts: 5, on: api.redis) == .retrying)
+        let delivery = try #require(try api.claim())
+        #expect(try api.queue.complete(delivery, .failed(.noSpace, message: "no_space: silver is full", permanent: false, delay: .seconds(60),
+                                                         maxAttempts: 5)) == .retrying)
         let report = WhyReport(try await api.service.why(cid: 5))
         #expect(report.countLevel == "silver" && report.lastCount == 1500 && !report.countAboveEveryRange)
         #expect(report.foundOn == ["bronze", "gold"])

@@ -76,8 +76,7 @@ import Testing
     }
 
     @Test func aLimitOrACursorThatIsNotOneIsA400ThatSaysSo() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
+        let api = MemoryAPI()
         try await api.test { client in
             for (query, words) in [("limit=0", "limit must be a whole number from 1 to 1000, got 0"),
                                    ("limit=1001", "limit must be a whole number from 1 to 1000, got 1001"),

@@ -8,6 +8,7 @@ import Testing
         #expect((1...10).map { policy.ceiling(afterFailures: $0).milliseconds }
             == [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000])
         #expect(policy.ceiling(afterFailures: 500) == .seconds(300))
+        #expect(policy.ceiling(afterFailures: .min) == .seconds(1) && policy.ceiling(afterFailures: .max) == .seconds(300), "no trap at the bounds")
     }
 
     @Test func jitterStaysWithinHalfToWhole() {

@@ -14,6 +14,10 @@ public final class CLIWorkspace: @unchecked Sendable {
     private var processes: [ChildProcess] = []
     private let lock = NSLock()
 
+    /// A Redis address where nothing listens, for a workspace whose commands only parse their
+    /// arguments or use the database: they must never need Redis, and run without a Redis server.
+    public static let noRedis = "redis://127.0.0.1:1/0"
+
     /// - Parameter redis: the Redis to use (default: the test Redis).
     public init(redis: String? = nil, environment extra: [String: String] = [:]) throws {
         directory = try TemporaryDirectory("relocator-cli")

@@ -73,7 +73,9 @@ public enum RetryDecision: Equatable, Sendable {
         default:
             // A checksum mismatch seen twice in a row is the device, not chance.
             let permanent = reason.isPermanent || (reason == .checksumMismatch && previous == .checksumMismatch)
-            return .fail(permanent: permanent, delay: policy.delay(afterFailures: attempts + 1, unit: random))
+            // `attempts` comes from the job's hash: the largest there is counts as the largest, not a trap.
+            let (failures, overflow) = attempts.addingReportingOverflow(1)
+            return .fail(permanent: permanent, delay: policy.delay(afterFailures: overflow ? .max : failures, unit: random))
         }
     }
 }

@@ -257,6 +257,9 @@ public enum ControlAction: Sendable, Equatable {
     case levelGeneration(cid: Int64)
     /// After it: a submission based on an older read of the level is told to read it again.
     case levelChanged(cid: Int64)
+    /// A content removed from the store: the queue forgets its place among the residents of
+    /// `levels`, when it last moved and its hit counter (its generation counter stays).
+    case forgetContent(cid: Int64, levels: [String])
     /// Jobs missing from the list their status calls for; with `fix`, put back.
     case orphans(cids: [Int64], fix: Bool)
     /// Adds hits to a content's decaying counter.

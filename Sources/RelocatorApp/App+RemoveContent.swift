@@ -1,0 +1,93 @@
+import FileMover
+import RelocatorCore
+
+extension App {
+    /// A content's row removed (`removeContent`): the row as it was, and how many relocations stay
+    /// as its history.
+    public struct RemovedContent: Sendable, Equatable {
+        public var content: Content
+        public var history: Int
+    }
+
+    /// Removes a content's row once its file is gone from every level; never a file. Refused
+    /// (`conflict`, nothing changed) while the content has a job that is not committed, and while
+    /// any level directory of `directories` holds a file at its path; `directories` must name every
+    /// level of the level table (`setting` says where they came from, for the message). The content
+    /// is held (`holder` leases it: no worker claims a job of it) while it is looked at and
+    /// removed. The queue then forgets its place among the residents, when it last moved and its
+    /// hit counter; its relocations stay as history.
+    public func removeContent(cid: Int64, directories: LevelDirectories, setting: String, holder: String) async throws -> RemovedContent {
+        let content = try await self.content(cid: cid)
+        let levels = try await levelNames()
+        let unseen = levels.filter { directories.directory(of: $0) == nil }
+        guard unseen.isEmpty else {
+            throw AppError(.unprocessable, "levels_not_visible",
+                           "cannot check every level for cid \(cid)'s file: \(unseen.joined(separator: ", ")) \(unseen.count == 1 ? "has" : "have") no directory in \(setting); nothing removed")
+        }
+        guard case .flag(true) = try await queue.withSession({ try $0.control(.lease(cid: cid, token: holder, ttl: .seconds(60))) }) else {
+            throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight; nothing removed (relocator why \(cid) shows it)")
+        }
+        let removed: RemovedContent
+        do {
+            removed = try await removeLeased(content, levels: levels, directories: directories)
+        } catch {
+            await unlease(cid: cid, holder: holder)
+            throw error
+        }
+        await unlease(cid: cid, holder: holder)
+        return removed
+    }
+
+    /// The steps of `removeContent` while the content is held.
+    private func removeLeased(_ content: Content, levels: [String], directories: LevelDirectories) async throws -> RemovedContent {
+        let cid = content.cid
+        if let state = try await queue.withSession({ try $0.states(cids: [cid])[cid] }), state.status != .committed {
+            let hint = state.status == .dead ? "`relocator dlq purge --cid \(cid)` forgets it (and removes a copy it may have left)" : "wait until it is committed"
+            throw AppError.conflict("job_not_committed", "cid \(cid) has a \(state.status.rawValue) job; nothing removed: \(hint)")
+        }
+        let filename = content.filename
+        if let found = try await BlockingExecutor.shared.run({ try Self.copies(of: filename, in: directories) }), !found.isEmpty {
+            throw AppError.conflict("file_present", "cid \(cid)'s file is still on \(found.joined(separator: ", ")); nothing removed (remove the file first, or keep the content)")
+        }
+        let history = try await store.withStore { store -> Int in
+            _ = try store.remove(cid: cid)
+            return try store.history(cid: cid).count
+        }
+        contents.clear()
+        let known = Array(Set(levels + directories.names)).sorted()
+        _ = try await queue.withSession { try $0.control(.forgetContent(cid: cid, levels: known)) }
+        return RemovedContent(content: content, history: history)
+    }
+
+    private func unlease(cid: Int64, holder: String) async {
+        do {
+            _ = try await queue.withSession { try $0.control(.unlease(cid: cid, token: holder)) }
+        } catch {
+            // The lease expires by itself within a minute.
+            logger.debug("lease not released; it expires by itself", metadata: ["job.cid": "\(cid)", "error": "\(error)"])
+        }
+    }
+
+    /// Where a file lies at `filename`: `gold (/data/ssd/a.mp4)` for each level holding a regular
+    /// file there; nil for a filename no level can hold (absolute, `..`…). Blocking.
+    public static func copies(of filename: String, in directories: LevelDirectories) throws -> [String]? {
+        let name: Filename
+        do {
+            name = try Filename(filename)
+        } catch {
+            return nil
+        }
+        var found: [String] = []
+        for level in directories.names {
+            guard let place = directories.place(of: level) else { continue }
+            let status: LevelRoot.FileStatus
+            do {
+                status = try LevelRoot(place).lookup(name)
+            } catch {
+                throw AppError(.unavailable, "unavailable", "cannot tell whether \(level) holds \(filename): \(error); nothing removed")
+            }
+            if case .regularFile = status { found.append("\(level) (\(place.directory)/\(filename))") }
+        }
+        return found
+    }
+}
