@@ -8,12 +8,19 @@ local id, worker, token, checksum, bytes, foundIn = ARGV[1], ARGV[2], ARGV[3], A
 redis.call('LREM', processing, 1, id)
 local cid, gen = parse(id)
 if not cid then return 0 end
-local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token')
+local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token', 'last_error')
 if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then return 0 end
-redis.call('HSET', job, 'status', 'done', 'checksum', checksum, 'bytes', bytes, 'updated_at', now)
-if foundIn ~= '' then redis.call('HSET', job, 'db_level', foundIn) end
-redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence')
-retireError(job)
+-- One HSET and one HDEL: the error of an earlier attempt stays readable as history (retireError's
+-- work, folded in), and the level the file was found on replaces db_level.
+local set = {'status', 'done', 'checksum', checksum, 'bytes', bytes, 'updated_at', now}
+if foundIn ~= '' then table.insert(set, 'db_level') table.insert(set, foundIn) end
+if h[5] then table.insert(set, 'earlier_error') table.insert(set, h[5]) end
+redis.call('HSET', job, unpack(set))
+if h[5] then
+  redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence', 'last_error', 'reason')
+else
+  redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence')
+end
 redis.call('LPUSH', done, id)
 redis.call('HSET', movedAt, cid, now)
 redis.call('HINCRBY', stats, 'moved', 1)
