@@ -102,11 +102,20 @@ extension JobQueue {
     @discardableResult
     public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?,
                     on redis: RedisConnection) throws -> Bool {
-        let shard = keys.shard(of: id.cid)
-        let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
-                                                                  shard.movedAt, shard.movedPerMinute],
-                                         arguments: [id.description, worker, token, checksum, bytes, foundIn ?? ""])
-        return reply.int == 1
+        try acks([(id, worker, token, checksum, bytes, foundIn)], on: redis)[0]
+    }
+
+    /// Several verified moves acknowledged in one pipeline (one round trip): for each, as `ack`.
+    public func acks(_ moves: [(id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?)],
+                     on redis: RedisConnection) throws -> [Bool] {
+        if moves.isEmpty { return [] }
+        let replies = try redis.pipeline(calls: moves.map { move in
+            let shard = keys.shard(of: move.id.cid)
+            return .script(QueueScripts.ack, keys: [shard.processing(move.worker), shard.job(move.id.cid), shard.done, shard.stats,
+                                                    shard.movedAt, shard.movedPerMinute],
+                           arguments: [move.id.description, move.worker, move.token, move.checksum, move.bytes, move.foundIn ?? ""])
+        })
+        return try replies.map { try $0.throwingServerError(address: redis.url.address, command: "EVALSHA ack.lua").int == 1 }
     }
 
     public enum FailOutcome: String, Sendable {

@@ -116,3 +116,35 @@ import TestSupport
         #expect(try q.queue.take(worker: "w1", shard: 0, levels: ["bronze", "gold"], on: q.redis)?.level == "gold")
     }
 }
+
+/// A worker's finisher acknowledges the moves of one directory fsync together.
+@Suite struct BatchedAckTests {
+    @Test func movesAcknowledgedTogetherEndAsEachAloneInOrder() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let session = RedisJobQueue(queue: q.queue, redis: q.redis)
+        for cid in Int64(21)...23 { try q.submit(cid) }
+        func next(_ worker: String) throws -> Delivery {
+            guard case .delivery(let delivery) = try session.next(NextRequest(worker: worker, levels: ["gold"], rotation: 0, wait: .zero))
+            else { throw CancellationError() }
+            return delivery
+        }
+        let first = try next("w1"), second = try next("w1")
+        // The third is given back and claimed again: its first delivery is stale.
+        let stale = try next("w2")
+        #expect(try q.queue.release(worker: "w2", on: q.redis) == 1)
+        let again = try next("w3")
+        let checksum = try Checksum(parsing: "xxh128:" + String(repeating: "cd", count: 16))
+        let moved = Outcome.moved(checksum, bytes: 7, method: .copied, foundIn: nil)
+        let ended = try session.complete([(first, moved), (stale, moved), (second, moved)])
+        #expect(ended == [.done, .stale, .done])
+        #expect(try q.list(q.shard.done) == [second.id.description, first.id.description])
+        #expect(try q.list(q.shard.processing("w1")).isEmpty)
+        #expect(try q.job(stale.job.cid)?.status == .moving && q.job(stale.job.cid)?.deliveryToken == again.token)
+        #expect(try q.job(first.job.cid)?.checksum == checksum.description)
+        // Another kind of ending among them: each as complete would end it.
+        let failed = Outcome.failed(.ioError, message: "io_error: test", permanent: false, delay: .zero, maxAttempts: 5)
+        #expect(try session.complete([(again, moved), (again, failed)]) == [.done, .stale])
+        #expect(try session.complete([]).isEmpty)
+    }
+}
