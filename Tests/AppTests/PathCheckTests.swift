@@ -17,7 +17,8 @@ import Testing
         let store = MemoryStore()
         _ = try store.put([Content(cid: 30, filename: "dir/a.mp4", level: "bronze")])
         let queue = MemoryQueue()
-        let contents = ContentCache()
+        // (Entries kept long enough for a loaded machine: the test is about reads, not their age.)
+        let contents = ContentCache(maxAge: .seconds(86400))
         let app = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero), contents: contents,
                       directories: LevelDirectories([("bronze", bronze)]), logger: Logger(label: "test.app"))
         #expect(try await app.submit(cid: 30, count: 20000).result.outcome == .created)
