@@ -147,4 +147,30 @@ import TestSupport
         #expect(try session.complete([(again, moved), (again, failed)]) == [.done, .stale])
         #expect(try session.complete([]).isEmpty)
     }
+
+    @Test func movesOfSeveralShardsAreAcknowledgedOneScriptPerShardAndCountedOnce() throws {
+        let q = try QueueFixture(shards: 2)
+        defer { q.cleanUp() }
+        var moves: [(id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?)] = []
+        for cid in Int64(1)...4 {
+            try q.submit(cid)
+            let job = try #require(try q.fetch("w1", levels: ["gold"]))
+            moves.append((JobID(cid: job.cid, gen: job.gen), "w1", job.deliveryToken, "xxh128:0\(job.cid)", job.cid * 10, cid == 3 ? "silver" : nil))
+        }
+        // One of them with an old token: refused, the others not.
+        moves[1].token = "0"
+        #expect(try q.queue.acks(moves, on: q.redis) == [true, false, true, true])
+        for shard in 0..<2 {
+            let keys = q.queue.keys.shard(shard)
+            #expect(try q.list(keys.processing("w1")).isEmpty)
+            let done = try q.list(keys.done)
+            #expect(Set(done) == Set(moves.filter { q.queue.keys.shardIndex(of: $0.id.cid) == shard && $0.id.cid != 2 }.map(\.id.description)))
+        }
+        #expect(try q.job(3)?.dbLevel == "silver" && q.job(3)?.checksum == "xxh128:03" && q.job(2)?.status == .moving)
+        let totals = try q.queue.stats(levels: ["gold", "silver", "bronze"], on: q.redis).totals
+        #expect(totals[.moved] == 3 && totals[.movedBytes] == 80)
+        let throughput = try q.queue.throughput(now: Int64(try q.redisNow()), window: 2, on: q.redis)
+        #expect(throughput.moved.map(\.count).reduce(0, +) == 3 && throughput.moved.map(\.bytes).reduce(0, +) == 80)
+    }
 }
+
