@@ -102,11 +102,41 @@ extension JobQueue {
     @discardableResult
     public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?,
                     on redis: RedisConnection) throws -> Bool {
-        let shard = keys.shard(of: id.cid)
-        let reply = try redis.evalScript(QueueScripts.ack, keys: [shard.processing(worker), shard.job(id.cid), shard.done, shard.stats,
-                                                                  shard.movedAt, shard.movedPerMinute],
-                                         arguments: [id.description, worker, token, checksum, bytes, foundIn ?? ""])
-        return reply.int == 1
+        try acks([(id, worker, token, checksum, bytes, foundIn)], on: redis)[0]
+    }
+
+    /// Several verified moves acknowledged in one round trip: one `ack.lua` for the moves of each
+    /// shard and worker (a pipeline when they are several); for each, as `ack`.
+    public func acks(_ moves: [(id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?)],
+                     on redis: RedisConnection) throws -> [Bool] {
+        if moves.isEmpty { return [] }
+        // Groups in the order of their first move; each group's moves in their order.
+        var groups: [(shard: Int, worker: String, indices: [Int])] = []
+        for (index, move) in moves.enumerated() {
+            let shard = keys.shardIndex(of: move.id.cid)
+            if let group = groups.firstIndex(where: { $0.shard == shard && $0.worker == move.worker }) {
+                groups[group].indices.append(index)
+            } else {
+                groups.append((shard, move.worker, [index]))
+            }
+        }
+        let replies = try redis.pipeline(calls: groups.map { group in
+            let shard = keys.shard(group.shard)
+            return .script(QueueScripts.ack,
+                           keys: [shard.processing(group.worker), shard.done, shard.stats, shard.movedAt, shard.movedPerMinute]
+                               + group.indices.map { shard.job(moves[$0].id.cid) },
+                           arguments: [group.worker] + group.indices.flatMap { index -> [any RedisArgumentConvertible] in
+                               let move = moves[index]
+                               return [move.id.description, move.token, move.checksum, move.bytes, move.foundIn ?? ""]
+                           })
+        })
+        var acknowledged = Array(repeating: false, count: moves.count)
+        for (group, reply) in zip(groups, replies) {
+            let items = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA ack.lua").array ?? []
+            guard items.count == group.indices.count else { throw malformed(redis.url.address, "ack.lua") }
+            for (index, item) in zip(group.indices, items) { acknowledged[index] = item.int == 1 }
+        }
+        return acknowledged
     }
 
     public enum FailOutcome: String, Sendable {

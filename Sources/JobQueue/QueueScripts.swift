@@ -12,7 +12,48 @@ enum QueueScripts {
         var body = String(decoding: bytes, as: UTF8.self)
         var prelude = String(decoding: PackageResources.helpers_lua, as: UTF8.self)
         if let mutant = Mutant.active { (body, prelude) = mutated(name, body, prelude, mutant) }
+        if !readsClock(body) { prelude = withoutClock(prelude) }
         return RedisScript(name: name, body: body, preludeName: "helpers.lua", prelude: prelude)
+    }
+
+    /// The helpers' lines that ask Redis for its time (`now`).
+    static let clockLines = "local clock = redis.call('TIME')\nlocal now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)\n"
+
+    /// The helpers that read `now`.
+    static let clockHelpers = ["beating", "newGen", "reverse", "countScore", "countThisMinute"]
+
+    /// True when a script's body reads Redis' clock: it names `now` or calls a helper that does.
+    /// The others (taking ids, recording progress) skip the TIME command every script would
+    /// otherwise run first.
+    static func readsClock(_ body: String) -> Bool {
+        for line in body.split(separator: "\n") {
+            // Comments left out (a `--` inside a string literal cuts too much, which only keeps the clock).
+            let code = Array(line.utf8)
+            let dash = UInt8(ascii: "-")
+            let end = (0..<code.count).first { code[$0] == dash && $0 + 1 < code.count && code[$0 + 1] == dash } ?? code.count
+            var index = 0
+            while index < end {
+                guard isIdentifier(code[index]) else { index += 1; continue }
+                let start = index
+                while index < end, isIdentifier(code[index]) { index += 1 }
+                let word = String(decoding: code[start..<index], as: UTF8.self)
+                let calls = index < end && code[index] == UInt8(ascii: "(")
+                if word == "now" || (calls && clockHelpers.contains(word)) { return true }
+            }
+        }
+        return false
+    }
+
+    private static func isIdentifier(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")) || byte == UInt8(ascii: "_")
+    }
+
+    /// The helpers without the clock: `now` is nil (arithmetic on it fails loudly). Line for line
+    /// the same, so that an error's line in helpers.lua stays right.
+    static func withoutClock(_ prelude: String) -> String {
+        precondition(prelude.contains(clockLines), "helpers.lua no longer reads the clock as QueueScripts expects")
+        return prelude.replacing(clockLines, with: "-- (this script reads no clock)\nlocal now = nil\n")
     }
 
     /// The scripts' mutants (`Mutant`, debug builds only): one line changed.
@@ -22,7 +63,7 @@ enum QueueScripts {
              "  if target == curTarget then redis.call('HDEL', job, 'next_target') push(oldGen) return answer('updated') end"),
             (.fenceIgnored, "enqueue.lua", "  if fenced(job) then", "  if false then"),
             (.tokenIgnored, "progress.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
-            (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
+            (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then\n    acknowledged[m] = 0", " then\n    acknowledged[m] = 0"),
             (.gensIgnored, "helpers.lua", "  if last > before and last < 9007199254740991 then before = last end\n", ""),
         ]
         var (body, prelude) = (body, prelude)

@@ -88,6 +88,18 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         }
     }
 
+    /// Moves acknowledged in one pipeline; anything else one at a time.
+    public func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) throws -> [Completion] {
+        var moves: [(id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?)] = []
+        for (delivery, outcome) in endings {
+            guard case .moved(let checksum, let bytes, _, let foundIn) = outcome else {
+                return try endings.map { try complete($0.delivery, $0.outcome) }
+            }
+            moves.append((delivery.id, delivery.worker, delivery.token, checksum.description, bytes, foundIn))
+        }
+        return try queue.acks(moves, on: redis).map { $0 ? .done : .stale }
+    }
+
     /// A job that cannot be read goes to the dead letters (its hash says what it is).
     private func bury(_ held: HeldJob, worker: String, token: String, problem: String) throws {
         guard let id = JobID(held.id) else {

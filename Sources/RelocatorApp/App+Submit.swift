@@ -50,10 +50,18 @@ extension App {
                 if let found { contents.store(found, readAt: readAt) }
                 action = machine.contentRead(found)
             case .submit(let request, let raise):
-                // The filename is checked once per content read (the cache keeps the verdict).
+                // The filename, and its path on the level's directory, are checked once per content
+                // read (the cache keeps the verdicts): a later count of a cached content does not
+                // look at the disk (the worker resolves the path again before it moves anything).
                 if !checked.contains(request.filename) {
                     let filename = try checkedFilename(cid: cid, request.filename)
-                    try await checkPath(filename, on: request.dbLevel, cid: cid)
+                    let entry = contents.entry(cid)
+                    let cachedRead = entry.flatMap { $0.content.filename == request.filename ? $0.readAt : nil }
+                    if entry?.pathCheckedOn != request.dbLevel || cachedRead == nil {
+                        if try await checkPath(filename, on: request.dbLevel, cid: cid), let readAt = cachedRead {
+                            contents.markPathChecked(cid, filename: request.filename, readAt: readAt, on: request.dbLevel)
+                        }
+                    }
                     checked.insert(request.filename)
                 }
                 if let raise { try await raiseMaxCounts(raise.level, to: raise.count, cid: cid) }

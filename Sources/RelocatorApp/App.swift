@@ -179,16 +179,21 @@ public final class App: Sendable {
     }
 
     /// Refuses a filename that passes through a symbolic link in its level directory, with the
-    /// mover's own resolution (`LevelRoot.lookup`) on a blocking thread.
-    func checkPath(_ filename: Filename, on level: String, cid: Int64) async throws {
-        guard let root = root(of: level) else { return }
+    /// mover's own resolution (`LevelRoot.lookup`) on a blocking thread. True when the name was
+    /// resolved without one; false when the check was inconclusive (no directory here, a
+    /// permission or I/O error: the worker meets the same and decides).
+    @discardableResult
+    func checkPath(_ filename: Filename, on level: String, cid: Int64) async throws -> Bool {
+        guard let root = root(of: level) else { return false }
         do {
             _ = try await BlockingExecutor.shared.run { try root.lookup(filename) }
+            return true
         } catch let error as MoveError where error.kind == .unsafePath {
             throw AppError.invalidFilename("the filename of cid \(cid) passes through a symbolic link (\(error.message)); refused")
         } catch let error as MoveError {
             // Permissions, I/O: the worker meets the same and retries; nothing to refuse here.
             logger.debug("path check inconclusive", metadata: ["job.cid": "\(cid)", "error": "\(error)"])
+            return false
         }
     }
 }

@@ -77,6 +77,9 @@ public final class ContentCache: Sendable {
         public var readAt: Int64
         /// `Filename(content.filename)`: the checked name, or why it cannot be moved safely.
         public var filename: Result<Filename, any Error>
+        /// The level on whose directory the name was last found to pass through no symbolic link
+        /// (`App.checkPath`), since this read: a later count on that level does not look again.
+        public var pathCheckedOn: String?
 
         public init(content: Content, readAt: Int64) {
             self.content = content
@@ -125,6 +128,16 @@ public final class ContentCache: Sendable {
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[entry.content.cid] = (entry, now)
+        }
+    }
+
+    /// Records that the content's name, as read, passes through no symbolic link on `level` (its
+    /// entry, if it is still the same read).
+    public func markPathChecked(_ cid: Int64, filename: String, readAt: Int64, on level: String) {
+        entries.withLock { entries in
+            guard var cached = entries[cid], cached.entry.content.filename == filename, cached.entry.readAt == readAt else { return }
+            cached.entry.pathCheckedOn = level
+            entries[cid] = cached
         }
     }
 

@@ -8,11 +8,30 @@ import Synchronization
 enum ServiceMetrics {
     /// A move succeeded: `method` is how, in the words of the worker's log (`linked`, `copied`,
     /// `already_in_place`, `MoveResult.Method`).
+    /// (The metrics of each pair of levels and each method are made once: making one looks it up in
+    /// the registry, under its lock, on every move otherwise.)
     static func moved(from: String, to: String, method: String, bytes: Int64, duration: Duration) {
-        Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", "moved")]).increment()
-        Counter(label: "relocator_moved_bytes_total", dimensions: [("from", from), ("to", to)]).increment(by: Int(max(0, bytes)))
-        Timer(label: "relocator_move_duration_seconds", dimensions: [("method", method)]).recordNanoseconds(duration.nanoseconds)
+        let (moves, movedBytes, timer) = movedMetrics.withLock { made in
+            let key = MovedKey(from: from, to: to, method: method)
+            if let metrics = made[key] { return metrics }
+            let metrics = (Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", "moved")]),
+                           Counter(label: "relocator_moved_bytes_total", dimensions: [("from", from), ("to", to)]),
+                           Timer(label: "relocator_move_duration_seconds", dimensions: [("method", method)]))
+            made[key] = metrics
+            return metrics
+        }
+        moves.increment()
+        movedBytes.increment(by: Int(max(0, bytes)))
+        timer.recordNanoseconds(duration.nanoseconds)
     }
+
+    private struct MovedKey: Hashable {
+        var from: String
+        var to: String
+        var method: String
+    }
+
+    private static let movedMetrics = Mutex<[MovedKey: (Counter, Counter, Timer)]>([:])
 
     /// A move failed: `outcome` is retried or dead; `reason` the failure's code (`no_space`,
     /// `source_missing`…, `MoveError.Kind`).

@@ -15,6 +15,9 @@ final class FinishingMoves: Sendable {
         /// The slot's `holding` entry, removed once the move is acknowledged or failed.
         var holdingKey: String
         var sync: PendingDirectorySync
+        /// The move's ack, sent with the others of its round in one call once its directory is
+        /// synced.
+        var ack: Ack?
         /// Acknowledges the move (no error) or fails it (the fsync's error), in one try with the
         /// finisher's session: false when the queue could not be reached.
         var complete: @Sendable (any JobQueueing, MoveError?) -> Bool
@@ -23,11 +26,20 @@ final class FinishingMoves: Sendable {
         var synced = false
         var failure: MoveError?
 
-        init(holdingKey: String, sync: PendingDirectorySync, complete: @escaping @Sendable (any JobQueueing, MoveError?) -> Bool) {
+        init(holdingKey: String, sync: PendingDirectorySync, ack: Ack? = nil,
+             complete: @escaping @Sendable (any JobQueueing, MoveError?) -> Bool) {
             self.holdingKey = holdingKey
             self.sync = sync
+            self.ack = ack
             self.complete = complete
         }
+    }
+
+    /// A verified move's ack: the delivery, what the queue is told, and what is done with its answer.
+    struct Ack: Sendable {
+        var delivery: Delivery
+        var outcome: Outcome
+        var acknowledged: @Sendable (Completion) -> Void
     }
 
     private let waiting = Mutex<[Move]>([])
@@ -90,7 +102,28 @@ extension Worker {
             }
             if !results.isEmpty { ServiceMetrics.phase(MovePhase.sourceDirectoryFsync.rawValue, .now - started) }
             var unreachable: [FinishingMoves.Move] = []
-            for move in batch {
+            // The moves whose directory is synced are acknowledged together (one round trip);
+            // a failed fsync fails its moves one by one.
+            let acks = batch.compactMap { move in move.failure == nil ? move.ack.map { (move: move, ack: $0) } : nil }
+            if !acks.isEmpty {
+                do {
+                    let ended = try session.complete(acks.map { ($0.ack.delivery, $0.ack.outcome) })
+                    redisHealth.succeeded()
+                    for (item, completion) in zip(acks, ended) {
+                        item.ack.acknowledged(completion)
+                        _ = holding.withLock { $0.remove(item.move.holdingKey) }
+                    }
+                } catch {
+                    redisHealth.failed(error)
+                    if cancel.isRaised {
+                        logger.error("cannot acknowledge \(acks.count) moves before stopping: \(error); their jobs stay held and go back to their queues")
+                        for item in acks { _ = holding.withLock { $0.remove(item.move.holdingKey) } }
+                    } else {
+                        unreachable += acks.map(\.move)
+                    }
+                }
+            }
+            for move in batch where !(move.failure == nil && move.ack != nil) {
                 if move.complete(session, move.failure) || cancel.isRaised {
                     _ = holding.withLock { $0.remove(move.holdingKey) }
                 } else {

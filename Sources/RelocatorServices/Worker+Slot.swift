@@ -163,7 +163,10 @@ extension Worker {
             let log = log
             // (A full backlog makes the slot wait: its moves' descriptors and held jobs stay bounded.)
             while finishing.count >= max(4, 2 * settings.concurrency) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
-            finishing.add(FinishingMoves.Move(holdingKey: Self.key(delivery.shard, delivery.id.description), sync: pending) { session, failure in
+            finishing.add(FinishingMoves.Move(holdingKey: Self.key(delivery.shard, delivery.id.description), sync: pending,
+                                              ack: FinishingMoves.Ack(delivery: delivery, outcome: acknowledgement(of: delivery, result)) { ended in
+                                                  self.acknowledged(delivery, result, context, ended, log)
+                                              }) { session, failure in
                 if let failure {
                     return self.report(delivery, failure, context, session, log, once: true)
                 }
@@ -209,21 +212,31 @@ extension Worker {
     @discardableResult
     private func finish(_ delivery: Delivery, _ result: MoveResult, _ context: MoveContext, _ session: any JobQueueing, _ log: Logger,
                         once: Bool = false) -> Bool {
+        let outcome = acknowledgement(of: delivery, result)
+        return retrying("acknowledge the move", log, once: once) {
+            acknowledged(delivery, result, context, try session.complete(delivery, outcome), log)
+        }
+    }
+
+    /// What the queue is told of a verified move.
+    func acknowledgement(of delivery: Delivery, _ result: MoveResult) -> Outcome {
         let job = delivery.job
         let foundIn = result.foundIn == job.dbLevel || result.foundIn == job.target ? nil : result.foundIn
-        let outcome = Outcome.moved(result.checksum, bytes: result.bytes, method: result.method, foundIn: foundIn)
-        return retrying("acknowledge the move", log, once: once) {
-            let ended = try session.complete(delivery, outcome)
-            ServiceMetrics.phase("ack", .now - context.started)
-            if ended == .done {
-                let from = result.foundIn == job.target ? job.dbLevel : result.foundIn
-                ServiceMetrics.moved(from: from, to: job.target, method: result.method.rawValue, bytes: result.bytes,
-                                     duration: .now - context.started)
-                log.info("moved", metadata: ["job.from": "\(from)", "job.to": "\(job.target)", "job.bytes": "\(result.bytes)",
-                                             "job.method": "\(result.method.rawValue)"])
-            } else {
-                log.warning("moved, but the job was no longer this delivery's; the next delivery finds the file in place")
-            }
+        return .moved(result.checksum, bytes: result.bytes, method: result.method, foundIn: foundIn)
+    }
+
+    /// Counts and logs a move the queue answered.
+    func acknowledged(_ delivery: Delivery, _ result: MoveResult, _ context: MoveContext, _ ended: Completion, _ log: Logger) {
+        let job = delivery.job
+        ServiceMetrics.phase("ack", .now - context.started)
+        if ended == .done {
+            let from = result.foundIn == job.target ? job.dbLevel : result.foundIn
+            ServiceMetrics.moved(from: from, to: job.target, method: result.method.rawValue, bytes: result.bytes,
+                                 duration: .now - context.started)
+            log.info("moved", metadata: ["job.from": "\(from)", "job.to": "\(job.target)", "job.bytes": "\(result.bytes)",
+                                         "job.method": "\(result.method.rawValue)"])
+        } else {
+            log.warning("moved, but the job was no longer this delivery's; the next delivery finds the file in place")
         }
     }
 

@@ -280,7 +280,7 @@ import TestSupport
         let job = try #require(try q.fetch())
         let text = try String(contentsOf: Self.luaDirectory.appendingPathComponent("progress.lua"), encoding: .utf8)
         let line = try #require(text.split(separator: "\n", omittingEmptySubsequences: false)
-            .firstIndex(where: { $0.contains("redis.call('HSET', job, ARGV[i], ARGV[i + 1])") })) + 1
+            .firstIndex(where: { $0.contains("redis.call('HSET', job, unpack(ARGV, 4))") })) + 1
         // A field without a value: HSET gets nil and Redis refuses, inside progress.lua.
         do {
             try q.redis.evalScript(QueueScripts.progress, keys: [q.shard.job(40)], arguments: [job.id, "w1", job.deliveryToken, "stage"])

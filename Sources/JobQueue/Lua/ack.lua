@@ -1,22 +1,46 @@
 #!lua flags=allow-oom
--- A verified move: the job goes to `done` for the committer.
--- KEYS: processing:<worker>, job:<cid>, done, stats, moved-at, per-minute:moved
--- ARGV: id, worker, token, checksum, bytes, the level the file was found on ('' when it was db_level)
--- Returns 1, or 0 when the job is no longer this delivery's (the reaper gave it away).
-local processing, job, done, stats, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local id, worker, token, checksum, bytes, foundIn = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-redis.call('LREM', processing, 1, id)
-local cid, gen = parse(id)
-if not cid then return 0 end
-local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token')
-if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then return 0 end
-redis.call('HSET', job, 'status', 'done', 'checksum', checksum, 'bytes', bytes, 'updated_at', now)
-if foundIn ~= '' then redis.call('HSET', job, 'db_level', foundIn) end
-redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence')
-retireError(job)
-redis.call('LPUSH', done, id)
-redis.call('HSET', movedAt, cid, now)
-redis.call('HINCRBY', stats, 'moved', 1)
-redis.call('HINCRBY', stats, 'moved_bytes', tonumber(bytes) or 0)
-countThisMinute(KEYS[6], 1, tonumber(bytes) or 0)
-return 1
+-- Verified moves of one worker in one shard: each job goes to `done` for the committer. A worker's
+-- finisher acknowledges together the moves one directory fsync made durable; the counters are
+-- added to once for all of them.
+-- KEYS: processing:<worker>, done, stats, moved-at, per-minute:moved, then job:<cid> of each move
+-- ARGV: worker, then for each move (in the order of its job key): id, token, checksum, bytes, the
+--       level the file was found on ('' when it was db_level)
+-- Returns for each move 1, or 0 when the job is no longer this delivery's (the reaper gave it away).
+local processing, done, stats, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local worker = ARGV[1]
+local acknowledged, moved, movedBytes = {}, 0, 0
+for m = 1, #KEYS - 5 do
+  local job = KEYS[5 + m]
+  local at = 2 + (m - 1) * 5
+  local id, token, checksum, bytes, foundIn = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
+  redis.call('LREM', processing, 1, id)
+  local cid, gen = parse(id)
+  local h = {}
+  if cid then h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token', 'last_error') end
+  if not cid or h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then
+    acknowledged[m] = 0
+  else
+    -- One HSET and one HDEL: the error of an earlier attempt stays readable as history
+    -- (retireError's work, folded in), and the level the file was found on replaces db_level.
+    local set = {'status', 'done', 'checksum', checksum, 'bytes', bytes, 'updated_at', now}
+    if foundIn ~= '' then table.insert(set, 'db_level') table.insert(set, foundIn) end
+    if h[5] then table.insert(set, 'earlier_error') table.insert(set, h[5]) end
+    redis.call('HSET', job, unpack(set))
+    if h[5] then
+      redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence', 'last_error', 'reason')
+    else
+      redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence')
+    end
+    redis.call('LPUSH', done, id)
+    redis.call('HSET', movedAt, cid, now)
+    moved = moved + 1
+    movedBytes = movedBytes + math.max(0, tonumber(bytes) or 0)
+    acknowledged[m] = 1
+  end
+end
+if moved > 0 then
+  redis.call('HINCRBY', stats, 'moved', moved)
+  redis.call('HINCRBY', stats, 'moved_bytes', movedBytes)
+  countThisMinute(KEYS[5], moved, movedBytes)
+end
+return acknowledged

@@ -39,7 +39,7 @@ if trim and n > 0 then
   end
 end
 
-local followUps, unknown = 0, {}
+local followUps, unknown, committed = 0, {}, 0
 for i = first, #ARGV do
   local id = ARGV[i]
   local job = KEYS[5 + 2 * levels + (i - first) + 1]
@@ -48,8 +48,7 @@ for i = first, #ARGV do
   if cid then
     local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count')
     if h[1] == gen and h[2] == 'done' then
-      redis.call('HINCRBY', stats, 'committed', 1)
-      countThisMinute(KEYS[#KEYS], 1, 0)
+      committed = committed + 1
       -- The content now lives on its target.
       local score = residents[h[5]] and redis.call('ZSCORE', residents[h[5]], cid)
       if residents[h[5]] then redis.call('ZREM', residents[h[5]], cid) end
@@ -90,5 +89,10 @@ for i = first, #ARGV do
       redis.call('HSET', movedAt, cid, now)
     end
   end
+end
+-- Counted once for the batch.
+if committed > 0 then
+  redis.call('HINCRBY', stats, 'committed', committed)
+  countThisMinute(KEYS[#KEYS], committed, 0)
 end
 return {followUps, unknown}

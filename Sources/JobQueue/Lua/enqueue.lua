@@ -35,12 +35,15 @@ local callerLevel = dbLevel
 local h = redis.call('HMGET', job, 'status', 'gen', 'target', 'db_level', 'stage', 'updated_at')
 local status, oldGen, curTarget, curDb, stage = h[1], h[2], h[3], h[4], h[5]
 local oldID = cid .. ':' .. (oldGen or '')
+-- When the content last moved, once read (nil: not read yet; false: it never moved).
+local movedKnown = nil
 
+-- (A created job was written with its queued_by already.)
 local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise.
   if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
   if queuedBy ~= '' then
-    if outcome == 'created' or outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
+    if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
   end
   return {outcome, redis.call('HGETALL', job)}
@@ -49,7 +52,9 @@ local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end
 -- Queues a new or re-aimed job, or defers it while the content's residency window lasts.
 local function start(gen, origin)
   local residency = residencyOf(residencies, origin)
-  local moved = tonumber(redis.call('HGET', movedAt, cid))
+  -- (When the earlier read of moved-at below found nothing, nothing moved it since: no read again.)
+  local moved = nil
+  if residency > 0 and movedKnown ~= false then moved = movedKnown or tonumber(redis.call('HGET', movedAt, cid)) end
   if residency > 0 and moved and moved + residency > now then
     local due = moved + residency
     redis.call('HSET', job, 'status', 'deferred', 'due_at', due,
@@ -151,6 +156,7 @@ if not status or status == 'committed' or status == 'dead' then
   if not overridden and readAt >= 0 then
     -- The content changed level after the caller's read, and no job says where to.
     local changed = tonumber(redis.call('HGET', movedAt, cid))
+    movedKnown = changed or false
     -- (A change in the very millisecond of the read counts as after it: a read again costs little.)
     if changed and changed >= readAt then return {'stale_level', {}} end
   end
@@ -161,9 +167,16 @@ if not status or status == 'committed' or status == 'dead' then
     return {'in_place', {}}
   end
   local gen = newGen(oldGen, gens, cid)
-  forget(job)
-  redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
-    'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
+  -- (No hash to forget when it has neither a status nor a generation: none of the scripts writes
+  -- a job's hash without them.)
+  if status or oldGen then forget(job) end
+  if queuedBy ~= '' then
+    redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
+      'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now, 'queued_by', queuedBy)
+  else
+    redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
+      'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
+  end
   start(gen, dbLevel)
   return answer('created')
 end

@@ -10,10 +10,9 @@ local job = KEYS[1]
 local id, worker, token = ARGV[1], ARGV[2], ARGV[3]
 local cid, gen = parse(id)
 if not cid then return 0 end
-local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token')
+local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token', 'fence')
 if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then return 0 end
-redis.call('HDEL', job, 'fence')
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', job, ARGV[i], ARGV[i + 1])
-end
+if h[5] then redis.call('HDEL', job, 'fence') end
+-- Every field in one command (a field without its value is refused by Redis).
+if #ARGV > 3 then redis.call('HSET', job, unpack(ARGV, 4)) end
 return 1

@@ -8,6 +8,11 @@ extension JobQueueing {
         return count
     }
 
+    /// One after the other (a queue without a cheaper way).
+    public func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) throws -> [Completion] {
+        try endings.map { try complete($0.delivery, $0.outcome) }
+    }
+
     /// A submission of one count.
     public func submit(_ request: SubmitRequest) throws -> SubmitResult {
         try submit([request])[0]

@@ -22,6 +22,12 @@ public protocol JobQueueing: AnyObject {
     /// Ends a delivery: moved, failed or deferred.
     func complete(_ delivery: Delivery, _ outcome: Outcome) throws -> Completion
 
+    /// Ends several deliveries in one go (a worker's finisher acknowledges together the moves one
+    /// directory fsync made durable): one completion per delivery, in order. Each is ended as
+    /// `complete` would end it alone; an error may leave some ended and others not (each call
+    /// again is answered `stale` for one already ended).
+    func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) throws -> [Completion]
+
     /// Up to `max` done jobs of one shard, moved into the committer's list; when there are none,
     /// waits up to `wait` for one (then the batch may be empty). `fresh`: only what arrived since
     /// its last call (a prefetch beside a batch in hand).
