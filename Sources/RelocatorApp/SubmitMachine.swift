@@ -58,6 +58,12 @@ public struct SubmitMachine: Sendable {
         }
     }
 
+    /// How much older than its age a cached read is said to be (ms). The queue places the read on
+    /// its own clock as `now − (sentAt − readAt)`, where `now` is when the call arrives: the time the
+    /// call spent on its way would otherwise count as time after the read, and a move committed in
+    /// that window would not be seen. A change this close before the read costs one read again.
+    public static let transitAllowance: Int64 = 1000
+
     public let cid: Int64
     public let count: Int64
     private let placement: Placement
@@ -118,8 +124,11 @@ public struct SubmitMachine: Sendable {
         guard let choice = placement.target(count: count, current: content.level) else { return .fail(.noLevel(count: count)) }
         target = choice.level
         submissions += 1
+        let cached = readAt != SubmitRequest.freshRead
+        // (0: older than anything, never a negative time that would read as fresh.)
         let request = SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
-                                    readAt: readAt, policy: policy, sentAt: readAt == SubmitRequest.freshRead ? nil : now,
+                                    readAt: cached ? max(0, readAt.saturatingSubtract(Self.transitAllowance)) : readAt,
+                                    policy: policy, sentAt: cached ? now : nil,
                                     queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement))
         return .submit(request, raise: choice.raiseMaxCounts.map { Raise(level: choice.level, count: $0) })
     }

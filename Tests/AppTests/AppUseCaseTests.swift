@@ -64,6 +64,32 @@ import Testing
         #expect(!readiness.isReady && readiness.redisProblem == nil && readiness.databaseProblem?.contains("unreachable") == true)
     }
 
+    /// A cached read of the level whose next call spent its whole age on the way (the caller's clock
+    /// stood still while the call travelled): the move committed meanwhile is still seen, because
+    /// the read goes out as older by the transit allowance, and the count is placed from where the
+    /// file is. (Without the allowance the queue put the read at the call's arrival, after the
+    /// commit, and answered in_place from the stale level: the count was lost.)
+    @Test func aMoveCommittedWhileACallTravelledIsSeenByACachedRead() async throws {
+        let contents = ContentCache()
+        let frozen = WallClock.milliseconds()
+        let app = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
+                      contents: contents, logger: Logger(label: "test.app"), clock: { frozen })
+        // A count for silver reads bronze (cached) and queues bronze → silver; the move commits.
+        #expect(try await app.submit(cid: 7, count: 2000).result.outcome == .created)
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            Issue.record("no delivery")
+            return
+        }
+        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
+        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        #expect(try await app.commitIfDone(cid: 7))
+        #expect(contents.entry(7)?.content.level == "bronze")
+        // The next call arrives 300 ms after it left, by the queue's clock.
+        queue.advance(.milliseconds(300))
+        let back = try await app.submit(cid: 7, count: 5)
+        #expect(back.content.level == "silver" && back.result.job?.dbLevel == "silver" && back.result.job?.target == "bronze", "\(back)")
+    }
+
     /// A change of level outside a move (reconcile's fix) waits for a job in flight, and takes a
     /// generation after every move before it, so that the next move wins over it in turn.
     @Test func aLevelRecordedOutsideAMoveWaitsForAJobInFlightAndIsOrderedAmongTheMoves() async throws {

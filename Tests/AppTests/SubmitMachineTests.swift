@@ -32,10 +32,19 @@ import Testing
         #expect(m.submitted(result) == .finish(.init(content: bronze, count: 20000, target: "gold", result: result)))
     }
 
+    /// A read cached at the very start of the clock is sent as older than anything (0), never as a
+    /// negative time, which would read as a fresh read.
+    @Test func aCachedReadNeverGoesOutAsAFreshOne() {
+        var m = machine(20000, now: 9_000)
+        guard case .submit(let request, _) = m.start(cached: bronze, readAt: 10) else { Issue.record("no submission"); return }
+        #expect(request.readAt == 0 && request.sentAt == 9_000)
+    }
+
     @Test func aCachedReadCarriesItsAgeAndIsReadAgainWhenTheQueueSaysTheLevelChanged() {
         var m = machine(20000, now: 9_000)
         guard case .submit(let request, _) = m.start(cached: bronze, readAt: 4_000) else { Issue.record("no submission"); return }
-        #expect(request.readAt == 4_000 && request.sentAt == 9_000)
+        // The read counts as older by the call's allowance for its time on the way.
+        #expect(request.readAt == 4_000 - SubmitMachine.transitAllowance && request.sentAt == 9_000)
         #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .readContent)
         let silver = Content(cid: 7, filename: "g.mp4", level: "silver")
         guard case .submit(let again, _) = m.contentRead(silver) else { Issue.record("no second submission"); return }
