@@ -231,6 +231,9 @@ public enum WorkerField: String, Sendable, CaseIterable {
     case unavailable
     /// The port of the process's metrics server (`GET /metrics`), when it serves one.
     case metricsPort = "metrics_port"
+    /// The address (`host:port`) where the worker serves its levels' files to other workers'
+    /// transfers (`--transfer-advertise`); absent when it serves none.
+    case transfer
 }
 
 /// Counters kept per shard in the `stats` hash.

@@ -40,6 +40,10 @@ public final class Worker: Service, Sendable {
         public var lockedRetry: Duration = .seconds(2)
         /// How often the temporary files left in the levels' reserved directories are swept.
         public var sweepInterval: Duration = .seconds(30)
+        /// The address other workers reach this one's transfer endpoint at, advertised in its
+        /// heartbeat with the levels whose directories it holds (nil: it serves no transfers, as
+        /// when every worker sees every level).
+        public var transfer: TransferAddress?
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {

@@ -190,6 +190,25 @@ import Testing
         #expect(beat.directories == ["gold": "/levels/gold", "silver": "/levels/silver", "bronze": "/levels/bronze"])
     }
 
+    @Test func theHeartbeatAdvertisesTheTransferAddressWithTheLevelsInService() throws {
+        let h = WorkerHarness(transfer: TransferAddress(host: "10.0.0.7", port: 7400))
+        h.start()
+        defer { try? h.stop() }
+        try waitUntil("the heartbeat") { try h.queue.heartbeats().first?.id == "w1" }
+        let beat = try #require(try h.queue.heartbeats().first)
+        #expect(beat.transfer == "10.0.0.7:7400" && beat.transferLevels == ["bronze", "gold", "silver"])
+        #expect(TransferPeer.serving("gold", among: [beat], excluding: "w2").map(\.address) == [TransferAddress(host: "10.0.0.7", port: 7400)])
+    }
+
+    @Test func aWorkerWithoutATransferAddressAdvertisesNoneAsBefore() throws {
+        let h = WorkerHarness()
+        h.start()
+        defer { try? h.stop() }
+        try waitUntil("the heartbeat") { try h.queue.heartbeats().first?.id == "w1" }
+        let beat = try #require(try h.queue.heartbeats().first)
+        #expect(beat.transfer == nil && beat.transferLevels.isEmpty)
+    }
+
     @Test func aQueueOutageIsWaitedOutAndNothingIsLost() throws {
         let h = WorkerHarness()
         h.queue.setUnavailable(true)
