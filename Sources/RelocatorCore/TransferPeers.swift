@@ -69,3 +69,15 @@ public struct TransferPeer: Equatable, Sendable {
         .sorted { ($0.beatAt ?? 0, $1.worker) > ($1.beatAt ?? 0, $0.worker) }
     }
 }
+
+/// Comparisons of credentials.
+public enum ConstantTime {
+    /// Two byte strings compared in time that depends on their lengths only.
+    public static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var difference = UInt8(a.count == b.count ? 0 : 1)
+        for index in 0..<max(a.count, b.count) {
+            difference |= (index < a.count ? a[index] : 0) ^ (index < b.count ? b[index] : 0)
+        }
+        return difference == 0
+    }
+}
