@@ -38,6 +38,27 @@ public final class ServedFile: @unchecked Sendable {
     }
 }
 
+extension ServedFile {
+    /// The xxh128 of the file's first `length` bytes, read here (a resumed transfer compares it
+    /// with its own prefix instead of receiving the prefix again); `source_changed` when the file
+    /// is no longer the version opened, or shorter.
+    public func prefixChecksum(_ length: Int64) throws -> Checksum {
+        let hash = RunningHash(.xxh128)
+        let buffers = ChunkBuffers(chunkSize: 1 << 20)
+        var offset: Int64 = 0
+        while offset < length {
+            let want = Int(min(Int64(buffers[0].count), length - offset))
+            let count = try open.file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffers[0][0..<want]), at: offset)
+            guard count > 0 else { break }
+            hash.update(UnsafeRawBufferPointer(rebasing: buffers[0][0..<count]))
+            offset += Int64(count)
+        }
+        try open.requireUnchanged()
+        guard offset == length else { throw MoveError(.sourceChanged, "\(open.entry.display) has fewer than \(length) bytes") }
+        return hash.finalize()
+    }
+}
+
 extension LevelRoot {
     /// `filename` of this level opened to serve it; nil when there is no such file. A link on its
     /// way is `unsafe_path`, anything but a regular file `not_regular_file`; a level no longer in

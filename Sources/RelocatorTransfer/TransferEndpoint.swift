@@ -27,6 +27,9 @@ public struct TransferEndpoint: Sendable {
         router.get("\(TransferProtocol.pathPrefix)/:cid") { request, context in
             try await endpoint.serve(request, cid: context.parameters.get("cid") ?? "")
         }
+        router.head("\(TransferProtocol.pathPrefix)/:cid") { request, context in
+            try await endpoint.prefix(request, cid: context.parameters.get("cid") ?? "")
+        }
         router.post("\(TransferProtocol.pathPrefix)/:cid/remove") { request, context in
             try await endpoint.remove(request, cid: context.parameters.get("cid") ?? "")
         }
@@ -93,8 +96,10 @@ public struct TransferEndpoint: Sendable {
                     throw TransferRefusal(.invalidRange, "\(error)")
                 }
                 guard let range else {
-                    throw TransferRefusal(.rangeNotSatisfiable, "\(header.prefix(64)) is past the end of the file (\(file.size) bytes)",
-                                          headers: [.contentRange: "bytes */\(file.size)"])
+                    var headers: HTTPFields = [.contentRange: "bytes */\(file.size)"]
+                    headers[TransferHeader.size] = "\(file.size)"
+                    headers[TransferHeader.version] = file.version
+                    throw TransferRefusal(.rangeNotSatisfiable, "\(header.prefix(64)) is past the end of the file (\(file.size) bytes)", headers: headers)
                 }
                 (offset, length) = range
             } else {
@@ -111,6 +116,27 @@ public struct TransferEndpoint: Sendable {
             let partial = request.headers[.range] != nil
             if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(bytes.count) - 1)/\(file.size)" }
             return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+    }
+
+    /// `HEAD` with `Range: bytes=0-<n-1>`: the checksum of the file's first n bytes, hashed here —
+    /// any n up to the size — with the file's size and version, and no bytes.
+    func prefix(_ request: Request, cid: String) async throws -> Response {
+        try await queue.withSession { session in
+            let (job, root, filename) = try self.job(request, cid: cid, session)
+            guard let file = try root.openForTransfer(filename) else {
+                throw TransferRefusal(.sourceMissing, "\(job.dbLevel)/\(filename.value) is not there")
+            }
+            guard let header = request.headers[.range], header.hasPrefix("bytes=0-"),
+                  let last = Int64(header.dropFirst("bytes=0-".count)), last >= 0, last < file.size else {
+                throw TransferRefusal(.invalidRange, "HEAD asks for a prefix: bytes=0-<last>, below the size \(file.size)")
+            }
+            let checksum = try file.prefixChecksum(last + 1)
+            var headers: HTTPFields = [:]
+            headers[TransferHeader.size] = "\(file.size)"
+            headers[TransferHeader.version] = file.version
+            headers[TransferHeader.rangeChecksum] = checksum.description
+            return Response(status: .ok, headers: headers)
         }
     }
 

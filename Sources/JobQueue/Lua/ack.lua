@@ -12,7 +12,7 @@ local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token')
 if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then return 0 end
 redis.call('HSET', job, 'status', 'done', 'checksum', checksum, 'bytes', bytes, 'updated_at', now)
 if foundIn ~= '' then redis.call('HSET', job, 'db_level', foundIn) end
-redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence')
+redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence', 'verified')
 retireError(job)
 redis.call('LPUSH', done, id)
 redis.call('HSET', movedAt, cid, now)
