@@ -101,6 +101,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The worker's transfer endpoint: its levels' files served to other workers' transfers.
+        .target(
+            name: "RelocatorTransfer",
+            dependencies: [
+                "RelocatorCore", "FileMover",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Fault injection for tests (RELOCATOR_FAULTS), as decorators of the worker's queue and mover.
         .target(
             name: "RelocatorFaults",
@@ -112,6 +122,7 @@ let package = Package(
             name: "relocator",
             dependencies: [
                 "RelocatorCore", "RedisClient", "SQLStore", "JobQueue", "FileMover", "RelocatorAPI", "RelocatorServices", "RelocatorMetrics", "RelocatorFaults",
+                "RelocatorTransfer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -134,6 +145,13 @@ let package = Package(
                 "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "RelocatorTransferTests",
+            dependencies: [
+                "RelocatorTransfer", "RelocatorTesting", "FileMover", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
         // Help/: the reference --help texts the tests compare with (read from the checkout).

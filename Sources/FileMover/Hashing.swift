@@ -27,6 +27,11 @@ final class RunningHash {
         if let xxh { XXH3_freeState(xxh) }
     }
 
+    /// Forgets everything passed to `update`.
+    func reset() {
+        if let xxh { XXH3_128bits_reset(xxh) } else { sha = SHA256() }
+    }
+
     func update(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         if let xxh {

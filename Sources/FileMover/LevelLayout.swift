@@ -78,3 +78,22 @@ private func parentPath(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
     return String(path[..<slash])
 }
+
+/// The levels whose directory this host has, and those it has not (no such path: the level lives
+/// on other hosts, whose workers serve its files). Only a missing path counts as absent: a path
+/// that exists but cannot be looked at, or is not a directory, is left for `verifyLevelLayout`
+/// to refuse, and a bare mountpoint is present (a level taken out of service is checked later).
+public func levelsOnThisHost(_ directories: LevelDirectories) -> (present: LevelDirectories, absent: [String]) {
+    var present: [(String, String)] = []
+    var absent: [String] = []
+    for name in directories.names {
+        let directory = directories.directory(of: name)!
+        var status = stat()
+        if stat(directory, &status) != 0 && errno == ENOENT {
+            absent.append(name)
+        } else {
+            present.append((name, directory))
+        }
+    }
+    return (LevelDirectories(present), absent)
+}

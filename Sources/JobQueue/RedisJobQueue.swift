@@ -64,6 +64,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             fields = [(.checksum, checksum.description), (.bytes, String(bytes)), (.stage, MoveStage.publishing.rawValue)]
         case .copied(let done, let total):
             fields = [(.bytesDone, String(done)), (.bytesTotal, String(total))]
+        case .verified(let done, let total):
+            fields = [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))]
         }
         return try queue.recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, fields, on: redis)
     }

@@ -45,6 +45,10 @@ public enum JobField: String, Sendable, CaseIterable {
     /// Bytes copied so far by the delivery in flight, and the size of the file it copies.
     case bytesDone = "bytes_done"
     case bytesTotal = "bytes_total"
+    /// Bytes of the job's temporary file that a delivery pulling it from another host fsynced and
+    /// recorded: kept across deliveries (a later one resumes after them, once the source is found
+    /// to begin with the same bytes), gone with the ack.
+    case verified
     /// Why a deferred job waits, and until when (ms).
     case deferReason = "defer_reason"
     case dueAt = "due_at"
@@ -83,6 +87,8 @@ public struct Job: Equatable, Sendable {
     public var stage: MoveStage?
     public var bytesDone: Int64?
     public var bytesTotal: Int64?
+    /// Bytes verified by a pull from another host (see `JobField.verified`).
+    public var verified: Int64?
     public var deferReason: String?
     public var dueAt: Int64?
     /// The delivery token of the last claim (nil before any).
@@ -164,6 +170,7 @@ public struct Job: Equatable, Sendable {
             }
             job.bytesDone = try number(.bytesDone)
             job.bytesTotal = try number(.bytesTotal)
+            job.verified = try number(.verified)
             job.deferReason = text(.deferReason)
             job.dueAt = try number(.dueAt)
             job.token = try number(.token)
@@ -191,7 +198,7 @@ public struct Job: Equatable, Sendable {
             (.bytes, bytes.map(String.init)), (.gen, String(gen)), (.enqueuedAt, String(enqueuedAt)),
             (.updatedAt, String(updatedAt)), (.startedAt, startedAt.map(String.init)), (.nextTarget, nextTarget),
             (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
-            (.bytesTotal, bytesTotal.map(String.init)), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
+            (.bytesTotal, bytesTotal.map(String.init)), (.verified, verified.map(String.init)), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
             (.token, token.map(String.init)), (.fence, fence.map(String.init)),
             (.queuedBy, queuedBy?.stored), (.nextQueuedBy, nextQueuedBy?.stored),
         ]
@@ -231,6 +238,9 @@ public enum WorkerField: String, Sendable, CaseIterable {
     case unavailable
     /// The port of the process's metrics server (`GET /metrics`), when it serves one.
     case metricsPort = "metrics_port"
+    /// The address (`host:port`) where the worker serves its levels' files to other workers'
+    /// transfers (`--transfer-advertise`); absent when it serves none.
+    case transfer
 }
 
 /// Counters kept per shard in the `stats` hash.

@@ -63,7 +63,14 @@ final class FaultySession: JobQueueing, QueueReading {
 
     // Everything else as the queue does it.
     func submit(_ requests: [SubmitRequest]) throws -> [SubmitResult] { try inner.submit(requests) }
-    func record(_ delivery: Delivery, _ progress: MoveProgress) throws -> Bool { try inner.record(delivery, progress) }
+    func record(_ delivery: Delivery, _ progress: MoveProgress) throws -> Bool {
+        let recorded = try inner.record(delivery, progress)
+        if recorded, case .verified(let done, _) = progress, faults.crashAfterChunk?.takesTheLast() == true {
+            logger.critical("fault injection: crashing after \(done) bytes of \(delivery.id) were recorded as verified")
+            raise(SIGKILL)
+        }
+        return recorded
+    }
     func nextDone(committer: String, shard: Int, max: Int, wait: Duration, fresh: Bool) throws -> DoneBatch {
         try inner.nextDone(committer: committer, shard: shard, max: max, wait: wait, fresh: fresh)
     }

@@ -16,6 +16,8 @@ import Synchronization
 ///   that step, the first time or the first N times — a VM pause, for a test to wake it with
 ///   SIGCONT once others have acted;
 /// - `crash-before-ack`: SIGKILL between a verified move and its ack;
+/// - `crash-after-chunk=N`: SIGKILL right after the Nth chunk a pull from another host fsynced
+///   and recorded as verified;
 /// - `corrupt-read-back=N`: flip a byte of the first N copies between the write and the read-back;
 /// - `lose-reply=N`: act on every Nth claim as if its reply had been lost (the job stays in the
 ///   worker's processing list for the maintenance loop to give back);
@@ -26,7 +28,9 @@ public struct WorkerFaults: Sendable {
     public var noopMove = false
     /// Every `loseReply`th claim is treated as lost (0: never).
     public var loseReply = 0
-    public var isActive: Bool { move != nil || crashBeforeAck || noopMove || loseReply > 0 }
+    /// Counts the records of bytes copied down to the crash (`crash-after-chunk`).
+    var crashAfterChunk: Countdown?
+    public var isActive: Bool { move != nil || crashBeforeAck || noopMove || loseReply > 0 || crashAfterChunk != nil }
 
     public init() {}
 
@@ -66,6 +70,11 @@ public struct WorkerFaults: Sendable {
                 stops.append((step, Countdown(pieces.count == 2 ? Int(pieces[1])! : 1)))
             case ("crash-before-ack", nil):
                 crashBeforeAck = true
+            case ("crash-after-chunk", let count?):
+                guard let chunks = Int(count), chunks > 0 else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after-chunk=N with N ≥ 1")
+                }
+                crashAfterChunk = Countdown(chunks)
             case ("noop-move", nil):
                 noopMove = true
             case ("lose-reply", let count?):
@@ -80,7 +89,7 @@ public struct WorkerFaults: Sendable {
                 corrupt = Countdown(limit)
             default:
                 throw ConfigurationError(setting: "RELOCATOR_FAULTS",
-                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, stop-after=<step>[*N], crash-before-ack, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
+                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, stop-after=<step>[*N], crash-before-ack, crash-after-chunk=N, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
             }
         }
         if crashAfter == nil && failures.isEmpty && corrupt == nil && pauses.isEmpty && stops.isEmpty { return }
@@ -110,4 +119,6 @@ final class Countdown: Sendable {
     init(_ count: Int) { left = Atomic(count) }
     /// True while some are left (and uses one up).
     func take() -> Bool { left.subtract(1, ordering: .relaxed).newValue >= 0 }
+    /// True for the use that takes the last one.
+    func takesTheLast() -> Bool { left.subtract(1, ordering: .relaxed).newValue == 0 }
 }

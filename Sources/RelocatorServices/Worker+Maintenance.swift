@@ -48,7 +48,8 @@ extension Worker {
                              concurrency: settings.concurrency, held: holding.withLock { $0.count }, startedAt: startedAt,
                              disks: DiskReport.current(settings.directories),
                              directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
-                             unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil)
+                             unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil,
+                             transfer: transferAdvertised.withLock { $0 }?.description)
         let report = try control.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL, promoteDue: promote,
                                                              reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true,
                                                              horizons: horizons(placement.withLock { $0 })))

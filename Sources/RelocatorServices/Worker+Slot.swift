@@ -119,6 +119,10 @@ extension Worker {
         log[metadataKey: "job.id"] = "\(delivery.id)"
         log[metadataKey: "job.cid"] = "\(job.cid)"
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)
+        if pullsFromAnotherHost(job) {
+            pullAndEnd(delivery, session, context, log)
+            return false
+        }
         let request: MoveRequest
         switch moveRequest(for: job) {
         case .success(let built): request = built

@@ -40,6 +40,11 @@ public final class Worker: Service, Sendable {
         public var lockedRetry: Duration = .seconds(2)
         /// How often the temporary files left in the levels' reserved directories are swept.
         public var sweepInterval: Duration = .seconds(30)
+        /// The address other workers reach this one's transfer endpoint at (port 0: the port the
+        /// endpoint listens on), advertised in its heartbeat with the levels whose directories it
+        /// holds once the endpoint listens (`transferServed`). Nil: it serves no transfers, as when
+        /// every worker sees every level.
+        public var transfer: TransferAddress?
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {
@@ -79,6 +84,8 @@ public final class Worker: Service, Sendable {
     let warnedLevels = Mutex<Set<String>>([])
     /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).
     let metricsPort = Atomic<Int>(0)
+    /// Where this worker's transfer endpoint is reached, once it listens (the heartbeat advertises it).
+    let transferAdvertised = Mutex<TransferAddress?>(nil)
 
     public init(settings: Settings, driver: any JobQueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
         self.settings = settings
@@ -102,6 +109,13 @@ public final class Worker: Service, Sendable {
     /// The process serves its metrics on `port` from now on: the heartbeat says so.
     public func metricsServed(on port: Int) {
         metricsPort.store(port, ordering: .relaxed)
+    }
+
+    /// The process's transfer endpoint listens on `port`: the heartbeat advertises `settings.transfer`
+    /// (with this port when its own is 0) from now on.
+    public func transferServed(on port: Int) {
+        guard let address = settings.transfer else { return }
+        transferAdvertised.withLock { $0 = TransferAddress(host: address.host, port: address.port == 0 ? port : address.port) }
     }
 
     /// Stops taking jobs; moves in flight get the grace period.

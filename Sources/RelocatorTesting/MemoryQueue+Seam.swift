@@ -53,6 +53,9 @@ extension MemoryQueue {
         case .copied(let done, let total):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
                                       [(.bytesDone, String(done)), (.bytesTotal, String(total))])
+        case .verified(let done, let total):
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
+                                      [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))])
         }
     }
 

@@ -287,7 +287,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             guard let key = owned(id, worker, token) else { return false }
             set(key, ["status": "done", "checksum": checksum, "bytes": String(bytes), "updated_at": String(now)])
             if let foundIn { set(key, ["db_level": foundIn]) }
-            for field in ["part", "stage", "bytes_done", "bytes_total", "fence"] { hashes[key]?[field] = nil }
+            for field in ["part", "stage", "bytes_done", "bytes_total", "fence", JobField.verified.rawValue] { hashes[key]?[field] = nil }
             retireError(key)
             lpush(shard.done, id.description)
             hashes[shard.movedAt, default: [:]][String(id.cid)] = String(now)

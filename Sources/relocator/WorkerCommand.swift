@@ -2,9 +2,11 @@ import ArgumentParser
 import FileMover
 import Foundation
 import JobQueue
+import RedisClient
 import RelocatorCore
 import RelocatorFaults
 import RelocatorServices
+import RelocatorTransfer
 import ServiceLifecycle
 import SQLStore
 
@@ -40,17 +42,61 @@ extension Relocator {
 
         @OptionGroup var metrics: MetricsOptions
 
+        @Option(help: "host:port on which to serve this host's level files to the workers of other hosts (port 0: any free port). Levels whose directory this host lacks are then left to the hosts that have them. (default: none: every level's directory must be on this host)")
+        var transferListen: String?
+
+        @Option(help: "host:port at which other hosts reach --transfer-listen (default: --transfer-listen, unless it listens on 0.0.0.0 or ::).")
+        var transferAdvertise: String?
+
         func validate() throws {
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
                 throw ValidationError("--id must be 1 to 128 characters without spaces")
             }
         }
 
+        /// `--transfer-listen` and the address advertised for it; nil without `--transfer-listen`.
+        /// Checked as the command runs: a bad address is one line naming it.
+        func transferAddresses() throws -> (listen: TransferAddress, advertise: TransferAddress)? {
+            guard let transferListen else {
+                if transferAdvertise != nil { throw ValidationError("--transfer-advertise needs --transfer-listen") }
+                return nil
+            }
+            let listen: TransferAddress
+            do {
+                listen = try TransferAddress(parsing: transferListen, allowsAnyPort: true)
+            } catch {
+                throw ValidationError("--transfer-listen: \(error)")
+            }
+            guard let transferAdvertise else {
+                if listen.isWildcard {
+                    throw ValidationError("--transfer-listen \(listen) is no address other hosts can reach: give --transfer-advertise")
+                }
+                return (listen, listen)
+            }
+            do {
+                return (listen, try TransferAddress(parsing: transferAdvertise, allowsAnyPort: true))
+            } catch {
+                throw ValidationError("--transfer-advertise: \(error)")
+            }
+        }
+
         func run() async throws {
-            let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+            let transfer = try transferAddresses()
+            var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+            let logger = Logs.logger("relocator.worker")
+            if transfer != nil {
+                // Each host lists the directories it has; the others' files come through their workers.
+                let found = levelsOnThisHost(directories)
+                guard !found.present.names.isEmpty else {
+                    throw CommandFailure("\(setting): no level directory is on this host (\(directories.names.map { "\($0)=\(directories.directory(of: $0)!)" }.joined(separator: ", ")))")
+                }
+                for level in found.absent {
+                    logger.notice("level '\(level)' (\(directories.directory(of: level)!)) is not on this host: its files are reached through the workers of the hosts that have it")
+                }
+                directories = found.present
+            }
             _ = try verifyLevelLayout(directories, setting: setting)
             let served = try Self.servedLevels(levels, directories: directories, setting: setting)
-            let logger = Logs.logger("relocator.worker")
             let faults = try WorkerFaults(parsing: runtime.environment["RELOCATOR_FAULTS"])
             if faults.isActive { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
             var settings = Worker.Settings(
@@ -58,6 +104,7 @@ extension Relocator {
                 concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: try runtime.heartbeatTTL(),
                 gracePeriod: .seconds(gracePeriod))
             settings.deferRetry = try runtime.deferRetry()
+            settings.transfer = transfer?.advertise
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
@@ -67,7 +114,12 @@ extension Relocator {
             let mover: any FileMoving = faults.noopMove ? NoopMover()
                 : FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held)
             let worker = Worker(settings: settings, driver: driver, mover: mover, levels: held, logger: logger)
-            let services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
+            var services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
+            if let transfer {
+                let queue = RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: RedisPool(url: try runtime.redis(), size: 4))
+                let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"))
+                services.append(TransferServer(endpoint: endpoint, listen: transfer.listen) { worker.transferServed(on: $0) })
+            }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()
         }

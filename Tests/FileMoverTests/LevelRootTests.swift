@@ -152,6 +152,18 @@ import TestSupport
         #expect(levels[2].directory == root.path + "/c-link")
     }
 
+    @Test func onlyAMissingPathMakesALevelAbsentFromThisHost() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        try FileManager.default.createDirectory(atPath: root.path + "/ssd", withIntermediateDirectories: true)
+        try Data("x".utf8).write(to: URL(fileURLWithPath: root.path + "/file"))
+        let found = levelsOnThisHost(LevelDirectories([("gold", root.path + "/ssd"), ("silver", root.path + "/hdd"),
+                                                       ("bronze", root.path + "/file/below"), ("tin", root.path + "/file")]))
+        // A path through a file, or a file, is no directory of another host: verifyLevelLayout refuses it.
+        #expect(found.present.names == ["gold", "bronze", "tin"] && found.absent == ["silver"])
+        #expect(found.present.directory(of: "gold") == root.path + "/ssd")
+    }
+
     @Test func twoNamesForOneDirectoryAreRefusedHoweverSpelled() throws {
         let root = try TemporaryDirectory()
         defer { root.remove() }

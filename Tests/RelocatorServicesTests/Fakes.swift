@@ -45,7 +45,7 @@ final class WorkerHarness: @unchecked Sendable {
     private let finished = Mutex<Bool>(false)
 
     init(levels: [String] = ["gold", "silver", "bronze"], concurrency: Int = 2, retry: RetryPolicy = RetryPolicy(base: .milliseconds(50), cap: .milliseconds(200), maxAttempts: 3),
-         grace: Duration = .seconds(5), mover: FakeMover = FakeMover(), queue: MemoryQueue = MemoryQueue()) {
+         grace: Duration = .seconds(5), mover: FakeMover = FakeMover(), queue: MemoryQueue = MemoryQueue(), transfer: TransferAddress? = nil) {
         self.queue = queue
         self.mover = mover
         let directories = LevelDirectories([("gold", "/levels/gold"), ("silver", "/levels/silver"), ("bronze", "/levels/bronze")])
@@ -53,6 +53,7 @@ final class WorkerHarness: @unchecked Sendable {
                                        heartbeatTTL: .milliseconds(300), gracePeriod: grace)
         settings.idleWait = .milliseconds(50)
         settings.progressInterval = .zero
+        settings.transfer = transfer
         worker = Worker(settings: settings, driver: queue, mover: mover, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 

@@ -190,6 +190,29 @@ import Testing
         #expect(beat.directories == ["gold": "/levels/gold", "silver": "/levels/silver", "bronze": "/levels/bronze"])
     }
 
+    @Test func theHeartbeatAdvertisesTheTransferAddressWithTheLevelsInService() throws {
+        let h = WorkerHarness(transfer: TransferAddress(host: "10.0.0.7", port: 0))
+        h.start()
+        defer { try? h.stop() }
+        // Nothing is offered before the endpoint listens.
+        try waitUntil("the heartbeat") { try h.queue.heartbeats().first?.id == "w1" }
+        #expect(try h.queue.heartbeats().first?.transfer == nil)
+        h.worker.transferServed(on: 7400)
+        try waitUntil("the advertisement") { try h.queue.heartbeats().first?.transfer != nil }
+        let beat = try #require(try h.queue.heartbeats().first)
+        #expect(beat.transfer == "10.0.0.7:7400" && beat.transferLevels == ["bronze", "gold", "silver"])
+        #expect(TransferPeer.serving("gold", among: [beat], excluding: "w2").map(\.address) == [TransferAddress(host: "10.0.0.7", port: 7400)])
+    }
+
+    @Test func aWorkerWithoutATransferAddressAdvertisesNoneAsBefore() throws {
+        let h = WorkerHarness()
+        h.start()
+        defer { try? h.stop() }
+        try waitUntil("the heartbeat") { try h.queue.heartbeats().first?.id == "w1" }
+        let beat = try #require(try h.queue.heartbeats().first)
+        #expect(beat.transfer == nil && beat.transferLevels.isEmpty)
+    }
+
     @Test func aQueueOutageIsWaitedOutAndNothingIsLost() throws {
         let h = WorkerHarness()
         h.queue.setUnavailable(true)

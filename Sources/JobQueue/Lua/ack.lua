@@ -27,9 +27,9 @@ for m = 1, #KEYS - 5 do
     if h[5] then table.insert(set, 'earlier_error') table.insert(set, h[5]) end
     redis.call('HSET', job, unpack(set))
     if h[5] then
-      redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence', 'last_error', 'reason')
+      redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence', 'verified', 'last_error', 'reason')
     else
-      redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence')
+      redis.call('HDEL', job, 'part', 'stage', 'bytes_done', 'bytes_total', 'fence', 'verified')
     end
     redis.call('LPUSH', done, id)
     redis.call('HSET', movedAt, cid, now)

@@ -325,10 +325,12 @@ public struct Heartbeat: Sendable, Equatable {
     public var unavailable: [String]
     /// The port of its metrics server (nil: none).
     public var metricsPort: Int?
+    /// Where it serves the files of its levels to other workers (`host:port`; nil: it serves none).
+    public var transfer: String?
 
     public init(id: String, kind: Kind, host: String? = nil, pid: Int? = nil, levels: [String] = [], concurrency: Int? = nil, held: Int? = nil,
                 startedAt: Int64? = nil, beatAt: Int64? = nil, disks: DiskReport? = nil, directories: [String: String] = [:],
-                unavailable: [String] = [], metricsPort: Int? = nil) {
+                unavailable: [String] = [], metricsPort: Int? = nil, transfer: String? = nil) {
         self.id = id
         self.kind = kind
         self.host = host
@@ -342,5 +344,13 @@ public struct Heartbeat: Sendable, Equatable {
         self.directories = directories
         self.unavailable = unavailable
         self.metricsPort = metricsPort
+        self.transfer = transfer
+    }
+
+    /// The levels whose files it serves to other workers: those whose directory it holds and
+    /// that are in service for it, when it advertises a transfer address (none otherwise).
+    public var transferLevels: [String] {
+        guard kind == .worker, transfer != nil else { return [] }
+        return directories.keys.filter { !unavailable.contains($0) }.sorted()
     }
 }

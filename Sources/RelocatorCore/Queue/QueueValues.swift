@@ -36,6 +36,8 @@ public enum MoveProgress: Sendable, Equatable {
     case publishing(Checksum, bytes: Int64)
     /// Bytes copied so far of a long move.
     case copied(Int64, of: Int64)
+    /// Bytes of a pull from another host fsynced in the temporary file: they survive the delivery.
+    case verified(Int64, of: Int64)
 }
 
 /// How a delivery ends.

@@ -1,0 +1,102 @@
+import RelocatorCore
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A regular file of a level, opened (beneath the level, without following a link, as every
+/// name) to serve its bytes to another worker's transfer.
+public final class ServedFile: @unchecked Sendable {
+    let open: LevelRoot.OpenFile
+
+    init(_ open: LevelRoot.OpenFile) {
+        self.open = open
+    }
+
+    /// Its size when it was opened.
+    public var size: Int64 { open.identity.size }
+
+    /// The file's version: device, inode, size, modification and change times when it was opened.
+    /// Every range of one transfer must come from one version (a source written to meanwhile is
+    /// `source_changed`).
+    public var version: String {
+        let id = open.identity
+        return "\(id.device)-\(id.inode)-\(id.size)-\(id.modified.tv_sec).\(id.modified.tv_nsec)-\(id.changed.tv_sec).\(id.changed.tv_nsec)"
+    }
+
+    /// Up to `count` bytes from `offset` (fewer only at the end of the file), with their checksum;
+    /// `source_changed` when the file is no longer the version opened once they are read.
+    public func read(at offset: Int64, count: Int, algorithm: ChecksumAlgorithm) throws -> (bytes: [UInt8], checksum: Checksum) {
+        precondition(offset >= 0 && count >= 0, "a range is checked before it is read")
+        var bytes = [UInt8](repeating: 0, count: count)
+        let filled = try bytes.withUnsafeMutableBytes { try open.file.read(into: $0, at: offset) }
+        bytes.removeLast(count - filled)
+        try open.requireUnchanged()
+        let hash = RunningHash(algorithm)
+        bytes.withUnsafeBytes { hash.update($0) }
+        return (bytes, hash.finalize())
+    }
+}
+
+extension ServedFile {
+    /// The xxh128 of the file's first `length` bytes, read here (a resumed transfer compares it
+    /// with its own prefix instead of receiving the prefix again); `source_changed` when the file
+    /// is no longer the version opened, or shorter.
+    public func prefixChecksum(_ length: Int64) throws -> Checksum {
+        let hash = RunningHash(.xxh128)
+        let buffers = ChunkBuffers(chunkSize: 1 << 20)
+        var offset: Int64 = 0
+        while offset < length {
+            let want = Int(min(Int64(buffers[0].count), length - offset))
+            let count = try open.file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffers[0][0..<want]), at: offset)
+            guard count > 0 else { break }
+            hash.update(UnsafeRawBufferPointer(rebasing: buffers[0][0..<count]))
+            offset += Int64(count)
+        }
+        try open.requireUnchanged()
+        guard offset == length else { throw MoveError(.sourceChanged, "\(open.entry.display) has fewer than \(length) bytes") }
+        return hash.finalize()
+    }
+}
+
+extension LevelRoot {
+    /// `filename` of this level opened to serve it; nil when there is no such file. A link on its
+    /// way is `unsafe_path`, anything but a regular file `not_regular_file`; a level no longer in
+    /// place `level_unavailable`.
+    public func openForTransfer(_ filename: Filename) throws -> ServedFile? {
+        try requireInPlace()
+        guard let entry = try entry(filename, create: false), let open = try entry.openRegularFile() else { return nil }
+        return ServedFile(open)
+    }
+
+    /// What `removeProven` did.
+    public enum ProvenRemoval: String, Sendable, Equatable {
+        /// The file was hashed, found equal to the proof, unchanged, and removed; its directory fsynced.
+        case removed
+        /// There was no such file (a removal whose answer was lost, asked again): nothing to do.
+        case alreadyGone = "already_gone"
+    }
+
+    /// Removes this level's `filename` once its copy elsewhere is proven: only when, under the
+    /// content's lock, its own hash equals `checksum` (the copy's, as the copy's delivery recorded
+    /// it) and the file is unchanged since it was hashed, its name and directory still the ones
+    /// hashed. Then its directory is fsynced. A difference is `checksum_mismatch`, a change
+    /// `source_changed`: nothing is removed.
+    public func removeProven(_ filename: Filename, checksum: Checksum, holding lock: ContentLock,
+                             chunkSize: Int = 1 << 20) throws -> ProvenRemoval {
+        try requireInPlace()
+        guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return .alreadyGone }
+        let (own, _) = try source.file.hash(checksum.algorithm, buffers: ChunkBuffers(chunkSize: chunkSize))
+        guard own == checksum else {
+            throw MoveError(.checksumMismatch, "\(entry.display) hashes to \(own), not to the copy's \(checksum); it is kept")
+        }
+        try source.requireUnchanged()
+        guard try stillResolves(entry.directoryPath.split(separator: "/"), to: entry.directory) else {
+            throw MoveError(.sourceChanged, "the directory of \(entry.display) was moved or replaced while it was hashed; it is kept")
+        }
+        try requireInPlace()
+        // Unlinked, then its directory fsynced: the removal is durable before it is confirmed.
+        try entry.remove()
+        return .removed
+    }
+}

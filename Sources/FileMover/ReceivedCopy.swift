@@ -1,0 +1,158 @@
+import RelocatorCore
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A copy of a file of another host's level, received into this host's target level in chunks:
+/// written to the job's temporary file (`.relocator/tmp/<cid>-<gen>.part`), hashed as it comes,
+/// fsynced chunk by chunk, read back from the device, and only then published under its final
+/// name. The caller holds the content's lock in the target level for the copy's whole life (a
+/// temporary file is only ever used by the delivery holding the lock).
+///
+/// A delivery that stopped (a kill, a lost lease) leaves its temporary file: the next one keeps
+/// the prefix the job recorded as verified (fsynced and recorded), hashing it again locally, and
+/// asks the source only for the rest.
+public final class ReceivedCopy: @unchecked Sendable {
+    let root: LevelRoot
+    let part: LevelRoot.OpenFile
+    public let filename: Filename
+    public let algorithm: ChecksumAlgorithm
+    let whole: RunningHash
+    /// Bytes written so far (and hashed into `whole`).
+    public private(set) var written: Int64
+    /// The xxh128 of the prefix kept from an earlier delivery (nil when none was kept).
+    public let keptPrefixChecksum: Checksum?
+
+    private init(root: LevelRoot, part: LevelRoot.OpenFile, filename: Filename, algorithm: ChecksumAlgorithm, whole: RunningHash,
+                 written: Int64, keptPrefixChecksum: Checksum?) {
+        self.root = root
+        self.part = part
+        self.filename = filename
+        self.algorithm = algorithm
+        self.whole = whole
+        self.written = written
+        self.keptPrefixChecksum = keptPrefixChecksum
+    }
+
+    /// Opens (or creates) the job's temporary file in `root`, keeping at most its first `keep`
+    /// bytes — those an earlier delivery recorded as verified — and hashing them again.
+    public static func open(in root: LevelRoot, cid: Int64, gen: Int64, filename: Filename, keeping keep: Int64,
+                            algorithm: ChecksumAlgorithm, holding lock: ContentLock) throws -> ReceivedCopy {
+        precondition(lock.cid == cid, "the content's own lock")
+        try root.requireInPlace()
+        let name = PartName(cid: cid, gen: gen)
+        let directory = try root.temporaryDirectory()
+        let entry = LevelRoot.Entry(root: root, directory: directory, directoryPath: ReservedDirectory.temporaryPath, name: name.fileName)
+        let output: Descriptor
+        switch Linux.openAt(directory.fd, name.fileName, flags: O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600) {
+        case .success(let fd): output = Descriptor(fd, display: entry.display)
+        case .failure(.tooManySymbolicLinkLevels): throw MoveError.symbolicLink(entry.display)
+        case .failure(let error): throw MoveError.system("cannot create", entry.display, error)
+        }
+        let status = try output.stat()
+        guard status.isRegularFile else { throw MoveError(.ioError, "\(entry.display) is \(status.typeDescription)") }
+        let kept = max(0, min(keep, status.size))
+        if case .failure(let error) = Linux.call({ ftruncate(output.fd.rawValue, off_t(kept)) }) {
+            throw MoveError.system("cannot truncate", entry.display, error)
+        }
+        let whole = RunningHash(algorithm)
+        var prefix: Checksum?
+        if kept > 0 {
+            let local = RunningHash(.xxh128)
+            let buffers = ChunkBuffers(chunkSize: 1 << 20)
+            var offset: Int64 = 0
+            while offset < kept {
+                let want = Int(min(Int64(buffers[0].count), kept - offset))
+                let count = try output.read(into: UnsafeMutableRawBufferPointer(rebasing: buffers[0][0..<want]), at: offset)
+                guard count > 0 else { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffers[0][0..<count])
+                whole.update(chunk)
+                local.update(chunk)
+                offset += Int64(count)
+            }
+            guard offset == kept else { throw MoveError(.ioError, "\(entry.display) ended at \(offset) of the \(kept) bytes kept") }
+            prefix = local.finalize()
+        }
+        let open = LevelRoot.OpenFile(entry: entry, file: output, identity: FileIdentity(try output.stat()))
+        return ReceivedCopy(root: root, part: open, filename: filename, algorithm: algorithm, whole: whole, written: kept, keptPrefixChecksum: prefix)
+    }
+
+    /// Starts again from the first byte (the prefix kept is not the source's).
+    public func restart() throws {
+        if case .failure(let error) = Linux.call({ ftruncate(part.file.fd.rawValue, 0) }) {
+            throw MoveError.system("cannot truncate", part.entry.display, error)
+        }
+        whole.reset()
+        written = 0
+    }
+
+    /// Writes the next chunk at the end of what was written.
+    public func append(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            try part.file.write(raw, at: written)
+            whole.update(raw)
+        }
+        written += Int64(bytes.count)
+    }
+
+    /// fsyncs what was written: from here on it survives a crash of this host.
+    public func sync() throws { try part.file.sync() }
+
+    /// The checksum of everything written, once read back from the device equal to it (the
+    /// pages dropped first); `checksum_mismatch` otherwise. The file is fsynced with its mode.
+    public func verify() throws -> Checksum {
+        let inFlight = whole.finalize()
+        if case .failure(let error) = Linux.call({ fchmod(part.file.fd.rawValue, 0o644) }) {
+            throw MoveError.system("cannot set the mode of", part.entry.display, error)
+        }
+        try part.file.sync()
+        _ = posix_fadvise(part.file.fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)  // advice only
+        let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: 1 << 20))
+        guard size == written, readBack == inFlight else {
+            throw MoveError(.checksumMismatch, "\(part.entry.display) reads back as \(readBack) (\(size) bytes), not as written (\(inFlight), \(written) bytes)")
+        }
+        return inFlight
+    }
+
+    /// Publishes the verified copy under its final name (never replacing one; its directories
+    /// made durably), fsyncs that directory, then removes the temporary name. False when the final
+    /// name already holds a file (nothing published).
+    public func publish() throws -> Bool {
+        try root.requireInPlace()
+        guard let target = try root.entry(filename, create: true) else {
+            throw MoveError(.ioError, "cannot create the directories of \(root.display(filename.value))")
+        }
+        guard try part.entry.names(part.identity) else {
+            throw MoveError(.ioError, "\(part.entry.display) was replaced while it was written; the copy starts again")
+        }
+        switch Linux.link(part.file.fd, into: target.directory.fd, as: target.name) {
+        case .success: break
+        case .failure(.fileExists): return false
+        case .failure(let error): throw MoveError.system("cannot publish", target.display, error)
+        }
+        try root.sync(target.directory)
+        discard()
+        return true
+    }
+
+    /// Removes the temporary name while it still names this copy (best effort: what is left is
+    /// the next delivery's, or the sweep's, under the lock).
+    public func discard() {
+        do {
+            if try part.entry.names(part.identity) { _ = Linux.unlink(part.entry.directory.fd, part.entry.name) }
+        } catch {
+            // Left for the next delivery.
+        }
+    }
+}
+
+/// A range received from another host.
+public enum ReceivedChunk {
+    /// Its xxh128, as the source's endpoint computes it for the range it sends.
+    public static func checksum(_ bytes: [UInt8]) -> Checksum {
+        let hash = RunningHash(.xxh128)
+        bytes.withUnsafeBytes { hash.update($0) }
+        return hash.finalize()
+    }
+}

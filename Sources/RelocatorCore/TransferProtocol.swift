@@ -1,0 +1,110 @@
+/// The names of the transfer endpoint a worker serves its levels' files on to other workers
+/// (HTTP/1.1): the one place they are spelled, for the server and its clients.
+///
+/// - `GET /transfer/v1/contents/<cid>` with `Range: bytes=a-b`: bytes of the file the content's
+///   job moves from this worker's level, with their checksum and the file's version and size.
+/// - `POST /transfer/v1/contents/<cid>/remove` with the copy's checksum: removes the source once
+///   proven (docs/CROSSHOST.md).
+///
+/// Every request names the job's generation and carries the delivery's token: the endpoint serves
+/// only the job's current delivery.
+public enum TransferProtocol {
+    public static let pathPrefix = "transfer/v1/contents"
+
+    /// The path of a content's file.
+    public static func contentPath(_ cid: Int64) -> String { "/\(pathPrefix)/\(cid)" }
+    /// The path of the removal of a content's source.
+    public static func removePath(_ cid: Int64) -> String { "/\(pathPrefix)/\(cid)/remove" }
+
+    /// Request: the delivery token of the job's current delivery (a credential: never in a URL).
+    public static let deliveryHeader = "Relocator-Delivery"
+    /// Request: the job's generation.
+    public static let genHeader = "Relocator-Gen"
+    /// Request (GET, optional): the version every range must come from. Answer: the file's version.
+    public static let versionHeader = "Relocator-Version"
+    /// Answer: the file's size.
+    public static let sizeHeader = "Relocator-Size"
+    /// Answer: the checksum of the bytes of the answer.
+    public static let rangeChecksumHeader = "Relocator-Range-Checksum"
+    /// Request (remove): the checksum of the copy, as its delivery recorded it.
+    public static let checksumHeader = "Relocator-Checksum"
+
+    /// The most bytes one answer carries.
+    public static let maximumRange = 64 << 20
+
+    /// The machine-readable codes of the endpoint's refusals (`{"error": code, "message": …}`).
+    public enum Refusal: String, Sendable, CaseIterable {
+        case badRequest = "bad_request"
+        case noRoute = "no_route"
+        case invalidCID = "invalid_cid"
+        case invalidGen = "invalid_gen"
+        case invalidRange = "invalid_range"
+        case invalidChecksum = "invalid_checksum"
+        case missingCredential = "missing_credential"
+        case wrongCredential = "wrong_credential"
+        case unknownCID = "unknown_cid"
+        case notServed = "not_served"
+        case sourceMissing = "source_missing"
+        case staleDelivery = "stale_delivery"
+        case notProven = "not_proven"
+        case contentLocked = "content_locked"
+        case checksumMismatch = "checksum_mismatch"
+        case sourceChanged = "source_changed"
+        case versionChanged = "version_changed"
+        case rangeNotSatisfiable = "range_not_satisfiable"
+        case unsafePath = "unsafe_path"
+        case notRegularFile = "not_regular_file"
+        case invalidFilename = "invalid_filename"
+        case unavailable
+        case internalError = "internal"
+
+        /// The HTTP status of the refusal.
+        public var status: Int {
+            switch self {
+            case .badRequest, .invalidCID, .invalidGen, .invalidRange, .invalidChecksum: return 400
+            case .missingCredential: return 401
+            case .wrongCredential: return 403
+            case .noRoute, .unknownCID, .notServed, .sourceMissing: return 404
+            case .staleDelivery, .notProven, .contentLocked, .checksumMismatch, .sourceChanged: return 409
+            case .versionChanged: return 412
+            case .rangeNotSatisfiable: return 416
+            case .unsafePath, .notRegularFile, .invalidFilename: return 422
+            case .unavailable: return 503
+            case .internalError: return 500
+            }
+        }
+    }
+
+    /// A `Range: bytes=a-b` (or `bytes=a-`) of a file of `size` bytes: its first offset and length,
+    /// at most `maximumRange`. Nil for a range past the end (416); throws for one that does not
+    /// parse, or that is longer than `maximumRange` (400). No value of the header traps.
+    public static func range(_ header: String, size: Int64) throws(RangeInvalid) -> (offset: Int64, length: Int)? {
+        guard header.hasPrefix("bytes=") else { throw RangeInvalid(description: "expected bytes=first-last (got '\(header.prefix(64))')") }
+        let spec = header.dropFirst("bytes=".count)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        func number(_ text: Substring) -> Int64? {
+            guard !text.isEmpty, text.count <= 18, text.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+            return Int64(text)
+        }
+        guard parts.count == 2, let first = number(parts[0]) else {
+            throw RangeInvalid(description: "expected bytes=first-last with one range of decimal offsets (got '\(header.prefix(64))')")
+        }
+        var last = size - 1
+        if !parts[1].isEmpty {
+            guard let given = number(parts[1]), given >= first else {
+                throw RangeInvalid(description: "the last offset must be a decimal offset not below the first (got '\(header.prefix(64))')")
+            }
+            last = min(given, size - 1)
+        }
+        guard first < size else { return nil }
+        let length = last - first + 1
+        guard length <= Int64(maximumRange) else {
+            throw RangeInvalid(description: "at most \(maximumRange) bytes per request (asked for \(length))")
+        }
+        return (first, Int(length))
+    }
+
+    public struct RangeInvalid: Error, CustomStringConvertible, Equatable, Sendable {
+        public let description: String
+    }
+}

@@ -1,0 +1,191 @@
+import FileMover
+import Foundation
+import Hummingbird
+import Logging
+import RelocatorCore
+
+/// What a worker's transfer endpoint serves: the files of the levels it holds, each only to the
+/// current delivery of the job that moves it from there (`TransferProtocol`). The file is named by
+/// the job, never by the request: a request names a cid, and the job's filename is resolved
+/// beneath the held level directory as every name of a move (`LevelRoot`).
+public struct TransferEndpoint: Sendable {
+    public let levels: HeldLevels
+    public let queue: any QueueGateway
+    public let logger: Logger
+
+    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger) {
+        self.levels = levels
+        self.queue = queue
+        self.logger = logger
+    }
+
+    /// The routes, for a server or Hummingbird's router tests.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: TransferErrorMiddleware(logger: logger))
+        let endpoint = self
+        router.get("\(TransferProtocol.pathPrefix)/:cid") { request, context in
+            try await endpoint.serve(request, cid: context.parameters.get("cid") ?? "")
+        }
+        router.head("\(TransferProtocol.pathPrefix)/:cid") { request, context in
+            try await endpoint.prefix(request, cid: context.parameters.get("cid") ?? "")
+        }
+        router.post("\(TransferProtocol.pathPrefix)/:cid/remove") { request, context in
+            try await endpoint.remove(request, cid: context.parameters.get("cid") ?? "")
+        }
+        return router
+    }
+
+    /// The job the request names, checked: its cid and generation, the delivery's token (in
+    /// constant time), the job in flight, its source a level this worker holds.
+    func job(_ request: Request, cid text: String, _ session: any JobQueueSession) throws -> (Job, LevelRoot, Filename) {
+        guard let presented = request.headers[TransferHeader.delivery], !presented.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
+        }
+        guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0.isASCII && $0.isNumber }), let cid = Int64(text) else {
+            throw TransferRefusal(.invalidCID, "a content id is a non-negative decimal number (got '\(text.prefix(64))')")
+        }
+        guard let genText = request.headers[TransferHeader.gen] else {
+            throw TransferRefusal(.invalidGen, "the request names no job generation (\(TransferProtocol.genHeader))")
+        }
+        guard genText.count <= 19, genText.allSatisfy({ $0.isASCII && $0.isNumber }), let gen = Int64(genText) else {
+            throw TransferRefusal(.invalidGen, "\(TransferProtocol.genHeader) must be a decimal number (got '\(genText.prefix(64))')")
+        }
+        let job: Job
+        switch try session.readJob(cid: cid) {
+        case nil: throw TransferRefusal(.unknownCID, "content \(cid) has no job")
+        case .failure(let problem): throw TransferRefusal(.unknownCID, "the job of content \(cid) cannot be read: \(problem)")
+        case .success(let read): job = read
+        }
+        guard ConstantTime.equal(Array(presented.utf8), Array(job.deliveryToken.utf8)), job.token != nil else {
+            throw TransferRefusal(.wrongCredential, "the delivery token is not the current one of content \(cid)'s job")
+        }
+        guard job.gen == gen, job.status == .moving else {
+            throw TransferRefusal(.staleDelivery, "content \(cid)'s job is generation \(job.gen), \(job.status.rawValue); the request names generation \(gen)")
+        }
+        guard let root = levels.roots[job.dbLevel] else {
+            throw TransferRefusal(.notServed, "level '\(job.dbLevel)' of content \(cid) is not one this worker holds")
+        }
+        let filename: Filename
+        do {
+            filename = try Filename(job.filename)
+        } catch {
+            throw TransferRefusal(.invalidFilename, "the job's filename \(job.filename.debugDescription.prefix(200)): \(error)")
+        }
+        return (job, root, filename)
+    }
+
+    /// `GET`: a range of the file, with its checksum (xxh128: it guards the bytes on their way; the
+    /// whole file's checksum is the proof), the file's size and version.
+    func serve(_ request: Request, cid: String) async throws -> Response {
+        return try await queue.withSession { session in
+            let (job, root, filename) = try self.job(request, cid: cid, session)
+            guard let file = try root.openForTransfer(filename) else {
+                throw TransferRefusal(.sourceMissing, "\(job.dbLevel)/\(filename.value) is not there")
+            }
+            if let expected = request.headers[TransferHeader.version], expected != file.version {
+                throw TransferRefusal(.versionChanged, "\(job.dbLevel)/\(filename.value) changed since the transfer began (now version \(file.version))")
+            }
+            let offset: Int64
+            let length: Int
+            if let header = request.headers[.range] {
+                let range: (offset: Int64, length: Int)?
+                do {
+                    range = try TransferProtocol.range(header, size: file.size)
+                } catch {
+                    throw TransferRefusal(.invalidRange, "\(error)")
+                }
+                guard let range else {
+                    var headers: HTTPFields = [.contentRange: "bytes */\(file.size)"]
+                    headers[TransferHeader.size] = "\(file.size)"
+                    headers[TransferHeader.version] = file.version
+                    throw TransferRefusal(.rangeNotSatisfiable, "\(header.prefix(64)) is past the end of the file (\(file.size) bytes)", headers: headers)
+                }
+                (offset, length) = range
+            } else {
+                guard file.size <= Int64(TransferProtocol.maximumRange) else {
+                    throw TransferRefusal(.invalidRange, "the file has \(file.size) bytes: ask for at most \(TransferProtocol.maximumRange) at a time with Range")
+                }
+                (offset, length) = (0, Int(file.size))
+            }
+            let (bytes, checksum) = try file.read(at: offset, count: length, algorithm: .xxh128)
+            var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: "\(bytes.count)"]
+            headers[TransferHeader.size] = "\(file.size)"
+            headers[TransferHeader.version] = file.version
+            headers[TransferHeader.rangeChecksum] = checksum.description
+            let partial = request.headers[.range] != nil
+            if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(bytes.count) - 1)/\(file.size)" }
+            return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+    }
+
+    /// `HEAD` with `Range: bytes=0-<n-1>`: the checksum of the file's first n bytes, hashed here —
+    /// any n up to the size — with the file's size and version, and no bytes.
+    func prefix(_ request: Request, cid: String) async throws -> Response {
+        try await queue.withSession { session in
+            let (job, root, filename) = try self.job(request, cid: cid, session)
+            guard let file = try root.openForTransfer(filename) else {
+                throw TransferRefusal(.sourceMissing, "\(job.dbLevel)/\(filename.value) is not there")
+            }
+            guard let header = request.headers[.range], header.hasPrefix("bytes=0-"),
+                  let last = Int64(header.dropFirst("bytes=0-".count)), last >= 0, last < file.size else {
+                throw TransferRefusal(.invalidRange, "HEAD asks for a prefix: bytes=0-<last>, below the size \(file.size)")
+            }
+            let checksum = try file.prefixChecksum(last + 1)
+            var headers: HTTPFields = [:]
+            headers[TransferHeader.size] = "\(file.size)"
+            headers[TransferHeader.version] = file.version
+            headers[TransferHeader.rangeChecksum] = checksum.description
+            return Response(status: .ok, headers: headers)
+        }
+    }
+
+    /// What a removal answers.
+    public struct Removal: Codable, Equatable, Sendable {
+        /// `removed` or `already_gone` (`LevelRoot.ProvenRemoval`).
+        public var outcome: String
+        public var cid: Int64
+
+        public init(outcome: String, cid: Int64) {
+            self.outcome = outcome
+            self.cid = cid
+        }
+    }
+
+    /// `POST …/remove`: the source removed once proven — under the content's lock, the job's
+    /// current delivery must have recorded this checksum for its published copy, and the source
+    /// must hash to it, unchanged.
+    func remove(_ request: Request, cid: String) async throws -> Response {
+        guard request.headers[TransferHeader.delivery]?.isEmpty == false else {
+            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
+        }
+        guard let text = request.headers[TransferHeader.checksum] else {
+            throw TransferRefusal(.invalidChecksum, "the request names no checksum of the copy (\(TransferProtocol.checksumHeader))")
+        }
+        let proof: Checksum
+        do {
+            proof = try Checksum(parsing: text)
+        } catch {
+            throw TransferRefusal(.invalidChecksum, "\(TransferProtocol.checksumHeader): \(error)")
+        }
+        let removal = try await queue.withSession { session in
+            let (job, root, filename) = try self.job(request, cid: cid, session)
+            guard let lock = try ContentLock.tryLock(cid: job.cid, in: [root]) else {
+                throw TransferRefusal(.contentLocked, "another delivery of content \(job.cid) holds its lock in level '\(root.level)'; ask again")
+            }
+            defer { lock.release() }
+            // Read again under the lock: a later delivery or generation bumps what was checked.
+            let (held, _, _) = try self.job(request, cid: cid, session)
+            guard held.stage == .publishing, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
+                throw TransferRefusal(.notProven, "content \(held.cid)'s job has recorded no published copy with checksum \(proof) (stage \(held.stage?.rawValue ?? "none"))")
+            }
+            let outcome = try root.removeProven(filename, checksum: proof, holding: lock)
+            self.logger.info("removed the source of a copy proven elsewhere", metadata: [
+                "job.cid": "\(job.cid)", "job.from": "\(job.dbLevel)", "job.to": "\(job.target)", "outcome": "\(outcome.rawValue)"])
+            return Removal(outcome: outcome.rawValue, cid: job.cid)
+        }
+        var buffer = ByteBuffer()
+        buffer.writeBytes(try JSONEncoder().encode(removal))
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+}

@@ -1,0 +1,35 @@
+import Hummingbird
+import Logging
+import RelocatorCore
+import ServiceLifecycle
+
+/// The worker's transfer endpoint as a `Service` (HTTP/1.1 on `--transfer-listen`): run it in the
+/// worker's `ServiceGroup`; it stops with the group's graceful shutdown.
+public struct TransferServer: Service {
+    public let endpoint: TransferEndpoint
+    public let listen: TransferAddress
+    let onServerRunning: @Sendable (Int) async -> Void
+
+    /// `listen`'s port 0 picks a free port, passed to `onServerRunning`.
+    public init(endpoint: TransferEndpoint, listen: TransferAddress, onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) {
+        self.endpoint = endpoint
+        self.listen = listen
+        self.onServerRunning = onServerRunning
+    }
+
+    public func run() async throws {
+        let logger = endpoint.logger, listen = self.listen, onServerRunning = self.onServerRunning
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, .notice)
+        let app = Application(
+            router: endpoint.router(),
+            configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "relocator-transfer"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? listen.port
+                logger.info("transfers served on \(TransferAddress(host: listen.host, port: port))")
+                await onServerRunning(port)
+            },
+            logger: serverLogger)
+        try await app.run()
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A move between levels of two hosts, run as two worker processes whose level directories are
+/// disjoint (each names the other's level at a path it does not have, one level on the tmpfs of
+/// /dev/shm and one on the disk): the worker holding the target pulls the file from the worker
+/// holding the source, over HTTP, and the source goes only once the copy is proven.
+@Suite struct CrossHostMoveTests {
+    func redis(_ cli: CLIWorkspace, _ arguments: [String]) throws -> String {
+        let url = try #require(cli.environment["REDIS_URL"])
+        let port = try #require(url.firstMatch(of: /:(\d+)(\/\d+)?$/).flatMap { Int($0.1) }, "\(url)")
+        return try RedisProcesses.cli(port: port, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func aMoveFromAnotherHostIsPulledVerifiedCommittedAndOnlyThenIsItsSourceRemoved() throws {
+        let cli = try ContentsTests.workspace()
+        let edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
+        defer { cli.stop(); edge.remove() }
+        let gold = edge.path + "/gold", bronze = cli.path + "/archive/bronze", silver = cli.path + "/archive/silver"
+        for path in [gold, bronze + "/movies", silver] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        // Three chunks and a bit: the last range is short.
+        let size = 3 * (8 << 20) + 12345
+        let data = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 13) })
+        try data.write(to: URL(fileURLWithPath: bronze + "/movies/a.mp4"))
+        try Data().write(to: URL(fileURLWithPath: bronze + "/empty.bin"))
+        let sum = try TestFiles.xxh128(bronze + "/movies/a.mp4")
+        cli.environment["RELOCATOR_LEVELS"] = "bronze=\(bronze),silver=\(silver),gold=\(gold)"
+        #expect(try cli.run(["contents", "import", "-"], input: "1,movies/a.mp4,bronze\n3,empty.bin,bronze\n").status == 0)
+
+        // Each host names the other's levels at paths it does not have.
+        let elsewhere = cli.path + "/another-host"
+        let archiveLevels = "bronze=\(bronze),silver=\(silver),gold=\(elsewhere)/gold"
+        let edgeLevels = "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"
+        try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        for (id, levels) in [("archive", archiveLevels), ("edge", edgeLevels)] {
+            try cli.start(id, ["worker", "--id", id, "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0"],
+                          environment: ["RELOCATOR_LEVELS": levels])
+        }
+        for id in ["archive", "edge"] {
+            try cli.waitUntil("\(id)'s advertisement") { try !redis(cli, ["HGET", cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try redis(cli, ["HGET", cli.prefix + "worker:edge", "directories"]) == "gold=\(gold)")
+
+        for cid in ["1", "3"] { #expect(try cli.run(["enqueue", "--cid", cid, "--count", "20000"]).status == 0) }
+        try cli.waitUntil("the commits", timeout: .seconds(60)) {
+            let rows = try ContentsTests().listed(cli)
+            return rows.filter { [1, 3].contains($0["cid"] as? Int) }.allSatisfy { $0["level"] as? String == "gold" }
+        }
+        // An empty file, too (its one answer is the range past the end).
+        #expect(try Data(contentsOf: URL(fileURLWithPath: gold + "/empty.bin")).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: bronze + "/empty.bin"))
+        #expect(try TestFiles.xxh128(gold + "/movies/a.mp4") == sum)
+        #expect(!FileManager.default.fileExists(atPath: bronze + "/movies/a.mp4"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp").isEmpty)
+        #expect(cli.stderr("edge").contains("moved from another host"), "\(cli.stderr("edge"))")
+        // The source side removed its copy on the proof the edge sent, after it was published there.
+        let archiveLog = cli.stderr("archive")
+        #expect(archiveLog.contains("removed the source of a copy proven elsewhere") && archiveLog.contains("outcome=removed"), "\(archiveLog)")
+        #expect(try redis(cli, ["HGET", cli.prefix + "job:1", "checksum"]) == "xxh128:" + sum)
+    }
+
+    @Test func aPullKilledMidTransferResumesAfterItsLastVerifiedChunk() throws {
+        let cli = try ContentsTests.workspace()
+        let edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
+        defer { cli.stop(); edge.remove() }
+        let gold = edge.path + "/gold", bronze = cli.path + "/archive/bronze", silver = cli.path + "/archive/silver"
+        for path in [gold, bronze, silver] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        let chunk = 8 << 20
+        let data = Data((0..<(4 * chunk + 777)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 17) })
+        try data.write(to: URL(fileURLWithPath: bronze + "/b.mp4"))
+        let sum = try TestFiles.xxh128(bronze + "/b.mp4")
+        cli.environment["RELOCATOR_LEVELS"] = "bronze=\(bronze),silver=\(silver),gold=\(gold)"
+        #expect(try cli.run(["contents", "import", "-"], input: "2,b.mp4,bronze\n").status == 0)
+        let elsewhere = cli.path + "/another-host"
+        let edgeLevels = ["RELOCATOR_LEVELS": "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"]
+        let worker = ["worker", "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0", "--id"]
+        try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try cli.start("archive", worker + ["archive"], environment: ["RELOCATOR_LEVELS": "bronze=\(bronze),silver=\(silver),gold=\(elsewhere)/gold"])
+        // The edge is killed (SIGKILL) right after its second chunk was fsynced and recorded.
+        let first = try cli.start("edge", worker + ["edge"], environment: edgeLevels.merging(["RELOCATOR_FAULTS": "crash-after-chunk=2"]) { $1 })
+        for id in ["archive", "edge"] {
+            try cli.waitUntil("\(id)'s advertisement") { try !redis(cli, ["HGET", cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try cli.run(["enqueue", "--cid", "2", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
+        #expect(try redis(cli, ["HGET", cli.prefix + "job:2", "verified"]) == "\(2 * chunk)")
+        // The verified chunks stay in the job's temporary file.
+        let parts = try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp")
+        #expect(parts.count == 1 && parts.first?.hasPrefix("2-") == true, "\(parts)")
+        #expect(FileManager.default.fileExists(atPath: bronze + "/b.mp4"))
+
+        // Restarted under its id: the job comes back at once and the pull goes on after the 16 MiB
+        // verified, re-hashing them here rather than receiving them again.
+        try cli.start("edge-again", worker + ["edge"], environment: edgeLevels)
+        try cli.waitUntil("the commit", timeout: .seconds(60)) {
+            try ContentsTests().listed(cli).first { $0["cid"] as? Int == 2 }?["level"] as? String == "gold"
+        }
+        #expect(cli.stderr("edge-again").contains("resuming a transfer after the \(2 * chunk) bytes verified before"), "\(cli.stderr("edge-again"))")
+        #expect(try TestFiles.xxh128(gold + "/b.mp4") == sum)
+        #expect(!FileManager.default.fileExists(atPath: bronze + "/b.mp4"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp").isEmpty)
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A worker with `--transfer-listen`: it keeps the levels whose directory its host has, serves
+/// them on the address it advertises in its heartbeat, and refuses what is not a credentialed
+/// request of a job's delivery. Without it, a worker starts as before.
+@Suite struct TransferStartTests {
+    func redis(_ cli: CLIWorkspace, _ arguments: [String]) throws -> String {
+        let url = try #require(cli.environment["REDIS_URL"])
+        let port = try #require(url.firstMatch(of: /:(\d+)(\/\d+)?$/).flatMap { Int($0.1) }, "\(url)")
+        return try RedisProcesses.cli(port: port, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    @Test func aWorkerServesTheLevelsOfItsHostWhereItAdvertisesThem() throws {
+        let cli = try ContentsTests.workspace()
+        defer { cli.stop() }
+        let gold = cli.levelPath("gold")
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        // silver is another host's: its directory is not on this one.
+        let silver = cli.path + "/another-host/silver"
+        cli.environment["RELOCATOR_LEVELS"] = "gold=\(gold),silver=\(silver)"
+        let worker = try cli.start("edge", ["worker", "--id", "edge", "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0"])
+        let beat = cli.prefix + "worker:edge"
+        try cli.waitUntil("the advertisement") { try !redis(cli, ["HGET", beat, "transfer"]).isEmpty }
+        let address = try redis(cli, ["HGET", beat, "transfer"])
+        let port = try #require(address.firstMatch(of: /^127\.0\.0\.1:(\d+)$/).flatMap { Int($0.1) }, "\(address)")
+        #expect(try redis(cli, ["HGET", beat, "directories"]) == "gold=\(gold)")
+        #expect(try redis(cli, ["HGET", beat, "levels"]) == "gold")
+        #expect(cli.stderr("edge").contains("level 'silver' (\(silver)) is not on this host"), "\(cli.stderr("edge"))")
+        // Over a real socket: no credential, no file; a credential for a content without a job, none.
+        let bare = try HTTP.get(port, "/transfer/v1/contents/1")
+        #expect(bare.status == 401 && bare.json?["error"] as? String == "missing_credential", "\(bare.body)")
+        let unknown = try HTTP.get(port, "/transfer/v1/contents/1", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        #expect(unknown.status == 404 && unknown.json?["error"] as? String == "unknown_cid", "\(unknown.body)")
+        let trick = try HTTP.get(port, "/transfer/v1/contents/..%2F..%2Fetc%2Fpasswd", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        #expect(trick.status == 400 && trick.json?["error"] as? String == "invalid_cid", "\(trick.body)")
+        #expect(worker.isRunning)
+    }
+
+    @Test func theTransferOptionsAreCheckedBeforeAnythingStarts() throws {
+        let cli = try ContentsTests.workspace()
+        defer { cli.stop() }
+        cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
+        let cases: [([String], String)] = [
+            (["--transfer-advertise", "10.0.0.1:7400"], "--transfer-advertise needs --transfer-listen"),
+            (["--transfer-listen", "0.0.0.0:7400"], "--transfer-listen 0.0.0.0:7400 is no address other hosts can reach: give --transfer-advertise"),
+            (["--transfer-listen", "7400"], "--transfer-listen: expected host:port"),
+            (["--transfer-listen", "127.0.0.1:70000"], "the port must be 0 to 65535 (got '70000')"),
+            (["--transfer-listen", "0.0.0.0:7400", "--transfer-advertise", "edge 1:7400"], "--transfer-advertise: expected host:port"),
+        ]
+        for (options, message) in cases {
+            let result = try cli.run(["worker", "--id", "w1", "--metrics-port", "0"] + options)
+            #expect(result.status != 0 && result.errorLines.count == 1, "\(options): \(result.stderr)")
+            #expect(result.stderr.contains(message), "\(options): \(result.stderr)")
+        }
+    }
+
+    @Test func withoutATransferAddressEveryLevelsDirectoryMustBeOnThisHostAsBefore() throws {
+        let cli = try ContentsTests.workspace()
+        defer { cli.stop() }
+        let gold = cli.levelPath("gold")
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        cli.environment["RELOCATOR_LEVELS"] = "gold=\(gold),silver=\(cli.path)/another-host/silver"
+        let result = try cli.run(["worker", "--id", "w1", "--metrics-port", "0"])
+        #expect(result.status != 0 && result.stderr.contains("level 'silver' (\(cli.path)/another-host/silver): no such directory"), "\(result.stderr)")
+        // With it, but no level here at all: refused, naming them.
+        cli.environment["RELOCATOR_LEVELS"] = "silver=\(cli.path)/another-host/silver"
+        let none = try cli.run(["worker", "--id", "w1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0"])
+        #expect(none.status != 0 && none.errorLines.count == 1 && none.stderr.contains("no level directory is on this host"), "\(none.stderr)")
+    }
+}

@@ -1,0 +1,299 @@
+import FileMover
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import RelocatorCore
+import RelocatorTesting
+import RelocatorTransfer
+import Testing
+import TestSupport
+
+/// One test's transfer endpoint: a level `gold` on a real directory (with `.relocator/`), a
+/// directory beside it that no request may reach, and the memory queue holding the jobs.
+final class TransferFixture: @unchecked Sendable {
+    let dir: TemporaryDirectory
+    let queue = MemoryQueue()
+    let levels: HeldLevels
+    var gold: String { dir.path + "/gold" }
+    var outside: String { dir.path + "/outside" }
+
+    init() throws {
+        dir = try TemporaryDirectory("relocator-transfer")
+        for path in [dir.path + "/gold", dir.path + "/outside"] {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        }
+        try Data("secret outside the level\n".utf8).write(to: URL(fileURLWithPath: dir.path + "/outside/secret"))
+        levels = try HeldLevels(LevelDirectories([("gold", dir.path + "/gold")]))
+        try levels.roots["gold"]!.initialise()
+    }
+
+    func remove() { dir.remove() }
+
+    /// A file of `bytes` bytes (a pattern no two offsets of a chunk share) at `name` in gold.
+    @discardableResult
+    func file(_ name: String, bytes: Int = 3 << 20) throws -> Data {
+        let data = Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) })
+        let url = URL(fileURLWithPath: gold + "/" + name)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try data.write(to: url)
+        return data
+    }
+
+    /// A job moving `filename` from `level` to silver, claimed: its delivery.
+    func claim(_ cid: Int64, _ filename: String, from level: String = "gold") throws -> Delivery {
+        _ = queue.submit(cid: cid, count: 20000, filename: filename, dbLevel: level, target: "silver")
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "edge", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            throw TestFailure("content \(cid)'s job was not delivered")
+        }
+        return delivery
+    }
+
+    /// The headers of a request of `delivery`'s.
+    func headers(_ delivery: Delivery, token: String? = nil, gen: String? = nil, extra: HTTPFields = [:]) -> HTTPFields {
+        var fields = extra
+        fields[TransferHeader.delivery] = token ?? delivery.job.deliveryToken
+        fields[TransferHeader.gen] = gen ?? "\(delivery.job.gen)"
+        return fields
+    }
+
+    func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let endpoint = TransferEndpoint(levels: levels, queue: MemoryQueueGateway(queue), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try await Application(router: endpoint.router()).test(.router, body)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension TestResponse {
+    var bytes: Data { Data(body.readableBytesView) }
+    /// The refusal's code, from its JSON body.
+    var refusal: String? {
+        (try? JSONSerialization.jsonObject(with: bytes) as? [String: Any])?["error"] as? String
+    }
+    var message: String {
+        (try? JSONSerialization.jsonObject(with: bytes) as? [String: Any])?["message"] as? String ?? ""
+    }
+}
+
+@Suite struct TransferEndpointTests {
+    @Test func rangesOfTheSourceAreServedWithTheirChecksumTheSizeAndTheVersion() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        let data = try f.file("movies/a.mp4")
+        let delivery = try f.claim(7, "movies/a.mp4")
+        let fullSum = try TestFiles.xxh128(f.gold + "/movies/a.mp4")
+        try await f.test { client in
+            var received = Data()
+            var version: String?
+            var offset = 0
+            while offset < data.count {
+                var extra: HTTPFields = [.range: "bytes=\(offset)-\(offset + (1 << 20) - 1)"]
+                if let version { extra[TransferHeader.version] = version }
+                let answer = try await client.execute(uri: TransferProtocol.contentPath(7), method: .get, headers: f.headers(delivery, extra: extra))
+                #expect(answer.status == .partialContent, "\(answer.message)")
+                #expect(answer.headers[.contentRange] == "bytes \(offset)-\(offset + answer.bytes.count - 1)/\(data.count)")
+                #expect(answer.headers[TransferHeader.size] == "\(data.count)")
+                // Each range's checksum is the checksum of its bytes (xxhsum's, computed apart).
+                let piece = f.dir.path + "/piece"
+                try answer.bytes.write(to: URL(fileURLWithPath: piece))
+                #expect(try answer.headers[TransferHeader.rangeChecksum] == "xxh128:" + TestFiles.xxh128(piece))
+                #expect(version == nil || answer.headers[TransferHeader.version] == version)
+                version = answer.headers[TransferHeader.version]
+                received += answer.bytes
+                offset += answer.bytes.count
+            }
+            #expect(received == data)
+            try received.write(to: URL(fileURLWithPath: f.dir.path + "/whole"))
+            #expect(try TestFiles.xxh128(f.dir.path + "/whole") == fullSum)
+            // An open range ends at the end; a small file comes whole without Range.
+            let tail = try await client.execute(uri: TransferProtocol.contentPath(7), method: .get,
+                                                headers: f.headers(delivery, extra: [.range: "bytes=\(data.count - 10)-"]))
+            #expect(tail.status == .partialContent && tail.bytes == data.suffix(10))
+            let whole = try await client.execute(uri: TransferProtocol.contentPath(7), method: .get, headers: f.headers(delivery))
+            #expect(whole.status == .ok && whole.bytes == data)
+            // One answer holds at most maximumRange bytes, whatever the file's size.
+            #expect(throws: TransferProtocol.RangeInvalid.self) { try TransferProtocol.range("bytes=0-\(TransferProtocol.maximumRange)", size: 1 << 40) }
+            #expect(throws: TransferProtocol.RangeInvalid.self) { try TransferProtocol.range("bytes=5-", size: 1 << 40) }
+            #expect(try TransferProtocol.range("bytes=5-", size: 10)! == (5, 5))
+            #expect(try TransferProtocol.range("bytes=999999999999999999-", size: 10) == nil)
+            let past = try await client.execute(uri: TransferProtocol.contentPath(7), method: .get,
+                                                headers: f.headers(delivery, extra: [.range: "bytes=\(data.count)-"]))
+            #expect(past.status == .rangeNotSatisfiable && past.refusal == "range_not_satisfiable" && past.headers[.contentRange] == "bytes */\(data.count)")
+            for bad in ["bytes=5-1", "bytes=-5", "bytes=0-1,4-5", "items=0-1", "bytes=+1-2", "bytes=0-99999999999999999999"] {
+                let refused = try await client.execute(uri: TransferProtocol.contentPath(7), method: .get, headers: f.headers(delivery, extra: [.range: bad]))
+                #expect(refused.status == .badRequest && refused.refusal == "invalid_range", "\(bad): \(refused.status) \(refused.message)")
+            }
+        }
+    }
+
+    @Test func aSourceWrittenToDuringATransferIsRefusedAsAnotherVersion() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("a", bytes: 4096)
+        let delivery = try f.claim(8, "a")
+        try await f.test { client in
+            let first = try await client.execute(uri: TransferProtocol.contentPath(8), method: .get,
+                                                 headers: f.headers(delivery, extra: [.range: "bytes=0-1023"]))
+            let version = try #require(first.headers[TransferHeader.version])
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: f.gold + "/a"))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data([1, 2, 3]))
+            try handle.close()
+            var extra: HTTPFields = [.range: "bytes=1024-2047"]
+            extra[TransferHeader.version] = version
+            let second = try await client.execute(uri: TransferProtocol.contentPath(8), method: .get, headers: f.headers(delivery, extra: extra))
+            #expect(second.status == .preconditionFailed && second.refusal == "version_changed", "\(second.message)")
+            #expect(second.bytes.count < 1024)
+        }
+    }
+
+    @Test func onlyTheJobsCurrentDeliveryIsServed() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("a", bytes: 4096)
+        let delivery = try f.claim(9, "a")
+        try await f.test { client in
+            var none = f.headers(delivery)
+            none[TransferHeader.delivery] = nil
+            let cases: [(HTTPFields, HTTPResponse.Status, String)] = [
+                (none, .unauthorized, "missing_credential"),
+                (f.headers(delivery, token: delivery.job.deliveryToken + "0"), .forbidden, "wrong_credential"),
+                (f.headers(delivery, token: "x"), .forbidden, "wrong_credential"),
+                (f.headers(delivery, gen: "\(delivery.job.gen + 1)"), .conflict, "stale_delivery"),
+                (f.headers(delivery, gen: "-1"), .badRequest, "invalid_gen"),
+                (f.headers(delivery, gen: "99999999999999999999"), .badRequest, "invalid_gen"),
+            ]
+            for (headers, status, code) in cases {
+                let refused = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get, headers: headers)
+                #expect(refused.status == status && refused.refusal == code, "\(code): \(refused.status) \(refused.message)")
+                #expect(refused.headers[.contentType] == "application/json")
+            }
+        }
+    }
+
+    @Test func noRequestReachesAFileOutsideTheLevelOrAnotherContentsFile() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("a", bytes: 4096)
+        try FileManager.default.createDirectory(atPath: f.gold + "/dir", withIntermediateDirectories: true)
+        symlink(f.outside, f.gold + "/linked")
+        symlink(f.outside + "/secret", f.gold + "/secret-link")
+        let delivery = try f.claim(10, "a")
+        try await f.test { client in
+            // The cid in the path: anything but a decimal number is refused, encoded or not.
+            for cid in ["..", "..%2F..%2Foutside%2Fsecret", "%2e%2e", "-1", "1.0", "0x10", "+10", "99999999999999999999", "10%00", "%20%31%30", "10;a=b"] {
+                let refused = try await client.execute(uri: "/\(TransferProtocol.pathPrefix)/\(cid)", method: .get, headers: f.headers(delivery))
+                #expect(refused.status == .badRequest && refused.refusal == "invalid_cid", "\(cid): \(refused.status) \(refused.message)")
+            }
+            // Paths that leave the routes: no route, nothing served.
+            for path in ["/\(TransferProtocol.pathPrefix)/10/../../../outside/secret", "/\(TransferProtocol.pathPrefix)/10/a", "/transfer/v1/levels/gold/a",
+                         "/../outside/secret", "/transfer/v1/contents"] {
+                let refused = try await client.execute(uri: path, method: .get, headers: f.headers(delivery))
+                #expect((400..<500).contains(refused.status.code) && refused.refusal != nil, "\(path): \(refused.status)")
+                #expect(!String(decoding: refused.bytes, as: UTF8.self).contains("secret outside"), "\(path)")
+            }
+            let unknown = try await client.execute(uri: TransferProtocol.contentPath(404), method: .get, headers: f.headers(delivery))
+            #expect(unknown.status == .notFound && unknown.refusal == "unknown_cid")
+        }
+        // A job's filename is resolved beneath the level, without following a link, wherever it points.
+        let jobs: [(Int64, String, String, HTTPResponse.Status, String)] = [
+            (11, "linked/secret", "gold", .unprocessableContent, "unsafe_path"),
+            (12, "secret-link", "gold", .unprocessableContent, "unsafe_path"),
+            (13, "../outside/secret", "gold", .unprocessableContent, "invalid_filename"),
+            (14, "/etc/passwd", "gold", .unprocessableContent, "invalid_filename"),
+            (15, ".relocator/lock", "gold", .unprocessableContent, "invalid_filename"),
+            (16, "dir", "gold", .unprocessableContent, "not_regular_file"),
+            (17, "missing", "gold", .notFound, "source_missing"),
+            (18, "a", "bronze", .notFound, "not_served"),
+        ]
+        for (cid, filename, level, status, code) in jobs {
+            let other = try f.claim(cid, filename, from: level)
+            try await f.test { client in
+                let refused = try await client.execute(uri: TransferProtocol.contentPath(cid), method: .get, headers: f.headers(other))
+                #expect(refused.status == status && refused.refusal == code, "\(filename): \(refused.status) \(refused.message)")
+                #expect(!String(decoding: refused.bytes, as: UTF8.self).contains("secret outside"), "\(filename)")
+            }
+        }
+    }
+
+    @Test func theSourceIsRemovedOnlyOnceTheCopysChecksumIsRecordedAndEqualsItsOwn() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("movies/b.mp4", bytes: 2 << 20)
+        let path = f.gold + "/movies/b.mp4"
+        let delivery = try f.claim(20, "movies/b.mp4")
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(path))
+        let other = try Checksum(parsing: "xxh128:" + String(repeating: "0", count: 32))
+        @Sendable func ask(_ client: any TestClientProtocol, _ checksum: String?, token: String? = nil) async throws -> TestResponse {
+            var extra: HTTPFields = [:]
+            if let checksum { extra[TransferHeader.checksum] = checksum }
+            return try await client.execute(uri: TransferProtocol.removePath(20), method: .post, headers: f.headers(delivery, token: token, extra: extra))
+        }
+        try await f.test { client in
+            // Nothing recorded yet: no proof.
+            let early = try await ask(client, sum.description)
+            #expect(early.status == .conflict && early.refusal == "not_proven", "\(early.message)")
+            let garbled = try await ask(client, "xxh128:zz")
+            #expect(garbled.status == .badRequest && garbled.refusal == "invalid_checksum")
+            let absent = try await ask(client, nil)
+            #expect(absent.status == .badRequest && absent.refusal == "invalid_checksum")
+        }
+        #expect(FileManager.default.fileExists(atPath: path))
+        // The delivery records a checksum that is not the source's: asked with it, the source is kept.
+        #expect(try f.queue.record(delivery, .publishing(other, bytes: 2 << 20)))
+        try await f.test { client in
+            let differs = try await ask(client, other.description)
+            #expect(differs.status == .conflict && differs.refusal == "checksum_mismatch", "\(differs.message)")
+            let notRecorded = try await ask(client, sum.description)
+            #expect(notRecorded.status == .conflict && notRecorded.refusal == "not_proven")
+        }
+        #expect(FileManager.default.fileExists(atPath: path))
+        #expect(try f.queue.record(delivery, .publishing(sum, bytes: 2 << 20)))
+        // Another holder of the content's lock (a move of it on this host): the source is kept, ask again.
+        let held = try #require(try ContentLock.tryLock(cid: 20, in: [f.levels.roots["gold"]!]))
+        try await f.test { client in
+            let locked = try await ask(client, sum.description)
+            #expect(locked.status == .conflict && locked.refusal == "content_locked")
+            let wrongToken = try await ask(client, sum.description, token: delivery.job.deliveryToken + "9")
+            #expect(wrongToken.status == .forbidden)
+        }
+        held.release()
+        #expect(FileManager.default.fileExists(atPath: path))
+        try await f.test { client in
+            // The lock is free once every descriptor of it is closed: a process another test forks
+            // holds a copy of the test's own until it execs. A refusal for the lock is asked again,
+            // as a transfer's client does.
+            var removed = try await ask(client, sum.description)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while removed.refusal == "content_locked" && ContinuousClock.now < deadline { removed = try await ask(client, sum.description) }
+            #expect(removed.status == .ok, "\(removed.message)")
+            let answer = try JSONDecoder().decode(TransferEndpoint.Removal.self, from: removed.bytes)
+            #expect(answer == TransferEndpoint.Removal(outcome: "removed", cid: 20))
+            #expect(!FileManager.default.fileExists(atPath: path))
+            // Asked again (its answer lost): nothing left to remove, said so.
+            let again = try await ask(client, sum.description)
+            #expect(try again.status == .ok && (JSONDecoder().decode(TransferEndpoint.Removal.self, from: again.bytes)).outcome == "already_gone")
+        }
+    }
+
+    @Test func aSourceChangedSinceTheCopyIsKept() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("c", bytes: 8192)
+        let delivery = try f.claim(21, "c")
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/c"))
+        #expect(try f.queue.record(delivery, .publishing(sum, bytes: 8192)))
+        try Data(repeating: 9, count: 8192).write(to: URL(fileURLWithPath: f.gold + "/c"))
+        try await f.test { client in
+            var extra: HTTPFields = [:]
+            extra[TransferHeader.checksum] = sum.description
+            let refused = try await client.execute(uri: TransferProtocol.removePath(21), method: .post, headers: f.headers(delivery, extra: extra))
+            #expect(refused.status == .conflict && refused.refusal == "checksum_mismatch", "\(refused.message)")
+        }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: f.gold + "/c")) == Data(repeating: 9, count: 8192))
+    }
+}
