@@ -60,11 +60,17 @@ public struct TransferEndpoint: Sendable {
         guard ConstantTime.equal(Array(presented.utf8), Array(job.deliveryToken.utf8)), job.token != nil else {
             throw TransferRefusal(.wrongCredential, "the delivery token is not the current one of content \(cid)'s job")
         }
+        // (Nothing of the job in the answer: a caller that is not its delivery learns nothing.)
         guard job.gen == gen, job.status == .moving else {
-            throw TransferRefusal(.staleDelivery, "content \(cid)'s job is generation \(job.gen), \(job.status.rawValue); the request names generation \(gen)")
+            throw TransferRefusal(.staleDelivery, "the request names no delivery of content \(cid)'s job in flight now")
         }
         guard let root = levels.roots[job.dbLevel] else {
             throw TransferRefusal(.notServed, "level '\(job.dbLevel)' of content \(cid) is not one this worker holds")
+        }
+        // A move whose target is on this host is this host's own: no other host pulls it, so nobody
+        // is served its file or may have its source removed.
+        guard levels.roots[job.target] == nil else {
+            throw TransferRefusal(.notServed, "content \(cid)'s job moves it to '\(job.target)', a level this worker holds: it is not pulled")
         }
         let filename: Filename
         do {

@@ -18,14 +18,17 @@ final class TransferFixture: @unchecked Sendable {
     var gold: String { dir.path + "/gold" }
     var outside: String { dir.path + "/outside" }
 
-    init() throws {
-        dir = try TemporaryDirectory("relocator-transfer")
-        for path in [dir.path + "/gold", dir.path + "/outside"] {
+    /// `alsoHolding`: more levels this worker holds beside gold.
+    init(alsoHolding more: [String] = []) throws {
+        let dir = try TemporaryDirectory("relocator-transfer")
+        self.dir = dir
+        let base = dir.path
+        for path in [base + "/gold", base + "/outside"] + more.map({ base + "/" + $0 }) {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         }
-        try Data("secret outside the level\n".utf8).write(to: URL(fileURLWithPath: dir.path + "/outside/secret"))
-        levels = try HeldLevels(LevelDirectories([("gold", dir.path + "/gold")]))
-        try levels.roots["gold"]!.initialise()
+        try Data("secret outside the level\n".utf8).write(to: URL(fileURLWithPath: base + "/outside/secret"))
+        levels = try HeldLevels(LevelDirectories([("gold", base + "/gold")] + more.map { ($0, base + "/" + $0) }))
+        for root in levels.roots.values { try root.initialise() }
     }
 
     func remove() { dir.remove() }
@@ -173,6 +176,28 @@ extension TestResponse {
                 #expect(refused.headers[.contentType] == "application/json")
             }
         }
+    }
+
+    /// A refusal names nothing of the job (its generation, its status) to a caller that is not its
+    /// delivery; a move whose target this worker holds is its own, never served or removed for
+    /// another host, even with the right token.
+    @Test func aLocalMoveIsNotServedAndARefusalNamesNothingOfTheJob() async throws {
+        let f = try TransferFixture(alsoHolding: ["silver"])
+        defer { f.remove() }
+        try f.file("a", bytes: 4096)
+        let delivery = try f.claim(9, "a")
+        try await f.test { client in
+            let local = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get, headers: f.headers(delivery))
+            #expect(local.status == .notFound && local.refusal == "not_served", "\(local.status) \(local.message)")
+            let removal = try await client.execute(uri: TransferProtocol.removePath(9), method: .post,
+                                                   headers: f.headers(delivery, extra: [TransferHeader.checksum: "xxh128:" + String(repeating: "0", count: 32)]))
+            #expect(removal.status == .notFound && removal.refusal == "not_served", "\(removal.status) \(removal.message)")
+            let stale = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get,
+                                                 headers: f.headers(delivery, gen: "\(delivery.job.gen + 1)"))
+            #expect(stale.refusal == "stale_delivery" && !stale.message.contains("\(delivery.job.gen)") && !stale.message.contains("moving"),
+                    "\(stale.message)")
+        }
+        #expect(FileManager.default.fileExists(atPath: f.gold + "/a"))
     }
 
     @Test func noRequestReachesAFileOutsideTheLevelOrAnotherContentsFile() async throws {
