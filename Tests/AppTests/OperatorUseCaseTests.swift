@@ -94,7 +94,10 @@ import Testing
         #expect(change == .changed(from: Content(cid: 1, filename: "a.mp4", level: "bronze")))
         #expect(try store.content(cid: 1)?.filename == "b.mp4")
         await #expect { try await app.putContent(cid: 2, filename: "c.mp4", level: "platinum") } throws: { Self.code($0) == "unknown_level" }
-        await #expect(throws: (any Error).self) { try await app.putContent(cid: 2, filename: "b.mp4", level: "gold") }
+        // Two contents never share a file: the store refuses, naming the owner.
+        await #expect { try await app.putContent(cid: 2, filename: "b.mp4", level: "gold") } throws: {
+            "\($0)".contains("filename 'b.mp4' already belongs to cid 1")
+        }
         #expect(try store.content(cid: 2) == nil)
     }
 

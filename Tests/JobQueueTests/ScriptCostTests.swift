@@ -84,8 +84,11 @@ import TestSupport
         try q.submit(11)
         try q.redis.send("HSET", q.shard.job(11), JobField.token.rawValue, "1.5")
         let taken = try #require(try q.queue.take(worker: "w1", shard: 0, levels: ["gold"], on: q.redis))
-        #expect(throws: RedisError.self) { try q.queue.claim(taken, worker: "w1", on: q.redis) }
+        #expect { try q.queue.claim(taken, worker: "w1", on: q.redis) } throws: {
+            ($0 as? RedisError)?.message.contains("its token is not a whole number: 1.5") == true
+        }
         #expect(try q.redis.send("HGET", q.shard.job(11), JobField.status.rawValue).string == JobStatus.queued.rawValue)
+        #expect(try q.redis.send("HGET", q.shard.job(11), JobField.token.rawValue).string == "1.5")
     }
 
     @Test func onlyTheScriptsThatReadTheClockAskRedisForIt() throws {
