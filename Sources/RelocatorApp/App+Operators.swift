@@ -148,11 +148,9 @@ extension App {
             return (old, row.level)
         }.sorted { $0.old.cid < $1.old.cid }
         try await refuseInFlight(moved.map(\.old.cid))
-        // The rows keep the levels they have; a changed level is a commit of its own.
-        let kept = rows.map { row in
-            existing[row.cid].map { $0.level == row.level ? row : Content(cid: row.cid, filename: row.filename, level: $0.level) } ?? row
-        }
-        let count = try await store.withStore { try $0.put(kept) }
+        // The rows keep the levels they have (the store writes a level only with a new row, never
+        // one read here that a move may have changed since); a changed level is a commit of its own.
+        let count = try await store.withStore { try $0.put(rows) }
         contents.clear()
         try await recordOperatorLevels(moved, by: who)
         return count

@@ -78,6 +78,8 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
             for content in byCid.values {
                 var row = content
                 if row.updateTime == nil { row.updateTime = rows[content.cid]?.updateTime }
+                // An existing content keeps its level (only a commit changes it), as in the SQL store.
+                if let level = rows[content.cid]?.level { row.level = level }
                 rows[content.cid] = row
             }
             return contents.count

@@ -56,8 +56,10 @@ public struct ContentStore {
         try insertContents([content])
     }
 
-    /// Adds or changes many contents in one transaction, in multi-row statements of 500
-    /// (`relocator contents import`). Nothing is written when any filename is taken: by another
+    /// Adds many contents, or changes their filenames, in one transaction, in multi-row statements
+    /// of 500 (`relocator contents import`). An existing content keeps its level, whatever the row
+    /// says: a level read before may be older than a move committed since, and a level changes
+    /// only by a commit (`Commit.recordLevel` for an operator's change). Nothing is written when any filename is taken: by another
     /// content in the database, or by two rows of `contents` with different cids. Returns how many
     /// rows were given.
     @discardableResult
@@ -91,16 +93,16 @@ public struct ContentStore {
                     }
                 }
             }
-            try forChunks(of: rows, size: 500) { try insertContents($0) }
+            try forChunks(of: rows, size: 500) { try insertContents($0, keepingLevels: true) }
         }
         return contents.count
     }
 
     /// The upsert; the unique index on `contents(filename)` refusing a row that raced past the
     /// check above is reported as a duplicate filename too.
-    private func insertContents(_ rows: [Content]) throws {
+    private func insertContents(_ rows: [Content], keepingLevels: Bool = false) throws {
         let tuples = Array(repeating: "(?, ?, ?)", count: rows.count).joined(separator: ", ")
-        let tail = database.dialect.upsertClause(conflict: ["cid"], update: ["filename", "content_level"])
+        let tail = database.dialect.upsertClause(conflict: ["cid"], update: keepingLevels ? ["filename"] : ["filename", "content_level"])
         do {
             try database.execute(SQLQuery(unsafeSQL: "INSERT INTO contents (cid, filename, content_level) VALUES \(tuples) \(tail)",
                                           binds: rows.flatMap { [.int($0.cid), .text($0.filename), .text($0.level)] }))

@@ -70,6 +70,20 @@ import TestSupport
         }
     }
 
+    /// A put of an existing content changes its filename but never its level: a level read before
+    /// may be older than a move committed since (only a commit changes a level).
+    @Test(arguments: Backend.allCases)
+    func aPutOfAnExistingContentKeepsTheLevelAMoveGaveIt(backend: Backend) throws {
+        try withStore(backend) { store in
+            try store.put([Content(cid: 1, filename: "a", level: "bronze")])
+            try store.commit([CommitTests.entry(cid: 1, gen: 1, to: "silver")])
+            try store.put([Content(cid: 1, filename: "a2", level: "bronze"), Content(cid: 2, filename: "b", level: "gold")])
+            let kept = try store.content(cid: 1)
+            #expect(kept?.filename == "a2" && kept?.level == "silver", "\(String(describing: kept))")
+            #expect(try store.content(cid: 2)?.level == "gold")
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func relocationsOfOneContentAndItsHistoryComeInOrder(backend: Backend) throws {
         try withStore(backend) { store in

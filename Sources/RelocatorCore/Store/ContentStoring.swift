@@ -14,9 +14,10 @@ public protocol ContentStoring: AnyObject {
     func contents(cids: [Int64]) throws -> [Int64: Content]
     /// Contents in cid order, of one level when `level` is given.
     func contents(limit: Int, offset: Int, level: String?) throws -> [Content]
-    /// Adds contents or changes their filenames and levels, in one transaction; a filename that
-    /// belongs to another content is refused. Returns how many rows were written. (The application
-    /// records an operator's change of an existing content's level as a commit first.)
+    /// Adds contents or changes their filenames, in one transaction; an existing content keeps its
+    /// level (only a commit changes it: the application records an operator's change of a level as
+    /// one). A filename that belongs to another content is refused. Returns how many rows were
+    /// written.
     func put(_ contents: [Content]) throws -> Int
     /// Removes a content's row (its relocations stay as history); false when there was none.
     func remove(cid: Int64) throws -> Bool
