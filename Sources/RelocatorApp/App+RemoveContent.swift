@@ -49,13 +49,15 @@ extension App {
         if let found = try await BlockingExecutor.shared.run({ try Self.copies(of: filename, in: directories) }), !found.isEmpty {
             throw AppError.conflict("file_present", "cid \(cid)'s file is still on \(found.joined(separator: ", ")); nothing removed (remove the file first, or keep the content)")
         }
+        // The queue forgets it first (safe to ask again): a failure there leaves the row, and the
+        // command can be run again; the other way round the row would be gone for good.
+        let known = Array(Set(levels + directories.names)).sorted()
+        _ = try await queue.withSession { try $0.control(.forgetContent(cid: cid, levels: known)) }
         let history = try await store.withStore { store -> Int in
             _ = try store.remove(cid: cid)
             return try store.history(cid: cid).count
         }
         contents.clear()
-        let known = Array(Set(levels + directories.names)).sorted()
-        _ = try await queue.withSession { try $0.control(.forgetContent(cid: cid, levels: known)) }
         return RemovedContent(content: content, history: history)
     }
 
