@@ -358,11 +358,13 @@ public struct Planner {
     }
 
     /// Each level's disk as the live workers report it (the fullest report of a level wins, its
-    /// fill as `df` computes it).
+    /// fill as `df` computes it). A worker holding a level out of service (unmounted, replaced)
+    /// reports the bare mountpoint's filesystem: not that level's disk.
     private func diskUsage() throws -> [String: DiskReport.Usage] {
         var usage: [String: DiskReport.Usage] = [:]
         for beat in try queue.heartbeats() {
-            for (level, disk) in beat.disks?.levels ?? [:] where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min {
+            for (level, disk) in beat.disks?.levels ?? [:]
+            where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min && !beat.unavailable.contains(level) {
                 if Placement.Usage(disk).percent > usage[level].map({ Placement.Usage($0).percent }) ?? -1 { usage[level] = disk }
             }
         }
