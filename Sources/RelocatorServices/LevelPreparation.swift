@@ -16,9 +16,12 @@ public enum LevelPreparation {
         public var notInitialised: [String: String] = [:]
     }
 
-    /// Prepares every root.
+    /// Prepares every root. `changing` false (reconcile without `--fix`): nothing is written, on
+    /// disk or in the queue — a level never seen is looked at as it is, without `.relocator/`
+    /// created in it or its name recorded as seen (a dry run on a disk not mounted yet must not
+    /// make its bare mountpoint look like the level).
     @discardableResult
-    public static func prepare(_ roots: [LevelRoot], _ queue: any JobQueueing) throws -> Outcome {
+    public static func prepare(_ roots: [LevelRoot], _ queue: any JobQueueing, changing: Bool = true) throws -> Outcome {
         guard case .names(let seen) = try queue.control(.levelsSeen(adding: [])) else { return Outcome() }
         var ready: [String] = []
         var outcome = Outcome()
@@ -37,6 +40,8 @@ public enum LevelPreparation {
             case .ready:
                 root.withdraw(because: nil)
                 ready.append(root.level)
+            case .initialise where !changing:
+                continue
             case .initialise:
                 do {
                     try root.initialise()
@@ -51,7 +56,7 @@ public enum LevelPreparation {
             }
         }
         let unseen = ready.filter { !seen.contains($0) }
-        if !unseen.isEmpty { _ = try queue.control(.levelsSeen(adding: unseen)) }
+        if changing, !unseen.isEmpty { _ = try queue.control(.levelsSeen(adding: unseen)) }
         return outcome
     }
 

@@ -112,7 +112,7 @@ public struct Reconciler {
     public mutating func run() throws {
         // A level in use before whose directory lacks .relocator/ (a bare mountpoint) is neither
         // looked at nor changed: what the database places there is left alone.
-        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session).withdrawn
+        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session, changing: settings.fix).withdrawn
         for (level, _) in withdrawn {
             roots[level] = nil
         }

@@ -53,6 +53,23 @@ import TestSupport
         #expect(try site.database.level(1) == "gold" && site.run(fix: false).isEmpty)
     }
 
+    /// Without --fix nothing is written: a level directory never seen gets no `.relocator/` and is
+    /// not recorded as seen (were it a bare mountpoint, it would look like the level afterwards);
+    /// with --fix it gets both.
+    @Test func withoutFixALevelNeverSeenIsLookedAtButNotInitialised() throws {
+        let site = try Site(contents: [(1, "a.mp4", "bronze")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("bronze", "a.mp4"), bytes: 100)
+        #expect(try site.run(fix: false).isEmpty)
+        for level in site.directories.names { #expect(!TestFiles.exists(site.path(level, ".relocator")), "\(level)") }
+        guard case .names(let seen) = try site.queue.control(.levelsSeen(adding: [])) else { throw Unexpected() }
+        #expect(seen.isEmpty, "\(seen)")
+        #expect(try site.run(fix: true).isEmpty)
+        for level in site.directories.names { #expect(TestFiles.exists(site.path(level, ".relocator")), "\(level)") }
+        guard case .names(let after) = try site.queue.control(.levelsSeen(adding: [])) else { throw Unexpected() }
+        #expect(Set(after) == Set(site.directories.names))
+    }
+
     @Test func aDirectoryAtAContentsPathIsNamedAsADirectoryNotAFile() throws {
         let site = try Site(contents: [(1, "a.mp4", "gold"), (2, "b.mp4", "gold")])
         defer { site.remove() }
