@@ -38,7 +38,7 @@ extension Relocator {
             if setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) { throw DatabaseOptions.noDatabase }
             let service = App(queue: RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: RedisPool(url: try runtime.redis(), size: 2)),
                               store: SQLStoreGateway(url: url, size: 2, access: .readOnly), jobTTL: try runtime.jobTTL(), directories: directories,
-                              logger: Logger(label: "relocator.why", factory: { _ in SwiftLogNoOpLogHandler() }))
+                              halfLife: try runtime.halfLife(), logger: Logger(label: "relocator.why", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
             let report = WhyReport(try await service.why(cid: cid))
             if json { return try JSONOutput.print(report) }

@@ -54,6 +54,20 @@ import TestSupport
         #expect(try cli.run(["why", "0"]).status == 64)
     }
 
+    /// With a half-life, a level's residents hold decaying scores: `why` reads them as counts, as
+    /// the API's why does (it once printed the raw score, about half a million).
+    @Test func whyShowsTheDecayedCountWhenCountsHaveAHalfLife() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let decaying = ["RELOCATOR_HALF_LIFE": "1h"]
+        // A count of bronze for a content on bronze: no job, only its residents' score says it.
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "500"], environment: decaying).status == 0)
+        let json = try #require(try cli.run(["why", "1", "--json"], environment: decaying).json() as? [String: Any])
+        #expect(json["job"] is NSNull, "\(json)")
+        let count = try #require(json["last_count"] as? Int, "\(json)")
+        #expect(count >= 495 && count <= 500, "\(json)")
+    }
+
     @Test func whyWithoutLevelDirectoriesLeavesTheDisksOutAndNeverCreatesTheDatabase() throws {
         let empty = try CLIWorkspace()
         defer { empty.stop() }
