@@ -72,14 +72,18 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) -> SubmitResult {
+                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil, readBound: Int64? = nil,
+                       queuedBy: QueuedBy? = nil) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
             let now = self.now
             var readAt = readAt ?? now
             // The read's age on the caller's clock, placed on the queue's (enqueue.lua does the same).
-            if readAt >= 0, let sentAt { readAt = sentAt < readAt ? 0 : max(0, now.saturatingSubtract(sentAt.saturatingSubtract(readAt))) }
+            if readAt >= 0, let sentAt {
+                readAt = sentAt < readAt ? 0 : max(0, now.saturatingSubtract(sentAt.saturatingSubtract(readAt)))
+                if let readBound { readAt = max(0, min(readAt, readBound)) }
+            }
             var h = live(key) ? hashes[key] ?? [:] : [:]
             let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
             let oldID = "\(cid):\(oldGen ?? "")"
@@ -89,7 +93,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     if outcome == .followUp { set(key, ["next_queued_by": queuedBy.stored]) }
                 }
                 let fields = hashes[key] ?? [:]
-                return SubmitResult(outcome: outcome, job: Job(hash: fields))
+                return SubmitResult(outcome: outcome, job: Job(hash: fields), queueNow: now)
             }
             func push(_ gen: Int64) { lpush(shard.queue(target), "\(cid):\(gen)") }
             // Queues a new or re-aimed job, or defers it while the content's residency window lasts.
@@ -144,7 +148,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 unschedule()
                 if target == curDb, curDb == dbLevel {
                     forget(key)
-                    return SubmitResult(outcome: .dropped, job: nil)
+                    return SubmitResult(outcome: .dropped, job: nil, queueNow: now)
                 }
                 if target == curDb {
                     // The database names another level than the job's origin: re-aimed from there.
@@ -173,12 +177,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     overridden = true
                 }
                 if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed >= readAt {
-                    return SubmitResult(outcome: .staleLevel, job: nil)
+                    return SubmitResult(outcome: .staleLevel, job: nil, queueNow: now)
                 }
                 if status == "dead" { unschedule() }
                 if target == origin {
                     if status == "dead" { forget(key) }
-                    return SubmitResult(outcome: .inPlace, job: nil)
+                    return SubmitResult(outcome: .inPlace, job: nil, queueNow: now)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 forget(key)

@@ -12,8 +12,9 @@
 --       are), minimum residencies ('gold=3600000,…'), who submits and the rule that chose the
 --       target (kept as queued_by when the job is created or re-aimed, as next_queued_by with a
 --       follow-up; '' keeps what the job has), when the caller sent this (ms, the clock db_level's
---       read time is on; '': that clock is Redis')
--- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
+--       read time is on; '': that clock is Redis'), with it a lower bound of Redis' clock when
+--       db_level was read (ms; '': none known)
+-- Returns {outcome, {job hash fields}, Redis' clock (ms)}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
 local job, queue, retry, deferred, dead, gens = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -29,6 +30,10 @@ if readAt >= 0 and sentAt then
   -- sending (that clock stepped back meanwhile) has no age to trust: it counts as older than
   -- anything (0), so that the database is read again.
   if sentAt < readAt then readAt = 0 else readAt = math.max(0, now - (sentAt - readAt)) end
+  -- A call long on its way (the caller or Redis paused) makes that look later than the read was;
+  -- the bound the caller learnt from Redis' answers does not.
+  local bound = tonumber(ARGV[11] or '')
+  if bound then readAt = math.max(0, math.min(readAt, bound)) end
 end
 local callerLevel = dbLevel
 
@@ -46,7 +51,7 @@ local function answer(outcome)
     if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
   end
-  return {outcome, redis.call('HGETALL', job)}
+  return {outcome, redis.call('HGETALL', job), now}
 end
 local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end
 -- Queues a new or re-aimed job, or defers it while the content's residency window lasts.
@@ -117,7 +122,7 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
     forget(job)
     redis.call('ZADD', residents, countScore(count, halfLife), cid)
-    return {'dropped', {}}
+    return {'dropped', {}, now}
   end
   if target == curDb then
     -- Back to the job's origin, but the database names another level (a reversed job: its file
@@ -158,13 +163,13 @@ if not status or status == 'committed' or status == 'dead' then
     local changed = tonumber(redis.call('HGET', movedAt, cid))
     movedKnown = changed or false
     -- (A change in the very millisecond of the read counts as after it: a read again costs little.)
-    if changed and changed >= readAt then return {'stale_level', {}} end
+    if changed and changed >= readAt then return {'stale_level', {}, now} end
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
     if status == 'dead' then forget(job) end
     if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
-    return {'in_place', {}}
+    return {'in_place', {}, now}
   end
   local gen = newGen(oldGen, gens, cid)
   -- (No hash to forget when it has neither a status nor a generation: none of the scripts writes

@@ -93,6 +93,12 @@ public struct SubmitRequest: Sendable, Equatable {
     /// stepped on either side cannot make an old read look newer than a move. Nil: `readAt` is on
     /// the queue's clock.
     public var sentAt: Int64?
+    /// With `sentAt`: the queue's clock when `dbLevel` was read was at least this (ms), as the
+    /// caller learnt from the queue's answers (`QueueClockEstimate`). The queue takes the earlier of
+    /// this and the read placed by its age, so that a call long on its way (a process paused, a
+    /// server stalled) cannot make the read look newer than a move committed meanwhile. Nil: none
+    /// known.
+    public var readBound: Int64?
     /// Who submits and the rule that chose `target`: the job's `queued_by` when this creates or
     /// re-aims it, its `next_queued_by` when it asks for a follow-up.
     public var queuedBy: QueuedBy?
@@ -101,8 +107,9 @@ public struct SubmitRequest: Sendable, Equatable {
     public static let freshRead: Int64 = -1
 
     public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
-                sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) {
+                sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil) {
         self.sentAt = sentAt
+        self.readBound = readBound
         self.cid = cid
         self.count = count
         self.filename = filename
@@ -140,10 +147,13 @@ public struct SubmitResult: Sendable, Equatable {
     public var outcome: SubmitOutcome
     /// The job after the submission; nil when there is none.
     public var job: Job?
+    /// The queue's clock when it answered (ms), when the queue says.
+    public var queueNow: Int64?
 
-    public init(outcome: SubmitOutcome, job: Job?) {
+    public init(outcome: SubmitOutcome, job: Job?, queueNow: Int64? = nil) {
         self.outcome = outcome
         self.job = job
+        self.queueNow = queueNow
     }
 }
 
