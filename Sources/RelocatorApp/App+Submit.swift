@@ -24,7 +24,7 @@ extension App {
         }
         if changed {
             contents.clear()
-            queueClock.withLock { $0.reset() }
+            queueClocks.withLock { $0.removeAll() }
             logger.notice("Redis restarted or failed over: the content cache is emptied")
         }
     }
@@ -40,6 +40,7 @@ extension App {
         let placement = try await placement()
         var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock(),
                                     submitter: submitter)
+        let shard = KeySchema.shardIndex(of: cid, shards: queue.shardCount)
         let cached = contents.entry(cid)
         var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead, readBound: cached?.readBound)
         var checked: Set<String> = []
@@ -47,7 +48,7 @@ extension App {
             switch action {
             case .readContent:
                 let readAt = clock()
-                let readBound = queueClock.withLock { $0.lowerBound(at: monotonic()) }
+                let readBound = queueClocks.withLock { $0[shard]?.lowerBound(at: monotonic()) }
                 let found = try await store.withStore { try $0.content(cid: cid) }
                 if let found { contents.store(found, readAt: readAt, readBound: readBound) }
                 action = machine.contentRead(found)
@@ -73,7 +74,7 @@ extension App {
                 let result = try await queue.submit(sent)
                 if let queueNow = result.queueNow {
                     let received = monotonic()
-                    queueClock.withLock { $0.observe(queueNow: queueNow, receivedAt: received) }
+                    queueClocks.withLock { $0[shard, default: QueueClockEstimate()].observe(queueNow: queueNow, receivedAt: received) }
                 }
                 logger.debug("submission", metadata: [
                     "job.cid": "\(cid)", "job.db_level": "\(sent.dbLevel)", "job.target": "\(sent.target)",

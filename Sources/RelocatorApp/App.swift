@@ -25,8 +25,9 @@ public final class App: Sendable {
     public let clock: @Sendable () -> Int64
     /// This process's monotonic clock (ms), on which the queue's clock is learnt (`queueClock`).
     public let monotonic: @Sendable () -> Int64
-    /// A lower bound of the queue's clock, learnt from the submissions' answers.
-    let queueClock = Mutex(QueueClockEstimate())
+    /// A lower bound of the queue's clock, learnt from the submissions' answers, per shard (the
+    /// shards of a Redis Cluster live on nodes whose clocks may differ).
+    let queueClocks = Mutex<[Int: QueueClockEstimate]>([:])
     public let logger: Logger
     private let roots = Mutex<[String: LevelRoot]>([:])
     private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)

@@ -117,6 +117,22 @@ import Testing
         #expect(back.content.level == "silver" && back.result.job?.dbLevel == "silver" && back.result.job?.target == "bronze", "\(back)")
     }
 
+    /// The bound is learnt per shard: the shards of a Redis Cluster live on nodes whose clocks may
+    /// differ, so an answer from one shard bounds no read of a content on another.
+    @Test func theQueuesClockIsLearntPerShard() async throws {
+        let sharded = MemoryQueue(keys: try KeySchema(prefix: "{t}", shards: 2))
+        let contents = ContentCache()
+        let app = App(queue: MemoryQueueGateway(sharded), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
+                      contents: contents, logger: Logger(label: "test.app"))
+        _ = try store.put([Content(cid: 10, filename: "h.mp4", level: "bronze"), Content(cid: 12, filename: "i.mp4", level: "bronze")])
+        #expect(KeySchema.shardIndex(of: 7, shards: 2) == 1 && KeySchema.shardIndex(of: 10, shards: 2) == 0)
+        _ = try await app.submit(cid: 10, count: 5)
+        _ = try await app.submit(cid: 7, count: 5)
+        #expect(contents.entry(7)?.readBound == nil, "shard 1 had not answered yet")
+        _ = try await app.submit(cid: 12, count: 5)
+        #expect(contents.entry(12)?.readBound != nil, "shard 0 had")
+    }
+
     /// A change of level outside a move (reconcile's fix) waits for a job in flight, and takes a
     /// generation after every move before it, so that the next move wins over it in turn.
     @Test func aLevelRecordedOutsideAMoveWaitsForAJobInFlightAndIsOrderedAmongTheMoves() async throws {
