@@ -96,7 +96,7 @@ extension MemoryQueue {
     public func maintain(_ request: MaintenanceRequest) throws -> MaintenanceReport {
         try heartbeat(worker: request.beat.id, beat: request.beat, ttl: request.ttl)
         var report = MaintenanceReport()
-        if request.promoteDue { report.promoted = try promoteDue(limit: 500, horizons: request.horizons) }
+        if request.promoteDue { report.promoted = try promoteDue(limit: 500, horizons: request.horizons, process: request.beat.id) }
         if let grace = request.reapAfter { report.reaped = try reap(grace: grace) }
         report.paused = try paused()
         report.placement = try placementSnapshot()

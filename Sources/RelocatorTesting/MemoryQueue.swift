@@ -390,11 +390,31 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func promoteDue(limit: Int, horizons: ScheduleHorizons = .none) throws -> Int {
+    /// The caller's horizon announced, and the longest any process announced for `kind` that is
+    /// still kept (due.lua does the same).
+    private func announcedHorizon(_ own: Int64, kind: ScheduleHorizons.Kind, process: String, in shard: ShardKeys) -> Duration {
+        if !process.isEmpty {
+            set(shard.horizons, [ScheduleHorizons.field(kind, process: process): "\(ScheduleHorizons.announcementUntil(now: now, horizon: own)):\(own)"])
+        }
+        var longest = own
+        for (field, value) in hashes[shard.horizons] ?? [:] {
+            let parts = value.split(separator: ":")
+            guard parts.count == 2, let until = Int64(parts[0]), let wait = Int64(parts[1]), until >= now else {
+                hashes[shard.horizons]?[field] = nil
+                continue
+            }
+            if field.hasPrefix(kind.rawValue + "|") { longest = max(longest, wait) }
+        }
+        return .milliseconds(longest)
+    }
+
+    func promoteDue(limit: Int, horizons: ScheduleHorizons = .none, process: String = "") throws -> Int {
         try available {
             var promoted = 0
             for shard in keys.shards {
-                for (set, status, horizon) in [(shard.retry, "retrying", horizons.retry), (shard.deferred, "deferred", horizons.deferral)] {
+                for (set, status, own, kind) in [(shard.retry, "retrying", horizons.retry, ScheduleHorizons.Kind.retry),
+                                                 (shard.deferred, "deferred", horizons.deferral, .deferred)] {
+                    let horizon = own.map { announcedHorizon(ScheduleHorizons.milliseconds($0), kind: kind, process: process, in: shard) }
                     let due = (sortedSets[set] ?? [:]).filter { ScheduleHorizons.isDue($0.value, now: now, horizon: horizon) }
                         .sorted { $0.value < $1.value }.prefix(limit)
                     for (raw, _) in due {

@@ -17,6 +17,7 @@ import Testing
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
         ("a content forgotten", forgetContent), ("heartbeats in the statistics", heartbeatsInStats),
+        ("a long wait another process announced", announcedHorizons),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -106,6 +107,35 @@ import Testing
         let second = try #require(try q.next())
         #expect(second.job.attempts == 1 && second.token == "2")
         trace.add(shape(second.job))
+        return trace
+    }
+
+    /// A retry 10 minutes ahead, scheduled by a worker whose backoff reaches an hour: a worker whose
+    /// own waits last a minute does not take it for one written before a clock step, because the
+    /// first announced its hour. A retry 3 hours ahead — beyond every announced wait, as Redis'
+    /// clock stepping back leaves one — is due at once.
+    static let announcedHorizons: Scenario = { q in
+        var trace = Trace()
+        func promote(_ process: String, retryCap: Duration) throws -> Int {
+            try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: process, kind: .worker), ttl: .seconds(60), promoteDue: true,
+                                                      horizons: ScheduleHorizons(retry: retryCap))).promoted
+        }
+        func fail(_ cid: Int64, after delay: Duration) throws {
+            try q.submit(cid)
+            let delivery = try #require(try q.next())
+            #expect(try q.session.complete(delivery, .failed(.ioError, message: "io_error: test", permanent: false, delay: delay,
+                                                             maxAttempts: 5)) == .retrying)
+        }
+        #expect(try promote("w-long", retryCap: .seconds(3600)) == 0)
+        try fail(18, after: .seconds(600))
+        let short = try promote("w-short", retryCap: .seconds(60))
+        #expect(short == 0, "a wait within another worker's announced backoff is not a clock step")
+        #expect(try q.job(18)?.status == .retrying)
+        try fail(19, after: .seconds(3 * 3600))
+        let stepped = try promote("w-short", retryCap: .seconds(60))
+        #expect(stepped == 1)
+        #expect(try q.job(19)?.status == .queued && q.job(18)?.status == .retrying)
+        trace.add("promoted \(short), then \(stepped)")
         return trace
     }
 

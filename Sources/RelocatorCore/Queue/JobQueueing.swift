@@ -196,6 +196,25 @@ public struct ScheduleHorizons: Sendable, Equatable {
 
     public static let none = ScheduleHorizons()
 
+    /// The kinds of scheduled set, as announcements name them.
+    public enum Kind: String, Sendable {
+        case retry, deferred
+    }
+
+    /// The announcement's field of `process` for a set of `kind` (`ShardKeys.horizons`).
+    public static func field(_ kind: Kind, process: String) -> String { "\(kind.rawValue)|\(process)" }
+
+    /// A horizon as the queue takes it: ms, never negative, at most about 35 years (so that sums
+    /// with Redis' clock stay exact).
+    public static func milliseconds(_ horizon: Duration) -> Int64 { min(max(0, horizon.milliseconds), Int64(1) << 40) }
+
+    /// How long an announcement of `horizon` (ms) made at `now` is kept: as long as a job its
+    /// process scheduled may still wait, and as long again (it may still schedule a retry in its
+    /// grace period after its last announcement), and a minute.
+    public static func announcementUntil(now: Int64, horizon: Int64) -> Int64 {
+        now.saturatingAdd(horizon.saturatingMultiply(2)).saturatingAdd(60_000)
+    }
+
     /// True when a job scheduled at `due` (ms) is due at `now` (ms) in a set whose waits last at
     /// most `horizon`.
     public static func isDue(_ due: Int64, now: Int64, horizon: Duration?) -> Bool {
