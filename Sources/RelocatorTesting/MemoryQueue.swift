@@ -121,7 +121,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         set(key, ["next_target": target])
                         return answer(.followUp)
                     }
-                    hashes[key]?["next_target"] = nil
+                    for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     return answer(.updated)
                 }
                 if published {
@@ -130,8 +130,9 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         push(reverse(key, shard: shard, cid: cid, gen: oldGen, origin: curDb!, target: curTarget!))
                         return answer(.reversed)
                     }
-                    if target != curTarget { set(key, ["next_target": target]) } else { hashes[key]?["next_target"] = nil }
+                    if target != curTarget { set(key, ["next_target": target]) } else { for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil } }
                     if status == "dead" {
+                        if target != curTarget, let queuedBy { set(key, ["next_queued_by": queuedBy.stored]) }
                         unschedule()
                         let gen = newGen(oldGen, shard: shard, cid: cid)
                         set(key, ["status": "queued", "attempts": "0", "gen": String(gen)])
@@ -142,7 +143,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     return answer(target != curTarget ? .followUp : .updated)
                 }
                 if target == curTarget {
-                    hashes[key]?["next_target"] = nil
+                    for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     return answer(.updated)
                 }
                 unschedule()
@@ -154,14 +155,14 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     // The database names another level than the job's origin: re-aimed from there.
                     let gen = newGen(oldGen, shard: shard, cid: cid)
                     set(key, ["db_level": dbLevel, "target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
-                    for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                    for field in ["defer_reason", "due_at", "next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     retireError(key)
                     push(gen)
                     return answer(.retargeted)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
-                for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                for field in ["defer_reason", "due_at", "next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                 retireError(key)
                 start(gen, origin: curDb ?? dbLevel)
                 return answer(.retargeted)
@@ -194,7 +195,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             }
             set(key, ["count": String(count), "updated_at": String(now)])
             if target == curTarget {
-                hashes[key]?["next_target"] = nil
+                for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                 return answer(.updated)
             }
             set(key, ["next_target": target])
@@ -752,7 +753,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         let newer = newGen(gen, shard: shard, cid: cid)
         set(key, ["db_level": target, "target": origin, "gen": String(newer), "attempts": "0", "status": "queued",
                   "worker_id": "", "updated_at": String(now)])
-        for field in ["next_target", "stage", "bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
+        for field in ["next_target", "next_queued_by", "stage", "bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
         retireError(key)
         return newer
     }

@@ -116,23 +116,15 @@ import Testing
     /// clock stepping back leaves one — is due at once.
     static let announcedHorizons: Scenario = { q in
         var trace = Trace()
-        func promote(_ process: String, retryCap: Duration) throws -> Int {
-            try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: process, kind: .worker), ttl: .seconds(60), promoteDue: true,
-                                                      horizons: ScheduleHorizons(retry: retryCap))).promoted
-        }
-        func fail(_ cid: Int64, after delay: Duration) throws {
-            try q.submit(cid)
-            let delivery = try #require(try q.next())
-            #expect(try q.session.complete(delivery, .failed(.ioError, message: "io_error: test", permanent: false, delay: delay,
-                                                             maxAttempts: 5)) == .retrying)
-        }
-        #expect(try promote("w-long", retryCap: .seconds(3600)) == 0)
-        try fail(18, after: .seconds(600))
-        let short = try promote("w-short", retryCap: .seconds(60))
+        #expect(try q.promote(as: "w-long", retryCap: .seconds(3600)) == 0)
+        try q.submit(18)
+        #expect(try q.failed(try #require(try q.next()), after: .seconds(600)) == .retrying)
+        let short = try q.promote(as: "w-short", retryCap: .seconds(60))
         #expect(short == 0, "a wait within another worker's announced backoff is not a clock step")
         #expect(try q.job(18)?.status == .retrying)
-        try fail(19, after: .seconds(3 * 3600))
-        let stepped = try promote("w-short", retryCap: .seconds(60))
+        try q.submit(19)
+        #expect(try q.failed(try #require(try q.next()), after: .seconds(3 * 3600)) == .retrying)
+        let stepped = try q.promote(as: "w-short", retryCap: .seconds(60))
         #expect(stepped == 1)
         #expect(try q.job(19)?.status == .queued && q.job(18)?.status == .retrying)
         trace.add("promoted \(short), then \(stepped)")
@@ -371,7 +363,10 @@ import Testing
         try q.submit(17)
         let first = try #require(try q.next())
         #expect(try q.session.release(worker: "w1", fence: true) == 1)
-        #expect(try q.submit(17, 5, to: "bronze").outcome == .followUp, "fenced: the count back follows after the commit")
+        let asked = try q.session.submit(SubmitRequest(cid: 17, count: 5, filename: "f17", dbLevel: "bronze", target: "bronze",
+                                                       readAt: SubmitRequest.freshRead, queuedBy: QueuedBy(who: "a count of 5", rule: "bronze")))
+        #expect(asked.outcome == .followUp, "fenced: the count back follows after the commit")
+        #expect(asked.job?.nextQueuedBy?.who == "a count of 5")
         // The next delivery holds the lock (the fence goes) and waits; a count as the job is aimed
         // withdraws the follow-up the earlier count asked for.
         let second = try #require(try q.next("w2"))
@@ -380,6 +375,7 @@ import Testing
         #expect(try q.job(17)?.fence == nil && q.job(17)?.nextTarget == "bronze")
         #expect(try q.submit(17, 30000).outcome == .updated)
         #expect(try q.job(17)?.nextTarget == nil)
+        #expect(try q.job(17)?.nextQueuedBy == nil, "who asked for the withdrawn follow-up goes with it")
         trace.add(shape(try q.job(17)))
         #expect(try q.promote() == 1)
         let third = try #require(try q.next("w2"))

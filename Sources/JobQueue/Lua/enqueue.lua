@@ -86,7 +86,7 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
       redis.call('HSET', job, 'next_target', target)
       return answer('follow_up')
     end
-    redis.call('HDEL', job, 'next_target')
+    redis.call('HDEL', job, 'next_target', 'next_queued_by')
     return answer('updated')
   end
   if published(stage) then
@@ -99,8 +99,9 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     if target ~= curTarget then
       -- A third level: this move finishes first (its source may still exist), then follows up.
       redis.call('HSET', job, 'next_target', target)
+      if queuedBy ~= '' and status == 'dead' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
     else
-      redis.call('HDEL', job, 'next_target')
+      redis.call('HDEL', job, 'next_target', 'next_queued_by')
     end
     if status == 'dead' then
       -- The copy must not be forgotten: the job runs again to finish its move, with a generation of
@@ -116,7 +117,7 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     return answer('updated')
   end
   -- As it is aimed: a follow-up an earlier count asked for (while a reaped delivery was fenced) goes.
-  if target == curTarget then redis.call('HDEL', job, 'next_target') return answer('updated') end
+  if target == curTarget then redis.call('HDEL', job, 'next_target', 'next_queued_by') return answer('updated') end
   unschedule()
   if target == curDb and curDb == callerLevel then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
@@ -130,14 +131,14 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     -- is. The job is re-aimed from the database's level; its delivery finds the file in place.
     local gen = newGen(oldGen, gens, cid)
     redis.call('HSET', job, 'db_level', callerLevel, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
-    redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
+    redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target', 'next_queued_by')
     retireError(job)
     push(gen)
     return answer('retargeted')
   end
   local gen = newGen(oldGen, gens, cid)
   redis.call('HSET', job, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
-  redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
+  redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target', 'next_queued_by')
   retireError(job)
   start(gen, curDb)
   return answer('retargeted')
@@ -189,7 +190,7 @@ end
 -- moving or done: the move in flight finishes; a different target follows after the commit.
 redis.call('HSET', job, 'count', count, 'updated_at', now)
 if target == curTarget then
-  redis.call('HDEL', job, 'next_target')
+  redis.call('HDEL', job, 'next_target', 'next_queued_by')
   return answer('updated')
 end
 redis.call('HSET', job, 'next_target', target)

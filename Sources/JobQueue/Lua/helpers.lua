@@ -65,7 +65,7 @@ local function reverse(job, gen, origin, target, gens, cid)
   local newer = newGen(gen, gens, cid)
   redis.call('HSET', job, 'db_level', target, 'target', origin, 'gen', newer, 'attempts', 0,
     'status', 'queued', 'worker_id', '', 'updated_at', now)
-  redis.call('HDEL', job, 'next_target', 'stage', 'bytes_done', 'bytes_total', 'started_at')
+  redis.call('HDEL', job, 'next_target', 'next_queued_by', 'stage', 'bytes_done', 'bytes_total', 'started_at')
   retireError(job)
   return newer
 end
