@@ -106,7 +106,7 @@ struct DashboardRoutes: Sendable {
             }
             return try await page(dashboard, "placement", request) { _ in
                 let stats = try await service.stats(maxAge: .seconds(1))
-                let plan = try await service.plan()
+                let plan = try await service.recentPlan()
                 let policies = try await service.placement().policies
                 let disks = LevelDisk.all(levels: try await service.levelTable().ranges.map(\.name), stats: stats, policies: policies)
                 return (PlacementModel(plan: plan, disks: disks, recent: try await service.recentMoves(), limit: pageRequest.limit, cursor: cursor),

@@ -201,12 +201,13 @@ extension App {
     }
 
     /// At most `limit` committed moves older than `before`, newest first (of one content when `cid`
-    /// is given), with the filenames of their contents.
-    public func relocationRows(cid: Int64?, before: Int64?, limit: Int) async throws -> RelocationRows {
+    /// is given), with the filenames of their contents unless `withFilenames` is false. The one
+    /// read of the relocations: `relocationsPage` (the API's) pages with it too.
+    public func relocationRows(cid: Int64?, before: Int64?, limit: Int, withFilenames: Bool = true) async throws -> RelocationRows {
         guard limit > 0 else { return RelocationRows(rows: [], filenames: [:], total: 0, next: nil) }
         return try await store.withStore { store in
             let page = try store.relocationsPage(cid: cid, before: before, limit: limit)
-            let names = try store.contents(cids: Array(Set(page.rows.map(\.cid)))).mapValues(\.filename)
+            let names = withFilenames ? try store.contents(cids: Array(Set(page.rows.map(\.cid)))).mapValues(\.filename) : [:]
             return RelocationRows(rows: page.rows, filenames: names, total: page.total, next: page.next)
         }
     }

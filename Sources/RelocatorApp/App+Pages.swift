@@ -22,8 +22,7 @@ extension App {
             guard let id = Int64(cursor), id > 0 else { throw AppError.badRequest(Self.cursorMessage) }
             return id
         }
-        let limit = request.limit
-        let page = try await store.withStore { try $0.relocationsPage(cid: cid, before: before, limit: limit) }
+        let page = try await relocationRows(cid: cid, before: before, limit: request.limit, withFilenames: false)
         return Page(items: page.rows, total: page.total, next: page.next.map(String.init))
     }
 

@@ -77,7 +77,7 @@ extension App {
         } catch {
             return .init(level: level, directory: directory, state: "unsafe_path", detail: "\(error)")
         }
-        guard let root = root(of: level) else {
+        guard let root = await root(of: level) else {
             return .init(level: level, directory: directory, state: "unreadable", detail: "the level directory cannot be opened here")
         }
         do {

@@ -31,6 +31,8 @@ public final class App: Sendable {
     public let logger: Logger
     private let roots = Mutex<[String: LevelRoot]>([:])
     private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
+    /// Answers kept briefly for pages that many readers ask for at once (the placement page's plan).
+    public let recent = RecentAnswers()
     /// What the queue's server was last seen as, checked at most once a second.
     let queueIdentity = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
 
@@ -125,11 +127,6 @@ public final class App: Sendable {
         }
     }
 
-    /// The latest relocations, of one content when `cid` is given.
-    public func relocations(cid: Int64?, limit: Int) async throws -> [Relocation] {
-        try await store.withStore { try $0.relocations(cid: cid, limit: limit) }
-    }
-
     // MARK: - Control
 
     /// Replays or purges dead letters (those of `cids`, or all).
@@ -171,11 +168,12 @@ public final class App: Sendable {
     // MARK: - Level directories
 
     /// The level's open directory, when this process has the level's directory and can open it.
-    func root(of level: String) -> LevelRoot? {
+    func root(of level: String) async -> LevelRoot? {
         guard let place = directories?.place(of: level) else { return nil }
         if let root = roots.withLock({ $0[level] }) { return root }
         do {
-            let root = try LevelRoot(place)
+            // Opening the directory blocks: on the blocking executor, never on a thread of the pool.
+            let root = try await BlockingExecutor.shared.run { try LevelRoot(place) }
             roots.withLock { $0[level] = root }
             return root
         } catch {
@@ -191,7 +189,7 @@ public final class App: Sendable {
     /// permission or I/O error: the worker meets the same and decides).
     @discardableResult
     func checkPath(_ filename: Filename, on level: String, cid: Int64) async throws -> Bool {
-        guard let root = root(of: level) else { return false }
+        guard let root = await root(of: level) else { return false }
         do {
             _ = try await BlockingExecutor.shared.run { try root.lookup(filename) }
             return true

@@ -61,9 +61,8 @@ public struct Placement: Equatable, Sendable {
     /// When a content that last moved at `lastMoved` (ms) may leave `level` again, or nil when it
     /// may now (no residency set, never moved, or the window has passed).
     public func residencyEnds(level: String, lastMoved: Int64?, now: Int64) -> Int64? {
-        guard let seconds = policies[level]?.minResidency, seconds > 0, let lastMoved else { return nil }
-        let end = lastMoved.saturatingAdd(seconds.saturatingMultiply(1000))
-        return end > now ? end : nil
+        guard let seconds = policies[level]?.minResidency else { return nil }
+        return Residency.due(residency: seconds.saturatingMultiply(1000), moved: lastMoved, now: now)
     }
 
     /// A level's disk, as a worker reports it. Its fill is the one `df` shows: used / (used +

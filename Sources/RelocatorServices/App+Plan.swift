@@ -12,6 +12,16 @@ extension App {
     /// the jobs already queued, deferred, retrying or moving (`relocator plan`); the dashboard
     /// leaves them out.
     public func plan(full: Bool = false) async throws -> Planner.Plan {
+        try await computePlan(full: full)
+    }
+
+    /// The plan as `plan()` makes it, at most `maxAge` old: the dashboard's placement page, read by
+    /// every open browser every few seconds, walks the database and the queue once per `maxAge`.
+    public func recentPlan(maxAge: Duration = .seconds(2)) async throws -> Planner.Plan {
+        try await recent.value("plan", maxAge: maxAge) { try await computePlan(full: false) }
+    }
+
+    private func computePlan(full: Bool) async throws -> Planner.Plan {
         let (sql, redis) = try wired("the plan")
         let jobQueue = redis.queue, halfLife = self.halfLife, url = redis.pool.url
         return try await sql.pool.withDatabase { database in

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Logging
+import RelocatorApp
 import RelocatorCore
 import ServiceLifecycle
 import SQLStore
@@ -9,7 +10,8 @@ import SQLStore
 /// every committer (which already holds the database and Redis), and a lock in Redis lets one of
 /// them work while the others wait, so several committers are safe. Each round it publishes the
 /// level table and policies for the workers, then queues the watermark demotions, displacements and
-/// decay demotions as ordinary jobs (through the enqueue script, so they coalesce with counts). A
+/// decay demotions as ordinary jobs (through the application's `submitPlacement`, so they follow the
+/// submit rules and coalesce with counts). A
 /// level whose last demotions are still moving is left alone until they are done: the disk reports
 /// must show their effect before more goes.
 public final class Rebalancer: Service, Sendable {
@@ -159,12 +161,10 @@ public final class Rebalancer: Service, Sendable {
             }
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }
-            guard let content = try store.content(cid: move.cid), content.level == move.from else { continue }
-            let submitted = try queue.submit(SubmitRequest(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
-                                                           dbLevel: content.level, target: move.to, readAt: SubmitRequest.freshRead,
-                                                           policy: snapshot.countPolicy,
-                                                           queuedBy: QueuedBy(who: Submitter.rebalancer(kind: move.kind.rawValue).who,
-                                                                              rule: move.reason)))
+            guard let content = try store.content(cid: move.cid) else { continue }
+            // Enqueued by the application's rules, as every submission is.
+            let wanted = PlacementMove(cid: move.cid, count: move.count, from: move.from, to: move.to, kind: move.kind.rawValue, reason: move.reason)
+            guard let submitted = try App.submitPlacement(wanted, content: content, policy: snapshot.countPolicy, on: queue) else { continue }
             if [.created, .retargeted].contains(submitted.outcome) {
                 ServiceMetrics.rebalanceQueued(kind: move.kind.rawValue, from: move.from, to: move.to)
                 still[move.cid] = Leaving(from: move.from, bytes: move.bytes ?? 0)

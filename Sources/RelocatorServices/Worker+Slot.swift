@@ -66,17 +66,20 @@ extension Worker {
         } else {
             levels = (0..<levels.count).map { levels[(rotation + $0) % levels.count] }
         }
-        // Levels at their limit of moves in flight wait.
-        var permitted: [String] = []
-        var permits: [String] = []
-        for level in levels {
-            if let most = snapshot?.policies[level]?.maxMoves, most > 0 {
-                guard try session.admit(.permit(level: level, holder: holder, most: most, ttl: permitTTL)) == .granted else { continue }
-                permits.append(level)
+        // Levels at their limit of moves in flight wait (Admission.Permits decides; this performs).
+        var machine = Admission.Permits(levels: levels, limits: (snapshot?.policies ?? [:]).compactMapValues(\.maxMoves))
+        var action = machine.start()
+        while case .askPermit(let level, let most) = action {
+            let answer: AdmissionAnswer
+            do {
+                answer = try session.admit(.permit(level: level, holder: holder, most: most, ttl: permitTTL))
+            } catch {
+                for level in machine.held { releasePermit(level, holder, session) }
+                throw error
             }
-            permitted.append(level)
+            action = machine.answered(answer)
         }
-        if permitted.isEmpty {
+        guard case .take(let permitted) = action else {
             stopping.wait(for: settings.idleWait)
             return (.idle, [])
         }
@@ -85,15 +88,16 @@ extension Worker {
         do {
             next = try session.next(NextRequest(worker: settings.id, levels: permitted, rotation: rotation, wait: settings.idleWait))
         } catch {
-            for level in permits { releasePermit(level, holder, session) }
+            for level in machine.held { releasePermit(level, holder, session) }
             throw error
         }
-        var kept: [String] = []
+        var deliveredFrom: String?
         if case .delivery(let delivery) = next {
             ServiceMetrics.phase("next", .now - started)
-            kept = permits.filter { $0 == delivery.level }
+            deliveredFrom = delivery.level
         }
-        for level in permits where !kept.contains(level) { releasePermit(level, holder, session) }
+        let (kept, released) = machine.delivered(from: deliveredFrom)
+        for level in released { releasePermit(level, holder, session) }
         return (next, kept)
     }
 
@@ -302,43 +306,49 @@ extension Worker {
     /// Redis against every other slot's admission (of every worker) until the move ends.
     private func admission(_ job: Job, _ request: MoveRequest, _ snapshot: PlacementSnapshot, holder: String, _ session: any JobQueueing,
                            reserved: inout Int64?, _ log: Logger) -> String? {
-        guard snapshot.policies[job.target]?.highWater != nil else { return nil }
-        var size: Int64 = 0
-        do {
-            if case .regularFile(let bytes) = try (levels?.root(request.source) ?? LevelRoot(request.source)).lookup(request.filename) { size = bytes }
-        } catch {
-            // The move itself reports what is wrong with the source.
-            log.debug("cannot size the source before the move: \(error)")
-            return nil
-        }
-        // An earlier delivery of this job that stopped mid-copy left its temporary file, its blocks
-        // reserved: those bytes are in the disk's usage already (the move removes the file first).
-        do {
-            let target = try levels?.root(request.target) ?? LevelRoot(request.target)
-            if let bytes = try target.temporarySize(cid: job.cid, gen: job.gen) { size = max(0, size - bytes) }
-        } catch {
-            log.debug("cannot look for an earlier delivery's temporary file: \(error)")
-        }
-        guard let report = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target] else { return nil }
-        let usage = Placement.Usage(report)
-        guard let room = snapshot.placement.room(in: job.target, usage: usage) else { return nil }
-        let others: Int64
-        do {
-            switch try session.admit(.room(level: job.target, holder: holder, bytes: size, room: room, ttl: permitTTL)) {
-            case .granted:
-                reserved = size
+        // Admission.Room decides; this performs its looks at the disks and its queue calls.
+        var machine = Admission.Room(target: job.target, placement: snapshot.placement)
+        var action = machine.start()
+        while true {
+            switch action {
+            case .sizeSource:
+                var size: Int64?
+                do {
+                    if case .regularFile(let bytes) = try (levels?.root(request.source) ?? LevelRoot(request.source)).lookup(request.filename) {
+                        size = bytes
+                    } else {
+                        size = 0
+                    }
+                } catch {
+                    // The move itself reports what is wrong with the source.
+                    log.debug("cannot size the source before the move: \(error)")
+                }
+                action = machine.sourceSized(size)
+            case .sizeEarlierCopy:
+                var earlier: Int64?
+                do {
+                    let target = try levels?.root(request.target) ?? LevelRoot(request.target)
+                    earlier = try target.temporarySize(cid: job.cid, gen: job.gen)
+                } catch {
+                    log.debug("cannot look for an earlier delivery's temporary file: \(error)")
+                }
+                action = machine.earlierCopySized(earlier)
+            case .readDisk:
+                let report = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target]
+                action = machine.diskRead(report.map(Placement.Usage.init))
+            case .reserve(let bytes, let room):
+                do {
+                    action = machine.reserved(try session.admit(.room(level: job.target, holder: holder, bytes: bytes, room: room, ttl: permitTTL)))
+                } catch {
+                    action = machine.reserveFailed("\(error)")
+                }
+            case .go(let bytes):
+                reserved = bytes
                 return nil
-            case .roomHeld(let held):
-                others = held
-            case .refused, .wait:
-                others = 0
+            case .wait(let reason):
+                return reason
             }
-        } catch {
-            // Not knowing what the others are copying there, this one waits rather than overfill.
-            return "cannot reserve room in \(job.target): \(error)"
         }
-        return snapshot.placement.admission(into: job.target, usage: usage, adding: size, inFlight: others)
-            ?? "\(job.target) has room for \(room) bytes, and other copies into it hold \(others)"
     }
 
     /// What the mover tells the queue while it works; with a bandwidth limit on the target, every
@@ -385,19 +395,24 @@ extension Worker {
                 // Every byte is paid for before it is written, in pieces of at most a twentieth of
                 // a second of the rate, so the level's rate holds from the first byte on.
                 guard let bandwidth else { return }
-                var owed = bytes
-                while owed > 0 && !self.cancel.isRaised {
-                    let piece = min(owed, max(1, bandwidth.rate / 20))
-                    do {
-                        switch try session.admit(.bandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: piece)) {
-                        case .wait(let wait): self.cancel.wait(for: wait)
-                        default: owed -= piece
+                var payment = Admission.Bandwidth(bytes: bytes, rate: bandwidth.rate)
+                var action = payment.start()
+                while !self.cancel.isRaised {
+                    switch action {
+                    case .write: return
+                    case .sleep(let wait):
+                        self.cancel.wait(for: wait)
+                        action = payment.slept()
+                        renew()
+                    case .pay(let piece):
+                        do {
+                            action = payment.answered(try session.admit(.bandwidth(level: bandwidth.level, rate: bandwidth.rate, bytes: piece)))
+                        } catch {
+                            log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
+                            action = payment.failed()
                         }
-                    } catch {
-                        log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
-                        return
+                        renew()
                     }
-                    renew()
                 }
             },
             shouldStop: { self.cancel.isRaised },

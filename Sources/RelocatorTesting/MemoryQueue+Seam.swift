@@ -288,8 +288,20 @@ extension MemoryQueue {
             }
             for (state, id) in ids {
                 let key = "\(shard.index)/\(id)"
-                let target = known[key] ?? JobID(id).flatMap { parsed in job(parsed.cid).flatMap { $0.gen == parsed.gen ? $0.target : nil } }
-                if let target { targets[key] = target }
+                if let cached = known[key] {
+                    targets[key] = cached
+                    result.counts[.init(state, cached, shard.index), default: 0] += 1
+                    continue
+                }
+                // As the Redis queue reads it: the target the hash holds now, counted even when the
+                // hash is a newer generation's (a stale id), but kept for next time only while the
+                // hash is this id's.
+                var target: String?
+                if let parsed = JobID(id) {
+                    let fields = hash(shard.job(parsed.cid))
+                    target = fields[JobField.target.rawValue]
+                    if let target, fields[JobField.gen.rawValue] == String(parsed.gen) { targets[key] = target }
+                }
                 result.counts[.init(state, target ?? JobsByLevel.unknownLevel, shard.index), default: 0] += 1
             }
         }

@@ -99,10 +99,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             // Queues a new or re-aimed job, or defers it while the content's residency window lasts.
             func start(_ gen: Int64, origin: String) {
                 let moved = Int64(hashes[shard.movedAt]?[String(cid)] ?? "")
-                if let residency = policy.residencies[origin]?.milliseconds, residency > 0, let moved, moved + residency > now {
-                    set(key, ["status": "deferred", "due_at": String(moved + residency),
+                if let residency = policy.residencies[origin]?.milliseconds, let moved, let due = Residency.due(residency: residency, moved: moved, now: now) {
+                    set(key, ["status": "deferred", "due_at": String(due),
                               "defer_reason": "moved \((now - moved) / 1000) s ago; \(origin) keeps contents at least \(residency / 1000) s"])
-                    sortedSets[shard.deferred, default: [:]]["\(cid):\(gen)"] = moved + residency
+                    sortedSets[shard.deferred, default: [:]]["\(cid):\(gen)"] = due
                     return
                 }
                 push(gen)
@@ -653,10 +653,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     hashes[key]?["next_queued_by"] = nil
                     expiries[key] = nil
                     let moved = Int64(hashes[shard.movedAt]?[String(id.cid)] ?? "")
-                    if let residency = policy.residencies[target], residency > .zero, let moved, moved + residency.milliseconds > now {
-                        set(key, ["status": "deferred", "due_at": String(moved + residency.milliseconds),
+                    if let residency = policy.residencies[target], let due = Residency.due(residency: residency.milliseconds, moved: moved, now: now) {
+                        set(key, ["status": "deferred", "due_at": String(due),
                                   "defer_reason": "just moved to \(target), which keeps contents at least \(residency.milliseconds / 1000) s"])
-                        sortedSets[shard.deferred, default: [:]]["\(id.cid):\(newer)"] = moved + residency.milliseconds
+                        sortedSets[shard.deferred, default: [:]]["\(id.cid):\(newer)"] = due
                     } else {
                         lpush(shard.queue(next), "\(id.cid):\(newer)")
                     }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import RelocatorCore
-import SQLStore
 
 /// Where the SQL database is: `--database-url`, else `DATABASE_URL`, else the SQLite file
 /// `relocator.sqlite` in the working directory.
@@ -20,18 +19,6 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     func resolve() throws -> DatabaseURL { try resolved().url }
-
-    /// Opens the database for what the command does with it: `.readOnly` commands never create or
-    /// write anything; only `migrate` creates a SQLite file. Without `DATABASE_URL` and without a
-    /// `relocator.sqlite` here, says so and how to make one.
-    func open(_ access: DatabaseAccess) throws -> any SQLDatabase {
-        let (url, setting) = try resolved()
-        do {
-            return try openDatabase(url, access: access)
-        } catch let error as SQLError where error.code == .databaseFileMissing && setting == nil {
-            throw Self.noDatabase
-        }
-    }
 
     static var noDatabase: CommandFailure {
         CommandFailure("no database: DATABASE_URL is not set and there is no relocator.sqlite in \(FileManager.default.currentDirectoryPath); "

@@ -1,7 +1,6 @@
 import RelocatorApp
 import ArgumentParser
 import Foundation
-import JobQueue
 import Logging
 import RelocatorAPI
 import RelocatorCore

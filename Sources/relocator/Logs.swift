@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import JobQueue
 import Logging
 import RelocatorCore
 import Synchronization
@@ -95,7 +94,7 @@ struct LineLogHandler: LogHandler {
         var merged = metadata
         if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        let time = JobQueue.nowMilliseconds()
+        let time = WallClock.milliseconds()
         let line = format == .json
             ? LogLine.json(milliseconds: time, level: event.level, label: label, message: event.message.description, metadata: merged)
             : LogLine.text(milliseconds: time, level: event.level, label: label, message: event.message.description, metadata: merged)

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import SQLStore
+import RelocatorServices
 
 extension Relocator {
     struct Migrate: ParsableCommand, LoggedCommand {
@@ -21,9 +21,9 @@ extension Relocator {
 
         func run() throws {
             let explicit = migrations ?? ProcessInfo.processInfo.environment["RELOCATOR_MIGRATIONS"].flatMap { $0.isEmpty ? nil : $0 }
-            let run = try Migrator.migrate(try database.resolve(), directory: explicit)
+            let run = try Composition.migrate(try database.resolve(), directory: explicit)
             for id in run.applied { print("\(run.location): applied \(id)") }
-            print("\(run.location): \(run.applied.isEmpty ? "up to date, " : "")\(run.status.summary)")
+            print("\(run.location): \(run.applied.isEmpty ? "up to date, " : "")\(run.summary)")
         }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RedisClient
+import RelocatorServices
 import RelocatorCore
 
 /// Settings of the parts that use Redis: flags win over environment variables, which win over
@@ -34,6 +35,12 @@ struct RuntimeOptions: ParsableArguments {
         if let flag = redisURL { return try RedisURL(parsing: flag, setting: "--redis-url") }
         if let value = environment["REDIS_URL"], !value.isEmpty { return try RedisURL(parsing: value) }
         return .default
+    }
+
+    /// Where the servers are, for the composition root. `replicated`: whether the command's writes
+    /// wait for the replicas `replication()` asks for (a read-only command leaves it unread).
+    func servers(database: DatabaseURL, replicated: Bool = true) throws -> Composition.Servers {
+        Composition.Servers(redis: try redis(), replication: replicated ? try replication() : nil, keys: try keys(), database: database)
     }
 
     func keys() throws -> KeySchema {

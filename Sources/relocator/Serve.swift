@@ -3,12 +3,11 @@ import ArgumentParser
 import FileMover
 import Foundation
 import Hummingbird
-import JobQueue
 import Logging
-import RedisClient
 import RelocatorAPI
 import RelocatorCore
 import RelocatorMetrics
+import RelocatorServices
 import SQLStore
 
 extension Relocator {
@@ -87,12 +86,10 @@ func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access:
     if requireDatabase, setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {
         throw DatabaseOptions.noDatabase
     }
-    let redis = RedisPool(url: try runtime.redis(), size: 8, replication: try runtime.replication())
-    let queue = RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: redis)
     // The level directories are optional here: an API on a machine without the disks skips the symlink check.
     let directories = try runtime.environment["RELOCATOR_LEVELS"].flatMap { $0.isEmpty ? nil : try LevelDirectories(parsing: $0) }
-    return App(queue: queue, store: SQLStoreGateway(url: url, size: 4, access: access), jobTTL: try runtime.jobTTL(),
-               directories: directories, halfLife: try runtime.halfLife(), logger: logger)
+    return Composition.app(try runtime.servers(database: url), access: access, jobTTL: try runtime.jobTTL(),
+                           directories: directories, halfLife: try runtime.halfLife(), logger: logger)
 }
 
 /// What a long-running command says at start about the servers it needs: Redis unreachable, a
@@ -112,26 +109,17 @@ enum StartupCheck {
 
     /// One line per thing missing (blocking).
     static func problemsNow(redis url: RedisURL?, database: DatabaseOptions?) -> [String] {
+        var resolved: (url: DatabaseURL, setting: String?)?
         var problems: [String] = []
-        if let url {
-            let connection = RedisConnection(url: url)
-            defer { connection.close() }
-            do {
-                _ = try connection.send("PING")
-            } catch {
-                problems.append("Redis is unreachable (waiting for it): \(FailureReport.line(error))")
-            }
-        }
         if let database {
             do {
-                let db = try database.open(.readOnly)
-                defer { db.close() }
-                let status = try Migrator(database: db, migrations: Migration.embedded(dialect: db.dialect)).status()
-                if !status.isCurrent { problems.append("the database \(db.location) is not ready: \(status.summary)") }
+                resolved = try database.resolved()
             } catch {
                 problems.append("the database is not ready: \(FailureReport.line(error))")
             }
         }
-        return problems
+        // Without DATABASE_URL, a missing relocator.sqlite here is explained with how to make one.
+        let missing: (any Error)? = resolved?.setting == nil ? DatabaseOptions.noDatabase : nil
+        return Composition.startupProblems(redis: url, database: resolved?.url, missingFile: missing, describe: FailureReport.line) + problems
     }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import JobQueue
 import Logging
 import RelocatorAPI
 import RelocatorCore
@@ -28,7 +27,7 @@ extension Relocator {
                                           logger: Logger(label: "relocator.status", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
             let stats = try await service.stats()
-            let now = JobQueue.nowMilliseconds()
+            let now = WallClock.milliseconds()
             let report = StatusReport(stats, now: now)
             if json { return try JSONOutput.print(object: try report.json(QueuesView(stats, now: now))) }
             print(report.text)

@@ -2,12 +2,10 @@ import RelocatorApp
 import ArgumentParser
 import FileMover
 import Foundation
-import JobQueue
 import Logging
-import RedisClient
 import RelocatorAPI
 import RelocatorCore
-import SQLStore
+import RelocatorServices
 
 extension Relocator {
     struct Why: AsyncParsableCommand, LoggedCommand {
@@ -36,9 +34,9 @@ extension Relocator {
             }
             let (url, setting) = try database.resolved()
             if setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) { throw DatabaseOptions.noDatabase }
-            let service = App(queue: RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: RedisPool(url: try runtime.redis(), size: 2)),
-                              store: SQLStoreGateway(url: url, size: 2, access: .readOnly), jobTTL: try runtime.jobTTL(), directories: directories,
-                              halfLife: try runtime.halfLife(), logger: Logger(label: "relocator.why", factory: { _ in SwiftLogNoOpLogHandler() }))
+            let service = Composition.app(try runtime.servers(database: url, replicated: false), access: .readOnly, redisConnections: 2, databaseConnections: 2,
+                                          jobTTL: try runtime.jobTTL(), directories: directories, halfLife: try runtime.halfLife(),
+                                          logger: Logger(label: "relocator.why", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
             let report = WhyReport(try await service.why(cid: cid))
             if json { return try JSONOutput.print(report) }

@@ -1,14 +1,11 @@
 import ArgumentParser
 import FileMover
 import Foundation
-import JobQueue
-import RedisClient
 import RelocatorCore
 import RelocatorFaults
 import RelocatorServices
 import RelocatorTransfer
 import ServiceLifecycle
-import SQLStore
 
 extension Relocator {
     struct WorkerCommand: AsyncParsableCommand, LoggedCommand {
@@ -109,14 +106,14 @@ extension Relocator {
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
             // With RELOCATOR_FAULTS, the queue and the mover are wrapped; the worker knows nothing of it.
-            let redisDriver = RedisJobQueueDriver(queue: JobQueue(keys: try runtime.keys()), url: try runtime.redis())
+            let redisDriver = Composition.queueDriver(keys: try runtime.keys(), redis: try runtime.redis())
             let driver: any JobQueueDriver = faults.isActive ? FaultyQueueDriver(redisDriver, faults: faults, logger: logger) : redisDriver
             let mover: any FileMoving = faults.noopMove ? NoopMover()
                 : FileMover(algorithm: try runtime.checksumAlgorithm(), faults: faults.move, levels: held)
             let worker = Worker(settings: settings, driver: driver, mover: mover, levels: held, logger: logger)
             var services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
             if let transfer {
-                let queue = RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: RedisPool(url: try runtime.redis(), size: 4))
+                let queue = Composition.queueGateway(keys: try runtime.keys(), redis: try runtime.redis(), connections: 4)
                 let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"))
                 services.append(TransferServer(endpoint: endpoint, listen: transfer.listen) { worker.transferServed(on: $0) })
             }
@@ -178,24 +175,20 @@ extension Relocator {
 
         func run() async throws {
             let logger = Logs.logger("relocator.committer")
-            let url = try database.resolve()
+            let servers = try runtime.servers(database: try database.resolve(), replicated: false)
             await StartupCheck.log(redis: nil, database: database, logger: logger)
             let name = id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())"
-            let queue = JobQueue(keys: try runtime.keys())
             let halfLife = try runtime.halfLife()
             var settings = Committer.Settings(id: name, batch: batch, jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL())
             settings.halfLife = halfLife
-            let committer = Committer(settings: settings, driver: RedisJobQueueDriver(queue: queue, url: try runtime.redis()),
-                                      openDatabase: { try openDatabase(url, access: .readWrite) }, logger: logger)
+            let committer = Composition.committer(servers, settings: settings, logger: logger)
             var services: [any Service] = [committer]
             if rebalanceInterval != "off" {
                 // Placement (watermarks, displacement, decay) runs here: the committer already holds the
                 // database and Redis, and the rebalancer's lock lets several committers run it safely.
                 var rebalancing = Rebalancer.Settings(id: name, halfLife: halfLife)
                 rebalancing.interval = .seconds(try OperatorValues.durationSeconds(rebalanceInterval))
-                services.append(Rebalancer(settings: rebalancing, driver: RedisJobQueueDriver(queue: queue, url: try runtime.redis()),
-                                           openDatabase: { try openDatabase(url, access: .readWrite) },
-                                           logger: Logs.logger("relocator.rebalancer")))
+                services.append(Composition.rebalancer(servers, settings: rebalancing, logger: Logs.logger("relocator.rebalancer")))
             }
             services += try await metrics.services(logger: logger) { committer.metricsServed(on: $0) }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -3,7 +3,7 @@ import RelocatorCore
 import Testing
 
 /// Random sequences of operations — counts, takes by two workers, moves, failures (transient and
-/// for good), commits, replays, pauses and promotions — run in lockstep on the Redis queue and on
+/// for good), commits, replays, pauses, promotions and counts by level (stale ids too) — run in lockstep on the Redis queue and on
 /// the memory queue; every result each step observes must be the same on both. No step waits for
 /// time to pass (delays are zero), so neither queue's clock decides anything.
 @Suite struct ModelBasedTests {
@@ -31,6 +31,8 @@ import Testing
         // Deliveries held, per queue, in the order they were taken.
         var held: [[Delivery]] = [[], []]
         var paused: Set<String> = []
+        // What each queue's count by level cached (shard/id → target).
+        var known: [[String: String]] = [[:], [:]]
         for step in 0..<150 {
             let choice = Int.random(in: 0..<100, using: &random)
             var observed: [String] = []
@@ -80,6 +82,11 @@ import Testing
                     _ = try q.session.control(pause ? .pause(level: level) : .resume(level: level))
                     if index == queues.count - 1 { if pause { paused.insert(level) } else { paused.remove(level) } }
                     seen = "\(pause ? "pause" : "resume") \(level)"
+                case 95..<97:
+                    // The counts by level, with what each queue cached from its last count.
+                    let (counts, cache) = try q.session.jobsByLevel(levels: Self.levels, known: known[index])
+                    known[index] = cache
+                    seen = "by level: \(counts.counts.filter { $0.value > 0 }.map { "\($0.key.state) \($0.key.level) \($0.value)" }.sorted()), cached \(cache.count)"
                 default:
                     seen = "promote: \(try q.promote())"
                 }

@@ -18,6 +18,8 @@ import Testing
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
         ("a content forgotten", forgetContent), ("heartbeats in the statistics", heartbeatsInStats),
         ("a long wait another process announced", announcedHorizons),
+        ("a follow-up waits for the residency of the level just moved to", followUpResidency),
+        ("stale ids counted by level", staleIDsByLevel),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -255,6 +257,49 @@ import Testing
         let waiting = try #require(try q.job(9))
         #expect(waiting.status == .deferred && waiting.deferReason?.contains("keeps contents") == true)
         trace.add(shape(waiting))
+        return trace
+    }
+
+    static let followUpResidency: Scenario = { q in
+        var trace = Trace()
+        let policy = CountPolicy(residencies: ["gold": .seconds(3600)])
+        try q.submit(19, policy: policy)
+        let delivery = try #require(try q.next())
+        // A count sent while it moves asks for a follow-up back down.
+        #expect(try q.submit(19, 2000, to: "silver", policy: policy).outcome == .followUp)
+        #expect(try q.moved(delivery) == .done)
+        #expect(try q.commitAll(policy: policy).followUps == 1)
+        // Its commit made it a resident of gold: the follow-up waits out gold's hour, not queued.
+        let waiting = try #require(try q.job(19))
+        #expect(waiting.status == .deferred && waiting.target == "silver" && waiting.dbLevel == "gold")
+        #expect(waiting.deferReason == "just moved to gold, which keeps contents at least 3600 s")
+        let due = try #require(waiting.dueAt)
+        #expect(due > waiting.updatedAt && due <= waiting.updatedAt + 3_600_000)
+        #expect(try q.next() == nil, "nothing is queued while the window lasts")
+        trace.add(shape(waiting))
+        return trace
+    }
+
+    static let staleIDsByLevel: Scenario = { q in
+        var trace = Trace()
+        try q.submit(21)
+        let delivery = try #require(try q.next())
+        #expect(try q.failed(delivery, .sourceMissing, permanent: true) == .dead)
+        let levels = ["gold", "silver", "bronze"]
+        let (before, cache) = try q.session.jobsByLevel(levels: levels, known: [:])
+        #expect(before.counts[.init(.dead, "gold", 0)] == 1 && cache.count == 1)
+        // The hash becomes a newer generation's, for silver (as after a crash between two steps):
+        // the dead list's id is stale. It is counted where the hash says now, and not cached.
+        let dead = try #require(try q.job(21))
+        try q.mangle(21, .gen, String(dead.gen + 1))
+        try q.mangle(21, .target, "silver")
+        let (after, recached) = try q.session.jobsByLevel(levels: levels, known: [:])
+        trace.add("fresh: \(after.counts.filter { $0.value > 0 }.map { "\($0.key.state) \($0.key.level) \($0.value)" }.sorted()), cached \(recached.count)")
+        // With the earlier cache, the old id keeps the target it had.
+        let (cached, kept) = try q.session.jobsByLevel(levels: levels, known: cache)
+        trace.add("cached: \(cached.counts.filter { $0.value > 0 }.map { "\($0.key.state) \($0.key.level) \($0.value)" }.sorted()), kept \(kept.count)")
+        #expect(after.counts[.init(.dead, "silver", 0)] == 1 && recached.isEmpty)
+        #expect(cached.counts[.init(.dead, "gold", 0)] == 1 && kept.count == 1)
         return trace
     }
 

@@ -28,3 +28,38 @@ import Testing
             == QueuedBy(who: "a replay (relocator dlq replay)", rule: "the target it had when it died"))
     }
 }
+
+/// Who a job says queued it, for every way in, and the words of replays, purges and follow-ups.
+@Suite struct SubmitterWordsTests {
+    @Test func everyWayInIsNamedAsTheOperatorKnowsIt() {
+        #expect(Submitter.postSentence.who == "POST /post_sentence")
+        #expect(Submitter.countRoute.who == "POST /v1/contents/{cid}/count")
+        #expect(Submitter.hitsRoute.who == "POST /v1/contents/{cid}/hits")
+        #expect(Submitter.enqueueCommand.who == "relocator enqueue")
+        #expect(Submitter.hitsCommand.who == "relocator enqueue --hits")
+        #expect(Submitter.rebalancer(kind: "decay").who == "the rebalancer (decay)")
+        #expect(Submitter.other("a test").who == "a test")
+    }
+
+    @Test func aReplaySaysWhoReplayedItAndKeepsTheFirstRule() {
+        let first = QueuedBy(who: "POST /post_sentence", rule: "count 5000 falls in silver (1000–9999)")
+        let replay = QueuedBy.replay(by: "relocator dlq replay", earlier: first)
+        #expect(replay.who == "a replay (relocator dlq replay) of a job queued by POST /post_sentence")
+        #expect(replay.rule == first.rule)
+    }
+
+    @Test func aPurgeThatSendsAJobBackSaysWhereAndWhy() {
+        let back = QueuedBy.purgeReversal(by: "POST /v1/dead/purge", copyOn: "gold", backTo: "bronze")
+        #expect(back.sentence == "a purge (POST /v1/dead/purge): its copy may already be on gold: it goes back to bronze, where the database has it")
+    }
+
+    @Test func aFollowUpNamesTheMoveItFollows() {
+        #expect(QueuedBy.followUpPrefix(after: "gold") + "relocator enqueue" == "a follow-up after the move to gold of relocator enqueue")
+    }
+
+    @Test func aCountWithoutItsRangeStillNamesTheLevel() {
+        #expect(QueuedBy.count(7, from: .countRoute, level: "tape", range: nil, raised: false).rule == "count 7 falls in tape")
+        #expect(QueuedBy.count(7, from: .countRoute, level: "tape", range: LevelRange(name: "tape", minCounts: 0, maxCounts: 9), raised: false).rule
+                == "count 7 falls in tape (0–9)")
+    }
+}

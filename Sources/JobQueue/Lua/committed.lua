@@ -70,11 +70,10 @@ for i = first, #ARGV do
         redis.call('HDEL', job, 'next_queued_by')
         redis.call('PERSIST', job)
         local residency = residencyOf(residencies, h[3])
-        local moved = tonumber(redis.call('HGET', movedAt, cid))
-        if residency > 0 and moved and moved + residency > now then
-          redis.call('HSET', job, 'status', 'deferred', 'due_at', moved + residency,
-            'defer_reason', 'just moved to ' .. h[3] .. ', which keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
-          redis.call('ZADD', deferred, moved + residency, cid .. ':' .. newer)
+        local due = residencyDue(residency, tonumber(redis.call('HGET', movedAt, cid)))
+        if due then
+          deferUntil(job, deferred, cid .. ':' .. newer, due,
+            'just moved to ' .. h[3] .. ', which keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
         else
           redis.call('LPUSH', queues[nextTarget], cid .. ':' .. newer)
         end

@@ -60,11 +60,10 @@ local function start(gen, origin)
   -- (When the earlier read of moved-at below found nothing, nothing moved it since: no read again.)
   local moved = nil
   if residency > 0 and movedKnown ~= false then moved = movedKnown or tonumber(redis.call('HGET', movedAt, cid)) end
-  if residency > 0 and moved and moved + residency > now then
-    local due = moved + residency
-    redis.call('HSET', job, 'status', 'deferred', 'due_at', due,
-      'defer_reason', 'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
-    redis.call('ZADD', deferred, due, cid .. ':' .. gen)
+  local due = residencyDue(residency, moved)
+  if due then
+    deferUntil(job, deferred, cid .. ':' .. gen, due,
+      'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
     return
   end
   push(gen)

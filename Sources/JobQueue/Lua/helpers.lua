@@ -95,6 +95,21 @@ local function residencyOf(list, level)
   return 0
 end
 
+-- The residency rule, decided here only (enqueue.lua for a new or re-aimed job, committed.lua for
+-- a follow-up; Residency.due in Swift is its twin): a content that last moved at `moved` (ms; nil:
+-- never) onto a level keeping contents `residency` ms waits until moved + residency. Returns that
+-- time while the window lasts, else nil.
+local function residencyDue(residency, moved)
+  if residency > 0 and moved and moved + residency > now then return moved + residency end
+  return nil
+end
+
+-- Defers job `id` (hash `job`) in the shard's `deferred` set until `due`, saying why.
+local function deferUntil(job, deferred, id, due, reason)
+  redis.call('HSET', job, 'status', 'deferred', 'due_at', due, 'defer_reason', reason)
+  redis.call('ZADD', deferred, due, id)
+end
+
 -- Adds to this minute's moves (or commits) in a ring of the last 120 minutes: a hash whose field
 -- is the minute number modulo 120 and whose value is '<minute> <count> <bytes>' (a slot last
 -- written a lap ago starts again), so the dashboard reads the last hour in one HGETALL and the

@@ -1,0 +1,62 @@
+import RelocatorCore
+
+/// A move the placement chose for a content (a watermark demotion, a displacement, a decay
+/// demotion, a promotion), as the rebalancer hands it to the application to enqueue.
+public struct PlacementMove: Sendable, Equatable {
+    public var cid: Int64
+    /// The count that chose the target (decayed for a hit counter), when the plan had one.
+    public var count: Double?
+    public var from: String
+    public var to: String
+    /// The plan's kind of move (`watermark`, `displacement`, `decay`, `promotion`).
+    public var kind: String
+    /// The rule that chose it, in words, kept with the job.
+    public var reason: String
+
+    public init(cid: Int64, count: Double?, from: String, to: String, kind: String, reason: String) {
+        self.cid = cid
+        self.count = count
+        self.from = from
+        self.to = to
+        self.kind = kind
+        self.reason = reason
+    }
+}
+
+extension App {
+    /// Why a placement move was not enqueued.
+    public enum PlacementRefusal: Error, Equatable, Sendable {
+        /// The content is no longer on the level the plan read (a move committed meanwhile).
+        case leftLevel(now: String)
+        /// Its filename cannot be moved safely.
+        case unsafeFilename(String)
+    }
+
+    /// The request a placement move becomes, by the submit rules every enqueue follows: the
+    /// content's current row (it must still be on the level the plan read, with a safe filename),
+    /// a count within bounds, a fresh read (the rebalancer read the row just now), the published
+    /// count policy, and who queued it and why. Pure.
+    public static func placementRequest(_ move: PlacementMove, content: Content, policy: CountPolicy)
+        -> Result<SubmitRequest, PlacementRefusal> {
+        guard content.cid == move.cid, content.level == move.from else { return .failure(.leftLevel(now: content.level)) }
+        do {
+            _ = try Filename(content.filename)
+        } catch let invalid as Filename.Invalid {
+            return .failure(.unsafeFilename(invalid.reason))
+        } catch {
+            return .failure(.unsafeFilename("\(error)"))
+        }
+        return .success(SubmitRequest(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
+                                      dbLevel: content.level, target: move.to, readAt: SubmitRequest.freshRead, policy: policy,
+                                      queuedBy: QueuedBy(who: Submitter.rebalancer(kind: move.kind).who, rule: move.reason)))
+    }
+
+    /// The rebalancer's enqueue (it runs on a thread of its own, over a session of its own): the
+    /// request `placementRequest` makes, submitted through `session`, so that a placement move
+    /// coalesces with counts as any submission does. Nil when the move was refused.
+    public static func submitPlacement(_ move: PlacementMove, content: Content, policy: CountPolicy,
+                                       on session: any JobQueueSession) throws -> SubmitResult? {
+        guard case .success(let request) = placementRequest(move, content: content, policy: policy) else { return nil }
+        return try session.submit(request)
+    }
+}

@@ -1,0 +1,68 @@
+import RelocatorApp
+import RelocatorCore
+import RelocatorTesting
+import Testing
+
+/// The rebalancer's moves enqueued by the application's submit rules, over the memory queue.
+@Suite struct PlacementSubmitTests {
+    let queue = MemoryQueue()
+    let demotion = PlacementMove(cid: 7, count: 12, from: "gold", to: "silver", kind: "watermark", reason: "gold is above its high watermark")
+
+    @Test func aPlacementMoveIsQueuedSayingWhoQueuedItAndWhy() throws {
+        let content = Content(cid: 7, filename: "a/b.mp4", level: "gold")
+        let result = try #require(try App.submitPlacement(demotion, content: content, policy: .none, on: queue))
+        #expect(result.outcome == .created)
+        let job = try #require(queue.job(7))
+        #expect(job.target == "silver" && job.dbLevel == "gold" && job.count == 12 && job.filename == "a/b.mp4")
+        #expect(job.queuedBy == QueuedBy(who: Submitter.rebalancer(kind: "watermark").who, rule: "gold is above its high watermark"))
+    }
+
+    @Test func aContentThatLeftTheLevelThePlanReadIsNotQueued() throws {
+        let content = Content(cid: 7, filename: "a/b.mp4", level: "bronze")
+        guard case .failure(let refusal) = App.placementRequest(demotion, content: content, policy: .none) else {
+            Issue.record("a content on another level was accepted")
+            return
+        }
+        #expect(refusal == .leftLevel(now: "bronze"))
+        #expect(try App.submitPlacement(demotion, content: content, policy: .none, on: queue) == nil)
+        #expect(queue.job(7) == nil)
+    }
+
+    @Test func aContentWithAnUnsafeFilenameIsNotQueued() throws {
+        let content = Content(cid: 7, filename: "../etc/passwd", level: "gold")
+        guard case .failure(.unsafeFilename(let reason)) = App.placementRequest(demotion, content: content, policy: .none) else {
+            Issue.record("an unsafe filename was accepted")
+            return
+        }
+        #expect(!reason.isEmpty)
+        #expect(try App.submitPlacement(demotion, content: content, policy: .none, on: queue) == nil)
+        #expect(queue.job(7) == nil)
+    }
+
+    @Test func aPlacementMoveCoalescesWithACountAlreadyQueued() throws {
+        let content = Content(cid: 7, filename: "a/b.mp4", level: "gold")
+        let count = try queue.submit(SubmitRequest(cid: 7, count: 5, filename: "a/b.mp4", dbLevel: "gold", target: "bronze",
+                                                   readAt: SubmitRequest.freshRead, policy: .none))
+        #expect(count.outcome == .created)
+        let again = try #require(try App.submitPlacement(demotion, content: content, policy: .none, on: queue))
+        #expect(again.outcome != .created)
+        #expect(try queue.jobCIDs() == [7])
+    }
+
+    @Test func aCountOutOfBoundsIsClampedAndAMissingOneIsZero() throws {
+        var move = demotion
+        move.count = nil
+        let content = Content(cid: 7, filename: "a.mp4", level: "gold")
+        guard case .success(let request) = App.placementRequest(move, content: content, policy: .none) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(request.count == 0 && request.readAt == SubmitRequest.freshRead)
+        move.count = 1e30
+        guard case .success(let clamped) = App.placementRequest(move, content: content, policy: .none) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(clamped.count == CountBound.max)
+    }
+}
