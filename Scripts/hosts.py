@@ -87,6 +87,15 @@ def _teardown(run_id, hosts):
             sh("ip", "link", "del", f"rl{run_id}{suffix}", check=False)
 
 
+def _started(pid):
+    """The process' start time (clock ticks since boot), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def sweep_stale():
     """Tears down what runs whose owner process is gone left behind (a run killed with SIGKILL)."""
     if not os.path.isdir(REGISTRY):
@@ -102,11 +111,12 @@ def sweep_stale():
             pass
         except (OSError, ValueError, KeyError):
             continue
-        for pid in entry.get("pids", []):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for pid, started in (p if isinstance(p, list) else (p, -1) for p in entry.get("pids", [])):
+            if _started(pid) == started:   # the same process, not a later one under a reused PID
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         _teardown(entry["run"], entry["hosts"])
         os.unlink(path)
 
@@ -434,7 +444,7 @@ class Hosts:
         os.replace(self.registry + ".tmp", self.registry)
 
     def remember(self, pid):
-        self.pids.append(pid)
+        self.pids.append((pid, _started(pid)))
         self._write_registry()
 
     def __iter__(self):
@@ -456,11 +466,12 @@ class Hosts:
                 host.stop()
             except Exception:
                 pass
-        for pid in self.pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for pid, started in self.pids:
+            if _started(pid) == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         _teardown(self.run_id, len(self.hosts))
         try:
             os.unlink(self.registry)
