@@ -484,7 +484,9 @@ class CrossHostRun:
             self.versions[cid].add(digest(path))
         except FileNotFoundError:
             pass
-        log(f"change: appended to cid {cid}'s source in {job['db_level']} during its pull")
+        now = self.job(cid)
+        log(f"change: appended to cid {cid}'s source in {job['db_level']} during its pull (then: status {now.get('status')}, "
+            f"stage {now.get('stage', '-')}, verified {now.get('verified', 0)} of {self.sizes[cid]} bytes)")
 
     def chaos(self):
         shares = {"kill": 3, "partition": 2, "flip": 2, "reset": 1, "stall": 1, "full": 1, "change": 2}
