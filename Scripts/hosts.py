@@ -29,6 +29,7 @@ left behind.
 import json
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -39,7 +40,8 @@ import threading
 import time
 
 REGISTRY = "/run/relocator-hosts"
-TRANSFER_PORT = 7700   # each host's own network namespace: the same port on every host
+TRANSFER_PORT = 7700
+REQUEST_LINE = re.compile(rb"(GET|HEAD|POST|PUT|DELETE) (/\S*) HTTP/1\.[01]\r\n")   # each host's own network namespace: the same port on every host
 
 
 def sh(*command, check=True):
@@ -143,6 +145,7 @@ class Proxy:
         self.stalled = threading.Event()
         self.stalled.set()         # set: traffic flows
         self.live = set()
+        self.requests = {}         # "METHOD /path" → when the proxy last passed it on
         self.closed = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
@@ -187,8 +190,11 @@ class Proxy:
                             self.down_bytes += len(data)
                         client.sendall(data)
                     else:
+                        now = time.time()
                         with self.lock:
                             self.up_bytes += len(data)
+                            for method, path in REQUEST_LINE.findall(data):
+                                self.requests[f"{method.decode()} {path.decode(errors='replace')}"] = now
                         upstream.sendall(data)
         except OSError:
             pass
@@ -226,6 +232,11 @@ class Proxy:
     def stall(self, seconds):
         self.stalled.clear()
         threading.Timer(seconds, self.stalled.set).start()
+
+    def passed(self, request):
+        """When the proxy last passed on a request "METHOD /path" (None: never)."""
+        with self.lock:
+            return self.requests.get(request)
 
     def counters(self):
         with self.lock:
