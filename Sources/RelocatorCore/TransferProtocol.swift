@@ -6,8 +6,8 @@
 /// - `POST /transfer/v1/contents/<cid>/remove` with the copy's checksum: removes the source once
 ///   proven (docs/CROSSHOST.md).
 ///
-/// Every request names the job's generation and carries the delivery's token: the endpoint serves
-/// only the job's current delivery.
+/// Every request names the job's generation and carries the delivery's token and its random secret:
+/// the endpoint serves only the job's current delivery.
 public enum TransferProtocol {
     public static let pathPrefix = "transfer/v1/contents"
 
@@ -18,6 +18,17 @@ public enum TransferProtocol {
 
     /// Request: the delivery token of the job's current delivery (a credential: never in a URL).
     public static let deliveryHeader = "Relocator-Delivery"
+    /// Request: the random secret of the pulling delivery (a credential: never in a URL or a log);
+    /// the job holds only its digest (`JobField.transferKey`).
+    public static let secretHeader = "Relocator-Secret"
+    /// The longest secret the endpoint hashes.
+    public static let maximumSecretLength = 128
+
+    /// What a delivery records on its job for its secret: its token and the secret's digest. The
+    /// endpoint recomputes it from the request and compares it with the job's in constant time:
+    /// a secret recorded by an earlier delivery (another token) is not this one's.
+    public static func transferKey(token: String, digest: String) -> String { "\(token):\(digest)" }
+
     /// Request: the job's generation.
     public static let genHeader = "Relocator-Gen"
     /// Request (GET, optional): the version every range must come from. Answer: the file's version.

@@ -54,7 +54,12 @@ extension Worker {
             throw MoveError(.levelUnavailable, "no live worker serves level '\(job.dbLevel)'; the move waits for one")
         }
         let client = TransferClient(address: peer.address)
-        let credentials = [(TransferProtocol.deliveryHeader, job.deliveryToken), (TransferProtocol.genHeader, "\(job.gen)")]
+        // A secret of this delivery's own, recorded (its digest, with the token checked) before any
+        // request: the source serves and removes only for the live delivery that knows it.
+        let secret = TransferSecret.random()
+        guard try session.record(delivery, .transferSecret(digest: secret.digest)) else { throw lost() }
+        let credentials = [(TransferProtocol.deliveryHeader, job.deliveryToken), (TransferProtocol.secretHeader, secret.text),
+                           (TransferProtocol.genHeader, "\(job.gen)")]
         let algorithm = (job.checksum.flatMap { try? Checksum(parsing: $0) })?.algorithm ?? .xxh128
 
         // Published by an earlier delivery: checked against the checksum it recorded, then proven.

@@ -36,12 +36,11 @@ public struct TransferEndpoint: Sendable {
         return router
     }
 
-    /// The job the request names, checked: its cid and generation, the delivery's token (in
-    /// constant time), the job in flight, its source a level this worker holds.
+    /// The job the request names, checked: its cid and generation, the delivery's token and secret
+    /// (in constant time, against what the live delivery recorded), the job in flight, its source
+    /// a level this worker holds.
     func job(_ request: Request, cid text: String, _ session: any JobQueueSession) throws -> (Job, LevelRoot, Filename) {
-        guard let presented = request.headers[TransferHeader.delivery], !presented.isEmpty else {
-            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
-        }
+        let (presented, secret) = try Self.credentials(request)
         guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0.isASCII && $0.isNumber }), let cid = Int64(text) else {
             throw TransferRefusal(.invalidCID, "a content id is a non-negative decimal number (got '\(text.prefix(64))')")
         }
@@ -57,8 +56,13 @@ public struct TransferEndpoint: Sendable {
         case .failure(let problem): throw TransferRefusal(.unknownCID, "the job of content \(cid) cannot be read: \(problem)")
         case .success(let read): job = read
         }
-        guard ConstantTime.equal(Array(presented.utf8), Array(job.deliveryToken.utf8)), job.token != nil else {
-            throw TransferRefusal(.wrongCredential, "the delivery token is not the current one of content \(cid)'s job")
+        // The secret's key as the live delivery would have recorded it: an earlier delivery's key
+        // names another token. Both compared whatever the first comparison found.
+        let expectedKey = TransferProtocol.transferKey(token: job.deliveryToken, digest: TransferSecret.digest(of: secret))
+        let tokenMatches = ConstantTime.equal(Array(presented.utf8), Array(job.deliveryToken.utf8))
+        let secretMatches = ConstantTime.equal(Array(expectedKey.utf8), Array((job.transferKey ?? "").utf8))
+        guard tokenMatches, secretMatches, job.token != nil, job.transferKey != nil else {
+            throw TransferRefusal(.wrongCredential, "the credentials are not those of content \(cid)'s current delivery")
         }
         // (Nothing of the job in the answer: a caller that is not its delivery learns nothing.)
         guard job.gen == gen, job.status == .moving else {
@@ -79,6 +83,20 @@ public struct TransferEndpoint: Sendable {
             throw TransferRefusal(.invalidFilename, "the job's filename \(job.filename.debugDescription.prefix(200)): \(error)")
         }
         return (job, root, filename)
+    }
+
+    /// The delivery token and the secret a request presents; `missing_credential` without them.
+    static func credentials(_ request: Request) throws -> (token: String, secret: String) {
+        guard let token = request.headers[TransferHeader.delivery], !token.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
+        }
+        guard let secret = request.headers[TransferHeader.secret], !secret.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no secret (\(TransferProtocol.secretHeader))")
+        }
+        guard secret.utf8.count <= TransferProtocol.maximumSecretLength else {
+            throw TransferRefusal(.wrongCredential, "the secret is longer than any this endpoint accepts")
+        }
+        return (token, secret)
     }
 
     /// `GET`: a range of the file, with its checksum (xxh128: it guards the bytes on their way; the
@@ -162,9 +180,7 @@ public struct TransferEndpoint: Sendable {
     /// current delivery must have recorded this checksum for its published copy, and the source
     /// must hash to it, unchanged.
     func remove(_ request: Request, cid: String) async throws -> Response {
-        guard request.headers[TransferHeader.delivery]?.isEmpty == false else {
-            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
-        }
+        _ = try Self.credentials(request)
         guard let text = request.headers[TransferHeader.checksum] else {
             throw TransferRefusal(.invalidChecksum, "the request names no checksum of the copy (\(TransferProtocol.checksumHeader))")
         }

@@ -96,6 +96,7 @@ struct TransferErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 public enum TransferHeader {
     public typealias Name = HTTPFields.Element.Name
     public static let delivery = Name(TransferProtocol.deliveryHeader)!
+    public static let secret = Name(TransferProtocol.secretHeader)!
     public static let gen = Name(TransferProtocol.genHeader)!
     public static let version = Name(TransferProtocol.versionHeader)!
     public static let size = Name(TransferProtocol.sizeHeader)!

@@ -31,9 +31,12 @@ import TestSupport
         // Over a real socket: no credential, no file; a credential for a content without a job, none.
         let bare = try HTTP.get(port, "/transfer/v1/contents/1")
         #expect(bare.status == 401 && bare.json?["error"] as? String == "missing_credential", "\(bare.body)")
-        let unknown = try HTTP.get(port, "/transfer/v1/contents/1", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        let noSecret = try HTTP.get(port, "/transfer/v1/contents/1", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        #expect(noSecret.status == 401 && noSecret.json?["error"] as? String == "missing_credential", "\(noSecret.body)")
+        let credentials = ["Relocator-Delivery": "1", "Relocator-Gen": "1", "Relocator-Secret": "guessed"]
+        let unknown = try HTTP.get(port, "/transfer/v1/contents/1", headers: credentials)
         #expect(unknown.status == 404 && unknown.json?["error"] as? String == "unknown_cid", "\(unknown.body)")
-        let trick = try HTTP.get(port, "/transfer/v1/contents/..%2F..%2Fetc%2Fpasswd", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        let trick = try HTTP.get(port, "/transfer/v1/contents/..%2F..%2Fetc%2Fpasswd", headers: credentials)
         #expect(trick.status == 400 && trick.json?["error"] as? String == "invalid_cid", "\(trick.body)")
         #expect(worker.isRunning)
     }

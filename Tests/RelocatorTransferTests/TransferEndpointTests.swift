@@ -43,19 +43,32 @@ final class TransferFixture: @unchecked Sendable {
         return data
     }
 
-    /// A job moving `filename` from `level` to silver, claimed: its delivery.
+    /// The secret each delivery recorded, by its job's cid and token.
+    var secrets: [String: TransferSecret] = [:]
+
+    /// A job moving `filename` from `level` to silver, claimed: its delivery, which recorded a
+    /// secret of its own.
     func claim(_ cid: Int64, _ filename: String, from level: String = "gold") throws -> Delivery {
         _ = queue.submit(cid: cid, count: 20000, filename: filename, dbLevel: level, target: "silver")
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "edge", levels: ["silver"], rotation: 0, wait: .zero)) else {
+        return try deliver(cid)
+    }
+
+    /// The next delivery of content `cid`'s job (the edge's), with its secret recorded.
+    func deliver(_ cid: Int64, worker: String = "edge") throws -> Delivery {
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: worker, levels: ["silver"], rotation: 0, wait: .zero)) else {
             throw TestFailure("content \(cid)'s job was not delivered")
         }
+        let secret = TransferSecret.random()
+        guard try queue.record(delivery, .transferSecret(digest: secret.digest)) else { throw TestFailure("no secret recorded") }
+        secrets["\(cid):\(delivery.token)"] = secret
         return delivery
     }
 
     /// The headers of a request of `delivery`'s.
-    func headers(_ delivery: Delivery, token: String? = nil, gen: String? = nil, extra: HTTPFields = [:]) -> HTTPFields {
+    func headers(_ delivery: Delivery, token: String? = nil, gen: String? = nil, secret: String? = nil, extra: HTTPFields = [:]) -> HTTPFields {
         var fields = extra
         fields[TransferHeader.delivery] = token ?? delivery.job.deliveryToken
+        fields[TransferHeader.secret] = secret ?? secrets["\(delivery.job.cid):\(delivery.token)"]?.text ?? ""
         fields[TransferHeader.gen] = gen ?? "\(delivery.job.gen)"
         return fields
     }
@@ -176,6 +189,55 @@ extension TestResponse {
                 #expect(refused.headers[.contentType] == "application/json")
             }
         }
+    }
+
+    /// The delivery token is a counter anyone can guess: without the secret the delivery recorded,
+    /// nothing is served or removed. A secret an earlier delivery recorded is not the current one's.
+    @Test func nothingIsServedOrRemovedWithoutTheLiveDeliverysSecret() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("a", bytes: 4096)
+        let first = try f.claim(9, "a")
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/a"))
+        try await f.test { client in
+            var none = f.headers(first)
+            none[TransferHeader.secret] = nil
+            let cases: [(HTTPFields, HTTPResponse.Status, String)] = [
+                (none, .unauthorized, "missing_credential"),
+                (f.headers(first, secret: "guessed"), .forbidden, "wrong_credential"),
+                (f.headers(first, secret: TransferSecret.random().text), .forbidden, "wrong_credential"),
+                (f.headers(first, secret: String(repeating: "a", count: 100_000)), .forbidden, "wrong_credential"),
+            ]
+            for (headers, status, code) in cases {
+                for (method, path) in [(HTTPRequest.Method.get, TransferProtocol.contentPath(9)), (.head, TransferProtocol.contentPath(9))] {
+                    let refused = try await client.execute(uri: path, method: method, headers: headers)
+                    #expect(refused.status == status && (method == .head || refused.refusal == code), "\(method) \(code): \(refused.status) \(refused.message)")
+                }
+            }
+            let served = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get, headers: f.headers(first))
+            #expect(served.status == .ok && served.bytes.count == 4096)
+        }
+        // The first delivery is reaped; the next one claims the job and records its own secret.
+        #expect(try f.queue.release(worker: "edge", fence: true) == 1)
+        let second = try f.deliver(9, worker: "edge2")
+        #expect(try f.queue.record(second, .publishing(sum, bytes: 4096)))
+        try await f.test { client in
+            let oldSecret = f.secrets["9:\(first.token)"]!.text
+            for headers in [f.headers(second, secret: oldSecret), f.headers(first)] {
+                let stale = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get, headers: headers)
+                #expect(stale.status == .forbidden && stale.refusal == "wrong_credential", "\(stale.status) \(stale.message)")
+                var extra = headers
+                extra[TransferHeader.checksum] = sum.description
+                let removal = try await client.execute(uri: TransferProtocol.removePath(9), method: .post, headers: extra)
+                #expect(removal.status == .forbidden && removal.refusal == "wrong_credential")
+                // The secret appears in no answer.
+                #expect(!String(decoding: removal.bytes, as: UTF8.self).contains(oldSecret))
+            }
+            #expect(FileManager.default.fileExists(atPath: f.gold + "/a"))
+            let served = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get, headers: f.headers(second))
+            #expect(served.status == .ok && served.bytes.count == 4096)
+        }
+        #expect(try f.queue.jobs(cids: [9])[9]?.transferKey?.contains(f.secrets["9:\(second.token)"]!.text) == false, "only its digest is stored")
     }
 
     /// A refusal names nothing of the job (its generation, its status) to a caller that is not its
