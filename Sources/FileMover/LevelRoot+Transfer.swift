@@ -69,6 +69,16 @@ extension LevelRoot {
         return ServedFile(open)
     }
 
+    /// fsyncs the directory of `filename` (a copy published by a delivery that stopped before it
+    /// recorded the publication: its link is made durable before it is recorded).
+    public func syncDirectory(of filename: Filename) throws {
+        try requireInPlace()
+        guard let entry = try entry(filename, create: false) else {
+            throw MoveError(.ioError, "the directory of \(display(filename.value)) is gone")
+        }
+        try sync(entry.directory)
+    }
+
     /// What `removeProven` did.
     public enum ProvenRemoval: String, Sendable, Equatable {
         /// The file was hashed, found equal to the proof, unchanged, and removed; its directory fsynced.

@@ -66,6 +66,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             fields = [(.bytesDone, String(done)), (.bytesTotal, String(total))]
         case .verified(let done, let total):
             fields = [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))]
+        case .published:
+            fields = [(.stage, MoveStage.published.rawValue)]
         case .transferSecret(let digest):
             fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))]
         }

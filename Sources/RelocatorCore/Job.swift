@@ -15,6 +15,9 @@ public enum MoveStage: String, Sendable, CaseIterable {
     /// The copy was verified; it is being (or has been) published under its final name. From here
     /// on a copy may exist at the target.
     case publishing
+    /// The copy is published: linked under its final name and its directory fsynced (a pull
+    /// from another host records it; the source's endpoint removes the source only after it).
+    case published
     /// The source was removed: the file is only at the target.
     case sourceRemoved = "source_removed"
 

@@ -62,12 +62,18 @@ extension Worker {
                            (TransferProtocol.genHeader, "\(job.gen)")]
         let algorithm = (job.checksum.flatMap { try? Checksum(parsing: $0) })?.algorithm ?? .xxh128
 
-        // Published by an earlier delivery: checked against the checksum it recorded, then proven.
+        // Published by an earlier delivery (perhaps stopped between the link and its record):
+        // checked against the checksum it recorded, recorded published, then proven.
         if case .regularFile(let size) = try root.lookup(filename) {
-            guard job.stage == .publishing, let recorded = job.checksum.flatMap({ try? Checksum(parsing: $0) }),
+            guard job.stage == .publishing || job.stage == .published, let recorded = job.checksum.flatMap({ try? Checksum(parsing: $0) }),
                   try root.checksum(of: filename, algorithm: recorded.algorithm) == recorded else {
                 throw MoveError(.destinationConflict, "\(job.target)/\(filename.value) exists and is not a copy this job published; both are left")
             }
+            if job.stage != .published {
+                try root.syncDirectory(of: filename)
+                guard try session.record(delivery, .published) else { throw lost() }
+            }
+            log.info("the copy an earlier delivery published is in place; its source is removed")
             try removeSource(client, job, credentials, recorded, lost)
             return MoveResult(bytes: size, checksum: recorded, method: .copied, foundIn: job.dbLevel)
         }
@@ -116,6 +122,8 @@ extension Worker {
         guard try copy.publish() else {
             throw MoveError(.destinationConflict, "\(job.target)/\(filename.value) appeared while the copy was made; both are left")
         }
+        // Linked and its directory fsynced: only now may the source's side remove its copy.
+        guard try session.record(delivery, .published) else { throw lost() }
         try removeSource(client, job, credentials, checksum, lost)
         return MoveResult(bytes: copy.written, checksum: checksum, method: .copied, foundIn: job.dbLevel)
     }

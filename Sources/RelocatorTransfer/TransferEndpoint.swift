@@ -177,8 +177,8 @@ public struct TransferEndpoint: Sendable {
     }
 
     /// `POST …/remove`: the source removed once proven — under the content's lock, the job's
-    /// current delivery must have recorded this checksum for its published copy, and the source
-    /// must hash to it, unchanged.
+    /// current delivery must have recorded this checksum and its copy published (`stage=published`),
+    /// and the source must hash to it, unchanged.
     func remove(_ request: Request, cid: String) async throws -> Response {
         _ = try Self.credentials(request)
         guard let text = request.headers[TransferHeader.checksum] else {
@@ -198,7 +198,9 @@ public struct TransferEndpoint: Sendable {
             defer { lock.release() }
             // Read again under the lock: a later delivery or generation bumps what was checked.
             let (held, _, _) = try self.job(request, cid: cid, session)
-            guard held.stage == .publishing, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
+            // Published: linked under its final name and that directory fsynced on the target's host
+            // (`publishing` is recorded before the link: the copy may not exist yet).
+            guard held.stage == .published, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
                 throw TransferRefusal(.notProven, "content \(held.cid)'s job has recorded no published copy with checksum \(proof) (stage \(held.stage?.rawValue ?? "none"))")
             }
             let outcome = try root.removeProven(filename, checksum: proof, holding: lock)

@@ -12,7 +12,7 @@ import Testing
         ("claim", claim), ("ack and commit", ackAndCommit), ("retry with backoff", retry), ("dead letter and replay", deadLetter),
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
-        ("fence", fence), ("stale delivery", staleDelivery), ("a pull's secret", transferSecret), ("an undecodable job", undecodable),
+        ("fence", fence), ("stale delivery", staleDelivery), ("a pull's secret", transferSecret), ("a published copy reversed", publishedReversed), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
@@ -320,6 +320,21 @@ import Testing
         let job = try #require(try q.job(15))
         #expect(job.transferKey == "\(second.token):d2" && second.token != first.token)
         trace.add(shape(job) + " key=\(job.transferKey == "\(second.token):d2")")
+        return trace
+    }
+
+    /// A copy recorded published (after its link) is one that may be at the target, as one
+    /// recorded publishing: a count for its origin turns the job around rather than dropping it.
+    static let publishedReversed: Scenario = { q in
+        var trace = Trace()
+        try q.submit(17)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.session.record(delivery, .published))
+        #expect(try q.job(17)?.stage == .published)
+        #expect(try q.failed(delivery) == .retrying)
+        #expect(try q.submit(17, 5, to: "bronze").outcome == .reversed)
+        trace.add(shape(try q.job(17)))
         return trace
     }
 

@@ -41,6 +41,8 @@ public enum MoveProgress: Sendable, Equatable {
     /// The digest of the secret a delivery pulling from another host sends with its requests
     /// (`TransferProtocol.secretHeader`), recorded before its first request.
     case transferSecret(digest: String)
+    /// The copy is linked under its final name and its directory fsynced (`stage=published`).
+    case published
 }
 
 /// How a delivery ends.
