@@ -24,6 +24,14 @@ public final class ServedFile: @unchecked Sendable {
         return "\(id.device)-\(id.inode)-\(id.size)-\(id.modified.tv_sec).\(id.modified.tv_nsec)-\(id.changed.tv_sec).\(id.changed.tv_nsec)"
     }
 
+    /// The file's mode and access and modification times, now.
+    public func attributes() throws -> FileAttributes {
+        let status = try open.file.stat()
+        return FileAttributes(mode: UInt32(status.mode.permissions.rawValue) & 0o7777,
+                              accessed: (Int64(status.st_atim.tv_sec), Int64(status.st_atim.tv_nsec)),
+                              modified: (Int64(status.st_mtim.tv_sec), Int64(status.st_mtim.tv_nsec)))
+    }
+
     /// Up to `count` bytes from `offset` (fewer only at the end of the file), with their checksum;
     /// `source_changed` when the file is no longer the version opened once they are read.
     public func read(at offset: Int64, count: Int, algorithm: ChecksumAlgorithm) throws -> (bytes: [UInt8], checksum: Checksum) {

@@ -37,6 +37,11 @@ public enum TransferProtocol {
     public static let sizeHeader = "Relocator-Size"
     /// Answer: the checksum of the bytes of the answer.
     public static let rangeChecksumHeader = "Relocator-Range-Checksum"
+    /// Answer: the file's mode and access and modification times (`FileAttributes`), which the copy
+    /// takes.
+    public static let attributesHeader = "Relocator-Attributes"
+    /// Answer: the code of a refusal, beside its JSON body (an answer to `HEAD` has no body).
+    public static let refusalHeader = "Relocator-Refusal"
     /// Request (remove): the checksum of the copy, as its delivery recorded it.
     public static let checksumHeader = "Relocator-Checksum"
 
@@ -117,5 +122,48 @@ public enum TransferProtocol {
 
     public struct RangeInvalid: Error, CustomStringConvertible, Equatable, Sendable {
         public let description: String
+    }
+}
+
+/// The mode and times of a served file, as `Relocator-Attributes` carries them:
+/// `mode=<octal>;atime=<s>.<ns>;mtime=<s>.<ns>`. No value of the header traps.
+public struct FileAttributes: Equatable, Sendable {
+    /// The permission bits (at most 0o7777).
+    public var mode: UInt32
+    public var accessed: (seconds: Int64, nanoseconds: Int64)
+    public var modified: (seconds: Int64, nanoseconds: Int64)
+
+    public init(mode: UInt32, accessed: (Int64, Int64), modified: (Int64, Int64)) {
+        self.mode = mode & 0o7777
+        self.accessed = accessed
+        self.modified = modified
+    }
+
+    public static func == (a: FileAttributes, b: FileAttributes) -> Bool {
+        a.mode == b.mode && a.accessed == b.accessed && a.modified == b.modified
+    }
+
+    public var header: String {
+        "mode=\(String(mode, radix: 8));atime=\(accessed.seconds).\(accessed.nanoseconds);mtime=\(modified.seconds).\(modified.nanoseconds)"
+    }
+
+    /// Nil for a header that is not one.
+    public init?(parsing text: String) {
+        guard text.utf8.count <= 200 else { return nil }
+        var fields: [Substring: Substring] = [:]
+        for item in text.split(separator: ";") {
+            let pair = item.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2 else { return nil }
+            fields[pair[0]] = pair[1]
+        }
+        func time(_ text: Substring?) -> (Int64, Int64)? {
+            guard let parts = text?.split(separator: ".", omittingEmptySubsequences: false), parts.count == 2,
+                  parts.allSatisfy({ !$0.isEmpty && $0.count <= 18 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+                  let seconds = Int64(parts[0]), let nanoseconds = Int64(parts[1]), nanoseconds < 1_000_000_000 else { return nil }
+            return (seconds, nanoseconds)
+        }
+        guard let modeText = fields["mode"], !modeText.isEmpty, modeText.count <= 5, let mode = UInt32(modeText, radix: 8), mode <= 0o7777,
+              let accessed = time(fields["atime"]), let modified = time(fields["mtime"]) else { return nil }
+        self.init(mode: mode, accessed: accessed, modified: modified)
     }
 }

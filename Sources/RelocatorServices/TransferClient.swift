@@ -23,6 +23,7 @@ struct TransferClient {
         /// The refusal's code of a JSON error body (`{"error": …}`).
         var refusal: String? {
             (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["error"] as? String
+                ?? header(TransferProtocol.refusalHeader)
         }
         var message: String {
             ((try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["message"] as? String) ?? "HTTP \(status)"
@@ -34,7 +35,13 @@ struct TransferClient {
         let description: String
     }
 
-    /// One request; the body of the answer is read up to `maximumBody` bytes.
+    /// An answer longer than was asked for: nothing of it is kept.
+    struct Oversized: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// One request; the body of the answer is read up to `maximumBody` bytes (a longer one is
+    /// `Oversized`).
     func send(_ method: String, _ path: String, headers: [(String, String)], maximumBody: Int = TransferProtocol.maximumRange + 4096) throws -> Answer {
         let fd = try connect()
         defer { close(fd) }
@@ -65,15 +72,18 @@ struct TransferClient {
                 headerEnd = end
                 let parsed = try Self.headers(received[0..<end])
                 if let length = parsed.headers["content-length"] {
-                    guard length.count <= 12, let value = Int(length), value >= 0, value <= maximumBody else {
+                    guard length.count <= 12, let value = Int(length), value >= 0 else {
                         throw Unreachable(description: "\(address): an answer of \(length.prefix(20)) bytes")
+                    }
+                    guard method == "HEAD" || value <= maximumBody else {
+                        throw Oversized(description: "\(address): an answer of \(value) bytes, at most \(maximumBody) asked for")
                     }
                     expected = method == "HEAD" ? 0 : value
                 } else if method == "HEAD" {
                     expected = 0
                 }
             }
-            guard received.count <= maximumBody + 65536 else { throw Unreachable(description: "\(address): an answer larger than \(maximumBody) bytes") }
+            guard received.count <= maximumBody + 65536 else { throw Oversized(description: "\(address): an answer larger than \(maximumBody) bytes") }
         }
         guard let headerEnd else { throw Unreachable(description: "\(address): the connection closed before an answer") }
         let (status, fields) = try Self.headers(received[0..<headerEnd])

@@ -137,29 +137,38 @@ public struct TransferEndpoint: Sendable {
             headers[TransferHeader.size] = "\(file.size)"
             headers[TransferHeader.version] = file.version
             headers[TransferHeader.rangeChecksum] = checksum.description
+            headers[TransferHeader.attributes] = try file.attributes().header
             let partial = request.headers[.range] != nil
             if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(bytes.count) - 1)/\(file.size)" }
             return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
     }
 
-    /// `HEAD` with `Range: bytes=0-<n-1>`: the checksum of the file's first n bytes, hashed here —
-    /// any n up to the size — with the file's size and version, and no bytes.
+    /// `HEAD`: the file's size, version and attributes, and no bytes; with `Range: bytes=0-<n-1>`
+    /// also the checksum of its first n bytes, hashed here — any n up to the size (how a resumed
+    /// pull checks the prefix it kept, and a copy found at the target is compared). A request
+    /// carrying `Relocator-Version` is refused once the file changed.
     func prefix(_ request: Request, cid: String) async throws -> Response {
         try await queue.withSession { session in
             let (job, root, filename) = try self.job(request, cid: cid, session)
             guard let file = try root.openForTransfer(filename) else {
                 throw TransferRefusal(.sourceMissing, "\(job.dbLevel)/\(filename.value) is not there")
             }
-            guard let header = request.headers[.range], header.hasPrefix("bytes=0-"),
-                  let last = Int64(header.dropFirst("bytes=0-".count)), last >= 0, last < file.size else {
-                throw TransferRefusal(.invalidRange, "HEAD asks for a prefix: bytes=0-<last>, below the size \(file.size)")
+            if let expected = request.headers[TransferHeader.version], expected != file.version {
+                throw TransferRefusal(.versionChanged, "\(job.dbLevel)/\(filename.value) changed since the transfer began (now version \(file.version))")
             }
-            let checksum = try file.prefixChecksum(last + 1)
             var headers: HTTPFields = [:]
             headers[TransferHeader.size] = "\(file.size)"
             headers[TransferHeader.version] = file.version
-            headers[TransferHeader.rangeChecksum] = checksum.description
+            headers[TransferHeader.attributes] = try file.attributes().header
+            if let header = request.headers[.range] {
+                let digits = header.dropFirst("bytes=0-".count)
+                guard header.hasPrefix("bytes=0-"), !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+                      let last = Int64(digits), last < file.size else {
+                    throw TransferRefusal(.invalidRange, "HEAD asks for a prefix: bytes=0-<last>, below the size \(file.size)")
+                }
+                headers[TransferHeader.rangeChecksum] = try file.prefixChecksum(last + 1).description
+            }
             return Response(status: .ok, headers: headers)
         }
     }

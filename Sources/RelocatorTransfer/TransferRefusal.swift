@@ -36,6 +36,7 @@ public struct TransferRefusal: HTTPResponseError, CustomStringConvertible, Senda
         buffer.writeBytes((try? JSONEncoder().encode(Body(error: code.rawValue, message: message))) ?? Data())
         var headers = self.headers
         headers[.contentType] = "application/json"
+        headers[TransferHeader.refusal] = code.rawValue
         return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
     }
 
@@ -102,4 +103,6 @@ public enum TransferHeader {
     public static let size = Name(TransferProtocol.sizeHeader)!
     public static let rangeChecksum = Name(TransferProtocol.rangeChecksumHeader)!
     public static let checksum = Name(TransferProtocol.checksumHeader)!
+    public static let attributes = Name(TransferProtocol.attributesHeader)!
+    public static let refusal = Name(TransferProtocol.refusalHeader)!
 }

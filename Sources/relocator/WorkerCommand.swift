@@ -83,6 +83,7 @@ extension Relocator {
         func run() async throws {
             let transfer = try transferAddresses()
             var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+            var remoteLevels: Set<String> = []
             let logger = Logs.logger("relocator.worker")
             if transfer != nil {
                 // Each host lists the directories it has; the others' files come through their workers.
@@ -94,6 +95,7 @@ extension Relocator {
                     logger.notice("level '\(level)' (\(directories.directory(of: level)!)) is not on this host: its files are reached through the workers of the hosts that have it")
                 }
                 directories = found.present
+                remoteLevels = Set(found.absent)
             }
             _ = try verifyLevelLayout(directories, setting: setting)
             let served = try Self.servedLevels(levels, directories: directories, setting: setting)
@@ -105,6 +107,8 @@ extension Relocator {
                 gracePeriod: .seconds(gracePeriod))
             settings.deferRetry = try runtime.deferRetry()
             settings.transfer = transfer?.advertise
+            settings.remoteLevels = remoteLevels
+            settings.checksum = try runtime.checksumAlgorithm()
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)

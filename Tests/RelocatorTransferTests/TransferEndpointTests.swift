@@ -212,6 +212,7 @@ extension TestResponse {
                 for (method, path) in [(HTTPRequest.Method.get, TransferProtocol.contentPath(9)), (.head, TransferProtocol.contentPath(9))] {
                     let refused = try await client.execute(uri: path, method: method, headers: headers)
                     #expect(refused.status == status && (method == .head || refused.refusal == code), "\(method) \(code): \(refused.status) \(refused.message)")
+                    #expect(refused.headers[TransferHeader.refusal] == code)
                 }
             }
             let served = try await client.execute(uri: TransferProtocol.contentPath(9), method: .get, headers: f.headers(first))

@@ -1,0 +1,204 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The pull's answers to what it finds: a resume whose every byte was verified, a copy at the
+/// target no delivery recorded, a source rewritten shorter, a level no host names, a worker that
+/// has no such file beside one that has it — each run as worker processes whose level directories
+/// are disjoint (the archive's bronze and silver on disk, the edge's gold on /dev/shm).
+@Suite struct CrossHostPullTests {
+    /// One test's hosts: the workspace, the edge's gold, the archive's bronze and silver.
+    struct Hosts {
+        let cli: CLIWorkspace
+        let edge: TemporaryDirectory
+        var gold: String { edge.path + "/gold" }
+        var bronze: String { cli.path + "/archive/bronze" }
+        var silver: String { cli.path + "/archive/silver" }
+        var elsewhere: String { cli.path + "/another-host" }
+        let worker = ["worker", "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0", "--id"]
+
+        init() throws {
+            cli = try ContentsTests.workspace()
+            edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
+            for path in [edge.path + "/gold", cli.path + "/archive/bronze", cli.path + "/archive/silver"] {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            }
+            cli.environment["RELOCATOR_LEVELS"] = "bronze=\(bronze),silver=\(silver),gold=\(gold)"
+        }
+
+        func stop() {
+            cli.stop()
+            edge.remove()
+        }
+
+        var edgeLevels: [String: String] { ["RELOCATOR_LEVELS": "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"] }
+
+        func redis(_ arguments: [String]) throws -> String {
+            let url = try #require(cli.environment["REDIS_URL"])
+            let port = try #require(url.firstMatch(of: /:(\d+)(\/\d+)?$/).flatMap { Int($0.1) }, "\(url)")
+            return try RedisProcesses.cli(port: port, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// The committer, the archive (bronze at `bronze`, or given) and the edge, advertised.
+        @discardableResult
+        func start(edgeFaults: String? = nil, archives: [(String, String)]? = nil, edgeID: String = "edge") throws -> ChildProcess {
+            try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+            for (id, directory) in archives ?? [("archive", bronze)] {
+                try cli.start(id, worker + [id], environment: ["RELOCATOR_LEVELS": "bronze=\(directory),silver=\(silver),gold=\(elsewhere)/gold"])
+            }
+            let edge = try cli.start(edgeID, worker + ["edge"], environment: edgeLevels.merging(edgeFaults.map { ["RELOCATOR_FAULTS": $0] } ?? [:]) { $1 })
+            for id in (archives ?? [("archive", bronze)]).map(\.0) + ["edge"] {
+                try cli.waitUntil("\(id)'s advertisement") { try !redis(["HGET", cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+            }
+            return edge
+        }
+
+        func level(_ cid: Int) throws -> String? {
+            try ContentsTests().listed(cli).first { $0["cid"] as? Int == cid }?["level"] as? String
+        }
+
+        func waitForCommit(_ cids: [Int], timeout: Duration = .seconds(60)) throws {
+            try cli.waitUntil("the commits of \(cids)", timeout: timeout) { try cids.allSatisfy { try level($0) == "gold" } }
+        }
+
+        func job(_ cid: Int, _ field: String) throws -> String { try redis(["HGET", cli.prefix + "job:\(cid)", field]) }
+    }
+
+    static func pattern(_ size: Int, _ seed: Int) -> Data {
+        Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* (seed | 1) &+ $0 >> 11 &+ seed) })
+    }
+
+    /// Killed right after its last chunk was recorded: the resumed delivery has every byte, asks
+    /// for none, and goes straight to the whole file's check. The copy takes the source's mode and
+    /// times.
+    @Test func aPullResumedAfterEveryByteWasVerifiedAsksForNoneAndKeepsTheSourcesModeAndTimes() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let chunk = 8 << 20
+        try Self.pattern(2 * chunk, 3).write(to: URL(fileURLWithPath: h.bronze + "/whole.bin"))
+        #expect(chmod(h.bronze + "/whole.bin", 0o640) == 0)
+        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321)]
+        #expect(utimensat(AT_FDCWD, h.bronze + "/whole.bin", &times, 0) == 0)
+        let sum = try TestFiles.xxh128(h.bronze + "/whole.bin")
+        #expect(try h.cli.run(["contents", "import", "-"], input: "5,whole.bin,bronze\n").status == 0)
+        let first = try h.start(edgeFaults: "crash-after-chunk=2")
+        #expect(try h.cli.run(["enqueue", "--cid", "5", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
+        #expect(try h.job(5, "verified") == "\(2 * chunk)")
+        try h.cli.start("edge-again", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.waitForCommit([5])
+        #expect(h.cli.stderr("edge-again").contains("resuming a transfer after the \(2 * chunk) bytes verified before"), "\(h.cli.stderr("edge-again"))")
+        #expect(try TestFiles.xxh128(h.gold + "/whole.bin") == sum)
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/whole.bin"))
+        var status = stat()
+        #expect(stat(h.gold + "/whole.bin", &status) == 0)
+        #expect(status.st_mode & 0o7777 == 0o640)
+        #expect(status.st_mtim.tv_sec == 1_500_000_000 && status.st_mtim.tv_nsec == 987_654_321)
+    }
+
+    /// A copy at the target that no delivery recorded (a job turned around, whose copy is where it
+    /// goes back to): equal to the source by hash, the source goes; different, both are left.
+    @Test func aCopyAlreadyAtTheTargetIsComparedWithTheSource() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let same = Self.pattern((8 << 20) + 99, 5), other = Self.pattern(4096, 7)
+        try same.write(to: URL(fileURLWithPath: h.bronze + "/same.bin"))
+        try same.write(to: URL(fileURLWithPath: h.gold + "/same.bin"))
+        try other.write(to: URL(fileURLWithPath: h.bronze + "/other.bin"))
+        try Self.pattern(4096, 9).write(to: URL(fileURLWithPath: h.gold + "/other.bin"))
+        try Data().write(to: URL(fileURLWithPath: h.bronze + "/empty.bin"))
+        try Data().write(to: URL(fileURLWithPath: h.gold + "/empty.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "6,same.bin,bronze\n7,other.bin,bronze\n8,empty.bin,bronze\n").status == 0)
+        try h.start()
+        for cid in ["6", "7", "8"] { #expect(try h.cli.run(["enqueue", "--cid", cid, "--count", "20000"]).status == 0) }
+        try h.waitForCommit([6, 8])
+        #expect(h.cli.stderr("edge").contains("the copy at the target is equal to the source"), "\(h.cli.stderr("edge"))")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/same.bin")) == same)
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/same.bin"))
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/empty.bin"))
+        try h.cli.waitUntil("the conflict's dead letter") { try h.job(7, "status") == "dead" }
+        #expect(try h.job(7, "reason") == "destination_conflict")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.bronze + "/other.bin")) == other)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/other.bin")) == Self.pattern(4096, 9))
+    }
+
+    /// The source rewritten shorter than the prefix a killed delivery kept: the pull starts again
+    /// from the first byte and moves the file as it is now.
+    @Test func aKeptPrefixLongerThanARewrittenSourceStartsAgain() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let chunk = 8 << 20
+        try Self.pattern(4 * chunk, 11).write(to: URL(fileURLWithPath: h.bronze + "/shrinks.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "9,shrinks.bin,bronze\n").status == 0)
+        let first = try h.start(edgeFaults: "crash-after-chunk=2")
+        #expect(try h.cli.run(["enqueue", "--cid", "9", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
+        #expect(try h.job(9, "verified") == "\(2 * chunk)")
+        let now = Self.pattern(chunk + 100, 13)
+        try now.write(to: URL(fileURLWithPath: h.bronze + "/shrinks.bin"))
+        try h.cli.start("edge-again", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.waitForCommit([9])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/shrinks.bin")) == now)
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/shrinks.bin"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.gold + "/.relocator/tmp").isEmpty)
+    }
+
+    /// A move from a level the edge's RELOCATOR_LEVELS does not name: no host's worker would serve
+    /// it for this one, so it fails for good with its reason instead of waiting for ever.
+    @Test func aSourceLevelNamedInNoEntryIsAFailureNotAWait() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        try Data("bronze\n".utf8).write(to: URL(fileURLWithPath: h.bronze + "/t.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "10,t.bin,bronze\n").status == 0)
+        // The edge names silver (another host's) and gold, and no bronze at all.
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try h.cli.start("archive", h.worker + ["archive"], environment: ["RELOCATOR_LEVELS": "bronze=\(h.bronze),silver=\(h.silver),gold=\(h.elsewhere)/gold"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: ["RELOCATOR_LEVELS": "silver=\(h.elsewhere)/silver,gold=\(h.gold)"])
+        for id in ["archive", "edge"] {
+            try h.cli.waitUntil("\(id)'s advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try h.cli.run(["enqueue", "--cid", "10", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the dead letter") { try h.job(10, "status") == "dead" }
+        #expect(try h.job(10, "reason") == "unknown_level")
+        #expect(try h.job(10, "last_error").contains("level 'bronze' is named in no RELOCATOR_LEVELS entry"))
+        #expect(FileManager.default.fileExists(atPath: h.bronze + "/t.bin"))
+    }
+
+    /// Two live workers serve bronze, each from a directory of its own host: the one without the
+    /// file is not the last word; a file neither has is missing.
+    @Test func oneWorkerWithoutTheFileIsNotFinalWhileAnotherServesTheLevel() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let otherBronze = h.cli.path + "/second-archive/bronze"
+        // Prepared as a level (its reserved directory): a level in use elsewhere whose directory lacks
+        // it is a bare mountpoint, out of service.
+        try FileManager.default.createDirectory(atPath: otherBronze + "/.relocator", withIntermediateDirectories: true)
+        var rows = ""
+        for cid in 11...16 {
+            try Self.pattern(5000 + cid, cid).write(to: URL(fileURLWithPath: (cid % 2 == 0 ? h.bronze : otherBronze) + "/f\(cid).bin"))
+            rows += "\(cid),f\(cid).bin,bronze\n"
+        }
+        rows += "17,nowhere.bin,bronze\n"
+        try Data("placeholder\n".utf8).write(to: URL(fileURLWithPath: h.bronze + "/nowhere.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: rows).status == 0)
+        try FileManager.default.removeItem(atPath: h.bronze + "/nowhere.bin")
+        try h.start(archives: [("archive", h.bronze), ("archive2", otherBronze)])
+        try h.cli.waitUntil("both serve bronze") {
+            try ["archive", "archive2"].allSatisfy { try h.redis(["HGET", h.cli.prefix + "worker:\($0)", "unavailable"]).isEmpty }
+        }
+        for cid in 11...17 { #expect(try h.cli.run(["enqueue", "--cid", "\(cid)", "--count", "20000"]).status == 0) }
+        do {
+            try h.waitForCommit(Array(11...16))
+        } catch {
+            Issue.record("edge: \(h.cli.stderr("edge").suffix(4000))")
+            throw error
+        }
+        for cid in 11...16 {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/f\(cid).bin")) == Self.pattern(5000 + cid, cid))
+            #expect(!FileManager.default.fileExists(atPath: (cid % 2 == 0 ? h.bronze : otherBronze) + "/f\(cid).bin"))
+        }
+        try h.cli.waitUntil("the missing source's outcome") { try ["dead", "committed", "done"].contains(h.job(17, "status")) }
+        let lastError = try h.job(17, "last_error")
+        #expect(try h.job(17, "reason") == "source_missing", "\(lastError)")
+    }
+}
