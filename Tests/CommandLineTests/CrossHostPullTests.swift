@@ -202,3 +202,171 @@ import TestSupport
         #expect(try h.job(17, "reason") == "source_missing", "\(lastError)")
     }
 }
+
+/// A source's worker that answers a pull's requests wrongly on purpose: every other range it
+/// sends is longer, shorter or empty (with its own checksum, so only the length tells), the others
+/// right. It serves one file, on 127.0.0.1, one request per connection.
+final class MisbehavingPeer: @unchecked Sendable {
+    let data: Data
+    let scratch: String
+    private let fd: Int32
+    private(set) var port = 0
+    private let lock = NSLock()
+    private var gets = 0
+    private var served: [String] = []
+
+    init(serving data: Data, scratch: String) throws {
+        self.data = data
+        self.scratch = scratch
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    /// What it answered to each GET: `right`, `long`, `short` or `empty`.
+    var answers: [String] { lock.withLock { served } }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+
+    private func serve() {
+        while true {
+            let connection = accept(fd, nil, nil)
+            guard connection >= 0 else { return }
+            handle(connection)
+            close(connection)
+        }
+    }
+
+    private func handle(_ connection: Int32) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
+            let count = recv(connection, &buffer, buffer.count, 0)
+            guard count > 0 else { return }
+            received += buffer[0..<count]
+        }
+        let lines = String(decoding: received, as: UTF8.self).components(separatedBy: "\r\n")
+        let method = lines[0].split(separator: " ").first.map(String.init) ?? ""
+        let range = lines.first { $0.lowercased().hasPrefix("range:") }.map { String($0.dropFirst("range:".count)).trimmingCharacters(in: .whitespaces) }
+        var head = ["Relocator-Size: \(data.count)", "Relocator-Version: v1"]
+        var body = Data()
+        var status = "200 OK"
+        switch method {
+        case "HEAD":
+            if let range, let last = Int(range.dropFirst("bytes=0-".count)) {
+                head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(data.prefix(last + 1))) ?? ""))
+            }
+            head.append("Content-Length: 0")
+        case "GET":
+            let bounds = (range ?? "").dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
+            guard bounds.count == 2 else { return }
+            let (first, last) = (bounds[0], min(bounds[1], data.count - 1))
+            let kind: String = lock.withLock {
+                gets += 1
+                let kind = gets % 2 == 0 ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
+                served.append(kind)
+                return kind
+            }
+            switch kind {
+            case "long": body = data[first...min(last + 1000, data.count - 1)] + Data(repeating: 7, count: 1000)
+            case "short": body = data[first...(first + (last - first) / 2)]
+            case "empty": body = Data()
+            default: body = data[first...last]
+            }
+            status = "206 Partial Content"
+            head.append("Content-Range: bytes \(first)-\(last)/\(data.count)")
+            head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(body)) ?? ""))
+            head.append("Content-Length: \(body.count)")
+        default:
+            body = Data("{\"outcome\":\"removed\",\"cid\":20}".utf8)
+            head.append("Content-Type: application/json")
+            head.append("Content-Length: \(body.count)")
+        }
+        let answer = Data(("HTTP/1.1 \(status)\r\n" + head.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + body
+        answer.withUnsafeBytes { raw in
+            var sent = 0
+            while sent < raw.count {
+                let count = send(connection, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                guard count > 0 else { return }
+                sent += count
+            }
+        }
+    }
+
+    private func checksum(_ bytes: Data) throws -> String {
+        let path = scratch + "/range-\(UUID().uuidString)"
+        try bytes.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try TestFiles.xxh128(path)
+    }
+}
+
+extension CrossHostPullTests {
+    /// A range longer, shorter or emptier than asked is asked again, and nothing beyond the range
+    /// asked is written: the copy is the file, byte for byte. The copy's checksum is the one
+    /// RELOCATOR_CHECKSUM names.
+    @Test func aRangeOtherThanTheOneAskedIsAskedAgainAndNeverWritten() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(2 * (8 << 20) + 5000, 17)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path)
+        defer { peer.stop() }
+        #expect(try h.cli.run(["contents", "import", "-"], input: "20,far.bin,bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        // The peer's heartbeat, as a worker serving bronze would write it.
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels.merging(["RELOCATOR_CHECKSUM": "sha256"]) { $1 })
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "20", "--count", "20000"]).status == 0)
+        try h.waitForCommit([20])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/far.bin")) == data)
+        #expect(peer.answers == ["long", "right", "short", "right", "empty", "right"], "\(peer.answers)")
+        #expect(try h.job(20, "checksum") == "sha256:" + TestFiles.sha256(h.gold + "/far.bin"))
+    }
+}
+
+extension CrossHostPullTests {
+    /// The target's high watermark holds for pulls: a file that would lift gold (a small tmpfs)
+    /// above it waits as `deferred`, nothing written, the source kept.
+    @Test func aPullThatWouldOverfillTheTargetWaits() throws {
+        let h = try Hosts()
+        let small = try TmpfsMount(sizeKiB: 8192)
+        defer {
+            h.stop()
+            small.remove()
+        }
+        let gold = small.path + "/gold"
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        h.cli.environment["RELOCATOR_LEVELS"] = "bronze=\(h.bronze),silver=\(h.silver),gold=\(gold)"
+        try Self.pattern(6 << 20, 19).write(to: URL(fileURLWithPath: h.bronze + "/big.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "21,big.bin,bronze\n").status == 0)
+        #expect(try h.cli.run(["levels", "set", "gold", "--high-water", "50", "--low-water", "30"]).status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try h.cli.start("archive", h.worker + ["archive"], environment: ["RELOCATOR_LEVELS": "bronze=\(h.bronze),silver=\(h.silver),gold=\(h.elsewhere)/gold"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: ["RELOCATOR_LEVELS": "bronze=\(h.elsewhere)/bronze,silver=\(h.elsewhere)/silver,gold=\(gold)"])
+        for id in ["archive", "edge"] {
+            try h.cli.waitUntil("\(id)'s advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try h.cli.run(["enqueue", "--cid", "21", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the deferral") { try h.job(21, "status") == "deferred" }
+        #expect(try h.job(21, "defer_reason").contains("gold"))
+        #expect(!FileManager.default.fileExists(atPath: gold + "/big.bin"))
+        #expect(try h.job(21, "verified").isEmpty, "nothing was asked for")
+        #expect(FileManager.default.fileExists(atPath: h.bronze + "/big.bin"))
+    }
+}
