@@ -170,9 +170,11 @@ import TestSupport
         let h = try Hosts()
         defer { h.stop() }
         let otherBronze = h.cli.path + "/second-archive/bronze"
-        // Prepared as a level (its reserved directory): a level in use elsewhere whose directory lacks
-        // it is a bare mountpoint, out of service.
-        try FileManager.default.createDirectory(atPath: otherBronze + "/.relocator", withIntermediateDirectories: true)
+        // Both prepared as a level (their reserved directory): once one worker recorded bronze as
+        // seen, a bronze directory without it would be a bare mountpoint, out of service.
+        for directory in [h.bronze, otherBronze] {
+            try FileManager.default.createDirectory(atPath: directory + "/.relocator", withIntermediateDirectories: true)
+        }
         var rows = ""
         for cid in 11...16 {
             try Self.pattern(5000 + cid, cid).write(to: URL(fileURLWithPath: (cid % 2 == 0 ? h.bronze : otherBronze) + "/f\(cid).bin"))
@@ -183,8 +185,13 @@ import TestSupport
         #expect(try h.cli.run(["contents", "import", "-"], input: rows).status == 0)
         try FileManager.default.removeItem(atPath: h.bronze + "/nowhere.bin")
         try h.start(archives: [("archive", h.bronze), ("archive2", otherBronze)])
-        try h.cli.waitUntil("both serve bronze") {
-            try ["archive", "archive2"].allSatisfy { try h.redis(["HGET", h.cli.prefix + "worker:\($0)", "unavailable"]).isEmpty }
+        do {
+            try h.cli.waitUntil("both serve bronze") {
+                try ["archive", "archive2"].allSatisfy { try h.redis(["HGET", h.cli.prefix + "worker:\($0)", "unavailable"]).isEmpty }
+            }
+        } catch {
+            Issue.record("\(try ["archive", "archive2"].map { try h.redis(["HGETALL", h.cli.prefix + "worker:\($0)"]) }) \(h.cli.stderr("archive2"))")
+            throw error
         }
         for cid in 11...17 { #expect(try h.cli.run(["enqueue", "--cid", "\(cid)", "--count", "20000"]).status == 0) }
         do {
