@@ -29,6 +29,16 @@ public enum TransferProtocol {
     /// a secret recorded by an earlier delivery (another token) is not this one's.
     public static func transferKey(token: String, digest: String) -> String { "\(token):\(digest)" }
 
+    /// Request: the HMAC-SHA256 (hex) of `signedText` under the key the workers share, when they
+    /// share one (`--transfer-secret-file`).
+    public static let signatureHeader = "Relocator-Signature"
+
+    /// What a request's signature covers: its method, path, content id, generation and range
+    /// (empty when it has none), one per line.
+    public static func signedText(method: String, path: String, cid: String, gen: String, range: String) -> String {
+        [method, path, cid, gen, range].joined(separator: "\n")
+    }
+
     /// Request: the job's generation.
     public static let genHeader = "Relocator-Gen"
     /// Request (GET, optional): the version every range must come from. Answer: the file's version.
@@ -58,6 +68,8 @@ public enum TransferProtocol {
         case invalidChecksum = "invalid_checksum"
         case missingCredential = "missing_credential"
         case wrongCredential = "wrong_credential"
+        /// The request's signature is not one under this worker's shared key.
+        case wrongSignature = "wrong_signature"
         case unknownCID = "unknown_cid"
         case notServed = "not_served"
         case sourceMissing = "source_missing"
@@ -79,7 +91,7 @@ public enum TransferProtocol {
             switch self {
             case .badRequest, .invalidCID, .invalidGen, .invalidRange, .invalidChecksum: return 400
             case .missingCredential: return 401
-            case .wrongCredential: return 403
+            case .wrongCredential, .wrongSignature: return 403
             case .noRoute, .unknownCID, .notServed, .sourceMissing: return 404
             case .staleDelivery, .notProven, .contentLocked, .checksumMismatch, .sourceChanged: return 409
             case .versionChanged: return 412

@@ -1,3 +1,4 @@
+import FileMover
 import Foundation
 import RelocatorCore
 #if canImport(Glibc)
@@ -11,6 +12,8 @@ struct TransferClient {
     let address: TransferAddress
     var connectTimeout: Duration = .seconds(2)
     var readTimeout: Duration = .seconds(10)
+    /// The key the workers share: every request is signed under it.
+    var signingKey: TransferSigningKey?
 
     /// An answer: its status, headers (lower-case names) and body.
     struct Answer {
@@ -47,6 +50,12 @@ struct TransferClient {
         defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nContent-Length: 0\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let signingKey {
+            func value(_ name: String) -> String { headers.first { $0.0.lowercased() == name.lowercased() }?.1 ?? "" }
+            let cid = path.split(separator: "/").dropFirst(TransferProtocol.pathPrefix.split(separator: "/").count).first.map(String.init) ?? ""
+            let signature = signingKey.sign(method: method, path: path, cid: cid, gen: value(TransferProtocol.genHeader), range: value("Range"))
+            head += "\(TransferProtocol.signatureHeader): \(signature)\r\n"
+        }
         head += "\r\n"
         let request = Array(head.utf8)
         var sent = 0

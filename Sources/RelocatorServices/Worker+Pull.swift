@@ -218,7 +218,7 @@ extension Worker {
         var missing: [String] = []
         let lost = { MoveError(.leaseLost, "job \(job.id) is no longer this delivery's") }
         for peer in peers {
-            let client = TransferClient(address: peer.address)
+            let client = TransferClient(address: peer.address, signingKey: settings.transferSigningKey)
             let answer: TransferClient.Answer
             do {
                 answer = try client.send("HEAD", TransferProtocol.contentPath(job.cid), headers: credentials)
@@ -237,7 +237,7 @@ extension Worker {
             }
             switch answer.refusal.flatMap(TransferProtocol.Refusal.init(rawValue:)) {
             case .sourceMissing: missing.append(peer.worker)
-            case .notServed, .unavailable: unreachable.append("\(peer.worker): \(answer.message)")
+            case .notServed, .unavailable, .wrongSignature: unreachable.append("\(peer.worker): \(answer.message)")
             default: try Self.refuseUnlessOK(answer, lost)
             }
         }
@@ -354,6 +354,8 @@ extension Worker {
         case .notRegularFile: throw MoveError(.notRegularFile, message)
         case .invalidFilename: throw MoveError(.invalidFilename, message)
         case .notServed, .unavailable: throw MoveError(.levelUnavailable, message)
+        // The hosts' shared keys differ: a configuration to mend, not the move's fault; it waits.
+        case .wrongSignature: throw MoveError(.levelUnavailable, message)
         default: throw MoveError(.ioError, message)
         }
     }

@@ -50,6 +50,8 @@ public final class Worker: Service, Sendable {
         public var remoteLevels: Set<String> = []
         /// The checksum of a pulled copy (the mover's, `RELOCATOR_CHECKSUM`).
         public var checksum: ChecksumAlgorithm = .xxh128
+        /// The key the workers share (`--transfer-secret-file`): the pull signs its requests with it.
+        public var transferSigningKey: TransferSigningKey?
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {

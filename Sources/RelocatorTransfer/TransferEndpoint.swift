@@ -12,11 +12,14 @@ public struct TransferEndpoint: Sendable {
     public let levels: HeldLevels
     public let queue: any QueueGateway
     public let logger: Logger
+    /// The key the workers share: every request must be signed under it (nil: none is required).
+    public let signingKey: TransferSigningKey?
 
-    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger) {
+    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil) {
         self.levels = levels
         self.queue = queue
         self.logger = logger
+        self.signingKey = signingKey
     }
 
     /// The routes, for a server or Hummingbird's router tests.
@@ -41,6 +44,7 @@ public struct TransferEndpoint: Sendable {
     /// a level this worker holds.
     func job(_ request: Request, cid text: String, _ session: any JobQueueSession) throws -> (Job, LevelRoot, Filename) {
         let (presented, secret) = try Self.credentials(request)
+        try checkSignature(request, cid: text)
         guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0.isASCII && $0.isNumber }), let cid = Int64(text) else {
             throw TransferRefusal(.invalidCID, "a content id is a non-negative decimal number (got '\(text.prefix(64))')")
         }
@@ -97,6 +101,19 @@ public struct TransferEndpoint: Sendable {
             throw TransferRefusal(.wrongCredential, "the secret is longer than any this endpoint accepts")
         }
         return (token, secret)
+    }
+
+    /// With a shared key: the request's signature, over what it asks (`TransferProtocol.signedText`).
+    func checkSignature(_ request: Request, cid: String) throws {
+        guard let signingKey else { return }
+        guard let signature = request.headers[TransferHeader.signature], !signature.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no signature (\(TransferProtocol.signatureHeader)); this worker shares a key")
+        }
+        guard signature.utf8.count <= 128,
+              signingKey.verifies(signature, method: request.method.rawValue, path: request.uri.path, cid: cid,
+                                  gen: request.headers[TransferHeader.gen] ?? "", range: request.headers[.range] ?? "") else {
+            throw TransferRefusal(.wrongSignature, "the request's signature is not one under this worker's shared key (--transfer-secret-file)")
+        }
     }
 
     /// `GET`: a range of the file, with its checksum (xxh128: it guards the bytes on their way; the
@@ -190,6 +207,7 @@ public struct TransferEndpoint: Sendable {
     /// and the source must hash to it, unchanged.
     func remove(_ request: Request, cid: String) async throws -> Response {
         _ = try Self.credentials(request)
+        try checkSignature(request, cid: cid)
         guard let text = request.headers[TransferHeader.checksum] else {
             throw TransferRefusal(.invalidChecksum, "the request names no checksum of the copy (\(TransferProtocol.checksumHeader))")
         }

@@ -105,4 +105,5 @@ public enum TransferHeader {
     public static let checksum = Name(TransferProtocol.checksumHeader)!
     public static let attributes = Name(TransferProtocol.attributesHeader)!
     public static let refusal = Name(TransferProtocol.refusalHeader)!
+    public static let signature = Name(TransferProtocol.signatureHeader)!
 }

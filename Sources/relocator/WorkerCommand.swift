@@ -48,6 +48,9 @@ extension Relocator {
         @Option(help: "host:port at which other hosts reach --transfer-listen (default: --transfer-listen, unless it listens on 0.0.0.0 or ::).")
         var transferAdvertise: String?
 
+        @Option(help: "A file holding a secret (at least 16 bytes) every host's workers share: each transfer request is signed with it, and one without its signature is refused. (default: none: the delivery's own secret only)")
+        var transferSecretFile: String?
+
         func validate() throws {
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
                 throw ValidationError("--id must be 1 to 128 characters without spaces")
@@ -80,8 +83,24 @@ extension Relocator {
             }
         }
 
+        /// `--transfer-secret-file`'s key (nil without it); a file that cannot be read or holds too
+        /// little is refused, naming the file and never its content.
+        func transferSigningKey() throws -> TransferSigningKey? {
+            guard let transferSecretFile else { return nil }
+            guard transferListen != nil else { throw ValidationError("--transfer-secret-file needs --transfer-listen") }
+            guard let data = FileManager.default.contents(atPath: transferSecretFile) else {
+                throw CommandFailure("--transfer-secret-file \(transferSecretFile): cannot be read")
+            }
+            do {
+                return try TransferSigningKey(bytes: Array(data))
+            } catch {
+                throw CommandFailure("--transfer-secret-file \(transferSecretFile) \(error)")
+            }
+        }
+
         func run() async throws {
             let transfer = try transferAddresses()
+            let signingKey = try transferSigningKey()
             var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
             var remoteLevels: Set<String> = []
             let logger = Logs.logger("relocator.worker")
@@ -109,6 +128,7 @@ extension Relocator {
             settings.transfer = transfer?.advertise
             settings.remoteLevels = remoteLevels
             settings.checksum = try runtime.checksumAlgorithm()
+            settings.transferSigningKey = signingKey
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
@@ -121,7 +141,7 @@ extension Relocator {
             var services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
             if let transfer {
                 let queue = RedisQueueGateway(queue: JobQueue(keys: try runtime.keys()), pool: RedisPool(url: try runtime.redis(), size: 4))
-                let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"))
+                let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"), signingKey: signingKey)
                 services.append(TransferServer(endpoint: endpoint, listen: transfer.listen) { worker.transferServed(on: $0) })
             }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -41,12 +41,12 @@ import TestSupport
 
         /// The committer, the archive (bronze at `bronze`, or given) and the edge, advertised.
         @discardableResult
-        func start(edgeFaults: String? = nil, archives: [(String, String)]? = nil, edgeID: String = "edge") throws -> ChildProcess {
+        func start(edgeFaults: String? = nil, archives: [(String, String)]? = nil, edgeID: String = "edge", options: [String] = []) throws -> ChildProcess {
             try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
             for (id, directory) in archives ?? [("archive", bronze)] {
-                try cli.start(id, worker + [id], environment: ["RELOCATOR_LEVELS": "bronze=\(directory),silver=\(silver),gold=\(elsewhere)/gold"])
+                try cli.start(id, worker + [id] + options, environment: ["RELOCATOR_LEVELS": "bronze=\(directory),silver=\(silver),gold=\(elsewhere)/gold"])
             }
-            let edge = try cli.start(edgeID, worker + ["edge"], environment: edgeLevels.merging(edgeFaults.map { ["RELOCATOR_FAULTS": $0] } ?? [:]) { $1 })
+            let edge = try cli.start(edgeID, worker + ["edge"] + options, environment: edgeLevels.merging(edgeFaults.map { ["RELOCATOR_FAULTS": $0] } ?? [:]) { $1 })
             for id in (archives ?? [("archive", bronze)]).map(\.0) + ["edge"] {
                 try cli.waitUntil("\(id)'s advertisement") { try !redis(["HGET", cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
             }
@@ -109,7 +109,9 @@ import TestSupport
         try Data().write(to: URL(fileURLWithPath: h.bronze + "/empty.bin"))
         try Data().write(to: URL(fileURLWithPath: h.gold + "/empty.bin"))
         #expect(try h.cli.run(["contents", "import", "-"], input: "6,same.bin,bronze\n7,other.bin,bronze\n8,empty.bin,bronze\n").status == 0)
-        try h.start()
+        // The hosts share a key: every request is signed (and checked) too.
+        try Data("a key both hosts share\n".utf8).write(to: URL(fileURLWithPath: h.cli.path + "/transfer.key"))
+        try h.start(options: ["--transfer-secret-file", h.cli.path + "/transfer.key"])
         for cid in ["6", "7", "8"] { #expect(try h.cli.run(["enqueue", "--cid", cid, "--count", "20000"]).status == 0) }
         try h.waitForCommit([6, 8])
         #expect(h.cli.stderr("edge").contains("the copy at the target is equal to the source"), "\(h.cli.stderr("edge"))")
@@ -130,13 +132,16 @@ import TestSupport
         let chunk = 8 << 20
         try Self.pattern(4 * chunk, 11).write(to: URL(fileURLWithPath: h.bronze + "/shrinks.bin"))
         #expect(try h.cli.run(["contents", "import", "-"], input: "9,shrinks.bin,bronze\n").status == 0)
-        let first = try h.start(edgeFaults: "crash-after-chunk=2")
+        // The hosts share a key: every request is signed (and checked) too.
+        try Data("a key both hosts share\n".utf8).write(to: URL(fileURLWithPath: h.cli.path + "/transfer.key"))
+        let signed = ["--transfer-secret-file", h.cli.path + "/transfer.key"]
+        let first = try h.start(edgeFaults: "crash-after-chunk=2", options: signed)
         #expect(try h.cli.run(["enqueue", "--cid", "9", "--count", "20000"]).status == 0)
         try h.cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
         #expect(try h.job(9, "verified") == "\(2 * chunk)")
         let now = Self.pattern(chunk + 100, 13)
         try now.write(to: URL(fileURLWithPath: h.bronze + "/shrinks.bin"))
-        try h.cli.start("edge-again", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.start("edge-again", h.worker + ["edge"] + signed, environment: h.edgeLevels)
         try h.waitForCommit([9])
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/shrinks.bin")) == now)
         #expect(!FileManager.default.fileExists(atPath: h.bronze + "/shrinks.bin"))

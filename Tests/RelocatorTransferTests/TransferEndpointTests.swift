@@ -43,6 +43,9 @@ final class TransferFixture: @unchecked Sendable {
         return data
     }
 
+    /// The key the endpoint's workers share (none by default).
+    var signingKey: TransferSigningKey?
+
     /// The secret each delivery recorded, by its job's cid and token.
     var secrets: [String: TransferSecret] = [:]
 
@@ -74,7 +77,8 @@ final class TransferFixture: @unchecked Sendable {
     }
 
     func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let endpoint = TransferEndpoint(levels: levels, queue: MemoryQueueGateway(queue), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let endpoint = TransferEndpoint(levels: levels, queue: MemoryQueueGateway(queue), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
+                                        signingKey: signingKey)
         try await Application(router: endpoint.router()).test(.router, body)
     }
 }
@@ -240,6 +244,42 @@ extension TestResponse {
             #expect(served.status == .ok && served.bytes.count == 4096)
         }
         #expect(try f.queue.jobs(cids: [9])[9]?.transferKey?.contains(f.secrets["9:\(second.token)"]!.text) == false, "only its digest is stored")
+    }
+
+    /// With a key the workers share, every request must carry its signature over what it asks:
+    /// none, one under another key, or one of another range or generation is refused.
+    @Test func withASharedKeyEveryRequestMustBeSignedOverWhatItAsks() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        let data = try f.file("a", bytes: 4096)
+        let delivery = try f.claim(30, "a")
+        let key = try TransferSigningKey(bytes: Array("a secret every worker shares\n".utf8))
+        let other = try TransferSigningKey(bytes: Array("a secret of another deployment".utf8))
+        #expect(throws: TransferKeyError.self) { try TransferSigningKey(bytes: Array("too short\n".utf8)) }
+        f.signingKey = key
+        let path = TransferProtocol.contentPath(30), gen = "\(delivery.job.gen)"
+        try await f.test { client in
+            func ask(_ signature: String?, range: String = "bytes=0-99") async throws -> TestResponse {
+                var headers = f.headers(delivery, extra: [.range: range])
+                if let signature { headers[TransferHeader.signature] = signature }
+                return try await client.execute(uri: path, method: .get, headers: headers)
+            }
+            let unsigned = try await ask(nil)
+            #expect(unsigned.status == .unauthorized && unsigned.refusal == "missing_credential", "\(unsigned.message)")
+            let cases = [
+                other.sign(method: "GET", path: path, cid: "30", gen: gen, range: "bytes=0-99"),
+                key.sign(method: "GET", path: path, cid: "30", gen: gen, range: "bytes=0-4095"),
+                key.sign(method: "GET", path: path, cid: "30", gen: "\(delivery.job.gen + 1)", range: "bytes=0-99"),
+                key.sign(method: "HEAD", path: path, cid: "30", gen: gen, range: "bytes=0-99"),
+                String(repeating: "0", count: 64),
+            ]
+            for signature in cases {
+                let refused = try await ask(signature)
+                #expect(refused.status == .forbidden && refused.refusal == "wrong_signature", "\(refused.message)")
+            }
+            let signed = try await ask(key.sign(method: "GET", path: path, cid: "30", gen: gen, range: "bytes=0-99"))
+            #expect(signed.status == .partialContent && signed.bytes == data.prefix(100), "\(signed.message)")
+        }
     }
 
     /// A refusal names nothing of the job (its generation, its status) to a caller that is not its
