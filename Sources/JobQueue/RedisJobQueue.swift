@@ -66,6 +66,10 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             fields = [(.bytesDone, String(done)), (.bytesTotal, String(total))]
         case .verified(let done, let total):
             fields = [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))]
+        case .published:
+            fields = [(.stage, MoveStage.published.rawValue)]
+        case .transferSecret(let digest):
+            fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))]
         }
         return try queue.recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, fields, on: redis)
     }

@@ -56,6 +56,11 @@ extension MemoryQueue {
         case .verified(let done, let total):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
                                       [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))])
+        case .published:
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, [(.stage, MoveStage.published.rawValue)])
+        case .transferSecret(let digest):
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
+                                      [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))])
         }
     }
 

@@ -734,7 +734,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         return gen
     }
 
-    private static func published(_ stage: String?) -> Bool { stage == "publishing" || stage == "source_removed" }
+    private static func published(_ stage: String?) -> Bool { stage == "publishing" || stage == "published" || stage == "source_removed" }
 
     private func forget(_ key: String) {
         hashes[key] = nil

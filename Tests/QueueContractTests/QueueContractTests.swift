@@ -12,7 +12,7 @@ import Testing
         ("claim", claim), ("ack and commit", ackAndCommit), ("retry with backoff", retry), ("dead letter and replay", deadLetter),
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
-        ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
+        ("fence", fence), ("stale delivery", staleDelivery), ("a pull's secret", transferSecret), ("a published copy reversed", publishedReversed), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
@@ -368,6 +368,40 @@ import Testing
         #expect(try q.session.complete(first, .deferred(reason: "x", delay: .zero, lockHeld: true)) == .stale)
         #expect(try q.moved(second) == .done)
         trace.add(shape(try q.job(14)))
+        return trace
+    }
+
+    /// Only the live delivery records the digest of its secret, bound to its token; a later one's
+    /// replaces it, and an earlier one can no longer set it.
+    static let transferSecret: Scenario = { q in
+        var trace = Trace()
+        try q.submit(15)
+        let first = try #require(try q.next())
+        #expect(try q.session.record(first, .transferSecret(digest: "d1")))
+        #expect(try q.job(15)?.transferKey == "\(first.token):d1")
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        let second = try #require(try q.next())
+        #expect(try !q.session.record(first, .transferSecret(digest: "d9")))
+        #expect(try q.job(15)?.transferKey == "\(first.token):d1", "a stale delivery writes nothing")
+        #expect(try q.session.record(second, .transferSecret(digest: "d2")))
+        let job = try #require(try q.job(15))
+        #expect(job.transferKey == "\(second.token):d2" && second.token != first.token)
+        trace.add(shape(job) + " key=\(job.transferKey == "\(second.token):d2")")
+        return trace
+    }
+
+    /// A copy recorded published (after its link) is one that may be at the target, as one
+    /// recorded publishing: a count for its origin turns the job around rather than dropping it.
+    static let publishedReversed: Scenario = { q in
+        var trace = Trace()
+        try q.submit(17)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.session.record(delivery, .published))
+        #expect(try q.job(17)?.stage == .published)
+        #expect(try q.failed(delivery) == .retrying)
+        #expect(try q.submit(17, 5, to: "bronze").outcome == .reversed)
+        trace.add(shape(try q.job(17)))
         return trace
     }
 

@@ -38,7 +38,7 @@ end
 -- True when a copy of the file may already be at the job's target (the worker recorded the
 -- verified checksum before publishing it): such a job is never dropped as if nothing had moved.
 local function published(stage)
-  return stage == 'publishing' or stage == 'source_removed'
+  return stage == 'publishing' or stage == 'published' or stage == 'source_removed'
 end
 
 -- Deletes a job hash. (A temporary file its last delivery left lies in the target level's
