@@ -38,6 +38,9 @@ local oldID = cid .. ':' .. (oldGen or '')
 -- When the content last moved, once read (nil: not read yet; false: it never moved).
 local movedKnown = nil
 
+-- A created job's hash as this script wrote it whole (nil otherwise): its reply needs no read.
+local written = nil
+
 -- (A created job was written with its queued_by already.)
 local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise.
@@ -45,6 +48,14 @@ local function answer(outcome)
   if queuedBy ~= '' then
     if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
+  end
+  if written then
+    local fields = {}
+    for field, value in pairs(written) do
+      table.insert(fields, field)
+      table.insert(fields, value)
+    end
+    return {outcome, fields}
   end
   return {outcome, redis.call('HGETALL', job)}
 end
@@ -57,8 +68,9 @@ local function start(gen, origin)
   if residency > 0 and movedKnown ~= false then moved = movedKnown or tonumber(redis.call('HGET', movedAt, cid)) end
   if residency > 0 and moved and moved + residency > now then
     local due = moved + residency
-    redis.call('HSET', job, 'status', 'deferred', 'due_at', due,
-      'defer_reason', 'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
+    local reason = 'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s'
+    redis.call('HSET', job, 'status', 'deferred', 'due_at', due, 'defer_reason', reason)
+    if written then written.status, written.due_at, written.defer_reason = 'deferred', string.format('%d', due), reason end
     redis.call('ZADD', deferred, due, cid .. ':' .. gen)
     return
   end
@@ -170,13 +182,17 @@ if not status or status == 'committed' or status == 'dead' then
   -- (No hash to forget when it has neither a status nor a generation: none of the scripts writes
   -- a job's hash without them.)
   if status or oldGen then forget(job) end
-  if queuedBy ~= '' then
-    redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
-      'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now, 'queued_by', queuedBy)
-  else
-    redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
-      'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
+  -- (The hash is empty here: forgotten above, or never written.)
+  local stamp = string.format('%d', now)
+  written = {cid = cid, count = count, filename = filename, db_level = dbLevel, target = target, status = 'queued', attempts = '0',
+    gen = string.format('%d', gen), enqueued_at = stamp, updated_at = stamp}
+  if queuedBy ~= '' then written.queued_by = queuedBy end
+  local fields = {}
+  for field, value in pairs(written) do
+    table.insert(fields, field)
+    table.insert(fields, value)
   end
+  redis.call('HSET', job, unpack(fields))
   start(gen, dbLevel)
   return answer('created')
 end
