@@ -102,13 +102,16 @@ extension JobQueue {
     @discardableResult
     public func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?,
                     on redis: RedisConnection) throws -> Bool {
-        try acks([(id, worker, token, checksum, bytes, foundIn)], on: redis)[0]
+        try acks([(id, worker, token, checksum, bytes, foundIn)], on: redis)[0].get()
     }
 
     /// Several verified moves acknowledged in one round trip: one `ack.lua` for the moves of each
-    /// shard and worker (a pipeline when they are several); for each, as `ack`.
+    /// shard and worker (a pipeline when they are several); for each, as `ack`, and each on its own:
+    /// a move the queue refuses with an error (its job key is not a hash, its shard's node answers an
+    /// error) fails alone, the others of the batch are acknowledged all the same. Throws only when
+    /// the round trip itself fails (then none is known to be acknowledged).
     public func acks(_ moves: [(id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?)],
-                     on redis: RedisConnection) throws -> [Bool] {
+                     on redis: RedisConnection) throws -> [Result<Bool, RedisError>] {
         if moves.isEmpty { return [] }
         // Groups in the order of their first move; each group's moves in their order.
         var groups: [(shard: Int, worker: String, indices: [Int])] = []
@@ -130,11 +133,26 @@ extension JobQueue {
                                return [move.id.description, move.token, move.checksum, move.bytes, move.foundIn ?? ""]
                            })
         })
-        var acknowledged = Array(repeating: false, count: moves.count)
+        let address = redis.url.address
+        var acknowledged = Array(repeating: Result<Bool, RedisError>.failure(malformed(address, "ack.lua")), count: moves.count)
         for (group, reply) in zip(groups, replies) {
-            let items = try reply.throwingServerError(address: redis.url.address, command: "EVALSHA ack.lua").array ?? []
-            guard items.count == group.indices.count else { throw malformed(redis.url.address, "ack.lua") }
-            for (index, item) in zip(group.indices, items) { acknowledged[index] = item.int == 1 }
+            let items: [RedisReply]
+            do {
+                items = try reply.throwingServerError(address: address, command: "EVALSHA ack.lua").array ?? []
+                guard items.count == group.indices.count else { throw malformed(address, "ack.lua") }
+            } catch {
+                // The whole group refused (its node's error): each of its moves fails alone.
+                let failure = error as? RedisError ?? malformed(address, "ack.lua")
+                for index in group.indices { acknowledged[index] = .failure(failure) }
+                continue
+            }
+            for (index, item) in zip(group.indices, items) {
+                if case .error(let message) = item {
+                    acknowledged[index] = .failure(RedisError(code: .server, address: address, command: "EVALSHA ack.lua", message: message))
+                } else {
+                    acknowledged[index] = .success(item.int == 1)
+                }
+            }
         }
         return acknowledged
     }

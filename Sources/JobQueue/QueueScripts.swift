@@ -63,7 +63,7 @@ enum QueueScripts {
              "  if target == curTarget then redis.call('HDEL', job, 'next_target') push(oldGen) return answer('updated') end"),
             (.fenceIgnored, "enqueue.lua", "  if fenced(job) then", "  if false then"),
             (.tokenIgnored, "progress.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
-            (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then\n    acknowledged[m] = 0", " then\n    acknowledged[m] = 0"),
+            (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then\n    if not cid", " then\n    if not cid"),
             (.gensIgnored, "helpers.lua", "  if last > before and last < 9007199254740991 then before = last end\n", ""),
         ]
         var (body, prelude) = (body, prelude)

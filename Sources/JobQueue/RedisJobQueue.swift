@@ -94,16 +94,23 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         }
     }
 
-    /// Moves acknowledged in one pipeline; anything else one at a time.
-    public func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) throws -> [Completion] {
+    /// Moves acknowledged in one pipeline, each on its own; anything else one at a time.
+    public func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) -> [Result<Completion, any Error>] {
         var moves: [(id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?)] = []
         for (delivery, outcome) in endings {
             guard case .moved(let checksum, let bytes, _, let foundIn) = outcome else {
-                return try endings.map { try complete($0.delivery, $0.outcome) }
+                return endings.map { ending in Result { try complete(ending.delivery, ending.outcome) } }
             }
             moves.append((delivery.id, delivery.worker, delivery.token, checksum.description, bytes, foundIn))
         }
-        return try queue.acks(moves, on: redis).map { $0 ? .done : .stale }
+        do {
+            return try queue.acks(moves, on: redis).map { acknowledged in
+                acknowledged.map { $0 ? Completion.done : .stale }.mapError { $0 as any Error }
+            }
+        } catch {
+            // The round trip failed: none is known to be ended.
+            return Array(repeating: .failure(error), count: endings.count)
+        }
     }
 
     /// A job that cannot be read goes to the dead letters (its hash says what it is).

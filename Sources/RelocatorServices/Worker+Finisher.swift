@@ -102,25 +102,36 @@ extension Worker {
             }
             if !results.isEmpty { ServiceMetrics.phase(MovePhase.sourceDirectoryFsync.rawValue, .now - started) }
             var unreachable: [FinishingMoves.Move] = []
-            // The moves whose directory is synced are acknowledged together (one round trip);
-            // a failed fsync fails its moves one by one.
+            // The moves whose directory is synced are acknowledged together (one round trip), each
+            // on its own: one the queue refuses waits for the next round, the others are ended; a
+            // failed fsync fails its moves one by one.
             let acks = batch.compactMap { move in move.failure == nil ? move.ack.map { (move: move, ack: $0) } : nil }
+            var acknowledgedAny = false
             if !acks.isEmpty {
-                do {
-                    let ended = try session.complete(acks.map { ($0.ack.delivery, $0.ack.outcome) })
-                    redisHealth.succeeded()
-                    for (item, completion) in zip(acks, ended) {
+                let ended = session.complete(acks.map { ($0.ack.delivery, $0.ack.outcome) })
+                var refused: [(id: JobID, error: any Error)] = []
+                for (item, result) in zip(acks, ended) {
+                    switch result {
+                    case .success(let completion):
+                        acknowledgedAny = true
                         item.ack.acknowledged(completion)
                         _ = holding.withLock { $0.remove(item.move.holdingKey) }
+                    case .failure(let error):
+                        refused.append((item.ack.delivery.id, error))
+                        if cancel.isRaised {
+                            logger.error("cannot acknowledge the move of \(item.ack.delivery.id) before stopping: \(error); its job stays held and goes back to its queue")
+                            _ = holding.withLock { $0.remove(item.move.holdingKey) }
+                        } else {
+                            unreachable.append(item.move)
+                        }
                     }
-                } catch {
-                    redisHealth.failed(error)
-                    if cancel.isRaised {
-                        logger.error("cannot acknowledge \(acks.count) moves before stopping: \(error); their jobs stay held and go back to their queues")
-                        for item in acks { _ = holding.withLock { $0.remove(item.move.holdingKey) } }
-                    } else {
-                        unreachable += acks.map(\.move)
-                    }
+                }
+                if let first = refused.first, !acknowledgedAny {
+                    redisHealth.failed(first.error)
+                } else {
+                    redisHealth.succeeded()
+                    // The queue answered, but not for these: each says why (and waits for the next round).
+                    for (id, error) in refused { logger.warning("the queue refused the ack of job \(id): \(error)") }
                 }
             }
             for move in batch where !(move.failure == nil && move.ack != nil) {
@@ -134,7 +145,8 @@ extension Worker {
                 backoff.succeeded()
             } else {
                 finishing.putBack(unreachable)
-                backoff.failed(waitingOn: cancel)
+                // The queue answered for others of the round: no reason to wait before the next.
+                if acknowledgedAny { backoff.succeeded() } else { backoff.failed(waitingOn: cancel) }
             }
         }
     }

@@ -276,6 +276,18 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         return key
     }
 
+    /// The job of a delivery that ends (ack, fail, defer), as the scripts find it: its id leaves the
+    /// worker's processing list when the delivery owns the job, or when the id's generation is no
+    /// longer the job's (no delivery of it can be live); a stale delivery leaves the entry of a live
+    /// one of the same worker that took the same id again.
+    private func ending(_ id: JobID, _ worker: String, _ token: String) -> String? {
+        let shard = keys.shard(of: id.cid)
+        let key = shard.job(id.cid)
+        let owner = owned(id, worker, token)
+        if owner != nil || !live(key) || hashes[key]?["gen"] != String(id.gen) { lrem(shard.processing(worker), id.description) }
+        return owner
+    }
+
     func recordProgress(_ id: JobID, worker: String, token: String, _ fields: [(JobField, String)]) throws -> Bool {
         try available {
             guard let key = owned(id, worker, token) else { return false }
@@ -288,8 +300,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
     func ack(_ id: JobID, worker: String, token: String, checksum: String, bytes: Int64, foundIn: String?) throws -> Bool {
         try available {
             let shard = keys.shard(of: id.cid)
-            lrem(shard.processing(worker), id.description)
-            guard let key = owned(id, worker, token) else { return false }
+            guard let key = ending(id, worker, token) else { return false }
             set(key, ["status": "done", "checksum": checksum, "bytes": String(bytes), "updated_at": String(now)])
             if let foundIn { set(key, ["db_level": foundIn]) }
             for field in ["part", "stage", "bytes_done", "bytes_total", "fence", JobField.verified.rawValue] { hashes[key]?[field] = nil }
@@ -307,8 +318,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                      maxAttempts: Int) throws -> Completion {
         try available {
             let shard = keys.shard(of: id.cid)
-            lrem(shard.processing(worker), id.description)
-            guard let key = owned(id, worker, token), let h = hashes[key] else { return .stale }
+            guard let key = ending(id, worker, token), let h = hashes[key] else { return .stale }
             hashes[key]?["fence"] = nil
             let attempts = (Int(h["attempts"] ?? "0") ?? 0) + 1
             set(key, ["attempts": String(attempts), "last_error": message, "reason": reason, "worker_id": "", "updated_at": String(now)])
@@ -353,8 +363,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         try available {
             let due = now + max(0, delay.milliseconds)
             let shard = keys.shard(of: id.cid)
-            lrem(shard.processing(worker), id.description)
-            guard let key = owned(id, worker, token) else { return false }
+            guard let key = ending(id, worker, token) else { return false }
             if locked { hashes[key]?["fence"] = nil }
             set(key, ["status": "deferred", "defer_reason": reason, "due_at": String(due), "worker_id": "", "updated_at": String(now)])
             for field in ["bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }

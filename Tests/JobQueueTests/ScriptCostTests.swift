@@ -139,7 +139,7 @@ import TestSupport
         let again = try next("w3")
         let checksum = try Checksum(parsing: "xxh128:" + String(repeating: "cd", count: 16))
         let moved = Outcome.moved(checksum, bytes: 7, method: .copied, foundIn: nil)
-        let ended = try session.complete([(first, moved), (stale, moved), (second, moved)])
+        let ended = try session.complete([(first, moved), (stale, moved), (second, moved)]).map { try $0.get() }
         #expect(ended == [.done, .stale, .done])
         #expect(try q.list(q.shard.done) == [second.id.description, first.id.description])
         #expect(try q.list(q.shard.processing("w1")).isEmpty)
@@ -147,8 +147,37 @@ import TestSupport
         #expect(try q.job(first.job.cid)?.checksum == checksum.description)
         // Another kind of ending among them: each as complete would end it.
         let failed = Outcome.failed(.ioError, message: "io_error: test", permanent: false, delay: .zero, maxAttempts: 5)
-        #expect(try session.complete([(again, moved), (again, failed)]) == [.done, .stale])
-        #expect(try session.complete([]).isEmpty)
+        #expect(try session.complete([(again, moved), (again, failed)]).map { try $0.get() } == [.done, .stale])
+        #expect(session.complete([]).isEmpty)
+    }
+
+    /// One move of a batch the queue refuses (its job key holds no hash: another program wrote
+    /// it) fails alone: the moves before and after it in the same script are acknowledged, it stays
+    /// held, and the answer says which.
+    @Test func aMoveTheQueueRefusesFailsAloneAndTheOthersOfItsBatchAreAcknowledged() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let session = RedisJobQueue(queue: q.queue, redis: q.redis)
+        for cid in Int64(31)...33 { try q.submit(cid) }
+        var deliveries: [Delivery] = []
+        for _ in 0..<3 {
+            guard case .delivery(let delivery) = try session.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
+            else { throw CancellationError() }
+            deliveries.append(delivery)
+        }
+        let broken = deliveries[1]
+        try q.redis.send("DEL", q.shard.job(broken.job.cid))
+        try q.redis.send("SET", q.shard.job(broken.job.cid), "not a hash")
+        let checksum = try Checksum(parsing: "xxh128:" + String(repeating: "ef", count: 16))
+        let moved = Outcome.moved(checksum, bytes: 7, method: .copied, foundIn: nil)
+        let ended = session.complete(deliveries.map { ($0, moved) })
+        #expect(ended.count == 3)
+        #expect(try ended[0].get() == .done && ended[2].get() == .done)
+        #expect(throws: RedisError.self) { try ended[1].get() }
+        #expect(Set(try q.list(q.shard.done)) == [deliveries[0].id.description, deliveries[2].id.description])
+        #expect(try q.list(q.shard.processing("w1")) == [broken.id.description], "the refused move stays held")
+        let totals = try q.queue.stats(levels: ["gold", "silver", "bronze"], on: q.redis).totals
+        #expect(totals[.moved] == 2 && totals[.movedBytes] == 14)
     }
 
     @Test func movesOfSeveralShardsAreAcknowledgedOneScriptPerShardAndCountedOnce() throws {
@@ -160,12 +189,14 @@ import TestSupport
             let job = try #require(try q.fetch("w1", levels: ["gold"]))
             moves.append((JobID(cid: job.cid, gen: job.gen), "w1", job.deliveryToken, "xxh128:0\(job.cid)", job.cid * 10, cid == 3 ? "silver" : nil))
         }
-        // One of them with an old token: refused, the others not.
+        // One of them with an old token: refused, the others not; the id stays in the processing
+        // list, where it is the live delivery's.
         moves[1].token = "0"
-        #expect(try q.queue.acks(moves, on: q.redis) == [true, false, true, true])
+        #expect(try q.queue.acks(moves, on: q.redis).map { try $0.get() } == [true, false, true, true])
         for shard in 0..<2 {
             let keys = q.queue.keys.shard(shard)
-            #expect(try q.list(keys.processing("w1")).isEmpty)
+            let live = q.queue.keys.shardIndex(of: 2) == shard ? [moves[1].id.description] : []
+            #expect(try q.list(keys.processing("w1")) == live)
             let done = try q.list(keys.done)
             #expect(Set(done) == Set(moves.filter { q.queue.keys.shardIndex(of: $0.id.cid) == shard && $0.id.cid != 2 }.map(\.id.description)))
         }

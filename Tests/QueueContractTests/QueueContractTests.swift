@@ -12,7 +12,8 @@ import Testing
         ("claim", claim), ("ack and commit", ackAndCommit), ("retry with backoff", retry), ("dead letter and replay", deadLetter),
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
-        ("fence", fence), ("stale delivery", staleDelivery), ("a pull's secret", transferSecret), ("a published copy reversed", publishedReversed), ("an undecodable job", undecodable),
+        ("fence", fence), ("stale delivery", staleDelivery), ("a pull's secret", transferSecret), ("a published copy reversed", publishedReversed),
+        ("a stale delivery leaves the live one held", staleLeavesLiveHeld), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
@@ -402,6 +403,33 @@ import Testing
         #expect(try q.failed(delivery) == .retrying)
         #expect(try q.submit(17, 5, to: "bronze").outcome == .reversed)
         trace.add(shape(try q.job(17)))
+        return trace
+    }
+
+    /// A delivery given back and taken again by the same worker: the old delivery's ends are
+    /// refused, and none of them takes the id out of the worker's processing list, where it is the
+    /// live delivery's (else a crash of the worker would leave the live move to no reaper).
+    static let staleLeavesLiveHeld: Scenario = { q in
+        var trace = Trace()
+        func held() throws -> [String] {
+            try q.session.maintain(MaintenanceRequest(beat: Heartbeat(id: "w1", kind: .worker), ttl: .seconds(60), listHeld: true))
+                .held.map(\.id)
+        }
+        try q.submit(24)
+        let first = try #require(try q.next())
+        #expect(try q.session.release(worker: "w1", fence: false) == 1)
+        let second = try #require(try q.next())
+        #expect(second.id == first.id && second.token != first.token)
+        #expect(try q.moved(first) == .stale)
+        #expect(try held() == [second.id.description], "a stale ack leaves the live delivery held")
+        #expect(try q.failed(first) == .stale)
+        #expect(try held() == [second.id.description], "a stale failure leaves the live delivery held")
+        #expect(try q.session.complete(first, .deferred(reason: "x", delay: .zero, lockHeld: true)) == .stale)
+        #expect(try held() == [second.id.description], "a stale deferral leaves the live delivery held")
+        trace.add("held \(try held().count)")
+        #expect(try q.moved(second) == .done)
+        #expect(try held().isEmpty)
+        trace.add(shape(try q.job(24)))
         return trace
     }
 

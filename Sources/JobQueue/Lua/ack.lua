@@ -5,7 +5,12 @@
 -- KEYS: processing:<worker>, done, stats, moved-at, per-minute:moved, then job:<cid> of each move
 -- ARGV: worker, then for each move (in the order of its job key): id, token, checksum, bytes, the
 --       level the file was found on ('' when it was db_level)
--- Returns for each move 1, or 0 when the job is no longer this delivery's (the reaper gave it away).
+-- Returns for each move 1, 0 when the job is no longer this delivery's (the reaper gave it away), or
+-- an error reply of its own ({err = …}, a job key that is not a hash): each move is acknowledged or
+-- refused alone, whatever the others of the batch are.
+-- The id leaves the processing list only when this delivery owns the job, or when the id's
+-- generation is no longer the job's (no delivery of it can be live): a stale delivery of the same
+-- worker never removes the entry of the live one that took the same id again.
 local processing, done, stats, movedAt = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local worker = ARGV[1]
 local acknowledged, moved, movedBytes = {}, 0, 0
@@ -13,13 +18,16 @@ for m = 1, #KEYS - 5 do
   local job = KEYS[5 + m]
   local at = 2 + (m - 1) * 5
   local id, token, checksum, bytes, foundIn = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4]
-  redis.call('LREM', processing, 1, id)
   local cid, gen = parse(id)
   local h = {}
-  if cid then h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'token', 'last_error') end
-  if not cid or h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then
+  if cid then h = redis.pcall('HMGET', job, 'gen', 'status', 'worker_id', 'token', 'last_error') end
+  if h.err then
+    acknowledged[m] = h
+  elseif not cid or h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[4] or '') ~= token then
+    if not cid or h[1] ~= gen then redis.call('LREM', processing, 1, id) end
     acknowledged[m] = 0
   else
+    redis.call('LREM', processing, 1, id)
     -- One HSET and one HDEL: the error of an earlier attempt stays readable as history
     -- (retireError's work, folded in), and the level the file was found on replaces db_level.
     local set = {'status', 'done', 'checksum', checksum, 'bytes', bytes, 'updated_at', now}

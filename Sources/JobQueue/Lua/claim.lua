@@ -10,15 +10,19 @@
 local processing, job, lease, queue = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker = ARGV[1], ARGV[2]
 local cid, gen = parse(id)
-local h = {}
-if cid then h = redis.call('HMGET', job, 'gen', 'status', 'target', 'token', 'bytes_done', 'bytes_total') end
-if not cid or h[1] ~= gen or h[2] ~= 'queued' then
+-- The whole hash, read once: the checks below and the reply (the hash as this claim leaves it).
+local f = {}
+if cid then
+  local flat = redis.call('HGETALL', job)
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+end
+if not cid or f.gen ~= gen or f.status ~= 'queued' then
   redis.call('LREM', processing, 1, id)
   return {'stale'}
 end
 -- A pause holds from the moment it is written, also for a slot that was already waiting on the
 -- queue (BRPOPLPUSH): the id goes back where it was taken from, to be taken after the resume.
-if redis.call('SISMEMBER', KEYS[5], h[3] or '') == 1 then
+if redis.call('SISMEMBER', KEYS[5], f.target or '') == 1 then
   redis.call('LREM', processing, 1, id)
   redis.call('RPUSH', queue, id)
   return {'paused'}
@@ -29,11 +33,20 @@ if redis.call('EXISTS', lease) == 1 then
   return {'leased'}
 end
 -- The new token is one more than the last (a job written by no claim yet has none: 1).
-local token = tonumber(h[4] or '0')
+local token = tonumber(f.token or '0')
 if not token or token ~= math.floor(token) or token < 0 or token >= 9007199254740991 then
-  return redis.error_reply('job ' .. id .. ': its token is not a whole number: ' .. tostring(h[4]))
+  return redis.error_reply('job ' .. id .. ': its token is not a whole number: ' .. tostring(f.token))
 end
-redis.call('HSET', job, 'token', string.format('%d', token + 1), 'status', 'moving', 'worker_id', worker, 'updated_at', now,
-  'started_at', now)
-if h[5] or h[6] then redis.call('HDEL', job, 'bytes_done', 'bytes_total') end
-return {'claimed', redis.call('HGETALL', job)}
+local stamp = string.format('%d', now)
+f.token, f.status, f.worker_id, f.updated_at, f.started_at = string.format('%d', token + 1), 'moving', worker, stamp, stamp
+redis.call('HSET', job, 'token', f.token, 'status', 'moving', 'worker_id', worker, 'updated_at', stamp, 'started_at', stamp)
+if f.bytes_done or f.bytes_total then
+  redis.call('HDEL', job, 'bytes_done', 'bytes_total')
+  f.bytes_done, f.bytes_total = nil, nil
+end
+local reply = {}
+for field, value in pairs(f) do
+  table.insert(reply, field)
+  table.insert(reply, value)
+end
+return {'claimed', reply}

@@ -46,7 +46,7 @@ for i = first, #ARGV do
   if not trimmed then redis.call('LREM', list, 0, id) end
   local cid, gen = parse(id)
   if cid then
-    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count')
+    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count', 'next_queued_by')
     if h[1] == gen and h[2] == 'done' then
       committed = committed + 1
       -- The content now lives on its target.
@@ -65,9 +65,9 @@ for i = first, #ARGV do
         redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
           'earlier_error', 'started_at')
         -- Who asked for the follow-up (QueuedBy.followUpPrefix spells the same words).
-        local asked = redis.call('HGET', job, 'next_queued_by')
+        local asked = h[7]
         redis.call('HSET', job, 'queued_by', 'a follow-up after the move to ' .. h[3] .. ' of ' .. (asked or 'a count sent while it moved\n'))
-        redis.call('HDEL', job, 'next_queued_by')
+        if asked then redis.call('HDEL', job, 'next_queued_by') end
         redis.call('PERSIST', job)
         local residency = residencyOf(residencies, h[3])
         local due = residencyDue(residency, tonumber(redis.call('HGET', movedAt, cid)))
@@ -80,7 +80,7 @@ for i = first, #ARGV do
         followUps = followUps + 1
       else
         redis.call('HSET', job, 'status', 'committed', 'updated_at', now)
-        redis.call('HDEL', job, 'next_target', 'next_queued_by')
+        if h[4] or h[7] then redis.call('HDEL', job, 'next_target', 'next_queued_by') end
         redis.call('EXPIRE', job, ttl)
       end
       -- The database names the new level from now on: a level read before now (after the file

@@ -43,6 +43,9 @@ local oldID = cid .. ':' .. (oldGen or '')
 -- When the content last moved, once read (nil: not read yet; false: it never moved).
 local movedKnown = nil
 
+-- A created job's hash as this script wrote it whole (nil otherwise): its reply needs no read.
+local written = nil
+
 -- (A created job was written with its queued_by already.)
 local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise.
@@ -50,6 +53,14 @@ local function answer(outcome)
   if queuedBy ~= '' then
     if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
+  end
+  if written then
+    local fields = {}
+    for field, value in pairs(written) do
+      table.insert(fields, field)
+      table.insert(fields, value)
+    end
+    return {outcome, fields, now}
   end
   return {outcome, redis.call('HGETALL', job), now}
 end
@@ -62,8 +73,9 @@ local function start(gen, origin)
   if residency > 0 and movedKnown ~= false then moved = movedKnown or tonumber(redis.call('HGET', movedAt, cid)) end
   local due = residencyDue(residency, moved)
   if due then
-    deferUntil(job, deferred, cid .. ':' .. gen, due,
-      'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s')
+    local reason = 'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s'
+    deferUntil(job, deferred, cid .. ':' .. gen, due, reason)
+    if written then written.status, written.due_at, written.defer_reason = 'deferred', string.format('%d', due), reason end
     return
   end
   push(gen)
@@ -175,13 +187,17 @@ if not status or status == 'committed' or status == 'dead' then
   -- (No hash to forget when it has neither a status nor a generation: none of the scripts writes
   -- a job's hash without them.)
   if status or oldGen then forget(job) end
-  if queuedBy ~= '' then
-    redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
-      'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now, 'queued_by', queuedBy)
-  else
-    redis.call('HSET', job, 'cid', cid, 'count', count, 'filename', filename, 'db_level', dbLevel,
-      'target', target, 'status', 'queued', 'attempts', 0, 'gen', gen, 'enqueued_at', now, 'updated_at', now)
+  -- (The hash is empty here: forgotten above, or never written.)
+  local stamp = string.format('%d', now)
+  written = {cid = cid, count = count, filename = filename, db_level = dbLevel, target = target, status = 'queued', attempts = '0',
+    gen = string.format('%d', gen), enqueued_at = stamp, updated_at = stamp}
+  if queuedBy ~= '' then written.queued_by = queuedBy end
+  local fields = {}
+  for field, value in pairs(written) do
+    table.insert(fields, field)
+    table.insert(fields, value)
   end
+  redis.call('HSET', job, unpack(fields))
   start(gen, dbLevel)
   return answer('created')
 end

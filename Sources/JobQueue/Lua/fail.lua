@@ -4,15 +4,21 @@
 -- KEYS: processing:<worker>, job:<cid>, retry, dead, gens, stats
 -- ARGV: id, worker, token, reason (an error code), message, permanent (0/1), delay (ms), max attempts
 -- Returns retrying, dead, dropped (a newer count sent the job back to where the file is), reversed
--- (the same, but a copy may already be at the target: the job now removes it) or stale.
+-- (the same, but a copy may already be at the target: the job now removes it) or stale (its id
+-- leaves the processing list only when its generation is no longer the job's: the same worker may
+-- hold it again in a live delivery).
 local processing, job, retry, dead, gens, stats = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local id, worker, token, reason, message = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local permanent, delay, maxAttempts = ARGV[6] == '1', tonumber(ARGV[7]), tonumber(ARGV[8])
-redis.call('LREM', processing, 1, id)
 local cid, gen = parse(id)
-if not cid then return 'stale' end
+if not cid then
+  redis.call('LREM', processing, 1, id)
+  return 'stale'
+end
 local h = redis.call('HMGET', job, 'gen', 'status', 'worker_id', 'next_target', 'db_level', 'target', 'stage', 'token')
+if h[1] ~= gen then redis.call('LREM', processing, 1, id) end
 if h[1] ~= gen or h[2] ~= 'moving' or h[3] ~= worker or (h[8] or '') ~= token then return 'stale' end
+redis.call('LREM', processing, 1, id)
 redis.call('HDEL', job, 'fence')
 local nextTarget, origin, target, stage = h[4], h[5], h[6], h[7]
 local attempts = (tonumber(redis.call('HGET', job, 'attempts')) or 0) + 1

@@ -8,9 +8,9 @@ extension JobQueueing {
         return count
     }
 
-    /// One after the other (a queue without a cheaper way).
-    public func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) throws -> [Completion] {
-        try endings.map { try complete($0.delivery, $0.outcome) }
+    /// One after the other (a queue without a cheaper way), each on its own.
+    public func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) -> [Result<Completion, any Error>] {
+        endings.map { ending in Result { try complete(ending.delivery, ending.outcome) } }
     }
 
     /// A submission of one count.

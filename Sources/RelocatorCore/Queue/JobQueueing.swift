@@ -23,10 +23,10 @@ public protocol JobQueueing: AnyObject {
     func complete(_ delivery: Delivery, _ outcome: Outcome) throws -> Completion
 
     /// Ends several deliveries in one go (a worker's finisher acknowledges together the moves one
-    /// directory fsync made durable): one completion per delivery, in order. Each is ended as
-    /// `complete` would end it alone; an error may leave some ended and others not (each call
-    /// again is answered `stale` for one already ended).
-    func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) throws -> [Completion]
+    /// directory fsync made durable): one result per delivery, in order, each as `complete` would
+    /// end it alone — its completion, or the error that kept it from ending (that one only: the
+    /// others of the batch are ended all the same).
+    func complete(_ endings: [(delivery: Delivery, outcome: Outcome)]) -> [Result<Completion, any Error>]
 
     /// Up to `max` done jobs of one shard, moved into the committer's list; when there are none,
     /// waits up to `wait` for one (then the batch may be empty). `fresh`: only what arrived since
