@@ -60,14 +60,17 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
     public func record(_ delivery: Delivery, _ progress: MoveProgress) throws -> Bool {
         let fields: [(JobField, String)]
         switch progress {
-        case .publishing(let checksum, let bytes):
-            fields = [(.checksum, checksum.description), (.bytes, String(bytes)), (.stage, MoveStage.publishing.rawValue)]
+        case .publishing(let checksum, let bytes, let version):
+            fields = [(.checksum, checksum.description), (.bytes, String(bytes)), (.stage, MoveStage.publishing.rawValue),
+                      (.sourceVersion, version ?? "")]
         case .copied(let done, let total):
             fields = [(.bytesDone, String(done)), (.bytesTotal, String(total))]
         case .verified(let done, let total):
             fields = [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))]
         case .published:
             fields = [(.stage, MoveStage.published.rawValue)]
+        case .copyWithdrawn:
+            fields = [(.stage, MoveStage.copying.rawValue)]
         case .transferSecret(let digest):
             fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))]
         }

@@ -57,6 +57,11 @@ public enum JobField: String, Sendable, CaseIterable {
     /// `Relocator-Secret` (`TransferProtocol.transferKey`). Recorded with the token checked, so
     /// only the live delivery sets it; the secret itself is never stored.
     case transferKey = "transfer_key"
+    /// The version (`Relocator-Version`: device, inode, size, times) of the source a pull from
+    /// another host copied, recorded with its checksum (`stage=publishing`): the source's worker
+    /// removes the source only while it is still that version, and a delivery that finds the copy
+    /// published asks for that one.
+    case sourceVersion = "source_version"
     /// Why a deferred job waits, and until when (ms).
     case deferReason = "defer_reason"
     case dueAt = "due_at"
@@ -99,6 +104,8 @@ public struct Job: Equatable, Sendable {
     public var verified: Int64?
     /// The credential of a pull from another host (see `JobField.transferKey`).
     public var transferKey: String?
+    /// The source version a pull from another host copied (see `JobField.sourceVersion`).
+    public var sourceVersion: String?
     public var deferReason: String?
     public var dueAt: Int64?
     /// The delivery token of the last claim (nil before any).
@@ -182,6 +189,7 @@ public struct Job: Equatable, Sendable {
             job.bytesTotal = try number(.bytesTotal)
             job.verified = try number(.verified)
             job.transferKey = text(.transferKey)
+            job.sourceVersion = text(.sourceVersion)
             job.deferReason = text(.deferReason)
             job.dueAt = try number(.dueAt)
             job.token = try number(.token)
@@ -210,7 +218,7 @@ public struct Job: Equatable, Sendable {
             (.updatedAt, String(updatedAt)), (.startedAt, startedAt.map(String.init)), (.nextTarget, nextTarget),
             (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
             (.bytesTotal, bytesTotal.map(String.init)), (.verified, verified.map(String.init)),
-            (.transferKey, transferKey), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
+            (.transferKey, transferKey), (.sourceVersion, sourceVersion), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
             (.token, token.map(String.init)), (.fence, fence.map(String.init)),
             (.queuedBy, queuedBy?.stored), (.nextQueuedBy, nextQueuedBy?.stored),
         ]

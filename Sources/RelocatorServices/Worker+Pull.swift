@@ -92,7 +92,7 @@ extension Worker {
 
         // A file under the final name already.
         if case .regularFile(let size) = try root.lookup(filename) {
-            return try proveFound(delivery, session, root, filename, size: size, peers, credentials, log, lost)
+            return try proveFound(delivery, session, root, filename, size: size, peers, credentials, lock, log, lost)
         }
 
         let source = try locate(job, peers, credentials)
@@ -148,13 +148,13 @@ extension Worker {
             renewal.renew()
         }
         let checksum = try copy.verify(attributes: source.attributes)
-        guard try session.record(delivery, .publishing(checksum, bytes: copy.written)) else { throw lost() }
+        guard try session.record(delivery, .publishing(checksum, bytes: copy.written, sourceVersion: source.version)) else { throw lost() }
         guard try copy.publish() else {
             throw MoveError(.destinationConflict, "\(job.target)/\(filename.value) appeared while the copy was made; both are left")
         }
         // Linked and its directory fsynced: only now may the source's side remove its copy.
         guard try session.record(delivery, .published) else { throw lost() }
-        try removeSource(source.client, job, credentials, checksum, lost)
+        try removeSource(source.client, delivery, session, root, filename, credentials, checksum, version: source.version, lock, log, lost)
         return MoveResult(bytes: copy.written, checksum: checksum, method: .copied, foundIn: job.dbLevel)
     }
 
@@ -163,12 +163,15 @@ extension Worker {
     /// (a reversed job's, whose copy is where it goes back to) is compared with the source by hash.
     /// Equal: recorded published, its directory fsynced first, then the source removed.
     private func proveFound(_ delivery: Delivery, _ session: any JobQueueing, _ root: LevelRoot, _ filename: Filename, size: Int64,
-                            _ peers: [TransferPeer], _ credentials: [(String, String)], _ log: Logger, _ lost: () -> MoveError) throws -> MoveResult {
+                            _ peers: [TransferPeer], _ credentials: [(String, String)], _ lock: ContentLock, _ log: Logger,
+                            _ lost: () -> MoveError) throws -> MoveResult {
         let job = delivery.job
         let conflict = MoveError(.destinationConflict, "\(job.target)/\(filename.value) exists and is neither a copy this job published nor equal to the source; both are left")
         let checksum: Checksum
         let source: PulledSource?
         let how: String
+        // The source version the copy was made of (an earlier delivery recorded it with the checksum).
+        var version = job.sourceVersion
         if job.stage == .publishing || job.stage == .published, let recorded = job.checksum.flatMap({ try? Checksum(parsing: $0) }) {
             guard try root.checksum(of: filename, algorithm: recorded.algorithm) == recorded else { throw conflict }
             checksum = recorded
@@ -193,7 +196,8 @@ extension Worker {
             guard let own = try root.checksum(of: filename, algorithm: settings.checksum) else { throw conflict }
             checksum = own
             how = "the copy at the target is equal to the source"
-            guard try session.record(delivery, .publishing(checksum, bytes: size)) else { throw lost() }
+            guard try session.record(delivery, .publishing(checksum, bytes: size, sourceVersion: found.version)) else { throw lost() }
+            version = found.version
             source = found
         }
         if job.stage != .published {
@@ -202,7 +206,7 @@ extension Worker {
         }
         if let source {
             log.info("\(how); its source is removed")
-            try removeSource(source.client, job, credentials, checksum, lost)
+            try removeSource(source.client, delivery, session, root, filename, credentials, checksum, version: version, lock, log, lost)
         } else {
             log.info("the copy an earlier delivery published is in place, and no worker serving the source level has its source")
         }
@@ -332,11 +336,25 @@ extension Worker {
             ?? "\(job.target) has room for \(room) bytes, and other copies into it hold \(others)"
     }
 
-    /// Asks the source's worker to remove its copy once proven.
-    private func removeSource(_ client: TransferClient, _ job: Job, _ credentials: [(String, String)], _ checksum: Checksum,
-                              _ lost: () -> MoveError) throws {
-        let answer = try client.send("POST", TransferProtocol.removePath(job.cid), headers: credentials + [(TransferProtocol.checksumHeader, checksum.description)])
-        try Self.refuseUnlessOK(answer, lost)
+    /// Asks the source's worker to remove its copy once proven: the source as it was copied
+    /// (`version`, when known). When the source was written to since, the source's worker keeps it
+    /// and this copy, of an older version, is withdrawn: removed (it must still be the copy this job
+    /// published), its directory fsynced, and recorded so; the move starts again.
+    private func removeSource(_ client: TransferClient, _ delivery: Delivery, _ session: any JobQueueing, _ root: LevelRoot,
+                              _ filename: Filename, _ credentials: [(String, String)], _ checksum: Checksum, version: String?,
+                              _ lock: ContentLock, _ log: Logger, _ lost: () -> MoveError) throws {
+        let job = delivery.job
+        var headers = credentials + [(TransferProtocol.checksumHeader, checksum.description)]
+        if let version { headers.append((TransferProtocol.versionHeader, version)) }
+        let answer = try client.send("POST", TransferProtocol.removePath(job.cid), headers: headers)
+        do {
+            try Self.refuseUnlessOK(answer, lost)
+        } catch let changed as MoveError where changed.kind == .sourceChanged {
+            let outcome = try root.removeProven(filename, checksum: checksum, holding: lock)
+            guard try session.record(delivery, .copyWithdrawn) else { throw lost() }
+            log.warning("the source changed after it was copied: the copy at \(job.target)/\(filename.value) is withdrawn (\(outcome.rawValue)); the move starts again")
+            throw MoveError(.sourceChanged, "\(changed.message); the copy at \(job.target)/\(filename.value) was withdrawn and the move starts again")
+        }
     }
 
     /// The move error of a refusal of the source's endpoint.

@@ -47,9 +47,10 @@ extension MemoryQueue {
 
     public func record(_ delivery: Delivery, _ progress: MoveProgress) throws -> Bool {
         switch progress {
-        case .publishing(let checksum, let bytes):
+        case .publishing(let checksum, let bytes, let version):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
-                                      [(.checksum, checksum.description), (.bytes, String(bytes)), (.stage, MoveStage.publishing.rawValue)])
+                                      [(.checksum, checksum.description), (.bytes, String(bytes)), (.stage, MoveStage.publishing.rawValue),
+                                       (.sourceVersion, version ?? "")])
         case .copied(let done, let total):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
                                       [(.bytesDone, String(done)), (.bytesTotal, String(total))])
@@ -58,6 +59,8 @@ extension MemoryQueue {
                                       [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))])
         case .published:
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, [(.stage, MoveStage.published.rawValue)])
+        case .copyWithdrawn:
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, [(.stage, MoveStage.copying.rawValue)])
         case .transferSecret(let digest):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
                                       [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))])

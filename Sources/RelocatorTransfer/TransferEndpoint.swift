@@ -230,6 +230,11 @@ public struct TransferEndpoint: Sendable {
             guard held.stage == .published, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
                 throw TransferRefusal(.notProven, "content \(held.cid)'s job has recorded no published copy with checksum \(proof) (stage \(held.stage?.rawValue ?? "none"))")
             }
+            // The source as the copy was made of: one written to since (a newer version) stays, and
+            // the puller withdraws its copy.
+            if let expected = request.headers[TransferHeader.version], let file = try root.openForTransfer(filename), expected != file.version {
+                throw TransferRefusal(.versionChanged, "\(held.dbLevel)/\(filename.value) changed since its copy was made (now version \(file.version)); it is kept")
+            }
             let outcome = try root.removeProven(filename, checksum: proof, holding: lock)
             self.logger.info("removed the source of a copy proven elsewhere", metadata: [
                 "job.cid": "\(job.cid)", "job.from": "\(job.dbLevel)", "job.to": "\(job.target)", "outcome": "\(outcome.rawValue)"])

@@ -434,4 +434,44 @@ extension TestResponse {
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: f.gold + "/c")) == Data(repeating: 9, count: 8192))
     }
+
+    /// A source written to after its copy was made, though its bytes were put back: the removal
+    /// names the version the copy was made of, and the source's worker keeps a source that is no
+    /// longer that version (412 version_changed), whatever its bytes hash to; the puller then
+    /// withdraws its copy. The same removal without a version, or with the current one, removes it.
+    @Test func aRemovalNamingTheCopiedVersionKeepsASourceWrittenToSince() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("d", bytes: 8192)
+        let delivery = try f.claim(22, "d")
+        let path = f.gold + "/d"
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(path))
+        #expect(try f.queue.record(delivery, .publishing(sum, bytes: 8192, sourceVersion: "will be read")))
+        #expect(try f.queue.record(delivery, .published))
+        try await f.test { client in
+            let head = try await client.execute(uri: TransferProtocol.contentPath(22), method: .head, headers: f.headers(delivery))
+            let copied = try #require(head.headers[TransferHeader.version])
+            // Written to (the same bytes again, a later modification time).
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            try RedisProcesses.waitUntil("the clock passes the copied version's times") { Date().timeIntervalSince1970 > (try FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as! Date).timeIntervalSince1970 + 0.01 }
+            try bytes.write(to: URL(fileURLWithPath: path))
+            var extra: HTTPFields = [:]
+            extra[TransferHeader.checksum] = sum.description
+            extra[TransferHeader.version] = copied
+            var refused = try await client.execute(uri: TransferProtocol.removePath(22), method: .post, headers: f.headers(delivery, extra: extra))
+            let deadline = ContinuousClock.now + .seconds(10)
+            while refused.refusal == "content_locked" && ContinuousClock.now < deadline {
+                refused = try await client.execute(uri: TransferProtocol.removePath(22), method: .post, headers: f.headers(delivery, extra: extra))
+            }
+            #expect(refused.status == .preconditionFailed && refused.refusal == "version_changed", "\(refused.message)")
+            #expect(FileManager.default.fileExists(atPath: path))
+            extra[TransferHeader.version] = nil
+            var removed = try await client.execute(uri: TransferProtocol.removePath(22), method: .post, headers: f.headers(delivery, extra: extra))
+            while removed.refusal == "content_locked" && ContinuousClock.now < deadline {
+                removed = try await client.execute(uri: TransferProtocol.removePath(22), method: .post, headers: f.headers(delivery, extra: extra))
+            }
+            #expect(removed.status == .ok, "\(removed.message)")
+            #expect(!FileManager.default.fileExists(atPath: path))
+        }
+    }
 }

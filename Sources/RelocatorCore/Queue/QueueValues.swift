@@ -32,8 +32,9 @@ public enum MoveMethod: String, Sendable, CaseIterable, Codable {
 
 /// What a delivery records while it moves.
 public enum MoveProgress: Sendable, Equatable {
-    /// The verified checksum and size, before anything is published or removed (`stage=publishing`).
-    case publishing(Checksum, bytes: Int64)
+    /// The verified checksum and size, before anything is published or removed (`stage=publishing`);
+    /// for a pull from another host, the version of the source it copied (`JobField.sourceVersion`).
+    case publishing(Checksum, bytes: Int64, sourceVersion: String? = nil)
     /// Bytes copied so far of a long move.
     case copied(Int64, of: Int64)
     /// Bytes of a pull from another host fsynced in the temporary file: they survive the delivery.
@@ -43,6 +44,9 @@ public enum MoveProgress: Sendable, Equatable {
     case transferSecret(digest: String)
     /// The copy is linked under its final name and its directory fsynced (`stage=published`).
     case published
+    /// A published copy of a pull was removed again, its directory fsynced: the source changed
+    /// after it was copied. No copy is at the target (`stage=copying`).
+    case copyWithdrawn
 }
 
 /// How a delivery ends.
