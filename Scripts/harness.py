@@ -36,8 +36,9 @@ def wait_for(condition, what, timeout=60):
 class Redis:
     """redis-server on a free loopback port; `aof` turns on appendonly with fsync every second."""
 
-    def __init__(self, directory, aof=False):
+    def __init__(self, directory, aof=False, bind=None):
         self.directory = directory
+        self.bind = bind   # an address of its own beside loopback (another network namespace's way in)
         self.port = free_port()
         self.aof = aof
         self.process = None
@@ -45,12 +46,13 @@ class Redis:
 
     @property
     def url(self):
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.bind or '127.0.0.1'}:{self.port}/0"
 
     def start(self):
+        bind = ["127.0.0.1", self.bind, "--protected-mode", "no"] if self.bind else ["127.0.0.1"]
         persistence = ["--appendonly", "yes", "--appendfsync", "everysec"] if self.aof else ["--appendonly", "no"]
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.directory, "--save", "",
+            ["redis-server", "--port", str(self.port), "--bind", *bind, "--dir", self.directory, "--save", "",
              "--maxmemory-policy", "noeviction", "--logfile", os.path.join(self.directory, "redis.log"), *persistence],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: self.cli("ping").strip() == "PONG", "redis")
@@ -233,8 +235,9 @@ class RedisSentinel:
 class Postgres:
     """A PostgreSQL cluster of its own, owned by the postgres user, on a free loopback port."""
 
-    def __init__(self, fsync=True):
+    def __init__(self, fsync=True, listen=None):
         self.port = free_port()
+        self.listen = listen   # an address of its own beside loopback, open to its /24 without a password
         self.root = tempfile.mkdtemp(prefix="relocator-pg.")
         self.fsync = fsync
         os.makedirs(os.path.join(self.root, "socket"))
@@ -244,7 +247,7 @@ class Postgres:
 
     @property
     def url(self):
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgres://postgres@{self.listen or '127.0.0.1'}:{self.port}/postgres"
 
     @staticmethod
     def tool(name):
@@ -256,7 +259,11 @@ class Postgres:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def start(self):
-        options = f"-p {self.port} -k {self.root}/socket -c listen_addresses=127.0.0.1"
+        addresses = f"127.0.0.1,{self.listen}" if self.listen else "127.0.0.1"
+        options = f"-p {self.port} -k {self.root}/socket -c listen_addresses={addresses}"
+        if self.listen:
+            with open(self.root + "/data/pg_hba.conf", "a") as hba:
+                hba.write(f"host all all {self.listen.rsplit('.', 1)[0]}.0/24 trust\n")
         if not self.fsync:
             options += " -c fsync=off"
         self.as_postgres(self.tool("pg_ctl"), "-D", self.root + "/data", "-l", self.root + "/log", "-w", "-t", "60",

@@ -24,6 +24,14 @@ public final class ServedFile: @unchecked Sendable {
         return "\(id.device)-\(id.inode)-\(id.size)-\(id.modified.tv_sec).\(id.modified.tv_nsec)-\(id.changed.tv_sec).\(id.changed.tv_nsec)"
     }
 
+    /// The file's mode and access and modification times, now.
+    public func attributes() throws -> FileAttributes {
+        let status = try open.file.stat()
+        return FileAttributes(mode: UInt32(status.mode.permissions.rawValue) & 0o7777,
+                              accessed: (Int64(status.st_atim.tv_sec), Int64(status.st_atim.tv_nsec)),
+                              modified: (Int64(status.st_mtim.tv_sec), Int64(status.st_mtim.tv_nsec)))
+    }
+
     /// Up to `count` bytes from `offset` (fewer only at the end of the file), with their checksum;
     /// `source_changed` when the file is no longer the version opened once they are read.
     public func read(at offset: Int64, count: Int, algorithm: ChecksumAlgorithm) throws -> (bytes: [UInt8], checksum: Checksum) {
@@ -67,6 +75,16 @@ extension LevelRoot {
         try requireInPlace()
         guard let entry = try entry(filename, create: false), let open = try entry.openRegularFile() else { return nil }
         return ServedFile(open)
+    }
+
+    /// fsyncs the directory of `filename` (a copy published by a delivery that stopped before it
+    /// recorded the publication: its link is made durable before it is recorded).
+    public func syncDirectory(of filename: Filename) throws {
+        try requireInPlace()
+        guard let entry = try entry(filename, create: false) else {
+            throw MoveError(.ioError, "the directory of \(display(filename.value)) is gone")
+        }
+        try sync(entry.directory)
     }
 
     /// What `removeProven` did.

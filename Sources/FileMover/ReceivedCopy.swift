@@ -100,10 +100,12 @@ public final class ReceivedCopy: @unchecked Sendable {
     public func sync() throws { try part.file.sync() }
 
     /// The checksum of everything written, once read back from the device equal to it (the
-    /// pages dropped first); `checksum_mismatch` otherwise. The file is fsynced with its mode.
-    public func verify() throws -> Checksum {
+    /// pages dropped first); `checksum_mismatch` otherwise. The file takes the source's mode and
+    /// times (0644 and now without them) and is fsynced with them.
+    public func verify(attributes: FileAttributes? = nil) throws -> Checksum {
         let inFlight = whole.finalize()
-        if case .failure(let error) = Linux.call({ fchmod(part.file.fd.rawValue, 0o644) }) {
+        let mode = mode_t(attributes?.mode ?? 0o644)
+        if case .failure(let error) = Linux.call({ fchmod(part.file.fd.rawValue, mode) }) {
             throw MoveError.system("cannot set the mode of", part.entry.display, error)
         }
         try part.file.sync()
@@ -111,6 +113,15 @@ public final class ReceivedCopy: @unchecked Sendable {
         let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: 1 << 20))
         guard size == written, readBack == inFlight else {
             throw MoveError(.checksumMismatch, "\(part.entry.display) reads back as \(readBack) (\(size) bytes), not as written (\(inFlight), \(written) bytes)")
+        }
+        // The times last: the read-back would have changed the access time.
+        if let attributes {
+            var times = [timespec(tv_sec: Int(attributes.accessed.seconds), tv_nsec: Int(attributes.accessed.nanoseconds)),
+                         timespec(tv_sec: Int(attributes.modified.seconds), tv_nsec: Int(attributes.modified.nanoseconds))]
+            if case .failure(let error) = Linux.call({ futimens(part.file.fd.rawValue, &times) }) {
+                throw MoveError.system("cannot set the times of", part.entry.display, error)
+            }
+            try part.file.sync()
         }
         return inFlight
     }

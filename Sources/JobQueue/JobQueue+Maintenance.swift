@@ -5,15 +5,20 @@ extension JobQueue {
     // MARK: - Maintenance (due.lua, promote.lua, giveback.lua, handback.lua)
 
     /// Moves due retries and deferrals of every shard back to their queues; returns how many.
-    /// `horizons`: the longest a retry or a deferral waits; one scheduled further ahead of Redis'
-    /// clock was scheduled by a clock that has stepped back since, and is due too.
+    /// `horizons`: the longest a retry or a deferral of `process` waits, announced to the others;
+    /// one scheduled further ahead of Redis' clock than any process's announced wait was scheduled
+    /// by a clock that has stepped back since, and is due too.
     @discardableResult
-    public func promoteDue(limit: Int = 500, horizons: ScheduleHorizons = .none, on redis: RedisConnection) throws -> Int {
+    public func promoteDue(limit: Int = 500, horizons: ScheduleHorizons = .none, process: String = "",
+                           on redis: RedisConnection) throws -> Int {
         var promoted = 0
         for shard in keys.shards {
-            for (set, status, horizon) in [(shard.retry, JobStatus.retrying, horizons.retry), (shard.deferred, .deferred, horizons.deferral)] {
-                let beyond = horizon.map { min(max(0, $0.milliseconds), Int64(1) << 52) } ?? -1
-                let due = try redis.evalScript(QueueScripts.due, keys: [set], arguments: [limit, beyond]).array?.compactMap(\.string) ?? []
+            for (set, status, horizon, kind) in [(shard.retry, JobStatus.retrying, horizons.retry, ScheduleHorizons.Kind.retry),
+                                                 (shard.deferred, .deferred, horizons.deferral, .deferred)] {
+                let beyond = horizon.map(ScheduleHorizons.milliseconds) ?? -1
+                let due = try redis.evalScript(QueueScripts.due, keys: [set, shard.horizons],
+                                               arguments: [limit, beyond, process.isEmpty ? "" : ScheduleHorizons.field(kind, process: process)])
+                    .array?.compactMap(\.string) ?? []
                 promoted += try settle(due, in: shard, on: redis) { id, target in
                     .script(QueueScripts.promote, keys: [set, shard.job(id.cid), shard.queue(target)],
                             arguments: [id.description, target, status.rawValue])

@@ -33,24 +33,27 @@ public struct JobQueue: Sendable {
         public var outcome: SubmitOutcome
         public var job: Job?
         public var fields: [String: String]
+        /// Redis' clock when it answered (ms).
+        public var queueNow: Int64?
 
-        public init(outcome: SubmitOutcome, job: Job?, fields: [String: String]) {
+        public init(outcome: SubmitOutcome, job: Job?, fields: [String: String], queueNow: Int64? = nil) {
             self.outcome = outcome
             self.job = job
             self.fields = fields
+            self.queueNow = queueNow
         }
     }
 
     /// The enqueue script as one call (for a pipeline or the API's pipeliner). `queuedBy`: who
     /// submits and the rule that chose `target`, kept in the job when this creates or re-aims it.
     public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64,
-                           policy: CountPolicy = .none, sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) -> RedisCall {
+                           policy: CountPolicy = .none, sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
                        keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
                        arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument,
-                                   queuedBy?.stored ?? "", sentAt.map(String.init) ?? ""])
+                                   queuedBy?.stored ?? "", sentAt.map(String.init) ?? "", readBound.map(String.init) ?? ""])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
@@ -79,13 +82,14 @@ public struct JobQueue: Sendable {
     /// The enqueue script for one request.
     public func submitCall(_ request: SubmitRequest) -> RedisCall {
         submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
-                   readAt: request.readAt, policy: request.policy, sentAt: request.sentAt, queuedBy: request.queuedBy)
+                   readAt: request.readAt, policy: request.policy, sentAt: request.sentAt, readBound: request.readBound,
+                   queuedBy: request.queuedBy)
     }
 
     /// Reads the enqueue script's reply as a result.
     public func submitResult(from reply: RedisReply, address: String) throws -> SubmitResult {
         let submission = try submission(from: reply, address: address)
-        return SubmitResult(outcome: submission.outcome, job: submission.job)
+        return SubmitResult(outcome: submission.outcome, job: submission.job, queueNow: submission.queueNow)
     }
 
     /// Problems of the server an operator should know at start (Redis may evict keys).
@@ -106,11 +110,11 @@ public struct JobQueue: Sendable {
         // An error reply (a Redis still loading its data after a restart, say) is the server's
         // error, not a malformed answer.
         let reply = try reply.throwingServerError(address: address, command: "EVALSHA enqueue.lua")
-        guard let items = reply.array, items.count == 2, let word = items[0].string,
-              let outcome = SubmitOutcome(rawValue: word)
+        guard let items = reply.array, items.count == 3, let word = items[0].string,
+              let outcome = SubmitOutcome(rawValue: word), let queueNow = items[2].int.map(Int64.init)
         else { throw malformed(address, "enqueue.lua") }
         let fields = items[1].hash ?? [:]
-        return Submission(outcome: outcome, job: Job(hash: fields), fields: fields)
+        return Submission(outcome: outcome, job: Job(hash: fields), fields: fields, queueNow: queueNow)
     }
 
     // MARK: - Reading

@@ -20,7 +20,7 @@ enum QueueScripts {
     static let clockLines = "local clock = redis.call('TIME')\nlocal now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)\n"
 
     /// The helpers that read `now`.
-    static let clockHelpers = ["beating", "newGen", "reverse", "countScore", "countThisMinute"]
+    static let clockHelpers = ["beating", "newGen", "reverse", "countScore", "countThisMinute", "residencyDue"]
 
     /// True when a script's body reads Redis' clock: it names `now` or calls a helper that does.
     /// The others (taking ids, recording progress) skip the TIME command every script would

@@ -66,6 +66,10 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             fields = [(.bytesDone, String(done)), (.bytesTotal, String(total))]
         case .verified(let done, let total):
             fields = [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))]
+        case .published:
+            fields = [(.stage, MoveStage.published.rawValue)]
+        case .transferSecret(let digest):
+            fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))]
         }
         return try queue.recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, fields, on: redis)
     }
@@ -136,7 +140,7 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
     public func maintain(_ request: MaintenanceRequest) throws -> MaintenanceReport {
         try queue.heartbeat(worker: request.beat.id, info: request.beat.fields, ttl: request.ttl, on: redis)
         var report = MaintenanceReport()
-        if request.promoteDue { report.promoted = try queue.promoteDue(limit: 500, horizons: request.horizons, on: redis) }
+        if request.promoteDue { report.promoted = try queue.promoteDue(limit: 500, horizons: request.horizons, process: request.beat.id, on: redis) }
         if let grace = request.reapAfter { report.reaped = try queue.reap(grace: grace, on: redis) }
         report.paused = try queue.paused(on: redis)
         if let text = try queue.placementSnapshot(on: redis) {

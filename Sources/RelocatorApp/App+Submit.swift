@@ -24,6 +24,7 @@ extension App {
         }
         if changed {
             contents.clear()
+            queueClocks.withLock { $0.removeAll() }
             logger.notice("Redis restarted or failed over: the content cache is emptied")
         }
     }
@@ -39,15 +40,17 @@ extension App {
         let placement = try await placement()
         var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock(),
                                     submitter: submitter)
+        let shard = KeySchema.shardIndex(of: cid, shards: queue.shardCount)
         let cached = contents.entry(cid)
-        var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead)
+        var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead, readBound: cached?.readBound)
         var checked: Set<String> = []
         while true {
             switch action {
             case .readContent:
                 let readAt = clock()
+                let readBound = queueClocks.withLock { $0[shard]?.lowerBound(at: monotonic()) }
                 let found = try await store.withStore { try $0.content(cid: cid) }
-                if let found { contents.store(found, readAt: readAt) }
+                if let found { contents.store(found, readAt: readAt, readBound: readBound) }
                 action = machine.contentRead(found)
             case .submit(let request, let raise):
                 // The filename, and its path on the level's directory, are checked once per content
@@ -69,6 +72,10 @@ extension App {
                 // The read's age is measured up to the moment it is sent, after the checks above.
                 if sent.sentAt != nil { sent.sentAt = clock() }
                 let result = try await queue.submit(sent)
+                if let queueNow = result.queueNow {
+                    let received = monotonic()
+                    queueClocks.withLock { $0[shard, default: QueueClockEstimate()].observe(queueNow: queueNow, receivedAt: received) }
+                }
                 logger.debug("submission", metadata: [
                     "job.cid": "\(cid)", "job.db_level": "\(sent.dbLevel)", "job.target": "\(sent.target)",
                     "read_age_ms": "\(sent.sentAt.map { String($0 - sent.readAt) } ?? "fresh")", "job.outcome": "\(result.outcome.rawValue)",

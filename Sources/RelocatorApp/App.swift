@@ -23,6 +23,11 @@ public final class App: Sendable {
     public let halfLife: Duration?
     /// This process's clock (ms since 1970); tests give one that jumps.
     public let clock: @Sendable () -> Int64
+    /// This process's monotonic clock (ms), on which the queue's clock is learnt (`queueClock`).
+    public let monotonic: @Sendable () -> Int64
+    /// A lower bound of the queue's clock, learnt from the submissions' answers, per shard (the
+    /// shards of a Redis Cluster live on nodes whose clocks may differ).
+    let queueClocks = Mutex<[Int: QueueClockEstimate]>([:])
     public let logger: Logger
     private let roots = Mutex<[String: LevelRoot]>([:])
     private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
@@ -33,7 +38,8 @@ public final class App: Sendable {
 
     public init(queue: any QueueGateway, store: any StoreGateway, levels: LevelCache = LevelCache(), contents: ContentCache = ContentCache(),
                 jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,
-                clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds) {
+                clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds,
+                monotonic: @escaping @Sendable () -> Int64 = MonotonicClock.milliseconds) {
         self.queue = queue
         self.store = store
         self.levels = levels
@@ -43,6 +49,7 @@ public final class App: Sendable {
         self.halfLife = halfLife
         self.logger = logger
         self.clock = clock
+        self.monotonic = monotonic
     }
 
     /// Closes the queue's and the store's connections.

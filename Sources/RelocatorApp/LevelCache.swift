@@ -75,15 +75,18 @@ public final class ContentCache: Sendable {
         public var content: Content
         /// When it was read from the database (ms since 1970).
         public var readAt: Int64
+        /// The queue's clock then was at least this (ms; `QueueClockEstimate`), when known.
+        public var readBound: Int64?
         /// `Filename(content.filename)`: the checked name, or why it cannot be moved safely.
         public var filename: Result<Filename, any Error>
         /// The level on whose directory the name was last found to pass through no symbolic link
         /// (`App.checkPath`), since this read: a later count on that level does not look again.
         public var pathCheckedOn: String?
 
-        public init(content: Content, readAt: Int64) {
+        public init(content: Content, readAt: Int64, readBound: Int64? = nil) {
             self.content = content
             self.readAt = readAt
+            self.readBound = readBound
             do {
                 filename = .success(try Filename(content.filename))
             } catch {
@@ -119,8 +122,8 @@ public final class ContentCache: Sendable {
         }
     }
 
-    public func store(_ content: Content, readAt: Int64) {
-        store(Entry(content: content, readAt: readAt))
+    public func store(_ content: Content, readAt: Int64, readBound: Int64? = nil) {
+        store(Entry(content: content, readAt: readAt, readBound: readBound))
     }
 
     public func store(_ entry: Entry) {

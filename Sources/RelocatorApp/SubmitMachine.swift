@@ -71,6 +71,8 @@ public struct SubmitMachine: Sendable {
     private var content: Content?
     /// When the content was read (the caller's clock for the queue), or `SubmitRequest.freshRead`.
     private var readAt: Int64 = SubmitRequest.freshRead
+    /// With a cached read: the queue's clock when it was read was at least this (nil: not known).
+    private var readBound: Int64?
     private var target: String?
     private var submissions = 0
     private let now: Int64?
@@ -88,11 +90,13 @@ public struct SubmitMachine: Sendable {
         self.policy = policy
     }
 
-    /// The start: with the content as a cache holds it (`readAt`: when it was read), or nil.
-    public mutating func start(cached: Content?, readAt: Int64) -> Action {
+    /// The start: with the content as a cache holds it (`readAt`: when it was read; `readBound`:
+    /// the queue's clock then was at least this, when known), or nil.
+    public mutating func start(cached: Content?, readAt: Int64, readBound: Int64? = nil) -> Action {
         guard let cached else { return .readContent }
         content = cached
         self.readAt = readAt
+        self.readBound = readBound
         return decide()
     }
 
@@ -101,6 +105,7 @@ public struct SubmitMachine: Sendable {
         guard let found else { return .fail(.unknownContent(cid)) }
         content = found
         readAt = SubmitRequest.freshRead
+        readBound = nil
         return decide()
     }
 
@@ -128,7 +133,7 @@ public struct SubmitMachine: Sendable {
         // (0: older than anything, never a negative time that would read as fresh.)
         let request = SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
                                     readAt: cached ? max(0, readAt.saturatingSubtract(Self.transitAllowance)) : readAt,
-                                    policy: policy, sentAt: cached ? now : nil,
+                                    policy: policy, sentAt: cached ? now : nil, readBound: cached ? readBound : nil,
                                     queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement))
         return .submit(request, raise: choice.raiseMaxCounts.map { Raise(level: choice.level, count: $0) })
     }

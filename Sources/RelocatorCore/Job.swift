@@ -15,6 +15,9 @@ public enum MoveStage: String, Sendable, CaseIterable {
     /// The copy was verified; it is being (or has been) published under its final name. From here
     /// on a copy may exist at the target.
     case publishing
+    /// The copy is published: linked under its final name and its directory fsynced (a pull
+    /// from another host records it; the source's endpoint removes the source only after it).
+    case published
     /// The source was removed: the file is only at the target.
     case sourceRemoved = "source_removed"
 
@@ -49,6 +52,11 @@ public enum JobField: String, Sendable, CaseIterable {
     /// recorded: kept across deliveries (a later one resumes after them, once the source is found
     /// to begin with the same bytes), gone with the ack.
     case verified
+    /// The credential of the delivery pulling the file from another host: `<token>:<digest>`, the
+    /// delivery's token and the SHA-256 (hex) of the random secret it sends in
+    /// `Relocator-Secret` (`TransferProtocol.transferKey`). Recorded with the token checked, so
+    /// only the live delivery sets it; the secret itself is never stored.
+    case transferKey = "transfer_key"
     /// Why a deferred job waits, and until when (ms).
     case deferReason = "defer_reason"
     case dueAt = "due_at"
@@ -89,6 +97,8 @@ public struct Job: Equatable, Sendable {
     public var bytesTotal: Int64?
     /// Bytes verified by a pull from another host (see `JobField.verified`).
     public var verified: Int64?
+    /// The credential of a pull from another host (see `JobField.transferKey`).
+    public var transferKey: String?
     public var deferReason: String?
     public var dueAt: Int64?
     /// The delivery token of the last claim (nil before any).
@@ -171,6 +181,7 @@ public struct Job: Equatable, Sendable {
             job.bytesDone = try number(.bytesDone)
             job.bytesTotal = try number(.bytesTotal)
             job.verified = try number(.verified)
+            job.transferKey = text(.transferKey)
             job.deferReason = text(.deferReason)
             job.dueAt = try number(.dueAt)
             job.token = try number(.token)
@@ -198,7 +209,8 @@ public struct Job: Equatable, Sendable {
             (.bytes, bytes.map(String.init)), (.gen, String(gen)), (.enqueuedAt, String(enqueuedAt)),
             (.updatedAt, String(updatedAt)), (.startedAt, startedAt.map(String.init)), (.nextTarget, nextTarget),
             (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
-            (.bytesTotal, bytesTotal.map(String.init)), (.verified, verified.map(String.init)), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
+            (.bytesTotal, bytesTotal.map(String.init)), (.verified, verified.map(String.init)),
+            (.transferKey, transferKey), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
             (.token, token.map(String.init)), (.fence, fence.map(String.init)),
             (.queuedBy, queuedBy?.stored), (.nextQueuedBy, nextQueuedBy?.stored),
         ]

@@ -80,6 +80,10 @@ public struct ShardKeys: Equatable, Sendable, Hashable {
     public var retry: String { "\(prefix)retry" }
     /// Jobs that wait for room or for a residency window to pass, scored by when to look again (ms).
     public var deferred: String { "\(prefix)deferred" }
+    /// The longest wait of `retry` and of `deferred` that each process promoting due jobs announced
+    /// (`due.lua`; field `ScheduleHorizons.field`, value `<until ms>:<wait ms>`): a job scheduled
+    /// further ahead than the longest is one written before Redis' clock stepped back.
+    public var horizons: String { "\(prefix)horizons" }
     /// Jobs that failed for good.
     public var dead: String { "\(prefix)dead" }
     /// Verified moves waiting for the committer.

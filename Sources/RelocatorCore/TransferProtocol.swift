@@ -6,8 +6,8 @@
 /// - `POST /transfer/v1/contents/<cid>/remove` with the copy's checksum: removes the source once
 ///   proven (docs/CROSSHOST.md).
 ///
-/// Every request names the job's generation and carries the delivery's token: the endpoint serves
-/// only the job's current delivery.
+/// Every request names the job's generation and carries the delivery's token and its random secret:
+/// the endpoint serves only the job's current delivery.
 public enum TransferProtocol {
     public static let pathPrefix = "transfer/v1/contents"
 
@@ -18,6 +18,27 @@ public enum TransferProtocol {
 
     /// Request: the delivery token of the job's current delivery (a credential: never in a URL).
     public static let deliveryHeader = "Relocator-Delivery"
+    /// Request: the random secret of the pulling delivery (a credential: never in a URL or a log);
+    /// the job holds only its digest (`JobField.transferKey`).
+    public static let secretHeader = "Relocator-Secret"
+    /// The longest secret the endpoint hashes.
+    public static let maximumSecretLength = 128
+
+    /// What a delivery records on its job for its secret: its token and the secret's digest. The
+    /// endpoint recomputes it from the request and compares it with the job's in constant time:
+    /// a secret recorded by an earlier delivery (another token) is not this one's.
+    public static func transferKey(token: String, digest: String) -> String { "\(token):\(digest)" }
+
+    /// Request: the HMAC-SHA256 (hex) of `signedText` under the key the workers share, when they
+    /// share one (`--transfer-secret-file`).
+    public static let signatureHeader = "Relocator-Signature"
+
+    /// What a request's signature covers: its method, path, content id, generation and range
+    /// (empty when it has none), one per line.
+    public static func signedText(method: String, path: String, cid: String, gen: String, range: String) -> String {
+        [method, path, cid, gen, range].joined(separator: "\n")
+    }
+
     /// Request: the job's generation.
     public static let genHeader = "Relocator-Gen"
     /// Request (GET, optional): the version every range must come from. Answer: the file's version.
@@ -26,6 +47,11 @@ public enum TransferProtocol {
     public static let sizeHeader = "Relocator-Size"
     /// Answer: the checksum of the bytes of the answer.
     public static let rangeChecksumHeader = "Relocator-Range-Checksum"
+    /// Answer: the file's mode and access and modification times (`FileAttributes`), which the copy
+    /// takes.
+    public static let attributesHeader = "Relocator-Attributes"
+    /// Answer: the code of a refusal, beside its JSON body (an answer to `HEAD` has no body).
+    public static let refusalHeader = "Relocator-Refusal"
     /// Request (remove): the checksum of the copy, as its delivery recorded it.
     public static let checksumHeader = "Relocator-Checksum"
 
@@ -42,6 +68,8 @@ public enum TransferProtocol {
         case invalidChecksum = "invalid_checksum"
         case missingCredential = "missing_credential"
         case wrongCredential = "wrong_credential"
+        /// The request's signature is not one under this worker's shared key.
+        case wrongSignature = "wrong_signature"
         case unknownCID = "unknown_cid"
         case notServed = "not_served"
         case sourceMissing = "source_missing"
@@ -63,7 +91,7 @@ public enum TransferProtocol {
             switch self {
             case .badRequest, .invalidCID, .invalidGen, .invalidRange, .invalidChecksum: return 400
             case .missingCredential: return 401
-            case .wrongCredential: return 403
+            case .wrongCredential, .wrongSignature: return 403
             case .noRoute, .unknownCID, .notServed, .sourceMissing: return 404
             case .staleDelivery, .notProven, .contentLocked, .checksumMismatch, .sourceChanged: return 409
             case .versionChanged: return 412
@@ -106,5 +134,48 @@ public enum TransferProtocol {
 
     public struct RangeInvalid: Error, CustomStringConvertible, Equatable, Sendable {
         public let description: String
+    }
+}
+
+/// The mode and times of a served file, as `Relocator-Attributes` carries them:
+/// `mode=<octal>;atime=<s>.<ns>;mtime=<s>.<ns>`. No value of the header traps.
+public struct FileAttributes: Equatable, Sendable {
+    /// The permission bits (at most 0o7777).
+    public var mode: UInt32
+    public var accessed: (seconds: Int64, nanoseconds: Int64)
+    public var modified: (seconds: Int64, nanoseconds: Int64)
+
+    public init(mode: UInt32, accessed: (Int64, Int64), modified: (Int64, Int64)) {
+        self.mode = mode & 0o7777
+        self.accessed = accessed
+        self.modified = modified
+    }
+
+    public static func == (a: FileAttributes, b: FileAttributes) -> Bool {
+        a.mode == b.mode && a.accessed == b.accessed && a.modified == b.modified
+    }
+
+    public var header: String {
+        "mode=\(String(mode, radix: 8));atime=\(accessed.seconds).\(accessed.nanoseconds);mtime=\(modified.seconds).\(modified.nanoseconds)"
+    }
+
+    /// Nil for a header that is not one.
+    public init?(parsing text: String) {
+        guard text.utf8.count <= 200 else { return nil }
+        var fields: [Substring: Substring] = [:]
+        for item in text.split(separator: ";") {
+            let pair = item.split(separator: "=", maxSplits: 1)
+            guard pair.count == 2 else { return nil }
+            fields[pair[0]] = pair[1]
+        }
+        func time(_ text: Substring?) -> (Int64, Int64)? {
+            guard let parts = text?.split(separator: ".", omittingEmptySubsequences: false), parts.count == 2,
+                  parts.allSatisfy({ !$0.isEmpty && $0.count <= 18 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+                  let seconds = Int64(parts[0]), let nanoseconds = Int64(parts[1]), nanoseconds < 1_000_000_000 else { return nil }
+            return (seconds, nanoseconds)
+        }
+        guard let modeText = fields["mode"], !modeText.isEmpty, modeText.count <= 5, let mode = UInt32(modeText, radix: 8), mode <= 0o7777,
+              let accessed = time(fields["atime"]), let modified = time(fields["mtime"]) else { return nil }
+        self.init(mode: mode, accessed: accessed, modified: modified)
     }
 }

@@ -11,3 +11,13 @@ public enum WallClock {
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
+
+/// This process's monotonic clock, in ms from an arbitrary start: never stepped, so a difference of
+/// two readings is a duration whatever the wall clock did meanwhile.
+public enum MonotonicClock {
+    public static func milliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}

@@ -64,6 +64,10 @@ final class FaultySession: JobQueueing, QueueReading {
     // Everything else as the queue does it.
     func submit(_ requests: [SubmitRequest]) throws -> [SubmitResult] { try inner.submit(requests) }
     func record(_ delivery: Delivery, _ progress: MoveProgress) throws -> Bool {
+        if faults.crashBeforePublished, progress == .published {
+            logger.critical("fault injection: crashing between the publication of \(delivery.id) and its record")
+            raise(SIGKILL)
+        }
         let recorded = try inner.record(delivery, progress)
         if recorded, case .verified(let done, _) = progress, faults.crashAfterChunk?.takesTheLast() == true {
             logger.critical("fault injection: crashing after \(done) bytes of \(delivery.id) were recorded as verified")

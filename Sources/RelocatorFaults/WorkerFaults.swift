@@ -18,6 +18,8 @@ import Synchronization
 /// - `crash-before-ack`: SIGKILL between a verified move and its ack;
 /// - `crash-after-chunk=N`: SIGKILL right after the Nth chunk a pull from another host fsynced
 ///   and recorded as verified;
+/// - `crash-before-published`: SIGKILL when a pull from another host, its copy linked under the
+///   final name and the directory fsynced, is about to record `stage=published`;
 /// - `corrupt-read-back=N`: flip a byte of the first N copies between the write and the read-back;
 /// - `lose-reply=N`: act on every Nth claim as if its reply had been lost (the job stays in the
 ///   worker's processing list for the maintenance loop to give back);
@@ -30,7 +32,9 @@ public struct WorkerFaults: Sendable {
     public var loseReply = 0
     /// Counts the records of bytes copied down to the crash (`crash-after-chunk`).
     var crashAfterChunk: Countdown?
-    public var isActive: Bool { move != nil || crashBeforeAck || noopMove || loseReply > 0 || crashAfterChunk != nil }
+    /// SIGKILL before a pull records its copy published (`crash-before-published`).
+    var crashBeforePublished = false
+    public var isActive: Bool { move != nil || crashBeforeAck || noopMove || loseReply > 0 || crashAfterChunk != nil || crashBeforePublished }
 
     public init() {}
 
@@ -70,6 +74,8 @@ public struct WorkerFaults: Sendable {
                 stops.append((step, Countdown(pieces.count == 2 ? Int(pieces[1])! : 1)))
             case ("crash-before-ack", nil):
                 crashBeforeAck = true
+            case ("crash-before-published", nil):
+                crashBeforePublished = true
             case ("crash-after-chunk", let count?):
                 guard let chunks = Int(count), chunks > 0 else {
                     throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "crash-after-chunk=N with N ≥ 1")
@@ -89,7 +95,7 @@ public struct WorkerFaults: Sendable {
                 corrupt = Countdown(limit)
             default:
                 throw ConfigurationError(setting: "RELOCATOR_FAULTS",
-                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, stop-after=<step>[*N], crash-before-ack, crash-after-chunk=N, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
+                                         expected: "crash-after=<step>, fail-after=<step>[*N], pause-after=<step>:<ms>, stop-after=<step>[*N], crash-before-ack, crash-before-published, crash-after-chunk=N, corrupt-read-back=N, lose-reply=N or noop-move (got '\(item)')")
             }
         }
         if crashAfter == nil && failures.isEmpty && corrupt == nil && pauses.isEmpty && stops.isEmpty { return }

@@ -1,3 +1,4 @@
+import FileMover
 import Foundation
 import RelocatorCore
 #if canImport(Glibc)
@@ -11,6 +12,8 @@ struct TransferClient {
     let address: TransferAddress
     var connectTimeout: Duration = .seconds(2)
     var readTimeout: Duration = .seconds(10)
+    /// The key the workers share: every request is signed under it.
+    var signingKey: TransferSigningKey?
 
     /// An answer: its status, headers (lower-case names) and body.
     struct Answer {
@@ -23,6 +26,7 @@ struct TransferClient {
         /// The refusal's code of a JSON error body (`{"error": …}`).
         var refusal: String? {
             (try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["error"] as? String
+                ?? header(TransferProtocol.refusalHeader)
         }
         var message: String {
             ((try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["message"] as? String) ?? "HTTP \(status)"
@@ -34,12 +38,24 @@ struct TransferClient {
         let description: String
     }
 
-    /// One request; the body of the answer is read up to `maximumBody` bytes.
+    /// An answer longer than was asked for: nothing of it is kept.
+    struct Oversized: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// One request; the body of the answer is read up to `maximumBody` bytes (a longer one is
+    /// `Oversized`).
     func send(_ method: String, _ path: String, headers: [(String, String)], maximumBody: Int = TransferProtocol.maximumRange + 4096) throws -> Answer {
         let fd = try connect()
         defer { close(fd) }
         var head = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nContent-Length: 0\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let signingKey {
+            func value(_ name: String) -> String { headers.first { $0.0.lowercased() == name.lowercased() }?.1 ?? "" }
+            let cid = path.split(separator: "/").dropFirst(TransferProtocol.pathPrefix.split(separator: "/").count).first.map(String.init) ?? ""
+            let signature = signingKey.sign(method: method, path: path, cid: cid, gen: value(TransferProtocol.genHeader), range: value("Range"))
+            head += "\(TransferProtocol.signatureHeader): \(signature)\r\n"
+        }
         head += "\r\n"
         let request = Array(head.utf8)
         var sent = 0
@@ -65,15 +81,18 @@ struct TransferClient {
                 headerEnd = end
                 let parsed = try Self.headers(received[0..<end])
                 if let length = parsed.headers["content-length"] {
-                    guard length.count <= 12, let value = Int(length), value >= 0, value <= maximumBody else {
+                    guard length.count <= 12, let value = Int(length), value >= 0 else {
                         throw Unreachable(description: "\(address): an answer of \(length.prefix(20)) bytes")
+                    }
+                    guard method == "HEAD" || value <= maximumBody else {
+                        throw Oversized(description: "\(address): an answer of \(value) bytes, at most \(maximumBody) asked for")
                     }
                     expected = method == "HEAD" ? 0 : value
                 } else if method == "HEAD" {
                     expected = 0
                 }
             }
-            guard received.count <= maximumBody + 65536 else { throw Unreachable(description: "\(address): an answer larger than \(maximumBody) bytes") }
+            guard received.count <= maximumBody + 65536 else { throw Oversized(description: "\(address): an answer larger than \(maximumBody) bytes") }
         }
         guard let headerEnd else { throw Unreachable(description: "\(address): the connection closed before an answer") }
         let (status, fields) = try Self.headers(received[0..<headerEnd])

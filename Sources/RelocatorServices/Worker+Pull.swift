@@ -9,18 +9,28 @@ import RelocatorCore
 extension Worker {
     /// How many bytes one request of a pull asks for.
     static let pullChunk = 8 << 20
+    /// The most bytes one payment to the level's bandwidth bucket covers: the rate holds in steps
+    /// of at most this much, never whole chunks.
+    static let pullPacingStep: Int64 = 1 << 20
+    /// How many times a range that arrived changed, short, long or empty is asked again.
+    static let pullChunkAttempts = 3
 
     /// True when this worker pulls `job`'s file: it serves transfers, holds the target level and
-    /// has no directory for the source level (another host's).
+    /// has no directory for the source level (another host's, or a level named nowhere).
     func pullsFromAnotherHost(_ job: Job) -> Bool {
         settings.transfer != nil && levels != nil && settings.directories.directory(of: job.dbLevel) == nil
             && settings.directories.directory(of: job.target) != nil
     }
 
+    /// A pull that must wait without an attempt (no room in the target level yet).
+    struct PullDeferred: Error {
+        let reason: String
+    }
+
     /// Pulls the delivery's file, publishes it, has the source removed, and ends the delivery.
-    func pullAndEnd(_ delivery: Delivery, _ session: any JobQueueing, _ context: MoveContext, _ log: Logger) {
+    func pullAndEnd(_ delivery: Delivery, _ session: any JobQueueing, _ context: MoveContext, _ log: Logger, permit holder: String) {
         do {
-            let result = try pull(delivery, session, log)
+            let result = try pull(delivery, session, log, holder: holder)
             finishPulled(delivery, result, context, session, log)
         } catch let error as MoveError {
             if error.kind == .levelUnavailable { checkLevels() }
@@ -28,14 +38,28 @@ extension Worker {
         } catch let error as TransferClient.Unreachable {
             // A network problem is not the move's: the job waits, counting no attempt.
             report(delivery, MoveError(.levelUnavailable, "the source's worker cannot be reached: \(error)"), context, session, log)
+        } catch let deferred as PullDeferred {
+            retrying("end the move", log) {
+                if try session.complete(delivery, .deferred(reason: deferred.reason, delay: settings.deferRetry, lockHeld: true)) == .deferred {
+                    log.notice("move deferred: \(deferred.reason)")
+                }
+            }
         } catch {
             report(delivery, MoveError(.ioError, "cannot record the move in Redis: \(error)"), context, session, log)
         }
     }
 
+    /// What the source's worker says of the file (`HEAD`): its size, version and attributes.
+    struct PulledSource {
+        var client: TransferClient
+        var size: Int64
+        var version: String
+        var attributes: FileAttributes?
+    }
+
     /// The steps of a pull, under the content's lock in the target level. Returns the result of a
     /// move whose source is removed (or proven gone).
-    func pull(_ delivery: Delivery, _ session: any JobQueueing, _ log: Logger) throws -> MoveResult {
+    func pull(_ delivery: Delivery, _ session: any JobQueueing, _ log: Logger, holder: String) throws -> MoveResult {
         let job = delivery.job
         let lost = { MoveError(.leaseLost, "job \(delivery.id) is no longer this delivery's") }
         let filename: Filename
@@ -45,89 +69,267 @@ extension Worker {
             throw MoveError(.invalidFilename, "\(job.filename.debugDescription.prefix(200)): \(error)")
         }
         guard let root = levels?.roots[job.target] else { throw MoveError(.unknownLevel, "level '\(job.target)' is not held by this worker") }
+        // A level this host's RELOCATOR_LEVELS does not name is no other host's: nobody would serve it.
+        guard settings.remoteLevels.contains(job.dbLevel) else {
+            let named = (settings.directories.names + settings.remoteLevels.sorted()).joined(separator: ", ")
+            throw MoveError(.unknownLevel, "level '\(job.dbLevel)' is named in no RELOCATOR_LEVELS entry of this worker (it names \(named))")
+        }
         guard let lock = try ContentLock.tryLock(cid: job.cid, in: [root]) else {
             throw MoveError(.contentLocked, "another delivery of content \(job.cid) holds its lock in level '\(job.target)'")
         }
         defer { lock.release() }
         guard let reading = session as? any QueueReading else { throw MoveError(.levelUnavailable, "this queue lists no workers") }
-        guard let peer = TransferPeer.serving(job.dbLevel, among: try reading.heartbeats(), excluding: settings.id).first else {
+        let peers = TransferPeer.serving(job.dbLevel, among: try reading.heartbeats(), excluding: settings.id)
+        guard !peers.isEmpty else {
             throw MoveError(.levelUnavailable, "no live worker serves level '\(job.dbLevel)'; the move waits for one")
         }
-        let client = TransferClient(address: peer.address)
-        let credentials = [(TransferProtocol.deliveryHeader, job.deliveryToken), (TransferProtocol.genHeader, "\(job.gen)")]
-        let algorithm = (job.checksum.flatMap { try? Checksum(parsing: $0) })?.algorithm ?? .xxh128
+        // A secret of this delivery's own, recorded (its digest, with the token checked) before any
+        // request: the source serves and removes only for the live delivery that knows it.
+        let secret = TransferSecret.random()
+        guard try session.record(delivery, .transferSecret(digest: secret.digest)) else { throw lost() }
+        let credentials = [(TransferProtocol.deliveryHeader, job.deliveryToken), (TransferProtocol.secretHeader, secret.text),
+                           (TransferProtocol.genHeader, "\(job.gen)")]
 
-        // Published by an earlier delivery: checked against the checksum it recorded, then proven.
+        // A file under the final name already.
         if case .regularFile(let size) = try root.lookup(filename) {
-            guard job.stage == .publishing, let recorded = job.checksum.flatMap({ try? Checksum(parsing: $0) }),
-                  try root.checksum(of: filename, algorithm: recorded.algorithm) == recorded else {
-                throw MoveError(.destinationConflict, "\(job.target)/\(filename.value) exists and is not a copy this job published; both are left")
-            }
-            try removeSource(client, job, credentials, recorded, lost)
-            return MoveResult(bytes: size, checksum: recorded, method: .copied, foundIn: job.dbLevel)
+            return try proveFound(delivery, session, root, filename, size: size, peers, credentials, log, lost)
         }
 
+        let source = try locate(job, peers, credentials)
+        // Room in the target (its high watermark), reserved against every other copy into it.
+        let snapshot = placement.withLock { $0 }
+        var reserved: Int64?
+        if let snapshot, !(job.stage?.mayHaveCopyAtTarget ?? false),
+           let wait = pullAdmission(job, size: source.size, snapshot, holder: holder, session, reserved: &reserved, log) {
+            throw PullDeferred(reason: wait)
+        }
+        defer {
+            if reserved != nil {
+                do {
+                    _ = try session.admit(.releaseRoom(level: job.target, holder: holder))
+                } catch {
+                    log.debug("cannot release the room reserved in \(job.target) (it lapses by itself): \(error)")
+                }
+            }
+        }
+        let bandwidth = snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil }
+        let renewal = PullRenewal(worker: self, session: session, log: log,
+                                  permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil,
+                                  room: reserved.map { (job.target, holder, $0) })
+
         // The verified prefix of an earlier delivery (fsynced and recorded) is kept when the source
-        // still begins with the same bytes; only the rest is asked for.
-        let copy = try ReceivedCopy.open(in: root, cid: job.cid, gen: job.gen, filename: filename, keeping: job.verified ?? 0,
-                                         algorithm: algorithm, holding: lock)
+        // still begins with the same bytes; only the rest is asked for. A prefix longer than the
+        // source is not the source's.
+        let verified = job.verified ?? 0
+        let copy = try ReceivedCopy.open(in: root, cid: job.cid, gen: job.gen, filename: filename,
+                                         keeping: verified <= source.size ? verified : 0, algorithm: settings.checksum, holding: lock)
         // Whatever stops the pull, the temporary file stays: the next delivery resumes from it.
-        var version: String?
         if let kept = copy.keptPrefixChecksum {
-            let answer = try client.send("HEAD", TransferProtocol.contentPath(job.cid), headers: credentials + [("Range", "bytes=0-\(copy.written - 1)")])
+            let answer = try source.client.send("HEAD", TransferProtocol.contentPath(job.cid),
+                                                headers: credentials + [("Range", "bytes=0-\(copy.written - 1)"), (TransferProtocol.versionHeader, source.version)])
             try Self.refuseUnlessOK(answer, lost)
             if answer.header(TransferProtocol.rangeChecksumHeader) == kept.description {
-                version = answer.header(TransferProtocol.versionHeader)
                 log.info("resuming a transfer after the \(copy.written) bytes verified before")
             } else {
                 try copy.restart()
             }
         }
-        // The source's size, known from the first answer on.
-        var size: Int64 = -1
-        while size < 0 || copy.written < size {
+        // Smaller requests under a bandwidth limit, so that the bytes come about as they are paid.
+        let chunk = Int64(bandwidth.map { min(Int64(Self.pullChunk), max(Self.pullPacingStep, $0 / 4)) } ?? Int64(Self.pullChunk))
+        while copy.written < source.size {
             if cancel.isRaised { throw MoveError(.cancelled, "stopped while pulling \(job.dbLevel)/\(filename.value)") }
-            var headers = credentials + [("Range", "bytes=\(copy.written)-\(copy.written + Int64(Self.pullChunk) - 1)")]
-            if let version { headers.append((TransferProtocol.versionHeader, version)) }
-            let answer = try pullChunk(client, job, headers, lost)
-            guard let total = answer.header(TransferProtocol.sizeHeader).flatMap({ Int64($0) }), total >= 0,
-                  let served = answer.header(TransferProtocol.versionHeader) else {
-                throw MoveError(.ioError, "\(peer.address) answered without the file's size or version")
-            }
-            if let version, version != served { throw MoveError(.sourceChanged, "\(job.dbLevel)/\(filename.value) changed during the transfer") }
-            version = served
-            size = total
-            guard answer.header("content-range")?.hasPrefix("bytes \(copy.written)-") == true || (total == 0 && answer.status == 416) else {
-                throw MoveError(.ioError, "\(peer.address) answered another range than asked (\(answer.header("content-range") ?? "none"))")
-            }
-            if total == 0 { break }
-            try copy.append(answer.body)
+            let length = Int(min(chunk, source.size - copy.written))
+            if let bandwidth { pay(Int64(length), rate: bandwidth, level: job.target, session, log, renewal) }
+            let bytes = try pullChunk(source, job, credentials, offset: copy.written, length: length, lost)
+            try copy.append(bytes)
             // A chunk counts as verified once fsynced and recorded: a later delivery resumes after it.
             try copy.sync()
-            guard try session.record(delivery, .verified(copy.written, of: total)) else { throw lost() }
+            guard try session.record(delivery, .verified(copy.written, of: source.size)) else { throw lost() }
+            renewal.renew()
         }
-        let checksum = try copy.verify()
+        let checksum = try copy.verify(attributes: source.attributes)
         guard try session.record(delivery, .publishing(checksum, bytes: copy.written)) else { throw lost() }
         guard try copy.publish() else {
             throw MoveError(.destinationConflict, "\(job.target)/\(filename.value) appeared while the copy was made; both are left")
         }
-        try removeSource(client, job, credentials, checksum, lost)
+        // Linked and its directory fsynced: only now may the source's side remove its copy.
+        guard try session.record(delivery, .published) else { throw lost() }
+        try removeSource(source.client, job, credentials, checksum, lost)
         return MoveResult(bytes: copy.written, checksum: checksum, method: .copied, foundIn: job.dbLevel)
     }
 
-    /// One range, checked against its checksum; asked again (up to three times) when the bytes
-    /// came changed on the way.
-    private func pullChunk(_ client: TransferClient, _ job: Job, _ headers: [(String, String)], _ lost: () -> MoveError) throws -> TransferClient.Answer {
-        var attempts = 0
-        while true {
-            attempts += 1
-            let answer = try client.send("GET", TransferProtocol.contentPath(job.cid), headers: headers)
-            if answer.status == 416 { return answer }
-            try Self.refuseUnlessOK(answer, lost)
-            let own = ReceivedChunk.checksum(answer.body)
-            if answer.header(TransferProtocol.rangeChecksumHeader) == own.description { return answer }
-            guard attempts < 3 else { throw MoveError(.checksumMismatch, "a range of content \(job.cid) arrived changed \(attempts) times") }
+    /// A file found under the final name: a copy an earlier delivery published (perhaps stopped
+    /// between the link and its record) is checked against the checksum it recorded; any other
+    /// (a reversed job's, whose copy is where it goes back to) is compared with the source by hash.
+    /// Equal: recorded published, its directory fsynced first, then the source removed.
+    private func proveFound(_ delivery: Delivery, _ session: any JobQueueing, _ root: LevelRoot, _ filename: Filename, size: Int64,
+                            _ peers: [TransferPeer], _ credentials: [(String, String)], _ log: Logger, _ lost: () -> MoveError) throws -> MoveResult {
+        let job = delivery.job
+        let conflict = MoveError(.destinationConflict, "\(job.target)/\(filename.value) exists and is neither a copy this job published nor equal to the source; both are left")
+        let checksum: Checksum
+        let source: PulledSource?
+        let how: String
+        if job.stage == .publishing || job.stage == .published, let recorded = job.checksum.flatMap({ try? Checksum(parsing: $0) }) {
+            guard try root.checksum(of: filename, algorithm: recorded.algorithm) == recorded else { throw conflict }
+            checksum = recorded
+            how = "the copy an earlier delivery published is in place"
+            do {
+                source = try locate(job, peers, credentials)
+            } catch let error as MoveError where error.kind == .sourceMissing {
+                // No worker serving the level has it: removed after an earlier proof, its answer lost.
+                source = nil
+            }
+        } else {
+            let found = try locate(job, peers, credentials)
+            guard found.size == size else { throw conflict }
+            if size > 0 {
+                let answer = try found.client.send("HEAD", TransferProtocol.contentPath(job.cid),
+                                                   headers: credentials + [("Range", "bytes=0-\(size - 1)"), (TransferProtocol.versionHeader, found.version)])
+                try Self.refuseUnlessOK(answer, lost)
+                guard answer.header(TransferProtocol.rangeChecksumHeader) == (try root.checksum(of: filename, algorithm: .xxh128))?.description else {
+                    throw conflict
+                }
+            }
+            guard let own = try root.checksum(of: filename, algorithm: settings.checksum) else { throw conflict }
+            checksum = own
+            how = "the copy at the target is equal to the source"
+            guard try session.record(delivery, .publishing(checksum, bytes: size)) else { throw lost() }
+            source = found
         }
+        if job.stage != .published {
+            try root.syncDirectory(of: filename)
+            guard try session.record(delivery, .published) else { throw lost() }
+        }
+        if let source {
+            log.info("\(how); its source is removed")
+            try removeSource(source.client, job, credentials, checksum, lost)
+        } else {
+            log.info("the copy an earlier delivery published is in place, and no worker serving the source level has its source")
+        }
+        return MoveResult(bytes: size, checksum: checksum, method: .copied, foundIn: job.dbLevel)
+    }
+
+    /// The live worker that has the source (`HEAD`), the most recently seen first. One answering
+    /// `source_missing` is not final while another may have it: the source is missing only when
+    /// every one of them says so; one that cannot be reached (or does not serve the level now)
+    /// makes the move wait.
+    func locate(_ job: Job, _ peers: [TransferPeer], _ credentials: [(String, String)]) throws -> PulledSource {
+        var unreachable: [String] = []
+        var missing: [String] = []
+        let lost = { MoveError(.leaseLost, "job \(job.id) is no longer this delivery's") }
+        for peer in peers {
+            let client = TransferClient(address: peer.address, signingKey: settings.transferSigningKey)
+            let answer: TransferClient.Answer
+            do {
+                answer = try client.send("HEAD", TransferProtocol.contentPath(job.cid), headers: credentials)
+            } catch let error as TransferClient.Unreachable {
+                unreachable.append("\(peer.worker): \(error)")
+                continue
+            }
+            if (200..<300).contains(answer.status) {
+                guard let text = answer.header(TransferProtocol.sizeHeader), text.count <= 18, let size = Int64(text), size >= 0,
+                      let version = answer.header(TransferProtocol.versionHeader) else {
+                    unreachable.append("\(peer.worker) answered without the file's size or version")
+                    continue
+                }
+                return PulledSource(client: client, size: size, version: version,
+                                    attributes: answer.header(TransferProtocol.attributesHeader).flatMap(FileAttributes.init(parsing:)))
+            }
+            switch answer.refusal.flatMap(TransferProtocol.Refusal.init(rawValue:)) {
+            case .sourceMissing: missing.append(peer.worker)
+            case .notServed, .unavailable, .wrongSignature: unreachable.append("\(peer.worker): \(answer.message)")
+            default: try Self.refuseUnlessOK(answer, lost)
+            }
+        }
+        if !unreachable.isEmpty {
+            throw TransferClient.Unreachable(description: unreachable.joined(separator: "; ")
+                                             + (missing.isEmpty ? "" : " (\(missing.joined(separator: ", ")) \(missing.count == 1 ? "has" : "have") no such file)"))
+        }
+        throw MoveError(.sourceMissing, "no live worker serving level '\(job.dbLevel)' has \(job.filename.prefix(200)) (asked \(missing.joined(separator: ", ")))")
+    }
+
+    /// One range of exactly `length` bytes from `offset`, checked against its checksum, the size and
+    /// the version; asked again (up to `pullChunkAttempts` times) when it came changed, empty,
+    /// shorter or longer than asked. Nothing beyond it is ever written.
+    private func pullChunk(_ source: PulledSource, _ job: Job, _ credentials: [(String, String)], offset: Int64, length: Int,
+                           _ lost: () -> MoveError) throws -> [UInt8] {
+        let last = offset + Int64(length) - 1
+        let headers = credentials + [("Range", "bytes=\(offset)-\(last)"), (TransferProtocol.versionHeader, source.version)]
+        var problem = ""
+        for _ in 0..<Self.pullChunkAttempts {
+            let answer: TransferClient.Answer
+            do {
+                answer = try source.client.send("GET", TransferProtocol.contentPath(job.cid), headers: headers, maximumBody: length)
+            } catch let error as TransferClient.Oversized {
+                problem = "\(error)"
+                continue
+            }
+            try Self.refuseUnlessOK(answer, lost)
+            if let served = answer.header(TransferProtocol.versionHeader), served != source.version {
+                throw MoveError(.sourceChanged, "\(job.dbLevel)/\(job.filename.prefix(200)) changed during the transfer")
+            }
+            guard answer.body.count == length, answer.header("content-range") == "bytes \(offset)-\(last)/\(source.size)" else {
+                problem = "\(answer.body.count) bytes as \(answer.header("content-range")?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
+                continue
+            }
+            guard answer.header(TransferProtocol.rangeChecksumHeader) == ReceivedChunk.checksum(answer.body).description else {
+                problem = "bytes \(offset)-\(last) arrived changed"
+                continue
+            }
+            return answer.body
+        }
+        throw MoveError(.checksumMismatch, "a range of content \(job.cid) came wrong \(Self.pullChunkAttempts) times (last: \(problem))")
+    }
+
+    /// Pays `bytes` to the level's bandwidth bucket in steps of at most `pullPacingStep` (and a
+    /// twentieth of a second of the rate), waiting as it says, before they are asked for.
+    private func pay(_ bytes: Int64, rate: Int64, level: String, _ session: any JobQueueing, _ log: Logger, _ renewal: PullRenewal) {
+        var owed = bytes
+        while owed > 0 && !cancel.isRaised {
+            let piece = min(owed, Self.pullPacingStep, max(1, rate / 20))
+            do {
+                switch try session.admit(.bandwidth(level: level, rate: rate, bytes: piece)) {
+                case .wait(let wait): cancel.wait(for: wait)
+                default: owed -= piece
+                }
+            } catch {
+                log.debug("cannot reach the bandwidth limit's bucket; going on: \(error)")
+                return
+            }
+            renewal.renew()
+        }
+    }
+
+    /// Why a pull into the job's target must wait (it would rise above its high watermark), or
+    /// nil; when it may go, `reserved` holds the bytes it adds, reserved in Redis against every
+    /// other copy into the level until the pull ends.
+    private func pullAdmission(_ job: Job, size: Int64, _ snapshot: PlacementSnapshot, holder: String, _ session: any JobQueueing,
+                               reserved: inout Int64?, _ log: Logger) -> String? {
+        guard snapshot.policies[job.target]?.highWater != nil, let directory = settings.directories.directory(of: job.target) else { return nil }
+        var adding = size
+        // An earlier delivery's temporary file holds its blocks already.
+        do {
+            if let bytes = try levels?.roots[job.target]?.temporarySize(cid: job.cid, gen: job.gen) { adding = max(0, adding - bytes) }
+        } catch {
+            log.debug("cannot look for an earlier delivery's temporary file: \(error)")
+        }
+        guard let report = DiskReport.current(LevelDirectories([(job.target, directory)])).levels[job.target] else { return nil }
+        let usage = Placement.Usage(report)
+        guard let room = snapshot.placement.room(in: job.target, usage: usage) else { return nil }
+        let others: Int64
+        do {
+            switch try session.admit(.room(level: job.target, holder: holder, bytes: adding, room: room, ttl: permitTTL)) {
+            case .granted:
+                reserved = adding
+                return nil
+            case .roomHeld(let held): others = held
+            case .refused, .wait: others = 0
+            }
+        } catch {
+            return "cannot reserve room in \(job.target): \(error)"
+        }
+        return snapshot.placement.admission(into: job.target, usage: usage, adding: adding, inFlight: others)
+            ?? "\(job.target) has room for \(room) bytes, and other copies into it hold \(others)"
     }
 
     /// Asks the source's worker to remove its copy once proven.
@@ -152,6 +354,8 @@ extension Worker {
         case .notRegularFile: throw MoveError(.notRegularFile, message)
         case .invalidFilename: throw MoveError(.invalidFilename, message)
         case .notServed, .unavailable: throw MoveError(.levelUnavailable, message)
+        // The hosts' shared keys differ: a configuration to mend, not the move's fault; it waits.
+        case .wrongSignature: throw MoveError(.levelUnavailable, message)
         default: throw MoveError(.ioError, message)
         }
     }
@@ -168,6 +372,36 @@ extension Worker {
             } else {
                 log.warning("moved, but the job was no longer this delivery's; the next delivery finds the file in place")
             }
+        }
+    }
+}
+
+/// Renews the move permit and the room reservation of a pull that lasts, as a local copy's hooks do.
+final class PullRenewal {
+    let worker: Worker
+    let session: any JobQueueing
+    let log: Logger
+    let permit: (level: String, holder: String)?
+    let room: (level: String, holder: String, bytes: Int64)?
+    var renewed = ContinuousClock.now
+
+    init(worker: Worker, session: any JobQueueing, log: Logger, permit: (level: String, holder: String)?,
+         room: (level: String, holder: String, bytes: Int64)?) {
+        self.worker = worker
+        self.session = session
+        self.log = log
+        self.permit = permit
+        self.room = room
+    }
+
+    func renew() {
+        guard permit != nil || room != nil, ContinuousClock.now - renewed >= worker.permitTTL / 3 else { return }
+        renewed = .now
+        do {
+            if let permit { _ = try session.admit(.permit(level: permit.level, holder: permit.holder, most: Int.max, ttl: worker.permitTTL)) }
+            if let room { _ = try session.admit(.room(level: room.level, holder: room.holder, bytes: room.bytes, room: .max, ttl: worker.permitTTL)) }
+        } catch {
+            log.debug("cannot renew the permit or the room reserved in \(permit?.level ?? room?.level ?? ""): \(error)")
         }
     }
 }

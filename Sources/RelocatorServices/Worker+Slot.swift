@@ -124,7 +124,7 @@ extension Worker {
         log[metadataKey: "job.cid"] = "\(job.cid)"
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)
         if pullsFromAnotherHost(job) {
-            pullAndEnd(delivery, session, context, log)
+            pullAndEnd(delivery, session, context, log, permit: holder)
             return false
         }
         let request: MoveRequest

@@ -45,6 +45,13 @@ public final class Worker: Service, Sendable {
         /// holds once the endpoint listens (`transferServed`). Nil: it serves no transfers, as when
         /// every worker sees every level.
         public var transfer: TransferAddress?
+        /// Levels of `RELOCATOR_LEVELS` whose directory is on another host: a move from one is
+        /// pulled (and waits while no live worker serves it); a level named nowhere is a failure.
+        public var remoteLevels: Set<String> = []
+        /// The checksum of a pulled copy (the mover's, `RELOCATOR_CHECKSUM`).
+        public var checksum: ChecksumAlgorithm = .xxh128
+        /// The key the workers share (`--transfer-secret-file`): the pull signs its requests with it.
+        public var transferSigningKey: TransferSigningKey?
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {

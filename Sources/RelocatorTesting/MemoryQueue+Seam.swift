@@ -10,7 +10,7 @@ extension MemoryQueue {
         try available {}
         return requests.map {
             submit(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: $0.readAt,
-                   policy: $0.policy, sentAt: $0.sentAt, queuedBy: $0.queuedBy)
+                   policy: $0.policy, sentAt: $0.sentAt, readBound: $0.readBound, queuedBy: $0.queuedBy)
         }
     }
 
@@ -56,6 +56,11 @@ extension MemoryQueue {
         case .verified(let done, let total):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
                                       [(.verified, String(done)), (.bytesDone, String(done)), (.bytesTotal, String(total))])
+        case .published:
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, [(.stage, MoveStage.published.rawValue)])
+        case .transferSecret(let digest):
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
+                                      [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))])
         }
     }
 
@@ -96,7 +101,7 @@ extension MemoryQueue {
     public func maintain(_ request: MaintenanceRequest) throws -> MaintenanceReport {
         try heartbeat(worker: request.beat.id, beat: request.beat, ttl: request.ttl)
         var report = MaintenanceReport()
-        if request.promoteDue { report.promoted = try promoteDue(limit: 500, horizons: request.horizons) }
+        if request.promoteDue { report.promoted = try promoteDue(limit: 500, horizons: request.horizons, process: request.beat.id) }
         if let grace = request.reapAfter { report.reaped = try reap(grace: grace) }
         report.paused = try paused()
         report.placement = try placementSnapshot()

@@ -72,14 +72,18 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
 
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
-                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) -> SubmitResult {
+                       readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil, readBound: Int64? = nil,
+                       queuedBy: QueuedBy? = nil) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
             let now = self.now
             var readAt = readAt ?? now
             // The read's age on the caller's clock, placed on the queue's (enqueue.lua does the same).
-            if readAt >= 0, let sentAt { readAt = sentAt < readAt ? 0 : max(0, now.saturatingSubtract(sentAt.saturatingSubtract(readAt))) }
+            if readAt >= 0, let sentAt {
+                readAt = sentAt < readAt ? 0 : max(0, now.saturatingSubtract(sentAt.saturatingSubtract(readAt)))
+                if let readBound { readAt = max(0, min(readAt, readBound)) }
+            }
             var h = live(key) ? hashes[key] ?? [:] : [:]
             let status = h["status"], oldGen = h["gen"], curTarget = h["target"], curDb = h["db_level"], stage = h["stage"]
             let oldID = "\(cid):\(oldGen ?? "")"
@@ -89,7 +93,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     if outcome == .followUp { set(key, ["next_queued_by": queuedBy.stored]) }
                 }
                 let fields = hashes[key] ?? [:]
-                return SubmitResult(outcome: outcome, job: Job(hash: fields))
+                return SubmitResult(outcome: outcome, job: Job(hash: fields), queueNow: now)
             }
             func push(_ gen: Int64) { lpush(shard.queue(target), "\(cid):\(gen)") }
             // Queues a new or re-aimed job, or defers it while the content's residency window lasts.
@@ -117,7 +121,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         set(key, ["next_target": target])
                         return answer(.followUp)
                     }
-                    hashes[key]?["next_target"] = nil
+                    for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     return answer(.updated)
                 }
                 if published {
@@ -126,8 +130,9 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                         push(reverse(key, shard: shard, cid: cid, gen: oldGen, origin: curDb!, target: curTarget!))
                         return answer(.reversed)
                     }
-                    if target != curTarget { set(key, ["next_target": target]) } else { hashes[key]?["next_target"] = nil }
+                    if target != curTarget { set(key, ["next_target": target]) } else { for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil } }
                     if status == "dead" {
+                        if target != curTarget, let queuedBy { set(key, ["next_queued_by": queuedBy.stored]) }
                         unschedule()
                         let gen = newGen(oldGen, shard: shard, cid: cid)
                         set(key, ["status": "queued", "attempts": "0", "gen": String(gen)])
@@ -138,26 +143,26 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     return answer(target != curTarget ? .followUp : .updated)
                 }
                 if target == curTarget {
-                    hashes[key]?["next_target"] = nil
+                    for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     return answer(.updated)
                 }
                 unschedule()
                 if target == curDb, curDb == dbLevel {
                     forget(key)
-                    return SubmitResult(outcome: .dropped, job: nil)
+                    return SubmitResult(outcome: .dropped, job: nil, queueNow: now)
                 }
                 if target == curDb {
                     // The database names another level than the job's origin: re-aimed from there.
                     let gen = newGen(oldGen, shard: shard, cid: cid)
                     set(key, ["db_level": dbLevel, "target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
-                    for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                    for field in ["defer_reason", "due_at", "next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     retireError(key)
                     push(gen)
                     return answer(.retargeted)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 set(key, ["target": target, "gen": String(gen), "status": "queued", "attempts": "0"])
-                for field in ["defer_reason", "due_at", "next_target"] { hashes[key]?[field] = nil }
+                for field in ["defer_reason", "due_at", "next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                 retireError(key)
                 start(gen, origin: curDb ?? dbLevel)
                 return answer(.retargeted)
@@ -173,12 +178,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     overridden = true
                 }
                 if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed >= readAt {
-                    return SubmitResult(outcome: .staleLevel, job: nil)
+                    return SubmitResult(outcome: .staleLevel, job: nil, queueNow: now)
                 }
                 if status == "dead" { unschedule() }
                 if target == origin {
                     if status == "dead" { forget(key) }
-                    return SubmitResult(outcome: .inPlace, job: nil)
+                    return SubmitResult(outcome: .inPlace, job: nil, queueNow: now)
                 }
                 let gen = newGen(oldGen, shard: shard, cid: cid)
                 forget(key)
@@ -190,7 +195,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             }
             set(key, ["count": String(count), "updated_at": String(now)])
             if target == curTarget {
-                hashes[key]?["next_target"] = nil
+                for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                 return answer(.updated)
             }
             set(key, ["next_target": target])
@@ -386,11 +391,31 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func promoteDue(limit: Int, horizons: ScheduleHorizons = .none) throws -> Int {
+    /// The caller's horizon announced, and the longest any process announced for `kind` that is
+    /// still kept (due.lua does the same).
+    private func announcedHorizon(_ own: Int64, kind: ScheduleHorizons.Kind, process: String, in shard: ShardKeys) -> Duration {
+        if !process.isEmpty {
+            set(shard.horizons, [ScheduleHorizons.field(kind, process: process): "\(ScheduleHorizons.announcementUntil(now: now, horizon: own)):\(own)"])
+        }
+        var longest = own
+        for (field, value) in hashes[shard.horizons] ?? [:] {
+            let parts = value.split(separator: ":")
+            guard parts.count == 2, let until = Int64(parts[0]), let wait = Int64(parts[1]), until >= now else {
+                hashes[shard.horizons]?[field] = nil
+                continue
+            }
+            if field.hasPrefix(kind.rawValue + "|") { longest = max(longest, wait) }
+        }
+        return .milliseconds(longest)
+    }
+
+    func promoteDue(limit: Int, horizons: ScheduleHorizons = .none, process: String = "") throws -> Int {
         try available {
             var promoted = 0
             for shard in keys.shards {
-                for (set, status, horizon) in [(shard.retry, "retrying", horizons.retry), (shard.deferred, "deferred", horizons.deferral)] {
+                for (set, status, own, kind) in [(shard.retry, "retrying", horizons.retry, ScheduleHorizons.Kind.retry),
+                                                 (shard.deferred, "deferred", horizons.deferral, .deferred)] {
+                    let horizon = own.map { announcedHorizon(ScheduleHorizons.milliseconds($0), kind: kind, process: process, in: shard) }
                     let due = (sortedSets[set] ?? [:]).filter { ScheduleHorizons.isDue($0.value, now: now, horizon: horizon) }
                         .sorted { $0.value < $1.value }.prefix(limit)
                     for (raw, _) in due {
@@ -709,7 +734,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         return gen
     }
 
-    private static func published(_ stage: String?) -> Bool { stage == "publishing" || stage == "source_removed" }
+    private static func published(_ stage: String?) -> Bool { stage == "publishing" || stage == "published" || stage == "source_removed" }
 
     private func forget(_ key: String) {
         hashes[key] = nil
@@ -728,7 +753,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         let newer = newGen(gen, shard: shard, cid: cid)
         set(key, ["db_level": target, "target": origin, "gen": String(newer), "attempts": "0", "status": "queued",
                   "worker_id": "", "updated_at": String(now)])
-        for field in ["next_target", "stage", "bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
+        for field in ["next_target", "next_queued_by", "stage", "bytes_done", "bytes_total", "started_at"] { hashes[key]?[field] = nil }
         retireError(key)
         return newer
     }

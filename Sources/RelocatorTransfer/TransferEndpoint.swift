@@ -12,11 +12,14 @@ public struct TransferEndpoint: Sendable {
     public let levels: HeldLevels
     public let queue: any QueueGateway
     public let logger: Logger
+    /// The key the workers share: every request must be signed under it (nil: none is required).
+    public let signingKey: TransferSigningKey?
 
-    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger) {
+    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil) {
         self.levels = levels
         self.queue = queue
         self.logger = logger
+        self.signingKey = signingKey
     }
 
     /// The routes, for a server or Hummingbird's router tests.
@@ -36,12 +39,12 @@ public struct TransferEndpoint: Sendable {
         return router
     }
 
-    /// The job the request names, checked: its cid and generation, the delivery's token (in
-    /// constant time), the job in flight, its source a level this worker holds.
+    /// The job the request names, checked: its cid and generation, the delivery's token and secret
+    /// (in constant time, against what the live delivery recorded), the job in flight, its source
+    /// a level this worker holds.
     func job(_ request: Request, cid text: String, _ session: any JobQueueSession) throws -> (Job, LevelRoot, Filename) {
-        guard let presented = request.headers[TransferHeader.delivery], !presented.isEmpty else {
-            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
-        }
+        let (presented, secret) = try Self.credentials(request)
+        try checkSignature(request, cid: text)
         guard !text.isEmpty, text.count <= 19, text.allSatisfy({ $0.isASCII && $0.isNumber }), let cid = Int64(text) else {
             throw TransferRefusal(.invalidCID, "a content id is a non-negative decimal number (got '\(text.prefix(64))')")
         }
@@ -57,8 +60,13 @@ public struct TransferEndpoint: Sendable {
         case .failure(let problem): throw TransferRefusal(.unknownCID, "the job of content \(cid) cannot be read: \(problem)")
         case .success(let read): job = read
         }
-        guard ConstantTime.equal(Array(presented.utf8), Array(job.deliveryToken.utf8)), job.token != nil else {
-            throw TransferRefusal(.wrongCredential, "the delivery token is not the current one of content \(cid)'s job")
+        // The secret's key as the live delivery would have recorded it: an earlier delivery's key
+        // names another token. Both compared whatever the first comparison found.
+        let expectedKey = TransferProtocol.transferKey(token: job.deliveryToken, digest: TransferSecret.digest(of: secret))
+        let tokenMatches = ConstantTime.equal(Array(presented.utf8), Array(job.deliveryToken.utf8))
+        let secretMatches = ConstantTime.equal(Array(expectedKey.utf8), Array((job.transferKey ?? "").utf8))
+        guard tokenMatches, secretMatches, job.token != nil, job.transferKey != nil else {
+            throw TransferRefusal(.wrongCredential, "the credentials are not those of content \(cid)'s current delivery")
         }
         // (Nothing of the job in the answer: a caller that is not its delivery learns nothing.)
         guard job.gen == gen, job.status == .moving else {
@@ -79,6 +87,33 @@ public struct TransferEndpoint: Sendable {
             throw TransferRefusal(.invalidFilename, "the job's filename \(job.filename.debugDescription.prefix(200)): \(error)")
         }
         return (job, root, filename)
+    }
+
+    /// The delivery token and the secret a request presents; `missing_credential` without them.
+    static func credentials(_ request: Request) throws -> (token: String, secret: String) {
+        guard let token = request.headers[TransferHeader.delivery], !token.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
+        }
+        guard let secret = request.headers[TransferHeader.secret], !secret.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no secret (\(TransferProtocol.secretHeader))")
+        }
+        guard secret.utf8.count <= TransferProtocol.maximumSecretLength else {
+            throw TransferRefusal(.wrongCredential, "the secret is longer than any this endpoint accepts")
+        }
+        return (token, secret)
+    }
+
+    /// With a shared key: the request's signature, over what it asks (`TransferProtocol.signedText`).
+    func checkSignature(_ request: Request, cid: String) throws {
+        guard let signingKey else { return }
+        guard let signature = request.headers[TransferHeader.signature], !signature.isEmpty else {
+            throw TransferRefusal(.missingCredential, "the request carries no signature (\(TransferProtocol.signatureHeader)); this worker shares a key")
+        }
+        guard signature.utf8.count <= 128,
+              signingKey.verifies(signature, method: request.method.rawValue, path: request.uri.path, cid: cid,
+                                  gen: request.headers[TransferHeader.gen] ?? "", range: request.headers[.range] ?? "") else {
+            throw TransferRefusal(.wrongSignature, "the request's signature is not one under this worker's shared key (--transfer-secret-file)")
+        }
     }
 
     /// `GET`: a range of the file, with its checksum (xxh128: it guards the bytes on their way; the
@@ -119,29 +154,38 @@ public struct TransferEndpoint: Sendable {
             headers[TransferHeader.size] = "\(file.size)"
             headers[TransferHeader.version] = file.version
             headers[TransferHeader.rangeChecksum] = checksum.description
+            headers[TransferHeader.attributes] = try file.attributes().header
             let partial = request.headers[.range] != nil
             if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(bytes.count) - 1)/\(file.size)" }
             return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
         }
     }
 
-    /// `HEAD` with `Range: bytes=0-<n-1>`: the checksum of the file's first n bytes, hashed here —
-    /// any n up to the size — with the file's size and version, and no bytes.
+    /// `HEAD`: the file's size, version and attributes, and no bytes; with `Range: bytes=0-<n-1>`
+    /// also the checksum of its first n bytes, hashed here — any n up to the size (how a resumed
+    /// pull checks the prefix it kept, and a copy found at the target is compared). A request
+    /// carrying `Relocator-Version` is refused once the file changed.
     func prefix(_ request: Request, cid: String) async throws -> Response {
         try await queue.withSession { session in
             let (job, root, filename) = try self.job(request, cid: cid, session)
             guard let file = try root.openForTransfer(filename) else {
                 throw TransferRefusal(.sourceMissing, "\(job.dbLevel)/\(filename.value) is not there")
             }
-            guard let header = request.headers[.range], header.hasPrefix("bytes=0-"),
-                  let last = Int64(header.dropFirst("bytes=0-".count)), last >= 0, last < file.size else {
-                throw TransferRefusal(.invalidRange, "HEAD asks for a prefix: bytes=0-<last>, below the size \(file.size)")
+            if let expected = request.headers[TransferHeader.version], expected != file.version {
+                throw TransferRefusal(.versionChanged, "\(job.dbLevel)/\(filename.value) changed since the transfer began (now version \(file.version))")
             }
-            let checksum = try file.prefixChecksum(last + 1)
             var headers: HTTPFields = [:]
             headers[TransferHeader.size] = "\(file.size)"
             headers[TransferHeader.version] = file.version
-            headers[TransferHeader.rangeChecksum] = checksum.description
+            headers[TransferHeader.attributes] = try file.attributes().header
+            if let header = request.headers[.range] {
+                let digits = header.dropFirst("bytes=0-".count)
+                guard header.hasPrefix("bytes=0-"), !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
+                      let last = Int64(digits), last < file.size else {
+                    throw TransferRefusal(.invalidRange, "HEAD asks for a prefix: bytes=0-<last>, below the size \(file.size)")
+                }
+                headers[TransferHeader.rangeChecksum] = try file.prefixChecksum(last + 1).description
+            }
             return Response(status: .ok, headers: headers)
         }
     }
@@ -159,12 +203,11 @@ public struct TransferEndpoint: Sendable {
     }
 
     /// `POST …/remove`: the source removed once proven — under the content's lock, the job's
-    /// current delivery must have recorded this checksum for its published copy, and the source
-    /// must hash to it, unchanged.
+    /// current delivery must have recorded this checksum and its copy published (`stage=published`),
+    /// and the source must hash to it, unchanged.
     func remove(_ request: Request, cid: String) async throws -> Response {
-        guard request.headers[TransferHeader.delivery]?.isEmpty == false else {
-            throw TransferRefusal(.missingCredential, "the request carries no delivery token (\(TransferProtocol.deliveryHeader))")
-        }
+        _ = try Self.credentials(request)
+        try checkSignature(request, cid: cid)
         guard let text = request.headers[TransferHeader.checksum] else {
             throw TransferRefusal(.invalidChecksum, "the request names no checksum of the copy (\(TransferProtocol.checksumHeader))")
         }
@@ -182,7 +225,9 @@ public struct TransferEndpoint: Sendable {
             defer { lock.release() }
             // Read again under the lock: a later delivery or generation bumps what was checked.
             let (held, _, _) = try self.job(request, cid: cid, session)
-            guard held.stage == .publishing, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
+            // Published: linked under its final name and that directory fsynced on the target's host
+            // (`publishing` is recorded before the link: the copy may not exist yet).
+            guard held.stage == .published, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
                 throw TransferRefusal(.notProven, "content \(held.cid)'s job has recorded no published copy with checksum \(proof) (stage \(held.stage?.rawValue ?? "none"))")
             }
             let outcome = try root.removeProven(filename, checksum: proof, holding: lock)

@@ -36,6 +36,7 @@ public struct TransferRefusal: HTTPResponseError, CustomStringConvertible, Senda
         buffer.writeBytes((try? JSONEncoder().encode(Body(error: code.rawValue, message: message))) ?? Data())
         var headers = self.headers
         headers[.contentType] = "application/json"
+        headers[TransferHeader.refusal] = code.rawValue
         return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
     }
 
@@ -96,9 +97,13 @@ struct TransferErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 public enum TransferHeader {
     public typealias Name = HTTPFields.Element.Name
     public static let delivery = Name(TransferProtocol.deliveryHeader)!
+    public static let secret = Name(TransferProtocol.secretHeader)!
     public static let gen = Name(TransferProtocol.genHeader)!
     public static let version = Name(TransferProtocol.versionHeader)!
     public static let size = Name(TransferProtocol.sizeHeader)!
     public static let rangeChecksum = Name(TransferProtocol.rangeChecksumHeader)!
     public static let checksum = Name(TransferProtocol.checksumHeader)!
+    public static let attributes = Name(TransferProtocol.attributesHeader)!
+    public static let refusal = Name(TransferProtocol.refusalHeader)!
+    public static let signature = Name(TransferProtocol.signatureHeader)!
 }

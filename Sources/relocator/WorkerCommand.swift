@@ -45,6 +45,9 @@ extension Relocator {
         @Option(help: "host:port at which other hosts reach --transfer-listen (default: --transfer-listen, unless it listens on 0.0.0.0 or ::).")
         var transferAdvertise: String?
 
+        @Option(help: "A file holding a secret (at least 16 bytes) every host's workers share: each transfer request is signed with it, and one without its signature is refused. (default: none: the delivery's own secret only)")
+        var transferSecretFile: String?
+
         func validate() throws {
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
                 throw ValidationError("--id must be 1 to 128 characters without spaces")
@@ -77,9 +80,26 @@ extension Relocator {
             }
         }
 
+        /// `--transfer-secret-file`'s key (nil without it); a file that cannot be read or holds too
+        /// little is refused, naming the file and never its content.
+        func transferSigningKey() throws -> TransferSigningKey? {
+            guard let transferSecretFile else { return nil }
+            guard transferListen != nil else { throw ValidationError("--transfer-secret-file needs --transfer-listen") }
+            guard let data = FileManager.default.contents(atPath: transferSecretFile) else {
+                throw CommandFailure("--transfer-secret-file \(transferSecretFile): cannot be read")
+            }
+            do {
+                return try TransferSigningKey(bytes: Array(data))
+            } catch {
+                throw CommandFailure("--transfer-secret-file \(transferSecretFile) \(error)")
+            }
+        }
+
         func run() async throws {
             let transfer = try transferAddresses()
+            let signingKey = try transferSigningKey()
             var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
+            var remoteLevels: Set<String> = []
             let logger = Logs.logger("relocator.worker")
             if transfer != nil {
                 // Each host lists the directories it has; the others' files come through their workers.
@@ -91,6 +111,7 @@ extension Relocator {
                     logger.notice("level '\(level)' (\(directories.directory(of: level)!)) is not on this host: its files are reached through the workers of the hosts that have it")
                 }
                 directories = found.present
+                remoteLevels = Set(found.absent)
             }
             _ = try verifyLevelLayout(directories, setting: setting)
             let served = try Self.servedLevels(levels, directories: directories, setting: setting)
@@ -102,6 +123,9 @@ extension Relocator {
                 gracePeriod: .seconds(gracePeriod))
             settings.deferRetry = try runtime.deferRetry()
             settings.transfer = transfer?.advertise
+            settings.remoteLevels = remoteLevels
+            settings.checksum = try runtime.checksumAlgorithm()
+            settings.transferSigningKey = signingKey
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
@@ -114,7 +138,7 @@ extension Relocator {
             var services: [any Service] = [worker] + (try await metrics.services(logger: logger) { worker.metricsServed(on: $0) })
             if let transfer {
                 let queue = Composition.queueGateway(keys: try runtime.keys(), redis: try runtime.redis(), connections: 4)
-                let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"))
+                let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"), signingKey: signingKey)
                 services.append(TransferServer(endpoint: endpoint, listen: transfer.listen) { worker.transferServed(on: $0) })
             }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

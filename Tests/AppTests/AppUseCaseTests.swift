@@ -90,6 +90,49 @@ import Testing
         #expect(back.content.level == "silver" && back.result.job?.dbLevel == "silver" && back.result.job?.target == "bronze", "\(back)")
     }
 
+    /// The same, with a call 5 s on its way (the process paused after it stamped the call, or Redis
+    /// stalled): more than any allowance. The read goes out with the lower bound of the queue's
+    /// clock learnt from an earlier answer, which no transit moves, and the commit is still seen.
+    /// (With the read's age alone the queue placed the read 5 s late, after the commit, and the
+    /// count was lost as in_place.)
+    @Test func aMoveCommittedWhileACallTravelledLongerThanAnyAllowanceIsSeen() async throws {
+        let contents = ContentCache()
+        let frozen = WallClock.milliseconds()
+        let app = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
+                      contents: contents, logger: Logger(label: "test.app"), clock: { frozen }, monotonic: { 1_000 })
+        _ = try store.put([Content(cid: 10, filename: "h.mp4", level: "bronze")])
+        // An answer teaches the application the queue's clock; then cid 7 is read (and cached).
+        #expect(try await app.submit(cid: 10, count: 5).result.outcome == .inPlace)
+        #expect(try await app.submit(cid: 7, count: 2000).result.outcome == .created)
+        #expect(contents.entry(7)?.readBound != nil)
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            Issue.record("no delivery")
+            return
+        }
+        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
+        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        #expect(try await app.commitIfDone(cid: 7))
+        queue.advance(.seconds(5))
+        let back = try await app.submit(cid: 7, count: 5)
+        #expect(back.content.level == "silver" && back.result.job?.dbLevel == "silver" && back.result.job?.target == "bronze", "\(back)")
+    }
+
+    /// The bound is learnt per shard: the shards of a Redis Cluster live on nodes whose clocks may
+    /// differ, so an answer from one shard bounds no read of a content on another.
+    @Test func theQueuesClockIsLearntPerShard() async throws {
+        let sharded = MemoryQueue(keys: try KeySchema(prefix: "{t}", shards: 2))
+        let contents = ContentCache()
+        let app = App(queue: MemoryQueueGateway(sharded), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
+                      contents: contents, logger: Logger(label: "test.app"))
+        _ = try store.put([Content(cid: 10, filename: "h.mp4", level: "bronze"), Content(cid: 12, filename: "i.mp4", level: "bronze")])
+        #expect(KeySchema.shardIndex(of: 7, shards: 2) == 1 && KeySchema.shardIndex(of: 10, shards: 2) == 0)
+        _ = try await app.submit(cid: 10, count: 5)
+        _ = try await app.submit(cid: 7, count: 5)
+        #expect(contents.entry(7)?.readBound == nil, "shard 1 had not answered yet")
+        _ = try await app.submit(cid: 12, count: 5)
+        #expect(contents.entry(12)?.readBound != nil, "shard 0 had")
+    }
+
     /// A change of level outside a move (reconcile's fix) waits for a job in flight, and takes a
     /// generation after every move before it, so that the next move wins over it in turn.
     @Test func aLevelRecordedOutsideAMoveWaitsForAJobInFlightAndIsOrderedAmongTheMoves() async throws {

@@ -40,6 +40,17 @@ import Testing
         #expect(request.readAt == 0 && request.sentAt == 9_000)
     }
 
+    /// A cached read goes out with the lower bound of the queue's clock it was read at; the fresh
+    /// read after a stale answer goes out with none (it stands whatever the queue holds).
+    @Test func aCachedReadCarriesItsBoundOnTheQueuesClockAndAFreshReadNone() {
+        var m = machine(20000, now: 9_000)
+        guard case .submit(let request, _) = m.start(cached: bronze, readAt: 4_000, readBound: 77_000) else { Issue.record("no submission"); return }
+        #expect(request.readBound == 77_000 && request.sentAt == 9_000)
+        #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .readContent)
+        guard case .submit(let again, _) = m.contentRead(bronze) else { Issue.record("no second submission"); return }
+        #expect(again.readBound == nil && again.readAt == SubmitRequest.freshRead)
+    }
+
     @Test func aCachedReadCarriesItsAgeAndIsReadAgainWhenTheQueueSaysTheLevelChanged() {
         var m = machine(20000, now: 9_000)
         guard case .submit(let request, _) = m.start(cached: bronze, readAt: 4_000) else { Issue.record("no submission"); return }

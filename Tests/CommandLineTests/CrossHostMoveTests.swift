@@ -101,4 +101,43 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: bronze + "/b.mp4"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp").isEmpty)
     }
+
+    /// Killed between the link of its copy and the record of its publication: the job says
+    /// `publishing` (the source's side refuses to remove on that), the copy is at the target and the
+    /// source in place. The next delivery checks the copy against the recorded checksum, records it
+    /// published, and only then has the source removed.
+    @Test func aPullKilledBetweenTheLinkAndItsRecordIsRecordedPublishedThenProven() throws {
+        let cli = try ContentsTests.workspace()
+        let edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
+        defer { cli.stop(); edge.remove() }
+        let gold = edge.path + "/gold", bronze = cli.path + "/archive/bronze", silver = cli.path + "/archive/silver"
+        for path in [gold, bronze, silver] { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        let data = Data((0..<((8 << 20) + 4321)).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ $0 >> 9) })
+        try data.write(to: URL(fileURLWithPath: bronze + "/c.mp4"))
+        let sum = try TestFiles.xxh128(bronze + "/c.mp4")
+        cli.environment["RELOCATOR_LEVELS"] = "bronze=\(bronze),silver=\(silver),gold=\(gold)"
+        #expect(try cli.run(["contents", "import", "-"], input: "4,c.mp4,bronze\n").status == 0)
+        let elsewhere = cli.path + "/another-host"
+        let edgeLevels = ["RELOCATOR_LEVELS": "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"]
+        let worker = ["worker", "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0", "--id"]
+        try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try cli.start("archive", worker + ["archive"], environment: ["RELOCATOR_LEVELS": "bronze=\(bronze),silver=\(silver),gold=\(elsewhere)/gold"])
+        let first = try cli.start("edge", worker + ["edge"], environment: edgeLevels.merging(["RELOCATOR_FAULTS": "crash-before-published"]) { $1 })
+        for id in ["archive", "edge"] {
+            try cli.waitUntil("\(id)'s advertisement") { try !redis(cli, ["HGET", cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try cli.run(["enqueue", "--cid", "4", "--count", "20000"]).status == 0)
+        try cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
+        #expect(try redis(cli, ["HGET", cli.prefix + "job:4", "stage"]) == "publishing")
+        #expect(try TestFiles.xxh128(gold + "/c.mp4") == sum)
+        #expect(FileManager.default.fileExists(atPath: bronze + "/c.mp4"), "not removed on publishing alone")
+
+        try cli.start("edge-again", worker + ["edge"], environment: edgeLevels)
+        try cli.waitUntil("the commit", timeout: .seconds(60)) {
+            try ContentsTests().listed(cli).first { $0["cid"] as? Int == 4 }?["level"] as? String == "gold"
+        }
+        #expect(cli.stderr("edge-again").contains("the copy an earlier delivery published is in place"), "\(cli.stderr("edge-again"))")
+        #expect(try TestFiles.xxh128(gold + "/c.mp4") == sum)
+        #expect(!FileManager.default.fileExists(atPath: bronze + "/c.mp4"))
+    }
 }

@@ -31,9 +31,12 @@ import TestSupport
         // Over a real socket: no credential, no file; a credential for a content without a job, none.
         let bare = try HTTP.get(port, "/transfer/v1/contents/1")
         #expect(bare.status == 401 && bare.json?["error"] as? String == "missing_credential", "\(bare.body)")
-        let unknown = try HTTP.get(port, "/transfer/v1/contents/1", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        let noSecret = try HTTP.get(port, "/transfer/v1/contents/1", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        #expect(noSecret.status == 401 && noSecret.json?["error"] as? String == "missing_credential", "\(noSecret.body)")
+        let credentials = ["Relocator-Delivery": "1", "Relocator-Gen": "1", "Relocator-Secret": "guessed"]
+        let unknown = try HTTP.get(port, "/transfer/v1/contents/1", headers: credentials)
         #expect(unknown.status == 404 && unknown.json?["error"] as? String == "unknown_cid", "\(unknown.body)")
-        let trick = try HTTP.get(port, "/transfer/v1/contents/..%2F..%2Fetc%2Fpasswd", headers: ["Relocator-Delivery": "1", "Relocator-Gen": "1"])
+        let trick = try HTTP.get(port, "/transfer/v1/contents/..%2F..%2Fetc%2Fpasswd", headers: credentials)
         #expect(trick.status == 400 && trick.json?["error"] as? String == "invalid_cid", "\(trick.body)")
         #expect(worker.isRunning)
     }
@@ -42,12 +45,16 @@ import TestSupport
         let cli = try ContentsTests.workspace()
         defer { cli.stop() }
         cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
+        try Data("short\n".utf8).write(to: URL(fileURLWithPath: cli.path + "/short-key"))
         let cases: [([String], String)] = [
             (["--transfer-advertise", "10.0.0.1:7400"], "--transfer-advertise needs --transfer-listen"),
             (["--transfer-listen", "0.0.0.0:7400"], "--transfer-listen 0.0.0.0:7400 is no address other hosts can reach: give --transfer-advertise"),
             (["--transfer-listen", "7400"], "--transfer-listen: expected host:port"),
             (["--transfer-listen", "127.0.0.1:70000"], "the port must be 0 to 65535 (got '70000')"),
             (["--transfer-listen", "0.0.0.0:7400", "--transfer-advertise", "edge 1:7400"], "--transfer-advertise: expected host:port"),
+            (["--transfer-secret-file", cli.path + "/key"], "--transfer-secret-file needs --transfer-listen"),
+            (["--transfer-listen", "127.0.0.1:0", "--transfer-secret-file", cli.path + "/no-such-key"], "--transfer-secret-file \(cli.path)/no-such-key: cannot be read"),
+            (["--transfer-listen", "127.0.0.1:0", "--transfer-secret-file", cli.path + "/short-key"], "--transfer-secret-file \(cli.path)/short-key holds 5 bytes: a shared secret has at least 16"),
         ]
         for (options, message) in cases {
             let result = try cli.run(["worker", "--id", "w1", "--metrics-port", "0"] + options)

@@ -168,6 +168,37 @@ import TestSupport
         #expect(try q.queue.submitResult(from: second, address: "test").outcome == .created)
     }
 
+    /// A call long on its way: the read's age on the caller's clock is short (10 ms), but the call
+    /// reached Redis 5 s after it was stamped, after the content moved. With the lower bound of
+    /// Redis' clock at the read (learnt from an earlier answer, which carries Redis' clock), the
+    /// read is placed before the move and told to read again; by its age alone it stands.
+    @Test func aReadBoundLearntFromRedisOutweighsTheTimeACallSpentOnItsWay() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        // An answer carries Redis' clock.
+        let first = try q.redis.pipeline(calls: [q.queue.submitCall(SubmitRequest(cid: 8, count: 5, filename: "f8", dbLevel: "bronze",
+                                                                                    target: "bronze", readAt: JobQueue.freshRead))])[0]
+        let answered = try #require(try q.queue.submitResult(from: first, address: "test").queueNow)
+        #expect(abs(Double(answered) - (try q.redisNow())) < 5_000)
+        // Read 5 s before the call arrived; the content moved 3 s before it arrived.
+        let readAt = answered - 5_000
+        _ = try q.queue.levelChanged(cid: 9, on: q.redis)
+        try q.redis.send("HSET", q.queue.keys.shard(of: 9).movedAt, "9", String(answered - 3_000))
+        let callerNow: Int64 = 1_000_000
+        func submit(_ cid: Int64, bound: Int64?) throws -> SubmitOutcome {
+            let request = SubmitRequest(cid: cid, count: 5, filename: "f\(cid)", dbLevel: "gold", target: "bronze", readAt: callerNow - 10,
+                                        sentAt: callerNow, readBound: bound)
+            return try q.queue.submitResult(from: try q.redis.pipeline(calls: [q.queue.submitCall(request)])[0], address: "test").outcome
+        }
+        #expect(try submit(9, bound: readAt) == .staleLevel)
+        // The bound only ever makes a read older: one after the move still stands by its age.
+        _ = try q.queue.levelChanged(cid: 10, on: q.redis)
+        try q.redis.send("HSET", q.queue.keys.shard(of: 10).movedAt, "10", String(answered - 60_000))
+        #expect(try submit(10, bound: answered) == .created)
+        // What the bound is for: by its age alone, the stale read of cid 9 would have stood.
+        #expect(try submit(9, bound: nil) == .created)
+    }
+
     /// A level read after a move landed but before its commit (the database still named the old
     /// level) is told to read again, also once the job that knew better is gone (a later count
     /// dropped it, its hash expired): the commit, not the landing, is when the database changed.

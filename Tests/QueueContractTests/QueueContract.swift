@@ -74,6 +74,17 @@ final class QueueUnderTest: @unchecked Sendable {
 
     func job(_ cid: Int64) throws -> Job? { try session.jobs(cids: [cid])[cid] }
 
+    /// A retry `after` a delay.
+    func failed(_ delivery: Delivery, after delay: Duration) throws -> Completion {
+        try session.complete(delivery, .failed(.ioError, message: "io_error: test", permanent: false, delay: delay, maxAttempts: 5))
+    }
+
+    /// Due jobs promoted by `process`, whose retries wait at most `retryCap`.
+    func promote(as process: String, retryCap: Duration) throws -> Int {
+        try session.maintain(MaintenanceRequest(beat: Heartbeat(id: process, kind: .worker), ttl: .seconds(60), promoteDue: true,
+                                                horizons: ScheduleHorizons(retry: retryCap))).promoted
+    }
+
     func promote() throws -> Int {
         try session.maintain(MaintenanceRequest(beat: Heartbeat(id: "maintainer", kind: .worker), ttl: .seconds(60), promoteDue: true)).promoted
     }

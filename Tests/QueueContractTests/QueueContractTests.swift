@@ -12,11 +12,12 @@ import Testing
         ("claim", claim), ("ack and commit", ackAndCommit), ("retry with backoff", retry), ("dead letter and replay", deadLetter),
         ("purge of a published copy", purgePublished), ("reap", reap), ("give back", giveBack), ("deferral", deferral),
         ("residency", residency), ("pause", pause), ("coalescing", coalescing), ("follow-up after the commit", followUp),
-        ("fence", fence), ("stale delivery", staleDelivery), ("an undecodable job", undecodable),
+        ("fence", fence), ("stale delivery", staleDelivery), ("a pull's secret", transferSecret), ("a published copy reversed", publishedReversed), ("an undecodable job", undecodable),
         ("a count after a reversal", afterReversal), ("a level back in service", levelBack),
         ("levels seen", levelsSeen), ("a count as the job is aimed after a follow-up", followUpWithdrawn),
         ("a dead job revived after a level was recorded", revivedAfterALevelChange),
         ("a content forgotten", forgetContent), ("heartbeats in the statistics", heartbeatsInStats),
+        ("a long wait another process announced", announcedHorizons),
         ("a follow-up waits for the residency of the level just moved to", followUpResidency),
         ("stale ids counted by level", staleIDsByLevel),
     ]
@@ -108,6 +109,27 @@ import Testing
         let second = try #require(try q.next())
         #expect(second.job.attempts == 1 && second.token == "2")
         trace.add(shape(second.job))
+        return trace
+    }
+
+    /// A retry 10 minutes ahead, scheduled by a worker whose backoff reaches an hour: a worker whose
+    /// own waits last a minute does not take it for one written before a clock step, because the
+    /// first announced its hour. A retry 3 hours ahead — beyond every announced wait, as Redis'
+    /// clock stepping back leaves one — is due at once.
+    static let announcedHorizons: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.promote(as: "w-long", retryCap: .seconds(3600)) == 0)
+        try q.submit(18)
+        #expect(try q.failed(try #require(try q.next()), after: .seconds(600)) == .retrying)
+        let short = try q.promote(as: "w-short", retryCap: .seconds(60))
+        #expect(short == 0, "a wait within another worker's announced backoff is not a clock step")
+        #expect(try q.job(18)?.status == .retrying)
+        try q.submit(19)
+        #expect(try q.failed(try #require(try q.next()), after: .seconds(3 * 3600)) == .retrying)
+        let stepped = try q.promote(as: "w-short", retryCap: .seconds(60))
+        #expect(stepped == 1)
+        #expect(try q.job(19)?.status == .queued && q.job(18)?.status == .retrying)
+        trace.add("promoted \(short), then \(stepped)")
         return trace
     }
 
@@ -349,6 +371,40 @@ import Testing
         return trace
     }
 
+    /// Only the live delivery records the digest of its secret, bound to its token; a later one's
+    /// replaces it, and an earlier one can no longer set it.
+    static let transferSecret: Scenario = { q in
+        var trace = Trace()
+        try q.submit(15)
+        let first = try #require(try q.next())
+        #expect(try q.session.record(first, .transferSecret(digest: "d1")))
+        #expect(try q.job(15)?.transferKey == "\(first.token):d1")
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        let second = try #require(try q.next())
+        #expect(try !q.session.record(first, .transferSecret(digest: "d9")))
+        #expect(try q.job(15)?.transferKey == "\(first.token):d1", "a stale delivery writes nothing")
+        #expect(try q.session.record(second, .transferSecret(digest: "d2")))
+        let job = try #require(try q.job(15))
+        #expect(job.transferKey == "\(second.token):d2" && second.token != first.token)
+        trace.add(shape(job) + " key=\(job.transferKey == "\(second.token):d2")")
+        return trace
+    }
+
+    /// A copy recorded published (after its link) is one that may be at the target, as one
+    /// recorded publishing: a count for its origin turns the job around rather than dropping it.
+    static let publishedReversed: Scenario = { q in
+        var trace = Trace()
+        try q.submit(17)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.session.record(delivery, .published))
+        #expect(try q.job(17)?.stage == .published)
+        #expect(try q.failed(delivery) == .retrying)
+        #expect(try q.submit(17, 5, to: "bronze").outcome == .reversed)
+        trace.add(shape(try q.job(17)))
+        return trace
+    }
+
     static let afterReversal: Scenario = { q in
         var trace = Trace()
         try q.submit(16)
@@ -386,7 +442,10 @@ import Testing
         try q.submit(17)
         let first = try #require(try q.next())
         #expect(try q.session.release(worker: "w1", fence: true) == 1)
-        #expect(try q.submit(17, 5, to: "bronze").outcome == .followUp, "fenced: the count back follows after the commit")
+        let asked = try q.session.submit(SubmitRequest(cid: 17, count: 5, filename: "f17", dbLevel: "bronze", target: "bronze",
+                                                       readAt: SubmitRequest.freshRead, queuedBy: QueuedBy(who: "a count of 5", rule: "bronze")))
+        #expect(asked.outcome == .followUp, "fenced: the count back follows after the commit")
+        #expect(asked.job?.nextQueuedBy?.who == "a count of 5")
         // The next delivery holds the lock (the fence goes) and waits; a count as the job is aimed
         // withdraws the follow-up the earlier count asked for.
         let second = try #require(try q.next("w2"))
@@ -395,6 +454,7 @@ import Testing
         #expect(try q.job(17)?.fence == nil && q.job(17)?.nextTarget == "bronze")
         #expect(try q.submit(17, 30000).outcome == .updated)
         #expect(try q.job(17)?.nextTarget == nil)
+        #expect(try q.job(17)?.nextQueuedBy == nil, "who asked for the withdrawn follow-up goes with it")
         trace.add(shape(try q.job(17)))
         #expect(try q.promote() == 1)
         let third = try #require(try q.next("w2"))

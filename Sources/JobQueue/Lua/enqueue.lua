@@ -12,8 +12,9 @@
 --       are), minimum residencies ('gold=3600000,…'), who submits and the rule that chose the
 --       target (kept as queued_by when the job is created or re-aimed, as next_queued_by with a
 --       follow-up; '' keeps what the job has), when the caller sent this (ms, the clock db_level's
---       read time is on; '': that clock is Redis')
--- Returns {outcome, {job hash fields}}; outcome: created, updated, retargeted, reversed, requeued,
+--       read time is on; '': that clock is Redis'), with it a lower bound of Redis' clock when
+--       db_level was read (ms; '': none known)
+-- Returns {outcome, {job hash fields}, Redis' clock (ms)}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
 local job, queue, retry, deferred, dead, gens = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -29,6 +30,10 @@ if readAt >= 0 and sentAt then
   -- sending (that clock stepped back meanwhile) has no age to trust: it counts as older than
   -- anything (0), so that the database is read again.
   if sentAt < readAt then readAt = 0 else readAt = math.max(0, now - (sentAt - readAt)) end
+  -- A call long on its way (the caller or Redis paused) makes that look later than the read was;
+  -- the bound the caller learnt from Redis' answers does not.
+  local bound = tonumber(ARGV[11] or '')
+  if bound then readAt = math.max(0, math.min(readAt, bound)) end
 end
 local callerLevel = dbLevel
 
@@ -46,7 +51,7 @@ local function answer(outcome)
     if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
   end
-  return {outcome, redis.call('HGETALL', job)}
+  return {outcome, redis.call('HGETALL', job), now}
 end
 local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end
 -- Queues a new or re-aimed job, or defers it while the content's residency window lasts.
@@ -80,7 +85,7 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
       redis.call('HSET', job, 'next_target', target)
       return answer('follow_up')
     end
-    redis.call('HDEL', job, 'next_target')
+    redis.call('HDEL', job, 'next_target', 'next_queued_by')
     return answer('updated')
   end
   if published(stage) then
@@ -93,8 +98,9 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     if target ~= curTarget then
       -- A third level: this move finishes first (its source may still exist), then follows up.
       redis.call('HSET', job, 'next_target', target)
+      if queuedBy ~= '' and status == 'dead' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
     else
-      redis.call('HDEL', job, 'next_target')
+      redis.call('HDEL', job, 'next_target', 'next_queued_by')
     end
     if status == 'dead' then
       -- The copy must not be forgotten: the job runs again to finish its move, with a generation of
@@ -110,13 +116,13 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     return answer('updated')
   end
   -- As it is aimed: a follow-up an earlier count asked for (while a reaped delivery was fenced) goes.
-  if target == curTarget then redis.call('HDEL', job, 'next_target') return answer('updated') end
+  if target == curTarget then redis.call('HDEL', job, 'next_target', 'next_queued_by') return answer('updated') end
   unschedule()
   if target == curDb and curDb == callerLevel then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
     forget(job)
     redis.call('ZADD', residents, countScore(count, halfLife), cid)
-    return {'dropped', {}}
+    return {'dropped', {}, now}
   end
   if target == curDb then
     -- Back to the job's origin, but the database names another level (a reversed job: its file
@@ -124,14 +130,14 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
     -- is. The job is re-aimed from the database's level; its delivery finds the file in place.
     local gen = newGen(oldGen, gens, cid)
     redis.call('HSET', job, 'db_level', callerLevel, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
-    redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
+    redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target', 'next_queued_by')
     retireError(job)
     push(gen)
     return answer('retargeted')
   end
   local gen = newGen(oldGen, gens, cid)
   redis.call('HSET', job, 'target', target, 'gen', gen, 'status', 'queued', 'attempts', 0)
-  redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target')
+  redis.call('HDEL', job, 'defer_reason', 'due_at', 'next_target', 'next_queued_by')
   retireError(job)
   start(gen, curDb)
   return answer('retargeted')
@@ -157,13 +163,13 @@ if not status or status == 'committed' or status == 'dead' then
     local changed = tonumber(redis.call('HGET', movedAt, cid))
     movedKnown = changed or false
     -- (A change in the very millisecond of the read counts as after it: a read again costs little.)
-    if changed and changed >= readAt then return {'stale_level', {}} end
+    if changed and changed >= readAt then return {'stale_level', {}, now} end
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
     if status == 'dead' then forget(job) end
     if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
-    return {'in_place', {}}
+    return {'in_place', {}, now}
   end
   local gen = newGen(oldGen, gens, cid)
   -- (No hash to forget when it has neither a status nor a generation: none of the scripts writes
@@ -183,7 +189,7 @@ end
 -- moving or done: the move in flight finishes; a different target follows after the commit.
 redis.call('HSET', job, 'count', count, 'updated_at', now)
 if target == curTarget then
-  redis.call('HDEL', job, 'next_target')
+  redis.call('HDEL', job, 'next_target', 'next_queued_by')
   return answer('updated')
 end
 redis.call('HSET', job, 'next_target', target)

@@ -38,7 +38,7 @@ end
 -- True when a copy of the file may already be at the job's target (the worker recorded the
 -- verified checksum before publishing it): such a job is never dropped as if nothing had moved.
 local function published(stage)
-  return stage == 'publishing' or stage == 'source_removed'
+  return stage == 'publishing' or stage == 'published' or stage == 'source_removed'
 end
 
 -- Deletes a job hash. (A temporary file its last delivery left lies in the target level's
@@ -65,7 +65,7 @@ local function reverse(job, gen, origin, target, gens, cid)
   local newer = newGen(gen, gens, cid)
   redis.call('HSET', job, 'db_level', target, 'target', origin, 'gen', newer, 'attempts', 0,
     'status', 'queued', 'worker_id', '', 'updated_at', now)
-  redis.call('HDEL', job, 'next_target', 'stage', 'bytes_done', 'bytes_total', 'started_at')
+  redis.call('HDEL', job, 'next_target', 'next_queued_by', 'stage', 'bytes_done', 'bytes_total', 'started_at')
   retireError(job)
   return newer
 end

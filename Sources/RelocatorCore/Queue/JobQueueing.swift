@@ -93,6 +93,12 @@ public struct SubmitRequest: Sendable, Equatable {
     /// stepped on either side cannot make an old read look newer than a move. Nil: `readAt` is on
     /// the queue's clock.
     public var sentAt: Int64?
+    /// With `sentAt`: the queue's clock when `dbLevel` was read was at least this (ms), as the
+    /// caller learnt from the queue's answers (`QueueClockEstimate`). The queue takes the earlier of
+    /// this and the read placed by its age, so that a call long on its way (a process paused, a
+    /// server stalled) cannot make the read look newer than a move committed meanwhile. Nil: none
+    /// known.
+    public var readBound: Int64?
     /// Who submits and the rule that chose `target`: the job's `queued_by` when this creates or
     /// re-aims it, its `next_queued_by` when it asks for a follow-up.
     public var queuedBy: QueuedBy?
@@ -101,8 +107,9 @@ public struct SubmitRequest: Sendable, Equatable {
     public static let freshRead: Int64 = -1
 
     public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
-                sentAt: Int64? = nil, queuedBy: QueuedBy? = nil) {
+                sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil) {
         self.sentAt = sentAt
+        self.readBound = readBound
         self.cid = cid
         self.count = count
         self.filename = filename
@@ -140,10 +147,13 @@ public struct SubmitResult: Sendable, Equatable {
     public var outcome: SubmitOutcome
     /// The job after the submission; nil when there is none.
     public var job: Job?
+    /// The queue's clock when it answered (ms), when the queue says.
+    public var queueNow: Int64?
 
-    public init(outcome: SubmitOutcome, job: Job?) {
+    public init(outcome: SubmitOutcome, job: Job?, queueNow: Int64? = nil) {
         self.outcome = outcome
         self.job = job
+        self.queueNow = queueNow
     }
 }
 
@@ -185,6 +195,25 @@ public struct ScheduleHorizons: Sendable, Equatable {
     }
 
     public static let none = ScheduleHorizons()
+
+    /// The kinds of scheduled set, as announcements name them.
+    public enum Kind: String, Sendable {
+        case retry, deferred
+    }
+
+    /// The announcement's field of `process` for a set of `kind` (`ShardKeys.horizons`).
+    public static func field(_ kind: Kind, process: String) -> String { "\(kind.rawValue)|\(process)" }
+
+    /// A horizon as the queue takes it: ms, never negative, at most about 35 years (so that sums
+    /// with Redis' clock stay exact).
+    public static func milliseconds(_ horizon: Duration) -> Int64 { min(max(0, horizon.milliseconds), Int64(1) << 40) }
+
+    /// How long an announcement of `horizon` (ms) made at `now` is kept: as long as a job its
+    /// process scheduled may still wait, and as long again (it may still schedule a retry in its
+    /// grace period after its last announcement), and a minute.
+    public static func announcementUntil(now: Int64, horizon: Int64) -> Int64 {
+        now.saturatingAdd(horizon.saturatingMultiply(2)).saturatingAdd(60_000)
+    }
 
     /// True when a job scheduled at `due` (ms) is due at `now` (ms) in a set whose waits last at
     /// most `horizon`.

@@ -38,6 +38,11 @@ public enum MoveProgress: Sendable, Equatable {
     case copied(Int64, of: Int64)
     /// Bytes of a pull from another host fsynced in the temporary file: they survive the delivery.
     case verified(Int64, of: Int64)
+    /// The digest of the secret a delivery pulling from another host sends with its requests
+    /// (`TransferProtocol.secretHeader`), recorded before its first request.
+    case transferSecret(digest: String)
+    /// The copy is linked under its final name and its directory fsynced (`stage=published`).
+    case published
 }
 
 /// How a delivery ends.

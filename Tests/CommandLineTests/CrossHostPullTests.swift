@@ -1,0 +1,384 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The pull's answers to what it finds: a resume whose every byte was verified, a copy at the
+/// target no delivery recorded, a source rewritten shorter, a level no host names, a worker that
+/// has no such file beside one that has it — each run as worker processes whose level directories
+/// are disjoint (the archive's bronze and silver on disk, the edge's gold on /dev/shm).
+@Suite struct CrossHostPullTests {
+    /// One test's hosts: the workspace, the edge's gold, the archive's bronze and silver.
+    struct Hosts {
+        let cli: CLIWorkspace
+        let edge: TemporaryDirectory
+        var gold: String { edge.path + "/gold" }
+        var bronze: String { cli.path + "/archive/bronze" }
+        var silver: String { cli.path + "/archive/silver" }
+        var elsewhere: String { cli.path + "/another-host" }
+        let worker = ["worker", "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0", "--id"]
+
+        init() throws {
+            cli = try ContentsTests.workspace()
+            edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
+            for path in [edge.path + "/gold", cli.path + "/archive/bronze", cli.path + "/archive/silver"] {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            }
+            cli.environment["RELOCATOR_LEVELS"] = "bronze=\(bronze),silver=\(silver),gold=\(gold)"
+        }
+
+        func stop() {
+            cli.stop()
+            edge.remove()
+        }
+
+        var edgeLevels: [String: String] { ["RELOCATOR_LEVELS": "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"] }
+
+        func redis(_ arguments: [String]) throws -> String {
+            let url = try #require(cli.environment["REDIS_URL"])
+            let port = try #require(url.firstMatch(of: /:(\d+)(\/\d+)?$/).flatMap { Int($0.1) }, "\(url)")
+            return try RedisProcesses.cli(port: port, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        /// The committer, the archive (bronze at `bronze`, or given) and the edge, advertised.
+        @discardableResult
+        func start(edgeFaults: String? = nil, archives: [(String, String)]? = nil, edgeID: String = "edge", options: [String] = []) throws -> ChildProcess {
+            try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+            for (id, directory) in archives ?? [("archive", bronze)] {
+                try cli.start(id, worker + [id] + options, environment: ["RELOCATOR_LEVELS": "bronze=\(directory),silver=\(silver),gold=\(elsewhere)/gold"])
+            }
+            let edge = try cli.start(edgeID, worker + ["edge"] + options, environment: edgeLevels.merging(edgeFaults.map { ["RELOCATOR_FAULTS": $0] } ?? [:]) { $1 })
+            for id in (archives ?? [("archive", bronze)]).map(\.0) + ["edge"] {
+                try cli.waitUntil("\(id)'s advertisement") { try !redis(["HGET", cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+            }
+            return edge
+        }
+
+        func level(_ cid: Int) throws -> String? {
+            try ContentsTests().listed(cli).first { $0["cid"] as? Int == cid }?["level"] as? String
+        }
+
+        func waitForCommit(_ cids: [Int], timeout: Duration = .seconds(60)) throws {
+            try cli.waitUntil("the commits of \(cids)", timeout: timeout) { try cids.allSatisfy { try level($0) == "gold" } }
+        }
+
+        func job(_ cid: Int, _ field: String) throws -> String { try redis(["HGET", cli.prefix + "job:\(cid)", field]) }
+    }
+
+    static func pattern(_ size: Int, _ seed: Int) -> Data {
+        Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* (seed | 1) &+ $0 >> 11 &+ seed) })
+    }
+
+    /// Killed right after its last chunk was recorded: the resumed delivery has every byte, asks
+    /// for none, and goes straight to the whole file's check. The copy takes the source's mode and
+    /// times.
+    @Test func aPullResumedAfterEveryByteWasVerifiedAsksForNoneAndKeepsTheSourcesModeAndTimes() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let chunk = 8 << 20
+        try Self.pattern(2 * chunk, 3).write(to: URL(fileURLWithPath: h.bronze + "/whole.bin"))
+        #expect(chmod(h.bronze + "/whole.bin", 0o640) == 0)
+        var times = [timespec(tv_sec: 1_600_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_500_000_000, tv_nsec: 987_654_321)]
+        #expect(utimensat(AT_FDCWD, h.bronze + "/whole.bin", &times, 0) == 0)
+        let sum = try TestFiles.xxh128(h.bronze + "/whole.bin")
+        #expect(try h.cli.run(["contents", "import", "-"], input: "5,whole.bin,bronze\n").status == 0)
+        let first = try h.start(edgeFaults: "crash-after-chunk=2")
+        #expect(try h.cli.run(["enqueue", "--cid", "5", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
+        #expect(try h.job(5, "verified") == "\(2 * chunk)")
+        try h.cli.start("edge-again", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.waitForCommit([5])
+        #expect(h.cli.stderr("edge-again").contains("resuming a transfer after the \(2 * chunk) bytes verified before"), "\(h.cli.stderr("edge-again"))")
+        #expect(try TestFiles.xxh128(h.gold + "/whole.bin") == sum)
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/whole.bin"))
+        var status = stat()
+        #expect(stat(h.gold + "/whole.bin", &status) == 0)
+        #expect(status.st_mode & 0o7777 == 0o640)
+        #expect(status.st_mtim.tv_sec == 1_500_000_000 && status.st_mtim.tv_nsec == 987_654_321)
+    }
+
+    /// A copy at the target that no delivery recorded (a job turned around, whose copy is where it
+    /// goes back to): equal to the source by hash, the source goes; different, both are left.
+    @Test func aCopyAlreadyAtTheTargetIsComparedWithTheSource() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let same = Self.pattern((8 << 20) + 99, 5), other = Self.pattern(4096, 7)
+        try same.write(to: URL(fileURLWithPath: h.bronze + "/same.bin"))
+        try same.write(to: URL(fileURLWithPath: h.gold + "/same.bin"))
+        try other.write(to: URL(fileURLWithPath: h.bronze + "/other.bin"))
+        try Self.pattern(4096, 9).write(to: URL(fileURLWithPath: h.gold + "/other.bin"))
+        try Data().write(to: URL(fileURLWithPath: h.bronze + "/empty.bin"))
+        try Data().write(to: URL(fileURLWithPath: h.gold + "/empty.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "6,same.bin,bronze\n7,other.bin,bronze\n8,empty.bin,bronze\n").status == 0)
+        // The hosts share a key: every request is signed (and checked) too.
+        try Data("a key both hosts share\n".utf8).write(to: URL(fileURLWithPath: h.cli.path + "/transfer.key"))
+        try h.start(options: ["--transfer-secret-file", h.cli.path + "/transfer.key"])
+        for cid in ["6", "7", "8"] { #expect(try h.cli.run(["enqueue", "--cid", cid, "--count", "20000"]).status == 0) }
+        try h.waitForCommit([6, 8])
+        #expect(h.cli.stderr("edge").contains("the copy at the target is equal to the source"), "\(h.cli.stderr("edge"))")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/same.bin")) == same)
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/same.bin"))
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/empty.bin"))
+        try h.cli.waitUntil("the conflict's dead letter") { try h.job(7, "status") == "dead" }
+        #expect(try h.job(7, "reason") == "destination_conflict")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.bronze + "/other.bin")) == other)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/other.bin")) == Self.pattern(4096, 9))
+    }
+
+    /// The source rewritten shorter than the prefix a killed delivery kept: the pull starts again
+    /// from the first byte and moves the file as it is now.
+    @Test func aKeptPrefixLongerThanARewrittenSourceStartsAgain() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let chunk = 8 << 20
+        try Self.pattern(4 * chunk, 11).write(to: URL(fileURLWithPath: h.bronze + "/shrinks.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "9,shrinks.bin,bronze\n").status == 0)
+        // The hosts share a key: every request is signed (and checked) too.
+        try Data("a key both hosts share\n".utf8).write(to: URL(fileURLWithPath: h.cli.path + "/transfer.key"))
+        let signed = ["--transfer-secret-file", h.cli.path + "/transfer.key"]
+        let first = try h.start(edgeFaults: "crash-after-chunk=2", options: signed)
+        #expect(try h.cli.run(["enqueue", "--cid", "9", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
+        #expect(try h.job(9, "verified") == "\(2 * chunk)")
+        let now = Self.pattern(chunk + 100, 13)
+        try now.write(to: URL(fileURLWithPath: h.bronze + "/shrinks.bin"))
+        try h.cli.start("edge-again", h.worker + ["edge"] + signed, environment: h.edgeLevels)
+        try h.waitForCommit([9])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/shrinks.bin")) == now)
+        #expect(!FileManager.default.fileExists(atPath: h.bronze + "/shrinks.bin"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.gold + "/.relocator/tmp").isEmpty)
+    }
+
+    /// A move from a level the edge's RELOCATOR_LEVELS does not name: no host's worker would serve
+    /// it for this one, so it fails for good with its reason instead of waiting for ever.
+    @Test func aSourceLevelNamedInNoEntryIsAFailureNotAWait() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        try Data("bronze\n".utf8).write(to: URL(fileURLWithPath: h.bronze + "/t.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "10,t.bin,bronze\n").status == 0)
+        // The edge names silver (another host's) and gold, and no bronze at all.
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try h.cli.start("archive", h.worker + ["archive"], environment: ["RELOCATOR_LEVELS": "bronze=\(h.bronze),silver=\(h.silver),gold=\(h.elsewhere)/gold"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: ["RELOCATOR_LEVELS": "silver=\(h.elsewhere)/silver,gold=\(h.gold)"])
+        for id in ["archive", "edge"] {
+            try h.cli.waitUntil("\(id)'s advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try h.cli.run(["enqueue", "--cid", "10", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the dead letter") { try h.job(10, "status") == "dead" }
+        #expect(try h.job(10, "reason") == "unknown_level")
+        #expect(try h.job(10, "last_error").contains("level 'bronze' is named in no RELOCATOR_LEVELS entry"))
+        #expect(FileManager.default.fileExists(atPath: h.bronze + "/t.bin"))
+    }
+
+    /// Two live workers serve bronze, each from a directory of its own host: the one without the
+    /// file is not the last word; a file neither has is missing.
+    @Test func oneWorkerWithoutTheFileIsNotFinalWhileAnotherServesTheLevel() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let otherBronze = h.cli.path + "/second-archive/bronze"
+        // Both prepared as a level (their reserved directory): once one worker recorded bronze as
+        // seen, a bronze directory without it would be a bare mountpoint, out of service.
+        for directory in [h.bronze, otherBronze] {
+            try FileManager.default.createDirectory(atPath: directory + "/.relocator", withIntermediateDirectories: true)
+        }
+        var rows = ""
+        for cid in 11...16 {
+            try Self.pattern(5000 + cid, cid).write(to: URL(fileURLWithPath: (cid % 2 == 0 ? h.bronze : otherBronze) + "/f\(cid).bin"))
+            rows += "\(cid),f\(cid).bin,bronze\n"
+        }
+        rows += "17,nowhere.bin,bronze\n"
+        try Data("placeholder\n".utf8).write(to: URL(fileURLWithPath: h.bronze + "/nowhere.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: rows).status == 0)
+        try FileManager.default.removeItem(atPath: h.bronze + "/nowhere.bin")
+        try h.start(archives: [("archive", h.bronze), ("archive2", otherBronze)])
+        do {
+            try h.cli.waitUntil("both serve bronze") {
+                try ["archive", "archive2"].allSatisfy { try h.redis(["HGET", h.cli.prefix + "worker:\($0)", "unavailable"]).isEmpty }
+            }
+        } catch {
+            Issue.record("\(try ["archive", "archive2"].map { try h.redis(["HGETALL", h.cli.prefix + "worker:\($0)"]) }) \(h.cli.stderr("archive2"))")
+            throw error
+        }
+        for cid in 11...17 { #expect(try h.cli.run(["enqueue", "--cid", "\(cid)", "--count", "20000"]).status == 0) }
+        do {
+            try h.waitForCommit(Array(11...16))
+        } catch {
+            Issue.record("edge: \(h.cli.stderr("edge").suffix(4000))")
+            throw error
+        }
+        for cid in 11...16 {
+            #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/f\(cid).bin")) == Self.pattern(5000 + cid, cid))
+            #expect(!FileManager.default.fileExists(atPath: (cid % 2 == 0 ? h.bronze : otherBronze) + "/f\(cid).bin"))
+        }
+        try h.cli.waitUntil("the missing source's outcome") { try ["dead", "committed", "done"].contains(h.job(17, "status")) }
+        let lastError = try h.job(17, "last_error")
+        #expect(try h.job(17, "reason") == "source_missing", "\(lastError)")
+    }
+}
+
+/// A source's worker that answers a pull's requests wrongly on purpose: every other range it
+/// sends is longer, shorter or empty (with its own checksum, so only the length tells), the others
+/// right. It serves one file, on 127.0.0.1, one request per connection.
+final class MisbehavingPeer: @unchecked Sendable {
+    let data: Data
+    let scratch: String
+    private let fd: Int32
+    private(set) var port = 0
+    private let lock = NSLock()
+    private var gets = 0
+    private var served: [String] = []
+
+    init(serving data: Data, scratch: String) throws {
+        self.data = data
+        self.scratch = scratch
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in serve() }
+        thread.start()
+    }
+
+    /// What it answered to each GET: `right`, `long`, `short` or `empty`.
+    var answers: [String] { lock.withLock { served } }
+
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+
+    private func serve() {
+        while true {
+            let connection = accept(fd, nil, nil)
+            guard connection >= 0 else { return }
+            handle(connection)
+            close(connection)
+        }
+    }
+
+    private func handle(_ connection: Int32) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
+            let count = recv(connection, &buffer, buffer.count, 0)
+            guard count > 0 else { return }
+            received += buffer[0..<count]
+        }
+        let lines = String(decoding: received, as: UTF8.self).components(separatedBy: "\r\n")
+        let method = lines[0].split(separator: " ").first.map(String.init) ?? ""
+        let range = lines.first { $0.lowercased().hasPrefix("range:") }.map { String($0.dropFirst("range:".count)).trimmingCharacters(in: .whitespaces) }
+        var head = ["Relocator-Size: \(data.count)", "Relocator-Version: v1"]
+        var body = Data()
+        var status = "200 OK"
+        switch method {
+        case "HEAD":
+            if let range, let last = Int(range.dropFirst("bytes=0-".count)) {
+                head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(data.prefix(last + 1))) ?? ""))
+            }
+            head.append("Content-Length: 0")
+        case "GET":
+            let bounds = (range ?? "").dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
+            guard bounds.count == 2 else { return }
+            let (first, last) = (bounds[0], min(bounds[1], data.count - 1))
+            let kind: String = lock.withLock {
+                gets += 1
+                let kind = gets % 2 == 0 ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
+                served.append(kind)
+                return kind
+            }
+            switch kind {
+            case "long": body = data[first...min(last + 1000, data.count - 1)] + Data(repeating: 7, count: 1000)
+            case "short": body = data[first...(first + (last - first) / 2)]
+            case "empty": body = Data()
+            default: body = data[first...last]
+            }
+            status = "206 Partial Content"
+            head.append("Content-Range: bytes \(first)-\(last)/\(data.count)")
+            head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(body)) ?? ""))
+            head.append("Content-Length: \(body.count)")
+        default:
+            body = Data("{\"outcome\":\"removed\",\"cid\":20}".utf8)
+            head.append("Content-Type: application/json")
+            head.append("Content-Length: \(body.count)")
+        }
+        let answer = Data(("HTTP/1.1 \(status)\r\n" + head.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + body
+        answer.withUnsafeBytes { raw in
+            var sent = 0
+            while sent < raw.count {
+                let count = send(connection, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                guard count > 0 else { return }
+                sent += count
+            }
+        }
+    }
+
+    private func checksum(_ bytes: Data) throws -> String {
+        let path = scratch + "/range-\(UUID().uuidString)"
+        try bytes.write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try TestFiles.xxh128(path)
+    }
+}
+
+extension CrossHostPullTests {
+    /// A range longer, shorter or emptier than asked is asked again, and nothing beyond the range
+    /// asked is written: the copy is the file, byte for byte. The copy's checksum is the one
+    /// RELOCATOR_CHECKSUM names.
+    @Test func aRangeOtherThanTheOneAskedIsAskedAgainAndNeverWritten() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(2 * (8 << 20) + 5000, 17)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path)
+        defer { peer.stop() }
+        #expect(try h.cli.run(["contents", "import", "-"], input: "20,far.bin,bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        // The peer's heartbeat, as a worker serving bronze would write it.
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels.merging(["RELOCATOR_CHECKSUM": "sha256"]) { $1 })
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "20", "--count", "20000"]).status == 0)
+        try h.waitForCommit([20])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/far.bin")) == data)
+        #expect(peer.answers == ["long", "right", "short", "right", "empty", "right"], "\(peer.answers)")
+        #expect(try h.job(20, "checksum") == "sha256:" + TestFiles.sha256(h.gold + "/far.bin"))
+    }
+}
+
+extension CrossHostPullTests {
+    /// The target's high watermark holds for pulls: a file that would lift gold (a small tmpfs)
+    /// above it waits as `deferred`, nothing written, the source kept.
+    @Test func aPullThatWouldOverfillTheTargetWaits() throws {
+        let h = try Hosts()
+        let small = try TmpfsMount(sizeKiB: 8192)
+        defer {
+            h.stop()
+            small.remove()
+        }
+        let gold = small.path + "/gold"
+        try FileManager.default.createDirectory(atPath: gold, withIntermediateDirectories: true)
+        h.cli.environment["RELOCATOR_LEVELS"] = "bronze=\(h.bronze),silver=\(h.silver),gold=\(gold)"
+        try Self.pattern(6 << 20, 19).write(to: URL(fileURLWithPath: h.bronze + "/big.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "21,big.bin,bronze\n").status == 0)
+        #expect(try h.cli.run(["levels", "set", "gold", "--high-water", "50", "--low-water", "30"]).status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try h.cli.start("archive", h.worker + ["archive"], environment: ["RELOCATOR_LEVELS": "bronze=\(h.bronze),silver=\(h.silver),gold=\(h.elsewhere)/gold"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: ["RELOCATOR_LEVELS": "bronze=\(h.elsewhere)/bronze,silver=\(h.elsewhere)/silver,gold=\(gold)"])
+        for id in ["archive", "edge"] {
+            try h.cli.waitUntil("\(id)'s advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try h.cli.run(["enqueue", "--cid", "21", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the deferral") { try h.job(21, "status") == "deferred" }
+        #expect(try h.job(21, "defer_reason").contains("gold"))
+        #expect(!FileManager.default.fileExists(atPath: gold + "/big.bin"))
+        #expect(try h.job(21, "verified").isEmpty, "nothing was asked for")
+        #expect(FileManager.default.fileExists(atPath: h.bronze + "/big.bin"))
+    }
+}
