@@ -121,9 +121,9 @@ let package = Package(
         .executableTarget(
             name: "relocator",
             dependencies: [
-                // No JobQueue: the commands reach the queue through the application and the composition
-                // root (RelocatorServices' Composition); RedisClient and SQLStore only for their settings' and errors' types.
-                "RelocatorCore", "RedisClient", "SQLStore", "FileMover", "RelocatorAPI", "RelocatorServices", "RelocatorMetrics", "RelocatorFaults",
+                // Neither RedisClient, SQLStore nor JobQueue: the commands reach Redis and SQL only through the
+                // application and the composition root (RelocatorServices' Composition).
+                "RelocatorCore", "FileMover", "RelocatorAPI", "RelocatorServices", "RelocatorMetrics", "RelocatorFaults",
                 "RelocatorTransfer",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -30,7 +30,10 @@ extension App {
             let policies = try store.policies()
             return try store.levels().map { LevelSetting(range: $0, policy: policies[$0.name] ?? LevelPolicy()) }
         }
-        if seed != nil { levels.invalidate() }
+        if seed != nil {
+            levels.invalidate()
+            recent.clear()
+        }
         return settings
     }
 
@@ -67,6 +70,8 @@ extension App {
             return change
         }
         levels.invalidate()
+        // A plan read before the change may place contents by the old ranges or policies.
+        recent.clear()
         return change
     }
 

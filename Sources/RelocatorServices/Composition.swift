@@ -10,19 +10,33 @@ import SQLStore
 /// application, a worker's queue, the committer, the rebalancer, the start-up check, a migration);
 /// it never opens a connection or runs a statement itself.
 public enum Composition {
+    /// What a command does to the database (`.readOnly` never creates or writes anything).
+    public typealias DatabaseAccess = SQLStore.DatabaseAccess
+
     /// Where the servers are, as the command's options and environment say.
     public struct Servers: Sendable {
         public var redis: RedisURL
-        public var replication: RedisReplication?
+        /// Replicas that must hold a write before it is acknowledged, and how long to wait for them.
+        public var replicas: (count: Int, timeout: Duration)?
         public var keys: KeySchema
         public var database: DatabaseURL
 
-        public init(redis: RedisURL, replication: RedisReplication? = nil, keys: KeySchema, database: DatabaseURL) {
+        public init(redis: RedisURL, replicas: (count: Int, timeout: Duration)? = nil, keys: KeySchema, database: DatabaseURL) {
             self.redis = redis
-            self.replication = replication
+            self.replicas = replicas
             self.keys = keys
             self.database = database
         }
+
+        var replication: RedisReplication? { replicas.map { RedisReplication(replicas: $0.count, timeout: $0.timeout) } }
+    }
+
+    /// The one line a command prints for a server it could not reach, naming the server and never
+    /// an internal command (`redis 127.0.0.1:6379: cannot connect: Connection refused`); nil for
+    /// any other error.
+    public static func unreachableServerLine(_ error: any Error) -> String? {
+        guard let redis = error as? RedisError, [.connection, .timeout, .authentication, .closed].contains(redis.code) else { return nil }
+        return "redis \(redis.address): \(redis.message)"
     }
 
     /// The application over the Redis queue (a pool, and a pipeliner through which concurrent

@@ -1,8 +1,7 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import RelocatorCore
-import SQLStore
+import RelocatorServices
 
 /// A command failed for a reason the operator can act on. Printed as one line on standard error
 /// (`Error: …`), exit status 1, without the usage (the command line itself was fine).
@@ -23,14 +22,7 @@ enum FailureReport {
     /// The one line for an error: server errors name the server, never an internal command
     /// (`redis 127.0.0.1:6379: cannot connect: Connection refused`); line breaks become spaces.
     static func line(_ error: any Error) -> String {
-        let text: String
-        switch error {
-        case let redis as RedisError where [.connection, .timeout, .authentication, .closed].contains(redis.code):
-            text = "redis \(redis.address): \(redis.message)"
-        default:
-            text = String(describing: error)
-        }
-        return oneLine(text)
+        oneLine(Composition.unreachableServerLine(error) ?? String(describing: error))
     }
 
     /// Control characters (a newline in a server message or a filename) as spaces or escapes.

@@ -4,7 +4,6 @@ import Foundation
 import Logging
 import RelocatorAPI
 import RelocatorCore
-import SQLStore
 
 extension Relocator {
     struct Enqueue: AsyncParsableCommand, LoggedCommand {

@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import RedisClient
 import RelocatorServices
 import RelocatorCore
 
@@ -40,7 +39,7 @@ struct RuntimeOptions: ParsableArguments {
     /// Where the servers are, for the composition root. `replicated`: whether the command's writes
     /// wait for the replicas `replication()` asks for (a read-only command leaves it unread).
     func servers(database: DatabaseURL, replicated: Bool = true) throws -> Composition.Servers {
-        Composition.Servers(redis: try redis(), replication: replicated ? try replication() : nil, keys: try keys(), database: database)
+        Composition.Servers(redis: try redis(), replicas: replicated ? try replication() : nil, keys: try keys(), database: database)
     }
 
     func keys() throws -> KeySchema {
@@ -66,7 +65,7 @@ struct RuntimeOptions: ParsableArguments {
     /// `RELOCATOR_REDIS_MIN_REPLICAS` (replicas that must hold a submission or an operator's change
     /// before it is acknowledged; 0, the default, waits for none) and
     /// `RELOCATOR_REDIS_REPLICA_TIMEOUT_MS` (how long to wait for them; 1000).
-    func replication() throws -> RedisReplication? {
+    func replication() throws -> (count: Int, timeout: Duration)? {
         let replicas = try integer("RELOCATOR_REDIS_MIN_REPLICAS", default: 0, minimum: 0)
         guard replicas > 0 else { return nil }
         guard replicas <= 64 else {
@@ -76,7 +75,7 @@ struct RuntimeOptions: ParsableArguments {
         guard timeout <= 60_000 else {
             throw ConfigurationError(setting: "RELOCATOR_REDIS_REPLICA_TIMEOUT_MS", expected: "a whole number from 1 to 60000, got \(timeout)")
         }
-        return RedisReplication(replicas: Int(replicas), timeout: .milliseconds(timeout))
+        return (Int(replicas), .milliseconds(timeout))
     }
 
     func jobTTL() throws -> Duration { .seconds(try integer("RELOCATOR_JOB_TTL", default: 86400, minimum: 1)) }

@@ -8,7 +8,6 @@ import RelocatorAPI
 import RelocatorCore
 import RelocatorMetrics
 import RelocatorServices
-import SQLStore
 
 extension Relocator {
     struct Serve: AsyncParsableCommand, LoggedCommand {
@@ -80,7 +79,7 @@ extension Relocator {
 /// The pools and the service the API and the operator commands share. `access` is what the
 /// command does to the database (`.readOnly` for `status`). A one-shot command (`requireDatabase`)
 /// without `DATABASE_URL` and without `relocator.sqlite` here fails at once, saying how to make one.
-func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access: DatabaseAccess, requireDatabase: Bool = true,
+func makeService(_ runtime: RuntimeOptions, _ database: DatabaseOptions, access: Composition.DatabaseAccess, requireDatabase: Bool = true,
                  logger: Logger) throws -> App {
     let (url, setting) = try database.resolved()
     if requireDatabase, setting == nil, case .sqlite(let path) = url, !FileManager.default.fileExists(atPath: path) {

@@ -65,4 +65,25 @@ import Testing
         }
         #expect(clamped.count == CountBound.max)
     }
+
+    @Test func aRowOfAnotherContentIsNeverTakenForTheMovesOwn() {
+        let other = Content(cid: 8, filename: "a.mp4", level: "gold")
+        guard case .failure(let refusal) = App.placementRequest(demotion, content: other, policy: .none) else {
+            Issue.record("another content's row was accepted")
+            return
+        }
+        #expect(refusal == .leftLevel(now: "gold"))
+    }
+
+    @Test func aPromotionCarriesThePublishedPolicyAndItsKind() throws {
+        let promotion = PlacementMove(cid: 7, count: 50_000, from: "silver", to: "gold", kind: "promotion", reason: "hot")
+        let policy = CountPolicy(halfLife: .seconds(60), residencies: ["gold": .seconds(30)])
+        guard case .success(let request) = App.placementRequest(promotion, content: Content(cid: 7, filename: "a.mp4", level: "silver"),
+                                                                policy: policy) else {
+            Issue.record("refused")
+            return
+        }
+        #expect(request.policy == policy && request.target == "gold" && request.count == 50_000)
+        #expect(request.queuedBy?.who == "the rebalancer (promotion)" && request.queuedBy?.rule == "hot")
+    }
 }

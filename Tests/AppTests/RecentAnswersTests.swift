@@ -1,4 +1,7 @@
+import Logging
 import RelocatorApp
+import RelocatorCore
+import RelocatorTesting
 import Synchronization
 import Testing
 
@@ -43,5 +46,16 @@ import Testing
         #expect(try await answers.value("other", maxAge: .seconds(60)) { 8 } == 8)
         answers.clear()
         #expect(try await answers.value("plan", maxAge: .seconds(60)) { 9 } == 9)
+    }
+
+    @Test func aChangeOfALevelDropsTheAnswersKept() async throws {
+        let app = App(queue: MemoryQueueGateway(), store: MemoryStoreGateway(), logger: Logger(label: "test.app"))
+        let counter = Counter()
+        _ = try await app.recent.value("plan", maxAge: .seconds(60)) { counter.next() }
+        #expect(try await app.recent.value("plan", maxAge: .seconds(60)) { counter.next() } == 1)
+        var edit = LevelPolicy.Edit()
+        edit.highWater = .set(90)
+        _ = try await app.setLevel("gold", min: nil, max: nil, edit: edit)
+        #expect(try await app.recent.value("plan", maxAge: .seconds(60)) { counter.next() } == 2)
     }
 }

@@ -62,4 +62,24 @@ import Testing
         guard case .submit(let request, let raise) = m.start(cached: bronze, readAt: 4_000) else { Issue.record("no submission"); return }
         #expect(request.target == "gold" && raise == SubmitMachine.Raise(level: "gold", count: 150_000))
     }
+
+    @Test func aCountDroppedOnTheCachedLevelFinishesAndOneDroppedElsewhereIsReadAgain() {
+        var here = machine(500)
+        guard case .submit = here.start(cached: bronze, readAt: 4_000) else { Issue.record("no submission"); return }
+        let dropped = SubmitResult(outcome: .dropped, job: nil)
+        #expect(here.submitted(dropped) == .finish(.init(content: bronze, count: 500, target: "bronze", result: dropped)))
+        var elsewhere = machine(500)
+        let silver = Content(cid: 7, filename: "g.mp4", level: "silver")
+        guard case .submit = elsewhere.start(cached: silver, readAt: 4_000) else { Issue.record("no submission"); return }
+        #expect(elsewhere.submitted(dropped) == .readContent)
+    }
+
+    @Test func aFreshReadFinishesWhateverLevelTheQueueFoundTheFileOn() {
+        var m = machine(500)
+        _ = m.start(cached: nil, readAt: SubmitRequest.freshRead)
+        let gold = Content(cid: 7, filename: "g.mp4", level: "gold")
+        guard case .submit = m.contentRead(gold) else { Issue.record("no submission"); return }
+        let inPlace = SubmitResult(outcome: .inPlace, job: nil)
+        #expect(m.submitted(inPlace) == .finish(.init(content: gold, count: 500, target: "bronze", result: inPlace)))
+    }
 }

@@ -172,3 +172,28 @@ import Testing
         #expect(slow.answered(.granted) == .write)
     }
 }
+
+/// Admission's less travelled branches.
+@Suite struct AdmissionEdgeTests {
+    let placement = Placement(table: LevelTable(LevelRange.defaults), policies: ["gold": LevelPolicy(highWater: 80)])
+
+    @Test func aRefusalThatTheWatermarkRuleDoesNotExplainStillSaysWhatRoomThereWas() {
+        var room = Admission.Room(target: "gold", placement: placement)
+        _ = room.sourceSized(10)
+        _ = room.earlierCopySized(nil)
+        // 1000 bytes, 500 used: 300 of room; 10 more bytes fit by the rule, the queue refused anyway.
+        _ = room.diskRead(Placement.Usage(used: 500, available: 500))
+        #expect(room.reserved(.refused) == .wait("gold has room for 300 bytes, and other copies into it hold 0"))
+    }
+
+    @Test func aTargetWithoutAHighWatermarkAmongOthersWithOneIsNotLookedAt() {
+        #expect(Admission.Room(target: "silver", placement: placement).start() == .go(reserved: nil))
+    }
+
+    @Test func aNegativeSizeFromOutsideCountsAsNothing() {
+        var room = Admission.Room(target: "gold", placement: placement)
+        _ = room.sourceSized(-50)
+        _ = room.earlierCopySized(-7)
+        #expect(room.diskRead(Placement.Usage(used: 500, available: 500)) == .reserve(bytes: 0, room: 300))
+    }
+}
