@@ -14,6 +14,24 @@ extension Worker {
     static let pullPacingStep: Int64 = 1 << 20
     /// How many times a range that arrived changed, short, long or empty is asked again.
     static let pullChunkAttempts = 3
+    /// How often a pull whose source's worker cannot be reached (a partition, a restart) asks again,
+    /// holding its delivery, its content's lock and its temporary file: it goes on within about this
+    /// long of the link coming back (a connection attempt gives up after 2 s, an idle read after 10 s).
+    static let pullReconnectInterval: Duration = .seconds(1)
+    /// How long a pull waits so for a source's worker whose heartbeat says it is alive; then the job
+    /// is deferred (no attempt counted) and the slot freed.
+    static let pullPatience: Duration = .seconds(120)
+
+    /// The content's lock in the target level, held across the attempts of one delivery's pull:
+    /// while it waits for the network, no sweep takes its temporary file.
+    final class PullLock {
+        var lock: ContentLock?
+
+        func release() {
+            lock?.release()
+            lock = nil
+        }
+    }
 
     /// True when this worker pulls `job`'s file: it serves transfers, holds the target level and
     /// has no directory for the source level (another host's, or a level named nowhere).
@@ -27,25 +45,56 @@ extension Worker {
         let reason: String
     }
 
-    /// Pulls the delivery's file, publishes it, has the source removed, and ends the delivery.
+    /// Pulls the delivery's file, publishes it, has the source removed, and ends the delivery. A
+    /// source's worker that cannot be reached is asked again every `pullReconnectInterval`, with
+    /// the delivery, the lock and the verified prefix kept, for up to `pullPatience`; then the job
+    /// waits in the queue, counting no attempt.
     func pullAndEnd(_ delivery: Delivery, _ session: any JobQueueing, _ context: MoveContext, _ log: Logger, permit holder: String) {
+        let held = PullLock()
+        defer { held.release() }
+        var current = delivery
+        var waitingSince: ContinuousClock.Instant?
         do {
-            let result = try pull(delivery, session, log, holder: holder)
-            finishPulled(delivery, result, context, session, log)
+            while true {
+                do {
+                    let result = try pull(current, session, log, holder: holder, lock: held)
+                    finishPulled(current, result, context, session, log)
+                    return
+                } catch let error as TransferClient.Unreachable {
+                    let since = waitingSince ?? .now
+                    if waitingSince == nil {
+                        log.notice("the source's worker cannot be reached (\(error)); asking again every \(Self.pullReconnectInterval)")
+                    }
+                    waitingSince = since
+                    if cancel.isRaised || ContinuousClock.now - since >= Self.pullPatience { throw error }
+                    cancel.wait(for: Self.pullReconnectInterval)
+                    if cancel.isRaised { throw error }
+                    // How far this delivery got (verified bytes, a published copy), as it recorded it.
+                    guard let reading = session as? any QueueReading, let fresh = try reading.jobs(cids: [current.job.cid])[current.job.cid],
+                          fresh.gen == current.job.gen, fresh.deliveryToken == current.token, fresh.status == .moving else {
+                        throw MoveError(.leaseLost, "job \(current.id) is no longer this delivery's")
+                    }
+                    current.job = fresh
+                }
+            }
         } catch let error as MoveError {
+            held.release()
             if error.kind == .levelUnavailable { checkLevels() }
-            report(delivery, error, context, session, log)
+            report(current, error, context, session, log)
         } catch let error as TransferClient.Unreachable {
+            held.release()
             // A network problem is not the move's: the job waits, counting no attempt.
-            report(delivery, MoveError(.levelUnavailable, "the source's worker cannot be reached: \(error)"), context, session, log)
+            report(current, MoveError(.levelUnavailable, "the source's worker cannot be reached: \(error)"), context, session, log)
         } catch let deferred as PullDeferred {
+            held.release()
             retrying("end the move", log) {
-                if try session.complete(delivery, .deferred(reason: deferred.reason, delay: settings.deferRetry, lockHeld: true)) == .deferred {
+                if try session.complete(current, .deferred(reason: deferred.reason, delay: settings.deferRetry, lockHeld: true)) == .deferred {
                     log.notice("move deferred: \(deferred.reason)")
                 }
             }
         } catch {
-            report(delivery, MoveError(.ioError, "cannot record the move in Redis: \(error)"), context, session, log)
+            held.release()
+            report(current, MoveError(.ioError, "cannot record the move in Redis: \(error)"), context, session, log)
         }
     }
 
@@ -59,7 +108,7 @@ extension Worker {
 
     /// The steps of a pull, under the content's lock in the target level. Returns the result of a
     /// move whose source is removed (or proven gone).
-    func pull(_ delivery: Delivery, _ session: any JobQueueing, _ log: Logger, holder: String) throws -> MoveResult {
+    func pull(_ delivery: Delivery, _ session: any JobQueueing, _ log: Logger, holder: String, lock held: PullLock) throws -> MoveResult {
         let job = delivery.job
         let lost = { MoveError(.leaseLost, "job \(delivery.id) is no longer this delivery's") }
         let filename: Filename
@@ -74,14 +123,21 @@ extension Worker {
             let named = (settings.directories.names + settings.remoteLevels.sorted()).joined(separator: ", ")
             throw MoveError(.unknownLevel, "level '\(job.dbLevel)' is named in no RELOCATOR_LEVELS entry of this worker (it names \(named))")
         }
-        guard let lock = try ContentLock.tryLock(cid: job.cid, in: [root]) else {
-            throw MoveError(.contentLocked, "another delivery of content \(job.cid) holds its lock in level '\(job.target)'")
+        let lock: ContentLock
+        if let kept = held.lock {
+            lock = kept
+        } else {
+            guard let taken = try ContentLock.tryLock(cid: job.cid, in: [root]) else {
+                throw MoveError(.contentLocked, "another delivery of content \(job.cid) holds its lock in level '\(job.target)'")
+            }
+            held.lock = taken
+            lock = taken
         }
-        defer { lock.release() }
         guard let reading = session as? any QueueReading else { throw MoveError(.levelUnavailable, "this queue lists no workers") }
         let peers = TransferPeer.serving(job.dbLevel, among: try reading.heartbeats(), excluding: settings.id)
         guard !peers.isEmpty else {
-            throw MoveError(.levelUnavailable, "no live worker serves level '\(job.dbLevel)'; the move waits for one")
+            // (A worker restarting, or cut off from Redis: asked again as an unreachable one is.)
+            throw TransferClient.Unreachable(description: "no live worker serves level '\(job.dbLevel)'")
         }
         // A secret of this delivery's own, recorded (its digest, with the token checked) before any
         // request: the source serves and removes only for the live delivery that knows it.
