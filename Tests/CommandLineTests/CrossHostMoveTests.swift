@@ -85,6 +85,24 @@ import TestSupport
         #expect(try cli.run(["enqueue", "--cid", "2", "--count", "20000"]).status == 0)
         try cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
         #expect(try redis(cli, ["HGET", cli.prefix + "job:2", "verified"]) == "\(2 * chunk)")
+        // The job names the pull's two hosts beside its bytes verified: in its hash, `why` and `status`.
+        let archive = try redis(cli, ["HGET", cli.prefix + "worker:archive", "transfer"])
+        let host = ProcessInfo.processInfo.hostName
+        #expect(try redis(cli, ["HGET", cli.prefix + "job:2", "pulled_from"]) == "archive\n\(archive)\n\(host)")
+        let why = try cli.run(["why", "2"])
+        #expect(why.status == 0 && why.stdout.contains("It is pulled from another host: worker archive (\(archive)) → \(host) (16 MiB of "), "\(why.stdout)")
+        #expect(why.stdout.contains("  pulled from another host: worker archive (\(archive)) → \(host), \(2 * chunk) of \(data.count) bytes verified"))
+        let whyJSON = try #require(try cli.run(["why", "2", "--json"]).json() as? [String: Any])
+        let route = (whyJSON["job"] as? [String: Any])?["pulled_from"] as? [String: Any]
+        #expect(route?["from_worker"] as? String == "archive" && route?["from_address"] as? String == archive && route?["to_host"] as? String == host)
+        let status = try cli.run(["status"])
+        let row = status.lines.first { $0.contains("worker archive (\(archive)) → \(host)") }
+        #expect(row?.contains("bronze → gold") == true && row?.hasPrefix("edge") == true && row?.contains("16MiB of ") == true, "\(status.stdout)")
+        let statusJSON = try #require(try cli.run(["status", "--json"]).json() as? [String: Any])
+        let moves = try #require(statusJSON["moves"] as? [[String: Any]])
+        #expect(moves.count == 1 && moves.first?["worker"] as? String == "edge" && moves.first?["cid"] as? Int == 2, "\(moves)")
+        #expect(moves.first?["bytes_done"] as? Int == 2 * chunk && moves.first?["bytes_total"] as? Int == data.count)
+        #expect((moves.first?["pulled_from"] as? [String: Any])?["to_host"] as? String == host)
         // The verified chunks stay in the job's temporary file.
         let parts = try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp")
         #expect(parts.count == 1 && parts.first?.hasPrefix("2-") == true, "\(parts)")
