@@ -13,6 +13,16 @@ import TestSupport
         return try RedisProcesses.cli(port: port, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The port the metrics server of a process started under `name` logged.
+    func metricsPort(_ cli: CLIWorkspace, _ name: String) throws -> Int {
+        var port: Int?
+        try cli.waitUntil("the metrics server of \(name)") {
+            if let match = cli.stderr(name).firstMatch(of: /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/) { port = Int(match.1) }
+            return port != nil
+        }
+        return try #require(port, "\(cli.stderr(name))")
+    }
+
     @Test func aMoveFromAnotherHostIsPulledVerifiedCommittedAndOnlyThenIsItsSourceRemoved() throws {
         let cli = try ContentsTests.workspace()
         let edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
@@ -34,7 +44,8 @@ import TestSupport
         let edgeLevels = "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"
         try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
         for (id, levels) in [("archive", archiveLevels), ("edge", edgeLevels)] {
-            try cli.start(id, ["worker", "--id", id, "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0"],
+            // The edge serves its metrics (on the first free port from the default).
+            try cli.start(id, ["worker", "--id", id, "--concurrency", "1", "--transfer-listen", "127.0.0.1:0"] + (id == "edge" ? [] : ["--metrics-port", "0"]),
                           environment: ["RELOCATOR_LEVELS": levels])
         }
         for id in ["archive", "edge"] {
@@ -58,6 +69,10 @@ import TestSupport
         let archiveLog = cli.stderr("archive")
         #expect(archiveLog.contains("removed the source of a copy proven elsewhere") && archiveLog.contains("outcome=removed"), "\(archiveLog)")
         #expect(try redis(cli, ["HGET", cli.prefix + "job:1", "checksum"]) == "xxh128:" + sum)
+        // The pulling worker counts its pulls by outcome and the bytes it pulled.
+        let metrics = try HTTP.get(try metricsPort(cli, "edge"), "/metrics")
+        #expect(metrics.body.contains(#"relocator_pulls_total{from="bronze",to="gold",outcome="done"} 2"#), "\(metrics.body)")
+        #expect(metrics.body.contains(#"relocator_pulled_bytes_total{from="bronze",to="gold"} \#(size)"#))
     }
 
     @Test func aPullKilledMidTransferResumesAfterItsLastVerifiedChunk() throws {
@@ -110,7 +125,7 @@ import TestSupport
 
         // Restarted under its id: the job comes back at once and the pull goes on after the 16 MiB
         // verified, re-hashing them here rather than receiving them again.
-        try cli.start("edge-again", worker + ["edge"], environment: edgeLevels)
+        try cli.start("edge-again", ["worker", "--concurrency", "1", "--transfer-listen", "127.0.0.1:0", "--id", "edge"], environment: edgeLevels)
         try cli.waitUntil("the commit", timeout: .seconds(60)) {
             try ContentsTests().listed(cli).first { $0["cid"] as? Int == 2 }?["level"] as? String == "gold"
         }
@@ -118,6 +133,10 @@ import TestSupport
         #expect(try TestFiles.xxh128(gold + "/b.mp4") == sum)
         #expect(!FileManager.default.fileExists(atPath: bronze + "/b.mp4"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp").isEmpty)
+        // Only the bytes after the verified prefix were pulled again.
+        let metrics = try HTTP.get(try metricsPort(cli, "edge-again"), "/metrics")
+        #expect(metrics.body.contains(#"relocator_pulled_bytes_total{from="bronze",to="gold"} \#(data.count - 2 * chunk)"#), "\(metrics.body)")
+        #expect(metrics.body.contains(#"relocator_pulls_total{from="bronze",to="gold",outcome="done"} 1"#))
     }
 
     /// Killed between the link of its copy and the record of its publication: the job says
