@@ -73,6 +73,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             fields = [(.stage, MoveStage.copying.rawValue)]
         case .transferSecret(let digest):
             fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))]
+        case .pulling(let route):
+            fields = [(.pulledFrom, route.stored)]
         }
         return try queue.recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, fields, on: redis)
     }

@@ -313,6 +313,9 @@ struct WorkersModel: Sendable {
         var rate: String
         var eta: String
         var reported: Bool
+        /// A pull from another host: its two hosts (`PullRoute.sentence`).
+        var crossHost: Bool
+        var hosts: String
     }
 
     var workers: [Process]
@@ -351,7 +354,8 @@ struct WorkersModel: Sendable {
         }()
         return Move(worker: worker, cid: job.cid, filename: job.filename, from: job.dbLevel, to: job.target,
                     done: Human.bytes(done), total: Human.bytes(total), percent: percent, rate: Human.rate(bytesPerSecond: rate),
-                    eta: Human.duration(seconds: eta), reported: total != nil)
+                    eta: Human.duration(seconds: eta), reported: total != nil, crossHost: job.pulledFrom != nil,
+                    hosts: job.pulledFrom?.sentence ?? "")
     }
 }
 

@@ -14,13 +14,13 @@ struct V1Routes: Sendable {
         routes.get("v1/contents/:cid") { _, context in
             let cid = try Self.pathCID(context)
             let content = try await service.content(cid: cid)
-            return try json(ContentView(content: content, job: try await service.job(cid: cid).map { JobView($0.job, nextRetryAt: Timestamp(milliseconds: $0.nextRetryAt)) }))
+            return try json(ContentView(content: content, job: try await service.job(cid: cid).map { JobView($0.job, nextRetryAt: Timestamp(milliseconds: $0.nextRetryAt), showsPull: true) }))
         }
         routes.get("v1/contents/:cid/why") { _, context in try json(WhyReport(try await service.why(cid: try Self.pathCID(context)))) }
         routes.get("v1/jobs/:cid") { _, context in
             let cid = try Self.pathCID(context)
             guard let found = try await service.job(cid: cid) else { throw APIError.noJob(cid) }
-            return try json(JobView(found.job, nextRetryAt: Timestamp(milliseconds: found.nextRetryAt)))
+            return try json(JobView(found.job, nextRetryAt: Timestamp(milliseconds: found.nextRetryAt), showsPull: true))
         }
         routes.get("v1/queues") { _, _ in try json(QueuesView(try await service.stats(), now: service.clock())) }
         routes.get("v1/dead") { request, _ in

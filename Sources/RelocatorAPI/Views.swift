@@ -11,10 +11,15 @@ public struct JobView: Encodable, Equatable, Sendable {
     public var job: Job
     /// When a `retrying` job is due again (its score in the retry set).
     public var nextRetryAt: Timestamp?
+    /// True when the view names the hosts of a pull from another host and the bytes it verified
+    /// (`pulled_from`, `verified`): `/v1/jobs/{cid}`, `/v1/contents/{cid}` and `why`. The count
+    /// route's answers keep their fields.
+    public var showsPull: Bool
 
-    public init(_ job: Job, nextRetryAt: Timestamp? = nil) {
+    public init(_ job: Job, nextRetryAt: Timestamp? = nil, showsPull: Bool = false) {
         self.job = job
         self.nextRetryAt = nextRetryAt
+        self.showsPull = showsPull
     }
 
     enum CodingKeys: String, CodingKey {
@@ -25,6 +30,7 @@ public struct JobView: Encodable, Equatable, Sendable {
         case nextRetryAt = "next_retry_at"
         case token, fence
         case queuedBy = "queued_by", nextQueuedBy = "next_queued_by"
+        case pulledFrom = "pulled_from", verified
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +64,28 @@ public struct JobView: Encodable, Equatable, Sendable {
         try c.encode(job.fence, forKey: .fence)
         try c.encode(job.queuedBy.map(QueuedByView.init), forKey: .queuedBy)
         try c.encode(job.nextQueuedBy.map(QueuedByView.init), forKey: .nextQueuedBy)
+        if showsPull {
+            try c.encode(job.pulledFrom.map(PullRouteView.init), forKey: .pulledFrom)
+            try c.encode(job.verified, forKey: .verified)
+        }
+    }
+}
+
+/// The two hosts of a pull from another host: `{"from_worker": …, "from_address": "host:port",
+/// "to_host": …}` (null for a move on one host).
+public struct PullRouteView: Encodable, Equatable, Sendable {
+    public var fromWorker: String
+    public var fromAddress: String
+    public var toHost: String
+
+    public init(_ route: PullRoute) {
+        fromWorker = route.sourceWorker
+        fromAddress = route.sourceAddress
+        toHost = route.targetHost
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case fromWorker = "from_worker", fromAddress = "from_address", toHost = "to_host"
     }
 }
 

@@ -41,7 +41,7 @@ public struct WhyReport: Encodable, Sendable {
 
     /// The report of `why`'s facts.
     public init(_ facts: WhyFacts) {
-        self.init(content: facts.content, levels: facts.levels, job: facts.job.map { JobView($0, nextRetryAt: Timestamp(milliseconds: facts.nextRetryAt)) },
+        self.init(content: facts.content, levels: facts.levels, job: facts.job.map { JobView($0, nextRetryAt: Timestamp(milliseconds: facts.nextRetryAt), showsPull: true) },
                   disks: facts.disks, history: facts.history, residentCount: facts.residentCount)
     }
 
@@ -75,6 +75,10 @@ public struct WhyReport: Encodable, Sendable {
             if let error = job.lastError, job.status == .retrying || job.status == .dead { text += "; last error: \(error)" }
             if let next = view.nextRetryAt { text += "; next try at \(next)" }
             lines.append(text + ".")
+            if let route = job.pulledFrom {
+                let progress = job.bytesTotal.map { " (\(Human.bytes(job.bytesDone ?? 0)) of \(Human.bytes($0)) verified)" } ?? ""
+                lines.append("It is pulled from another host: \(route.sentence)\(progress).")
+            }
             if let by = job.queuedBy {
                 lines.append("It was queued by \(by.who)" + (by.rule.isEmpty ? "." : "; its target: \(by.rule)."))
             } else {

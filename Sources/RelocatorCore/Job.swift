@@ -62,6 +62,10 @@ public enum JobField: String, Sendable, CaseIterable {
     /// removes the source only while it is still that version, and a delivery that finds the copy
     /// published asks for that one.
     case sourceVersion = "source_version"
+    /// Where a delivery pulling the file from another host pulls it from, and to which host
+    /// (`PullRoute.stored`): recorded with the token checked once the source is located, cleared by
+    /// the next claim (a later delivery may move the file on one host).
+    case pulledFrom = "pulled_from"
     /// Why a deferred job waits, and until when (ms).
     case deferReason = "defer_reason"
     case dueAt = "due_at"
@@ -106,6 +110,8 @@ public struct Job: Equatable, Sendable {
     public var transferKey: String?
     /// The source version a pull from another host copied (see `JobField.sourceVersion`).
     public var sourceVersion: String?
+    /// The two hosts of a pull from another host (see `JobField.pulledFrom`); nil for a move on one host.
+    public var pulledFrom: PullRoute?
     public var deferReason: String?
     public var dueAt: Int64?
     /// The delivery token of the last claim (nil before any).
@@ -190,6 +196,8 @@ public struct Job: Equatable, Sendable {
             job.verified = try number(.verified)
             job.transferKey = text(.transferKey)
             job.sourceVersion = text(.sourceVersion)
+            // Shown, never acted on: one that does not parse is not shown, and the job still moves.
+            job.pulledFrom = text(.pulledFrom).flatMap(PullRoute.init(stored:))
             job.deferReason = text(.deferReason)
             job.dueAt = try number(.dueAt)
             job.token = try number(.token)
@@ -218,10 +226,50 @@ public struct Job: Equatable, Sendable {
             (.updatedAt, String(updatedAt)), (.startedAt, startedAt.map(String.init)), (.nextTarget, nextTarget),
             (.part, part), (.stage, stage?.rawValue), (.bytesDone, bytesDone.map(String.init)),
             (.bytesTotal, bytesTotal.map(String.init)), (.verified, verified.map(String.init)),
-            (.transferKey, transferKey), (.sourceVersion, sourceVersion), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
+            (.transferKey, transferKey), (.sourceVersion, sourceVersion),
+            (.pulledFrom, pulledFrom?.stored), (.deferReason, deferReason), (.dueAt, dueAt.map(String.init)),
             (.token, token.map(String.init)), (.fence, fence.map(String.init)),
             (.queuedBy, queuedBy?.stored), (.nextQueuedBy, nextQueuedBy?.stored),
         ]
+    }
+}
+
+/// The two hosts of a move between levels on different hosts: the live worker the file is pulled
+/// from (its id and transfer address) and the host of the worker that pulls it (the target's).
+public struct PullRoute: Equatable, Sendable {
+    /// The id of the source's worker.
+    public var sourceWorker: String
+    /// The transfer address (`host:port`) the source's worker advertises.
+    public var sourceAddress: String
+    /// The host name of the worker that pulls the file (it holds the target level).
+    public var targetHost: String
+
+    public init(sourceWorker: String, sourceAddress: String, targetHost: String) {
+        self.sourceWorker = sourceWorker
+        self.sourceAddress = sourceAddress
+        self.targetHost = targetHost
+    }
+
+    /// As the job's `pulled_from` field holds it: the three, one a line (none holds a line break;
+    /// one that would is recorded with it replaced by a space).
+    public var stored: String {
+        [sourceWorker, sourceAddress, targetHost].map { $0.replacingLineBreaks }.joined(separator: "\n")
+    }
+
+    /// The route of a `pulled_from` field; nil unless it holds exactly three lines.
+    public init?(stored: String) {
+        let parts = stored.split(separator: "\n", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { return nil }
+        self.init(sourceWorker: String(parts[0]), sourceAddress: String(parts[1]), targetHost: String(parts[2]))
+    }
+
+    /// `worker w (host:port) → host`, as `why`, `status` and the dashboard show it.
+    public var sentence: String { "worker \(sourceWorker) (\(sourceAddress)) → \(targetHost)" }
+}
+
+extension String {
+    fileprivate var replacingLineBreaks: String {
+        String(map { $0.isNewline ? " " : $0 })
     }
 }
 

@@ -39,6 +39,17 @@ enum ServiceMetrics {
         Counter(label: "relocator_moves_total", dimensions: [("from", from), ("to", to), ("outcome", outcome), ("reason", reason)]).increment()
     }
 
+    /// Bytes a pull from another host received, fsynced and recorded verified (`PullMetering`).
+    static func pulled(from: String, to: String, bytes: Int64) {
+        Counter(label: "relocator_pulled_bytes_total", dimensions: [("from", from), ("to", to)]).increment(by: Int(max(0, bytes)))
+    }
+
+    /// A pull from another host ended: `outcome` is what the queue did with its end (`Completion`:
+    /// done, retrying, dead, deferred, reversed, dropped, stale).
+    static func pull(from: String, to: String, outcome: String) {
+        Counter(label: "relocator_pulls_total", dimensions: [("from", from), ("to", to), ("outcome", outcome)]).increment()
+    }
+
     /// Time a move spent in one of its phases (`MovePhase`), or the worker in one of its calls to
     /// the queue around a move (`take`, `claim`, `ack`): the cost of a job, step by step.
     static func phase(_ name: String, _ duration: Duration) {

@@ -152,6 +152,7 @@ extension Worker {
         }
 
         let source = try locate(job, peers, credentials)
+        guard try session.record(delivery, .pulling(route(of: source, among: peers))) else { throw lost() }
         // Room in the target (its high watermark), reserved against every other copy into it.
         let snapshot = placement.withLock { $0 }
         var reserved: Int64?

@@ -124,7 +124,8 @@ extension Worker {
         log[metadataKey: "job.cid"] = "\(job.cid)"
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)
         if pullsFromAnotherHost(job) {
-            pullAndEnd(delivery, session, context, log, permit: holder)
+            let metered = (session as? any JobQueueSession).map { PullMetering($0, job: job) as any JobQueueing } ?? session
+            pullAndEnd(delivery, metered, context, log, permit: holder)
             return false
         }
         let request: MoveRequest

@@ -64,6 +64,8 @@ extension MemoryQueue {
         case .transferSecret(let digest):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
                                       [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))])
+        case .pulling(let route):
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, [(.pulledFrom, route.stored)])
         }
     }
 

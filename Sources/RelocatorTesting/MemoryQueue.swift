@@ -264,6 +264,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             set(key, ["status": "moving", "worker_id": worker, "updated_at": String(now), "started_at": String(now), "token": String(token)])
             hashes[key]?["bytes_done"] = nil
             hashes[key]?["bytes_total"] = nil
+            hashes[key]?[JobField.pulledFrom.rawValue] = nil
             return .claimed(hashes[key] ?? [:])
         }
     }

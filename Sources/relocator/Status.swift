@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RelocatorAPI
+import RelocatorApp
 import RelocatorCore
 import RelocatorMetrics
 
@@ -13,8 +14,10 @@ extension Relocator {
                 Per level: jobs waiting, how long the oldest has waited, whether the level is paused. Per worker and \
                 committer: id, kind, host, levels, heartbeat age, jobs in hand and the port of its metrics. Then processing, retry, deferred, \
                 dead, done and committing, and the totals moved, retried, dead and committed. Says plainly when no \
-                worker or no committer is running. --json prints what GET /v1/queues answers, with `levels`, \
-                `workers_running`, `committers_running` and each worker's `metrics_port` added.
+                worker or no committer is running. Then each move in flight: its worker, levels, bytes done of \
+                the total and, for a pull from another host, the two hosts. --json prints what GET /v1/queues \
+                answers, with `levels`, `workers_running`, `committers_running`, each worker's `metrics_port` \
+                and `moves` added.
                 """)
 
         @OptionGroup var runtime: RuntimeOptions
@@ -27,8 +30,9 @@ extension Relocator {
                                           logger: Logger(label: "relocator.status", factory: { _ in SwiftLogNoOpLogHandler() }))
             defer { service.close() }
             let stats = try await service.stats()
+            let moves = try await service.movesInFlight(workers: stats.workers.map(\.id))
             let now = WallClock.milliseconds()
-            let report = StatusReport(stats, now: now)
+            let report = StatusReport(stats, moves: moves, now: now)
             if json { return try JSONOutput.print(object: try report.json(QueuesView(stats, now: now))) }
             print(report.text)
         }
@@ -61,15 +65,36 @@ struct StatusReport {
         var metricsPort: Int?
     }
 
+    /// A move a worker holds: its levels, bytes done of the total (the bytes verified, for a pull
+    /// from another host) and, for a pull, its two hosts.
+    struct Move {
+        var worker: String
+        var id: String
+        var cid: Int64
+        var filename: String
+        var from: String
+        var to: String
+        var bytesDone: Int64
+        var bytesTotal: Int64?
+        var pulledFrom: PullRoute?
+    }
+
     var levels: [Level]
     var paused: [String]
+    var moves: [Move]
     var processes: [Process]
     var workersRunning: Int
     var committersRunning: Int
     var processing, retry, deferred, dead, done, committing: Int
     var totals: [String: Int64]
 
-    init(_ stats: QueueStats, now: Int64) {
+    init(_ stats: QueueStats, moves held: [HeldMove] = [], now: Int64) {
+        moves = held.compactMap { move in
+            move.job.map {
+                Move(worker: move.worker, id: move.id, cid: $0.cid, filename: $0.filename, from: $0.dbLevel, to: $0.target,
+                     bytesDone: $0.bytesDone ?? 0, bytesTotal: $0.bytesTotal, pulledFrom: $0.pulledFrom)
+            }
+        }
         let disks = QueueGauges.disks(stats)
         levels = stats.levels.map {
             Level(name: $0.name, queued: $0.depth, oldestAgeMilliseconds: $0.oldestAgeMilliseconds, paused: $0.paused,
@@ -117,6 +142,13 @@ struct StatusReport {
                 return worker
             }
         }
+        object["moves"] = moves.map { move -> [String: Any] in
+            ["worker": move.worker, "id": move.id, "cid": move.cid, "filename": move.filename, "from": move.from, "to": move.to,
+             "bytes_done": move.bytesDone, "bytes_total": move.bytesTotal.map { $0 as Any } ?? NSNull(),
+             "pulled_from": move.pulledFrom.map { route -> Any in
+                 ["from_worker": route.sourceWorker, "from_address": route.sourceAddress, "to_host": route.targetHost]
+             } ?? NSNull()]
+        }
         object["workers_running"] = workersRunning
         object["committers_running"] = committersRunning
         return object
@@ -145,6 +177,19 @@ struct StatusReport {
         if !paused.isEmpty { lines.append("paused: \(paused.joined(separator: ", ")) (relocator resume LEVEL)") }
         for process in processes where !process.unavailable.isEmpty {
             lines.append("level \(process.unavailable.joined(separator: ", ")) out of service on \(process.id): its directory is not the one the worker checked at start (unmounted or replaced), or has no \(ReservedDirectory.name)/ although the level was in use before (its disk not mounted); mount it back, restart the worker, or `relocator levels init \(process.unavailable.first ?? "<level>")` for a new disk (the worker's log says which)")
+        }
+        if !moves.isEmpty {
+            var table = TextTable("worker", "cid", "from → to", "hosts", "progress")
+            for move in moves {
+                let progress = move.bytesTotal.map { total in
+                    let percent = total > 0 ? Int(min(100, max(0, Double(move.bytesDone) * 100 / Double(total)))) : 100
+                    return "\(OperatorValues.formatBytes(move.bytesDone)) of \(OperatorValues.formatBytes(total)) (\(percent)%)"
+                } ?? "starting"
+                table.add([move.worker, String(move.cid), "\(move.from) → \(move.to)", move.pulledFrom?.sentence ?? "-", progress])
+            }
+            lines.append("")
+            lines.append("moves in flight:")
+            lines.append(table.text)
         }
         lines.append("")
         lines.append("jobs: processing \(processing), retry \(retry), deferred \(deferred), dead \(dead), done \(done), committing \(committing)")

@@ -68,6 +68,9 @@ extension Relocator {
                 let current = job.status == .retrying || job.status == .dead
                 if let error = job.lastError, current { lines.append("  last error (\(job.reason ?? "error")): \(error)") }
                 if let error = job.earlierError ?? (current ? nil : job.lastError) { lines.append("  earlier error (history): \(error)") }
+                if let route = job.pulledFrom {
+                    lines.append("  pulled from another host: \(route.sentence), \(job.bytesDone ?? 0) of \(job.bytesTotal.map(String.init) ?? "?") bytes verified")
+                }
                 if let next = job.nextTarget { lines.append("  then to \(next)") }
                 if let next = view.nextRetryAt { lines.append("  next try at \(next)") }
                 if let reason = job.deferReason { lines.append("  deferred: \(reason)" + (job.dueAt.map { " until \(TimeText.rfc3339(milliseconds: $0))" } ?? "")) }

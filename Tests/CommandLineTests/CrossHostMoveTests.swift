@@ -13,6 +13,16 @@ import TestSupport
         return try RedisProcesses.cli(port: port, arguments).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// The port the metrics server of a process started under `name` logged.
+    func metricsPort(_ cli: CLIWorkspace, _ name: String) throws -> Int {
+        var port: Int?
+        try cli.waitUntil("the metrics server of \(name)") {
+            if let match = cli.stderr(name).firstMatch(of: /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/) { port = Int(match.1) }
+            return port != nil
+        }
+        return try #require(port, "\(cli.stderr(name))")
+    }
+
     @Test func aMoveFromAnotherHostIsPulledVerifiedCommittedAndOnlyThenIsItsSourceRemoved() throws {
         let cli = try ContentsTests.workspace()
         let edge = try TemporaryDirectory("relocator-edge", under: "/dev/shm")
@@ -34,7 +44,8 @@ import TestSupport
         let edgeLevels = "bronze=\(elsewhere)/bronze,silver=\(elsewhere)/silver,gold=\(gold)"
         try cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
         for (id, levels) in [("archive", archiveLevels), ("edge", edgeLevels)] {
-            try cli.start(id, ["worker", "--id", id, "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:0"],
+            // The edge serves its metrics (on the first free port from the default).
+            try cli.start(id, ["worker", "--id", id, "--concurrency", "1", "--transfer-listen", "127.0.0.1:0"] + (id == "edge" ? [] : ["--metrics-port", "0"]),
                           environment: ["RELOCATOR_LEVELS": levels])
         }
         for id in ["archive", "edge"] {
@@ -58,6 +69,10 @@ import TestSupport
         let archiveLog = cli.stderr("archive")
         #expect(archiveLog.contains("removed the source of a copy proven elsewhere") && archiveLog.contains("outcome=removed"), "\(archiveLog)")
         #expect(try redis(cli, ["HGET", cli.prefix + "job:1", "checksum"]) == "xxh128:" + sum)
+        // The pulling worker counts its pulls by outcome and the bytes it pulled.
+        let metrics = try HTTP.get(try metricsPort(cli, "edge"), "/metrics")
+        #expect(metrics.body.contains(#"relocator_pulls_total{from="bronze",to="gold",outcome="done"} 2"#), "\(metrics.body)")
+        #expect(metrics.body.contains(#"relocator_pulled_bytes_total{from="bronze",to="gold"} \#(size)"#))
     }
 
     @Test func aPullKilledMidTransferResumesAfterItsLastVerifiedChunk() throws {
@@ -85,6 +100,24 @@ import TestSupport
         #expect(try cli.run(["enqueue", "--cid", "2", "--count", "20000"]).status == 0)
         try cli.waitUntil("the kill", timeout: .seconds(60)) { !first.isRunning }
         #expect(try redis(cli, ["HGET", cli.prefix + "job:2", "verified"]) == "\(2 * chunk)")
+        // The job names the pull's two hosts beside its bytes verified: in its hash, `why` and `status`.
+        let archive = try redis(cli, ["HGET", cli.prefix + "worker:archive", "transfer"])
+        let host = ProcessInfo.processInfo.hostName
+        #expect(try redis(cli, ["HGET", cli.prefix + "job:2", "pulled_from"]) == "archive\n\(archive)\n\(host)")
+        let why = try cli.run(["why", "2"])
+        #expect(why.status == 0 && why.stdout.contains("It is pulled from another host: worker archive (\(archive)) → \(host) (16 MiB of "), "\(why.stdout)")
+        #expect(why.stdout.contains("  pulled from another host: worker archive (\(archive)) → \(host), \(2 * chunk) of \(data.count) bytes verified"))
+        let whyJSON = try #require(try cli.run(["why", "2", "--json"]).json() as? [String: Any])
+        let route = (whyJSON["job"] as? [String: Any])?["pulled_from"] as? [String: Any]
+        #expect(route?["from_worker"] as? String == "archive" && route?["from_address"] as? String == archive && route?["to_host"] as? String == host)
+        let status = try cli.run(["status"])
+        let row = status.lines.first { $0.contains("worker archive (\(archive)) → \(host)") }
+        #expect(row?.contains("bronze → gold") == true && row?.hasPrefix("edge") == true && row?.contains("16MiB of ") == true, "\(status.stdout)")
+        let statusJSON = try #require(try cli.run(["status", "--json"]).json() as? [String: Any])
+        let moves = try #require(statusJSON["moves"] as? [[String: Any]])
+        #expect(moves.count == 1 && moves.first?["worker"] as? String == "edge" && moves.first?["cid"] as? Int == 2, "\(moves)")
+        #expect(moves.first?["bytes_done"] as? Int == 2 * chunk && moves.first?["bytes_total"] as? Int == data.count)
+        #expect((moves.first?["pulled_from"] as? [String: Any])?["to_host"] as? String == host)
         // The verified chunks stay in the job's temporary file.
         let parts = try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp")
         #expect(parts.count == 1 && parts.first?.hasPrefix("2-") == true, "\(parts)")
@@ -92,7 +125,7 @@ import TestSupport
 
         // Restarted under its id: the job comes back at once and the pull goes on after the 16 MiB
         // verified, re-hashing them here rather than receiving them again.
-        try cli.start("edge-again", worker + ["edge"], environment: edgeLevels)
+        try cli.start("edge-again", ["worker", "--concurrency", "1", "--transfer-listen", "127.0.0.1:0", "--id", "edge"], environment: edgeLevels)
         try cli.waitUntil("the commit", timeout: .seconds(60)) {
             try ContentsTests().listed(cli).first { $0["cid"] as? Int == 2 }?["level"] as? String == "gold"
         }
@@ -100,6 +133,10 @@ import TestSupport
         #expect(try TestFiles.xxh128(gold + "/b.mp4") == sum)
         #expect(!FileManager.default.fileExists(atPath: bronze + "/b.mp4"))
         #expect(try FileManager.default.contentsOfDirectory(atPath: gold + "/.relocator/tmp").isEmpty)
+        // Only the bytes after the verified prefix were pulled again.
+        let metrics = try HTTP.get(try metricsPort(cli, "edge-again"), "/metrics")
+        #expect(metrics.body.contains(#"relocator_pulled_bytes_total{from="bronze",to="gold"} \#(data.count - 2 * chunk)"#), "\(metrics.body)")
+        #expect(metrics.body.contains(#"relocator_pulls_total{from="bronze",to="gold",outcome="done"} 1"#))
     }
 
     /// Killed between the link of its copy and the record of its publication: the job says

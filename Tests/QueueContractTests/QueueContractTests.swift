@@ -20,7 +20,7 @@ import Testing
         ("a content forgotten", forgetContent), ("heartbeats in the statistics", heartbeatsInStats),
         ("a long wait another process announced", announcedHorizons),
         ("a follow-up waits for the residency of the level just moved to", followUpResidency),
-        ("stale ids counted by level", staleIDsByLevel),
+        ("stale ids counted by level", staleIDsByLevel), ("a pull's two hosts", pullRoute),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -388,6 +388,36 @@ import Testing
         let job = try #require(try q.job(15))
         #expect(job.transferKey == "\(second.token):d2" && second.token != first.token)
         trace.add(shape(job) + " key=\(job.transferKey == "\(second.token):d2")")
+        return trace
+    }
+
+    /// A pull records its two hosts and its progress with its token: a stale delivery writes
+    /// neither, and the next claim clears the hosts of the delivery before it (it may move the file
+    /// on one host).
+    static let pullRoute: Scenario = { q in
+        var trace = Trace()
+        try q.submit(16)
+        let first = try #require(try q.next())
+        #expect(try q.job(16)?.pulledFrom == nil)
+        let route = PullRoute(sourceWorker: "archive", sourceAddress: "10.0.0.2:7070", targetHost: "edge-1")
+        #expect(try q.session.record(first, .pulling(route)))
+        #expect(try q.session.record(first, .verified(8 << 20, of: 20 << 20)))
+        let pulling = try #require(try q.job(16))
+        #expect(pulling.pulledFrom == route && pulling.bytesDone == 8 << 20 && pulling.bytesTotal == 20 << 20 && pulling.verified == 8 << 20)
+        trace.add(shape(pulling) + " route=\(pulling.pulledFrom?.sentence ?? "none")")
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        let second = try #require(try q.next())
+        let claimed = try #require(try q.job(16))
+        #expect(claimed.pulledFrom == nil, "the next claim clears the hosts of the delivery before it")
+        #expect(claimed.verified == 8 << 20, "the verified prefix stays for the next delivery")
+        let stale = PullRoute(sourceWorker: "gone", sourceAddress: "10.0.0.9:1", targetHost: "old")
+        #expect(try !q.session.record(first, .pulling(stale)))
+        #expect(try q.job(16)?.pulledFrom == nil, "a stale delivery writes nothing")
+        let other = PullRoute(sourceWorker: "archive-2", sourceAddress: "[fd00::2]:7070", targetHost: "edge-1")
+        #expect(try q.session.record(second, .pulling(other)))
+        let job = try #require(try q.job(16))
+        #expect(job.pulledFrom == other)
+        trace.add(shape(job) + " route=\(job.pulledFrom?.sentence ?? "none")")
         return trace
     }
 

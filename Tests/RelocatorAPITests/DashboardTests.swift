@@ -204,4 +204,44 @@ import Testing
             #expect(page.contains(#"<progress max="100" value="25">"#))
         }
     }
+
+    @Test func aPullFromAnotherHostShowsItsTwoHostsAndItsBytesVerifiedInTheJobWhyAndTheDashboard() async throws {
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
+        _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
+        let delivery = try #require(try api.claim(worker: "edge", levels: ["gold"]))
+        try api.beat(Heartbeat(id: "edge", kind: .worker, levels: ["gold"]))
+        let route = PullRoute(sourceWorker: "archive", sourceAddress: "10.0.0.2:7070", targetHost: "edge-host")
+        try await api.test { client in
+            // A move on one host names no hosts.
+            let local = try #require(try await client.get("/v1/jobs/1").json)
+            #expect(local["pulled_from"] is NSNull && local["verified"] is NSNull, "\(local)")
+            #expect(try await !client.get("/ui/workers").text.contains(#"data-field="hosts""#))
+
+            // What a pull records once it located the source, then as its chunks are verified.
+            #expect(try api.queue.record(delivery, .pulling(route)))
+            #expect(try api.queue.record(delivery, .verified(3 << 20, of: 12 << 20)))
+            let job = try #require(try await client.get("/v1/jobs/1").json)
+            let hosts = try #require(job["pulled_from"] as? [String: Any], "\(job)")
+            #expect(hosts["from_worker"] as? String == "archive" && hosts["from_address"] as? String == "10.0.0.2:7070"
+                    && hosts["to_host"] as? String == "edge-host")
+            #expect(job["bytes_done"] as? Int == 3 << 20 && job["bytes_total"] as? Int == 12 << 20 && job["verified"] as? Int == 3 << 20)
+            let content = try #require(try await client.get("/v1/contents/1").json?["job"] as? [String: Any])
+            #expect((content["pulled_from"] as? [String: Any])?["from_worker"] as? String == "archive")
+
+            let why = try #require(try await client.get("/v1/contents/1/why").json)
+            let summary = try #require(why["summary"] as? String)
+            #expect(summary.contains("It is pulled from another host: worker archive (10.0.0.2:7070) → edge-host (3.0 MiB of 12 MiB verified)."), "\(summary)")
+            #expect(((why["job"] as? [String: Any])?["pulled_from"] as? [String: Any])?["to_host"] as? String == "edge-host")
+
+            let page = try await client.get("/ui/workers").text
+            #expect(page.contains(#"bronze → gold<br><small data-field="hosts">worker archive (10.0.0.2:7070) → edge-host</small>"#), "\(page)")
+            #expect(page.contains(#"<td class="num" data-field="copied">3.0 MiB</td><td class="num" data-field="total">12 MiB</td>"#))
+
+            // The count route's answer keeps its fields.
+            let counted = try await client.postJSON("/v1/contents/1/count", #"{"count": 60000}"#)
+            let answered = try #require(counted.json?["job"] as? [String: Any], "\(counted.text)")
+            #expect(answered["pulled_from"] == nil && answered["verified"] == nil && answered["bytes_done"] as? Int == 3 << 20)
+        }
+    }
 }

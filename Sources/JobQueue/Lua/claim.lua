@@ -40,9 +40,10 @@ end
 local stamp = string.format('%d', now)
 f.token, f.status, f.worker_id, f.updated_at, f.started_at = string.format('%d', token + 1), 'moving', worker, stamp, stamp
 redis.call('HSET', job, 'token', f.token, 'status', 'moving', 'worker_id', worker, 'updated_at', stamp, 'started_at', stamp)
-if f.bytes_done or f.bytes_total then
-  redis.call('HDEL', job, 'bytes_done', 'bytes_total')
-  f.bytes_done, f.bytes_total = nil, nil
+-- Progress and the hosts of a pull are the delivery's: the new one records its own.
+if f.bytes_done or f.bytes_total or f.pulled_from then
+  redis.call('HDEL', job, 'bytes_done', 'bytes_total', 'pulled_from')
+  f.bytes_done, f.bytes_total, f.pulled_from = nil, nil, nil
 end
 local reply = {}
 for field, value in pairs(f) do

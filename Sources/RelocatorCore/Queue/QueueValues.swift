@@ -42,6 +42,9 @@ public enum MoveProgress: Sendable, Equatable {
     /// The digest of the secret a delivery pulling from another host sends with its requests
     /// (`TransferProtocol.secretHeader`), recorded before its first request.
     case transferSecret(digest: String)
+    /// Where a pull from another host pulls the file from (the source's worker, located) and the
+    /// host it pulls to (`JobField.pulledFrom`), recorded before the first range is asked for.
+    case pulling(PullRoute)
     /// The copy is linked under its final name and its directory fsynced (`stage=published`).
     case published
     /// A published copy of a pull was removed again, its directory fsynced: the source changed
