@@ -1,3 +1,4 @@
+import FileMover
 import Logging
 import RelocatorCore
 
@@ -49,8 +50,17 @@ extension App {
             case .readContent:
                 let readAt = clock()
                 let readBound = queueClocks.withLock { $0[shard]?.lowerBound(at: monotonic()) }
-                let found = try await store.withStore { try $0.content(cid: cid) }
-                if let found { contents.store(found, readAt: readAt, readBound: readBound) }
+                // The read and its path check share one blocking call (a cache miss costs one trip
+                // to the blocking executor, not two): the name is looked up on its level's
+                // directory right after the row is read, and the entry keeps the verdict for the
+                // submission below. A level whose directory is not open here yet, a refused or an
+                // inconclusive lookup leave the check to the submission, as before.
+                let (found, pathChecked) = try await store.withStore { [self] in try readContentAndPath(cid: cid, from: $0) }
+                if let found {
+                    var entry = ContentCache.Entry(content: found, readAt: readAt, readBound: readBound)
+                    if pathChecked { entry.pathCheckedOn = found.level }
+                    contents.store(entry)
+                }
                 action = machine.contentRead(found)
             case .submit(let request, let raise):
                 // The filename, and its path on the level's directory, are checked once per content
@@ -94,6 +104,15 @@ extension App {
                 throw AppError.unavailable("the level of cid \(cid) kept changing while its count was submitted; try again")
             }
         }
+    }
+
+    /// A content as the store has it now and whether its name, as read, resolves on its level's
+    /// directory through no symbolic link (`LevelRoot.lookup`, the check `checkPath` makes), when
+    /// this process has that directory open already. Blocking: runs inside the store's call.
+    func readContentAndPath(cid: Int64, from store: any ContentStoring) throws -> (content: Content?, pathChecked: Bool) {
+        guard let found = try store.content(cid: cid) else { return (nil, false) }
+        guard let root = openedRoot(of: found.level), let filename = try? Filename(found.filename) else { return (found, false) }
+        return (found, (try? root.lookup(filename)) != nil)
     }
 
     /// The checked filename of a content (the cache keeps the verdict of its last read).

@@ -183,6 +183,12 @@ public final class App: Sendable {
         }
     }
 
+    /// The level's directory when this process has opened it already (never blocks).
+    func openedRoot(of level: String) -> LevelRoot? {
+        guard directories?.place(of: level) != nil else { return nil }
+        return roots.withLock { $0[level] }
+    }
+
     /// Refuses a filename that passes through a symbolic link in its level directory, with the
     /// mover's own resolution (`LevelRoot.lookup`) on a blocking thread. True when the name was
     /// resolved without one; false when the check was inconclusive (no directory here, a

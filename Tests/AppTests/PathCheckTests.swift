@@ -3,6 +3,7 @@ import Logging
 import RelocatorApp
 import RelocatorCore
 import RelocatorTesting
+import Synchronization
 import Testing
 
 /// The API's check that a content's path passes through no symbolic link (on its level's
@@ -36,4 +37,61 @@ import Testing
         #expect(contents.entry(30)?.pathCheckedOn == nil)
         #expect(queue.job(30)?.count == 25000)
     }
+
+    /// A cache miss looks at the path in the same blocking call as its read: the verdict is the
+    /// one of the moment the row was read, and the submission does not go back for it. (A
+    /// directory swapped for a link just after that call returns is not seen by this count; the
+    /// worker resolves the path again before it moves anything.)
+    @Test func aCacheMissChecksItsPathWithinTheReadsOwnCall() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("relocator-path-check-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bronze = root + "/bronze"
+        try FileManager.default.createDirectory(atPath: bronze + "/dir", withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: bronze + "/a.mp4", contents: Data([1])))
+        #expect(FileManager.default.createFile(atPath: bronze + "/dir/b.mp4", contents: Data([2])))
+        let store = MemoryStore()
+        _ = try store.put([Content(cid: 40, filename: "a.mp4", level: "bronze"), Content(cid: 41, filename: "dir/b.mp4", level: "bronze")])
+        let queue = MemoryQueue()
+        let gateway = AfterCallStoreGateway(MemoryStoreGateway(store))
+        let contents = ContentCache(maxAge: .seconds(86400))
+        // (The level table is loaded once, so that the store's next call after the first count is
+        // the content's read.)
+        let app = App(queue: MemoryQueueGateway(queue), store: gateway, levels: LevelCache(maxAge: .seconds(86400)), contents: contents,
+                      directories: LevelDirectories([("bronze", bronze)]), logger: Logger(label: "test.app"))
+        // The first count opens the level's directory.
+        #expect(try await app.submit(cid: 40, count: 20000).result.outcome == .created)
+
+        // Once the next store call returns, the directory on cid 41's way becomes a link.
+        gateway.afterNextCall {
+            try? FileManager.default.moveItem(atPath: bronze + "/dir", toPath: root + "/elsewhere")
+            try? FileManager.default.createSymbolicLink(atPath: bronze + "/dir", withDestinationPath: root + "/elsewhere")
+        }
+        #expect(try await app.submit(cid: 41, count: 20000).result.outcome == .created)
+        #expect(contents.entry(41)?.pathCheckedOn == "bronze")
+        #expect(gateway.armed == false)
+        // The next read looks again, and refuses it.
+        contents.clear()
+        await #expect { try await app.submit(cid: 41, count: 30000) } throws: { ($0 as? AppError)?.code == "invalid_filename" }
+        #expect(queue.job(41)?.count == 20000)
+    }
+}
+
+/// A store gateway that runs an action once, right after its next call returns.
+private final class AfterCallStoreGateway: StoreGateway {
+    private let base: MemoryStoreGateway
+    private let action = Mutex<(@Sendable () -> Void)?>(nil)
+
+    init(_ base: MemoryStoreGateway) { self.base = base }
+
+    func afterNextCall(_ run: @escaping @Sendable () -> Void) { action.withLock { $0 = run } }
+    var armed: Bool { action.withLock { $0 != nil } }
+
+    func withStore<T: Sendable>(_ body: @escaping @Sendable (any ContentStoring) throws -> T) async throws -> T {
+        let result = try await base.withStore(body)
+        action.withLock { run in defer { run = nil }; return run }?()
+        return result
+    }
+    func open() throws -> any ContentStoring { try base.open() }
+    var location: String { base.location }
+    func close() {}
 }
