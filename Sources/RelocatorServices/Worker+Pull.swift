@@ -404,14 +404,16 @@ extension Worker {
         var headers = credentials + [(TransferProtocol.checksumHeader, checksum.description)]
         if let version { headers.append((TransferProtocol.versionHeader, version)) }
         let answer = try client.send("POST", TransferProtocol.removePath(job.cid), headers: headers)
-        do {
+        // Only `version_changed` says the source is there, a newer version: any other refusal (a
+        // source that disappeared or was replaced while it was hashed among them) keeps the copy.
+        guard version != nil, answer.refusal.flatMap(TransferProtocol.Refusal.init(rawValue:)) == .versionChanged else {
             try Self.refuseUnlessOK(answer, lost)
-        } catch let changed as MoveError where changed.kind == .sourceChanged {
-            let outcome = try root.removeProven(filename, checksum: checksum, holding: lock)
-            guard try session.record(delivery, .copyWithdrawn) else { throw lost() }
-            log.warning("the source changed after it was copied: the copy at \(job.target)/\(filename.value) is withdrawn (\(outcome.rawValue)); the move starts again")
-            throw MoveError(.sourceChanged, "\(changed.message); the copy at \(job.target)/\(filename.value) was withdrawn and the move starts again")
+            return
         }
+        let outcome = try root.removeProven(filename, checksum: checksum, holding: lock)
+        guard try session.record(delivery, .copyWithdrawn) else { throw lost() }
+        log.warning("the source changed after it was copied: the copy at \(job.target)/\(filename.value) is withdrawn (\(outcome.rawValue)); the move starts again")
+        throw MoveError(.sourceChanged, "the source's worker refused: \(answer.message); the copy at \(job.target)/\(filename.value) was withdrawn and the move starts again")
     }
 
     /// The move error of a refusal of the source's endpoint.
