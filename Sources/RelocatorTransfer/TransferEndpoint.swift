@@ -231,11 +231,20 @@ public struct TransferEndpoint: Sendable {
                 throw TransferRefusal(.notProven, "content \(held.cid)'s job has recorded no published copy with checksum \(proof) (stage \(held.stage?.rawValue ?? "none"))")
             }
             // The source as the copy was made of: one written to since (a newer version) stays, and
-            // the puller withdraws its copy.
-            if let expected = request.headers[TransferHeader.version], let file = try root.openForTransfer(filename), expected != file.version {
-                throw TransferRefusal(.versionChanged, "\(held.dbLevel)/\(filename.value) changed since its copy was made (now version \(file.version)); it is kept")
+            // the puller withdraws its copy — also when the writing fell while it was hashed here.
+            let expected = request.headers[TransferHeader.version]
+            func newerVersion() throws -> TransferRefusal? {
+                guard let expected, let file = try root.openForTransfer(filename), expected != file.version else { return nil }
+                return TransferRefusal(.versionChanged, "\(held.dbLevel)/\(filename.value) changed since its copy was made (now version \(file.version)); it is kept")
             }
-            let outcome = try root.removeProven(filename, checksum: proof, holding: lock)
+            if let refusal = try newerVersion() { throw refusal }
+            let outcome: LevelRoot.ProvenRemoval
+            do {
+                outcome = try root.removeProven(filename, checksum: proof, holding: lock)
+            } catch let error as MoveError where error.kind == .checksumMismatch || error.kind == .sourceChanged {
+                if let refusal = try newerVersion() { throw refusal }
+                throw error
+            }
             self.logger.info("removed the source of a copy proven elsewhere", metadata: [
                 "job.cid": "\(job.cid)", "job.from": "\(job.dbLevel)", "job.to": "\(job.target)", "outcome": "\(outcome.rawValue)"])
             return Removal(outcome: outcome.rawValue, cid: job.cid)
