@@ -54,6 +54,8 @@ extension Worker {
         defer { held.release() }
         var current = delivery
         var waitingSince: ContinuousClock.Instant?
+        let limited = placement.withLock { $0 }?.policies[delivery.job.target]?.maxMoves != nil
+        let waitRenewal = PullRenewal(worker: self, session: session, log: log, permit: limited ? (delivery.job.target, holder) : nil, room: nil)
         do {
             while true {
                 do {
@@ -67,6 +69,8 @@ extension Worker {
                     }
                     waitingSince = since
                     if cancel.isRaised || ContinuousClock.now - since >= Self.pullPatience { throw error }
+                    // The level's move permit stays this slot's while it waits (it lapses unless renewed).
+                    waitRenewal.renew()
                     cancel.wait(for: Self.pullReconnectInterval)
                     if cancel.isRaised { throw error }
                     // How far this delivery got (verified bytes, a published copy), as it recorded it.
