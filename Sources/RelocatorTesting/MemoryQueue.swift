@@ -804,6 +804,24 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
+    func inquire(token: String, key: String, cid: Int64, filename: String, ttl: Duration) throws {
+        try available {
+            let name = keys.control.inquiry(token)
+            if !live(name) { hashes[name] = nil }
+            hashes[name, default: [:]][HostInquiry.keyField] = key
+            hashes[name, default: [:]][String(cid)] = filename
+            expiries[name] = now + max(1, ttl.milliseconds)
+        }
+    }
+
+    func inquiry(token: String, cid: Int64) throws -> [String] {
+        try available {
+            let name = keys.control.inquiry(token)
+            guard live(name), let key = hashes[name]?[HostInquiry.keyField], let filename = hashes[name]?[String(cid)] else { return [] }
+            return [key, filename]
+        }
+    }
+
     func levelChangeGeneration(cid: Int64) throws -> Int64? {
         try available {
             let shard = keys.shard(of: cid)
