@@ -1,54 +1,33 @@
 import Foundation
 import HummingbirdTesting
 import JobQueue
-import RedisClient
 import RelocatorCore
 import Testing
 @testable import RelocatorAPI
 
 /// The operators' lists a page at a time: `?limit=&cursor=`, a total and a next cursor that
 /// neither skips nor repeats an item while others are added or removed, and answers whose size
-/// depends on the page, not on the list.
+/// depends on the page, not on the list; over the memory queue (RelocatorAPIServerTests'
+/// RedisPagingTests: the same over the Redis queue).
 @Suite struct PagingTests {
-    /// Creates `count` dead jobs (cids `first`…) as the scripts leave them, 1,000 per script call
-    /// and every call in one pipeline: each job hash is in KEYS, with the dead list.
-    static func bury(_ count: Int, firstCID first: Int64 = 1, gen: Int64, api: APIFixture) throws {
+    /// Creates `count` dead jobs (cids `first`…) as the scripts leave them, in the memory queue.
+    static func bury(_ count: Int, firstCID first: Int64 = 1, gen: Int64, api: MemoryAPI) {
         var template = Job(cid: 1, count: 20000, filename: "x", dbLevel: "bronze", target: "gold", status: .dead, attempts: 5,
                            lastError: "source_missing: bronze/x is on no level's disk", gen: gen, enqueuedAt: gen, updatedAt: gen)
         template.reason = "source_missing"
         template.queuedBy = QueuedBy(who: "POST /post_sentence", rule: "count 20000 falls in gold (10000–99999)")
-        let common = template.fields.compactMap { field, value in
-            value.flatMap { [JobField.cid, .filename].contains(field) ? nil : [field.rawValue, $0] }
-        }.flatMap { $0 }
-        let script = """
-            local first, gen, cidField, fileField = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
-            for i = 2, #KEYS do
-              local cid = first + i - 2
-              redis.call('HSET', KEYS[i], cidField, cid, fileField, 'dir/f' .. cid .. '.mp4', unpack(ARGV, 5))
-              redis.call('LPUSH', KEYS[1], cid .. ':' .. gen)
-            end
-            return #KEYS - 1
-            """
-        let shard = api.queue.keys.shard(0)
-        var commands: [RedisCommand] = []
-        var start = first
-        let end = first + Int64(count)
-        while start < end {
-            let cids = Array(start..<min(start + 1000, end))
-            let keys = [shard.dead] + cids.map { shard.job($0) }
-            let arguments: [any RedisArgumentConvertible] = ["EVAL", script, keys.count] + keys
-                + [String(start), String(gen), JobField.cid.rawValue, JobField.filename.rawValue] + common
-            commands.append(RedisCommand(arguments))
-            start += 1000
-        }
-        let replies = try api.redis.pipeline(commands)
-        #expect(replies.compactMap(\.int).reduce(0, +) == count)
+        api.queue.bury((first..<first + Int64(count)).map { cid in
+            var job = template
+            job.cid = cid
+            job.filename = "dir/f\(cid).mp4"
+            return job
+        })
+        #expect(api.queue.list(api.queue.keys.shard(0).dead).count >= count)
     }
 
     @Test func eightyThousandDeadLettersAnswerAPageOfBoundedSizeWithTheTotal() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try Self.bury(80_000, gen: 1_800_000_000_000, api: api)
+        let api = MemoryAPI()
+        Self.bury(80_000, gen: 1_800_000_000_000, api: api)
         try await api.test { client in
             let first = try await client.get("/v1/dead")
             #expect(first.status == .ok)
@@ -98,9 +77,8 @@ import Testing
     /// with page 1's cursor, is the rest of the list as it was, less what went: nothing skipped,
     /// nothing repeated.
     @Test func theNextCursorNeitherSkipsNorRepeatsWhileTheListChanges() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try Self.bury(120, gen: 1_800_000_000_000, api: api)
+        let api = MemoryAPI()
+        Self.bury(120, gen: 1_800_000_000_000, api: api)
         try await api.test { client in
             func cids(_ uri: String) async throws -> (cids: [Int], total: Int?, next: String?) {
                 let body = try #require(try await client.get(uri).json)
@@ -113,7 +91,7 @@ import Testing
             // Gone: one of page 1 and two of page 2; added: ten newer dead jobs.
             let purged = try await client.postJSON("/v1/dead/purge", #"{"cids": [100, 80, 75]}"#)
             #expect(purged.status == .ok, "\(purged.text)")
-            try Self.bury(10, firstCID: 1000, gen: 1_800_000_000_001, api: api)
+            Self.bury(10, firstCID: 1000, gen: 1_800_000_000_001, api: api)
             let two = try await cids("/v1/dead?limit=40&cursor=\(cursor)")
             #expect(two.cids == Array((38...80).reversed()).filter { $0 != 80 && $0 != 75 }.prefix(40).map { $0 })
             #expect(two.total == 127 && two.next == "\(two.cids.last!):1800000000000")
@@ -132,16 +110,14 @@ import Testing
     }
 
     @Test func retryingAndDeferredJobsArePagedSoonestFirstWithTheirReasonsAndNextAttempt() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents((1...5).map { (Int64($0), "f\($0).mp4", "bronze", nil) })
+        let api = MemoryAPI()
+        try api.add((1...5).map { (Int64($0), "f\($0).mp4", "bronze") })
         for cid in Int64(1)...5 { _ = try await api.service.submit(cid: cid, count: 50_000, from: .countRoute) }
         var due: [Int64] = []
-        while let job = try api.claim() {
-            #expect(try api.queue.fail(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, reason: "no_space",
-                                       message: "no_space: gold is full", permanent: false, delay: .seconds(Int64(60 * job.cid)),
-                                       maxAttempts: 5, on: api.redis) == .retrying)
-            due.append(job.cid)
+        while let delivery = try api.claim() {
+            #expect(try api.queue.complete(delivery, .failed(.noSpace, message: "no_space: gold is full", permanent: false,
+                                                             delay: .seconds(60 * delivery.job.cid), maxAttempts: 5)) == .retrying)
+            due.append(delivery.job.cid)
         }
         #expect(due.count == 5)
         try await api.test { client in
@@ -164,14 +140,12 @@ import Testing
     }
 
     @Test func deferredJobsAreListedWithWhyTheyWaitAndUntilWhen() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil), (2, "b.mp4", "bronze", nil)])
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze")])
         for cid in Int64(1)...2 { _ = try await api.service.submit(cid: cid, count: 50_000, from: .enqueueCommand) }
-        while let job = try api.claim() {
-            #expect(try api.queue.deferJob(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken,
-                                           reason: "gold would be at 95.0 % (high watermark 90 %)", for: .seconds(Int64(120 * job.cid)),
-                                           locked: true, on: api.redis))
+        while let delivery = try api.claim() {
+            #expect(try api.queue.complete(delivery, .deferred(reason: "gold would be at 95.0 % (high watermark 90 %)",
+                                                               delay: .seconds(120 * delivery.job.cid), lockHeld: true)) == .deferred)
         }
         try await api.test { client in
             let body = try #require(try await client.get("/v1/deferred").json)
