@@ -3,6 +3,7 @@ import HummingbirdTesting
 import JobQueue
 import RelocatorCore
 import Testing
+import TestSupport
 @testable import RelocatorAPI
 
 /// The operators' lists a page at a time: `?limit=&cursor=`, a total and a next cursor that
@@ -109,14 +110,6 @@ import Testing
         }
     }
 
-    /// The first "in 19 min 58 s" of a page, in seconds. (The delays are long enough for a test
-    /// slowed down by a loaded machine to read the page before they pass.)
-    static func remaining(_ page: String) -> Int? {
-        page.firstMatch(of: />in (?:(\d+) min )?(\d+) s</).flatMap { match in
-            Int(match.2).map { seconds in (match.1.flatMap { Int($0) } ?? 0) * 60 + seconds }
-        }
-    }
-
     @Test func retryingAndDeferredJobsArePagedSoonestFirstWithTheirReasonsAndNextAttempt() async throws {
         let api = MemoryAPI()
         try api.add((1...5).map { (Int64($0), "f\($0).mp4", "bronze") })
@@ -142,7 +135,7 @@ import Testing
             #expect(page.text.contains("no_space: gold is full") && page.text.contains(#"rel="next""#)
                     && page.text.contains(#"<span data-field="total">5</span> retrying shown"#))
             // The next attempt, from now: 10 min after the failure, less however long this test has taken since.
-            #expect(Self.remaining(page.text).map { (1...600).contains($0) } == true, "the next attempt, from now: \(page.text)")
+            #expect(WaitingPage.remaining(page.text).map { (1...600).contains($0) } == true, "the next attempt, from now: \(page.text)")
         }
     }
 
@@ -162,7 +155,7 @@ import Testing
             let page = try await client.get("/ui/waiting").text
             #expect(page.contains(#"<td data-field="reason">gold would be at 95.0 % (high watermark 90 %)</td>"#), "\(page)")
             // Due 20 minutes after it was deferred: a little less is left when the page is read.
-            #expect(Self.remaining(page).map { (1...1200).contains($0) } == true, "the next attempt: \(page)")
+            #expect(WaitingPage.remaining(page).map { (1...1200).contains($0) } == true, "the next attempt: \(page)")
             #expect(page.contains("relocator enqueue: count 50000 falls in gold (10000–99999)"))
         }
     }
