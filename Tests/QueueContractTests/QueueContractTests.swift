@@ -536,8 +536,8 @@ import Testing
     static let inquiries: Scenario = { q in
         var trace = Trace()
         #expect(try q.session.control(.inquiry(token: "ab12", cid: 7)) == .names([]))
-        #expect(try q.session.control(.inquire(token: "ab12", key: "digest", cid: 7, filename: "movies/a.mp4", ttl: .seconds(60))) == .done)
-        #expect(try q.session.control(.inquire(token: "ab12", key: "digest", cid: 8, filename: "b.mp4", ttl: .seconds(60))) == .done)
+        #expect(try q.session.control(.inquire(token: "ab12", key: "digest", cid: 7, filename: "movies/a.mp4", ttl: .seconds(3600))) == .done)
+        #expect(try q.session.control(.inquire(token: "ab12", key: "digest", cid: 8, filename: "b.mp4", ttl: .seconds(3600))) == .done)
         #expect(try q.session.control(.inquiry(token: "ab12", cid: 7)) == .names(["digest", "movies/a.mp4"]))
         #expect(try q.session.control(.inquiry(token: "ab12", cid: 8)) == .names(["digest", "b.mp4"]))
         #expect(try q.session.control(.inquiry(token: "ab12", cid: 9)) == .names([]))
