@@ -149,6 +149,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The routes over real servers, where what Redis or the database does is the point (an outage,
+        // maxmemory, Redis' paging, its extreme values, a schema behind, a real ext4's fill).
+        .testTarget(
+            name: "RelocatorAPIServerTests",
+            dependencies: [
+                "RelocatorAPI", "RelocatorApp", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(
             name: "RelocatorTransferTests",
             dependencies: [

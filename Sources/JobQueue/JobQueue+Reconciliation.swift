@@ -99,6 +99,25 @@ extension JobQueue {
         _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid, LevelChangeStep.changed.rawValue])
     }
 
+    /// Records that inquiry `token` (its secret's digest `key`) asks about `cid`'s `filename`, and
+    /// that the inquiry lasts `ttl` from now (`HostInquiry`).
+    public func inquire(token: String, key: String, cid: Int64, filename: String, ttl: Duration, on redis: RedisConnection) throws {
+        let name = keys.control.inquiry(token)
+        let replies = try redis.pipeline([RedisCommand("HSET", name, HostInquiry.keyField, key, cid, filename),
+                                          RedisCommand("PEXPIRE", name, max(1, ttl.milliseconds))])
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "INQUIRE") }
+    }
+
+    /// The digest of inquiry `token`'s secret and the filename it asks after for `cid`; nil when
+    /// it asks nothing about `cid` or has expired.
+    public func inquiry(token: String, cid: Int64, on redis: RedisConnection) throws -> (key: String, filename: String)? {
+        let reply = try redis.send("HMGET", keys.control.inquiry(token), HostInquiry.keyField, cid)
+        _ = try reply.throwingServerError(address: redis.url.address, command: "HMGET")
+        let values = reply.array?.map(\.string) ?? []
+        guard values.count == 2, let key = values[0], let filename = values[1] else { return nil }
+        return (key, filename)
+    }
+
     public func unlease(cid: Int64, token: String, on redis: RedisConnection) throws {
         try redis.evalScript(QueueScripts.unlease, keys: [keys.shard(of: cid).lease(cid)], arguments: [token])
     }

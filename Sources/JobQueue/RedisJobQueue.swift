@@ -282,6 +282,11 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             return .done
         case .levelsSeen(let adding):
             return .names(try queue.levelsSeen(adding: adding, on: redis))
+        case .inquire(let token, let key, let cid, let filename, let ttl):
+            try queue.inquire(token: token, key: key, cid: cid, filename: filename, ttl: ttl, on: redis)
+            return .done
+        case .inquiry(let token, let cid):
+            return .names(try queue.inquiry(token: token, cid: cid, on: redis).map { [$0.key, $0.filename] } ?? [])
         }
     }
 

@@ -133,6 +133,10 @@ public struct ControlKeys: Equatable, Sendable {
     /// The levels a worker or reconcile found initialised (with `.relocator/`) or initialised: such
     /// a level whose directory lacks `.relocator/` later is a bare mountpoint, not a new level.
     public var levelsSeen: String { "\(prefix)levels-seen" }
+    /// A reconcile run's questions to other hosts' workers (`HostInquiry`): a hash of the digest of
+    /// its secret (`HostInquiry.keyField`) and, per content id asked about, the filename asked
+    /// after; it expires with the run.
+    public func inquiry(_ token: String) -> String { "\(prefix)inquiry:\(token)" }
     /// Settings every process must agree on (the shard count).
     public var config: String { "\(prefix)config" }
     /// The level table and the level policies, as the committer last read them from SQL (JSON),

@@ -5,6 +5,8 @@
 ///   job moves from this worker's level, with their checksum and the file's version and size.
 /// - `POST /transfer/v1/contents/<cid>/remove` with the copy's checksum: removes the source once
 ///   proven (docs/CROSSHOST.md).
+/// - `GET /transfer/v1/contents/<cid>/inquiry`: which of this worker's levels hold the file a
+///   reconcile run asks about (`HostInquiry`), with their sizes.
 ///
 /// Every request names the job's generation and carries the delivery's token and its random secret:
 /// the endpoint serves only the job's current delivery.
@@ -15,6 +17,11 @@ public enum TransferProtocol {
     public static func contentPath(_ cid: Int64) -> String { "/\(pathPrefix)/\(cid)" }
     /// The path of the removal of a content's source.
     public static func removePath(_ cid: Int64) -> String { "/\(pathPrefix)/\(cid)/remove" }
+    /// The path of a reconcile run's question about a content's file (`HostInquiry`).
+    public static func inquiryPath(_ cid: Int64) -> String { "/\(pathPrefix)/\(cid)/inquiry" }
+
+    /// Request (inquiry): the reconcile run's inquiry token; its secret goes in `secretHeader`.
+    public static let inquiryHeader = "Relocator-Inquiry"
 
     /// Request: the delivery token of the job's current delivery (a credential: never in a URL).
     public static let deliveryHeader = "Relocator-Delivery"

@@ -44,6 +44,8 @@ extension App {
         public var skipped: Int
         /// Contents left alone because the database places them on a level out of service.
         public var skippedUnavailable: Int
+        /// Contents on other hosts' levels with no file here, left to those hosts' reconcile.
+        public var skippedElsewhere: Int = 0
     }
 
     /// Compares the database with the disks and the queue; with `settings.fix`, repairs what is
@@ -58,7 +60,8 @@ extension App {
             var reconciler = try Reconciler(settings: settings, session: session, store: ContentStore(database: database),
                                             onFinding: onFinding, onProgress: onProgress)
             try reconciler.run()
-            return ReconcileReport(findings: reconciler.findings, skipped: reconciler.skipped, skippedUnavailable: reconciler.skippedUnavailable)
+            return ReconcileReport(findings: reconciler.findings, skipped: reconciler.skipped, skippedUnavailable: reconciler.skippedUnavailable,
+                                   skippedElsewhere: reconciler.skippedElsewhere)
         }
     }
 

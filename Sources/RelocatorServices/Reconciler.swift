@@ -28,8 +28,14 @@ public struct Finding: Sendable, Equatable {
         case unsafeFilename = "unsafe_filename"
         /// Two contents with one filename.
         case sharedFilename = "shared_filename"
-        /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint): not looked at.
+        /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint), or another
+        /// host's level that no live worker serves: not looked at.
         case levelUnavailable = "level_unavailable"
+        /// Not on this host where the database says, and another host's level where it may be
+        /// was not looked at (no worker of that host answered): nothing decided.
+        case unverified
+        /// Files of the content's name on levels of several hosts (not compared across hosts).
+        case copiesOnHosts = "copies_on_hosts"
     }
 
     public var kind: Kind
@@ -65,6 +71,11 @@ public struct Reconciler {
         public var partGrace: Duration = .seconds(900)
         /// How long a lease on one content lasts at most.
         public var leaseTTL: Duration = .seconds(120)
+        /// Levels whose directory is on other hosts: their workers (`--transfer-listen`) are asked
+        /// before a content is called missing or misplaced (`HostInquiry`).
+        public var remoteLevels: [String] = []
+        /// The key the workers share (`--transfer-secret-file`), when they share one.
+        public var transferSigningKey: TransferSigningKey?
 
         public init(directories: LevelDirectories, fix: Bool) {
             self.directories = directories
@@ -90,6 +101,12 @@ public struct Reconciler {
     public private(set) var skipped = 0
     /// Contents left alone because the database places them on a level out of service.
     public private(set) var skippedUnavailable = 0
+    /// Contents the database places on another host's level, with no file here: that host's
+    /// reconcile checks them.
+    public private(set) var skippedElsewhere = 0
+    /// Other hosts' levels, and the run's questions to their workers (nil without such levels).
+    let remoteLevels: Set<String>
+    let inquiry: PeerInquiry?
 
     public init(settings: Settings, session: any JobQueueSession, store: ContentStore, onFinding: @escaping (Finding) -> Void = { _ in },
                 onProgress: @escaping (Int, Int) -> Void = { _, _ in }) throws {
@@ -102,6 +119,8 @@ public struct Reconciler {
         for level in settings.directories.names { roots[level] = try LevelRoot(settings.directories.place(of: level)!) }
         self.roots = roots
         levels = settings.directories.names
+        remoteLevels = Set(settings.remoteLevels).subtracting(settings.directories.names)
+        inquiry = remoteLevels.isEmpty ? nil : PeerInquiry(session: session, signingKey: settings.transferSigningKey, ttl: .seconds(600))
     }
 
     mutating func report(_ finding: Finding) {
@@ -117,6 +136,12 @@ public struct Reconciler {
             roots[level] = nil
         }
         levels = levels.filter { withdrawn[$0] == nil }
+        // Another host's level that no live worker serves cannot be looked at: what the database
+        // places there is left alone, and what may be there is not decided.
+        var unserved: [String: String] = [:]
+        for level in remoteLevels.sorted() where try inquiry!.peers(serving: level).isEmpty {
+            unserved[level] = "its directory is not on this host and no live worker serves it (a worker started with --transfer-listen on the host that has it)"
+        }
         // Jobs first: an orphan put back is in flight again, and its content is then left alone.
         guard case .orphans(let orphans) = try session.control(.orphans(cids: try session.jobCIDs(), fix: settings.fix)) else { return }
         for orphan in orphans {
@@ -132,7 +157,7 @@ public struct Reconciler {
         for (index, content) in contents.enumerated() {
             onProgress(index, contents.count)
             if (byFilename[content.filename]?.count ?? 0) > 1 { continue }
-            if withdrawn[content.level] != nil {
+            if withdrawn[content.level] != nil || unserved[content.level] != nil {
                 skippedUnavailable += 1
                 continue
             }
@@ -150,10 +175,10 @@ public struct Reconciler {
             }
         }
         onProgress(contents.count, contents.count)
-        for level in withdrawn.keys.sorted() {
+        for (level, why) in withdrawn.merging(unserved, uniquingKeysWith: { a, _ in a }).sorted(by: { $0.key < $1.key }) {
             let left = contents.filter { $0.level == level }.count
             report(Finding(kind: .levelUnavailable, cid: nil,
-                           detail: "level '\(level)' not looked at: \(withdrawn[level]!); the \(left) contents the database places on it were left alone"))
+                           detail: "level '\(level)' not looked at: \(why); the \(left) contents the database places on it were left alone"))
         }
         try staleParts()
         try legacyParts(of: contents)
@@ -185,6 +210,7 @@ public struct Reconciler {
             return report(Finding(kind: .unsafeFilename, cid: content.cid, detail: "'\(content.filename.prefix(200))': \(error)"))
         }
         if found == [content.level] { return }
+        if !remoteLevels.isEmpty, try !decideAcrossHosts(content, filename: filename, found: found) { return }
         switch found.count {
         case 0:
             // Something else at the content's path (a directory, a FIFO…) is named as what it is.
@@ -246,6 +272,57 @@ public struct Reconciler {
             }
             report(finding)
         }
+    }
+
+    /// Decides, with the other hosts' workers, what this host alone cannot: false when that is
+    /// done (reported, or nothing to report), true when the content is to be checked as on one
+    /// host (the other hosts hold no copy).
+    private mutating func decideAcrossHosts(_ content: Content, filename: Filename, found: [String]) throws -> Bool {
+        let remote = HostsVerdict.needsAsking(database: content.level, local: found, remoteLevels: remoteLevels)
+            ? try inquiry!.look(cid: content.cid, filename: content.filename, levels: remoteLevels.sorted()) : nil
+        let hosts = inquiry!.answeredBy
+        let here = found.isEmpty ? "no level of this host (\(levels.joined(separator: ", ")))" : found.joined(separator: " and ") + " on this host"
+        switch HostsVerdict.decide(database: content.level, local: found, remoteLevels: remoteLevels, remote: remote) {
+        case .inPlace:
+            return false
+        case .elsewhere:
+            skippedElsewhere += 1
+            return false
+        case .local:
+            return true
+        case .missing:
+            let asked = remoteLevels.sorted().map { "\($0) (\(hosts[$0] ?? "another host"))" }.joined(separator: ", ")
+            report(Finding(kind: .missing, cid: content.cid,
+                           detail: "\(filename) is on \(here), nor on the other hosts' levels \(asked); the database says \(content.level); "
+                               + "if it is gone for good, `relocator contents remove --cid \(content.cid)` forgets the content"))
+        case .unverified(let unlooked):
+            let why = unlooked.map { "\($0): \(remote?.unanswered[$0] ?? "not looked at")" }.joined(separator: "; ")
+            report(Finding(kind: .unverified, cid: content.cid,
+                           detail: "\(filename) is on \(here), the database says \(content.level), and levels of other hosts were not looked at (\(why)); nothing decided"))
+        case .copies(let local, let others):
+            report(Finding(kind: .copiesOnHosts, cid: content.cid,
+                           detail: "\(filename) is on \(local.isEmpty ? "no level of this host" : local.joined(separator: " and ") + " on this host") and on "
+                               + "\(remote!.foundText(hosts: hosts)); the database says \(content.level); not compared across hosts, left untouched"))
+        case .wrongLevelElsewhere(let level):
+            var finding = Finding(kind: .wrongLevel, cid: content.cid,
+                                  detail: "the database says \(content.level), \(filename) is on \(level) (\(hosts[level] ?? "another host"))")
+            if settings.fix {
+                finding.fixed = try leased(content.cid) { _ -> String? in
+                    // Asked again under the lease (no worker takes the content's job meanwhile).
+                    guard let now = try store.content(cid: content.cid), now.filename == content.filename,
+                          try places(of: filename).isEmpty else { return nil }
+                    let again = try inquiry!.look(cid: content.cid, filename: content.filename, levels: remoteLevels.sorted())
+                    guard HostsVerdict.decide(database: now.level, local: [], remoteLevels: remoteLevels, remote: again) == .wrongLevelElsewhere(level),
+                          let bytes = again.found[level] else { return nil }
+                    guard try Commit.recordLevel(cid: content.cid, from: now.level, to: level, bytes: bytes, by: Self.recorder,
+                                                 store: SQLContentStore(database: store.database), queue: session)
+                    else { return nil }
+                    return "database set to \(level)"
+                }
+            }
+            report(finding)
+        }
+        return false
     }
 
     /// Runs `body` while holding the content — its lease in Redis (no worker claims its job) and

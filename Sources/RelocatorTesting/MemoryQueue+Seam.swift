@@ -196,6 +196,11 @@ extension MemoryQueue {
             return .done
         case .levelsSeen(let adding):
             return .names(try levelsSeen(adding: adding))
+        case .inquire(let token, let key, let cid, let filename, let ttl):
+            try inquire(token: token, key: key, cid: cid, filename: filename, ttl: ttl)
+            return .done
+        case .inquiry(let token, let cid):
+            return .names(try inquiry(token: token, cid: cid))
         }
     }
 

@@ -68,6 +68,21 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         locked { hashes[keys.shard(of: cid).job(cid)]?[field.rawValue] = value }
     }
 
+    /// Writes dead jobs as the scripts leave them (each job's hash, its id pushed on its shard's
+    /// dead list, in order: the last is the newest), for tests of long dead-letter lists.
+    public func bury(_ jobs: [Job]) {
+        locked {
+            var pushed: [String: [String]] = [:]
+            for job in jobs {
+                let shard = keys.shard(of: job.cid)
+                hashes[shard.job(job.cid)] = Dictionary(job.fields.compactMap { field, value in value.map { (field.rawValue, $0) } }) { $1 }
+                pushed[shard.dead, default: []].append(job.id)
+            }
+            // One insertion per list (an LPUSH each would copy the list each time).
+            for (key, ids) in pushed { lists[key] = ids.reversed() + (lists[key] ?? []) }
+        }
+    }
+
     // MARK: - Submitting (enqueue.lua)
 
     @discardableResult
@@ -801,6 +816,24 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             hashes[key] = ["token": token]
             expiries[key] = now + ttl.milliseconds
             return true
+        }
+    }
+
+    func inquire(token: String, key: String, cid: Int64, filename: String, ttl: Duration) throws {
+        try available {
+            let name = keys.control.inquiry(token)
+            if !live(name) { hashes[name] = nil }
+            hashes[name, default: [:]][HostInquiry.keyField] = key
+            hashes[name, default: [:]][String(cid)] = filename
+            expiries[name] = now + max(1, ttl.milliseconds)
+        }
+    }
+
+    func inquiry(token: String, cid: Int64) throws -> [String] {
+        try available {
+            let name = keys.control.inquiry(token)
+            guard live(name), let key = hashes[name]?[HostInquiry.keyField], let filename = hashes[name]?[String(cid)] else { return [] }
+            return [key, filename]
         }
     }
 

@@ -14,6 +14,8 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
     private var levelPolicies: [String: LevelPolicy] = [:]
     /// While set, every call throws as a lost connection would.
     private var failing = false
+    /// What `schemaProblem` says (a test of a database whose schema is behind the binary's).
+    private var schemaBehind: String?
     /// This store's clock (ms since 1970) for `update_time` and `moved_at`.
     private let clock: @Sendable () -> Int64
 
@@ -35,6 +37,10 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
     }
 
     public func setUnavailable(_ unavailable: Bool) { locked { failing = unavailable } }
+
+    /// While set, `schemaProblem` answers `problem`, as the SQL store does for a schema behind the
+    /// binary's migrations (the words themselves are proved on a real database).
+    public func setSchemaProblem(_ problem: String?) { locked { schemaBehind = problem } }
 
     private func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
@@ -185,7 +191,7 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
         }
     }
 
-    public func schemaProblem() throws -> String? { try available { nil } }
+    public func schemaProblem() throws -> String? { try available { schemaBehind } }
 
     public func close() {}
 }

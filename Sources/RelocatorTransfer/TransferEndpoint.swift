@@ -36,6 +36,9 @@ public struct TransferEndpoint: Sendable {
         router.post("\(TransferProtocol.pathPrefix)/:cid/remove") { request, context in
             try await endpoint.remove(request, cid: context.parameters.get("cid") ?? "")
         }
+        router.get("\(TransferProtocol.pathPrefix)/:cid/inquiry") { request, context in
+            try await endpoint.inquiry(request, cid: context.parameters.get("cid") ?? "")
+        }
         return router
     }
 

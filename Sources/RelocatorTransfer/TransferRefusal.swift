@@ -106,4 +106,5 @@ public enum TransferHeader {
     public static let attributes = Name(TransferProtocol.attributesHeader)!
     public static let refusal = Name(TransferProtocol.refusalHeader)!
     public static let signature = Name(TransferProtocol.signatureHeader)!
+    public static let inquiry = Name(TransferProtocol.inquiryHeader)!
 }

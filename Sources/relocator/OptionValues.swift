@@ -1,4 +1,6 @@
 import ArgumentParser
+import FileMover
+import Foundation
 import RelocatorCore
 
 /// Parsers for numeric options: each reads the value itself (so `--limit -5` and `--limit=-5` are
@@ -59,5 +61,18 @@ enum OptionValue {
         } catch {
             throw ValidationError(error.reason)
         }
+    }
+}
+
+/// The key of a `--transfer-secret-file`; a file that cannot be read or holds too little is
+/// refused, naming the file and never its content.
+func readTransferSigningKey(_ path: String) throws -> TransferSigningKey {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw CommandFailure("--transfer-secret-file \(path): cannot be read")
+    }
+    do {
+        return try TransferSigningKey(bytes: Array(data))
+    } catch {
+        throw CommandFailure("--transfer-secret-file \(path) \(error)")
     }
 }

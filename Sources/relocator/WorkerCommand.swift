@@ -85,14 +85,7 @@ extension Relocator {
         func transferSigningKey() throws -> TransferSigningKey? {
             guard let transferSecretFile else { return nil }
             guard transferListen != nil else { throw ValidationError("--transfer-secret-file needs --transfer-listen") }
-            guard let data = FileManager.default.contents(atPath: transferSecretFile) else {
-                throw CommandFailure("--transfer-secret-file \(transferSecretFile): cannot be read")
-            }
-            do {
-                return try TransferSigningKey(bytes: Array(data))
-            } catch {
-                throw CommandFailure("--transfer-secret-file \(transferSecretFile) \(error)")
-            }
+            return try readTransferSigningKey(transferSecretFile)
         }
 
         func run() async throws {

@@ -21,6 +21,7 @@ import Testing
         ("a long wait another process announced", announcedHorizons),
         ("a follow-up waits for the residency of the level just moved to", followUpResidency),
         ("stale ids counted by level", staleIDsByLevel), ("a pull's two hosts", pullRoute),
+        ("a reconcile run's questions to other hosts", inquiries),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -527,6 +528,21 @@ import Testing
         #expect(try q.session.control(.levelsSeen(adding: ["silver", "gold"])) == .names(["gold", "silver"]))
         #expect(try q.session.control(.levelsSeen(adding: ["gold"])) == .names(["gold", "silver"]))
         trace.add("\(try q.session.control(.levelsSeen(adding: [])))")
+        return trace
+    }
+
+    /// A reconcile run records what it asks other hosts' workers about (`HostInquiry`): the digest
+    /// of its secret and, per content, the filename; another run's token or content is nothing.
+    static let inquiries: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.session.control(.inquiry(token: "ab12", cid: 7)) == .names([]))
+        #expect(try q.session.control(.inquire(token: "ab12", key: "digest", cid: 7, filename: "movies/a.mp4", ttl: .seconds(60))) == .done)
+        #expect(try q.session.control(.inquire(token: "ab12", key: "digest", cid: 8, filename: "b.mp4", ttl: .seconds(60))) == .done)
+        #expect(try q.session.control(.inquiry(token: "ab12", cid: 7)) == .names(["digest", "movies/a.mp4"]))
+        #expect(try q.session.control(.inquiry(token: "ab12", cid: 8)) == .names(["digest", "b.mp4"]))
+        #expect(try q.session.control(.inquiry(token: "ab12", cid: 9)) == .names([]))
+        #expect(try q.session.control(.inquiry(token: "cd34", cid: 7)) == .names([]))
+        trace.add("\(try q.session.control(.inquiry(token: "ab12", cid: 7)))")
         return trace
     }
 

@@ -4,8 +4,6 @@ import HummingbirdTesting
 import JobQueue
 import RelocatorApp
 import RelocatorCore
-import SQLStore
-import TestSupport
 import Testing
 @testable import RelocatorAPI
 
@@ -156,19 +154,17 @@ import Testing
         }
     }
 
-    /// Redis stops: each page still renders, with a banner that says what cannot be read and the
-    /// last data it showed (or none yet) — never an error page; once Redis is back the banner goes.
-    @Test func whileRedisIsDownThePagesRenderWithABannerAndTheLastReading() async throws {
-        let server = try RedisServer()
-        defer { server.stop() }
-        let api = try APIFixture(redisURL: server.url)
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", nil)])
+    /// The queue goes away: each page still renders, with a banner that says what cannot be read and
+    /// the last data it showed (or none yet) — never an error page; once it is back the banner goes.
+    /// (RelocatorAPIServerTests: the same with a real Redis stopped and started again.)
+    @Test func whileTheQueueIsAwayThePagesRenderWithABannerAndTheLastReading() async throws {
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze")])
         _ = try await api.service.submit(cid: 1, count: 50000, from: .countRoute)
         try await api.test { client in
             let before = try await client.get("/ui")
             #expect(before.status == .ok && before.text.contains(#"data-field="depth">1<"#))
-            server.stop()
+            api.queue.setUnavailable(true)
             let during = try await client.get("/ui")
             #expect(during.status == .serviceUnavailable && during.headers[.contentType] == "text/html; charset=utf-8")
             #expect(during.text.contains(#"data-banner="outage""#) && during.text.contains("Cannot read the data now: "))
@@ -177,7 +173,7 @@ import Testing
             let never = try await client.get("/ui/waiting")
             #expect(never.status == .serviceUnavailable && never.text.contains(#"data-banner="outage""#)
                     && never.text.contains("nothing was read since this API process started") && never.text.contains("Nothing read yet"))
-            try server.start()
+            api.queue.setUnavailable(false)
             var back = try await client.get("/ui")
             for _ in 0..<100 where back.status != .ok {
                 try await Task.sleep(for: .milliseconds(50))

@@ -7,13 +7,11 @@ import Testing
 import TestSupport
 @testable import RelocatorAPI
 
-/// The HTTP layer through the router (no socket), over real Redis and SQLite, or over the memory
-/// queue and store where nothing but the HTTP layer is under test.
+/// The HTTP layer through the router (no socket), over the memory queue and store.
 @Suite struct HTTPLayerTests {
     @Test func postSentenceAnswersTheOriginalsBytesAndUpdateSentenceWaitsForTheMove() async throws {
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(7, "g.mp4", "bronze", 10), (8, "日本 ü.mp4", "bronze", 10)])
+        let api = MemoryAPI()
+        try api.add([(7, "g.mp4", "bronze"), (8, "日本 ü.mp4", "bronze")])
         try await api.test { client in
             let posted = try await client.postForm("/post_sentence", "cid=7&count=1964")
             #expect(posted.status == .ok && posted.headers[.contentType] == "application/json")
@@ -26,7 +24,7 @@ import TestSupport
         let job = try #require(try api.claim())
         try api.kill(job)
         try await api.test { client in
-            let answer = try await client.postForm("/update_sentence", "cid=\(job.cid)")
+            let answer = try await client.postForm("/update_sentence", "cid=\(job.job.cid)")
             #expect(answer.text == "check your status again")
         }
     }

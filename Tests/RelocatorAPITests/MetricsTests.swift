@@ -45,7 +45,7 @@ import TestSupport
     }
 
     @Test func aScrapeOfTheAPIPassesPromtoolAndCarriesTheQueueGauges() async throws {
-        let metrics = APIFixture.metrics
+        let metrics = MemoryAPI.metrics
         // What a worker and a committer in this process would record.
         Counter(label: "relocator_moves_total", dimensions: [("from", "bronze"), ("to", "silver"), ("outcome", "moved")]).increment()
         Counter(label: "relocator_moves_total", dimensions: [("from", "gold"), ("to", "bronze"), ("outcome", "retried"), ("reason", "no_space")]).increment()
@@ -54,15 +54,13 @@ import TestSupport
         Counter(label: "relocator_commits_total").increment(by: 3)
         Timer(label: "relocator_commit_batch_seconds").recordMilliseconds(12)
 
-        let api = try APIFixture()
-        defer { api.tearDown() }
-        try api.addContents([(1, "a.mp4", "bronze", 10), (2, "b.mp4", "bronze", 10), (3, "c.mp4", "bronze", 10)])
-        try api.queue.heartbeat(worker: "w1", info: [.kind: "worker", .levels: "bronze,silver,gold", .disks: "gold=100,900,1000;silver=5,5,10"],
-                                ttl: .seconds(600), on: api.redis)
-        try api.queue.heartbeat(worker: "c1", info: [.kind: "committer"], ttl: .seconds(600), on: api.redis)
-        try api.queue.pause(level: "silver", on: api.redis)
-        try api.queue.publishPlacement(try PlacementSnapshot(levels: LevelRange.defaults, policies: ["gold": LevelPolicy(highWater: 90, lowWater: 80)],
-                                                             halfLife: nil).encoded(), on: api.redis)
+        let api = MemoryAPI()
+        try api.add([(1, "a.mp4", "bronze"), (2, "b.mp4", "bronze"), (3, "c.mp4", "bronze")])
+        try api.beat(Heartbeat(id: "w1", kind: .worker, levels: ["bronze", "silver", "gold"],
+                               disks: DiskReport(levels: ["gold": .init(used: 100, free: 900, size: 1000), "silver": .init(used: 5, free: 5, size: 10)])))
+        try api.beat(Heartbeat(id: "c1", kind: .committer))
+        _ = try api.queue.control(.pause(level: "silver"))
+        try api.queue.publish(PlacementSnapshot(levels: LevelRange.defaults, policies: ["gold": LevelPolicy(highWater: 90, lowWater: 80)], halfLife: nil))
         try await api.test(metrics: metrics) { client in
             #expect(try await client.postForm("/post_sentence", "cid=1&count=5000").status == .ok)
             // cid 2 fails for good (dead, for gold); cid 3 is being moved into gold.
@@ -177,7 +175,7 @@ import TestSupport
     }
 
     @Test func theMetricsServerOfWorkersAndCommittersAnswersAScrape() async throws {
-        let metrics = APIFixture.metrics
+        let metrics = MemoryAPI.metrics
         Counter(label: "relocator_moves_total", dimensions: [("from", "gold"), ("to", "bronze"), ("outcome", "retried"), ("reason", "io_error")]).increment()
         try await Self.withMetricsServer({ MetricsServer(port: 0, metrics: metrics, logger: Self.quiet, onServerRunning: $0) }) { port in
             let scrape = try await BlockingExecutor.shared.run { try HTTP.get(port, "/metrics") }

@@ -3,14 +3,13 @@ import Hummingbird
 import HummingbirdTesting
 import JobQueue
 import RelocatorCore
-import SQLStore
 import Testing
 import TestSupport
 @testable import RelocatorAPI
 
 /// What operators read and steer over `/v1`: jobs with their progress, dead letters, pausing a
-/// level, the queues, the why-report and readiness. The routes' answers are proved over the memory
-/// queue and store; what depends on the disks, the schema and Redis' answers over the real ones.
+/// level, the queues, the why-report and readiness, over the memory queue and store (what a real
+/// schema and a real Redis answer: RelocatorAPIServerTests).
 @Suite struct OperatorRoutesTests {
     @Test func aJobShowsBytesDoneAndADeadJobItsReason() async throws {
         let api = MemoryAPI()
@@ -136,34 +135,31 @@ import TestSupport
         }
     }
 
+    /// A database whose schema is behind the binary's: 503, saying what is missing, until it is
+    /// current. (RelocatorAPIServerTests: the words from a real SQLite file migrated half way.)
     @Test func readinessIs503UntilTheSchemaIsCurrentAndSaysWhatIsMissing() async throws {
-        let api = try APIFixture(migrate: false)
-        defer { api.tearDown() }
-        let db = try openDatabase(api.databaseURL, access: .readWrite)
-        try Migrator(database: db, migrations: Array(Migration.embedded(dialect: .sqlite).prefix(2))).migrate()
-        db.close()
+        let api = MemoryAPI()
+        let behind = "schema at 0002, this binary needs 0009: run relocator migrate"
+        api.store.setSchemaProblem(behind)
         try await api.test { client in
-            let behind = try await client.get("/readyz")
-            #expect(behind.status == .serviceUnavailable && behind.json?["redis"] as? String == "ok")
-            let latest = try #require(Migration.embedded(dialect: .sqlite).last?.id.prefix(4))
-            #expect(behind.json?["database"] as? String == "schema at 0002, this binary needs \(latest): run relocator migrate")
+            let answer = try await client.get("/readyz")
+            #expect(answer.status == .serviceUnavailable && answer.json?["redis"] as? String == "ok")
+            #expect(answer.json?["database"] as? String == behind, "\(answer.text)")
         }
-        let full = try openDatabase(api.databaseURL, access: .readWrite)
-        try Migrator(database: full, migrations: Migration.embedded(dialect: .sqlite)).migrate()
-        full.close()
+        api.store.setSchemaProblem(nil)
         try await api.test { client in
             let ready = try await client.get("/readyz")
             #expect(ready.status == .ok && ready.json?["status"] as? String == "ready", "\(ready.text)")
         }
     }
 
-    @Test func readinessIs503WhenRedisDoesNotAnswer() async throws {
-        let port = try freeLoopbackPort()
-        let api = try APIFixture(redisURL: try RedisURL(parsing: "redis://127.0.0.1:\(port)/0", setting: "test"))
-        defer { api.tearDown() }
+    /// (RelocatorAPIServerTests: the same with a Redis URL where nothing listens.)
+    @Test func readinessIs503WhenTheQueueDoesNotAnswer() async throws {
+        let api = MemoryAPI()
+        api.queue.setUnavailable(true)
         try await api.test { client in
             let answer = try await client.get("/readyz")
-            #expect(answer.status == .serviceUnavailable && (answer.json?["redis"] as? String)?.hasPrefix("unreachable") == true)
+            #expect(answer.status == .serviceUnavailable && (answer.json?["redis"] as? String)?.hasPrefix("unreachable") == true, "\(answer.text)")
             #expect(answer.json?["database"] as? String == "ok")
         }
     }

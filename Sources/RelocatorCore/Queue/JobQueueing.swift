@@ -310,6 +310,12 @@ public enum ControlAction: Sendable, Equatable {
     case bury(HeldJob, worker: String, token: String, problem: String)
     /// Records levels as initialised (`LevelReadiness`); answers every level recorded so.
     case levelsSeen(adding: [String])
+    /// A reconcile run asks other hosts' workers about a content's file: the inquiry `token`
+    /// (created with the digest `key` of its secret) names `filename` for `cid`, for `ttl`.
+    case inquire(token: String, key: String, cid: Int64, filename: String, ttl: Duration)
+    /// What inquiry `token` asks about `cid`: `.names([key, filename])`, or `.names([])` when it
+    /// asks nothing about it (or has expired).
+    case inquiry(token: String, cid: Int64)
 }
 
 public enum ControlResult: Sendable, Equatable {

@@ -9,8 +9,9 @@ import TestSupport
 
 /// A Redis at its `maxmemory` (noeviction), reached by writing to a private server with a real,
 /// small limit: every submission is a 503 that wrote nothing, and `/readyz` says Redis refuses
-/// writes until it has room again.
-@Suite struct OutOfMemoryAPITests {
+/// writes until it has room again. (RelocatorAPITests' OutOfMemoryRouterTests: the same answers from
+/// a gateway that refuses the writes, without a server.)
+@Suite struct RedisOutOfMemoryAPITests {
     @Test func aFullRedisIsA503ThatWritesNothingAndReadyzSaysSo() async throws {
         let server = try RedisServer()
         let api = try APIFixture(redisURL: server.url, halfLife: .seconds(3600))

@@ -13,7 +13,8 @@ import TestSupport
 @testable import RelocatorAPI
 
 /// One test's API over real Redis (a key prefix of its own) and an SQLite file of its own,
-/// migrated and seeded with the default levels, with a directory per level.
+/// migrated and seeded with the default levels, with a directory per level: for what a real
+/// server does under the routes (RelocatorAPITests prove the routes over the memory queue and store).
 final class APIFixture: @unchecked Sendable {
     let directory: TemporaryDirectory
     let databaseURL: DatabaseURL
@@ -24,9 +25,6 @@ final class APIFixture: @unchecked Sendable {
     var configuration = APIConfiguration()
     /// False for a fixture on a Redis that does not answer: nothing to clean there.
     let redisReachable: Bool
-
-    /// The process's metrics (swift-metrics is bootstrapped once per process).
-    static let metrics = PrometheusMetrics.bootstrap()
 
     init(migrate: Bool = true, levels: [LevelRange] = LevelRange.defaults, redisURL: RedisURL? = nil, halfLife: Duration? = nil,
          contents: ContentCache = ContentCache(maxAge: .zero), replication: RedisReplication? = nil,
