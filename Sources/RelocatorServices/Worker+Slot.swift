@@ -68,8 +68,9 @@ extension Worker {
         }
         let limits = (snapshot?.policies ?? [:]).compactMapValues(\.maxMoves)
         // Without limits of moves in flight, a job claimed ahead by another slot comes first, and a
-        // deep queue gives one for each slot in one round trip.
-        if limits.isEmpty, let ahead = try claimedAhead(session, levels: levels) { return (.delivery(ahead), []) }
+        // deep queue gives one for each slot in one round trip. A limit published since they were
+        // claimed sends them back (each move needs a permit now, which none of them holds).
+        if let ahead = try claimedAhead(session, levels: limits.isEmpty ? levels : []) { return (.delivery(ahead), []) }
         // Levels at their limit of moves in flight wait (Admission.Permits decides; this performs).
         var machine = Admission.Permits(levels: levels, limits: limits)
         var action = machine.start()

@@ -240,4 +240,28 @@ import TestSupport
         }
         #expect(try f.redisQueue.session.heartbeats().isEmpty)
     }
+
+    /// Jobs are claimed ahead only without a max-moves limit; one published while they wait sends
+    /// them back (each move needs a permit now, which none of them holds), and every job moves
+    /// under the limit. Kept, they would wait held by this worker until it stopped.
+    @Test func aMaxMovesLimitPublishedWhileJobsWaitAheadSendsThemBackAndEveryJobMoves() throws {
+        let f = try Fixture("ahead-limit", count: 20)
+        defer { f.cleanUp() }
+        try f.populate()
+        f.start()
+        let ahead = try f.untilJobsWaitAhead()
+        _ = try f.redisQueue.session.control(.publishPlacement(PlacementSnapshot(levels: LevelRange.defaults, policies: ["gold": LevelPolicy(maxMoves: 1)],
+                                                                                 halfLife: nil)))
+        try waitUntil("the worker reads the limit") { f.worker.placement.withLock { $0?.policies["gold"]?.maxMoves } == 1 }
+        f.mover.openGate()
+        try waitUntil("every job is moved", timeout: .seconds(60)) { try f.cids.allSatisfy { try f.job($0)?.status == .done } }
+        #expect(f.worker.claimedAhead.withLock { $0.isEmpty })
+        #expect(f.mover.arrived.sorted() == f.cids.map(Fixture.filename).sorted())
+        for id in ahead {
+            #expect(try f.job(id.cid)?.attempts == 0)
+            #expect(try TestFiles.sha256(f.target(id.cid)) == f.sums[id.cid])
+        }
+        try waitUntil("nothing is held") { try f.list(f.shard.processing("w1")).isEmpty }
+        try f.stop()
+    }
 }
