@@ -217,19 +217,26 @@ import TestSupport
 
 /// A source's worker that answers a pull's requests wrongly on purpose: every other range it
 /// sends is longer, shorter or empty (with its own checksum, so only the length tells), the others
-/// right. It serves one file, on 127.0.0.1, one request per connection.
+/// right (unless `rangesRight`). It serves one file, on 127.0.0.1, one request per connection. A
+/// removal is answered `removed`, or for the content ids of `refusals` with the next refusal
+/// listed (its status line and code), once each.
 final class MisbehavingPeer: @unchecked Sendable {
     let data: Data
     let scratch: String
+    let rangesRight: Bool
     private let fd: Int32
     private(set) var port = 0
     private let lock = NSLock()
     private var gets = 0
     private var served: [String] = []
+    private var refusals: [String: [(status: String, code: String)]]
+    private var removals: [String] = []
 
-    init(serving data: Data, scratch: String) throws {
+    init(serving data: Data, scratch: String, rangesRight: Bool = false, refusals: [String: [(status: String, code: String)]] = [:]) throws {
         self.data = data
         self.scratch = scratch
+        self.rangesRight = rangesRight
+        self.refusals = refusals
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -246,6 +253,8 @@ final class MisbehavingPeer: @unchecked Sendable {
 
     /// What it answered to each GET: `right`, `long`, `short` or `empty`.
     var answers: [String] { lock.withLock { served } }
+    /// What it answered to each removal: `<cid> removed` or `<cid> <refusal>`.
+    var removalAnswers: [String] { lock.withLock { removals } }
 
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
@@ -287,7 +296,7 @@ final class MisbehavingPeer: @unchecked Sendable {
             let (first, last) = (bounds[0], min(bounds[1], data.count - 1))
             let kind: String = lock.withLock {
                 gets += 1
-                let kind = gets % 2 == 0 ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
+                let kind = gets % 2 == 0 || rangesRight ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
                 served.append(kind)
                 return kind
             }
@@ -302,7 +311,19 @@ final class MisbehavingPeer: @unchecked Sendable {
             head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(body)) ?? ""))
             head.append("Content-Length: \(body.count)")
         default:
-            body = Data("{\"outcome\":\"removed\",\"cid\":20}".utf8)
+            let cid = lines[0].split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
+            let refusal: (status: String, code: String)? = lock.withLock {
+                let next = refusals[cid]?.first
+                if next != nil { refusals[cid]?.removeFirst() }
+                removals.append("\(cid) \(next?.code ?? "removed")")
+                return next
+            }
+            if let refusal {
+                status = refusal.status
+                body = Data("{\"error\":\"\(refusal.code)\",\"message\":\"refused on purpose\"}".utf8)
+            } else {
+                body = Data("{\"outcome\":\"removed\",\"cid\":\(cid)}".utf8)
+            }
             head.append("Content-Type: application/json")
             head.append("Content-Length: \(body.count)")
         }
@@ -380,5 +401,40 @@ extension CrossHostPullTests {
         #expect(!FileManager.default.fileExists(atPath: gold + "/big.bin"))
         #expect(try h.job(21, "verified").isEmpty, "nothing was asked for")
         #expect(FileManager.default.fileExists(atPath: h.bronze + "/big.bin"))
+    }
+}
+
+extension CrossHostPullTests {
+    /// The puller withdraws its published copy only when the source's side answers that the source
+    /// is a newer version than the one copied (`version_changed`): then the copy is removed and the
+    /// move starts again. Any other refusal of the removal (here `checksum_mismatch`) leaves the
+    /// published copy in place, for an operator.
+    @Test func onlyANewerSourceVersionWithdrawsThePublishedCopy() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(5000, 23)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true,
+                                       refusals: ["30": [("409 Conflict", "checksum_mismatch")], "31": [("412 Precondition Failed", "version_changed")]])
+        defer { peer.stop() }
+        #expect(try h.cli.run(["contents", "import", "-"], input: "30,kept.bin,bronze\n31,withdrawn.bin,bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "30", "--count", "20000"]).status == 0)
+        #expect(try h.cli.run(["enqueue", "--cid", "31", "--count", "20000"]).status == 0)
+        // Refused as another version: withdrawn, pulled again, and removed the second time.
+        try h.waitForCommit([31])
+        #expect(h.cli.stderr("edge").contains("the copy at gold/withdrawn.bin is withdrawn"), "\(h.cli.stderr("edge").suffix(3000))")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/withdrawn.bin")) == data)
+        // Refused for a checksum that differs: the copy stays, the job waits for an operator.
+        try h.cli.waitUntil("the conflict's dead letter") { try h.job(30, "status") == "dead" }
+        #expect(try h.job(30, "reason") == "destination_conflict")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/kept.bin")) == data)
+        #expect(peer.removalAnswers.filter { $0.hasPrefix("30 ") } == ["30 checksum_mismatch"])
+        #expect(peer.removalAnswers.filter { $0.hasPrefix("31 ") } == ["31 version_changed", "31 removed"])
     }
 }
