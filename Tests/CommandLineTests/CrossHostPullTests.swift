@@ -232,7 +232,8 @@ final class MisbehavingPeer: @unchecked Sendable {
     private var refusals: [String: [(status: String, code: String)]]
     private var removals: [String] = []
 
-    init(serving data: Data, scratch: String, rangesRight: Bool = false, refusals: [String: [(status: String, code: String)]] = [:]) throws {
+    init(serving data: Data, scratch: String, rangesRight: Bool = false, refusals: [String: [(status: String, code: String)]] = [:],
+         port wanted: Int = 0) throws {
         self.data = data
         self.scratch = scratch
         self.rangesRight = rangesRight
@@ -241,7 +242,9 @@ final class MisbehavingPeer: @unchecked Sendable {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = UInt16(wanted).bigEndian
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
         guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
@@ -436,5 +439,43 @@ extension CrossHostPullTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/kept.bin")) == data)
         #expect(peer.removalAnswers.filter { $0.hasPrefix("30 ") } == ["30 checksum_mismatch"])
         #expect(peer.removalAnswers.filter { $0.hasPrefix("31 ") } == ["31 version_changed", "31 removed"])
+    }
+}
+
+extension CrossHostPullTests {
+    /// A pull whose source's worker cannot be reached (nothing listens at its address yet) waits in
+    /// its slot: the job stays `moving` under the same delivery, counting no attempt, and the pull
+    /// goes on by itself once the worker listens there.
+    @Test func aPullWaitsInItsSlotForASourcesWorkerThatCannotBeReached() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(3 << 20, 29)
+        // A port nothing listens on until the peer starts (taken, then given back).
+        let probe = try MisbehavingPeer(serving: data, scratch: h.cli.path)
+        let port = probe.port
+        probe.stop()
+        #expect(try h.cli.run(["contents", "import", "-"], input: "40,late.bin,bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "40", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the wait for the source's worker") { h.cli.stderr("edge").contains("the source's worker cannot be reached") }
+        let (token, attempts) = (try h.job(40, "token"), try h.job(40, "attempts"))
+        // Asked again every second for a few seconds, in the same delivery.
+        try h.cli.waitUntil("three seconds of waiting", timeout: .seconds(30)) {
+            (try? h.job(40, "started_at")).flatMap { Int64($0) }.map { Int64(Date().timeIntervalSince1970 * 1000) - $0 >= 3000 } == true
+        }
+        #expect(try h.job(40, "status") == "moving")
+        #expect(try h.job(40, "token") == token, "the same delivery")
+        #expect(try h.job(40, "attempts") == attempts, "no attempt counted")
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, port: port)
+        defer { peer.stop() }
+        try h.waitForCommit([40])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/late.bin")) == data)
+        #expect(peer.removalAnswers == ["40 removed"])
     }
 }
