@@ -256,6 +256,9 @@ final class MisbehavingPeer: @unchecked Sendable {
 
     /// What it answered to each GET: `right`, `long`, `short` or `empty`.
     var answers: [String] { lock.withLock { served } }
+    /// When it received each GET, and the range it asked for.
+    var rangesAsked: [(at: ContinuousClock.Instant, range: String)] { lock.withLock { asked } }
+    private var asked: [(at: ContinuousClock.Instant, range: String)] = []
     /// What it answered to each removal: `<cid> removed` or `<cid> <refusal>`.
     var removalAnswers: [String] { lock.withLock { removals } }
 
@@ -298,6 +301,7 @@ final class MisbehavingPeer: @unchecked Sendable {
             guard bounds.count == 2 else { return }
             let (first, last) = (bounds[0], min(bounds[1], data.count - 1))
             let kind: String = lock.withLock {
+                asked.append((.now, range ?? ""))
                 gets += 1
                 let kind = gets % 2 == 0 || rangesRight ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
                 served.append(kind)
@@ -477,5 +481,48 @@ extension CrossHostPullTests {
         try h.waitForCommit([40])
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/late.bin")) == data)
         #expect(peer.removalAnswers == ["40 removed"])
+    }
+}
+
+extension CrossHostPullTests {
+    /// The target level's bandwidth limit paces a pull: under 4 MB/s, ranges of at most 1 MiB are
+    /// asked, each once paid for, so the last is asked no sooner than the time the bytes before it
+    /// take at that rate (the bucket starts empty and holds a tenth of a second). Unpaced, the
+    /// ranges would all be asked at once.
+    @Test func aBandwidthLimitPacesThePullsRanges() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let size = 6 << 20, rate = 4_000_000
+        let data = Self.pattern(size, 31)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true)
+        defer { peer.stop() }
+        #expect(try h.cli.run(["contents", "import", "-"], input: "50,paced.bin,bronze\n").status == 0)
+        #expect(try h.cli.run(["levels", "set", "gold", "--bandwidth", "4MB"]).status == 0)
+        // The rebalancer publishes the level table the workers pace by.
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0", "--rebalance-interval", "1s"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.waitUntil("the level table's publication") { try h.redis(["GET", h.cli.prefix + "placement"]).contains("\(rate)") }
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        // Its heartbeat renewed since it listens: its maintenance round has read the table.
+        let beat = try h.redis(["HGET", h.cli.prefix + "worker:edge", "beat_at"])
+        try h.cli.waitUntil("the edge's next heartbeat") { try h.redis(["HGET", h.cli.prefix + "worker:edge", "beat_at"]) != beat }
+        #expect(try h.cli.run(["enqueue", "--cid", "50", "--count", "20000"]).status == 0)
+        try h.waitForCommit([50])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/paced.bin")) == data)
+        let asked = peer.rangesAsked
+        let lengths = asked.compactMap { entry -> Int? in
+            let bounds = entry.range.dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
+            return bounds.count == 2 ? bounds[1] - bounds[0] + 1 : nil
+        }
+        #expect(lengths.count == asked.count && lengths.allSatisfy { $0 <= 1 << 20 } && lengths.reduce(0, +) == size, "\(asked.map(\.range))")
+        // Paid before asked: the last range no sooner than (all but the first range's bytes) / rate
+        // after the first, less the bucket's tenth of a second and a margin.
+        let spread = try #require(asked.last).at - (try #require(asked.first)).at
+        let least = Duration.seconds(Double(size - (1 << 20)) / Double(rate) - 0.25)
+        #expect(spread >= least, "ranges asked over \(spread), at least \(least) at \(rate) B/s")
     }
 }
