@@ -121,7 +121,7 @@ extension LevelRoot {
     /// hashed. Then its directory is fsynced. A difference is `checksum_mismatch`, a change
     /// `source_changed`: nothing is removed.
     public func removeProven(_ filename: Filename, checksum: Checksum, holding lock: ContentLock,
-                             chunkSize: Int = 1 << 20) throws -> ProvenRemoval {
+                             chunkSize: Int = 256 << 10) throws -> ProvenRemoval {
         try requireInPlace()
         guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return .alreadyGone }
         let (own, _) = try source.file.hash(checksum.algorithm, buffers: ChunkBuffers(chunkSize: chunkSize))

@@ -149,7 +149,9 @@ public final class ReceivedCopy: @unchecked Sendable {
         }
         try part.file.sync()
         _ = posix_fadvise(part.file.fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)  // advice only
-        let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: 1 << 20))
+        // Read and hashed a piece at a time on this thread (no hand-over to another thread per
+        // piece, which costs more than the hashing on a busy machine).
+        let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: ChunkBuffers.inlineHashing))
         guard size == written, readBack == inFlight else {
             throw MoveError(.checksumMismatch, "\(part.entry.display) reads back as \(readBack) (\(size) bytes), not as written (\(inFlight), \(written) bytes)")
         }
