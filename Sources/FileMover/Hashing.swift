@@ -27,6 +27,13 @@ final class RunningHash {
         if let xxh { XXH3_freeState(xxh) }
     }
 
+    /// A hash with everything passed to this one so far, which goes on by itself.
+    func copy() -> RunningHash {
+        let other = RunningHash(algorithm)
+        if let xxh, let into = other.xxh { XXH3_copyState(into, xxh) } else { other.sha = sha }
+        return other
+    }
+
     /// Forgets everything passed to `update`.
     func reset() {
         if let xxh { XXH3_128bits_reset(xxh) } else { sha = SHA256() }

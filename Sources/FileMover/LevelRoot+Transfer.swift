@@ -13,6 +13,9 @@ public final class ServedFile: @unchecked Sendable {
         self.open = open
     }
 
+    /// How many bytes a range is read and hashed in at a time.
+    static let piece = 256 << 10
+
     /// Its size when it was opened.
     public var size: Int64 { open.identity.size }
 
@@ -36,13 +39,30 @@ public final class ServedFile: @unchecked Sendable {
     /// `source_changed` when the file is no longer the version opened once they are read.
     public func read(at offset: Int64, count: Int, algorithm: ChecksumAlgorithm) throws -> (bytes: [UInt8], checksum: Checksum) {
         precondition(offset >= 0 && count >= 0, "a range is checked before it is read")
-        var bytes = [UInt8](repeating: 0, count: count)
-        let filled = try bytes.withUnsafeMutableBytes { try open.file.read(into: $0, at: offset) }
-        bytes.removeLast(count - filled)
-        try open.requireUnchanged()
+        var checksum: Checksum?
+        let bytes = try [UInt8](unsafeUninitializedCapacity: count) { buffer, filled in
+            (filled, checksum) = try read(at: offset, into: UnsafeMutableRawBufferPointer(buffer), algorithm: algorithm)
+        }
+        return (bytes, checksum!)
+    }
+
+    /// Bytes from `offset` into `buffer` (fewer than it holds only at the end of the file): how many,
+    /// and their checksum; `source_changed` when the file is no longer the version opened once
+    /// they are read.
+    public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, algorithm: ChecksumAlgorithm) throws -> (count: Int, checksum: Checksum) {
+        precondition(offset >= 0, "a range is checked before it is read")
+        // Hashed piece by piece as read, while each piece is still in the processor's cache.
         let hash = RunningHash(algorithm)
-        bytes.withUnsafeBytes { hash.update($0) }
-        return (bytes, hash.finalize())
+        var filled = 0
+        while filled < buffer.count {
+            let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<min(buffer.count, filled + Self.piece)])
+            let count = try open.file.read(into: piece, at: offset + Int64(filled))
+            hash.update(UnsafeRawBufferPointer(rebasing: piece[0..<count]))
+            filled += count
+            if count < piece.count { break }
+        }
+        try open.requireUnchanged()
+        return (filled, hash.finalize())
     }
 }
 
@@ -101,7 +121,7 @@ extension LevelRoot {
     /// hashed. Then its directory is fsynced. A difference is `checksum_mismatch`, a change
     /// `source_changed`: nothing is removed.
     public func removeProven(_ filename: Filename, checksum: Checksum, holding lock: ContentLock,
-                             chunkSize: Int = 1 << 20) throws -> ProvenRemoval {
+                             chunkSize: Int = 256 << 10) throws -> ProvenRemoval {
         try requireInPlace()
         guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return .alreadyGone }
         let (own, _) = try source.file.hash(checksum.algorithm, buffers: ChunkBuffers(chunkSize: chunkSize))

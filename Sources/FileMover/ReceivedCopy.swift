@@ -18,7 +18,7 @@ public final class ReceivedCopy: @unchecked Sendable {
     let part: LevelRoot.OpenFile
     public let filename: Filename
     public let algorithm: ChecksumAlgorithm
-    let whole: RunningHash
+    private(set) var whole: RunningHash
     /// Bytes written so far (and hashed into `whole`).
     public private(set) var written: Int64
     /// The xxh128 of the prefix kept from an earlier delivery (nil when none was kept).
@@ -85,15 +85,54 @@ public final class ReceivedCopy: @unchecked Sendable {
         }
         whole.reset()
         written = 0
+        range = nil
     }
 
     /// Writes the next chunk at the end of what was written.
     public func append(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            try part.file.write(raw, at: written)
-            whole.update(raw)
-        }
-        written += Int64(bytes.count)
+        try bytes.withUnsafeBytes { try append($0) }
+    }
+
+    /// Writes the next chunk at the end of what was written.
+    public func append(_ raw: UnsafeRawBufferPointer) throws {
+        try part.file.write(raw, at: written)
+        whole.update(raw)
+        written += Int64(raw.count)
+    }
+
+    /// The range being received: written piece by piece after what was written, hashed as it
+    /// comes (its own xxh128, and the whole file's hash so far carried on), and counted only once
+    /// it is accepted.
+    private var range: (bytes: Int64, hash: RunningHash, whole: RunningHash)?
+
+    /// Begins a range at the end of what was written (one begun before and not accepted is
+    /// forgotten: its bytes are written over).
+    public func beginRange() {
+        range = (0, RunningHash(.xxh128), whole.copy())
+    }
+
+    /// Writes the next piece of the range begun.
+    public func receive(_ piece: UnsafeRawBufferPointer) throws {
+        guard var current = range else { preconditionFailure("a range is begun before it is received") }
+        try part.file.write(piece, at: written + current.bytes)
+        current.hash.update(piece)
+        current.whole.update(piece)
+        current.bytes += Int64(piece.count)
+        range = current
+    }
+
+    /// The range received so far: its length and xxh128.
+    public func rangeReceived() -> (bytes: Int64, checksum: Checksum) {
+        guard let current = range else { preconditionFailure("a range is begun before it is checked") }
+        return (current.bytes, current.hash.finalize())
+    }
+
+    /// Counts the range received as written (it was checked equal to what the source sent).
+    public func acceptRange() {
+        guard let current = range else { preconditionFailure("a range is begun before it is accepted") }
+        whole = current.whole
+        written += current.bytes
+        range = nil
     }
 
     /// fsyncs what was written: from here on it survives a crash of this host.
@@ -110,7 +149,9 @@ public final class ReceivedCopy: @unchecked Sendable {
         }
         try part.file.sync()
         _ = posix_fadvise(part.file.fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)  // advice only
-        let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: 1 << 20))
+        // Read and hashed a piece at a time on this thread (no hand-over to another thread per
+        // piece, which costs more than the hashing on a busy machine).
+        let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: ChunkBuffers.inlineHashing))
         guard size == written, readBack == inFlight else {
             throw MoveError(.checksumMismatch, "\(part.entry.display) reads back as \(readBack) (\(size) bytes), not as written (\(inFlight), \(written) bytes)")
         }
@@ -162,8 +203,13 @@ public final class ReceivedCopy: @unchecked Sendable {
 public enum ReceivedChunk {
     /// Its xxh128, as the source's endpoint computes it for the range it sends.
     public static func checksum(_ bytes: [UInt8]) -> Checksum {
+        bytes.withUnsafeBytes { checksum($0) }
+    }
+
+    /// Its xxh128, as the source's endpoint computes it for the range it sends.
+    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> Checksum {
         let hash = RunningHash(.xxh128)
-        bytes.withUnsafeBytes { hash.update($0) }
+        hash.update(bytes)
         return hash.finalize()
     }
 }

@@ -1,15 +1,18 @@
 import FileMover
 import Foundation
 import RelocatorCore
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A blocking HTTP/1.1 client of one worker's transfer endpoint (`TransferProtocol`): one
-/// connection per request, a connect timeout and a read timeout on an idle connection, so that a
-/// lost peer is noticed and never waited on for ever.
+/// A blocking HTTP/1.1 client of one worker's transfer endpoint (`TransferProtocol`): a connect
+/// timeout and a read timeout on an idle connection, so that a lost peer is noticed and never
+/// waited on for ever. Connections are kept open and used again through `connections` (nil: one
+/// connection per request).
 struct TransferClient {
     let address: TransferAddress
+    var connections: TransferConnections? = .shared
     var connectTimeout: Duration = .seconds(2)
     var readTimeout: Duration = .seconds(10)
     /// The key the workers share: every request is signed under it.
@@ -36,6 +39,9 @@ struct TransferClient {
     /// The peer cannot be reached, or broke off: a network problem, not the move's.
     struct Unreachable: Error, CustomStringConvertible {
         let description: String
+        /// Nothing of an answer came: on a connection used again, the endpoint may have closed it
+        /// while it was idle.
+        var beforeAnswer = false
     }
 
     /// An answer longer than was asked for: nothing of it is kept.
@@ -44,11 +50,24 @@ struct TransferClient {
     }
 
     /// One request; the body of the answer is read up to `maximumBody` bytes (a longer one is
-    /// `Oversized`).
+    /// `Oversized`). An idle connection to the same endpoint is used again when there is one
+    /// (`TransferConnections`); one the endpoint closed meanwhile (nothing of an answer came on it)
+    /// is given up and the request sent once more on a new connection.
     func send(_ method: String, _ path: String, headers: [(String, String)], maximumBody: Int = TransferProtocol.maximumRange + 4096) throws -> Answer {
-        let fd = try connect()
-        defer { close(fd) }
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\nConnection: close\r\nContent-Length: 0\r\n"
+        let request = self.request(method, path, headers: headers)
+        if let idle = connections?.take(address) {
+            do {
+                return try exchange(idle, request, method: method, maximumBody: maximumBody)
+            } catch let error as Unreachable where error.beforeAnswer {
+                // Closed by the endpoint while it was idle: a request never answered, asked again.
+            }
+        }
+        return try exchange(try connect(), request, method: method, maximumBody: maximumBody)
+    }
+
+    /// The request's bytes: its head, signed under the shared key when there is one.
+    func request(_ method: String, _ path: String, headers: [(String, String)]) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(address)\r\n\(connections == nil ? "Connection: close\r\n" : "")Content-Length: 0\r\n"
         for (name, value) in headers { head += "\(name): \(value)\r\n" }
         if let signingKey {
             func value(_ name: String) -> String { headers.first { $0.0.lowercased() == name.lowercased() }?.1 ?? "" }
@@ -57,77 +76,160 @@ struct TransferClient {
             head += "\(TransferProtocol.signatureHeader): \(signature)\r\n"
         }
         head += "\r\n"
-        let request = Array(head.utf8)
+        return Array(head.utf8)
+    }
+
+    /// Sends `request` on `fd` and reads its answer; the connection is closed, or kept for the next
+    /// request when the answer was whole, framed by its length, and the endpoint keeps it open.
+    private func exchange(_ fd: Int32, _ request: [UInt8], method: String, maximumBody: Int) throws -> Answer {
+        var keep = false
+        defer {
+            if keep, let connections { connections.give(fd, address) } else { close(fd) }
+        }
+        try sendAll(fd, request)
+        let head = try readHead(fd)
+        guard let expected = try head.length(method: method, maximumBody: maximumBody, address: address) else {
+            // No length: the body ends with the connection.
+            var body: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if count == 0 { break }
+                guard count > 0 else { throw unreachable(beforeAnswer: false) }
+                body += buffer[0..<count]
+                guard body.count <= maximumBody else { throw Oversized(description: "\(address): an answer larger than \(maximumBody) bytes") }
+            }
+            return Answer(status: head.status, headers: head.headers, body: body)
+        }
+        let body = try [UInt8](unsafeUninitializedCapacity: expected) { bytes, count in
+            count = try readBody(fd, into: UnsafeMutableRawBufferPointer(bytes), expected: expected)
+        }
+        keep = head.keepsConnection || (method == "HEAD" && head.headers["connection"]?.lowercased() != "close")
+        return Answer(status: head.status, headers: head.headers, body: body)
+    }
+
+    /// Sends all of `bytes`.
+    func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
         var sent = 0
-        while sent < request.count {
-            let count = request[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard count > 0 else { throw Unreachable(description: "\(address): the request could not be sent (\(String(cString: strerror(errno))))") }
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard count > 0 else {
+                throw Unreachable(description: "\(address): the request could not be sent (\(String(cString: strerror(errno))))", beforeAnswer: true)
+            }
             sent += count
         }
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        var headerEnd: Int?
-        var expected: Int?
+    }
+
+    /// An answer's status line and headers.
+    struct Head {
+        var status: Int
+        var headers: [String: String]
+
+        /// The body's length (0 for `HEAD`), nil when the answer names none (it ends with the
+        /// connection); `Oversized` beyond `maximumBody`.
+        func length(method: String, maximumBody: Int, address: TransferAddress) throws -> Int? {
+            guard let length = headers["content-length"] else { return method == "HEAD" ? 0 : nil }
+            guard length.count <= 12, let value = Int(length), value >= 0 else {
+                throw Unreachable(description: "\(address): an answer of \(length.prefix(20)) bytes")
+            }
+            guard method == "HEAD" || value <= maximumBody else {
+                throw Oversized(description: "\(address): an answer of \(value) bytes, at most \(maximumBody) asked for")
+            }
+            return method == "HEAD" ? 0 : value
+        }
+
+        /// The endpoint keeps the connection open after this answer.
+        var keepsConnection: Bool { headers["content-length"] != nil && headers["connection"]?.lowercased() != "close" }
+    }
+
+    /// Reads an answer's head and not a byte more (what follows is its body, or the next answer's
+    /// on a connection whose requests are pipelined): the bytes waiting are looked at first, and
+    /// only those up to the head's end taken.
+    func readHead(_ fd: Int32) throws -> Head {
+        var head: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 14)
         while true {
-            if let headerEnd, let expected, received.count - headerEnd >= expected { break }
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count == 0 { break }
-            guard count > 0 else {
-                let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within \(readTimeout)" : String(cString: strerror(errno))
-                throw Unreachable(description: "\(address): \(reason)")
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
+            if count == 0 {
+                throw Unreachable(description: "\(address): the connection closed before an answer", beforeAnswer: head.isEmpty)
             }
-            received += buffer[0..<count]
-            if headerEnd == nil, let end = Self.endOfHeaders(received) {
-                headerEnd = end
-                let parsed = try Self.headers(received[0..<end])
-                if let length = parsed.headers["content-length"] {
-                    guard length.count <= 12, let value = Int(length), value >= 0 else {
-                        throw Unreachable(description: "\(address): an answer of \(length.prefix(20)) bytes")
-                    }
-                    guard method == "HEAD" || value <= maximumBody else {
-                        throw Oversized(description: "\(address): an answer of \(value) bytes, at most \(maximumBody) asked for")
-                    }
-                    expected = method == "HEAD" ? 0 : value
-                } else if method == "HEAD" {
-                    expected = 0
-                }
+            guard count > 0 else { throw unreachable(beforeAnswer: head.isEmpty && errno != EAGAIN && errno != EWOULDBLOCK) }
+            let scanFrom = head.count
+            head += buffer[0..<count]
+            let end = Self.endOfHeaders(head, from: max(0, scanFrom - 3))
+            let take = end.map { $0 - scanFrom } ?? count
+            // Taken from the socket: exactly what was looked at, up to the head's end.
+            var taken = 0
+            while taken < take {
+                let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, take - taken, 0) }
+                guard got > 0 else { throw unreachable(beforeAnswer: false) }
+                taken += got
             }
-            guard received.count <= maximumBody + 65536 else { throw Oversized(description: "\(address): an answer larger than \(maximumBody) bytes") }
+            if let end {
+                let parsed = try Self.headers(head[0..<end])
+                return Head(status: parsed.status, headers: parsed.headers)
+            }
+            guard head.count <= 65536 else { throw Unreachable(description: "\(address): an answer's head longer than 64 KiB") }
         }
-        guard let headerEnd else { throw Unreachable(description: "\(address): the connection closed before an answer") }
-        let (status, fields) = try Self.headers(received[0..<headerEnd])
-        let body = Array(received[headerEnd...])
-        if let expected, body.count < expected {
-            throw Unreachable(description: "\(address): the answer broke off after \(body.count) of \(expected) bytes")
+    }
+
+    /// Reads exactly `expected` bytes into `buffer` (at least that large), in large pieces.
+    func readBody(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, expected: Int) throws -> Int {
+        precondition(buffer.count >= expected, "room for the body")
+        var filled = 0
+        while filled < expected {
+            let got = recv(fd, buffer.baseAddress! + filled, expected - filled, 0)
+            if got == 0 { throw Unreachable(description: "\(address): the answer broke off after \(filled) of \(expected) bytes") }
+            guard got > 0 else { throw unreachable(beforeAnswer: false) }
+            filled += got
         }
-        return Answer(status: status, headers: fields, body: body)
+        return filled
+    }
+
+    /// The failure of a `recv` that returned less than 0 (`errno`).
+    func unreachable(beforeAnswer: Bool) -> Unreachable {
+        let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within \(readTimeout)" : String(cString: strerror(errno))
+        return Unreachable(description: "\(address): \(reason)", beforeAnswer: beforeAnswer)
     }
 
     /// The index after `\r\n\r\n`, nil until it came.
-    static func endOfHeaders(_ bytes: [UInt8]) -> Int? {
+    static func endOfHeaders(_ bytes: [UInt8], from start: Int = 0) -> Int? {
         guard bytes.count >= 4 else { return nil }
-        for index in 3..<bytes.count where bytes[index - 3] == 13 && bytes[index - 2] == 10 && bytes[index - 1] == 13 && bytes[index] == 10 {
+        for index in max(3, start + 3)..<bytes.count where bytes[index - 3] == 13 && bytes[index - 2] == 10 && bytes[index - 1] == 13 && bytes[index] == 10 {
             return index + 1
         }
         return nil
     }
 
+    /// The status and the headers (names in lower case, values trimmed) of an answer's head, read
+    /// on its bytes.
     static func headers(_ bytes: ArraySlice<UInt8>) throws -> (status: Int, headers: [String: String]) {
-        let lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n")
-        let words = lines.first?.split(separator: " ") ?? []
-        guard words.count >= 2, words[1].count == 3, let status = Int(words[1]) else {
-            throw Unreachable(description: "not an HTTP answer: \(lines.first?.prefix(80) ?? "")")
+        let carriageReturn: UInt8 = 13, newline: UInt8 = 10, colon: UInt8 = 58, space: UInt8 = 32, tab: UInt8 = 9
+        func trimmed(_ part: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+            var part = part
+            while let first = part.first, first == space || first == tab { part.removeFirst() }
+            while let last = part.last, last == space || last == tab || last == carriageReturn { part.removeLast() }
+            return part
+        }
+        var lines = bytes.split(separator: newline, omittingEmptySubsequences: true)[...]
+        let statusLine = lines.first.map(trimmed) ?? []
+        lines = lines.dropFirst()
+        let words = statusLine.split(separator: space, maxSplits: 2)
+        guard words.count >= 2, words[1].count == 3, words[1].allSatisfy({ (48...57).contains($0) }),
+              let status = Int(String(decoding: words[1], as: UTF8.self)) else {
+            throw Unreachable(description: "not an HTTP answer: \(String(decoding: statusLine.prefix(80), as: UTF8.self))")
         }
         var headers: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        for line in lines {
+            guard let separator = line.firstIndex(of: colon) else { continue }
+            let name = String(decoding: line[line.startIndex..<separator].map { (65...90).contains($0) ? $0 + 32 : $0 }, as: UTF8.self)
+            headers[name] = String(decoding: trimmed(line[(separator + 1)...]), as: UTF8.self)
         }
         return (status, headers)
     }
 
     /// A connected socket with the read timeout set.
-    private func connect() throws -> Int32 {
+    func connect() throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var found: UnsafeMutablePointer<addrinfo>?
@@ -172,5 +274,195 @@ struct TransferClient {
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size)
         errno = error
         return error == 0
+    }
+}
+
+/// The idle connections to transfer endpoints, kept open after a whole answer for the next
+/// request to the same endpoint: a pull's requests, and the next pull's from the same worker, do
+/// not each open a connection. One idle longer than `keepIdle` is closed (the endpoint closes its
+/// side after a longer while), and so is one the endpoint closed or wrote to meanwhile.
+final class TransferConnections: Sendable {
+    static let shared = TransferConnections()
+    /// How long a connection stays open unused.
+    static let keepIdle: Duration = .seconds(20)
+    /// The most idle connections kept to one endpoint.
+    static let mostIdle = 8
+
+    private struct Idle {
+        let fd: Int32
+        let since: ContinuousClock.Instant
+    }
+
+    private let idle = Mutex<[String: [Idle]]>([:])
+
+    /// An open idle connection to `address`, nil when there is none.
+    func take(_ address: TransferAddress) -> Int32? {
+        let now = ContinuousClock.now
+        return idle.withLock { idle -> Int32? in
+            while let connection = idle[address.description]?.popLast() {
+                // Readable while idle: closed by the endpoint (or bytes no request asked for).
+                var poller = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
+                if now - connection.since < Self.keepIdle, poll(&poller, 1, 0) == 0 { return connection.fd }
+                close(connection.fd)
+            }
+            return nil
+        }
+    }
+
+    /// Keeps `fd`, whose last answer was read whole, for the next request to `address`.
+    func give(_ fd: Int32, _ address: TransferAddress) {
+        let now = ContinuousClock.now
+        idle.withLock { idle in
+            var kept = (idle[address.description] ?? []).filter { connection in
+                guard now - connection.since < Self.keepIdle else {
+                    close(connection.fd)
+                    return false
+                }
+                return true
+            }
+            kept.append(Idle(fd: fd, since: now))
+            if kept.count > Self.mostIdle { close(kept.removeFirst().fd) }
+            idle[address.description] = kept
+        }
+    }
+}
+
+/// The ranges of one file asked on one connection, each asked before the one before it is read
+/// (HTTP/1.1 pipelining): the endpoint reads and sends the next range while this side writes and
+/// records the last, and the connection never waits for a request. The answers come in the order
+/// asked. A request the endpoint did not answer (it closed the connection after an answer) is sent
+/// again on a new connection.
+final class TransferRangeStream {
+    let client: TransferClient
+    let path: String
+    let headers: [(String, String)]
+    private var fd: Int32?
+    /// The ranges asked and not yet read, in order; `sent` is how many of them went on `fd`.
+    private var pending: [(offset: Int64, length: Int)] = []
+    private var sent = 0
+
+    init(client: TransferClient, path: String, headers: [(String, String)]) {
+        self.client = client
+        self.path = path
+        self.headers = headers
+    }
+
+    deinit { drop() }
+
+    /// How many ranges are asked and not yet read.
+    var asked: Int { pending.count }
+
+    /// Asks for `length` bytes from `offset`.
+    func ask(offset: Int64, length: Int) throws {
+        pending.append((offset, length))
+        try sendPending()
+    }
+
+    /// The answer to the oldest range asked: its head (and body when it is a refusal), and how
+    /// many bytes it brought, each piece passed to `piece` as it arrives (through `buffer`, which
+    /// is used again for each). `Oversized` when it holds more than the range asked.
+    func next(through buffer: UnsafeMutableRawBufferPointer, piece: (UnsafeRawBufferPointer) throws -> Void) throws -> (answer: TransferClient.Answer, count: Int) {
+        guard let range = pending.first else { preconditionFailure("a range is asked before it is read") }
+        try sendPending()
+        guard let fd else { preconditionFailure("sent on a connection") }
+        let head: TransferClient.Head
+        do {
+            head = try client.readHead(fd)
+        } catch let error as TransferClient.Unreachable where error.beforeAnswer && idleBefore {
+            // Closed by the endpoint while it was idle: asked again on a new connection.
+            drop(keepingAsked: true)
+            return try next(through: buffer, piece: piece)
+        }
+        idleBefore = false
+        var answer = TransferClient.Answer(status: head.status, headers: head.headers, body: [])
+        let count: Int
+        do {
+            guard let length = try head.length(method: "GET", maximumBody: (200..<300).contains(head.status) ? range.length : 65536,
+                                               address: client.address) else {
+                throw TransferClient.Unreachable(description: "\(client.address): an answer without its length")
+            }
+            if (200..<300).contains(head.status) {
+                var filled = 0
+                while filled < length {
+                    let part = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(buffer.count, length - filled)])
+                    filled += try client.readBody(fd, into: part, expected: part.count)
+                    try piece(UnsafeRawBufferPointer(part))
+                }
+                count = filled
+            } else {
+                answer.body = try [UInt8](unsafeUninitializedCapacity: length) { bytes, filled in
+                    filled = try client.readBody(fd, into: UnsafeMutableRawBufferPointer(bytes), expected: length)
+                }
+                count = 0
+            }
+        } catch {
+            drop()
+            throw error
+        }
+        pending.removeFirst()
+        sent -= 1
+        if head.keepsConnection { keptOpen = true } else { drop(keepingAsked: true) }
+        return (answer, count)
+    }
+
+    /// Forgets the ranges asked and closes the connection (they are asked again from the start).
+    func reset() {
+        drop()
+        pending = []
+    }
+
+    /// Gives the connection back for another request when no answer is owed on it, else closes it.
+    func finish() {
+        if let fd, pending.isEmpty, let connections = client.connections {
+            connections.give(fd, client.address)
+            self.fd = nil
+        }
+        reset()
+    }
+
+    /// The connection was taken idle from the pool, or has answered and stays open: requests are
+    /// pipelined on it. (One is sent at a time on a new connection until its first answer says
+    /// it stays open: an endpoint that closes after an answer would reset the connection with a
+    /// request unread, and the answer could be lost with it.)
+    private var keptOpen = false
+    /// The connection was taken idle from the pool and has not answered since: failing before an
+    /// answer, it was closed by the endpoint while idle, and the requests go on a new one.
+    private var idleBefore = false
+
+    private func sendPending() throws {
+        if fd == nil {
+            guard !pending.isEmpty else { return }
+            if let idle = client.connections?.take(client.address) {
+                fd = idle
+                keptOpen = true
+                idleBefore = true
+            } else {
+                fd = try client.connect()
+                keptOpen = false
+                idleBefore = false
+            }
+            sent = 0
+        }
+        guard let fd else { return }
+        let until = keptOpen ? pending.count : min(pending.count, 1)
+        guard sent < until else { return }
+        var bytes: [UInt8] = []
+        for range in pending[sent..<until] {
+            bytes += client.request("GET", path, headers: headers + [("Range", "bytes=\(range.offset)-\(range.offset + Int64(range.length) - 1)")])
+        }
+        do {
+            try client.sendAll(fd, bytes)
+        } catch is TransferClient.Unreachable where idleBefore {
+            drop(keepingAsked: true)
+            return try sendPending()
+        }
+        sent = until
+    }
+
+    private func drop(keepingAsked: Bool = false) {
+        if let fd { close(fd) }
+        fd = nil
+        sent = 0
+        if !keepingAsked { pending = [] }
     }
 }

@@ -12,6 +12,8 @@ extension Worker {
     /// The most bytes one payment to the level's bandwidth bucket covers: the rate holds in steps
     /// of at most this much, never whole chunks.
     static let pullPacingStep: Int64 = 1 << 20
+    /// How many bytes of a range are written and hashed at a time, as they arrive.
+    static let pullPiece: Int64 = 256 << 10
     /// How many times a range that arrived changed, short, long or empty is asked again.
     static let pullChunkAttempts = 3
     /// How often a pull whose source's worker cannot be reached (a partition, a restart) asks again,
@@ -138,7 +140,8 @@ extension Worker {
             lock = taken
         }
         guard let reading = session as? any QueueReading else { throw MoveError(.levelUnavailable, "this queue lists no workers") }
-        let peers = TransferPeer.serving(job.dbLevel, among: try reading.heartbeats(), excluding: settings.id)
+        var (peers, cached) = try transferPeers(job.dbLevel, reading)
+        if peers.isEmpty && cached { (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true) }
         guard !peers.isEmpty else {
             // (A worker restarting, or cut off from Redis: asked again as an unreachable one is.)
             throw TransferClient.Unreachable(description: "no live worker serves level '\(job.dbLevel)'")
@@ -152,10 +155,19 @@ extension Worker {
 
         // A file under the final name already.
         if case .regularFile(let size) = try root.lookup(filename) {
+            // (A source no worker has is final there: asked of the workers serving the level now.)
+            if cached { (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true) }
             return try proveFound(delivery, session, root, filename, size: size, peers, credentials, lock, log, lost)
         }
 
-        let source = try locate(job, peers, credentials)
+        let source: PulledSource
+        do {
+            source = try locate(job, peers, credentials)
+        } catch let error as MoveError where error.kind == .sourceMissing && cached {
+            // Not final before the workers serving the level now are asked.
+            (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true)
+            source = try locate(job, peers, credentials)
+        }
         guard try session.record(delivery, .pulling(route(of: source, among: peers))) else { throw lost() }
         // Room in the target (its high watermark), reserved against every other copy into it.
         let snapshot = placement.withLock { $0 }
@@ -197,16 +209,15 @@ extension Worker {
         }
         // Smaller requests under a bandwidth limit, so that the bytes come about as they are paid.
         let chunk = Int64(bandwidth.map { min(Int64(Self.pullChunk), max(Self.pullPacingStep, $0 / 4)) } ?? Int64(Self.pullChunk))
-        while copy.written < source.size {
-            if cancel.isRaised { throw MoveError(.cancelled, "stopped while pulling \(job.dbLevel)/\(filename.value)") }
-            let length = Int(min(chunk, source.size - copy.written))
-            if let bandwidth { pay(Int64(length), rate: bandwidth, level: job.target, session, log, renewal) }
-            let bytes = try pullChunk(source, job, credentials, offset: copy.written, length: length, lost)
-            try copy.append(bytes)
-            // A chunk counts as verified once fsynced and recorded: a later delivery resumes after it.
-            try copy.sync()
-            guard try session.record(delivery, .verified(copy.written, of: source.size)) else { throw lost() }
-            renewal.renew()
+        if copy.written < source.size {
+            let wholeInOne = copy.written == 0 && source.size <= chunk
+            try receive(into: copy, from: source, job, credentials, chunk: chunk, bandwidth: bandwidth, renewal: renewal, lost) { written in
+                // A chunk counts as verified once fsynced and recorded: a later delivery resumes after
+                // it. (A file of one chunk is fsynced and recorded as a whole, next.)
+                guard !wholeInOne else { return }
+                try copy.sync()
+                guard try session.record(delivery, .verified(written, of: source.size)) else { throw lost() }
+            }
         }
         let checksum = try copy.verify(attributes: source.attributes)
         guard try session.record(delivery, .publishing(checksum, bytes: copy.written, sourceVersion: source.version)) else { throw lost() }
@@ -274,6 +285,23 @@ extension Worker {
         return MoveResult(bytes: size, checksum: checksum, method: .copied, foundIn: job.dbLevel)
     }
 
+    /// The live workers serving `level` (but this one), the most recently seen first, from the
+    /// heartbeats as read within `heartbeatsKept` (each pull of many small files does not read
+    /// them again), or read now when `fresh`; and whether they came from the heartbeats read before.
+    func transferPeers(_ level: String, _ reading: any QueueReading, fresh: Bool = false) throws -> (peers: [TransferPeer], cached: Bool) {
+        let now = ContinuousClock.now
+        if !fresh, let kept = heartbeatsRead.withLock({ $0 }), now - kept.at < Self.heartbeatsKept {
+            return (TransferPeer.serving(level, among: kept.beats, excluding: settings.id), true)
+        }
+        let beats = try reading.heartbeats()
+        heartbeatsRead.withLock { $0 = (now, beats) }
+        return (TransferPeer.serving(level, among: beats, excluding: settings.id), false)
+    }
+
+    /// How long the heartbeats a pull read serve the next pulls (a source's worker that cannot be
+    /// reached is asked again after `pullReconnectInterval`, with them read again by then).
+    static let heartbeatsKept: Duration = .milliseconds(500)
+
     /// The live worker that has the source (`HEAD`), the most recently seen first. One answering
     /// `source_missing` is not final while another may have it: the source is missing only when
     /// every one of them says so; one that cannot be reached (or does not serve the level now)
@@ -313,42 +341,72 @@ extension Worker {
         throw MoveError(.sourceMissing, "no live worker serving level '\(job.dbLevel)' has \(job.filename.prefix(200)) (asked \(missing.joined(separator: ", ")))")
     }
 
-    /// One range of exactly `length` bytes from `offset`, checked against its checksum, the size and
-    /// the version; asked again (up to `pullChunkAttempts` times) when it came changed, empty,
-    /// shorter or longer than asked. Nothing beyond it is ever written.
-    private func pullChunk(_ source: PulledSource, _ job: Job, _ credentials: [(String, String)], offset: Int64, length: Int,
-                           _ lost: () -> MoveError) throws -> [UInt8] {
-        let last = offset + Int64(length) - 1
-        let headers = credentials + [("Range", "bytes=\(offset)-\(last)"), (TransferProtocol.versionHeader, source.version)]
+    /// The rest of the source, range after range, into `copy`: each range of exactly the bytes
+    /// asked (`Content-Range`, length), of the same version, equal to its checksum, else asked again
+    /// (`pullChunkAttempts` times in all); nothing beyond the range asked is ever written. The next
+    /// range is asked (and paid for under a bandwidth limit) before the last one is read, on the
+    /// same connection, so the source sends it while this side writes and records the last;
+    /// `verified` is called once each range is written.
+    private func receive(into copy: ReceivedCopy, from source: PulledSource, _ job: Job, _ credentials: [(String, String)], chunk: Int64,
+                         bandwidth: Int64?, renewal: PullRenewal, _ lost: () -> MoveError, verified: (Int64) throws -> Void) throws {
+        let stream = TransferRangeStream(client: source.client, path: TransferProtocol.contentPath(job.cid),
+                                         headers: credentials + [(TransferProtocol.versionHeader, source.version)])
+        // The bytes are written and hashed as they come, a piece at a time, while still in the
+        // processor's cache; a range counts once it is whole and equal to its checksum.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(min(Self.pullPiece, chunk)), alignment: 4096)
+        defer { buffer.deallocate() }
+        var next = copy.written
+        var attempts = 0
         var problem = ""
-        for _ in 0..<Self.pullChunkAttempts {
-            let answer: TransferClient.Answer
+        while copy.written < source.size {
+            if cancel.isRaised { throw MoveError(.cancelled, "stopped while pulling \(job.dbLevel)/\(job.filename.prefix(200))") }
+            // The range after the one read next is asked already.
+            while stream.asked < 2 && next < source.size {
+                let length = Int(min(chunk, source.size - next))
+                if let bandwidth { pay(Int64(length), rate: bandwidth, level: job.target, session: renewal.session, log: renewal.log, renewal) }
+                try stream.ask(offset: next, length: length)
+                next += Int64(length)
+            }
+            let offset = copy.written
+            let length = Int(min(chunk, source.size - offset))
+            let last = offset + Int64(length) - 1
+            let wrong: String
             do {
-                answer = try source.client.send("GET", TransferProtocol.contentPath(job.cid), headers: headers, maximumBody: length)
+                copy.beginRange()
+                let (answer, count) = try stream.next(through: buffer) { try copy.receive($0) }
+                try Self.refuseUnlessOK(answer, lost)
+                if let served = answer.header(TransferProtocol.versionHeader), served != source.version {
+                    throw MoveError(.sourceChanged, "\(job.dbLevel)/\(job.filename.prefix(200)) changed during the transfer")
+                }
+                if count != length || answer.header("content-range") != "bytes \(offset)-\(last)/\(source.size)" {
+                    wrong = "\(count) bytes as \(answer.header("content-range")?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
+                } else if answer.header(TransferProtocol.rangeChecksumHeader) != copy.rangeReceived().checksum.description {
+                    wrong = "bytes \(offset)-\(last) arrived changed"
+                } else {
+                    attempts = 0
+                    copy.acceptRange()
+                    try verified(copy.written)
+                    renewal.renew()
+                    continue
+                }
             } catch let error as TransferClient.Oversized {
-                problem = "\(error)"
-                continue
+                wrong = "\(error)"
             }
-            try Self.refuseUnlessOK(answer, lost)
-            if let served = answer.header(TransferProtocol.versionHeader), served != source.version {
-                throw MoveError(.sourceChanged, "\(job.dbLevel)/\(job.filename.prefix(200)) changed during the transfer")
+            // Asked again, with the ranges after it, on a new connection.
+            problem = wrong
+            attempts += 1
+            guard attempts < Self.pullChunkAttempts else {
+                throw MoveError(.checksumMismatch, "a range of content \(job.cid) came wrong \(Self.pullChunkAttempts) times (last: \(problem))")
             }
-            guard answer.body.count == length, answer.header("content-range") == "bytes \(offset)-\(last)/\(source.size)" else {
-                problem = "\(answer.body.count) bytes as \(answer.header("content-range")?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
-                continue
-            }
-            guard answer.header(TransferProtocol.rangeChecksumHeader) == ReceivedChunk.checksum(answer.body).description else {
-                problem = "bytes \(offset)-\(last) arrived changed"
-                continue
-            }
-            return answer.body
+            stream.reset()
+            next = copy.written
         }
-        throw MoveError(.checksumMismatch, "a range of content \(job.cid) came wrong \(Self.pullChunkAttempts) times (last: \(problem))")
+        stream.finish()
     }
 
     /// Pays `bytes` to the level's bandwidth bucket in steps of at most `pullPacingStep` (and a
     /// twentieth of a second of the rate), waiting as it says, before they are asked for.
-    private func pay(_ bytes: Int64, rate: Int64, level: String, _ session: any JobQueueing, _ log: Logger, _ renewal: PullRenewal) {
+    private func pay(_ bytes: Int64, rate: Int64, level: String, session: any JobQueueing, log: Logger, _ renewal: PullRenewal) {
         var owed = bytes
         while owed > 0 && !cancel.isRaised {
             let piece = min(owed, Self.pullPacingStep, max(1, rate / 20))

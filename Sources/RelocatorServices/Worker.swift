@@ -96,6 +96,8 @@ public final class Worker: Service, Sendable {
     let metricsPort = Atomic<Int>(0)
     /// Where this worker's transfer endpoint is reached, once it listens (the heartbeat advertises it).
     let transferAdvertised = Mutex<TransferAddress?>(nil)
+    /// The live workers' heartbeats as a pull last read them, and when (`Worker.transferPeers`).
+    let heartbeatsRead = Mutex<(at: ContinuousClock.Instant, beats: [Heartbeat])?>(nil)
 
     public init(settings: Settings, driver: any JobQueueDriver, mover: any FileMoving, levels: HeldLevels? = nil, logger: Logger) {
         self.settings = settings

@@ -152,15 +152,27 @@ public struct TransferEndpoint: Sendable {
                 }
                 (offset, length) = (0, Int(file.size))
             }
-            let (bytes, checksum) = try file.read(at: offset, count: length, algorithm: .xxh128)
-            var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: "\(bytes.count)"]
+            // Read straight into the answer's buffer.
+            var body = ByteBufferAllocator().buffer(capacity: length)
+            var checksum: Checksum?
+            if length > 0 {
+                try body.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
+                    let (count, sum) = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), algorithm: .xxh128)
+                    checksum = sum
+                    return count
+                }
+            } else {
+                checksum = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: nil, count: 0), algorithm: .xxh128).checksum
+            }
+            let count = body.readableBytes
+            var headers: HTTPFields = [.contentType: "application/octet-stream", .contentLength: "\(count)"]
             headers[TransferHeader.size] = "\(file.size)"
             headers[TransferHeader.version] = file.version
-            headers[TransferHeader.rangeChecksum] = checksum.description
+            headers[TransferHeader.rangeChecksum] = checksum?.description
             headers[TransferHeader.attributes] = try file.attributes().header
             let partial = request.headers[.range] != nil
-            if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(bytes.count) - 1)/\(file.size)" }
-            return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+            if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(count) - 1)/\(file.size)" }
+            return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: body))
         }
     }
 

@@ -7,6 +7,8 @@ import ServiceLifecycle
 /// worker's `ServiceGroup`; it stops with the group's graceful shutdown.
 public struct TransferServer: Service {
     public let endpoint: TransferEndpoint
+    /// How long a connection with no request in flight stays open, in seconds.
+    public static let idleTimeout: Int64 = 60
     public let listen: TransferAddress
     let onServerRunning: @Sendable (Int) async -> Void
 
@@ -23,6 +25,9 @@ public struct TransferServer: Service {
         serverLogger.logLevel = max(logger.logLevel, .notice)
         let app = Application(
             router: endpoint.router(),
+            // Pullers keep their connections for the next request (for a while: see the client's
+            // `TransferConnections.keepIdle`); one left idle longer is closed here.
+            server: .http1(configuration: .init(idleTimeout: .seconds(Self.idleTimeout))),
             configuration: .init(address: .hostname(listen.host, port: listen.port), serverName: "relocator-transfer"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? listen.port

@@ -217,24 +217,34 @@ import TestSupport
 
 /// A source's worker that answers a pull's requests wrongly on purpose: every other range it
 /// sends is longer, shorter or empty (with its own checksum, so only the length tells), the others
-/// right. It serves one file, on 127.0.0.1, one request per connection.
+/// right (unless `rangesRight`). It serves one file, on 127.0.0.1, one request per connection. A
+/// removal is answered `removed`, or for the content ids of `refusals` with the next refusal
+/// listed (its status line and code), once each.
 final class MisbehavingPeer: @unchecked Sendable {
     let data: Data
     let scratch: String
+    let rangesRight: Bool
     private let fd: Int32
     private(set) var port = 0
     private let lock = NSLock()
     private var gets = 0
     private var served: [String] = []
+    private var refusals: [String: [(status: String, code: String)]]
+    private var removals: [String] = []
 
-    init(serving data: Data, scratch: String) throws {
+    init(serving data: Data, scratch: String, rangesRight: Bool = false, refusals: [String: [(status: String, code: String)]] = [:],
+         port wanted: Int = 0) throws {
         self.data = data
         self.scratch = scratch
+        self.rangesRight = rangesRight
+        self.refusals = refusals
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
+        address.sin_port = UInt16(wanted).bigEndian
+        var reuse: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
         guard bound == 0, listen(fd, 16) == 0 else { throw POSIXError(.EADDRINUSE) }
@@ -246,6 +256,11 @@ final class MisbehavingPeer: @unchecked Sendable {
 
     /// What it answered to each GET: `right`, `long`, `short` or `empty`.
     var answers: [String] { lock.withLock { served } }
+    /// When it received each GET, and the range it asked for.
+    var rangesAsked: [(at: ContinuousClock.Instant, range: String)] { lock.withLock { asked } }
+    private var asked: [(at: ContinuousClock.Instant, range: String)] = []
+    /// What it answered to each removal: `<cid> removed` or `<cid> <refusal>`.
+    var removalAnswers: [String] { lock.withLock { removals } }
 
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
@@ -286,8 +301,9 @@ final class MisbehavingPeer: @unchecked Sendable {
             guard bounds.count == 2 else { return }
             let (first, last) = (bounds[0], min(bounds[1], data.count - 1))
             let kind: String = lock.withLock {
+                asked.append((.now, range ?? ""))
                 gets += 1
-                let kind = gets % 2 == 0 ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
+                let kind = gets % 2 == 0 || rangesRight ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
                 served.append(kind)
                 return kind
             }
@@ -302,7 +318,19 @@ final class MisbehavingPeer: @unchecked Sendable {
             head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(body)) ?? ""))
             head.append("Content-Length: \(body.count)")
         default:
-            body = Data("{\"outcome\":\"removed\",\"cid\":20}".utf8)
+            let cid = lines[0].split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
+            let refusal: (status: String, code: String)? = lock.withLock {
+                let next = refusals[cid]?.first
+                if next != nil { refusals[cid]?.removeFirst() }
+                removals.append("\(cid) \(next?.code ?? "removed")")
+                return next
+            }
+            if let refusal {
+                status = refusal.status
+                body = Data("{\"error\":\"\(refusal.code)\",\"message\":\"refused on purpose\"}".utf8)
+            } else {
+                body = Data("{\"outcome\":\"removed\",\"cid\":\(cid)}".utf8)
+            }
             head.append("Content-Type: application/json")
             head.append("Content-Length: \(body.count)")
         }
@@ -380,5 +408,121 @@ extension CrossHostPullTests {
         #expect(!FileManager.default.fileExists(atPath: gold + "/big.bin"))
         #expect(try h.job(21, "verified").isEmpty, "nothing was asked for")
         #expect(FileManager.default.fileExists(atPath: h.bronze + "/big.bin"))
+    }
+}
+
+extension CrossHostPullTests {
+    /// The puller withdraws its published copy only when the source's side answers that the source
+    /// is a newer version than the one copied (`version_changed`): then the copy is removed and the
+    /// move starts again. Any other refusal of the removal (here `checksum_mismatch`) leaves the
+    /// published copy in place, for an operator.
+    @Test func onlyANewerSourceVersionWithdrawsThePublishedCopy() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(5000, 23)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true,
+                                       refusals: ["30": [("409 Conflict", "checksum_mismatch")], "31": [("412 Precondition Failed", "version_changed")]])
+        defer { peer.stop() }
+        #expect(try h.cli.run(["contents", "import", "-"], input: "30,kept.bin,bronze\n31,withdrawn.bin,bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "30", "--count", "20000"]).status == 0)
+        #expect(try h.cli.run(["enqueue", "--cid", "31", "--count", "20000"]).status == 0)
+        // Refused as another version: withdrawn, pulled again, and removed the second time.
+        try h.waitForCommit([31])
+        #expect(h.cli.stderr("edge").contains("the copy at gold/withdrawn.bin is withdrawn"), "\(h.cli.stderr("edge").suffix(3000))")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/withdrawn.bin")) == data)
+        // Refused for a checksum that differs: the copy stays, the job waits for an operator.
+        try h.cli.waitUntil("the conflict's dead letter") { try h.job(30, "status") == "dead" }
+        #expect(try h.job(30, "reason") == "destination_conflict")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/kept.bin")) == data)
+        #expect(peer.removalAnswers.filter { $0.hasPrefix("30 ") } == ["30 checksum_mismatch"])
+        #expect(peer.removalAnswers.filter { $0.hasPrefix("31 ") } == ["31 version_changed", "31 removed"])
+    }
+}
+
+extension CrossHostPullTests {
+    /// A pull whose source's worker cannot be reached (nothing listens at its address yet) waits in
+    /// its slot: the job stays `moving` under the same delivery, counting no attempt, and the pull
+    /// goes on by itself once the worker listens there.
+    @Test func aPullWaitsInItsSlotForASourcesWorkerThatCannotBeReached() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(3 << 20, 29)
+        // A port nothing listens on until the peer starts (taken, then given back).
+        let probe = try MisbehavingPeer(serving: data, scratch: h.cli.path)
+        let port = probe.port
+        probe.stop()
+        #expect(try h.cli.run(["contents", "import", "-"], input: "40,late.bin,bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "40", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the wait for the source's worker") { h.cli.stderr("edge").contains("the source's worker cannot be reached") }
+        let (token, attempts) = (try h.job(40, "token"), try h.job(40, "attempts"))
+        // Asked again every second for a few seconds, in the same delivery.
+        try h.cli.waitUntil("three seconds of waiting", timeout: .seconds(30)) {
+            (try? h.job(40, "started_at")).flatMap { Int64($0) }.map { Int64(Date().timeIntervalSince1970 * 1000) - $0 >= 3000 } == true
+        }
+        #expect(try h.job(40, "status") == "moving")
+        #expect(try h.job(40, "token") == token, "the same delivery")
+        #expect(try h.job(40, "attempts") == attempts, "no attempt counted")
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, port: port)
+        defer { peer.stop() }
+        try h.waitForCommit([40])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/late.bin")) == data)
+        #expect(peer.removalAnswers == ["40 removed"])
+    }
+}
+
+extension CrossHostPullTests {
+    /// The target level's bandwidth limit paces a pull: under 4 MB/s, ranges of at most 1 MiB are
+    /// asked, each once paid for, so the last is asked no sooner than the time the bytes before it
+    /// take at that rate (the bucket starts empty and holds a tenth of a second). Unpaced, the
+    /// ranges would all be asked at once.
+    @Test func aBandwidthLimitPacesThePullsRanges() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let size = 6 << 20, rate = 4_000_000
+        let data = Self.pattern(size, 31)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true)
+        defer { peer.stop() }
+        #expect(try h.cli.run(["contents", "import", "-"], input: "50,paced.bin,bronze\n").status == 0)
+        #expect(try h.cli.run(["levels", "set", "gold", "--bandwidth", "4MB"]).status == 0)
+        // The rebalancer publishes the level table the workers pace by.
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0", "--rebalance-interval", "1s"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.waitUntil("the level table's publication") { try h.redis(["GET", h.cli.prefix + "placement"]).contains("\(rate)") }
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        // Its heartbeat renewed since it listens: its maintenance round has read the table.
+        let beat = try h.redis(["HGET", h.cli.prefix + "worker:edge", "beat_at"])
+        try h.cli.waitUntil("the edge's next heartbeat") { try h.redis(["HGET", h.cli.prefix + "worker:edge", "beat_at"]) != beat }
+        #expect(try h.cli.run(["enqueue", "--cid", "50", "--count", "20000"]).status == 0)
+        try h.waitForCommit([50])
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/paced.bin")) == data)
+        let asked = peer.rangesAsked
+        let lengths = asked.compactMap { entry -> Int? in
+            let bounds = entry.range.dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
+            return bounds.count == 2 ? bounds[1] - bounds[0] + 1 : nil
+        }
+        #expect(lengths.count == asked.count && lengths.allSatisfy { $0 <= 1 << 20 } && lengths.reduce(0, +) == size, "\(asked.map(\.range))")
+        // Paid before asked: the last range no sooner than (all but the first range's bytes) / rate
+        // after the first, less the bucket's tenth of a second and a margin.
+        let spread = try #require(asked.last).at - (try #require(asked.first)).at
+        let least = Duration.seconds(Double(size - (1 << 20)) / Double(rate) - 0.25)
+        #expect(spread >= least, "ranges asked over \(spread), at least \(least) at \(rate) B/s")
     }
 }
