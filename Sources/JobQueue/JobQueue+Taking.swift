@@ -21,26 +21,15 @@ extension JobQueue {
     /// The oldest id waiting on the first of `levels` (in that order) in one shard that has one,
     /// moved into the worker's processing list; nil when they are all empty or paused. Does not block.
     public func take(worker: String, shard index: Int, levels: [String], on redis: RedisConnection) throws -> Taken? {
-        try take(worker: worker, shard: index, levels: levels, most: 1, keep: 0, on: redis).first
-    }
-
-    /// As `take`, and when that queue still holds more than `keep` ids, the next oldest of it too,
-    /// up to `most` ids in all, each moved into the worker's processing list (all from one queue,
-    /// oldest first). Empty when the queues are all empty or paused.
-    public func take(worker: String, shard index: Int, levels: [String], most: Int, keep: Int, on redis: RedisConnection) throws -> [Taken] {
-        if levels.isEmpty { return [] }
+        if levels.isEmpty { return nil }
         let shard = keys.shard(index)
         let reply = try redis.evalScript(QueueScripts.take, keys: [shard.processing(worker), shard.paused] + levels.map(shard.queue),
-                                         arguments: levels + [String(max(1, most)), String(max(0, keep))])
-        if reply.isNull { return [] }
-        guard let items = reply.array, items.count >= 2, items.count <= max(1, most) + 1, let position = items[1].int,
+                                         arguments: levels)
+        if reply.isNull { return nil }
+        guard let items = reply.array, items.count == 2, let id = items[0].string, let position = items[1].int,
               position >= 1, position <= levels.count
         else { throw malformed(redis.url.address, "take.lua") }
-        let ids = [items[0]] + items.dropFirst(2)
-        return try ids.map { item in
-            guard let id = item.string else { throw malformed(redis.url.address, "take.lua") }
-            return Taken(id: id, shard: index, level: levels[position - 1])
-        }
+        return Taken(id: id, shard: index, level: levels[position - 1])
     }
 
     /// Waits up to `timeout` for an id on one level's queue of one shard, moving it into the
@@ -72,42 +61,25 @@ extension JobQueue {
     }
 
     public func claim(_ taken: Taken, worker: String, on redis: RedisConnection) throws -> Claim {
-        try claims([taken], worker: worker, on: redis)[0].get()
-    }
-
-    /// The claims of several taken ids in one round trip (a pipeline of `claim.lua`), each as
-    /// `claim` would answer it alone: its claim, or the error its node answered for it. Throws only
-    /// when the round trip itself fails (then none is known to be claimed; the ids stay in the
-    /// processing list, where the worker's maintenance finds them).
-    public func claims(_ taken: [Taken], worker: String, on redis: RedisConnection) throws -> [Result<Claim, RedisError>] {
-        if taken.isEmpty { return [] }
-        let calls: [RedisCall] = taken.map { taken in
-            let shard = keys.shard(taken.shard)
-            guard let id = JobID(taken.id) else {
-                // Not an id this program writes: dropped from the processing list.
-                return .command(RedisCommand("LREM", shard.processing(worker), 1, taken.id))
-            }
-            return .script(QueueScripts.claim,
-                           keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level), shard.paused],
-                           arguments: [taken.id, worker])
+        guard let id = JobID(taken.id) else {
+            // Not an id this program writes: drop it from the processing list.
+            try redis.send("LREM", keys.shard(taken.shard).processing(worker), 1, taken.id)
+            return .stale
         }
-        let replies = try redis.pipeline(calls: calls)
-        let address = redis.url.address
-        return zip(taken, replies).map { taken, reply in
-            Result {
-                let reply = try reply.throwingServerError(address: address, command: "EVALSHA claim.lua")
-                guard JobID(taken.id) != nil else { return .stale }
-                guard let items = reply.array, let word = items.first?.string else { throw malformed(address, "claim.lua") }
-                switch word {
-                case "claimed":
-                    guard items.count == 2, let fields = items[1].hash else { throw malformed(address, "claim.lua") }
-                    return .claimed(fields)
-                case "stale": return .stale
-                case "leased": return .leased
-                case "paused": return .paused
-                default: throw malformed(address, "claim.lua")
-                }
-            }.mapError { $0 as? RedisError ?? malformed(address, "claim.lua") }
+        let shard = keys.shard(taken.shard)
+        let reply = try redis.evalScript(QueueScripts.claim,
+                                         keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level),
+                                                shard.paused],
+                                         arguments: [taken.id, worker])
+        guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
+        switch word {
+        case "claimed":
+            guard items.count == 2, let fields = items[1].hash else { throw malformed(redis.url.address, "claim.lua") }
+            return .claimed(fields)
+        case "stale": return .stale
+        case "leased": return .leased
+        case "paused": return .paused
+        default: throw malformed(redis.url.address, "claim.lua")
         }
     }
 

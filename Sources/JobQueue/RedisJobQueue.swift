@@ -36,12 +36,6 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
                 if let result = try claim(taken, worker: request.worker) { return result }
             }
         }
-        return try waitForNext(request)
-    }
-
-    /// One (shard, level) queue waited on for at most the request's `wait`, a different one each time.
-    private func waitForNext(_ request: NextRequest) throws -> NextResult {
-        let shards = shardCount
         let pair = request.rotation % (shards * request.levels.count)
         guard let taken = try queue.waitForWork(worker: request.worker, shard: pair / request.levels.count,
                                                 level: request.levels[pair % request.levels.count], timeout: request.wait, on: redis)
@@ -49,43 +43,9 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         return try claim(taken, worker: request.worker) ?? .idle
     }
 
-    /// The first job as `next` takes it; when its queue is deep, up to `most` jobs taken in one
-    /// round trip (more than `4 × most` ids left queued behind them: a short queue is shared one id
-    /// at a time among the slots of every worker) and claimed in one more. Every claim's result
-    /// is returned (deliveries, undecodable jobs, a level found paused), in the order taken.
-    public func next(_ request: NextRequest, most: Int) throws -> [NextResult] {
-        guard most > 1, !request.levels.isEmpty else { return [try next(request)] }
-        let shards = shardCount
-        for step in 0..<shards {
-            let shard = (request.rotation + step) % shards
-            while true {
-                let taken = try queue.take(worker: request.worker, shard: shard, levels: request.levels, most: most, keep: 4 * most, on: redis)
-                if taken.isEmpty { break }
-                var results: [NextResult] = []
-                var firstError: RedisError?
-                for (taken, claim) in zip(taken, try queue.claims(taken, worker: request.worker, on: redis)) {
-                    switch claim {
-                    case .success(let claim):
-                        if let result = result(of: claim, taken) { results.append(result) }
-                    case .failure(let error):
-                        // Left in the processing list: the worker's maintenance gives it back.
-                        firstError = firstError ?? error
-                    }
-                }
-                if !results.isEmpty { return results }
-                if let firstError { throw firstError }
-            }
-        }
-        return [try waitForNext(request)]
-    }
-
     /// The claim of a taken id; nil when there is nothing to do with it (stale, leased).
     private func claim(_ taken: JobQueue.Taken, worker: String) throws -> NextResult? {
-        result(of: try queue.claim(taken, worker: worker, on: redis), taken)
-    }
-
-    private func result(of claim: JobQueue.Claim, _ taken: JobQueue.Taken) -> NextResult? {
-        switch claim {
+        switch try queue.claim(taken, worker: worker, on: redis) {
         case .claimed(let fields):
             switch Job.decode(fields) {
             case .success(let job): return .delivery(Delivery(job: job, shard: taken.shard, level: taken.level))

@@ -66,13 +66,8 @@ extension Worker {
         } else {
             levels = (0..<levels.count).map { levels[(rotation + $0) % levels.count] }
         }
-        let limits = (snapshot?.policies ?? [:]).compactMapValues(\.maxMoves)
-        // Without limits of moves in flight, a job claimed ahead by another slot comes first, and a
-        // deep queue gives one for each slot in one round trip. A limit published since they were
-        // claimed sends them back (each move needs a permit now, which none of them holds).
-        if let ahead = try claimedAhead(session, levels: limits.isEmpty ? levels : []) { return (.delivery(ahead), []) }
         // Levels at their limit of moves in flight wait (Admission.Permits decides; this performs).
-        var machine = Admission.Permits(levels: levels, limits: limits)
+        var machine = Admission.Permits(levels: levels, limits: (snapshot?.policies ?? [:]).compactMapValues(\.maxMoves))
         var action = machine.start()
         while case .askPermit(let level, let most) = action {
             let answer: AdmissionAnswer
@@ -91,14 +86,7 @@ extension Worker {
         let started = ContinuousClock.now
         let next: NextResult
         do {
-            let request = NextRequest(worker: settings.id, levels: permitted, rotation: rotation, wait: settings.idleWait)
-            if limits.isEmpty {
-                let results = try session.next(request, most: settings.concurrency)
-                next = results.first ?? .idle
-                keepAhead(results.dropFirst(), session)
-            } else {
-                next = try session.next(request)
-            }
+            next = try session.next(NextRequest(worker: settings.id, levels: permitted, rotation: rotation, wait: settings.idleWait))
         } catch {
             for level in machine.held { releasePermit(level, holder, session) }
             throw error
@@ -111,43 +99,6 @@ extension Worker {
         let (kept, released) = machine.delivered(from: deliveredFrom)
         for level in released { releasePermit(level, holder, session) }
         return (next, kept)
-    }
-
-    /// A job claimed ahead, of a level still served; one whose level was paused or taken out of
-    /// service since goes back to its queue untouched (no move of it began).
-    private func claimedAhead(_ session: any JobQueueing, levels: [String]) throws -> Delivery? {
-        while let ahead = claimedAhead.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) {
-            if levels.contains(ahead.level) { return ahead }
-            do {
-                _ = try session.release(worker: settings.id, ids: [HeldJob(shard: ahead.shard, id: ahead.id.description)], fence: false)
-            } catch {
-                claimedAhead.withLock { $0.insert(ahead, at: 0) }
-                throw error
-            }
-            _ = holding.withLock { $0.remove(Self.key(ahead.shard, ahead.id.description)) }
-        }
-        return nil
-    }
-
-    /// The further results of a take of several: deliveries wait for the next free slots (held
-    /// from now on), an undecodable job goes to the dead letters, a level found paused is noted.
-    private func keepAhead(_ results: ArraySlice<NextResult>, _ session: any JobQueueing) {
-        for result in results {
-            switch result {
-            case .delivery(let delivery):
-                holding.withLock { _ = $0.insert(Self.key(delivery.shard, delivery.id.description)) }
-                claimedAhead.withLock { $0.append(delivery) }
-            case .paused(let level):
-                pausedLevels.withLock { _ = $0.insert(level) }
-            case .undecodable(let held, let token, let problem):
-                logger.error("a job that cannot be read goes to the dead-letter list: \(problem)")
-                retrying("send the unreadable job to the dead letters", logger) {
-                    _ = try session.control(.bury(held, worker: settings.id, token: token, problem: problem))
-                }
-            case .idle:
-                break
-            }
-        }
     }
 
     /// How long a permit for a move in flight lasts unless renewed (the move renews it as it copies).

@@ -75,9 +75,6 @@ public final class Worker: Service, Sendable {
     let cancel = StopSignal()
     /// The ids the slots hold (taken, not yet acknowledged or failed), as `shard/id`.
     let holding = Mutex<Set<String>>([])
-    /// Jobs taken and claimed ahead with a slot's own (a deep queue: one round trip for several
-    /// slots), for the next slots that are free; each is in `holding` from its claim on.
-    let claimedAhead = Mutex<[Delivery]>([])
     /// Levels an operator paused (refreshed by the maintenance loop).
     let pausedLevels = Mutex<Set<String>>([])
     /// The level directories held open since the start (nil: a test's worker without them).

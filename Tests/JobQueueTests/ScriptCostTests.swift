@@ -78,47 +78,6 @@ import TestSupport
         #expect(third.deliveryToken == "3" && third.bytesDone == nil && third.bytesTotal == nil)
     }
 
-    @Test func aDeepQueueGivesSeveralIdsInOneTakeAndAShortOneOneAtATime() throws {
-        let q = try QueueFixture()
-        defer { q.cleanUp() }
-        for cid in Int64(1)...10 { try q.submit(cid) }
-        func take() throws -> [String] {
-            try q.queue.take(worker: "w1", shard: 0, levels: ["silver", "gold"], most: 4, keep: 4, on: q.redis).map(\.id)
-        }
-        func cids(_ ids: [String]) -> [Int64] { ids.compactMap { JobID($0)?.cid } }
-        // Oldest first, as many as asked while more than `keep` stay queued behind them.
-        let first = try take()
-        #expect(cids(first) == [1, 2, 3, 4])
-        #expect(cids(try take()) == [5, 6])
-        #expect(cids(try take()) == [7])
-        #expect(try q.list(q.shard.queue("gold")).count == 3)
-        #expect(Set(try q.list(q.shard.processing("w1"))).count == 7)
-        // Claimed in one round trip, each as alone: an id this program never writes is dropped.
-        try q.redis.send("LPUSH", q.shard.processing("w1"), "junk")
-        let taken = first.map { JobQueue.Taken(id: $0, shard: 0, level: "gold") } + [JobQueue.Taken(id: "junk", shard: 0, level: "gold")]
-        let claims = try q.queue.claims(taken, worker: "w1", on: q.redis).map { try $0.get() }
-        #expect(claims.count == 5 && claims[4] == .stale)
-        for claim in claims.prefix(4) {
-            guard case .claimed(let fields) = claim else { Issue.record("not claimed: \(claim)"); continue }
-            #expect(fields[JobField.status.rawValue] == JobStatus.moving.rawValue && fields[JobField.token.rawValue] == "1")
-        }
-        #expect(try !q.list(q.shard.processing("w1")).contains("junk"))
-
-        // The session's take of several: deliveries in the order taken, one id when the queue is short.
-        for cid in Int64(11)...40 { try q.submit(cid) }
-        let session = RedisJobQueue(queue: q.queue, redis: q.redis)
-        let request = NextRequest(worker: "w2", levels: ["gold"], rotation: 0, wait: .zero)
-        let several = try session.next(request, most: 4)
-        #expect(several.count == 4)
-        let delivered: [Int64] = several.compactMap { result -> Int64? in
-            guard case .delivery(let delivery) = result else { return nil }
-            return delivery.job.cid
-        }
-        #expect(delivered == [8, 9, 10, 11])
-        while try q.list(q.shard.queue("gold")).count > 16 { _ = try session.next(request, most: 4) }
-        #expect(try session.next(request, most: 4).count == 1)
-    }
-
     @Test func aTokenThatIsNotAWholeNumberIsAClaimErrorNotANewCount() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -15,11 +15,6 @@ public protocol JobQueueing: AnyObject {
     /// `wait` when every queue is empty.
     func next(_ request: NextRequest) throws -> NextResult
 
-    /// As `next`, and when the queue it takes from is deep, up to `most` jobs taken and claimed in
-    /// one go (a worker with that many free slots): the first result as `next` gives it, then
-    /// further deliveries only. A queue that cannot take several at once answers as `next`.
-    func next(_ request: NextRequest, most: Int) throws -> [NextResult]
-
     /// Records a delivery's progress; false when the job is no longer this delivery's (it must stop
     /// before publishing or removing anything).
     func record(_ delivery: Delivery, _ progress: MoveProgress) throws -> Bool
@@ -393,8 +388,4 @@ public struct Heartbeat: Sendable, Equatable {
         guard kind == .worker, transfer != nil else { return [] }
         return directories.keys.filter { !unavailable.contains($0) }.sorted()
     }
-}
-
-extension JobQueueing {
-    public func next(_ request: NextRequest, most: Int) throws -> [NextResult] { [try next(request)] }
 }
