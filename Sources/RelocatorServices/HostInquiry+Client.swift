@@ -99,7 +99,8 @@ final class PeerInquiry {
                                          headers: [(TransferProtocol.inquiryHeader, token), (TransferProtocol.secretHeader, secret.text)],
                                          maximumBody: 1 << 20)
             guard answer.status == 200 else { return .failure(InquiryFailure(description: "\(answer.refusal ?? "HTTP \(answer.status)"): \(answer.message)")) }
-            guard let decoded = try? JSONDecoder().decode(HostInquiry.Answer.self, from: Data(answer.body)), decoded.cid == cid else {
+            guard let decoded = try? JSONDecoder().decode(HostInquiry.Answer.self, from: Data(answer.body)), decoded.cid == cid,
+                  decoded.found.allSatisfy({ $0.size >= 0 && decoded.levels.contains($0.level) }) else {
                 return .failure(InquiryFailure(description: "an answer that is not one to this inquiry"))
             }
             return .success(decoded)

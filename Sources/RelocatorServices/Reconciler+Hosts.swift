@@ -36,12 +36,11 @@ enum HostsVerdict: Equatable, Sendable {
         if remoteLevels.contains(level) && local.isEmpty { return .elsewhere }
         guard let remote else { return .local }
         let found = remote.found.keys.filter { remoteLevels.contains($0) }.sorted()
-        if !found.isEmpty {
-            if local.isEmpty && found.count == 1 { return .wrongLevelElsewhere(found[0]) }
-            return .copies(local: local, remote: found)
-        }
         let unlooked = remoteLevels.subtracting(remote.looked).sorted()
+        if found.count > 1 || (!found.isEmpty && !local.isEmpty) { return .copies(local: local, remote: found) }
+        // One copy is one copy only once every level was looked at: another may hold a second.
         if !unlooked.isEmpty { return .unverified(unlooked) }
+        if found.count == 1 { return .wrongLevelElsewhere(found[0]) }
         return local.isEmpty ? .missing : .local
     }
 }

@@ -308,10 +308,14 @@ public struct Reconciler {
                                   detail: "the database says \(content.level), \(filename) is on \(level) (\(hosts[level] ?? "another host"))")
             if settings.fix {
                 finding.fixed = try leased(content.cid) { _ -> String? in
-                    // Asked again under the lease (no worker takes the content's job meanwhile).
+                    // Asked again under the lease (no worker takes the content's job meanwhile),
+                    // and only acted on while the lease surely still holds (peers slow to answer
+                    // could outlast it).
+                    let since = ContinuousClock.now
                     guard let now = try store.content(cid: content.cid), now.filename == content.filename,
                           try places(of: filename).isEmpty else { return nil }
                     let again = try inquiry!.look(cid: content.cid, filename: content.filename, levels: remoteLevels.sorted())
+                    guard ContinuousClock.now - since < settings.leaseTTL / 2 else { return nil }
                     guard HostsVerdict.decide(database: now.level, local: [], remoteLevels: remoteLevels, remote: again) == .wrongLevelElsewhere(level),
                           let bytes = again.found[level] else { return nil }
                     guard try Commit.recordLevel(cid: content.cid, from: now.level, to: level, bytes: bytes, by: Self.recorder,

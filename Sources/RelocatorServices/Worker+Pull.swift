@@ -209,8 +209,12 @@ extension Worker {
         }
         // Smaller requests under a bandwidth limit, so that the bytes come about as they are paid.
         let chunk = Int64(bandwidth.map { min(Int64(Self.pullChunk), max(Self.pullPacingStep, $0 / 4)) } ?? Int64(Self.pullChunk))
+        // The bytes of a file pulled in one range: counted once its publication is recorded (a
+        // chunk of a longer file is counted as it is recorded verified, by `PullMetering`).
+        var pulledWhole: Int64 = 0
         if copy.written < source.size {
             let wholeInOne = copy.written == 0 && source.size <= chunk
+            if wholeInOne { pulledWhole = source.size }
             try receive(into: copy, from: source, job, credentials, chunk: chunk, bandwidth: bandwidth, renewal: renewal, lost) { written in
                 // A chunk counts as verified once fsynced and recorded: a later delivery resumes after
                 // it. (A file of one chunk is fsynced and recorded as a whole, next.)
@@ -221,6 +225,7 @@ extension Worker {
         }
         let checksum = try copy.verify(attributes: source.attributes)
         guard try session.record(delivery, .publishing(checksum, bytes: copy.written, sourceVersion: source.version)) else { throw lost() }
+        if pulledWhole > 0 { ServiceMetrics.pulled(from: job.dbLevel, to: job.target, bytes: pulledWhole) }
         guard try copy.publish() else {
             throw MoveError(.destinationConflict, "\(job.target)/\(filename.value) appeared while the copy was made; both are left")
         }

@@ -34,9 +34,11 @@ import TestSupport
         let data = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ $0 >> 13) })
         try data.write(to: URL(fileURLWithPath: bronze + "/movies/a.mp4"))
         try Data().write(to: URL(fileURLWithPath: bronze + "/empty.bin"))
+        // A file of one range (fsynced and recorded as a whole with its publication).
+        try Data(repeating: 7, count: 5000).write(to: URL(fileURLWithPath: bronze + "/small.bin"))
         let sum = try TestFiles.xxh128(bronze + "/movies/a.mp4")
         cli.environment["RELOCATOR_LEVELS"] = "bronze=\(bronze),silver=\(silver),gold=\(gold)"
-        #expect(try cli.run(["contents", "import", "-"], input: "1,movies/a.mp4,bronze\n3,empty.bin,bronze\n").status == 0)
+        #expect(try cli.run(["contents", "import", "-"], input: "1,movies/a.mp4,bronze\n3,empty.bin,bronze\n4,small.bin,bronze\n").status == 0)
 
         // Each host names the other's levels at paths it does not have.
         let elsewhere = cli.path + "/another-host"
@@ -53,10 +55,10 @@ import TestSupport
         }
         #expect(try redis(cli, ["HGET", cli.prefix + "worker:edge", "directories"]) == "gold=\(gold)")
 
-        for cid in ["1", "3"] { #expect(try cli.run(["enqueue", "--cid", cid, "--count", "20000"]).status == 0) }
+        for cid in ["1", "3", "4"] { #expect(try cli.run(["enqueue", "--cid", cid, "--count", "20000"]).status == 0) }
         try cli.waitUntil("the commits", timeout: .seconds(60)) {
             let rows = try ContentsTests().listed(cli)
-            return rows.filter { [1, 3].contains($0["cid"] as? Int) }.allSatisfy { $0["level"] as? String == "gold" }
+            return rows.filter { [1, 3, 4].contains($0["cid"] as? Int) }.allSatisfy { $0["level"] as? String == "gold" }
         }
         // An empty file, too (its one answer is the range past the end).
         #expect(try Data(contentsOf: URL(fileURLWithPath: gold + "/empty.bin")).isEmpty)
@@ -71,8 +73,9 @@ import TestSupport
         #expect(try redis(cli, ["HGET", cli.prefix + "job:1", "checksum"]) == "xxh128:" + sum)
         // The pulling worker counts its pulls by outcome and the bytes it pulled.
         let metrics = try HTTP.get(try metricsPort(cli, "edge"), "/metrics")
-        #expect(metrics.body.contains(#"relocator_pulls_total{from="bronze",to="gold",outcome="done"} 2"#), "\(metrics.body)")
-        #expect(metrics.body.contains(#"relocator_pulled_bytes_total{from="bronze",to="gold"} \#(size)"#))
+        #expect(metrics.body.contains(#"relocator_pulls_total{from="bronze",to="gold",outcome="done"} 3"#), "\(metrics.body)")
+        // The bytes of every pull, the file of one range's too.
+        #expect(metrics.body.contains(#"relocator_pulled_bytes_total{from="bronze",to="gold"} \#(size + 5000)"#), "\(metrics.body)")
     }
 
     @Test func aPullKilledMidTransferResumesAfterItsLastVerifiedChunk() throws {

@@ -40,6 +40,9 @@ import Testing
         #expect(HostsVerdict.decide(database: "bronze", local: [], remoteLevels: remote, remote: look(found: ["gold": 5])) == .wrongLevelElsewhere("gold"))
         #expect(HostsVerdict.decide(database: "bronze", local: [], remoteLevels: ["gold", "platinum"],
                                     remote: look(found: ["platinum": 5], looked: ["gold", "platinum"])) == .wrongLevelElsewhere("platinum"))
+        // Not while another host's level was not looked at: it may hold a second copy.
+        #expect(HostsVerdict.decide(database: "bronze", local: [], remoteLevels: ["gold", "platinum"],
+                                    remote: look(found: ["gold": 5], looked: ["gold"])) == .unverified(["platinum"]))
         // An answer naming a level that is not another host's counts for nothing.
         #expect(HostsVerdict.decide(database: "bronze", local: [], remoteLevels: remote, remote: look(found: ["bronze": 5])) == .missing)
     }
