@@ -17,10 +17,10 @@
 /// After every step the content's current version (the last one written) must be whole under its
 /// name on some host: an older copy is no substitute. At the end — nothing left to do — the job is
 /// committed or dropped, with exactly one copy, of the current version, on the level SQL records;
-/// or, only when the file was written to while a reversed job compared its two copies, dead as
-/// `destination_conflict` with the current version on SQL's level and the older copy left to an
-/// operator (`proveFound` compares a copy no delivery recorded with the source and leaves both
-/// when they differ).
+/// or — only when the file was written to and a count turned the job around (`reverse`) — dead as
+/// `destination_conflict` (`proveFound` found the two copies different and leaves both) or
+/// `source_missing` (the old target never held a copy: the turned job finds no source), with the
+/// current version on SQL's level. The local mover dead-letters the same case (`verifyPublished`).
 ///
 /// What writers may do: they write the file where SQL says it is, when it is there, without the
 /// content's lock. One window is not covered and is not explored: between `removeProven`'s last
@@ -41,6 +41,9 @@ struct PullExplorer {
         var counts = 1
         /// Writes to the file.
         var writes = 0
+        /// Whether a write may keep the first chunk (an append) and whether it may change it.
+        var appends = true
+        var rewrites = true
         /// Nil: every interleaving.
         var preemptions: Int?
     }
@@ -49,12 +52,10 @@ struct PullExplorer {
     enum Mutant {
         /// `removeSource` withdraws the published copy on any refusal, not only `version_changed`.
         case withdrawOnAnyRefusal
-        /// `remove` does not read the job again under the content's lock.
-        case noReadUnderLock
         /// `remove` does not compare the source's version with the one the copy was made of.
         case noVersionCheck
-        /// `remove` takes no content lock.
-        case noEndpointLock
+        /// A resumed pull keeps the verified prefix without comparing it with the source's (`HEAD`).
+        case trustKeptPrefix
     }
 
     struct Report {
@@ -218,8 +219,10 @@ struct PullExplorer {
         guard let file = state.finals[level] else { return [] }
         if state.removals.contains(where: { $0.level == level && $0.step == .unlink }) { return [] }
         var next: [(String, PullState)] = []
-        for (label, chunks) in [("appends to", [file.chunks[0], state.nextVersion * 10]),
-                                ("rewrites", [state.nextVersion * 10 + 1, state.nextVersion * 10])] {
+        var kinds: [(String, [Int])] = []
+        if bounds.appends { kinds.append(("appends to", [file.chunks[0], state.nextVersion * 10])) }
+        if bounds.rewrites { kinds.append(("rewrites", [state.nextVersion * 10 + 1, state.nextVersion * 10])) }
+        for (label, chunks) in kinds {
             var written = state
             written.writes -= 1
             written.wrote = true
@@ -373,7 +376,7 @@ struct PullExplorer {
             switch ask(version: version) {
             case .success(let file):
                 let part = next.temporaries[temporary]!
-                if Array(file.chunks.prefix(part.chunks.count)) != part.chunks {
+                if mutant != .trustKeptPrefix, Array(file.chunks.prefix(part.chunks.count)) != part.chunks {
                     next.temporaries[temporary]!.chunks = []
                     return go(.range(version: version), "HEAD prefix: differs, restart")
                 }
@@ -558,18 +561,16 @@ struct PullExplorer {
             return file.version != expected
         }
         switch removal.step {
-        case .lock:
+        case .read:
             if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job") }
-            if mutant != .noEndpointLock {
-                guard next.locks[removal.level] == nil else { return answer(.refused(.contentLocked), "lock L\(removal.level)") }
-                next.locks[removal.level] = me
-            }
-            return go(.check, "job checked, lock L\(removal.level)")
+            return go(.lock, "job checked")
+        case .lock:
+            guard next.locks[removal.level] == nil else { return answer(.refused(.contentLocked), "lock L\(removal.level)") }
+            next.locks[removal.level] = me
+            return go(.check, "lock L\(removal.level)")
         case .check:
-            if mutant != .noReadUnderLock {
-                if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job read again") }
-                guard next.job.stage == .published, next.job.checksum == removal.proof else { return answer(.refused(.notProven), "job read again") }
-            }
+            if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job read again") }
+            guard next.job.stage == .published, next.job.checksum == removal.proof else { return answer(.refused(.notProven), "job read again") }
             if newer() { return answer(.refused(.versionChanged), "version") }
             return go(.hash, "job read again: published, this checksum")
         case .hash:

@@ -149,7 +149,9 @@ struct PullState: Hashable {
     /// A removal request being served by the endpoint of `level`'s host (`TransferEndpoint.remove`).
     struct Removal: Hashable {
         enum Step: Hashable {
-            /// `job(request)`, then `ContentLock.tryLock` in the source level.
+            /// `job(request)`: the credentials checked, before the lock.
+            case read
+            /// `ContentLock.tryLock` in the source level.
             case lock
             /// Under the lock: the job read again (credentials, stage published with this checksum),
             /// then `newerVersion()`.
@@ -168,11 +170,11 @@ struct PullState: Hashable {
         var level: Int
         var proof: [Int]
         var version: Int?
-        var step: Step = .lock
+        var step: Step = .read
 
         var active: Bool {
             switch step {
-            case .lock, .check, .hash, .unlink: return true
+            case .read, .lock, .check, .hash, .unlink: return true
             case .answered, .done: return false
             }
         }
