@@ -6,15 +6,19 @@ public struct MoveFaults: Sendable {
     /// Asked once per copy after the fsync: true flips one byte of the temporary file before it is
     /// read back, as a failing device would.
     public var corruptBeforeReadBack: (@Sendable () -> Bool)?
+    /// Asked with the offset of each read of the source across filesystems, on the thread that
+    /// reads it: true fails that read with EIO, as a failing device would.
+    public var readFails: (@Sendable (Int64) -> Bool)?
     /// Told the path (as the kernel names the open descriptor) of every directory the mover
     /// fsyncs, so a test can check that what it created is durable.
     public var onDirectorySynced: (@Sendable (String) -> Void)?
 
     public init(onStep: (@Sendable (MoveStep) throws -> Void)? = nil, corruptBeforeReadBack: (@Sendable () -> Bool)? = nil,
-                onDirectorySynced: (@Sendable (String) -> Void)? = nil) {
+                onDirectorySynced: (@Sendable (String) -> Void)? = nil, readFails: (@Sendable (Int64) -> Bool)? = nil) {
         self.onStep = onStep
         self.corruptBeforeReadBack = corruptBeforeReadBack
         self.onDirectorySynced = onDirectorySynced
+        self.readFails = readFails
     }
 }
 

@@ -84,6 +84,18 @@ enum Linux {
         call { fsync(file.rawValue) }.map { _ in () }
     }
 
+    /// `TMPFS_MAGIC` (linux/magic.h).
+    static let tmpfsMagic = 0x0102_1994
+
+    /// Whether the open file is on a tmpfs (`fstatfs`'s `f_type`; false when it cannot tell).
+    static func isTmpfs(_ file: FileDescriptor) -> Bool {
+        // struct statfs is 120 bytes on 64-bit Linux and begins with `f_type`, a machine word.
+        withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { buffer in
+            guard call({ rawFstatfs(file.rawValue, buffer.baseAddress!) }) == .success(0) else { return false }
+            return buffer.load(as: Int.self) == tmpfsMagic
+        }
+    }
+
     /// `fstatat(directory, name, AT_SYMLINK_NOFOLLOW)`; nil when there is no such name.
     static func status(of name: String, in directory: FileDescriptor) -> Result<Stat?, Errno> {
         do {
@@ -214,6 +226,9 @@ private func rawSyscall(_ number: Int, _ a: Int, _ b: Int, _ c: Int, _ d: Int) -
 
 @_silgen_name("renameat2")
 private func rawRenameat2(_ from: Int32, _ name: UnsafePointer<CChar>, _ to: Int32, _ newName: UnsafePointer<CChar>, _ flags: UInt32) -> Int32
+
+@_silgen_name("fstatfs")
+private func rawFstatfs(_ fd: Int32, _ buffer: UnsafeMutableRawPointer) -> Int32
 
 @_silgen_name("strerrorname_np")
 private func rawErrorName(_ code: Int32) -> UnsafePointer<CChar>?

@@ -243,6 +243,23 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(try TestFiles.levelContents(disk.path).isEmpty)
     }
 
+    /// On a tmpfs nothing is reserved up front (it would allocate every page before the copy
+    /// starts), but its free room is checked: a file bigger than it fails before a byte is written.
+    @Test func aTmpfsTooSmallFailsBeforeAnyByteIsWritten() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 1024)
+        defer { root.remove(); disk.remove() }
+        let sum = try TestFiles.make(root.path + "/big.bin", bytes: 3 * 1024 * 1024)
+        let writes = Recorder<Int64>()
+        #expect { try mover.move(moveRequest("big.bin", from: root.path, to: disk.path), hooks: MoveHooks(willWrite: { writes.append($0) })) } throws: { error in
+            guard let error = error as? MoveError else { return false }
+            return error.kind == .noSpace && error.description.contains("cannot reserve 3145728 bytes for") && error.description.contains("ENOSPC")
+        }
+        #expect(writes.all.isEmpty)
+        #expect(try TestFiles.sha256(root.path + "/big.bin") == sum)
+        #expect(TestFiles.partFiles(under: disk.path).isEmpty)
+    }
+
     @Test func aReadOnlyDestinationIsTransientAndWorksOnceWritable() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 1024, readOnly: true)

@@ -226,6 +226,62 @@ import TestSupport
         #expect(try TestFiles.sha256(disk.path + "/c.bin") == changed && !TestFiles.exists(source))
     }
 
+    /// The source shrinks while the next chunk is read beside the write of the first (chunks of
+    /// 1 MiB, each read on another thread): the reader comes back short, the move fails with
+    /// `source_changed`, nothing is published and no temporary file stays; the next delivery
+    /// moves what the file now holds.
+    @Test func aSourceShrinkingUnderTheReadAheadIsNeverPublished() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 16384)
+        defer { root.remove(); disk.remove() }
+        let source = root.path + "/s.bin"
+        try TestFiles.make(source, bytes: 4 << 20)
+        let writes = Recorder<Int64>()
+        let hooks = MoveHooks(willWrite: { bytes in
+            if writes.all.isEmpty { truncate(source, 1536 << 10) }
+            writes.append(bytes)
+        })
+        #expect { try FileMover(chunkSize: 1 << 20).move(moveRequest("s.bin", from: root.path, to: disk.path), hooks: hooks) } throws: { error in
+            guard let error = error as? MoveError else { return false }
+            return error.kind == .sourceChanged && !error.isPermanent && "\(error)".contains("changed size while it was copied")
+        }
+        #expect(writes.all.count <= 2, "no chunk past the new end is written: \(writes.all)")
+        #expect(try TestFiles.levelContents(disk.path).isEmpty)
+        #expect(TestFiles.partFiles(under: disk.path).isEmpty)
+        let shrunk = try TestFiles.sha256(source)
+        let moved = try FileMover(chunkSize: 1 << 20).move(moveRequest("s.bin", from: root.path, to: disk.path))
+        #expect(moved.bytes == 1536 << 10)
+        #expect(try TestFiles.sha256(disk.path + "/s.bin") == shrunk && !TestFiles.exists(source))
+    }
+
+    /// A read of the source failing on the thread that reads ahead is the move's error (EIO,
+    /// naming the file): nothing is published, the temporary file goes, the source stays as it
+    /// was, and the next delivery moves it.
+    @Test func aReadFailingBesideTheWriteFailsTheMoveAndPublishesNothing() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 16384)
+        defer { root.remove(); disk.remove() }
+        let source = root.path + "/r.bin"
+        let size = 4 << 20 + 12345
+        let sum = try TestFiles.make(source, bytes: size)
+        let asked = Recorder<Int64>()
+        let failing = FileMover(chunkSize: 1 << 20, faults: MoveFaults(readFails: { offset in
+            asked.append(offset)
+            return offset == 2 << 20
+        }))
+        #expect { try failing.move(moveRequest("r.bin", from: root.path, to: disk.path)) } throws: { error in
+            guard let error = error as? MoveError else { return false }
+            return error.kind == .ioError && "\(error)".contains("cannot read") && "\(error)".contains("r.bin")
+        }
+        #expect(asked.all == [0, 1 << 20, 2 << 20], "the copy stops at the failed read")
+        #expect(try TestFiles.levelContents(disk.path).isEmpty)
+        #expect(TestFiles.partFiles(under: disk.path).isEmpty)
+        #expect(try TestFiles.sha256(source) == sum)
+        let moved = try FileMover(chunkSize: 1 << 20).move(moveRequest("r.bin", from: root.path, to: disk.path))
+        #expect(moved.bytes == Int64(size))
+        #expect(try TestFiles.sha256(disk.path + "/r.bin") == sum && !TestFiles.exists(source))
+    }
+
     /// Changed after the publish, right before the source would be removed: the published copy
     /// goes (the source is still there), never both; when the source itself is gone, the published
     /// copy stays and the next delivery verifies it.
