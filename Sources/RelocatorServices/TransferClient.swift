@@ -280,7 +280,8 @@ struct TransferClient {
 /// The idle connections to transfer endpoints, kept open after a whole answer for the next
 /// request to the same endpoint: a pull's requests, and the next pull's from the same worker, do
 /// not each open a connection. One idle longer than `keepIdle` is closed (the endpoint closes its
-/// side after a longer while), and so is one the endpoint closed or wrote to meanwhile.
+/// side after a longer while), whichever endpoint it is to (one that restarted on another port, or
+/// left, is asked nothing again), and so is one the endpoint closed or wrote to meanwhile.
 final class TransferConnections: Sendable {
     static let shared = TransferConnections()
     /// How long a connection stays open unused.
@@ -293,7 +294,16 @@ final class TransferConnections: Sendable {
         let since: ContinuousClock.Instant
     }
 
+    /// How long a connection stays open unused here.
+    let keepIdle: Duration
     private let idle = Mutex<[String: [Idle]]>([:])
+
+    init(keepIdle: Duration = TransferConnections.keepIdle) {
+        self.keepIdle = keepIdle
+    }
+
+    /// How many idle connections are kept, to every endpoint.
+    var count: Int { idle.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
     /// An open idle connection to `address`, nil when there is none.
     func take(_ address: TransferAddress) -> Int32? {
@@ -302,27 +312,43 @@ final class TransferConnections: Sendable {
             while let connection = idle[address.description]?.popLast() {
                 // Readable while idle: closed by the endpoint (or bytes no request asked for).
                 var poller = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
-                if now - connection.since < Self.keepIdle, poll(&poller, 1, 0) == 0 { return connection.fd }
+                if now - connection.since < keepIdle, poll(&poller, 1, 0) == 0 { return connection.fd }
                 close(connection.fd)
             }
             return nil
         }
     }
 
-    /// Keeps `fd`, whose last answer was read whole, for the next request to `address`.
+    /// Keeps `fd`, whose last answer was read whole, for the next request to `address`; the
+    /// connections idle too long, to any endpoint, are closed.
     func give(_ fd: Int32, _ address: TransferAddress) {
         let now = ContinuousClock.now
         idle.withLock { idle in
-            var kept = (idle[address.description] ?? []).filter { connection in
-                guard now - connection.since < Self.keepIdle else {
+            Self.closeStale(&idle, now: now, keepIdle: keepIdle)
+            var kept = idle[address.description] ?? []
+            kept.append(Idle(fd: fd, since: now))
+            if kept.count > Self.mostIdle { close(kept.removeFirst().fd) }
+            idle[address.description] = kept
+        }
+    }
+
+    /// Closes the connections idle too long, to any endpoint (the worker's maintenance does so
+    /// between pulls too).
+    func sweep() {
+        let now = ContinuousClock.now
+        idle.withLock { Self.closeStale(&$0, now: now, keepIdle: keepIdle) }
+    }
+
+    private static func closeStale(_ idle: inout [String: [Idle]], now: ContinuousClock.Instant, keepIdle: Duration) {
+        for (address, connections) in idle {
+            let kept = connections.filter { connection in
+                guard now - connection.since < keepIdle else {
                     close(connection.fd)
                     return false
                 }
                 return true
             }
-            kept.append(Idle(fd: fd, since: now))
-            if kept.count > Self.mostIdle { close(kept.removeFirst().fd) }
-            idle[address.description] = kept
+            if kept.count != connections.count { idle[address] = kept.isEmpty ? nil : kept }
         }
     }
 }
