@@ -356,8 +356,9 @@ final class TransferConnections: Sendable {
 /// The ranges of one file asked on one connection, each asked before the one before it is read
 /// (HTTP/1.1 pipelining): the endpoint reads and sends the next range while this side writes and
 /// records the last, and the connection never waits for a request. The answers come in the order
-/// asked. A request the endpoint did not answer (it closed the connection after an answer) is sent
-/// again on a new connection.
+/// asked. A request the endpoint did not answer (it closed the connection after an answer, saying
+/// so or not, or while the connection was idle) is sent again on a new connection; one never
+/// answered on a new connection is the endpoint's trouble, thrown.
 final class TransferRangeStream {
     let client: TransferClient
     let path: String
@@ -394,8 +395,8 @@ final class TransferRangeStream {
         let head: TransferClient.Head
         do {
             head = try client.readHead(fd)
-        } catch let error as TransferClient.Unreachable where error.beforeAnswer && idleBefore {
-            // Closed by the endpoint while it was idle: asked again on a new connection.
+        } catch let error as TransferClient.Unreachable where error.beforeAnswer && mayAskAgain {
+            // Closed by the endpoint while it was idle, or after an answer: asked again on a new connection.
             drop(keepingAsked: true)
             return try next(through: buffer, piece: piece)
         }
@@ -427,6 +428,7 @@ final class TransferRangeStream {
         }
         pending.removeFirst()
         sent -= 1
+        answered = true
         if head.keepsConnection { keptOpen = true } else { drop(keepingAsked: true) }
         return (answer, count)
     }
@@ -454,6 +456,13 @@ final class TransferRangeStream {
     /// The connection was taken idle from the pool and has not answered since: failing before an
     /// answer, it was closed by the endpoint while idle, and the requests go on a new one.
     private var idleBefore = false
+    /// An answer was read whole on the connection: one that ends before the next answer's first
+    /// byte was closed by the endpoint after it (an HTTP/1.1 endpoint may, without saying so).
+    private var answered = false
+    /// A request not answered at all on this connection may be sent again on a new one: the
+    /// connection was idle before, or answered before (each time asked again, an answer came
+    /// more).
+    private var mayAskAgain: Bool { idleBefore || answered }
 
     private func sendPending() throws {
         if fd == nil {
@@ -467,6 +476,7 @@ final class TransferRangeStream {
                 keptOpen = false
                 idleBefore = false
             }
+            answered = false
             sent = 0
         }
         guard let fd else { return }
@@ -478,7 +488,7 @@ final class TransferRangeStream {
         }
         do {
             try client.sendAll(fd, bytes)
-        } catch is TransferClient.Unreachable where idleBefore {
+        } catch is TransferClient.Unreachable where mayAskAgain {
             drop(keepingAsked: true)
             return try sendPending()
         }
