@@ -280,7 +280,8 @@ struct TransferClient {
 /// The idle connections to transfer endpoints, kept open after a whole answer for the next
 /// request to the same endpoint: a pull's requests, and the next pull's from the same worker, do
 /// not each open a connection. One idle longer than `keepIdle` is closed (the endpoint closes its
-/// side after a longer while), and so is one the endpoint closed or wrote to meanwhile.
+/// side after a longer while), whichever endpoint it is to (one that restarted on another port, or
+/// left, is asked nothing again), and so is one the endpoint closed or wrote to meanwhile.
 final class TransferConnections: Sendable {
     static let shared = TransferConnections()
     /// How long a connection stays open unused.
@@ -293,7 +294,16 @@ final class TransferConnections: Sendable {
         let since: ContinuousClock.Instant
     }
 
+    /// How long a connection stays open unused here.
+    let keepIdle: Duration
     private let idle = Mutex<[String: [Idle]]>([:])
+
+    init(keepIdle: Duration = TransferConnections.keepIdle) {
+        self.keepIdle = keepIdle
+    }
+
+    /// How many idle connections are kept, to every endpoint.
+    var count: Int { idle.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
     /// An open idle connection to `address`, nil when there is none.
     func take(_ address: TransferAddress) -> Int32? {
@@ -302,27 +312,43 @@ final class TransferConnections: Sendable {
             while let connection = idle[address.description]?.popLast() {
                 // Readable while idle: closed by the endpoint (or bytes no request asked for).
                 var poller = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
-                if now - connection.since < Self.keepIdle, poll(&poller, 1, 0) == 0 { return connection.fd }
+                if now - connection.since < keepIdle, poll(&poller, 1, 0) == 0 { return connection.fd }
                 close(connection.fd)
             }
             return nil
         }
     }
 
-    /// Keeps `fd`, whose last answer was read whole, for the next request to `address`.
+    /// Keeps `fd`, whose last answer was read whole, for the next request to `address`; the
+    /// connections idle too long, to any endpoint, are closed.
     func give(_ fd: Int32, _ address: TransferAddress) {
         let now = ContinuousClock.now
         idle.withLock { idle in
-            var kept = (idle[address.description] ?? []).filter { connection in
-                guard now - connection.since < Self.keepIdle else {
+            Self.closeStale(&idle, now: now, keepIdle: keepIdle)
+            var kept = idle[address.description] ?? []
+            kept.append(Idle(fd: fd, since: now))
+            if kept.count > Self.mostIdle { close(kept.removeFirst().fd) }
+            idle[address.description] = kept
+        }
+    }
+
+    /// Closes the connections idle too long, to any endpoint (the worker's maintenance does so
+    /// between pulls too).
+    func sweep() {
+        let now = ContinuousClock.now
+        idle.withLock { Self.closeStale(&$0, now: now, keepIdle: keepIdle) }
+    }
+
+    private static func closeStale(_ idle: inout [String: [Idle]], now: ContinuousClock.Instant, keepIdle: Duration) {
+        for (address, connections) in idle {
+            let kept = connections.filter { connection in
+                guard now - connection.since < keepIdle else {
                     close(connection.fd)
                     return false
                 }
                 return true
             }
-            kept.append(Idle(fd: fd, since: now))
-            if kept.count > Self.mostIdle { close(kept.removeFirst().fd) }
-            idle[address.description] = kept
+            if kept.count != connections.count { idle[address] = kept.isEmpty ? nil : kept }
         }
     }
 }
@@ -330,8 +356,9 @@ final class TransferConnections: Sendable {
 /// The ranges of one file asked on one connection, each asked before the one before it is read
 /// (HTTP/1.1 pipelining): the endpoint reads and sends the next range while this side writes and
 /// records the last, and the connection never waits for a request. The answers come in the order
-/// asked. A request the endpoint did not answer (it closed the connection after an answer) is sent
-/// again on a new connection.
+/// asked. A request the endpoint did not answer (it closed the connection after an answer, saying
+/// so or not, or while the connection was idle) is sent again on a new connection; one never
+/// answered on a new connection is the endpoint's trouble, thrown.
 final class TransferRangeStream {
     let client: TransferClient
     let path: String
@@ -368,8 +395,8 @@ final class TransferRangeStream {
         let head: TransferClient.Head
         do {
             head = try client.readHead(fd)
-        } catch let error as TransferClient.Unreachable where error.beforeAnswer && idleBefore {
-            // Closed by the endpoint while it was idle: asked again on a new connection.
+        } catch let error as TransferClient.Unreachable where error.beforeAnswer && mayAskAgain {
+            // Closed by the endpoint while it was idle, or after an answer: asked again on a new connection.
             drop(keepingAsked: true)
             return try next(through: buffer, piece: piece)
         }
@@ -401,6 +428,7 @@ final class TransferRangeStream {
         }
         pending.removeFirst()
         sent -= 1
+        answered = true
         if head.keepsConnection { keptOpen = true } else { drop(keepingAsked: true) }
         return (answer, count)
     }
@@ -428,6 +456,13 @@ final class TransferRangeStream {
     /// The connection was taken idle from the pool and has not answered since: failing before an
     /// answer, it was closed by the endpoint while idle, and the requests go on a new one.
     private var idleBefore = false
+    /// An answer was read whole on the connection: one that ends before the next answer's first
+    /// byte was closed by the endpoint after it (an HTTP/1.1 endpoint may, without saying so).
+    private var answered = false
+    /// A request not answered at all on this connection may be sent again on a new one: the
+    /// connection was idle before, or answered before (each time asked again, an answer came
+    /// more).
+    private var mayAskAgain: Bool { idleBefore || answered }
 
     private func sendPending() throws {
         if fd == nil {
@@ -441,6 +476,7 @@ final class TransferRangeStream {
                 keptOpen = false
                 idleBefore = false
             }
+            answered = false
             sent = 0
         }
         guard let fd else { return }
@@ -452,7 +488,7 @@ final class TransferRangeStream {
         }
         do {
             try client.sendAll(fd, bytes)
-        } catch is TransferClient.Unreachable where idleBefore {
+        } catch is TransferClient.Unreachable where mayAskAgain {
             drop(keepingAsked: true)
             return try sendPending()
         }

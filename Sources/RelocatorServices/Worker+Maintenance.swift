@@ -7,8 +7,9 @@ import RelocatorCore
 extension Worker {
     /// Every third of the heartbeat's time to live, until the slots have ended: the heartbeat
     /// (with what `status` shows of this worker), due retries promoted, dead workers reaped, stale
-    /// temporary files removed, held ids no slot knows given back, paused levels refreshed. After
-    /// a stop, cancels the moves in flight once the grace period is over.
+    /// temporary files removed, held ids no slot knows given back, paused levels refreshed, kept
+    /// transfer connections idle too long closed. After a stop, cancels the moves in flight once
+    /// the grace period is over.
     func maintenanceLoop(_ control: any JobQueueing, until slotsDone: StopSignal) {
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
         var unknownBefore: Set<String> = []
@@ -16,6 +17,8 @@ extension Worker {
         var swept = ContinuousClock.now
         while !slotsDone.wait(for: interval) {
             checkLevels()
+            // Kept connections to transfer endpoints idle too long, also when no pull asks anything.
+            TransferConnections.shared.sweep()
             if ContinuousClock.now - swept >= settings.sweepInterval {
                 swept = .now
                 sweepTemporaries()

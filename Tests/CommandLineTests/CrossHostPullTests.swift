@@ -217,13 +217,39 @@ import TestSupport
 
 /// A source's worker that answers a pull's requests wrongly on purpose: every other range it
 /// sends is longer, shorter or empty (with its own checksum, so only the length tells), the others
-/// right (unless `rangesRight`). It serves one file, on 127.0.0.1, one request per connection. A
+/// right (unless `rangesRight`). It serves one file, on 127.0.0.1, one request per connection
+/// (`Connection: close`), or, given `keepAlive`, as an HTTP/1.1 endpoint that keeps its
+/// connections open, each served on a thread of its own, with the faults `keepAlive` names. A
 /// removal is answered `removed`, or for the content ids of `refusals` with the next refusal
 /// listed (its status line and code), once each.
 final class MisbehavingPeer: @unchecked Sendable {
+    /// What a peer that keeps its connections open does wrong (each at most once; GETs counted
+    /// from 1 across connections).
+    struct KeepAlive {
+        /// The answer to a HEAD goes with the end of the connection (its sending side shut, the
+        /// answer and the close corked into the same segments); requests still read.
+        var closeAfterHead = false
+        /// The first request on a connection after a HEAD's answer there ends the connection, not
+        /// answered (the endpoint closed it as the request came).
+        var closeOnReuse = false
+        /// After a HEAD's answer, in the same write, an answer nobody asked for: bytes 0 to
+        /// `count - 1` of the size served, other bytes than the file's, with their own checksum.
+        var unsolicitedAfterHead: Int?
+        /// GET number N is answered, then the connection closed without a word once the next
+        /// request has come on it.
+        var closeAfterGet: Int?
+        /// GET number N is answered with the range of the same length after the one asked, as
+        /// its Content-Range says.
+        var otherRangeAtGet: Int?
+        /// GET number N gets its head and half of its body, once the next request has come on the
+        /// connection, and then nothing.
+        var stallAtGet: Int?
+    }
+
     let data: Data
     let scratch: String
     let rangesRight: Bool
+    let keepAlive: KeepAlive?
     private let fd: Int32
     private(set) var port = 0
     private let lock = NSLock()
@@ -231,13 +257,21 @@ final class MisbehavingPeer: @unchecked Sendable {
     private var served: [String] = []
     private var refusals: [String: [(status: String, code: String)]]
     private var removals: [String] = []
+    private var heads: [String] = []
+    private var open: Set<Int32> = []
+    private var connectionsMade = 0
+    private var spoiled = 0
+    private var pipelinedAt: [Int] = []
+    private var stallEnded = false
+    private var faultsDone: Set<String> = []
 
     init(serving data: Data, scratch: String, rangesRight: Bool = false, refusals: [String: [(status: String, code: String)]] = [:],
-         port wanted: Int = 0) throws {
+         port wanted: Int = 0, keepAlive: KeepAlive? = nil) throws {
         self.data = data
         self.scratch = scratch
         self.rangesRight = rangesRight
         self.refusals = refusals
+        self.keepAlive = keepAlive
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -261,51 +295,188 @@ final class MisbehavingPeer: @unchecked Sendable {
     private var asked: [(at: ContinuousClock.Instant, range: String)] = []
     /// What it answered to each removal: `<cid> removed` or `<cid> <refusal>`.
     var removalAnswers: [String] { lock.withLock { removals } }
+    /// The HEADs it answered: the range each asked (empty for none).
+    var headsAsked: [String] { lock.withLock { heads } }
+    /// How many connections it accepted.
+    var connections: Int { lock.withLock { connectionsMade } }
+    /// How many requests came on a connection after it was closed or sent unsolicited bytes.
+    var requestsOnSpoiledConnections: Int { lock.withLock { spoiled } }
+    /// The GETs whose fault waited for the next request, which had come on the same connection.
+    var nextAskedBeforeTheFault: [Int] { lock.withLock { pipelinedAt } }
+    /// The connection of the stalled answer was closed by the other side.
+    var stalledConnectionClosed: Bool { lock.withLock { stallEnded } }
 
     func stop() {
         shutdown(fd, Int32(SHUT_RDWR))
         close(fd)
+        lock.withLock { for connection in open { shutdown(connection, Int32(SHUT_RDWR)) } }
     }
 
     private func serve() {
         while true {
             let connection = accept(fd, nil, nil)
             guard connection >= 0 else { return }
-            handle(connection)
-            close(connection)
+            lock.withLock { connectionsMade += 1 }
+            guard keepAlive != nil else {
+                handle(connection)
+                close(connection)
+                continue
+            }
+            lock.withLock { _ = open.insert(connection) }
+            let thread = Thread { [self] in
+                converse(connection)
+                lock.withLock { _ = open.remove(connection) }
+                close(connection)
+            }
+            thread.start()
+        }
+    }
+
+    /// The next request's head on `connection` (bytes read beyond it stay in `buffered`), nil when
+    /// the connection ends first, or when none came within `patience`.
+    private func request(_ connection: Int32, _ buffered: inout [UInt8], patience: Duration? = nil) -> String? {
+        let deadline = patience.map { ContinuousClock.now + $0 }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let end = TestHTTP.endOfHead(buffered) {
+                let head = String(decoding: buffered[0..<end], as: UTF8.self)
+                buffered.removeFirst(end)
+                return head
+            }
+            if let deadline {
+                var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
+                let left = deadline - ContinuousClock.now
+                guard left > .zero, poll(&poller, 1, Int32(left.components.seconds * 1000 + 1)) == 1 else {
+                    if ContinuousClock.now >= deadline { return nil }
+                    continue
+                }
+            }
+            let count = recv(connection, &buffer, buffer.count, 0)
+            guard count > 0 else { return nil }
+            buffered += buffer[0..<count]
+        }
+    }
+
+    /// Whether a request came whole on `connection` within 10 s (it stays in `buffered`).
+    private func nextRequestCame(_ connection: Int32, _ buffered: inout [UInt8]) -> Bool {
+        var copy = buffered
+        guard let head = request(connection, &copy, patience: .seconds(10)) else { return false }
+        buffered = Array(head.utf8) + copy
+        return true
+    }
+
+    /// Reads until the other side closes `connection`; true when a request came meanwhile.
+    private func drained(_ connection: Int32, _ buffered: [UInt8]) -> Bool {
+        var came = !buffered.isEmpty
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(connection, &buffer, buffer.count, 0)
+            guard count > 0 else { return came }
+            came = true
+        }
+    }
+
+    private func once(_ fault: String) -> Bool { lock.withLock { faultsDone.insert(fault).inserted } }
+
+    private func sendAll(_ connection: Int32, _ bytes: Data) {
+        bytes.withUnsafeBytes { raw in
+            var sent = 0
+            while sent < raw.count {
+                let count = send(connection, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                guard count > 0 else { return }
+                sent += count
+            }
+        }
+    }
+
+    /// One connection kept open: its requests answered in order, with the faults asked for.
+    private func converse(_ connection: Int32) {
+        guard let faults = keepAlive else { return }
+        var buffered: [UInt8] = []
+        var afterHead = false
+        while let head = request(connection, &buffered) {
+            if faults.closeOnReuse && afterHead, once("closeOnReuse") {
+                // Closed as the request came, none of it answered.
+                shutdown(connection, Int32(SHUT_WR))
+                _ = drained(connection, [])
+                return
+            }
+            guard let (answer, get) = respond(head, keepAlive: true) else { return }
+            afterHead = head.hasPrefix("HEAD ")
+            if afterHead, faults.closeAfterHead {
+                // The answer and the end of the connection leave together.
+                var on: Int32 = 1
+                setsockopt(connection, Int32(IPPROTO_TCP), TCP_CORK, &on, socklen_t(MemoryLayout<Int32>.size))
+                sendAll(connection, answer)
+                shutdown(connection, Int32(SHUT_WR))
+                if drained(connection, buffered) { lock.withLock { spoiled += 1 } }
+                return
+            }
+            if afterHead, let count = faults.unsolicitedAfterHead, once("unsolicited") {
+                let forged = Data(repeating: 0x5A, count: count)
+                let extra = "HTTP/1.1 206 Partial Content\r\nRelocator-Size: \(data.count)\r\nRelocator-Version: v1\r\n"
+                    + "Content-Range: bytes 0-\(count - 1)/\(data.count)\r\nRelocator-Range-Checksum: xxh128:\((try? checksum(forged)) ?? "")\r\n"
+                    + "Content-Length: \(count)\r\n\r\n"
+                sendAll(connection, answer + Data(extra.utf8) + forged)
+                if drained(connection, buffered) { lock.withLock { spoiled += 1 } }
+                return
+            }
+            if let get, get == faults.stallAtGet {
+                let headEnd = TestHTTP.endOfHead(Array(answer.prefix(4096)))!
+                if nextRequestCame(connection, &buffered) { lock.withLock { pipelinedAt.append(get) } }
+                sendAll(connection, answer.prefix(headEnd + (answer.count - headEnd) / 2))
+                _ = drained(connection, buffered)
+                lock.withLock { stallEnded = true }
+                return
+            }
+            sendAll(connection, answer)
+            if let get, get == faults.closeAfterGet {
+                if nextRequestCame(connection, &buffered) { lock.withLock { pipelinedAt.append(get) } }
+                // Closed without a word, the next request unanswered.
+                shutdown(connection, Int32(SHUT_WR))
+                _ = drained(connection, [])
+                return
+            }
         }
     }
 
     private func handle(_ connection: Int32) {
         var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while !String(decoding: received, as: UTF8.self).contains("\r\n\r\n") {
-            let count = recv(connection, &buffer, buffer.count, 0)
-            guard count > 0 else { return }
-            received += buffer[0..<count]
-        }
-        let lines = String(decoding: received, as: UTF8.self).components(separatedBy: "\r\n")
+        guard let head = request(connection, &received), let (answer, _) = respond(head, keepAlive: false) else { return }
+        sendAll(connection, answer)
+    }
+
+    /// The answer to the request whose head is `request`, and its GET's number; nil for a GET
+    /// without a range.
+    private func respond(_ request: String, keepAlive: Bool) -> (Data, Int?)? {
+        let lines = request.components(separatedBy: "\r\n")
         let method = lines[0].split(separator: " ").first.map(String.init) ?? ""
         let range = lines.first { $0.lowercased().hasPrefix("range:") }.map { String($0.dropFirst("range:".count)).trimmingCharacters(in: .whitespaces) }
         var head = ["Relocator-Size: \(data.count)", "Relocator-Version: v1"]
         var body = Data()
         var status = "200 OK"
+        var number: Int?
         switch method {
         case "HEAD":
+            lock.withLock { heads.append(range ?? "") }
             if let range, let last = Int(range.dropFirst("bytes=0-".count)) {
                 head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(data.prefix(last + 1))) ?? ""))
             }
             head.append("Content-Length: 0")
         case "GET":
             let bounds = (range ?? "").dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
-            guard bounds.count == 2 else { return }
-            let (first, last) = (bounds[0], min(bounds[1], data.count - 1))
-            let kind: String = lock.withLock {
+            guard bounds.count == 2 else { return nil }
+            var (first, last) = (bounds[0], min(bounds[1], data.count - 1))
+            let (kind, get): (String, Int) = lock.withLock {
                 asked.append((.now, range ?? ""))
                 gets += 1
                 let kind = gets % 2 == 0 || rangesRight ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
                 served.append(kind)
-                return kind
+                return (kind, gets)
+            }
+            number = get
+            if get == self.keepAlive?.otherRangeAtGet, last + 1 + (last - first) < data.count {
+                (first, last) = (last + 1, last + 1 + (last - first))
             }
             switch kind {
             case "long": body = data[first...min(last + 1000, data.count - 1)] + Data(repeating: 7, count: 1000)
@@ -334,15 +505,8 @@ final class MisbehavingPeer: @unchecked Sendable {
             head.append("Content-Type: application/json")
             head.append("Content-Length: \(body.count)")
         }
-        let answer = Data(("HTTP/1.1 \(status)\r\n" + head.joined(separator: "\r\n") + "\r\nConnection: close\r\n\r\n").utf8) + body
-        answer.withUnsafeBytes { raw in
-            var sent = 0
-            while sent < raw.count {
-                let count = send(connection, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
-                guard count > 0 else { return }
-                sent += count
-            }
-        }
+        if !keepAlive { head.append("Connection: close") }
+        return (Data(("HTTP/1.1 \(status)\r\n" + head.joined(separator: "\r\n") + "\r\n\r\n").utf8) + body, number)
     }
 
     private func checksum(_ bytes: Data) throws -> String {
@@ -350,6 +514,18 @@ final class MisbehavingPeer: @unchecked Sendable {
         try bytes.write(to: URL(fileURLWithPath: path))
         defer { try? FileManager.default.removeItem(atPath: path) }
         return try TestFiles.xxh128(path)
+    }
+}
+
+/// Where an HTTP head ends in bytes read.
+enum TestHTTP {
+    /// The index after the first `\r\n\r\n`, nil until it came.
+    static func endOfHead(_ bytes: [UInt8]) -> Int? {
+        guard bytes.count >= 4 else { return nil }
+        for index in 3..<bytes.count where bytes[index - 3] == 13 && bytes[index - 2] == 10 && bytes[index - 1] == 13 && bytes[index] == 10 {
+            return index + 1
+        }
+        return nil
     }
 }
 
@@ -524,5 +700,136 @@ extension CrossHostPullTests {
         let spread = try #require(asked.last).at - (try #require(asked.first)).at
         let least = Duration.seconds(Double(size - (1 << 20)) / Double(rate) - 0.25)
         #expect(spread >= least, "ranges asked over \(spread), at least \(least) at \(rate) B/s")
+    }
+}
+
+/// A source's worker that keeps its connections open (HTTP/1.1): the pull asks its ranges on one
+/// connection, the next before the last is read, and uses idle connections again; what the
+/// endpoint does to a connection meanwhile never gives a range the bytes of another, nor stops
+/// the pull.
+extension CrossHostPullTests {
+    static let chunk = 8 << 20
+
+    /// `size` random bytes.
+    static func random(_ size: Int) -> Data {
+        var generator = SystemRandomNumberGenerator()
+        var words = [UInt64](repeating: 0, count: (size + 7) / 8)
+        for index in words.indices { words[index] = generator.next() }
+        return words.withUnsafeBytes { Data($0.prefix(size)) }
+    }
+
+    /// The ranges a pull of `size` bytes asks, in order, when none is asked twice.
+    static func ranges(_ size: Int, from start: Int = 0) -> [String] {
+        stride(from: start, to: size, by: chunk).map { "bytes=\($0)-\(min($0 + chunk, size) - 1)" }
+    }
+
+    /// Pulls content `cid` (`name`) from `peer`, advertised as the worker serving bronze, into
+    /// the edge's gold, and waits for its commit.
+    func pull(_ h: Hosts, _ cid: Int, _ name: String, from peer: MisbehavingPeer, timeout: Duration = .seconds(60)) throws {
+        #expect(try h.cli.run(["contents", "import", "-"], input: "\(cid),\(name),bronze\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+        _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                         "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+        _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        #expect(try h.cli.run(["enqueue", "--cid", "\(cid)", "--count", "20000"]).status == 0)
+        do {
+            try h.waitForCommit([cid], timeout: timeout)
+        } catch {
+            Issue.record("edge: \(h.cli.stderr("edge").suffix(4000))")
+            throw error
+        }
+    }
+
+    /// The endpoint closed the connection the file's HEAD was answered on, right after the answer:
+    /// the pull asks nothing on it, and its ranges go, each once, on a new one.
+    @Test func anIdleConnectionTheEndpointClosedIsAskedNothing() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(2 * Self.chunk + 3000, 37)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(closeAfterHead: true))
+        defer { peer.stop() }
+        try pull(h, 60, "closed.bin", from: peer)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/closed.bin")) == data)
+        #expect(peer.requestsOnSpoiledConnections == 0, "no request went on the closed connection")
+        #expect(peer.rangesAsked.map(\.range) == Self.ranges(data.count))
+        #expect(peer.headsAsked == [""], "one pull, never started again")
+        #expect(!h.cli.stderr("edge").contains("cannot be reached"), "\(h.cli.stderr("edge").suffix(3000))")
+    }
+
+    /// The endpoint closes an idle connection just as the next request comes on it (none of it is
+    /// answered): the request is asked again on a new connection, within the same pull.
+    @Test func aRequestOnAConnectionClosedAsItCameIsAskedAgainOnANewOne() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(2 * Self.chunk + 3000, 41)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(closeOnReuse: true))
+        defer { peer.stop() }
+        try pull(h, 61, "reused.bin", from: peer)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/reused.bin")) == data)
+        #expect(peer.rangesAsked.map(\.range) == Self.ranges(data.count), "each range answered once, as asked")
+        #expect(peer.headsAsked == [""], "one pull, never started again")
+        #expect(peer.connections == 2)
+        #expect(!h.cli.stderr("edge").contains("cannot be reached"), "\(h.cli.stderr("edge").suffix(3000))")
+    }
+
+    /// The endpoint closes the connection after an answer without saying so, the next range asked
+    /// on it already: that range is asked again on a new connection, within the same pull. There,
+    /// an answer carrying another range (the one after it, of the same length, with its own
+    /// checksum) is not taken for the range asked.
+    @Test func aConnectionClosedWithoutAWordAfterAnAnswerIsAskedAgainAndNoRangeTakesAnothersBytes() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        // Random bytes: `pattern`'s repeat every 512 KiB, and a range would equal the one after it.
+        let data = Self.random(4 * Self.chunk + 3000)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true,
+                                       keepAlive: .init(closeAfterGet: 1, otherRangeAtGet: 2))
+        defer { peer.stop() }
+        try pull(h, 62, "silent.bin", from: peer)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/silent.bin")) == data)
+        #expect(peer.nextAskedBeforeTheFault == [1], "the second range was asked before the first was read")
+        let ranges = Self.ranges(data.count)
+        // The second range asked again after the close, and once more after the answer of another.
+        #expect(Array(peer.rangesAsked.map(\.range).prefix(3)) == [ranges[0], ranges[1], ranges[1]], "\(peer.rangesAsked.map(\.range))")
+        #expect(peer.headsAsked == [""], "one pull, never started again")
+        #expect(!h.cli.stderr("edge").contains("cannot be reached"), "\(h.cli.stderr("edge").suffix(3000))")
+    }
+
+    /// A body that stops halfway (the next range asked already) is a read that times out (10 s):
+    /// the connection is dropped, the half range is not counted, and the pull, asked again, resumes
+    /// after the ranges verified before it.
+    @Test func aBodyThatStopsHalfwayIsDroppedAndThePullResumesAfterWhatWasVerified() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(3 * Self.chunk + 3000, 47)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(stallAtGet: 2))
+        defer { peer.stop() }
+        try pull(h, 63, "stalled.bin", from: peer, timeout: .seconds(90))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/stalled.bin")) == data)
+        #expect(peer.nextAskedBeforeTheFault == [2], "the third range was asked before the second was read")
+        #expect(peer.stalledConnectionClosed)
+        // Asked again from the first range's end: the half of the second was never recorded.
+        #expect(peer.headsAsked == ["", "", "bytes=0-\(Self.chunk - 1)"])
+        #expect(h.cli.stderr("edge").contains("resuming a transfer after the \(Self.chunk) bytes verified before"), "\(h.cli.stderr("edge").suffix(3000))")
+        let ranges = Self.ranges(data.count)
+        #expect(peer.rangesAsked.map(\.range) == [ranges[0], ranges[1]] + Array(ranges[1...]), "\(peer.rangesAsked.map(\.range))")
+    }
+
+    /// Bytes no request asked for, on a connection kept idle (here an answer to the first range,
+    /// with other bytes than the file's): the connection is not used again, so they are taken
+    /// for no request's answer.
+    @Test func bytesNoRequestAskedForMakeAnIdleConnectionUnusable() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.pattern(100_000, 53)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(unsolicitedAfterHead: data.count))
+        defer { peer.stop() }
+        try pull(h, 64, "unasked.bin", from: peer)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/unasked.bin")) == data)
+        #expect(peer.requestsOnSpoiledConnections == 0, "no request went on the connection")
+        #expect(peer.rangesAsked.map(\.range) == Self.ranges(data.count))
+        #expect(peer.headsAsked == [""])
     }
 }
