@@ -196,7 +196,8 @@ class Proxy:
                             for method, path in REQUEST_LINE.findall(data):
                                 self.requests[f"{method.decode()} {path.decode(errors='replace')}"] = now
                         upstream.sendall(data)
-        except OSError:
+        except (OSError, ValueError):
+            # A reset fault closed a socket of this connection under it (select then sees fd -1).
             pass
         finally:
             with self.lock:
