@@ -144,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [
-                "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport",
+                "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport", "RouterTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -154,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "RelocatorAPIServerTests",
             dependencies: [
-                "RelocatorAPI", "RelocatorApp", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport",
+                "RelocatorAPI", "RelocatorApp", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport", "RouterTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),
@@ -169,5 +169,8 @@ let package = Package(
         .testTarget(name: "CommandLineTests", dependencies: ["TestSupport", "relocator"], exclude: ["Help"]),
         .testTarget(name: "PipelineTests", dependencies: ["TestSupport", "RelocatorCore", "RedisClient", "SQLStore", "relocator"]),
         .target(name: "TestSupport", dependencies: ["RelocatorCore", "SQLStore"], path: "Tests/TestSupport"),
+        // The route tests' requests and answers (over memory and over real servers).
+        .target(name: "RouterTestSupport", dependencies: [.product(name: "HummingbirdTesting", package: "hummingbird")],
+                path: "Tests/RouterTestSupport"),
     ]
 )

@@ -8,6 +8,7 @@ import RelocatorApp
 import RelocatorCore
 import RelocatorMetrics
 import SQLStore
+import RouterTestSupport
 import Testing
 import TestSupport
 @testable import RelocatorAPI
@@ -106,35 +107,5 @@ final class APIFixture: @unchecked Sendable {
                                      message: "\(reason): bronze/\(job.filename) is on no level's disk", permanent: true,
                                      delay: .zero, maxAttempts: 5, on: redis)
         #expect(outcome == .dead)
-    }
-}
-
-extension TestClientProtocol {
-    func postForm(_ uri: String, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
-        var fields = headers
-        fields[.contentType] = "application/x-www-form-urlencoded"
-        return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: body))
-    }
-
-    func postJSON(_ uri: String, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: body))
-    }
-
-    func get(_ uri: String) async throws -> TestResponse {
-        try await execute(uri: uri, method: .get)
-    }
-}
-
-extension TestResponse {
-    var text: String { String(buffer: body) }
-
-    var json: [String: Any]? {
-        do {
-            return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-        } catch {
-            return nil
-        }
     }
 }

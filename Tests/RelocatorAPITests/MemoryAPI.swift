@@ -8,6 +8,7 @@ import RelocatorCore
 import RelocatorMetrics
 import RelocatorTesting
 import Synchronization
+import RouterTestSupport
 import Testing
 @testable import RelocatorAPI
 
@@ -128,34 +129,4 @@ final class FaultyQueueGateway: QueueGateway {
     var address: String { inner.address }
     var shardCount: Int { inner.shardCount }
     func close() { inner.close() }
-}
-
-extension TestClientProtocol {
-    func postForm(_ uri: String, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
-        var fields = headers
-        fields[.contentType] = "application/x-www-form-urlencoded"
-        return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: body))
-    }
-
-    func postJSON(_ uri: String, _ body: String, headers: HTTPFields = [:]) async throws -> TestResponse {
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return try await execute(uri: uri, method: .post, headers: fields, body: ByteBuffer(string: body))
-    }
-
-    func get(_ uri: String) async throws -> TestResponse {
-        try await execute(uri: uri, method: .get)
-    }
-}
-
-extension TestResponse {
-    var text: String { String(buffer: body) }
-
-    var json: [String: Any]? {
-        do {
-            return try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-        } catch {
-            return nil
-        }
-    }
 }
