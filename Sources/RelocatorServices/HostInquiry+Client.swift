@@ -36,6 +36,9 @@ final class PeerInquiry {
     private var beatsRead: ContinuousClock.Instant?
     /// Level → the worker that last answered for it (for findings).
     private(set) var answeredBy: [String: String] = [:]
+    /// Workers that could not be reached, with why, not asked again until then: a partitioned
+    /// peer whose heartbeat still lives would otherwise cost its connect timeout per content.
+    private var unreachable: [String: (reason: String, until: ContinuousClock.Instant)] = [:]
 
     init(session: any JobQueueSession, signingKey: TransferSigningKey?, ttl: Duration) {
         self.session = session
@@ -72,6 +75,10 @@ final class PeerInquiry {
             var reasons: [String] = []
             for peer in peers where !asked.contains(peer.worker) {
                 asked.insert(peer.worker)
+                if let known = unreachable[peer.worker], ContinuousClock.now < known.until {
+                    reasons.append("worker \(peer.worker) at \(peer.address): \(known.reason)")
+                    continue
+                }
                 switch ask(peer, cid: cid) {
                 case .success(let answer):
                     for looked in answer.levels where !look.looked.contains(looked) {
@@ -81,6 +88,7 @@ final class PeerInquiry {
                     }
                     for found in answer.found { look.found[found.level] = found.size }
                 case .failure(let reason):
+                    if reason.unreachable { unreachable[peer.worker] = (reason.description, ContinuousClock.now + .seconds(30)) }
                     reasons.append("worker \(peer.worker) at \(peer.address): \(reason)")
                 }
                 if look.looked.contains(level) { break }
@@ -105,11 +113,13 @@ final class PeerInquiry {
             }
             return .success(decoded)
         } catch {
-            return .failure(InquiryFailure(description: "\(error)"))
+            return .failure(InquiryFailure(description: "\(error)", unreachable: error is TransferClient.Unreachable))
         }
     }
 
     struct InquiryFailure: Error, CustomStringConvertible {
         let description: String
+        /// The peer could not be reached (not a refusal): it is not asked again for a while.
+        var unreachable = false
     }
 }
