@@ -48,6 +48,47 @@ import TestSupport
         #expect(try q.queue.lastMoved(cid: 2, on: q.redis) != nil && q.queue.lastMoved(cid: 1, on: q.redis) == nil)
     }
 
+    /// One batch commits moves between several levels (its residents written once per level): each
+    /// content's score leaves the level it was on and arrives with it on its target, a content
+    /// without a score there is scored by its count, those that stay are untouched, and moved-at
+    /// names every content of the batch.
+    @Test func aBatchCommittedTogetherMovesEachScoreWithItsContent() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.submit(1, 20000, to: "gold")
+        try q.submit(2, 20000, from: "silver", to: "gold")
+        try q.submit(3, 700, from: "gold", to: "silver")
+        try q.submit(4, 444, to: "bronze")   // already on bronze: no job, just its count
+        // Scores other than the counts (as a half-life leaves them); cid 3 has none on gold, and its
+        // count scores it on silver.
+        try q.redis.send("ZADD", q.shard.residents("bronze"), 111, 1)
+        try q.redis.send("ZADD", q.shard.residents("silver"), 222, 2)
+        try q.redis.send("ZREM", q.shard.residents("gold"), 3)
+        var ids: [String] = []
+        for _ in 0..<3 {
+            let job = try #require(try q.fetch())
+            #expect(try q.queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00",
+                                    bytes: 1, foundIn: nil, on: q.redis))
+            ids.append(job.id)
+        }
+        let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 10, on: q.redis)
+        #expect(Set(batch.map(\.id)) == Set(ids))
+        try q.queue.markCommitted(ids: batch.map(\.id), shard: 0, committer: "c1", ttl: .seconds(60),
+                                  levels: ["gold", "silver", "bronze"], on: q.redis)
+        #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == 111)
+        #expect(try q.queue.residentScore(cid: 2, level: "gold", on: q.redis) == 222)
+        #expect(try q.queue.residentScore(cid: 3, level: "silver", on: q.redis) == 700)
+        #expect(try q.queue.residentScore(cid: 1, level: "bronze", on: q.redis) == nil)
+        #expect(try q.queue.residentScore(cid: 2, level: "silver", on: q.redis) == nil)
+        #expect(try q.queue.residentScore(cid: 4, level: "bronze", on: q.redis) == 444)
+        #expect(try q.queue.coldest(level: "gold", limit: 10, on: q.redis).map(\.cid) == [1, 2])
+        for cid in Int64(1)...3 {
+            #expect(try q.job(cid)?.status == .committed)
+            #expect(try q.queue.lastMoved(cid: cid, on: q.redis) != nil)
+        }
+        #expect(try q.queue.lastMoved(cid: 4, on: q.redis) == nil)
+    }
+
     @Test func aHitCounterHalvesEveryHalfLife() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -151,6 +151,34 @@ import TestSupport
         #expect(session.complete([]).isEmpty)
     }
 
+    /// What a delivery leaves in its job (its stage, progress, a fence, an earlier error) ends with
+    /// its ack, for each move of a batch as it has them: moved-at and done written once for all.
+    @Test func aBatchedAckClearsWhatEachDeliveryLeftAndStampsEachMove() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let session = RedisJobQueue(queue: q.queue, redis: q.redis)
+        for cid in Int64(41)...43 { try q.submit(cid) }
+        var deliveries: [Delivery] = []
+        for _ in 0..<3 {
+            guard case .delivery(let delivery) = try session.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
+            else { throw CancellationError() }
+            deliveries.append(delivery)
+        }
+        let checksum = try Checksum(parsing: "xxh128:" + String(repeating: "ab", count: 16))
+        #expect(try session.record(deliveries[0], .publishing(checksum, bytes: 7)))
+        #expect(try session.record(deliveries[0], .copied(3, of: 7)))
+        try q.redis.send("HSET", q.shard.job(deliveries[1].job.cid), JobField.lastError.rawValue, "io_error: once", JobField.reason.rawValue,
+                         "io_error", JobField.fence.rawValue, "0")
+        let moved = Outcome.moved(checksum, bytes: 7, method: .copied, foundIn: nil)
+        #expect(try session.complete(deliveries.map { ($0, moved) }).map { try $0.get() } == [.done, .done, .done])
+        let first = try #require(try q.job(deliveries[0].job.cid)), second = try #require(try q.job(deliveries[1].job.cid))
+        #expect(first.stage == nil && first.bytesDone == nil && first.bytesTotal == nil && first.status == .done)
+        #expect(second.lastError == nil && second.reason == nil && second.fence == nil && second.earlierError == "io_error: once")
+        #expect(try q.job(deliveries[2].job.cid)?.status == .done)
+        #expect(try q.list(q.shard.done) == deliveries.reversed().map(\.id.description))
+        for delivery in deliveries { #expect(try q.queue.lastMoved(cid: delivery.job.cid, on: q.redis) != nil) }
+    }
+
     /// One move of a batch the queue refuses (its job key holds no hash: another program wrote
     /// it) fails alone: the moves before and after it in the same script are acknowledged, it stays
     /// held, and the answer says which.

@@ -40,6 +40,9 @@ if trim and n > 0 then
 end
 
 local followUps, unknown, committed = 0, {}, 0
+-- What the batch's commits change outside their job hashes, written once for the batch: the
+-- contents leaving each level's residents (and their scores), those arriving on each, and moved-at.
+local leaving, arrivals, stamps = {}, {}, {}
 for i = first, #ARGV do
   local id = ARGV[i]
   local job = KEYS[5 + 2 * levels + (i - first) + 1]
@@ -49,10 +52,12 @@ for i = first, #ARGV do
     local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count', 'next_queued_by')
     if h[1] == gen and h[2] == 'done' then
       committed = committed + 1
-      -- The content now lives on its target.
-      local score = residents[h[5]] and redis.call('ZSCORE', residents[h[5]], cid)
-      if residents[h[5]] then redis.call('ZREM', residents[h[5]], cid) end
-      if residents[h[3]] then redis.call('ZADD', residents[h[3]], score or countScore(h[6], halfLife), cid) end
+      -- The content now lives on its target (its score moves with it, below).
+      if residents[h[5]] then
+        leaving[h[5]] = leaving[h[5]] or {}
+        table.insert(leaving[h[5]], cid)
+      end
+      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5], to = h[3], count = h[6]}) end
       local nextTarget = h[4]
       if nextTarget and nextTarget ~= h[3] and not queues[nextTarget] then
         table.insert(unknown, id)
@@ -60,16 +65,16 @@ for i = first, #ARGV do
       end
       if nextTarget and nextTarget ~= h[3] then
         local newer = newGen(gen, gens, cid)
-        redis.call('HSET', job, 'db_level', h[3], 'target', nextTarget, 'status', 'queued', 'attempts', 0,
-          'gen', newer, 'enqueued_at', now, 'updated_at', now)
-        redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
-          'earlier_error', 'started_at')
         -- Who asked for the follow-up (QueuedBy.followUpPrefix spells the same words).
         local asked = h[7]
-        redis.call('HSET', job, 'queued_by', 'a follow-up after the move to ' .. h[3] .. ' of ' .. (asked or 'a count sent while it moved\n'))
-        if asked then redis.call('HDEL', job, 'next_queued_by') end
+        redis.call('HSET', job, 'db_level', h[3], 'target', nextTarget, 'status', 'queued', 'attempts', 0,
+          'gen', newer, 'enqueued_at', now, 'updated_at', now,
+          'queued_by', 'a follow-up after the move to ' .. h[3] .. ' of ' .. (asked or 'a count sent while it moved\n'))
+        redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
+          'earlier_error', 'started_at', 'next_queued_by')
         redis.call('PERSIST', job)
         local residency = residencyOf(residencies, h[3])
+        -- (moved-at as the ack left it: this batch writes its own below.)
         local due = residencyDue(residency, tonumber(redis.call('HGET', movedAt, cid)))
         if due then
           deferUntil(job, deferred, cid .. ':' .. newer, due,
@@ -85,10 +90,28 @@ for i = first, #ARGV do
       end
       -- The database names the new level from now on: a level read before now (after the file
       -- moved, before this commit) is told to read again, also once this job is gone.
-      redis.call('HSET', movedAt, cid, now)
+      table.insert(stamps, cid)
+      table.insert(stamps, now)
     end
   end
 end
+-- Each content's score leaves the residents of the level it was on, and arrives with it on its
+-- target (a content that had none there is scored by its count): one ZMSCORE and one ZREM per
+-- level left, one ZADD per level reached.
+local scores = {}
+for level, cids in pairs(leaving) do
+  local found = inPieces('ZMSCORE', residents[level], cids, true)
+  for i, cid in ipairs(cids) do scores[level .. ' ' .. cid] = found[i] end
+  inPieces('ZREM', residents[level], cids)
+end
+local adds = {}
+for _, a in ipairs(arrivals) do
+  adds[a.to] = adds[a.to] or {}
+  table.insert(adds[a.to], scores[a.from .. ' ' .. a.cid] or countScore(a.count, halfLife))
+  table.insert(adds[a.to], a.cid)
+end
+for level, members in pairs(adds) do inPieces('ZADD', residents[level], members) end
+if #stamps > 0 then inPieces('HSET', movedAt, stamps) end
 -- Counted once for the batch.
 if committed > 0 then
   redis.call('HINCRBY', stats, 'committed', committed)

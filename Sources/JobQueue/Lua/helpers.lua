@@ -121,3 +121,18 @@ local function countThisMinute(ring, count, bytes)
   if tonumber(m) ~= minute then c, b = 0, 0 end
   redis.call('HSET', ring, slot, string.format('%d %d %d', minute, tonumber(c) + count, tonumber(b) + math.max(0, bytes)))
 end
+
+-- Runs `command key value…` for a list of values of any length: in pieces of at most 1000 values
+-- (unpack has a limit on how many it returns; 1000 is even, so that pairs stay together). With
+-- `collect`, returns the items of the replies one after the other (ZMSCORE's scores, false for a
+-- member not there).
+local function inPieces(command, key, values, collect)
+  local items = {}
+  for first = 1, #values, 1000 do
+    local reply = redis.call(command, key, unpack(values, first, math.min(first + 999, #values)))
+    if collect then
+      for i = 1, #reply do table.insert(items, reply[i]) end
+    end
+  end
+  return items
+end
