@@ -350,15 +350,17 @@ extension Worker {
             var answer: TransferClient.Answer
             do {
                 if let firstRange {
-                    answer = try client.send("GET", path, headers: credentials + [("Range", "bytes=0-\(firstRange - 1)")], maximumBody: firstRange)
+                    do {
+                        answer = try client.send("GET", path, headers: credentials + [("Range", "bytes=0-\(firstRange - 1)")], maximumBody: firstRange)
+                    } catch is TransferClient.Oversized {
+                        // More than was asked: nothing of it is kept, and the range is asked again.
+                        answer = try client.send("HEAD", path, headers: credentials)
+                    }
                     if answer.status == 416 { answer = try client.send("HEAD", path, headers: credentials) }
                 } else {
                     answer = try client.send("HEAD", path, headers: credentials)
                 }
             } catch let error as TransferClient.Unreachable {
-                unreachable.append("\(peer.worker): \(error)")
-                continue
-            } catch let error as TransferClient.Oversized {
                 unreachable.append("\(peer.worker): \(error)")
                 continue
             }
@@ -414,13 +416,13 @@ extension Worker {
             if cancel.isRaised { throw MoveError(.cancelled, "stopped while pulling \(job.dbLevel)/\(job.filename.prefix(200))") }
             // The range after the one read next is asked already.
             while stream.asked < 2 && next < source.size {
-                let length = Int(min(chunk, source.size - next))
+                let length = Self.rangeLength(at: next, chunk: chunk, size: source.size)
                 if let bandwidth { pay(Int64(length), rate: bandwidth, level: job.target, session: renewal.session, log: renewal.log, renewal) }
                 try stream.ask(offset: next, length: length)
                 next += Int64(length)
             }
             let offset = copy.written
-            let length = Int(min(chunk, source.size - offset))
+            let length = Self.rangeLength(at: offset, chunk: chunk, size: source.size)
             let last = offset + Int64(length) - 1
             let wrong: String
             do {
@@ -454,6 +456,14 @@ extension Worker {
             next = copy.written
         }
         stream.finish()
+    }
+
+    /// The length of the range asked from `offset`: to the next multiple of `chunk` (after a
+    /// fresh pull's first range, the rest of the first chunk), or to the end of the file. Ranges
+    /// end on the same offsets whatever came first, so what a pull records verified is a whole
+    /// number of chunks (or the whole file).
+    static func rangeLength(at offset: Int64, chunk: Int64, size: Int64) -> Int {
+        Int(min(chunk - offset % chunk, size - offset))
     }
 
     /// Pays `bytes` to the level's bandwidth bucket in steps of at most `pullPacingStep` (and a
