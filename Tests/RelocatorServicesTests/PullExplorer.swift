@@ -570,8 +570,13 @@ struct PullExplorer {
         }
         switch removal.step {
         case .read:
-            if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job") }
-            return go(.lock, "job checked")
+            // The level known from the file's GET to this delivery: the lock first, the job read
+            // once, under it. Otherwise the job read (and checked) to learn the level first.
+            var known = next
+            known.removals[index].step = .lock
+            let served = ("\(name) served this delivery: its level known", known)
+            if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job") + [served] }
+            return go(.lock, "job checked") + [served]
         case .lock:
             guard next.locks[removal.level] == nil else { return answer(.refused(.contentLocked), "lock L\(removal.level)") }
             next.locks[removal.level] = me

@@ -152,7 +152,8 @@ struct PullState: Hashable {
     /// A removal request being served by the endpoint of `level`'s host (`TransferEndpoint.remove`).
     struct Removal: Hashable {
         enum Step: Hashable {
-            /// `job(request)`: the credentials checked, before the lock.
+            /// `job(request)`: the credentials checked, before the lock — or, for a delivery this
+            /// endpoint served the file to, none: its level is known (`ServedDeliveries`).
             case read
             /// `ContentLock.tryLock` in the source level.
             case lock
