@@ -176,7 +176,7 @@ extension Worker {
         let firstRange = (job.verified ?? 0) > 0 ? nil : Self.pullFirstRange
         let routed = peers[0].address
         guard try session.record(delivery, .pullStarted(secretDigest: secret.digest, route: route(to: peers[0]))) else { throw lost() }
-        var source: PulledSource
+        let source: PulledSource
         do {
             source = try locate(job, peers, credentials, firstRange: firstRange)
         } catch let error as MoveError where error.kind == .sourceMissing && cached {
