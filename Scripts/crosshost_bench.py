@@ -34,7 +34,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Postgres, Redis  # noqa: E402
+from harness import Postgres, Redis, Resp  # noqa: E402
 from hosts import Hosts  # noqa: E402
 
 CHUNK = 8 << 20
@@ -102,7 +102,7 @@ class CrossHostBench:
         self.work = tempfile.mkdtemp(prefix="relocator-xhbench.")
         self.logs = os.path.join(self.work, "logs")
         os.makedirs(self.logs)
-        self.hosts = self.redis = self.pg = self.committer = None
+        self.hosts = self.redis = self.pg = self.committer = self.resp = None
         self.cid = 0
         self.rng = random.Random(1)
 
@@ -173,7 +173,7 @@ class CrossHostBench:
         return cids
 
     def committed(self):
-        return int(self.redis.cli("HGET", "{xb}stats", "committed").strip() or 0)
+        return int(self.resp.call("HGET", "{xb}stats", "committed") or 0)
 
     def move(self, cids, states=("committed",), timeout=900):
         """Counts for gold; seconds until every job is in `states` (committed: the committer's count)."""
@@ -214,6 +214,31 @@ class CrossHostBench:
                 receiver.wait()
         return int(total), float(elapsed)
 
+    def command_calls(self):
+        """Calls of each Redis command so far (INFO commandstats: a script's EVALSHA and every command it
+        ran each count)."""
+        calls = {}
+        for line in self.redis.cli("INFO", "commandstats").splitlines():
+            name, _, rest = line.partition(":calls=")
+            if name.startswith("cmdstat_") and rest:
+                calls[name[len("cmdstat_"):]] = int(rest.split(",")[0])
+        return calls
+
+    def cpu(self):
+        """CPU seconds (user + system) used so far by each host's worker, the committer and Redis."""
+        def seconds(pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            except (FileNotFoundError, ProcessLookupError):
+                return 0.0
+        used = {f"worker-{host.name}": seconds(host.processes[f"worker-{host.name}"].pid) for host in self.hosts
+                if f"worker-{host.name}" in host.processes}
+        used["committer"] = seconds(self.committer.pid)
+        used["redis"] = seconds(self.redis.process.pid)
+        return used
+
     # ------------------------------------------------------------ parts
 
     def setup(self):
@@ -222,6 +247,8 @@ class CrossHostBench:
         self.hosts = Hosts(self.work, [{"bronze": room}, {"gold": room}])
         self.redis = Redis(os.path.join(self.work, "redis"), bind=self.hosts.mgmt_gateway)
         self.redis.start()
+        # Polls on one connection: a redis-cli started 100 times a second would take CPU from the run.
+        self.resp = Resp(self.redis.port)
         self.pg = Postgres(fsync=True, listen=self.hosts.mgmt_gateway)
         self.pg.start()
         self.relocator("migrate")
@@ -303,7 +330,16 @@ class CrossHostBench:
         make(f"small{run}")
         names = [f"small{run}/f{i}" for i in range(files)]
         cids = self.contents(names)
+        # Where the time goes: Redis commands and CPU per file over the move.
+        calls, cpu, polls = self.command_calls(), self.cpu(), self.resp.calls
         ours = files / self.move(cids, timeout=1800)
+        calls_after, cpu_after, polled = self.command_calls(), self.cpu(), self.resp.calls - polls
+        per_file = {name: (calls_after.get(name, 0) - calls.get(name, 0)) / files for name in calls_after}
+        # (This script's own polls of the count left out.)
+        per_file["hget"] = per_file.get("hget", 0) - polled / files
+        busiest = ", ".join(f"{name} {n:.2f}" for name, n in sorted(per_file.items(), key=lambda kv: -kv[1])[:8] if n >= 0.01)
+        log(f"crosshost small run {run + 1}: Redis commands per file {sum(per_file.values()):.1f} ({busiest}); CPU ms per file "
+            + ", ".join(f"{name} {(cpu_after[name] - cpu[name]) * 1000 / files:.2f}" for name in cpu))
         left = os.listdir(os.path.join(h1.level_outside("bronze"), f"small{run}"))
         moved = len(os.listdir(os.path.join(h2.level_outside("gold"), f"small{run}")))
         if left or moved != files:
@@ -416,11 +452,11 @@ class CrossHostBench:
 
     def main(self):
         self.setup()
+        figures = self.args.crosshost_figures.split(",")
         for run in range(self.args.runs):
-            self.big(run)
-            self.small(run)
-            self.resume(run)
-            self.bandwidth(run)
+            for figure in ("big", "small", "resume", "bandwidth"):
+                if figure in figures:
+                    getattr(self, figure)(run)
 
     def cleanup(self):
         if self.committer and self.committer.poll() is None:
@@ -431,6 +467,8 @@ class CrossHostBench:
                 self.committer.kill()
         if self.hosts:
             self.hosts.close()
+        if self.resp:
+            self.resp.close()
         if self.redis:
             self.redis.stop()
         if self.pg:

@@ -357,3 +357,45 @@ class Relocator:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+
+
+class Resp:
+    """A minimal Redis client on one socket, for polling in tight loops without starting redis-cli."""
+
+    def __init__(self, port):
+        self.calls = 0   # commands sent, to leave this script's own out of Redis' statistics
+        self.socket = socket.create_connection(("127.0.0.1", port))
+        self.reader = self.socket.makefile("rb")
+
+    def call(self, *arguments):
+        self.calls += 1
+        parts = [f"*{len(arguments)}\r\n".encode()]
+        for argument in arguments:
+            data = str(argument).encode()
+            parts.append(f"${len(data)}\r\n".encode() + data + b"\r\n")
+        self.socket.sendall(b"".join(parts))
+        return self.reply()
+
+    def reply(self):
+        line = self.reader.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(f"redis: {rest.decode()}")
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            length = int(rest)
+            if length < 0:
+                return None
+            data = self.reader.read(length + 2)[:-2]
+            return data.decode()
+        if kind == b"*":
+            length = int(rest)
+            return None if length < 0 else [self.reply() for _ in range(length)]
+        raise RuntimeError(f"redis: unexpected reply {line!r}")
+
+    def close(self):
+        self.reader.close()
+        self.socket.close()

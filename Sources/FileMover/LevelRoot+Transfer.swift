@@ -124,7 +124,9 @@ extension LevelRoot {
                              chunkSize: Int = 256 << 10) throws -> ProvenRemoval {
         try requireInPlace()
         guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return .alreadyGone }
-        let (own, _) = try source.file.hash(checksum.algorithm, buffers: ChunkBuffers(chunkSize: chunkSize))
+        let buffers = ChunkBuffers(chunkSize: chunkSize)
+        buffers.fit(source.identity.size)
+        let (own, _) = try source.file.hash(checksum.algorithm, buffers: buffers)
         guard own == checksum else {
             throw MoveError(.checksumMismatch, "\(entry.display) hashes to \(own), not to the copy's \(checksum); it is kept")
         }

@@ -151,7 +151,10 @@ public final class ReceivedCopy: @unchecked Sendable {
         _ = posix_fadvise(part.file.fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)  // advice only
         // Read and hashed a piece at a time on this thread (no hand-over to another thread per
         // piece, which costs more than the hashing on a busy machine).
-        let (readBack, size) = try part.file.hash(algorithm, buffers: ChunkBuffers(chunkSize: ChunkBuffers.inlineHashing))
+        // (Buffers no larger than the file: a small one's neither maps nor unmaps memory.)
+        let buffers = ChunkBuffers(chunkSize: ChunkBuffers.inlineHashing)
+        buffers.fit(written)
+        let (readBack, size) = try part.file.hash(algorithm, buffers: buffers)
         guard size == written, readBack == inFlight else {
             throw MoveError(.checksumMismatch, "\(part.entry.display) reads back as \(readBack) (\(size) bytes), not as written (\(inFlight), \(written) bytes)")
         }

@@ -75,6 +75,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))]
         case .pulling(let route):
             fields = [(.pulledFrom, route.stored)]
+        case .pullStarted(let digest, let route):
+            fields = [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest)), (.pulledFrom, route.stored)]
         }
         return try queue.recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, fields, on: redis)
     }

@@ -47,7 +47,8 @@ public struct TransferAddress: Equatable, Sendable, CustomStringConvertible {
     /// True for 0.0.0.0 and ::, which other hosts cannot connect to.
     public var isWildcard: Bool { host == "0.0.0.0" || host == "::" }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    /// (The standard library's byte search: every pooled connection is filed under it.)
+    public var description: String { host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
 /// A live worker that serves a level's files to other workers' transfers.

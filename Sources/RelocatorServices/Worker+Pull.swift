@@ -14,6 +14,10 @@ extension Worker {
     static let pullPacingStep: Int64 = 1 << 20
     /// How many bytes of a range are written and hashed at a time, as they arrive.
     static let pullPiece: Int64 = 256 << 10
+    /// How many bytes a fresh pull's first request asks for: the request that locates the source
+    /// (its size, version and attributes) brings them too, so a file this small is pulled in one
+    /// request. They are held in memory until the room in the target is admitted.
+    static let pullFirstRange = 64 << 10
     /// How many times a range that arrived changed, short, long or empty is asked again.
     static let pullChunkAttempts = 3
     /// How often a pull whose source's worker cannot be reached (a partition, a restart) asks again,
@@ -104,12 +108,15 @@ extension Worker {
         }
     }
 
-    /// What the source's worker says of the file (`HEAD`): its size, version and attributes.
+    /// What the source's worker says of the file (`HEAD`, or the `GET` of its first range): its
+    /// size, version and attributes; and, when located by that `GET`, the file's first bytes,
+    /// exactly the range asked and equal to their checksum (nil: asked again).
     struct PulledSource {
         var client: TransferClient
         var size: Int64
         var version: String
         var attributes: FileAttributes?
+        var first: [UInt8]? = nil
     }
 
     /// The steps of a pull, under the content's lock in the target level. Returns the result of a
@@ -149,28 +156,39 @@ extension Worker {
         // A secret of this delivery's own, recorded (its digest, with the token checked) before any
         // request: the source serves and removes only for the live delivery that knows it.
         let secret = TransferSecret.random()
-        guard try session.record(delivery, .transferSecret(digest: secret.digest)) else { throw lost() }
         let credentials = [(TransferProtocol.deliveryHeader, job.deliveryToken), (TransferProtocol.secretHeader, secret.text),
                            (TransferProtocol.genHeader, "\(job.gen)")]
 
-        // A file under the final name already.
+        // A file under the final name already (looked at under the content's lock, acted on only
+        // once the secret is recorded).
         if case .regularFile(let size) = try root.lookup(filename) {
+            guard try session.record(delivery, .transferSecret(digest: secret.digest)) else { throw lost() }
             // (A source no worker has is final there: asked of the workers serving the level now.)
             if cached { (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true) }
             return try proveFound(delivery, session, root, filename, size: size, peers, credentials, lock, log, lost)
         }
 
+        // The secret and the worker asked first (the most recently seen), in one record. A fresh
+        // pull locates the source with the `GET` of its first range; a resumed one with `HEAD`,
+        // then compares the prefix it kept.
+        let snapshot = placement.withLock { $0 }
+        let bandwidth = snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil }
+        let firstRange = (job.verified ?? 0) > 0 ? nil : Self.pullFirstRange
+        let routed = peers[0].address
+        guard try session.record(delivery, .pullStarted(secretDigest: secret.digest, route: route(to: peers[0]))) else { throw lost() }
         let source: PulledSource
         do {
-            source = try locate(job, peers, credentials)
+            source = try locate(job, peers, credentials, firstRange: firstRange)
         } catch let error as MoveError where error.kind == .sourceMissing && cached {
             // Not final before the workers serving the level now are asked.
             (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true)
-            source = try locate(job, peers, credentials)
+            source = try locate(job, peers, credentials, firstRange: firstRange)
         }
-        guard try session.record(delivery, .pulling(route(of: source, among: peers))) else { throw lost() }
+        if source.client.address != routed {
+            // Found on another worker than the one asked first: the route says where it comes from.
+            guard try session.record(delivery, .pulling(route(of: source, among: peers))) else { throw lost() }
+        }
         // Room in the target (its high watermark), reserved against every other copy into it.
-        let snapshot = placement.withLock { $0 }
         var reserved: Int64?
         if let snapshot, !(job.stage?.mayHaveCopyAtTarget ?? false),
            let wait = pullAdmission(job, size: source.size, snapshot, holder: holder, session, reserved: &reserved, log) {
@@ -185,7 +203,6 @@ extension Worker {
                 }
             }
         }
-        let bandwidth = snapshot?.policies[job.target]?.bandwidth.flatMap { $0 > 0 ? $0 : nil }
         let renewal = PullRenewal(worker: self, session: session, log: log,
                                   permit: snapshot?.policies[job.target]?.maxMoves != nil ? (job.target, holder) : nil,
                                   room: reserved.map { (job.target, holder, $0) })
@@ -212,9 +229,17 @@ extension Worker {
         // The bytes of a file pulled in one range: counted once its publication is recorded (a
         // chunk of a longer file is counted as it is recorded verified, by `PullMetering`).
         var pulledWhole: Int64 = 0
+        let fresh = copy.written == 0
+        if fresh, let first = source.first, !first.isEmpty {
+            // The first range, which came with the answer that located the source (checked there).
+            if let bandwidth { pay(Int64(first.count), rate: bandwidth, level: job.target, session: session, log: log, renewal) }
+            copy.beginRange()
+            try first.withUnsafeBytes { try copy.receive($0) }
+            copy.acceptRange()
+        }
+        let wholeInOne = fresh && source.size <= chunk
+        if wholeInOne { pulledWhole = source.size }
         if copy.written < source.size {
-            let wholeInOne = copy.written == 0 && source.size <= chunk
-            if wholeInOne { pulledWhole = source.size }
             try receive(into: copy, from: source, job, credentials, chunk: chunk, bandwidth: bandwidth, renewal: renewal, lost) { written in
                 // A chunk counts as verified once fsynced and recorded: a later delivery resumes after
                 // it. (A file of one chunk is fsynced and recorded as a whole, next.)
@@ -311,15 +336,30 @@ extension Worker {
     /// `source_missing` is not final while another may have it: the source is missing only when
     /// every one of them says so; one that cannot be reached (or does not serve the level now)
     /// makes the move wait.
-    func locate(_ job: Job, _ peers: [TransferPeer], _ credentials: [(String, String)]) throws -> PulledSource {
+    ///
+    /// With `firstRange`, each is asked for the file's first `firstRange` bytes (`GET`) instead:
+    /// the answer says the same, and its bytes, exactly the range asked and equal to their
+    /// checksum, are the copy's first (an empty file, which has no range, is asked with `HEAD`).
+    func locate(_ job: Job, _ peers: [TransferPeer], _ credentials: [(String, String)], firstRange: Int? = nil) throws -> PulledSource {
         var unreachable: [String] = []
         var missing: [String] = []
         let lost = { MoveError(.leaseLost, "job \(job.id) is no longer this delivery's") }
+        let path = TransferProtocol.contentPath(job.cid)
         for peer in peers {
             let client = TransferClient(address: peer.address, signingKey: settings.transferSigningKey)
-            let answer: TransferClient.Answer
+            var answer: TransferClient.Answer
             do {
-                answer = try client.send("HEAD", TransferProtocol.contentPath(job.cid), headers: credentials)
+                if let firstRange {
+                    do {
+                        answer = try client.send("GET", path, headers: credentials + [("Range", "bytes=0-\(firstRange - 1)")], maximumBody: firstRange)
+                    } catch is TransferClient.Oversized {
+                        // More than was asked: nothing of it is kept, and the range is asked again.
+                        answer = try client.send("HEAD", path, headers: credentials)
+                    }
+                    if answer.status == 416 { answer = try client.send("HEAD", path, headers: credentials) }
+                } else {
+                    answer = try client.send("HEAD", path, headers: credentials)
+                }
             } catch let error as TransferClient.Unreachable {
                 unreachable.append("\(peer.worker): \(error)")
                 continue
@@ -330,8 +370,17 @@ extension Worker {
                     unreachable.append("\(peer.worker) answered without the file's size or version")
                     continue
                 }
+                var first: [UInt8]?
+                if let firstRange, answer.status == 206, size > 0 {
+                    let count = min(Int64(firstRange), size)
+                    if answer.body.count == count, answer.header("content-range") == "bytes 0-\(count - 1)/\(size)",
+                       answer.header(TransferProtocol.rangeChecksumHeader) == ReceivedChunk.checksum(answer.body).description {
+                        first = answer.body
+                    }
+                }
                 return PulledSource(client: client, size: size, version: version,
-                                    attributes: answer.header(TransferProtocol.attributesHeader).flatMap(FileAttributes.init(parsing:)))
+                                    attributes: answer.header(TransferProtocol.attributesHeader).flatMap(FileAttributes.init(parsing:)),
+                                    first: first)
             }
             switch answer.refusal.flatMap(TransferProtocol.Refusal.init(rawValue:)) {
             case .sourceMissing: missing.append(peer.worker)
@@ -367,13 +416,13 @@ extension Worker {
             if cancel.isRaised { throw MoveError(.cancelled, "stopped while pulling \(job.dbLevel)/\(job.filename.prefix(200))") }
             // The range after the one read next is asked already.
             while stream.asked < 2 && next < source.size {
-                let length = Int(min(chunk, source.size - next))
+                let length = Self.rangeLength(at: next, chunk: chunk, size: source.size)
                 if let bandwidth { pay(Int64(length), rate: bandwidth, level: job.target, session: renewal.session, log: renewal.log, renewal) }
                 try stream.ask(offset: next, length: length)
                 next += Int64(length)
             }
             let offset = copy.written
-            let length = Int(min(chunk, source.size - offset))
+            let length = Self.rangeLength(at: offset, chunk: chunk, size: source.size)
             let last = offset + Int64(length) - 1
             let wrong: String
             do {
@@ -407,6 +456,14 @@ extension Worker {
             next = copy.written
         }
         stream.finish()
+    }
+
+    /// The length of the range asked from `offset`: to the next multiple of `chunk` (after a
+    /// fresh pull's first range, the rest of the first chunk), or to the end of the file. Ranges
+    /// end on the same offsets whatever came first, so what a pull records verified is a whole
+    /// number of chunks (or the whole file).
+    static func rangeLength(at offset: Int64, chunk: Int64, size: Int64) -> Int {
+        Int(min(chunk - offset % chunk, size - offset))
     }
 
     /// Pays `bytes` to the level's bandwidth bucket in steps of at most `pullPacingStep` (and a
@@ -473,7 +530,8 @@ extension Worker {
         let answer = try client.send("POST", TransferProtocol.removePath(job.cid), headers: headers)
         // Only `version_changed` says the source is there, a newer version: any other refusal (a
         // source that disappeared or was replaced while it was hashed among them) keeps the copy.
-        guard version != nil, answer.refusal.flatMap(TransferProtocol.Refusal.init(rawValue:)) == .versionChanged else {
+        guard version != nil, !(200..<300).contains(answer.status),
+              answer.refusal.flatMap(TransferProtocol.Refusal.init(rawValue:)) == .versionChanged else {
             try Self.refuseUnlessOK(answer, lost)
             return
         }

@@ -66,6 +66,10 @@ extension MemoryQueue {
                                       [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest))])
         case .pulling(let route):
             return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token, [(.pulledFrom, route.stored)])
+        case .pullStarted(let digest, let route):
+            return try recordProgress(delivery.id, worker: delivery.worker, token: delivery.token,
+                                      [(.transferKey, TransferProtocol.transferKey(token: delivery.token, digest: digest)),
+                                       (.pulledFrom, route.stored)])
         }
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import RelocatorCore
+import Synchronization
 
 /// What a worker's transfer endpoint serves: the files of the levels it holds, each only to the
 /// current delivery of the job that moves it from there (`TransferProtocol`). The file is named by
@@ -14,6 +15,8 @@ public struct TransferEndpoint: Sendable {
     public let logger: Logger
     /// The key the workers share: every request must be signed under it (nil: none is required).
     public let signingKey: TransferSigningKey?
+    /// The level each delivery's file was last served from (`GET`), for its removal.
+    let served = ServedDeliveries()
 
     public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil) {
         self.levels = levels
@@ -124,6 +127,7 @@ public struct TransferEndpoint: Sendable {
     func serve(_ request: Request, cid: String) async throws -> Response {
         return try await queue.withSession { session in
             let (job, root, filename) = try self.job(request, cid: cid, session)
+            if let key = job.transferKey { self.served.remember(cid: job.cid, key: key, level: job.dbLevel) }
             guard let file = try root.openForTransfer(filename) else {
                 throw TransferRefusal(.sourceMissing, "\(job.dbLevel)/\(filename.value) is not there")
             }
@@ -221,7 +225,7 @@ public struct TransferEndpoint: Sendable {
     /// current delivery must have recorded this checksum and its copy published (`stage=published`),
     /// and the source must hash to it, unchanged.
     func remove(_ request: Request, cid: String) async throws -> Response {
-        _ = try Self.credentials(request)
+        let (presented, secret) = try Self.credentials(request)
         try checkSignature(request, cid: cid)
         guard let text = request.headers[TransferHeader.checksum] else {
             throw TransferRefusal(.invalidChecksum, "the request names no checksum of the copy (\(TransferProtocol.checksumHeader))")
@@ -233,13 +237,42 @@ public struct TransferEndpoint: Sendable {
             throw TransferRefusal(.invalidChecksum, "\(TransferProtocol.checksumHeader): \(error)")
         }
         let removal = try await queue.withSession { session in
-            let (job, root, filename) = try self.job(request, cid: cid, session)
-            guard let lock = try ContentLock.tryLock(cid: job.cid, in: [root]) else {
-                throw TransferRefusal(.contentLocked, "another delivery of content \(job.cid) holds its lock in level '\(root.level)'; ask again")
+            // The level this delivery's file was served from, when this endpoint served it (the
+            // same token and secret): its lock is taken first and the job read once, under it.
+            // Otherwise the job names the level (read, checked), then read again under the lock.
+            let known = Int64(cid).flatMap { number in
+                self.served.level(cid: number, key: TransferProtocol.transferKey(token: presented, digest: TransferSecret.digest(of: secret)))
+            }.flatMap { level in self.levels.roots[level].map { (level, $0) } }
+            /// The job read under its content's lock in `root` (nil: it names another level now).
+            func readLocked(in root: LevelRoot, cid number: Int64) throws -> (Job, LevelRoot, Filename, ContentLock)? {
+                guard let taken = try ContentLock.tryLock(cid: number, in: [root]) else {
+                    throw TransferRefusal(.contentLocked, "another delivery of content \(number) holds its lock in level '\(root.level)'; ask again")
+                }
+                do {
+                    let (read, readRoot, name) = try self.job(request, cid: cid, session)
+                    guard readRoot === root else {
+                        taken.release()
+                        return nil
+                    }
+                    return (read, readRoot, name, taken)
+                } catch {
+                    taken.release()
+                    throw error
+                }
             }
+            var locked: (Job, LevelRoot, Filename, ContentLock)?
+            if let (_, knownRoot) = known, let number = Int64(cid) { locked = try readLocked(in: knownRoot, cid: number) }
+            if locked == nil {
+                let (read, readRoot, _) = try self.job(request, cid: cid, session)
+                // Read again under the lock: a later delivery or generation bumps what was checked.
+                locked = try readLocked(in: readRoot, cid: read.cid)
+                guard locked != nil else {
+                    throw TransferRefusal(.staleDelivery, "the request names no delivery of content \(read.cid)'s job in flight now")
+                }
+            }
+            guard let (job, root, filename, lock) = locked else { preconditionFailure("read under its lock above") }
             defer { lock.release() }
-            // Read again under the lock: a later delivery or generation bumps what was checked.
-            let (held, _, _) = try self.job(request, cid: cid, session)
+            let held = job
             // Published: linked under its final name and that directory fsynced on the target's host
             // (`publishing` is recorded before the link: the copy may not exist yet).
             guard held.stage == .published, let recorded = held.checksum, let recordedSum = try? Checksum(parsing: recorded), recordedSum == proof else {
@@ -267,5 +300,32 @@ public struct TransferEndpoint: Sendable {
         var buffer = ByteBuffer()
         buffer.writeBytes(try JSONEncoder().encode(removal))
         return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+}
+
+/// The level each delivery's file was last served from (`GET`), by content, with the delivery's
+/// transfer key: its removal takes the content's lock there first and reads the job once, under
+/// the lock (which checks it all again). A request whose token and secret do not make that key
+/// finds nothing here. At most `most` entries (all forgotten when full: the removal then reads
+/// the job before the lock too).
+final class ServedDeliveries: Sendable {
+    static let most = 4096
+    private let served = Mutex<[Int64: (key: String, level: String)]>([:])
+
+    func remember(cid: Int64, key: String, level: String) {
+        served.withLock { served in
+            if served.count >= Self.most && served[cid] == nil { served.removeAll(keepingCapacity: true) }
+            served[cid] = (key, level)
+        }
+    }
+
+    /// The level content `cid`'s file was served from to the delivery whose key is `key`, and
+    /// forgotten (a removal is asked once; asked again, the job is read first).
+    func level(cid: Int64, key: String) -> String? {
+        served.withLock { served -> String? in
+            guard let entry = served[cid], ConstantTime.equal(Array(entry.key.utf8), Array(key.utf8)) else { return nil }
+            served[cid] = nil
+            return entry.level
+        }
     }
 }

@@ -226,15 +226,17 @@ final class MisbehavingPeer: @unchecked Sendable {
     /// What a peer that keeps its connections open does wrong (each at most once; GETs counted
     /// from 1 across connections).
     struct KeepAlive {
-        /// The answer to a HEAD goes with the end of the connection (its sending side shut, the
-        /// answer and the close corked into the same segments); requests still read.
-        var closeAfterHead = false
-        /// The first request on a connection after a HEAD's answer there ends the connection, not
-        /// answered (the endpoint closed it as the request came).
+        /// The answer that locates the file (a HEAD, or a fresh pull's GET of its first range)
+        /// goes with the end of the connection (its sending side shut, the answer and the close
+        /// corked into the same segments); requests still read.
+        var closeAfterLocating = false
+        /// The first request on a connection after the answer that located the file there ends
+        /// the connection, not answered (the endpoint closed it as the request came).
         var closeOnReuse = false
-        /// After a HEAD's answer, in the same write, an answer nobody asked for: bytes 0 to
-        /// `count - 1` of the size served, other bytes than the file's, with their own checksum.
-        var unsolicitedAfterHead: Int?
+        /// After the answer that locates the file, in the same write, an answer nobody asked for:
+        /// bytes 0 to `count - 1` of the size served, other bytes than the file's, with their own
+        /// checksum.
+        var unsolicitedAfterLocating: Int?
         /// GET number N is answered, then the connection closed without a word once the next
         /// request has come on it.
         var closeAfterGet: Int?
@@ -393,17 +395,17 @@ final class MisbehavingPeer: @unchecked Sendable {
     private func converse(_ connection: Int32) {
         guard let faults = keepAlive else { return }
         var buffered: [UInt8] = []
-        var afterHead = false
+        var afterLocating = false
         while let head = request(connection, &buffered) {
-            if faults.closeOnReuse && afterHead, once("closeOnReuse") {
+            if faults.closeOnReuse && afterLocating, once("closeOnReuse") {
                 // Closed as the request came, none of it answered.
                 shutdown(connection, Int32(SHUT_WR))
                 _ = drained(connection, [])
                 return
             }
             guard let (answer, get) = respond(head, keepAlive: true) else { return }
-            afterHead = head.hasPrefix("HEAD ")
-            if afterHead, faults.closeAfterHead {
+            afterLocating = head.hasPrefix("HEAD ") || head.contains("\r\nRange: bytes=0-\(CrossHostPullTests.firstRange - 1)\r\n")
+            if afterLocating, faults.closeAfterLocating {
                 // The answer and the end of the connection leave together.
                 var on: Int32 = 1
                 setsockopt(connection, Int32(IPPROTO_TCP), TCP_CORK, &on, socklen_t(MemoryLayout<Int32>.size))
@@ -412,7 +414,7 @@ final class MisbehavingPeer: @unchecked Sendable {
                 if drained(connection, buffered) { lock.withLock { spoiled += 1 } }
                 return
             }
-            if afterHead, let count = faults.unsolicitedAfterHead, once("unsolicited") {
+            if afterLocating, let count = faults.unsolicitedAfterLocating, once("unsolicited") {
                 let forged = Data(repeating: 0x5A, count: count)
                 let extra = "HTTP/1.1 206 Partial Content\r\nRelocator-Size: \(data.count)\r\nRelocator-Version: v1\r\n"
                     + "Content-Range: bytes 0-\(count - 1)/\(data.count)\r\nRelocator-Range-Checksum: xxh128:\((try? checksum(forged)) ?? "")\r\n"
@@ -709,6 +711,8 @@ extension CrossHostPullTests {
 /// the pull.
 extension CrossHostPullTests {
     static let chunk = 8 << 20
+    /// How many bytes a fresh pull's first request asks for (`Worker.pullFirstRange`).
+    static let firstRange = 64 << 10
 
     /// `size` random bytes.
     static func random(_ size: Int) -> Data {
@@ -718,9 +722,13 @@ extension CrossHostPullTests {
         return words.withUnsafeBytes { Data($0.prefix(size)) }
     }
 
-    /// The ranges a pull of `size` bytes asks, in order, when none is asked twice.
+    /// The ranges a pull of `size` bytes asks, in order, when none is asked twice: a fresh pull's
+    /// first (the request that locates the file), the rest of the first chunk, then chunk after
+    /// chunk; a resumed one's from `start` (a multiple of the chunk).
     static func ranges(_ size: Int, from start: Int = 0) -> [String] {
-        stride(from: start, to: size, by: chunk).map { "bytes=\($0)-\(min($0 + chunk, size) - 1)" }
+        let rest = { (from: Int) in stride(from: from, to: size, by: chunk).map { "bytes=\($0)-\(min($0 + chunk, size) - 1)" } }
+        guard start == 0 else { return rest(start) }
+        return ["bytes=0-\(firstRange - 1)"] + (size > firstRange ? ["bytes=\(firstRange)-\(min(chunk, size) - 1)"] : []) + rest(chunk)
     }
 
     /// Pulls content `cid` (`name`) from `peer`, advertised as the worker serving bronze, into
@@ -743,19 +751,19 @@ extension CrossHostPullTests {
         }
     }
 
-    /// The endpoint closed the connection the file's HEAD was answered on, right after the answer:
-    /// the pull asks nothing on it, and its ranges go, each once, on a new one.
+    /// The endpoint closed the connection the file was located on, right after the answer: the
+    /// pull asks nothing more on it, and its ranges go, each once, on a new one.
     @Test func anIdleConnectionTheEndpointClosedIsAskedNothing() throws {
         let h = try Hosts()
         defer { h.stop() }
         let data = Self.pattern(2 * Self.chunk + 3000, 37)
-        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(closeAfterHead: true))
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(closeAfterLocating: true))
         defer { peer.stop() }
         try pull(h, 60, "closed.bin", from: peer)
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/closed.bin")) == data)
         #expect(peer.requestsOnSpoiledConnections == 0, "no request went on the closed connection")
         #expect(peer.rangesAsked.map(\.range) == Self.ranges(data.count))
-        #expect(peer.headsAsked == [""], "one pull, never started again")
+        #expect(peer.headsAsked == [], "one pull, never started again, located by its first range")
         #expect(!h.cli.stderr("edge").contains("cannot be reached"), "\(h.cli.stderr("edge").suffix(3000))")
     }
 
@@ -770,7 +778,7 @@ extension CrossHostPullTests {
         try pull(h, 61, "reused.bin", from: peer)
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/reused.bin")) == data)
         #expect(peer.rangesAsked.map(\.range) == Self.ranges(data.count), "each range answered once, as asked")
-        #expect(peer.headsAsked == [""], "one pull, never started again")
+        #expect(peer.headsAsked == [], "one pull, never started again, located by its first range")
         #expect(peer.connections == 2)
         #expect(!h.cli.stderr("edge").contains("cannot be reached"), "\(h.cli.stderr("edge").suffix(3000))")
     }
@@ -785,15 +793,16 @@ extension CrossHostPullTests {
         // Random bytes: `pattern`'s repeat every 512 KiB, and a range would equal the one after it.
         let data = Self.random(4 * Self.chunk + 3000)
         let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true,
-                                       keepAlive: .init(closeAfterGet: 1, otherRangeAtGet: 2))
+                                       keepAlive: .init(closeAfterGet: 2, otherRangeAtGet: 3))
         defer { peer.stop() }
         try pull(h, 62, "silent.bin", from: peer)
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/silent.bin")) == data)
-        #expect(peer.nextAskedBeforeTheFault == [1], "the second range was asked before the first was read")
+        // (GET 1 is the first range's, which located the file.)
+        #expect(peer.nextAskedBeforeTheFault == [2], "the third range was asked before the second was read")
         let ranges = Self.ranges(data.count)
-        // The second range asked again after the close, and once more after the answer of another.
-        #expect(Array(peer.rangesAsked.map(\.range).prefix(3)) == [ranges[0], ranges[1], ranges[1]], "\(peer.rangesAsked.map(\.range))")
-        #expect(peer.headsAsked == [""], "one pull, never started again")
+        // The third range asked again after the close, and once more after the answer of another.
+        #expect(Array(peer.rangesAsked.map(\.range).prefix(4)) == [ranges[0], ranges[1], ranges[2], ranges[2]], "\(peer.rangesAsked.map(\.range))")
+        #expect(peer.headsAsked == [], "one pull, never started again")
         #expect(!h.cli.stderr("edge").contains("cannot be reached"), "\(h.cli.stderr("edge").suffix(3000))")
     }
 
@@ -804,17 +813,21 @@ extension CrossHostPullTests {
         let h = try Hosts()
         defer { h.stop() }
         let data = Self.pattern(3 * Self.chunk + 3000, 47)
-        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(stallAtGet: 2))
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(stallAtGet: 3))
         defer { peer.stop() }
         try pull(h, 63, "stalled.bin", from: peer, timeout: .seconds(90))
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/stalled.bin")) == data)
-        #expect(peer.nextAskedBeforeTheFault == [2], "the third range was asked before the second was read")
+        // (GET 1 is the first range's, which located the file.)
+        #expect(peer.nextAskedBeforeTheFault == [3], "the fourth range was asked before the third was read")
         #expect(peer.stalledConnectionClosed)
-        // Asked again from the first range's end: the half of the second was never recorded.
-        #expect(peer.headsAsked == ["", "", "bytes=0-\(Self.chunk - 1)"])
-        #expect(h.cli.stderr("edge").contains("resuming a transfer after the \(Self.chunk) bytes verified before"), "\(h.cli.stderr("edge").suffix(3000))")
+        // Asked again from the second range's end, the first chunk's (the first two were recorded
+        // verified together); the half of the third was never recorded. The resumed pull locates
+        // with HEAD.
+        let verified = Self.chunk
+        #expect(peer.headsAsked == ["", "bytes=0-\(verified - 1)"])
+        #expect(h.cli.stderr("edge").contains("resuming a transfer after the \(verified) bytes verified before"), "\(h.cli.stderr("edge").suffix(3000))")
         let ranges = Self.ranges(data.count)
-        #expect(peer.rangesAsked.map(\.range) == [ranges[0], ranges[1]] + Array(ranges[1...]), "\(peer.rangesAsked.map(\.range))")
+        #expect(peer.rangesAsked.map(\.range) == [ranges[0], ranges[1], ranges[2]] + Array(ranges[2...]), "\(peer.rangesAsked.map(\.range))")
     }
 
     /// Bytes no request asked for, on a connection kept idle (here an answer to the first range,
@@ -824,12 +837,30 @@ extension CrossHostPullTests {
         let h = try Hosts()
         defer { h.stop() }
         let data = Self.pattern(100_000, 53)
-        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(unsolicitedAfterHead: data.count))
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init(unsolicitedAfterLocating: data.count))
         defer { peer.stop() }
         try pull(h, 64, "unasked.bin", from: peer)
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/unasked.bin")) == data)
         #expect(peer.requestsOnSpoiledConnections == 0, "no request went on the connection")
         #expect(peer.rangesAsked.map(\.range) == Self.ranges(data.count))
-        #expect(peer.headsAsked == [""])
+        #expect(peer.headsAsked == [])
+    }
+
+    /// A file no larger than a fresh pull's first range is located and pulled by one request: the
+    /// source's worker is asked nothing else (no HEAD) before the removal, on the one connection.
+    @Test func aSmallFileIsPulledByOneRequestBeforeItsRemoval() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        let data = Self.random(4096)
+        let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, keepAlive: .init())
+        defer { peer.stop() }
+        try pull(h, 65, "small.bin", from: peer)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/small.bin")) == data)
+        #expect(peer.headsAsked == [])
+        #expect(peer.rangesAsked.map(\.range) == ["bytes=0-\(Self.firstRange - 1)"])
+        #expect(peer.removalAnswers == ["65 removed"])
+        #expect(peer.connections == 1, "the removal asked on the connection the file came on")
+        // The route of the worker asked first was recorded with the secret, before that request.
+        #expect(try h.job(65, "transfer_key").hasPrefix(try h.job(65, "token") + ":"))
     }
 }

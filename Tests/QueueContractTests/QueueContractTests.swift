@@ -21,6 +21,7 @@ import Testing
         ("a long wait another process announced", announcedHorizons),
         ("a follow-up waits for the residency of the level just moved to", followUpResidency),
         ("stale ids counted by level", staleIDsByLevel), ("a pull's two hosts", pullRoute),
+        ("a pull's secret and route in one record", pullStarted),
         ("a reconcile run's questions to other hosts", inquiries),
     ]
 
@@ -419,6 +420,31 @@ import Testing
         let job = try #require(try q.job(16))
         #expect(job.pulledFrom == other)
         trace.add(shape(job) + " route=\(job.pulledFrom?.sentence ?? "none")")
+        return trace
+    }
+
+    /// A fresh pull records its secret and the route it asks first in one call, with its token: a
+    /// stale delivery sets neither, and the next claim clears the route (the key names the token of
+    /// the delivery that set it).
+    static let pullStarted: Scenario = { q in
+        var trace = Trace()
+        try q.submit(25)
+        let first = try #require(try q.next())
+        let route = PullRoute(sourceWorker: "archive", sourceAddress: "10.0.0.2:7070", targetHost: "edge-1")
+        #expect(try q.session.record(first, .pullStarted(secretDigest: "d1", route: route)))
+        let started = try #require(try q.job(25))
+        #expect(started.transferKey == "\(first.token):d1" && started.pulledFrom == route)
+        trace.add(shape(started) + " route=\(started.pulledFrom?.sentence ?? "none") key=\(started.transferKey == "\(first.token):d1")")
+        #expect(try q.session.release(worker: "w1", fence: true) == 1)
+        let second = try #require(try q.next())
+        let stale = PullRoute(sourceWorker: "gone", sourceAddress: "10.0.0.9:1", targetHost: "old")
+        #expect(try !q.session.record(first, .pullStarted(secretDigest: "d9", route: stale)))
+        let claimed = try #require(try q.job(25))
+        #expect(claimed.pulledFrom == nil && claimed.transferKey == "\(first.token):d1", "a stale delivery writes nothing")
+        #expect(try q.session.record(second, .pullStarted(secretDigest: "d2", route: route)))
+        let job = try #require(try q.job(25))
+        #expect(job.transferKey == "\(second.token):d2" && job.pulledFrom == route)
+        trace.add(shape(job) + " route=\(job.pulledFrom?.sentence ?? "none") key=\(job.transferKey == "\(second.token):d2")")
         return trace
     }
 

@@ -308,17 +308,23 @@ struct PullExplorer {
 
         switch d.step {
         case .lock:
-            if next.locks[d.target] == me { return go(.secret, "keeps its lock in L\(d.target)") }
+            if next.locks[d.target] == me { return go(.lookup, "keeps its lock in L\(d.target)") }
             guard next.locks[d.target] == nil else { return fail(.contentLocked, "lock L\(d.target)") }
             next.locks[d.target] = me
-            return go(.secret, "lock L\(d.target)")
+            return go(.lookup, "lock L\(d.target)")
+        case .lookup:
+            return go(next.finals[d.target] == nil ? .started : .secret, next.finals[d.target] == nil ? "lookup: no file" : "lookup: a file")
+        case .started:
+            d.secrets += 1
+            let key = d.key
+            guard record({ $0.key = key }) else { return fail(.leaseLost, "record secret and route") }
+            return go(.locate, "record secret and route")
         case .secret:
             d.secrets += 1
             let key = d.key
             guard record({ $0.key = key }) else { return fail(.leaseLost, "record secret") }
-            return go(.lookup, "record secret")
-        case .lookup:
-            guard let found = next.finals[d.target] else { return go(.locate, "lookup: no file") }
+            // `proveFound` reads the file under the final name again (the lock is held: it is the one found).
+            guard let found = next.finals[d.target] else { return fail(.ioError, "proveFound: no file") }
             if d.stage == .publishing || d.stage == .published, let recorded = d.checksum {
                 guard found.chunks == recorded else { return fail(.destinationConflict, "proveFound: not the copy recorded") }
                 d.proof = recorded
@@ -360,18 +366,20 @@ struct PullExplorer {
             return go(sourceThere ? .post(version: version) : .ack, "record published")
         case .locate:
             switch ask(version: nil) {
-            case .success(let file): return go(.route(version: file.version), "locate")
+            case .success(let file):
+                // A fresh pull's `GET` brings the first chunk; a resumed one asks `HEAD`.
+                return go(.open(version: file.version, first: d.verified == 0 ? file.chunks[0] : nil), d.verified == 0 ? "locate: GET first range" : "locate: HEAD")
             case .failure(let refusal): return fail(refused(refusal), "locate")
             }
-        case .route(let version):
-            guard record({ _ in }) else { return fail(.leaseLost, "record pulling") }
-            return go(.open(version: version), "record pulling")
-        case .open(let version):
+        case .open(let version, let first):
             var part = next.temporaries[temporary] ?? PullState.File(chunks: [], version: 0)
             let kept = min(d.verified <= PullState.chunks ? d.verified : 0, part.chunks.count)
             part.chunks = Array(part.chunks.prefix(kept))
+            if kept == 0, let first { part.chunks = [first] }
             next.temporaries[temporary] = part
-            return go(kept > 0 ? .prefix(version: version) : .range(version: version), "open temporary, keep \(kept)")
+            if kept > 0 { return go(.prefix(version: version), "open temporary, keep \(kept)") }
+            return go(part.chunks.count < PullState.chunks ? .range(version: version) : .publishing(version: version),
+                      first == nil ? "open temporary" : "open temporary, write the first range")
         case .prefix(let version):
             switch ask(version: version) {
             case .success(let file):
@@ -428,7 +436,7 @@ struct PullExplorer {
                 d.checksum = next.job.checksum
                 d.sourceVersion = next.job.sourceVersion
                 d.verified = next.job.verified
-                return go(.secret, "no answer; asks again")
+                return go(.lookup, "no answer; asks again")
             case .refused(let refusal):
                 if version != nil, refusal == .versionChanged || mutant == .withdrawOnAnyRefusal { return go(.withdraw, "answer \(refusal)") }
                 return fail(refused(refusal), "answer")
@@ -562,8 +570,13 @@ struct PullExplorer {
         }
         switch removal.step {
         case .read:
-            if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job") }
-            return go(.lock, "job checked")
+            // The level known from the file's GET to this delivery: the lock first, the job read
+            // once, under it. Otherwise the job read (and checked) to learn the level first.
+            var known = next
+            known.removals[index].step = .lock
+            let served = ("\(name) served this delivery: its level known", known)
+            if let refusal = credentials(next, key: removal.key, gen: removal.gen, level: removal.level) { return answer(.refused(refusal), "job") + [served] }
+            return go(.lock, "job checked") + [served]
         case .lock:
             guard next.locks[removal.level] == nil else { return answer(.refused(.contentLocked), "lock L\(removal.level)") }
             next.locks[removal.level] = me

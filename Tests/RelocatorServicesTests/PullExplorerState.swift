@@ -70,10 +70,13 @@ struct PullState: Hashable {
         enum Step: Hashable {
             /// `pull`: `ContentLock.tryLock` in the target level (kept across reconnects).
             case lock
-            /// `session.record(.transferSecret)`.
-            case secret
-            /// `root.lookup(filename)`: a file under the final name goes to `proveFound`.
+            /// `root.lookup(filename)`: a file under the final name goes to `proveFound` (after
+            /// `secret`), none to the pull (after `started`).
             case lookup
+            /// `session.record(.transferSecret)`, then `proveFound` reads the file found again.
+            case secret
+            /// `session.record(.pullStarted)`: the secret and the route in one record.
+            case started
             /// `proveFound`, stage publishing/published: the copy checked against the recorded
             /// checksum, then `locate` (`HEAD`), a missing source tolerated.
             case locateFound
@@ -85,12 +88,12 @@ struct PullState: Hashable {
             case recordFoundPublishing(version: Int)
             /// `root.syncDirectory(of:)` and `record(.published)`.
             case recordFoundPublished(version: Int?, sourceThere: Bool)
-            /// `pull`: `locate` (`HEAD` to the source's worker).
+            /// `pull`: `locate` — a fresh pull's `GET` of the first range (the first chunk, with
+            /// the version), a resumed pull's `HEAD`.
             case locate
-            /// `record(.pulling(route))`.
-            case route(version: Int)
-            /// `ReceivedCopy.open`: the temporary file, its verified prefix kept.
-            case open(version: Int)
+            /// `ReceivedCopy.open`: the temporary file, its verified prefix kept, or the first
+            /// chunk the locating `GET` brought written.
+            case open(version: Int, first: Int?)
             /// `HEAD` with `Range: bytes=0-<kept-1>` and the version: the kept prefix compared.
             case prefix(version: Int)
             /// `pullChunk` (`GET` with the version), `copy.append`, `copy.sync`.
@@ -149,7 +152,8 @@ struct PullState: Hashable {
     /// A removal request being served by the endpoint of `level`'s host (`TransferEndpoint.remove`).
     struct Removal: Hashable {
         enum Step: Hashable {
-            /// `job(request)`: the credentials checked, before the lock.
+            /// `job(request)`: the credentials checked, before the lock — or, for a delivery this
+            /// endpoint served the file to, none: its level is known (`ServedDeliveries`).
             case read
             /// `ContentLock.tryLock` in the source level.
             case lock

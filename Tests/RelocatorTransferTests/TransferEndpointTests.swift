@@ -6,6 +6,7 @@ import Logging
 import RelocatorCore
 import RelocatorTesting
 import RelocatorTransfer
+import Synchronization
 import Testing
 import TestSupport
 
@@ -76,10 +77,53 @@ final class TransferFixture: @unchecked Sendable {
         return fields
     }
 
-    func test(_ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
-        let endpoint = TransferEndpoint(levels: levels, queue: MemoryQueueGateway(queue), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }),
-                                        signingKey: signingKey)
+    /// Requests to an endpoint on the memory queue (through `gateway`, when given).
+    func test(gateway: (any QueueGateway)? = nil, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        let endpoint = TransferEndpoint(levels: levels, queue: gateway ?? MemoryQueueGateway(queue),
+                                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), signingKey: signingKey)
         try await Application(router: endpoint.router()).test(.router, body)
+    }
+}
+
+/// The memory queue, counting the jobs its sessions read (`readJob`: a round trip to Redis each).
+final class CountingGateway: QueueGateway, Sendable {
+    let inner: MemoryQueueGateway
+    private let counted = Mutex(0)
+
+    init(_ inner: MemoryQueueGateway) {
+        self.inner = inner
+    }
+
+    /// The jobs read so far.
+    var reads: Int { counted.withLock { $0 } }
+
+    func read() { counted.withLock { $0 += 1 } }
+
+    func withSession<T: Sendable>(replicated: Bool, _ body: @escaping @Sendable (any JobQueueSession) throws -> T) async throws -> T {
+        try await inner.withSession(replicated: replicated) { session in try body(CountingSession(inner: session, gateway: self)) }
+    }
+
+    func submit(_ request: SubmitRequest) async throws -> SubmitResult { try await inner.submit(request) }
+    func identity() async -> String? { await inner.identity() }
+    func problem() async -> String? { await inner.problem() }
+    var address: String { inner.address }
+    var shardCount: Int { inner.shardCount }
+    func close() { inner.close() }
+}
+
+/// A session of `CountingGateway`'s.
+final class CountingSession: QueueDecorator, @unchecked Sendable {
+    let inner: any JobQueueSession
+    let gateway: CountingGateway
+
+    init(inner: any JobQueueSession, gateway: CountingGateway) {
+        self.inner = inner
+        self.gateway = gateway
+    }
+
+    func readJob(cid: Int64) throws -> Result<Job, Job.DecodingError>? {
+        gateway.read()
+        return try inner.readJob(cid: cid)
     }
 }
 
@@ -347,6 +391,50 @@ extension TestResponse {
                 #expect(!String(decoding: refused.bytes, as: UTF8.self).contains("secret outside"), "\(filename)")
             }
         }
+    }
+
+    /// A removal asked by the delivery whose file this endpoint served takes the content's lock
+    /// in the level served from and reads the job once, under it; any other removal reads the job
+    /// to learn the level, then again under the lock.
+    @Test func aRemovalOfAFileThisEndpointServedReadsTheJobOnceUnderTheLock() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        var sums: [Int64: Checksum] = [:]
+        var deliveries: [Int64: Delivery] = [:]
+        for cid: Int64 in [30, 31] {
+            try f.file("c\(cid).bin", bytes: 4096)
+            let delivery = try f.claim(cid, "c\(cid).bin")
+            let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/c\(cid).bin"))
+            #expect(try f.queue.record(delivery, .publishing(sum, bytes: 4096)))
+            #expect(try f.queue.record(delivery, .published))
+            (sums[cid], deliveries[cid]) = (sum, delivery)
+        }
+        let counting = CountingGateway(MemoryQueueGateway(f.queue))
+        try await f.test(gateway: counting) { [sums, deliveries] client in
+            let first = try #require(deliveries[30]), second = try #require(deliveries[31])
+            let got = try await client.execute(uri: TransferProtocol.contentPath(30), method: .get,
+                                               headers: f.headers(first, extra: [.range: "bytes=0-65535"]))
+            #expect(got.status == .partialContent && got.bytes.count == 4096)
+            #expect(counting.reads == 1)
+            // Another secret than the one the file was served to: no level known, refused on the
+            // job read before any lock.
+            let wrong = try await client.execute(uri: TransferProtocol.removePath(30), method: .post,
+                                                 headers: f.headers(first, secret: TransferSecret.random().text,
+                                                                    extra: [TransferHeader.checksum: sums[30]!.description]))
+            #expect(wrong.status == .forbidden && wrong.refusal == "wrong_credential")
+            #expect(counting.reads == 2)
+            let removed = try await client.execute(uri: TransferProtocol.removePath(30), method: .post,
+                                                   headers: f.headers(first, extra: [TransferHeader.checksum: sums[30]!.description]))
+            #expect(removed.status == .ok, "\(removed.message)")
+            #expect(counting.reads == 3, "the served file's removal read the job once")
+            // Never served here (a copy found in place): read before the lock and under it.
+            let other = try await client.execute(uri: TransferProtocol.removePath(31), method: .post,
+                                                 headers: f.headers(second, extra: [TransferHeader.checksum: sums[31]!.description]))
+            #expect(other.status == .ok, "\(other.message)")
+            #expect(counting.reads == 5)
+        }
+        #expect(!FileManager.default.fileExists(atPath: f.gold + "/c30.bin"))
+        #expect(!FileManager.default.fileExists(atPath: f.gold + "/c31.bin"))
     }
 
     @Test func theSourceIsRemovedOnlyOnceTheCopysChecksumIsRecordedAndEqualsItsOwn() async throws {

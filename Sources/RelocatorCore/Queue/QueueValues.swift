@@ -45,6 +45,9 @@ public enum MoveProgress: Sendable, Equatable {
     /// Where a pull from another host pulls the file from (the source's worker, located) and the
     /// host it pulls to (`JobField.pulledFrom`), recorded before the first range is asked for.
     case pulling(PullRoute)
+    /// `transferSecret` and `pulling` in one record: a fresh pull's secret and the source's
+    /// worker it asks first, before its first request.
+    case pullStarted(secretDigest: String, route: PullRoute)
     /// The copy is linked under its final name and its directory fsynced (`stage=published`).
     case published
     /// A published copy of a pull was removed again, its directory fsynced: the source changed
