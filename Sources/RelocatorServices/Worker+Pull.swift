@@ -87,6 +87,11 @@ extension Worker {
             held.release()
             if error.kind == .levelUnavailable { checkLevels() }
             report(current, error, context, session, log)
+        } catch let error as TransferClient.TLSRefused {
+            held.release()
+            // A configuration to mend (a CA missing or not the peer's, a certificate for another
+            // address): counted, retried with backoff, then dead, with the reason on the job.
+            report(current, MoveError(.transferTLS, "the source's worker cannot be asked: \(error)"), context, session, log)
         } catch let error as TransferClient.Unreachable {
             held.release()
             // A network problem is not the move's: the job waits, counting no attempt.
@@ -310,18 +315,23 @@ extension Worker {
     /// The live worker that has the source (`HEAD`), the most recently seen first. One answering
     /// `source_missing` is not final while another may have it: the source is missing only when
     /// every one of them says so; one that cannot be reached (or does not serve the level now)
-    /// makes the move wait.
+    /// makes the move wait. One refused over TLS (`TransferClient.TLSRefused`) while none has the
+    /// file is the move's failure (`transfer_tls`), not a wait.
     func locate(_ job: Job, _ peers: [TransferPeer], _ credentials: [(String, String)]) throws -> PulledSource {
         var unreachable: [String] = []
         var missing: [String] = []
+        var refused: [String] = []
         let lost = { MoveError(.leaseLost, "job \(job.id) is no longer this delivery's") }
         for peer in peers {
-            let client = TransferClient(address: peer.address, signingKey: settings.transferSigningKey)
+            let client = TransferClient(peer: peer, signingKey: settings.transferSigningKey, trust: settings.transferTrust)
             let answer: TransferClient.Answer
             do {
                 answer = try client.send("HEAD", TransferProtocol.contentPath(job.cid), headers: credentials)
             } catch let error as TransferClient.Unreachable {
                 unreachable.append("\(peer.worker): \(error)")
+                continue
+            } catch let error as TransferClient.TLSRefused {
+                refused.append("worker \(peer.worker): \(error)")
                 continue
             }
             if (200..<300).contains(answer.status) {
@@ -338,6 +348,9 @@ extension Worker {
             case .notServed, .unavailable, .wrongSignature: unreachable.append("\(peer.worker): \(answer.message)")
             default: try Self.refuseUnlessOK(answer, lost)
             }
+        }
+        if !refused.isEmpty {
+            throw TransferClient.TLSRefused(description: (refused + unreachable).joined(separator: "; "))
         }
         if !unreachable.isEmpty {
             throw TransferClient.Unreachable(description: unreachable.joined(separator: "; ")
