@@ -51,7 +51,7 @@ extension Relocator {
         @Option(help: "A PEM certificate (its chain after it) for --transfer-listen, with --transfer-tls-key: the endpoint then speaks TLS only, and its heartbeat says so. Its names must include the --transfer-advertise host (an IP address or a DNS name). (default: none: plain HTTP)")
         var transferTlsCert: String?
 
-        @Option(help: "The PEM private key of --transfer-tls-cert.")
+        @Option(help: "The PEM private key of --transfer-tls-cert. (default: none; given with --transfer-tls-cert)")
         var transferTlsKey: String?
 
         @Option(help: "A PEM bundle of the CAs that sign the other hosts' --transfer-tls-cert: a worker that speaks TLS is reached over TLS, its certificate checked against them and the address it advertises. (default: none: a worker that speaks TLS is not pulled from)")
