@@ -18,6 +18,9 @@ on the bridge of the root namespace, the committer runs there. Per run:
              to the workers, a file of 10 s at that rate (at most 1 GiB) pulled: the transfer's average
              rate, from its first chunk recorded verified to its last (the job's `verified`), beside the
              setting; the log line also gives the rate from the count to the worker's ack.
+  tls        (with --tls) the big files pulled again with both workers speaking TLS
+             (--transfer-tls-cert/-key/-ca; a CA and a certificate naming both hosts' data addresses
+             made by openssl), beside the plain pull of the same run: what TLS costs.
 """
 
 import json
@@ -138,20 +141,48 @@ class CrossHostBench:
                 return False
         return True
 
-    def worker(self, host, proxy=False, concurrency=4):
+    def worker(self, host, proxy=False, concurrency=4, tls=False):
         name = f"worker-{host.name}"
+        options = []
+        if tls:
+            d = self.tls_files()
+            options = ["--transfer-tls-cert", os.path.join(d, "host.pem"), "--transfer-tls-key", os.path.join(d, "host-key.pem"),
+                       "--transfer-tls-ca", os.path.join(d, "ca.pem")]
         host.start(name, [self.binary, "worker", "--id", host.name, "--concurrency", str(concurrency), "--metrics-port", "0",
                           "--transfer-listen", host.transfer_listen, "--transfer-advertise",
-                          host.proxy.address if proxy else host.transfer_listen], self.environment(), self.logs)
+                          host.proxy.address if proxy else host.transfer_listen] + options, self.environment(), self.logs)
         advertised = host.proxy.address if proxy else host.transfer_listen
         until(lambda: self.redis.cli("HGET", f"{{xb}}worker:{host.name}", "transfer").strip() == advertised,
               f"{host.name}'s advertisement", 60)
 
-    def restart_workers(self, proxy=False, concurrency=4):
+    def restart_workers(self, proxy=False, concurrency=4, tls=False):
         for host in self.hosts:
             host.kill(f"worker-{host.name}", signal.SIGTERM)
         for host in self.hosts:
-            self.worker(host, proxy=proxy and host.index == 1, concurrency=concurrency)
+            self.worker(host, proxy=proxy and host.index == 1, concurrency=concurrency, tls=tls)
+        if tls:
+            until(lambda: all(self.redis.cli("HGET", f"{{xb}}worker:{h.name}", "transfer_tls").strip() == "1" for h in self.hosts),
+                  "the TLS advertisements", 60)
+
+    def tls_files(self):
+        """A CA and one certificate naming both hosts' data addresses (openssl), in the run's directory."""
+        d = os.path.join(self.work, "tls")
+        if os.path.isdir(d):
+            return d
+        os.makedirs(d, mode=0o700)
+
+        def openssl(*arguments):
+            subprocess.run(["openssl", *arguments], cwd=d, check=True, capture_output=True)
+
+        key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *key, "-days", "2", "-subj", "/CN=relocator bench CA", "-keyout", "ca-key.pem", "-out", "ca.pem")
+        with open(os.path.join(d, "host.ext"), "w") as f:
+            names = ",".join(f"IP:{host.data_address}" for host in self.hosts)
+            f.write(f"subjectAltName={names}\nextendedKeyUsage=serverAuth\n")
+        openssl("req", *key, "-subj", "/CN=relocator bench host", "-keyout", "host-key.pem", "-out", "host.csr")
+        openssl("x509", "-req", "-in", "host.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2",
+                "-extfile", "host.ext", "-out", "host.pem")
+        return d
 
     def write(self, host, level, name, size):
         path = os.path.join(host.level_outside(level), name)
@@ -309,6 +340,38 @@ class CrossHostBench:
         vs_raw.add(ours, raw_rate)
         vs_rsync.add(ours, rsync_rate)
         log(f"crosshost big run {run + 1}: relocator {ours:.0f} MB/s, raw sendfile {raw_rate:.0f} MB/s, rsync daemon {rsync_rate:.0f} MB/s")
+        if self.args.tls:
+            self.big_tls(run, ours)
+
+    def big_tls(self, run, plain):
+        """The same pull between workers that speak TLS, beside the plain pull of this run."""
+        count, mib = self.args.crosshost_mib
+        size = mib << 20
+        h1, h2 = self.hosts[0], self.hosts[1]
+        figure = self.bench.figure("crosshost.big_tls", f"Cross-host: {count} × {mib} MiB pulled over TLS, counts → committed",
+                                   "MB/s", "the plain pull", "≥ 0.5 × plain", lambda m, r: r is not None and r >= 0.5,
+                                   ratio_of="tls/plain", digits=0)
+        self.restart_workers(tls=True)
+        try:
+            # One small pull first, untimed: the fresh workers' first connection and handshake (the
+            # plain pull's workers are warm by the time it is timed).
+            self.write(h1, "bronze", f"tls{run}/warm", 1 << 20)
+            self.move(self.contents([f"tls{run}/warm"]))
+            os.unlink(os.path.join(h2.level_outside("gold"), f"tls{run}/warm"))
+            names = [f"tls{run}/f{i}" for i in range(count)]
+            for name in names:
+                self.write(h1, "bronze", name, size)
+            cids = self.contents(names)
+            ours = count * size / self.move(cids) / MB
+            for name in names:
+                if os.path.exists(os.path.join(h1.level_outside("bronze"), name)) or \
+                        os.path.getsize(os.path.join(h2.level_outside("gold"), name)) != size:
+                    raise RuntimeError(f"{name} was not moved over TLS")
+                os.unlink(os.path.join(h2.level_outside("gold"), name))
+        finally:
+            self.restart_workers()
+        figure.add(ours, plain)
+        log(f"crosshost big over TLS run {run + 1}: {ours:.0f} MB/s, plain {plain:.0f} MB/s")
 
     def small(self, run):
         files = self.args.crosshost_files

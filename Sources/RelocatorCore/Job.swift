@@ -309,6 +309,9 @@ public enum WorkerField: String, Sendable, CaseIterable {
     /// The address (`host:port`) where the worker serves its levels' files to other workers'
     /// transfers (`--transfer-advertise`); absent when it serves none.
     case transfer
+    /// `1` when that endpoint speaks TLS only (`--transfer-tls-cert`): other workers and
+    /// `reconcile` reach it over TLS, checking its certificate; absent for plain HTTP.
+    case transferTLS = "transfer_tls"
 }
 
 /// Counters kept per shard in the `stats` hash.

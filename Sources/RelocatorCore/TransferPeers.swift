@@ -57,6 +57,15 @@ public struct TransferPeer: Equatable, Sendable {
     public var address: TransferAddress
     /// When its heartbeat was last renewed (ms, Redis' clock).
     public var beatAt: Int64?
+    /// Its endpoint speaks TLS only.
+    public var tls = false
+
+    public init(worker: String, address: TransferAddress, beatAt: Int64? = nil, tls: Bool = false) {
+        self.worker = worker
+        self.address = address
+        self.beatAt = beatAt
+        self.tls = tls
+    }
 
     /// The live workers other than `worker` that serve `level` (their heartbeats, which expire
     /// unless renewed, advertise it with a transfer address), the most recently renewed first. A
@@ -65,7 +74,7 @@ public struct TransferPeer: Equatable, Sendable {
         beats.compactMap { beat -> TransferPeer? in
             guard beat.id != worker, beat.transferLevels.contains(level), let text = beat.transfer,
                   let address = try? TransferAddress(parsing: text) else { return nil }
-            return TransferPeer(worker: beat.id, address: address, beatAt: beat.beatAt)
+            return TransferPeer(worker: beat.id, address: address, beatAt: beat.beatAt, tls: beat.transferTLS)
         }
         .sorted { ($0.beatAt ?? 0, $1.worker) > ($1.beatAt ?? 0, $0.worker) }
     }

@@ -29,6 +29,8 @@ public struct RemoteLook: Sendable, Equatable {
 final class PeerInquiry {
     let session: any JobQueueSession
     let signingKey: TransferSigningKey?
+    /// The CAs a peer that speaks TLS is checked against (`reconcile --transfer-tls-ca`).
+    let trust: TransferTLSTrust?
     let ttl: Duration
     let token: String
     private let secret = TransferSecret.random()
@@ -40,9 +42,10 @@ final class PeerInquiry {
     /// peer whose heartbeat still lives would otherwise cost its connect timeout per content.
     private var unreachable: [String: (reason: String, until: ContinuousClock.Instant)] = [:]
 
-    init(session: any JobQueueSession, signingKey: TransferSigningKey?, ttl: Duration) {
+    init(session: any JobQueueSession, signingKey: TransferSigningKey?, trust: TransferTLSTrust? = nil, ttl: Duration) {
         self.session = session
         self.signingKey = signingKey
+        self.trust = trust
         self.ttl = ttl
         // Hex only: it is part of a Redis key (`HostInquiry.isToken`).
         token = String(TransferSecret.random().text.prefix(32))
@@ -101,7 +104,7 @@ final class PeerInquiry {
     }
 
     private func ask(_ peer: TransferPeer, cid: Int64) -> Result<HostInquiry.Answer, InquiryFailure> {
-        let client = TransferClient(address: peer.address, signingKey: signingKey)
+        let client = TransferClient(peer: peer, signingKey: signingKey, trust: trust)
         do {
             let answer = try client.send("GET", TransferProtocol.inquiryPath(cid),
                                          headers: [(TransferProtocol.inquiryHeader, token), (TransferProtocol.secretHeader, secret.text)],
@@ -113,7 +116,8 @@ final class PeerInquiry {
             }
             return .success(decoded)
         } catch {
-            return .failure(InquiryFailure(description: "\(error)", unreachable: error is TransferClient.Unreachable))
+            // A peer refused over TLS is not asked again for a while either: a configuration to mend.
+            return .failure(InquiryFailure(description: "\(error)", unreachable: error is TransferClient.Unreachable || error is TransferClient.TLSRefused))
         }
     }
 

@@ -76,6 +76,8 @@ public struct Reconciler {
         public var remoteLevels: [String] = []
         /// The key the workers share (`--transfer-secret-file`), when they share one.
         public var transferSigningKey: TransferSigningKey?
+        /// The CAs the workers of other hosts that speak TLS are checked against (`--transfer-tls-ca`).
+        public var transferTrust: TransferTLSTrust?
 
         public init(directories: LevelDirectories, fix: Bool) {
             self.directories = directories
@@ -120,7 +122,8 @@ public struct Reconciler {
         self.roots = roots
         levels = settings.directories.names
         remoteLevels = Set(settings.remoteLevels).subtracting(settings.directories.names)
-        inquiry = remoteLevels.isEmpty ? nil : PeerInquiry(session: session, signingKey: settings.transferSigningKey, ttl: .seconds(600))
+        inquiry = remoteLevels.isEmpty ? nil : PeerInquiry(session: session, signingKey: settings.transferSigningKey,
+                                                          trust: settings.transferTrust, ttl: .seconds(600))
     }
 
     mutating func report(_ finding: Finding) {

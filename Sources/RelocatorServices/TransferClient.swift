@@ -9,7 +9,7 @@ import Glibc
 /// A blocking HTTP/1.1 client of one worker's transfer endpoint (`TransferProtocol`): a connect
 /// timeout and a read timeout on an idle connection, so that a lost peer is noticed and never
 /// waited on for ever. Connections are kept open and used again through `connections` (nil: one
-/// connection per request).
+/// connection per request). To a peer that advertises TLS, over TLS only (`TransferSocket`).
 struct TransferClient {
     let address: TransferAddress
     var connections: TransferConnections? = .shared
@@ -17,6 +17,11 @@ struct TransferClient {
     var readTimeout: Duration = .seconds(10)
     /// The key the workers share: every request is signed under it.
     var signingKey: TransferSigningKey?
+    /// The peer serves its transfers over TLS (its heartbeat says so).
+    var tls = false
+    /// The certificate authorities trusted (`--transfer-tls-ca`); without them, a peer that wants
+    /// TLS is refused (`TLSRefused`).
+    var trust: TransferTLSTrust?
 
     /// An answer: its status, headers (lower-case names) and body.
     struct Answer {
@@ -55,7 +60,7 @@ struct TransferClient {
     /// is given up and the request sent once more on a new connection.
     func send(_ method: String, _ path: String, headers: [(String, String)], maximumBody: Int = TransferProtocol.maximumRange + 4096) throws -> Answer {
         let request = self.request(method, path, headers: headers)
-        if let idle = connections?.take(address) {
+        if let idle = connections?.take(address, tls: tls) {
             do {
                 return try exchange(idle, request, method: method, maximumBody: maximumBody)
             } catch let error as Unreachable where error.beforeAnswer {
@@ -81,10 +86,10 @@ struct TransferClient {
 
     /// Sends `request` on `fd` and reads its answer; the connection is closed, or kept for the next
     /// request when the answer was whole, framed by its length, and the endpoint keeps it open.
-    private func exchange(_ fd: Int32, _ request: [UInt8], method: String, maximumBody: Int) throws -> Answer {
+    private func exchange(_ fd: TransferSocket, _ request: [UInt8], method: String, maximumBody: Int) throws -> Answer {
         var keep = false
         defer {
-            if keep, let connections { connections.give(fd, address) } else { close(fd) }
+            if keep, let connections { connections.give(fd, address) } else { fd.close() }
         }
         try sendAll(fd, request)
         let head = try readHead(fd)
@@ -93,9 +98,9 @@ struct TransferClient {
             var body: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                let count = buffer.withUnsafeMutableBytes { fd.receive($0) }
                 if count == 0 { break }
-                guard count > 0 else { throw unreachable(beforeAnswer: false) }
+                guard count > 0 else { throw unreachable(fd, beforeAnswer: false) }
                 body += buffer[0..<count]
                 guard body.count <= maximumBody else { throw Oversized(description: "\(address): an answer larger than \(maximumBody) bytes") }
             }
@@ -109,12 +114,12 @@ struct TransferClient {
     }
 
     /// Sends all of `bytes`.
-    func sendAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    func sendAll(_ fd: TransferSocket, _ bytes: [UInt8]) throws {
         var sent = 0
         while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let count = bytes[sent...].withUnsafeBytes { fd.send($0) }
             guard count > 0 else {
-                throw Unreachable(description: "\(address): the request could not be sent (\(String(cString: strerror(errno))))", beforeAnswer: true)
+                throw Unreachable(description: "\(address): the request could not be sent (\(fd.failure?.reason ?? "nothing sent"))", beforeAnswer: true)
             }
             sent += count
         }
@@ -145,15 +150,18 @@ struct TransferClient {
     /// Reads an answer's head and not a byte more (what follows is its body, or the next answer's
     /// on a connection whose requests are pipelined): the bytes waiting are looked at first, and
     /// only those up to the head's end taken.
-    func readHead(_ fd: Int32) throws -> Head {
+    func readHead(_ fd: TransferSocket) throws -> Head {
         var head: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 1 << 14)
         while true {
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_PEEK)) }
+            let count = buffer.withUnsafeMutableBytes { fd.receive($0, peek: true) }
             if count == 0 {
+                if !fd.isTLS && Self.isTLSRecord(head) {
+                    throw TLSRefused(description: "\(address) answered in TLS: it serves transfers over TLS only, and its heartbeat does not say so")
+                }
                 throw Unreachable(description: "\(address): the connection closed before an answer", beforeAnswer: head.isEmpty)
             }
-            guard count > 0 else { throw unreachable(beforeAnswer: head.isEmpty && errno != EAGAIN && errno != EWOULDBLOCK) }
+            guard count > 0 else { throw unreachable(fd, beforeAnswer: head.isEmpty && !(fd.failure?.timedOut ?? false)) }
             let scanFrom = head.count
             head += buffer[0..<count]
             let end = Self.endOfHeaders(head, from: max(0, scanFrom - 3))
@@ -161,12 +169,17 @@ struct TransferClient {
             // Taken from the socket: exactly what was looked at, up to the head's end.
             var taken = 0
             while taken < take {
-                let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, take - taken, 0) }
-                guard got > 0 else { throw unreachable(beforeAnswer: false) }
+                let got = buffer.withUnsafeMutableBytes { fd.receive(UnsafeMutableRawBufferPointer(rebasing: $0[0..<(take - taken)])) }
+                guard got > 0 else { throw unreachable(fd, beforeAnswer: false) }
                 taken += got
             }
             if let end {
-                let parsed = try Self.headers(head[0..<end])
+                let parsed: (status: Int, headers: [String: String])
+                do {
+                    parsed = try Self.headers(head[0..<end])
+                } catch let error as Unreachable where !fd.isTLS && Self.isTLSRecord(head) {
+                    throw TLSRefused(description: "\(address) speaks TLS, and its heartbeat does not say so (\(error))")
+                }
                 return Head(status: parsed.status, headers: parsed.headers)
             }
             guard head.count <= 65536 else { throw Unreachable(description: "\(address): an answer's head longer than 64 KiB") }
@@ -174,22 +187,28 @@ struct TransferClient {
     }
 
     /// Reads exactly `expected` bytes into `buffer` (at least that large), in large pieces.
-    func readBody(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, expected: Int) throws -> Int {
+    func readBody(_ fd: TransferSocket, into buffer: UnsafeMutableRawBufferPointer, expected: Int) throws -> Int {
         precondition(buffer.count >= expected, "room for the body")
         var filled = 0
         while filled < expected {
-            let got = recv(fd, buffer.baseAddress! + filled, expected - filled, 0)
+            let got = fd.receive(UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<expected]))
             if got == 0 { throw Unreachable(description: "\(address): the answer broke off after \(filled) of \(expected) bytes") }
-            guard got > 0 else { throw unreachable(beforeAnswer: false) }
+            guard got > 0 else { throw unreachable(fd, beforeAnswer: false) }
             filled += got
         }
         return filled
     }
 
-    /// The failure of a `recv` that returned less than 0 (`errno`).
-    func unreachable(beforeAnswer: Bool) -> Unreachable {
-        let reason = errno == EAGAIN || errno == EWOULDBLOCK ? "no answer within \(readTimeout)" : String(cString: strerror(errno))
+    /// The failure of a receive that returned less than 0 (`failure`).
+    func unreachable(_ fd: TransferSocket, beforeAnswer: Bool) -> Unreachable {
+        let reason = fd.failure.map { $0.timedOut ? "no answer within \(readTimeout)" : $0.reason } ?? "no answer"
         return Unreachable(description: "\(address): \(reason)", beforeAnswer: beforeAnswer)
+    }
+
+    /// True when `bytes` begin as a TLS record does (an alert or a handshake, TLS 1.0 to 1.3):
+    /// what a TLS endpoint sends a plaintext request.
+    static func isTLSRecord(_ bytes: [UInt8]) -> Bool {
+        bytes.count >= 3 && (bytes[0] == 0x15 || bytes[0] == 0x16) && bytes[1] == 3 && bytes[2] <= 4
     }
 
     /// The index after `\r\n\r\n`, nil until it came.
@@ -228,8 +247,20 @@ struct TransferClient {
         return (status, headers)
     }
 
-    /// A connected socket with the read timeout set.
-    func connect() throws -> Int32 {
+    /// A connected socket with the read timeout set; over TLS (its handshake made) when the peer
+    /// wants TLS, refused (`TLSRefused`) when no CA is trusted here.
+    func connect() throws -> TransferSocket {
+        if tls {
+            guard let trust else {
+                throw TLSRefused(description: "\(address) serves transfers over TLS, and no --transfer-tls-ca is given here to check its certificate")
+            }
+            return TransferSocket(tls: try TransferTLSStream.connect(address, trust: trust, connectTimeout: connectTimeout, readTimeout: readTimeout))
+        }
+        return TransferSocket(fd: try connectPlain())
+    }
+
+    /// A connected plain socket with the read timeout set.
+    private func connectPlain() throws -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var found: UnsafeMutablePointer<addrinfo>?
@@ -277,6 +308,13 @@ struct TransferClient {
     }
 }
 
+extension TransferClient {
+    /// A client of `peer`, over TLS when it advertises TLS.
+    init(peer: TransferPeer, signingKey: TransferSigningKey?, trust: TransferTLSTrust?) {
+        self.init(address: peer.address, signingKey: signingKey, tls: peer.tls, trust: trust)
+    }
+}
+
 /// The idle connections to transfer endpoints, kept open after a whole answer for the next
 /// request to the same endpoint: a pull's requests, and the next pull's from the same worker, do
 /// not each open a connection. One idle longer than `keepIdle` is closed (the endpoint closes its
@@ -290,7 +328,7 @@ final class TransferConnections: Sendable {
     static let mostIdle = 8
 
     private struct Idle {
-        let fd: Int32
+        let fd: TransferSocket
         let since: ContinuousClock.Instant
     }
 
@@ -305,15 +343,14 @@ final class TransferConnections: Sendable {
     /// How many idle connections are kept, to every endpoint.
     var count: Int { idle.withLock { $0.values.reduce(0) { $0 + $1.count } } }
 
-    /// An open idle connection to `address`, nil when there is none.
-    func take(_ address: TransferAddress) -> Int32? {
+    /// An open idle connection to `address` (over TLS or not, as `tls` says), nil when there is none.
+    func take(_ address: TransferAddress, tls: Bool = false) -> TransferSocket? {
         let now = ContinuousClock.now
-        return idle.withLock { idle -> Int32? in
-            while let connection = idle[address.description]?.popLast() {
+        return idle.withLock { idle -> TransferSocket? in
+            while let connection = idle[Self.key(address, tls: tls)]?.popLast() {
                 // Readable while idle: closed by the endpoint (or bytes no request asked for).
-                var poller = pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)
-                if now - connection.since < keepIdle, poll(&poller, 1, 0) == 0 { return connection.fd }
-                close(connection.fd)
+                if now - connection.since < keepIdle, !connection.fd.isSpoiled { return connection.fd }
+                connection.fd.close()
             }
             return nil
         }
@@ -321,15 +358,21 @@ final class TransferConnections: Sendable {
 
     /// Keeps `fd`, whose last answer was read whole, for the next request to `address`; the
     /// connections idle too long, to any endpoint, are closed.
-    func give(_ fd: Int32, _ address: TransferAddress) {
+    func give(_ fd: TransferSocket, _ address: TransferAddress) {
         let now = ContinuousClock.now
+        let key = Self.key(address, tls: fd.isTLS)
         idle.withLock { idle in
             Self.closeStale(&idle, now: now, keepIdle: keepIdle)
-            var kept = idle[address.description] ?? []
+            var kept = idle[key] ?? []
             kept.append(Idle(fd: fd, since: now))
-            if kept.count > Self.mostIdle { close(kept.removeFirst().fd) }
-            idle[address.description] = kept
+            if kept.count > Self.mostIdle { kept.removeFirst().fd.close() }
+            idle[key] = kept
         }
+    }
+
+    /// Where the connections to `address` are kept: apart for TLS and plain ones.
+    private static func key(_ address: TransferAddress, tls: Bool) -> String {
+        tls ? "tls \(address)" : address.description
     }
 
     /// Closes the connections idle too long, to any endpoint (the worker's maintenance does so
@@ -343,7 +386,7 @@ final class TransferConnections: Sendable {
         for (address, connections) in idle {
             let kept = connections.filter { connection in
                 guard now - connection.since < keepIdle else {
-                    close(connection.fd)
+                    connection.fd.close()
                     return false
                 }
                 return true
@@ -363,7 +406,7 @@ final class TransferRangeStream {
     let client: TransferClient
     let path: String
     let headers: [(String, String)]
-    private var fd: Int32?
+    private var fd: TransferSocket?
     /// The ranges asked and not yet read, in order; `sent` is how many of them went on `fd`.
     private var pending: [(offset: Int64, length: Int)] = []
     private var sent = 0
@@ -467,7 +510,7 @@ final class TransferRangeStream {
     private func sendPending() throws {
         if fd == nil {
             guard !pending.isEmpty else { return }
-            if let idle = client.connections?.take(client.address) {
+            if let idle = client.connections?.take(client.address, tls: client.tls) {
                 fd = idle
                 keptOpen = true
                 idleBefore = true
@@ -496,7 +539,7 @@ final class TransferRangeStream {
     }
 
     private func drop(keepingAsked: Bool = false) {
-        if let fd { close(fd) }
+        fd?.close()
         fd = nil
         sent = 0
         if !keepingAsked { pending = [] }

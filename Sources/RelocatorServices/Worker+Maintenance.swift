@@ -52,7 +52,7 @@ extension Worker {
                              disks: DiskReport.current(settings.directories),
                              directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
                              unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil,
-                             transfer: transferAdvertised.withLock { $0 }?.description)
+                             transfer: transferAdvertised.withLock { $0 }?.description, transferTLS: settings.transferServesTLS)
         let report = try control.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL, promoteDue: promote,
                                                              reapAfter: promote ? settings.heartbeatTTL : nil, listHeld: true,
                                                              horizons: horizons(placement.withLock { $0 })))

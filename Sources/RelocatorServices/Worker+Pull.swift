@@ -91,6 +91,11 @@ extension Worker {
             held.release()
             if error.kind == .levelUnavailable { checkLevels() }
             report(current, error, context, session, log)
+        } catch let error as TransferClient.TLSRefused {
+            held.release()
+            // A configuration to mend (a CA missing or not the peer's, a certificate for another
+            // address): counted, retried with backoff, then dead, with the reason on the job.
+            report(current, MoveError(.transferTLS, "the source's worker cannot be asked: \(error)"), context, session, log)
         } catch let error as TransferClient.Unreachable {
             held.release()
             // A network problem is not the move's: the job waits, counting no attempt.
@@ -335,7 +340,8 @@ extension Worker {
     /// The live worker that has the source (`HEAD`), the most recently seen first. One answering
     /// `source_missing` is not final while another may have it: the source is missing only when
     /// every one of them says so; one that cannot be reached (or does not serve the level now)
-    /// makes the move wait.
+    /// makes the move wait. One refused over TLS (`TransferClient.TLSRefused`) while none has the
+    /// file is the move's failure (`transfer_tls`), not a wait.
     ///
     /// With `firstRange`, each is asked for the file's first `firstRange` bytes (`GET`) instead:
     /// the answer says the same, and its bytes, exactly the range asked and equal to their
@@ -343,10 +349,11 @@ extension Worker {
     func locate(_ job: Job, _ peers: [TransferPeer], _ credentials: [(String, String)], firstRange: Int? = nil) throws -> PulledSource {
         var unreachable: [String] = []
         var missing: [String] = []
+        var refused: [String] = []
         let lost = { MoveError(.leaseLost, "job \(job.id) is no longer this delivery's") }
         let path = TransferProtocol.contentPath(job.cid)
         for peer in peers {
-            let client = TransferClient(address: peer.address, signingKey: settings.transferSigningKey)
+            let client = TransferClient(peer: peer, signingKey: settings.transferSigningKey, trust: settings.transferTrust)
             var answer: TransferClient.Answer
             do {
                 if let firstRange {
@@ -362,6 +369,9 @@ extension Worker {
                 }
             } catch let error as TransferClient.Unreachable {
                 unreachable.append("\(peer.worker): \(error)")
+                continue
+            } catch let error as TransferClient.TLSRefused {
+                refused.append("worker \(peer.worker): \(error)")
                 continue
             }
             if (200..<300).contains(answer.status) {
@@ -387,6 +397,9 @@ extension Worker {
             case .notServed, .unavailable, .wrongSignature: unreachable.append("\(peer.worker): \(answer.message)")
             default: try Self.refuseUnlessOK(answer, lost)
             }
+        }
+        if !refused.isEmpty {
+            throw TransferClient.TLSRefused(description: (refused + unreachable).joined(separator: "; "))
         }
         if !unreachable.isEmpty {
             throw TransferClient.Unreachable(description: unreachable.joined(separator: "; ")

@@ -52,6 +52,11 @@ public final class Worker: Service, Sendable {
         public var checksum: ChecksumAlgorithm = .xxh128
         /// The key the workers share (`--transfer-secret-file`): the pull signs its requests with it.
         public var transferSigningKey: TransferSigningKey?
+        /// This worker's endpoint speaks TLS only (`--transfer-tls-cert`): its heartbeat says so.
+        public var transferServesTLS = false
+        /// The CAs a pull checks the certificate of a peer that speaks TLS against
+        /// (`--transfer-tls-ca`); nil: such a peer is refused (`transfer_tls`).
+        public var transferTrust: TransferTLSTrust?
 
         public init(id: String, levels: [String], directories: LevelDirectories, concurrency: Int, retry: RetryPolicy = .default,
                     heartbeatTTL: Duration = .seconds(10), gracePeriod: Duration = .seconds(30)) {

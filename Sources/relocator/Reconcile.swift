@@ -37,6 +37,9 @@ extension Relocator {
         @Option(help: "The secret file the workers share (their --transfer-secret-file), when they share one: the questions to other hosts' workers are signed with it. (default: none: unsigned, as the workers take them without --transfer-secret-file)")
         var transferSecretFile: String?
 
+        @Option(help: "A PEM bundle of the CAs that sign the workers' --transfer-tls-cert (their --transfer-tls-ca): a worker that speaks TLS is asked over TLS, its certificate checked against them and the address it advertises. (default: none: the levels of a worker that speaks TLS are reported unverified)")
+        var transferTlsCa: String?
+
         @Flag(help: "Repair what is safe to repair.")
         var fix = false
 
@@ -50,12 +53,19 @@ extension Relocator {
             let directories = onThisHost.present.names.isEmpty ? all : onThisHost.present
             _ = try verifyLevelLayout(directories, setting: setting)
             let signingKey = try transferSecretFile.map(readTransferSigningKey)
+            let trust: TransferTLSTrust?
+            do {
+                trust = try transferTlsCa.map { path throws(TransferTLSTrust.Invalid) in try TransferTLSTrust(caFile: path) }
+            } catch {
+                throw CommandFailure("--transfer-tls-ca \(error)")
+            }
             let service = try makeCommandService(runtime, database: database, access: fix ? .readWrite : .readOnly)
             defer { service.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.algorithm = try runtime.checksumAlgorithm()
             settings.remoteLevels = onThisHost.present.names.isEmpty ? [] : onThisHost.absent
             settings.transferSigningKey = signingKey
+            settings.transferTrust = trust
             let progress = ProgressReporter(label: "reconcile", total: nil, unit: "contents")
             let json = self.json
             let reconciler = try await service.reconcile(

@@ -48,6 +48,15 @@ extension Relocator {
         @Option(help: "A file holding a secret (at least 16 bytes) every host's workers share: each transfer request is signed with it, and one without its signature is refused. (default: none: the delivery's own secret only)")
         var transferSecretFile: String?
 
+        @Option(help: "A PEM certificate (its chain after it) for --transfer-listen, with --transfer-tls-key: the endpoint then speaks TLS only, and its heartbeat says so. Its names must include the --transfer-advertise host (an IP address or a DNS name). (default: none: plain HTTP)")
+        var transferTlsCert: String?
+
+        @Option(help: "The PEM private key of --transfer-tls-cert. (default: none; given with --transfer-tls-cert)")
+        var transferTlsKey: String?
+
+        @Option(help: "A PEM bundle of the CAs that sign the other hosts' --transfer-tls-cert: a worker that speaks TLS is reached over TLS, its certificate checked against them and the address it advertises. (default: none: a worker that speaks TLS is not pulled from)")
+        var transferTlsCa: String?
+
         func validate() throws {
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
                 throw ValidationError("--id must be 1 to 128 characters without spaces")
@@ -88,9 +97,38 @@ extension Relocator {
             return try readTransferSigningKey(transferSecretFile)
         }
 
+        /// The endpoint's certificate and key (nil without them), and the CAs of the pulls' peers;
+        /// checked as the command runs: a missing half, or a file that cannot be read or parsed, is
+        /// one line naming it.
+        func transferTLS() throws -> (server: TransferServerTLS?, trust: TransferTLSTrust?) {
+            guard transferTlsCert != nil || transferTlsKey != nil || transferTlsCa != nil else { return (nil, nil) }
+            guard transferListen != nil else {
+                let given = transferTlsCert != nil ? "--transfer-tls-cert" : transferTlsKey != nil ? "--transfer-tls-key" : "--transfer-tls-ca"
+                throw ValidationError("\(given) needs --transfer-listen")
+            }
+            var server: TransferServerTLS?
+            switch (transferTlsCert, transferTlsKey) {
+            case (nil, nil): break
+            case (_?, nil): throw ValidationError("--transfer-tls-cert needs --transfer-tls-key (the certificate's private key)")
+            case (nil, _?): throw ValidationError("--transfer-tls-key needs --transfer-tls-cert (the certificate it is the key of)")
+            case (let cert?, let key?):
+                do {
+                    server = try TransferServerTLS(certificateFile: cert, keyFile: key)
+                } catch {
+                    throw CommandFailure("\(error)")
+                }
+            }
+            do {
+                return (server, try transferTlsCa.map { path throws(TransferTLSTrust.Invalid) in try TransferTLSTrust(caFile: path) })
+            } catch {
+                throw CommandFailure("--transfer-tls-ca \(error)")
+            }
+        }
+
         func run() async throws {
             let transfer = try transferAddresses()
             let signingKey = try transferSigningKey()
+            let tls = try transferTLS()
             var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
             var remoteLevels: Set<String> = []
             let logger = Logs.logger("relocator.worker")
@@ -119,6 +157,8 @@ extension Relocator {
             settings.remoteLevels = remoteLevels
             settings.checksum = try runtime.checksumAlgorithm()
             settings.transferSigningKey = signingKey
+            settings.transferServesTLS = tls.server != nil
+            settings.transferTrust = tls.trust
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
             let held = try HeldLevels(directories)
@@ -132,7 +172,7 @@ extension Relocator {
             if let transfer {
                 let queue = Composition.queueGateway(keys: try runtime.keys(), redis: try runtime.redis(), connections: 4)
                 let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"), signingKey: signingKey)
-                services.append(TransferServer(endpoint: endpoint, listen: transfer.listen) { worker.transferServed(on: $0) })
+                services.append(TransferServer(endpoint: endpoint, listen: transfer.listen, tls: tls.server) { worker.transferServed(on: $0) })
             }
             let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
             try await group.run()

@@ -24,7 +24,7 @@ import TestSupport
         #expect(try packages(["--demo", "--postgres"]) == demo.union(["postgresql", "postgresql-client"]))
         #expect(try packages(["--build"]).isSubset(of: demo))
         let tests = try packages([])
-        #expect(demo.isSubset(of: tests) && tests.isSuperset(of: ["mariadb-server", "chromium", "prometheus", "wrk", "playwright (PyPI)"]))
+        #expect(demo.isSubset(of: tests) && tests.isSuperset(of: ["mariadb-server", "chromium", "prometheus", "wrk", "openssl", "playwright (PyPI)"]))
         // The benchmark's peers come only with --bench, from their requirements file.
         #expect(try packages(["--bench"]) == tests.union(["flask (PyPI)", "gunicorn (PyPI)", "rq (PyPI)", "redis (PyPI)", "psycopg2-binary (PyPI)"]))
     }

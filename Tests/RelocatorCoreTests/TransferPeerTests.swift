@@ -61,3 +61,23 @@ import Testing
         #expect(beat("w", at: 1, levels: ["gold": "/ssd", "silver": "/hdd"], unavailable: ["silver"], transfer: "h:1").transferLevels == ["gold"])
     }
 }
+
+/// A worker whose endpoint speaks TLS says so in its heartbeat (`transfer_tls`), and its peers
+/// know it: pure rules, no server.
+@Suite struct TransferTLSAdvertTests {
+    @Test func theHeartbeatSaysTLSAndThePeerCarriesIt() throws {
+        var beat = Heartbeat(id: "archive", kind: .worker, beatAt: 1, directories: ["bronze": "/srv/bulk"], transfer: "10.0.0.20:7700",
+                             transferTLS: true)
+        #expect(beat.fields[.transferTLS] == "1")
+        let read = Heartbeat(id: "archive", fields: beat.fields)
+        #expect(read.transferTLS)
+        #expect(TransferPeer.serving("bronze", among: [read], excluding: "edge").map(\.tls) == [true])
+        // Plain: no field, and a peer reached in plain HTTP.
+        beat.transferTLS = false
+        #expect(beat.fields[.transferTLS] == nil)
+        #expect(TransferPeer.serving("bronze", among: [Heartbeat(id: "archive", fields: beat.fields)], excluding: "edge").map(\.tls) == [false])
+        // No endpoint, nothing said of TLS.
+        let none = Heartbeat(id: "archive", kind: .worker, directories: ["bronze": "/srv/bulk"], transferTLS: true)
+        #expect(none.fields[.transferTLS] == nil)
+    }
+}

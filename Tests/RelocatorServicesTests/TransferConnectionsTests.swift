@@ -29,10 +29,10 @@ import Glibc
         let left = try TransferAddress(parsing: "127.0.0.1:7401"), restarted = try TransferAddress(parsing: "127.0.0.1:7402")
         let first = try Self.pair(), second = try Self.pair()
         defer { for fd in [first.other, second.other] { close(fd) } }
-        connections.give(first.kept, left)
+        connections.give(TransferSocket(fd: first.kept), left)
         #expect(!Self.closed(first.other))
         // Nothing is ever asked of the first endpoint again: the next answer kept closes its connection.
-        connections.give(second.kept, restarted)
+        connections.give(TransferSocket(fd: second.kept), restarted)
         #expect(Self.closed(first.other), "the connection to the endpoint asked nothing since is closed")
         #expect(connections.count == 1)
         // And the maintenance's sweep closes the last one, with no answer kept after it.
@@ -47,14 +47,15 @@ import Glibc
         let first = try Self.pair(), second = try Self.pair()
         defer {
             for fd in [first.other, second.other] { close(fd) }
-            for address in [one, other] { while let fd = connections.take(address) { close(fd) } }
+            for address in [one, other] { while let socket = connections.take(address) { socket.close() } }
         }
-        connections.give(first.kept, one)
-        connections.give(second.kept, other)
+        let kept = TransferSocket(fd: first.kept)
+        connections.give(kept, one)
+        connections.give(TransferSocket(fd: second.kept), other)
         connections.sweep()
         #expect(connections.count == 2)
         #expect(!Self.closed(first.other) && !Self.closed(second.other))
-        #expect(connections.take(one) == first.kept)
-        close(first.kept)
+        #expect(connections.take(one) === kept)
+        kept.close()
     }
 }

@@ -33,6 +33,10 @@ public enum FailureReason: String, Sendable, CaseIterable, Codable {
     case undecodableJob = "undecodable_job"
     /// The content can never fit below its target's high watermark.
     case doesNotFit = "does_not_fit"
+    /// TLS with the source's worker was refused: no `--transfer-tls-ca` for a peer that speaks
+    /// TLS, a certificate not signed by a trusted CA or not naming the peer's address, a peer that
+    /// does not speak TLS. A configuration to mend: retried with backoff, then dead, never silent.
+    case transferTLS = "transfer_tls"
 
     /// Permanent failures go straight to the dead-letter list; the others are retried (an operator
     /// can free space, fix permissions or remount; a changed source is copied again). A checksum
@@ -42,7 +46,7 @@ public enum FailureReason: String, Sendable, CaseIterable, Codable {
         case .invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict, .undecodableJob, .doesNotFit:
             return true
         case .sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost,
-             .contentLocked, .levelUnavailable:
+             .contentLocked, .levelUnavailable, .transferTLS:
             return false
         }
     }

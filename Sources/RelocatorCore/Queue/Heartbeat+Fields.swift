@@ -31,6 +31,7 @@ extension Heartbeat {
         if !unavailable.isEmpty { info[.unavailable] = unavailable.joined(separator: ",") }
         info[.metricsPort] = metricsPort.map(String.init)
         info[.transfer] = transfer
+        if transfer != nil && transferTLS { info[.transferTLS] = "1" }
         return info
     }
 
@@ -45,6 +46,7 @@ extension Heartbeat {
                   levels: list(.levels), concurrency: fields[.concurrency].flatMap { Int($0) }, held: fields[.held].flatMap { Int($0) },
                   startedAt: fields[.startedAt].flatMap { Int64($0) }, beatAt: fields[.beatAt].flatMap { Int64($0) },
                   disks: fields[.disks].map(DiskReport.init(decoding:)), directories: directories, unavailable: list(.unavailable),
-                  metricsPort: fields[.metricsPort].flatMap { Int($0) }, transfer: fields[.transfer].flatMap { $0.isEmpty ? nil : $0 })
+                  metricsPort: fields[.metricsPort].flatMap { Int($0) }, transfer: fields[.transfer].flatMap { $0.isEmpty ? nil : $0 },
+                  transferTLS: fields[.transferTLS] == "1")
     }
 }

@@ -362,10 +362,12 @@ public struct Heartbeat: Sendable, Equatable {
     public var metricsPort: Int?
     /// Where it serves the files of its levels to other workers (`host:port`; nil: it serves none).
     public var transfer: String?
+    /// Its transfer endpoint speaks TLS only.
+    public var transferTLS: Bool
 
     public init(id: String, kind: Kind, host: String? = nil, pid: Int? = nil, levels: [String] = [], concurrency: Int? = nil, held: Int? = nil,
                 startedAt: Int64? = nil, beatAt: Int64? = nil, disks: DiskReport? = nil, directories: [String: String] = [:],
-                unavailable: [String] = [], metricsPort: Int? = nil, transfer: String? = nil) {
+                unavailable: [String] = [], metricsPort: Int? = nil, transfer: String? = nil, transferTLS: Bool = false) {
         self.id = id
         self.kind = kind
         self.host = host
@@ -380,6 +382,7 @@ public struct Heartbeat: Sendable, Equatable {
         self.unavailable = unavailable
         self.metricsPort = metricsPort
         self.transfer = transfer
+        self.transferTLS = transferTLS
     }
 
     /// The levels whose files it serves to other workers: those whose directory it holds and
