@@ -100,7 +100,10 @@ final class ChunkBuffers {
     /// is still read whole, in more pieces.
     func fit(_ size: Int64) {
         guard storage.isEmpty else { return }
-        allocate(Int(min(Int64(chunkSize), max(4096, (size + 4095) / 4096 * 4096))))
+        // The size is the file system's (a sparse file may claim up to Int64.max): bounded by a
+        // chunk before it is rounded up to whole pages.
+        let bounded = min(max(size, 0), Int64(chunkSize))
+        allocate(Int(min(Int64(chunkSize), max(4096, (bounded + 4095) / 4096 * 4096))))
     }
 
     /// Chunks at most this small are hashed on the calling thread: handing them to another

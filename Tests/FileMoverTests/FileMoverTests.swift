@@ -110,6 +110,17 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(plain.pendingSync == nil && synced.all.filter { $0 == root.path + "/bronze" }.count == 2)
     }
 
+    /// A size the file system reports (a sparse file may claim up to Int64.max) sizes the buffers
+    /// without trapping: at most a chunk, at least a page.
+    @Test func chunkBuffersFitAnySizeAFileMayClaim() {
+        for size in [Int64.max, Int64.max - 4094, -1, Int64.min, 0, 5000] {
+            let buffers = ChunkBuffers(chunkSize: 1 << 20)
+            buffers.fit(size)
+            let expected = size == 5000 ? 8192 : (size <= 0 ? 4096 : 1 << 20)
+            #expect(buffers[0].count == expected, "size \(size)")
+        }
+    }
+
     @Test func anEmptyFileMovesToo() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 1024)
@@ -375,14 +386,14 @@ final class Recorder<Value: Sendable>: Sendable {
         let permanent: [MoveError.Kind] = [.invalidFilename, .unsafePath, .unknownLevel, .sourceMissing, .notRegularFile, .destinationConflict,
                                            .undecodableJob, .doesNotFit]
         let transient: [MoveError.Kind] = [.sourceChanged, .noSpace, .permissionDenied, .readOnly, .ioError, .checksumMismatch, .cancelled, .leaseLost,
-                                           .contentLocked, .levelUnavailable]
+                                           .contentLocked, .levelUnavailable, .transferTLS]
         #expect(Set(permanent + transient).count == MoveError.Kind.allCases.count)
         #expect(permanent.allSatisfy { MoveError($0, "x").isPermanent })
         #expect(transient.allSatisfy { !MoveError($0, "x").isPermanent })
         #expect(MoveError.Kind.allCases.map(\.rawValue) == [
             "invalid_filename", "unsafe_path", "unknown_level", "source_missing", "not_regular_file", "destination_conflict",
             "source_changed", "no_space", "permission_denied", "read_only", "io_error", "checksum_mismatch", "cancelled", "lease_lost",
-            "content_locked", "level_unavailable", "undecodable_job", "does_not_fit",
+            "content_locked", "level_unavailable", "undecodable_job", "does_not_fit", "transfer_tls",
         ])
         #expect(MoveError(.sourceChanged, "gold/a changed").description == "source_changed: gold/a changed")
     }

@@ -89,6 +89,31 @@ import TestSupport
         #expect(try q.queue.lastMoved(cid: 4, on: q.redis) == nil)
     }
 
+    /// A done job whose hash lost its `db_level` (no script writes one so; an operator's HDEL may)
+    /// commits with the rest of its batch: scored on its target by its count, moved-at stamped.
+    @Test func aBatchCommitsAJobWhoseHashHasNoLevelLeft() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.submit(1, 20000, to: "gold")
+        try q.submit(2, 20000, from: "silver", to: "gold")
+        var ids: [String] = []
+        for _ in 0..<2 {
+            let job = try #require(try q.fetch())
+            #expect(try q.queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00",
+                                    bytes: 1, foundIn: nil, on: q.redis))
+            ids.append(job.id)
+        }
+        try q.redis.send("HDEL", q.shard.job(1), JobField.dbLevel.rawValue)
+        let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 10, on: q.redis)
+        try q.queue.markCommitted(ids: batch.map(\.id), shard: 0, committer: "c1", ttl: .seconds(60),
+                                  levels: ["gold", "silver", "bronze"], on: q.redis)
+        for cid in Int64(1)...2 {
+            #expect(try q.redis.send("HGET", q.shard.job(cid), JobField.status.rawValue).string == JobStatus.committed.rawValue)
+            #expect(try q.queue.lastMoved(cid: cid, on: q.redis) != nil)
+            #expect(try q.queue.residentScore(cid: cid, level: "gold", on: q.redis) == 20000)
+        }
+    }
+
     @Test func aHitCounterHalvesEveryHalfLife() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

@@ -57,7 +57,8 @@ for i = first, #ARGV do
         leaving[h[5]] = leaving[h[5]] or {}
         table.insert(leaving[h[5]], cid)
       end
-      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5], to = h[3], count = h[6]}) end
+      -- (A job hash with no db_level left, which no script writes, still commits: no score to carry.)
+      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5] or '', to = h[3], count = h[6]}) end
       local nextTarget = h[4]
       if nextTarget and nextTarget ~= h[3] and not queues[nextTarget] then
         table.insert(unknown, id)
