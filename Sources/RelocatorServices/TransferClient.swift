@@ -59,6 +59,7 @@ struct TransferClient {
     /// (`TransferConnections`); one the endpoint closed meanwhile (nothing of an answer came on it)
     /// is given up and the request sent once more on a new connection.
     func send(_ method: String, _ path: String, headers: [(String, String)], maximumBody: Int = TransferProtocol.maximumRange + 4096) throws -> Answer {
+        try refuseUnlessTLSAllowed()
         let request = self.request(method, path, headers: headers)
         if let idle = connections?.take(address, tls: tls) {
             do {
@@ -250,6 +251,7 @@ struct TransferClient {
     /// A connected socket with the read timeout set; over TLS (its handshake made) when the peer
     /// wants TLS, refused (`TLSRefused`) when no CA is trusted here.
     func connect() throws -> TransferSocket {
+        try refuseUnlessTLSAllowed()
         if tls {
             guard let trust else {
                 throw TLSRefused(description: "\(address) serves transfers over TLS, and no --transfer-tls-ca is given here to check its certificate")
@@ -257,6 +259,14 @@ struct TransferClient {
             return TransferSocket(tls: try TransferTLSStream.connect(address, trust: trust, connectTimeout: connectTimeout, readTimeout: readTimeout))
         }
         return TransferSocket(fd: try connectPlain())
+    }
+
+    /// Refuses (`TLSRefused`) a peer that does not advertise TLS when every peer must speak it
+    /// (`--transfer-tls-required`): nothing is sent to it.
+    func refuseUnlessTLSAllowed() throws {
+        guard !tls, let trust, trust.required else { return }
+        throw TLSRefused(description: "\(address) does not advertise TLS (its heartbeat has no \(WorkerField.transferTLS.rawValue)), "
+                         + "and --transfer-tls-required is given here: nothing is sent to it in plain HTTP")
     }
 
     /// A connected plain socket with the read timeout set.
@@ -510,6 +520,7 @@ final class TransferRangeStream {
     private func sendPending() throws {
         if fd == nil {
             guard !pending.isEmpty else { return }
+            try client.refuseUnlessTLSAllowed()
             if let idle = client.connections?.take(client.address, tls: client.tls) {
                 fd = idle
                 keptOpen = true

@@ -16,6 +16,10 @@ public struct TransferTLSTrust: Sendable {
     /// The file the authorities came from (named in failures).
     public let file: String
     let context: NIOSSLContext
+    /// Every peer is reached over TLS (`--transfer-tls-required`): one whose heartbeat does not
+    /// advertise TLS is refused (`TransferClient.TLSRefused`) and sent nothing, neither a delivery's
+    /// secret nor a request.
+    public var required = false
 
     /// A file that cannot be read, holds no certificate or one that does not parse: one line naming it.
     public struct Invalid: Error, CustomStringConvertible, Sendable {
