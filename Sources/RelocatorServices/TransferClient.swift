@@ -78,7 +78,7 @@ struct TransferClient {
         if let signingKey {
             func value(_ name: String) -> String { headers.first { $0.0.lowercased() == name.lowercased() }?.1 ?? "" }
             let cid = path.split(separator: "/").dropFirst(TransferProtocol.pathPrefix.split(separator: "/").count).first.map(String.init) ?? ""
-            let signature = signingKey.sign(method: method, path: path, cid: cid, gen: value(TransferProtocol.genHeader), range: value("Range"))
+            let signature = signingKey.sign(method: method, path: path, cid: cid, gen: value(TransferProtocol.genHeader), range: value(TransferProtocol.rangeHeader))
             head += "\(TransferProtocol.signatureHeader): \(signature)\r\n"
         }
         head += "\r\n"
@@ -382,8 +382,11 @@ final class TransferConnections: Sendable {
 
     /// Where the connections to `address` are kept: apart for TLS and plain ones.
     private static func key(_ address: TransferAddress, tls: Bool) -> String {
-        tls ? "tls \(address)" : address.description
+        tls ? tlsKeyPrefix + address.description : address.description
     }
+
+    /// What a TLS connection's key begins with (an address never does).
+    static let tlsKeyPrefix = "tls "
 
     /// Closes the connections idle too long, to any endpoint (the worker's maintenance does so
     /// between pulls too).
@@ -538,7 +541,7 @@ final class TransferRangeStream {
         guard sent < until else { return }
         var bytes: [UInt8] = []
         for range in pending[sent..<until] {
-            bytes += client.request("GET", path, headers: headers + [("Range", "bytes=\(range.offset)-\(range.offset + Int64(range.length) - 1)")])
+            bytes += client.request("GET", path, headers: headers + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: range.offset, length: Int64(range.length)))])
         }
         do {
             try client.sendAll(fd, bytes)

@@ -221,7 +221,7 @@ extension Worker {
         // Whatever stops the pull, the temporary file stays: the next delivery resumes from it.
         if let kept = copy.keptPrefixChecksum {
             let answer = try source.client.send("HEAD", TransferProtocol.contentPath(job.cid),
-                                                headers: credentials + [("Range", "bytes=0-\(copy.written - 1)"), (TransferProtocol.versionHeader, source.version)])
+                                                headers: credentials + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: 0, length: copy.written)), (TransferProtocol.versionHeader, source.version)])
             try Self.refuseUnlessOK(answer, lost)
             if answer.header(TransferProtocol.rangeChecksumHeader) == kept.description {
                 log.info("resuming a transfer after the \(copy.written) bytes verified before")
@@ -294,7 +294,7 @@ extension Worker {
             guard found.size == size else { throw conflict }
             if size > 0 {
                 let answer = try found.client.send("HEAD", TransferProtocol.contentPath(job.cid),
-                                                   headers: credentials + [("Range", "bytes=0-\(size - 1)"), (TransferProtocol.versionHeader, found.version)])
+                                                   headers: credentials + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: 0, length: size)), (TransferProtocol.versionHeader, found.version)])
                 try Self.refuseUnlessOK(answer, lost)
                 guard answer.header(TransferProtocol.rangeChecksumHeader) == (try root.checksum(of: filename, algorithm: .xxh128))?.description else {
                     throw conflict
@@ -358,7 +358,7 @@ extension Worker {
             do {
                 if let firstRange {
                     do {
-                        answer = try client.send("GET", path, headers: credentials + [("Range", "bytes=0-\(firstRange - 1)")], maximumBody: firstRange)
+                        answer = try client.send("GET", path, headers: credentials + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: 0, length: Int64(firstRange)))], maximumBody: firstRange)
                     } catch is TransferClient.Oversized {
                         // More than was asked: nothing of it is kept, and the range is asked again.
                         answer = try client.send("HEAD", path, headers: credentials)
@@ -383,7 +383,7 @@ extension Worker {
                 var first: [UInt8]?
                 if let firstRange, answer.status == 206, size > 0 {
                     let count = min(Int64(firstRange), size)
-                    if answer.body.count == count, answer.header("content-range") == "bytes 0-\(count - 1)/\(size)",
+                    if answer.body.count == count, answer.header(TransferProtocol.contentRangeHeader) == TransferProtocol.contentRange(offset: 0, length: count, size: size),
                        answer.header(TransferProtocol.rangeChecksumHeader) == ReceivedChunk.checksum(answer.body).description {
                         first = answer.body
                     }
@@ -445,8 +445,8 @@ extension Worker {
                 if let served = answer.header(TransferProtocol.versionHeader), served != source.version {
                     throw MoveError(.sourceChanged, "\(job.dbLevel)/\(job.filename.prefix(200)) changed during the transfer")
                 }
-                if count != length || answer.header("content-range") != "bytes \(offset)-\(last)/\(source.size)" {
-                    wrong = "\(count) bytes as \(answer.header("content-range")?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
+                if count != length || answer.header(TransferProtocol.contentRangeHeader) != TransferProtocol.contentRange(offset: offset, length: Int64(length), size: source.size) {
+                    wrong = "\(count) bytes as \(answer.header(TransferProtocol.contentRangeHeader)?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
                 } else if answer.header(TransferProtocol.rangeChecksumHeader) != copy.rangeReceived().checksum.description {
                     wrong = "bytes \(offset)-\(last) arrived changed"
                 } else {
