@@ -181,14 +181,7 @@ extension Worker {
         let firstRange = (job.verified ?? 0) > 0 ? nil : Self.pullFirstRange
         let routed = peers[0].address
         guard try session.record(delivery, .pullStarted(secretDigest: secret.digest, route: route(to: peers[0]))) else { throw lost() }
-        let source: PulledSource
-        do {
-            source = try locate(job, peers, credentials, firstRange: firstRange)
-        } catch let error as MoveError where error.kind == .sourceMissing && cached {
-            // Not final before the workers serving the level now are asked.
-            (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true)
-            source = try locate(job, peers, credentials, firstRange: firstRange)
-        }
+        let source = try locate(job, &peers, cached: cached, reading, credentials, firstRange: firstRange)
         if source.client.address != routed {
             // Found on another worker than the one asked first: the route says where it comes from.
             guard try session.record(delivery, .pulling(route(of: source, among: peers))) else { throw lost() }
@@ -336,6 +329,23 @@ extension Worker {
     /// How long the heartbeats a pull read serve the next pulls (a source's worker that cannot be
     /// reached is asked again after `pullReconnectInterval`, with them read again by then).
     static let heartbeatsKept: Duration = .milliseconds(500)
+
+    /// `locate` among `peers`; when they come from the heartbeats read before (`cached`), an
+    /// answer that is not final is asked again once of the workers serving the level now: a
+    /// source none of them has (it may be on a worker that began serving since), and a refusal
+    /// over TLS or for want of it (the peer may have restarted with or without a certificate since
+    /// its heartbeat was read), which would count a failed attempt.
+    func locate(_ job: Job, _ peers: inout [TransferPeer], cached: Bool, _ reading: any QueueReading, _ credentials: [(String, String)],
+                firstRange: Int? = nil) throws -> PulledSource {
+        do {
+            return try locate(job, peers, credentials, firstRange: firstRange)
+        } catch let error as MoveError where error.kind == .sourceMissing && cached {
+            peers = try transferPeers(job.dbLevel, reading, fresh: true).peers
+        } catch is TransferClient.TLSRefused where cached {
+            peers = try transferPeers(job.dbLevel, reading, fresh: true).peers
+        }
+        return try locate(job, peers, credentials, firstRange: firstRange)
+    }
 
     /// The live worker that has the source (`HEAD`), the most recently seen first. One answering
     /// `source_missing` is not final while another may have it: the source is missing only when
