@@ -176,7 +176,7 @@ import Glibc
         let data = CrossHostPullTests.pattern(70_000, 51)
         try data.write(to: URL(fileURLWithPath: h.bronze + "/plain.bin"))
         try Data("not moved\n".utf8).write(to: URL(fileURLWithPath: h.bronze + "/still.bin"))
-        #expect(try h.cli.run(["contents", "import", "-"], input: "51,plain.bin,bronze\n52,still.bin,bronze\n").status == 0)
+        #expect(try h.cli.run(["contents", "import", "-"], input: "51,plain.bin,bronze\n52,still.bin,gold\n").status == 0)
         try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
         let archiveLevels = "bronze=\(h.bronze),silver=\(h.silver),gold=\(h.elsewhere)/gold"
         try h.cli.start("archive", h.worker + ["archive", "--transfer-advertise", advertised], environment: ["RELOCATOR_LEVELS": archiveLevels])
@@ -195,8 +195,9 @@ import Glibc
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.bronze + "/plain.bin")) == data)
         #expect(!FileManager.default.fileExists(atPath: h.gold + "/plain.bin"))
 
-        // reconcile, as the edge's host sees it (of a content not in flight): the archive's levels
-        // unverified, nothing sent.
+        // reconcile, as the edge's host sees it, of a content the database puts on gold (the
+        // edge's) and that is not there (it is on the archive's bronze): the archive's levels, which
+        // it would be asked about, are unverified, and nothing is sent to it.
         let reconcile = CrossHostReconcileTests()
         let edgeLevels = try #require(h.edgeLevels["RELOCATOR_LEVELS"])
         let run = try reconcile.reconcile(h.cli, edgeLevels, ["--transfer-tls-ca", certificates.ca(), "--transfer-tls-required"])
