@@ -151,7 +151,17 @@ let package = Package(
         // One contract, two queues: every life-cycle scenario on the Redis queue and the memory queue.
         .testTarget(name: "AppTests", dependencies: ["RelocatorApp", "RelocatorTesting"]),
         .testTarget(name: "QueueContractTests", dependencies: ["JobQueue", "RelocatorTesting", "TestSupport"]),
-        .testTarget(name: "RelocatorServicesTests", dependencies: ["RelocatorServices", "RelocatorTesting", "RelocatorFaults", "JobQueue", "TestSupport"]),
+        .testTarget(
+            name: "RelocatorServicesTests",
+            dependencies: [
+                "RelocatorServices", "RelocatorTesting", "RelocatorFaults", "JobQueue", "TestSupport",
+                // A TLS peer of the tests' own (`TransferSocketTests`).
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         .testTarget(
             name: "RelocatorAPITests",
             dependencies: [

@@ -312,6 +312,9 @@ public enum WorkerField: String, Sendable, CaseIterable {
     /// `1` when that endpoint speaks TLS only (`--transfer-tls-cert`): other workers and
     /// `reconcile` reach it over TLS, checking its certificate; absent for plain HTTP.
     case transferTLS = "transfer_tls"
+
+    /// The value of `transferTLS` for an endpoint that speaks TLS only.
+    public static let transferTLSOn = "1"
 }
 
 /// Counters kept per shard in the `stats` hash.

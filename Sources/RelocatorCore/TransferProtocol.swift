@@ -61,6 +61,15 @@ public enum TransferProtocol {
     public static let refusalHeader = "Relocator-Refusal"
     /// Request (remove): the checksum of the copy, as its delivery recorded it.
     public static let checksumHeader = "Relocator-Checksum"
+    /// Request (GET, HEAD): the bytes asked, `bytes=first-last` (`rangeValue`).
+    public static let rangeHeader = "Range"
+    /// Answer (GET with a range): the bytes it carries, `bytes first-last/size` (`contentRange`).
+    public static let contentRangeHeader = "Content-Range"
+
+    /// The `Range` of `length` bytes (at least 1) from `offset`.
+    public static func rangeValue(offset: Int64, length: Int64) -> String { "bytes=\(offset)-\(offset + length - 1)" }
+    /// The `Content-Range` of an answer of `length` bytes (at least 1) from `offset`, of a file of `size`.
+    public static func contentRange(offset: Int64, length: Int64, size: Int64) -> String { "bytes \(offset)-\(offset + length - 1)/\(size)" }
 
     /// The most bytes one answer carries.
     public static let maximumRange = 64 << 20

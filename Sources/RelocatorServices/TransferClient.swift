@@ -59,6 +59,7 @@ struct TransferClient {
     /// (`TransferConnections`); one the endpoint closed meanwhile (nothing of an answer came on it)
     /// is given up and the request sent once more on a new connection.
     func send(_ method: String, _ path: String, headers: [(String, String)], maximumBody: Int = TransferProtocol.maximumRange + 4096) throws -> Answer {
+        try refuseUnlessTLSAllowed()
         let request = self.request(method, path, headers: headers)
         if let idle = connections?.take(address, tls: tls) {
             do {
@@ -77,7 +78,7 @@ struct TransferClient {
         if let signingKey {
             func value(_ name: String) -> String { headers.first { $0.0.lowercased() == name.lowercased() }?.1 ?? "" }
             let cid = path.split(separator: "/").dropFirst(TransferProtocol.pathPrefix.split(separator: "/").count).first.map(String.init) ?? ""
-            let signature = signingKey.sign(method: method, path: path, cid: cid, gen: value(TransferProtocol.genHeader), range: value("Range"))
+            let signature = signingKey.sign(method: method, path: path, cid: cid, gen: value(TransferProtocol.genHeader), range: value(TransferProtocol.rangeHeader))
             head += "\(TransferProtocol.signatureHeader): \(signature)\r\n"
         }
         head += "\r\n"
@@ -250,6 +251,7 @@ struct TransferClient {
     /// A connected socket with the read timeout set; over TLS (its handshake made) when the peer
     /// wants TLS, refused (`TLSRefused`) when no CA is trusted here.
     func connect() throws -> TransferSocket {
+        try refuseUnlessTLSAllowed()
         if tls {
             guard let trust else {
                 throw TLSRefused(description: "\(address) serves transfers over TLS, and no --transfer-tls-ca is given here to check its certificate")
@@ -257,6 +259,14 @@ struct TransferClient {
             return TransferSocket(tls: try TransferTLSStream.connect(address, trust: trust, connectTimeout: connectTimeout, readTimeout: readTimeout))
         }
         return TransferSocket(fd: try connectPlain())
+    }
+
+    /// Refuses (`TLSRefused`) a peer that does not advertise TLS when every peer must speak it
+    /// (`--transfer-tls-required`): nothing is sent to it.
+    func refuseUnlessTLSAllowed() throws {
+        guard !tls, let trust, trust.required else { return }
+        throw TLSRefused(description: "\(address) does not advertise TLS (its heartbeat has no \(WorkerField.transferTLS.rawValue)), "
+                         + "and --transfer-tls-required is given here: nothing is sent to it in plain HTTP")
     }
 
     /// A connected plain socket with the read timeout set.
@@ -372,8 +382,11 @@ final class TransferConnections: Sendable {
 
     /// Where the connections to `address` are kept: apart for TLS and plain ones.
     private static func key(_ address: TransferAddress, tls: Bool) -> String {
-        tls ? "tls \(address)" : address.description
+        tls ? tlsKeyPrefix + address.description : address.description
     }
+
+    /// What a TLS connection's key begins with (an address never does).
+    static let tlsKeyPrefix = "tls "
 
     /// Closes the connections idle too long, to any endpoint (the worker's maintenance does so
     /// between pulls too).
@@ -510,6 +523,7 @@ final class TransferRangeStream {
     private func sendPending() throws {
         if fd == nil {
             guard !pending.isEmpty else { return }
+            try client.refuseUnlessTLSAllowed()
             if let idle = client.connections?.take(client.address, tls: client.tls) {
                 fd = idle
                 keptOpen = true
@@ -527,7 +541,7 @@ final class TransferRangeStream {
         guard sent < until else { return }
         var bytes: [UInt8] = []
         for range in pending[sent..<until] {
-            bytes += client.request("GET", path, headers: headers + [("Range", "bytes=\(range.offset)-\(range.offset + Int64(range.length) - 1)")])
+            bytes += client.request("GET", path, headers: headers + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: range.offset, length: Int64(range.length)))])
         }
         do {
             try client.sendAll(fd, bytes)

@@ -16,6 +16,10 @@ public struct TransferTLSTrust: Sendable {
     /// The file the authorities came from (named in failures).
     public let file: String
     let context: NIOSSLContext
+    /// Every peer is reached over TLS (`--transfer-tls-required`): one whose heartbeat does not
+    /// advertise TLS is refused (`TransferClient.TLSRefused`) and sent nothing, neither a delivery's
+    /// secret nor a request.
+    public var required = false
 
     /// A file that cannot be read, holds no certificate or one that does not parse: one line naming it.
     public struct Invalid: Error, CustomStringConvertible, Sendable {
@@ -88,10 +92,20 @@ final class TransferSocket: @unchecked Sendable {
         kind = .tls(tls)
     }
 
+    /// A TLS connection is this socket's alone: one dropped without `close()` would live on in its
+    /// event loop (its channel, its buffers, the peer's connection), so it is closed with the last
+    /// reference. (A plain socket's descriptor is left to `close()`, as a descriptor is.)
+    deinit {
+        if !closed, case .tls(let stream) = kind { stream.close() }
+    }
+
     /// True for a TLS connection.
-    var isTLS: Bool {
-        if case .tls = kind { return true }
-        return false
+    var isTLS: Bool { tls != nil }
+
+    /// The TLS connection, nil for a plain one.
+    var tls: TransferTLSStream? {
+        if case .tls(let stream) = kind { return stream }
+        return nil
     }
 
     /// Sends some of `bytes`: how many went.
@@ -155,10 +169,24 @@ final class TransferSocket: @unchecked Sendable {
 /// handler on a NIO channel (the shared event loops), whose plaintext the channel hands to this
 /// side as it comes. The handshake is made on connecting, so that a certificate refused is known
 /// before anything is asked; a read waits at most the read timeout for bytes, as on a plain socket.
+///
+/// The channel reads from its socket only while fewer than `readAhead` bytes wait here (its
+/// automatic reading is off): a peer that sends more than is taken (pipelined ranges while a range
+/// is paid for or fsynced, or one that sends without end) is held back by the kernel's buffers, as
+/// over a plain socket, and never grows this process's memory beyond `mostBuffered`.
 final class TransferTLSStream: @unchecked Sendable {
     private let channel: any Channel
-    private let inbox: Inbox
+    let inbox: Inbox
     private let readTimeout: Duration
+
+    /// The channel asks its socket for more only while fewer bytes than this wait to be taken.
+    static let readAhead = 256 << 10
+    /// The most bytes one read of the socket brings (`readsPerRequest` of them to one request).
+    static let readPiece = 64 << 10
+    static let readsPerRequest = 4
+    /// The most plaintext bytes that ever wait to be taken: below `readAhead` when the last read is
+    /// asked, then what it brings (the ciphertext of its socket reads, and a record begun before).
+    static let mostBuffered = readAhead + readsPerRequest * readPiece + (16 << 10)
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -184,6 +212,10 @@ final class TransferTLSStream: @unchecked Sendable {
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.nanoseconds(connectTimeout.nanoseconds))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Read as the inbox asks (`Inbox.readMore`), in pieces of known size.
+            .channelOption(.autoRead, value: false)
+            .channelOption(.maxMessagesPerRead, value: UInt(readsPerRequest))
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: readPiece))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: hostname))
@@ -249,7 +281,10 @@ final class TransferTLSStream: @unchecked Sendable {
 
     /// What came (at most `buffer.count` bytes), waiting up to the read timeout; 0 at the end.
     func receive(_ buffer: UnsafeMutableRawBufferPointer, peek: Bool) throws(Failure) -> Int {
-        try inbox.take(into: buffer, peek: peek, until: .now + readTimeout, timeout: readTimeout)
+        let (count, readMore) = try inbox.take(into: buffer, peek: peek, until: .now + readTimeout, timeout: readTimeout)
+        // Taken below `readAhead` while the channel waited: it reads again.
+        if readMore { channel.read() }
+        return count
     }
 
     var isSpoiled: Bool { !channel.isActive || inbox.isSpoiled }
@@ -284,6 +319,10 @@ final class TransferTLSStream: @unchecked Sendable {
         private var handshook = false
         private var ended = false
         private var error: (any Error)?
+        /// A read of the channel is asked (or about to be): false while it waits for bytes to be taken.
+        private var reading = true
+        /// The most bytes that waited here at once.
+        private var peak = 0
 
         enum Handshake { case done, timedOut, ended, failed(any Error) }
 
@@ -291,8 +330,23 @@ final class TransferTLSStream: @unchecked Sendable {
             condition.withLock {
                 chunks.append(buffer)
                 buffered += buffer.readableBytes
+                peak = max(peak, buffered)
                 condition.broadcast()
             }
+        }
+
+        /// After a read brought its bytes: true when the channel is to read again now (fewer than
+        /// `readAhead` bytes wait); else it waits until they are taken (`take` says when).
+        func readMore() -> Bool {
+            condition.withLock {
+                reading = buffered < TransferTLSStream.readAhead
+                return reading
+            }
+        }
+
+        /// How many bytes wait to be taken, the most that ever waited, and whether the channel reads.
+        var state: (buffered: Int, peak: Int, reading: Bool) {
+            condition.withLock { (buffered, peak, reading) }
         }
 
         func handshakeCompleted() {
@@ -335,8 +389,11 @@ final class TransferTLSStream: @unchecked Sendable {
             }
         }
 
+        /// What waits (at most `buffer.count` bytes), waiting for something until `deadline`; and
+        /// whether the channel is to be asked to read again (it had stopped at `readAhead`, and
+        /// fewer bytes wait now).
         func take(into buffer: UnsafeMutableRawBufferPointer, peek: Bool, until deadline: ContinuousClock.Instant,
-                  timeout: Duration) throws(Failure) -> Int {
+                  timeout: Duration) throws(Failure) -> (count: Int, readMore: Bool) {
             condition.lock()
             defer { condition.unlock() }
             while buffered == 0 && error == nil && !ended {
@@ -345,7 +402,7 @@ final class TransferTLSStream: @unchecked Sendable {
             guard buffered > 0 else {
                 // A peer that closed without TLS's closing message ends the stream as a socket's end does.
                 if let error, !Self.isClosure(error) { throw Failure(description: "\(error)") }
-                return 0
+                return (0, false)
             }
             var copied = 0
             var index = first
@@ -369,7 +426,9 @@ final class TransferTLSStream: @unchecked Sendable {
                     first = 0
                 }
             }
-            return copied
+            guard !reading, buffered < TransferTLSStream.readAhead, !ended, error == nil else { return (copied, false) }
+            reading = true
+            return (copied, true)
         }
 
         /// Waits for a signal until `deadline`; false once it passed.
@@ -398,8 +457,19 @@ final class TransferTLSStream: @unchecked Sendable {
             self.inbox = inbox
         }
 
+        func channelActive(context: ChannelHandlerContext) {
+            // The first read: the handshake's (the TLS handler reads on while no plaintext came).
+            context.read()
+            context.fireChannelActive()
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             inbox.append(unwrapInboundIn(data))
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            if inbox.readMore() { context.read() }
+            context.fireChannelReadComplete()
         }
 
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -181,14 +181,7 @@ extension Worker {
         let firstRange = (job.verified ?? 0) > 0 ? nil : Self.pullFirstRange
         let routed = peers[0].address
         guard try session.record(delivery, .pullStarted(secretDigest: secret.digest, route: route(to: peers[0]))) else { throw lost() }
-        let source: PulledSource
-        do {
-            source = try locate(job, peers, credentials, firstRange: firstRange)
-        } catch let error as MoveError where error.kind == .sourceMissing && cached {
-            // Not final before the workers serving the level now are asked.
-            (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true)
-            source = try locate(job, peers, credentials, firstRange: firstRange)
-        }
+        let source = try locate(job, &peers, cached: cached, reading, credentials, firstRange: firstRange)
         if source.client.address != routed {
             // Found on another worker than the one asked first: the route says where it comes from.
             guard try session.record(delivery, .pulling(route(of: source, among: peers))) else { throw lost() }
@@ -221,7 +214,7 @@ extension Worker {
         // Whatever stops the pull, the temporary file stays: the next delivery resumes from it.
         if let kept = copy.keptPrefixChecksum {
             let answer = try source.client.send("HEAD", TransferProtocol.contentPath(job.cid),
-                                                headers: credentials + [("Range", "bytes=0-\(copy.written - 1)"), (TransferProtocol.versionHeader, source.version)])
+                                                headers: credentials + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: 0, length: copy.written)), (TransferProtocol.versionHeader, source.version)])
             try Self.refuseUnlessOK(answer, lost)
             if answer.header(TransferProtocol.rangeChecksumHeader) == kept.description {
                 log.info("resuming a transfer after the \(copy.written) bytes verified before")
@@ -294,7 +287,7 @@ extension Worker {
             guard found.size == size else { throw conflict }
             if size > 0 {
                 let answer = try found.client.send("HEAD", TransferProtocol.contentPath(job.cid),
-                                                   headers: credentials + [("Range", "bytes=0-\(size - 1)"), (TransferProtocol.versionHeader, found.version)])
+                                                   headers: credentials + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: 0, length: size)), (TransferProtocol.versionHeader, found.version)])
                 try Self.refuseUnlessOK(answer, lost)
                 guard answer.header(TransferProtocol.rangeChecksumHeader) == (try root.checksum(of: filename, algorithm: .xxh128))?.description else {
                     throw conflict
@@ -337,6 +330,23 @@ extension Worker {
     /// reached is asked again after `pullReconnectInterval`, with them read again by then).
     static let heartbeatsKept: Duration = .milliseconds(500)
 
+    /// `locate` among `peers`; when they come from the heartbeats read before (`cached`), an
+    /// answer that is not final is asked again once of the workers serving the level now: a
+    /// source none of them has (it may be on a worker that began serving since), and a refusal
+    /// over TLS or for want of it (the peer may have restarted with or without a certificate since
+    /// its heartbeat was read), which would count a failed attempt.
+    func locate(_ job: Job, _ peers: inout [TransferPeer], cached: Bool, _ reading: any QueueReading, _ credentials: [(String, String)],
+                firstRange: Int? = nil) throws -> PulledSource {
+        do {
+            return try locate(job, peers, credentials, firstRange: firstRange)
+        } catch let error as MoveError where error.kind == .sourceMissing && cached {
+            peers = try transferPeers(job.dbLevel, reading, fresh: true).peers
+        } catch is TransferClient.TLSRefused where cached {
+            peers = try transferPeers(job.dbLevel, reading, fresh: true).peers
+        }
+        return try locate(job, peers, credentials, firstRange: firstRange)
+    }
+
     /// The live worker that has the source (`HEAD`), the most recently seen first. One answering
     /// `source_missing` is not final while another may have it: the source is missing only when
     /// every one of them says so; one that cannot be reached (or does not serve the level now)
@@ -358,7 +368,7 @@ extension Worker {
             do {
                 if let firstRange {
                     do {
-                        answer = try client.send("GET", path, headers: credentials + [("Range", "bytes=0-\(firstRange - 1)")], maximumBody: firstRange)
+                        answer = try client.send("GET", path, headers: credentials + [(TransferProtocol.rangeHeader, TransferProtocol.rangeValue(offset: 0, length: Int64(firstRange)))], maximumBody: firstRange)
                     } catch is TransferClient.Oversized {
                         // More than was asked: nothing of it is kept, and the range is asked again.
                         answer = try client.send("HEAD", path, headers: credentials)
@@ -383,7 +393,7 @@ extension Worker {
                 var first: [UInt8]?
                 if let firstRange, answer.status == 206, size > 0 {
                     let count = min(Int64(firstRange), size)
-                    if answer.body.count == count, answer.header("content-range") == "bytes 0-\(count - 1)/\(size)",
+                    if answer.body.count == count, answer.header(TransferProtocol.contentRangeHeader) == TransferProtocol.contentRange(offset: 0, length: count, size: size),
                        answer.header(TransferProtocol.rangeChecksumHeader) == ReceivedChunk.checksum(answer.body).description {
                         first = answer.body
                     }
@@ -445,8 +455,8 @@ extension Worker {
                 if let served = answer.header(TransferProtocol.versionHeader), served != source.version {
                     throw MoveError(.sourceChanged, "\(job.dbLevel)/\(job.filename.prefix(200)) changed during the transfer")
                 }
-                if count != length || answer.header("content-range") != "bytes \(offset)-\(last)/\(source.size)" {
-                    wrong = "\(count) bytes as \(answer.header("content-range")?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
+                if count != length || answer.header(TransferProtocol.contentRangeHeader) != TransferProtocol.contentRange(offset: offset, length: Int64(length), size: source.size) {
+                    wrong = "\(count) bytes as \(answer.header(TransferProtocol.contentRangeHeader)?.prefix(80) ?? "no range") for bytes \(offset)-\(last)"
                 } else if answer.header(TransferProtocol.rangeChecksumHeader) != copy.rangeReceived().checksum.description {
                     wrong = "bytes \(offset)-\(last) arrived changed"
                 } else {

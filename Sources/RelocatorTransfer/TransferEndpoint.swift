@@ -117,7 +117,7 @@ public struct TransferEndpoint: Sendable {
         }
         guard signature.utf8.count <= 128,
               signingKey.verifies(signature, method: request.method.rawValue, path: request.uri.path, cid: cid,
-                                  gen: request.headers[TransferHeader.gen] ?? "", range: request.headers[.range] ?? "") else {
+                                  gen: request.headers[TransferHeader.gen] ?? "", range: request.headers[TransferHeader.range] ?? "") else {
             throw TransferRefusal(.wrongSignature, "the request's signature is not one under this worker's shared key (--transfer-secret-file)")
         }
     }
@@ -136,7 +136,7 @@ public struct TransferEndpoint: Sendable {
             }
             let offset: Int64
             let length: Int
-            if let header = request.headers[.range] {
+            if let header = request.headers[TransferHeader.range] {
                 let range: (offset: Int64, length: Int)?
                 do {
                     range = try TransferProtocol.range(header, size: file.size)
@@ -144,7 +144,7 @@ public struct TransferEndpoint: Sendable {
                     throw TransferRefusal(.invalidRange, "\(error)")
                 }
                 guard let range else {
-                    var headers: HTTPFields = [.contentRange: "bytes */\(file.size)"]
+                    var headers: HTTPFields = [TransferHeader.contentRange: "bytes */\(file.size)"]
                     headers[TransferHeader.size] = "\(file.size)"
                     headers[TransferHeader.version] = file.version
                     throw TransferRefusal(.rangeNotSatisfiable, "\(header.prefix(64)) is past the end of the file (\(file.size) bytes)", headers: headers)
@@ -174,8 +174,8 @@ public struct TransferEndpoint: Sendable {
             headers[TransferHeader.version] = file.version
             headers[TransferHeader.rangeChecksum] = checksum?.description
             headers[TransferHeader.attributes] = try file.attributes().header
-            let partial = request.headers[.range] != nil
-            if partial { headers[.contentRange] = "bytes \(offset)-\(offset + Int64(count) - 1)/\(file.size)" }
+            let partial = request.headers[TransferHeader.range] != nil
+            if partial { headers[TransferHeader.contentRange] = TransferProtocol.contentRange(offset: offset, length: Int64(count), size: file.size) }
             return Response(status: partial ? .partialContent : .ok, headers: headers, body: .init(byteBuffer: body))
         }
     }
@@ -197,7 +197,7 @@ public struct TransferEndpoint: Sendable {
             headers[TransferHeader.size] = "\(file.size)"
             headers[TransferHeader.version] = file.version
             headers[TransferHeader.attributes] = try file.attributes().header
-            if let header = request.headers[.range] {
+            if let header = request.headers[TransferHeader.range] {
                 let digits = header.dropFirst("bytes=0-".count)
                 guard header.hasPrefix("bytes=0-"), !digits.isEmpty, digits.count <= 18, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
                       let last = Int64(digits), last < file.size else {

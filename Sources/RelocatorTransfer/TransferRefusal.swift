@@ -107,4 +107,6 @@ public enum TransferHeader {
     public static let refusal = Name(TransferProtocol.refusalHeader)!
     public static let signature = Name(TransferProtocol.signatureHeader)!
     public static let inquiry = Name(TransferProtocol.inquiryHeader)!
+    public static let range = Name(TransferProtocol.rangeHeader)!
+    public static let contentRange = Name(TransferProtocol.contentRangeHeader)!
 }

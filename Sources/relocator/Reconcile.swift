@@ -40,6 +40,9 @@ extension Relocator {
         @Option(help: "A PEM bundle of the CAs that sign the workers' --transfer-tls-cert (their --transfer-tls-ca): a worker that speaks TLS is asked over TLS, its certificate checked against them and the address it advertises. (default: none: the levels of a worker that speaks TLS are reported unverified)")
         var transferTlsCa: String?
 
+        @Flag(help: "Ask every other host's worker over TLS: the levels of one whose heartbeat does not advertise TLS are reported unverified (transfer_tls, naming it), and it is sent nothing. Needs --transfer-tls-ca. (default: off: a worker that does not advertise TLS is asked over plain HTTP)")
+        var transferTlsRequired = false
+
         @Flag(help: "Repair what is safe to repair.")
         var fix = false
 
@@ -47,18 +50,22 @@ extension Relocator {
         var json = false
 
         func run() async throws {
+            if transferTlsRequired && transferTlsCa == nil {
+                throw ValidationError("--transfer-tls-required needs --transfer-tls-ca (the CAs the workers' certificates are checked against)")
+            }
             let (all, setting) = try runtime.levelDirectories(flag: levelDirs)
             // Levels whose directory is not on this host are other hosts': their workers are asked.
             let onThisHost = levelsOnThisHost(all)
             let directories = onThisHost.present.names.isEmpty ? all : onThisHost.present
             _ = try verifyLevelLayout(directories, setting: setting)
             let signingKey = try transferSecretFile.map(readTransferSigningKey)
-            let trust: TransferTLSTrust?
+            var trust: TransferTLSTrust?
             do {
                 trust = try transferTlsCa.map { path throws(TransferTLSTrust.Invalid) in try TransferTLSTrust(caFile: path) }
             } catch {
                 throw CommandFailure("--transfer-tls-ca \(error)")
             }
+            trust?.required = transferTlsRequired
             let service = try makeCommandService(runtime, database: database, access: fix ? .readWrite : .readOnly)
             defer { service.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)

@@ -248,10 +248,19 @@ final class MisbehavingPeer: @unchecked Sendable {
         var stallAtGet: Int?
     }
 
+    /// What is wrong with the answer to the first GET (a fresh pull's, which locates the file),
+    /// all else right: its body is half the range asked (its checksum the half's), its range
+    /// checksum is not its bytes', or it carries the range of the same length after the one asked
+    /// (as its Content-Range says, with its own checksum).
+    enum LocatingFault: String {
+        case short, wrongChecksum, otherRange
+    }
+
     let data: Data
     let scratch: String
     let rangesRight: Bool
     let keepAlive: KeepAlive?
+    let locatingFault: LocatingFault?
     private let fd: Int32
     private(set) var port = 0
     private let lock = NSLock()
@@ -268,8 +277,9 @@ final class MisbehavingPeer: @unchecked Sendable {
     private var faultsDone: Set<String> = []
 
     init(serving data: Data, scratch: String, rangesRight: Bool = false, refusals: [String: [(status: String, code: String)]] = [:],
-         port wanted: Int = 0, keepAlive: KeepAlive? = nil) throws {
+         port wanted: Int = 0, keepAlive: KeepAlive? = nil, locatingFault: LocatingFault? = nil) throws {
         self.data = data
+        self.locatingFault = locatingFault
         self.scratch = scratch
         self.rangesRight = rangesRight
         self.refusals = refusals
@@ -469,15 +479,16 @@ final class MisbehavingPeer: @unchecked Sendable {
             let bounds = (range ?? "").dropFirst("bytes=".count).split(separator: "-").compactMap { Int($0) }
             guard bounds.count == 2 else { return nil }
             var (first, last) = (bounds[0], min(bounds[1], data.count - 1))
+            let fault = lock.withLock { gets == 0 ? locatingFault : nil }
             let (kind, get): (String, Int) = lock.withLock {
                 asked.append((.now, range ?? ""))
                 gets += 1
-                let kind = gets % 2 == 0 || rangesRight ? "right" : ["long", "short", "empty"][(gets / 2) % 3]
+                let kind = fault.map { "\($0)" } ?? (gets % 2 == 0 || rangesRight ? "right" : ["long", "short", "empty"][(gets / 2) % 3])
                 served.append(kind)
                 return (kind, gets)
             }
             number = get
-            if get == self.keepAlive?.otherRangeAtGet, last + 1 + (last - first) < data.count {
+            if get == self.keepAlive?.otherRangeAtGet || fault == .otherRange, last + 1 + (last - first) < data.count {
                 (first, last) = (last + 1, last + 1 + (last - first))
             }
             switch kind {
@@ -488,7 +499,7 @@ final class MisbehavingPeer: @unchecked Sendable {
             }
             status = "206 Partial Content"
             head.append("Content-Range: bytes \(first)-\(last)/\(data.count)")
-            head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(body)) ?? ""))
+            head.append("Relocator-Range-Checksum: xxh128:" + ((try? checksum(fault == .wrongChecksum ? body.dropLast() : body)) ?? ""))
             head.append("Content-Length: \(body.count)")
         default:
             let cid = lines[0].split(separator: "/").dropFirst(4).first.map(String.init) ?? ""
@@ -559,6 +570,37 @@ extension CrossHostPullTests {
 }
 
 extension CrossHostPullTests {
+    /// The answer that locates the source (a fresh pull's GET of its first range) gives the copy
+    /// its first bytes only when they are exactly the range asked and equal to their checksum: one
+    /// short, with a range checksum that is not its bytes', or whose Content-Range is another
+    /// range is not kept, and the file is asked for from its first byte; the copy is the file.
+    @Test func aFirstRangeThatIsNotTheOneAskedIsNotKept() throws {
+        let h = try Hosts()
+        defer { h.stop() }
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try h.cli.start("edge", h.worker + ["edge"], environment: h.edgeLevels)
+        try h.cli.waitUntil("the edge's advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:edge", "transfer"]).isEmpty }
+        for (index, fault) in [MisbehavingPeer.LocatingFault.short, .wrongChecksum, .otherRange].enumerated() {
+            let cid = 60 + index
+            let data = Self.pattern((1 << 20) + 777 * index, cid)
+            let peer = try MisbehavingPeer(serving: data, scratch: h.cli.path, rangesRight: true, locatingFault: fault)
+            defer { peer.stop() }
+            // The peer's heartbeat, as a worker serving bronze would write it.
+            _ = try h.redis(["SADD", h.cli.prefix + "workers", "peer"])
+            _ = try h.redis(["HSET", h.cli.prefix + "worker:peer", "kind", "worker", "directories", "bronze=/elsewhere/bronze",
+                             "transfer", "127.0.0.1:\(peer.port)", "beat_at", "\(Int64(Date().timeIntervalSince1970 * 1000))"])
+            _ = try h.redis(["PEXPIRE", h.cli.prefix + "worker:peer", "600000"])
+            #expect(try h.cli.run(["contents", "import", "-"], input: "\(cid),first-\(fault).bin,bronze\n").status == 0)
+            #expect(try h.cli.run(["enqueue", "--cid", "\(cid)", "--count", "20000"]).status == 0)
+            try h.waitForCommit([cid])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: h.gold + "/first-\(fault).bin")) == data, "\(fault)")
+            // The first range asked, then the file from its first byte again (not from after it).
+            let asked = peer.rangesAsked.map(\.range)
+            #expect(asked.prefix(2) == ["bytes=0-65535", "bytes=0-\(data.count - 1)"], "\(fault): \(asked)")
+            #expect(peer.answers.first == "\(fault)", "\(peer.answers)")
+        }
+    }
+
     /// The target's high watermark holds for pulls: a file that would lift gold (a small tmpfs)
     /// above it waits as `deferred`, nothing written, the source kept.
     @Test func aPullThatWouldOverfillTheTargetWaits() throws {

@@ -143,6 +143,69 @@ import Glibc
         _ = (archive, edge)
     }
 
+    /// With `--transfer-tls-required`, a peer whose heartbeat does not advertise TLS is sent
+    /// nothing (it advertises a listener of the test's, which no connection reaches): the job fails
+    /// with `transfer_tls` naming the peer, the file stays; `reconcile` with it reports the peer's
+    /// levels unverified, with the same reason, and connects to it neither.
+    @Test func aPullerThatRequiresTLSSendsNothingToAPeerThatDoesNotAdvertiseIt() throws {
+        let h = try Hosts()
+        let certificates = try TestCertificates()
+        defer { h.stop(); certificates.remove() }
+        try certificates.issue("host", names: ["IP:127.0.0.1"])
+        h.cli.environment["RELOCATOR_RETRY_BASE_MS"] = "100"
+        h.cli.environment["RELOCATOR_RETRY_CAP_MS"] = "300"
+        h.cli.environment["RELOCATOR_MAX_ATTEMPTS"] = "1000"
+        // Where the archive says it serves: a listener that never accepts (a request would wait there).
+        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(listening >= 0)
+        defer { close(listening) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listening, $0, size) == 0 && listen(listening, 4) == 0 && getsockname(listening, $0, &size) == 0 }
+        }
+        try #require(bound)
+        let advertised = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
+        func noConnectionCame() -> Bool {
+            var poller = pollfd(fd: listening, events: Int16(POLLIN), revents: 0)
+            return poll(&poller, 1, 0) == 0
+        }
+
+        let data = CrossHostPullTests.pattern(70_000, 51)
+        try data.write(to: URL(fileURLWithPath: h.bronze + "/plain.bin"))
+        try Data("not moved\n".utf8).write(to: URL(fileURLWithPath: h.bronze + "/still.bin"))
+        #expect(try h.cli.run(["contents", "import", "-"], input: "51,plain.bin,bronze\n52,still.bin,gold\n").status == 0)
+        try h.cli.start("committer", ["committer", "--id", "c1", "--metrics-port", "0"])
+        let archiveLevels = "bronze=\(h.bronze),silver=\(h.silver),gold=\(h.elsewhere)/gold"
+        try h.cli.start("archive", h.worker + ["archive", "--transfer-advertise", advertised], environment: ["RELOCATOR_LEVELS": archiveLevels])
+        try h.cli.start("edge", h.worker + ["edge", "--transfer-tls-ca", certificates.ca(), "--transfer-tls-required"], environment: h.edgeLevels)
+        for id in ["archive", "edge"] {
+            try h.cli.waitUntil("\(id)'s advertisement") { try !h.redis(["HGET", h.cli.prefix + "worker:\(id)", "transfer"]).isEmpty }
+        }
+        #expect(try h.redis(["HGET", h.cli.prefix + "worker:archive", "transfer_tls"]).isEmpty)
+        #expect(try h.cli.run(["enqueue", "--cid", "51", "--count", "20000"]).status == 0)
+        try h.cli.waitUntil("the reason transfer_tls", timeout: .seconds(60)) {
+            try h.job(51, "reason") == "transfer_tls" && h.job(51, "last_error").contains("--transfer-tls-required")
+        }
+        let error = try h.job(51, "last_error")
+        #expect(error.contains("worker archive") && error.contains(advertised) && error.contains("does not advertise TLS"), "\(error)")
+        #expect(noConnectionCame(), "nothing was sent to the peer")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: h.bronze + "/plain.bin")) == data)
+        #expect(!FileManager.default.fileExists(atPath: h.gold + "/plain.bin"))
+
+        // reconcile, as the edge's host sees it, of a content the database puts on gold (the
+        // edge's) and that is not there (it is on the archive's bronze): the archive's levels, which
+        // it would be asked about, are unverified, and nothing is sent to it.
+        let reconcile = CrossHostReconcileTests()
+        let edgeLevels = try #require(h.edgeLevels["RELOCATOR_LEVELS"])
+        let run = try reconcile.reconcile(h.cli, edgeLevels, ["--transfer-tls-ca", certificates.ca(), "--transfer-tls-required"])
+        #expect(reconcile.kinds(run.byCID[52]) == ["unverified"], "\(run.all)")
+        #expect((run.byCID[52]?.first?["detail"] as? String)?.contains("--transfer-tls-required") == true, "\(run.all)")
+        #expect(noConnectionCame(), "nothing was sent to the peer")
+    }
+
     /// `reconcile` asks a worker that speaks TLS over TLS with `--transfer-tls-ca`; without it, or
     /// with a CA that did not sign the worker's certificate, the levels it serves are unverified,
     /// with the reason.
@@ -200,6 +263,7 @@ import Glibc
              "--transfer-tls-key \(certificates.key("another")) is not the key of --transfer-tls-cert \(cert)"),
             (listen + ["--transfer-tls-ca", missing], "--transfer-tls-ca \(missing): cannot be read (No such file or directory)"),
             (listen + ["--transfer-tls-ca", notPEM], "--transfer-tls-ca \(notPEM)"),
+            (listen + ["--transfer-tls-required"], "--transfer-tls-required needs --transfer-tls-ca"),
         ]
         for (options, message) in cases {
             let result = try cli.run(["worker", "--id", "w1", "--metrics-port", "0"] + options)
@@ -210,5 +274,8 @@ import Glibc
             let result = try cli.run(["reconcile", "--transfer-tls-ca", file])
             #expect(result.status == 1 && result.errorLines.count == 1 && result.stderr.contains(message), "\(result.stderr)")
         }
+        let required = try cli.run(["reconcile", "--transfer-tls-required"])
+        #expect(required.status != 0 && required.errorLines.count == 1 && required.stderr.contains("--transfer-tls-required needs --transfer-tls-ca"),
+                "\(required.stderr)")
     }
 }

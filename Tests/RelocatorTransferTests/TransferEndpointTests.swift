@@ -437,6 +437,51 @@ extension TestResponse {
         #expect(!FileManager.default.fileExists(atPath: f.gold + "/c31.bin"))
     }
 
+    /// The level a file was served from to a delivery is no licence for its removal once the job
+    /// moved on: served to delivery 1, then the job reaped and claimed again (a new token, its copy
+    /// published and recorded with the same checksum), a removal asked by delivery 1 is refused;
+    /// served, then the job naming another level this worker holds, the file served stays too.
+    @Test func aRemovalByADeliveryServedBeforeTheJobMovedOnIsRefused() async throws {
+        let f = try TransferFixture(alsoHolding: ["bronze"])
+        defer { f.remove() }
+        try f.file("e", bytes: 4096)
+        let first = try f.claim(50, "e")
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/e"))
+        #expect(try f.queue.record(first, .publishing(sum, bytes: 4096)))
+        #expect(try f.queue.record(first, .published))
+        try await f.test { client in
+            let got = try await client.execute(uri: TransferProtocol.contentPath(50), method: .get, headers: f.headers(first))
+            #expect(got.status == .ok && got.bytes.count == 4096)
+            // Reaped, and claimed again by another worker, whose copy is published with the same checksum.
+            #expect(try f.queue.release(worker: "edge", fence: true) == 1)
+            let second = try f.deliver(50, worker: "edge2")
+            #expect(try f.queue.record(second, .publishing(sum, bytes: 4096)))
+            #expect(try f.queue.record(second, .published))
+            let removal = try await client.execute(uri: TransferProtocol.removePath(50), method: .post,
+                                                   headers: f.headers(first, extra: [TransferHeader.checksum: sum.description]))
+            #expect(removal.status == .forbidden && removal.refusal == "wrong_credential", "\(removal.status) \(removal.message)")
+        }
+        #expect(FileManager.default.fileExists(atPath: f.gold + "/e"))
+
+        // Served from gold; then the job names bronze (a file of the same name there, another one).
+        try f.file("g", bytes: 4096)
+        try Data(repeating: 3, count: 4096).write(to: URL(fileURLWithPath: f.dir.path + "/bronze/g"))
+        let delivery = try f.claim(51, "g")
+        let served = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/g"))
+        #expect(try f.queue.record(delivery, .publishing(served, bytes: 4096)))
+        #expect(try f.queue.record(delivery, .published))
+        try await f.test { client in
+            let got = try await client.execute(uri: TransferProtocol.contentPath(51), method: .get, headers: f.headers(delivery))
+            #expect(got.status == .ok && got.bytes.count == 4096)
+            f.queue.corrupt(cid: 51, field: .dbLevel, value: "bronze")
+            let removal = try await client.execute(uri: TransferProtocol.removePath(51), method: .post,
+                                                   headers: f.headers(delivery, extra: [TransferHeader.checksum: served.description]))
+            #expect(removal.status == .conflict && removal.refusal == "checksum_mismatch", "\(removal.status) \(removal.message)")
+        }
+        #expect(FileManager.default.fileExists(atPath: f.gold + "/g"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: f.dir.path + "/bronze/g")) == Data(repeating: 3, count: 4096))
+    }
+
     @Test func theSourceIsRemovedOnlyOnceTheCopysChecksumIsRecordedAndEqualsItsOwn() async throws {
         let f = try TransferFixture()
         defer { f.remove() }

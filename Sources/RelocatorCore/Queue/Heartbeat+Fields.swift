@@ -31,7 +31,7 @@ extension Heartbeat {
         if !unavailable.isEmpty { info[.unavailable] = unavailable.joined(separator: ",") }
         info[.metricsPort] = metricsPort.map(String.init)
         info[.transfer] = transfer
-        if transfer != nil && transferTLS { info[.transferTLS] = "1" }
+        if transfer != nil && transferTLS { info[.transferTLS] = WorkerField.transferTLSOn }
         return info
     }
 
@@ -47,6 +47,6 @@ extension Heartbeat {
                   startedAt: fields[.startedAt].flatMap { Int64($0) }, beatAt: fields[.beatAt].flatMap { Int64($0) },
                   disks: fields[.disks].map(DiskReport.init(decoding:)), directories: directories, unavailable: list(.unavailable),
                   metricsPort: fields[.metricsPort].flatMap { Int($0) }, transfer: fields[.transfer].flatMap { $0.isEmpty ? nil : $0 },
-                  transferTLS: fields[.transferTLS] == "1")
+                  transferTLS: fields[.transferTLS] == WorkerField.transferTLSOn)
     }
 }
