@@ -10,6 +10,10 @@ import Glibc
 extension LevelWorld {
     var partName: PartName { PartName(cid: request.cid, gen: request.gen) }
 
+    /// `O_NOATIME` (Linux's value on every architecture Relocator builds for; Glibc exports it to
+    /// GNU C only).
+    static var noAccessTime: Int32 { 0o1000000 }
+
     /// This job's temporary file left by an earlier delivery of it (the caller holds the content's
     /// lock: no delivery of this content is copying here).
     func removeStaleTemporaries() throws {
@@ -33,7 +37,9 @@ extension LevelWorld {
         let root = try root(.target)!
         let directory = try root.temporaryDirectory()
         let entry = LevelRoot.Entry(root: root, directory: directory, directoryPath: ReservedDirectory.temporaryPath, name: partName.fileName)
-        switch Linux.openAt(directory.fd, partName.fileName, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) {
+        // O_NOATIME: the copy gets the source's times before it is read back from the device, and
+        // that read must not change them (the creator owns the new file, so it is always allowed).
+        switch Linux.openAt(directory.fd, partName.fileName, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | Self.noAccessTime, mode: 0o600) {
         case .success(let fd):
             let output = Descriptor(fd, display: entry.display)
             return LevelRoot.OpenFile(entry: entry, file: output, identity: FileIdentity(try output.stat()))
@@ -130,6 +136,8 @@ extension LevelWorld {
         }
     }
 
+    /// The copy's one fsync, after its attributes were set: its bytes and its mode, owner and
+    /// times are durable once it returns.
     func syncFile(_ file: File) throws {
         if !Mutant.noCopyFsync.isActive { try file.file.sync() }
     }
@@ -147,7 +155,8 @@ extension LevelWorld {
         return try file.file.hash(algorithm, buffers: buffers)
     }
 
-    /// Mode, owner (when root) and access and modification times of the source.
+    /// Mode, owner (when root) and access and modification times of the source; made durable by
+    /// the copy's fsync, which follows (`syncFile`).
     func keepAttributes(of source: File, on copy: File) throws {
         let output = copy.file
         let status = try source.file.stat()
@@ -162,7 +171,6 @@ extension LevelWorld {
         if case .failure(let error) = Linux.call({ futimens(output.fd.rawValue, &times) }) {
             throw MoveError.system("cannot set the times of", output.display, error)
         }
-        if !Mutant.noCopyFsync.isActive { try output.sync() }
     }
 
     /// Where hard links are refused: the temporary name is renamed, if it still names this copy.

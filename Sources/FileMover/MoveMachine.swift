@@ -25,8 +25,9 @@ public struct MoveMachine<World: MoveWorld> {
         case hashSource, recordBeforeLinking, link, syncLinkedDirectory, checkLinked
         /// One filesystem where hard links are refused: renamed.
         case renameSource
-        /// Across filesystems: a temporary file written, verified from the device, published.
-        case removeStaleTemporaries, createTemporary, copy, syncCopy, readBack, keepAttributes
+        /// Across filesystems: a temporary file written, given the source's attributes, fsynced
+        /// once, verified from the device, published.
+        case removeStaleTemporaries, createTemporary, copy, keepAttributes, syncCopy, readBack
         case recordBeforePublishing, publish, removeTemporaryName, syncTargetDirectory
         /// Every path that removes a source: the copy kept is checked, then the source removed
         /// (two steps: another process may act between them, unless it respects the lock).
@@ -131,8 +132,14 @@ public struct MoveMachine<World: MoveWorld> {
                 bytes = world.size(world.identity(of: source!))
                 world.lap(.copy)
                 try world.fault(.copied)
+                step = .keepAttributes
+            case .keepAttributes:
+                try world.keepAttributes(of: source!, on: temporary!)
+                world.lap(.attributes)
                 step = .syncCopy
             case .syncCopy:
+                // The copy's one fsync: its bytes and its attributes, before it is read back and
+                // long before it gets its name (docs/MOVE.md, "What each fsync makes durable").
                 try world.syncFile(temporary!)
                 world.lap(.fsync)
                 try world.fault(.synced)
@@ -144,10 +151,6 @@ public struct MoveMachine<World: MoveWorld> {
                 }
                 world.lap(.readBack)
                 try world.fault(.verified)
-                step = .keepAttributes
-            case .keepAttributes:
-                try world.keepAttributes(of: source!, on: temporary!)
-                world.lap(.attributes)
                 // Cheap, before the file gets its name; again right before the source is removed.
                 if !Mutant.noSourceCheckBeforePublish.isActive { try world.requireUnchanged(source!, since: world.identity(of: source!)) }
                 step = .recordBeforePublishing

@@ -12,11 +12,11 @@ public enum MovePhase: String, Sendable, CaseIterable {
     case create
     /// Reading, hashing and writing the bytes (the source's hash, on one filesystem).
     case copy
-    /// The fsync of the copied file.
+    /// The fsync of the copied file (its one fsync: its bytes and its attributes).
     case fsync
     /// Reading the copy back from the device and comparing.
     case readBack = "read_back"
-    /// Mode, owner and times of the source, and the fsync that keeps them.
+    /// Mode, owner and times of the source on the copy (set before its fsync).
     case attributes
     /// Giving the file its final name (a link or a rename), and the checks right before.
     case publish

@@ -129,10 +129,13 @@ public protocol MoveWorld: AnyObject {
     func createTemporary() throws -> File
     /// Reserves the blocks and copies the source into it, hashing in flight.
     func copy(_ source: File, into temporary: File) throws -> Checksum
+    /// The source's mode, owner and times on the copy (before its fsync, which keeps them too;
+    /// reading the copy back afterwards leaves its access time as set).
+    func keepAttributes(of source: File, on copy: File) throws
+    /// The file's data and attributes made durable.
     func syncFile(_ file: File) throws
     /// Reads the file back from the device: its checksum and size.
     func readBack(_ file: File) throws -> (Checksum, Int64)
-    func keepAttributes(of source: File, on copy: File) throws
     /// Gives the verified temporary file the entry's name by renaming it, without replacing one
     /// (where hard links are refused); false when the temporary name no longer names it.
     func renameTemporary(_ file: File, to entry: Entry) throws -> RenameOutcome

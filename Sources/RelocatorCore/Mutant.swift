@@ -10,7 +10,7 @@ import Glibc
 public enum Mutant: String, CaseIterable, Sendable {
     /// The source-changed check before publishing is skipped.
     case noSourceCheckBeforePublish = "no-source-check-before-publish"
-    /// Neither fsync of the copied file is made.
+    /// The copied file is not fsynced (its one fsync, after its attributes, before its read-back).
     case noCopyFsync = "no-copy-fsync"
     /// Names are resolved without RESOLVE_NO_SYMLINKS: a link inside the level is followed.
     case followSymlinks = "follow-symlinks"

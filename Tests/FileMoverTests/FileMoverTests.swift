@@ -67,6 +67,28 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(TestFiles.partFiles(under: disk.path).isEmpty)
     }
 
+    /// The copy gets the source's times before its fsync and is read back after it: that read
+    /// must not move its access time (the source's level is mounted `noatime`, so the source's own
+    /// reads leave its access time as set; the target's, `relatime`, would update the copy's).
+    @Test func theCopyKeepsTheSourcesAccessTimeThoughItIsReadBackAfterwards() throws {
+        let source = try TmpfsMount(sizeKiB: 4 * 1024)
+        let disk = try TmpfsMount(sizeKiB: 4 * 1024)
+        defer { source.remove(); disk.remove() }
+        let remount = try ProcessRunner.run(URL(fileURLWithPath: "/bin/mount"), ["-o", "remount,noatime", source.path])
+        try #require(remount.status == 0, "\(remount.stderr)")
+        let path = source.path + "/a.bin"
+        let sum = try TestFiles.make(path, bytes: 1_000_003)
+        var times = [timespec(tv_sec: 1_500_000_000, tv_nsec: 123_456_789), timespec(tv_sec: 1_600_000_000, tv_nsec: 0)]
+        try #require(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        _ = try mover.move(moveRequest("a.bin", from: source.path, to: disk.path))
+        var moved = stat()
+        try #require(stat(disk.path + "/a.bin", &moved) == 0)
+        #expect(try TestFiles.sha256(disk.path + "/a.bin") == sum)
+        #expect(moved.st_atim.tv_sec == 1_500_000_000 && moved.st_atim.tv_nsec == 123_456_789,
+                "access time \(moved.st_atim.tv_sec).\(moved.st_atim.tv_nsec)")
+        #expect(moved.st_mtim.tv_sec == 1_600_000_000)
+    }
+
     @Test func everyPhaseOfAMoveIsTimedAndTogetherTheyTakeNoLongerThanTheMove() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 4 * 1024)
