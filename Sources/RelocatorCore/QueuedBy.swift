@@ -24,7 +24,20 @@ public struct QueuedBy: Sendable, Equatable {
     }
 
     public init(stored: String) {
-        if let newline = stored.firstIndex(of: "\n") {
+        // The first line feed that is a character of its own (`firstIndex(of: "\n")`: the "\n" of
+        // a "\r\n" is part of another character), found in the bytes: every submission's answer
+        // reads one.
+        var newline: String.Index?
+        var previous: UInt8 = 0
+        for index in stored.utf8.indices {
+            let byte = stored.utf8[index]
+            if byte == UInt8(ascii: "\n") && previous != UInt8(ascii: "\r") {
+                newline = index
+                break
+            }
+            previous = byte
+        }
+        if let newline {
             who = String(stored[..<newline])
             rule = String(stored[stored.index(after: newline)...])
         } else {
