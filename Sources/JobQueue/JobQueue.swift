@@ -87,9 +87,14 @@ public struct JobQueue: Sendable {
     }
 
     /// Reads the enqueue script's reply as a result.
+    /// The job is read straight from the reply's fields (`job(fromFlat:)`), without the dictionary
+    /// of `submission(from:)`: the API reads one per request.
     public func submitResult(from reply: RedisReply, address: String) throws -> SubmitResult {
-        let submission = try submission(from: reply, address: address)
-        return SubmitResult(outcome: submission.outcome, job: submission.job, queueNow: submission.queueNow)
+        let reply = try reply.throwingServerError(address: address, command: "EVALSHA enqueue.lua")
+        guard case .array(let items) = reply, items.count == 3, let word = items[0].string,
+              let outcome = SubmitOutcome(rawValue: word), let queueNow = items[2].int.map(Int64.init)
+        else { throw malformed(address, "enqueue.lua") }
+        return SubmitResult(outcome: outcome, job: Self.job(fromFlat: items[1]), queueNow: queueNow)
     }
 
     /// Problems of the server an operator should know at start (Redis may evict keys).

@@ -39,6 +39,11 @@ public struct RedisCommand: Sendable {
         self.init(arguments)
     }
 
+    /// A command of arguments already in bytes.
+    public init(bytes arguments: [[UInt8]]) {
+        self.arguments = arguments
+    }
+
     /// The command name, upper-cased, for error messages.
     public var name: String {
         arguments.first.map { String(decoding: $0, as: UTF8.self).uppercased() } ?? ""

@@ -60,8 +60,17 @@ public final class RedisScript: Sendable {
         set { sha.withLock { $0 = newValue } }
     }
 
+    /// `EVALSHA sha numkeys keys… arguments…`, each argument's bytes laid out once (no
+    /// concatenated arrays of existentials on every call).
     func command(sha: String, keys: [any RedisArgumentConvertible], arguments: [any RedisArgumentConvertible]) -> RedisCommand {
-        RedisCommand(["EVALSHA", sha, keys.count] + keys + arguments)
+        var all: [[UInt8]] = []
+        all.reserveCapacity(3 + keys.count + arguments.count)
+        all.append(Array("EVALSHA".utf8))
+        all.append(Array(sha.utf8))
+        all.append(keys.count.redisArgument)
+        for key in keys { all.append(key.redisArgument) }
+        for argument in arguments { all.append(argument.redisArgument) }
+        return RedisCommand(bytes: all)
     }
 
     /// A server error message with every `user_script:<line>` turned into `<file>:<line>`.

@@ -70,8 +70,17 @@ extension SentenceForm {
 
 /// The pure rules of form input: which content types are forms, and what a field must hold.
 enum FormRules {
+    /// The type, in any case, with or without parameters (compared byte by byte, ASCII letters
+    /// folded, without a lower-cased copy on every request).
     static func isURLEncoded(_ contentType: String) -> Bool {
-        contentType.lowercased().hasPrefix("application/x-www-form-urlencoded")
+        let expected = "application/x-www-form-urlencoded".utf8
+        var given = contentType.utf8.makeIterator()
+        for byte in expected {
+            guard var next = given.next() else { return false }
+            if next >= UInt8(ascii: "A") && next <= UInt8(ascii: "Z") { next += 0x20 }
+            guard next == byte else { return false }
+        }
+        return true
     }
 
     /// `cid`: a whole number from 1 to Int64.max.

@@ -42,9 +42,13 @@ extension App {
         var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock(),
                                     submitter: submitter)
         let shard = KeySchema.shardIndex(of: cid, shards: queue.shardCount)
-        let cached = contents.entry(cid)
-        var action = machine.start(cached: cached?.content, readAt: cached?.readAt ?? SubmitRequest.freshRead, readBound: cached?.readBound)
-        var checked: Set<String> = []
+        // The content's cache entry as this submission knows it: the one found here, or the one
+        // its own read stored (its verdicts on the name hold for that read whatever the cache holds
+        // by then; a verdict another request adds meanwhile is only missed, and checked again).
+        var entry = contents.entry(cid)
+        var action = machine.start(cached: entry?.content, readAt: entry?.readAt ?? SubmitRequest.freshRead, readBound: entry?.readBound)
+        // The filename checked last in this submission (a content read again may name another).
+        var checked: String?
         while true {
             switch action {
             case .readContent:
@@ -57,25 +61,28 @@ extension App {
                 // inconclusive lookup leave the check to the submission, as before.
                 let (found, pathChecked) = try await store.withStore { [self] in try readContentAndPath(cid: cid, from: $0) }
                 if let found {
-                    var entry = ContentCache.Entry(content: found, readAt: readAt, readBound: readBound)
-                    if pathChecked { entry.pathCheckedOn = found.level }
-                    contents.store(entry)
+                    var read = ContentCache.Entry(content: found, readAt: readAt, readBound: readBound)
+                    if pathChecked { read.pathCheckedOn = found.level }
+                    contents.store(read)
+                    entry = read
+                } else {
+                    entry = nil
                 }
                 action = machine.contentRead(found)
             case .submit(let request, let raise):
                 // The filename, and its path on the level's directory, are checked once per content
                 // read (the cache keeps the verdicts): a later count of a cached content does not
                 // look at the disk (the worker resolves the path again before it moves anything).
-                if !checked.contains(request.filename) {
-                    let filename = try checkedFilename(cid: cid, request.filename)
-                    let entry = contents.entry(cid)
-                    let cachedRead = entry.flatMap { $0.content.filename == request.filename ? $0.readAt : nil }
-                    if entry?.pathCheckedOn != request.dbLevel || cachedRead == nil {
-                        if try await checkPath(filename, on: request.dbLevel, cid: cid), let readAt = cachedRead {
-                            contents.markPathChecked(cid, filename: request.filename, readAt: readAt, on: request.dbLevel)
+                if checked != request.filename {
+                    let read = entry.flatMap { $0.content.filename == request.filename ? $0 : nil }
+                    let filename = try checkedFilename(cid: cid, request.filename, read: read)
+                    if read?.pathCheckedOn != request.dbLevel || read == nil {
+                        if try await checkPath(filename, on: request.dbLevel, cid: cid), let read {
+                            contents.markPathChecked(cid, filename: request.filename, readAt: read.readAt, on: request.dbLevel)
+                            entry?.pathCheckedOn = request.dbLevel
                         }
                     }
-                    checked.insert(request.filename)
+                    checked = request.filename
                 }
                 if let raise { try await raiseMaxCounts(raise.level, to: raise.count, cid: cid) }
                 var sent = request
@@ -115,11 +122,12 @@ extension App {
         return (found, (try? root.lookup(filename)) != nil)
     }
 
-    /// The checked filename of a content (the cache keeps the verdict of its last read).
-    private func checkedFilename(cid: Int64, _ name: String) throws -> Filename {
+    /// The checked filename of a content (`read`: its cache entry of the read that named it, which
+    /// keeps the verdict).
+    private func checkedFilename(cid: Int64, _ name: String, read: ContentCache.Entry?) throws -> Filename {
         let verdict: Result<Filename, any Error>
-        if let entry = contents.entry(cid), entry.content.filename == name {
-            verdict = entry.filename
+        if let read, read.content.filename == name {
+            verdict = read.filename
         } else {
             verdict = Result { try Filename(name) }
         }

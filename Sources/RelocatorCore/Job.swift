@@ -76,6 +76,51 @@ public enum JobField: String, Sendable, CaseIterable {
     case nextQueuedBy = "next_queued_by"
 }
 
+extension JobField {
+    /// Its place in `allCases` (the order of the declaration): a field's slot in a table of
+    /// values read without a dictionary (`Job.decode(values:)`).
+    public var ordinal: Int {
+        switch self {
+        case .cid: 0
+        case .count: 1
+        case .filename: 2
+        case .target: 3
+        case .status: 4
+        case .attempts: 5
+        case .checksum: 6
+        case .bytes: 7
+        case .gen: 8
+        case .part: 9
+        case .stage: 10
+        case .reason: 11
+        case .dbLevel: 12
+        case .workerID: 13
+        case .lastError: 14
+        case .earlierError: 15
+        case .token: 16
+        case .fence: 17
+        case .enqueuedAt: 18
+        case .updatedAt: 19
+        case .startedAt: 20
+        case .nextTarget: 21
+        case .bytesDone: 22
+        case .bytesTotal: 23
+        case .verified: 24
+        case .transferKey: 25
+        case .sourceVersion: 26
+        case .pulledFrom: 27
+        case .deferReason: 28
+        case .dueAt: 29
+        case .queuedBy: 30
+        case .nextQueuedBy: 31
+        }
+    }
+
+    /// Every field's name as bytes, in `allCases` order (to recognise a field in a reply without
+    /// building a string).
+    public static let names: [[UInt8]] = allCases.map { Array($0.rawValue.utf8) }
+}
+
 /// A relocation job as stored in the `job:<cid>` hash.
 public struct Job: Equatable, Sendable {
     public var cid: Int64
@@ -162,7 +207,21 @@ public struct Job: Equatable, Sendable {
     /// Reads the hash fields. Every string is taken as it is — `null` is a filename like any other —
     /// and an empty value counts as absent.
     public static func decode(_ hash: [String: String]) -> Result<Job, DecodingError> {
-        func text(_ field: JobField) -> String? { hash[field.rawValue].flatMap { $0.isEmpty ? nil : $0 } }
+        decode { hash[$0.rawValue] }
+    }
+
+    /// Reads the values of a table indexed by `JobField.ordinal` (nil: absent), by the same rules
+    /// as a hash.
+    public static func decode(values: [String?]) -> Result<Job, DecodingError> {
+        decode { field in
+            let index = field.ordinal
+            return index < values.count ? values[index] : nil
+        }
+    }
+
+    /// Reads the fields as `value` gives them (nil: absent), by the same rules as a hash.
+    public static func decode(_ value: (JobField) -> String?) -> Result<Job, DecodingError> {
+        func text(_ field: JobField) -> String? { value(field).flatMap { $0.isEmpty ? nil : $0 } }
         func required(_ field: JobField) throws(DecodingError) -> String {
             guard let value = text(field) else { throw DecodingError(field: field, value: nil) }
             return value

@@ -16,10 +16,28 @@ public struct QueuedBy: Sendable, Equatable {
 
     /// As the job hash keeps it: who, a newline, the rule (the scripts that compose one — a
     /// follow-up's — put their words in front of the first line).
-    public var stored: String { who.replacing("\n", with: " ") + "\n" + rule }
+    public var stored: String {
+        // A name with no line feed at all (every one the code gives) is kept as it is: the generic
+        // `replacing` costs more than the rest of a submission's arguments together.
+        let who = self.who.utf8.contains(UInt8(ascii: "\n")) ? self.who.replacing("\n", with: " ") : self.who
+        return who + "\n" + rule
+    }
 
     public init(stored: String) {
-        if let newline = stored.firstIndex(of: "\n") {
+        // The first line feed that is a character of its own (`firstIndex(of: "\n")`: the "\n" of
+        // a "\r\n" is part of another character), found in the bytes: every submission's answer
+        // reads one.
+        var newline: String.Index?
+        var previous: UInt8 = 0
+        for index in stored.utf8.indices {
+            let byte = stored.utf8[index]
+            if byte == UInt8(ascii: "\n") && previous != UInt8(ascii: "\r") {
+                newline = index
+                break
+            }
+            previous = byte
+        }
+        if let newline {
             who = String(stored[..<newline])
             rule = String(stored[stored.index(after: newline)...])
         } else {

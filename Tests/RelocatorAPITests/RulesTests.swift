@@ -43,6 +43,10 @@ import Testing
         #expect(FormRules.isURLEncoded("application/x-www-form-urlencoded; charset=utf-8"))
         #expect(!FormRules.isURLEncoded("multipart/form-data; boundary=x"))
         #expect(!FormRules.isURLEncoded("application/json"))
+        #expect(FormRules.isURLEncoded("Application/X-WWW-Form-URLEncoded"))
+        #expect(!FormRules.isURLEncoded("application/x-www-form-urlencode"))
+        #expect(!FormRules.isURLEncoded(""))
+        #expect(!FormRules.isURLEncoded("application_x-www-form-urlencoded"))
     }
 
     @Test func serverTroubleIsA503ThatSaysWhatToDoWithoutInternals() throws {

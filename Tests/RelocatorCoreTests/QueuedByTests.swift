@@ -23,6 +23,13 @@ import Testing
         let by = QueuedBy(who: "the rebalancer (watermark)\nwith a newline", rule: "gold is at 95.0 %\nabove its high watermark")
         let read = QueuedBy(stored: by.stored)
         #expect(read.who == "the rebalancer (watermark) with a newline" && read.rule == by.rule)
+        #expect(QueuedBy(who: "POST /post_sentence", rule: "count 7 falls in bronze").stored == "POST /post_sentence\ncount 7 falls in bronze")
+        // Only a line feed on its own is a line break to replace ("\r\n" is one character).
+        #expect(QueuedBy(who: "a\nb\r\nc", rule: "r").stored == "a b\r\nc\nr")
+        // Read back at the first line feed that is a character of its own.
+        #expect(QueuedBy(stored: "a\r\nb\nc\nd") == QueuedBy(who: "a\r\nb", rule: "c\nd"))
+        #expect(QueuedBy(stored: "a\r\nb") == QueuedBy(who: "a\r\nb", rule: ""))
+        #expect(QueuedBy(stored: "\nr") == QueuedBy(who: "", rule: "r") && QueuedBy(stored: "é\n") == QueuedBy(who: "é", rule: ""))
         #expect(QueuedBy(stored: "just who") == QueuedBy(who: "just who", rule: "") && QueuedBy(stored: "just who").sentence == "just who")
         #expect(QueuedBy.replay(by: "relocator dlq replay", earlier: nil)
             == QueuedBy(who: "a replay (relocator dlq replay)", rule: "the target it had when it died"))
