@@ -154,10 +154,7 @@ extension Worker {
         guard let reading = session as? any QueueReading else { throw MoveError(.levelUnavailable, "this queue lists no workers") }
         var (peers, cached) = try transferPeers(job.dbLevel, reading)
         if peers.isEmpty && cached { (peers, cached) = try transferPeers(job.dbLevel, reading, fresh: true) }
-        guard !peers.isEmpty else {
-            // (A worker restarting, or cut off from Redis: asked again as an unreachable one is.)
-            throw TransferClient.Unreachable(description: "no live worker serves level '\(job.dbLevel)'")
-        }
+        guard !peers.isEmpty else { throw Self.noPeer(job.dbLevel) }
         // A secret of this delivery's own, recorded (its digest, with the token checked) before any
         // request: the source serves and removes only for the live delivery that knows it.
         let secret = TransferSecret.random()
@@ -357,6 +354,9 @@ extension Worker {
     /// the answer says the same, and its bytes, exactly the range asked and equal to their
     /// checksum, are the copy's first (an empty file, which has no range, is asked with `HEAD`).
     func locate(_ job: Job, _ peers: [TransferPeer], _ credentials: [(String, String)], firstRange: Int? = nil) throws -> PulledSource {
+        // Nobody asked is nobody saying the file is missing (the heartbeats read again may name
+        // no worker: the one serving the level restarting, or cut off from Redis).
+        guard !peers.isEmpty else { throw Self.noPeer(job.dbLevel) }
         var unreachable: [String] = []
         var missing: [String] = []
         var refused: [String] = []
@@ -479,6 +479,12 @@ extension Worker {
             next = copy.written
         }
         stream.finish()
+    }
+
+    /// No live worker serves `level` (a worker restarting, or cut off from Redis): the move waits
+    /// and asks again, as for an unreachable one, counting no attempt.
+    static func noPeer(_ level: String) -> TransferClient.Unreachable {
+        TransferClient.Unreachable(description: "no live worker serves level '\(level)'")
     }
 
     /// The length of the range asked from `offset`: to the next multiple of `chunk` (after a

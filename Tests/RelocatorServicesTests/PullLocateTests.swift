@@ -50,4 +50,31 @@ import Glibc
             (error as? TransferClient.TLSRefused)?.description.contains("no --transfer-tls-ca is given here") == true
         }
     }
+
+    /// The heartbeats read before name the archive, which answers that it has no such file; read
+    /// again, they name no worker serving the level (its heartbeat expired: a restart, a partition
+    /// from Redis). Nobody said the file is missing: the move waits (unreachable), it is not a
+    /// `source_missing` failure, which would dead-letter the job.
+    @Test func noWorkerServingTheLevelWhenAskedAgainIsAWaitNotAMissingSource() throws {
+        let (listening, port) = try TransferSocketTests.listener()
+        defer { close(listening) }
+        let queue = MemoryQueue()
+        let h = WorkerHarness(queue: queue, transfer: TransferAddress(host: "127.0.0.1", port: 0))
+        _ = try queue.maintain(MaintenanceRequest(beat: Self.archive(port: port, tls: false), ttl: .seconds(60)))
+        var (peers, _) = try h.worker.transferPeers("bronze", queue)
+        #expect(peers.map(\.worker) == ["archive"])
+        queue.advance(.seconds(120))   // its heartbeat expires
+        // (The answer to a `HEAD`: the refusal in its header, no body.)
+        let served = TransferSocketTests.serveOnce(listening, answer: Array(
+            "HTTP/1.1 404 Not Found\r\n\(TransferProtocol.refusalHeader): \(TransferProtocol.Refusal.sourceMissing.rawValue)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
+        let job = Job(cid: 7, count: 1, filename: "seven.bin", dbLevel: "bronze", target: "gold", status: .moving, gen: 1, enqueuedAt: 0, updatedAt: 0)
+        // As the heartbeats read before (cached), so that a missing source is asked again.
+        #expect {
+            try h.worker.locate(job, &peers, cached: true, queue, [])
+        } throws: { error in
+            (error as? TransferClient.Unreachable)?.description.contains("no live worker serves level 'bronze'") == true
+        }
+        #expect(peers.isEmpty, "the heartbeats read again")
+        while !served.isFinished { usleep(1000) }
+    }
 }
