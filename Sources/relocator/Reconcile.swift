@@ -37,11 +37,7 @@ extension Relocator {
         @Option(help: "The secret file the workers share (their --transfer-secret-file), when they share one: the questions to other hosts' workers are signed with it. (default: none: unsigned, as the workers take them without --transfer-secret-file)")
         var transferSecretFile: String?
 
-        @Option(help: "A PEM bundle of the CAs that sign the workers' --transfer-tls-cert (their --transfer-tls-ca): a worker that speaks TLS is asked over TLS, its certificate checked against them and the address it advertises. (default: none: the levels of a worker that speaks TLS are reported unverified)")
-        var transferTlsCa: String?
-
-        @Flag(help: "Ask every other host's worker over TLS: the levels of one whose heartbeat does not advertise TLS are reported unverified (transfer_tls, naming it), and it is sent nothing. Needs --transfer-tls-ca. (default: off: a worker that does not advertise TLS is asked over plain HTTP)")
-        var transferTlsRequired = false
+        @OptionGroup var transferTrust: TransferTrustOptions
 
         @Flag(help: "Repair what is safe to repair.")
         var fix = false
@@ -50,22 +46,13 @@ extension Relocator {
         var json = false
 
         func run() async throws {
-            if transferTlsRequired && transferTlsCa == nil {
-                throw ValidationError("--transfer-tls-required needs --transfer-tls-ca (the CAs the workers' certificates are checked against)")
-            }
             let (all, setting) = try runtime.levelDirectories(flag: levelDirs)
             // Levels whose directory is not on this host are other hosts': their workers are asked.
             let onThisHost = levelsOnThisHost(all)
             let directories = onThisHost.present.names.isEmpty ? all : onThisHost.present
             _ = try verifyLevelLayout(directories, setting: setting)
             let signingKey = try transferSecretFile.map(readTransferSigningKey)
-            var trust: TransferTLSTrust?
-            do {
-                trust = try transferTlsCa.map { path throws(TransferTLSTrust.Invalid) in try TransferTLSTrust(caFile: path) }
-            } catch {
-                throw CommandFailure("--transfer-tls-ca \(error)")
-            }
-            trust?.required = transferTlsRequired
+            let trust = try transferTrust.trust()
             let service = try makeCommandService(runtime, database: database, access: fix ? .readWrite : .readOnly)
             defer { service.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)

@@ -54,11 +54,7 @@ extension Relocator {
         @Option(help: "The PEM private key of --transfer-tls-cert. (default: none; given with --transfer-tls-cert)")
         var transferTlsKey: String?
 
-        @Option(help: "A PEM bundle of the CAs that sign the other hosts' --transfer-tls-cert: a worker that speaks TLS is reached over TLS, its certificate checked against them and the address it advertises. (default: none: a worker that speaks TLS is not pulled from)")
-        var transferTlsCa: String?
-
-        @Flag(help: "Reach every other host's worker over TLS: one whose heartbeat does not advertise TLS is refused (the move fails with transfer_tls, naming it) and sent nothing. Needs --transfer-tls-ca. Give it once every worker serves with --transfer-tls-cert. (default: off: a worker that does not advertise TLS is reached over plain HTTP)")
-        var transferTlsRequired = false
+        @OptionGroup var transferTrust: TransferTrustOptions
 
         func validate() throws {
             if let id, id.isEmpty || id.contains(where: { $0.isWhitespace }) || id.count > 128 {
@@ -104,32 +100,22 @@ extension Relocator {
         /// checked as the command runs: a missing half, or a file that cannot be read or parsed, is
         /// one line naming it.
         func transferTLS() throws -> (server: TransferServerTLS?, trust: TransferTLSTrust?) {
-            if transferTlsRequired && transferTlsCa == nil {
-                throw ValidationError("--transfer-tls-required needs --transfer-tls-ca (the CAs the peers' certificates are checked against)")
-            }
-            guard transferTlsCert != nil || transferTlsKey != nil || transferTlsCa != nil else { return (nil, nil) }
+            let trust = try transferTrust.trust()
+            guard transferTlsCert != nil || transferTlsKey != nil || trust != nil else { return (nil, nil) }
             guard transferListen != nil else {
                 let given = transferTlsCert != nil ? "--transfer-tls-cert" : transferTlsKey != nil ? "--transfer-tls-key" : "--transfer-tls-ca"
                 throw ValidationError("\(given) needs --transfer-listen")
             }
-            var server: TransferServerTLS?
             switch (transferTlsCert, transferTlsKey) {
-            case (nil, nil): break
+            case (nil, nil): return (nil, trust)
             case (_?, nil): throw ValidationError("--transfer-tls-cert needs --transfer-tls-key (the certificate's private key)")
             case (nil, _?): throw ValidationError("--transfer-tls-key needs --transfer-tls-cert (the certificate it is the key of)")
             case (let cert?, let key?):
                 do {
-                    server = try TransferServerTLS(certificateFile: cert, keyFile: key)
+                    return (try TransferServerTLS(certificateFile: cert, keyFile: key), trust)
                 } catch {
                     throw CommandFailure("\(error)")
                 }
-            }
-            do {
-                var trust = try transferTlsCa.map { path throws(TransferTLSTrust.Invalid) in try TransferTLSTrust(caFile: path) }
-                trust?.required = transferTlsRequired
-                return (server, trust)
-            } catch {
-                throw CommandFailure("--transfer-tls-ca \(error)")
             }
         }
 
