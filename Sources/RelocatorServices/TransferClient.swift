@@ -157,9 +157,8 @@ struct TransferClient {
         while true {
             let count = buffer.withUnsafeMutableBytes { fd.receive($0, peek: true) }
             if count == 0 {
-                if !fd.isTLS && Self.isTLSRecord(head) {
-                    throw TLSRefused(description: "\(address) answered in TLS: it serves transfers over TLS only, and its heartbeat does not say so")
-                }
+                // (Also what a TLS-only endpoint does with a plaintext request: it closes, sending
+                // no alert; the heartbeat that says it speaks TLS is read again meanwhile.)
                 throw Unreachable(description: "\(address): the connection closed before an answer", beforeAnswer: head.isEmpty)
             }
             guard count > 0 else { throw unreachable(fd, beforeAnswer: head.isEmpty && !(fd.failure?.timedOut ?? false)) }
@@ -175,12 +174,7 @@ struct TransferClient {
                 taken += got
             }
             if let end {
-                let parsed: (status: Int, headers: [String: String])
-                do {
-                    parsed = try Self.headers(head[0..<end])
-                } catch let error as Unreachable where !fd.isTLS && Self.isTLSRecord(head) {
-                    throw TLSRefused(description: "\(address) speaks TLS, and its heartbeat does not say so (\(error))")
-                }
+                let parsed = try Self.headers(head[0..<end])
                 return Head(status: parsed.status, headers: parsed.headers)
             }
             guard head.count <= 65536 else { throw Unreachable(description: "\(address): an answer's head longer than 64 KiB") }
@@ -204,12 +198,6 @@ struct TransferClient {
     func unreachable(_ fd: TransferSocket, beforeAnswer: Bool) -> Unreachable {
         let reason = fd.failure.map { $0.timedOut ? "no answer within \(readTimeout)" : $0.reason } ?? "no answer"
         return Unreachable(description: "\(address): \(reason)", beforeAnswer: beforeAnswer)
-    }
-
-    /// True when `bytes` begin as a TLS record does (an alert or a handshake, TLS 1.0 to 1.3):
-    /// what a TLS endpoint sends a plaintext request.
-    static func isTLSRecord(_ bytes: [UInt8]) -> Bool {
-        bytes.count >= 3 && (bytes[0] == 0x15 || bytes[0] == 0x16) && bytes[1] == 3 && bytes[2] <= 4
     }
 
     /// The index after `\r\n\r\n`, nil until it came.

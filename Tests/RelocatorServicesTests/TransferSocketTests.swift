@@ -100,21 +100,6 @@ import Glibc
         #expect(ContinuousClock.now - started < .seconds(30), "the read timeout ends the wait")
     }
 
-    /// A plain request answered in TLS (an alert: the endpoint speaks TLS only, and its heartbeat
-    /// did not say so) is a refusal, not a network problem waited on.
-    @Test func aPlainRequestAnsweredInTLSIsARefusal() throws {
-        let (listening, port) = try Self.listener()
-        defer { close(listening) }
-        _ = Self.serveOnce(listening, answer: [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46])
-        var client = TransferClient(address: TransferAddress(host: "127.0.0.1", port: port))
-        client.connections = nil
-        #expect {
-            try client.send("HEAD", TransferProtocol.contentPath(1), headers: [])
-        } throws: { error in
-            (error as? TransferClient.TLSRefused)?.description.contains("answered in TLS") == true
-        }
-    }
-
     @Test func aCAFileThatCannotBeReadOrHoldsNoCertificateIsRefusedNamingIt() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
