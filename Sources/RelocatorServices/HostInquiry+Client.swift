@@ -123,7 +123,8 @@ final class PeerInquiry {
 
     struct InquiryFailure: Error, CustomStringConvertible {
         let description: String
-        /// The peer could not be reached (not a refusal): it is not asked again for a while.
+        /// The peer could not be reached, or not over TLS (not a refusal of its endpoint): it is not
+        /// asked again for a while.
         var unreachable = false
     }
 }
