@@ -28,12 +28,15 @@ public struct TransferTLSTrust: Sendable {
 
     public init(caFile: String) throws(Invalid) {
         file = caFile
-        guard let data = FileManager.default.contents(atPath: caFile) else {
-            throw Invalid(description: "\(caFile): cannot be read\(TransferTLSTrust.readProblem(caFile))")
+        let bytes: [UInt8]
+        do {
+            bytes = try SettingFile.read(caFile)
+        } catch {
+            throw Invalid(description: "\(error)")
         }
         let certificates: [NIOSSLCertificate]
         do {
-            certificates = try NIOSSLCertificate.fromPEMBytes(Array(data))
+            certificates = try NIOSSLCertificate.fromPEMBytes(bytes)
         } catch {
             throw Invalid(description: "\(caFile) is not a PEM bundle of certificates (\(error))")
         }
@@ -49,15 +52,6 @@ public struct TransferTLSTrust: Sendable {
         }
     }
 
-    /// Why `path` cannot be read (` (No such file or directory)`), or nothing when it can.
-    static func readProblem(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd < 0 else {
-            close(fd)
-            return " (not a readable file)"
-        }
-        return " (\(String(cString: strerror(errno))))"
-    }
 }
 
 extension TransferClient {

@@ -1,9 +1,7 @@
 import Foundation
 import HummingbirdTLS
 import NIOSSL
-#if canImport(Glibc)
-import Glibc
-#endif
+import RelocatorCore
 
 /// The transfer endpoint's certificate and key (`--transfer-tls-cert`, `--transfer-tls-key`, PEM):
 /// with them the endpoint speaks TLS only. Read and checked when the worker starts: a file that
@@ -45,12 +43,10 @@ public struct TransferServerTLS: Sendable {
     }
 
     private static func read(_ path: String, option: String) throws(Invalid) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            let why = fd < 0 ? String(cString: strerror(errno)) : "not a readable file"
-            if fd >= 0 { close(fd) }
-            throw Invalid(description: "\(option) \(path): cannot be read (\(why))")
+        do {
+            return try SettingFile.read(path)
+        } catch {
+            throw Invalid(description: "\(option) \(error)")
         }
-        return Array(data)
     }
 }

@@ -67,11 +67,14 @@ enum OptionValue {
 /// The key of a `--transfer-secret-file`; a file that cannot be read or holds too little is
 /// refused, naming the file and never its content.
 func readTransferSigningKey(_ path: String) throws -> TransferSigningKey {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw CommandFailure("--transfer-secret-file \(path): cannot be read")
+    let bytes: [UInt8]
+    do {
+        bytes = try SettingFile.read(path)
+    } catch {
+        throw CommandFailure("--transfer-secret-file \(error)")
     }
     do {
-        return try TransferSigningKey(bytes: Array(data))
+        return try TransferSigningKey(bytes: bytes)
     } catch {
         throw CommandFailure("--transfer-secret-file \(path) \(error)")
     }
