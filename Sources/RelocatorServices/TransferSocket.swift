@@ -86,12 +86,9 @@ final class TransferSocket: @unchecked Sendable {
         kind = .tls(tls)
     }
 
-    /// A TLS connection is this socket's alone: one dropped without `close()` would live on in its
-    /// event loop (its channel, its buffers, the peer's connection), so it is closed with the last
-    /// reference. (A plain socket's descriptor is left to `close()`, as a descriptor is.)
-    deinit {
-        if !closed, case .tls(let stream) = kind { stream.close() }
-    }
+    /// The connection is this socket's alone (its descriptor, or its TLS channel with its buffers
+    /// in an event loop): one dropped without `close()` is closed with the last reference.
+    deinit { close() }
 
     /// True for a TLS connection.
     var isTLS: Bool { tls != nil }

@@ -58,4 +58,15 @@ import Glibc
         #expect(connections.take(one) === kept)
         kept.close()
     }
+
+    /// A plain connection dropped without `close()` is closed with its last reference.
+    @Test func aPlainConnectionDroppedWithoutClosingIsClosed() throws {
+        let pair = try Self.pair()
+        defer { close(pair.other) }
+        do {
+            let dropped = TransferSocket(fd: pair.kept)
+            #expect(!dropped.isTLS)
+        }
+        #expect(Self.closed(pair.other), "the dropped socket's descriptor is closed")
+    }
 }
