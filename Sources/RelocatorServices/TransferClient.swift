@@ -374,7 +374,7 @@ final class TransferConnections: Sendable {
     }
 
     /// What a TLS connection's key begins with (an address never does).
-    static let tlsKeyPrefix = "tls "
+    private static let tlsKeyPrefix = "tls "
 
     /// Closes the connections idle too long, to any endpoint (the worker's maintenance does so
     /// between pulls too).

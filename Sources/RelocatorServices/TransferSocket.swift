@@ -249,7 +249,7 @@ final class TransferTLSStream: @unchecked Sendable {
             why = "its certificate does not name \(address.host) (neither as an IP address nor as a DNS name)"
         } else if text.contains("CERTIFICATE_VERIFY_FAILED") {
             why = "its certificate is not signed by a CA of --transfer-tls-ca \(trust.file), or has expired"
-        } else if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") || text.contains("HTTP_REQUEST")
+        } else if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG")
                     || text.contains("UNEXPECTED_RECORD") {
             why = "it does not speak TLS there"
         } else if case .handshakeFailed = error as? NIOSSLError {

@@ -32,7 +32,7 @@ import Glibc
     }
 
     /// Answers the first connection with `answer` (after reading what came), or keeps it silent
-    /// until `done`'s other end is closed; then closes it.
+    /// until the client closes its end; then closes it. The thread, to wait for its end.
     static func serveOnce(_ listening: Int32, answer: [UInt8]?) -> Thread {
         let thread = Thread {
             let connection = accept(listening, nil, nil)
