@@ -47,9 +47,10 @@ import Glibc
     /// Both workers serve over TLS and trust the CA: a file of several ranges is pulled, proven and
     /// its source removed; the heartbeats say TLS; a plaintext request gets no HTTP answer.
     @Test func aPullOverTLSMovesTheFileAndTheEndpointRefusesPlaintext() throws {
-        let h = try Hosts()
         let certificates = try TestCertificates()
-        defer { h.stop(); certificates.remove() }
+        defer { certificates.remove() }
+        let h = try Hosts()
+        defer { h.stop() }
         try certificates.issue("host", names: ["IP:127.0.0.1"])
         let data = CrossHostPullTests.pattern((16 << 20) + 4321, 21)
         try data.write(to: URL(fileURLWithPath: h.bronze + "/over-tls.bin"))
@@ -74,14 +75,14 @@ import Glibc
     /// peer's certificate, a certificate for another address — and `why` shows it. Once mended,
     /// the same job moves the file.
     @Test func aPullerThatCannotTrustItsPeerMovesNothingAndSaysWhy() throws {
-        let h = try Hosts()
         let certificates = try TestCertificates()
-        defer { h.stop(); certificates.remove() }
+        defer { certificates.remove() }
+        let h = try Hosts()
+        defer { h.stop() }
         try certificates.makeCA("other")
         try certificates.issue("host", names: ["IP:127.0.0.1"])
         try certificates.issue("elsewhere", names: ["IP:10.255.255.1", "DNS:elsewhere.invalid"])
         // Quick retries, and never dead while the configurations are tried one after the other.
-        h.cli.environment["RELOCATOR_RETRY_BASE_MS"] = "100"
         h.cli.environment["RELOCATOR_RETRY_CAP_MS"] = "300"
         h.cli.environment["RELOCATOR_MAX_ATTEMPTS"] = "1000"
         let data = CrossHostPullTests.pattern(70_000, 31)
@@ -148,11 +149,11 @@ import Glibc
     /// with `transfer_tls` naming the peer, the file stays; `reconcile` with it reports the peer's
     /// levels unverified, with the same reason, and connects to it neither.
     @Test func aPullerThatRequiresTLSSendsNothingToAPeerThatDoesNotAdvertiseIt() throws {
-        let h = try Hosts()
         let certificates = try TestCertificates()
-        defer { h.stop(); certificates.remove() }
+        defer { certificates.remove() }
+        let h = try Hosts()
+        defer { h.stop() }
         try certificates.issue("host", names: ["IP:127.0.0.1"])
-        h.cli.environment["RELOCATOR_RETRY_BASE_MS"] = "100"
         h.cli.environment["RELOCATOR_RETRY_CAP_MS"] = "300"
         h.cli.environment["RELOCATOR_MAX_ATTEMPTS"] = "1000"
         // Where the archive says it serves: a listener that never accepts (a request would wait there).
@@ -210,9 +211,10 @@ import Glibc
     /// with a CA that did not sign the worker's certificate, the levels it serves are unverified,
     /// with the reason.
     @Test func reconcileAsksAWorkerThatSpeaksTLSOnlyWithItsCA() throws {
-        let h = try Hosts()
         let certificates = try TestCertificates()
-        defer { h.stop(); certificates.remove() }
+        defer { certificates.remove() }
+        let h = try Hosts()
+        defer { h.stop() }
         try certificates.makeCA("other")
         try certificates.issue("host", names: ["IP:127.0.0.1"])
         // The database says bronze (the archive's); the file is on the edge's gold.
@@ -241,9 +243,10 @@ import Glibc
     /// The TLS options: both halves of the endpoint's pair or neither, each file readable and of
     /// its kind, the key the certificate's; one line naming what is wrong, before anything starts.
     @Test func theTLSOptionsAreCheckedBeforeAnythingStarts() throws {
-        let cli = try ContentsTests.workspace()
         let certificates = try TestCertificates()
-        defer { cli.stop(); certificates.remove() }
+        defer { certificates.remove() }
+        let cli = try ContentsTests.workspace()
+        defer { cli.stop() }
         try certificates.issue("host", names: ["IP:127.0.0.1"])
         try certificates.issue("another", names: ["IP:127.0.0.1"])
         cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()

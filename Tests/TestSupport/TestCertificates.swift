@@ -9,8 +9,8 @@ public struct TestCertificates: Sendable {
     /// A new CA, `<name>-ca.pem` (its key beside it) in a new directory.
     public init(ca name: String = "ca") throws {
         directory = try TemporaryDirectory("relocator-tls")
-        guard chmod(directory.path, 0o700) == 0 else { throw Failure(description: "chmod \(directory.path)") }
         do {
+            guard chmod(directory.path, 0o700) == 0 else { throw Failure(description: "chmod \(directory.path)") }
             try makeCA(name)
         } catch {
             directory.remove()
