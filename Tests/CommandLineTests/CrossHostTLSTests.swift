@@ -157,22 +157,9 @@ import Glibc
         h.cli.environment["RELOCATOR_RETRY_CAP_MS"] = "300"
         h.cli.environment["RELOCATOR_MAX_ATTEMPTS"] = "1000"
         // Where the archive says it serves: a listener that never accepts (a request would wait there).
-        let listening = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try #require(listening >= 0)
+        let (listening, port) = try loopbackSocket()
         defer { close(listening) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listening, $0, size) == 0 && listen(listening, 4) == 0 && getsockname(listening, $0, &size) == 0 }
-        }
-        try #require(bound)
-        let advertised = "127.0.0.1:\(UInt16(bigEndian: address.sin_port))"
-        func noConnectionCame() -> Bool {
-            var poller = pollfd(fd: listening, events: Int16(POLLIN), revents: 0)
-            return poll(&poller, 1, 0) == 0
-        }
+        let advertised = "127.0.0.1:\(port)"
 
         let data = CrossHostPullTests.pattern(70_000, 51)
         try data.write(to: URL(fileURLWithPath: h.bronze + "/plain.bin"))
@@ -192,7 +179,7 @@ import Glibc
         }
         let error = try h.job(51, "last_error")
         #expect(error.contains("worker archive") && error.contains(advertised) && error.contains("does not advertise TLS"), "\(error)")
-        #expect(noConnectionCame(), "nothing was sent to the peer")
+        #expect(noConnectionWaits(on: listening), "nothing was sent to the peer")
         #expect(try Data(contentsOf: URL(fileURLWithPath: h.bronze + "/plain.bin")) == data)
         #expect(!FileManager.default.fileExists(atPath: h.gold + "/plain.bin"))
 
@@ -204,7 +191,7 @@ import Glibc
         let run = try reconcile.reconcile(h.cli, edgeLevels, ["--transfer-tls-ca", certificates.ca(), "--transfer-tls-required"])
         #expect(reconcile.kinds(run.byCID[52]) == ["unverified"], "\(run.all)")
         #expect((run.byCID[52]?.first?["detail"] as? String)?.contains("--transfer-tls-required") == true, "\(run.all)")
-        #expect(noConnectionCame(), "nothing was sent to the peer")
+        #expect(noConnectionWaits(on: listening), "nothing was sent to the peer")
     }
 
     /// `reconcile` asks a worker that speaks TLS over TLS with `--transfer-tls-ca`; without it, or

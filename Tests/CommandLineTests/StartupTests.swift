@@ -85,18 +85,8 @@ import TestSupport
         let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
         #expect(try cli.run(["migrate"]).status == 0)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = try loopbackSocket(backlog: 1)
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        #expect(bound && listen(fd, 1) == 0)
-        let port = Int(UInt16(bigEndian: address.sin_port))
         let result = try cli.run(["serve", "--port", String(port)])
         #expect(result.status == 1)
         #expect(result.stderr == "Error: cannot listen on 127.0.0.1:\(port): address already in use\n", "\(result.stderr)")

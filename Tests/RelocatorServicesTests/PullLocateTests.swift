@@ -3,6 +3,7 @@ import RelocatorCore
 @testable import RelocatorServices
 import RelocatorTesting
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,7 +22,7 @@ import Glibc
     /// sent nothing); it restarted without a certificate since. The refusal is not counted: the
     /// heartbeats are read again and the archive asked in plain HTTP, which locates the source.
     @Test func aRefusalOverTLSFromTheHeartbeatsReadBeforeIsAskedAgainOfTheLiveOnes() throws {
-        let (listening, port) = try TransferSocketTests.listener()
+        let (listening, port) = try loopbackSocket()
         defer { close(listening) }
         let queue = MemoryQueue()
         let h = WorkerHarness(queue: queue, transfer: TransferAddress(host: "127.0.0.1", port: 0))
@@ -56,7 +57,7 @@ import Glibc
     /// from Redis). Nobody said the file is missing: the move waits (unreachable), it is not a
     /// `source_missing` failure, which would dead-letter the job.
     @Test func noWorkerServingTheLevelWhenAskedAgainIsAWaitNotAMissingSource() throws {
-        let (listening, port) = try TransferSocketTests.listener()
+        let (listening, port) = try loopbackSocket()
         defer { close(listening) }
         let queue = MemoryQueue()
         let h = WorkerHarness(queue: queue, transfer: TransferAddress(host: "127.0.0.1", port: 0))

@@ -16,21 +16,6 @@ import Glibc
 /// asked without a CA; one that does not speak TLS is a refusal (a configuration to mend), one
 /// that says nothing within the read timeout the network's trouble.
 @Suite struct TransferSocketTests {
-    /// A listening socket on 127.0.0.1 and its port.
-    static func listener() throws -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        try #require(fd >= 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, size) == 0 && listen(fd, 4) == 0 && getsockname(fd, $0, &size) == 0 }
-        }
-        try #require(bound)
-        return (fd, Int(UInt16(bigEndian: address.sin_port)))
-    }
-
     /// Answers the first connection with `answer` (after reading what came), or keeps it silent
     /// until the client closes its end; then closes it. The thread, to wait for its end.
     static func serveOnce(_ listening: Int32, answer: [UInt8]?) -> Thread {
@@ -62,16 +47,14 @@ import Glibc
     }
 
     @Test func aPeerThatWantsTLSIsNotAskedWithoutACA() throws {
-        let (listening, port) = try Self.listener()
+        let (listening, port) = try loopbackSocket()
         defer { close(listening) }
         #expect {
             try client(port: port, trust: nil).send("HEAD", TransferProtocol.contentPath(1), headers: [])
         } throws: { error in
             (error as? TransferClient.TLSRefused)?.description.contains("no --transfer-tls-ca is given here") == true
         }
-        // Nothing was sent: no connection waits to be accepted.
-        var poller = pollfd(fd: listening, events: Int16(POLLIN), revents: 0)
-        #expect(poll(&poller, 1, 0) == 0)
+        #expect(noConnectionWaits(on: listening), "nothing was sent")
     }
 
     @Test func aPeerThatAnswersInPlainHTTPIsARefusalAndASilentOneIsUnreachable() throws {
@@ -79,7 +62,7 @@ import Glibc
         defer { certificates.remove() }
         let trust = try TransferTLSTrust(caFile: certificates.ca())
 
-        let (plain, plainPort) = try Self.listener()
+        let (plain, plainPort) = try loopbackSocket()
         defer { close(plain) }
         _ = Self.serveOnce(plain, answer: Array("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8))
         #expect {
@@ -88,7 +71,7 @@ import Glibc
             (error as? TransferClient.TLSRefused)?.description.contains("does not speak TLS there") == true
         }
 
-        let (silent, silentPort) = try Self.listener()
+        let (silent, silentPort) = try loopbackSocket()
         defer { close(silent) }
         _ = Self.serveOnce(silent, answer: nil)
         let started = ContinuousClock.now

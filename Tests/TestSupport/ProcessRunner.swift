@@ -45,22 +45,37 @@ public enum ProcessRunner {
     }
 }
 
-/// A loopback TCP port nobody listens on right now.
-public func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// A loopback TCP socket bound to a free port, and the port: listening (a backlog of `backlog`)
+/// unless `backlog` is nil. The caller closes it.
+public func loopbackSocket(backlog: Int32? = 4) throws -> (fd: Int32, port: Int) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EMFILE) }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> Int32 in
-            guard bind(fd, sa, length) == 0 else { return -1 }
-            return getsockname(fd, sa, &length)
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            bind(fd, sa, length) == 0 && backlog.map { listen(fd, $0) == 0 } ?? true && getsockname(fd, sa, &length) == 0
         }
     }
-    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard bound else {
+        close(fd)
+        throw POSIXError(.EADDRINUSE)
+    }
+    return (fd, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// True while no connection waits to be accepted on the listening socket `fd`.
+public func noConnectionWaits(on fd: Int32) -> Bool {
+    var waiting = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+    return poll(&waiting, 1, 0) == 0
+}
+
+/// A loopback TCP port nobody listens on right now.
+public func freeLoopbackPort() throws -> Int {
+    let (fd, port) = try loopbackSocket(backlog: nil)
+    close(fd)
+    return port
 }
