@@ -64,17 +64,8 @@ import TestSupport
         try q.redis.send("ZADD", q.shard.residents("bronze"), 111, 1)
         try q.redis.send("ZADD", q.shard.residents("silver"), 222, 2)
         try q.redis.send("ZREM", q.shard.residents("gold"), 3)
-        var ids: [String] = []
-        for _ in 0..<3 {
-            let job = try #require(try q.fetch())
-            #expect(try q.queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00",
-                                    bytes: 1, foundIn: nil, on: q.redis))
-            ids.append(job.id)
-        }
-        let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 10, on: q.redis)
-        #expect(Set(batch.map(\.id)) == Set(ids))
-        try q.queue.markCommitted(ids: batch.map(\.id), shard: 0, committer: "c1", ttl: .seconds(60),
-                                  levels: ["gold", "silver", "bronze"], on: q.redis)
+        let ids = try q.fetchAndAck(3)
+        #expect(Set(try q.commitDone()) == Set(ids))
         #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == 111)
         #expect(try q.queue.residentScore(cid: 2, level: "gold", on: q.redis) == 222)
         #expect(try q.queue.residentScore(cid: 3, level: "silver", on: q.redis) == 700)
@@ -96,17 +87,9 @@ import TestSupport
         defer { q.cleanUp() }
         try q.submit(1, 20000, to: "gold")
         try q.submit(2, 20000, from: "silver", to: "gold")
-        var ids: [String] = []
-        for _ in 0..<2 {
-            let job = try #require(try q.fetch())
-            #expect(try q.queue.ack(JobID(cid: job.cid, gen: job.gen), worker: "w1", token: job.deliveryToken, checksum: "xxh128:00",
-                                    bytes: 1, foundIn: nil, on: q.redis))
-            ids.append(job.id)
-        }
+        let ids = try q.fetchAndAck(2)
         try q.redis.send("HDEL", q.shard.job(1), JobField.dbLevel.rawValue)
-        let batch = try q.queue.takeDone(committer: "c1", shard: 0, max: 10, on: q.redis)
-        try q.queue.markCommitted(ids: batch.map(\.id), shard: 0, committer: "c1", ttl: .seconds(60),
-                                  levels: ["gold", "silver", "bronze"], on: q.redis)
+        #expect(Set(try q.commitDone()) == Set(ids))
         for cid in Int64(1)...2 {
             #expect(try q.redis.send("HGET", q.shard.job(cid), JobField.status.rawValue).string == JobStatus.committed.rawValue)
             #expect(try q.queue.lastMoved(cid: cid, on: q.redis) != nil)

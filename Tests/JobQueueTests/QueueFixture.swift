@@ -51,13 +51,33 @@ struct QueueFixture {
 
     func job(_ cid: Int64) throws -> Job? { try queue.job(cid: cid, on: redis) }
 
-    /// A verified move of `job` by `worker`, up to its commit.
-    func moveAndCommit(_ job: Job, worker: String = "w1", committer: String = "c1") throws {
+    /// A verified move of `job` by `worker`, acknowledged.
+    func ack(_ job: Job, worker: String = "w1") throws {
         #expect(try queue.ack(JobID(cid: job.cid, gen: job.gen), worker: worker, token: job.deliveryToken, checksum: "xxh128:00", bytes: 1, foundIn: nil, on: redis))
-        let shard = queue.keys.shardIndex(of: job.cid)
+    }
+
+    /// The next `count` jobs taken, claimed and acknowledged as `worker`'s verified moves: their ids.
+    func fetchAndAck(_ count: Int, worker: String = "w1") throws -> [String] {
+        try (0..<count).map { _ in
+            let job = try #require(try fetch(worker))
+            try ack(job, worker: worker)
+            return job.id
+        }
+    }
+
+    /// The done jobs of `shard` taken and committed, as the committer does: their ids.
+    @discardableResult
+    func commitDone(shard: Int = 0, committer: String = "c1") throws -> [String] {
         let batch = try queue.takeDone(committer: committer, shard: shard, max: 100, on: redis)
         try queue.markCommitted(ids: batch.map(\.id), shard: shard, committer: committer, ttl: .seconds(60),
                                 levels: ["gold", "silver", "bronze"], on: redis)
+        return batch.map(\.id)
+    }
+
+    /// A verified move of `job` by `worker`, up to its commit.
+    func moveAndCommit(_ job: Job, worker: String = "w1", committer: String = "c1") throws {
+        try ack(job, worker: worker)
+        try commitDone(shard: queue.keys.shardIndex(of: job.cid), committer: committer)
     }
 
     /// Records a stage of the move, as the worker's hooks do.
