@@ -327,21 +327,26 @@ class CrossHostBench:
         rsync_rate = count * size / self.rsync(f"rs{run}") / MB
         shutil.rmtree(os.path.join(h2.level_outside("gold"), f"rs{run}"))
         # Relocator.
-        names = [f"big{run}/f{i}" for i in range(count)]
-        for name in names:
-            self.write(h1, "bronze", name, size)
-        cids = self.contents(names)
-        ours = count * size / self.move(cids) / MB
-        for name in names:
-            if os.path.exists(os.path.join(h1.level_outside("bronze"), name)) or \
-                    os.path.getsize(os.path.join(h2.level_outside("gold"), name)) != size:
-                raise RuntimeError(f"{name} was not moved")
-            os.unlink(os.path.join(h2.level_outside("gold"), name))
+        ours = self.pull_big([f"big{run}/f{i}" for i in range(count)], size)
         vs_raw.add(ours, raw_rate)
         vs_rsync.add(ours, rsync_rate)
         log(f"crosshost big run {run + 1}: relocator {ours:.0f} MB/s, raw sendfile {raw_rate:.0f} MB/s, rsync daemon {rsync_rate:.0f} MB/s")
         if self.args.tls:
             self.big_tls(run, ours)
+
+    def pull_big(self, names, size):
+        """Writes `names` of `size` bytes on the first host's bronze, pulls them all to the second's
+        gold, checks each moved whole and removes it there; the pull's rate in MB/s."""
+        h1, h2 = self.hosts[0], self.hosts[1]
+        for name in names:
+            self.write(h1, "bronze", name, size)
+        rate = len(names) * size / self.move(self.contents(names)) / MB
+        for name in names:
+            if os.path.exists(os.path.join(h1.level_outside("bronze"), name)) or \
+                    os.path.getsize(os.path.join(h2.level_outside("gold"), name)) != size:
+                raise RuntimeError(f"{name} was not moved")
+            os.unlink(os.path.join(h2.level_outside("gold"), name))
+        return rate
 
     def big_tls(self, run, plain):
         """The same pull between workers that speak TLS, beside the plain pull of this run."""
@@ -358,16 +363,7 @@ class CrossHostBench:
             self.write(h1, "bronze", f"tls{run}/warm", 1 << 20)
             self.move(self.contents([f"tls{run}/warm"]))
             os.unlink(os.path.join(h2.level_outside("gold"), f"tls{run}/warm"))
-            names = [f"tls{run}/f{i}" for i in range(count)]
-            for name in names:
-                self.write(h1, "bronze", name, size)
-            cids = self.contents(names)
-            ours = count * size / self.move(cids) / MB
-            for name in names:
-                if os.path.exists(os.path.join(h1.level_outside("bronze"), name)) or \
-                        os.path.getsize(os.path.join(h2.level_outside("gold"), name)) != size:
-                    raise RuntimeError(f"{name} was not moved over TLS")
-                os.unlink(os.path.join(h2.level_outside("gold"), name))
+            ours = self.pull_big([f"tls{run}/f{i}" for i in range(count)], size)
         finally:
             self.restart_workers()
         figure.add(ours, plain)
