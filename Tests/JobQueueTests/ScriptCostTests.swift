@@ -122,16 +122,19 @@ import TestSupport
 
 /// A worker's finisher acknowledges the moves of one directory fsync together.
 @Suite struct BatchedAckTests {
+    /// The next delivery of gold for `worker` (the test fails, saying what came instead, without one).
+    static func next(_ session: RedisJobQueue, _ worker: String = "w1") throws -> Delivery {
+        let next = try session.next(NextRequest(worker: worker, levels: ["gold"], rotation: 0, wait: .zero))
+        guard case .delivery(let delivery) = next else { throw ClusterError("no delivery for \(worker): \(next)") }
+        return delivery
+    }
+
     @Test func movesAcknowledgedTogetherEndAsEachAloneInOrder() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }
         let session = RedisJobQueue(queue: q.queue, redis: q.redis)
         for cid in Int64(21)...23 { try q.submit(cid) }
-        func next(_ worker: String) throws -> Delivery {
-            guard case .delivery(let delivery) = try session.next(NextRequest(worker: worker, levels: ["gold"], rotation: 0, wait: .zero))
-            else { throw CancellationError() }
-            return delivery
-        }
+        func next(_ worker: String) throws -> Delivery { try Self.next(session, worker) }
         let first = try next("w1"), second = try next("w1")
         // The third is given back and claimed again: its first delivery is stale.
         let stale = try next("w2")
@@ -158,12 +161,7 @@ import TestSupport
         defer { q.cleanUp() }
         let session = RedisJobQueue(queue: q.queue, redis: q.redis)
         for cid in Int64(41)...43 { try q.submit(cid) }
-        var deliveries: [Delivery] = []
-        for _ in 0..<3 {
-            guard case .delivery(let delivery) = try session.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
-            else { throw CancellationError() }
-            deliveries.append(delivery)
-        }
+        let deliveries = try (0..<3).map { _ in try Self.next(session) }
         let checksum = try Checksum(parsing: "xxh128:" + String(repeating: "ab", count: 16))
         #expect(try session.record(deliveries[0], .publishing(checksum, bytes: 7)))
         #expect(try session.record(deliveries[0], .copied(3, of: 7)))
@@ -187,12 +185,7 @@ import TestSupport
         defer { q.cleanUp() }
         let session = RedisJobQueue(queue: q.queue, redis: q.redis)
         for cid in Int64(31)...33 { try q.submit(cid) }
-        var deliveries: [Delivery] = []
-        for _ in 0..<3 {
-            guard case .delivery(let delivery) = try session.next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
-            else { throw CancellationError() }
-            deliveries.append(delivery)
-        }
+        let deliveries = try (0..<3).map { _ in try Self.next(session) }
         let broken = deliveries[1]
         try q.redis.send("DEL", q.shard.job(broken.job.cid))
         try q.redis.send("SET", q.shard.job(broken.job.cid), "not a hash")
