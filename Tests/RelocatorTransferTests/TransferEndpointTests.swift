@@ -68,6 +68,13 @@ final class TransferFixture: @unchecked Sendable {
         return delivery
     }
 
+    /// `delivery`'s copy recorded published (`publishing`, then `published`), as its puller records
+    /// it before it asks for the source's removal.
+    func published(_ delivery: Delivery, _ checksum: Checksum, bytes: Int64, sourceVersion: String? = nil) throws {
+        guard try queue.record(delivery, .publishing(checksum, bytes: bytes, sourceVersion: sourceVersion)),
+              try queue.record(delivery, .published) else { throw TestFailure("content \(delivery.job.cid)'s copy was not recorded published") }
+    }
+
     /// The headers of a request of `delivery`'s.
     func headers(_ delivery: Delivery, token: String? = nil, gen: String? = nil, secret: String? = nil, extra: HTTPFields = [:]) -> HTTPFields {
         var fields = extra
@@ -269,8 +276,7 @@ extension TestResponse {
         // The first delivery is reaped; the next one claims the job and records its own secret.
         #expect(try f.queue.release(worker: "edge", fence: true) == 1)
         let second = try f.deliver(9, worker: "edge2")
-        #expect(try f.queue.record(second, .publishing(sum, bytes: 4096)))
-        #expect(try f.queue.record(second, .published))
+        try f.published(second, sum, bytes: 4096)
         try await f.test { client in
             let oldSecret = f.secrets["9:\(first.token)"]!.text
             for headers in [f.headers(second, secret: oldSecret), f.headers(first)] {
@@ -405,8 +411,7 @@ extension TestResponse {
             try f.file("c\(cid).bin", bytes: 4096)
             let delivery = try f.claim(cid, "c\(cid).bin")
             let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/c\(cid).bin"))
-            #expect(try f.queue.record(delivery, .publishing(sum, bytes: 4096)))
-            #expect(try f.queue.record(delivery, .published))
+            try f.published(delivery, sum, bytes: 4096)
             (sums[cid], deliveries[cid]) = (sum, delivery)
         }
         let counting = CountingGateway(MemoryQueueGateway(f.queue))
@@ -447,16 +452,14 @@ extension TestResponse {
         try f.file("e", bytes: 4096)
         let first = try f.claim(50, "e")
         let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/e"))
-        #expect(try f.queue.record(first, .publishing(sum, bytes: 4096)))
-        #expect(try f.queue.record(first, .published))
+        try f.published(first, sum, bytes: 4096)
         try await f.test { client in
             let got = try await client.execute(uri: TransferProtocol.contentPath(50), method: .get, headers: f.headers(first))
             #expect(got.status == .ok && got.bytes.count == 4096)
             // Reaped, and claimed again by another worker, whose copy is published with the same checksum.
             #expect(try f.queue.release(worker: "edge", fence: true) == 1)
             let second = try f.deliver(50, worker: "edge2")
-            #expect(try f.queue.record(second, .publishing(sum, bytes: 4096)))
-            #expect(try f.queue.record(second, .published))
+            try f.published(second, sum, bytes: 4096)
             let removal = try await client.execute(uri: TransferProtocol.removePath(50), method: .post,
                                                    headers: f.headers(first, extra: [TransferHeader.checksum: sum.description]))
             #expect(removal.status == .forbidden && removal.refusal == "wrong_credential", "\(removal.status) \(removal.message)")
@@ -468,8 +471,7 @@ extension TestResponse {
         try Data(repeating: 3, count: 4096).write(to: URL(fileURLWithPath: f.dir.path + "/bronze/g"))
         let delivery = try f.claim(51, "g")
         let served = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/g"))
-        #expect(try f.queue.record(delivery, .publishing(served, bytes: 4096)))
-        #expect(try f.queue.record(delivery, .published))
+        try f.published(delivery, served, bytes: 4096)
         try await f.test { client in
             let got = try await client.execute(uri: TransferProtocol.contentPath(51), method: .get, headers: f.headers(delivery))
             #expect(got.status == .ok && got.bytes.count == 4096)
@@ -506,8 +508,7 @@ extension TestResponse {
         }
         #expect(FileManager.default.fileExists(atPath: path))
         // The delivery records a checksum that is not the source's: asked with it, the source is kept.
-        #expect(try f.queue.record(delivery, .publishing(other, bytes: 2 << 20)))
-        #expect(try f.queue.record(delivery, .published))
+        try f.published(delivery, other, bytes: 2 << 20)
         try await f.test { client in
             let differs = try await ask(client, other.description)
             #expect(differs.status == .conflict && differs.refusal == "checksum_mismatch", "\(differs.message)")
@@ -556,8 +557,7 @@ extension TestResponse {
         try f.file("c", bytes: 8192)
         let delivery = try f.claim(21, "c")
         let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/c"))
-        #expect(try f.queue.record(delivery, .publishing(sum, bytes: 8192)))
-        #expect(try f.queue.record(delivery, .published))
+        try f.published(delivery, sum, bytes: 8192)
         try Data(repeating: 9, count: 8192).write(to: URL(fileURLWithPath: f.gold + "/c"))
         try await f.test { client in
             var extra: HTTPFields = [:]
@@ -579,8 +579,7 @@ extension TestResponse {
         let delivery = try f.claim(22, "d")
         let path = f.gold + "/d"
         let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(path))
-        #expect(try f.queue.record(delivery, .publishing(sum, bytes: 8192, sourceVersion: "will be read")))
-        #expect(try f.queue.record(delivery, .published))
+        try f.published(delivery, sum, bytes: 8192, sourceVersion: "will be read")
         try await f.test { client in
             let head = try await client.execute(uri: TransferProtocol.contentPath(22), method: .head, headers: f.headers(delivery))
             let copied = try #require(head.headers[TransferHeader.version])
