@@ -348,7 +348,7 @@ extension Worker {
     /// `source_missing` is not final while another may have it: the source is missing only when
     /// every one of them says so; one that cannot be reached (or does not serve the level now)
     /// makes the move wait. One refused over TLS (`TransferClient.TLSRefused`) while none has the
-    /// file is the move's failure (`transfer_tls`), not a wait.
+    /// file and every other answered is the move's failure (`transfer_tls`), not a wait.
     ///
     /// With `firstRange`, each is asked for the file's first `firstRange` bytes (`GET`) instead:
     /// the answer says the same, and its bytes, exactly the range asked and equal to their
@@ -408,12 +408,14 @@ extension Worker {
             default: try Self.refuseUnlessOK(answer, lost)
             }
         }
-        if !refused.isEmpty {
-            throw TransferClient.TLSRefused(description: (refused + unreachable).joined(separator: "; "))
-        }
+        // A worker that could not be reached may have the file and be reached over TLS as it
+        // should: the move waits, counting nothing, while any is (the refusals said beside).
         if !unreachable.isEmpty {
-            throw TransferClient.Unreachable(description: unreachable.joined(separator: "; ")
+            throw TransferClient.Unreachable(description: (unreachable + refused).joined(separator: "; ")
                                              + (missing.isEmpty ? "" : " (\(missing.joined(separator: ", ")) \(missing.count == 1 ? "has" : "have") no such file)"))
+        }
+        if !refused.isEmpty {
+            throw TransferClient.TLSRefused(description: refused.joined(separator: "; "))
         }
         throw MoveError(.sourceMissing, "no live worker serving level '\(job.dbLevel)' has \(job.filename.prefix(200)) (asked \(missing.joined(separator: ", ")))")
     }

@@ -78,4 +78,29 @@ import Glibc
         #expect(peers.isEmpty, "the heartbeats read again")
         while !served.isFinished { usleep(1000) }
     }
+
+    /// One worker serving the level is refused over TLS (it wants TLS, and no CA is given here),
+    /// another cannot be reached (a partition): the second may have the file and be reached as it
+    /// should, so the move waits, counting nothing; the refusal is said beside.
+    @Test func aRefusalOverTLSBesideAnUnreachableWorkerIsAWait() throws {
+        let (refusing, refusingPort) = try loopbackSocket()
+        defer { close(refusing) }
+        let queue = MemoryQueue()
+        let h = WorkerHarness(queue: queue, transfer: TransferAddress(host: "127.0.0.1", port: 0))
+        _ = try queue.maintain(MaintenanceRequest(beat: Self.archive(port: refusingPort, tls: true), ttl: .seconds(6 * 3600)))
+        let closedPort = try freeLoopbackPort()   // nobody listens there: the connection is refused
+        _ = try queue.maintain(MaintenanceRequest(beat: Heartbeat(id: "mirror", kind: .worker, levels: ["bronze"], directories: ["bronze": "/srv/bronze"],
+                                                                  transfer: "127.0.0.1:\(closedPort)"),
+                                                  ttl: .seconds(6 * 3600)))
+        let (peers, _) = try h.worker.transferPeers("bronze", queue, fresh: true)
+        #expect(Set(peers.map(\.worker)) == ["archive", "mirror"])
+        let job = Job(cid: 7, count: 1, filename: "seven.bin", dbLevel: "bronze", target: "gold", status: .moving, gen: 1, enqueuedAt: 0, updatedAt: 0)
+        #expect {
+            try h.worker.locate(job, peers, [])
+        } throws: { error in
+            guard let waiting = error as? TransferClient.Unreachable else { return false }
+            return waiting.description.contains("mirror") && waiting.description.contains("no --transfer-tls-ca is given here")
+        }
+        #expect(noConnectionWaits(on: refusing), "nothing was sent to the worker that wants TLS")
+    }
 }
