@@ -76,7 +76,8 @@ extension App {
                 if checked != request.filename {
                     let read = entry.flatMap { $0.content.filename == request.filename ? $0 : nil }
                     let filename = try checkedFilename(cid: cid, request.filename, read: read)
-                    if read?.pathCheckedOn != request.dbLevel || read == nil {
+                    // (No entry of this read: not checked on any level.)
+                    if read?.pathCheckedOn != request.dbLevel {
                         if try await checkPath(filename, on: request.dbLevel, cid: cid), let read {
                             contents.markPathChecked(cid, filename: request.filename, readAt: read.readAt, on: request.dbLevel)
                             entry?.pathCheckedOn = request.dbLevel
