@@ -327,10 +327,15 @@ class CrossHostBench:
         rsync_rate = count * size / self.rsync(f"rs{run}") / MB
         shutil.rmtree(os.path.join(h2.level_outside("gold"), f"rs{run}"))
         # Relocator.
+        before = self.cpu()
         ours = self.pull_big([f"big{run}/f{i}" for i in range(count)], size)
+        after = self.cpu()
         vs_raw.add(ours, raw_rate)
         vs_rsync.add(ours, rsync_rate)
-        log(f"crosshost big run {run + 1}: relocator {ours:.0f} MB/s, raw sendfile {raw_rate:.0f} MB/s, rsync daemon {rsync_rate:.0f} MB/s")
+        # CPU per GiB pulled, which a loaded machine disturbs less than the rate.
+        per_gib = {name: (after[name] - before.get(name, 0.0)) * (1 << 30) / (count * size) for name in after}
+        log(f"crosshost big run {run + 1}: relocator {ours:.0f} MB/s, raw sendfile {raw_rate:.0f} MB/s, rsync daemon {rsync_rate:.0f} MB/s; "
+            f"CPU s per GiB: " + ", ".join(f"{name} {seconds:.2f}" for name, seconds in sorted(per_gib.items())))
         if self.args.tls:
             self.big_tls(run, ours)
 

@@ -22,9 +22,28 @@ public final class ServedFile: @unchecked Sendable {
     /// The file's version: device, inode, size, modification and change times when it was opened.
     /// Every range of one transfer must come from one version (a source written to meanwhile is
     /// `source_changed`).
-    public var version: String {
-        let id = open.identity
-        return "\(id.device)-\(id.inode)-\(id.size)-\(id.modified.tv_sec).\(id.modified.tv_nsec)-\(id.changed.tv_sec).\(id.changed.tv_nsec)"
+    public var version: String { Self.version(of: open.identity) }
+
+    static func version(of id: FileIdentity) -> String {
+        "\(id.device)-\(id.inode)-\(id.size)-\(id.modified.tv_sec).\(id.modified.tv_nsec)-\(id.changed.tv_sec).\(id.changed.tv_nsec)"
+    }
+
+    /// True when the version opened was made at least `interval` before now (by this host's
+    /// clock): a write after it, seen or not, changes the version's times even on a file system
+    /// whose times step by whole clock ticks.
+    public func changedBefore(_ interval: Duration) -> Bool {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let changed = open.identity.changed
+        let (seconds, attoseconds) = interval.components
+        // (A change time from the far future makes no deadline: never.)
+        guard seconds >= 0, Int64(changed.tv_sec) < Int64.max - seconds - 1 else { return false }
+        var deadline = (seconds: Int64(changed.tv_sec) + seconds, nanoseconds: Int64(changed.tv_nsec) + attoseconds / 1_000_000_000)
+        if deadline.nanoseconds >= 1_000_000_000 {
+            deadline.seconds += 1
+            deadline.nanoseconds -= 1_000_000_000
+        }
+        return (Int64(now.tv_sec), Int64(now.tv_nsec)) >= deadline
     }
 
     /// The file's mode and access and modification times, now.
@@ -49,7 +68,9 @@ public final class ServedFile: @unchecked Sendable {
     /// Bytes from `offset` into `buffer` (fewer than it holds only at the end of the file): how many,
     /// and their checksum; `source_changed` when the file is no longer the version opened once
     /// they are read.
-    public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, algorithm: ChecksumAlgorithm) throws -> (count: Int, checksum: Checksum) {
+    /// With `whole`, the bytes are hashed into it too (it holds the file's bytes before `offset`).
+    public func read(at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, algorithm: ChecksumAlgorithm,
+                     continuing whole: WholeFileHash? = nil) throws -> (count: Int, checksum: Checksum) {
         precondition(offset >= 0, "a range is checked before it is read")
         // Hashed piece by piece as read, while each piece is still in the processor's cache.
         let hash = RunningHash(algorithm)
@@ -58,11 +79,36 @@ public final class ServedFile: @unchecked Sendable {
             let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[filled..<min(buffer.count, filled + Self.piece)])
             let count = try open.file.read(into: piece, at: offset + Int64(filled))
             hash.update(UnsafeRawBufferPointer(rebasing: piece[0..<count]))
+            whole?.running.update(UnsafeRawBufferPointer(rebasing: piece[0..<count]))
             filled += count
             if count < piece.count { break }
         }
         try open.requireUnchanged()
         return (filled, hash.finalize())
+    }
+}
+
+/// The xxh128 of a served file's bytes from its first, carried on range after range as they are
+/// served in order to one delivery (`ServedFile.read(…continuing:)`).
+public final class WholeFileHash: @unchecked Sendable {
+    let running = RunningHash(.xxh128)
+
+    public init() {}
+
+    /// The hash of every byte passed so far.
+    public func checksum() -> Checksum { running.finalize() }
+}
+
+/// A source's checksum as its own endpoint hashed it while serving it, whole and in order, to
+/// the delivery that asks for its removal; and the version it was (every range of it read from
+/// that one version, each checked unchanged once read).
+public struct ServedChecksum: Sendable, Equatable {
+    public var version: String
+    public var checksum: Checksum
+
+    public init(version: String, checksum: Checksum) {
+        self.version = version
+        self.checksum = checksum
     }
 }
 
@@ -120,13 +166,24 @@ extension LevelRoot {
     /// it) and the file is unchanged since it was hashed, its name and directory still the ones
     /// hashed. Then its directory is fsynced. A difference is `checksum_mismatch`, a change
     /// `source_changed`: nothing is removed.
+    ///
+    /// `served`: the file's hash as this host's endpoint made it while serving the file whole to
+    /// the copy's delivery. It stands for the file's own hash while the file is still that version
+    /// (device, inode, size, modification and change times), as a hash made here would be trusted
+    /// once `requireUnchanged` found the file still the version hashed; otherwise the file is read
+    /// and hashed here.
     public func removeProven(_ filename: Filename, checksum: Checksum, holding lock: ContentLock,
-                             chunkSize: Int = 256 << 10) throws -> ProvenRemoval {
+                             served: ServedChecksum? = nil, chunkSize: Int = 256 << 10) throws -> ProvenRemoval {
         try requireInPlace()
         guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return .alreadyGone }
-        let buffers = ChunkBuffers(chunkSize: chunkSize)
-        buffers.fit(source.identity.size)
-        let (own, _) = try source.file.hash(checksum.algorithm, buffers: buffers)
+        let own: Checksum
+        if let served, served.checksum.algorithm == checksum.algorithm, served.version == ServedFile.version(of: source.identity) {
+            own = served.checksum
+        } else {
+            let buffers = ChunkBuffers(chunkSize: chunkSize)
+            buffers.fit(source.identity.size)
+            (own, _) = try source.file.hash(checksum.algorithm, buffers: buffers)
+        }
         guard own == checksum else {
             throw MoveError(.checksumMismatch, "\(entry.display) hashes to \(own), not to the copy's \(checksum); it is kept")
         }

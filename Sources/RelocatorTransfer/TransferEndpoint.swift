@@ -156,14 +156,24 @@ public struct TransferEndpoint: Sendable {
                 }
                 (offset, length) = (0, Int(file.size))
             }
-            // Read straight into the answer's buffer.
+            // Read straight into the answer's buffer; a long file's whole hash carried on as its
+            // ranges are served in order to this delivery (its removal then need not read it again).
             var body = ByteBufferAllocator().buffer(capacity: length)
             var checksum: Checksum?
             if length > 0 {
+                let key = job.transferKey
+                let whole = key.flatMap {
+                    self.served.wholeHash(cid: job.cid, key: $0, version: file.version, offset: offset, size: file.size,
+                                          settled: offset > 0 || file.changedBefore(ServedDeliveries.settledFor))
+                }
                 try body.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
-                    let (count, sum) = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), algorithm: .xxh128)
+                    let (count, sum) = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), algorithm: .xxh128,
+                                                     continuing: whole)
                     checksum = sum
                     return count
+                }
+                if let key, let whole {
+                    self.served.hashed(cid: job.cid, key: key, version: file.version, from: offset, through: offset + Int64(body.readableBytes), whole)
                 }
             } else {
                 checksum = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(start: nil, count: 0), algorithm: .xxh128).checksum
@@ -242,7 +252,7 @@ public struct TransferEndpoint: Sendable {
             // Otherwise the job names the level (read, checked), then read again under the lock.
             let known = Int64(cid).flatMap { number in
                 self.served.level(cid: number, key: TransferProtocol.transferKey(token: presented, digest: TransferSecret.digest(of: secret)))
-            }.flatMap { level in self.levels.roots[level].map { (level, $0) } }
+            }.flatMap { served in self.levels.roots[served.level].map { (served.checksum, $0) } }
             /// The job read under its content's lock in `root` (nil: it names another level now).
             func readLocked(in root: LevelRoot, cid number: Int64) throws -> (Job, LevelRoot, Filename, ContentLock)? {
                 guard let taken = try ContentLock.tryLock(cid: number, in: [root]) else {
@@ -261,7 +271,12 @@ public struct TransferEndpoint: Sendable {
                 }
             }
             var locked: (Job, LevelRoot, Filename, ContentLock)?
-            if let (_, knownRoot) = known, let number = Int64(cid) { locked = try readLocked(in: knownRoot, cid: number) }
+            // The source's hash as served whole to this delivery, when it was (see `removeProven`).
+            var servedChecksum: ServedChecksum?
+            if let (checksum, knownRoot) = known, let number = Int64(cid) {
+                locked = try readLocked(in: knownRoot, cid: number)
+                if locked != nil { servedChecksum = checksum }
+            }
             if locked == nil {
                 let (read, readRoot, _) = try self.job(request, cid: cid, session)
                 // Read again under the lock: a later delivery or generation bumps what was checked.
@@ -288,7 +303,7 @@ public struct TransferEndpoint: Sendable {
             if let refusal = try newerVersion() { throw refusal }
             let outcome: LevelRoot.ProvenRemoval
             do {
-                outcome = try root.removeProven(filename, checksum: proof, holding: lock)
+                outcome = try root.removeProven(filename, checksum: proof, holding: lock, served: servedChecksum)
             } catch let error as MoveError where error.kind == .checksumMismatch || error.kind == .sourceChanged {
                 if let refusal = try newerVersion() { throw refusal }
                 throw error
@@ -308,24 +323,103 @@ public struct TransferEndpoint: Sendable {
 /// the lock (which checks it all again). A request whose token and secret do not make that key
 /// finds nothing here. At most `most` entries (all forgotten when full: the removal then reads
 /// the job before the lock too).
+///
+/// For a file of at least `wholeHashFrom` bytes, also its whole hash as served: carried on range
+/// after range while the delivery asks for them in order, from the first byte, all of one version
+/// (any other range forgets it). Once it covers the whole file, the removal of that version uses
+/// it instead of reading the file again (`LevelRoot.removeProven`).
 final class ServedDeliveries: Sendable {
     static let most = 4096
-    private let served = Mutex<[Int64: (key: String, level: String)]>([:])
+    /// The shortest file whose hash is carried on as it is served (a shorter one is read again
+    /// at its removal, most likely from the page cache).
+    static let wholeHashFrom: Int64 = 1 << 20
+    /// The most whole hashes held at once (each some 600 bytes; pulls that stopped leave theirs).
+    static let mostWholeHashes = 64
+    /// How long before its first range is served a file must have last changed for its hash to
+    /// be carried on: a write made after that changes its version's times even on a file system
+    /// whose times step by whole clock ticks (twice the coarsest, 10 ms; a kernel with times of
+    /// their own for a write after a `stat` needs none: see docs/CROSSHOST.md).
+    static let settledFor: Duration = .milliseconds(20)
+
+    struct Whole {
+        var version: String
+        var size: Int64
+        /// The bytes hashed so far: `[0, through)`.
+        var through: Int64
+        /// Nil while a range is being hashed into it.
+        var hash: WholeFileHash?
+    }
+
+    struct Entry {
+        var key: String
+        var level: String
+        var whole: Whole?
+    }
+
+    private let served = Mutex<[Int64: Entry]>([:])
 
     func remember(cid: Int64, key: String, level: String) {
         served.withLock { served in
             if served.count >= Self.most && served[cid] == nil { served.removeAll(keepingCapacity: true) }
-            served[cid] = (key, level)
+            if served[cid]?.key == key && served[cid]?.level == level { return }
+            served[cid] = Entry(key: key, level: level)
         }
     }
 
-    /// The level content `cid`'s file was served from to the delivery whose key is `key`, and
-    /// forgotten (a removal is asked once; asked again, the job is read first).
-    func level(cid: Int64, key: String) -> String? {
-        served.withLock { served -> String? in
+    /// The whole hash to carry on with the range of `size`-byte content `cid` served from
+    /// `offset` to the delivery whose key is `key` (remembered first): a new one from the first
+    /// byte, when the file had `settled` (`settledFor`); the one that holds every byte before
+    /// `offset` of this version; else none, and the one held is forgotten. Handed back with
+    /// `hashed` once the range is read.
+    func wholeHash(cid: Int64, key: String, version: String, offset: Int64, size: Int64, settled: Bool) -> WholeFileHash? {
+        guard size >= Self.wholeHashFrom else { return nil }
+        return served.withLock { served -> WholeFileHash? in
+            guard var entry = served[cid], ConstantTime.equal(Array(entry.key.utf8), Array(key.utf8)) else { return nil }
+            defer { served[cid] = entry }
+            if offset == 0 {
+                guard settled else {
+                    entry.whole = nil
+                    return nil
+                }
+                guard entry.whole != nil || served.values.count(where: { $0.whole != nil }) < Self.mostWholeHashes else { return nil }
+                entry.whole = Whole(version: version, size: size, through: 0, hash: nil)
+                return WholeFileHash()
+            }
+            guard let whole = entry.whole, whole.version == version, whole.size == size, whole.through == offset, let hash = whole.hash else {
+                entry.whole = nil
+                return nil
+            }
+            entry.whole?.hash = nil
+            return hash
+        }
+    }
+
+    /// `hash` from `wholeHash`, now holding every byte before `through`, read from `version`:
+    /// held again, unless the entry changed meanwhile (then it is forgotten).
+    func hashed(cid: Int64, key: String, version: String, from offset: Int64, through: Int64, _ hash: WholeFileHash) {
+        served.withLock { served in
+            guard var entry = served[cid], entry.key == key else { return }
+            if let whole = entry.whole, whole.version == version, whole.through == offset, whole.hash == nil {
+                entry.whole = Whole(version: version, size: whole.size, through: through, hash: hash)
+            } else {
+                entry.whole = nil
+            }
+            served[cid] = entry
+        }
+    }
+
+    /// The level content `cid`'s file was served from to the delivery whose key is `key`, with
+    /// its whole hash when it was served whole in order, and forgotten (a removal is asked once;
+    /// asked again, the job is read first and the file hashed).
+    func level(cid: Int64, key: String) -> (level: String, checksum: ServedChecksum?)? {
+        served.withLock { served -> (level: String, checksum: ServedChecksum?)? in
             guard let entry = served[cid], ConstantTime.equal(Array(entry.key.utf8), Array(key.utf8)) else { return nil }
             served[cid] = nil
-            return entry.level
+            var checksum: ServedChecksum?
+            if let whole = entry.whole, let hash = whole.hash, whole.through == whole.size {
+                checksum = ServedChecksum(version: whole.version, checksum: hash.checksum())
+            }
+            return (entry.level, checksum)
         }
     }
 }

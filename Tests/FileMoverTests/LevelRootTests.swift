@@ -97,6 +97,56 @@ import TestSupport
         #expect(TestFiles.exists(dir.path + "/.relocator/tmp/notes.txt") && TestFiles.exists(dir.path + "/5-1.part"))
     }
 
+    /// A source removed on the hash its endpoint made as it served the file whole: taken only for
+    /// the very version served and the proof's algorithm; otherwise the file is read and hashed here.
+    @Test func aProvenRemovalTakesTheHashMadeAsServedOnlyForTheVersionServed() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let gold = try LevelRoot(LevelPlace(level: "gold", directory: dir.path))
+        try gold.initialise()
+        let bytes = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) })
+        for name in ["a", "b", "c"] { try bytes.write(to: URL(fileURLWithPath: dir.path + "/" + name)) }
+        let own = try #require(try gold.checksum(of: Filename("a"), algorithm: .xxh128))
+        let other = try Checksum(algorithm: .xxh128, hex: String(repeating: "0", count: 32))
+        func version(_ name: String) throws -> String { try #require(try gold.openForTransfer(Filename(name))).version }
+        let lock = try #require(try ContentLock.tryLock(cid: 1, in: [gold]))
+        defer { lock.release() }
+
+        // Served as `other` (which no file here hashes to), and still that version: taken as its hash.
+        #expect(try gold.removeProven(Filename("a"), checksum: other, holding: lock,
+                                      served: ServedChecksum(version: version("a"), checksum: other)) == .removed)
+        #expect(!TestFiles.exists(dir.path + "/a"))
+        // Written to since it was served (the same bytes again): hashed here, and kept.
+        let served = try version("b")
+        try bytes.write(to: URL(fileURLWithPath: dir.path + "/b"))
+        #expect(try version("b") != served)
+        #expect { try gold.removeProven(Filename("b"), checksum: other, holding: lock, served: ServedChecksum(version: served, checksum: other)) } throws: {
+            ($0 as? MoveError)?.kind == .checksumMismatch
+        }
+        #expect(try gold.removeProven(Filename("b"), checksum: own, holding: lock, served: ServedChecksum(version: served, checksum: other)) == .removed)
+        // A proof of another algorithm than the served hash's: hashed here.
+        let zeros = try Checksum(algorithm: .sha256, hex: String(repeating: "0", count: 64))
+        #expect { try gold.removeProven(Filename("c"), checksum: zeros, holding: lock, served: ServedChecksum(version: version("c"), checksum: other)) } throws: {
+            ($0 as? MoveError)?.kind == .checksumMismatch
+        }
+        #expect(TestFiles.exists(dir.path + "/c"))
+    }
+
+    /// A served file's version counts as settled only once it is `interval` old by this host's clock.
+    @Test func aServedFileIsSettledOnlyOnceItsLastChangeIsOldEnough() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let gold = try LevelRoot(LevelPlace(level: "gold", directory: dir.path))
+        try TestFiles.make(dir.path + "/new", bytes: 10)
+        let file = try #require(try gold.openForTransfer(Filename("new")))
+        #expect(!file.changedBefore(.seconds(3600)))
+        #expect(file.changedBefore(.zero))
+        #expect(!file.changedBefore(.seconds(Int64.max)), "a deadline past the largest time is never reached")
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !file.changedBefore(.milliseconds(20)) && ContinuousClock.now < deadline { usleep(1000) }
+        #expect(file.changedBefore(.milliseconds(20)))
+    }
+
     @Test func aDuplicateIsRemovedOnlyWhenTheKeptCopyHoldsTheSameBytes() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }

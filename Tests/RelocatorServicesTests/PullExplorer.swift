@@ -25,6 +25,10 @@
 /// What writers may do: they write the file where SQL says it is, when it is there, without the
 /// content's lock. One window is not covered and is not explored: between `removeProven`'s last
 /// check (`requireUnchanged`) and its `unlink` a few system calls apart, a write is not seen.
+///
+/// A file's bytes here are a function of its version (every write makes a new one), so the hash
+/// `removeProven` takes — made at the removal, or made as the endpoint served the file whole, for
+/// the version still there (`ServedChecksum`) — is one step: the file's chunks at that step.
 struct PullExplorer {
     struct Bounds {
         /// Deliveries that may be reaped while they still act, or killed.

@@ -5,7 +5,7 @@ import HummingbirdTesting
 import Logging
 import RelocatorCore
 import RelocatorTesting
-import RelocatorTransfer
+@testable import RelocatorTransfer
 import Synchronization
 import Testing
 import TestSupport
@@ -199,6 +199,126 @@ extension TestResponse {
                 #expect(refused.status == .badRequest && refused.refusal == "invalid_range", "\(bad): \(refused.status) \(refused.message)")
             }
         }
+    }
+
+    /// A long file served whole to one delivery, range after range in order: the endpoint keeps
+    /// the hash it made as it read them, the file's own for the version served, for the removal
+    /// (which then need not read the file again); ranges asked out of order leave none. Either
+    /// way the removal removes the proven source.
+    @Test func aFileServedWholeInOrderKeepsTheHashMadeAsItWasReadForItsRemoval() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        for name in ["w.bin", "x.bin"] { try f.file(name, bytes: 3 << 20) }
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/w.bin"))
+        let version = try #require(try f.levels.roots["gold"]?.openForTransfer(Filename("w.bin"))?.version)
+        for name in ["w.bin", "x.bin"] {
+            let file = try #require(try f.levels.roots["gold"]?.openForTransfer(Filename(name)))
+            try RedisProcesses.waitUntil("\(name) settles") { file.changedBefore(ServedDeliveries.settledFor) }
+        }
+        let endpoint = TransferEndpoint(levels: f.levels, queue: MemoryQueueGateway(f.queue),
+                                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let inOrder = try f.claim(60, "w.bin")
+        let outOfOrder = try f.claim(61, "x.bin")
+        func key(_ delivery: Delivery) throws -> String {
+            let secret = try #require(f.secrets["\(delivery.job.cid):\(delivery.token)"])
+            return TransferProtocol.transferKey(token: delivery.job.deliveryToken, digest: secret.digest)
+        }
+        let mib = 1 << 20
+        try await Application(router: endpoint.router()).test(.router) { client in
+            for (delivery, ranges) in [(inOrder, [(0, 65536), (65536, 2 * mib - 65536), (2 * mib, mib)]),
+                                       (outOfOrder, [(0, 65536), (2 * mib, mib), (65536, 2 * mib - 65536)])] {
+                for (offset, length) in ranges {
+                    let got = try await client.execute(uri: TransferProtocol.contentPath(delivery.job.cid), method: .get,
+                                                       headers: f.headers(delivery, extra: [.range: "bytes=\(offset)-\(offset + length - 1)"]))
+                    #expect(got.status == .partialContent && got.bytes.count == length, "\(got.message)")
+                }
+            }
+        }
+        let kept = try #require(endpoint.served.level(cid: 60, key: try key(inOrder)))
+        #expect(kept.level == "gold" && kept.checksum == ServedChecksum(version: version, checksum: sum))
+        let none = try #require(endpoint.served.level(cid: 61, key: try key(outOfOrder)))
+        #expect(none.level == "gold" && none.checksum == nil)
+
+        // Served whole, then proven: removed.
+        let third = try f.claim(62, "x.bin")
+        let xsum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/x.bin"))
+        try f.published(third, xsum, bytes: 3 << 20)
+        try await Application(router: endpoint.router()).test(.router) { client in
+            for (offset, length) in [(0, 65536), (65536, 3 * mib - 65536)] {
+                let got = try await client.execute(uri: TransferProtocol.contentPath(62), method: .get,
+                                                   headers: f.headers(third, extra: [.range: "bytes=\(offset)-\(offset + length - 1)"]))
+                #expect(got.status == .partialContent, "\(got.message)")
+            }
+            let removal = try await client.execute(uri: TransferProtocol.removePath(62), method: .post,
+                                                   headers: f.headers(third, extra: [TransferHeader.checksum: xsum.description]))
+            #expect(removal.status == .ok && String(decoding: removal.bytes, as: UTF8.self).contains("\"removed\""), "\(removal.message)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: f.gold + "/x.bin"))
+    }
+
+    /// The whole hash is carried on only through ranges asked in order from the first byte, of one
+    /// version, of a file long enough and settled, for the delivery that asks; one range read at
+    /// a time (another asked meanwhile drops it).
+    @Test func theWholeHashIsCarriedOnOnlyThroughRangesInOrderOfOneSettledVersion() throws {
+        let size: Int64 = 2 << 20
+        let half = size / 2
+        let served = ServedDeliveries()
+        served.remember(cid: 1, key: "k", level: "gold")
+        #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: false) == nil, "changed just now")
+        #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: ServedDeliveries.wholeHashFrom - 1, settled: true) == nil,
+                "too short to be worth it")
+        #expect(served.wholeHash(cid: 1, key: "other", version: "v", offset: 0, size: size, settled: true) == nil, "another delivery's key")
+        #expect(served.wholeHash(cid: 2, key: "k", version: "v", offset: 0, size: size, settled: true) == nil, "a content not served")
+
+        // In order, whole: kept for the removal, once.
+        let first = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+        served.hashed(cid: 1, key: "k", version: "v", from: 0, through: half, first)
+        let second = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: half, size: size, settled: true))
+        #expect(second === first)
+        served.hashed(cid: 1, key: "k", version: "v", from: half, through: size, second)
+        #expect(served.level(cid: 1, key: "k")?.checksum == ServedChecksum(version: "v", checksum: first.checksum()))
+        #expect(served.level(cid: 1, key: "k") == nil, "forgotten once asked")
+
+        // Each of these leaves no hash for the removal.
+        func ends(_ steps: (ServedDeliveries) throws -> Void) throws -> ServedChecksum? {
+            let served = ServedDeliveries()
+            served.remember(cid: 1, key: "k", level: "gold")
+            try steps(served)
+            return try #require(served.level(cid: 1, key: "k")).checksum
+        }
+        // Not to the end.
+        let ended1 = try ends { served in
+            let hash = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: half, hash)
+        }
+        #expect(ended1 == nil)
+        // A range skipped, then the rest.
+        let ended2 = try ends { served in
+            let hash = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: 1000, hash)
+            #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: half, size: size, settled: true) == nil)
+            #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: 1000, size: size, settled: true) == nil, "dropped")
+        }
+        #expect(ended2 == nil)
+        // Another version in the middle.
+        let ended3 = try ends { served in
+            let hash = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: half, hash)
+            #expect(served.wholeHash(cid: 1, key: "k", version: "w", offset: half, size: size, settled: true) == nil)
+        }
+        #expect(ended3 == nil)
+        // A range asked while another is read into the hash (a second connection of the delivery).
+        let ended4 = try ends { served in
+            let hash = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+            #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0 + half, size: size, settled: true) == nil)
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: size, hash)
+        }
+        #expect(ended4 == nil)
+        // A read that failed never hands its hash back.
+        let ended5 = try ends { served in
+            _ = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+        }
+        #expect(ended5 == nil)
     }
 
     @Test func aSourceWrittenToDuringATransferIsRefusedAsAnotherVersion() async throws {
