@@ -153,6 +153,19 @@ extension LevelRoot {
         try sync(entry.directory)
     }
 
+    /// The hash `removeProven` compared with the proof.
+    public enum SourceHash: String, Sendable, Equatable {
+        /// Read and hashed at the removal.
+        case read
+        /// The one this host's endpoint made as it served the file whole (`ServedChecksum`).
+        case served
+    }
+
+    /// The file systems whose change times are this host's own: a served hash is taken only for a
+    /// file on one of them (a network file system's times come from another clock, or in whole
+    /// seconds, and may not tell a write made since).
+    static let localTimeFileSystems: Set<Int> = [Linux.tmpfsMagic, Linux.ext4Magic, Linux.xfsMagic, Linux.btrfsMagic]
+
     /// What `removeProven` did.
     public enum ProvenRemoval: String, Sendable, Equatable {
         /// The file was hashed, found equal to the proof, unchanged, and removed; its directory fsynced.
@@ -169,17 +182,22 @@ extension LevelRoot {
     ///
     /// `served`: the file's hash as this host's endpoint made it while serving the file whole to
     /// the copy's delivery. It stands for the file's own hash while the file is still that version
-    /// (device, inode, size, modification and change times), as a hash made here would be trusted
-    /// once `requireUnchanged` found the file still the version hashed; otherwise the file is read
-    /// and hashed here.
+    /// (device, inode, size, modification and change times) on a file system whose times are this
+    /// host's (`localTimeFileSystems`) — the trust a local move places in its source between its
+    /// hash and its removal; otherwise the file is read and hashed here. Returns what was done and
+    /// which hash was compared (nil: no file).
     public func removeProven(_ filename: Filename, checksum: Checksum, holding lock: ContentLock,
-                             served: ServedChecksum? = nil, chunkSize: Int = 256 << 10) throws -> ProvenRemoval {
+                             served: ServedChecksum? = nil, chunkSize: Int = 256 << 10) throws -> (outcome: ProvenRemoval, hash: SourceHash?) {
         try requireInPlace()
-        guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return .alreadyGone }
+        guard let entry = try entry(filename, create: false), let source = try entry.openRegularFile() else { return (.alreadyGone, nil) }
         let own: Checksum
-        if let served, served.checksum.algorithm == checksum.algorithm, served.version == ServedFile.version(of: source.identity) {
+        let hash: SourceHash
+        if let served, served.checksum.algorithm == checksum.algorithm, served.version == ServedFile.version(of: source.identity),
+           let type = Linux.fileSystemType(source.file.fd), Self.localTimeFileSystems.contains(type) {
             own = served.checksum
+            hash = .served
         } else {
+            hash = .read
             let buffers = ChunkBuffers(chunkSize: chunkSize)
             buffers.fit(source.identity.size)
             (own, _) = try source.file.hash(checksum.algorithm, buffers: buffers)
@@ -194,6 +212,6 @@ extension LevelRoot {
         try requireInPlace()
         // Unlinked, then its directory fsynced: the removal is durable before it is confirmed.
         try entry.remove()
-        return .removed
+        return (.removed, hash)
     }
 }

@@ -87,12 +87,20 @@ enum Linux {
     /// `TMPFS_MAGIC` (linux/magic.h).
     static let tmpfsMagic = 0x0102_1994
 
+    /// `EXT4_SUPER_MAGIC` (also ext2 and ext3), `XFS_SUPER_MAGIC`, `BTRFS_SUPER_MAGIC` (linux/magic.h).
+    static let ext4Magic = 0xEF53, xfsMagic = 0x5846_5342, btrfsMagic = 0x9123_683E
+
     /// Whether the open file is on a tmpfs (`fstatfs`'s `f_type`; false when it cannot tell).
     static func isTmpfs(_ file: FileDescriptor) -> Bool {
+        fileSystemType(file) == tmpfsMagic
+    }
+
+    /// The open file's file system's magic number (`fstatfs`'s `f_type`); nil when it cannot tell.
+    static func fileSystemType(_ file: FileDescriptor) -> Int? {
         // struct statfs is 120 bytes on 64-bit Linux and begins with `f_type`, a machine word.
         withUnsafeTemporaryAllocation(byteCount: 256, alignment: 8) { buffer in
-            guard call({ rawFstatfs(file.rawValue, buffer.baseAddress!) }) == .success(0) else { return false }
-            return buffer.load(as: Int.self) == tmpfsMagic
+            guard call({ rawFstatfs(file.rawValue, buffer.baseAddress!) }) == .success(0) else { return nil }
+            return buffer.load(as: Int.self)
         }
     }
 

@@ -566,7 +566,7 @@ extension Worker {
             try Self.refuseUnlessOK(answer, lost)
             return
         }
-        let outcome = try root.removeProven(filename, checksum: checksum, holding: lock)
+        let outcome = try root.removeProven(filename, checksum: checksum, holding: lock).outcome
         guard try session.record(delivery, .copyWithdrawn) else { throw lost() }
         log.warning("the source changed after it was copied: the copy at \(job.target)/\(filename.value) is withdrawn (\(outcome.rawValue)); the move starts again")
         throw MoveError(.sourceChanged, "the source's worker refused: \(answer.message); the copy at \(job.target)/\(filename.value) was withdrawn and the move starts again")

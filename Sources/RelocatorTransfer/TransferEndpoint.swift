@@ -16,13 +16,20 @@ public struct TransferEndpoint: Sendable {
     /// The key the workers share: every request must be signed under it (nil: none is required).
     public let signingKey: TransferSigningKey?
     /// The level each delivery's file was last served from (`GET`), for its removal.
-    let served = ServedDeliveries()
+    let served: ServedDeliveries
 
     public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil) {
+        self.init(levels: levels, queue: queue, logger: logger, signingKey: signingKey, settledFor: ServedDeliveries.settledFor)
+    }
+
+    /// `settledFor`: how long before its first range a file must have last changed for its hash
+    /// to be carried on as it is served (`ServedDeliveries`).
+    init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey?, settledFor: Duration) {
         self.levels = levels
         self.queue = queue
         self.logger = logger
         self.signingKey = signingKey
+        self.served = ServedDeliveries(settledFor: settledFor)
     }
 
     /// The routes, for a server or Hummingbird's router tests.
@@ -164,7 +171,7 @@ public struct TransferEndpoint: Sendable {
                 let key = job.transferKey
                 let whole = key.flatMap {
                     self.served.wholeHash(cid: job.cid, key: $0, version: file.version, offset: offset, size: file.size,
-                                          settled: offset > 0 || file.changedBefore(ServedDeliveries.settledFor))
+                                          settled: offset > 0 || file.changedBefore(self.served.settledFor))
                 }
                 try body.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { raw in
                     let (count, sum) = try file.read(at: offset, into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<length]), algorithm: .xxh128,
@@ -224,10 +231,14 @@ public struct TransferEndpoint: Sendable {
         /// `removed` or `already_gone` (`LevelRoot.ProvenRemoval`).
         public var outcome: String
         public var cid: Int64
+        /// The source's hash compared with the proof: `read` at the removal, or `served` (made as
+        /// the file was served whole); none when there was no file (`LevelRoot.SourceHash`).
+        public var hash: String?
 
-        public init(outcome: String, cid: Int64) {
+        public init(outcome: String, cid: Int64, hash: String? = nil) {
             self.outcome = outcome
             self.cid = cid
+            self.hash = hash
         }
     }
 
@@ -301,7 +312,7 @@ public struct TransferEndpoint: Sendable {
                 return TransferRefusal(.versionChanged, "\(held.dbLevel)/\(filename.value) changed since its copy was made (now version \(file.version)); it is kept")
             }
             if let refusal = try newerVersion() { throw refusal }
-            let outcome: LevelRoot.ProvenRemoval
+            let outcome: (outcome: LevelRoot.ProvenRemoval, hash: LevelRoot.SourceHash?)
             do {
                 outcome = try root.removeProven(filename, checksum: proof, holding: lock, served: servedChecksum)
             } catch let error as MoveError where error.kind == .checksumMismatch || error.kind == .sourceChanged {
@@ -309,8 +320,9 @@ public struct TransferEndpoint: Sendable {
                 throw error
             }
             self.logger.info("removed the source of a copy proven elsewhere", metadata: [
-                "job.cid": "\(job.cid)", "job.from": "\(job.dbLevel)", "job.to": "\(job.target)", "outcome": "\(outcome.rawValue)"])
-            return Removal(outcome: outcome.rawValue, cid: job.cid)
+                "job.cid": "\(job.cid)", "job.from": "\(job.dbLevel)", "job.to": "\(job.target)", "outcome": "\(outcome.outcome.rawValue)",
+                "source.hash": "\(outcome.hash?.rawValue ?? "none")"])
+            return Removal(outcome: outcome.outcome.rawValue, cid: job.cid, hash: outcome.hash?.rawValue)
         }
         var buffer = ByteBuffer()
         buffer.writeBytes(try JSONEncoder().encode(removal))
@@ -330,15 +342,24 @@ public struct TransferEndpoint: Sendable {
 /// it instead of reading the file again (`LevelRoot.removeProven`).
 final class ServedDeliveries: Sendable {
     static let most = 4096
+    /// How long before its first range a file must have last changed (`ServedDeliveries.settledFor`
+    /// by default).
+    let settledFor: Duration
+
+    init(settledFor: Duration = ServedDeliveries.settledFor) {
+        self.settledFor = settledFor
+    }
+
     /// The shortest file whose hash is carried on as it is served (a shorter one is read again
     /// at its removal, most likely from the page cache).
     static let wholeHashFrom: Int64 = 1 << 20
-    /// The most whole hashes held at once (each some 600 bytes; pulls that stopped leave theirs).
+    /// The most whole hashes held at once (each some 600 bytes; pulls that stopped leave theirs:
+    /// at the most, a new one drops the others).
     static let mostWholeHashes = 64
     /// How long before its first range is served a file must have last changed for its hash to
-    /// be carried on: a write made after that changes its version's times even on a file system
-    /// whose times step by whole clock ticks (twice the coarsest, 10 ms; a kernel with times of
-    /// their own for a write after a `stat` needs none: see docs/CROSSHOST.md).
+    /// be carried on: a write made after that changes its version's times even where they step by
+    /// whole clock ticks (twice the coarsest, 10 ms). Linux 6.13 and later give a write after a
+    /// `stat` a time of its own on the file systems the hash is taken on (docs/CROSSHOST.md).
     static let settledFor: Duration = .milliseconds(20)
 
     struct Whole {
@@ -381,7 +402,9 @@ final class ServedDeliveries: Sendable {
                     entry.whole = nil
                     return nil
                 }
-                guard entry.whole != nil || served.values.count(where: { $0.whole != nil }) < Self.mostWholeHashes else { return nil }
+                if entry.whole == nil && served.values.count(where: { $0.whole != nil }) >= Self.mostWholeHashes {
+                    for cid in served.keys where served[cid]?.whole != nil { served[cid]?.whole = nil }
+                }
                 entry.whole = Whole(version: version, size: size, through: 0, hash: nil)
                 return WholeFileHash()
             }

@@ -105,31 +105,36 @@ import TestSupport
         let gold = try LevelRoot(LevelPlace(level: "gold", directory: dir.path))
         try gold.initialise()
         let bytes = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) })
-        for name in ["a", "b", "c"] { try bytes.write(to: URL(fileURLWithPath: dir.path + "/" + name)) }
+        for name in ["a", "b", "c", "d"] { try bytes.write(to: URL(fileURLWithPath: dir.path + "/" + name)) }
         let own = try #require(try gold.checksum(of: Filename("a"), algorithm: .xxh128))
         let other = try Checksum(algorithm: .xxh128, hex: String(repeating: "0", count: 32))
-        func version(_ name: String) throws -> String { try #require(try gold.openForTransfer(Filename(name))).version }
+        func served(_ name: String) throws -> ServedFile { try #require(try gold.openForTransfer(Filename(name))) }
         let lock = try #require(try ContentLock.tryLock(cid: 1, in: [gold]))
         defer { lock.release() }
 
         // Served as `other` (which no file here hashes to), and still that version: taken as its hash.
-        #expect(try gold.removeProven(Filename("a"), checksum: other, holding: lock,
-                                      served: ServedChecksum(version: version("a"), checksum: other)) == .removed)
+        let a = try gold.removeProven(Filename("a"), checksum: other, holding: lock, served: ServedChecksum(version: served("a").version, checksum: other))
+        #expect(a.outcome == .removed && a.hash == .served)
         #expect(!TestFiles.exists(dir.path + "/a"))
-        // Written to since it was served (the same bytes again): hashed here, and kept.
-        let served = try version("b")
+        // Written to since it was served (the same bytes again, once its times have moved on): hashed here, and kept.
+        let b = try served("b")
+        try RedisProcesses.waitUntil("b's times move on") { b.changedBefore(.milliseconds(20)) }
         try bytes.write(to: URL(fileURLWithPath: dir.path + "/b"))
-        #expect(try version("b") != served)
-        #expect { try gold.removeProven(Filename("b"), checksum: other, holding: lock, served: ServedChecksum(version: served, checksum: other)) } throws: {
+        #expect(try served("b").version != b.version)
+        #expect { try gold.removeProven(Filename("b"), checksum: other, holding: lock, served: ServedChecksum(version: b.version, checksum: other)) } throws: {
             ($0 as? MoveError)?.kind == .checksumMismatch
         }
-        #expect(try gold.removeProven(Filename("b"), checksum: own, holding: lock, served: ServedChecksum(version: served, checksum: other)) == .removed)
-        // A proof of another algorithm than the served hash's: hashed here.
-        let zeros = try Checksum(algorithm: .sha256, hex: String(repeating: "0", count: 64))
-        #expect { try gold.removeProven(Filename("c"), checksum: zeros, holding: lock, served: ServedChecksum(version: version("c"), checksum: other)) } throws: {
-            ($0 as? MoveError)?.kind == .checksumMismatch
-        }
-        #expect(TestFiles.exists(dir.path + "/c"))
+        let bRemoved = try gold.removeProven(Filename("b"), checksum: own, holding: lock, served: ServedChecksum(version: b.version, checksum: other))
+        #expect(bRemoved.outcome == .removed && bRemoved.hash == .read)
+        // A proof of another algorithm than the served hash's: hashed here (equal: removed).
+        let sha = try #require(try gold.checksum(of: Filename("c"), algorithm: .sha256))
+        let c = try gold.removeProven(Filename("c"), checksum: sha, holding: lock, served: ServedChecksum(version: served("c").version, checksum: other))
+        #expect(c.outcome == .removed && c.hash == .read)
+        // No served hash: hashed here.
+        let d = try gold.removeProven(Filename("d"), checksum: own, holding: lock)
+        #expect(d.outcome == .removed && d.hash == .read)
+        let gone = try gold.removeProven(Filename("d"), checksum: own, holding: lock)
+        #expect(gone.outcome == .alreadyGone && gone.hash == nil)
     }
 
     /// A served file's version counts as settled only once it is `interval` old by this host's clock.

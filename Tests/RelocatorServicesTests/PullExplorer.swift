@@ -28,7 +28,9 @@
 ///
 /// A file's bytes here are a function of its version (every write makes a new one), so the hash
 /// `removeProven` takes — made at the removal, or made as the endpoint served the file whole, for
-/// the version still there (`ServedChecksum`) — is one step: the file's chunks at that step.
+/// the version still there (`ServedChecksum`) — is one step: the file's chunks at that step. A
+/// write that leaves the version as it was (through a shared mapping) is not modelled: the served
+/// hash misses such writes over the whole pull, as a local move does (docs/CROSSHOST.md).
 struct PullExplorer {
     struct Bounds {
         /// Deliveries that may be reaped while they still act, or killed.

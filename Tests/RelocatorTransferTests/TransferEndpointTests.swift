@@ -251,9 +251,34 @@ extension TestResponse {
             }
             let removal = try await client.execute(uri: TransferProtocol.removePath(62), method: .post,
                                                    headers: f.headers(third, extra: [TransferHeader.checksum: xsum.description]))
-            #expect(removal.status == .ok && String(decoding: removal.bytes, as: UTF8.self).contains("\"removed\""), "\(removal.message)")
+            #expect(removal.status == .ok, "\(removal.message)")
+            #expect(try JSONDecoder().decode(TransferEndpoint.Removal.self, from: removal.bytes) == TransferEndpoint.Removal(outcome: "removed", cid: 62, hash: "served"))
         }
         #expect(!FileManager.default.fileExists(atPath: f.gold + "/x.bin"))
+    }
+
+    /// A file that changed less than `settledFor` before its first range was served has no hash
+    /// carried on (where times step by whole clock ticks, a write in the same tick would not
+    /// change its version): its removal reads it.
+    @Test func aFileChangedJustBeforeItWasServedIsReadAgainAtItsRemoval() async throws {
+        let f = try TransferFixture()
+        defer { f.remove() }
+        try f.file("y.bin", bytes: 2 << 20)
+        let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/y.bin"))
+        let endpoint = TransferEndpoint(levels: f.levels, queue: MemoryQueueGateway(f.queue),
+                                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), signingKey: nil,
+                                        settledFor: .seconds(3600))
+        let delivery = try f.claim(63, "y.bin")
+        try f.published(delivery, sum, bytes: 2 << 20)
+        try await Application(router: endpoint.router()).test(.router) { client in
+            let got = try await client.execute(uri: TransferProtocol.contentPath(63), method: .get,
+                                               headers: f.headers(delivery, extra: [.range: "bytes=0-\((2 << 20) - 1)"]))
+            #expect(got.status == .partialContent, "\(got.message)")
+            let removal = try await client.execute(uri: TransferProtocol.removePath(63), method: .post,
+                                                   headers: f.headers(delivery, extra: [TransferHeader.checksum: sum.description]))
+            #expect(removal.status == .ok, "\(removal.message)")
+            #expect(try JSONDecoder().decode(TransferEndpoint.Removal.self, from: removal.bytes) == TransferEndpoint.Removal(outcome: "removed", cid: 63, hash: "read"))
+        }
     }
 
     /// The whole hash is carried on only through ranges asked in order from the first byte, of one
@@ -314,6 +339,17 @@ extension TestResponse {
             served.hashed(cid: 1, key: "k", version: "v", from: 0, through: size, hash)
         }
         #expect(ended4 == nil)
+        // At the most hashes held, a new one drops the others (pulls that stopped leave theirs).
+        let crowded = ServedDeliveries()
+        for cid in 1...Int64(ServedDeliveries.mostWholeHashes) {
+            crowded.remember(cid: cid, key: "k", level: "gold")
+            _ = try #require(crowded.wholeHash(cid: cid, key: "k", version: "v", offset: 0, size: size, settled: true))
+        }
+        crowded.remember(cid: 1000, key: "k", level: "gold")
+        let newest = try #require(crowded.wholeHash(cid: 1000, key: "k", version: "v", offset: 0, size: size, settled: true))
+        crowded.hashed(cid: 1000, key: "k", version: "v", from: 0, through: size, newest)
+        #expect(crowded.level(cid: 1000, key: "k")?.checksum != nil)
+        #expect(crowded.level(cid: 1, key: "k")?.checksum == nil)
         // A read that failed never hands its hash back.
         let ended5 = try ends { served in
             _ = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
@@ -663,7 +699,7 @@ extension TestResponse {
             while removed.refusal == "content_locked" && ContinuousClock.now < deadline { removed = try await ask(client, sum.description) }
             #expect(removed.status == .ok, "\(removed.message)")
             let answer = try JSONDecoder().decode(TransferEndpoint.Removal.self, from: removed.bytes)
-            #expect(answer == TransferEndpoint.Removal(outcome: "removed", cid: 20))
+            #expect(answer == TransferEndpoint.Removal(outcome: "removed", cid: 20, hash: "read"))
             #expect(!FileManager.default.fileExists(atPath: path))
             // Asked again (its answer lost): nothing left to remove, said so.
             let again = try await ask(client, sum.description)
