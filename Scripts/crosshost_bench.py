@@ -141,8 +141,9 @@ class CrossHostBench:
                 return False
         return True
 
-    def worker(self, host, proxy=False, concurrency=4, tls=False):
+    def worker(self, host, proxy=False, concurrency=None, tls=False):
         name = f"worker-{host.name}"
+        concurrency = concurrency or self.args.crosshost_concurrency
         options = []
         if tls:
             d = self.tls_files()
@@ -155,7 +156,7 @@ class CrossHostBench:
         until(lambda: self.redis.cli("HGET", f"{{xb}}worker:{host.name}", "transfer").strip() == advertised,
               f"{host.name}'s advertisement", 60)
 
-    def restart_workers(self, proxy=False, concurrency=4, tls=False):
+    def restart_workers(self, proxy=False, concurrency=None, tls=False):
         for host in self.hosts:
             host.kill(f"worker-{host.name}", signal.SIGTERM)
         for host in self.hosts:
