@@ -28,14 +28,21 @@ public final class ServedFile: @unchecked Sendable {
         "\(id.device)-\(id.inode)-\(id.size)-\(id.modified.tv_sec).\(id.modified.tv_nsec)-\(id.changed.tv_sec).\(id.changed.tv_nsec)"
     }
 
-    /// True when the version opened was made at least `interval` before now (by this host's
-    /// clock): a write after it, seen or not, changes the version's times even on a file system
-    /// whose times step by whole clock ticks.
+    /// True when the version opened was made at least `interval` before now, by this host's
+    /// clock (`settled(changed:now:interval:)`).
     public func changedBefore(_ interval: Duration) -> Bool {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let changed = open.identity.changed
-        let (seconds, attoseconds) = interval.components
+        return Self.settled(changed: open.identity.changed, now: now, interval: interval)
+    }
+
+    /// True when a file whose change time is `changed` last changed at least `interval` before
+    /// `now` — a second more when that time has no fraction of a second (a file system that keeps
+    /// whole seconds, as ext4 with small inodes): a write after that, seen or not, changes the
+    /// version's times even where they step by whole clock ticks or seconds.
+    static func settled(changed: timespec, now: timespec, interval: Duration) -> Bool {
+        let needed = changed.tv_nsec == 0 ? interval + .seconds(1) : interval
+        let (seconds, attoseconds) = needed.components
         // (A change time from the far future makes no deadline: never.)
         guard seconds >= 0, Int64(changed.tv_sec) < Int64.max - seconds - 1 else { return false }
         var deadline = (seconds: Int64(changed.tv_sec) + seconds, nanoseconds: Int64(changed.tv_nsec) + attoseconds / 1_000_000_000)

@@ -354,17 +354,19 @@ final class ServedDeliveries: Sendable {
     /// at its removal, most likely from the page cache).
     static let wholeHashFrom: Int64 = 1 << 20
     /// The most whole hashes held at once (each some 600 bytes; pulls that stopped leave theirs:
-    /// at the most, a new one drops the others).
+    /// at the most, a new one drops the one begun first).
     static let mostWholeHashes = 64
     /// How long before its first range is served a file must have last changed for its hash to
-    /// be carried on: a write made after that changes its version's times even where they step by
-    /// whole clock ticks (twice the coarsest, 10 ms). Linux 6.13 and later give a write after a
-    /// `stat` a time of its own on the file systems the hash is taken on (docs/CROSSHOST.md).
+    /// be carried on (a second more for a file system that keeps whole seconds: `ServedFile.settled`):
+    /// a write made after that changes its version's times even where they step by whole clock
+    /// ticks (twice the coarsest, 10 ms) (docs/CROSSHOST.md).
     static let settledFor: Duration = .milliseconds(20)
 
     struct Whole {
         var version: String
         var size: Int64
+        /// When it was begun, in the order of `begun` (the oldest is dropped at the most).
+        var begun: UInt64
         /// The bytes hashed so far: `[0, through)`.
         var through: Int64
         /// Nil while a range is being hashed into it.
@@ -378,6 +380,8 @@ final class ServedDeliveries: Sendable {
     }
 
     private let served = Mutex<[Int64: Entry]>([:])
+    /// How many whole hashes were begun (their order).
+    private let begun = Atomic<UInt64>(0)
 
     func remember(cid: Int64, key: String, level: String) {
         served.withLock { served in
@@ -402,10 +406,11 @@ final class ServedDeliveries: Sendable {
                     entry.whole = nil
                     return nil
                 }
-                if entry.whole == nil && served.values.count(where: { $0.whole != nil }) >= Self.mostWholeHashes {
-                    for cid in served.keys where served[cid]?.whole != nil { served[cid]?.whole = nil }
+                if entry.whole == nil && served.values.count(where: { $0.whole != nil }) >= Self.mostWholeHashes,
+                   let oldest = served.filter({ $0.value.whole != nil }).min(by: { ($0.value.whole?.begun ?? .max) < ($1.value.whole?.begun ?? .max) })?.key {
+                    served[oldest]?.whole = nil
                 }
-                entry.whole = Whole(version: version, size: size, through: 0, hash: nil)
+                entry.whole = Whole(version: version, size: size, begun: begun.wrappingAdd(1, ordering: .relaxed).newValue, through: 0, hash: nil)
                 return WholeFileHash()
             }
             guard let whole = entry.whole, whole.version == version, whole.size == size, whole.through == offset, let hash = whole.hash else {
@@ -423,7 +428,7 @@ final class ServedDeliveries: Sendable {
         served.withLock { served in
             guard var entry = served[cid], entry.key == key else { return }
             if let whole = entry.whole, whole.version == version, whole.through == offset, whole.hash == nil {
-                entry.whole = Whole(version: version, size: whole.size, through: through, hash: hash)
+                entry.whole = Whole(version: version, size: whole.size, begun: whole.begun, through: through, hash: hash)
             } else {
                 entry.whole = nil
             }

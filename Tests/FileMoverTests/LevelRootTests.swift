@@ -100,7 +100,8 @@ import TestSupport
     /// A source removed on the hash its endpoint made as it served the file whole: taken only for
     /// the very version served and the proof's algorithm; otherwise the file is read and hashed here.
     @Test func aProvenRemovalTakesTheHashMadeAsServedOnlyForTheVersionServed() throws {
-        let dir = try TemporaryDirectory()
+        // (On a tmpfs: a served hash is taken only on a file system whose times are this host's.)
+        let dir = try TmpfsMount()
         defer { dir.remove() }
         let gold = try LevelRoot(LevelPlace(level: "gold", directory: dir.path))
         try gold.initialise()
@@ -137,6 +138,45 @@ import TestSupport
         #expect(gone.outcome == .alreadyGone && gone.hash == nil)
     }
 
+    /// On a file system whose times a served hash cannot rely on (here a ramfs), the file is read
+    /// and hashed at its removal whatever was served.
+    @Test func aServedHashIsNotTakenOnAnotherFileSystem() throws {
+        let dir = try TmpfsMount(ramfs: true)
+        defer { dir.remove() }
+        let level = try LevelRoot(LevelPlace(level: "gold", directory: dir.path))
+        try level.initialise()
+        try TestFiles.make(dir.path + "/r", bytes: 1 << 20)
+        let own = try #require(try level.checksum(of: Filename("r"), algorithm: .xxh128))
+        let other = try Checksum(algorithm: .xxh128, hex: String(repeating: "0", count: 32))
+        let version = try #require(try level.openForTransfer(Filename("r"))).version
+        let lock = try #require(try ContentLock.tryLock(cid: 1, in: [level]))
+        defer { lock.release() }
+        #expect { try level.removeProven(Filename("r"), checksum: other, holding: lock, served: ServedChecksum(version: version, checksum: other)) } throws: {
+            ($0 as? MoveError)?.kind == .checksumMismatch
+        }
+        let removed = try level.removeProven(Filename("r"), checksum: own, holding: lock, served: ServedChecksum(version: version, checksum: other))
+        #expect(removed.outcome == .removed && removed.hash == .read)
+    }
+
+    /// When a version counts as settled: `interval` after its change time, a second more when that
+    /// time has no fraction of a second (a file system that keeps whole seconds); never for a time
+    /// too far ahead to add to.
+    @Test func aVersionIsSettledIntervalAfterItsChangeAndASecondMoreOnWholeSeconds() {
+        func settled(_ changed: (Int, Int), _ now: (Int, Int), _ interval: Duration = .milliseconds(20)) -> Bool {
+            ServedFile.settled(changed: timespec(tv_sec: changed.0, tv_nsec: changed.1), now: timespec(tv_sec: now.0, tv_nsec: now.1), interval: interval)
+        }
+        #expect(!settled((100, 5), (100, 20_000_004)))
+        #expect(settled((100, 5), (100, 20_000_005)))
+        #expect(settled((100, 990_000_000), (101, 10_000_000)), "across a second")
+        #expect(!settled((100, 0), (100, 500_000_000)), "whole seconds: a write at 100.7 would keep the time 100")
+        #expect(!settled((100, 0), (101, 19_999_999)))
+        #expect(settled((100, 0), (101, 20_000_000)))
+        #expect(settled((-5, 1), (0, 0)), "before 1970")
+        #expect(!settled((Int.max, 1), (Int.max, 999_999_999)), "no deadline past the largest time")
+        #expect(!settled((Int.max - 1, 0), (Int.max, 0)))
+        #expect(settled((100, 1), (100, 1), .zero))
+    }
+
     /// A served file's version counts as settled only once it is `interval` old by this host's clock.
     @Test func aServedFileIsSettledOnlyOnceItsLastChangeIsOldEnough() throws {
         let dir = try TemporaryDirectory()
@@ -146,7 +186,7 @@ import TestSupport
         let file = try #require(try gold.openForTransfer(Filename("new")))
         #expect(!file.changedBefore(.seconds(3600)))
         #expect(file.changedBefore(.zero))
-        #expect(!file.changedBefore(.seconds(Int64.max)), "a deadline past the largest time is never reached")
+        #expect(!file.changedBefore(.seconds(Int64.max - 2)), "a deadline past the largest time is never reached")
         let deadline = ContinuousClock.now + .seconds(30)
         while !file.changedBefore(.milliseconds(20)) && ContinuousClock.now < deadline { usleep(1000) }
         #expect(file.changedBefore(.milliseconds(20)))

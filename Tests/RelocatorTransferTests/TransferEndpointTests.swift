@@ -19,9 +19,15 @@ final class TransferFixture: @unchecked Sendable {
     var gold: String { dir.path + "/gold" }
     var outside: String { dir.path + "/outside" }
 
-    /// `alsoHolding`: more levels this worker holds beside gold.
-    init(alsoHolding more: [String] = []) throws {
-        let dir = try TemporaryDirectory("relocator-transfer")
+    /// A tmpfs mounted for the fixture, when asked for (`onTmpfs`).
+    let mount: TmpfsMount?
+
+    /// `alsoHolding`: more levels this worker holds beside gold. `onTmpfs`: its directories on a
+    /// tmpfs of its own (a served hash is taken only on a file system whose times are this host's).
+    init(alsoHolding more: [String] = [], onTmpfs: Bool = false) throws {
+        let mount = onTmpfs ? try TmpfsMount() : nil
+        self.mount = mount
+        let dir = try TemporaryDirectory("relocator-transfer", under: mount?.path)
         self.dir = dir
         let base = dir.path
         for path in [base + "/gold", base + "/outside"] + more.map({ base + "/" + $0 }) {
@@ -32,7 +38,10 @@ final class TransferFixture: @unchecked Sendable {
         for root in levels.roots.values { try root.initialise() }
     }
 
-    func remove() { dir.remove() }
+    func remove() {
+        dir.remove()
+        mount?.remove()
+    }
 
     /// A file of `bytes` bytes (a pattern no two offsets of a chunk share) at `name` in gold.
     @discardableResult
@@ -206,7 +215,7 @@ extension TestResponse {
     /// (which then need not read the file again); ranges asked out of order leave none. Either
     /// way the removal removes the proven source.
     @Test func aFileServedWholeInOrderKeepsTheHashMadeAsItWasReadForItsRemoval() async throws {
-        let f = try TransferFixture()
+        let f = try TransferFixture(onTmpfs: true)
         defer { f.remove() }
         for name in ["w.bin", "x.bin"] { try f.file(name, bytes: 3 << 20) }
         let sum = try Checksum(parsing: "xxh128:" + TestFiles.xxh128(f.gold + "/w.bin"))
@@ -335,21 +344,26 @@ extension TestResponse {
         // A range asked while another is read into the hash (a second connection of the delivery).
         let ended4 = try ends { served in
             let hash = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
-            #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0 + half, size: size, settled: true) == nil)
-            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: size, hash)
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: half, hash)
+            let reading = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: half, size: size, settled: true))
+            #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: half, size: size, settled: true) == nil, "being read into")
+            served.hashed(cid: 1, key: "k", version: "v", from: half, through: size, reading)
         }
         #expect(ended4 == nil)
-        // At the most hashes held, a new one drops the others (pulls that stopped leave theirs).
+        // At the most hashes held, a new one drops the one begun first (pulls that stopped leave theirs).
         let crowded = ServedDeliveries()
         for cid in 1...Int64(ServedDeliveries.mostWholeHashes) {
             crowded.remember(cid: cid, key: "k", level: "gold")
-            _ = try #require(crowded.wholeHash(cid: cid, key: "k", version: "v", offset: 0, size: size, settled: true))
+            let hash = try #require(crowded.wholeHash(cid: cid, key: "k", version: "v", offset: 0, size: size, settled: true))
+            crowded.hashed(cid: cid, key: "k", version: "v", from: 0, through: size, hash)
         }
         crowded.remember(cid: 1000, key: "k", level: "gold")
         let newest = try #require(crowded.wholeHash(cid: 1000, key: "k", version: "v", offset: 0, size: size, settled: true))
         crowded.hashed(cid: 1000, key: "k", version: "v", from: 0, through: size, newest)
         #expect(crowded.level(cid: 1000, key: "k")?.checksum != nil)
-        #expect(crowded.level(cid: 1, key: "k")?.checksum == nil)
+        let dropped = try #require(crowded.level(cid: 1, key: "k"))
+        #expect(dropped.checksum == nil, "the one begun first is dropped")
+        #expect(crowded.level(cid: 2, key: "k")?.checksum != nil, "the others are kept")
         // A read that failed never hands its hash back.
         let ended5 = try ends { served in
             _ = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))

@@ -7,10 +7,12 @@ public final class TmpfsMount: @unchecked Sendable {
     public let path: String
     private var mounted = false
 
-    public init(sizeKiB: Int = 64 * 1024, readOnly: Bool = false) throws {
+    /// `ramfs`: a ramfs instead (no size limit; a file system other than the ones whose times a
+    /// served hash relies on).
+    public init(sizeKiB: Int = 64 * 1024, readOnly: Bool = false, ramfs: Bool = false) throws {
         path = try TemporaryDirectory("relocator-tmpfs").path
-        let options = "size=\(sizeKiB)k,mode=0755" + (readOnly ? ",ro" : "")
-        try Self.run("/bin/mount", ["-t", "tmpfs", "-o", options, "tmpfs", path])
+        let options = (ramfs ? "" : "size=\(sizeKiB)k,") + "mode=0755" + (readOnly ? ",ro" : "")
+        try Self.run("/bin/mount", ["-t", ramfs ? "ramfs" : "tmpfs", "-o", options, ramfs ? "ramfs" : "tmpfs", path])
         mounted = true
     }
 
