@@ -22,6 +22,10 @@ public final class Committer: Service, Sendable {
         public var heartbeatTTL: Duration
         /// How long an idle committer blocks on one shard's `done` list before it looks at all.
         public var idleWait: Duration = .milliseconds(500)
+        /// Group commit: after a batch smaller than `batch`, the next one is taken this long after
+        /// it (less the time its writing took), so that the moves done meanwhile are written in one
+        /// transaction rather than a few each (a commit's cost is mostly the transaction's).
+        public var linger: Duration = .milliseconds(20)
         /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
         public var halfLife: Duration?
 
@@ -160,8 +164,12 @@ public final class Committer: Service, Sendable {
         let entries = batch.jobs.map(CommitEntry.init)
         let (id, max, shard) = (settings.id, settings.batch, batch.shard)
         nonisolated(unsafe) let prefetchSession = second
+        // A full batch says more are waiting: the next is taken at once.
+        let linger = entries.count < max ? settings.linger : .zero
+        let stopping = self.stopping
         let next = BlockingExecutor.shared.start {
-            try prefetchSession.nextDone(committer: id, shard: shard, max: max, wait: .zero, fresh: true)
+            if linger > .zero { _ = stopping.wait(for: linger) }
+            return try prefetchSession.nextDone(committer: id, shard: shard, max: max, wait: .zero, fresh: true)
         }
         let started = ContinuousClock.now
         let (levels, policy) = try writeUntilStored(batch.jobs, database: &database)

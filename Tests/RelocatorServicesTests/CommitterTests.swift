@@ -56,9 +56,10 @@ import TestSupport
 
     static let checksum = try! Checksum(parsing: "xxh128:" + String(repeating: "01", count: 16))
 
-    func committer(_ queue: MemoryQueue, _ database: Database, batch: Int = 100) -> Committer {
+    func committer(_ queue: MemoryQueue, _ database: Database, batch: Int = 100, linger: Duration = .milliseconds(20)) -> Committer {
         var settings = Committer.Settings(id: "c1", batch: batch, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
         settings.idleWait = .milliseconds(50)
+        settings.linger = linger
         return Committer(settings: settings, driver: queue, openDatabase: { try database.open() },
                          logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
@@ -86,6 +87,29 @@ import TestSupport
         let rows = try database.relocations()
         #expect(rows.count == 25 && Set(rows.map(\.cid)) == Set(1...25) && rows.allSatisfy { $0.from == "bronze" && $0.to == "gold" })
         #expect(queue.list(queue.keys.shard(0).committing("c1")).isEmpty)
+    }
+
+    /// Group commit: after a small batch, the moves done while it was written (and for the rest of
+    /// the linger) are taken as one batch, not one by one. (The database is down for the second
+    /// batch, so that it stays held, whole, where it can be counted.)
+    @Test func theMovesDoneDuringTheLingerAfterASmallBatchAreCommittedAsOne() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: (1...6).map { ($0, "f\($0)", "bronze") })
+        defer { database.directory.remove() }
+        let committer = committer(queue, database, linger: .seconds(6))
+        let done = start(committer)
+        defer {
+            committer.stop()
+            #expect(done.wait(for: .seconds(10)))
+        }
+        try moved(queue, [1])
+        try waitUntil("the first batch is committed") { queue.job(1)?.status == .committed }
+        database.down.withLock { $0 = true }
+        try moved(queue, Array(2...6))
+        try waitUntil("the next batch is held") { !queue.list(queue.keys.shard(0).committing("c1")).isEmpty }
+        #expect(queue.list(queue.keys.shard(0).committing("c1")).count == 5, "\(queue.list(queue.keys.shard(0).committing("c1")))")
+        database.down.withLock { $0 = false }
+        try waitUntil("the batch is committed") { (2...6).allSatisfy { queue.job($0)?.status == .committed } }
     }
 
     @Test func aDatabaseOutageKeepsTheBatchHeldAndCommitsItOnceBack() throws {
