@@ -168,11 +168,20 @@ public final class Committer: Service, Sendable {
         let linger = entries.count < max ? settings.linger : .zero
         let stopping = self.stopping
         let next = BlockingExecutor.shared.start {
-            if linger > .zero { _ = stopping.wait(for: linger) }
+            // Stopping: nothing more is taken (what is held goes back to `done` once this ends).
+            if linger > .zero && stopping.wait(for: linger) { return DoneBatch(shard: shard, ids: [], jobs: []) }
             return try prefetchSession.nextDone(committer: id, shard: shard, max: max, wait: .zero, fresh: true)
         }
         let started = ContinuousClock.now
-        let (levels, policy) = try writeUntilStored(batch.jobs, database: &database)
+        let levels: [String], policy: CountPolicy
+        do {
+            (levels, policy) = try writeUntilStored(batch.jobs, database: &database)
+        } catch {
+            // The next batch taken, if it was, stays held with this one and goes back with it; it
+            // is awaited first, so that nothing is taken once they went back.
+            _ = try? next.wait()
+            throw error
+        }
         ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
         var outcome = CommitResult(followUps: 0, unknownLevel: [])
         var backoff = ReconnectBackoff()
@@ -184,7 +193,10 @@ public final class Committer: Service, Sendable {
                 // Written in SQL: the batch stays held and is written again (harmlessly) if this
                 // committer stops now.
                 redisHealth.failed(error)
-                if backoff.failed(waitingOn: stopping) { throw error }
+                if backoff.failed(waitingOn: stopping) {
+                    _ = try? next.wait()
+                    throw error
+                }
             }
         }
         redisHealth.succeeded()
