@@ -172,14 +172,21 @@ public final class Committer: Service, Sendable {
             if linger > .zero && stopping.wait(for: linger) { return DoneBatch(shard: shard, ids: [], jobs: []) }
             return try prefetchSession.nextDone(committer: id, shard: shard, max: max, wait: .zero, fresh: true)
         }
+        /// Before this batch goes back (the committer stops): the next batch's taking is awaited,
+        /// so that nothing is taken once they went back; what it took stays held with this one.
+        func awaitNext() {
+            do {
+                _ = try next.wait()
+            } catch {
+                logger.debug("the next batch was not taken: \(error)")
+            }
+        }
         let started = ContinuousClock.now
         let levels: [String], policy: CountPolicy
         do {
             (levels, policy) = try writeUntilStored(batch.jobs, database: &database)
         } catch {
-            // The next batch taken, if it was, stays held with this one and goes back with it; it
-            // is awaited first, so that nothing is taken once they went back.
-            _ = try? next.wait()
+            awaitNext()
             throw error
         }
         ServiceMetrics.commit(jobs: entries.count, duration: .now - started)
@@ -194,7 +201,7 @@ public final class Committer: Service, Sendable {
                 // committer stops now.
                 redisHealth.failed(error)
                 if backoff.failed(waitingOn: stopping) {
-                    _ = try? next.wait()
+                    awaitNext()
                     throw error
                 }
             }
