@@ -59,8 +59,8 @@ enum QueueScripts {
     /// The scripts' mutants (`Mutant`, debug builds only): one line changed.
     private static func mutated(_ name: String, _ body: String, _ prelude: String, _ mutant: Mutant) -> (String, String) {
         let changes: [(Mutant, String, String, String)] = [
-            (.pushCoalescedTwice, "enqueue.lua", "  if target == curTarget then redis.call('HDEL', job, 'next_target') return answer('updated') end",
-             "  if target == curTarget then redis.call('HDEL', job, 'next_target') push(oldGen) return answer('updated') end"),
+            (.pushCoalescedTwice, "enqueue.lua", "  if target == curTarget then redis.call('HDEL', job, 'next_target', 'next_queued_by') return answer('updated') end",
+             "  if target == curTarget then redis.call('HDEL', job, 'next_target', 'next_queued_by') push(oldGen) return answer('updated') end"),
             (.fenceIgnored, "enqueue.lua", "  if fenced(job) then", "  if false then"),
             (.tokenIgnored, "progress.lua", " or (h[4] or '') ~= token then return 0 end", " then return 0 end"),
             (.ackWithoutToken, "ack.lua", " or (h[4] or '') ~= token then\n    if not cid", " then\n    if not cid"),
