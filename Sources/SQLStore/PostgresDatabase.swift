@@ -2,12 +2,18 @@ import CLibPQ
 import Foundation
 import RelocatorCore
 
-/// PostgreSQL through libpq. Statements go through `PQexecParams` with text parameters.
+/// PostgreSQL through libpq, with text parameters. A statement run through `execute` or `query`
+/// is prepared on the session the first time (`PQprepare`) and run by name after that
+/// (`PQexecPrepared`): the server parses and plans it once per connection rather than on every
+/// call, which halves its cost for a lookup by key. Scripts (`executeScript`: transaction control,
+/// migrations) go through `PQexecParams` as they come.
 public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     public let dialect = SQLDialect.postgres
     public let location: String
     private var connection: OpaquePointer?
     private let server: DatabaseURL.ServerDatabase
+    /// The statements prepared on this session, by their SQL text.
+    private var prepared = PreparedStatements()
 
     /// Connects. With `.readOnly` access the session refuses every write
     /// (`default_transaction_read_only`); `.create` is `.readWrite` (a server database is made by
@@ -52,13 +58,13 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
 
     @discardableResult
     public func execute(_ query: SQLQuery) throws -> Int {
-        let result = try run(query)
+        let result = try run(query, prepare: true)
         defer { PQclear(result) }
         return Int(String(cString: PQcmdTuples(result))) ?? 0
     }
 
     public func query(_ query: SQLQuery) throws -> [SQLRow] {
-        let result = try run(query)
+        let result = try run(query, prepare: true)
         defer { PQclear(result) }
         let columnCount = Int(PQnfields(result))
         let columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
@@ -83,13 +89,14 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     }
 
     public func executeScript(_ sql: String) throws {
-        let result = try run(SQLQuery(unsafeSQL: sql))
+        let result = try run(SQLQuery(unsafeSQL: sql), prepare: false)
         PQclear(result)
     }
 
     // MARK: - libpq
 
-    private func run(_ query: SQLQuery) throws -> OpaquePointer {
+    /// Runs a statement, by the name it was prepared under when `prepare` and the session can.
+    private func run(_ query: SQLQuery, prepare: Bool) throws -> OpaquePointer {
         let conn = try liveConnection()
         let (sql, binds) = query.render(for: dialect)
         let texts: [String?] = binds.map { value in
@@ -100,9 +107,41 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             case .text(let v): return v
             }
         }
-        let result: OpaquePointer? = Self.withCStrings(texts) { pointers in
-            PQexecParams(conn, sql, Int32(pointers.count), nil, pointers.baseAddress, nil, nil, 0)
+        guard prepare, let name = try preparedName(sql, parameters: texts.count, on: conn) else {
+            return try check(Self.withCStrings(texts) { PQexecParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) }, on: conn)
         }
+        let result = Self.withCStrings(texts) { PQexecPrepared(conn, name, Int32($0.count), $0.baseAddress, nil, nil, 0) }
+        do {
+            return try check(result, on: conn)
+        } catch let error as SQLError where PreparedStatements.isLost(error.serverCode) {
+            // The session no longer has it (`DISCARD ALL`, a pooler that hands each transaction
+            // another server session), or its plan no longer fits the table (a migration changed
+            // the columns it returns): this session stops preparing, and the statement runs
+            // unprepared once more when nothing was under way (in a transaction, the failure
+            // aborted it: the caller's retry runs it again).
+            prepared.disable()
+            guard PQtransactionStatus(conn) == PQTRANS_IDLE else { throw error }
+            return try check(Self.withCStrings(texts) { PQexecParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) }, on: conn)
+        }
+    }
+
+    /// The name `sql` is prepared under on this session, prepared now when it is new; nil to run
+    /// it unprepared (preparing is off, or the session holds its most statements already).
+    private func preparedName(_ sql: String, parameters: Int, on conn: OpaquePointer) throws -> String? {
+        switch prepared.lookup(sql) {
+        case .unprepared: return nil
+        case .prepared(let name): return name
+        case .prepare(let name):
+            let result = try check(PQprepare(conn, name, sql, Int32(parameters), nil), on: conn, allowing: PreparedStatements.alreadyExists)
+            PQclear(result)
+            prepared.record(sql, as: name)
+            return name
+        }
+    }
+
+    /// `result` when the server ran the statement; else the error it answered, classified (the
+    /// result is freed). `allowing`: a SQLSTATE taken as success.
+    private func check(_ result: OpaquePointer?, on conn: OpaquePointer, allowing: String? = nil) throws -> OpaquePointer {
         guard let result else {
             throw SQLError(code: .connectionLost, location: location, message: Self.message(PQerrorMessage(conn)))
         }
@@ -111,6 +150,7 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             return result
         default:
             let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+            if let allowing, state == allowing { return result }
             let message = Self.message(PQresultErrorMessage(result))
             PQclear(result)
             if state == "42P01", let table = Self.missingTable(message) {
@@ -127,6 +167,8 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             throw SQLError(code: .connectionLost, location: location, message: "the connection is closed")
         }
         if PQstatus(conn) == CONNECTION_BAD {
+            // A new session: nothing is prepared on it.
+            prepared.forgetAll()
             PQreset(conn)
             if PQstatus(conn) != CONNECTION_OK {
                 let message = Self.message(PQerrorMessage(conn))
@@ -212,5 +254,65 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         case 16: return .int(text == "t" ? 1 : 0)
         default: return .text(text)
         }
+    }
+}
+
+/// The statements one PostgreSQL session has prepared, by SQL text. Pure bookkeeping: the session
+/// is `PostgresDatabase`'s.
+struct PreparedStatements {
+    /// A session prepares at most this many statements; others run unprepared. Relocator's own
+    /// statements are fixed texts (lists travel as arrays), well under it.
+    static let most = 256
+    /// `duplicate_prepared_statement`: the session has the name already. A name is a function of
+    /// the text, so it names the same statement (a pooler may hand over a session another
+    /// connection of ours prepared it on).
+    static let alreadyExists = "42P05"
+
+    enum Use: Equatable {
+        case prepared(String)
+        case prepare(String)
+        case unprepared
+    }
+
+    private(set) var names: [String: String] = [:]
+    private(set) var enabled = true
+
+    func lookup(_ sql: String) -> Use {
+        guard enabled else { return .unprepared }
+        if let name = names[sql] { return .prepared(name) }
+        return names.count < Self.most ? .prepare(Self.name(for: sql)) : .unprepared
+    }
+
+    mutating func record(_ sql: String, as name: String) {
+        names[sql] = name
+    }
+
+    /// The session lost what it prepared, or cannot be trusted with it: it prepares nothing more.
+    mutating func disable() {
+        enabled = false
+        names.removeAll()
+    }
+
+    /// A new session (the connection was re-established): nothing is prepared on it.
+    mutating func forgetAll() {
+        names.removeAll()
+    }
+
+    /// Whether an error of a prepared statement's run says the session cannot run it by name:
+    /// `invalid_sql_statement_name` (it is gone) or `feature_not_supported` (its plan no longer
+    /// fits: "cached plan must not change result type").
+    static func isLost(_ sqlState: String?) -> Bool {
+        sqlState == "26000" || sqlState == "0A000"
+    }
+
+    /// `relocator_<FNV-1a 64 of the text, hex>_<its length in bytes>`: the same text always has
+    /// the same name, and two texts one only by a 64-bit collision of equal lengths.
+    static func name(for sql: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return "relocator_\(String(hash, radix: 16))_\(sql.utf8.count)"
     }
 }
