@@ -117,6 +117,101 @@ import TestSupport
         #expect(try database.relocations().count == 6)
     }
 
+    /// A queue whose committer's prefetch (a take of fresh jobs only) is held until the committer
+    /// has handed its jobs back, or for `most` when it never does: the order a paused thread
+    /// would give, every time.
+    final class HeldPrefetch: JobQueueDriver, @unchecked Sendable {
+        let queue: MemoryQueue
+        let most: Duration
+        /// Raised once a release (`control(.release)`) has returned.
+        let released = StopSignal()
+        /// Raised once a held take has returned.
+        let taken = StopSignal()
+        /// Fresh takes asked once the committer was stopping.
+        let takesAfterStop = Mutex(0)
+        let stopping = StopSignal()
+
+        init(_ queue: MemoryQueue, most: Duration) {
+            self.queue = queue
+            self.most = most
+        }
+
+        func session() -> any JobQueueSession { Session(inner: queue.session(), driver: self) }
+
+        final class Session: QueueDecorator, @unchecked Sendable {
+            let inner: any JobQueueSession
+            let driver: HeldPrefetch
+
+            init(inner: any JobQueueSession, driver: HeldPrefetch) {
+                self.inner = inner
+                self.driver = driver
+            }
+
+            func nextDone(committer: String, shard: Int, max: Int, wait: Duration, fresh: Bool) throws -> DoneBatch {
+                guard fresh else { return try inner.nextDone(committer: committer, shard: shard, max: max, wait: wait, fresh: fresh) }
+                if driver.stopping.isRaised { driver.takesAfterStop.withLock { $0 += 1 } }
+                _ = driver.released.wait(for: driver.most)
+                defer { _ = driver.taken.raise() }
+                return try inner.nextDone(committer: committer, shard: shard, max: max, wait: wait, fresh: fresh)
+            }
+
+            func control(_ action: ControlAction) throws -> ControlResult {
+                let result = try inner.control(action)
+                if case .release = action { _ = driver.released.raise() }
+                return result
+            }
+        }
+    }
+
+    /// A batch that cannot be written when the committer stops goes back to `done` only once the
+    /// next batch's taking, under way meanwhile, has ended: what that taking holds goes back with
+    /// it, and nothing is taken into `committing` after the hand-back.
+    @Test func aStopWhileTheDatabaseIsDownHandsBackTheBatchAndWhatItsPrefetchTook() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: (1...6).map { ($0, "f\($0)", "bronze") })
+        defer { database.directory.remove() }
+        database.down.withLock { $0 = true }
+        let held = HeldPrefetch(queue, most: .seconds(2))
+        var settings = Committer.Settings(id: "c1", batch: 100, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
+        settings.idleWait = .milliseconds(50)
+        settings.linger = .zero
+        let committer = Committer(settings: settings, driver: held, openDatabase: { try database.open() },
+                                  logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try moved(queue, [1])
+        let done = start(committer)
+        let committing = queue.keys.shard(0).committing("c1")
+        try waitUntil("the first batch is held") { queue.list(committing).count == 1 }
+        try moved(queue, Array(2...6))
+        committer.stop()
+        #expect(done.wait(for: .seconds(20)))
+        #expect(held.taken.wait(for: .seconds(20)), "the prefetch ended")
+        #expect(queue.list(committing).isEmpty, "left in committing: \(queue.list(committing))")
+        #expect(queue.list(queue.keys.shard(0).done).count == 6)
+    }
+
+    /// Once the committer is stopping, the prefetch that lingers after a small batch takes nothing.
+    @Test func aLingeringPrefetchTakesNothingOnceTheCommitterStops() throws {
+        let queue = MemoryQueue()
+        let database = try Database(contents: (1...6).map { ($0, "f\($0)", "bronze") })
+        defer { database.directory.remove() }
+        let held = HeldPrefetch(queue, most: .zero)
+        var settings = Committer.Settings(id: "c1", batch: 100, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
+        settings.idleWait = .milliseconds(50)
+        settings.linger = .seconds(30)
+        let committer = Committer(settings: settings, driver: held, openDatabase: { try database.open() },
+                                  logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try moved(queue, [1])
+        let done = start(committer)
+        try waitUntil("the first batch is committed") { queue.job(1)?.status == .committed }
+        try moved(queue, Array(2...6))
+        _ = held.stopping.raise()
+        committer.stop()
+        #expect(done.wait(for: .seconds(20)), "stopped well within the linger")
+        #expect(held.takesAfterStop.withLock { $0 } == 0)
+        #expect(queue.list(queue.keys.shard(0).done).count == 5)
+        #expect(queue.list(queue.keys.shard(0).committing("c1")).isEmpty)
+    }
+
     @Test func aDatabaseOutageKeepsTheBatchHeldAndCommitsItOnceBack() throws {
         let queue = MemoryQueue()
         let database = try Database(contents: (1...5).map { ($0, "f\($0)", "bronze") })
