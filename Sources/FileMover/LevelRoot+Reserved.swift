@@ -10,7 +10,7 @@ extension LevelRoot {
     /// `.relocator/` (and its `tmp/`), created durably when missing — never in a withdrawn level.
     func reservedDirectory() throws -> Descriptor {
         try requireNotWithdrawn()
-        let reserved = try openOrMake(ReservedDirectory.name, in: reopenRoot(), display: display(ReservedDirectory.name))
+        let reserved = try openOrMake(ReservedDirectory.name, in: rootDirectory(), display: display(ReservedDirectory.name))
         if !reservedMade.load(ordering: .relaxed) {
             _ = try openOrMake(ReservedDirectory.temporary, in: reserved, display: display(ReservedDirectory.temporaryPath))
             reservedMade.store(true, ordering: .relaxed)
@@ -20,7 +20,7 @@ extension LevelRoot {
 
     /// True when the level directory holds `.relocator/` (a directory; never through a link).
     public func hasReservedDirectory() throws -> Bool {
-        try open(ReservedDirectory.name, in: reopenRoot(), display: display(ReservedDirectory.name)) != nil
+        try open(ReservedDirectory.name, in: rootDirectory(), display: display(ReservedDirectory.name)) != nil
     }
 
     /// Creates `.relocator/` and its `tmp/` durably when missing (`LevelReadiness.initialise`,
@@ -37,7 +37,7 @@ extension LevelRoot {
 
     /// `.relocator/tmp/`, nil when it does not exist.
     func existingTemporaryDirectory() throws -> Descriptor? {
-        guard let reserved = try open(ReservedDirectory.name, in: reopenRoot(), display: display(ReservedDirectory.name)) else { return nil }
+        guard let reserved = try open(ReservedDirectory.name, in: rootDirectory(), display: display(ReservedDirectory.name)) else { return nil }
         return try open(ReservedDirectory.temporary, in: reserved, display: display(ReservedDirectory.temporaryPath))
     }
 

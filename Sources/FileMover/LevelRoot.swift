@@ -231,6 +231,8 @@ public final class LevelRoot: Sendable {
 
     /// Opens `components` (a directory path relative to the root) beneath the root.
     func openDirectory(_ components: [Substring], create: Bool) throws -> Descriptor? {
+        // The level directory itself: the descriptor held (what "." beneath it opens again).
+        if components.isEmpty { return rootDirectory() }
         let relative = components.joined(separator: "/")
         if resolution == .automatic && !Linux.openat2Missing.load(ordering: .relaxed) {
             switch Linux.openBeneath(descriptor, relative.isEmpty ? "." : relative, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC) {
@@ -253,7 +255,7 @@ public final class LevelRoot: Sendable {
 
     /// One `openat(O_NOFOLLOW | O_DIRECTORY)` per component, from the root.
     private func walk(_ components: [Substring], create: Bool) throws -> Descriptor? {
-        var current = try reopenRoot()
+        var current = rootDirectory()
         var path = ""
         for component in components {
             let name = String(component)
@@ -297,6 +299,13 @@ public final class LevelRoot: Sendable {
         return current
     }
 
+    /// The level directory, through the descriptor held since it was opened (no system call).
+    /// For lookups beneath it; a listing takes `reopenRoot()`.
+    func rootDirectory() -> Descriptor {
+        Descriptor(borrowing: descriptor, from: self, display: level)
+    }
+
+    /// The level directory opened again: an open file description of its own, to list it.
     func reopenRoot() throws -> Descriptor {
         switch Linux.openAt(descriptor, ".", flags: O_RDONLY | O_DIRECTORY) {
         case .success(let fd): return Descriptor(fd, display: level)
@@ -308,6 +317,11 @@ public final class LevelRoot: Sendable {
     /// directory: it was not renamed away or swapped meanwhile. Throws `unsafe_path` when a link
     /// is now on the way.
     func stillResolves(_ components: [Substring], to opened: Descriptor) throws -> Bool {
+        if components.isEmpty {
+            // "." beneath the root is the root: `opened` is still it if it is the same directory.
+            let identity = FileIdentity(try opened.stat())
+            return identity.device == device && identity.inode == inode
+        }
         guard let again = try openDirectory(components, create: false) else { return false }
         return FileIdentity(try again.stat()).isSameFile(as: FileIdentity(try opened.stat()))
     }

@@ -128,10 +128,23 @@ final class Descriptor {
     let fd: FileDescriptor
     let display: String
     private var closesOnRelease = true
+    /// What owns `fd` when this one only borrows it (kept alive, so that `fd` stays open for
+    /// as long as this is used).
+    private let owner: AnyObject?
 
     init(_ fd: FileDescriptor, display: String) {
         self.fd = fd
         self.display = display
+        owner = nil
+    }
+
+    /// `owner`'s descriptor, never closed through this one: no system call to make it. Not for
+    /// listing (a listing moves the offset of the open file description, which is `owner`'s).
+    init(borrowing fd: FileDescriptor, from owner: AnyObject, display: String) {
+        self.fd = fd
+        self.display = display
+        self.owner = owner
+        closesOnRelease = false
     }
 
     deinit {
@@ -144,6 +157,7 @@ final class Descriptor {
     /// as long as `rm` (seconds per GiB on a filesystem mounted with `discard`), so it happens
     /// on `BlockingExecutor.shared` while the move returns. Do not use the descriptor after this.
     func closeInBackground() {
+        guard owner == nil else { return }  // borrowed: its owner closes it
         closesOnRelease = false
         RemovedFiles.close(fd)
     }
@@ -168,6 +182,17 @@ enum RemovedFiles {
             _ = try oldest?.wait()
         } catch {
             // `close` does not throw.
+        }
+    }
+
+    /// Waits for every close started so far.
+    static func waitForCloses() {
+        for pending in closing.withLock({ list in defer { list.removeAll() }; return list }) {
+            do {
+                _ = try pending.wait()
+            } catch {
+                // `close` does not throw.
+            }
         }
     }
 }

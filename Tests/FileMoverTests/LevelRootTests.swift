@@ -226,6 +226,36 @@ import TestSupport
         #expect(try TestFiles.sha256(gold + "/m/differs.bin") == theirs)
         #expect(TestFiles.exists(silver + "/alone.bin"))
     }
+
+    /// The level directory is used through the descriptor held since it was opened, never closed
+    /// by a borrower, and open for as long as a borrower is used (even once the level root itself
+    /// is no longer referenced).
+    @Test func theLevelDirectoryIsBorrowedNotReopenedAndNeverClosedByABorrower() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try TestFiles.make(dir.path + "/file.mp4", bytes: 5)
+        func isOpen(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) != -1 }
+        var gold: LevelRoot? = try root("gold", dir.path, .automatic)
+        let held = gold!.rootDirectory().fd
+        // Lookups of names in the level directory itself use it, with no descriptor of their own.
+        #expect(try gold!.openDirectory([], create: false)?.fd == held)
+        #expect(try gold!.stillResolves([], to: gold!.rootDirectory()))
+        #expect(try gold!.reopenRoot().fd != held, "a listing has an open file description of its own")
+        do {
+            let borrowed = gold!.rootDirectory()
+            borrowed.closeInBackground()
+        }
+        RemovedFiles.waitForCloses()
+        #expect(isOpen(held.rawValue))
+        #expect(try gold!.lookup(Filename("file.mp4")) == .regularFile(size: 5))
+        // A borrower keeps the level root, and so its descriptor, alive.
+        let borrowed = gold!.rootDirectory()
+        gold = nil
+        #expect(isOpen(borrowed.fd.rawValue))
+        var status = stat()
+        #expect(lstat(dir.path, &status) == 0)
+        #expect(FileIdentity(try borrowed.stat()).inode == UInt64(status.st_ino))
+    }
 }
 
 /// `verifyLevelLayout`: what every process checks in `RELOCATOR_LEVELS` at start.
@@ -310,4 +340,5 @@ import TestSupport
             == "RELOCATOR_LEVELS: level 'gold' (\(root.path)/file) is a regular file, not a directory")
         #expect(refusal([("gold", root.path + "/file/x")]) == "RELOCATOR_LEVELS: level 'gold' (\(root.path)/file/x): Not a directory (ENOTDIR)")
     }
+
 }
