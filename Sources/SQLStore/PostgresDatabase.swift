@@ -96,6 +96,9 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     // MARK: - libpq
 
     /// Runs a statement, by the name it was prepared under when `prepare` and the session can.
+    /// Parameters travel as text; the server infers their types, once per session for a prepared
+    /// statement (which keeps them: a column whose type changes while the session lasts keeps
+    /// the parameter's old type, whose range then still bounds the values it takes).
     private func run(_ query: SQLQuery, prepare: Bool) throws -> OpaquePointer {
         let conn = try liveConnection()
         let (sql, binds) = query.render(for: dialect)
@@ -107,41 +110,69 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             case .text(let v): return v
             }
         }
-        guard prepare, let name = try preparedName(sql, parameters: texts.count, on: conn) else {
-            return try check(Self.withCStrings(texts) { PQexecParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) }, on: conn)
+        let idle = PQtransactionStatus(conn) == PQTRANS_IDLE
+        // What was asked for inside a transaction is prepared now, outside any (a PREPARE that
+        // fails aborts the transaction it is in).
+        if idle { prepareWanted(on: conn) }
+        let unprepared = { [self] in
+            try check(Self.withCStrings(texts) { PQexecParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) }, on: conn)
         }
+        let statement = PreparedStatements.Statement(sql: sql, parameters: texts.count)
+        guard prepare, let name = preparedName(statement, idle: idle, on: conn) else { return try unprepared() }
         let result = Self.withCStrings(texts) { PQexecPrepared(conn, name, Int32($0.count), $0.baseAddress, nil, nil, 0) }
         do {
             return try check(result, on: conn)
-        } catch let error as SQLError where PreparedStatements.isLost(error.serverCode) {
+        } catch var error as SQLError where PreparedStatements.isLost(error.serverCode) {
             // The session no longer has it (`DISCARD ALL`, a pooler that hands each transaction
             // another server session), or its plan no longer fits the table (a migration changed
-            // the columns it returns): this session stops preparing, and the statement runs
-            // unprepared once more when nothing was under way (in a transaction, the failure
-            // aborted it: the caller's retry runs it again).
+            // the columns it returns): this session stops preparing. The statement runs again
+            // unprepared at once when nothing was under way; in a transaction, which the failure
+            // aborted, `transaction` runs the whole transaction again.
             prepared.disable()
-            guard PQtransactionStatus(conn) == PQTRANS_IDLE else { throw error }
-            return try check(Self.withCStrings(texts) { PQexecParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) }, on: conn)
+            guard idle else {
+                error.transactionMayBeRetried = true
+                throw error
+            }
+            return try unprepared()
         }
     }
 
-    /// The name `sql` is prepared under on this session, prepared now when it is new; nil to run
-    /// it unprepared (preparing is off, or the session holds its most statements already).
-    private func preparedName(_ sql: String, parameters: Int, on conn: OpaquePointer) throws -> String? {
-        switch prepared.lookup(sql) {
+    /// The name `statement` is prepared under on this session; nil to run it unprepared: preparing
+    /// is off or full, it has too many parameters, or it is new and a transaction is under way
+    /// (it is then prepared at the next call outside one), or its PREPARE failed (the run shows
+    /// why).
+    private func preparedName(_ statement: PreparedStatements.Statement, idle: Bool, on conn: OpaquePointer) -> String? {
+        switch prepared.lookup(statement) {
         case .unprepared: return nil
         case .prepared(let name): return name
         case .prepare(let name):
-            let result = try check(PQprepare(conn, name, sql, Int32(parameters), nil), on: conn, allowing: PreparedStatements.alreadyExists)
-            PQclear(result)
-            prepared.record(sql, as: name)
-            return name
+            guard idle else {
+                prepared.want(statement, as: name)
+                return nil
+            }
+            return prepare(statement, as: name, on: conn) ? name : nil
         }
     }
 
+    /// Prepares what was asked for inside transactions.
+    private func prepareWanted(on conn: OpaquePointer) {
+        for (statement, name) in prepared.takeWanted() { _ = prepare(statement, as: name, on: conn) }
+    }
+
+    /// `PREPARE`s `statement` outside any transaction; true when the session has it under `name`
+    /// (also when it had it already: a name is made of the text).
+    private func prepare(_ statement: PreparedStatements.Statement, as name: String, on conn: OpaquePointer) -> Bool {
+        guard let result = PQprepare(conn, name, statement.sql, Int32(statement.parameters), nil) else { return false }
+        defer { PQclear(result) }
+        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK || state == PreparedStatements.alreadyExists else { return false }
+        prepared.record(statement, as: name)
+        return true
+    }
+
     /// `result` when the server ran the statement; else the error it answered, classified (the
-    /// result is freed). `allowing`: a SQLSTATE taken as success.
-    private func check(_ result: OpaquePointer?, on conn: OpaquePointer, allowing: String? = nil) throws -> OpaquePointer {
+    /// result is freed).
+    private func check(_ result: OpaquePointer?, on conn: OpaquePointer) throws -> OpaquePointer {
         guard let result else {
             throw SQLError(code: .connectionLost, location: location, message: Self.message(PQerrorMessage(conn)))
         }
@@ -150,7 +181,6 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             return result
         default:
             let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-            if let allowing, state == allowing { return result }
             let message = Self.message(PQresultErrorMessage(result))
             PQclear(result)
             if state == "42P01", let table = Self.missingTable(message) {
@@ -257,16 +287,24 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     }
 }
 
-/// The statements one PostgreSQL session has prepared, by SQL text. Pure bookkeeping: the session
-/// is `PostgresDatabase`'s.
+/// The statements one PostgreSQL session has prepared, by SQL text. Pure bookkeeping: the
+/// session is `PostgresDatabase`'s.
 struct PreparedStatements {
-    /// A session prepares at most this many statements; others run unprepared. Relocator's own
-    /// statements are fixed texts (lists travel as arrays), well under it.
+    /// A session prepares at most this many statements; others run unprepared.
     static let most = 256
+    /// Statements with more parameters run unprepared: the texts whose length follows a list's
+    /// (`IN (?, ?, …)`) would otherwise fill the session with statements used once.
+    static let mostParameters = 16
     /// `duplicate_prepared_statement`: the session has the name already. A name is a function of
-    /// the text, so it names the same statement (a pooler may hand over a session another
-    /// connection of ours prepared it on).
+    /// the text, so it names the same statement (a pooler may hand over a session
+    /// another connection of ours prepared it on).
     static let alreadyExists = "42P05"
+
+    struct Statement: Hashable {
+        var sql: String
+        /// How many parameters it takes (`$1`…).
+        var parameters: Int
+    }
 
     enum Use: Equatable {
         case prepared(String)
@@ -274,28 +312,41 @@ struct PreparedStatements {
         case unprepared
     }
 
-    private(set) var names: [String: String] = [:]
+    private(set) var names: [Statement: String] = [:]
+    /// Asked for inside a transaction: prepared at the session's next call outside one.
+    private(set) var wanted: [Statement: String] = [:]
     private(set) var enabled = true
 
-    func lookup(_ sql: String) -> Use {
-        guard enabled else { return .unprepared }
-        if let name = names[sql] { return .prepared(name) }
-        return names.count < Self.most ? .prepare(Self.name(for: sql)) : .unprepared
+    func lookup(_ statement: Statement) -> Use {
+        guard enabled, statement.parameters <= Self.mostParameters else { return .unprepared }
+        if let name = names[statement] { return .prepared(name) }
+        return names.count + wanted.count < Self.most || wanted[statement] != nil ? .prepare(Self.name(for: statement)) : .unprepared
     }
 
-    mutating func record(_ sql: String, as name: String) {
-        names[sql] = name
+    mutating func record(_ statement: Statement, as name: String) {
+        names[statement] = name
+    }
+
+    mutating func want(_ statement: Statement, as name: String) {
+        wanted[statement] = name
+    }
+
+    mutating func takeWanted() -> [(Statement, String)] {
+        defer { wanted.removeAll() }
+        return enabled ? wanted.map { ($0.key, $0.value) } : []
     }
 
     /// The session lost what it prepared, or cannot be trusted with it: it prepares nothing more.
     mutating func disable() {
         enabled = false
         names.removeAll()
+        wanted.removeAll()
     }
 
     /// A new session (the connection was re-established): nothing is prepared on it.
     mutating func forgetAll() {
         names.removeAll()
+        wanted.removeAll()
     }
 
     /// Whether an error of a prepared statement's run says the session cannot run it by name:
@@ -307,12 +358,12 @@ struct PreparedStatements {
 
     /// `relocator_<FNV-1a 64 of the text, hex>_<its length in bytes>`: the same text always has
     /// the same name, and two texts one only by a 64-bit collision of equal lengths.
-    static func name(for sql: String) -> String {
+    static func name(for statement: Statement) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sql.utf8 {
+        for byte in statement.sql.utf8 {
             hash ^= UInt64(byte)
             hash = hash &* 0x0000_0100_0000_01b3
         }
-        return "relocator_\(String(hash, radix: 16))_\(sql.utf8.count)"
+        return "relocator_\(String(hash, radix: 16))_\(statement.sql.utf8.count)"
     }
 }

@@ -18,9 +18,19 @@ public protocol SQLDatabase: AnyObject {
 }
 
 extension SQLDatabase {
-    /// Runs `body` in a transaction: commits when it returns, rolls back when it throws.
+    /// Runs `body` in a transaction: commits when it returns, rolls back when it throws. A
+    /// transaction that failed for the session's sake (`SQLError.transactionMayBeRetried`) is run
+    /// once more: `body` may run twice, and does nothing but SQL.
     @discardableResult
     public func transaction<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try transactionOnce(body)
+        } catch let error as SQLError where error.transactionMayBeRetried {
+            return try transactionOnce(body)
+        }
+    }
+
+    private func transactionOnce<T>(_ body: () throws -> T) throws -> T {
         try executeScript(dialect == .sqlite ? "BEGIN IMMEDIATE" : "BEGIN")
         let result: T
         do {

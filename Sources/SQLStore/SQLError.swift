@@ -41,6 +41,9 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
     public var message: String
     /// The SQLSTATE (PostgreSQL) or error number (MySQL, SQLite), when the server gave one.
     public var serverCode: String?
+    /// The statement failed for the session's sake, not its own (a prepared statement the session
+    /// lost): the transaction it aborted may be run again (`SQLDatabase.transaction`).
+    public var transactionMayBeRetried = false
 
     public init(code: Code, location: String? = nil, message: String, serverCode: String? = nil) {
         self.code = code

@@ -4,49 +4,66 @@ import RelocatorCore
 import Testing
 import TestSupport
 
-/// PostgreSQL sessions prepare the statements they run and run them by name after that; a session
-/// that loses them, or whose plans no longer fit, answers as before.
+/// PostgreSQL sessions prepare the statements they run, outside transactions, and run them by
+/// name after that; a session that loses them, or whose plans no longer fit, answers as before.
 @Suite struct PreparedStatementTests {
+    typealias Statement = PreparedStatements.Statement
+
     // MARK: - The bookkeeping, without a server
 
     @Test func aStatementIsPreparedOnceUnderANameMadeOfItsText() {
         var statements = PreparedStatements()
-        let sql = "SELECT cid FROM contents WHERE cid = $1"
-        let name = PreparedStatements.name(for: sql)
-        #expect(statements.lookup(sql) == .prepare(name))
-        statements.record(sql, as: name)
-        #expect(statements.lookup(sql) == .prepared(name))
-        #expect(PreparedStatements.name(for: sql) == name)
-        #expect(PreparedStatements.name(for: sql + " ") != name)
-        #expect(PreparedStatements.name(for: "SELECT 2") != PreparedStatements.name(for: "SELECT 1"))
-        #expect(name.hasPrefix("relocator_") && name.hasSuffix("_\(sql.utf8.count)"))
+        let byID = Statement(sql: "SELECT cid FROM contents WHERE cid = $1", parameters: 1)
+        let name = PreparedStatements.name(for: byID)
+        #expect(statements.lookup(byID) == .prepare(name))
+        statements.record(byID, as: name)
+        #expect(statements.lookup(byID) == .prepared(name))
+        #expect(PreparedStatements.name(for: byID) == name)
+        #expect(PreparedStatements.name(for: Statement(sql: byID.sql + " ", parameters: 1)) != name)
+        #expect(PreparedStatements.name(for: Statement(sql: "SELECT 2", parameters: 0)) != PreparedStatements.name(for: Statement(sql: "SELECT 1", parameters: 0)))
+        #expect(name.hasPrefix("relocator_") && name.hasSuffix("_\(byID.sql.utf8.count)"))
         // PostgreSQL keeps 63 bytes of a name: the widest one fits.
-        #expect(PreparedStatements.name(for: String(repeating: "x", count: 1 << 20)).utf8.count <= 63)
+        #expect(PreparedStatements.name(for: Statement(sql: String(repeating: "x", count: 1 << 20), parameters: 0)).utf8.count <= 63)
     }
 
-    @Test func aSessionPreparesAtMostItsLimitAndNothingOnceDisabledOrNew() {
+    @Test func aSessionPreparesAtMostItsLimitShortStatementsAndNothingOnceDisabled() {
         var statements = PreparedStatements()
         for i in 0..<PreparedStatements.most {
-            let sql = "SELECT \(i)"
-            guard case .prepare(let name) = statements.lookup(sql) else { Issue.record("statement \(i) not prepared"); return }
-            statements.record(sql, as: name)
+            let statement = Statement(sql: "SELECT \(i)", parameters: 0)
+            guard case .prepare(let name) = statements.lookup(statement) else { Issue.record("statement \(i) not prepared"); return }
+            if i.isMultiple(of: 2) { statements.record(statement, as: name) } else { statements.want(statement, as: name) }
         }
-        #expect(statements.lookup("SELECT -1") == .unprepared)
-        #expect(statements.lookup("SELECT 0") == .prepared(PreparedStatements.name(for: "SELECT 0")))
+        let first = Statement(sql: "SELECT 0", parameters: 0)
+        #expect(statements.lookup(Statement(sql: "SELECT -1", parameters: 0)) == .unprepared)
+        #expect(statements.lookup(first) == .prepared(PreparedStatements.name(for: first)))
+        let wanted = Statement(sql: "SELECT 1", parameters: 0)
+        #expect(statements.lookup(wanted) == .prepare(PreparedStatements.name(for: wanted)), "still wanted")
+        #expect(statements.takeWanted().count == PreparedStatements.most / 2)
+        #expect(statements.takeWanted().isEmpty)
+        let many = Statement(sql: "SELECT …", parameters: PreparedStatements.mostParameters + 1)
+        #expect(statements.lookup(many) == .unprepared)
         statements.forgetAll()
-        #expect(statements.lookup("SELECT 0") == .prepare(PreparedStatements.name(for: "SELECT 0")))
+        #expect(statements.lookup(first) == .prepare(PreparedStatements.name(for: first)))
+        statements.want(first, as: PreparedStatements.name(for: first))
         statements.disable()
-        #expect(statements.lookup("SELECT 0") == .unprepared)
-        #expect(statements.lookup("SELECT -1") == .unprepared)
+        #expect(statements.lookup(first) == .unprepared)
+        #expect(statements.takeWanted().isEmpty)
         #expect(PreparedStatements.isLost("26000") && PreparedStatements.isLost("0A000"))
         #expect(!PreparedStatements.isLost("23505") && !PreparedStatements.isLost(nil))
     }
 
     // MARK: - Against PostgreSQL
 
-    /// The statements this session has prepared, as the server lists them.
+    /// The statements this session has prepared, as the server lists them (the query itself runs
+    /// as a script: it is never prepared).
     private func preparedOnServer(_ db: any SQLDatabase) throws -> Set<String> {
-        Set(try db.query("SELECT name FROM pg_prepared_statements").map { try $0.decode("name", as: String.self) })
+        let list = "relocator_test_prepared_list"
+        try db.executeScript("DROP TABLE IF EXISTS \(list)")
+        try db.executeScript("CREATE TEMPORARY TABLE \(list) AS SELECT name FROM pg_prepared_statements")
+        defer { try? db.executeScript("DROP TABLE IF EXISTS \(list)") }
+        return Set(try db.query(SQLQuery(unsafeSQL: "SELECT name FROM \(list) WHERE name <> ?", binds: [.text("")])).map {
+            try $0.decode("name", as: String.self)
+        })
     }
 
     private func withDatabase(_ body: (TestDatabase, any SQLDatabase) throws -> Void) throws {
@@ -54,7 +71,7 @@ import TestSupport
         defer { test.drop() }
         let db = try test.open()
         defer { db.close() }
-        try db.executeScript("CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL)")
+        try db.executeScript("CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL)")
         try db.executeScript("INSERT INTO items VALUES (1, 'one'), (2, 'two')")
         try body(test, db)
     }
@@ -62,21 +79,45 @@ import TestSupport
     private static let byID = "SELECT * FROM items WHERE id = ?"
 
     private func name(_ db: any SQLDatabase, of query: SQLQuery) -> String {
-        PreparedStatements.name(for: query.render(for: db.dialect).sql)
+        let (sql, binds) = query.render(for: db.dialect)
+        return PreparedStatements.name(for: Statement(sql: sql, parameters: binds.count))
+    }
+
+    private func nameOf(_ db: any SQLDatabase, _ query: SQLQuery) throws -> String? {
+        try db.query(query).first.map { try $0.decode("name", as: String.self) }
     }
 
     @Test func aStatementRunTwiceIsPreparedOnceOnTheSessionAndAnswersTheSame() throws {
         try withDatabase { _, db in
             let query = SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])
-            #expect(try db.query(query).first.map { try $0.decode("name", as: String.self) } == "two")
+            #expect(try nameOf(db, query) == "two")
             #expect(try preparedOnServer(db).contains(name(db, of: query)))
-            #expect(try db.query(SQLQuery(unsafeSQL: Self.byID, binds: [.int(1)])).first.map { try $0.decode("name", as: String.self) } == "one")
+            #expect(try nameOf(db, SQLQuery(unsafeSQL: Self.byID, binds: [.int(1)])) == "one")
             #expect(try db.execute(SQLQuery(unsafeSQL: "UPDATE items SET name = ? WHERE id = ?", binds: [.text("uno"), .int(1)])) == 1)
             #expect(try db.execute(SQLQuery(unsafeSQL: "UPDATE items SET name = ? WHERE id = ?", binds: [.text("eins"), .int(1)])) == 1)
-            #expect(try db.query(SQLQuery(unsafeSQL: Self.byID, binds: [.int(1)])).first.map { try $0.decode("name", as: String.self) } == "eins")
-            // Scripts are not prepared.
-            try db.executeScript("SELECT 42")
-            #expect(try !preparedOnServer(db).contains(PreparedStatements.name(for: "SELECT 42")))
+            #expect(try nameOf(db, SQLQuery(unsafeSQL: Self.byID, binds: [.int(1)])) == "eins")
+            // Scripts, and statements with many parameters, are not prepared.
+            let many = SQLQuery(unsafeSQL: "SELECT count(*) AS n FROM items WHERE id IN (\(Array(repeating: "?", count: 17).joined(separator: ", ")))",
+                                binds: (1...17).map { .int($0) })
+            #expect(try db.query(many).first?["n"] == .int(2))
+            let prepared = try preparedOnServer(db)
+            #expect(!prepared.contains(name(db, of: many)))
+            // The lookup, the update, and the listing's own query.
+            let update = SQLQuery(unsafeSQL: "UPDATE items SET name = ? WHERE id = ?", binds: [.text(""), .int(0)])
+            #expect(prepared.contains(name(db, of: update)) && prepared.count == 3, "\(prepared)")
+        }
+    }
+
+    @Test func aStatementFirstRunInATransactionIsPreparedOnceTheTransactionIsOver() throws {
+        try withDatabase { _, db in
+            let query = SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])
+            let inside = try db.transaction { () -> (String?, Set<String>) in
+                (try nameOf(db, query), try preparedOnServer(db))
+            }
+            #expect(inside.0 == "two")
+            #expect(!inside.1.contains(name(db, of: query)), "nothing is prepared inside a transaction")
+            #expect(try nameOf(db, SQLQuery(unsafeSQL: "SELECT name FROM items WHERE id = ?", binds: [.int(1)])) == "one")
+            #expect(try preparedOnServer(db).contains(name(db, of: query)))
         }
     }
 
@@ -85,21 +126,25 @@ import TestSupport
             let query = SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])
             _ = try db.query(query)
             try db.executeScript("DEALLOCATE ALL")  // as `DISCARD ALL` or a pooler's other session would
-            #expect(try db.query(query).first.map { try $0.decode("name", as: String.self) } == "two")
-            #expect(try db.query(SQLQuery(unsafeSQL: "SELECT name FROM items WHERE id = ?", binds: [.int(1)])).first.map { try $0.decode("name", as: String.self) } == "one")
+            #expect(try nameOf(db, query) == "two")
+            #expect(try nameOf(db, SQLQuery(unsafeSQL: "SELECT name FROM items WHERE id = ?", binds: [.int(1)])) == "one")
             #expect(try preparedOnServer(db).isEmpty)
         }
     }
 
-    @Test func aStatementLostInsideATransactionFailsItAndTheRetryAnswers() throws {
+    @Test func aTransactionThatLostItsStatementIsRunAgainWhole() throws {
         try withDatabase { _, db in
-            let query = SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])
-            _ = try db.query(query)
+            let update = SQLQuery(unsafeSQL: "UPDATE items SET name = name || ? WHERE id = ?", binds: [.text("!"), .int(2)])
+            _ = try db.execute(update)
             try db.executeScript("DEALLOCATE ALL")
-            #expect(throws: SQLError.self) {
-                try db.transaction { _ = try db.query(query) }
+            var runs = 0
+            let changed = try db.transaction { () -> Int in
+                runs += 1
+                return try db.execute(update)
             }
-            #expect(try db.transaction { try db.query(query).first.map { try $0.decode("name", as: String.self) } } == "two")
+            #expect(runs == 2 && changed == 1)
+            // The first run was rolled back: one "!" from before, one from the transaction.
+            #expect(try nameOf(db, SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])) == "two!!")
         }
     }
 
@@ -119,9 +164,10 @@ import TestSupport
             let query = SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])
             let sql = query.render(for: db.dialect).sql
             // Prepared under its name by another user of this server session (a pooler's).
-            try db.executeScript("PREPARE \(PreparedStatements.name(for: sql)) AS \(sql)")
-            #expect(try db.query(query).first.map { try $0.decode("name", as: String.self) } == "two")
-            #expect(try db.query(query).first.map { try $0.decode("name", as: String.self) } == "two")
+            try db.executeScript("PREPARE \(name(db, of: query)) AS \(sql)")
+            #expect(try nameOf(db, query) == "two")
+            #expect(try db.transaction { try nameOf(db, query) } == "two")
+            #expect(try nameOf(db, query) == "two")
         }
     }
 
@@ -138,7 +184,7 @@ import TestSupport
             #expect {
                 _ = try db.query(query)
             } throws: { ($0 as? SQLError)?.code == .connectionLost }
-            #expect(try db.query(query).first.map { try $0.decode("name", as: String.self) } == "two")
+            #expect(try nameOf(db, query) == "two")
             #expect(try db.query("SELECT pg_backend_pid() AS pid").first.map { try $0.decode("pid", as: Int64.self) } != pid)
             #expect(try preparedOnServer(db).contains(name(db, of: query)))
         }
