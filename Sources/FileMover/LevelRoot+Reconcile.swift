@@ -125,6 +125,8 @@ extension LevelRoot {
 
     /// The names in a directory with their types (`.` and `..` left out).
     func entries(of directory: Descriptor) throws -> [(String, FileType)] {
+        // A listing moves the offset of the open file description: a borrowed one is shared.
+        precondition(!directory.isBorrowed, "a listing needs a directory opened for it (reopenRoot)")
         // fdopendir takes the descriptor over: give it a duplicate.
         let copy: FileDescriptor
         do { copy = try directory.fd.duplicate() } catch { throw MoveError.system("cannot list", directory.display, error) }

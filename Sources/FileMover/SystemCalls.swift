@@ -138,6 +138,9 @@ final class Descriptor {
         owner = nil
     }
 
+    /// Whether this only borrows its owner's descriptor (`init(borrowing:from:display:)`).
+    var isBorrowed: Bool { owner != nil }
+
     /// `owner`'s descriptor, never closed through this one: no system call to make it. Not for
     /// listing (a listing moves the offset of the open file description, which is `owner`'s).
     init(borrowing fd: FileDescriptor, from owner: AnyObject, display: String) {

@@ -117,19 +117,20 @@ import TestSupport
         #expect(try database.relocations().count == 6)
     }
 
-    /// A queue whose committer's prefetch (a take of fresh jobs only) is held until the committer
-    /// has handed its jobs back, or for `most` when it never does: the order a paused thread
-    /// would give, every time.
+    /// A queue whose committer's prefetch (a take of fresh jobs only) is held until the test says
+    /// `go`, then until the committer has handed its jobs back, or for `most` when it never does:
+    /// the order a paused thread would give, every time.
     final class HeldPrefetch: JobQueueDriver, @unchecked Sendable {
         let queue: MemoryQueue
         let most: Duration
+        /// Raised by the test right before it stops the committer.
+        let go = StopSignal()
         /// Raised once a release (`control(.release)`) has returned.
         let released = StopSignal()
         /// Raised once a held take has returned.
         let taken = StopSignal()
-        /// Fresh takes asked once the committer was stopping.
-        let takesAfterStop = Mutex(0)
-        let stopping = StopSignal()
+        /// Fresh takes asked once the test said `go`.
+        let takesAfterGo = Mutex(0)
 
         init(_ queue: MemoryQueue, most: Duration) {
             self.queue = queue
@@ -149,7 +150,8 @@ import TestSupport
 
             func nextDone(committer: String, shard: Int, max: Int, wait: Duration, fresh: Bool) throws -> DoneBatch {
                 guard fresh else { return try inner.nextDone(committer: committer, shard: shard, max: max, wait: wait, fresh: fresh) }
-                if driver.stopping.isRaised { driver.takesAfterStop.withLock { $0 += 1 } }
+                if driver.go.isRaised { driver.takesAfterGo.withLock { $0 += 1 } }
+                _ = driver.go.wait(for: .seconds(60))
                 _ = driver.released.wait(for: driver.most)
                 defer { _ = driver.taken.raise() }
                 return try inner.nextDone(committer: committer, shard: shard, max: max, wait: wait, fresh: fresh)
@@ -179,9 +181,11 @@ import TestSupport
                                   logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try moved(queue, [1])
         let done = start(committer)
+        defer { committer.stop(); _ = done.wait(for: .seconds(20)) }
         let committing = queue.keys.shard(0).committing("c1")
         try waitUntil("the first batch is held") { queue.list(committing).count == 1 }
         try moved(queue, Array(2...6))
+        _ = held.go.raise()
         committer.stop()
         #expect(done.wait(for: .seconds(20)))
         #expect(held.taken.wait(for: .seconds(20)), "the prefetch ended")
@@ -202,12 +206,13 @@ import TestSupport
                                   logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try moved(queue, [1])
         let done = start(committer)
+        defer { committer.stop(); _ = done.wait(for: .seconds(20)) }
         try waitUntil("the first batch is committed") { queue.job(1)?.status == .committed }
         try moved(queue, Array(2...6))
-        _ = held.stopping.raise()
+        _ = held.go.raise()
         committer.stop()
         #expect(done.wait(for: .seconds(20)), "stopped well within the linger")
-        #expect(held.takesAfterStop.withLock { $0 } == 0)
+        #expect(held.takesAfterGo.withLock { $0 } == 0)
         #expect(queue.list(queue.keys.shard(0).done).count == 5)
         #expect(queue.list(queue.keys.shard(0).committing("c1")).isEmpty)
     }
