@@ -3,10 +3,12 @@ import Foundation
 import RelocatorCore
 
 /// PostgreSQL through libpq, with text parameters. A statement run through `execute` or `query`
-/// is prepared on the session the first time (`PQprepare`) and run by name after that
-/// (`PQexecPrepared`): the server parses and plans it once per connection rather than on every
-/// call, which halves its cost for a lookup by key. Scripts (`executeScript`: transaction control,
-/// migrations) go through `PQexecParams` as they come.
+/// is prepared on the session (`PQprepare`) and run by name after that (`PQexecPrepared`): the
+/// server parses and plans it once per connection rather than on every call, which halves its
+/// cost for a lookup by key. It is prepared the first time it runs outside a transaction (one
+/// first run inside a transaction is prepared at the session's next call outside one); one of
+/// more than `PreparedStatements.mostParameters` parameters never is. Scripts (`executeScript`:
+/// transaction control, migrations) go through `PQexecParams` as they come.
 public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     public let dialect = SQLDialect.postgres
     public let location: String
@@ -165,7 +167,11 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         guard let result = PQprepare(conn, name, statement.sql, Int32(statement.parameters), nil) else { return false }
         defer { PQclear(result) }
         let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-        guard PQresultStatus(result) == PGRES_COMMAND_OK || state == PreparedStatements.alreadyExists else { return false }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK || state == PreparedStatements.alreadyExists else {
+            // Its runs show why (they go unprepared from now on, and it is not tried again).
+            prepared.refuse(statement)
+            return false
+        }
         prepared.record(statement, as: name)
         return true
     }
@@ -287,8 +293,8 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     }
 }
 
-/// The statements one PostgreSQL session has prepared, by SQL text. Pure bookkeeping: the
-/// session is `PostgresDatabase`'s.
+/// The statements one PostgreSQL session has prepared, by SQL text and number of parameters.
+/// Pure bookkeeping: the session is `PostgresDatabase`'s.
 struct PreparedStatements {
     /// A session prepares at most this many statements; others run unprepared.
     static let most = 256
@@ -315,12 +321,19 @@ struct PreparedStatements {
     private(set) var names: [Statement: String] = [:]
     /// Asked for inside a transaction: prepared at the session's next call outside one.
     private(set) var wanted: [Statement: String] = [:]
+    /// Those whose PREPARE failed on this session: not tried again.
+    private(set) var refused: Set<Statement> = []
     private(set) var enabled = true
 
     func lookup(_ statement: Statement) -> Use {
-        guard enabled, statement.parameters <= Self.mostParameters else { return .unprepared }
+        guard enabled, statement.parameters <= Self.mostParameters, !refused.contains(statement) else { return .unprepared }
         if let name = names[statement] { return .prepared(name) }
-        return names.count + wanted.count < Self.most || wanted[statement] != nil ? .prepare(Self.name(for: statement)) : .unprepared
+        let room = names.count + wanted.count + refused.count < Self.most
+        return room || wanted[statement] != nil ? .prepare(Self.name(for: statement)) : .unprepared
+    }
+
+    mutating func refuse(_ statement: Statement) {
+        refused.insert(statement)
     }
 
     mutating func record(_ statement: Statement, as name: String) {
@@ -341,12 +354,16 @@ struct PreparedStatements {
         enabled = false
         names.removeAll()
         wanted.removeAll()
+        refused.removeAll()
     }
 
-    /// A new session (the connection was re-established): nothing is prepared on it.
+    /// A new session (the connection was re-established): nothing is prepared on it, and it
+    /// prepares again (whatever made the old one stop).
     mutating func forgetAll() {
         names.removeAll()
         wanted.removeAll()
+        refused.removeAll()
+        enabled = true
     }
 
     /// Whether an error of a prepared statement's run says the session cannot run it by name:

@@ -181,7 +181,7 @@ import TestSupport
                                   logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try moved(queue, [1])
         let done = start(committer)
-        defer { committer.stop(); _ = done.wait(for: .seconds(20)) }
+        defer { _ = held.go.raise(); committer.stop(); _ = done.wait(for: .seconds(20)) }
         let committing = queue.keys.shard(0).committing("c1")
         try waitUntil("the first batch is held") { queue.list(committing).count == 1 }
         try moved(queue, Array(2...6))
@@ -206,7 +206,7 @@ import TestSupport
                                   logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         try moved(queue, [1])
         let done = start(committer)
-        defer { committer.stop(); _ = done.wait(for: .seconds(20)) }
+        defer { _ = held.go.raise(); committer.stop(); _ = done.wait(for: .seconds(20)) }
         try waitUntil("the first batch is committed") { queue.job(1)?.status == .committed }
         try moved(queue, Array(2...6))
         _ = held.go.raise()

@@ -44,10 +44,15 @@ import TestSupport
         #expect(statements.lookup(many) == .unprepared)
         statements.forgetAll()
         #expect(statements.lookup(first) == .prepare(PreparedStatements.name(for: first)))
+        statements.refuse(first)
+        #expect(statements.lookup(first) == .unprepared, "a statement whose PREPARE failed is not tried again")
+        statements.forgetAll()
         statements.want(first, as: PreparedStatements.name(for: first))
         statements.disable()
         #expect(statements.lookup(first) == .unprepared)
         #expect(statements.takeWanted().isEmpty)
+        statements.forgetAll()
+        #expect(statements.lookup(first) == .prepare(PreparedStatements.name(for: first)), "a new session prepares again")
         #expect(PreparedStatements.isLost("26000") && PreparedStatements.isLost("0A000"))
         #expect(!PreparedStatements.isLost("23505") && !PreparedStatements.isLost(nil))
     }
@@ -162,12 +167,29 @@ import TestSupport
     @Test func aNameTheSessionHasAlreadyIsTakenAsTheSameStatement() throws {
         try withDatabase { _, db in
             let query = SQLQuery(unsafeSQL: Self.byID, binds: [.int(2)])
-            let sql = query.render(for: db.dialect).sql
-            // Prepared under its name by another user of this server session (a pooler's).
-            try db.executeScript("PREPARE \(name(db, of: query)) AS \(sql)")
-            #expect(try nameOf(db, query) == "two")
-            #expect(try db.transaction { try nameOf(db, query) } == "two")
-            #expect(try nameOf(db, query) == "two")
+            // Prepared under its name by another user of this server session (a pooler's); a
+            // look-alike here, whose answer only a run by that name gives.
+            try db.executeScript("PREPARE \(name(db, of: query)) (integer) AS SELECT 'by name'::text AS name")
+            #expect(try nameOf(db, query) == "by name")
+            #expect(try db.transaction { try nameOf(db, query) } == "by name")
+        }
+    }
+
+    @Test func aStatementWhosePrepareFailsRunsUnpreparedAndIsNotPreparedAgain() throws {
+        try withDatabase { _, db in
+            // First run inside a transaction on a table only that transaction has: its PREPARE,
+            // made after the transaction, fails; its runs go on, unprepared.
+            let query = SQLQuery(unsafeSQL: "SELECT n FROM fleeting WHERE n = ?", binds: [.int(3)])
+            try db.transaction {
+                try db.executeScript("CREATE TEMPORARY TABLE fleeting (n integer) ON COMMIT DROP")
+                try db.executeScript("INSERT INTO fleeting VALUES (3)")
+                #expect(try db.query(query).first?["n"] == .int(3))
+            }
+            #expect(throws: SQLError.self) { try db.query(query) }
+            try db.executeScript("CREATE TABLE fleeting (n integer)")
+            try db.executeScript("INSERT INTO fleeting VALUES (3)")
+            #expect(try db.query(query).first?["n"] == .int(3))
+            #expect(try !preparedOnServer(db).contains(name(db, of: query)))
         }
     }
 
