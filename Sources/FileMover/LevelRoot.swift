@@ -235,7 +235,7 @@ public final class LevelRoot: Sendable {
         if components.isEmpty { return rootDirectory() }
         let relative = components.joined(separator: "/")
         if resolution == .automatic && !Linux.openat2Missing.load(ordering: .relaxed) {
-            switch Linux.openBeneath(descriptor, relative.isEmpty ? "." : relative, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC) {
+            switch Linux.openBeneath(descriptor, relative, flags: O_RDONLY | O_DIRECTORY | O_CLOEXEC) {
             case .success(let fd):
                 return Descriptor(fd, display: display(relative))
             case .failure(.noSuchFileOrDirectory) where !create:

@@ -59,13 +59,13 @@ import TestSupport
 
     // MARK: - Against PostgreSQL
 
-    /// The statements this session has prepared, as the server lists them (the query itself runs
-    /// as a script: it is never prepared).
+    /// The statements this session has prepared, as the server lists them, copied into a
+    /// temporary table by a script (never prepared) before they are read (the temporary table
+    /// goes with the session, and the database with the test).
     private func preparedOnServer(_ db: any SQLDatabase) throws -> Set<String> {
         let list = "relocator_test_prepared_list"
         try db.executeScript("DROP TABLE IF EXISTS \(list)")
         try db.executeScript("CREATE TEMPORARY TABLE \(list) AS SELECT name FROM pg_prepared_statements")
-        defer { try? db.executeScript("DROP TABLE IF EXISTS \(list)") }
         return Set(try db.query(SQLQuery(unsafeSQL: "SELECT name FROM \(list) WHERE name <> ?", binds: [.text("")])).map {
             try $0.decode("name", as: String.self)
         })
