@@ -56,7 +56,7 @@ import TestSupport
 
     static let checksum = try! Checksum(parsing: "xxh128:" + String(repeating: "01", count: 16))
 
-    func committer(_ queue: MemoryQueue, _ database: Database, batch: Int = 100, linger: Duration = .milliseconds(20)) -> Committer {
+    func committer(_ queue: any JobQueueDriver, _ database: Database, batch: Int = 100, linger: Duration = .milliseconds(20)) -> Committer {
         var settings = Committer.Settings(id: "c1", batch: batch, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
         settings.idleWait = .milliseconds(50)
         settings.linger = linger
@@ -131,6 +131,10 @@ import TestSupport
         let taken = StopSignal()
         /// Fresh takes asked once the test said `go`.
         let takesAfterGo = Mutex(0)
+        /// While set, marking a batch committed fails as an unreachable Redis would.
+        let commitFails = Mutex(false)
+
+        struct Unreachable: Error {}
 
         init(_ queue: MemoryQueue, most: Duration) {
             self.queue = queue
@@ -157,6 +161,11 @@ import TestSupport
                 return try inner.nextDone(committer: committer, shard: shard, max: max, wait: wait, fresh: fresh)
             }
 
+            func commit(_ batch: DoneBatch, committer: String?, levels: [String], policy: CountPolicy, keep: Duration) throws -> CommitResult {
+                if driver.commitFails.withLock({ $0 }) { throw Unreachable() }
+                return try inner.commit(batch, committer: committer, levels: levels, policy: policy, keep: keep)
+            }
+
             func control(_ action: ControlAction) throws -> ControlResult {
                 let result = try inner.control(action)
                 if case .release = action { _ = driver.released.raise() }
@@ -165,20 +174,27 @@ import TestSupport
         }
     }
 
-    /// A batch that cannot be written when the committer stops goes back to `done` only once the
-    /// next batch's taking, under way meanwhile, has ended: what that taking holds goes back with
-    /// it, and nothing is taken into `committing` after the hand-back.
-    @Test func aStopWhileTheDatabaseIsDownHandsBackTheBatchAndWhatItsPrefetchTook() throws {
+    enum Outage: String, CaseIterable, Sendable {
+        /// The batch cannot be written in SQL.
+        case database
+        /// It is written, but cannot be marked committed in the queue.
+        case queue
+    }
+
+    /// A batch that cannot be written or marked committed when the committer stops goes back to
+    /// `done` only once the next batch's taking, under way meanwhile, has ended: what that taking
+    /// holds goes back with it, and nothing is taken into `committing` after the hand-back.
+    @Test(arguments: Outage.allCases)
+    func aStopDuringAnOutageHandsBackTheBatchAndWhatItsPrefetchTook(outage: Outage) throws {
         let queue = MemoryQueue()
         let database = try Database(contents: (1...6).map { ($0, "f\($0)", "bronze") })
         defer { database.directory.remove() }
-        database.down.withLock { $0 = true }
         let held = HeldPrefetch(queue, most: .seconds(2))
-        var settings = Committer.Settings(id: "c1", batch: 100, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
-        settings.idleWait = .milliseconds(50)
-        settings.linger = .zero
-        let committer = Committer(settings: settings, driver: held, openDatabase: { try database.open() },
-                                  logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        switch outage {
+        case .database: database.down.withLock { $0 = true }
+        case .queue: held.commitFails.withLock { $0 = true }
+        }
+        let committer = committer(held, database, linger: .zero)
         try moved(queue, [1])
         let done = start(committer)
         defer { _ = held.go.raise(); committer.stop(); _ = done.wait(for: .seconds(20)) }
@@ -199,11 +215,7 @@ import TestSupport
         let database = try Database(contents: (1...6).map { ($0, "f\($0)", "bronze") })
         defer { database.directory.remove() }
         let held = HeldPrefetch(queue, most: .zero)
-        var settings = Committer.Settings(id: "c1", batch: 100, jobTTL: .seconds(60), heartbeatTTL: .milliseconds(300))
-        settings.idleWait = .milliseconds(50)
-        settings.linger = .seconds(30)
-        let committer = Committer(settings: settings, driver: held, openDatabase: { try database.open() },
-                                  logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let committer = committer(held, database, linger: .seconds(30))
         try moved(queue, [1])
         let done = start(committer)
         defer { _ = held.go.raise(); committer.stop(); _ = done.wait(for: .seconds(20)) }
