@@ -406,9 +406,11 @@ final class ServedDeliveries: Sendable {
                     entry.whole = nil
                     return nil
                 }
-                if entry.whole == nil && served.values.count(where: { $0.whole != nil }) >= Self.mostWholeHashes,
-                   let oldest = served.filter({ $0.value.whole != nil }).min(by: { ($0.value.whole?.begun ?? .max) < ($1.value.whole?.begun ?? .max) })?.key {
-                    served[oldest]?.whole = nil
+                if entry.whole == nil {
+                    let held = served.compactMap { cid, other in other.whole.map { (cid: cid, begun: $0.begun) } }
+                    if held.count >= Self.mostWholeHashes, let oldest = held.min(by: { $0.begun < $1.begun }) {
+                        served[oldest.cid]?.whole = nil
+                    }
                 }
                 entry.whole = Whole(version: version, size: size, begun: begun.wrappingAdd(1, ordering: .relaxed).newValue, through: 0, hash: nil)
                 return WholeFileHash()
