@@ -41,8 +41,11 @@ public final class ServedFile: @unchecked Sendable {
     /// whole seconds, as ext4 with small inodes): a write after that, seen or not, changes the
     /// version's times even where they step by whole clock ticks or seconds.
     static func settled(changed: timespec, now: timespec, interval: Duration) -> Bool {
-        let needed = changed.tv_nsec == 0 ? interval + .seconds(1) : interval
-        let (seconds, attoseconds) = needed.components
+        var (seconds, attoseconds) = interval.components
+        if changed.tv_nsec == 0 {
+            guard seconds < Int64.max else { return false }
+            seconds += 1
+        }
         // (A change time from the far future makes no deadline: never.)
         guard seconds >= 0, Int64(changed.tv_sec) < Int64.max - seconds - 1 else { return false }
         var deadline = (seconds: Int64(changed.tv_sec) + seconds, nanoseconds: Int64(changed.tv_nsec) + attoseconds / 1_000_000_000)
