@@ -6,7 +6,7 @@ extension JobQueue {
     /// When a retrying job is due (its score in the retry set, ms since 1970); nil when it is not there.
     public func retryDue(_ id: JobID, on redis: RedisConnection) throws -> Int64? {
         let reply = try redis.send("ZSCORE", keys.shard(of: id.cid).retry, id.description)
-        return reply.string.flatMap { Double($0) }.map { Int64($0) }
+        return reply.string.flatMap { Double($0) }.map { Int64(clamping: $0) }
     }
 
     /// A move a worker holds, with its job hash as stored (empty when the hash is gone).

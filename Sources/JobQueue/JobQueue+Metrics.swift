@@ -34,7 +34,7 @@ extension JobQueue {
                 let depth = replies[lists.count + 2 * position].int ?? 0
                 result.counts[.init(.queued, level, shard.index), default: 0] += depth
                 if let oldest = replies[lists.count + 2 * position + 1].string.flatMap(JobID.init) {
-                    result.oldest[.init(.queued, level, shard.index)] = max(0, now - oldest.gen)
+                    result.oldest[.init(.queued, level, shard.index)] = max(0, now.saturatingSubtract(oldest.gen))
                 }
             }
             var ids: [(JobsByLevel.State, String)] = []

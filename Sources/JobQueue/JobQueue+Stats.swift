@@ -30,7 +30,7 @@ extension JobQueue {
             for position in levels.indices {
                 stats.levels[position].depth += replies[index].int ?? 0
                 if let oldest = replies[index + 1].string.flatMap(JobID.init) {
-                    let age = max(0, now - oldest.gen)
+                    let age = max(0, now.saturatingSubtract(oldest.gen))
                     stats.levels[position].oldestAgeMilliseconds = max(stats.levels[position].oldestAgeMilliseconds ?? 0, age)
                 }
                 index += 2

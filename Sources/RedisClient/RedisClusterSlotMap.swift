@@ -19,15 +19,16 @@ struct RedisClusterSlotMap: Equatable {
                   let nodes = fields["nodes"]?.array
             else { return nil }
             let master = nodes.lazy.compactMap(Self.fields).first { $0["role"]?.string == "master" }
-            guard let master, let port = master["port"]?.int else { continue }
+            guard let master else { continue }
+            guard let port = master["port"].flatMap(Self.port) else { return nil }
             var host = master["endpoint"]?.string ?? ""
             if host.isEmpty || host == "?" { host = master["ip"]?.string ?? "" }
             if host.isEmpty || host == "?" { host = node.host }
             let endpoint = RedisURL.Endpoint(host: host, port: port)
             var index = 0
             while index + 1 < slots.count {
-                guard let start = slots[index].int, let end = slots[index + 1].int else { return nil }
-                assign(start...end, to: endpoint)
+                guard let start = slots[index].int, let end = slots[index + 1].int, start <= end else { return nil }
+                guard assign(start...end, to: endpoint) else { return nil }
                 index += 2
             }
         }
@@ -37,12 +38,12 @@ struct RedisClusterSlotMap: Equatable {
     init?(slots reply: RedisReply, answeredBy node: RedisURL.Endpoint) {
         guard let ranges = reply.array else { return nil }
         for range in ranges {
-            guard let items = range.array, items.count >= 3, let start = items[0].int, let end = items[1].int,
-                  let master = items[2].array, master.count >= 2, let port = master[1].int
+            guard let items = range.array, items.count >= 3, let start = items[0].int, let end = items[1].int, start <= end,
+                  let master = items[2].array, master.count >= 2, let port = Self.port(master[1])
             else { return nil }
             var host = master[0].string ?? ""
             if host.isEmpty || host == "?" { host = node.host }
-            assign(start...end, to: RedisURL.Endpoint(host: host, port: port))
+            guard assign(start...end, to: RedisURL.Endpoint(host: host, port: port)) else { return nil }
         }
     }
 
@@ -54,15 +55,26 @@ struct RedisClusterSlotMap: Equatable {
         return index < 0 ? nil : masters[Int(index)]
     }
 
-    mutating func assign(_ slots: ClosedRange<Int>, to endpoint: RedisURL.Endpoint) {
+    /// False when the map would name more masters than there are slots (a reply no cluster gives).
+    mutating func assign(_ slots: ClosedRange<Int>, to endpoint: RedisURL.Endpoint) -> Bool {
         let index: Int
         if let known = masters.firstIndex(of: endpoint) {
             index = known
         } else {
+            guard masters.count < RedisSlot.count else { return false }
             index = masters.count
             masters.append(endpoint)
         }
-        for slot in slots where slot >= 0 && slot < RedisSlot.count { owners[slot] = Int16(index) }
+        // (Only the slots that exist: a range from a reply may reach past them.)
+        let lower = max(0, slots.lowerBound), upper = min(RedisSlot.count - 1, slots.upperBound)
+        guard lower <= upper else { return true }
+        for slot in lower...upper { owners[slot] = Int16(index) }
+        return true
+    }
+
+    /// A port from a reply, when it is one (1 to 65535).
+    static func port(_ reply: RedisReply) -> Int? {
+        reply.int.flatMap { RedisURL.Endpoint.ports.contains($0) ? $0 : nil }
     }
 
     /// A RESP2 map (a flat `[name, value, name, value…]` array) by name.
@@ -113,7 +125,7 @@ enum RedisClusterRedirect: Equatable {
         let parts = message.split(separator: " ")
         guard parts.count >= 3, parts[0] == "MOVED" || parts[0] == "ASK", let slot = Int(parts[1]),
               (0..<RedisSlot.count).contains(slot), let colon = parts[2].lastIndex(of: ":"),
-              let port = Int(parts[2][parts[2].index(after: colon)...])
+              let port = Int(parts[2][parts[2].index(after: colon)...]), RedisURL.Endpoint.ports.contains(port)
         else { return nil }
         var host = String(parts[2][..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

@@ -209,7 +209,7 @@ final class RedisSentinelRouter: RedisRouter {
         let reply = try node.roundTrip([RedisCommand("SENTINEL", "get-master-addr-by-name", masterName)])[0]
             .throwingServerError(address: node.address, command: "SENTINEL")
         if reply.isNull { return nil }
-        guard let items = reply.array, items.count == 2, let host = items[0].string, let port = items[1].int else {
+        guard let items = reply.array, items.count == 2, let host = items[0].string, let port = RedisClusterSlotMap.port(items[1]) else {
             throw RedisError(code: .protocolViolation, address: node.address, command: "SENTINEL",
                              message: "get-master-addr-by-name did not answer a host and a port")
         }

@@ -21,6 +21,9 @@ public struct RedisURL: Equatable, Sendable, CustomStringConvertible {
         public var host: String
         public var port: Int
 
+        /// The ports an endpoint may have.
+        public static let ports = 1...65535
+
         public init(host: String, port: Int) {
             self.host = host
             self.port = port
@@ -279,7 +282,7 @@ public struct RedisURL: Equatable, Sendable, CustomStringConvertible {
             guard let value = Int(portText), portText.allSatisfy(\.isNumber) else {
                 throw fail("port must be a number, got '\(portText)'")
             }
-            guard (1...65535).contains(value) else { throw fail("port \(value) is out of range") }
+            guard Endpoint.ports.contains(value) else { throw fail("port \(value) is out of range") }
             port = value
         }
         return Endpoint(host: String(host), port: port)

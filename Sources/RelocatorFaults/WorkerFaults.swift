@@ -38,6 +38,9 @@ public struct WorkerFaults: Sendable {
 
     public init() {}
 
+    /// The longest `pause-after` (ms): an hour, whose microseconds `usleep` still takes.
+    static let longestPause: UInt32 = 3_600_000
+
     public init(parsing text: String?) throws {
         guard let text, !text.isEmpty else { return }
         let steps = MoveStep.allCases.map(\.rawValue).joined(separator: ", ")
@@ -47,7 +50,8 @@ public struct WorkerFaults: Sendable {
         var failures: [(MoveStep, Countdown?)] = []
         var corrupt: Countdown?
         for item in text.split(separator: ",") {
-            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            // (An item of `=` alone splits into nothing: it names no fault.)
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
             switch (parts[0], parts.count > 1 ? parts[1] : nil) {
             case ("crash-after", let name?):
                 guard let step = MoveStep(rawValue: name) else {
@@ -56,19 +60,19 @@ public struct WorkerFaults: Sendable {
                 crashAfter = step
             case ("fail-after", let value?):
                 let pieces = value.split(separator: "*", maxSplits: 1).map(String.init)
-                guard let step = MoveStep(rawValue: pieces[0]), pieces.count == 1 || Int(pieces[1]).map({ $0 > 0 }) == true else {
+                guard let step = pieces.first.flatMap(MoveStep.init(rawValue:)), pieces.count == 1 || Int(pieces[1]).map({ $0 > 0 }) == true else {
                     throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "fail-after=<step> or fail-after=<step>*N, with a step of \(steps)")
                 }
                 failures.append((step, pieces.count == 2 ? Countdown(Int(pieces[1])!) : nil))
             case ("pause-after", let value?):
                 let pieces = value.split(separator: ":", maxSplits: 1).map(String.init)
-                guard pieces.count == 2, let step = MoveStep(rawValue: pieces[0]), let ms = UInt32(pieces[1]) else {
-                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "pause-after=<step>:<ms>, with a step of \(steps)")
+                guard pieces.count == 2, let step = MoveStep(rawValue: pieces[0]), let ms = UInt32(pieces[1]), ms <= Self.longestPause else {
+                    throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "pause-after=<step>:<ms>, with a step of \(steps) and at most \(Self.longestPause) ms")
                 }
                 pauses.append((step, ms))
             case ("stop-after", let value?):
                 let pieces = value.split(separator: "*", maxSplits: 1).map(String.init)
-                guard let step = MoveStep(rawValue: pieces[0]), pieces.count == 1 || Int(pieces[1]).map({ $0 > 0 }) == true else {
+                guard let step = pieces.first.flatMap(MoveStep.init(rawValue:)), pieces.count == 1 || Int(pieces[1]).map({ $0 > 0 }) == true else {
                     throw ConfigurationError(setting: "RELOCATOR_FAULTS", expected: "stop-after=<step> or stop-after=<step>*N, with a step of \(steps)")
                 }
                 stops.append((step, Countdown(pieces.count == 2 ? Int(pieces[1])! : 1)))

@@ -118,7 +118,9 @@ public final class QueueGauges: Sendable {
         let key = name + labels.map { "|\($0.0)=\($0.1)" }.joined()
         let growth = mirrored.withLock { last -> Int64 in
             defer { last[key] = total }
-            guard let before = last[key] else { return total }
+            // (Totals are read from Redis, where anything may be written: a negative one grows the
+            // counter by nothing, and one after it counts as a new start.)
+            guard let before = last[key], before >= 0 else { return total }
             return total >= before ? total - before : total
         }
         let series = counter(name, help, labels)

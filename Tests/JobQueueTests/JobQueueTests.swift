@@ -343,6 +343,24 @@ import TestSupport
         #expect(Job(hash: fields)?.id == taken.id && Job(hash: fields)?.status == .moving)
     }
 
+    /// Ids and scores are read back from Redis, where anyone may have written anything: the
+    /// extremes give bounded answers, never a trap.
+    @Test func extremeIdsAndScoresInRedisGiveBoundedAnswers() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        // A queued id whose generation is the most negative (the age of the oldest: now − gen).
+        try q.redis.send("RPUSH", q.shard.queue("gold"), "1:-9223372036854775808")
+        let stats = try q.queue.stats(levels: ["gold"], on: q.redis)
+        #expect(stats.levels[0].oldestAgeMilliseconds == Int64.max)
+        let (jobs, _) = try q.queue.jobsByLevel(levels: ["gold"], known: [:], on: q.redis)
+        #expect(jobs.oldest.values.contains(Int64.max))
+        // Retry scores past Int64 (Redis keeps inf, -inf and 1e19 as given).
+        for (score, due) in [("1e19", Int64.max), ("inf", Int64.max), ("-inf", Int64.min), ("1234.9", 1234)] {
+            try q.redis.send("ZADD", q.shard.retry, score, "5:7")
+            #expect(try q.queue.retryDue(JobID(cid: 5, gen: 7), on: q.redis) == due, "score \(score)")
+        }
+    }
+
     @Test func statsCountEveryListAndTheOldestWait() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

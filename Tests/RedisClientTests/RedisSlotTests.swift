@@ -122,6 +122,26 @@ import Testing
         #expect(RedisClusterSlotMap(slots: .array([.array([.integer(1)])]), answeredBy: node) == nil)
     }
 
+    /// A node's or a sentinel's reply comes from another host: a range the wrong way round, a
+    /// port no socket has, a range past the slots or more masters than slots are refused or
+    /// bounded, never a trap (or a loop over 2^63 slots).
+    @Test func aClusterReplyOutOfBoundsIsRefusedOrBounded() throws {
+        func range(_ start: Int64, _ end: Int64, port: Int64 = 7000) -> RedisReply {
+            .array([.integer(start), .integer(end), .array([.bulk(Array("127.0.0.1".utf8)), .integer(port)])])
+        }
+        #expect(RedisClusterSlotMap(slots: .array([range(5, 3)]), answeredBy: node) == nil)
+        #expect(RedisClusterSlotMap(slots: .array([range(0, 10, port: 4_294_967_296)]), answeredBy: node) == nil)
+        #expect(RedisClusterSlotMap(slots: .array([range(0, 10, port: 0)]), answeredBy: node) == nil)
+        let wide = try #require(RedisClusterSlotMap(slots: .array([range(-9_223_372_036_854_775_807, 9_223_372_036_854_775_807)]), answeredBy: node))
+        #expect(wide.owner(of: 0) == .init(host: "127.0.0.1", port: 7000) && wide.owner(of: 16383) == .init(host: "127.0.0.1", port: 7000))
+        #expect(RedisClusterSlotMap(shards: .array([shard([9, 2], [("master", "127.0.0.1", "127.0.0.1", 7000)])]), answeredBy: node) == nil)
+        #expect(RedisClusterSlotMap(shards: .array([shard([0, 1], [("master", "127.0.0.1", "127.0.0.1", 65536)])]), answeredBy: node) == nil)
+        let many = RedisReply.array((0..<16385).map { range(0, 0, port: Int64(1 + $0)) })
+        #expect(RedisClusterSlotMap(slots: many, answeredBy: node) == nil)
+        #expect(RedisClusterRedirect(.error("MOVED 1 h:4294967296"), answeredBy: node) == nil)
+        #expect(RedisClusterRedirect(.error("MOVED 1 h:0"), answeredBy: node) == nil)
+    }
+
     @Test func readsRedirects() {
         #expect(RedisClusterRedirect(.error("MOVED 3999 127.0.0.1:6381"), answeredBy: node) == .moved(slot: 3999, to: .init(host: "127.0.0.1", port: 6381)))
         #expect(RedisClusterRedirect(.error("ASK 3999 :6382"), answeredBy: node) == .ask(slot: 3999, to: .init(host: "10.0.0.9", port: 6382)))

@@ -253,6 +253,9 @@ import Testing
         #expect(throws: MoveError.self) { try faults.move?.onStep?(.published) }
         #expect(throws: Never.self) { try faults.move?.onStep?(.published) }
         #expect(throws: ConfigurationError.self) { try WorkerFaults(parsing: "fail-after=nowhere") }
+        for bad in ["=", "fail-after=*", "stop-after=*", "crash-after=", "pause-after=copied:3600001", "pause-after=copied:99999999999"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try WorkerFaults(parsing: bad) }
+        }
         #expect(try WorkerFaults(parsing: nil).isActive == false)
     }
 }
