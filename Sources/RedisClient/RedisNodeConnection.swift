@@ -46,7 +46,10 @@ final class RedisNodeConnection {
     /// Connects (when not connected), authenticates and selects the database.
     func connect() throws {
         if context != nil { return }
-        guard let ctx = redisConnectWithTimeout(endpoint.host, Int32(endpoint.port), Self.timeval(connectTimeout)) else {
+        guard RedisURL.Endpoint.ports.contains(endpoint.port), let port = Int32(exactly: endpoint.port) else {
+            throw RedisError(code: .connection, address: address, message: "cannot connect: port \(endpoint.port) is out of range")
+        }
+        guard let ctx = redisConnectWithTimeout(endpoint.host, port, Self.timeval(connectTimeout)) else {
             throw RedisError(code: .connection, address: address, message: "cannot allocate a connection")
         }
         if ctx.pointee.err != 0 {
@@ -216,6 +219,7 @@ final class RedisNodeConnection {
             }
             if status != REDIS_OK { throw ioFailure(ctx, command: command.name) }
         }
+        RedisTraffic.wrote(commands.count)
     }
 
     /// Reads one reply per command written.

@@ -1,19 +1,24 @@
 import CoreMetrics
 import Hummingbird
 import Prometheus
+import RedisClient
 import RelocatorCore
+import Synchronization
 
 /// The process's Prometheus registry and the swift-metrics factory that feeds it. Every metric
 /// gets a `# HELP` line and a Prometheus name (snake case, base units, `_total` counters):
 /// Relocator's own names are kept, Hummingbird's request metrics are renamed
 /// (`hb.requests` → `relocator_http_requests_total`…), anything else is sanitized.
 ///
-/// Every registry also carries `relocator_build_info{version}` and the standard process metrics
-/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`…), read when it is scraped.
+/// Every registry also carries `relocator_build_info{version}`, the standard process metrics
+/// (`process_cpu_seconds_total`, `process_resident_memory_bytes`…) and the commands the process
+/// sent to Redis (`relocator_redis_commands_sent_total`), read when it is scraped.
 public final class PrometheusMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     public let factory: RelocatorMetricsFactory
     let process: ProcessMetrics
+    /// The commands sent to Redis already added to their counter.
+    private let redisCommandsCounted = Mutex<Int>(0)
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -38,6 +43,15 @@ public final class PrometheusMetrics: Sendable {
     /// The text exposition format of everything registered.
     public func scrape() -> [UInt8] {
         process.update()
+        let sent = RedisTraffic.commandsSent
+        let growth = redisCommandsCounted.withLock { counted -> Int in
+            defer { counted = max(counted, sent) }
+            return sent - counted
+        }
+        let commands = registry.makeCounter(descriptor: MetricNameDescriptor(
+            metricName: "relocator_redis_commands_sent_total", unitName: "",
+            helpText: "Commands this process wrote to Redis (an EVALSHA counts once; Redis's INFO commandstats also counts what scripts run)."))
+        if growth > 0 { commands.increment(by: Int64(growth)) }
         var buffer: [UInt8] = []
         buffer.reserveCapacity(16 * 1024)
         registry.emit(into: &buffer)

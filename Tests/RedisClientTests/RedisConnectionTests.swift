@@ -76,6 +76,16 @@ import TestSupport
         #expect(try redis.send("LINDEX", key, 999).string == "1000")
     }
 
+    @Test func theCommandsSentAreCounted() throws {
+        let redis = try connection()
+        defer { try? cleanUp(redis) }
+        _ = try redis.send("PING")
+        let before = RedisTraffic.commandsSent
+        _ = try redis.pipeline((1...50).map { RedisCommand("RPUSH", prefix + "counted", $0) })
+        // Other tests of this process send commands too: at least these 50 were counted.
+        #expect(RedisTraffic.commandsSent - before >= 50)
+    }
+
     @Test func evalshaReloadsTheScriptAfterScriptFlush() throws {
         // SCRIPT FLUSH is server-wide: use a private server so other tests' scripts are untouched.
         let server = try RedisServer()
