@@ -46,7 +46,12 @@ extension App {
             throw AppError.conflict("job_not_committed", "cid \(cid) has a \(state.status.rawValue) job; nothing removed: \(hint)")
         }
         let filename = content.filename
-        if let found = try await BlockingExecutor.shared.run({ try Self.copies(of: filename, in: directories) }), !found.isEmpty {
+        // A level in use before whose directory lacks `.relocator/` is a disk not mounted: its
+        // empty mountpoint cannot say the file is gone (LevelReadiness).
+        guard case .names(let seen) = try await queue.withSession({ try $0.control(.levelsSeen(adding: [])) }) else {
+            throw AppError.unavailable("cannot read which levels were in use; nothing removed")
+        }
+        if let found = try await BlockingExecutor.shared.run({ try Self.copies(of: filename, in: directories, seen: Set(seen)) }), !found.isEmpty {
             throw AppError.conflict("file_present", "cid \(cid)'s file is still on \(found.joined(separator: ", ")); nothing removed (remove the file first, or keep the content)")
         }
         // The queue forgets it first (safe to ask again): a failure there leaves the row, and the
@@ -71,8 +76,10 @@ extension App {
     }
 
     /// Where a file lies at `filename`: `gold (/data/ssd/a.mp4)` for each level holding a regular
-    /// file there; nil for a filename no level can hold (absolute, `..`…). Blocking.
-    public static func copies(of filename: String, in directories: LevelDirectories) throws -> [String]? {
+    /// file there; nil for a filename no level can hold (absolute, `..`…). `unavailable` when a
+    /// level of `seen` (in use before) has no `.relocator/`: out of service, it cannot tell.
+    /// Blocking.
+    public static func copies(of filename: String, in directories: LevelDirectories, seen: Set<String>) throws -> [String]? {
         let name: Filename
         do {
             name = try Filename(filename)
@@ -84,7 +91,14 @@ extension App {
             guard let place = directories.place(of: level) else { continue }
             let status: LevelRoot.FileStatus
             do {
-                status = try LevelRoot(place).lookup(name)
+                let root = try LevelRoot(place)
+                if LevelReadiness.of(hasReservedDirectory: try root.hasReservedDirectory(), seenBefore: seen.contains(level)) == .unavailable {
+                    throw AppError(.unavailable, "level_unavailable",
+                                   "cannot tell whether \(level) holds \(filename): \(LevelReadiness.reason(level: level, directory: place.directory)); nothing removed")
+                }
+                status = try root.lookup(name)
+            } catch let error as AppError {
+                throw error
             } catch {
                 throw AppError(.unavailable, "unavailable", "cannot tell whether \(level) holds \(filename): \(error); nothing removed")
             }

@@ -229,6 +229,14 @@ import Testing
         try store.commit([CommitEntry(jobID: "1:9", cid: 1, from: "silver", to: "bronze", bytes: 1, checksum: "", worker: "test", attempts: 0, gen: 9)])
         _ = try queue.control(.hit(cid: 1, hits: 3, halfLife: .seconds(86400)))
         #expect(queue.hash(queue.keys.shard(of: 1).hits)["1"] != nil)
+        // A level in use before whose directory has no `.relocator/` is a disk not mounted: its
+        // empty mountpoint cannot vouch that the file is gone.
+        _ = try queue.control(.levelsSeen(adding: ["silver"]))
+        await #expect { try await remove() } throws: {
+            Self.code($0) == "level_unavailable" && "\($0)".contains("cannot tell whether silver holds a.mp4") && "\($0)".hasSuffix("nothing removed")
+        }
+        #expect(try store.content(cid: 1) != nil)
+        try FileManager.default.createDirectory(atPath: levels.root + "/silver/.relocator", withIntermediateDirectories: true)
         let removed = try await remove()
         #expect(removed.history == 1 && removed.content.cid == 1 && removed.content.filename == "a.mp4")
         #expect(try store.content(cid: 1) == nil && store.history(cid: 1).count == 1)

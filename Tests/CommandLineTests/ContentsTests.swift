@@ -73,6 +73,14 @@ import TestSupport
         try cli.waitUntil("the commit") { try cli.run(["relocations", "--cid", "1"]).lines.count == 2 }
         #expect(try remove(1).stderr.contains("cid 1's file is still on gold"))
         try FileManager.default.removeItem(atPath: cli.levelPath("gold") + "/present.mp4")
+        // silver's disk not mounted (its directory without `.relocator/`): it cannot vouch that the file is gone.
+        let reserved = cli.levelPath("silver") + "/.relocator"
+        try FileManager.default.moveItem(atPath: reserved, toPath: reserved + "-away")
+        let unmounted = try remove(1)
+        try FileManager.default.moveItem(atPath: reserved + "-away", toPath: reserved)
+        #expect(unmounted.status == 1 && unmounted.stderr.hasPrefix("Error: cannot tell whether silver holds present.mp4: ")
+                && unmounted.stderr.contains("its disk is not mounted") && unmounted.stderr.hasSuffix("; nothing removed\n"), "\(unmounted.stderr)")
+        #expect(try cids() == [1])
         #expect(try remove(1).stdout == "removed cid 1 (present.mp4, on gold in the database); its relocation stays as history\n")
         #expect(try cids().isEmpty)
         #expect(try cli.run(["relocations", "--cid", "1"]).lines.count == 2)
