@@ -2,9 +2,10 @@ import RelocatorCore
 import Foundation
 
 /// A flag that threads of a service poll and sleep on: `wait(for:)` returns early when the flag
-/// is raised, so no loop sleeps through a shutdown.
+/// is raised, so no loop sleeps through a shutdown. Sleeps are measured on the monotonic clock
+/// (`MonotonicCondition`): a step of the host's clock neither lengthens nor shortens them.
 public final class StopSignal: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = MonotonicCondition()
     private var raised = false
 
     public init() {}
@@ -29,7 +30,7 @@ public final class StopSignal: @unchecked Sendable {
     /// Sleeps up to `duration`; true when the flag is (or gets) raised.
     @discardableResult
     public func wait(for duration: Duration) -> Bool {
-        let deadline = Date().addingTimeInterval(Double(duration.milliseconds) / 1000)
+        let deadline = MonotonicCondition.deadline(after: duration)
         condition.lock()
         defer { condition.unlock() }
         while !raised {

@@ -303,7 +303,7 @@ final class TransferTLSStream: @unchecked Sendable {
 
     /// The plaintext the channel received, handed from its event loop to the reading thread.
     final class Inbox: @unchecked Sendable {
-        private let condition = NSCondition()
+        private let condition = MonotonicCondition()
         private var chunks: [ByteBuffer] = []
         private var first = 0
         private var buffered = 0
@@ -426,8 +426,7 @@ final class TransferTLSStream: @unchecked Sendable {
         private func wait(until deadline: ContinuousClock.Instant) -> Bool {
             let left = deadline - .now
             guard left > .zero else { return false }
-            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
-            _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
+            _ = condition.wait(until: MonotonicCondition.deadline(after: left))
             return true
         }
 
@@ -482,7 +481,7 @@ final class TransferTLSStream: @unchecked Sendable {
     /// Waits on a future from a blocking thread, for at most a while.
     enum Waiter {
         final class Box<T: Sendable>: @unchecked Sendable {
-            let condition = NSCondition()
+            let condition = MonotonicCondition()
             var result: Result<T, any Error>?
         }
 
@@ -494,7 +493,7 @@ final class TransferTLSStream: @unchecked Sendable {
                     box.condition.broadcast()
                 }
             }
-            let deadline = Date(timeIntervalSinceNow: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+            let deadline = MonotonicCondition.deadline(after: timeout)
             return box.condition.withLock {
                 while box.result == nil {
                     guard box.condition.wait(until: deadline) else { return box.result }

@@ -10,7 +10,8 @@ import Synchronization
 /// removals), then acknowledges each move whose directory it synced. When the fsync fails, the
 /// move is failed instead (retried: its next delivery finds the file published and syncs the
 /// source's directory before it acknowledges).
-final class FinishingMoves: Sendable {
+/// (Unchecked: `waiting` is only touched under `arrived`'s lock.)
+final class FinishingMoves: @unchecked Sendable {
     struct Move: Sendable {
         /// The slot's `holding` entry, removed once the move is acknowledged or failed.
         var holdingKey: String
@@ -42,29 +43,35 @@ final class FinishingMoves: Sendable {
         var acknowledged: @Sendable (Completion) -> Void
     }
 
-    private let waiting = Mutex<[Move]>([])
-    private let arrived = DispatchSemaphore(value: 0)
+    // (A wait on the monotonic clock: a step of the host's clock does not hold the finisher.)
+    private let arrived = MonotonicCondition()
+    private var waiting: [Move] = []
 
     func add(_ move: Move) {
-        waiting.withLock { $0.append(move) }
-        arrived.signal()
+        arrived.withLock {
+            waiting.append(move)
+            arrived.broadcast()
+        }
     }
 
     /// Moves whose ack could not reach the queue, first in line for the next round.
     func putBack(_ moves: [Move]) {
-        waiting.withLock { $0.insert(contentsOf: moves, at: 0) }
+        arrived.withLock { waiting.insert(contentsOf: moves, at: 0) }
     }
 
     /// Every move handed over so far (waiting up to `timeout` for the first).
     func take(waitingUpTo timeout: Duration) -> [Move] {
-        _ = arrived.wait(timeout: .now() + .milliseconds(Int(timeout.milliseconds)))
-        return waiting.withLock { moves in
-            defer { moves.removeAll() }
-            return moves
+        let deadline = MonotonicCondition.deadline(after: timeout)
+        return arrived.withLock {
+            while waiting.isEmpty {
+                guard arrived.wait(until: deadline) else { break }
+            }
+            defer { waiting.removeAll() }
+            return waiting
         }
     }
 
-    var count: Int { waiting.withLock { $0.count } }
+    var count: Int { arrived.withLock { waiting.count } }
 }
 
 extension Worker {
