@@ -48,6 +48,13 @@ struct MetricsOptions: ParsableArguments {
         case .off:
             return []
         case .automatic:
+            // The address itself must be one to listen on (any free port of it): else every port
+            // of the range would be tried in vain.
+            do {
+                try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: 0) }
+            } catch {
+                throw CommandFailure("--metrics-host \(host): \(error)")
+            }
             ports = MetricsServer.automaticPorts
         case .fixed(let port):
             try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }

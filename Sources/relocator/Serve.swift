@@ -51,10 +51,9 @@ extension Relocator {
                 throw CommandFailure("serve on \(host) without RELOCATOR_ADMIN_TOKEN would let anyone who reaches it pause, resume, "
                                      + "replay and purge: set RELOCATOR_ADMIN_TOKEN, or pass --allow-open-admin to say so")
             }
-            if port != 0 {
-                let (host, port) = (self.host, self.port)
-                try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }
-            }
+            // (Port 0 too: the address itself may be one this host cannot listen on.)
+            let (host, port) = (self.host, self.port)
+            try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }
             await StartupCheck.log(redis: try runtime.redis(), database: database, logger: logger)
             let app = buildApplication(
                 service: service, configuration: APIConfiguration(host: host, port: port, credentials: credentials), logger: logger,

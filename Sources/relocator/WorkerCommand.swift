@@ -3,6 +3,7 @@ import FileMover
 import Foundation
 import RelocatorCore
 import RelocatorFaults
+import RelocatorMetrics
 import RelocatorServices
 import RelocatorTransfer
 import ServiceLifecycle
@@ -82,7 +83,8 @@ extension Relocator {
                 return (listen, listen)
             }
             do {
-                return (listen, try TransferAddress(parsing: transferAdvertise, allowsAnyPort: true))
+                // (Port 0 is no port another host can reach: the advertised port is a real one.)
+                return (listen, try TransferAddress(parsing: transferAdvertise))
             } catch {
                 throw ValidationError("--transfer-advertise: \(error)")
             }
@@ -121,6 +123,15 @@ extension Relocator {
 
         func run() async throws {
             let transfer = try transferAddresses()
+            if let listen = transfer?.listen {
+                // At once, in one line (the server's own failure to bind would come later, inside
+                // the running worker).
+                do {
+                    try await BlockingExecutor.shared.run { try ListenProbe.check(host: listen.host, port: listen.port) }
+                } catch {
+                    throw CommandFailure("--transfer-listen \(listen): \(error)")
+                }
+            }
             let signingKey = try transferSigningKey()
             let tls = try transferTLS()
             var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)

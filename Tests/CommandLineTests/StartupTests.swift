@@ -90,5 +90,8 @@ import TestSupport
         let result = try cli.run(["serve", "--port", String(port)])
         #expect(result.status == 1)
         #expect(result.stderr == "Error: cannot listen on 127.0.0.1:\(port): address already in use\n", "\(result.stderr)")
+        // Any free port of an address this host does not have: refused at once, naming it.
+        let foreign = try cli.run(["serve", "--port", "0", "--host", "192.0.2.1", "--allow-open-admin"])
+        #expect(foreign.status == 1 && foreign.stderr == "Error: cannot listen on 192.0.2.1:0: cannot assign requested address\n", "\(foreign.stderr)")
     }
 }

@@ -46,7 +46,15 @@ import TestSupport
         defer { cli.stop() }
         cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
         try Data("short\n".utf8).write(to: URL(fileURLWithPath: cli.path + "/short-key"))
+        let (busy, port) = try loopbackSocket(backlog: 1)
+        defer { close(busy) }
         let cases: [([String], String)] = [
+            // An address this host cannot listen on is refused at start (the server would fail later, inside the worker).
+            (["--transfer-listen", "192.0.2.1:7400"], "--transfer-listen 192.0.2.1:7400: cannot listen on 192.0.2.1:7400: cannot assign requested address"),
+            (["--transfer-listen", "127.0.0.1:\(port)"], "--transfer-listen 127.0.0.1:\(port): cannot listen on 127.0.0.1:\(port): address already in use"),
+            (["--transfer-listen", "127.0.0.1:0", "--transfer-advertise", "10.0.0.1:0"], "--transfer-advertise: "),
+            // Metrics on such an address: refused at once, not a hundred ports tried in vain.
+            (["--metrics-host", "192.0.2.1"], "--metrics-host 192.0.2.1: cannot listen on 192.0.2.1:0: cannot assign requested address"),
             (["--transfer-advertise", "10.0.0.1:7400"], "--transfer-advertise needs --transfer-listen"),
             (["--transfer-listen", "0.0.0.0:7400"], "--transfer-listen 0.0.0.0:7400 is no address other hosts can reach: give --transfer-advertise"),
             (["--transfer-listen", "7400"], "--transfer-listen: expected host:port"),
@@ -57,7 +65,7 @@ import TestSupport
             (["--transfer-listen", "127.0.0.1:0", "--transfer-secret-file", cli.path + "/short-key"], "--transfer-secret-file \(cli.path)/short-key holds 5 bytes: a shared secret has at least 16"),
         ]
         for (options, message) in cases {
-            let result = try cli.run(["worker", "--id", "w1", "--metrics-port", "0"] + options)
+            let result = try cli.run(["worker", "--id", "w1"] + (options.contains("--metrics-host") ? [] : ["--metrics-port", "0"]) + options)
             #expect(result.status != 0 && result.errorLines.count == 1, "\(options): \(result.stderr)")
             #expect(result.stderr.contains(message), "\(options): \(result.stderr)")
         }
