@@ -57,9 +57,9 @@ struct RuntimeOptions: ParsableArguments {
     }
 
     func retryPolicy() throws -> RetryPolicy {
-        RetryPolicy(base: .milliseconds(try integer("RELOCATOR_RETRY_BASE_MS", default: 1000, minimum: 1)),
-                    cap: .milliseconds(try integer("RELOCATOR_RETRY_CAP_MS", default: 300_000, minimum: 1)),
-                    maxAttempts: Int(try integer("RELOCATOR_MAX_ATTEMPTS", default: 5, minimum: 1)))
+        RetryPolicy(base: .milliseconds(try integer("RELOCATOR_RETRY_BASE_MS", default: 1000, minimum: 1, maximum: Self.longestMilliseconds)),
+                    cap: .milliseconds(try integer("RELOCATOR_RETRY_CAP_MS", default: 300_000, minimum: 1, maximum: Self.longestMilliseconds)),
+                    maxAttempts: Int(try integer("RELOCATOR_MAX_ATTEMPTS", default: 5, minimum: 1, maximum: 1_000_000)))
     }
 
     /// `RELOCATOR_REDIS_MIN_REPLICAS` (replicas that must hold a submission or an operator's change
@@ -78,17 +78,27 @@ struct RuntimeOptions: ParsableArguments {
         return (Int(replicas), .milliseconds(timeout))
     }
 
-    func jobTTL() throws -> Duration { .seconds(try integer("RELOCATOR_JOB_TTL", default: 86400, minimum: 1)) }
+    func jobTTL() throws -> Duration { .seconds(try integer("RELOCATOR_JOB_TTL", default: 86400, minimum: 1, maximum: Self.longestMilliseconds / 1000)) }
 
-    func heartbeatTTL() throws -> Duration { .milliseconds(try integer("RELOCATOR_HEARTBEAT_TTL_MS", default: 10_000, minimum: 300)) }
+    /// At most an hour: a worker that stopped is found gone one heartbeat after its last.
+    func heartbeatTTL() throws -> Duration {
+        .milliseconds(try integer("RELOCATOR_HEARTBEAT_TTL_MS", default: 10_000, minimum: 300, maximum: 3_600_000))
+    }
 
-    func deferRetry() throws -> Duration { .milliseconds(try integer("RELOCATOR_DEFER_RETRY_MS", default: 30_000, minimum: 100)) }
+    func deferRetry() throws -> Duration {
+        .milliseconds(try integer("RELOCATOR_DEFER_RETRY_MS", default: 30_000, minimum: 100, maximum: Self.longestMilliseconds))
+    }
 
-    /// A whole-number environment variable.
-    func integer(_ name: String, default fallback: Int64, minimum: Int64) throws -> Int64 {
+    /// The longest time a setting may give, in milliseconds: ten years (every setting of a time
+    /// becomes a Redis expiry or a score, which must stay far from Int64's end).
+    static let longestMilliseconds: Int64 = 10 * 365 * 86_400_000
+
+    /// A whole-number environment variable, from `minimum` to `maximum`.
+    func integer(_ name: String, default fallback: Int64, minimum: Int64, maximum: Int64 = Int64.max) throws -> Int64 {
         guard let text = environment[name], !text.isEmpty else { return fallback }
-        guard let value = Int64(text), value >= minimum else {
-            throw ConfigurationError(setting: name, expected: "a whole number ≥ \(minimum), got '\(text.prefix(40))'")
+        guard let value = Int64(text), value >= minimum, value <= maximum else {
+            let range = maximum == Int64.max ? "≥ \(minimum)" : "from \(minimum) to \(maximum)"
+            throw ConfigurationError(setting: name, expected: "a whole number \(range), got '\(text.prefix(40))'")
         }
         return value
     }
@@ -106,11 +116,17 @@ struct RuntimeOptions: ParsableArguments {
     /// are absolute, as in the original).
     func halfLife() throws -> Duration? {
         guard let text = environment["RELOCATOR_HALF_LIFE"], !text.isEmpty else { return nil }
+        let seconds: Int64
         do {
-            return .seconds(try OperatorValues.durationSeconds(text))
+            seconds = try OperatorValues.durationSeconds(text)
         } catch {
             throw ConfigurationError(setting: "RELOCATOR_HALF_LIFE", expected: error.description)
         }
+        // (0 would halve a count in no time at all: counts without decay leave it unset.)
+        guard seconds > 0 else {
+            throw ConfigurationError(setting: "RELOCATOR_HALF_LIFE", expected: "a duration above 0 such as 24h, or unset for counts that do not decay (got '\(text.prefix(40))')")
+        }
+        return .seconds(seconds)
     }
 
     /// The checksum of moves: `RELOCATOR_CHECKSUM` (`xxh128`, the default, or `sha256`).

@@ -237,11 +237,12 @@ extension Relocator {
 
         func run() async throws {
             let logger = Logs.logger("relocator.committer")
-            let servers = try runtime.servers(database: try database.resolve(), replicated: false)
-            await StartupCheck.log(redis: nil, database: database, logger: logger)
+            // Every setting is read before the servers are looked at: a bad one is the one line said.
             let name = id ?? "committer-\(ProcessInfo.processInfo.hostName):\(getpid())"
             let halfLife = try runtime.halfLife()
             var settings = Committer.Settings(id: name, batch: batch, jobTTL: try runtime.jobTTL(), heartbeatTTL: try runtime.heartbeatTTL())
+            let servers = try runtime.servers(database: try database.resolve(), replicated: false)
+            await StartupCheck.log(redis: nil, database: database, logger: logger)
             settings.halfLife = halfLife
             let committer = Composition.committer(servers, settings: settings, logger: logger)
             var services: [any Service] = [committer]

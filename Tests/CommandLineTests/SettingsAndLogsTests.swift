@@ -29,7 +29,14 @@ import TestSupport
         (["dlq", "list"], ["RELOCATOR_PREFIX": "a b"], "RELOCATOR_PREFIX: at most 64 characters without spaces"),
         (["dlq", "list", "--prefix", "a b"], [:], "--prefix: at most 64 characters without spaces"),
         (["levels"], ["RELOCATOR_LOG_FORMAT": "xml"], "RELOCATOR_LOG_FORMAT: one of text, json (got 'xml')"),
-        (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_MAX_ATTEMPTS": "0"], "RELOCATOR_MAX_ATTEMPTS: a whole number ≥ 1, got '0'"),
+        (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_MAX_ATTEMPTS": "0"], "RELOCATOR_MAX_ATTEMPTS: a whole number from 1 to 1000000, got '0'"),
+        // Times past what Redis can expire or score are refused at start (not retried for ever as an outage).
+        (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_HEARTBEAT_TTL_MS": "9223372036854775807"],
+         "RELOCATOR_HEARTBEAT_TTL_MS: a whole number from 300 to 3600000, got '9223372036854775807'"),
+        (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_RETRY_CAP_MS": "9223372036854775807"],
+         "RELOCATOR_RETRY_CAP_MS: a whole number from 1 to 315360000000, got '9223372036854775807'"),
+        (["committer"], ["RELOCATOR_JOB_TTL": "9223372036854775807"], "RELOCATOR_JOB_TTL: a whole number from 1 to 315360000, got '9223372036854775807'"),
+        (["committer"], ["RELOCATOR_HALF_LIFE": "0s"], "RELOCATOR_HALF_LIFE: a duration above 0 such as 24h"),
         (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_CHECKSUM": "md5"], "RELOCATOR_CHECKSUM: one of xxh128, sha256 (got 'md5')"),
     ])
     func everySettingErrorNamesWhereTheValueCameFrom(arguments: [String], environment: [String: String], message: String) throws {
