@@ -22,6 +22,7 @@ struct Relocator: AsyncParsableCommand {
     /// Parses the command line (a refused one prints the usage, exit 64), reads the logging
     /// settings, then runs the command; any failure of the run is one line on standard error.
     nonisolated static func main() async {
+        if let problem = undecodableArgument() { FailureReport.exit(ValidationError(problem)) }
         let command: any ParsableCommand
         do {
             command = try parseAsRoot()
@@ -40,5 +41,21 @@ struct Relocator: AsyncParsableCommand {
         } catch {
             FailureReport.exit(error)
         }
+    }
+
+    /// The first argument whose bytes are not UTF-8, said in one line. (The command line is
+    /// otherwise decoded with replacement characters: a filename given so would name a file that
+    /// is not there, and be stored as such.)
+    static func undecodableArgument() -> String? {
+        guard CommandLine.argc > 1 else { return nil }
+        for index in 1..<Int(CommandLine.argc) {
+            guard let argument = CommandLine.unsafeArgv[index], String(validatingCString: argument) == nil else { continue }
+            var shown = ""
+            for byte in UnsafeBufferPointer(start: UnsafeRawPointer(argument).assumingMemoryBound(to: UInt8.self), count: strlen(argument)).prefix(64) {
+                shown += (0x20..<0x7f).contains(byte) && byte != UInt8(ascii: "\\") ? String(UnicodeScalar(byte)) : String(format: "\\x%02X", byte)
+            }
+            return "argument \(index) is not UTF-8 ('\(shown)'): every name and value must be UTF-8"
+        }
+        return nil
     }
 }

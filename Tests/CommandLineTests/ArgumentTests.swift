@@ -4,6 +4,19 @@ import TestSupport
 
 /// Numbers, required options and the shape of errors, through the built binary.
 @Suite struct ArgumentTests {
+    /// Bytes that are not UTF-8 (a Latin-1 filename from a shell): refused in one line, naming the
+    /// argument, instead of decoded with a replacement character into a name no file has.
+    @Test func anArgumentThatIsNotUTF8IsRefusedNotRepaired() throws {
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
+        defer { cli.stop() }
+        // (Process takes Swift strings, which cannot hold such bytes: the shell makes them.)
+        let script = #"exec "$0" contents add --cid 10 --filename "caf$(printf '\351').mp4" --level bronze"#
+        let result = try ProcessRunner.run(URL(fileURLWithPath: "/bin/sh"), ["-c", script, try TestEnvironment.relocatorBinary().path],
+                                           environment: cli.environment, currentDirectory: URL(fileURLWithPath: cli.path))
+        #expect(result.status == 64)
+        #expect(result.stderr == "Error: argument 6 is not UTF-8 ('caf\\xE9.mp4'): every name and value must be UTF-8\n", "\(result.stderr)")
+    }
+
     @Test func aPortAboveTheRangeIsRefusedWithTheRangeInsteadOfWrapping() throws {
         let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
