@@ -39,7 +39,9 @@ extension App {
             throw AppError.badRequest(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))
         }
         let placement = try await placement()
-        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: clock(),
+        // A read's age goes to the queue as `sentAt − readAt`: both on the monotonic clock, which
+        // no step of the wall clock moves (one stepped back would make a read look younger).
+        var machine = SubmitMachine(cid: cid, count: count, placement: placement, policy: countPolicy(placement), now: monotonic(),
                                     submitter: submitter)
         let shard = KeySchema.shardIndex(of: cid, shards: queue.shardCount)
         // The content's cache entry as this submission knows it: the one found here, or the one
@@ -52,7 +54,7 @@ extension App {
         while true {
             switch action {
             case .readContent:
-                let readAt = clock()
+                let readAt = monotonic()
                 let readBound = queueClocks.withLock { $0[shard]?.lowerBound(at: monotonic()) }
                 // The read and its path check share one blocking call (a cache miss costs one trip
                 // to the blocking executor, not two): the name is looked up on its level's
@@ -88,7 +90,7 @@ extension App {
                 if let raise { try await raiseMaxCounts(raise.level, to: raise.count, cid: cid) }
                 var sent = request
                 // The read's age is measured up to the moment it is sent, after the checks above.
-                if sent.sentAt != nil { sent.sentAt = clock() }
+                if sent.sentAt != nil { sent.sentAt = monotonic() }
                 let result = try await queue.submit(sent)
                 if let queueNow = result.queueNow {
                     let received = monotonic()

@@ -21,9 +21,10 @@ public final class App: Sendable {
     public let directories: LevelDirectories?
     /// The half-life of hit counters (`RELOCATOR_HALF_LIFE`), when counts decay.
     public let halfLife: Duration?
-    /// This process's clock (ms since 1970); tests give one that jumps.
+    /// This process's clock (ms since 1970), for what is shown; tests give one that jumps.
     public let clock: @Sendable () -> Int64
-    /// This process's monotonic clock (ms), on which the queue's clock is learnt (`queueClock`).
+    /// This process's monotonic clock (ms), on which the queue's clock is learnt (`queueClock`)
+    /// and a cached read's age is measured.
     public let monotonic: @Sendable () -> Int64
     /// A lower bound of the queue's clock, learnt from the submissions' answers, per shard (the
     /// shards of a Redis Cluster live on nodes whose clocks may differ).

@@ -69,7 +69,7 @@ public struct SubmitMachine: Sendable {
     private let placement: Placement
     private let policy: CountPolicy
     private var content: Content?
-    /// When the content was read (the caller's clock for the queue), or `SubmitRequest.freshRead`.
+    /// When the content was read (the caller's monotonic clock: only its age counts), or `SubmitRequest.freshRead`.
     private var readAt: Int64 = SubmitRequest.freshRead
     /// With a cached read: the queue's clock when it was read was at least this (nil: not known).
     private var readBound: Int64?

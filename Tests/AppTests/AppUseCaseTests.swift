@@ -2,6 +2,7 @@ import Logging
 import RelocatorApp
 import RelocatorCore
 import RelocatorTesting
+import Synchronization
 import Testing
 
 /// The use cases over the memory queue and store, without servers.
@@ -86,6 +87,35 @@ import Testing
         #expect(contents.entry(7)?.content.level == "bronze")
         // The next call arrives 300 ms after it left, by the queue's clock.
         queue.advance(.milliseconds(300))
+        let back = try await app.submit(cid: 7, count: 5)
+        #expect(back.content.level == "silver" && back.result.job?.dbLevel == "silver" && back.result.job?.target == "bronze", "\(back)")
+    }
+
+    /// A cached read 20 s old whose host clock stepped back 10 s before the next call (NTP): the
+    /// read's age is measured on the monotonic clock, so the move committed 15 s ago is still
+    /// seen and the count is placed from where the file is. (On the wall clock the read looked
+    /// 10 s old, placed after the commit, and the count was lost as in_place.)
+    @Test func aWallClockSteppedBackDoesNotMakeACachedReadLookYounger() async throws {
+        let contents = ContentCache()
+        let stepped = Mutex(false)
+        let wall = WallClock.milliseconds()
+        let app = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .zero),
+                      contents: contents, logger: Logger(label: "test.app"),
+                      clock: { stepped.withLock { $0 } ? wall + 10_000 : wall },
+                      monotonic: { stepped.withLock { $0 } ? 21_000 : 1_000 })
+        #expect(try await app.submit(cid: 7, count: 2000).result.outcome == .created)
+        queue.advance(.seconds(5))
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            Issue.record("no delivery")
+            return
+        }
+        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
+        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        #expect(try await app.commitIfDone(cid: 7))
+        #expect(contents.entry(7)?.content.level == "bronze" && contents.entry(7)?.readBound == nil)
+        // 20 s after the read, by every clock but the host's, which stepped back 10 s meanwhile.
+        queue.advance(.seconds(15))
+        stepped.withLock { $0 = true }
         let back = try await app.submit(cid: 7, count: 5)
         #expect(back.content.level == "silver" && back.result.job?.dbLevel == "silver" && back.result.job?.target == "bronze", "\(back)")
     }
