@@ -120,13 +120,17 @@ public struct Planner {
     }
 
     /// The plan. `full` also lists the jobs already in flight (a scan of every job: for the
-    /// command, not for the rebalancer's rounds).
-    public func plan(full: Bool, now: Int64 = WallClock.milliseconds()) throws -> Plan {
+    /// command, not for the rebalancer's rounds). `now` (ms since 1970) decays the counts: by
+    /// default the queue's clock, which stamped them — the newest heartbeat, stamped by Redis'
+    /// `TIME` (seconds old at most) — not this host's, which may be hours off.
+    public func plan(full: Bool, now given: Int64? = nil) throws -> Plan {
         let levelStore = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levelStore.levels(), policies: try levelStore.policies(), halfLife: halfLife)
         let placement = snapshot.placement
         let store = ContentStore(database: database)
-        let disks = try diskUsage()
+        let beats = try queue.heartbeats()
+        let disks = diskUsage(beats)
+        let now = given ?? beats.compactMap(\.beatAt).max() ?? WallClock.milliseconds()
         var moves: [Move] = []
         var busy = Set<Int64>()
 
@@ -360,9 +364,9 @@ public struct Planner {
     /// Each level's disk as the live workers report it (the fullest report of a level wins, its
     /// fill as `df` computes it). A worker holding a level out of service (unmounted, replaced)
     /// reports the bare mountpoint's filesystem: not that level's disk.
-    private func diskUsage() throws -> [String: DiskReport.Usage] {
+    private func diskUsage(_ beats: [Heartbeat]) -> [String: DiskReport.Usage] {
         var usage: [String: DiskReport.Usage] = [:]
-        for beat in try queue.heartbeats() {
+        for beat in beats {
             for (level, disk) in beat.disks?.levels ?? [:]
             where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min && !beat.unavailable.contains(level) {
                 if Placement.Usage(disk).percent > usage[level].map({ Placement.Usage($0).percent }) ?? -1 { usage[level] = disk }

@@ -42,6 +42,29 @@ import TestSupport
         #expect(gold.available == 2 * mebibyte && gold.percent == 75 && gold.projectedPercent == 37.5, "\(gold)")
     }
 
+    /// Counts decay by the clock that stamped them, Redis' (the newest heartbeat tells it), not by
+    /// this host's: here Redis' clock is two hours behind the host's, as after a step of either,
+    /// and a content at 20,000 an instant ago stays in gold. (Decayed by the host's clock, two
+    /// half-lives had passed: 5,000, a decay demotion to silver.)
+    @Test func countsDecayByTheQueuesClockNotThisHosts() throws {
+        let database = try CommitterTests.Database(contents: [(1, "f1", "gold")])
+        defer { database.directory.remove() }
+        let fixture = try RedisTestQueue("plan-clock")
+        defer { fixture.cleanUp() }
+        let (queue, redis) = (fixture.queue, fixture.redis)
+        let sql = try database.open()
+        defer { sql.close() }
+        let queueNow = JobQueue.nowMilliseconds() - 2 * 3_600_000
+        try queue.heartbeat(worker: "w1", info: [:], ttl: .seconds(30), on: redis)
+        try redis.send("HSET", queue.keys.control.heartbeat("w1"), WorkerField.beatAt.rawValue, queueNow)
+        let counter = DecayingCounter(halfLife: .seconds(3600))
+        try redis.send("ZADD", queue.keys.shard(0).residents("gold"), counter.score(20_000, at: queueNow), 1)
+        let planner = Planner(queue: RedisJobQueue(queue: queue, redis: redis), database: sql, halfLife: .seconds(3600))
+        #expect(try planner.plan(full: true).moves.filter { $0.kind == .decay }.isEmpty)
+        // Given the host's time, the same counts have decayed.
+        #expect(try planner.plan(full: true, now: JobQueue.nowMilliseconds()).moves.contains { $0.kind == .decay && $0.cid == 1 && $0.to == "silver" })
+    }
+
     /// `plan` reads the jobs a thousand at a time and only the open ones whole: past a chunk's end,
     /// every queued job is listed with its filename and every committed or dead one left out.
     @Test func everyOpenJobIsPlannedAcrossChunksAndNoClosedOne() throws {
