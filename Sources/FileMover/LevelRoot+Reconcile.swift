@@ -26,7 +26,7 @@ extension LevelRoot {
         while let (parent, relative) = pending.popLast() {
             let directory: Descriptor
             if let parent {
-                let name = String(relative.split(separator: "/").last!)
+                let name = String(Filename.components(of: relative).last!)
                 switch Linux.openAt(parent.fd, name, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
                 case .success(let fd): directory = Descriptor(fd, display: display(relative))
                 // Removed, or swapped for a link, since it was listed: not ours to enter.
@@ -56,7 +56,7 @@ extension LevelRoot {
     /// content's lock. Returns where it went (relative to the level), nil when it was gone.
     public func moveAside(_ part: LegacyPart, holding lock: ContentLock) throws -> String? {
         precondition(lock.cid == part.name.cid, "the lock of another content")
-        let components = part.relativePath.split(separator: "/")
+        let components = Filename.components(of: part.relativePath)
         let directoryPath = components.dropLast().joined(separator: "/")
         guard let directory = try openDirectory(Array(components.dropLast()), create: false) else { return nil }
         let entry = Entry(root: self, directory: directory, directoryPath: directoryPath, name: String(components.last!))
@@ -65,7 +65,15 @@ extension LevelRoot {
         guard status.isRegularFile else { throw MoveError(.notRegularFile, "\(entry.display) is \(status.typeDescription); left alone") }
         let reserved = try reservedDirectory()
         let orphans = try openOrMakeReserved(ReservedDirectory.orphans, in: reserved)
-        let name = part.relativePath.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "/", with: "%2F")
+        // (Escaped scalar by scalar: every `/` byte, whatever character it is part of.)
+        var name = ""
+        for scalar in part.relativePath.unicodeScalars {
+            switch scalar {
+            case "%": name += "%25"
+            case "/": name += "%2F"
+            default: name.unicodeScalars.append(scalar)
+            }
+        }
         if Mutant.legacyPartDeleted.isActive {
             _ = Linux.unlink(directory.fd, entry.name)
             return ReservedDirectory.name + "/" + ReservedDirectory.orphans + "/" + name
@@ -102,7 +110,12 @@ extension LevelRoot {
         try refuseSameDirectory(copy.entry, keptEntry)
         let buffers = ChunkBuffers(chunkSize: chunkSize)
         let (sum, _) = try copy.file.hash(algorithm, buffers: buffers)
-        if !copy.identity.isSameFile(as: kept.identity) {
+        if copy.identity.isSameFile(as: kept.identity) {
+            // One file reached by both names: removing this one must leave it at the keeper's.
+            guard try copy.file.stat().linkCount >= 2 else {
+                throw MoveError(.unsafePath, "\(copy.entry.display) and \(keptEntry.display) are one file with one name; nothing removed")
+            }
+        } else {
             let (keptSum, _) = try kept.file.hash(algorithm, buffers: buffers)
             guard keptSum == sum else {
                 throw MoveError(.destinationConflict, "\(copy.entry.display) and \(keptEntry.display) differ; both left untouched")

@@ -102,11 +102,36 @@ public final class ServedFile: @unchecked Sendable {
 /// served in order to one delivery (`ServedFile.read(…continuing:)`).
 public final class WholeFileHash: @unchecked Sendable {
     let running = RunningHash(.xxh128)
+    /// The wall clock's lead on the monotonic clock when the hash began (ns). The settle rule that
+    /// let it begin (`ServedFile.settled`) holds while the wall clock runs on: a step back of it
+    /// could give a write made later the change time the version already has.
+    let clockLead: Int64
 
-    public init() {}
+    public init() {
+        clockLead = Self.wallClockLead()
+    }
+
+    /// For tests: a hash begun with the wall clock `lead` nanoseconds ahead of the monotonic one.
+    public init(clockLead lead: Int64) {
+        clockLead = lead
+    }
 
     /// The hash of every byte passed so far.
     public func checksum() -> Checksum { running.finalize() }
+
+    /// False once the wall clock has stepped (by more than 10 ms either way) since the hash began:
+    /// the version it covers may then hide a later write, and the hash is not to be trusted.
+    public var clockHeld: Bool { Self.wallClockLead().subtractingReportingOverflow(clockLead).partialValue.magnitude <= 10_000_000 }
+
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC in nanoseconds: constant while no one steps the wall clock
+    /// (NTP's slewing moves both alike).
+    static func wallClockLead() -> Int64 {
+        var wall = timespec(), monotonic = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        let seconds = Int64(wall.tv_sec).saturatingSubtract(Int64(monotonic.tv_sec))
+        return seconds.saturatingMultiply(1_000_000_000).saturatingAdd(Int64(wall.tv_nsec) - Int64(monotonic.tv_nsec))
+    }
 }
 
 /// A source's checksum as its own endpoint hashed it while serving it, whole and in order, to
@@ -216,7 +241,7 @@ extension LevelRoot {
             throw MoveError(.checksumMismatch, "\(entry.display) hashes to \(own), not to the copy's \(checksum); it is kept")
         }
         try source.requireUnchanged()
-        guard try stillResolves(entry.directoryPath.split(separator: "/"), to: entry.directory) else {
+        guard try stillResolves(Filename.components(of: entry.directoryPath), to: entry.directory) else {
             throw MoveError(.sourceChanged, "the directory of \(entry.display) was moved or replaced while it was hashed; it is kept")
         }
         try requireInPlace()

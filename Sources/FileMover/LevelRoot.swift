@@ -223,7 +223,7 @@ public final class LevelRoot: Sendable {
     /// `create`), and its last component. Nil when a directory on the way is missing (or is not a
     /// directory) and `create` is false.
     func entry(_ filename: Filename, create: Bool) throws -> Entry? {
-        let components = filename.value.split(separator: "/")
+        let components = Filename.components(of: filename.value)
         let directories = Array(components.dropLast())
         guard let directory = try openDirectory(directories, create: create) else { return nil }
         return Entry(root: self, directory: directory, directoryPath: directories.joined(separator: "/"), name: String(components.last!))

@@ -182,7 +182,7 @@ final class LevelWorld: MoveWorld {
     /// nothing lands outside the level.
     func requireInPlace(_ entry: Entry) throws {
         try entry.root.requireInPlace()
-        guard try entry.root.stillResolves(entry.directoryPath.split(separator: "/"), to: entry.directory) else {
+        guard try entry.root.stillResolves(Filename.components(of: entry.directoryPath), to: entry.directory) else {
             throw MoveError(.ioError, "the directory of \(entry.display) was moved or replaced during the move; nothing published")
         }
     }
@@ -210,7 +210,7 @@ final class LevelWorld: MoveWorld {
     /// `renameat2(RENAME_NOREPLACE)` of the source's name, checked to be the file that was hashed.
     func rename(_ source: File, to target: Entry) throws -> RenameOutcome {
         let entry = source.entry
-        guard try entry.root.stillResolves(entry.directoryPath.split(separator: "/"), to: entry.directory) else {
+        guard try entry.root.stillResolves(Filename.components(of: entry.directoryPath), to: entry.directory) else {
             throw MoveError(.sourceChanged, "the directory of \(entry.display) was moved or replaced during the move; nothing moved")
         }
         try source.requireUnchanged()
@@ -235,7 +235,7 @@ final class LevelWorld: MoveWorld {
 
     func removeSource(_ source: File, since reference: Identity, keeping destination: Entry, discarding: Identity?) throws {
         let entry = source.entry
-        guard try entry.root.stillResolves(entry.directoryPath.split(separator: "/"), to: entry.directory) else {
+        guard try entry.root.stillResolves(Filename.components(of: entry.directoryPath), to: entry.directory) else {
             throw MoveError(.sourceChanged, "the directory of \(entry.display) was moved or replaced during the move; the source was not removed")
         }
         try entry.root.requireInPlace()

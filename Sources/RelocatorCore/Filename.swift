@@ -12,15 +12,17 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
     public init(_ value: String) throws {
         guard !value.isEmpty else { throw Invalid(reason: "the filename is empty") }
         guard !value.utf8.contains(0) else { throw Invalid(reason: "the filename contains a NUL byte") }
-        guard !value.hasPrefix("/") else { throw Invalid(reason: "the filename is an absolute path") }
+        guard value.utf8.first != UInt8(ascii: "/") else { throw Invalid(reason: "the filename is an absolute path") }
         guard value.utf8.count <= 1024 else { throw Invalid(reason: "the filename is longer than 1024 bytes") }
-        let components = value.split(separator: "/", omittingEmptySubsequences: false)
+        // Every test on the bytes, as the kernel reads them (a component compared as characters
+        // could hide a `/`, or be `..` followed by a combining mark that is its own character).
+        let components = Self.components(of: value, omittingEmpty: false)
         for component in components {
-            if component == ".." { throw Invalid(reason: "the filename contains '..'") }
-            if component == "." || component.isEmpty { throw Invalid(reason: "the filename has an empty or '.' component") }
+            if component.utf8.elementsEqual("..".utf8) { throw Invalid(reason: "the filename contains '..'") }
+            if component.utf8.elementsEqual(".".utf8) || component.isEmpty { throw Invalid(reason: "the filename has an empty or '.' component") }
             if component.utf8.count > 255 { throw Invalid(reason: "a filename component is longer than 255 bytes") }
         }
-        if components.first == Substring(ReservedDirectory.name) && !Mutant.reservedNameAllowed.isActive {
+        if components.first?.utf8.elementsEqual(ReservedDirectory.name.utf8) == true && !Mutant.reservedNameAllowed.isActive {
             throw Invalid(reason: "the filename is inside \(ReservedDirectory.name)/, the directory Relocator reserves in each level")
         }
         self.value = value
@@ -29,5 +31,13 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
     public var description: String { value }
 
     /// The last component.
-    public var baseName: String { String(value.split(separator: "/").last!) }
+    public var baseName: String { String(Self.components(of: value).last!) }
+
+    /// The components of a relative path, split at every `/` byte as the kernel splits it.
+    /// (`split(separator: "/")` splits at characters: a `/` followed by a combining mark, a
+    /// zero-width joiner or a variation selector, or after a prepend mark, is one character with
+    /// it — no split there, and a `/` left inside a component handed to an `*at` call.)
+    public static func components(of path: String, omittingEmpty: Bool = true) -> [Substring] {
+        path.unicodeScalars.split(separator: "/", omittingEmptySubsequences: omittingEmpty).map { Substring($0) }
+    }
 }

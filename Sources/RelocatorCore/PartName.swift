@@ -89,7 +89,7 @@ public struct LegacyPartName: Equatable, Hashable, Sendable, CustomStringConvert
 
     /// The last component of a relative path.
     public static func fileName(of path: String) -> Substring {
-        path.split(separator: "/", omittingEmptySubsequences: false).last ?? Substring(path)
+        Filename.components(of: path, omittingEmpty: false).last ?? Substring(path)
     }
 
     /// `.<base>.relocator-<cid>-<gen>.part`

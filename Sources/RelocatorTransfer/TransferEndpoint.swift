@@ -415,7 +415,8 @@ final class ServedDeliveries: Sendable {
                 entry.whole = Whole(version: version, size: size, begun: begun.wrappingAdd(1, ordering: .relaxed).newValue, through: 0, hash: nil)
                 return WholeFileHash()
             }
-            guard let whole = entry.whole, whole.version == version, whole.size == size, whole.through == offset, let hash = whole.hash else {
+            guard let whole = entry.whole, whole.version == version, whole.size == size, whole.through == offset, let hash = whole.hash,
+                  hash.clockHeld else {
                 entry.whole = nil
                 return nil
             }
@@ -446,7 +447,8 @@ final class ServedDeliveries: Sendable {
             guard let entry = served[cid], ConstantTime.equal(Array(entry.key.utf8), Array(key.utf8)) else { return nil }
             served[cid] = nil
             var checksum: ServedChecksum?
-            if let whole = entry.whole, let hash = whole.hash, whole.through == whole.size {
+            // (A step of the wall clock since the hash began: the file is read again at its removal.)
+            if let whole = entry.whole, let hash = whole.hash, whole.through == whole.size, hash.clockHeld {
                 checksum = ServedChecksum(version: whole.version, checksum: hash.checksum())
             }
             return (entry.level, checksum)

@@ -37,4 +37,24 @@ import Testing
     func refusesNamesThatCouldEscape(name: String) {
         #expect(throws: Filename.Invalid.self) { try Filename(name) }
     }
+
+    /// A `/` that is one character with a combining mark, a zero-width joiner or a variation
+    /// selector after it, or with a prepend mark before it, is still a `/` to the kernel: the
+    /// checks see it (as characters, `"/\u{301}x"` had no leading `/`, and `a\u{600}/..` no `..`).
+    @Test(arguments: ["/\u{301}x", "../\u{301}x", "a\u{600}/../../x", "a\u{600}/../.relocator/lock", ".relocator/\u{301}tmp",
+                      "/\u{200D}etc/passwd", "/\u{FE0F}x", "a\u{600}//b", "a/\u{301}/../b"])
+    func refusesNamesWhoseSlashIsPartOfACharacter(name: String) {
+        #expect(throws: Filename.Invalid.self, "\(name.unicodeScalars.map { String($0.value, radix: 16) })") { try Filename(name) }
+    }
+
+    /// Components are split at every `/` byte, whatever character it belongs to.
+    @Test func componentsAreSplitAtEverySlashByte() throws {
+        #expect(Filename.components(of: "a\u{600}/b\u{301}/c").map(String.init) == ["a\u{600}", "b\u{301}", "c"])
+        #expect(Filename.components(of: "x/\u{301}y").map(String.init) == ["x", "\u{301}y"])
+        #expect(try Filename("a\u{600}/b").baseName == "b")
+        #expect(LegacyPartName.fileName(of: "d\u{600}/7-1.part") == "7-1.part")
+        for name in ["a\u{600}/b", "x/\u{301}y"] {
+            #expect(Filename.components(of: try Filename(name).value).allSatisfy { !$0.utf8.contains(UInt8(ascii: "/")) })
+        }
+    }
 }

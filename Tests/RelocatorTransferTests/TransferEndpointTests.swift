@@ -350,6 +350,25 @@ extension TestResponse {
             served.hashed(cid: 1, key: "k", version: "v", from: half, through: size, reading)
         }
         #expect(ended4 == nil)
+        // The wall clock stepped back an hour while it was served (a write after it could now get
+        // the version's change time): read again at the removal, and no range carries it on.
+        var wall = timespec(), monotonic = timespec()
+        clock_gettime(CLOCK_REALTIME, &wall)
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        let leadBefore = (Int64(wall.tv_sec) - Int64(monotonic.tv_sec) + 3600) * 1_000_000_000 + Int64(wall.tv_nsec) - Int64(monotonic.tv_nsec)
+        let stepped = WholeFileHash(clockLead: leadBefore)
+        #expect(!stepped.clockHeld && WholeFileHash().clockHeld)
+        let steppedHalfWay = try ends { served in
+            _ = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: half, stepped)
+            #expect(served.wholeHash(cid: 1, key: "k", version: "v", offset: half, size: size, settled: true) == nil, "not carried on")
+        }
+        #expect(steppedHalfWay == nil)
+        let steppedWhole = try ends { served in
+            _ = try #require(served.wholeHash(cid: 1, key: "k", version: "v", offset: 0, size: size, settled: true))
+            served.hashed(cid: 1, key: "k", version: "v", from: 0, through: size, stepped)
+        }
+        #expect(steppedWhole == nil)
         // At the most hashes held, a new one drops the one begun first (pulls that stopped leave theirs).
         let crowded = ServedDeliveries()
         for cid in 1...Int64(ServedDeliveries.mostWholeHashes) {
