@@ -14,7 +14,6 @@ extension JobQueue {
         let workers = (try redis.send("SMEMBERS", keys.control.workers).array?.compactMap(\.string) ?? []).sorted()
         var result = JobsByLevel()
         var targets: [String: String] = [:]
-        let now = Self.nowMilliseconds()
         for shard in keys.shards {
             var lists: [(JobsByLevel.State, RedisCommand)] = [
                 (.retry, RedisCommand("ZRANGE", shard.retry, 0, -1)), (.deferred, RedisCommand("ZRANGE", shard.deferred, 0, -1)),
@@ -29,7 +28,10 @@ extension JobQueue {
                 commands.append(RedisCommand("LLEN", shard.queue(level)))
                 commands.append(RedisCommand("LINDEX", shard.queue(level), -1))
             }
+            // Ages are measured on the queue's clock, which stamped the jobs (not this host's).
+            commands.append(RedisCommand("TIME"))
             let replies = try redis.pipeline(commands).map { try $0.throwingServerError(address: redis.url.address, command: "JOBS BY LEVEL") }
+            let now = Self.milliseconds(ofTime: replies[replies.count - 1]) ?? Self.nowMilliseconds()
             for (position, level) in levels.enumerated() {
                 let depth = replies[lists.count + 2 * position].int ?? 0
                 result.counts[.init(.queued, level, shard.index), default: 0] += depth

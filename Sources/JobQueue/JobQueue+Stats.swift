@@ -12,9 +12,9 @@ extension JobQueue {
         let paused = try self.paused(on: redis)
         var stats = QueueStats(levels: levels.map { QueueStats.Level(level: $0, paused: paused.contains($0)) })
         var heldBy: [String: Int] = [:]
-        let now = Self.nowMilliseconds()
         for shard in keys.shards {
-            var commands: [RedisCommand] = []
+            // Ages are measured on the queue's clock, which stamped the jobs (not this host's).
+            var commands: [RedisCommand] = [RedisCommand("TIME")]
             for level in levels {
                 commands.append(RedisCommand("LLEN", shard.queue(level)))
                 commands.append(RedisCommand("LINDEX", shard.queue(level), -1))
@@ -26,7 +26,8 @@ extension JobQueue {
                 commands.append(RedisCommand("LLEN", shard.committing(worker)))
             }
             let replies = try redis.pipeline(commands).map { try $0.throwingServerError(address: redis.url.address, command: "STATS") }
-            var index = 0
+            let now = Self.milliseconds(ofTime: replies[0]) ?? Self.nowMilliseconds()
+            var index = 1
             for position in levels.indices {
                 stats.levels[position].depth += replies[index].int ?? 0
                 if let oldest = replies[index + 1].string.flatMap(JobID.init) {

@@ -20,6 +20,14 @@ public struct JobQueue: Sendable {
 
     public static func nowMilliseconds() -> Int64 { WallClock.milliseconds() }
 
+    /// The time a `TIME` reply gives, in ms since 1970 (nil for another reply): the queue's clock,
+    /// which stamps the jobs, for an age measured against them.
+    static func milliseconds(ofTime reply: RedisReply) -> Int64? {
+        guard let parts = reply.array, parts.count == 2, let seconds = parts[0].string.flatMap({ Int64($0) }),
+              let micros = parts[1].string.flatMap({ Int64($0) }) else { return nil }
+        return seconds.saturatingMultiply(1000).saturatingAdd(micros / 1000)
+    }
+
     // MARK: - Submitting (enqueue.lua)
 
     public typealias CountPolicy = RelocatorCore.CountPolicy

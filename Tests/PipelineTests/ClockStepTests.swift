@@ -10,15 +10,21 @@ import TestSupport
 /// their pace. Waits on the wall clock made the one ahead sleep two hours (its heartbeat lapsed,
 /// and the reaper would have given its moves away) and the one behind never sleep at all.
 @Suite(.serialized) struct ClockStepTests {
-    @Test(arguments: [7200, -7200])
-    func aWorkerAndACommitterWhoseClockIsTwoHoursOffKeepTheirPace(shift: Int) throws {
-        let root = try TemporaryDirectory("relocator-clock")
-        defer { root.remove() }
-        let shim = root.path + "/clock-shift.so"
+    /// Scripts/clock-shift.c built into `directory`: its path.
+    static func shim(in directory: TemporaryDirectory) throws -> String {
+        let shim = directory.path + "/clock-shift.so"
         let compiler = try #require(ProcessRunner.which("cc") ?? ProcessRunner.which("gcc"), "a C compiler (Scripts/setup installs gcc)")
         let built = try ProcessRunner.run(compiler, ["-shared", "-fPIC", "-O2", "-o", shim,
                                                      TestEnvironment.packageRoot.path + "/Scripts/clock-shift.c"])
         try #require(built.status == 0, "\(built.stderr)")
+        return shim
+    }
+
+    @Test(arguments: [7200, -7200])
+    func aWorkerAndACommitterWhoseClockIsTwoHoursOffKeepTheirPace(shift: Int) throws {
+        let root = try TemporaryDirectory("relocator-clock")
+        defer { root.remove() }
+        let shim = try Self.shim(in: root)
         // A Redis of its own: the rate of commands below is this test's processes' alone.
         let redis = try RedisServer()
         defer { redis.stop() }
@@ -68,5 +74,24 @@ import TestSupport
         let elapsed = ContinuousClock.now - started
         let rate = Double(try commands() - before) / max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
         #expect(rate < 1000, "\(rate) commands/s while idle")
+    }
+
+    /// `status` on a host two hours ahead of Redis: a job queued a moment ago has waited a moment,
+    /// by the queue's clock that stamped it (by this host's it had waited two hours, and the alert
+    /// on the oldest wait fired).
+    @Test func theOldestWaitIsMeasuredOnTheQueuesClock() throws {
+        let root = try TemporaryDirectory("relocator-clock-status")
+        defer { root.remove() }
+        let shim = try Self.shim(in: root)
+        let cli = try CLIWorkspace(environment: ["LD_PRELOAD": shim, "CLOCK_SHIFT_SECONDS": "7200"])
+        defer { cli.stop() }
+        #expect(try cli.run(["migrate"]).status == 0)
+        #expect(try cli.run(["levels", "--seed-default"]).status == 0)
+        #expect(try cli.run(["contents", "add", "--cid", "1", "--filename", "a.mp4", "--level", "bronze"]).status == 0)
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "20000"]).status == 0)
+        let status = try #require(try cli.run(["status", "--json"]).json() as? [String: Any])
+        let gold = try #require((status["levels"] as? [[String: Any]])?.first { $0["name"] as? String == "gold" })
+        let age = try #require(gold["oldest_age_seconds"] as? Double, "\(gold)")
+        #expect(age < 600, "\(gold)")
     }
 }
