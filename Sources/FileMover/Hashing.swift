@@ -178,7 +178,9 @@ extension FileMover {
     public func checksum(of path: String, algorithm: ChecksumAlgorithm) throws -> Checksum {
         let file: Descriptor
         do {
-            file = Descriptor(try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec]), display: path)
+            // Non-blocking: opening a FIFO would otherwise wait for a writer for ever (it is then
+            // refused below, as any file that is not a regular one).
+            file = Descriptor(try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec, .nonBlocking]), display: path)
         } catch {
             throw MoveError.system("cannot open", path, error)
         }

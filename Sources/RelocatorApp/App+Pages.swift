@@ -4,9 +4,11 @@ import RelocatorCore
 extension App {
     public static let cursorMessage = "cursor is not one this API gave out (use next_cursor of the page before)"
 
-    /// A page of the dead letters, newest job first.
+    /// A page of the dead letters, newest job first. A cursor that is no job's id is refused (it
+    /// would name no job, and the page after it be empty).
     public func deadPage(_ request: PageRequest) async throws -> Page<DeadLetter> {
-        try await queue.withSession { try $0.deadPage(request) }
+        if let cursor = request.cursor, JobID(cursor) == nil { throw AppError.badRequest(Self.cursorMessage) }
+        return try await queue.withSession { try $0.deadPage(request) }
     }
 
     /// A page of the retrying or the deferred jobs, soonest due first. A cursor that is not one

@@ -108,6 +108,7 @@ extension Relocator {
                 var bad = input.bad
                 var rows: [Content] = []
                 var cidOfFilename: [String: (cid: Int64, line: Int)] = [:]
+                var lineOfCID: [Int64: (line: Int, content: Content)] = [:]
                 for record in input.records {
                     guard let cid = Int64(record.fields[0]), cid > 0 else {
                         bad.append(.init(line: record.line, reason: "cid '\(record.fields[0].prefix(40))' is not a whole number ≥ 1"))
@@ -121,6 +122,14 @@ extension Relocator {
                             bad.append(.init(line: record.line, reason: "filename '\(content.filename.prefix(80))' is also given to cid \(other.cid) on line \(other.line)"))
                             continue
                         }
+                        // (The same line twice is one content; two different ones, a mistake whichever wins.)
+                        if let earlier = lineOfCID[cid] {
+                            if earlier.content.filename != content.filename || earlier.content.level != content.level {
+                                bad.append(.init(line: record.line, reason: "cid \(cid) is also on line \(earlier.line), as \(earlier.content.filename.prefix(80)) on \(earlier.content.level)"))
+                            }
+                            continue
+                        }
+                        lineOfCID[cid] = (record.line, content)
                         cidOfFilename[content.filename] = (cid, record.line)
                         rows.append(content)
                     }

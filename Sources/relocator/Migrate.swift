@@ -20,6 +20,7 @@ extension Relocator {
         var migrations: String?
 
         func run() throws {
+            if migrations?.isEmpty == true { throw CommandFailure("--migrations names no directory") }
             let explicit = migrations ?? ProcessInfo.processInfo.environment["RELOCATOR_MIGRATIONS"].flatMap { $0.isEmpty ? nil : $0 }
             let run = try Composition.migrate(try database.resolve(), directory: explicit)
             for id in run.applied { print("\(run.location): applied \(id)") }

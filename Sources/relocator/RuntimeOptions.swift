@@ -45,8 +45,10 @@ struct RuntimeOptions: ParsableArguments {
     func keys() throws -> KeySchema {
         let value = prefix ?? environment["RELOCATOR_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? KeySchema.defaultPrefix
         let setting = prefix == nil ? "RELOCATOR_PREFIX" : "--prefix"
-        guard value.count <= 64, !value.contains(where: { $0.isWhitespace }) else {
-            throw ConfigurationError(setting: setting, expected: "at most 64 characters without spaces")
+        // (An empty --prefix would name keys no other process reads, where an empty
+        // RELOCATOR_PREFIX means the default.)
+        guard !value.isEmpty, value.count <= 64, !value.contains(where: { $0.isWhitespace }) else {
+            throw ConfigurationError(setting: setting, expected: "1 to 64 characters without spaces")
         }
         let shards = Int(try integer("RELOCATOR_SHARDS", default: 1, minimum: 1))
         do {

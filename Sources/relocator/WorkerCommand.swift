@@ -188,6 +188,9 @@ extension Relocator {
             guard let text else { return directories.names }
             let served = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !served.isEmpty else { throw CommandFailure("--levels names no level") }
+            if let twice = served.first(where: { level in served.filter { $0 == level }.count > 1 }) {
+                throw CommandFailure("--levels names '\(twice)' twice")
+            }
             let unknown = served.filter { directories.directory(of: $0) == nil }
             guard unknown.isEmpty else {
                 throw CommandFailure("--levels: \(unknown.map { "'\($0)'" }.joined(separator: ", ")) \(unknown.count == 1 ? "has" : "have") no directory in \(setting), which names \(directories.names.joined(separator: ", "))")

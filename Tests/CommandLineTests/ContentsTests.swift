@@ -110,6 +110,19 @@ import TestSupport
         #expect(try listed(cli).isEmpty)
     }
 
+    /// One cid on two lines that disagree is a mistake whichever line would win: refused, naming
+    /// both lines. The same line twice is one content.
+    @Test func aCidGivenTwiceDifferentlyIsRefusedInAnImport() throws {
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
+        defer { cli.stop() }
+        let twice = try cli.run(["contents", "import", "-"], input: "1,a.mp4,bronze\n2,b.mp4,bronze\n1,c.mp4,bronze\n")
+        #expect(twice.status == 1)
+        #expect(twice.stderr.contains("line 3: cid 1 is also on line 1, as a.mp4 on bronze"), "\(twice.stderr)")
+        #expect(try listed(cli).isEmpty)
+        let repeated = try cli.run(["contents", "import", "-"], input: "1,a.mp4,bronze\n1,a.mp4,bronze\n")
+        #expect(repeated.status == 0 && repeated.stdout == "imported 1 content\n", "\(repeated.stderr)")
+    }
+
     @Test func quotedFieldsAndAHeaderLineAreReadAsCSV() throws {
         let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }

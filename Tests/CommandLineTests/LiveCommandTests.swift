@@ -99,6 +99,8 @@ import TestSupport
         #expect(json["total"] as? Int == 3 && (json["dead"] as? [Any])?.count == 1 && json["next_cursor"] is String)
         let refused = try cli.run(["dlq", "list", "--limit", "1001"])
         #expect(refused.status != 0 && refused.stderr.contains("1001 is too large"), "\(refused.stderr)")
+        let junk = try cli.run(["dlq", "list", "--cursor", "junk"])
+        #expect(junk.status == 1 && junk.stderr == "Error: cursor is not one this API gave out (use next_cursor of the page before)\n", "\(junk.stderr)")
     }
 
     @Test func deadJobsAreListedReplayedAndPurgedByOneNotFoundRule() throws {

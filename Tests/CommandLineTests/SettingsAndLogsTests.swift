@@ -26,8 +26,11 @@ import TestSupport
         (["dlq", "list"], ["REDIS_URL": "rediss://h:6380/0"], "REDIS_URL: TLS is not supported by this build; use a TLS proxy (stunnel) or a local connection"),
         (["levels"], ["DATABASE_URL": "oracle://h/db"], "DATABASE_URL: "),
         (["levels", "--database-url", "oracle://h/db"], [:], "--database-url: "),
-        (["dlq", "list"], ["RELOCATOR_PREFIX": "a b"], "RELOCATOR_PREFIX: at most 64 characters without spaces"),
-        (["dlq", "list", "--prefix", "a b"], [:], "--prefix: at most 64 characters without spaces"),
+        (["dlq", "list"], ["RELOCATOR_PREFIX": "a b"], "RELOCATOR_PREFIX: 1 to 64 characters without spaces"),
+        (["dlq", "list", "--prefix", "a b"], [:], "--prefix: 1 to 64 characters without spaces"),
+        (["dlq", "list", "--prefix", ""], [:], "--prefix: 1 to 64 characters without spaces"),
+        (["migrate", "--migrations", ""], [:], "--migrations names no directory"),
+        (["worker", "--levels", "gold,gold"], ["RELOCATOR_LEVELS": "gold=/tmp"], "--levels names 'gold' twice"),
         (["levels"], ["RELOCATOR_LOG_FORMAT": "xml"], "RELOCATOR_LOG_FORMAT: one of text, json (got 'xml')"),
         (["worker"], ["RELOCATOR_LEVELS": "gold=/tmp", "RELOCATOR_MAX_ATTEMPTS": "0"], "RELOCATOR_MAX_ATTEMPTS: a whole number from 1 to 1000000, got '0'"),
         // Times past what Redis can expire or score are refused at start (not retried for ever as an outage).

@@ -20,6 +20,18 @@ import TestSupport
         ])
     }
 
+    /// A FIFO is refused as any file that is not a regular one, at once (its open waited for a
+    /// writer for ever).
+    @Test func checksumRefusesAFIFOWithoutWaitingForAWriter() throws {
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
+        defer { cli.stop() }
+        let fifo = cli.path + "/pipe"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let result = try cli.run(["checksum", fifo])
+        #expect(result.status == 1)
+        #expect(result.errorLines.first?.hasPrefix("relocator checksum: \(fifo) is ") == true, "\(result.stderr)")
+    }
+
     @Test func checksumDefaultsToTheWorkersXXH128AndReadsStandardInput() throws {
         let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }

@@ -67,7 +67,7 @@ import TestSupport
                     #expect(answer.status == .badRequest && answer.text.contains(words), "\(path)?\(query): \(answer.text)")
                 }
             }
-            for path in ["/v1/retrying?cursor=nonsense", "/v1/relocations?cursor=-3"] {
+            for path in ["/v1/retrying?cursor=nonsense", "/v1/relocations?cursor=-3", "/v1/dead?cursor=junk", "/v1/dead?cursor=1:2:3"] {
                 let answer = try await client.get(path)
                 #expect(answer.status == .badRequest && answer.text.contains("cursor is not one this API gave out"), "\(path)")
             }
