@@ -125,6 +125,10 @@ extension LevelRoot {
         guard try keptEntry.names(kept.identity) else {
             throw MoveError(.sourceChanged, "\(keptEntry.display) was replaced while it was compared; nothing removed")
         }
+        // Both levels still the directories opened (a disk unmounted or swapped meanwhile: the copy
+        // kept would be on a disk no longer at its level's path).
+        try keeper.requireInPlace()
+        try requireInPlace()
         try entry.remove()
         return sum
     }

@@ -98,7 +98,7 @@ public final class LevelRoot: Sendable {
     }
 
     /// Throws `level_unavailable` unless `stillInPlace` and not withdrawn.
-    func requireInPlace() throws {
+    public func requireInPlace() throws {
         try requireNotWithdrawn()
         guard try stillInPlace() else {
             throw MoveError(.levelUnavailable, "level '\(level)' (\(directory)) is no longer the directory checked at start (unmounted, remounted or replaced); nothing is moved into or out of it until it is back")

@@ -239,6 +239,9 @@ final class LevelWorld: MoveWorld {
             throw MoveError(.sourceChanged, "the directory of \(entry.display) was moved or replaced during the move; the source was not removed")
         }
         try entry.root.requireInPlace()
+        // The copy kept is where its level is: not on a disk unmounted or swapped since it was
+        // checked (its name would be the only one left, on a disk no longer at the level's path).
+        try requireInPlace(destination)
         do {
             if !Mutant.noSourceCheckBeforeRemoval.isActive { try source.requireUnchanged(since: reference) }
         } catch var error as MoveError where error.kind == .sourceChanged {

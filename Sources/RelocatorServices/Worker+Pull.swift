@@ -556,6 +556,9 @@ extension Worker {
                               _ filename: Filename, _ credentials: [(String, String)], _ checksum: Checksum, version: String?,
                               _ lock: ContentLock, _ log: Logger, _ lost: () -> MoveError) throws {
         let job = delivery.job
+        // The copy kept is on this level as checked at start, not on a disk unmounted or swapped
+        // since: only then may the source's worker remove its copy.
+        try root.requireInPlace()
         var headers = credentials + [(TransferProtocol.checksumHeader, checksum.description)]
         if let version { headers.append((TransferProtocol.versionHeader, version)) }
         let answer = try client.send("POST", TransferProtocol.removePath(job.cid), headers: headers)

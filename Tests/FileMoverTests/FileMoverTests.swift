@@ -389,6 +389,32 @@ final class Recorder<Value: Sendable>: Sendable {
         #expect(try TestFiles.sha256(root.path + "/r.bin") == sum)
     }
 
+    /// The target's disk is swapped after the copy is published (another disk mounted over its
+    /// path): the source is not removed — the only copy left would be on a disk no longer at the
+    /// level's path. The move waits (`level_unavailable`, no attempt counted).
+    @Test func theSourceStaysWhenTheTargetsDiskIsSwappedAfterPublishing() throws {
+        let root = try TemporaryDirectory()
+        let disk = try TmpfsMount(sizeKiB: 4096)
+        let coveredBy = Mutex(0)
+        defer {
+            for _ in 0..<coveredBy.withLock({ $0 }) { _ = try? ProcessRunner.run(URL(fileURLWithPath: "/bin/umount"), [disk.path]) }
+            root.remove()
+            disk.remove()
+        }
+        let sum = try TestFiles.make(root.path + "/u.bin", bytes: 100_000)
+        let swapping = FileMover(faults: MoveFaults(onStep: { step in
+            guard step == .targetDirectorySynced else { return }
+            let mounted = try ProcessRunner.run(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=1024k", "tmpfs", disk.path])
+            guard mounted.status == 0 else { throw POSIXError(.EIO) }
+            coveredBy.withLock { $0 += 1 }
+        }))
+        #expect { try swapping.move(moveRequest("u.bin", from: root.path, to: disk.path)) } throws: {
+            moveError($0, .levelUnavailable)
+        }
+        #expect(coveredBy.withLock { $0 } == 1)
+        #expect(try TestFiles.sha256(root.path + "/u.bin") == sum, "the source stays")
+    }
+
     @Test func aDestinationPublishedMeanwhileWithTheSameBytesCountsAsDone() throws {
         let root = try TemporaryDirectory()
         let disk = try TmpfsMount(sizeKiB: 4096)
