@@ -45,6 +45,12 @@ extension Relocator {
             // Level directories, when given, must be sound, as for a worker.
             if let directories = service.directories { _ = try verifyLevelLayout(directories, setting: "RELOCATOR_LEVELS") }
             let environment = ProcessInfo.processInfo.environment
+            // A credential of spaces only is none a client can send (HTTP trims them): refused.
+            for name in ["RELOCATOR_SUBMIT_TOKEN", "RELOCATOR_ADMIN_TOKEN", "RELOCATOR_READ_TOKEN", "RELOCATOR_API_TOKEN"] {
+                if let value = environment[name], !value.isEmpty, value.allSatisfy(\.isWhitespace) {
+                    throw CommandFailure("\(name) holds only spaces: no client can send it; unset it or give a token")
+                }
+            }
             let credentials = APICredentials(submit: environment["RELOCATOR_SUBMIT_TOKEN"], admin: environment["RELOCATOR_ADMIN_TOKEN"],
                                              read: environment["RELOCATOR_READ_TOKEN"], legacy: environment["RELOCATOR_API_TOKEN"])
             if credentials.admin == nil, !allowOpenAdmin, !Self.isLoopback(host) {

@@ -90,6 +90,9 @@ import TestSupport
         let result = try cli.run(["serve", "--port", String(port)])
         #expect(result.status == 1)
         #expect(result.stderr == "Error: cannot listen on 127.0.0.1:\(port): address already in use\n", "\(result.stderr)")
+        let blank = try cli.run(["serve", "--port", "0"], environment: ["RELOCATOR_ADMIN_TOKEN": "  "])
+        #expect(blank.status == 1 && blank.stderr == "Error: RELOCATOR_ADMIN_TOKEN holds only spaces: no client can send it; unset it or give a token\n",
+                "\(blank.stderr)")
         // Any free port of an address this host does not have: refused at once, naming it.
         let foreign = try cli.run(["serve", "--port", "0", "--host", "192.0.2.1", "--allow-open-admin"])
         #expect(foreign.status == 1 && foreign.stderr == "Error: cannot listen on 192.0.2.1:0: cannot assign requested address\n", "\(foreign.stderr)")
