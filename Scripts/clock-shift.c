@@ -3,7 +3,9 @@
  * gettimeofday and time. Monotonic clocks are left alone, as a real clock step leaves them.
  *
  * Scripts/chaos restarts redis-server with it to step Redis' clock by ±2 h (libfaketime hangs
- * redis-server at start). The real time is read with the system call itself, never through
+ * redis-server at start) and runs some workers with it 2 h ahead or behind (libfaketime also
+ * rewrites the deadlines of waits on the monotonic clock); ClockStepTests runs the worker, the
+ * committer and `status` with it. The real time is read with the system call itself, never through
  * dlsym(RTLD_NEXT): that may allocate, and the allocator may ask for the time while it starts.
  *
  *     gcc -shared -fPIC -O2 -o clock-shift.so Scripts/clock-shift.c
