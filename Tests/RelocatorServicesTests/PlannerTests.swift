@@ -57,6 +57,9 @@ import TestSupport
         let queueNow = JobQueue.nowMilliseconds() - 2 * 3_600_000
         try queue.heartbeat(worker: "w1", info: [:], ttl: .seconds(30), on: redis)
         try redis.send("HSET", queue.keys.control.heartbeat("w1"), WorkerField.beatAt.rawValue, queueNow)
+        // A beat from before a step back of Redis' clock, not renewed yet: two hours ahead of it.
+        try queue.heartbeat(worker: "w2", info: [:], ttl: .seconds(30), on: redis)
+        try redis.send("HSET", queue.keys.control.heartbeat("w2"), WorkerField.beatAt.rawValue, queueNow + 2 * 3_600_000)
         let counter = DecayingCounter(halfLife: .seconds(3600))
         try redis.send("ZADD", queue.keys.shard(0).residents("gold"), counter.score(20_000, at: queueNow), 1)
         let planner = Planner(queue: RedisJobQueue(queue: queue, redis: redis), database: sql, halfLife: .seconds(3600))
