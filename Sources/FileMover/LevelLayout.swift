@@ -73,10 +73,11 @@ public func verifyLevelLayout(_ directories: LevelDirectories, setting: String =
     return levels
 }
 
-/// The parent of an absolute path without a trailing slash (`/` for `/a`).
+/// The parent of an absolute path without a trailing slash (`/` for `/a`), cut at its last `/`
+/// byte (as characters, a `/` before a combining mark is no `/`).
 private func parentPath(of path: String) -> String {
-    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-    return String(path[..<slash])
+    guard let slash = path.unicodeScalars.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    return String(path.unicodeScalars[..<slash])
 }
 
 /// The levels whose directory this host has, and those it has not (no such path: the level lives

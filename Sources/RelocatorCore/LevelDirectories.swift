@@ -22,7 +22,7 @@ public struct LevelDirectories: Equatable, Sendable {
             guard Self.isValidName(parts[0]) else {
                 throw ConfigurationError(setting: setting, expected: "level names use letters, digits, '_' and '-' (got '\(parts[0])')")
             }
-            guard parts[1].hasPrefix("/") else {
+            guard parts[1].utf8.first == UInt8(ascii: "/") else {
                 throw ConfigurationError(setting: setting, expected: "an absolute directory for level '\(parts[0])' (got '\(parts[1])')")
             }
             guard !pairs.contains(where: { $0.0 == parts[0] }) else {

@@ -124,7 +124,8 @@ extension Relocator {
                         }
                         // (The same line twice is one content; two different ones, a mistake whichever wins.)
                         if let earlier = lineOfCID[cid] {
-                            if earlier.content.filename != content.filename || earlier.content.level != content.level {
+                            // (Bytes, not characters: two spellings of one character are two names to the kernel.)
+                            if !earlier.content.filename.utf8.elementsEqual(content.filename.utf8) || earlier.content.level != content.level {
                                 bad.append(.init(line: record.line, reason: "cid \(cid) is also on line \(earlier.line), as \(earlier.content.filename.prefix(80)) on \(earlier.content.level)"))
                             }
                             continue

@@ -324,6 +324,10 @@ import TestSupport
             == "RELOCATOR_LEVELS: level 'silver' (\(real)/a/b/c) lies inside 'gold' (\(real)/a)")
         #expect(refusal([("silver", root.path + "/a/b"), ("gold", root.path + "/a")])
             == "RELOCATOR_LEVELS: level 'silver' (\(real)/a/b) lies inside 'gold' (\(real)/a)")
+        // A `/` that is one character with the combining mark after it is a `/` all the same.
+        try FileManager.default.createDirectory(atPath: root.path + "/a/\u{301}m", withIntermediateDirectories: true)
+        #expect(refusal([("gold", root.path + "/a"), ("silver", root.path + "/a/\u{301}m")])
+            == "RELOCATOR_LEVELS: level 'silver' (\(real)/a/\u{301}m) lies inside 'gold' (\(real)/a)")
         // /a seen under another path: /a/b lies inside it all the same.
         let bind = try BindMount(of: root.path + "/a")
         defer { bind.remove() }
