@@ -124,13 +124,23 @@ public final class WholeFileHash: @unchecked Sendable {
     public var clockHeld: Bool { Self.wallClockLead().subtractingReportingOverflow(clockLead).partialValue.magnitude <= 10_000_000 }
 
     /// CLOCK_REALTIME − CLOCK_MONOTONIC in nanoseconds: constant while no one steps the wall clock
-    /// (NTP's slewing moves both alike).
+    /// (NTP's slewing moves both alike). Read between two readings of the wall clock, again while
+    /// they are more than 1 ms apart (the thread was preempted between them).
     static func wallClockLead() -> Int64 {
-        var wall = timespec(), monotonic = timespec()
-        clock_gettime(CLOCK_REALTIME, &wall)
-        clock_gettime(CLOCK_MONOTONIC, &monotonic)
-        let seconds = Int64(wall.tv_sec).saturatingSubtract(Int64(monotonic.tv_sec))
-        return seconds.saturatingMultiply(1_000_000_000).saturatingAdd(Int64(wall.tv_nsec) - Int64(monotonic.tv_nsec))
+        func nanoseconds(_ time: timespec) -> Int64 {
+            Int64(time.tv_sec).saturatingMultiply(1_000_000_000).saturatingAdd(Int64(time.tv_nsec))
+        }
+        var lead: Int64 = 0
+        for _ in 0..<5 {
+            var before = timespec(), monotonic = timespec(), after = timespec()
+            clock_gettime(CLOCK_REALTIME, &before)
+            clock_gettime(CLOCK_MONOTONIC, &monotonic)
+            clock_gettime(CLOCK_REALTIME, &after)
+            let wall = nanoseconds(before), spread = nanoseconds(after).saturatingSubtract(wall)
+            lead = wall.saturatingAdd(spread / 2).saturatingSubtract(nanoseconds(monotonic))
+            if spread >= 0 && spread < 1_000_000 { break }
+        }
+        return lead
     }
 }
 

@@ -181,9 +181,14 @@ final class LevelWorld: MoveWorld {
     /// now), and the level is still the directory checked: right before a name is given, so
     /// nothing lands outside the level.
     func requireInPlace(_ entry: Entry) throws {
+        try requireInPlace(entry, else: "nothing published")
+    }
+
+    /// The same, `outcome` saying in the error what was left undone.
+    func requireInPlace(_ entry: Entry, else outcome: String) throws {
         try entry.root.requireInPlace()
         guard try entry.root.stillResolves(Filename.components(of: entry.directoryPath), to: entry.directory) else {
-            throw MoveError(.ioError, "the directory of \(entry.display) was moved or replaced during the move; nothing published")
+            throw MoveError(.ioError, "the directory of \(entry.display) was moved or replaced during the move; \(outcome)")
         }
     }
 
@@ -241,7 +246,7 @@ final class LevelWorld: MoveWorld {
         try entry.root.requireInPlace()
         // The copy kept is where its level is: not on a disk unmounted or swapped since it was
         // checked (its name would be the only one left, on a disk no longer at the level's path).
-        try requireInPlace(destination)
+        try requireInPlace(destination, else: "the source was not removed")
         do {
             if !Mutant.noSourceCheckBeforeRemoval.isActive { try source.requireUnchanged(since: reference) }
         } catch var error as MoveError where error.kind == .sourceChanged {

@@ -11,9 +11,9 @@ import RelocatorCore
 /// | `REDIS_URL` | `--redis-url` | `redis://127.0.0.1:6379/0` |
 /// | `RELOCATOR_PREFIX` | `--prefix` | `{relocator}` |
 /// | `RELOCATOR_LEVELS` | `--level-dirs` | (needed by workers only) |
-/// | `RELOCATOR_RETRY_BASE_MS`, `RELOCATOR_RETRY_CAP_MS`, `RELOCATOR_MAX_ATTEMPTS` | | 1000, 300000, 5 |
-/// | `RELOCATOR_JOB_TTL` (seconds a committed job stays readable) | | 86400 |
-/// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 |
+/// | `RELOCATOR_RETRY_BASE_MS`, `RELOCATOR_RETRY_CAP_MS`, `RELOCATOR_MAX_ATTEMPTS` | | 1000, 300000, 5 (at most ten years, a million attempts) |
+/// | `RELOCATOR_JOB_TTL` (seconds a committed job stays readable) | | 86400 (at most ten years) |
+/// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 (300 to 3600000) |
 /// | `RELOCATOR_DEFER_RETRY_MS` (how long a move waiting for room on its target waits before it looks again) | | 30000 |
 /// | `RELOCATOR_SHARDS` | | 1 |
 /// | `RELOCATOR_REDIS_MIN_REPLICAS`, `RELOCATOR_REDIS_REPLICA_TIMEOUT_MS` (serve and the operator commands) | | 0, 1000 |

@@ -397,7 +397,7 @@ final class Recorder<Value: Sendable>: Sendable {
         let disk = try TmpfsMount(sizeKiB: 4096)
         let coveredBy = Mutex(0)
         defer {
-            for _ in 0..<coveredBy.withLock({ $0 }) { _ = try? ProcessRunner.run(URL(fileURLWithPath: "/bin/umount"), [disk.path]) }
+            for _ in 0..<coveredBy.withLock({ $0 }) { _ = try? ProcessRunner.run(URL(fileURLWithPath: "/bin/umount"), ["-l", disk.path]) }
             root.remove()
             disk.remove()
         }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import RelocatorCore
 import Testing
 
@@ -25,25 +26,41 @@ import Testing
         }
     }
 
-    @Test func aWaitEndsAtItsDeadlineOrAtABroadcast() async throws {
+    /// A wait lasts its whole time on the monotonic clock (a deadline of that clock read as one
+    /// of the wall clock, long past, would end it at once), and ends at a broadcast.
+    @Test func aWaitLastsUntilItsDeadlineAndEndsAtABroadcast() throws {
         let condition = MonotonicCondition()
-        let passed = condition.withLock { condition.wait(until: MonotonicCondition.deadline(after: .milliseconds(20))) }
-        #expect(!passed, "nothing broadcast: the deadline passed")
-        // A waiter with a deadline far away is woken by a broadcast.
-        final class Flag: @unchecked Sendable { var raised = false }
-        let flag = Flag()
-        let waiter = Task.detached {
-            condition.withLock {
-                let deadline = MonotonicCondition.deadline(after: .seconds(3600))
-                while !flag.raised { _ = condition.wait(until: deadline) }
-                return flag.raised
-            }
+        let started = ContinuousClock.now
+        let deadline = MonotonicCondition.deadline(after: .milliseconds(100))
+        var waiting = true
+        // (A wake-up without a broadcast is waited again, as every user does.)
+        condition.withLock { while waiting { waiting = condition.wait(until: deadline) } }
+        #expect(ContinuousClock.now - started >= .milliseconds(100))
+
+        final class Flag: @unchecked Sendable {
+            var raised = false
+            var seen = false
         }
-        try await Task.sleep(for: .milliseconds(10))
+        let flag = Flag()
+        let ended = DispatchSemaphore(value: 0)
+        let broadcastAt = ContinuousClock.now
+        Thread {
+            condition.withLock {
+                let far = MonotonicCondition.deadline(after: .seconds(10))
+                while !flag.raised {
+                    guard condition.wait(until: far) else { break }
+                }
+                flag.seen = flag.raised
+            }
+            ended.signal()
+        }.start()
         condition.withLock {
             flag.raised = true
             condition.broadcast()
         }
-        #expect(await waiter.value)
+        ended.wait()
+        #expect(condition.withLock { flag.seen })
+        // Long before its 10 s deadline (a broadcast lost would have it wait them all).
+        #expect(ContinuousClock.now - broadcastAt < .seconds(5))
     }
 }
