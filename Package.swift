@@ -166,6 +166,7 @@ let package = Package(
             name: "RelocatorAPITests",
             dependencies: [
                 "RelocatorAPI", "RelocatorApp", "RelocatorTesting", "RelocatorMetrics", "RelocatorServices", "FileMover", "TestSupport", "RouterTestSupport",
+                "RedisClient",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

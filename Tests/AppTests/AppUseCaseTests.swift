@@ -17,6 +17,17 @@ import Testing
         _ = try store.put([Content(cid: 7, filename: "g.mp4", level: "bronze"), Content(cid: 8, filename: "../x", level: "bronze")])
     }
 
+    struct NoDelivery: Error {}
+
+    /// The job waiting for silver taken and ended as moved, as a worker does.
+    func moveTheJobIntoSilver() throws {
+        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
+            throw NoDelivery()
+        }
+        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
+        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+    }
+
     @Test func aCountCreatesOneJobAndASecondCoalesces() async throws {
         let first = try await app.submit(cid: 7, count: 20000)
         #expect(first.target == "gold" && first.result.outcome == .created)
@@ -45,12 +56,7 @@ import Testing
     @Test func onlyADoneJobIsCommittedByTheOriginalsUpdateRoute() async throws {
         _ = try await app.submit(cid: 7, count: 2000)
         #expect(try await app.commitIfDone(cid: 7) == false)
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
-            Issue.record("no delivery")
-            return
-        }
-        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "cd", count: 16))
-        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        try moveTheJobIntoSilver()
         #expect(try await app.commitIfDone(cid: 7))
         #expect(try store.content(cid: 7)?.level == "silver")
         // Twice is the same answer and no second row.
@@ -77,12 +83,7 @@ import Testing
                       contents: contents, logger: Logger(label: "test.app"), clock: { frozen })
         // A count for silver reads bronze (cached) and queues bronze → silver; the move commits.
         #expect(try await app.submit(cid: 7, count: 2000).result.outcome == .created)
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
-            Issue.record("no delivery")
-            return
-        }
-        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
-        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        try moveTheJobIntoSilver()
         #expect(try await app.commitIfDone(cid: 7))
         #expect(contents.entry(7)?.content.level == "bronze")
         // The next call arrives 300 ms after it left, by the queue's clock.
@@ -105,12 +106,7 @@ import Testing
                       monotonic: { stepped.withLock { $0 } ? 21_000 : 1_000 })
         #expect(try await app.submit(cid: 7, count: 2000).result.outcome == .created)
         queue.advance(.seconds(5))
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
-            Issue.record("no delivery")
-            return
-        }
-        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
-        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        try moveTheJobIntoSilver()
         #expect(try await app.commitIfDone(cid: 7))
         #expect(contents.entry(7)?.content.level == "bronze" && contents.entry(7)?.readBound == nil)
         // 20 s after the read, by every clock but the host's, which stepped back 10 s meanwhile.
@@ -135,12 +131,7 @@ import Testing
         #expect(try await app.submit(cid: 10, count: 5).result.outcome == .inPlace)
         #expect(try await app.submit(cid: 7, count: 2000).result.outcome == .created)
         #expect(contents.entry(7)?.readBound != nil)
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
-            Issue.record("no delivery")
-            return
-        }
-        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ab", count: 16))
-        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        try moveTheJobIntoSilver()
         #expect(try await app.commitIfDone(cid: 7))
         queue.advance(.seconds(5))
         let back = try await app.submit(cid: 7, count: 5)
@@ -169,12 +160,7 @@ import Testing
         _ = try await app.submit(cid: 7, count: 2000)
         #expect(try Commit.recordLevel(cid: 7, from: "bronze", to: "gold", by: "reconcile", store: store, queue: queue) == false)
         #expect(try store.content(cid: 7)?.level == "bronze")
-        guard case .delivery(let delivery) = try queue.next(NextRequest(worker: "w1", levels: ["silver"], rotation: 0, wait: .zero)) else {
-            Issue.record("no delivery")
-            return
-        }
-        let checksum = try Checksum(algorithm: .xxh128, hex: String(repeating: "ef", count: 16))
-        _ = try queue.complete(delivery, .moved(checksum, bytes: 1, method: .linked, foundIn: nil))
+        try moveTheJobIntoSilver()
         #expect(try await app.commitIfDone(cid: 7))
         #expect(try Commit.recordLevel(cid: 7, from: "silver", to: "gold", bytes: 9, by: "reconcile", store: store, queue: queue))
         #expect(try store.content(cid: 7)?.level == "gold" && store.history(cid: 7).last?.bytes == 9)

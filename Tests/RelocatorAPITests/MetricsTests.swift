@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import JobQueue
 import Logging
+import RedisClient
 import RelocatorCore
 import RelocatorServices
 import ServiceLifecycle
@@ -224,6 +225,18 @@ import TestSupport
         let startTime = Double(started.split(separator: " ")[1]) ?? 0
         #expect(startTime > 1_600_000_000 && startTime <= Date().timeIntervalSince1970 + 1)
         #expect(try Self.promtool(text) == nil)
+    }
+
+    /// What the process sent to Redis is what a scrape says (a registry made now reports the
+    /// whole count so far; other tests of the process send commands too: at least that many).
+    @Test func theCommandsSentToRedisAreScrapedAsCounted() throws {
+        let redis = RedisConnection(url: try TestEnvironment.redisURL())
+        defer { redis.close() }
+        _ = try redis.pipeline((1...20).map { _ in RedisCommand("PING") })
+        let counted = RedisTraffic.commandsSent
+        let text = String(decoding: PrometheusMetrics().scrape(), as: UTF8.self)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix("relocator_redis_commands_sent_total ") })
+        #expect(counted >= 20 && (Double(line.split(separator: " ")[1]) ?? 0) >= Double(counted), "\(line), counted \(counted)")
     }
 
     @Test func theQueuesCountersFollowRedisTotalsAndStartAgainAfterAReset() throws {
