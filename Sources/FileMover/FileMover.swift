@@ -94,17 +94,19 @@ public final class HeldLevels: Sendable {
     /// The levels whose path no longer names the directory held, or that are withdrawn, with why.
     public func unavailable() -> [String: String] {
         var found: [String: String] = [:]
-        for (level, root) in roots {
-            if let reason = root.withdrawn {
-                found[level] = reason
-                continue
-            }
-            do {
-                if try !root.stillInPlace() { found[level] = "\(root.directory) is no longer the directory opened at start (unmounted, remounted or replaced)" }
-            } catch {
-                found[level] = "\(error)"
-            }
-        }
+        for level in roots.keys { found[level] = unavailable(level) }
         return found
+    }
+
+    /// Why `level` is out of service: its path no longer names the directory held, or it is
+    /// withdrawn; nil when it is in service (or not held).
+    public func unavailable(_ level: String) -> String? {
+        guard let root = roots[level] else { return nil }
+        if let reason = root.withdrawn { return reason }
+        do {
+            return try root.stillInPlace() ? nil : "\(root.directory) is no longer the directory opened at start (unmounted, remounted or replaced)"
+        } catch {
+            return "\(error)"
+        }
     }
 }

@@ -63,11 +63,11 @@ public enum LevelPreparation {
     /// A withdrawn level is back in service once its directory holds `.relocator/`: the directory
     /// held (`relocator levels init` on it), or the one its path names now (its disk mounted since
     /// the start), which is held from then on — nothing was ever done in the one held before.
-    /// Returns the levels taken back.
+    /// Returns the levels taken back. `level`: that level's only.
     @discardableResult
-    public static func recheck(_ held: HeldLevels) -> [String] {
+    public static func recheck(_ held: HeldLevels, level: String? = nil) -> [String] {
         var back: [String] = []
-        for root in held.roots.values where root.withdrawn != nil {
+        for root in held.roots.values where root.withdrawn != nil && (level == nil || root.level == level) {
             if (try? root.hasReservedDirectory()) == true {
                 root.withdraw(because: nil)
                 back.append(root.level)

@@ -6,23 +6,19 @@ import RelocatorCore
 
 extension Worker {
     /// Every third of the heartbeat's time to live, until the slots have ended: the heartbeat
-    /// (with what `status` shows of this worker), due retries promoted, dead workers reaped, stale
-    /// temporary files removed, held ids no slot knows given back, paused levels refreshed, kept
-    /// transfer connections idle too long closed. After a stop, cancels the moves in flight once
-    /// the grace period is over.
+    /// (with what `status` shows of this worker), due retries promoted, dead workers reaped, held
+    /// ids no slot knows given back, paused levels refreshed, kept transfer connections idle too
+    /// long closed. After a stop, cancels the moves in flight once the grace period is over.
+    /// Nothing here touches a level's filesystem (`LevelWatch` checks them, the sweeper sweeps
+    /// them): a level that stops answering does not stop the heartbeat.
     func maintenanceLoop(_ control: any JobQueueing, until slotsDone: StopSignal) {
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
         var unknownBefore: Set<String> = []
         var stopDeadline: ContinuousClock.Instant?
-        var swept = ContinuousClock.now
         while !slotsDone.wait(for: interval) {
             checkLevels()
             // Kept connections to transfer endpoints idle too long, also when no pull asks anything.
             TransferConnections.shared.sweep()
-            if ContinuousClock.now - swept >= settings.sweepInterval {
-                swept = .now
-                sweepTemporaries()
-            }
             if stopping.isRaised {
                 let deadline = stopDeadline ?? .now + settings.gracePeriod
                 stopDeadline = deadline
@@ -49,7 +45,7 @@ extension Worker {
         let port = metricsPort.load(ordering: .relaxed)
         let beat = Heartbeat(id: settings.id, kind: .worker, host: ProcessInfo.processInfo.hostName, pid: Int(getpid()), levels: settings.levels,
                              concurrency: settings.concurrency, held: holding.withLock { $0.count }, startedAt: startedAt,
-                             disks: DiskReport.current(settings.directories),
+                             disks: levelWatch?.disks ?? DiskReport.current(settings.directories),
                              directories: Dictionary(uniqueKeysWithValues: settings.directories.names.map { ($0, settings.directories.directory(of: $0)!) }),
                              unavailable: unavailable.keys.sorted(), metricsPort: port > 0 ? port : nil,
                              transfer: transferAdvertised.withLock { $0 }?.description, transferTLS: settings.transferServesTLS)
@@ -106,12 +102,12 @@ extension Worker {
     }
 
     /// Takes a level out of service when its directory is no longer the one held since the start
-    /// (unmounted, remounted, replaced) — one log line, a `status` line through the heartbeat and
-    /// the `relocator_level_unavailable` gauge — and back in once it is the same again.
+    /// (unmounted, remounted, replaced) or does not answer (`LevelWatch`) — one log line, a
+    /// `status` line through the heartbeat and the `relocator_level_unavailable` gauge — and back
+    /// in once it is the same again.
     func checkLevels() {
-        guard let levels else { return }
-        LevelPreparation.recheck(levels)
-        let now = levels.unavailable()
+        guard let levelWatch else { return }
+        let now = levelWatch.unavailable()
         let before = unavailableLevels.withLock { current in
             defer { current = now }
             return current

@@ -529,7 +529,7 @@ extension Worker {
         } catch {
             log.debug("cannot look for an earlier delivery's temporary file: \(error)")
         }
-        guard let report = DiskReport.current(LevelDirectories([(job.target, directory)])).levels[job.target] else { return nil }
+        guard let report = DiskReport.usage(of: directory) else { return nil }
         let usage = Placement.Usage(report)
         guard let room = snapshot.placement.room(in: job.target, usage: usage) else { return nil }
         let others: Int64

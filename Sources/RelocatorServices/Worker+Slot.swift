@@ -122,6 +122,14 @@ extension Worker {
         var log = logger
         log[metadataKey: "job.id"] = "\(delivery.id)"
         log[metadataKey: "job.cid"] = "\(job.cid)"
+        // A level taken out of service while this slot waited for a job (a blocking take began
+        // before): the move waits, without an attempt, rather than block on a disk that does not answer.
+        let unavailable = unavailableLevels.withLock { $0 }
+        if let level = [job.dbLevel, job.target].first(where: { unavailable[$0] != nil }), let why = unavailable[level] {
+            let context = MoveContext(from: job.dbLevel, to: job.target, method: .copied, started: started)
+            report(delivery, MoveError(.levelUnavailable, "level '\(level)' is out of service for this worker: \(why)"), context, session, log)
+            return false
+        }
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)
         if pullsFromAnotherHost(job) {
             let metered = (session as? any JobQueueSession).map { PullMetering($0, job: job) as any JobQueueing } ?? session
@@ -335,7 +343,7 @@ extension Worker {
                 }
                 action = machine.earlierCopySized(earlier)
             case .readDisk:
-                let report = DiskReport.current(LevelDirectories([(job.target, request.target.directory)])).levels[job.target]
+                let report = DiskReport.usage(of: request.target.directory)
                 action = machine.diskRead(report.map(Placement.Usage.init))
             case .reserve(let bytes, let room):
                 do {

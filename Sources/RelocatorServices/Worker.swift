@@ -84,9 +84,11 @@ public final class Worker: Service, Sendable {
     let pausedLevels = Mutex<Set<String>>([])
     /// The level directories held open since the start (nil: a test's worker without them).
     let levels: HeldLevels?
-    /// Levels whose directory is no longer the one held (unmounted, remounted, replaced), with
-    /// why: out of service for this worker until they are the same again.
+    /// Levels whose directory is no longer the one held (unmounted, remounted, replaced) or does
+    /// not answer, with why: out of service for this worker until they are the same again.
     let unavailableLevels = Mutex<[String: String]>([:])
+    /// The held levels' checks, each on a thread of its own (nil without held levels).
+    let levelWatch: LevelWatch?
     let startedAt = JobQueue.nowMilliseconds()
     /// The level table and policies the committer published (nil before any).
     let placement = Mutex<PlacementSnapshot?>(nil)
@@ -106,6 +108,8 @@ public final class Worker: Service, Sendable {
         self.driver = driver
         self.mover = mover
         self.levels = levels
+        let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        levelWatch = levels.map { LevelWatch($0, settings.directories, interval: interval, patience: max(settings.heartbeatTTL, .seconds(1))) }
         var logger = logger
         logger[metadataKey: "worker"] = "\(settings.id)"
         self.logger = logger
@@ -158,6 +162,7 @@ public final class Worker: Service, Sendable {
                     self.logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
                 }
             }
+            self.levelWatch?.start()
             self.checkLevels()
             try self.maintain(control, promote: false)
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
@@ -180,7 +185,12 @@ public final class Worker: Service, Sendable {
             self.finisherLoop(until: slotsDone)
             finished.raise()
         }
+        // Apart from the heartbeat: a sweep waiting on a level that does not answer holds up nothing else.
+        BlockingExecutor.thread(named: "sweeper") {
+            while !finished.wait(for: self.settings.sweepInterval) { self.sweepTemporaries() }
+        }
         maintenanceLoop(control, until: finished)
+        levelWatch?.end()
 
         // Hand back what is still held (cancelled moves, ids taken as the stop came), then leave.
         var backoff = ReconnectBackoff()

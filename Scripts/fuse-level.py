@@ -1,0 +1,122 @@
+#!/usr/bin/python3
+"""A level on a filesystem that can stop answering: a FUSE passthrough of a directory.
+
+    /usr/bin/python3 Scripts/fuse-level.py BACKING MOUNTPOINT
+
+Mounts BACKING at MOUNTPOINT and serves it until unmounted (or SIGTERM). Nothing is cached in the
+kernel (attributes and names are asked every time), so while this process is stopped (SIGSTOP)
+every access to MOUNTPOINT waits, as on a hard NFS mount whose server is gone; SIGCONT answers
+them. The tests use it to hang a level under a running worker. Needs Debian's python3-fusepy
+(Scripts/setup installs it), hence the system interpreter.
+"""
+
+import errno
+import os
+import sys
+
+from fusepy import FUSE, FuseOSError, Operations
+
+
+class Passthrough(Operations):
+    def __init__(self, root):
+        self.root = os.path.realpath(root)
+
+    def _full(self, path):
+        return os.path.join(self.root, path.lstrip("/"))
+
+    def access(self, path, amode):
+        if not os.access(self._full(path), amode):
+            raise FuseOSError(errno.EACCES)
+
+    def chmod(self, path, mode):
+        os.chmod(self._full(path), mode)
+
+    def chown(self, path, uid, gid):
+        os.lchown(self._full(path), uid, gid)
+
+    def getattr(self, path, fh=None):
+        status = os.fstat(fh) if fh is not None else os.lstat(self._full(path))
+        return {key: getattr(status, key) for key in ("st_atime", "st_ctime", "st_gid", "st_mode", "st_mtime", "st_nlink",
+                                                      "st_size", "st_uid", "st_ino", "st_atime_ns", "st_mtime_ns", "st_ctime_ns")}
+
+    def readdir(self, path, fh):
+        return [".", ".."] + os.listdir(self._full(path))
+
+    def readlink(self, path):
+        return os.readlink(self._full(path))
+
+    def mknod(self, path, mode, dev):
+        os.mknod(self._full(path), mode, dev)
+
+    def mkdir(self, path, mode):
+        os.mkdir(self._full(path), mode)
+
+    def rmdir(self, path):
+        os.rmdir(self._full(path))
+
+    def unlink(self, path):
+        os.unlink(self._full(path))
+
+    def symlink(self, name, target):
+        os.symlink(target, self._full(name))
+
+    def rename(self, old, new):
+        os.rename(self._full(old), self._full(new))
+
+    def link(self, target, name):
+        os.link(self._full(name), self._full(target))
+
+    def utimens(self, path, times=None):
+        os.utime(self._full(path), times, follow_symlinks=False)
+
+    def statfs(self, path):
+        info = os.statvfs(self._full(path))
+        return {key: getattr(info, key) for key in ("f_bavail", "f_bfree", "f_blocks", "f_bsize", "f_favail", "f_ffree",
+                                                    "f_files", "f_flag", "f_frsize", "f_namemax")}
+
+    def open(self, path, flags):
+        return os.open(self._full(path), flags)
+
+    def create(self, path, mode, fi=None):
+        return os.open(self._full(path), os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
+
+    def read(self, path, size, offset, fh):
+        return os.pread(fh, size, offset)
+
+    def write(self, path, data, offset, fh):
+        return os.pwrite(fh, data, offset)
+
+    def truncate(self, path, length, fh=None):
+        if fh is not None:
+            os.ftruncate(fh, length)
+        else:
+            os.truncate(self._full(path), length)
+
+    def flush(self, path, fh):
+        return 0
+
+    def release(self, path, fh):
+        os.close(fh)
+
+    def fsync(self, path, datasync, fh):
+        (os.fdatasync if datasync else os.fsync)(fh)
+
+    def fsyncdir(self, path, datasync, fh):
+        fd = os.open(self._full(path), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def main(argv):
+    if len(argv) != 2:
+        sys.exit("usage: fuse-level.py BACKING MOUNTPOINT")
+    # use_ino: the backing files' inode numbers (a hard link is one file); hard_remove: an open file
+    # unlinked is gone, not renamed to .fuse_hidden*; no timeouts: every lookup reaches this process.
+    FUSE(Passthrough(argv[0]), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
+         attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="relocator-test-level")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
