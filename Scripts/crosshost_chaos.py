@@ -397,7 +397,9 @@ class CrossHostRun:
         if not violations:
             self.ok()
         # Back up: every move across it that was under way or waits because of it makes progress
-        # within 5 s: more bytes verified or done, or the move done.
+        # within 5 s: more bytes verified or done, the move done, or its stage changed (the peer
+        # answered: the source was removed, or it was kept because it changed during the pull and
+        # the copy was withdrawn, the move starting again).
         waiting = {}
         for cid, job in self.jobs().items():
             source, target = job.get("db_level"), job.get("target")
@@ -417,6 +419,8 @@ class CrossHostRun:
         def moved(cid):
             job, now = waiting[cid], self.job(cid)
             if now.get("gen") != job.get("gen") or now.get("status") in (None, "done", "committing", "committed"):
+                return True
+            if now.get("stage") != job.get("stage"):
                 return True
             return any(int(now.get(k) or 0) > int(job.get(k) or 0) for k in ("bytes_done", "verified"))
         late = dict(waiting)
@@ -580,9 +584,25 @@ class CrossHostRun:
         log(f"moves committed {moves}, pulls {logs.count('moved from another host')}, sources removed on proof "
             f"{logs.count('removed the source of a copy proven elsewhere')}, resumed transfers {logs.count('resuming a transfer')}, "
             f"flipped bytes {sum(h.proxy.flipped for h in self.hosts)}, faults {self.stats}, duration {time.time() - began:.0f} s")
+        self.explain_failures()
         passed, failed = self.passes, len(self.failures)
         print(f"{passed} passed, {failed} failed", flush=True)
         return 0 if failed == 0 else 1
+
+    def explain_failures(self):
+        """The services' last lines about each failed content (a few contents, a few lines each):
+        a run in CI leaves only its output behind."""
+        cids = sorted({str(cid) for _, cid, _ in self.failures if str(cid).isdigit()}, key=int)[:3]
+        for cid in cids:
+            pattern = re.compile(rf'job\.cid=({cid}|"{cid}")\b|\bc{int(cid):04d}\b')
+            lines = []
+            for name in sorted(os.listdir(self.logs)):
+                with open(os.path.join(self.logs, name), errors="replace") as file:
+                    lines += [(line.rstrip()[:400], name) for line in file if pattern.search(line)]
+            lines.sort()   # each line begins with its time
+            log(f"FAILED cid={cid}: the services' last {min(len(lines), 12)} of {len(lines)} lines about it")
+            for line, name in lines[-12:]:
+                log(f"FAILED   {name}: {line}")
 
     def cleanup(self):
         self.stop.set()
