@@ -65,9 +65,11 @@ public final class Committer: Service, Sendable {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        // Also when the group is cancelled (another of the process's services failed): stopping
+        // then is the only way out of the blocking loop.
+        try await withTaskCancellationOrGracefulShutdownHandler {
             try await BlockingExecutor.onThread(named: "committer") { try self.runBlocking() }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             self.stop()
         }
     }

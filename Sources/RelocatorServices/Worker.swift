@@ -117,9 +117,11 @@ public final class Worker: Service, Sendable {
     }
 
     public func run() async throws {
-        try await withGracefulShutdownHandler {
+        // Also when the group is cancelled (another of the process's services failed): stopping
+        // then is the only way out of the blocking loop.
+        try await withTaskCancellationOrGracefulShutdownHandler {
             try await BlockingExecutor.onThread(named: "worker") { try self.runBlocking() }
-        } onGracefulShutdown: {
+        } onCancelOrGracefulShutdown: {
             self.stop()
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FileMover
+import Logging
 import Foundation
 import RelocatorCore
 import RelocatorFaults
@@ -179,8 +180,7 @@ extension Relocator {
                 let endpoint = TransferEndpoint(levels: held, queue: queue, logger: Logs.logger("relocator.transfer"), signingKey: signingKey)
                 services.append(TransferServer(endpoint: endpoint, listen: transfer.listen, tls: tls.server) { worker.transferServed(on: $0) })
             }
-            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await runServices(services, logger: logger)
         }
 
         /// `--levels`, each of which must have a directory in `directories` (from `setting`).
@@ -257,8 +257,17 @@ extension Relocator {
                 services.append(Composition.rebalancer(servers, settings: rebalancing, logger: Logs.logger("relocator.rebalancer")))
             }
             services += try await metrics.services(logger: logger) { committer.metricsServed(on: $0) }
-            let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await runServices(services, logger: logger)
         }
     }
+}
+
+/// Runs a long-lived command's services until SIGTERM or SIGINT. One that fails (a server whose
+/// port was taken between its probe and its bind) shuts the others down gracefully — a worker
+/// finishes its moves in flight and gives back what it holds — and its error ends the command:
+/// one line and a non-zero exit, never a process left running without it and deaf to signals.
+func runServices(_ services: [any Service], logger: Logger) async throws {
+    let configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, failureTerminationBehavior: .gracefullyShutdownGroup) }
+    let group = ServiceGroup(configuration: .init(services: configurations, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
 }

@@ -71,6 +71,25 @@ import TestSupport
         }
     }
 
+    /// The transfer port taken between the worker's probe and its server's bind (Scripts/port-taken.c
+    /// fails that second bind, as another process binding the port in between would): the worker
+    /// stops — its slots end, what it holds goes back — and exits non-zero with the error. It ran
+    /// on without its endpoint before, its group's signal handling gone: SIGTERM did nothing.
+    @Test func aWorkerWhoseTransferServerCannotBindStopsWithTheError() throws {
+        let cli = try ContentsTests.workspace()
+        defer { cli.stop() }
+        cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
+        let port = try freeLoopbackPort()
+        let shim = try buildShim("port-taken", in: cli.path)
+        let worker = try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1", "--metrics-port", "0", "--transfer-listen", "127.0.0.1:\(port)"],
+                                   environment: ["LD_PRELOAD": shim, "PORT_TAKEN": String(port)])
+        try cli.waitUntil("the worker stops", timeout: .seconds(60)) { !worker.isRunning }
+        let stderr = cli.stderr("w1")
+        #expect(worker.status != 0, "\(stderr)")
+        #expect(stderr.lowercased().contains("address already in use"), "\(stderr)")
+        #expect(stderr.contains("stopped worker=w1"), "\(stderr)")
+    }
+
     @Test func withoutATransferAddressEveryLevelsDirectoryMustBeOnThisHostAsBefore() throws {
         let cli = try ContentsTests.workspace()
         defer { cli.stop() }

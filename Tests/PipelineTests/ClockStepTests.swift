@@ -10,22 +10,11 @@ import TestSupport
 /// their pace. Waits on the wall clock made the one ahead sleep two hours (its heartbeat lapsed,
 /// and the reaper would have given its moves away) and the one behind never sleep at all.
 @Suite(.serialized) struct ClockStepTests {
-    /// Scripts/clock-shift.c built into `directory`: its path.
-    static func shim(in directory: TemporaryDirectory) throws -> String {
-        let shim = directory.path + "/clock-shift.so"
-        let compiler = try #require(ProcessRunner.which("cc") ?? ProcessRunner.which("gcc") ?? ProcessRunner.which("clang"),
-                                    "a C compiler (Scripts/setup installs gcc; the Swift toolchain has clang)")
-        let built = try ProcessRunner.run(compiler, ["-shared", "-fPIC", "-O2", "-o", shim,
-                                                     TestEnvironment.packageRoot.path + "/Scripts/clock-shift.c"])
-        try #require(built.status == 0, "\(built.stderr)")
-        return shim
-    }
-
     @Test(arguments: [7200, -7200])
     func aWorkerAndACommitterWhoseClockIsTwoHoursOffKeepTheirPace(shift: Int) throws {
         let root = try TemporaryDirectory("relocator-clock")
         defer { root.remove() }
-        let shim = try Self.shim(in: root)
+        let shim = try buildShim("clock-shift", in: root.path)
         // A Redis of its own: the rate of commands below is this test's processes' alone.
         let redis = try RedisServer()
         defer { redis.stop() }
@@ -83,7 +72,7 @@ import TestSupport
     @Test func theOldestWaitIsMeasuredOnTheQueuesClock() throws {
         let root = try TemporaryDirectory("relocator-clock-status")
         defer { root.remove() }
-        let shim = try Self.shim(in: root)
+        let shim = try buildShim("clock-shift", in: root.path)
         let cli = try CLIWorkspace(environment: ["LD_PRELOAD": shim, "CLOCK_SHIFT_SECONDS": "7200"])
         defer { cli.stop() }
         #expect(try cli.run(["migrate"]).status == 0)

@@ -79,3 +79,16 @@ public func freeLoopbackPort() throws -> Int {
     close(fd)
     return port
 }
+
+/// An LD_PRELOAD shim of `Scripts/` (`name`.c) built into `directory`: its path.
+public func buildShim(_ name: String, in directory: String) throws -> String {
+    let shim = directory + "/\(name).so"
+    guard let compiler = ProcessRunner.which("cc") ?? ProcessRunner.which("gcc") ?? ProcessRunner.which("clang") else {
+        throw POSIXError(.ENOENT, userInfo: [NSLocalizedDescriptionKey: "no C compiler for Scripts/\(name).c (Scripts/setup installs gcc; the Swift toolchain has clang)"])
+    }
+    let built = try ProcessRunner.run(compiler, ["-shared", "-fPIC", "-O2", "-o", shim, TestEnvironment.packageRoot.path + "/Scripts/\(name).c", "-ldl"])
+    guard built.status == 0 else {
+        throw POSIXError(.EINVAL, userInfo: [NSLocalizedDescriptionKey: "cannot build Scripts/\(name).c: \(built.stderr)"])
+    }
+    return shim
+}
