@@ -31,6 +31,11 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         try executeScript("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'")
         try executeScript("SET time_zone = '+00:00'")
         try executeScript("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED" + (access == .readOnly ? ", READ ONLY" : ""))
+        try executeScript("SET SESSION innodb_lock_wait_timeout = \(SessionLimits.lockWaitSeconds)")
+        // MySQL has no such limit; MariaDB has.
+        if let version = mysql_get_server_info(mysql), String(cString: version).contains("MariaDB") {
+            try executeScript("SET SESSION idle_transaction_timeout = \(SessionLimits.idleInTransactionSeconds)")
+        }
     }
 
     deinit { close() }

@@ -31,10 +31,10 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         if let user = server.user { params.append(("user", user)) }
         if let password = server.password { params.append(("password", password)) }
         var options = server.options
-        if access == .readOnly {
-            // Server settings travel in libpq's `options`, after any the URL gave.
-            options["options"] = [options["options"], "-c default_transaction_read_only=on"].compactMap { $0 }.joined(separator: " ")
-        }
+        // Server settings travel in libpq's `options`: the session's limits first (the URL's own
+        // settings come after them and win), the read-only switch last.
+        options["options"] = ([SessionLimits.postgresOptions, options["options"]] + (access == .readOnly ? ["-c default_transaction_read_only=on"] : []))
+            .compactMap { $0 }.joined(separator: " ")
         for (key, value) in options.sorted(by: { $0.key < $1.key }) { params.append((key, value)) }
         connection = Self.connect(params)
         guard let conn = connection else {

@@ -1,0 +1,18 @@
+/// How long a session of Relocator's waits on another's row locks, and how long the server lets a
+/// session sit idle inside a transaction. A process stalled inside a transaction (SIGSTOP, a VM
+/// pause) holds its row locks for as long as it is stopped: without these, a committer that needs
+/// the same rows waited for ever, deaf to SIGTERM, and commits stopped everywhere. With them a lock
+/// wait ends in an error within `lockWaitSeconds` (the committer tries again after its backoff, and
+/// a stop ends it), and the server ends the stalled session after `idleInTransactionSeconds`,
+/// releasing its locks (its transaction rolls back; the process reconnects when it wakes). No
+/// transaction of Relocator's waits on anything but SQL, so neither ends a healthy one.
+/// PostgreSQL: `lock_timeout`, `idle_in_transaction_session_timeout` (settings in the URL's
+/// `options` win); MariaDB: `innodb_lock_wait_timeout`, `idle_transaction_timeout`; MySQL: the first.
+public enum SessionLimits {
+    public static let lockWaitSeconds = 10
+    public static let idleInTransactionSeconds = 60
+
+    static var postgresOptions: String {
+        "-c lock_timeout=\(lockWaitSeconds)s -c idle_in_transaction_session_timeout=\(idleInTransactionSeconds)s"
+    }
+}
