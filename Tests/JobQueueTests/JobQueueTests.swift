@@ -361,6 +361,27 @@ import TestSupport
         }
     }
 
+    /// A counter no command can add to (at 2^63 − 1, or not a number: written by hand) starts again
+    /// at the amount added, as a reset does. Its HINCRBY stopped the script halfway before, after
+    /// the job's own writes: every ack and every commit failed as if Redis were out of reach.
+    @Test func aCounterThatCannotBeAddedToStartsAgainAndTheScriptEnds() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        let stats = q.shard.stats
+        try q.redis.send("HSET", stats, "moved", "9223372036854775807", "moved_bytes", "lots", "committed", "9223372036854775807",
+                         "retried", "x", "dead", "9223372036854775807")
+        for cid in 1...3 { try q.submit(Int64(cid)) }
+        let first = try #require(try q.fetch())
+        try q.moveAndCommit(first)
+        #expect(try q.job(first.cid)?.status == .committed)
+        #expect(try q.fail(try #require(try q.fetch())) == .retrying)
+        #expect(try q.fail(try #require(try q.fetch()), permanent: true) == .dead)
+        let counters = try q.redis.send("HGETALL", stats).array!.compactMap(\.string)
+        let values = Dictionary(uniqueKeysWithValues: stride(from: 0, to: counters.count - 1, by: 2).map { (counters[$0], counters[$0 + 1]) })
+        #expect(values["moved"] == "1" && values["moved_bytes"] == "1" && values["committed"] == "1", "\(values)")
+        #expect(values["retried"] == "1" && values["dead"] == "1", "\(values)")
+    }
+
     @Test func statsCountEveryListAndTheOldestWait() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }

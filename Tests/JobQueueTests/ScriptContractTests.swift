@@ -181,7 +181,9 @@ import TestSupport
         let statuses = Set(JobStatus.allCases.map(\.rawValue)), stages = Set(MoveStage.allCases.map(\.rawValue))
         var seenFields: Set<String> = []
         for (name, text) in try Self.luaFiles() {
-            for call in Self.redisCalls(in: text) where call.count >= 2 {
+            // `tally(stats, 'field', by)` (helpers.lua) is an HINCRBY of the counters.
+            let tallies = Self.redisCalls(in: text, opening: "tally(").map { ["'HINCRBY'"] + $0 }
+            for call in Self.redisCalls(in: text) + tallies where call.count >= 2 {
                 let command = (Self.literal(call[0]) ?? call[0]).uppercased()
                 // The job hash (`job`) and the counters (`stats`); other hashes (hits, the bandwidth
                 // bucket) have fields of their own.
@@ -215,11 +217,11 @@ import TestSupport
         #expect(seenFields.isSuperset(of: ["status", "gen", "target", "db_level", "stage", "part", "checksum"]))
     }
 
-    /// The argument expressions of every `redis.call(…)`.
-    static func redisCalls(in text: String) -> [[String]] {
+    /// The argument expressions of every `redis.call(…)` (or other call `opening` starts).
+    static func redisCalls(in text: String, opening: String = "redis.call(") -> [[String]] {
         var calls: [[String]] = []
         var rest = Substring(text)
-        while let start = rest.range(of: "redis.call(") {
+        while let start = rest.range(of: opening) {
             var depth = 1, quote: Character?
             var current = "", arguments: [String] = []
             var index = start.upperBound

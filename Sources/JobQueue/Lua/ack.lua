@@ -58,8 +58,8 @@ end
 if moved > 0 then
   inPieces('LPUSH', done, doneIds)
   inPieces('HSET', movedAt, stamps)
-  redis.call('HINCRBY', stats, 'moved', moved)
-  redis.call('HINCRBY', stats, 'moved_bytes', movedBytes)
+  tally(stats, 'moved', moved)
+  tally(stats, 'moved_bytes', movedBytes)
   countThisMinute(KEYS[5], moved, movedBytes)
 end
 return acknowledged

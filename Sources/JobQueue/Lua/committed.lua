@@ -115,7 +115,7 @@ for level, members in pairs(adds) do inPieces('ZADD', residents[level], members)
 if #stamps > 0 then inPieces('HSET', movedAt, stamps) end
 -- Counted once for the batch.
 if committed > 0 then
-  redis.call('HINCRBY', stats, 'committed', committed)
+  tally(stats, 'committed', committed)
   countThisMinute(KEYS[#KEYS], committed, 0)
 end
 return {followUps, unknown}

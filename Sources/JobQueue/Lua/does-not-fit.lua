@@ -16,5 +16,5 @@ if redis.call('ZREM', deferred, id) == 0 then return 0 end
 redis.call('HSET', job, 'status', 'dead', 'reason', 'does_not_fit', 'last_error', message, 'updated_at', now)
 redis.call('HDEL', job, 'defer_reason', 'due_at')
 redis.call('LPUSH', dead, id)
-redis.call('HINCRBY', stats, 'dead', 1)
+tally(stats, 'dead', 1)
 return 1

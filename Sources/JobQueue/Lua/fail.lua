@@ -36,7 +36,7 @@ if nextTarget then
       local newer = reverse(job, gen, origin, target, gens, cid)
       redis.call('HSET', job, 'status', 'retrying')
       redis.call('ZADD', retry, now + delay, cid .. ':' .. newer)
-      redis.call('HINCRBY', stats, 'retried', 1)
+      tally(stats, 'retried', 1)
       return 'reversed'
     end
     -- A third level: this move (whose copy may be at its target) finishes first.
@@ -53,10 +53,10 @@ end
 if permanent or attempts >= maxAttempts then
   redis.call('HSET', job, 'status', 'dead')
   redis.call('LPUSH', dead, id)
-  redis.call('HINCRBY', stats, 'dead', 1)
+  tally(stats, 'dead', 1)
   return 'dead'
 end
 redis.call('HSET', job, 'status', 'retrying')
 redis.call('ZADD', retry, now + delay, id)
-redis.call('HINCRBY', stats, 'retried', 1)
+tally(stats, 'retried', 1)
 return 'retrying'

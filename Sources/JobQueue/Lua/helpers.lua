@@ -16,6 +16,14 @@ local function beating(heartbeat, tolerance)
   return stamped ~= nil and stamped <= now + tolerance
 end
 
+-- Adds `by` to a counter of the stats hash (`stats`). A value there that cannot be added to (past
+-- 2^63, or not a number: written by hand) starts the counter again at `by`, as a reset does, instead
+-- of stopping the script halfway, after its other writes.
+local function tally(stats, field, by)
+  local added = redis.pcall('HINCRBY', stats, field, by)
+  if not tonumber(added) then redis.call('HSET', stats, field, by) end  -- an error reply, not a count
+end
+
 -- '<cid>:<gen>' → cid, gen (as strings), or nil for anything else.
 local function parse(id)
   return string.match(id, '^(%d+):(%d+)$')
