@@ -27,6 +27,7 @@ extension JobQueue {
             }
             let replies = try redis.pipeline(commands).map { try $0.throwingServerError(address: redis.url.address, command: "STATS") }
             let now = Self.milliseconds(ofTime: replies[0]) ?? Self.nowMilliseconds()
+            if stats.clockMilliseconds == nil { stats.clockMilliseconds = Self.milliseconds(ofTime: replies[0]) }
             var index = 1
             for position in levels.indices {
                 stats.levels[position].depth += replies[index].int ?? 0

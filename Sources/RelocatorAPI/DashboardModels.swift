@@ -322,7 +322,9 @@ struct WorkersModel: Sendable {
     var committers: [Process]
     var moves: [Move]
 
-    init(stats: QueueStats, moves held: [HeldMove], now: Int64) {
+    init(stats: QueueStats, moves held: [HeldMove], now host: Int64) {
+        // Heartbeats and moves were stamped by Redis' clock: their ages are measured on it.
+        let now = stats.clockMilliseconds ?? host
         let processes = stats.workers.map { worker -> (kind: String, Process) in
             let view = WorkerView(worker, now: now)
             let unavailable = worker.alive ? (worker.info[.unavailable] ?? "") : ""

@@ -250,9 +250,10 @@ public struct QueuesView: Encodable, Sendable {
     public var stats: QueueStats
     public var now: Int64
 
+    /// `now`: this host's clock, used only when the stats do not carry Redis' (`clockMilliseconds`).
     public init(_ stats: QueueStats, now: Int64 = JobQueue.nowMilliseconds()) {
         self.stats = stats
-        self.now = now
+        self.now = stats.clockMilliseconds ?? now
     }
 
     enum CodingKeys: String, CodingKey {

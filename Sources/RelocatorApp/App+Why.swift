@@ -60,8 +60,9 @@ extension App {
             }
         }
         let level = content.level
-        let score = try await queue.withSession { try $0.residents(level: level, .cid(cid)).first?.score }
-        let now = clock(), halfLife = self.halfLife
+        let (score, beats) = try await queue.withSession { try ($0.residents(level: level, .cid(cid)).first?.score, $0.heartbeats()) }
+        // Decayed on the queue's clock, which stamped the count, as the planner does.
+        let now = Heartbeat.queueClock(beats) ?? clock(), halfLife = self.halfLife
         let residentCount = score.map { score in
             CountBound.clamped(halfLife.map { DecayingCounter(halfLife: $0).value(ofScore: score, now: now) } ?? score)
         }

@@ -121,10 +121,7 @@ public struct Planner {
 
     /// The plan. `full` also lists the jobs already in flight (a scan of every job: for the
     /// command, not for the rebalancer's rounds). `now` (ms since 1970) decays the counts: by
-    /// default the queue's clock, which stamped them, not this host's, which may be hours off —
-    /// the oldest live heartbeat, stamped by Redis' `TIME` at most a heartbeat's lease ago. The
-    /// oldest, not the newest: after a step back of Redis' clock, beats from before it are ahead
-    /// until renewed, and would decay counts by the step; an old one only decays them a little less.
+    /// default the queue's clock, which stamped them (`Heartbeat.queueClock`).
     public func plan(full: Bool, now given: Int64? = nil) throws -> Plan {
         let levelStore = LevelStore(database: database)
         let snapshot = PlacementSnapshot(levels: try levelStore.levels(), policies: try levelStore.policies(), halfLife: halfLife)
@@ -132,7 +129,7 @@ public struct Planner {
         let store = ContentStore(database: database)
         let beats = try queue.heartbeats()
         let disks = diskUsage(beats)
-        let now = given ?? beats.compactMap(\.beatAt).min() ?? WallClock.milliseconds()
+        let now = given ?? Heartbeat.queueClock(beats) ?? WallClock.milliseconds()
         var moves: [Move] = []
         var busy = Set<Int64>()
 

@@ -31,7 +31,8 @@ extension Relocator {
             defer { service.close() }
             let stats = try await service.stats()
             let moves = try await service.movesInFlight(workers: stats.workers.map(\.id))
-            let now = WallClock.milliseconds()
+            // Heartbeats and moves were stamped by Redis' clock: their ages are measured on it.
+            let now = stats.clockMilliseconds ?? WallClock.milliseconds()
             let report = StatusReport(stats, moves: moves, now: now)
             if json { return try JSONOutput.print(object: try report.json(QueuesView(stats, now: now))) }
             print(report.text)

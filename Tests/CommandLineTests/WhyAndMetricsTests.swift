@@ -68,6 +68,22 @@ import TestSupport
         #expect(count >= 495 && count <= 500, "\(json)")
     }
 
+    /// On a host whose clock is two hours ahead, the count decays on the queue's clock (told by a
+    /// live heartbeat, as the planner's), not on the host's: with a half-life of an hour it read a
+    /// quarter of itself.
+    @Test func whyDecaysTheCountOnTheQueuesClock() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let decaying = ["RELOCATOR_HALF_LIFE": "1h"]
+        #expect(try cli.run(["enqueue", "--cid", "1", "--count", "500"], environment: decaying).status == 0)
+        try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1", "--metrics-port", "0"], environment: decaying)
+        try cli.waitUntil("the worker's heartbeat") { try cli.run(["status"]).stdout.contains("w1") }
+        let ahead = decaying.merging(["LD_PRELOAD": try buildShim("clock-shift", in: cli.path), "CLOCK_SHIFT_SECONDS": "7200"]) { $1 }
+        let json = try #require(try cli.run(["why", "1", "--json"], environment: ahead).json() as? [String: Any])
+        let count = try #require(json["last_count"] as? Int, "\(json)")
+        #expect(count >= 490 && count <= 500, "\(json)")
+    }
+
     @Test func whyWithoutLevelDirectoriesLeavesTheDisksOutAndNeverCreatesTheDatabase() throws {
         let empty = try CLIWorkspace()
         defer { empty.stop() }

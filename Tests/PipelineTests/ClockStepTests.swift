@@ -69,7 +69,7 @@ import TestSupport
     /// `status` on a host two hours ahead of Redis: a job queued a moment ago has waited a moment,
     /// by the queue's clock that stamped it (by this host's it had waited two hours, and the alert
     /// on the oldest wait fired).
-    @Test func theOldestWaitIsMeasuredOnTheQueuesClock() throws {
+    @Test func theOldestWaitAndTheHeartbeatsAreMeasuredOnTheQueuesClock() throws {
         let root = try TemporaryDirectory("relocator-clock-status")
         defer { root.remove() }
         let shim = try buildShim("clock-shift", in: root.path)
@@ -83,5 +83,15 @@ import TestSupport
         let gold = try #require((status["levels"] as? [[String: Any]])?.first { $0["name"] as? String == "gold" })
         let age = try #require(gold["oldest_age_seconds"] as? Double, "\(gold)")
         #expect(age < 600, "\(gold)")
+        // A heartbeat's age too: Redis' clock stamped it.
+        cli.environment["RELOCATOR_LEVELS"] = try cli.makeLevels()
+        try cli.start("w1", ["worker", "--id", "w1", "--concurrency", "1", "--metrics-port", "0"])
+        var worker: [String: Any] = [:]
+        try cli.waitUntil("the worker's heartbeat") {
+            let workers = (try cli.run(["status", "--json"]).json() as? [String: Any])?["workers"] as? [[String: Any]]
+            worker = workers?.first { $0["id"] as? String == "w1" } ?? [:]
+            return worker["heartbeat_age_seconds"] is Double
+        }
+        #expect((worker["heartbeat_age_seconds"] as? Double ?? .infinity) < 600, "\(worker)")
     }
 }

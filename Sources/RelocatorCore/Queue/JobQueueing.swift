@@ -392,3 +392,15 @@ public struct Heartbeat: Sendable, Equatable {
         return directories.keys.filter { !unavailable.contains($0) }.sorted()
     }
 }
+
+extension Heartbeat {
+    /// The queue's clock as the live heartbeats tell it, in ms: the oldest beat, stamped by Redis'
+    /// `TIME` at most a heartbeat's lease ago (nil without any). Counts stamped by that clock decay
+    /// on it, not on this host's, which may be hours off. The oldest, not the newest: after a step
+    /// back of Redis' clock, beats from before it are ahead until renewed, and would decay counts
+    /// by the step; an old one only decays them a little less.
+    public static func queueClock(_ beats: [Heartbeat]) -> Int64? {
+        beats.compactMap(\.beatAt).min()
+    }
+}
+

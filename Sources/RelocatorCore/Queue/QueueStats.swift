@@ -40,6 +40,9 @@ public struct QueueStats: Sendable, Equatable {
     public var done = 0
     public var totals: [StatField: Int64] = [:]
     public var workers: [Worker] = []
+    /// Redis' clock as these were read, in ms (nil: not known). It stamped the heartbeats and the
+    /// jobs, so their ages are measured on it, not on the reading host's clock, which may be off.
+    public var clockMilliseconds: Int64?
 
     public init(levels: [Level]) {
         self.levels = levels
