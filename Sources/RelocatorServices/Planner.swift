@@ -165,10 +165,13 @@ public struct Planner {
             let raw = counter.map { $0.value(ofScore: score, now: now) } ?? score
             return raw.isNaN ? 0 : min(max(raw, 0), Double(CountBound.max))
         }
+        /// A content with a job of its own, or whose last job is dead, is left to that job and to
+        /// the operator (a dead move planned again every round went dead again every round: a file
+        /// gone from its disk filled the dead letters, and a purge brought it back at once).
         func isBusy(_ cid: Int64) throws -> Bool {
             if busy.contains(cid) { return true }
             guard let state = try queue.states(cids: [cid])[cid] else { return false }
-            return state.status != .committed && state.status != .dead
+            return state.status != .committed
         }
         var planned = Set(moves.map(\.cid))
         // The size counted for each content a move was planned for (its last recorded move, else an
@@ -222,9 +225,7 @@ public struct Planner {
                         let current = value(score)
                         guard current > coldest.count,
                               placement.target(count: CountBound.clamped(current), current: lower)?.level == level else { continue }
-                        // A content with a job, or whose last job is dead (one that could never fit,
-                        // say), is left to its job and to the operator.
-                        if let state = try queue.states(cids: [cid])[cid], state.status != .committed { continue }
+                        if try isBusy(cid) { continue }
                         guard let content = try store.content(cid: cid), content.level == lower else { continue }
                         planned.insert(cid)
                         proposed += 1

@@ -42,6 +42,32 @@ import TestSupport
         #expect(gold.available == 2 * mebibyte && gold.percent == 75 && gold.projectedPercent == 37.5, "\(gold)")
     }
 
+    /// A resident whose last job is dead (its file gone from the disk, say) is left to the operator:
+    /// neither shed by a watermark nor demoted by a decay. Planned again every round, its move went
+    /// dead again every round, and the dead letters grew for ever.
+    @Test func aContentWhoseLastJobIsDeadIsNotPlannedAgain() throws {
+        let mebibyte: Int64 = 1 << 20
+        let database = try CommitterTests.Database(contents: (1...2).map { (Int64($0), "f\($0)", "gold") })
+        defer { database.directory.remove() }
+        let fixture = try RedisTestQueue("plan-dead")
+        defer { fixture.cleanUp() }
+        let (queue, redis) = (fixture.queue, fixture.redis)
+        let sql = try database.open()
+        defer { sql.close() }
+        _ = try LevelStore(database: sql).setPolicy(level: "gold", LevelPolicy.Edit(highWater: .set(10), lowWater: .set(5)))
+        try queue.heartbeat(worker: "w1", info: [.disks: DiskReport(decoding: "gold=\(6 * mebibyte),\(2 * mebibyte),\(8 * mebibyte)").encoded],
+                            ttl: .seconds(30), on: redis)
+        let counter = DecayingCounter(halfLife: .seconds(3600))
+        for cid in 1...2 {
+            try redis.send("ZADD", queue.keys.shard(of: Int64(cid)).residents("gold"), counter.score(5, at: JobQueue.nowMilliseconds()), cid)
+        }
+        try redis.send("HSET", queue.keys.shard(of: 1).job(1), JobField.status.rawValue, JobStatus.dead.rawValue, JobField.gen.rawValue, 7)
+        let planner = Planner(queue: RedisJobQueue(queue: queue, redis: redis), database: sql, halfLife: .seconds(3600))
+        let moves = try planner.plan(full: true).moves
+        #expect(!moves.contains { $0.cid == 1 }, "\(moves)")
+        #expect(moves.contains { $0.cid == 2 && $0.from == "gold" }, "the other is planned: \(moves)")
+    }
+
     /// Counts decay by the clock that stamped them, Redis' (the newest heartbeat tells it), not by
     /// this host's: here Redis' clock is two hours behind the host's, as after a step of either,
     /// and a content at 20,000 an instant ago stays in gold. (Decayed by the host's clock, two
