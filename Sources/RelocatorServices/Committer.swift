@@ -95,6 +95,24 @@ public final class Committer: Service, Sendable {
         } catch let error as SQLError where error.isTransient {
             databaseHealth.failed(error)
         }
+        // Refused while another live process beats under this id: a worker's moves in flight
+        // would be handed back, unfenced, as this committer stops.
+        var waiting = ReconnectBackoff()
+        while !stopping.isRaised {
+            do {
+                if let owner = try IDInUse.find(settings.id, starting: .committer, heartbeatTTL: settings.heartbeatTTL, stopping: stopping, session) {
+                    throw owner
+                }
+                break
+            } catch let error as IDInUse {
+                throw error
+            } catch let error as RedisError where error.code == .authentication {
+                throw error
+            } catch {
+                redisHealth.failed(error)
+                waiting.failed(waitingOn: stopping)
+            }
+        }
         do {
             _ = try session.control(.start)
             _ = try session.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL))

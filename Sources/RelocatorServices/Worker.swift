@@ -150,7 +150,9 @@ public final class Worker: Service, Sendable {
     public func runBlocking() throws {
         let control = driver.session()
         defer { control.close() }
-        guard let owner = try untilAvailable("check the worker's id", { try self.otherOwner(of: self.settings.id, control) }) else { return }
+        guard let owner = try untilAvailable("check the worker's id", {
+            try IDInUse.find(self.settings.id, starting: .worker, heartbeatTTL: self.settings.heartbeatTTL, stopping: self.stopping, control)
+        }) else { return }
         if let owner { throw owner }
         let recovered = try untilAvailable("announce the worker") {
             if case .warnings(let warnings) = try control.control(.start) {
@@ -236,28 +238,6 @@ public final class Worker: Service, Sendable {
         return nil
     }
 
-    /// Another process that beats under this worker's id. A worker may reuse the id of its
-    /// previous run, whose heartbeat may not have expired yet (a crash, `kill -9`): that is not
-    /// refused. What is: a heartbeat renewed after this worker started. So a heartbeat under
-    /// the id is watched until it is renewed (refused), expires or is not renewed for a time to
-    /// live (taken over) — at once when it names a process of this host that no longer exists.
-    /// Nil when the id is free (or the worker stops meanwhile).
-    func otherOwner(of id: String, _ control: any JobQueueSession) throws -> IDInUse? {
-        func beat() throws -> Heartbeat? { try control.heartbeats().first { $0.id == id } }
-        guard let first = try beat() else { return nil }
-        let host = ProcessInfo.processInfo.hostName
-        if first.host == host, let pid = first.pid.flatMap(Int32.init(exactly:)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
-            return nil
-        }
-        let deadline = ContinuousClock.now + settings.heartbeatTTL
-        while ContinuousClock.now < deadline {
-            if stopping.wait(for: .milliseconds(100)) { return nil }
-            guard let now = try beat() else { return nil }
-            if now.beatAt != first.beatAt { return IDInUse(id: id, heartbeat: now) }
-        }
-        return nil
-    }
-
     static func key(_ shard: Int, _ id: String) -> String { "\(shard)/\(id)" }
 
     /// How a move between two levels goes: linked when both directories are on one filesystem.
@@ -269,18 +249,5 @@ public final class Worker: Service, Sendable {
         }
         guard let a = device(from), let b = device(to) else { return .copied }
         return a == b ? .linked : .copied
-    }
-}
-
-/// A worker refused its start: another live process beats under its id.
-public struct IDInUse: Error, CustomStringConvertible {
-    public let id: String
-    public let heartbeat: Heartbeat
-
-    public var description: String {
-        let host = heartbeat.host.map { " on \($0)" } ?? ""
-        let pid = heartbeat.pid.map { " (pid \($0))" } ?? ""
-        return "worker id '\(id)' is in use: a \(heartbeat.kind.rawValue)\(host)\(pid) renewed its heartbeat after this worker started; "
-            + "give this one another --id, or stop that one first"
     }
 }

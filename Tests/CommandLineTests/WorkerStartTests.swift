@@ -38,6 +38,21 @@ import TestSupport
         #expect(first.isRunning)
     }
 
+    /// Workers and committers share one namespace of ids: a committer given a live worker's id is
+    /// refused. It started before, overwrote the worker's heartbeat, and as it stopped handed the
+    /// worker's move in flight back to the queue without a fence.
+    @Test func aCommitterRefusesTheIdOfALiveWorker() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let first = try cli.start("w1", worker("w1"))
+        try cli.waitUntil("the worker's start") { cli.stderr("w1").contains("started") }
+        let committer = try cli.run(["committer", "--id", "w1", "--metrics-port", "0"])
+        #expect(committer.status == 1 && committer.errorLines.count == 1, "\(committer.stderr)")
+        #expect(committer.stderr.hasPrefix("Error: committer id 'w1' is in use: a worker on \(Self.host) (pid \(first.pid)) renewed its heartbeat after this committer started"),
+                "\(committer.stderr)")
+        #expect(first.isRunning)
+    }
+
     @Test func aWorkerRefusesAnIdWhoseHeartbeatAnotherMachineRenews() throws {
         let cli = try LiveCommandTests.workspace()
         defer { cli.stop() }
