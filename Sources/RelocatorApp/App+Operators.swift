@@ -133,7 +133,7 @@ extension App {
         _ = try await putContents([content], by: "relocator contents add")
         switch before {
         case nil: return .added
-        case let old? where old.filename == filename && old.level == level: return .unchanged
+        case let old? where old.filename.utf8.elementsEqual(filename.utf8) && old.level == level: return .unchanged
         case let old?: return .changed(from: old)
         }
     }

@@ -30,6 +30,11 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { value }
 
+    /// Two filenames are equal when their bytes are (`FilenameKey`), not when their characters are.
+    public static func == (a: Filename, b: Filename) -> Bool {
+        a.value.utf8.elementsEqual(b.value.utf8)
+    }
+
     /// The last component.
     public var baseName: String { String(Self.components(of: value).last!) }
 

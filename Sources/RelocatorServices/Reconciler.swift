@@ -152,14 +152,14 @@ public struct Reconciler {
                            fixed: orphan.restored ? "put back on its list" : nil))
         }
         let contents = try store.contents()
-        var byFilename: [String: [Int64]] = [:]
-        for content in contents { byFilename[content.filename, default: []].append(content.cid) }
+        var byFilename: [FilenameKey: [Int64]] = [:]
+        for content in contents { byFilename[FilenameKey(content.filename), default: []].append(content.cid) }
         for (filename, cids) in byFilename where cids.count > 1 {
             report(Finding(kind: .sharedFilename, cid: cids.min(), detail: "cids \(cids.sorted().map(String.init).joined(separator: ", ")) all name \(filename); give each its own file"))
         }
         for (index, content) in contents.enumerated() {
             onProgress(index, contents.count)
-            if (byFilename[content.filename]?.count ?? 0) > 1 { continue }
+            if (byFilename[FilenameKey(content.filename)]?.count ?? 0) > 1 { continue }
             if withdrawn[content.level] != nil || unserved[content.level] != nil {
                 skippedUnavailable += 1
                 continue
@@ -232,7 +232,7 @@ public struct Reconciler {
             if settings.fix {
                 finding.fixed = try leased(content.cid) { _ -> String? in
                     // Read again under the lease: a move may have finished since.
-                    guard let now = try store.content(cid: content.cid), now.filename == content.filename else { return nil }
+                    guard let now = try store.content(cid: content.cid), now.filename.utf8.elementsEqual(content.filename.utf8) else { return nil }
                     let place = try places(of: filename)
                     guard place.count == 1, place[0] != now.level else { return nil }
                     // Not while a job of the content is in flight: its move decides where the file goes.
@@ -253,7 +253,7 @@ public struct Reconciler {
                                   detail: "identical copies of \(filename) on \(found.joined(separator: " and ")); the database says \(content.level)")
             if settings.fix {
                 finding.fixed = try leased(content.cid) { _ -> String? in
-                    guard var now = try store.content(cid: content.cid), now.filename == content.filename else { return nil }
+                    guard var now = try store.content(cid: content.cid), now.filename.utf8.elementsEqual(content.filename.utf8) else { return nil }
                     let place = try places(of: filename)
                     guard place.count > 1 else { return nil }
                     if !place.contains(now.level) {

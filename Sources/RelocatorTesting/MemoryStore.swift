@@ -58,7 +58,7 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
     public var location: String { "memory" }
 
     public func content(cid: Int64) throws -> Content? { try available { rows[cid] } }
-    public func content(filename: String) throws -> Content? { try available { rows.values.first { $0.filename == filename } } }
+    public func content(filename: String) throws -> Content? { try available { rows.values.first { $0.filename.utf8.elementsEqual(filename.utf8) } } }
     public func contents(cids: [Int64]) throws -> [Int64: Content] {
         try available { Dictionary(cids.compactMap { cid in rows[cid].map { (cid, $0) } }, uniquingKeysWith: { first, _ in first }) }
     }
@@ -73,13 +73,13 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
         try available {
             var byCid: [Int64: Content] = [:]
             for content in contents { byCid[content.cid] = content }
-            var owners: [String: Int64] = [:]
-            for row in rows.values where byCid[row.cid] == nil { owners[row.filename] = row.cid }
+            var owners: [FilenameKey: Int64] = [:]
+            for row in rows.values where byCid[row.cid] == nil { owners[FilenameKey(row.filename)] = row.cid }
             for content in byCid.values.sorted(by: { $0.cid < $1.cid }) {
-                if let other = owners[content.filename] {
+                if let other = owners[FilenameKey(content.filename)] {
                     throw Refused(description: "filename '\(content.filename)' already belongs to cid \(other)")
                 }
-                owners[content.filename] = content.cid
+                owners[FilenameKey(content.filename)] = content.cid
             }
             for content in byCid.values {
                 var row = content

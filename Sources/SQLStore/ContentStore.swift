@@ -53,59 +53,117 @@ public struct ContentStore {
             throw SQLError(code: .duplicateFilename, location: database.location,
                            message: "filename '\(content.filename)' already belongs to cid \(try owner.decode("cid", as: Int64.self))")
         }
-        try insertContents([content])
+        try insertContents([content], replacing: true)
     }
 
     /// Adds many contents, or changes their filenames, in one transaction, in multi-row statements
     /// of 500 (`relocator contents import`). An existing content keeps its level, whatever the row
     /// says: a level read before may be older than a move committed since, and a level changes
     /// only by a commit (`Commit.recordLevel` for an operator's change). Nothing is written when any filename is taken: by another
-    /// content in the database, or by two rows of `contents` with different cids. Returns how many
-    /// rows were given.
+    /// content in the database, or by two rows of `contents` with different cids. A name that one
+    /// content of the import gives up another may take, two contents may swap theirs. Filenames are
+    /// compared as bytes (`FilenameKey`), as the index compares them. Returns how many rows were given.
     @discardableResult
     public func put(_ contents: [Content]) throws -> Int {
         if contents.isEmpty { return 0 }
         // The last row of a cid wins, as a row at a time would.
         var byCid: [Int64: Content] = [:]
         for content in contents { byCid[content.cid] = content }
-        var byFilename: [String: Int64] = [:]
-        for content in byCid.values.sorted(by: { $0.cid < $1.cid }) {
-            if let other = byFilename[content.filename] {
+        let rows = byCid.values.sorted { $0.cid < $1.cid }
+        var byFilename: [FilenameKey: Int64] = [:]
+        for content in rows {
+            if let other = byFilename[FilenameKey(content.filename)] {
                 throw SQLError(code: .duplicateFilename, location: database.location,
                                message: "filename '\(content.filename)' is given to both cid \(other) and cid \(content.cid)")
             }
-            byFilename[content.filename] = content.cid
+            byFilename[FilenameKey(content.filename)] = content.cid
         }
-        let rows = byCid.values.sorted { $0.cid < $1.cid }
         try database.transaction {
+            // The rows already there, locked in cid order as a commit locks them.
+            var before: [Int64: FilenameKey] = [:]
             try forChunks(of: rows, size: 500) { chunk in
-                let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+                for row in try database.query(SQLQuery(
+                    unsafeSQL: "SELECT cid, filename FROM contents WHERE cid IN (\(Self.marks(chunk.count))) ORDER BY cid\(forUpdate)",
+                    binds: chunk.map { .int($0.cid) })) {
+                    before[try row.decode("cid")] = FilenameKey(try row.decode("filename"))
+                }
+            }
+            try forChunks(of: rows, size: 500) { chunk in
                 let owners = try database.query(SQLQuery(
-                    unsafeSQL: "SELECT cid, filename FROM contents WHERE filename IN (\(marks)) ORDER BY cid",
+                    unsafeSQL: "SELECT cid, filename FROM contents WHERE filename IN (\(Self.marks(chunk.count))) ORDER BY cid",
                     binds: chunk.map { .text($0.filename) }))
                 for owner in owners {
                     let cid: Int64 = try owner.decode("cid")
                     let filename: String = try owner.decode("filename")
                     // Taken, unless by this cid, or by a cid this import renames.
-                    if let wanted = byFilename[filename], wanted != cid, byCid[cid].map({ $0.filename == filename }) ?? true {
+                    if let wanted = byFilename[FilenameKey(filename)], wanted != cid,
+                       byCid[cid].map({ FilenameKey($0.filename) == FilenameKey(filename) }) ?? true {
                         throw SQLError(code: .duplicateFilename, location: database.location,
                                        message: "filename '\(filename)' already belongs to cid \(cid)")
                     }
                 }
             }
-            try forChunks(of: rows, size: 500) { try insertContents($0, keepingLevels: true) }
+            // The unique index checks each row as it is written: every content that changes its
+            // name first gives up the old one for a name inside the reserved directory (which no
+            // content may have), so that any other row of the import may take it.
+            let renamed = rows.filter { row in before[row.cid].map { $0 != FilenameKey(row.filename) } ?? false }
+            try forChunks(of: renamed, size: 500) { try setFilenames($0.map { ($0.cid, "\(ReservedDirectory.name)/renaming-\($0.cid)") }) }
+            try forChunks(of: renamed, size: 500) { try setFilenames($0.map { ($0.cid, $0.filename) }) }
+            // New contents by a plain INSERT: a name taken meanwhile is refused, never written over
+            // (MariaDB's ON DUPLICATE KEY UPDATE would update the row that holds it).
+            try forChunks(of: rows.filter { before[$0.cid] == nil }, size: 500) { try insertContents($0, replacing: false) }
+            try forChunks(of: rows, size: 500) { try verifyFilenames($0) }
         }
         return contents.count
     }
 
-    /// The upsert; the unique index on `contents(filename)` refusing a row that raced past the
-    /// check above is reported as a duplicate filename too.
-    private func insertContents(_ rows: [Content], keepingLevels: Bool = false) throws {
+    /// ` FOR UPDATE` where the dialect locks rows that way (SQLite's `BEGIN IMMEDIATE` holds the
+    /// write lock already).
+    private var forUpdate: String { database.dialect == .sqlite ? "" : " FOR UPDATE" }
+
+    private static func marks(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
+    /// Gives existing contents these filenames, in one statement.
+    private func setFilenames(_ names: [(cid: Int64, filename: String)]) throws {
+        let cases = Array(repeating: "WHEN ? THEN ?", count: names.count).joined(separator: " ")
+        try refusingTakenFilenames {
+            try database.execute(SQLQuery(unsafeSQL: "UPDATE contents SET filename = CASE cid \(cases) END WHERE cid IN (\(Self.marks(names.count)))",
+                                          binds: names.flatMap { [.int($0.cid), .text($0.filename)] } + names.map { .int($0.cid) }))
+        }
+    }
+
+    /// Refuses the whole put unless every row reads back with the filename it was given, byte for
+    /// byte: no row is ever left out in silence.
+    private func verifyFilenames(_ rows: [Content]) throws {
+        var written: [Int64: FilenameKey] = [:]
+        for row in try database.query(SQLQuery(unsafeSQL: "SELECT cid, filename FROM contents WHERE cid IN (\(Self.marks(rows.count)))",
+                                               binds: rows.map { .int($0.cid) })) {
+            written[try row.decode("cid")] = FilenameKey(try row.decode("filename"))
+        }
+        for row in rows where written[row.cid] != FilenameKey(row.filename) {
+            throw SQLError(code: .duplicateFilename, location: database.location,
+                           message: "cid \(row.cid) does not read back as '\(row.filename)' after the write (is the name another content's?); nothing written")
+        }
+    }
+
+    /// Inserts rows; `replacing` an existing row of the same cid (its filename and level), else a
+    /// cid already there is refused.
+    private func insertContents(_ rows: [Content], replacing: Bool) throws {
         let tuples = Array(repeating: "(?, ?, ?)", count: rows.count).joined(separator: ", ")
-        let tail = database.dialect.upsertClause(conflict: ["cid"], update: keepingLevels ? ["filename"] : ["filename", "content_level"])
-        do {
+        let tail = replacing ? database.dialect.upsertClause(conflict: ["cid"], update: ["filename", "content_level"]) : ""
+        try refusingTakenFilenames {
             try database.execute(SQLQuery(unsafeSQL: "INSERT INTO contents (cid, filename, content_level) VALUES \(tuples) \(tail)",
                                           binds: rows.flatMap { [.int($0.cid), .text($0.filename), .text($0.level)] }))
+        }
+    }
+
+    /// The unique index on `contents(filename)` refusing a row that raced past the checks is
+    /// reported as a duplicate filename too.
+    private func refusingTakenFilenames(_ body: () throws -> Void) throws {
+        do {
+            try body()
         } catch let error as SQLError where error.code == .constraintViolation
             && (error.message.contains("contents_filename") || error.message.contains("contents.filename")) {
             throw SQLError(code: .duplicateFilename, location: database.location,

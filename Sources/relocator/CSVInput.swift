@@ -9,9 +9,18 @@ struct CSVInput {
     struct Record: Equatable {
         /// The line (from 1) the record starts on.
         var line: Int
-        /// The fields in the order of `columns`: trimmed of surrounding spaces, but for the columns
-        /// of `keepingSpaces`, which are as written (a quoted filename keeps its spaces).
+        /// The fields in the order of `columns`: trimmed of surrounding spaces, but for a quoted
+        /// field of the columns of `keepingSpaces`, which is as written between its quotes (a
+        /// quoted filename keeps its spaces, an unquoted one loses them on both sides).
         var fields: [String]
+    }
+
+    /// A record as read, its fields in the order written.
+    struct RawRecord {
+        var line: Int
+        var fields: [String]
+        /// Whether each field was quoted (one more, a last empty field, at the very end of the text).
+        var quoted: [Bool]
     }
 
     /// A line that cannot be used, and why.
@@ -58,24 +67,29 @@ struct CSVInput {
                 continue
             }
             let keep = columns.map { keepingSpaces.contains($0) }
-            records.append(Record(line: record.line, fields: order.enumerated().map { keep[$0.offset] ? record.fields[$0.element] : trimmed[$0.element] }))
+            records.append(Record(line: record.line, fields: order.enumerated().map { column, index in
+                keep[column] && record.quoted.indices.contains(index) && record.quoted[index] ? record.fields[index] : trimmed[index]
+            }))
         }
         bad.sort { $0.line < $1.line }
     }
 
     /// Every record with its line; a malformed quote makes its line bad, and reading goes on at the
     /// next line.
-    static func rawRecords(_ text: String) -> (records: [Record], bad: [BadLine]) {
-        var records: [Record] = []
+    static func rawRecords(_ text: String) -> (records: [RawRecord], bad: [BadLine]) {
+        var records: [RawRecord] = []
         var bad: [BadLine] = []
         var rest = Substring(text)
         var line = 1
         while !rest.isEmpty {
             var next = line
+            let quoted = quotedFields(rest)
+            var index = 0
             do {
                 let csv = try CSV<Enumerated>(string: String(rest), delimiter: .comma, loadColumns: false, rowLimit: 0)
                 try csv.enumerateAsArray(startAt: 0, rowLimit: nil) { fields in
-                    records.append(Record(line: next, fields: fields))
+                    records.append(RawRecord(line: next, fields: fields, quoted: index < quoted.count ? quoted[index] : []))
+                    index += 1
                     // A quoted field may span lines: the next record starts after them.
                     next += 1 + fields.reduce(0) { $0 + $1.reduce(0) { $0 + ($1.isNewline ? 1 : 0) } }
                 }
@@ -100,6 +114,47 @@ struct CSVInput {
             }
         }
         return (records, bad)
+    }
+
+    /// Which fields of each record of `text` are quoted, record by record as SwiftCSV's parser
+    /// splits them: a field is quoted when its first character but spaces is `"`; a quoted one
+    /// ends at the quote that is not doubled, an unquoted one at the next comma or line break.
+    /// Past a malformed quote its records are not used (SwiftCSV stops there, and reading goes on
+    /// at the next line).
+    static func quotedFields(_ text: Substring) -> [[Bool]] {
+        var records: [[Bool]] = []
+        var record: [Bool] = []
+        var atStart = true   // before a field's first character but spaces
+        var inQuotes = false  // in a quoted field, before its closing quote
+        var quote = false     // a quote in a quoted field: its end, or the first of `""`
+        for char in text {
+            if atStart {
+                if char == "," || char.isNewline {
+                    record.append(false)  // an empty field
+                    if char.isNewline {
+                        records.append(record)
+                        record = []
+                    }
+                } else if !char.isWhitespace {
+                    record.append(char == "\"")
+                    atStart = false
+                    inQuotes = char == "\""
+                    quote = false
+                }
+            } else if inQuotes && !quote {
+                quote = char == "\""
+            } else if inQuotes && char == "\"" {
+                quote = false
+            } else if char == "," {
+                atStart = true
+            } else if char.isNewline {
+                records.append(record)
+                record = []
+                atStart = true
+            }
+        }
+        if !record.isEmpty { records.append(record) }
+        return records
     }
 }
 

@@ -75,7 +75,7 @@ extension Relocator {
                     print("cid \(cid) unchanged: \(filename) on \(level)")
                 case .changed(let old):
                     var changes: [String] = []
-                    if old.filename != filename { changes.append("filename \(old.filename) → \(filename)") }
+                    if !old.filename.utf8.elementsEqual(filename.utf8) { changes.append("filename \(old.filename) → \(filename)") }
                     if old.level != level { changes.append("level \(old.level) → \(level)") }
                     print("changed cid \(cid): \(changes.joined(separator: ", "))")
                 }
@@ -107,7 +107,7 @@ extension Relocator {
                 let levels = try await service.levelNames()
                 var bad = input.bad
                 var rows: [Content] = []
-                var cidOfFilename: [String: (cid: Int64, line: Int)] = [:]
+                var cidOfFilename: [FilenameKey: (cid: Int64, line: Int)] = [:]
                 var lineOfCID: [Int64: (line: Int, content: Content)] = [:]
                 for record in input.records {
                     guard let cid = Int64(record.fields[0]), cid > 0 else {
@@ -118,7 +118,7 @@ extension Relocator {
                     case .failure(let failure):
                         bad.append(.init(line: record.line, reason: failure.description))
                     case .success(let content):
-                        if let other = cidOfFilename[content.filename], other.cid != cid {
+                        if let other = cidOfFilename[FilenameKey(content.filename)], other.cid != cid {
                             bad.append(.init(line: record.line, reason: "filename '\(content.filename.prefix(80))' is also given to cid \(other.cid) on line \(other.line)"))
                             continue
                         }
@@ -131,7 +131,7 @@ extension Relocator {
                             continue
                         }
                         lineOfCID[cid] = (record.line, content)
-                        cidOfFilename[content.filename] = (cid, record.line)
+                        cidOfFilename[FilenameKey(content.filename)] = (cid, record.line)
                         rows.append(content)
                     }
                 }

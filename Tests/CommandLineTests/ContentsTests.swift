@@ -154,6 +154,35 @@ import TestSupport
         #expect(try listed(cli).map { $0["filename"] as? String } == names)
     }
 
+    /// An unquoted field loses its spaces and tabs on both sides, a filename's too; only a quoted
+    /// filename keeps them.
+    @Test func anUnquotedFilenameLosesItsSpacesOnBothSides() throws {
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
+        defer { cli.stop() }
+        let result = try cli.run(["contents", "import"], input: "1, a.bin ,bronze\n2,b.bin\t,bronze\n3, \" c.bin \" ,bronze\n4,d e.bin  ,bronze")
+        #expect(result.status == 0 && result.stdout == "imported 4 contents\n", "\(result.stderr)")
+        #expect(try listed(cli).map { $0["filename"] as? String } == ["a.bin", "b.bin", " c.bin ", "d e.bin"])
+    }
+
+    /// `café` with `é` (C3 A9) and with `e` and a combining accent (65 CC 81) are one string to
+    /// Swift but two names on disk and in SQL: `contents add` changes one into the other, and an
+    /// import may give them to two contents.
+    @Test func twoSpellingsOfOneCharacterAreTwoFilenames() throws {
+        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
+        defer { cli.stop() }
+        let composed = "caf\u{E9}.bin", decomposed = "cafe\u{301}.bin"
+        func bytes(_ text: String?) -> [UInt8] { Array((text ?? "").utf8) }
+        #expect(bytes(try cli.run(["contents", "add", "--cid", "50", "--filename", composed, "--level", "bronze"]).stdout)
+            == bytes("added cid 50: \(composed) on bronze\n"))
+        let changed = try cli.run(["contents", "add", "--cid", "50", "--filename", decomposed, "--level", "bronze"])
+        #expect(bytes(changed.stdout) == bytes("changed cid 50: filename \(composed) → \(decomposed)\n"), "\(changed.stdout)\(changed.stderr)")
+        #expect(bytes(try cli.run(["contents", "add", "--cid", "50", "--filename", decomposed, "--level", "bronze"]).stdout)
+            == bytes("cid 50 unchanged: \(decomposed) on bronze\n"))
+        let imported = try cli.run(["contents", "import"], input: "51,x-\(composed),bronze\n52,x-\(decomposed),bronze\n")
+        #expect(imported.status == 0 && imported.stdout == "imported 2 contents\n", "\(imported.stderr)")
+        #expect(try listed(cli).map { bytes($0["filename"] as? String) } == [bytes(decomposed), bytes("x-" + composed), bytes("x-" + decomposed)])
+    }
+
     @Test func badLinesAreReportedByNumberAndNothingIsImportedWithoutSkipBad() throws {
         let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }

@@ -47,6 +47,18 @@ import Testing
         #expect(throws: Filename.Invalid.self, "\(name.unicodeScalars.map { String($0.value, radix: 16) })") { try Filename(name) }
     }
 
+    /// Two spellings of one character are two names to the kernel: `Filename` and `FilenameKey`
+    /// compare bytes, not characters (which Swift's `String` compares by canonical equivalence).
+    @Test func twoSpellingsOfOneCharacterAreTwoFilenames() throws {
+        let composed = "caf\u{E9}.bin", decomposed = "cafe\u{301}.bin"
+        #expect(composed == decomposed)
+        #expect(try Filename(composed) != Filename(decomposed))
+        #expect(try Filename(composed) == Filename("caf\u{E9}.bin"))
+        #expect(FilenameKey(composed) != FilenameKey(decomposed))
+        #expect(Set([FilenameKey(composed), FilenameKey(decomposed), FilenameKey(composed)]).count == 2)
+        #expect(FilenameKey(decomposed).description.utf8.elementsEqual(decomposed.utf8))
+    }
+
     /// Components are split at every `/` byte, whatever character it belongs to.
     @Test func componentsAreSplitAtEverySlashByte() throws {
         #expect(Filename.components(of: "a\u{600}/b\u{301}/c").map(String.init) == ["a\u{600}", "b\u{301}", "c"])

@@ -42,6 +42,18 @@ import TestSupport
         }
     }
 
+    /// `café` with `é` and with `e` and a combining accent are two files and two names: neither a
+    /// shared filename nor left unchecked.
+    @Test func twoSpellingsOfOneCharacterAreTwoContentsFiles() throws {
+        let composed = "caf\u{E9}.bin", decomposed = "cafe\u{301}.bin"
+        let site = try Site(contents: [(51, composed, "bronze"), (52, decomposed, "gold")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("bronze", composed), bytes: 100)
+        try TestFiles.make(site.path("silver", decomposed), bytes: 100)
+        let found = try site.run(fix: false)
+        #expect(found.map(\.kind) == [.wrongLevel] && found.first?.cid == 52, "\(found)")
+    }
+
     @Test func aFileOnAnotherLevelIsRecordedWhereItIs() throws {
         let site = try Site(contents: [(1, "a.mp4", "bronze")])
         defer { site.remove() }

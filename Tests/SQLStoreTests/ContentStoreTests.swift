@@ -59,6 +59,50 @@ import TestSupport
         }
     }
 
+    /// A name that an existing content gives up, a new content of a lower cid takes in the same
+    /// import; two contents swap their names; every row is written as given on every backend (on
+    /// MariaDB, an upsert of the new cid used to update the old owner's row by its filename, and
+    /// the new cid was never written).
+    @Test(arguments: Backend.allCases)
+    func anImportMayHandANameFromOneContentToAnotherOrSwapTwo(backend: Backend) throws {
+        try withStore(backend) { store in
+            func rows() throws -> [String] { try store.contents().map { "\($0.cid) \($0.filename) \($0.level)" } }
+            try store.put([Content(cid: 20, filename: "X.bin", level: "gold")])
+            #expect(try store.put([Content(cid: 10, filename: "X.bin", level: "bronze"), Content(cid: 20, filename: "Y.bin", level: "bronze")]) == 2)
+            #expect(try rows() == ["10 X.bin bronze", "20 Y.bin gold"])
+            #expect(try store.put([Content(cid: 10, filename: "Y.bin", level: "gold"), Content(cid: 20, filename: "X.bin", level: "gold")]) == 2)
+            #expect(try rows() == ["10 Y.bin bronze", "20 X.bin gold"])
+            // A chain of three and a new content, in one import.
+            try store.put([Content(cid: 30, filename: "Z.bin", level: "silver")])
+            try store.put([Content(cid: 10, filename: "X.bin", level: "gold"), Content(cid: 20, filename: "Z.bin", level: "gold"),
+                           Content(cid: 30, filename: "W.bin", level: "gold"), Content(cid: 5, filename: "Y.bin", level: "silver")])
+            #expect(try rows() == ["5 Y.bin silver", "10 X.bin bronze", "20 Z.bin gold", "30 W.bin silver"])
+            // A name that stays with its content is refused to another, and nothing is written.
+            let kept = #expect(throws: SQLError.self) {
+                try store.put([Content(cid: 1, filename: "W.bin", level: "gold"), Content(cid: 10, filename: "V.bin", level: "gold")])
+            }
+            #expect(kept?.code == .duplicateFilename)
+            #expect(kept?.message == "filename 'W.bin' already belongs to cid 30")
+            #expect(try rows() == ["5 Y.bin silver", "10 X.bin bronze", "20 Z.bin gold", "30 W.bin silver"])
+        }
+    }
+
+    /// `café` with `é` (C3 A9) and with `e` and a combining accent (65 CC 81) are one string to
+    /// Swift but two names to the kernel and to the index: two contents may have them.
+    @Test(arguments: Backend.allCases)
+    func twoSpellingsOfOneCharacterAreTwoFilenames(backend: Backend) throws {
+        try withStore(backend) { store in
+            let composed = "caf\u{E9}.bin", decomposed = "cafe\u{301}.bin"
+            #expect(try store.put([Content(cid: 51, filename: composed, level: "gold"), Content(cid: 52, filename: decomposed, level: "gold")]) == 2)
+            #expect(try store.contents().map { Array($0.filename.utf8) } == [Array(composed.utf8), Array(decomposed.utf8)])
+            // Changing one into the other is a change of name, and the other's name is taken.
+            let taken = #expect(throws: SQLError.self) { try store.put([Content(cid: 51, filename: decomposed, level: "gold")]) }
+            #expect(taken?.code == .duplicateFilename)
+            try store.put([Content(cid: 52, filename: "other.bin", level: "gold"), Content(cid: 51, filename: decomposed, level: "gold")])
+            #expect(try store.contents().map { Array($0.filename.utf8) } == [Array(decomposed.utf8), Array("other.bin".utf8)])
+        }
+    }
+
     @Test(arguments: Backend.allCases)
     func contentsArePagedByCidAndFilteredByLevel(backend: Backend) throws {
         try withStore(backend) { store in
