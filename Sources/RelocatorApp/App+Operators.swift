@@ -1,3 +1,4 @@
+import Foundation
 import RelocatorCore
 
 /// The operators' use cases: the level table and its policies, the contents table, the committed
@@ -141,8 +142,10 @@ extension App {
     /// Adds or changes contents already checked (`checkedContent`); a filename that belongs to
     /// another content refuses them all. The level of an existing content that changes is not
     /// written with the row but recorded after it, as a commit that `by` made
-    /// (`recordOperatorLevels`): while one of them has a job in flight nothing is written. Returns
-    /// how many rows were given.
+    /// (`recordOperatorLevels`): while one of them has a job in flight nothing is written. A
+    /// content whose filename changes is held meanwhile (leased: no worker claims a job of it) —
+    /// refused while it has a job in flight, whose move would take the file of the name it had —
+    /// and a count read before is told to read it again. Returns how many rows were given.
     public func putContents(_ rows: [Content], by who: String) async throws -> Int {
         var latest: [Int64: Content] = [:]
         for row in rows { latest[row.cid] = row }  // the last row of a cid wins, as in the store
@@ -152,13 +155,41 @@ extension App {
             guard let old = existing[row.cid], old.level != row.level else { return nil }
             return (old, row.level)
         }.sorted { $0.old.cid < $1.old.cid }
+        let renamed = latest.values.filter { row in existing[row.cid].map { !$0.filename.utf8.elementsEqual(row.filename.utf8) } ?? false }
+            .map(\.cid).sorted()
         try await refuseInFlight(moved.map(\.old.cid))
-        // The rows keep the levels they have (the store writes a level only with a new row, never
-        // one read here that a move may have changed since); a changed level is a commit of its own.
-        let count = try await store.withStore { try $0.put(rows) }
-        contents.clear()
-        try await recordOperatorLevels(moved, by: who)
-        return count
+        let holder = "rename-\(UUID().uuidString)"
+        try await hold(renamed, holder: holder)
+        do {
+            // The rows keep the levels they have (the store writes a level only with a new row, never
+            // one read here that a move may have changed since); a changed level is a commit of its own.
+            let count = try await store.withStore { try $0.put(rows) }
+            contents.clear()
+            if !renamed.isEmpty {
+                try await queue.withSession(replicated: true) { session in
+                    for cid in renamed { _ = try session.control(.levelChanged(cid: cid)) }
+                }
+            }
+            try await recordOperatorLevels(moved, by: who)
+            for cid in renamed { await unlease(cid: cid, holder: holder) }
+            return count
+        } catch {
+            for cid in renamed { await unlease(cid: cid, holder: holder) }
+            throw error
+        }
+    }
+
+    /// Leases `cids` for `holder`, all or none: one with a job in flight refuses the change.
+    func hold(_ cids: [Int64], holder: String) async throws {
+        var held: [Int64] = []
+        for cid in cids {
+            guard case .flag(true) = try await queue.withSession({ try $0.control(.lease(cid: cid, token: holder, ttl: .seconds(60))) }) else {
+                for cid in held { await unlease(cid: cid, holder: holder) }
+                throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight (relocator why \(cid) shows it); "
+                                        + "its filename is not changed under its move, nothing changed")
+            }
+            held.append(cid)
+        }
     }
 
     /// Refuses, before anything changes, a change of level of contents that have a job in flight.

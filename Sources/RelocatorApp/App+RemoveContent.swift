@@ -66,7 +66,7 @@ extension App {
         return RemovedContent(content: content, history: history)
     }
 
-    private func unlease(cid: Int64, holder: String) async {
+    func unlease(cid: Int64, holder: String) async {
         do {
             _ = try await queue.withSession { try $0.control(.unlease(cid: cid, token: holder)) }
         } catch {

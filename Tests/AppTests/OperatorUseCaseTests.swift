@@ -118,10 +118,16 @@ import Testing
                                                   by: "test") } throws: { Self.code($0) == "job_in_flight" }
         #expect(try store.content(cid: 1)?.level == "gold" && store.content(cid: 1)?.filename == "a.mp4" && store.content(cid: 2) == nil)
         #expect(try store.history(cid: 1).count == 1)
-        // A new content, or a new filename on the same level, is no commit.
-        #expect(try await app.putContents([Content(cid: 2, filename: "c.mp4", level: "gold"), Content(cid: 1, filename: "z.mp4", level: "gold")],
-                                          by: "test") == 2)
-        #expect(try store.content(cid: 1)?.filename == "z.mp4" && store.history(cid: 1).count == 1 && store.history(cid: 2).isEmpty)
+        // A new filename waits for the job too: its move would take the file of the name it had.
+        await #expect { try await app.putContents([Content(cid: 1, filename: "z.mp4", level: "gold")], by: "test") } throws: {
+            Self.code($0) == "job_in_flight" && "\($0)".contains("its filename is not changed under its move")
+        }
+        #expect(try store.content(cid: 1)?.filename == "a.mp4")
+        // A new content, or a new filename of one without a job on the same level, is no commit.
+        #expect(try await app.putContents([Content(cid: 2, filename: "c.mp4", level: "gold")], by: "test") == 1)
+        #expect(try await app.putContents([Content(cid: 2, filename: "z.mp4", level: "gold")], by: "test") == 1)
+        #expect(try store.content(cid: 2)?.filename == "z.mp4" && store.history(cid: 1).count == 1 && store.history(cid: 2).isEmpty)
+        #expect(queue.hash(queue.keys.shard(of: 2).movedAt)["2"] != nil, "a count read before the new name reads it again")
     }
 
     @Test func contentsAreListedByLevelAndAnUnknownLevelIsRefused() async throws {

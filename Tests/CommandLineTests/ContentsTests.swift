@@ -168,7 +168,8 @@ import TestSupport
     /// Swift but two names on disk and in SQL: `contents add` changes one into the other, and an
     /// import may give them to two contents.
     @Test func twoSpellingsOfOneCharacterAreTwoFilenames() throws {
-        let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
+        // (A change of filename checks the queue for a job of the content: Redis is needed.)
+        let cli = try Self.workspace()
         defer { cli.stop() }
         let composed = "caf\u{E9}.bin", decomposed = "cafe\u{301}.bin"
         func bytes(_ text: String?) -> [UInt8] { Array((text ?? "").utf8) }
