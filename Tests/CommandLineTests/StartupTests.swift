@@ -64,7 +64,8 @@ import TestSupport
         defer { cli.stop() }
         #expect(FileManager.default.createFile(atPath: cli.databasePath, contents: Data()))
         let committer = try cli.start("committer", ["committer", "--id", "c-startup"])
-        try cli.waitUntil("the committer's start") { cli.stderr("committer").contains("started") || !committer.isRunning }
+        // (It waits for Redis before it starts: its id is checked there first.)
+        try cli.waitUntil("the committer's word on the database") { cli.stderr("committer").contains("is not ready") || !committer.isRunning }
         #expect(committer.isRunning)
         #expect(cli.stderr("committer").contains("the database sqlite relocator.sqlite is not ready: no schema: run `relocator migrate`"),
                 "\(cli.stderr("committer"))")
