@@ -196,9 +196,18 @@ import TestSupport
             guard commands.contains(path) else { continue }
             // Its options and those of its subcommands.
             let helps = try commands.filter { $0.starts(with: path) }.map { try Self.help($0) }.joined(separator: "\n")
-            for flag in line.matches(of: /--[a-z][a-z-]*/).map({ String($0.output) }) {
+            let given = Set(line.matches(of: /--[a-z][a-z-]*/).map({ String($0.output) }))
+            for flag in given.sorted() {
                 #expect(helps.contains(flag + " ") || helps.contains(flag + "\n") || helps.contains(flag + ","),
                         "README gives 'relocator \(path.joined(separator: " ")) \(flag)', which it does not take")
+            }
+            // And every flag of its own but those all commands share (a line that says
+            // `[<options>]` names them elsewhere).
+            guard !line.contains("[<options>]") else { continue }
+            let shared: Set = ["--redis-url", "--prefix", "--database-url", "--log-format", "--help", "--version"]
+            let own = try Self.help(path).split(separator: "\n").compactMap { $0.firstMatch(of: /^  (--[a-z][a-z-]*)/).map { String($0.output.1) } }
+            for flag in own where !shared.contains(flag) && !given.contains(flag) {
+                Issue.record("README's line for 'relocator \(path.joined(separator: " "))' lacks \(flag), which it takes")
             }
         }
     }
