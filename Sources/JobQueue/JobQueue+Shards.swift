@@ -32,4 +32,16 @@ extension JobQueue {
         }
         try redis.send("HSET", control.config, "shards", keys.shardCount)
     }
+
+    /// Records `halfLife` as the one the counts are kept with (in the config hash, on first use);
+    /// throws `HalfLifeChange` when another one is recorded.
+    public func agreeOnHalfLife(_ halfLife: Duration?, on redis: RedisConnection) throws {
+        let wanted = HalfLifeChange.recorded(halfLife)
+        let replies = try redis.pipeline([RedisCommand("HSETNX", keys.control.config, "half_life_ms", wanted),
+                                          RedisCommand("HGET", keys.control.config, "half_life_ms")])
+        for reply in replies { _ = try reply.throwingServerError(address: redis.url.address, command: "HSETNX") }
+        // A value no process wrote (by hand) is not a half-life: refused as a different one.
+        let recorded = replies[1].string.flatMap { Int64($0) } ?? -1
+        if recorded != wanted { throw HalfLifeChange(recorded: recorded, wanted: wanted) }
+    }
 }

@@ -244,6 +244,9 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             return .done
         case .levelsSeen(let adding):
             return .names(try queue.levelsSeen(adding: adding, on: redis))
+        case .agreeOnHalfLife(let halfLife):
+            try queue.agreeOnHalfLife(halfLife, on: redis)
+            return .done
         case .inquire(let token, let key, let cid, let filename, let ttl):
             try queue.inquire(token: token, key: key, cid: cid, filename: filename, ttl: ttl, on: redis)
             return .done

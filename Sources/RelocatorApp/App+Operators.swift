@@ -179,6 +179,13 @@ extension App {
         }
     }
 
+    /// Records this process's half-life as the one the counts are kept with, if none is; throws
+    /// `HalfLifeChange` when another one is (`serve` refuses to start).
+    public func agreeOnHalfLife() async throws {
+        let halfLife = self.halfLife
+        _ = try await queue.withSession { try $0.control(.agreeOnHalfLife(halfLife)) }
+    }
+
     /// Leases `cids` for `holder`, all or none: one with a job in flight refuses the change.
     func hold(_ cids: [Int64], holder: String) async throws {
         var held: [Int64] = []

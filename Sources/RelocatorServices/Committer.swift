@@ -113,12 +113,18 @@ public final class Committer: Service, Sendable {
                 waiting.failed(waitingOn: stopping)
             }
         }
+        // The half-life the counts are kept with must be this committer's (checked once Redis answers).
+        var agreed = false
         do {
             _ = try session.control(.start)
+            _ = try session.control(.agreeOnHalfLife(settings.halfLife))
+            agreed = true
             _ = try session.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL))
         } catch let error as RedisError where error.code == .authentication {
             throw error
         } catch let error as JobQueue.ShardCountChange {
+            throw error
+        } catch let error as HalfLifeChange {
             throw error
         } catch {
             redisHealth.failed(error)
@@ -137,6 +143,10 @@ public final class Committer: Service, Sendable {
         var backoff = ReconnectBackoff()
         while !stopping.isRaised {
             do {
+                if !agreed {
+                    _ = try session.control(.agreeOnHalfLife(settings.halfLife))
+                    agreed = true
+                }
                 var next = prefetched
                 prefetched = nil
                 if next == nil || next!.isEmpty { next = try takeBatch(session, rotation: &rotation) }
@@ -144,6 +154,8 @@ public final class Committer: Service, Sendable {
                 backoff.succeeded()
                 guard let batch = next, !batch.isEmpty else { continue }
                 prefetched = try commit(batch, session: session, database: &database, prefetchOn: prefetchSession)
+            } catch let error as HalfLifeChange {
+                throw error
             } catch {
                 // Whatever was taken stays in committing:<id> and is taken again (held first).
                 prefetched = nil

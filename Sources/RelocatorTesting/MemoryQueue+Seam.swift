@@ -200,6 +200,9 @@ extension MemoryQueue {
             return .done
         case .levelsSeen(let adding):
             return .names(try levelsSeen(adding: adding))
+        case .agreeOnHalfLife(let halfLife):
+            try agreeOnHalfLife(halfLife)
+            return .done
         case .inquire(let token, let key, let cid, let filename, let ttl):
             try inquire(token: token, key: key, cid: cid, filename: filename, ttl: ttl)
             return .done

@@ -402,6 +402,15 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
+    func agreeOnHalfLife(_ halfLife: Duration?) throws {
+        let wanted = HalfLifeChange.recorded(halfLife)
+        let recorded: Int64 = try available {
+            if hashes[keys.control.config]?["half_life_ms"] == nil { hashes[keys.control.config, default: [:]]["half_life_ms"] = String(wanted) }
+            return hashes[keys.control.config]?["half_life_ms"].flatMap { Int64($0) } ?? -1
+        }
+        if recorded != wanted { throw HalfLifeChange(recorded: recorded, wanted: wanted) }
+    }
+
     func levelsSeen(adding: [String]) throws -> [String] {
         try available {
             sets[keys.control.levelsSeen, default: []].formUnion(adding)

@@ -61,6 +61,14 @@ extension Relocator {
             let (host, port) = (self.host, self.port)
             try await BlockingExecutor.shared.run { try ListenProbe.check(host: host, port: port) }
             await StartupCheck.log(redis: try runtime.redis(), database: database, logger: logger)
+            do {
+                try await service.agreeOnHalfLife()
+            } catch let error as HalfLifeChange {
+                throw error
+            } catch {
+                // Redis unreachable (StartupCheck said so): the committer checks once it answers.
+                logger.debug("cannot check the half-life the counts are kept with yet", metadata: ["error": "\(error)"])
+            }
             let app = buildApplication(
                 service: service, configuration: APIConfiguration(host: host, port: port, credentials: credentials), logger: logger,
                 onServerRunning: { [host] port in

@@ -53,6 +53,29 @@ import TestSupport
         #expect(first.isRunning)
     }
 
+    /// The half-life the counts are kept with is recorded by the first committer or API; one whose
+    /// RELOCATOR_HALF_LIFE differs refuses to start, saying which to keep. (Turned on later, every
+    /// count kept without it read as a decayed score near 0: the committer demoted every content.)
+    @Test func aCommitterOrAnAPIWithAnotherHalfLifeThanTheCountsRefusesToStart() throws {
+        let cli = try LiveCommandTests.workspace()
+        defer { cli.stop() }
+        let first = try cli.start("c1", ["committer", "--id", "c1", "--metrics-port", "0"])
+        try cli.waitUntil("the first committer's start") { cli.stderr("c1").contains("started") }
+        #expect(first.stop() == 0)
+        let expected = "RELOCATOR_HALF_LIFE: the counts in Redis are kept with RELOCATOR_HALF_LIFE unset, and this process has it=1d: "
+            + "every count would read as another (contents would move for it); keep RELOCATOR_HALF_LIFE unset on every process"
+        for (name, command) in [("c2", ["committer", "--id", "c2", "--metrics-port", "0"]), ("api", ["serve", "--port", "0"])] {
+            let process = try cli.start(name, command, environment: ["RELOCATOR_HALF_LIFE": "1d"])
+            try cli.waitUntil("\(name) refuses to start", timeout: .seconds(60)) { !process.isRunning }
+            #expect(process.status == 1, "\(cli.stderr(name))")
+            #expect(cli.stderr(name).contains(expected), "\(cli.stderr(name))")
+        }
+        // The same setting starts.
+        let again = try cli.start("c3", ["committer", "--id", "c3", "--metrics-port", "0"])
+        try cli.waitUntil("the same setting's start") { cli.stderr("c3").contains("started") }
+        #expect(again.isRunning)
+    }
+
     @Test func aWorkerRefusesAnIdWhoseHeartbeatAnotherMachineRenews() throws {
         let cli = try LiveCommandTests.workspace()
         defer { cli.stop() }

@@ -305,6 +305,9 @@ public enum ControlAction: Sendable, Equatable {
     case bury(HeldJob, worker: String, token: String, problem: String)
     /// Records levels as initialised (`LevelReadiness`); answers every level recorded so.
     case levelsSeen(adding: [String])
+    /// Records the half-life the counts are kept with, if none is; throws `HalfLifeChange` when
+    /// another one is.
+    case agreeOnHalfLife(Duration?)
     /// A reconcile run asks other hosts' workers about a content's file: the inquiry `token`
     /// (created with the digest `key` of its secret) names `filename` for `cid`, for `ttl`.
     case inquire(token: String, key: String, cid: Int64, filename: String, ttl: Duration)
