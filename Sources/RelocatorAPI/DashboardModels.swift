@@ -43,7 +43,7 @@ public struct Banner: Sendable, Equatable {
                                       + "start one with relocator worker --levels \(level.name)."))
             } else if serving.allSatisfy({ list($0, .unavailable).contains(level.name) }) {
                 banners.append(Banner(kind: "unavailable", text: "\(jobs) queued for \(level.name), which is out of service on every worker that "
-                                      + "serves it (its directory is no longer the one checked at start): mount it back or restart the workers."))
+                                      + "serves it (its directory is no longer the one checked at start, or does not answer): mount it back or restart the workers."))
             }
         }
         let waiting = stats.done + stats.committing

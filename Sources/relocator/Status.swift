@@ -85,11 +85,15 @@ struct StatusReport {
     var moves: [Move]
     var processes: [Process]
     var workersRunning: Int
+    /// Queued jobs that no live worker takes, and what to do.
+    var waiting: [String]
     var committersRunning: Int
     var processing, retry, deferred, dead, done, committing: Int
     var totals: [String: Int64]
 
     init(_ stats: QueueStats, moves held: [HeldMove] = [], now: Int64) {
+        // Jobs no live worker takes (the dashboard's banners; a pause and a missing committer have lines of their own).
+        waiting = Banner.from(stats).filter { $0.kind == "stuck" || $0.kind == "unavailable" }.map(\.text)
         moves = held.compactMap { move in
             move.job.map {
                 Move(worker: move.worker, id: move.id, cid: $0.cid, filename: $0.filename, from: $0.dbLevel, to: $0.target,
@@ -174,10 +178,11 @@ struct StatusReport {
             lines.append(table.text)
         }
         if workersRunning == 0 { lines.append("no worker is running: nothing moves files") }
+        lines += waiting
         if committersRunning == 0 { lines.append("no committer is running: finished moves are not recorded in the database") }
         if !paused.isEmpty { lines.append("paused: \(paused.joined(separator: ", ")) (relocator resume LEVEL)") }
         for process in processes where !process.unavailable.isEmpty {
-            lines.append("level \(process.unavailable.joined(separator: ", ")) out of service on \(process.id): its directory is not the one the worker checked at start (unmounted or replaced), or has no \(ReservedDirectory.name)/ although the level was in use before (its disk not mounted); mount it back, restart the worker, or `relocator levels init \(process.unavailable.first ?? "<level>")` for a new disk (the worker's log says which)")
+            lines.append("level \(process.unavailable.joined(separator: ", ")) out of service on \(process.id): its directory is not the one the worker checked at start (unmounted or replaced), does not answer a check, or has no \(ReservedDirectory.name)/ although the level was in use before (its disk not mounted); mount it back, restart the worker, or `relocator levels init \(process.unavailable.first ?? "<level>")` for a new disk (the worker's log says which)")
         }
         if !moves.isEmpty {
             var table = TextTable("worker", "cid", "from → to", "hosts", "progress")

@@ -38,6 +38,8 @@ import TestSupport
         let idle = try cli.run(["status"])
         #expect(idle.stdout.contains("no worker is running: nothing moves files"), "\(idle.stdout)")
         #expect(!idle.stdout.contains("no committer is running"))
+        // Which queue waits, and what to do.
+        #expect(idle.stdout.contains("1 job queued for gold and no live worker takes them: start one with relocator worker --levels gold."), "\(idle.stdout)")
         let header = try #require(idle.lines.first { $0.hasPrefix("id ") })
         #expect(header.split(separator: " ", omittingEmptySubsequences: true) == ["id", "kind", "host", "levels", "heartbeat", "jobs_in_hand", "metrics"])
         let committerRow = try #require(idle.lines.first { $0.hasPrefix("c1 ") })
@@ -73,7 +75,7 @@ import TestSupport
         #expect(totals["moved"] as? Int == 1 && totals["moved_bytes"] as? Int == 4096)
         for key in ["processing", "retry", "deferred", "dead", "done", "committing"] { #expect(json[key] as? Int == 0, "\(key)") }
         let text = try cli.run(["status"]).stdout
-        #expect(!text.contains("no worker is running"), "\(text)")
+        #expect(!text.contains("no worker is running") && !text.contains("no live worker takes them"), "\(text)")
         #expect(text.contains("totals: moved 1 (4KiB), retried 0, dead 0, committed 1"), "\(text)")
     }
 
