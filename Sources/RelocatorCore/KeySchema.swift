@@ -26,13 +26,6 @@ public struct KeySchema: Equatable, Sendable {
                 throw Invalid(description: "with more than one shard the prefix must hold a hash tag such as {relocator} (got '\(prefix)')")
             }
         }
-        // `{t:3}` is what shard 3 of a prefix `{t}` with several shards makes of its hash tag: a
-        // deployment given it would share that shard's keys (its jobs, queues and counters).
-        if let tag = Self.hashTag(prefix), let colon = prefix[tag].lastIndex(of: ":"), case let index = prefix[tag][prefix.index(after: colon)...],
-           !index.isEmpty, index.allSatisfy({ $0.isASCII && $0.isNumber }) {
-            throw Invalid(description: "the prefix '\(prefix)' has a hash tag ending in :\(index), as shard \(index) of the prefix "
-                          + "'\(prefix.replacingCharacters(in: tag, with: prefix[tag][..<colon]))' with several shards names its keys: the two would share them; choose another")
-        }
         self.prefix = prefix
         self.shardCount = shards
     }

@@ -32,18 +32,6 @@ import Testing
         #expect(throws: Never.self) { try KeySchema(prefix: "plain", shards: 1) }
     }
 
-    /// A prefix whose hash tag ends in `:<digits>` names the keys of a shard of another prefix with
-    /// several shards (`{t:3}` is shard 3 of `{t}`): two deployments would share jobs and queues.
-    @Test func aPrefixThatNamesAnotherPrefixsShardIsRefused() {
-        #expect { try KeySchema(prefix: "{t:3}") } throws: {
-            "\($0)" == "the prefix '{t:3}' has a hash tag ending in :3, as shard 3 of the prefix '{t}' with several shards names its keys: the two would share them; choose another"
-        }
-        #expect(throws: KeySchema.Invalid.self) { try KeySchema(prefix: "x{relocator:12}y", shards: 4) }
-        #expect(throws: Never.self) { try KeySchema(prefix: "{t:blue}") }
-        #expect(throws: Never.self) { try KeySchema(prefix: "relocator:3:") }
-        #expect(throws: Never.self) { try KeySchema(prefix: "{t}", shards: 4).shard(3) }
-    }
-
     @Test func theShardCountIsBounded() {
         #expect { try KeySchema(shards: 0) } throws: { "\($0)" == "the shard count must be between 1 and 1024, got 0" }
         #expect(throws: KeySchema.Invalid.self) { try KeySchema(shards: 1025) }
