@@ -129,9 +129,11 @@ public final class Committer: Service, Sendable {
         } catch {
             redisHealth.failed(error)
         }
-        let heartbeatDone = StopSignal()
+        // The heartbeat goes on until what this committer holds is handed back: a process started
+        // under its id meanwhile is refused, not handed this one's batch.
+        let handedBack = StopSignal(), heartbeatDone = StopSignal()
         BlockingExecutor.thread(named: "committer-beat") {
-            self.heartbeatLoop()
+            self.heartbeatLoop(until: handedBack)
             heartbeatDone.raise()
         }
         logger.info("started", metadata: ["batch": "\(settings.batch)", "shards": "\(session.shardCount)"])
@@ -165,12 +167,14 @@ public final class Committer: Service, Sendable {
         }
         // What is still held goes back to `done` for the next committer (or, if Redis is down, to
         // the reaper once the heartbeat expires).
-        heartbeatDone.wait(for: .seconds(10))
         do {
             let handed = try session.release(worker: settings.id, fence: false)
             if handed > 0 { logger.info("handed \(handed) jobs back to done") }
+            handedBack.raise()
+            heartbeatDone.wait(for: .seconds(10))
             _ = try session.control(.unregister(worker: settings.id))
         } catch {
+            handedBack.raise()
             logger.warning("cannot hand back the batch before stopping (the reaper will): \(error)")
         }
         logger.info("stopped")
@@ -275,8 +279,8 @@ public final class Committer: Service, Sendable {
         }
     }
 
-    /// The heartbeat, every third of its time to live, until the committer stops.
-    private func heartbeatLoop() {
+    /// The heartbeat, every third of its time to live, until `done` is raised.
+    private func heartbeatLoop(until done: StopSignal) {
         let session = driver.session()
         defer { session.close() }
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
@@ -289,6 +293,6 @@ public final class Committer: Service, Sendable {
             } catch {
                 redisHealth.failed(error)
             }
-        } while !stopping.wait(for: interval)
+        } while !done.wait(for: interval)
     }
 }

@@ -124,10 +124,12 @@ extension Worker {
         log[metadataKey: "job.cid"] = "\(job.cid)"
         // A level taken out of service while this slot waited for a job (a blocking take began
         // before): the move waits, without an attempt, rather than block on a disk that does not answer.
+        // It never took the content's lock: the fence of an earlier delivery stays (`lockHeld: false`).
         let unavailable = unavailableLevels.withLock { $0 }
         if let level = [job.dbLevel, job.target].first(where: { unavailable[$0] != nil }), let why = unavailable[level] {
             let context = MoveContext(from: job.dbLevel, to: job.target, method: .copied, started: started)
-            report(delivery, MoveError(.levelUnavailable, "level '\(level)' is out of service for this worker: \(why)"), context, session, log)
+            end(delivery, .deferred(reason: "level '\(level)' is out of service for this worker: \(why)", delay: settings.deferRetry, lockHeld: false),
+                context, session, log)
             return false
         }
         let context = MoveContext(from: job.dbLevel, to: job.target, method: method(from: job.dbLevel, to: job.target), started: started)

@@ -109,7 +109,9 @@ public final class Worker: Service, Sendable {
         self.mover = mover
         self.levels = levels
         let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
-        levelWatch = levels.map { LevelWatch($0, settings.directories, interval: interval, patience: max(settings.heartbeatTTL, .seconds(1))) }
+        // A check that waits a heartbeat's lease, and at least 5 s (a loaded machine may hold a
+        // thread that long between two instructions): a disk that does not answer, not a slow one.
+        levelWatch = levels.map { LevelWatch($0, settings.directories, interval: interval, patience: max(settings.heartbeatTTL, .seconds(5))) }
         var logger = logger
         logger[metadataKey: "worker"] = "\(settings.id)"
         self.logger = logger
@@ -150,6 +152,8 @@ public final class Worker: Service, Sendable {
     public func runBlocking() throws {
         let control = driver.session()
         defer { control.close() }
+        // The level checks' threads end with the worker, however it ends.
+        defer { levelWatch?.end() }
         guard let owner = try untilAvailable("check the worker's id", {
             try IDInUse.find(self.settings.id, starting: .worker, heartbeatTTL: self.settings.heartbeatTTL, stopping: self.stopping, control)
         }) else { return }
@@ -194,7 +198,6 @@ public final class Worker: Service, Sendable {
             while !finished.wait(for: self.settings.sweepInterval) { self.sweepTemporaries() }
         }
         maintenanceLoop(control, until: finished)
-        levelWatch?.end()
 
         // Hand back what is still held (cancelled moves, ids taken as the stop came), then leave.
         var backoff = ReconnectBackoff()

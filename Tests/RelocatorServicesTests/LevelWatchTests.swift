@@ -21,7 +21,7 @@ struct LevelWatchTests {
     @Test func aCheckThatDoesNotReturnMakesOnlyItsLevelNotAnswering() throws {
         let gate = Gate()
         let watch = LevelWatch(levels: ["gold", "silver", "bronze"], directories: ["gold": "/levels/gold"], interval: .milliseconds(10),
-                               patience: .milliseconds(200)) { gate.look($0) }
+                               patience: .seconds(2)) { gate.look($0) }
         defer { watch.end(); gate.waiting.signal() }
         watch.start()
         #expect(watch.unavailable() == ["bronze": "unmounted"])
