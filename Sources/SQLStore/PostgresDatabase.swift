@@ -31,10 +31,10 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         if let user = server.user { params.append(("user", user)) }
         if let password = server.password { params.append(("password", password)) }
         var options = server.options
-        // Server settings travel in libpq's `options`: the session's limits first (the URL's own
-        // settings come after them and win), the read-only switch last.
-        options["options"] = ([SessionLimits.postgresOptions, options["options"]] + (access == .readOnly ? ["-c default_transaction_read_only=on"] : []))
-            .compactMap { $0 }.joined(separator: " ")
+        if access == .readOnly {
+            // Server settings travel in libpq's `options`, after any the URL gave.
+            options["options"] = [options["options"], "-c default_transaction_read_only=on"].compactMap { $0 }.joined(separator: " ")
+        }
         for (key, value) in options.sorted(by: { $0.key < $1.key }) { params.append((key, value)) }
         connection = Self.connect(params)
         guard let conn = connection else {
@@ -47,6 +47,12 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             throw SQLError(code: Self.classifyConnectFailure(message), location: location, message: message)
         }
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
+        // The session's limits (`SessionLimits`), set once connected rather than in the startup
+        // packet (a pooler such as PgBouncer may refuse settings there); one the URL's `options`
+        // sets is left as it says.
+        for (name, value) in SessionLimits.postgresSettings where !(options["options"] ?? "").contains(name) {
+            try executeScript("SET \(name) = '\(value)'")
+        }
     }
 
     deinit { close() }

@@ -6,13 +6,14 @@
 /// a stop ends it), and the server ends the stalled session after `idleInTransactionSeconds`,
 /// releasing its locks (its transaction rolls back; the process reconnects when it wakes). No
 /// transaction of Relocator's waits on anything but SQL, so neither ends a healthy one.
-/// PostgreSQL: `lock_timeout`, `idle_in_transaction_session_timeout` (settings in the URL's
-/// `options` win); MariaDB: `innodb_lock_wait_timeout`, `idle_transaction_timeout`; MySQL: the first.
+/// PostgreSQL: `lock_timeout`, `idle_in_transaction_session_timeout`, set once connected (a
+/// setting the URL's `options` names is left as it says); MariaDB: `innodb_lock_wait_timeout`, `idle_transaction_timeout`; MySQL: the first.
 public enum SessionLimits {
     public static let lockWaitSeconds = 10
     public static let idleInTransactionSeconds = 60
 
-    static var postgresOptions: String {
-        "-c lock_timeout=\(lockWaitSeconds)s -c idle_in_transaction_session_timeout=\(idleInTransactionSeconds)s"
+    /// PostgreSQL's settings and their values, set on each session once connected.
+    static var postgresSettings: [(name: String, value: String)] {
+        [("lock_timeout", "\(lockWaitSeconds)s"), ("idle_in_transaction_session_timeout", "\(idleInTransactionSeconds)s")]
     }
 }
