@@ -134,7 +134,7 @@ extension App {
         _ = try await putContents([content], by: "relocator contents add")
         switch before {
         case nil: return .added
-        case let old? where old.filename.utf8.elementsEqual(filename.utf8) && old.level == level: return .unchanged
+        case let old? where FilenameKey.same(old.filename, filename) && old.level == level: return .unchanged
         case let old?: return .changed(from: old)
         }
     }
@@ -155,15 +155,16 @@ extension App {
             guard let old = existing[row.cid], old.level != row.level else { return nil }
             return (old, row.level)
         }.sorted { $0.old.cid < $1.old.cid }
-        let renamed = latest.values.filter { row in existing[row.cid].map { !$0.filename.utf8.elementsEqual(row.filename.utf8) } ?? false }
+        let renamed = latest.values.filter { row in existing[row.cid].map { !FilenameKey.same($0.filename, row.filename) } ?? false }
             .map(\.cid).sorted()
         try await refuseInFlight(moved.map(\.old.cid))
         let holder = "rename-\(UUID().uuidString)"
         try await hold(renamed, holder: holder)
+        let count: Int
         do {
             // The rows keep the levels they have (the store writes a level only with a new row, never
             // one read here that a move may have changed since); a changed level is a commit of its own.
-            let count = try await store.withStore { try $0.put(rows) }
+            count = try await store.withStore { try $0.put(rows) }
             contents.clear()
             if !renamed.isEmpty {
                 try await queue.withSession(replicated: true) { session in
@@ -171,12 +172,12 @@ extension App {
                 }
             }
             try await recordOperatorLevels(moved, by: who)
-            for cid in renamed { await unlease(cid: cid, holder: holder) }
-            return count
         } catch {
-            for cid in renamed { await unlease(cid: cid, holder: holder) }
+            await unlease(renamed, holder: holder)
             throw error
         }
+        await unlease(renamed, holder: holder)
+        return count
     }
 
     /// Records this process's half-life as the one the counts are kept with, if none is; throws
@@ -186,17 +187,21 @@ extension App {
         _ = try await queue.withSession { try $0.control(.agreeOnHalfLife(halfLife)) }
     }
 
-    /// Leases `cids` for `holder`, all or none: one with a job in flight refuses the change.
+    /// Leases `cids` for `holder` on one session, all or none: one with a job in flight refuses the change.
     func hold(_ cids: [Int64], holder: String) async throws {
-        var held: [Int64] = []
-        for cid in cids {
-            guard case .flag(true) = try await queue.withSession({ try $0.control(.lease(cid: cid, token: holder, ttl: .seconds(60))) }) else {
-                for cid in held { await unlease(cid: cid, holder: holder) }
-                throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight (relocator why \(cid) shows it); "
-                                        + "its filename is not changed under its move, nothing changed")
+        guard !cids.isEmpty else { return }
+        let (held, refused) = try await queue.withSession { session -> ([Int64], Int64?) in
+            var held: [Int64] = []
+            for cid in cids {
+                guard case .flag(true) = try session.control(.lease(cid: cid, token: holder, ttl: .seconds(60))) else { return (held, cid) }
+                held.append(cid)
             }
-            held.append(cid)
+            return (held, nil)
         }
+        guard let cid = refused else { return }
+        await unlease(held, holder: holder)
+        throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight (relocator why \(cid) shows it); "
+                                + "its filename is not changed under its move, nothing changed")
     }
 
     /// Refuses, before anything changes, a change of level of contents that have a job in flight.

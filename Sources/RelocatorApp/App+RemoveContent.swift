@@ -66,12 +66,20 @@ extension App {
         return RemovedContent(content: content, history: history)
     }
 
-    func unlease(cid: Int64, holder: String) async {
+    private func unlease(cid: Int64, holder: String) async {
+        await unlease([cid], holder: holder)
+    }
+
+    /// Releases `holder`'s leases of `cids`, on one session.
+    func unlease(_ cids: [Int64], holder: String) async {
+        guard !cids.isEmpty else { return }
         do {
-            _ = try await queue.withSession { try $0.control(.unlease(cid: cid, token: holder)) }
+            _ = try await queue.withSession { session in
+                for cid in cids { _ = try session.control(.unlease(cid: cid, token: holder)) }
+            }
         } catch {
-            // The lease expires by itself within a minute.
-            logger.debug("lease not released; it expires by itself", metadata: ["job.cid": "\(cid)", "error": "\(error)"])
+            // Each lease expires by itself within a minute.
+            logger.debug("leases not released; they expire by themselves", metadata: ["job.cids": "\(cids.count)", "error": "\(error)"])
         }
     }
 

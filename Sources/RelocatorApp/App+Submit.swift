@@ -76,7 +76,7 @@ extension App {
                 // read (the cache keeps the verdicts): a later count of a cached content does not
                 // look at the disk (the worker resolves the path again before it moves anything).
                 if checked != request.filename {
-                    let read = entry.flatMap { $0.content.filename.utf8.elementsEqual(request.filename.utf8) ? $0 : nil }
+                    let read = entry.flatMap { FilenameKey.same($0.content.filename, request.filename) ? $0 : nil }
                     let filename = try checkedFilename(cid: cid, request.filename, read: read)
                     // (No entry of this read: not checked on any level.)
                     if read?.pathCheckedOn != request.dbLevel {
@@ -129,7 +129,7 @@ extension App {
     /// keeps the verdict).
     private func checkedFilename(cid: Int64, _ name: String, read: ContentCache.Entry?) throws -> Filename {
         let verdict: Result<Filename, any Error>
-        if let read, read.content.filename.utf8.elementsEqual(name.utf8) {
+        if let read, FilenameKey.same(read.content.filename, name) {
             verdict = read.filename
         } else {
             verdict = Result { try Filename(name) }

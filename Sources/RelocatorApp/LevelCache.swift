@@ -138,7 +138,7 @@ public final class ContentCache: Sendable {
     /// entry, if it is still the same read).
     public func markPathChecked(_ cid: Int64, filename: String, readAt: Int64, on level: String) {
         entries.withLock { entries in
-            guard var cached = entries[cid], cached.entry.content.filename.utf8.elementsEqual(filename.utf8), cached.entry.readAt == readAt else { return }
+            guard var cached = entries[cid], FilenameKey.same(cached.entry.content.filename, filename), cached.entry.readAt == readAt else { return }
             cached.entry.pathCheckedOn = level
             entries[cid] = cached
         }

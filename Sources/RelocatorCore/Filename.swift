@@ -32,7 +32,7 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
 
     /// Two filenames are equal when their bytes are (`FilenameKey`), not when their characters are.
     public static func == (a: Filename, b: Filename) -> Bool {
-        a.value.utf8.elementsEqual(b.value.utf8)
+        FilenameKey.same(a.value, b.value)
     }
 
     /// The last component.

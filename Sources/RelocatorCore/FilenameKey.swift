@@ -12,3 +12,10 @@ public struct FilenameKey: Hashable, Sendable, CustomStringConvertible {
     /// The filename.
     public var description: String { String(decoding: bytes, as: UTF8.self) }
 }
+
+extension FilenameKey {
+    /// True when two filenames are the same bytes (`FilenameKey`'s equality, without the copies).
+    public static func same(_ a: String, _ b: String) -> Bool {
+        a.utf8.elementsEqual(b.utf8)
+    }
+}

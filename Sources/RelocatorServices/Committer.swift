@@ -97,21 +97,10 @@ public final class Committer: Service, Sendable {
         }
         // Refused while another live process beats under this id: a worker's moves in flight
         // would be handed back, unfenced, as this committer stops.
-        var waiting = ReconnectBackoff()
-        while !stopping.isRaised {
-            do {
-                if let owner = try IDInUse.find(settings.id, starting: .committer, heartbeatTTL: settings.heartbeatTTL, stopping: stopping, session) {
-                    throw owner
-                }
-                break
-            } catch let error as IDInUse {
-                throw error
-            } catch let error as RedisError where error.code == .authentication {
-                throw error
-            } catch {
-                redisHealth.failed(error)
-                waiting.failed(waitingOn: stopping)
-            }
+        if case let owner?? = try untilAvailable(stopping: stopping, health: redisHealth, {
+            try IDInUse.find(settings.id, starting: .committer, heartbeatTTL: settings.heartbeatTTL, stopping: stopping, session)
+        }) {
+            throw owner
         }
         // The half-life the counts are kept with must be this committer's (checked once Redis answers).
         var agreed = false
@@ -143,6 +132,7 @@ public final class Committer: Service, Sendable {
         var prefetched: DoneBatch?
         var rotation = 0
         var backoff = ReconnectBackoff()
+        var refusal: HalfLifeChange?
         while !stopping.isRaised {
             do {
                 if !agreed {
@@ -157,7 +147,9 @@ public final class Committer: Service, Sendable {
                 guard let batch = next, !batch.isEmpty else { continue }
                 prefetched = try commit(batch, session: session, database: &database, prefetchOn: prefetchSession)
             } catch let error as HalfLifeChange {
-                throw error
+                // Stops, after handing back what it holds (below).
+                refusal = error
+                break
             } catch {
                 // Whatever was taken stays in committing:<id> and is taken again (held first).
                 prefetched = nil
@@ -177,6 +169,7 @@ public final class Committer: Service, Sendable {
             handedBack.raise()
             logger.warning("cannot hand back the batch before stopping (the reaper will): \(error)")
         }
+        if let refusal { throw refusal }
         logger.info("stopped")
     }
 
@@ -283,7 +276,7 @@ public final class Committer: Service, Sendable {
     private func heartbeatLoop(until done: StopSignal) {
         let session = driver.session()
         defer { session.close() }
-        let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        let interval = Heartbeat.renewalInterval(ttl: settings.heartbeatTTL)
         var beat = beat
         repeat {
             do {

@@ -232,7 +232,7 @@ public struct Reconciler {
             if settings.fix {
                 finding.fixed = try leased(content.cid) { _ -> String? in
                     // Read again under the lease: a move may have finished since.
-                    guard let now = try store.content(cid: content.cid), now.filename.utf8.elementsEqual(content.filename.utf8) else { return nil }
+                    guard let now = try store.content(cid: content.cid), FilenameKey.same(now.filename, content.filename) else { return nil }
                     let place = try places(of: filename)
                     guard place.count == 1, place[0] != now.level else { return nil }
                     // Not while a job of the content is in flight: its move decides where the file goes.
@@ -253,7 +253,7 @@ public struct Reconciler {
                                   detail: "identical copies of \(filename) on \(found.joined(separator: " and ")); the database says \(content.level)")
             if settings.fix {
                 finding.fixed = try leased(content.cid) { _ -> String? in
-                    guard var now = try store.content(cid: content.cid), now.filename.utf8.elementsEqual(content.filename.utf8) else { return nil }
+                    guard var now = try store.content(cid: content.cid), FilenameKey.same(now.filename, content.filename) else { return nil }
                     let place = try places(of: filename)
                     guard place.count > 1 else { return nil }
                     if !place.contains(now.level) {

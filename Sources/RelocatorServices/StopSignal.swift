@@ -1,3 +1,5 @@
+import JobQueue
+import RedisClient
 import RelocatorCore
 import Foundation
 
@@ -55,4 +57,29 @@ struct ReconnectBackoff {
         failures += 1
         return stop.wait(for: RetryPolicy.reconnect.delay(afterFailures: failures))
     }
+}
+
+/// Runs `body` until the queue answers, one outage logged through `health`, waiting out each
+/// failure on `stopping` (`ReconnectBackoff`); nil when `stopping` is raised first. What waiting
+/// cannot mend stops the caller at once: a refused password, a shard count or a half-life other
+/// than the queue's.
+func untilAvailable<T>(stopping: StopSignal, health: OutageLog, _ body: () throws -> T) throws -> T? {
+    var backoff = ReconnectBackoff()
+    while !stopping.isRaised {
+        do {
+            let value = try body()
+            health.succeeded()
+            return value
+        } catch let error as RedisError where error.code == .authentication {
+            throw error
+        } catch let error as JobQueue.ShardCountChange {
+            throw error
+        } catch let error as HalfLifeChange {
+            throw error
+        } catch {
+            health.failed(error)
+            backoff.failed(waitingOn: stopping)
+        }
+    }
+    return nil
 }

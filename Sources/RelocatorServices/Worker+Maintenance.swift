@@ -12,7 +12,7 @@ extension Worker {
     /// Nothing here touches a level's filesystem (`LevelWatch` checks them, the sweeper sweeps
     /// them): a level that stops answering does not stop the heartbeat.
     func maintenanceLoop(_ control: any JobQueueing, until slotsDone: StopSignal) {
-        let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        let interval = Heartbeat.renewalInterval(ttl: settings.heartbeatTTL)
         var unknownBefore: Set<String> = []
         var stopDeadline: ContinuousClock.Instant?
         while !slotsDone.wait(for: interval) {

@@ -108,7 +108,7 @@ public final class Worker: Service, Sendable {
         self.driver = driver
         self.mover = mover
         self.levels = levels
-        let interval = Duration.milliseconds(max(100, settings.heartbeatTTL.milliseconds / 3))
+        let interval = Heartbeat.renewalInterval(ttl: settings.heartbeatTTL)
         // A check that waits a heartbeat's lease, and at least 5 s (a loaded machine may hold a
         // thread that long between two instructions): a disk that does not answer, not a slow one.
         levelWatch = levels.map { LevelWatch($0, settings.directories, interval: interval, patience: max(settings.heartbeatTTL, .seconds(5))) }
@@ -154,11 +154,11 @@ public final class Worker: Service, Sendable {
         defer { control.close() }
         // The level checks' threads end with the worker, however it ends.
         defer { levelWatch?.end() }
-        guard let owner = try untilAvailable("check the worker's id", {
+        guard let owner = try untilAvailable(stopping: stopping, health: redisHealth, {
             try IDInUse.find(self.settings.id, starting: .worker, heartbeatTTL: self.settings.heartbeatTTL, stopping: self.stopping, control)
         }) else { return }
         if let owner { throw owner }
-        let recovered = try untilAvailable("announce the worker") {
+        let recovered = try untilAvailable(stopping: stopping, health: redisHealth) {
             if case .warnings(let warnings) = try control.control(.start) {
                 for warning in warnings { self.logger.warning("\(warning)") }
             }
@@ -218,27 +218,6 @@ public final class Worker: Service, Sendable {
             }
         }
         logger.info("stopped")
-    }
-
-    /// Runs `body` until the queue answers; nil when the worker stops first. A refused password
-    /// is not waited out: it stops the worker.
-    func untilAvailable<T>(_ what: String, _ body: () throws -> T) throws -> T? {
-        var backoff = ReconnectBackoff()
-        while !stopping.isRaised {
-            do {
-                let value = try body()
-                redisHealth.succeeded()
-                return value
-            } catch let error as RedisError where error.code == .authentication {
-                throw error
-            } catch let error as JobQueue.ShardCountChange {
-                throw error
-            } catch {
-                redisHealth.failed(error)
-                backoff.failed(waitingOn: stopping)
-            }
-        }
-        return nil
     }
 
     static func key(_ shard: Int, _ id: String) -> String { "\(shard)/\(id)" }

@@ -58,7 +58,7 @@ public final class MemoryStore: ContentStoring, @unchecked Sendable {
     public var location: String { "memory" }
 
     public func content(cid: Int64) throws -> Content? { try available { rows[cid] } }
-    public func content(filename: String) throws -> Content? { try available { rows.values.first { $0.filename.utf8.elementsEqual(filename.utf8) } } }
+    public func content(filename: String) throws -> Content? { try available { rows.values.first { FilenameKey.same($0.filename, filename) } } }
     public func contents(cids: [Int64]) throws -> [Int64: Content] {
         try available { Dictionary(cids.compactMap { cid in rows[cid].map { (cid, $0) } }, uniquingKeysWith: { first, _ in first }) }
     }

@@ -75,7 +75,7 @@ extension Relocator {
                     print("cid \(cid) unchanged: \(filename) on \(level)")
                 case .changed(let old):
                     var changes: [String] = []
-                    if !old.filename.utf8.elementsEqual(filename.utf8) { changes.append("filename \(old.filename) → \(filename)") }
+                    if !FilenameKey.same(old.filename, filename) { changes.append("filename \(old.filename) → \(filename)") }
                     if old.level != level { changes.append("level \(old.level) → \(level)") }
                     print("changed cid \(cid): \(changes.joined(separator: ", "))")
                 }
@@ -125,7 +125,7 @@ extension Relocator {
                         // (The same line twice is one content; two different ones, a mistake whichever wins.)
                         if let earlier = lineOfCID[cid] {
                             // (Bytes, not characters: two spellings of one character are two names to the kernel.)
-                            if !earlier.content.filename.utf8.elementsEqual(content.filename.utf8) || earlier.content.level != content.level {
+                            if !FilenameKey.same(earlier.content.filename, content.filename) || earlier.content.level != content.level {
                                 bad.append(.init(line: record.line, reason: "cid \(cid) is also on line \(earlier.line), as \(earlier.content.filename.prefix(80)) on \(earlier.content.level)"))
                             }
                             continue

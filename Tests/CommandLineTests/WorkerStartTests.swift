@@ -46,10 +46,13 @@ import TestSupport
         defer { cli.stop() }
         let first = try cli.start("w1", worker("w1"))
         try cli.waitUntil("the worker's start") { cli.stderr("w1").contains("started") }
-        let committer = try cli.run(["committer", "--id", "w1", "--metrics-port", "0"])
-        #expect(committer.status == 1 && committer.errorLines.count == 1, "\(committer.stderr)")
-        #expect(committer.stderr.hasPrefix("Error: committer id 'w1' is in use: a worker on \(Self.host) (pid \(first.pid)) renewed its heartbeat after this committer started"),
-                "\(committer.stderr)")
+        // (Started, not run: a committer that took the id would run until stopped.)
+        let committer = try cli.start("c-w1", ["committer", "--id", "w1", "--metrics-port", "0"])
+        try cli.waitUntil("the committer's refusal", timeout: .seconds(60)) { !committer.isRunning }
+        let stderr = cli.stderr("c-w1")
+        #expect(committer.status == 1 && stderr.split(separator: "\n").count == 1, "\(stderr)")
+        #expect(stderr.hasPrefix("Error: committer id 'w1' is in use: a worker on \(Self.host) (pid \(first.pid)) renewed its heartbeat after this committer started"),
+                "\(stderr)")
         #expect(first.isRunning)
     }
 

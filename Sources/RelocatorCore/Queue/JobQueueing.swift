@@ -397,6 +397,12 @@ public struct Heartbeat: Sendable, Equatable {
 }
 
 extension Heartbeat {
+    /// How often a heartbeat with time to live `ttl` is renewed: every third of it, at most ten
+    /// times a second.
+    public static func renewalInterval(ttl: Duration) -> Duration {
+        .milliseconds(max(100, ttl.milliseconds / 3))
+    }
+
     /// The queue's clock as the live heartbeats tell it, in ms: the oldest beat, stamped by Redis'
     /// `TIME` at most a heartbeat's lease ago (nil without any). Counts stamped by that clock decay
     /// on it, not on this host's, which may be hours off. The oldest, not the newest: after a step
