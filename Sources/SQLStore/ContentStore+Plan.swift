@@ -8,7 +8,7 @@ extension ContentStore {
     public func lastMovedBytes(cids: [Int64]) throws -> [Int64: Int64] {
         var found: [Int64: Int64] = [:]
         try forChunks(of: Array(Set(cids)).sorted(), size: 1000) { chunk in
-            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            let marks = SQLDialect.marks(chunk.count)
             let rows = try database.query(SQLQuery(unsafeSQL: """
                 SELECT r.cid, r.bytes FROM relocations r
                 JOIN (SELECT MAX(id) AS id FROM relocations WHERE cid IN (\(marks)) GROUP BY cid) newest ON r.id = newest.id

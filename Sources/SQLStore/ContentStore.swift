@@ -83,21 +83,21 @@ public struct ContentStore {
             var before: [Int64: FilenameKey] = [:]
             try forChunks(of: rows, size: 500) { chunk in
                 for row in try database.query(SQLQuery(
-                    unsafeSQL: "SELECT cid, filename FROM contents WHERE cid IN (\(Self.marks(chunk.count))) ORDER BY cid\(forUpdate)",
+                    unsafeSQL: "SELECT cid, filename FROM contents WHERE cid IN (\(SQLDialect.marks(chunk.count))) ORDER BY cid\(database.dialect.forUpdate)",
                     binds: chunk.map { .int($0.cid) })) {
                     before[try row.decode("cid")] = FilenameKey(try row.decode("filename"))
                 }
             }
             try forChunks(of: rows, size: 500) { chunk in
                 let owners = try database.query(SQLQuery(
-                    unsafeSQL: "SELECT cid, filename FROM contents WHERE filename IN (\(Self.marks(chunk.count))) ORDER BY cid",
+                    unsafeSQL: "SELECT cid, filename FROM contents WHERE filename IN (\(SQLDialect.marks(chunk.count))) ORDER BY cid",
                     binds: chunk.map { .text($0.filename) }))
                 for owner in owners {
                     let cid: Int64 = try owner.decode("cid")
                     let filename: String = try owner.decode("filename")
                     // Taken, unless by this cid, or by a cid this import renames.
                     if let wanted = byFilename[FilenameKey(filename)], wanted != cid,
-                       byCid[cid].map({ FilenameKey($0.filename) == FilenameKey(filename) }) ?? true {
+                       byCid[cid].map({ FilenameKey.same($0.filename, filename) }) ?? true {
                         throw SQLError(code: .duplicateFilename, location: database.location,
                                        message: "filename '\(filename)' already belongs to cid \(cid)")
                     }
@@ -117,19 +117,12 @@ public struct ContentStore {
         return contents.count
     }
 
-    /// ` FOR UPDATE` where the dialect locks rows that way (SQLite's `BEGIN IMMEDIATE` holds the
-    /// write lock already).
-    private var forUpdate: String { database.dialect == .sqlite ? "" : " FOR UPDATE" }
-
-    private static func marks(_ count: Int) -> String {
-        Array(repeating: "?", count: count).joined(separator: ", ")
-    }
 
     /// Gives existing contents these filenames, in one statement.
     private func setFilenames(_ names: [(cid: Int64, filename: String)]) throws {
         let cases = Array(repeating: "WHEN ? THEN ?", count: names.count).joined(separator: " ")
         try refusingTakenFilenames {
-            try database.execute(SQLQuery(unsafeSQL: "UPDATE contents SET filename = CASE cid \(cases) END WHERE cid IN (\(Self.marks(names.count)))",
+            try database.execute(SQLQuery(unsafeSQL: "UPDATE contents SET filename = CASE cid \(cases) END WHERE cid IN (\(SQLDialect.marks(names.count)))",
                                           binds: names.flatMap { [.int($0.cid), .text($0.filename)] } + names.map { .int($0.cid) }))
         }
     }
@@ -138,7 +131,7 @@ public struct ContentStore {
     /// byte: no row is ever left out in silence.
     private func verifyFilenames(_ rows: [Content]) throws {
         var written: [Int64: FilenameKey] = [:]
-        for row in try database.query(SQLQuery(unsafeSQL: "SELECT cid, filename FROM contents WHERE cid IN (\(Self.marks(rows.count)))",
+        for row in try database.query(SQLQuery(unsafeSQL: "SELECT cid, filename FROM contents WHERE cid IN (\(SQLDialect.marks(rows.count)))",
                                                binds: rows.map { .int($0.cid) })) {
             written[try row.decode("cid")] = FilenameKey(try row.decode("filename"))
         }
@@ -228,7 +221,7 @@ public struct ContentStore {
             _ = try database.query(SQLQuery(unsafeSQL: "SELECT cid FROM contents WHERE cid = ANY(?::bigint[]) ORDER BY cid FOR UPDATE",
                                             binds: [PostgresArray.integers(cids)]))
         case .mysql:
-            let marks = Array(repeating: "?", count: cids.count).joined(separator: ", ")
+            let marks = SQLDialect.marks(cids.count)
             _ = try database.query(SQLQuery(unsafeSQL: "SELECT cid FROM contents WHERE cid IN (\(marks)) ORDER BY cid FOR UPDATE",
                                             binds: cids.map { .int($0) }))
         }
@@ -292,7 +285,7 @@ public struct ContentStore {
     public func contents(cids: [Int64]) throws -> [Int64: Content] {
         var found: [Int64: Content] = [:]
         try forChunks(of: cids, size: 1000) { chunk in
-            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            let marks = SQLDialect.marks(chunk.count)
             let rows = try database.query(SQLQuery(unsafeSQL: "SELECT \(Self.contentColumns) FROM contents WHERE cid IN (\(marks))",
                                                    binds: chunk.map { .int($0) }))
             for row in rows {

@@ -16,9 +16,6 @@ public struct LevelStore {
         LevelRange(name: try row.decode("content_level"), minCounts: try row.decode("min_counts"), maxCounts: try row.decode("max_counts"))
     }
 
-    /// ` FOR UPDATE` where the dialect locks rows that way (SQLite's `BEGIN IMMEDIATE` holds the
-    /// whole database already).
-    private var forUpdate: String { database.dialect == .sqlite ? "" : " FOR UPDATE" }
 
     /// Writes `ranges` into an empty `level` table, in one transaction. Refuses a table that
     /// already has rows: an operator's own levels are never overwritten.
@@ -49,7 +46,7 @@ public struct LevelStore {
                            message: "level name '\(level.prefix(80))': use letters, digits, '_' and '-' (at most 64)")
         }
         return try database.transaction {
-            let current = try database.query(SQLQuery(unsafeSQL: "SELECT content_level, min_counts, max_counts FROM level ORDER BY content_level\(forUpdate)"))
+            let current = try database.query(SQLQuery(unsafeSQL: "SELECT content_level, min_counts, max_counts FROM level ORDER BY content_level\(database.dialect.forUpdate)"))
                 .map(Self.range)
             let range = LevelRange(name: level, minCounts: min, maxCounts: max)
             let problems = LevelTable.validate(LevelTable.applying(range, to: current))
@@ -74,7 +71,7 @@ public struct LevelStore {
     @discardableResult
     public func raiseMaxCounts(level: String, to count: Int64) throws -> MaxCountsRaise {
         try database.transaction {
-            let rows = try database.query("SELECT max_counts FROM level WHERE content_level = \(level)\(unsafeSQL: forUpdate)")
+            let rows = try database.query("SELECT max_counts FROM level WHERE content_level = \(level)\(unsafeSQL: database.dialect.forUpdate)")
             guard let previous = try rows.first?.decode("max_counts", as: Int64.self) else {
                 return MaxCountsRaise(level: level, changed: false, previous: nil)
             }
@@ -115,7 +112,7 @@ public struct LevelStore {
                 throw SQLError(code: .invalidPolicy, location: database.location,
                                message: "level '\(level.prefix(80))' is not in the level table")
             }
-            let existing = try database.query("SELECT \(unsafeSQL: Self.policyColumns) FROM level_policy WHERE content_level = \(level)\(unsafeSQL: forUpdate)")
+            let existing = try database.query("SELECT \(unsafeSQL: Self.policyColumns) FROM level_policy WHERE content_level = \(level)\(unsafeSQL: database.dialect.forUpdate)")
                 .first.map(Self.policy)
             let policy = edit.applied(to: existing ?? LevelPolicy())
             let problems = policy.problems(level: level)

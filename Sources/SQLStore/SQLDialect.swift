@@ -9,6 +9,15 @@ public enum SQLDialect: String, Sendable, CaseIterable {
         self == .postgres ? "$\(index)" : "?"
     }
 
+    /// `count` parameters for an `IN (…)` list: `?, ?, ?` (the query layer numbers them).
+    public static func marks(_ count: Int) -> String {
+        Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
+    /// ` FOR UPDATE` where the dialect locks rows that way (SQLite's `BEGIN IMMEDIATE` holds the
+    /// whole database already).
+    public var forUpdate: String { self == .sqlite ? "" : " FOR UPDATE" }
+
     /// An identifier quoted for this dialect.
     public func quote(_ identifier: String) -> String {
         switch self {
