@@ -61,10 +61,14 @@ extension App {
                 // directory right after the row is read, and the entry keeps the verdict for the
                 // submission below. A level whose directory is not open here yet, a refused or an
                 // inconclusive lookup leave the check to the submission, as before.
-                let (found, pathChecked) = try await store.withStore { [self] in try readContentAndPath(cid: cid, from: $0) }
-                if let found {
+                // Submissions that miss the cache together share one statement (`ContentReads`).
+                let answer = try await contentReads.read(cid) { [self] cids in
+                    try await store.withStore { [self] in try readContentsAndPaths(cids, from: $0) }
+                }
+                let found = answer?.content
+                if let answer, let found {
                     var read = ContentCache.Entry(content: found, readAt: readAt, readBound: readBound)
-                    if pathChecked { read.pathCheckedOn = found.level }
+                    if answer.pathChecked { read.pathCheckedOn = found.level }
                     contents.store(read)
                     entry = read
                 } else {
@@ -116,13 +120,25 @@ extension App {
         }
     }
 
-    /// A content as the store has it now and whether its name, as read, resolves on its level's
-    /// directory through no symbolic link (`LevelRoot.lookup`, the check `checkPath` makes), when
-    /// this process has that directory open already. Blocking: runs inside the store's call.
-    func readContentAndPath(cid: Int64, from store: any ContentStoring) throws -> (content: Content?, pathChecked: Bool) {
-        guard let found = try store.content(cid: cid) else { return (nil, false) }
-        guard let root = openedRoot(of: found.level), let filename = try? Filename(found.filename) else { return (found, false) }
-        return (found, (try? root.lookup(filename)) != nil)
+    /// Contents as the store has them now (those of `cids` that exist), each with whether its name,
+    /// as read, resolves on its level's directory through no symbolic link (`LevelRoot.lookup`,
+    /// the check `checkPath` makes), when this process has that directory open already.
+    /// Blocking: runs inside the store's call.
+    func readContentsAndPaths(_ cids: [Int64], from store: any ContentStoring) throws -> [Int64: ContentRead] {
+        // One cid alone keeps the statement of a single row.
+        let found = cids.count == 1 ? try store.content(cid: cids[0]).map { [$0.cid: $0] } ?? [:] : try store.contents(cids: cids)
+        return found.mapValues { content in
+            guard let root = openedRoot(of: content.level), let filename = try? Filename(content.filename) else {
+                return ContentRead(content: content, pathChecked: false)
+            }
+            return ContentRead(content: content, pathChecked: (try? root.lookup(filename)) != nil)
+        }
+    }
+
+    /// A content read for a submission, and whether its path was checked with it.
+    struct ContentRead: Sendable {
+        var content: Content
+        var pathChecked: Bool
     }
 
     /// The checked filename of a content (`read`: its cache entry of the read that named it, which

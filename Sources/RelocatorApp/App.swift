@@ -36,6 +36,8 @@ public final class App: Sendable {
     public let recent = RecentAnswers()
     /// What the queue's server was last seen as, checked at most once a second.
     let queueIdentity = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
+    /// The content reads of submissions that miss `contents`, batched.
+    let contentReads = ContentReads<ContentRead>()
 
     public init(queue: any QueueGateway, store: any StoreGateway, levels: LevelCache = LevelCache(), contents: ContentCache = ContentCache(),
                 jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,

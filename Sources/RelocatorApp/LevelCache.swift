@@ -99,7 +99,7 @@ public final class ContentCache: Sendable {
     private let capacity: Int
     private let entries = Mutex<[Int64: (entry: Entry, loaded: ContinuousClock.Instant)]>([:])
 
-    public init(maxAge: Duration = .seconds(30), capacity: Int = 200_000) {
+    public init(maxAge: Duration = .seconds(30), capacity: Int = 100_000) {
         self.maxAge = maxAge
         self.capacity = capacity
     }
