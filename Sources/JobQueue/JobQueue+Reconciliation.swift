@@ -93,10 +93,13 @@ extension JobQueue {
     }
 
     /// Notes that the content's level changed in the database now (after the write): a
-    /// submission based on an older read is told to read it again.
-    public func levelChanged(cid: Int64, on redis: RedisConnection) throws {
+    /// submission based on an older read is told to read it again. With `filename` (a rename),
+    /// a job not yet taken also takes that name.
+    public func levelChanged(cid: Int64, filename: String? = nil, on redis: RedisConnection) throws {
         let shard = keys.shard(of: cid)
-        _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid, LevelChangeStep.changed.rawValue])
+        var arguments: [any RedisArgumentConvertible] = [cid, LevelChangeStep.changed.rawValue]
+        if let filename { arguments.append(filename) }
+        _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: arguments)
     }
 
     /// Records that inquiry `token` (its secret's digest `key`) asks about `cid`'s `filename`, and

@@ -226,8 +226,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             return .done
         case .levelGeneration(let cid):
             return .count(try queue.levelChangeGeneration(cid: cid, on: redis).map { Int(clamping: $0) } ?? -1)
-        case .levelChanged(let cid):
-            try queue.levelChanged(cid: cid, on: redis)
+        case .levelChanged(let cid, let filename):
+            try queue.levelChanged(cid: cid, filename: filename, on: redis)
             return .done
         case .forgetContent(let cid, let levels):
             try queue.forgetContent(cid: cid, levels: levels, on: redis)

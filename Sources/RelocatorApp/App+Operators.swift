@@ -157,6 +157,7 @@ extension App {
         }.sorted { $0.old.cid < $1.old.cid }
         let renamed = latest.values.filter { row in existing[row.cid].map { !FilenameKey.same($0.filename, row.filename) } ?? false }
             .map(\.cid).sorted()
+        let newNames = latest.mapValues(\.filename)
         try await refuseInFlight(moved.map(\.old.cid))
         let holder = "rename-\(UUID().uuidString)"
         try await hold(renamed, holder: holder)
@@ -168,7 +169,8 @@ extension App {
             contents.clear()
             if !renamed.isEmpty {
                 try await queue.withSession(replicated: true) { session in
-                    for cid in renamed { _ = try session.control(.levelChanged(cid: cid)) }
+                    // (A job a count made while the content was held takes the new name.)
+                    for cid in renamed { _ = try session.control(.levelChanged(cid: cid, filename: newNames[cid])) }
                 }
             }
             try await recordOperatorLevels(moved, by: who)

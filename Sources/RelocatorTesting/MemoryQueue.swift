@@ -855,9 +855,15 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func levelChanged(cid: Int64) throws {
+    func levelChanged(cid: Int64, filename: String? = nil) throws {
         try available {
-            hashes[keys.shard(of: cid).movedAt, default: [:]][String(cid)] = String(now)
+            let shard = keys.shard(of: cid)
+            hashes[shard.movedAt, default: [:]][String(cid)] = String(now)
+            // A rename: a job not yet taken takes the new name (level-changed.lua).
+            let job = shard.job(cid)
+            if let filename, live(job), let status = hashes[job]?["status"], status == "queued" || status == "deferred", hashes[job]?["stage"] == nil {
+                hashes[job]?["filename"] = filename
+            }
         }
     }
 

@@ -22,7 +22,7 @@ import Testing
         ("a follow-up waits for the residency of the level just moved to", followUpResidency),
         ("stale ids counted by level", staleIDsByLevel), ("a pull's two hosts", pullRoute),
         ("a pull's secret and route in one record", pullStarted),
-        ("a reconcile run's questions to other hosts", inquiries),
+        ("a reconcile run's questions to other hosts", inquiries), ("a rename while the content is held", renamedWhileHeld),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -575,6 +575,24 @@ import Testing
     /// A content removed from the store (`contents remove`): the queue forgets when it last moved
     /// and its hits, so a read of its level older than that change counts again, and hits start
     /// afresh.
+    /// A content renamed while leased: a job a count made meanwhile (from a read of the old name)
+    /// takes the new name; a job already taken keeps the name its move uses.
+    static let renamedWhileHeld: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.submit(18).outcome == .created)
+        let taken = try #require(try q.next())
+        _ = try q.session.control(.levelChanged(cid: 18, filename: "g18"))
+        #expect(try q.job(18)?.filename == "f18")
+        #expect(try q.session.control(.lease(cid: 17, token: "rename-1", ttl: .seconds(60))) == .flag(true))
+        #expect(try q.submit(17).outcome == .created)
+        _ = try q.session.control(.levelChanged(cid: 17, filename: "g17"))
+        #expect(try q.job(17)?.filename == "g17")
+        _ = try q.session.control(.levelChanged(cid: 17))
+        #expect(try q.job(17)?.filename == "g17", "a change of level alone keeps the name")
+        trace.add("taken \(taken.job.cid): \(try q.job(18)?.filename ?? "-"); made while held: \(try q.job(17)?.filename ?? "-")")
+        return trace
+    }
+
     static let forgetContent: Scenario = { q in
         var trace = Trace()
         func hit() throws -> Double {

@@ -290,8 +290,11 @@ public enum ControlAction: Sendable, Equatable {
     /// Before a change of a content's level outside a move: a generation for it (`.count`), or
     /// `.count(-1)` while the content has a job in flight.
     case levelGeneration(cid: Int64)
-    /// After it: a submission based on an older read of the level is told to read it again.
-    case levelChanged(cid: Int64)
+    /// After it: a submission based on an older read of the level is told to read it again. With
+    /// `filename`, after a change of the content's filename (made while it was leased, so no job
+    /// of it was in flight): a job a count made meanwhile, not yet taken, takes that name — its
+    /// count may have read the name from before.
+    case levelChanged(cid: Int64, filename: String? = nil)
     /// A content removed from the store: the queue forgets its place among the residents of
     /// `levels`, when it last moved and its hit counter (its generation counter stays).
     case forgetContent(cid: Int64, levels: [String])

@@ -1,0 +1,63 @@
+import Logging
+import RelocatorApp
+import RelocatorCore
+import RelocatorTesting
+import Synchronization
+import Testing
+
+/// A count that read a content's name just before a rename wrote the new one, and made its job
+/// while the rename held the content: the job takes the new name, so no move looks for the file
+/// by the old one (which may by then be another content's).
+@Suite struct RenameWindowTests {
+    @Test func aJobMadeWhileARenameHoldsTheContentTakesTheNewName() async throws {
+        let store = MemoryStore()
+        _ = try store.put([Content(cid: 30, filename: "a.mp4", level: "bronze")])
+        let queue = MemoryQueue()
+        let gateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
+        let app = App(queue: MemoryQueueGateway(queue), store: gateway, levels: LevelCache(maxAge: .seconds(86400)),
+                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
+        // The level table and policies are read once, before the rename's calls.
+        _ = try await app.levelTable()
+        _ = try await app.placement()
+        // The rename reads the row twice (the content, then the rows it is given); before its
+        // third call (the write), a count reads the content — the old name — and makes its job
+        // while the content is held.
+        let submitted = Mutex<SubmitOutcome?>(nil)
+        gateway.beforeCall(3) {
+            let outcome = try? await app.submit(cid: 30, count: 20000).result.outcome
+            submitted.withLock { $0 = outcome }
+        }
+        #expect(try await app.putContent(cid: 30, filename: "b.mp4", level: "bronze") == .changed(from: Content(cid: 30, filename: "a.mp4", level: "bronze")))
+        #expect(submitted.withLock { $0 } == .created)
+        #expect(try store.content(cid: 30)?.filename == "b.mp4")
+        #expect(queue.job(30)?.filename == "b.mp4")
+        #expect(queue.job(30)?.status == .queued)
+    }
+}
+
+/// A store gateway that runs an action before its n-th call from now (calls the action makes
+/// itself are counted, and pass).
+private final class BeforeCallStoreGateway: StoreGateway {
+    private let base: MemoryStoreGateway
+    private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?)>((0, 0, nil))
+
+    init(_ base: MemoryStoreGateway) { self.base = base }
+
+    func beforeCall(_ n: Int, _ action: @escaping @Sendable () async -> Void) {
+        state.withLock { $0 = ($0.calls, $0.calls + n, action) }
+    }
+
+    func withStore<T: Sendable>(_ body: @escaping @Sendable (any ContentStoring) throws -> T) async throws -> T {
+        let action = state.withLock { state -> (@Sendable () async -> Void)? in
+            state.calls += 1
+            guard state.calls == state.at else { return nil }
+            defer { state.action = nil }
+            return state.action
+        }
+        await action?()
+        return try await base.withStore(body)
+    }
+    func open() throws -> any ContentStoring { try base.open() }
+    var location: String { base.location }
+    func close() {}
+}
