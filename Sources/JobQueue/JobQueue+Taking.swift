@@ -53,7 +53,8 @@ extension JobQueue {
         case claimed([String: String])
         /// An older generation or a dropped job: nothing to do (the id was removed).
         case stale
-        /// A reconcile run holds the content: the id went back to its queue.
+        /// A reconcile run or a rename holds the content: the job waits as `deferred`, at most
+        /// `heldJobRecheck` or until the hold ends.
         case leased
         /// Its level is paused: the id went back to the head of its queue, untouched; take nothing
         /// more from that queue until the level is resumed.
@@ -69,8 +70,8 @@ extension JobQueue {
         let shard = keys.shard(taken.shard)
         let reply = try redis.evalScript(QueueScripts.claim,
                                          keys: [shard.processing(worker), shard.job(id.cid), shard.lease(id.cid), shard.queue(taken.level),
-                                                shard.paused],
-                                         arguments: [taken.id, worker])
+                                                shard.paused, shard.deferred],
+                                         arguments: [taken.id, worker, HeldContent.recheck.milliseconds, HeldContent.deferReason])
         guard let items = reply.array, let word = items.first?.string else { throw malformed(redis.url.address, "claim.lua") }
         switch word {
         case "claimed":

@@ -160,7 +160,7 @@ extension App {
         let newNames = latest.mapValues(\.filename)
         try await refuseInFlight(moved.map(\.old.cid))
         let holder = "rename-\(UUID().uuidString)"
-        try await hold(renamed, holder: holder)
+        try await hold(renamed, holder: holder, for: Self.renameLease(rows: latest.count))
         let count: Int
         do {
             // The rows keep the levels they have (the store writes a level only with a new row, never
@@ -189,13 +189,21 @@ extension App {
         _ = try await queue.withSession { try $0.control(.agreeOnHalfLife(halfLife)) }
     }
 
+    /// How long a rename holds its contents: a minute, and a millisecond more for each row written
+    /// with them (the leases are taken one by one before the write, and must outlast it: one
+    /// lapsed would let a worker claim a job a count made meanwhile, by the old name). A process
+    /// that dies holding them leaves those contents' jobs unclaimed for as long.
+    static func renameLease(rows: Int) -> Duration {
+        .seconds(60) + .milliseconds(min(max(rows, 0), 100_000_000))
+    }
+
     /// Leases `cids` for `holder` on one session, all or none: one with a job in flight refuses the change.
-    func hold(_ cids: [Int64], holder: String) async throws {
+    func hold(_ cids: [Int64], holder: String, for ttl: Duration) async throws {
         guard !cids.isEmpty else { return }
         let (held, refused) = try await queue.withSession { session -> ([Int64], Int64?) in
             var held: [Int64] = []
             for cid in cids {
-                guard case .flag(true) = try session.control(.lease(cid: cid, token: holder, ttl: .seconds(60))) else { return (held, cid) }
+                guard case .flag(true) = try session.control(.lease(cid: cid, token: holder, ttl: ttl)) else { return (held, cid) }
                 held.append(cid)
             }
             return (held, nil)

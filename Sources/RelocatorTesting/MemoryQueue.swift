@@ -270,8 +270,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 return .paused
             }
             if live(shard.lease(id.cid)), hashes[shard.lease(id.cid)] != nil {
+                // Waits as deferred until the hold ends or the recheck is due (claim.lua).
+                let held = expiries[shard.lease(id.cid)].map { $0 - now } ?? Int64.max
+                let due = now + max(1, min(held, HeldContent.recheck.milliseconds))
                 lrem(processing, taken.id)
-                lpush(shard.queue(taken.level), taken.id)
+                set(shard.job(id.cid), ["status": "deferred", "defer_reason": HeldContent.deferReason, "due_at": String(due), "updated_at": String(now)])
+                sortedSets[shard.deferred, default: [:]][taken.id] = due
                 return .leased
             }
             let key = shard.job(id.cid)

@@ -35,6 +35,47 @@ import Testing
     }
 }
 
+extension RenameWindowTests {
+    /// A rename among many rows holds its contents until it is done, past a minute: a count made
+    /// meanwhile makes a job that no worker takes before the new name is written.
+    @Test func aRenameAmongManyRowsHoldsItsContentsPastAMinute() async throws {
+        let store = MemoryStore()
+        let rows = (1...5000).map { Content(cid: Int64($0), filename: "f\($0).mp4", level: "bronze") }
+        _ = try store.put(rows)
+        let queue = MemoryQueue()
+        let gateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
+        let app = App(queue: MemoryQueueGateway(queue), store: gateway, levels: LevelCache(maxAge: .seconds(86400)),
+                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
+        _ = try await app.levelTable()
+        _ = try await app.placement()
+        let takenMeanwhile = Mutex<Bool?>(nil)
+        // Before the write (the rename's second call): 63 s pass, a count makes cid 1's job, and
+        // a worker looks for work.
+        gateway.beforeCall(2) {
+            queue.advance(.seconds(63))
+            _ = try? await app.submit(cid: 1, count: 20000)
+            let next = try? queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
+            takenMeanwhile.withLock {
+                if case .delivery = next { $0 = true } else { $0 = next == nil ? nil : false }
+            }
+        }
+        var renamed = rows
+        renamed[0].filename = "g1.mp4"
+
+        #expect(try await app.putContents(renamed, by: "test") == 5000)
+        #expect(takenMeanwhile.withLock { $0 } == false)
+        // The slot that found it held put it off (not back onto its queue): it is promoted when due.
+        #expect(queue.job(1)?.status == .deferred && queue.job(1)?.deferReason == HeldContent.deferReason)
+        queue.advance(HeldContent.recheck + .seconds(1))
+        _ = try queue.maintain(MaintenanceRequest(beat: Heartbeat(id: "w1", kind: .worker), ttl: .seconds(60), promoteDue: true))
+        guard case .delivery(let delivery) = try queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero)) else {
+            Issue.record("the job is taken once the rename is done")
+            return
+        }
+        #expect(delivery.job.cid == 1 && delivery.job.filename == "g1.mp4")
+    }
+}
+
 /// A store gateway that runs an action before its n-th call from now (calls the action makes
 /// itself are counted, and pass).
 private final class BeforeCallStoreGateway: StoreGateway {

@@ -229,8 +229,21 @@ import TestSupport
         try q.submit(35)
         let taken = try #require(try q.queue.take(worker: "w1", shard: 0, levels: ["gold"], on: q.redis))
         #expect(try q.queue.claim(taken, worker: "w1", on: q.redis) == .leased)
-        #expect(try q.list(q.shard.processing("w1")).isEmpty && q.list(q.shard.queue("gold")) == [taken.id])
+        // Put off, not back onto its queue (where every waiting slot would take it again at once):
+        // due no later than the recheck, nor than the hold's end.
+        #expect(try q.list(q.shard.processing("w1")).isEmpty && q.list(q.shard.queue("gold")).isEmpty)
+        let held = try #require(try q.job(35))
+        #expect(held.status == .deferred && held.deferReason == HeldContent.deferReason)
+        let now = Int64(try q.redisNow())
+        let due = try #require(held.dueAt)
+        #expect(due > now - 1000 && due <= now + HeldContent.recheck.milliseconds, "due \(due), now \(now)")
+        #expect(try q.fetch() == nil, "nothing to take while it waits")
         try q.queue.unlease(cid: 35, token: "r1", on: q.redis)
+        // Once due it is promoted and taken (a hold that ends sooner: at its end).
+        #expect(try q.queue.lease(cid: 35, token: "r3", ttl: .milliseconds(1), on: q.redis) == false, "a job waits: not leased")
+        try RedisProcesses.waitUntil("the held job is promoted") {
+            try q.queue.promoteDue(on: q.redis) > 0 || q.job(35)?.status == .queued
+        }
         #expect(try q.fetch()?.cid == 35)
         // A content with a job in flight cannot be leased.
         #expect(try !q.queue.lease(cid: 35, token: "r1", ttl: .seconds(30), on: q.redis))

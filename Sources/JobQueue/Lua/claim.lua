@@ -2,11 +2,13 @@
 -- Claim an id a worker took into its processing list: the job becomes `moving` for this worker,
 -- with a new delivery token (every later call of this delivery carries it).
 -- KEYS: processing:<worker>, job:<cid>, lease:<cid>, the queue the id was taken from, paused (this
---       shard's copy of the paused levels)
--- ARGV: id, worker
+--       shard's copy of the paused levels), deferred
+-- ARGV: id, worker, how long a held content's job waits at most before it is looked at again (ms),
+--       the reason it waits
 -- Returns {'claimed', {job hash fields}}, {'stale'} (an older generation or a dropped job: the id
--- is removed), {'leased'} (a reconcile run holds the content: the id goes back to its queue) or
--- {'paused'} (its level is paused: the id goes back to the head of its queue, untouched).
+-- is removed), {'leased'} (a reconcile run or a rename holds the content: the job waits as
+-- `deferred`, no longer than the hold, and is looked at again) or {'paused'} (its level is
+-- paused: the id goes back to the head of its queue, untouched).
 local processing, job, lease, queue = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, worker = ARGV[1], ARGV[2]
 local cid, gen = parse(id)
@@ -27,9 +29,15 @@ if redis.call('SISMEMBER', KEYS[5], f.target or '') == 1 then
   redis.call('RPUSH', queue, id)
   return {'paused'}
 end
-if redis.call('EXISTS', lease) == 1 then
+local held = redis.call('PTTL', lease)
+if held ~= -2 then
+  -- Not back onto its queue, where every waiting slot would take it again at once for as long as
+  -- the content is held: it waits as deferred (no attempt counted) and is promoted when due.
+  local due = now + math.max(1, math.min(held >= 0 and held or math.huge, tonumber(ARGV[3]) or 0))
   redis.call('LREM', processing, 1, id)
-  redis.call('LPUSH', queue, id)
+  redis.call('HSET', job, 'status', 'deferred', 'defer_reason', ARGV[4],
+    'due_at', string.format('%d', due), 'updated_at', now)
+  redis.call('ZADD', KEYS[6], due, id)
   return {'leased'}
 end
 -- The new token is one more than the last (a job written by no claim yet has none: 1).

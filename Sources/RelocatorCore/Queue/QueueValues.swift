@@ -192,3 +192,12 @@ public struct Orphan: Sendable, Equatable {
         self.restored = restored
     }
 }
+
+/// A content held by a reconcile run or a rename (its lease): a job of it that a slot takes is not
+/// put back onto its queue (every waiting slot would take it again at once, for as long as the
+/// hold lasts) but waits as `deferred`, without an attempt, until the hold ends or `recheck` has
+/// passed, and is then promoted like any deferred job.
+public enum HeldContent {
+    public static let recheck: Duration = .seconds(5)
+    public static let deferReason = "its content is held by a reconcile run or a rename"
+}
