@@ -112,6 +112,142 @@ import Testing
         #expect(alone == "content 5")
     }
 
+    struct Lost: Error, TransientFailure {
+        var isTransient: Bool { true }
+    }
+
+    static func settled(_ body: () async throws -> String?) async -> Result<String?, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+
+    /// A batch whose statement fails for a reason that is not transient (a row that cannot be
+    /// decoded) is read again one cid at a time: only the bad cid's read fails. A transient
+    /// failure fails the batch's reads, each with it.
+    @Test func aBadRowFailsOnlyItsOwnReadAndALostConnectionFailsTheBatch() async throws {
+        for transient in [false, true] {
+            let reads = ContentReads<String>(lanes: 1, batch: 16)
+            let gate = Gate()
+            let statements = Mutex<[[Int64]]>([])
+            let run: ContentReads<String>.Run = { cids in
+                let first = statements.withLock { statements in
+                    statements.append(cids)
+                    return statements.count == 1
+                }
+                if first { await gate.wait() }
+                if cids.count > 1 || cids == [3] { throw transient ? Lost() as any Error : Refused() }
+                return [cids[0]: "content \(cids[0])"]
+            }
+            let answers = try await withThrowingTaskGroup(of: (Int64, Result<String?, any Error>).self) { group in
+                defer { gate.open() }
+                group.addTask { (1, await Self.settled { try await reads.read(1, run: run) }) }
+                try await Self.until { statements.withLock { $0.count } == 1 }
+                for cid: Int64 in [2, 3, 4] { group.addTask { (cid, await Self.settled { try await reads.read(cid, run: run) }) } }
+                try await Self.until { reads.waiting == 3 }
+                gate.open()
+                var answers: [Int64: Result<String?, any Error>] = [:]
+                for try await (cid, answer) in group { answers[cid] = answer }
+                return answers
+            }
+            #expect((try? answers[1]?.get()) == "content 1")
+            if transient {
+                #expect(answers[2].map { if case .failure(is Lost) = $0 { true } else { false } } == true)
+                #expect(answers[4].map { if case .failure(is Lost) = $0 { true } else { false } } == true)
+                #expect(statements.withLock { $0.count } == 2)
+            } else {
+                #expect((try? answers[2]?.get()) == "content 2")
+                #expect((try? answers[4]?.get()) == "content 4")
+                #expect(answers[3].map { if case .failure(is Refused) = $0 { true } else { false } } == true)
+                #expect(statements.withLock { $0 }.dropFirst(2).map { $0 } == [[2], [3], [4]])
+            }
+        }
+    }
+
+    /// A read of a cid that a running statement is reading is not answered by it (that statement
+    /// may have read the row before this read asked): it gets the next one.
+    @Test func aReadThatAsksWhileItsCidIsBeingReadGetsTheNextStatement() async throws {
+        let reads = ContentReads<String>(lanes: 1, batch: 16)
+        let gate = Gate()
+        let statements = Mutex(0)
+        let run: ContentReads<String>.Run = { cids in
+            let number = statements.withLock { statements in
+                statements += 1
+                return statements
+            }
+            if number == 1 { await gate.wait() }
+            return [cids[0]: "statement \(number)"]
+        }
+        let (first, second) = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            defer { gate.open() }
+            group.addTask { (1, try await reads.read(7, run: run)) }
+            try await Self.until { statements.withLock { $0 } == 1 }
+            group.addTask { (2, try await reads.read(7, run: run)) }
+            try await Self.until { reads.waiting == 1 }
+            gate.open()
+            var answers: [Int: String?] = [:]
+            for try await (which, answer) in group { answers[which] = answer }
+            return (answers[1] ?? nil, answers[2] ?? nil)
+        }
+        #expect(first == "statement 1")
+        #expect(second == "statement 2")
+    }
+
+    /// A read that leads a batch and is cancelled (its request went away) does not fail the
+    /// others' reads: their statement runs apart from its task.
+    @Test func aCancelledLeaderDoesNotFailItsBatch() async throws {
+        let reads = ContentReads<String>(lanes: 1, batch: 16)
+        let firstGate = Gate(), secondGate = Gate()
+        let statements = Mutex(0)
+        let run: ContentReads<String>.Run = { cids in
+            let number = statements.withLock { statements in
+                statements += 1
+                return statements
+            }
+            await (number == 1 ? firstGate : secondGate).wait()
+            try Task.checkCancellation()
+            return Dictionary(uniqueKeysWithValues: cids.map { ($0, "content \($0)") })
+        }
+        defer { firstGate.open(); secondGate.open() }
+        let one = Task { try await reads.read(1, run: run) }
+        try await Self.until { statements.withLock { $0 } == 1 }
+        // 2 and 3 wait; once 1's statement ends, 2 is handed the lane and leads 2 and 3.
+        let two = Task { try await reads.read(2, run: run) }
+        try await Self.until { reads.waiting == 1 }
+        let three = Task { try await reads.read(3, run: run) }
+        try await Self.until { reads.waiting == 2 }
+        firstGate.open()
+        #expect(try await one.value == "content 1")
+        try await Self.until { statements.withLock { $0 } == 2 }
+        two.cancel()
+        secondGate.open()
+        #expect(try await three.value == "content 3")
+        #expect(try await two.value == "content 2")
+    }
+
+    /// Under steady load the line of waiting reads never empties: what was taken from it is let
+    /// go all the same.
+    @Test func theWaitingLineLetsGoOfWhatWasTaken() {
+        var line = WaitingLine<Int>()
+        var next = 0
+        func add(_ count: Int) {
+            for _ in 0..<count {
+                line.append(next)
+                next += 1
+            }
+        }
+        add(2)
+        var taken: [Int] = []
+        for _ in 0..<10_000 {
+            add(3)
+            taken += line.take(2)
+            taken += line.take(2)
+            add(1)
+        }
+        #expect(line.count == 2)
+        #expect(line.retained < 200)
+        taken += line.take(5)
+        #expect(taken == Array(0..<next), "in arrival order, each once")
+    }
+
     /// Through the application: ten submissions of contents not cached, made while the reads on
     /// both lanes are held, take fewer statements than submissions, and each gets its own
     /// content's job.
