@@ -54,7 +54,7 @@ extension JobQueue {
         /// An older generation or a dropped job: nothing to do (the id was removed).
         case stale
         /// A reconcile run or a rename holds the content: the job waits as `deferred`, at most
-        /// `heldJobRecheck` or until the hold ends.
+        /// `HeldContent.recheck` or until the hold ends.
         case leased
         /// Its level is paused: the id went back to the head of its queue, untouched; take nothing
         /// more from that queue until the level is resumed.
