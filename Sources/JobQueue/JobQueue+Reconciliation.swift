@@ -87,19 +87,20 @@ extension JobQueue {
     /// before the database's write); nil while the content has a job in flight.
     public func levelChangeGeneration(cid: Int64, on redis: RedisConnection) throws -> Int64? {
         let shard = keys.shard(of: cid)
-        let reply = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: [cid, LevelChangeStep.generation.rawValue])
+        let reply = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid), shard.lease(cid)], arguments: [cid, LevelChangeStep.generation.rawValue])
         guard let gen = reply.int else { throw malformed(redis.url.address, "level-changed.lua") }
         return gen < 0 ? nil : Int64(gen)
     }
 
     /// Notes that the content's level changed in the database now (after the write): a
-    /// submission based on an older read is told to read it again. With `filename` (a rename),
-    /// a job not yet taken also takes that name.
-    public func levelChanged(cid: Int64, filename: String? = nil, on redis: RedisConnection) throws {
+    /// submission based on an older read is told to read it again. With `renamed` (a rename, the
+    /// new filename and the holder of the content's lease), a job not yet taken also takes that
+    /// name while the holder's lease holds.
+    public func levelChanged(cid: Int64, renamed: (filename: String, holder: String)? = nil, on redis: RedisConnection) throws {
         let shard = keys.shard(of: cid)
         var arguments: [any RedisArgumentConvertible] = [cid, LevelChangeStep.changed.rawValue]
-        if let filename { arguments.append(filename) }
-        _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid)], arguments: arguments)
+        if let renamed { arguments += [renamed.filename, renamed.holder] }
+        _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid), shard.lease(cid)], arguments: arguments)
     }
 
     /// Records that inquiry `token` (its secret's digest `key`) asks about `cid`'s `filename`, and

@@ -226,8 +226,8 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
             return .done
         case .levelGeneration(let cid):
             return .count(try queue.levelChangeGeneration(cid: cid, on: redis).map { Int(clamping: $0) } ?? -1)
-        case .levelChanged(let cid, let filename):
-            try queue.levelChanged(cid: cid, filename: filename, on: redis)
+        case .levelChanged(let cid, let filename, let holder):
+            try queue.levelChanged(cid: cid, renamed: filename.flatMap { name in holder.map { (name, $0) } }, on: redis)
             return .done
         case .forgetContent(let cid, let levels):
             try queue.forgetContent(cid: cid, levels: levels, on: redis)

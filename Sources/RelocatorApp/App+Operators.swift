@@ -160,22 +160,32 @@ extension App {
         let newNames = latest.mapValues(\.filename)
         try await refuseInFlight(moved.map(\.old.cid))
         let holder = "rename-\(UUID().uuidString)"
-        try await hold(renamed, holder: holder, for: Self.renameLease(rows: latest.count))
+        try await hold(renamed, holder: holder, for: Self.renameLease(rows: latest.count, renamed: renamed.count))
         let count: Int
+        var written = false, named = false
         do {
             // The rows keep the levels they have (the store writes a level only with a new row, never
             // one read here that a move may have changed since); a changed level is a commit of its own.
             count = try await store.withStore { try $0.put(rows) }
+            written = true
             contents.clear()
             if !renamed.isEmpty {
                 try await queue.withSession(replicated: true) { session in
                     // (A job a count made while the content was held takes the new name.)
-                    for cid in renamed { _ = try session.control(.levelChanged(cid: cid, filename: newNames[cid])) }
+                    for cid in renamed { _ = try session.control(.levelChanged(cid: cid, filename: newNames[cid], holder: holder)) }
                 }
             }
+            named = true
             try await recordOperatorLevels(moved, by: who)
         } catch {
-            await unlease(renamed, holder: holder)
+            // Written but not told to the queue: a job a count made meanwhile may still carry the
+            // old name, so the contents stay held until their leases end (no claim by that name).
+            if written && !named && !renamed.isEmpty {
+                logger.warning("renamed contents stay held until their leases end: the queue was not told the new names",
+                               metadata: ["error": "\(error)", "contents": "\(renamed.count)"])
+            } else {
+                await unlease(renamed, holder: holder)
+            }
             throw error
         }
         await unlease(renamed, holder: holder)
@@ -189,12 +199,13 @@ extension App {
         _ = try await queue.withSession { try $0.control(.agreeOnHalfLife(halfLife)) }
     }
 
-    /// How long a rename holds its contents: a minute, and a millisecond more for each row written
-    /// with them (the leases are taken one by one before the write, and must outlast it: one
-    /// lapsed would let a worker claim a job a count made meanwhile, by the old name). A process
-    /// that dies holding them leaves those contents' jobs unclaimed for as long.
-    static func renameLease(rows: Int) -> Duration {
-        .seconds(60) + .milliseconds(min(max(rows, 0), 100_000_000))
+    /// How long a rename holds its contents: a minute, a millisecond more for each row written
+    /// with them, and 10 ms for each content renamed (its lease and its new name are a round trip
+    /// each, one after another: the first lease must outlast them all, and the write). One lapsed
+    /// would let a worker claim, by the old name, a job a count made meanwhile. A process that dies
+    /// holding them leaves those contents' jobs unclaimed for as long.
+    static func renameLease(rows: Int, renamed: Int) -> Duration {
+        .seconds(60) + .milliseconds(min(max(rows, 0), 100_000_000)) + .milliseconds(10 * min(max(renamed, 0), 10_000_000))
     }
 
     /// Leases `cids` for `holder` on one session, all or none: one with a job in flight refuses the change.

@@ -65,11 +65,12 @@ extension Worker {
         return report.held
     }
 
-    /// The longest a retry waits (the backoff's cap) and a deferral (this worker's delays, the
-    /// longest residency window of the published policies; unknown before they are read).
+    /// The longest a retry waits (the backoff's cap) and a deferral (this worker's delays, a held
+    /// content's recheck, the longest residency window of the published policies; unknown before
+    /// they are read). A wait beyond its horizon is taken for a step of Redis' clock, and is due.
     func horizons(_ snapshot: PlacementSnapshot?) -> ScheduleHorizons {
         let deferral = snapshot.map { snapshot in
-            ([settings.deferRetry, settings.lockedRetry] + snapshot.countPolicy.residencies.values).max()!
+            ([settings.deferRetry, settings.lockedRetry, HeldContent.recheck] + snapshot.countPolicy.residencies.values).max()!
         }
         return ScheduleHorizons(retry: settings.retry.cap, deferral: deferral)
     }

@@ -177,8 +177,8 @@ extension MemoryQueue {
             return .done
         case .levelGeneration(let cid):
             return .count(try levelChangeGeneration(cid: cid).map { Int(clamping: $0) } ?? -1)
-        case .levelChanged(let cid, let filename):
-            try levelChanged(cid: cid, filename: filename)
+        case .levelChanged(let cid, let filename, let holder):
+            try levelChanged(cid: cid, filename: filename, holder: holder)
             return .done
         case .forgetContent(let cid, _):
             try forgetContent(cid: cid)

@@ -859,13 +859,14 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         }
     }
 
-    func levelChanged(cid: Int64, filename: String? = nil) throws {
+    func levelChanged(cid: Int64, filename: String? = nil, holder: String? = nil) throws {
         try available {
             let shard = keys.shard(of: cid)
             hashes[shard.movedAt, default: [:]][String(cid)] = String(now)
-            // A rename: a job not yet taken takes the new name (level-changed.lua).
-            let job = shard.job(cid)
-            if let filename, live(job), let status = hashes[job]?["status"], status == "queued" || status == "deferred", hashes[job]?["stage"] == nil {
+            // A rename: a job not yet taken takes the new name, while the holder's lease holds
+            // (level-changed.lua).
+            let job = shard.job(cid), lease = shard.lease(cid)
+            if let filename, let holder, live(lease), hashes[lease]?["token"] == holder, live(job), let status = hashes[job]?["status"], status == "queued" || status == "deferred", hashes[job]?["stage"] == nil {
                 hashes[job]?["filename"] = filename
             }
         }

@@ -576,20 +576,30 @@ import Testing
     /// and its hits, so a read of its level older than that change counts again, and hits start
     /// afresh.
     /// A content renamed while leased: a job a count made meanwhile (from a read of the old name)
-    /// takes the new name; a job already taken keeps the name its move uses.
+    /// takes the new name, queued or put off by a slot that found the content held; not for a
+    /// holder whose lease it is not; a job already taken keeps the name its move uses.
     static let renamedWhileHeld: Scenario = { q in
         var trace = Trace()
         #expect(try q.submit(18).outcome == .created)
         let taken = try #require(try q.next())
-        _ = try q.session.control(.levelChanged(cid: 18, filename: "g18"))
+        _ = try q.session.control(.levelChanged(cid: 18, filename: "g18", holder: "rename-0"))
         #expect(try q.job(18)?.filename == "f18")
         #expect(try q.session.control(.lease(cid: 17, token: "rename-1", ttl: .seconds(60))) == .flag(true))
         #expect(try q.submit(17).outcome == .created)
-        _ = try q.session.control(.levelChanged(cid: 17, filename: "g17"))
+        _ = try q.session.control(.levelChanged(cid: 17, filename: "g17", holder: "rename-1"))
         #expect(try q.job(17)?.filename == "g17")
         _ = try q.session.control(.levelChanged(cid: 17))
         #expect(try q.job(17)?.filename == "g17", "a change of level alone keeps the name")
-        trace.add("taken \(taken.job.cid): \(try q.job(18)?.filename ?? "-"); made while held: \(try q.job(17)?.filename ?? "-")")
+        _ = try q.session.control(.levelChanged(cid: 17, filename: "h17", holder: "rename-2"))
+        #expect(try q.job(17)?.filename == "g17", "not the holder's lease")
+        // A slot that takes it while held puts it off (not back onto its queue); renamed all the same.
+        #expect(try q.next() == nil)
+        let held = try #require(try q.job(17))
+        #expect(held.status == .deferred && held.deferReason == HeldContent.deferReason && held.dueAt != nil)
+        _ = try q.session.control(.levelChanged(cid: 17, filename: "i17", holder: "rename-1"))
+        #expect(try q.job(17)?.filename == "i17")
+        trace.add("taken \(taken.job.cid): \(try q.job(18)?.filename ?? "-"); made while held: \(try q.job(17)?.filename ?? "-"), "
+                  + "\(held.status.rawValue), \(held.deferReason ?? "-")")
         return trace
     }
 

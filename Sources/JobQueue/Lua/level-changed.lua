@@ -8,12 +8,13 @@
 --     read it again. With a filename (a rename, made while the content was leased: no job of it
 --     was in flight, and none has been taken since), a job a count made meanwhile takes it: that
 --     count may have read the name from before, and a move by that name would take another file.
--- KEYS: moved-at, gens, job:<cid>
--- ARGV: cid, step ('generation' or 'changed'), the new filename (a rename's 'changed' only)
+-- KEYS: moved-at, gens, job:<cid>, lease:<cid>
+-- ARGV: cid, step ('generation' or 'changed'), then for a rename's 'changed' only the new filename
+--       and the holder of the content's lease (the name is written only while that lease holds)
 -- Returns the new generation, -1, or 0 for 'changed'.
 if ARGV[2] == 'changed' then
   redis.call('HSET', KEYS[1], ARGV[1], now)
-  if ARGV[3] then
+  if ARGV[3] and redis.call('GET', KEYS[4]) == ARGV[4] then
     local h = redis.call('HMGET', KEYS[3], 'status', 'stage')
     if (h[1] == 'queued' or h[1] == 'deferred') and not h[2] then redis.call('HSET', KEYS[3], 'filename', ARGV[3]) end
   end

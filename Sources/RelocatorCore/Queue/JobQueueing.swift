@@ -291,10 +291,11 @@ public enum ControlAction: Sendable, Equatable {
     /// `.count(-1)` while the content has a job in flight.
     case levelGeneration(cid: Int64)
     /// After it: a submission based on an older read of the level is told to read it again. With
-    /// `filename`, after a change of the content's filename (made while it was leased, so no job
-    /// of it was in flight): a job a count made meanwhile, not yet taken, takes that name — its
-    /// count may have read the name from before.
-    case levelChanged(cid: Int64, filename: String? = nil)
+    /// `filename`, after a change of the content's filename made while `holder` leased it (so no
+    /// job of it was in flight, and none has been taken since): a job a count made meanwhile, not
+    /// yet taken, takes that name — its count may have read the name from before. Only while
+    /// `holder`'s lease still holds.
+    case levelChanged(cid: Int64, filename: String? = nil, holder: String? = nil)
     /// A content removed from the store: the queue forgets its place among the residents of
     /// `levels`, when it last moved and its hit counter (its generation counter stays).
     case forgetContent(cid: Int64, levels: [String])
