@@ -109,13 +109,8 @@ public final class Committer: Service, Sendable {
             _ = try session.control(.agreeOnHalfLife(settings.halfLife))
             agreed = true
             _ = try session.maintain(MaintenanceRequest(beat: beat, ttl: settings.heartbeatTTL))
-        } catch let error as RedisError where error.code == .authentication {
-            throw error
-        } catch let error as JobQueue.ShardCountChange {
-            throw error
-        } catch let error as HalfLifeChange {
-            throw error
         } catch {
+            if waitingCannotMend(error) { throw error }
             redisHealth.failed(error)
         }
         // The heartbeat goes on until what this committer holds is handed back: a process started

@@ -70,16 +70,17 @@ func untilAvailable<T>(stopping: StopSignal, health: OutageLog, _ body: () throw
             let value = try body()
             health.succeeded()
             return value
-        } catch let error as RedisError where error.code == .authentication {
-            throw error
-        } catch let error as JobQueue.ShardCountChange {
-            throw error
-        } catch let error as HalfLifeChange {
-            throw error
         } catch {
+            if waitingCannotMend(error) { throw error }
             health.failed(error)
             backoff.failed(waitingOn: stopping)
         }
     }
     return nil
+}
+
+/// What no wait for the queue mends, and stops a service at once: a refused password, a shard
+/// count or a half-life other than the one the queue's keys were made with.
+func waitingCannotMend(_ error: any Error) -> Bool {
+    (error as? RedisError)?.code == .authentication || error is JobQueue.ShardCountChange || error is HalfLifeChange
 }

@@ -70,7 +70,7 @@ extension Worker {
     /// they are read). A wait beyond its horizon is taken for a step of Redis' clock, and is due.
     func horizons(_ snapshot: PlacementSnapshot?) -> ScheduleHorizons {
         let deferral = snapshot.map { snapshot in
-            ([settings.deferRetry, settings.lockedRetry, HeldContent.recheck] + snapshot.countPolicy.residencies.values).max()!
+            snapshot.countPolicy.residencies.values.reduce(max(settings.deferRetry, settings.lockedRetry, HeldContent.recheck), max)
         }
         return ScheduleHorizons(retry: settings.retry.cap, deferral: deferral)
     }
