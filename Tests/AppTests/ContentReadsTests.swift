@@ -30,6 +30,20 @@ import Testing
         }
     }
 
+    /// The statements a test's `run` was asked for, in order.
+    final class Statements: Sendable {
+        private let list = Mutex<[[Int64]]>([])
+        /// Records one; its number (1 for the first).
+        func record(_ cids: [Int64]) -> Int {
+            list.withLock { list in
+                list.append(cids)
+                return list.count
+            }
+        }
+        var all: [[Int64]] { list.withLock { $0 } }
+        var count: Int { list.withLock { $0.count } }
+    }
+
     static func until(_ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while !condition() {
@@ -41,13 +55,9 @@ import Testing
     @Test func readsThatComeTogetherShareStatementsOfAtMostABatch() async throws {
         let reads = ContentReads<String>(lanes: 1, batch: 4)
         let gate = Gate()
-        let runs = Mutex<[[Int64]]>([])
+        let runs = Statements()
         let run: ContentReads<String>.Run = { cids in
-            let first = runs.withLock { runs in
-                runs.append(cids)
-                return runs.count == 1
-            }
-            if first { await gate.wait() }
+            if runs.record(cids) == 1 { await gate.wait() }
             // Odd cids exist.
             return Dictionary(uniqueKeysWithValues: cids.filter { $0 % 2 == 1 }.map { ($0, "content \($0)") })
         }
@@ -55,7 +65,7 @@ import Testing
             // (Opened however the test ends: a read held at it would keep the group waiting.)
             defer { gate.open() }
             group.addTask { (1, try await reads.read(1, run: run)) }
-            try await Self.until { runs.withLock { $0.count } == 1 }
+            try await Self.until { runs.count == 1 }
             // Nine more (one of them a cid already waiting) while the first statement runs.
             for cid: Int64 in [2, 3, 4, 5, 6, 7, 8, 9, 3] { group.addTask { (cid, try await reads.read(cid, run: run)) } }
             try await Self.until { reads.waiting == 9 }
@@ -66,7 +76,7 @@ import Testing
         }
         #expect(answers.count == 10)
         for (cid, answer) in answers { #expect(answer == (cid % 2 == 1 ? "content \(cid)" : nil)) }
-        let statements = runs.withLock { $0 }
+        let statements = runs.all
         // 1 alone, then the nine waiting in statements of at most 4 cids, each cid once.
         #expect(statements.count == 4)
         #expect(statements.allSatisfy { $0.count <= 4 && Set($0).count == $0.count })
@@ -80,13 +90,9 @@ import Testing
     @Test func aFailedStatementFailsItsOwnReadsOnlyAndTheLaneGoesOn() async throws {
         let reads = ContentReads<String>(lanes: 1, batch: 16)
         let gate = Gate()
-        let calls = Mutex(0)
+        let calls = Statements()
         let run: ContentReads<String>.Run = { cids in
-            let call = calls.withLock { calls in
-                calls += 1
-                return calls
-            }
-            if call == 1 {
+            if calls.record(cids) == 1 {
                 await gate.wait()
                 throw Refused()
             }
@@ -95,7 +101,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             defer { gate.open() }
             group.addTask { await #expect(throws: Refused.self) { try await reads.read(1, run: run) } }
-            try await Self.until { calls.withLock { $0 } == 1 }
+            try await Self.until { calls.count == 1 }
             for cid: Int64 in [2, 3] {
                 group.addTask {
                     let answer = try await reads.read(cid, run: run)
@@ -106,7 +112,7 @@ import Testing
             gate.open()
             try await group.waitForAll()
         }
-        #expect(calls.withLock { $0 } == 2)
+        #expect(calls.count == 2)
         // Alone again: no lane was lost.
         let alone = try await reads.read(5, run: run)
         #expect(alone == "content 5")
@@ -127,20 +133,16 @@ import Testing
         for transient in [false, true] {
             let reads = ContentReads<String>(lanes: 1, batch: 16)
             let gate = Gate()
-            let statements = Mutex<[[Int64]]>([])
+            let statements = Statements()
             let run: ContentReads<String>.Run = { cids in
-                let first = statements.withLock { statements in
-                    statements.append(cids)
-                    return statements.count == 1
-                }
-                if first { await gate.wait() }
+                if statements.record(cids) == 1 { await gate.wait() }
                 if cids.count > 1 || cids == [3] { throw transient ? Lost() as any Error : Refused() }
                 return [cids[0]: "content \(cids[0])"]
             }
             let answers = try await withThrowingTaskGroup(of: (Int64, Result<String?, any Error>).self) { group in
                 defer { gate.open() }
                 group.addTask { (1, await Self.settled { try await reads.read(1, run: run) }) }
-                try await Self.until { statements.withLock { $0.count } == 1 }
+                try await Self.until { statements.count == 1 }
                 for cid: Int64 in [2, 3, 4] { group.addTask { (cid, await Self.settled { try await reads.read(cid, run: run) }) } }
                 try await Self.until { reads.waiting == 3 }
                 gate.open()
@@ -152,12 +154,12 @@ import Testing
             if transient {
                 #expect(answers[2].map { if case .failure(is Lost) = $0 { true } else { false } } == true)
                 #expect(answers[4].map { if case .failure(is Lost) = $0 { true } else { false } } == true)
-                #expect(statements.withLock { $0.count } == 2)
+                #expect(statements.count == 2)
             } else {
                 #expect((try? answers[2]?.get()) == "content 2")
                 #expect((try? answers[4]?.get()) == "content 4")
                 #expect(answers[3].map { if case .failure(is Refused) = $0 { true } else { false } } == true)
-                #expect(statements.withLock { $0 }.dropFirst(2).map { $0 } == [[2], [3], [4]])
+                #expect(Array(statements.all.dropFirst(2)) == [[2], [3], [4]])
             }
         }
     }
@@ -167,19 +169,16 @@ import Testing
     @Test func aReadThatAsksWhileItsCidIsBeingReadGetsTheNextStatement() async throws {
         let reads = ContentReads<String>(lanes: 1, batch: 16)
         let gate = Gate()
-        let statements = Mutex(0)
+        let statements = Statements()
         let run: ContentReads<String>.Run = { cids in
-            let number = statements.withLock { statements in
-                statements += 1
-                return statements
-            }
+            let number = statements.record(cids)
             if number == 1 { await gate.wait() }
             return [cids[0]: "statement \(number)"]
         }
         let (first, second) = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
             defer { gate.open() }
             group.addTask { (1, try await reads.read(7, run: run)) }
-            try await Self.until { statements.withLock { $0 } == 1 }
+            try await Self.until { statements.count == 1 }
             group.addTask { (2, try await reads.read(7, run: run)) }
             try await Self.until { reads.waiting == 1 }
             gate.open()
@@ -196,19 +195,16 @@ import Testing
     @Test func aCancelledLeaderDoesNotFailItsBatch() async throws {
         let reads = ContentReads<String>(lanes: 1, batch: 16)
         let firstGate = Gate(), secondGate = Gate()
-        let statements = Mutex(0)
+        let statements = Statements()
         let run: ContentReads<String>.Run = { cids in
-            let number = statements.withLock { statements in
-                statements += 1
-                return statements
-            }
+            let number = statements.record(cids)
             await (number == 1 ? firstGate : secondGate).wait()
             try Task.checkCancellation()
             return Dictionary(uniqueKeysWithValues: cids.map { ($0, "content \($0)") })
         }
         defer { firstGate.open(); secondGate.open() }
         let one = Task { try await reads.read(1, run: run) }
-        try await Self.until { statements.withLock { $0 } == 1 }
+        try await Self.until { statements.count == 1 }
         // 2 and 3 wait; once 1's statement ends, 2 is handed the lane and leads 2 and 3.
         let two = Task { try await reads.read(2, run: run) }
         try await Self.until { reads.waiting == 1 }
@@ -216,7 +212,7 @@ import Testing
         try await Self.until { reads.waiting == 2 }
         firstGate.open()
         #expect(try await one.value == "content 1")
-        try await Self.until { statements.withLock { $0 } == 2 }
+        try await Self.until { statements.count == 2 }
         two.cancel()
         secondGate.open()
         #expect(try await three.value == "content 3")

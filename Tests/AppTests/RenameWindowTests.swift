@@ -9,16 +9,22 @@ import Testing
 /// while the rename held the content: the job takes the new name, so no move looks for the file
 /// by the old one (which may by then be another content's).
 @Suite struct RenameWindowTests {
-    @Test func aJobMadeWhileARenameHoldsTheContentTakesTheNewName() async throws {
+    /// An application over memory stores holding `rows`, its level table and policies read once
+    /// (so that the store's next calls are the rename's).
+    static func world(_ rows: [Content]) async throws -> (store: MemoryStore, queue: MemoryQueue, gateway: BeforeCallStoreGateway, app: App) {
         let store = MemoryStore()
-        _ = try store.put([Content(cid: 30, filename: "a.mp4", level: "bronze")])
+        _ = try store.put(rows)
         let queue = MemoryQueue()
         let gateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
         let app = App(queue: MemoryQueueGateway(queue), store: gateway, levels: LevelCache(maxAge: .seconds(86400)),
                       contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
-        // The level table and policies are read once, before the rename's calls.
         _ = try await app.levelTable()
         _ = try await app.placement()
+        return (store, queue, gateway, app)
+    }
+
+    @Test func aJobMadeWhileARenameHoldsTheContentTakesTheNewName() async throws {
+        let (store, queue, gateway, app) = try await Self.world([Content(cid: 30, filename: "a.mp4", level: "bronze")])
         // The rename reads the row twice (the content, then the rows it is given); before its
         // third call (the write), a count reads the content — the old name — and makes its job
         // while the content is held.
@@ -39,21 +45,16 @@ extension RenameWindowTests {
     /// A rename among many rows holds its contents until it is done, past a minute: a count made
     /// meanwhile makes a job that no worker takes before the new name is written.
     @Test func aRenameAmongManyRowsHoldsItsContentsPastAMinute() async throws {
-        let store = MemoryStore()
         let rows = (1...5000).map { Content(cid: Int64($0), filename: "f\($0).mp4", level: "bronze") }
-        _ = try store.put(rows)
-        let queue = MemoryQueue()
-        let gateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
-        let app = App(queue: MemoryQueueGateway(queue), store: gateway, levels: LevelCache(maxAge: .seconds(86400)),
-                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
-        _ = try await app.levelTable()
-        _ = try await app.placement()
+        let (_, queue, gateway, app) = try await Self.world(rows)
+        let submitted = Mutex<SubmitOutcome?>(nil)
         let takenMeanwhile = Mutex<Bool?>(nil)
         // Before the write (the rename's second call): 63 s pass, a count makes cid 1's job, and
         // a worker looks for work.
         gateway.beforeCall(2) {
             queue.advance(.seconds(63))
-            _ = try? await app.submit(cid: 1, count: 20000)
+            let outcome = try? await app.submit(cid: 1, count: 20000).result.outcome
+            submitted.withLock { $0 = outcome }
             let next = try? queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
             takenMeanwhile.withLock {
                 if case .delivery = next { $0 = true } else { $0 = next == nil ? nil : false }
@@ -63,6 +64,7 @@ extension RenameWindowTests {
         renamed[0].filename = "g1.mp4"
 
         #expect(try await app.putContents(renamed, by: "test") == 5000)
+        #expect(submitted.withLock { $0 } == .created)
         #expect(takenMeanwhile.withLock { $0 } == false)
         // The slot that found it held put it off (not back onto its queue): it is promoted when due.
         #expect(queue.job(1)?.status == .deferred && queue.job(1)?.deferReason == HeldContent.deferReason)
@@ -78,7 +80,7 @@ extension RenameWindowTests {
 
 /// A store gateway that runs an action before its n-th call from now (calls the action makes
 /// itself are counted, and pass).
-private final class BeforeCallStoreGateway: StoreGateway {
+final class BeforeCallStoreGateway: StoreGateway {
     private let base: MemoryStoreGateway
     private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?)>((0, 0, nil))
 
