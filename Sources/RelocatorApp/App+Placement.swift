@@ -34,9 +34,10 @@ extension App {
 
     /// The request a placement move becomes, by the submit rules every enqueue follows: the
     /// content's current row (it must still be on the level the plan read, with a safe filename),
-    /// a count within bounds, a fresh read (the rebalancer read the row just now), the published
-    /// count policy, and who queued it and why. Pure.
-    public static func placementRequest(_ move: PlacementMove, content: Content, policy: CountPolicy)
+    /// read at `readAt` (the caller's monotonic clock, ms: the request goes with the read's age, as
+    /// a count's does, and is sent at `readAt` unless the caller says later), a count within
+    /// bounds, the published count policy, and who queued it and why. Pure.
+    public static func placementRequest(_ move: PlacementMove, content: Content, readAt: Int64, policy: CountPolicy)
         -> Result<SubmitRequest, PlacementRefusal> {
         guard content.cid == move.cid, content.level == move.from else { return .failure(.leftLevel(now: content.level)) }
         do {
@@ -47,16 +48,20 @@ extension App {
             return .failure(.unsafeFilename("\(error)"))
         }
         return .success(SubmitRequest(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
-                                      dbLevel: content.level, target: move.to, readAt: SubmitRequest.freshRead, policy: policy,
+                                      dbLevel: content.level, target: move.to, readAt: SubmitMachine.sentReadAt(readAt), policy: policy, sentAt: readAt,
                                       queuedBy: QueuedBy(who: Submitter.rebalancer(kind: move.kind).who, rule: move.reason)))
     }
 
     /// The rebalancer's enqueue (it runs on a thread of its own, over a session of its own): the
     /// request `placementRequest` makes, submitted through `session`, so that a placement move
-    /// coalesces with counts as any submission does. Nil when the move was refused.
-    public static func submitPlacement(_ move: PlacementMove, content: Content, policy: CountPolicy,
+    /// coalesces with counts as any submission does. `content` was read at `readAt` on `monotonic`
+    /// (ms). Nil when the move was refused; `stale_level` when the content changed after the read
+    /// (the next round plans it again).
+    public static func submitPlacement(_ move: PlacementMove, content: Content, readAt: Int64, policy: CountPolicy,
+                                       monotonic: () -> Int64 = MonotonicClock.milliseconds,
                                        on session: any JobQueueSession) throws -> SubmitResult? {
-        guard case .success(let request) = placementRequest(move, content: content, policy: policy) else { return nil }
+        guard case .success(var request) = placementRequest(move, content: content, readAt: readAt, policy: policy) else { return nil }
+        request.sentAt = monotonic()
         return try session.submit(request)
     }
 }

@@ -74,7 +74,11 @@ extension App {
                 } else {
                     entry = nil
                 }
-                action = machine.contentRead(found)
+                action = machine.contentRead(found, readAt: readAt, readBound: readBound)
+            case .pauseThenReadContent:
+                // The content changed just before it was read: a read now would be judged stale again.
+                try await Task.sleep(for: .milliseconds(SubmitMachine.staleReadPause))
+                action = .readContent
             case .submit(let request, let raise):
                 // The filename, and its path on the level's directory, are checked once per content
                 // read (the cache keeps the verdicts): a later count of a cached content does not
@@ -202,44 +206,68 @@ extension App {
 
     /// Many counts at once (`relocator enqueue --file`): one store query per 1,000 contents and
     /// one round trip per 1,000 submissions. Returns how many of each outcome; a cid that is
-    /// unknown, has an unsafe filename or a count no level holds is reported and skipped.
+    /// unknown, has an unsafe filename or a count no level holds is reported and skipped. Each read
+    /// goes to the queue with its age, as a count's does: a content whose level or name changed
+    /// after the read is read again (after `SubmitMachine.staleReadPause`), twice at most, then
+    /// reported and skipped.
     public func submitMany(_ counts: [(cid: Int64, count: Int64)], from submitter: Submitter = .enqueueCommand) async throws
         -> (outcomes: [String: Int], skipped: [String]) {
-        let cids = counts.map(\.cid)
-        let found = try await store.withStore { try $0.contents(cids: cids) }
         let placement = try await placement()
         let policy = countPolicy(placement)
         var skipped: [String] = []
-        var requests: [SubmitRequest] = []
-        var raises: [String: Int64] = [:]
-        for (cid, count) in counts {
-            guard let content = found[cid] else { skipped.append("cid \(cid): no such content"); continue }
-            do {
-                _ = try Filename(content.filename)
-            } catch {
-                skipped.append("cid \(cid): unsafe filename (\(error))")
-                continue
-            }
-            guard CountBound.range.contains(count) else {
-                skipped.append("cid \(cid): \(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))")
-                continue
-            }
-            guard let choice = placement.target(count: count, current: content.level) else {
-                skipped.append("cid \(cid): no level holds \(count)")
-                continue
-            }
-            if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
-            requests.append(SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
-                                          readAt: SubmitRequest.freshRead, policy: policy,
-                                          queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
-        }
-        for (level, count) in raises { try await raiseMaxCounts(level, to: count, cid: nil) }
         var outcomes: [String: Int] = [:]
-        for chunk in requests.chunks(of: 1000) {
-            let batch = Array(chunk)
-            let results = try await queue.withSession(replicated: true) { try $0.submit(batch).map(\.outcome) }
-            for outcome in results { outcomes[outcome.rawValue, default: 0] += 1 }
+        var pending = counts
+        for round in 1...3 {
+            if round > 1 { try await Task.sleep(for: .milliseconds(SubmitMachine.staleReadPause)) }
+            let readAt = monotonic()
+            let cids = pending.map(\.cid)
+            let found = try await store.withStore { try $0.contents(cids: cids) }
+            var requests: [SubmitRequest] = []
+            var raises: [String: Int64] = [:]
+            for (cid, count) in pending {
+                guard let content = found[cid] else { skipped.append("cid \(cid): no such content"); continue }
+                do {
+                    _ = try Filename(content.filename)
+                } catch {
+                    skipped.append("cid \(cid): unsafe filename (\(error))")
+                    continue
+                }
+                guard CountBound.range.contains(count) else {
+                    skipped.append("cid \(cid): \(CountBound.rangeMessage("count", minimum: 0, maximum: CountBound.max, got: String(count)))")
+                    continue
+                }
+                guard let choice = placement.target(count: count, current: content.level) else {
+                    skipped.append("cid \(cid): no level holds \(count)")
+                    continue
+                }
+                if let raised = choice.raiseMaxCounts { raises[choice.level] = max(raises[choice.level] ?? 0, raised) }
+                requests.append(SubmitRequest(cid: cid, count: count, filename: content.filename, dbLevel: content.level, target: choice.level,
+                                              readAt: SubmitMachine.sentReadAt(readAt), policy: policy, sentAt: readAt,
+                                              queuedBy: QueuedBy.count(count, from: submitter, decision: choice, placement: placement)))
+            }
+            for (level, count) in raises { try await raiseMaxCounts(level, to: count, cid: nil) }
+            var stale: [(cid: Int64, count: Int64)] = []
+            for chunk in requests.chunks(of: 1000) {
+                // The reads' age is measured up to the moment they are sent.
+                let sentAt = monotonic()
+                let batch = chunk.map { request in
+                    var sent = request
+                    sent.sentAt = sentAt
+                    return sent
+                }
+                let results = try await queue.withSession(replicated: true) { try $0.submit(batch).map(\.outcome) }
+                for (request, outcome) in zip(batch, results) {
+                    if outcome == .staleLevel {
+                        stale.append((request.cid, request.count))
+                    } else {
+                        outcomes[outcome.rawValue, default: 0] += 1
+                    }
+                }
+            }
+            pending = stale
+            if pending.isEmpty { break }
         }
+        for (cid, _) in pending { skipped.append("cid \(cid): its level or filename kept changing while it was submitted; submit it again") }
         return (outcomes, skipped)
     }
 

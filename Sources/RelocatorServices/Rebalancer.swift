@@ -161,10 +161,11 @@ public final class Rebalancer: Service, Sendable {
             }
             // Demotions from a level wait until the last ones have landed.
             if move.kind != .decay && busyLevels.contains(move.from) { continue }
+            let readAt = MonotonicClock.milliseconds()
             guard let content = try store.content(cid: move.cid) else { continue }
             // Enqueued by the application's rules, as every submission is.
             let wanted = PlacementMove(cid: move.cid, count: move.count, from: move.from, to: move.to, kind: move.kind.rawValue, reason: move.reason)
-            guard let submitted = try App.submitPlacement(wanted, content: content, policy: snapshot.countPolicy, on: queue) else { continue }
+            guard let submitted = try App.submitPlacement(wanted, content: content, readAt: readAt, policy: snapshot.countPolicy, on: queue) else { continue }
             if [.created, .retargeted].contains(submitted.outcome) {
                 ServiceMetrics.rebalanceQueued(kind: move.kind.rawValue, from: move.from, to: move.to)
                 still[move.cid] = Leaving(from: move.from, bytes: move.bytes ?? 0)

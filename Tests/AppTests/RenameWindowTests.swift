@@ -41,6 +41,51 @@ import Testing
     }
 }
 
+/// A count, or many (`relocator enqueue --file`), that read a content's old name and paused before
+/// its submission while a rename was made whole (written, told to the queue, released): the
+/// submission of that read is called stale, the content read again, and the job made by the new
+/// name.
+extension RenameWindowTests {
+    /// An application over memory stores holding `rows`, with a queue gateway that can act before
+    /// a call.
+    static func pausedWorld(_ rows: [Content]) async throws -> (store: MemoryStore, queue: MemoryQueue, gateway: BeforeCallQueueGateway, app: App) {
+        let store = MemoryStore()
+        _ = try store.put(rows)
+        let queue = MemoryQueue()
+        let gateway = BeforeCallQueueGateway(MemoryQueueGateway(queue))
+        let app = App(queue: gateway, store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .seconds(86400)),
+                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
+        _ = try await app.levelTable()
+        _ = try await app.placement()
+        return (store, queue, gateway, app)
+    }
+
+    @Test func aCountThatReadTheOldNameBeforeAWholeRenameMakesItsJobByTheNewName() async throws {
+        let (store, queue, gateway, app) = try await Self.pausedWorld([Content(cid: 31, filename: "a.mp4", level: "bronze")])
+        let renamed = Mutex<App.ContentChange?>(nil)
+        // The count's first call to the queue is its submission, after its read of the row.
+        gateway.beforeCall(1) {
+            let change = try? await app.putContent(cid: 31, filename: "b.mp4", level: "bronze")
+            renamed.withLock { $0 = change }
+        }
+        let submitted = try await app.submit(cid: 31, count: 20000)
+        #expect(renamed.withLock { $0 } == .changed(from: Content(cid: 31, filename: "a.mp4", level: "bronze")))
+        #expect(try store.content(cid: 31)?.filename == "b.mp4")
+        #expect(submitted.result.outcome == .created && submitted.content.filename == "b.mp4")
+        #expect(queue.job(31)?.filename == "b.mp4")
+    }
+
+    @Test func manyCountsThatReadTheOldNameBeforeAWholeRenameMakeTheirJobsByTheNewName() async throws {
+        let (_, queue, gateway, app) = try await Self.pausedWorld([Content(cid: 32, filename: "a.mp4", level: "bronze"),
+                                                                    Content(cid: 33, filename: "c.mp4", level: "bronze")])
+        gateway.beforeCall(1) { _ = try? await app.putContent(cid: 32, filename: "b.mp4", level: "bronze") }
+        let result = try await app.submitMany([(32, 20000), (33, 20000)])
+        #expect(result.outcomes == ["created": 2] && result.skipped.isEmpty)
+        #expect(queue.job(32)?.filename == "b.mp4")
+        #expect(queue.job(33)?.filename == "c.mp4")
+    }
+}
+
 extension RenameWindowTests {
     /// A rename among many rows holds its contents until it is done, past a minute: a count made
     /// meanwhile makes a job that no worker takes before the new name is written.
@@ -102,5 +147,42 @@ final class BeforeCallStoreGateway: StoreGateway {
     }
     func open() throws -> any ContentStoring { try base.open() }
     var location: String { base.location }
+    func close() {}
+}
+
+/// A queue gateway that runs an action before its n-th call (a session or a submission) from now
+/// (calls the action makes itself are counted, and pass).
+final class BeforeCallQueueGateway: QueueGateway {
+    private let base: MemoryQueueGateway
+    private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?)>((0, 0, nil))
+
+    init(_ base: MemoryQueueGateway) { self.base = base }
+
+    func beforeCall(_ n: Int, _ action: @escaping @Sendable () async -> Void) {
+        state.withLock { $0 = ($0.calls, $0.calls + n, action) }
+    }
+
+    private func due() async {
+        let action = state.withLock { state -> (@Sendable () async -> Void)? in
+            state.calls += 1
+            guard state.calls == state.at else { return nil }
+            defer { state.action = nil }
+            return state.action
+        }
+        await action?()
+    }
+
+    func withSession<T: Sendable>(replicated: Bool, _ body: @escaping @Sendable (any JobQueueSession) throws -> T) async throws -> T {
+        await due()
+        return try await base.withSession(replicated: replicated, body)
+    }
+    func submit(_ request: SubmitRequest) async throws -> SubmitResult {
+        await due()
+        return try await base.submit(request)
+    }
+    func identity() async -> String? { await base.identity() }
+    func problem() async -> String? { await base.problem() }
+    var address: String { base.address }
+    var shardCount: Int { base.shardCount }
     func close() {}
 }

@@ -40,15 +40,53 @@ import Testing
         #expect(request.readAt == 0 && request.sentAt == 9_000)
     }
 
-    /// A cached read goes out with the lower bound of the queue's clock it was read at; the fresh
-    /// read after a stale answer goes out with none (it stands whatever the queue holds).
-    @Test func aCachedReadCarriesItsBoundOnTheQueuesClockAndAFreshReadNone() {
+    /// A cached read goes out with the lower bound of the queue's clock it was read at; so does the
+    /// read from the store after a stale answer, with its own.
+    @Test func aCachedReadCarriesItsBoundOnTheQueuesClockAndSoDoesTheReadAfter() {
         var m = machine(20000, now: 9_000)
         guard case .submit(let request, _) = m.start(cached: bronze, readAt: 4_000, readBound: 77_000) else { Issue.record("no submission"); return }
         #expect(request.readBound == 77_000 && request.sentAt == 9_000)
         #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .readContent)
-        guard case .submit(let again, _) = m.contentRead(bronze) else { Issue.record("no second submission"); return }
-        #expect(again.readBound == nil && again.readAt == SubmitRequest.freshRead)
+        guard case .submit(let again, _) = m.contentRead(bronze, readAt: 8_500, readBound: 81_000) else { Issue.record("no second submission"); return }
+        #expect(again.readBound == 81_000 && again.readAt == 8_500 - SubmitMachine.transitAllowance && again.sentAt == 9_000)
+    }
+
+    /// A read from the store goes to the queue with its age, as a cached one does: the process may
+    /// pause between the read and the submission while a rename or a change of level is made.
+    @Test func aReadFromTheStoreGoesWithItsAgeAndItsBound() {
+        var m = machine(20000, now: 9_000)
+        #expect(m.start(cached: nil, readAt: SubmitRequest.freshRead) == .readContent)
+        guard case .submit(let request, _) = m.contentRead(bronze, readAt: 8_900, readBound: 70_000) else { Issue.record("no submission"); return }
+        #expect(request.readAt == 8_900 - SubmitMachine.transitAllowance && request.sentAt == 9_000 && request.readBound == 70_000)
+        #expect(request.readAt != SubmitRequest.freshRead)
+    }
+
+    /// The queue calls a read from the store stale when the content changed just before it (or
+    /// while the process paused after it): the content is read again after a pause long enough
+    /// for the next read to be placed after the change, and a third stale answer gives up.
+    @Test func aReadFromTheStoreCalledStaleIsReadAgainAfterAPause() {
+        var m = machine(20000, now: 9_000)
+        _ = m.start(cached: nil, readAt: SubmitRequest.freshRead)
+        _ = m.contentRead(bronze, readAt: 8_900, readBound: nil)
+        #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .pauseThenReadContent)
+        let renamed = Content(cid: 7, filename: "h.mp4", level: "bronze")
+        guard case .submit(let again, _) = m.contentRead(renamed, readAt: 10_000, readBound: nil) else { Issue.record("no second submission"); return }
+        #expect(again.filename == "h.mp4")
+        #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .pauseThenReadContent)
+        _ = m.contentRead(renamed, readAt: 11_100, readBound: nil)
+        #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .fail(.unsettled(7)))
+        #expect(SubmitMachine.staleReadPause > SubmitMachine.transitAllowance)
+    }
+
+    /// A job whose origin is not the level just read from the store (a reversed job: its file came
+    /// back and no move of it committed) does not send the count to read again: the store's read
+    /// is the newest there is.
+    @Test func aReadFromTheStoreThatAJobContradictsStands() {
+        var m = machine(20000)
+        _ = m.start(cached: nil, readAt: SubmitRequest.freshRead)
+        _ = m.contentRead(bronze, readAt: 4_900, readBound: nil)
+        let result = SubmitResult(outcome: .created, job: job(from: "silver", to: "gold"))
+        #expect(m.submitted(result) == .finish(.init(content: bronze, count: 20000, target: "gold", result: result)))
     }
 
     @Test func aCachedReadCarriesItsAgeAndIsReadAgainWhenTheQueueSaysTheLevelChanged() {
@@ -58,8 +96,8 @@ import Testing
         #expect(request.readAt == 4_000 - SubmitMachine.transitAllowance && request.sentAt == 9_000)
         #expect(m.submitted(SubmitResult(outcome: .staleLevel, job: nil)) == .readContent)
         let silver = Content(cid: 7, filename: "g.mp4", level: "silver")
-        guard case .submit(let again, _) = m.contentRead(silver) else { Issue.record("no second submission"); return }
-        #expect(again.dbLevel == "silver" && again.readAt == SubmitRequest.freshRead && again.sentAt == nil)
+        guard case .submit(let again, _) = m.contentRead(silver, readAt: 8_800) else { Issue.record("no second submission"); return }
+        #expect(again.dbLevel == "silver" && again.readAt == 8_800 - SubmitMachine.transitAllowance && again.sentAt == 9_000)
         let created = SubmitResult(outcome: .created, job: job(from: "silver", to: "gold"))
         let silverRead = Content(cid: 7, filename: "g.mp4", level: "silver")
         #expect(m.submitted(created) == .finish(.init(content: silverRead, count: 20000, target: "gold", result: created)))

@@ -103,7 +103,9 @@ public struct SubmitRequest: Sendable, Equatable {
     /// re-aims it, its `next_queued_by` when it asks for a follow-up.
     public var queuedBy: QueuedBy?
 
-    /// A level read from the database just now: it stands whatever the queue holds.
+    /// A level read from the database that stands whatever the queue holds. No caller of the
+    /// application sends one (a process may pause between its read and its submission): reads go
+    /// with their age (`sentAt`); this serves tests of the queue's rules.
     public static let freshRead: Int64 = -1
 
     public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
