@@ -12,7 +12,11 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
     /// Connects. Transactions run at READ COMMITTED (each statement sees what committed before it,
     /// as on PostgreSQL: a commit that waited for a row lock then reads the rows the other commit
     /// wrote). With `.readOnly` access the session refuses every write; `.create` is `.readWrite`.
-    public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: UInt32 = 5) throws {
+    /// A statement waits for its answer at most `answerTimeout` (`SessionLimits.answerTimeout`:
+    /// the connector's read and write timeouts, whole seconds), except with `.create` access
+    /// (`relocator migrate`): for ever. One that waits longer fails as a lost connection.
+    public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: UInt32 = 5,
+                answerTimeout: Duration = SessionLimits.answerTimeout) throws {
         location = "mysql \(server.host):\(server.port)/\(server.database)"
         guard let mysql = mysql_init(nil) else {
             throw SQLError(code: .other, location: location, message: "cannot allocate a connection")
@@ -20,6 +24,11 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         var timeout = connectTimeoutSeconds
         mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        if access != .create {
+            var answer = UInt32(clamping: max(1, answerTimeout.components.seconds))
+            mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &answer)
+            mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &answer)
+        }
         let connected = mysql_real_connect(mysql, server.host, server.user, server.password, server.database,
                                            UInt32(server.port), nil, 0)
         if connected == nil {

@@ -16,12 +16,22 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     private let server: DatabaseURL.ServerDatabase
     /// The statements prepared on this session, by their SQL text.
     private var prepared = PreparedStatements()
+    /// How long a statement waits for the server's answer (nil: for ever). One that waits longer
+    /// fails as a lost connection, and the session is given up (`abandoned`).
+    private let answerTimeout: Duration?
+    /// The session was given up mid-statement (no answer in time): its socket is shut, and the next
+    /// call connects again.
+    private var abandoned = false
 
     /// Connects. With `.readOnly` access the session refuses every write
     /// (`default_transaction_read_only`); `.create` is `.readWrite` (a server database is made by
-    /// its administrator, never by Relocator).
-    public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: Int = 5) throws {
+    /// its administrator, never by Relocator). A statement waits for its answer at most
+    /// `answerTimeout` (`SessionLimits.answerTimeout`), except with `.create` access (`relocator
+    /// migrate`, whose index builds may take long): for ever.
+    public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: Int = 5,
+                answerTimeout: Duration? = SessionLimits.answerTimeout) throws {
         self.server = server
+        self.answerTimeout = access == .create ? nil : answerTimeout
         self.location = "postgres \(server.host):\(server.port)/\(server.database)"
         var params: [(String, String)] = [
             ("host", server.host), ("port", String(server.port)), ("dbname", server.database),
@@ -121,15 +131,16 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         let idle = PQtransactionStatus(conn) == PQTRANS_IDLE
         // What was asked for inside a transaction is prepared now, outside any (a PREPARE that
         // fails aborts the transaction it is in).
-        if idle { prepareWanted(on: conn) }
+        if idle { try prepareWanted(on: conn) }
         let unprepared = { [self] in
-            try check(Self.withCStrings(texts) { PQexecParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) }, on: conn)
+            try check(exchange(on: conn) { Self.withCStrings(texts) { PQsendQueryParams(conn, sql, Int32($0.count), nil, $0.baseAddress, nil, nil, 0) } },
+                      on: conn)
         }
         let statement = PreparedStatements.Statement(sql: sql, parameters: texts.count)
-        guard prepare, let name = preparedName(statement, idle: idle, on: conn) else { return try unprepared() }
-        let result = Self.withCStrings(texts) { PQexecPrepared(conn, name, Int32($0.count), $0.baseAddress, nil, nil, 0) }
+        guard prepare, let name = try preparedName(statement, idle: idle, on: conn) else { return try unprepared() }
         do {
-            return try check(result, on: conn)
+            return try check(exchange(on: conn) { Self.withCStrings(texts) { PQsendQueryPrepared(conn, name, Int32($0.count), $0.baseAddress, nil, nil, 0) } },
+                             on: conn)
         } catch var error as SQLError where PreparedStatements.isLost(error.serverCode) {
             // The session no longer has it (`DISCARD ALL`, a pooler that hands each transaction
             // another server session), or its plan no longer fits the table (a migration changed
@@ -149,7 +160,7 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     /// is off or full, it has too many parameters, or it is new and a transaction is under way
     /// (it is then prepared at the next call outside one), or its PREPARE failed (the run shows
     /// why).
-    private func preparedName(_ statement: PreparedStatements.Statement, idle: Bool, on conn: OpaquePointer) -> String? {
+    private func preparedName(_ statement: PreparedStatements.Statement, idle: Bool, on conn: OpaquePointer) throws -> String? {
         switch prepared.lookup(statement) {
         case .unprepared: return nil
         case .prepared(let name): return name
@@ -158,19 +169,22 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
                 prepared.want(statement, as: name)
                 return nil
             }
-            return prepare(statement, as: name, on: conn) ? name : nil
+            return try prepare(statement, as: name, on: conn) ? name : nil
         }
     }
 
     /// Prepares what was asked for inside transactions.
-    private func prepareWanted(on conn: OpaquePointer) {
-        for (statement, name) in prepared.takeWanted() { _ = prepare(statement, as: name, on: conn) }
+    private func prepareWanted(on conn: OpaquePointer) throws {
+        for (statement, name) in prepared.takeWanted() { _ = try prepare(statement, as: name, on: conn) }
     }
 
     /// `PREPARE`s `statement` outside any transaction; true when the session has it under `name`
-    /// (also when it had it already: a name is made of the text).
-    private func prepare(_ statement: PreparedStatements.Statement, as name: String, on conn: OpaquePointer) -> Bool {
-        guard let result = PQprepare(conn, name, statement.sql, Int32(statement.parameters), nil) else { return false }
+    /// (also when it had it already: a name is made of the text). Throws when the server gave no
+    /// answer in time (the session is given up).
+    private func prepare(_ statement: PreparedStatements.Statement, as name: String, on conn: OpaquePointer) throws -> Bool {
+        guard let result = try exchange(on: conn, { PQsendPrepare(conn, name, statement.sql, Int32(statement.parameters), nil) }) else {
+            return false
+        }
         defer { PQclear(result) }
         let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
         guard PQresultStatus(result) == PGRES_COMMAND_OK || state == PreparedStatements.alreadyExists else {
@@ -203,14 +217,59 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         }
     }
 
-    /// The connection, re-established if the server dropped it since the last call.
+    /// Sends a statement (`send`: a `PQsend…` call) and waits for its result: the last one, or
+    /// the first error. Nil when it could not be sent or the connection broke (`PQerrorMessage`
+    /// says why). Waits at most `answerTimeout`: then the session is given up (its socket shut, so
+    /// that the server ends it and its transaction as soon as it runs again) and the wait fails as
+    /// a lost connection. A server stalled (a backend stopped, a VM paused) or a network that
+    /// drops everything silently answers nothing, and without a limit the caller — a count's
+    /// read, a commit — would wait for ever.
+    private func exchange(on conn: OpaquePointer, _ send: () -> Int32) throws -> OpaquePointer? {
+        guard send() == 1 else { return nil }
+        let deadline = answerTimeout.map { ContinuousClock.now + $0 }
+        var kept: OpaquePointer?
+        while true {
+            while let deadline, PQisBusy(conn) == 1 {
+                let left = deadline - .now
+                guard left > .zero else {
+                    if let kept { PQclear(kept) }
+                    abandon(conn)
+                    throw SQLError(code: .connectionLost, location: location,
+                                   message: "no answer from the server within \(answerTimeout ?? .zero); the session was given up (the server or the network to it stalled)")
+                }
+                var ready = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
+                let milliseconds = min(left.components.seconds, 3_600) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
+                if poll(&ready, 1, Int32(milliseconds)) == 0 { continue }
+                // (A broken connection: PQgetResult then reports the error.)
+                if PQconsumeInput(conn) == 0 { break }
+            }
+            guard let result = PQgetResult(conn) else { return kept }
+            if let earlier = kept, PQresultStatus(earlier) == PGRES_FATAL_ERROR {
+                PQclear(result)
+            } else {
+                if let earlier = kept { PQclear(earlier) }
+                kept = result
+            }
+        }
+    }
+
+    /// Gives the session up: its socket is shut both ways now, the next call connects again.
+    private func abandon(_ conn: OpaquePointer) {
+        let socket = PQsocket(conn)
+        if socket >= 0 { _ = shutdown(socket, Int32(SHUT_RDWR)) }
+        abandoned = true
+    }
+
+    /// The connection, re-established if the server dropped it, or the session was given up,
+    /// since the last call.
     private func liveConnection() throws -> OpaquePointer {
         guard let conn = connection else {
             throw SQLError(code: .connectionLost, location: location, message: "the connection is closed")
         }
-        if PQstatus(conn) == CONNECTION_BAD {
+        if abandoned || PQstatus(conn) == CONNECTION_BAD {
             // A new session: nothing is prepared on it.
             prepared.forgetAll()
+            abandoned = false
             PQreset(conn)
             if PQstatus(conn) != CONNECTION_OK {
                 let message = Self.message(PQerrorMessage(conn))

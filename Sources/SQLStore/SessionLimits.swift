@@ -8,7 +8,16 @@
 /// transaction of Relocator's waits on anything but SQL, so neither ends a healthy one.
 /// PostgreSQL: `lock_timeout`, `idle_in_transaction_session_timeout`, set once connected (a
 /// setting the URL's `options` names is left as it says); MariaDB: `innodb_lock_wait_timeout`, `idle_transaction_timeout`; MySQL: the first.
+///
+/// And how long a statement waits for the server's answer (`answerTimeout`): a server stalled (a
+/// backend stopped, a VM paused) or a network that silently drops everything answers nothing, and
+/// the caller — a count's read, a commit — waited for ever. Past it the session is given up (the
+/// statement fails as a lost connection; the pool or the committer connects again). No statement
+/// of Relocator's but a migration's takes that long; `relocator migrate` waits for ever.
+/// PostgreSQL: a deadline on the client's wait; MariaDB and MySQL: the connector's read and write
+/// timeouts.
 public enum SessionLimits {
+    public static let answerTimeout: Duration = .seconds(30)
     public static let lockWaitSeconds = 10
     public static let idleInTransactionSeconds = 60
 

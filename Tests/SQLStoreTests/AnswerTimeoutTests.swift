@@ -1,0 +1,87 @@
+import Foundation
+import RelocatorCore
+import SQLStore
+import Synchronization
+import Testing
+import TestSupport
+
+/// A statement waits for the server's answer at most `SessionLimits.answerTimeout`: a server that
+/// stalled (its backend stopped, a VM paused) or a network that silently drops everything answers
+/// nothing, and a count's read or a commit waited for ever. Past the limit the statement fails as
+/// a lost connection (the pool and the committer connect again), and the same session object
+/// answers the next statement on a new connection. `relocator migrate` (`.create`) waits for ever.
+@Suite struct AnswerTimeoutTests {
+    static let limit: Duration = .seconds(1)
+
+    /// Runs `body` on a thread of its own; its result once it ends, or nil if it has not ended
+    /// within `within`.
+    static func ended<T: Sendable>(within: Duration, _ body: @escaping @Sendable () throws -> T) -> Result<T, any Error>? {
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let result = Result { try body() }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + .milliseconds(Int(within.components.seconds) * 1000)) == .success else { return nil }
+        return outcome.withLock { $0 }
+    }
+
+    /// The PostgreSQL backend of the session is stopped (SIGSTOP) while the statement runs.
+    @Test func aStatementToAStoppedPostgresBackendFailsWithinTheLimitAndTheSessionConnectsAgain() throws {
+        let test = try TestDatabase(.postgres)
+        defer { test.drop() }
+        guard case .postgres(let server) = test.url else { Issue.record("not postgres"); return }
+        let database = try PostgresDatabase(server, access: .readWrite, answerTimeout: Self.limit)
+        defer { database.close() }
+        guard case .int(let backend)? = try database.query(SQLQuery(unsafeSQL: "SELECT pg_backend_pid()")).first?.values.first,
+              let pid = Int32(exactly: backend), pid > 0 else {
+            Issue.record("no backend pid")
+            return
+        }
+        #expect(kill(pid, SIGSTOP) == 0)
+        // Whatever happens, the backend runs again (it then finds its socket shut, and ends).
+        defer { kill(pid, SIGCONT) }
+        let started = ContinuousClock.now
+        let outcome = Self.ended(within: Self.limit * 20) { try database.query(SQLQuery(unsafeSQL: "SELECT 1")) }
+        let result = try #require(outcome, "the statement to a stopped backend did not end")
+        #expect(ContinuousClock.now - started >= Self.limit)
+        #expect(throws: SQLError.self) { try result.get() }
+        if case .failure(let error as SQLError) = result {
+            #expect(error.code == .connectionLost && error.isTransient && error.message.contains("no answer"), "\(error)")
+        }
+        kill(pid, SIGCONT)
+        #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
+    }
+
+    @Test(arguments: [Backend.postgres, .mysql])
+    func aStatementLongerThanTheLimitFailsAndTheNextIsAnswered(backend: Backend) throws {
+        let test = try TestDatabase(backend)
+        defer { test.drop() }
+        let database: any SQLDatabase & Sendable
+        switch test.url {
+        case .postgres(let server): database = try PostgresDatabase(server, access: .readWrite, answerTimeout: Self.limit)
+        case .mysql(let server): database = try MySQLDatabase(server, access: .readWrite, answerTimeout: Self.limit)
+        case .sqlite: Issue.record("not a server"); return
+        }
+        defer { database.close() }
+        let sleep = backend == .postgres ? "SELECT pg_sleep(4)" : "SELECT SLEEP(4)"
+        let outcome = try #require(Self.ended(within: .seconds(20)) { try database.query(SQLQuery(unsafeSQL: sleep)) })
+        #expect(throws: SQLError.self) { try outcome.get() }
+        if case .failure(let error as SQLError) = outcome { #expect(error.isTransient, "\(error)") }
+        if backend == .postgres {
+            #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
+        }
+    }
+
+    /// `relocator migrate` opens with `.create` access: an index build may take long.
+    @Test func aMigrationsSessionWaitsPastTheLimit() throws {
+        let test = try TestDatabase(.postgres)
+        defer { test.drop() }
+        guard case .postgres(let server) = test.url else { Issue.record("not postgres"); return }
+        let database = try PostgresDatabase(server, access: .create, answerTimeout: Self.limit)
+        defer { database.close() }
+        let rows = try database.query(SQLQuery(unsafeSQL: "SELECT pg_sleep(2), 3 AS n"))
+        #expect(rows.first?.values.last == .int(3))
+    }
+}
