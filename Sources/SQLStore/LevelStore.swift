@@ -38,7 +38,8 @@ public struct LevelStore {
     /// Sets one level's `[min_counts, max_counts]`, or adds the level, in a transaction that
     /// holds the table's rows: applied only when the table that results is sound
     /// (`LevelTable.validate`), or when `force` is set. Refused edits change nothing and throw
-    /// `.invalidLevelTable` listing the problems.
+    /// `.invalidLevelTable` listing the problems. A new level whose name another has in other
+    /// case is refused, forced or not.
     @discardableResult
     public func setRange(level: String, min: Int64, max: Int64, force: Bool = false) throws -> LevelRangeEdit {
         guard LevelDirectories.isValidName(level) else {
@@ -56,6 +57,13 @@ public struct LevelStore {
                                message: "level '\(level)' \(min)–\(max) would leave the level table with \(problems.count == 1 ? "a problem" : "\(problems.count) problems"): \(shown); nothing changed (--force applies it anyway)")
             }
             let previous = current.first { $0.name == level }
+            // A name another level has in other case: a look-alike level on PostgreSQL and SQLite
+            // (its own queue, directory and keys), the same row on MariaDB, whose columns ignore
+            // case. Refused on every backend, forced or not.
+            if previous == nil, let twin = current.first(where: { $0.name.lowercased() == level.lowercased() }) {
+                throw SQLError(code: .invalidLevelTable, location: database.location,
+                               message: "level '\(level)' differs from the level '\(twin.name)' only in case; use '\(twin.name)', or a name of its own; nothing changed")
+            }
             if previous == nil {
                 try database.execute("INSERT INTO level (content_level, min_counts, max_counts) VALUES (\(level), \(min), \(max))")
             } else {

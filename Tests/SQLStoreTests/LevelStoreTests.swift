@@ -45,6 +45,12 @@ import TestSupport
             let badName = #expect(throws: SQLError.self) { try store.setRange(level: "gold level", min: 1, max: 2) }
             #expect(badName?.code == .invalidLevelTable)
 
+            // A level named as another in other case is a look-alike (the same row on MariaDB).
+            let lookAlike = #expect(throws: SQLError.self) { try store.setRange(level: "Gold", min: 100_000, max: 200_000, force: true) }
+            #expect(lookAlike?.code == .invalidLevelTable)
+            #expect(lookAlike?.message == "level 'Gold' differs from the level 'gold' only in case; use 'gold', or a name of its own; nothing changed")
+            #expect(try store.levels() == LevelRange.defaults)
+
             let forced = try store.setRange(level: "silver", min: 1500, max: 12000, force: true)
             #expect(forced.problems.count == 2)
             #expect(try store.levels().first { $0.name == "silver" } == LevelRange(name: "silver", minCounts: 1500, maxCounts: 12000))
