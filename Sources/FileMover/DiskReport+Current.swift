@@ -13,7 +13,8 @@ extension DiskReport {
         return DiskReport(levels: levels)
     }
 
-    /// The usage of the filesystem holding `directory` now, from `statvfs`; nil when it cannot be read.
+    /// The usage of the filesystem holding `directory` now, from `statvfs`, with its device; nil
+    /// when it cannot be read.
     public static func usage(of directory: String) -> Usage? {
         var info = statvfs()
         guard statvfs(directory, &info) == 0 else { return nil }
@@ -23,6 +24,9 @@ extension DiskReport {
             return overflow ? .max : product
         }
         let used = info.f_blocks >= info.f_bfree ? info.f_blocks - info.f_bfree : 0
-        return Usage(used: bytes(UInt64(used)), free: bytes(UInt64(info.f_bavail)), size: bytes(UInt64(info.f_blocks)))
+        // (`f_fsid` is 0 on tmpfs, whatever the instance: the directory's device tells them apart.)
+        var status = stat()
+        let device = stat(directory, &status) == 0 ? UInt64(status.st_dev) : nil
+        return Usage(used: bytes(UInt64(used)), free: bytes(UInt64(info.f_bavail)), size: bytes(UInt64(info.f_blocks)), filesystem: device)
     }
 }

@@ -358,6 +358,9 @@ public enum WorkerField: String, Sendable, CaseIterable {
     case beatAt = "beat_at"
     /// `level=used,free,size;…` from the worker's `statvfs` of its level directories.
     case disks
+    /// `level=device;…`: the device (`st_dev`) of the filesystem holding each level's directory on
+    /// the worker's host (`DiskReport.Usage.filesystem`).
+    case filesystems
     /// `level=directory,…` as this worker sees them.
     case directories
     /// Levels out of service for this worker (their directory is no longer the one it checked at

@@ -72,6 +72,9 @@ public struct Planner {
         public var outgoing: Int64
         public var highWater: Int?
         public var lowWater: Int?
+        /// The level below, when it shares this level's filesystem: the level is not shed (a move
+        /// down would free nothing on its disk).
+        public var sharesFilesystemWith: String? = nil
 
         /// The fill now, as `df` shows it: used / (used + available), in percent.
         public var percent: Double? {
@@ -97,6 +100,7 @@ public struct Planner {
             case projectedPercent = "projected_percent"
             case highWater = "high_water"
             case lowWater = "low_water"
+            case sharesFilesystemWith = "shares_filesystem_with"
         }
 
         public func encode(to encoder: any Encoder) throws {
@@ -111,6 +115,7 @@ public struct Planner {
             try c.encode(projectedPercent, forKey: .projectedPercent)
             try c.encode(highWater, forKey: .highWater)
             try c.encode(lowWater, forKey: .lowWater)
+            try c.encodeIfPresent(sharesFilesystemWith, forKey: .sharesFilesystemWith)
         }
     }
 
@@ -208,6 +213,8 @@ public struct Planner {
                               reason: message, count: Double(job.count), status: JobStatus.deferred.rawValue))
         }
 
+        // Levels not shed because the level below shares their filesystem, with that level.
+        var sharing: [String: String] = [:]
         // Levels above their high watermark shed their coldest contents, down to the low watermark
         // and never more than one content below it; a hotter content waiting for room on a level
         // displaces colder residents, each waiting content the coldest one not yet chosen, within
@@ -237,6 +244,13 @@ public struct Planner {
             }
             // Without a fresh report of the disk nothing is shed or displaced.
             guard let usage = disks[level].map(Placement.Usage.init), let marks = placement.watermarkBytes(of: level, usage: usage) else { continue }
+            // Nor when the level below is on the same filesystem: a move down would free nothing
+            // on it, and the next round would find the disk as full and shed again, until every
+            // content had gone down.
+            if Self.shareFilesystem(level, below, in: beats, after: reportsAfter) {
+                sharing[level] = below
+                continue
+            }
             // What the disk will hold once the moves out already under way have landed.
             let used = max(0, usage.used.saturatingSubtract(leaving[level] ?? 0))
             let average = usage.used / Int64(max(1, cold.count))
@@ -300,7 +314,8 @@ public struct Planner {
         for range in snapshot.levels {
             let usage = disks[range.name]
             fills[range.name] = LevelFill(level: range.name, used: usage?.used, available: usage?.free, size: usage?.size, incoming: 0, outgoing: 0,
-                                          highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater)
+                                          highWater: snapshot.policies[range.name]?.highWater, lowWater: snapshot.policies[range.name]?.lowWater,
+                                          sharesFilesystemWith: sharing[range.name])
         }
         // The filenames and last recorded sizes of every planned move, read a thousand at a time.
         func counted(_ move: Move) -> Bool { move.kind != .doesNotFit && !(move.kind == .pending && move.status == "done") }
@@ -361,6 +376,16 @@ public struct Planner {
         }
     }
 
+    /// Whether a live worker's fresh report (the reports `diskUsage` reads) finds the directories
+    /// of `a` and `b` on one filesystem.
+    static func shareFilesystem(_ a: String, _ b: String, in beats: [Heartbeat], after: [String: Int64]) -> Bool {
+        beats.contains { beat in
+            guard let disks = beat.disks, !beat.unavailable.contains(a), !beat.unavailable.contains(b),
+                  beat.beatAt ?? 0 > after[a] ?? Int64.min, beat.beatAt ?? 0 > after[b] ?? Int64.min else { return false }
+            return disks.sameFilesystem(a, b)
+        }
+    }
+
     /// Each level's disk as the live workers report it (the fullest report of a level wins, its
     /// fill as `df` computes it). A worker holding a level out of service (unmounted, replaced)
     /// reports the bare mountpoint's filesystem: not that level's disk.
@@ -406,6 +431,8 @@ extension Planner {
             /// Moves into and out of the level, by kind (kinds with none are absent).
             public var movesIn: [String: Int]
             public var movesOut: [String: Int]
+            /// The level below, when it shares this level's filesystem (the level is not shed).
+            public var sharesFilesystemWith: String? = nil
 
             enum CodingKeys: String, CodingKey {
                 case level, contents, used, available, size, fill, incoming, outgoing
@@ -414,6 +441,7 @@ extension Planner {
                 case lowWater = "low_water"
                 case movesIn = "moves_in"
                 case movesOut = "moves_out"
+                case sharesFilesystemWith = "shares_filesystem_with"
             }
         }
 
@@ -440,7 +468,7 @@ extension Planner {
             Summary.Level(level: fill.level, contents: contents[fill.level] ?? 0, used: fill.used, available: fill.available, size: fill.size,
                           fill: fill.percent, fillAfter: fill.projectedPercent, incoming: fill.incoming, outgoing: fill.outgoing,
                           highWater: fill.highWater, lowWater: fill.lowWater,
-                          movesIn: into[fill.level] ?? [:], movesOut: outOf[fill.level] ?? [:])
+                          movesIn: into[fill.level] ?? [:], movesOut: outOf[fill.level] ?? [:], sharesFilesystemWith: fill.sharesFilesystemWith)
         }
         return Summary(total: plan.moves.count, kinds: kinds, levels: levels)
     }

@@ -80,6 +80,10 @@ extension Relocator {
                             water, byKind(level.movesIn), byKind(level.movesOut)])
             }
             lines += ["", levels.text]
+            for level in summary.levels {
+                guard let below = level.sharesFilesystemWith else { continue }
+                lines.append("\(level.level) is not shed: its directory is on the same filesystem as \(below)'s, so a move down frees nothing there")
+            }
             return lines.joined(separator: "\n")
         }
 

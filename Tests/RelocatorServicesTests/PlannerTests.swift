@@ -42,6 +42,40 @@ import TestSupport
         #expect(gold.available == 2 * mebibyte && gold.percent == 75 && gold.projectedPercent == 37.5, "\(gold)")
     }
 
+    /// Gold above its high watermark whose directory is on the same filesystem as silver's (as a
+    /// worker found them): a move down would free nothing there, and every round would find the
+    /// disk as full and shed again, until every content had gone down. Gold is not shed, and the
+    /// plan says why; on filesystems of their own it is.
+    @Test func aLevelIsNotShedOntoALevelOnItsOwnFilesystem() throws {
+        let mebibyte: Int64 = 1 << 20
+        let database = try CommitterTests.Database(contents: (1...4).map { (Int64($0), "f\($0)", "gold") })
+        defer { database.directory.remove() }
+        let fixture = try RedisTestQueue("plan-shared")
+        defer { fixture.cleanUp() }
+        let (queue, redis) = (fixture.queue, fixture.redis)
+        let sql = try database.open()
+        defer { sql.close() }
+        _ = try LevelStore(database: sql).setPolicy(level: "gold", LevelPolicy.Edit(highWater: .set(60), lowWater: .set(40)))
+        let disk = "\(6 * mebibyte),\(2 * mebibyte),\(8 * mebibyte)"
+        let shared = DiskReport(decoding: "gold=\(disk);silver=\(disk)", filesystems: "gold=2049;silver=2049")
+        #expect(shared.sameFilesystem("gold", "silver"))
+        try queue.heartbeat(worker: "w1", info: Heartbeat(id: "w1", kind: .worker, levels: ["gold", "silver"], disks: shared).fields,
+                            ttl: .seconds(30), on: redis)
+        let planner = Planner(queue: RedisJobQueue(queue: queue, redis: redis), database: sql, halfLife: nil)
+        let plan = try planner.plan(full: true)
+        #expect(!plan.moves.contains { $0.kind == .watermark }, "\(plan.moves)")
+        #expect(plan.levels.first { $0.level == "gold" }?.sharesFilesystemWith == "silver")
+        let summary = Planner.summary(of: plan, contents: [:])
+        #expect(summary.levels.first { $0.level == "gold" }?.sharesFilesystemWith == "silver")
+
+        let apart = DiskReport(decoding: "gold=\(disk);silver=\(disk)", filesystems: "gold=2049;silver=2050")
+        try queue.heartbeat(worker: "w1", info: Heartbeat(id: "w1", kind: .worker, levels: ["gold", "silver"], disks: apart).fields,
+                            ttl: .seconds(30), on: redis)
+        let shedding = try planner.plan(full: true)
+        #expect(shedding.moves.filter { $0.kind == .watermark && $0.from == "gold" }.count == 2, "\(shedding.moves)")
+        #expect(shedding.levels.first { $0.level == "gold" }?.sharesFilesystemWith == nil)
+    }
+
     /// A resident whose last job is dead (its file gone from the disk, say) is left to the operator:
     /// neither shed by a watermark nor demoted by a decay. Planned again every round, its move went
     /// dead again every round, and the dead letters grew for ever.

@@ -10,11 +10,17 @@ public struct DiskReport: Sendable, Equatable {
         /// The filesystem's size, as `df`'s Size. The fill is `used / (used + free)`, not
         /// `used / size` (`Placement.Usage`).
         public var size: Int64
+        /// The device of the filesystem holding the level's directory on the worker's host (its
+        /// `st_dev`); nil when not known (a report from an older worker). Two levels whose
+        /// directories one worker finds on one device share a disk: moving contents between them
+        /// frees nothing on it.
+        public var filesystem: UInt64?
 
-        public init(used: Int64, free: Int64, size: Int64) {
+        public init(used: Int64, free: Int64, size: Int64, filesystem: UInt64? = nil) {
             self.used = used
             self.free = free
             self.size = size
+            self.filesystem = filesystem
         }
     }
 
@@ -22,5 +28,13 @@ public struct DiskReport: Sendable, Equatable {
 
     public init(levels: [String: Usage]) {
         self.levels = levels
+    }
+}
+
+extension DiskReport {
+    /// Whether this report puts the directories of `a` and `b` on one filesystem.
+    public func sameFilesystem(_ a: String, _ b: String) -> Bool {
+        guard let first = levels[a]?.filesystem, let second = levels[b]?.filesystem else { return false }
+        return first == second
     }
 }
