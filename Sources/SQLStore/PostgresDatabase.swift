@@ -225,32 +225,67 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     /// drops everything silently answers nothing, and without a limit the caller — a count's
     /// read, a commit — would wait for ever.
     private func exchange(on conn: OpaquePointer, _ send: () -> Int32) throws -> OpaquePointer? {
-        guard send() == 1 else { return nil }
-        let deadline = answerTimeout.map { ContinuousClock.now + $0 }
+        guard let limit = answerTimeout else {
+            // Blocking: libpq waits as long as it takes.
+            guard send() == 1 else { return nil }
+            return Self.lastResult(conn)
+        }
+        let deadline = ContinuousClock.now + limit
+        /// Waits until the socket is ready for `events` or the deadline passes (then the session
+        /// is given up and the wait fails).
+        func wait(_ events: Int32) throws {
+            let left = deadline - .now
+            guard left > .zero else {
+                abandon(conn)
+                throw SQLError(code: .connectionLost, location: location,
+                               message: "no answer from the server within \(limit); the session was given up (the server or the network to it stalled)")
+            }
+            var ready = pollfd(fd: PQsocket(conn), events: Int16(events), revents: 0)
+            let milliseconds = min(left.components.seconds, 3_600) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
+            _ = poll(&ready, 1, Int32(milliseconds))
+        }
+        // Non-blocking, so that neither the sending (a server that reads nothing fills the
+        // socket's buffer) nor the reading outlasts the deadline.
+        guard PQsetnonblocking(conn, 1) == 0, send() == 1 else { return nil }
+        // Sent whole (1: more to send; -1: the connection broke, which PQgetResult reports).
+        while PQflush(conn) == 1 {
+            try wait(POLLIN | POLLOUT)
+            // (Input read while sending: the server may answer before it has read everything.)
+            if PQconsumeInput(conn) == 0 { break }
+        }
         var kept: OpaquePointer?
         while true {
-            while let deadline, PQisBusy(conn) == 1 {
-                let left = deadline - .now
-                guard left > .zero else {
+            while PQisBusy(conn) == 1 {
+                do {
+                    try wait(POLLIN)
+                } catch {
                     if let kept { PQclear(kept) }
-                    abandon(conn)
-                    throw SQLError(code: .connectionLost, location: location,
-                                   message: "no answer from the server within \(answerTimeout ?? .zero); the session was given up (the server or the network to it stalled)")
+                    throw error
                 }
-                var ready = pollfd(fd: PQsocket(conn), events: Int16(POLLIN), revents: 0)
-                let milliseconds = min(left.components.seconds, 3_600) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
-                if poll(&ready, 1, Int32(milliseconds)) == 0 { continue }
                 // (A broken connection: PQgetResult then reports the error.)
                 if PQconsumeInput(conn) == 0 { break }
             }
             guard let result = PQgetResult(conn) else { return kept }
-            if let earlier = kept, PQresultStatus(earlier) == PGRES_FATAL_ERROR {
-                PQclear(result)
-            } else {
-                if let earlier = kept { PQclear(earlier) }
-                kept = result
-            }
+            kept = Self.keep(kept, result)
         }
+    }
+
+    /// Every result of the statement sent, as `PQexec` gives them: the last one, or the first error.
+    private static func lastResult(_ conn: OpaquePointer) -> OpaquePointer? {
+        var kept: OpaquePointer?
+        while let result = PQgetResult(conn) { kept = keep(kept, result) }
+        return kept
+    }
+
+    /// Of the result kept so far and the next one, the one to keep (the other is freed).
+    private static func keep(_ kept: OpaquePointer?, _ next: OpaquePointer) -> OpaquePointer {
+        guard let kept else { return next }
+        if PQresultStatus(kept) == PGRES_FATAL_ERROR {
+            PQclear(next)
+            return kept
+        }
+        PQclear(kept)
+        return next
     }
 
     /// Gives the session up: its socket is shut both ways now, the next call connects again.

@@ -54,6 +54,31 @@ import TestSupport
         #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
     }
 
+    /// A statement too large for the socket's buffers, to a stopped backend: its sending is
+    /// bounded by the same limit (a blocking send waited for ever once the buffers were full).
+    @Test func aLargeStatementToAStoppedPostgresBackendFailsWithinTheLimit() throws {
+        let test = try TestDatabase(.postgres)
+        defer { test.drop() }
+        guard case .postgres(let server) = test.url else { Issue.record("not postgres"); return }
+        let database = try PostgresDatabase(server, access: .readWrite, answerTimeout: Self.limit)
+        defer { database.close() }
+        guard case .int(let backend)? = try database.query(SQLQuery(unsafeSQL: "SELECT pg_backend_pid()")).first?.values.first,
+              let pid = Int32(exactly: backend), pid > 0 else {
+            Issue.record("no backend pid")
+            return
+        }
+        #expect(kill(pid, SIGSTOP) == 0)
+        defer { kill(pid, SIGCONT) }
+        let large = String(repeating: "x", count: 64 << 20)
+        let outcome = Self.ended(within: Self.limit * 20) { try database.query("SELECT length(\(large)) AS n") }
+        let result = try #require(outcome, "the large statement to a stopped backend did not end")
+        if case .failure(let error as SQLError) = result {
+            #expect(error.code == .connectionLost && error.message.contains("no answer"), "\(error)")
+        } else {
+            Issue.record("the statement did not fail: \(result)")
+        }
+    }
+
     @Test(arguments: [Backend.postgres, .mysql])
     func aStatementLongerThanTheLimitFailsAndTheNextIsAnswered(backend: Backend) throws {
         let test = try TestDatabase(backend)
