@@ -75,6 +75,37 @@ extension RenameWindowTests {
         #expect(queue.job(31)?.filename == "b.mp4")
     }
 
+    /// A rename whose write succeeded but whose new names the queue was not told (Redis failed
+    /// right then) leaves its contents held until their leases end: a job made by the old name
+    /// is not taken meanwhile.
+    @Test func aRenameWhoseNewNamesTheQueueWasNotToldKeepsItsContentsHeld() async throws {
+        let store = MemoryStore()
+        _ = try store.put([Content(cid: 34, filename: "a.mp4", level: "bronze")])
+        let queue = MemoryQueue()
+        let queueGateway = BeforeCallQueueGateway(MemoryQueueGateway(queue))
+        let storeGateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
+        let app = App(queue: queueGateway, store: storeGateway, levels: LevelCache(maxAge: .seconds(86400)),
+                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
+        _ = try await app.levelTable()
+        _ = try await app.placement()
+        // Before the rename's write (its third call to the store), a count reads the old name and
+        // makes its job while the content is held; the rename's third call to the queue (after
+        // its lease and the count's submission), the new name, fails.
+        let submitted = Mutex<SubmitOutcome?>(nil)
+        storeGateway.beforeCall(3) {
+            let outcome = try? await app.submit(cid: 34, count: 20000).result.outcome
+            submitted.withLock { $0 = outcome }
+        }
+        queueGateway.failCall(3)
+        await #expect(throws: BeforeCallQueueGateway.QueueDown.self) { _ = try await app.putContent(cid: 34, filename: "b.mp4", level: "bronze") }
+        #expect(submitted.withLock { $0 } == .created)
+        #expect(try store.content(cid: 34)?.filename == "b.mp4")
+        #expect(queue.job(34)?.filename == "a.mp4")
+        let next = try queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
+        if case .delivery(let delivery) = next { Issue.record("the job was taken by its old name \(delivery.job.filename)") }
+        #expect(queue.job(34)?.status == .deferred && queue.job(34)?.deferReason == HeldContent.deferReason)
+    }
+
     @Test func manyCountsThatReadTheOldNameBeforeAWholeRenameMakeTheirJobsByTheNewName() async throws {
         let (_, queue, gateway, app) = try await Self.pausedWorld([Content(cid: 32, filename: "a.mp4", level: "bronze"),
                                                                     Content(cid: 33, filename: "c.mp4", level: "bronze")])
@@ -154,30 +185,39 @@ final class BeforeCallStoreGateway: StoreGateway {
 /// (calls the action makes itself are counted, and pass).
 final class BeforeCallQueueGateway: QueueGateway {
     private let base: MemoryQueueGateway
-    private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?)>((0, 0, nil))
+    private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?, failing: Int?)>((0, 0, nil, nil))
 
     init(_ base: MemoryQueueGateway) { self.base = base }
 
     func beforeCall(_ n: Int, _ action: @escaping @Sendable () async -> Void) {
-        state.withLock { $0 = ($0.calls, $0.calls + n, action) }
+        state.withLock { $0 = ($0.calls, $0.calls + n, action, $0.failing) }
     }
 
-    private func due() async {
-        let action = state.withLock { state -> (@Sendable () async -> Void)? in
+    struct QueueDown: Error {}
+
+    /// The n-th call from now fails (`QueueDown`), as an unreachable queue's would.
+    func failCall(_ n: Int) {
+        state.withLock { $0.failing = $0.calls + n }
+    }
+
+    private func due() async throws {
+        let (action, fails) = state.withLock { state -> ((@Sendable () async -> Void)?, Bool) in
             state.calls += 1
-            guard state.calls == state.at else { return nil }
+            let fails = state.calls == state.failing
+            guard state.calls == state.at else { return (nil, fails) }
             defer { state.action = nil }
-            return state.action
+            return (state.action, fails)
         }
         await action?()
+        if fails { throw QueueDown() }
     }
 
     func withSession<T: Sendable>(replicated: Bool, _ body: @escaping @Sendable (any JobQueueSession) throws -> T) async throws -> T {
-        await due()
+        try await due()
         return try await base.withSession(replicated: replicated, body)
     }
     func submit(_ request: SubmitRequest) async throws -> SubmitResult {
-        await due()
+        try await due()
         return try await base.submit(request)
     }
     func identity() async -> String? { await base.identity() }
