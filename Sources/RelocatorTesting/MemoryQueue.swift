@@ -188,6 +188,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 let newest = Int64(hashes[shard.gens]?[String(cid)] ?? "") ?? 0
                 let committedAt = Int64(h["updated_at"] ?? "0") ?? 0
                 // Unless the level changed again after this job (a newer generation): then only the database knows.
+                // (A rename takes one too: the job knows the level, not the name.)
                 if status == "committed", readAt >= 0, let curTarget, committedAt >= readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
                     origin = curTarget
                     overridden = true
@@ -863,6 +864,8 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
         try available {
             let shard = keys.shard(of: cid)
             hashes[shard.movedAt, default: [:]][String(cid)] = String(now)
+            // A rename takes a generation after every job so far (level-changed.lua).
+            if filename != nil, holder != nil { _ = newGen(nil, shard: shard, cid: cid) }
             // A rename: a job not yet taken takes the new name, while the holder's lease holds
             // (level-changed.lua).
             let job = shard.job(cid), lease = shard.lease(cid)

@@ -23,6 +23,7 @@ import Testing
         ("stale ids counted by level", staleIDsByLevel), ("a pull's two hosts", pullRoute),
         ("a pull's secret and route in one record", pullStarted),
         ("a reconcile run's questions to other hosts", inquiries), ("a rename while the content is held", renamedWhileHeld),
+        ("a rename after a commit", renamedAfterCommit),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -600,6 +601,30 @@ import Testing
         #expect(try q.job(17)?.filename == "i17")
         trace.add("taken \(taken.job.cid): \(try q.job(18)?.filename ?? "-"); made while held: \(try q.job(17)?.filename ?? "-"), "
                   + "\(held.status.rawValue), \(held.deferReason ?? "-")")
+        return trace
+    }
+
+    /// A read from before a move's commit is put right by the committed job (it knows the level),
+    /// unless the content was renamed after that commit: the job does not know the name, and a
+    /// job made from that read would take the old one — the read is stale.
+    static let renamedAfterCommit: Scenario = { q in
+        var trace = Trace()
+        func submitReadBefore(_ cid: Int64) throws -> SubmitResult {
+            try q.session.submit([SubmitRequest(cid: cid, count: 5000, filename: "f\(cid)", dbLevel: "bronze", target: "silver", readAt: 1)])[0]
+        }
+        for cid: Int64 in [19, 20] {
+            #expect(try q.submit(cid).outcome == .created)
+            let delivery = try #require(try q.next())
+            #expect(try q.moved(delivery) == .done)
+        }
+        _ = try q.commitAll()
+        #expect(try q.job(19)?.status == .committed && q.job(20)?.status == .committed)
+        _ = try q.session.control(.levelChanged(cid: 20, filename: "g20", holder: "rename-9"))
+        let kept = try submitReadBefore(19)
+        #expect(kept.outcome == .created && kept.job?.dbLevel == "gold" && kept.job?.filename == "f19")
+        let renamed = try submitReadBefore(20)
+        #expect(renamed.outcome == .staleLevel)
+        trace.add("a read before the commit: \(kept.outcome.rawValue) from \(kept.job?.dbLevel ?? "-"); renamed after it: \(renamed.outcome.rawValue)")
         return trace
     }
 

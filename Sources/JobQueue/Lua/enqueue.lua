@@ -164,6 +164,7 @@ if not status or status == 'committed' or status == 'dead' then
     local committedAt = tonumber(h[6] or '0') or 0
     -- Unless the level changed again after this job (reconcile, an operator: a newer generation
     -- in gens): then only the database knows, and the caller is told to read it again below.
+    -- (A rename takes one too: the job knows the level, not the name.)
     local newest = tonumber(redis.call('HGET', gens, cid) or '0') or 0
     if committedAt >= readAt and newest <= (tonumber(oldGen or '0') or 0) then
       dbLevel = curTarget
@@ -171,7 +172,7 @@ if not status or status == 'committed' or status == 'dead' then
     end
   end
   if not overridden and readAt >= 0 then
-    -- The content changed level after the caller's read, and no job says where to.
+    -- The content changed level (or name) after the caller's read, and no job says where to.
     local changed = tonumber(redis.call('HGET', movedAt, cid))
     movedKnown = changed or false
     -- (A change in the very millisecond of the read counts as after it: a read again costs little.)

@@ -5,7 +5,7 @@
 --     that the database orders the change among the moves — refused (-1) while the content has a
 --     job in flight, whose move would otherwise be ordered before a change it never saw;
 --   'changed' (after it): a submission based on a read of the level from before now is told to
---     read it again. With a filename (a rename, made while the content was leased: no job of it
+--     read it again. With a filename (a new generation too) (a rename, made while the content was leased: no job of it
 --     was in flight, and none has been taken since), a job a count made meanwhile takes it: that
 --     count may have read the name from before, and a move by that name would take another file.
 -- KEYS: moved-at, gens, job:<cid>, lease:<cid>
@@ -14,6 +14,9 @@
 -- Returns the new generation, -1, or 0 for 'changed'.
 if ARGV[2] == 'changed' then
   redis.call('HSET', KEYS[1], ARGV[1], now)
+  -- A rename takes a generation after every job so far, as a change of level does: a committed
+  -- job knows the level of a read from before its commit, not the name (enqueue.lua).
+  if ARGV[3] then newGen(nil, KEYS[2], ARGV[1]) end
   if ARGV[3] and redis.call('GET', KEYS[4]) == ARGV[4] then
     local h = redis.call('HMGET', KEYS[3], 'status', 'stage')
     if (h[1] == 'queued' or h[1] == 'deferred') and not h[2] then redis.call('HSET', KEYS[3], 'filename', ARGV[3]) end
