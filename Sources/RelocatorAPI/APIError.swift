@@ -124,6 +124,8 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
             switch error.code {
             case .connectionRefused, .connectionLost, .authenticationFailed, .unknownDatabase:
                 return .unavailable("the database")
+            case .timedOut:
+                return APIError(.unavailable, "the database did not answer in time (\(SessionLimits.answerTimeout)); try again later")
             case .databaseFileMissing:
                 return APIError(.unavailable, "the database file does not exist: run `relocator migrate` to create it")
             case .schemaMissing:

@@ -178,7 +178,12 @@ extension App {
             named = true
             try await recordOperatorLevels(moved, by: who)
         } catch {
-            // Written but not told to the queue: a job a count made meanwhile may still carry the
+            // A write that failed for a reason that may have come after its COMMIT (a session lost
+            // or given up while committing) may have landed: read it back.
+            if !written, !renamed.isEmpty, (error as? any TransientFailure)?.isTransient == true {
+                written = await renameMayHaveLanded(renamed[0], as: newNames[renamed[0]] ?? "")
+            }
+            // Written (or perhaps) but not told to the queue: a job a count made meanwhile may still carry the
             // old name, so the contents stay held until their leases end (no claim by that name).
             if written && !named && !renamed.isEmpty {
                 logger.warning("renamed contents stay held until their leases end: the queue was not told the new names",
@@ -190,6 +195,14 @@ extension App {
         }
         await unlease(renamed, holder: holder)
         return count
+    }
+
+    /// Whether a rename whose write failed with a transient error may have been written all the
+    /// same (its transaction is all or none: one content tells): true unless the store, read
+    /// again, still has `cid`'s other name.
+    private func renameMayHaveLanded(_ cid: Int64, as filename: String) async -> Bool {
+        guard let row = try? await store.withStore({ try $0.content(cid: cid) }) else { return true }
+        return FilenameKey.same(row.filename, filename)
     }
 
     /// Records this process's half-life as the one the counts are kept with, if none is; throws

@@ -25,7 +25,7 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         if access != .create {
-            var answer = UInt32(clamping: max(1, answerTimeout.components.seconds))
+            var answer = UInt32(clamping: max(1, (answerTimeout + SessionLimits.answerBackstop).components.seconds))
             mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &answer)
             mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &answer)
         }
@@ -44,6 +44,9 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         // MySQL has no such limit; MariaDB has.
         if let version = mysql_get_server_info(mysql), String(cString: version).contains("MariaDB") {
             try executeScript("SET SESSION idle_transaction_timeout = \(SessionLimits.idleInTransactionSeconds)")
+            if access != .create {
+                try executeScript("SET SESSION max_statement_time = \(Double(max(1, answerTimeout.milliseconds)) / 1000)")
+            }
         }
     }
 
@@ -231,8 +234,12 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// The statement's error, or the connection's when the statement has none (an error the
+    /// server sends among the rows, such as `max_statement_time`'s, is the connection's).
     private func statementError(_ statement: UnsafeMutablePointer<MYSQL_STMT>) -> SQLError {
-        Self.error(number: mysql_stmt_errno(statement), message: String(cString: mysql_stmt_error(statement)), location: location)
+        let number = mysql_stmt_errno(statement)
+        if number == 0, let mysql = handle, mysql_errno(mysql) != 0 { return Self.error(mysql, location: location) }
+        return Self.error(number: number, message: String(cString: mysql_stmt_error(statement)), location: location)
     }
 
     private static func error(_ mysql: UnsafeMutablePointer<MYSQL>, location: String) -> SQLError {
@@ -258,6 +265,8 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         switch number {
         case 2002, 2003, 2005: return .connectionRefused
         case 2006, 2013, 2055, 1927, 1053: return .connectionLost
+        // max_statement_time (MariaDB), max_execution_time (MySQL).
+        case 1969, 3024: return .timedOut
         case 1045, 1044, 1698: return .authenticationFailed
         case 1049: return .unknownDatabase
         case 1062, 1048, 1451, 1452, 1364, 4025: return .constraintViolation

@@ -22,6 +22,8 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
     /// The session was given up mid-statement (no answer in time): its socket is shut, and the next
     /// call connects again.
     private var abandoned = false
+    /// The settings set on every session of this connection (`SessionLimits`).
+    private var limits: [(name: String, value: String)] = []
 
     /// Connects. With `.readOnly` access the session refuses every write
     /// (`default_transaction_read_only`); `.create` is `.readWrite` (a server database is made by
@@ -59,10 +61,17 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         PQsetNoticeProcessor(conn, { _, _ in }, nil)
         // The session's limits (`SessionLimits`), set once connected rather than in the startup
         // packet (a pooler such as PgBouncer may refuse settings there); one the URL's `options`
-        // sets is left as it says.
-        for (name, value) in SessionLimits.postgresSettings where !(options["options"] ?? "").contains(name) {
-            try executeScript("SET \(name) = '\(value)'")
-        }
+        // sets is left as it says. The server ends a statement past the answer's limit itself
+        // (its client's wait is a backstop a little longer); `migrate` has neither.
+        var settings = SessionLimits.postgresSettings
+        if let limit = self.answerTimeout { settings.append(("statement_timeout", "\(max(1, limit.milliseconds))ms")) }
+        limits = settings.filter { !(options["options"] ?? "").contains($0.name) }
+        try applyLimits()
+    }
+
+    /// Sets the session's limits (again, on a new session after a reset).
+    private func applyLimits() throws {
+        for (name, value) in limits { try executeScript("SET \(name) = '\(value)'") }
     }
 
     deinit { close() }
@@ -219,7 +228,8 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
 
     /// Sends a statement (`send`: a `PQsend…` call) and waits for its result: the last one, or
     /// the first error. Nil when it could not be sent or the connection broke (`PQerrorMessage`
-    /// says why). Waits at most `answerTimeout`: then the session is given up (its socket shut, so
+    /// says why). Waits while the socket moves, and at most `answerTimeout` and a backstop
+    /// (`SessionLimits.answerBackstop`) of silence: then the session is given up (its socket shut, so
     /// that the server ends it and its transaction as soon as it runs again) and the wait fails as
     /// a lost connection. A server stalled (a backend stopped, a VM paused) or a network that
     /// drops everything silently answers nothing, and without a limit the caller — a count's
@@ -230,7 +240,11 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             guard send() == 1 else { return nil }
             return Self.lastResult(conn)
         }
-        let deadline = ContinuousClock.now + limit
+        // The server ends a statement at `limit` itself (statement_timeout): this wait, which
+        // starts again whenever the socket moves, ends only a session whose server or network
+        // stalled — silent a little longer than that.
+        let silence = limit + SessionLimits.answerBackstop
+        var deadline = ContinuousClock.now + silence
         /// Waits until the socket is ready for `events` or the deadline passes (then the session
         /// is given up and the wait fails).
         func wait(_ events: Int32) throws {
@@ -238,11 +252,11 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
             guard left > .zero else {
                 abandon(conn)
                 throw SQLError(code: .connectionLost, location: location,
-                               message: "no answer from the server within \(limit); the session was given up (the server or the network to it stalled)")
+                               message: "no answer from the server for \(silence); the session was given up (the server or the network to it stalled)")
             }
             var ready = pollfd(fd: PQsocket(conn), events: Int16(events), revents: 0)
             let milliseconds = min(left.components.seconds, 3_600) * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1
-            _ = poll(&ready, 1, Int32(milliseconds))
+            if poll(&ready, 1, Int32(milliseconds)) > 0 { deadline = .now + silence }
         }
         // Non-blocking, so that neither the sending (a server that reads nothing fills the
         // socket's buffer) nor the reading outlasts the deadline.
@@ -310,6 +324,8 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
                 let message = Self.message(PQerrorMessage(conn))
                 throw SQLError(code: Self.classifyConnectFailure(message), location: location, message: message)
             }
+            // A new session has none of the old one's settings.
+            try applyLimits()
         }
         return conn
     }
@@ -378,6 +394,8 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         if state.hasPrefix("42") { return .badSQL }
         if state.hasPrefix("28") { return .authenticationFailed }
         if state.hasPrefix("08") || state.hasPrefix("57P") { return .connectionLost }
+        // query_canceled: by statement_timeout (Relocator sends no cancel of its own).
+        if state == "57014" { return .timedOut }
         if state == "3D000" { return .unknownDatabase }
         return .other
     }

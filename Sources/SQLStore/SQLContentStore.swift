@@ -87,6 +87,8 @@ extension SQLError: OutageDescribing {
         switch code {
         case .connectionRefused, .connectionLost, .authenticationFailed, .unknownDatabase:
             return "the database is unreachable; try again later"
+        case .timedOut:
+            return "the database did not answer in time (\(SessionLimits.answerTimeout)); try again later"
         case .databaseFileMissing:
             return "the database file does not exist: run `relocator migrate` to create it"
         case .schemaMissing:

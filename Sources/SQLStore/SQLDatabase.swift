@@ -36,9 +36,14 @@ extension SQLDatabase {
         do {
             result = try body()
         } catch {
+            // A session lost, or given up (no answer in time), has no transaction left here: the
+            // server rolls it back as it ends the session. A ROLLBACK would only connect again.
+            if let lost = error as? SQLError, lost.code == .connectionLost { throw error }
             do {
                 try executeScript("ROLLBACK")
             } catch let rollbackError {
+                // The session went meanwhile: the same, and the first error says why.
+                if let lost = rollbackError as? SQLError, lost.isTransient { throw error }
                 throw SQLError(code: .other, location: location,
                                message: "rollback failed (\(rollbackError)) after: \(error)")
             }

@@ -6,8 +6,12 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
         case connectionRefused = "connection refused"
         /// The server refused the user or password.
         case authenticationFailed = "authentication failed"
-        /// The connection broke while in use.
+        /// The connection broke while in use, or was given up: the server gave no answer in time
+        /// (`SessionLimits.answerTimeout`).
         case connectionLost = "connection lost"
+        /// The server ended the statement at its time limit (`SessionLimits.answerTimeout`: a
+        /// server too busy or a lock too long held); the session lives on.
+        case timedOut = "timed out"
         /// The database named in the URL does not exist, or a file cannot be opened.
         case unknownDatabase = "unknown database"
         /// A SQLite database file is not there (and the caller may not create it).
@@ -74,5 +78,5 @@ public struct SQLError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     /// True for failures that may go away by themselves (the server is down or restarting).
-    public var isTransient: Bool { code == .connectionRefused || code == .connectionLost }
+    public var isTransient: Bool { code == .connectionRefused || code == .connectionLost || code == .timedOut }
 }

@@ -9,15 +9,19 @@
 /// PostgreSQL: `lock_timeout`, `idle_in_transaction_session_timeout`, set once connected (a
 /// setting the URL's `options` names is left as it says); MariaDB: `innodb_lock_wait_timeout`, `idle_transaction_timeout`; MySQL: the first.
 ///
-/// And how long a statement waits for the server's answer (`answerTimeout`): a server stalled (a
-/// backend stopped, a VM paused) or a network that silently drops everything answers nothing, and
-/// the caller — a count's read, a commit — waited for ever. Past it the session is given up (the
-/// statement fails as a lost connection; the pool or the committer connects again). No statement
-/// of Relocator's but a migration's takes that long; `relocator migrate` waits for ever.
-/// PostgreSQL: a deadline on the client's wait; MariaDB and MySQL: the connector's read and write
-/// timeouts.
+/// And how long a statement may take (`answerTimeout`): the server ends one that runs longer
+/// (PostgreSQL's `statement_timeout`, MariaDB's `max_statement_time`: `SQLError.Code.timedOut`),
+/// and the client gives up a session whose server has sent nothing for that long and
+/// `answerBackstop` more — a server stalled (a backend stopped, a VM paused) or a network that
+/// silently drops everything, which the caller — a count's read, a commit — waited on for ever.
+/// The statement then fails as a lost connection (the pool or the committer connects again); the
+/// server ends the session and rolls its transaction back when it notices the socket shut. No
+/// statement of Relocator's but a migration's takes that long; `relocator migrate` has no limit.
+/// PostgreSQL: a deadline on the client's wait, started again whenever the socket moves;
+/// MariaDB and MySQL: the connector's read and write timeouts.
 public enum SessionLimits {
     public static let answerTimeout: Duration = .seconds(30)
+    public static let answerBackstop: Duration = .seconds(5)
     public static let lockWaitSeconds = 10
     public static let idleInTransactionSeconds = 60
 

@@ -106,6 +106,33 @@ extension RenameWindowTests {
         #expect(queue.job(34)?.status == .deferred && queue.job(34)?.deferReason == HeldContent.deferReason)
     }
 
+    /// A rename whose write was committed but answered with a lost session (a COMMIT past the
+    /// answer's limit): the store, read again, has the new name, so the contents stay held as if
+    /// the queue had not been told — a job a count made by the old name meanwhile is not taken.
+    @Test func aRenameWhoseCommitsAnswerWasLostKeepsItsContentsHeldWhenItLanded() async throws {
+        let store = MemoryStore()
+        _ = try store.put([Content(cid: 35, filename: "a.mp4", level: "bronze")])
+        let queue = MemoryQueue()
+        let storeGateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
+        let app = App(queue: MemoryQueueGateway(queue), store: storeGateway, levels: LevelCache(maxAge: .seconds(86400)),
+                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
+        _ = try await app.levelTable()
+        _ = try await app.placement()
+        let submitted = Mutex<SubmitOutcome?>(nil)
+        storeGateway.beforeCall(3) {
+            let outcome = try? await app.submit(cid: 35, count: 20000).result.outcome
+            submitted.withLock { $0 = outcome }
+        }
+        // The third call is the write: it lands, then its session is lost.
+        storeGateway.loseAfterCall(3)
+        await #expect(throws: BeforeCallStoreGateway.LostWhileCommitting.self) { _ = try await app.putContent(cid: 35, filename: "b.mp4", level: "bronze") }
+        #expect(submitted.withLock { $0 } == .created)
+        #expect(try store.content(cid: 35)?.filename == "b.mp4")
+        let next = try queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
+        if case .delivery(let delivery) = next { Issue.record("the job was taken by its old name \(delivery.job.filename)") }
+        #expect(queue.job(35)?.status == .deferred && queue.job(35)?.deferReason == HeldContent.deferReason)
+    }
+
     @Test func manyCountsThatReadTheOldNameBeforeAWholeRenameMakeTheirJobsByTheNewName() async throws {
         let (_, queue, gateway, app) = try await Self.pausedWorld([Content(cid: 32, filename: "a.mp4", level: "bronze"),
                                                                     Content(cid: 33, filename: "c.mp4", level: "bronze")])
@@ -158,23 +185,36 @@ extension RenameWindowTests {
 /// itself are counted, and pass).
 final class BeforeCallStoreGateway: StoreGateway {
     private let base: MemoryStoreGateway
-    private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?)>((0, 0, nil))
+    private let state = Mutex<(calls: Int, at: Int, action: (@Sendable () async -> Void)?, lostAfter: Int?)>((0, 0, nil, nil))
 
     init(_ base: MemoryStoreGateway) { self.base = base }
 
     func beforeCall(_ n: Int, _ action: @escaping @Sendable () async -> Void) {
-        state.withLock { $0 = ($0.calls, $0.calls + n, action) }
+        state.withLock { $0 = ($0.calls, $0.calls + n, action, $0.lostAfter) }
+    }
+
+    /// A session lost (given up) while it committed: transient, as the store's would be.
+    struct LostWhileCommitting: TransientFailure {
+        var isTransient: Bool { true }
+    }
+
+    /// The n-th call from now does its work, then fails as a session lost while committing would.
+    func loseAfterCall(_ n: Int) {
+        state.withLock { $0.lostAfter = $0.calls + n }
     }
 
     func withStore<T: Sendable>(_ body: @escaping @Sendable (any ContentStoring) throws -> T) async throws -> T {
-        let action = state.withLock { state -> (@Sendable () async -> Void)? in
+        let (action, lost) = state.withLock { state -> ((@Sendable () async -> Void)?, Bool) in
             state.calls += 1
-            guard state.calls == state.at else { return nil }
+            let lost = state.calls == state.lostAfter
+            guard state.calls == state.at else { return (nil, lost) }
             defer { state.action = nil }
-            return state.action
+            return (state.action, lost)
         }
         await action?()
-        return try await base.withStore(body)
+        let result = try await base.withStore(body)
+        if lost { throw LostWhileCommitting() }
+        return result
     }
     func open() throws -> any ContentStoring { try base.open() }
     var location: String { base.location }

@@ -52,6 +52,39 @@ import TestSupport
         }
         kill(pid, SIGCONT)
         #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
+        // The new session has the limits the first one had.
+        #expect(try database.query(SQLQuery(unsafeSQL: "SHOW lock_timeout")).first?.values.first == .text("\(SessionLimits.lockWaitSeconds)s"))
+        #expect(try database.query(SQLQuery(unsafeSQL: "SHOW statement_timeout")).first?.values.first == .text("1s"))
+    }
+
+    /// Inside a transaction: the session given up has no transaction left to roll back (the
+    /// server ends it), and the error stays a lost connection — transient, so the pool drops the
+    /// session and the API answers 503 — not a failed rollback.
+    @Test func aStatementGivenUpInsideATransactionFailsAsALostConnection() throws {
+        let test = try TestDatabase(.postgres)
+        defer { test.drop() }
+        guard case .postgres(let server) = test.url else { Issue.record("not postgres"); return }
+        let database = try PostgresDatabase(server, access: .readWrite, answerTimeout: Self.limit)
+        defer { database.close() }
+        guard case .int(let backend)? = try database.query(SQLQuery(unsafeSQL: "SELECT pg_backend_pid()")).first?.values.first,
+              let pid = Int32(exactly: backend), pid > 0 else {
+            Issue.record("no backend pid")
+            return
+        }
+        defer { kill(pid, SIGCONT) }
+        let outcome = Self.ended(within: Self.limit * 20) {
+            try database.transaction {
+                _ = try database.query(SQLQuery(unsafeSQL: "SELECT 1"))
+                kill(pid, SIGSTOP)
+                return try database.query(SQLQuery(unsafeSQL: "SELECT 2"))
+            }
+        }
+        let result = try #require(outcome, "the transaction did not end")
+        if case .failure(let error as SQLError) = result {
+            #expect(error.code == .connectionLost && error.isTransient, "\(error)")
+        } else {
+            Issue.record("the transaction did not fail: \(result)")
+        }
     }
 
     /// A statement too large for the socket's buffers, to a stopped backend: its sending is
@@ -93,10 +126,9 @@ import TestSupport
         let sleep = backend == .postgres ? "SELECT pg_sleep(4)" : "SELECT SLEEP(4)"
         let outcome = try #require(Self.ended(within: .seconds(20)) { try database.query(SQLQuery(unsafeSQL: sleep)) })
         #expect(throws: SQLError.self) { try outcome.get() }
-        if case .failure(let error as SQLError) = outcome { #expect(error.isTransient, "\(error)") }
-        if backend == .postgres {
-            #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
-        }
+        // The server ended it at the limit (statement_timeout, max_statement_time); the session lives on.
+        if case .failure(let error as SQLError) = outcome { #expect(error.code == .timedOut && error.isTransient, "\(error)") }
+        #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
     }
 
     /// `relocator migrate` opens with `.create` access: an index build may take long.
