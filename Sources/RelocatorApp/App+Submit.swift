@@ -248,14 +248,17 @@ extension App {
             for (level, count) in raises { try await raiseMaxCounts(level, to: count, cid: nil) }
             var stale: [(cid: Int64, count: Int64)] = []
             for chunk in requests.chunks(of: 1000) {
-                // The reads' age is measured up to the moment they are sent.
-                let sentAt = monotonic()
-                let batch = chunk.map { request in
-                    var sent = request
-                    sent.sentAt = sentAt
-                    return sent
+                // The reads' age is measured up to the moment they are sent, once the session is
+                // had (waiting for a connection is not time on the way).
+                let batch = Array(chunk)
+                let results = try await queue.withSession(replicated: true) { [monotonic] session in
+                    let sentAt = monotonic()
+                    return try session.submit(batch.map { request in
+                        var sent = request
+                        sent.sentAt = sentAt
+                        return sent
+                    }).map(\.outcome)
                 }
-                let results = try await queue.withSession(replicated: true) { try $0.submit(batch).map(\.outcome) }
                 for (request, outcome) in zip(batch, results) {
                     if outcome == .staleLevel {
                         stale.append((request.cid, request.count))
