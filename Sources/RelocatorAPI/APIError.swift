@@ -125,7 +125,7 @@ public struct APIError: HTTPResponseError, CustomStringConvertible, Sendable, Eq
             case .connectionRefused, .connectionLost, .authenticationFailed, .unknownDatabase:
                 return .unavailable("the database")
             case .timedOut:
-                return APIError(.unavailable, "the database did not answer in time (\(SessionLimits.answerTimeout)); try again later")
+                return APIError(.unavailable, "a database statement ran past its time limit (\(SessionLimits.answerTimeoutSetting)); try again later")
             case .databaseFileMissing:
                 return APIError(.unavailable, "the database file does not exist: run `relocator migrate` to create it")
             case .schemaMissing:

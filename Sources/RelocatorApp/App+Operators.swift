@@ -178,11 +178,10 @@ extension App {
             named = true
             try await recordOperatorLevels(moved, by: who)
         } catch {
-            // A write that failed for a reason that may have come after its COMMIT (a session lost
-            // or given up while committing) may have landed: read it back.
-            if !written, !renamed.isEmpty, (error as? any TransientFailure)?.isTransient == true {
-                written = await renameMayHaveLanded(renamed[0], as: newNames[renamed[0]] ?? "")
-            }
+            // A write that failed for a reason that may have come after its COMMIT was sent (a
+            // session lost or given up while committing) may land at any time, even after a read
+            // that still finds the old name (the COMMIT waiting in a stalled server): taken as written.
+            if !written, (error as? any TransientFailure)?.isTransient == true { written = true }
             // Written (or perhaps) but not told to the queue: a job a count made meanwhile may still carry the
             // old name, so the contents stay held until their leases end (no claim by that name).
             if written && !named && !renamed.isEmpty {
@@ -195,14 +194,6 @@ extension App {
         }
         await unlease(renamed, holder: holder)
         return count
-    }
-
-    /// Whether a rename whose write failed with a transient error may have been written all the
-    /// same (its transaction is all or none: one content tells): true unless the store, read
-    /// again, still has `cid`'s other name.
-    private func renameMayHaveLanded(_ cid: Int64, as filename: String) async -> Bool {
-        guard let row = try? await store.withStore({ try $0.content(cid: cid) }) else { return true }
-        return FilenameKey.same(row.filename, filename)
     }
 
     /// Records this process's half-life as the one the counts are kept with, if none is; throws
@@ -234,7 +225,8 @@ extension App {
         }
         guard let cid = refused else { return }
         await unlease(held, holder: holder)
-        throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight (relocator why \(cid) shows it); "
+        throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight (relocator why \(cid) shows it), or an earlier change "
+                                + "still holds it (a rename whose write may have landed holds it a minute or more); "
                                 + "its filename is not changed under its move, nothing changed")
     }
 

@@ -133,7 +133,8 @@ public struct Planner {
         let placement = snapshot.placement
         let store = ContentStore(database: database)
         let beats = try queue.heartbeats()
-        let disks = diskUsage(beats)
+        let reports = diskReports(beats)
+        let disks = diskUsage(reports)
         let now = given ?? Heartbeat.queueClock(beats) ?? WallClock.milliseconds()
         var moves: [Move] = []
         var busy = Set<Int64>()
@@ -247,7 +248,7 @@ public struct Planner {
             // Nor when the level below is on the same filesystem: a move down would free nothing
             // on it, and the next round would find the disk as full and shed again, until every
             // content had gone down.
-            if Self.shareFilesystem(level, below, in: beats, after: reportsAfter) {
+            if Self.shareFilesystem(level, below, in: reports, after: reportsAfter) {
                 sharing[level] = below
                 continue
             }
@@ -376,28 +377,34 @@ public struct Planner {
         }
     }
 
-    /// Whether a live worker's fresh report (the reports `diskUsage` reads) finds the directories
-    /// of `a` and `b` on one filesystem.
-    static func shareFilesystem(_ a: String, _ b: String, in beats: [Heartbeat], after: [String: Int64]) -> Bool {
-        beats.contains { beat in
-            guard let disks = beat.disks, !beat.unavailable.contains(a), !beat.unavailable.contains(b),
-                  beat.beatAt ?? 0 > after[a] ?? Int64.min, beat.beatAt ?? 0 > after[b] ?? Int64.min else { return false }
-            return disks.sameFilesystem(a, b)
+    /// Whether the report `a`'s fill comes from (`diskReports`) finds the directories of `a` and
+    /// `b` on one filesystem: the worker whose disk is the fullest decides, not another that has
+    /// both on one volume (a test host, a container with both bound from one).
+    static func shareFilesystem(_ a: String, _ b: String, in reports: [String: Heartbeat], after: [String: Int64]) -> Bool {
+        guard let beat = reports[a], let disks = beat.disks, !beat.unavailable.contains(b), beat.beatAt ?? 0 > after[b] ?? Int64.min else {
+            return false
         }
+        return disks.sameFilesystem(a, b)
     }
 
     /// Each level's disk as the live workers report it (the fullest report of a level wins, its
     /// fill as `df` computes it). A worker holding a level out of service (unmounted, replaced)
     /// reports the bare mountpoint's filesystem: not that level's disk.
-    private func diskUsage(_ beats: [Heartbeat]) -> [String: DiskReport.Usage] {
-        var usage: [String: DiskReport.Usage] = [:]
+    private func diskUsage(_ reports: [String: Heartbeat]) -> [String: DiskReport.Usage] {
+        Dictionary(uniqueKeysWithValues: reports.compactMap { level, beat in beat.disks?.levels[level].map { (level, $0) } })
+    }
+
+    /// The heartbeat whose report gives each level's disk (`diskUsage`).
+    private func diskReports(_ beats: [Heartbeat]) -> [String: Heartbeat] {
+        var chosen: [String: (beat: Heartbeat, percent: Double)] = [:]
         for beat in beats {
             for (level, disk) in beat.disks?.levels ?? [:]
             where beat.beatAt ?? 0 > reportsAfter[level] ?? Int64.min && !beat.unavailable.contains(level) {
-                if Placement.Usage(disk).percent > usage[level].map({ Placement.Usage($0).percent }) ?? -1 { usage[level] = disk }
+                let percent = Placement.Usage(disk).percent
+                if percent > chosen[level]?.percent ?? -1 { chosen[level] = (beat, percent) }
             }
         }
-        return usage
+        return chosen.mapValues(\.beat)
     }
 }
 

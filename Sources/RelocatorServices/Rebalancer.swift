@@ -72,7 +72,7 @@ public final class Rebalancer: Service, Sendable {
             do {
                 if database == nil { database = try openDatabase() }
                 inFlight = try round(redis, database!, inFlight: inFlight)
-            } catch let error as SQLError where error.isTransient {
+            } catch let error as SQLError where error.isTransient && error.code != .timedOut {
                 ServiceMetrics.rebalanceRound("failed", duration: .now - started)
                 database?.close()
                 database = nil
@@ -80,7 +80,8 @@ public final class Rebalancer: Service, Sendable {
                 continue
             } catch {
                 ServiceMetrics.rebalanceRound("failed", duration: .now - started)
-                // Said once per distinct problem: watermarks are not enforced meanwhile.
+                // Said once per distinct problem: watermarks are not enforced meanwhile (a
+                // statement past its time limit too: RELOCATOR_SQL_TIMEOUT_MS).
                 let text = "\(error)"
                 if text != lastProblem { logger.warning("rebalancing rounds fail: \(text)") }
                 lastProblem = text

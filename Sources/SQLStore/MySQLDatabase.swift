@@ -16,7 +16,7 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
     /// the connector's read and write timeouts, whole seconds), except with `.create` access
     /// (`relocator migrate`): for ever. One that waits longer fails as a lost connection.
     public init(_ server: DatabaseURL.ServerDatabase, access: DatabaseAccess = .readWrite, connectTimeoutSeconds: UInt32 = 5,
-                answerTimeout: Duration = SessionLimits.answerTimeout) throws {
+                answerTimeout: Duration? = SessionLimits.answerTimeout) throws {
         location = "mysql \(server.host):\(server.port)/\(server.database)"
         guard let mysql = mysql_init(nil) else {
             throw SQLError(code: .other, location: location, message: "cannot allocate a connection")
@@ -24,7 +24,7 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         var timeout = connectTimeoutSeconds
         mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
-        if access != .create {
+        if access != .create, let answerTimeout {
             var answer = UInt32(clamping: max(1, (answerTimeout + SessionLimits.answerBackstop).components.seconds))
             mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &answer)
             mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &answer)
@@ -44,9 +44,9 @@ public final class MySQLDatabase: SQLDatabase, @unchecked Sendable {
         // MySQL has no such limit; MariaDB has.
         if let version = mysql_get_server_info(mysql), String(cString: version).contains("MariaDB") {
             try executeScript("SET SESSION idle_transaction_timeout = \(SessionLimits.idleInTransactionSeconds)")
-            if access != .create {
-                try executeScript("SET SESSION max_statement_time = \(Double(max(1, answerTimeout.milliseconds)) / 1000)")
-            }
+            // (0: none, also for `migrate`, whatever the server's default.)
+            let limit = access == .create ? nil : answerTimeout
+            try executeScript("SET SESSION max_statement_time = \(limit.map { Double(max(1, $0.milliseconds)) / 1000 } ?? 0)")
         }
     }
 

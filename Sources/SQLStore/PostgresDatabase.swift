@@ -64,7 +64,9 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
         // sets is left as it says. The server ends a statement past the answer's limit itself
         // (its client's wait is a backstop a little longer); `migrate` has neither.
         var settings = SessionLimits.postgresSettings
-        if let limit = self.answerTimeout { settings.append(("statement_timeout", "\(max(1, limit.milliseconds))ms")) }
+        // (0: none — set all the same for `migrate`, so that a role's default or a setting a
+        // pooler's connection kept from another client cannot end its index builds.)
+        settings.append(("statement_timeout", self.answerTimeout.map { "\(max(1, $0.milliseconds))ms" } ?? "0"))
         limits = settings.filter { !(options["options"] ?? "").contains($0.name) }
         try applyLimits()
     }
@@ -324,8 +326,13 @@ public final class PostgresDatabase: SQLDatabase, @unchecked Sendable {
                 let message = Self.message(PQerrorMessage(conn))
                 throw SQLError(code: Self.classifyConnectFailure(message), location: location, message: message)
             }
-            // A new session has none of the old one's settings.
-            try applyLimits()
+            // A new session has none of the old one's settings (without them it is given up).
+            do {
+                try applyLimits()
+            } catch {
+                abandoned = true
+                throw error
+            }
         }
         return conn
     }

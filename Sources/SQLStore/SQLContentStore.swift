@@ -88,7 +88,7 @@ extension SQLError: OutageDescribing {
         case .connectionRefused, .connectionLost, .authenticationFailed, .unknownDatabase:
             return "the database is unreachable; try again later"
         case .timedOut:
-            return "the database did not answer in time (\(SessionLimits.answerTimeout)); try again later"
+            return "a database statement ran past its time limit (\(SessionLimits.answerTimeoutSetting)); try again later"
         case .databaseFileMissing:
             return "the database file does not exist: run `relocator migrate` to create it"
         case .schemaMissing:

@@ -27,7 +27,8 @@ public final class SQLPool: Sendable {
     }
 
     public func withDatabase<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        try await pool.withResource(isBroken: { ($0 as? SQLError)?.isTransient == true }) { try body($0.database) }
+        // (A statement the server ended at its time limit leaves a live session: kept.)
+        try await pool.withResource(isBroken: { ($0 as? SQLError).map { $0.isTransient && $0.code != .timedOut } ?? false }) { try body($0.database) }
     }
 
     public func close() { pool.close() }

@@ -1,3 +1,6 @@
+import RelocatorCore
+import Synchronization
+
 /// How long a session of Relocator's waits on another's row locks, and how long the server lets a
 /// session sit idle inside a transaction. A process stalled inside a transaction (SIGSTOP, a VM
 /// pause) holds its row locks for as long as it is stopped: without these, a committer that needs
@@ -19,9 +22,34 @@
 /// statement of Relocator's but a migration's takes that long; `relocator migrate` has no limit.
 /// PostgreSQL: a deadline on the client's wait, started again whenever the socket moves;
 /// MariaDB and MySQL: the connector's read and write timeouts.
+///
+/// `RELOCATOR_SQL_TIMEOUT_MS` sets the limit for the process (`configure`): 0 for none (a
+/// database large enough that a reconcile's read of every content takes longer).
 public enum SessionLimits {
-    public static let answerTimeout: Duration = .seconds(30)
+    /// The limit unless configured: 30 s.
+    public static let defaultAnswerTimeout: Duration = .seconds(30)
     public static let answerBackstop: Duration = .seconds(5)
+    /// The setting that configures the limit (ms; 0: none).
+    public static let answerTimeoutSetting = "RELOCATOR_SQL_TIMEOUT_MS"
+    /// The limit in ms, 0 for none.
+    private static let configured = Atomic<Int64>(defaultAnswerTimeout.milliseconds)
+
+    /// The limit sessions opened from now on get (nil: none).
+    public static var answerTimeout: Duration? {
+        let milliseconds = configured.load(ordering: .relaxed)
+        return milliseconds > 0 ? .milliseconds(milliseconds) : nil
+    }
+
+    /// Sets the limit from `RELOCATOR_SQL_TIMEOUT_MS` in `environment` (a whole number of ms from
+    /// 0, none, to ten years), or leaves the default; a bad value is a `ConfigurationError`.
+    public static func configure(environment: [String: String]) throws {
+        guard let text = environment[answerTimeoutSetting], !text.isEmpty else { return }
+        let longest: Int64 = 10 * 365 * 86_400_000
+        guard let value = Int64(text), value >= 0, value <= longest else {
+            throw ConfigurationError(setting: answerTimeoutSetting, expected: "a whole number of milliseconds from 0 (no limit) to \(longest), got '\(text.prefix(40))'")
+        }
+        configured.store(value, ordering: .relaxed)
+    }
     public static let lockWaitSeconds = 10
     public static let idleInTransactionSeconds = 60
 

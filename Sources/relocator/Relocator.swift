@@ -1,4 +1,5 @@
 import ArgumentParser
+import SQLStore
 import Foundation
 import RelocatorCore
 
@@ -32,6 +33,7 @@ struct Relocator: AsyncParsableCommand {
         do {
             let flag = (command as? LoggedCommand)?.logging.logFormat
             Logs.bootstrap(try LogSettings(flag: flag, environment: ProcessInfo.processInfo.environment))
+            try SessionLimits.configure(environment: ProcessInfo.processInfo.environment)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

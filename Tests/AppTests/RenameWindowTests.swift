@@ -106,10 +106,10 @@ extension RenameWindowTests {
         #expect(queue.job(34)?.status == .deferred && queue.job(34)?.deferReason == HeldContent.deferReason)
     }
 
-    /// A rename whose write was committed but answered with a lost session (a COMMIT past the
-    /// answer's limit): the store, read again, has the new name, so the contents stay held as if
-    /// the queue had not been told — a job a count made by the old name meanwhile is not taken.
-    @Test func aRenameWhoseCommitsAnswerWasLostKeepsItsContentsHeldWhenItLanded() async throws {
+    /// A rename whose write was answered with a lost session (a COMMIT past the answer's limit,
+    /// which may land then or later): the contents stay held as if the queue had not been told —
+    /// a job a count made by the old name meanwhile is not taken.
+    @Test func aRenameWhoseCommitsAnswerWasLostKeepsItsContentsHeld() async throws {
         let store = MemoryStore()
         _ = try store.put([Content(cid: 35, filename: "a.mp4", level: "bronze")])
         let queue = MemoryQueue()

@@ -74,6 +74,15 @@ import TestSupport
         let shedding = try planner.plan(full: true)
         #expect(shedding.moves.filter { $0.kind == .watermark && $0.from == "gold" }.count == 2, "\(shedding.moves)")
         #expect(shedding.levels.first { $0.level == "gold" }?.sharesFilesystemWith == nil)
+
+        // Another worker has both on one volume (a test host), its disk less full: the worker whose
+        // report gives gold's fill decides, and gold is shed all the same.
+        let spare = DiskReport(decoding: "gold=1,\(7 * mebibyte),\(8 * mebibyte);silver=1,\(7 * mebibyte),\(8 * mebibyte)",
+                               filesystems: "gold=2049;silver=2049")
+        try queue.heartbeat(worker: "w2", info: Heartbeat(id: "w2", kind: .worker, levels: ["gold", "silver"], disks: spare).fields,
+                            ttl: .seconds(30), on: redis)
+        let still = try planner.plan(full: true)
+        #expect(still.moves.filter { $0.kind == .watermark && $0.from == "gold" }.count == 2, "\(still.moves)")
     }
 
     /// A resident whose last job is dead (its file gone from the disk, say) is left to the operator:

@@ -141,4 +141,20 @@ import TestSupport
         let rows = try database.query(SQLQuery(unsafeSQL: "SELECT pg_sleep(2), 3 AS n"))
         #expect(rows.first?.values.last == .int(3))
     }
+
+    /// `RELOCATOR_SQL_TIMEOUT_MS` sets the limit (0: none); a bad value names the setting.
+    @Test func theLimitIsSetByItsSettingAndABadValueIsRefused() throws {
+        let error = #expect(throws: ConfigurationError.self) { try SessionLimits.configure(environment: [SessionLimits.answerTimeoutSetting: "30s"]) }
+        #expect(error?.description.contains(SessionLimits.answerTimeoutSetting) == true)
+        #expect(throws: ConfigurationError.self) { try SessionLimits.configure(environment: [SessionLimits.answerTimeoutSetting: "-1"]) }
+        #expect(SessionLimits.answerTimeout == SessionLimits.defaultAnswerTimeout)
+        try SessionLimits.configure(environment: [SessionLimits.answerTimeoutSetting: "0"])
+        #expect(SessionLimits.answerTimeout == nil)
+        try SessionLimits.configure(environment: [SessionLimits.answerTimeoutSetting: "45000"])
+        #expect(SessionLimits.answerTimeout == .seconds(45))
+        try SessionLimits.configure(environment: [SessionLimits.answerTimeoutSetting: "30000"])
+        #expect(SessionLimits.answerTimeout == SessionLimits.defaultAnswerTimeout)
+        try SessionLimits.configure(environment: [:])
+        #expect(SessionLimits.answerTimeout == SessionLimits.defaultAnswerTimeout)
+    }
 }
