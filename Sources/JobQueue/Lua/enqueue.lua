@@ -175,8 +175,11 @@ if not status or status == 'committed' or status == 'dead' then
     -- The content changed level (or name) after the caller's read, and no job says where to.
     local changed = tonumber(redis.call('HGET', movedAt, cid))
     movedKnown = changed or false
-    -- (A change in the very millisecond of the read counts as after it: a read again costs little.)
-    if changed and changed >= readAt then return {'stale_level', {}, now} end
+    -- (A change in the very millisecond of the read counts as after it: a read again costs little.
+    -- A change stamped more than a second ahead of the clock was stamped before it stepped back:
+    -- no read placed on the clock now can be compared with it, and were it taken as after every
+    -- read, the content could not be counted until the clock caught up — hours, maybe.)
+    if changed and changed >= readAt and changed <= now + 1000 then return {'stale_level', {}, now} end
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
