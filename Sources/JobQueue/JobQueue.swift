@@ -61,7 +61,8 @@ public struct JobQueue: Sendable {
                        keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
                        arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument,
-                                   queuedBy?.stored ?? "", sentAt.map(String.init) ?? "", readBound.map(String.init) ?? ""])
+                                   queuedBy?.stored ?? "", sentAt.map(String.init) ?? "", readBound.map(String.init) ?? "",
+                                   QueueClockEstimate.stepTolerance])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the

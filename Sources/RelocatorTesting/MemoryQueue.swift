@@ -193,7 +193,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     origin = curTarget
                     overridden = true
                 }
-                // (A change stamped more than a second ahead of the clock cannot be compared: enqueue.lua.)
+                // (A change stamped further ahead of the clock than a step's tolerance cannot be compared: enqueue.lua.)
                 if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed >= readAt,
                    changed <= now.saturatingAdd(QueueClockEstimate.stepTolerance) {
                     return SubmitResult(outcome: .staleLevel, job: nil, queueNow: now)

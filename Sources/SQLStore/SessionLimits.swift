@@ -23,7 +23,7 @@ import Synchronization
 /// PostgreSQL: a deadline on the client's wait, started again whenever the socket moves;
 /// MariaDB and MySQL: the connector's read and write timeouts.
 ///
-/// `RELOCATOR_SQL_TIMEOUT_MS` sets the limit for the process (`configure`): 0 for none (a
+/// `RELOCATOR_SQL_TIMEOUT_MS` sets the limit for the process (`setAnswerTimeout`): 0 for none (a
 /// database large enough that a reconcile's read of every content takes longer).
 public enum SessionLimits {
     /// The limit unless configured: 30 s.
@@ -40,15 +40,10 @@ public enum SessionLimits {
         return milliseconds > 0 ? .milliseconds(milliseconds) : nil
     }
 
-    /// Sets the limit from `RELOCATOR_SQL_TIMEOUT_MS` in `environment` (a whole number of ms from
-    /// 0, none, to ten years), or leaves the default; a bad value is a `ConfigurationError`.
-    public static func configure(environment: [String: String]) throws {
-        guard let text = environment[answerTimeoutSetting], !text.isEmpty else { return }
-        let longest: Int64 = 10 * 365 * 86_400_000
-        guard let value = Int64(text), value >= 0, value <= longest else {
-            throw ConfigurationError(setting: answerTimeoutSetting, expected: "a whole number of milliseconds from 0 (no limit) to \(longest), got '\(text.prefix(40))'")
-        }
-        configured.store(value, ordering: .relaxed)
+    /// Sets the limit sessions opened from now on get: `milliseconds` (0 or less: none). The
+    /// command line reads it from `RELOCATOR_SQL_TIMEOUT_MS` as it starts.
+    public static func setAnswerTimeout(milliseconds: Int64) {
+        configured.store(max(0, milliseconds), ordering: .relaxed)
     }
     public static let lockWaitSeconds = 10
     public static let idleInTransactionSeconds = 60

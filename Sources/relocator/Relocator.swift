@@ -33,7 +33,7 @@ struct Relocator: AsyncParsableCommand {
         do {
             let flag = (command as? LoggedCommand)?.logging.logFormat
             Logs.bootstrap(try LogSettings(flag: flag, environment: ProcessInfo.processInfo.environment))
-            try SessionLimits.configure(environment: ProcessInfo.processInfo.environment)
+            SessionLimits.setAnswerTimeout(milliseconds: try RuntimeOptions.parse([]).sqlTimeoutMilliseconds())
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

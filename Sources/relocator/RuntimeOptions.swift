@@ -1,4 +1,5 @@
 import ArgumentParser
+import SQLStore
 import Foundation
 import RelocatorServices
 import RelocatorCore
@@ -15,6 +16,7 @@ import RelocatorCore
 /// | `RELOCATOR_JOB_TTL` (seconds a committed job stays readable) | | 86400 (at most ten years) |
 /// | `RELOCATOR_HEARTBEAT_TTL_MS` | | 10000 (300 to 3600000) |
 /// | `RELOCATOR_DEFER_RETRY_MS` (how long a move waiting for room on its target waits before it looks again) | | 30000 |
+/// | `RELOCATOR_SQL_TIMEOUT_MS` (how long a SQL statement may run; 0: no limit; read as every command starts) | | 30000 |
 /// | `RELOCATOR_SHARDS` | | 1 |
 /// | `RELOCATOR_REDIS_MIN_REPLICAS`, `RELOCATOR_REDIS_REPLICA_TIMEOUT_MS` (serve and the operator commands) | | 0, 1000 |
 /// | `RELOCATOR_CHECKSUM` | | `xxh128` |
@@ -89,6 +91,12 @@ struct RuntimeOptions: ParsableArguments {
 
     func deferRetry() throws -> Duration {
         .milliseconds(try integer("RELOCATOR_DEFER_RETRY_MS", default: 30_000, minimum: 100, maximum: Self.longestMilliseconds))
+    }
+
+    /// How long a SQL statement may run (`SessionLimits`), ms; 0: no limit.
+    func sqlTimeoutMilliseconds() throws -> Int64 {
+        try integer(SessionLimits.answerTimeoutSetting, default: SessionLimits.defaultAnswerTimeout.milliseconds, minimum: 0,
+                    maximum: Self.longestMilliseconds)
     }
 
     /// The longest time a setting may give, in milliseconds: ten years (every setting of a time

@@ -10,34 +10,54 @@ import Testing
 /// by the old one (which may by then be another content's).
 @Suite struct RenameWindowTests {
     /// An application over memory stores holding `rows`, its level table and policies read once
-    /// (so that the store's next calls are the rename's).
-    static func world(_ rows: [Content]) async throws -> (store: MemoryStore, queue: MemoryQueue, gateway: BeforeCallStoreGateway, app: App) {
-        let store = MemoryStore()
-        _ = try store.put(rows)
-        let queue = MemoryQueue()
-        let gateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
-        let app = App(queue: MemoryQueueGateway(queue), store: gateway, levels: LevelCache(maxAge: .seconds(86400)),
+    /// (so that the store's next calls are the rename's), with gateways that can act before a
+    /// call or fail one.
+    struct World {
+        let store: MemoryStore
+        let queue: MemoryQueue
+        let storeGateway: BeforeCallStoreGateway
+        let queueGateway: BeforeCallQueueGateway
+        let app: App
+
+        init(_ rows: [Content]) async throws {
+            store = MemoryStore()
+            _ = try store.put(rows)
+            queue = MemoryQueue()
+            storeGateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
+            queueGateway = BeforeCallQueueGateway(MemoryQueueGateway(queue))
+            app = App(queue: queueGateway, store: storeGateway, levels: LevelCache(maxAge: .seconds(86400)),
                       contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
-        _ = try await app.levelTable()
-        _ = try await app.placement()
-        return (store, queue, gateway, app)
+            _ = try await app.levelTable()
+            _ = try await app.placement()
+        }
+
+        /// Before a rename's write (its third call to the store: it reads the content, then the
+        /// rows it is given), a count of `cid` reads the content — the old name — and makes its
+        /// job while the content is held. Its outcome, once the rename is done.
+        func countDuringTheWrite(of cid: Int64) -> Recorded<SubmitOutcome> {
+            let submitted = Recorded<SubmitOutcome>()
+            storeGateway.beforeCall(3) { [app] in submitted.record(try? await app.submit(cid: cid, count: 20000).result.outcome) }
+            return submitted
+        }
+
+        /// `cid`'s job is not taken (by its old name): the slot that finds its content held puts it off.
+        func expectHeldNotTaken(_ cid: Int64, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let next = try queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
+            if case .delivery(let delivery) = next {
+                Issue.record("the job was taken by its old name \(delivery.job.filename)", sourceLocation: sourceLocation)
+            }
+            #expect(queue.job(cid)?.status == .deferred && queue.job(cid)?.deferReason == HeldContent.deferReason, sourceLocation: sourceLocation)
+        }
     }
 
     @Test func aJobMadeWhileARenameHoldsTheContentTakesTheNewName() async throws {
-        let (store, queue, gateway, app) = try await Self.world([Content(cid: 30, filename: "a.mp4", level: "bronze")])
-        // The rename reads the row twice (the content, then the rows it is given); before its
-        // third call (the write), a count reads the content — the old name — and makes its job
-        // while the content is held.
-        let submitted = Mutex<SubmitOutcome?>(nil)
-        gateway.beforeCall(3) {
-            let outcome = try? await app.submit(cid: 30, count: 20000).result.outcome
-            submitted.withLock { $0 = outcome }
-        }
-        #expect(try await app.putContent(cid: 30, filename: "b.mp4", level: "bronze") == .changed(from: Content(cid: 30, filename: "a.mp4", level: "bronze")))
-        #expect(submitted.withLock { $0 } == .created)
-        #expect(try store.content(cid: 30)?.filename == "b.mp4")
-        #expect(queue.job(30)?.filename == "b.mp4")
-        #expect(queue.job(30)?.status == .queued)
+        let world = try await World([Content(cid: 30, filename: "a.mp4", level: "bronze")])
+        let submitted = world.countDuringTheWrite(of: 30)
+        #expect(try await world.app.putContent(cid: 30, filename: "b.mp4", level: "bronze") == .changed(from: Content(cid: 30, filename: "a.mp4", level: "bronze")))
+        #expect(submitted.value == .created)
+        #expect(try world.store.content(cid: 30)?.filename == "b.mp4")
+        #expect(world.queue.job(30)?.filename == "b.mp4")
+        #expect(world.queue.job(30)?.status == .queued)
     }
 }
 
@@ -46,97 +66,57 @@ import Testing
 /// submission of that read is called stale, the content read again, and the job made by the new
 /// name.
 extension RenameWindowTests {
-    /// An application over memory stores holding `rows`, with a queue gateway that can act before
-    /// a call.
-    static func pausedWorld(_ rows: [Content]) async throws -> (store: MemoryStore, queue: MemoryQueue, gateway: BeforeCallQueueGateway, app: App) {
-        let store = MemoryStore()
-        _ = try store.put(rows)
-        let queue = MemoryQueue()
-        let gateway = BeforeCallQueueGateway(MemoryQueueGateway(queue))
-        let app = App(queue: gateway, store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .seconds(86400)),
-                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
-        _ = try await app.levelTable()
-        _ = try await app.placement()
-        return (store, queue, gateway, app)
-    }
-
     @Test func aCountThatReadTheOldNameBeforeAWholeRenameMakesItsJobByTheNewName() async throws {
-        let (store, queue, gateway, app) = try await Self.pausedWorld([Content(cid: 31, filename: "a.mp4", level: "bronze")])
+        let world = try await World([Content(cid: 31, filename: "a.mp4", level: "bronze")])
         let renamed = Mutex<App.ContentChange?>(nil)
         // The count's first call to the queue is its submission, after its read of the row.
-        gateway.beforeCall(1) {
+        world.queueGateway.beforeCall(1) { [app = world.app] in
             let change = try? await app.putContent(cid: 31, filename: "b.mp4", level: "bronze")
             renamed.withLock { $0 = change }
         }
-        let submitted = try await app.submit(cid: 31, count: 20000)
+        let submitted = try await world.app.submit(cid: 31, count: 20000)
         #expect(renamed.withLock { $0 } == .changed(from: Content(cid: 31, filename: "a.mp4", level: "bronze")))
-        #expect(try store.content(cid: 31)?.filename == "b.mp4")
+        #expect(try world.store.content(cid: 31)?.filename == "b.mp4")
         #expect(submitted.result.outcome == .created && submitted.content.filename == "b.mp4")
-        #expect(queue.job(31)?.filename == "b.mp4")
+        #expect(world.queue.job(31)?.filename == "b.mp4")
     }
 
     /// A rename whose write succeeded but whose new names the queue was not told (Redis failed
     /// right then) leaves its contents held until their leases end: a job made by the old name
     /// is not taken meanwhile.
     @Test func aRenameWhoseNewNamesTheQueueWasNotToldKeepsItsContentsHeld() async throws {
-        let store = MemoryStore()
-        _ = try store.put([Content(cid: 34, filename: "a.mp4", level: "bronze")])
-        let queue = MemoryQueue()
-        let queueGateway = BeforeCallQueueGateway(MemoryQueueGateway(queue))
-        let storeGateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
-        let app = App(queue: queueGateway, store: storeGateway, levels: LevelCache(maxAge: .seconds(86400)),
-                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
-        _ = try await app.levelTable()
-        _ = try await app.placement()
-        // Before the rename's write (its third call to the store), a count reads the old name and
-        // makes its job while the content is held; the rename's third call to the queue (after
-        // its lease and the count's submission), the new name, fails.
-        let submitted = Mutex<SubmitOutcome?>(nil)
-        storeGateway.beforeCall(3) {
-            let outcome = try? await app.submit(cid: 34, count: 20000).result.outcome
-            submitted.withLock { $0 = outcome }
-        }
-        queueGateway.failCall(3)
-        await #expect(throws: BeforeCallQueueGateway.QueueDown.self) { _ = try await app.putContent(cid: 34, filename: "b.mp4", level: "bronze") }
-        #expect(submitted.withLock { $0 } == .created)
-        #expect(try store.content(cid: 34)?.filename == "b.mp4")
-        #expect(queue.job(34)?.filename == "a.mp4")
-        let next = try queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
-        if case .delivery(let delivery) = next { Issue.record("the job was taken by its old name \(delivery.job.filename)") }
-        #expect(queue.job(34)?.status == .deferred && queue.job(34)?.deferReason == HeldContent.deferReason)
+        let world = try await World([Content(cid: 34, filename: "a.mp4", level: "bronze")])
+        let submitted = world.countDuringTheWrite(of: 34)
+        // The rename's third call to the queue (after its lease and the count's submission), the
+        // new name, fails.
+        world.queueGateway.failCall(3)
+        await #expect(throws: BeforeCallQueueGateway.QueueDown.self) { _ = try await world.app.putContent(cid: 34, filename: "b.mp4", level: "bronze") }
+        #expect(submitted.value == .created)
+        #expect(try world.store.content(cid: 34)?.filename == "b.mp4")
+        #expect(world.queue.job(34)?.filename == "a.mp4")
+        try world.expectHeldNotTaken(34)
     }
 
     /// A rename whose write was answered with a lost session (a COMMIT past the answer's limit,
     /// which may land then or later): the contents stay held as if the queue had not been told —
     /// a job a count made by the old name meanwhile is not taken.
     @Test func aRenameWhoseCommitsAnswerWasLostKeepsItsContentsHeld() async throws {
-        let store = MemoryStore()
-        _ = try store.put([Content(cid: 35, filename: "a.mp4", level: "bronze")])
-        let queue = MemoryQueue()
-        let storeGateway = BeforeCallStoreGateway(MemoryStoreGateway(store))
-        let app = App(queue: MemoryQueueGateway(queue), store: storeGateway, levels: LevelCache(maxAge: .seconds(86400)),
-                      contents: ContentCache(maxAge: .seconds(86400)), logger: Logger(label: "test.app"))
-        _ = try await app.levelTable()
-        _ = try await app.placement()
-        let submitted = Mutex<SubmitOutcome?>(nil)
-        storeGateway.beforeCall(3) {
-            let outcome = try? await app.submit(cid: 35, count: 20000).result.outcome
-            submitted.withLock { $0 = outcome }
-        }
+        let world = try await World([Content(cid: 35, filename: "a.mp4", level: "bronze")])
+        let submitted = world.countDuringTheWrite(of: 35)
         // The third call is the write: it lands, then its session is lost.
-        storeGateway.loseAfterCall(3)
-        await #expect(throws: BeforeCallStoreGateway.LostWhileCommitting.self) { _ = try await app.putContent(cid: 35, filename: "b.mp4", level: "bronze") }
-        #expect(submitted.withLock { $0 } == .created)
-        #expect(try store.content(cid: 35)?.filename == "b.mp4")
-        let next = try queue.session().next(NextRequest(worker: "w1", levels: ["gold"], rotation: 0, wait: .zero))
-        if case .delivery(let delivery) = next { Issue.record("the job was taken by its old name \(delivery.job.filename)") }
-        #expect(queue.job(35)?.status == .deferred && queue.job(35)?.deferReason == HeldContent.deferReason)
+        world.storeGateway.loseAfterCall(3)
+        await #expect(throws: BeforeCallStoreGateway.LostWhileCommitting.self) {
+            _ = try await world.app.putContent(cid: 35, filename: "b.mp4", level: "bronze")
+        }
+        #expect(submitted.value == .created)
+        #expect(try world.store.content(cid: 35)?.filename == "b.mp4")
+        try world.expectHeldNotTaken(35)
     }
 
     @Test func manyCountsThatReadTheOldNameBeforeAWholeRenameMakeTheirJobsByTheNewName() async throws {
-        let (_, queue, gateway, app) = try await Self.pausedWorld([Content(cid: 32, filename: "a.mp4", level: "bronze"),
-                                                                    Content(cid: 33, filename: "c.mp4", level: "bronze")])
-        gateway.beforeCall(1) { _ = try? await app.putContent(cid: 32, filename: "b.mp4", level: "bronze") }
+        let world = try await World([Content(cid: 32, filename: "a.mp4", level: "bronze"), Content(cid: 33, filename: "c.mp4", level: "bronze")])
+        let (queue, app) = (world.queue, world.app)
+        world.queueGateway.beforeCall(1) { _ = try? await app.putContent(cid: 32, filename: "b.mp4", level: "bronze") }
         let result = try await app.submitMany([(32, 20000), (33, 20000)])
         #expect(result.outcomes == ["created": 2] && result.skipped.isEmpty)
         #expect(queue.job(32)?.filename == "b.mp4")
@@ -149,7 +129,8 @@ extension RenameWindowTests {
     /// meanwhile makes a job that no worker takes before the new name is written.
     @Test func aRenameAmongManyRowsHoldsItsContentsPastAMinute() async throws {
         let rows = (1...5000).map { Content(cid: Int64($0), filename: "f\($0).mp4", level: "bronze") }
-        let (_, queue, gateway, app) = try await Self.world(rows)
+        let world = try await World(rows)
+        let (queue, gateway, app) = (world.queue, world.storeGateway, world.app)
         let submitted = Mutex<SubmitOutcome?>(nil)
         let takenMeanwhile = Mutex<Bool?>(nil)
         // Before the write (the rename's second call): 63 s pass, a count makes cid 1's job, and
@@ -179,6 +160,14 @@ extension RenameWindowTests {
         }
         #expect(delivery.job.cid == 1 && delivery.job.filename == "g1.mp4")
     }
+}
+
+/// A value an action records for the test to read once it has run.
+final class Recorded<Value: Sendable>: Sendable {
+    private let state = Mutex<Value?>(nil)
+
+    func record(_ value: Value?) { state.withLock { $0 = value } }
+    var value: Value? { state.withLock { $0 } }
 }
 
 /// A store gateway that runs an action before its n-th call from now (calls the action makes

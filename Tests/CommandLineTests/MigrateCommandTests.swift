@@ -33,6 +33,16 @@ import TestSupport
         #expect(again.stderr.contains("already has 3 rows"))
     }
 
+    /// `RELOCATOR_SQL_TIMEOUT_MS` is read as every command starts: a bad value is one line naming
+    /// it, and a non-zero exit, before anything is done.
+    @Test func aBadSQLTimeoutIsRefusedByName() throws {
+        for value in ["30s", "-1", "999999999999999999999"] {
+            let result = try relocator(["levels"], environment: ["RELOCATOR_SQL_TIMEOUT_MS": value, "DATABASE_URL": "sqlite:/nonexistent/x.sqlite"])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("RELOCATOR_SQL_TIMEOUT_MS") && result.stderr.split(separator: "\n").count == 1, "\(result.stderr)")
+        }
+    }
+
     @Test func withoutADatabaseURLTheEmbeddedSQLiteFileIsUsed() throws {
         let directory = try TemporaryDirectory("relocator-cwd")
         defer { directory.remove() }

@@ -13,7 +13,8 @@
 --       target (kept as queued_by when the job is created or re-aimed, as next_queued_by with a
 --       follow-up; '' keeps what the job has), when the caller sent this (ms, the clock db_level's
 --       read time is on; '': that clock is Redis'), with it a lower bound of Redis' clock when
---       db_level was read (ms; '': none known)
+--       db_level was read (ms; '': none known), how far ahead of Redis' clock a change may be
+--       stamped and still be compared with a read (ms: more was stamped before the clock stepped back)
 -- Returns {outcome, {job hash fields}, Redis' clock (ms)}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
@@ -176,10 +177,10 @@ if not status or status == 'committed' or status == 'dead' then
     local changed = tonumber(redis.call('HGET', movedAt, cid))
     movedKnown = changed or false
     -- (A change in the very millisecond of the read counts as after it: a read again costs little.
-    -- A change stamped more than a second ahead of the clock was stamped before it stepped back:
+    -- A change stamped further ahead of the clock than a step's tolerance was stamped before it stepped back:
     -- no read placed on the clock now can be compared with it, and were it taken as after every
     -- read, the content could not be counted until the clock caught up — hours, maybe.)
-    if changed and changed >= readAt and changed <= now + 1000 then return {'stale_level', {}, now} end
+    if changed and changed >= readAt and changed <= now + (tonumber(ARGV[12] or '') or 0) then return {'stale_level', {}, now} end
   end
   if status == 'dead' then unschedule() end
   if target == dbLevel then

@@ -5,9 +5,10 @@
 --     that the database orders the change among the moves — refused (-1) while the content has a
 --     job in flight, whose move would otherwise be ordered before a change it never saw;
 --   'changed' (after it): a submission based on a read of the level from before now is told to
---     read it again. With a filename (a new generation too) (a rename, made while the content was leased: no job of it
---     was in flight, and none has been taken since), a job a count made meanwhile takes it: that
---     count may have read the name from before, and a move by that name would take another file.
+--     read it again. With a filename — a rename, made while the content was leased: no job of it
+--     was in flight, and none has been taken since — the content takes a new generation too, and
+--     a job a count made meanwhile takes the name: that count may have read the name from
+--     before, and a move by that name would take another file.
 -- KEYS: moved-at, gens, job:<cid>, lease:<cid>
 -- ARGV: cid, step ('generation' or 'changed'), then for a rename's 'changed' only the new filename
 --       and the holder of the content's lease (the name is written only while that lease holds)
