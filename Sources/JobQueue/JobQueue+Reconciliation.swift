@@ -62,9 +62,14 @@ extension JobQueue {
     /// Holds a content for a reconcile run (no worker claims its job meanwhile); false when the
     /// content has a job in flight (neither committed nor dead).
     public func lease(cid: Int64, token: String, ttl: Duration, on redis: RedisConnection) throws -> Bool {
+        try redis.pipeline(calls: [leaseCall(cid: cid, token: token, ttl: ttl)])[0]
+            .throwingServerError(address: redis.url.address, command: "EVALSHA lease.lua").int == 1
+    }
+
+    /// lease.lua as one call (for a pipeline): its reply is 1 when the content is held.
+    func leaseCall(cid: Int64, token: String, ttl: Duration) -> RedisCall {
         let shard = keys.shard(of: cid)
-        return try redis.evalScript(QueueScripts.lease, keys: [shard.job(cid), shard.lease(cid)],
-                                    arguments: [token, Int(ttl.milliseconds)]).int == 1
+        return .script(QueueScripts.lease, keys: [shard.job(cid), shard.lease(cid)], arguments: [token, Int(ttl.milliseconds)])
     }
 
     /// Forgets what the queue keeps of a content besides its job (`relocator contents remove`):
@@ -97,10 +102,16 @@ extension JobQueue {
     /// new filename and the holder of the content's lease), a job not yet taken also takes that
     /// name while the holder's lease holds.
     public func levelChanged(cid: Int64, renamed: (filename: String, holder: String)? = nil, on redis: RedisConnection) throws {
+        _ = try redis.pipeline(calls: [levelChangedCall(cid: cid, renamed: renamed)])[0]
+            .throwingServerError(address: redis.url.address, command: "EVALSHA level-changed.lua")
+    }
+
+    /// level-changed.lua's 'changed' step as one call (for a pipeline).
+    func levelChangedCall(cid: Int64, renamed: (filename: String, holder: String)?) -> RedisCall {
         let shard = keys.shard(of: cid)
         var arguments: [any RedisArgumentConvertible] = [cid, LevelChangeStep.changed.rawValue]
         if let renamed { arguments += [renamed.filename, renamed.holder] }
-        _ = try redis.evalScript(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid), shard.lease(cid)], arguments: arguments)
+        return .script(QueueScripts.levelChanged, keys: [shard.movedAt, shard.gens, shard.job(cid), shard.lease(cid)], arguments: arguments)
     }
 
     /// Records that inquiry `token` (its secret's digest `key`) asks about `cid`'s `filename`, and
@@ -123,6 +134,12 @@ extension JobQueue {
     }
 
     public func unlease(cid: Int64, token: String, on redis: RedisConnection) throws {
-        try redis.evalScript(QueueScripts.unlease, keys: [keys.shard(of: cid).lease(cid)], arguments: [token])
+        _ = try redis.pipeline(calls: [unleaseCall(cid: cid, token: token)])[0]
+            .throwingServerError(address: redis.url.address, command: "EVALSHA unlease.lua")
+    }
+
+    /// unlease.lua as one call (for a pipeline).
+    func unleaseCall(cid: Int64, token: String) -> RedisCall {
+        .script(QueueScripts.unlease, keys: [keys.shard(of: cid).lease(cid)], arguments: [token])
     }
 }

@@ -191,6 +191,45 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
 
     // MARK: - Control
 
+    /// Leases, their release and changes of level go a thousand to a pipeline; a batch with any
+    /// other action goes one action at a time.
+    public func controls(_ actions: [ControlAction]) throws -> [ControlResult] {
+        var results: [ControlResult] = []
+        results.reserveCapacity(actions.count)
+        for chunk in actions.chunks(of: 1000) {
+            let calls = chunk.compactMap(pipelinedCall)
+            guard calls.count == chunk.count else {
+                results += try chunk.map { try control($0) }
+                continue
+            }
+            let replies = try redis.pipeline(calls: calls.map(\.call))
+            for (call, reply) in zip(calls, replies) {
+                let checked = try reply.throwingServerError(address: redis.url.address, command: call.name)
+                results.append(call.isLease ? .flag(checked.int == 1) : .done)
+            }
+        }
+        return results
+    }
+
+    /// An action `controls` pipelines, as one call; nil for any other.
+    private func pipelinedCall(_ action: ControlAction) -> (call: RedisCall, name: String, isLease: Bool)? {
+        switch action {
+        case .lease(let cid, let token, let ttl):
+            return (queue.leaseCall(cid: cid, token: token, ttl: ttl), "EVALSHA lease.lua", true)
+        case .unlease(let cid, let token):
+            return (queue.unleaseCall(cid: cid, token: token), "EVALSHA unlease.lua", false)
+        case .levelChanged(let cid, let filename, let holder):
+            return (queue.levelChangedCall(cid: cid, renamed: Self.renamed(filename, holder)), "EVALSHA level-changed.lua", false)
+        default:
+            return nil
+        }
+    }
+
+    /// A rename's new filename and its holder, when both are given.
+    private static func renamed(_ filename: String?, _ holder: String?) -> (filename: String, holder: String)? {
+        filename.flatMap { name in holder.map { (name, $0) } }
+    }
+
     public func control(_ action: ControlAction) throws -> ControlResult {
         switch action {
         case .start:
@@ -227,7 +266,7 @@ public final class RedisJobQueue: JobQueueing, QueueReading {
         case .levelGeneration(let cid):
             return .count(try queue.levelChangeGeneration(cid: cid, on: redis).map { Int(clamping: $0) } ?? -1)
         case .levelChanged(let cid, let filename, let holder):
-            try queue.levelChanged(cid: cid, renamed: filename.flatMap { name in holder.map { (name, $0) } }, on: redis)
+            try queue.levelChanged(cid: cid, renamed: Self.renamed(filename, holder), on: redis)
             return .done
         case .forgetContent(let cid, let levels):
             try queue.forgetContent(cid: cid, levels: levels, on: redis)

@@ -170,9 +170,9 @@ extension App {
             written = true
             contents.clear()
             if !renamed.isEmpty {
-                try await queue.withSession(replicated: true) { session in
+                _ = try await queue.withSession(replicated: true) { session in
                     // (A job a count made while the content was held takes the new name.)
-                    for cid in renamed { _ = try session.control(.levelChanged(cid: cid, filename: newNames[cid], holder: holder)) }
+                    try session.controls(renamed.map { .levelChanged(cid: $0, filename: newNames[$0], holder: holder) })
                 }
             }
             named = true
@@ -204,8 +204,8 @@ extension App {
     }
 
     /// How long a rename holds its contents: a minute, a millisecond more for each row written
-    /// with them, and 10 ms for each content renamed (its lease and its new name are a round trip
-    /// each, one after another: the first lease must outlast them all, and the write). One lapsed
+    /// with them, and 10 ms for each content renamed (its lease and its new name go a thousand to
+    /// a round trip: the first lease must outlast them all, and the write). One lapsed
     /// would let a worker claim, by the old name, a job a count made meanwhile. A process that dies
     /// holding them leaves those contents' jobs unclaimed for as long.
     static func renameLease(rows: Int, renamed: Int) -> Duration {
@@ -215,15 +215,9 @@ extension App {
     /// Leases `cids` for `holder` on one session, all or none: one with a job in flight refuses the change.
     func hold(_ cids: [Int64], holder: String, for ttl: Duration) async throws {
         guard !cids.isEmpty else { return }
-        let (held, refused) = try await queue.withSession { session -> ([Int64], Int64?) in
-            var held: [Int64] = []
-            for cid in cids {
-                guard case .flag(true) = try session.control(.lease(cid: cid, token: holder, ttl: ttl)) else { return (held, cid) }
-                held.append(cid)
-            }
-            return (held, nil)
-        }
-        guard let cid = refused else { return }
+        let answers = try await queue.withSession { session in try session.controls(cids.map { .lease(cid: $0, token: holder, ttl: ttl) }) }
+        let held = zip(cids, answers).filter { $0.1 == .flag(true) }.map(\.0)
+        guard let cid = zip(cids, answers).first(where: { $0.1 != .flag(true) })?.0 else { return }
         await unlease(held, holder: holder)
         throw AppError.conflict("job_in_flight", "cid \(cid) has a job in flight (relocator why \(cid) shows it), or an earlier change "
                                 + "still holds it (a rename whose write may have landed holds it a minute or more); "

@@ -75,7 +75,7 @@ extension App {
         guard !cids.isEmpty else { return }
         do {
             _ = try await queue.withSession { session in
-                for cid in cids { _ = try session.control(.unlease(cid: cid, token: holder)) }
+                _ = try session.controls(cids.map { .unlease(cid: $0, token: holder) })
             }
         } catch {
             // Each lease expires by itself within a minute.

@@ -23,7 +23,7 @@ import Testing
         ("stale ids counted by level", staleIDsByLevel), ("a pull's two hosts", pullRoute),
         ("a pull's secret and route in one record", pullStarted),
         ("a reconcile run's questions to other hosts", inquiries), ("a rename while the content is held", renamedWhileHeld),
-        ("a rename after a commit", renamedAfterCommit),
+        ("a rename after a commit", renamedAfterCommit), ("a rename's actions in one round trip", renameActionsTogether),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -625,6 +625,27 @@ import Testing
         let renamed = try submitReadBefore(20)
         #expect(renamed.outcome == .staleLevel)
         trace.add("a read before the commit: \(kept.outcome.rawValue) from \(kept.job?.dbLevel ?? "-"); renamed after it: \(renamed.outcome.rawValue)")
+        return trace
+    }
+
+    /// A rename's leases, new names and releases as one batch (`controls`: a pipeline on Redis):
+    /// each answers as it would alone — a content with a job in flight refuses its lease — and a
+    /// batch with another action goes one at a time.
+    static let renameActionsTogether: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.submit(24).outcome == .created)
+        _ = try #require(try q.next())
+        let leases = try q.session.controls([.lease(cid: 23, token: "rename-7", ttl: .seconds(60)), .lease(cid: 24, token: "rename-7", ttl: .seconds(60))])
+        #expect(leases == [.flag(true), .flag(false)])
+        #expect(try q.submit(23).outcome == .created)
+        let named = try q.session.controls([.levelChanged(cid: 23, filename: "g23", holder: "rename-7"), .unlease(cid: 23, token: "rename-7")])
+        #expect(named == [.done, .done])
+        // Released: the job made while held is taken, by its new name.
+        let taken = try #require(try q.next())
+        #expect(taken.job.cid == 23 && taken.job.filename == "g23")
+        let mixed = try q.session.controls([.unlease(cid: 24, token: "rename-7"), .pause(level: "silver"), .resume(level: "silver")])
+        #expect(mixed.count == 3)
+        trace.add("leases \(leases), then \(named), taken \(taken.job.filename); mixed \(mixed)")
         return trace
     }
 

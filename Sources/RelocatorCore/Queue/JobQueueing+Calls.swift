@@ -13,6 +13,11 @@ extension JobQueueing {
         endings.map { ending in Result { try complete(ending.delivery, ending.outcome) } }
     }
 
+    /// One after the other (a queue without a cheaper way).
+    public func controls(_ actions: [ControlAction]) throws -> [ControlResult] {
+        try actions.map { try control($0) }
+    }
+
     /// A submission of one count.
     public func submit(_ request: SubmitRequest) throws -> SubmitResult {
         try submit([request])[0]

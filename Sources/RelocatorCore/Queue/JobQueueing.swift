@@ -48,6 +48,10 @@ public protocol JobQueueing: AnyObject {
     /// Operators, the rebalancer, reconcile and the processes' starts and ends.
     func control(_ action: ControlAction) throws -> ControlResult
 
+    /// Several actions in order, each as `control` would do it, in one round trip where the queue
+    /// can (a rename's leases and new names, their release): each action's result.
+    func controls(_ actions: [ControlAction]) throws -> [ControlResult]
+
     /// Closes what the session holds open.
     func close()
 }
