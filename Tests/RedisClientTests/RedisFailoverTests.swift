@@ -302,7 +302,7 @@ import TestSupport
         var demotedAt: Int?
         var index = 0
         while ContinuousClock.now < deadline {
-            if demotedAt == nil, index % 50 == 0, try setup.cli(oldMaster, "ROLE").hasPrefix("slave") { demotedAt = index }
+            if demotedAt == nil, index % 50 == 0, try setup.serves(asReplica: oldMaster) { demotedAt = index }
             if let start = demotedAt, acknowledged.filter({ $0 > start }).count >= 200 { break }
             do {
                 try redis.send("SET", "during:\(index)", index)

@@ -87,7 +87,7 @@ import TestSupport
         let outcome = try streamOfReplicatedWrites(redis, reader: RedisConnection(url: setup.url), tag: "sf", event: {
             try RedisProcesses.cli(port: setup.sentinelPorts[0], ["SENTINEL", "FAILOVER", setup.masterName])
         }, over: {
-            try setup.cli(oldMaster, "ROLE").hasPrefix("slave") && (try setup.currentMasterPort()) == replica
+            try setup.serves(asReplica: oldMaster) && (try setup.currentMasterPort()) == replica
         })
         print("SENTINEL FAILOVER, old master alive, WAIT 1: \(outcome)")
         #expect(outcome.lost.isEmpty, "lost \(outcome.lost)")

@@ -101,7 +101,20 @@ public final class RedisSentinelServer: @unchecked Sendable {
     /// Whether the failover `failover()` started is over: the sentinels name the promoted replica and
     /// the old master serves as a replica.
     public func failoverIsOver(_ started: (from: Int, to: Int)) throws -> Bool {
-        try currentMasterPort() == started.to && cli(started.from, "ROLE").hasPrefix("slave")
+        try currentMasterPort() == started.to && serves(asReplica: started.from)
+    }
+
+    /// Whether the data node on `port` answers ROLE as a replica. The sentinels demote an old master
+    /// with `REPLICAOF` followed by `CLIENT KILL TYPE normal`, which may cut this very ROLE short: a
+    /// connection the node closed is an answer of "not yet" (the caller asks again), any other
+    /// failure is thrown.
+    public func serves(asReplica port: Int) throws -> Bool {
+        do {
+            return try cli(port, "ROLE").hasPrefix("slave")
+        } catch let failure as RedisProcesses.Failure
+                    where failure.description.contains("Connection reset by peer") || failure.description.contains("Server closed the connection") {
+            return false
+        }
     }
 
     /// Kills the current master with SIGKILL (a crash) and returns its port.
