@@ -122,6 +122,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 }
                 push(gen)
             }
+            // Whether the content changed level (or name) at or after a read that has an age (a
+            // change stamped further ahead of the clock than a step's tolerance cannot be compared: enqueue.lua).
+            func changedSince(_ read: Int64) -> Bool {
+                guard read >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? "") else { return false }
+                return changed >= read && changed <= now.saturatingAdd(QueueClockEstimate.stepTolerance)
+            }
             func unschedule() {
                 if status == "retrying" { sortedSets[shard.retry]?[oldID] = nil }
                 if status == "deferred" { sortedSets[shard.deferred]?[oldID] = nil }
@@ -161,6 +167,10 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     return answer(.updated)
                 }
+                // Re-aimed from the caller's level read before the content last changed: stale (enqueue.lua).
+                if target == curDb, curDb != dbLevel, changedSince(readAt) {
+                    return SubmitResult(outcome: .staleLevel, job: nil, queueNow: now)
+                }
                 unschedule()
                 if target == curDb, curDb == dbLevel {
                     forget(key)
@@ -193,9 +203,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     origin = curTarget
                     overridden = true
                 }
-                // (A change stamped further ahead of the clock than a step's tolerance cannot be compared: enqueue.lua.)
-                if !overridden, readAt >= 0, let changed = Int64(hashes[shard.movedAt]?[String(cid)] ?? ""), changed >= readAt,
-                   changed <= now.saturatingAdd(QueueClockEstimate.stepTolerance) {
+                if !overridden, changedSince(readAt) {
                     return SubmitResult(outcome: .staleLevel, job: nil, queueNow: now)
                 }
                 if status == "dead" { unschedule() }

@@ -24,6 +24,7 @@ import Testing
         ("a pull's secret and route in one record", pullStarted),
         ("a reconcile run's questions to other hosts", inquiries), ("a rename while the content is held", renamedWhileHeld),
         ("a rename after a commit", renamedAfterCommit), ("a rename's actions in one round trip", renameActionsTogether),
+        ("a follow-up is not re-aimed from a read before its commit", followUpNotReaimedFromAnOldRead),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -625,6 +626,32 @@ import Testing
         let renamed = try submitReadBefore(20)
         #expect(renamed.outcome == .staleLevel)
         trace.add("a read before the commit: \(kept.outcome.rawValue) from \(kept.job?.dbLevel ?? "-"); renamed after it: \(renamed.outcome.rawValue)")
+        return trace
+    }
+
+    /// A move commits with a follow-up back to where the file came from: the follow-up waits,
+    /// made from the level just reached. A count read before that commit names the level the file
+    /// left; were the follow-up re-aimed from there, the next count would take the file for where
+    /// it was and drop the job — the file left where no count wants it. The read is stale; read
+    /// again, the count finds the follow-up as it is.
+    static let followUpNotReaimedFromAnOldRead: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.submit(26, to: "silver").outcome == .created)
+        let delivery = try #require(try q.next())
+        #expect(try q.submit(26, to: "bronze").outcome == .followUp)
+        #expect(try q.moved(delivery) == .done)
+        _ = try q.commitAll()
+        let followUp = try #require(try q.job(26))
+        #expect(followUp.status == .queued && followUp.dbLevel == "silver" && followUp.target == "bronze")
+        let old = try q.session.submit([SubmitRequest(cid: 26, count: 5000, filename: "f26", dbLevel: "bronze", target: "silver", readAt: 1)])[0]
+        #expect(old.outcome == .staleLevel)
+        let after = try #require(try q.job(26))
+        #expect(after.gen == followUp.gen && after.dbLevel == "silver" && after.target == "bronze" && after.status == .queued)
+        // Read again: the file is where this count wants it, and the follow-up goes.
+        let again = try q.submit(26, 5000, from: "silver", to: "silver")
+        #expect(again.outcome == .dropped)
+        trace.add("follow-up \(followUp.dbLevel) → \(followUp.target); a read from before its commit: \(old.outcome.rawValue); "
+                  + "read again: \(again.outcome.rawValue)")
         return trace
     }
 

@@ -44,6 +44,17 @@ local oldID = cid .. ':' .. (oldGen or '')
 -- When the content last moved, once read (nil: not read yet; false: it never moved).
 local movedKnown = nil
 
+-- Whether the content changed level (or name) at or after `read` (ms, Redis' clock). (A change in
+-- the very millisecond of the read counts as after it: a read again costs little. A change stamped
+-- further ahead of the clock than a step's tolerance was stamped before it stepped back: no read
+-- placed on the clock now can be compared with it, and were it taken as after every read, the
+-- content could not be counted until the clock caught up — hours, maybe.)
+local function changedSince(read)
+  local changed = tonumber(redis.call('HGET', movedAt, cid))
+  movedKnown = changed or false
+  return changed ~= nil and changed >= read and changed <= now + (tonumber(ARGV[12] or '') or 0)
+end
+
 -- A created job's hash as this script wrote it whole (nil otherwise): its reply needs no read.
 local written = nil
 
@@ -130,6 +141,11 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
   end
   -- As it is aimed: a follow-up an earlier count asked for (while a reaped delivery was fenced) goes.
   if target == curTarget then redis.call('HDEL', job, 'next_target', 'next_queued_by') return answer('updated') end
+  if target == curDb and curDb ~= callerLevel and readAt >= 0 and changedSince(readAt) then
+    -- The job would be re-aimed from the caller's level, read before the content last changed (a
+    -- commit that made this job a follow-up from its new level, say): the read is stale.
+    return {'stale_level', {}, now}
+  end
   unschedule()
   if target == curDb and curDb == callerLevel then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
@@ -172,16 +188,8 @@ if not status or status == 'committed' or status == 'dead' then
       overridden = true
     end
   end
-  if not overridden and readAt >= 0 then
-    -- The content changed level (or name) after the caller's read, and no job says where to.
-    local changed = tonumber(redis.call('HGET', movedAt, cid))
-    movedKnown = changed or false
-    -- (A change in the very millisecond of the read counts as after it: a read again costs little.
-    -- A change stamped further ahead of the clock than a step's tolerance was stamped before it stepped back:
-    -- no read placed on the clock now can be compared with it, and were it taken as after every
-    -- read, the content could not be counted until the clock caught up — hours, maybe.)
-    if changed and changed >= readAt and changed <= now + (tonumber(ARGV[12] or '') or 0) then return {'stale_level', {}, now} end
-  end
+  -- The content changed level (or name) after the caller's read, and no job says where to.
+  if not overridden and readAt >= 0 and changedSince(readAt) then return {'stale_level', {}, now} end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
     if status == 'dead' then forget(job) end
