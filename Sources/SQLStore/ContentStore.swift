@@ -19,9 +19,20 @@ public struct ContentStore {
         try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents WHERE filename = \(filename)").first.map(Self.content)
     }
 
-    /// Every content, by cid.
-    public func contents() throws -> [Content] {
-        try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents ORDER BY cid").map(Self.content)
+    /// Every content, by cid, read `page` rows a statement (from where the last page ended): each
+    /// statement stays short whatever the table's size, far within the statement limit
+    /// (`RELOCATOR_SQL_TIMEOUT_MS`) that one statement for tens of millions of rows would pass.
+    public func contents(page: Int = 50_000) throws -> [Content] {
+        let page = max(1, page)
+        var all: [Content] = []
+        var after: Int64?
+        while true {
+            let from: SQLQuery = after.map { (cid: Int64) -> SQLQuery in "WHERE cid > \(cid)" } ?? ""
+            let rows = try database.query("SELECT \(unsafeSQL: Self.contentColumns) FROM contents \(from) ORDER BY cid LIMIT \(page)").map(Self.content)
+            all += rows
+            guard rows.count == page, let last = rows.last else { return all }
+            after = last.cid
+        }
     }
 
     /// A page of contents by cid (`relocator contents list`), optionally of one level only.

@@ -54,6 +54,13 @@ import TestSupport
                                           Content(cid: 5001, filename: "first.mp4", level: "gold"),
                                           Content(cid: 5001, filename: "last.mp4", level: "silver")]) == 1104)
             #expect(try store.contents().count == 1103)
+            // Read in pages, from where the last one ended: the same rows in the same order,
+            // whether the last page is full or not.
+            let whole = try store.contents().map(\.cid)
+            #expect(whole == whole.sorted())
+            #expect(try store.contents(page: 7).map(\.cid) == whole)
+            #expect(try store.contents(page: 1103).map(\.cid) == whole)
+            #expect(try store.contents(page: 1).count == 1103)
             #expect(try store.content(cid: 5000)?.filename == "taken.mp4")
             #expect(try store.content(cid: 5001) == Content(cid: 5001, filename: "last.mp4", level: "silver"))
         }
