@@ -62,26 +62,71 @@ public struct FileMover: FileMoving {
     }
 }
 
-/// The level directories a worker holds open from its start (see `FileMover.levels`).
+/// The level directories a worker holds open from its start (see `FileMover.levels`), and those
+/// it could not open yet because they did not answer then: out of service until opened.
 public final class HeldLevels: Sendable {
-    private let held: Mutex<[String: LevelRoot]>
+    private struct State {
+        var held: [String: LevelRoot] = [:]
+        /// Levels not opened yet (their directory did not answer when the worker started), with
+        /// why they are not in service.
+        var unopened: [String: (place: LevelPlace, why: String)] = [:]
+    }
+
+    private let state: Mutex<State>
 
     /// The directories held now.
-    public var roots: [String: LevelRoot] { held.withLock { $0 } }
+    public var roots: [String: LevelRoot] { state.withLock { $0.held } }
 
-    /// Opens every level directory.
-    public init(_ directories: LevelDirectories) throws {
-        var roots: [String: LevelRoot] = [:]
-        for level in directories.names { roots[level] = try LevelRoot(directories.place(of: level)!) }
-        held = Mutex(roots)
+    /// Opens every level directory but those of `unopened` (level: why), which are held once
+    /// `adopt` is given them.
+    public init(_ directories: LevelDirectories, unopened: [String: String] = [:]) throws {
+        var state = State()
+        for level in directories.names {
+            let place = directories.place(of: level)!
+            if let why = unopened[level] {
+                state.unopened[level] = (place, why)
+            } else {
+                state.held[level] = try LevelRoot(place)
+            }
+        }
+        self.state = Mutex(state)
+    }
+
+    /// Whether `level` is one of this worker's, held or not opened yet.
+    public func holds(_ level: String) -> Bool {
+        state.withLock { $0.held[level] != nil || $0.unopened[level] != nil }
+    }
+
+    /// The places of the levels held and not opened yet.
+    public var places: [LevelPlace] {
+        state.withLock { $0.held.values.map(\.place) + $0.unopened.values.map(\.place) }
+    }
+
+    /// Where a level not opened yet is; nil once it is held (or when it is not this worker's).
+    public func unopenedPlace(_ level: String) -> LevelPlace? {
+        state.withLock { $0.unopened[level]?.place }
+    }
+
+    /// A level not opened yet stays so, for `why`.
+    public func keepUnopened(_ level: String, because why: String) {
+        state.withLock { state in state.unopened[level]?.why = why }
+    }
+
+    /// Holds `root`, opened since the start, for its level from now on — only for a level not
+    /// opened yet.
+    public func adopt(_ root: LevelRoot) {
+        state.withLock { state in
+            guard state.unopened.removeValue(forKey: root.level) != nil else { return }
+            state.held[root.level] = root
+        }
     }
 
     /// Holds `root` for its level from now on instead of the directory held so far — only for a
     /// level withdrawn since the start (`LevelRoot.withdraw`), in which nothing was ever done.
     public func replace(_ root: LevelRoot) {
-        held.withLock { roots in
-            guard roots[root.level]?.withdrawn != nil else { return }
-            roots[root.level] = root
+        state.withLock { state in
+            guard state.held[root.level]?.withdrawn != nil else { return }
+            state.held[root.level] = root
         }
     }
 
@@ -91,17 +136,21 @@ public final class HeldLevels: Sendable {
         return root
     }
 
-    /// The levels whose path no longer names the directory held, or that are withdrawn, with why.
+    /// The levels whose path no longer names the directory held, that are withdrawn or that are
+    /// not opened yet, with why.
     public func unavailable() -> [String: String] {
         var found: [String: String] = [:]
         for level in roots.keys { found[level] = unavailable(level) }
+        for (level, unopened) in state.withLock({ $0.unopened }) { found[level] = unopened.why }
         return found
     }
 
-    /// Why `level` is out of service: its path no longer names the directory held, or it is
-    /// withdrawn; nil when it is in service (or not held).
+    /// Why `level` is out of service: its path no longer names the directory held, it is
+    /// withdrawn, or it is not opened yet; nil when it is in service (or not this worker's).
     public func unavailable(_ level: String) -> String? {
-        guard let root = roots[level] else { return nil }
+        let (root, unopened) = state.withLock { ($0.held[level], $0.unopened[level]) }
+        if let unopened { return unopened.why }
+        guard let root else { return nil }
         if let reason = root.withdrawn { return reason }
         do {
             return try root.stillInPlace() ? nil : "\(root.directory) is no longer the directory opened at start (unmounted, remounted or replaced)"

@@ -80,6 +80,28 @@ private func parentPath(of path: String) -> String {
     return String(path.unicodeScalars[..<slash])
 }
 
+/// The levels whose directory does not answer within `patience` (a hard NFS mount whose server
+/// is gone, a stalled device, a FUSE daemon stopped), with why: a worker starts without opening
+/// them and opens them once they answer. A directory is asked what a worker's start asks of it —
+/// opened, and its reserved directory looked up — each on a thread of its own. Whatever it
+/// answers (no such directory…), a directory that answered is left to the checks that follow.
+public func levelsNotAnswering(_ directories: LevelDirectories, within patience: Duration) -> [String: String] {
+    let paths = directories.names.map { directories.directory(of: $0)! }
+    let answered = BlockingExecutor.each(paths, named: "look-at-level", within: patience) { path in
+        let directory = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { return }
+        let reserved = openat(directory, ReservedDirectory.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if reserved >= 0 { close(reserved) }
+        close(directory)
+    }
+    var silent: [String: String] = [:]
+    for (index, level) in directories.names.enumerated() where !answered.contains(index) {
+        silent[level] = "its directory \(paths[index]) did not answer within \(patience) when the worker started "
+            + "(a stalled disk, or a network filesystem whose server is gone); it is opened once it answers"
+    }
+    return silent
+}
+
 /// The levels whose directory this host has, and those it has not (no such path: the level lives
 /// on other hosts, whose workers serve its files). Only a missing path counts as absent: a path
 /// that exists but cannot be looked at, or is not a directory, is left for `verifyLevelLayout`

@@ -129,12 +129,44 @@ public final class BlockingExecutor: Sendable {
         }
     }
 
+    /// Runs `body` for each of `items`, each on a dedicated thread of its own, and waits at most
+    /// `patience` (on the monotonic clock) for them all: returns the indices of the items whose
+    /// call returned by then. A call that has not — one into a filesystem that hangs, which nothing
+    /// can call off — keeps its thread until it does.
+    public static func each<Item: Sendable>(_ items: [Item], named name: String, within patience: Duration,
+                                            _ body: @escaping @Sendable (Item) -> Void) -> Set<Int> {
+        let finished = FinishedCalls()
+        for (index, item) in items.enumerated() {
+            thread(named: name) {
+                body(item)
+                finished.condition.withLock {
+                    finished.indices.insert(index)
+                    finished.condition.broadcast()
+                }
+            }
+        }
+        let deadline = MonotonicCondition.deadline(after: patience)
+        return finished.condition.withLock {
+            while finished.indices.count < items.count {
+                if !finished.condition.wait(until: deadline) { break }
+            }
+            return finished.indices
+        }
+    }
+
     /// Runs a blocking loop on a dedicated thread and returns (or throws) what it does.
     public static func onThread<T: Sendable>(named name: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             thread(named: name) { continuation.resume(with: Result { try body() }) }
         }
     }
+}
+
+/// The calls of `BlockingExecutor.each` that returned.
+private final class FinishedCalls: @unchecked Sendable {
+    let condition = MonotonicCondition()
+    /// Under `condition`'s lock.
+    var indices: Set<Int> = []
 }
 
 private final class ThreadBody: Sendable {

@@ -36,6 +36,11 @@ public struct LevelDirectories: Equatable, Sendable {
 
     public func directory(of level: String) -> String? { paths[level] }
 
+    /// The levels `keep` keeps, in the same order.
+    public func filter(_ keep: (String) -> Bool) -> LevelDirectories {
+        LevelDirectories(names.filter(keep).map { ($0, paths[$0]!) })
+    }
+
     /// A level name must be safe inside a Redis key and a path: letters, digits, `_` and `-`.
     public static func isValidName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 64 && name.unicodeScalars.allSatisfy {

@@ -1,4 +1,5 @@
 import FileMover
+import Logging
 import RelocatorCore
 
 /// What a worker and reconcile do with the level directories they open, before anything else
@@ -58,6 +59,32 @@ public enum LevelPreparation {
         let unseen = ready.filter { !seen.contains($0) }
         if changing, !unseen.isEmpty { _ = try queue.control(.levelsSeen(adding: unseen)) }
         return outcome
+    }
+
+    /// Opens a level whose directory did not answer when the worker started (`HeldLevels`'
+    /// unopened levels), once it answers: the directory is opened (this call waits while it does not
+    /// answer: on the level's own thread), checked against the others as at the start (not the
+    /// same directory as another level, nor inside one), prepared as at the start — `.relocator/`
+    /// made in a level never seen, a bare mountpoint withdrawn — and held from then on. What stops it
+    /// is kept as why the level is out of service, and it is tried again at the next check.
+    /// `queue` opens a queue session (closed here) once the directory is open.
+    public static func openLate(_ held: HeldLevels, level: String, queue: () -> any JobQueueSession, logger: Logger) {
+        guard let place = held.unopenedPlace(level) else { return }
+        do {
+            let root = try LevelRoot(place)
+            let others = held.places.filter { $0.level != level }
+            _ = try verifyLevelLayout(LevelDirectories(others.map { ($0.level, $0.directory) } + [(level, place.directory)]))
+            let session = queue()
+            defer { session.close() }
+            let outcome = try prepare([root], session)
+            if let why = outcome.notInitialised[level] {
+                logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
+            }
+            held.adopt(root)
+            logger.notice("level '\(level)' answers: its directory \(place.directory) is open")
+        } catch {
+            held.keepUnopened(level, because: "its directory \(place.directory) is not open yet: \(error)")
+        }
     }
 
     /// A withdrawn level is back in service once its directory holds `.relocator/`: the directory

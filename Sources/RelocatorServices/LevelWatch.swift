@@ -1,4 +1,5 @@
 import FileMover
+import Logging
 import RelocatorCore
 import Synchronization
 
@@ -30,6 +31,9 @@ final class LevelWatch: Sendable {
     private let look: @Sendable (String) -> Look
     private let states: Mutex<[String: State]>
     private let started = Atomic<Bool>(false)
+    /// How many levels' first checks returned; `allLooked` is raised once all did.
+    private let firstLooks = Atomic<Int>(0)
+    private let allLooked = StopSignal()
     private let stop = StopSignal()
 
     /// `look` checks one level (a test passes its own).
@@ -42,29 +46,42 @@ final class LevelWatch: Sendable {
         states = Mutex(Dictionary(uniqueKeysWithValues: names.map { ($0, State()) }))
     }
 
-    /// The watch of a worker's held levels: a check rechecks a withdrawn level (back once its
-    /// directory holds `.relocator/` again), then asks whether the level is in service and reads
-    /// its disk's usage.
-    convenience init(_ held: HeldLevels, _ directories: LevelDirectories, interval: Duration, patience: Duration) {
+    /// The watch of a worker's held levels: a check opens a level not opened at the start once
+    /// it answers (`LevelPreparation.openLate`, with a session of `queue`), rechecks a withdrawn
+    /// level (back once its directory holds `.relocator/` again), then asks whether the level is
+    /// in service and reads its disk's usage.
+    convenience init(_ held: HeldLevels, _ directories: LevelDirectories, interval: Duration, patience: Duration,
+                     queue: @escaping @Sendable () -> any JobQueueSession, logger: Logger) {
         var paths: [String: String] = [:]
         for level in directories.names { paths[level] = directories.directory(of: level) }
         let resolved = paths
         self.init(levels: directories.names, directories: paths, interval: interval, patience: patience) { level in
+            LevelPreparation.openLate(held, level: level, queue: queue, logger: logger)
             LevelPreparation.recheck(held, level: level)
             return Look(unavailable: held.unavailable(level), usage: resolved[level].flatMap { DiskReport.usage(of: $0) })
         }
     }
 
-    /// Checks every level once on the calling thread (what a worker knows as it starts); the
-    /// first time, then keeps checking each on a thread of its own, every `interval`, until `end()`.
+    /// Checks every level, each on a thread of its own, and waits for these first checks (what a
+    /// worker knows as it starts) at most `patience`: a level whose check has not returned by then
+    /// is not answering, and holds up neither the start nor the other levels. Each thread then
+    /// checks its level every `interval` until `end()`. Only the first call does anything.
     func start() {
-        for level in names { check(level) }
         guard !started.exchange(true, ordering: .sequentiallyConsistent) else { return }
+        // Each check counts as under way from now: none is in service before its first look.
+        let now = ContinuousClock.now
+        states.withLock { states in
+            for level in names { states[level]?.since = now }
+        }
+        if names.isEmpty { allLooked.raise() }
         for level in names {
             BlockingExecutor.thread(named: "watch-\(level)") {
+                self.check(level)
+                if self.firstLooks.add(1, ordering: .sequentiallyConsistent).newValue == self.names.count { self.allLooked.raise() }
                 while !self.stop.wait(for: self.interval) { self.check(level) }
             }
         }
+        allLooked.wait(for: patience)
     }
 
     /// Stops the threads after their check under way (a thread blocked in one ends with the process).
@@ -73,7 +90,10 @@ final class LevelWatch: Sendable {
     }
 
     private func check(_ level: String) {
-        states.withLock { $0[level]?.since = .now }
+        // (The first check counts from the start, when `since` was set.)
+        states.withLock { states in
+            if states[level]?.since == nil { states[level]?.since = .now }
+        }
         let found = look(level)
         states.withLock { $0[level] = State(look: found, since: nil) }
     }

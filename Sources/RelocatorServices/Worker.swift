@@ -109,13 +109,21 @@ public final class Worker: Service, Sendable {
         self.mover = mover
         self.levels = levels
         let interval = Heartbeat.renewalInterval(ttl: settings.heartbeatTTL)
-        // A check that waits a heartbeat's lease, and at least 5 s (a loaded machine may hold a
-        // thread that long between two instructions): a disk that does not answer, not a slow one.
-        levelWatch = levels.map { LevelWatch($0, settings.directories, interval: interval, patience: max(settings.heartbeatTTL, .seconds(5))) }
         var logger = logger
         logger[metadataKey: "worker"] = "\(settings.id)"
         self.logger = logger
+        levelWatch = levels.map { [driver, logger] in
+            LevelWatch($0, settings.directories, interval: interval, patience: Self.levelPatience(heartbeatTTL: settings.heartbeatTTL),
+                       queue: { driver.session() }, logger: logger)
+        }
         self.redisHealth = OutageLog("Redis", logger: logger)
+    }
+
+    /// How long a level's disk may take to answer a check before the level is out of service: a
+    /// heartbeat's lease, and at least 5 s (a loaded machine may hold a thread that long between
+    /// two instructions) — a disk that does not answer, not a slow one.
+    public static func levelPatience(heartbeatTTL: Duration) -> Duration {
+        max(heartbeatTTL, .seconds(5))
     }
 
     public func run() async throws {

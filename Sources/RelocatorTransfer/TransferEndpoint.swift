@@ -90,7 +90,7 @@ public struct TransferEndpoint: Sendable {
         }
         // A move whose target is on this host is this host's own: no other host pulls it, so nobody
         // is served its file or may have its source removed.
-        guard levels.roots[job.target] == nil else {
+        guard !levels.holds(job.target) else {
             throw TransferRefusal(.notServed, "content \(cid)'s job moves it to '\(job.target)', a level this worker holds: it is not pulled")
         }
         let filename: Filename

@@ -138,25 +138,30 @@ extension Relocator {
             var (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
             var remoteLevels: Set<String> = []
             let logger = Logs.logger("relocator.worker")
+            let heartbeatTTL = try runtime.heartbeatTTL()
+            // A level whose directory does not answer (a stalled disk, a network filesystem whose
+            // server is gone) holds up only itself: the worker starts with it out of service, and
+            // checks and opens it once it answers (LevelPreparation.openLate).
+            let silent = levelsNotAnswering(directories, within: Worker.levelPatience(heartbeatTTL: heartbeatTTL))
             if transfer != nil {
                 // Each host lists the directories it has; the others' files come through their workers.
-                let found = levelsOnThisHost(directories)
-                guard !found.present.names.isEmpty else {
+                let found = levelsOnThisHost(directories.filter { silent[$0] == nil })
+                guard !found.present.names.isEmpty || !silent.isEmpty else {
                     throw CommandFailure("\(setting): no level directory is on this host (\(directories.names.map { "\($0)=\(directories.directory(of: $0)!)" }.joined(separator: ", ")))")
                 }
                 for level in found.absent {
                     logger.notice("level '\(level)' (\(directories.directory(of: level)!)) is not on this host: its files are reached through the workers of the hosts that have it")
                 }
-                directories = found.present
+                directories = directories.filter { !found.absent.contains($0) }
                 remoteLevels = Set(found.absent)
             }
-            _ = try verifyLevelLayout(directories, setting: setting)
+            _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: setting)
             let served = try Self.servedLevels(levels, directories: directories, setting: setting)
             let faults = try WorkerFaults(parsing: runtime.environment["RELOCATOR_FAULTS"])
             if faults.isActive { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
             var settings = Worker.Settings(
                 id: id ?? "\(ProcessInfo.processInfo.hostName):\(getpid())", levels: served, directories: directories,
-                concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: try runtime.heartbeatTTL(),
+                concurrency: concurrency, retry: try runtime.retryPolicy(), heartbeatTTL: heartbeatTTL,
                 gracePeriod: .seconds(gracePeriod))
             settings.deferRetry = try runtime.deferRetry()
             settings.transfer = transfer?.advertise
@@ -167,7 +172,7 @@ extension Relocator {
             settings.transferTrust = tls.trust
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
-            let held = try HeldLevels(directories)
+            let held = try HeldLevels(directories, unopened: silent)
             // With RELOCATOR_FAULTS, the queue and the mover are wrapped; the worker knows nothing of it.
             let redisDriver = Composition.queueDriver(keys: try runtime.keys(), redis: try runtime.redis())
             let driver: any JobQueueDriver = faults.isActive ? FaultyQueueDriver(redisDriver, faults: faults, logger: logger) : redisDriver

@@ -40,4 +40,29 @@ struct LevelWatchTests {
         while watch.unavailable()["gold"] != nil && ContinuousClock.now < deadline { usleep(5_000) }
         #expect(watch.unavailable() == ["bronze": "unmounted"])
     }
+
+    /// A worker starts while a level's disk hangs: the first checks are waited for at most the
+    /// patience, the hung level is not answering from then, the others are in service.
+    @Test func aFirstCheckThatDoesNotReturnHoldsUpNeitherTheStartNorTheOtherLevels() throws {
+        let gate = Gate()
+        gate.holding.withLock { $0 = true }
+        let watch = LevelWatch(levels: ["gold", "silver", "bronze"], directories: ["gold": "/levels/gold"], interval: .milliseconds(10),
+                               patience: .milliseconds(300)) { gate.look($0) }
+        defer { watch.end(); gate.holding.withLock { $0 = false }; gate.waiting.signal() }
+        let started = StopSignal()
+        BlockingExecutor.thread(named: "test-start") {
+            watch.start()
+            started.raise()
+        }
+        try #require(started.wait(for: .seconds(60)), "the watch's start waited for the level that does not answer")
+        let found = watch.unavailable()
+        #expect(found["gold"]?.contains("/levels/gold has not answered a check within") == true, "\(found)")
+        #expect(found["silver"] == nil && found["bronze"] == "unmounted")
+
+        gate.holding.withLock { $0 = false }
+        gate.waiting.signal()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while watch.unavailable()["gold"] != nil && ContinuousClock.now < deadline { usleep(5_000) }
+        #expect(watch.unavailable() == ["bronze": "unmounted"])
+    }
 }
