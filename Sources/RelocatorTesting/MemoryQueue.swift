@@ -167,8 +167,8 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                     for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                     return answer(.updated)
                 }
-                // Re-aimed from the caller's level read before the content last changed: stale (enqueue.lua).
-                if target == curDb, curDb != dbLevel, changedSince(readAt) {
+                // Dropped, or re-aimed from the caller's level, on a read from before the content last changed: stale (enqueue.lua).
+                if target == curDb, changedSince(readAt) {
                     return SubmitResult(outcome: .staleLevel, job: nil, queueNow: now)
                 }
                 unschedule()

@@ -48,6 +48,26 @@ import TestSupport
         #expect(try q.queue.lastMoved(cid: 2, on: q.redis) != nil && q.queue.lastMoved(cid: 1, on: q.redis) == nil)
     }
 
+    /// A count that read the level before the content last left it does not score the content
+    /// there: a commit takes a score only from the level its job left, and a phantom resident would
+    /// stay among the coldest, where the rebalancer looks for what to shed.
+    @Test func aCountThatReadALevelTheContentHasLeftDoesNotScoreItThere() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        try q.submit(1, 20000)
+        try q.moveAndCommit(try #require(try q.fetch()))
+        #expect(try q.queue.submit(cid: 1, count: 700, filename: "f1", dbLevel: "gold", target: "silver", on: q.redis).outcome == .created)
+        // Read before the move to gold (as bronze), for the job's own target.
+        let stale = try q.queue.submit(cid: 1, count: 800, filename: "f1", dbLevel: "bronze", target: "silver", readAt: 1, on: q.redis)
+        #expect(stale.outcome == .updated)
+        #expect(try q.queue.residentScore(cid: 1, level: "bronze", on: q.redis) == nil)
+        // Read after it, the count scores it where it is.
+        let moved = try #require(try q.queue.lastMoved(cid: 1, on: q.redis))
+        #expect(try q.queue.submit(cid: 1, count: 900, filename: "f1", dbLevel: "gold", target: "silver", readAt: moved + 1, on: q.redis).outcome
+            == .updated)
+        #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == 900)
+    }
+
     /// One batch commits moves between several levels (its residents written once per level): each
     /// content's score leaves the level it was on and arrives with it on its target, a content
     /// without a score there is scored by its count, those that stay are untouched, and moved-at

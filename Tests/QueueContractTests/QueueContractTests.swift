@@ -25,6 +25,7 @@ import Testing
         ("a reconcile run's questions to other hosts", inquiries), ("a rename while the content is held", renamedWhileHeld),
         ("a rename after a commit", renamedAfterCommit), ("a rename's actions in one round trip", renameActionsTogether),
         ("a follow-up is not re-aimed from a read before its commit", followUpNotReaimedFromAnOldRead),
+        ("a reversed job is not dropped on a read before the last commit", reversedNotDroppedOnAnOldRead),
     ]
 
     @Test(arguments: scenarios.map(\.0))
@@ -652,6 +653,30 @@ import Testing
         #expect(again.outcome == .dropped)
         trace.add("follow-up \(followUp.dbLevel) → \(followUp.target); a read from before its commit: \(old.outcome.rawValue); "
                   + "read again: \(again.outcome.rawValue)")
+        return trace
+    }
+
+    /// A content moved to gold; a move back to silver published its copy there and failed; a count
+    /// for gold reversed the job (the file is on silver, the database says gold). A count that read
+    /// silver before the move to gold took the file for being where it wants it: were the reversed
+    /// job dropped, the database would say gold of a file left on silver. The read is stale.
+    static let reversedNotDroppedOnAnOldRead: Scenario = { q in
+        var trace = Trace()
+        #expect(try q.submit(27, from: "silver", to: "gold").outcome == .created)
+        #expect(try q.moved(try #require(try q.next())) == .done)
+        _ = try q.commitAll()
+        #expect(try q.submit(27, 5000, from: "gold", to: "silver").outcome == .created)
+        let delivery = try #require(try q.next())
+        #expect(try q.session.record(delivery, .publishing(QueueUnderTest.checksum, bytes: 10)))
+        #expect(try q.session.record(delivery, .published))
+        #expect(try q.failed(delivery) == .retrying)
+        #expect(try q.submit(27, 20000, from: "gold", to: "gold").outcome == .reversed)
+        let reversed = try #require(try q.job(27))
+        #expect(reversed.dbLevel == "silver" && reversed.target == "gold")
+        let old = try q.session.submit([SubmitRequest(cid: 27, count: 5000, filename: "f27", dbLevel: "silver", target: "silver", readAt: 1)])[0]
+        #expect(old.outcome == .staleLevel)
+        #expect(try q.job(27)?.gen == reversed.gen)
+        trace.add("reversed \(reversed.dbLevel) → \(reversed.target); a read of silver from before the move to gold: \(old.outcome.rawValue)")
         return trace
     }
 

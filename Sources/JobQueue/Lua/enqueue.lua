@@ -43,6 +43,10 @@ local status, oldGen, curTarget, curDb, stage = h[1], h[2], h[3], h[4], h[5]
 local oldID = cid .. ':' .. (oldGen or '')
 -- When the content last moved, once read (nil: not read yet; false: it never moved).
 local movedKnown = nil
+local function lastChange()
+  if movedKnown == nil then movedKnown = tonumber(redis.call('HGET', movedAt, cid)) or false end
+  return movedKnown
+end
 
 -- Whether the content changed level (or name) at or after `read` (ms, Redis' clock). (A change in
 -- the very millisecond of the read counts as after it: a read again costs little. A change stamped
@@ -50,9 +54,12 @@ local movedKnown = nil
 -- placed on the clock now can be compared with it, and were it taken as after every read, the
 -- content could not be counted until the clock caught up — hours, maybe.)
 local function changedSince(read)
-  local changed = tonumber(redis.call('HGET', movedAt, cid))
-  movedKnown = changed or false
-  return changed ~= nil and changed >= read and changed <= now + (tonumber(ARGV[12] or '') or 0)
+  local changed = lastChange()
+  return changed ~= false and changed >= read and changed <= now + (tonumber(ARGV[12] or '') or 0)
+end
+-- Whether the caller's read of db_level is one to act on: read just now, or after the content last changed.
+local function readStands()
+  return readAt < 0 or not changedSince(readAt)
 end
 
 -- A created job's hash as this script wrote it whole (nil otherwise): its reply needs no read.
@@ -60,8 +67,10 @@ local written = nil
 
 -- (A created job was written with its queued_by already.)
 local function answer(outcome)
-  -- The content is on the caller's level unless a newer commit says otherwise.
-  if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+  -- The content is on the caller's level unless a newer commit says otherwise, or it changed
+  -- since the read (a content scored on a level it left would stay there: a commit takes the
+  -- score from the level its job left).
+  if dbLevel == callerLevel and readStands() then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
   if queuedBy ~= '' then
     if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
@@ -80,9 +89,9 @@ local function push(gen) redis.call('LPUSH', queue, cid .. ':' .. gen) end
 -- Queues a new or re-aimed job, or defers it while the content's residency window lasts.
 local function start(gen, origin)
   local residency = residencyOf(residencies, origin)
-  -- (When the earlier read of moved-at below found nothing, nothing moved it since: no read again.)
+  -- (moved-at is read once a script: `lastChange`.)
   local moved = nil
-  if residency > 0 and movedKnown ~= false then moved = movedKnown or tonumber(redis.call('HGET', movedAt, cid)) end
+  if residency > 0 then moved = lastChange() or nil end
   local due = residencyDue(residency, moved)
   if due then
     local reason = 'moved ' .. math.floor((now - moved) / 1000) .. ' s ago; ' .. origin .. ' keeps contents at least ' .. math.floor(residency / 1000) .. ' s'
@@ -141,9 +150,10 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
   end
   -- As it is aimed: a follow-up an earlier count asked for (while a reaped delivery was fenced) goes.
   if target == curTarget then redis.call('HDEL', job, 'next_target', 'next_queued_by') return answer('updated') end
-  if target == curDb and curDb ~= callerLevel and readAt >= 0 and changedSince(readAt) then
-    -- The job would be re-aimed from the caller's level, read before the content last changed (a
-    -- commit that made this job a follow-up from its new level, say): the read is stale.
+  if target == curDb and not readStands() then
+    -- The job would be dropped as in place, or re-aimed from the caller's level, on a read from
+    -- before the content last changed (a commit that made this job a follow-up from its new
+    -- level, say): the read is stale.
     return {'stale_level', {}, now}
   end
   unschedule()
@@ -189,7 +199,7 @@ if not status or status == 'committed' or status == 'dead' then
     end
   end
   -- The content changed level (or name) after the caller's read, and no job says where to.
-  if not overridden and readAt >= 0 and changedSince(readAt) then return {'stale_level', {}, now} end
+  if not overridden and not readStands() then return {'stale_level', {}, now} end
   if status == 'dead' then unschedule() end
   if target == dbLevel then
     if status == 'dead' then forget(job) end
