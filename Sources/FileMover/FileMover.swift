@@ -70,6 +70,11 @@ public final class HeldLevels: Sendable {
         /// Levels not opened yet (their directory did not answer when the worker started), with
         /// why they are not in service.
         var unopened: [String: (place: LevelPlace, why: String)] = [:]
+        /// The held levels as resolved at the start (`verifyLevelLayout`), and the levels opened
+        /// since or being opened (`claim`): what a level opened later is checked against.
+        var resolved: [String: ResolvedLevel] = [:]
+        /// The levels the worker's checks find out of service, with why (`markOutOfService`).
+        var outOfService: [String: String] = [:]
     }
 
     private let state: Mutex<State>
@@ -78,9 +83,11 @@ public final class HeldLevels: Sendable {
     public var roots: [String: LevelRoot] { state.withLock { $0.held } }
 
     /// Opens every level directory but those of `unopened` (level: why), which are held once
-    /// `adopt` is given them.
-    public init(_ directories: LevelDirectories, unopened: [String: String] = [:]) throws {
+    /// `adopt` is given them. `resolved`: the levels as `verifyLevelLayout` found them at the
+    /// start, against which a level opened later is checked (`claim`).
+    public init(_ directories: LevelDirectories, resolved: [ResolvedLevel] = [], unopened: [String: String] = [:]) throws {
         var state = State()
+        for level in resolved { state.resolved[level.name] = level }
         for level in directories.names {
             let place = directories.place(of: level)!
             if let why = unopened[level] {
@@ -107,9 +114,46 @@ public final class HeldLevels: Sendable {
         state.withLock { $0.unopened[level]?.place }
     }
 
-    /// A level not opened yet stays so, for `why`.
+    /// A level not opened yet stays so, for `why` (and no longer claims its directory).
     public func keepUnopened(_ level: String, because why: String) {
-        state.withLock { state in state.unopened[level]?.why = why }
+        state.withLock { state in
+            guard state.unopened[level] != nil else { return }
+            state.unopened[level]?.why = why
+            state.resolved[level] = nil
+        }
+    }
+
+    /// Checks a level not opened yet, as `resolveLevel` found it now, against the levels held and
+    /// those opened or being opened since — not the same directory as another, nor inside one,
+    /// nor holding one (`checkLevelLayout`; no disk is looked at) — and claims its directory for
+    /// it, under one lock: of two levels opened at once for one directory, one is refused.
+    public func claim(_ level: ResolvedLevel) throws {
+        try state.withLock { state in
+            let others = state.resolved.values.filter { $0.name != level.name }.sorted { $0.name < $1.name }
+            try checkLevelLayout(others + [level])
+            state.resolved[level.name] = level
+        }
+    }
+
+    /// The levels the worker's checks find out of service now, with why: a move neither opens nor
+    /// searches them (`inService`).
+    public func markOutOfService(_ levels: [String: String]) {
+        state.withLock { $0.outOfService = levels }
+    }
+
+    /// The held root of a level at `place` for a move; nil when it is not one of this worker's
+    /// levels (or another directory). Throws `level_unavailable` for a level not opened yet or
+    /// out of service: a move does not open it by its path, nor wait on a disk that does not answer.
+    public func inService(_ place: LevelPlace) throws -> LevelRoot? {
+        let (root, why) = state.withLock { state in
+            (state.held[place.level], state.unopened[place.level]?.why ?? state.outOfService[place.level])
+        }
+        if let why {
+            throw MoveError(.levelUnavailable, "level '\(place.level)' is out of service for this worker: \(why); nothing is moved into or out of it until it is back")
+        }
+        guard let root, root.directory == place.directory else { return nil }
+        try root.requireNotWithdrawn()
+        return root
     }
 
     /// Holds `root`, opened since the start, for its level from now on — only for a level not
@@ -128,12 +172,6 @@ public final class HeldLevels: Sendable {
             guard state.held[root.level]?.withdrawn != nil else { return }
             state.held[root.level] = root
         }
-    }
-
-    /// The held root of a level at `directory`; nil when none is held for it.
-    public func root(_ place: LevelPlace) -> LevelRoot? {
-        guard let root = roots[place.level], root.directory == place.directory else { return nil }
-        return root
     }
 
     /// The levels whose path no longer names the directory held, that are withdrawn or that are

@@ -13,6 +13,17 @@ public struct ResolvedLevel: Equatable, Sendable {
     public var realPath: String
     public var device: UInt64
     public var inode: UInt64
+    /// The device and inode of every directory above it, up to `/`: a level inside another is
+    /// found by these, also through a bind mount.
+    public var above: [DirectoryIdentity] = []
+
+    public var identity: DirectoryIdentity { DirectoryIdentity(device: device, inode: inode) }
+}
+
+/// A directory's device and inode.
+public struct DirectoryIdentity: Hashable, Sendable {
+    public var device: UInt64
+    public var inode: UInt64
 }
 
 /// Checks `RELOCATOR_LEVELS` before anything moves: every level directory exists and is a
@@ -23,54 +34,64 @@ public struct ResolvedLevel: Equatable, Sendable {
 /// line naming the levels, e.g.
 /// `RELOCATOR_LEVELS: levels 'gold' and 'silver' are the same directory (/d/ssd)`.
 public func verifyLevelLayout(_ directories: LevelDirectories, setting: String = "RELOCATOR_LEVELS") throws -> [ResolvedLevel] {
-    var levels: [ResolvedLevel] = []
-    for name in directories.names {
-        let directory = directories.directory(of: name)!
-        guard let real = realpath(directory, nil) else {
-            let error = Errno(rawValue: errno)
-            if error == .noSuchFileOrDirectory {
-                throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): no such directory")
-            }
-            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): \(error) (\(Linux.errorName(error)))")
-        }
-        let realPath = String(cString: real)
-        free(real)
-        let status: Stat
-        do {
-            status = try Stat(FilePath(realPath))
-        } catch {
-            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): \(error) (\(Linux.errorName(error)))")
-        }
-        guard status.isDirectory else {
-            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)) is \(status.typeDescription), not a directory")
-        }
-        let identity = FileIdentity(status)
-        levels.append(ResolvedLevel(name: name, directory: directory, realPath: realPath, device: identity.device, inode: identity.inode))
-    }
+    let levels = try directories.names.map { try resolveLevel($0, directory: directories.directory(of: $0)!, setting: setting) }
+    try checkLevelLayout(levels, setting: setting)
+    return levels
+}
 
+/// One level directory as the system sees it (`realpath`, its device and inode, and those of the
+/// directories above it): the only step of `verifyLevelLayout` that looks at the disks.
+public func resolveLevel(_ name: String, directory: String, setting: String = "RELOCATOR_LEVELS") throws -> ResolvedLevel {
+    guard let real = realpath(directory, nil) else {
+        let error = Errno(rawValue: errno)
+        if error == .noSuchFileOrDirectory {
+            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): no such directory")
+        }
+        throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): \(error) (\(Linux.errorName(error)))")
+    }
+    let realPath = String(cString: real)
+    free(real)
+    let status: Stat
+    do {
+        status = try Stat(FilePath(realPath))
+    } catch {
+        throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): \(error) (\(Linux.errorName(error)))")
+    }
+    guard status.isDirectory else {
+        throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)) is \(status.typeDescription), not a directory")
+    }
+    let identity = FileIdentity(status)
+    var level = ResolvedLevel(name: name, directory: directory, realPath: realPath, device: identity.device, inode: identity.inode)
+    // Every directory above this level, by device and inode, so a bind mount cannot hide it.
+    var path = realPath
+    while path != "/" {
+        path = parentPath(of: path)
+        do {
+            let above = FileIdentity(try Stat(FilePath(path)))
+            level.above.append(DirectoryIdentity(device: above.device, inode: above.inode))
+        } catch {
+            throw ConfigurationError(setting: setting, expected: "level '\(name)' (\(directory)): cannot stat \(path): \(error) (\(Linux.errorName(error)))")
+        }
+    }
+    return level
+}
+
+/// Refuses two levels that are one directory, or one inside another (`verifyLevelLayout`), from
+/// what `resolveLevel` found: no disk is looked at.
+public func checkLevelLayout(_ levels: [ResolvedLevel], setting: String = "RELOCATOR_LEVELS") throws {
     for (index, level) in levels.enumerated() {
-        for other in levels[..<index] where other.device == level.device && other.inode == level.inode {
+        for other in levels[..<index] where other.identity == level.identity {
             let paths = other.realPath == level.realPath ? other.realPath : "\(other.realPath) and \(level.realPath)"
             throw ConfigurationError(setting: setting, expected: "levels '\(other.name)' and '\(level.name)' are the same directory (\(paths))")
         }
     }
     for level in levels {
-        // Every directory above this level, by device and inode, so a bind mount cannot hide it.
-        var path = level.realPath
-        while path != "/" {
-            path = parentPath(of: path)
-            let identity: FileIdentity
-            do {
-                identity = FileIdentity(try Stat(FilePath(path)))
-            } catch {
-                throw ConfigurationError(setting: setting, expected: "level '\(level.name)' (\(level.directory)): cannot stat \(path): \(error) (\(Linux.errorName(error)))")
-            }
-            if let outer = levels.first(where: { $0.device == identity.device && $0.inode == identity.inode }) {
+        for above in level.above {
+            if let outer = levels.first(where: { $0.identity == above }) {
                 throw ConfigurationError(setting: setting, expected: "level '\(level.name)' (\(level.realPath)) lies inside '\(outer.name)' (\(outer.realPath))")
             }
         }
     }
-    return levels
 }
 
 /// The parent of an absolute path without a trailing slash (`/` for `/a`), cut at its last `/`

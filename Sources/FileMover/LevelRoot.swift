@@ -112,6 +112,9 @@ public final class LevelRoot: Sendable {
 
     public var place: LevelPlace { LevelPlace(level: level, directory: directory) }
 
+    /// The device and inode of the directory opened.
+    public var identity: DirectoryIdentity { DirectoryIdentity(device: device, inode: inode) }
+
     /// What a filename names in this level.
     public enum FileStatus: Equatable, Sendable {
         case regularFile(size: Int64)

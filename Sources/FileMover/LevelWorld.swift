@@ -61,9 +61,9 @@ final class LevelWorld: MoveWorld {
     func root(_ side: MoveSide) throws -> LevelRoot? {
         let place = place(side)
         if let root = roots[place.level] { return root }
-        if let held = mover.levels?.root(place) {
-            // A withdrawn level (a bare mountpoint) is neither used nor searched: the move waits.
-            try held.requireNotWithdrawn()
+        // A level out of service, not opened yet or withdrawn (a bare mountpoint) is neither used
+        // nor searched, nor opened by its path: the move waits.
+        if let held = try mover.levels?.inService(place) {
             roots[place.level] = held
             return held
         }

@@ -67,13 +67,18 @@ public enum LevelPreparation {
     /// same directory as another level, nor inside one), prepared as at the start — `.relocator/`
     /// made in a level never seen, a bare mountpoint withdrawn — and held from then on. What stops it
     /// is kept as why the level is out of service, and it is tried again at the next check.
-    /// `queue` opens a queue session (closed here) once the directory is open.
+    /// `queue` opens a queue session (closed here) once the directory is open and checked.
     public static func openLate(_ held: HeldLevels, level: String, queue: () -> any JobQueueSession, logger: Logger) {
         guard let place = held.unopenedPlace(level) else { return }
         do {
             let root = try LevelRoot(place)
-            let others = held.places.filter { $0.level != level }
-            _ = try verifyLevelLayout(LevelDirectories(others.map { ($0.level, $0.directory) } + [(level, place.directory)]))
+            // Only this level's disk is looked at: the others as resolved when they were opened
+            // (one that hangs now holds up nothing here).
+            let resolved = try resolveLevel(level, directory: place.directory)
+            guard resolved.identity == root.identity else {
+                throw ConfigurationError(setting: "RELOCATOR_LEVELS", expected: "level '\(level)' (\(place.directory)): the directory changed while it was opened")
+            }
+            try held.claim(resolved)
             let session = queue()
             defer { session.close() }
             let outcome = try prepare([root], session)
@@ -83,7 +88,7 @@ public enum LevelPreparation {
             held.adopt(root)
             logger.notice("level '\(level)' answers: its directory \(place.directory) is open")
         } catch {
-            held.keepUnopened(level, because: "its directory \(place.directory) is not open yet: \(error)")
+            held.keepUnopened(level, because: "its directory \(place.directory), which did not answer at the start, cannot be opened yet: \(error)")
         }
     }
 

@@ -109,6 +109,7 @@ extension Worker {
     func checkLevels() {
         guard let levelWatch else { return }
         let now = levelWatch.unavailable()
+        levels?.markOutOfService(now)
         let before = unavailableLevels.withLock { current in
             defer { current = now }
             return current

@@ -325,7 +325,7 @@ extension Worker {
             case .sizeSource:
                 var size: Int64?
                 do {
-                    if case .regularFile(let bytes) = try (levels?.root(request.source) ?? LevelRoot(request.source)).lookup(request.filename) {
+                    if case .regularFile(let bytes) = try (levels?.inService(request.source) ?? LevelRoot(request.source)).lookup(request.filename) {
                         size = bytes
                     } else {
                         size = 0
@@ -338,7 +338,7 @@ extension Worker {
             case .sizeEarlierCopy:
                 var earlier: Int64?
                 do {
-                    let target = try levels?.root(request.target) ?? LevelRoot(request.target)
+                    let target = try levels?.inService(request.target) ?? LevelRoot(request.target)
                     earlier = try target.temporarySize(cid: job.cid, gen: job.gen)
                 } catch {
                     log.debug("cannot look for an earlier delivery's temporary file: \(error)")

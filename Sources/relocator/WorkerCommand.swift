@@ -155,7 +155,7 @@ extension Relocator {
                 directories = directories.filter { !found.absent.contains($0) }
                 remoteLevels = Set(found.absent)
             }
-            _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: setting)
+            let resolved = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: setting)
             let served = try Self.servedLevels(levels, directories: directories, setting: setting)
             let faults = try WorkerFaults(parsing: runtime.environment["RELOCATOR_FAULTS"])
             if faults.isActive { logger.critical("RELOCATOR_FAULTS is set: this worker injects faults (for tests only)") }
@@ -172,7 +172,7 @@ extension Relocator {
             settings.transferTrust = tls.trust
             // The level directories checked above stay open for the worker's life: a level whose path
             // later names another directory (unmounted, remounted) is taken out of service.
-            let held = try HeldLevels(directories, unopened: silent)
+            let held = try HeldLevels(directories, resolved: resolved, unopened: silent)
             // With RELOCATOR_FAULTS, the queue and the mover are wrapped; the worker knows nothing of it.
             let redisDriver = Composition.queueDriver(keys: try runtime.keys(), redis: try runtime.redis())
             let driver: any JobQueueDriver = faults.isActive ? FaultyQueueDriver(redisDriver, faults: faults, logger: logger) : redisDriver

@@ -23,14 +23,18 @@ import TestSupport
             }
         }
 
-        /// Silver opened, gold at `goldDirectory` (default: its own) not opened yet.
-        func held(goldDirectory: String? = nil) throws -> HeldLevels {
-            try HeldLevels(LevelDirectories([("gold", goldDirectory ?? root.path + "/gold"), ("silver", root.path + "/silver")]),
-                           unopened: ["gold": "did not answer"])
+        /// Silver opened (and resolved, as a worker's start does), gold at `goldDirectory`
+        /// (default: its own) and the `unopened` others not opened yet.
+        func held(goldDirectory: String? = nil, also: [(String, String)] = []) throws -> HeldLevels {
+            let silver = LevelDirectories([("silver", root.path + "/silver")])
+            var unopened = ["gold": "did not answer"]
+            for (level, _) in also { unopened[level] = "did not answer" }
+            return try HeldLevels(LevelDirectories([("gold", goldDirectory ?? root.path + "/gold"), ("silver", root.path + "/silver")] + also),
+                                  resolved: try verifyLevelLayout(silver), unopened: unopened)
         }
 
-        func openLate(_ held: HeldLevels) {
-            LevelPreparation.openLate(held, level: "gold", queue: { self.queue }, logger: logger)
+        func openLate(_ held: HeldLevels, _ level: String = "gold") {
+            LevelPreparation.openLate(held, level: level, queue: { self.queue }, logger: logger)
         }
 
         func seen() throws -> [String] {
@@ -92,7 +96,7 @@ import TestSupport
         site.openLate(held)
         #expect(held.roots["gold"] == nil)
         let why = try #require(held.unavailable("gold"))
-        #expect(why.contains("\(site.root.path)/nowhere is not open yet") && why.contains("No such file or directory"), "\(why)")
+        #expect(why.contains("\(site.root.path)/nowhere, which did not answer at the start, cannot be opened yet") && why.contains("No such file or directory"), "\(why)")
         // Once the directory is there, the next check opens it.
         try FileManager.default.createDirectory(atPath: site.root.path + "/nowhere", withIntermediateDirectories: true)
         site.openLate(held)
@@ -110,5 +114,60 @@ import TestSupport
         #expect(held.roots["gold"] != nil)
         #expect(held.unavailable("gold") == LevelReadiness.reason(level: "gold", directory: site.root.path + "/gold"))
         #expect(!FileManager.default.fileExists(atPath: site.root.path + "/gold/" + ReservedDirectory.name))
+    }
+
+    /// Only the level opened looks at its disk: the others are checked as they were resolved when
+    /// opened, so one whose disk does not answer (here: whose directory is gone) holds up nothing.
+    @Test func aLevelOpenedLateIsCheckedAgainstTheOthersWithoutLookingAtTheirDisks() throws {
+        let site = try Site()
+        defer { site.root.remove() }
+        let held = try site.held()
+        try FileManager.default.moveItem(atPath: site.root.path + "/silver", toPath: site.root.path + "/silver-elsewhere")
+        site.openLate(held)
+        #expect(held.unavailable("gold") == nil, "\(held.unavailable("gold") ?? "")")
+        #expect(held.roots["gold"] != nil)
+    }
+
+    /// Two levels opened late for one directory: the first is held, the second refused — each
+    /// level opened late is checked against those opened before it.
+    @Test func twoLevelsOpenedLateForOneDirectoryAreNotBothHeld() throws {
+        let site = try Site()
+        defer { site.root.remove() }
+        let held = try site.held(also: [("gold2", site.root.path + "/gold")])
+        site.openLate(held, "gold")
+        site.openLate(held, "gold2")
+        #expect(held.roots["gold"] != nil && held.roots["gold2"] == nil)
+        #expect(held.unavailable("gold2")?.contains("levels 'gold' and 'gold2' are the same directory") == true, "\(held.unavailable("gold2") ?? "")")
+        #expect(held.unavailable("gold") == nil)
+    }
+
+    /// A move does not open a level that is not opened yet, or out of service, by its path, nor
+    /// search it for a file missing at its source: it waits (`level_unavailable`), instead of
+    /// calling the file missing — or waiting on a disk that does not answer.
+    @Test func aMoveNeitherOpensNorSearchesALevelNotOpenedOrOutOfService() throws {
+        let site = try Site()
+        defer { site.root.remove() }
+        try FileManager.default.createDirectory(atPath: site.root.path + "/bronze", withIntermediateDirectories: true)
+        let request = MoveRequest(filename: try Filename("gone.bin"), source: LevelPlace(level: "silver", directory: site.root.path + "/silver"),
+                                  target: LevelPlace(level: "bronze", directory: site.root.path + "/bronze"),
+                                  others: [LevelPlace(level: "gold", directory: site.root.path + "/gold")], cid: 7, gen: 1, expectedChecksum: nil)
+        func outcome(_ held: HeldLevels) -> MoveError.Kind? {
+            do {
+                _ = try FileMover(levels: held).move(request)
+                return nil
+            } catch {
+                return (error as? MoveError)?.kind
+            }
+        }
+        let unopened = try HeldLevels(LevelDirectories([("gold", site.root.path + "/gold"), ("silver", site.root.path + "/silver"),
+                                                        ("bronze", site.root.path + "/bronze")]), unopened: ["gold": "did not answer"])
+        #expect(outcome(unopened) == .levelUnavailable)
+        let all = try HeldLevels(LevelDirectories([("gold", site.root.path + "/gold"), ("silver", site.root.path + "/silver"),
+                                                   ("bronze", site.root.path + "/bronze")]))
+        all.markOutOfService(["gold": "its directory has not answered a check"])
+        #expect(outcome(all) == .levelUnavailable)
+        // In service, it is searched: the file is nowhere.
+        all.markOutOfService([:])
+        #expect(outcome(all) == .sourceMissing)
     }
 }
