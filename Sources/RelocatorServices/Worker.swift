@@ -164,7 +164,11 @@ public final class Worker: Service, Sendable {
         defer { levelWatch?.end() }
         guard let owner = try untilAvailable(stopping: stopping, health: redisHealth, {
             try IDInUse.find(self.settings.id, starting: .worker, heartbeatTTL: self.settings.heartbeatTTL, stopping: self.stopping, control)
-        }) else { return }
+        }) else {
+            // Stopped before it started (a stop, or another of the process's services failing).
+            logger.info("stopped")
+            return
+        }
         if let owner { throw owner }
         let recovered = try untilAvailable(stopping: stopping, health: redisHealth) {
             if case .warnings(let warnings) = try control.control(.start) {
@@ -184,7 +188,10 @@ public final class Worker: Service, Sendable {
             // An earlier run under this id may still live (a paused process): its deliveries are fenced.
             return try control.release(worker: self.settings.id, fence: true)
         }
-        guard let recovered else { return }
+        guard let recovered else {
+            logger.info("stopped")
+            return
+        }
         if recovered > 0 { logger.info("gave back \(recovered) jobs held by an earlier run of this worker") }
         logger.info("started", metadata: ["levels": "\(settings.levels.joined(separator: ","))",
                                           "concurrency": "\(settings.concurrency)", "shards": "\(control.shardCount)"])
