@@ -103,7 +103,7 @@ private func parentPath(of path: String) -> String {
 
 /// The levels whose directory does not answer within `patience` (a hard NFS mount whose server
 /// is gone, a stalled device, a FUSE daemon stopped), with why: a worker starts without opening
-/// them and opens them once they answer. A directory is asked what a worker's start asks of it —
+/// them and opens them once they answer; the API starts without checking them. A directory is asked what a worker's start asks of it —
 /// opened, and its reserved directory looked up — each on a thread of its own. Whatever it
 /// answers (no such directory…), a directory that answered is left to the checks that follow.
 public func levelsNotAnswering(_ directories: LevelDirectories, within patience: Duration) -> [String: String] {
@@ -117,8 +117,8 @@ public func levelsNotAnswering(_ directories: LevelDirectories, within patience:
     }
     var silent: [String: String] = [:]
     for (index, level) in directories.names.enumerated() where !answered.contains(index) {
-        silent[level] = "its directory \(paths[index]) did not answer within \(patience) when the worker started "
-            + "(a stalled disk, or a network filesystem whose server is gone); it is opened once it answers"
+        silent[level] = "its directory \(paths[index]) did not answer within \(patience) at the start "
+            + "(a stalled disk, or a network filesystem whose server is gone)"
     }
     return silent
 }

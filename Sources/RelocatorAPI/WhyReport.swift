@@ -59,6 +59,10 @@ public struct WhyReport: Encodable, Sendable {
             case 1 where found[0] == content.level: lines.append("The file is there on disk.")
             default: lines.append("The file is on disk at: \(found.joined(separator: ", ")).")
             }
+            let silent = disks.filter { $0.state == "not_answering" }.map(\.level)
+            if !silent.isEmpty {
+                lines.append("The directory of \(silent.joined(separator: ", ")) did not answer: the file may be there too, unseen.")
+            }
         }
         if let lastCount, let countLevel {
             let range = levels.first { $0.name == countLevel }

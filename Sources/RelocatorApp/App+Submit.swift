@@ -56,14 +56,14 @@ extension App {
             case .readContent:
                 let readAt = monotonic()
                 let readBound = queueClocks.withLock { $0[shard]?.lowerBound(at: monotonic()) }
-                // The read and its path check share one blocking call (a cache miss costs one trip
-                // to the blocking executor, not two): the name is looked up on its level's
-                // directory right after the row is read, and the entry keeps the verdict for the
-                // submission below. A level whose directory is not open here yet, a refused or an
-                // inconclusive lookup leave the check to the submission, as before.
-                // Submissions that miss the cache together share one statement (`ContentReads`).
+                // The names read are looked up on their levels' directories right after the rows,
+                // one look per level for the whole batch (`checkPaths`), and the entry keeps the
+                // verdict for the submission below. A level whose directory is not open here yet or
+                // does not answer, a refused or an inconclusive lookup leave the check to the
+                // submission, as before. Submissions that miss the cache together share one
+                // statement (`ContentReads`).
                 let answer = try await contentReads.read(cid) { [self] cids in
-                    try await store.withStore { [self] in try readContentsAndPaths(cids, from: $0) }
+                    await checkPaths(try await store.withStore { [self] in try readContents(cids, from: $0) })
                 }
                 let found = answer?.content
                 if let answer, let found {
@@ -124,19 +124,30 @@ extension App {
         }
     }
 
-    /// Contents as the store has them now (those of `cids` that exist), each with whether its name,
-    /// as read, resolves on its level's directory through no symbolic link (`LevelRoot.lookup`,
-    /// the check `checkPath` makes), when this process has that directory open already.
-    /// Blocking: runs inside the store's call.
-    func readContentsAndPaths(_ cids: [Int64], from store: any ContentStoring) throws -> [Int64: ContentRead] {
+    /// Contents as the store has them now (those of `cids` that exist). Blocking: runs inside the
+    /// store's call, and looks at no disk there (a disk that does not answer would hold the session).
+    func readContents(_ cids: [Int64], from store: any ContentStoring) throws -> [Int64: Content] {
         // One cid alone keeps the statement of a single row.
-        let found = cids.count == 1 ? try store.content(cid: cids[0]).map { [$0.cid: $0] } ?? [:] : try store.contents(cids: cids)
-        return found.mapValues { content in
-            guard let root = openedRoot(of: content.level), let filename = try? Filename(content.filename) else {
-                return ContentRead(content: content, pathChecked: false)
-            }
-            return ContentRead(content: content, pathChecked: (try? root.lookup(filename)) != nil)
+        cids.count == 1 ? try store.content(cid: cids[0]).map { [$0.cid: $0] } ?? [:] : try store.contents(cids: cids)
+    }
+
+    /// The contents, each with whether its name resolves on its level's directory through no
+    /// symbolic link (`LevelRoot.lookup`, the check `checkPath` makes), when this process has that
+    /// directory open already: one look per level on its queue of looks (`disks`), and none on a
+    /// level whose directory does not answer.
+    func checkPaths(_ found: [Int64: Content]) async -> [Int64: ContentRead] {
+        var reads = found.mapValues { ContentRead(content: $0, pathChecked: false) }
+        var byLevel: [String: [(cid: Int64, filename: Filename)]] = [:]
+        for content in found.values where openedRoot(of: content.level) != nil {
+            if let filename = try? Filename(content.filename) { byLevel[content.level, default: []].append((content.cid, filename)) }
         }
+        for (level, names) in byLevel {
+            guard case .answered(.success(let checked)) = await lookAtLevel(level, { root in
+                names.filter { (try? root.lookup($0.filename)) != nil }.map(\.cid)
+            }) else { continue }
+            for cid in checked { reads[cid]?.pathChecked = true }
+        }
+        return reads
     }
 
     /// A content read for a submission, and whether its path was checked with it.

@@ -78,18 +78,21 @@ extension App {
         } catch {
             return .init(level: level, directory: directory, state: "unsafe_path", detail: "\(error)")
         }
-        guard let root = await root(of: level) else {
+        switch await lookAtLevel(level, { try $0.lookup(name) }) {
+        case nil, .cannotOpen:
             return .init(level: level, directory: directory, state: "unreadable", detail: "the level directory cannot be opened here")
-        }
-        do {
-            switch try await BlockingExecutor.shared.run({ try root.lookup(name) }) {
-            case .regularFile(let size): return .init(level: level, directory: directory, state: "file", size: size)
-            case .missing: return .init(level: level, directory: directory, state: "missing")
-            case .notRegularFile(let kind): return .init(level: level, directory: directory, state: "not_regular_file", detail: kind)
-            }
-        } catch let error as MoveError where error.kind == .unsafePath {
+        case .notAnswering:
+            return .init(level: level, directory: directory, state: "not_answering",
+                         detail: "the level directory did not answer within \(disks.patience) (a stalled disk, or a network filesystem whose server is gone)")
+        case .answered(.success(.regularFile(let size))):
+            return .init(level: level, directory: directory, state: "file", size: size)
+        case .answered(.success(.missing)):
+            return .init(level: level, directory: directory, state: "missing")
+        case .answered(.success(.notRegularFile(let kind))):
+            return .init(level: level, directory: directory, state: "not_regular_file", detail: kind)
+        case .answered(.failure(let error as MoveError)) where error.kind == .unsafePath:
             return .init(level: level, directory: directory, state: "unsafe_path", detail: error.message)
-        } catch {
+        case .answered(.failure(let error)):
             return .init(level: level, directory: directory, state: "unreadable", detail: "\(error)")
         }
     }

@@ -31,6 +31,9 @@ public final class App: Sendable {
     let queueClocks = Mutex<[Int: QueueClockEstimate]>([:])
     public let logger: Logger
     private let roots = Mutex<[String: LevelRoot]>([:])
+    /// The looks at the level directories, each level's on a queue of its own and waited for at
+    /// most their patience: a disk that does not answer holds up no request.
+    public let disks: DiskLooks
     private let statsCache = Mutex<(stats: QueueStats, at: ContinuousClock.Instant)?>(nil)
     /// Answers kept briefly for pages that many readers ask for at once (the placement page's plan).
     public let recent = RecentAnswers()
@@ -42,8 +45,9 @@ public final class App: Sendable {
     public init(queue: any QueueGateway, store: any StoreGateway, levels: LevelCache = LevelCache(), contents: ContentCache = ContentCache(),
                 jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,
                 clock: @escaping @Sendable () -> Int64 = WallClock.milliseconds,
-                monotonic: @escaping @Sendable () -> Int64 = MonotonicClock.milliseconds) {
+                monotonic: @escaping @Sendable () -> Int64 = MonotonicClock.milliseconds, disks: DiskLooks = DiskLooks()) {
         self.queue = queue
+        self.disks = disks
         self.store = store
         self.levels = levels
         self.contents = contents
@@ -170,19 +174,34 @@ public final class App: Sendable {
 
     // MARK: - Level directories
 
-    /// The level's open directory, when this process has the level's directory and can open it.
-    func root(of level: String) async -> LevelRoot? {
+    /// What a look at a level directory found (`lookAtLevel`).
+    enum LevelLook<T: Sendable> {
+        /// The directory could not be opened here (a process without the disks, a directory it
+        /// may not open): the workers check.
+        case cannotOpen(any Error)
+        case answered(Result<T, any Error>)
+        /// The directory did not answer within the patience of `disks`.
+        case notAnswering
+    }
+
+    /// Looks at `level`'s directory (opened once) with `body`, on the level's queue of looks
+    /// (`disks`); nil when this process has no directory for the level.
+    func lookAtLevel<T: Sendable>(_ level: String, _ body: @escaping @Sendable (LevelRoot) throws -> T) async -> LevelLook<T>? {
         guard let place = directories?.place(of: level) else { return nil }
-        if let root = roots.withLock({ $0[level] }) { return root }
-        do {
-            // Opening the directory blocks: on the blocking executor, never on a thread of the pool.
-            let root = try await BlockingExecutor.shared.run { try LevelRoot(place) }
-            roots.withLock { $0[level] = root }
-            return root
-        } catch {
-            // A process without the disks (or with a directory it may not open) leaves the check to the workers.
-            logger.debug("level directory not open here; the workers check the path", metadata: ["level": "\(level)", "error": "\(error)"])
-            return nil
+        let outcome = await disks.look(level) { [self] () throws -> Result<T, any Error> in
+            let root: LevelRoot
+            if let opened = roots.withLock({ $0[level] }) {
+                root = opened
+            } else {
+                root = try LevelRoot(place)
+                roots.withLock { $0[level] = $0[level] ?? root }
+            }
+            return Result { try body(root) }
+        }
+        switch outcome {
+        case .notAnswering: return .notAnswering
+        case .answered(.failure(let error)): return .cannotOpen(error)
+        case .answered(.success(let result)): return .answered(result)
         }
     }
 
@@ -198,13 +217,21 @@ public final class App: Sendable {
     /// permission or I/O error: the worker meets the same and decides).
     @discardableResult
     func checkPath(_ filename: Filename, on level: String, cid: Int64) async throws -> Bool {
-        guard let root = await root(of: level) else { return false }
-        do {
-            _ = try await BlockingExecutor.shared.run { try root.lookup(filename) }
+        switch await lookAtLevel(level, { try $0.lookup(filename) }) {
+        case nil:
+            return false
+        case .cannotOpen(let error):
+            // A process without the disks (or with a directory it may not open) leaves the check to the workers.
+            logger.debug("level directory not open here; the workers check the path", metadata: ["level": "\(level)", "error": "\(error)"])
+            return false
+        case .notAnswering:
+            logger.debug("level directory not answering; the workers check the path", metadata: ["level": "\(level)", "job.cid": "\(cid)"])
+            return false
+        case .answered(.success):
             return true
-        } catch let error as MoveError where error.kind == .unsafePath {
+        case .answered(.failure(let error as MoveError)) where error.kind == .unsafePath:
             throw AppError.invalidFilename("the filename of cid \(cid) passes through a symbolic link (\(error.message)); refused")
-        } catch let error as MoveError {
+        case .answered(.failure(let error)):
             // Permissions, I/O: the worker meets the same and retries; nothing to refuse here.
             logger.debug("path check inconclusive", metadata: ["job.cid": "\(cid)", "error": "\(error)"])
             return false

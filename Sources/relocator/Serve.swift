@@ -42,8 +42,15 @@ extension Relocator {
             let logger = Logs.logger("relocator.api")
             let service = try makeService(runtime, database, access: .readWrite, requireDatabase: false, logger: logger)
             defer { service.close() }
-            // Level directories, when given, must be sound, as for a worker.
-            if let directories = service.directories { _ = try verifyLevelLayout(directories, setting: "RELOCATOR_LEVELS") }
+            // Level directories, when given, must be sound, as for a worker — those that answer: a
+            // disk that does not holds up neither the start nor a request (`App.disks`).
+            if let directories = service.directories {
+                let silent = levelsNotAnswering(directories, within: service.disks.patience)
+                for (level, why) in silent.sorted(by: { $0.key < $1.key }) {
+                    logger.warning("level '\(level)': \(why); it is not checked, and requests do not wait for it")
+                }
+                _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: "RELOCATOR_LEVELS")
+            }
             let environment = ProcessInfo.processInfo.environment
             // A credential of spaces only is none a client can send (HTTP trims them): refused.
             for name in ["RELOCATOR_SUBMIT_TOKEN", "RELOCATOR_ADMIN_TOKEN", "RELOCATOR_READ_TOKEN", "RELOCATOR_API_TOKEN"] {

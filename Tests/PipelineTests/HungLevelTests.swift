@@ -8,15 +8,16 @@ import TestSupport
 /// out of service ("not answering") while the worker goes on with its other levels, and once the
 /// filesystem answers again the level is back and its moves are done.
 @Suite(.serialized) struct HungLevelTests {
-    /// Bronze and silver on disk, gold on a FUSE passthrough; contents 1–3 (300 kB each) on bronze;
-    /// the API and the committer running.
+    /// Bronze and silver on disk, gold on a FUSE passthrough; contents 1–3 (300 kB each) on bronze,
+    /// content 4 on gold; the committer running, and the API unless told not to. Every process
+    /// has the level directories (`RELOCATOR_LEVELS`), as on a host with the disks.
     final class Site {
         let root: TemporaryDirectory
         let gold: FuseLevel
         let cluster: Cluster
         var sums: [Int: String] = [:]
 
-        init() throws {
+        init(startAPI: Bool = true) throws {
             let root = try TemporaryDirectory("relocator-hung")
             self.root = root
             do {
@@ -47,7 +48,10 @@ import TestSupport
                     try #require(result.status == 0, "contents add: \(result.stderr)")
                     sums[cid] = try TestFiles.make(root.path + "/bronze/c\(cid).bin", bytes: 300_000)
                 }
-                try cluster.startAPI()
+                let result = try cluster.run(["contents", "add", "--cid", "4", "--filename", "c4.bin", "--level", "gold"])
+                try #require(result.status == 0, "contents add: \(result.stderr)")
+                sums[4] = try TestFiles.make(root.path + "/gold-disk/c4.bin", bytes: 300_000)
+                if startAPI { try cluster.startAPI() }
                 try cluster.startCommitter()
             } catch {
                 tearDown()
@@ -110,14 +114,16 @@ import TestSupport
         #expect(try TestFiles.sha256(site.root.path + "/gold-disk/c1.bin") == site.sums[1])
     }
 
-    /// A worker (re)started while a level's disk hangs: it starts, serves the other levels with the
-    /// hung one out of service, and opens, checks and prepares that level once it answers.
+    /// A worker and the API (re)started while a level's disk hangs: they start; the worker serves
+    /// the other levels with the hung one out of service, and opens, checks and prepares that level
+    /// once it answers.
     @Test func aWorkerStartedWhileALevelHangsServesTheOthersAndOpensItOnceItAnswers() throws {
         try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
-        let site = try Site()
+        let site = try Site(startAPI: false)
         defer { site.tearDown() }
         let cluster = site.cluster
         site.gold.hang()
+        try cluster.startAPI()
         try cluster.startWorker("w1", concurrency: 2)
         try cluster.waitUntil("the worker starts with gold out of service") {
             try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
@@ -127,5 +133,30 @@ import TestSupport
         #expect(cluster.log("w1").contains("level 'gold' answers: its directory \(site.gold.path) is open"))
         // Prepared once open, as at a start: gold, never used before, got its reserved directory.
         #expect(FileManager.default.fileExists(atPath: site.root.path + "/gold-disk/.relocator"))
+    }
+
+    /// The API, with the level directories, while gold's disk does not answer: a count of a content
+    /// on gold, read for the first time, is answered (its path check is left to the workers), and
+    /// so is a count of a content elsewhere; `why` says gold did not answer. No request waits on
+    /// the disk beyond the API's patience, and the hung look holds up none after it.
+    @Test func theAPIAnswersWhileALevelsDiskDoesNotAnswer() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site()
+        defer { site.tearDown() }
+        site.gold.hang()
+        #expect(try site.post(4, 5000) == 200)
+        #expect(try site.post(1, 5000) == 200)
+        let why = try #require(try HTTP.get(site.cluster.apiPort!, "/v1/contents/4/why").json)
+        let disks = try #require(why["disks"] as? [[String: Any]], "\(why)")
+        let gold = disks.first { $0["level"] as? String == "gold" }
+        #expect(gold?["state"] as? String == "not_answering", "\(disks)")
+        #expect(disks.first { $0["level"] as? String == "bronze" }?["state"] as? String == "missing")
+        #expect((why["summary"] as? String)?.contains("The directory of gold did not answer") == true, "\(why)")
+        // Once gold answers, the file is seen there again.
+        site.gold.answer()
+        try site.cluster.waitUntil("why to see the file on gold") {
+            let disks = try HTTP.get(site.cluster.apiPort!, "/v1/contents/4/why").json?["disks"] as? [[String: Any]] ?? []
+            return disks.first { $0["level"] as? String == "gold" }?["state"] as? String == "file"
+        }
     }
 }
