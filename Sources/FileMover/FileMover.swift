@@ -141,13 +141,21 @@ public final class HeldLevels: Sendable {
         state.withLock { $0.outOfService = levels }
     }
 
+    /// Why `level` is not opened yet or out of service as the worker's checks last found it; nil
+    /// when neither (no disk is looked at).
+    public func markedOutOfService(_ level: String) -> String? {
+        state.withLock { Self.marked(level, in: $0) }
+    }
+
+    private static func marked(_ level: String, in state: State) -> String? {
+        state.unopened[level]?.why ?? state.outOfService[level]
+    }
+
     /// The held root of a level at `place` for a move; nil when it is not one of this worker's
     /// levels (or another directory). Throws `level_unavailable` for a level not opened yet or
     /// out of service: a move does not open it by its path, nor wait on a disk that does not answer.
     public func inService(_ place: LevelPlace) throws -> LevelRoot? {
-        let (root, why) = state.withLock { state in
-            (state.held[place.level], state.unopened[place.level]?.why ?? state.outOfService[place.level])
-        }
+        let (root, why) = state.withLock { ($0.held[place.level], Self.marked(place.level, in: $0)) }
         if let why {
             throw MoveError(.levelUnavailable, "level '\(place.level)' is out of service for this worker: \(why); nothing is moved into or out of it until it is back")
         }

@@ -228,11 +228,23 @@ public struct MoveMachine<World: MoveWorld> {
         if let entry = try world.entry(.target, create: false), try world.holdsRegularFile(entry) { existing = entry }
         var sides: [MoveSide] = [.source]
         for index in 0..<world.otherCount { sides.append(.other(index)) }
+        // The first level out of service for this process that could not be searched.
+        var unseen: MoveError?
         for side in sides {
             // Not where the database says: the other levels are searched just as safely — also when
             // the target holds a copy already: an earlier delivery may have taken the file from
             // another level and published it, and that copy must go too (both are compared).
-            if let entry = try world.entry(side, create: false), let file = try world.open(entry) {
+            let found: World.Entry?
+            do {
+                found = try world.entry(side, create: false)
+            } catch let error as MoveError where error.kind == .levelUnavailable && side != .source {
+                // Another level out of service (unmounted, not answering) is not searched: a copy
+                // at the target that proves itself is finished without it (a copy there, if any,
+                // is reconcile's); with none, the move waits rather than call the file missing.
+                unseen = unseen ?? error
+                continue
+            }
+            if let entry = found, let file = try world.open(entry) {
                 if side != .source, try !world.lockAlso(side) {
                     throw MoveError(.contentLocked, "\(world.display(entry)) is locked by another process on this host; nothing was done")
                 }
@@ -243,7 +255,7 @@ public struct MoveMachine<World: MoveWorld> {
         }
         world.lap(.prepare)
         guard let source else {
-            guard existing != nil else { throw world.missingError() }
+            guard existing != nil else { throw unseen ?? world.missingError() }
             step = .verifyPublished
             return
         }

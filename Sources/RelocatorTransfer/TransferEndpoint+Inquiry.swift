@@ -45,7 +45,7 @@ extension TransferEndpoint {
         var found: [HostInquiry.Answer.Found] = []
         for level in roots.keys.sorted() {
             let root = roots[level]!
-            guard root.withdrawn == nil, (try? root.stillInPlace()) == true else { continue }
+            guard root.withdrawn == nil, levels.markedOutOfService(level) == nil, (try? root.stillInPlace()) == true else { continue }
             looked.append(level)
             if case .regularFile(let size) = try root.lookup(filename) {
                 found.append(HostInquiry.Answer.Found(level: level, size: size))

@@ -170,4 +170,24 @@ import TestSupport
         all.markOutOfService([:])
         #expect(outcome(all) == .sourceMissing)
     }
+
+    /// A delivery that stopped after it removed the source and before its ack left the copy at the
+    /// target: the next delivery finishes it from that copy (its checksum proves it) though a third
+    /// level is out of service — it does not wait for a level it need not search.
+    @Test func aCopyAtTheTargetThatProvesItselfIsFinishedWhileAnotherLevelIsOutOfService() throws {
+        let site = try Site()
+        defer { site.root.remove() }
+        try FileManager.default.createDirectory(atPath: site.root.path + "/bronze", withIntermediateDirectories: true)
+        let copy = site.root.path + "/bronze/kept.bin"
+        #expect(FileManager.default.createFile(atPath: copy, contents: Data(repeating: 7, count: 4096)))
+        let checksum = try Checksum(algorithm: .xxh128, hex: try TestFiles.xxh128(copy))
+        let request = MoveRequest(filename: try Filename("kept.bin"), source: LevelPlace(level: "silver", directory: site.root.path + "/silver"),
+                                  target: LevelPlace(level: "bronze", directory: site.root.path + "/bronze"),
+                                  others: [LevelPlace(level: "gold", directory: site.root.path + "/gold")], cid: 7, gen: 1, expectedChecksum: checksum)
+        let held = try HeldLevels(LevelDirectories([("gold", site.root.path + "/gold"), ("silver", site.root.path + "/silver"),
+                                                    ("bronze", site.root.path + "/bronze")]), unopened: ["gold": "did not answer"])
+        let result = try FileMover(levels: held).move(request)
+        #expect(result.checksum == checksum)
+        #expect(FileManager.default.fileExists(atPath: copy))
+    }
 }
