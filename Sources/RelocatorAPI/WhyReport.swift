@@ -54,14 +54,15 @@ public struct WhyReport: Encodable, Sendable {
         var lines = ["cid \(content.cid) (\(content.filename)) is on \(content.level) according to the database."]
         if !disks.isEmpty {
             let found = foundOn
+            let silent = disks.filter { $0.state == "not_answering" }.map(\.level)
             switch found.count {
+            case 0 where !silent.isEmpty: lines.append("The file is on none of the level directories this process sees that answered.")
             case 0: lines.append("The file is on none of the level directories this process sees.")
             case 1 where found[0] == content.level: lines.append("The file is there on disk.")
             default: lines.append("The file is on disk at: \(found.joined(separator: ", ")).")
             }
-            let silent = disks.filter { $0.state == "not_answering" }.map(\.level)
             if !silent.isEmpty {
-                lines.append("The directory of \(silent.joined(separator: ", ")) did not answer: the file may be there too, unseen.")
+                lines.append("The directory of \(silent.joined(separator: ", ")) did not answer: the file may be there, unseen.")
             }
         }
         if let lastCount, let countLevel {

@@ -56,19 +56,14 @@ extension App {
             case .readContent:
                 let readAt = monotonic()
                 let readBound = queueClocks.withLock { $0[shard]?.lowerBound(at: monotonic()) }
-                // The names read are looked up on their levels' directories right after the rows,
-                // one look per level for the whole batch (`checkPaths`), and the entry keeps the
-                // verdict for the submission below. A level whose directory is not open here yet or
-                // does not answer, a refused or an inconclusive lookup leave the check to the
-                // submission, as before. Submissions that miss the cache together share one
-                // statement (`ContentReads`).
-                let answer = try await contentReads.read(cid) { [self] cids in
-                    await checkPaths(try await store.withStore { [self] in try readContents(cids, from: $0) })
+                // Submissions that miss the cache together share one statement (`ContentReads`);
+                // the name read is looked up on its level's directory by the submission below, on
+                // that level's queue of looks — never while a session or a batch waits for it.
+                let found = try await contentReads.read(cid) { [self] cids in
+                    try await store.withStore { [self] in try readContents(cids, from: $0) }
                 }
-                let found = answer?.content
-                if let answer, let found {
-                    var read = ContentCache.Entry(content: found, readAt: readAt, readBound: readBound)
-                    if answer.pathChecked { read.pathCheckedOn = found.level }
+                if let found {
+                    let read = ContentCache.Entry(content: found, readAt: readAt, readBound: readBound)
                     contents.store(read)
                     entry = read
                 } else {
@@ -129,31 +124,6 @@ extension App {
     func readContents(_ cids: [Int64], from store: any ContentStoring) throws -> [Int64: Content] {
         // One cid alone keeps the statement of a single row.
         cids.count == 1 ? try store.content(cid: cids[0]).map { [$0.cid: $0] } ?? [:] : try store.contents(cids: cids)
-    }
-
-    /// The contents, each with whether its name resolves on its level's directory through no
-    /// symbolic link (`LevelRoot.lookup`, the check `checkPath` makes), when this process has that
-    /// directory open already: one look per level on its queue of looks (`disks`), and none on a
-    /// level whose directory does not answer.
-    func checkPaths(_ found: [Int64: Content]) async -> [Int64: ContentRead] {
-        var reads = found.mapValues { ContentRead(content: $0, pathChecked: false) }
-        var byLevel: [String: [(cid: Int64, filename: Filename)]] = [:]
-        for content in found.values where openedRoot(of: content.level) != nil {
-            if let filename = try? Filename(content.filename) { byLevel[content.level, default: []].append((content.cid, filename)) }
-        }
-        for (level, names) in byLevel {
-            guard case .answered(.success(let checked)) = await lookAtLevel(level, { root in
-                names.filter { (try? root.lookup($0.filename)) != nil }.map(\.cid)
-            }) else { continue }
-            for cid in checked { reads[cid]?.pathChecked = true }
-        }
-        return reads
-    }
-
-    /// A content read for a submission, and whether its path was checked with it.
-    struct ContentRead: Sendable {
-        var content: Content
-        var pathChecked: Bool
     }
 
     /// The checked filename of a content (`read`: its cache entry of the read that named it, which

@@ -19,7 +19,8 @@ public struct WhyFacts: Sendable {
 public struct FileSighting: Encodable, Sendable, Equatable {
     public var level: String
     public var directory: String
-    /// `file`, `missing`, `not_regular_file`, `unsafe_path` or `unreadable`.
+    /// `file`, `missing`, `not_regular_file`, `unsafe_path`, `unreadable` or `not_answering` (the
+    /// directory did not answer within the patience of `App.disks`).
     public var state: String
     public var size: Int64?
     /// What the state means in words, for the states other than `file` and `missing`.

@@ -40,7 +40,7 @@ public final class App: Sendable {
     /// What the queue's server was last seen as, checked at most once a second.
     let queueIdentity = Mutex<(value: String?, checked: ContinuousClock.Instant?)>((nil, nil))
     /// The content reads of submissions that miss `contents`, batched.
-    let contentReads = ContentReads<ContentRead>()
+    let contentReads = ContentReads<Content>()
 
     public init(queue: any QueueGateway, store: any StoreGateway, levels: LevelCache = LevelCache(), contents: ContentCache = ContentCache(),
                 jobTTL: Duration = .seconds(86400), directories: LevelDirectories? = nil, halfLife: Duration? = nil, logger: Logger,
@@ -203,12 +203,6 @@ public final class App: Sendable {
         case .answered(.failure(let error)): return .cannotOpen(error)
         case .answered(.success(let result)): return .answered(result)
         }
-    }
-
-    /// The level's directory when this process has opened it already (never blocks).
-    func openedRoot(of level: String) -> LevelRoot? {
-        guard directories?.place(of: level) != nil else { return nil }
-        return roots.withLock { $0[level] }
     }
 
     /// Refuses a filename that passes through a symbolic link in its level directory, with the

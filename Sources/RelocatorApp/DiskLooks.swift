@@ -5,8 +5,9 @@ import Synchronization
 /// Looks at level directories from a process that answers requests (the API): each level's looks
 /// run one after another on a queue of their own, so a disk that stops answering (a hard NFS mount
 /// whose server is gone, a stalled device) holds up one thread and that level's looks, never the
-/// process's other work. A look waits at most `patience`: then its level is not answering, and a
-/// later look at it is answered so at once, until the look under way there returns.
+/// process's other work. A look waits about `patience` at most (the watch ends waits past it every
+/// quarter of it): then its level is not answering, and a later look at it is answered so at
+/// once, until the look under way there returns.
 public final class DiskLooks: Sendable {
     /// What a look found: its body's result, or a disk that did not answer within the patience.
     public enum Outcome<T: Sendable>: Sendable {
@@ -48,16 +49,17 @@ public final class DiskLooks: Sendable {
             let reply = Reply(continuation)
             let now = ContinuousClock.now
             let (queued, startWatch) = state.withLock { state -> ((DispatchQueue, UInt64)?, Bool) in
-                var found = state.levels[level] ?? Level(queue: DispatchQueue(label: "relocator.disk-looks"))
+                if state.levels[level] == nil { state.levels[level] = Level(queue: DispatchQueue(label: "relocator.disk-looks")) }
                 // A look under way past the patience: the disk does not answer; no other waits behind it.
-                if let since = found.busySince, now - since > patience { return (nil, false) }
+                if let since = state.levels[level]?.busySince, now - since > patience { return (nil, false) }
                 let id = state.nextID
                 state.nextID &+= 1
-                found.waiters[id] = Waiter(since: now, expire: { reply.send(.notAnswering) })
-                state.levels[level] = found
+                // (In place: the waiters of a disk that does not answer are not copied at every look.)
+                state.levels[level]?.waiters[id] = Waiter(since: now, expire: { reply.send(.notAnswering) })
+                guard let queue = state.levels[level]?.queue else { return (nil, false) }
                 let startWatch = !state.watching
                 state.watching = true
-                return ((found.queue, id), startWatch)
+                return ((queue, id), startWatch)
             }
             guard let (queue, id) = queued else {
                 reply.send(.notAnswering)

@@ -55,6 +55,25 @@ struct DiskLooksTests {
         #expect(gate.runs.withLock { $0 } == 1)
     }
 
+    /// A look queued behind one that does not return, before the patience is over, is answered
+    /// "not answering" with it and never made (nor is any later one, until the first returns).
+    @Test func aLookQueuedBehindOneThatDoesNotReturnIsNeverMade() async throws {
+        let looks = DiskLooks(patience: .seconds(1))
+        let gate = Gate()
+        defer { gate.released.signal() }
+        async let first = looks.look("gold", { gate.hang() })
+        // Queued behind it (the first look is under way, or about to be).
+        async let second = looks.look("gold", { gate.hang() })
+        let outcomes = await [first, second]
+        for outcome in outcomes {
+            guard case .notAnswering = outcome else {
+                Issue.record("a look behind one that does not return is not answering: \(outcome)")
+                return
+            }
+        }
+        #expect(gate.runs.withLock { $0 } == 1)
+    }
+
     @Test func aLookThatFailsIsAnsweredWithItsError() async {
         struct Refused: Error {}
         let looks = DiskLooks(patience: .seconds(30))

@@ -151,7 +151,8 @@ import TestSupport
         let gold = disks.first { $0["level"] as? String == "gold" }
         #expect(gold?["state"] as? String == "not_answering", "\(disks)")
         #expect(disks.first { $0["level"] as? String == "bronze" }?["state"] as? String == "missing")
-        #expect((why["summary"] as? String)?.contains("The directory of gold did not answer") == true, "\(why)")
+        #expect((why["summary"] as? String)?.contains("The file is on none of the level directories this process sees that answered. "
+                                                      + "The directory of gold did not answer") == true, "\(why)")
         // Once gold answers, the file is seen there again.
         site.gold.answer()
         try site.cluster.waitUntil("why to see the file on gold") {
