@@ -104,11 +104,6 @@ public final class HeldLevels: Sendable {
         state.withLock { $0.held[level] != nil || $0.unopened[level] != nil }
     }
 
-    /// The places of the levels held and not opened yet.
-    public var places: [LevelPlace] {
-        state.withLock { $0.held.values.map(\.place) + $0.unopened.values.map(\.place) }
-    }
-
     /// Where a level not opened yet is; nil once it is held (or when it is not this worker's).
     public func unopenedPlace(_ level: String) -> LevelPlace? {
         state.withLock { $0.unopened[level]?.place }
@@ -179,6 +174,9 @@ public final class HeldLevels: Sendable {
         state.withLock { state in
             guard state.held[root.level]?.withdrawn != nil else { return }
             state.held[root.level] = root
+            // (A level opened later is checked against this directory now.)
+            state.resolved[root.level]?.device = root.identity.device
+            state.resolved[root.level]?.inode = root.identity.inode
         }
     }
 

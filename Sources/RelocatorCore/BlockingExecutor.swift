@@ -19,6 +19,10 @@ import Glibc
 ///   in `BRPOPLPUSH` and then moving a file for minutes, the committer's loop, the API's Redis
 ///   pipeliner waiting for work. They are made by `BlockingExecutor.thread(named:_:)` and nowhere else.
 ///
+/// - **A request's looks at a level directory** in the API (a path check, `why`) run on a serial
+///   queue of that level's own (`DiskLooks`), never here: a disk that stops answering then holds
+///   one thread, not the executor that Redis and SQL calls share.
+///
 /// `BlockingPool` (Redis and SQL connections) runs every call, and every close, here.
 public final class BlockingExecutor: Sendable {
     /// The process's executor.

@@ -68,7 +68,8 @@ final class LevelWatch: Sendable {
     /// checks its level every `interval` until `end()`. Only the first call does anything.
     func start() {
         guard !started.exchange(true, ordering: .sequentiallyConsistent) else { return }
-        // Each check counts as under way from now: none is in service before its first look.
+        // Each first check counts as under way from now: once the patience has passed, one that
+        // has not returned is not answering.
         let now = ContinuousClock.now
         states.withLock { states in
             for level in names { states[level]?.since = now }
