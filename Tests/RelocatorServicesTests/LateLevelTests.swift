@@ -128,6 +128,23 @@ import TestSupport
         #expect(held.roots["gold"] != nil)
     }
 
+    /// A level whose disk was mounted again since the start (a withdrawn level held anew) is
+    /// checked against by the directory held now, not the one resolved at the start.
+    @Test func aLevelOpenedLateIsCheckedAgainstTheDirectoryALevelHoldsSinceItsDiskCameBack() throws {
+        let site = try Site()
+        defer { site.root.remove() }
+        let held = try site.held(goldDirectory: site.root.path + "/gold-link")
+        // Silver's disk comes back as another directory at the same path; gold's path names it.
+        held.roots["silver"]!.withdraw(because: "unmounted")
+        try FileManager.default.moveItem(atPath: site.root.path + "/silver", toPath: site.root.path + "/silver-before")
+        try FileManager.default.createDirectory(atPath: site.root.path + "/silver", withIntermediateDirectories: true)
+        held.replace(try LevelRoot(LevelPlace(level: "silver", directory: site.root.path + "/silver")))
+        try FileManager.default.createSymbolicLink(atPath: site.root.path + "/gold-link", withDestinationPath: site.root.path + "/silver")
+        site.openLate(held)
+        #expect(held.roots["gold"] == nil)
+        #expect(held.unavailable("gold")?.contains("are the same directory") == true, "\(held.unavailable("gold") ?? "")")
+    }
+
     /// Two levels opened late for one directory: the first is held, the second refused — each
     /// level opened late is checked against those opened before it.
     @Test func twoLevelsOpenedLateForOneDirectoryAreNotBothHeld() throws {
