@@ -103,9 +103,10 @@ private func parentPath(of path: String) -> String {
 
 /// The levels whose directory does not answer within `patience` (a hard NFS mount whose server
 /// is gone, a stalled device, a FUSE daemon stopped), with why: a worker starts without opening
-/// them and opens them once they answer; the API starts without checking them. A directory is asked what a worker's start asks of it —
-/// opened, and its reserved directory looked up — each on a thread of its own. Whatever it
-/// answers (no such directory…), a directory that answered is left to the checks that follow.
+/// them and opens them once they answer; the API starts without checking them. A directory is
+/// asked what a worker's start asks of it — opened, and its reserved directory looked up — each
+/// on a thread of its own. Whatever it answers (no such directory…), a directory that answered
+/// is left to the checks that follow.
 public func levelsNotAnswering(_ directories: LevelDirectories, within patience: Duration) -> [String: String] {
     let paths = directories.names.map { directories.directory(of: $0)! }
     let answered = BlockingExecutor.each(paths, named: "look-at-level", within: patience) { path in
