@@ -33,6 +33,20 @@ import TestSupport
                                   resolved: try verifyLevelLayout(silver), unopened: unopened)
         }
 
+        /// Gold, silver and bronze (bronze made here), gold not opened yet when `goldUnopened`.
+        func threeLevels(goldUnopened: Bool) throws -> HeldLevels {
+            try FileManager.default.createDirectory(atPath: root.path + "/bronze", withIntermediateDirectories: true)
+            return try HeldLevels(LevelDirectories(["gold", "silver", "bronze"].map { ($0, root.path + "/" + $0) }),
+                                  unopened: goldUnopened ? ["gold": "did not answer"] : [:])
+        }
+
+        /// `filename` from silver to bronze, gold the other level searched.
+        func silverToBronze(_ filename: String, expected: Checksum? = nil) throws -> MoveRequest {
+            MoveRequest(filename: try Filename(filename), source: LevelPlace(level: "silver", directory: root.path + "/silver"),
+                        target: LevelPlace(level: "bronze", directory: root.path + "/bronze"),
+                        others: [LevelPlace(level: "gold", directory: root.path + "/gold")], cid: 7, gen: 1, expectedChecksum: expected)
+        }
+
         func openLate(_ held: HeldLevels, _ level: String = "gold") {
             LevelPreparation.openLate(held, level: level, queue: { self.queue }, logger: logger)
         }
@@ -164,10 +178,7 @@ import TestSupport
     @Test func aMoveNeitherOpensNorSearchesALevelNotOpenedOrOutOfService() throws {
         let site = try Site()
         defer { site.root.remove() }
-        try FileManager.default.createDirectory(atPath: site.root.path + "/bronze", withIntermediateDirectories: true)
-        let request = MoveRequest(filename: try Filename("gone.bin"), source: LevelPlace(level: "silver", directory: site.root.path + "/silver"),
-                                  target: LevelPlace(level: "bronze", directory: site.root.path + "/bronze"),
-                                  others: [LevelPlace(level: "gold", directory: site.root.path + "/gold")], cid: 7, gen: 1, expectedChecksum: nil)
+        let request = try site.silverToBronze("gone.bin")
         func outcome(_ held: HeldLevels) -> MoveError.Kind? {
             do {
                 _ = try FileMover(levels: held).move(request)
@@ -176,11 +187,8 @@ import TestSupport
                 return (error as? MoveError)?.kind
             }
         }
-        let unopened = try HeldLevels(LevelDirectories([("gold", site.root.path + "/gold"), ("silver", site.root.path + "/silver"),
-                                                        ("bronze", site.root.path + "/bronze")]), unopened: ["gold": "did not answer"])
-        #expect(outcome(unopened) == .levelUnavailable)
-        let all = try HeldLevels(LevelDirectories([("gold", site.root.path + "/gold"), ("silver", site.root.path + "/silver"),
-                                                   ("bronze", site.root.path + "/bronze")]))
+        #expect(outcome(try site.threeLevels(goldUnopened: true)) == .levelUnavailable)
+        let all = try site.threeLevels(goldUnopened: false)
         all.markOutOfService(["gold": "its directory has not answered a check"])
         #expect(outcome(all) == .levelUnavailable)
         // In service, it is searched: the file is nowhere.
@@ -194,16 +202,11 @@ import TestSupport
     @Test func aCopyAtTheTargetThatProvesItselfIsFinishedWhileAnotherLevelIsOutOfService() throws {
         let site = try Site()
         defer { site.root.remove() }
-        try FileManager.default.createDirectory(atPath: site.root.path + "/bronze", withIntermediateDirectories: true)
+        let held = try site.threeLevels(goldUnopened: true)
         let copy = site.root.path + "/bronze/kept.bin"
         #expect(FileManager.default.createFile(atPath: copy, contents: Data(repeating: 7, count: 4096)))
         let checksum = try Checksum(algorithm: .xxh128, hex: try TestFiles.xxh128(copy))
-        let request = MoveRequest(filename: try Filename("kept.bin"), source: LevelPlace(level: "silver", directory: site.root.path + "/silver"),
-                                  target: LevelPlace(level: "bronze", directory: site.root.path + "/bronze"),
-                                  others: [LevelPlace(level: "gold", directory: site.root.path + "/gold")], cid: 7, gen: 1, expectedChecksum: checksum)
-        let held = try HeldLevels(LevelDirectories([("gold", site.root.path + "/gold"), ("silver", site.root.path + "/silver"),
-                                                    ("bronze", site.root.path + "/bronze")]), unopened: ["gold": "did not answer"])
-        let result = try FileMover(levels: held).move(request)
+        let result = try FileMover(levels: held).move(try site.silverToBronze("kept.bin", expected: checksum))
         #expect(result.checksum == checksum)
         #expect(FileManager.default.fileExists(atPath: copy))
     }

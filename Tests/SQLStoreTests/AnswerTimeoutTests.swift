@@ -41,29 +41,37 @@ import TestSupport
         return (database, pid)
     }
 
-    /// The PostgreSQL backend of the session is stopped (SIGSTOP) while the statement runs.
-    @Test func aStatementToAStoppedPostgresBackendFailsWithinTheLimitAndTheSessionConnectsAgain() throws {
+    /// `body` with a session of a new PostgreSQL database whose backend is stopped (SIGSTOP), and
+    /// the backend's pid. However `body` ends, the backend runs again (it then finds its socket
+    /// shut, and ends), the session is closed and the database dropped.
+    static func withStoppedBackend(_ body: (PostgresDatabase, pid_t) throws -> Void) throws {
         let test = try TestDatabase(.postgres)
         defer { test.drop() }
-        let (database, pid) = try Self.session(test)
+        let (database, pid) = try session(test)
         defer { database.close() }
         #expect(kill(pid, SIGSTOP) == 0)
-        // Whatever happens, the backend runs again (it then finds its socket shut, and ends).
         defer { kill(pid, SIGCONT) }
-        let started = ContinuousClock.now
-        let outcome = Self.ended(within: Self.limit * 20) { try database.query(SQLQuery(unsafeSQL: "SELECT 1")) }
-        let result = try #require(outcome, "the statement to a stopped backend did not end")
-        // Silent for the limit and the backstop (nothing came: the wait never started again).
-        #expect(ContinuousClock.now - started >= Self.limit + SessionLimits.answerBackstop)
-        #expect(throws: SQLError.self) { try result.get() }
-        if case .failure(let error as SQLError) = result {
-            #expect(error.code == .connectionLost && error.isTransient && error.message.contains("no answer"), "\(error)")
+        try body(database, pid)
+    }
+
+    /// The PostgreSQL backend of the session is stopped (SIGSTOP) while the statement runs.
+    @Test func aStatementToAStoppedPostgresBackendFailsWithinTheLimitAndTheSessionConnectsAgain() throws {
+        try Self.withStoppedBackend { database, pid in
+            let started = ContinuousClock.now
+            let outcome = Self.ended(within: Self.limit * 20) { try database.query(SQLQuery(unsafeSQL: "SELECT 1")) }
+            let result = try #require(outcome, "the statement to a stopped backend did not end")
+            // Silent for the limit and the backstop (nothing came: the wait never started again).
+            #expect(ContinuousClock.now - started >= Self.limit + SessionLimits.answerBackstop)
+            #expect(throws: SQLError.self) { try result.get() }
+            if case .failure(let error as SQLError) = result {
+                #expect(error.code == .connectionLost && error.isTransient && error.message.contains("no answer"), "\(error)")
+            }
+            kill(pid, SIGCONT)
+            #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
+            // The new session has the limits the first one had.
+            #expect(try database.query(SQLQuery(unsafeSQL: "SHOW lock_timeout")).first?.values.first == .text("\(SessionLimits.lockWaitSeconds)s"))
+            #expect(try database.query(SQLQuery(unsafeSQL: "SHOW statement_timeout")).first?.values.first == .text("1s"))
         }
-        kill(pid, SIGCONT)
-        #expect(try database.query(SQLQuery(unsafeSQL: "SELECT 2 AS n")).first?.values.first == .int(2))
-        // The new session has the limits the first one had.
-        #expect(try database.query(SQLQuery(unsafeSQL: "SHOW lock_timeout")).first?.values.first == .text("\(SessionLimits.lockWaitSeconds)s"))
-        #expect(try database.query(SQLQuery(unsafeSQL: "SHOW statement_timeout")).first?.values.first == .text("1s"))
     }
 
     /// Inside a transaction: the session given up has no transaction left to roll back (the
@@ -93,19 +101,15 @@ import TestSupport
     /// A statement too large for the socket's buffers, to a stopped backend: its sending is
     /// bounded by the same limit (a blocking send waited for ever once the buffers were full).
     @Test func aLargeStatementToAStoppedPostgresBackendFailsWithinTheLimit() throws {
-        let test = try TestDatabase(.postgres)
-        defer { test.drop() }
-        let (database, pid) = try Self.session(test)
-        defer { database.close() }
-        #expect(kill(pid, SIGSTOP) == 0)
-        defer { kill(pid, SIGCONT) }
-        let large = String(repeating: "x", count: 64 << 20)
-        let outcome = Self.ended(within: Self.limit * 20) { try database.query("SELECT length(\(large)) AS n") }
-        let result = try #require(outcome, "the large statement to a stopped backend did not end")
-        if case .failure(let error as SQLError) = result {
-            #expect(error.code == .connectionLost && error.message.contains("no answer"), "\(error)")
-        } else {
-            Issue.record("the statement did not fail: \(result)")
+        try Self.withStoppedBackend { database, _ in
+            let large = String(repeating: "x", count: 64 << 20)
+            let outcome = Self.ended(within: Self.limit * 20) { try database.query("SELECT length(\(large)) AS n") }
+            let result = try #require(outcome, "the large statement to a stopped backend did not end")
+            if case .failure(let error as SQLError) = result {
+                #expect(error.code == .connectionLost && error.message.contains("no answer"), "\(error)")
+            } else {
+                Issue.record("the statement did not fail: \(result)")
+            }
         }
     }
 
