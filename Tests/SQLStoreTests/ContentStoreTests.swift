@@ -33,6 +33,22 @@ import TestSupport
         }
     }
 
+    /// Every content is read a page a statement, each from where the last ended: no statement
+    /// returns more than a page, however large the table.
+    @Test(arguments: Backend.allCases)
+    func everyContentIsReadAPageAStatement(backend: Backend) throws {
+        let test = try TestDatabase(backend)
+        defer { test.drop() }
+        let db = try test.open()
+        defer { db.close() }
+        try Migrator(database: db, migrations: test.migrations()).migrate()
+        let cids = (1...30).map { Int64($0 * 3) }
+        #expect(try ContentStore(database: db).put(cids.map { Content(cid: $0, filename: "f\($0)", level: "bronze") }) == 30)
+        let counting = RowCounting(db)
+        #expect(try ContentStore(database: counting).contents(page: 7).map(\.cid) == cids)
+        #expect(counting.rows == [7, 7, 7, 7, 2])
+    }
+
     @Test(arguments: Backend.allCases)
     func aBulkImportIsAllOrNothingAndNamesTheDuplicate(backend: Backend) throws {
         try withStore(backend) { store in
@@ -229,4 +245,23 @@ import TestSupport
             == #"{"attempts":1,"bytes":10,"checksum":"ab","cid":7,"from":"bronze","gen":3,"job_id":"7:3","moved_at":"2026-11-27T21:47:15.5Z","to":"silver","worker":"w1"}"#)
         #expect(try JSONDecoder().decode(Relocation.self, from: encoder.encode(relocation)) == relocation)
     }
+}
+
+/// A database that records how many rows each of its queries returned.
+private final class RowCounting: SQLDatabase {
+    let base: any SQLDatabase
+    private(set) var rows: [Int] = []
+
+    init(_ base: any SQLDatabase) { self.base = base }
+
+    var dialect: SQLDialect { base.dialect }
+    var location: String { base.location }
+    func execute(_ query: SQLQuery) throws -> Int { try base.execute(query) }
+    func query(_ query: SQLQuery) throws -> [SQLRow] {
+        let found = try base.query(query)
+        rows.append(found.count)
+        return found
+    }
+    func executeScript(_ sql: String) throws { try base.executeScript(sql) }
+    func close() {}
 }
