@@ -15,6 +15,13 @@ public enum LevelPreparation {
         /// this user may not write), with why: used as before, their moves fail with that error
         /// until it can be; recorded as seen once it exists.
         public var notInitialised: [String: String] = [:]
+
+        /// Logs each level never seen whose `.relocator/` could not be created (a worker's warning).
+        func warnNotInitialised(_ logger: Logger) {
+            for (level, why) in notInitialised.sorted(by: { $0.key < $1.key }) {
+                logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
+            }
+        }
     }
 
     /// Prepares every root. `changing` false (reconcile without `--fix`): nothing is written, on
@@ -81,10 +88,7 @@ public enum LevelPreparation {
             try held.claim(resolved)
             let session = queue()
             defer { session.close() }
-            let outcome = try prepare([root], session)
-            if let why = outcome.notInitialised[level] {
-                logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
-            }
+            try prepare([root], session).warnNotInitialised(logger)
             held.adopt(root)
             logger.notice("level '\(level)' answers: its directory \(place.directory) is open")
         } catch {

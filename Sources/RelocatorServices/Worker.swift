@@ -177,10 +177,7 @@ public final class Worker: Service, Sendable {
             // A level seen in use before whose directory lacks .relocator/ (a bare mountpoint) is
             // out of service from the start: checkLevels logs it, the heartbeat names it.
             if let levels = self.levels {
-                let prepared = try LevelPreparation.prepare(Array(levels.roots.values), control)
-                for (level, why) in prepared.notInitialised.sorted(by: { $0.key < $1.key }) {
-                    self.logger.warning("cannot create \(ReservedDirectory.name)/ in level '\(level)' yet (\(why)); its moves fail until it can be")
-                }
+                try LevelPreparation.prepare(Array(levels.roots.values), control).warnNotInitialised(self.logger)
             }
             self.levelWatch?.start()
             self.checkLevels()
