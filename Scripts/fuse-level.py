@@ -1,25 +1,29 @@
 #!/usr/bin/python3
 """A level on a filesystem that can stop answering: a FUSE passthrough of a directory.
 
-    /usr/bin/python3 Scripts/fuse-level.py BACKING MOUNTPOINT
+    /usr/bin/python3 Scripts/fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE]
 
 Mounts BACKING at MOUNTPOINT and serves it until unmounted (or SIGTERM). Nothing is cached in the
 kernel (attributes and names are asked every time), so while this process is stopped (SIGSTOP)
 every access to MOUNTPOINT waits, as on a hard NFS mount whose server is gone; SIGCONT answers
-them. The tests use it to hang a level under a running worker. Needs Debian's python3-fusepy
+them. The tests use it to hang a level under a running worker. With --hold-directory-fsync-while,
+a directory's fsync waits for as long as FILE exists, and everything else answers: a device whose
+writeback stalls while what is cached still answers. Needs Debian's python3-fusepy
 (Scripts/setup installs it), hence the system interpreter.
 """
 
 import errno
 import os
 import sys
+import time
 
 from fusepy import FUSE, FuseOSError, Operations
 
 
 class Passthrough(Operations):
-    def __init__(self, root):
+    def __init__(self, root, hold_directory_fsync=None):
         self.root = os.path.realpath(root)
+        self.hold_directory_fsync = hold_directory_fsync
 
     def _full(self, path):
         return os.path.join(self.root, path.lstrip("/"))
@@ -102,6 +106,8 @@ class Passthrough(Operations):
         (os.fdatasync if datasync else os.fsync)(fh)
 
     def fsyncdir(self, path, datasync, fh):
+        while self.hold_directory_fsync and os.path.exists(self.hold_directory_fsync):
+            time.sleep(0.02)
         fd = os.open(self._full(path), os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
@@ -110,11 +116,14 @@ class Passthrough(Operations):
 
 
 def main(argv):
-    if len(argv) != 2:
-        sys.exit("usage: fuse-level.py BACKING MOUNTPOINT")
+    hold = None
+    if len(argv) == 4 and argv[2] == "--hold-directory-fsync-while":
+        hold = argv[3]
+    elif len(argv) != 2:
+        sys.exit("usage: fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE]")
     # use_ino: the backing files' inode numbers (a hard link is one file); hard_remove: an open file
     # unlinked is gone, not renamed to .fuse_hidden*; no timeouts: every lookup reaches this process.
-    FUSE(Passthrough(argv[0]), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
+    FUSE(Passthrough(argv[0], hold), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
          attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="relocator-test-level")
 
 

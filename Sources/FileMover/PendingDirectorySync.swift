@@ -13,15 +13,19 @@ public final class PendingDirectorySync: @unchecked Sendable, Hashable {
     public let display: String
     /// The directory's device and inode: moves with the same key share one fsync.
     public let key: String
+    /// The level the directory is in: each level's syncs have a finisher of their own, so a disk
+    /// whose fsync does not return holds up no other level's acknowledgements.
+    public let level: String
     private let faults: MoveFaults?
 
-    init(_ directory: Descriptor, faults: MoveFaults?) throws {
+    init(_ directory: Descriptor, level: String, faults: MoveFaults?) throws {
         let identity = FileIdentity(try directory.stat())
         let copy = fcntl(directory.fd.rawValue, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { throw MoveError.system("cannot keep open", directory.display, Errno(rawValue: errno)) }
         fd = FileDescriptor(rawValue: copy)
         display = directory.display
         key = "\(identity.device):\(identity.inode)"
+        self.level = level
         self.faults = faults
     }
 

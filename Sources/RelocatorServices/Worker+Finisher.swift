@@ -3,14 +3,19 @@ import Foundation
 import RelocatorCore
 import Synchronization
 
-/// Moves whose source is removed and whose directory is still to be fsynced, waiting for the
-/// finisher. A slot hands its move over and takes its next job; the finisher fsyncs each
+/// Moves whose source is removed and whose directory is still to be fsynced, waiting for their
+/// level's finisher. A slot hands its move over and takes its next job; the finisher fsyncs each
 /// directory once for all the removals made before it began (a group commit: on ext4 a directory
 /// fsync waits for a journal commit, which costs milliseconds and covers any number of
 /// removals), then acknowledges each move whose directory it synced. When the fsync fails, the
 /// move is failed instead (retried: its next delivery finds the file published and syncs the
 /// source's directory before it acknowledges).
-/// (Unchecked: `waiting` is only touched under `arrived`'s lock.)
+///
+/// Each source level has a lane and a finisher of its own: a disk whose fsync does not return (a
+/// stalled device, a network filesystem whose server is gone) holds up only its own level's
+/// acknowledgements, and once its fsync has been under way longer than the level patience the
+/// level is out of service (`notAnswering`), as when its checks do not answer.
+/// (Unchecked: `lanes` and `running` are only touched under `arrived`'s lock.)
 final class FinishingMoves: @unchecked Sendable {
     struct Move: Sendable {
         /// The slot's `holding` entry, removed once the move is acknowledged or failed.
@@ -34,6 +39,8 @@ final class FinishingMoves: @unchecked Sendable {
             self.ack = ack
             self.complete = complete
         }
+
+        var lane: String { sync.level }
     }
 
     /// A verified move's ack: the delivery, what the queue is told, and what is done with its answer.
@@ -43,54 +50,157 @@ final class FinishingMoves: @unchecked Sendable {
         var acknowledged: @Sendable (Completion) -> Void
     }
 
-    // (A wait on the monotonic clock: a step of the host's clock does not hold the finisher.)
-    private let arrived = MonotonicCondition()
-    private var waiting: [Move] = []
+    /// One level's moves: those waiting for its finisher, those in its hands, and since when the
+    /// fsync under way (if any) has been waited for.
+    private struct Lane {
+        var waiting: [Move] = []
+        var inHand = 0
+        var syncing: ContinuousClock.Instant?
+    }
 
-    func add(_ move: Move) {
+    // (A wait on the monotonic clock: a step of the host's clock does not hold a finisher.)
+    private let arrived = MonotonicCondition()
+    private var lanes: [String: Lane] = [:]
+    /// Finishers started and not yet ended.
+    private var running = 0
+
+    /// Hands `move` to its level's finisher. True when the level had none yet: the caller starts
+    /// it (`finisherLoop(lane:)`), and calls `ended(lane:)` once it returns.
+    func add(_ move: Move) -> Bool {
         arrived.withLock {
-            waiting.append(move)
+            let isNew = lanes[move.lane] == nil
+            if isNew { running += 1 }
+            lanes[move.lane, default: Lane()].waiting.append(move)
+            arrived.broadcast()
+            return isNew
+        }
+    }
+
+    /// Every move of `lane` handed over so far (waiting up to `timeout` for the first); they are
+    /// in the finisher's hands until `roundEnded`.
+    func take(_ lane: String, waitingUpTo timeout: Duration) -> [Move] {
+        let deadline = MonotonicCondition.deadline(after: timeout)
+        return arrived.withLock {
+            while lanes[lane]?.waiting.isEmpty ?? true {
+                guard arrived.wait(until: deadline) else { break }
+            }
+            let taken = lanes[lane]?.waiting ?? []
+            lanes[lane]?.waiting.removeAll()
+            lanes[lane]?.inHand += taken.count
+            return taken
+        }
+    }
+
+    /// The finisher of `lane` is in an fsync (`true`) or out of it.
+    func syncing(_ lane: String, _ isSyncing: Bool) {
+        arrived.withLock { lanes[lane]?.syncing = isSyncing ? .now : nil }
+    }
+
+    /// The finisher of `lane` ended a round: `unreachable` (moves whose ack could not reach the
+    /// queue) are first in line for its next one.
+    func roundEnded(_ lane: String, putBack unreachable: [Move]) {
+        arrived.withLock {
+            lanes[lane]?.inHand = 0
+            lanes[lane]?.waiting.insert(contentsOf: unreachable, at: 0)
             arrived.broadcast()
         }
     }
 
-    /// Moves whose ack could not reach the queue, first in line for the next round.
-    func putBack(_ moves: [Move]) {
-        arrived.withLock { waiting.insert(contentsOf: moves, at: 0) }
+    /// The moves of `lane` not yet acknowledged or failed.
+    func count(_ lane: String) -> Int {
+        arrived.withLock { lanes[lane].map { $0.waiting.count + $0.inHand } ?? 0 }
     }
 
-    /// Every move handed over so far (waiting up to `timeout` for the first).
-    func take(waitingUpTo timeout: Duration) -> [Move] {
-        let deadline = MonotonicCondition.deadline(after: timeout)
-        return arrived.withLock {
-            while waiting.isEmpty {
-                guard arrived.wait(until: deadline) else { break }
-            }
-            defer { waiting.removeAll() }
-            return waiting
+    /// Whether a slot with a move of `lane` waits before it hands it over: the lane holds `limit`
+    /// moves (the descriptors and jobs held stay bounded) and its finisher is not stuck in an
+    /// fsync for longer than `patience` (then the move is handed over, and the level is out of
+    /// service, so that the slots go on with the other levels).
+    func isFull(_ lane: String, limit: Int, patience: Duration, at now: ContinuousClock.Instant = .now) -> Bool {
+        arrived.withLock {
+            guard let state = lanes[lane], state.waiting.count + state.inHand >= limit else { return false }
+            return state.syncing.map { now - $0 <= patience } ?? true
         }
     }
 
-    var count: Int { arrived.withLock { waiting.count } }
+    /// The levels whose finisher has waited longer than `patience` for an fsync, with why.
+    func notAnswering(patience: Duration, at now: ContinuousClock.Instant = .now) -> [String: String] {
+        arrived.withLock {
+            var found: [String: String] = [:]
+            for (level, state) in lanes {
+                if let since = state.syncing, now - since > patience {
+                    found[level] = "an fsync of one of its directories has not returned within \(patience) (a stalled disk, or a network filesystem whose server is gone)"
+                }
+            }
+            return found
+        }
+    }
+
+    /// Wakes the finishers waiting for moves (the slots have ended: those with none left return).
+    func wake() {
+        arrived.withLock { arrived.broadcast() }
+    }
+
+    /// The finisher of `lane` returned.
+    func ended(lane: String) {
+        arrived.withLock {
+            running -= 1
+            arrived.broadcast()
+        }
+    }
+
+    /// Waits until every finisher has ended — or, once `cancel` is raised, until those left are
+    /// each stuck in an fsync for longer than `patience`. Returns the levels of those left, whose
+    /// moves stay held (the worker gives them back as it stops: each next delivery finds its file
+    /// published and syncs the source's directory before it acknowledges).
+    func waitForFinishers(cancel: StopSignal, patience: Duration) -> [String] {
+        while true {
+            let stuck: [String]? = arrived.withLock {
+                if running == 0 { return [] }
+                _ = arrived.wait(until: MonotonicCondition.deadline(after: .milliseconds(200)))
+                if running == 0 { return [] }
+                let now = ContinuousClock.now
+                let busy = lanes.filter { $0.value.waiting.count + $0.value.inHand > 0 }
+                guard cancel.isRaised, !busy.isEmpty,
+                      busy.values.allSatisfy({ $0.syncing.map { now - $0 > patience } ?? false }) else { return nil }
+                return busy.keys.sorted()
+            }
+            if let stuck { return stuck }
+        }
+    }
 }
 
 extension Worker {
-    /// The finisher: until the slots have ended and nothing is left, syncs the directories of the
-    /// moves handed over and acknowledges them. A move whose ack cannot reach the queue waits for
-    /// the next round (the others go on); once moves are being cancelled it stays held, and the
-    /// worker gives it back as it stops.
-    func finisherLoop(until slotsDone: StopSignal) {
+    /// Hands a move whose source is removed to its level's finisher, starting that finisher if
+    /// the level has none yet. While the level's backlog is full the slot waits (its moves'
+    /// descriptors and held jobs stay bounded), unless that finisher is stuck in an fsync.
+    func handOver(_ move: FinishingMoves.Move) {
+        let (limit, patience) = (max(4, 2 * settings.concurrency), Self.levelPatience(heartbeatTTL: settings.heartbeatTTL))
+        while finishing.isFull(move.lane, limit: limit, patience: patience) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
+        guard finishing.add(move) else { return }
+        BlockingExecutor.thread(named: "finish-\(move.lane)") {
+            self.finisherLoop(lane: move.lane)
+            self.finishing.ended(lane: move.lane)
+        }
+    }
+
+    /// The finisher of one level: until the slots have ended and nothing of its level is left,
+    /// syncs the directories of the moves handed over and acknowledges them. A move whose ack
+    /// cannot reach the queue waits for the next round (the others go on); once moves are being
+    /// cancelled it stays held, and the worker gives it back as it stops.
+    func finisherLoop(lane: String) {
         let session = driver.session()
         defer { session.close() }
         var backoff = ReconnectBackoff()
         while true {
-            var batch = finishing.take(waitingUpTo: .milliseconds(50))
+            // (`wake()` ends the wait once the slots have ended.)
+            var batch = finishing.take(lane, waitingUpTo: .seconds(1))
             if batch.isEmpty {
-                if slotsDone.isRaised && finishing.count == 0 { return }
+                if slotsEnded.isRaised && finishing.count(lane) == 0 { return }
                 continue
             }
             // Every move not yet synced removed its source before this fsync starts.
             let started = ContinuousClock.now
+            finishing.syncing(lane, true)
             var results: [String: MoveError?] = [:]
             for index in batch.indices where !batch[index].synced {
                 let key = batch[index].sync.key
@@ -107,6 +217,7 @@ extension Worker {
                 batch[index].synced = true
                 batch[index].failure = results[key] ?? nil
             }
+            finishing.syncing(lane, false)
             if !results.isEmpty { ServiceMetrics.phase(MovePhase.sourceDirectoryFsync.rawValue, .now - started) }
             var unreachable: [FinishingMoves.Move] = []
             // The moves whose directory is synced are acknowledged together (one round trip), each
@@ -148,10 +259,10 @@ extension Worker {
                     unreachable.append(move)
                 }
             }
+            finishing.roundEnded(lane, putBack: unreachable)
             if unreachable.isEmpty {
                 backoff.succeeded()
             } else {
-                finishing.putBack(unreachable)
                 // The queue answered for others of the round: no reason to wait before the next.
                 if acknowledgedAny { backoff.succeeded() } else { backoff.failed(waitingOn: cancel) }
             }

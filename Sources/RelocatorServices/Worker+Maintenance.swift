@@ -108,7 +108,8 @@ extension Worker {
     /// in once it is the same again.
     func checkLevels() {
         guard let levelWatch else { return }
-        let now = levelWatch.unavailable()
+        // A level whose finisher waits on an fsync past the patience does not answer either.
+        let now = levelWatch.unavailable().merging(finishing.notAnswering(patience: levelWatch.patience)) { check, _ in check }
         levels?.markOutOfService(now)
         let before = unavailableLevels.withLock { current in
             defer { current = now }

@@ -180,9 +180,7 @@ extension Worker {
         if let pending = result.pendingSync {
             // The source is removed; its directory's fsync and then the ack are the finisher's.
             let log = log
-            // (A full backlog makes the slot wait: its moves' descriptors and held jobs stay bounded.)
-            while finishing.count >= max(4, 2 * settings.concurrency) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
-            finishing.add(FinishingMoves.Move(holdingKey: Self.key(delivery.shard, delivery.id.description), sync: pending,
+            handOver(FinishingMoves.Move(holdingKey: Self.key(delivery.shard, delivery.id.description), sync: pending,
                                               ack: FinishingMoves.Ack(delivery: delivery, outcome: acknowledgement(of: delivery, result)) { ended in
                                                   self.acknowledged(delivery, result, context, ended, log)
                                               }) { session, failure in

@@ -92,8 +92,10 @@ public final class Worker: Service, Sendable {
     let startedAt = JobQueue.nowMilliseconds()
     /// The level table and policies the committer published (nil before any).
     let placement = Mutex<PlacementSnapshot?>(nil)
-    /// Moves handed from the slots to the finisher (their source directories still to be synced).
+    /// Moves handed from the slots to their levels' finishers (their source directories still to be synced).
     let finishing = FinishingMoves()
+    /// Raised once every slot has ended: nothing more is handed to the finishers.
+    let slotsEnded = StopSignal()
     /// Levels served that the level table does not have, each warned of once.
     let warnedLevels = Mutex<Set<String>>([])
     /// The port of this process's metrics server, 0 while it has none (the heartbeat shows it).
@@ -193,17 +195,20 @@ public final class Worker: Service, Sendable {
         logger.info("started", metadata: ["levels": "\(settings.levels.joined(separator: ","))",
                                           "concurrency": "\(settings.concurrency)", "shards": "\(control.shardCount)"])
         let remaining = Atomic<Int>(settings.concurrency)
-        let slotsDone = StopSignal()
+        let finished = StopSignal()
         for slot in 0..<settings.concurrency {
             BlockingExecutor.thread(named: "slot-\(slot)") {
                 self.slotLoop(slot)
-                if remaining.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { slotsDone.raise() }
+                guard remaining.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 else { return }
+                // The last slot waits for the levels' finishers (nothing is handed over any more).
+                self.slotsEnded.raise()
+                self.finishing.wake()
+                let stuck = self.finishing.waitForFinishers(cancel: self.cancel, patience: Self.levelPatience(heartbeatTTL: self.settings.heartbeatTTL))
+                for level in stuck {
+                    self.logger.error("an fsync of a directory of level '\(level)' has not returned: its moves, whose files are published, go back to their queues (each next delivery syncs the directory before it acknowledges)")
+                }
+                finished.raise()
             }
-        }
-        let finished = StopSignal()
-        BlockingExecutor.thread(named: "finisher") {
-            self.finisherLoop(until: slotsDone)
-            finished.raise()
         }
         // Apart from the heartbeat: a sweep waiting on a level that does not answer holds up nothing else.
         BlockingExecutor.thread(named: "sweeper") {

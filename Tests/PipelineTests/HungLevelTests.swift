@@ -17,6 +17,9 @@ import TestSupport
         let cluster: Cluster
         var sums: [Int: String] = [:]
 
+        /// While this file exists, a directory's fsync on gold waits (everything else answers).
+        var goldFsyncHold: String { root.path + "/hold-gold-directory-fsync" }
+
         init(startAPI: Bool = true) throws {
             let root = try TemporaryDirectory("relocator-hung")
             self.root = root
@@ -24,7 +27,7 @@ import TestSupport
                 for directory in ["gold-disk", "bronze", "silver"] {
                     try FileManager.default.createDirectory(atPath: root.path + "/" + directory, withIntermediateDirectories: true)
                 }
-                gold = try FuseLevel(serving: root.path + "/gold-disk")
+                gold = try FuseLevel(serving: root.path + "/gold-disk", holdingDirectoryFsyncWhile: root.path + "/hold-gold-directory-fsync")
             } catch {
                 root.remove()
                 throw error
@@ -61,6 +64,7 @@ import TestSupport
 
         /// The level answers before the processes are stopped (a stop during a hang waits out its kill).
         func tearDown() {
+            unlink(goldFsyncHold)
             gold.answer()
             cluster.stop()
             gold.remove()
@@ -73,6 +77,22 @@ import TestSupport
 
         func status(_ cid: Int) throws -> String? {
             try HTTP.get(cluster.apiPort!, "/v1/jobs/\(cid)").json?["status"] as? String
+        }
+
+        /// Worker w1 moves content 4 from gold to bronze, and its source directory's fsync does not
+        /// return: the copy is published and the source removed, and the move is not acknowledged.
+        @discardableResult
+        func holdGoldsFsyncUnderAMoveOutOfGold() throws -> ChildProcess {
+            let worker = try cluster.startWorker("w1", concurrency: 2)
+            try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
+            try #require(FileManager.default.createFile(atPath: goldFsyncHold, contents: Data()))
+            #expect(try post(4, 10) == 200)
+            try cluster.waitUntil("gold's copy published in bronze and its source removed") {
+                !FileManager.default.fileExists(atPath: root.path + "/gold-disk/c4.bin")
+                    && FileManager.default.fileExists(atPath: root.path + "/bronze/c4.bin")
+            }
+            #expect(try status(4) != "committed")
+            return worker
         }
 
         /// A move into gold (cid 2) waits without an attempt while a move into silver (cid 3) is
@@ -112,6 +132,72 @@ import TestSupport
         // The worker goes on with the other levels; a move into gold waits in its queue.
         try site.goldWaitsWhileSilverIsServed()
         #expect(try TestFiles.sha256(site.root.path + "/gold-disk/c1.bin") == site.sums[1])
+    }
+
+    /// A move out of gold whose source directory's fsync does not return (gold's writeback stalls
+    /// after its source was removed): only gold waits. The moves of the other levels are
+    /// acknowledged meanwhile, more of them than a level's finisher holds; gold is out of service
+    /// once the fsync has waited past the patience; once it returns, gold's move is acknowledged.
+    @Test func aSourceDirectoryWhoseFsyncDoesNotReturnHoldsUpOnlyItsLevel() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site()
+        defer { site.tearDown() }
+        let cluster = site.cluster
+        try site.holdGoldsFsyncUnderAMoveOutOfGold()
+        // ...and the other levels' moves are, more than a level's finisher holds (4 here).
+        for cid in 1...3 { #expect(try site.post(cid, 5000) == 200) }
+        try cluster.waitUntil("the moves into silver while gold's fsync waits") {
+            try (1...3).allSatisfy { try site.status($0) == "committed" }
+        }
+        for cid in 1...3 {
+            let result = try cluster.run(["contents", "add", "--cid", String(cid + 10), "--filename", "c\(cid + 10).bin", "--level", "bronze"])
+            try #require(result.status == 0, "contents add: \(result.stderr)")
+            site.sums[cid + 10] = try TestFiles.make(site.root.path + "/bronze/c\(cid + 10).bin", bytes: 1000)
+            #expect(try site.post(cid + 10, 5000) == 200)
+        }
+        try cluster.waitUntil("more moves into silver while gold's fsync waits") {
+            try (11...13).allSatisfy { try site.status($0) == "committed" }
+        }
+        try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
+            try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
+        }
+        #expect(cluster.log("w1").contains("an fsync of one of its directories has not returned within"), "\(cluster.log("w1"))")
+        #expect(try site.status(4) != "committed")
+
+        unlink(site.goldFsyncHold)
+        try cluster.waitUntil("gold's move acknowledged once its fsync returned") { try site.status(4) == "committed" }
+        try cluster.waitUntil("the worker says gold is back") { cluster.log("w1").contains("level 'gold' is back in service") }
+        for cid in [1, 2, 3, 11, 12, 13] {
+            #expect(try TestFiles.sha256(site.root.path + "/silver/c\(cid).bin") == site.sums[cid])
+        }
+        #expect(try TestFiles.sha256(site.root.path + "/bronze/c4.bin") == site.sums[4])
+    }
+
+    /// A worker stopped while an fsync of gold's does not return: after the grace period it gives
+    /// the held move back and stops; the next delivery, once gold answers, syncs the directory and
+    /// commits the move.
+    @Test func aWorkerWhoseLevelsFsyncDoesNotReturnStopsAndGivesTheMoveBack() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site()
+        defer { site.tearDown() }
+        let cluster = site.cluster
+        let worker = try site.holdGoldsFsyncUnderAMoveOutOfGold()
+        try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
+            try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
+        }
+        worker.signal(SIGTERM)
+        try cluster.waitUntil("the worker to stop") { cluster.log("w1").contains("info relocator.worker: stopped") }
+        #expect(cluster.log("w1").contains("an fsync of a directory of level 'gold' has not returned: its moves, whose files are published, go back to their queues"),
+                "\(cluster.log("w1"))")
+        #expect(try site.status(4) == "queued")
+        // (The process itself ends once the fsync returns: a thread in a FUSE request the daemon
+        // has not answered cannot be killed.)
+        unlink(site.goldFsyncHold)
+        #expect(worker.wait(timeout: .seconds(60)) == 0, "\(cluster.log("w1"))")
+        try cluster.startWorker("w2", concurrency: 2)
+        try cluster.waitUntil("gold's move committed by the next delivery") { try site.status(4) == "committed" }
+        #expect(try TestFiles.sha256(site.root.path + "/bronze/c4.bin") == site.sums[4])
+        #expect(!FileManager.default.fileExists(atPath: site.root.path + "/gold-disk/c4.bin"))
     }
 
     /// A worker and the API (re)started while a level's disk hangs: they start; the worker serves

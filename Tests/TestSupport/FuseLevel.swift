@@ -16,10 +16,12 @@ public final class FuseLevel: @unchecked Sendable {
         return probe?.status == 0 ? nil : "Debian's python3-fusepy for /usr/bin/python3 (Scripts/setup installs it)"
     }
 
-    public init(serving backing: String) throws {
+    /// `holdingDirectoryFsyncWhile`: a directory's fsync waits for as long as that file exists,
+    /// and every other access answers (a device whose writeback stalls).
+    public init(serving backing: String, holdingDirectoryFsyncWhile hold: String? = nil) throws {
         path = try TemporaryDirectory("relocator-fuse").path
         let script = TestEnvironment.packageRoot.path + "/Scripts/fuse-level.py"
-        daemon = try ChildProcess("/usr/bin/python3", [script, backing, path], environment: ProcessInfo.processInfo.environment,
+        daemon = try ChildProcess("/usr/bin/python3", [script, backing, path] + (hold.map { ["--hold-directory-fsync-while", $0] } ?? []), environment: ProcessInfo.processInfo.environment,
                                   stderrPath: path + ".log")
         let deadline = ContinuousClock.now + .seconds(30)
         while !Self.isMounted(path) {
