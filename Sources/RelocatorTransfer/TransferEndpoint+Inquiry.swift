@@ -39,15 +39,29 @@ extension TransferEndpoint {
             throw TransferRefusal(.invalidFilename, "the filename asked after \(recorded[1].debugDescription.prefix(200)): \(error)")
         }
         // Only levels in service are looked in (and named as looked in): a level unmounted under
-        // the worker would say "not here" of files that are.
-        let roots = levels.roots
+        // the worker would say "not here" of files that are. Each level is looked at on its own
+        // queue of looks, all at once: one whose disk does not answer within the patience is not
+        // named as looked in either.
+        let roots = levels.roots.filter { $0.value.withdrawn == nil && levels.markedOutOfService($0.key) == nil }
+        let looks = self.looks
+        let outcomes = await withTaskGroup(of: (String, DiskLooks.Outcome<LevelRoot.FileStatus?>).self) { group in
+            for (level, root) in roots {
+                group.addTask {
+                    (level, await looks.look(level) { (try? root.stillInPlace()) == true ? try root.lookup(filename) : nil })
+                }
+            }
+            var outcomes: [(String, DiskLooks.Outcome<LevelRoot.FileStatus?>)] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes.sorted { $0.0 < $1.0 }
+        }
         var looked: [String] = []
         var found: [HostInquiry.Answer.Found] = []
-        for level in roots.keys.sorted() {
-            let root = roots[level]!
-            guard root.withdrawn == nil, levels.markedOutOfService(level) == nil, (try? root.stillInPlace()) == true else { continue }
+        for (level, outcome) in outcomes {
+            guard case .answered(let result) = outcome else { continue }
+            // (A level whose directory is no longer the one held is skipped, as one out of service.)
+            guard let status = try result.get() else { continue }
             looked.append(level)
-            if case .regularFile(let size) = try root.lookup(filename) {
+            if case .regularFile(let size) = status {
                 found.append(HostInquiry.Answer.Found(level: level, size: size))
             }
         }

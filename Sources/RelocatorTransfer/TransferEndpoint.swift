@@ -17,6 +17,10 @@ public struct TransferEndpoint: Sendable {
     public let signingKey: TransferSigningKey?
     /// The level each delivery's file was last served from (`GET`), for its removal.
     let served: ServedDeliveries
+    /// An inquiry's looks at the levels, each level's on a queue of its own and waited for at
+    /// most their patience: a disk that does not answer holds up neither a request nor the
+    /// process's other work.
+    let looks: DiskLooks
 
     public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil) {
         self.init(levels: levels, queue: queue, logger: logger, signingKey: signingKey, settledFor: ServedDeliveries.settledFor)
@@ -30,6 +34,7 @@ public struct TransferEndpoint: Sendable {
         self.logger = logger
         self.signingKey = signingKey
         self.served = ServedDeliveries(settledFor: settledFor)
+        self.looks = DiskLooks()
     }
 
     /// The routes, for a server or Hummingbird's router tests.

@@ -1,5 +1,6 @@
 import Foundation
 import RelocatorApp
+import RelocatorCore
 import Synchronization
 import Testing
 

@@ -6,6 +6,7 @@ import RelocatorCore
 import RelocatorTesting
 import RelocatorTransfer
 import Testing
+import TestSupport
 
 /// A reconcile run's questions to a worker of another host (`HostInquiry`): answered only to the
 /// run that recorded them, about the filename recorded in the queue, resolved beneath the levels.
@@ -63,6 +64,39 @@ import Testing
         try await f.test { client in
             let withdrawn = try await client.execute(uri: TransferProtocol.inquiryPath(7), method: .get, headers: inquiry.headers())
             #expect(try answer(withdrawn) == HostInquiry.Answer(cid: 7, levels: ["bronze"], found: []))
+        }
+    }
+
+    /// A level whose disk does not answer (a FUSE passthrough whose daemon is stopped) is not
+    /// looked in: the inquiry is answered for the others within the looks' patience, and a later
+    /// one at once, while the look at that disk is still under way.
+    @Test func anInquiryIsAnsweredWhileALevelsDiskDoesNotAnswer() async throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let f = try TransferFixture(throughFuse: ["bronze"])
+        defer { f.remove() }
+        try f.file("movies/a.mp4", bytes: 12345)
+        let inquiry = Inquiry()
+        try inquiry.ask(f, cid: 7, "movies/a.mp4")
+        let bronze = try #require(f.fuses["bronze"])
+        bronze.hang()
+        // An inquiry that waited for the disk would wait for good: after a minute bronze answers,
+        // and the answer then names it as looked in, which fails the test instead of hanging it.
+        let watchdog = Task {
+            try await Task.sleep(for: .seconds(60))
+            bronze.answer()
+        }
+        defer { watchdog.cancel() }
+        try await f.test { client in
+            for _ in 0..<2 {
+                let answered = try await client.execute(uri: TransferProtocol.inquiryPath(7), method: .get, headers: inquiry.headers())
+                #expect(answered.status == .ok, "\(answered.message)")
+                #expect(try answer(answered) == HostInquiry.Answer(cid: 7, levels: ["gold"], found: [.init(level: "gold", size: 12345)]))
+            }
+        }
+        bronze.answer()
+        try await f.test { client in
+            let answered = try await client.execute(uri: TransferProtocol.inquiryPath(7), method: .get, headers: inquiry.headers())
+            #expect(try answer(answered) == HostInquiry.Answer(cid: 7, levels: ["bronze", "gold"], found: [.init(level: "gold", size: 12345)]))
         }
     }
 

@@ -21,24 +21,39 @@ final class TransferFixture: @unchecked Sendable {
 
     /// A tmpfs mounted for the fixture, when asked for (`onTmpfs`).
     let mount: TmpfsMount?
+    /// The levels served through a FUSE passthrough that can stop answering (`throughFuse`).
+    let fuses: [String: FuseLevel]
 
     /// `alsoHolding`: more levels this worker holds beside gold. `onTmpfs`: its directories on a
     /// tmpfs of its own (a served hash is taken only on a file system whose times are this host's).
-    init(alsoHolding more: [String] = [], onTmpfs: Bool = false) throws {
+    /// `throughFuse`: more levels, each a FUSE passthrough of a directory of the fixture's.
+    init(alsoHolding more: [String] = [], onTmpfs: Bool = false, throughFuse: [String] = []) throws {
         let mount = onTmpfs ? try TmpfsMount() : nil
         self.mount = mount
         let dir = try TemporaryDirectory("relocator-transfer", under: mount?.path)
         self.dir = dir
         let base = dir.path
-        for path in [base + "/gold", base + "/outside"] + more.map({ base + "/" + $0 }) {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        var fuses: [String: FuseLevel] = [:]
+        do {
+            for path in [base + "/gold", base + "/outside"] + (more + throughFuse.map { $0 + "-disk" }).map({ base + "/" + $0 }) {
+                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            }
+            try Data("secret outside the level\n".utf8).write(to: URL(fileURLWithPath: base + "/outside/secret"))
+            for level in throughFuse { fuses[level] = try FuseLevel(serving: base + "/" + level + "-disk") }
+            self.fuses = fuses
+            levels = try HeldLevels(LevelDirectories([("gold", base + "/gold")] + more.map { ($0, base + "/" + $0) }
+                                                     + throughFuse.map { ($0, fuses[$0]!.path) }))
+            for root in levels.roots.values { try root.initialise() }
+        } catch {
+            for fuse in fuses.values { fuse.remove() }
+            dir.remove()
+            mount?.remove()
+            throw error
         }
-        try Data("secret outside the level\n".utf8).write(to: URL(fileURLWithPath: base + "/outside/secret"))
-        levels = try HeldLevels(LevelDirectories([("gold", base + "/gold")] + more.map { ($0, base + "/" + $0) }))
-        for root in levels.roots.values { try root.initialise() }
     }
 
     func remove() {
+        for fuse in fuses.values { fuse.remove() }
         dir.remove()
         mount?.remove()
     }

@@ -1,8 +1,8 @@
 import Dispatch
-import RelocatorCore
 import Synchronization
 
-/// Looks at level directories from a process that answers requests (the API): each level's looks
+/// Looks at level directories from a process that answers requests (the API, a worker's transfer
+/// endpoint): each level's looks
 /// run one after another on a queue of their own, so a disk that stops answering (a hard NFS mount
 /// whose server is gone, a stalled device) holds up one thread and that level's looks, never the
 /// process's other work. A look waits about `patience` at most (the watch ends waits past it every
