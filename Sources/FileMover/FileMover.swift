@@ -82,6 +82,18 @@ public final class HeldLevels: Sendable {
     /// The directories held now.
     public var roots: [String: LevelRoot] { state.withLock { $0.held } }
 
+    /// The levels held whose oldest fsync under way has waited longer than `patience` at `now`,
+    /// with why (`LevelRoot.syncing`).
+    public func syncsNotAnswering(patience: Duration, at now: ContinuousClock.Instant = .now) -> [String: String] {
+        var found: [String: String] = [:]
+        for (level, root) in roots {
+            if let waited = root.syncWaited(at: now), waited > patience {
+                found[level] = "an fsync in it has not returned within \(patience) (a stalled disk, or a network filesystem whose server is gone)"
+            }
+        }
+        return found
+    }
+
     /// Opens every level directory but those of `unopened` (level: why), which are held once
     /// `adopt` is given them. `resolved`: the levels as `verifyLevelLayout` found them at the
     /// start, against which a level opened later is checked (`claim`).

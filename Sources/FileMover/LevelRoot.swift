@@ -33,6 +33,8 @@ public final class LevelRoot: Sendable {
     /// `.relocator/` is missing though the level was in use before: `LevelReadiness`); nil when not.
     /// Nothing is moved into or out of it, and `.relocator/` is not created in it, meanwhile.
     let withdrawal = Mutex<String?>(nil)
+    /// The fsyncs of this level under way, each by when it began (`syncing`).
+    private let syncs = Mutex<(next: UInt64, since: [UInt64: ContinuousClock.Instant])>((0, [:]))
 
     /// How filenames are resolved: `openat2` when the kernel has it, else a walk; tests force the walk.
     enum PathResolution: Sendable {
@@ -329,9 +331,28 @@ public final class LevelRoot: Sendable {
         return FileIdentity(try again.stat()).isSameFile(as: FileIdentity(try opened.stat()))
     }
 
+    /// Runs `body`, an fsync of a file or directory of this level, counted as under way meanwhile:
+    /// a disk whose writeback stalls answers what is cached (a level's checks) but not an fsync,
+    /// and the worker takes a level whose fsync has waited past its patience out of service
+    /// (`syncWaited`).
+    public func syncing<T>(_ body: () throws -> T) rethrows -> T {
+        let id = syncs.withLock { syncs in
+            defer { syncs.next &+= 1 }
+            syncs.since[syncs.next] = .now
+            return syncs.next
+        }
+        defer { _ = syncs.withLock { $0.since.removeValue(forKey: id) } }
+        return try body()
+    }
+
+    /// How long the oldest fsync of this level under way has waited at `now`; nil when none is.
+    public func syncWaited(at now: ContinuousClock.Instant = .now) -> Duration? {
+        syncs.withLock { $0.since.values.min() }.map { now - $0 }
+    }
+
     /// fsyncs a directory of this level (and tells the fault hooks which one).
     func sync(_ directory: Descriptor) throws {
-        try directory.sync()
+        try syncing { try directory.sync() }
         if let onDirectorySynced {
             onDirectorySynced(Self.kernelPath(of: directory.fd) ?? directory.display)
         }

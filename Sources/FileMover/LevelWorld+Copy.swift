@@ -139,7 +139,7 @@ extension LevelWorld {
     /// The copy's one fsync, after its attributes were set: its bytes and its mode, owner and
     /// times are durable once it returns.
     func syncFile(_ file: File) throws {
-        if !Mutant.noCopyFsync.isActive { try file.file.sync() }
+        if !Mutant.noCopyFsync.isActive { try file.entry.root.syncing { try file.file.sync() } }
     }
 
     /// Reads back what the device holds, not what the page cache remembers (advice only: a

@@ -290,7 +290,7 @@ final class LevelWorld: MoveWorld {
 
     func syncSourceDirectory(of entry: Entry) throws {
         if hooks.deferSourceDirectorySync {
-            pendingSync = try PendingDirectorySync(entry.directory, level: entry.root.level, faults: mover.faults)
+            pendingSync = try PendingDirectorySync(entry.directory, root: entry.root, faults: mover.faults)
         } else {
             try entry.root.sync(entry.directory)
             clock.lap(.sourceDirectoryFsync)

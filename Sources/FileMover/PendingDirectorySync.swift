@@ -15,17 +15,17 @@ public final class PendingDirectorySync: @unchecked Sendable, Hashable {
     public let key: String
     /// The level the directory is in: each level's syncs have a finisher of their own, so a disk
     /// whose fsync does not return holds up no other level's acknowledgements.
-    public let level: String
+    public let root: LevelRoot
     private let faults: MoveFaults?
 
-    init(_ directory: Descriptor, level: String, faults: MoveFaults?) throws {
+    init(_ directory: Descriptor, root: LevelRoot, faults: MoveFaults?) throws {
         let identity = FileIdentity(try directory.stat())
         let copy = fcntl(directory.fd.rawValue, F_DUPFD_CLOEXEC, 0)
         guard copy >= 0 else { throw MoveError.system("cannot keep open", directory.display, Errno(rawValue: errno)) }
         fd = FileDescriptor(rawValue: copy)
         display = directory.display
         key = "\(identity.device):\(identity.inode)"
-        self.level = level
+        self.root = root
         self.faults = faults
     }
 
@@ -33,7 +33,7 @@ public final class PendingDirectorySync: @unchecked Sendable, Hashable {
 
     /// fsyncs the directory; then the fault hooks learn of it, as after the mover's own sync.
     public func sync() throws {
-        if case .failure(let error) = Linux.sync(fd) { throw MoveError.system("cannot fsync", display, error) }
+        if case .failure(let error) = root.syncing({ Linux.sync(fd) }) { throw MoveError.system("cannot fsync", display, error) }
         if let onDirectorySynced = faults?.onDirectorySynced { onDirectorySynced(LevelRoot.kernelPath(of: fd) ?? display) }
         try faults?.onStep?(.sourceDirectorySynced)
     }

@@ -136,7 +136,7 @@ public final class ReceivedCopy: @unchecked Sendable {
     }
 
     /// fsyncs what was written: from here on it survives a crash of this host.
-    public func sync() throws { try part.file.sync() }
+    public func sync() throws { try part.entry.root.syncing { try part.file.sync() } }
 
     /// The checksum of everything written, once read back from the device equal to it (the
     /// pages dropped first); `checksum_mismatch` otherwise. The file takes the source's mode and
@@ -147,7 +147,7 @@ public final class ReceivedCopy: @unchecked Sendable {
         if case .failure(let error) = Linux.call({ fchmod(part.file.fd.rawValue, mode) }) {
             throw MoveError.system("cannot set the mode of", part.entry.display, error)
         }
-        try part.file.sync()
+        try part.entry.root.syncing { try part.file.sync() }
         _ = posix_fadvise(part.file.fd.rawValue, 0, 0, POSIX_FADV_DONTNEED)  // advice only
         // Read and hashed a piece at a time on this thread (no hand-over to another thread per
         // piece, which costs more than the hashing on a busy machine).
@@ -165,7 +165,7 @@ public final class ReceivedCopy: @unchecked Sendable {
             if case .failure(let error) = Linux.call({ futimens(part.file.fd.rawValue, &times) }) {
                 throw MoveError.system("cannot set the times of", part.entry.display, error)
             }
-            try part.file.sync()
+            try part.entry.root.syncing { try part.file.sync() }
         }
         return inFlight
     }

@@ -13,8 +13,9 @@ import Synchronization
 ///
 /// Each source level has a lane and a finisher of its own: a disk whose fsync does not return (a
 /// stalled device, a network filesystem whose server is gone) holds up only its own level's
-/// acknowledgements, and once its fsync has been under way longer than the level patience the
-/// level is out of service (`notAnswering`), as when its checks do not answer.
+/// acknowledgements. Once an fsync of the level has been under way longer than the level patience,
+/// the level is out of service (`HeldLevels.syncsNotAnswering`) and its lane no longer holds up
+/// the slots.
 /// (Unchecked: `lanes` and `running` are only touched under `arrived`'s lock.)
 final class FinishingMoves: @unchecked Sendable {
     struct Move: Sendable {
@@ -40,7 +41,7 @@ final class FinishingMoves: @unchecked Sendable {
             self.complete = complete
         }
 
-        var lane: String { sync.level }
+        var lane: String { sync.root.level }
     }
 
     /// A verified move's ack: the delivery, what the queue is told, and what is done with its answer.
@@ -50,12 +51,18 @@ final class FinishingMoves: @unchecked Sendable {
         var acknowledged: @Sendable (Completion) -> Void
     }
 
-    /// One level's moves: those waiting for its finisher, those in its hands, and since when the
-    /// fsync under way (if any) has been waited for.
+    /// One level's moves: those waiting for its finisher and those in its hands; its fsyncs under
+    /// way are its root's (`LevelRoot.syncWaited`).
     private struct Lane {
+        let root: LevelRoot
         var waiting: [Move] = []
         var inHand = 0
-        var syncing: ContinuousClock.Instant?
+
+        var count: Int { waiting.count + inHand }
+
+        func isStuck(patience: Duration, at now: ContinuousClock.Instant) -> Bool {
+            root.syncWaited(at: now).map { $0 > patience } ?? false
+        }
     }
 
     // (A wait on the monotonic clock: a step of the host's clock does not hold a finisher.)
@@ -70,7 +77,7 @@ final class FinishingMoves: @unchecked Sendable {
         arrived.withLock {
             let isNew = lanes[move.lane] == nil
             if isNew { running += 1 }
-            lanes[move.lane, default: Lane()].waiting.append(move)
+            lanes[move.lane, default: Lane(root: move.sync.root)].waiting.append(move)
             arrived.broadcast()
             return isNew
         }
@@ -91,11 +98,6 @@ final class FinishingMoves: @unchecked Sendable {
         }
     }
 
-    /// The finisher of `lane` is in an fsync (`true`) or out of it.
-    func syncing(_ lane: String, _ isSyncing: Bool) {
-        arrived.withLock { lanes[lane]?.syncing = isSyncing ? .now : nil }
-    }
-
     /// The finisher of `lane` ended a round: `unreachable` (moves whose ack could not reach the
     /// queue) are first in line for its next one.
     func roundEnded(_ lane: String, putBack unreachable: [Move]) {
@@ -108,30 +110,17 @@ final class FinishingMoves: @unchecked Sendable {
 
     /// The moves of `lane` not yet acknowledged or failed.
     func count(_ lane: String) -> Int {
-        arrived.withLock { lanes[lane].map { $0.waiting.count + $0.inHand } ?? 0 }
+        arrived.withLock { lanes[lane]?.count ?? 0 }
     }
 
     /// Whether a slot with a move of `lane` waits before it hands it over: the lane holds `limit`
-    /// moves (the descriptors and jobs held stay bounded) and its finisher is not stuck in an
-    /// fsync for longer than `patience` (then the move is handed over, and the level is out of
-    /// service, so that the slots go on with the other levels).
+    /// moves (the descriptors and jobs held stay bounded) and no fsync of its level has been
+    /// under way for longer than `patience` (then the move is handed over, and the level is out
+    /// of service, so that the slots go on with the other levels).
     func isFull(_ lane: String, limit: Int, patience: Duration, at now: ContinuousClock.Instant = .now) -> Bool {
         arrived.withLock {
-            guard let state = lanes[lane], state.waiting.count + state.inHand >= limit else { return false }
-            return state.syncing.map { now - $0 <= patience } ?? true
-        }
-    }
-
-    /// The levels whose finisher has waited longer than `patience` for an fsync, with why.
-    func notAnswering(patience: Duration, at now: ContinuousClock.Instant = .now) -> [String: String] {
-        arrived.withLock {
-            var found: [String: String] = [:]
-            for (level, state) in lanes {
-                if let since = state.syncing, now - since > patience {
-                    found[level] = "an fsync of one of its directories has not returned within \(patience) (a stalled disk, or a network filesystem whose server is gone)"
-                }
-            }
-            return found
+            guard let state = lanes[lane], state.count >= limit else { return false }
+            return !state.isStuck(patience: patience, at: now)
         }
     }
 
@@ -148,8 +137,9 @@ final class FinishingMoves: @unchecked Sendable {
         }
     }
 
-    /// Waits until every finisher has ended — or, once `cancel` is raised, until those left are
-    /// each stuck in an fsync for longer than `patience`. Returns the levels of those left, whose
+    /// Waits until every finisher has ended — or, once `cancel` is raised, until the levels of
+    /// those left each have an fsync under way for longer than `patience` (the slots have ended:
+    /// it is the finisher's). Returns the levels of those left, whose
     /// moves stay held (the worker gives them back as it stops: each next delivery finds its file
     /// published and syncs the source's directory before it acknowledges).
     func waitForFinishers(cancel: StopSignal, patience: Duration) -> [String] {
@@ -159,9 +149,8 @@ final class FinishingMoves: @unchecked Sendable {
                 _ = arrived.wait(until: MonotonicCondition.deadline(after: .milliseconds(200)))
                 if running == 0 { return [] }
                 let now = ContinuousClock.now
-                let busy = lanes.filter { $0.value.waiting.count + $0.value.inHand > 0 }
-                guard cancel.isRaised, !busy.isEmpty,
-                      busy.values.allSatisfy({ $0.syncing.map { now - $0 > patience } ?? false }) else { return nil }
+                let busy = lanes.filter { $0.value.count > 0 }
+                guard cancel.isRaised, !busy.isEmpty, busy.values.allSatisfy({ $0.isStuck(patience: patience, at: now) }) else { return nil }
                 return busy.keys.sorted()
             }
             if let stuck { return stuck }
@@ -176,6 +165,9 @@ extension Worker {
     func handOver(_ move: FinishingMoves.Move) {
         let (limit, patience) = (max(4, 2 * settings.concurrency), Self.levelPatience(heartbeatTTL: settings.heartbeatTTL))
         while finishing.isFull(move.lane, limit: limit, patience: patience) && !cancel.isRaised { cancel.wait(for: .milliseconds(5)) }
+        // Past a lane stuck in an fsync: its level goes out of service now, not at the next round
+        // of the checks (no more of its jobs are taken meanwhile).
+        if finishing.count(move.lane) >= limit { checkLevels() }
         guard finishing.add(move) else { return }
         BlockingExecutor.thread(named: "finish-\(move.lane)") {
             self.finisherLoop(lane: move.lane)
@@ -200,7 +192,6 @@ extension Worker {
             }
             // Every move not yet synced removed its source before this fsync starts.
             let started = ContinuousClock.now
-            finishing.syncing(lane, true)
             var results: [String: MoveError?] = [:]
             for index in batch.indices where !batch[index].synced {
                 let key = batch[index].sync.key
@@ -217,7 +208,6 @@ extension Worker {
                 batch[index].synced = true
                 batch[index].failure = results[key] ?? nil
             }
-            finishing.syncing(lane, false)
             if !results.isEmpty { ServiceMetrics.phase(MovePhase.sourceDirectoryFsync.rawValue, .now - started) }
             var unreachable: [FinishingMoves.Move] = []
             // The moves whose directory is synced are acknowledged together (one round trip), each

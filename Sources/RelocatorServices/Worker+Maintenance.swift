@@ -108,8 +108,9 @@ extension Worker {
     /// in once it is the same again.
     func checkLevels() {
         guard let levelWatch else { return }
-        // A level whose finisher waits on an fsync past the patience does not answer either.
-        let now = levelWatch.unavailable().merging(finishing.notAnswering(patience: levelWatch.patience)) { check, _ in check }
+        // A level whose fsync has waited past the patience (a slot's or a finisher's) does not
+        // answer either, though its checks may (its writeback stalled, what is cached answers).
+        let now = levelWatch.unavailable().merging(levels?.syncsNotAnswering(patience: levelWatch.patience) ?? [:]) { check, _ in check }
         levels?.markOutOfService(now)
         let before = unavailableLevels.withLock { current in
             defer { current = now }

@@ -220,7 +220,9 @@ public final class Worker: Service, Sendable {
         var backoff = ReconnectBackoff()
         while true {
             do {
-                // Every slot has ended: nothing given back here is still being acted on.
+                // Every slot has ended: nothing given back here is still being acted on, but for the
+                // acks of a finisher stuck in an fsync, which carry their delivery's token and are
+                // refused once the job is given back.
                 let given = try control.release(worker: settings.id, fence: false)
                 if given > 0 { logger.info("gave back \(given) jobs") }
                 _ = try control.control(.unregister(worker: settings.id))

@@ -71,6 +71,13 @@ import TestSupport
             root.remove()
         }
 
+        /// Content `cid` (1,000 bytes) on `level` ("gold": in its backing directory).
+        func add(_ cid: Int, on level: String) throws {
+            let result = try cluster.run(["contents", "add", "--cid", String(cid), "--filename", "c\(cid).bin", "--level", level])
+            try #require(result.status == 0, "contents add: \(result.stderr)")
+            sums[cid] = try TestFiles.make(root.path + "/" + (level == "gold" ? "gold-disk" : level) + "/c\(cid).bin", bytes: 1000)
+        }
+
         func post(_ cid: Int, _ count: Int) throws -> Int {
             try HTTP.postForm(cluster.apiPort!, "/post_sentence", [("cid", String(cid)), ("count", String(count))]).status
         }
@@ -97,7 +104,7 @@ import TestSupport
 
         /// A move into gold (cid 2) waits without an attempt while a move into silver (cid 3) is
         /// done; once gold answers, the move into gold is done too.
-        func goldWaitsWhileSilverIsServed() throws {
+        func goldWaitsWhileSilverIsServed(release: (() -> Void)? = nil) throws {
             #expect(try post(2, 50000) == 200)
             #expect(try post(3, 5000) == 200)
             try cluster.waitUntil("a move into silver while gold hangs") { try status(3) == "committed" }
@@ -107,9 +114,9 @@ import TestSupport
             #expect(["queued", "deferred"].contains(waiting?["status"] as? String), "\(String(describing: waiting))")
             #expect(waiting?["attempts"] as? Int == 0)
 
-            gold.answer()
+            (release ?? gold.answer)()
             try cluster.waitUntil("gold back in service and its move done") { try status(2) == "committed" }
-            try cluster.waitUntil("the worker says gold is back") { cluster.log("w1").contains("level 'gold' is back in service") }
+            try cluster.waitUntil("the worker says gold is back") { cluster.wholeLog("w1").contains("level 'gold' is back in service") }
             #expect(try TestFiles.sha256(root.path + "/gold-disk/c2.bin") == sums[2])
             #expect(try TestFiles.sha256(root.path + "/silver/c3.bin") == sums[3])
         }
@@ -144,33 +151,60 @@ import TestSupport
         defer { site.tearDown() }
         let cluster = site.cluster
         try site.holdGoldsFsyncUnderAMoveOutOfGold()
-        // ...and the other levels' moves are, more than a level's finisher holds (4 here).
-        for cid in 1...3 { #expect(try site.post(cid, 5000) == 200) }
+        // More moves out of gold: their sources removed, they fill gold's finisher (4 moves here),
+        // whose backlog holds up the slots only until the fsync has waited past the patience.
+        for cid in 5...8 {
+            try site.add(cid, on: "gold")
+            #expect(try site.post(cid, 10) == 200)
+        }
+        // The other levels' moves are acknowledged meanwhile.
+        for cid in 11...13 { try site.add(cid, on: "bronze") }
+        for cid in [1, 2, 3, 11, 12, 13] { #expect(try site.post(cid, 5000) == 200) }
         try cluster.waitUntil("the moves into silver while gold's fsync waits") {
-            try (1...3).allSatisfy { try site.status($0) == "committed" }
-        }
-        for cid in 1...3 {
-            let result = try cluster.run(["contents", "add", "--cid", String(cid + 10), "--filename", "c\(cid + 10).bin", "--level", "bronze"])
-            try #require(result.status == 0, "contents add: \(result.stderr)")
-            site.sums[cid + 10] = try TestFiles.make(site.root.path + "/bronze/c\(cid + 10).bin", bytes: 1000)
-            #expect(try site.post(cid + 10, 5000) == 200)
-        }
-        try cluster.waitUntil("more moves into silver while gold's fsync waits") {
-            try (11...13).allSatisfy { try site.status($0) == "committed" }
+            try [1, 2, 3, 11, 12, 13].allSatisfy { try site.status($0) == "committed" }
         }
         try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
             try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
         }
-        #expect(cluster.log("w1").contains("an fsync of one of its directories has not returned within"), "\(cluster.log("w1"))")
+        #expect(cluster.wholeLog("w1").contains("level 'gold' is out of service for this worker: an fsync in it has not returned within"),
+                "\(cluster.log("w1"))")
         #expect(try site.status(4) != "committed")
 
         unlink(site.goldFsyncHold)
-        try cluster.waitUntil("gold's move acknowledged once its fsync returned") { try site.status(4) == "committed" }
-        try cluster.waitUntil("the worker says gold is back") { cluster.log("w1").contains("level 'gold' is back in service") }
+        try cluster.waitUntil("gold's moves acknowledged once its fsync returned") {
+            try (4...8).allSatisfy { try site.status($0) == "committed" }
+        }
+        try cluster.waitUntil("the worker says gold is back") { cluster.wholeLog("w1").contains("level 'gold' is back in service") }
         for cid in [1, 2, 3, 11, 12, 13] {
             #expect(try TestFiles.sha256(site.root.path + "/silver/c\(cid).bin") == site.sums[cid])
         }
-        #expect(try TestFiles.sha256(site.root.path + "/bronze/c4.bin") == site.sums[4])
+        for cid in 4...8 {
+            #expect(try TestFiles.sha256(site.root.path + "/bronze/c\(cid).bin") == site.sums[cid])
+            #expect(!FileManager.default.fileExists(atPath: site.root.path + "/gold-disk/c\(cid).bin"))
+        }
+    }
+
+    /// A move into gold whose directory's fsync does not return (gold's writeback stalls while
+    /// what is cached still answers its checks) holds up only its own slot: gold is out of service
+    /// once the fsync has waited past the patience, so no other slot takes a move into it, and
+    /// the other levels' moves go on; once the fsync returns, gold's moves are done.
+    @Test func aMoveIntoALevelWhoseFsyncDoesNotReturnHoldsUpOnlyItsSlot() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site()
+        defer { site.tearDown() }
+        let cluster = site.cluster
+        try cluster.startWorker("w1", concurrency: 2)
+        try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
+        try #require(FileManager.default.createFile(atPath: site.goldFsyncHold, contents: Data()))
+        #expect(try site.post(1, 50000) == 200)
+        try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
+            try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
+        }
+        #expect(cluster.wholeLog("w1").contains("level 'gold' is out of service for this worker: an fsync in it has not returned within"),
+                "\(cluster.log("w1"))")
+        try site.goldWaitsWhileSilverIsServed { unlink(site.goldFsyncHold) }
+        try cluster.waitUntil("the first move into gold done once its fsync returned") { try site.status(1) == "committed" }
+        #expect(try TestFiles.sha256(site.root.path + "/gold-disk/c1.bin") == site.sums[1])
     }
 
     /// A worker stopped while an fsync of gold's does not return: after the grace period it gives

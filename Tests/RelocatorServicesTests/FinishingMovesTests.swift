@@ -8,22 +8,60 @@ import Testing
 import TestSupport
 
 /// Each level's moves wait for a finisher of their own: one whose fsync does not return holds up
-/// only its level, and only until it has waited past the patience.
+/// only its level, and only until that fsync has waited past the patience.
 @Suite struct FinishingMovesTests {
-    /// A move of `level` whose pending sync is of a real directory (never synced here).
-    static func move(_ level: String, in directory: TemporaryDirectory, _ number: Int) throws -> FinishingMoves.Move {
-        let fd = try FileDescriptor.open(directory.path, .readOnly, options: [.directory])
-        let sync = try PendingDirectorySync(Descriptor(fd, display: directory.path), level: level, faults: nil)
+    /// Gold and silver, held, in `directory`.
+    static func levels(in directory: TemporaryDirectory) throws -> HeldLevels {
+        for level in ["gold", "silver"] {
+            try FileManager.default.createDirectory(atPath: directory.path + "/" + level, withIntermediateDirectories: true)
+        }
+        return try HeldLevels(LevelDirectories([("gold", directory.path + "/gold"), ("silver", directory.path + "/silver")]))
+    }
+
+    /// A move out of `root` whose source directory is still to be synced (never synced here).
+    static func move(_ root: LevelRoot, _ number: Int) throws -> FinishingMoves.Move {
+        let fd = try FileDescriptor.open(root.directory, .readOnly, options: [.directory])
+        let sync = try PendingDirectorySync(Descriptor(fd, display: root.directory), root: root, faults: nil)
         return FinishingMoves.Move(holdingKey: "0/\(number)", sync: sync) { _, _ in true }
     }
 
-    @Test func aLevelsBacklogHoldsUpItsSlotsUntilItsFsyncHasWaitedPastThePatience() throws {
+    /// An fsync of `root`'s that does not return until `release` is raised, under way once this returns.
+    static func stallSync(_ root: LevelRoot, until release: StopSignal) throws {
+        let began = StopSignal()
+        Thread.detachNewThread {
+            root.syncing {
+                began.raise()
+                release.wait(for: .seconds(600))
+            }
+        }
+        try #require(began.wait(for: .seconds(60)))
+    }
+
+    @Test func anFsyncUnderWayPastThePatienceIsALevelThatDoesNotAnswer() throws {
         let directory = try TemporaryDirectory("relocator-finishing")
         defer { directory.remove() }
+        let levels = try Self.levels(in: directory)
+        let gold = try #require(levels.roots["gold"])
+        #expect(gold.syncWaited() == nil)
+        #expect(try gold.syncing { 7 } == 7)
+        #expect(gold.syncWaited() == nil)
+        let release = StopSignal()
+        defer { release.raise() }
+        try Self.stallSync(gold, until: release)
+        let now = ContinuousClock.now
+        #expect(levels.syncsNotAnswering(patience: .seconds(5), at: now).isEmpty)
+        #expect(levels.syncsNotAnswering(patience: .seconds(5), at: now + .seconds(6)).keys.sorted() == ["gold"])
+    }
+
+    @Test func aLevelsBacklogHoldsUpItsSlotsUntilAnFsyncOfItHasWaitedPastThePatience() throws {
+        let directory = try TemporaryDirectory("relocator-finishing")
+        defer { directory.remove() }
+        let levels = try Self.levels(in: directory)
+        let (gold, silver) = (try #require(levels.roots["gold"]), try #require(levels.roots["silver"]))
         let finishing = FinishingMoves()
         let patience = Duration.seconds(5)
-        #expect(try finishing.add(Self.move("gold", in: directory, 1)))
-        #expect(try !finishing.add(Self.move("gold", in: directory, 2)))
+        #expect(try finishing.add(Self.move(gold, 1)))
+        #expect(try !finishing.add(Self.move(gold, 2)))
         #expect(finishing.isFull("gold", limit: 2, patience: patience))
         #expect(!finishing.isFull("gold", limit: 3, patience: patience))
         #expect(!finishing.isFull("silver", limit: 1, patience: patience))
@@ -31,21 +69,18 @@ import TestSupport
         // In the finisher's hands, the moves still count.
         #expect(finishing.take("gold", waitingUpTo: .zero).count == 2)
         #expect(finishing.count("gold") == 2)
-        finishing.syncing("gold", true)
+        let release = StopSignal()
+        defer { release.raise() }
+        try Self.stallSync(gold, until: release)
         let now = ContinuousClock.now
         #expect(finishing.isFull("gold", limit: 2, patience: patience, at: now))
-        #expect(finishing.notAnswering(patience: patience, at: now).isEmpty)
-        // Past the patience, the slots hand over and the level does not answer.
-        let later = now + patience + .milliseconds(1)
-        #expect(!finishing.isFull("gold", limit: 2, patience: patience, at: later))
-        #expect(finishing.notAnswering(patience: patience, at: later).keys.sorted() == ["gold"])
+        // Past the patience, the slots hand over.
+        #expect(!finishing.isFull("gold", limit: 2, patience: patience, at: now + patience + .milliseconds(1)))
         // Another level's lane is its own.
-        #expect(try finishing.add(Self.move("silver", in: directory, 3)))
-        #expect(finishing.take("silver", waitingUpTo: .zero).count == 1)
+        #expect(try finishing.add(Self.move(silver, 3)))
+        #expect(finishing.isFull("silver", limit: 1, patience: patience, at: now + patience + .milliseconds(1)))
 
-        finishing.syncing("gold", false)
-        #expect(finishing.notAnswering(patience: patience, at: later).isEmpty)
-        finishing.roundEnded("gold", putBack: [try Self.move("gold", in: directory, 2)])
+        finishing.roundEnded("gold", putBack: [try Self.move(gold, 2)])
         #expect(finishing.count("gold") == 1)
         #expect(finishing.take("gold", waitingUpTo: .zero).map(\.holdingKey) == ["0/2"])
     }
@@ -53,30 +88,45 @@ import TestSupport
     @Test func aStopWaitsForTheFinishersButNotForOneStuckInAnFsyncOnceCancelled() throws {
         let directory = try TemporaryDirectory("relocator-finishing")
         defer { directory.remove() }
+        let levels = try Self.levels(in: directory)
+        let (gold, silver) = (try #require(levels.roots["gold"]), try #require(levels.roots["silver"]))
         let finishing = FinishingMoves()
-        #expect(try finishing.add(Self.move("gold", in: directory, 1)))
-        #expect(try finishing.add(Self.move("silver", in: directory, 2)))
+        #expect(try finishing.add(Self.move(gold, 1)))
+        #expect(try finishing.add(Self.move(silver, 2)))
         _ = finishing.take("gold", waitingUpTo: .zero)
-        finishing.syncing("gold", true)
-        // Silver's finisher ends (its move done); gold's is stuck: once the moves are cancelled,
-        // the wait ends naming gold.
+        let release = StopSignal()
+        defer { release.raise() }
+        try Self.stallSync(gold, until: release)
+        // Silver's finisher ends (its move done); gold's is in an fsync.
         _ = finishing.take("silver", waitingUpTo: .zero)
         finishing.roundEnded("silver", putBack: [])
         finishing.ended(lane: "silver")
-        let cancel = StopSignal()
-        cancel.raise()
-        #expect(finishing.waitForFinishers(cancel: cancel, patience: .zero) == ["gold"])
 
-        // Without a cancel, the wait lasts until every finisher has ended.
-        let done = StopSignal()
-        let result = Mutex<[String]?>(nil)
-        Thread.detachNewThread {
-            result.withLock { $0 = finishing.waitForFinishers(cancel: StopSignal(), patience: .zero) }
-            done.raise()
+        /// `waitForFinishers` on a thread of its own: its result once it returned.
+        func waiting(cancel: StopSignal, patience: Duration) -> (done: StopSignal, result: Mutex<[String]?>) {
+            let done = StopSignal()
+            let result = Mutex<[String]?>(nil)
+            Thread.detachNewThread {
+                let left = finishing.waitForFinishers(cancel: cancel, patience: patience)
+                result.withLock { $0 = left }
+                done.raise()
+            }
+            return (done, result)
         }
-        #expect(!done.wait(for: .milliseconds(300)))
+        // Neither without a cancel, nor before the fsync has waited past the patience, does the
+        // stop leave a finisher behind.
+        let cancelled = StopSignal()
+        cancelled.raise()
+        let notCancelled = waiting(cancel: StopSignal(), patience: .zero)
+        let notStuck = waiting(cancel: cancelled, patience: .seconds(3600))
+        // Once cancelled and past the patience, the wait ends naming gold.
+        let stuck = waiting(cancel: cancelled, patience: .zero)
+        #expect(stuck.done.wait(for: .seconds(60)))
+        #expect(stuck.result.withLock { $0 } == ["gold"])
+        #expect(!notCancelled.done.isRaised && !notStuck.done.isRaised)
+        // Every finisher ended: the waits end with none left.
         finishing.ended(lane: "gold")
-        #expect(done.wait(for: .seconds(30)))
-        #expect(result.withLock { $0 } == [])
+        #expect(notCancelled.done.wait(for: .seconds(60)) && notStuck.done.wait(for: .seconds(60)))
+        #expect(notCancelled.result.withLock { $0 } == [] && notStuck.result.withLock { $0 } == [])
     }
 }

@@ -83,8 +83,12 @@ public final class Cluster: @unchecked Sendable {
 
     /// Standard error of a started process, for failure messages.
     public func log(_ name: String) -> String {
-        let text = (try? String(contentsOfFile: directory.path + "/\(name).err", encoding: .utf8)) ?? ""
-        return String(text.suffix(4000))
+        String(wholeLog(name).suffix(4000))
+    }
+
+    /// All of a started process's standard error, for a line that may be followed by many others.
+    public func wholeLog(_ name: String) -> String {
+        (try? String(contentsOfFile: directory.path + "/\(name).err", encoding: .utf8)) ?? ""
     }
 
     /// `/v1/queues` as JSON.
