@@ -71,11 +71,26 @@ import TestSupport
             root.remove()
         }
 
-        /// Content `cid` (1,000 bytes) on `level` ("gold": in its backing directory).
-        func add(_ cid: Int, on level: String) throws {
-            let result = try cluster.run(["contents", "add", "--cid", String(cid), "--filename", "c\(cid).bin", "--level", level])
+        /// Each content's filename: `c<cid>.bin`, unless `add` put it in a directory of its own.
+        var names: [Int: String] = [:]
+
+        func name(_ cid: Int) -> String { names[cid] ?? "c\(cid).bin" }
+
+        /// The path of content `cid`'s file on `level` (gold's: in its backing directory).
+        func path(_ cid: Int, on level: String) -> String {
+            root.path + "/" + (level == "gold" ? "gold-disk" : level) + "/" + name(cid)
+        }
+
+        /// Content `cid` (1,000 bytes) on `level`; `ownDirectory`: as `d<cid>/c<cid>.bin`.
+        func add(_ cid: Int, on level: String, ownDirectory: Bool = false) throws {
+            if ownDirectory {
+                names[cid] = "d\(cid)/c\(cid).bin"
+                try FileManager.default.createDirectory(atPath: root.path + "/" + (level == "gold" ? "gold-disk" : level) + "/d\(cid)",
+                                                        withIntermediateDirectories: true)
+            }
+            let result = try cluster.run(["contents", "add", "--cid", String(cid), "--filename", name(cid), "--level", level])
             try #require(result.status == 0, "contents add: \(result.stderr)")
-            sums[cid] = try TestFiles.make(root.path + "/" + (level == "gold" ? "gold-disk" : level) + "/c\(cid).bin", bytes: 1000)
+            sums[cid] = try TestFiles.make(path(cid, on: level), bytes: 1000)
         }
 
         func post(_ cid: Int, _ count: Int) throws -> Int {
@@ -89,16 +104,15 @@ import TestSupport
         /// Worker w1 moves content 4 from gold to bronze, and its source directory's fsync does not
         /// return: the copy is published and the source removed, and the move is not acknowledged.
         @discardableResult
-        func holdGoldsFsyncUnderAMoveOutOfGold() throws -> ChildProcess {
+        func holdGoldsFsyncUnderAMoveOutOfGold(_ cid: Int = 4) throws -> ChildProcess {
             let worker = try cluster.startWorker("w1", concurrency: 2)
             try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
             try #require(FileManager.default.createFile(atPath: goldFsyncHold, contents: Data()))
-            #expect(try post(4, 10) == 200)
+            #expect(try post(cid, 10) == 200)
             try cluster.waitUntil("gold's copy published in bronze and its source removed") {
-                !FileManager.default.fileExists(atPath: root.path + "/gold-disk/c4.bin")
-                    && FileManager.default.fileExists(atPath: root.path + "/bronze/c4.bin")
+                !FileManager.default.fileExists(atPath: path(cid, on: "gold")) && FileManager.default.fileExists(atPath: path(cid, on: "bronze"))
             }
-            #expect(try status(4) != "committed")
+            #expect(try status(cid) != "committed")
             return worker
         }
 
@@ -150,12 +164,15 @@ import TestSupport
         let site = try Site()
         defer { site.tearDown() }
         let cluster = site.cluster
-        try site.holdGoldsFsyncUnderAMoveOutOfGold()
-        // More moves out of gold: their sources removed, they fill gold's finisher (4 moves here),
-        // whose backlog holds up the slots only until the fsync has waited past the patience.
-        for cid in 5...8 {
-            try site.add(cid, on: "gold")
-            #expect(try site.post(cid, 10) == 200)
+        // (Each in a directory of its own: on FUSE a directory is locked while it is fsynced, and
+        // a lookup in it would wait too.)
+        for cid in 5...10 { try site.add(cid, on: "gold", ownDirectory: true) }
+        try site.holdGoldsFsyncUnderAMoveOutOfGold(5)
+        // More moves out of gold: their sources removed, they fill gold's finisher (4 moves here)
+        // and then both slots wait on its backlog, until the fsync has waited past the patience.
+        for cid in 6...10 { #expect(try site.post(cid, 10) == 200) }
+        try cluster.waitUntil("the sources of the moves out of gold removed") {
+            (6...10).allSatisfy { !FileManager.default.fileExists(atPath: site.path($0, on: "gold")) }
         }
         // The other levels' moves are acknowledged meanwhile.
         for cid in 11...13 { try site.add(cid, on: "bronze") }
@@ -168,19 +185,19 @@ import TestSupport
         }
         #expect(cluster.wholeLog("w1").contains("level 'gold' is out of service for this worker: an fsync in it has not returned within"),
                 "\(cluster.log("w1"))")
-        #expect(try site.status(4) != "committed")
+        #expect(try site.status(5) != "committed")
 
         unlink(site.goldFsyncHold)
         try cluster.waitUntil("gold's moves acknowledged once its fsync returned") {
-            try (4...8).allSatisfy { try site.status($0) == "committed" }
+            try (5...10).allSatisfy { try site.status($0) == "committed" }
         }
         try cluster.waitUntil("the worker says gold is back") { cluster.wholeLog("w1").contains("level 'gold' is back in service") }
         for cid in [1, 2, 3, 11, 12, 13] {
-            #expect(try TestFiles.sha256(site.root.path + "/silver/c\(cid).bin") == site.sums[cid])
+            #expect(try TestFiles.sha256(site.path(cid, on: "silver")) == site.sums[cid])
         }
-        for cid in 4...8 {
-            #expect(try TestFiles.sha256(site.root.path + "/bronze/c\(cid).bin") == site.sums[cid])
-            #expect(!FileManager.default.fileExists(atPath: site.root.path + "/gold-disk/c\(cid).bin"))
+        for cid in 5...10 {
+            #expect(try TestFiles.sha256(site.path(cid, on: "bronze")) == site.sums[cid])
+            #expect(!FileManager.default.fileExists(atPath: site.path(cid, on: "gold")))
         }
     }
 

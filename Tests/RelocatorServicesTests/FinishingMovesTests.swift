@@ -103,15 +103,18 @@ import TestSupport
         finishing.ended(lane: "silver")
 
         /// `waitForFinishers` on a thread of its own: its result once it returned.
-        func waiting(cancel: StopSignal, patience: Duration) -> (done: StopSignal, result: Mutex<[String]?>) {
+        final class Waiting: Sendable {
             let done = StopSignal()
             let result = Mutex<[String]?>(nil)
+        }
+        func waiting(cancel: StopSignal, patience: Duration) -> Waiting {
+            let waiting = Waiting()
             Thread.detachNewThread {
                 let left = finishing.waitForFinishers(cancel: cancel, patience: patience)
-                result.withLock { $0 = left }
-                done.raise()
+                waiting.result.withLock { $0 = left }
+                waiting.done.raise()
             }
-            return (done, result)
+            return waiting
         }
         // Neither without a cancel, nor before the fsync has waited past the patience, does the
         // stop leave a finisher behind.
