@@ -184,17 +184,20 @@ public final class App: Sendable {
         case notAnswering
     }
 
-    /// Looks at `level`'s directory (opened once) with `body`, on the level's queue of looks
-    /// (`disks`); nil when this process has no directory for the level.
+    /// Looks at `level`'s directory with `body`, on the level's queue of looks (`disks`); nil when
+    /// this process has no directory for the level. The directory is opened once, and again when
+    /// its path names another directory since (unmounted, remounted, replaced: `stillInPlace`):
+    /// a look never reads a tree the level has left.
     func lookAtLevel<T: Sendable>(_ level: String, _ body: @escaping @Sendable (LevelRoot) throws -> T) async -> LevelLook<T>? {
         guard let place = directories?.place(of: level) else { return nil }
         let outcome = await disks.look(level) { [self] () throws -> Result<T, any Error> in
             let root: LevelRoot
-            if let opened = roots.withLock({ $0[level] }) {
+            if let opened = roots.withLock({ $0[level] }), (try? opened.stillInPlace()) == true {
                 root = opened
             } else {
+                // (Looks at a level run one at a time on its queue: no other opens it meanwhile.)
                 root = try LevelRoot(place)
-                roots.withLock { $0[level] = $0[level] ?? root }
+                roots.withLock { $0[level] = root }
             }
             return Result { try body(root) }
         }

@@ -71,6 +71,36 @@ import Testing
     }
 }
 
+extension PathCheckTests {
+    /// A level directory replaced after the API opened it (a disk unmounted and another mounted,
+    /// a directory swapped): the next look opens the directory its path names now, and a link on
+    /// the way there is refused; the tree the level has left is not read.
+    @Test func aLevelDirectoryReplacedSinceItWasOpenedIsOpenedAgain() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("relocator-path-check-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let bronze = root + "/bronze"
+        try FileManager.default.createDirectory(atPath: bronze, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/elsewhere", withIntermediateDirectories: true)
+        #expect(FileManager.default.createFile(atPath: bronze + "/a.mp4", contents: Data([1])))
+        let store = MemoryStore()
+        _ = try store.put([Content(cid: 40, filename: "a.mp4", level: "bronze"), Content(cid: 41, filename: "dir/b.mp4", level: "bronze")])
+        let queue = MemoryQueue()
+        let app = App(queue: MemoryQueueGateway(queue), store: MemoryStoreGateway(store), levels: LevelCache(maxAge: .seconds(86400)),
+                      contents: ContentCache(maxAge: .seconds(86400)), directories: LevelDirectories([("bronze", bronze)]),
+                      logger: Logger(label: "test.app"))
+        // The first count opens the level's directory.
+        #expect(try await app.submit(cid: 40, count: 20000).result.outcome == .created)
+
+        // Another directory at the level's path, where cid 41's way passes through a link.
+        try FileManager.default.moveItem(atPath: bronze, toPath: root + "/bronze-before")
+        try FileManager.default.createDirectory(atPath: bronze, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: bronze + "/dir", withDestinationPath: root + "/elsewhere")
+        #expect(FileManager.default.createFile(atPath: root + "/elsewhere/b.mp4", contents: Data([2])))
+        await #expect { try await app.submit(cid: 41, count: 20000) } throws: { ($0 as? AppError)?.code == "invalid_filename" }
+        #expect(queue.job(41) == nil)
+    }
+}
+
 /// A store gateway that runs an action once, right after its next call returns.
 private final class AfterCallStoreGateway: StoreGateway {
     private let base: MemoryStoreGateway
