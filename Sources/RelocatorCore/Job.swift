@@ -74,6 +74,9 @@ public enum JobField: String, Sendable, CaseIterable {
     case queuedBy = "queued_by"
     /// Who asked for the `next_target` of a job in flight: the follow-up's `queued_by` once it starts.
     case nextQueuedBy = "next_queued_by"
+    /// With a half-life, the score of the job's last count, as of when it was counted: its
+    /// commit scores the content where it arrives by it (`committed.lua`).
+    case score
 }
 
 extension JobField {
@@ -113,6 +116,7 @@ extension JobField {
         case .dueAt: 29
         case .queuedBy: 30
         case .nextQueuedBy: 31
+        case .score: 32
         }
     }
 

@@ -68,30 +68,76 @@ import TestSupport
         #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == 900)
     }
 
-    /// One batch commits moves between several levels (its residents written once per level): each
-    /// content's score leaves the level it was on and arrives with it on its target, a content
-    /// without a score there is scored by its count, those that stay are untouched, and moved-at
-    /// names every content of the batch.
+    /// A count that came while the content's move was committed, with a read from before that
+    /// commit, scores the content nowhere at once (the level it read is one the content left);
+    /// the commit of its job then scores the content where it arrives by that last count, not by
+    /// the score an earlier count left: a content counted hot is not taken for cold, nor cold for
+    /// hot, for the moment its count came.
+    @Test func aContentArrivesScoredByItsLastCountWhicheverLevelThatCountRead() throws {
+        for policy in [CountPolicy.none, CountPolicy(halfLife: .seconds(3600))] {
+            let q = try QueueFixture()
+            defer { q.cleanUp() }
+            let halfLife = Double(policy.halfLife?.milliseconds ?? 0)
+            func score(_ count: Double, at time: Double) -> Double { halfLife > 0 ? log2(count) + time / halfLife : count }
+            try q.queue.submit(cid: 1, count: 20000, filename: "f1", dbLevel: "bronze", target: "gold", policy: policy, on: q.redis)
+            try q.ack(try #require(try q.fetch()))
+            try q.commitDone(policy: policy)
+            let moved = try #require(try q.queue.lastMoved(cid: 1, on: q.redis))
+            // Counted down to silver with a read of gold after the move, and claimed.
+            #expect(try q.queue.submit(cid: 1, count: 5000, filename: "f1", dbLevel: "gold", target: "silver", readAt: moved + 1, policy: policy,
+                                       on: q.redis).outcome == .created)
+            let job = try #require(try q.fetch())
+            // Counted hot again while it moves, with a read from before the move to gold (bronze).
+            let countedAt = try q.redisNow()
+            #expect(try q.queue.submit(cid: 1, count: 50000, filename: "f1", dbLevel: "bronze", target: "gold", readAt: moved - 1, policy: policy,
+                                       on: q.redis).outcome == .followUp)
+            try q.ack(job)
+            try q.commitDone(policy: policy)
+            let arrived = try #require(try q.queue.residentScore(cid: 1, level: "silver", on: q.redis))
+            // (Redis' clock read just before the count: a score of a half-life moves by a
+            // millisecond's share of it.)
+            #expect(abs(arrived - score(50000, at: countedAt)) < 0.01, "\(policy): \(arrived)")
+            #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == nil)
+            // Its follow-up back to gold takes that score there.
+            try q.ack(try #require(try q.fetch()))
+            try q.commitDone(policy: policy)
+            #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == arrived)
+        }
+    }
+
+    /// One batch commits moves between several levels (its residents written once per level): a
+    /// job that keeps no score of its count (written with a half-life before jobs kept one) moves
+    /// the content's score from the level it was on to its target, a content without a score there
+    /// is scored by its count, those that stay are untouched, and moved-at names every content of
+    /// the batch.
     @Test func aBatchCommittedTogetherMovesEachScoreWithItsContent() throws {
         let q = try QueueFixture()
         defer { q.cleanUp() }
-        try q.submit(1, 20000, to: "gold")
-        try q.submit(2, 20000, from: "silver", to: "gold")
-        try q.submit(3, 700, from: "gold", to: "silver")
-        try q.submit(4, 444, to: "bronze")   // already on bronze: no job, just its count
-        // Scores other than the counts (as a half-life leaves them); cid 3 has none on gold, and its
-        // count scores it on silver.
+        let policy = CountPolicy(halfLife: .seconds(3600))
+        let started = try q.redisNow()
+        for (cid, count, from, to) in [(Int64(1), Int64(20000), "bronze", "gold"), (2, 20000, "silver", "gold"), (3, 700, "gold", "silver"),
+                                       (4, 444, "bronze", "bronze")] {   // cid 4: already on bronze, no job, just its count
+            try q.queue.submit(cid: cid, count: count, filename: "f\(cid)", dbLevel: from, target: to, policy: policy, on: q.redis)
+        }
+        // Scores other than the counts; cid 3 has none on gold, and its count scores it on silver.
         try q.redis.send("ZADD", q.shard.residents("bronze"), 111, 1)
         try q.redis.send("ZADD", q.shard.residents("silver"), 222, 2)
         try q.redis.send("ZREM", q.shard.residents("gold"), 3)
+        for cid in Int64(1)...3 { try q.redis.send("HDEL", q.shard.job(cid), JobField.score.rawValue) }
         let ids = try q.fetchAndAck(3)
-        #expect(Set(try q.commitDone()) == Set(ids))
+        #expect(Set(try q.commitDone(policy: policy)) == Set(ids))
+        let finished = try q.redisNow()
+        /// A count's score with the half-life, counted between the start and now.
+        func scoredBetween(_ score: Double?, _ count: Double) -> Bool {
+            guard let score else { return false }
+            return score >= log2(count) + started / 3_600_000 - 1e-6 && score <= log2(count) + finished / 3_600_000 + 1e-6
+        }
         #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == 111)
         #expect(try q.queue.residentScore(cid: 2, level: "gold", on: q.redis) == 222)
-        #expect(try q.queue.residentScore(cid: 3, level: "silver", on: q.redis) == 700)
+        #expect(scoredBetween(try q.queue.residentScore(cid: 3, level: "silver", on: q.redis), 700))
         #expect(try q.queue.residentScore(cid: 1, level: "bronze", on: q.redis) == nil)
         #expect(try q.queue.residentScore(cid: 2, level: "silver", on: q.redis) == nil)
-        #expect(try q.queue.residentScore(cid: 4, level: "bronze", on: q.redis) == 444)
+        #expect(scoredBetween(try q.queue.residentScore(cid: 4, level: "bronze", on: q.redis), 444))
         #expect(try q.queue.coldest(level: "gold", limit: 10, on: q.redis).map(\.cid) == [1, 2])
         for cid in Int64(1)...3 {
             #expect(try q.job(cid)?.status == .committed)

@@ -67,10 +67,10 @@ struct QueueFixture {
 
     /// The done jobs of `shard` taken and committed, as the committer does: their ids.
     @discardableResult
-    func commitDone(shard: Int = 0, committer: String = "c1") throws -> [String] {
+    func commitDone(shard: Int = 0, committer: String = "c1", policy: CountPolicy = .none) throws -> [String] {
         let batch = try queue.takeDone(committer: committer, shard: shard, max: 100, on: redis)
         try queue.markCommitted(ids: batch.map(\.id), shard: shard, committer: committer, ttl: .seconds(60),
-                                levels: ["gold", "silver", "bronze"], on: redis)
+                                levels: ["gold", "silver", "bronze"], policy: policy, on: redis)
         return batch.map(\.id)
     }
 

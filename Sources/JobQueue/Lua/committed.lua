@@ -49,7 +49,7 @@ for i = first, #ARGV do
   if not trimmed then redis.call('LREM', list, 0, id) end
   local cid, gen = parse(id)
   if cid then
-    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count', 'next_queued_by')
+    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count', 'next_queued_by', 'score')
     if h[1] == gen and h[2] == 'done' then
       committed = committed + 1
       -- The content now lives on its target (its score moves with it, below).
@@ -58,7 +58,7 @@ for i = first, #ARGV do
         table.insert(leaving[h[5]], cid)
       end
       -- (A job hash with no db_level left, which no script writes, still commits: no score to carry.)
-      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5] or '', to = h[3], count = h[6]}) end
+      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5] or '', to = h[3], count = h[6], score = h[8]}) end
       local nextTarget = h[4]
       if nextTarget and nextTarget ~= h[3] and not queues[nextTarget] then
         table.insert(unknown, id)
@@ -97,8 +97,10 @@ for i = first, #ARGV do
   end
 end
 -- Each content's score leaves the residents of the level it was on, and arrives with it on its
--- target (a content that had none there is scored by its count): one ZMSCORE and one ZREM per
--- level left, one ZADD per level reached.
+-- target scored by its last count (the job's: a count whose read named a level the content had
+-- left scored it nowhere else). Only a job without one (a job with a half-life written before
+-- jobs kept their score) carries the score it had, or is scored by its count. One ZMSCORE and one
+-- ZREM per level left, one ZADD per level reached.
 local scores = {}
 for level, cids in pairs(leaving) do
   local found = inPieces('ZMSCORE', residents[level], cids, true)
@@ -108,7 +110,10 @@ end
 local adds = {}
 for _, a in ipairs(arrivals) do
   adds[a.to] = adds[a.to] or {}
-  table.insert(adds[a.to], scores[a.from .. ' ' .. a.cid] or countScore(a.count, halfLife))
+  local score = tonumber(a.score or '')
+  -- (Without a half-life a count is its own score.)
+  if not score and halfLife <= 0 then score = countScore(a.count, halfLife) end
+  table.insert(adds[a.to], score or scores[a.from .. ' ' .. a.cid] or countScore(a.count, halfLife))
   table.insert(adds[a.to], a.cid)
 end
 for level, members in pairs(adds) do inPieces('ZADD', residents[level], members) end

@@ -65,6 +65,18 @@ end
 -- A created job's hash as this script wrote it whole (nil otherwise): its reply needs no read.
 local written = nil
 
+-- The count on the content's job. With a half-life, its score too, as of now: a score is of the
+-- moment it was counted, and the job's commit scores the content where it arrives by its last
+-- count, whatever level that count's read named (committed.lua).
+local function scoreText() return string.format('%.17g', countScore(count, halfLife)) end
+local function recordCount()
+  if halfLife > 0 then
+    redis.call('HSET', job, 'count', count, 'score', scoreText(), 'updated_at', now)
+  else
+    redis.call('HSET', job, 'count', count, 'updated_at', now)
+  end
+end
+
 -- (A created job was written with its queued_by already.)
 local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise, or it changed
@@ -110,7 +122,7 @@ end
 
 -- A job that waits (queued, scheduled, or dead after its copy may have been published).
 if status == 'queued' or status == 'retrying' or status == 'deferred' or (status == 'dead' and published(stage)) then
-  redis.call('HSET', job, 'count', count, 'updated_at', now)
+  recordCount()
   if fenced(job) then
     -- A reaped delivery may still be acting on the files: the job finishes as it is aimed, and a
     -- different target follows after its commit.
@@ -215,6 +227,7 @@ if not status or status == 'committed' or status == 'dead' then
   written = {cid = cid, count = count, filename = filename, db_level = dbLevel, target = target, status = 'queued', attempts = '0',
     gen = string.format('%d', gen), enqueued_at = stamp, updated_at = stamp}
   if queuedBy ~= '' then written.queued_by = queuedBy end
+  if halfLife > 0 then written.score = scoreText() end
   local fields = {}
   for field, value in pairs(written) do
     table.insert(fields, field)
@@ -226,7 +239,7 @@ if not status or status == 'committed' or status == 'dead' then
 end
 
 -- moving or done: the move in flight finishes; a different target follows after the commit.
-redis.call('HSET', job, 'count', count, 'updated_at', now)
+recordCount()
 if target == curTarget then
   redis.call('HDEL', job, 'next_target', 'next_queued_by')
   return answer('updated')
