@@ -360,17 +360,13 @@ public struct Migrator {
     public static func refusal(migration: Migration, precondition: Migration.Precondition, rows: [SQLRow]) -> String {
         let shown = rows.prefix(refusalListLimit).map { row -> String in
             guard let first = row.columns.first else { return "(a row)" }
-            let rest = zip(row.columns, row.values).dropFirst().map { "\($0) \(Self.oneLine($1.description))" }
-            return "\(first) '\(Self.oneLine(row[first].description))'" + (rest.isEmpty ? "" : " (\(rest.joined(separator: "; ")))")
+            let rest = zip(row.columns, row.values).dropFirst().map { "\($0) \(Shown.text($1.description))" }
+            return "\(first) '\(Shown.text(row[first].description))'" + (rest.isEmpty ? "" : " (\(rest.joined(separator: "; ")))")
         }
         let more = rows.count > refusalListLimit ? ", and \(rows.count - refusalListLimit) more" : ""
         return "\(migration.id) not applied: \(rows.count) \(precondition.problem): \(shown.joined(separator: ", "))\(more); fix: \(precondition.fix)"
     }
 
-    /// A value on one line: control characters (a newline in a filename) shown escaped.
-    private static func oneLine(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.properties.generalCategory == .control ? $0.escaped(asASCII: true) : String($0) }.joined())
-    }
 
     /// What `Migrator.migrate(_:directory:)` did.
     public struct Run: Sendable {

@@ -20,22 +20,16 @@ struct CommandFailure: Error, CustomStringConvertible {
 ///   the subcommand's usage).
 enum FailureReport {
     /// The one line for an error: server errors name the server, never an internal command
-    /// (`redis 127.0.0.1:6379: cannot connect: Connection refused`); line breaks become spaces.
+    /// (`redis 127.0.0.1:6379: cannot connect: Connection refused`); line breaks and other control
+    /// characters are escaped (`Shown`).
     static func line(_ error: any Error) -> String {
         oneLine(Composition.unreachableServerLine(error) ?? String(describing: error))
     }
 
-    /// Control characters (a newline in a server message or a filename) as spaces or escapes.
+    /// A message on one line: trimmed, its control characters (a newline in a server message or a
+    /// filename) escaped (`Shown.text`).
     static func oneLine(_ text: String) -> String {
-        var result = ""
-        for scalar in text.trimmingCharacters(in: .whitespacesAndNewlines).unicodeScalars {
-            switch scalar {
-            case "\n", "\r", "\t": result.append(" ")
-            default:
-                result += scalar.properties.generalCategory == .control ? scalar.escaped(asASCII: true) : String(scalar)
-            }
-        }
-        return result
+        Shown.text(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Prints the error and ends the process. `ExitCode`, and what the parser ends with success

@@ -70,12 +70,12 @@ extension Relocator {
                 defer { service.close() }
                 switch try await service.putContent(cid: cid, filename: filename, level: level) {
                 case .added:
-                    print("added cid \(cid): \(filename) on \(level)")
+                    print("added cid \(cid): \(Shown.text(filename)) on \(level)")
                 case .unchanged:
-                    print("cid \(cid) unchanged: \(filename) on \(level)")
+                    print("cid \(cid) unchanged: \(Shown.text(filename)) on \(level)")
                 case .changed(let old):
                     var changes: [String] = []
-                    if !FilenameKey.same(old.filename, filename) { changes.append("filename \(old.filename) → \(filename)") }
+                    if !FilenameKey.same(old.filename, filename) { changes.append("filename \(Shown.text(old.filename)) → \(Shown.text(filename))") }
                     if old.level != level { changes.append("level \(old.level) → \(level)") }
                     print("changed cid \(cid): \(changes.joined(separator: ", "))")
                 }
@@ -173,7 +173,7 @@ extension Relocator {
                 let removed = try await service.removeContent(cid: cid, directories: directories, setting: setting,
                                                               holder: "contents-remove-\(ProcessInfo.processInfo.hostName):\(getpid())")
                 let history = removed.history
-                print("removed cid \(cid) (\(removed.content.filename), on \(removed.content.level) in the database)"
+                print("removed cid \(cid) (\(Shown.text(removed.content.filename)), on \(removed.content.level) in the database)"
                       + (history == 0 ? "" : history == 1 ? "; its relocation stays as history" : "; its \(history) relocations stay as history"))
             }
         }

@@ -25,7 +25,7 @@ extension Relocator {
         /// `7:1764… (cid 7): g.mp4, bronze → gold`.
         static func describe(_ entry: DeadLetter) -> String {
             guard let job = entry.job else { return "\(entry.id) (its job hash is missing)" }
-            return "\(job.id) (cid \(job.cid)): \(job.filename), \(job.dbLevel) → \(job.target)"
+            return "\(job.id) (cid \(job.cid)): \(Shown.text(job.filename)), \(job.dbLevel) → \(job.target)"
         }
 
         struct List: AsyncParsableCommand, LoggedCommand {

@@ -2,7 +2,7 @@ import Foundation
 import RelocatorCore
 
 /// Text tables for people: a header row, columns aligned with two spaces, no trailing spaces.
-/// Cells hold no line breaks (control characters are escaped).
+/// Cells hold no line breaks (control characters are escaped: `Shown`).
 struct TextTable {
     var header: [String]
     var rows: [[String]] = []
@@ -12,7 +12,7 @@ struct TextTable {
     }
 
     mutating func add(_ cells: [String]) {
-        rows.append(cells.map(FailureReport.oneLine))
+        rows.append(cells.map { Shown.text($0) })
     }
 
     var text: String {

@@ -45,9 +45,9 @@ extension Relocator {
 
         /// The report for people: the summary, then the disks, the job and the moves as tables.
         static func text(_ report: WhyReport) -> String {
-            var lines = [report.summary, ""]
+            var lines = [Shown.text(report.summary), ""]
             let content = report.content
-            lines.append("content: cid \(content.cid), \(content.filename), on \(content.level) since \(content.updateTime ?? "(never recorded)")")
+            lines.append("content: cid \(content.cid), \(Shown.text(content.filename)), on \(content.level) since \(content.updateTime ?? "(never recorded)")")
             var ranges = TextTable("level", "min_counts", "max_counts", "")
             for range in report.levels {
                 ranges.add([range.name, String(range.minCounts), String(range.maxCounts), range.name == report.countLevel ? "← the last count" : ""])

@@ -184,6 +184,22 @@ import TestSupport
         #expect(try listed(cli).map { bytes($0["filename"] as? String) } == [bytes(decomposed), bytes("x-" + composed), bytes("x-" + decomposed)])
     }
 
+    /// A filename holding a newline, a terminal's escape sequence or a mark that reverses what
+    /// follows is printed on one line with those escaped, in what a command says it did and in
+    /// its errors alike: never as two lines, a colour, or another name.
+    @Test func aFilenameWithControlCharactersIsPrintedAsItIsOnOneLine() throws {
+        let cli = try Self.workspace()
+        defer { cli.stop() }
+        let name = "nl\nname-\u{1B}[31mred-\u{202E}gpj.exe"
+        let shown = #"nl\nname-\u{1B}[31mred-\u{202E}gpj.exe"#
+        let added = try cli.run(["contents", "add", "--cid", "60", "--filename", name, "--level", "bronze"])
+        #expect(added.status == 0 && added.stdout == "added cid 60: \(shown) on bronze\n", "\(added.stdout)\(added.stderr)")
+        let taken = try cli.run(["contents", "add", "--cid", "61", "--filename", name, "--level", "bronze"])
+        #expect(taken.status == 1 && taken.stderr.contains(shown) && taken.stderr.split(separator: "\n").count == 1, "\(taken.stderr)")
+        let listed = try cli.run(["contents", "list"])
+        #expect(listed.stdout.contains(shown) && listed.stdout.split(separator: "\n").count == 2, "\(listed.stdout)\(listed.stderr)")
+    }
+
     @Test func badLinesAreReportedByNumberAndNothingIsImportedWithoutSkipBad() throws {
         let cli = try Self.workspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }

@@ -1,0 +1,20 @@
+import RelocatorCore
+import Testing
+
+/// Text from outside is shown as it is, with what would hide or rearrange it escaped.
+@Suite struct ShownTests {
+    @Test(arguments: [
+        ("g.mp4", "g.mp4"),
+        ("two words ", "two words "),
+        ("caf\u{E9}-cafe\u{301}.bin", "caf\u{E9}-cafe\u{301}.bin"),
+        ("\u{1F3AC} film.mkv", "\u{1F3AC} film.mkv"),
+        ("a\nb\rc\td", #"a\nb\rc\td"#),
+        ("\u{1B}[31mred\u{7F}\u{0}", #"\u{1B}[31mred\u{7F}\0"#),
+        ("\u{85}next", #"\u{0085}next"#),
+        ("x\u{202E}gpj.exe", #"x\u{202E}gpj.exe"#),
+        ("\u{2066}\u{2069}\u{200E}\u{200F}\u{61C}", #"\u{2066}\u{2069}\u{200E}\u{200F}\u{061C}"#),
+    ])
+    func controlAndReorderingCharactersAreEscaped(text: String, shown: String) {
+        #expect(Shown.text(text) == shown)
+    }
+}
