@@ -3,7 +3,8 @@ import SwiftCSV
 
 /// CSV as `contents import` and `enqueue --file` read it (RFC 4180 through SwiftCSV): quoted
 /// fields may hold commas, quotes (`""`) and line breaks; an optional header line names the
-/// columns (then in any order); blank lines and lines starting with `#` are skipped. Every record
+/// columns (then in any order); blank lines and lines starting with `#` are skipped (a line of
+/// empty fields is not blank: it is reported as bad). Every record
 /// keeps the line it starts on, so a bad one is reported by its line number.
 struct CSVInput {
     struct Record: Equatable {
@@ -45,7 +46,8 @@ struct CSVInput {
         var first = true
         for record in raw.records {
             let trimmed = record.fields.map { $0.trimmingCharacters(in: .whitespaces) }
-            if trimmed.allSatisfy(\.isEmpty) || trimmed[0].hasPrefix("#") { continue }
+            // (A blank line has one field; a line of empty fields, `,` say, is a record, checked below.)
+            if (trimmed.count == 1 && trimmed[0].isEmpty) || trimmed[0].hasPrefix("#") { continue }
             if first {
                 first = false
                 // A header: no field is a number and one at least names a column.

@@ -214,25 +214,30 @@ import TestSupport
             5,two,fields,too,many
             6,good2.mp4,gold
             7,good.mp4,silver
+            ,
+            ,,
+            8,good3.mp4,gold
             """
         let refused = try cli.run(["contents", "import"], input: csv)
         #expect(refused.status == 1)
         #expect(refused.errorLines.count == 1, "\(refused.stderr)")
-        #expect(refused.stderr.contains("standard input: 5 bad lines, nothing imported (--skip-bad imports the good ones)"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("standard input: 7 bad lines, nothing imported (--skip-bad imports the good ones)"), "\(refused.stderr)")
         // Lines 5 and 6 are one record (a quoted line break): the lines after it keep their numbers.
         for line in ["line 3: cid 'x'", "line 4: malformed quoting", "line 7: filename '../escape.mp4'",
-                     "line 8: 5 fields, expected 3", "line 10: filename 'good.mp4' is also given to cid 1 on line 2"] {
+                     "line 8: 5 fields, expected 3", "line 10: filename 'good.mp4' is also given to cid 1 on line 2",
+                     // A line of empty fields is not a blank line.
+                     "line 11: 2 fields, expected 3", "line 12: cid"] {
             #expect(refused.stderr.contains(line), "\(line) in \(refused.stderr)")
         }
         #expect(try listed(cli).isEmpty)
 
         let skipped = try cli.run(["contents", "import", "--skip-bad"], input: csv)
         #expect(skipped.status == 0, "\(skipped.stderr)")
-        #expect(skipped.stdout == "imported 3 contents; skipped 5 bad lines\n")
-        #expect(skipped.errorLines.count == 5)
+        #expect(skipped.stdout == "imported 4 contents; skipped 7 bad lines\n")
+        #expect(skipped.errorLines.count == 7)
         #expect(skipped.errorLines.allSatisfy { $0.hasPrefix("warning: skipped line ") })
         let rows = try listed(cli)
-        #expect(rows.map { $0["cid"] as? Int } == [1, 3, 6])
+        #expect(rows.map { $0["cid"] as? Int } == [1, 3, 6, 8])
         #expect(rows[1]["filename"] as? String == "multi\nline.mp4")
     }
 
