@@ -128,6 +128,9 @@ struct V1Routes: Sendable {
 
     static func decode<T: Decodable>(_ type: T.Type, _ buffer: ByteBuffer, expected: String) throws -> T {
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request needs a JSON body: \(expected)") }
+        if let key = JSONKeys.repeated(in: buffer.readableBytesView) {
+            throw APIError.badRequest("the body has field '\(Shown.text(key.prefix(64)))' more than once: \(expected)")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as APIError {

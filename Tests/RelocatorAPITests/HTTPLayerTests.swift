@@ -66,6 +66,12 @@ import TestSupport
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": -1}"#), .badRequest, "bad_request", range)
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 1.5}"#), .badRequest, "bad_request", "fraction")
             expect(try await client.postJSON("/v1/contents/1/count", #"{"count": "many"}"#), .badRequest, "bad_request", "whole number")
+            // A field given twice, also when one is spelt with escapes or inside a nested object.
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 50, "count": 5000}"#), .badRequest, "bad_request", "'count' more than once")
+            expect(try await client.postJSON("/v1/contents/1/count", #"{"count": 50, "\u0063ount": 5000}"#), .badRequest, "bad_request",
+                   "'count' more than once")
+            expect(try await client.postJSON("/v1/contents/1/hits", #"{"n": 1, "x": {"a": [{"b": 1, "b": 2}]}}"#), .badRequest, "bad_request",
+                   "'b' more than once")
             expect(try await client.postForm("/post_sentence", "count=5"), .badRequest, "bad_request", "'cid' is missing")
             expect(try await client.postForm("/post_sentence", "cid=1&cid=2&count=5"), .badRequest, "bad_request", "'cid' more than once")
             expect(try await client.postForm("/post_sentence", "cid=%zz&count=5"), .badRequest, "bad_request", "URL encoding")
