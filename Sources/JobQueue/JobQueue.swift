@@ -55,23 +55,26 @@ public struct JobQueue: Sendable {
     /// The enqueue script as one call (for a pipeline or the API's pipeliner). `queuedBy`: who
     /// submits and the rule that chose `target`, kept in the job when this creates or re-aims it.
     public func submitCall(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64,
-                           policy: CountPolicy = .none, sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil) -> RedisCall {
+                           policy: CountPolicy = .none, sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil,
+                           fromPlan: Bool = false) -> RedisCall {
         let shard = keys.shard(of: cid)
         return .script(QueueScripts.enqueue,
                        keys: [shard.job(cid), shard.queue(target), shard.retry, shard.deferred, shard.dead, shard.gens,
                               shard.movedAt, shard.residents(dbLevel)],
                        arguments: [cid, count, filename, dbLevel, target, readAt, policy.halfLifeArgument, policy.residencyArgument,
                                    queuedBy?.stored ?? "", sentAt.map(String.init) ?? "", readBound.map(String.init) ?? "",
-                                   QueueClockEstimate.stepTolerance])
+                                   QueueClockEstimate.stepTolerance, fromPlan ? "1" : ""])
     }
 
     /// Creates, coalesces or drops the content's job. `readAt` is when `dbLevel` was read from the
-    /// database (ms since 1970): a job committed after that knows better.
+    /// database (ms since 1970): a job committed after that knows better. `fromPlan`: a plan's
+    /// move (`SubmitRequest.fromPlan`).
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
                        readAt: Int64 = JobQueue.nowMilliseconds(), policy: CountPolicy = .none, queuedBy: QueuedBy? = nil,
-                       on redis: RedisConnection) throws -> Submission {
+                       fromPlan: Bool = false, on redis: RedisConnection) throws -> Submission {
         let reply = try redis.pipeline(calls: [submitCall(cid: cid, count: count, filename: filename, dbLevel: dbLevel,
-                                                          target: target, readAt: readAt, policy: policy, queuedBy: queuedBy)])[0]
+                                                          target: target, readAt: readAt, policy: policy, queuedBy: queuedBy,
+                                                          fromPlan: fromPlan)])[0]
         return try submission(from: reply.throwingServerError(address: redis.url.address, command: "EVALSHA enqueue.lua"),
                               address: redis.url.address)
     }
@@ -92,7 +95,7 @@ public struct JobQueue: Sendable {
     public func submitCall(_ request: SubmitRequest) -> RedisCall {
         submitCall(cid: request.cid, count: request.count, filename: request.filename, dbLevel: request.dbLevel, target: request.target,
                    readAt: request.readAt, policy: request.policy, sentAt: request.sentAt, readBound: request.readBound,
-                   queuedBy: request.queuedBy)
+                   queuedBy: request.queuedBy, fromPlan: request.fromPlan)
     }
 
     /// Reads the enqueue script's reply as a result.

@@ -49,7 +49,7 @@ extension App {
         }
         return .success(SubmitRequest(cid: move.cid, count: CountBound.clamped(move.count ?? 0), filename: content.filename,
                                       dbLevel: content.level, target: move.to, readAt: SubmitMachine.sentReadAt(readAt), policy: policy, sentAt: readAt,
-                                      queuedBy: QueuedBy(who: Submitter.rebalancer(kind: move.kind).who, rule: move.reason)))
+                                      queuedBy: QueuedBy(who: Submitter.rebalancer(kind: move.kind).who, rule: move.reason), fromPlan: true))
     }
 
     /// The rebalancer's enqueue (it runs on a thread of its own, over a session of its own): the

@@ -74,9 +74,10 @@ public enum JobField: String, Sendable, CaseIterable {
     case queuedBy = "queued_by"
     /// Who asked for the `next_target` of a job in flight: the follow-up's `queued_by` once it starts.
     case nextQueuedBy = "next_queued_by"
-    /// With a half-life, the score of the job's last count, as of when it was counted: its
-    /// commit scores the content where it arrives by it (`committed.lua`).
-    case score
+    /// When the job's last count was sent (ms, Redis' clock), when it was not its first (that one
+    /// was sent when the job was enqueued); 0 for a job a plan's move created, which has no count.
+    /// Its commit scores the content where it arrives by that count as of then (`committed.lua`).
+    case countedAt = "counted_at"
 }
 
 extension JobField {
@@ -116,7 +117,7 @@ extension JobField {
         case .dueAt: 29
         case .queuedBy: 30
         case .nextQueuedBy: 31
-        case .score: 32
+        case .countedAt: 32
         }
     }
 

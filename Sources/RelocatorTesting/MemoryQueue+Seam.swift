@@ -10,7 +10,7 @@ extension MemoryQueue {
         try available {}
         return requests.map {
             submit(cid: $0.cid, count: $0.count, filename: $0.filename, dbLevel: $0.dbLevel, target: $0.target, readAt: $0.readAt,
-                   policy: $0.policy, sentAt: $0.sentAt, readBound: $0.readBound, queuedBy: $0.queuedBy)
+                   policy: $0.policy, sentAt: $0.sentAt, readBound: $0.readBound, queuedBy: $0.queuedBy, fromPlan: $0.fromPlan)
         }
     }
 

@@ -88,7 +88,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
     @discardableResult
     public func submit(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String,
                        readAt: Int64? = nil, policy: CountPolicy = .none, sentAt: Int64? = nil, readBound: Int64? = nil,
-                       queuedBy: QueuedBy? = nil) -> SubmitResult {
+                       queuedBy: QueuedBy? = nil, fromPlan: Bool = false) -> SubmitResult {
         locked {
             let shard = keys.shard(of: cid)
             let key = shard.job(cid)
@@ -135,7 +135,7 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
             }
             let published = Self.published(stage)
             if status == "queued" || status == "retrying" || status == "deferred" || (status == "dead" && published) {
-                set(key, ["count": String(count), "updated_at": String(now)])
+                set(key, fromPlan ? ["updated_at": String(now)] : ["count": String(count), "counted_at": String(now), "updated_at": String(now)])
                 if !(h["fence"] ?? "").isEmpty {
                     // A reaped delivery may still act: the new target follows after the commit.
                     if target != curTarget {
@@ -199,7 +199,8 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 let committedAt = Int64(h["updated_at"] ?? "0") ?? 0
                 // Unless the level changed again after this job (a newer generation): then only the database knows.
                 // (A rename takes one too: the job knows the level, not the name.)
-                if status == "committed", readAt >= 0, let curTarget, committedAt >= readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
+                // (A plan's move is never overridden: it is planned again from where the content is.)
+                if status == "committed", readAt >= 0, !fromPlan, let curTarget, committedAt >= readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
                     origin = curTarget
                     overridden = true
                 }
@@ -215,11 +216,12 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 forget(key)
                 h = ["cid": String(cid), "count": String(count), "filename": filename, "db_level": origin, "target": target,
                      "status": "queued", "attempts": "0", "gen": String(gen), "enqueued_at": String(now), "updated_at": String(now)]
+                if fromPlan { h["counted_at"] = "0" }
                 hashes[key] = h
                 start(gen, origin: origin)
                 return answer(.created)
             }
-            set(key, ["count": String(count), "updated_at": String(now)])
+            set(key, fromPlan ? ["updated_at": String(now)] : ["count": String(count), "counted_at": String(now), "updated_at": String(now)])
             if target == curTarget {
                 for field in ["next_target", "next_queued_by"] { hashes[key]?[field] = nil }
                 return answer(.updated)

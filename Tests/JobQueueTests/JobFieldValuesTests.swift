@@ -26,7 +26,7 @@ import Testing
             .gen: "3", .enqueuedAt: "100", .updatedAt: "200", .startedAt: "150", .nextTarget: "gold", .part: ".p", .stage: "copying",
             .bytesDone: "5", .bytesTotal: "10", .verified: "4", .transferKey: "1:ab", .sourceVersion: "v", .pulledFrom: "a\nb:1\nc",
             .deferReason: "r", .dueAt: "300", .token: "9", .fence: "8", .queuedBy: "POST /post_sentence\ncount 1964 falls in silver",
-            .nextQueuedBy: "someone\nrule", .score: "12.5",
+            .nextQueuedBy: "someone\nrule", .countedAt: "12345",
         ]
         #expect(values.count == JobField.allCases.count)
         let reply = flat(JobField.allCases.map { ($0.rawValue, text(values[$0]!)) })

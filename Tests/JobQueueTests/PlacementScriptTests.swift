@@ -70,15 +70,13 @@ import TestSupport
 
     /// A count that came while the content's move was committed, with a read from before that
     /// commit, scores the content nowhere at once (the level it read is one the content left);
-    /// the commit of its job then scores the content where it arrives by that last count, not by
-    /// the score an earlier count left: a content counted hot is not taken for cold, nor cold for
-    /// hot, for the moment its count came.
+    /// the commit of its job then scores the content where it arrives by that last count as of
+    /// when it was sent, not by the score an earlier count left: a content counted hot is not
+    /// taken for cold, nor cold for hot, for the moment its count came.
     @Test func aContentArrivesScoredByItsLastCountWhicheverLevelThatCountRead() throws {
         for policy in [CountPolicy.none, CountPolicy(halfLife: .seconds(3600))] {
             let q = try QueueFixture()
             defer { q.cleanUp() }
-            let halfLife = Double(policy.halfLife?.milliseconds ?? 0)
-            func score(_ count: Double, at time: Double) -> Double { halfLife > 0 ? log2(count) + time / halfLife : count }
             try q.queue.submit(cid: 1, count: 20000, filename: "f1", dbLevel: "bronze", target: "gold", policy: policy, on: q.redis)
             try q.ack(try #require(try q.fetch()))
             try q.commitDone(policy: policy)
@@ -88,15 +86,16 @@ import TestSupport
                                        on: q.redis).outcome == .created)
             let job = try #require(try q.fetch())
             // Counted hot again while it moves, with a read from before the move to gold (bronze).
-            let countedAt = try q.redisNow()
             #expect(try q.queue.submit(cid: 1, count: 50000, filename: "f1", dbLevel: "bronze", target: "gold", readAt: moved - 1, policy: policy,
                                        on: q.redis).outcome == .followUp)
+            // The count is scored as of when it was sent: an hour earlier here, a whole half-life.
+            let countedAt = try #require(try q.redis.send("HGET", q.shard.job(1), JobField.countedAt.rawValue).string.flatMap(Int64.init))
+            try q.redis.send("HSET", q.shard.job(1), JobField.countedAt.rawValue, countedAt - 3_600_000)
             try q.ack(job)
             try q.commitDone(policy: policy)
             let arrived = try #require(try q.queue.residentScore(cid: 1, level: "silver", on: q.redis))
-            // (Redis' clock read just before the count: a score of a half-life moves by a
-            // millisecond's share of it.)
-            #expect(abs(arrived - score(50000, at: countedAt)) < 0.01, "\(policy): \(arrived)")
+            let expected = policy.halfLife == nil ? 50000 : log2(50000) + Double(countedAt - 3_600_000) / 3_600_000
+            #expect(abs(arrived - expected) < 1e-6, "\(policy): \(arrived), not \(expected)")
             #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == nil)
             // Its follow-up back to gold takes that score there.
             try q.ack(try #require(try q.fetch()))
@@ -105,8 +104,62 @@ import TestSupport
         }
     }
 
+    /// A job's last count is scored at its commit with the half-life of then: changed since the
+    /// count (the residents and hits started afresh, docs/QUEUE.md) or removed, the content arrives
+    /// scored in the units of its new neighbours.
+    @Test func aCountIsScoredAtItsCommitWithTheHalfLifeOfThen() throws {
+        let hour = CountPolicy(halfLife: .seconds(3600)), week = CountPolicy(halfLife: .seconds(7 * 86400))
+        for (commitPolicy, expected) in [(week, { (at: Double) in log2(700) + at / (7 * 86_400_000) }), (CountPolicy.none, { (_: Double) in 700 })] {
+            let q = try QueueFixture()
+            defer { q.cleanUp() }
+            try q.queue.submit(cid: 1, count: 700, filename: "f1", dbLevel: "bronze", target: "gold", policy: hour, on: q.redis)
+            // (A job's first count was sent when it was enqueued.)
+            #expect(try q.redis.send("HEXISTS", q.shard.job(1), JobField.countedAt.rawValue).int == 0)
+            let countedAt = try #require(try q.redis.send("HGET", q.shard.job(1), JobField.enqueuedAt.rawValue).string.flatMap(Double.init))
+            try q.ack(try #require(try q.fetch()))
+            try q.commitDone(policy: commitPolicy)
+            let arrived = try #require(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis))
+            #expect(abs(arrived - expected(countedAt)) < 1e-6, "\(commitPolicy): \(arrived)")
+        }
+    }
+
+    /// A plan's move (the rebalancer's, its count read from a score) is no count: it neither
+    /// scores the content nor replaces the job's last count, its job's commit carries the score
+    /// the content had, and a commit after its read makes it stale rather than moving the content
+    /// from where that commit put it.
+    @Test func aPlansMoveIsNoCount() throws {
+        let q = try QueueFixture()
+        defer { q.cleanUp() }
+        // cid 1 on gold, counted 50000; the plan sheds it to bronze with the count it read, 3.
+        #expect(try q.submit(1, 50000, from: "gold", to: "gold").outcome == .inPlace)
+        #expect(try q.queue.submit(cid: 1, count: 3, filename: "f1", dbLevel: "gold", target: "bronze", fromPlan: true, on: q.redis).outcome
+            == .created)
+        #expect(try q.queue.residentScore(cid: 1, level: "gold", on: q.redis) == 50000)
+        try q.ack(try #require(try q.fetch()))
+        try q.commitDone()
+        #expect(try q.queue.residentScore(cid: 1, level: "bronze", on: q.redis) == 50000)
+
+        // cid 2's job carries a real count; a plan's move re-aims it and leaves the count.
+        try q.submit(2, 50000, from: "bronze", to: "gold")
+        let counted = try q.redis.send("HMGET", q.shard.job(2), JobField.count.rawValue, JobField.countedAt.rawValue).array?.compactMap(\.string)
+        #expect(try q.queue.submit(cid: 2, count: 3, filename: "f2", dbLevel: "bronze", target: "silver", fromPlan: true, on: q.redis).outcome
+            == .retargeted)
+        #expect(try q.redis.send("HMGET", q.shard.job(2), JobField.count.rawValue, JobField.countedAt.rawValue).array?.compactMap(\.string) == counted)
+
+        // cid 3 committed to gold after the plan read it on bronze: the plan's move is stale.
+        try q.submit(3, 50000, from: "bronze", to: "gold")
+        let read = JobQueue.nowMilliseconds() - 1
+        try q.ack(try #require(try q.fetch(levels: ["gold"])))
+        try q.commitDone()
+        #expect(try q.queue.submit(cid: 3, count: 3, filename: "f3", dbLevel: "bronze", target: "silver", readAt: read, fromPlan: true,
+                                   on: q.redis).outcome == .staleLevel)
+        // A count with the same read follows the commit, as ever.
+        #expect(try q.queue.submit(cid: 3, count: 3, filename: "f3", dbLevel: "bronze", target: "silver", readAt: read, on: q.redis).outcome
+            == .created)
+    }
+
     /// One batch commits moves between several levels (its residents written once per level): a
-    /// job that keeps no score of its count (written with a half-life before jobs kept one) moves
+    /// job with no count of its own (a plan's move) moves
     /// the content's score from the level it was on to its target, a content without a score there
     /// is scored by its count, those that stay are untouched, and moved-at names every content of
     /// the batch.
@@ -115,15 +168,16 @@ import TestSupport
         defer { q.cleanUp() }
         let policy = CountPolicy(halfLife: .seconds(3600))
         let started = try q.redisNow()
+        // cids 1–3: plans' moves (their jobs have no count of their own); cid 4: a count, already on
+        // bronze: no job.
         for (cid, count, from, to) in [(Int64(1), Int64(20000), "bronze", "gold"), (2, 20000, "silver", "gold"), (3, 700, "gold", "silver"),
-                                       (4, 444, "bronze", "bronze")] {   // cid 4: already on bronze, no job, just its count
-            try q.queue.submit(cid: cid, count: count, filename: "f\(cid)", dbLevel: from, target: to, policy: policy, on: q.redis)
+                                       (4, 444, "bronze", "bronze")] {
+            try q.queue.submit(cid: cid, count: count, filename: "f\(cid)", dbLevel: from, target: to, policy: policy, fromPlan: cid < 4, on: q.redis)
         }
         // Scores other than the counts; cid 3 has none on gold, and its count scores it on silver.
         try q.redis.send("ZADD", q.shard.residents("bronze"), 111, 1)
         try q.redis.send("ZADD", q.shard.residents("silver"), 222, 2)
         try q.redis.send("ZREM", q.shard.residents("gold"), 3)
-        for cid in Int64(1)...3 { try q.redis.send("HDEL", q.shard.job(cid), JobField.score.rawValue) }
         let ids = try q.fetchAndAck(3)
         #expect(Set(try q.commitDone(policy: policy)) == Set(ids))
         let finished = try q.redisNow()

@@ -49,7 +49,7 @@ for i = first, #ARGV do
   if not trimmed then redis.call('LREM', list, 0, id) end
   local cid, gen = parse(id)
   if cid then
-    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count', 'next_queued_by', 'score')
+    local h = redis.call('HMGET', job, 'gen', 'status', 'target', 'next_target', 'db_level', 'count', 'next_queued_by', 'counted_at', 'enqueued_at')
     if h[1] == gen and h[2] == 'done' then
       committed = committed + 1
       -- The content now lives on its target (its score moves with it, below).
@@ -58,7 +58,8 @@ for i = first, #ARGV do
         table.insert(leaving[h[5]], cid)
       end
       -- (A job hash with no db_level left, which no script writes, still commits: no score to carry.)
-      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5] or '', to = h[3], count = h[6], score = h[8]}) end
+      if residents[h[3]] then table.insert(arrivals, {cid = cid, from = h[5] or '', to = h[3], count = h[6],
+        countedAt = h[8] or h[9]}) end
       local nextTarget = h[4]
       if nextTarget and nextTarget ~= h[3] and not queues[nextTarget] then
         table.insert(unknown, id)
@@ -71,6 +72,8 @@ for i = first, #ARGV do
         redis.call('HSET', job, 'db_level', h[3], 'target', nextTarget, 'status', 'queued', 'attempts', 0,
           'gen', newer, 'enqueued_at', now, 'updated_at', now,
           'queued_by', 'a follow-up after the move to ' .. h[3] .. ' of ' .. (asked or 'a count sent while it moved\n'))
+        -- (Its last count keeps its time: until now the time it was enqueued.)
+        if not h[8] and h[9] then redis.call('HSET', job, 'counted_at', h[9]) end
         redis.call('HDEL', job, 'next_target', 'checksum', 'bytes', 'worker_id', 'last_error', 'reason',
           'earlier_error', 'started_at', 'next_queued_by')
         redis.call('PERSIST', job)
@@ -97,10 +100,10 @@ for i = first, #ARGV do
   end
 end
 -- Each content's score leaves the residents of the level it was on, and arrives with it on its
--- target scored by its last count (the job's: a count whose read named a level the content had
--- left scored it nowhere else). Only a job without one (a job with a half-life written before
--- jobs kept their score) carries the score it had, or is scored by its count. One ZMSCORE and one
--- ZREM per level left, one ZADD per level reached.
+-- target scored by its job's last count as of when it was sent, with the half-life of now (a count
+-- whose read named a level the content had left scored it nowhere else). A job without one (a
+-- plan's move, a job written before jobs kept the time) carries the score it had, or is scored by
+-- its count. One ZMSCORE and one ZREM per level left, one ZADD per level reached.
 local scores = {}
 for level, cids in pairs(leaving) do
   local found = inPieces('ZMSCORE', residents[level], cids, true)
@@ -110,9 +113,9 @@ end
 local adds = {}
 for _, a in ipairs(arrivals) do
   adds[a.to] = adds[a.to] or {}
-  local score = tonumber(a.score or '')
-  -- (Without a half-life a count is its own score.)
-  if not score and halfLife <= 0 then score = countScore(a.count, halfLife) end
+  -- (0: a job a plan's move created, with no count.)
+  local countedAt = tonumber(a.countedAt or '')
+  local score = countedAt and countedAt > 0 and countScoreAt(a.count, halfLife, countedAt)
   table.insert(adds[a.to], score or scores[a.from .. ' ' .. a.cid] or countScore(a.count, halfLife))
   table.insert(adds[a.to], a.cid)
 end

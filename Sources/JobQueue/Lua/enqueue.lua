@@ -14,7 +14,9 @@
 --       follow-up; '' keeps what the job has), when the caller sent this (ms, the clock db_level's
 --       read time is on; '': that clock is Redis'), with it a lower bound of Redis' clock when
 --       db_level was read (ms; '': none known), how far ahead of Redis' clock a change may be
---       stamped and still be compared with a read (ms: more was stamped before the clock stepped back)
+--       stamped and still be compared with a read (ms: more was stamped before the clock stepped back),
+--       '1' for a plan's move (its count read from the content's score: not recorded as the
+--       content's last count, nor scored, and its read is never overridden by a commit)
 -- Returns {outcome, {job hash fields}, Redis' clock (ms)}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
@@ -37,6 +39,7 @@ if readAt >= 0 and sentAt then
   if bound then readAt = math.max(0, math.min(readAt, bound)) end
 end
 local callerLevel = dbLevel
+local fromPlan = ARGV[13] == '1'
 
 local h = redis.call('HMGET', job, 'status', 'gen', 'target', 'db_level', 'stage', 'updated_at')
 local status, oldGen, curTarget, curDb, stage = h[1], h[2], h[3], h[4], h[5]
@@ -65,15 +68,15 @@ end
 -- A created job's hash as this script wrote it whole (nil otherwise): its reply needs no read.
 local written = nil
 
--- The count on the content's job. With a half-life, its score too, as of now: a score is of the
--- moment it was counted, and the job's commit scores the content where it arrives by its last
--- count, whatever level that count's read named (committed.lua).
-local function scoreText() return string.format('%.17g', countScore(count, halfLife)) end
+-- The count on the content's job, and when it was sent (a job's first count was sent when it was
+-- enqueued: no field of its own): the job's commit scores the content where it arrives by its last
+-- count as of then, whatever level that count's read named (committed.lua). A plan's move is no
+-- count: the job keeps the last one.
 local function recordCount()
-  if halfLife > 0 then
-    redis.call('HSET', job, 'count', count, 'score', scoreText(), 'updated_at', now)
+  if fromPlan then
+    redis.call('HSET', job, 'updated_at', now)
   else
-    redis.call('HSET', job, 'count', count, 'updated_at', now)
+    redis.call('HSET', job, 'count', count, 'counted_at', now, 'updated_at', now)
   end
 end
 
@@ -82,7 +85,7 @@ local function answer(outcome)
   -- The content is on the caller's level unless a newer commit says otherwise, or it changed
   -- since the read (a content scored on a level it left would stay there: a commit takes the
   -- score from the level its job left).
-  if dbLevel == callerLevel and readStands() then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+  if dbLevel == callerLevel and readStands() and not fromPlan then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
   if queuedBy ~= '' then
     if outcome == 'retargeted' or outcome == 'reversed' then redis.call('HSET', job, 'queued_by', queuedBy) end
     if outcome == 'follow_up' then redis.call('HSET', job, 'next_queued_by', queuedBy) end
@@ -172,7 +175,7 @@ if status == 'queued' or status == 'retrying' or status == 'deferred' or (status
   if target == curDb and curDb == callerLevel then
     -- The file is already where it belongs: the job goes; its id left in a queue is stale.
     forget(job)
-    redis.call('ZADD', residents, countScore(count, halfLife), cid)
+    if not fromPlan then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
     return {'dropped', {}, now}
   end
   if target == curDb then
@@ -197,7 +200,7 @@ end
 -- No job, a committed one, or a dead one that never published a copy: a fresh job.
 if not status or status == 'committed' or status == 'dead' then
   local overridden = false
-  if status == 'committed' and curTarget and readAt >= 0 then
+  if status == 'committed' and curTarget and readAt >= 0 and not fromPlan then
     -- A job committed after the caller read db_level knows better where the file is now; a level
     -- read after the commit (an operator's later change included) stands.
     local committedAt = tonumber(h[6] or '0') or 0
@@ -215,7 +218,7 @@ if not status or status == 'committed' or status == 'dead' then
   if status == 'dead' then unschedule() end
   if target == dbLevel then
     if status == 'dead' then forget(job) end
-    if dbLevel == callerLevel then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
+    if dbLevel == callerLevel and not fromPlan then redis.call('ZADD', residents, countScore(count, halfLife), cid) end
     return {'in_place', {}, now}
   end
   local gen = newGen(oldGen, gens, cid)
@@ -227,7 +230,8 @@ if not status or status == 'committed' or status == 'dead' then
   written = {cid = cid, count = count, filename = filename, db_level = dbLevel, target = target, status = 'queued', attempts = '0',
     gen = string.format('%d', gen), enqueued_at = stamp, updated_at = stamp}
   if queuedBy ~= '' then written.queued_by = queuedBy end
-  if halfLife > 0 then written.score = scoreText() end
+  -- (A job a plan's move created has no count: 0.)
+  if fromPlan then written.counted_at = '0' end
   local fields = {}
   for field, value in pairs(written) do
     table.insert(fields, field)

@@ -85,15 +85,17 @@ local function fenced(job)
   return fence ~= false and fence ~= nil and fence ~= ''
 end
 
--- The sorted-set score of a content's count: the count itself, or with a half-life (ms) the
--- decayed-count score log2(count) + now / half-life, which orders contents by their current decayed
--- value however long ago each was scored.
-local function countScore(count, halfLife)
+-- The sorted-set score of a content's count sent at `at` (ms): the count itself, or with a
+-- half-life (ms) the decayed-count score log2(count) + at / half-life, which orders contents by
+-- their current decayed value however long ago each was scored.
+local function countScoreAt(count, halfLife, at)
   local value = tonumber(count) or 0
   if not halfLife or halfLife <= 0 then return value end
   if value < 1e-300 then value = 1e-300 end
-  return math.log(value) / math.log(2) + now / halfLife
+  return math.log(value) / math.log(2) + at / halfLife
 end
+-- A count's score as of now.
+local function countScore(count, halfLife) return countScoreAt(count, halfLife, now) end
 
 -- The minimum residency (ms) of `level` in a list 'gold=3600000,silver=60000' ('' when none).
 local function residencyOf(list, level)

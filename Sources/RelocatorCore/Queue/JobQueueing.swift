@@ -106,6 +106,11 @@ public struct SubmitRequest: Sendable, Equatable {
     /// Who submits and the rule that chose `target`: the job's `queued_by` when this creates or
     /// re-aims it, its `next_queued_by` when it asks for a follow-up.
     public var queuedBy: QueuedBy?
+    /// A plan's move (the rebalancer's), whose count was read from the content's score, not sent
+    /// by anyone: it is not recorded as the content's last count (nor its score), and a read of
+    /// the level older than a commit is not overridden by that commit's job (the content is then
+    /// planned again from where it is).
+    public var fromPlan = false
 
     /// A level read from the database that stands whatever the queue holds. No caller of the
     /// application sends one (a process may pause between its read and its submission): reads go
@@ -113,7 +118,8 @@ public struct SubmitRequest: Sendable, Equatable {
     public static let freshRead: Int64 = -1
 
     public init(cid: Int64, count: Int64, filename: String, dbLevel: String, target: String, readAt: Int64, policy: CountPolicy = .none,
-                sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil) {
+                sentAt: Int64? = nil, readBound: Int64? = nil, queuedBy: QueuedBy? = nil, fromPlan: Bool = false) {
+        self.fromPlan = fromPlan
         self.sentAt = sentAt
         self.readBound = readBound
         self.cid = cid
