@@ -7,8 +7,9 @@ enum JSONKeys {
     /// The first key an object of `bytes` names twice, decoded; nil when none does (or when the
     /// bytes are not JSON that far: the decoder then says what is wrong).
     static func repeated<Bytes: Collection<UInt8>>(in bytes: Bytes) -> String? {
-        // One entry per object or array open: the keys of an object so far, nil for an array.
-        var open: [Set<String>?] = []
+        // One entry per object or array open: the keys of an object so far (compared as Unicode
+        // scalars, as JSON compares them: two spellings of `é` are two keys), nil for an array.
+        var open: [Set<[Unicode.Scalar]>?] = []
         var expectingKey = false
         var tokenStart: Bytes.Index? = nil
         var escaped = false
@@ -26,10 +27,13 @@ enum JSONKeys {
                     tokenStart = nil
                     if expectingKey, var keys = open.last ?? nil {
                         expectingKey = false
-                        guard let key = decodedKey(bytes[start...index], hasEscape: hasEscape) else { return nil }
-                        if keys.contains(key) { return key }
-                        keys.insert(key)
-                        open[open.count - 1] = keys
+                        // (A key whose escapes do not decode is left to the decoder, which refuses it.)
+                        if let key = decodedKey(bytes[start...index], hasEscape: hasEscape) {
+                            let scalars = Array(key.unicodeScalars)
+                            if keys.contains(scalars) { return key }
+                            keys.insert(scalars)
+                            open[open.count - 1] = keys
+                        }
                     }
                 }
             } else {

@@ -695,6 +695,8 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 }
                 if let next, next != target {
                     let newer = newGen(String(id.gen), shard: shard, cid: id.cid)
+                    // (Its last count keeps its time: until now the time it was enqueued; committed.lua does the same.)
+                    if h["counted_at"] == nil, let enqueued = h["enqueued_at"] { set(key, ["counted_at": enqueued]) }
                     set(key, ["db_level": target, "target": next, "status": "queued", "attempts": "0", "gen": String(newer),
                               "enqueued_at": String(now), "updated_at": String(now)])
                     for field in ["next_target", "checksum", "bytes", "worker_id", "last_error", "reason", "earlier_error", "started_at"] {

@@ -40,14 +40,21 @@ struct CSVInput {
     /// without numbers that names one of the columns is the header; without one the fields are in
     /// the order given.
     init(_ text: String, columns: [String], keepingSpaces: Set<String> = []) {
-        let raw = Self.rawRecords(text)
+        // (A last line without its line break ends as one with it: `,` there is two empty fields.)
+        let raw = Self.rawRecords(text.last?.isNewline == false ? text + "\n" : text)
         bad = raw.bad
         var order = Array(columns.indices)
         var first = true
         for record in raw.records {
             let trimmed = record.fields.map { $0.trimmingCharacters(in: .whitespaces) }
-            // (A blank line has one field; a line of empty fields, `,` say, is a record, checked below.)
-            if (trimmed.count == 1 && trimmed[0].isEmpty) || trimmed[0].hasPrefix("#") { continue }
+            if trimmed.allSatisfy(\.isEmpty) {
+                // A blank line is skipped; a line of empty fields (`,`) is bad, and no header either.
+                if trimmed.count > 1 {
+                    bad.append(BadLine(line: record.line, reason: "\(trimmed.count) empty fields, expected \(columns.count) values (\(columns.joined(separator: ",")))"))
+                }
+                continue
+            }
+            if trimmed[0].hasPrefix("#") { continue }
             if first {
                 first = false
                 // A header: no field is a number and one at least names a column.

@@ -25,7 +25,7 @@ extension Relocator {
             for file in files {
                 do {
                     let sum = file == "-" ? try Self.standardInput(mover, algorithm) : try mover.checksum(of: file, algorithm: algorithm)
-                    print("\(sum.hex)  \(file)")
+                    print("\(sum.hex)  \(Shown.text(file))")
                 } catch let error as MoveError {
                     failed += 1
                     Self.report(error.message)

@@ -27,9 +27,9 @@ enum FailureReport {
     }
 
     /// A message on one line: trimmed, its control characters (a newline in a server message or a
-    /// filename) escaped (`Shown.text`).
+    /// filename) escaped (`Shown.message`).
     static func oneLine(_ text: String) -> String {
-        Shown.text(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        Shown.message(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Prints the error and ends the process. `ExitCode`, and what the parser ends with success

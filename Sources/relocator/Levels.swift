@@ -205,9 +205,9 @@ extension Relocator {
                 defer { service.close() }
                 try await service.recordLevelsSeen([level])
                 if had {
-                    print("level \(level) (\(place.directory)) has its \(ReservedDirectory.name)/ already; recorded as in use")
+                    print("level \(level) (\(Shown.text(place.directory))) has its \(ReservedDirectory.name)/ already; recorded as in use")
                 } else {
-                    print("level \(level) (\(place.directory)): created \(ReservedDirectory.name)/; workers and reconcile use the level from now on")
+                    print("level \(level) (\(Shown.text(place.directory))): created \(ReservedDirectory.name)/; workers and reconcile use the level from now on")
                 }
             }
         }

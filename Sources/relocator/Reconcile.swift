@@ -64,7 +64,7 @@ extension Relocator {
             let json = self.json
             let reconciler = try await service.reconcile(
                 settings,
-                onFinding: { finding in if !json { print(finding.line) } },
+                onFinding: { finding in if !json { print(Shown.message(finding.line)) } },
                 onProgress: { done, all in
                     progress.setTotal(all)
                     progress.update(done)

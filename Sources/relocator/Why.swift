@@ -45,7 +45,7 @@ extension Relocator {
 
         /// The report for people: the summary, then the disks, the job and the moves as tables.
         static func text(_ report: WhyReport) -> String {
-            var lines = [Shown.text(report.summary), ""]
+            var lines = [Shown.message(report.summary), ""]
             let content = report.content
             lines.append("content: cid \(content.cid), \(Shown.text(content.filename)), on \(content.level) since \(content.updateTime ?? "(never recorded)")")
             var ranges = TextTable("level", "min_counts", "max_counts", "")
@@ -66,8 +66,8 @@ extension Relocator {
                           + (job.workerID.map { ", worker \($0)" } ?? "")]
                 // A last error of a job that went on (committed, done, moving…) is an earlier attempt's.
                 let current = job.status == .retrying || job.status == .dead
-                if let error = job.lastError, current { lines.append("  last error (\(job.reason ?? "error")): \(error)") }
-                if let error = job.earlierError ?? (current ? nil : job.lastError) { lines.append("  earlier error (history): \(error)") }
+                if let error = job.lastError, current { lines.append("  last error (\(job.reason ?? "error")): \(Shown.message(error))") }
+                if let error = job.earlierError ?? (current ? nil : job.lastError) { lines.append("  earlier error (history): \(Shown.message(error))") }
                 if let route = job.pulledFrom {
                     lines.append("  pulled from another host: \(route.sentence), \(job.bytesDone ?? 0) of \(job.bytesTotal.map(String.init) ?? "?") bytes verified")
                 }

@@ -226,7 +226,7 @@ import TestSupport
         for line in ["line 3: cid 'x'", "line 4: malformed quoting", "line 7: filename '../escape.mp4'",
                      "line 8: 5 fields, expected 3", "line 10: filename 'good.mp4' is also given to cid 1 on line 2",
                      // A line of empty fields is not a blank line.
-                     "line 11: 2 fields, expected 3", "line 12: cid"] {
+                     "line 11: 2 empty fields, expected 3 values", "line 12: 3 empty fields, expected 3 values"] {
             #expect(refused.stderr.contains(line), "\(line) in \(refused.stderr)")
         }
         #expect(try listed(cli).isEmpty)
@@ -239,6 +239,14 @@ import TestSupport
         let rows = try listed(cli)
         #expect(rows.map { $0["cid"] as? Int } == [1, 3, 6, 8])
         #expect(rows[1]["filename"] as? String == "multi\nline.mp4")
+
+        // A line of empty fields ends the input without its line break, or comes before the header:
+        // reported either way, and the header is still one.
+        let last = try cli.run(["contents", "import"], input: "9,x.mp4,gold\n,")
+        #expect(last.status == 1 && last.stderr.contains("line 2: 2 empty fields"), "\(last.stderr)")
+        let first = try cli.run(["contents", "import", "--skip-bad"], input: ",\nlevel,filename,cid\ngold,y.mp4,10\n")
+        #expect(first.status == 0 && first.stderr.contains("line 1: 2 empty fields"), "\(first.stderr)")
+        #expect(try listed(cli).first { $0["cid"] as? Int == 10 }?["filename"] as? String == "y.mp4")
     }
 
     @Test func contentsListFiltersByLevelWithAHeaderRowAndRefusesAnUnknownLevel() throws {

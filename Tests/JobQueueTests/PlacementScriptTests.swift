@@ -139,6 +139,21 @@ import TestSupport
         try q.commitDone()
         #expect(try q.queue.residentScore(cid: 1, level: "bronze", on: q.redis) == 50000)
 
+        // cid 5 on gold, counted 50000: a plan's move to silver publishes its copy and fails, and a
+        // plan's move back reverses it; its commit returns the content to gold with the score it has there.
+        #expect(try q.submit(5, 50000, from: "gold", to: "gold").outcome == .inPlace)
+        #expect(try q.queue.submit(cid: 5, count: 3, filename: "f5", dbLevel: "gold", target: "silver", fromPlan: true, on: q.redis).outcome
+            == .created)
+        let shed = try #require(try q.fetch(levels: ["silver"]))
+        #expect(try q.record(shed, [(.checksum, "xxh128:aa"), (.bytes, "5"), (.stage, MoveStage.publishing.rawValue)]))
+        #expect(try q.fail(shed, reason: "permission_denied", delay: .seconds(60)) == .retrying)
+        #expect(try q.queue.submit(cid: 5, count: 3, filename: "f5", dbLevel: "gold", target: "gold", fromPlan: true, on: q.redis).outcome
+            == .reversed)
+        try q.ack(try #require(try q.fetch(levels: ["gold"])))
+        try q.commitDone()
+        #expect(try q.queue.residentScore(cid: 5, level: "gold", on: q.redis) == 50000)
+        #expect(try q.queue.residentScore(cid: 5, level: "silver", on: q.redis) == nil)
+
         // cid 2's job carries a real count; a plan's move re-aims it and leaves the count.
         try q.submit(2, 50000, from: "bronze", to: "gold")
         let counted = try q.redis.send("HMGET", q.shard.job(2), JobField.count.rawValue, JobField.countedAt.rawValue).array?.compactMap(\.string)

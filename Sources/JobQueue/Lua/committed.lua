@@ -101,22 +101,37 @@ for i = first, #ARGV do
 end
 -- Each content's score leaves the residents of the level it was on, and arrives with it on its
 -- target scored by its job's last count as of when it was sent, with the half-life of now (a count
--- whose read named a level the content had left scored it nowhere else). A job without one (a
--- plan's move, a job written before jobs kept the time) carries the score it had, or is scored by
--- its count. One ZMSCORE and one ZREM per level left, one ZADD per level reached.
+-- whose read named a level the content had left scored it nowhere else; a job written before jobs
+-- kept the time of their later counts: as of when it was enqueued). A job without a count (a
+-- plan's move) carries the score the content had; one whose content had none there keeps the
+-- score it has on its target (a reversed move: it returns where it was scored), or is scored by
+-- its count. One ZMSCORE and one ZREM per level left, one ZADD per level reached, and one ZMSCORE
+-- per level for contents arriving with no score.
 local scores = {}
 for level, cids in pairs(leaving) do
   local found = inPieces('ZMSCORE', residents[level], cids, true)
   for i, cid in ipairs(cids) do scores[level .. ' ' .. cid] = found[i] end
   inPieces('ZREM', residents[level], cids)
 end
+local unscored = {}
+for _, a in ipairs(arrivals) do
+  -- (0: a job a plan's move created, with no count.)
+  local countedAt = tonumber(a.countedAt or '')
+  a.score = (countedAt and countedAt > 0 and countScoreAt(a.count, halfLife, countedAt)) or scores[a.from .. ' ' .. a.cid]
+  if not a.score then
+    unscored[a.to] = unscored[a.to] or {}
+    table.insert(unscored[a.to], a.cid)
+  end
+end
+local kept = {}
+for level, cids in pairs(unscored) do
+  local found = inPieces('ZMSCORE', residents[level], cids, true)
+  for i, cid in ipairs(cids) do kept[level .. ' ' .. cid] = found[i] end
+end
 local adds = {}
 for _, a in ipairs(arrivals) do
   adds[a.to] = adds[a.to] or {}
-  -- (0: a job a plan's move created, with no count.)
-  local countedAt = tonumber(a.countedAt or '')
-  local score = countedAt and countedAt > 0 and countScoreAt(a.count, halfLife, countedAt)
-  table.insert(adds[a.to], score or scores[a.from .. ' ' .. a.cid] or countScore(a.count, halfLife))
+  table.insert(adds[a.to], a.score or kept[a.to .. ' ' .. a.cid] or countScore(a.count, halfLife))
   table.insert(adds[a.to], a.cid)
 end
 for level, members in pairs(adds) do inPieces('ZADD', residents[level], members) end
