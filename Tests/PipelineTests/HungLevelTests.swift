@@ -116,6 +116,15 @@ import TestSupport
             return worker
         }
 
+        /// Gold out of service for w1 once an fsync in it has waited past the patience, and so logged.
+        func goldOutOfServiceOnAnFsync() throws {
+            try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
+                try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
+            }
+            #expect(cluster.wholeLog("w1").contains("level 'gold' is out of service for this worker: an fsync in it has not returned within"),
+                    "\(cluster.log("w1"))")
+        }
+
         /// A move into gold (cid 2) waits without an attempt while a move into silver (cid 3) is
         /// done; once gold answers, the move into gold is done too.
         func goldWaitsWhileSilverIsServed(release: (() -> Void)? = nil) throws {
@@ -180,11 +189,7 @@ import TestSupport
         try cluster.waitUntil("the moves into silver while gold's fsync waits") {
             try [1, 2, 3, 11, 12, 13].allSatisfy { try site.status($0) == "committed" }
         }
-        try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
-            try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
-        }
-        #expect(cluster.wholeLog("w1").contains("level 'gold' is out of service for this worker: an fsync in it has not returned within"),
-                "\(cluster.log("w1"))")
+        try site.goldOutOfServiceOnAnFsync()
         #expect(try site.status(5) != "committed")
 
         unlink(site.goldFsyncHold)
@@ -214,11 +219,7 @@ import TestSupport
         try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
         try #require(FileManager.default.createFile(atPath: site.goldFsyncHold, contents: Data()))
         #expect(try site.post(1, 50000) == 200)
-        try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
-            try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
-        }
-        #expect(cluster.wholeLog("w1").contains("level 'gold' is out of service for this worker: an fsync in it has not returned within"),
-                "\(cluster.log("w1"))")
+        try site.goldOutOfServiceOnAnFsync()
         try site.goldWaitsWhileSilverIsServed { unlink(site.goldFsyncHold) }
         try cluster.waitUntil("the first move into gold done once its fsync returned") { try site.status(1) == "committed" }
         #expect(try TestFiles.sha256(site.root.path + "/gold-disk/c1.bin") == site.sums[1])
@@ -233,9 +234,7 @@ import TestSupport
         defer { site.tearDown() }
         let cluster = site.cluster
         let worker = try site.holdGoldsFsyncUnderAMoveOutOfGold()
-        try cluster.waitUntil("gold out of service once the fsync waited past the patience") {
-            try cluster.run(["status"]).stdout.contains("level gold out of service on w1")
-        }
+        try site.goldOutOfServiceOnAnFsync()
         worker.signal(SIGTERM)
         try cluster.waitUntil("the worker to stop") { cluster.log("w1").contains("info relocator.worker: stopped") }
         #expect(cluster.log("w1").contains("an fsync of a directory of level 'gold' has not returned: its moves, whose files are published, go back to their queues"),

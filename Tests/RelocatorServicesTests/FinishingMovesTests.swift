@@ -10,12 +10,30 @@ import TestSupport
 /// Each level's moves wait for a finisher of their own: one whose fsync does not return holds up
 /// only its level, and only until that fsync has waited past the patience.
 @Suite struct FinishingMovesTests {
-    /// Gold and silver, held, in `directory`.
-    static func levels(in directory: TemporaryDirectory) throws -> HeldLevels {
-        for level in ["gold", "silver"] {
-            try FileManager.default.createDirectory(atPath: directory.path + "/" + level, withIntermediateDirectories: true)
+    /// Gold and silver, held, in a directory of the test's own (`remove()` once done), and lanes.
+    struct Fixture {
+        let directory: TemporaryDirectory
+        let levels: HeldLevels
+        let gold: LevelRoot
+        let silver: LevelRoot
+        let finishing = FinishingMoves()
+
+        init() throws {
+            let directory = try TemporaryDirectory("relocator-finishing")
+            self.directory = directory
+            do {
+                for level in ["gold", "silver"] {
+                    try FileManager.default.createDirectory(atPath: directory.path + "/" + level, withIntermediateDirectories: true)
+                }
+                levels = try HeldLevels(LevelDirectories([("gold", directory.path + "/gold"), ("silver", directory.path + "/silver")]))
+                (gold, silver) = (try #require(levels.roots["gold"]), try #require(levels.roots["silver"]))
+            } catch {
+                directory.remove()
+                throw error
+            }
         }
-        return try HeldLevels(LevelDirectories([("gold", directory.path + "/gold"), ("silver", directory.path + "/silver")]))
+
+        func remove() { directory.remove() }
     }
 
     /// A move out of `root` whose source directory is still to be synced (never synced here).
@@ -38,10 +56,9 @@ import TestSupport
     }
 
     @Test func anFsyncUnderWayPastThePatienceIsALevelThatDoesNotAnswer() throws {
-        let directory = try TemporaryDirectory("relocator-finishing")
-        defer { directory.remove() }
-        let levels = try Self.levels(in: directory)
-        let gold = try #require(levels.roots["gold"])
+        let f = try Fixture()
+        defer { f.remove() }
+        let (levels, gold) = (f.levels, f.gold)
         #expect(gold.syncWaited() == nil)
         #expect(try gold.syncing { 7 } == 7)
         #expect(gold.syncWaited() == nil)
@@ -54,11 +71,9 @@ import TestSupport
     }
 
     @Test func aLevelsBacklogHoldsUpItsSlotsUntilAnFsyncOfItHasWaitedPastThePatience() throws {
-        let directory = try TemporaryDirectory("relocator-finishing")
-        defer { directory.remove() }
-        let levels = try Self.levels(in: directory)
-        let (gold, silver) = (try #require(levels.roots["gold"]), try #require(levels.roots["silver"]))
-        let finishing = FinishingMoves()
+        let f = try Fixture()
+        defer { f.remove() }
+        let (gold, silver, finishing) = (f.gold, f.silver, f.finishing)
         let patience = Duration.seconds(5)
         #expect(try finishing.add(Self.move(gold, 1)))
         #expect(try !finishing.add(Self.move(gold, 2)))
@@ -86,11 +101,9 @@ import TestSupport
     }
 
     @Test func aStopWaitsForTheFinishersButNotForOneStuckInAnFsyncOnceCancelled() throws {
-        let directory = try TemporaryDirectory("relocator-finishing")
-        defer { directory.remove() }
-        let levels = try Self.levels(in: directory)
-        let (gold, silver) = (try #require(levels.roots["gold"]), try #require(levels.roots["silver"]))
-        let finishing = FinishingMoves()
+        let f = try Fixture()
+        defer { f.remove() }
+        let (gold, silver, finishing) = (f.gold, f.silver, f.finishing)
         #expect(try finishing.add(Self.move(gold, 1)))
         #expect(try finishing.add(Self.move(silver, 2)))
         _ = finishing.take("gold", waitingUpTo: .zero)
