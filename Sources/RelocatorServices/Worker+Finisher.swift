@@ -139,9 +139,9 @@ final class FinishingMoves: @unchecked Sendable {
 
     /// Waits until every finisher has ended — or, once `cancel` is raised, until the levels of
     /// those left each have an fsync under way for longer than `patience` (the slots have ended:
-    /// it is the finisher's). Returns the levels of those left, whose
-    /// moves stay held (the worker gives them back as it stops: each next delivery finds its file
-    /// published and syncs the source's directory before it acknowledges).
+    /// it is the finisher's). Returns the levels of those left, whose moves stay held (the worker
+    /// gives them back as it stops: each next delivery finds its file published and syncs the
+    /// source's directory before it acknowledges).
     func waitForFinishers(cancel: StopSignal, patience: Duration) -> [String] {
         while true {
             let stuck: [String]? = arrived.withLock {

@@ -103,11 +103,18 @@ import TestSupport
 
         /// Worker w1 moves content 4 from gold to bronze, and its source directory's fsync does not
         /// return: the copy is published and the source removed, and the move is not acknowledged.
+        /// Worker w1 started, then gold's directory fsyncs held (`goldFsyncHold`).
         @discardableResult
-        func holdGoldsFsyncUnderAMoveOutOfGold(_ cid: Int = 4) throws -> ChildProcess {
+        func startWorkerWithGoldsFsyncHeld() throws -> ChildProcess {
             let worker = try cluster.startWorker("w1", concurrency: 2)
             try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
             try #require(FileManager.default.createFile(atPath: goldFsyncHold, contents: Data()))
+            return worker
+        }
+
+        @discardableResult
+        func holdGoldsFsyncUnderAMoveOutOfGold(_ cid: Int = 4) throws -> ChildProcess {
+            let worker = try startWorkerWithGoldsFsyncHeld()
             #expect(try post(cid, 10) == 200)
             try cluster.waitUntil("gold's copy published in bronze and its source removed") {
                 !FileManager.default.fileExists(atPath: path(cid, on: "gold")) && FileManager.default.fileExists(atPath: path(cid, on: "bronze"))
@@ -215,9 +222,7 @@ import TestSupport
         let site = try Site()
         defer { site.tearDown() }
         let cluster = site.cluster
-        try cluster.startWorker("w1", concurrency: 2)
-        try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
-        try #require(FileManager.default.createFile(atPath: site.goldFsyncHold, contents: Data()))
+        try site.startWorkerWithGoldsFsyncHeld()
         #expect(try site.post(1, 50000) == 200)
         try site.goldOutOfServiceOnAnFsync()
         try site.goldWaitsWhileSilverIsServed { unlink(site.goldFsyncHold) }
@@ -237,7 +242,7 @@ import TestSupport
         try site.goldOutOfServiceOnAnFsync()
         worker.signal(SIGTERM)
         try cluster.waitUntil("the worker to stop") { cluster.log("w1").contains("info relocator.worker: stopped") }
-        #expect(cluster.log("w1").contains("an fsync of a directory of level 'gold' has not returned: its moves, whose files are published, go back to their queues"),
+        #expect(cluster.wholeLog("w1").contains("an fsync of a directory of level 'gold' has not returned: its moves, whose files are published, go back to their queues"),
                 "\(cluster.log("w1"))")
         #expect(try site.status(4) == "queued")
         // (The process itself ends once the fsync returns: a thread in a FUSE request the daemon
