@@ -199,8 +199,9 @@ public final class MemoryQueue: JobQueueDriver, JobQueueing, QueueReading, @unch
                 let committedAt = Int64(h["updated_at"] ?? "0") ?? 0
                 // Unless the level changed again after this job (a newer generation): then only the database knows.
                 // (A rename takes one too: the job knows the level, not the name.)
-                // (A plan's move is never overridden: it is planned again from where the content is.)
-                if status == "committed", readAt >= 0, !fromPlan, let curTarget, committedAt >= readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
+                // (A plan's move that read another level than the commit's is not overridden: it is
+                // planned again from where the content is.)
+                if status == "committed", readAt >= 0, let curTarget, !fromPlan || dbLevel == curTarget, committedAt >= readAt, newest <= (Int64(oldGen ?? "0") ?? 0) {
                     origin = curTarget
                     overridden = true
                 }

@@ -22,19 +22,23 @@ public struct TransferEndpoint: Sendable {
     /// process's other work.
     let looks: DiskLooks
 
-    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil) {
-        self.init(levels: levels, queue: queue, logger: logger, signingKey: signingKey, settledFor: ServedDeliveries.settledFor)
+    /// `lookPatience`: how long an inquiry waits for a level's disk (`DiskLooks`).
+    public init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey? = nil,
+                lookPatience: Duration = .seconds(2)) {
+        self.init(levels: levels, queue: queue, logger: logger, signingKey: signingKey, settledFor: ServedDeliveries.settledFor,
+                  lookPatience: lookPatience)
     }
 
     /// `settledFor`: how long before its first range a file must have last changed for its hash
     /// to be carried on as it is served (`ServedDeliveries`).
-    init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey?, settledFor: Duration) {
+    init(levels: HeldLevels, queue: any QueueGateway, logger: Logger, signingKey: TransferSigningKey?, settledFor: Duration,
+         lookPatience: Duration = .seconds(2)) {
         self.levels = levels
         self.queue = queue
         self.logger = logger
         self.signingKey = signingKey
         self.served = ServedDeliveries(settledFor: settledFor)
-        self.looks = DiskLooks()
+        self.looks = DiskLooks(patience: lookPatience)
     }
 
     /// The routes, for a server or Hummingbird's router tests.

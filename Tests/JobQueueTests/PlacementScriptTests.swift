@@ -168,9 +168,12 @@ import TestSupport
         try q.commitDone()
         #expect(try q.queue.submit(cid: 3, count: 3, filename: "f3", dbLevel: "bronze", target: "silver", readAt: read, fromPlan: true,
                                    on: q.redis).outcome == .staleLevel)
-        // A count with the same read follows the commit, as ever.
+        // A plan that read gold (the SQL commit's level) before the commit's stamp in Redis stands.
+        #expect(try q.queue.submit(cid: 3, count: 3, filename: "f3", dbLevel: "gold", target: "silver", readAt: read, fromPlan: true,
+                                   on: q.redis).outcome == .created)
+        // A count with the bronze read follows the commit, as ever (here into that job).
         #expect(try q.queue.submit(cid: 3, count: 3, filename: "f3", dbLevel: "bronze", target: "silver", readAt: read, on: q.redis).outcome
-            == .created)
+            == .updated)
     }
 
     /// One batch commits moves between several levels (its residents written once per level): a

@@ -109,9 +109,12 @@ final class TransferFixture: @unchecked Sendable {
     }
 
     /// Requests to an endpoint on the memory queue (through `gateway`, when given).
-    func test(gateway: (any QueueGateway)? = nil, _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    /// (`lookPatience`: an inquiry's wait for a level's disk.)
+    func test(gateway: (any QueueGateway)? = nil, lookPatience: Duration = .seconds(2),
+              _ body: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
         let endpoint = TransferEndpoint(levels: levels, queue: gateway ?? MemoryQueueGateway(queue),
-                                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), signingKey: signingKey)
+                                        logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), signingKey: signingKey,
+                                        lookPatience: lookPatience)
         try await Application(router: endpoint.router()).test(.router, body)
     }
 }

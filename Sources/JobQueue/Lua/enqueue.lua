@@ -16,7 +16,8 @@
 --       db_level was read (ms; '': none known), how far ahead of Redis' clock a change may be
 --       stamped and still be compared with a read (ms: more was stamped before the clock stepped back),
 --       '1' for a plan's move (its count read from the content's score: not recorded as the
---       content's last count, nor scored, and its read is never overridden by a commit)
+--       content's last count, nor scored, and a read of another level than a later commit's is
+--       never overridden by it)
 -- Returns {outcome, {job hash fields}, Redis' clock (ms)}; outcome: created, updated, retargeted, reversed, requeued,
 -- follow_up, in_place, dropped, or stale_level (the content changed level after the caller read it
 -- and no job says where to: read the database again and resubmit).
@@ -200,7 +201,8 @@ end
 -- No job, a committed one, or a dead one that never published a copy: a fresh job.
 if not status or status == 'committed' or status == 'dead' then
   local overridden = false
-  if status == 'committed' and curTarget and readAt >= 0 and not fromPlan then
+  -- (A plan's move that read another level than the commit's is stale: planned again from there.)
+  if status == 'committed' and curTarget and readAt >= 0 and (not fromPlan or dbLevel == curTarget) then
     -- A job committed after the caller read db_level knows better where the file is now; a level
     -- read after the commit (an operator's later change included) stands.
     local committedAt = tonumber(h[6] or '0') or 0

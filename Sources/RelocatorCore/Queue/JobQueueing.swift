@@ -108,8 +108,8 @@ public struct SubmitRequest: Sendable, Equatable {
     public var queuedBy: QueuedBy?
     /// A plan's move (the rebalancer's), whose count was read from the content's score, not sent
     /// by anyone: it is not recorded as the content's last count (nor its score), and a read of
-    /// the level older than a commit is not overridden by that commit's job (the content is then
-    /// planned again from where it is).
+    /// another level than a later commit's is not overridden by that commit's job (the content
+    /// is then planned again from where it is).
     public var fromPlan = false
 
     /// A level read from the database that stands whatever the queue holds. No caller of the
