@@ -42,7 +42,7 @@ final class RunningHash {
     func update(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         if let xxh {
-            XXH3_128bits_update(xxh, bytes.baseAddress, bytes.count)
+            relocator_xxh3_128bits_update(xxh, bytes.baseAddress, bytes.count)
         } else {
             sha!.update(bufferPointer: bytes)
         }

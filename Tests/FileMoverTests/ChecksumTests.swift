@@ -36,6 +36,15 @@ import TestSupport
             #expect(try mover.checksum(of: path, algorithm: .xxh128) == Checksum(algorithm: .xxh128, hex: TestFiles.xxh128(path)), "\(size) bytes")
             #expect(try mover.checksum(of: path, algorithm: .sha256) == Checksum(algorithm: .sha256, hex: sha), "\(size) bytes")
         }
+        // Pieces of odd lengths that cross XXH3's stripes and blocks, hashed through the widest
+        // vector unit the processor has (`relocator_xxh3_128bits_update`).
+        let odd = FileMover(chunkSize: 1_000_003)
+        for size in [2_999_999, 8_388_609] {
+            let path = root.path + "/g\(size)"
+            let sha = try TestFiles.make(path, bytes: size)
+            #expect(try odd.checksum(of: path, algorithm: .xxh128) == Checksum(algorithm: .xxh128, hex: TestFiles.xxh128(path)), "\(size) bytes")
+            #expect(try odd.checksum(of: path, algorithm: .sha256) == Checksum(algorithm: .sha256, hex: sha), "\(size) bytes")
+        }
         #expect { try mover.checksum(of: root.path, algorithm: .xxh128) } throws: { ($0 as? MoveError)?.kind == .notRegularFile }
         #expect { try mover.checksum(of: root.path + "/none", algorithm: .xxh128) } throws: {
             ($0 as? MoveError)?.description.contains("ENOENT") == true
