@@ -47,32 +47,47 @@ public final class DiskLooks: Sendable {
     public func look<T: Sendable>(_ level: String, _ body: @escaping @Sendable () throws -> T) async -> Outcome<T> {
         await withCheckedContinuation { (continuation: CheckedContinuation<Outcome<T>, Never>) in
             let reply = Reply(continuation)
-            let now = ContinuousClock.now
-            let (queued, startWatch) = state.withLock { state -> ((DispatchQueue, UInt64)?, Bool) in
-                if state.levels[level] == nil { state.levels[level] = Level(queue: DispatchQueue(label: "relocator.disk-looks")) }
-                // A look under way past the patience: the disk does not answer; no other waits behind it.
-                if let since = state.levels[level]?.busySince, now - since > patience { return (nil, false) }
-                let id = state.nextID
-                state.nextID &+= 1
-                // (In place: the waiters of a disk that does not answer are not copied at every look.)
-                state.levels[level]?.waiters[id] = Waiter(since: now, expire: { reply.send(.notAnswering) })
-                guard let queue = state.levels[level]?.queue else { return (nil, false) }
-                let startWatch = !state.watching
-                state.watching = true
-                return ((queue, id), startWatch)
-            }
-            guard let (queue, id) = queued else {
-                reply.send(.notAnswering)
-                return
-            }
-            if startWatch { BlockingExecutor.thread(named: "disk-looks") { self.watch() } }
-            queue.async {
-                // (A look its patience ended while it waited behind another is not made.)
-                guard self.begin(level, id) else { return }
-                let result = Result { try body() }
-                self.end(level, id)
-                reply.send(.answered(result))
-            }
+            start(level, answer: reply.send, body)
+        }
+    }
+
+    /// `look`, for a caller allowed to block (a command's run): this thread waits for the answer.
+    public func lookWaiting<T: Sendable>(_ level: String, _ body: @escaping @Sendable () throws -> T) -> Outcome<T> {
+        let answer = WaitedAnswer<T>()
+        start(level, answer: answer.send, body)
+        return answer.wait()
+    }
+
+    /// Queues `body` on `level`'s queue of looks; `answer` is called once: with its result, or
+    /// with `notAnswering` once the patience ended first (at once when a look under way there
+    /// already waited past it).
+    private func start<T: Sendable>(_ level: String, answer: @escaping @Sendable (Outcome<T>) -> Void,
+                                    _ body: @escaping @Sendable () throws -> T) {
+        let now = ContinuousClock.now
+        let (queued, startWatch) = state.withLock { state -> ((DispatchQueue, UInt64)?, Bool) in
+            if state.levels[level] == nil { state.levels[level] = Level(queue: DispatchQueue(label: "relocator.disk-looks")) }
+            // A look under way past the patience: the disk does not answer; no other waits behind it.
+            if let since = state.levels[level]?.busySince, now - since > patience { return (nil, false) }
+            let id = state.nextID
+            state.nextID &+= 1
+            // (In place: the waiters of a disk that does not answer are not copied at every look.)
+            state.levels[level]?.waiters[id] = Waiter(since: now, expire: { answer(.notAnswering) })
+            guard let queue = state.levels[level]?.queue else { return (nil, false) }
+            let startWatch = !state.watching
+            state.watching = true
+            return ((queue, id), startWatch)
+        }
+        guard let (queue, id) = queued else {
+            answer(.notAnswering)
+            return
+        }
+        if startWatch { BlockingExecutor.thread(named: "disk-looks") { self.watch() } }
+        queue.async {
+            // (A look its patience ended while it waited behind another is not made.)
+            guard self.begin(level, id) else { return }
+            let result = Result { try body() }
+            self.end(level, id)
+            answer(.answered(result))
         }
     }
 
@@ -120,7 +135,7 @@ public final class DiskLooks: Sendable {
     }
 }
 
-/// A look's answer, sent once: by the look, or by the watch when its patience ended first.
+/// A look's answer to a task, sent once: by the look, or by the watch when its patience ended first.
 private final class Reply<T: Sendable>: Sendable {
     private let continuation: Mutex<CheckedContinuation<DiskLooks.Outcome<T>, Never>?>
 
@@ -130,5 +145,25 @@ private final class Reply<T: Sendable>: Sendable {
 
     func send(_ outcome: DiskLooks.Outcome<T>) {
         continuation.withLock { $0.take() }?.resume(returning: outcome)
+    }
+}
+
+/// A look's answer to a waiting thread, sent once (the first sent stands).
+private final class WaitedAnswer<T: Sendable>: Sendable {
+    private let outcome = Mutex<DiskLooks.Outcome<T>?>(nil)
+    private let sent = DispatchSemaphore(value: 0)
+
+    func send(_ outcome: DiskLooks.Outcome<T>) {
+        let first = self.outcome.withLock { held -> Bool in
+            guard held == nil else { return false }
+            held = outcome
+            return true
+        }
+        if first { sent.signal() }
+    }
+
+    func wait() -> DiskLooks.Outcome<T> {
+        sent.wait()
+        return outcome.withLock { $0! }
     }
 }

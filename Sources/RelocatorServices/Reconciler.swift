@@ -31,8 +31,9 @@ public struct Finding: Sendable, Equatable {
         /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint), or another
         /// host's level that no live worker serves: not looked at.
         case levelUnavailable = "level_unavailable"
-        /// Not on this host where the database says, and another host's level where it may be
-        /// was not looked at (no worker of that host answered): nothing decided.
+        /// Not on this host where the database says, and a level where it may be was not looked
+        /// at (another host's whose workers did not answer, or one of this host's whose directory
+        /// did not answer): nothing decided.
         case unverified
         /// Files of the content's name on levels of several hosts (not compared across hosts).
         case copiesOnHosts = "copies_on_hosts"
@@ -58,6 +59,10 @@ public struct Finding: Sendable, Equatable {
 ///   database row and the files are read again right before each step;
 /// - a copy is removed only while another identical copy is present, at that moment, at the level
 ///   the database names (`LevelRoot.removeDuplicate` hashes both and re-checks the names);
+/// - a level whose directory does not answer (a stalled disk, a network filesystem whose server is
+///   gone) holds up the run for at most `lookPatience`: it is left alone from then on, with the
+///   contents the database places on it, and a content not found elsewhere is unverified, never
+///   missing (its lookups wait on a queue of that level's, `DiskLooks`);
 /// - a temporary file in a level's `.relocator/tmp/` older than `partGrace` is removed under its
 ///   content's lock; a file beside the contents under an earlier version's temporary name is moved
 ///   into `.relocator/orphans/` only when no content row names it and its job is gone — nothing
@@ -78,6 +83,12 @@ public struct Reconciler {
         public var transferSigningKey: TransferSigningKey?
         /// The CAs the workers of other hosts that speak TLS are checked against (`--transfer-tls-ca`).
         public var transferTrust: TransferTLSTrust?
+        /// How long a look at a level's directory (opening it, a file's lookup, the listing of its
+        /// temporary files) is waited for: past it, the level does not answer.
+        public var lookPatience: Duration = .seconds(10)
+        /// This host's levels whose directory did not answer before the run (`levelsNotAnswering`),
+        /// with why: never opened, left alone.
+        public var notAnswering: [String: String] = [:]
 
         public init(directories: LevelDirectories, fix: Bool) {
             self.directories = directories
@@ -90,9 +101,16 @@ public struct Reconciler {
     let store: ContentStore
     /// The `worker` of the relocation row a fix of the database records.
     static let recorder = "reconcile"
-    /// The levels looked at and their open directories: every level but those out of service.
+    /// The levels looked at — every level but those out of service; those that do not answer
+    /// stay, to be counted as not looked at — and the open directories of those that answered.
     private(set) var roots: [String: LevelRoot]
     private(set) var levels: [String]
+    /// The levels whose directory did not answer within the patience, with why: left alone from
+    /// then on (a look at one answers "not answering" at once while the one under way waits).
+    public var notAnswering: [String: String] { silent.levels }
+    private let silent: SilentLevels
+    /// The lookups of each level, on a queue of their own, each waited for at most the patience.
+    let looks: DiskLooks
     let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(WallClock.milliseconds())"
     /// Called with each finding as it is made (the command prints it), and with progress.
     let onFinding: (Finding) -> Void
@@ -117,13 +135,46 @@ public struct Reconciler {
         self.store = store
         self.onFinding = onFinding
         self.onProgress = onProgress
+        looks = DiskLooks(patience: settings.lookPatience)
         var roots: [String: LevelRoot] = [:]
-        for level in settings.directories.names { roots[level] = try LevelRoot(settings.directories.place(of: level)!) }
+        var notAnswering = settings.notAnswering
+        for level in settings.directories.names where notAnswering[level] == nil {
+            let place = settings.directories.place(of: level)!
+            switch looks.lookWaiting(level, { try LevelRoot(place) }) {
+            case .answered(let opened): roots[level] = try opened.get()
+            case .notAnswering: notAnswering[level] = Self.silence(place.directory, settings.lookPatience, when: "as it was opened")
+            }
+        }
         self.roots = roots
+        silent = SilentLevels(notAnswering)
+        // (With those that did not answer: a content not found elsewhere may be there.)
         levels = settings.directories.names
         remoteLevels = Set(settings.remoteLevels).subtracting(settings.directories.names)
         inquiry = remoteLevels.isEmpty ? nil : PeerInquiry(session: session, signingKey: settings.transferSigningKey,
                                                           trust: settings.transferTrust, ttl: .seconds(600))
+    }
+
+    /// Why a level is left alone: its directory did not answer `when`.
+    static func silence(_ directory: String, _ patience: Duration, when: String) -> String {
+        "its directory \(directory) did not answer within \(patience) \(when) (a stalled disk, or a network filesystem whose server is gone)"
+    }
+
+    /// `body` on `level`'s queue of looks: nil when the level does not answer (within the
+    /// patience now, or before: it is then left alone for the rest of the run).
+    private func look<T: Sendable>(_ level: String, when: String, _ body: @escaping @Sendable () throws -> T) throws -> T? {
+        guard notAnswering[level] == nil else { return nil }
+        switch looks.lookWaiting(level, body) {
+        case .answered(let result):
+            return try result.get()
+        case .notAnswering:
+            silent.levels[level] = Self.silence(settings.directories.directory(of: level) ?? level, settings.lookPatience, when: when)
+            return nil
+        }
+    }
+
+    /// The open directories of the levels that answer.
+    private var answering: [LevelRoot] {
+        levels.filter { notAnswering[$0] == nil }.compactMap { roots[$0] }
     }
 
     mutating func report(_ finding: Finding) {
@@ -134,7 +185,11 @@ public struct Reconciler {
     public mutating func run() throws {
         // A level in use before whose directory lacks .relocator/ (a bare mountpoint) is neither
         // looked at nor changed: what the database places there is left alone.
-        let withdrawn = try LevelPreparation.prepare(Array(roots.values), session, changing: settings.fix).withdrawn
+        for level in levels where notAnswering[level] == nil {
+            let root = roots[level]!
+            _ = try look(level, when: "as its reserved directory was looked up") { try root.hasReservedDirectory() }
+        }
+        let withdrawn = try LevelPreparation.prepare(answering, session, changing: settings.fix).withdrawn
         for (level, _) in withdrawn {
             roots[level] = nil
         }
@@ -157,11 +212,15 @@ public struct Reconciler {
         for (filename, cids) in byFilename where cids.count > 1 {
             report(Finding(kind: .sharedFilename, cid: cids.min(), detail: "cids \(cids.sorted().map(String.init).joined(separator: ", ")) all name \(filename); give each its own file"))
         }
+        // The contents left alone on each level out of service (one that stops answering during
+        // the run: from then on).
+        var leftAlone: [String: Int] = [:]
         for (index, content) in contents.enumerated() {
             onProgress(index, contents.count)
             if (byFilename[FilenameKey(content.filename)]?.count ?? 0) > 1 { continue }
-            if withdrawn[content.level] != nil || unserved[content.level] != nil {
+            if withdrawn[content.level] != nil || unserved[content.level] != nil || notAnswering[content.level] != nil {
                 skippedUnavailable += 1
+                leftAlone[content.level, default: 0] += 1
                 continue
             }
             // A job in flight owns its content's files; a dead one waits for an operator and does not.
@@ -178,52 +237,75 @@ public struct Reconciler {
             }
         }
         onProgress(contents.count, contents.count)
-        for (level, why) in withdrawn.merging(unserved, uniquingKeysWith: { a, _ in a }).sorted(by: { $0.key < $1.key }) {
-            let left = contents.filter { $0.level == level }.count
+        let aside = withdrawn.merging(unserved, uniquingKeysWith: { a, _ in a }).merging(notAnswering, uniquingKeysWith: { a, _ in a })
+        for (level, why) in aside.sorted(by: { $0.key < $1.key }) {
             report(Finding(kind: .levelUnavailable, cid: nil,
-                           detail: "level '\(level)' not looked at: \(why); the \(left) contents the database places on it were left alone"))
+                           detail: "level '\(level)' not looked at: \(why); the \(leftAlone[level] ?? 0) contents the database places on it were left alone"))
         }
         try staleParts()
         try legacyParts(of: contents)
     }
 
-    /// Where a content's file is: the levels whose directory holds it as a regular file.
-    private func places(of filename: Filename) throws -> [String] {
-        try levels.filter { level in
-            if case .regularFile = try roots[level]!.lookup(filename) { return true }
-            return false
+    /// What `filename` names on each level that answered, and the levels that did not.
+    private func lookups(of filename: Filename) throws -> (found: [String: LevelRoot.FileStatus], unanswered: [String]) {
+        var found: [String: LevelRoot.FileStatus] = [:]
+        var unanswered: [String] = []
+        for level in levels {
+            if let root = roots[level], let status = try look(level, when: "as \(filename) was looked up", { try root.lookup(filename) }) {
+                found[level] = status
+            } else {
+                unanswered.append(level)
+            }
         }
+        return (found, unanswered)
     }
 
-    /// The file's size on `level` (0 when it is not a file there).
-    private func size(of filename: Filename, on level: String) throws -> Int64 {
-        if case .regularFile(let size) = try roots[level]!.lookup(filename) { return size }
+    /// Where a content's file is: the levels whose directory holds it as a regular file; nil
+    /// when a level did not answer (nothing is decided then).
+    private func places(of filename: Filename) throws -> [String]? {
+        let (found, unanswered) = try lookups(of: filename)
+        guard unanswered.isEmpty else { return nil }
+        return levels.filter { if case .regularFile = found[$0] { true } else { false } }
+    }
+
+    /// The file's size on `level` (0 when it is not a file there); nil when the level did not answer.
+    private func size(of filename: Filename, on level: String) throws -> Int64? {
+        guard let root = roots[level], let status = try look(level, when: "as \(filename) was looked up", { try root.lookup(filename) }) else { return nil }
+        if case .regularFile(let size) = status { return size }
         return 0
     }
 
     private mutating func check(_ content: Content) throws {
         let filename: Filename
-        let found: [String]
+        let looked: (found: [String: LevelRoot.FileStatus], unanswered: [String])
         do {
             filename = try Filename(content.filename)
-            found = try places(of: filename)
+            looked = try lookups(of: filename)
         } catch let error as Filename.Invalid {
             return report(Finding(kind: .unsafeFilename, cid: content.cid, detail: "'\(content.filename.prefix(200))': \(error)"))
         } catch let error as MoveError where error.kind == .unsafePath {
             return report(Finding(kind: .unsafeFilename, cid: content.cid, detail: "'\(content.filename.prefix(200))': \(error)"))
         }
+        let found = levels.filter { if case .regularFile = looked.found[$0] { true } else { false } }
         if found == [content.level] { return }
+        // A level that did not answer may hold the file (or a copy): nothing is decided.
+        if !looked.unanswered.isEmpty {
+            let here = found.isEmpty ? "no level that answered" : found.joined(separator: " and ")
+            let why = looked.unanswered.map { "\($0): \(notAnswering[$0] ?? "it did not answer")" }.joined(separator: "; ")
+            return report(Finding(kind: .unverified, cid: content.cid,
+                                  detail: "\(filename) is on \(here), the database says \(content.level), and levels of this host were not looked at (\(why)); nothing decided"))
+        }
         if !remoteLevels.isEmpty, try !decideAcrossHosts(content, filename: filename, found: found) { return }
         switch found.count {
         case 0:
             // Something else at the content's path (a directory, a FIFO…) is named as what it is.
-            let others = try levels.compactMap { level -> String? in
-                guard case .notRegularFile(let what) = try roots[level]!.lookup(filename) else { return nil }
+            let others = levels.compactMap { level -> String? in
+                guard case .notRegularFile(let what) = looked.found[level] else { return nil }
                 return "\(what), not a file, on \(level) (\(settings.directories.directory(of: level)!)/\(filename))"
             }
-            let looked = levels.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
+            let lookedIn = levels.map { settings.directories.place(of: $0)!.description }.joined(separator: ", ")
             let detail = others.isEmpty
-                ? "\(filename) is on no level's disk (looked in \(looked)); the database says \(content.level)"
+                ? "\(filename) is on no level's disk (looked in \(lookedIn)); the database says \(content.level)"
                 : "\(filename) is \(others.joined(separator: " and ")); no level holds it as a file; the database says \(content.level)"
             report(Finding(kind: .missing, cid: content.cid,
                            detail: detail + "; if it is gone for good, `relocator contents remove --cid \(content.cid)` forgets the content"))
@@ -233,10 +315,10 @@ public struct Reconciler {
                 finding.fixed = try leased(content.cid) { _ -> String? in
                     // Read again under the lease: a move may have finished since.
                     guard let now = try store.content(cid: content.cid), FilenameKey.same(now.filename, content.filename) else { return nil }
-                    let place = try places(of: filename)
-                    guard place.count == 1, place[0] != now.level else { return nil }
+                    guard let place = try places(of: filename), place.count == 1, place[0] != now.level,
+                          let bytes = try size(of: filename, on: place[0]) else { return nil }
                     // Not while a job of the content is in flight: its move decides where the file goes.
-                    guard try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], bytes: try size(of: filename, on: place[0]),
+                    guard try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0], bytes: bytes,
                                                  by: Self.recorder, store: SQLContentStore(database: store.database), queue: session)
                     else { return nil }
                     return "database set to \(place[0])"
@@ -254,12 +336,12 @@ public struct Reconciler {
             if settings.fix {
                 finding.fixed = try leased(content.cid) { _ -> String? in
                     guard var now = try store.content(cid: content.cid), FilenameKey.same(now.filename, content.filename) else { return nil }
-                    let place = try places(of: filename)
-                    guard place.count > 1 else { return nil }
+                    guard let place = try places(of: filename), place.count > 1 else { return nil }
                     if !place.contains(now.level) {
                         // No copy where the database says: it names one of the copies first.
-                        guard try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0],
-                                                     bytes: try size(of: filename, on: place[0]), by: Self.recorder,
+                        guard let bytes = try size(of: filename, on: place[0]),
+                              try Commit.recordLevel(cid: content.cid, from: now.level, to: place[0],
+                                                     bytes: bytes, by: Self.recorder,
                                                      store: SQLContentStore(database: store.database), queue: session)
                         else { return nil }
                         now.level = place[0]
@@ -316,7 +398,7 @@ public struct Reconciler {
                     // could outlast it).
                     let since = ContinuousClock.now
                     guard let now = try store.content(cid: content.cid), now.filename == content.filename,
-                          try places(of: filename).isEmpty else { return nil }
+                          try places(of: filename)?.isEmpty == true else { return nil }
                     let again = try inquiry!.look(cid: content.cid, filename: content.filename, levels: remoteLevels.sorted())
                     guard ContinuousClock.now - since < settings.leaseTTL / 2 else { return nil }
                     guard HostsVerdict.decide(database: now.level, local: [], remoteLevels: remoteLevels, remote: again) == .wrongLevelElsewhere(level),
@@ -344,7 +426,9 @@ public struct Reconciler {
                 // The lease expires by itself.
             }
         }
-        guard let lock = try ContentLock.tryLock(cid: cid, in: Array(roots.values)) else { return nil }
+        // (The levels that answer: one that does not is left alone, and a fix needs every level's
+        // answer, read again under the lock.)
+        guard let lock = try ContentLock.tryLock(cid: cid, in: answering) else { return nil }
         defer { lock.release() }
         return try body(lock)
     }
@@ -354,12 +438,13 @@ public struct Reconciler {
     /// which holds the lock as long as it lives).
     private mutating func staleParts() throws {
         let cutoff = Int64(Date().timeIntervalSince1970) - settings.partGrace.milliseconds / 1000
-        for level in levels {
+        for level in levels where notAnswering[level] == nil {
             let root = roots[level]!
-            for (part, modified) in try root.temporaryFiles() where modified < cutoff {
+            guard let parts = try look(level, when: "as its temporary files were listed", { try root.temporaryFiles() }) else { continue }
+            for (part, modified) in parts where modified < cutoff {
                 var finding = Finding(kind: .stalePart, cid: part.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
                 if settings.fix {
-                    if let lock = try ContentLock.tryLock(cid: part.cid, in: Array(roots.values)) {
+                    if let lock = try ContentLock.tryLock(cid: part.cid, in: answering) {
                         defer { lock.release() }
                         finding.fixed = try root.removeTemporary(part, holding: lock) ? "removed" : "already gone"
                     } else {
@@ -381,7 +466,8 @@ public struct Reconciler {
         let filenames = Set(contents.map(\.filename))
         var byFileName: [Substring: [Int64]] = [:]
         for content in contents { byFileName[LegacyPartName.fileName(of: content.filename), default: []].append(content.cid) }
-        for level in levels {
+        // (A walk of the whole level, waited for as long as it takes, of the levels that answered.)
+        for level in levels where notAnswering[level] == nil {
             let root = roots[level]!
             for part in try root.legacyParts() where part.modified < cutoff {
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
@@ -396,7 +482,7 @@ public struct Reconciler {
                 } else if settings.fix {
                     // New workers never use such a name: the content's lock is enough (its job, if
                     // any, may be in flight), and the rows and the job are read again under it.
-                    if let lock = try ContentLock.tryLock(cid: part.name.cid, in: Array(roots.values)) {
+                    if let lock = try ContentLock.tryLock(cid: part.name.cid, in: answering) {
                         defer { lock.release() }
                         if try mayMoveAside(part) {
                             finding.fixed = try root.moveAside(part, holding: lock).map { "moved to \(level)/\($0)" } ?? "already gone"
@@ -423,5 +509,15 @@ public struct Reconciler {
         if try store.content(filename: part.relativePath) != nil { return false }
         if let owner = try store.content(cid: part.name.cid), LegacyPartName.mayBe(contentNamed: owner.filename, at: part.relativePath) { return false }
         return try !inFlight(part)
+    }
+}
+
+/// The levels a reconcile run leaves alone because their directory did not answer, with why (a
+/// reference: looks made inside a fix's closure add to it).
+private final class SilentLevels {
+    var levels: [String: String]
+
+    init(_ levels: [String: String]) {
+        self.levels = levels
     }
 }

@@ -47,19 +47,26 @@ extension Relocator {
 
         func run() async throws {
             let (all, setting) = try runtime.levelDirectories(flag: levelDirs)
+            // A level whose directory does not answer (a stalled disk, a network filesystem whose
+            // server is gone) is left alone, as one that stops answering during the run: the run
+            // waits for a look at most the workers' level patience.
+            let patience = Worker.levelPatience(heartbeatTTL: try runtime.heartbeatTTL())
+            let silent = levelsNotAnswering(all, within: patience)
             // Levels whose directory is not on this host are other hosts': their workers are asked.
-            let onThisHost = levelsOnThisHost(all)
-            let directories = onThisHost.present.names.isEmpty ? all : onThisHost.present
-            _ = try verifyLevelLayout(directories, setting: setting)
+            let onThisHost = levelsOnThisHost(all.filter { silent[$0] == nil })
+            let directories = onThisHost.present.names.isEmpty && silent.isEmpty ? all : all.filter { !onThisHost.absent.contains($0) }
+            _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: setting)
             let signingKey = try transferSecretFile.map(readTransferSigningKey)
             let trust = try transferTrust.trust()
             let service = try makeCommandService(runtime, database: database, access: fix ? .readWrite : .readOnly)
             defer { service.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.algorithm = try runtime.checksumAlgorithm()
-            settings.remoteLevels = onThisHost.present.names.isEmpty ? [] : onThisHost.absent
+            settings.remoteLevels = onThisHost.present.names.isEmpty && silent.isEmpty ? [] : onThisHost.absent
             settings.transferSigningKey = signingKey
             settings.transferTrust = trust
+            settings.lookPatience = patience
+            settings.notAnswering = silent
             let progress = ProgressReporter(label: "reconcile", total: nil, unit: "contents")
             let json = self.json
             let reconciler = try await service.reconcile(

@@ -301,4 +301,32 @@ import TestSupport
             return disks.first { $0["level"] as? String == "gold" }?["state"] as? String == "file"
         }
     }
+
+    /// `relocator reconcile` on a host where a level's disk does not answer: the run leaves that
+    /// level alone, says why, checks the others and ends (rather than waiting for the disk).
+    @Test func reconcileLeavesALevelWhoseDiskDoesNotAnswerAloneAndEnds() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site(startAPI: false)
+        defer { site.tearDown() }
+        // Content 1's file is gone from bronze: with gold silent it may be there, so it is not called missing.
+        unlink(site.path(1, on: "bronze"))
+        // Without the bounds, the run waits until this watchdog lets gold answer (a broken build
+        // fails on what it reports then, rather than hanging).
+        let watchdog = DispatchWorkItem { site.gold.answer() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        defer { watchdog.cancel() }
+        site.gold.hang()
+        let report = try site.cluster.run(["reconcile", "--fix"])
+        #expect(report.status == 2, "\(report.stderr)")
+        #expect(report.stdout.contains("level_unavailable: level 'gold' not looked at: its directory \(site.gold.path) did not answer within "),
+                "\(report.stdout)")
+        #expect(report.stdout.contains("at the start (a stalled disk, or a network filesystem whose server is gone); "
+                                       + "the 1 contents the database places on it were left alone"), "\(report.stdout)")
+        #expect(report.stdout.contains("unverified cid=1: c1.bin is on no level that answered, the database says bronze"), "\(report.stdout)")
+        #expect(!report.stdout.contains("missing"), "\(report.stdout)")
+        #expect(report.stdout.contains("2 findings, 0 fixed, 2 need attention; 1 contents on levels out of service left alone"), "\(report.stdout)")
+        site.gold.answer()
+        let after = try site.cluster.run(["reconcile"])
+        #expect(after.stdout.contains("missing cid=1: c1.bin is on no level's disk"), "\(after.stdout)")
+    }
 }

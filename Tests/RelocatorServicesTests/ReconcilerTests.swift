@@ -32,14 +32,80 @@ import TestSupport
         func path(_ level: String, _ name: String) -> String { directories.directory(of: level)! + "/" + name }
 
         func run(fix: Bool) throws -> [Finding] {
+            try run(fix: fix, directories: directories).findings
+        }
+
+        func run(fix: Bool, directories: LevelDirectories, _ adjust: (inout Reconciler.Settings) -> Void = { _ in }) throws -> Reconciler {
             let db = try database.open()
             defer { db.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.partGrace = .seconds(60)
+            adjust(&settings)
             var reconciler = try Reconciler(settings: settings, session: queue, store: ContentStore(database: db))
             try reconciler.run()
-            return reconciler.findings
+            return reconciler
         }
+    }
+
+    /// A level whose directory stops answering (a FUSE level whose daemon is stopped, as a hard
+    /// NFS mount whose server is gone) holds up the run for at most the patience, whether it was
+    /// silent before the run (`levelsNotAnswering`, as the command looks) or stopped once the run
+    /// had begun: it is left alone with the contents the database places on it, a content not in
+    /// place is unverified (never missing, never fixed: the level may hold it), and the run goes
+    /// on to the levels' temporary files and ends.
+    @Test func aLevelWhoseDirectoryDoesNotAnswerIsLeftAloneAndTheRunEnds() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site(contents: [(1, "here.bin", "gold"), (2, "gone.bin", "gold"), (3, "kept.bin", "silver"), (4, "moved.bin", "gold"),
+                                       (5, "bronze.bin", "gold")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("gold", "here.bin"), bytes: 100)
+        try TestFiles.make(site.path("silver", "kept.bin"), bytes: 100)
+        try TestFiles.make(site.path("silver", "moved.bin"), bytes: 100)
+        try TestFiles.make(site.path("bronze", "bronze.bin"), bytes: 100)
+        try FileManager.default.createDirectory(atPath: site.path("silver", ".relocator"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: site.path("gold", ".relocator/tmp"), withIntermediateDirectories: true)
+        let stale = site.path("gold", ".relocator/tmp/9-1.part")
+        try TestFiles.make(stale, bytes: 10)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: stale)
+        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!)
+        defer { silver.remove() }
+        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
+        // Without the bounds, the run waits until this watchdog lets the level answer (a broken
+        // build fails on what it finds then, rather than hanging).
+        let watchdog = DispatchWorkItem { silver.answer() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        defer { watchdog.cancel() }
+        silver.hang()
+        func expectLeftAlone(_ reconciler: Reconciler, when: String) throws {
+            let found = reconciler.findings
+            #expect(Set(found.map(\.kind)) == [.unverified, .stalePart, .levelUnavailable], "\(found.map(\.line))")
+            let unverified = found.filter { $0.kind == .unverified }
+            #expect(unverified.compactMap(\.cid).sorted() == [2, 4, 5], "\(found.map(\.line))")
+            #expect(unverified.allSatisfy { $0.detail.contains("levels of this host were not looked at (silver: its directory \(silver.path) did not answer within 1.0 seconds") },
+                    "\(unverified.map(\.detail))")
+            let unavailable = try #require(found.first { $0.kind == .levelUnavailable })
+            #expect(unavailable.detail.hasPrefix("level 'silver' not looked at: its directory \(silver.path) did not answer within 1.0 seconds \(when)"),
+                    "\(unavailable.detail)")
+            #expect(unavailable.detail.hasSuffix("the 1 contents the database places on it were left alone"), "\(unavailable.detail)")
+            #expect(reconciler.skippedUnavailable == 1)
+            #expect(found.filter { $0.kind != .stalePart }.allSatisfy { $0.fixed == nil })
+            #expect(try site.database.level(4) == "gold" && site.database.level(5) == "gold")
+        }
+        // Silent before the run, as the command finds it.
+        let silent = levelsNotAnswering(directories, within: .seconds(1))
+        #expect(Array(silent.keys) == ["silver"])
+        try expectLeftAlone(try site.run(fix: false, directories: directories) {
+            $0.lookPatience = .seconds(1)
+            $0.notAnswering = silent
+        }, when: "at the start")
+        // Stopped once the run had begun: its directory does not answer when it is opened.
+        let fixed = try site.run(fix: true, directories: directories) { $0.lookPatience = .seconds(1) }
+        try expectLeftAlone(fixed, when: "as it was opened")
+        #expect(fixed.findings.first { $0.kind == .stalePart }?.fixed == "removed" && !TestFiles.exists(stale))
+        silver.answer()
+        // Once it answers, the level is looked at again: the copies there are found.
+        let after = try site.run(fix: false, directories: directories).findings
+        #expect(after.map { "\($0.cid ?? 0) \($0.kind.rawValue)" } == ["2 missing", "4 wrong_level", "5 wrong_level"], "\(after.map(\.line))")
     }
 
     /// `café` with `é` and with `e` and a combining accent are two files and two names: neither a
