@@ -28,8 +28,9 @@ public struct Finding: Sendable, Equatable {
         case unsafeFilename = "unsafe_filename"
         /// Two contents with one filename.
         case sharedFilename = "shared_filename"
-        /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint), or another
-        /// host's level that no live worker serves: not looked at.
+        /// A level in use before whose directory lacks `.relocator/` (a bare mountpoint), another
+        /// host's level that no live worker serves, or a level whose directory did not answer (at
+        /// the start, or from some moment of the run on): not looked at (from then on).
         case levelUnavailable = "level_unavailable"
         /// Not on this host where the database says, and a level where it may be was not looked
         /// at (another host's whose workers did not answer, or one of this host's whose directory
@@ -194,6 +195,8 @@ public struct Reconciler {
             roots[level] = nil
         }
         levels = levels.filter { withdrawn[$0] == nil }
+        // (Levels that stop answering later are reported as such, with the contents left alone after.)
+        let silentBefore = notAnswering
         // Another host's level that no live worker serves cannot be looked at: what the database
         // places there is left alone, and what may be there is not decided.
         var unserved: [String: String] = [:]
@@ -237,13 +240,20 @@ public struct Reconciler {
             }
         }
         onProgress(contents.count, contents.count)
-        let aside = withdrawn.merging(unserved, uniquingKeysWith: { a, _ in a }).merging(notAnswering, uniquingKeysWith: { a, _ in a })
-        for (level, why) in aside.sorted(by: { $0.key < $1.key }) {
-            report(Finding(kind: .levelUnavailable, cid: nil,
-                           detail: "level '\(level)' not looked at: \(why); the \(leftAlone[level] ?? 0) contents the database places on it were left alone"))
-        }
         try staleParts()
         try legacyParts(of: contents)
+        // Last: a level may stop answering as its temporary files are listed.
+        let aside = withdrawn.merging(unserved, uniquingKeysWith: { a, _ in a }).merging(silentBefore, uniquingKeysWith: { a, _ in a })
+        for (level, why) in aside.sorted(by: { $0.key < $1.key }) {
+            let left = contents.filter { $0.level == level }.count
+            report(Finding(kind: .levelUnavailable, cid: nil,
+                           detail: "level '\(level)' not looked at: \(why); the \(left) contents the database places on it were left alone"))
+        }
+        for (level, why) in notAnswering.sorted(by: { $0.key < $1.key }) where aside[level] == nil {
+            report(Finding(kind: .levelUnavailable, cid: nil,
+                           detail: "level '\(level)' not looked at from some moment of the run on: \(why); the \(leftAlone[level] ?? 0) contents "
+                               + "the database places on it that came after were left alone"))
+        }
     }
 
     /// What `filename` names on each level that answered, and the levels that did not.
@@ -288,14 +298,10 @@ public struct Reconciler {
         }
         let found = levels.filter { if case .regularFile = looked.found[$0] { true } else { false } }
         if found == [content.level] { return }
+        // (Other hosts' levels first: a content their host holds stays theirs to check.)
+        if !remoteLevels.isEmpty, try !decideAcrossHosts(content, filename: filename, found: found, silentHere: looked.unanswered) { return }
         // A level that did not answer may hold the file (or a copy): nothing is decided.
-        if !looked.unanswered.isEmpty {
-            let here = found.isEmpty ? "no level that answered" : found.joined(separator: " and ")
-            let why = looked.unanswered.map { "\($0): \(notAnswering[$0] ?? "it did not answer")" }.joined(separator: "; ")
-            return report(Finding(kind: .unverified, cid: content.cid,
-                                  detail: "\(filename) is on \(here), the database says \(content.level), and levels of this host were not looked at (\(why)); nothing decided"))
-        }
-        if !remoteLevels.isEmpty, try !decideAcrossHosts(content, filename: filename, found: found) { return }
+        if !looked.unanswered.isEmpty { return reportUnverified(content, filename: filename, found: found, silentHere: looked.unanswered) }
         switch found.count {
         case 0:
             // Something else at the content's path (a directory, a FIFO…) is named as what it is.
@@ -359,10 +365,19 @@ public struct Reconciler {
         }
     }
 
+    /// A content not in place while levels of this host did not answer (`silentHere`): nothing decided.
+    private mutating func reportUnverified(_ content: Content, filename: Filename, found: [String], silentHere: [String]) {
+        let here = found.isEmpty ? "no level that answered" : found.joined(separator: " and ")
+        let why = silentHere.map { "\($0): \(notAnswering[$0] ?? "it did not answer")" }.joined(separator: "; ")
+        report(Finding(kind: .unverified, cid: content.cid,
+                       detail: "\(filename) is on \(here), the database says \(content.level), and levels of this host were not looked at (\(why)); nothing decided"))
+    }
+
     /// Decides, with the other hosts' workers, what this host alone cannot: false when that is
     /// done (reported, or nothing to report), true when the content is to be checked as on one
-    /// host (the other hosts hold no copy).
-    private mutating func decideAcrossHosts(_ content: Content, filename: Filename, found: [String]) throws -> Bool {
+    /// host (the other hosts hold no copy). With levels of this host that did not answer
+    /// (`silentHere`), a content on no host is unverified, not missing.
+    private mutating func decideAcrossHosts(_ content: Content, filename: Filename, found: [String], silentHere: [String]) throws -> Bool {
         let remote = HostsVerdict.needsAsking(database: content.level, local: found, remoteLevels: remoteLevels)
             ? try inquiry!.look(cid: content.cid, filename: content.filename, levels: remoteLevels.sorted()) : nil
         let hosts = inquiry!.answeredBy
@@ -375,6 +390,8 @@ public struct Reconciler {
             return false
         case .local:
             return true
+        case .missing where !silentHere.isEmpty:
+            reportUnverified(content, filename: filename, found: found, silentHere: silentHere)
         case .missing:
             let asked = remoteLevels.sorted().map { "\($0) (\(hosts[$0] ?? "another host"))" }.joined(separator: ", ")
             report(Finding(kind: .missing, cid: content.cid,

@@ -54,7 +54,8 @@ extension Relocator {
             let silent = levelsNotAnswering(all, within: patience)
             // Levels whose directory is not on this host are other hosts': their workers are asked.
             let onThisHost = levelsOnThisHost(all.filter { silent[$0] == nil })
-            let directories = onThisHost.present.names.isEmpty && silent.isEmpty ? all : all.filter { !onThisHost.absent.contains($0) }
+            // (No level here that answered: the directories are checked as given, and a missing one refused.)
+            let directories = onThisHost.present.names.isEmpty ? all : all.filter { !onThisHost.absent.contains($0) }
             _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: setting)
             let signingKey = try transferSecretFile.map(readTransferSigningKey)
             let trust = try transferTrust.trust()
@@ -62,7 +63,7 @@ extension Relocator {
             defer { service.close() }
             var settings = Reconciler.Settings(directories: directories, fix: fix)
             settings.algorithm = try runtime.checksumAlgorithm()
-            settings.remoteLevels = onThisHost.present.names.isEmpty && silent.isEmpty ? [] : onThisHost.absent
+            settings.remoteLevels = onThisHost.present.names.isEmpty ? [] : onThisHost.absent
             settings.transferSigningKey = signingKey
             settings.transferTrust = trust
             settings.lookPatience = patience
