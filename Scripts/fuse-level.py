@@ -2,13 +2,16 @@
 """A level on a filesystem that can stop answering: a FUSE passthrough of a directory.
 
     /usr/bin/python3 Scripts/fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE]
+                                           [--hold-lock-file-open-while FILE]
 
 Mounts BACKING at MOUNTPOINT and serves it until unmounted (or SIGTERM). Nothing is cached in the
 kernel (attributes and names are asked every time), so while this process is stopped (SIGSTOP)
 every access to MOUNTPOINT waits, as on a hard NFS mount whose server is gone; SIGCONT answers
 them. The tests use it to hang a level under a running worker. With --hold-directory-fsync-while,
 a directory's fsync waits for as long as FILE exists, and everything else answers: a device whose
-writeback stalls while what is cached still answers. Needs Debian's python3-fusepy
+writeback stalls while what is cached still answers. With --hold-lock-file-open-while, an open of
+the level's lock file (.relocator/lock) waits for as long as FILE exists: a disk that stops
+answering right as a content's lock is taken. Needs Debian's python3-fusepy
 (Scripts/setup installs it), hence the system interpreter.
 """
 
@@ -21,9 +24,16 @@ from fusepy import FUSE, FuseOSError, Operations
 
 
 class Passthrough(Operations):
-    def __init__(self, root, hold_directory_fsync=None):
+    LOCK_FILE = "/.relocator/lock"
+
+    def __init__(self, root, hold_directory_fsync=None, hold_lock_file_open=None):
         self.root = os.path.realpath(root)
         self.hold_directory_fsync = hold_directory_fsync
+        self.hold_lock_file_open = hold_lock_file_open
+
+    def _hold_lock_file(self, path):
+        while path == self.LOCK_FILE and self.hold_lock_file_open and os.path.exists(self.hold_lock_file_open):
+            time.sleep(0.02)
 
     def _full(self, path):
         return os.path.join(self.root, path.lstrip("/"))
@@ -79,9 +89,11 @@ class Passthrough(Operations):
                                                     "f_files", "f_flag", "f_frsize", "f_namemax")}
 
     def open(self, path, flags):
+        self._hold_lock_file(path)
         return os.open(self._full(path), flags)
 
     def create(self, path, mode, fi=None):
+        self._hold_lock_file(path)
         return os.open(self._full(path), os.O_RDWR | os.O_CREAT | os.O_EXCL, mode)
 
     def read(self, path, size, offset, fh):
@@ -116,14 +128,17 @@ class Passthrough(Operations):
 
 
 def main(argv):
-    hold = None
-    if len(argv) == 4 and argv[2] == "--hold-directory-fsync-while":
-        hold = argv[3]
-    elif len(argv) != 2:
-        sys.exit("usage: fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE]")
+    usage = "usage: fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE] [--hold-lock-file-open-while FILE]"
+    holds = {"--hold-directory-fsync-while": None, "--hold-lock-file-open-while": None}
+    if len(argv) < 2 or len(argv) % 2:
+        sys.exit(usage)
+    for option, value in zip(argv[2::2], argv[3::2]):
+        if option not in holds:
+            sys.exit(usage)
+        holds[option] = value
     # use_ino: the backing files' inode numbers (a hard link is one file); hard_remove: an open file
     # unlinked is gone, not renamed to .fuse_hidden*; no timeouts: every lookup reaches this process.
-    FUSE(Passthrough(argv[0], hold), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
+    FUSE(Passthrough(argv[0], holds["--hold-directory-fsync-while"], holds["--hold-lock-file-open-while"]), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
          attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="relocator-test-level")
 
 

@@ -150,27 +150,49 @@ public final class ContentLock: @unchecked Sendable {
     /// The lock in every level of `roots`; nil (holding none) when another holder has it in any.
     /// Two level names for one directory share one lock file, locked once.
     public static func tryLock(cid: Int64, in roots: [LevelRoot]) throws -> ContentLock? {
+        try tryLock(cid: cid, in: roots) { root in try lockOne(cid: cid, in: root) }
+    }
+
+    /// `tryLock`, each level's lock taken by `take` — `lockOne`, or a caller's bounded wrapping of
+    /// it —: nil (holding none) when `take` gives none for a level.
+    public static func tryLock(cid: Int64, in roots: [LevelRoot], taking take: (LevelRoot) throws -> FileDescriptor?) throws -> ContentLock? {
         let lock = ContentLock(cid: cid)
         var locked: Set<[UInt64]> = []
         for root in roots.sorted(by: { $0.level < $1.level }) where locked.insert([root.device, root.inode]).inserted {
-            let fd = try root.openLockFile()
-            var request = flock()
-            request.l_type = Int16(F_WRLCK)
-            request.l_whence = Int16(SEEK_SET)
-            // Any cid names a byte: the sign bit is dropped (two cids sharing a byte only lock more).
-            request.l_start = off_t(cid & Int64.max)
-            request.l_len = 1
-            request.l_pid = 0
-            let result = Linux.call { fcntl(fd.rawValue, setOFDLock, &request) }
-            if case .failure(let error) = result {
-                _ = Glibc.close(fd.rawValue)
+            let taken: FileDescriptor?
+            do {
+                taken = try take(root)
+            } catch {
                 lock.release()
-                if error == .resourceTemporarilyUnavailable || error == .permissionDenied { return nil }
-                throw MoveError.system("cannot lock content \(cid) in", root.display(ReservedDirectory.name + "/" + ReservedDirectory.lockFile), error)
+                throw error
             }
-            lock.descriptors.append(fd)
+            guard let taken else {
+                lock.release()
+                return nil
+            }
+            lock.descriptors.append(taken)
         }
         return lock
+    }
+
+    /// Content `cid`'s lock in `root` alone: the descriptor that holds it (closing it releases it),
+    /// nil when another holder has it.
+    public static func lockOne(cid: Int64, in root: LevelRoot) throws -> FileDescriptor? {
+        let fd = try root.openLockFile()
+        var request = flock()
+        request.l_type = Int16(F_WRLCK)
+        request.l_whence = Int16(SEEK_SET)
+        // Any cid names a byte: the sign bit is dropped (two cids sharing a byte only lock more).
+        request.l_start = off_t(cid & Int64.max)
+        request.l_len = 1
+        request.l_pid = 0
+        let result = Linux.call { fcntl(fd.rawValue, setOFDLock, &request) }
+        if case .failure(let error) = result {
+            _ = Glibc.close(fd.rawValue)
+            if error == .resourceTemporarilyUnavailable || error == .permissionDenied { return nil }
+            throw MoveError.system("cannot lock content \(cid) in", root.display(ReservedDirectory.name + "/" + ReservedDirectory.lockFile), error)
+        }
+        return fd
     }
 
     /// Releases it in every level (closing the descriptors).

@@ -91,6 +91,11 @@ public final class DiskLooks: Sendable {
         }
     }
 
+    /// Whether a look at `level` is under way (one past the patience included).
+    public func isLooking(at level: String) -> Bool {
+        state.withLock { $0.levels[level]?.busySince != nil }
+    }
+
     private func begin(_ level: String, _ id: UInt64) -> Bool {
         state.withLock { state in
             guard state.levels[level]?.waiters[id] != nil else { return false }

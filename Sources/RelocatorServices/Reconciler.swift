@@ -5,6 +5,8 @@ import JobQueue
 import Logging
 import RelocatorCore
 import SQLStore
+import Synchronization
+import SystemPackage
 
 /// One thing reconcile found.
 public struct Finding: Sendable, Equatable {
@@ -111,7 +113,7 @@ public struct Reconciler {
     public var notAnswering: [String: String] { silent.levels }
     private let silent: SilentLevels
     /// The lookups of each level, on a queue of their own, each waited for at most the patience.
-    let looks: DiskLooks
+    public let looks: DiskLooks
     let token = "reconcile-\(ProcessInfo.processInfo.hostName):\(getpid()):\(WallClock.milliseconds())"
     /// Called with each finding as it is made (the command prints it), and with progress.
     let onFinding: (Finding) -> Void
@@ -170,6 +172,21 @@ public struct Reconciler {
         case .notAnswering:
             silent.levels[level] = Self.silence(settings.directories.directory(of: level) ?? level, settings.lookPatience, when: when)
             return nil
+        }
+    }
+
+    /// Content `cid`'s lock in the levels that answer, each level's taken on its queue of looks:
+    /// nil (holding none) when another holder has it, or a level does not answer (left alone from
+    /// then on; a lock its look takes after the patience is released at once).
+    private func lockContent(_ cid: Int64) throws -> ContentLock? {
+        try ContentLock.tryLock(cid: cid, in: answering) { root in
+            let handOff = LockHandOff()
+            guard let taken = try look(root.level, when: "as content \(cid)'s lock was taken", { try handOff.deliver(ContentLock.lockOne(cid: cid, in: root)) })
+            else {
+                handOff.abandon()
+                return nil
+            }
+            return taken
         }
     }
 
@@ -445,7 +462,7 @@ public struct Reconciler {
         }
         // (The levels that answer: one that does not is left alone, and a fix needs every level's
         // answer, read again under the lock.)
-        guard let lock = try ContentLock.tryLock(cid: cid, in: answering) else { return nil }
+        guard let lock = try lockContent(cid) else { return nil }
         defer { lock.release() }
         return try body(lock)
     }
@@ -461,11 +478,13 @@ public struct Reconciler {
             for (part, modified) in parts where modified < cutoff {
                 var finding = Finding(kind: .stalePart, cid: part.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
                 if settings.fix {
-                    if let lock = try ContentLock.tryLock(cid: part.cid, in: answering) {
+                    let silentBefore = notAnswering.count
+                    if let lock = try lockContent(part.cid) {
                         defer { lock.release() }
                         finding.fixed = try root.removeTemporary(part, holding: lock) ? "removed" : "already gone"
                     } else {
-                        finding.detail += "; left alone: a delivery of the content holds its lock"
+                        finding.detail += notAnswering.count > silentBefore ? "; left alone: a level did not answer as the content's lock was taken"
+                            : "; left alone: a delivery of the content holds its lock"
                     }
                 }
                 report(finding)
@@ -499,13 +518,15 @@ public struct Reconciler {
                 } else if settings.fix {
                     // New workers never use such a name: the content's lock is enough (its job, if
                     // any, may be in flight), and the rows and the job are read again under it.
-                    if let lock = try ContentLock.tryLock(cid: part.name.cid, in: answering) {
+                    let silentBefore = notAnswering.count
+                    if let lock = try lockContent(part.name.cid) {
                         defer { lock.release() }
                         if try mayMoveAside(part) {
                             finding.fixed = try root.moveAside(part, holding: lock).map { "moved to \(level)/\($0)" } ?? "already gone"
                         }
                     } else {
-                        finding.detail += "; left alone: a delivery of cid \(part.name.cid) holds its lock"
+                        finding.detail += notAnswering.count > silentBefore ? "; left alone: a level did not answer as the content's lock was taken"
+                            : "; left alone: a delivery of cid \(part.name.cid) holds its lock"
                     }
                 }
                 report(finding)
@@ -536,5 +557,34 @@ private final class SilentLevels {
 
     init(_ levels: [String: String]) {
         self.levels = levels
+    }
+}
+
+/// A content lock's descriptor handed from a look to the run: once the run has given up on the
+/// look (its level did not answer within the patience), a lock the look takes after is released
+/// at once, and one it took already is released by the run.
+private final class LockHandOff: Sendable {
+    private let state = Mutex<(taken: FileDescriptor?, abandoned: Bool)>((nil, false))
+
+    /// Called by the look with what it took: passed on, unless the run gave up meanwhile.
+    func deliver(_ taken: FileDescriptor?) -> FileDescriptor? {
+        state.withLock { state in
+            guard let taken else { return nil }
+            if state.abandoned {
+                try? taken.close()
+                return nil
+            }
+            state.taken = taken
+            return taken
+        }
+    }
+
+    /// The run gave up on the look.
+    func abandon() {
+        state.withLock { state in
+            state.abandoned = true
+            try? state.taken?.close()
+            state.taken = nil
+        }
     }
 }

@@ -123,6 +123,49 @@ import TestSupport
         #expect(after.map { "\($0.cid ?? 0) \($0.kind.rawValue)" } == ["2 missing", "4 wrong_level", "5 wrong_level"], "\(after.map(\.line))")
     }
 
+    /// A level that stops answering right as a content's lock is taken for a fix (its lock file's
+    /// open waits): that fix is not made, the level is left alone from then on, the run ends, and
+    /// the lock the look takes once the level answers is released at once.
+    @Test func aLevelThatStopsAnsweringAsAContentsLockIsTakenIsLeftAloneAndTheLockNotKept() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site(contents: [(1, "a.bin", "gold"), (2, "b.bin", "gold"), (3, "c.bin", "silver")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("bronze", "a.bin"), bytes: 100)
+        try TestFiles.make(site.path("bronze", "b.bin"), bytes: 100)
+        try TestFiles.make(site.path("silver", "c.bin"), bytes: 100)
+        let hold = site.root.path + "/hold-silver-lock-file"
+        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!, holdingLockFileOpenWhile: hold)
+        defer {
+            unlink(hold)
+            silver.remove()
+        }
+        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
+        // Without the bounds, the run waits until this watchdog lets the lock file open (a broken
+        // build fails on what it finds then, rather than hanging).
+        let watchdog = DispatchWorkItem { unlink(hold) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        defer { watchdog.cancel() }
+        // Content 1 is fixed with every level's lock; the hold begins before content 2.
+        let reconciler = try site.run(fix: true, directories: directories, { $0.lookPatience = .seconds(3) },
+                                      onProgress: { done, _ in if done == 1 { FileManager.default.createFile(atPath: hold, contents: nil) } })
+        let found = reconciler.findings
+        #expect(found.map { "\($0.cid ?? 0) \($0.kind.rawValue) \($0.fixed ?? "-")" }
+                == ["1 wrong_level database set to bronze", "2 wrong_level -", "0 level_unavailable -"], "\(found.map(\.line))")
+        #expect(found.last?.detail.hasPrefix("level 'silver' not looked at from some moment of the run on: its directory \(silver.path) did not answer "
+                                             + "within 3.0 seconds as content 2's lock was taken") == true, "\(found.last?.detail ?? "")")
+        #expect(found.last?.detail.hasSuffix("the 1 contents the database places on it that came after were left alone") == true)
+        #expect(try site.database.level(1) == "bronze" && site.database.level(2) == "gold" && site.database.level(3) == "silver")
+        // Once the lock file opens, the lock the late look takes is let go: once that look has
+        // ended, the content can be locked there.
+        unlink(hold)
+        let deadline = ContinuousClock.now + .seconds(60)
+        while reconciler.looks.isLooking(at: "silver") && ContinuousClock.now < deadline { usleep(20_000) }
+        #expect(!reconciler.looks.isLooking(at: "silver"))
+        let lock = try ContentLock.tryLock(cid: 2, in: [try LevelRoot(LevelPlace(level: "silver", directory: silver.path))])
+        #expect(lock != nil, "content 2's lock in silver is still held")
+        lock?.release()
+    }
+
     /// `café` with `é` and with `e` and a combining accent are two files and two names: neither a
     /// shared filename nor left unchecked.
     @Test func twoSpellingsOfOneCharacterAreTwoContentsFiles() throws {
