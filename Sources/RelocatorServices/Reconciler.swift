@@ -418,7 +418,7 @@ public struct Reconciler {
             let why = unlooked.map { "\($0): \(remote?.unanswered[$0] ?? "not looked at")" }.joined(separator: "; ")
             report(Finding(kind: .unverified, cid: content.cid,
                            detail: "\(filename) is on \(here), the database says \(content.level), and levels of other hosts were not looked at (\(why)); nothing decided"))
-        case .copies(let local, let others):
+        case .copies(let local, _):
             report(Finding(kind: .copiesOnHosts, cid: content.cid,
                            detail: "\(filename) is on \(local.isEmpty ? "no level of this host" : local.joined(separator: " and ") + " on this host") and on "
                                + "\(remote!.foundText(hosts: hosts)); the database says \(content.level); not compared across hosts, left untouched"))
