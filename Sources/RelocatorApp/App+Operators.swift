@@ -65,6 +65,11 @@ extension App {
                 guard let low = min ?? current?.minCounts, let high = max ?? current?.maxCounts else {
                     throw AppError.badRequest("level '\(level)' is new: give both --min and --max")
                 }
+                for (name, value) in [("min", min), ("max", max)] {
+                    if let value, !CountBound.range.contains(value) {
+                        throw AppError.badRequest(CountBound.rangeMessage(name, minimum: 0, maximum: CountBound.max, got: String(value), source: "option") + "; nothing changed")
+                    }
+                }
                 change.range = try store.setRange(level: level, min: low, max: high, force: force)
             }
             if changesPolicy { change.policy = try store.setPolicy(level: level, edit) }

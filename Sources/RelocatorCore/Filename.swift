@@ -1,6 +1,6 @@
 /// A content's filename, checked before it is joined to a level directory: relative, no `..` or `.`
 /// component, no NUL, no empty component, not too long, not inside the directory Relocator reserves
-/// in each level (`.relocator/`). Subdirectories (`a/b.mp4`) are allowed.
+/// in each level (`.relocator/`, in any case). Subdirectories (`a/b.mp4`) are allowed.
 public struct Filename: Equatable, Sendable, CustomStringConvertible {
     public let value: String
 
@@ -22,7 +22,10 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
             if component.utf8.elementsEqual(".".utf8) || component.isEmpty { throw Invalid(reason: "the filename has an empty or '.' component") }
             if component.utf8.count > 255 { throw Invalid(reason: "a filename component is longer than 255 bytes") }
         }
-        if components.first?.utf8.elementsEqual(ReservedDirectory.name.utf8) == true && !Mutant.reservedNameAllowed.isActive {
+        // In any case of its letters: on a filesystem that ignores case (vfat, exFAT, some network
+        // shares), `.Relocator/` is the reserved directory.
+        let asciiLowercase = { (byte: UInt8) in (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte }
+        if components.first.map({ $0.utf8.lazy.map(asciiLowercase).elementsEqual(ReservedDirectory.name.utf8) }) == true && !Mutant.reservedNameAllowed.isActive {
             throw Invalid(reason: "the filename is inside \(ReservedDirectory.name)/, the directory Relocator reserves in each level")
         }
         self.value = value

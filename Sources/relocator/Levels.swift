@@ -94,10 +94,11 @@ extension Relocator {
             @Argument(help: "The level's name (letters, digits, '_' and '-').")
             var level: String
 
-            @Option(parsing: .unconditional, help: "The lowest count of the level, ≥ 0.", transform: OptionValue.int64(0...Int64.max))
+            @Option(parsing: .unconditional, help: "The lowest count of the level, 0 to 2^53 − 1 (9007199254740991).", transform: OptionValue.int64(CountBound.range))
             var min: Int64?
 
-            @Option(parsing: .unconditional, help: "The highest count of the level, ≥ 0.", transform: OptionValue.int64(0...Int64.max))
+            @Option(parsing: .unconditional, help: "The highest count of the level, 0 to 2^53 − 1 (9007199254740991): a count is never higher.",
+                    transform: OptionValue.int64(CountBound.range))
             var max: Int64?
 
             @Flag(help: "Apply a range that leaves gaps or overlaps in the table.")

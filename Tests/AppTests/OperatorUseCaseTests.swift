@@ -47,6 +47,18 @@ import Testing
         #expect(try store.policies()["gold"] == nil)
     }
 
+    /// A level's counts stay within what a count can be (2^53 − 1): `/v1/levels` answers no number
+    /// a JSON client cannot hold.
+    @Test func aLevelsCountsAboveTheCountBoundAreRefused() async throws {
+        for (low, high) in [(10_000, Int64.max), (CountBound.max + 1, CountBound.max + 2), (-1, 5)] as [(Int64, Int64)] {
+            await #expect { try await app.setLevel("gold", min: low, max: high) } throws: {
+                Self.code($0) == "bad_request" && "\($0)".contains("must be a whole number between 0 and 9007199254740991") && "\($0)".hasSuffix("; nothing changed")
+            }
+        }
+        #expect(try store.levels().first { $0.name == "gold" }.map { [$0.minCounts, $0.maxCounts] } == [10_000, 99_999])
+        #expect(try await app.setLevel("gold", min: 10_000, max: CountBound.max).range?.range.maxCounts == CountBound.max)
+    }
+
     @Test func aNewLevelNeedsBothCountsAndAnExistingOneKeepsTheCountNotGiven() async throws {
         var edit = LevelPolicy.Edit()
         edit.maxMoves = .set(2)
