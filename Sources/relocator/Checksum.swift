@@ -25,7 +25,7 @@ extension Relocator {
             for file in files {
                 do {
                     let sum = file == "-" ? try Self.standardInput(mover, algorithm) : try mover.checksum(of: file, algorithm: algorithm)
-                    print("\(sum.hex)  \(Shown.text(file))")
+                    print(Self.line(sum.hex, file))
                 } catch let error as MoveError {
                     failed += 1
                     Self.report(error.message)
@@ -37,6 +37,13 @@ extension Relocator {
             if failed > 0 {
                 throw CommandFailure("\(failed) of \(files.count) file\(files.count == 1 ? "" : "s") could not be read")
             }
+        }
+
+        /// sha256sum's line: a name shown with escapes (`\\`, `\n`, `\r` as sha256sum writes them;
+        /// `Shown.text`) begins the line with a backslash, so that `sha256sum -c` reads it back.
+        static func line(_ hex: String, _ file: String) -> String {
+            let shown = Shown.text(file)
+            return (shown == file ? "" : "\\") + "\(hex)  \(shown)"
         }
 
         private static func report(_ message: String) {

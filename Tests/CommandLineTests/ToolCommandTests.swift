@@ -20,6 +20,23 @@ import TestSupport
         ])
     }
 
+    /// A name with a backslash, a line feed or a carriage return is written as sha256sum writes
+    /// it (escaped, the line begun with a backslash): `sha256sum -c` checks the output.
+    @Test func checksumWritesAnOddNameAsSha256sumDoesAndSha256sumChecksIt() throws {
+        let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
+        defer { cli.stop() }
+        let names = [cli.path + "/new\nline", cli.path + "/back\\slash", cli.path + "/carriage\rreturn", cli.path + "/plain"]
+        for (index, name) in names.enumerated() { try Data(repeating: UInt8(index), count: 1000 + index).write(to: URL(fileURLWithPath: name)) }
+        let result = try cli.run(["checksum", "--algorithm", "sha256"] + names)
+        #expect(result.status == 0, "\(result.stderr)")
+        let expected = try ProcessRunner.run(try #require(ProcessRunner.which("sha256sum")), names)
+        #expect(result.stdout == expected.stdout)
+        let list = cli.path + "/sums"
+        try result.stdout.write(toFile: list, atomically: true, encoding: .utf8)
+        let checked = try ProcessRunner.run(try #require(ProcessRunner.which("sha256sum")), ["-c", list])
+        #expect(checked.status == 0, "\(checked.stdout) \(checked.stderr)")
+    }
+
     /// A FIFO is refused as any file that is not a regular one, at once (its open waited for a
     /// writer for ever).
     @Test func checksumRefusesAFIFOWithoutWaitingForAWriter() throws {
