@@ -124,6 +124,15 @@ public func levelsNotAnswering(_ directories: LevelDirectories, within patience:
     return silent
 }
 
+/// `verifyLevelLayout` of the levels whose directory answers within `patience`, for a process
+/// that must not wait on a disk that does not (the API, a one-shot command): returns the others,
+/// with why (`levelsNotAnswering`), left out of the check.
+public func verifyAnsweringLevelLayout(_ directories: LevelDirectories, setting: String, within patience: Duration) throws -> [String: String] {
+    let silent = levelsNotAnswering(directories, within: patience)
+    _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: setting)
+    return silent
+}
+
 /// The levels whose directory this host has, and those it has not (no such path: the level lives
 /// on other hosts, whose workers serve its files). Only a missing path counts as absent: a path
 /// that exists but cannot be looked at, or is not a directory, is left for `verifyLevelLayout`

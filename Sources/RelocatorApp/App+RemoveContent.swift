@@ -51,7 +51,7 @@ extension App {
         guard case .names(let seen) = try await queue.withSession({ try $0.control(.levelsSeen(adding: [])) }) else {
             throw AppError.unavailable("cannot read which levels were in use; nothing removed")
         }
-        if let found = try await BlockingExecutor.shared.run({ try Self.copies(of: filename, in: directories, seen: Set(seen)) }), !found.isEmpty {
+        if let found = try await copies(of: filename, in: directories, seen: Set(seen)), !found.isEmpty {
             throw AppError.conflict("file_present", "cid \(cid)'s file is still on \(found.joined(separator: ", ")); nothing removed (remove the file first, or keep the content)")
         }
         // The queue forgets it first (safe to ask again): a failure there leaves the row, and the
@@ -85,9 +85,10 @@ extension App {
 
     /// Where a file lies at `filename`: `gold (/data/ssd/a.mp4)` for each level holding a regular
     /// file there; nil for a filename no level can hold (absolute, `..`…). `unavailable` when a
-    /// level of `seen` (in use before) has no `.relocator/`: out of service, it cannot tell.
-    /// Blocking.
-    public static func copies(of filename: String, in directories: LevelDirectories, seen: Set<String>) throws -> [String]? {
+    /// level of `seen` (in use before) has no `.relocator/`, or its directory does not answer
+    /// within the patience of `disks` (each level is looked at on its own queue of looks): out of
+    /// service, it cannot tell.
+    func copies(of filename: String, in directories: LevelDirectories, seen: Set<String>) async throws -> [String]? {
         let name: Filename
         do {
             name = try Filename(filename)
@@ -97,18 +98,26 @@ extension App {
         var found: [String] = []
         for level in directories.names {
             guard let place = directories.place(of: level) else { continue }
+            let inUseBefore = seen.contains(level)
             let status: LevelRoot.FileStatus
-            do {
+            switch await disks.look(level, {
                 let root = try LevelRoot(place)
-                if LevelReadiness.of(hasReservedDirectory: try root.hasReservedDirectory(), seenBefore: seen.contains(level)) == .unavailable {
+                if LevelReadiness.of(hasReservedDirectory: try root.hasReservedDirectory(), seenBefore: inUseBefore) == .unavailable {
                     throw AppError(.unavailable, "level_unavailable",
                                    "cannot tell whether \(level) holds \(filename): \(LevelReadiness.reason(level: level, directory: place.directory)); nothing removed")
                 }
-                status = try root.lookup(name)
-            } catch let error as AppError {
+                return try root.lookup(name)
+            }) {
+            case .answered(.success(let looked)):
+                status = looked
+            case .answered(.failure(let error as AppError)):
                 throw error
-            } catch {
+            case .answered(.failure(let error)):
                 throw AppError(.unavailable, "unavailable", "cannot tell whether \(level) holds \(filename): \(error); nothing removed")
+            case .notAnswering:
+                throw AppError(.unavailable, "level_unavailable",
+                               "cannot tell whether \(level) holds \(filename): its directory \(place.directory) did not answer within \(disks.patience) "
+                                   + "(a stalled disk, or a network filesystem whose server is gone); nothing removed")
             }
             if case .regularFile = status { found.append("\(level) (\(place.directory)/\(filename))") }
         }

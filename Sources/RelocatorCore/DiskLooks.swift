@@ -16,6 +16,8 @@ public final class DiskLooks: Sendable {
     }
 
     public let patience: Duration
+    /// The patience of a process that answers requests, and of a one-shot command's looks.
+    public static let requestPatience: Duration = .seconds(2)
 
     private struct Waiter {
         let since: ContinuousClock.Instant
@@ -39,7 +41,7 @@ public final class DiskLooks: Sendable {
 
     private let state = Mutex(State())
 
-    public init(patience: Duration = .seconds(2)) {
+    public init(patience: Duration = DiskLooks.requestPatience) {
         self.patience = patience
     }
 

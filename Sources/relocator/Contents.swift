@@ -167,7 +167,11 @@ extension Relocator {
 
             func run() async throws {
                 let (directories, setting) = try runtime.levelDirectories(flag: levelDirs)
-                _ = try verifyLevelLayout(directories, setting: setting)
+                // A level whose disk does not answer cannot say the file is gone: nothing is removed.
+                let silent = try verifyAnsweringLevelLayout(directories, setting: setting, within: DiskLooks.requestPatience)
+                if let (level, why) = silent.min(by: { $0.key < $1.key }) {
+                    throw CommandFailure("cannot tell whether level '\(level)' holds cid \(cid)'s file: \(why); nothing removed")
+                }
                 let service = try makeCommandService(runtime, database: database, access: .readWrite)
                 defer { service.close() }
                 let removed = try await service.removeContent(cid: cid, directories: directories, setting: setting,

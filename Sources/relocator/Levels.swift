@@ -198,7 +198,11 @@ extension Relocator {
                 guard let place = directories.place(of: level) else {
                     throw CommandFailure("level '\(level.prefix(80))' has no directory in \(setting), which names \(directories.names.joined(separator: ", "))")
                 }
-                _ = try verifyLevelLayout(directories, setting: setting)
+                // (The other levels' layout is checked as far as their disks answer.)
+                let silent = try verifyAnsweringLevelLayout(directories, setting: setting, within: DiskLooks.requestPatience)
+                if let why = silent[level] {
+                    throw CommandFailure("level \(level) (\(Shown.text(place.directory))): \(why); nothing done")
+                }
                 let root = try LevelRoot(place)
                 let had = try root.hasReservedDirectory()
                 try root.initialise()

@@ -45,11 +45,10 @@ extension Relocator {
             // Level directories, when given, must be sound, as for a worker — those that answer: a
             // disk that does not holds up neither the start nor a request (`App.disks`).
             if let directories = service.directories {
-                let silent = levelsNotAnswering(directories, within: service.disks.patience)
+                let silent = try verifyAnsweringLevelLayout(directories, setting: "RELOCATOR_LEVELS", within: service.disks.patience)
                 for (level, why) in silent.sorted(by: { $0.key < $1.key }) {
                     logger.warning("level '\(level)': \(why); it is not checked, and requests do not wait for it")
                 }
-                _ = try verifyLevelLayout(directories.filter { silent[$0] == nil }, setting: "RELOCATOR_LEVELS")
             }
             let environment = ProcessInfo.processInfo.environment
             // A credential of spaces only is none a client can send (HTTP trims them): refused.

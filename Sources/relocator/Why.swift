@@ -29,7 +29,8 @@ extension Relocator {
             var directories: LevelDirectories?
             if levelDirs != nil || !(runtime.environment["RELOCATOR_LEVELS"] ?? "").isEmpty {
                 let (found, setting) = try runtime.levelDirectories(flag: levelDirs)
-                _ = try verifyLevelLayout(found, setting: setting)
+                // (A level whose disk does not answer is not checked: the report says it did not answer.)
+                _ = try verifyAnsweringLevelLayout(found, setting: setting, within: DiskLooks.requestPatience)
                 directories = found
             }
             let (url, setting) = try database.resolved()

@@ -329,4 +329,37 @@ import TestSupport
         let after = try site.cluster.run(["reconcile"])
         #expect(after.stdout.contains("missing cid=1: c1.bin is on no level's disk"), "\(after.stdout)")
     }
+
+    /// The one-shot commands that look at the level directories end while a level's disk does not
+    /// answer: `why` says so, `contents remove` and `levels init` of that level refuse, each with a
+    /// one-line message and a non-zero exit, and nothing is changed.
+    @Test func operatorCommandsEndWhileALevelsDiskDoesNotAnswer() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site(startAPI: false)
+        defer { site.tearDown() }
+        // Without the bounds, each command waits until this watchdog lets gold answer (a broken
+        // build fails on what it prints then, rather than hanging).
+        let watchdog = DispatchWorkItem { site.gold.answer() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        defer { watchdog.cancel() }
+        site.gold.hang()
+        let why = try site.cluster.run(["why", "1", "--json"])
+        #expect(why.status == 0, "\(why.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(why.stdout.utf8)) as? [String: Any], "\(why.stdout)")
+        let disks = try #require(report["disks"] as? [[String: Any]], "\(report)")
+        #expect(disks.first { $0["level"] as? String == "gold" }?["state"] as? String == "not_answering", "\(disks)")
+        #expect(disks.first { $0["level"] as? String == "bronze" }?["state"] as? String == "file", "\(disks)")
+        let remove = try site.cluster.run(["contents", "remove", "--cid", "1"])
+        #expect(remove.status != 0 && remove.errorLines.count == 1, "\(remove.stderr)")
+        #expect(remove.stderr.contains("cannot tell whether level 'gold' holds cid 1's file: its directory \(site.gold.path) did not answer within"),
+                "\(remove.stderr)")
+        #expect(remove.stderr.contains("nothing removed"), "\(remove.stderr)")
+        let initialise = try site.cluster.run(["levels", "init", "gold"])
+        #expect(initialise.status != 0 && initialise.errorLines.count == 1, "\(initialise.stderr)")
+        #expect(initialise.stderr.contains("level gold (\(site.gold.path)): its directory \(site.gold.path) did not answer within"), "\(initialise.stderr)")
+        site.gold.answer()
+        #expect(TestFiles.exists(site.path(1, on: "bronze")))
+        let after = try site.cluster.run(["contents", "list", "--json"])
+        #expect(after.stdout.contains("\"cid\":1") || after.stdout.contains("\"cid\": 1"), "\(after.stdout)")
+    }
 }
