@@ -2,7 +2,7 @@
 """A level on a filesystem that can stop answering: a FUSE passthrough of a directory.
 
     /usr/bin/python3 Scripts/fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE]
-                                           [--hold-lock-file-open-while FILE]
+                                           [--hold-lock-file-open-while FILE] [--hold-root-listing-while FILE]
 
 Mounts BACKING at MOUNTPOINT and serves it until unmounted (or SIGTERM). Nothing is cached in the
 kernel (attributes and names are asked every time), so while this process is stopped (SIGSTOP)
@@ -11,7 +11,9 @@ them. The tests use it to hang a level under a running worker. With --hold-direc
 a directory's fsync waits for as long as FILE exists, and everything else answers: a device whose
 writeback stalls while what is cached still answers. With --hold-lock-file-open-while, an open of
 the level's lock file (.relocator/lock) waits for as long as FILE exists: a disk that stops
-answering right as a content's lock is taken. Needs Debian's python3-fusepy
+answering right as a content's lock is taken. With --hold-root-listing-while, a listing of the
+level directory itself waits for as long as FILE exists (a walk of the level that stops at its
+first directory). Needs Debian's python3-fusepy
 (Scripts/setup installs it), hence the system interpreter.
 """
 
@@ -26,10 +28,11 @@ from fusepy import FUSE, FuseOSError, Operations
 class Passthrough(Operations):
     LOCK_FILE = "/.relocator/lock"
 
-    def __init__(self, root, hold_directory_fsync=None, hold_lock_file_open=None):
+    def __init__(self, root, hold_directory_fsync=None, hold_lock_file_open=None, hold_root_listing=None):
         self.root = os.path.realpath(root)
         self.hold_directory_fsync = hold_directory_fsync
         self.hold_lock_file_open = hold_lock_file_open
+        self.hold_root_listing = hold_root_listing
 
     def _hold_lock_file(self, path):
         while path == self.LOCK_FILE and self.hold_lock_file_open and os.path.exists(self.hold_lock_file_open):
@@ -54,6 +57,8 @@ class Passthrough(Operations):
                                                       "st_size", "st_uid", "st_ino", "st_atime_ns", "st_mtime_ns", "st_ctime_ns")}
 
     def readdir(self, path, fh):
+        while path == "/" and self.hold_root_listing and os.path.exists(self.hold_root_listing):
+            time.sleep(0.02)
         return [".", ".."] + os.listdir(self._full(path))
 
     def readlink(self, path):
@@ -128,8 +133,9 @@ class Passthrough(Operations):
 
 
 def main(argv):
-    usage = "usage: fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE] [--hold-lock-file-open-while FILE]"
-    holds = {"--hold-directory-fsync-while": None, "--hold-lock-file-open-while": None}
+    usage = ("usage: fuse-level.py BACKING MOUNTPOINT [--hold-directory-fsync-while FILE] [--hold-lock-file-open-while FILE] "
+             "[--hold-root-listing-while FILE]")
+    holds = {"--hold-directory-fsync-while": None, "--hold-lock-file-open-while": None, "--hold-root-listing-while": None}
     if len(argv) < 2 or len(argv) % 2:
         sys.exit(usage)
     for option, value in zip(argv[2::2], argv[3::2]):
@@ -138,7 +144,7 @@ def main(argv):
         holds[option] = value
     # use_ino: the backing files' inode numbers (a hard link is one file); hard_remove: an open file
     # unlinked is gone, not renamed to .fuse_hidden*; no timeouts: every lookup reaches this process.
-    FUSE(Passthrough(argv[0], holds["--hold-directory-fsync-while"], holds["--hold-lock-file-open-while"]), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
+    FUSE(Passthrough(argv[0], holds["--hold-directory-fsync-while"], holds["--hold-lock-file-open-while"], holds["--hold-root-listing-while"]), argv[1], foreground=True, nothreads=False, use_ino=True, hard_remove=True,
          attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="relocator-test-level")
 
 

@@ -19,36 +19,14 @@ extension LevelRoot {
     /// Every regular file under the level directory whose name is a `LegacyPartName`, outside the
     /// reserved directory. Symbolic links are never followed (a linked directory is not entered).
     public func legacyParts() throws -> [LegacyPart] {
-        var found: [LegacyPart] = []
-        // Directories still to list, each opened only when its turn comes: what stays open is the
-        // directories on the way down that still have some to list.
-        var pending: [(parent: Descriptor?, relative: String)] = [(nil, "")]
-        while let (parent, relative) = pending.popLast() {
-            let directory: Descriptor
-            if let parent {
-                let name = String(Filename.components(of: relative).last!)
-                switch Linux.openAt(parent.fd, name, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
-                case .success(let fd): directory = Descriptor(fd, display: display(relative))
-                // Removed, or swapped for a link, since it was listed: not ours to enter.
-                case .failure(.noSuchFileOrDirectory), .failure(.tooManySymbolicLinkLevels), .failure(.notDirectory): continue
-                case .failure(let error): throw MoveError.system("cannot open the directory", display(relative), error)
-                }
-            } else {
-                directory = try reopenRoot()
-            }
-            for (name, type) in try entries(of: directory) {
-                let child = relative.isEmpty ? name : relative + "/" + name
-                if type == .directory {
-                    if relative.isEmpty && name == ReservedDirectory.name { continue }
-                    pending.append((directory, child))
-                } else if type == .regular, let part = LegacyPartName(parsing: name),
-                          case .success(let status?) = Linux.status(of: name, in: directory.fd), status.isRegularFile {
-                    found.append(LegacyPart(relativePath: child, name: part, modified: Int64(status.st_mtim.tv_sec)))
-                }
-            }
-        }
-        return found.sorted { $0.relativePath < $1.relativePath }
+        let walk = LegacyPartWalk(self)
+        while try walk.step() {}
+        return walk.parts
     }
+
+    /// The walk of `legacyParts`, a directory at a time (`step`), for a caller that waits for each
+    /// directory at most a patience (a disk that stops answering halfway).
+    public func legacyPartWalk() -> LegacyPartWalk { LegacyPartWalk(self) }
 
     /// Moves a file found under an earlier version's temporary name into `.relocator/orphans/` (its
     /// relative path as the name, `/` written `%2F`), never replacing anything, and fsyncs both
@@ -180,5 +158,50 @@ extension LevelRoot {
             result.append((name, type))
         }
         return result
+    }
+}
+
+/// The walk of a level for files under an earlier version's temporary name, a directory at a
+/// time: the directories still to list are each opened only when their turn comes (what stays
+/// open is the directories on the way down that still have some to list). Used by one thread at a
+/// time (a level's queue of looks: unchecked).
+public final class LegacyPartWalk: @unchecked Sendable {
+    private let root: LevelRoot
+    private var pending: [(parent: Descriptor?, relative: String)] = [(nil, "")]
+    private var found: [LevelRoot.LegacyPart] = []
+
+    init(_ root: LevelRoot) {
+        self.root = root
+    }
+
+    /// What was found, by path.
+    public var parts: [LevelRoot.LegacyPart] { found.sorted { $0.relativePath < $1.relativePath } }
+
+    /// Lists the next directory: false once none is left.
+    public func step() throws -> Bool {
+        guard let (parent, relative) = pending.popLast() else { return false }
+        let directory: Descriptor
+        if let parent {
+            let name = String(Filename.components(of: relative).last!)
+            switch Linux.openAt(parent.fd, name, flags: O_RDONLY | O_DIRECTORY | O_NOFOLLOW) {
+            case .success(let fd): directory = Descriptor(fd, display: root.display(relative))
+            // Removed, or swapped for a link, since it was listed: not ours to enter.
+            case .failure(.noSuchFileOrDirectory), .failure(.tooManySymbolicLinkLevels), .failure(.notDirectory): return true
+            case .failure(let error): throw MoveError.system("cannot open the directory", root.display(relative), error)
+            }
+        } else {
+            directory = try root.reopenRoot()
+        }
+        for (name, type) in try root.entries(of: directory) {
+            let child = relative.isEmpty ? name : relative + "/" + name
+            if type == .directory {
+                if relative.isEmpty && name == ReservedDirectory.name { continue }
+                pending.append((directory, child))
+            } else if type == .regular, let part = LegacyPartName(parsing: name),
+                      case .success(let status?) = Linux.status(of: name, in: directory.fd), status.isRegularFile {
+                found.append(LevelRoot.LegacyPart(relativePath: child, name: part, modified: Int64(status.st_mtim.tv_sec)))
+            }
+        }
+        return true
     }
 }

@@ -502,10 +502,14 @@ public struct Reconciler {
         let filenames = Set(contents.map(\.filename))
         var byFileName: [Substring: [Int64]] = [:]
         for content in contents { byFileName[LegacyPartName.fileName(of: content.filename), default: []].append(content.cid) }
-        // (A walk of the whole level, waited for as long as it takes, of the levels that answered.)
         for level in levels where notAnswering[level] == nil {
             let root = roots[level]!
-            for part in try root.legacyParts() where part.modified < cutoff {
+            // A directory at a time, each waited for at most the patience: a level that stops
+            // answering halfway is left alone (nothing it holds is moved aside).
+            let walk = root.legacyPartWalk()
+            while let more = try look(level, when: "as its directories were walked", { try walk.step() }), more {}
+            guard notAnswering[level] == nil else { continue }
+            for part in walk.parts where part.modified < cutoff {
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
                 let named = byFileName[LegacyPartName.fileName(of: part.relativePath)] ?? []
                 if try inFlight(part) { continue }

@@ -166,6 +166,38 @@ import TestSupport
         lock?.release()
     }
 
+    /// A level that stops answering as it is walked for an earlier version's temporary names (its
+    /// listing waits): the walk is left, nothing of it is moved aside, the other levels are walked,
+    /// and the run ends.
+    @Test func aLevelThatStopsAnsweringAsItIsWalkedIsLeftAloneAndTheRunEnds() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site(contents: [(1, "a.bin", "gold")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("gold", "a.bin"), bytes: 100)
+        let old = Date(timeIntervalSinceNow: -7200)
+        try TestFiles.make(site.path("silver", ".x.bin.relocator-7-1.part"), bytes: 10, mtime: old)
+        try TestFiles.make(site.path("bronze", ".y.bin.relocator-8-1.part"), bytes: 10, mtime: old)
+        let hold = site.root.path + "/hold-silver-listing"
+        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!, holdingRootListingWhile: hold)
+        defer {
+            unlink(hold)
+            silver.remove()
+        }
+        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
+        // Without the bounds, the run waits until this watchdog lets the listing answer (a broken
+        // build fails on what it finds then, rather than hanging).
+        let watchdog = DispatchWorkItem { unlink(hold) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        defer { watchdog.cancel() }
+        FileManager.default.createFile(atPath: hold, contents: nil)
+        let found = try site.run(fix: true, directories: directories) { $0.lookPatience = .seconds(3) }.findings
+        #expect(found.map { "\($0.cid ?? 0) \($0.kind.rawValue)" } == ["8 legacy_part", "0 level_unavailable"], "\(found.map(\.line))")
+        #expect(found.first?.fixed == "moved to bronze/.relocator/orphans/.y.bin.relocator-8-1.part", "\(found.map(\.line))")
+        #expect(found.last?.detail.hasPrefix("level 'silver' not looked at from some moment of the run on: its directory \(silver.path) did not answer "
+                                             + "within 3.0 seconds as its directories were walked") == true, "\(found.last?.detail ?? "")")
+        #expect(TestFiles.exists(site.path("silver", ".x.bin.relocator-7-1.part")))
+    }
+
     /// `café` with `é` and with `e` and a combining accent are two files and two names: neither a
     /// shared filename nor left unchecked.
     @Test func twoSpellingsOfOneCharacterAreTwoContentsFiles() throws {

@@ -19,10 +19,13 @@ public final class FuseLevel: @unchecked Sendable {
     /// `holdingDirectoryFsyncWhile`: a directory's fsync waits for as long as that file exists,
     /// and every other access answers (a device whose writeback stalls). `holdingLockFileOpenWhile`:
     /// an open of the level's lock file (`.relocator/lock`) waits for as long as that file exists.
-    public init(serving backing: String, holdingDirectoryFsyncWhile hold: String? = nil, holdingLockFileOpenWhile lockHold: String? = nil) throws {
+    /// `holdingRootListingWhile`: a listing of the level directory itself waits so.
+    public init(serving backing: String, holdingDirectoryFsyncWhile hold: String? = nil, holdingLockFileOpenWhile lockHold: String? = nil,
+                holdingRootListingWhile listingHold: String? = nil) throws {
         path = try TemporaryDirectory("relocator-fuse").path
         let script = TestEnvironment.packageRoot.path + "/Scripts/fuse-level.py"
         let holds = (hold.map { ["--hold-directory-fsync-while", $0] } ?? []) + (lockHold.map { ["--hold-lock-file-open-while", $0] } ?? [])
+            + (listingHold.map { ["--hold-root-listing-while", $0] } ?? [])
         daemon = try ChildProcess("/usr/bin/python3", [script, backing, path] + holds, environment: ProcessInfo.processInfo.environment,
                                   stderrPath: path + ".log")
         let deadline = ContinuousClock.now + .seconds(30)
