@@ -15,6 +15,7 @@ extension Worker {
         let interval = Heartbeat.renewalInterval(ttl: settings.heartbeatTTL)
         var unknownBefore: Set<String> = []
         var stopDeadline: ContinuousClock.Instant?
+        var stuckSaid = false
         while !slotsDone.wait(for: interval) {
             checkLevels()
             // Kept connections to transfer endpoints idle too long, also when no pull asks anything.
@@ -23,7 +24,16 @@ extension Worker {
                 let deadline = stopDeadline ?? .now + settings.gracePeriod
                 stopDeadline = deadline
                 if ContinuousClock.now >= deadline, cancel.raise() {
-                    logger.warning("grace period over: cancelling the moves in flight; their jobs go back to the queue")
+                    logger.warning("grace period over: cancelling the moves in flight; each job goes back to the queue once its slot stops")
+                }
+                // A move inside a filesystem that does not answer cannot be called off: said once,
+                // as it is (the heartbeat goes on, so that no other worker takes the job meanwhile).
+                if !stuckSaid, ContinuousClock.now >= deadline + Self.levelPatience(heartbeatTTL: settings.heartbeatTTL) {
+                    stuckSaid = true
+                    let held = holding.withLock { $0.count }
+                    let silent = unavailableLevels.withLock { $0 }.keys.sorted()
+                    let waiting = silent.isEmpty ? "" : ": a slot waits on a level out of service (\(silent.joined(separator: ", ")))"
+                    logger.error("\(held) move\(held == 1 ? " has" : "s have") not stopped since the grace period ended\(waiting); this worker keeps its heartbeat and its jobs until they stop, and gives them back then")
                 }
             }
             do {

@@ -255,6 +255,33 @@ import TestSupport
         #expect(!FileManager.default.fileExists(atPath: site.root.path + "/gold-disk/c4.bin"))
     }
 
+    /// A worker stopped while a slot's move is inside a level that does not answer: the move
+    /// cannot be called off, and the worker says so once the grace period and the level patience
+    /// are over — it keeps its heartbeat and the job (no other worker takes it meanwhile) — and
+    /// gives the job back and ends once the level answers.
+    @Test func aWorkerStoppedWhileAMoveWaitsInsideAHungLevelSaysSoAndGivesItBackOnceItAnswers() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site()
+        defer { site.tearDown() }
+        let cluster = site.cluster
+        let worker = try cluster.startWorker("w1", concurrency: 1)
+        try cluster.waitUntil("the worker to start") { cluster.log("w1").contains("started") }
+        site.gold.hang()
+        #expect(try site.post(4, 10) == 200)
+        try cluster.waitUntil("the move out of gold taken") { try site.status(4) == "moving" }
+        worker.signal(SIGTERM)
+        try cluster.waitUntil("the worker to say its move has not stopped") {
+            cluster.wholeLog("w1").contains("1 move has not stopped since the grace period ended")
+        }
+        #expect(cluster.wholeLog("w1").contains("this worker keeps its heartbeat and its jobs until they stop, and gives them back then"))
+        #expect(try site.status(4) == "moving")
+        site.gold.answer()
+        #expect(worker.wait(timeout: .seconds(60)) == 0, "\(cluster.log("w1"))")
+        try cluster.startWorker("w2", concurrency: 1)
+        try cluster.waitUntil("the move done by the next worker") { try site.status(4) == "committed" }
+        #expect(try TestFiles.sha256(site.path(4, on: "bronze")) == site.sums[4])
+    }
+
     /// A worker and the API (re)started while a level's disk hangs: they start; the worker serves
     /// the other levels with the hung one out of service, and opens, checks and prepares that level
     /// once it answers.
