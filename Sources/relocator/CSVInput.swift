@@ -190,9 +190,19 @@ enum InputFile {
             data.append(contentsOf: buffer[0..<count])
         }
         guard let text = String(validating: data, as: UTF8.self) else {
-            throw CommandFailure("cannot read \(path): it is not UTF-8 text")
+            throw CommandFailure("cannot read \(path): \(firstNotUTF8(data)) UTF-8 text")
         }
         return text
+    }
+
+    /// Where `data` first is not UTF-8: `line 3` (from 1).
+    static func firstNotUTF8(_ data: [UInt8]) -> String {
+        var line = 1
+        for piece in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if String(validating: piece, as: UTF8.self) == nil { return "line \(line) is not" }
+            line += 1
+        }
+        return "it is not"
     }
 }
 

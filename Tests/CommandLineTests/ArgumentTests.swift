@@ -58,6 +58,20 @@ import TestSupport
                 "\(result.stderr)")
     }
 
+    /// A file of counts with a line that is not UTF-8: refused in one line that names the line.
+    @Test func aFileWithALineThatIsNotUTF8IsRefusedNamingTheLine() throws {
+        let cli = try CLIWorkspace()
+        defer { cli.stop() }
+        #expect(try cli.run(["migrate"]).status == 0)
+        let path = cli.path + "/counts.csv"
+        try Data("cid,count\n1,5\n".utf8 + [0x32, 0x2C, 0x35, 0xE9, 0x0A] + "3,7\n".utf8).write(to: URL(fileURLWithPath: path))
+        for flags in [[], ["--skip-bad"]] {
+            let result = try cli.run(["enqueue", "--file", path] + flags)
+            #expect(result.status == 1 && result.errorLines.count == 1, "\(result.stderr)")
+            #expect(result.stderr == "Error: cannot read \(path): line 3 is not UTF-8 text\n", "\(result.stderr)")
+        }
+    }
+
     @Test(arguments: [
         (["dlq", "replay", "--cid", "99", "--dry-run"], "no dead job for cid 99; nothing replayed"),
         (["dlq", "purge", "--cid", "99"], "no dead job for cid 99; nothing purged"),
