@@ -65,8 +65,9 @@ extension App {
                 guard let low = min ?? current?.minCounts, let high = max ?? current?.maxCounts else {
                     throw AppError.badRequest("level '\(level)' is new: give both --min and --max")
                 }
-                for (name, value) in [("min", min), ("max", max)] {
-                    if let value, !CountBound.range.contains(value) {
+                // (The counts the level will have: one kept from before is checked too.)
+                for (name, value) in [("min", low), ("max", high)] {
+                    if !CountBound.range.contains(value) {
                         throw AppError.badRequest(CountBound.rangeMessage(name, minimum: 0, maximum: CountBound.max, got: String(value), source: "option") + "; nothing changed")
                     }
                 }

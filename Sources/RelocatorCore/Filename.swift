@@ -22,10 +22,13 @@ public struct Filename: Equatable, Sendable, CustomStringConvertible {
             if component.utf8.elementsEqual(".".utf8) || component.isEmpty { throw Invalid(reason: "the filename has an empty or '.' component") }
             if component.utf8.count > 255 { throw Invalid(reason: "a filename component is longer than 255 bytes") }
         }
-        // In any case of its letters: on a filesystem that ignores case (vfat, exFAT, some network
-        // shares), `.Relocator/` is the reserved directory.
+        // In any case of its letters, and with trailing dots or spaces: on a filesystem that
+        // ignores case and drops them (vfat, exFAT, some network shares), `.Relocator./` is the
+        // reserved directory.
         let asciiLowercase = { (byte: UInt8) in (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte + 32 : byte }
-        if components.first.map({ $0.utf8.lazy.map(asciiLowercase).elementsEqual(ReservedDirectory.name.utf8) }) == true && !Mutant.reservedNameAllowed.isActive {
+        var first = Substring(components.first ?? "").utf8
+        while let last = first.last, last == UInt8(ascii: ".") || last == UInt8(ascii: " ") { first = first.dropLast() }
+        if first.lazy.map(asciiLowercase).elementsEqual(ReservedDirectory.name.utf8) && !Mutant.reservedNameAllowed.isActive {
             throw Invalid(reason: "the filename is inside \(ReservedDirectory.name)/, the directory Relocator reserves in each level")
         }
         self.value = value

@@ -179,7 +179,9 @@ public struct Reconciler {
     /// nil (holding none) when another holder has it, or a level does not answer (left alone from
     /// then on; a lock its look takes after the patience is released at once).
     private func lockContent(_ cid: Int64) throws -> ContentLock? {
-        try ContentLock.tryLock(cid: cid, in: answering) { root in
+        // (No level answers: no lock, rather than a lock of none.)
+        guard !answering.isEmpty else { return nil }
+        return try ContentLock.tryLock(cid: cid, in: answering) { root in
             let handOff = LockHandOff()
             guard let taken = try look(root.level, when: "as content \(cid)'s lock was taken", { try handOff.deliver(ContentLock.lockOne(cid: cid, in: root)) })
             else {
@@ -476,6 +478,8 @@ public struct Reconciler {
             let root = roots[level]!
             guard let parts = try look(level, when: "as its temporary files were listed", { try root.temporaryFiles() }) else { continue }
             for (part, modified) in parts where modified < cutoff {
+                // A level that stopped answering meanwhile (as a lock was taken) is left alone.
+                guard notAnswering[level] == nil else { break }
                 var finding = Finding(kind: .stalePart, cid: part.cid, detail: "\(level)/\(part.relativePath) belongs to no move in flight")
                 if settings.fix {
                     let silentBefore = notAnswering.count
@@ -510,6 +514,7 @@ public struct Reconciler {
             while let more = try look(level, when: "as its directories were walked", { try walk.step() }), more {}
             guard notAnswering[level] == nil else { continue }
             for part in walk.parts where part.modified < cutoff {
+                guard notAnswering[level] == nil else { break }
                 if filenames.contains(part.relativePath) { continue }  // a content's file, whatever its name looks like
                 let named = byFileName[LegacyPartName.fileName(of: part.relativePath)] ?? []
                 if try inFlight(part) { continue }

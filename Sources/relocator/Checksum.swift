@@ -39,10 +39,17 @@ extension Relocator {
             }
         }
 
-        /// sha256sum's line: a name shown with escapes (`\\`, `\n`, `\r` as sha256sum writes them;
-        /// `Shown.text`) begins the line with a backslash, so that `sha256sum -c` reads it back.
+        /// sha256sum's line: a name with a backslash, a line feed or a carriage return has them
+        /// escaped as sha256sum writes them (`\\`, `\n`, `\r`) and begins the line with a
+        /// backslash, so that `sha256sum -c` reads it back; a tab is written as it is, as
+        /// sha256sum does. Other control characters and the marks that reorder or hide text are
+        /// escaped as every name the command line shows (`Shown.text`: `\u{1B}`), which sha256sum
+        /// does not read back: such a name never reaches a terminal as it is.
         static func line(_ hex: String, _ file: String) -> String {
-            let shown = Shown.text(file)
+            var shown = ""
+            for scalar in file.unicodeScalars {
+                if scalar == "\t" { shown.unicodeScalars.append(scalar) } else { shown += Shown.text(String(scalar)) }
+            }
             return (shown == file ? "" : "\\") + "\(hex)  \(shown)"
         }
 

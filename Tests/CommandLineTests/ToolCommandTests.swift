@@ -25,7 +25,7 @@ import TestSupport
     @Test func checksumWritesAnOddNameAsSha256sumDoesAndSha256sumChecksIt() throws {
         let cli = try CLIWorkspace(redis: CLIWorkspace.noRedis)
         defer { cli.stop() }
-        let names = [cli.path + "/new\nline", cli.path + "/back\\slash", cli.path + "/carriage\rreturn", cli.path + "/plain"]
+        let names = [cli.path + "/new\nline", cli.path + "/back\\slash", cli.path + "/carriage\rreturn", cli.path + "/tab\tbed", cli.path + "/plain"]
         for (index, name) in names.enumerated() { try Data(repeating: UInt8(index), count: 1000 + index).write(to: URL(fileURLWithPath: name)) }
         let result = try cli.run(["checksum", "--algorithm", "sha256"] + names)
         #expect(result.status == 0, "\(result.stderr)")
@@ -35,6 +35,11 @@ import TestSupport
         try result.stdout.write(toFile: list, atomically: true, encoding: .utf8)
         let checked = try ProcessRunner.run(try #require(ProcessRunner.which("sha256sum")), ["-c", list])
         #expect(checked.status == 0, "\(checked.stdout) \(checked.stderr)")
+        // A terminal's escape sequence is never written as it is (sha256sum would): shown escaped.
+        let escape = cli.path + "/esc\u{1B}[31mred"
+        try Data([1]).write(to: URL(fileURLWithPath: escape))
+        let shown = try cli.run(["checksum", escape])
+        #expect(shown.stdout.hasPrefix("\\") && shown.stdout.hasSuffix("  \(cli.path)/esc\\u{1B}[31mred\n"), "\(shown.stdout)")
     }
 
     /// A FIFO is refused as any file that is not a regular one, at once (its open waited for a

@@ -78,7 +78,8 @@ import TestSupport
 
     @Test func noContentMayLiveInTheReservedDirectory() throws {
         // In any case: on a filesystem that ignores case, `.Relocator/` is the same directory.
-        for name in [".relocator/tmp/7-1.part", ".relocator/lock", ".relocator", ".Relocator/tmp/7-1.part", ".RELOCATOR", ".reLocator/x"] {
+        for name in [".relocator/tmp/7-1.part", ".relocator/lock", ".relocator", ".Relocator/tmp/7-1.part", ".RELOCATOR", ".reLocator/x",
+                     ".relocator./lock", ".Relocator . /x"] {
             #expect { try Filename(name) } throws: { "\($0)".contains(".relocator/") }
         }
         // Only the level's own reserved directory: a deeper one, or a look-alike, is a name like any other.

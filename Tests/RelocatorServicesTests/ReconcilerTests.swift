@@ -166,6 +166,36 @@ import TestSupport
         lock?.release()
     }
 
+    /// A level that stops answering as the lock of its first stale temporary file is taken: that
+    /// file and the next are left where they are — neither is removed under the other levels'
+    /// locks alone — and the run ends.
+    @Test func aLevelThatStopsAnsweringAsAStalePartsLockIsTakenKeepsItsParts() throws {
+        try #require(FuseLevel.missing == nil, "\(FuseLevel.missing ?? "")")
+        let site = try Site(contents: [(1, "a.bin", "gold")])
+        defer { site.remove() }
+        try TestFiles.make(site.path("gold", "a.bin"), bytes: 100)
+        let old = Date(timeIntervalSinceNow: -7200)
+        let parts = [site.path("silver", ".relocator/tmp/7-1.part"), site.path("silver", ".relocator/tmp/8-1.part")]
+        for part in parts { try TestFiles.make(part, bytes: 10, mtime: old) }
+        let hold = site.root.path + "/hold-silver-lock-file"
+        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!, holdingLockFileOpenWhile: hold)
+        defer {
+            unlink(hold)
+            silver.remove()
+        }
+        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
+        let watchdog = DispatchWorkItem { unlink(hold) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        defer { watchdog.cancel() }
+        // The hold begins once the contents are checked, before the temporary files.
+        let found = try site.run(fix: true, directories: directories, { $0.lookPatience = .seconds(3) },
+                                 onProgress: { done, all in if done == all { FileManager.default.createFile(atPath: hold, contents: nil) } }).findings
+        #expect(found.map(\.kind) == [.stalePart, .levelUnavailable], "\(found.map(\.line))")
+        #expect(found.first?.fixed == nil && found.first?.detail.hasSuffix("; left alone: a level did not answer as the content's lock was taken") == true,
+                "\(found.map(\.line))")
+        #expect(parts.allSatisfy { TestFiles.exists($0) })
+    }
+
     /// A level that stops answering as it is walked for an earlier version's temporary names (its
     /// listing waits): the walk is left, nothing of it is moved aside, the other levels are walked,
     /// and the run ends.
