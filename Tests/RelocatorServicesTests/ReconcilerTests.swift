@@ -51,6 +51,48 @@ import TestSupport
         }
     }
 
+    /// The site's silver served through a FUSE passthrough (`FuseLevel`), and the level directories
+    /// with it there. `holding`: the access that waits while the hold file exists (`hold()` makes
+    /// it); with none, `hang()` stops the level. A watchdog lets the level answer after ten
+    /// minutes: a build without the bounds fails on what it finds then, rather than hanging.
+    final class FuseSilver: @unchecked Sendable {
+        enum Held { case nothing, lockFileOpen, rootListing }
+        let level: FuseLevel
+        let directories: LevelDirectories
+        private let holdFile: String
+        private let watchdog: DispatchWorkItem
+
+        init(_ site: Site, holding held: Held = .nothing) throws {
+            let backing = site.directories.directory(of: "silver")!, holdFile = site.root.path + "/hold-silver"
+            let level: FuseLevel
+            switch held {
+            case .nothing: level = try FuseLevel(serving: backing)
+            case .lockFileOpen: level = try FuseLevel(serving: backing, holdingLockFileOpenWhile: holdFile)
+            case .rootListing: level = try FuseLevel(serving: backing, holdingRootListingWhile: holdFile)
+            }
+            self.level = level
+            self.holdFile = holdFile
+            directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? level.path : site.directories.directory(of: $0)!) })
+            watchdog = DispatchWorkItem {
+                unlink(holdFile)
+                level.answer()
+            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
+        }
+
+        var path: String { level.path }
+        func hang() { level.hang() }
+        func answer() { level.answer() }
+        func hold() { FileManager.default.createFile(atPath: holdFile, contents: nil) }
+        func release() { unlink(holdFile) }
+
+        func remove() {
+            watchdog.cancel()
+            release()
+            level.remove()
+        }
+    }
+
     /// A level whose directory stops answering (a FUSE level whose daemon is stopped, as a hard
     /// NFS mount whose server is gone) holds up the run for at most the patience, whether it was
     /// silent before the run (`levelsNotAnswering`, as the command looks), when the run opens it,
@@ -72,14 +114,9 @@ import TestSupport
         let stale = site.path("gold", ".relocator/tmp/9-1.part")
         try TestFiles.make(stale, bytes: 10)
         try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: stale)
-        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!)
+        let silver = try FuseSilver(site)
         defer { silver.remove() }
-        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
-        // Without the bounds, the run waits until this watchdog lets the level answer (a broken
-        // build fails on what it finds then, rather than hanging).
-        let watchdog = DispatchWorkItem { silver.answer() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
-        defer { watchdog.cancel() }
+        let directories = silver.directories
         silver.hang()
         // (A patience the levels that answer keep well within on a loaded machine.)
         let patience = Duration.seconds(3)
@@ -133,21 +170,11 @@ import TestSupport
         try TestFiles.make(site.path("bronze", "a.bin"), bytes: 100)
         try TestFiles.make(site.path("bronze", "b.bin"), bytes: 100)
         try TestFiles.make(site.path("silver", "c.bin"), bytes: 100)
-        let hold = site.root.path + "/hold-silver-lock-file"
-        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!, holdingLockFileOpenWhile: hold)
-        defer {
-            unlink(hold)
-            silver.remove()
-        }
-        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
-        // Without the bounds, the run waits until this watchdog lets the lock file open (a broken
-        // build fails on what it finds then, rather than hanging).
-        let watchdog = DispatchWorkItem { unlink(hold) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
-        defer { watchdog.cancel() }
+        let silver = try FuseSilver(site, holding: .lockFileOpen)
+        defer { silver.remove() }
         // Content 1 is fixed with every level's lock; the hold begins before content 2.
-        let reconciler = try site.run(fix: true, directories: directories, { $0.lookPatience = .seconds(3) },
-                                      onProgress: { done, _ in if done == 1 { FileManager.default.createFile(atPath: hold, contents: nil) } })
+        let reconciler = try site.run(fix: true, directories: silver.directories, { $0.lookPatience = .seconds(3) },
+                                      onProgress: { done, _ in if done == 1 { silver.hold() } })
         let found = reconciler.findings
         #expect(found.map { "\($0.cid ?? 0) \($0.kind.rawValue) \($0.fixed ?? "-")" }
                 == ["1 wrong_level database set to bronze", "2 wrong_level -", "0 level_unavailable -"], "\(found.map(\.line))")
@@ -157,7 +184,7 @@ import TestSupport
         #expect(try site.database.level(1) == "bronze" && site.database.level(2) == "gold" && site.database.level(3) == "silver")
         // Once the lock file opens, the lock the late look takes is let go: once that look has
         // ended, the content can be locked there.
-        unlink(hold)
+        silver.release()
         let deadline = ContinuousClock.now + .seconds(60)
         while reconciler.looks.isLooking(at: "silver") && ContinuousClock.now < deadline { usleep(20_000) }
         #expect(!reconciler.looks.isLooking(at: "silver"))
@@ -177,19 +204,11 @@ import TestSupport
         let old = Date(timeIntervalSinceNow: -7200)
         let parts = [site.path("silver", ".relocator/tmp/7-1.part"), site.path("silver", ".relocator/tmp/8-1.part")]
         for part in parts { try TestFiles.make(part, bytes: 10, mtime: old) }
-        let hold = site.root.path + "/hold-silver-lock-file"
-        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!, holdingLockFileOpenWhile: hold)
-        defer {
-            unlink(hold)
-            silver.remove()
-        }
-        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
-        let watchdog = DispatchWorkItem { unlink(hold) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
-        defer { watchdog.cancel() }
+        let silver = try FuseSilver(site, holding: .lockFileOpen)
+        defer { silver.remove() }
         // The hold begins once the contents are checked, before the temporary files.
-        let found = try site.run(fix: true, directories: directories, { $0.lookPatience = .seconds(3) },
-                                 onProgress: { done, all in if done == all { FileManager.default.createFile(atPath: hold, contents: nil) } }).findings
+        let found = try site.run(fix: true, directories: silver.directories, { $0.lookPatience = .seconds(3) },
+                                 onProgress: { done, all in if done == all { silver.hold() } }).findings
         #expect(found.map(\.kind) == [.stalePart, .levelUnavailable], "\(found.map(\.line))")
         #expect(found.first?.fixed == nil && found.first?.detail.hasSuffix("; left alone: a level did not answer as the content's lock was taken") == true,
                 "\(found.map(\.line))")
@@ -207,20 +226,10 @@ import TestSupport
         let old = Date(timeIntervalSinceNow: -7200)
         try TestFiles.make(site.path("silver", ".x.bin.relocator-7-1.part"), bytes: 10, mtime: old)
         try TestFiles.make(site.path("bronze", ".y.bin.relocator-8-1.part"), bytes: 10, mtime: old)
-        let hold = site.root.path + "/hold-silver-listing"
-        let silver = try FuseLevel(serving: site.directories.directory(of: "silver")!, holdingRootListingWhile: hold)
-        defer {
-            unlink(hold)
-            silver.remove()
-        }
-        let directories = LevelDirectories(["gold", "silver", "bronze"].map { ($0, $0 == "silver" ? silver.path : site.directories.directory(of: $0)!) })
-        // Without the bounds, the run waits until this watchdog lets the listing answer (a broken
-        // build fails on what it finds then, rather than hanging).
-        let watchdog = DispatchWorkItem { unlink(hold) }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 600, execute: watchdog)
-        defer { watchdog.cancel() }
-        FileManager.default.createFile(atPath: hold, contents: nil)
-        let found = try site.run(fix: true, directories: directories) { $0.lookPatience = .seconds(3) }.findings
+        let silver = try FuseSilver(site, holding: .rootListing)
+        defer { silver.remove() }
+        silver.hold()
+        let found = try site.run(fix: true, directories: silver.directories) { $0.lookPatience = .seconds(3) }.findings
         #expect(found.map { "\($0.cid ?? 0) \($0.kind.rawValue)" } == ["8 legacy_part", "0 level_unavailable"], "\(found.map(\.line))")
         #expect(found.first?.fixed == "moved to bronze/.relocator/orphans/.y.bin.relocator-8-1.part", "\(found.map(\.line))")
         #expect(found.last?.detail.hasPrefix("level 'silver' not looked at from some moment of the run on: its directory \(silver.path) did not answer "
