@@ -107,10 +107,14 @@ end
 -- score it has on its target (a reversed move: it returns where it was scored), or is scored by
 -- its count. One ZMSCORE and one ZREM per level left, one ZADD per level reached, and one ZMSCORE
 -- per level for contents arriving with no score.
+-- Each of `cids`' score among `level`'s residents, into `into` by 'level cid'.
+local function residentScores(level, cids, into)
+  local found = inPieces('ZMSCORE', residents[level], cids, true)
+  for i, cid in ipairs(cids) do into[level .. ' ' .. cid] = found[i] end
+end
 local scores = {}
 for level, cids in pairs(leaving) do
-  local found = inPieces('ZMSCORE', residents[level], cids, true)
-  for i, cid in ipairs(cids) do scores[level .. ' ' .. cid] = found[i] end
+  residentScores(level, cids, scores)
   inPieces('ZREM', residents[level], cids)
 end
 local unscored = {}
@@ -124,10 +128,7 @@ for _, a in ipairs(arrivals) do
   end
 end
 local kept = {}
-for level, cids in pairs(unscored) do
-  local found = inPieces('ZMSCORE', residents[level], cids, true)
-  for i, cid in ipairs(cids) do kept[level .. ' ' .. cid] = found[i] end
-end
+for level, cids in pairs(unscored) do residentScores(level, cids, kept) end
 local adds = {}
 for _, a in ipairs(arrivals) do
   adds[a.to] = adds[a.to] or {}
